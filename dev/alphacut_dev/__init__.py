@@ -1,0 +1,1 @@
+"""Dev-time tools for alphacut: the model build, the TFLite converter. Never shipped in a layer."""

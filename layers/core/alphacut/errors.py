@@ -1,0 +1,92 @@
+"""One error hierarchy for the whole service.
+
+Every error names what is wrong (``field`` for a request field, ``limit`` for the bound it broke);
+the API layer maps each class to its HTTP status in one table (``HTTP_STATUS`` below), so callers
+never pick statuses by hand.
+
+Usage::
+
+    raise InvalidOption("must be one of png, jpg, webp", field="format")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AlphacutError(Exception):
+    """Base class: ``code`` is a stable machine-readable name, ``message`` a sentence for people."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, limit: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.limit = limit
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": str(self)}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.limit is not None:
+            body["limit"] = self.limit
+        return body
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidOption(AlphacutError):
+    """A request field has a value the service does not accept."""
+
+    code = "invalid_option"
+
+
+class ImageTooLarge(AlphacutError):
+    """The image is over the byte, pixel or side limit."""
+
+    code = "image_too_large"
+
+
+class ImageTooSmall(AlphacutError):
+    """The image is under the minimum side."""
+
+    code = "image_too_small"
+
+
+class UnsupportedImageFormat(AlphacutError):
+    """The bytes are not an image, or an image in a format the service does not read."""
+
+    code = "unsupported_image_format"
+
+
+class CorruptImage(AlphacutError):
+    """The bytes start like an image of a known format but cannot be decoded (truncated, damaged)."""
+
+    code = "invalid_image"
+
+
+class ModelUnavailable(AlphacutError):
+    """A model file is missing or fails to load: a deployment problem, not the client's."""
+
+    code = "model_unavailable"
+
+
+# The one place errors meet HTTP. Anything not listed (including plain exceptions) is a 500.
+HTTP_STATUS: dict[type[AlphacutError], int] = {
+    InvalidOption: 400,
+    ImageTooLarge: 413,
+    UnsupportedImageFormat: 415,
+    ImageTooSmall: 422,
+    CorruptImage: 422,
+    ModelUnavailable: 500,
+}
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status for an error, by the nearest class in ``HTTP_STATUS``."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -1,0 +1,63 @@
+"""The models, loaded once per process from the models layer and kept warm.
+
+Usage::
+
+    store = ModelStore(Path("layers/models"))
+    matte = store.isnet.predict(rgb)              # float32 H' x W' in 0..1 (1024 x 1024)
+    person = store.selfie.predict(rgb)            # float32 256 x 256 in 0..1
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from alphacut.errors import ModelUnavailable
+from alphacut.models.isnet import IsnetModel
+from alphacut.models.runtime import session_options
+from alphacut.models.selfie import SelfieModel
+
+MANIFEST_NAME = "manifest.json"
+
+__all__ = ["IsnetModel", "ModelStore", "SelfieModel", "load_manifest"]
+
+
+def load_manifest(models_dir: Path) -> dict:
+    path = models_dir / MANIFEST_NAME
+    if not path.exists():
+        raise ModelUnavailable(f"no model manifest at {path}: run `make models` (or deploy the models layer)")
+    return json.loads(path.read_text())
+
+
+class ModelStore:
+    """Loads each model on first use (thread-safe) and keeps it for the life of the process."""
+
+    def __init__(self, models_dir: Path, threads: int = 0):
+        self.models_dir = Path(models_dir)
+        self.threads = threads
+        self._lock = threading.Lock()
+
+    @cached_property
+    def manifest(self) -> dict:
+        return load_manifest(self.models_dir)
+
+    def _entry(self, name: str) -> dict:
+        try:
+            return self.manifest["models"][name]
+        except KeyError:
+            raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}") from None
+
+    @cached_property
+    def isnet(self) -> IsnetModel:
+        with self._lock:
+            self._entry("isnet")
+            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads))
+
+    @cached_property
+    def selfie(self) -> SelfieModel:
+        with self._lock:
+            self._entry("selfie")
+            # a 256x256 MobileNet: one thread is faster than two (thread hand-off dominates)
+            return SelfieModel.load(self.models_dir / "selfie", session_options(1))

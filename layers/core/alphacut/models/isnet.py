@@ -1,0 +1,67 @@
+"""ISNet (DIS) general segmentation: the matte for cutout, and decoder features for the costume head.
+
+Preprocessing as measured (FACTS.md): RGB, bilinear stretch to 1024x1024, ``(x - 128) / 256``, NCHW.
+The output ``output`` is already a sigmoid: clipped to 0..1, not min-max normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from alphacut.errors import ModelUnavailable
+from alphacut.models.runtime import providers
+
+INPUT_SIZE = 1024
+MATTE_OUTPUT = "output"
+FEATURE_OUTPUTS = ("input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656")
+
+
+@dataclass
+class IsnetOutput:
+    matte: np.ndarray                      # 1024 x 1024 float32 in 0..1
+    features: dict[str, np.ndarray] | None  # decoder feature maps, when asked for
+
+
+def preprocess(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 -> 1 x 3 x 1024 x 1024 float32."""
+    image = Image.fromarray(rgb)
+    if image.size != (INPUT_SIZE, INPUT_SIZE):
+        image = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+    chw = np.asarray(image).transpose(2, 0, 1).astype(np.float32)
+    chw -= 128.0
+    chw *= 1.0 / 256.0
+    return chw[None]
+
+
+class IsnetModel:
+    def __init__(self, session: ort.InferenceSession, keep_alive: list):
+        self.session = session
+        self._weights = keep_alive  # onnxruntime reads the external initializers from this memory
+
+    @classmethod
+    def load(cls, directory: Path, options: ort.SessionOptions) -> IsnetModel:
+        graph, weights_path = directory / "graph.onnx", directory / "weights.npz"
+        if not graph.exists() or not weights_path.exists():
+            raise ModelUnavailable(f"ISNet files missing in {directory}: run `make models`")
+        with np.load(weights_path) as weights:
+            names = list(weights.files)
+            values = [ort.OrtValue.ortvalue_from_numpy(weights[name].astype(np.float32)) for name in names]
+        options.add_external_initializers(names, values)
+        session = ort.InferenceSession(str(graph), options, providers=providers())
+        return cls(session, values)
+
+    def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
+        names = [MATTE_OUTPUT, *FEATURE_OUTPUTS] if with_features else [MATTE_OUTPUT]
+        results = self.session.run(names, {"input": batch})
+        matte = np.clip(results[0][0, 0], 0.0, 1.0)
+        features = dict(zip(FEATURE_OUTPUTS, results[1:])) if with_features else None
+        return IsnetOutput(matte=matte, features=features)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """The 1024 x 1024 matte for an RGB image of any size."""
+        return self.run(preprocess(rgb)).matte

@@ -1,0 +1,19 @@
+"""onnxruntime session set-up shared by the models: threads, providers, graph optimisation."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+
+
+def session_options(threads: int = 0) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads  # 0: one per core
+    options.inter_op_num_threads = 1
+    return options
+
+
+def providers() -> list[str]:
+    """CUDA first where this onnxruntime build has it (the SageMaker GPU image), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]

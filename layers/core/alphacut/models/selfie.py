@@ -1,0 +1,39 @@
+"""MediaPipe selfie segmentation (converted to ONNX at build time): person probability, 256 x 256."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from alphacut.errors import ModelUnavailable
+from alphacut.models.runtime import providers
+
+INPUT_SIZE = 256
+
+
+def preprocess(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 -> 1 x 256 x 256 x 3 float32 in 0..1 (NHWC, as the TFLite original)."""
+    image = Image.fromarray(rgb).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+    return (np.asarray(image, dtype=np.float32) * (1.0 / 255.0))[None]
+
+
+class SelfieModel:
+    def __init__(self, session: ort.InferenceSession):
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, directory: Path, options: ort.SessionOptions) -> SelfieModel:
+        path = directory / "selfie.onnx"
+        if not path.exists():
+            raise ModelUnavailable(f"selfie model missing in {directory}: run `make models`")
+        return cls(ort.InferenceSession(str(path), options, providers=providers()))
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return np.clip(self.session.run(None, {self.input_name: batch})[0][0, :, :, 0], 0.0, 1.0)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        return self.run(preprocess(rgb))
