@@ -1,0 +1,104 @@
+"""Quality measurement on a folder laid out as ../shared/eval/*/: ``images/<stem>.jpg`` and
+``gt/<stem>.png`` (one channel, 255 = subject).
+
+IoU and MAE compare the predicted alpha with the ground truth: IoU on both thresholded at 0.5,
+MAE on alpha in 0..1. ``split`` picks a reproducible half: ``dev`` the even positions of the sorted
+stems, ``test`` the odd ones (quality tests use dev; reported numbers cover all).
+
+Usage::
+
+    report = evaluate(Path("../shared/eval/person"), pipeline, SubjectType.PERSON)
+    print(report.table())
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from alphacut.options import SubjectType
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+SPLITS = ("all", "dev", "test")
+
+
+@dataclass
+class Score:
+    stem: str
+    iou: float
+    mae: float
+
+
+@dataclass
+class EvalReport:
+    directory: Path
+    subject: SubjectType
+    split: str
+    scores: list[Score] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.scores)
+
+    @property
+    def mean_iou(self) -> float:
+        return statistics.fmean(s.iou for s in self.scores) if self.scores else float("nan")
+
+    @property
+    def median_iou(self) -> float:
+        return statistics.median(s.iou for s in self.scores) if self.scores else float("nan")
+
+    @property
+    def mae(self) -> float:
+        return statistics.fmean(s.mae for s in self.scores) if self.scores else float("nan")
+
+    def table(self) -> str:
+        header = f"{'set':<12} {'type':<7} {'split':<5} {'n':>3} {'mean IoU':>9} {'median IoU':>11} {'MAE':>7}"
+        row = (f"{self.directory.name:<12} {self.subject.value:<7} {self.split:<5} {self.n:>3} "
+               f"{self.mean_iou:>9.3f} {self.median_iou:>11.3f} {self.mae:>7.4f}")
+        return f"{header}\n{row}"
+
+
+def pairs(directory: Path, split: str = "all") -> list[tuple[str, Path, Path]]:
+    """(stem, image, ground truth) for every image that has a ground truth, in the chosen half."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}")
+    images = {p.stem: p for p in sorted((directory / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    found = [(stem, images[stem], directory / "gt" / f"{stem}.png")
+             for stem in sorted(images) if (directory / "gt" / f"{stem}.png").exists()]
+    if split == "dev":
+        return found[0::2]
+    if split == "test":
+        return found[1::2]
+    return found
+
+
+def score(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """IoU (both at 0.5) and MAE between a predicted alpha and a ground truth, both uint8."""
+    predicted = alpha >= 128
+    actual = truth >= 128
+    union = np.logical_or(predicted, actual).sum()
+    iou = 1.0 if union == 0 else float(np.logical_and(predicted, actual).sum() / union)
+    mae = float(np.abs(alpha.astype(np.float32) - truth.astype(np.float32)).mean() / 255.0)
+    return iou, mae
+
+
+def evaluate(directory: Path, pipeline, subject: SubjectType, split: str = "all",
+             progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    report = EvalReport(directory=directory, subject=subject, split=split)
+    found = pairs(directory, split)
+    for index, (stem, image_path, truth_path) in enumerate(found):
+        image = pipeline.decode(image_path.read_bytes())
+        alpha = pipeline.segment(image, subject).alpha
+        truth = np.asarray(Image.open(truth_path).convert("L"))
+        if truth.shape != alpha.shape:
+            raise ValueError(f"{truth_path}: ground truth is {truth.shape}, image is {alpha.shape}")
+        report.scores.append(Score(stem, *score(alpha, truth)))
+        if progress:
+            progress(index + 1, len(found))
+    return report

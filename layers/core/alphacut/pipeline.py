@@ -1,0 +1,158 @@
+"""The one image pipeline: decode -> preprocess -> inference -> postprocess -> encode.
+
+Every caller (the sync Lambdas, the task workers, the SageMaker server, the CLI, the tests) runs
+this; they differ only in where the bytes come from and go to. Each stage's time is recorded.
+
+Usage::
+
+    pipeline = Pipeline.from_settings()
+    result = pipeline.run(data, CutoutOptions(type="person", output="both"))
+    result.image, result.mask, result.bbox, result.timings   # bytes, bytes, (l, t, r, b), {stage: ms}
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alphacut import geometry
+from alphacut.codec import DecodedImage, compose_on_color, decode_image, encode_cutout, encode_mask
+from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp_matte, to_u8
+from alphacut.models import ModelStore, isnet, selfie
+from alphacut.options import CutoutOptions, OutputKind, SubjectType
+from alphacut.settings import EngineSettings, ImageLimits
+
+STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
+
+
+class Timings(dict):
+    """Milliseconds per stage; ``with timings.stage("decode"):`` adds to that stage."""
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.values())
+
+
+@dataclass
+class Segmentation:
+    """A matte at the input's resolution, with the colours to show under it."""
+
+    alpha: np.ndarray        # H x W uint8
+    foreground: np.ndarray   # H x W x 3 uint8 (edge colours de-contaminated)
+    type: SubjectType        # the type that was run (auto resolved)
+
+
+@dataclass
+class CutoutResult:
+    image: bytes | None
+    mask: bytes | None
+    content_type: str | None          # of ``image``; the mask is always image/png
+    width: int                        # of the delivered result
+    height: int
+    input_width: int
+    input_height: int
+    bbox: geometry.Box | None         # the subject in the input image (None: nothing found)
+    type: SubjectType
+    timings: Timings = field(default_factory=Timings)
+
+    @property
+    def found(self) -> bool:
+        return self.bbox is not None
+
+
+class Pipeline:
+    def __init__(self, models: ModelStore, limits: ImageLimits | None = None):
+        self.models = models
+        self.limits = limits or ImageLimits()
+
+    @classmethod
+    def from_settings(cls, settings: EngineSettings | None = None) -> Pipeline:
+        settings = settings or EngineSettings.from_env()
+        return cls(ModelStore(settings.models_dir, settings.threads), settings.limits)
+
+    def warm_up(self) -> None:
+        """Load the models now (at cold start) rather than in the first request."""
+        _ = self.models.isnet, self.models.selfie
+
+    # ---- stages ----------------------------------------------------------------------------------
+    def decode(self, data: bytes, timings: Timings | None = None) -> DecodedImage:
+        with (timings if timings is not None else Timings()).stage("decode"):
+            return decode_image(data, self.limits)
+
+    def segment(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None
+                ) -> Segmentation:
+        """The alpha matte and foreground colours for ``image``, at its own resolution."""
+        timings = timings if timings is not None else Timings()
+        rgb = image.rgb
+        if image.alpha is not None:  # the models never saw transparency: show them the image on white
+            rgb = compose_on_color(image.rgb, image.alpha, (255, 255, 255))
+        subject = SubjectType.OBJECT if subject is SubjectType.AUTO else subject
+        height, width = rgb.shape[:2]
+
+        if subject is SubjectType.STAMP:
+            with timings.stage("inference"):
+                alpha, colours = stamp_matte(rgb)
+        else:
+            with timings.stage("preprocess"):
+                general_input = isnet.preprocess(rgb)
+                person_input = selfie.preprocess(rgb) if subject is SubjectType.PERSON else None
+            with timings.stage("inference"):
+                general = self.models.isnet.run(general_input).matte
+                person = self.models.selfie.run(person_input) if person_input is not None else None
+            with timings.stage("postprocess"):
+                alpha = resize_matte(general, width, height)
+                if person is not None:
+                    alpha = fuse_person(alpha, person)
+                colours = None
+        with timings.stage("postprocess"):
+            if image.alpha is not None:
+                alpha = np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
+            if colours is None:
+                colours = estimate_foreground(image.rgb, alpha)
+            alpha_u8 = to_u8(alpha)
+        return Segmentation(alpha=alpha_u8, foreground=colours, type=subject)
+
+    def compose(self, image: DecodedImage, segmentation: Segmentation, options: CutoutOptions,
+                timings: Timings | None = None) -> CutoutResult:
+        """Crop/fit as the options ask and encode the image and/or mask."""
+        timings = timings if timings is not None else Timings()
+        with timings.stage("encode"):
+            rgb, alpha = segmentation.foreground, segmentation.alpha
+            bbox = geometry.subject_bbox(alpha)
+            if (options.crop or options.resizes) and bbox is not None:
+                box = geometry.expand_box(bbox, options.crop_margin, image.width, image.height)
+                rgb, alpha = geometry.crop(rgb, alpha, box)
+            if options.resizes:
+                canvas = geometry.target_size(alpha.shape[1], alpha.shape[0],
+                                              options.target_width, options.target_height)
+                rgb, alpha = geometry.fit_into(rgb, alpha, *canvas)
+            picture = mask = None
+            if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
+                picture = encode_cutout(rgb, alpha, options.format, options.background)
+            if options.output in (OutputKind.MASK, OutputKind.BOTH):
+                mask = encode_mask(np.ascontiguousarray(alpha))
+        return CutoutResult(
+            image=picture, mask=mask,
+            content_type=options.format.content_type if picture is not None else None,
+            width=alpha.shape[1], height=alpha.shape[0],
+            input_width=image.width, input_height=image.height,
+            bbox=bbox, type=segmentation.type, timings=timings)
+
+    def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
+        """Bytes in, result out: the whole pipeline."""
+        options = options or CutoutOptions()
+        timings = Timings()
+        image = self.decode(data, timings)
+        segmentation = self.segment(image, options.type, timings)
+        return self.compose(image, segmentation, options, timings)
