@@ -102,13 +102,14 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
-    if not (directory / "images").is_dir() or not (directory / "gt").is_dir():
-        print(f"alphacut: {directory} needs images/ and gt/ folders", file=sys.stderr)
+    if not (directory / "images").is_dir() or not (directory / args.truth).is_dir():
+        print(f"alphacut: {directory} needs images/ and {args.truth}/ folders", file=sys.stderr)
         return 2
     subject = SubjectType(args.type)
     pipeline = Pipeline.from_settings()
     bar = ProgressBar(len(list((directory / "images").iterdir())))
-    report = evaluate(directory, pipeline, subject, args.split, progress=lambda done, _: bar.update(done))
+    report = evaluate(directory, pipeline, subject, args.split, progress=lambda done, _: bar.update(done),
+                      truth=args.truth)
     bar.close()
     if args.per_image:
         for s in report.scores:
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("directory")
     measure.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
     measure.add_argument("--split", default="all", choices=SPLITS)
+    measure.add_argument("--truth", default="gt", help="ground-truth folder name (e.g. gt_person)")
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)
     return parser

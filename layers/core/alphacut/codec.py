@@ -31,6 +31,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a
 READABLE_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "BMP": "bmp", "WEBP": "webp",
                     "TIFF": "tiff", "GIF": "gif"}
 _FORMAT_LIST = "JPEG, PNG, BMP, WEBP, TIFF, GIF"
+_OPENERS = ["JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF"]  # the JPEG opener also yields MPO
 PNG_COMPRESS_LEVEL = 3  # level 6 (the default) costs ~3x the time for ~5% smaller files
 JPEG_QUALITY = 92
 WEBP_QUALITY = 90
@@ -113,7 +114,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(READABLE_FORMATS))
+            image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge("declares more pixels than any accepted image", field="image",
                             limit=limits.max_pixels) from None

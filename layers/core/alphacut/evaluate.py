@@ -64,13 +64,13 @@ class EvalReport:
         return f"{header}\n{row}"
 
 
-def pairs(directory: Path, split: str = "all") -> list[tuple[str, Path, Path]]:
-    """(stem, image, ground truth) for every image that has a ground truth, in the chosen half."""
+def pairs(directory: Path, split: str = "all", truth: str = "gt") -> list[tuple[str, Path, Path]]:
+    """(stem, image, ground truth) for every image that has one in ``truth/``, in the chosen half."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}")
     images = {p.stem: p for p in sorted((directory / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-    found = [(stem, images[stem], directory / "gt" / f"{stem}.png")
-             for stem in sorted(images) if (directory / "gt" / f"{stem}.png").exists()]
+    found = [(stem, images[stem], directory / truth / f"{stem}.png")
+             for stem in sorted(images) if (directory / truth / f"{stem}.png").exists()]
     if split == "dev":
         return found[0::2]
     if split == "test":
@@ -89,9 +89,9 @@ def score(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate(directory: Path, pipeline, subject: SubjectType, split: str = "all",
-             progress: Callable[[int, int], None] | None = None) -> EvalReport:
+             progress: Callable[[int, int], None] | None = None, truth: str = "gt") -> EvalReport:
     report = EvalReport(directory=directory, subject=subject, split=split)
-    found = pairs(directory, split)
+    found = pairs(directory, split, truth)
     for index, (stem, image_path, truth_path) in enumerate(found):
         image = pipeline.decode(image_path.read_bytes())
         alpha = pipeline.segment(image, subject).alpha

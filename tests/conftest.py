@@ -1,0 +1,47 @@
+"""Shared fixtures. ``unit/`` needs nothing built; ``engine/`` runs the real models from layers/models."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+EVAL = SHARED / "eval"
+
+
+def image_bytes(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    from alphacut.pipeline import Pipeline
+
+    pipeline = Pipeline.from_settings()
+    pipeline.warm_up()
+    return pipeline
+
+
+@pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    if not EVAL.is_dir():
+        pytest.fail(f"{EVAL} is missing: the tests read ../shared/eval beside the checkout")
+    return EVAL
+
+
+@pytest.fixture
+def photo_bytes(eval_dir) -> bytes:
+    return (eval_dir / "person" / "images" / sorted((eval_dir / "person" / "images").iterdir())[0].name).read_bytes()
+
+
+@pytest.fixture
+def gradient_rgb() -> np.ndarray:
+    y, x = np.mgrid[0:120, 0:160]
+    return np.dstack([x * 255 // 159, y * 255 // 119, np.full_like(x, 90)]).astype(np.uint8)

@@ -1,0 +1,60 @@
+"""``alphacut remove`` and ``alphacut eval`` as a user runs them (a real subprocess)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ALPHACUT = Path(sys.executable).with_name("alphacut")
+
+
+def run(*args):
+    return subprocess.run([str(ALPHACUT), *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def test_remove_writes_results_and_reports_failures(tmp_path, eval_dir):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photos = sorted((eval_dir / "person" / "images").iterdir())[:2]
+    for photo in photos:
+        shutil.copy(photo, inputs / photo.name)
+    (inputs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
+    out = tmp_path / "out"
+    result = run("remove", inputs, "-o", out, "--format", "webp", "--crop")
+    assert result.returncode == 1
+    failures = [line for line in result.stderr.splitlines() if "broken.jpg" in line]
+    assert len(failures) == 1 and "image" in failures[0]
+    for photo in photos:
+        assert Image.open(out / f"{photo.stem}.webp").mode == "RGBA"
+
+
+def test_remove_mask_writes_one_channel_png(tmp_path, eval_dir):
+    photo = sorted((eval_dir / "general" / "images").iterdir())[0]
+    result = run("remove", photo, "-o", tmp_path, "--output", "mask")
+    assert result.returncode == 0, result.stderr
+    mask = Image.open(tmp_path / f"{photo.stem}.png")
+    assert mask.mode == "L" and mask.size == Image.open(photo).size
+    assert np.asarray(mask).max() == 255
+
+
+def test_remove_refuses_bad_options(tmp_path):
+    result = run("remove", "x.jpg", "-o", tmp_path, "--bg-color", "nope")
+    assert result.returncode == 2 and "bg_color" in result.stderr
+
+
+def test_eval_prints_the_table(tmp_path, eval_dir):
+    subset = tmp_path / "subset"
+    for folder in ("images", "gt"):
+        (subset / folder).mkdir(parents=True)
+    for photo in sorted((eval_dir / "general" / "images").iterdir())[:2]:
+        shutil.copy(photo, subset / "images" / photo.name)
+        shutil.copy(eval_dir / "general" / "gt" / f"{photo.stem}.png", subset / "gt" / f"{photo.stem}.png")
+    result = run("eval", subset, "--type", "object")
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.strip().splitlines()[-2:]
+    assert "mean IoU" in header and "median IoU" in header and "MAE" in header
+    fields = row.split()
+    assert fields[3] == "2" and 0.5 < float(fields[4]) <= 1.0

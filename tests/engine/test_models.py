@@ -1,0 +1,91 @@
+"""The model build: pinned sources, sha256 manifest, caching, and numerical equivalence."""
+
+import json
+import tarfile
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from alphacut.models import isnet, selfie
+from alphacut_dev import build_models
+from alphacut_dev.tflite_to_onnx import convert_tflite
+
+MODELS = build_models.DEFAULT_OUT
+
+
+def test_manifest_lists_every_file_with_its_sha256():
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+    assert set(manifest["models"]) == {"isnet", "selfie"}
+    for name, entry in manifest["models"].items():
+        assert entry["source"].startswith("@") and "@" in entry["source"][1:]
+        assert entry["input"]["normalisation"] and entry["input"]["shape"]
+        for filename, digest in entry["files"].items():
+            assert build_models.sha256_file(MODELS / name / filename) == digest
+
+
+def test_second_build_does_nothing(capsys):
+    assert build_models.build() is False
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_a_changed_file_makes_the_build_stale(tmp_path):
+    out = tmp_path / "models"
+    out.mkdir()
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "selfie").mkdir()
+    (out / "selfie" / "selfie.onnx").write_bytes(b"tampered")
+    assert build_models.manifest_is_current(out) is False
+
+
+def test_tampered_download_is_refused(tmp_path):
+    fake = build_models.NpmPackage("@mediapipe/selfie_segmentation", "0.1.1675465747", "0" * 64)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / fake.tarball_name).write_bytes(b"not the real tarball")
+    with pytest.raises(build_models.IntegrityError, match="sha256"):
+        build_models.fetch_package(fake, cache)
+
+
+def _tflite_bytes():
+    tarball = build_models.fetch_package(build_models.MEDIAPIPE, build_models.DEFAULT_CACHE)
+    with tarfile.open(tarball) as tar:
+        return tar.extractfile("package/selfie_segmentation.tflite").read()
+
+
+def test_selfie_converter_matches_the_tflite_original(eval_dir):
+    from ai_edge_litert.interpreter import Interpreter
+
+    tflite_bytes = _tflite_bytes()
+    interpreter = Interpreter(model_content=tflite_bytes)
+    interpreter.allocate_tensors()
+    session = ort.InferenceSession(convert_tflite(tflite_bytes), providers=["CPUExecutionProvider"])
+    photo = np.asarray(Image.open(sorted((eval_dir / "person" / "images").iterdir())[0]).convert("RGB"))
+    inputs = [np.random.default_rng(7).random((1, 256, 256, 3), dtype=np.float32), selfie.preprocess(photo)]
+    for batch in inputs:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+        interpreter.invoke()
+        expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        actual = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        assert actual.shape == expected.shape == (1, 256, 256, 1)
+        assert np.abs(actual - expected).max() <= 1e-3
+    # the shipped file is the converter's output
+    shipped = ort.InferenceSession(str(MODELS / "selfie" / "selfie.onnx"), providers=["CPUExecutionProvider"])
+    assert np.array_equal(shipped.run(None, {"input_1": inputs[1]})[0], session.run(None, {"input_1": inputs[1]})[0])
+
+
+def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
+    tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
+    original_bytes = build_models.reassemble_isnet(tarball)
+    assert build_models.sha256_bytes(original_bytes) == build_models.ISNET_MEDIUM_SHA256
+    original = ort.InferenceSession(original_bytes, providers=["CPUExecutionProvider"])
+    photo = np.asarray(Image.open(sorted((eval_dir / "general" / "images").iterdir())[0]).convert("RGB"))
+    batch = isnet.preprocess(photo)
+    expected = original.run(["output", "input.656"], {"input": batch})
+    result = pipeline.models.isnet.run(batch, with_features=True)
+    assert np.abs(result.matte - np.clip(expected[0][0, 0], 0, 1)).max() < 2e-3
+    assert set(result.features) == set(isnet.FEATURE_OUTPUTS)
+    assert result.features["input.1252"].shape == (1, 64, 512, 512)
+    assert np.abs(result.features["input.656"] - expected[1]).max() < 0.05 * np.abs(expected[1]).max()

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from alphacut.matte import box_mean, estimate_foreground, resize_matte, stamp_matte
+
+
+def test_box_mean_matches_brute_force():
+    rng = np.random.default_rng(1)
+    x = rng.random((23, 31)).astype(np.float32)
+    r = 3
+    expected = np.array([[x[max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1].mean() for j in range(31)]
+                         for i in range(23)])
+    assert np.allclose(box_mean(x, r), expected, atol=1e-5)
+    assert np.allclose(box_mean(np.dstack([x, x]), r)[..., 1], expected, atol=1e-5)
+
+
+def test_resize_matte_keeps_range():
+    matte = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    out = resize_matte(matte, 100, 50)
+    assert out.shape == (50, 100) and out.min() >= 0 and out.max() <= 1
+
+
+def test_foreground_estimation_removes_the_old_background_from_edges():
+    # a red subject over a blue background, with a soft 40 px edge
+    height, width = 120, 200
+    alpha = np.clip((np.arange(width) - 80) / 40, 0, 1).astype(np.float32)
+    alpha = np.tile(alpha, (height, 1))
+    red, blue = np.array([230, 20, 20], np.float32), np.array([20, 20, 230], np.float32)
+    observed = (alpha[..., None] * red + (1 - alpha[..., None]) * blue).astype(np.uint8)
+    estimated = estimate_foreground(observed, alpha)
+    edge = (alpha > 0.2) & (alpha < 0.8)
+    # observed edge pixels are half blue; the estimate is close to the true red
+    observed_error = np.abs(observed[edge].astype(float) - red).mean()
+    estimated_error = np.abs(estimated[edge].astype(float) - red).mean()
+    assert observed_error > 60
+    assert estimated_error < observed_error / 3
+    # opaque and transparent pixels are left alone
+    assert np.array_equal(estimated[alpha >= 1], observed[alpha >= 1])
+
+
+def test_foreground_estimation_without_edges_is_identity():
+    rgb = np.full((10, 10, 3), 7, np.uint8)
+    assert estimate_foreground(rgb, np.ones((10, 10), np.float32)) is rgb
+
+
+@pytest.mark.parametrize("ink", [(200, 30, 40), (30, 50, 190)])
+def test_stamp_extracts_the_seal_not_the_text(ink):
+    page = Image.new("RGB", (400, 300), (245, 243, 238))
+    draw = ImageDraw.Draw(page)
+    for y in range(40, 280, 22):  # black typed text lines, some crossing the seal
+        draw.text((20, y), "Invoice No. 2026-11-22 total amount due 1,234.00", fill=(20, 20, 20))
+    draw.ellipse((220, 90, 360, 230), outline=ink, width=8)
+    draw.text((255, 150), "APPROVED", fill=ink)
+    rgb = np.asarray(page)
+    ink_mask = np.all(np.abs(rgb.astype(int) - ink) < 8, axis=2)
+    text_mask = rgb.max(axis=2) < 60
+    paper_mask = np.all(np.abs(rgb.astype(int) - (245, 243, 238)) < 3, axis=2)
+
+    alpha, colours = stamp_matte(rgb)
+    assert alpha[ink_mask].mean() > 0.95
+    assert alpha[text_mask].max() < 0.05
+    assert alpha[paper_mask].max() < 0.01
+    assert np.abs(colours[ink_mask].astype(int) - ink).mean() < 10
