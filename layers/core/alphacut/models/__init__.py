@@ -56,6 +56,13 @@ class ModelStore:
             return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads))
 
     @cached_property
+    def isnet_features(self) -> IsnetModel:
+        """ISNet with the decoder feature maps as outputs too (for heads trained on them)."""
+        with self._lock:
+            self._entry("isnet")
+            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads), features=True)
+
+    @cached_property
     def selfie(self) -> SelfieModel:
         with self._lock:
             self._entry("selfie")

@@ -31,7 +31,8 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
     """H x W x 3 uint8 -> 1 x 3 x 1024 x 1024 float32."""
     image = Image.fromarray(rgb)
     if image.size != (INPUT_SIZE, INPUT_SIZE):
-        image = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+        image = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR,
+                             reducing_gap=3.0)
     chw = np.asarray(image).transpose(2, 0, 1).astype(np.float32)
     chw -= 128.0
     chw *= 1.0 / 256.0
@@ -39,13 +40,18 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
 
 
 class IsnetModel:
-    def __init__(self, session: ort.InferenceSession, keep_alive: list):
+    """``features=False`` loads the matte-only graph (cutout, selfie); ``True`` the one that also
+    returns the decoder feature maps (costume)."""
+
+    def __init__(self, session: ort.InferenceSession, keep_alive: list, features: bool):
         self.session = session
+        self.has_features = features
         self._weights = keep_alive  # onnxruntime reads the external initializers from this memory
 
     @classmethod
-    def load(cls, directory: Path, options: ort.SessionOptions) -> IsnetModel:
-        graph, weights_path = directory / "graph.onnx", directory / "weights.npz"
+    def load(cls, directory: Path, options: ort.SessionOptions, features: bool = False) -> IsnetModel:
+        graph = directory / ("graph_features.onnx" if features else "graph.onnx")
+        weights_path = directory / "weights.npz"
         if not graph.exists() or not weights_path.exists():
             raise ModelUnavailable(f"ISNet files missing in {directory}: run `make models`")
         with np.load(weights_path) as weights:
@@ -53,9 +59,11 @@ class IsnetModel:
             values = [ort.OrtValue.ortvalue_from_numpy(weights[name].astype(np.float32)) for name in names]
         options.add_external_initializers(names, values)
         session = ort.InferenceSession(str(graph), options, providers=providers())
-        return cls(session, values)
+        return cls(session, values, features)
 
     def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
+        if with_features and not self.has_features:
+            raise ValueError("this ISNet session was loaded without the feature outputs")
         names = [MATTE_OUTPUT, *FEATURE_OUTPUTS] if with_features else [MATTE_OUTPUT]
         results = self.session.run(names, {"input": batch})
         matte = np.clip(results[0][0, 0], 0.0, 1.0)
