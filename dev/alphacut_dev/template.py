@@ -1,0 +1,79 @@
+"""template.yaml, translated offline: SAM -> CloudFormation with samtranslator, no AWS account.
+
+The local stack creates its resources from this translation, and the tests lint it with cfn-lint.
+
+Usage::
+
+    cfn = translate_template()            # dict: the CloudFormation template
+    cfn["Resources"]["CutoutFunction"]["Properties"]["Handler"]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+
+class OfflineManagedPolicies:
+    """samtranslator asks IAM for managed policy ARNs only for bare policy names; the template
+    uses policy templates and full ARNs, so an empty map keeps the translation offline."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+LOCAL_CODE_BUCKET = "alphacut-local-code"
+_URI_PROPERTIES = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
+
+
+def load_sam(path: Path = TEMPLATE) -> dict:
+    return yaml_parse(path.read_text())
+
+
+def _point_code_at_s3(template: dict) -> None:
+    """SAM only translates S3 code locations (``sam package`` makes them); stand in
+    ``s3://alphacut-local-code/<local folder>`` so the folder can be read back from the result."""
+    for resource in template.get("Resources", {}).values():
+        prop = _URI_PROPERTIES.get(resource.get("Type"))
+        uri = (resource.get("Properties") or {}).get(prop) if prop else None
+        if isinstance(uri, str) and not uri.startswith("s3://"):
+            resource["Properties"][prop] = f"s3://{LOCAL_CODE_BUCKET}/{uri.strip('/')}"
+
+
+def local_code_dir(code: dict) -> Path | None:
+    """The checkout folder behind a translated ``Code``/``Content`` property, if it is a local one."""
+    bucket = code.get("S3Bucket")
+    key = code.get("S3Key")
+    if bucket == LOCAL_CODE_BUCKET and key:
+        return ROOT / key
+    return None
+
+
+DEFAULT_REGION = "us-east-1"
+
+
+def translate_template(path: Path = TEMPLATE, parameters: dict | None = None,
+                       region: str = DEFAULT_REGION) -> dict:
+    """The CloudFormation template; ``region`` fills AWS::Region where SAM needs it (ARNs)."""
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
+    template = load_sam(path)
+    _point_code_at_s3(template)
+    translated = translator.translate(template, parameter_values=dict(parameters or {}),
+                                      get_managed_policy_map=OfflineManagedPolicies().load)
+    return json.loads(json.dumps(translated))  # plain dicts and lists
+
+
+def main() -> None:
+    print(json.dumps(translate_template(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

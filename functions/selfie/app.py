@@ -1,0 +1,5 @@
+"""Lambda for POST /v1/selfie: the person pipeline needs both models, loaded at cold start."""
+
+from alphacut.api.app import make_handler
+
+handler = make_handler(warm=("isnet", "selfie"))

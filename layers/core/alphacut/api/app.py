@@ -1,0 +1,149 @@
+"""The native API v1 routes on Powertools' REST resolver. Each Lambda function's handler is
+``make_handler(...)``: the same routes everywhere; API Gateway decides which function gets which.
+
+Usage (functions/cutout/app.py)::
+
+    from alphacut.api.app import make_handler
+    handler = make_handler(warm=("isnet",))
+"""
+
+from __future__ import annotations
+
+import threading
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.metrics import MetricUnit
+
+from alphacut.api.openapi import RouteDoc, build_openapi
+from alphacut.api.request import SOURCE_FIELDS, parse_image_request
+from alphacut.api.responses import choose_delivery, error_response, json_response, result_response
+from alphacut.api.settings import ServiceSettings
+from alphacut.errors import AlphacutError, InvalidOption, NotFound
+from alphacut.options import CutoutOptions, SubjectType
+from alphacut.pipeline import Pipeline
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+
+SETTINGS = ServiceSettings.from_env()
+KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"return"}
+ROUTES = [
+    RouteDoc("/v1/cutout", "post", "Cut out the main subject",
+             "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
+             "touching a person), stamp (red/blue seals on scans).", tuple(SubjectType)),
+    RouteDoc("/v1/selfie", "post", "Cut out people",
+             "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
+    RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
+]
+
+_state: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def pipeline() -> Pipeline:
+    """One pipeline per process, created at first use (or at cold start by ``make_handler``)."""
+    with _lock:
+        if "pipeline" not in _state:
+            _state["pipeline"] = Pipeline.from_settings()
+        return _state["pipeline"]
+
+
+def result_store():
+    from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
+
+    with _lock:
+        if "store" not in _state:
+            _state["store"] = ResultStore(SETTINGS.results_bucket, SETTINGS.result_url_ttl)
+        return _state["store"]
+
+
+def request_id() -> str:
+    context = app.current_event.get("requestContext") or {}
+    if context.get("requestId"):
+        return context["requestId"]
+    return getattr(app.lambda_context, "aws_request_id", "local")
+
+
+def options_from(params: dict[str, str], route_type: SubjectType | None) -> CutoutOptions:
+    unknown = sorted(set(params) - KNOWN_PARAMS)
+    if unknown:
+        raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(KNOWN_PARAMS))}", field=unknown[0])
+    options = CutoutOptions.from_mapping(params)
+    if route_type is not None:
+        if "type" in params and options.type not in (route_type, SubjectType.AUTO):
+            raise InvalidOption(f"this route cuts out {route_type.value}s: type must be {route_type.value}",
+                                field="type")
+        options = options.with_changes(type=route_type)
+    return options
+
+
+def cut(route: str, route_type: SubjectType | None = None):
+    """Parse, run the pipeline, shape the answer."""
+    engine = pipeline()
+    request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
+    options = options_from(request.params, route_type)
+    delivery = choose_delivery(request.params, request.accept, options)
+    result = engine.run(request.image, options)
+    metrics.add_metric(name=f"{route}Delivered", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="PipelineMilliseconds", unit=MetricUnit.Milliseconds, value=result.timings.total)
+    logger.info("cutout", extra={"route": route, "source": request.source, "options": options.to_dict(),
+                                 "input": [result.input_width, result.input_height], "found": result.found,
+                                 "timings_ms": dict(result.timings)})
+    store = result_store() if delivery.value == "url" else None
+    return result_response(result, delivery, request_id(), store)
+
+
+@app.post("/v1/cutout")
+def cutout_route():
+    return cut("Cutout")
+
+
+@app.post("/v1/selfie")
+def selfie_route():
+    return cut("Selfie", SubjectType.PERSON)
+
+
+@app.get("/v1/openapi.json")
+def openapi_route():
+    headers = app.current_event.headers or {}
+    host = next((v for k, v in headers.items() if k.lower() == "host"), None)
+    stage = (app.current_event.get("requestContext") or {}).get("stage")
+    server = f"https://{host}/{stage}" if host and stage and "execute-api" in host else None
+    return json_response(200, build_openapi(ROUTES, server))
+
+
+@app.not_found
+def not_found(_error):
+    return error_response(NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"),
+                          request_id())
+
+
+@app.exception_handler(AlphacutError)
+def handle_alphacut_error(error: AlphacutError):
+    logger.info("request refused", extra={"error": error.to_dict()})
+    return error_response(error, request_id())
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception):
+    logger.exception("unexpected error")
+    return error_response(error, request_id())
+
+
+def make_handler(warm: tuple[str, ...] = ()):
+    """The Lambda entry point; ``warm`` names models to load at cold start (init is not billed
+    the same way and the first request should not pay for it)."""
+    engine = pipeline()
+    for name in warm or SETTINGS.warm_models:
+        getattr(engine.models, name)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event, context):
+        return app.resolve(event, context)
+
+    return handler

@@ -1,0 +1,152 @@
+"""Turn an API Gateway REST proxy event into image bytes and string parameters.
+
+Accepted bodies (ARCHITECTURE.md, native API v1):
+
+- raw image: ``Content-Type: image/*`` (or application/octet-stream); options in the query string
+- multipart/form-data: the file in ``image_file`` (or ``image``); options as form fields
+- application/json: ``image_base64`` (plain or a data: URL) or ``image_url``; options as keys
+
+Query-string options apply to every kind; body fields win over them.
+
+Usage::
+
+    request = parse_image_request(event, settings, max_bytes=limits.max_bytes)
+    request.image, request.params["format"]
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+
+from alphacut.api.settings import ServiceSettings
+from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
+from alphacut.urlfetch import fetch_image
+
+FILE_FIELDS = ("image_file", "image")
+SOURCE_FIELDS = ("image_file", "image", "image_base64", "image_url")
+
+
+@dataclass
+class ImageRequest:
+    image: bytes
+    params: dict[str, str] = field(default_factory=dict)
+    source: str = "body"           # body | multipart | base64 | url
+    accept: str = ""
+
+
+def header(event: dict, name: str, default: str = "") -> str:
+    """A request header, case-insensitively."""
+    wanted = name.lower()
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == wanted and value is not None:
+            return value
+    return default
+
+
+def raw_body(event: dict) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body)
+        except (binascii.Error, ValueError):
+            raise InvalidOption("is not valid base64", field="body") from None
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _query(event: dict) -> dict[str, str]:
+    return dict(event.get("queryStringParameters") or {})
+
+
+def decode_base64_image(value: str, max_bytes: int, field_name: str = "image_base64") -> bytes:
+    """Base64 (standard or URL-safe, with or without a ``data:image/...;base64,`` prefix) to bytes."""
+    text = value.strip()
+    if text.startswith("data:"):
+        _, _, text = text.partition(",")
+    text = "".join(text.split())
+    if len(text) * 3 // 4 > max_bytes + 3:
+        raise ImageTooLarge(f"decodes to more than {max_bytes} bytes", field=field_name, limit=max_bytes)
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        alphabet = b"-_" if ("-" in text or "_" in text) else None
+        data = base64.b64decode(padded, altchars=alphabet, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidOption("is not valid base64", field=field_name) from None
+    if not data:
+        raise InvalidOption("is empty", field=field_name)
+    return data
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], dict[str, str]]:
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise InvalidOption("is not a valid multipart/form-data body (boundary missing?)", field="body")
+    files: dict[str, bytes] = {}
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None or name in FILE_FIELDS:
+            files[name] = payload
+        else:
+            fields[name] = payload.decode("utf-8", "replace")
+    return files, fields
+
+
+def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int) -> ImageRequest:
+    content_type = header(event, "content-type").strip()
+    media_type = content_type.split(";")[0].strip().lower()
+    params = _query(event)
+    accept = header(event, "accept")
+
+    if media_type.startswith("image/") or media_type == "application/octet-stream":
+        image = raw_body(event)
+        if not image:
+            raise InvalidOption("the request body is empty: send the image bytes", field="body")
+        return ImageRequest(image, params, "body", accept)
+
+    if media_type == "multipart/form-data":
+        files, fields = _multipart(content_type, raw_body(event))
+        params.update(fields)
+        for name in FILE_FIELDS:
+            if name in files:
+                if not files[name]:
+                    raise InvalidOption("is an empty file", field=name)
+                return ImageRequest(files[name], params, "multipart", accept)
+        if "image_url" in params or "image_base64" in params:
+            return _from_fields(params, settings, max_bytes, accept)
+        raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
+
+    if media_type == "application/json":
+        try:
+            document = json.loads(raw_body(event) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidOption("is not valid JSON", field="body") from None
+        if not isinstance(document, dict):
+            raise InvalidOption("must be a JSON object", field="body")
+        params.update({k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
+                       str(v).lower() if isinstance(v, bool) else str(v)
+                       for k, v in document.items() if v is not None})
+        return _from_fields(params, settings, max_bytes, accept)
+
+    if not media_type and params.get("image_url"):
+        return _from_fields(params, settings, max_bytes, accept)
+    raise UnsupportedMediaType(
+        f"Content-Type {content_type or '(none)'} is not accepted: send image/*, multipart/form-data "
+        "(image_file) or application/json (image_base64 or image_url)", field="Content-Type")
+
+
+def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: int, accept: str) -> ImageRequest:
+    if params.get("image_base64"):
+        return ImageRequest(decode_base64_image(params["image_base64"], max_bytes), params, "base64", accept)
+    if params.get("image_url"):
+        image = fetch_image(params["image_url"], max_bytes, settings.fetch_timeout, settings.url_allowed_hosts)
+        return ImageRequest(image, params, "url", accept)
+    raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")

@@ -1,0 +1,123 @@
+"""Shape a pipeline result (or an error) into an API Gateway proxy answer.
+
+Delivery (the ``return`` field): ``binary`` (the image itself, metadata in X- headers),
+``base64`` (JSON with the bytes inline) or ``url`` (JSON with signed S3 URLs, 1 hour). Without
+``return``, a client whose Accept header asks for image/* gets ``binary``; everyone else JSON
+with base64.
+
+Usage::
+
+    delivery = choose_delivery(request.params, request.accept, options)
+    response = result_response(result, delivery, request_id, store)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from alphacut.errors import AlphacutError, InvalidOption, http_status
+from alphacut.options import CutoutOptions, OutputKind
+from alphacut.pipeline import CutoutResult
+
+JSON = "application/json"
+
+
+class Delivery(StrEnum):
+    BINARY = "binary"
+    BASE64 = "base64"
+    URL = "url"
+
+
+def choose_delivery(params: dict[str, str], accept: str, options: CutoutOptions) -> Delivery:
+    raw = params.get("return")
+    if raw:
+        try:
+            delivery = Delivery(raw.strip().lower())
+        except ValueError:
+            raise InvalidOption(f"must be one of binary, base64, url, not {raw!r}", field="return") from None
+    else:
+        wants_image = any(part.strip().startswith("image/") for part in accept.split(","))
+        delivery = Delivery.BINARY if wants_image and options.output is not OutputKind.BOTH else Delivery.BASE64
+    if delivery is Delivery.BINARY and options.output is OutputKind.BOTH:
+        raise InvalidOption("binary delivers one image: use output=image or mask, or return=base64/url",
+                            field="return")
+    return delivery
+
+
+def bbox_dict(result: CutoutResult) -> dict[str, int] | None:
+    if result.bbox is None:
+        return None
+    left, top, right, bottom = result.bbox
+    return {"left": left, "top": top, "right": right, "bottom": bottom,
+            "width": right - left, "height": bottom - top}
+
+
+def _timings(result: CutoutResult) -> dict[str, float]:
+    return {name: round(ms, 1) for name, ms in result.timings.items()} | {"total": round(result.timings.total, 1)}
+
+
+def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
+    headers = {
+        "X-Request-Id": request_id,
+        "X-Alphacut-Type": result.type.value,
+        "X-Alphacut-Width": str(result.width),
+        "X-Alphacut-Height": str(result.height),
+        "X-Alphacut-Timings": ",".join(f"{k}={v}" for k, v in _timings(result).items()),
+    }
+    if result.bbox is not None:
+        headers["X-Alphacut-Bbox"] = ",".join(map(str, result.bbox))
+    return headers
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body, separators=(",", ":")),
+                    headers=headers or {})
+
+
+def result_response(result: CutoutResult, delivery: Delivery, request_id: str, store=None,
+                    key_prefix: str = "results") -> Response:
+    """The answer for a finished cutout, delivered as asked."""
+    if delivery is Delivery.BINARY:
+        data, content_type = (result.image, result.content_type) if result.image is not None else (result.mask, "image/png")
+        return Response(status_code=200, content_type=content_type, body=data,
+                        headers=metadata_headers(result, request_id))
+    body: dict[str, Any] = {
+        "request_id": request_id,
+        "type": result.type.value,
+        "width": result.width,
+        "height": result.height,
+        "input": {"width": result.input_width, "height": result.input_height},
+        "found": result.found,
+        "bbox": bbox_dict(result),
+        "timings_ms": _timings(result),
+    }
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    for name, data, content_type in (("image", result.image, result.content_type), ("mask", result.mask, "image/png")):
+        if data is None:
+            body[name] = None
+            continue
+        entry: dict[str, Any] = {"content_type": content_type, "bytes": len(data)}
+        if delivery is Delivery.URL:
+            extension = content_type.split("/")[1].replace("jpeg", "jpg")
+            link = store.put(f"{key_prefix}/{date}/{request_id}/{name}.{extension}", data, content_type)
+            entry.update(url=link.url, expires_at=link.expires_at)
+        else:
+            entry["base64"] = base64.b64encode(data).decode("ascii")
+        body[name] = entry
+    return json_response(200, body, {"X-Request-Id": request_id})
+
+
+def error_response(error: BaseException, request_id: str) -> Response:
+    """Every error answer: the status from ``http_status``, a body that names what is wrong."""
+    if isinstance(error, AlphacutError):
+        detail = error.to_dict()
+    else:
+        detail = {"code": "internal_error", "message": "internal error: quote the request id when reporting it"}
+    return json_response(http_status(error), {"error": detail, "request_id": request_id},
+                         {"X-Request-Id": request_id})

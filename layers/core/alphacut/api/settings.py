@@ -1,0 +1,36 @@
+"""Settings of the HTTP service, read once from the environment.
+
+Usage::
+
+    settings = ServiceSettings.from_env()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _split(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    results_bucket: str = ""
+    result_url_ttl: int = 3600
+    fetch_timeout: float = 10.0
+    # Hosts exempt from the image_url address check. Empty in production; the local stack's
+    # tests name their own image server here. Never derived from a request.
+    url_allowed_hosts: tuple[str, ...] = ()
+    warm_models: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        return cls(
+            results_bucket=os.environ.get("RESULTS_BUCKET", ""),
+            result_url_ttl=int(os.environ.get("RESULT_URL_TTL", "3600")),
+            fetch_timeout=float(os.environ.get("IMAGE_URL_TIMEOUT", "10")),
+            url_allowed_hosts=_split(os.environ.get("IMAGE_URL_ALLOWED_HOSTS")),
+            warm_models=_split(os.environ.get("ALPHACUT_WARM_MODELS")),
+        )
