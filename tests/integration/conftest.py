@@ -1,0 +1,114 @@
+"""The local stack, started once for the integration tests, plus a small image server.
+
+Two API keys: the template's default key (its usage plan: 2 requests/s, burst 4) for the rate
+tests, and a key on a roomy plan made through moto's API Gateway, as an admin would, so that the
+other tests are not throttled by each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from alphacut_dev.local.stack import LocalStack, free_port
+
+IMAGE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the only host the test stack may fetch from
+ROOMY_KEY = "alphacut-tests-roomy-key-000000000000"
+
+
+class ImageServer:
+    """Serves files, redirects and errors for image_url tests."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = files
+        self.port = free_port(IMAGE_HOST)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.startswith("/redirect?to="):
+                    self.send_response(302)
+                    self.send_header("Location", self.path.split("=", 1)[1])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = server.files.get(self.path.lstrip("/"))
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer((IMAGE_HOST, self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, name: str) -> str:
+        return f"http://{IMAGE_HOST}:{self.port}/{name}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def photo(eval_dir) -> bytes:
+    return sorted((eval_dir / "person" / "images").iterdir())[0].read_bytes()
+
+
+@pytest.fixture(scope="session")
+def image_server(photo):
+    server = ImageServer({"photo.jpg": photo, "huge.jpg": b"\xff\xd8" + b"\x00" * (16 * 1024 * 1024)})
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def stack(image_server):
+    local = LocalStack(port=free_port(), extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST}, log=lambda line: None)
+    local.start()
+    apigateway = local.client("apigateway")
+    plan = apigateway.create_usage_plan(name="tests-roomy", throttle={"rateLimit": 1000.0, "burstLimit": 1000},
+                                        quota={"limit": 100000, "period": "DAY"})
+    key = apigateway.create_api_key(name="tests-roomy", value=ROOMY_KEY, enabled=True)
+    apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    yield local
+    local.stop()
+
+
+class Api:
+    def __init__(self, base: str, key: str | None):
+        self.base, self.key = base, key
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.key is not None:
+            headers.setdefault("x-api-key", self.key)
+        return requests.request(method, self.base + path, headers=headers, timeout=120, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def api(stack) -> Api:
+    return Api(stack.url, ROOMY_KEY)
+
+
+@pytest.fixture(scope="session")
+def default_key_api(stack) -> Api:
+    return Api(stack.url, stack.api_key)

@@ -1,0 +1,205 @@
+"""POST /v1/cutout and /v1/selfie over real HTTP against the local stack: every input kind,
+every output option, every error status."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import image_bytes
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def _image(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _error(response: requests.Response, status: int, code: str | None = None, field: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["request_id"]
+    if code:
+        assert body["error"]["code"] == code
+    if field:
+        assert body["error"]["field"] == field
+    return body["error"]
+
+
+# ---- input kinds ---------------------------------------------------------------------------
+def test_raw_body_binary_answer(api, photo):
+    response = api.post("/v1/cutout?return=binary", data=photo, headers=JPEG)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "image/png"
+    image = _image(response.content)
+    assert image.mode == "RGBA" and image.size == (550, 830)
+    assert response.headers["X-Request-Id"] and response.headers["X-Alphacut-Bbox"].count(",") == 3
+    assert "inference=" in response.headers["X-Alphacut-Timings"]
+
+
+def test_accept_image_gets_binary_without_return(api, photo):
+    response = api.post("/v1/cutout?format=webp", data=photo, headers={**JPEG, "Accept": "image/webp"})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/webp"
+    assert _image(response.content).format == "WEBP"
+
+
+def test_multipart_image_file_mask_base64(api, photo):
+    response = api.post("/v1/cutout", files={"image_file": ("p.jpg", photo, "image/jpeg")},
+                        data={"output": "mask", "return": "base64"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["image"] is None and body["mask"]["content_type"] == "image/png"
+    mask = _image(base64.b64decode(body["mask"]["base64"]))
+    assert mask.mode == "L" and mask.size == (550, 830)
+    assert body["found"] is True and body["bbox"]["width"] > 100
+    assert set(body["timings_ms"]) >= {"decode", "inference", "encode", "total"}
+
+
+def test_multipart_image_field_jpg_on_colour(api, photo):
+    response = api.post("/v1/cutout", files={"image": ("p.jpg", photo, "image/jpeg")},
+                        data={"format": "jpg", "bg_color": "#00ff00"})
+    body = response.json()
+    image = _image(base64.b64decode(body["image"]["base64"]))
+    assert image.format == "JPEG" and body["image"]["content_type"] == "image/jpeg"
+    corner = np.asarray(image)[2, 2].astype(int)
+    assert corner[1] > 200 and corner[0] < 60 and corner[2] < 60
+
+
+def test_json_base64_both_as_urls_equal_the_binary_answer(api, photo):
+    data_url = "data:image/jpeg;base64," + base64.b64encode(photo).decode()
+    response = api.post("/v1/cutout", json={"image_base64": data_url, "output": "both", "return": "url",
+                                            "crop": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["image"]["expires_at"] - time.time() == pytest.approx(3600, abs=60)
+    fetched_image = requests.get(body["image"]["url"], timeout=30)
+    fetched_mask = requests.get(body["mask"]["url"], timeout=30)
+    assert fetched_image.status_code == fetched_mask.status_code == 200
+    binary = api.post("/v1/cutout?return=binary&crop=1", data=photo, headers=JPEG)
+    assert fetched_image.content == binary.content
+    mask = api.post("/v1/cutout?return=binary&crop=1&output=mask", data=photo, headers=JPEG)
+    assert fetched_mask.content == mask.content
+    assert _image(fetched_image.content).size == (body["width"], body["height"]) == (body["bbox"]["width"], body["bbox"]["height"])
+
+
+def test_json_image_url(api, image_server):
+    response = api.post("/v1/cutout", json={"image_url": image_server.url("photo.jpg"), "target_width": 200,
+                                            "target_height": 200, "output": "mask"})
+    assert response.status_code == 200, response.text
+    assert _image(base64.b64decode(response.json()["mask"]["base64"])).size == (200, 200)
+
+
+def test_selfie_route_is_the_person_pipeline(api, photo):
+    response = api.post("/v1/selfie?return=base64&output=mask", data=photo, headers=JPEG)
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "person"
+    _error(api.post("/v1/selfie?type=object", data=photo, headers=JPEG), 400, "invalid_option", "type")
+
+
+def test_stamp_type(api):
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(page).ellipse((100, 50, 300, 250), outline=(200, 20, 20), width=12)
+    response = api.post("/v1/cutout?type=stamp&crop=1&return=binary", data=image_bytes(page, "PNG"),
+                        headers={"Content-Type": "image/png"})
+    assert response.status_code == 200
+    assert _image(response.content).size == (201, 201)
+
+
+# ---- errors --------------------------------------------------------------------------------
+def test_no_key_and_wrong_key_are_403(stack, photo):
+    assert requests.post(stack.url + "/v1/cutout", data=photo, headers=JPEG, timeout=30).status_code == 403
+    wrong = requests.post(stack.url + "/v1/cutout", data=photo, headers={**JPEG, "x-api-key": "nope-" * 5}, timeout=30)
+    assert wrong.status_code == 403 and wrong.json() == {"message": "Forbidden"}
+
+
+def test_bad_base64_is_400(api):
+    _error(api.post("/v1/cutout", json={"image_base64": "this is *not* base64!"}), 400, "invalid_option", "image_base64")
+
+
+def test_not_an_image_is_415(api):
+    _error(api.post("/v1/cutout", data=b"just some text, no pixels here" * 5, headers=JPEG), 415,
+           "unsupported_image_format", "image")
+
+
+def test_unreadable_content_type_is_415(api):
+    _error(api.post("/v1/cutout", data="hello", headers={"Content-Type": "text/plain"}), 415,
+           "unsupported_media_type", "Content-Type")
+
+
+def test_damaged_image_is_422(api, photo):
+    _error(api.post("/v1/cutout", data=photo[: len(photo) // 3], headers=JPEG), 422, "invalid_image", "image")
+
+
+def test_too_large_is_413(api, image_server):
+    huge = image_bytes(Image.new("L", (5000, 5000)), "PNG")
+    error = _error(api.post("/v1/cutout", data=huge, headers={"Content-Type": "image/png"}), 413, "image_too_large")
+    assert "4096" in error["message"]
+    _error(api.post("/v1/cutout", json={"image_url": image_server.url("huge.jpg")}), 413, "image_too_large", "image_url")
+
+
+@pytest.mark.parametrize("params,field", [("format=gif", "format"), ("output=all", "output"), ("bg_color=blurple", "bg_color"),
+                                          ("target_width=0", "target_width"), ("return=email", "return"),
+                                          ("colour=red", "colour"), ("output=both&return=binary", "return")])
+def test_bad_options_are_400_naming_the_field(api, photo, params, field):
+    _error(api.post(f"/v1/cutout?{params}", data=photo, headers=JPEG), 400, field=field)
+
+
+def test_missing_image_is_400(api):
+    _error(api.post("/v1/cutout", json={"format": "png"}), 400, "invalid_option", "image_base64")
+    _error(api.post("/v1/cutout", files={"other": ("x.txt", b"x")}), 400, "invalid_option", "image_file")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:80/",
+                                 "http://10.0.0.1/x.jpg", "ftp://example.com/x.jpg", "file:///etc/passwd"])
+def test_ssrf_urls_are_refused(api, url):
+    _error(api.post("/v1/cutout", json={"image_url": url}), 400, "url_not_allowed", "image_url")
+
+
+def test_redirect_to_loopback_is_refused(api, image_server):
+    target = image_server.url("redirect?to=http://127.0.0.1:9/photo.jpg")
+    _error(api.post("/v1/cutout", json={"image_url": target}), 400, "url_not_allowed", "image_url")
+    metadata = image_server.url("redirect?to=http://169.254.169.254/latest/")
+    _error(api.post("/v1/cutout", json={"image_url": metadata}), 400, "url_not_allowed", "image_url")
+
+
+def test_unreachable_url_is_422(api, image_server):
+    _error(api.post("/v1/cutout", json={"image_url": image_server.url("missing.jpg")}), 422, "url_fetch_failed", "image_url")
+    _error(api.post("/v1/cutout", json={"image_url": "http://no-such-host.invalid/x.jpg"}), 422, "url_fetch_failed")
+
+
+def test_over_the_rate_is_429(default_key_api):
+    time.sleep(2.5)  # let the default key's bucket refill
+    statuses = [default_key_api.get("/v1/openapi.json") for _ in range(10)]
+    codes = [r.status_code for r in statuses]
+    assert codes.count(200) >= 4 and 429 in codes
+    refused = statuses[codes.index(429)]
+    assert refused.json() == {"message": "Too Many Requests"} and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_unknown_route_is_api_gateways_403(api):
+    response = api.get("/v1/nothing-here")
+    assert response.status_code == 403 and response.json() == {"message": "Missing Authentication Token"}
+
+
+def test_openapi_lists_routes_and_options(api):
+    response = api.get("/v1/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/v1/cutout", "/v1/selfie", "/v1/openapi.json"} <= set(spec["paths"])
+    cutout = spec["paths"]["/v1/cutout"]["post"]
+    params = {p["name"]: p["schema"] for p in cutout["parameters"]}
+    assert params["type"]["enum"] == ["auto", "object", "person", "stamp"]
+    assert set(cutout["requestBody"]["content"]) == {"image/*", "multipart/form-data", "application/json"}
+    assert {"400", "403", "413", "415", "422", "429", "500"} <= set(cutout["responses"])
+    assert spec["paths"]["/v1/selfie"]["post"]["parameters"][0]["schema"]["enum"] == ["person"]
