@@ -2,6 +2,8 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SAM    := .cache/sam-venv/bin/sam
+SAM_VERSION := 1.170.0
 
 .PHONY: help setup models serve test test-fast bench eval clean
 
@@ -20,7 +22,13 @@ $(STAMP): pyproject.toml layers/core/requirements.txt
 	  $(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-setup: $(STAMP) models
+# The SAM CLI pins its own boto3/botocore, so it lives in a venv of its own (template tests use it).
+$(SAM):
+	@py=$$(scripts/find-python312) && "$$py" -m venv .cache/sam-venv && \
+	  .cache/sam-venv/bin/python -m pip install --quiet --upgrade pip && \
+	  .cache/sam-venv/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
+
+setup: $(STAMP) $(SAM) models
 
 models: $(STAMP)
 	$(PY) -m alphacut_dev.build_models

@@ -1,0 +1,99 @@
+"""template.yaml checks: offline SAM translation linted by cfn-lint, `sam validate`, and `sam build`
+without Docker, with every function's unzipped size (code + layers) under Lambda's 250 MB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alphacut_dev.template import ROOT, translate_template
+
+SAM = ROOT / ".cache" / "sam-venv" / "bin" / "sam"
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+# Warnings that come from the offline translation itself, not from our template:
+# W2001 - SAM already substituted the usage plan parameters, so they look unused;
+# W3005 - SAM writes DependsOn next to a Ref on its generated API key and usage plan.
+TRANSLATION_WARNINGS = {"W2001", "W3005"}
+
+
+def _sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    if not SAM.exists():
+        pytest.fail(f"{SAM} is missing: `make setup` installs the SAM CLI there")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1")
+    return subprocess.run([str(SAM), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_translated_template_passes_cfn_lint(tmp_path):
+    path = tmp_path / "cfn.json"
+    path.write_text(json.dumps(translate_template()))
+    result = subprocess.run([sys.executable, "-m", "cfnlint", "--format", "json", str(path)],
+                            capture_output=True, text=True, timeout=300)
+    findings = json.loads(result.stdout or "[]")
+    unexpected = [f for f in findings if f["Rule"]["Id"] not in TRANSLATION_WARNINGS]
+    assert unexpected == [], json.dumps(unexpected, indent=1)
+
+
+def test_translated_template_has_the_promised_shape():
+    resources = translate_template()["Resources"]
+    types = [r["Type"] for r in resources.values()]
+    assert types.count("AWS::Lambda::Function") >= 2
+    plan = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")["Properties"]
+    assert plan["Throttle"] == {"RateLimit": 2, "BurstLimit": 4} and plan["Quota"]["Period"] == "DAY"
+    api = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi")["Properties"]
+    for path in ("/v1/cutout", "/v1/selfie", "/v1/openapi.json"):
+        for operation in api["Body"]["paths"][path].values():
+            assert operation["security"] == [{"api_key": []}]
+    bucket = resources["ResultsBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 1
+    assert "ServerSideEncryptionConfiguration" in bucket["BucketEncryption"]
+    policy = resources["ResultsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Effect"] == "Deny" and policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_sam_validate():
+    result = _sam("validate", "--lint", "--template-file", "template.yaml", "--region", "us-east-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def _tree_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
+    build = tmp_path / "build"
+    result = _sam("build", "--template-file", "template.yaml", "--build-dir", str(build), "--region", "us-east-1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    template = yaml.load((build / "template.yaml").read_text(), Loader=_CfnLoader)
+    resources = template["Resources"]
+    sizes = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        total = _tree_bytes(build / resource["Properties"]["CodeUri"])
+        for layer in template["Globals"]["Function"]["Layers"]:
+            content = Path(resources[layer["Ref"] if isinstance(layer, dict) else layer]["Properties"]["ContentUri"])
+            total += _tree_bytes(content if content.is_absolute() else build / content)
+        sizes[name] = total
+    print({name: f"{size / 2**20:.1f} MB" for name, size in sizes.items()})
+    assert sizes and all(size < LAMBDA_UNZIPPED_LIMIT for size in sizes.values()), sizes
+    core = build / "CoreLayer" / "python"
+    assert (core / "alphacut" / "pipeline.py").exists() and (core / "onnxruntime").is_dir()
+    assert not (core / "botocore").exists()
