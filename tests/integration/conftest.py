@@ -49,7 +49,10 @@ class ImageServer:
                 self.send_header("Content-Type", "image/jpeg")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the fetcher stops reading at its byte limit: that is the point of huge.jpg
 
         self.httpd = ThreadingHTTPServer((IMAGE_HOST, self.port), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

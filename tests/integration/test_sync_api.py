@@ -203,3 +203,50 @@ def test_openapi_lists_routes_and_options(api):
     assert set(cutout["requestBody"]["content"]) == {"image/*", "multipart/form-data", "application/json"}
     assert {"400", "403", "413", "415", "422", "429", "500"} <= set(cutout["responses"])
     assert spec["paths"]["/v1/selfie"]["post"]["parameters"][0]["schema"]["enum"] == ["person"]
+
+
+# ---- both routes: every input kind, every output option ----------------------------------
+def _send(api, route: str, kind: str, photo: bytes, image_server, options: dict) -> requests.Response:
+    if kind == "raw":
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return api.post(f"{route}?{query}", data=photo, headers=JPEG)
+    if kind in ("image_file", "image"):
+        return api.post(route, files={kind: ("p.jpg", photo, "image/jpeg")}, data=options)
+    if kind == "image_base64":
+        return api.post(route, json={"image_base64": base64.b64encode(photo).decode(), **options})
+    return api.post(route, json={"image_url": image_server.url("photo.jpg"), **options})
+
+
+MATRIX = [  # (input kind, options): together every kind, output, format and return
+    ("raw", {"output": "image", "format": "png", "return": "binary"}),
+    ("image_file", {"output": "mask", "return": "base64"}),
+    ("image", {"output": "both", "format": "webp", "return": "url"}),
+    ("image_base64", {"output": "image", "format": "jpg", "return": "base64"}),
+    ("image_url", {"output": "both", "format": "png", "return": "base64"}),
+]
+
+
+@pytest.mark.parametrize("route", ["/v1/cutout", "/v1/selfie"])
+@pytest.mark.parametrize("kind,options", MATRIX, ids=[kind for kind, _ in MATRIX])
+def test_route_input_output_matrix(api, photo, image_server, route, kind, options):
+    response = _send(api, route, kind, photo, image_server, options)
+    assert response.status_code == 200, response.text
+    expected_type = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[options.get("format", "png")]
+    if options["return"] == "binary":
+        assert response.headers["Content-Type"] == expected_type
+        assert _image(response.content).size == (550, 830)
+        return
+    body = response.json()
+    assert body["type"] == ("person" if route == "/v1/selfie" else "object")
+    for part in ("image", "mask"):
+        wanted = options["output"] in (part, "both")
+        assert (body[part] is not None) == wanted
+        if not wanted:
+            continue
+        data = (requests.get(body[part]["url"], timeout=30).content if options["return"] == "url"
+                else base64.b64decode(body[part]["base64"]))
+        image = _image(data)
+        assert image.size == (550, 830)
+        assert body[part]["content_type"] == (expected_type if part == "image" else "image/png")
+        if part == "mask":
+            assert image.mode == "L"
