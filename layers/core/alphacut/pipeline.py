@@ -90,38 +90,61 @@ class Pipeline:
         with (timings if timings is not None else Timings()).stage("decode"):
             return decode_image(data, self.limits)
 
+    def matte(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None) -> np.ndarray:
+        """The model part: the alpha (float32 0..1) at the input's resolution.
+
+        This is what a GPU endpoint serves; ``finish`` (foreground colours) runs wherever the
+        result is composed.
+        """
+        timings = timings if timings is not None else Timings()
+        rgb = self._model_rgb(image)
+        height, width = rgb.shape[:2]
+        if subject is SubjectType.STAMP:
+            with timings.stage("inference"):
+                alpha, _ = stamp_matte(rgb)
+            return self._respect_input_alpha(image, alpha)
+        with timings.stage("preprocess"):
+            general_input = isnet.preprocess(rgb)
+            person_input = selfie.preprocess(rgb) if subject is SubjectType.PERSON else None
+        with timings.stage("inference"):
+            general = self.models.isnet.run(general_input).matte
+            person = self.models.selfie.run(person_input) if person_input is not None else None
+        with timings.stage("postprocess"):
+            alpha = resize_matte(general, width, height)
+            if person is not None:
+                alpha = fuse_person(alpha, person)
+            return self._respect_input_alpha(image, alpha)
+
+    @staticmethod
+    def _model_rgb(image: DecodedImage) -> np.ndarray:
+        # the models never saw transparency: show them the image on white
+        if image.alpha is not None:
+            return compose_on_color(image.rgb, image.alpha, (255, 255, 255))
+        return image.rgb
+
+    @staticmethod
+    def _respect_input_alpha(image: DecodedImage, alpha: np.ndarray) -> np.ndarray:
+        if image.alpha is not None:
+            return np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
+        return alpha
+
+    def finish(self, image: DecodedImage, alpha: np.ndarray, subject: SubjectType,
+               timings: Timings | None = None) -> Segmentation:
+        """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion."""
+        timings = timings if timings is not None else Timings()
+        with timings.stage("postprocess"):
+            if subject is SubjectType.STAMP:
+                _, colours = stamp_matte(self._model_rgb(image))
+            else:
+                colours = estimate_foreground(image.rgb, alpha)
+            return Segmentation(alpha=to_u8(alpha), foreground=colours, type=subject)
+
     def segment(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None
                 ) -> Segmentation:
         """The alpha matte and foreground colours for ``image``, at its own resolution."""
         timings = timings if timings is not None else Timings()
-        rgb = image.rgb
-        if image.alpha is not None:  # the models never saw transparency: show them the image on white
-            rgb = compose_on_color(image.rgb, image.alpha, (255, 255, 255))
         subject = SubjectType.OBJECT if subject is SubjectType.AUTO else subject
-        height, width = rgb.shape[:2]
-
-        if subject is SubjectType.STAMP:
-            with timings.stage("inference"):
-                alpha, colours = stamp_matte(rgb)
-        else:
-            with timings.stage("preprocess"):
-                general_input = isnet.preprocess(rgb)
-                person_input = selfie.preprocess(rgb) if subject is SubjectType.PERSON else None
-            with timings.stage("inference"):
-                general = self.models.isnet.run(general_input).matte
-                person = self.models.selfie.run(person_input) if person_input is not None else None
-            with timings.stage("postprocess"):
-                alpha = resize_matte(general, width, height)
-                if person is not None:
-                    alpha = fuse_person(alpha, person)
-                colours = None
-        with timings.stage("postprocess"):
-            if image.alpha is not None:
-                alpha = np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
-            if colours is None:
-                colours = estimate_foreground(image.rgb, alpha)
-            alpha_u8 = to_u8(alpha)
-        return Segmentation(alpha=alpha_u8, foreground=colours, type=subject)
+        return self.finish(image, self.matte(image, subject, timings), subject, timings)
 
     def compose(self, image: DecodedImage, segmentation: Segmentation, options: CutoutOptions,
                 timings: Timings | None = None) -> CutoutResult:

@@ -1,0 +1,63 @@
+"""Async tasks: the states of seed 002 and which failure ends in which state.
+
+No AWS here: the task table adapter is ``alphacut.aws.tasks``, the flow is the state machine in
+statemachine/task.asl.json, whose Catch clauses use ``FAILURE_STATES`` (the error names are the
+exception class names a Lambda step raises, which Step Functions reports as the error).
+
+Usage::
+
+    TaskState.TIMED_OUT.value        # -8
+    TaskState(1).is_final            # True
+    failure_state("CorruptImage")    # TaskState.INVALID_IMAGE
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class TaskState(IntEnum):
+    QUEUED = 0
+    DONE = 1
+    PREPARING = 2
+    WAITING = 3
+    PROCESSING = 4
+    FAILED = -1
+    RESULT_UPLOAD_FAILED = -2
+    DOWNLOAD_FAILED = -3
+    DOWNLOAD_TOO_LARGE = -5
+    INVALID_IMAGE = -7
+    TIMED_OUT = -8
+
+    @property
+    def is_final(self) -> bool:
+        return self is TaskState.DONE or self.value < 0
+
+    @property
+    def progress(self) -> int:
+        """Seed 002: 100 when done, 0 when failed; in between by stage."""
+        return {TaskState.DONE: 100, TaskState.QUEUED: 0, TaskState.PREPARING: 10, TaskState.WAITING: 20,
+                TaskState.PROCESSING: 50}.get(self, 0)
+
+
+class ResultUploadFailed(Exception):
+    """The result could not be stored (state -2)."""
+
+
+# error name (exception class, or a Step Functions error) -> final state
+FAILURE_STATES: dict[str, TaskState] = {
+    "UrlFetchFailed": TaskState.DOWNLOAD_FAILED,
+    "UrlNotAllowed": TaskState.DOWNLOAD_FAILED,
+    "ImageTooLarge": TaskState.DOWNLOAD_TOO_LARGE,
+    "CorruptImage": TaskState.INVALID_IMAGE,
+    "UnsupportedImageFormat": TaskState.INVALID_IMAGE,
+    "ImageTooSmall": TaskState.INVALID_IMAGE,
+    "ResultUploadFailed": TaskState.RESULT_UPLOAD_FAILED,
+    "States.Timeout": TaskState.TIMED_OUT,
+}
+
+TASK_TIME_LIMIT_SECONDS = 30  # seed 002: a task running longer ends in -8
+
+
+def failure_state(error_name: str) -> TaskState:
+    return FAILURE_STATES.get(error_name, TaskState.FAILED)

@@ -1,0 +1,66 @@
+"""The SageMaker inference server over real HTTP: the container contract (/ping, /invocations)
+and the runtime API through a plain boto3 sagemaker-runtime client (as the segment step calls it)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+
+import boto3
+import numpy as np
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from alphacut.options import SubjectType
+from alphacut_dev.local.stack import free_port
+from alphacut_dev.template import ROOT
+
+
+@pytest.fixture(scope="module")
+def model_server():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", "127.0.0.1",
+                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if requests.get(url + "/ping", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("model server did not start: " + process.stdout.read())
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_invocations_returns_the_pipelines_matte(model_server, photo_bytes, pipeline):
+    response = requests.post(model_server + "/invocations", data=photo_bytes,
+                             headers={"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "type=person"},
+                             timeout=120)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
+    served = np.asarray(Image.open(io.BytesIO(response.content)))
+    image = pipeline.decode(photo_bytes)
+    expected = (pipeline.matte(image, SubjectType.PERSON) * 255 + 0.5).astype(np.uint8)
+    assert served.shape == expected.shape
+    assert np.abs(served.astype(int) - expected).max() <= 1
+
+
+def test_runtime_api_through_boto3(model_server, photo_bytes):
+    client = boto3.client("sagemaker-runtime", endpoint_url=model_server, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    answer = client.invoke_endpoint(EndpointName="alphacut", Body=photo_bytes, ContentType="image/jpeg",
+                                    CustomAttributes="type=object")
+    mask = Image.open(io.BytesIO(answer["Body"].read()))
+    assert mask.mode == "L" and mask.size == (550, 830)
+    with pytest.raises(ClientError) as error:
+        client.invoke_endpoint(EndpointName="alphacut", Body=photo_bytes[:300], ContentType="image/jpeg")
+    assert error.value.response["Error"]["Code"] == "ModelError"
+    assert error.value.response.get("OriginalStatusCode") == 422

@@ -1,0 +1,58 @@
+"""Seed 002's task states, and the state machine's Catch table agreeing with them."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alphacut.tasks import FAILURE_STATES, TaskState, failure_state
+
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "task.asl.json"
+
+
+def test_state_codes_are_seed_002s():
+    assert {s.name: s.value for s in TaskState} == {
+        "QUEUED": 0, "DONE": 1, "PREPARING": 2, "WAITING": 3, "PROCESSING": 4, "FAILED": -1,
+        "RESULT_UPLOAD_FAILED": -2, "DOWNLOAD_FAILED": -3, "DOWNLOAD_TOO_LARGE": -5, "INVALID_IMAGE": -7,
+        "TIMED_OUT": -8}
+    assert [s for s in TaskState if s.is_final] == [TaskState.DONE] + [s for s in TaskState if s.value < 0]
+    assert TaskState.DONE.progress == 100 and TaskState.FAILED.progress == 0
+
+
+def test_unknown_errors_fail_with_minus_one():
+    assert failure_state("KeyError") is TaskState.FAILED
+    assert failure_state("States.Timeout") is TaskState.TIMED_OUT
+
+
+def test_every_failure_is_caught_into_its_state():
+    definition = json.loads(ASL.read_text())
+    states = definition["States"]
+    catches = states["Segment"]["Catch"]
+    for error_name, expected in FAILURE_STATES.items():
+        target = next(c["Next"] for c in catches if error_name in c["ErrorEquals"])
+        assert states[target]["Type"] == "Pass" and states[target]["Result"] == expected.value, error_name
+        assert states[target]["Next"] == "MarkFailed"
+    assert catches[-1]["ErrorEquals"] == ["States.ALL"]
+    assert states[catches[-1]["Next"]]["Result"] == TaskState.FAILED.value
+    assert states["Segment"]["TimeoutSeconds"] == 30
+    # every Task state has a way out to a final state
+    for name, state in states.items():
+        if state["Type"] == "Task" and name != "MarkFailed":
+            assert any(c["ErrorEquals"] == ["States.ALL"] for c in state.get("Catch", [])), name
+
+
+def _statelint(path: Path) -> subprocess.CompletedProcess:
+    statelint = shutil.which("statelint", path=str(Path(sys.executable).parent))
+    assert statelint, "statelint is a dev dependency"
+    return subprocess.run([statelint, str(path)], capture_output=True, text=True, timeout=60)
+
+
+def test_asl_passes_statelint(tmp_path):
+    assert _statelint(ASL).returncode == 0
+    broken = json.loads(ASL.read_text())
+    broken["States"]["MarkDone"]["Next"] = "NoSuchState"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    assert _statelint(tmp_path / "broken.json").returncode != 0
