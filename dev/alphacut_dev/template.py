@@ -38,10 +38,15 @@ def load_sam(path: Path = TEMPLATE) -> dict:
     return yaml_parse(path.read_text())
 
 
-def _point_code_at_s3(template: dict) -> None:
+def _point_code_at_s3(template: dict, root: Path = ROOT) -> None:
     """SAM only translates S3 code locations (``sam package`` makes them); stand in
-    ``s3://alphacut-local-code/<local folder>`` so the folder can be read back from the result."""
+    ``s3://alphacut-local-code/<local folder>`` so the folder can be read back from the result.
+    A state machine's local DefinitionUri is inlined, as ``sam package`` would upload it."""
     for resource in template.get("Resources", {}).values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
+            props["Definition"] = json.loads((root / props.pop("DefinitionUri")).read_text())
+            continue
         prop = _URI_PROPERTIES.get(resource.get("Type"))
         uri = (resource.get("Properties") or {}).get(prop) if prop else None
         if isinstance(uri, str) and not uri.startswith("s3://"):

@@ -123,7 +123,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 status, message, headers = refused
                 self._message(status, message, headers)
                 return
-            event = self._event(route, path, parts.query, path_parameters, body, api_key)
+            event = self._event(route, path, parts.query, path_parameters, body, api_key, plan.key_id)
             encoded = json.dumps(event)
             if len(encoded) > MAX_EVENT_BYTES:
                 self._message(413, "Request Too Long")
@@ -143,7 +143,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
             self._send(int(result["statusCode"]), data, headers)
 
-        def _event(self, route, path, query, path_parameters, body, api_key) -> dict:
+        def _event(self, route, path, query, path_parameters, body, api_key, api_key_id) -> dict:
             headers: dict[str, str] = {}
             multi_headers: dict[str, list[str]] = {}
             for name, value in self.headers.items():
@@ -168,7 +168,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                     "stage": stack.stage, "requestId": self._request_id, "accountId": "123456789012",
                     "apiId": stack.physical.get("Api", "local"), "protocol": "HTTP/1.1",
                     "requestTimeEpoch": int(now * 1000),
-                    "identity": {"apiKey": api_key, "sourceIp": self.client_address[0],
+                    "identity": {"apiKey": api_key, "apiKeyId": api_key_id, "sourceIp": self.client_address[0],
                                  "userAgent": self.headers.get("User-Agent", "")},
                 },
                 "body": (base64.b64encode(body).decode("ascii") if is_binary else body.decode("utf-8", "replace"))

@@ -10,9 +10,14 @@ _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
 class Resolver:
-    def __init__(self, refs: dict[str, str], attributes: dict[tuple[str, str], str]):
+    def __init__(self, refs: dict[str, str], attributes: dict[tuple[str, str], str],
+                 conditions: dict[str, Any] | None = None):
         self.refs = refs              # logical id or parameter or pseudo parameter -> value
         self.attributes = attributes  # (logical id, attribute) -> value
+        self.conditions = conditions or {}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.conditions[name]))
 
     def _attribute(self, logical: str, name: str) -> str:
         if (logical, name) in self.attributes:
@@ -31,6 +36,15 @@ class Resolver:
             if key == "Fn::GetAtt":
                 logical, name = arg if isinstance(arg, list) else arg.split(".", 1)
                 return self._attribute(logical, name)
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(name) else when_false)
+            if key == "Fn::Equals":
+                return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Condition":
+                return self.condition(arg)
             if key == "Fn::Join":
                 separator, parts = arg
                 return separator.join(str(self.resolve(p)) for p in parts)

@@ -8,6 +8,7 @@ Usage::
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
@@ -66,6 +67,7 @@ class UsagePlan:
     burst: int
     quota: int | None
     period: str = "DAY"
+    key_id: str = ""
 
 
 class FunctionWorker:
@@ -122,6 +124,52 @@ class FunctionWorker:
         self.process = None
 
 
+class SqsPoller:
+    """Lambda's SQS event source mapping: long-poll, invoke with a batch, delete what succeeded
+    (ReportBatchItemFailures honoured); failed messages come back after their visibility timeout
+    and go to the dead-letter queue after maxReceiveCount, as on AWS."""
+
+    def __init__(self, stack: LocalStack, queue_url: str, queue_arn: str, function: str, batch_size: int):
+        self.stack, self.queue_url, self.queue_arn = stack, queue_url, queue_arn
+        self.function, self.batch_size = function, batch_size
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"poll-{function}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        sqs = self.stack.client("sqs")
+        while not self.stopping.is_set():
+            try:
+                messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
+                                               WaitTimeSeconds=1, AttributeNames=["All"]).get("Messages", [])
+            except Exception:  # noqa: BLE001 - moto going down at stop
+                if self.stopping.is_set():
+                    return
+                time.sleep(0.5)
+                continue
+            if not messages:
+                continue
+            event = {"Records": [{
+                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": REGION} for m in messages]}
+            kind, result = self.stack.workers[self.function].invoke(event, None)
+            failed = set()
+            if kind != "ok":
+                failed = {m["MessageId"] for m in messages}
+            elif isinstance(result, dict):
+                failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+            for message in messages:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
 @dataclass
 class LocalStack:
     port: int = 3000
@@ -130,6 +178,9 @@ class LocalStack:
     template: Path = TEMPLATE
     extra_env: dict[str, str] = field(default_factory=dict)
     log: object = print
+    # The local stack runs the SageMaker path: the container's server on the CPU.
+    parameters: dict[str, str] = field(default_factory=lambda: {"SegmentBackend": "sagemaker",
+                                                                 "SageMakerImageUri": "local"})
 
     def __post_init__(self):
         self.moto = None
@@ -140,6 +191,10 @@ class LocalStack:
         self.stage = "prod"
         self.gateway = None
         self.physical: dict[str, str] = {}
+        self.model_server = None
+        self.model_server_url = ""
+        self.pollers: list[SqsPoller] = []
+        self._moto_invoke = None
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> LocalStack:
@@ -176,6 +231,8 @@ class LocalStack:
         self.moto.start()
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
+        self.start_model_server()
+        self._enable_moto_execution(moto_port)
         cfn = translate_template(self.template, region=REGION)
         self._create_resources(cfn)
         started = time.perf_counter()
@@ -185,15 +242,25 @@ class LocalStack:
             worker.wait_ready()
         self.log(f"functions warm in {time.perf_counter() - started:.1f} s: "
                  + ", ".join(f"{n} (init {w.init_ms:.0f} ms)" for n, w in self.workers.items()))
+        for poller in self.pollers:
+            poller.start()
         from alphacut_dev.local.gateway import start_gateway
 
         self.gateway = start_gateway(self)
 
     def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self._moto_invoke is not None:
+            from moto.awslambda.models import LambdaFunction
+
+            LambdaFunction._invoke_lambda = self._moto_invoke
+            self._moto_invoke = None
         if self.gateway is not None:
             self.gateway.shutdown()
             self.gateway.server_close()
             self.gateway = None
+        self.stop_model_server()
         for worker in self.workers.values():
             worker.stop()
         if self.moto is not None:
@@ -201,28 +268,122 @@ class LocalStack:
             self.moto = None
 
     # ---- resources from the translated template -----------------------------------------------
+    def _enable_moto_execution(self, moto_port: int) -> None:
+        import requests
+
+        requests.post(f"{self.moto_url}/moto-api/config",
+                      json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+
+    # ---- the SageMaker endpoint: the container's server on the CPU --------------------------------
+    def start_model_server(self) -> None:
+        import subprocess
+        import sys
+
+        import requests
+
+        port = free_port(self.host)
+        self.model_server_url = f"http://{self.host}:{port}"
+        self.model_server = subprocess.Popen(
+            [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", self.host, "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **self.extra_env})
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if requests.get(self.model_server_url + "/ping", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError("the model server did not start")
+
+    def stop_model_server(self) -> None:
+        if self.model_server is not None:
+            self.model_server.terminate()
+            try:
+                self.model_server.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                self.model_server.kill()
+            self.model_server = None
+
+    # ---- resources from the translated template -----------------------------------------------
     def _create_resources(self, cfn: dict) -> None:
         resources = cfn["Resources"]
         parameters = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
+        parameters.update(self.parameters)
         refs = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK_NAME,
-                "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", **parameters}
+                "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None, **parameters}
         attributes: dict[tuple[str, str], str] = {}
-        resolver = Resolver(refs, attributes)
+        resolver = Resolver(refs, attributes, cfn.get("Conditions", {}))
+        resources = {k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])}
         by_type = lambda kind: [(k, v) for k, v in resources.items() if v["Type"] == kind]  # noqa: E731
-
-        s3 = self.client("s3")
-        for logical, resource in by_type("AWS::S3::Bucket"):
-            props = resource.get("Properties", {})
-            name = resolver.resolve(props["BucketName"]) if "BucketName" in props else f"{STACK_NAME}-{logical.lower()}"
-            s3.create_bucket(Bucket=name)
-            refs[logical] = name
-            attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
 
         for logical, resource in by_type("AWS::Lambda::LayerVersion"):
             refs[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical}:1"
         for logical, resource in by_type("AWS::Lambda::Function"):
             refs[logical] = f"{STACK_NAME}-{logical}"
             attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical}"
+        for logical, resource in by_type("AWS::SageMaker::Endpoint"):
+            refs[logical] = attributes[(logical, "EndpointName")] = f"{STACK_NAME}-{logical}"
+
+        s3 = self.client("s3")
+        buckets = []
+        for logical, resource in by_type("AWS::S3::Bucket"):
+            props = resource.get("Properties", {})
+            name = resolver.resolve(props["BucketName"]) if "BucketName" in props else f"{STACK_NAME}-{logical.lower()}"
+            s3.create_bucket(Bucket=name)
+            refs[logical] = name
+            attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
+            buckets.append((name, props))
+
+        sqs = self.client("sqs")
+        queues = by_type("AWS::SQS::Queue")
+        # dead-letter queues first: the others name them in their redrive policy
+        queues.sort(key=lambda item: "RedrivePolicy" in item[1].get("Properties", {}))
+        for logical, resource in queues:
+            props = resource.get("Properties", {})
+            name = f"{STACK_NAME}-{logical}"
+            attrs = {"VisibilityTimeout": str(props.get("VisibilityTimeout", 30))}
+            if "RedrivePolicy" in props:
+                attrs["RedrivePolicy"] = json.dumps(resolver.resolve(props["RedrivePolicy"]))
+            url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+            refs[logical] = url
+            attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+            attributes[(logical, "QueueName")] = name
+            attributes[(logical, "QueueUrl")] = url
+
+        dynamodb = self.client("dynamodb")
+        for logical, resource in by_type("AWS::DynamoDB::Table"):
+            props = resolver.resolve(resource["Properties"])
+            name = f"{STACK_NAME}-{logical}"
+            table = {"TableName": name, "AttributeDefinitions": props["AttributeDefinitions"],
+                     "KeySchema": props["KeySchema"], "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST")}
+            if props.get("GlobalSecondaryIndexes"):
+                table["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+            dynamodb.create_table(**table)
+            refs[logical] = name
+            attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+        for name, props in buckets:  # S3 -> SQS notifications (moto delivers them)
+            notification = resolver.resolve(props.get("NotificationConfiguration"))
+            if notification:
+                s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+                    "QueueConfigurations": [
+                        {"QueueArn": q["Queue"], "Events": [q["Event"]],
+                         **({"Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}}} if "Filter" in q else {})}
+                        for q in notification.get("QueueConfigurations", [])]})
+
+        self._create_moto_functions(by_type("AWS::Lambda::Function"))
+        sfn = self.client("stepfunctions")
+        for logical, resource in by_type("AWS::StepFunctions::StateMachine"):
+            props = resource["Properties"]
+            definition = resolver.resolve(props["DefinitionString"])
+            substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
+            for key, value in substitutions.items():
+                definition = definition.replace("${" + key + "}", str(value))
+            arn = sfn.create_state_machine(name=f"{STACK_NAME}-{logical}", definition=definition,
+                                           roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-local")["stateMachineArn"]
+            refs[logical] = arn
+            attributes[(logical, "Name")] = f"{STACK_NAME}-{logical}"
+            attributes[(logical, "Arn")] = arn
 
         apigateway = self.client("apigateway")
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
@@ -252,6 +413,52 @@ class LocalStack:
             self.workers[logical] = FunctionWorker(self._function_spec(logical, resource, resources, resolver))
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
             self._routes_from_swagger(resource["Properties"].get("Body", {}), resolver)
+        for logical, resource in by_type("AWS::Lambda::EventSourceMapping"):
+            props = resolver.resolve(resource["Properties"])
+            function = next(name for name in self.workers if refs[name] == props["FunctionName"])
+            queue = next(k for k, _ in queues if attributes[(k, "Arn")] == props["EventSourceArn"])
+            self.pollers.append(SqsPoller(self, refs[queue], props["EventSourceArn"], function,
+                                          int(props.get("BatchSize", 10))))
+
+    def _create_moto_functions(self, functions) -> None:
+        """Register the functions in moto's Lambda (Step Functions invokes them there) and route
+        moto's invocation to the warm workers instead of Docker."""
+        import io
+        import zipfile
+
+        from moto.awslambda.models import LambdaFunction
+
+        iam = self.client("iam")
+        role = iam.create_role(RoleName=f"{STACK_NAME}-local", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("app.py", "# runs in the local stack's worker, not here\n")
+        lambda_client = self.client("lambda")
+        for logical, resource in functions:
+            lambda_client.create_function(FunctionName=f"{STACK_NAME}-{logical}", Runtime="python3.12", Role=role,
+                                          Handler=resource["Properties"]["Handler"],
+                                          Code={"ZipFile": archive.getvalue()},
+                                          Timeout=int(resource["Properties"].get("Timeout", 3)))
+        stack = self
+        self._moto_invoke = LambdaFunction._invoke_lambda
+
+        def invoke_worker(function, event=None):
+            logical = function.function_name.removeprefix(f"{STACK_NAME}-")
+            worker = stack.workers.get(logical)
+            if worker is None:
+                return stack._moto_invoke(function, event)
+            payload = event if isinstance(event, dict) else json.loads(event or "{}")
+            kind, result = worker.invoke(payload, None)
+            if kind == "ok":
+                return json.dumps(result), False, ""
+            if kind == "timeout":
+                return json.dumps({"errorType": "Sandbox.Timedout",
+                                   "errorMessage": f"Task timed out after {worker.spec.timeout} seconds"}), True, ""
+            return json.dumps(result), True, ""
+
+        LambdaFunction._invoke_lambda = invoke_worker
 
     def _function_spec(self, logical: str, resource: dict, resources: dict, resolver: Resolver) -> FunctionSpec:
         props = resource["Properties"]
@@ -270,6 +477,7 @@ class LocalStack:
             environment = {k: (str(mounted) + v[len(LAMBDA_OPT):] if v == LAMBDA_OPT or v.startswith(LAMBDA_OPT + "/") else v)
                            for k, v in environment.items()}
         environment.update(self.aws_env())
+        environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.model_server_url
         environment.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
                             "PYTHONUNBUFFERED": "1"})
         environment.update(self.extra_env)
@@ -307,6 +515,6 @@ class LocalStack:
             self.plans[value] = UsagePlan(plan["id"], float(plan.get("throttle", {}).get("rateLimit", 10000)),
                                           int(plan.get("throttle", {}).get("burstLimit", 5000)),
                                           int(quota["limit"]) if quota.get("limit") else None,
-                                          quota.get("period", "DAY"))
+                                          quota.get("period", "DAY"), key["id"])
             return self.plans[value]
         return None

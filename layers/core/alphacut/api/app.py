@@ -30,6 +30,7 @@ app = APIGatewayRestResolver()
 
 SETTINGS = ServiceSettings.from_env()
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"return"}
+TASK_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"sync", "return_type"}
 ROUTES = [
     RouteDoc("/v1/cutout", "post", "Cut out the main subject",
              "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
@@ -37,6 +38,11 @@ ROUTES = [
     RouteDoc("/v1/selfie", "post", "Cut out people",
              "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
+    RouteDoc("/v1/tasks", "post", "Create an async cutout task (seed 002)",
+             "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
+             "to wait for the result.", tuple(SubjectType)),
+    RouteDoc("/v1/tasks/{task_id}", "get", "A task's state, progress, timestamps and result",
+             extra_responses={404: "no such task for this API key"}),
 ]
 
 _state: dict[str, object] = {}
@@ -67,10 +73,11 @@ def request_id() -> str:
     return getattr(app.lambda_context, "aws_request_id", "local")
 
 
-def options_from(params: dict[str, str], route_type: SubjectType | None) -> CutoutOptions:
-    unknown = sorted(set(params) - KNOWN_PARAMS)
+def options_from(params: dict[str, str], route_type: SubjectType | None,
+                 known: set[str] = KNOWN_PARAMS) -> CutoutOptions:
+    unknown = sorted(set(params) - known)
     if unknown:
-        raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(KNOWN_PARAMS))}", field=unknown[0])
+        raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(known))}", field=unknown[0])
     options = CutoutOptions.from_mapping(params)
     if route_type is not None:
         if "type" in params and options.type not in (route_type, SubjectType.AUTO):
@@ -104,6 +111,53 @@ def cutout_route():
 @app.post("/v1/selfie")
 def selfie_route():
     return cut("Selfie", SubjectType.PERSON)
+
+
+def task_service():
+    from alphacut.api.tasks import TaskService
+
+    with _lock:
+        if "tasks" not in _state:
+            _state["tasks"] = TaskService.from_env()
+        return _state["tasks"]
+
+
+def api_key_owner() -> str:
+    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
+    return identity.get("apiKeyId") or identity.get("apiKey") or "anonymous"
+
+
+def _task_answer(data: dict) -> dict:
+    return {"status": 200, "message": "success", "data": data, "request_id": request_id()}
+
+
+@app.post("/v1/tasks")
+def create_task_route():
+    from alphacut.api.tasks import parse_return_type
+    from alphacut.options import parse_bool
+
+    service = task_service()
+    request = parse_image_request(app.current_event.raw_event, SETTINGS, service.max_bytes, fetch_urls=False)
+    params = dict(request.params)
+    return_type = parse_return_type(params.get("return_type"))
+    sync = parse_bool(params.get("sync", "0"), "sync")
+    options = options_from(params, None, TASK_PARAMS)
+    task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
+                             options, api_key_owner())
+    metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
+    record = service.wait(task_id, api_key_owner()) if sync else service.table.get(task_id)
+    return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
+
+
+@app.get("/v1/tasks/<task_id>")
+def get_task_route(task_id: str):
+    from alphacut.api.tasks import parse_return_type
+
+    service = task_service()
+    query = app.current_event.query_string_parameters or {}
+    record = service.table.get(task_id, api_key_owner())
+    return_type = parse_return_type(query.get("return_type"))
+    return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
 
 
 @app.get("/v1/openapi.json")

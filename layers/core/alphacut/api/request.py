@@ -100,7 +100,11 @@ def _multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], dict[s
     return files, fields
 
 
-def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int) -> ImageRequest:
+def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
+                        fetch_urls: bool = True) -> ImageRequest:
+    """The image and parameters of a request. With ``fetch_urls=False`` an ``image_url`` is not
+    downloaded here (async tasks fetch it in their own step): ``image`` is empty, the URL stays
+    in ``params``."""
     content_type = header(event, "content-type").strip()
     media_type = content_type.split(";")[0].strip().lower()
     params = _query(event)
@@ -121,7 +125,7 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int) 
                     raise InvalidOption("is an empty file", field=name)
                 return ImageRequest(files[name], params, "multipart", accept)
         if "image_url" in params or "image_base64" in params:
-            return _from_fields(params, settings, max_bytes, accept)
+            return _from_fields(params, settings, max_bytes, accept, fetch_urls)
         raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
 
     if media_type == "application/json":
@@ -134,18 +138,21 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int) 
         params.update({k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
                        str(v).lower() if isinstance(v, bool) else str(v)
                        for k, v in document.items() if v is not None})
-        return _from_fields(params, settings, max_bytes, accept)
+        return _from_fields(params, settings, max_bytes, accept, fetch_urls)
 
     if not media_type and params.get("image_url"):
-        return _from_fields(params, settings, max_bytes, accept)
+        return _from_fields(params, settings, max_bytes, accept, fetch_urls)
     raise UnsupportedMediaType(
         f"Content-Type {content_type or '(none)'} is not accepted: send image/*, multipart/form-data "
         "(image_file) or application/json (image_base64 or image_url)", field="Content-Type")
 
 
-def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: int, accept: str) -> ImageRequest:
+def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: int, accept: str,
+                 fetch_urls: bool = True) -> ImageRequest:
     if params.get("image_base64"):
         return ImageRequest(decode_base64_image(params["image_base64"], max_bytes), params, "base64", accept)
+    if params.get("image_url") and not fetch_urls:
+        return ImageRequest(b"", params, "url", accept)
     if params.get("image_url"):
         image = fetch_image(params["image_url"], max_bytes, settings.fetch_timeout, settings.url_allowed_hosts)
         return ImageRequest(image, params, "url", accept)

@@ -45,6 +45,12 @@ class ResultStore:
 
     def put(self, key: str, data: bytes, content_type: str) -> ResultLink:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        return self.link(key)
+
+    def link(self, key: str) -> ResultLink:
         url = self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.ttl_seconds)
         return ResultLink(key=key, url=url, expires_at=int(time.time()) + self.ttl_seconds)
+
+    def sign(self, key: str) -> str:
+        return self.link(key).url

@@ -1,0 +1,131 @@
+"""POST /v1/tasks and GET /v1/tasks/{task_id}: async cutouts (seed 002's task contract).
+
+The image goes to S3, the task record to DynamoDB (state 0), the task id to SQS; the dispatch
+function starts the state machine. ``sync=1`` waits for the final state (within the API's
+time limit) and answers the finished task.
+
+Usage::
+
+    service = TaskService.from_env()
+    answer = service.submit(request, options, owner="key-id", return_type="url", sync=False)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from alphacut.errors import ImageTooLarge, InvalidOption
+from alphacut.options import CutoutOptions, OutputKind
+from alphacut.tasks import TaskState
+
+SYNC_WAIT_SECONDS = 25.0  # API Gateway gives 29 s
+RETURN_TYPES = ("url", "base64")
+
+
+def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any]:
+    """What the state machine (and its Segment step) gets for a task: keys and options, no pixels."""
+    options = CutoutOptions.from_mapping(record.options)
+    stem = record.extra.get("result_stem") or f"tasks/{record.task_id}"
+    event = {"task_id": record.task_id, "options": record.options,
+             "result_bucket": record.extra.get("result_bucket") or result_bucket,
+             "image_key": f"{stem}.{options.format.value}" if options.output is not OutputKind.MASK else "",
+             "mask_key": f"{stem}_mask.png" if options.output is not OutputKind.IMAGE else ""}
+    if record.image_url:
+        event["image_url"] = record.image_url
+    else:
+        event["input_bucket"], event["input_key"] = uploads_bucket, record.input_key
+    return event
+
+
+@dataclass
+class TaskService:
+    uploads_bucket: str
+    results_bucket: str
+    queue_url: str
+    table_name: str
+    max_bytes: int = 15 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> TaskService:
+        return cls(os.environ.get("UPLOADS_BUCKET", ""), os.environ.get("RESULTS_BUCKET", ""),
+                   os.environ.get("TASK_QUEUE_URL", ""), os.environ.get("TASKS_TABLE", ""))
+
+    @cached_property
+    def table(self):
+        from alphacut.aws.tasks import TaskTable
+
+        return TaskTable(self.table_name)
+
+    @cached_property
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3")
+
+    @cached_property
+    def sqs(self):
+        import boto3
+
+        return boto3.client("sqs")
+
+    def submit(self, image: bytes | None, image_url: str | None, options: CutoutOptions, owner: str) -> str:
+        from alphacut.aws.tasks import TaskRecord
+
+        if image is not None and len(image) > self.max_bytes:
+            raise ImageTooLarge(f"is {len(image)} bytes; at most {self.max_bytes} are accepted", field="image_file",
+                                limit=self.max_bytes)
+        task_id = str(uuid.uuid4())
+        record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
+        if image is not None:
+            record.input_key = f"tasks/{task_id}/input"
+            self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
+        self.table.create(record)
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"task_id": task_id}))
+        return task_id
+
+    def wait(self, task_id: str, owner: str, seconds: float = SYNC_WAIT_SECONDS):
+        deadline = time.monotonic() + seconds
+        while True:
+            record = self.table.get(task_id, owner)
+            if record.state.is_final or time.monotonic() >= deadline:
+                return record
+            time.sleep(0.25)
+
+    def describe(self, record, return_type: str, store) -> dict[str, Any]:
+        """Seed 002's task object, with the result as signed URLs or base64."""
+        options = CutoutOptions.from_mapping(record.options)
+        data: dict[str, Any] = {
+            "task_id": record.task_id, "state": int(record.state), "progress": record.state.progress,
+            "type": options.type.value, "output_type": options.output.value, "return_type": return_type,
+            "created_at": record.created_at, "processed_at": record.processed_at,
+            "completed_at": record.completed_at,
+        }
+        if record.state is TaskState.DONE:
+            for name in ("image", "mask"):
+                key = record.extra.get(f"{name}_key")
+                if not key:
+                    continue
+                if return_type == "base64":
+                    body = self.s3.get_object(Bucket=self.results_bucket, Key=key)["Body"].read()
+                    data[name] = base64.b64encode(body).decode("ascii")
+                else:
+                    data[name] = store.sign(key)
+            data["width"] = record.extra.get("result_width")
+            data["height"] = record.extra.get("result_height")
+        elif record.state.value < 0:
+            data["error"] = {"name": record.extra.get("error_name", ""), "message": record.extra.get("error_cause", "")}
+        return data
+
+
+def parse_return_type(value: str | None) -> str:
+    value = (value or "url").strip().lower()
+    if value not in RETURN_TYPES:
+        raise InvalidOption(f"must be url or base64, not {value!r}", field="return_type")
+    return value

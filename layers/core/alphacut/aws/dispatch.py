@@ -1,0 +1,91 @@
+"""From the task queue to Step Functions: one execution per task, named after the task id.
+
+Messages are either ``{"task_id": ...}`` (from POST /v1/tasks) or S3 event notifications for
+objects put under ``incoming/`` in the uploads bucket, which become tasks here: options from the
+object's metadata (``x-amz-meta-type: person`` ...), the result under ``results/`` with the same
+name, the task id derived from bucket, key and ETag (a repeated notification is the same task).
+
+Usage::
+
+    dispatcher = Dispatcher.from_env()
+    dispatcher.handle_record(sqs_record)      # raises to send the message back to the queue
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import PurePosixPath
+from urllib.parse import unquote_plus
+
+import boto3
+
+from alphacut.api.tasks import step_input
+from alphacut.aws.tasks import TaskRecord, TaskTable
+from alphacut.errors import AlphacutError
+from alphacut.options import CutoutOptions
+from alphacut.tasks import TaskState
+
+INCOMING_PREFIX = "incoming/"
+RESULTS_PREFIX = "results/"
+UPLOAD_OWNER = "s3-upload"
+
+
+@dataclass
+class Dispatcher:
+    table: TaskTable
+    state_machine_arn: str
+    uploads_bucket: str
+    results_bucket: str
+
+    @classmethod
+    def from_env(cls) -> Dispatcher:
+        return cls(TaskTable.from_env(), os.environ.get("STATE_MACHINE_ARN", ""),
+                   os.environ.get("UPLOADS_BUCKET", ""), os.environ.get("RESULTS_BUCKET", ""))
+
+    @cached_property
+    def sfn(self):
+        return boto3.client("stepfunctions")
+
+    @cached_property
+    def s3(self):
+        return boto3.client("s3")
+
+    def handle_record(self, record) -> None:
+        body = json.loads(record.body if hasattr(record, "body") else record["body"])
+        if "task_id" in body:
+            self.start(self.table.get(body["task_id"]))
+            return
+        for s3_record in body.get("Records", []):  # an S3 notification (TestEvent has none)
+            bucket = s3_record["s3"]["bucket"]["name"]
+            key = unquote_plus(s3_record["s3"]["object"]["key"])  # S3 events quote_plus the key
+            if key.startswith(INCOMING_PREFIX):
+                self.start(self.task_from_upload(bucket, key, s3_record["s3"]["object"].get("eTag", "")))
+
+    def task_from_upload(self, bucket: str, key: str, etag: str) -> TaskRecord:
+        task_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{etag}"))
+        metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+        stem = str(PurePosixPath(key[len(INCOMING_PREFIX):]).with_suffix(""))
+        record = TaskRecord(task_id=task_id, owner=UPLOAD_OWNER, options={}, input_key=key, source_key=key,
+                            extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": bucket})
+        try:
+            record.options = CutoutOptions.from_mapping(metadata).to_dict()
+        except AlphacutError as error:
+            record.options = CutoutOptions().to_dict()
+            self.table.create(record)
+            self.table.fail(task_id, TaskState.FAILED, f"object metadata: {error}")
+            return self.table.get(task_id)
+        self.table.create(record)  # False for a repeated notification: same task, same id
+        return self.table.get(task_id)
+
+    def start(self, record: TaskRecord) -> None:
+        if record.state is not TaskState.QUEUED:
+            return  # started or finished already: a duplicated message
+        try:
+            self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=record.task_id,
+                                     input=json.dumps(step_input(record, self.uploads_bucket, self.results_bucket)))
+        except self.sfn.exceptions.ExecutionAlreadyExists:
+            pass  # the name is the task id: the first message already started it

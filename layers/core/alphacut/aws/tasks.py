@@ -1,0 +1,130 @@
+"""The task table (DynamoDB): one item per task, written by the tasks API, the state machine
+and the S3 upload trigger.
+
+Item: ``task_id`` (key), ``owner`` (the API key id that made it), ``state`` (seed 002 code),
+``progress``, ``created_at`` (unix s), ``options`` (JSON), ``input_key`` or ``image_url``,
+``source_key`` (S3 uploads), ``expires_at`` (TTL), and what the state machine adds
+(``processed_at_iso``, ``completed_at_iso``, ``image_key``, ``mask_key``, ``error_name``...).
+
+Usage::
+
+    table = TaskTable.from_env()                        # TASKS_TABLE
+    table.create(task)                                  # refuses a duplicate task_id
+    table.get("3f2a...", owner="key-id")                # NotFound for another owner's task
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from alphacut.errors import NotFound
+from alphacut.tasks import TaskState
+
+TASK_TTL_SECONDS = 7 * 24 * 3600
+SOURCE_KEY_INDEX = "by_source_key"
+
+
+def _unix(iso: str | None) -> int | None:
+    if not iso:
+        return None
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    owner: str
+    options: dict[str, Any]
+    state: TaskState = TaskState.QUEUED
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    input_key: str | None = None
+    image_url: str | None = None
+    source_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # what the state machine wrote
+
+    @property
+    def processed_at(self) -> int | None:
+        return _unix(self.extra.get("processed_at_iso"))
+
+    @property
+    def completed_at(self) -> int | None:
+        return _unix(self.extra.get("completed_at_iso"))
+
+    def to_item(self) -> dict[str, Any]:
+        item = {"task_id": self.task_id, "owner": self.owner, "state": int(self.state),
+                "progress": self.state.progress, "created_at": self.created_at,
+                "options": json.dumps(self.options, sort_keys=True),
+                "expires_at": self.created_at + TASK_TTL_SECONDS}
+        for name in ("input_key", "image_url", "source_key"):
+            if getattr(self, name):
+                item[name] = getattr(self, name)
+        return {**self.extra, **item}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> TaskRecord:
+        known = {"task_id", "owner", "state", "progress", "created_at", "options", "expires_at",
+                 "input_key", "image_url", "source_key"}
+        return cls(task_id=item["task_id"], owner=item.get("owner", ""), options=json.loads(item.get("options", "{}")),
+                   state=TaskState(int(item["state"])), created_at=int(item["created_at"]),
+                   input_key=item.get("input_key"), image_url=item.get("image_url"),
+                   source_key=item.get("source_key"),
+                   extra={k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, float) else v)
+                          for k, v in item.items() if k not in known})
+
+
+class TaskTable:
+    def __init__(self, table_name: str):
+        if not table_name:
+            raise ValueError("no task table configured (TASKS_TABLE)")
+        self.table_name = table_name
+
+    @classmethod
+    def from_env(cls) -> TaskTable:
+        return cls(os.environ.get("TASKS_TABLE", ""))
+
+    @cached_property
+    def table(self):
+        return boto3.resource("dynamodb").Table(self.table_name)
+
+    def create(self, record: TaskRecord) -> bool:
+        """Write a new task; False if one with this id exists (a retried submission)."""
+        try:
+            self.table.put_item(Item=record.to_item(), ConditionExpression="attribute_not_exists(task_id)")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def get(self, task_id: str, owner: str | None = None) -> TaskRecord:
+        item = self.table.get_item(Key={"task_id": task_id}, ConsistentRead=True).get("Item")
+        if item is None or (owner is not None and item.get("owner") != owner):
+            raise NotFound(f"no task {task_id}", field="task_id")  # another key's task: same answer
+        return TaskRecord.from_item(item)
+
+    def by_source_key(self, source_key: str) -> TaskRecord:
+        items = self.table.query(IndexName=SOURCE_KEY_INDEX, KeyConditionExpression="source_key = :k",
+                                 ExpressionAttributeValues={":k": source_key}).get("Items", [])
+        if not items:
+            raise NotFound(f"no task for {source_key}", field="key")
+        return self.get(max(items, key=lambda i: int(i["created_at"]))["task_id"])
+
+    def fail(self, task_id: str, state: TaskState, message: str) -> None:
+        """Mark a task failed outside the state machine (e.g. its execution could not start)."""
+        self.table.update_item(
+            Key={"task_id": task_id},
+            UpdateExpression="SET #s = :s, progress = :zero, error_cause = :m, completed_at_iso = :now",
+            ConditionExpression="#s IN (:q, :p2, :p3, :p4)",  # never overwrite a final state
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":s": int(state), ":zero": 0, ":m": message,
+                                       ":q": 0, ":p2": 2, ":p3": 3, ":p4": 4,
+                                       ":now": datetime.utcnow().isoformat() + "Z"})
