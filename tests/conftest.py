@@ -45,3 +45,7 @@ def photo_bytes(eval_dir) -> bytes:
 def gradient_rgb() -> np.ndarray:
     y, x = np.mgrid[0:120, 0:160]
     return np.dstack([x * 255 // 159, y * 255 // 119, np.full_like(x, 90)]).astype(np.uint8)
+
+
+# The local stack and its helpers, shared by tests/integration and tests/e2e.
+pytest_plugins = ["tests.stack_fixtures"]

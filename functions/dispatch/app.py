@@ -14,5 +14,7 @@ dispatcher = Dispatcher.from_env()
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    return process_partial_response(event=event, record_handler=dispatcher.handle_record,
-                                    processor=processor, context=context)
+    response = process_partial_response(event=event, record_handler=dispatcher.handle_record,
+                                        processor=processor, context=context)
+    dispatcher.wait_for_started(lambda: context.get_remaining_time_in_millis() / 1000)
+    return response

@@ -219,6 +219,12 @@ class LocalStack:
                             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
+    def resource(self, service: str):
+        env = self.aws_env()
+        return boto3.resource(service, endpoint_url=self.moto_url, region_name=REGION,
+                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
     def start(self) -> None:
         import logging
 
@@ -275,19 +281,26 @@ class LocalStack:
                       json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
 
     # ---- the SageMaker endpoint: the container's server on the CPU --------------------------------
-    def start_model_server(self) -> None:
+    def start_model_server_on_same_port(self) -> None:
+        """Restart the endpoint where the functions already point (failure tests)."""
+        self.stop_model_server()
+        self.start_model_server(int(self.model_server_url.rsplit(":", 1)[1]))
+
+    def start_model_server(self, port: int | None = None) -> None:
         import subprocess
         import sys
 
         import requests
 
-        port = free_port(self.host)
+        port = port or free_port(self.host)
         self.model_server_url = f"http://{self.host}:{port}"
         self.model_server = subprocess.Popen(
             [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", self.host, "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **self.extra_env})
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **self.extra_env})
         deadline = time.time() + 120
         while time.time() < deadline:
+            if self.model_server.poll() is not None:
+                raise RuntimeError(f"the model server exited: {self.model_server.stderr.read()[-2000:]}")
             try:
                 if requests.get(self.model_server_url + "/ping", timeout=1).status_code == 200:
                     return

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
 from urllib.parse import unquote_plus
@@ -36,10 +37,16 @@ UPLOAD_OWNER = "s3-upload"
 
 @dataclass
 class Dispatcher:
+    """Starts executions; ``wait_for_started`` then holds the invocation until they end, so the
+    queue's event source mapping (MaximumConcurrency x BatchSize) bounds the tasks in flight
+    and the rest wait in SQS (state 0) instead of queueing at the model, where the 30 s task
+    limit would run out."""
+
     table: TaskTable
     state_machine_arn: str
     uploads_bucket: str
     results_bucket: str
+    started: list[str] = field(default_factory=list)
 
     @classmethod
     def from_env(cls) -> Dispatcher:
@@ -85,7 +92,20 @@ class Dispatcher:
         if record.state is not TaskState.QUEUED:
             return  # started or finished already: a duplicated message
         try:
-            self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=record.task_id,
-                                     input=json.dumps(step_input(record, self.uploads_bucket, self.results_bucket)))
+            execution = self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=record.task_id,
+                input=json.dumps(step_input(record, self.uploads_bucket, self.results_bucket)))
+            self.started.append(execution["executionArn"])
         except self.sfn.exceptions.ExecutionAlreadyExists:
             pass  # the name is the task id: the first message already started it
+
+    def wait_for_started(self, seconds_left, margin: float = 5.0, poll: float = 0.5) -> None:
+        """Back-pressure: return when the executions this invocation started have ended, or
+        when ``seconds_left()`` falls to ``margin`` (they go on regardless)."""
+        running = list(self.started)
+        self.started.clear()
+        while running and seconds_left() > margin:
+            running = [arn for arn in running
+                       if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"]
+            if running:
+                time.sleep(poll)

@@ -47,7 +47,7 @@ class SageMakerMatting:
 
     @cached_property
     def client(self):
-        return boto3.client("sagemaker-runtime", config=Config(retries={"max_attempts": 1}, read_timeout=25))
+        return boto3.client("sagemaker-runtime", config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=55))
 
     def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image) -> np.ndarray:
         try:

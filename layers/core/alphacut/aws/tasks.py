@@ -82,10 +82,11 @@ class TaskRecord:
 
 
 class TaskTable:
-    def __init__(self, table_name: str):
+    def __init__(self, table_name: str, dynamodb=None):
         if not table_name:
             raise ValueError("no task table configured (TASKS_TABLE)")
         self.table_name = table_name
+        self._dynamodb = dynamodb  # a boto3 DynamoDB resource; default: from the environment
 
     @classmethod
     def from_env(cls) -> TaskTable:
@@ -93,7 +94,7 @@ class TaskTable:
 
     @cached_property
     def table(self):
-        return boto3.resource("dynamodb").Table(self.table_name)
+        return (self._dynamodb or boto3.resource("dynamodb")).Table(self.table_name)
 
     def create(self, record: TaskRecord) -> bool:
         """Write a new task; False if one with this id exists (a retried submission)."""
@@ -116,7 +117,8 @@ class TaskTable:
                                  ExpressionAttributeValues={":k": source_key}).get("Items", [])
         if not items:
             raise NotFound(f"no task for {source_key}", field="key")
-        return self.get(max(items, key=lambda i: int(i["created_at"]))["task_id"])
+        # the index holds keys only; the newest upload of this key is its task
+        return max((self.get(item["task_id"]) for item in items), key=lambda record: record.created_at)
 
     def fail(self, task_id: str, state: TaskState, message: str) -> None:
         """Mark a task failed outside the state machine (e.g. its execution could not start)."""

@@ -1,4 +1,4 @@
-"""The local stack, started once for the integration tests, plus a small image server.
+"""The local stack, started once for the integration and e2e tests, plus a small image server.
 
 Two API keys: the template's default key (its usage plan: 2 requests/s, burst 4) for the rate
 tests, and a key on a roomy plan made through moto's API Gateway, as an admin would, so that the

@@ -1,0 +1,188 @@
+"""Async tasks end to end on the local stack: API -> S3 + DynamoDB + SQS -> dispatch -> the real
+state machine executed by moto -> Segment step -> SageMaker runtime (the container's server on
+the CPU) -> result in S3 -> GET /v1/tasks/{id}. Every failure ends in its seed 002 state."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from PIL import Image
+
+from alphacut.aws.tasks import TaskTable
+from alphacut.tasks import TaskState
+
+FINAL_WAIT = 90
+
+
+def submit(api, photo: bytes | None = None, **fields) -> str:
+    files = {"image_file": ("p.jpg", photo, "image/jpeg")} if photo is not None else None
+    response = api.post("/v1/tasks", files=files, data=fields) if files else api.post("/v1/tasks", json=fields)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == 200 and body["data"]["state"] == 0 and body["data"]["created_at"] > 0
+    return body["data"]["task_id"]
+
+
+def wait_final(api, task_id: str, timeout: float = FINAL_WAIT, **query) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        response = api.get(f"/v1/tasks/{task_id}", params=query)
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        if data["state"] == 1 or data["state"] < 0:
+            return data
+        time.sleep(0.5)
+    pytest.fail(f"task {task_id} did not reach a final state in {timeout} s: {data}")
+
+
+def _image(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def test_a_task_runs_to_done_with_urls_and_base64(api, photo):
+    task_id = submit(api, photo, output="both", format="webp")
+    data = wait_final(api, task_id)
+    assert data["state"] == 1 and data["progress"] == 100
+    assert data["created_at"] <= data["processed_at"] <= data["completed_at"]
+    image = _image(requests.get(data["image"], timeout=30).content)
+    mask = _image(requests.get(data["mask"], timeout=30).content)
+    assert image.format == "WEBP" and image.mode == "RGBA" and mask.mode == "L" and image.size == (550, 830)
+    inline = api.get(f"/v1/tasks/{task_id}", params={"return_type": "base64"}).json()["data"]
+    assert _image(base64.b64decode(inline["image"])).size == (550, 830)
+
+
+def test_sync_waits_for_the_result(api, photo):
+    response = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")},
+                        data={"sync": "1", "return_type": "base64", "output": "mask"})
+    data = response.json()["data"]
+    assert data["state"] == 1 and _image(base64.b64decode(data["mask"])).mode == "L"
+
+
+def test_another_key_gets_404(api, default_key_api, photo):
+    task_id = submit(api, photo)
+    response = default_key_api.get(f"/v1/tasks/{task_id}")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    wait_final(api, task_id)
+
+
+def test_twenty_tasks_at_once_all_finish(api, photo):
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        task_ids = list(pool.map(lambda _: submit(api, photo, output="mask"), range(20)))
+    started = time.time()
+    states = [wait_final(api, task_id, timeout=180) for task_id in task_ids]
+    print(f"20 tasks: all final {time.time() - started:.1f} s after the last submission")
+    assert [s["state"] for s in states] == [1] * 20, [(s["state"], s.get("error")) for s in states]
+    masks = {requests.get(s["mask"], timeout=30).content for s in states}
+    assert len(masks) == 1  # the same image gives the same mask every time
+
+
+def test_corrupt_image_ends_in_minus_7(api, photo):
+    data = wait_final(api, submit(api, photo[: len(photo) // 3]))
+    assert data["state"] == TaskState.INVALID_IMAGE == -7 and data["progress"] == 0
+    assert data["error"]["name"] == "CorruptImage"
+
+
+def test_unreachable_url_ends_in_minus_3(api, image_server):
+    assert wait_final(api, submit(api, image_url=image_server.url("missing.jpg")))["state"] == -3
+    assert wait_final(api, submit(api, image_url="http://169.254.169.254/latest/"))["state"] == -3
+
+
+def test_too_large_url_ends_in_minus_5(api, image_server):
+    assert wait_final(api, submit(api, image_url=image_server.url("huge.jpg")))["state"] == -5
+
+
+def test_the_same_message_twice_processes_the_task_once(api, stack, photo):
+    task_id = submit(api, photo)
+    sqs = stack.client("sqs")
+    queue = stack.physical["TaskQueue"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"task_id": task_id}))
+    assert wait_final(api, task_id)["state"] == 1
+    time.sleep(3)  # let the duplicates be consumed
+    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.physical["TaskStateMachine"])
+    assert [e["name"] for e in executions["executions"]].count(task_id) == 1
+
+
+def test_an_s3_upload_yields_its_result(stack):
+    s3 = stack.client("s3")
+    bucket = stack.physical["UploadsBucket"]
+    page = Image.new("RGB", (300, 200), "white")
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(page).ellipse((100, 50, 200, 150), outline=(210, 20, 20), width=8)
+    buffer = io.BytesIO()
+    page.save(buffer, "PNG")
+    s3.put_object(Bucket=bucket, Key="incoming/seals/scan 1.png", Body=buffer.getvalue(),
+                  Metadata={"type": "stamp", "format": "webp", "crop": "1"})
+    deadline = time.time() + FINAL_WAIT
+    while time.time() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="results/").get("Contents", [])
+        if any(o["Key"] == "results/seals/scan 1.webp" for o in listed):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("no result under results/")
+    result = _image(s3.get_object(Bucket=bucket, Key="results/seals/scan 1.webp")["Body"].read())
+    assert result.format == "WEBP" and result.size == (101, 101)
+    record = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb")).by_source_key("incoming/seals/scan 1.png")
+    assert record.state is TaskState.DONE and record.options["type"] == "stamp"
+
+
+def test_model_server_down_retries_then_recovers_or_fails(api, stack, photo):
+    stack.stop_model_server()
+    recovering = submit(api, photo)
+    time.sleep(1.5)
+    # back within the retry window (2 + 4 + 8 s after the first failure): the task still succeeds
+    stack.start_model_server_on_same_port()
+    assert wait_final(api, recovering)["state"] == 1
+    stack.stop_model_server()
+    try:
+        data = wait_final(api, submit(api, photo), timeout=120)
+        assert data["state"] == -1 and data["error"]["name"] in ("ModelServerUnavailable", "States.ALL", "Exception")
+    finally:
+        stack.start_model_server_on_same_port()
+
+
+def test_a_step_slower_than_30_s_ends_in_minus_8(api, stack, photo):
+    """The model server is replaced by one that holds the request for 40 s."""
+    stack.stop_model_server()
+    port = int(stack.model_server_url.rsplit(":", 1)[1])
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((stack.host, port))
+    listener.listen(8)
+    held, done = [], threading.Event()
+
+    def hold():
+        listener.settimeout(0.5)
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+                held.append(connection)  # accept and never answer
+            except OSError:
+                continue
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        started = time.time()
+        data = wait_final(api, submit(api, photo), timeout=120)
+        assert data["state"] == TaskState.TIMED_OUT == -8
+        assert time.time() - started >= 30
+    finally:
+        done.set()
+        holder.join(timeout=5)
+        for connection in held:
+            connection.close()
+        listener.close()
+        stack.start_model_server_on_same_port()
