@@ -7,6 +7,7 @@ other tests are not throttled by each other.
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,12 +26,20 @@ class ImageServer:
 
     def __init__(self, files: dict[str, bytes]):
         self.files = files
+        self.posts: list[tuple[str, dict]] = []  # callbacks received: (path, JSON body)
         self.port = free_port(IMAGE_HOST)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.posts.append((self.path, json.loads(body or b"{}")))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_GET(self):
                 if self.path.startswith("/redirect?to="):

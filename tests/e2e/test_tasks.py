@@ -186,3 +186,34 @@ def test_a_step_slower_than_30_s_ends_in_minus_8(api, stack, photo):
             connection.close()
         listener.close()
         stack.start_model_server_on_same_port()
+
+
+def _posts_to(image_server, path: str, timeout: float = 15) -> list[dict]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = [body for where, body in image_server.posts if where == path]
+        if found:
+            time.sleep(1)  # a second delivery, if there were one, would arrive by now
+            return [body for where, body in image_server.posts if where == path]
+        time.sleep(0.3)
+    return []
+
+
+def test_callback_is_posted_once_with_the_final_task(api, image_server, photo):
+    done = submit(api, photo, callback_url=image_server.url("hooks/done"))
+    failed = submit(api, photo[:300], callback_url=image_server.url("hooks/failed"))
+    assert wait_final(api, done)["state"] == 1 and wait_final(api, failed)["state"] == -7
+    (done_post,) = _posts_to(image_server, "/hooks/done")
+    assert done_post["data"]["task_id"] == done and done_post["data"]["state"] == 1
+    assert _image(requests.get(done_post["data"]["image"], timeout=30).content).size == (550, 830)
+    (failed_post,) = _posts_to(image_server, "/hooks/failed")
+    assert failed_post["data"]["state"] == -7 and failed_post["data"]["error"]["name"] == "CorruptImage"
+
+
+def test_callback_rules(api, photo):
+    response = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")},
+                        data={"callback_url": "ftp://example.com/hook"})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "callback_url"
+    # a private target is never called, and the task is not harmed by it
+    task_id = submit(api, photo, callback_url="http://169.254.169.254/hook")
+    assert wait_final(api, task_id)["state"] == 1

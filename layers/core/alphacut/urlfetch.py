@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import socket
 import ssl
 from collections.abc import Iterable
@@ -32,18 +33,18 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def resolve_public(host: str, port: int, allowed_hosts: Iterable[str] = ()) -> str:
+def resolve_public(host: str, port: int, allowed_hosts: Iterable[str] = (), field: str = FIELD) -> str:
     """The first address of ``host`` if all of them are public (or the host is explicitly allowed)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
-        raise UrlFetchFailed(f"host {host!r} cannot be resolved ({error.strerror})", field=FIELD) from None
+        raise UrlFetchFailed(f"host {host!r} cannot be resolved ({error.strerror})", field=field) from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if host not in set(allowed_hosts):
         for address in addresses:
             if not _is_public(address):
                 raise UrlNotAllowed(f"points to {address}, a private, loopback or link-local address",
-                                    field=FIELD)
+                                    field=field)
     return str(addresses[0])
 
 
@@ -66,6 +67,20 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # certificate of the name
 
 
+def _connect(url: str, allowed: tuple[str, ...], timeout: float, field: str):
+    """A connection to the checked address of ``url`` and the request path."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UrlNotAllowed(f"must be an http or https URL, not {parts.scheme or 'no scheme'}", field=field)
+    if not parts.hostname:
+        raise UrlNotAllowed("has no host", field=field)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = resolve_public(parts.hostname, port, allowed, field)
+    cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return cls(parts.hostname, port, address, timeout), path
+
+
 def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: Iterable[str] = ()) -> bytes:
     """Download ``url`` (following at most 5 checked redirects) and return its body.
 
@@ -74,16 +89,7 @@ def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: 
     """
     allowed = tuple(allowed_hosts)
     for _ in range(MAX_REDIRECTS + 1):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise UrlNotAllowed(f"must be an http or https URL, not {parts.scheme or 'no scheme'}", field=FIELD)
-        if not parts.hostname:
-            raise UrlNotAllowed("has no host", field=FIELD)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = resolve_public(parts.hostname, port, allowed)
-        cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-        connection = cls(parts.hostname, port, address, timeout)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection, path = _connect(url, allowed, timeout, FIELD)
         try:
             connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
             response = connection.getresponse()
@@ -109,3 +115,21 @@ def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: 
         finally:
             connection.close()
     raise UrlFetchFailed(f"more than {MAX_REDIRECTS} redirects", field=FIELD)
+
+
+def post_json(url: str, payload: dict, timeout: float = 5.0, allowed_hosts: Iterable[str] = (),
+              field: str = "callback_url") -> int:
+    """POST ``payload`` as JSON to ``url`` under the same address rules; redirects are not
+    followed (a callback is delivered where it was registered). Returns the HTTP status."""
+    connection, path = _connect(url, tuple(allowed_hosts), timeout, field)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    try:
+        connection.request("POST", path, body=body, headers={"User-Agent": USER_AGENT,
+                                                              "Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read(65536)
+        return response.status
+    except (OSError, http.client.HTTPException) as error:
+        raise UrlFetchFailed(f"could not be reached ({error.__class__.__name__}: {error})", field=field) from None
+    finally:
+        connection.close()

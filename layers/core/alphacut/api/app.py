@@ -30,7 +30,7 @@ app = APIGatewayRestResolver()
 
 SETTINGS = ServiceSettings.from_env()
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"return"}
-TASK_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"sync", "return_type"}
+TASK_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"sync", "return_type", "callback_url"}
 ROUTES = [
     RouteDoc("/v1/cutout", "post", "Cut out the main subject",
              "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
@@ -40,7 +40,7 @@ ROUTES = [
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
     RouteDoc("/v1/tasks", "post", "Create an async cutout task (seed 002)",
              "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
-             "to wait for the result.", tuple(SubjectType)),
+             "to wait for the result, callback_url to be POSTed the final task once.", tuple(SubjectType)),
     RouteDoc("/v1/tasks/{task_id}", "get", "A task's state, progress, timestamps and result",
              extra_responses={404: "no such task for this API key"}),
 ]
@@ -143,7 +143,7 @@ def create_task_route():
     sync = parse_bool(params.get("sync", "0"), "sync")
     options = options_from(params, None, TASK_PARAMS)
     task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
-                             options, api_key_owner())
+                             options, api_key_owner(), params.get("callback_url"))
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     record = service.wait(task_id, api_key_owner()) if sync else service.table.get(task_id)
     return json_response(200, _task_answer(service.describe(record, return_type, result_store())))

@@ -18,6 +18,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from functools import cached_property
 from typing import Any
 
@@ -37,6 +38,8 @@ def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any
              "result_bucket": record.extra.get("result_bucket") or result_bucket,
              "image_key": f"{stem}.{options.format.value}" if options.output is not OutputKind.MASK else "",
              "mask_key": f"{stem}_mask.png" if options.output is not OutputKind.IMAGE else ""}
+    if record.extra.get("callback_url"):
+        event["callback_url"] = record.extra["callback_url"]
     if record.image_url:
         event["image_url"] = record.image_url
     else:
@@ -75,7 +78,8 @@ class TaskService:
 
         return boto3.client("sqs")
 
-    def submit(self, image: bytes | None, image_url: str | None, options: CutoutOptions, owner: str) -> str:
+    def submit(self, image: bytes | None, image_url: str | None, options: CutoutOptions, owner: str,
+               callback_url: str | None = None) -> str:
         from alphacut.aws.tasks import TaskRecord
 
         if image is not None and len(image) > self.max_bytes:
@@ -83,6 +87,10 @@ class TaskService:
                                 limit=self.max_bytes)
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
+        if callback_url:
+            if urlsplit(callback_url).scheme not in ("http", "https") or not urlsplit(callback_url).hostname:
+                raise InvalidOption("must be an http or https URL", field="callback_url")
+            record.extra["callback_url"] = callback_url
         if image is not None:
             record.input_key = f"tasks/{task_id}/input"
             self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
@@ -97,6 +105,14 @@ class TaskService:
             if record.state.is_final or time.monotonic() >= deadline:
                 return record
             time.sleep(0.25)
+
+    def notify(self, task_id: str, callback_url: str, store, allowed_hosts=()) -> int:
+        """POST the finished task (seed 002's envelope, result as signed URLs) to its callback, once."""
+        from alphacut.urlfetch import post_json
+
+        record = self.table.get(task_id)
+        answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
+        return post_json(callback_url, answer, allowed_hosts=allowed_hosts)
 
     def describe(self, record, return_type: str, store) -> dict[str, Any]:
         """Seed 002's task object, with the result as signed URLs or base64."""

@@ -1,0 +1,17 @@
+"""Lambda for the state machine's Notify steps: POST the final task to its callback_url once
+(same address rules as image_url: no private, loopback or link-local targets)."""
+
+from aws_lambda_powertools import Logger
+
+from alphacut.api.app import SETTINGS, result_store
+from alphacut.api.tasks import TaskService
+
+logger = Logger()
+service = TaskService.from_env()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    status = service.notify(event["task_id"], event["callback_url"], result_store(), SETTINGS.url_allowed_hosts)
+    logger.info("callback", extra={"task_id": event["task_id"], "status": status})
+    return {"status": status}
