@@ -4,7 +4,7 @@
 from aws_lambda_powertools import Logger
 
 from alphacut.api.app import SETTINGS, result_store
-from alphacut.api.tasks import TaskService
+from alphacut.aws.task_service import TaskService
 
 logger = Logger()
 service = TaskService.from_env()

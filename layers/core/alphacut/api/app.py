@@ -113,8 +113,15 @@ def selfie_route():
     return cut("Selfie", SubjectType.PERSON)
 
 
+def parse_return_type(value: str | None) -> str:
+    value = (value or "url").strip().lower()
+    if value not in ("url", "base64"):
+        raise InvalidOption(f"must be url or base64, not {value!r}", field="return_type")
+    return value
+
+
 def task_service():
-    from alphacut.api.tasks import TaskService
+    from alphacut.aws.task_service import TaskService  # boto3 only in the functions that use tasks
 
     with _lock:
         if "tasks" not in _state:
@@ -133,7 +140,6 @@ def _task_answer(data: dict) -> dict:
 
 @app.post("/v1/tasks")
 def create_task_route():
-    from alphacut.api.tasks import parse_return_type
     from alphacut.options import parse_bool
 
     service = task_service()
@@ -151,8 +157,6 @@ def create_task_route():
 
 @app.get("/v1/tasks/<task_id>")
 def get_task_route(task_id: str):
-    from alphacut.api.tasks import parse_return_type
-
     service = task_service()
     query = app.current_event.query_string_parameters or {}
     record = service.table.get(task_id, api_key_owner())

@@ -18,13 +18,11 @@ import os
 import uuid
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import PurePosixPath
 from urllib.parse import unquote_plus
 
-import boto3
-
-from alphacut.api.tasks import step_input
+from alphacut.aws import clients
+from alphacut.aws.task_service import step_input
 from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError
 from alphacut.options import CutoutOptions
@@ -53,13 +51,13 @@ class Dispatcher:
         return cls(TaskTable.from_env(), os.environ.get("STATE_MACHINE_ARN", ""),
                    os.environ.get("UPLOADS_BUCKET", ""), os.environ.get("RESULTS_BUCKET", ""))
 
-    @cached_property
+    @property
     def sfn(self):
-        return boto3.client("stepfunctions")
+        return clients.client("stepfunctions")
 
-    @cached_property
+    @property
     def s3(self):
-        return boto3.client("s3")
+        return clients.client("s3")
 
     def handle_record(self, record) -> None:
         body = json.loads(record.body if hasattr(record, "body") else record["body"])

@@ -1,4 +1,5 @@
-"""POST /v1/tasks and GET /v1/tasks/{task_id}: async cutouts (seed 002's task contract).
+"""Async cutout tasks (seed 002's task contract) on S3, DynamoDB and SQS: what POST/GET
+/v1/tasks and the Notify step do.
 
 The image goes to S3, the task record to DynamoDB (state 0), the task id to SQS; the dispatch
 function starts the state machine. ``sync=1`` waits for the final state (within the API's
@@ -22,12 +23,13 @@ from urllib.parse import urlsplit
 from functools import cached_property
 from typing import Any
 
+from alphacut.aws import clients
+from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge, InvalidOption
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.tasks import TaskState
 
 SYNC_WAIT_SECONDS = 25.0  # API Gateway gives 29 s
-RETURN_TYPES = ("url", "base64")
 
 
 def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any]:
@@ -61,27 +63,19 @@ class TaskService:
                    os.environ.get("TASK_QUEUE_URL", ""), os.environ.get("TASKS_TABLE", ""))
 
     @cached_property
-    def table(self):
-        from alphacut.aws.tasks import TaskTable
-
+    def table(self) -> TaskTable:
         return TaskTable(self.table_name)
 
-    @cached_property
+    @property
     def s3(self):
-        import boto3
+        return clients.client("s3")
 
-        return boto3.client("s3")
-
-    @cached_property
+    @property
     def sqs(self):
-        import boto3
-
-        return boto3.client("sqs")
+        return clients.client("sqs")
 
     def submit(self, image: bytes | None, image_url: str | None, options: CutoutOptions, owner: str,
                callback_url: str | None = None) -> str:
-        from alphacut.aws.tasks import TaskRecord
-
         if image is not None and len(image) > self.max_bytes:
             raise ImageTooLarge(f"is {len(image)} bytes; at most {self.max_bytes} are accepted", field="image_file",
                                 limit=self.max_bytes)
@@ -138,10 +132,3 @@ class TaskService:
         elif record.state.value < 0:
             data["error"] = {"name": record.extra.get("error_name", ""), "message": record.extra.get("error_cause", "")}
         return data
-
-
-def parse_return_type(value: str | None) -> str:
-    value = (value or "url").strip().lower()
-    if value not in RETURN_TYPES:
-        raise InvalidOption(f"must be url or base64, not {value!r}", field="return_type")
-    return value

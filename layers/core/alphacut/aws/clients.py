@@ -1,0 +1,17 @@
+"""boto3 clients, one per service per process (Lambda reuses them across invocations).
+
+Usage::
+
+    clients.client("sqs").send_message(...)
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import boto3
+
+
+@cache
+def client(service: str):
+    return boto3.client(service)
