@@ -18,7 +18,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from alphacut.options import CutoutOptions

@@ -69,8 +69,6 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
             attributes = dict(parse_qsl(self.headers.get(ATTRIBUTES_HEADER, "")))
             try:
                 subject = SubjectType(attributes.get("type", "auto"))
-                if subject is SubjectType.AUTO:
-                    subject = SubjectType.OBJECT
                 timings = Timings()
                 image = pipeline.decode(data, timings)
                 with inference_lock:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from alphacut.tasks import FAILURE_STATES, TaskState, failure_state
 

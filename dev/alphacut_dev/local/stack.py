@@ -238,7 +238,7 @@ class LocalStack:
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
         self.start_model_server()
-        self._enable_moto_execution(moto_port)
+        self._enable_moto_execution()
         cfn = translate_template(self.template, region=REGION)
         self._create_resources(cfn)
         started = time.perf_counter()
@@ -274,7 +274,7 @@ class LocalStack:
             self.moto = None
 
     # ---- resources from the translated template -----------------------------------------------
-    def _enable_moto_execution(self, moto_port: int) -> None:
+    def _enable_moto_execution(self) -> None:
         import requests
 
         requests.post(f"{self.moto_url}/moto-api/config",

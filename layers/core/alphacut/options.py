@@ -30,6 +30,11 @@ class SubjectType(StrEnum):
     PERSON = "person"    # general model gated by the selfie model
     STAMP = "stamp"      # red or blue seals/stamps on scanned paper
 
+    @property
+    def resolved(self) -> SubjectType:
+        """The type that actually runs: auto is the general model."""
+        return SubjectType.OBJECT if self is SubjectType.AUTO else self
+
 
 class OutputKind(StrEnum):
     IMAGE = "image"

@@ -97,6 +97,7 @@ class Pipeline:
         result is composed.
         """
         timings = timings if timings is not None else Timings()
+        subject = subject.resolved
         rgb = self._model_rgb(image)
         height, width = rgb.shape[:2]
         if subject is SubjectType.STAMP:
@@ -132,6 +133,7 @@ class Pipeline:
                timings: Timings | None = None) -> Segmentation:
         """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion."""
         timings = timings if timings is not None else Timings()
+        subject = subject.resolved
         with timings.stage("postprocess"):
             if subject is SubjectType.STAMP:
                 _, colours = stamp_matte(self._model_rgb(image))
@@ -143,7 +145,6 @@ class Pipeline:
                 ) -> Segmentation:
         """The alpha matte and foreground colours for ``image``, at its own resolution."""
         timings = timings if timings is not None else Timings()
-        subject = SubjectType.OBJECT if subject is SubjectType.AUTO else subject
         return self.finish(image, self.matte(image, subject, timings), subject, timings)
 
     def compose(self, image: DecodedImage, segmentation: Segmentation, options: CutoutOptions,

@@ -49,21 +49,23 @@ _state: dict[str, object] = {}
 _lock = threading.Lock()
 
 
+def _once(name: str, factory):
+    """One instance per process of what ``factory`` makes, created at first use (thread-safe)."""
+    with _lock:
+        if name not in _state:
+            _state[name] = factory()
+        return _state[name]
+
+
 def pipeline() -> Pipeline:
     """One pipeline per process, created at first use (or at cold start by ``make_handler``)."""
-    with _lock:
-        if "pipeline" not in _state:
-            _state["pipeline"] = Pipeline.from_settings()
-        return _state["pipeline"]
+    return _once("pipeline", Pipeline.from_settings)
 
 
 def result_store():
     from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
 
-    with _lock:
-        if "store" not in _state:
-            _state["store"] = ResultStore(SETTINGS.results_bucket, SETTINGS.result_url_ttl)
-        return _state["store"]
+    return _once("store", lambda: ResultStore(SETTINGS.results_bucket, SETTINGS.result_url_ttl))
 
 
 def request_id() -> str:
@@ -123,10 +125,7 @@ def parse_return_type(value: str | None) -> str:
 def task_service():
     from alphacut.aws.task_service import TaskService  # boto3 only in the functions that use tasks
 
-    with _lock:
-        if "tasks" not in _state:
-            _state["tasks"] = TaskService.from_env()
-        return _state["tasks"]
+    return _once("tasks", TaskService.from_env)
 
 
 def api_key_owner() -> str:

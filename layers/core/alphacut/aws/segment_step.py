@@ -25,7 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from alphacut import errors
-from alphacut.options import CutoutOptions, OutputKind, SubjectType
+from alphacut.api.settings import ServiceSettings
+from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.tasks import ResultUploadFailed
 from alphacut.urlfetch import fetch_image
@@ -82,10 +83,10 @@ def matting_from_env():
 def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None) -> dict:
     s3 = s3 or boto3.client("s3")
     options = CutoutOptions.from_mapping(event.get("options") or {})
-    subject = SubjectType.OBJECT if options.type is SubjectType.AUTO else options.type
+    subject = options.type.resolved
     if event.get("image_url"):
         data = fetch_image(event["image_url"], pipeline.limits.max_bytes,
-                           allowed_hosts=[h for h in os.environ.get("IMAGE_URL_ALLOWED_HOSTS", "").split(",") if h])
+                           allowed_hosts=ServiceSettings.from_env().url_allowed_hosts)
     else:
         data = s3.get_object(Bucket=event["input_bucket"], Key=event["input_key"])["Body"].read()
     timings = Timings()
@@ -99,7 +100,7 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None) -> dict:
             s3.put_object(Bucket=event["result_bucket"], Key=event["image_key"], Body=result.image,
                           ContentType=result.content_type)
             stored["image_key"] = event["image_key"]
-        if result.mask is not None and options.output in (OutputKind.MASK, OutputKind.BOTH):
+        if result.mask is not None:
             s3.put_object(Bucket=event["result_bucket"], Key=event["mask_key"], Body=result.mask,
                           ContentType="image/png")
             stored["mask_key"] = event["mask_key"]
