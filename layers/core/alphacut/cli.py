@@ -5,6 +5,8 @@ Usage::
     alphacut remove photos/ shoe.jpg -o out/ --type object --format webp --crop
     alphacut remove selfie.jpg -o out/ --output mask          # out/selfie.png, one channel
     alphacut eval ../shared/eval/person --type person
+    alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
+    alphacut eval ../shared/eval/clothing --type costume            # IoU per class
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alphacut.errors import AlphacutError
-from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate
+from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, SubjectType
 from alphacut.pipeline import Pipeline
 
@@ -102,14 +104,20 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
-    if not (directory / "images").is_dir() or not (directory / args.truth).is_dir():
-        print(f"alphacut: {directory} needs images/ and {args.truth}/ folders", file=sys.stderr)
-        return 2
     subject = SubjectType(args.type)
+    truth = args.truth or ("gt_coarse" if subject is SubjectType.COSTUME else "gt")
+    if not (directory / "images").is_dir() or not (directory / truth).is_dir():
+        print(f"alphacut: {directory} needs images/ and {truth}/ folders", file=sys.stderr)
+        return 2
     pipeline = Pipeline.from_settings()
     bar = ProgressBar(len(list((directory / "images").iterdir())))
+    if subject is SubjectType.COSTUME:
+        costume = evaluate_costume(directory, pipeline, args.split, truth, lambda done, _: bar.update(done))
+        bar.close()
+        print(costume.table())
+        return 0
     report = evaluate(directory, pipeline, subject, args.split, progress=lambda done, _: bar.update(done),
-                      truth=args.truth)
+                      truth=truth)
     bar.close()
     if args.per_image:
         for s in report.scores:
@@ -139,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("directory")
     measure.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
     measure.add_argument("--split", default="all", choices=SPLITS)
-    measure.add_argument("--truth", default="gt", help="ground-truth folder name (e.g. gt_person)")
+    measure.add_argument("--truth", default=None,
+                         help="ground-truth folder (default gt; gt_coarse for --type costume)")
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)
     return parser

@@ -5,10 +5,15 @@ IoU and MAE compare the predicted alpha with the ground truth: IoU on both thres
 MAE on alpha in 0..1. ``split`` picks a reproducible half: ``dev`` the even positions of the sorted
 stems, ``test`` the odd ones (quality tests use dev; reported numbers cover all).
 
+``evaluate_costume`` reads class maps instead (``gt_coarse/``, CCP's 12 coarse ids, mapped to the
+costume classes) and reports IoU per class over the whole set (intersections and unions summed over
+every image, as semantic segmentation is usually scored) and the mean over seed 004's seven classes.
+
 Usage::
 
     report = evaluate(Path("../shared/eval/person"), pipeline, SubjectType.PERSON)
     print(report.table())
+    print(evaluate_costume(Path("../shared/eval/clothing"), pipeline).table())
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from alphacut.costume import CLASS_NAMES, GT_COARSE_TO_CLASS, SEED_GARMENTS, confusion, iou_per_class
 from alphacut.options import SubjectType
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -99,6 +105,51 @@ def evaluate(directory: Path, pipeline, subject: SubjectType, split: str = "all"
         if truth.shape != alpha.shape:
             raise ValueError(f"{truth_path}: ground truth is {truth.shape}, image is {alpha.shape}")
         report.scores.append(Score(stem, *score(alpha, truth)))
+        if progress:
+            progress(index + 1, len(found))
+    return report
+
+
+@dataclass
+class CostumeReport:
+    directory: Path
+    split: str
+    n: int = 0
+    matrix: np.ndarray = field(default_factory=lambda: np.zeros((len(CLASS_NAMES),) * 2, np.int64))
+
+    @property
+    def iou(self) -> dict[str, float | None]:
+        return dict(zip(CLASS_NAMES, iou_per_class(self.matrix)))
+
+    @property
+    def seed_mean(self) -> float:
+        """Mean IoU over tops, coat, skirt, pants, shoes, bag, hat (a class never seen counts 0)."""
+        iou = self.iou
+        return statistics.fmean(iou[g.value] or 0.0 for g in SEED_GARMENTS)
+
+    def table(self) -> str:
+        lines = [f"{self.directory.name} costume split={self.split} n={self.n} (IoU summed over the set)",
+                 f"{'class':<11} {'IoU':>6}"]
+        seed = {g.value for g in SEED_GARMENTS}
+        for name, value in self.iou.items():
+            mark = " *" if name in seed else ""
+            lines.append(f"{name:<11} {'-' if value is None else f'{value:6.3f}':>6}{mark}")
+        lines.append(f"{'seed mean *':<11} {self.seed_mean:6.3f}")
+        return "\n".join(lines)
+
+
+def evaluate_costume(directory: Path, pipeline, split: str = "all", truth: str = "gt_coarse",
+                     progress: Callable[[int, int], None] | None = None) -> CostumeReport:
+    report = CostumeReport(directory=directory, split=split)
+    found = pairs(directory, split, truth)
+    for index, (_stem, image_path, truth_path) in enumerate(found):
+        image = pipeline.decode(image_path.read_bytes())
+        predicted = pipeline.parse_costume(image).class_map
+        actual = GT_COARSE_TO_CLASS[np.asarray(Image.open(truth_path))]
+        if actual.shape != predicted.shape:
+            raise ValueError(f"{truth_path}: ground truth is {actual.shape}, image is {predicted.shape}")
+        report.matrix += confusion(predicted, actual)
+        report.n += 1
         if progress:
             progress(index + 1, len(found))
     return report

@@ -29,6 +29,7 @@ class SubjectType(StrEnum):
     OBJECT = "object"    # the general model
     PERSON = "person"    # general model gated by the selfie model
     STAMP = "stamp"      # red or blue seals/stamps on scanned paper
+    COSTUME = "costume"  # the clothes worn (ISNet + the costume head); the mask is a class map
 
     @property
     def resolved(self) -> SubjectType:
@@ -143,7 +144,7 @@ def parse_margin(value: Any, field: str = "crop_margin") -> Margin:
 class CutoutOptions:
     """What to cut out and how to deliver it.
 
-    - ``type``: auto | object | person | stamp
+    - ``type``: auto | object | person | stamp | costume
     - ``output``: image (the cutout) | mask (one-channel alpha) | both
     - ``format``: png | jpg | webp; jpg has no alpha, so it is composed on ``bg_color`` (white default)
     - ``bg_color``: compose the cutout on this colour instead of transparency

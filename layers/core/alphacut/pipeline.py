@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,8 +21,11 @@ import numpy as np
 
 from alphacut import geometry
 from alphacut.codec import DecodedImage, compose_on_color, decode_image, encode_cutout, encode_mask
+from alphacut.costume import CostumeParse, Garment, class_map_from_scores
+from alphacut.errors import InvalidOption
 from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp_matte, to_u8
 from alphacut.models import ModelStore, isnet, selfie
+from alphacut.models.costume import head_inputs
 from alphacut.options import CutoutOptions, OutputKind, SubjectType
 from alphacut.settings import EngineSettings, ImageLimits
 
@@ -71,6 +75,26 @@ class CutoutResult:
         return self.bbox is not None
 
 
+@dataclass
+class GarmentResult:
+    garment: Garment
+    share: float                      # of the image's pixels
+    result: CutoutResult | None       # None: the garment is not in the image
+
+    @property
+    def present(self) -> bool:
+        return self.result is not None
+
+
+@dataclass
+class CostumeResult:
+    outfit: CutoutResult              # clothes, bag, shoes and hat together (no skin, no hair)
+    garments: list[GarmentResult]     # the ones asked for, in the order asked
+    shares: dict[Garment, float]      # every garment's share of the image
+    class_map: bytes | None           # one-channel PNG of class ids, when a mask is asked for
+    timings: Timings
+
+
 class Pipeline:
     def __init__(self, models: ModelStore, limits: ImageLimits | None = None):
         self.models = models
@@ -98,6 +122,9 @@ class Pipeline:
         """
         timings = timings if timings is not None else Timings()
         subject = subject.resolved
+        if subject is SubjectType.COSTUME:
+            raise InvalidOption("costume is not a single matte: use parse_costume (POST /v1/costume)",
+                                field="type")
         rgb = self._model_rgb(image)
         height, width = rgb.shape[:2]
         if subject is SubjectType.STAMP:
@@ -141,10 +168,31 @@ class Pipeline:
                 colours = estimate_foreground(image.rgb, alpha)
             return Segmentation(alpha=to_u8(alpha), foreground=colours, type=subject)
 
+    def parse_costume(self, image: DecodedImage, timings: Timings | None = None) -> CostumeParse:
+        """One ISNet forward pass gives the matte and the decoder features; the costume head turns
+        the features into class scores; the matte cuts the class map."""
+        timings = timings if timings is not None else Timings()
+        rgb = self._model_rgb(image)
+        height, width = rgb.shape[:2]
+        with timings.stage("preprocess"):
+            batch = isnet.preprocess(rgb)
+        with timings.stage("inference"):
+            output = self.models.isnet_features.run(batch, with_features=True)
+            scores = self.models.costume.run(head_inputs(rgb, output))
+        with timings.stage("postprocess"):
+            alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
+            class_map = class_map_from_scores(scores, alpha)
+            return CostumeParse(alpha=to_u8(alpha), class_map=class_map,
+                                foreground=estimate_foreground(image.rgb, alpha))
+
     def segment(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None
                 ) -> Segmentation:
-        """The alpha matte and foreground colours for ``image``, at its own resolution."""
+        """The alpha matte and foreground colours for ``image``, at its own resolution (for
+        costume: the whole outfit)."""
         timings = timings if timings is not None else Timings()
+        if subject is SubjectType.COSTUME:
+            parse = self.parse_costume(image, timings)
+            return Segmentation(alpha=parse.outfit_alpha(), foreground=parse.foreground, type=subject)
         return self.finish(image, self.matte(image, subject, timings), subject, timings)
 
     def compose(self, image: DecodedImage, segmentation: Segmentation, options: CutoutOptions,
@@ -174,9 +222,48 @@ class Pipeline:
             bbox=bbox, type=segmentation.type, timings=timings)
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
-        """Bytes in, result out: the whole pipeline."""
+        """Bytes in, result out: the whole pipeline. For ``type=costume`` the image is the outfit
+        and the mask the class map (ids as in ``alphacut.costume``)."""
         options = options or CutoutOptions()
+        if options.type is SubjectType.COSTUME:
+            costume = self.costume(data, options, garments=())
+            return dataclasses.replace(costume.outfit, mask=costume.class_map)
         timings = Timings()
         image = self.decode(data, timings)
         segmentation = self.segment(image, options.type, timings)
         return self.compose(image, segmentation, options, timings)
+
+    def costume(self, data: bytes, options: CutoutOptions | None = None,
+                garments: tuple[Garment, ...] = tuple(Garment)) -> CostumeResult:
+        """The outfit and one result per garment asked for (absent ones have no result).
+
+        ``options.output`` mask/both adds the class map; crop and target size apply to every
+        image (the class map is cropped with the outfit but never resized: ids do not interpolate).
+        """
+        options = (options or CutoutOptions()).with_changes(type=SubjectType.COSTUME)
+        wants_mask = options.output in (OutputKind.MASK, OutputKind.BOTH)
+        if wants_mask and options.resizes:
+            raise InvalidOption("a class map keeps the input's pixels: drop target_width/target_height "
+                                "or ask for output=image", field="target_width")
+        timings = Timings()
+        image = self.decode(data, timings)
+        parse = self.parse_costume(image, timings)
+        outfit = self.compose(image, Segmentation(parse.outfit_alpha(), parse.foreground, SubjectType.COSTUME),
+                              options, timings)
+        shares = parse.shares()
+        results = []
+        for garment in garments:
+            result = None
+            if parse.present(garment, shares):
+                segmentation = Segmentation(parse.garment_alpha(garment), parse.foreground, SubjectType.COSTUME)
+                result = self.compose(image, segmentation, options, timings)
+            results.append(GarmentResult(garment, shares[garment], result))
+        class_map = None
+        if wants_mask:
+            with timings.stage("encode"):
+                ids = parse.class_map
+                if options.crop and outfit.bbox is not None:
+                    box = geometry.expand_box(outfit.bbox, options.crop_margin, image.width, image.height)
+                    ids = ids[box[1]:box[3], box[0]:box[2]]
+                class_map = encode_mask(np.ascontiguousarray(ids))
+        return CostumeResult(outfit, results, shares, class_map, timings)

@@ -17,8 +17,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api.openapi import RouteDoc, build_openapi
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
-from alphacut.api.responses import choose_delivery, error_response, json_response, result_response
+from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
+                                    result_response)
 from alphacut.api.settings import ServiceSettings
+from alphacut.costume import parse_garments
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
@@ -31,16 +33,24 @@ app = APIGatewayRestResolver()
 SETTINGS = ServiceSettings.from_env()
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"return"}
 TASK_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"sync", "return_type", "callback_url"}
+COSTUME_PARAMS = KNOWN_PARAMS | {"classes", "return_form"}
+MATTE_TYPES = tuple(t for t in SubjectType if t is not SubjectType.COSTUME)
 ROUTES = [
     RouteDoc("/v1/cutout", "post", "Cut out the main subject",
              "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
-             "touching a person), stamp (red/blue seals on scans).", tuple(SubjectType)),
+             "touching a person), stamp (red/blue seals on scans).", MATTE_TYPES),
     RouteDoc("/v1/selfie", "post", "Cut out people",
              "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
     RouteDoc("/v1/tasks", "post", "Create an async cutout task (seed 002)",
              "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
-             "to wait for the result, callback_url to be POSTed the final task once.", tuple(SubjectType)),
+             "to wait for the result, callback_url to be POSTed the final task once.", MATTE_TYPES),
+    RouteDoc("/v1/costume", "post", "Cut out the clothes worn (seed 004)",
+             "classes: comma list of tops, coat, dress, skirt, pants, shoes, bag, hat (default all); "
+             "return_form mask | whiteBK (seed 004) or output/format/bg_color; return base64 | url. Answers the "
+             "whole outfit, one result per class asked for (absent classes are reported, not drawn), the "
+             "classes found with their share of the image, and the class map (0 background, 1 tops .. 8 hat, "
+             "9 rest of the person) when a mask is asked for.", (SubjectType.COSTUME,)),
     RouteDoc("/v1/tasks/{task_id}", "get", "A task's state, progress, timestamps and result",
              extra_responses={404: "no such task for this API key"}),
 ]
@@ -81,6 +91,8 @@ def options_from(params: dict[str, str], route_type: SubjectType | None,
     if unknown:
         raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(known))}", field=unknown[0])
     options = CutoutOptions.from_mapping(params)
+    if options.type is SubjectType.COSTUME and route_type is not SubjectType.COSTUME:
+        raise InvalidOption("costume is served by POST /v1/costume", field="type")
     if route_type is not None:
         if "type" in params and options.type not in (route_type, SubjectType.AUTO):
             raise InvalidOption(f"this route cuts out {route_type.value}s: type must be {route_type.value}",
@@ -113,6 +125,43 @@ def cutout_route():
 @app.post("/v1/selfie")
 def selfie_route():
     return cut("Selfie", SubjectType.PERSON)
+
+
+RETURN_FORMS = {"mask": {"output": "mask"}, "whitebk": {"bg_color": "#ffffff"}, "": {}}
+
+
+def apply_return_form(params: dict[str, str]) -> dict[str, str]:
+    """Seed 004's ``return_form`` (mask | whiteBK | unset = 4-channel PNG) as native options."""
+    form = params.pop("return_form", None)
+    if form is None:
+        return params
+    try:
+        changes = RETURN_FORMS[form.strip().lower()]
+    except KeyError:
+        raise InvalidOption(f"must be mask or whiteBK (or unset for a 4-channel PNG), not {form!r}",
+                            field="return_form") from None
+    return {**params, **changes}
+
+
+@app.post("/v1/costume")
+def costume_route():
+    engine = pipeline()
+    request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
+    params = apply_return_form(dict(request.params))
+    garments = parse_garments(params.pop("classes", None))
+    options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS)
+    raw_delivery = (params.get("return") or "base64").strip().lower()
+    if raw_delivery not in (Delivery.BASE64, Delivery.URL):
+        raise InvalidOption("must be base64 or url (the answer holds several images)", field="return")
+    delivery = Delivery(raw_delivery)
+    result = engine.costume(request.image, options, garments)
+    metrics.add_metric(name="CostumeDelivered", unit=MetricUnit.Count, value=1)
+    logger.info("costume", extra={"source": request.source, "options": options.to_dict(),
+                                  "classes": [g.value for g in garments],
+                                  "input": [result.outfit.input_width, result.outfit.input_height],
+                                  "timings_ms": dict(result.timings)})
+    store = result_store() if delivery is Delivery.URL else None
+    return costume_response(result, delivery, request_id(), store)
 
 
 def parse_return_type(value: str | None) -> str:

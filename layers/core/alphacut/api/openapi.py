@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alphacut import __version__
+from alphacut.costume import Garment
 from alphacut.options import MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
 
 ERROR_STATUSES = {400: "a field is wrong (named in error.field)", 403: "no or unknown API key",
@@ -34,6 +35,18 @@ class RouteDoc:
 
 
 def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
+    if types == (SubjectType.COSTUME,):
+        return _common_options(types) | {
+            "classes": {"type": "string", "default": "all",
+                        "description": "comma list of " + ", ".join(g.value for g in Garment) + ", or all"},
+            "return_form": {"type": "string", "enum": ["mask", "whiteBK"],
+                            "description": "seed 004: mask, or a cutout on white; unset: 4-channel PNG"},
+            "return": {"type": "string", "enum": ["base64", "url"], "default": "base64"},
+        }
+    return _common_options(types)
+
+
+def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
     return {
         "type": {"type": "string", "enum": [t.value for t in types], "default": types[0].value},
         "output": {"type": "string", "enum": [o.value for o in OutputKind], "default": "image"},

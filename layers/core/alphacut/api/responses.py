@@ -22,8 +22,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from alphacut.errors import AlphacutError, InvalidOption, http_status
+from alphacut.costume import MIN_SHARE
 from alphacut.options import CutoutOptions, OutputKind
-from alphacut.pipeline import CutoutResult
+from alphacut.pipeline import CostumeResult, CutoutResult
 
 JSON = "application/json"
 
@@ -97,19 +98,61 @@ def result_response(result: CutoutResult, delivery: Delivery, request_id: str, s
         "bbox": bbox_dict(result),
         "timings_ms": _timings(result),
     }
-    date = time.strftime("%Y-%m-%d", time.gmtime())
-    for name, data, content_type in (("image", result.image, result.content_type), ("mask", result.mask, "image/png")):
-        if data is None:
-            body[name] = None
-            continue
-        entry: dict[str, Any] = {"content_type": content_type, "bytes": len(data)}
-        if delivery is Delivery.URL:
-            extension = content_type.split("/")[1].replace("jpeg", "jpg")
-            link = store.put(f"{key_prefix}/{date}/{request_id}/{name}.{extension}", data, content_type)
-            entry.update(url=link.url, expires_at=link.expires_at)
-        else:
-            entry["base64"] = base64.b64encode(data).decode("ascii")
-        body[name] = entry
+    folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
+    body.update(_images(result, delivery, store, folder))
+    return json_response(200, body, {"X-Request-Id": request_id})
+
+
+def deliver(data: bytes | None, content_type: str, delivery: Delivery, store, key: str) -> dict[str, Any] | None:
+    """One image inside a JSON answer: inline base64, or a signed URL to it in S3."""
+    if data is None:
+        return None
+    entry: dict[str, Any] = {"content_type": content_type, "bytes": len(data)}
+    if delivery is Delivery.URL:
+        extension = content_type.split("/")[1].replace("jpeg", "jpg")
+        link = store.put(f"{key}.{extension}", data, content_type)
+        entry.update(url=link.url, expires_at=link.expires_at)
+    else:
+        entry["base64"] = base64.b64encode(data).decode("ascii")
+    return entry
+
+
+def _images(result: CutoutResult, delivery: Delivery, store, folder: str, prefix: str = "") -> dict[str, Any]:
+    return {"image": deliver(result.image, result.content_type or "", delivery, store, f"{folder}/{prefix}image"),
+            "mask": deliver(result.mask, "image/png", delivery, store, f"{folder}/{prefix}mask")}
+
+
+def costume_response(result: CostumeResult, delivery: Delivery, request_id: str, store=None,
+                     key_prefix: str = "results") -> Response:
+    """The outfit, one entry per garment asked for (absent ones say so, with no image), the garments
+    found with their share of the image, and the class map when a mask was asked for."""
+    if delivery is Delivery.BINARY:
+        raise InvalidOption("the costume answer holds several images: use return=base64 or url", field="return")
+    folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
+    outfit = result.outfit
+    garments = []
+    for item in result.garments:
+        entry: dict[str, Any] = {"class": item.garment.value, "present": item.present, "share": round(item.share, 5)}
+        if item.result is not None:
+            entry.update(width=item.result.width, height=item.result.height, bbox=bbox_dict(item.result))
+            entry.update(_images(item.result, delivery, store, folder, f"{item.garment.value}_"))
+        garments.append(entry)
+    found = sorted(((g.value, share) for g, share in result.shares.items() if share >= MIN_SHARE),
+                   key=lambda pair: -pair[1])
+    body: dict[str, Any] = {
+        "request_id": request_id,
+        "type": "costume",
+        "width": outfit.width,
+        "height": outfit.height,
+        "input": {"width": outfit.input_width, "height": outfit.input_height},
+        "found": outfit.found,
+        "bbox": bbox_dict(outfit),
+        "outfit": _images(outfit, delivery, store, folder, "outfit_"),
+        "classes": garments,
+        "classes_found": [{"class": name, "share": round(share, 5)} for name, share in found],
+        "class_map": deliver(result.class_map, "image/png", delivery, store, f"{folder}/class_map"),
+        "timings_ms": _timings(result.outfit),
+    }
     return json_response(200, body, {"X-Request-Id": request_id})
 
 

@@ -5,6 +5,7 @@ Usage::
     store = ModelStore(Path("layers/models"))
     matte = store.isnet.predict(rgb)              # float32 H' x W' in 0..1 (1024 x 1024)
     person = store.selfie.predict(rgb)            # float32 256 x 256 in 0..1
+    scores = store.costume.run(feeds)             # float32 10 x 128 x 128 (see models.costume)
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from functools import cached_property
 from pathlib import Path
 
 from alphacut.errors import ModelUnavailable
+from alphacut.models.costume import CostumeModel
 from alphacut.models.isnet import IsnetModel
 from alphacut.models.runtime import session_options
 from alphacut.models.selfie import SelfieModel
 
 MANIFEST_NAME = "manifest.json"
 
-__all__ = ["IsnetModel", "ModelStore", "SelfieModel", "load_manifest"]
+__all__ = ["CostumeModel", "IsnetModel", "ModelStore", "SelfieModel", "load_manifest"]
 
 
 def load_manifest(models_dir: Path) -> dict:
@@ -68,3 +70,9 @@ class ModelStore:
             self._entry("selfie")
             # a 256x256 MobileNet: one thread is faster than two (thread hand-off dominates)
             return SelfieModel.load(self.models_dir / "selfie", session_options(1))
+
+    @cached_property
+    def costume(self) -> CostumeModel:
+        """The clothing head (committed with the code, not in the models layer)."""
+        with self._lock:
+            return CostumeModel.load(session_options(self.threads))

@@ -1,0 +1,224 @@
+"""Train the costume head on cached ISNet decoder features (PyTorch, CPU) and export it to ONNX.
+
+Run in the training venv (Python 3.11, torch 2.13.0+cpu; see ``make costume-train``)::
+
+    .cache/train-venv/bin/python -m alphacut_dev.costume.train [--epochs 40] [--seed 7]
+
+Data: the cache made by ``alphacut_dev.costume.features`` from ../shared/train/ccp. Every tenth
+image (sorted by name) is held out for validation; nothing from ../shared/eval is read here.
+Deterministic: fixed seeds, one thread order (``torch.use_deterministic_algorithms``), so a rerun
+on the same cache gives the same weights and the same printed metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alphacut_dev.costume.labels import CLASS_NAMES
+
+ROOT = Path(__file__).resolve().parents[3]
+OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
+FEATURE_NAMES = ("f128", "f64", "f32", "f16")
+SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)   # tops coat skirt pants shoes bag hat (seed 004)
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
+    padding = dilation * (kernel // 2)
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=padding, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class CostumeHead(nn.Module):
+    """Decoder maps fused coarse to fine: context at 32x32 (the 16/32/64 px maps), a 64x64 stage, then
+    detail at 128x128 with the 128 px map, the picture and the matte. Input frame: ISNet's 1024 square.
+    Sized for the CPU: ~1.6 GMAC a forward pass."""
+
+    def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96):
+        super().__init__()
+        self.p16, self.p32, self.p64 = conv_bn(512, width), conv_bn(512, width), conv_bn(256, width)
+        self.context = nn.Sequential(conv_bn(3 * width, 128, 3), conv_bn(128, 128, 3, dilation=2))
+        self.middle = conv_bn(128 + width, 64, 3)
+        self.p128 = conv_bn(128, 32)
+        self.detail = nn.Sequential(conv_bn(64 + 32 + 4, 32, 3), nn.Conv2d(32, classes, 1))
+
+    def forward(self, f128, f64, f32, f16, picture):
+        f64 = self.p64(f64)
+        x = torch.cat([F.interpolate(self.p16(f16), size=f32.shape[-2:], mode="bilinear", align_corners=False),
+                       self.p32(f32), F.avg_pool2d(f64, 2)], 1)
+        x = F.interpolate(self.context(x), size=f64.shape[-2:], mode="bilinear", align_corners=False)
+        x = F.interpolate(self.middle(torch.cat([x, f64], 1)), size=f128.shape[-2:], mode="bilinear",
+                          align_corners=False)
+        return self.detail(torch.cat([x, self.p128(f128), picture], 1))
+
+
+def load_cache(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
+    files = sorted(p for p in folder.glob("*.npz") if "_flip" not in p.stem and not p.stem.endswith(".tmp"))
+    if not files:
+        raise SystemExit(f"no cached features in {folder}: run python -m alphacut_dev.costume.features")
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*FEATURE_NAMES, "picture", "labels")}
+    for path in files:
+        with np.load(path) as data:
+            for name in FEATURE_NAMES:
+                columns[name].append(data[name])
+            rgb = (data["rgb"].astype(np.float32) / 255.0 - 0.5) / 0.25
+            picture = np.concatenate([rgb.transpose(2, 0, 1), data["matte"][None].astype(np.float32)])
+            columns["picture"].append(picture.astype(np.float16))
+            columns["labels"].append(data["labels"].astype(np.int64))
+    return [p.stem for p in files], {name: torch.from_numpy(np.stack(v)) for name, v in columns.items()}
+
+
+def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Square root of median-frequency balancing, so hats and bags count without drowning tops."""
+    counts = torch.bincount(labels.flatten(), minlength=classes).double()
+    frequency = counts / counts.sum()
+    weights = (frequency[frequency > 0].median() / frequency.clamp_min(1e-6)).sqrt()
+    return weights.clamp(0.2, 5.0).float()
+
+
+SCALES = {"f128": 1, "f64": 2, "f32": 4, "f16": 8, "picture": 1}
+
+
+def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch.Tensor | None = None,
+                 crop: tuple[int, int, int] | None = None):
+    """The head's inputs for ``index``; ``crop`` = (top, left, side) on the 128 grid, multiples of 8
+    so that every map (down to 16x16) is cut at the same place."""
+    inputs, labels = [], data["labels"][index]
+    for name in (*FEATURE_NAMES, "picture"):
+        x = data[name][index]
+        if crop is not None:
+            top, left, side = (v // SCALES[name] for v in crop)
+            x = x[..., top:top + side, left:left + side]
+        inputs.append(x.float())
+    if crop is not None:
+        top, left, side = (v * 2 for v in crop)   # labels are 256 x 256
+        labels = labels[..., top:top + side, left:left + side]
+    if flip is not None and flip.any():
+        inputs = [torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x) for x in inputs]
+        labels = torch.where(flip.view(-1, 1, 1), labels.flip(-1), labels)
+    return inputs, labels
+
+
+def predict(model: nn.Module, data: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(indices), 16):
+            index = torch.tensor(indices[start:start + 16])
+            inputs, labels = batch_inputs(data, index)
+            logits = F.interpolate(model(*inputs), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            outputs.append(logits.argmax(1))
+    return torch.cat(outputs)
+
+
+def iou_table(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> list[float | None]:
+    """IoU per class summed over all pixels of the set (None: class absent from truth and prediction)."""
+    table = []
+    for c in range(classes):
+        p, t = predicted == c, truth == c
+        union = (p | t).sum().item()
+        table.append((p & t).sum().item() / union if union else None)
+    return table
+
+
+def export(model: nn.Module, path: Path, sample: list[torch.Tensor]) -> float:
+    """Write the ONNX file and return its largest difference from PyTorch on ``sample``."""
+    import onnxruntime as ort
+
+    model.eval()
+    names = [*FEATURE_NAMES, "picture"]
+    torch.onnx.export(model, tuple(x[:1] for x in sample), str(path), input_names=names,
+                      output_names=["logits"], opset_version=17, dynamo=False)
+    with torch.no_grad():
+        expected = model(*(x[:1] for x in sample)).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(["logits"], {n: x[:1].numpy() for n, x in zip(names, sample)})[0]
+    return float(np.abs(got - expected).max())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "features")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--crop", type=int, default=96, help="training crop on the 128 grid (multiple of 8)")
+    parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
+    parser.add_argument("--out", type=Path, default=OUTPUT)
+    parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    started = time.perf_counter()
+    stems, data = load_cache(args.cache)
+    held_out = [i for i in range(len(stems)) if i % 10 == 9]
+    training = [i for i in range(len(stems)) if args.all or i % 10 != 9]
+    print(f"{len(stems)} images cached ({len(training)} train, {len(held_out)} held out), "
+          f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+
+    classes = len(CLASS_NAMES)
+    weights = class_weights(data["labels"][training], classes)
+    model = CostumeHead(classes, args.width)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    generator = torch.Generator().manual_seed(args.seed)
+    train_started = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = torch.tensor(training)[torch.randperm(len(training), generator=generator)]
+        total = 0.0
+        for start in range(0, len(order), args.batch):
+            index = order[start:start + args.batch]
+            flip = torch.rand(len(index), generator=generator) < 0.5
+            top, left = (int(v) * 8 for v in torch.randint(0, (128 - args.crop) // 8 + 1, (2,), generator=generator))
+            inputs, labels = batch_inputs(data, index, flip, (top, left, args.crop))
+            logits = F.interpolate(model(*inputs), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            loss = F.cross_entropy(logits, labels, weight=weights)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        line = f"epoch {epoch:3d} loss {total / len(order):.4f} {time.perf_counter() - train_started:6.0f} s"
+        if held_out and (epoch % 5 == 0 or epoch == args.epochs):
+            table = iou_table(predict(model, data, held_out), data["labels"][held_out], classes)
+            seed_mean = np.mean([table[c] or 0.0 for c in SEED_CLASSES])
+            line += f"  held-out seed-class mIoU {seed_mean:.3f}"
+        print(line, flush=True)
+    train_seconds = time.perf_counter() - train_started
+
+    report = {"epochs": args.epochs, "seed": args.seed, "width": args.width, "lr": args.lr, "crop": args.crop,
+              "train_images": len(training), "held_out_images": len(held_out) if not args.all else 0,
+              "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
+    if held_out and not args.all:
+        table = iou_table(predict(model, data, held_out), data["labels"][held_out], classes)
+        report["held_out_iou"] = {CLASS_NAMES[c]: None if v is None else round(v, 4) for c, v in enumerate(table)}
+        report["held_out_seed_mean"] = round(float(np.mean([table[c] or 0.0 for c in SEED_CLASSES])), 4)
+        for c, value in enumerate(table):
+            print(f"  {CLASS_NAMES[c]:<11} {'-' if value is None else f'{value:.3f}'}")
+        print(f"  seed-class mean {report['held_out_seed_mean']:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    sample, _ = batch_inputs(data, torch.tensor(held_out[:1] or training[:1]))
+    report["onnx_max_difference"] = export(model, args.out, sample)
+    report["onnx_bytes"] = args.out.stat().st_size
+    print(f"ONNX vs PyTorch max difference {report['onnx_max_difference']:.2e}")
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB) in {train_seconds:.0f} s of training")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Clothing parsing: which garment each pixel of the subject is, cut by the matte.
+
+The costume head (``alphacut.models.costume``) turns ISNet's decoder features into class scores at
+128 x 128; here they become a class map at the image's resolution, and per-garment alphas that keep
+the matte's soft edges.
+
+Class ids (the CLI's class map, issue 5)::
+
+    0 background  1 tops  2 coat  3 dress  4 skirt  5 pants  6 shoes  7 bag  8 hat
+    9 the rest of the person (skin, hair, other accessories)
+
+Usage::
+
+    garments = parse_garments("tops,bag")               # (Garment.TOPS, Garment.BAG)
+    class_map = class_map_from_scores(scores, matte)    # H x W uint8 ids
+    parse = CostumeParse(alpha, class_map, foreground)
+    parse.garment_alpha(Garment.TOPS), parse.outfit_alpha(), parse.shares()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from alphacut.errors import InvalidOption
+
+CLASS_NAMES = ("background", "tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat", "person")
+BACKGROUND, REST_OF_PERSON = 0, 9
+# a garment covering less than this share of the image is noise, reported absent
+MIN_SHARE = 0.001
+
+
+class Garment(StrEnum):
+    TOPS = "tops"
+    COAT = "coat"        # all outerwear: coats, jackets, blazers, cardigans
+    DRESS = "dress"      # dresses, rompers, swimwear (not in seed 004's list, offered natively)
+    SKIRT = "skirt"
+    PANTS = "pants"      # trousers, jeans, leggings, shorts
+    SHOES = "shoes"
+    BAG = "bag"          # bags, purses, wallets
+    HAT = "hat"
+
+    @property
+    def class_id(self) -> int:
+        return CLASS_NAMES.index(self.value)
+
+
+SEED_GARMENTS = (Garment.TOPS, Garment.COAT, Garment.SKIRT, Garment.PANTS, Garment.SHOES, Garment.BAG,
+                 Garment.HAT)
+OUTFIT_IDS = tuple(g.class_id for g in Garment)
+
+# ../shared/eval/clothing/gt_coarse ids (CCP's 12-class grouping) -> ours: accessory, skin, hair are
+# "the rest of the person"
+GT_COARSE_TO_CLASS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9] + [0] * 244, np.uint8)
+
+
+def parse_garments(value: Any, field: str = "classes") -> tuple[Garment, ...]:
+    """A comma list of garment names (``all`` or empty: every garment), in the order given."""
+    if value is None:
+        return tuple(Garment)
+    names = [part.strip().lower() for part in (value.split(",") if isinstance(value, str) else value)]
+    names = [n for n in names if n]
+    if not names or names == ["all"]:
+        return tuple(Garment)
+    chosen: list[Garment] = []
+    for name in names:
+        try:
+            garment = Garment(name)
+        except ValueError:
+            allowed = ", ".join(g.value for g in Garment)
+            raise InvalidOption(f"unknown class {name!r}; classes are {allowed} (comma separated) or all",
+                                field=field) from None
+        if garment not in chosen:
+            chosen.append(garment)
+    return tuple(chosen)
+
+
+def upsample_scores(scores: np.ndarray, width: int, height: int) -> np.ndarray:
+    """C x h x w class scores -> C x H x W, bilinear (smooth class boundaries, not 8 px blocks)."""
+    return np.stack([np.asarray(Image.fromarray(channel).resize((width, height), Image.Resampling.BILINEAR))
+                     for channel in scores.astype(np.float32)])
+
+
+def class_map_from_scores(scores: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """The class map at the matte's resolution: outside the matte (alpha < 0.5) background; inside,
+    the best of the person classes. The matte decides *where* the subject is (it has the sharper
+    edges); the head decides only *which* part each subject pixel is."""
+    height, width = matte.shape
+    upsampled = upsample_scores(scores, width, height)
+    person_classes = upsampled[1:].argmax(0).astype(np.uint8) + 1
+    return np.where(matte >= 0.5, person_classes, BACKGROUND).astype(np.uint8)
+
+
+@dataclass
+class CostumeParse:
+    """One image parsed: the subject's alpha, its class map and the colours under them."""
+
+    alpha: np.ndarray        # H x W uint8, the matte
+    class_map: np.ndarray    # H x W uint8 class ids
+    foreground: np.ndarray   # H x W x 3 uint8
+
+    def garment_alpha(self, garment: Garment) -> np.ndarray:
+        return np.where(self.class_map == garment.class_id, self.alpha, 0).astype(np.uint8)
+
+    def outfit_alpha(self) -> np.ndarray:
+        """The clothes, bag, shoes and hat together, without skin and hair."""
+        return np.where(np.isin(self.class_map, OUTFIT_IDS), self.alpha, 0).astype(np.uint8)
+
+    def shares(self) -> dict[Garment, float]:
+        """Each garment's share of the image's pixels."""
+        counts = np.bincount(self.class_map.ravel(), minlength=len(CLASS_NAMES))
+        return {g: float(counts[g.class_id]) / self.class_map.size for g in Garment}
+
+    def present(self, garment: Garment, shares: dict[Garment, float] | None = None) -> bool:
+        return (shares or self.shares())[garment] >= MIN_SHARE
+
+
+def confusion(predicted: np.ndarray, truth: np.ndarray, classes: int = len(CLASS_NAMES)) -> np.ndarray:
+    """classes x classes pixel counts, rows truth, columns prediction."""
+    index = truth.astype(np.int64).ravel() * classes + predicted.astype(np.int64).ravel()
+    return np.bincount(index, minlength=classes * classes).reshape(classes, classes)
+
+
+def iou_per_class(matrix: np.ndarray) -> list[float | None]:
+    """Dataset-level IoU per class from a summed confusion matrix (None: never seen nor predicted)."""
+    intersection = np.diag(matrix).astype(np.float64)
+    union = matrix.sum(0) + matrix.sum(1) - intersection
+    return [float(i / u) if u else None for i, u in zip(intersection, union)]

@@ -1,0 +1,64 @@
+"""The costume head: ISNet decoder features (+ the picture and the matte) -> 10 class scores at
+128 x 128, in ISNet's square frame. Trained by ``alphacut_dev.costume.train`` on Clothing
+Co-Parsing; committed beside this file with its model card (``costume_head.md``).
+
+Usage::
+
+    output = store.isnet_features.run(isnet.preprocess(rgb), with_features=True)
+    scores = store.costume.run(head_inputs(rgb, output))     # 10 x 128 x 128 float32
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from alphacut.errors import ModelUnavailable
+from alphacut.models.isnet import IsnetOutput
+from alphacut.models.runtime import providers
+
+HEAD_PATH = Path(__file__).with_name("costume_head.onnx")
+SIDE = 128
+# head input name -> ISNet decoder output
+FEATURE_INPUTS = {"f128": "input.948", "f64": "input.832", "f32": "input.740", "f16": "input.656"}
+
+
+def small_picture(rgb: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The picture (uint8) and the matte (float32) box-averaged to 128 x 128: what training cached."""
+    picture = np.asarray(Image.fromarray(rgb).resize((SIDE, SIDE), Image.Resampling.BOX), np.uint8)
+    matte = np.asarray(Image.fromarray(matte.astype(np.float32)).resize((SIDE, SIDE), Image.Resampling.BOX),
+                       np.float32)
+    return picture, matte
+
+
+def picture_input(picture: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """4 x 128 x 128: RGB normalised to about -2..2, then the matte in 0..1."""
+    rgb = (picture.astype(np.float32) / 255.0 - 0.5) / 0.25
+    return np.concatenate([rgb.transpose(2, 0, 1), matte[None].astype(np.float32)])
+
+
+def head_inputs(rgb: np.ndarray, output: IsnetOutput) -> dict[str, np.ndarray]:
+    """The head's feeds from one ISNet forward pass (features on) over ``rgb``."""
+    if output.features is None:
+        raise ValueError("the costume head needs ISNet run with features")
+    feeds = {name: output.features[source].astype(np.float32, copy=False)
+             for name, source in FEATURE_INPUTS.items()}
+    feeds["picture"] = picture_input(*small_picture(rgb, output.matte))[None]
+    return feeds
+
+
+class CostumeModel:
+    def __init__(self, session: ort.InferenceSession):
+        self.session = session
+
+    @classmethod
+    def load(cls, options: ort.SessionOptions, path: Path = HEAD_PATH) -> CostumeModel:
+        if not path.exists():
+            raise ModelUnavailable(f"costume head missing at {path}: train it (make costume-train)")
+        return cls(ort.InferenceSession(str(path), options, providers=providers()))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["logits"], feeds)[0][0]
