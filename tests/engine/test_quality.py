@@ -17,3 +17,14 @@ def test_mean_iou_on_the_dev_half(pipeline, eval_dir, folder, subject, floor):
     print(report.table())
     assert report.n >= 15
     assert report.mean_iou >= floor
+
+
+def test_costume_on_the_dev_half(pipeline, eval_dir):
+    from alphacut.costume import SEED_GARMENTS
+    from alphacut.evaluate import evaluate_costume
+
+    report = evaluate_costume(eval_dir / "clothing", pipeline, split="dev")
+    print(report.table())
+    assert report.n >= 25
+    assert report.seed_mean >= COSTUME_SEED_MEAN_FLOOR
+    assert min(report.iou[g.value] or 0.0 for g in SEED_GARMENTS) >= 0.30

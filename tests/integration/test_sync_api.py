@@ -116,10 +116,11 @@ def test_stamp_type(api):
 
 
 # ---- errors --------------------------------------------------------------------------------
-def test_no_key_and_wrong_key_are_403(stack, photo):
-    assert requests.post(stack.url + "/v1/cutout", data=photo, headers=JPEG, timeout=30).status_code == 403
+def test_no_key_and_wrong_key_are_401(stack, photo):
+    missing = requests.post(stack.url + "/v1/cutout", data=photo, headers=JPEG, timeout=30)
+    assert missing.status_code == 401 and "missing" in missing.json()["error"]["message"]
     wrong = requests.post(stack.url + "/v1/cutout", data=photo, headers={**JPEG, "x-api-key": "nope-" * 5}, timeout=30)
-    assert wrong.status_code == 403 and wrong.json() == {"message": "Forbidden"}
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_bad_base64_is_400(api):
@@ -183,7 +184,8 @@ def test_over_the_rate_is_429(default_key_api):
     codes = [r.status_code for r in statuses]
     assert codes.count(200) >= 4 and 429 in codes
     refused = statuses[codes.index(429)]
-    assert refused.json() == {"message": "Too Many Requests"} and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["message"] == "Too Many Requests" and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["error"]["code"] == "rate_limited"
 
 
 def test_unknown_route_is_api_gateways_403(api):
@@ -201,7 +203,7 @@ def test_openapi_lists_routes_and_options(api):
     params = {p["name"]: p["schema"] for p in cutout["parameters"]}
     assert params["type"]["enum"] == ["auto", "object", "person", "stamp"]
     assert set(cutout["requestBody"]["content"]) == {"image/*", "multipart/form-data", "application/json"}
-    assert {"400", "403", "413", "415", "422", "429", "500"} <= set(cutout["responses"])
+    assert {"400", "401", "413", "415", "422", "429", "500"} <= set(cutout["responses"])
     assert spec["paths"]["/v1/selfie"]["post"]["parameters"][0]["schema"]["enum"] == ["person"]
 
 

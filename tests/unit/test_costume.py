@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alphacut.api.app import apply_return_form
+from alphacut.api.request import apply_return_form
 from alphacut.costume import (
     CLASS_NAMES, GT_COARSE_TO_CLASS, MIN_SHARE, SEED_GARMENTS, CostumeParse, Garment, class_map_from_scores,
     confusion, iou_per_class, parse_garments,

@@ -1,8 +1,8 @@
 """The local API Gateway: HTTP in, REST proxy event to the function's worker, proxy answer out.
 
-It behaves as API Gateway does for this API: x-api-key required (403 ``Forbidden``), the key's
-usage plan applied (429 ``Too Many Requests`` over the rate and burst, 429 ``Limit Exceeded`` over
-the quota), bodies base64-encoded for binary media types, 413 for events over Lambda's 6 MB
+It behaves as API Gateway does for this API, with the template's gateway responses: x-api-key
+required (401 ``Unauthorized``, as seed 002 documents), the key's own usage plan applied (429 ``Too Many Requests`` with
+Retry-After over the rate and burst, 429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413 for events over Lambda's 6 MB
 payload, 502 when the function fails, 504 when it times out, and 403 ``Missing Authentication
 Token`` for a path no route has.
 """
@@ -51,26 +51,51 @@ class UsageLimiter:
         self.counts: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
 
-    def check(self, key: str, plan) -> tuple[int, str, dict[str, str]] | None:
+    def check(self, key: str, plan) -> tuple[int, dict, dict[str, str]] | None:
+        """None when the request may pass, else (status, body, headers) as the template's gateway
+        responses answer (THROTTLED, QUOTA_EXCEEDED)."""
         with self.lock:
-            bucket = self.buckets.setdefault(key, TokenBucket(plan.rate, plan.burst))
+            bucket = self.buckets.get(key)
+            if bucket is None or (bucket.rate, bucket.capacity) != (plan.rate, max(1, plan.burst)):
+                bucket = self.buckets[key] = TokenBucket(plan.rate, plan.burst)  # a new plan applies at once
         wait = bucket.take()
         if wait:
-            return 429, "Too Many Requests", {"Retry-After": str(max(1, math.ceil(wait)))}
+            return 429, throttled_body(), {"Retry-After": str(max(1, math.ceil(wait)))}
         if plan.quota is not None:
-            day = time.strftime("%Y-%m-%d", time.gmtime(self.clock()))
+            now = self.clock()
+            day = time.strftime("%Y-%m-%d", time.gmtime(now))
             with self.lock:
                 used = self.counts.get((key, day), 0)
                 if used >= plan.quota:
-                    reset = (int(self.clock()) // 86400 + 1) * 86400
-                    return 429, "Limit Exceeded", {"Retry-After": str(reset - int(self.clock()))}
+                    reset = (int(now) // 86400 + 1) * 86400
+                    return 429, quota_body(plan.quota, reset), {"Retry-After": str(reset - int(now))}
                 self.counts[(key, day)] = used + 1
         return None
 
 
+def unauthorized_body(key_given: bool) -> dict:
+    problem = "is not a valid, enabled API key" if key_given else "is missing: send your API key in x-api-key"
+    return {"message": "Unauthorized", "error": {"code": "invalid_api_key", "message": f"x-api-key {problem}",
+                                              "field": "x-api-key"}}
+
+
+def throttled_body() -> dict:
+    return {"message": "Too Many Requests",
+            "error": {"code": "rate_limited", "message": "over this API key's request rate: retry after Retry-After seconds"}}
+
+
+def quota_body(quota: int, reset: int) -> dict:
+    resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
+    return {"message": "Limit Exceeded",
+            "error": {"code": "quota_exceeded",
+                      "message": f"this API key's daily quota of {quota} calls is spent; it resets at {resets_at} "
+                                 "(00:00 UTC)",
+                      "limit": quota, "resets_at": resets_at}}
+
+
 def start_gateway(stack) -> ThreadingHTTPServer:
     binary_types = ["*/*"]
-    limiter = UsageLimiter()
+    limiter = stack.limiter
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -116,12 +141,12 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             api_key = self.headers.get("x-api-key", "")
             plan = stack.plan_for_key(api_key) if api_key else None
             if plan is None:
-                self._message(403, "Forbidden")
+                self._send(401, json.dumps(unauthorized_body(bool(api_key))).encode())
                 return
             refused = limiter.check(api_key, plan)
             if refused:
-                status, message, headers = refused
-                self._message(status, message, headers)
+                status, answer, headers = refused
+                self._send(status, json.dumps(answer).encode(), headers)
                 return
             event = self._event(route, path, parts.query, path_parameters, body, api_key, plan.key_id)
             encoded = json.dumps(event)

@@ -43,7 +43,7 @@ def path_pattern(resource: str) -> re.Pattern:
     for segment in resource.strip("/").split("/"):
         parameter = re.fullmatch(r"\{(\w+)\+?\}", segment)
         parts.append(f"(?P<{parameter.group(1)}>[^/]+)" if parameter else re.escape(segment))
-    return re.compile("/" + "/".join(parts))
+    return re.compile("/" + "/".join(parts) + "/?")  # API Gateway ignores a trailing slash
 
 
 @dataclass
@@ -58,6 +58,9 @@ class Route:
             return None
         found = self.pattern.fullmatch(path)
         return found.groupdict() if found else None
+
+
+PLAN_CACHE_SECONDS = 2.0
 
 
 @dataclass
@@ -187,7 +190,10 @@ class LocalStack:
         self.moto_url = ""
         self.workers: dict[str, FunctionWorker] = {}
         self.routes: list[Route] = []
-        self.plans: dict[str, UsagePlan] = {}  # api key value -> plan (refreshed from moto)
+        self.plans: dict[str, tuple[float, UsagePlan | None]] = {}  # key value -> (read at, plan)
+        from alphacut_dev.local.gateway import UsageLimiter
+
+        self.limiter = UsageLimiter()  # tests swap its clock to cross midnight
         self.stage = "prod"
         self.gateway = None
         self.physical: dict[str, str] = {}
@@ -407,7 +413,7 @@ class LocalStack:
         for logical, resource in by_type("AWS::ApiGateway::UsagePlan"):
             props = resolver.resolve(resource["Properties"])
             plan = apigateway.create_usage_plan(
-                name=f"{STACK_NAME}-{logical}", description=props.get("Description", ""),
+                name=props.get("UsagePlanName") or f"{STACK_NAME}-{logical}", description=props.get("Description", ""),
                 throttle={"rateLimit": float(props["Throttle"]["RateLimit"]),
                           "burstLimit": int(props["Throttle"]["BurstLimit"])},
                 quota={"limit": int(props["Quota"]["Limit"]), "period": props["Quota"]["Period"]},
@@ -513,21 +519,25 @@ class LocalStack:
 
     # ---- keys and plans -------------------------------------------------------------------------
     def plan_for_key(self, value: str) -> UsagePlan | None:
-        """The usage plan of an enabled key with this value, read from moto's API Gateway (cached)."""
-        if value in self.plans:
-            return self.plans[value]
+        """The usage plan of an enabled key with this value, read from moto's API Gateway and kept
+        for ``PLAN_CACHE_SECONDS`` (API Gateway also takes a few seconds to see a revoked key)."""
+        now = time.monotonic()
+        cached = self.plans.get(value)
+        if cached is not None and now - cached[0] < PLAN_CACHE_SECONDS:
+            return cached[1]
+        found = None
         apigateway = self.client("apigateway")
         for key in apigateway.get_api_keys(includeValues=True).get("items", []):
             if key.get("value") != value or not key.get("enabled", True):
                 continue
             plans = apigateway.get_usage_plans(keyId=key["id"]).get("items", [])
-            if not plans:
-                return None
-            plan = plans[0]
-            quota = plan.get("quota") or {}
-            self.plans[value] = UsagePlan(plan["id"], float(plan.get("throttle", {}).get("rateLimit", 10000)),
-                                          int(plan.get("throttle", {}).get("burstLimit", 5000)),
-                                          int(quota["limit"]) if quota.get("limit") else None,
-                                          quota.get("period", "DAY"), key["id"])
-            return self.plans[value]
-        return None
+            if plans:
+                plan = plans[0]
+                quota = plan.get("quota") or {}
+                found = UsagePlan(plan["id"], float(plan.get("throttle", {}).get("rateLimit", 10000)),
+                                  int(plan.get("throttle", {}).get("burstLimit", 5000)),
+                                  int(quota["limit"]) if quota.get("limit") else None,
+                                  quota.get("period", "DAY"), key["id"])
+            break
+        self.plans[value] = (now, found)
+        return found

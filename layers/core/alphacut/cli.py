@@ -7,6 +7,7 @@ Usage::
     alphacut eval ../shared/eval/person --type person
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval ../shared/eval/clothing --type costume            # IoU per class
+    alphacut keys --local create --customer acme --plan starter     # admin (AWS without --local)
 """
 
 from __future__ import annotations
@@ -126,6 +127,45 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+LOCAL_STACK_FILE = Path(".cache") / "local" / "stack.json"
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """Admin: API keys on the stack's usage plans (AWS, or the local stack with --local)."""
+    import json
+    import os
+
+    if args.local:
+        if not LOCAL_STACK_FILE.exists():
+            print(f"alphacut: no local stack running ({LOCAL_STACK_FILE} missing): start it with make serve",
+                  file=sys.stderr)
+            return 2
+        local = json.loads(LOCAL_STACK_FILE.read_text())
+        os.environ.update(local["env"])
+        args.stack = args.stack or local["stack"]
+    from alphacut.aws.keys import KeyAdmin
+
+    admin = KeyAdmin(stack=args.stack or os.environ.get("ALPHACUT_STACK", "alphacut"))
+    try:
+        if args.action == "create":
+            key = admin.create(args.customer, args.plan)
+            print(f"created key {key.id} for {key.customer} on plan {key.plan}\nx-api-key: {key.value}")
+        elif args.action == "revoke":
+            key = admin.revoke(args.key_id)
+            print(f"revoked key {key.id} ({key.customer}); it was on plan {key.plan or '-'}")
+        else:
+            plans = admin.plans()
+            for plan in plans.values():
+                print(f"plan {plan.name:<10} rate {plan.rate}/s burst {plan.burst} quota {plan.daily_quota}/day")
+            print(f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} created")
+            for key in admin.list():
+                print(f"{key.id:<14} {key.customer:<24} {key.plan:<10} {str(key.enabled).lower():<8} {key.created}")
+    except AlphacutError as error:
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphacut", description="Background removal on CPU ONNX models.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ground-truth folder (default gt; gt_coarse for --type costume)")
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)
+
+    keys = commands.add_parser("keys", help="admin: create, list and revoke API keys on usage plans")
+    keys.add_argument("--stack", default=None, help="stack name (default: ALPHACUT_STACK or alphacut)")
+    keys.add_argument("--local", action="store_true", help="the local stack started by make serve")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key for a customer on a plan")
+    create.add_argument("--customer", required=True)
+    create.add_argument("--plan", required=True, help="free, starter or business (template.yaml)")
+    actions.add_parser("list", help="plans, and every key on them")
+    revoke = actions.add_parser("revoke", help="disable a key and take it off its plan")
+    revoke.add_argument("key_id")
+    keys.set_defaults(handler=_keys)
     return parser
 
 

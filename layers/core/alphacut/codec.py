@@ -124,6 +124,9 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
     except (OSError, SyntaxError, ValueError) as error:
         raise CorruptImage(f"cannot be read: {error}", field="image") from None
     fmt = READABLE_FORMATS[image.format]
+    if limits.formats is not None and fmt not in limits.formats:
+        raise UnsupportedImageFormat(f"is {fmt}; this route accepts {', '.join(sorted(limits.formats))}",
+                                     field="image")
     _check_dimensions(*image.size, limits)
     try:
         image.seek(0)  # GIF/TIFF/MPO: the first frame

@@ -91,6 +91,12 @@ class NotFound(AlphacutError):
     code = "not_found"
 
 
+class Conflict(AlphacutError):
+    """The request clashes with an earlier one (an Idempotency-Key reused or still in flight)."""
+
+    code = "conflict"
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -102,6 +108,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     InvalidOption: 400,
     UrlNotAllowed: 400,
     NotFound: 404,
+    Conflict: 409,
     UnsupportedMediaType: 415,
     UrlFetchFailed: 422,
     ImageTooLarge: 413,

@@ -9,28 +9,29 @@ Usage (functions/cutout/app.py)::
 
 from __future__ import annotations
 
-import threading
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
+from alphacut.api import runtime
+from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
-from alphacut.api.request import SOURCE_FIELDS, parse_image_request
+from alphacut.api.request import SOURCE_FIELDS, apply_return_form, parse_image_request
+from alphacut.api.vendors import ROUTERS
 from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
                                     result_response)
-from alphacut.api.settings import ServiceSettings
 from alphacut.costume import parse_garments
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
+from alphacut.tasks import TaskState
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
-SETTINGS = ServiceSettings.from_env()
+SETTINGS = runtime.SETTINGS
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"return"}
 TASK_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"sync", "return_type", "callback_url"}
 COSTUME_PARAMS = KNOWN_PARAMS | {"classes", "return_form"}
@@ -42,6 +43,8 @@ ROUTES = [
     RouteDoc("/v1/selfie", "post", "Cut out people",
              "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
+    RouteDoc("/v1/usage", "get", "Calls made and charged per day and route for this API key",
+             "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days."),
     RouteDoc("/v1/tasks", "post", "Create an async cutout task (seed 002)",
              "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
              "to wait for the result, callback_url to be POSTed the final task once.", MATTE_TYPES),
@@ -55,34 +58,20 @@ ROUTES = [
              extra_responses={404: "no such task for this API key"}),
 ]
 
-_state: dict[str, object] = {}
-_lock = threading.Lock()
-
-
-def _once(name: str, factory):
-    """One instance per process of what ``factory`` makes, created at first use (thread-safe)."""
-    with _lock:
-        if name not in _state:
-            _state[name] = factory()
-        return _state[name]
-
-
 def pipeline() -> Pipeline:
-    """One pipeline per process, created at first use (or at cold start by ``make_handler``)."""
-    return _once("pipeline", Pipeline.from_settings)
+    return runtime.pipeline()
 
 
-def result_store():
-    from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
-
-    return _once("store", lambda: ResultStore(SETTINGS.results_bucket, SETTINGS.result_url_ttl))
+def result_store(ttl_seconds: int | None = None):
+    return runtime.result_store(ttl_seconds)
 
 
 def request_id() -> str:
-    context = app.current_event.get("requestContext") or {}
-    if context.get("requestId"):
-        return context["requestId"]
-    return getattr(app.lambda_context, "aws_request_id", "local")
+    return runtime.request_id(app.current_event.raw_event, app.lambda_context)
+
+
+def api_key_owner() -> str:
+    return runtime.api_key_owner(app.current_event.raw_event)
 
 
 def options_from(params: dict[str, str], route_type: SubjectType | None,
@@ -114,7 +103,9 @@ def cut(route: str, route_type: SubjectType | None = None):
                                  "input": [result.input_width, result.input_height], "found": result.found,
                                  "timings_ms": dict(result.timings)})
     store = result_store() if delivery.value == "url" else None
-    return result_response(result, delivery, request_id(), store)
+    answer = result_response(result, delivery, request_id(), store)
+    app.append_context(charge=CHARGE_HERE)
+    return answer
 
 
 @app.post("/v1/cutout")
@@ -125,22 +116,6 @@ def cutout_route():
 @app.post("/v1/selfie")
 def selfie_route():
     return cut("Selfie", SubjectType.PERSON)
-
-
-RETURN_FORMS = {"mask": {"output": "mask"}, "whitebk": {"bg_color": "#ffffff"}, "": {}}
-
-
-def apply_return_form(params: dict[str, str]) -> dict[str, str]:
-    """Seed 004's ``return_form`` (mask | whiteBK | unset = 4-channel PNG) as native options."""
-    form = params.pop("return_form", None)
-    if form is None:
-        return params
-    try:
-        changes = RETURN_FORMS[form.strip().lower()]
-    except KeyError:
-        raise InvalidOption(f"must be mask or whiteBK (or unset for a 4-channel PNG), not {form!r}",
-                            field="return_form") from None
-    return {**params, **changes}
 
 
 @app.post("/v1/costume")
@@ -161,7 +136,9 @@ def costume_route():
                                   "input": [result.outfit.input_width, result.outfit.input_height],
                                   "timings_ms": dict(result.timings)})
     store = result_store() if delivery is Delivery.URL else None
-    return costume_response(result, delivery, request_id(), store)
+    answer = costume_response(result, delivery, request_id(), store)
+    app.append_context(charge=CHARGE_HERE)
+    return answer
 
 
 def parse_return_type(value: str | None) -> str:
@@ -172,14 +149,7 @@ def parse_return_type(value: str | None) -> str:
 
 
 def task_service():
-    from alphacut.aws.task_service import TaskService  # boto3 only in the functions that use tasks
-
-    return _once("tasks", TaskService.from_env)
-
-
-def api_key_owner() -> str:
-    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
-    return identity.get("apiKeyId") or identity.get("apiKey") or "anonymous"
+    return runtime.task_service()
 
 
 def _task_answer(data: dict) -> dict:
@@ -200,6 +170,8 @@ def create_task_route():
                              options, api_key_owner(), params.get("callback_url"))
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     record = service.wait(task_id, api_key_owner()) if sync else service.table.get(task_id)
+    if record.state is TaskState.DONE:
+        app.append_context(charge=CHARGED_BY_TASK)
     return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
 
 
@@ -210,6 +182,20 @@ def get_task_route(task_id: str):
     record = service.table.get(task_id, api_key_owner())
     return_type = parse_return_type(query.get("return_type"))
     return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
+
+
+@app.get("/v1/usage")
+def usage_route():
+    from alphacut.aws.usage import default_range
+
+    meter = runtime.usage_meter()
+    if meter is None:
+        raise NotFound("metering is not configured in this deployment")
+    first, last = default_range(app.current_event.query_string_parameters or {})
+    report = meter.report(api_key_owner(), first, last)
+    quota = meter.daily_quota(api_key_owner())
+    return json_response(200, {"request_id": request_id(), "key_id": api_key_owner(), "daily_quota": quota,
+                               **report})
 
 
 @app.get("/v1/openapi.json")
@@ -237,6 +223,18 @@ def handle_alphacut_error(error: AlphacutError):
 def handle_unexpected(error: Exception):
     logger.exception("unexpected error")
     return error_response(error, request_id())
+
+
+def error_answer(error: Exception):
+    """The app's error table as a function (the metering middleware answers errors with it)."""
+    if isinstance(error, AlphacutError):
+        return handle_alphacut_error(error)
+    return handle_unexpected(error)
+
+
+app.use(middlewares=[make_metering(on_error=error_answer)])
+for vendor_router in ROUTERS:
+    app.include_router(vendor_router)
 
 
 def make_handler(warm: tuple[str, ...] = ()):

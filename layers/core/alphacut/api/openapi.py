@@ -14,7 +14,7 @@ from alphacut import __version__
 from alphacut.costume import Garment
 from alphacut.options import MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
 
-ERROR_STATUSES = {400: "a field is wrong (named in error.field)", 403: "no or unknown API key",
+ERROR_STATUSES = {400: "a field is wrong (named in error.field)", 401: "no or unknown API key (x-api-key)",
                   413: "image over the byte or pixel limit", 415: "not an image, or a body type not read",
                   422: "image damaged, too small, or image_url not downloadable",
                   429: "over the usage plan's rate or daily quota", 500: "server error (quote request_id)"}
@@ -90,7 +90,7 @@ def _image_operation(route: RouteDoc) -> dict[str, Any]:
 def _error_responses(route: RouteDoc) -> dict[str, Any]:
     statuses = dict(ERROR_STATUSES) | route.extra_responses
     if not route.takes_image:
-        statuses = {k: v for k, v in statuses.items() if k in (403, 429, 500)} | route.extra_responses
+        statuses = {k: v for k, v in statuses.items() if k in (401, 429, 500)} | route.extra_responses
     return {str(status): {"description": text, "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for status, text in sorted(statuses.items())}

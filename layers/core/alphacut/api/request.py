@@ -81,7 +81,7 @@ def decode_base64_image(value: str, max_bytes: int, field_name: str = "image_bas
     return data
 
 
-def _multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], dict[str, str]]:
+def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], dict[str, str]]:
     message = BytesParser(policy=HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
     if not message.is_multipart():
@@ -117,7 +117,7 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
         return ImageRequest(image, params, "body", accept)
 
     if media_type == "multipart/form-data":
-        files, fields = _multipart(content_type, raw_body(event))
+        files, fields = parse_multipart(content_type, raw_body(event))
         params.update(fields)
         for name in FILE_FIELDS:
             if name in files:
@@ -157,3 +157,19 @@ def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: i
         image = fetch_image(params["image_url"], max_bytes, settings.fetch_timeout, settings.url_allowed_hosts)
         return ImageRequest(image, params, "url", accept)
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
+
+
+RETURN_FORMS = {"mask": {"output": "mask"}, "whitebk": {"bg_color": "#ffffff"}, "": {}}
+
+
+def apply_return_form(params: dict[str, str]) -> dict[str, str]:
+    """Seed 004's ``return_form`` (mask | whiteBK | unset = 4-channel PNG) as native options."""
+    form = params.pop("return_form", None)
+    if form is None:
+        return params
+    try:
+        changes = RETURN_FORMS[form.strip().lower()]
+    except KeyError:
+        raise InvalidOption(f"must be mask or whiteBK (or unset for a 4-channel PNG), not {form!r}",
+                            field="return_form") from None
+    return {**params, **changes}

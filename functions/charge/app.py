@@ -1,0 +1,19 @@
+"""Lambda for the state machine's ChargeTask step: a task that reached "done" is charged to the
+API key that made it, once (a retried step finds the marker and charges nothing)."""
+
+from aws_lambda_powertools import Logger
+
+from alphacut.aws.tasks import TaskTable
+from alphacut.aws.usage import UsageMeter
+
+logger = Logger()
+tasks = TaskTable.from_env()
+meter = UsageMeter.from_env()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    record = tasks.get(event["task_id"])
+    charged = meter.charge_task(record.owner, record.task_id) if meter is not None else False
+    logger.info("task charge", extra={"task_id": record.task_id, "owner": record.owner, "charged": charged})
+    return {"charged": charged}

@@ -1,0 +1,88 @@
+"""Seed 003, Alibaba AIDGE "Image Background Removal": ``GET|POST /ai/image/cut/out``.
+
+``imageUrl`` or ``imageBase64`` (base64 wins), 100x100 to 3000x3000 px; ``backGroundType``
+WHITE_BACKGROUND (a JPEG on white) or TRANSPARENT (a PNG), required; ``targetWidth`` /
+``targetHeight`` 100..3000 crop the blank margins and scale the subject to that size. Parameters
+in the query string (GET) or a JSON / form body (POST). Answer ``{resCode, resMessage, success,
+requestId, data: {imageUrl, width, height}}``; errors 700 invalid input (the message names the
+field), 801 model failed, 500 system error, with the HTTP status of the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from alphacut.api import runtime
+from alphacut.api.request import decode_base64_image, header, parse_multipart, raw_body
+from alphacut.api.responses import json_response
+from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
+from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
+from alphacut.options import CutoutOptions, parse_dimension
+from alphacut.settings import ImageLimits
+from alphacut.urlfetch import fetch_image
+
+router = Router()
+LIMITS = ImageLimits(max_side=3000, max_pixels=3000 * 3000, min_side=100)
+BACKGROUNDS = {"WHITE_BACKGROUND": {"format": "jpg", "bg_color": "#ffffff"}, "TRANSPARENT": {"format": "png"}}
+RESULT_CODES = [(ModelUnavailable, 801), (AlphacutError, 700)]
+
+
+def _params(event: dict) -> dict[str, str]:
+    params = dict(event.get("queryStringParameters") or {})
+    if event.get("httpMethod") != "POST":
+        return params
+    content_type = header(event, "content-type")
+    media_type = content_type.split(";")[0].strip().lower()
+    body = raw_body(event)
+    if media_type == "application/json" and body:
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidOption("is not valid JSON", field="body") from None
+        if not isinstance(document, dict):
+            raise InvalidOption("must be a JSON object", field="body")
+        params.update({k: str(v) for k, v in document.items() if v is not None})
+    elif media_type == "application/x-www-form-urlencoded":
+        params.update(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
+    elif media_type == "multipart/form-data":
+        params.update(parse_multipart(content_type, body)[1])
+    return params
+
+
+def _error(error: Exception, status: int, request_id: str) -> dict:
+    code = next((c for kind, c in RESULT_CODES if isinstance(error, kind)), 500)
+    message = {700: "invalid input", 801: "model failed", 500: "system error"}[code]
+    return {"resCode": code, "resMessage": f"{message}: {error_message(error)}", "success": False,
+            "requestId": request_id, "data": None}
+
+
+@router.get("/ai/image/cut/out")
+@router.post("/ai/image/cut/out")
+def aidge_cutout():
+    def build(request_id: str):
+        params = _params(router.current_event.raw_event)
+        background = params.get("backGroundType", "").strip().upper()
+        if background not in BACKGROUNDS:
+            raise InvalidOption("is required: WHITE_BACKGROUND or TRANSPARENT", field="backGroundType")
+        width = parse_dimension(params.get("targetWidth"), "targetWidth", 100, 3000)
+        height = parse_dimension(params.get("targetHeight"), "targetHeight", 100, 3000)
+        if params.get("imageBase64"):
+            data = decode_base64_image(params["imageBase64"], LIMITS.max_bytes, "imageBase64")
+        elif params.get("imageUrl"):
+            data = fetch_image(params["imageUrl"], LIMITS.max_bytes, runtime.SETTINGS.fetch_timeout,
+                               runtime.SETTINGS.url_allowed_hosts)
+        else:
+            raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
+        options = CutoutOptions(target_width=width, target_height=height, **BACKGROUNDS[background])
+        result = pipeline_with(LIMITS).run(data, options)
+        key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
+        link = runtime.result_store().put(key, result.image, result.content_type)
+        return json_response(200, {"resCode": 200, "resMessage": "success", "success": True, "requestId": request_id,
+                                   "data": {"imageUrl": link.url, "width": result.width, "height": result.height}},
+                             {"X-Request-Id": request_id})
+
+    return vendor_answer(router, build, _error)

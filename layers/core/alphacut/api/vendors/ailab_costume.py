@@ -1,0 +1,75 @@
+"""Seed 004, AILabTools-style "Costume background removal":
+``POST /api/cutout/general/apparel-background-removal`` (multipart ``image``).
+
+JPEG/JPG/BMP/PNG, at most 5 MB, 50x50 to 3000x3000 px; ``cloth_class`` a comma list of tops,
+coat, skirt, pants, bag, shoes, hat (default: all seven); ``return_form`` mask / whiteBK / unset
+(4-channel PNG). Answer ``{request_id, log_id, error_code, error_msg, error_detail: {status_code,
+code, code_message, message}, data: {elements: [{image_url}, {class_url: {...}}]}}``:
+``image_url`` is the whole outfit; ``class_url`` has each class asked for, "" when the class is not
+in the picture. URLs are valid 24 hours, as documented.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from alphacut.api import runtime
+from alphacut.api.request import apply_return_form, header, parse_multipart, raw_body
+from alphacut.api.responses import json_response
+from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
+from alphacut.costume import SEED_GARMENTS, parse_garments
+from alphacut.errors import AlphacutError, InvalidOption, UnsupportedMediaType
+from alphacut.options import CutoutOptions
+from alphacut.settings import ImageLimits
+
+router = Router()
+LIMITS = ImageLimits(max_bytes=5 * 1024 * 1024, max_side=3000, max_pixels=3000 * 3000, min_side=50,
+                     formats=frozenset({"jpeg", "bmp", "png"}))
+URL_SECONDS = 24 * 3600
+
+
+def _envelope(request_id: str, status: int = 200, code: str = "", message: str = "", data: dict | None = None) -> dict:
+    body = {"request_id": request_id, "log_id": request_id, "error_code": 0 if status == 200 else status,
+            "error_msg": message, "error_detail": {"status_code": status, "code": code, "code_message": message,
+                                                   "message": message}}
+    if data is not None:
+        body["data"] = data
+    return body
+
+
+def _error(error: Exception, status: int, request_id: str) -> dict:
+    code = error.code if isinstance(error, AlphacutError) else "internal_error"
+    return _envelope(request_id, status, code, error_message(error))
+
+
+@router.post("/api/cutout/general/apparel-background-removal")
+def ailab_costume():
+    def build(request_id: str):
+        event = router.current_event.raw_event
+        content_type = header(event, "content-type")
+        if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+            raise UnsupportedMediaType("must be multipart/form-data with the picture in image", field="Content-Type")
+        files, fields = parse_multipart(content_type, raw_body(event))
+        if not files.get("image"):
+            raise InvalidOption("is required: the picture as a file", field="image")
+        garments = parse_garments(fields.get("cloth_class") or ",".join(g.value for g in SEED_GARMENTS),
+                                  field="cloth_class")
+        params = apply_return_form({"return_form": fields["return_form"]} if "return_form" in fields else {})
+        options = CutoutOptions.from_mapping(params)
+        result = pipeline_with(LIMITS).costume(files["image"], options, garments)
+        store = runtime.result_store(URL_SECONDS)
+        folder = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
+
+        def url(name: str, item) -> str:
+            data = item.mask if options.output.value == "mask" else item.image
+            content_type = "image/png" if options.output.value == "mask" else item.content_type
+            extension = "jpg" if content_type == "image/jpeg" else content_type.split("/")[1]
+            return store.put(f"{folder}/{name}.{extension}", data, content_type).url
+
+        class_url = {g.garment.value: url(g.garment.value, g.result) if g.present else "" for g in result.garments}
+        data = {"elements": [{"image_url": url("outfit", result.outfit)}, {"class_url": class_url}]}
+        return json_response(200, _envelope(request_id, data=data), {"X-Request-Id": request_id})
+
+    return vendor_answer(router, build, _error)

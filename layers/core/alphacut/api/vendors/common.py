@@ -1,0 +1,52 @@
+"""What the vendor adapters share: the pipeline under a vendor's image limits, and one way to
+turn any failure into the vendor's error envelope (counted, never charged)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+
+from alphacut.api import runtime
+from alphacut.api.metering import CHARGE_HERE
+from alphacut.api.responses import json_response
+from alphacut.errors import AlphacutError, http_status
+from alphacut.pipeline import Pipeline
+from alphacut.settings import ImageLimits
+
+logger = Logger()
+
+
+@cache
+def pipeline_with(limits: ImageLimits) -> Pipeline:
+    """The process's pipeline (same warm models) under a vendor's own image limits."""
+    return Pipeline(runtime.pipeline().models, limits)
+
+
+def vendor_answer(router, build: Callable[[str], Response],
+                  error_body: Callable[[Exception, int, str], dict[str, Any]], billable: bool = True) -> Response:
+    """Run ``build(request_id)``; a failure becomes ``error_body(error, status, request_id)`` with the
+    status from the one error table. ``billable``: a 200 from ``build`` delivered a result."""
+    router.append_context(exact_envelope=True)
+    request_id = runtime.request_id(router.current_event.raw_event, router.lambda_context)
+    try:
+        response = build(request_id)
+    except Exception as error:  # every failure answers in the vendor's envelope
+        if isinstance(error, AlphacutError):
+            logger.info("request refused", extra={"error": error.to_dict()})
+        else:
+            logger.exception("unexpected error")
+        status = http_status(error)
+        return json_response(status, error_body(error, status, request_id), {"X-Request-Id": request_id})
+    if billable and response.status_code == 200:
+        router.append_context(charge=CHARGE_HERE)
+    return response
+
+
+def error_message(error: Exception) -> str:
+    if isinstance(error, AlphacutError):
+        return str(error)
+    return "internal error: quote the request id when reporting it"

@@ -1,0 +1,44 @@
+"""Seed 000, JD Cloud "Image Matting": ``POST /api/cutout/`` with the raw image as the body.
+
+Answer ``{code, msg, result: {status, message, requestid, cutout_image_url}}``: ``code`` "10000"
+when the call went through, ``result.status`` 0 on success, else the HTTP status of the problem
+(the document names no business codes), ``result.message`` what is wrong. The document's table says
+``requestid`` and its example ``requestId``: both are sent.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from alphacut.api import runtime
+from alphacut.api.request import raw_body
+from alphacut.api.responses import json_response
+from alphacut.api.vendors.common import error_message, vendor_answer
+from alphacut.errors import InvalidOption
+from alphacut.options import CutoutOptions
+
+router = Router()
+SYSTEM_OK = "10000"
+
+
+def _envelope(request_id: str, status: int, message: str, url: str | None = None) -> dict:
+    result = {"status": status, "message": message, "requestid": request_id, "requestId": request_id}
+    if url is not None:
+        result["cutout_image_url"] = url
+    return {"code": SYSTEM_OK, "msg": "success", "result": result}
+
+
+@router.post("/api/cutout/")
+def jd_cutout():
+    def build(request_id: str):
+        data = raw_body(router.current_event.raw_event)
+        if not data:
+            raise InvalidOption("is empty: send the image bytes as the request body", field="body")
+        result = runtime.pipeline().run(data, CutoutOptions())
+        key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.png"
+        link = runtime.result_store().put(key, result.image, "image/png")
+        return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
+
+    return vendor_answer(router, build, lambda error, status, rid: _envelope(rid, status, error_message(error)))
