@@ -1,0 +1,217 @@
+"""Pay-per-use on the local stack: keys and plans made by the admin command, exact counts under
+concurrency, free failures, quota exhaustion and the next day's reset (clock injected), idempotent
+retries charged once, what the customer sees (charge, remain, /v1/usage)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from alphacut.aws.keys import KeyAdmin
+from alphacut_dev.local.stack import STACK_NAME
+from tests.conftest import image_bytes
+from tests.stack_fixtures import Api
+
+ALPHACUT = Path(sys.executable).with_name("alphacut")
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> KeyAdmin:
+    """The keys admin on the local stack, with two extra plans made as an operator would: bulk (no
+    throttling in the way of concurrency tests) and tiny (a quota of 3 a day)."""
+    apigateway = stack.client("apigateway")
+    apigateway.create_usage_plan(name=f"{STACK_NAME}-bulk", throttle={"rateLimit": 1000.0, "burstLimit": 1000},
+                                 quota={"limit": 100000, "period": "DAY"})
+    apigateway.create_usage_plan(name=f"{STACK_NAME}-tiny", throttle={"rateLimit": 100.0, "burstLimit": 100},
+                                 quota={"limit": 3, "period": "DAY"})
+    return KeyAdmin(STACK_NAME, apigateway)
+
+
+@pytest.fixture(scope="module")
+def small_photo() -> bytes:
+    picture = Image.new("RGB", (160, 120), (240, 240, 240))
+    picture.paste((30, 90, 200), (40, 30, 120, 90))
+    return image_bytes(picture, "JPEG")
+
+
+def new_key(admin: KeyAdmin, stack, plan: str = "bulk") -> Api:
+    key = admin.create(f"test-{plan}-{time.time_ns()}", plan)
+    return Api(stack.url, key.value)
+
+
+def usage(api: Api) -> dict:
+    response = api.get("/v1/usage")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_plans_come_from_the_template(admin):
+    plans = admin.plans()
+    assert {"free", "starter", "business"} <= set(plans)
+    assert plans["starter"].daily_quota == 1000 and plans["free"].rate == 1.0
+
+
+def test_charge_and_remain_in_json_and_headers(admin, stack, small_photo):
+    api = new_key(admin, stack)
+    quota = admin.plans()["bulk"].daily_quota
+    as_json = api.post("/v1/cutout", data=small_photo, headers=JPEG)
+    assert as_json.json()["charge"] is True and as_json.json()["remain"] == quota - 1
+    binary = api.post("/v1/cutout?return=binary", data=small_photo, headers=JPEG)
+    assert binary.headers["X-Alphacut-Charge"] == "true" and binary.headers["X-Alphacut-Remain"] == str(quota - 2)
+    failed = api.post("/v1/cutout?format=gif", data=small_photo, headers=JPEG)
+    assert failed.status_code == 400 and failed.json()["charge"] is False and failed.json()["remain"] == quota - 3
+
+
+def test_fifty_concurrent_calls_counted_exactly(admin, stack, small_photo):
+    api = new_key(admin, stack)
+    # each function's worker runs one request at a time (as one Lambda instance): few model calls,
+    # so that the last in line still answers within API Gateway's 29 s
+    calls = ([("POST", "/v1/cutout", small_photo)] * 4 + [("POST", "/v1/selfie", small_photo)] * 3
+             + [("POST", "/v1/cutout?format=gif", small_photo)] * 16      # refused: counted, free
+             + [("GET", "/v1/tasks/none", None)] * 14 + [("POST", "/v1/costume?classes=socks", small_photo)] * 13)
+    assert len(calls) == 50
+
+    def send(call):
+        method, path, data = call
+        return api.request(method, path, data=data, headers=JPEG if data else {}).status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(send, calls))
+    assert statuses.count(200) == 7
+    today = usage(api)["days"][-1]
+    assert today["calls"] == 50 and today["charged"] == 7
+    routes = today["routes"]
+    assert routes["/v1/cutout"] == {"calls": 20, "charged": 4}
+    assert routes["/v1/selfie"] == {"calls": 3, "charged": 3}
+    assert routes["/v1/tasks/{task_id}"] == {"calls": 14, "charged": 0}
+    assert routes["/v1/costume"] == {"calls": 13, "charged": 0}
+
+
+def test_meter_adds_are_atomic_under_fifty_threads(stack):
+    """The same item updated from 50 threads at once (DynamoDB ADD through moto's real API)."""
+    from alphacut.aws.usage import UsageMeter
+
+    os.environ.update(stack.aws_env())
+    table = stack.physical["UsageTable"]
+    meter = UsageMeter(table)
+    barrier = threading.Barrier(50)
+
+    def one(i):
+        barrier.wait()
+        return meter.record("atomic-test-key", "/v1/cutout", charged=i % 2 == 0)
+
+    with ThreadPoolExecutor(50) as pool:
+        totals = sorted(pool.map(one, range(50)))
+    assert totals == list(range(1, 51))          # every caller saw a distinct running total
+    day = meter.report("atomic-test-key", *[time.strftime("%Y-%m-%d", time.gmtime())] * 2)["days"][0]
+    assert day["calls"] == 50 and day["charged"] == 25
+
+
+def test_quota_spent_then_reset_the_next_day(stack, admin, small_photo):
+    api = new_key(admin, stack, "tiny")
+    remains = [api.get("/v1/openapi.json").json().get("remain") for _ in range(3)]
+    assert remains == [2, 1, 0]
+    refused = api.get("/v1/openapi.json")
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "quota_exceeded" and "resets at" in error["message"] and error["limit"] == 3
+    assert int(refused.headers["Retry-After"]) <= 86400
+    real_clock = stack.limiter.clock
+    stack.limiter.clock = lambda: real_clock() + 86400        # tomorrow
+    try:
+        assert api.get("/v1/openapi.json").status_code == 200
+    finally:
+        stack.limiter.clock = real_clock
+
+
+def test_the_keys_own_plan_applies(admin, stack):
+    free = new_key(admin, stack, "free")               # 1 request/s, burst 2
+    codes = [free.get("/v1/openapi.json").status_code for _ in range(6)]
+    assert 429 in codes and codes[:2] == [200, 200]
+    business = new_key(admin, stack, "business")       # 10/s, burst 20
+    assert all(business.get("/v1/openapi.json").status_code == 200 for _ in range(6))
+
+
+def test_idempotent_retry_is_answered_once_and_charged_once(admin, stack, small_photo):
+    api = new_key(admin, stack)
+    headers = {**JPEG, "Idempotency-Key": "order-1234-photo-1"}
+    first = api.post("/v1/cutout?return=binary", data=small_photo, headers=headers)
+    second = api.post("/v1/cutout?return=binary", data=small_photo, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true" and second.content == first.content
+    assert first.headers["X-Alphacut-Charge"] == "true" and second.headers["X-Alphacut-Charge"] == "false"
+    assert second.headers["X-Request-Id"] == first.headers["X-Request-Id"]    # the first answer, replayed
+    other = api.post("/v1/cutout?return=binary&format=webp", data=small_photo, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["field"] == "Idempotency-Key"
+    routes = usage(api)["days"][-1]["routes"]
+    assert routes["/v1/cutout"] == {"calls": 3, "charged": 1}
+
+
+def test_async_task_charged_once_when_it_succeeds(admin, stack, small_photo):
+    api = new_key(admin, stack)
+    created = api.post("/v1/tasks", data=small_photo, headers=JPEG).json()
+    assert created["charge"] is False
+    task_id = created["data"]["task_id"]
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        state = api.get(f"/v1/tasks/{task_id}").json()["data"]["state"]
+        if state == 1:
+            break
+        time.sleep(1)
+    assert state == 1
+    deadline = time.time() + 30
+    while time.time() < deadline:              # the ChargeTask step runs just after "done"
+        routes = usage(api)["days"][-1]["routes"]
+        if routes.get("/v1/tasks", {}).get("charged"):
+            break
+        time.sleep(0.5)
+    assert routes["/v1/tasks"] == {"calls": 1, "charged": 1}
+    assert routes["/v1/tasks/{task_id}"]["charged"] == 0
+
+
+def test_usage_report_range_and_errors(admin, stack, small_photo):
+    api = new_key(admin, stack)
+    api.post("/v1/cutout", data=small_photo, headers=JPEG)
+    report = usage(api)
+    assert report["total"]["charged"] == 1 and report["daily_quota"] == 100000
+    today = report["days"][-1]["date"]
+    assert api.get(f"/v1/usage?from={today}&to={today}").json()["total"]["calls"] >= 1
+    assert api.get("/v1/usage?from=2020-01-01&to=2020-01-02").json()["days"] == []
+    bad = api.get("/v1/usage?from=yesterday")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "from"
+    backwards = api.get("/v1/usage?from=2026-02-02&to=2026-01-01")
+    assert backwards.status_code == 400
+
+
+def test_keys_command_creates_lists_and_revokes(stack, small_photo):
+    env = {**os.environ, **stack.aws_env()}
+
+    def keys(*args):
+        result = subprocess.run([str(ALPHACUT), "keys", "--stack", STACK_NAME, *args], capture_output=True,
+                                text=True, timeout=60, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    created = keys("create", "--customer", "acme-shoes", "--plan", "starter")
+    key_id = created.split()[2]
+    value = created.strip().splitlines()[-1].split(": ")[1]
+    listing = keys("list")
+    assert "plan starter" in listing and any(key_id in line and "acme-shoes" in line for line in listing.splitlines())
+    api = Api(stack.url, value)
+    assert api.post("/v1/cutout", data=small_photo, headers=JPEG).status_code == 200
+    keys("revoke", key_id)
+    time.sleep(2.5)                                     # the gateway re-reads keys every 2 s
+    assert api.post("/v1/cutout", data=small_photo, headers=JPEG).status_code == 401
+    unknown = subprocess.run([str(ALPHACUT), "keys", "--stack", STACK_NAME, "create", "--customer", "x", "--plan",
+                              "platinum"], capture_output=True, text=True, timeout=60, env=env)
+    assert unknown.returncode == 2 and "plans:" in unknown.stderr
