@@ -73,8 +73,12 @@ def aidge_cutout():
         if params.get("imageBase64"):
             data = decode_base64_image(params["imageBase64"], LIMITS.max_bytes, "imageBase64")
         elif params.get("imageUrl"):
-            data = fetch_image(params["imageUrl"], LIMITS.max_bytes, runtime.SETTINGS.fetch_timeout,
-                               runtime.SETTINGS.url_allowed_hosts)
+            try:
+                data = fetch_image(params["imageUrl"], LIMITS.max_bytes, runtime.SETTINGS.fetch_timeout,
+                                   runtime.SETTINGS.url_allowed_hosts)
+            except AlphacutError as error:
+                error.field = "imageUrl"   # this vendor's name for it
+                raise
         else:
             raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
         options = CutoutOptions(target_width=width, target_height=height, **BACKGROUNDS[background])
