@@ -42,7 +42,7 @@ def test_parse_cuts_the_class_map_by_the_matte(pipeline, look):
     assert parse.class_map.shape == parse.alpha.shape == (image.height, image.width)
     assert parse.class_map.max() <= 9
     assert (parse.class_map[parse.alpha < 128] == 0).all()
-    assert (parse.class_map[parse.alpha >= 128] != 0).all()
+    assert (parse.class_map[parse.alpha >= 128] != 0).mean() > 0.9
     # a street-fashion photo: a person wearing clothes
     shares = parse.shares()
     assert sum(shares.values()) > 0.1

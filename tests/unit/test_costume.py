@@ -34,19 +34,20 @@ def test_unknown_garment_names_the_field_and_the_choices():
     assert raised.value.field == "cloth_class" and "'socks'" in str(raised.value) and "hat" in str(raised.value)
 
 
-def test_class_map_is_cut_by_the_matte_and_never_background_inside_it():
+def test_class_map_is_cut_by_the_matte():
     scores = np.zeros((10, 8, 8), np.float32)
-    scores[0] = 5.0                      # the head says background everywhere...
-    scores[1, :, :4] = 3.0               # ...then tops on the left
-    scores[5, :, 4:] = 3.0               # ...and pants on the right
+    scores[1, :, :4] = 3.0               # tops on the left
+    scores[5, :, 4:] = 3.0               # pants on the right
+    scores[0, 0, :] = 9.0                # the head's own background along the top row
     matte = np.zeros((40, 40), np.float32)
     matte[10:30, 5:35] = 1.0
+    matte[0:3, 15:25] = 1.0              # the matte reaches where the head says background
     class_map = class_map_from_scores(scores, matte)
     assert class_map.shape == (40, 40) and class_map.dtype == np.uint8
-    assert (class_map[matte < 0.5] == 0).all()
-    inside = class_map[matte >= 0.5]
-    assert set(np.unique(inside)) == {1, 5}
+    assert (class_map[matte < 0.5] == 0).all()            # never outside the matte
+    assert set(np.unique(class_map[10:30, 5:35])) == {1, 5}
     assert class_map[20, 8] == 1 and class_map[20, 32] == 5
+    assert (class_map[0, 15:25] == 0).all()               # inside it, the head may still say background
 
 
 def test_parse_alphas_and_shares():

@@ -42,10 +42,17 @@ class CostumeHead(nn.Module):
     detail at 128x128 with the 128 px map, the picture and the matte. Input frame: ISNet's 1024 square.
     Sized for the CPU: ~1.6 GMAC a forward pass."""
 
-    def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96):
+    def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96, dropout: float = 0.0,
+                 global_context: bool = False):
         super().__init__()
+        # the whole picture's summary added to every position: a skirt vs a dress, a coat vs a top
+        # depends on what the rest of the outfit is
+        self.summary = nn.Sequential(nn.Conv2d(128, 128, 1), nn.ReLU(inplace=True)) if global_context else None
         self.p16, self.p32, self.p64 = conv_bn(512, width), conv_bn(512, width), conv_bn(256, width)
-        self.context = nn.Sequential(conv_bn(3 * width, 128, 3), conv_bn(128, 128, 3, dilation=2))
+        context = [conv_bn(3 * width, 128, 3), conv_bn(128, 128, 3, dilation=2)]
+        if dropout > 0:  # only then: a run without it keeps the exact module list (and weights)
+            context.append(nn.Dropout2d(dropout))
+        self.context = nn.Sequential(*context)
         self.middle = conv_bn(128 + width, 64, 3)
         self.p128 = conv_bn(128, 32)
         self.detail = nn.Sequential(conv_bn(64 + 32 + 4, 32, 3), nn.Conv2d(32, classes, 1))
@@ -54,7 +61,10 @@ class CostumeHead(nn.Module):
         f64 = self.p64(f64)
         x = torch.cat([F.interpolate(self.p16(f16), size=f32.shape[-2:], mode="bilinear", align_corners=False),
                        self.p32(f32), F.avg_pool2d(f64, 2)], 1)
-        x = F.interpolate(self.context(x), size=f64.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.context(x)
+        if self.summary is not None:
+            x = x + self.summary(x.mean(dim=(2, 3), keepdim=True))
+        x = F.interpolate(x, size=f64.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(self.middle(torch.cat([x, f64], 1)), size=f128.shape[-2:], mode="bilinear",
                           align_corners=False)
         return self.detail(torch.cat([x, self.p128(f128), picture], 1))
@@ -151,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--global-context", action="store_true", help="add the pooled picture summary")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--crop", type=int, default=96, help="training crop on the 128 grid (multiple of 8)")
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
@@ -169,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
     classes = len(CLASS_NAMES)
     weights = class_weights(data["labels"][training], classes)
-    model = CostumeHead(classes, args.width)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    model = CostumeHead(classes, args.width, args.dropout, args.global_context)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     generator = torch.Generator().manual_seed(args.seed)
@@ -200,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.perf_counter() - train_started
 
     report = {"epochs": args.epochs, "seed": args.seed, "width": args.width, "lr": args.lr, "crop": args.crop,
+              "dropout": args.dropout, "weight_decay": args.weight_decay, "global_context": args.global_context,
               "train_images": len(training), "held_out_images": len(held_out) if not args.all else 0,
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
     if held_out and not args.all:

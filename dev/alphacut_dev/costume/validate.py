@@ -5,8 +5,8 @@ for each way of combining the class scores with the matte (the choice is made he
     python -m alphacut_dev.costume.validate [--train ../shared/train/ccp]
 
 Variants:
-- ``matte+person`` (shipped): outside the matte background; inside, the best non-background class
-- ``matte+any``: the head's own argmax (background allowed), then cut by the matte
+- ``matte+person``: outside the matte background; inside, the best non-background class
+- ``matte+any`` (shipped): the head's own argmax (background allowed), then cut by the matte
 - ``head``: the head's argmax alone, no matte
 """
 
@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
         scores = pipeline.models.costume.run(head_inputs(rgb, output))
         matte = resize_matte(output.matte, rgb.shape[1], rgb.shape[0])
-        head = upsample_scores(scores, rgb.shape[1], rgb.shape[0]).argmax(0).astype(np.uint8)
+        upsampled = upsample_scores(scores, rgb.shape[1], rgb.shape[0])
         predictions = {
-            "matte+person": class_map_from_scores(scores, matte),
-            "matte+any": np.where(matte >= 0.5, head, 0).astype(np.uint8),
-            "head": head,
+            "matte+person": np.where(matte >= 0.5, upsampled[1:].argmax(0) + 1, 0).astype(np.uint8),
+            "matte+any": class_map_from_scores(scores, matte),
+            "head": upsampled.argmax(0).astype(np.uint8),
         }
         for name, predicted in predictions.items():
             matrices[name] += confusion(predicted, truth)
