@@ -44,12 +44,22 @@ def test_translated_template_has_the_promised_shape():
     resources = translate_template()["Resources"]
     types = [r["Type"] for r in resources.values()]
     assert types.count("AWS::Lambda::Function") >= 2
-    plan = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")["Properties"]
+    plan = resources["ApiUsagePlan"]["Properties"]
     assert plan["Throttle"] == {"RateLimit": 2, "BurstLimit": 4} and plan["Quota"]["Period"] == "DAY"
+    plans = {r["Properties"]["UsagePlanName"]["Fn::Sub"] for r in resources.values()
+             if r["Type"] == "AWS::ApiGateway::UsagePlan"}
+    assert plans == {"${AWS::StackName}-free", "${AWS::StackName}-starter", "${AWS::StackName}-business"}
     api = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi")["Properties"]
-    for path in ("/v1/cutout", "/v1/selfie", "/v1/openapi.json"):
+    vendor_paths = ("/api/cutout", "/jdai/SelfieSeg", "/api/tasks/visual/segmentation",
+                    "/api/tasks/visual/segmentation/{task_id}", "/ai/image/cut/out",
+                    "/api/cutout/general/apparel-background-removal")
+    for path in ("/v1/cutout", "/v1/selfie", "/v1/costume", "/v1/usage", "/v1/openapi.json", *vendor_paths):
         for operation in api["Body"]["paths"][path].values():
             assert operation["security"] == [{"api_key": []}]
+    responses = api["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert str(responses["INVALID_API_KEY"]["statusCode"]) == "401"
+    assert str(responses["QUOTA_EXCEEDED"]["statusCode"]) == "429"
+    assert resources["UsageTable"]["Properties"]["KeySchema"][1]["AttributeName"] == "sk"
     bucket = resources["ResultsBucket"]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
     assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 1
