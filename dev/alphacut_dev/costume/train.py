@@ -2,7 +2,7 @@
 
 Run in the training venv (Python 3.11, torch 2.13.0+cpu; see ``make costume-train``)::
 
-    .cache/train-venv/bin/python -m alphacut_dev.costume.train [--epochs 40] [--seed 7]
+    PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.train   # = make costume-train
 
 Data: the cache made by ``alphacut_dev.costume.features`` from ../shared/train/ccp. Every tenth
 image (sorted by name) is held out for validation; nothing from ../shared/eval is read here.
@@ -157,25 +157,29 @@ def export(model: nn.Module, path: Path, sample: list[torch.Tensor]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "features")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=96)
-    parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--global-context", action="store_true", help="add the pooled picture summary")
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--global-context", action=argparse.BooleanOptionalAction, default=True,
+                        help="add the pooled picture summary")
+    parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (the committed head was trained with 1: float sums depend on it)")
     parser.add_argument("--crop", type=int, default=96, help="training crop on the 128 grid (multiple of 8)")
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
     args = parser.parse_args(argv)
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
     stems, data = load_cache(args.cache)
-    held_out = [i for i in range(len(stems)) if i % 10 == 9]
+    held_out = [] if args.all else [i for i in range(len(stems)) if i % 10 == 9]
     training = [i for i in range(len(stems)) if args.all or i % 10 != 9]
     print(f"{len(stems)} images cached ({len(training)} train, {len(held_out)} held out), "
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
@@ -214,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {"epochs": args.epochs, "seed": args.seed, "width": args.width, "lr": args.lr, "crop": args.crop,
               "dropout": args.dropout, "weight_decay": args.weight_decay, "global_context": args.global_context,
-              "train_images": len(training), "held_out_images": len(held_out) if not args.all else 0,
+              "train_images": len(training), "held_out_images": len(held_out),
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
-    if held_out and not args.all:
+    if held_out:
         table = iou_table(predict(model, data, held_out), data["labels"][held_out], classes)
         report["held_out_iou"] = {CLASS_NAMES[c]: None if v is None else round(v, 4) for c, v in enumerate(table)}
         report["held_out_seed_mean"] = round(float(np.mean([table[c] or 0.0 for c in SEED_CLASSES])), 4)

@@ -178,7 +178,7 @@ class Pipeline:
             batch = isnet.preprocess(rgb)
         with timings.stage("inference"):
             output = self.models.isnet_features.run(batch, with_features=True)
-            scores = self.models.costume.run(head_inputs(rgb, output))
+            scores = self.models.costume.run(head_inputs(rgb, output), mirrored=True)
         with timings.stage("postprocess"):
             alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
             class_map = class_map_from_scores(scores, alpha)

@@ -60,5 +60,11 @@ class CostumeModel:
             raise ModelUnavailable(f"costume head missing at {path}: train it (make costume-train)")
         return cls(ort.InferenceSession(str(path), options, providers=providers()))
 
-    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(["logits"], feeds)[0][0]
+    def run(self, feeds: dict[str, np.ndarray], mirrored: bool = False) -> np.ndarray:
+        """10 x 128 x 128 class scores. ``mirrored`` also scores the mirrored maps and averages (the
+        head was trained on mirrored maps too; the head is ~2 % of the route's time)."""
+        scores = self.session.run(["logits"], feeds)[0][0]
+        if mirrored:
+            flipped = {name: np.ascontiguousarray(value[..., ::-1]) for name, value in feeds.items()}
+            scores = 0.5 * (scores + self.session.run(["logits"], flipped)[0][0][..., ::-1])
+        return scores
