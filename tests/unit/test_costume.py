@@ -8,7 +8,7 @@ import pytest
 from alphacut.api.request import apply_return_form
 from alphacut.costume import (
     CLASS_NAMES, GT_COARSE_TO_CLASS, MIN_SHARE, SEED_GARMENTS, CostumeParse, Garment, class_map_from_scores,
-    confusion, iou_per_class, parse_garments,
+    confusion, guided_probabilities, iou_per_class, parse_garments,
 )
 from alphacut.errors import InvalidOption
 
@@ -48,6 +48,21 @@ def test_class_map_is_cut_by_the_matte():
     assert set(np.unique(class_map[10:30, 5:35])) == {1, 5}
     assert class_map[20, 8] == 1 and class_map[20, 32] == 5
     assert (class_map[0, 15:25] == 0).all()               # inside it, the head may still say background
+
+
+@pytest.mark.parametrize("head_boundary", [63, 65])   # on the 128 grid: 126 / 130 px in the picture
+def test_guided_filter_moves_class_boundaries_towards_the_pictures_edge(head_boundary):
+    rgb = np.full((256, 256, 3), 40, np.uint8)
+    rgb[:, 128:] = 220                                     # the garments really meet at x = 128
+    scores = np.zeros((10, 128, 128), np.float32)
+    scores[1, :, :head_boundary], scores[5, :, head_boundary:] = 4.0, 4.0
+    matte = np.ones((256, 256), np.float32)
+    plain = np.argmax(class_map_from_scores(scores, matte)[100] == 5)
+    guided = np.argmax(class_map_from_scores(scores, matte, rgb)[100] == 5)
+    assert abs(guided - 128) < abs(plain - 128)
+    probabilities = guided_probabilities(scores, rgb)
+    assert probabilities.shape == (10, 256, 256)
+    assert np.allclose(probabilities.sum(0), 1.0, atol=1e-3)
 
 
 def test_parse_alphas_and_shares():

@@ -6,9 +6,11 @@ for each way of combining the class scores with the matte (the choice is made he
 
 Variants:
 - ``matte+person``: outside the matte background; inside, the best non-background class
-- ``matte+any`` (shipped): the head's own argmax (background allowed), then cut by the matte
+- ``matte+any``: the head's own argmax (background allowed), then cut by the matte
 - ``head``: the head's argmax alone, no matte
 - ``matte+any+mirror``: as matte+any, the scores averaged with those of the mirrored maps
+- ``guided`` (shipped): as matte+any+mirror, the scores snapped to the picture's edges by a guided
+  filter first (``alphacut.costume.guided_probabilities``)
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         from alphacut.models.runtime import session_options
 
         pipeline.models.costume = CostumeModel.load(session_options(), args.head)
-    variants = ("matte+person", "matte+any", "head", "matte+any+mirror")
+    variants = ("matte+person", "matte+any", "head", "matte+any+mirror", "guided")
     matrices = {name: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for name in variants}
     chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
     for path in chosen:
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "matte+any": class_map_from_scores(scores, matte),
             "head": upsampled.argmax(0).astype(np.uint8),
             "matte+any+mirror": class_map_from_scores(mirrored, matte),
+            "guided": class_map_from_scores(mirrored, matte, rgb),
         }
         for name, predicted in predictions.items():
             matrices[name] += confusion(predicted, truth)

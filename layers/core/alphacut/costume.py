@@ -12,7 +12,7 @@ Class ids (the CLI's class map, issue 5)::
 Usage::
 
     garments = parse_garments("tops,bag")               # (Garment.TOPS, Garment.BAG)
-    class_map = class_map_from_scores(scores, matte)    # H x W uint8 ids
+    class_map = class_map_from_scores(scores, matte, rgb)   # H x W uint8 ids, snapped to rgb's edges
     parse = CostumeParse(alpha, class_map, foreground)
     parse.garment_alpha(Garment.TOPS), parse.outfit_alpha(), parse.shares()
 """
@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from alphacut.errors import InvalidOption
+from alphacut.matte import box_mean
 
 CLASS_NAMES = ("background", "tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat", "person")
 BACKGROUND, REST_OF_PERSON = 0, 9
@@ -85,14 +86,60 @@ def upsample_scores(scores: np.ndarray, width: int, height: int) -> np.ndarray:
                      for channel in scores.astype(np.float32)])
 
 
-def class_map_from_scores(scores: np.ndarray, matte: np.ndarray) -> np.ndarray:
+# the guided filter that snaps class scores to the picture's edges: working side, window radius
+# (4 at 256 px: 1/64 of the picture), regulariser. Chosen on the held-out tenth of the TRAINING
+# photos (seed-class mean IoU): plain bilinear 0.529; radius 2/3/4/8/16 at 256 px 0.536/0.540/
+# 0.543/0.535/0.447; the same relative radius at 384 or 512 px no better (0.543/0.542); eps
+# 1e-4..1e-2 within 0.005; a plain box of the same radius (no guide) 0.529: the edges do the work.
+GUIDE_SIDE, GUIDE_RADIUS, GUIDE_EPS = 256, 4, 1e-3
+CLASS_MAP_SIDE = 512
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    exp = np.exp(scores - scores.max(0, keepdims=True))
+    return exp / exp.sum(0, keepdims=True)
+
+
+def guided_probabilities(scores: np.ndarray, rgb: np.ndarray, side: int = GUIDE_SIDE,
+                         radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> np.ndarray:
+    """Class probabilities (C x h x w, the longer side ``side``) filtered with the picture's grey
+    levels as the guide (He, Sun & Tang, "Guided Image Filtering", TPAMI 2013): inside a window each
+    class probability becomes a linear function of the brightness, so a class boundary moves onto
+    the garment's edge instead of following the head's 8 px grid."""
+    height, width = rgb.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    guide = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX).convert("L"), np.float32) / 255.0
+    probabilities = _softmax(upsample_scores(scores, *size)).transpose(1, 2, 0)   # h x w x C
+    mean_guide = box_mean(guide, radius)
+    variance = box_mean(guide * guide, radius) - mean_guide * mean_guide
+    mean_p = box_mean(probabilities, radius)
+    covariance = box_mean(guide[..., None] * probabilities, radius) - mean_guide[..., None] * mean_p
+    a = covariance / (variance[..., None] + eps)
+    b = mean_p - a * mean_guide[..., None]
+    refined = box_mean(a, radius) * guide[..., None] + box_mean(b, radius)
+    return np.ascontiguousarray(refined.transpose(2, 0, 1))
+
+
+def class_map_from_scores(scores: np.ndarray, matte: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
     """The class map at the matte's resolution: outside the matte (alpha < 0.5) background, inside
     it the head's best class. The matte decides where the subject ends (its edges are sharper than
     the head's 128 px grid); the head may still call a pixel inside it background (a gap between
-    arm and bag). Measured on the held-out tenth of the training photos (seed-class mean IoU):
-    this 0.518, forcing a person class inside the matte 0.512, the head alone 0.516."""
+    arm and bag). With ``rgb`` (the picture) the scores are first snapped to its edges
+    (``guided_probabilities``). Measured on the held-out tenth of the training photos (seed-class
+    mean IoU): head argmax cut by the matte 0.518, forcing a person class inside the matte 0.512,
+    the head alone 0.516; with the guided filter (shipped head) 0.543 vs 0.529 (0.542 with the
+    argmax made at 512 px, as shipped: half the time)."""
     height, width = matte.shape
-    best = upsample_scores(scores, width, height).argmax(0).astype(np.uint8)
+    if rgb is not None:
+        scores = guided_probabilities(scores, rgb)
+    # the argmax over 10 upsampled score maps is the costly part: made at most CLASS_MAP_SIDE across,
+    # then the ids enlarged (their steps are finer than the 2 px the matte cuts them with)
+    scale = min(1.0, CLASS_MAP_SIDE / max(height, width))
+    small = (max(1, round(width * scale)), max(1, round(height * scale)))
+    best = upsample_scores(scores, *small).argmax(0).astype(np.uint8)
+    if small != (width, height):
+        best = np.asarray(Image.fromarray(best).resize((width, height), Image.Resampling.NEAREST))
     return np.where(matte >= 0.5, best, BACKGROUND).astype(np.uint8)
 
 

@@ -181,7 +181,7 @@ class Pipeline:
             scores = self.models.costume.run(head_inputs(rgb, output), mirrored=True)
         with timings.stage("postprocess"):
             alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
-            class_map = class_map_from_scores(scores, alpha)
+            class_map = class_map_from_scores(scores, alpha, rgb)
             return CostumeParse(alpha=to_u8(alpha), class_map=class_map,
                                 foreground=estimate_foreground(image.rgb, alpha))
 
