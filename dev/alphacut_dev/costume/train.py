@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             resize = None
             if args.scale_jitter > 0:  # only then: a run without it draws the same random numbers
                 factor = 1 + args.scale_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
-                resize = max(8, int(round(args.crop * factor / 8)) * 8)
+                resize = max(8, round(args.crop * factor / 8) * 8)
             inputs, labels = batch_inputs(data, index, flip, (top, left, args.crop), resize)
             logits = F.interpolate(model(*inputs), size=labels.shape[-2:], mode="bilinear", align_corners=False)
             loss = F.cross_entropy(logits, labels, weight=weights)
