@@ -9,8 +9,8 @@ Variants:
 - ``matte+any``: the head's own argmax (background allowed), then cut by the matte
 - ``head``: the head's argmax alone, no matte
 - ``matte+any+mirror``: as matte+any, the scores averaged with those of the mirrored maps
-- ``guided`` (shipped): as matte+any+mirror, the scores snapped to the picture's edges by a guided
-  filter first (``alphacut.costume.guided_probabilities``)
+- ``guided`` (shipped, ``Pipeline.parse_costume``): as matte+any, the scores snapped to the
+  picture's edges by a guided filter first (``alphacut.costume.guided_probabilities``)
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "matte+any": class_map_from_scores(scores, matte),
             "head": upsampled.argmax(0).astype(np.uint8),
             "matte+any+mirror": class_map_from_scores(mirrored, matte),
-            "guided": class_map_from_scores(mirrored, matte, rgb),
+            "guided": class_map_from_scores(scores, matte, rgb),
         }
         for name, predicted in predictions.items():
             matrices[name] += confusion(predicted, truth)
