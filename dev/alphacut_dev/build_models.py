@@ -15,7 +15,9 @@ What it makes (see ``MANIFEST_NAME`` for the record of it):
   mattes are cut. ``graph.onnx`` has the matte ``output`` alone; ``graph_features.onnx`` adds the six
   decoder feature maps (the costume head reads them from the same forward pass). Both share the
   weights file; the matte-only graph is faster because the 64x512x512 feature map need not be
-  copied out of onnxruntime's blocked layout.
+  copied out of onnxruntime's blocked layout. Every ``Concat`` that feeds a convolution is split
+  into one convolution per concatenated input, summed (``split_concat_convs``): the same arithmetic
+  without copying the concatenated tensor (onnxruntime fuses the sum into the convolutions).
 - ``selfie/selfie.onnx``: MediaPipe selfie segmentation, converted by ``alphacut_dev.tflite_to_onnx``.
 """
 
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 2  # bump when the build changes what it writes
+BUILD_VERSION = 3  # bump when the build changes what it writes
 
 ISNET_FEATURE_OUTPUTS = ["input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656"]
 ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
@@ -182,6 +184,96 @@ def isnet_to_fp32_graph(model_bytes: bytes, keep_outputs: list[str] | None = Non
     return model.SerializeToString(), weights
 
 
+def _channels(graph: onnx.GraphProto, weights: dict[str, np.ndarray]) -> dict[str, int]:
+    """Channel count of every 4-D tensor ISNet's ops make, traced back to the Conv that made it."""
+    producer = {output: node for node in graph.node for output in node.output}
+    channels: dict[str, int] = {}
+
+    def of(name: str) -> int | None:
+        if name in channels:
+            return channels[name]
+        node = producer.get(name)
+        if node is None:
+            return None
+        if node.op_type == "Conv":
+            count = weights[node.input[1]].shape[0]
+        elif node.op_type in ("Relu", "Resize", "Identity", "MaxPool", "Add", "Sigmoid"):
+            count = of(node.input[0])
+        else:
+            return None
+        channels[name] = count
+        return count
+
+    for node in graph.node:
+        for output in node.output:
+            of(output)
+    return channels
+
+
+def split_concat_convs(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> tuple[bytes, int]:
+    """``Conv(Concat(a, b, ...))`` -> ``Conv_a(a) + Conv_b(b) + ...``, exact up to float rounding.
+
+    A convolution over concatenated channels is the sum of convolutions over each part with that
+    part's slice of the weights. onnxruntime then never copies the concatenated tensor (50 of them,
+    up to 128 x 512 x 512), and fuses each sum into the next convolution's accumulator. The weight
+    slices are ``Slice`` nodes on the shared initializers, folded to constants when the session is
+    made, so ``weights.npz`` stays the same. Returns the graph and the number of splits.
+    """
+    model = onnx.load_from_string(graph_bytes)
+    graph = model.graph
+    channels = _channels(graph, weights)
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    graph_outputs = {output.name for output in graph.output}
+    splits: dict[int, onnx.NodeProto] = {}  # id(conv) -> the Concat it reads
+    for node in graph.node:
+        if node.op_type != "Concat" or node.output[0] in graph_outputs:
+            continue
+        axis = next(attribute.i for attribute in node.attribute if attribute.name == "axis")
+        readers = users.get(node.output[0], [])
+        if (axis != 1 or len(readers) != 1 or readers[0].op_type != "Conv"
+                or any(a.name == "group" and a.i != 1 for a in readers[0].attribute)
+                or any(channels.get(name) is None for name in node.input)):
+            continue
+        splits[id(readers[0])] = node
+    dropped = {id(concat) for concat in splits.values()}
+    axis_name = "split_concat_axis"
+    graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), axis_name))
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if id(node) in dropped:
+            continue
+        concat = splits.get(id(node))
+        if concat is None:
+            nodes.append(node)
+            continue
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        start, total = 0, None
+        for k, part in enumerate(concat.input):
+            prefix = f"{node.name}/part{k}"
+            end = start + channels[part]
+            graph.initializer.extend([numpy_helper.from_array(np.array([start], np.int64), f"{prefix}/start"),
+                                      numpy_helper.from_array(np.array([end], np.int64), f"{prefix}/end")])
+            nodes.append(onnx.helper.make_node("Slice", [node.input[1], f"{prefix}/start", f"{prefix}/end", axis_name],
+                                               [f"{prefix}/weight"], name=f"{prefix}/Slice"))
+            inputs = [part, f"{prefix}/weight"] + (list(node.input[2:3]) if k == 0 else [])
+            nodes.append(onnx.helper.make_node("Conv", inputs, [f"{prefix}/out"], name=f"{prefix}/Conv", **attributes))
+            if total is None:
+                total = f"{prefix}/out"
+            else:
+                summed = node.output[0] if k == len(concat.input) - 1 else f"{prefix}/sum"
+                nodes.append(onnx.helper.make_node("Add", [total, f"{prefix}/out"], [summed], name=f"{prefix}/Add"))
+                total = summed
+            start = end
+        if start != weights[node.input[1]].shape[1]:
+            raise IntegrityError(f"{node.name}: parts have {start} channels, the weights {weights[node.input[1]].shape[1]}")
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString(), len(splits)
+
+
 def embed_weights(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
     """One self-contained fp32 ONNX file from a graph and its (fp16) weights: for tools that want one file."""
     model = onnx.load_from_string(graph_bytes)
@@ -202,6 +294,8 @@ def build_isnet(tarball: Path, out: Path) -> dict:
     _check("ISNet medium", sha256_bytes(model_bytes), ISNET_MEDIUM_SHA256)
     graph_bytes, weights = isnet_to_fp32_graph(model_bytes, ISNET_MATTE_OUTPUTS)
     features_bytes, _ = isnet_to_fp32_graph(model_bytes, ISNET_OUTPUTS)
+    graph_bytes, _ = split_concat_convs(graph_bytes, weights)
+    features_bytes, _ = split_concat_convs(features_bytes, weights)
     buffer = io.BytesIO()
     np.savez(buffer, **weights)  # uncompressed: fp16 weights do not compress and load faster so
     return {

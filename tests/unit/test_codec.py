@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alphacut.codec import decode_image, encode_cutout, encode_mask
+from alphacut.codec import decode_image, encode_cutout, encode_mask, encode_png
 from alphacut.errors import CorruptImage, ImageTooLarge, ImageTooSmall, UnsupportedImageFormat
 from alphacut.options import ImageFormat
 from alphacut.settings import ImageLimits
@@ -173,3 +173,19 @@ def test_mask_is_one_channel_png():
     mask = Image.open(io.BytesIO(encode_mask(alpha)))
     assert mask.format == "PNG" and mask.mode == "L"
     assert np.array_equal(np.asarray(mask), alpha)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9, 3), (5, 1, 4), (37, 53), (64, 48, 3), (700, 900, 4)])
+def test_png_writer_round_trips_every_channel_count(shape):
+    # (700, 900, 4) is 2.5 MB of rows: deflated as two halves on two threads, then joined
+    pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    pixels[: shape[0] // 2] //= 16  # some runs that deflate finds, as in real cutouts
+    data = encode_png(pixels)
+    assert zlib.crc32(data[12:29]) == struct.unpack(">I", data[29:33])[0]  # IHDR's CRC
+    idat_length = struct.unpack(">I", data[33:37])[0]
+    assert data[37:41] == b"IDAT"
+    rows = zlib.decompress(data[41:41 + idat_length])  # checks the joined stream's adler32
+    assert len(rows) == shape[0] * (1 + pixels[0].size)
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.mode == {1: "L", 3: "RGB", 4: "RGBA"}[1 if len(shape) == 2 else shape[2]]
+    assert np.array_equal(np.asarray(decoded), pixels)

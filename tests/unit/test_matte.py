@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from alphacut.matte import box_mean, estimate_foreground, resize_matte, stamp_matte
+from alphacut.matte import box_mean, box_mean_planes, estimate_foreground, resize_matte, stamp_matte
 
 
 def test_box_mean_matches_brute_force():
@@ -62,3 +62,10 @@ def test_stamp_extracts_the_seal_not_the_text(ink):
     assert alpha[text_mask].max() < 0.05
     assert alpha[paper_mask].max() < 0.01
     assert np.abs(colours[ink_mask].astype(int) - ink).mean() < 10
+
+
+def test_box_mean_planes_matches_box_mean():
+    planes = np.random.default_rng(2).random((3, 29, 41)).astype(np.float32)
+    for radius in (1, 5, 40):
+        expected = box_mean(np.moveaxis(planes, 0, 2), radius)
+        assert np.allclose(np.moveaxis(box_mean_planes(planes, radius), 0, 2), expected, atol=1e-5)

@@ -15,7 +15,10 @@ Usage::
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +35,7 @@ READABLE_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "BMP": "bmp", "
                     "TIFF": "tiff", "GIF": "gif"}
 _FORMAT_LIST = "JPEG, PNG, BMP, WEBP, TIFF, GIF"
 _OPENERS = ["JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF"]  # the JPEG opener also yields MPO
-PNG_COMPRESS_LEVEL = 3  # level 6 (the default) costs ~3x the time for ~5% smaller files
+PNG_COMPRESS_LEVEL = 3  # level 6 costs ~2x the time for ~15% smaller files
 JPEG_QUALITY = 92
 WEBP_QUALITY = 90
 
@@ -146,11 +149,61 @@ def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, 
     return (out + 0.5).astype(np.uint8)
 
 
+# ---- PNG: written here rather than by Pillow, which takes twice as long --------------------------
+_PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA), 8 bits each
+_PARALLEL_DEFLATE_BYTES = 1 << 20       # below this one thread is as quick
+_deflate_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png-deflate")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def _raw_deflate(data: memoryview, last: bool) -> bytes:
+    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _zlib_stream(data: bytes) -> bytes:
+    """``zlib.compress(data)``, but with the two halves deflated at once (as pigz does).
+
+    Each half is a raw deflate stream; the first ends on a byte boundary (sync flush) without a
+    final block, so the two concatenate into one valid stream. The second half does not look back
+    into the first (0.1 % larger). zlib releases the GIL, so the halves really run in parallel.
+    """
+    if len(data) < _PARALLEL_DEFLATE_BYTES:
+        return zlib.compress(data, PNG_COMPRESS_LEVEL)
+    view, middle = memoryview(data), len(data) // 2
+    first = _deflate_pool.submit(_raw_deflate, view[:middle], False)
+    second = _raw_deflate(view[middle:], True)
+    header = b"\x78\x5e"  # deflate, 32 KB window, levels 2..5; FCHECK makes it a multiple of 31
+    return header + first.result() + second + struct.pack(">I", zlib.adler32(data))
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """An 8-bit PNG of H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA) ``uint8`` pixels.
+
+    Every row uses PNG's "Up" filter (difference to the row above): on cutouts (colour zeroed
+    under alpha 0) it compresses as well as Pillow's per-row adaptive choice, is one numpy
+    subtraction, and leaves the work to zlib, which runs on two threads for large images.
+    """
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(height, width * channels)
+    filtered = np.empty((height, width * channels + 1), np.uint8)
+    filtered[:, 0] = 2  # filter type Up; the first row's "above" is zeros, so it is the row itself
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
+                     _png_chunk(b"IDAT", _zlib_stream(filtered.tobytes())), _png_chunk(b"IEND", b"")])
+
+
 def _save(image: Image.Image, fmt: ImageFormat) -> bytes:
-    buffer = io.BytesIO()
     if fmt is ImageFormat.PNG:
-        image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
-    elif fmt is ImageFormat.JPG:
+        return encode_png(np.asarray(image))
+    buffer = io.BytesIO()
+    if fmt is ImageFormat.JPG:
         image.save(buffer, "JPEG", quality=JPEG_QUALITY)
     else:
         image.save(buffer, "WEBP", quality=WEBP_QUALITY, alpha_quality=100, method=4)
@@ -164,12 +217,17 @@ def encode_cutout(rgb: np.ndarray, alpha: np.ndarray, fmt: ImageFormat,
         background = (255, 255, 255)
     if background is not None:
         return _save(Image.fromarray(compose_on_color(rgb, alpha, background), "RGB"), fmt)
-    # colour under alpha 0 is invisible: zero it so PNG/WEBP compress it away (2-3x smaller, faster)
-    rgba = np.dstack((rgb, alpha))
-    rgba[alpha == 0] = 0
+    rgba = np.empty(alpha.shape + (4,), np.uint8)
+    rgba[:, :, :3] = rgb
+    rgba[:, :, 3] = alpha
+    # colour under alpha 0 is invisible: zero it so PNG/WEBP compress it away (2-3x smaller, faster);
+    # one 32-bit store per pixel is 4x quicker than a boolean index over the 4 channels
+    rgba.view(np.uint32)[:, :, 0][alpha == 0] = 0
+    if fmt is ImageFormat.PNG:
+        return encode_png(rgba)
     return _save(Image.fromarray(rgba, "RGBA"), fmt)
 
 
 def encode_mask(alpha: np.ndarray) -> bytes:
     """The alpha as a one-channel 8-bit PNG (0 background .. 255 subject)."""
-    return _save(Image.fromarray(alpha, "L"), ImageFormat.PNG)
+    return encode_png(alpha)
