@@ -164,8 +164,8 @@ def _raw_deflate(data: memoryview, last: bool) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
-def _zlib_stream(data: bytes) -> bytes:
-    """``zlib.compress(data)``, but with the two halves deflated at once (as pigz does).
+def _zlib_stream(data: memoryview) -> bytes:
+    """``zlib.compress(data)`` (bytes of a flat buffer), but with the two halves deflated at once (as pigz does).
 
     Each half is a raw deflate stream; the first ends on a byte boundary (sync flush) without a
     final block, so the two concatenate into one valid stream. The second half does not look back
@@ -173,9 +173,9 @@ def _zlib_stream(data: bytes) -> bytes:
     """
     if len(data) < _PARALLEL_DEFLATE_BYTES:
         return zlib.compress(data, PNG_COMPRESS_LEVEL)
-    view, middle = memoryview(data), len(data) // 2
-    first = _deflate_pool.submit(_raw_deflate, view[:middle], False)
-    second = _raw_deflate(view[middle:], True)
+    middle = len(data) // 2
+    first = _deflate_pool.submit(_raw_deflate, data[:middle], False)
+    second = _raw_deflate(data[middle:], True)
     header = b"\x78\x5e"  # deflate, 32 KB window, levels 2..5; FCHECK makes it a multiple of 31
     return header + first.result() + second + struct.pack(">I", zlib.adler32(data))
 
@@ -196,7 +196,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
-                     _png_chunk(b"IDAT", _zlib_stream(filtered.tobytes())), _png_chunk(b"IEND", b"")])
+                     _png_chunk(b"IDAT", _zlib_stream(memoryview(filtered).cast("B"))), _png_chunk(b"IEND", b"")])
 
 
 def _save(image: Image.Image, fmt: ImageFormat) -> bytes:
