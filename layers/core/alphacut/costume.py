@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from alphacut.errors import InvalidOption
-from alphacut.matte import box_mean
+from alphacut.matte import box_mean_planes
 
 CLASS_NAMES = ("background", "tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat", "person")
 BACKGROUND, REST_OF_PERSON = 0, 9
@@ -110,15 +110,16 @@ def guided_probabilities(scores: np.ndarray, rgb: np.ndarray, side: int = GUIDE_
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     guide = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX).convert("L"), np.float32) / 255.0
-    probabilities = _softmax(upsample_scores(scores, *size)).transpose(1, 2, 0)   # h x w x C
-    mean_guide = box_mean(guide, radius)
-    variance = box_mean(guide * guide, radius) - mean_guide * mean_guide
-    mean_p = box_mean(probabilities, radius)
-    covariance = box_mean(guide[..., None] * probabilities, radius) - mean_guide[..., None] * mean_p
-    a = covariance / (variance[..., None] + eps)
-    b = mean_p - a * mean_guide[..., None]
-    refined = box_mean(a, radius) * guide[..., None] + box_mean(b, radius)
-    return np.ascontiguousarray(refined.transpose(2, 0, 1))
+    probabilities = _softmax(upsample_scores(scores, *size))   # C x h x w
+    classes = len(probabilities)
+    # every window mean the filter needs, in two box-mean calls over stacked planes
+    means = box_mean_planes(np.concatenate([guide[None], (guide * guide)[None], probabilities,
+                                            guide * probabilities]), radius)
+    mean_guide, mean_square, mean_p, mean_gp = means[0], means[1], means[2:2 + classes], means[2 + classes:]
+    a = (mean_gp - mean_guide * mean_p) / ((mean_square - mean_guide * mean_guide) + eps)
+    b = mean_p - a * mean_guide
+    mean_ab = box_mean_planes(np.concatenate([a, b]), radius)
+    return mean_ab[:classes] * guide + mean_ab[classes:]
 
 
 def class_map_from_scores(scores: np.ndarray, matte: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
