@@ -93,3 +93,25 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
     assert set(result.features) == set(isnet.FEATURE_OUTPUTS)
     assert result.features["input.1252"].shape == (1, 64, 512, 512)
     assert np.abs(result.features["input.656"] - expected[1]).max() < 0.05 * np.abs(expected[1]).max()
+
+
+def test_isnet_concats_are_split_into_summed_convolutions(pipeline, eval_dir, tmp_path):
+    """The shipped graphs have no Concat -> Conv left, and the split is exact up to float rounding."""
+    import onnx
+
+    from alphacut.models.runtime import session_options
+
+    tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
+    unsplit_bytes, _ = build_models.isnet_to_fp32_graph(build_models.reassemble_isnet(tarball),
+                                                               build_models.ISNET_MATTE_OUTPUTS)
+    for name in ("graph.onnx", "graph_features.onnx"):
+        graph = onnx.load(str(MODELS / "isnet" / name), load_external_data=False).graph
+        concat_outputs = {node.output[0] for node in graph.node if node.op_type == "Concat"}
+        assert not [node.name for node in graph.node if node.op_type == "Conv" and node.input[0] in concat_outputs]
+        assert sum(node.name.endswith("/part1/Conv") for node in graph.node) == 50
+    (tmp_path / "graph.onnx").write_bytes(unsplit_bytes)
+    (tmp_path / "weights.npz").symlink_to(MODELS / "isnet" / "weights.npz")
+    unsplit = isnet.IsnetModel.load(tmp_path, session_options())
+    photo = np.asarray(Image.open(sorted((eval_dir / "person" / "images").iterdir())[0]).convert("RGB"))
+    batch = isnet.preprocess(photo)
+    assert np.abs(pipeline.models.isnet.run(batch).matte - unsplit.run(batch).matte).max() < 1e-5
