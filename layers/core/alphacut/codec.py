@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib
@@ -152,7 +153,14 @@ def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, 
 # ---- PNG: written here rather than by Pillow, which takes twice as long --------------------------
 _PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA), 8 bits each
 _PARALLEL_DEFLATE_BYTES = 1 << 20       # below this one thread is as quick
-_deflate_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png-deflate")
+_deflate_pools: dict[int, ThreadPoolExecutor] = {}  # per process: a forked child has no parent threads
+
+
+def _deflate_pool() -> ThreadPoolExecutor:
+    pool = _deflate_pools.get(os.getpid())
+    if pool is None:
+        pool = _deflate_pools[os.getpid()] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png-deflate")
+    return pool
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -174,7 +182,7 @@ def _zlib_stream(data: memoryview) -> bytes:
     if len(data) < _PARALLEL_DEFLATE_BYTES:
         return zlib.compress(data, PNG_COMPRESS_LEVEL)
     middle = len(data) // 2
-    first = _deflate_pool.submit(_raw_deflate, data[:middle], False)
+    first = _deflate_pool().submit(_raw_deflate, data[:middle], False)
     second = _raw_deflate(data[middle:], True)
     header = b"\x78\x5e"  # deflate, 32 KB window, levels 2..5; FCHECK makes it a multiple of 31
     return header + first.result() + second + struct.pack(">I", zlib.adler32(data))
