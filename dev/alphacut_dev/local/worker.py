@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import time
 import traceback
@@ -43,6 +44,9 @@ class LambdaContext:
 
 def serve(connection, spec: FunctionSpec) -> None:
     """Worker process body (multiprocessing spawn target)."""
+    # Ctrl-C reaches the whole process group; the stack stops its workers itself (``None``, then
+    # kill), so a worker ignores it rather than print a KeyboardInterrupt traceback each
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(spec.environment)
     os.environ["AWS_LAMBDA_FUNCTION_NAME"] = spec.name
     os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(spec.memory)
