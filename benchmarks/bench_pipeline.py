@@ -112,7 +112,8 @@ def main() -> None:
         stage_rows.append((size, medians, overhead / medians["inference"]))
         # each alphacut call against the rembg call right after it: noise that lasts seconds
         # (another tenant on the host) hits both of a pair, so these ratios scatter less
-        paired = median([a / b for a, b in zip(ours, theirs["original"])]) if "original" in theirs else float("nan")
+        paired = (median([a / b for a, b in zip(ours, theirs["original"])]) if "original" in theirs
+                  else float("nan"))
         e2e_rows.append((size, median(ours), {n: median(v) for n, v in theirs.items()}, len(ours),
                          medians["inference"] / 1000, paired))
 

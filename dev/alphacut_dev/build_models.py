@@ -256,19 +256,23 @@ def split_concat_convs(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> tu
             end = start + channels[part]
             graph.initializer.extend([numpy_helper.from_array(np.array([start], np.int64), f"{prefix}/start"),
                                       numpy_helper.from_array(np.array([end], np.int64), f"{prefix}/end")])
-            nodes.append(onnx.helper.make_node("Slice", [node.input[1], f"{prefix}/start", f"{prefix}/end", axis_name],
-                                               [f"{prefix}/weight"], name=f"{prefix}/Slice"))
+            nodes.append(onnx.helper.make_node(
+                "Slice", [node.input[1], f"{prefix}/start", f"{prefix}/end", axis_name], [f"{prefix}/weight"],
+                name=f"{prefix}/Slice"))
             inputs = [part, f"{prefix}/weight"] + (list(node.input[2:3]) if k == 0 else [])
-            nodes.append(onnx.helper.make_node("Conv", inputs, [f"{prefix}/out"], name=f"{prefix}/Conv", **attributes))
+            nodes.append(onnx.helper.make_node("Conv", inputs, [f"{prefix}/out"], name=f"{prefix}/Conv",
+                                               **attributes))
             if total is None:
                 total = f"{prefix}/out"
             else:
                 summed = node.output[0] if k == len(concat.input) - 1 else f"{prefix}/sum"
-                nodes.append(onnx.helper.make_node("Add", [total, f"{prefix}/out"], [summed], name=f"{prefix}/Add"))
+                nodes.append(onnx.helper.make_node("Add", [total, f"{prefix}/out"], [summed],
+                                                   name=f"{prefix}/Add"))
                 total = summed
             start = end
-        if start != weights[node.input[1]].shape[1]:
-            raise IntegrityError(f"{node.name}: parts have {start} channels, the weights {weights[node.input[1]].shape[1]}")
+        expected = weights[node.input[1]].shape[1]
+        if start != expected:
+            raise IntegrityError(f"{node.name}: parts have {start} channels, the weights {expected}")
     del graph.node[:]
     graph.node.extend(nodes)
     return model.SerializeToString(), len(splits)

@@ -107,7 +107,8 @@ def test_isnet_concats_are_split_into_summed_convolutions(pipeline, eval_dir, tm
     for name in ("graph.onnx", "graph_features.onnx"):
         graph = onnx.load(str(MODELS / "isnet" / name), load_external_data=False).graph
         concat_outputs = {node.output[0] for node in graph.node if node.op_type == "Concat"}
-        assert not [node.name for node in graph.node if node.op_type == "Conv" and node.input[0] in concat_outputs]
+        assert not [node.name for node in graph.node
+                    if node.op_type == "Conv" and node.input[0] in concat_outputs]
         assert sum(node.name.endswith("/part1/Conv") for node in graph.node) == 50
     (tmp_path / "graph.onnx").write_bytes(unsplit_bytes)
     (tmp_path / "weights.npz").symlink_to(MODELS / "isnet" / "weights.npz")

@@ -159,7 +159,8 @@ _deflate_pools: dict[int, ThreadPoolExecutor] = {}  # per process: a forked chil
 def _deflate_pool() -> ThreadPoolExecutor:
     pool = _deflate_pools.get(os.getpid())
     if pool is None:
-        pool = _deflate_pools[os.getpid()] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png-deflate")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png-deflate")
+        _deflate_pools[os.getpid()] = pool
     return pool
 
 
@@ -173,7 +174,7 @@ def _raw_deflate(data: memoryview, last: bool) -> bytes:
 
 
 def _zlib_stream(data: memoryview) -> bytes:
-    """``zlib.compress(data)`` (bytes of a flat buffer), but with the two halves deflated at once (as pigz does).
+    """``zlib.compress(data)`` of a flat buffer, the two halves deflated at once (as pigz does).
 
     Each half is a raw deflate stream; the first ends on a byte boundary (sync flush) without a
     final block, so the two concatenate into one valid stream. The second half does not look back
@@ -203,8 +204,9 @@ def encode_png(pixels: np.ndarray) -> bytes:
     filtered[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
-                     _png_chunk(b"IDAT", _zlib_stream(memoryview(filtered).cast("B"))), _png_chunk(b"IEND", b"")])
+    idat = _zlib_stream(memoryview(filtered).cast("B"))
+    return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", idat),
+                     _png_chunk(b"IEND", b"")])
 
 
 def _save(image: Image.Image, fmt: ImageFormat) -> bytes:
