@@ -77,8 +77,8 @@ def _reconstruct(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by a square of side 2r+1 (max filter), via box sums."""
-    return (box_mean(mask, radius) > 1e-6).astype(np.float32)
+    """Binary dilation by a square of side 2r+1 (max filter), via box means."""
+    return (box_mean_planes(mask[None], radius)[0] > 1e-6).astype(np.float32)
 
 
 # ---- stamps: coloured ink on paper ----------------------------------------------------------------
@@ -105,37 +105,6 @@ def stamp_matte(rgb: np.ndarray, low: float = 0.08, high: float = 0.28) -> tuple
 
 
 # ---- foreground colour: Blur-Fusion ---------------------------------------------------------------
-def _window_sums(x: np.ndarray, radius: int) -> np.ndarray:
-    """Sum over rows [i - r, i + r], the window cut at the ends (cumulative sums and slices).
-
-    Along axis 0 only, where whole contiguous rows are added at once; ``box_mean`` transposes
-    for the other axis instead.
-    """
-    n = x.shape[0]
-    cumulative = np.empty((n + 1,) + x.shape[1:], np.float32)
-    cumulative[0] = 0
-    for i in range(n):  # row by row: each add is vectorised; np.cumsum runs one scalar chain (4x slower)
-        np.add(cumulative[i], x[i], out=cumulative[i + 1])
-    out = np.empty(x.shape, np.float32)
-    k = max(n - radius - 1, 0)
-    out[:k] = cumulative[radius + 1:radius + 1 + k]   # upper end inside
-    out[k:] = cumulative[n]                           # upper end cut at n
-    if radius < n:
-        out[radius:] -= cumulative[:n - radius]       # lower end inside (else 0)
-    return out
-
-
-def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window, the window cut at the borders (axes 0 and 1)."""
-    height, width = x.shape[:2]
-    columns_first = np.ascontiguousarray(np.swapaxes(_window_sums(x, radius), 0, 1))
-    sums = np.swapaxes(_window_sums(columns_first, radius), 0, 1)
-    rows = np.minimum(np.arange(height) + radius + 1, height) - np.maximum(np.arange(height) - radius, 0)
-    cols = np.minimum(np.arange(width) + radius + 1, width) - np.maximum(np.arange(width) - radius, 0)
-    inverse = (1.0 / (rows[:, None] * cols[None, :])).astype(np.float32)
-    return sums * (inverse if x.ndim == 2 else inverse[:, :, None])
-
-
 def _box_matrix(n: int, radius: int) -> np.ndarray:
     """n x n: row i averages entries [i - r, i + r], the window cut at the ends."""
     index = np.arange(n)
@@ -144,10 +113,11 @@ def _box_matrix(n: int, radius: int) -> np.ndarray:
 
 
 def box_mean_planes(planes: np.ndarray, radius: int) -> np.ndarray:
-    """``box_mean`` of each C x H x W plane, as two matrix products (banded averaging matrices).
+    """Mean over a (2r+1)^2 window, the window cut at the borders, of each C x H x W plane.
 
-    For the few hundred pixels across that Blur-Fusion works at, BLAS (on every core) beats
-    running sums, and channel-first planes need no transposes.
+    Two matrix products with banded averaging matrices: for the few hundred pixels across that
+    Blur-Fusion, the guided filter and the person gate work at, BLAS (on every core) beats running
+    sums, and channel-first planes need no transposes.
     """
     channels, height, width = planes.shape
     across = (planes.reshape(channels * height, width) @ _box_matrix(width, radius).T)
