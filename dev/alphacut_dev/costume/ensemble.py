@@ -30,6 +30,11 @@ MEMBERS: dict[str, list[str]] = {
     "jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25"],
     # trained and scored too (held-out 0.518 alone); adding it to the three gave 0.558 vs 0.5595: left out
     "jitter-strong": ["--input-dropout", "0.4", "--scale-jitter", "0.35", "--dropout", "0.2"],
+    # tried 2026-11-23 (see the model card): alone 0.520 / 0.516, and no subset with them beat the three
+    "position": ["--position"],
+    "pyramid": ["--pyramid", "2", "4"],
+    # the whole 128 grid each step (no crops): the pooled context sees the outfit as at run time
+    "whole-frame": ["--crop", "128", "--epochs", "20", "--threads", "2"],
 }
 SHIPPED = ["context", "plain", "jitter"]
 

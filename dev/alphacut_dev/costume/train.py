@@ -43,8 +43,12 @@ class CostumeHead(nn.Module):
     Sized for the CPU: ~1.6 GMAC a forward pass."""
 
     def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96, dropout: float = 0.0,
-                 global_context: bool = False, input_dropout: float = 0.0):
+                 global_context: bool = False, input_dropout: float = 0.0, pyramid: tuple[int, ...] = (),
+                 position: bool = False):
         super().__init__()
+        # ``position``: one more picture channel, how far down the subject each row is (0 at its top,
+        # 1 at its feet; ``relative_height``): a skirt starts at the waist, a dress above it
+        self.position = position
         # whole feature channels dropped in training: 716 photos are few for 1,300 input channels
         self.input_dropout = nn.Dropout2d(input_dropout) if input_dropout > 0 else None
         # the whole picture's summary added to every position: a skirt vs a dress, a coat vs a top
@@ -55,11 +59,19 @@ class CostumeHead(nn.Module):
         if dropout > 0:  # only then: a run without it keeps the exact module list (and weights)
             context.append(nn.Dropout2d(dropout))
         self.context = nn.Sequential(*context)
+        # ``pyramid``: the 32 px context pooled into 2x2, 4x4... cells and spread back (PSPNet): each
+        # place sees what the other parts of the outfit are (a top above this lower garment?)
+        self.pyramid = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(cells), nn.Conv2d(128, 32, 1),
+                                                   nn.ReLU(inplace=True)) for cells in pyramid)
+        self.pyramid_fuse = conv_bn(128 + 32 * len(pyramid), 128) if pyramid else None
         self.middle = conv_bn(128 + width, 64, 3)
         self.p128 = conv_bn(128, 32)
-        self.detail = nn.Sequential(conv_bn(64 + 32 + 4, 32, 3), nn.Conv2d(32, classes, 1))
+        self.detail = nn.Sequential(conv_bn(64 + 32 + 4 + int(position), 32, 3), nn.Conv2d(32, classes, 1))
 
     def forward(self, f128, f64, f32, f16, picture):
+        """``picture``: RGB, matte and (from ``load_cache``, made on the whole frame) the position channel,
+        which only a ``position`` head reads."""
+        picture = picture if self.position else picture[:, :4]
         if self.input_dropout is not None:
             f128, f64, f32, f16 = (self.input_dropout(f) for f in (f128, f64, f32, f16))
         f64 = self.p64(f64)
@@ -68,26 +80,56 @@ class CostumeHead(nn.Module):
         x = self.context(x)
         if self.summary is not None:
             x = x + self.summary(x.mean(dim=(2, 3), keepdim=True))
+        if self.pyramid_fuse is not None:
+            pooled = [F.interpolate(cells(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+                      for cells in self.pyramid]
+            x = self.pyramid_fuse(torch.cat([x, *pooled], 1))
         x = F.interpolate(x, size=f64.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(self.middle(torch.cat([x, f64], 1)), size=f128.shape[-2:], mode="bilinear",
                           align_corners=False)
         return self.detail(torch.cat([x, self.p128(f128), picture], 1))
 
 
+def relative_height(matte: torch.Tensor) -> torch.Tensor:
+    """N x 1 x H x W: the share of the matte's mass above each row (0 above the subject, 1 below it),
+    computed on the whole frame - in training before the crop, at run time inside the exported graph."""
+    rows = matte.sum(dim=-1, keepdim=True)                                   # N x 1 x H x 1
+    above = torch.cumsum(rows, dim=2) - 0.5 * rows
+    return (above / rows.sum(dim=2, keepdim=True).clamp_min(1e-3)).expand_as(matte)
+
+
+class WholeFrame(nn.Module):
+    """What is exported: the run-time inputs (the whole 128 grid), the position channel made from the
+    picture's matte in the graph, so every member keeps the same five inputs."""
+
+    def __init__(self, head: CostumeHead):
+        super().__init__()
+        self.head = head
+
+    def forward(self, f128, f64, f32, f16, picture):
+        if self.head.position:
+            picture = torch.cat([picture, relative_height(picture[:, 3:4])], 1)
+        return self.head(f128, f64, f32, f16, picture)
+
+
 def load_cache(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     files = sorted(p for p in folder.glob("*.npz") if "_flip" not in p.stem and not p.stem.endswith(".tmp"))
     if not files:
         raise SystemExit(f"no cached features in {folder}: run python -m alphacut_dev.costume.features")
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*FEATURE_NAMES, "picture", "labels")}
-    for path in files:
+    columns: dict[str, np.ndarray] = {}
+    for number, path in enumerate(files):
         with np.load(path) as data:
-            for name in FEATURE_NAMES:
-                columns[name].append(data[name])
             rgb = (data["rgb"].astype(np.float32) / 255.0 - 0.5) / 0.25
-            picture = np.concatenate([rgb.transpose(2, 0, 1), data["matte"][None].astype(np.float32)])
-            columns["picture"].append(picture.astype(np.float16))
-            columns["labels"].append(data["labels"].astype(np.int64))
-    return [p.stem for p in files], {name: torch.from_numpy(np.stack(v)) for name, v in columns.items()}
+            matte = torch.from_numpy(data["matte"][None, None].astype(np.float32))
+            picture = np.concatenate([rgb.transpose(2, 0, 1), matte[0].numpy(),
+                                      relative_height(matte)[0].numpy()])
+            row = {name: data[name] for name in FEATURE_NAMES}
+            row["picture"], row["labels"] = picture.astype(np.float16), data["labels"].astype(np.int64)
+            for name, value in row.items():
+                if name not in columns:   # filled in place: stacking lists would need the 6 GB twice
+                    columns[name] = np.empty((len(files), *value.shape), value.dtype)
+                columns[name][number] = value
+    return [p.stem for p in files], {name: torch.from_numpy(v) for name, v in columns.items()}
 
 
 def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
@@ -155,12 +197,14 @@ def export(model: nn.Module, path: Path, sample: list[torch.Tensor]) -> float:
 
     model.eval()
     names = [*FEATURE_NAMES, "picture"]
-    torch.onnx.export(model, tuple(x[:1] for x in sample), str(path), input_names=names,
+    sample = [x[:1] for x in sample[:-1]] + [sample[-1][:1, :4]]   # run-time inputs: RGB + matte
+    whole = WholeFrame(model).eval()
+    torch.onnx.export(whole, tuple(sample), str(path), input_names=names,
                       output_names=["logits"], opset_version=17, dynamo=False)
     with torch.no_grad():
-        expected = model(*(x[:1] for x in sample)).numpy()
+        expected = whole(*sample).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], {n: x[:1].numpy() for n, x in zip(names, sample)})[0]
+    got = session.run(["logits"], {n: x.numpy() for n, x in zip(names, sample)})[0]
     return float(np.abs(got - expected).max())
 
 
@@ -182,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-dropout", type=float, default=0.0, help="channel dropout on the feature maps")
     parser.add_argument("--scale-jitter", type=float, default=0.0,
                         help="rescale each training crop by up to this fraction (0.25: 0.75x..1.25x)")
+    parser.add_argument("--pyramid", type=int, nargs="*", default=[],
+                        help="pool the 32 px context into these cell counts across (PSPNet), e.g. 2 4")
+    parser.add_argument("--position", action="store_true", help="read the subject-relative row position")
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
@@ -199,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
 
     classes = len(CLASS_NAMES)
     weights = class_weights(data["labels"][training], classes)
-    model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout)
+    model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
+                        tuple(args.pyramid), args.position)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
@@ -236,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"epochs": args.epochs, "seed": args.seed, "width": args.width, "lr": args.lr, "crop": args.crop,
               "dropout": args.dropout, "input_dropout": args.input_dropout, "scale_jitter": args.scale_jitter,
               "weight_decay": args.weight_decay, "global_context": args.global_context,
+              "pyramid": args.pyramid, "position": args.position,
               "train_images": len(training), "held_out_images": len(held_out),
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
     if held_out:

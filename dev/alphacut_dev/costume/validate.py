@@ -3,6 +3,7 @@ for each way of combining the class scores with the matte (the choice is made he
 ../shared/eval).
 
     python -m alphacut_dev.costume.validate [--train ../shared/train/ccp]
+    python -m alphacut_dev.costume.validate --members .cache/costume/members/*.onnx   # choose an ensemble
 
 Variants:
 - ``matte+person``: outside the matte background; inside, the best non-background class
@@ -38,13 +39,67 @@ def held_out(images: list[Path]) -> list[Path]:
     return [path for index, path in enumerate(images) if index % 10 == 9]
 
 
+def isnet_outputs(pipeline: Pipeline, path: Path, cache: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The head's feeds and ISNet's matte for one photo, kept in ``cache`` (fp16) after the first run."""
+    target = cache / f"{path.stem}.npz"
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    if not target.exists():
+        output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
+        feeds = head_inputs(rgb, output)
+        cache.mkdir(parents=True, exist_ok=True)
+        halves = {name: value.astype(np.float16) for name, value in feeds.items()}
+        np.savez(target, matte=output.matte.astype(np.float16), **halves)
+    with np.load(target) as data:
+        matte = data["matte"].astype(np.float32)
+        feeds = {name: data[name].astype(np.float32) for name in data.files if name != "matte"}
+    return feeds, resize_matte(matte, rgb.shape[1], rgb.shape[0])
+
+
+def compare_members(pipeline: Pipeline, members: list[Path], chosen: list[Path], table: np.ndarray,
+                    cache: Path) -> None:
+    """Each member alone and the mean of every subset of two or more, shipped (guided) variant only."""
+    from itertools import combinations
+
+    from alphacut.models.costume import CostumeModel
+    from alphacut.models.runtime import session_options
+
+    heads = [CostumeModel.load(session_options(), path) for path in members]
+    subsets = [s for k in range(1, len(members) + 1) for s in combinations(range(len(members)), k)]
+    matrices = {s: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for s in subsets}
+    for path in chosen:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        truth = table[np.asarray(Image.open(path.parent.parent / "labels" / f"{path.stem}.png"))]
+        feeds, matte = isnet_outputs(pipeline, path, cache)
+        scores = [head.run(feeds) for head in heads]
+        for subset in subsets:
+            mean = np.mean([scores[i] for i in subset], axis=0)
+            matrices[subset] += confusion(class_map_from_scores(mean, matte, rgb), truth)
+    names = [path.stem for path in members]
+    rows = []
+    for subset, matrix in matrices.items():
+        iou = iou_per_class(matrix)
+        seed = float(np.mean([iou[g.class_id] or 0.0 for g in SEED_GARMENTS]))
+        rows.append((seed, "+".join(names[i] for i in subset), iou))
+    print(f"{'members':<44}{'seed mean':>10}" + "".join(f"{n[:6]:>7}" for n in CLASS_NAMES[1:]))
+    for seed, label, iou in sorted(rows, reverse=True):
+        cells = "".join(f"{'-' if v is None else f'{v:.3f}':>7}" for v in iou[1:])
+        print(f"{label:<44}{seed:>10.4f}{cells}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
     parser.add_argument("--head", type=Path, default=None, help="another head file to score")
+    parser.add_argument("--members", type=Path, nargs="+", help="head files: score each and their means")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "held_out",
+                        help="where --members keeps ISNet's outputs for the held-out photos")
     args = parser.parse_args(argv)
     table = fine_lookup(args.train / "classes.json")
     pipeline = Pipeline.from_settings()
+    if args.members:
+        chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
+        compare_members(pipeline, args.members, chosen, table, args.cache)
+        return 0
     if args.head is not None:
         from alphacut.models.costume import CostumeModel
         from alphacut.models.runtime import session_options
