@@ -35,6 +35,8 @@ MEMBERS: dict[str, list[str]] = {
     "pyramid": ["--pyramid", "2", "4"],
     # the whole 128 grid each step (no crops): the pooled context sees the outfit as at run time
     "whole-frame": ["--crop", "128", "--epochs", "20", "--threads", "2"],
+    # one self-attention block on the 32 px context (each place compared with every other)
+    "attention": ["--attention", "1", "--threads", "2"],
 }
 SHIPPED = ["context", "plain", "jitter"]
 

@@ -44,7 +44,7 @@ class CostumeHead(nn.Module):
 
     def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96, dropout: float = 0.0,
                  global_context: bool = False, input_dropout: float = 0.0, pyramid: tuple[int, ...] = (),
-                 position: bool = False):
+                 position: bool = False, attention: int = 0):
         super().__init__()
         # ``position``: one more picture channel, how far down the subject each row is (0 at its top,
         # 1 at its feet; ``relative_height``): a skirt starts at the waist, a dress above it
@@ -64,6 +64,9 @@ class CostumeHead(nn.Module):
         self.pyramid = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(cells), nn.Conv2d(128, 32, 1),
                                                    nn.ReLU(inplace=True)) for cells in pyramid)
         self.pyramid_fuse = conv_bn(128 + 32 * len(pyramid), 128) if pyramid else None
+        # ``attention``: self-attention blocks over the 32 px context, so one place can compare itself
+        # with any other (is the garment over the hips the one over the chest?), not only with a mean
+        self.attention = nn.ModuleList(AttentionBlock(128) for _ in range(attention))
         self.middle = conv_bn(128 + width, 64, 3)
         self.p128 = conv_bn(128, 32)
         self.detail = nn.Sequential(conv_bn(64 + 32 + 4 + int(position), 32, 3), nn.Conv2d(32, classes, 1))
@@ -84,10 +87,30 @@ class CostumeHead(nn.Module):
             pooled = [F.interpolate(cells(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
                       for cells in self.pyramid]
             x = self.pyramid_fuse(torch.cat([x, *pooled], 1))
+        for block in self.attention:
+            x = block(x)
         x = F.interpolate(x, size=f64.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(self.middle(torch.cat([x, f64], 1)), size=f128.shape[-2:], mode="bilinear",
                           align_corners=False)
         return self.detail(torch.cat([x, self.p128(f128), picture], 1))
+
+
+class AttentionBlock(nn.Module):
+    """A pre-norm transformer block over the positions of an N x C x H x W map (4 heads, MLP 2x)."""
+
+    def __init__(self, channels: int, heads: int = 4):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(channels), nn.LayerNorm(channels)
+        self.attend = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)                      # N x HW x C
+        normed = self.norm1(tokens)
+        tokens = tokens + self.attend(normed, normed, normed, need_weights=False)[0]
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        return tokens.transpose(1, 2).reshape(n, c, h, w)
 
 
 def relative_height(matte: torch.Tensor) -> torch.Tensor:
@@ -229,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pyramid", type=int, nargs="*", default=[],
                         help="pool the 32 px context into these cell counts across (PSPNet), e.g. 2 4")
     parser.add_argument("--position", action="store_true", help="read the subject-relative row position")
+    parser.add_argument("--attention", type=int, default=0, help="self-attention blocks on the 32 px context")
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
@@ -247,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     classes = len(CLASS_NAMES)
     weights = class_weights(data["labels"][training], classes)
     model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
-                        tuple(args.pyramid), args.position)
+                        tuple(args.pyramid), args.position, args.attention)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
@@ -284,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"epochs": args.epochs, "seed": args.seed, "width": args.width, "lr": args.lr, "crop": args.crop,
               "dropout": args.dropout, "input_dropout": args.input_dropout, "scale_jitter": args.scale_jitter,
               "weight_decay": args.weight_decay, "global_context": args.global_context,
-              "pyramid": args.pyramid, "position": args.position,
+              "pyramid": args.pyramid, "position": args.position, "attention": args.attention,
               "train_images": len(training), "held_out_images": len(held_out),
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
     if held_out:
