@@ -37,6 +37,8 @@ MEMBERS: dict[str, list[str]] = {
     "whole-frame": ["--crop", "128", "--epochs", "20", "--threads", "2"],
     # one self-attention block on the 32 px context (each place compared with every other)
     "attention": ["--attention", "1", "--threads", "2"],
+    # a second, training-only output for CCP's 59 fine labels (more supervision from the same photos)
+    "fine-labels": ["--fine-labels", "0.5", "--threads", "2"],
 }
 SHIPPED = ["context", "plain", "jitter"]
 

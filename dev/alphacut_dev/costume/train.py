@@ -44,7 +44,7 @@ class CostumeHead(nn.Module):
 
     def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96, dropout: float = 0.0,
                  global_context: bool = False, input_dropout: float = 0.0, pyramid: tuple[int, ...] = (),
-                 position: bool = False, attention: int = 0):
+                 position: bool = False, attention: int = 0, fine_classes: int = 0):
         super().__init__()
         # ``position``: one more picture channel, how far down the subject each row is (0 at its top,
         # 1 at its feet; ``relative_height``): a skirt starts at the waist, a dress above it
@@ -70,6 +70,9 @@ class CostumeHead(nn.Module):
         self.middle = conv_bn(128 + width, 64, 3)
         self.p128 = conv_bn(128, 32)
         self.detail = nn.Sequential(conv_bn(64 + 32 + 4 + int(position), 32, 3), nn.Conv2d(32, classes, 1))
+        # ``fine_classes``: a training-only second output for CCP's 59 fine labels (blouse, t-shirt,
+        # jumper, romper...): more to learn from the same 716 photos; never exported
+        self.fine = nn.Conv2d(32, fine_classes, 1) if fine_classes else None
 
     def forward(self, f128, f64, f32, f16, picture):
         """``picture``: RGB, matte and (from ``load_cache``, made on the whole frame) the position channel,
@@ -92,7 +95,10 @@ class CostumeHead(nn.Module):
         x = F.interpolate(x, size=f64.shape[-2:], mode="bilinear", align_corners=False)
         x = F.interpolate(self.middle(torch.cat([x, f64], 1)), size=f128.shape[-2:], mode="bilinear",
                           align_corners=False)
-        return self.detail(torch.cat([x, self.p128(f128), picture], 1))
+        hidden = self.detail[0](torch.cat([x, self.p128(f128), picture], 1))
+        if self.fine is not None and self.training:
+            return self.detail[1](hidden), self.fine(hidden)
+        return self.detail[1](hidden)
 
 
 class AttentionBlock(nn.Module):
@@ -135,6 +141,17 @@ class WholeFrame(nn.Module):
         return self.head(f128, f64, f32, f16, picture)
 
 
+def load_fine_labels(stems: list[str], train: Path, side: int = 256) -> torch.Tensor:
+    """CCP's fine label ids (0..58) for each cached photo, squared to ``side`` as the grouped labels are."""
+    from PIL import Image
+
+    out = np.empty((len(stems), side, side), np.int64)
+    for number, stem in enumerate(stems):
+        labels = Image.open(train / "labels" / f"{stem}.png")
+        out[number] = np.asarray(labels.resize((side, side), Image.Resampling.NEAREST))
+    return torch.from_numpy(out)
+
+
 def load_cache(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
     files = sorted(p for p in folder.glob("*.npz") if "_flip" not in p.stem and not p.stem.endswith(".tmp"))
     if not files:
@@ -173,6 +190,8 @@ def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch
     this side (a multiple of 8), every map and the labels alike - a cheap stand-in for photos taken
     nearer or farther."""
     inputs, labels = [], data["labels"][index]
+    if "fine" in data:   # the fine labels ride along as a second label channel, cropped and flipped alike
+        labels = torch.stack([labels, data["fine"][index]], 1)
     for name in (*FEATURE_NAMES, "picture"):
         x = data[name][index]
         if crop is not None:
@@ -182,13 +201,15 @@ def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch
     if crop is not None:
         top, left, side = (v * 2 for v in crop)   # labels are 256 x 256
         labels = labels[..., top:top + side, left:left + side]
+    if labels.dim() == 4 and resize is not None and crop is not None and resize != crop[2]:
+        raise SystemExit("--fine-labels does not combine with --scale-jitter")
     if resize is not None and crop is not None and resize != crop[2]:
         inputs = [F.interpolate(x, size=(resize // SCALES[name],) * 2, mode="bilinear", align_corners=False)
                   for name, x in zip((*FEATURE_NAMES, "picture"), inputs)]
         labels = F.interpolate(labels[:, None].float(), size=(resize * 2,) * 2, mode="nearest")[:, 0].long()
     if flip is not None and flip.any():
         inputs = [torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x) for x in inputs]
-        labels = torch.where(flip.view(-1, 1, 1), labels.flip(-1), labels)
+        labels = torch.where(flip.view(-1, *(1,) * (labels.dim() - 1)), labels.flip(-1), labels)
     return inputs, labels
 
 
@@ -253,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="pool the 32 px context into these cell counts across (PSPNet), e.g. 2 4")
     parser.add_argument("--position", action="store_true", help="read the subject-relative row position")
     parser.add_argument("--attention", type=int, default=0, help="self-attention blocks on the 32 px context")
+    parser.add_argument("--fine-labels", type=float, default=0.0,
+                        help="weight of a training-only loss on CCP's 59 fine labels (0: none)")
+    parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp",
+                        help="the CCP folder (fine labels are read from it with --fine-labels)")
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
@@ -269,9 +294,13 @@ def main(argv: list[str] | None = None) -> int:
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
 
     classes = len(CLASS_NAMES)
+    fine_classes = 0
+    if args.fine_labels > 0:
+        data["fine"] = load_fine_labels(stems, args.train)
+        fine_classes = 59
     weights = class_weights(data["labels"][training], classes)
     model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
-                        tuple(args.pyramid), args.position, args.attention)
+                        tuple(args.pyramid), args.position, args.attention, fine_classes)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
@@ -290,8 +319,15 @@ def main(argv: list[str] | None = None) -> int:
                 factor = 1 + args.scale_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
                 resize = max(8, round(args.crop * factor / 8) * 8)
             inputs, labels = batch_inputs(data, index, flip, (top, left, args.crop), resize)
-            logits = F.interpolate(model(*inputs), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            outputs = model(*inputs)
+            if fine_classes:
+                labels, fine = labels[:, 0], labels[:, 1]
+                fine_logits = F.interpolate(outputs[1], size=fine.shape[-2:], mode="bilinear", align_corners=False)
+                outputs = outputs[0]
+            logits = F.interpolate(outputs, size=labels.shape[-2:], mode="bilinear", align_corners=False)
             loss = F.cross_entropy(logits, labels, weight=weights)
+            if fine_classes:
+                loss = loss + args.fine_labels * F.cross_entropy(fine_logits, fine)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -309,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
               "dropout": args.dropout, "input_dropout": args.input_dropout, "scale_jitter": args.scale_jitter,
               "weight_decay": args.weight_decay, "global_context": args.global_context,
               "pyramid": args.pyramid, "position": args.position, "attention": args.attention,
+              "fine_labels": args.fine_labels,
               "train_images": len(training), "held_out_images": len(held_out),
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
     if held_out:
