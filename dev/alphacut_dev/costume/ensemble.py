@@ -33,8 +33,10 @@ MEMBERS: dict[str, list[str]] = {
     # tried 2026-11-23 (see the model card): alone 0.520 / 0.516, and no subset with them beat the three
     "position": ["--position"],
     "pyramid": ["--pyramid", "2", "4"],
+    # alone 0.5345, best subset with it 0.5601 (noise against 0.5595)
     # the whole 128 grid each step (no crops): the pooled context sees the outfit as at run time
     "whole-frame": ["--crop", "128", "--epochs", "20", "--threads", "2"],
+    # tried 2026-11-23, sixth session (model card): alone 0.516 / 0.513, with the three 0.5552 / 0.5507
     # one self-attention block on the 32 px context (each place compared with every other)
     "attention": ["--attention", "1", "--threads", "2"],
     # a second, training-only output for CCP's 59 fine labels (more supervision from the same photos)
