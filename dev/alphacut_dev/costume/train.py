@@ -141,15 +141,16 @@ class WholeFrame(nn.Module):
         return self.head(f128, f64, f32, f16, picture)
 
 
-def load_fine_labels(stems: list[str], train: Path, side: int = 256) -> torch.Tensor:
-    """CCP's fine label ids (0..58) for each cached photo, squared to ``side`` as the grouped labels are."""
+def load_fine_labels(stems: list[str], train: Path, side: int) -> tuple[torch.Tensor, int]:
+    """CCP's fine label ids for each cached photo, squared to ``side`` as the cached (grouped) labels
+    are, and how many fine classes ``classes.json`` names."""
     from PIL import Image
 
     out = np.empty((len(stems), side, side), np.int64)
     for number, stem in enumerate(stems):
         labels = Image.open(train / "labels" / f"{stem}.png")
         out[number] = np.asarray(labels.resize((side, side), Image.Resampling.NEAREST))
-    return torch.from_numpy(out)
+    return torch.from_numpy(out), len(json.loads((train / "classes.json").read_text())["fine_classes"])
 
 
 def load_cache(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
@@ -201,8 +202,6 @@ def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch
     if crop is not None:
         top, left, side = (v * 2 for v in crop)   # labels are 256 x 256
         labels = labels[..., top:top + side, left:left + side]
-    if labels.dim() == 4 and resize is not None and crop is not None and resize != crop[2]:
-        raise SystemExit("--fine-labels does not combine with --scale-jitter")
     if resize is not None and crop is not None and resize != crop[2]:
         inputs = [F.interpolate(x, size=(resize // SCALES[name],) * 2, mode="bilinear", align_corners=False)
                   for name, x in zip((*FEATURE_NAMES, "picture"), inputs)]
@@ -282,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
     args = parser.parse_args(argv)
+    if args.fine_labels > 0 and args.scale_jitter > 0:   # the rescaling path resizes one label channel
+        parser.error("--fine-labels does not combine with --scale-jitter")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -296,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     classes = len(CLASS_NAMES)
     fine_classes = 0
     if args.fine_labels > 0:
-        data["fine"] = load_fine_labels(stems, args.train)
-        fine_classes = 59
+        data["fine"], fine_classes = load_fine_labels(stems, args.train, data["labels"].shape[-1])
     weights = class_weights(data["labels"][training], classes)
     model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
                         tuple(args.pyramid), args.position, args.attention, fine_classes)
