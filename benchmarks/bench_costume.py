@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     pipeline = Pipeline.from_settings()
-    _ = pipeline.models.isnet, pipeline.models.isnet_features, pipeline.models.costume
+    _ = pipeline.models.isnet, pipeline.models.isnet_features, pipeline.models.backbone, pipeline.models.costume
     cases = {
         "cutout (png)": lambda data: pipeline.run(data, CutoutOptions()).timings,
         "costume, outfit only": lambda data: pipeline.costume(data, CutoutOptions(), ()).timings,

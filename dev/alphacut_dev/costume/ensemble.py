@@ -25,22 +25,26 @@ MEMBER_DIR = ROOT / ".cache" / "costume" / "members"
 
 # name -> train.py arguments (everything else at train.py's defaults); see the model card
 MEMBERS: dict[str, list[str]] = {
-    "context": [],
-    "plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", "--threads", "2"],
-    "jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25"],
+    "context": ["--no-backbone"],
+    "plain": ["--no-backbone", "--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", "--threads", "2"],
+    "jitter": ["--no-backbone", "--input-dropout", "0.2", "--scale-jitter", "0.25"],
     # trained and scored too (held-out 0.518 alone); adding it to the three gave 0.558 vs 0.5595: left out
-    "jitter-strong": ["--input-dropout", "0.4", "--scale-jitter", "0.35", "--dropout", "0.2"],
+    "jitter-strong": ["--no-backbone", "--input-dropout", "0.4", "--scale-jitter", "0.35", "--dropout", "0.2"],
     # tried 2026-11-23 (see the model card): alone 0.520 / 0.516, and no subset with them beat the three
-    "position": ["--position"],
-    "pyramid": ["--pyramid", "2", "4"],
+    "position": ["--no-backbone", "--position"],
+    "pyramid": ["--no-backbone", "--pyramid", "2", "4"],
     # alone 0.5345, best subset with it 0.5601 (noise against 0.5595)
     # the whole 128 grid each step (no crops): the pooled context sees the outfit as at run time
-    "whole-frame": ["--crop", "128", "--epochs", "20", "--threads", "2"],
+    "whole-frame": ["--no-backbone", "--crop", "128", "--epochs", "20", "--threads", "2"],
     # tried 2026-11-23, sixth session (model card): alone 0.516 / 0.513, with the three 0.5552 / 0.5507
     # one self-attention block on the 32 px context (each place compared with every other)
-    "attention": ["--attention", "1", "--threads", "2"],
+    "attention": ["--no-backbone", "--attention", "1", "--threads", "2"],
     # a second, training-only output for CCP's 59 fine labels (more supervision from the same photos)
-    "fine-labels": ["--fine-labels", "0.5", "--threads", "2"],
+    "fine-labels": ["--no-backbone", "--fine-labels", "0.5", "--threads", "2"],
+    # ISNet's maps + EfficientNet-Lite0's ImageNet maps (train.py's default since 2026-11-23, seventh session)
+    "bb-context": [],
+    "bb-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4"],
+    "bb-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25"],
 }
 SHIPPED = ["context", "plain", "jitter"]
 
@@ -56,6 +60,9 @@ def join(members: list[Path], output: Path) -> float:
               for i, path in enumerate(members)]
     graph = models[0].graph
     for model in models[1:]:
+        # members may read different inputs (with or without the backbone's maps): the union
+        known = {i.name for i in graph.input}
+        graph.input.extend(i for i in model.graph.input if i.name not in known)
         graph.node.extend(model.graph.node)
         graph.initializer.extend(model.graph.initializer)
         graph.value_info.extend(model.graph.value_info)
@@ -78,8 +85,12 @@ def join(members: list[Path], output: Path) -> float:
     rng = np.random.default_rng(0)
     feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
              for i in session.get_inputs()}
-    expected = np.mean([ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
-                        for p in members], axis=0)
+    expected = []
+    for path in members:
+        member = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in member.get_inputs()}
+        expected.append(member.run(["logits"], {k: v for k, v in feeds.items() if k in wanted})[0])
+    expected = np.mean(expected, axis=0)
     return float(np.abs(session.run(["logits"], feeds)[0] - expected).max())
 
 

@@ -1,10 +1,13 @@
-"""Compute ISNet's decoder features once per training image and cache them (fp16 .npz).
+"""Compute the costume head's inputs once per training image and cache them (fp16 .npz).
 
-One forward pass at 1024 x 1024 per image (~2 s on 2 cores; 795 images ~ 27 min). Kept: the
-128x128, 64x64, 32x32 and 16x16 decoder maps, the matte and the picture at 128x128, and the labels
-(our class ids) at 256x256 - all in the model's square frame. Re-running skips cached images.
+ISNet: one forward pass at 1024 x 1024 per image (~1-2 s on 2 cores; 795 images ~15-27 min). Kept
+in ``--out``: the 128x128, 64x64, 32x32 and 16x16 decoder maps, the matte and the picture at
+128x128, and the labels (our class ids) at 256x256 - all in the model's square frame.
+EfficientNet-Lite0 (``alphacut.models.backbone``, ~50 ms an image): its four maps, in a folder of
+their own (``--backbone-out``), so that changing one source never recomputes the other.
+Re-running skips cached images.
 
-    python -m alphacut_dev.costume.features [--train ../shared/train/ccp] [--out .cache/costume]
+    python -m alphacut_dev.costume.features [--train ../shared/train/ccp] [--out .cache/costume/features]
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alphacut.models import ModelStore, isnet
-from alphacut.models.costume import FEATURE_INPUTS, small_picture
+from alphacut.models import ModelStore, backbone, isnet
+from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS, small_picture
 from alphacut_dev.costume.labels import fine_lookup
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,14 +37,27 @@ def extract(store: ModelStore, rgb: np.ndarray) -> dict[str, np.ndarray]:
     return arrays
 
 
+def extract_backbone(store: ModelStore, rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """EfficientNet-Lite0's maps under the head's input names, in fp16."""
+    maps = store.backbone.run(backbone.preprocess(rgb))
+    return {name: maps[source][0].astype(np.float16) for name, source in BACKBONE_INPUTS.items()}
+
+
+def _save(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    np.savez(target.with_suffix(".tmp.npz"), **arrays)
+    target.with_suffix(".tmp.npz").rename(target)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "costume" / "features")
+    parser.add_argument("--backbone-out", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
     parser.add_argument("--models", type=Path, default=ROOT / "layers" / "models")
     parser.add_argument("--flip", action="store_true", help="features of the mirrored images too")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    args.backbone_out.mkdir(parents=True, exist_ok=True)
     table = fine_lookup(args.train / "classes.json")
     store = ModelStore(args.models)
     images = sorted((args.train / "images").glob("*.jpg"))
@@ -50,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         variants = [("", False)] + ([("_flip", True)] if args.flip else [])
         for suffix, mirrored in variants:
             target = args.out / f"{path.stem}{suffix}.npz"
-            if target.exists():
+            backbone_target = args.backbone_out / f"{path.stem}{suffix}.npz"
+            if target.exists() and backbone_target.exists():
                 continue
             rgb = np.asarray(Image.open(path).convert("RGB"))
             labels = np.asarray(Image.open(args.train / "labels" / f"{path.stem}.png"))
@@ -59,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if mirrored:
                 rgb, labels = rgb[:, ::-1].copy(), labels[:, ::-1].copy()
-            arrays = extract(store, rgb)
-            square = Image.fromarray(table[labels]).resize((LABEL_SIDE, LABEL_SIDE), Image.Resampling.NEAREST)
-            arrays["labels"] = np.asarray(square, np.uint8)
-            np.savez(target.with_suffix(".tmp.npz"), **arrays)
-            target.with_suffix(".tmp.npz").rename(target)
+            if not backbone_target.exists():
+                _save(backbone_target, extract_backbone(store, rgb))
+            if not target.exists():
+                arrays = extract(store, rgb)
+                square = Image.fromarray(table[labels]).resize((LABEL_SIDE, LABEL_SIDE),
+                                                               Image.Resampling.NEAREST)
+                arrays["labels"] = np.asarray(square, np.uint8)
+                _save(target, arrays)
         if number % 25 == 0:
             elapsed = time.perf_counter() - started
             print(f"{number}/{len(images)} images, {elapsed:.0f} s", flush=True)

@@ -4,7 +4,8 @@ Run in the training venv (Python 3.11, torch 2.13.0+cpu; see ``make costume-trai
 
     PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.train   # = make costume-train
 
-Data: the cache made by ``alphacut_dev.costume.features`` from ../shared/train/ccp. Every tenth
+Data: the caches made by ``alphacut_dev.costume.features`` from ../shared/train/ccp (ISNet's maps,
+and EfficientNet-Lite0's in a folder of their own). Every tenth
 image (sorted by name) is held out for validation; nothing from ../shared/eval is read here.
 Deterministic: fixed seeds, one thread order (``torch.use_deterministic_algorithms``), so a rerun
 on the same cache gives the same weights and the same printed metrics.
@@ -28,6 +29,9 @@ from alphacut_dev.costume.labels import CLASS_NAMES
 ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
 FEATURE_NAMES = ("f128", "f64", "f32", "f16")
+BACKBONE_NAMES = ("b64", "b32", "b16", "bhead")
+# the exported graph's inputs, in this order (a head without the backbone has the first five)
+INPUT_NAMES = (*FEATURE_NAMES, "picture", *BACKBONE_NAMES)
 SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)   # tops coat skirt pants shoes bag hat (seed 004)
 
 
@@ -40,12 +44,17 @@ def conv_bn(c_in: int, c_out: int, kernel: int = 1, dilation: int = 1) -> nn.Seq
 class CostumeHead(nn.Module):
     """Decoder maps fused coarse to fine: context at 32x32 (the 16/32/64 px maps), a 64x64 stage, then
     detail at 128x128 with the 128 px map, the picture and the matte. Input frame: ISNet's 1024 square.
-    Sized for the CPU: ~1.6 GMAC a forward pass."""
+    With ``backbone``, EfficientNet-Lite0's ImageNet maps join at the same sizes (16 and 32 px into
+    the context, 64 px into the middle stage): what the garment is, beside where the subject is.
+    Sized for the CPU: ~1.6 GMAC a forward pass (~1.7 with the backbone's maps)."""
 
     def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96, dropout: float = 0.0,
                  global_context: bool = False, input_dropout: float = 0.0, pyramid: tuple[int, ...] = (),
-                 position: bool = False, attention: int = 0, fine_classes: int = 0):
+                 position: bool = False, attention: int = 0, fine_classes: int = 0, backbone: bool = False):
         super().__init__()
+        self.backbone = backbone
+        if backbone:   # 1x1 projections: stride 32 (stage 7 + the 1280-channel head), 16, 8
+            self.q16, self.q32, self.q64 = conv_bn(320 + 1280, width), conv_bn(112, width), conv_bn(40, 32)
         # ``position``: one more picture channel, how far down the subject each row is (0 at its top,
         # 1 at its feet; ``relative_height``): a skirt starts at the waist, a dress above it
         self.position = position
@@ -55,7 +64,7 @@ class CostumeHead(nn.Module):
         # depends on what the rest of the outfit is
         self.summary = nn.Sequential(nn.Conv2d(128, 128, 1), nn.ReLU(inplace=True)) if global_context else None
         self.p16, self.p32, self.p64 = conv_bn(512, width), conv_bn(512, width), conv_bn(256, width)
-        context = [conv_bn(3 * width, 128, 3), conv_bn(128, 128, 3, dilation=2)]
+        context = [conv_bn((5 if backbone else 3) * width, 128, 3), conv_bn(128, 128, 3, dilation=2)]
         if dropout > 0:  # only then: a run without it keeps the exact module list (and weights)
             context.append(nn.Dropout2d(dropout))
         self.context = nn.Sequential(*context)
@@ -67,23 +76,28 @@ class CostumeHead(nn.Module):
         # ``attention``: self-attention blocks over the 32 px context, so one place can compare itself
         # with any other (is the garment over the hips the one over the chest?), not only with a mean
         self.attention = nn.ModuleList(AttentionBlock(128) for _ in range(attention))
-        self.middle = conv_bn(128 + width, 64, 3)
+        self.middle = conv_bn(128 + width + (32 if backbone else 0), 64, 3)
         self.p128 = conv_bn(128, 32)
         self.detail = nn.Sequential(conv_bn(64 + 32 + 4 + int(position), 32, 3), nn.Conv2d(32, classes, 1))
         # ``fine_classes``: a training-only second output for CCP's 59 fine labels (blouse, t-shirt,
         # jumper, romper...): more to learn from the same 716 photos; never exported
         self.fine = nn.Conv2d(32, fine_classes, 1) if fine_classes else None
 
-    def forward(self, f128, f64, f32, f16, picture):
+    def forward(self, f128, f64, f32, f16, picture, b64=None, b32=None, b16=None, bhead=None):
         """``picture``: RGB, matte and (from ``load_cache``, made on the whole frame) the position channel,
-        which only a ``position`` head reads."""
+        which only a ``position`` head reads; ``b*``: the backbone's maps, read by a ``backbone`` head."""
         picture = picture if self.position else picture[:, :4]
         if self.input_dropout is not None:
             f128, f64, f32, f16 = (self.input_dropout(f) for f in (f128, f64, f32, f16))
+            if self.backbone:
+                b64, b32, b16, bhead = (self.input_dropout(f) for f in (b64, b32, b16, bhead))
         f64 = self.p64(f64)
-        x = torch.cat([F.interpolate(self.p16(f16), size=f32.shape[-2:], mode="bilinear", align_corners=False),
-                       self.p32(f32), F.avg_pool2d(f64, 2)], 1)
-        x = self.context(x)
+        parts = [F.interpolate(self.p16(f16), size=f32.shape[-2:], mode="bilinear", align_corners=False),
+                 self.p32(f32), F.avg_pool2d(f64, 2)]
+        if self.backbone:
+            parts += [F.interpolate(self.q16(torch.cat([b16, bhead], 1)), size=f32.shape[-2:], mode="bilinear",
+                                    align_corners=False), self.q32(b32)]
+        x = self.context(torch.cat(parts, 1))
         if self.summary is not None:
             x = x + self.summary(x.mean(dim=(2, 3), keepdim=True))
         if self.pyramid_fuse is not None:
@@ -93,7 +107,8 @@ class CostumeHead(nn.Module):
         for block in self.attention:
             x = block(x)
         x = F.interpolate(x, size=f64.shape[-2:], mode="bilinear", align_corners=False)
-        x = F.interpolate(self.middle(torch.cat([x, f64], 1)), size=f128.shape[-2:], mode="bilinear",
+        middle = [x, f64, self.q64(b64)] if self.backbone else [x, f64]
+        x = F.interpolate(self.middle(torch.cat(middle, 1)), size=f128.shape[-2:], mode="bilinear",
                           align_corners=False)
         hidden = self.detail[0](torch.cat([x, self.p128(f128), picture], 1))
         if self.fine is not None and self.training:
@@ -135,10 +150,10 @@ class WholeFrame(nn.Module):
         super().__init__()
         self.head = head
 
-    def forward(self, f128, f64, f32, f16, picture):
+    def forward(self, f128, f64, f32, f16, picture, *backbone_maps):
         if self.head.position:
             picture = torch.cat([picture, relative_height(picture[:, 3:4])], 1)
-        return self.head(f128, f64, f32, f16, picture)
+        return self.head(f128, f64, f32, f16, picture, *backbone_maps)
 
 
 def load_fine_labels(stems: list[str], train: Path, side: int) -> tuple[torch.Tensor, int]:
@@ -153,10 +168,16 @@ def load_fine_labels(stems: list[str], train: Path, side: int) -> tuple[torch.Te
     return torch.from_numpy(out), len(json.loads((train / "classes.json").read_text())["fine_classes"])
 
 
-def load_cache(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
+def load_cache(folder: Path, backbone: Path | None = None) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """Every cached photo's inputs and labels, stacked; with ``backbone`` (its cache folder) the
+    backbone's maps of the same photos too."""
     files = sorted(p for p in folder.glob("*.npz") if "_flip" not in p.stem and not p.stem.endswith(".tmp"))
     if not files:
         raise SystemExit(f"no cached features in {folder}: run python -m alphacut_dev.costume.features")
+    missing = [p.name for p in files if backbone is not None and not (backbone / p.name).exists()]
+    if missing:
+        raise SystemExit(f"{len(missing)} photos have no backbone maps in {backbone} (first {missing[0]}): "
+                         "run python -m alphacut_dev.costume.features")
     columns: dict[str, np.ndarray] = {}
     for number, path in enumerate(files):
         with np.load(path) as data:
@@ -166,10 +187,13 @@ def load_cache(folder: Path) -> tuple[list[str], dict[str, torch.Tensor]]:
                                       relative_height(matte)[0].numpy()])
             row = {name: data[name] for name in FEATURE_NAMES}
             row["picture"], row["labels"] = picture.astype(np.float16), data["labels"].astype(np.int64)
-            for name, value in row.items():
-                if name not in columns:   # filled in place: stacking lists would need the 6 GB twice
-                    columns[name] = np.empty((len(files), *value.shape), value.dtype)
-                columns[name][number] = value
+        if backbone is not None:
+            with np.load(backbone / path.name) as maps:
+                row.update({name: maps[name] for name in BACKBONE_NAMES})
+        for name, value in row.items():
+            if name not in columns:   # filled in place: stacking lists would need the 6 GB twice
+                columns[name] = np.empty((len(files), *value.shape), value.dtype)
+            columns[name][number] = value
     return [p.stem for p in files], {name: torch.from_numpy(v) for name, v in columns.items()}
 
 
@@ -181,7 +205,12 @@ def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
     return weights.clamp(0.2, 5.0).float()
 
 
-SCALES = {"f128": 1, "f64": 2, "f32": 4, "f16": 8, "picture": 1}
+SCALES = {"f128": 1, "f64": 2, "f32": 4, "f16": 8, "picture": 1, "b64": 2, "b32": 4, "b16": 8, "bhead": 8}
+
+
+def input_names(data: dict[str, torch.Tensor]) -> list[str]:
+    """The head's inputs that ``data`` holds, in ``INPUT_NAMES`` order."""
+    return [name for name in INPUT_NAMES if name in data]
 
 
 def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch.Tensor | None = None,
@@ -193,7 +222,8 @@ def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch
     inputs, labels = [], data["labels"][index]
     if "fine" in data:   # the fine labels ride along as a second label channel, cropped and flipped alike
         labels = torch.stack([labels, data["fine"][index]], 1)
-    for name in (*FEATURE_NAMES, "picture"):
+    names = input_names(data)
+    for name in names:
         x = data[name][index]
         if crop is not None:
             top, left, side = (v // SCALES[name] for v in crop)
@@ -204,7 +234,7 @@ def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch
         labels = labels[..., top:top + side, left:left + side]
     if resize is not None and crop is not None and resize != crop[2]:
         inputs = [F.interpolate(x, size=(resize // SCALES[name],) * 2, mode="bilinear", align_corners=False)
-                  for name, x in zip((*FEATURE_NAMES, "picture"), inputs)]
+                  for name, x in zip(names, inputs)]
         labels = F.interpolate(labels[:, None].float(), size=(resize * 2,) * 2, mode="nearest")[:, 0].long()
     if flip is not None and flip.any():
         inputs = [torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x) for x in inputs]
@@ -234,13 +264,13 @@ def iou_table(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> lis
     return table
 
 
-def export(model: nn.Module, path: Path, sample: list[torch.Tensor]) -> float:
+def export(model: nn.Module, path: Path, sample: list[torch.Tensor], names: list[str]) -> float:
     """Write the ONNX file and return its largest difference from PyTorch on ``sample``."""
     import onnxruntime as ort
 
     model.eval()
-    names = [*FEATURE_NAMES, "picture"]
-    sample = [x[:1] for x in sample[:-1]] + [sample[-1][:1, :4]]   # run-time inputs: RGB + matte
+    # run-time inputs: the picture is RGB + matte (a position channel is made inside the graph)
+    sample = [x[:1, :4] if name == "picture" else x[:1] for name, x in zip(names, sample)]
     whole = WholeFrame(model).eval()
     torch.onnx.export(whole, tuple(sample), str(path), input_names=names,
                       output_names=["logits"], opset_version=17, dynamo=False)
@@ -254,6 +284,9 @@ def export(model: nn.Module, path: Path, sample: list[torch.Tensor]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "features")
+    parser.add_argument("--backbone-cache", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
+    parser.add_argument("--backbone", action=argparse.BooleanOptionalAction, default=True,
+                        help="read EfficientNet-Lite0's ImageNet maps too (heads before it did not)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -288,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
-    stems, data = load_cache(args.cache)
+    stems, data = load_cache(args.cache, args.backbone_cache if args.backbone else None)
     held_out = [] if args.all else [i for i in range(len(stems)) if i % 10 == 9]
     training = [i for i in range(len(stems)) if args.all or i % 10 != 9]
     print(f"{len(stems)} images cached ({len(training)} train, {len(held_out)} held out), "
@@ -300,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         data["fine"], fine_classes = load_fine_labels(stems, args.train, data["labels"].shape[-1])
     weights = class_weights(data["labels"][training], classes)
     model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
-                        tuple(args.pyramid), args.position, args.attention, fine_classes)
+                        tuple(args.pyramid), args.position, args.attention, fine_classes, args.backbone)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
@@ -345,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
               "dropout": args.dropout, "input_dropout": args.input_dropout, "scale_jitter": args.scale_jitter,
               "weight_decay": args.weight_decay, "global_context": args.global_context,
               "pyramid": args.pyramid, "position": args.position, "attention": args.attention,
-              "fine_labels": args.fine_labels,
+              "fine_labels": args.fine_labels, "backbone": args.backbone,
               "train_images": len(training), "held_out_images": len(held_out),
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
     if held_out:
@@ -357,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  seed-class mean {report['held_out_seed_mean']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sample, _ = batch_inputs(data, torch.tensor(held_out[:1] or training[:1]))
-    report["onnx_max_difference"] = export(model, args.out, sample)
+    report["onnx_max_difference"] = export(model, args.out, sample, input_names(data))
     report["onnx_bytes"] = args.out.stat().st_size
     print(f"ONNX vs PyTorch max difference {report['onnx_max_difference']:.2e}")
     args.report.parent.mkdir(parents=True, exist_ok=True)

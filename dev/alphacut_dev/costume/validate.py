@@ -26,8 +26,8 @@ from PIL import Image
 from alphacut.costume import CLASS_NAMES, SEED_GARMENTS, class_map_from_scores, confusion, iou_per_class, \
     upsample_scores
 from alphacut.matte import resize_matte
-from alphacut.models import isnet
-from alphacut.models.costume import head_inputs
+from alphacut.models import backbone, isnet
+from alphacut.models.costume import BACKBONE_INPUTS, head_inputs
 from alphacut.pipeline import Pipeline
 from alphacut_dev.costume.labels import fine_lookup
 
@@ -39,13 +39,23 @@ def held_out(images: list[Path]) -> list[Path]:
     return [path for index, path in enumerate(images) if index % 10 == 9]
 
 
+def run_models(pipeline: Pipeline, rgb: np.ndarray):
+    """ISNet's output and every feed a head may read (the backbone's maps included) for one picture."""
+    output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
+    return output, head_inputs(rgb, output, pipeline.models.backbone.run(backbone.preprocess(rgb)))
+
+
 def isnet_outputs(pipeline: Pipeline, path: Path, cache: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The head's feeds and ISNet's matte for one photo, kept in ``cache`` (fp16) after the first run."""
     target = cache / f"{path.stem}.npz"
     rgb = np.asarray(Image.open(path).convert("RGB"))
+    if target.exists():
+        with np.load(target) as data:
+            stale = not set(BACKBONE_INPUTS) <= set(data.files)   # cached before the backbone existed
+        if stale:
+            target.unlink()
     if not target.exists():
-        output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
-        feeds = head_inputs(rgb, output)
+        output, feeds = run_models(pipeline, rgb)
         cache.mkdir(parents=True, exist_ok=True)
         halves = {name: value.astype(np.float16) for name, value in feeds.items()}
         np.savez(target, matte=output.matte.astype(np.float16), **halves)
@@ -111,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in chosen:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         truth = table[np.asarray(Image.open(args.train / "labels" / f"{path.stem}.png"))]
-        output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
-        feeds = head_inputs(rgb, output)
+        output, feeds = run_models(pipeline, rgb)
         scores = pipeline.models.costume.run(feeds)
         mirrored = pipeline.models.costume.run(feeds, mirrored=True)
         matte = resize_matte(output.matte, rgb.shape[1], rgb.shape[0])

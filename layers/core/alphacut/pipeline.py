@@ -26,7 +26,7 @@ from alphacut.codec import DecodedImage, compose_on_color, decode_image, encode_
 from alphacut.costume import CostumeParse, Garment, class_map_from_scores
 from alphacut.errors import InvalidOption
 from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp_matte, to_u8
-from alphacut.models import ModelStore, isnet, selfie
+from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume import head_inputs
 from alphacut.options import CutoutOptions, OutputKind, SubjectType
 from alphacut.settings import EngineSettings, ImageLimits
@@ -171,16 +171,19 @@ class Pipeline:
             return Segmentation(alpha=to_u8(alpha), foreground=colours, type=subject)
 
     def parse_costume(self, image: DecodedImage, timings: Timings | None = None) -> CostumeParse:
-        """One ISNet forward pass gives the matte and the decoder features; the costume head turns
-        the features into class scores; the matte cuts the class map."""
+        """One ISNet forward pass gives the matte and the decoder features, EfficientNet-Lite0 what
+        the garments are; the costume head turns both into class scores; the matte cuts the class map."""
         timings = timings if timings is not None else Timings()
         rgb = self._model_rgb(image)
         height, width = rgb.shape[:2]
+        head = self.models.costume
         with timings.stage("preprocess"):
             batch = isnet.preprocess(rgb)
+            backbone_batch = backbone.preprocess(rgb) if head.needs_backbone else None
         with timings.stage("inference"):
             output = self.models.isnet_features.run(batch, with_features=True)
-            scores = self.models.costume.run(head_inputs(rgb, output))
+            maps = self.models.backbone.run(backbone_batch) if backbone_batch is not None else None
+            scores = head.run(head_inputs(rgb, output, maps))
         with timings.stage("postprocess"):
             alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
             class_map = class_map_from_scores(scores, alpha, rgb)

@@ -5,6 +5,7 @@ Usage::
     store = ModelStore(Path("layers/models"))
     matte = store.isnet.predict(rgb)              # float32 H' x W' in 0..1 (1024 x 1024)
     person = store.selfie.predict(rgb)            # float32 256 x 256 in 0..1
+    features = store.backbone.run(batch)          # EfficientNet-Lite0 maps (see models.backbone)
     scores = store.costume.run(feeds)             # float32 10 x 128 x 128 (see models.costume)
 """
 
@@ -16,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from alphacut.errors import ModelUnavailable
+from alphacut.models.backbone import BackboneModel
 from alphacut.models.costume import CostumeModel
 from alphacut.models.isnet import IsnetModel
 from alphacut.models.runtime import session_options
@@ -23,7 +25,7 @@ from alphacut.models.selfie import SelfieModel
 
 MANIFEST_NAME = "manifest.json"
 
-__all__ = ["CostumeModel", "IsnetModel", "ModelStore", "SelfieModel", "load_manifest"]
+__all__ = ["BackboneModel", "CostumeModel", "IsnetModel", "ModelStore", "SelfieModel", "load_manifest"]
 
 
 def load_manifest(models_dir: Path) -> dict:
@@ -70,6 +72,13 @@ class ModelStore:
             self._entry("selfie")
             # a 256x256 MobileNet: one thread is faster than two (thread hand-off dominates)
             return SelfieModel.load(self.models_dir / "selfie", session_options(1))
+
+    @cached_property
+    def backbone(self) -> BackboneModel:
+        """EfficientNet-Lite0 (ImageNet) feature maps, the costume head's second input."""
+        with self._lock:
+            self._entry("backbone")
+            return BackboneModel.load(self.models_dir / "backbone", session_options(self.threads))
 
     @cached_property
     def costume(self) -> CostumeModel:
