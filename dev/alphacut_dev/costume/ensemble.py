@@ -49,9 +49,26 @@ MEMBERS: dict[str, list[str]] = {
 SHIPPED = ["context", "plain", "jitter"]
 
 
-def join(members: list[Path], output: Path) -> float:
-    """One graph: every member on the same inputs, ``logits`` = their mean. Returns the largest
-    difference between the joined file and the members' mean on a random input."""
+def halve_weights(model) -> int:
+    """Store every float32 weight of more than 1,024 values as float16 behind a Cast (onnxruntime
+    folds the casts once, at session creation): half the file in the layer. Returns how many."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph, halved = model.graph, 0
+    for index, tensor in enumerate(list(graph.initializer)):
+        if tensor.data_type != TensorProto.FLOAT or np.prod(tensor.dims) <= 1024:
+            continue
+        name, value = tensor.name, numpy_helper.to_array(tensor)   # ``tensor`` is the message replaced next
+        graph.initializer[index].CopyFrom(numpy_helper.from_array(value.astype(np.float16), f"{name}_fp16"))
+        graph.node.insert(0, helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT))
+        halved += 1
+    return halved
+
+
+def join(members: list[Path], output: Path, fp16: bool = False) -> float:
+    """One graph: every member on the same inputs, ``logits`` = their mean (``fp16``: weights stored
+    as float16). Returns the largest difference between the joined file and the members' mean on a
+    random input."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, compose, helper
@@ -77,6 +94,8 @@ def join(members: list[Path], output: Path) -> float:
                                                       [d.dim_value or d.dim_param for d in
                                                        template.type.tensor_type.shape.dim]))
     graph.name = "alphacut_costume_head"
+    if fp16:
+        halve_weights(models[0])
     onnx.checker.check_model(models[0])
     output.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(models[0], str(output))
@@ -99,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--join-only", action="store_true", help="do not train missing members")
     parser.add_argument("--members", nargs="+", default=SHIPPED, choices=list(MEMBERS))
     parser.add_argument("--out", type=Path, default=OUTPUT)
+    parser.add_argument("--fp32", action="store_true", help="keep the weights float32 (twice the file)")
     args = parser.parse_args(argv)
     paths = [MEMBER_DIR / f"{name}.onnx" for name in args.members]
     for name, path in zip(args.members, paths):
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"member {name}: training with {' '.join(MEMBERS[name]) or 'the defaults'}", flush=True)
         train.main([*MEMBERS[name], "--out", str(path), "--report", str(path.with_suffix(".json"))])
-    difference = join(paths, args.out)
+    difference = join(paths, args.out, fp16=not args.fp32)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): mean of {len(paths)} heads, "
           f"max difference from the members' mean {difference:.2e}")
     return 0
