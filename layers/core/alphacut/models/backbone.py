@@ -17,8 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from alphacut.errors import ModelUnavailable
-from alphacut.models.runtime import providers
+from alphacut.models.runtime import open_session
 
 # the picture stretched to this square like ISNet's 1024 (aspect not kept), so that the backbone's
 # 64/32/16 px maps cover the same places as ISNet's maps of those sizes
@@ -43,10 +42,8 @@ class BackboneModel:
 
     @classmethod
     def load(cls, directory: Path, options: ort.SessionOptions) -> BackboneModel:
-        path = directory / "efficientnet_lite0.onnx"
-        if not path.exists():
-            raise ModelUnavailable(f"EfficientNet-Lite0 missing in {directory}: run `make models`")
-        return cls(ort.InferenceSession(str(path), options, providers=providers()))
+        return cls(open_session(directory / "efficientnet_lite0.onnx", options,
+                                "EfficientNet-Lite0 missing: run `make models`"))
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The four feature maps (batch dimension kept), by output name."""

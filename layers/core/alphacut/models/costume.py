@@ -18,9 +18,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from alphacut.errors import ModelUnavailable
 from alphacut.models.isnet import IsnetOutput
-from alphacut.models.runtime import providers
+from alphacut.models.runtime import open_session
 
 HEAD_PATH = Path(__file__).with_name("costume_head.onnx")
 SIDE = 128
@@ -70,9 +69,7 @@ class CostumeModel:
 
     @classmethod
     def load(cls, options: ort.SessionOptions, path: Path = HEAD_PATH) -> CostumeModel:
-        if not path.exists():
-            raise ModelUnavailable(f"costume head missing at {path}: train it (make costume-train)")
-        return cls(ort.InferenceSession(str(path), options, providers=providers()))
+        return cls(open_session(path, options, "costume head missing: train it (make costume-train)"))
 
     def run(self, feeds: dict[str, np.ndarray], mirrored: bool = False) -> np.ndarray:
         """10 x 128 x 128 class scores. ``mirrored`` also scores the mirrored maps and averages (the

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnxruntime as ort
+
+from alphacut.errors import ModelUnavailable
 
 
 def session_options(threads: int = 0) -> ort.SessionOptions:
@@ -17,3 +21,11 @@ def providers() -> list[str]:
     """CUDA first where this onnxruntime build has it (the SageMaker GPU image), else the CPU."""
     available = ort.get_available_providers()
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def open_session(path: Path, options: ort.SessionOptions, missing: str) -> ort.InferenceSession:
+    """An inference session on the ONNX file at ``path``; ``missing`` completes the error when it
+    is not there (what it is and how to make it)."""
+    if not path.exists():
+        raise ModelUnavailable(f"{missing} (no {path})")
+    return ort.InferenceSession(str(path), options, providers=providers())

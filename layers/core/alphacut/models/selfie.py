@@ -8,8 +8,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from alphacut.errors import ModelUnavailable
-from alphacut.models.runtime import providers
+from alphacut.models.runtime import open_session
 
 INPUT_SIZE = 256
 
@@ -27,10 +26,7 @@ class SelfieModel:
 
     @classmethod
     def load(cls, directory: Path, options: ort.SessionOptions) -> SelfieModel:
-        path = directory / "selfie.onnx"
-        if not path.exists():
-            raise ModelUnavailable(f"selfie model missing in {directory}: run `make models`")
-        return cls(ort.InferenceSession(str(path), options, providers=providers()))
+        return cls(open_session(directory / "selfie.onnx", options, "selfie model missing: run `make models`"))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return np.clip(self.session.run(None, {self.input_name: batch})[0][0, :, :, 0], 0.0, 1.0)
