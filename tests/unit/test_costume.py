@@ -8,7 +8,7 @@ import pytest
 from alphacut.api.request import apply_return_form
 from alphacut.costume import (
     CLASS_NAMES, GT_COARSE_TO_CLASS, MIN_SHARE, SEED_GARMENTS, CostumeParse, Garment, class_map_from_scores,
-    confusion, guided_probabilities, iou_per_class, parse_garments,
+    confusion, guided_probabilities, iou_per_class, parse_garments, skirt_under_a_top,
 )
 from alphacut.errors import InvalidOption
 
@@ -105,3 +105,23 @@ def test_unknown_return_form_names_the_field():
     with pytest.raises(InvalidOption) as raised:
         apply_return_form({"return_form": "jpeg"})
     assert raised.value.field == "return_form"
+
+
+@pytest.mark.parametrize("tops, dress, becomes", [
+    (50, 100, 4),     # a top half the size of the "dress": the dress is a skirt under it
+    (49, 100, 3),     # a little of a dress taken for a top: still a dress
+    (0, 100, 3),      # a dress alone (or under a coat)
+])
+def test_a_dress_under_a_top_is_a_skirt(tops, dress, becomes):
+    class_map = np.zeros(400, np.uint8)
+    class_map[:tops] = 1
+    class_map[200:200 + dress] = 3
+    class_map[350:] = 9
+    result = skirt_under_a_top(class_map.reshape(20, 20))
+    assert (result.ravel()[200:200 + dress] == becomes).all()
+    assert (result.ravel()[:tops] == 1).all() and (result.ravel()[350:] == 9).all()
+
+
+def test_no_dress_no_change():
+    class_map = np.ones((10, 10), np.uint8)
+    assert skirt_under_a_top(class_map) is class_map

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
 MEMBER_DIR = ROOT / ".cache" / "costume" / "members"
 
-# name -> train.py arguments (everything else at train.py's defaults); see the model card
+# name -> train.py arguments (everything else at train.py's defaults); see the model card. The first
+# nine read ISNet's maps only (--no-backbone), as every head before 2026-11-23's seventh session did.
 MEMBERS: dict[str, list[str]] = {
     "context": ["--no-backbone"],
     "plain": ["--no-backbone", "--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", "--threads", "2"],
@@ -45,6 +46,7 @@ MEMBERS: dict[str, list[str]] = {
     "bb-context": [],
     "bb-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4"],
     "bb-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25"],
+    "bb-whole-frame": ["--crop", "128", "--epochs", "20"],
 }
 SHIPPED = ["context", "plain", "jitter"]
 
