@@ -48,7 +48,7 @@ MEMBERS: dict[str, list[str]] = {
     "bb-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25"],
     "bb-whole-frame": ["--crop", "128", "--epochs", "20"],
 }
-SHIPPED = ["context", "plain", "jitter"]
+SHIPPED = ["bb-jitter", "bb-plain"]
 
 
 def halve_weights(model) -> int:
