@@ -27,13 +27,26 @@ def look(eval_dir) -> Path:
     return sorted((eval_dir / "clothing" / "images").iterdir())[0]
 
 
-def test_head_is_small_and_takes_the_decoder_maps():
+def test_head_is_small_and_takes_the_decoder_and_backbone_maps():
     assert HEAD_PATH.stat().st_size < 10_000_000
     session = ort.InferenceSession(str(HEAD_PATH), providers=["CPUExecutionProvider"])
     shapes = {i.name: i.shape for i in session.get_inputs()}
     assert shapes == {"f128": [1, 128, 128, 128], "f64": [1, 256, 64, 64], "f32": [1, 512, 32, 32],
-                      "f16": [1, 512, 16, 16], "picture": [1, 4, 128, 128]}
+                      "f16": [1, 512, 16, 16], "picture": [1, 4, 128, 128],
+                      "b64": [1, 40, 64, 64], "b32": [1, 112, 32, 32], "b16": [1, 320, 16, 16],
+                      "bhead": [1, 1280, 16, 16]}
     assert session.get_outputs()[0].shape == [1, 10, 128, 128]
+
+
+def test_head_refuses_feeds_without_the_backbone(pipeline, look):
+    from alphacut.models import isnet
+    from alphacut.models.costume import head_inputs
+
+    rgb = np.asarray(Image.open(look).convert("RGB"))
+    output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
+    assert pipeline.models.costume.needs_backbone
+    with pytest.raises(ValueError, match="bhead"):
+        pipeline.models.costume.run(head_inputs(rgb, output))
 
 
 def test_parse_cuts_the_class_map_by_the_matte(pipeline, look):

@@ -19,12 +19,12 @@ def test_mean_iou_on_the_dev_half(pipeline, eval_dir, folder, subject, floor):
     assert report.mean_iou >= floor
 
 
-# The committed costume head (3-head ensemble + guided filter) measures 0.568 on the dev half
-# (seed-class mean; the weakest class tops 0.477, skirt 0.358). These floors guard
-# against regressions; they are NOT issue 5's target (0.55 and every class >= 0.30 on the WHOLE
-# eval set: 0.537 with skirt 0.235 there), which this head does not reach.
-COSTUME_SEED_MEAN_FLOOR = 0.54
-COSTUME_CLASS_FLOOR = 0.33
+# The committed costume head (two heads on ISNet's and EfficientNet-Lite0's maps, guided filter, a
+# dress under a top made a skirt) measures 0.663 on the dev half (seed-class mean; the weakest class
+# skirt 0.416); on the WHOLE eval set 0.622 with every seed class >= 0.534 (issue 5's target: 0.55,
+# every class >= 0.30). These floors guard against regressions, 0.03 under the dev-half numbers.
+COSTUME_SEED_MEAN_FLOOR = 0.63
+COSTUME_CLASS_FLOOR = 0.38
 
 
 def test_costume_on_the_dev_half(pipeline, eval_dir):
