@@ -12,8 +12,8 @@ What it makes (see ``MANIFEST_NAME`` for the record of it):
   Identity, so the graph computes in fp32, and the fp16 weights move to ``weights.npz`` (88 MB instead
   of 176 MB as fp32). The graphs refer to them as external data that ``alphacut.models.isnet``
   supplies from memory after upcasting, so the run time needs no ``onnx`` package. The five side
-  mattes are cut. ``graph.onnx`` has the matte ``output`` alone; ``graph_features.onnx`` adds the six
-  decoder feature maps (the costume head reads them from the same forward pass). Both share the
+  mattes are cut. ``graph.onnx`` has the matte ``output`` alone; ``graph_features.onnx`` adds the four
+  decoder feature maps the costume head reads from the same forward pass. Both share the
   weights file; the matte-only graph is faster because the 64x512x512 feature map need not be
   copied out of onnxruntime's blocked layout. Every ``Concat`` that feeds a convolution is split
   into one convolution per concatenated input, summed (``split_concat_convs``): the same arithmetic
@@ -49,9 +49,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 4  # bump when the build changes what it writes
+BUILD_VERSION = 5  # bump when the build changes what it writes
 
-ISNET_FEATURE_OUTPUTS = ["input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656"]
+# the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
+# maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
+ISNET_FEATURE_OUTPUTS = ["input.948", "input.832", "input.740", "input.656"]
 ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
 ISNET_MATTE_OUTPUTS = ["output"]
 EXTERNAL_LOCATION = "weights.npz"

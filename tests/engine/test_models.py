@@ -147,7 +147,7 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
     result = with_features.run(batch, with_features=True)
     assert np.abs(result.matte - np.clip(expected[0][0, 0], 0, 1)).max() < 2e-3
     assert set(result.features) == set(isnet.FEATURE_OUTPUTS)
-    assert result.features["input.1252"].shape == (1, 64, 512, 512)
+    assert result.features["input.948"].shape == (1, 128, 128, 128)
     assert np.abs(result.features["input.656"] - expected[1]).max() < 0.05 * np.abs(expected[1]).max()
 
 

@@ -18,7 +18,7 @@ from alphacut.models.runtime import providers
 
 INPUT_SIZE = 1024
 MATTE_OUTPUT = "output"
-FEATURE_OUTPUTS = ("input.1252", "input.1088", "input.948", "input.832", "input.740", "input.656")
+FEATURE_OUTPUTS = ("input.948", "input.832", "input.740", "input.656")   # 128, 64, 32, 16 px across
 
 
 @dataclass
