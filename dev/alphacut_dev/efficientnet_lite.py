@@ -34,6 +34,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from alphacut.models.backbone import FEATURE_OUTPUTS
+from alphacut_dev.onnx_fp16 import fp16_behind_cast
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "DoubleStorage": np.float64,
                   "LongStorage": np.int64, "IntStorage": np.int32, "ByteStorage": np.uint8}
@@ -41,7 +44,6 @@ STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "Double
 STAGES = ((1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1))
 # the last block of stages 3, 5 and 7: the taps at strides 8, 16 and 32
 TAPS = {4: "s8", 10: "s16", 15: "s32"}
-FEATURE_OUTPUTS = ("s8", "s16", "s32", "head")
 BN_EPSILON = 1e-3
 OPSET, IR_VERSION = 17, 8
 
@@ -116,8 +118,9 @@ class _GraphWriter:
 
     def _half(self, name: str, value: np.ndarray) -> str:
         """An fp16 initializer and its Cast to fp32 (half the file; folded at session creation)."""
-        self._constant(f"{name}_fp16", value.astype(np.float16))
-        self.nodes.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT))
+        initializer, cast = fp16_behind_cast(name, value)
+        self.initializers.append(initializer)
+        self.nodes.append(cast)
         return name
 
     def conv(self, x: str, weight: np.ndarray, bias: np.ndarray, stride: int, groups: int, relu6: bool) -> str:

@@ -54,15 +54,18 @@ SHIPPED = ["bb-jitter", "bb-plain"]
 def halve_weights(model) -> int:
     """Store every float32 weight of more than 1,024 values as float16 behind a Cast (onnxruntime
     folds the casts once, at session creation): half the file in the layer. Returns how many."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
+
+    from alphacut_dev.onnx_fp16 import fp16_behind_cast
 
     graph, halved = model.graph, 0
     for index, tensor in enumerate(list(graph.initializer)):
         if tensor.data_type != TensorProto.FLOAT or np.prod(tensor.dims) <= 1024:
             continue
-        name, value = tensor.name, numpy_helper.to_array(tensor)   # ``tensor`` is the message replaced next
-        graph.initializer[index].CopyFrom(numpy_helper.from_array(value.astype(np.float16), f"{name}_fp16"))
-        graph.node.insert(0, helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT))
+        # ``tensor`` is the message replaced next: read it first
+        initializer, cast = fp16_behind_cast(tensor.name, numpy_helper.to_array(tensor))
+        graph.initializer[index].CopyFrom(initializer)
+        graph.node.insert(0, cast)
         halved += 1
     return halved
 

@@ -24,12 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS
 from alphacut_dev.costume.labels import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
-FEATURE_NAMES = ("f128", "f64", "f32", "f16")
-BACKBONE_NAMES = ("b64", "b32", "b16", "bhead")
+FEATURE_NAMES = tuple(FEATURE_INPUTS)     # ISNet's maps: f128 f64 f32 f16
+BACKBONE_NAMES = tuple(BACKBONE_INPUTS)   # EfficientNet-Lite0's: b64 b32 b16 bhead
 # the exported graph's inputs, in this order (a head without the backbone has the first five)
 INPUT_NAMES = (*FEATURE_NAMES, "picture", *BACKBONE_NAMES)
 SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)   # tops coat skirt pants shoes bag hat (seed 004)

@@ -30,7 +30,7 @@ from alphacut.errors import InvalidOption
 from alphacut.matte import box_mean_planes
 
 CLASS_NAMES = ("background", "tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat", "person")
-BACKGROUND, TOPS, DRESS, SKIRT, REST_OF_PERSON = 0, 1, 3, 4, 9
+BACKGROUND, REST_OF_PERSON = 0, 9
 # a garment covering less than this share of the image is noise, reported absent
 MIN_SHARE = 0.001
 
@@ -137,8 +137,9 @@ def skirt_under_a_top(class_map: np.ndarray, ratio: float = TOP_OVER_DRESS_RATIO
     called a dress becomes a top and a skirt. Under a coat (few tops pixels) a dress stays a dress,
     as Clothing Co-Parsing's annotators mostly labelled it."""
     counts = np.bincount(class_map.ravel(), minlength=len(CLASS_NAMES))
-    if counts[DRESS] and counts[TOPS] >= ratio * counts[DRESS]:
-        return np.where(class_map == DRESS, SKIRT, class_map).astype(np.uint8)
+    dress = Garment.DRESS.class_id
+    if counts[dress] and counts[Garment.TOPS.class_id] >= ratio * counts[dress]:
+        return np.where(class_map == dress, Garment.SKIRT.class_id, class_map).astype(np.uint8)
     return class_map
 
 

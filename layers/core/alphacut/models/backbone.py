@@ -15,25 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
-from alphacut.models.runtime import open_session
+from alphacut.models.runtime import open_session, stretched_batch
 
 # the picture stretched to this square like ISNet's 1024 (aspect not kept), so that the backbone's
 # 64/32/16 px maps cover the same places as ISNet's maps of those sizes
 INPUT_SIZE = 512
+# stage 3, 5 and 7 (strides 8, 16, 32) and the 1280-channel head convolution: the graph's outputs,
+# written by the model build (``alphacut_dev.efficientnet_lite``) from this list
 FEATURE_OUTPUTS = ("s8", "s16", "s32", "head")
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
     """H x W x 3 uint8 -> 1 x 3 x 512 x 512 float32, ``(x - 127) / 128`` (TensorFlow EfficientNet-Lite's)."""
-    image = Image.fromarray(rgb)
-    if image.size != (INPUT_SIZE, INPUT_SIZE):
-        image = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    chw = np.asarray(image).transpose(2, 0, 1).astype(np.float32)
-    chw -= 127.0
-    chw *= 1.0 / 128.0
-    return chw[None]
+    return stretched_batch(rgb, INPUT_SIZE, 127.0, 1.0 / 128.0)
 
 
 class BackboneModel:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
 from alphacut.errors import ModelUnavailable
-from alphacut.models.runtime import providers
+from alphacut.models.runtime import providers, stretched_batch
 
 INPUT_SIZE = 1024
 MATTE_OUTPUT = "output"
@@ -28,15 +27,8 @@ class IsnetOutput:
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 uint8 -> 1 x 3 x 1024 x 1024 float32."""
-    image = Image.fromarray(rgb)
-    if image.size != (INPUT_SIZE, INPUT_SIZE):
-        image = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR,
-                             reducing_gap=3.0)
-    chw = np.asarray(image).transpose(2, 0, 1).astype(np.float32)
-    chw -= 128.0
-    chw *= 1.0 / 256.0
-    return chw[None]
+    """H x W x 3 uint8 -> 1 x 3 x 1024 x 1024 float32, ``(x - 128) / 256``."""
+    return stretched_batch(rgb, INPUT_SIZE, 128.0, 1.0 / 256.0)
 
 
 class IsnetModel:

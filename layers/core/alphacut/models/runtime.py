@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from alphacut.errors import ModelUnavailable
 
@@ -21,6 +23,18 @@ def providers() -> list[str]:
     """CUDA first where this onnxruntime build has it (the SageMaker GPU image), else the CPU."""
     available = ort.get_available_providers()
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def stretched_batch(rgb: np.ndarray, side: int, offset: float, scale: float) -> np.ndarray:
+    """H x W x 3 uint8 -> 1 x 3 x side x side float32: the picture stretched to the model's square
+    (bilinear, aspect not kept), then ``(x - offset) * scale``, channel-first."""
+    image = Image.fromarray(rgb)
+    if image.size != (side, side):
+        image = image.resize((side, side), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    chw = np.asarray(image).transpose(2, 0, 1).astype(np.float32)
+    chw -= offset
+    chw *= scale
+    return chw[None]
 
 
 def open_session(path: Path, options: ort.SessionOptions, missing: str) -> ort.InferenceSession:
