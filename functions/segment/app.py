@@ -1,19 +1,21 @@
 """Lambda for the state machine's Segment step: the matte from SageMaker (or the CPU pipeline),
-the cutout composed and stored. Errors propagate: their class names are the state machine's
-error names."""
+the cutout composed and stored while the task is still in progress. Errors propagate: their
+class names are the state machine's error names."""
 
 from aws_lambda_powertools import Logger
 
 from alphacut.aws.segment_step import matting_from_env, run_segment_step
+from alphacut.aws.tasks import TaskTable
 from alphacut.pipeline import Pipeline
 
 logger = Logger()
 pipeline = Pipeline.from_settings()
 matting = matting_from_env()
+tasks = TaskTable.from_env()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    result = run_segment_step(event, pipeline, matting)
+    result = run_segment_step(event, pipeline, matting, tasks=tasks)
     logger.info("segmented", extra={"task_id": event.get("task_id"), "timings_ms": result["timings_ms"]})
     return result

@@ -3,7 +3,7 @@
 It behaves as API Gateway does for this API, with the template's gateway responses: x-api-key
 required (401 ``Unauthorized``, as seed 002 documents), the key's own usage plan applied (429 ``Too Many Requests`` with
 Retry-After over the rate and burst, 429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413 for events over Lambda's 6 MB
-payload, 502 when the function fails, 504 when it times out, and 403 ``Missing Authentication
+payload, 502 when the function fails (an answer over Lambda's 6 MB included), 504 when it times out, and 403 ``Missing Authentication
 Token`` for a path no route has.
 """
 
@@ -19,8 +19,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
+
 MAX_REQUEST_BYTES = 10 * 1024 * 1024   # API Gateway's payload limit
-MAX_EVENT_BYTES = 6 * 1024 * 1024      # Lambda's synchronous invocation payload limit
+MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT   # Lambda's synchronous invocation payload limit, both ways
 
 
 class TokenBucket:

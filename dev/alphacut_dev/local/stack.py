@@ -20,6 +20,8 @@ from pathlib import Path
 
 import boto3
 
+from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
+from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.worker import FunctionSpec, serve
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
@@ -101,13 +103,19 @@ class FunctionWorker:
         self.init_ms = detail
 
     def invoke(self, event: dict, request_id: str) -> tuple[str, object]:
-        """('ok', result) | ('error', payload) | ('timeout', None)."""
+        """('ok', result) | ('error', payload) | ('timeout', None). An answer over Lambda's 6 MB
+        is an error, as Lambda makes it (API Gateway then answers 502)."""
         with self.lock:
             self.connection.send((event, request_id))
             if not self.connection.poll(self.spec.timeout):
                 self.restart()  # Lambda ends a timed-out instance; the next call gets a fresh one
                 return "timeout", None
-            return self.connection.recv()
+            kind, result = self.connection.recv()
+        if kind == "ok" and len(json.dumps(result)) > LAMBDA_ANSWER_LIMIT:
+            return "error", {"errorType": "Function.ResponseSizeTooLarge",
+                             "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                             f"({LAMBDA_ANSWER_LIMIT} bytes)."}
+        return kind, result
 
     def restart(self) -> None:
         self.stop()
@@ -200,6 +208,7 @@ class LocalStack:
         self.model_server = None
         self.model_server_url = ""
         self.pollers: list[SqsPoller] = []
+        self.rules: list[ExecutionStatusRule] = []
         self._moto_invoke = None
         self._dynamodb_writes: dict[str, object] = {}
 
@@ -258,6 +267,8 @@ class LocalStack:
                  + ", ".join(f"{n} (init {w.init_ms:.0f} ms)" for n, w in self.workers.items()))
         for poller in self.pollers:
             poller.start()
+        for rule in self.rules:
+            rule.start()
         from alphacut_dev.local.gateway import start_gateway
 
         self.gateway = start_gateway(self)
@@ -285,6 +296,8 @@ class LocalStack:
     def stop(self) -> None:
         for poller in self.pollers:
             poller.stop()
+        for rule in self.rules:
+            rule.stop()
         if self._dynamodb_writes:
             from moto.dynamodb.models import DynamoDBBackend
 
@@ -466,6 +479,12 @@ class LocalStack:
             queue = next(k for k, _ in queues if attributes[(k, "Arn")] == props["EventSourceArn"])
             self.pollers.append(SqsPoller(self, refs[queue], props["EventSourceArn"], function,
                                           int(props.get("BatchSize", 10))))
+        for logical, resource in by_type("AWS::Events::Rule"):  # EventBridge rules -> function targets
+            props = resolver.resolve(resource["Properties"])
+            for target in props.get("Targets", []):
+                function = next(name for name, arn in attributes.items()
+                                if name[1] == "Arn" and arn == target["Arn"] and name[0] in self.workers)[0]
+                self.rules.append(ExecutionStatusRule(self, props["EventPattern"], function))
 
     def _create_moto_functions(self, functions) -> None:
         """Register the functions in moto's Lambda (Step Functions invokes them there) and route

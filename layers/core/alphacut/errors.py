@@ -97,6 +97,12 @@ class Conflict(AlphacutError):
     code = "conflict"
 
 
+class ResponseTooLarge(AlphacutError):
+    """The answer is over what a synchronous call can carry back (Lambda's 6 MB): never charged."""
+
+    code = "response_too_large"
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -112,6 +118,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     UnsupportedMediaType: 415,
     UrlFetchFailed: 422,
     ImageTooLarge: 413,
+    ResponseTooLarge: 413,
     UnsupportedImageFormat: 415,
     ImageTooSmall: 422,
     CorruptImage: 422,

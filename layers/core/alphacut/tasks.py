@@ -54,6 +54,8 @@ FAILURE_STATES: dict[str, TaskState] = {
     "ImageTooSmall": TaskState.INVALID_IMAGE,
     "ResultUploadFailed": TaskState.RESULT_UPLOAD_FAILED,
     "States.Timeout": TaskState.TIMED_OUT,
+    "ModelTimedOut": TaskState.TIMED_OUT,
+    "Sandbox.Timedout": TaskState.TIMED_OUT,   # the Segment function hit its own timeout
 }
 
 TASK_TIME_LIMIT_SECONDS = 30  # seed 002: a task running longer ends in -8

@@ -14,12 +14,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api import runtime
+from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
 from alphacut.api.request import SOURCE_FIELDS, apply_return_form, parse_image_request
 from alphacut.api.vendors import ROUTERS
 from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
-                                    result_response)
+                                    make_answer_guard, result_response)
 from alphacut.costume import parse_garments
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
@@ -169,7 +170,8 @@ def create_task_route():
     task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
                              options, api_key_owner(), params.get("callback_url"))
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
-    record = service.wait(task_id, api_key_owner()) if sync else service.table.get(task_id)
+    left = runtime.seconds_left(app.lambda_context)
+    record = service.wait(task_id, api_key_owner(), left) if sync else service.table.get(task_id)
     if record.state is TaskState.DONE:
         app.append_context(charge=CHARGED_BY_TASK)
     return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
@@ -232,7 +234,8 @@ def error_answer(error: Exception):
     return handle_unexpected(error)
 
 
-app.use(middlewares=[make_metering(on_error=error_answer)])
+# outermost first: metering counts every answer; idempotency keeps what the guard lets out
+app.use(middlewares=[make_metering(), make_idempotency(error_answer), make_answer_guard(error_answer)])
 for vendor_router in ROUTERS:
     app.include_router(vendor_router)
 

@@ -16,17 +16,23 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from alphacut.errors import AlphacutError, InvalidOption, http_status
+from alphacut.errors import AlphacutError, InvalidOption, ResponseTooLarge, http_status
 from alphacut.costume import MIN_SHARE
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.pipeline import CostumeResult, CutoutResult
 
 JSON = "application/json"
+# Lambda's limit for a synchronous invocation's answer (the proxy answer as JSON, body base64
+# for binary). Over it API Gateway answers 502 to a client whose call already ran.
+LAMBDA_ANSWER_LIMIT = 6 * 1024 * 1024
+# What the metering adds after the check (charge/remain headers and fields)
+ANSWER_DECORATION_BYTES = 1024
 
 
 class Delivery(StrEnum):
@@ -79,6 +85,28 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=JSON, body=json.dumps(body, separators=(",", ":")),
                     headers=headers or {})
+
+
+def proxy_answer_bytes(response: Response) -> int:
+    """The size of ``response`` as the proxy answer Lambda returns to API Gateway."""
+    body = response.body
+    if isinstance(body, bytes | bytearray):
+        body_bytes = 4 * ((len(body) + 2) // 3)  # base64
+    else:
+        body_bytes = len(json.dumps(body or ""))  # a JSON string, escapes included
+    headers = json.dumps({k: v for k, v in (response.headers or {}).items()}, default=str)
+    return body_bytes + len(headers) + 200  # statusCode, isBase64Encoded, key names
+
+
+def ensure_deliverable(response: Response) -> Response:
+    """Raise ``ResponseTooLarge`` for an answer Lambda could not return: it must be refused
+    (and not charged) here, since past this point the client would only see a 502."""
+    size = proxy_answer_bytes(response) + ANSWER_DECORATION_BYTES
+    if size > LAMBDA_ANSWER_LIMIT:
+        raise ResponseTooLarge(f"the answer would be {size} bytes, over the {LAMBDA_ANSWER_LIMIT} bytes a "
+                               "synchronous call can return: ask for return=url (signed links), or a smaller "
+                               "output", field="return", limit=LAMBDA_ANSWER_LIMIT)
+    return response
 
 
 def result_response(result: CutoutResult, delivery: Delivery, request_id: str, store=None,
@@ -164,3 +192,22 @@ def error_response(error: BaseException, request_id: str) -> Response:
         detail = {"code": "internal_error", "message": "internal error: quote the request id when reporting it"}
     return json_response(http_status(error), {"error": detail, "request_id": request_id},
                          {"X-Request-Id": request_id})
+
+
+def make_answer_guard(on_error: Callable[[Exception], Response]):
+    """The innermost middleware: every failure becomes its answer (``on_error``, the app's error
+    table), and an answer over Lambda's limit becomes a 413, before idempotency keeps it and
+    metering charges it.
+
+    Usage::
+
+        app.use(middlewares=[make_metering(), make_idempotency(on_error), make_answer_guard(on_error)])
+    """
+
+    def answer_guard(app, next_middleware) -> Response:
+        try:
+            return ensure_deliverable(next_middleware(app))
+        except Exception as error:  # every failure is an answer
+            return on_error(error)
+
+    return answer_guard

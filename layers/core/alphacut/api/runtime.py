@@ -53,11 +53,32 @@ def usage_meter():
     return once("meter", UsageMeter.from_env)
 
 
+def idempotency_store():
+    """Idempotency records, or None where no table is configured."""
+    from alphacut.aws.idempotency import IdempotencyStore
+
+    return once("idempotency", IdempotencyStore.from_env)
+
+
 def request_id(event: dict, lambda_context=None) -> str:
     context = event.get("requestContext") or {}
     if context.get("requestId"):
         return context["requestId"]
     return getattr(lambda_context, "aws_request_id", "local")
+
+
+# Where no Lambda context says it (in-process calls): API Gateway's 29 s
+DEFAULT_INVOCATION_SECONDS = 29.0
+
+
+def seconds_left(lambda_context, started: float | None = None):
+    """A function that says how long this invocation has left (the Lambda context knows)."""
+    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+        return lambda: lambda_context.get_remaining_time_in_millis() / 1000
+    import time
+
+    deadline = (started or time.monotonic()) + DEFAULT_INVOCATION_SECONDS
+    return lambda: deadline - time.monotonic()
 
 
 def api_key_owner(event: dict) -> str:

@@ -5,6 +5,11 @@ objects put under ``incoming/`` in the uploads bucket, which become tasks here: 
 object's metadata (``x-amz-meta-type: person`` ...), the result under ``results/`` with the same
 name, the task id derived from bucket, key and ETag (a repeated notification is the same task).
 
+A message no retry can mend (not JSON, no such task, a task record that cannot become a step
+input) is logged and dropped, its task (if any) ended as failed; anything else raises, so the
+message comes back, and after the queue's maxReceiveCount reaches the dead-letter queue, whose
+consumer ends its task (``alphacut.aws.finalize``).
+
 Usage::
 
     dispatcher = Dispatcher.from_env()
@@ -21,16 +26,56 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools import Logger
+
 from alphacut.aws import clients
 from alphacut.aws.task_service import step_input
 from alphacut.aws.tasks import TaskRecord, TaskTable
-from alphacut.errors import AlphacutError
+from alphacut.errors import AlphacutError, NotFound
 from alphacut.options import CutoutOptions
 from alphacut.tasks import TaskState
 
 INCOMING_PREFIX = "incoming/"
 RESULTS_PREFIX = "results/"
 UPLOAD_OWNER = "s3-upload"
+
+logger = Logger(child=True)
+
+
+def upload_task_id(bucket: str, key: str, etag: str) -> str:
+    """An upload's task id: the same object notified twice is the same task."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{etag}"))
+
+
+def uploads_in(body: dict):
+    """(bucket, key, etag) of each object an S3 notification names under ``incoming/``; folder
+    markers (keys ending in /) are not images."""
+    for s3_record in body.get("Records", []):  # a TestEvent has none
+        bucket = s3_record["s3"]["bucket"]["name"]
+        key = unquote_plus(s3_record["s3"]["object"]["key"])  # S3 events quote_plus the key
+        if key.startswith(INCOMING_PREFIX) and not key.endswith("/"):
+            yield bucket, key, s3_record["s3"]["object"].get("eTag", "")
+
+
+def upload_record(bucket: str, key: str, etag: str) -> TaskRecord:
+    """The task record of an upload (default options; the result under ``results/``)."""
+    stem = str(PurePosixPath(key[len(INCOMING_PREFIX):]).with_suffix(""))
+    return TaskRecord(task_id=upload_task_id(bucket, key, etag), owner=UPLOAD_OWNER,
+                      options=CutoutOptions().to_dict(), input_key=key, source_key=key,
+                      extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": bucket})
+
+
+def message_body(record) -> dict | None:
+    """An SQS record's body as a JSON object, or None (logged) when it is not one."""
+    raw = record.body if hasattr(record, "body") else record["body"]
+    try:
+        body = json.loads(raw)
+    except (TypeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        logger.error("message dropped: not a JSON object", extra={"body": str(raw)[:200]})
+        return None
+    return body
 
 
 @dataclass
@@ -60,28 +105,29 @@ class Dispatcher:
         return clients.client("s3")
 
     def handle_record(self, record) -> None:
-        body = json.loads(record.body if hasattr(record, "body") else record["body"])
-        if "task_id" in body:
-            self.start(self.table.get(body["task_id"]))
+        body = message_body(record)
+        if body is None:
             return
-        for s3_record in body.get("Records", []):  # an S3 notification (TestEvent has none)
-            bucket = s3_record["s3"]["bucket"]["name"]
-            key = unquote_plus(s3_record["s3"]["object"]["key"])  # S3 events quote_plus the key
-            if key.startswith(INCOMING_PREFIX):
-                self.start(self.task_from_upload(bucket, key, s3_record["s3"]["object"].get("eTag", "")))
+        if "task_id" in body:
+            try:
+                task = self.table.get(str(body["task_id"]))
+            except NotFound:
+                logger.error("message dropped: no such task", extra={"task_id": str(body["task_id"])[:100]})
+                return
+            self.start(task)
+            return
+        for bucket, key, etag in uploads_in(body):
+            self.start(self.task_from_upload(bucket, key, etag))
 
     def task_from_upload(self, bucket: str, key: str, etag: str) -> TaskRecord:
-        task_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{etag}"))
+        task_id = upload_task_id(bucket, key, etag)
         metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
-        stem = str(PurePosixPath(key[len(INCOMING_PREFIX):]).with_suffix(""))
-        record = TaskRecord(task_id=task_id, owner=UPLOAD_OWNER, options={}, input_key=key, source_key=key,
-                            extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": bucket})
+        record = upload_record(bucket, key, etag)
         try:
             record.options = CutoutOptions.from_mapping(metadata).to_dict()
         except AlphacutError as error:
-            record.options = CutoutOptions().to_dict()
             self.table.create(record)
-            self.table.fail(task_id, TaskState.FAILED, f"object metadata: {error}")
+            self.table.fail(task_id, TaskState.FAILED, f"object metadata: {error}", "InvalidOption")
             return self.table.get(task_id)
         self.table.create(record)  # False for a repeated notification: same task, same id
         return self.table.get(task_id)
@@ -90,9 +136,15 @@ class Dispatcher:
         if record.state is not TaskState.QUEUED:
             return  # started or finished already: a duplicated message
         try:
-            execution = self.sfn.start_execution(
-                stateMachineArn=self.state_machine_arn, name=record.task_id,
-                input=json.dumps(step_input(record, self.uploads_bucket, self.results_bucket)))
+            step = step_input(record, self.uploads_bucket, self.results_bucket)
+        except (AlphacutError, KeyError, TypeError, ValueError) as error:  # a record no retry mends
+            self.table.fail(record.task_id, TaskState.FAILED, "the task's record is not valid",
+                            "InvalidTaskRecord")
+            logger.error("task failed: invalid record", extra={"task_id": record.task_id, "error": str(error)})
+            return
+        try:
+            execution = self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=record.task_id,
+                                                 input=json.dumps(step))
             self.started.append(execution["executionArn"])
         except self.sfn.exceptions.ExecutionAlreadyExists:
             pass  # the name is the task id: the first message already started it

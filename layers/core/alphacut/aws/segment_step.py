@@ -2,8 +2,14 @@
 SageMaker endpoint (or the CPU pipeline in this Lambda), the cutout composed and stored in S3.
 
 Errors leave as the exception classes the state machine's Catch table maps to seed 002 states
-(``alphacut.tasks.FAILURE_STATES``); an endpoint that cannot answer raises
-``ModelServerUnavailable``, which the state machine retries.
+(``alphacut.tasks.FAILURE_STATES``). Only what a retry can mend is retried: an endpoint that is
+down, throttled or answers 5xx raises ``ModelServerUnavailable``; one that refuses the request
+(4xx: validation, access, payload size) raises ``ModelRequestRejected`` (-1 at once); one that
+does not answer within ``MODEL_READ_TIMEOUT`` raises ``ModelTimedOut`` (-8), since the task's
+30 s are spent by then. Every timeout here ends before the step's own 30 s limit.
+
+Results are stored only while the task is still in progress (``still_processing``): a step that
+finishes after its execution was stopped or its task ended elsewhere writes nothing.
 
 Step input (from the task record)::
 
@@ -21,14 +27,14 @@ from functools import cached_property
 import boto3
 import numpy as np
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from PIL import Image
 
 from alphacut import errors
 from alphacut.api.settings import ServiceSettings
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline, Timings
-from alphacut.tasks import ResultUploadFailed
+from alphacut.tasks import ResultUploadFailed, TaskState
 from alphacut.urlfetch import fetch_image
 
 
@@ -36,8 +42,45 @@ class ModelServerUnavailable(Exception):
     """The model endpoint did not answer (down, throttled, 5xx): worth a retry."""
 
 
+class ModelRequestRejected(Exception):
+    """The model endpoint refused the request (4xx other than throttling): a retry gets the same."""
+
+
+class ModelTimedOut(Exception):
+    """The model endpoint took longer than the task may (state -8)."""
+
+
+class TaskNoLongerRunning(Exception):
+    """The task ended (or its execution was stopped) while this step ran: nothing is stored."""
+
+
 _ERRORS_BY_CODE = {cls.code: cls for cls in vars(errors).values()
                    if isinstance(cls, type) and issubclass(cls, errors.AlphacutError)}
+
+
+# The step's limit is 30 s (statemachine/task.asl.json, Segment.TimeoutSeconds) and the Segment
+# function's 28 s (template.yaml): the endpoint's answer must come well within both.
+MODEL_CONNECT_TIMEOUT = 2
+MODEL_READ_TIMEOUT = 22
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
+                              "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"})
+
+
+def endpoint_failure(error: ClientError, endpoint: str) -> Exception:
+    """What an endpoint's error answer means for the task: the image's own fault (the model
+    server's 4xx), worth a retry (throttling, 5xx), or a refusal no retry mends (other 4xx)."""
+    response = error.response
+    code = response["Error"].get("Code", "")
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+    if code == "ModelError":
+        status = int(response.get("OriginalStatusCode", 500))
+        if 400 <= status < 500:
+            detail = json.loads(response.get("OriginalMessage") or "{}")
+            return _ERRORS_BY_CODE.get(detail.get("code"), errors.CorruptImage)(
+                detail.get("message", "rejected by the model server"), field=detail.get("field"))
+    if status >= 500 or status == 429 or code in THROTTLING_CODES:
+        return ModelServerUnavailable(f"{endpoint}: {code} (HTTP {status})")
+    return ModelRequestRejected(f"{endpoint}: {code} (HTTP {status})")
 
 
 class SageMakerMatting:
@@ -48,7 +91,8 @@ class SageMakerMatting:
 
     @cached_property
     def client(self):
-        return boto3.client("sagemaker-runtime", config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=55))
+        return boto3.client("sagemaker-runtime", config=Config(
+            retries={"max_attempts": 1}, connect_timeout=MODEL_CONNECT_TIMEOUT, read_timeout=MODEL_READ_TIMEOUT))
 
     def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image) -> np.ndarray:
         try:
@@ -56,13 +100,10 @@ class SageMakerMatting:
                                                  ContentType="application/octet-stream",
                                                  CustomAttributes=f"type={subject.value}")
         except ClientError as error:
-            response = error.response
-            if response["Error"]["Code"] == "ModelError" and 400 <= int(response.get("OriginalStatusCode", 500)) < 500:
-                detail = json.loads(response.get("OriginalMessage") or "{}")
-                raise _ERRORS_BY_CODE.get(detail.get("code"), errors.CorruptImage)(
-                    detail.get("message", "rejected by the model server"), field=detail.get("field")) from None
-            raise ModelServerUnavailable(f"{self.endpoint_name}: {response['Error'].get('Message', error)}") from None
-        except BotoCoreError as error:  # connection refused, timeouts
+            raise endpoint_failure(error, self.endpoint_name) from None
+        except ReadTimeoutError:
+            raise ModelTimedOut(f"{self.endpoint_name}: no answer within {MODEL_READ_TIMEOUT} s") from None
+        except BotoCoreError as error:  # connection refused or reset
             raise ModelServerUnavailable(f"{self.endpoint_name}: {error}") from None
         alpha = np.asarray(Image.open(io.BytesIO(answer["Body"].read())).convert("L"), dtype=np.float32)
         return alpha * (1.0 / 255.0)
@@ -80,7 +121,15 @@ def matting_from_env():
     return SageMakerMatting(endpoint) if endpoint else LocalMatting()
 
 
-def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None) -> dict:
+def still_processing(table, task_id: str | None) -> bool:
+    """True while the task is in progress (no table configured: nothing to check)."""
+    if table is None or not task_id:
+        return True
+    return table.get(task_id).state is TaskState.PROCESSING
+
+
+def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=None) -> dict:
+    """``tasks``: the task table, read just before storing (a late step stores nothing)."""
     s3 = s3 or boto3.client("s3")
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
@@ -95,6 +144,8 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None) -> dict:
     segmentation = pipeline.finish(image, alpha, subject, timings)
     result = pipeline.compose(image, segmentation, options, timings)
     stored = {"image_key": "", "mask_key": ""}
+    if not still_processing(tasks, event.get("task_id")):
+        raise TaskNoLongerRunning(f"task {event.get('task_id')} is no longer in progress: result not stored")
     try:
         if result.image is not None:
             s3.put_object(Bucket=event["result_bucket"], Key=event["image_key"], Body=result.image,

@@ -18,6 +18,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 from functools import cached_property
@@ -29,7 +30,9 @@ from alphacut.errors import ImageTooLarge, InvalidOption
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.tasks import TaskState
 
-SYNC_WAIT_SECONDS = 25.0  # API Gateway gives 29 s
+# sync=1 answers this long before the invocation's own deadline (the answer must still go out)
+SYNC_ANSWER_MARGIN_SECONDS = 2.0
+POLL_SECONDS = 0.25
 
 
 def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any]:
@@ -92,13 +95,16 @@ class TaskService:
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"task_id": task_id}))
         return task_id
 
-    def wait(self, task_id: str, owner: str, seconds: float = SYNC_WAIT_SECONDS):
-        deadline = time.monotonic() + seconds
+    def wait(self, task_id: str, owner: str, seconds_left: Callable[[], float],
+             margin: float = SYNC_ANSWER_MARGIN_SECONDS, sleep: Callable[[float], None] = time.sleep):
+        """The task once final, or as it stands when ``seconds_left()`` (the invocation's remaining
+        time) comes down to ``margin``: a sync=1 caller always gets an answer, never a timeout."""
         while True:
             record = self.table.get(task_id, owner)
-            if record.state.is_final or time.monotonic() >= deadline:
+            left = seconds_left() - margin
+            if record.state.is_final or left <= 0:
                 return record
-            time.sleep(0.25)
+            sleep(min(POLL_SECONDS, left))
 
     def notify(self, task_id: str, callback_url: str, store, allowed_hosts=()) -> int:
         """POST the finished task (seed 002's envelope, result as signed URLs) to its callback, once."""

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -30,6 +30,7 @@ from alphacut.errors import NotFound
 from alphacut.tasks import TaskState
 
 TASK_TTL_SECONDS = 7 * 24 * 3600
+IN_PROGRESS = (TaskState.QUEUED, TaskState.PREPARING, TaskState.WAITING, TaskState.PROCESSING)
 SOURCE_KEY_INDEX = "by_source_key"
 
 
@@ -120,13 +121,23 @@ class TaskTable:
         # the index holds keys only; the newest upload of this key is its task
         return max((self.get(item["task_id"]) for item in items), key=lambda record: record.created_at)
 
-    def fail(self, task_id: str, state: TaskState, message: str) -> None:
-        """Mark a task failed outside the state machine (e.g. its execution could not start)."""
-        self.table.update_item(
-            Key={"task_id": task_id},
-            UpdateExpression="SET #s = :s, progress = :zero, error_cause = :m, completed_at_iso = :now",
-            ConditionExpression="#s IN (:q, :p2, :p3, :p4)",  # never overwrite a final state
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":s": int(state), ":zero": 0, ":m": message,
-                                       ":q": 0, ":p2": 2, ":p3": 3, ":p4": 4,
-                                       ":now": datetime.utcnow().isoformat() + "Z"})
+    def fail(self, task_id: str, state: TaskState, message: str, error_name: str = "TaskFailed",
+             only_from: tuple[TaskState, ...] = IN_PROGRESS) -> bool:
+        """End a task outside the state machine (its execution could not start, or ended without
+        ending it). Only from ``only_from`` states: a final state is never overwritten. False
+        when the task was not in one of them (or does not exist)."""
+        names = {f":from{i}": int(s) for i, s in enumerate(only_from)}
+        try:
+            self.table.update_item(
+                Key={"task_id": task_id},
+                UpdateExpression="SET #s = :s, progress = :zero, error_name = :n, error_cause = :m, "
+                                 "completed_at_iso = :now",
+                ConditionExpression=f"#s IN ({', '.join(names)})",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={":s": int(state), ":zero": 0, ":n": error_name, ":m": message,
+                                           ":now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **names})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise

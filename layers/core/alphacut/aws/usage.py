@@ -1,12 +1,15 @@
 """Metering (DynamoDB): calls made and calls charged, per API key, per UTC day, per route; the
-key's daily quota from its API Gateway usage plan; idempotency records.
+key's daily quota from its API Gateway usage plan; task charges, exactly once.
 
 Items (one table, ``USAGE_TABLE``):
 
 - ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#<route>"``: ``calls``, ``charged``
 - ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#*"``: the day's totals (what ``remain`` counts)
-- ``pk = "idem#<key id>"``, ``sk = <Idempotency-Key>``: a claimed or finished request (TTL 24 h)
-- ``pk = "charge#<task id>"``: a task charged once (a retried state machine step charges nothing)
+- ``pk = "charge#<task id>"``: a task charged once (a retried state machine step charges nothing),
+  written in one transaction with the counters it adds to
+- ``pk = "unbilled#<task id>"``: a task delivered whose charge failed after every retry (for an
+  operator; the alarm on the ``UnbilledTasks`` metric points here)
+- ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.idempotency``)
 
 Every count is an atomic ``ADD``: concurrent calls never lose an update.
 
@@ -16,6 +19,7 @@ Usage::
     calls_today = meter.record("key-id", "/v1/cutout", charged=True)
     meter.daily_quota("key-id")          # from the key's usage plan (cached), None = unlimited
     meter.report("key-id", "2026-11-01", "2026-11-22")
+    meter.charge_task("key-id", "task-id")   # True once; False for every later attempt
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -33,7 +36,7 @@ from alphacut.aws.clients import client
 from alphacut.errors import InvalidOption
 
 TOTAL_ROUTE = "*"
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 PLAN_CACHE_SECONDS = 60
 MAX_REPORT_DAYS = 366
 
@@ -55,16 +58,6 @@ def parse_day(value: str | None, field: str, default: str) -> str:
         raise InvalidOption(f"must be a date as YYYY-MM-DD, not {value!r}", field=field) from None
 
 
-@dataclass
-class Claim:
-    """What ``claim_idempotency`` found: ``new`` (go ahead), or an earlier request's record."""
-
-    new: bool
-    state: str = ""                  # in_progress | done
-    fingerprint: str = ""
-    response: dict[str, Any] | None = None
-
-
 class UsageMeter:
     def __init__(self, table_name: str):
         self.table_name = table_name
@@ -82,13 +75,8 @@ class UsageMeter:
 
     # ---- counting ------------------------------------------------------------------------------
     def _add(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
-        answer = self._db.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": sort_key}},
-            UpdateExpression="ADD calls :calls, charged :charged",
-            ExpressionAttributeValues={":calls": {"N": str(calls)}, ":charged": {"N": str(charged)}},
-            ReturnValues="UPDATED_NEW")
-        return answer.get("Attributes", {})
+        update = self._counter_update(key_id, sort_key, calls, charged)["Update"]
+        return self._db.update_item(**update, ReturnValues="UPDATED_NEW").get("Attributes", {})
 
     def record(self, key_id: str, route: str, charged: bool, day: str | None = None) -> int:
         """Count one call (and its charge); returns the key's calls today, this one included."""
@@ -97,21 +85,42 @@ class UsageMeter:
         totals = self._add(key_id, f"{day}#{TOTAL_ROUTE}", 1, int(charged))
         return int(totals["calls"]["N"])
 
+    def _counter_update(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
+        return {"Update": {"TableName": self.table_name,
+                           "Key": {"pk": {"S": f"usage#{key_id}"}, "sk": {"S": sort_key}},
+                           "UpdateExpression": "ADD calls :calls, charged :charged",
+                           "ExpressionAttributeValues": {":calls": {"N": str(calls)},
+                                                         ":charged": {"N": str(charged)}}}}
+
     def charge_task(self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None) -> bool:
-        """Charge a finished task once: a marker item makes a second attempt a no-op."""
+        """Charge a finished task once. The marker and the counters are one transaction: a failed
+        attempt leaves nothing behind (a retry charges), a repeated one is refused whole (no
+        second charge)."""
         day = day or utc_day()
+        marker = {"Put": {"TableName": self.table_name,
+                          "Item": {"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}, "owner": {"S": key_id},
+                                   "expires_at": {"N": str(int(time.time()) + CHARGE_MARKER_TTL_SECONDS)}},
+                          "ConditionExpression": "attribute_not_exists(pk)"}}
         try:
-            self._db.put_item(TableName=self.table_name,
-                              Item={"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"},
-                                    "expires_at": {"N": str(int(time.time()) + 30 * 86400)}},
-                              ConditionExpression="attribute_not_exists(pk)")
+            self._db.transact_write_items(TransactItems=[
+                marker, self._counter_update(key_id, f"{day}#{route}", 0, 1),
+                self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", 0, 1)])
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+            reasons = error.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False  # charged already
             raise
-        self._add(key_id, f"{day}#{route}", 0, 1)
-        self._add(key_id, f"{day}#{TOTAL_ROUTE}", 0, 1)
         return True
+
+    def is_charged(self, task_id: str) -> bool:
+        return "Item" in self._db.get_item(TableName=self.table_name, ConsistentRead=True,
+                                           Key={"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}})
+
+    def record_unbilled(self, key_id: str, task_id: str, reason: str) -> None:
+        """Keep a delivered task whose charge could not be made, for an operator to bill."""
+        self._db.put_item(TableName=self.table_name,
+                          Item={"pk": {"S": f"unbilled#{task_id}"}, "sk": {"S": "-"}, "owner": {"S": key_id},
+                                "reason": {"S": reason[:1000]}, "recorded_at": {"N": str(int(time.time()))}})
 
     def calls_today(self, key_id: str) -> int:
         item = self._db.get_item(TableName=self.table_name,
@@ -166,41 +175,6 @@ class UsageMeter:
         with self._lock:
             self._plans[key_id] = (now, quota)
         return quota
-
-    # ---- idempotency -----------------------------------------------------------------------------
-    def claim_idempotency(self, key_id: str, idempotency_key: str, fingerprint: str) -> Claim:
-        """Claim a request for this key, or return what an earlier one with the same key left."""
-        now = int(time.time())
-        item = {"pk": {"S": f"idem#{key_id}"}, "sk": {"S": idempotency_key}, "state": {"S": "in_progress"},
-                "fingerprint": {"S": fingerprint}, "expires_at": {"N": str(now + IDEMPOTENCY_TTL_SECONDS)}}
-        try:
-            self._db.put_item(TableName=self.table_name, Item=item,
-                              ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
-                              ExpressionAttributeValues={":now": {"N": str(now)}})
-            return Claim(new=True)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        found = self._db.get_item(TableName=self.table_name, ConsistentRead=True,
-                                  Key={"pk": {"S": f"idem#{key_id}"}, "sk": {"S": idempotency_key}}).get("Item", {})
-        response = None
-        if "response_key" in found:
-            response = {"key": found["response_key"]["S"], "status": int(found["status"]["N"])}
-        return Claim(new=False, state=found.get("state", {}).get("S", "in_progress"),
-                     fingerprint=found.get("fingerprint", {}).get("S", ""), response=response)
-
-    def finish_idempotency(self, key_id: str, idempotency_key: str, status: int, response_key: str) -> None:
-        self._db.update_item(TableName=self.table_name,
-                             Key={"pk": {"S": f"idem#{key_id}"}, "sk": {"S": idempotency_key}},
-                             UpdateExpression="SET #state = :done, #status = :status, response_key = :key",
-                             ExpressionAttributeNames={"#state": "state", "#status": "status"},
-                             ExpressionAttributeValues={":done": {"S": "done"}, ":status": {"N": str(status)},
-                                                        ":key": {"S": response_key}})
-
-    def release_idempotency(self, key_id: str, idempotency_key: str) -> None:
-        """Forget a claim whose request failed on our side, so that a retry is processed."""
-        self._db.delete_item(TableName=self.table_name,
-                             Key={"pk": {"S": f"idem#{key_id}"}, "sk": {"S": idempotency_key}})
 
 
 def default_range(query: dict[str, str]) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from alphacut.api import runtime
 from alphacut.api.metering import CHARGE_HERE
-from alphacut.api.responses import json_response
+from alphacut.api.responses import ensure_deliverable, json_response
 from alphacut.errors import AlphacutError, http_status
 from alphacut.pipeline import Pipeline
 from alphacut.settings import ImageLimits
@@ -33,7 +33,7 @@ def vendor_answer(router, build: Callable[[str], Response],
     router.append_context(exact_envelope=True)
     request_id = runtime.request_id(router.current_event.raw_event, router.lambda_context)
     try:
-        response = build(request_id)
+        response = ensure_deliverable(build(request_id))
     except Exception as error:  # every failure answers in the vendor's envelope
         if isinstance(error, AlphacutError):
             logger.info("request refused", extra={"error": error.to_dict()})

@@ -74,7 +74,8 @@ def create_segmentation():
         owner = runtime.api_key_owner(event)
         task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
                                  options, owner, None)
-        record = service.wait(task_id, owner) if sync else service.table.get(task_id)
+        left = runtime.seconds_left(router.lambda_context)
+        record = service.wait(task_id, owner, left) if sync else service.table.get(task_id)
         if record.state is TaskState.DONE:
             router.append_context(charge=CHARGED_BY_TASK)
             if return_type == "3":

@@ -1,0 +1,98 @@
+"""EventBridge, for the one kind of rule the template has: Step Functions execution status
+changes delivered to a function. moto's Step Functions emits no events, so a watcher polls the
+executions of the rule's state machines and, for each that reaches a status the pattern names,
+invokes the target function with the event AWS would send (asynchronously: an error is retried
+twice, as Lambda retries an asynchronous invocation).
+
+Usage::
+
+    rule = ExecutionStatusRule(stack, pattern, "FinalizeFunction")
+    rule.start() ... rule.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+DETAIL_TYPE = "Step Functions Execution Status Change"
+ASYNC_ATTEMPTS = 3
+POLL_SECONDS = 0.5
+
+
+def matches(pattern: dict, event: dict) -> bool:
+    """EventBridge's matching for the pattern forms used here: nested keys and value lists."""
+    for key, wanted in pattern.items():
+        value = event.get(key) if isinstance(event, dict) else None
+        if isinstance(wanted, dict):
+            if not isinstance(value, dict) or not matches(wanted, value):
+                return False
+        elif value not in wanted:
+            return False
+    return True
+
+
+def _iso(value) -> str | None:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+def status_event(execution: dict, region: str, account: str) -> dict:
+    """The event EventBridge delivers for an execution's status change."""
+    detail = {"executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
+              "name": execution["name"], "status": execution["status"],
+              "startDate": _iso(execution.get("startDate")), "stopDate": _iso(execution.get("stopDate")),
+              "input": execution.get("input"), "output": execution.get("output"),
+              "error": execution.get("error"), "cause": execution.get("cause")}
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": DETAIL_TYPE, "source": "aws.states",
+            "account": account, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+            "resources": [execution["executionArn"]], "detail": detail}
+
+
+class ExecutionStatusRule:
+    def __init__(self, stack, pattern: dict, function: str):
+        self.stack, self.pattern, self.function = stack, pattern, function
+        self.seen: set[str] = set()
+        self.delivered: list[dict] = []   # what was sent (tests read it)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"rule-{function}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from alphacut_dev.local.stack import ACCOUNT, REGION
+
+        sfn = self.stack.client("stepfunctions")
+        detail = self.pattern.get("detail", {})
+        while not self.stopping.wait(POLL_SECONDS):
+            for machine in detail.get("stateMachineArn", []):
+                for status in detail.get("status", []):
+                    try:
+                        listed = sfn.list_executions(stateMachineArn=machine, statusFilter=status)["executions"]
+                    except Exception:  # noqa: BLE001 - moto going down at stop
+                        continue
+                    for execution in listed:
+                        if execution["executionArn"] in self.seen:
+                            continue
+                        self.seen.add(execution["executionArn"])
+                        described = sfn.describe_execution(executionArn=execution["executionArn"])
+                        event = status_event({**described, "name": execution["name"]}, REGION, ACCOUNT)
+                        if matches(self.pattern, event):
+                            self._deliver(event)
+
+    def _deliver(self, event: dict) -> None:
+        self.delivered.append(event)
+        worker = self.stack.workers[self.function]
+        for attempt in range(ASYNC_ATTEMPTS):
+            kind, result = worker.invoke(json.loads(json.dumps(event)), None)
+            if kind == "ok":
+                return
+            self.stack.log(f"{self.function} failed on {event['detail']['name']} (attempt {attempt + 1}): {result}")
+            time.sleep(1)

@@ -1,0 +1,83 @@
+"""Ends the tasks nothing else would: those whose queue message reached the dead-letter queue
+(never started), and those whose state machine execution ended without ending them (a failure
+no Catch can see: States.Runtime, DataLimitExceeded, an execution stopped by hand or timed out,
+or a MarkFailed step that failed for good). A task already final is never changed.
+
+An execution that failed with ``ChargeFailed`` delivered its result but could not charge it
+after every retry: the task stays done, and the charge is recorded as unbilled for an operator
+(the function counts it in the ``UnbilledTasks`` metric, which has an alarm).
+
+Usage::
+
+    finalizer = TaskFinalizer.from_env()
+    finalizer.dead_letter(sqs_record)                 # -> "ended" | "not_queued" | "dropped"
+    finalizer.execution_ended(event["detail"])        # -> "ended" | "final_already" | "unbilled" ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+
+from alphacut.aws.dispatch import message_body, upload_record, uploads_in
+from alphacut.aws.tasks import TaskTable
+from alphacut.aws.usage import UsageMeter
+from alphacut.errors import NotFound
+from alphacut.tasks import TaskState
+
+logger = Logger(child=True)
+
+CHARGE_FAILED = "ChargeFailed"  # the state machine's Fail state after a charge that never went through
+ENDED_BY_STATUS = {"TIMED_OUT": TaskState.TIMED_OUT, "FAILED": TaskState.FAILED, "ABORTED": TaskState.FAILED}
+
+
+@dataclass
+class TaskFinalizer:
+    table: TaskTable
+    meter: UsageMeter | None
+
+    @classmethod
+    def from_env(cls) -> TaskFinalizer:
+        return cls(TaskTable.from_env(), UsageMeter.from_env())
+
+    def dead_letter(self, record) -> str:
+        """A message the dispatcher never managed to start: its task ends failed, if still queued."""
+        body = message_body(record)
+        if body is None:
+            return "dropped"
+        task_ids = [str(body["task_id"])] if "task_id" in body else []
+        for bucket, key, etag in uploads_in(body):
+            upload = upload_record(bucket, key, etag)
+            self.table.create(upload)  # the upload may never have become a task
+            task_ids.append(upload.task_id)
+        ended = [self.table.fail(task_id, TaskState.FAILED, "the task could not be started",
+                                 "DispatchFailed", only_from=(TaskState.QUEUED,)) for task_id in task_ids]
+        logger.warning("dead letter", extra={"task_ids": task_ids, "ended": ended})
+        return "ended" if any(ended) else ("not_queued" if task_ids else "dropped")
+
+    def execution_ended(self, detail: dict) -> str:
+        """An execution that FAILED, TIMED_OUT or was ABORTED: its task ends (-8 for a time-out,
+        -1 otherwise) unless the state machine ended it already."""
+        task_id, status = detail.get("name", ""), detail.get("status", "")
+        if detail.get("error") == CHARGE_FAILED:
+            return self._unbilled(task_id, detail.get("cause") or "")
+        state = ENDED_BY_STATUS.get(status)
+        if state is None or not task_id:
+            return "ignored"
+        ended = self.table.fail(task_id, state, f"the task's execution ended: {status.lower()}",
+                                f"Execution{status.title().replace('_', '')}")
+        logger.warning("execution ended", extra={"task_id": task_id, "status": status, "ended": ended})
+        return "ended" if ended else "final_already"
+
+    def _unbilled(self, task_id: str, cause: str) -> str:
+        try:
+            owner = self.table.get(task_id).owner
+        except NotFound:
+            owner = ""
+        if self.meter is not None and self.meter.is_charged(task_id):
+            return "charged_already"
+        if self.meter is not None:
+            self.meter.record_unbilled(owner, task_id, cause or CHARGE_FAILED)
+        logger.error("task delivered but not charged", extra={"task_id": task_id, "owner": owner})
+        return "unbilled"
