@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from alphacut_dev.local.stack import LocalStack, free_port
+from alphacut.aws.keys import KeyAdmin
+from alphacut_dev.local.stack import STACK_NAME, LocalStack, free_port
 
 IMAGE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the only host the test stack may fetch from
 ROOMY_KEY = "alphacut-tests-roomy-key-000000000000"
@@ -123,3 +127,47 @@ def api(stack) -> Api:
 @pytest.fixture(scope="session")
 def default_key_api(stack) -> Api:
     return Api(stack.url, stack.api_key)
+
+
+@pytest.fixture(scope="session")
+def admin(stack) -> KeyAdmin:
+    """The keys admin on the local stack, with two extra plans made as an operator would: bulk (no
+    throttling in the way of concurrency tests) and tiny (a quota of 3 a day)."""
+    apigateway = stack.client("apigateway")
+    apigateway.create_usage_plan(name=f"{STACK_NAME}-bulk", throttle={"rateLimit": 1000.0, "burstLimit": 1000},
+                                 quota={"limit": 100000, "period": "DAY"})
+    apigateway.create_usage_plan(name=f"{STACK_NAME}-tiny", throttle={"rateLimit": 100.0, "burstLimit": 100},
+                                 quota={"limit": 3, "period": "DAY"})
+    return KeyAdmin(STACK_NAME, apigateway)
+
+
+def new_key(admin: KeyAdmin, stack, plan: str = "bulk") -> Api:
+    """A fresh key (its own usage counts) on one of the admin fixture's plans."""
+    key = admin.create(f"test-{plan}-{time.time_ns()}", plan)
+    return Api(stack.url, key.value)
+
+
+@contextmanager
+def dynamodb_fault(method: str, when: Callable[[str], bool], times: int = 1):
+    """Make moto's DynamoDB (in this process) refuse ``times`` calls of ``method`` (put_item,
+    update_item, transact_write_items...) whose arguments, as text, ``when`` picks. The refusal
+    is an AccessDeniedException, which no SDK retries: the caller's own retry logic is tested.
+    Yields the list of refused calls."""
+    from moto.dynamodb.exceptions import DynamodbException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = getattr(DynamoDBBackend, method)
+    refused: list[str] = []
+
+    def faulty(self, *args, **kwargs):
+        text = f"{args} {kwargs}"
+        if len(refused) < times and when(text):
+            refused.append(text)
+            raise DynamodbException("AccessDeniedException", "injected fault: this write is refused")
+        return original(self, *args, **kwargs)
+
+    setattr(DynamoDBBackend, method, faulty)
+    try:
+        yield refused
+    finally:
+        setattr(DynamoDBBackend, method, original)

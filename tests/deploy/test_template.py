@@ -107,3 +107,31 @@ def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
     core = build / "CoreLayer" / "python"
     assert (core / "alphacut" / "pipeline.py").exists() and (core / "onnxruntime").is_dir()
     assert not (core / "botocore").exists()
+
+
+def test_the_task_queue_lets_a_throttled_dispatch_retry_before_the_dead_letter_queue():
+    resources = translate_template()["Resources"]
+    queue = resources["TaskQueue"]["Properties"]
+    dispatch_timeout = resources["DispatchFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * dispatch_timeout          # AWS's guidance for Lambda consumers
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
+
+
+def test_stranded_tasks_have_a_consumer_and_a_rule():
+    resources = translate_template()["Resources"]
+    mappings = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    dead_letters = next(m for m in mappings if m["EventSourceArn"] == {"Fn::GetAtt": ["TaskDeadLetterQueue", "Arn"]})
+    assert dead_letters["FunctionName"] == {"Ref": "FinalizeFunction"}
+    rule = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule")
+    assert rule["EventPattern"]["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "TaskStateMachine"}]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["FinalizeFunction", "Arn"]}
+    alarms = {r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"UnbilledTasks", "TasksEndedByFinalizer"} <= alarms
+
+
+def test_the_task_functions_have_reserved_concurrency():
+    resources = translate_template()["Resources"]
+    for name in ("DispatchFunction", "SegmentFunction", "NotifyFunction", "ChargeFunction", "FinalizeFunction"):
+        reserved = resources[name]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved["Fn::If"][0] == "ReserveConcurrency" and reserved["Fn::If"][1] >= 1, name

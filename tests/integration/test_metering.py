@@ -16,25 +16,12 @@ import pytest
 import requests
 from PIL import Image
 
-from alphacut.aws.keys import KeyAdmin
 from alphacut_dev.local.stack import STACK_NAME
 from tests.conftest import image_bytes
-from tests.stack_fixtures import Api
+from tests.stack_fixtures import Api, new_key
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 JPEG = {"Content-Type": "image/jpeg"}
-
-
-@pytest.fixture(scope="module")
-def admin(stack) -> KeyAdmin:
-    """The keys admin on the local stack, with two extra plans made as an operator would: bulk (no
-    throttling in the way of concurrency tests) and tiny (a quota of 3 a day)."""
-    apigateway = stack.client("apigateway")
-    apigateway.create_usage_plan(name=f"{STACK_NAME}-bulk", throttle={"rateLimit": 1000.0, "burstLimit": 1000},
-                                 quota={"limit": 100000, "period": "DAY"})
-    apigateway.create_usage_plan(name=f"{STACK_NAME}-tiny", throttle={"rateLimit": 100.0, "burstLimit": 100},
-                                 quota={"limit": 3, "period": "DAY"})
-    return KeyAdmin(STACK_NAME, apigateway)
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +29,6 @@ def small_photo() -> bytes:
     picture = Image.new("RGB", (160, 120), (240, 240, 240))
     picture.paste((30, 90, 200), (40, 30, 120, 90))
     return image_bytes(picture, "JPEG")
-
-
-def new_key(admin: KeyAdmin, stack, plan: str = "bulk") -> Api:
-    key = admin.create(f"test-{plan}-{time.time_ns()}", plan)
-    return Api(stack.url, key.value)
 
 
 def usage(api: Api) -> dict:
@@ -215,3 +197,54 @@ def test_keys_command_creates_lists_and_revokes(stack, small_photo):
     unknown = subprocess.run([str(ALPHACUT), "keys", "--stack", STACK_NAME, "create", "--customer", "x", "--plan",
                               "platinum"], capture_output=True, text=True, timeout=60, env=env)
     assert unknown.returncode == 2 and "plans:" in unknown.stderr
+
+
+@pytest.fixture(scope="module")
+def big_photo_url(eval_dir, image_server) -> str:
+    """A 2700x4000 photo with grain, served by URL (over the 6 MB a request body may carry): its
+    cutout and mask in base64 do not fit in Lambda's 6 MB answer."""
+    import numpy as np
+
+    photo = Image.open(sorted((eval_dir / "person" / "images").iterdir())[0]).convert("RGB").resize((2700, 4000))
+    grain = np.random.default_rng(7).integers(-40, 40, (4000, 2700, 3))
+    noisy = Image.fromarray(np.clip(np.asarray(photo, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
+    image_server.files["big-grainy.jpg"] = image_bytes(noisy, "JPEG", quality=95)
+    return image_server.url("big-grainy.jpg")
+
+
+def test_an_answer_over_lambdas_limit_is_refused_uncharged_and_replayed_as_refused(admin, stack, big_photo_url):
+    api = new_key(admin, stack)
+    request = {"image_url": big_photo_url, "output": "both", "return": "base64"}
+    headers = {"Idempotency-Key": "too-big-for-lambda-1"}
+    first = api.post("/v1/cutout", json=request, headers=headers)
+    assert first.status_code == 413, first.text[:300]
+    error = first.json()["error"]
+    assert error["code"] == "response_too_large" and error["field"] == "return" and error["limit"] == 6 * 2**20
+    assert "return=url" in error["message"] and first.json()["charge"] is False
+    retried = api.post("/v1/cutout", json=request, headers=headers)
+    assert retried.status_code == 413 and retried.headers["Idempotent-Replayed"] == "true"  # never a 502
+    as_links = api.post("/v1/cutout", json={**request, "return": "url"})
+    assert as_links.status_code == 200 and as_links.json()["charge"] is True
+    routes = usage(api)["days"][-1]["routes"]
+    assert routes["/v1/cutout"] == {"calls": 3, "charged": 1}
+
+
+def test_an_abandoned_idempotency_claim_is_taken_over_once_it_expires(stack):
+    """A claim whose invocation died (timeout, crash) answers 'in progress' for a minute, then a
+    retry may take it over, instead of a 409 for 24 hours."""
+    from alphacut.aws.idempotency import IN_PROGRESS_SECONDS, IdempotencyStore
+
+    os.environ.update(stack.aws_env())
+    now = [1_900_000_000.0]
+    store = IdempotencyStore(stack.physical["UsageTable"], stack.physical["ResultsBucket"], clock=lambda: now[0])
+    key = f"crashed-{time.time_ns()}"
+    assert store.claim("expiry-test", key, "fp").new
+    now[0] += IN_PROGRESS_SECONDS - 1
+    waiting = store.claim("expiry-test", key, "fp")
+    assert not waiting.new and not waiting.done
+    now[0] += 2
+    assert store.claim("expiry-test", key, "fp").new
+    store.finish("expiry-test", key, 200, b'{"status": 200}')
+    now[0] += 3600
+    finished = store.claim("expiry-test", key, "fp")          # a finished record is replayed for 24 h
+    assert not finished.new and finished.done and store.answer(finished) == b'{"status": 200}'

@@ -37,7 +37,8 @@ def test_every_failure_is_caught_into_its_state():
     assert catches[-1]["ErrorEquals"] == ["States.ALL"]
     assert states[catches[-1]["Next"]]["Result"] == TaskState.FAILED.value
     assert states["Segment"]["TimeoutSeconds"] == 30
-    # every Task state has a way out to a final state
+    # every Task state has a way out to a final state (MarkFailed's own failure fails the
+    # execution, and the Finalize function ends the task on that status event)
     for name, state in states.items():
         if state["Type"] == "Task" and name != "MarkFailed":
             assert any(c["ErrorEquals"] == ["States.ALL"] for c in state.get("Catch", [])), name
@@ -55,3 +56,43 @@ def test_asl_passes_statelint(tmp_path):
     broken["States"]["MarkDone"]["Next"] = "NoSuchState"
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     assert _statelint(tmp_path / "broken.json").returncode != 0
+
+
+def asl_states() -> dict:
+    return json.loads(ASL.read_text())["States"]
+
+
+def template_function(name: str) -> dict:
+    from alphacut_dev.template import load_sam
+
+    return load_sam()["Resources"][name]["Properties"]
+
+
+def test_mark_processing_accepts_a_task_taken_by_its_own_execution():
+    parameters = asl_states()["MarkProcessing"]["Parameters"]
+    assert "execution_id = :me" in parameters["UpdateExpression"]
+    assert parameters["ConditionExpression"] == "#state = :queued OR (#state = :processing AND execution_id = :me)"
+    assert parameters["ExpressionAttributeValues"][":me"] == {"S.$": "$$.Execution.Id"}
+
+
+def test_no_step_overwrites_a_state_it_does_not_own():
+    states = asl_states()
+    assert "execution_id = :me" in states["MarkDone"]["Parameters"]["ConditionExpression"]
+    assert states["MarkFailed"]["Parameters"]["ConditionExpression"].startswith("#state IN (")
+    for name in ("MarkDone", "MarkFailed"):  # a retry of an applied write is not retried into a failure
+        assert states[name]["Retry"][0] == {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"],
+                                            "MaxAttempts": 0}
+
+
+def test_a_charge_that_never_succeeds_ends_the_execution_in_charge_failed():
+    states = asl_states()
+    charge = states["ChargeTask"]
+    retry = charge["Retry"][0]
+    assert retry["MaxAttempts"] >= 5 and sum(retry["IntervalSeconds"] * 2 ** n for n in range(retry["MaxAttempts"])) >= 60
+    assert charge["Catch"][0]["ResultPath"] == "$.charge_error"
+    check = states["ChargeCheck"]
+    assert check["Choices"][0]["Variable"] == "$.charge_error" and states[check["Choices"][0]["Next"]] == {
+        "Type": "Fail", "Error": "ChargeFailed", "Cause": states["ChargeFailed"]["Cause"]}
+    from alphacut.aws.finalize import CHARGE_FAILED
+
+    assert states["ChargeFailed"]["Error"] == CHARGE_FAILED

@@ -355,9 +355,13 @@ class LocalStack:
                 time.sleep(0.2)
         raise RuntimeError("the model server did not start")
 
-    def stop_model_server(self) -> None:
+    def stop_model_server(self, kill: bool = False) -> None:
+        """Stop the endpoint's server (``kill``: SIGKILL, no chance to finish what it holds)."""
         if self.model_server is not None:
-            self.model_server.terminate()
+            if kill:
+                self.model_server.kill()
+            else:
+                self.model_server.terminate()
             try:
                 self.model_server.wait(timeout=10)
             except Exception:  # noqa: BLE001

@@ -1,0 +1,206 @@
+"""Every task final, every charge exactly once, under faults made on purpose on the local stack:
+dead-lettered messages, executions stopped by hand, a MarkFailed step that fails for good, a retry
+after an applied write, a step that finishes after its task ended, a charge write that fails,
+and the fault benchmark's small run (a kill, a stop, a poison message, duplicated messages)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import time
+import uuid
+
+import pytest
+
+from alphacut.aws.finalize import TaskFinalizer
+from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
+from alphacut.aws.task_service import step_input
+from alphacut.aws.tasks import TaskRecord, TaskTable
+from alphacut.aws.usage import UsageMeter
+from alphacut.options import CutoutOptions
+from alphacut.tasks import TaskState
+from alphacut_dev.local.stack import ACCOUNT, REGION, STACK_NAME
+from alphacut_dev.template import ROOT
+from tests.stack_fixtures import dynamodb_fault, new_key
+
+FINAL_WAIT = 90
+
+
+@pytest.fixture(scope="module", autouse=True)
+def aws_env(stack):
+    """The adapters' own boto3 clients (alphacut.aws.clients) reach the stack's moto."""
+    os.environ.update(stack.aws_env())
+
+
+def tasks_table(stack) -> TaskTable:
+    return TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb"))
+
+
+def execution_arn(task_id: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK_NAME}-TaskStateMachine:{task_id}"
+
+
+def wait_for(stack, task_id: str, done=lambda r: r.state.is_final, timeout: float = FINAL_WAIT) -> TaskRecord:
+    table = tasks_table(stack)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        record = table.get(task_id)
+        if done(record):
+            return record
+        time.sleep(0.05)
+    pytest.fail(f"task {task_id} did not get there in {timeout} s: state {record.state}")
+
+
+def submit(api, photo: bytes) -> str:
+    answer = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["task_id"]
+
+
+def queued_task(stack, photo: bytes, state: TaskState = TaskState.QUEUED, task_id: str = "", **extra) -> TaskRecord:
+    """A task as POST /v1/tasks leaves it (input in S3, record in DynamoDB), without its message."""
+    task_id = task_id or f"fault-{uuid.uuid4()}"
+    record = TaskRecord(task_id=task_id, owner="fault-tests", options=CutoutOptions().to_dict(),
+                        input_key=f"tasks/{task_id}/input", state=state, extra=dict(extra))
+    stack.client("s3").put_object(Bucket=stack.physical["UploadsBucket"], Key=record.input_key, Body=photo)
+    assert tasks_table(stack).create(record)
+    return record
+
+
+def charged(stack, task_id: str) -> bool:
+    return UsageMeter(stack.physical["UsageTable"]).is_charged(task_id)
+
+
+def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, photo):
+    record = queued_task(stack, photo)
+    upload = {"Records": [{"s3": {"bucket": {"name": stack.physical["UploadsBucket"]},
+                                  "object": {"key": "incoming/never+started.jpg", "eTag": "abc"}}}]}
+    sqs = stack.client("sqs")
+    for body in (json.dumps({"task_id": record.task_id}), json.dumps(upload), "not json"):
+        sqs.send_message(QueueUrl=stack.physical["TaskDeadLetterQueue"], MessageBody=body)
+    ended = wait_for(stack, record.task_id)
+    assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "DispatchFailed"
+    upload_task = wait_for(stack, tasks_table(stack).by_source_key("incoming/never started.jpg").task_id)
+    assert upload_task.state is TaskState.FAILED
+    time.sleep(2)  # the garbage message is consumed too: the dead-letter queue drains
+    left = sqs.get_queue_attributes(QueueUrl=stack.physical["TaskDeadLetterQueue"],
+                                    AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert left["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_dead_letter_never_ends_a_task_that_is_running_or_final(stack, photo):
+    running = queued_task(stack, photo, TaskState.PROCESSING)
+    finished = queued_task(stack, photo, TaskState.DONE)
+    finalizer = TaskFinalizer(tasks_table(stack), None)
+    for record in (running, finished):
+        assert finalizer.dead_letter({"body": json.dumps({"task_id": record.task_id})}) == "not_queued"
+    assert tasks_table(stack).get(running.task_id).state is TaskState.PROCESSING
+    assert tasks_table(stack).get(finished.task_id).state is TaskState.DONE
+
+
+def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(api, stack, photo):
+    task_id = submit(api, photo)
+    wait_for(stack, task_id, lambda r: r.state is TaskState.PROCESSING)
+    stack.client("stepfunctions").stop_execution(executionArn=execution_arn(task_id), cause="by hand")
+    ended = wait_for(stack, task_id)
+    assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionAborted"
+    time.sleep(2)
+    assert not charged(stack, task_id)
+    assert api.get(f"/v1/tasks/{task_id}").json()["data"]["state"] == -1
+
+
+def test_a_mark_failed_that_fails_for_good_is_ended_by_the_status_rule(api, stack, photo):
+    """MarkFailed has no Catch for its own failure: its execution fails, and the EventBridge rule
+    on that status ends the task."""
+    with dynamodb_fault("update_item", lambda call: "':failed'" in call, times=1000) as refused:
+        task_id = submit(api, photo[:300])  # a corrupt image: Segment fails, MarkFailed is refused
+        ended = wait_for(stack, task_id, timeout=120)
+    assert len(refused) >= 6  # the first write and its five retries
+    assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionFailed"
+    status = stack.client("stepfunctions").describe_execution(executionArn=execution_arn(task_id))["status"]
+    assert status == "FAILED"
+
+
+def test_mark_processing_retried_after_its_write_was_applied_goes_on(stack, photo):
+    """The first attempt's write reached the table but answered with an error: the retry finds
+    the task taken by its own execution and carries on instead of ending as 'already taken'."""
+    task_id = f"fault-{uuid.uuid4()}"
+    record = queued_task(stack, photo, TaskState.PROCESSING, task_id, execution_id=execution_arn(task_id))
+    step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
+    stack.client("stepfunctions").start_execution(stateMachineArn=stack.physical["TaskStateMachine"],
+                                                  name=record.task_id, input=json.dumps(step))
+    assert wait_for(stack, record.task_id).state is TaskState.DONE
+
+
+def test_a_task_taken_by_another_execution_is_not_processed_again(stack, photo):
+    record = queued_task(stack, photo, TaskState.PROCESSING, execution_id=execution_arn("someone-else"))
+    step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
+    sfn = stack.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id,
+                        input=json.dumps(step))
+    deadline = time.time() + 30
+    while sfn.describe_execution(executionArn=execution_arn(record.task_id))["status"] == "RUNNING":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert tasks_table(stack).get(record.task_id).state is TaskState.PROCESSING
+
+
+def test_a_segment_step_that_ends_after_its_task_stores_nothing(stack, pipeline, photo):
+    record = queued_task(stack, photo, TaskState.TIMED_OUT)
+    step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
+    s3 = stack.client("s3")
+    with pytest.raises(TaskNoLongerRunning):
+        run_segment_step(step, pipeline, LocalMatting(), s3=s3, tasks=tasks_table(stack))
+    listed = s3.list_objects_v2(Bucket=step["result_bucket"], Prefix=f"tasks/{record.task_id}")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_a_charge_whose_write_fails_is_retried_and_charged_once(admin, stack, photo):
+    """The charge's write is refused once: the step is retried, and the key is charged once."""
+    api = new_key(admin, stack)
+    key_id = api.get("/v1/usage").json()["key_id"]
+    with dynamodb_fault("transact_write_items", lambda call: f"usage#{key_id}" in call) as refused:
+        task_id = submit(api, photo)
+        assert wait_for(stack, task_id).state is TaskState.DONE
+        deadline = time.time() + 30
+        while not charged(stack, task_id):
+            assert time.time() < deadline, "the charge never arrived"
+            time.sleep(0.3)
+    assert len(refused) == 1
+    time.sleep(2)
+    routes = api.get("/v1/usage").json()["days"][-1]["routes"]
+    assert routes["/v1/tasks"] == {"calls": 1, "charged": 1}
+
+
+def test_a_delivered_task_whose_charge_never_succeeds_is_recorded_unbilled(stack, photo):
+    record = queued_task(stack, photo, TaskState.DONE)
+    finalizer = TaskFinalizer(tasks_table(stack), UsageMeter(stack.physical["UsageTable"]))
+    outcome = finalizer.execution_ended({"name": record.task_id, "status": "FAILED", "error": "ChargeFailed",
+                                         "cause": "the task was delivered but its charge failed"})
+    assert outcome == "unbilled"
+    item = stack.client("dynamodb").get_item(TableName=stack.physical["UsageTable"],
+                                             Key={"pk": {"S": f"unbilled#{record.task_id}"}, "sk": {"S": "-"}})
+    assert item["Item"]["owner"]["S"] == "fault-tests"
+    assert tasks_table(stack).get(record.task_id).state is TaskState.DONE  # delivered stays delivered
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_faults", ROOT / "benchmarks" / "bench_faults.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fault_benchmark_small_run_leaves_nothing_unfinished_and_charges_exactly(admin, stack):
+    bench = _bench()
+    api = new_key(admin, stack, "starter")  # 2 requests/s, burst 4: the client meets 429s
+    plan = bench.Plan(tasks=20, kills=1, kill_seconds=10, stops=1, poison=2, duplicates=3, drain_timeout=300)
+    report = bench.run(stack, api.key, plan, log=lambda line: None)
+    print(bench.table(report, plan))
+    assert len(report.submitted) == 20 and report.unfinished == []
+    assert report.charged_wrongly() == []
+    assert report.counted_charges == len(report.done)
+    assert all(report.states[t] == -1 for t in report.poison_tasks)
