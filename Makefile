@@ -4,6 +4,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAM    := .cache/sam-venv/bin/sam
 SAM_VERSION := 1.170.0
+CHECKOV := .cache/checkov-venv/bin/checkov
+CHECKOV_VERSION := 3.3.30
 
 TRAIN_PY := .cache/train-venv/bin/python
 
@@ -31,7 +33,13 @@ $(SAM):
 	  .cache/sam-venv/bin/python -m pip install --quiet --upgrade pip && \
 	  .cache/sam-venv/bin/python -m pip install --quiet aws-sam-cli==$(SAM_VERSION)
 
-setup: $(STAMP) $(SAM) models
+# checkov (template security checks) pins its own dependencies too: a venv of its own.
+$(CHECKOV):
+	@py=$$(scripts/find-python312) && "$$py" -m venv .cache/checkov-venv && \
+	  .cache/checkov-venv/bin/python -m pip install --quiet --upgrade pip && \
+	  .cache/checkov-venv/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+setup: $(STAMP) $(SAM) $(CHECKOV) models
 
 models: $(STAMP)
 	$(PY) -m alphacut_dev.build_models

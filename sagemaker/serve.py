@@ -21,12 +21,14 @@ import json
 import re
 import sys
 import threading
+import traceback
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
+from alphacut.api.request import declared_length
 from alphacut.matte import to_u8
 from alphacut.models.runtime import providers
 from alphacut.options import SubjectType
@@ -65,9 +67,9 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
             if self.path != "/invocations" and not runtime_api:
                 self._answer(404, b"{}", "application/json")
                 return
-            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             attributes = dict(parse_qsl(self.headers.get(ATTRIBUTES_HEADER, "")))
             try:
+                data = self.rfile.read(declared_length(self.headers.get("Content-Length"), pipeline.limits.max_bytes))
                 subject = SubjectType(attributes.get("type", "auto"))
                 timings = Timings()
                 image = pipeline.decode(data, timings)
@@ -80,8 +82,9 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                 detail = error.to_dict() if isinstance(error, AlphacutError) else {
                     "code": "invalid_option", "message": str(error), "field": "type"}
                 self._fail(runtime_api, http_status(error) if isinstance(error, AlphacutError) else 400, detail)
-            except Exception as error:  # noqa: BLE001 - a model failure must still answer
-                self._fail(runtime_api, 500, {"code": "model_error", "message": f"{type(error).__name__}: {error}"})
+            except Exception:  # noqa: BLE001 - a model failure must still answer (the detail to the log)
+                traceback.print_exc()
+                self._fail(runtime_api, 500, {"code": "model_error", "message": "the model failed on this image"})
 
         def _fail(self, runtime_api: bool, status: int, detail: dict) -> None:
             body = json.dumps(detail).encode()

@@ -30,6 +30,7 @@ class ImageServer:
     def __init__(self, files: dict[str, bytes]):
         self.files = files
         self.posts: list[tuple[str, dict]] = []  # callbacks received: (path, JSON body)
+        self.raw_posts: list[tuple[str, dict, bytes]] = []  # (path, headers, body as sent)
         self.port = free_port(IMAGE_HOST)
         server = self
 
@@ -39,6 +40,7 @@ class ImageServer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.raw_posts.append((self.path, dict(self.headers.items()), body))
                 server.posts.append((self.path, json.loads(body or b"{}")))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")

@@ -68,8 +68,12 @@ DEFAULT_REGION = "us-east-1"
 def translate_template(path: Path = TEMPLATE, parameters: dict | None = None,
                        region: str = DEFAULT_REGION) -> dict:
     """The CloudFormation template; ``region`` fills AWS::Region where SAM needs it (ARNs)."""
+    return translate_sam(load_sam(path), parameters, region)
+
+
+def translate_sam(template: dict, parameters: dict | None = None, region: str = DEFAULT_REGION) -> dict:
+    """A SAM template already loaded (tests change one before translating it)."""
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
-    template = load_sam(path)
     _point_code_at_s3(template)
     translated = translator.translate(template, parameter_values=dict(parameters or {}),
                                       get_managed_policy_map=OfflineManagedPolicies().load)

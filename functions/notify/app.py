@@ -1,17 +1,23 @@
-"""Lambda for the state machine's Notify steps: POST the final task to its callback_url once
-(same address rules as image_url: no private, loopback or link-local targets)."""
+"""Lambda for the state machine's Notify steps: POST the final task to its callback_url once,
+signed with the stack's callback secret (same address rules as image_url: no private, loopback
+or link-local targets)."""
+
+import os
 
 from aws_lambda_powertools import Logger
 
 from alphacut.api.app import SETTINGS, result_store
+from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
 
 logger = Logger()
 service = TaskService.from_env()
+secret = secret_bytes(os.environ["CALLBACK_SECRET_ARN"])
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    status = service.notify(event["task_id"], event["callback_url"], result_store(), SETTINGS.url_allowed_hosts)
+    status = service.notify(event["task_id"], event["callback_url"], result_store(), SETTINGS.url_allowed_hosts,
+                            secret)
     logger.info("callback", extra={"task_id": event["task_id"], "status": status})
     return {"status": status}

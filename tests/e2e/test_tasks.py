@@ -18,7 +18,7 @@ from PIL import Image
 
 from alphacut.aws.segment_step import MODEL_READ_TIMEOUT
 from alphacut.aws.tasks import TaskTable
-from alphacut.tasks import TaskState
+from alphacut.tasks import FAILURE_MESSAGES, TaskState
 
 FINAL_WAIT = 90
 
@@ -90,7 +90,7 @@ def test_twenty_tasks_at_once_all_finish(api, photo):
 def test_corrupt_image_ends_in_minus_7(api, photo):
     data = wait_final(api, submit(api, photo[: len(photo) // 3]))
     assert data["state"] == TaskState.INVALID_IMAGE == -7 and data["progress"] == 0
-    assert data["error"]["name"] == "CorruptImage"
+    assert data["error"] == {"name": "CorruptImage", "message": FAILURE_MESSAGES[TaskState.INVALID_IMAGE]}
 
 
 def test_unreachable_url_ends_in_minus_3(api, image_server):
@@ -210,6 +210,21 @@ def test_callback_is_posted_once_with_the_final_task(api, image_server, photo):
     assert _image(requests.get(done_post["data"]["image"], timeout=30).content).size == (550, 830)
     (failed_post,) = _posts_to(image_server, "/hooks/failed")
     assert failed_post["data"]["state"] == -7 and failed_post["data"]["error"]["name"] == "CorruptImage"
+
+
+def test_callbacks_are_signed_so_a_receiver_can_verify_them(api, stack, image_server, photo):
+    from alphacut.callbacks import verify
+
+    task_id = submit(api, photo, callback_url=image_server.url("hooks/signed"))
+    assert wait_final(api, task_id)["state"] == 1
+    assert _posts_to(image_server, "/hooks/signed")
+    (_, headers, body), = [post for post in image_server.raw_posts if post[0] == "/hooks/signed"]
+    secret = stack.client("secretsmanager").get_secret_value(
+        SecretId=stack.physical["CallbackSigningSecret"])["SecretString"].encode()
+    assert verify(secret, body, headers)
+    assert not verify(secret, body.replace(b'"state":1', b'"state":0'), headers)     # a forged body
+    assert not verify(b"another stack's secret", body, headers)
+    assert not verify(secret, body, headers, now=int(headers["X-Alphacut-Timestamp"]) + 600)  # replayed later
 
 
 def test_callback_rules(api, photo):

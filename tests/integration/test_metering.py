@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 from PIL import Image
 
 from alphacut_dev.local.stack import STACK_NAME

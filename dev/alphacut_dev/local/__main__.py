@@ -1,10 +1,13 @@
 """``python -m alphacut_dev.local``: the whole service on http://127.0.0.1:3000 until Ctrl-C.
 
-PORT overrides the port; ALPHACUT_API_KEY the local API key (default below, printed at start).
+PORT overrides the port; ALPHACUT_API_KEY the local API key (default below, printed at start; at
+least 20 characters, as API Gateway wants); HOST the address (loopback only, unless
+ALPHACUT_ALLOW_REMOTE=1).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -15,10 +18,33 @@ from alphacut.cli import LOCAL_STACK_FILE
 from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack
 
 
+MIN_API_KEY_LENGTH = 20  # API Gateway refuses shorter key values (and so does moto)
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+
+
+def settings_problem(host: str, api_key: str, allow_remote: bool) -> str | None:
+    """What is wrong with HOST / ALPHACUT_API_KEY, in a sentence, or None."""
+    try:
+        address = ipaddress.ip_address(host)
+        loopback = address in LOOPBACK or address == ipaddress.ip_address("::1")
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not allow_remote:
+        return (f"HOST={host} would open the stack (and its API key) to the network: it serves 127.0.0.1 only "
+                "unless ALPHACUT_ALLOW_REMOTE=1 says otherwise")
+    if len(api_key) < MIN_API_KEY_LENGTH:
+        return (f"ALPHACUT_API_KEY is {len(api_key)} characters: API Gateway needs at least {MIN_API_KEY_LENGTH}")
+    return None
+
+
 def main() -> int:
-    stack = LocalStack(port=int(os.environ.get("PORT", "3000")),
-                       host=os.environ.get("HOST", "127.0.0.1"),
-                       api_key=os.environ.get("ALPHACUT_API_KEY") or DEFAULT_API_KEY,
+    host = os.environ.get("HOST", "127.0.0.1")
+    api_key = os.environ.get("ALPHACUT_API_KEY") or DEFAULT_API_KEY
+    problem = settings_problem(host, api_key, os.environ.get("ALPHACUT_ALLOW_REMOTE") == "1")
+    if problem:
+        print(f"alphacut: {problem}", file=sys.stderr)
+        return 2
+    stack = LocalStack(port=int(os.environ.get("PORT", "3000")), host=host, api_key=api_key,
                        log=lambda line: print(line, file=sys.stderr, flush=True))
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

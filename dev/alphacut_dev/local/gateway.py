@@ -19,7 +19,9 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from alphacut.api.request import declared_length
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
+from alphacut.errors import ImageTooLarge, InvalidOption
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024   # API Gateway's payload limit
 MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT   # Lambda's synchronous invocation payload limit, both ways
@@ -128,9 +130,14 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             path = parts.path
             if path.startswith(f"/{stack.stage}/"):
                 path = path[len(stack.stage) + 1:]
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_REQUEST_BYTES:
+            try:
+                length = declared_length(self.headers.get("Content-Length"), MAX_REQUEST_BYTES)
+            except ImageTooLarge:
                 self._message(413, "Request Too Long")
+                return
+            except InvalidOption:
+                self.close_connection = True
+                self._message(400, "Bad Request: Content-Length must be a whole number of bytes")
                 return
             body = self.rfile.read(length) if length else b""
             for route in stack.routes:

@@ -33,6 +33,12 @@ STACK_NAME = "alphacut-local"
 LAMBDA_OPT = "/opt"
 
 
+def secrets_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(36)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -413,6 +419,11 @@ class LocalStack:
             attributes[(logical, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
             attributes[(logical, "QueueName")] = name
             attributes[(logical, "QueueUrl")] = url
+
+        secrets = self.client("secretsmanager")
+        for logical, resource in by_type("AWS::SecretsManager::Secret"):  # generated, as CloudFormation does
+            created = secrets.create_secret(Name=f"{STACK_NAME}-{logical}", SecretString=secrets_token())
+            refs[logical] = created["ARN"]
 
         dynamodb = self.client("dynamodb")
         for logical, resource in by_type("AWS::DynamoDB::Table"):

@@ -60,6 +60,18 @@ FAILURE_STATES: dict[str, TaskState] = {
 
 TASK_TIME_LIMIT_SECONDS = 30  # seed 002: a task running longer ends in -8
 
+# What a caller reads about a failed task: one fixed sentence per state. What went wrong in
+# detail (a Step Functions cause holds the Lambda's stack trace, ARNs, endpoint names) stays in
+# the task record and the logs.
+FAILURE_MESSAGES: dict[TaskState, str] = {
+    TaskState.FAILED: "the task failed on our side: quote its task_id when reporting it",
+    TaskState.RESULT_UPLOAD_FAILED: "the result could not be stored: submit the task again",
+    TaskState.DOWNLOAD_FAILED: "the image could not be fetched from image_url",
+    TaskState.DOWNLOAD_TOO_LARGE: "the image is over the size limit",
+    TaskState.INVALID_IMAGE: "the file is not an image that can be read (damaged, too small or an unknown format)",
+    TaskState.TIMED_OUT: f"the task took longer than {TASK_TIME_LIMIT_SECONDS} s",
+}
+
 
 def failure_state(error_name: str) -> TaskState:
     return FAILURE_STATES.get(error_name, TaskState.FAILED)

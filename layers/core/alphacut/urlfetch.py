@@ -1,13 +1,22 @@
 """Fetch an image from a client-given URL without letting the client reach our own network (SSRF).
 
-Only http and https; the host is resolved here and every address it resolves to must be public
-(no private, loopback, link-local, multicast, reserved or unspecified addresses, v4 or v6);
-the connection goes to the checked address (so a second DNS answer cannot swap it), and each
-redirect is checked the same way. The body is capped at ``max_bytes`` while it streams.
+What is checked from the URL alone (a 400 that names the problem): http or https, a valid host
+name (at most 253 characters, labels of at most 63), a port of 80 or 443 (others only where a
+setting allows them). What is checked on the network: every address the host resolves to must be
+public (no private, loopback, link-local, multicast, reserved or unspecified address, v4 or v6,
+nor an IPv6 address that embeds a private IPv4 one: mapped, compatible, 6to4, Teredo, NAT64);
+the connection goes to the checked address (so a second DNS answer cannot swap it), each
+redirect is checked the same way, and the body is capped at ``max_bytes`` while it streams. The
+whole fetch (DNS, connect, redirects, body) has one deadline, so a server that drips its answer
+cannot hold the function.
+
+Every refusal or failure on the network gets one and the same answer (``UrlFetchFailed``,
+``GENERIC_FAILURE``): the API must not tell a caller which hosts resolve, which ports are open or
+what a server answered (a port scanner); the details go to the log.
 
 Usage::
 
-    data = fetch_image("https://example.com/shoe.jpg", max_bytes=15 * 2**20)
+    data = fetch_image("https://example.com/shoe.jpg", max_bytes=15 * 2**20, timeout=10)
 """
 
 from __future__ import annotations
@@ -15,9 +24,14 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import logging
+import re
 import socket
 import ssl
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urljoin, urlsplit
 
 from alphacut.errors import ImageTooLarge, UrlFetchFailed, UrlNotAllowed
@@ -25,26 +39,113 @@ from alphacut.errors import ImageTooLarge, UrlFetchFailed, UrlNotAllowed
 MAX_REDIRECTS = 5
 FIELD = "image_url"
 USER_AGENT = "alphacut-fetch/1"
+DEFAULT_PORTS = frozenset({80, 443})
+MAX_HOST_LENGTH = 253
+MAX_URL_LENGTH = 4096
+CHUNK = 64 * 1024
+GENERIC_FAILURE = ("could not be fetched: it must be a public http(s) URL on port 80 or 443 that answers "
+                   "200 with the image within the time limit")
+HOST_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+logger = logging.getLogger(__name__)
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+class _Refused(Exception):
+    """A network-side refusal or failure: answered as ``GENERIC_FAILURE``, logged in detail."""
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo client, NAT64, compatible)."""
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 0xFFFF):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return is_public(inner)
     return address.is_global and not address.is_multicast
 
 
-def resolve_public(host: str, port: int, allowed_hosts: Iterable[str] = (), field: str = FIELD) -> str:
-    """The first address of ``host`` if all of them are public (or the host is explicitly allowed)."""
+def check_host(host: str, field: str = FIELD) -> None:
+    """A host name must be an IP literal or a valid DNS name (checked without the network)."""
+    if len(host) > MAX_HOST_LENGTH:
+        raise UrlNotAllowed(f"has a host name of {len(host)} characters; at most {MAX_HOST_LENGTH}", field=field,
+                            limit=MAX_HOST_LENGTH)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise UrlFetchFailed(f"host {host!r} cannot be resolved ({error.strerror})", field=field) from None
+        ipaddress.ip_address(host.split("%")[0])
+        return
+    except ValueError:
+        pass
+    try:
+        labels = host.rstrip(".").encode("idna").split(b".")
+    except UnicodeError:
+        raise UrlNotAllowed("has a host name that is not valid", field=field) from None
+    if not all(0 < len(label) <= 63 and HOST_LABEL.fullmatch(label) for label in labels):
+        raise UrlNotAllowed("has a host name that is not valid (letters, digits and hyphens in labels of "
+                            "1 to 63 characters)", field=field)
+
+
+def parse_url(url: str, allowed_hosts: tuple[str, ...] = (), allowed_ports: Iterable[int] | None = (),
+              field: str = FIELD) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL that may be fetched, or ``UrlNotAllowed`` naming why not.
+    ``allowed_ports`` None: any port."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UrlNotAllowed(f"is {len(url)} characters long; at most {MAX_URL_LENGTH}", field=field,
+                            limit=MAX_URL_LENGTH)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UrlNotAllowed("is not a valid URL (its port or host part is malformed)", field=field) from None
+    if parts.scheme not in ("http", "https"):
+        raise UrlNotAllowed(f"must be an http or https URL, not {parts.scheme[:20] or 'no scheme'}", field=field)
+    if not parts.hostname:
+        raise UrlNotAllowed("has no host", field=field)
+    check_host(parts.hostname, field)
+    port = port or (443 if parts.scheme == "https" else 80)
+    if allowed_ports is not None and port not in DEFAULT_PORTS | set(allowed_ports) \
+            and parts.hostname not in allowed_hosts:
+        raise UrlNotAllowed(f"uses port {port}: only 80 and 443 are fetched", field=field)
+    return parts.scheme, parts.hostname, port
+
+
+class Deadline:
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise _Refused("the deadline passed")
+        return remaining
+
+
+def resolve_public(host: str, port: int, allowed_hosts: Iterable[str], deadline: Deadline) -> str:
+    """The first address of ``host`` if all of them are public (or the host is explicitly allowed)."""
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = future.result(timeout=deadline.left())
+    except FutureTimeout:
+        raise _Refused(f"resolving {host} took too long") from None
+    except (OSError, UnicodeError) as error:
+        raise _Refused(f"{host} does not resolve: {error}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if host not in set(allowed_hosts):
         for address in addresses:
-            if not _is_public(address):
-                raise UrlNotAllowed(f"points to {address}, a private, loopback or link-local address",
-                                    field=field)
+            if not is_public(address):
+                raise _Refused(f"{host} points to {address}, not a public address")
     return str(addresses[0])
 
 
@@ -67,69 +168,93 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # certificate of the name
 
 
-def _connect(url: str, allowed: tuple[str, ...], timeout: float, field: str):
+def _connect(url: str, allowed: tuple[str, ...], ports: Iterable[int] | None, deadline: Deadline, field: str):
     """A connection to the checked address of ``url`` and the request path."""
+    scheme, host, port = parse_url(url, allowed, ports, field)
+    address = resolve_public(host, port, allowed, deadline)
+    cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise UrlNotAllowed(f"must be an http or https URL, not {parts.scheme or 'no scheme'}", field=field)
-    if not parts.hostname:
-        raise UrlNotAllowed("has no host", field=field)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    address = resolve_public(parts.hostname, port, allowed, field)
-    cls = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return cls(parts.hostname, port, address, timeout), path
+    return cls(host, port, address, deadline.left()), path
 
 
-def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: Iterable[str] = ()) -> bytes:
-    """Download ``url`` (following at most 5 checked redirects) and return its body.
+def _read_body(connection, response, max_bytes: int, deadline: Deadline) -> bytes:
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ImageTooLarge(f"is {declared} bytes; at most {max_bytes} are accepted", field=FIELD, limit=max_bytes)
+    chunks, size = [], 0
+    while True:
+        connection.sock.settimeout(deadline.left())
+        chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes:
+            raise ImageTooLarge(f"is over {max_bytes} bytes", field=FIELD, limit=max_bytes)
+        chunks.append(chunk)
 
-    ``allowed_hosts`` names hosts exempt from the address check: for tests and trusted
-    internal sources, never for client input in production.
-    """
-    allowed = tuple(allowed_hosts)
+
+def _fetch(url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...], ports: Iterable[int]) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
-        connection, path = _connect(url, allowed, timeout, FIELD)
+        try:
+            connection, path = _connect(url, allowed, ports, deadline, FIELD)
+        except UrlNotAllowed as error:  # a redirect's target: what the server said, not the caller
+            raise _Refused(f"redirected to {url[:200]}: {error}") from None
         try:
             connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
             response = connection.getresponse()
             if response.status in (301, 302, 303, 307, 308):
                 location = response.getheader("Location")
                 if not location:
-                    raise UrlFetchFailed(f"redirect {response.status} without a Location", field=FIELD)
+                    raise _Refused(f"redirect {response.status} without a Location")
                 url = urljoin(url, location)
                 continue
             if response.status != 200:
-                raise UrlFetchFailed(f"the server answered HTTP {response.status}", field=FIELD)
-            declared = response.getheader("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise ImageTooLarge(f"is {declared} bytes; at most {max_bytes} are accepted", field=FIELD,
-                                    limit=max_bytes)
-            body = response.read(max_bytes + 1)
-            if len(body) > max_bytes:
-                raise ImageTooLarge(f"is over {max_bytes} bytes", field=FIELD, limit=max_bytes)
-            return body
+                raise _Refused(f"HTTP {response.status}")
+            return _read_body(connection, response, max_bytes, deadline)
         except (OSError, http.client.HTTPException) as error:
-            raise UrlFetchFailed(f"could not be downloaded ({error.__class__.__name__}: {error})",
-                                 field=FIELD) from None
+            raise _Refused(f"{error.__class__.__name__}: {error}") from None
         finally:
             connection.close()
-    raise UrlFetchFailed(f"more than {MAX_REDIRECTS} redirects", field=FIELD)
+    raise _Refused(f"more than {MAX_REDIRECTS} redirects")
+
+
+def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: Iterable[str] = (),
+                allowed_ports: Iterable[int] = ()) -> bytes:
+    """Download ``url`` (following at most 5 checked redirects) within ``timeout`` seconds in all.
+
+    ``allowed_hosts`` names hosts exempt from the address and port checks: for tests and
+    trusted internal sources, never for client input in production.
+    """
+    allowed = tuple(allowed_hosts)
+    parse_url(url, allowed, allowed_ports)  # what the URL itself gets wrong is said as it is
+    try:
+        return _fetch(url, max_bytes, Deadline(timeout), allowed, tuple(allowed_ports))
+    except _Refused as refused:
+        logger.info("image_url refused or failed", extra={"detail": str(refused)})
+        raise UrlFetchFailed(GENERIC_FAILURE, field=FIELD) from None
 
 
 def post_json(url: str, payload: dict, timeout: float = 5.0, allowed_hosts: Iterable[str] = (),
-              field: str = "callback_url") -> int:
-    """POST ``payload`` as JSON to ``url`` under the same address rules; redirects are not
-    followed (a callback is delivered where it was registered). Returns the HTTP status."""
-    connection, path = _connect(url, tuple(allowed_hosts), timeout, field)
+              field: str = "callback_url", headers_for: Callable[[bytes], dict[str, str]] | None = None) -> int:
+    """POST ``payload`` as JSON to ``url`` under the same address rules (any port: a callback's
+    answer never reaches the caller, so it cannot probe ports); redirects are not followed (a
+    callback is delivered where it was registered). ``headers_for(body)``: headers made from the
+    exact bytes sent (a signature). Returns the HTTP status."""
+    deadline = Deadline(timeout)
     body = json.dumps(payload, separators=(",", ":")).encode()
+    extra = headers_for(body) if headers_for else {}
     try:
-        connection.request("POST", path, body=body, headers={"User-Agent": USER_AGENT,
-                                                              "Content-Type": "application/json"})
-        response = connection.getresponse()
-        response.read(65536)
-        return response.status
-    except (OSError, http.client.HTTPException) as error:
-        raise UrlFetchFailed(f"could not be reached ({error.__class__.__name__}: {error})", field=field) from None
-    finally:
-        connection.close()
+        connection, path = _connect(url, tuple(allowed_hosts), None, deadline, field)
+        try:
+            connection.request("POST", path, body=body, headers={"User-Agent": USER_AGENT,
+                                                                  "Content-Type": "application/json",
+                                                                  **extra})
+            response = connection.getresponse()
+            response.read(65536)
+            return response.status
+        finally:
+            connection.close()
+    except (_Refused, OSError, http.client.HTTPException) as error:
+        logger.info("callback failed", extra={"detail": str(error)})
+        raise UrlFetchFailed("could not be reached", field=field) from None

@@ -25,7 +25,7 @@ from email.policy import HTTP
 
 from alphacut.api.settings import ServiceSettings
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
-from alphacut.urlfetch import fetch_image
+from alphacut.urlfetch import fetch_image, parse_url
 
 FILE_FIELDS = ("image_file", "image")
 SOURCE_FIELDS = ("image_file", "image", "image_base64", "image_url")
@@ -48,6 +48,18 @@ def header(event: dict, name: str, default: str = "") -> str:
     return default
 
 
+def declared_length(value: str | None, limit: int) -> int:
+    """A Content-Length header checked before any body is read: a whole number, at most
+    ``limit`` (servers that read bodies themselves: the local gateway, the model server)."""
+    text = (value or "0").strip()
+    if not text.isdigit():
+        raise InvalidOption(f"must be a whole number of bytes, not {text[:40]!r}", field="Content-Length")
+    length = int(text)
+    if length > limit:
+        raise ImageTooLarge(f"is {length} bytes; at most {limit} are accepted", field="Content-Length", limit=limit)
+    return length
+
+
 def raw_body(event: dict) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -56,6 +68,39 @@ def raw_body(event: dict) -> bytes:
         except (binascii.Error, ValueError):
             raise InvalidOption("is not valid base64", field="body") from None
     return body.encode("utf-8") if isinstance(body, str) else body
+
+
+MAX_JSON_DEPTH = 16
+
+
+def _depth(value) -> int:
+    """How deeply a parsed JSON value nests (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def parse_json_object(body: bytes, hint: str = "") -> dict:
+    """A request body that must be a JSON object, nested at most ``MAX_JSON_DEPTH`` deep.
+    Anything else is a 400 naming the body (never a RecursionError's 500)."""
+    try:
+        document = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidOption(f"is not valid JSON{hint}", field="body") from None
+    except RecursionError:
+        document = None
+        depth = MAX_JSON_DEPTH + 1
+    else:
+        depth = _depth(document)
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidOption(f"nests deeper than {MAX_JSON_DEPTH} levels", field="body", limit=MAX_JSON_DEPTH)
+    if not isinstance(document, dict):
+        raise InvalidOption(f"must be a JSON object{hint}", field="body")
+    return document
 
 
 def _query(event: dict) -> dict[str, str]:
@@ -129,12 +174,7 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
         raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
 
     if media_type == "application/json":
-        try:
-            document = json.loads(raw_body(event) or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidOption("is not valid JSON", field="body") from None
-        if not isinstance(document, dict):
-            raise InvalidOption("must be a JSON object", field="body")
+        document = parse_json_object(raw_body(event))
         params.update({k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
                        str(v).lower() if isinstance(v, bool) else str(v)
                        for k, v in document.items() if v is not None})
@@ -152,9 +192,11 @@ def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: i
     if params.get("image_base64"):
         return ImageRequest(decode_base64_image(params["image_base64"], max_bytes), params, "base64", accept)
     if params.get("image_url") and not fetch_urls:
+        parse_url(params["image_url"], settings.url_allowed_hosts, settings.url_allowed_ports)  # said now, not later
         return ImageRequest(b"", params, "url", accept)
     if params.get("image_url"):
-        image = fetch_image(params["image_url"], max_bytes, settings.fetch_timeout, settings.url_allowed_hosts)
+        image = fetch_image(params["image_url"], max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
+                            settings.url_allowed_ports)
         return ImageRequest(image, params, "url", accept)
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
 

@@ -23,6 +23,8 @@ class ServiceSettings:
     # Hosts exempt from the image_url address check. Empty in production; the local stack's
     # tests name their own image server here. Never derived from a request.
     url_allowed_hosts: tuple[str, ...] = ()
+    # Ports other than 80 and 443 an image_url may use (empty in production)
+    url_allowed_ports: tuple[int, ...] = ()
     warm_models: tuple[str, ...] = ()
 
     @classmethod
@@ -32,5 +34,6 @@ class ServiceSettings:
             result_url_ttl=int(os.environ.get("RESULT_URL_TTL", "3600")),
             fetch_timeout=float(os.environ.get("IMAGE_URL_TIMEOUT", "10")),
             url_allowed_hosts=_split(os.environ.get("IMAGE_URL_ALLOWED_HOSTS")),
+            url_allowed_ports=tuple(int(p) for p in _split(os.environ.get("IMAGE_URL_ALLOWED_PORTS"))),
             warm_models=_split(os.environ.get("ALPHACUT_WARM_MODELS")),
         )

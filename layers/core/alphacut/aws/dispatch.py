@@ -33,6 +33,7 @@ from alphacut.aws.task_service import step_input
 from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError, NotFound
 from alphacut.options import CutoutOptions
+from alphacut.settings import EngineSettings
 from alphacut.tasks import TaskState
 
 INCOMING_PREFIX = "incoming/"
@@ -89,6 +90,7 @@ class Dispatcher:
     state_machine_arn: str
     uploads_bucket: str
     results_bucket: str
+    max_bytes: int = field(default_factory=lambda: EngineSettings.from_env().limits.max_bytes)
     started: list[str] = field(default_factory=list)
 
     @classmethod
@@ -121,8 +123,14 @@ class Dispatcher:
 
     def task_from_upload(self, bucket: str, key: str, etag: str) -> TaskRecord:
         task_id = upload_task_id(bucket, key, etag)
-        metadata = self.s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
+        head = self.s3.head_object(Bucket=bucket, Key=key)
+        metadata = head.get("Metadata", {})
         record = upload_record(bucket, key, etag)
+        if head.get("ContentLength", 0) > self.max_bytes:  # never read a huge object to find out
+            self.table.create(record)
+            self.table.fail(task_id, TaskState.DOWNLOAD_TOO_LARGE,
+                            f"the object is {head['ContentLength']} bytes; at most {self.max_bytes}", "ImageTooLarge")
+            return self.table.get(task_id)
         try:
             record.options = CutoutOptions.from_mapping(metadata).to_dict()
         except AlphacutError as error:

@@ -104,5 +104,11 @@ class IdempotencyStore:
         return client("s3").get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
 
     def release(self, owner: str, idempotency_key: str) -> None:
-        """Forget a claim whose request failed on our side, so that a retry is processed."""
-        client("dynamodb").delete_item(TableName=self.table_name, Key=self._key(owner, idempotency_key))
+        """Give up a claim whose request failed on our side, so that a retry is processed: its
+        in-progress time is ended now (an update, not a delete: the API functions, which decode
+        untrusted input, may not delete from the billing table)."""
+        client("dynamodb").update_item(
+            TableName=self.table_name, Key=self._key(owner, idempotency_key),
+            UpdateExpression="SET in_progress_until = :zero", ConditionExpression="#state = :in_progress",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":in_progress": {"S": IN_PROGRESS}})

@@ -121,6 +121,16 @@ def matting_from_env():
     return SageMakerMatting(endpoint) if endpoint else LocalMatting()
 
 
+def read_capped(s3, bucket: str, key: str, max_bytes: int) -> bytes:
+    """An input object, refused by its size before its body is read (never a huge read)."""
+    answer = s3.get_object(Bucket=bucket, Key=key)
+    if answer.get("ContentLength", 0) > max_bytes:
+        answer["Body"].close()
+        raise errors.ImageTooLarge(f"is {answer['ContentLength']} bytes; at most {max_bytes} are accepted",
+                                   field="image", limit=max_bytes)
+    return answer["Body"].read(max_bytes + 1)
+
+
 def still_processing(table, task_id: str | None) -> bool:
     """True while the task is in progress (no table configured: nothing to check)."""
     if table is None or not task_id:
@@ -134,10 +144,11 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=No
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
     if event.get("image_url"):
-        data = fetch_image(event["image_url"], pipeline.limits.max_bytes,
-                           allowed_hosts=ServiceSettings.from_env().url_allowed_hosts)
+        settings = ServiceSettings.from_env()
+        data = fetch_image(event["image_url"], pipeline.limits.max_bytes, settings.fetch_timeout,
+                           settings.url_allowed_hosts, settings.url_allowed_ports)
     else:
-        data = s3.get_object(Bucket=event["input_bucket"], Key=event["input_key"])["Body"].read()
+        data = read_capped(s3, event["input_bucket"], event["input_key"], pipeline.limits.max_bytes)
     timings = Timings()
     image = pipeline.decode(data, timings)
     alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(data, subject, pipeline, image)

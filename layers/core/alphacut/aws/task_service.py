@@ -20,15 +20,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from functools import cached_property
 from typing import Any
 
 from alphacut.aws import clients
 from alphacut.aws.tasks import TaskRecord, TaskTable
-from alphacut.errors import ImageTooLarge, InvalidOption
+from alphacut.errors import ImageTooLarge
 from alphacut.options import CutoutOptions, OutputKind
-from alphacut.tasks import TaskState
+from alphacut.urlfetch import parse_url
+from alphacut.tasks import FAILURE_MESSAGES, TaskState
 
 # sync=1 answers this long before the invocation's own deadline (the answer must still go out)
 SYNC_ANSWER_MARGIN_SECONDS = 2.0
@@ -85,8 +85,7 @@ class TaskService:
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
         if callback_url:
-            if urlsplit(callback_url).scheme not in ("http", "https") or not urlsplit(callback_url).hostname:
-                raise InvalidOption("must be an http or https URL", field="callback_url")
+            parse_url(callback_url, allowed_ports=None, field="callback_url")
             record.extra["callback_url"] = callback_url
         if image is not None:
             record.input_key = f"tasks/{task_id}/input"
@@ -106,13 +105,16 @@ class TaskService:
                 return record
             sleep(min(POLL_SECONDS, left))
 
-    def notify(self, task_id: str, callback_url: str, store, allowed_hosts=()) -> int:
-        """POST the finished task (seed 002's envelope, result as signed URLs) to its callback, once."""
+    def notify(self, task_id: str, callback_url: str, store, allowed_hosts=(), secret: bytes | None = None) -> int:
+        """POST the finished task (seed 002's envelope, result as signed URLs) to its callback,
+        once, signed with ``secret`` (``alphacut.callbacks``)."""
+        from alphacut.callbacks import sign
         from alphacut.urlfetch import post_json
 
         record = self.table.get(task_id)
         answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
-        return post_json(callback_url, answer, allowed_hosts=allowed_hosts)
+        return post_json(callback_url, answer, allowed_hosts=allowed_hosts,
+                         headers_for=(lambda body: sign(secret, body)) if secret else None)
 
     def describe(self, record, return_type: str, store) -> dict[str, Any]:
         """Seed 002's task object, with the result as signed URLs or base64."""
@@ -136,5 +138,5 @@ class TaskService:
             data["width"] = record.extra.get("result_width")
             data["height"] = record.extra.get("result_height")
         elif record.state.value < 0:
-            data["error"] = {"name": record.extra.get("error_name", ""), "message": record.extra.get("error_cause", "")}
+            data["error"] = {"name": record.extra.get("error_name", ""), "message": FAILURE_MESSAGES[record.state]}
         return data

@@ -10,14 +10,13 @@ field), 801 model failed, 500 system error, with the HTTP status of the problem.
 
 from __future__ import annotations
 
-import json
 import time
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import runtime
-from alphacut.api.request import decode_base64_image, header, parse_multipart, raw_body
+from alphacut.api.request import decode_base64_image, header, parse_json_object, parse_multipart, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
@@ -39,12 +38,7 @@ def _params(event: dict) -> dict[str, str]:
     media_type = content_type.split(";")[0].strip().lower()
     body = raw_body(event)
     if media_type == "application/json" and body:
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidOption("is not valid JSON", field="body") from None
-        if not isinstance(document, dict):
-            raise InvalidOption("must be a JSON object", field="body")
+        document = parse_json_object(body)
         params.update({k: str(v) for k, v in document.items() if v is not None})
     elif media_type == "application/x-www-form-urlencoded":
         params.update(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
@@ -75,7 +69,7 @@ def aidge_cutout():
         elif params.get("imageUrl"):
             try:
                 data = fetch_image(params["imageUrl"], LIMITS.max_bytes, runtime.SETTINGS.fetch_timeout,
-                                   runtime.SETTINGS.url_allowed_hosts)
+                                   runtime.SETTINGS.url_allowed_hosts, runtime.SETTINGS.url_allowed_ports)
             except AlphacutError as error:
                 error.field = "imageUrl"   # this vendor's name for it
                 raise

@@ -9,11 +9,10 @@ status codes (the document lists them elsewhere; these are ours): 1000 ok, 1001 
 from __future__ import annotations
 
 import base64
-import json
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api.request import decode_base64_image, raw_body
+from alphacut.api.request import decode_base64_image, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
 from alphacut.errors import (CorruptImage, ImageTooLarge, ImageTooSmall, InvalidOption, UnsupportedImageFormat,
@@ -38,11 +37,8 @@ def _envelope(status: int, message: str, image: str = "", used_time: int = 0) ->
 
 
 def _image_field(event: dict) -> str:
-    try:
-        document = json.loads(raw_body(event) or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidOption('is not valid JSON: send {"image": "<base64>"}', field="body") from None
-    if not isinstance(document, dict) or not isinstance(document.get("image"), str) or not document["image"]:
+    document = parse_json_object(raw_body(event), ': send {"image": "<base64>"}')
+    if not isinstance(document.get("image"), str) or not document["image"]:
         raise InvalidOption("is required: the picture as a base64 string", field="image")
     return document["image"]
 

@@ -1,0 +1,17 @@
+"""The stack's secrets (Secrets Manager), read once per process.
+
+Usage::
+
+    key = secret_bytes(os.environ["CALLBACK_SECRET_ARN"])
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from alphacut.aws.clients import client
+
+
+@cache
+def secret_bytes(secret_id: str) -> bytes:
+    return client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"].encode()
