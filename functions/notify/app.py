@@ -6,7 +6,8 @@ import os
 
 from aws_lambda_powertools import Logger
 
-from alphacut.api.app import SETTINGS, result_store
+from alphacut.api.app import SETTINGS
+from alphacut.api.runtime import result_store
 from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
 

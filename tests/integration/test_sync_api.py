@@ -259,3 +259,24 @@ def test_route_input_output_matrix(api, photo, image_server, route, kind, option
         assert body[part]["content_type"] == (expected_type if part == "image" else "image/png")
         if part == "mask":
             assert image.mode == "L"
+
+
+def test_result_links_redirect_without_a_key_and_expire(api, stack, photo):
+    """A result URL is the API's own signed link: it needs no key, redirects to the image
+    presigned on the spot (so a 24 h link outlives the credentials that made it), and expires."""
+    from alphacut.result_links import LinkSigner
+
+    body = api.post("/v1/cutout?return=url", data=photo, headers=JPEG).json()
+    link = body["image"]["url"]
+    assert link.startswith(f"{stack.url}/prod/v1/results/")
+    first = requests.get(link, allow_redirects=False, timeout=30)
+    assert first.status_code == 302 and "X-Amz-Expires=300" in first.headers["Location"]
+    assert _image(requests.get(first.headers["Location"], timeout=30).content).mode == "RGBA"
+    forged = requests.get(link[:-3] + "AAA", timeout=30)
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_link"
+    secret = stack.client("secretsmanager").get_secret_value(
+        SecretId=stack.physical["ResultLinkSecret"])["SecretString"].encode()
+    key = LinkSigner(secret).open(link.rsplit("/", 1)[1])
+    late = LinkSigner(secret).token(key, int(time.time()) - 1)
+    expired = requests.get(f"{stack.url}/v1/results/{late}", timeout=30)
+    assert expired.status_code == 410 and expired.json()["error"]["code"] == "link_expired"

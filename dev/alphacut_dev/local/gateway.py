@@ -148,16 +148,21 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 self._message(403, "Missing Authentication Token")
                 return
             api_key = self.headers.get("x-api-key", "")
-            plan = stack.plan_for_key(api_key) if api_key else None
-            if plan is None:
-                self._send(401, json.dumps(unauthorized_body(bool(api_key))).encode())
-                return
-            refused = limiter.check(api_key, plan)
-            if refused:
-                status, answer, headers = refused
-                self._send(status, json.dumps(answer).encode(), headers)
-                return
-            event = self._event(route, path, parts.query, path_parameters, body, api_key, plan.key_id)
+            key_id = ""
+            if route.key_required:  # API Gateway checks key and plan only where the route asks
+                plan = stack.plan_for_key(api_key) if api_key else None
+                if plan is None:
+                    self._send(401, json.dumps(unauthorized_body(bool(api_key))).encode())
+                    return
+                refused = limiter.check(api_key, plan)
+                if refused:
+                    status, answer, headers = refused
+                    self._send(status, json.dumps(answer).encode(), headers)
+                    return
+                key_id = plan.key_id
+            else:
+                api_key = ""
+            event = self._event(route, path, parts.query, path_parameters, body, api_key, key_id)
             encoded = json.dumps(event)
             if len(encoded) > MAX_EVENT_BYTES:
                 self._message(413, "Request Too Long")
@@ -200,9 +205,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 "requestContext": {
                     "resourcePath": route.resource, "httpMethod": self.command, "path": f"/{stack.stage}{path}",
                     "stage": stack.stage, "requestId": self._request_id, "accountId": "123456789012",
+                    "domainName": self.headers.get("Host", f"{stack.host}:{stack.port}"),
                     "apiId": stack.physical.get("Api", "local"), "protocol": "HTTP/1.1",
                     "requestTimeEpoch": int(now * 1000),
-                    "identity": {"apiKey": api_key, "apiKeyId": api_key_id, "sourceIp": self.client_address[0],
+                    "identity": {"apiKey": api_key or None, "apiKeyId": api_key_id or None,
+                                 "sourceIp": self.client_address[0],
                                  "userAgent": self.headers.get("User-Agent", "")},
                 },
                 "body": (base64.b64encode(body).decode("ascii") if is_binary else body.decode("utf-8", "replace"))

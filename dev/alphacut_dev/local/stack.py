@@ -60,6 +60,7 @@ class Route:
     resource: str                # /v1/tasks/{task_id}
     pattern: re.Pattern
     function: str                # logical id
+    key_required: bool = True    # the operation's security names the API key
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method not in ("ANY", method):
@@ -577,7 +578,8 @@ class LocalStack:
                 function_arn = uri.split("/functions/")[-1].removesuffix("/invocations")
                 if function_arn in arn_to_function:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                    self.routes.append(Route(verb, path, pattern, arn_to_function[function_arn]))
+                    self.routes.append(Route(verb, path, pattern, arn_to_function[function_arn],
+                                             key_required=bool(operation.get("security", [{"api_key": []}]))))
 
     # ---- keys and plans -------------------------------------------------------------------------
     def plan_for_key(self, value: str) -> UsagePlan | None:

@@ -103,6 +103,18 @@ class ResponseTooLarge(AlphacutError):
     code = "response_too_large"
 
 
+class LinkInvalid(AlphacutError):
+    """A result link that this service did not make (forged, damaged)."""
+
+    code = "invalid_link"
+
+
+class LinkExpired(AlphacutError):
+    """A genuine result link past its expiry."""
+
+    code = "link_expired"
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -119,6 +131,8 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     UrlFetchFailed: 422,
     ImageTooLarge: 413,
     ResponseTooLarge: 413,
+    LinkInvalid: 403,
+    LinkExpired: 410,
     UnsupportedImageFormat: 415,
     ImageTooSmall: 422,
     CorruptImage: 422,

@@ -178,13 +178,15 @@ def _connect(url: str, allowed: tuple[str, ...], ports: Iterable[int] | None, de
     return cls(host, port, address, deadline.left()), path
 
 
-def _read_body(connection, response, max_bytes: int, deadline: Deadline) -> bytes:
+def _read_body(sock, response, max_bytes: int, deadline: Deadline) -> bytes:
+    """The body in chunks, the socket's timeout set to what is left before each (``sock`` is the
+    request's socket: the connection forgets it once the response says it will close)."""
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ImageTooLarge(f"is {declared} bytes; at most {max_bytes} are accepted", field=FIELD, limit=max_bytes)
     chunks, size = [], 0
     while True:
-        connection.sock.settimeout(deadline.left())
+        sock.settimeout(deadline.left())
         chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
         if not chunk:
             return b"".join(chunks)
@@ -202,6 +204,7 @@ def _fetch(url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...
             raise _Refused(f"redirected to {url[:200]}: {error}") from None
         try:
             connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
+            sock = connection.sock
             response = connection.getresponse()
             if response.status in (301, 302, 303, 307, 308):
                 location = response.getheader("Location")
@@ -211,7 +214,7 @@ def _fetch(url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...
                 continue
             if response.status != 200:
                 raise _Refused(f"HTTP {response.status}")
-            return _read_body(connection, response, max_bytes, deadline)
+            return _read_body(sock, response, max_bytes, deadline)
         except (OSError, http.client.HTTPException) as error:
             raise _Refused(f"{error.__class__.__name__}: {error}") from None
         finally:

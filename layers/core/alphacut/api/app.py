@@ -10,7 +10,7 @@ Usage (functions/cutout/app.py)::
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api import runtime
@@ -44,6 +44,9 @@ ROUTES = [
     RouteDoc("/v1/selfie", "post", "Cut out people",
              "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
+    RouteDoc("/v1/results/{token}", "get", "A result link (no API key): redirects to the image while the link lasts",
+             extra_responses={302: "the image, presigned for 5 minutes", 403: "not a link this service made",
+                              410: "the link expired"}),
     RouteDoc("/v1/usage", "get", "Calls made and charged per day and route for this API key",
              "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days."),
     RouteDoc("/v1/tasks", "post", "Create an async cutout task (seed 002)",
@@ -64,7 +67,8 @@ def pipeline() -> Pipeline:
 
 
 def result_store(ttl_seconds: int | None = None):
-    return runtime.result_store(ttl_seconds)
+    """Results of this request, linked back through this API (``/v1/results/<token>``)."""
+    return runtime.result_store(ttl_seconds, app.current_event.raw_event)
 
 
 def request_id() -> str:
@@ -198,6 +202,20 @@ def usage_route():
     quota = meter.daily_quota(api_key_owner())
     return json_response(200, {"request_id": request_id(), "key_id": api_key_owner(), "daily_quota": quota,
                                **report})
+
+
+@app.get("/v1/results/<token>")
+def result_link_route(token: str):
+    """A result link: checked, then redirected to the object presigned for a few minutes. No API
+    key (a link is handed to browsers and shops' servers); not metered."""
+    app.append_context(unmetered=True)
+    signer = runtime.link_signer()
+    if signer is None:
+        raise NotFound("result links are not configured in this deployment")
+    key = signer.open(token)
+    location = runtime.result_store().presigned(key)
+    return Response(status_code=302, content_type="application/json", body="",
+                    headers={"Location": location, "Cache-Control": "no-store"})
 
 
 @app.get("/v1/openapi.json")

@@ -53,9 +53,11 @@ def make_metering():
 
     def metering(app, next_middleware) -> Response:
         response = next_middleware(app)
+        context = app.context
+        if context.get("unmetered"):  # result links: no key, nothing to count
+            return response
         meter = runtime.usage_meter()
         event = app.current_event.raw_event
-        context = app.context
         delivered = response.status_code == 200 and not context.get("replayed")
         charge_here = delivered and context.get("charge") == CHARGE_HERE
         charged = charge_here or (delivered and context.get("charge") == CHARGED_BY_TASK)

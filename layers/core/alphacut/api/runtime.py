@@ -32,12 +32,36 @@ def pipeline() -> Pipeline:
     return once("pipeline", Pipeline.from_settings)
 
 
-def result_store(ttl_seconds: int | None = None):
-    """Signed result URLs (``ttl_seconds``: a route's own lifetime, e.g. seed 004's 24 hours)."""
+def link_signer():
+    """The result-link signer (the stack's secret), or None where none is configured."""
+    def make():
+        from alphacut.aws.secrets import secret_bytes
+        from alphacut.result_links import LinkSigner
+
+        return LinkSigner(secret_bytes(SETTINGS.result_link_secret_arn)) if SETTINGS.result_link_secret_arn else None
+
+    return once("link-signer", make)
+
+
+def public_base_url(event: dict | None) -> str:
+    """The API's own base URL as the caller reached it (scheme, host, stage), or "" outside a request."""
+    context = (event or {}).get("requestContext") or {}
+    host = context.get("domainName") or ""
+    if not host:
+        return ""
+    headers = {k.lower(): v for k, v in ((event or {}).get("headers") or {}).items()}
+    scheme = headers.get("x-forwarded-proto") or ("https" if "amazonaws.com" in host else "http")
+    stage = context.get("stage") or ""
+    return f"{scheme}://{host}" + (f"/{stage}" if stage else "")
+
+
+def result_store(ttl_seconds: int | None = None, event: dict | None = None):
+    """Where results go and how they are linked (``ttl_seconds``: a route's own lifetime, e.g.
+    seed 004's 24 hours; ``event``: the request, whose API base the links point back to)."""
     from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
 
-    ttl = ttl_seconds or SETTINGS.result_url_ttl
-    return once(f"store-{ttl}", lambda: ResultStore(SETTINGS.results_bucket, ttl))
+    return ResultStore(SETTINGS.results_bucket, ttl_seconds or SETTINGS.result_url_ttl,
+                       public_base_url(event), link_signer() if event else None)
 
 
 def task_service():

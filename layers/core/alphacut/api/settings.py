@@ -26,6 +26,7 @@ class ServiceSettings:
     # Ports other than 80 and 443 an image_url may use (empty in production)
     url_allowed_ports: tuple[int, ...] = ()
     warm_models: tuple[str, ...] = ()
+    result_link_secret_arn: str = ""   # signs /v1/results links (empty: presigned S3 URLs)
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -36,4 +37,5 @@ class ServiceSettings:
             url_allowed_hosts=_split(os.environ.get("IMAGE_URL_ALLOWED_HOSTS")),
             url_allowed_ports=tuple(int(p) for p in _split(os.environ.get("IMAGE_URL_ALLOWED_PORTS"))),
             warm_models=_split(os.environ.get("ALPHACUT_WARM_MODELS")),
+            result_link_secret_arn=os.environ.get("RESULT_LINK_SECRET_ARN", ""),
         )

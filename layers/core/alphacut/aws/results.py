@@ -1,10 +1,16 @@
-"""Result objects in S3, handed out as presigned GET URLs.
+"""Result objects in S3, handed out as links that last their whole promised lifetime.
+
+With a link signer and the API's public base URL (requests that came through the API), a link
+is ``<base>/v1/results/<token>`` (``alphacut.result_links``): the route checks the token and
+redirects to a URL presigned on the spot, so a 24-hour link outlives the credentials of the
+function that made it. Without them (the Notify step, the CLI), a presigned URL.
 
 Usage::
 
-    store = ResultStore.from_env()                          # RESULTS_BUCKET
+    store = ResultStore("bucket", ttl_seconds=86400, base_url="https://api.example/prod", signer=signer)
     link = store.put("results/2026-11-22/abc/image.png", data, "image/png")
     link.url, link.expires_at
+    store.presigned("results/2026-11-22/abc/image.png", seconds=300)   # what the route redirects to
 """
 
 from __future__ import annotations
@@ -12,12 +18,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache
 
 import boto3
 from botocore.config import Config
 
+from alphacut.result_links import ROUTE, LinkSigner
+
 URL_TTL_SECONDS = 3600
+REDIRECT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -27,30 +36,43 @@ class ResultLink:
     expires_at: int  # unix seconds
 
 
+@cache
+def s3_signing_client():
+    # SigV4 everywhere: presigned URLs must carry an expiry that S3 enforces
+    return boto3.client("s3", config=Config(signature_version="s3v4"))
+
+
 class ResultStore:
-    def __init__(self, bucket: str, ttl_seconds: int = URL_TTL_SECONDS):
+    def __init__(self, bucket: str, ttl_seconds: int = URL_TTL_SECONDS, base_url: str = "",
+                 signer: LinkSigner | None = None):
         if not bucket:
             raise ValueError("no results bucket configured (RESULTS_BUCKET)")
-        self.bucket = bucket
-        self.ttl_seconds = ttl_seconds
+        self.bucket, self.ttl_seconds = bucket, ttl_seconds
+        self.base_url, self.signer = base_url.rstrip("/"), signer
 
     @classmethod
     def from_env(cls) -> ResultStore:
         return cls(os.environ.get("RESULTS_BUCKET", ""), int(os.environ.get("RESULT_URL_TTL", URL_TTL_SECONDS)))
 
-    @cached_property
+    @property
     def client(self):
-        # SigV4 everywhere: presigned URLs must carry an expiry that S3 enforces
-        return boto3.client("s3", config=Config(signature_version="s3v4"))
+        return s3_signing_client()
 
     def put(self, key: str, data: bytes, content_type: str) -> ResultLink:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         return self.link(key)
 
     def link(self, key: str) -> ResultLink:
-        url = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.ttl_seconds)
-        return ResultLink(key=key, url=url, expires_at=int(time.time()) + self.ttl_seconds)
+        expires_at = int(time.time()) + self.ttl_seconds
+        if self.signer is not None and self.base_url:
+            url = f"{self.base_url}{ROUTE}/{self.signer.token(key, expires_at)}"
+        else:
+            url = self.presigned(key, self.ttl_seconds)
+        return ResultLink(key=key, url=url, expires_at=expires_at)
+
+    def presigned(self, key: str, seconds: int = REDIRECT_SECONDS) -> str:
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
+                                                  ExpiresIn=seconds)
 
     def sign(self, key: str) -> str:
         return self.link(key).url

@@ -78,7 +78,8 @@ def aidge_cutout():
         options = CutoutOptions(target_width=width, target_height=height, **BACKGROUNDS[background])
         result = pipeline_with(LIMITS).run(data, options)
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
-        link = runtime.result_store().put(key, result.image, result.content_type)
+        store = runtime.result_store(None, router.current_event.raw_event)
+        link = store.put(key, result.image, result.content_type)
         return json_response(200, {"resCode": 200, "resMessage": "success", "success": True, "requestId": request_id,
                                    "data": {"imageUrl": link.url, "width": result.width, "height": result.height}},
                              {"X-Request-Id": request_id})

@@ -59,7 +59,7 @@ def ailab_costume():
         params = apply_return_form({"return_form": fields["return_form"]} if "return_form" in fields else {})
         options = CutoutOptions.from_mapping(params)
         result = pipeline_with(LIMITS).costume(files["image"], options, garments)
-        store = runtime.result_store(URL_SECONDS)
+        store = runtime.result_store(URL_SECONDS, router.current_event.raw_event)
         folder = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
 
         def url(name: str, item) -> str:

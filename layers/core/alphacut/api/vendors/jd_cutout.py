@@ -38,7 +38,7 @@ def jd_cutout():
             raise InvalidOption("is empty: send the image bytes as the request body", field="body")
         result = runtime.pipeline().run(data, CutoutOptions())
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.png"
-        link = runtime.result_store().put(key, result.image, "image/png")
+        link = runtime.result_store(None, router.current_event.raw_event).put(key, result.image, "image/png")
         return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
 
     return vendor_answer(router, build, lambda error, status, rid: _envelope(rid, status, error_message(error)))

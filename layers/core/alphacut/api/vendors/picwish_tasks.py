@@ -42,7 +42,8 @@ def _error(error: Exception, status: int, _request_id: str) -> dict:
 
 def _data(record, return_type: str) -> dict:
     service = runtime.task_service()
-    data = service.describe(record, RETURN_TYPES[return_type] if return_type != "3" else "url", runtime.result_store())
+    store = runtime.result_store(None, router.current_event.raw_event)
+    data = service.describe(record, RETURN_TYPES[return_type] if return_type != "3" else "url", store)
     data["output_type"] = OUTPUT_CODES[data["output_type"]]
     data["return_type"] = int(return_type)
     return data

@@ -1,0 +1,45 @@
+"""Result links: a token names an object and its expiry, signed; forged, altered or late ones
+are refused (403 / 410), and only result objects can be named."""
+
+import pytest
+
+from alphacut.errors import LinkExpired, LinkInvalid, http_status
+from alphacut.result_links import LinkSigner
+
+NOW = 1_800_000_000.0
+
+
+def signer(now: float = NOW) -> LinkSigner:
+    return LinkSigner(b"stack-secret", clock=lambda: now)
+
+
+def test_a_link_opens_until_it_expires_a_day_later():
+    token = signer().token("results/2026-11-23/r1/image.png", int(NOW) + 86400)
+    assert signer(NOW + 86399).open(token) == "results/2026-11-23/r1/image.png"
+    with pytest.raises(LinkExpired) as late:
+        signer(NOW + 86401).open(token)
+    assert http_status(late.value) == 410 and late.value.field == "token"
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda t: t[:-2] + ("A" if t[-2] != "A" else "B") + t[-1],           # another signature
+    lambda t: "eyJrIjoiaWRlbXBvdGVuY3kveCIsImUiOjk5OTk5OTk5OTl9." + t.split(".")[1],  # another payload
+    lambda t: t.replace(".", ""), lambda t: "", lambda t: "a.b.c", lambda t: "%%%.###", lambda t: t + "x" * 3000,
+])
+def test_a_forged_or_damaged_link_is_refused(tamper):
+    token = signer().token("results/x.png", int(NOW) + 60)
+    with pytest.raises(LinkInvalid) as refused:
+        signer().open(tamper(token))
+    assert http_status(refused.value) == 403
+
+
+def test_another_stacks_link_is_refused():
+    token = LinkSigner(b"other-secret").token("results/x.png", int(NOW) + 60)
+    with pytest.raises(LinkInvalid):
+        signer().open(token)
+
+
+def test_only_result_objects_can_be_linked():
+    token = signer().token("idempotency/key/replay.json", int(NOW) + 60)
+    with pytest.raises(LinkInvalid):
+        signer().open(token)
