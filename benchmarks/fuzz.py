@@ -33,7 +33,7 @@ def main() -> None:
                 failures += 1
                 traceback.print_exc()
         rows.append((name, CASES[name], failures, time.monotonic() - started))
-    print(f"\n| property | cases run | failures | seconds |\n|---|---|---|---|")
+    print("\n| property | cases run | failures | seconds |\n|---|---|---|---|")
     for name, cases, failures, seconds in rows:
         print(f"| {name} | {cases} | {failures} | {seconds:.0f} |")
     print(f"| all | {sum(r[1] for r in rows)} | {sum(r[2] for r in rows)} | {sum(r[3] for r in rows):.0f} |")

@@ -14,7 +14,6 @@ import struct
 import zlib
 
 import numpy as np
-import pytest
 import requests
 from PIL import Image
 

@@ -13,10 +13,11 @@ Usage::
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
+
+from alphacut_dev.local.loops import BackgroundLoop
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 ASYNC_ATTEMPTS = 3
@@ -51,20 +52,12 @@ def status_event(execution: dict, region: str, account: str) -> dict:
             "resources": [execution["executionArn"]], "detail": detail}
 
 
-class ExecutionStatusRule:
+class ExecutionStatusRule(BackgroundLoop):
     def __init__(self, stack, pattern: dict, function: str):
+        super().__init__(f"rule-{function}")
         self.stack, self.pattern, self.function = stack, pattern, function
         self.seen: set[str] = set()
         self.delivered: list[dict] = []   # what was sent (tests read it)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"rule-{function}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
 
     def _run(self) -> None:
         from alphacut_dev.local.stack import ACCOUNT, REGION

@@ -23,6 +23,7 @@ import boto3
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.intrinsics import Resolver
+from alphacut_dev.local.loops import BackgroundLoop
 from alphacut_dev.local.worker import FunctionSpec, serve
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
@@ -142,23 +143,15 @@ class FunctionWorker:
         self.process = None
 
 
-class SqsPoller:
+class SqsPoller(BackgroundLoop):
     """Lambda's SQS event source mapping: long-poll, invoke with a batch, delete what succeeded
     (ReportBatchItemFailures honoured); failed messages come back after their visibility timeout
     and go to the dead-letter queue after maxReceiveCount, as on AWS."""
 
     def __init__(self, stack: LocalStack, queue_url: str, queue_arn: str, function: str, batch_size: int):
+        super().__init__(f"poll-{function}")
         self.stack, self.queue_url, self.queue_arn = stack, queue_url, queue_arn
         self.function, self.batch_size = function, batch_size
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"poll-{function}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
 
     def _run(self) -> None:
         sqs = self.stack.client("sqs")
