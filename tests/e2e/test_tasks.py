@@ -18,6 +18,7 @@ from PIL import Image
 
 from alphacut.aws.segment_step import MODEL_READ_TIMEOUT
 from alphacut.aws.tasks import TaskTable
+from alphacut.errors import NotFound
 from alphacut.tasks import FAILURE_MESSAGES, TaskState
 
 FINAL_WAIT = 90
@@ -137,6 +138,24 @@ def test_an_s3_upload_yields_its_result(stack):
     assert result.format == "WEBP" and result.size == (101, 101)
     record = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb")).by_source_key("incoming/seals/scan 1.png")
     assert record.state is TaskState.DONE and record.options["type"] == "stamp"
+
+
+def test_an_oversized_s3_upload_ends_in_minus_5_and_a_folder_marker_is_no_task(stack):
+    s3 = stack.client("s3")
+    bucket = stack.physical["UploadsBucket"]
+    s3.put_object(Bucket=bucket, Key="incoming/big/huge.jpg", Body=b"\xff\xd8" + b"\x00" * (16 * 1024 * 1024))
+    s3.put_object(Bucket=bucket, Key="incoming/new folder/", Body=b"")
+    table = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb"))
+    deadline, record = time.time() + FINAL_WAIT, None
+    while time.time() < deadline and not (record and record.state.is_final):
+        try:
+            record = table.by_source_key("incoming/big/huge.jpg")
+        except NotFound:  # not dispatched yet
+            pass
+        time.sleep(0.5)
+    assert record.state is TaskState.DOWNLOAD_TOO_LARGE and record.extra["error_name"] == "ImageTooLarge"
+    with pytest.raises(NotFound):
+        table.by_source_key("incoming/new folder/")
 
 
 def test_model_server_down_retries_then_recovers_or_fails(api, stack, photo):

@@ -64,3 +64,17 @@ def test_runtime_api_through_boto3(model_server, photo_bytes):
         client.invoke_endpoint(EndpointName="alphacut", Body=photo_bytes[:300], ContentType="image/jpeg")
     assert error.value.response["Error"]["Code"] == "ModelError"
     assert error.value.response.get("OriginalStatusCode") == 422
+
+
+def test_a_body_over_the_limit_or_a_bad_length_is_refused_before_reading(model_server):
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(model_server)
+    for declared, status in ((b"99999999999", b"424"), (b"-1", b"424"), (b"abc", b"424")):
+        with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+            connection.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: " + declared
+                               + b"\r\n\r\n")
+            answer = connection.recv(4096)
+        assert answer.split(b"\r\n")[0].split()[1] == status, answer[:200]
+        assert b"Content-Length" in answer.split(b"\r\n\r\n", 1)[1]  # the model error names the header

@@ -96,3 +96,13 @@ def test_a_charge_that_never_succeeds_ends_the_execution_in_charge_failed():
     from alphacut.aws.finalize import CHARGE_FAILED
 
     assert states["ChargeFailed"]["Error"] == CHARGE_FAILED
+
+
+def test_an_s3_notification_for_a_folder_marker_names_no_upload():
+    from alphacut.aws.dispatch import uploads_in
+
+    def record(key):
+        return {"s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "e"}}}
+
+    body = {"Records": [record("incoming/a+b.jpg"), record("incoming/folder/"), record("elsewhere/x.jpg")]}
+    assert list(uploads_in(body)) == [("b", "incoming/a b.jpg", "e")]
