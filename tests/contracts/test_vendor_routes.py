@@ -195,7 +195,7 @@ def test_aidge_post_base64_white_target_size_and_base64_wins(api, photo):
     ({"imageBase64": "PHOTO", "backGroundType": "TRANSPARENT", "targetWidth": "50"}, 400, 700, "targetWidth"),
     ({"imageBase64": "PHOTO", "backGroundType": "TRANSPARENT", "targetHeight": "3001"}, 400, 700, "targetHeight"),
     ({"imageBase64": "SMALL", "backGroundType": "TRANSPARENT"}, 422, 700, "image"),
-    ({"imageUrl": "http://169.254.169.254/latest", "backGroundType": "TRANSPARENT"}, 400, 700, "imageUrl"),
+    ({"imageUrl": "http://169.254.169.254/latest", "backGroundType": "TRANSPARENT"}, 422, 700, "imageUrl"),
 ])
 def test_aidge_invalid_input_is_700_naming_the_field(api, photo, params, status, code, field):
     values = {"PHOTO": _b64(photo), "SMALL": _b64(_sized(90, 90))}

@@ -14,11 +14,13 @@ import uuid
 
 import pytest
 
+from alphacut.aws.dispatch import upload_task_id
 from alphacut.aws.finalize import TaskFinalizer
 from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
 from alphacut.aws.task_service import step_input
 from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.aws.usage import UsageMeter
+from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
 from alphacut.tasks import TaskState
 from alphacut_dev.local.stack import ACCOUNT, REGION, STACK_NAME
@@ -42,15 +44,21 @@ def execution_arn(task_id: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK_NAME}-TaskStateMachine:{task_id}"
 
 
-def wait_for(stack, task_id: str, done=lambda r: r.state.is_final, timeout: float = FINAL_WAIT) -> TaskRecord:
+def wait_for(stack, task_id: str, done=lambda r: r.state.is_final, timeout: float = FINAL_WAIT,
+             missing_ok: bool = False) -> TaskRecord:
+    """The task once ``done`` holds; ``missing_ok``: it may not exist yet (a message not yet read)."""
     table = tasks_table(stack)
-    deadline = time.time() + timeout
+    deadline, record = time.time() + timeout, None
     while time.time() < deadline:
-        record = table.get(task_id)
-        if done(record):
+        try:
+            record = table.get(task_id)
+        except NotFound:
+            if not missing_ok:
+                raise
+        if record is not None and done(record):
             return record
         time.sleep(0.05)
-    pytest.fail(f"task {task_id} did not get there in {timeout} s: state {record.state}")
+    pytest.fail(f"task {task_id} did not get there in {timeout} s: {record}")
 
 
 def submit(api, photo: bytes) -> str:
@@ -59,7 +67,8 @@ def submit(api, photo: bytes) -> str:
     return answer.json()["data"]["task_id"]
 
 
-def queued_task(stack, photo: bytes, state: TaskState = TaskState.QUEUED, task_id: str = "", **extra) -> TaskRecord:
+def queued_task(stack, photo: bytes, state: TaskState = TaskState.QUEUED, task_id: str = "",
+                **extra) -> TaskRecord:
     """A task as POST /v1/tasks leaves it (input in S3, record in DynamoDB), without its message."""
     task_id = task_id or f"fault-{uuid.uuid4()}"
     record = TaskRecord(task_id=task_id, owner="fault-tests", options=CutoutOptions().to_dict(),
@@ -82,8 +91,9 @@ def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, p
         sqs.send_message(QueueUrl=stack.physical["TaskDeadLetterQueue"], MessageBody=body)
     ended = wait_for(stack, record.task_id)
     assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "DispatchFailed"
-    upload_task = wait_for(stack, tasks_table(stack).by_source_key("incoming/never started.jpg").task_id)
-    assert upload_task.state is TaskState.FAILED
+    upload_id = upload_task_id(stack.physical["UploadsBucket"], "incoming/never started.jpg", "abc")
+    upload_task = wait_for(stack, upload_id, missing_ok=True)
+    assert upload_task.state is TaskState.FAILED  # the upload became a task only to be ended
     time.sleep(2)  # the garbage message is consumed too: the dead-letter queue drains
     left = sqs.get_queue_attributes(QueueUrl=stack.physical["TaskDeadLetterQueue"],
                                     AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
@@ -180,8 +190,8 @@ def test_a_delivered_task_whose_charge_never_succeeds_is_recorded_unbilled(stack
     outcome = finalizer.execution_ended({"name": record.task_id, "status": "FAILED", "error": "ChargeFailed",
                                          "cause": "the task was delivered but its charge failed"})
     assert outcome == "unbilled"
-    item = stack.client("dynamodb").get_item(TableName=stack.physical["UsageTable"],
-                                             Key={"pk": {"S": f"unbilled#{record.task_id}"}, "sk": {"S": "-"}})
+    key = {"pk": {"S": f"unbilled#{record.task_id}"}, "sk": {"S": "-"}}
+    item = stack.client("dynamodb").get_item(TableName=stack.physical["UsageTable"], Key=key)
     assert item["Item"]["owner"]["S"] == "fault-tests"
     assert tasks_table(stack).get(record.task_id).state is TaskState.DONE  # delivered stays delivered
 
@@ -204,3 +214,14 @@ def test_fault_benchmark_small_run_leaves_nothing_unfinished_and_charges_exactly
     assert report.charged_wrongly() == []
     assert report.counted_charges == len(report.done)
     assert all(report.states[t] == -1 for t in report.poison_tasks)
+
+
+def test_an_execution_that_timed_out_ends_its_task_in_minus_8(stack, photo):
+    """What the status rule delivers for an execution past the machine's TimeoutSeconds."""
+    record = queued_task(stack, photo, TaskState.PROCESSING)
+    finalizer = TaskFinalizer(tasks_table(stack), None)
+    assert finalizer.execution_ended({"name": record.task_id, "status": "TIMED_OUT"}) == "ended"
+    ended = tasks_table(stack).get(record.task_id)
+    assert ended.state is TaskState.TIMED_OUT and ended.extra["error_name"] == "ExecutionTimedOut"
+    assert finalizer.execution_ended({"name": record.task_id, "status": "FAILED"}) == "final_already"
+

@@ -75,6 +75,18 @@ def test_a_body_over_the_limit_or_a_bad_length_is_refused_before_reading(model_s
         with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
             connection.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: " + declared
                                + b"\r\n\r\n")
-            answer = connection.recv(4096)
+            answer = _read_answer(connection)
         assert answer.split(b"\r\n")[0].split()[1] == status, answer[:200]
         assert b"Content-Length" in answer.split(b"\r\n\r\n", 1)[1]  # the model error names the header
+
+
+def _read_answer(connection) -> bytes:
+    """Status line, headers and the whole body (Content-Length of them), however it arrives."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += connection.recv(4096)
+    return head + b"\r\n\r\n" + body

@@ -106,3 +106,19 @@ def test_an_s3_notification_for_a_folder_marker_names_no_upload():
 
     body = {"Records": [record("incoming/a+b.jpg"), record("incoming/folder/"), record("elsewhere/x.jpg")]}
     assert list(uploads_in(body)) == [("b", "incoming/a b.jpg", "e")]
+
+
+def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
+    definition = json.loads(ASL.read_text())
+    states = definition["States"]
+
+    def retried_seconds(state, per_attempt):
+        rules = [r for r in state.get("Retry", []) if r.get("MaxAttempts", 3)]
+        worst = max(rules, key=lambda r: r["MaxAttempts"], default={"MaxAttempts": 0})
+        waits = sum(worst.get("IntervalSeconds", 1) * worst.get("BackoffRate", 2.0) ** n
+                    for n in range(worst["MaxAttempts"]))
+        return waits + (worst["MaxAttempts"] + 1) * per_attempt
+
+    slowest = (retried_seconds(states["MarkProcessing"], 1) + retried_seconds(states["Segment"], 30)
+               + retried_seconds(states["MarkDone"], 1) + retried_seconds(states["ChargeTask"], 15) + 15)
+    assert slowest < definition["TimeoutSeconds"] <= 900

@@ -219,7 +219,12 @@ def start_gateway(stack) -> ThreadingHTTPServer:
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
-    server = ThreadingHTTPServer((stack.host, stack.port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        # socketserver's default backlog is 5: a burst of clients (50 at once in the metering
+        # tests) would see connections reset, which API Gateway never does
+        request_queue_size = 128
+        daemon_threads = True
+
+    server = Server((stack.host, stack.port), Handler)
     threading.Thread(target=server.serve_forever, name="gateway", daemon=True).start()
     return server
