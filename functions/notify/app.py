@@ -6,8 +6,7 @@ import os
 
 from aws_lambda_powertools import Logger
 
-from alphacut.api.app import SETTINGS
-from alphacut.api.runtime import result_store
+from alphacut.api.runtime import SETTINGS, result_store
 from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
 

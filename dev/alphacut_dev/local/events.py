@@ -57,7 +57,6 @@ class ExecutionStatusRule(BackgroundLoop):
         super().__init__(f"rule-{function}")
         self.stack, self.pattern, self.function = stack, pattern, function
         self.seen: set[str] = set()
-        self.delivered: list[dict] = []   # what was sent (tests read it)
 
     def _run(self) -> None:
         from alphacut_dev.local.stack import ACCOUNT, REGION
@@ -81,7 +80,6 @@ class ExecutionStatusRule(BackgroundLoop):
                             self._deliver(event)
 
     def _deliver(self, event: dict) -> None:
-        self.delivered.append(event)
         worker = self.stack.workers[self.function]
         for attempt in range(ASYNC_ATTEMPTS):
             kind, result = worker.invoke(json.loads(json.dumps(event)), None)

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import re
 import socket
+from secrets import token_urlsafe
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,12 +33,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "alphacut-local"
 LAMBDA_OPT = "/opt"
-
-
-def secrets_token() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(36)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -416,7 +411,7 @@ class LocalStack:
 
         secrets = self.client("secretsmanager")
         for logical, resource in by_type("AWS::SecretsManager::Secret"):  # generated, as CloudFormation does
-            created = secrets.create_secret(Name=f"{STACK_NAME}-{logical}", SecretString=secrets_token())
+            created = secrets.create_secret(Name=f"{STACK_NAME}-{logical}", SecretString=token_urlsafe(36))
             refs[logical] = created["ARN"]
 
         dynamodb = self.client("dynamodb")
@@ -491,9 +486,12 @@ class LocalStack:
         for logical, resource in by_type("AWS::Events::Rule"):  # EventBridge rules -> function targets
             props = resolver.resolve(resource["Properties"])
             for target in props.get("Targets", []):
-                function = next(name for name, arn in attributes.items()
-                                if name[1] == "Arn" and arn == target["Arn"] and name[0] in self.workers)[0]
+                function = self.function_arns()[target["Arn"]]
                 self.rules.append(ExecutionStatusRule(self, props["EventPattern"], function))
+
+    def function_arns(self) -> dict[str, str]:
+        """Function ARN (as the translated template names it) -> logical id."""
+        return {f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{name}": name for name in self.workers}
 
     def _create_moto_functions(self, functions) -> None:
         """Register the functions in moto's Lambda (Step Functions invokes them there) and route
@@ -561,8 +559,7 @@ class LocalStack:
                             environment=environment, python_paths=python_paths)
 
     def _routes_from_swagger(self, body: dict, resolver: Resolver) -> None:
-        arn_to_function = {f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{name}": name
-                           for name in self.workers}
+        arn_to_function = self.function_arns()
         for path, methods in body.get("paths", {}).items():
             pattern = path_pattern(path)
             for method, operation in methods.items():

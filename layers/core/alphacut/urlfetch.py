@@ -187,7 +187,7 @@ def _read_body(sock, response, max_bytes: int, deadline: Deadline) -> bytes:
     chunks, size = [], 0
     while True:
         sock.settimeout(deadline.left())
-        chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
+        chunk = response.read1(CHUNK)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)

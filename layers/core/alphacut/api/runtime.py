@@ -95,13 +95,13 @@ def request_id(event: dict, lambda_context=None) -> str:
 DEFAULT_INVOCATION_SECONDS = 29.0
 
 
-def seconds_left(lambda_context, started: float | None = None):
+def seconds_left(lambda_context):
     """A function that says how long this invocation has left (the Lambda context knows)."""
     if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
         return lambda: lambda_context.get_remaining_time_in_millis() / 1000
     import time
 
-    deadline = (started or time.monotonic()) + DEFAULT_INVOCATION_SECONDS
+    deadline = time.monotonic() + DEFAULT_INVOCATION_SECONDS
     return lambda: deadline - time.monotonic()
 
 

@@ -122,10 +122,10 @@ class Dispatcher:
             self.start(self.task_from_upload(bucket, key, etag))
 
     def task_from_upload(self, bucket: str, key: str, etag: str) -> TaskRecord:
-        task_id = upload_task_id(bucket, key, etag)
         head = self.s3.head_object(Bucket=bucket, Key=key)
         metadata = head.get("Metadata", {})
         record = upload_record(bucket, key, etag)
+        task_id = record.task_id
         if head.get("ContentLength", 0) > self.max_bytes:  # never read a huge object to find out
             self.table.create(record)
             self.table.fail(task_id, TaskState.DOWNLOAD_TOO_LARGE,

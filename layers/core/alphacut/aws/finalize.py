@@ -75,9 +75,9 @@ class TaskFinalizer:
             owner = self.table.get(task_id).owner
         except NotFound:
             owner = ""
-        if self.meter is not None and self.meter.is_charged(task_id):
-            return "charged_already"
         if self.meter is not None:
+            if self.meter.is_charged(task_id):
+                return "charged_already"
             self.meter.record_unbilled(owner, task_id, cause or CHARGE_FAILED)
         logger.error("task delivered but not charged", extra={"task_id": task_id, "owner": owner})
         return "unbilled"

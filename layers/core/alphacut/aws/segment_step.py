@@ -91,8 +91,9 @@ class SageMakerMatting:
 
     @cached_property
     def client(self):
-        return boto3.client("sagemaker-runtime", config=Config(
-            retries={"total_max_attempts": 1}, connect_timeout=MODEL_CONNECT_TIMEOUT, read_timeout=MODEL_READ_TIMEOUT))
+        return boto3.client("sagemaker-runtime", config=Config(retries={"total_max_attempts": 1},
+                                                               connect_timeout=MODEL_CONNECT_TIMEOUT,
+                                                               read_timeout=MODEL_READ_TIMEOUT))
 
     def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image) -> np.ndarray:
         try:
