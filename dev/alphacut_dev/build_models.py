@@ -50,13 +50,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 5  # bump when the build changes what it writes
+BUILD_VERSION = 6  # bump when the build changes what it writes
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
 ISNET_FEATURE_OUTPUTS = ["input.948", "input.832", "input.740", "input.656"]
 ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
 ISNET_MATTE_OUTPUTS = ["output"]
+ISNET_SIDE = 1024
+ISNET_PREVIEW_SIDE = 768  # size=preview: 0.59x the model time, -2.4 IoU points on general (bench_preview.py)
 EXTERNAL_LOCATION = "weights.npz"
 
 
@@ -223,6 +225,33 @@ def isnet_to_fp32_graph(model_bytes: bytes, keep_outputs: list[str] | None = Non
     return model.SerializeToString(), weights
 
 
+def graph_at_side(graph_bytes: bytes, side: int) -> bytes:
+    """The ISNet graph for a ``side`` x ``side`` input instead of 1024².
+
+    Every Resize in the exported graph takes its target size from a constant worked out for a
+    1024² input (the decoder's upsampling to 32 .. 1024 px); the convolutions are size-free. So
+    the graph runs at another side once those constants are scaled and the declared shapes
+    changed. ``side`` must be a multiple of 32 (the smallest map is 1/32 of the input).
+    """
+    if side % 32:
+        raise ValueError(f"side must be a multiple of 32, not {side}")
+    model = onnx.load_from_string(graph_bytes)
+    graph = model.graph
+    resize_sizes = {node.input[3] for node in graph.node if node.op_type == "Resize" and len(node.input) > 3}
+    size_constants = {name for node in graph.node if node.op_type == "Concat" and node.output[0] in resize_sizes
+                      for name in node.input}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] in size_constants:
+            tensor = node.attribute[0].t
+            value = numpy_helper.to_array(tensor)
+            tensor.CopyFrom(numpy_helper.from_array((value * side // ISNET_SIDE).astype(value.dtype), tensor.name))
+    for value_info in [*graph.input, *graph.output]:
+        dims = value_info.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[2].dim_value == ISNET_SIDE:
+            dims[2].dim_value = dims[3].dim_value = side
+    return model.SerializeToString()
+
+
 def _channels(graph: onnx.GraphProto, weights: dict[str, np.ndarray]) -> dict[str, int]:
     """Channel count of every 4-D tensor ISNet's ops make, traced back to the Conv that made it."""
     producer = {output: node for node in graph.node for output in node.output}
@@ -349,12 +378,16 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         "files": {
             "graph.onnx": _write(out / "isnet" / "graph.onnx", graph_bytes),
             "graph_features.onnx": _write(out / "isnet" / "graph_features.onnx", features_bytes),
+            "graph_preview.onnx": _write(out / "isnet" / "graph_preview.onnx",
+                                         graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)),
             "weights.npz": _write(out / "isnet" / "weights.npz", buffer.getvalue()),
         },
         "input": {"name": "input", "shape": [1, 3, 1024, 1024], "layout": "NCHW", "colour": "RGB",
                   "resize": "bilinear stretch to 1024x1024", "normalisation": "(x - 128) / 256"},
         "outputs": {"matte": "output", "features": ISNET_FEATURE_OUTPUTS,
-                    "graphs": {"graph.onnx": ISNET_MATTE_OUTPUTS, "graph_features.onnx": ISNET_OUTPUTS}},
+                    "graphs": {"graph.onnx": ISNET_MATTE_OUTPUTS, "graph_features.onnx": ISNET_OUTPUTS,
+                               "graph_preview.onnx": ISNET_MATTE_OUTPUTS}},
+        "preview_input": {"graph": "graph_preview.onnx", "shape": [1, 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE]},
         "weights_dtype": "float16 on disk, float32 in the session",
     }
 

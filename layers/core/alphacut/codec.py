@@ -18,6 +18,7 @@ import io
 import os
 import struct
 import warnings
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -142,12 +143,47 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
     return DecodedImage(rgb=np.ascontiguousarray(rgb, dtype=np.uint8), alpha=alpha, format=fmt)
 
 
-def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    """Alpha-blend an RGB cutout onto a solid colour: returns opaque uint8 RGB."""
+def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] | np.ndarray) -> np.ndarray:
+    """Alpha-blend an RGB cutout onto a solid colour (or an H x W x 3 picture): opaque uint8 RGB."""
     a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
     background = np.asarray(color, dtype=np.float32)
     out = rgb.astype(np.float32) * a + background * (1.0 - a)
     return (out + 0.5).astype(np.uint8)
+
+
+def compose_on_translucent(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int, int]
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The cutout over a see-through colour (RGBA): the colours and alpha of the two layers merged."""
+    a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
+    back_alpha = color[3] / 255.0
+    out_alpha = a + back_alpha * (1.0 - a)
+    mixed = rgb.astype(np.float32) * a + np.asarray(color[:3], np.float32) * back_alpha * (1.0 - a)
+    colours = mixed / np.maximum(out_alpha, 1e-6)
+    return (np.clip(colours, 0, 255) + 0.5).astype(np.uint8), (out_alpha[:, :, 0] * 255.0 + 0.5).astype(np.uint8)
+
+
+def cover(image: DecodedImage, width: int, height: int) -> np.ndarray:
+    """A background picture scaled to cover ``width`` x ``height`` (aspect kept) and centred:
+    H x W x 3 uint8. A transparent background picture shows white where it is see-through."""
+    rgb = image.rgb if image.alpha is None else compose_on_color(image.rgb, image.alpha, (255, 255, 255))
+    factor = max(width / image.width, height / image.height)
+    scaled_w, scaled_h = max(width, round(image.width * factor)), max(height, round(image.height * factor))
+    picture = Image.fromarray(rgb)
+    if (scaled_w, scaled_h) != picture.size:
+        picture = picture.resize((scaled_w, scaled_h), Image.Resampling.LANCZOS)
+    left, top = (scaled_w - width) // 2, (scaled_h - height) // 2
+    return np.asarray(picture.crop((left, top, left + width, top + height)))
+
+
+def downscale(image: DecodedImage, width: int, height: int) -> DecodedImage:
+    """The image at ``width`` x ``height`` (Lanczos), alpha included; as is when already that size."""
+    if (width, height) == (image.width, image.height):
+        return image
+    rgb = np.asarray(Image.fromarray(image.rgb).resize((width, height), Image.Resampling.LANCZOS))
+    alpha = None
+    if image.alpha is not None:
+        alpha = np.asarray(Image.fromarray(image.alpha).resize((width, height), Image.Resampling.LANCZOS))
+    return DecodedImage(rgb, alpha, image.format)
 
 
 # ---- PNG: written here rather than by Pillow, which takes twice as long --------------------------
@@ -223,8 +259,15 @@ def _save(pixels: np.ndarray, fmt: ImageFormat) -> bytes:
 
 
 def encode_cutout(rgb: np.ndarray, alpha: np.ndarray, fmt: ImageFormat,
-                  background: tuple[int, int, int] | None = None) -> bytes:
-    """PNG/WEBP keep the alpha; with a background (always for JPEG) the cutout is composed on it."""
+                  background: tuple[int, ...] | np.ndarray | None = None) -> bytes:
+    """PNG/WEBP keep the alpha; with a background (always for JPEG) the cutout is composed on it: a
+    colour, a see-through colour (RGBA: the result keeps some transparency) or an H x W x 3 picture.
+    ZIP holds ``color.jpg`` (the colours) and ``alpha.png`` (the alpha) of the result."""
+    if isinstance(background, tuple) and len(background) == 4:
+        rgb, alpha = compose_on_translucent(rgb, alpha, background)
+        background = None
+    if fmt is ImageFormat.ZIP:
+        return encode_zip(rgb, alpha, background)
     if background is None and fmt is ImageFormat.JPG:
         background = (255, 255, 255)
     if background is not None:
@@ -236,6 +279,20 @@ def encode_cutout(rgb: np.ndarray, alpha: np.ndarray, fmt: ImageFormat,
     # one 32-bit store per pixel is 4x quicker than a boolean index over the 4 channels
     rgba.view(np.uint32)[:, :, 0][alpha == 0] = 0
     return _save(rgba, fmt)
+
+
+def encode_zip(rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, ...] | np.ndarray | None = None) -> bytes:
+    """remove.bg's zip format: ``color.jpg`` (the foreground colours, composed on the background if
+    one is given) and ``alpha.png`` (the matte; all opaque over a background). JPEG keeps the colour
+    small, PNG keeps the edges exact."""
+    if background is not None:
+        rgb = compose_on_color(rgb, alpha, background)
+        alpha = np.full_like(alpha, 255)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # both members are compressed already
+        archive.writestr("color.jpg", _save(np.ascontiguousarray(rgb), ImageFormat.JPG))
+        archive.writestr("alpha.png", encode_mask(np.ascontiguousarray(alpha)))
+    return buffer.getvalue()
 
 
 def encode_mask(alpha: np.ndarray) -> bytes:

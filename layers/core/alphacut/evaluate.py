@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from alphacut.costume import CLASS_NAMES, GT_COARSE_TO_CLASS, SEED_GARMENTS, confusion, iou_per_class
-from alphacut.options import SubjectType
+from alphacut.options import CutoutOptions, SubjectType
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SPLITS = ("all", "dev", "test")
@@ -95,13 +95,20 @@ def score(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate(directory: Path, pipeline, subject: SubjectType, split: str = "all",
-             progress: Callable[[int, int], None] | None = None, truth: str = "gt") -> EvalReport:
+             progress: Callable[[int, int], None] | None = None, truth: str = "gt",
+             options: CutoutOptions | None = None) -> EvalReport:
+    """``options`` (size=preview, ...) run as given; the ground truth is resized (nearest) to a
+    result smaller than the photo."""
+    options = (options or CutoutOptions()).with_changes(type=subject)
     report = EvalReport(directory=directory, subject=subject, split=split)
     found = pairs(directory, split, truth)
     for index, (stem, image_path, truth_path) in enumerate(found):
-        image = pipeline.decode(image_path.read_bytes())
-        alpha = pipeline.segment(image, subject).alpha
-        truth = np.asarray(Image.open(truth_path).convert("L"))
+        image = pipeline.decode(image_path.read_bytes(), None, options)
+        alpha = pipeline.segment(image, options).alpha
+        truth = Image.open(truth_path).convert("L")
+        if truth.size != (image.width, image.height) and options.size.megapixels is not None:
+            truth = truth.resize((image.width, image.height), Image.Resampling.NEAREST)
+        truth = np.asarray(truth)
         if truth.shape != alpha.shape:
             raise ValueError(f"{truth_path}: ground truth is {truth.shape}, image is {alpha.shape}")
         report.scores.append(Score(stem, *score(alpha, truth)))

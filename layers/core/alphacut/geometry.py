@@ -6,7 +6,8 @@ Usage::
 
     box = subject_bbox(alpha_u8)                          # None when nothing is there
     box = expand_box(box, Margin(5, percent=True), w, h)
-    rgb, alpha = fit_into(rgb, alpha, 800, 600)           # seed 003's targetWidth/targetHeight
+    rgb, alpha = fit_into(rgb, alpha, 800, 600)           # AIDGE's targetWidth/targetHeight
+    rgb, alpha = place(rgb, alpha, box, scale=0.8, position=Position(50, 50))
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from alphacut.options import Margin
+from alphacut.options import Margin, Margins, Position
 
 Box = tuple[int, int, int, int]
 SUBJECT_THRESHOLD = 13  # alpha/255 ~ 5%: faint haze is not subject, soft hair is
@@ -30,11 +31,59 @@ def subject_bbox(alpha: np.ndarray, threshold: int = SUBJECT_THRESHOLD) -> Box |
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def expand_box(box: Box, margin: Margin, width: int, height: int) -> Box:
-    """Grow ``box`` by the margin on every side (percent of the box's longer side), within the image."""
+def expand_box(box: Box, margin: Margin | Margins, width: int, height: int) -> Box:
+    """Grow ``box`` by the margin on each side (a percent is of the box's longer side), within the image."""
     left, top, right, bottom = box
-    pad = margin.pixels(max(right - left, bottom - top))
-    return max(left - pad, 0), max(top - pad, 0), min(right + pad, width), min(bottom + pad, height)
+    pad_top, pad_right, pad_bottom, pad_left = margin.sides(max(right - left, bottom - top))
+    return (max(left - pad_left, 0), max(top - pad_top, 0), min(right + pad_right, width),
+            min(bottom + pad_bottom, height))
+
+
+def keep_inside(alpha: np.ndarray, box: Box) -> np.ndarray:
+    """The alpha with everything outside ``box`` made transparent (a region of interest)."""
+    left, top, right, bottom = box
+    kept = np.zeros_like(alpha)
+    kept[top:bottom, left:right] = alpha[top:bottom, left:right]
+    return kept
+
+
+def _resize_pair(rgb: np.ndarray, alpha: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    if (width, height) == (alpha.shape[1], alpha.shape[0]):
+        return rgb, alpha
+    method = Image.Resampling.LANCZOS
+    return (np.asarray(Image.fromarray(rgb).resize((width, height), method)),
+            np.asarray(Image.fromarray(alpha).resize((width, height), method)))
+
+
+def place(rgb: np.ndarray, alpha: np.ndarray, subject: Box, scale: float | None, position: Position
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The subject (the ``subject`` box) moved and scaled on a transparent canvas of the same size.
+
+    ``scale`` fits it into that share of the canvas (aspect kept; None keeps its size); ``position``
+    puts it at x%/y% of the free space (50/50 centres it) or, when original, keeps its centre where
+    it was.
+    """
+    height, width = alpha.shape
+    left, top, right, bottom = subject
+    sub_rgb, sub_alpha = rgb[top:bottom, left:right], alpha[top:bottom, left:right]
+    new_width, new_height = right - left, bottom - top
+    if scale is not None:
+        factor = min(width * scale / new_width, height * scale / new_height)
+        new_width, new_height = max(1, round(new_width * factor)), max(1, round(new_height * factor))
+        sub_rgb, sub_alpha = _resize_pair(sub_rgb, sub_alpha, new_width, new_height)
+    if position.original:
+        x = round((left + right) / 2 - new_width / 2)
+        y = round((top + bottom) / 2 - new_height / 2)
+    else:
+        x = round((width - new_width) * position.x / 100)
+        y = round((height - new_height) * position.y / 100)
+    x, y = min(max(x, 0), max(width - new_width, 0)), min(max(y, 0), max(height - new_height, 0))
+    out_rgb = np.zeros_like(rgb)
+    out_alpha = np.zeros_like(alpha)
+    shown_w, shown_h = min(new_width, width - x), min(new_height, height - y)
+    out_rgb[y:y + shown_h, x:x + shown_w] = sub_rgb[:shown_h, :shown_w]
+    out_alpha[y:y + shown_h, x:x + shown_w] = sub_alpha[:shown_h, :shown_w]
+    return out_rgb, out_alpha
 
 
 def crop(rgb: np.ndarray, alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
@@ -60,10 +109,7 @@ def fit_into(rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_heigh
     scale = min(canvas_width / width, canvas_height / height)
     new_width = min(canvas_width, max(1, round(width * scale)))
     new_height = min(canvas_height, max(1, round(height * scale)))
-    if (new_width, new_height) != (width, height):
-        method = Image.Resampling.LANCZOS
-        rgb = np.asarray(Image.fromarray(rgb).resize((new_width, new_height), method))
-        alpha = np.asarray(Image.fromarray(alpha).resize((new_width, new_height), method))
+    rgb, alpha = _resize_pair(rgb, alpha, new_width, new_height)
     out_rgb = np.zeros((canvas_height, canvas_width, 3), np.uint8)
     out_alpha = np.zeros((canvas_height, canvas_width), np.uint8)
     x = (canvas_width - new_width) // 2
@@ -71,3 +117,11 @@ def fit_into(rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_heigh
     out_rgb[y:y + new_height, x:x + new_width] = rgb
     out_alpha[y:y + new_height, x:x + new_width] = alpha
     return out_rgb, out_alpha
+
+
+def cap_megapixels(width: int, height: int, megapixels: float | None) -> tuple[int, int]:
+    """The largest size with the same aspect within ``megapixels`` (None or already within: as is)."""
+    if megapixels is None or width * height <= megapixels * 1_000_000:
+        return width, height
+    factor = (megapixels * 1_000_000 / (width * height)) ** 0.5
+    return max(1, int(width * factor)), max(1, int(height * factor))

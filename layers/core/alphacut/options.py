@@ -7,13 +7,15 @@ Usage::
 
     options = CutoutOptions.from_mapping({"type": "person", "format": "jpg", "bg_color": "#00ff00"})
     options = CutoutOptions(output="mask")
+    options = CutoutOptions(size="preview", roi="10% 10% 90% 90%", scale="80%", position="center",
+                            bg_image_url="https://example.com/beach.jpg", format="zip")
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -47,21 +49,25 @@ class ImageFormat(StrEnum):
     PNG = "png"
     JPG = "jpg"
     WEBP = "webp"
+    ZIP = "zip"    # color.jpg (the colours) + alpha.png (the matte), as remove.bg's zip format
 
     @property
     def content_type(self) -> str:
-        return {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[self.value]
+        return {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "zip": "application/zip"}[self.value]
 
 
 _FORMAT_ALIASES = {"jpeg": "jpg"}
+AUTO_FORMAT = "auto"  # png where the result has transparency, jpg where a background fills it
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _MARGIN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(px|%)?\s*$")
+_SEPARATORS = re.compile(r"[\s,]+")
 
 
 @dataclass(frozen=True)
 class Margin:
-    """Space kept around the subject when cropping: pixels, or a percent of the subject's size."""
+    """A length: pixels, or a percent of some extent (the subject's size for crop margins, the
+    image's width or height for a region of interest)."""
 
     value: float = 0.0
     percent: bool = False
@@ -69,8 +75,92 @@ class Margin:
     def pixels(self, extent: int) -> int:
         return round(extent * self.value / 100) if self.percent else round(self.value)
 
+    def sides(self, extent: int) -> tuple[int, int, int, int]:
+        """The same margin on every side: top, right, bottom, left."""
+        return (self.pixels(extent),) * 4
+
     def __str__(self) -> str:
         return f"{self.value:g}%" if self.percent else f"{self.value:g}px"
+
+
+@dataclass(frozen=True)
+class Margins:
+    """Crop margins per side, as CSS writes them: top, right, bottom, left."""
+
+    top: Margin
+    right: Margin
+    bottom: Margin
+    left: Margin
+
+    def sides(self, extent: int) -> tuple[int, int, int, int]:
+        return tuple(side.pixels(extent) for side in (self.top, self.right, self.bottom, self.left))
+
+    def __str__(self) -> str:
+        return " ".join(str(side) for side in (self.top, self.right, self.bottom, self.left))
+
+
+# remove.bg's output sizes: the most megapixels a result may have (None: the image's own size)
+SIZE_MEGAPIXELS: dict[str, float | None] = {
+    "preview": 0.25, "small": 0.25, "regular": 0.25, "medium": 1.5, "hd": 4.0,
+    "full": None, "4k": None, "auto": None}
+PREVIEW_MEGAPIXELS = 0.25
+_MEGAPIXEL_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*mp$")
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    """How large the result may be: ``preview`` (0.25 MP, and the faster preview model), ``medium``
+    (1.5 MP), ``hd`` (4 MP), ``full`` (the image's own size) or a megapixel count such as ``10MP``."""
+
+    name: str = "full"
+    megapixels: float | None = None
+
+    @property
+    def preview(self) -> bool:
+        return self.megapixels is not None and self.megapixels <= PREVIEW_MEGAPIXELS
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the subject goes on the canvas: ``x``/``y`` in percent of the free space (0 = left/top,
+    100 = right/bottom), or None for where it was in the photo."""
+
+    x: float | None = None
+    y: float | None = None
+
+    @property
+    def original(self) -> bool:
+        return self.x is None
+
+    def __str__(self) -> str:
+        if self.original:
+            return "original"
+        return "center" if (self.x, self.y) == (50.0, 50.0) else f"{self.x:g}% {self.y:g}%"
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A region of interest: only the subject inside it is kept. Corners x1 y1 x2 y2, each in
+    pixels or in percent of the image's width (x) or height (y)."""
+
+    x1: Margin
+    y1: Margin
+    x2: Margin
+    y2: Margin
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) inside a ``width`` x ``height`` image."""
+        left, right = (min(max(c.pixels(width), 0), width) for c in (self.x1, self.x2))
+        top, bottom = (min(max(c.pixels(height), 0), height) for c in (self.y1, self.y2))
+        if right <= left or bottom <= top:
+            raise InvalidOption(f"{self} holds no pixel of this {width}x{height} image", field="roi")
+        return left, top, right, bottom
+
+    def __str__(self) -> str:
+        return " ".join(str(c) for c in (self.x1, self.y1, self.x2, self.y2))
 
 
 def _choice(enum: type[StrEnum], value: Any, field: str, aliases: Mapping[str, str] | None = None):
@@ -96,21 +186,23 @@ def parse_bool(value: Any, field: str) -> bool:
     raise InvalidOption(f"must be true or false (1 or 0), not {value!r}", field=field)
 
 
-def parse_color(value: Any, field: str = "bg_color") -> tuple[int, int, int]:
-    """Hex (``#RRGGBB``, ``RRGGBB``, ``#RGB``) or a CSS colour name, to an RGB tuple."""
-    if isinstance(value, tuple) and len(value) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in value):
-        return value
+Color = tuple[int, int, int] | tuple[int, int, int, int]
+
+
+def parse_color(value: Any, field: str = "bg_color") -> Color:
+    """Hex (``#RRGGBB``, ``RRGGBB``, ``#RGB``; ``#RRGGBBAA`` or ``#RGBA`` for a see-through colour)
+    or a CSS colour name, to an RGB tuple (RGBA when the colour is not opaque)."""
+    if isinstance(value, tuple) and len(value) in (3, 4) and all(isinstance(c, int) and 0 <= c <= 255 for c in value):
+        return value if len(value) == 3 or value[3] != 255 else value[:3]
     text = str(value).strip()
-    if re.fullmatch(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}", text):
+    if re.fullmatch(r"[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}", text):
         text = "#" + text
     try:
         rgb = ImageColor.getrgb(text)
     except ValueError:
-        raise InvalidOption(f"must be a hex colour such as #ffffff or a colour name, not {value!r}",
-                            field=field) from None
-    if len(rgb) == 4 and rgb[3] != 255:
-        raise InvalidOption("must be an opaque colour (no alpha)", field=field)
-    return tuple(rgb[:3])
+        raise InvalidOption(f"must be a hex colour such as #ffffff (#ffffff80 with alpha) or a colour name, "
+                            f"not {value!r}", field=field) from None
+    return tuple(rgb) if len(rgb) == 4 and rgb[3] != 255 else tuple(rgb[:3])
 
 
 def parse_dimension(value: Any, field: str, low: int = 1, high: int = MAX_TARGET_SIDE) -> int | None:
@@ -126,18 +218,106 @@ def parse_dimension(value: Any, field: str, low: int = 1, high: int = MAX_TARGET
     return number
 
 
-def parse_margin(value: Any, field: str = "crop_margin") -> Margin:
-    if isinstance(value, Margin):
-        return value
+def parse_length(value: Any, field: str, max_percent: float = 100, max_pixels: int = MAX_TARGET_SIDE) -> Margin:
+    """One length: ``12``, ``12px`` or ``5%``."""
     match = _MARGIN.match(str(value))
     if not match:
         raise InvalidOption(f"must be pixels (12 or 12px) or a percent (5%), not {value!r}", field=field)
     number, unit = float(match.group(1)), match.group(2)
-    if unit == "%" and number > 100:
-        raise InvalidOption("must be at most 100%", field=field, limit=100)
-    if unit != "%" and number > MAX_TARGET_SIDE:
-        raise InvalidOption(f"must be at most {MAX_TARGET_SIDE}px", field=field, limit=MAX_TARGET_SIDE)
+    if unit == "%" and number > max_percent:
+        raise InvalidOption(f"must be at most {max_percent:g}%", field=field, limit=f"{max_percent:g}%")
+    if unit != "%" and number > max_pixels:
+        raise InvalidOption(f"must be at most {max_pixels}px", field=field, limit=max_pixels)
     return Margin(number, unit == "%")
+
+
+def parse_margin(value: Any, field: str = "crop_margin", max_percent: float = 100,
+                 max_pixels: int = MAX_TARGET_SIDE) -> Margin | Margins:
+    """One margin for every side, or two (top/bottom, left/right) or four (top, right, bottom, left)."""
+    if isinstance(value, Margin | Margins):
+        return value
+    parts = [part for part in _SEPARATORS.split(str(value).strip()) if part]
+    lengths = [parse_length(part, field, max_percent, max_pixels) for part in parts]
+    if len(lengths) == 1:
+        return lengths[0]
+    if len(lengths) == 2:
+        return Margins(lengths[0], lengths[1], lengths[0], lengths[1])
+    if len(lengths) == 4:
+        return Margins(*lengths)
+    raise InvalidOption(f"takes one, two or four lengths (as CSS margins), not {value!r}", field=field)
+
+
+def parse_size(value: Any, field: str = "size") -> OutputSize:
+    if isinstance(value, OutputSize):
+        return value
+    text = str(value).strip().lower()
+    if text in SIZE_MEGAPIXELS:
+        return OutputSize(text, SIZE_MEGAPIXELS[text])
+    match = _MEGAPIXEL_SIZE.match(text)
+    if match and 0.1 <= float(match.group(1)) <= 100:
+        return OutputSize(f"{float(match.group(1)):g}MP", float(match.group(1)))
+    raise InvalidOption(f"must be one of {', '.join(SIZE_MEGAPIXELS)} or megapixels from 0.1MP to 100MP "
+                        f"(such as 10MP), not {value!r}", field=field)
+
+
+def parse_scale(value: Any, field: str = "scale") -> float | None:
+    """``original`` (None) or 10% to 100%: the subject's share of the canvas, as a fraction."""
+    if value is None or isinstance(value, float):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "original"):
+        return None
+    try:
+        percent = float(text.removesuffix("%"))
+    except ValueError:
+        percent = -1.0
+    if not 10 <= percent <= 100:
+        raise InvalidOption(f"must be original or a percent from 10% to 100%, not {value!r}", field=field,
+                            limit=["10%", "100%"])
+    return percent / 100
+
+
+def parse_position(value: Any, field: str = "position") -> Position | None:
+    """``original``, ``center``, one percent for both axes (``30%``) or two (``0% 100%``)."""
+    if value is None or isinstance(value, Position):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "original"):
+        return Position()
+    if text == "center":
+        return Position(50.0, 50.0)
+    parts = [part for part in _SEPARATORS.split(text) if part]
+    try:
+        numbers = [float(part.removesuffix("%")) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (1, 2) or not all(0 <= n <= 100 for n in numbers):
+        raise InvalidOption(f"must be original, center, or one or two percents from 0% to 100%, not {value!r}",
+                            field=field)
+    return Position(numbers[0], numbers[-1])
+
+
+def parse_roi(value: Any, field: str = "roi") -> Roi | None:
+    """``x1 y1 x2 y2``, each in pixels (``px`` or none) or percent (``%``)."""
+    if value is None or isinstance(value, Roi):
+        return value
+    parts = [part for part in _SEPARATORS.split(str(value).strip()) if part]
+    if len(parts) != 4:
+        raise InvalidOption(f"must be four corners x1 y1 x2 y2 (such as 0% 0% 100% 100% or 10px 20px 300px 400px), "
+                            f"not {value!r}", field=field)
+    x1, y1, x2, y2 = (parse_length(part, field, 100, 1_000_000) for part in parts)
+    for low, high in ((x1, x2), (y1, y2)):
+        if low.percent == high.percent and low.value >= high.value:
+            raise InvalidOption(f"x1 must be less than x2 and y1 less than y2, not {value!r}", field=field)
+    return Roi(x1, y1, x2, y2)
+
+
+def parse_channels(value: Any, field: str = "channels") -> OutputKind:
+    """remove.bg's ``channels``: rgba (the cutout) or alpha (the matte alone), as an output kind."""
+    text = str(value).strip().lower()
+    if text not in ("rgba", "alpha"):
+        raise InvalidOption(f"must be rgba or alpha, not {value!r}", field=field)
+    return OutputKind.MASK if text == "alpha" else OutputKind.IMAGE
 
 
 @dataclass(frozen=True)
@@ -145,49 +325,89 @@ class CutoutOptions:
     """What to cut out and how to deliver it.
 
     - ``type``: auto | object | person | stamp | costume
-    - ``output``: image (the cutout) | mask (one-channel alpha) | both
-    - ``format``: png | jpg | webp; jpg has no alpha, so it is composed on ``bg_color`` (white default)
-    - ``bg_color``: compose the cutout on this colour instead of transparency
-    - ``crop`` / ``crop_margin``: cut the result to the subject's box, with a margin
+    - ``output``: image (the cutout) | mask (one-channel alpha) | both; ``channels=alpha`` is mask
+    - ``format``: png | jpg | webp | zip (color.jpg + alpha.png) | auto (png, or jpg when a
+      background fills the picture); jpg has no alpha, so it is composed on white by default
+    - ``size``: preview (0.25 MP, faster model) | medium | hd | full | ``<n>MP``: the result's most pixels
+    - ``roi``: x1 y1 x2 y2 (px or %): only the subject inside this region is kept
+    - ``bg_color`` / ``bg_image_url`` / ``bg_image``: compose the cutout on a colour (``#rrggbbaa``
+      for a see-through one) or on an image scaled to cover the result, instead of transparency
+    - ``crop`` / ``crop_margin``: cut the result to the subject's box, with a margin (1, 2 or 4 lengths)
+    - ``scale`` / ``position``: the subject's size (10-100 % of the canvas) and place on it
     - ``target_width`` / ``target_height``: crop the blank margins and scale the subject into this box
-      (seed 003); with one of the two, the other follows the subject's aspect ratio
+      (Alibaba AIDGE's targetWidth/targetHeight); with one of the two, the other follows the aspect ratio
     """
 
     type: SubjectType = SubjectType.AUTO
     output: OutputKind = OutputKind.IMAGE
     format: ImageFormat = ImageFormat.PNG
-    bg_color: tuple[int, int, int] | None = None
+    size: OutputSize = OutputSize()
+    roi: Roi | None = None
+    bg_color: Color | None = None
+    bg_image_url: str | None = None
+    bg_image: bytes | None = field(default=None, repr=False, compare=False)  # the decoded-later file
     crop: bool = False
-    crop_margin: Margin = Margin()
+    crop_margin: Margin | Margins = Margin()
+    scale: float | None = None
+    position: Position | None = None
     target_width: int | None = None
     target_height: int | None = None
 
     def __post_init__(self):
         # Normalise so that CutoutOptions(format="jpeg") and from_mapping agree.
-        object.__setattr__(self, "type", _choice(SubjectType, self.type, "type"))
-        object.__setattr__(self, "output", _choice(OutputKind, self.output, "output"))
-        object.__setattr__(self, "format", _choice(ImageFormat, self.format, "format", _FORMAT_ALIASES))
+        set_ = object.__setattr__
+        set_(self, "type", _choice(SubjectType, self.type, "type"))
+        set_(self, "output", _choice(OutputKind, self.output, "output"))
+        set_(self, "size", parse_size(self.size))
+        set_(self, "roi", parse_roi(self.roi))
         if self.bg_color is not None:
-            object.__setattr__(self, "bg_color", parse_color(self.bg_color))
-        object.__setattr__(self, "crop", parse_bool(self.crop, "crop"))
-        object.__setattr__(self, "crop_margin", parse_margin(self.crop_margin))
-        object.__setattr__(self, "target_width", parse_dimension(self.target_width, "target_width"))
-        object.__setattr__(self, "target_height", parse_dimension(self.target_height, "target_height"))
+            set_(self, "bg_color", parse_color(self.bg_color))
+        set_(self, "bg_image_url", (self.bg_image_url or "").strip() or None)
+        set_(self, "bg_image", self.bg_image or None)
+        if sum(x is not None for x in (self.bg_color, self.bg_image_url, self.bg_image)) > 1:
+            raise InvalidOption("give one background: bg_color, bg_image_url or bg_image_file", field="bg_color")
+        if str(self.format).strip().lower() == AUTO_FORMAT:
+            set_(self, "format", ImageFormat.JPG if self.fills_background else ImageFormat.PNG)
+        set_(self, "format", _choice(ImageFormat, self.format, "format", _FORMAT_ALIASES))
+        set_(self, "crop", parse_bool(self.crop, "crop"))
+        set_(self, "crop_margin", parse_margin(self.crop_margin))
+        set_(self, "scale", parse_scale(self.scale))
+        set_(self, "position", parse_position(self.position))
+        set_(self, "target_width", parse_dimension(self.target_width, "target_width"))
+        set_(self, "target_height", parse_dimension(self.target_height, "target_height"))
 
     @property
-    def background(self) -> tuple[int, int, int] | None:
-        """The colour the cutout is composed on, or None for transparency."""
-        if self.bg_color is None and self.format is ImageFormat.JPG:
+    def fills_background(self) -> bool:
+        """True when an opaque colour or an image fills everything behind the subject."""
+        return self.bg_image_url is not None or self.bg_image is not None or (
+            self.bg_color is not None and len(self.bg_color) == 3)
+
+    @property
+    def background(self) -> Color | None:
+        """The colour the cutout is composed on, or None for transparency (or a background image)."""
+        if self.bg_color is None and self.format is ImageFormat.JPG and not self.has_background_image:
             return (255, 255, 255)
         return self.bg_color
+
+    @property
+    def has_background_image(self) -> bool:
+        return self.bg_image_url is not None or self.bg_image is not None
 
     @property
     def resizes(self) -> bool:
         return self.target_width is not None or self.target_height is not None
 
+    @property
+    def placement(self) -> Position | None:
+        """Where the subject goes, or None to leave it where it is (scale implies center)."""
+        position = self.position if self.position is not None else (
+            Position(50.0, 50.0) if self.scale is not None else Position())
+        return None if position.original and self.scale is None else position
+
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        """The request parameters the options read (``bg_image`` arrives as ``bg_image_file``)."""
+        return [f.name for f in fields(cls) if f.name != "bg_image"] + ["channels"]
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any], *, strict: bool = False) -> CutoutOptions:
@@ -199,17 +419,31 @@ class CutoutOptions:
                 raise InvalidOption(f"unknown parameter; known ones are {', '.join(sorted(known))}",
                                     field=unknown[0])
         values = {k: v for k, v in params.items() if k in known and v is not None}
-        if "bg_color" in values and str(values["bg_color"]).strip() == "":
-            del values["bg_color"]
+        for name in ("bg_color", "bg_image_url", "roi", "position", "scale"):
+            if name in values and str(values[name]).strip() == "":
+                del values[name]
+        channels = values.pop("channels", None)
+        if channels is not None:
+            output = parse_channels(channels)
+            if "output" in values and _choice(OutputKind, values["output"], "output") is not output:
+                raise InvalidOption(f"channels={channels} contradicts output={values['output']}", field="channels")
+            values["output"] = output
         return cls(**values)
 
     def with_changes(self, **changes: Any) -> CutoutOptions:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as request parameters (JSON-safe; a background file is not included)."""
+        color = None
+        if self.bg_color:
+            color = "#" + "".join("%02x" % c for c in self.bg_color)
         return {
             "type": self.type.value, "output": self.output.value, "format": self.format.value,
-            "bg_color": "#%02x%02x%02x" % self.bg_color if self.bg_color else None,
+            "size": str(self.size), "roi": str(self.roi) if self.roi else None,
+            "bg_color": color, "bg_image_url": self.bg_image_url,
             "crop": self.crop, "crop_margin": str(self.crop_margin),
+            "scale": f"{self.scale * 100:g}%" if self.scale is not None else None,
+            "position": str(self.position) if self.position is not None else None,
             "target_width": self.target_width, "target_height": self.target_height,
         }

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alphacut import geometry
-from alphacut.codec import DecodedImage, compose_on_color, decode_image, encode_cutout, encode_mask
+from alphacut.codec import DecodedImage, compose_on_color, cover, decode_image, downscale, encode_cutout, encode_mask
 from alphacut.costume import CostumeParse, Garment, class_map_from_scores
-from alphacut.errors import InvalidOption
+from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp_matte, to_u8
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume import head_inputs
-from alphacut.options import CutoutOptions, OutputKind, SubjectType
+from alphacut.options import CutoutOptions, OutputKind, Roi, SubjectType
 from alphacut.settings import EngineSettings, ImageLimits
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
@@ -112,15 +112,21 @@ class Pipeline:
         _ = self.models.isnet, self.models.selfie
 
     # ---- stages ----------------------------------------------------------------------------------
-    def decode(self, data: bytes, timings: Timings | None = None) -> DecodedImage:
+    def decode(self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
+               ) -> DecodedImage:
+        """The image, at most as large as ``options.size`` allows (size=preview: 0.25 MP)."""
         with (timings if timings is not None else Timings()).stage("decode"):
-            return decode_image(data, self.limits)
+            image = decode_image(data, self.limits)
+            if options is None:
+                return image
+            return downscale(image, *geometry.cap_megapixels(image.width, image.height, options.size.megapixels))
 
-    def matte(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None) -> np.ndarray:
+    def matte(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None,
+              preview: bool = False) -> np.ndarray:
         """The model part: the alpha (float32 0..1) at the input's resolution.
 
         This is what a GPU endpoint serves; ``finish`` (foreground colours) runs wherever the
-        result is composed.
+        result is composed. ``preview`` runs ISNet at 768² (size=preview results).
         """
         timings = timings if timings is not None else Timings()
         subject = subject.resolved
@@ -133,11 +139,12 @@ class Pipeline:
             with timings.stage("inference"):
                 alpha, _ = stamp_matte(rgb)
             return self._respect_input_alpha(image, alpha)
+        general_model = self.models.isnet_preview if preview else self.models.isnet
         with timings.stage("preprocess"):
-            general_input = isnet.preprocess(rgb)
+            general_input = isnet.preprocess(rgb, general_model.side)
             person_input = selfie.preprocess(rgb) if subject is SubjectType.PERSON else None
         with timings.stage("inference"):
-            general = self.models.isnet.run(general_input).matte
+            general = general_model.run(general_input).matte
             person = self.models.selfie.run(person_input) if person_input is not None else None
         with timings.stage("postprocess"):
             alpha = resize_matte(general, width, height)
@@ -159,11 +166,14 @@ class Pipeline:
         return alpha
 
     def finish(self, image: DecodedImage, alpha: np.ndarray, subject: SubjectType,
-               timings: Timings | None = None) -> Segmentation:
-        """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion."""
+               timings: Timings | None = None, roi: Roi | None = None) -> Segmentation:
+        """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion.
+        With a ``roi`` only the subject inside that region is kept."""
         timings = timings if timings is not None else Timings()
         subject = subject.resolved
         with timings.stage("postprocess"):
+            if roi is not None:
+                alpha = geometry.keep_inside(alpha, roi.box(image.width, image.height))
             if subject is SubjectType.STAMP:
                 _, colours = stamp_matte(self._model_rgb(image))
             else:
@@ -190,33 +200,62 @@ class Pipeline:
             return CostumeParse(alpha=to_u8(alpha), class_map=class_map,
                                 foreground=estimate_foreground(image.rgb, alpha))
 
-    def segment(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None
+    def segment(self, image: DecodedImage, options: CutoutOptions, timings: Timings | None = None
                 ) -> Segmentation:
         """The alpha matte and foreground colours for ``image``, at its own resolution (for
-        costume: the whole outfit)."""
+        costume: the whole outfit), only inside ``options.roi`` when there is one."""
         timings = timings if timings is not None else Timings()
-        if subject is SubjectType.COSTUME:
+        if options.type is SubjectType.COSTUME:
             parse = self.parse_costume(image, timings)
-            return Segmentation(alpha=parse.outfit_alpha(), foreground=parse.foreground, type=subject)
-        return self.finish(image, self.matte(image, subject, timings), subject, timings)
+            alpha = parse.outfit_alpha()
+            if options.roi is not None:
+                alpha = geometry.keep_inside(alpha, options.roi.box(image.width, image.height))
+            return Segmentation(alpha=alpha, foreground=parse.foreground, type=options.type)
+        alpha = self.matte(image, options.type, timings, preview=options.size.preview)
+        return self.finish(image, alpha, options.type, timings, options.roi)
+
+    def background_picture(self, options: CutoutOptions, width: int, height: int) -> np.ndarray | None:
+        """The background image scaled to cover the result, or None when there is none."""
+        if options.bg_image is None:
+            if options.bg_image_url is not None:
+                raise ValueError("bg_image_url must be fetched into bg_image before composing")
+            return None
+        try:
+            background = decode_image(options.bg_image, self.limits)
+        except AlphacutError as error:
+            error.field = "bg_image_url" if options.bg_image_url else "bg_image_file"
+            raise
+        return cover(background, width, height)
+
+    def layout(self, image: DecodedImage, rgb: np.ndarray, alpha: np.ndarray, options: CutoutOptions
+               ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None]:
+        """Crop, place and fit the cutout as the options ask; also the subject's box in the input."""
+        bbox = geometry.subject_bbox(alpha)
+        if bbox is None:
+            return rgb, alpha, None
+        subject = bbox
+        if options.crop or options.resizes:
+            box = geometry.expand_box(bbox, options.crop_margin, image.width, image.height)
+            rgb, alpha = geometry.crop(rgb, alpha, box)
+            subject = (bbox[0] - box[0], bbox[1] - box[1], bbox[2] - box[0], bbox[3] - box[1])
+        if options.placement is not None:
+            rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement)
+        if options.resizes:
+            canvas = geometry.target_size(alpha.shape[1], alpha.shape[0], options.target_width, options.target_height)
+            rgb, alpha = geometry.fit_into(rgb, alpha, *canvas)
+        return rgb, alpha, bbox
 
     def compose(self, image: DecodedImage, segmentation: Segmentation, options: CutoutOptions,
                 timings: Timings | None = None) -> CutoutResult:
-        """Crop/fit as the options ask and encode the image and/or mask."""
+        """Crop/place/fit as the options ask and encode the image and/or mask."""
         timings = timings if timings is not None else Timings()
         with timings.stage("encode"):
-            rgb, alpha = segmentation.foreground, segmentation.alpha
-            bbox = geometry.subject_bbox(alpha)
-            if (options.crop or options.resizes) and bbox is not None:
-                box = geometry.expand_box(bbox, options.crop_margin, image.width, image.height)
-                rgb, alpha = geometry.crop(rgb, alpha, box)
-            if options.resizes:
-                canvas = geometry.target_size(alpha.shape[1], alpha.shape[0],
-                                              options.target_width, options.target_height)
-                rgb, alpha = geometry.fit_into(rgb, alpha, *canvas)
+            rgb, alpha, bbox = self.layout(image, segmentation.foreground, segmentation.alpha, options)
             picture = mask = None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
-                picture = encode_cutout(rgb, alpha, options.format, options.background)
+                background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
+                picture = encode_cutout(rgb, alpha, options.format,
+                                        background if background is not None else options.background)
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
                 mask = encode_mask(np.ascontiguousarray(alpha))
         return CutoutResult(
@@ -234,8 +273,8 @@ class Pipeline:
             costume = self.costume(data, options, garments=())
             return dataclasses.replace(costume.outfit, mask=costume.class_map)
         timings = Timings()
-        image = self.decode(data, timings)
-        segmentation = self.segment(image, options.type, timings)
+        image = self.decode(data, timings, options)
+        segmentation = self.segment(image, options, timings)
         return self.compose(image, segmentation, options, timings)
 
     def costume(self, data: bytes, options: CutoutOptions | None = None,
@@ -251,7 +290,7 @@ class Pipeline:
             raise InvalidOption("a class map keeps the input's pixels: drop target_width/target_height "
                                 "or ask for output=image", field="target_width")
         timings = Timings()
-        image = self.decode(data, timings)
+        image = self.decode(data, timings, options)
         parse = self.parse_costume(image, timings)
         shares = parse.shares()
         present = [garment for garment in garments if parse.present(garment, shares)]

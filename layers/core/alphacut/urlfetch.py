@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urljoin, urlsplit
 
-from alphacut.errors import ImageTooLarge, UrlFetchFailed, UrlNotAllowed
+from alphacut.errors import AlphacutError, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
 
 MAX_REDIRECTS = 5
 FIELD = "image_url"
@@ -223,13 +223,22 @@ def _fetch(url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...
 
 
 def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: Iterable[str] = (),
-                allowed_ports: Iterable[int] = ()) -> bytes:
+                allowed_ports: Iterable[int] = (), field: str = FIELD) -> bytes:
     """Download ``url`` (following at most 5 checked redirects) within ``timeout`` seconds in all.
 
     ``allowed_hosts`` names hosts exempt from the address and port checks: for tests and
-    trusted internal sources, never for client input in production.
+    trusted internal sources, never for client input in production. ``field`` is the request
+    field errors name (``image_url``, ``bg_image_url``).
     """
-    allowed = tuple(allowed_hosts)
+    try:
+        return _fetch_checked(url, max_bytes, timeout, tuple(allowed_hosts), allowed_ports)
+    except AlphacutError as error:
+        error.field = field
+        raise
+
+
+def _fetch_checked(url: str, max_bytes: int, timeout: float, allowed: tuple[str, ...],
+                   allowed_ports: Iterable[int]) -> bytes:
     parse_url(url, allowed, allowed_ports)  # what the URL itself gets wrong is said as it is
     try:
         return _fetch(url, max_bytes, Deadline(timeout), allowed, tuple(allowed_ports))

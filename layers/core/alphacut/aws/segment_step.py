@@ -33,6 +33,7 @@ from PIL import Image
 from alphacut import errors
 from alphacut.api.settings import ServiceSettings
 from alphacut.options import CutoutOptions, SubjectType
+from alphacut.matte import resize_matte
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.tasks import ResultUploadFailed, TaskState
 from alphacut.urlfetch import fetch_image
@@ -150,10 +151,20 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=No
                            settings.url_allowed_hosts, settings.url_allowed_ports)
     else:
         data = read_capped(s3, event["input_bucket"], event["input_key"], pipeline.limits.max_bytes)
+    if options.bg_image_url:
+        settings = ServiceSettings.from_env()
+        options = options.with_changes(bg_image=fetch_image(
+            options.bg_image_url, pipeline.limits.max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
+            settings.url_allowed_ports, field="bg_image_url"))
+    elif event.get("background_key"):
+        options = options.with_changes(bg_image=read_capped(s3, event["input_bucket"], event["background_key"],
+                                                            pipeline.limits.max_bytes))
     timings = Timings()
-    image = pipeline.decode(data, timings)
+    image = pipeline.decode(data, timings, options)
     alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(data, subject, pipeline, image)
-    segmentation = pipeline.finish(image, alpha, subject, timings)
+    # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
+    alpha = resize_matte(alpha, image.width, image.height)
+    segmentation = pipeline.finish(image, alpha, subject, timings, options.roi)
     result = pipeline.compose(image, segmentation, options, timings)
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):

@@ -19,7 +19,7 @@ from pathlib import Path
 from alphacut.errors import ModelUnavailable
 from alphacut.models.backbone import BackboneModel
 from alphacut.models.costume import CostumeModel
-from alphacut.models.isnet import IsnetModel
+from alphacut.models.isnet import IsnetModel, load_weights
 from alphacut.models.runtime import session_options
 from alphacut.models.selfie import SelfieModel
 
@@ -54,17 +54,29 @@ class ModelStore:
             raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}") from None
 
     @cached_property
+    def _isnet_weights(self) -> tuple[list[str], list]:
+        self._entry("isnet")
+        return load_weights(self.models_dir / "isnet")
+
+    @cached_property
     def isnet(self) -> IsnetModel:
         with self._lock:
-            self._entry("isnet")
-            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads))
+            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads),
+                                   weights=self._isnet_weights)
+
+    @cached_property
+    def isnet_preview(self) -> IsnetModel:
+        """ISNet at 768² for size=preview results (the same weights, in memory once)."""
+        with self._lock:
+            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads), preview=True,
+                                   weights=self._isnet_weights)
 
     @cached_property
     def isnet_features(self) -> IsnetModel:
         """ISNet with the decoder feature maps as outputs too (for heads trained on them)."""
         with self._lock:
-            self._entry("isnet")
-            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads), features=True)
+            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads), features=True,
+                                   weights=self._isnet_weights)
 
     @cached_property
     def selfie(self) -> SelfieModel:

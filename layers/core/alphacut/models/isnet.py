@@ -1,6 +1,6 @@
 """ISNet (DIS) general segmentation: the matte for cutout, and decoder features for the costume head.
 
-Preprocessing as measured (FACTS.md): RGB, bilinear stretch to 1024x1024, ``(x - 128) / 256``, NCHW.
+Preprocessing as measured on the npm package's own pipeline: RGB, bilinear stretch to 1024x1024, ``(x - 128) / 256``, NCHW.
 The output ``output`` is already a sigmoid: clipped to 0..1, not min-max normalised.
 """
 
@@ -16,6 +16,7 @@ from alphacut.errors import ModelUnavailable
 from alphacut.models.runtime import providers, stretched_batch
 
 INPUT_SIZE = 1024
+PREVIEW_INPUT_SIZE = 768  # graph_preview.onnx: the same weights, every size scaled (size=preview)
 MATTE_OUTPUT = "output"
 FEATURE_OUTPUTS = ("input.948", "input.832", "input.740", "input.656")   # 128, 64, 32, 16 px across
 
@@ -26,32 +27,42 @@ class IsnetOutput:
     features: dict[str, np.ndarray] | None  # decoder feature maps, when asked for
 
 
-def preprocess(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 uint8 -> 1 x 3 x 1024 x 1024 float32, ``(x - 128) / 256``."""
-    return stretched_batch(rgb, INPUT_SIZE, 128.0, 1.0 / 256.0)
+def preprocess(rgb: np.ndarray, side: int = INPUT_SIZE) -> np.ndarray:
+    """H x W x 3 uint8 -> 1 x 3 x side x side float32, ``(x - 128) / 256``."""
+    return stretched_batch(rgb, side, 128.0, 1.0 / 256.0)
+
+
+def load_weights(directory: Path) -> tuple[list[str], list]:
+    """The fp16 weights as fp32 OrtValues, once per process: every ISNet graph shares them."""
+    weights_path = directory / "weights.npz"
+    if not weights_path.exists():
+        raise ModelUnavailable(f"ISNet files missing in {directory}: run `make models`")
+    with np.load(weights_path) as weights:
+        names = list(weights.files)
+        return names, [ort.OrtValue.ortvalue_from_numpy(weights[name].astype(np.float32)) for name in names]
 
 
 class IsnetModel:
     """``features=False`` loads the matte-only graph (cutout, selfie); ``True`` the one that also
-    returns the decoder feature maps (costume)."""
+    returns the decoder feature maps (costume); ``preview=True`` the matte-only graph at 768²."""
 
-    def __init__(self, session: ort.InferenceSession, keep_alive: list, features: bool):
+    def __init__(self, session: ort.InferenceSession, keep_alive: list, features: bool,
+                 side: int = INPUT_SIZE):
         self.session = session
         self.has_features = features
+        self.side = side
         self._weights = keep_alive  # onnxruntime reads the external initializers from this memory
 
     @classmethod
-    def load(cls, directory: Path, options: ort.SessionOptions, features: bool = False) -> IsnetModel:
-        graph = directory / ("graph_features.onnx" if features else "graph.onnx")
-        weights_path = directory / "weights.npz"
-        if not graph.exists() or not weights_path.exists():
-            raise ModelUnavailable(f"ISNet files missing in {directory}: run `make models`")
-        with np.load(weights_path) as weights:
-            names = list(weights.files)
-            values = [ort.OrtValue.ortvalue_from_numpy(weights[name].astype(np.float32)) for name in names]
+    def load(cls, directory: Path, options: ort.SessionOptions, features: bool = False,
+             preview: bool = False, weights: tuple[list[str], list] | None = None) -> IsnetModel:
+        graph = directory / ("graph_features.onnx" if features else "graph_preview.onnx" if preview else "graph.onnx")
+        if not graph.exists():
+            raise ModelUnavailable(f"ISNet graph {graph.name} missing in {directory}: run `make models`")
+        names, values = weights or load_weights(directory)
         options.add_external_initializers(names, values)
         session = ort.InferenceSession(str(graph), options, providers=providers())
-        return cls(session, values, features)
+        return cls(session, values, features, PREVIEW_INPUT_SIZE if preview else INPUT_SIZE)
 
     def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
         if with_features and not self.has_features:
@@ -63,5 +74,5 @@ class IsnetModel:
         return IsnetOutput(matte=matte, features=features)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """The 1024 x 1024 matte for an RGB image of any size."""
-        return self.run(preprocess(rgb)).matte
+        """The side x side matte for an RGB image of any size."""
+        return self.run(preprocess(rgb, self.side)).matte
