@@ -27,7 +27,13 @@ def test_jpg_defaults_to_white_background():
 
 @pytest.mark.parametrize("params,field", [
     ({"type": "cat"}, "type"), ({"output": "video"}, "output"), ({"format": "gif"}, "format"),
-    ({"bg_color": "not-a-colour"}, "bg_color"), ({"bg_color": "#ff000080"}, "bg_color"),
+    ({"bg_color": "not-a-colour"}, "bg_color"), ({"bg_color": "#ff00008"}, "bg_color"),
+    ({"size": "huge"}, "size"), ({"size": "500MP"}, "size"), ({"roi": "0 0 100"}, "roi"),
+    ({"roi": "50% 0% 10% 100%"}, "roi"), ({"roi": "0% 0% 120% 100%"}, "roi"), ({"scale": "5%"}, "scale"),
+    ({"scale": "big"}, "scale"), ({"position": "left"}, "position"), ({"position": "10% 20% 30%"}, "position"),
+    ({"channels": "rgb"}, "channels"), ({"channels": "alpha", "output": "image"}, "channels"),
+    ({"crop_margin": "1px 2px 3px"}, "crop_margin"), ({"bg_color": "red", "bg_image_url": "https://x.test/a.jpg"},
+                                                     "bg_color"),
     ({"crop": "maybe"}, "crop"), ({"crop_margin": "-3"}, "crop_margin"), ({"crop_margin": "150%"}, "crop_margin"),
     ({"target_width": "wide"}, "target_width"), ({"target_height": "0"}, "target_height"),
     ({"target_width": "5000"}, "target_width"),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
-from alphacut.errors import CorruptImage, ImageTooLarge, ImageTooSmall, UnsupportedImageFormat
+from alphacut.errors import CorruptImage, ImageTooLarge, ImageTooSmall, ResolutionTooHigh, UnsupportedImageFormat
 from alphacut.options import ImageFormat
 from alphacut.settings import ImageLimits
 
@@ -59,10 +59,10 @@ class DecodedImage:
 
 def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
     if width > limits.max_side or height > limits.max_side:
-        raise ImageTooLarge(f"is {width}x{height} px; at most {limits.max_side}x{limits.max_side} px "
+        raise ResolutionTooHigh(f"is {width}x{height} px; at most {limits.max_side}x{limits.max_side} px "
                             "is accepted", field="image", limit=[limits.max_side, limits.max_side])
     if width * height > limits.max_pixels:
-        raise ImageTooLarge(f"has {width * height} pixels; at most {limits.max_pixels} are accepted",
+        raise ResolutionTooHigh(f"has {width * height} pixels; at most {limits.max_pixels} are accepted",
                             field="image", limit=limits.max_pixels)
     if min(width, height) < limits.min_side:
         raise ImageTooSmall(f"is {width}x{height} px; each side must be at least {limits.min_side} px",
@@ -121,7 +121,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLarge("declares more pixels than any accepted image", field="image",
+        raise ResolutionTooHigh("declares more pixels than any accepted image", field="image",
                             limit=limits.max_pixels) from None
     except UnidentifiedImageError:
         raise UnsupportedImageFormat(f"is not an image in a supported format ({_FORMAT_LIST})",

@@ -49,6 +49,10 @@ class ImageTooLarge(AlphacutError):
     code = "image_too_large"
 
 
+class ResolutionTooHigh(ImageTooLarge):
+    """The image has more pixels (or a longer side) than accepted; its bytes may be few."""
+
+
 class ImageTooSmall(AlphacutError):
     """The image is under the minimum side."""
 
@@ -65,6 +69,12 @@ class CorruptImage(AlphacutError):
     """The bytes start like an image of a known format but cannot be decoded (truncated, damaged)."""
 
     code = "invalid_image"
+
+
+class NoSubjectFound(AlphacutError):
+    """Nothing in the image was taken for a subject (routes that must deliver one refuse it)."""
+
+    code = "no_subject"
 
 
 class UnsupportedMediaType(AlphacutError):
@@ -135,6 +145,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     LinkExpired: 410,
     UnsupportedImageFormat: 415,
     ImageTooSmall: 422,
+    NoSubjectFound: 422,
     CorruptImage: 422,
     ModelUnavailable: 500,
 }

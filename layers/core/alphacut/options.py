@@ -364,7 +364,7 @@ class CutoutOptions:
             set_(self, "bg_color", parse_color(self.bg_color))
         set_(self, "bg_image_url", (self.bg_image_url or "").strip() or None)
         set_(self, "bg_image", self.bg_image or None)
-        if sum(x is not None for x in (self.bg_color, self.bg_image_url, self.bg_image)) > 1:
+        if self.bg_color is not None and self.has_background_image:
             raise InvalidOption("give one background: bg_color, bg_image_url or bg_image_file", field="bg_color")
         if str(self.format).strip().lower() == AUTO_FORMAT:
             set_(self, "format", ImageFormat.JPG if self.fills_background else ImageFormat.PNG)
@@ -410,8 +410,10 @@ class CutoutOptions:
         return [f.name for f in fields(cls) if f.name != "bg_image"] + ["channels"]
 
     @classmethod
-    def from_mapping(cls, params: Mapping[str, Any], *, strict: bool = False) -> CutoutOptions:
-        """Options from request parameters (strings). ``strict`` refuses unknown names."""
+    def from_mapping(cls, params: Mapping[str, Any], *, strict: bool = False, bg_image: bytes | None = None
+                     ) -> CutoutOptions:
+        """Options from request parameters (strings). ``strict`` refuses unknown names; ``bg_image``
+        is an uploaded background file (or the one ``bg_image_url`` names, already fetched)."""
         known = set(cls.field_names())
         if strict:
             unknown = sorted(set(params) - known)
@@ -428,7 +430,7 @@ class CutoutOptions:
             if "output" in values and _choice(OutputKind, values["output"], "output") is not output:
                 raise InvalidOption(f"channels={channels} contradicts output={values['output']}", field="channels")
             values["output"] = output
-        return cls(**values)
+        return cls(**values, bg_image=bg_image)
 
     def with_changes(self, **changes: Any) -> CutoutOptions:
         return replace(self, **changes)

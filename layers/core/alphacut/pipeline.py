@@ -71,6 +71,7 @@ class CutoutResult:
     bbox: geometry.Box | None         # the subject in the input image (None: nothing found)
     type: SubjectType
     timings: Timings = field(default_factory=Timings)
+    subject_box: geometry.Box | None = None  # the subject in the delivered result
 
     @property
     def found(self) -> bool:
@@ -263,7 +264,8 @@ class Pipeline:
             content_type=options.format.content_type if picture is not None else None,
             width=alpha.shape[1], height=alpha.shape[0],
             input_width=image.width, input_height=image.height,
-            bbox=bbox, type=segmentation.type, timings=timings)
+            bbox=bbox, type=segmentation.type, timings=timings,
+            subject_box=geometry.subject_bbox(alpha) if bbox is not None else None)
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
         """Bytes in, result out: the whole pipeline. For ``type=costume`` the image is the outfit

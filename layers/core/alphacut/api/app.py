@@ -17,7 +17,8 @@ from alphacut.api import runtime
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
-from alphacut.api.request import SOURCE_FIELDS, apply_return_form, parse_image_request
+from alphacut.api.request import (BACKGROUND_FIELDS, SOURCE_FIELDS, apply_return_form, background_image,
+                                  parse_image_request)
 from alphacut.api.vendors import ROUTERS
 from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
                                     make_answer_guard, result_response)
@@ -33,8 +34,9 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 SETTINGS = runtime.SETTINGS
-KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"return"}
-TASK_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | {"sync", "return_type", "callback_url"}
+KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS) | {"return"}
+TASK_PARAMS = (set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS)
+               | {"sync", "return_type", "callback_url"})
 COSTUME_PARAMS = KNOWN_PARAMS | {"classes", "return_form"}
 MATTE_TYPES = tuple(t for t in SubjectType if t is not SubjectType.COSTUME)
 ROUTES = [
@@ -80,11 +82,11 @@ def api_key_owner() -> str:
 
 
 def options_from(params: dict[str, str], route_type: SubjectType | None,
-                 known: set[str] = KNOWN_PARAMS) -> CutoutOptions:
+                 known: set[str] = KNOWN_PARAMS, background: bytes | None = None) -> CutoutOptions:
     unknown = sorted(set(params) - known)
     if unknown:
         raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(known))}", field=unknown[0])
-    options = CutoutOptions.from_mapping(params)
+    options = CutoutOptions.from_mapping(params, bg_image=background)
     if options.type is SubjectType.COSTUME and route_type is not SubjectType.COSTUME:
         raise InvalidOption("costume is served by POST /v1/costume", field="type")
     if route_type is not None:
@@ -99,7 +101,8 @@ def cut(route: str, route_type: SubjectType | None = None):
     """Parse, run the pipeline, shape the answer."""
     engine = pipeline()
     request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
-    options = options_from(request.params, route_type)
+    background = background_image(request, SETTINGS, engine.limits.max_bytes)
+    options = options_from(request.params, route_type, background=background)
     delivery = choose_delivery(request.params, request.accept, options)
     result = engine.run(request.image, options)
     metrics.add_metric(name=f"{route}Delivered", unit=MetricUnit.Count, value=1)
@@ -129,7 +132,8 @@ def costume_route():
     request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
     params = apply_return_form(dict(request.params))
     garments = parse_garments(params.pop("classes", None))
-    options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS)
+    background = background_image(request, SETTINGS, engine.limits.max_bytes)
+    options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS, background)
     raw_delivery = (params.get("return") or "base64").strip().lower()
     if raw_delivery not in (Delivery.BASE64, Delivery.URL):
         raise InvalidOption("must be base64 or url (the answer holds several images)", field="return")
@@ -170,7 +174,8 @@ def create_task_route():
     params = dict(request.params)
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")
-    options = options_from(params, None, TASK_PARAMS)
+    background = background_image(request, SETTINGS, service.max_bytes, fetch_urls=False)
+    options = options_from(params, None, TASK_PARAMS, background)
     task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
                              options, api_key_owner(), params.get("callback_url"))
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)

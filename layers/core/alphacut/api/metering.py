@@ -10,8 +10,9 @@ is only ever for a 200 that goes out.
 
 ``charge`` and ``remain`` go in ``X-Alphacut-Charge`` / ``X-Alphacut-Remain`` headers on every
 answer, and into JSON bodies too unless the route answers in a vendor's exact envelope
-(``app.append_context(exact_envelope=True)``; an envelope that has the fields, seed 001's, gets them
-filled in).
+(``app.append_context(exact_envelope=True)``; an envelope that has the fields, JD NeuHub's, gets them
+filled in). A vendor that says the same in its own headers names a function for them
+(``app.append_context(usage_headers=f)``, ``f(charged, remain, quota) -> headers``).
 
 Usage::
 
@@ -61,12 +62,15 @@ def make_metering():
         delivered = response.status_code == 200 and not context.get("replayed")
         charge_here = delivered and context.get("charge") == CHARGE_HERE
         charged = charge_here or (delivered and context.get("charge") == CHARGED_BY_TASK)
-        remain = None
+        remain = quota = None
         if meter is not None:
             owner = runtime.api_key_owner(event)
             calls_today = meter.record(owner, event.get("resource") or event.get("path") or "?", charge_here)
             quota = meter.daily_quota(owner)
             remain = max(quota - calls_today, 0) if quota is not None else None
-        return _decorate(response, charged, remain, bool(context.get("exact_envelope")))
+        response = _decorate(response, charged, remain, bool(context.get("exact_envelope")))
+        if context.get("usage_headers"):
+            response.headers.update(context["usage_headers"](charged, remain, quota))
+        return response
 
     return metering

@@ -1,10 +1,12 @@
 """Turn an API Gateway REST proxy event into image bytes and string parameters.
 
-Accepted bodies (ARCHITECTURE.md, native API v1):
+Accepted bodies (native API v1):
 
 - raw image: ``Content-Type: image/*`` (or application/octet-stream); options in the query string
-- multipart/form-data: the file in ``image_file`` (or ``image``); options as form fields
-- application/json: ``image_base64`` (plain or a data: URL) or ``image_url``; options as keys
+- multipart/form-data: the file in ``image_file`` (or ``image``), a background picture in
+  ``bg_image_file``; options as form fields
+- application/json: ``image_base64`` (plain or a data: URL) or ``image_url``, a background picture
+  in ``bg_image_base64``; options as keys
 
 Query-string options apply to every kind; body fields win over them.
 
@@ -29,6 +31,7 @@ from alphacut.urlfetch import fetch_image, parse_url
 
 FILE_FIELDS = ("image_file", "image")
 SOURCE_FIELDS = ("image_file", "image", "image_base64", "image_url")
+BACKGROUND_FIELDS = ("bg_image_file", "bg_image_base64")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class ImageRequest:
     params: dict[str, str] = field(default_factory=dict)
     source: str = "body"           # body | multipart | base64 | url
     accept: str = ""
+    background: bytes | None = None  # an uploaded background picture (bg_image_file / bg_image_base64)
 
 
 def header(event: dict, name: str, default: str = "") -> str:
@@ -164,13 +168,16 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
     if media_type == "multipart/form-data":
         files, fields = parse_multipart(content_type, raw_body(event))
         params.update(fields)
+        background = files.get("bg_image_file") or None
         for name in FILE_FIELDS:
             if name in files:
                 if not files[name]:
                     raise InvalidOption("is an empty file", field=name)
-                return ImageRequest(files[name], params, "multipart", accept)
+                return ImageRequest(files[name], params, "multipart", accept, background)
         if "image_url" in params or "image_base64" in params:
-            return _from_fields(params, settings, max_bytes, accept, fetch_urls)
+            request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
+            request.background = background
+            return request
         raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
 
     if media_type == "application/json":
@@ -178,7 +185,10 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
         params.update({k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
                        str(v).lower() if isinstance(v, bool) else str(v)
                        for k, v in document.items() if v is not None})
-        return _from_fields(params, settings, max_bytes, accept, fetch_urls)
+        request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
+        if params.get("bg_image_base64"):
+            request.background = decode_base64_image(params.pop("bg_image_base64"), max_bytes, "bg_image_base64")
+        return request
 
     if not media_type and params.get("image_url"):
         return _from_fields(params, settings, max_bytes, accept, fetch_urls)
@@ -199,6 +209,22 @@ def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: i
                             settings.url_allowed_ports)
         return ImageRequest(image, params, "url", accept)
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
+
+
+def background_image(request: ImageRequest, settings: ServiceSettings, max_bytes: int,
+                     fetch_urls: bool = True) -> bytes | None:
+    """The request's background picture: uploaded, or fetched from ``bg_image_url`` under the same
+    rules as ``image_url`` (``fetch_urls=False``: the URL is checked now, fetched by the task)."""
+    url = (request.params.get("bg_image_url") or "").strip()
+    if url and request.background is not None:
+        raise InvalidOption("give one background picture: bg_image_url or the uploaded file", field="bg_image_url")
+    if request.background is not None or not url:
+        return request.background
+    if not fetch_urls:
+        parse_url(url, settings.url_allowed_hosts, settings.url_allowed_ports, field="bg_image_url")
+        return None
+    return fetch_image(url, max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
+                       settings.url_allowed_ports, field="bg_image_url")
 
 
 RETURN_FORMS = {"mask": {"output": "mask"}, "whitebk": {"bg_color": "#ffffff"}, "": {}}

@@ -48,7 +48,10 @@ def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any
     if record.image_url:
         event["image_url"] = record.image_url
     else:
-        event["input_bucket"], event["input_key"] = uploads_bucket, record.input_key
+        event["input_key"] = record.input_key
+    event["input_bucket"] = uploads_bucket
+    if record.extra.get("background_key"):
+        event["background_key"] = record.extra["background_key"]
     return event
 
 
@@ -90,6 +93,9 @@ class TaskService:
         if image is not None:
             record.input_key = f"tasks/{task_id}/input"
             self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
+        if options.bg_image is not None:  # the picture waits beside the input; the record keeps its key
+            record.extra["background_key"] = f"tasks/{task_id}/background"
+            self.s3.put_object(Bucket=self.uploads_bucket, Key=record.extra["background_key"], Body=options.bg_image)
         self.table.create(record)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"task_id": task_id}))
         return task_id

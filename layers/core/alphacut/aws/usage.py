@@ -18,6 +18,7 @@ Usage::
     meter = UsageMeter.from_env()
     calls_today = meter.record("key-id", "/v1/cutout", charged=True)
     meter.daily_quota("key-id")          # from the key's usage plan (cached), None = unlimited
+    meter.plan("key-id").name            # the plan itself: name, quota, rate limit
     meter.report("key-id", "2026-11-01", "2026-11-22")
     meter.charge_task("key-id", "task-id")   # True once; False for every later attempt
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -61,7 +63,7 @@ def parse_day(value: str | None, field: str, default: str) -> str:
 class UsageMeter:
     def __init__(self, table_name: str):
         self.table_name = table_name
-        self._plans: dict[str, tuple[float, int | None]] = {}
+        self._plans: dict[str, tuple[float, Plan | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -156,25 +158,38 @@ class UsageMeter:
                 "total": {"calls": sum(d["calls"] for d in listed), "charged": sum(d["charged"] for d in listed)}}
 
     # ---- the key's plan --------------------------------------------------------------------------
-    def daily_quota(self, key_id: str) -> int | None:
-        """The daily quota of the key's usage plan (cached a minute; None: no quota or unknown)."""
+    def plan(self, key_id: str) -> Plan | None:
+        """The key's usage plan (cached a minute; None: no plan found)."""
         now = time.monotonic()
         with self._lock:
             cached = self._plans.get(key_id)
         if cached and now - cached[0] < PLAN_CACHE_SECONDS:
             return cached[1]
-        quota = None
+        found = None
         try:
             plans = client("apigateway").get_usage_plans(keyId=key_id).get("items", [])
         except ClientError:
             plans = []
-        for plan in plans:
-            limit = (plan.get("quota") or {})
-            if limit.get("limit") and limit.get("period", "DAY") == "DAY":
-                quota = int(limit["limit"])
+        for item in plans:
+            limit = item.get("quota") or {}
+            daily = int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
+            rate = (item.get("throttle") or {}).get("rateLimit")
+            found = Plan(item.get("name", ""), daily, float(rate) if rate is not None else None)
         with self._lock:
-            self._plans[key_id] = (now, quota)
-        return quota
+            self._plans[key_id] = (now, found)
+        return found
+
+    def daily_quota(self, key_id: str) -> int | None:
+        """The daily quota of the key's usage plan (None: no quota or unknown)."""
+        plan = self.plan(key_id)
+        return plan.quota if plan is not None else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    quota: int | None          # calls per UTC day
+    rate_limit: float | None   # requests per second
 
 
 def default_range(query: dict[str, str]) -> tuple[str, str]:

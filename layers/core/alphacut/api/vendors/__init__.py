@@ -5,6 +5,7 @@ vendor's own envelope, field names and error codes. A customer switches by chang
 Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them all.
 """
 
-from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks
+from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
 
-ROUTERS = [jd_cutout.router, jd_selfie.router, picwish_tasks.router, aidge.router, ailab_costume.router]
+ROUTERS = [jd_cutout.router, jd_selfie.router, picwish_tasks.router, aidge.router, ailab_costume.router,
+           removebg.router]

@@ -27,9 +27,11 @@ def pipeline_with(limits: ImageLimits) -> Pipeline:
 
 
 def vendor_answer(router, build: Callable[[str], Response],
-                  error_body: Callable[[Exception, int, str], dict[str, Any]], billable: bool = True) -> Response:
+                  error_body: Callable[[Exception, int, str], dict[str, Any]], billable: bool = True,
+                  status_for: Callable[[Exception], int] = http_status) -> Response:
     """Run ``build(request_id)``; a failure becomes ``error_body(error, status, request_id)`` with the
-    status from the one error table. ``billable``: a 200 from ``build`` delivered a result."""
+    status from the one error table (or the vendor's, ``status_for``). ``billable``: a 200 from
+    ``build`` delivered a result."""
     router.append_context(exact_envelope=True)
     request_id = runtime.request_id(router.current_event.raw_event, router.lambda_context)
     try:
@@ -39,7 +41,7 @@ def vendor_answer(router, build: Callable[[str], Response],
             logger.info("request refused", extra={"error": error.to_dict()})
         else:
             logger.exception("unexpected error")
-        status = http_status(error)
+        status = status_for(error)
         return json_response(status, error_body(error, status, request_id), {"X-Request-Id": request_id})
     if billable and response.status_code == 200:
         router.append_context(charge=CHARGE_HERE)

@@ -1,0 +1,264 @@
+"""remove.bg's API: ``POST /v1.0/removebg`` and ``GET /v1.0/account``, so that the plugins, apps and
+scripts written for remove.bg work against alphacut by changing the base URL.
+
+Requests: JSON, form-urlencoded or multipart, with exactly one of ``image_file`` (multipart),
+``image_file_b64`` or ``image_url``, and remove.bg's parameters, each translated into the native
+options (``TRANSLATED``); parameters remove.bg has but alphacut cannot honour do what remove.bg
+documents for subjects it cannot do them for (``semitransparency``, ``add_shadow``: the result
+comes without). Parameters remove.bg does not have are ignored, as remove.bg ignores them, and
+named in ``X-Alphacut-Ignored``.
+
+Answers: the image itself (``X-Type``, ``X-Width``, ``X-Height``, ``X-Foreground-*``), or with
+``Accept: application/json`` ``{"data": {"result_b64", "foreground_top", ...}}``; the metering adds
+``X-Credits-Charged`` and ``X-RateLimit-*`` from the key's plan. Errors are
+``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (``ERROR_TABLE``); the
+gateway in front answers 403 for a bad key, 429 over the rate and 402 once the daily quota is spent
+(the template's remove.bg API).
+
+Usage::
+
+    curl -H "X-Api-Key: $KEY" -F image_file=@photo.jpg -F size=preview \\
+         https://<remove.bg API>/v1.0/removebg -o cutout.png
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from alphacut.api import runtime
+from alphacut.api.request import (decode_base64_image, header, parse_json_object, parse_multipart, raw_body)
+from alphacut.api.responses import json_response
+from alphacut.api.vendors.common import error_message, vendor_answer
+from alphacut.aws.usage import next_utc_midnight
+from alphacut.errors import (AlphacutError, Conflict, CorruptImage, ImageTooLarge, ImageTooSmall, InvalidOption,
+                             NoSubjectFound, ResolutionTooHigh, ResponseTooLarge, UnsupportedImageFormat,
+                             UnsupportedMediaType, UrlFetchFailed, UrlNotAllowed, http_status)
+from alphacut.options import CutoutOptions, SubjectType, parse_bool, parse_margin
+from alphacut.urlfetch import fetch_image
+
+router = Router()
+
+SOURCES = ("image_file", "image_file_b64", "image_url")
+# remove.bg's types -> the model that runs: people get the person pipeline, everything else the
+# general one (ISNet cuts out the main object, whatever it is)
+TYPES = {"auto": SubjectType.AUTO, "person": SubjectType.PERSON, "product": SubjectType.OBJECT,
+         "car": SubjectType.OBJECT, "animal": SubjectType.OBJECT, "graphic": SubjectType.OBJECT,
+         "graphics": SubjectType.OBJECT, "transportation": SubjectType.OBJECT}
+# what X-Type says per type_level: level 1 knows person, product, animal, car, other; level 2 more
+LEVEL_1_TYPES = {"person": "person", "product": "product", "animal": "animal", "car": "car"}
+LEVEL_2_TYPES = {**LEVEL_1_TYPES, "graphic": "graphics", "graphics": "graphics", "transportation": "transportation"}
+TYPE_LEVELS = ("none", "1", "2", "latest")
+TRANSLATED = ("size", "format", "roi", "crop", "crop_margin", "scale", "position", "channels", "bg_color",
+              "bg_image_url")
+ACCEPTED_AS_IS = ("semitransparency", "add_shadow")  # booleans, checked, no effect here
+KNOWN = {*SOURCES, *TRANSLATED, *ACCEPTED_AS_IS, "type", "type_level", "bg_image_file"}
+MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS = 50, 500   # remove.bg's crop_margin limits
+DEFAULT_SIZE = "preview"                          # remove.bg's default
+DEFAULT_FORMAT = "auto"
+
+
+class RemoveBgRefusal(InvalidOption):
+    """A remove.bg-specific 400 (missing or several sources), with remove.bg's code."""
+
+    def __init__(self, message: str, *, code: str, field: str):
+        super().__init__(message, field=field)
+        self.code = code
+
+
+# (error class, status, remove.bg code, title); the first class the error is an instance of wins
+ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
+    (NoSubjectFound, 400, "unknown_foreground", "Could not identify foreground in image"),
+    (ResolutionTooHigh, 400, "resolution_too_high", "Input image resolution too high"),
+    (ImageTooLarge, 400, "file_too_large", "File too large"),
+    (ImageTooSmall, 400, "resolution_too_low", "Input image resolution too low"),
+    (UnsupportedImageFormat, 400, "invalid_file_type", "Invalid file type"),
+    (CorruptImage, 400, "invalid_image", "Image could not be read"),
+    (UrlNotAllowed, 400, "invalid_image_url", "Invalid image URL"),
+    (UrlFetchFailed, 400, "failed_to_download", "Failed to download image from URL"),
+    (UnsupportedMediaType, 400, "invalid_content_type", "Unsupported Content-Type"),
+    (ResponseTooLarge, 400, "result_too_large", "Result too large for a synchronous answer"),
+    (Conflict, 409, "conflict", "Request conflicts with an earlier one"),
+    (InvalidOption, 400, "invalid_parameters", "Invalid parameters"),
+]
+
+
+def error_entry(error: BaseException) -> tuple[int, dict[str, str]]:
+    """The status and remove.bg's ``{"title", "code", "detail"}`` for any failure."""
+    if isinstance(error, RemoveBgRefusal):
+        return 400, {"title": "Invalid source", "code": error.code, "detail": error_message(error)}
+    for cls, status, code, title in ERROR_TABLE:
+        if isinstance(error, cls):
+            return status, {"title": title, "code": code, "detail": error_message(error)}
+    status = http_status(error)
+    code = error.code if isinstance(error, AlphacutError) else "internal_error"
+    return status, {"title": "Internal server error" if status >= 500 else "Request failed", "code": code,
+                    "detail": error_message(error)}
+
+
+def errors_body(error: BaseException) -> dict[str, Any]:
+    return {"errors": [error_entry(error)[1]]}
+
+
+# ---- request ----------------------------------------------------------------------------------------
+def read_fields(event: dict) -> tuple[dict[str, str], dict[str, bytes]]:
+    """String parameters and uploaded files from a JSON, form or multipart body (query too)."""
+    params = dict(event.get("queryStringParameters") or {})
+    content_type = header(event, "content-type").strip()
+    media_type = content_type.split(";")[0].strip().lower()
+    files: dict[str, bytes] = {}
+    if media_type == "multipart/form-data":
+        files, fields = parse_multipart(content_type, raw_body(event))
+        params.update(fields)
+    elif media_type == "application/json":
+        document = parse_json_object(raw_body(event))
+        params.update({k: (str(v).lower() if isinstance(v, bool) else v if isinstance(v, str) else json.dumps(v))
+                       for k, v in document.items() if v is not None})
+    elif media_type == "application/x-www-form-urlencoded":
+        params.update(parse_qsl(raw_body(event).decode("utf-8", "replace"), keep_blank_values=True))
+    elif media_type or event.get("body"):
+        raise UnsupportedMediaType(f"Content-Type {content_type or '(none)'} is not accepted: send "
+                                   "multipart/form-data, application/x-www-form-urlencoded or application/json",
+                                   field="Content-Type")
+    for name in [n for n in files if n not in ("image_file", "bg_image_file")]:
+        params.setdefault(name, files.pop(name).decode("utf-8", "replace"))
+    return params, files
+
+
+def read_source(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -> bytes:
+    """The one image source: a file, base64 or a URL (fetched under the same rules as image_url)."""
+    given = [name for name in SOURCES if files.get(name) or (params.get(name) or "").strip()]
+    if not given:
+        raise RemoveBgRefusal("no image given: send image_file, image_file_b64 or image_url", code="missing_source",
+                              field="image_file")
+    if len(given) > 1:
+        raise RemoveBgRefusal(f"give exactly one image source, not {', '.join(given)}", code="multiple_sources",
+                              field=given[1])
+    source = given[0]
+    if source == "image_file":
+        return files["image_file"]
+    if source == "image_file_b64":
+        return decode_base64_image(params["image_file_b64"], max_bytes, "image_file_b64")
+    return fetch_url(params["image_url"], max_bytes, "image_url")
+
+
+def fetch_url(url: str, max_bytes: int, field: str) -> bytes:
+    settings = runtime.SETTINGS
+    return fetch_image(url, max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
+                       settings.url_allowed_ports, field=field)
+
+
+def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -> CutoutOptions:
+    """remove.bg's parameters as the native options (the background image fetched or read here)."""
+    kind = (params.get("type") or "auto").strip().lower()
+    if kind not in TYPES:
+        raise InvalidOption(f"must be one of {', '.join(sorted(set(TYPES) - {'graphics'}))}, not {kind!r}", field="type")
+    for name in ACCEPTED_AS_IS:
+        if name in params:
+            parse_bool(params[name], name)
+    mapping: dict[str, Any] = {name: params[name] for name in TRANSLATED if name in params}
+    mapping.setdefault("size", DEFAULT_SIZE)
+    mapping.setdefault("format", DEFAULT_FORMAT)
+    if "crop_margin" in mapping:
+        mapping["crop_margin"] = parse_margin(mapping["crop_margin"], "crop_margin", MAX_MARGIN_PERCENT,
+                                              MAX_MARGIN_PIXELS)
+    background = files.get("bg_image_file") or None
+    if mapping.get("bg_image_url", "").strip() and background is None:
+        background = fetch_url(mapping["bg_image_url"].strip(), max_bytes, "bg_image_url")
+    return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
+
+
+def type_header(params: dict[str, str]) -> str | None:
+    """X-Type: the type asked for, named at the asked level (auto: other; no classifier runs)."""
+    level = (params.get("type_level") or "1").strip().lower()
+    if level not in TYPE_LEVELS:
+        raise InvalidOption(f"must be one of {', '.join(TYPE_LEVELS)}, not {level!r}", field="type_level")
+    if level == "none":
+        return None
+    names = LEVEL_1_TYPES if level == "1" else LEVEL_2_TYPES
+    return names.get((params.get("type") or "auto").strip().lower(), "other")
+
+
+# ---- answer -----------------------------------------------------------------------------------------
+def foreground(result) -> dict[str, int]:
+    left, top, right, bottom = result.subject_box or (0, 0, 0, 0)
+    return {"foreground_top": top, "foreground_left": left, "foreground_width": right - left,
+            "foreground_height": bottom - top}
+
+
+def answer(result, params: dict[str, str], accept: str, request_id: str, ignored: list[str]) -> Response:
+    data = result.image if result.image is not None else result.mask
+    content_type = result.content_type if result.image is not None else "image/png"
+    box = foreground(result)
+    headers = {"X-Request-Id": request_id, "X-Width": str(result.width), "X-Height": str(result.height),
+               **{"X-Foreground-" + name.split("_")[1].title(): str(value) for name, value in box.items()}}
+    kind = type_header(params)
+    if kind is not None:
+        headers["X-Type"] = kind
+    if ignored:
+        headers["X-Alphacut-Ignored"] = ",".join(ignored)
+    if "application/json" in accept.lower():
+        body = {"data": {"result_b64": base64.b64encode(data).decode("ascii"), **box}}
+        return json_response(200, body, headers)
+    return Response(status_code=200, content_type=content_type, body=data, headers=headers)
+
+
+def usage_headers(charged: bool, remain: int | None, quota: int | None) -> dict[str, str]:
+    """What the metering adds to every answer of this API: the credit and the key's daily calls."""
+    headers = {"X-Credits-Charged": "1" if charged else "0"}
+    if quota is not None:
+        headers.update({"X-RateLimit-Limit": str(quota), "X-RateLimit-Remaining": str(remain or 0),
+                        "X-RateLimit-Reset": str(next_utc_midnight())})
+    return headers
+
+
+@router.post("/v1.0/removebg")
+def removebg_route():
+    router.append_context(usage_headers=usage_headers)
+
+    def build(request_id: str) -> Response:
+        event = router.current_event.raw_event
+        pipeline = runtime.pipeline()
+        params, files = read_fields(event)
+        options = translate(params, files, pipeline.limits.max_bytes)
+        image = read_source(params, files, pipeline.limits.max_bytes)
+        type_header(params)  # refuse a bad type_level before the model runs
+        result = pipeline.run(image, options)
+        if not result.found:
+            raise NoSubjectFound("no foreground was found in this image", field="image_file")
+        ignored = sorted(set(params) - KNOWN)
+        return answer(result, params, header(event, "accept"), request_id, ignored)
+
+    return vendor_answer(router, build, lambda error, status, rid: errors_body(error), status_for=error_status)
+
+
+def error_status(error: BaseException) -> int:
+    return error_entry(error)[0]
+
+
+@router.get("/v1.0/account")
+def account_route():
+    """The key's calls left today and its plan, as remove.bg's account (credits = calls)."""
+    router.append_context(usage_headers=usage_headers)
+
+    def build(request_id: str) -> Response:
+        owner = runtime.api_key_owner(router.current_event.raw_event)
+        meter = runtime.usage_meter()
+        plan = meter.plan(owner) if meter is not None else None
+        quota = plan.quota if plan is not None else None
+        left = max(quota - meter.calls_today(owner), 0) if quota is not None else None
+        attributes = {
+            "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
+            "api": {"free_calls": left, "sizes": "all"},
+            "plan": {"name": plan.name if plan else None, "daily_quota": quota,
+                     "rate_limit": plan.rate_limit if plan else None, "resets_at": next_utc_midnight()},
+        }
+        return json_response(200, {"data": {"attributes": attributes}}, {"X-Request-Id": request_id})
+
+    return vendor_answer(router, build, lambda error, status, rid: errors_body(error), billable=False,
+                         status_for=error_status)
