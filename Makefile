@@ -8,6 +8,7 @@ CHECKOV := .cache/checkov-venv/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
 TRAIN_PY := .cache/train-venv/bin/python
+NODE_CLIENT := tests/clients/removebg_node/node_modules/.package-lock.json
 
 .PHONY: help setup models serve test test-fast bench eval clean costume-features costume-train
 
@@ -39,7 +40,11 @@ $(CHECKOV):
 	  .cache/checkov-venv/bin/python -m pip install --quiet --upgrade pip && \
 	  .cache/checkov-venv/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
 
-setup: $(STAMP) $(SAM) $(CHECKOV) models
+# remove.bg's npm client, pinned by package-lock.json, for the tests that drive it (nothing global)
+$(NODE_CLIENT): tests/clients/removebg_node/package-lock.json
+	cd tests/clients/removebg_node && npm ci --no-audit --no-fund --loglevel=error
+
+setup: $(STAMP) $(SAM) $(CHECKOV) $(NODE_CLIENT) models
 
 models: $(STAMP)
 	$(PY) -m alphacut_dev.build_models
@@ -75,4 +80,4 @@ costume-train: costume-features $(TRAIN_PY)
 	$(PY) -m alphacut_dev.costume.validate
 
 clean:
-	rm -rf $(VENV) .cache layers/models/*/ layers/models/manifest.json
+	rm -rf $(VENV) .cache layers/models/*/ layers/models/manifest.json tests/clients/removebg_node/node_modules

@@ -45,12 +45,16 @@ def test_translated_template_has_the_promised_shape():
     resources = translate_template()["Resources"]
     types = [r["Type"] for r in resources.values()]
     assert types.count("AWS::Lambda::Function") >= 2
-    plan = resources["ApiUsagePlan"]["Properties"]
-    assert plan["Throttle"] == {"RateLimit": 2, "BurstLimit": 4} and plan["Quota"]["Period"] == "DAY"
+    plan = resources["StarterPlan"]["Properties"]
+    assert plan["Throttle"] == {"RateLimit": {"Ref": "RateLimit"}, "BurstLimit": {"Ref": "BurstLimit"}}
+    assert plan["Quota"] == {"Limit": {"Ref": "DailyQuota"}, "Period": "DAY"}
+    for name in ("StarterPlan", "FreePlan", "BusinessPlan"):  # one key, one quota, both APIs
+        stages = resources[name]["Properties"]["ApiStages"]
+        assert [stage["ApiId"] for stage in stages] == [{"Ref": "Api"}, {"Ref": "RemoveBgApi"}]
     plans = {r["Properties"]["UsagePlanName"]["Fn::Sub"] for r in resources.values()
              if r["Type"] == "AWS::ApiGateway::UsagePlan"}
     assert plans == {"${AWS::StackName}-free", "${AWS::StackName}-starter", "${AWS::StackName}-business"}
-    api = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi")["Properties"]
+    api = resources["Api"]["Properties"]
     vendor_paths = ("/api/cutout", "/jdai/SelfieSeg", "/api/tasks/visual/segmentation",
                     "/api/tasks/visual/segmentation/{task_id}", "/ai/image/cut/out",
                     "/api/cutout/general/apparel-background-removal")
@@ -279,3 +283,18 @@ def test_checkov_finds_nothing_that_is_not_fixed_or_suppressed_with_a_reason(tmp
     reasons = [s["check_result"].get("suppress_comment") or "" for s in skipped]
     assert len(skipped) >= 30 and all(len(reason.split()) >= 8 for reason in reasons), reasons
     assert len(report["results"]["passed_checks"]) >= 150
+
+
+def test_remove_bg_api_answers_key_rate_and_quota_refusals_as_remove_bg_does():
+    api = translate_template()["Resources"]["RemoveBgApi"]["Properties"]["Body"]
+    assert set(api["paths"]) == {"/v1.0/removebg", "/v1.0/account"}
+    for methods in api["paths"].values():
+        for operation in methods.values():
+            assert operation["security"] == [{"api_key": []}]
+    responses = api["x-amazon-apigateway-gateway-responses"]
+    expected = {"INVALID_API_KEY": ("403", "auth_failed"), "THROTTLED": ("429", "rate_limit_exceeded"),
+                "QUOTA_EXCEEDED": ("402", "insufficient_credits")}
+    for kind, (status, code) in expected.items():
+        body = json.loads(responses[kind]["responseTemplates"]["application/json"])
+        assert str(responses[kind]["statusCode"]) == status and body["errors"][0]["code"] == code
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"

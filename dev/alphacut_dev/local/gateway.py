@@ -1,10 +1,12 @@
 """The local API Gateway: HTTP in, REST proxy event to the function's worker, proxy answer out.
 
-It behaves as API Gateway does for this API, with the template's gateway responses: x-api-key
-required (401 ``Unauthorized``, as seed 002 documents), the key's own usage plan applied (429 ``Too Many Requests`` with
+It behaves as API Gateway does for the template's REST APIs, served on one port (on AWS each has
+its own host): for the native API x-api-key required (401 ``Unauthorized``, as PicWish-style tasks
+document), the key's own usage plan applied (429 ``Too Many Requests`` with
 Retry-After over the rate and burst, 429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413 for events over Lambda's 6 MB
 payload, 502 when the function fails (an answer over Lambda's 6 MB included), 504 when it times out, and 403 ``Missing Authentication
-Token`` for a path no route has.
+Token`` for a path no route has. The other APIs (remove.bg's) answer a bad key, the rate and the
+quota with their gateway responses as the template declares them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -55,16 +58,16 @@ class UsageLimiter:
         self.counts: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
 
-    def check(self, key: str, plan) -> tuple[int, dict, dict[str, str]] | None:
-        """None when the request may pass, else (status, body, headers) as the template's gateway
-        responses answer (THROTTLED, QUOTA_EXCEEDED)."""
+    def check(self, key: str, plan) -> Refusal | None:
+        """None when the request may pass, else what API Gateway refuses it for (THROTTLED,
+        QUOTA_EXCEEDED), for ``render_refusal`` to answer as the route's API does."""
         with self.lock:
             bucket = self.buckets.get(key)
             if bucket is None or (bucket.rate, bucket.capacity) != (plan.rate, max(1, plan.burst)):
                 bucket = self.buckets[key] = TokenBucket(plan.rate, plan.burst)  # a new plan applies at once
         wait = bucket.take()
         if wait:
-            return 429, throttled_body(), {"Retry-After": str(max(1, math.ceil(wait)))}
+            return Refusal("THROTTLED", retry_after=max(1, math.ceil(wait)))
         if plan.quota is not None:
             now = self.clock()
             day = time.strftime("%Y-%m-%d", time.gmtime(now))
@@ -72,9 +75,38 @@ class UsageLimiter:
                 used = self.counts.get((key, day), 0)
                 if used >= plan.quota:
                     reset = (int(now) // 86400 + 1) * 86400
-                    return 429, quota_body(plan.quota, reset), {"Retry-After": str(reset - int(now))}
+                    return Refusal("QUOTA_EXCEEDED", retry_after=reset - int(now), quota=plan.quota, reset=reset)
                 self.counts[(key, day)] = used + 1
         return None
+
+
+@dataclass
+class Refusal:
+    """API Gateway's own answer before any function runs: its gateway response type and details."""
+
+    kind: str                  # INVALID_API_KEY, THROTTLED, QUOTA_EXCEEDED
+    retry_after: int = 0
+    quota: int = 0
+    reset: int = 0
+    key_given: bool = True
+
+
+NATIVE_API = "Api"
+
+
+def render_refusal(refusal: Refusal, declared: dict | None, api: str) -> tuple[int, bytes, dict[str, str]]:
+    """The answer as the route's API gives it: the native API's (with the details API Gateway's
+    variables would carry), or the template's gateway response as declared for the other APIs."""
+    if api != NATIVE_API and declared is not None:
+        headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
+                   for name, value in (declared.get("responseParameters") or {}).items()}
+        body = (declared.get("responseTemplates") or {}).get("application/json", "")
+        return int(declared.get("statusCode", 400)), body.encode(), headers
+    if refusal.kind == "INVALID_API_KEY":
+        return 401, json.dumps(unauthorized_body(refusal.key_given)).encode(), {}
+    if refusal.kind == "THROTTLED":
+        return 429, json.dumps(throttled_body()).encode(), {"Retry-After": str(refusal.retry_after)}
+    return 429, json.dumps(quota_body(refusal.quota, refusal.reset)).encode(), {"Retry-After": str(refusal.retry_after)}
 
 
 def unauthorized_body(key_given: bool) -> dict:
@@ -151,13 +183,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             key_id = ""
             if route.key_required:  # API Gateway checks key and plan only where the route asks
                 plan = stack.plan_for_key(api_key) if api_key else None
-                if plan is None:
-                    self._send(401, json.dumps(unauthorized_body(bool(api_key))).encode())
-                    return
-                refused = limiter.check(api_key, plan)
+                refused = Refusal("INVALID_API_KEY", key_given=bool(api_key)) if plan is None else \
+                    limiter.check(api_key, plan)
                 if refused:
-                    status, answer, headers = refused
-                    self._send(status, json.dumps(answer).encode(), headers)
+                    declared = stack.gateway_responses.get(route.api, {}).get(refused.kind)
+                    self._send(*render_refusal(refused, declared, route.api))
                     return
                 key_id = plan.key_id
             else:
@@ -206,7 +236,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                     "resourcePath": route.resource, "httpMethod": self.command, "path": f"/{stack.stage}{path}",
                     "stage": stack.stage, "requestId": self._request_id, "accountId": "123456789012",
                     "domainName": self.headers.get("Host", f"{stack.host}:{stack.port}"),
-                    "apiId": stack.physical.get("Api", "local"), "protocol": "HTTP/1.1",
+                    "apiId": stack.physical.get(route.api, "local"), "protocol": "HTTP/1.1",
                     "requestTimeEpoch": int(now * 1000),
                     "identity": {"apiKey": api_key or None, "apiKeyId": api_key_id or None,
                                  "sourceIp": self.client_address[0],

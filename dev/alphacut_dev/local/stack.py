@@ -57,6 +57,7 @@ class Route:
     pattern: re.Pattern
     function: str                # logical id
     key_required: bool = True    # the operation's security names the API key
+    api: str = "Api"             # the REST API's logical id (its gateway responses apply)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method not in ("ANY", method):
@@ -193,6 +194,7 @@ class LocalStack:
         self.moto_url = ""
         self.workers: dict[str, FunctionWorker] = {}
         self.routes: list[Route] = []
+        self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
         self.plans: dict[str, tuple[float, UsagePlan | None]] = {}  # key value -> (read at, plan)
         from alphacut_dev.local.gateway import UsageLimiter
 
@@ -476,7 +478,9 @@ class LocalStack:
         for logical, resource in by_type("AWS::Lambda::Function"):
             self.workers[logical] = FunctionWorker(self._function_spec(logical, resource, resources, resolver))
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
-            self._routes_from_swagger(resource["Properties"].get("Body", {}), resolver)
+            body = resource["Properties"].get("Body", {})
+            self._routes_from_swagger(body, resolver, logical)
+            self.gateway_responses[logical] = body.get("x-amazon-apigateway-gateway-responses", {})
         for logical, resource in by_type("AWS::Lambda::EventSourceMapping"):
             props = resolver.resolve(resource["Properties"])
             function = next(name for name in self.workers if refs[name] == props["FunctionName"])
@@ -558,7 +562,7 @@ class LocalStack:
                             timeout=int(props.get("Timeout", 3)), memory=int(props.get("MemorySize", 128)),
                             environment=environment, python_paths=python_paths)
 
-    def _routes_from_swagger(self, body: dict, resolver: Resolver) -> None:
+    def _routes_from_swagger(self, body: dict, resolver: Resolver, api: str) -> None:
         arn_to_function = self.function_arns()
         for path, methods in body.get("paths", {}).items():
             pattern = path_pattern(path)
@@ -569,7 +573,8 @@ class LocalStack:
                 if function_arn in arn_to_function:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
                     self.routes.append(Route(verb, path, pattern, arn_to_function[function_arn],
-                                             key_required=bool(operation.get("security", [{"api_key": []}]))))
+                                             key_required=bool(operation.get("security", [{"api_key": []}])),
+                                             api=api))
 
     # ---- keys and plans -------------------------------------------------------------------------
     def plan_for_key(self, value: str) -> UsagePlan | None:

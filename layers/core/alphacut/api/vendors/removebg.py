@@ -251,7 +251,8 @@ def account_route():
         meter = runtime.usage_meter()
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
-        left = max(quota - meter.calls_today(owner), 0) if quota is not None else None
+        # this call is counted too (after the answer): what is left once it is
+        left = max(quota - meter.calls_today(owner) - 1, 0) if quota is not None else None
         attributes = {
             "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
             "api": {"free_calls": left, "sizes": "all"},

@@ -1,0 +1,337 @@
+"""remove.bg's API (POST /v1.0/removebg, GET /v1.0/account) over HTTP on the local stack: every
+parameter, every error code, the answer headers, and two remove.bg clients nobody here wrote (the
+npm package remove.bg 1.3.0 and PyPI's removebg 0.04), unchanged, pointed at the stack."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import image_bytes
+from tests.stack_fixtures import Api, new_key
+
+ROUTE = "/v1.0/removebg"
+NODE_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "removebg_node"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _image(response: requests.Response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(response.content))
+    image.load()
+    return image
+
+
+def _error(response: requests.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    errors = response.json()["errors"]
+    assert len(errors) == 1 and errors[0]["code"] == code and errors[0]["title"]
+    return errors[0]
+
+
+def _foreground(response: requests.Response) -> tuple[int, int, int, int]:
+    return tuple(int(response.headers[f"X-Foreground-{name}"]) for name in ("Left", "Top", "Width", "Height"))
+
+
+@pytest.fixture(scope="module")
+def removebg(stack, admin) -> Api:
+    """A key of its own: remove.bg's headers count its calls."""
+    return new_key(admin, stack)
+
+
+@pytest.fixture(scope="module")
+def upload(photo):
+    return {"image_file": ("photo.jpg", photo, "image/jpeg")}
+
+
+# ---- sources and bodies ---------------------------------------------------------------------------
+def test_multipart_file_answers_the_image_with_remove_bg_headers(removebg, upload, photo):
+    response = removebg.post(ROUTE, files=upload)
+    image = _image(response)
+    assert image.format == "PNG" and image.mode == "RGBA"             # format=auto: transparency -> png
+    assert image.width * image.height <= 250_000                      # size=preview is the default
+    assert (image.width, image.height) == (int(response.headers["X-Width"]), int(response.headers["X-Height"]))
+    assert response.headers["X-Credits-Charged"] == "1" and response.headers["X-Type"] == "other"
+    left, top, width, height = _foreground(response)
+    alpha = np.asarray(image)[:, :, 3]
+    rows, cols = np.flatnonzero((alpha >= 13).any(axis=1)), np.flatnonzero((alpha >= 13).any(axis=0))
+    assert (left, top, width, height) == (cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0])
+    assert int(response.headers["X-RateLimit-Limit"]) == 100000
+    assert int(response.headers["X-RateLimit-Remaining"]) < 100000
+    assert int(response.headers["X-RateLimit-Reset"]) % 86400 == 0 and int(response.headers["X-RateLimit-Reset"]) > time.time()
+
+
+def test_json_base64_and_form_url_sources_give_the_same_cutout(removebg, photo, image_server):
+    by_json = removebg.post(ROUTE, json={"image_file_b64": _b64(photo)})
+    by_form = removebg.post(ROUTE, data={"image_url": image_server.url("photo.jpg")})
+    assert _image(by_json).size == _image(by_form).size
+    assert np.array_equal(np.asarray(_image(by_json)), np.asarray(_image(by_form)))
+
+
+def test_accept_json_answers_result_b64_and_the_foreground_box(removebg, photo):
+    response = removebg.post(ROUTE, json={"image_file_b64": _b64(photo)}, headers={"Accept": "application/json"})
+    data = response.json()["data"]
+    image = Image.open(io.BytesIO(base64.b64decode(data["result_b64"])))
+    assert image.size == (int(response.headers["X-Width"]), int(response.headers["X-Height"]))
+    assert (data["foreground_left"], data["foreground_top"], data["foreground_width"],
+            data["foreground_height"]) == _foreground(response)
+    assert set(response.json()) == {"data"}  # remove.bg's envelope, nothing added
+
+
+# ---- parameters -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("size,most_pixels", [("preview", 250_000), ("small", 250_000), ("regular", 250_000),
+                                              ("0.1MP", 100_000)])
+def test_sizes_cap_the_result(removebg, upload, size, most_pixels):
+    image = _image(removebg.post(ROUTE, files=upload, data={"size": size}))
+    assert most_pixels * 0.9 <= image.width * image.height <= most_pixels
+
+
+@pytest.mark.parametrize("size", ["full", "4k", "auto", "hd", "medium", "50MP"])
+def test_larger_sizes_keep_a_photo_that_fits_them(removebg, upload, photo, size):
+    original = Image.open(io.BytesIO(photo)).size
+    assert _image(removebg.post(ROUTE, files=upload, data={"size": size})).size == original
+
+
+@pytest.mark.parametrize("kind,level,expected", [("person", "1", "person"), ("product", "1", "product"),
+                                                 ("car", "2", "car"), ("graphic", "1", "other"),
+                                                 ("graphic", "2", "graphics"), ("animal", "latest", "animal"),
+                                                 ("transportation", "2", "transportation"), ("auto", "2", "other")])
+def test_type_and_type_level_name_x_type(removebg, upload, kind, level, expected):
+    response = removebg.post(ROUTE, files=upload, data={"type": kind, "type_level": level})
+    assert response.status_code == 200 and response.headers["X-Type"] == expected
+
+
+def test_type_level_none_sends_no_x_type(removebg, upload):
+    response = removebg.post(ROUTE, files=upload, data={"type_level": "none"})
+    assert response.status_code == 200 and "X-Type" not in response.headers
+
+
+def test_type_person_runs_the_person_pipeline(removebg, upload, pipeline, photo):
+    from alphacut.options import CutoutOptions
+
+    response = removebg.post(ROUTE, files=upload, data={"type": "person", "channels": "alpha"})
+    local = pipeline.run(photo, CutoutOptions(type="person", size="preview", output="mask"))
+    assert np.array_equal(np.asarray(_image(response)), np.asarray(Image.open(io.BytesIO(local.mask))))
+
+
+@pytest.mark.parametrize("params,fmt,mode", [({"format": "png"}, "PNG", "RGBA"), ({"format": "jpg"}, "JPEG", "RGB"),
+                                             ({"format": "webp"}, "WEBP", "RGBA"),
+                                             ({"bg_color": "81d4fa"}, "JPEG", "RGB"),
+                                             ({"bg_color": "81d4fa80"}, "PNG", "RGBA"),
+                                             ({"channels": "alpha"}, "PNG", "L")])
+def test_formats_channels_and_colours(removebg, upload, params, fmt, mode):
+    image = _image(removebg.post(ROUTE, files=upload, data=params))
+    assert (image.format, image.mode) == (fmt, mode)
+
+
+def test_zip_holds_color_jpg_and_alpha_png_of_the_result(removebg, upload):
+    response = removebg.post(ROUTE, files=upload, data={"format": "zip"})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    colour, alpha = (Image.open(io.BytesIO(archive.read(name))) for name in ("color.jpg", "alpha.png"))
+    assert colour.mode == "RGB" and alpha.mode == "L"
+    assert colour.size == alpha.size == (int(response.headers["X-Width"]), int(response.headers["X-Height"]))
+
+
+def test_roi_keeps_only_the_subject_inside_the_region(removebg, upload):
+    whole = _foreground(removebg.post(ROUTE, files=upload))
+    response = removebg.post(ROUTE, files=upload, data={"roi": "0% 0% 100% 40%"})
+    left, top, width, height = _foreground(response)
+    assert top + height <= round(0.4 * int(response.headers["X-Height"])) + 1
+    assert height < whole[3]
+
+
+def test_crop_with_a_margin_adds_it_around_the_subject(removebg, upload):
+    plain = removebg.post(ROUTE, files=upload, data={"crop": "true"})
+    margin = removebg.post(ROUTE, files=upload, data={"crop": "true", "crop_margin": "10px 20px"})
+    assert _foreground(plain)[:2] == (0, 0)
+    assert _foreground(margin)[:2] == (20, 10)
+    assert int(margin.headers["X-Width"]) <= int(plain.headers["X-Width"]) + 40
+
+
+@pytest.mark.parametrize("margin", ["51%", "501px", "1px 2px 3px"])
+def test_crop_margin_over_remove_bg_limits_is_refused(removebg, upload, margin):
+    detail = _error(removebg.post(ROUTE, files=upload, data={"crop": "true", "crop_margin": margin}),
+                    400, "invalid_parameters")["detail"]
+    assert detail.startswith("crop_margin")
+
+
+def test_scale_puts_the_subject_in_the_centre_at_that_share(removebg, upload):
+    response = removebg.post(ROUTE, files=upload, data={"scale": "50%"})
+    left, top, width, height = _foreground(response)
+    canvas_w, canvas_h = int(response.headers["X-Width"]), int(response.headers["X-Height"])
+    assert max(width / canvas_w, height / canvas_h) == pytest.approx(0.5, abs=0.03)
+    assert abs((left + width / 2) - canvas_w / 2) <= 3 and abs((top + height / 2) - canvas_h / 2) <= 3
+
+
+def test_position_moves_the_subject_to_a_corner(removebg, upload):
+    response = removebg.post(ROUTE, files=upload, data={"position": "100% 0%", "scale": "40%"})
+    left, top, width, height = _foreground(response)
+    assert top <= 1 and left + width >= int(response.headers["X-Width"]) - 1
+
+
+def test_background_image_by_url_and_by_file_fill_the_picture(removebg, upload, image_server, photo):
+    by_url = _image(removebg.post(ROUTE, files=upload, data={"bg_image_url": image_server.url("photo.jpg")}))
+    by_file = _image(removebg.post(ROUTE, files={**upload, "bg_image_file": ("bg.jpg", photo, "image/jpeg")}))
+    assert by_url.format == by_file.format == "JPEG" and by_url.mode == "RGB"  # format=auto over a picture
+    assert np.abs(np.asarray(by_url, np.int16) - np.asarray(by_file, np.int16)).max() <= 2
+
+
+def test_shadow_and_semitransparency_are_accepted_and_change_nothing(removebg, upload):
+    plain = removebg.post(ROUTE, files=upload)
+    asked = removebg.post(ROUTE, files=upload, data={"add_shadow": "true", "semitransparency": "false"})
+    assert asked.status_code == 200 and asked.content == plain.content
+    _error(removebg.post(ROUTE, files=upload, data={"add_shadow": "sometimes"}), 400, "invalid_parameters")
+
+
+def test_parameters_remove_bg_does_not_have_are_ignored_and_named(removebg, upload):
+    response = removebg.post(ROUTE, files=upload, data={"shadow_type": "drop", "frobnicate": "1"})
+    assert response.status_code == 200 and response.headers["X-Alphacut-Ignored"] == "frobnicate,shadow_type"
+
+
+# ---- errors -------------------------------------------------------------------------------------------
+def test_no_source_is_missing_source(removebg):
+    _error(removebg.post(ROUTE, data={"size": "preview"}), 400, "missing_source")
+
+
+def test_two_sources_are_multiple_sources(removebg, upload, photo):
+    _error(removebg.post(ROUTE, files=upload, data={"image_file_b64": _b64(photo)}), 400, "multiple_sources")
+
+
+def test_an_image_url_over_the_byte_limit_is_file_too_large(removebg, image_server):
+    detail = _error(removebg.post(ROUTE, data={"image_url": image_server.url("huge.jpg")}), 400, "file_too_large")
+    assert detail["detail"].startswith("image_url")
+
+
+def test_a_blank_picture_is_unknown_foreground_and_not_charged(removebg):
+    blank = image_bytes(Image.new("RGB", (300, 200), (255, 255, 255)), "PNG")
+    response = removebg.post(ROUTE, files={"image_file": ("blank.png", blank, "image/png")})
+    _error(response, 400, "unknown_foreground")
+    assert response.headers["X-Credits-Charged"] == "0"
+
+
+@pytest.mark.parametrize("data,code", [
+    (image_bytes(Image.new("RGB", (5000, 60)), "PNG"), "resolution_too_high"),
+    (image_bytes(Image.new("RGB", (20, 20)), "PNG"), "resolution_too_low"),
+    (b"this is not an image", "invalid_file_type"),
+    (image_bytes(Image.effect_noise((300, 300), 60).convert("RGB"), "PNG")[:20000], "invalid_image"),
+])
+def test_bad_files_name_remove_bg_codes(removebg, data, code):
+    _error(removebg.post(ROUTE, files={"image_file": ("x.png", data, "image/png")}), 400, code)
+
+
+@pytest.mark.parametrize("params", [{"size": "huge"}, {"type": "cat"}, {"type_level": "3"}, {"format": "gif"},
+                                    {"roi": "0 0 10"}, {"scale": "5%"}, {"position": "left"},
+                                    {"channels": "rgb"}, {"bg_color": "nope"}])
+def test_bad_parameters_are_invalid_parameters_naming_the_field(removebg, upload, params):
+    detail = _error(removebg.post(ROUTE, files=upload, data=params), 400, "invalid_parameters")["detail"]
+    assert detail.startswith(next(iter(params)))
+
+
+def test_a_private_image_url_is_refused(removebg):
+    _error(removebg.post(ROUTE, data={"image_url": "http://169.254.169.254/latest/meta-data"}), 400,
+           "failed_to_download")
+
+
+def test_a_bad_key_is_403_in_remove_bg_shape(stack):
+    for key in ("not-a-key-0000000000000000", None):
+        response = Api(stack.url, key).post(ROUTE, data={"image_url": "http://example.com/a.jpg"})
+        _error(response, 403, "auth_failed")
+
+
+def test_over_the_rate_is_429_with_retry_after(default_key_api):
+    time.sleep(2.5)  # let the default key's bucket (2/s, burst 4) refill
+    answers = [default_key_api.get("/v1.0/account") for _ in range(10)]
+    refused = next(r for r in answers if r.status_code == 429)
+    _error(refused, 429, "rate_limit_exceeded")
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_a_spent_daily_quota_is_402_insufficient_credits(stack, admin, upload):
+    tiny = new_key(admin, stack, "tiny")  # 3 calls a day
+    credits = [tiny.get("/v1.0/account").json()["data"]["attributes"]["credits"]["total"] for _ in range(3)]
+    assert credits == [2, 1, 0]
+    _error(tiny.post(ROUTE, files=upload), 402, "insufficient_credits")
+
+
+def test_account_says_the_calls_left_today_and_the_plan(removebg, upload):
+    before = removebg.get("/v1.0/account").json()["data"]["attributes"]
+    removebg.post(ROUTE, files=upload)
+    after = removebg.get("/v1.0/account")
+    attributes = after.json()["data"]["attributes"]
+    assert attributes["credits"]["total"] == before["credits"]["total"] - 2  # the cutout and this call
+    assert attributes["api"] == {"free_calls": attributes["credits"]["total"], "sizes": "all"}
+    assert attributes["plan"]["daily_quota"] == 100000 and attributes["plan"]["name"].endswith("bulk")
+    assert after.headers["X-Credits-Charged"] == "0"
+
+
+# ---- clients nobody here wrote -----------------------------------------------------------------------------
+def _drive_node(stack, key: str, calls: list[dict], tmp_path: Path) -> list[dict]:
+    if not (NODE_CLIENT / "node_modules" / "remove.bg").exists():
+        pytest.fail("the npm client is not installed: run `make setup`")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"base": stack.url, "calls": [{**call, "options": {"apiKey": key, **call["options"]}}
+                                                             for call in calls]}))
+    done = subprocess.run(["node", str(NODE_CLIENT / "drive.js"), str(plan)], capture_output=True, text=True,
+                          timeout=300, check=True)
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_the_npm_remove_bg_client_works_unchanged(stack, removebg, image_server, photo, tmp_path):
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(photo)
+    calls = [
+        {"fn": "removeBackgroundFromImageFile",
+         "options": {"path": str(source), "outputFile": str(tmp_path / "file.png"), "crop": True}},
+        {"fn": "removeBackgroundFromImageBase64",
+         "options": {"base64img_file": str(source), "outputFile": str(tmp_path / "b64.png"), "size": "medium",
+                     "type": "person", "bg_color": "00ff00", "scale": "80%"}},
+        {"fn": "removeBackgroundFromImageUrl",
+         "options": {"url": image_server.url("photo.jpg"), "outputFile": str(tmp_path / "url.png"),
+                     "channels": "alpha", "roi": "0% 0% 100% 50%"}},
+        {"fn": "removeBackgroundFromImageFile", "options": {"path": str(source), "apiKey": "wrong-key-000000000000"}},
+    ]
+    file_call, b64_call, url_call, bad_key = _drive_node(stack, removebg.key, calls, tmp_path)
+    for call, name, mode in ((file_call, "file.png", "RGBA"), (b64_call, "b64.png", "RGB"), (url_call, "url.png", "L")):
+        assert call["ok"], call
+        result = call["result"]
+        saved = Image.open(tmp_path / name)
+        assert saved.mode == mode and saved.size == (int(result["resultWidth"]), int(result["resultHeight"]))
+        assert result["creditsCharged"] == "1" and int(result["rateLimitRemaining"]) < int(result["rateLimit"])
+    assert int(file_call["result"]["resultWidth"]) < Image.open(source).width  # cropped to the subject
+    assert b64_call["result"]["detectedType"] == "person"
+    assert Image.open(tmp_path / "b64.png").format == "JPEG"  # format auto over a colour (the file name is the client's)
+    assert not bad_key["ok"] and bad_key["errors"][0]["code"] == "auth_failed"
+
+
+def test_the_pypi_removebg_client_works_unchanged(stack, removebg, image_server, photo, tmp_path, monkeypatch):
+    from removebg import RemoveBg
+    from removebg import removebg as module
+
+    monkeypatch.setattr(module, "API_ENDPOINT", stack.url + ROUTE)
+    client = RemoveBg(removebg.key, str(tmp_path / "errors.log"))
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(photo)
+    client.remove_background_from_img_file(str(source), bg_color="white")
+    client.remove_background_from_img_url(image_server.url("photo.jpg"), new_file_name=str(tmp_path / "url.png"))
+    client.remove_background_from_base64_img(_b64(photo), size="hd", new_file_name=str(tmp_path / "b64.png"))
+    on_white = Image.open(str(source) + "_no_bg.png")
+    assert on_white.format == "JPEG" and on_white.width * on_white.height <= 250_000   # size regular = preview
+    assert Image.open(tmp_path / "url.png").mode == "RGBA"
+    assert Image.open(tmp_path / "b64.png").size == Image.open(source).size          # hd: the photo fits 4 MP
+    with pytest.raises(requests.HTTPError) as refused:
+        RemoveBg("wrong-key-000000000000", str(tmp_path / "errors.log")).remove_background_from_img_file(str(source))
+    assert refused.value.response.status_code == 403
