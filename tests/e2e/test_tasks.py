@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -68,6 +69,27 @@ def test_sync_waits_for_the_result(api, photo):
                         data={"sync": "1", "return_type": "base64", "output": "mask"})
     data = response.json()["data"]
     assert data["state"] == 1 and _image(base64.b64decode(data["mask"])).mode == "L"
+
+
+def test_a_task_takes_size_roi_and_a_background_file(api, photo):
+    task_id = submit(api, photo, size="preview", roi="0% 0% 100% 50%", format="auto")
+    plain = wait_final(api, task_id, return_type="base64")
+    image = _image(base64.b64decode(plain["image"]))
+    assert plain["state"] == 1 and image.format == "PNG" and image.width * image.height <= 250_000
+    assert np.asarray(image)[image.height // 2 + 1:, :, 3].max() == 0  # nothing kept below the region
+    response = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg"),
+                                            "bg_image_file": ("bg.jpg", photo, "image/jpeg")},
+                        data={"sync": "1", "return_type": "base64", "format": "auto"})
+    data = response.json()["data"]
+    assert data["state"] == 1 and _image(base64.b64decode(data["image"])).format == "JPEG"
+
+
+def test_a_task_fetches_its_background_url_and_a_dead_one_ends_in_minus_3(api, photo, image_server):
+    done = wait_final(api, submit(api, photo, bg_image_url=image_server.url("photo.jpg"), format="png"),
+                      return_type="base64")
+    assert done["state"] == 1 and _image(base64.b64decode(done["image"])).mode == "RGB"  # opaque over the picture
+    failed = wait_final(api, submit(api, photo, bg_image_url=image_server.url("missing.jpg")))
+    assert failed["state"] == -3
 
 
 def test_another_key_gets_404(api, default_key_api, photo):

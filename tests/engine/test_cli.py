@@ -40,6 +40,28 @@ def test_remove_mask_writes_one_channel_png(tmp_path, eval_dir):
     assert np.asarray(mask).max() == 255
 
 
+def test_remove_takes_the_remove_bg_options(tmp_path, eval_dir):
+    import zipfile
+
+    photo, background = sorted((eval_dir / "general" / "images").iterdir())[:2]
+    result = run("remove", photo, "-o", tmp_path, "--size", "preview", "--bg-image", background,
+                 "--scale", "60%", "--position", "0% 100%", "--format", "zip")
+    assert result.returncode == 0, result.stderr
+    archive = zipfile.ZipFile(tmp_path / f"{photo.stem}.zip")
+    colour = Image.open(archive.open("color.jpg"))
+    alpha = np.asarray(Image.open(archive.open("alpha.png")))
+    assert colour.width * colour.height <= 250_000 and alpha.min() == 255  # a picture behind: all opaque
+    matte = run("remove", photo, "-o", tmp_path / "roi", "--channels", "alpha", "--roi", "0% 0% 50% 100%")
+    assert matte.returncode == 0, matte.stderr
+    kept = np.asarray(Image.open(tmp_path / "roi" / f"{photo.stem}.png"))
+    assert kept[:, kept.shape[1] // 2 + 1:].max() == 0 and kept.max() == 255
+
+
+def test_remove_refuses_a_missing_background_picture(tmp_path):
+    result = run("remove", "x.jpg", "-o", tmp_path, "--bg-image", tmp_path / "nowhere.jpg")
+    assert result.returncode == 2 and "bg_image" in result.stderr
+
+
 def test_remove_refuses_bad_options(tmp_path):
     result = run("remove", "x.jpg", "-o", tmp_path, "--bg-color", "nope")
     assert result.returncode == 2 and "bg_color" in result.stderr

@@ -210,6 +210,7 @@ def test_openapi_lists_routes_and_options(api):
     params = {p["name"]: p["schema"] for p in cutout["parameters"]}
     assert params["type"]["enum"] == ["auto", "object", "person", "stamp"]
     assert set(cutout["requestBody"]["content"]) == {"image/*", "multipart/form-data", "application/json"}
+    assert {"size", "roi", "scale", "position", "channels", "bg_image_url"} <= set(params)
     assert {"400", "401", "413", "415", "422", "429", "500"} <= set(cutout["responses"])
     assert spec["paths"]["/v1/selfie"]["post"]["parameters"][0]["schema"]["enum"] == ["person"]
 
@@ -280,3 +281,41 @@ def test_result_links_redirect_without_a_key_and_expire(api, stack, photo):
     late = LinkSigner(secret).token(key, int(time.time()) - 1)
     expired = requests.get(f"{stack.url}/v1/results/{late}", timeout=30)
     assert expired.status_code == 410 and expired.json()["error"]["code"] == "link_expired"
+
+
+# ---- the options remove.bg brought, on the native routes ----------------------------------
+def test_native_cutout_takes_size_roi_scale_and_position(api, photo):
+    response = api.post("/v1/cutout", files={"image_file": ("p.jpg", photo, "image/jpeg")},
+                        data={"size": "preview", "roi": "0% 0% 100% 60%", "scale": "50%", "position": "0% 0%",
+                              "return": "base64"})
+    body = response.json()
+    image = _image(base64.b64decode(body["image"]["base64"]))
+    assert response.status_code == 200 and image.width * image.height <= 250_000
+    alpha = np.asarray(image)[:, :, 3]
+    rows, cols = np.flatnonzero((alpha >= 13).any(axis=1)), np.flatnonzero((alpha >= 13).any(axis=0))
+    assert rows[0] == 0 and cols[0] == 0                              # moved to the top left corner
+    assert max((rows[-1] + 1) / image.height, (cols[-1] + 1) / image.width) == pytest.approx(0.5, abs=0.03)
+    assert body["input"] == {"width": image.width, "height": image.height}  # the preview-sized input
+
+
+def test_native_cutout_composes_on_an_uploaded_or_linked_background(api, photo, image_server):
+    files = {"image_file": ("p.jpg", photo, "image/jpeg"), "bg_image_file": ("bg.jpg", photo, "image/jpeg")}
+    uploaded = api.post("/v1/cutout", files=files, data={"format": "auto", "return": "binary"})
+    linked = api.post("/v1/cutout", json={"image_base64": base64.b64encode(photo).decode(), "format": "auto",
+                                          "bg_image_url": image_server.url("photo.jpg"), "return": "binary"})
+    assert uploaded.headers["Content-Type"] == linked.headers["Content-Type"] == "image/jpeg"
+    assert np.abs(np.asarray(_image(uploaded.content), np.int16) - np.asarray(_image(linked.content), np.int16)).max() <= 2
+    refused = api.post("/v1/cutout", files=files, data={"bg_image_url": image_server.url("photo.jpg")})
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "bg_image_url"
+    dead = api.post("/v1/cutout", json={"image_url": image_server.url("photo.jpg"),
+                                        "bg_image_url": image_server.url("missing.jpg")})
+    assert dead.status_code == 422 and dead.json()["error"]["field"] == "bg_image_url"
+
+
+def test_native_zip_answers_color_and_alpha(api, photo):
+    import zipfile
+
+    response = api.post("/v1/cutout", files={"image_file": ("p.jpg", photo, "image/jpeg")},
+                        data={"format": "zip", "return": "binary"})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/zip"
+    assert zipfile.ZipFile(io.BytesIO(response.content)).namelist() == ["color.jpg", "alpha.png"]

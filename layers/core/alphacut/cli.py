@@ -4,6 +4,7 @@ Usage::
 
     alphacut remove photos/ shoe.jpg -o out/ --type object --format webp --crop
     alphacut remove selfie.jpg -o out/ --output mask          # out/selfie.png, one channel
+    alphacut remove shoe.jpg -o out/ --size preview --bg-image beach.jpg --scale 80% --format zip
     alphacut eval ../shared/eval/person --type person
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval ../shared/eval/clothing --type costume            # IoU per class
@@ -17,10 +18,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from alphacut.errors import AlphacutError
+from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, SubjectType
 from alphacut.pipeline import Pipeline
+from alphacut.settings import ImageLimits
 
 
 class ProgressBar:
@@ -64,11 +66,30 @@ def output_paths(source: Path, outdir: Path, options: CutoutOptions) -> tuple[Pa
     return image_path, outdir / f"{source.stem}_mask.png"
 
 
+def read_background(source: str | None) -> bytes | None:
+    """``--bg-image``: a file, or an http(s) URL fetched once under the service's URL rules."""
+    if source is None:
+        return None
+    if "://" in source:
+        from alphacut.urlfetch import fetch_image
+
+        return fetch_image(source, ImageLimits().max_bytes, field="bg_image")
+    try:
+        return Path(source).read_bytes()
+    except OSError as error:
+        raise InvalidOption(f"{source}: {error.strerror or error}", field="bg_image") from None
+
+
 def _remove(args: argparse.Namespace) -> int:
     try:
-        options = CutoutOptions(type=args.type, output=args.output, format=args.format,
-                                bg_color=args.bg_color, crop=args.crop, crop_margin=args.crop_margin,
-                                target_width=args.width, target_height=args.height)
+        background = read_background(args.bg_image)
+        options = CutoutOptions.from_mapping(
+            {"type": args.type, "output": args.output or ("mask" if args.channels == "alpha" else "image"),
+             "format": args.format, "size": args.size,
+             "channels": args.channels, "roi": args.roi, "bg_color": args.bg_color,
+             "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
+             "crop": args.crop, "crop_margin": args.crop_margin, "scale": args.scale, "position": args.position,
+             "target_width": args.width, "target_height": args.height}, bg_image=background)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
@@ -174,11 +195,18 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("inputs", nargs="+", help="image files and/or folders")
     remove.add_argument("-o", "--outdir", required=True, help="folder for the results")
     remove.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
-    remove.add_argument("--output", default="image", choices=[o.value for o in OutputKind])
-    remove.add_argument("--format", default="png", choices=[f.value for f in ImageFormat] + ["jpeg"])
-    remove.add_argument("--bg-color", default=None, help="hex colour or name to compose on")
+    remove.add_argument("--output", default=None, choices=[o.value for o in OutputKind], help="default: image")
+    remove.add_argument("--format", default="png", choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
+                        help="zip: color.jpg + alpha.png; auto: png, or jpg over a background")
+    remove.add_argument("--size", default="full", help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP")
+    remove.add_argument("--channels", default=None, choices=["rgba", "alpha"], help="alpha: the matte alone")
+    remove.add_argument("--roi", default=None, help="keep only the subject inside x1 y1 x2 y2 (px or %%)")
+    remove.add_argument("--bg-color", default=None, help="hex colour or name to compose on (#rrggbbaa: see-through)")
+    remove.add_argument("--bg-image", default=None, help="a picture (file or http(s) URL) to compose on, scaled to cover")
     remove.add_argument("--crop", action="store_true", help="crop to the subject")
-    remove.add_argument("--crop-margin", default="0", help="margin around the crop: 12, 12px or 5%%")
+    remove.add_argument("--crop-margin", default="0", help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them")
+    remove.add_argument("--scale", default=None, help="the subject's share of the canvas: 10%% to 100%%")
+    remove.add_argument("--position", default=None, help="original, center, or x%% y%%")
     remove.add_argument("--width", type=int, default=None, help="target width (fits the subject)")
     remove.add_argument("--height", type=int, default=None, help="target height (fits the subject)")
     remove.set_defaults(handler=_remove)

@@ -50,10 +50,23 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
     return {
         "type": {"type": "string", "enum": [t.value for t in types], "default": types[0].value},
         "output": {"type": "string", "enum": [o.value for o in OutputKind], "default": "image"},
-        "format": {"type": "string", "enum": [f.value for f in ImageFormat] + ["jpeg"], "default": "png"},
-        "bg_color": {"type": "string", "description": "hex (#ffffff, fff) or colour name; jpg defaults to white"},
+        "channels": {"type": "string", "enum": ["rgba", "alpha"], "description": "alpha = output=mask"},
+        "format": {"type": "string", "enum": [f.value for f in ImageFormat] + ["jpeg", "auto"], "default": "png",
+                   "description": "zip: color.jpg + alpha.png; auto: png, or jpg when a background fills it"},
+        "size": {"type": "string", "default": "full",
+                 "description": "the result's most pixels: preview (0.25 MP, a faster model), medium (1.5 MP), "
+                                "hd (4 MP), full, or megapixels such as 10MP"},
+        "roi": {"type": "string", "description": "x1 y1 x2 y2 in px or %: only the subject inside is kept"},
+        "bg_color": {"type": "string",
+                     "description": "hex (#ffffff, fff; #ffffff80 see-through) or colour name; jpg defaults to white"},
+        "bg_image_url": {"type": "string", "format": "uri",
+                         "description": "a background picture, scaled to cover (or upload bg_image_file, "
+                                        "or bg_image_base64 in JSON)"},
         "crop": {"type": "boolean", "default": False, "description": "crop to the subject"},
-        "crop_margin": {"type": "string", "default": "0", "description": "12, 12px or 5%"},
+        "crop_margin": {"type": "string", "default": "0",
+                        "description": "12, 12px or 5%; two or four lengths as CSS margins"},
+        "scale": {"type": "string", "description": "original, or 10% to 100%: the subject's share of the canvas"},
+        "position": {"type": "string", "description": "original, center, or x% y% (scale implies center)"},
         "target_width": {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
         "target_height": {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
         "return": {"type": "string", "enum": ["binary", "base64", "url"],
@@ -66,9 +79,12 @@ def _image_operation(route: RouteDoc) -> dict[str, Any]:
     parameters = [{"name": name, "in": "query", "required": False, "schema": schema}
                   for name, schema in options.items()]
     multipart = {"type": "object", "properties": {"image_file": {"type": "string", "format": "binary"},
-                                                  "image": {"type": "string", "format": "binary"}, **options}}
+                                                  "image": {"type": "string", "format": "binary"},
+                                                  "bg_image_file": {"type": "string", "format": "binary"},
+                                                  **options}}
     as_json = {"type": "object", "properties": {
         "image_base64": {"type": "string", "description": "base64 or a data: URL"},
+        "bg_image_base64": {"type": "string", "description": "a background picture, base64"},
         "image_url": {"type": "string", "format": "uri", "description": "http(s), public addresses only"},
         **options}}
     image_answer = {"type": "string", "format": "binary"}
@@ -82,7 +98,7 @@ def _image_operation(route: RouteDoc) -> dict[str, Any]:
             "200": {"description": "the cutout", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/CutoutAnswer"}},
                 "image/png": {"schema": image_answer}, "image/jpeg": {"schema": image_answer},
-                "image/webp": {"schema": image_answer}}},
+                "image/webp": {"schema": image_answer}, "application/zip": {"schema": image_answer}}},
             **_error_responses(route)},
     }
 
