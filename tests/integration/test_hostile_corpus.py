@@ -23,6 +23,7 @@ JPEG = {"Content-Type": "image/jpeg"}
 RAW = {"Content-Type": "application/octet-stream"}
 NATIVE = ("/v1/cutout", "/v1/selfie", "/v1/costume")
 COSTUME = "/api/cutout/general/apparel-background-removal"
+REMOVEBG = "/v1.0/removebg"
 
 
 def _png_header_bomb(width: int, height: int) -> bytes:
@@ -125,7 +126,7 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
                        "utf16": '{"a": 1}'.encode("utf-16"), "invalid utf8": b'{"a": "\xff\xfe"}',
                        "both sources": json.dumps({"image_base64": "AAAA", "image_url": "http://10.0.0.1/"})}.items():
         payload = body if isinstance(body, bytes) else body.encode()
-        for path in NATIVE + ("/v1/tasks", "/jdai/SelfieSeg", "/ai/image/cut/out"):
+        for path in NATIVE + ("/v1/tasks", "/jdai/SelfieSeg", "/ai/image/cut/out", REMOVEBG):
             # a task takes what may be an image and fails it later (-7): a 200 is a fair answer there
             allowed = four + (200,) if path == "/v1/tasks" and name in ("base64 of text", "both sources") else four
             cases.append((f"json {name} {path}", "POST", path,
@@ -138,8 +139,7 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
         "empty file": (b'--x\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n\r\n\r\n--x--\r\n',
                        "multipart/form-data; boundary=x"),
     }.items():
-        for path in NATIVE + ("/v1/tasks", COSTUME, "/api/tasks/visual/segmentation"):
-            cases.append((f"multipart {name} {path}", "POST", path, {"data": data, "headers": {"Content-Type": content_type}},
+        for path in NATIVE + ("/v1/tasks", COSTUME, "/api/tasks/visual/segmentation", REMOVEBG):, "POST", path, {"data": data, "headers": {"Content-Type": content_type}},
                           four))
     # SSRF, native sync, tasks and the vendors' URL fields
     for url in SSRF:
@@ -150,6 +150,14 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
                       {"params": {"imageUrl": url, "backGroundType": "TRANSPARENT"}}, four))
         cases.append((f"aidge post {url[:40]}", "POST", "/ai/image/cut/out",
                       {"json": {"imageUrl": url, "backGroundType": "WHITE_BACKGROUND"}}, four))
+    for url in SSRF[::3]:
+        cases.append((f"remove.bg ssrf {url[:40]}", "POST", REMOVEBG, {"data": {"image_url": url}}, four))
+        cases.append((f"remove.bg bg ssrf {url[:40]}", "POST", REMOVEBG,
+                      {"data": {"image_url": image_server.url("photo.jpg"), "bg_image_url": url}}, four))
+    for params in BAD_OPTIONS[::2]:
+        fields = dict(pair.partition("=")[::2] for pair in params.split("&") if pair)
+        cases.append((f"remove.bg option {params[:30]}", "POST", REMOVEBG,
+                      {"files": {"image_file": ("p.jpg", good, "image/jpeg")}, "data": fields}, four + (200,)))
     cases.append(("redirect to metadata", "POST", "/v1/cutout",
                   {"json": {"image_url": image_server.url("redirect?to=http://169.254.169.254/latest/")}}, four))
     cases.append(("callback to ftp", "POST", "/v1/tasks", {"json": {"image_url": image_server.url("photo.jpg"),
@@ -157,6 +165,9 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
     # auth and routing
     cases += [
         ("no key", "POST", "/v1/cutout", {"data": good, "headers": JPEG, "key": None}, (401,)),
+        ("remove.bg no key", "POST", REMOVEBG, {"data": {"image_url": "http://x/"}, "key": None}, (403,)),
+        ("remove.bg wrong key", "GET", "/v1.0/account", {"key": "x" * 40}, (403,)),
+        ("remove.bg xml", "POST", REMOVEBG, {"data": b"<a/>", "headers": {"Content-Type": "application/xml"}}, four),
         ("wrong key", "POST", "/v1/cutout", {"data": good, "headers": JPEG, "key": "x" * 40}, (401,)),
         ("unknown path", "GET", "/v2/cutout", {}, (403,)),
         ("wrong method", "DELETE", "/v1/cutout", {}, (403,)),
