@@ -21,11 +21,12 @@ help:
 	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
 	@echo "make costume-train - retrain the committed costume head (features ~15-30 min, its two members ~30 min each)"
 
-$(STAMP): pyproject.toml layers/core/requirements.txt
+$(STAMP): pyproject.toml layers/core/requirements.txt clients/python/pyproject.toml
 	@py=$$(scripts/find-python312) && echo "using $$py" && \
 	  { [ -x $(PY) ] || "$$py" -m venv $(VENV); } && \
 	  $(PY) -m pip install --quiet --upgrade pip && \
-	  $(PY) -m pip install --quiet -e '.[dev]'
+	  $(PY) -m pip install --quiet -e '.[dev]' && \
+	  $(PY) -m pip install --quiet -e clients/python
 	@touch $@
 
 # The SAM CLI pins its own boto3/botocore, so it lives in a venv of its own (template tests use it).
@@ -44,7 +45,13 @@ $(CHECKOV):
 $(NODE_CLIENT): tests/clients/removebg_node/package-lock.json
 	cd tests/clients/removebg_node && npm ci --no-audit --no-fund --loglevel=error
 
-setup: $(STAMP) $(SAM) $(CHECKOV) $(NODE_CLIENT) models
+# A real browser for the page's tests: Debian's chromium and its driver (browsers that download
+# themselves cannot be fetched here); needs root, as CI and these machines run.
+BROWSER := /usr/bin/chromedriver
+$(BROWSER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+setup: $(STAMP) $(SAM) $(CHECKOV) $(NODE_CLIENT) $(BROWSER) models
 
 models: $(STAMP)
 	$(PY) -m alphacut_dev.build_models

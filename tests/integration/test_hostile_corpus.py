@@ -178,6 +178,8 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
         ("usage bad dates", "GET", "/v1/usage?from=2026-13-45", {}, (400,)),
         ("usage huge range", "GET", "/v1/usage?from=1900-01-01&to=2026-01-01", {}, (400,)),
         ("forged result link", "GET", "/v1/results/abc.def", {"key": None}, (403,)),
+        ("page file traversal", "GET", "/static/..%2F..%2Fapi%2Fapp.py", {"key": None}, (404,)),
+        ("page file not served", "GET", "/static/index.html.bak", {"key": None}, (404,)),
         ("picwish no such task", "GET", "/api/tasks/visual/segmentation/nope", {}, (404,)),
         ("idempotency key too long", "POST", "/v1/cutout",
          {"data": good, "headers": {**JPEG, "Idempotency-Key": "k" * 300}}, (400,)),

@@ -9,11 +9,13 @@ Usage::
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval ../shared/eval/clothing --type costume            # IoU per class
     alphacut keys --local create --customer acme --plan starter     # admin (AWS without --local)
+    alphacut remove photos/ -o out/ --api https://...amazonaws.com/Prod --key KEY --concurrency 8
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -100,6 +102,8 @@ def _remove(args: argparse.Namespace) -> int:
         failed += 1
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    if args.api:
+        return _remove_remote(args, options, files, outdir, failed)
     pipeline = Pipeline.from_settings()
     bar = ProgressBar(len(files))
     for done, path in enumerate(files, start=1):
@@ -121,6 +125,48 @@ def _remove(args: argparse.Namespace) -> int:
     bar.close()
     written = len(files) - (failed - len(missing))
     print(f"{written} written to {outdir}, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def remote_parameters(options: CutoutOptions) -> dict[str, str]:
+    """The options as request fields for a deployed API (what differs from its defaults)."""
+    defaults = CutoutOptions().to_dict()
+    return {k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in options.to_dict().items() if v is not None and v != defaults[k]}
+
+
+def _remove_remote(args: argparse.Namespace, options: CutoutOptions, files: list[Path], outdir: Path,
+                   failed: int) -> int:
+    """``--api URL --key KEY``: the same files and outputs, cut out by a deployed stack through the
+    Python client (retries, one Idempotency-Key per image, ``--concurrency`` at a time)."""
+    from alphacut_client import Client
+
+    key = args.key or os.environ.get("ALPHACUT_API_KEY", "")
+    if not key or options.type is SubjectType.COSTUME:
+        problem = "--type costume is local only" if key else "--api needs --key (or ALPHACUT_API_KEY)"
+        print(f"alphacut: {problem}", file=sys.stderr)
+        return 2
+    client = Client(args.api, key)
+    bar = ProgressBar(len(files))
+    errors = [0]
+
+    def progress(done: int, total: int, item) -> None:
+        if item.error is not None:
+            errors[0] += 1
+            print(f"alphacut: {item.path}: {item.error}", file=sys.stderr)
+        else:
+            image_path, mask_path = output_paths(item.path, outdir, options)
+            if item.result.image is not None:
+                image_path.write_bytes(item.result.image)
+            if item.result.mask is not None:
+                mask_path.write_bytes(item.result.mask)
+        bar.update(done, item.path.name)
+
+    extra = {"bg_image": options.bg_image} if options.bg_image is not None and not options.bg_image_url else {}
+    client.batch(files, concurrency=args.concurrency, progress=progress, **remote_parameters(options), **extra)
+    bar.close()
+    failed += errors[0]
+    print(f"{len(files) - errors[0]} written to {outdir} by {args.api}, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -209,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--position", default=None, help="original, center, or x%% y%%")
     remove.add_argument("--width", type=int, default=None, help="target width (fits the subject)")
     remove.add_argument("--height", type=int, default=None, help="target height (fits the subject)")
+    remove.add_argument("--api", default=None, help="a deployed stack's ApiUrl: cut out there (pip install clients/python)")
+    remove.add_argument("--key", default=None, help="the API key for --api (default: ALPHACUT_API_KEY)")
+    remove.add_argument("--concurrency", type=int, default=4, help="images in flight at once with --api")
     remove.set_defaults(handler=_remove)
 
     measure = commands.add_parser("eval", help="mean/median IoU and MAE on images/ + gt/")

@@ -107,6 +107,12 @@ class Conflict(AlphacutError):
     code = "conflict"
 
 
+class RequestInProgress(Conflict):
+    """An Idempotency-Key whose first request is still running: retry it a little later."""
+
+    code = "request_in_progress"
+
+
 class ResponseTooLarge(AlphacutError):
     """The answer is over what a synchronous call can carry back (Lambda's 6 MB): never charged."""
 

@@ -19,7 +19,8 @@ from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
 from alphacut.api.request import (BACKGROUND_FIELDS, SOURCE_FIELDS, apply_return_form, background_image,
                                   parse_image_request)
-from alphacut.api.vendors import ROUTERS
+from alphacut.api import web
+from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
 from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
                                     make_answer_guard, result_response)
 from alphacut.costume import parse_garments
@@ -46,7 +47,11 @@ ROUTES = [
     RouteDoc("/v1/selfie", "post", "Cut out people",
              "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
+    RouteDoc("/docs", "get", "This document as a readable page (no key)", key_required=False),
+    RouteDoc("/", "get", "A page to try the service, watch tasks and see usage (no key to load it)",
+             key_required=False),
     RouteDoc("/v1/results/{token}", "get", "A result link (no API key): redirects to the image while the link lasts",
+             key_required=False,
              extra_responses={302: "the image, presigned for 5 minutes", 403: "not a link this service made",
                               410: "the link expired"}),
     RouteDoc("/v1/usage", "get", "Calls made and charged per day and route for this API key",
@@ -223,13 +228,24 @@ def result_link_route(token: str):
                     headers={"Location": location, "Cache-Control": "no-store"})
 
 
-@app.get("/v1/openapi.json")
-def openapi_route():
+def openapi_document() -> dict:
     headers = app.current_event.headers or {}
     host = next((v for k, v in headers.items() if k.lower() == "host"), None)
     stage = (app.current_event.get("requestContext") or {}).get("stage")
     server = f"https://{host}/{stage}" if host and stage and "execute-api" in host else None
-    return json_response(200, build_openapi(ROUTES, server))
+    return build_openapi(ROUTES + VENDOR_ROUTES, server)
+
+
+@app.get("/v1/openapi.json")
+def openapi_route():
+    return json_response(200, openapi_document())
+
+
+@app.get("/docs")
+def docs_route():
+    """The API reference, readable, with no key (the document is inline)."""
+    app.append_context(unmetered=True)
+    return web.docs_page(openapi_document())
 
 
 @app.not_found
@@ -261,6 +277,7 @@ def error_answer(error: Exception):
 app.use(middlewares=[make_metering(), make_idempotency(error_answer), make_answer_guard(error_answer)])
 for vendor_router in ROUTERS:
     app.include_router(vendor_router)
+app.include_router(web.router)
 
 
 def make_handler(warm: tuple[str, ...] = ()):

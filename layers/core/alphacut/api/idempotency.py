@@ -24,7 +24,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from alphacut.api import runtime
 from alphacut.api.request import header
-from alphacut.errors import Conflict, InvalidOption
+from alphacut.errors import Conflict, InvalidOption, RequestInProgress
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
@@ -61,7 +61,7 @@ def _replay_or_refuse(store, claim, event: dict) -> Response:
     if claim.fingerprint != fingerprint(event):
         raise Conflict("was already used for a different request", field=IDEMPOTENCY_HEADER)
     if not claim.done:
-        raise Conflict("its first request is still being processed: retry later", field=IDEMPOTENCY_HEADER)
+        raise RequestInProgress("its first request is still being processed: retry later", field=IDEMPOTENCY_HEADER)
     response = answer_from(store.answer(claim))
     response.headers["Idempotent-Replayed"] = "true"
     return response

@@ -28,6 +28,8 @@ class RouteDoc:
     description: str = ""
     types: tuple[SubjectType, ...] = ()          # image routes: the types they accept
     extra_responses: dict[int, str] = field(default_factory=dict)
+    tag: str = "native"                          # native | vendor-compatible
+    key_required: bool = True
 
     @property
     def takes_image(self) -> bool:
@@ -140,8 +142,9 @@ COMPONENTS = {
 def build_openapi(routes: list[RouteDoc], server_url: str | None = None) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in routes:
-        operation = {"summary": route.summary, "operationId": route.path.strip("/").replace("/", "_").replace(".", "_"),
-                     "security": [{"api_key": []}]}
+        operation_id = "".join(c if c.isalnum() else "_" for c in f"{route.method}_{route.path.strip('/')}")
+        operation = {"summary": route.summary, "operationId": operation_id, "tags": [route.tag],
+                     "security": [{"api_key": []}] if route.key_required else []}
         if route.description:
             operation["description"] = route.description
         if route.takes_image:
@@ -154,6 +157,9 @@ def build_openapi(routes: list[RouteDoc], server_url: str | None = None) -> dict
         "info": {"title": "alphacut", "version": __version__,
                  "description": "Background removal: cutout, selfie. Every answer carries a request id; "
                                 "every error names the field or the reason."},
+        "tags": [{"name": "native", "description": "alphacut's own API (v1)"},
+                 {"name": "vendor-compatible", "description": "drop-in routes answering in another service's "
+                                                             "shape: change the base URL and keep the client"}],
         "paths": paths,
         "components": COMPONENTS,
     }

@@ -1,0 +1,24 @@
+"""A small client for alphacut's API: cutout, selfie, costume, tasks, usage, and batches.
+
+Every call retries on 429 and 5xx (and on dropped connections) with exponential backoff and full
+jitter, honouring ``Retry-After``; a POST carries an ``Idempotency-Key`` made once per call and
+reused by its retries, so a retry is answered from the first attempt and never charged twice.
+Errors raise ``ApiError`` with the API's code, field and limit.
+
+Usage::
+
+    from alphacut_client import Client
+
+    client = Client("https://abc.execute-api.eu-west-1.amazonaws.com/Prod", api_key="...")
+    result = client.cutout("shoe.jpg", format="webp", crop=True)      # a path, bytes or an http(s) URL
+    result.save("shoe.webp"); result.bbox, result.charge, result.remain
+    task = client.wait(client.submit("big.jpg", output="both"))       # async; state 1 = done
+    client.usage()["total"]
+    for item in client.batch(Path("photos").glob("*.jpg"), out_dir="out", concurrency=4):
+        print(item.path, item.error or item.output)
+"""
+
+from alphacut_client.client import ApiError, BatchItem, Client, Result
+
+__all__ = ["ApiError", "BatchItem", "Client", "Result"]
+__version__ = "0.1.0"

@@ -1,0 +1,279 @@
+// alphacut's page: try a cutout, watch tasks, see usage. Talks only to this API (relative URLs),
+// sends the key only as x-api-key, keeps it in this browser's local storage.
+"use strict";
+
+const GARMENTS = ["tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat"];
+const CLASS_COLOURS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+  [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230], [170, 170, 170]];
+const CLASS_NAMES = ["background", ...GARMENTS, "person"];
+const FINAL_STATES = new Set([1, -1, -2, -3, -5, -7, -8]);
+const $ = (id) => document.getElementById(id);
+let photo = null;          // {blob, name} of the picked photo
+let objectUrls = [];
+
+// ---- key ------------------------------------------------------------------------------------------
+function apiKey() { return localStorage.getItem("alphacut.key") || ""; }
+function showKey() { $("key-status").textContent = apiKey() ? "key saved in this browser" : "no key yet"; }
+$("key").value = apiKey();
+showKey();
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  localStorage.setItem("alphacut.key", $("key").value.trim());
+  showKey();
+});
+
+async function call(method, path, body) {
+  const response = await fetch(path, { method, body, headers: { "x-api-key": apiKey() } });
+  let answer = null;
+  try { answer = await response.json(); } catch (_) { answer = null; }
+  if (!response.ok) {
+    const error = (answer && answer.error) || {};
+    const words = error.message || (answer && answer.message) || response.statusText;
+    throw new Error(`${response.status} ${error.code || ""}: ${words}`.replace(" : ", ": "));
+  }
+  return answer;
+}
+
+// ---- tabs -----------------------------------------------------------------------------------------
+for (const tab of document.querySelectorAll("button.tab")) {
+  tab.addEventListener("click", () => {
+    for (const other of document.querySelectorAll("button.tab")) other.classList.toggle("active", other === tab);
+    for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `panel-${tab.dataset.tab}`;
+    if (tab.dataset.tab === "usage") loadUsage();
+  });
+}
+
+// ---- picking a photo ------------------------------------------------------------------------------
+function pick(blob, name) {
+  photo = { blob, name: name || "pasted.png" };
+  $("picked").textContent = `${photo.name} (${Math.round(blob.size / 1024)} KB)`;
+  $("url").value = "";
+}
+$("file").addEventListener("change", () => { if ($("file").files[0]) pick($("file").files[0], $("file").files[0].name); });
+$("drop").addEventListener("dragover", (event) => { event.preventDefault(); $("drop").classList.add("over"); });
+$("drop").addEventListener("dragleave", () => $("drop").classList.remove("over"));
+$("drop").addEventListener("drop", (event) => {
+  event.preventDefault();
+  $("drop").classList.remove("over");
+  const file = event.dataTransfer.files[0];
+  if (file) pick(file, file.name);
+});
+document.addEventListener("paste", (event) => {
+  const item = [...(event.clipboardData || {}).items || []].find((i) => i.type.startsWith("image/"));
+  if (item) pick(item.getAsFile(), "pasted image");
+});
+for (const name of GARMENTS) {
+  const label = document.createElement("label");
+  label.className = "inline";
+  label.innerHTML = `<input type="checkbox" value="${name}" checked> ${name}`;
+  $("classes").appendChild(label);
+}
+$("route").addEventListener("change", () => { $("classes").hidden = $("route").value !== "costume"; });
+
+// ---- running a cutout -----------------------------------------------------------------------------
+function b64Blob(entry) {
+  const bytes = Uint8Array.from(atob(entry.base64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: entry.content_type });
+}
+function objectUrl(blob) { const url = URL.createObjectURL(blob); objectUrls.push(url); return url; }
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+$("try-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showError("");
+  const route = $("route").value;
+  const form = new FormData();
+  if (photo) form.append("image_file", photo.blob, photo.name);
+  else if ($("url").value.trim()) form.append("image_url", $("url").value.trim());
+  else { showError("Pick, drop or paste a photo, or give an image URL."); return; }
+  form.append("return", "base64");
+  form.append("format", $("format").value);
+  if ($("bg-color").value.trim()) form.append("bg_color", $("bg-color").value.trim());
+  if ($("bg-image").files[0]) form.append("bg_image_file", $("bg-image").files[0], $("bg-image").files[0].name);
+  if ($("crop").checked) form.append("crop", "true");
+  if (route === "costume") {
+    const chosen = [...$("classes").querySelectorAll("input:checked")].map((box) => box.value);
+    form.append("classes", chosen.join(",") || "all");
+    form.append("output", "both");
+  }
+  $("result-status").textContent = "Working...";
+  $("run").disabled = true;
+  try {
+    const answer = await call("POST", `v1/${route}`, form);
+    showResult(route, answer);
+  } catch (error) {
+    $("result-status").textContent = "";
+    $("result").hidden = true;
+    showError(error.message);
+  } finally {
+    $("run").disabled = false;
+  }
+});
+
+function showResult(route, answer) {
+  objectUrls.forEach(URL.revokeObjectURL);
+  objectUrls = [];
+  const image = route === "costume" ? answer.outfit.image : answer.image;
+  const blob = b64Blob(image);
+  const url = objectUrl(blob);
+  $("result-image").src = url;
+  $("result-on-bg").src = url;
+  $("after").src = url;
+  $("before").src = photo ? objectUrl(photo.blob) : $("url").value.trim();
+  const extension = image.content_type.split("/")[1].replace("jpeg", "jpg");
+  $("download").href = url;
+  $("download").download = `${(photo ? photo.name : "image").replace(/\.[^.]*$/, "")}_cutout.${extension}`;
+  const mask = route === "costume" ? null : answer.mask;
+  $("download-mask").hidden = !mask;
+  if (mask) $("download-mask").href = objectUrl(b64Blob(mask));
+  $("size").textContent = `${answer.width} x ${answer.height}, ${Math.round(blob.size / 1024)} KB`;
+  $("timings").textContent = `${Math.round(answer.timings_ms.total)} ms`;
+  $("charge").textContent = String(answer.charge);
+  $("remain").textContent = answer.remain === null || answer.remain === undefined ? "unlimited" : String(answer.remain);
+  $("result-status").textContent = answer.found ? "Done." : "Done: no subject was found in this photo.";
+  $("result").hidden = false;
+  $("costume").hidden = route !== "costume";
+  if (route === "costume") showCostume(answer);
+}
+
+$("view-bg").addEventListener("input", () => { $("on-bg").style.background = $("view-bg").value; });
+$("slider").addEventListener("input", () => {
+  $("after-clip").style.clipPath = `inset(0 0 0 ${$("slider").value}%)`;
+});
+
+// ---- costume: the class map over the photo, a legend, each class's cutout ---------------------------
+async function showCostume(answer) {
+  $("costume-photo").src = $("before").src;
+  $("legend").innerHTML = "";
+  for (const found of answer.classes_found) {
+    const item = document.createElement("li");
+    const colour = CLASS_COLOURS[CLASS_NAMES.indexOf(found.class)] || [0, 0, 0];
+    item.dataset.class = found.class;
+    item.innerHTML = `<span class="swatch" style="background: rgb(${colour})"></span>${found.class}` +
+      ` <span class="muted">${(100 * found.share).toFixed(1)} %</span>`;
+    $("legend").appendChild(item);
+  }
+  $("garments").innerHTML = "";
+  for (const entry of answer.classes.filter((e) => e.present && e.image)) {
+    const figure = document.createElement("figure");
+    figure.innerHTML = `<div class="checker"><img alt="${entry.class}"></div><figcaption>${entry.class}</figcaption>`;
+    figure.querySelector("img").src = objectUrl(b64Blob(entry.image));
+    $("garments").appendChild(figure);
+  }
+  if (answer.class_map) drawClassMap(b64Blob(answer.class_map));
+}
+
+async function drawClassMap(blob) {
+  const bitmap = await createImageBitmap(blob);
+  const canvas = $("classmap");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+  for (let i = 0; i < pixels.data.length; i += 4) {
+    const id = pixels.data[i];
+    const colour = CLASS_COLOURS[id] || [0, 0, 0];
+    pixels.data.set([...colour, id === 0 ? 0 : 255], i);
+  }
+  context.putImageData(pixels, 0, 0);
+}
+
+// ---- tasks ---------------------------------------------------------------------------------------
+$("tasks-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  for (const file of $("task-files").files) {
+    const row = document.createElement("tr");
+    row.innerHTML = `<td>${file.name}</td><td class="id"></td><td class="state">submitting</td><td class="progress"></td><td class="link"></td>`;
+    $("task-table").querySelector("tbody").appendChild(row);
+    const form = new FormData();
+    form.append("image_file", file, file.name);
+    try {
+      const answer = await call("POST", "v1/tasks", form);
+      row.dataset.task = answer.data.task_id;
+      row.querySelector(".id").textContent = answer.data.task_id.slice(0, 8);
+      watchTask(row);
+    } catch (error) {
+      row.querySelector(".state").textContent = error.message;
+    }
+  }
+});
+
+async function watchTask(row) {
+  try {
+    const answer = await call("GET", `v1/tasks/${row.dataset.task}`);
+    const task = answer.data;
+    row.dataset.state = task.state;
+    row.querySelector(".state").textContent = `${task.state}${task.message ? " " + task.message : ""}`;
+    row.querySelector(".progress").textContent = `${task.progress} %`;
+    if (task.state === 1 && task.image) row.querySelector(".link").innerHTML = `<a href="${task.image}" target="_blank">image</a>`;
+    if (!FINAL_STATES.has(task.state)) setTimeout(() => watchTask(row), 1000);
+  } catch (error) {
+    row.querySelector(".state").textContent = error.message;
+  }
+}
+
+// ---- usage: an SVG chart drawn here ----------------------------------------------------------------
+$("load-usage").addEventListener("click", loadUsage);
+
+async function loadUsage() {
+  try {
+    showError("");
+    const report = await call("GET", "v1/usage");
+    $("usage-calls").textContent = report.total.calls;
+    $("usage-charged").textContent = report.total.charged;
+    $("usage-quota").textContent = report.daily_quota === null ? "none" : report.daily_quota;
+    const today = new Date().toISOString().slice(0, 10);
+    const todays = report.days.find((day) => day.date === today);
+    $("quota-left").textContent = report.daily_quota === null ? "unlimited"
+      : Math.max(report.daily_quota - (todays ? todays.calls : 0), 0);
+    drawChart(everyDay(report));
+    const routes = {};
+    for (const day of report.days) {
+      for (const [route, counts] of Object.entries(day.routes)) {
+        routes[route] = routes[route] || { calls: 0, charged: 0 };
+        routes[route].calls += counts.calls;
+        routes[route].charged += counts.charged;
+      }
+    }
+    $("usage-routes").querySelector("tbody").innerHTML = Object.entries(routes).sort()
+      .map(([route, c]) => `<tr data-route="${route}"><td>${route}</td><td>${c.calls}</td><td>${c.charged}</td></tr>`).join("");
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function everyDay(report) {
+  // the report lists days with calls; the chart shows each day of the range, empty ones too
+  const byDate = Object.fromEntries(report.days.map((day) => [day.date, day]));
+  const days = [];
+  for (let t = Date.parse(report.from); t <= Date.parse(report.to); t += 86400000) {
+    const date = new Date(t).toISOString().slice(0, 10);
+    days.push(byDate[date] || { date, calls: 0, charged: 0 });
+  }
+  return days;
+}
+
+function drawChart(days) {
+  const svg = $("usage-chart");
+  const width = 760, height = 260, left = 40, bottom = 30, top = 10;
+  const most = Math.max(1, ...days.map((d) => d.calls));
+  const slot = (width - left - 10) / Math.max(days.length, 1);
+  const y = (value) => top + (height - top - bottom) * (1 - value / most);
+  let parts = `<line x1="${left}" y1="${y(0)}" x2="${width - 10}" y2="${y(0)}" stroke="#999"/>` +
+    `<text x="4" y="${y(most) + 4}" font-size="11">${most}</text><text x="4" y="${y(0)}" font-size="11">0</text>`;
+  days.forEach((day, index) => {
+    const x = left + index * slot + 2;
+    const bar = Math.min(Math.max(slot / 2 - 1, 2), 24);
+    parts += `<rect class="calls" data-date="${day.date}" data-calls="${day.calls}" x="${x}" y="${y(day.calls)}" ` +
+      `width="${bar}" height="${y(0) - y(day.calls)}" fill="#93c5fd"><title>${day.date}: ${day.calls} calls</title></rect>` +
+      `<rect class="charged" data-date="${day.date}" data-charged="${day.charged}" x="${x + bar + 1}" y="${y(day.charged)}" ` +
+      `width="${bar}" height="${y(0) - y(day.charged)}" fill="#2563eb"><title>${day.date}: ${day.charged} charged</title></rect>` +
+      (index % 5 === 0 || index === days.length - 1 ? `<text x="${x}" y="${height - 10}" font-size="10">${day.date.slice(5)}</text>` : "");
+  });
+  svg.innerHTML = parts;
+}
