@@ -107,6 +107,7 @@ def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloa
     for fact in ("size", "timings", "charge", "remain"):
         assert page.find_element(By.ID, fact).text
     assert page.find_element(By.ID, "charge").text == "true"
+    assert not page.find_element(By.ID, "download-mask").is_displayed()  # output=image: no mask to offer
     page.find_element(By.ID, "download").click()
     wait_for(page, lambda: any(p.suffix == ".png" for p in page.downloads.iterdir()), 30)
     downloaded = next(p for p in page.downloads.iterdir() if p.suffix == ".png").read_bytes()

@@ -139,7 +139,8 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
         "empty file": (b'--x\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n\r\n\r\n--x--\r\n',
                        "multipart/form-data; boundary=x"),
     }.items():
-        for path in NATIVE + ("/v1/tasks", COSTUME, "/api/tasks/visual/segmentation", REMOVEBG):, "POST", path, {"data": data, "headers": {"Content-Type": content_type}},
+        for path in NATIVE + ("/v1/tasks", COSTUME, "/api/tasks/visual/segmentation", REMOVEBG):
+            cases.append((f"multipart {name} {path}", "POST", path, {"data": data, "headers": {"Content-Type": content_type}},
                           four))
     # SSRF, native sync, tasks and the vendors' URL fields
     for url in SSRF:
@@ -157,7 +158,8 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
     for params in BAD_OPTIONS[::2]:
         fields = dict(pair.partition("=")[::2] for pair in params.split("&") if pair)
         cases.append((f"remove.bg option {params[:30]}", "POST", REMOVEBG,
-                      {"files": {"image_file": ("p.jpg", good, "image/jpeg")}, "data": fields}, four + (200,)))
+                      {"files": {"image_file": ("p.jpg", good, "image/jpeg")}, "data": fields,
+                       "headers": {"Accept": "application/json"}}, four + (200,)))
     cases.append(("redirect to metadata", "POST", "/v1/cutout",
                   {"json": {"image_url": image_server.url("redirect?to=http://169.254.169.254/latest/")}}, four))
     cases.append(("callback to ftp", "POST", "/v1/tasks", {"json": {"image_url": image_server.url("photo.jpg"),
@@ -248,6 +250,9 @@ def _names_the_problem(body: dict) -> bool:
     error = body.get("error")
     if isinstance(error, dict):
         return bool(error.get("code") and error.get("message"))
+    errors = body.get("errors")  # remove.bg's shape
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return bool(errors[0].get("code") and (errors[0].get("detail") or errors[0].get("title")))
     return any(key in text for key in ('"message"', '"msg"', '"resMessage"', '"error_msg"')) and len(text) > 20
 
 

@@ -56,8 +56,8 @@ class DroppedAnswers(requests.Session):
         super().__init__()
         self.drops = drops
 
-    def request(self, *args, **kwargs):
-        response = super().request(*args, **kwargs)
+    def send(self, *args, **kwargs):
+        response = super().send(*args, **kwargs)
         if self.drops > 0:
             self.drops -= 1
             raise requests.ConnectionError("answer lost on the way back")
@@ -66,8 +66,10 @@ class DroppedAnswers(requests.Session):
 
 def test_a_retry_after_a_lost_answer_is_answered_from_the_first_and_charged_once(stack, admin, photo):
     key = new_key(admin, stack).key
-    client = Client(stack.url, key, session=DroppedAnswers(drops=1), backoff=0.1)
+    session = DroppedAnswers(drops=0)
+    client = Client(stack.url, key, session=session, backoff=0.1)
     before = _charged_today(client, "/v1/cutout")
+    session.drops = 1
     result = client.cutout(photo, output="mask")
     assert result.mask is not None and not result.charge  # the replay says it charged nothing more
     assert _charged_today(client, "/v1/cutout") == before + 1

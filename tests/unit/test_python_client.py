@@ -15,8 +15,12 @@ class ScriptedSession:
         self.answers = list(answers)
         self.sent: list[dict] = []
 
-    def request(self, method, url, headers=None, timeout=None, **kwargs):
-        self.sent.append({"method": method, "url": url, "headers": dict(headers or {}), **kwargs})
+    def prepare_request(self, request):
+        return request.prepare()
+
+    def send(self, prepared, timeout=None):
+        self.sent.append({"method": prepared.method, "url": prepared.url, "headers": dict(prepared.headers),
+                          "body": prepared.body})
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -47,6 +51,7 @@ def test_429_and_5xx_are_retried_with_one_idempotency_key_and_retry_after_is_hon
     assert result.mask == b"\x00\x00\x00" and result.charge and result.remain == 5
     keys = {sent["headers"]["Idempotency-Key"] for sent in session.sent}
     assert len(session.sent) == 5 and len(keys) == 1          # every retry is the same request to the API
+    assert len({sent["body"] for sent in session.sent}) == 1  # byte for byte: the multipart boundary too
     assert sleeps[0] >= 3 and all(s <= 30 for s in sleeps)     # Retry-After first, then jittered backoff
 
 

@@ -126,12 +126,15 @@ class Client:
         headers = {"x-api-key": self.api_key, **kwargs.pop("headers", {})}
         if method == "POST":
             headers.setdefault("Idempotency-Key", str(uuid.uuid4()))  # one per call, the same on every retry
+        # encoded once: a multipart body keeps its boundary, so every retry is byte for byte the same
+        # request (the API's idempotency check compares bodies)
+        prepared = self.session.prepare_request(requests.Request(method, self.base_url + path, headers=headers,
+                                                                 **kwargs))
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.session.request(method, self.base_url + path, headers=headers,
-                                                timeout=self.timeout, **kwargs)
+                response = self.session.send(prepared, timeout=self.timeout)
                 error = None if response.status_code == 200 else ApiError.from_response(response)
             except (requests.ConnectionError, requests.Timeout) as failure:
                 response, error = None, ApiError(0, "network_error", str(failure))
@@ -157,7 +160,10 @@ class Client:
             data = background if isinstance(background, bytes) else Path(background).read_bytes()
             files["bg_image_file"] = ("background", data, "application/octet-stream")
         data = {**fields.get("data", {}), **{k: _form(v) for k, v in options.items() if v is not None}}
-        response, attempts = self._call("POST", path, files=files or None, data=data)
+        if files:
+            response, attempts = self._call("POST", path, files=files, data=data)
+        else:  # an image URL: the API reads JSON (or multipart), not form-urlencoded
+            response, attempts = self._call("POST", path, json=data)
         return response.json(), attempts
 
     # ---- routes -------------------------------------------------------------------------------------
