@@ -31,7 +31,7 @@ from alphacut.errors import AlphacutError, http_status
 from alphacut.api.request import declared_length
 from alphacut.matte import to_u8
 from alphacut.models.runtime import providers
-from alphacut.options import SubjectType
+from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 
 RUNTIME_PATH = re.compile(r"^/endpoints/[^/]+/invocations$")
@@ -71,10 +71,12 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
             try:
                 data = self.rfile.read(declared_length(self.headers.get("Content-Length"), pipeline.limits.max_bytes))
                 subject = SubjectType(attributes.get("type", "auto"))
+                # the GPU path: model time is cheap, so quality=auto means best (mirror averaged)
+                quality = Quality(attributes.get("quality", "auto")).on(gpu=True)
                 timings = Timings()
                 image = pipeline.decode(data, timings)
                 with inference_lock:
-                    alpha = pipeline.matte(image, subject, timings)
+                    alpha = pipeline.matte(image, subject, timings, quality=quality)
                 body = encode_mask(to_u8(alpha))
                 self._answer(200, body, "image/png", {
                     "X-Alphacut-Timings": json.dumps({k: round(v, 1) for k, v in timings.items()})})

@@ -15,7 +15,7 @@ import requests
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from alphacut.options import SubjectType
+from alphacut.options import Quality, SubjectType
 from alphacut_dev.local.stack import free_port
 from alphacut_dev.template import ROOT
 
@@ -48,9 +48,15 @@ def test_invocations_returns_the_pipelines_matte(model_server, photo_bytes, pipe
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     served = np.asarray(Image.open(io.BytesIO(response.content)))
     image = pipeline.decode(photo_bytes)
-    expected = (pipeline.matte(image, SubjectType.PERSON) * 255 + 0.5).astype(np.uint8)
+    # the GPU path's default quality is best: the matte of the picture and of its mirror, averaged
+    expected = (pipeline.matte(image, SubjectType.PERSON, quality=Quality.BEST) * 255 + 0.5).astype(np.uint8)
     assert served.shape == expected.shape
     assert np.abs(served.astype(int) - expected).max() <= 1
+    fast = requests.post(model_server + "/invocations", data=photo_bytes, timeout=120,
+                         headers={"X-Amzn-SageMaker-Custom-Attributes": "type=person&quality=fast"})
+    once = (pipeline.matte(image, SubjectType.PERSON) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(np.asarray(Image.open(io.BytesIO(fast.content))).astype(int) - once).max() <= 1
+    assert np.abs(once.astype(int) - expected).max() > 1   # the mirror does change the matte
 
 
 def test_runtime_api_through_boto3(model_server, photo_bytes):

@@ -382,6 +382,8 @@ class LocalStack:
         for logical, resource in by_type("AWS::Lambda::Function"):
             refs[logical] = f"{STACK_NAME}-{logical}"
             attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical}"
+        for logical, resource in by_type("AWS::Lambda::Alias"):  # SnapStart's alias: here, the function itself
+            refs[logical] = attributes[(resource["Properties"]["FunctionName"]["Ref"], "Arn")]
         for logical, resource in by_type("AWS::SageMaker::Endpoint"):
             refs[logical] = attributes[(logical, "EndpointName")] = f"{STACK_NAME}-{logical}"
 

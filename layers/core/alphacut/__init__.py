@@ -12,8 +12,20 @@ Usage::
 """
 
 from alphacut.errors import AlphacutError
-from alphacut.options import CutoutOptions
-from alphacut.pipeline import CutoutResult, Pipeline
 
 __all__ = ["AlphacutError", "CutoutOptions", "CutoutResult", "Pipeline"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Imported on first use: functions that run no model (tasks, dispatch, charge...) import
+    # alphacut.aws.* and must not pay for numpy, Pillow and onnxruntime at every cold start.
+    if name == "CutoutOptions":
+        from alphacut.options import CutoutOptions
+
+        return CutoutOptions
+    if name in ("CutoutResult", "Pipeline"):
+        from alphacut import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'alphacut' has no attribute {name!r}")

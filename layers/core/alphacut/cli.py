@@ -87,7 +87,7 @@ def _remove(args: argparse.Namespace) -> int:
         background = read_background(args.bg_image)
         options = CutoutOptions.from_mapping(
             {"type": args.type, "output": args.output or ("mask" if args.channels == "alpha" else "image"),
-             "format": args.format, "size": args.size,
+             "format": args.format, "size": args.size, "quality": args.quality,
              "channels": args.channels, "roi": args.roi, "bg_color": args.bg_color,
              "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
              "crop": args.crop, "crop_margin": args.crop_margin, "scale": args.scale, "position": args.position,
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--format", default="png", choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
                         help="zip: color.jpg + alpha.png; auto: png, or jpg over a background")
     remove.add_argument("--size", default="full", help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP")
+    remove.add_argument("--quality", default="auto", choices=["auto", "fast", "best"],
+                        help="best: the model on the photo and its mirror, averaged (twice the model time)")
     remove.add_argument("--channels", default=None, choices=["rgba", "alpha"], help="alpha: the matte alone")
     remove.add_argument("--roi", default=None, help="keep only the subject inside x1 y1 x2 y2 (px or %%)")
     remove.add_argument("--bg-color", default=None, help="hex colour or name to compose on (#rrggbbaa: see-through)")

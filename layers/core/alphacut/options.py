@@ -39,6 +39,15 @@ class SubjectType(StrEnum):
         return SubjectType.OBJECT if self is SubjectType.AUTO else self
 
 
+class Quality(StrEnum):
+    AUTO = "auto"   # fast on the CPU routes, best on the GPU task path (where model time is cheap)
+    FAST = "fast"   # the model once
+    BEST = "best"   # the model on the picture and on its mirror, the mattes averaged (twice the model time)
+
+    def on(self, gpu: bool) -> Quality:
+        return (Quality.BEST if gpu else Quality.FAST) if self is Quality.AUTO else self
+
+
 class OutputKind(StrEnum):
     IMAGE = "image"
     MASK = "mask"
@@ -329,6 +338,7 @@ class CutoutOptions:
     - ``format``: png | jpg | webp | zip (color.jpg + alpha.png) | auto (png, or jpg when a
       background fills the picture); jpg has no alpha, so it is composed on white by default
     - ``size``: preview (0.25 MP, faster model) | medium | hd | full | ``<n>MP``: the result's most pixels
+    - ``quality``: fast | best (the model on the picture and its mirror) | auto (best on the GPU path)
     - ``roi``: x1 y1 x2 y2 (px or %): only the subject inside this region is kept
     - ``bg_color`` / ``bg_image_url`` / ``bg_image``: compose the cutout on a colour (``#rrggbbaa``
       for a see-through one) or on an image scaled to cover the result, instead of transparency
@@ -342,6 +352,7 @@ class CutoutOptions:
     output: OutputKind = OutputKind.IMAGE
     format: ImageFormat = ImageFormat.PNG
     size: OutputSize = OutputSize()
+    quality: Quality = Quality.AUTO
     roi: Roi | None = None
     bg_color: Color | None = None
     bg_image_url: str | None = None
@@ -359,6 +370,7 @@ class CutoutOptions:
         set_(self, "type", _choice(SubjectType, self.type, "type"))
         set_(self, "output", _choice(OutputKind, self.output, "output"))
         set_(self, "size", parse_size(self.size))
+        set_(self, "quality", _choice(Quality, self.quality, "quality"))
         set_(self, "roi", parse_roi(self.roi))
         if self.bg_color is not None:
             set_(self, "bg_color", parse_color(self.bg_color))
@@ -442,7 +454,7 @@ class CutoutOptions:
             color = "#" + "".join("%02x" % c for c in self.bg_color)
         return {
             "type": self.type.value, "output": self.output.value, "format": self.format.value,
-            "size": str(self.size), "roi": str(self.roi) if self.roi else None,
+            "size": str(self.size), "quality": self.quality.value, "roi": str(self.roi) if self.roi else None,
             "bg_color": color, "bg_image_url": self.bg_image_url,
             "crop": self.crop, "crop_margin": str(self.crop_margin),
             "scale": f"{self.scale * 100:g}%" if self.scale is not None else None,

@@ -9,7 +9,7 @@ Usage (functions/cutout/app.py)::
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -19,18 +19,15 @@ from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
 from alphacut.api.request import (BACKGROUND_FIELDS, SOURCE_FIELDS, apply_return_form, background_image,
                                   parse_image_request)
-from alphacut.api import web
+from alphacut.api import snapstart, web
 from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
 from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
                                     make_answer_guard, result_response)
-from alphacut.costume import parse_garments
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
-from alphacut.pipeline import Pipeline
 from alphacut.tasks import TaskState
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
@@ -69,7 +66,7 @@ ROUTES = [
              extra_responses={404: "no such task for this API key"}),
 ]
 
-def pipeline() -> Pipeline:
+def pipeline():
     return runtime.pipeline()
 
 
@@ -133,6 +130,8 @@ def selfie_route():
 
 @app.post("/v1/costume")
 def costume_route():
+    from alphacut.costume import parse_garments
+
     engine = pipeline()
     request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
     params = apply_return_form(dict(request.params))
@@ -281,16 +280,21 @@ app.include_router(web.router)
 
 
 def make_handler(warm: tuple[str, ...] = ()):
-    """The Lambda entry point; ``warm`` names models to load at cold start (init is not billed
-    the same way and the first request should not pay for it)."""
-    engine = pipeline()
-    for name in warm or SETTINGS.warm_models:
-        getattr(engine.models, name)
+    """The Lambda entry point; ``warm`` names models to load and run once at cold start (init is
+    not billed the same way and the first request should not pay for it). Functions that run no
+    model name none and never import the pipeline."""
+    names = warm or SETTINGS.warm_models
+    if names:
+        pipeline().warm_up(names)
+        snapstart.register()
 
     @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def handler(event, context):
         return app.resolve(event, context)
 
-    return handler
+    if not names:
+        return handler  # Lambda's active tracing still records each call; the SDK costs 150 ms of init
+    from aws_lambda_powertools import Tracer
+
+    return Tracer().capture_lambda_handler(capture_response=False)(handler)

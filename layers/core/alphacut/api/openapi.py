@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alphacut import __version__
-from alphacut.costume import Garment
 from alphacut.options import MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
 
 ERROR_STATUSES = {400: "a field is wrong (named in error.field)", 401: "no or unknown API key (x-api-key)",
@@ -38,6 +37,8 @@ class RouteDoc:
 
 def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
     if types == (SubjectType.COSTUME,):
+        from alphacut.costume import Garment
+
         return _common_options(types) | {
             "classes": {"type": "string", "default": "all",
                         "description": "comma list of " + ", ".join(g.value for g in Garment) + ", or all"},
@@ -58,6 +59,9 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
         "size": {"type": "string", "default": "full",
                  "description": "the result's most pixels: preview (0.25 MP, a faster model), medium (1.5 MP), "
                                 "hd (4 MP), full, or megapixels such as 10MP"},
+        "quality": {"type": "string", "enum": ["auto", "fast", "best"], "default": "auto",
+                    "description": "best: the model on the picture and its mirror, averaged (twice the model time); "
+                                   "auto: fast here, best on the GPU task path"},
         "roi": {"type": "string", "description": "x1 y1 x2 y2 in px or %: only the subject inside is kept"},
         "bg_color": {"type": "string",
                      "description": "hex (#ffffff, fff; #ffffff80 see-through) or colour name; jpg defaults to white"},

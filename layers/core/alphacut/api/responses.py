@@ -18,14 +18,14 @@ import json
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from alphacut.errors import AlphacutError, InvalidOption, ResponseTooLarge, http_status
-from alphacut.costume import MIN_SHARE
 from alphacut.options import CutoutOptions, OutputKind
-from alphacut.pipeline import CostumeResult, CutoutResult
+if TYPE_CHECKING:  # the API's light functions (tasks, usage) never load the pipeline
+    from alphacut.pipeline import CostumeResult, CutoutResult
 
 JSON = "application/json"
 # Lambda's limit for a synchronous invocation's answer (the proxy answer as JSON, body base64
@@ -154,6 +154,8 @@ def costume_response(result: CostumeResult, delivery: Delivery, request_id: str,
                      key_prefix: str = "results") -> Response:
     """The outfit, one entry per garment asked for (absent ones say so, with no image), the garments
     found with their share of the image, and the class map when a mask was asked for."""
+    from alphacut.costume import MIN_SHARE
+
     if delivery is Delivery.BINARY:
         raise InvalidOption("the costume answer holds several images: use return=base64 or url", field="return")
     folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"

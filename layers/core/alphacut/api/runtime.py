@@ -10,9 +10,12 @@ Usage::
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from alphacut.api.settings import ServiceSettings
-from alphacut.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from alphacut.pipeline import Pipeline
 
 SETTINGS = ServiceSettings.from_env()
 
@@ -28,7 +31,21 @@ def once(name: str, factory):
         return _state[name]
 
 
+def forget_connections() -> None:
+    """Drop every AWS client and adapter made so far (they are made again at first use); the
+    pipeline stays. For SnapStart: a restored snapshot must not reuse the snapshot's sockets."""
+    from alphacut.aws import clients
+
+    with _lock:
+        for name in [n for n in _state if n != "pipeline"]:
+            del _state[name]
+    clients.client.cache_clear()
+
+
 def pipeline() -> Pipeline:
+    """The process's pipeline (numpy, Pillow and onnxruntime are imported here, at first use)."""
+    from alphacut.pipeline import Pipeline
+
     return once("pipeline", Pipeline.from_settings)
 
 

@@ -32,7 +32,7 @@ from PIL import Image
 
 from alphacut import errors
 from alphacut.api.settings import ServiceSettings
-from alphacut.options import CutoutOptions, SubjectType
+from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.matte import resize_matte
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.tasks import ResultUploadFailed, TaskState
@@ -96,11 +96,12 @@ class SageMakerMatting:
                                                                connect_timeout=MODEL_CONNECT_TIMEOUT,
                                                                read_timeout=MODEL_READ_TIMEOUT))
 
-    def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image) -> np.ndarray:
+    def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image,
+              quality: Quality = Quality.AUTO) -> np.ndarray:
         try:
             answer = self.client.invoke_endpoint(EndpointName=self.endpoint_name, Body=data,
                                                  ContentType="application/octet-stream",
-                                                 CustomAttributes=f"type={subject.value}")
+                                                 CustomAttributes=f"type={subject.value}&quality={quality.value}")
         except ClientError as error:
             raise endpoint_failure(error, self.endpoint_name) from None
         except ReadTimeoutError:
@@ -114,8 +115,9 @@ class SageMakerMatting:
 class LocalMatting:
     """The matte from the CPU pipeline in this process (deployments without a GPU endpoint)."""
 
-    def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image) -> np.ndarray:
-        return pipeline.matte(image, subject)
+    def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image,
+              quality: Quality = Quality.AUTO) -> np.ndarray:
+        return pipeline.matte(image, subject, quality=quality)
 
 
 def matting_from_env():
@@ -161,7 +163,8 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=No
                                                             pipeline.limits.max_bytes))
     timings = Timings()
     image = pipeline.decode(data, timings, options)
-    alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(data, subject, pipeline, image)
+    alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(data, subject, pipeline, image,
+                                                                              options.quality)
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)
     segmentation = pipeline.finish(image, alpha, subject, timings, options.roi)

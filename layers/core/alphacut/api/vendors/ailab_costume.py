@@ -19,7 +19,6 @@ from alphacut.api import runtime
 from alphacut.api.request import apply_return_form, header, parse_multipart, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
-from alphacut.costume import SEED_GARMENTS, parse_garments
 from alphacut.errors import AlphacutError, InvalidOption, UnsupportedMediaType
 from alphacut.options import CutoutOptions
 from alphacut.settings import ImageLimits
@@ -54,6 +53,8 @@ def ailab_costume():
         files, fields = parse_multipart(content_type, raw_body(event))
         if not files.get("image"):
             raise InvalidOption("is required: the picture as a file", field="image")
+        from alphacut.costume import SEED_GARMENTS, parse_garments
+
         garments = parse_garments(fields.get("cloth_class") or ",".join(g.value for g in SEED_GARMENTS),
                                   field="cloth_class")
         params = apply_return_form({"return_form": fields["return_form"]} if "return_form" in fields else {})

@@ -14,15 +14,16 @@ from alphacut.api import runtime
 from alphacut.api.metering import CHARGE_HERE
 from alphacut.api.responses import ensure_deliverable, json_response
 from alphacut.errors import AlphacutError, http_status
-from alphacut.pipeline import Pipeline
 from alphacut.settings import ImageLimits
 
 logger = Logger()
 
 
 @cache
-def pipeline_with(limits: ImageLimits) -> Pipeline:
+def pipeline_with(limits: ImageLimits):
     """The process's pipeline (same warm models) under a vendor's own image limits."""
+    from alphacut.pipeline import Pipeline
+
     return Pipeline(runtime.pipeline().models, limits)
 
 
