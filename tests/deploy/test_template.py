@@ -298,3 +298,17 @@ def test_remove_bg_api_answers_key_rate_and_quota_refusals_as_remove_bg_does():
         body = json.loads(responses[kind]["responseTemplates"]["application/json"])
         assert str(responses[kind]["statusCode"]) == status and body["errors"][0]["code"] == code
     assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+
+
+def test_only_model_functions_get_the_models_layer_and_sync_ones_start_from_a_snapstart_snapshot():
+    resources = translate_template()["Resources"]
+    models = {"CutoutFunction", "SelfieFunction", "CostumeFunction", "SegmentFunction"}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        layers = {layer["Ref"].rstrip("0123456789abcdef") for layer in resource["Properties"]["Layers"]}
+        assert ("ModelsLayer" in layers) == (name in models), name
+        snapstart = resource["Properties"].get("SnapStart", {}).get("ApplyOn")
+        assert (snapstart == "PublishedVersions") == (name in models - {"SegmentFunction"}), name
+    uri = resources["Api"]["Properties"]["Body"]["paths"]["/v1/cutout"]["post"]["x-amazon-apigateway-integration"]["uri"]
+    assert "CutoutFunctionAliaslive" in json.dumps(uri)  # API Gateway calls the published alias
