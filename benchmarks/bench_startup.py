@@ -10,7 +10,7 @@ Run on purpose, not in the tests. Every figure comes from fresh processes (cold 
    what ``rembg p -om`` does, benchmarks/rembg_folder.py) on the same ISNet weights, on one and
    eight 854x480 photos, each in turn, fresh output folders, wall time and peak RSS (/usr/bin/time);
 4. peak RSS of one cutout at 1024² and 4096²;
-5. the steady cutout with 1 and 2 onnxruntime threads, and from them the duration and cost per
+5. the steady cutout with 1 and 2 onnxruntime threads (and 2 without the memory arena), and from them the duration and cost per
    1000 images at 2048, 3008 and 3538 MB (Lambda gives 1 vCPU per 1769 MB; x86 list price
    $0.0000166667 per GB-s and $0.20 per million requests).
 
@@ -189,8 +189,10 @@ def main() -> None:
     print("\n## 5. duration and cost per 1000 cutouts (854x480) on Lambda, from 1- and 2-thread runs")
     one = in_child("threads", "", {"ALPHACUT_THREADS": "1"})
     two = in_child("threads", "", {"ALPHACUT_THREADS": "2"})
+    lean = in_child("threads", "", {"ALPHACUT_THREADS": "2", "ALPHACUT_MEMORY_ARENA": "0"})
     print(f"steady: 1 thread {one['steady_ms']:.0f} ms (RSS {one['rss_mb']:.0f} MB), "
-          f"2 threads {two['steady_ms']:.0f} ms (RSS {two['rss_mb']:.0f} MB)")
+          f"2 threads {two['steady_ms']:.0f} ms (RSS {two['rss_mb']:.0f} MB), "
+          f"2 threads without onnxruntime's memory arena {lean['steady_ms']:.0f} ms (RSS {lean['rss_mb']:.0f} MB)")
     print("| memory MB | vCPU | duration ms | $ per 1000 |")
     print("|---|---|---|---|")
     for memory in (2048, 3008, 3538):
