@@ -56,6 +56,8 @@ def main() -> int:
         stack.stop()
         raise
     print(f"alphacut is up at {stack.url}\n  API key: {stack.api_key}\n  moto (S3 etc.): {stack.moto_url}\n"
+          f"  the page: {stack.url}/ (paste the key there), the reference: {stack.url}/docs\n"
+          f"  remove.bg clients: point them at {stack.url}/v1.0/removebg\n"
           "  keys: .venv/bin/alphacut keys --local create --customer NAME --plan free|starter|business\n"
           f"  try: curl -H 'x-api-key: {stack.api_key}' -H 'Content-Type: image/jpeg' "
           f"--data-binary @photo.jpg '{stack.url}/v1/cutout?return=binary' -o cutout.png\n"
