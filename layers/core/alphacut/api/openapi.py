@@ -159,7 +159,8 @@ def build_openapi(routes: list[RouteDoc], server_url: str | None = None) -> dict
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "alphacut", "version": __version__,
-                 "description": "Background removal: cutout, selfie. Every answer carries a request id; "
+                 "description": "Background removal: cutout, selfie, costume, async tasks, usage, and routes "
+                                "compatible with other services. Every answer carries a request id; "
                                 "every error names the field or the reason."},
         "tags": [{"name": "native", "description": "alphacut's own API (v1)"},
                  {"name": "vendor-compatible", "description": "drop-in routes answering in another service's "
