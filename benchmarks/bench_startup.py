@@ -46,6 +46,17 @@ def photos(count: int) -> list[Path]:
 
 
 # ---- measured inside a fresh child process -------------------------------------------------------------
+def cutout_times(pipeline, count: int) -> list[float]:
+    """Milliseconds of ``count`` cutouts of the first photo, one after another."""
+    data = photos(1)[0].read_bytes()
+    runs = []
+    for _ in range(count):
+        began = time.perf_counter()
+        pipeline.run(data)
+        runs.append((time.perf_counter() - began) * 1000)
+    return runs
+
+
 def child_engine(warm: bool) -> dict:
     start = time.perf_counter()
     from alphacut.pipeline import Pipeline
@@ -56,12 +67,7 @@ def child_engine(warm: bool) -> dict:
     if warm:
         pipeline.warm_up(("isnet",))
     warmed = time.perf_counter()
-    data = photos(1)[0].read_bytes()
-    runs = []
-    for _ in range(4):
-        began = time.perf_counter()
-        pipeline.run(data)
-        runs.append((time.perf_counter() - began) * 1000)
+    runs = cutout_times(pipeline, 4)
     return {"import_ms": (imported - start) * 1000, "session_ms": (session - imported) * 1000,
             "warm_ms": (warmed - session) * 1000, "first_ms": runs[0], "steady_ms": statistics.median(runs[1:])}
 
@@ -94,12 +100,7 @@ def child_threads() -> dict:
 
     pipeline = Pipeline.from_settings()
     pipeline.warm_up(("isnet",))
-    data = photos(1)[0].read_bytes()
-    runs = []
-    for _ in range(3):
-        began = time.perf_counter()
-        pipeline.run(data)
-        runs.append((time.perf_counter() - began) * 1000)
+    runs = cutout_times(pipeline, 3)
     return {"steady_ms": statistics.median(runs), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

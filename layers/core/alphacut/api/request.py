@@ -27,7 +27,7 @@ from email.policy import HTTP
 
 from alphacut.api.settings import ServiceSettings
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
-from alphacut.urlfetch import fetch_image, parse_url
+from alphacut.urlfetch import parse_url
 
 FILE_FIELDS = ("image_file", "image")
 SOURCE_FIELDS = ("image_file", "image", "image_base64", "image_url")
@@ -107,6 +107,13 @@ def parse_json_object(body: bytes, hint: str = "") -> dict:
     return document
 
 
+def json_fields(document: dict) -> dict[str, str]:
+    """A JSON object's members as string parameters, as forms send them (true/false, nested values
+    as JSON text); nulls left out."""
+    return {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
+            str(v).lower() if isinstance(v, bool) else str(v) for k, v in document.items() if v is not None}
+
+
 def _query(event: dict) -> dict[str, str]:
     return dict(event.get("queryStringParameters") or {})
 
@@ -181,10 +188,7 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
         raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
 
     if media_type == "application/json":
-        document = parse_json_object(raw_body(event))
-        params.update({k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
-                       str(v).lower() if isinstance(v, bool) else str(v)
-                       for k, v in document.items() if v is not None})
+        params.update(json_fields(parse_json_object(raw_body(event))))
         request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
         if params.get("bg_image_base64"):
             request.background = decode_base64_image(params.pop("bg_image_base64"), max_bytes, "bg_image_base64")
@@ -205,9 +209,7 @@ def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: i
         parse_url(params["image_url"], settings.url_allowed_hosts, settings.url_allowed_ports)  # said now, not later
         return ImageRequest(b"", params, "url", accept)
     if params.get("image_url"):
-        image = fetch_image(params["image_url"], max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
-                            settings.url_allowed_ports)
-        return ImageRequest(image, params, "url", accept)
+        return ImageRequest(settings.fetch(params["image_url"], max_bytes), params, "url", accept)
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
 
 
@@ -223,8 +225,7 @@ def background_image(request: ImageRequest, settings: ServiceSettings, max_bytes
     if not fetch_urls:
         parse_url(url, settings.url_allowed_hosts, settings.url_allowed_ports, field="bg_image_url")
         return None
-    return fetch_image(url, max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
-                       settings.url_allowed_ports, field="bg_image_url")
+    return settings.fetch(url, max_bytes, field="bg_image_url")
 
 
 RETURN_FORMS = {"mask": {"output": "mask"}, "whitebk": {"bg_color": "#ffffff"}, "": {}}

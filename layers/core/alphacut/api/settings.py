@@ -3,6 +3,7 @@
 Usage::
 
     settings = ServiceSettings.from_env()
+    data = settings.fetch("https://example.com/bg.jpg", max_bytes, field="bg_image_url")
 """
 
 from __future__ import annotations
@@ -39,3 +40,11 @@ class ServiceSettings:
             warm_models=_split(os.environ.get("ALPHACUT_WARM_MODELS")),
             result_link_secret_arn=os.environ.get("RESULT_LINK_SECRET_ARN", ""),
         )
+
+    def fetch(self, url: str, max_bytes: int, field: str = "image_url") -> bytes:
+        """An image from a URL under this deployment's rules (time limit, allowed hosts and ports);
+        errors name ``field``."""
+        from alphacut.urlfetch import fetch_image
+
+        return fetch_image(url, max_bytes, self.fetch_timeout, self.url_allowed_hosts, self.url_allowed_ports,
+                           field=field)

@@ -36,7 +36,6 @@ from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.matte import resize_matte
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.tasks import ResultUploadFailed, TaskState
-from alphacut.urlfetch import fetch_image
 
 
 class ModelServerUnavailable(Exception):
@@ -147,17 +146,14 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=No
     s3 = s3 or boto3.client("s3")
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
+    settings = ServiceSettings.from_env()
     if event.get("image_url"):
-        settings = ServiceSettings.from_env()
-        data = fetch_image(event["image_url"], pipeline.limits.max_bytes, settings.fetch_timeout,
-                           settings.url_allowed_hosts, settings.url_allowed_ports)
+        data = settings.fetch(event["image_url"], pipeline.limits.max_bytes)
     else:
         data = read_capped(s3, event["input_bucket"], event["input_key"], pipeline.limits.max_bytes)
     if options.bg_image_url:
-        settings = ServiceSettings.from_env()
-        options = options.with_changes(bg_image=fetch_image(
-            options.bg_image_url, pipeline.limits.max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
-            settings.url_allowed_ports, field="bg_image_url"))
+        options = options.with_changes(bg_image=settings.fetch(options.bg_image_url, pipeline.limits.max_bytes,
+                                                               field="bg_image_url"))
     elif event.get("background_key"):
         options = options.with_changes(bg_image=read_capped(s3, event["input_bucket"], event["background_key"],
                                                             pipeline.limits.max_bytes))

@@ -22,7 +22,6 @@ from alphacut.api.vendors.common import error_message, pipeline_with, vendor_ans
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
 from alphacut.options import CutoutOptions, parse_dimension
 from alphacut.settings import ImageLimits
-from alphacut.urlfetch import fetch_image
 
 router = Router()
 LIMITS = ImageLimits(max_side=3000, max_pixels=3000 * 3000, min_side=100)
@@ -67,12 +66,7 @@ def aidge_cutout():
         if params.get("imageBase64"):
             data = decode_base64_image(params["imageBase64"], LIMITS.max_bytes, "imageBase64")
         elif params.get("imageUrl"):
-            try:
-                data = fetch_image(params["imageUrl"], LIMITS.max_bytes, runtime.SETTINGS.fetch_timeout,
-                                   runtime.SETTINGS.url_allowed_hosts, runtime.SETTINGS.url_allowed_ports)
-            except AlphacutError as error:
-                error.field = "imageUrl"   # this vendor's name for it
-                raise
+            data = runtime.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
         else:
             raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
         options = CutoutOptions(target_width=width, target_height=height, **BACKGROUNDS[background])

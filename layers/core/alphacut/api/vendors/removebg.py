@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,7 +31,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import runtime
-from alphacut.api.request import (decode_base64_image, header, parse_json_object, parse_multipart, raw_body)
+from alphacut.api.request import (decode_base64_image, header, json_fields, parse_json_object, parse_multipart,
+                                  raw_body)
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
 from alphacut.aws.usage import next_utc_midnight
@@ -40,7 +40,6 @@ from alphacut.errors import (AlphacutError, Conflict, CorruptImage, ImageTooLarg
                              NoSubjectFound, ResolutionTooHigh, ResponseTooLarge, UnsupportedImageFormat,
                              UnsupportedMediaType, UrlFetchFailed, UrlNotAllowed, http_status)
 from alphacut.options import CutoutOptions, SubjectType, parse_bool, parse_margin
-from alphacut.urlfetch import fetch_image
 
 router = Router()
 
@@ -116,9 +115,7 @@ def read_fields(event: dict) -> tuple[dict[str, str], dict[str, bytes]]:
         files, fields = parse_multipart(content_type, raw_body(event))
         params.update(fields)
     elif media_type == "application/json":
-        document = parse_json_object(raw_body(event))
-        params.update({k: (str(v).lower() if isinstance(v, bool) else v if isinstance(v, str) else json.dumps(v))
-                       for k, v in document.items() if v is not None})
+        params.update(json_fields(parse_json_object(raw_body(event))))
     elif media_type == "application/x-www-form-urlencoded":
         params.update(parse_qsl(raw_body(event).decode("utf-8", "replace"), keep_blank_values=True))
     elif media_type or event.get("body"):
@@ -144,13 +141,7 @@ def read_source(params: dict[str, str], files: dict[str, bytes], max_bytes: int)
         return files["image_file"]
     if source == "image_file_b64":
         return decode_base64_image(params["image_file_b64"], max_bytes, "image_file_b64")
-    return fetch_url(params["image_url"], max_bytes, "image_url")
-
-
-def fetch_url(url: str, max_bytes: int, field: str) -> bytes:
-    settings = runtime.SETTINGS
-    return fetch_image(url, max_bytes, settings.fetch_timeout, settings.url_allowed_hosts,
-                       settings.url_allowed_ports, field=field)
+    return runtime.SETTINGS.fetch(params["image_url"], max_bytes)
 
 
 def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -> CutoutOptions:
@@ -169,7 +160,7 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
                                               MAX_MARGIN_PIXELS)
     background = files.get("bg_image_file") or None
     if mapping.get("bg_image_url", "").strip() and background is None:
-        background = fetch_url(mapping["bg_image_url"].strip(), max_bytes, "bg_image_url")
+        background = runtime.SETTINGS.fetch(mapping["bg_image_url"].strip(), max_bytes, field="bg_image_url")
     return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
 
 
@@ -191,13 +182,13 @@ def foreground(result) -> dict[str, int]:
             "foreground_height": bottom - top}
 
 
-def answer(result, params: dict[str, str], accept: str, request_id: str, ignored: list[str]) -> Response:
+def answer(result, kind: str | None, accept: str, request_id: str, ignored: list[str]) -> Response:
+    """The image (or remove.bg's JSON), with ``kind`` as X-Type (None: no X-Type)."""
     data = result.image if result.image is not None else result.mask
     content_type = result.content_type if result.image is not None else "image/png"
     box = foreground(result)
     headers = {"X-Request-Id": request_id, "X-Width": str(result.width), "X-Height": str(result.height),
                **{"X-Foreground-" + name.split("_")[1].title(): str(value) for name, value in box.items()}}
-    kind = type_header(params)
     if kind is not None:
         headers["X-Type"] = kind
     if ignored:
@@ -227,12 +218,12 @@ def removebg_route():
         params, files = read_fields(event)
         options = translate(params, files, pipeline.limits.max_bytes)
         image = read_source(params, files, pipeline.limits.max_bytes)
-        type_header(params)  # refuse a bad type_level before the model runs
+        kind = type_header(params)  # a bad type_level is refused before the model runs
         result = pipeline.run(image, options)
         if not result.found:
             raise NoSubjectFound("no foreground was found in this image", field="image_file")
         ignored = sorted(set(params) - KNOWN)
-        return answer(result, params, header(event, "accept"), request_id, ignored)
+        return answer(result, kind, header(event, "accept"), request_id, ignored)
 
     return vendor_answer(router, build, lambda error, status, rid: errors_body(error), status_for=error_status)
 
