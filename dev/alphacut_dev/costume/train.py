@@ -34,6 +34,7 @@ BACKBONE_NAMES = tuple(BACKBONE_INPUTS)   # EfficientNet-Lite0's: b64 b32 b16 bh
 # the exported graph's inputs, in this order (a head without the backbone has the first five)
 INPUT_NAMES = (*FEATURE_NAMES, "picture", *BACKBONE_NAMES)
 SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)   # tops coat skirt pants shoes bag hat (seed 004)
+IGNORE = 255   # a pseudo-label pixel the teacher was unsure of (alphacut_dev.costume.pseudo)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -157,50 +158,85 @@ class WholeFrame(nn.Module):
         return self.head(f128, f64, f32, f16, picture, *backbone_maps)
 
 
-def load_fine_labels(stems: list[str], train: Path, side: int) -> tuple[torch.Tensor, int]:
+def load_fine_labels(stems: list[str], train: Path, side: int) -> tuple[np.ndarray, int]:
     """CCP's fine label ids for each cached photo, squared to ``side`` as the cached (grouped) labels
     are, and how many fine classes ``classes.json`` names."""
     from PIL import Image
 
-    out = np.empty((len(stems), side, side), np.int64)
+    out = np.empty((len(stems), side, side), np.uint8)
     for number, stem in enumerate(stems):
         labels = Image.open(train / "labels" / f"{stem}.png")
         out[number] = np.asarray(labels.resize((side, side), Image.Resampling.NEAREST))
-    return torch.from_numpy(out), len(json.loads((train / "classes.json").read_text())["fine_classes"])
+    return out, len(json.loads((train / "classes.json").read_text())["fine_classes"])
 
 
-def load_cache(folder: Path, backbone: Path | None = None) -> tuple[list[str], dict[str, torch.Tensor]]:
-    """Every cached photo's inputs and labels, stacked; with ``backbone`` (its cache folder) the
-    backbone's maps of the same photos too."""
-    files = sorted(p for p in folder.glob("*.npz") if "_flip" not in p.stem and not p.stem.endswith(".tmp"))
+def _cached(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.npz") if "_flip" not in p.stem and not p.stem.endswith(".tmp"))
+
+
+def _photo_row(path: Path, backbone: Path | None, labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """One cached photo as the head's inputs (fp16) and its labels (uint8)."""
+    with np.load(path) as data:
+        rgb = (data["rgb"].astype(np.float32) / 255.0 - 0.5) / 0.25
+        matte = torch.from_numpy(data["matte"][None, None].astype(np.float32))
+        picture = np.concatenate([rgb.transpose(2, 0, 1), matte[0].numpy(), relative_height(matte)[0].numpy()])
+        row = {name: data[name] for name in FEATURE_NAMES}
+        row["picture"] = picture.astype(np.float16)
+        row["labels"] = (data["labels"] if labels is None else labels).astype(np.uint8)
+    if backbone is not None:
+        with np.load(backbone / path.name) as maps:
+            row.update({name: maps[name] for name in BACKBONE_NAMES})
+    return row
+
+
+def load_cache(folder: Path, backbone: Path | None = None, tagged: tuple[Path, Path, Path] | None = None,
+               stack: Path | None = None) -> tuple[list[str], dict[str, np.ndarray], int]:
+    """Every cached photo's inputs and labels, stacked (numpy, fp16 / uint8 labels); with ``backbone``
+    (its cache folder) the backbone's maps of the same photos too; with ``tagged`` (features, backbone
+    maps, pseudo-label file of the per-image-labelled photos) those photos after the pixel-labelled
+    ones. Returns the stems, the arrays and how many photos are pixel-labelled.
+
+    With ``stack`` (a folder) the arrays are written there once as .npy files and memory-mapped: two
+    trainers side by side then share one copy in the page cache (1,900 photos are ~17 GB)."""
+    files = _cached(folder)
     if not files:
         raise SystemExit(f"no cached features in {folder}: run python -m alphacut_dev.costume.features")
-    missing = [p.name for p in files if backbone is not None and not (backbone / p.name).exists()]
+    pseudo: dict[str, np.ndarray] = {}
+    rows: list[tuple[Path, Path | None, np.ndarray | None]] = [(p, backbone, None) for p in files]
+    if tagged is not None:
+        tagged_files, tagged_backbone, pseudo_file = tagged
+        with np.load(pseudo_file) as labels:
+            pseudo = {name: labels[name] for name in labels.files}
+        rows += [(p, tagged_backbone if backbone is not None else None, pseudo[p.stem])
+                 for p in _cached(tagged_files) if p.stem in pseudo]
+    missing = [p.name for p, maps, _ in rows if maps is not None and not (maps / p.name).exists()]
     if missing:
-        raise SystemExit(f"{len(missing)} photos have no backbone maps in {backbone} (first {missing[0]}): "
+        raise SystemExit(f"{len(missing)} photos have no backbone maps (first {missing[0]}): "
                          "run python -m alphacut_dev.costume.features")
+    stems = [p.stem for p, _, _ in rows]
+    if stack is not None and (stack / "stems.json").exists() and json.loads((stack / "stems.json").read_text()) == stems:
+        return stems, {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}, len(files)
     columns: dict[str, np.ndarray] = {}
-    for number, path in enumerate(files):
-        with np.load(path) as data:
-            rgb = (data["rgb"].astype(np.float32) / 255.0 - 0.5) / 0.25
-            matte = torch.from_numpy(data["matte"][None, None].astype(np.float32))
-            picture = np.concatenate([rgb.transpose(2, 0, 1), matte[0].numpy(),
-                                      relative_height(matte)[0].numpy()])
-            row = {name: data[name] for name in FEATURE_NAMES}
-            row["picture"], row["labels"] = picture.astype(np.float16), data["labels"].astype(np.int64)
-        if backbone is not None:
-            with np.load(backbone / path.name) as maps:
-                row.update({name: maps[name] for name in BACKBONE_NAMES})
+    for number, (path, maps, labels) in enumerate(rows):
+        row = _photo_row(path, maps, labels)
         for name, value in row.items():
-            if name not in columns:   # filled in place: stacking lists would need the 6 GB twice
-                columns[name] = np.empty((len(files), *value.shape), value.dtype)
+            if name not in columns:   # filled in place: stacking lists would need the memory twice
+                shape = (len(rows), *value.shape)
+                columns[name] = (np.lib.format.open_memmap(stack / f"{name}.npy", "w+", value.dtype, shape)
+                                 if stack is not None else np.empty(shape, value.dtype))
             columns[name][number] = value
-    return [p.stem for p in files], {name: torch.from_numpy(v) for name, v in columns.items()}
+    if stack is not None:
+        for array in columns.values():
+            array.flush()
+        (stack / "stems.json").write_text(json.dumps(stems))
+        return stems, {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}, len(files)
+    return stems, columns, len(files)
 
 
-def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
-    """Square root of median-frequency balancing, so hats and bags count without drowning tops."""
-    counts = torch.bincount(labels.flatten(), minlength=classes).double()
+def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
+    """Square root of median-frequency balancing, so hats and bags count without drowning tops
+    (pixels labelled ``IGNORE`` do not count)."""
+    counts = torch.from_numpy(np.bincount(labels.ravel(), minlength=256)[:classes]).double()
     frequency = counts / counts.sum()
     weights = (frequency[frequency > 0].median() / frequency.clamp_min(1e-6)).sqrt()
     return weights.clamp(0.2, 5.0).float()
@@ -209,27 +245,36 @@ def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
 SCALES = {"f128": 1, "f64": 2, "f32": 4, "f16": 8, "picture": 1, "b64": 2, "b32": 4, "b16": 8, "bhead": 8}
 
 
-def input_names(data: dict[str, torch.Tensor]) -> list[str]:
+def input_names(data: dict[str, np.ndarray]) -> list[str]:
     """The head's inputs that ``data`` holds, in ``INPUT_NAMES`` order."""
     return [name for name in INPUT_NAMES if name in data]
 
 
-def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch.Tensor | None = None,
+def _rows(array: np.ndarray, index: torch.Tensor) -> np.ndarray:
+    """Rows ``index`` of a (memory-mapped) array, read in ascending order, returned in ``index``'s."""
+    order = index.numpy()
+    ascending = np.argsort(order, kind="stable")
+    rows = np.empty((len(order), *array.shape[1:]), array.dtype)
+    rows[ascending] = array[order[ascending]]
+    return rows
+
+
+def batch_inputs(data: dict[str, np.ndarray], index: torch.Tensor, flip: torch.Tensor | None = None,
                  crop: tuple[int, int, int] | None = None, resize: int | None = None):
     """The head's inputs for ``index``; ``crop`` = (top, left, side) on the 128 grid, multiples of 8
     so that every map (down to 16x16) is cut at the same place; ``resize``: the crop rescaled to
     this side (a multiple of 8), every map and the labels alike - a cheap stand-in for photos taken
     nearer or farther."""
-    inputs, labels = [], data["labels"][index]
+    inputs, labels = [], torch.from_numpy(_rows(data["labels"], index).astype(np.int64))
     if "fine" in data:   # the fine labels ride along as a second label channel, cropped and flipped alike
-        labels = torch.stack([labels, data["fine"][index]], 1)
+        labels = torch.stack([labels, torch.from_numpy(_rows(data["fine"], index).astype(np.int64))], 1)
     names = input_names(data)
     for name in names:
-        x = data[name][index]
+        x = _rows(data[name], index)
         if crop is not None:
             top, left, side = (v // SCALES[name] for v in crop)
             x = x[..., top:top + side, left:left + side]
-        inputs.append(x.float())
+        inputs.append(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
     if crop is not None:
         top, left, side = (v * 2 for v in crop)   # labels are 256 x 256
         labels = labels[..., top:top + side, left:left + side]
@@ -243,7 +288,7 @@ def batch_inputs(data: dict[str, torch.Tensor], index: torch.Tensor, flip: torch
     return inputs, labels
 
 
-def predict(model: nn.Module, data: dict[str, torch.Tensor], indices: list[int]) -> torch.Tensor:
+def predict(model: nn.Module, data: dict[str, np.ndarray], indices: list[int]) -> torch.Tensor:
     model.eval()
     outputs = []
     with torch.no_grad():
@@ -312,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp",
                         help="the CCP folder (fine labels are read from it with --fine-labels)")
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
+    parser.add_argument("--pseudo", type=Path, default=None,
+                        help="pseudo-label file (alphacut_dev.costume.pseudo): train on the per-image-labelled "
+                             "photos too, with these labels (every tenth of them held out as well)")
+    parser.add_argument("--stack", type=Path, default=None,
+                        help="keep the stacked arrays here, memory-mapped (two trainers share them)")
+    parser.add_argument("--stack-only", action="store_true", help="write the --stack folder, train nothing")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
     args = parser.parse_args(argv)
@@ -322,23 +373,36 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
-    stems, data = load_cache(args.cache, args.backbone_cache if args.backbone else None)
-    held_out = [] if args.all else [i for i in range(len(stems)) if i % 10 == 9]
-    training = [i for i in range(len(stems)) if args.all or i % 10 != 9]
-    print(f"{len(stems)} images cached ({len(training)} train, {len(held_out)} held out), "
+    tagged = None
+    if args.pseudo is not None:
+        tagged = (args.cache.parent / f"{args.cache.name}_tags", args.backbone_cache.parent / f"{args.backbone_cache.name}_tags",
+                  args.pseudo)
+    if args.stack is not None:
+        args.stack.mkdir(parents=True, exist_ok=True)
+    stems, data, labelled = load_cache(args.cache, args.backbone_cache if args.backbone else None, tagged, args.stack)
+    if args.stack_only:
+        print(f"stacked {len(stems)} photos in {args.stack} in {time.perf_counter() - started:.0f} s")
+        return 0
+    # the same held-out tenth of the pixel-labelled photos as ever; the tagged photos' own tenth is
+    # never trained on either (kept for the per-image dress/skirt check)
+    held_out = [] if args.all else [i for i in range(labelled) if i % 10 == 9]
+    training = [i for i in range(len(stems))
+                if args.all or (i % 10 != 9 if i < labelled else (i - labelled) % 10 != 9)]
+    print(f"{len(stems)} images cached ({labelled} pixel-labelled; {len(training)} train, {len(held_out)} held out), "
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
 
     classes = len(CLASS_NAMES)
     fine_classes = 0
     if args.fine_labels > 0:
         data["fine"], fine_classes = load_fine_labels(stems, args.train, data["labels"].shape[-1])
-    weights = class_weights(data["labels"][training], classes)
+    weights = class_weights(_rows(data["labels"], torch.tensor(training)), classes)
     model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
                         tuple(args.pyramid), args.position, args.attention, fine_classes, args.backbone)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     generator = torch.Generator().manual_seed(args.seed)
+    held_out_labels = torch.from_numpy(_rows(data["labels"], torch.tensor(held_out, dtype=torch.long)).astype(np.int64))
     train_started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -359,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                 fine_logits = F.interpolate(outputs[1], size=fine.shape[-2:], mode="bilinear", align_corners=False)
                 outputs = outputs[0]
             logits = F.interpolate(outputs, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-            loss = F.cross_entropy(logits, labels, weight=weights)
+            loss = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE)
             if fine_classes:
                 loss = loss + args.fine_labels * F.cross_entropy(fine_logits, fine)
             optimiser.zero_grad()
@@ -369,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             total += loss.item() * len(index)
         line = f"epoch {epoch:3d} loss {total / len(order):.4f} {time.perf_counter() - train_started:6.0f} s"
         if held_out and (epoch % 5 == 0 or epoch == args.epochs):
-            table = iou_table(predict(model, data, held_out), data["labels"][held_out], classes)
+            table = iou_table(predict(model, data, held_out), held_out_labels, classes)
             seed_mean = np.mean([table[c] or 0.0 for c in SEED_CLASSES])
             line += f"  held-out seed-class mIoU {seed_mean:.3f}"
         print(line, flush=True)
@@ -380,10 +444,10 @@ def main(argv: list[str] | None = None) -> int:
               "weight_decay": args.weight_decay, "global_context": args.global_context,
               "pyramid": args.pyramid, "position": args.position, "attention": args.attention,
               "fine_labels": args.fine_labels, "backbone": args.backbone,
-              "train_images": len(training), "held_out_images": len(held_out),
+              "pseudo": None if args.pseudo is None else str(args.pseudo), "train_images": len(training), "held_out_images": len(held_out),
               "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
     if held_out:
-        table = iou_table(predict(model, data, held_out), data["labels"][held_out], classes)
+        table = iou_table(predict(model, data, held_out), held_out_labels, classes)
         report["held_out_iou"] = {CLASS_NAMES[c]: None if v is None else round(v, 4) for c, v in enumerate(table)}
         report["held_out_seed_mean"] = round(float(np.mean([table[c] or 0.0 for c in SEED_CLASSES])), 4)
         for c, value in enumerate(table):
