@@ -66,8 +66,11 @@ def isnet_outputs(pipeline: Pipeline, path: Path, cache: Path) -> tuple[dict[str
 
 
 def compare_members(pipeline: Pipeline, members: list[Path], chosen: list[Path], table: np.ndarray,
-                    cache: Path) -> None:
-    """Each member alone and the mean of every subset of two or more, shipped (guided) variant only."""
+                    cache: Path, decision: Path | None = None) -> None:
+    """Each member alone and the mean of every subset of two or more, guided filter, with the skirt
+    rule, without it and (``decision``: a ``DressOrSkirt`` file) with the learned per-picture call."""
+    from alphacut.costume import DressOrSkirt, lower_garment_features, name_lower_garment
+
     from itertools import combinations
 
     from alphacut.models.costume import CostumeModel
@@ -75,7 +78,10 @@ def compare_members(pipeline: Pipeline, members: list[Path], chosen: list[Path],
 
     heads = [CostumeModel.load(session_options(), path) for path in members]
     subsets = [s for k in range(1, len(members) + 1) for s in combinations(range(len(members)), k)]
-    matrices = {s: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for s in subsets}
+    decider = DressOrSkirt.load(decision) if decision is not None else None
+    ways = ("rule", "no rule", "decided") if decider is not None else ("rule", "no rule")
+    variants = [(s, way) for s in subsets for way in ways]
+    matrices = {v: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for v in variants}
     for path in chosen:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         truth = table[np.asarray(Image.open(path.parent.parent / "labels" / f"{path.stem}.png"))]
@@ -83,13 +89,18 @@ def compare_members(pipeline: Pipeline, members: list[Path], chosen: list[Path],
         scores = [head.run(feeds) for head in heads]
         for subset in subsets:
             mean = np.mean([scores[i] for i in subset], axis=0)
-            matrices[subset] += confusion(class_map_from_scores(mean, matte, rgb), truth)
+            plain = class_map_from_scores(mean, matte, rgb, skirt_rule=False)
+            maps = {"rule": class_map_from_scores(mean, matte, rgb), "no rule": plain}
+            if decider is not None:
+                maps["decided"] = name_lower_garment(plain, decider.decide(lower_garment_features(mean, feeds)))
+            for way in ways:
+                matrices[subset, way] += confusion(maps[way], truth)
     names = [path.stem for path in members]
     rows = []
-    for subset, matrix in matrices.items():
+    for (subset, way), matrix in matrices.items():
         iou = iou_per_class(matrix)
         seed = float(np.mean([iou[g.class_id] or 0.0 for g in SEED_GARMENTS]))
-        rows.append((seed, "+".join(names[i] for i in subset), iou))
+        rows.append((seed, "+".join(names[i] for i in subset) + f" ({way})", iou))
     print(f"{'members':<44}{'seed mean':>10}" + "".join(f"{n[:6]:>7}" for n in CLASS_NAMES[1:]))
     for seed, label, iou in sorted(rows, reverse=True):
         cells = "".join(f"{'-' if v is None else f'{v:.3f}':>7}" for v in iou[1:])
@@ -101,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
     parser.add_argument("--head", type=Path, default=None, help="another head file to score")
     parser.add_argument("--members", type=Path, nargs="+", help="head files: score each and their means")
+    parser.add_argument("--decision", type=Path, default=None,
+                        help="with --members: score a dress/skirt decision file (alphacut_dev.costume.decide) too")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "held_out",
                         help="where --members keeps ISNet's outputs for the held-out photos")
     args = parser.parse_args(argv)
@@ -108,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline.from_settings()
     if args.members:
         chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
-        compare_members(pipeline, args.members, chosen, table, args.cache)
+        compare_members(pipeline, args.members, chosen, table, args.cache, args.decision)
         return 0
     if args.head is not None:
         from alphacut.models.costume import CostumeModel
