@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
 MEMBER_DIR = ROOT / ".cache" / "costume" / "members"
 PSEUDO_LABELS = ROOT / ".cache" / "costume" / "pseudo_labels.npz"
-TAGGED = ["--pseudo", str(PSEUDO_LABELS), "--stack", str(ROOT / ".cache" / "costume" / "stack_tags"), "--epochs", "15"]
+TAGGED = ["--pseudo", str(PSEUDO_LABELS), "--stack", str(ROOT / ".cache" / "costume" / "stack_tags"), "--epochs", "12"]
 
 # name -> train.py arguments (everything else at train.py's defaults); see the model card. The first
 # nine read ISNet's maps only (--no-backbone), as every head before 2026-11-23's seventh session did.
@@ -50,7 +50,7 @@ MEMBERS: dict[str, list[str]] = {
     "bb-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25"],
     "bb-whole-frame": ["--crop", "128", "--epochs", "20"],
     # the same two recipes on 716 pixel-labelled + 985 pseudo-labelled photos (alphacut_dev.costume.pseudo:
-    # the teacher is bb-jitter + bb-plain above, committed as teacher_head.onnx), 15 epochs (as many
+    # the teacher is bb-jitter + bb-plain above, committed as teacher_head.onnx), 12 epochs (as many
     # steps as 30 on the 716 alone); the arrays memory-mapped from one stack folder
     "tags-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25", *TAGGED],
     "tags-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", *TAGGED],
