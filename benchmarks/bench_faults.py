@@ -47,8 +47,8 @@ class Report:
     poison_tasks: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     states: dict[str, int] = field(default_factory=dict)
-    charges: dict[str, int] = field(default_factory=dict)   # task id -> charge markers (0 or 1)
-    counted_charges: int = 0                                # the key's charged counter for tasks
+    charges: dict[str, int] = field(default_factory=dict)  # task id -> charge markers (0 or 1)
+    counted_charges: int = 0  # the key's charged counter for tasks
     drain_seconds: float = 0.0
 
     @property
@@ -96,8 +96,12 @@ class FaultBench:
         images = photos()
         for i in range(self.plan.tasks):
             while True:
-                answer = requests.post(f"{self.stack.url}/v1/tasks", headers={"x-api-key": self.key}, timeout=60,
-                                       files={"image_file": ("p.jpg", images[i % len(images)], "image/jpeg")})
+                answer = requests.post(
+                    f"{self.stack.url}/v1/tasks",
+                    headers={"x-api-key": self.key},
+                    timeout=60,
+                    files={"image_file": ("p.jpg", images[i % len(images)], "image/jpeg")},
+                )
                 if answer.status_code != 429:
                     break
                 self.report.rate_limited += 1
@@ -119,8 +123,9 @@ class FaultBench:
         while time.time() < deadline:
             running = self.sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]
             if running:
-                self.sfn.stop_execution(executionArn=running[0]["executionArn"], error="Bench",
-                                        cause="stopped by hand")
+                self.sfn.stop_execution(
+                    executionArn=running[0]["executionArn"], error="Bench", cause="stopped by hand"
+                )
                 self.note(f"execution {running[0]['name'][:8]} stopped by hand")
                 return
             time.sleep(0.2)
@@ -133,10 +138,18 @@ class FaultBench:
                 body = GARBAGE[i // 2]
             else:
                 task_id = f"poison-{uuid.uuid4()}"
-                self.dynamodb.put_item(TableName=self.stack.physical["TasksTable"], Item={
-                    "task_id": {"S": task_id}, "owner": {"S": "bench"}, "state": {"N": "0"},
-                    "progress": {"N": "0"}, "created_at": {"N": str(int(time.time()))},
-                    "options": {"S": json.dumps({"format": "gif"})}, "input_key": {"S": "tasks/none/input"}})
+                self.dynamodb.put_item(
+                    TableName=self.stack.physical["TasksTable"],
+                    Item={
+                        "task_id": {"S": task_id},
+                        "owner": {"S": "bench"},
+                        "state": {"N": "0"},
+                        "progress": {"N": "0"},
+                        "created_at": {"N": str(int(time.time()))},
+                        "options": {"S": json.dumps({"format": "gif"})},
+                        "input_key": {"S": "tasks/none/input"},
+                    },
+                )
                 self.report.poison_tasks.append(task_id)
                 body = json.dumps({"task_id": task_id})
             self.sqs.send_message(QueueUrl=queue, MessageBody=body)
@@ -144,7 +157,7 @@ class FaultBench:
 
     def duplicate_messages(self) -> None:
         queue = self.stack.physical["TaskQueue"]
-        chosen = self.report.submitted[-self.plan.duplicates:]
+        chosen = self.report.submitted[-self.plan.duplicates :]
         for task_id in chosen:
             self.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"task_id": task_id}))
         self.note(f"{len(chosen)} messages delivered twice")
@@ -165,26 +178,36 @@ class FaultBench:
     def read_states(self, task_ids: list[str]) -> dict[str, int]:
         states = {}
         for task_id in task_ids:
-            item = self.dynamodb.get_item(TableName=self.stack.physical["TasksTable"], ConsistentRead=True,
-                                          Key={"task_id": {"S": task_id}}).get("Item")
+            item = self.dynamodb.get_item(
+                TableName=self.stack.physical["TasksTable"],
+                ConsistentRead=True,
+                Key={"task_id": {"S": task_id}},
+            ).get("Item")
             states[task_id] = int(item["state"]["N"]) if item else 0
         return states
 
     def read_charges(self) -> None:
         usage = self.stack.physical["UsageTable"]
         for task_id in self.report.states:
-            item = self.dynamodb.get_item(TableName=usage, ConsistentRead=True,
-                                          Key={"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}}).get("Item")
+            item = self.dynamodb.get_item(
+                TableName=usage, ConsistentRead=True, Key={"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}}
+            ).get("Item")
             self.report.charges[task_id] = 1 if item else 0
-        report = requests.get(f"{self.stack.url}/v1/usage", headers={"x-api-key": self.key}, timeout=60).json()
-        self.report.counted_charges = sum(day["routes"].get("/v1/tasks", {}).get("charged", 0)
-                                          for day in report["days"])
+        report = requests.get(
+            f"{self.stack.url}/v1/usage", headers={"x-api-key": self.key}, timeout=60
+        ).json()
+        self.report.counted_charges = sum(
+            day["routes"].get("/v1/tasks", {}).get("charged", 0) for day in report["days"]
+        )
 
     def run(self) -> Report:
         fault_thread = threading.Thread(target=self.faults, daemon=True)
         fault_thread.start()
         self.submit_all()
-        self.note(f"{len(self.report.submitted)} tasks submitted ({self.report.rate_limited} answers 429 waited out)")
+        self.note(
+            f"{len(self.report.submitted)} tasks submitted "
+            f"({self.report.rate_limited} answers 429 waited out)"
+        )
         fault_thread.join()
         everything = self.report.submitted + self.report.poison_tasks
         deadline = time.time() + self.plan.drain_timeout
@@ -209,21 +232,32 @@ def table(report: Report, plan: Plan) -> str:
     done = report.done
     once = sum(1 for t in done if report.charges.get(t) == 1)
     failed_charged = sum(1 for t, s in report.states.items() if s < 0 and report.charges.get(t))
-    rows = [("tasks submitted (API)", len(report.submitted)),
-            ("tasks with a poison record", len(report.poison_tasks)),
-            ("answers 429 waited out", report.rate_limited),
-            *[(f"final state {state}", count) for state, count in sorted(final.items(), reverse=True)],
-            ("not final after the run", len(report.unfinished)),
-            ("done, charged exactly once", f"{once} of {len(done)}"),
-            ("done, not charged", len(done) - once),
-            ("failed, charged", failed_charged),
-            ("charged twice or more (counter - markers)", report.counted_charges - sum(report.charges.values())),
-            ("time to drain", f"{report.drain_seconds:.0f} s")]
+    rows = [
+        ("tasks submitted (API)", len(report.submitted)),
+        ("tasks with a poison record", len(report.poison_tasks)),
+        ("answers 429 waited out", report.rate_limited),
+        *[(f"final state {state}", count) for state, count in sorted(final.items(), reverse=True)],
+        ("not final after the run", len(report.unfinished)),
+        ("done, charged exactly once", f"{once} of {len(done)}"),
+        ("done, not charged", len(done) - once),
+        ("failed, charged", failed_charged),
+        ("charged twice or more (counter - markers)", report.counted_charges - sum(report.charges.values())),
+        ("time to drain", f"{report.drain_seconds:.0f} s"),
+    ]
     width = max(len(name) for name, _ in rows)
-    faults = (f"faults: model server killed {plan.kills}x for {plan.kill_seconds:.0f} s, {plan.stops} execution "
-              f"stopped by hand, {plan.poison} poison messages, {plan.duplicates} messages delivered twice")
-    return "\n".join([faults, "", f"| {'what':<{width}} | value |", f"|{'-' * (width + 2)}|-------|",
-                      *[f"| {name:<{width}} | {value} |" for name, value in rows]])
+    faults = (
+        f"faults: model server killed {plan.kills}x for {plan.kill_seconds:.0f} s, {plan.stops} execution "
+        f"stopped by hand, {plan.poison} poison messages, {plan.duplicates} messages delivered twice"
+    )
+    return "\n".join(
+        [
+            faults,
+            "",
+            f"| {'what':<{width}} | value |",
+            f"|{'-' * (width + 2)}|-------|",
+            *[f"| {name:<{width}} | {value} |" for name, value in rows],
+        ]
+    )
 
 
 def main() -> None:

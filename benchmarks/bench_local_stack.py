@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import requests
-from PIL import Image
-
 from alphacut_dev.local.stack import LocalStack, free_port
+from PIL import Image
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
@@ -33,7 +32,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=5)
     parser.add_argument("--size", type=int, default=1024)
     args = parser.parse_args()
-    photo = sorted((EVAL / "person" / "images").iterdir())[0]
+    photo = min((EVAL / "person" / "images").iterdir())
     buffer = io.BytesIO()
     Image.open(photo).convert("RGB").resize((args.size, args.size)).save(buffer, "JPEG", quality=92)
     body = buffer.getvalue()
@@ -51,12 +50,21 @@ def main() -> None:
                 if i:
                     time.sleep(0.6)  # stay under the default plan's 2 requests/s
                 t0 = time.perf_counter()
-                response = requests.post(f"{stack.url}{route}?return=binary", data=body, headers=headers, timeout=120)
+                response = requests.post(
+                    f"{stack.url}{route}?return=binary", data=body, headers=headers, timeout=120
+                )
                 times.append(time.perf_counter() - t0)
                 assert response.status_code == 200, response.text
             worker = stack.workers[function]
-            rows.append((route, worker.init_ms / 1000, times[0], statistics.median(times[1:]),
-                         peak_rss_mb(worker.process.pid)))
+            rows.append(
+                (
+                    route,
+                    worker.init_ms / 1000,
+                    times[0],
+                    statistics.median(times[1:]),
+                    peak_rss_mb(worker.process.pid),
+                )
+            )
     finally:
         stack.stop()
     print(f"\n{args.size}x{args.size} JPEG -> PNG cutout (return=binary), seconds")

@@ -18,10 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import STAGES, Pipeline
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
@@ -35,7 +34,6 @@ def rembg_model_files() -> dict[str, Path]:
     would run. ``cut``: alphacut's graph (side mattes cut), to show what the cut alone is worth.
     """
     import onnx
-
     from alphacut_dev import build_models
 
     paths = {"original": CACHE / "isnet_original_fp32.onnx", "cut": CACHE / "isnet_cut_fp32.onnx"}
@@ -52,8 +50,8 @@ def rembg_model_files() -> dict[str, Path]:
 
 
 def test_images(size: int, count: int) -> list[bytes]:
-    photos = sorted((EVAL / "general" / "images").iterdir())[::10][:count - count // 2]
-    photos += sorted((EVAL / "person" / "images").iterdir())[::20][:count // 2]
+    photos = sorted((EVAL / "general" / "images").iterdir())[::10][: count - count // 2]
+    photos += sorted((EVAL / "person" / "images").iterdir())[::20][: count // 2]
     out = []
     for photo in photos:
         image = Image.open(photo).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
@@ -112,10 +110,21 @@ def main() -> None:
         stage_rows.append((size, medians, overhead / medians["inference"]))
         # each alphacut call against the rembg call right after it: noise that lasts seconds
         # (another tenant on the host) hits both of a pair, so these ratios scatter less
-        paired = (median([a / b for a, b in zip(ours, theirs["original"])]) if "original" in theirs
-                  else float("nan"))
-        e2e_rows.append((size, median(ours), {n: median(v) for n, v in theirs.items()}, len(ours),
-                         medians["inference"] / 1000, paired))
+        paired = (
+            median([a / b for a, b in zip(ours, theirs["original"])])
+            if "original" in theirs
+            else float("nan")
+        )
+        e2e_rows.append(
+            (
+                size,
+                median(ours),
+                {n: median(v) for n, v in theirs.items()},
+                len(ours),
+                medians["inference"] / 1000,
+                paired,
+            )
+        )
 
     print("\nalphacut per stage, median ms (PNG cutout, type=auto)")
     print(f"{'size':>6} " + " ".join(f"{name:>11}" for name in STAGES) + f" {'overhead/inference':>19}")
@@ -123,13 +132,17 @@ def main() -> None:
         print(f"{size:>6} " + " ".join(f"{medians[name]:>11.1f}" for name in STAGES) + f" {ratio:>18.1%}")
 
     print("\nend to end, bytes in -> PNG bytes out, median s (rembg: same ISNet weights, fp32, dis_custom)")
-    print(f"{'size':>6} {'runs':>5} {'alphacut':>9} {'rembg':>9} {'alphacut/rembg':>15}"
-          f" {'rembg on cut graph':>19} {'alphacut/that':>14} {'inference alone/rembg':>22}"
-          f" {'paired ratio':>13}")
+    print(
+        f"{'size':>6} {'runs':>5} {'alphacut':>9} {'rembg':>9} {'alphacut/rembg':>15}"
+        f" {'rembg on cut graph':>19} {'alphacut/that':>14} {'inference alone/rembg':>22}"
+        f" {'paired ratio':>13}"
+    )
     for size, ours, theirs, runs, inference, paired in e2e_rows:
         original, cut = theirs.get("original", float("nan")), theirs.get("cut", float("nan"))
-        print(f"{size:>6} {runs:>5} {ours:>9.2f} {original:>9.2f} {ours / original:>14.2f}x"
-              f" {cut:>19.2f} {ours / cut:>13.2f}x {inference / original:>21.2f}x {paired:>12.2f}x")
+        print(
+            f"{size:>6} {runs:>5} {ours:>9.2f} {original:>9.2f} {ours / original:>14.2f}x"
+            f" {cut:>19.2f} {ours / cut:>13.2f}x {inference / original:>21.2f}x {paired:>12.2f}x"
+        )
     # "inference alone/rembg" is the floor: alphacut with zero decode/pre/post/encode time would
     # still be that fraction of rembg, because both run the same convolutions in one onnxruntime;
     # "paired ratio" is the median over calls of alphacut's time / the next rembg call's time

@@ -1,4 +1,4 @@
-"""Benchmark: size=preview's faster path (ISNet at a smaller input) against the full model, on the eval photos.
+"""Benchmark: size=preview's faster path (ISNet at a smaller input) against the full model, eval photos.
 
 Run on purpose, not in the tests. Each photo goes through every variant in turn (so that
 machine noise hits every one), in this process:
@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from alphacut.evaluate import pairs, score
 from alphacut.models.isnet import PREVIEW_INPUT_SIZE, IsnetModel
 from alphacut.models.runtime import session_options
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut_dev.build_models import graph_at_side
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
@@ -47,9 +46,15 @@ class PreviewAt(Pipeline):
         if side != self.model.side:
             folder.mkdir(parents=True, exist_ok=True)
             graph = folder / "graph_preview.onnx"
-            graph.write_bytes(graph_at_side((pipeline.models.models_dir / "isnet" / "graph.onnx").read_bytes(), side))
-            self.model = IsnetModel.load(folder, session_options(pipeline.models.threads), preview=True,
-                                         weights=pipeline.models._isnet_weights)
+            graph.write_bytes(
+                graph_at_side((pipeline.models.models_dir / "isnet" / "graph.onnx").read_bytes(), side)
+            )
+            self.model = IsnetModel.load(
+                folder,
+                session_options(pipeline.models.threads),
+                preview=True,
+                weights=pipeline.models._isnet_weights,
+            )
             self.model.side = side
 
     def matte(self, image, subject, timings=None, preview=False):
@@ -62,7 +67,9 @@ class PreviewAt(Pipeline):
             store.__dict__["isnet_preview"] = original
 
 
-def run_one(pipeline: Pipeline, data: bytes, options: CutoutOptions, truth: Image.Image) -> tuple[float, float]:
+def run_one(
+    pipeline: Pipeline, data: bytes, options: CutoutOptions, truth: Image.Image
+) -> tuple[float, float]:
     start = time.perf_counter()
     result = pipeline.run(data, options.with_changes(output="both"))
     elapsed = (time.perf_counter() - start) * 1000
@@ -98,8 +105,10 @@ def main() -> None:
         reference = statistics.median(times["preview@1024"])
         for variant in variants:
             median = statistics.median(times[variant])
-            print(f"{name:8} {variant:13} {len(ious[variant]):>3} {statistics.mean(ious[variant]):>9.4f} "
-                  f"{median:>10.0f} {median / reference:>21.2f}")
+            print(
+                f"{name:8} {variant:13} {len(ious[variant]):>3} {statistics.mean(ious[variant]):>9.4f} "
+                f"{median:>10.0f} {median / reference:>21.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from alphacut.evaluate import pairs, score
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
@@ -36,18 +35,21 @@ def main() -> None:
         for _, image_path, truth_path in pairs(EVAL / name):
             image = pipeline.decode(image_path.read_bytes())
             truth = np.asarray(Image.open(truth_path).convert("L"))
-            for quality in ious:
+            for quality, scores in ious.items():
                 timings = Timings()
                 options = CutoutOptions(type=SUBJECTS[name], quality=quality)
-                alpha = pipeline.finish(image, pipeline.matte(image, options.type, timings, quality=quality),
-                                        options.type).alpha
-                ious[quality].append(score(alpha, truth)[0])
+                alpha = pipeline.finish(
+                    image, pipeline.matte(image, options.type, timings, quality=quality), options.type
+                ).alpha
+                scores.append(score(alpha, truth)[0])
                 model_ms[quality].append(timings["inference"])
         fast = statistics.median(model_ms[Quality.FAST])
-        for quality in ious:
+        for quality, scores in ious.items():
             median = statistics.median(model_ms[quality])
-            print(f"| {name} | {quality.value} | {len(ious[quality])} | {statistics.mean(ious[quality]):.4f} | "
-                  f"{median:.0f} | {median / fast:.2f} |")
+            print(
+                f"| {name} | {quality.value} | {len(scores)} | {statistics.mean(scores):.4f} | "
+                f"{median:.0f} | {median / fast:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,10 @@ def rss_mb(pid: int) -> float:
 def photos() -> dict[int, list[bytes]]:
     """Real photos at each side, JPEG."""
     out: dict[int, list[bytes]] = {}
-    paths = sorted((EVAL / "general" / "images").iterdir())[:3] + sorted((EVAL / "person" / "images").iterdir())[:3]
+    paths = (
+        sorted((EVAL / "general" / "images").iterdir())[:3]
+        + sorted((EVAL / "person" / "images").iterdir())[:3]
+    )
     for side in SIDES:
         out[side] = []
         for path in paths:
@@ -47,9 +50,16 @@ def photos() -> dict[int, list[bytes]]:
 
 def requests_mix(count: int, images: dict[int, list[bytes]], seed: int = 7) -> list[tuple[str, str, dict]]:
     rng = random.Random(seed)
-    routes = [("/v1/cutout", "png"), ("/v1/cutout?output=mask", "mask"), ("/v1/cutout?format=webp&crop=1", "webp"),
-              ("/v1/selfie", "selfie"), ("/v1/costume?output=mask", "costume"), ("/api/cutout/", "jd"),
-              ("/v1/cutout?format=gif", "refused"), ("/v1/tasks/none", "poll")]
+    routes = [
+        ("/v1/cutout", "png"),
+        ("/v1/cutout?output=mask", "mask"),
+        ("/v1/cutout?format=webp&crop=1", "webp"),
+        ("/v1/selfie", "selfie"),
+        ("/v1/costume?output=mask", "costume"),
+        ("/api/cutout/", "jd"),
+        ("/v1/cutout?format=gif", "refused"),
+        ("/v1/tasks/none", "poll"),
+    ]
     mix = []
     for _ in range(count):
         path, label = rng.choice(routes)
@@ -81,8 +91,9 @@ def main() -> None:
     def send(item):
         label, method, spec = item
         headers = {"x-api-key": "alphacut-soak-key-000000000000000", **spec.get("headers", {})}
-        answer = requests.request(method, stack.url + spec["path"], data=spec.get("data"), headers=headers,
-                                  timeout=120)
+        answer = requests.request(
+            method, stack.url + spec["path"], data=spec.get("data"), headers=headers, timeout=120
+        )
         statuses[(label, answer.status_code)] += 1
 
     try:
@@ -99,9 +110,13 @@ def main() -> None:
         same = all(stack.workers[name].process.pid == pid for name, pid in pids.items())
     finally:
         stack.stop()
-    print(f"\n{args.requests} sync requests, {args.concurrency} at a time, sides {SIDES}, in {seconds:.0f} s; "
-          f"workers never restarted: {same}")
-    print("answers: " + ", ".join(f"{label} {status}: {n}" for (label, status), n in sorted(statuses.items())))
+    print(
+        f"\n{args.requests} sync requests, {args.concurrency} at a time, sides {SIDES}, in {seconds:.0f} s; "
+        f"workers never restarted: {same}"
+    )
+    print(
+        "answers: " + ", ".join(f"{label} {status}: {n}" for (label, status), n in sorted(statuses.items()))
+    )
     print("\n| worker | RSS after warm-up (MB) | RSS at the end (MB) | growth |\n|---|---|---|---|")
     for name in MODEL_FUNCTIONS:
         growth = (at_end[name] - after_warm[name]) / after_warm[name] * 100

@@ -10,9 +10,9 @@ Run on purpose, not in the tests. Every figure comes from fresh processes (cold 
    what ``rembg p -om`` does, benchmarks/rembg_folder.py) on the same ISNet weights, on one and
    eight 854x480 photos, each in turn, fresh output folders, wall time and peak RSS (/usr/bin/time);
 4. peak RSS of one cutout at 1024² and 4096²;
-5. the steady cutout with 1 and 2 onnxruntime threads (and 2 without the memory arena), and from them the duration and cost per
-   1000 images at 2048, 3008 and 3538 MB (Lambda gives 1 vCPU per 1769 MB; x86 list price
-   $0.0000166667 per GB-s and $0.20 per million requests).
+5. the steady cutout with 1 and 2 onnxruntime threads (and 2 without the memory arena), and from them
+   the duration and cost per 1000 images at 2048, 3008 and 3538 MB (Lambda gives 1 vCPU per 1769 MB;
+   x86 list price $0.0000166667 per GB-s and $0.20 per million requests).
 
     .venv/bin/python benchmarks/bench_startup.py [--repeats 2]
 """
@@ -35,10 +35,19 @@ EVAL = ROOT.parent / "shared" / "eval"
 PY = sys.executable
 GB_SECOND, PER_REQUEST, MB_PER_VCPU = 0.0000166667, 0.20 / 1_000_000, 1769
 FUNCTIONS = ("cutout", "selfie", "costume", "tasks", "dispatch", "charge", "finalize")
-DUMMY_ENV = {"USAGE_TABLE": "t", "TASKS_TABLE": "t", "RESULTS_BUCKET": "b", "UPLOADS_BUCKET": "b",
-             "TASK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q", "STATE_MACHINE_ARN": "arn:x",
-             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true"}
+DUMMY_ENV = {
+    "USAGE_TABLE": "t",
+    "TASKS_TABLE": "t",
+    "RESULTS_BUCKET": "b",
+    "UPLOADS_BUCKET": "b",
+    "TASK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
+    "STATE_MACHINE_ARN": "arn:x",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "x",
+    "AWS_SECRET_ACCESS_KEY": "x",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
 
 
 def photos(count: int) -> list[Path]:
@@ -60,6 +69,7 @@ def cutout_times(pipeline, count: int) -> list[float]:
 def child_engine(warm: bool) -> dict:
     start = time.perf_counter()
     from alphacut.pipeline import Pipeline
+
     imported = time.perf_counter()
     pipeline = Pipeline.from_settings()
     _ = pipeline.models.isnet
@@ -68,8 +78,13 @@ def child_engine(warm: bool) -> dict:
         pipeline.warm_up(("isnet",))
     warmed = time.perf_counter()
     runs = cutout_times(pipeline, 4)
-    return {"import_ms": (imported - start) * 1000, "session_ms": (session - imported) * 1000,
-            "warm_ms": (warmed - session) * 1000, "first_ms": runs[0], "steady_ms": statistics.median(runs[1:])}
+    return {
+        "import_ms": (imported - start) * 1000,
+        "session_ms": (session - imported) * 1000,
+        "warm_ms": (warmed - session) * 1000,
+        "first_ms": runs[0],
+        "steady_ms": statistics.median(runs[1:]),
+    }
 
 
 def child_init(function: str) -> dict:
@@ -77,16 +92,19 @@ def child_init(function: str) -> dict:
     sys.path.insert(0, os.getcwd())
     start = time.perf_counter()
     import app  # noqa: F401 - what Lambda's init does
-    return {"init_ms": (time.perf_counter() - start) * 1000, "onnxruntime": "onnxruntime" in sys.modules,
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    return {
+        "init_ms": (time.perf_counter() - start) * 1000,
+        "onnxruntime": "onnxruntime" in sys.modules,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def child_peak(side: int) -> dict:
     import io
 
-    from PIL import Image
-
     from alphacut.pipeline import Pipeline
+    from PIL import Image
 
     picture = Image.open(photos(1)[0]).convert("RGB").resize((side, side))
     buffer = io.BytesIO()
@@ -101,12 +119,21 @@ def child_threads() -> dict:
     pipeline = Pipeline.from_settings()
     pipeline.warm_up(("isnet",))
     runs = cutout_times(pipeline, 3)
-    return {"steady_ms": statistics.median(runs), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "steady_ms": statistics.median(runs),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def in_child(kind: str, arg: str = "", env: dict | None = None) -> dict:
-    done = subprocess.run([PY, __file__, "--child", kind, arg], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, **DUMMY_ENV, **(env or {})}, check=True)
+    done = subprocess.run(
+        [PY, __file__, "--child", kind, arg],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **DUMMY_ENV, **(env or {})},
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -114,8 +141,12 @@ def in_child(kind: str, arg: str = "", env: dict | None = None) -> dict:
 def timed(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of a whole process, from /usr/bin/time."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
-        subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", report.name, *command], check=True,
-                       capture_output=True, timeout=1800)
+        subprocess.run(
+            ["/usr/bin/time", "-f", "%e %M", "-o", report.name, *command],
+            check=True,
+            capture_output=True,
+            timeout=1800,
+        )
         seconds, kilobytes = report.read().split()
     return float(seconds), int(kilobytes) / 1024
 
@@ -129,10 +160,30 @@ def whole_process(count: int, repeats: int, model: Path) -> dict[str, list[tuple
             (source / photo.name).write_bytes(photo.read_bytes())
         for repeat in range(repeats):
             out = Path(work) / f"out{repeat}"
-            runs["alphacut"].append(timed([str(Path(PY).with_name("alphacut")), "remove", str(source), "-o",
-                                           str(out / "a"), "--output", "mask"]))
-            runs["rembg"].append(timed([PY, str(ROOT / "benchmarks" / "rembg_folder.py"), str(model), str(source),
-                                        str(out / "r")]))
+            runs["alphacut"].append(
+                timed(
+                    [
+                        str(Path(PY).with_name("alphacut")),
+                        "remove",
+                        str(source),
+                        "-o",
+                        str(out / "a"),
+                        "--output",
+                        "mask",
+                    ]
+                )
+            )
+            runs["rembg"].append(
+                timed(
+                    [
+                        PY,
+                        str(ROOT / "benchmarks" / "rembg_folder.py"),
+                        str(model),
+                        str(source),
+                        str(out / "r"),
+                    ]
+                )
+            )
     return runs
 
 
@@ -151,25 +202,36 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, arg = args.child
-        result = {"engine": lambda: child_engine(arg == "warm"), "init": lambda: child_init(arg),
-                  "peak": lambda: child_peak(int(arg)), "threads": child_threads}[kind]()
+        result = {
+            "engine": lambda: child_engine(arg == "warm"),
+            "init": lambda: child_init(arg),
+            "peak": lambda: child_peak(int(arg)),
+            "threads": child_threads,
+        }[kind]()
         print(json.dumps(result))
         return
 
     print("## 1. the engine in one process (ms)")
-    print("| run | import | ISNet session | warm-up at init | first cutout | steady cutout | first / steady |")
+    print(
+        "| run | import | ISNet session | warm-up at init | first cutout | steady cutout | first / steady |"
+    )
     print("|---|---|---|---|---|---|---|")
     for mode in ("cold", "warm"):
         r = in_child("engine", mode)
-        print(f"| {'with' if mode == 'warm' else 'without'} warm-up | {r['import_ms']:.0f} | {r['session_ms']:.0f} | "
-              f"{r['warm_ms']:.0f} | {r['first_ms']:.0f} | {r['steady_ms']:.0f} | {r['first_ms'] / r['steady_ms']:.2f} |")
+        print(
+            f"| {'with' if mode == 'warm' else 'without'} warm-up | {r['import_ms']:.0f} | "
+            f"{r['session_ms']:.0f} | {r['warm_ms']:.0f} | {r['first_ms']:.0f} | {r['steady_ms']:.0f} | "
+            f"{r['first_ms'] / r['steady_ms']:.2f} |"
+        )
 
     print("\n## 2. each function's init (import app, ms; the model functions load and run their models)")
     print("| function | init | imports onnxruntime | RSS MB |")
     print("|---|---|---|---|")
     for function in FUNCTIONS:
         r = in_child("init", function)
-        print(f"| {function} | {r['init_ms']:.0f} | {'yes' if r['onnxruntime'] else 'no'} | {r['rss_mb']:.0f} |")
+        print(
+            f"| {function} | {r['init_ms']:.0f} | {'yes' if r['onnxruntime'] else 'no'} | {r['rss_mb']:.0f} |"
+        )
 
     print("\n## 3. whole process: alphacut remove --output mask against rembg (same weights), median s")
     from bench_pipeline import rembg_model_files
@@ -181,7 +243,9 @@ def main() -> None:
         runs = whole_process(count, args.repeats, model)
         ours, theirs = (statistics.median(s for s, _ in runs[k]) for k in ("alphacut", "rembg"))
         peaks = [max(m for _, m in runs[k]) for k in ("alphacut", "rembg")]
-        print(f"| {count} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | {peaks[0]:.0f} | {peaks[1]:.0f} |")
+        print(
+            f"| {count} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | {peaks[0]:.0f} | {peaks[1]:.0f} |"
+        )
 
     print("\n## 4. peak RSS of one cutout (MB)")
     for side in (1024, 4096):
@@ -191,9 +255,12 @@ def main() -> None:
     one = in_child("threads", "", {"ALPHACUT_THREADS": "1"})
     two = in_child("threads", "", {"ALPHACUT_THREADS": "2"})
     lean = in_child("threads", "", {"ALPHACUT_THREADS": "2", "ALPHACUT_MEMORY_ARENA": "0"})
-    print(f"steady: 1 thread {one['steady_ms']:.0f} ms (RSS {one['rss_mb']:.0f} MB), "
-          f"2 threads {two['steady_ms']:.0f} ms (RSS {two['rss_mb']:.0f} MB), "
-          f"2 threads without onnxruntime's memory arena {lean['steady_ms']:.0f} ms (RSS {lean['rss_mb']:.0f} MB)")
+    print(
+        f"steady: 1 thread {one['steady_ms']:.0f} ms (RSS {one['rss_mb']:.0f} MB), "
+        f"2 threads {two['steady_ms']:.0f} ms (RSS {two['rss_mb']:.0f} MB), "
+        f"2 threads without onnxruntime's memory arena {lean['steady_ms']:.0f} ms "
+        f"(RSS {lean['rss_mb']:.0f} MB)"
+    )
     print("| memory MB | vCPU | duration ms | $ per 1000 |")
     print("|---|---|---|---|")
     for memory in (2048, 3008, 3538):

@@ -14,9 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from PIL import Image
-
 from alphacut_dev.local.stack import LocalStack, free_port
+from PIL import Image
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
@@ -26,7 +25,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=50)
     args = parser.parse_args()
     buffer = io.BytesIO()
-    Image.open(sorted((EVAL / "general" / "images").iterdir())[0]).convert("RGB").resize((1024, 1024)).save(buffer, "JPEG")
+    Image.open(min((EVAL / "general" / "images").iterdir())).convert("RGB").resize((1024, 1024)).save(
+        buffer, "JPEG"
+    )
     photo = buffer.getvalue()
     stack = LocalStack(port=free_port(), log=lambda line: None)
     stack.start()
@@ -36,12 +37,19 @@ def main() -> None:
     apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
     headers = {"x-api-key": "alphacut-bench-key-00000000000000"}
     try:
+
         def run_one(_):
             submitted = time.time()
-            answer = requests.post(f"{stack.url}/v1/tasks", headers=headers, timeout=60,
-                                   files={"image_file": ("p.jpg", photo, "image/jpeg")}).json()["data"]
+            answer = requests.post(
+                f"{stack.url}/v1/tasks",
+                headers=headers,
+                timeout=60,
+                files={"image_file": ("p.jpg", photo, "image/jpeg")},
+            ).json()["data"]
             while True:
-                data = requests.get(f"{stack.url}/v1/tasks/{answer['task_id']}", headers=headers, timeout=60).json()["data"]
+                data = requests.get(
+                    f"{stack.url}/v1/tasks/{answer['task_id']}", headers=headers, timeout=60
+                ).json()["data"]
                 if data["state"] == 1 or data["state"] < 0:
                     return data["state"], time.time() - submitted
                 time.sleep(1.0)
@@ -54,11 +62,16 @@ def main() -> None:
         stack.stop()
     latencies = sorted(seconds for _, seconds in results)
     states = [state for state, _ in results]
-    print(f"{args.tasks} tasks submitted at once, 1024x1024 JPEG -> PNG, local stack (2 cores, model server on CPU)")
+    print(
+        f"{args.tasks} tasks submitted at once, 1024x1024 JPEG -> PNG, "
+        "local stack (2 cores, model server on CPU)"
+    )
     failed = sorted(s for s in states if s < 0)
     print(f"final states: {states.count(1)} done, {len(failed)} failed {failed if failed else ''}")
-    print(f"submit -> done: min {latencies[0]:.1f} s, median {statistics.median(latencies):.1f} s, "
-          f"p90 {latencies[int(len(latencies) * 0.9) - 1]:.1f} s, max {latencies[-1]:.1f} s")
+    print(
+        f"submit -> done: min {latencies[0]:.1f} s, median {statistics.median(latencies):.1f} s, "
+        f"p90 {latencies[int(len(latencies) * 0.9) - 1]:.1f} s, max {latencies[-1]:.1f} s"
+    )
     print(f"throughput: {args.tasks / total * 60:.1f} tasks/minute ({total:.1f} s for all)")
 
 

@@ -12,11 +12,10 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from alphacut.evaluate import pairs, score
 from alphacut.matte import _dilate, fuse_person, resize_matte, to_u8
 from alphacut.pipeline import Pipeline
+from PIL import Image
 
 
 def gate(general, person, threshold, radius_fraction):
@@ -62,8 +61,10 @@ def main():
     print(f"{'fusion':<30} {'mean IoU':>9} {'median IoU':>11} {'MAE':>7}")
     for name, scores in results.items():
         ious = [s[0] for s in scores]
-        print(f"{name:<30} {statistics.fmean(ious):>9.3f} {statistics.median(ious):>11.3f} "
-              f"{statistics.fmean(s[1] for s in scores):>7.4f}")
+        print(
+            f"{name:<30} {statistics.fmean(ious):>9.3f} {statistics.median(ious):>11.3f} "
+            f"{statistics.fmean(s[1] for s in scores):>7.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def main() -> None:
     session = new_session("dis_custom", model_path=str(model))
     target.mkdir(parents=True, exist_ok=True)
     for photo in sorted(source.iterdir()):
-        (target / f"{photo.stem}.png").write_bytes(remove(photo.read_bytes(), session=session, only_mask=True))
+        (target / f"{photo.stem}.png").write_bytes(
+            remove(photo.read_bytes(), session=session, only_mask=True)
+        )
 
 
 if __name__ == "__main__":

@@ -21,14 +21,14 @@ import json
 import re
 import sys
 import threading
-import traceback
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
+from alphacut.api.request import declared_length
 from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
-from alphacut.api.request import declared_length
 from alphacut.matte import to_u8
 from alphacut.models.runtime import providers
 from alphacut.options import Quality, SubjectType
@@ -69,7 +69,9 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                 return
             attributes = dict(parse_qsl(self.headers.get(ATTRIBUTES_HEADER, "")))
             try:
-                data = self.rfile.read(declared_length(self.headers.get("Content-Length"), pipeline.limits.max_bytes))
+                data = self.rfile.read(
+                    declared_length(self.headers.get("Content-Length"), pipeline.limits.max_bytes)
+                )
                 subject = SubjectType(attributes.get("type", "auto"))
                 # the GPU path: model time is cheap, so quality=auto means best (mirror averaged)
                 quality = Quality(attributes.get("quality", "auto")).on(gpu=True)
@@ -78,21 +80,38 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                 with inference_lock:
                     alpha = pipeline.matte(image, subject, timings, quality=quality)
                 body = encode_mask(to_u8(alpha))
-                self._answer(200, body, "image/png", {
-                    "X-Alphacut-Timings": json.dumps({k: round(v, 1) for k, v in timings.items()})})
+                self._answer(
+                    200,
+                    body,
+                    "image/png",
+                    {"X-Alphacut-Timings": json.dumps({k: round(v, 1) for k, v in timings.items()})},
+                )
             except (AlphacutError, ValueError) as error:
-                detail = error.to_dict() if isinstance(error, AlphacutError) else {
-                    "code": "invalid_option", "message": str(error), "field": "type"}
-                self._fail(runtime_api, http_status(error) if isinstance(error, AlphacutError) else 400, detail)
+                detail = (
+                    error.to_dict()
+                    if isinstance(error, AlphacutError)
+                    else {"code": "invalid_option", "message": str(error), "field": "type"}
+                )
+                self._fail(
+                    runtime_api, http_status(error) if isinstance(error, AlphacutError) else 400, detail
+                )
             except Exception:  # noqa: BLE001 - a model failure must still answer (the detail to the log)
                 traceback.print_exc()
-                self._fail(runtime_api, 500, {"code": "model_error", "message": "the model failed on this image"})
+                self._fail(
+                    runtime_api, 500, {"code": "model_error", "message": "the model failed on this image"}
+                )
 
         def _fail(self, runtime_api: bool, status: int, detail: dict) -> None:
             body = json.dumps(detail).encode()
             if runtime_api:  # what the SageMaker runtime API says about a container failure
-                wrapped = json.dumps({"ErrorCode": "CLIENT_ERROR_FROM_MODEL", "OriginalStatusCode": status,
-                                      "OriginalMessage": body.decode(), "Message": detail["message"]}).encode()
+                wrapped = json.dumps(
+                    {
+                        "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
+                        "OriginalStatusCode": status,
+                        "OriginalMessage": body.decode(),
+                        "Message": detail["message"],
+                    }
+                ).encode()
                 self._answer(424, wrapped, "application/json", {"x-amzn-ErrorType": "ModelError"})
             else:
                 self._answer(status, body, "application/json")
@@ -111,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline.from_settings()
     pipeline.warm_up()
     server = make_server(args.host, args.port, pipeline)
-    print(f"alphacut model server on {args.host}:{args.port} ({', '.join(providers())}), "
-          f"models loaded in {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"alphacut model server on {args.host}:{args.port} ({', '.join(providers())}), "
+        f"models loaded in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -38,7 +38,9 @@ def eval_dir() -> Path:
 
 @pytest.fixture
 def photo_bytes(eval_dir) -> bytes:
-    return (eval_dir / "person" / "images" / sorted((eval_dir / "person" / "images").iterdir())[0].name).read_bytes()
+    return (
+        eval_dir / "person" / "images" / min((eval_dir / "person" / "images").iterdir()).name
+    ).read_bytes()
 
 
 @pytest.fixture

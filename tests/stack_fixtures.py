@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-
 from alphacut.aws.keys import KeyAdmin
 from alphacut_dev.local.stack import STACK_NAME, LocalStack, free_port
 
@@ -81,7 +80,7 @@ class ImageServer:
 
 @pytest.fixture(scope="session")
 def photo(eval_dir) -> bytes:
-    return sorted((eval_dir / "person" / "images").iterdir())[0].read_bytes()
+    return min((eval_dir / "person" / "images").iterdir()).read_bytes()
 
 
 @pytest.fixture(scope="session")
@@ -93,11 +92,16 @@ def image_server(photo):
 
 @pytest.fixture(scope="session")
 def stack(image_server):
-    local = LocalStack(port=free_port(), extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST}, log=lambda line: None)
+    local = LocalStack(
+        port=free_port(), extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST}, log=lambda line: None
+    )
     local.start()
     apigateway = local.client("apigateway")
-    plan = apigateway.create_usage_plan(name="tests-roomy", throttle={"rateLimit": 1000.0, "burstLimit": 1000},
-                                        quota={"limit": 100000, "period": "DAY"})
+    plan = apigateway.create_usage_plan(
+        name="tests-roomy",
+        throttle={"rateLimit": 1000.0, "burstLimit": 1000},
+        quota={"limit": 100000, "period": "DAY"},
+    )
     key = apigateway.create_api_key(name="tests-roomy", value=ROOMY_KEY, enabled=True)
     apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
     yield local
@@ -136,10 +140,16 @@ def admin(stack) -> KeyAdmin:
     """The keys admin on the local stack, with two extra plans made as an operator would: bulk (no
     throttling in the way of concurrency tests) and tiny (a quota of 3 a day)."""
     apigateway = stack.client("apigateway")
-    apigateway.create_usage_plan(name=f"{STACK_NAME}-bulk", throttle={"rateLimit": 1000.0, "burstLimit": 1000},
-                                 quota={"limit": 100000, "period": "DAY"})
-    apigateway.create_usage_plan(name=f"{STACK_NAME}-tiny", throttle={"rateLimit": 100.0, "burstLimit": 100},
-                                 quota={"limit": 3, "period": "DAY"})
+    apigateway.create_usage_plan(
+        name=f"{STACK_NAME}-bulk",
+        throttle={"rateLimit": 1000.0, "burstLimit": 1000},
+        quota={"limit": 100000, "period": "DAY"},
+    )
+    apigateway.create_usage_plan(
+        name=f"{STACK_NAME}-tiny",
+        throttle={"rateLimit": 100.0, "burstLimit": 100},
+        quota={"limit": 3, "period": "DAY"},
+    )
     return KeyAdmin(STACK_NAME, apigateway)
 
 

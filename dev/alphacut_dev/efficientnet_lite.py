@@ -32,14 +32,20 @@ from typing import Any
 
 import numpy as np
 import onnx
+from alphacut.models.backbone import FEATURE_OUTPUTS
 from onnx import TensorProto, helper, numpy_helper
 
-from alphacut.models.backbone import FEATURE_OUTPUTS
 from alphacut_dev.onnx_fp16 import fp16_behind_cast
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "DoubleStorage": np.float64,
-                  "LongStorage": np.int64, "IntStorage": np.int32, "ByteStorage": np.uint8}
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "HalfStorage": np.float16,
+    "DoubleStorage": np.float64,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ByteStorage": np.uint8,
+}
 # lite0: (blocks, first block's stride) per stage; kernel sizes come from the weights
 STAGES = ((1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1))
 # the last block of stages 3, 5 and 7: the taps at strides 8, 16 and 32
@@ -81,7 +87,7 @@ def read_legacy_state_dict(data: bytes) -> dict[str, np.ndarray]:
     handle = io.BytesIO(data)
     if pickle.load(handle) != LEGACY_MAGIC:
         raise ValueError("not a PyTorch legacy-format file")
-    pickle.load(handle), pickle.load(handle)   # protocol version, system info
+    pickle.load(handle), pickle.load(handle)  # protocol version, system info
     storages: dict[str, _Storage] = {}
     tensors = _StateDictUnpickler(handle, storages).load()
     for key in pickle.load(handle):
@@ -123,7 +129,9 @@ class _GraphWriter:
         self.nodes.append(cast)
         return name
 
-    def conv(self, x: str, weight: np.ndarray, bias: np.ndarray, stride: int, groups: int, relu6: bool) -> str:
+    def conv(
+        self, x: str, weight: np.ndarray, bias: np.ndarray, stride: int, groups: int, relu6: bool
+    ) -> str:
         self.count += 1
         name = f"conv{self.count}"
         kernel = weight.shape[-1]
@@ -131,9 +139,17 @@ class _GraphWriter:
         # side the extra row and column go after (bottom, right), not split evenly
         total = max(kernel - stride, 0)
         pads = [total // 2, total // 2, total - total // 2, total - total // 2]
-        self.nodes.append(helper.make_node(
-            "Conv", [x, self._half(f"{name}_w", weight), self._constant(f"{name}_b", bias)], [name],
-            kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads, group=groups))
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, self._half(f"{name}_w", weight), self._constant(f"{name}_b", bias)],
+                [name],
+                kernel_shape=[kernel, kernel],
+                strides=[stride, stride],
+                pads=pads,
+                group=groups,
+            )
+        )
         if not relu6:
             return name
         self.nodes.append(helper.make_node("Clip", [name, "relu6_low", "relu6_high"], [f"{name}_relu6"]))
@@ -156,7 +172,7 @@ def build_graph(state: dict[str, np.ndarray], side: int = 512, classifier: bool 
             x = writer.conv(x, weight, bias, stride, groups=weight.shape[0], relu6=True)
             weight, bias = _fold(state, f"{prefix}._project_conv", f"{prefix}._bn2")
             x = writer.conv(x, weight, bias, 1, 1, relu6=False)
-            if stride == 1 and channels == weight.shape[0]:   # identity skip where the shape allows
+            if stride == 1 and channels == weight.shape[0]:  # identity skip where the shape allows
                 writer.nodes.append(helper.make_node("Add", [x, block_input], [f"{x}_skip"]))
                 x = f"{x}_skip"
             channels = weight.shape[0]
@@ -169,16 +185,33 @@ def build_graph(state: dict[str, np.ndarray], side: int = 512, classifier: bool 
         writer.nodes.append(helper.make_node("Identity", [taps[name]], [name]))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, None, None, None]))
     if classifier:
-        writer.nodes += [helper.make_node("GlobalAveragePool", [taps["head"]], ["pooled"]),
-                         helper.make_node("Flatten", ["pooled"], ["flat"]),
-                         helper.make_node("Gemm", ["flat", writer._constant("fc_w", state["_fc.weight"]),
-                                                   writer._constant("fc_b", state["_fc.bias"])],
-                                          ["logits"], transB=1)]
+        writer.nodes += [
+            helper.make_node("GlobalAveragePool", [taps["head"]], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node(
+                "Gemm",
+                [
+                    "flat",
+                    writer._constant("fc_w", state["_fc.weight"]),
+                    writer._constant("fc_b", state["_fc.bias"]),
+                ],
+                ["logits"],
+                transB=1,
+            ),
+        ]
         outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1000]))
-    graph = helper.make_graph(writer.nodes, "efficientnet_lite0",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, side, side])],
-                              outputs, writer.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="alphacut_dev.efficientnet_lite")
+    graph = helper.make_graph(
+        writer.nodes,
+        "efficientnet_lite0",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, side, side])],
+        outputs,
+        writer.initializers,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="alphacut_dev.efficientnet_lite",
+    )
     onnx.checker.check_model(model)
     return model.SerializeToString()

@@ -19,5 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 def fp16_behind_cast(name: str, value: np.ndarray) -> tuple[onnx.TensorProto, onnx.NodeProto]:
     """The float16 initializer and the Cast node that gives ``name`` back as float32."""
-    return (numpy_helper.from_array(value.astype(np.float16), f"{name}_fp16"),
-            helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT))
+    return (
+        numpy_helper.from_array(value.astype(np.float16), f"{name}_fp16"),
+        helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT),
+    )

@@ -44,7 +44,9 @@ def _point_code_at_s3(template: dict, root: Path = ROOT) -> None:
     A state machine's local DefinitionUri is inlined, as ``sam package`` would upload it."""
     for resource in template.get("Resources", {}).values():
         props = resource.get("Properties") or {}
-        if resource.get("Type") == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
+        if resource.get("Type") == "AWS::Serverless::StateMachine" and isinstance(
+            props.get("DefinitionUri"), str
+        ):
             props["Definition"] = json.loads((root / props.pop("DefinitionUri")).read_text())
             continue
         prop = _URI_PROPERTIES.get(resource.get("Type"))
@@ -65,8 +67,9 @@ def local_code_dir(code: dict) -> Path | None:
 DEFAULT_REGION = "us-east-1"
 
 
-def translate_template(path: Path = TEMPLATE, parameters: dict | None = None,
-                       region: str = DEFAULT_REGION) -> dict:
+def translate_template(
+    path: Path = TEMPLATE, parameters: dict | None = None, region: str = DEFAULT_REGION
+) -> dict:
     """The CloudFormation template; ``region`` fills AWS::Region where SAM needs it (ARNs)."""
     return translate_sam(load_sam(path), parameters, region)
 
@@ -75,8 +78,11 @@ def translate_sam(template: dict, parameters: dict | None = None, region: str = 
     """A SAM template already loaded (tests change one before translating it)."""
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     _point_code_at_s3(template)
-    translated = translator.translate(template, parameter_values=dict(parameters or {}),
-                                      get_managed_policy_map=OfflineManagedPolicies().load)
+    translated = translator.translate(
+        template,
+        parameter_values=dict(parameters or {}),
+        get_managed_policy_map=OfflineManagedPolicies().load,
+    )
     return json.loads(json.dumps(translated))  # plain dicts and lists
 
 

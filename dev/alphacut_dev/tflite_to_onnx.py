@@ -110,8 +110,17 @@ class _Converter:
         pre = self._fresh(output + "_pre")
         self.nodes.append(helper.make_node(op_type, inputs, [pre], **attrs))
         if activation == "Relu6":
-            self.nodes.append(helper.make_node("Clip", [pre, self._add_initializer(np.float32(0), "zero"),
-                                                        self._add_initializer(np.float32(6), "six")], [output]))
+            self.nodes.append(
+                helper.make_node(
+                    "Clip",
+                    [
+                        pre,
+                        self._add_initializer(np.float32(0), "zero"),
+                        self._add_initializer(np.float32(6), "six"),
+                    ],
+                    [output],
+                )
+            )
         else:
             self.nodes.append(helper.make_node(activation, [pre], [output]))
 
@@ -140,11 +149,21 @@ class _Converter:
             left, right = _same_pads(width, kw, sw, dw)
         else:
             top = bottom = left = right = 0
-        self._emit("Conv", [self._name(inp), self._add_initializer(np.ascontiguousarray(weight), "w"),
-                            self._add_initializer(bias, "b")],
-                   self._name(op.Outputs(0)), options.FusedActivationFunction(),
-                   kernel_shape=[kh, kw], strides=[sh, sw], dilations=[dh, dw],
-                   pads=[top, left, bottom, right], group=group)
+        self._emit(
+            "Conv",
+            [
+                self._name(inp),
+                self._add_initializer(np.ascontiguousarray(weight), "w"),
+                self._add_initializer(bias, "b"),
+            ],
+            self._name(op.Outputs(0)),
+            options.FusedActivationFunction(),
+            kernel_shape=[kh, kw],
+            strides=[sh, sw],
+            dilations=[dh, dw],
+            pads=[top, left, bottom, right],
+            group=group,
+        )
 
     def _pool(self, op) -> None:
         options = tflite.Pool2DOptions()
@@ -159,9 +178,16 @@ class _Converter:
             left, right = _same_pads(width, kw, sw)
         else:
             top = bottom = left = right = 0
-        self._emit("AveragePool", [self._name(inp)], self._name(op.Outputs(0)),
-                   options.FusedActivationFunction(), kernel_shape=[kh, kw], strides=[sh, sw],
-                   pads=[top, left, bottom, right], count_include_pad=0)
+        self._emit(
+            "AveragePool",
+            [self._name(inp)],
+            self._name(op.Outputs(0)),
+            options.FusedActivationFunction(),
+            kernel_shape=[kh, kw],
+            strides=[sh, sw],
+            pads=[top, left, bottom, right],
+            count_include_pad=0,
+        )
 
     def _binary(self, op, op_type: str) -> None:
         options_cls = tflite.AddOptions if op_type == "Add" else tflite.MulOptions
@@ -171,8 +197,12 @@ class _Converter:
         if table is not None:
             options.Init(table.Bytes, table.Pos)
             fused = options.FusedActivationFunction()
-        self._emit(op_type, [self._operand(op.Inputs(0)), self._operand(op.Inputs(1))],
-                   self._name(op.Outputs(0)), fused)
+        self._emit(
+            op_type,
+            [self._operand(op.Inputs(0)), self._operand(op.Inputs(1))],
+            self._name(op.Outputs(0)),
+            fused,
+        )
 
     def _resize_bilinear(self, op) -> None:
         options = tflite.ResizeBilinearOptions()
@@ -187,9 +217,15 @@ class _Converter:
         else:
             mode = "asymmetric"
         sizes = self._add_initializer(np.array([1, channels, out_h, out_w], dtype=np.int64), "sizes")
-        self.nodes.append(helper.make_node("Resize", [self._name(op.Inputs(0)), "", "", sizes],
-                                           [self._name(op.Outputs(0))], mode="linear",
-                                           coordinate_transformation_mode=mode))
+        self.nodes.append(
+            helper.make_node(
+                "Resize",
+                [self._name(op.Inputs(0)), "", "", sizes],
+                [self._name(op.Outputs(0))],
+                mode="linear",
+                coordinate_transformation_mode=mode,
+            )
+        )
 
     def _mean(self, op) -> None:
         options = tflite.ReducerOptions()
@@ -198,9 +234,15 @@ class _Converter:
         nhwc_to_nchw = {0: 0, 1: 2, 2: 3, 3: 1}
         axes = [nhwc_to_nchw[int(a) % 4] for a in self._constant(op.Inputs(1)).reshape(-1)]
         # opset 17: ReduceMean takes its axes as an attribute
-        self.nodes.append(helper.make_node("ReduceMean", [self._name(op.Inputs(0))],
-                                           [self._name(op.Outputs(0))], axes=sorted(axes),
-                                           keepdims=int(options.KeepDims())))
+        self.nodes.append(
+            helper.make_node(
+                "ReduceMean",
+                [self._name(op.Inputs(0))],
+                [self._name(op.Outputs(0))],
+                axes=sorted(axes),
+                keepdims=int(options.KeepDims()),
+            )
+        )
 
     def _transpose_conv_bias(self, op) -> None:
         # MediaPipe's custom op: custom options are three int32 (padding, stride_w, stride_h).
@@ -208,16 +250,24 @@ class _Converter:
         weight = self._constant(op.Inputs(1)).astype(np.float32)  # [O, kh, kw, I]
         bias = self._constant(op.Inputs(2)).astype(np.float32).reshape(-1)
         kh, kw = weight.shape[1:3]
-        _, height, width, _ = self._shape(op.Inputs(0))
+        _, _height, _width, _ = self._shape(op.Inputs(0))
         _, out_h, out_w, _ = self._shape(op.Outputs(0))
         attrs = {"kernel_shape": [kh, kw], "strides": [int(stride_h), int(stride_w)]}
         if padding == tflite.Padding.SAME:
             attrs["output_shape"] = [out_h, out_w]
         weight = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))  # -> [I, O, kh, kw]
-        self.nodes.append(helper.make_node(
-            "ConvTranspose",
-            [self._name(op.Inputs(0)), self._add_initializer(weight, "wt"), self._add_initializer(bias, "bt")],
-            [self._name(op.Outputs(0))], **attrs))
+        self.nodes.append(
+            helper.make_node(
+                "ConvTranspose",
+                [
+                    self._name(op.Inputs(0)),
+                    self._add_initializer(weight, "wt"),
+                    self._add_initializer(bias, "bt"),
+                ],
+                [self._name(op.Outputs(0))],
+                **attrs,
+            )
+        )
 
     def convert(self) -> bytes:
         unary = {"RELU": "Relu", "LOGISTIC": "Sigmoid", "HARD_SWISH": "HardSwish"}
@@ -231,8 +281,9 @@ class _Converter:
                 value = self._constant(op.Inputs(0))
                 self.constants[op.Outputs(0)] = value.astype(np.float32)
             elif name in unary:
-                self.nodes.append(helper.make_node(unary[name], [self._name(op.Inputs(0))],
-                                                   [self._name(op.Outputs(0))]))
+                self.nodes.append(
+                    helper.make_node(unary[name], [self._name(op.Inputs(0))], [self._name(op.Outputs(0))])
+                )
             elif name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 self._conv(op, depthwise=name == "DEPTHWISE_CONV_2D")
             elif name == "AVERAGE_POOL_2D":
@@ -261,16 +312,21 @@ class _Converter:
             for k, x in enumerate(node.output):
                 if x == out_name:
                     node.output[k] = out_name + "_nchw"
-        nodes = [helper.make_node("Transpose", [in_name], [in_name + "_nchw"], perm=[0, 3, 1, 2]),
-                 *self.nodes,
-                 helper.make_node("Transpose", [out_name + "_nchw"], [out_name], perm=[0, 2, 3, 1])]
+        nodes = [
+            helper.make_node("Transpose", [in_name], [in_name + "_nchw"], perm=[0, 3, 1, 2]),
+            *self.nodes,
+            helper.make_node("Transpose", [out_name + "_nchw"], [out_name], perm=[0, 2, 3, 1]),
+        ]
         graph = helper.make_graph(
-            nodes, "selfie_segmentation",
+            nodes,
+            "selfie_segmentation",
             [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, self._shape(input_index))],
             [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, self._shape(output_index))],
-            self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
-                                  producer_name="alphacut tflite_to_onnx")
+            self.initializers,
+        )
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", _OPSET)], producer_name="alphacut tflite_to_onnx"
+        )
         model.ir_version = 8
         onnx.checker.check_model(model)
         return model.SerializeToString()

@@ -1,10 +1,9 @@
 """Lambda for the state machine's ChargeTask step: a task that reached "done" is charged to the
 API key that made it, once (a retried step finds the marker and charges nothing)."""
 
-from aws_lambda_powertools import Logger
-
 from alphacut.aws.tasks import TaskTable
 from alphacut.aws.usage import UsageMeter
+from aws_lambda_powertools import Logger
 
 logger = Logger()
 tasks = TaskTable.from_env()

@@ -2,10 +2,9 @@
 and Step Functions executions that FAILED, TIMED_OUT or were ABORTED without ending their task
 (an EventBridge rule). Delivered tasks whose charge failed for good are counted as unbilled."""
 
+from alphacut.aws.finalize import TaskFinalizer
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-from alphacut.aws.finalize import TaskFinalizer
 
 logger = Logger()
 metrics = Metrics()
@@ -17,7 +16,7 @@ finalizer = TaskFinalizer.from_env()
 def handler(event, context):
     if "Records" in event:  # the dead-letter queue's event source mapping
         outcomes = [finalizer.dead_letter(record) for record in event["Records"]]
-    else:                   # the EventBridge rule on execution status
+    else:  # the EventBridge rule on execution status
         outcomes = [finalizer.execution_ended(event.get("detail") or {})]
     metrics.add_metric(name="TasksEndedByFinalizer", unit=MetricUnit.Count, value=outcomes.count("ended"))
     metrics.add_metric(name="UnbilledTasks", unit=MetricUnit.Count, value=outcomes.count("unbilled"))

@@ -4,11 +4,10 @@ or link-local targets)."""
 
 import os
 
-from aws_lambda_powertools import Logger
-
 from alphacut.api.runtime import SETTINGS, result_store
 from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
+from aws_lambda_powertools import Logger
 
 logger = Logger()
 service = TaskService.from_env()
@@ -17,7 +16,8 @@ secret = secret_bytes(os.environ["CALLBACK_SECRET_ARN"])
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    status = service.notify(event["task_id"], event["callback_url"], result_store(), SETTINGS.url_allowed_hosts,
-                            secret)
+    status = service.notify(
+        event["task_id"], event["callback_url"], result_store(), SETTINGS.url_allowed_hosts, secret
+    )
     logger.info("callback", extra={"task_id": event["task_id"], "status": status})
     return {"status": status}

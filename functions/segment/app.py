@@ -2,11 +2,10 @@
 the cutout composed and stored while the task is still in progress. Errors propagate: their
 class names are the state machine's error names."""
 
-from aws_lambda_powertools import Logger
-
 from alphacut.aws.segment_step import matting_from_env, run_segment_step
 from alphacut.aws.tasks import TaskTable
 from alphacut.pipeline import Pipeline
+from aws_lambda_powertools import Logger
 
 logger = Logger()
 pipeline = Pipeline.from_settings()

@@ -31,8 +31,9 @@ def browser(tmp_path_factory):
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1100"):
         options.add_argument(argument)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     driver.downloads = downloads
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -89,11 +90,18 @@ def run_cutout(browser, photo: Path, route: str) -> None:
     browser.find_element(By.ID, "file").send_keys(str(photo))
     choose(browser, "route", route)
     browser.find_element(By.ID, "run").click()
-    wait_for(browser, lambda: browser.find_element(By.ID, "result-status").text.startswith("Done")
-             or browser.find_element(By.ID, "error").is_displayed())
+    wait_for(
+        browser,
+        lambda: (
+            browser.find_element(By.ID, "result-status").text.startswith("Done")
+            or browser.find_element(By.ID, "error").is_displayed()
+        ),
+    )
 
 
-def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloads_the_api_png(page, stack, eval_dir):
+def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloads_the_api_png(
+    page, stack, eval_dir
+):
     from selenium.webdriver.common.by import By
 
     photo = sorted((eval_dir / "general" / "images").iterdir())[3]
@@ -102,8 +110,8 @@ def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloa
     page.save_screenshot(str(SHOTS / "02_cutout.png"))
     alpha = shown_alpha(page, "result-image")
     assert alpha.shape == truth.shape
-    assert (alpha[truth < 128] < 128).mean() > 0.95    # the background is see-through
-    assert (alpha[truth >= 128] >= 128).mean() > 0.7   # and the subject is there
+    assert (alpha[truth < 128] < 128).mean() > 0.95  # the background is see-through
+    assert (alpha[truth >= 128] >= 128).mean() > 0.7  # and the subject is there
     for fact in ("size", "timings", "charge", "remain"):
         assert page.find_element(By.ID, fact).text
     assert page.find_element(By.ID, "charge").text == "true"
@@ -111,23 +119,31 @@ def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloa
     page.find_element(By.ID, "download").click()
     wait_for(page, lambda: any(p.suffix == ".png" for p in page.downloads.iterdir()), 30)
     downloaded = next(p for p in page.downloads.iterdir() if p.suffix == ".png").read_bytes()
-    direct = requests.post(stack.url + "/v1/cutout", headers={"x-api-key": page.key}, timeout=120,
-                           files={"image_file": (photo.name, photo.read_bytes(), "image/jpeg")},
-                           data={"return": "base64", "format": "png"}).json()
+    direct = requests.post(
+        stack.url + "/v1/cutout",
+        headers={"x-api-key": page.key},
+        timeout=120,
+        files={"image_file": (photo.name, photo.read_bytes(), "image/jpeg")},
+        data={"return": "base64", "format": "png"},
+    ).json()
     assert downloaded == base64.b64decode(direct["image"]["base64"])
 
 
 def test_a_costume_lists_the_classes_found_in_the_legend(page, stack, eval_dir):
     from selenium.webdriver.common.by import By
 
-    photo = sorted((eval_dir / "clothing" / "images").iterdir())[0]
+    photo = min((eval_dir / "clothing" / "images").iterdir())
     run_cutout(page, photo, "costume")
     wait_for(page, lambda: page.find_elements(By.CSS_SELECTOR, "#legend li"))
     time.sleep(0.5)  # the class map is drawn after the legend
     page.save_screenshot(str(SHOTS / "03_costume.png"))
     shown = [item.get_attribute("data-class") for item in page.find_elements(By.CSS_SELECTOR, "#legend li")]
-    direct = requests.post(stack.url + "/v1/costume", headers={"x-api-key": page.key}, timeout=120,
-                           files={"image_file": (photo.name, photo.read_bytes(), "image/jpeg")}).json()
+    direct = requests.post(
+        stack.url + "/v1/costume",
+        headers={"x-api-key": page.key},
+        timeout=120,
+        files={"image_file": (photo.name, photo.read_bytes(), "image/jpeg")},
+    ).json()
     assert shown == [found["class"] for found in direct["classes_found"]] and shown
     assert page.find_elements(By.CSS_SELECTOR, "#garments figure")
 
@@ -139,8 +155,10 @@ def test_two_tasks_reach_state_1(page, eval_dir):
     photos = sorted((eval_dir / "person" / "images").iterdir())[:2]
     page.find_element(By.ID, "task-files").send_keys("\n".join(str(p) for p in photos))
     page.find_element(By.ID, "submit-tasks").click()
-    rows = lambda: page.find_elements(By.CSS_SELECTOR, "#task-table tbody tr")  # noqa: E731
-    wait_for(page, lambda: len(rows()) == 2 and all(r.get_attribute("data-state") == "1" for r in rows()), 180)
+    rows = lambda: page.find_elements(By.CSS_SELECTOR, "#task-table tbody tr")
+    wait_for(
+        page, lambda: len(rows()) == 2 and all(r.get_attribute("data-state") == "1" for r in rows()), 180
+    )
     page.save_screenshot(str(SHOTS / "04_tasks.png"))
 
 
@@ -150,10 +168,14 @@ def test_the_usage_chart_shows_the_numbers_of_v1_usage(page, stack):
     page.find_element(By.ID, "tab-usage").click()
     wait_for(page, lambda: page.find_elements(By.CSS_SELECTOR, "#usage-chart rect.calls"))
     page.save_screenshot(str(SHOTS / "05_usage.png"))
-    drawn = {r.get_attribute("data-date"): int(r.get_attribute("data-calls"))
-             for r in page.find_elements(By.CSS_SELECTOR, "#usage-chart rect.calls")}
-    charged = {r.get_attribute("data-date"): int(r.get_attribute("data-charged"))
-               for r in page.find_elements(By.CSS_SELECTOR, "#usage-chart rect.charged")}
+    drawn = {
+        r.get_attribute("data-date"): int(r.get_attribute("data-calls"))
+        for r in page.find_elements(By.CSS_SELECTOR, "#usage-chart rect.calls")
+    }
+    charged = {
+        r.get_attribute("data-date"): int(r.get_attribute("data-charged"))
+        for r in page.find_elements(By.CSS_SELECTOR, "#usage-chart rect.charged")
+    }
     report = requests.get(stack.url + "/v1/usage", headers={"x-api-key": page.key}, timeout=30).json()
     today = time.strftime("%Y-%m-%d", time.gmtime())
     for day in report["days"]:
@@ -172,7 +194,7 @@ def test_a_bad_key_shows_the_api_401_message(page, eval_dir):
     field.clear()
     field.send_keys("not-a-key-000000000000000")
     page.find_element(By.ID, "save-key").click()
-    run_cutout(page, sorted((eval_dir / "general" / "images").iterdir())[0], "cutout")
+    run_cutout(page, min((eval_dir / "general" / "images").iterdir()), "cutout")
     error = page.find_element(By.ID, "error")
     page.save_screenshot(str(SHOTS / "06_bad_key.png"))
     assert error.is_displayed() and error.text.startswith("401 invalid_api_key")
@@ -185,7 +207,12 @@ def test_the_docs_page_renders_the_reference_with_vendor_routes_under_their_tag(
     browser.get(stack.url + "/docs")
     wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#tag-vendor-compatible article"))
     browser.save_screenshot(str(SHOTS / "07_docs.png"))
-    vendor = {a.get_attribute("data-path") for a in browser.find_elements(By.CSS_SELECTOR, "#tag-vendor-compatible article")}
-    native = {a.get_attribute("data-path") for a in browser.find_elements(By.CSS_SELECTOR, "#tag-native article")}
+    vendor = {
+        a.get_attribute("data-path")
+        for a in browser.find_elements(By.CSS_SELECTOR, "#tag-vendor-compatible article")
+    }
+    native = {
+        a.get_attribute("data-path") for a in browser.find_elements(By.CSS_SELECTOR, "#tag-native article")
+    }
     assert {"/v1.0/removebg", "/api/cutout/", "/jdai/SelfieSeg"} <= vendor
     assert {"/v1/cutout", "/v1/tasks", "/v1/usage"} <= native

@@ -61,9 +61,12 @@ def upload(photo):
 def test_multipart_file_answers_the_image_with_remove_bg_headers(removebg, upload, photo):
     response = removebg.post(ROUTE, files=upload)
     image = _image(response)
-    assert image.format == "PNG" and image.mode == "RGBA"             # format=auto: transparency -> png
-    assert image.width * image.height <= 250_000                      # size=preview is the default
-    assert (image.width, image.height) == (int(response.headers["X-Width"]), int(response.headers["X-Height"]))
+    assert image.format == "PNG" and image.mode == "RGBA"  # format=auto: transparency -> png
+    assert image.width * image.height <= 250_000  # size=preview is the default
+    assert (image.width, image.height) == (
+        int(response.headers["X-Width"]),
+        int(response.headers["X-Height"]),
+    )
     assert response.headers["X-Credits-Charged"] == "1" and response.headers["X-Type"] == "other"
     left, top, width, height = _foreground(response)
     alpha = np.asarray(image)[:, :, 3]
@@ -71,7 +74,10 @@ def test_multipart_file_answers_the_image_with_remove_bg_headers(removebg, uploa
     assert (left, top, width, height) == (cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0])
     assert int(response.headers["X-RateLimit-Limit"]) == 100000
     assert int(response.headers["X-RateLimit-Remaining"]) < 100000
-    assert int(response.headers["X-RateLimit-Reset"]) % 86400 == 0 and int(response.headers["X-RateLimit-Reset"]) > time.time()
+    assert (
+        int(response.headers["X-RateLimit-Reset"]) % 86400 == 0
+        and int(response.headers["X-RateLimit-Reset"]) > time.time()
+    )
 
 
 def test_json_base64_and_form_url_sources_give_the_same_cutout(removebg, photo, image_server):
@@ -82,18 +88,25 @@ def test_json_base64_and_form_url_sources_give_the_same_cutout(removebg, photo, 
 
 
 def test_accept_json_answers_result_b64_and_the_foreground_box(removebg, photo):
-    response = removebg.post(ROUTE, json={"image_file_b64": _b64(photo)}, headers={"Accept": "application/json"})
+    response = removebg.post(
+        ROUTE, json={"image_file_b64": _b64(photo)}, headers={"Accept": "application/json"}
+    )
     data = response.json()["data"]
     image = Image.open(io.BytesIO(base64.b64decode(data["result_b64"])))
     assert image.size == (int(response.headers["X-Width"]), int(response.headers["X-Height"]))
-    assert (data["foreground_left"], data["foreground_top"], data["foreground_width"],
-            data["foreground_height"]) == _foreground(response)
+    assert (
+        data["foreground_left"],
+        data["foreground_top"],
+        data["foreground_width"],
+        data["foreground_height"],
+    ) == _foreground(response)
     assert set(response.json()) == {"data"}  # remove.bg's envelope, nothing added
 
 
 # ---- parameters -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("size,most_pixels", [("preview", 250_000), ("small", 250_000), ("regular", 250_000),
-                                              ("0.1MP", 100_000)])
+@pytest.mark.parametrize(
+    "size,most_pixels", [("preview", 250_000), ("small", 250_000), ("regular", 250_000), ("0.1MP", 100_000)]
+)
 def test_sizes_cap_the_result(removebg, upload, size, most_pixels):
     image = _image(removebg.post(ROUTE, files=upload, data={"size": size}))
     assert most_pixels * 0.9 <= image.width * image.height <= most_pixels
@@ -105,10 +118,19 @@ def test_larger_sizes_keep_a_photo_that_fits_them(removebg, upload, photo, size)
     assert _image(removebg.post(ROUTE, files=upload, data={"size": size})).size == original
 
 
-@pytest.mark.parametrize("kind,level,expected", [("person", "1", "person"), ("product", "1", "product"),
-                                                 ("car", "2", "car"), ("graphic", "1", "other"),
-                                                 ("graphic", "2", "graphics"), ("animal", "latest", "animal"),
-                                                 ("transportation", "2", "transportation"), ("auto", "2", "other")])
+@pytest.mark.parametrize(
+    "kind,level,expected",
+    [
+        ("person", "1", "person"),
+        ("product", "1", "product"),
+        ("car", "2", "car"),
+        ("graphic", "1", "other"),
+        ("graphic", "2", "graphics"),
+        ("animal", "latest", "animal"),
+        ("transportation", "2", "transportation"),
+        ("auto", "2", "other"),
+    ],
+)
 def test_type_and_type_level_name_x_type(removebg, upload, kind, level, expected):
     response = removebg.post(ROUTE, files=upload, data={"type": kind, "type_level": level})
     assert response.status_code == 200 and response.headers["X-Type"] == expected
@@ -127,11 +149,17 @@ def test_type_person_runs_the_person_pipeline(removebg, upload, pipeline, photo)
     assert np.array_equal(np.asarray(_image(response)), np.asarray(Image.open(io.BytesIO(local.mask))))
 
 
-@pytest.mark.parametrize("params,fmt,mode", [({"format": "png"}, "PNG", "RGBA"), ({"format": "jpg"}, "JPEG", "RGB"),
-                                             ({"format": "webp"}, "WEBP", "RGBA"),
-                                             ({"bg_color": "81d4fa"}, "JPEG", "RGB"),
-                                             ({"bg_color": "81d4fa80"}, "PNG", "RGBA"),
-                                             ({"channels": "alpha"}, "PNG", "L")])
+@pytest.mark.parametrize(
+    "params,fmt,mode",
+    [
+        ({"format": "png"}, "PNG", "RGBA"),
+        ({"format": "jpg"}, "JPEG", "RGB"),
+        ({"format": "webp"}, "WEBP", "RGBA"),
+        ({"bg_color": "81d4fa"}, "JPEG", "RGB"),
+        ({"bg_color": "81d4fa80"}, "PNG", "RGBA"),
+        ({"channels": "alpha"}, "PNG", "L"),
+    ],
+)
 def test_formats_channels_and_colours(removebg, upload, params, fmt, mode):
     image = _image(removebg.post(ROUTE, files=upload, data=params))
     assert (image.format, image.mode) == (fmt, mode)
@@ -149,7 +177,7 @@ def test_zip_holds_color_jpg_and_alpha_png_of_the_result(removebg, upload):
 def test_roi_keeps_only_the_subject_inside_the_region(removebg, upload):
     whole = _foreground(removebg.post(ROUTE, files=upload))
     response = removebg.post(ROUTE, files=upload, data={"roi": "0% 0% 100% 40%"})
-    left, top, width, height = _foreground(response)
+    _left, top, _width, height = _foreground(response)
     assert top + height <= round(0.4 * int(response.headers["X-Height"])) + 1
     assert height < whole[3]
 
@@ -164,8 +192,11 @@ def test_crop_with_a_margin_adds_it_around_the_subject(removebg, upload):
 
 @pytest.mark.parametrize("margin", ["51%", "501px", "1px 2px 3px"])
 def test_crop_margin_over_remove_bg_limits_is_refused(removebg, upload, margin):
-    detail = _error(removebg.post(ROUTE, files=upload, data={"crop": "true", "crop_margin": margin}),
-                    400, "invalid_parameters")["detail"]
+    detail = _error(
+        removebg.post(ROUTE, files=upload, data={"crop": "true", "crop_margin": margin}),
+        400,
+        "invalid_parameters",
+    )["detail"]
     assert detail.startswith("crop_margin")
 
 
@@ -179,7 +210,7 @@ def test_scale_puts_the_subject_in_the_centre_at_that_share(removebg, upload):
 
 def test_position_moves_the_subject_to_a_corner(removebg, upload):
     response = removebg.post(ROUTE, files=upload, data={"position": "100% 0%", "scale": "40%"})
-    left, top, width, height = _foreground(response)
+    left, top, width, _height = _foreground(response)
     assert top <= 1 and left + width >= int(response.headers["X-Width"]) - 1
 
 
@@ -212,7 +243,9 @@ def test_two_sources_are_multiple_sources(removebg, upload, photo):
 
 
 def test_an_image_url_over_the_byte_limit_is_file_too_large(removebg, image_server):
-    detail = _error(removebg.post(ROUTE, data={"image_url": image_server.url("huge.jpg")}), 400, "file_too_large")
+    detail = _error(
+        removebg.post(ROUTE, data={"image_url": image_server.url("huge.jpg")}), 400, "file_too_large"
+    )
     assert detail["detail"].startswith("image_url")
 
 
@@ -223,27 +256,44 @@ def test_a_blank_picture_is_unknown_foreground_and_not_charged(removebg):
     assert response.headers["X-Credits-Charged"] == "0"
 
 
-@pytest.mark.parametrize("data,code", [
-    (image_bytes(Image.new("RGB", (5000, 60)), "PNG"), "resolution_too_high"),
-    (image_bytes(Image.new("RGB", (20, 20)), "PNG"), "resolution_too_low"),
-    (b"this is not an image", "invalid_file_type"),
-    (image_bytes(Image.effect_noise((300, 300), 60).convert("RGB"), "PNG")[:20000], "invalid_image"),
-])
+@pytest.mark.parametrize(
+    "data,code",
+    [
+        (image_bytes(Image.new("RGB", (5000, 60)), "PNG"), "resolution_too_high"),
+        (image_bytes(Image.new("RGB", (20, 20)), "PNG"), "resolution_too_low"),
+        (b"this is not an image", "invalid_file_type"),
+        (image_bytes(Image.effect_noise((300, 300), 60).convert("RGB"), "PNG")[:20000], "invalid_image"),
+    ],
+)
 def test_bad_files_name_remove_bg_codes(removebg, data, code):
     _error(removebg.post(ROUTE, files={"image_file": ("x.png", data, "image/png")}), 400, code)
 
 
-@pytest.mark.parametrize("params", [{"size": "huge"}, {"type": "cat"}, {"type_level": "3"}, {"format": "gif"},
-                                    {"roi": "0 0 10"}, {"scale": "5%"}, {"position": "left"},
-                                    {"channels": "rgb"}, {"bg_color": "nope"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"size": "huge"},
+        {"type": "cat"},
+        {"type_level": "3"},
+        {"format": "gif"},
+        {"roi": "0 0 10"},
+        {"scale": "5%"},
+        {"position": "left"},
+        {"channels": "rgb"},
+        {"bg_color": "nope"},
+    ],
+)
 def test_bad_parameters_are_invalid_parameters_naming_the_field(removebg, upload, params):
     detail = _error(removebg.post(ROUTE, files=upload, data=params), 400, "invalid_parameters")["detail"]
     assert detail.startswith(next(iter(params)))
 
 
 def test_a_private_image_url_is_refused(removebg):
-    _error(removebg.post(ROUTE, data={"image_url": "http://169.254.169.254/latest/meta-data"}), 400,
-           "failed_to_download")
+    _error(
+        removebg.post(ROUTE, data={"image_url": "http://169.254.169.254/latest/meta-data"}),
+        400,
+        "failed_to_download",
+    )
 
 
 def test_a_bad_key_is_403_in_remove_bg_shape(stack):
@@ -283,10 +333,21 @@ def _drive_node(stack, key: str, calls: list[dict], tmp_path: Path) -> list[dict
     if not (NODE_CLIENT / "node_modules" / "remove.bg").exists():
         pytest.fail("the npm client is not installed: run `make setup`")
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"base": stack.url, "calls": [{**call, "options": {"apiKey": key, **call["options"]}}
-                                                             for call in calls]}))
-    done = subprocess.run(["node", str(NODE_CLIENT / "drive.js"), str(plan)], capture_output=True, text=True,
-                          timeout=300, check=True)
+    plan.write_text(
+        json.dumps(
+            {
+                "base": stack.url,
+                "calls": [{**call, "options": {"apiKey": key, **call["options"]}} for call in calls],
+            }
+        )
+    )
+    done = subprocess.run(
+        ["node", str(NODE_CLIENT / "drive.js"), str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
@@ -294,30 +355,59 @@ def test_the_npm_remove_bg_client_works_unchanged(stack, removebg, image_server,
     source = tmp_path / "photo.jpg"
     source.write_bytes(photo)
     calls = [
-        {"fn": "removeBackgroundFromImageFile",
-         "options": {"path": str(source), "outputFile": str(tmp_path / "file.png"), "crop": True}},
-        {"fn": "removeBackgroundFromImageBase64",
-         "options": {"base64img_file": str(source), "outputFile": str(tmp_path / "b64.png"), "size": "medium",
-                     "type": "person", "bg_color": "00ff00", "scale": "80%"}},
-        {"fn": "removeBackgroundFromImageUrl",
-         "options": {"url": image_server.url("photo.jpg"), "outputFile": str(tmp_path / "url.png"),
-                     "channels": "alpha", "roi": "0% 0% 100% 50%"}},
-        {"fn": "removeBackgroundFromImageFile", "options": {"path": str(source), "apiKey": "wrong-key-000000000000"}},
+        {
+            "fn": "removeBackgroundFromImageFile",
+            "options": {"path": str(source), "outputFile": str(tmp_path / "file.png"), "crop": True},
+        },
+        {
+            "fn": "removeBackgroundFromImageBase64",
+            "options": {
+                "base64img_file": str(source),
+                "outputFile": str(tmp_path / "b64.png"),
+                "size": "medium",
+                "type": "person",
+                "bg_color": "00ff00",
+                "scale": "80%",
+            },
+        },
+        {
+            "fn": "removeBackgroundFromImageUrl",
+            "options": {
+                "url": image_server.url("photo.jpg"),
+                "outputFile": str(tmp_path / "url.png"),
+                "channels": "alpha",
+                "roi": "0% 0% 100% 50%",
+            },
+        },
+        {
+            "fn": "removeBackgroundFromImageFile",
+            "options": {"path": str(source), "apiKey": "wrong-key-000000000000"},
+        },
     ]
     file_call, b64_call, url_call, bad_key = _drive_node(stack, removebg.key, calls, tmp_path)
-    for call, name, mode in ((file_call, "file.png", "RGBA"), (b64_call, "b64.png", "RGB"), (url_call, "url.png", "L")):
+    for call, name, mode in (
+        (file_call, "file.png", "RGBA"),
+        (b64_call, "b64.png", "RGB"),
+        (url_call, "url.png", "L"),
+    ):
         assert call["ok"], call
         result = call["result"]
         saved = Image.open(tmp_path / name)
         assert saved.mode == mode and saved.size == (int(result["resultWidth"]), int(result["resultHeight"]))
-        assert result["creditsCharged"] == "1" and int(result["rateLimitRemaining"]) < int(result["rateLimit"])
+        assert result["creditsCharged"] == "1" and int(result["rateLimitRemaining"]) < int(
+            result["rateLimit"]
+        )
     assert int(file_call["result"]["resultWidth"]) < Image.open(source).width  # cropped to the subject
     assert b64_call["result"]["detectedType"] == "person"
-    assert Image.open(tmp_path / "b64.png").format == "JPEG"  # format auto over a colour (the file name is the client's)
+    assert (
+        Image.open(tmp_path / "b64.png").format == "JPEG"
+    )  # format auto over a colour (the file name is the client's)
     assert not bad_key["ok"] and bad_key["errors"][0]["code"] == "auth_failed"
 
 
-def test_the_pypi_removebg_client_works_unchanged(stack, removebg, image_server, photo, tmp_path, monkeypatch):
+def test_the_pypi_removebg_client_works_unchanged(
+    stack, removebg, image_server, photo, tmp_path, monkeypatch
+):
     from removebg import RemoveBg
     from removebg import removebg as module
 
@@ -326,12 +416,16 @@ def test_the_pypi_removebg_client_works_unchanged(stack, removebg, image_server,
     source = tmp_path / "photo.jpg"
     source.write_bytes(photo)
     client.remove_background_from_img_file(str(source), bg_color="white")
-    client.remove_background_from_img_url(image_server.url("photo.jpg"), new_file_name=str(tmp_path / "url.png"))
+    client.remove_background_from_img_url(
+        image_server.url("photo.jpg"), new_file_name=str(tmp_path / "url.png")
+    )
     client.remove_background_from_base64_img(_b64(photo), size="hd", new_file_name=str(tmp_path / "b64.png"))
     on_white = Image.open(str(source) + "_no_bg.png")
-    assert on_white.format == "JPEG" and on_white.width * on_white.height <= 250_000   # size regular = preview
+    assert on_white.format == "JPEG" and on_white.width * on_white.height <= 250_000  # size regular = preview
     assert Image.open(tmp_path / "url.png").mode == "RGBA"
-    assert Image.open(tmp_path / "b64.png").size == Image.open(source).size          # hd: the photo fits 4 MP
+    assert Image.open(tmp_path / "b64.png").size == Image.open(source).size  # hd: the photo fits 4 MP
     with pytest.raises(requests.HTTPError) as refused:
-        RemoveBg("wrong-key-000000000000", str(tmp_path / "errors.log")).remove_background_from_img_file(str(source))
+        RemoveBg("wrong-key-000000000000", str(tmp_path / "errors.log")).remove_background_from_img_file(
+            str(source)
+        )
     assert refused.value.response.status_code == 403

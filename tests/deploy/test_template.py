@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from alphacut_dev.template import ROOT, translate_template
 
 SAM = ROOT / ".cache" / "sam-venv" / "bin" / "sam"
@@ -26,16 +25,24 @@ TRANSLATION_WARNINGS = {"W2001", "W3005"}
 def _sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     if not SAM.exists():
         pytest.fail(f"{SAM} is missing: `make setup` installs the SAM CLI there")
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        SAM_CLI_TELEMETRY="0",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     return subprocess.run([str(SAM), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_translated_template_passes_cfn_lint(tmp_path):
     path = tmp_path / "cfn.json"
     path.write_text(json.dumps(translate_template()))
-    result = subprocess.run([sys.executable, "-m", "cfnlint", "--format", "json", str(path)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     findings = json.loads(result.stdout or "[]")
     unexpected = [f for f in findings if f["Rule"]["Id"] not in TRANSLATION_WARNINGS]
     assert unexpected == [], json.dumps(unexpected, indent=1)
@@ -51,13 +58,21 @@ def test_translated_template_has_the_promised_shape():
     for name in ("StarterPlan", "FreePlan", "BusinessPlan"):  # one key, one quota, both APIs
         stages = resources[name]["Properties"]["ApiStages"]
         assert [stage["ApiId"] for stage in stages] == [{"Ref": "Api"}, {"Ref": "RemoveBgApi"}]
-    plans = {r["Properties"]["UsagePlanName"]["Fn::Sub"] for r in resources.values()
-             if r["Type"] == "AWS::ApiGateway::UsagePlan"}
+    plans = {
+        r["Properties"]["UsagePlanName"]["Fn::Sub"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::UsagePlan"
+    }
     assert plans == {"${AWS::StackName}-free", "${AWS::StackName}-starter", "${AWS::StackName}-business"}
     api = resources["Api"]["Properties"]
-    vendor_paths = ("/api/cutout", "/jdai/SelfieSeg", "/api/tasks/visual/segmentation",
-                    "/api/tasks/visual/segmentation/{task_id}", "/ai/image/cut/out",
-                    "/api/cutout/general/apparel-background-removal")
+    vendor_paths = (
+        "/api/cutout",
+        "/jdai/SelfieSeg",
+        "/api/tasks/visual/segmentation",
+        "/api/tasks/visual/segmentation/{task_id}",
+        "/ai/image/cut/out",
+        "/api/cutout/general/apparel-background-removal",
+    )
     for path in ("/v1/cutout", "/v1/selfie", "/v1/costume", "/v1/usage", "/v1/openapi.json", *vendor_paths):
         for operation in api["Body"]["paths"][path].values():
             assert operation["security"] == [{"api_key": []}]
@@ -94,7 +109,9 @@ _CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
     build = tmp_path / "build"
-    result = _sam("build", "--template-file", "template.yaml", "--build-dir", str(build), "--region", "us-east-1")
+    result = _sam(
+        "build", "--template-file", "template.yaml", "--build-dir", str(build), "--region", "us-east-1"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     template = yaml.load((build / "template.yaml").read_text(), Loader=_CfnLoader)
     resources = template["Resources"]
@@ -104,7 +121,9 @@ def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
             continue
         total = _tree_bytes(build / resource["Properties"]["CodeUri"])
         for layer in template["Globals"]["Function"]["Layers"]:
-            content = Path(resources[layer["Ref"] if isinstance(layer, dict) else layer]["Properties"]["ContentUri"])
+            content = Path(
+                resources[layer["Ref"] if isinstance(layer, dict) else layer]["Properties"]["ContentUri"]
+            )
             total += _tree_bytes(content if content.is_absolute() else build / content)
         sizes[name] = total
     print({name: f"{size / 2**20:.1f} MB" for name, size in sizes.items()})
@@ -118,26 +137,36 @@ def test_the_task_queue_lets_a_throttled_dispatch_retry_before_the_dead_letter_q
     resources = translate_template()["Resources"]
     queue = resources["TaskQueue"]["Properties"]
     dispatch_timeout = resources["DispatchFunction"]["Properties"]["Timeout"]
-    assert queue["VisibilityTimeout"] >= 6 * dispatch_timeout          # AWS's guidance for Lambda consumers
+    assert queue["VisibilityTimeout"] >= 6 * dispatch_timeout  # AWS's guidance for Lambda consumers
     assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
 
 
 def test_stranded_tasks_have_a_consumer_and_a_rule():
     resources = translate_template()["Resources"]
     mappings = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    dead_letters = next(m for m in mappings if m["EventSourceArn"] == {"Fn::GetAtt": ["TaskDeadLetterQueue", "Arn"]})
+    dead_letters = next(
+        m for m in mappings if m["EventSourceArn"] == {"Fn::GetAtt": ["TaskDeadLetterQueue", "Arn"]}
+    )
     assert dead_letters["FunctionName"] == {"Ref": "FinalizeFunction"}
     rule = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule")
     assert rule["EventPattern"]["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
     assert rule["EventPattern"]["detail"]["stateMachineArn"] == [{"Ref": "TaskStateMachine"}]
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["FinalizeFunction", "Arn"]}
-    alarms = {r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    alarms = {
+        r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
     assert {"UnbilledTasks", "TasksEndedByFinalizer"} <= alarms
 
 
 def test_the_task_functions_have_reserved_concurrency():
     resources = translate_template()["Resources"]
-    for name in ("DispatchFunction", "SegmentFunction", "NotifyFunction", "ChargeFunction", "FinalizeFunction"):
+    for name in (
+        "DispatchFunction",
+        "SegmentFunction",
+        "NotifyFunction",
+        "ChargeFunction",
+        "FinalizeFunction",
+    ):
         reserved = resources[name]["Properties"]["ReservedConcurrentExecutions"]
         assert reserved["Fn::If"][0] == "ReserveConcurrency" and reserved["Fn::If"][1] >= 1, name
 
@@ -145,18 +174,26 @@ def test_the_task_functions_have_reserved_concurrency():
 # ---- least privilege --------------------------------------------------------------------------
 # Allow statements may name "*" only here, each for a reason AWS gives no narrower form of:
 WILDCARD_ALLOWED = {
-    "ecr:GetAuthorizationToken",   # an account-wide login token: ECR has no resource for it
-    "cloudwatch:PutMetricData",    # no resource-level permissions; conditioned on the namespace
+    "ecr:GetAuthorizationToken",  # an account-wide login token: ECR has no resource for it
+    "cloudwatch:PutMetricData",  # no resource-level permissions; conditioned on the namespace
 }
 # AWS managed policies a role may carry (all write-only telemetry):
 MANAGED_ALLOWED = {
-    "AWSLambdaBasicExecutionRole",                 # SAM's default: write the function's logs
-    "AWSXrayWriteOnlyAccess",                      # Tracing: Active: send traces
-    "AmazonAPIGatewayPushToCloudWatchLogs",        # API Gateway's account role: access logs
+    "AWSLambdaBasicExecutionRole",  # SAM's default: write the function's logs
+    "AWSXrayWriteOnlyAccess",  # Tracing: Active: send traces
+    "AmazonAPIGatewayPushToCloudWatchLogs",  # API Gateway's account role: access logs
 }
 # What no function here needs, and what a decoder exploited would want first:
-FORBIDDEN_ACTIONS = {"s3:DeleteObject", "s3:PutObjectAcl", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy",
-                     "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:DeleteTable"}
+FORBIDDEN_ACTIONS = {
+    "s3:DeleteObject",
+    "s3:PutObjectAcl",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketPolicy",
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteTable",
+}
 WHOLE_BUCKET = re.compile(r"(\}|:::[^/\"$]*)/\*$")  # bucket/* (every key), not bucket/prefix/*
 CHECKOV = ROOT / ".cache" / "checkov-venv" / "bin" / "checkov"
 
@@ -178,7 +215,7 @@ def _allow_statements(resources):
             documents.append(props["PolicyDocument"])
         for document in documents:
             statements = document["Statement"]
-            for statement in (statements if isinstance(statements, list) else [statements]):
+            for statement in statements if isinstance(statements, list) else [statements]:
                 for branch in _branches(statement):
                     if branch.get("Effect") == "Allow":
                         yield name, branch
@@ -202,7 +239,11 @@ def privilege_violations(cfn: dict) -> list[tuple[str, str]]:
                 found.append((name, f"resource * for {actions}"))
             text = resource.get("Fn::Sub") if isinstance(resource, dict) else resource
             text = text[0] if isinstance(text, list) else text
-            if isinstance(text, str) and text.startswith(("arn:${AWS::Partition}:s3", "${")) and WHOLE_BUCKET.search(text):
+            if (
+                isinstance(text, str)
+                and text.startswith(("arn:${AWS::Partition}:s3", "${"))
+                and WHOLE_BUCKET.search(text)
+            ):
                 found.append((name, f"every key of a bucket: {text}"))
     for name, resource in resources.items():
         for arn in resource.get("Properties", {}).get("ManagedPolicyArns", []):
@@ -217,14 +258,18 @@ def test_no_role_may_do_more_than_its_job():
 
 
 def test_the_privilege_check_catches_a_crud_policy_and_a_full_access_role():
-    import alphacut_dev.template as template
+    from alphacut_dev import template
 
     sam = template.load_sam()
     sam["Resources"]["CutoutFunction"]["Properties"]["Policies"].append(
-        {"S3CrudPolicy": {"BucketName": {"Ref": "ResultsBucket"}}})
+        {"S3CrudPolicy": {"BucketName": {"Ref": "ResultsBucket"}}}
+    )
     sam["Resources"]["SegmentModelRole"]["Properties"]["ManagedPolicyArns"] = [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSageMakerFullAccess"}]
-    cfn = template.translate_sam(sam, parameters={"SegmentBackend": "sagemaker", "SageMakerImageUri": "x/y:z"})
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSageMakerFullAccess"}
+    ]
+    cfn = template.translate_sam(
+        sam, parameters={"SegmentBackend": "sagemaker", "SageMakerImageUri": "x/y:z"}
+    )
     problems = privilege_violations(cfn)
     assert ("CutoutFunctionRole", "action s3:DeleteObject") in problems
     assert any(name == "CutoutFunctionRole" and "every key of a bucket" in p for name, p in problems)
@@ -235,8 +280,14 @@ def test_api_functions_cannot_delete_or_scan_billing_data():
     resources = translate_template()["Resources"]
     api_policy = resources["ApiFunctionsPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     actions = {a for s in api_policy for a in _as_list(s["Action"])}
-    assert not actions & {"dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:BatchWriteItem", "s3:DeleteObject",
-                          "s3:PutObjectAcl", "s3:PutLifecycleConfiguration"}
+    assert not actions & {
+        "dynamodb:DeleteItem",
+        "dynamodb:Scan",
+        "dynamodb:BatchWriteItem",
+        "s3:DeleteObject",
+        "s3:PutObjectAcl",
+        "s3:PutLifecycleConfiguration",
+    }
     meter = next(s for s in api_policy if s["Sid"] == "MeterAndIdempotency")
     assert meter["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["usage#*", "idem#*"]
 
@@ -244,9 +295,15 @@ def test_api_functions_cannot_delete_or_scan_billing_data():
 def test_storage_and_logs_are_kept_safe():
     resources = translate_template()["Resources"]
     uploads_policy = resources["UploadsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
-    assert uploads_policy["Effect"] == "Deny" and uploads_policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    assert (
+        uploads_policy["Effect"] == "Deny"
+        and uploads_policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    )
     rules = {r["Id"]: r for r in resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
-    assert rules["ExpireUploads"]["Prefix"] == "incoming/" and rules["ExpireUploadResults"]["Prefix"] == "results/"
+    assert (
+        rules["ExpireUploads"]["Prefix"] == "incoming/"
+        and rules["ExpireUploadResults"]["Prefix"] == "results/"
+    )
     usage = resources["UsageTable"]["Properties"]
     assert usage["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert usage["DeletionProtectionEnabled"] is True
@@ -268,13 +325,17 @@ def test_checkov_finds_nothing_that_is_not_fixed_or_suppressed_with_a_reason(tmp
     resources = cfn["Resources"]
     # SAM does not carry an Api's Metadata to the Stage and Deployment it makes from it: copy it,
     # so that the reasons stay in template.yaml
-    for name, resource in resources.items():
+    for resource in resources.values():
         if resource["Type"] in ("AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment"):
             resource.setdefault("Metadata", resources["Api"].get("Metadata", {}))
     path = tmp_path / "cfn.json"
     path.write_text(json.dumps(cfn))
-    result = subprocess.run([str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "-o", "json"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(CHECKOV), "-f", str(path), "--framework", "cloudformation", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     report = json.loads(result.stdout)
     report = report[0] if isinstance(report, list) else report
     failed = [(f["check_id"], f["resource"]) for f in report["results"]["failed_checks"]]
@@ -292,8 +353,11 @@ def test_remove_bg_api_answers_key_rate_and_quota_refusals_as_remove_bg_does():
         for operation in methods.values():
             assert operation["security"] == [{"api_key": []}]
     responses = api["x-amazon-apigateway-gateway-responses"]
-    expected = {"INVALID_API_KEY": ("403", "auth_failed"), "THROTTLED": ("429", "rate_limit_exceeded"),
-                "QUOTA_EXCEEDED": ("402", "insufficient_credits")}
+    expected = {
+        "INVALID_API_KEY": ("403", "auth_failed"),
+        "THROTTLED": ("429", "rate_limit_exceeded"),
+        "QUOTA_EXCEEDED": ("402", "insufficient_credits"),
+    }
     for kind, (status, code) in expected.items():
         body = json.loads(responses[kind]["responseTemplates"]["application/json"])
         assert str(responses[kind]["statusCode"]) == status and body["errors"][0]["code"] == code
@@ -310,5 +374,7 @@ def test_only_model_functions_get_the_models_layer_and_sync_ones_start_from_a_sn
         assert ("ModelsLayer" in layers) == (name in models), name
         snapstart = resource["Properties"].get("SnapStart", {}).get("ApplyOn")
         assert (snapstart == "PublishedVersions") == (name in models - {"SegmentFunction"}), name
-    uri = resources["Api"]["Properties"]["Body"]["paths"]["/v1/cutout"]["post"]["x-amazon-apigateway-integration"]["uri"]
+    uri = resources["Api"]["Properties"]["Body"]["paths"]["/v1/cutout"]["post"][
+        "x-amazon-apigateway-integration"
+    ]["uri"]
     assert "CutoutFunctionAliaslive" in json.dumps(uri)  # API Gateway calls the published alias

@@ -13,7 +13,6 @@ import time
 import uuid
 
 import pytest
-
 from alphacut.aws.dispatch import upload_task_id
 from alphacut.aws.finalize import TaskFinalizer
 from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
@@ -25,6 +24,7 @@ from alphacut.options import CutoutOptions
 from alphacut.tasks import TaskState
 from alphacut_dev.local.stack import ACCOUNT, REGION, STACK_NAME
 from alphacut_dev.template import ROOT
+
 from tests.stack_fixtures import dynamodb_fault, new_key
 
 FINAL_WAIT = 90
@@ -44,8 +44,13 @@ def execution_arn(task_id: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK_NAME}-TaskStateMachine:{task_id}"
 
 
-def wait_for(stack, task_id: str, done=lambda r: r.state.is_final, timeout: float = FINAL_WAIT,
-             missing_ok: bool = False) -> TaskRecord:
+def wait_for(
+    stack,
+    task_id: str,
+    done=lambda r: r.state.is_final,
+    timeout: float = FINAL_WAIT,
+    missing_ok: bool = False,
+) -> TaskRecord:
     """The task once ``done`` holds; ``missing_ok``: it may not exist yet (a message not yet read)."""
     table = tasks_table(stack)
     deadline, record = time.time() + timeout, None
@@ -67,12 +72,19 @@ def submit(api, photo: bytes) -> str:
     return answer.json()["data"]["task_id"]
 
 
-def queued_task(stack, photo: bytes, state: TaskState = TaskState.QUEUED, task_id: str = "",
-                **extra) -> TaskRecord:
+def queued_task(
+    stack, photo: bytes, state: TaskState = TaskState.QUEUED, task_id: str = "", **extra
+) -> TaskRecord:
     """A task as POST /v1/tasks leaves it (input in S3, record in DynamoDB), without its message."""
     task_id = task_id or f"fault-{uuid.uuid4()}"
-    record = TaskRecord(task_id=task_id, owner="fault-tests", options=CutoutOptions().to_dict(),
-                        input_key=f"tasks/{task_id}/input", state=state, extra=dict(extra))
+    record = TaskRecord(
+        task_id=task_id,
+        owner="fault-tests",
+        options=CutoutOptions().to_dict(),
+        input_key=f"tasks/{task_id}/input",
+        state=state,
+        extra=dict(extra),
+    )
     stack.client("s3").put_object(Bucket=stack.physical["UploadsBucket"], Key=record.input_key, Body=photo)
     assert tasks_table(stack).create(record)
     return record
@@ -84,8 +96,16 @@ def charged(stack, task_id: str) -> bool:
 
 def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, photo):
     record = queued_task(stack, photo)
-    upload = {"Records": [{"s3": {"bucket": {"name": stack.physical["UploadsBucket"]},
-                                  "object": {"key": "incoming/never+started.jpg", "eTag": "abc"}}}]}
+    upload = {
+        "Records": [
+            {
+                "s3": {
+                    "bucket": {"name": stack.physical["UploadsBucket"]},
+                    "object": {"key": "incoming/never+started.jpg", "eTag": "abc"},
+                }
+            }
+        ]
+    }
     sqs = stack.client("sqs")
     for body in (json.dumps({"task_id": record.task_id}), json.dumps(upload), "not json"):
         sqs.send_message(QueueUrl=stack.physical["TaskDeadLetterQueue"], MessageBody=body)
@@ -95,8 +115,9 @@ def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, p
     upload_task = wait_for(stack, upload_id, missing_ok=True)
     assert upload_task.state is TaskState.FAILED  # the upload became a task only to be ended
     time.sleep(2)  # the garbage message is consumed too: the dead-letter queue drains
-    left = sqs.get_queue_attributes(QueueUrl=stack.physical["TaskDeadLetterQueue"],
-                                    AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    left = sqs.get_queue_attributes(
+        QueueUrl=stack.physical["TaskDeadLetterQueue"], AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
     assert left["ApproximateNumberOfMessages"] == "0"
 
 
@@ -139,8 +160,9 @@ def test_mark_processing_retried_after_its_write_was_applied_goes_on(stack, phot
     task_id = f"fault-{uuid.uuid4()}"
     record = queued_task(stack, photo, TaskState.PROCESSING, task_id, execution_id=execution_arn(task_id))
     step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
-    stack.client("stepfunctions").start_execution(stateMachineArn=stack.physical["TaskStateMachine"],
-                                                  name=record.task_id, input=json.dumps(step))
+    stack.client("stepfunctions").start_execution(
+        stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id, input=json.dumps(step)
+    )
     assert wait_for(stack, record.task_id).state is TaskState.DONE
 
 
@@ -148,8 +170,9 @@ def test_a_task_taken_by_another_execution_is_not_processed_again(stack, photo):
     record = queued_task(stack, photo, TaskState.PROCESSING, execution_id=execution_arn("someone-else"))
     step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
     sfn = stack.client("stepfunctions")
-    sfn.start_execution(stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id,
-                        input=json.dumps(step))
+    sfn.start_execution(
+        stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id, input=json.dumps(step)
+    )
     deadline = time.time() + 30
     while sfn.describe_execution(executionArn=execution_arn(record.task_id))["status"] == "RUNNING":
         assert time.time() < deadline
@@ -187,8 +210,14 @@ def test_a_charge_whose_write_fails_is_retried_and_charged_once(admin, stack, ph
 def test_a_delivered_task_whose_charge_never_succeeds_is_recorded_unbilled(stack, photo):
     record = queued_task(stack, photo, TaskState.DONE)
     finalizer = TaskFinalizer(tasks_table(stack), UsageMeter(stack.physical["UsageTable"]))
-    outcome = finalizer.execution_ended({"name": record.task_id, "status": "FAILED", "error": "ChargeFailed",
-                                         "cause": "the task was delivered but its charge failed"})
+    outcome = finalizer.execution_ended(
+        {
+            "name": record.task_id,
+            "status": "FAILED",
+            "error": "ChargeFailed",
+            "cause": "the task was delivered but its charge failed",
+        }
+    )
     assert outcome == "unbilled"
     key = {"pk": {"S": f"unbilled#{record.task_id}"}, "sk": {"S": "-"}}
     item = stack.client("dynamodb").get_item(TableName=stack.physical["UsageTable"], Key=key)
@@ -224,4 +253,3 @@ def test_an_execution_that_timed_out_ends_its_task_in_minus_8(stack, photo):
     ended = tasks_table(stack).get(record.task_id)
     assert ended.state is TaskState.TIMED_OUT and ended.extra["error_name"] == "ExecutionTimedOut"
     assert finalizer.execution_ended({"name": record.task_id, "status": "FAILED"}) == "final_already"
-

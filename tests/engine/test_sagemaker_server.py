@@ -12,19 +12,22 @@ import boto3
 import numpy as np
 import pytest
 import requests
-from botocore.exceptions import ClientError
-from PIL import Image
-
 from alphacut.options import Quality, SubjectType
 from alphacut_dev.local.stack import free_port
 from alphacut_dev.template import ROOT
+from botocore.exceptions import ClientError
+from PIL import Image
 
 
 @pytest.fixture(scope="module")
 def model_server():
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", "127.0.0.1",
-                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -42,9 +45,12 @@ def model_server():
 
 
 def test_invocations_returns_the_pipelines_matte(model_server, photo_bytes, pipeline):
-    response = requests.post(model_server + "/invocations", data=photo_bytes,
-                             headers={"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "type=person"},
-                             timeout=120)
+    response = requests.post(
+        model_server + "/invocations",
+        data=photo_bytes,
+        headers={"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "type=person"},
+        timeout=120,
+    )
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     served = np.asarray(Image.open(io.BytesIO(response.content)))
     image = pipeline.decode(photo_bytes)
@@ -52,18 +58,28 @@ def test_invocations_returns_the_pipelines_matte(model_server, photo_bytes, pipe
     expected = (pipeline.matte(image, SubjectType.PERSON, quality=Quality.BEST) * 255 + 0.5).astype(np.uint8)
     assert served.shape == expected.shape
     assert np.abs(served.astype(int) - expected).max() <= 1
-    fast = requests.post(model_server + "/invocations", data=photo_bytes, timeout=120,
-                         headers={"X-Amzn-SageMaker-Custom-Attributes": "type=person&quality=fast"})
+    fast = requests.post(
+        model_server + "/invocations",
+        data=photo_bytes,
+        timeout=120,
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "type=person&quality=fast"},
+    )
     once = (pipeline.matte(image, SubjectType.PERSON) * 255 + 0.5).astype(np.uint8)
     assert np.abs(np.asarray(Image.open(io.BytesIO(fast.content))).astype(int) - once).max() <= 1
-    assert np.abs(once.astype(int) - expected).max() > 1   # the mirror does change the matte
+    assert np.abs(once.astype(int) - expected).max() > 1  # the mirror does change the matte
 
 
 def test_runtime_api_through_boto3(model_server, photo_bytes):
-    client = boto3.client("sagemaker-runtime", endpoint_url=model_server, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    answer = client.invoke_endpoint(EndpointName="alphacut", Body=photo_bytes, ContentType="image/jpeg",
-                                    CustomAttributes="type=object")
+    client = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=model_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    answer = client.invoke_endpoint(
+        EndpointName="alphacut", Body=photo_bytes, ContentType="image/jpeg", CustomAttributes="type=object"
+    )
     mask = Image.open(io.BytesIO(answer["Body"].read()))
     assert mask.mode == "L" and mask.size == (550, 830)
     with pytest.raises(ClientError) as error:
@@ -79,8 +95,11 @@ def test_a_body_over_the_limit_or_a_bad_length_is_refused_before_reading(model_s
     parts = urlsplit(model_server)
     for declared, status in ((b"99999999999", b"424"), (b"-1", b"424"), (b"abc", b"424")):
         with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
-            connection.sendall(b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: " + declared
-                               + b"\r\n\r\n")
+            connection.sendall(
+                b"POST /endpoints/x/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                + declared
+                + b"\r\n\r\n"
+            )
             answer = _read_answer(connection)
         assert answer.split(b"\r\n")[0].split()[1] == status, answer[:200]
         assert b"Content-Length" in answer.split(b"\r\n\r\n", 1)[1]  # the model error names the header
@@ -92,7 +111,11 @@ def _read_answer(connection) -> bytes:
     while b"\r\n\r\n" not in data:
         data += connection.recv(4096)
     head, body = data.split(b"\r\n\r\n", 1)
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
     while len(body) < length:
         body += connection.recv(4096)
     return head + b"\r\n\r\n" + body

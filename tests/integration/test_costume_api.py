@@ -15,7 +15,7 @@ GARMENTS = ["tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat"]
 
 @pytest.fixture(scope="module")
 def look(eval_dir) -> bytes:
-    return sorted((eval_dir / "clothing" / "images").iterdir())[0].read_bytes()
+    return min((eval_dir / "clothing" / "images").iterdir()).read_bytes()
 
 
 def _decode(entry: dict) -> Image.Image:
@@ -50,8 +50,10 @@ def test_default_answer_has_outfit_every_class_and_shares(api, look):
 
 
 def test_classes_filter_and_mask_with_class_map(api, look):
-    response = api.post("/v1/costume", json={"image_base64": base64.b64encode(look).decode(),
-                                             "classes": "hat,tops", "output": "mask"})
+    response = api.post(
+        "/v1/costume",
+        json={"image_base64": base64.b64encode(look).decode(), "classes": "hat,tops", "output": "mask"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert [c["class"] for c in body["classes"]] == ["hat", "tops"]
@@ -73,8 +75,11 @@ def test_seed_004_return_forms(api, look):
 
 
 def test_url_delivery_signs_every_image(api, look):
-    body = api.post("/v1/costume?return=url&classes=tops,pants,coat,skirt,dress", data=look,
-                    headers={"Content-Type": "image/jpeg"}).json()
+    body = api.post(
+        "/v1/costume?return=url&classes=tops,pants,coat,skirt,dress",
+        data=look,
+        headers={"Content-Type": "image/jpeg"},
+    ).json()
     urls = [body["outfit"]["image"]["url"]] + [c["image"]["url"] for c in body["classes"] if c["present"]]
     assert len(urls) >= 2
     for url in urls:
@@ -82,14 +87,17 @@ def test_url_delivery_signs_every_image(api, look):
         assert fetched.status_code == 200 and Image.open(io.BytesIO(fetched.content)).mode == "RGBA"
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"classes": "tops,socks"}, "classes"),
-    ({"return_form": "gif"}, "return_form"),
-    ({"return": "binary"}, "return"),
-    ({"type": "person"}, "type"),
-    ({"output": "mask", "target_width": "300"}, "target_width"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"classes": "tops,socks"}, "classes"),
+        ({"return_form": "gif"}, "return_form"),
+        ({"return": "binary"}, "return"),
+        ({"type": "person"}, "type"),
+        ({"output": "mask", "target_width": "300"}, "target_width"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_parameters_are_400_naming_the_field(api, look, params, field):
     response = api.post("/v1/costume", files={"image": ("look.jpg", look, "image/jpeg")}, data=params)
     assert response.status_code == 400, response.text
@@ -102,7 +110,8 @@ def test_costume_is_not_a_cutout_type(api, look):
 
 
 def test_not_an_image_is_415(api):
-    response = api.post("/v1/costume", data=b"just some text, no pixels here" * 5,
-                        headers={"Content-Type": "image/jpeg"})
+    response = api.post(
+        "/v1/costume", data=b"just some text, no pixels here" * 5, headers={"Content-Type": "image/jpeg"}
+    )
     assert response.status_code == 415, response.text
     assert response.json()["error"]["code"] == "unsupported_image_format"

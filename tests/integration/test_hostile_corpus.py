@@ -28,12 +28,22 @@ REMOVEBG = "/v1.0/removebg"
 
 def _png_header_bomb(width: int, height: int) -> bytes:
     """A PNG that declares width x height pixels in a few hundred bytes (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     raw = zlib.compress(b"\x00" * 1024, 9)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
 
 
 def _picture(mode: str = "RGB", size=(160, 120)) -> Image.Image:
@@ -53,14 +63,20 @@ def _files() -> dict[str, tuple[bytes, str]]:
         "png magic then garbage": (b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50, "image/png"),
         "text as png": (b"hello, this is not an image", "image/png"),
         "html as jpeg": (b"<html><body>no</body></html>", "image/jpeg"),
-        "svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><rect/></svg>', "image/svg+xml"),
+        "svg": (
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><rect/></svg>',
+            "image/svg+xml",
+        ),
         "pdf": (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", "image/jpeg"),
         "1x1 png": (image_bytes(_picture(size=(1, 1)), "PNG"), "image/png"),
         "49 px wide": (image_bytes(_picture(size=(49, 200)), "PNG"), "image/png"),
         "png bomb 30000x30000": (_png_header_bomb(30000, 30000), "image/png"),
         "png 5000x10 over the side": (_png_header_bomb(5000, 10), "image/png"),
         "zip as jpeg": (b"PK\x03\x04" + b"\x00" * 200, "image/jpeg"),
-        "random bytes": (np.random.default_rng(2).integers(0, 256, 5000, dtype=np.uint8).tobytes(), "image/jpeg"),
+        "random bytes": (
+            np.random.default_rng(2).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+            "image/jpeg",
+        ),
     }
 
 
@@ -74,21 +90,69 @@ ODD_BUT_VALID = {
     "rgba webp": (image_bytes(_picture("RGBA"), "WEBP"), "image/webp"),
 }
 
-BAD_OPTIONS = ["format=gif", "format=", "output=all", "bg_color=blurple", "bg_color=%23ggg", "crop=maybe",
-               "target_width=-1", "target_width=0", "target_width=99999", "target_width=1e9", "target_width=NaN",
-               "target_height=abc", "type=dog", "return=email", "colour=red", "output=both&return=binary",
-               "format=" + "x" * 5000, "%00=1", "type=person%00", "crop=2"]
+BAD_OPTIONS = [
+    "format=gif",
+    "format=",
+    "output=all",
+    "bg_color=blurple",
+    "bg_color=%23ggg",
+    "crop=maybe",
+    "target_width=-1",
+    "target_width=0",
+    "target_width=99999",
+    "target_width=1e9",
+    "target_width=NaN",
+    "target_height=abc",
+    "type=dog",
+    "return=email",
+    "colour=red",
+    "output=both&return=binary",
+    "format=" + "x" * 5000,
+    "%00=1",
+    "type=person%00",
+    "crop=2",
+]
 
-SSRF = ["http://127.0.0.1/x.jpg", "http://localhost/x.jpg", "http://127.1/", "http://2130706433/",
-        "http://0x7f000001/", "http://0177.0.0.1/", "http://[::1]/", "http://[::ffff:7f00:1]/", "http://[::]/",
-        "http://0.0.0.0/", "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/",
-        "http://10.0.0.1/", "http://192.168.1.1/", "http://172.31.255.255/", "http://100.64.0.1/",
-        "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:7f00:1::]/", "http://[::127.0.0.1]/",
-        "http://user:pass@127.0.0.1/", "http://localhost./", "http://no-such-host.invalid/",
-        "http://host:99999/", "http://host:0/", "http://host:8080/", "http://" + "a" * 10_000 + ".com/",
-        "http://exa mple.com/", "ftp://example.com/x.jpg", "file:///etc/passwd", "gopher://127.0.0.1:6379/_INFO",
-        "dict://127.0.0.1:11211/", "javascript:alert(1)", "data:image/png;base64,AAAA", "http:///x", "//x.jpg",
-        "http://[::1", "http://%31%32%37.0.0.1/", "http://127.0.0.1:80\\@example.com/"]
+SSRF = [
+    "http://127.0.0.1/x.jpg",
+    "http://localhost/x.jpg",
+    "http://127.1/",
+    "http://2130706433/",
+    "http://0x7f000001/",
+    "http://0177.0.0.1/",
+    "http://[::1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::]/",
+    "http://0.0.0.0/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fd00:ec2::254]/",
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "http://172.31.255.255/",
+    "http://100.64.0.1/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[2002:7f00:1::]/",
+    "http://[::127.0.0.1]/",
+    "http://user:pass@127.0.0.1/",
+    "http://localhost./",
+    "http://no-such-host.invalid/",
+    "http://host:99999/",
+    "http://host:0/",
+    "http://host:8080/",
+    "http://" + "a" * 10_000 + ".com/",
+    "http://exa mple.com/",
+    "ftp://example.com/x.jpg",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_INFO",
+    "dict://127.0.0.1:11211/",
+    "javascript:alert(1)",
+    "data:image/png;base64,AAAA",
+    "http:///x",
+    "//x.jpg",
+    "http://[::1",
+    "http://%31%32%37.0.0.1/",
+    "http://127.0.0.1:80\\@example.com/",
+]
 
 
 def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
@@ -96,18 +160,34 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
     cases: list[tuple[str, str, str, dict, tuple[int, ...]]] = []
     four = tuple(range(400, 500))
     for name, (data, content_type) in _files().items():
-        cases.append((f"raw {name}", "POST", "/v1/cutout", {"data": data, "headers": {"Content-Type": content_type}},
-                      four))
+        cases.append(
+            (
+                f"raw {name}",
+                "POST",
+                "/v1/cutout",
+                {"data": data, "headers": {"Content-Type": content_type}},
+                four,
+            )
+        )
     for name, (data, content_type) in list(_files().items())[:6]:
         for path in ("/v1/selfie", "/v1/costume", "/api/cutout/"):
             headers = {"Content-Type": content_type if path != "/api/cutout/" else "application/octet-stream"}
             cases.append((f"{path} {name}", "POST", path, {"data": data, "headers": headers}, four))
     for name, (data, content_type) in ODD_BUT_VALID.items():
-        cases.append((f"odd but valid {name}", "POST", "/v1/cutout",
-                      {"data": data, "headers": {"Content-Type": content_type}}, (200,)))
+        cases.append(
+            (
+                f"odd but valid {name}",
+                "POST",
+                "/v1/cutout",
+                {"data": data, "headers": {"Content-Type": content_type}},
+                (200,),
+            )
+        )
     good = image_bytes(_picture(), "JPEG")
     for params in BAD_OPTIONS:
-        cases.append((f"option {params[:30]}", "POST", f"/v1/cutout?{params}", {"data": good, "headers": JPEG}, four))
+        cases.append(
+            (f"option {params[:30]}", "POST", f"/v1/cutout?{params}", {"data": good, "headers": JPEG}, four)
+        )
     cases += [
         ("costume unknown class", "POST", "/v1/costume?classes=socks", {"data": good, "headers": JPEG}, four),
         ("costume binary", "POST", "/v1/costume?return=binary", {"data": good, "headers": JPEG}, four),
@@ -116,60 +196,146 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
     ]
     # JSON bodies
     deep = "[" * 5000 + "]" * 5000
-    for name, body in {"not json": "{nope", "array": "[1,2]", "string": '"x"', "deep": deep,
-                       "deep object": '{"a":' * 3000 + "1" + "}" * 3000, "nested options": '{"format": {"a": [1]}}',
-                       "null image": '{"image_base64": null}', "bad base64": '{"image_base64": "!!!notbase64!!!"}',
-                       "base64 of text": json.dumps({"image_base64": base64.b64encode(b"hello").decode()}),
-                       "data url wrong": '{"image_base64": "data:text/html,<b>x</b>"}',
-                       "huge number": '{"target_width": 1e400, "image_base64": "AAAA"}',
-                       "bool format": '{"format": true, "image_base64": "AAAA"}', "empty": "",
-                       "utf16": '{"a": 1}'.encode("utf-16"), "invalid utf8": b'{"a": "\xff\xfe"}',
-                       "both sources": json.dumps({"image_base64": "AAAA", "image_url": "http://10.0.0.1/"})}.items():
+    for name, body in {
+        "not json": "{nope",
+        "array": "[1,2]",
+        "string": '"x"',
+        "deep": deep,
+        "deep object": '{"a":' * 3000 + "1" + "}" * 3000,
+        "nested options": '{"format": {"a": [1]}}',
+        "null image": '{"image_base64": null}',
+        "bad base64": '{"image_base64": "!!!notbase64!!!"}',
+        "base64 of text": json.dumps({"image_base64": base64.b64encode(b"hello").decode()}),
+        "data url wrong": '{"image_base64": "data:text/html,<b>x</b>"}',
+        "huge number": '{"target_width": 1e400, "image_base64": "AAAA"}',
+        "bool format": '{"format": true, "image_base64": "AAAA"}',
+        "empty": "",
+        "utf16": '{"a": 1}'.encode("utf-16"),
+        "invalid utf8": b'{"a": "\xff\xfe"}',
+        "both sources": json.dumps({"image_base64": "AAAA", "image_url": "http://10.0.0.1/"}),
+    }.items():
         payload = body if isinstance(body, bytes) else body.encode()
         for path in NATIVE + ("/v1/tasks", "/jdai/SelfieSeg", "/ai/image/cut/out", REMOVEBG):
             # a task takes what may be an image and fails it later (-7): a 200 is a fair answer there
-            allowed = four + (200,) if path == "/v1/tasks" and name in ("base64 of text", "both sources") else four
-            cases.append((f"json {name} {path}", "POST", path,
-                          {"data": payload, "headers": {"Content-Type": "application/json"}}, allowed))
+            allowed = (
+                four + (200,) if path == "/v1/tasks" and name in ("base64 of text", "both sources") else four
+            )
+            cases.append(
+                (
+                    f"json {name} {path}",
+                    "POST",
+                    path,
+                    {"data": payload, "headers": {"Content-Type": "application/json"}},
+                    allowed,
+                )
+            )
     # multipart
     for name, (data, content_type) in {
-        "no boundary": (b"--x\r\nContent-Disposition: form-data; name=\"image_file\"\r\n\r\nabc\r\n--x--", "multipart/form-data"),
+        "no boundary": (
+            b'--x\r\nContent-Disposition: form-data; name="image_file"\r\n\r\nabc\r\n--x--',
+            "multipart/form-data",
+        ),
         "wrong boundary": (b"--y\r\n\r\nabc\r\n--y--", "multipart/form-data; boundary=x"),
         "garbage": (b"\x00\x01\x02" * 100, "multipart/form-data; boundary=x"),
-        "empty file": (b'--x\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n\r\n\r\n--x--\r\n',
-                       "multipart/form-data; boundary=x"),
+        "empty file": (
+            (
+                b'--x\r\nContent-Disposition: form-data; name="image_file"; filename="a.jpg"\r\n'
+                b"\r\n\r\n--x--\r\n"
+            ),
+            "multipart/form-data; boundary=x",
+        ),
     }.items():
         for path in NATIVE + ("/v1/tasks", COSTUME, "/api/tasks/visual/segmentation", REMOVEBG):
-            cases.append((f"multipart {name} {path}", "POST", path, {"data": data, "headers": {"Content-Type": content_type}},
-                          four))
+            cases.append(
+                (
+                    f"multipart {name} {path}",
+                    "POST",
+                    path,
+                    {"data": data, "headers": {"Content-Type": content_type}},
+                    four,
+                )
+            )
     # SSRF, native sync, tasks and the vendors' URL fields
     for url in SSRF:
         cases.append((f"ssrf {url[:40]}", "POST", "/v1/cutout", {"json": {"image_url": url}}, four))
     for url in SSRF[::4]:
-        cases.append((f"task ssrf {url[:40]}", "POST", "/v1/tasks", {"json": {"image_url": url}}, four + (200,)))
-        cases.append((f"aidge ssrf {url[:40]}", "GET", "/ai/image/cut/out",
-                      {"params": {"imageUrl": url, "backGroundType": "TRANSPARENT"}}, four))
-        cases.append((f"aidge post {url[:40]}", "POST", "/ai/image/cut/out",
-                      {"json": {"imageUrl": url, "backGroundType": "WHITE_BACKGROUND"}}, four))
+        cases.append(
+            (f"task ssrf {url[:40]}", "POST", "/v1/tasks", {"json": {"image_url": url}}, four + (200,))
+        )
+        cases.append(
+            (
+                f"aidge ssrf {url[:40]}",
+                "GET",
+                "/ai/image/cut/out",
+                {"params": {"imageUrl": url, "backGroundType": "TRANSPARENT"}},
+                four,
+            )
+        )
+        cases.append(
+            (
+                f"aidge post {url[:40]}",
+                "POST",
+                "/ai/image/cut/out",
+                {"json": {"imageUrl": url, "backGroundType": "WHITE_BACKGROUND"}},
+                four,
+            )
+        )
     for url in SSRF[::3]:
         cases.append((f"remove.bg ssrf {url[:40]}", "POST", REMOVEBG, {"data": {"image_url": url}}, four))
-        cases.append((f"remove.bg bg ssrf {url[:40]}", "POST", REMOVEBG,
-                      {"data": {"image_url": image_server.url("photo.jpg"), "bg_image_url": url}}, four))
+        cases.append(
+            (
+                f"remove.bg bg ssrf {url[:40]}",
+                "POST",
+                REMOVEBG,
+                {"data": {"image_url": image_server.url("photo.jpg"), "bg_image_url": url}},
+                four,
+            )
+        )
     for params in BAD_OPTIONS[::2]:
         fields = dict(pair.partition("=")[::2] for pair in params.split("&") if pair)
-        cases.append((f"remove.bg option {params[:30]}", "POST", REMOVEBG,
-                      {"files": {"image_file": ("p.jpg", good, "image/jpeg")}, "data": fields,
-                       "headers": {"Accept": "application/json"}}, four + (200,)))
-    cases.append(("redirect to metadata", "POST", "/v1/cutout",
-                  {"json": {"image_url": image_server.url("redirect?to=http://169.254.169.254/latest/")}}, four))
-    cases.append(("callback to ftp", "POST", "/v1/tasks", {"json": {"image_url": image_server.url("photo.jpg"),
-                                                                    "callback_url": "ftp://x/"}}, four))
+        cases.append(
+            (
+                f"remove.bg option {params[:30]}",
+                "POST",
+                REMOVEBG,
+                {
+                    "files": {"image_file": ("p.jpg", good, "image/jpeg")},
+                    "data": fields,
+                    "headers": {"Accept": "application/json"},
+                },
+                four + (200,),
+            )
+        )
+    cases.append(
+        (
+            "redirect to metadata",
+            "POST",
+            "/v1/cutout",
+            {"json": {"image_url": image_server.url("redirect?to=http://169.254.169.254/latest/")}},
+            four,
+        )
+    )
+    cases.append(
+        (
+            "callback to ftp",
+            "POST",
+            "/v1/tasks",
+            {"json": {"image_url": image_server.url("photo.jpg"), "callback_url": "ftp://x/"}},
+            four,
+        )
+    )
     # auth and routing
     cases += [
         ("no key", "POST", "/v1/cutout", {"data": good, "headers": JPEG, "key": None}, (401,)),
         ("remove.bg no key", "POST", REMOVEBG, {"data": {"image_url": "http://x/"}, "key": None}, (403,)),
         ("remove.bg wrong key", "GET", "/v1.0/account", {"key": "x" * 40}, (403,)),
-        ("remove.bg xml", "POST", REMOVEBG, {"data": b"<a/>", "headers": {"Content-Type": "application/xml"}}, four),
+        (
+            "remove.bg xml",
+            "POST",
+            REMOVEBG,
+            {"data": b"<a/>", "headers": {"Content-Type": "application/xml"}},
+            four,
+        ),
         ("wrong key", "POST", "/v1/cutout", {"data": good, "headers": JPEG, "key": "x" * 40}, (401,)),
         ("unknown path", "GET", "/v2/cutout", {}, (403,)),
         ("wrong method", "DELETE", "/v1/cutout", {}, (403,)),
@@ -183,24 +349,69 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
         ("page file traversal", "GET", "/static/..%2F..%2Fapi%2Fapp.py", {"key": None}, (404,)),
         ("page file not served", "GET", "/static/index.html.bak", {"key": None}, (404,)),
         ("picwish no such task", "GET", "/api/tasks/visual/segmentation/nope", {}, (404,)),
-        ("idempotency key too long", "POST", "/v1/cutout",
-         {"data": good, "headers": {**JPEG, "Idempotency-Key": "k" * 300}}, (400,)),
+        (
+            "idempotency key too long",
+            "POST",
+            "/v1/cutout",
+            {"data": good, "headers": {**JPEG, "Idempotency-Key": "k" * 300}},
+            (400,),
+        ),
         ("no content type", "POST", "/v1/cutout", {"data": good, "headers": {"Content-Type": ""}}, four),
-        ("xml content type", "POST", "/v1/cutout", {"data": b"<a/>", "headers": {"Content-Type": "application/xml"}},
-         four),
-        ("form urlencoded", "POST", "/v1/cutout", {"data": "a=b", "headers": {
-            "Content-Type": "application/x-www-form-urlencoded"}}, four),
-        ("over 10 MB", "POST", "/v1/cutout", {"data": b"\xff\xd8" + b"\x00" * (10 * 2**20 + 10), "headers": JPEG},
-         (413,)),
-        ("jd selfie too large", "POST", "/jdai/SelfieSeg", {"json": {"image": base64.b64encode(
-            image_bytes(_picture(size=(1500, 1500)), "PNG")).decode()}}, four),
-        ("aidge size out of range", "POST", "/ai/image/cut/out", {"json": {
-            "imageBase64": base64.b64encode(good).decode(), "backGroundType": "TRANSPARENT", "targetWidth": 99999}},
-         four),
-        ("picwish bad return type", "POST", "/api/tasks/visual/segmentation",
-         {"files": {"image_file": ("p.jpg", good, "image/jpeg")}, "data": {"return_type": "9"}}, four),
-        ("ailab bad class", "POST", COSTUME, {"files": {"image": ("p.jpg", good, "image/jpeg")},
-                                              "data": {"cloth_class": "socks"}}, four),
+        (
+            "xml content type",
+            "POST",
+            "/v1/cutout",
+            {"data": b"<a/>", "headers": {"Content-Type": "application/xml"}},
+            four,
+        ),
+        (
+            "form urlencoded",
+            "POST",
+            "/v1/cutout",
+            {"data": "a=b", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            four,
+        ),
+        (
+            "over 10 MB",
+            "POST",
+            "/v1/cutout",
+            {"data": b"\xff\xd8" + b"\x00" * (10 * 2**20 + 10), "headers": JPEG},
+            (413,),
+        ),
+        (
+            "jd selfie too large",
+            "POST",
+            "/jdai/SelfieSeg",
+            {"json": {"image": base64.b64encode(image_bytes(_picture(size=(1500, 1500)), "PNG")).decode()}},
+            four,
+        ),
+        (
+            "aidge size out of range",
+            "POST",
+            "/ai/image/cut/out",
+            {
+                "json": {
+                    "imageBase64": base64.b64encode(good).decode(),
+                    "backGroundType": "TRANSPARENT",
+                    "targetWidth": 99999,
+                }
+            },
+            four,
+        ),
+        (
+            "picwish bad return type",
+            "POST",
+            "/api/tasks/visual/segmentation",
+            {"files": {"image_file": ("p.jpg", good, "image/jpeg")}, "data": {"return_type": "9"}},
+            four,
+        ),
+        (
+            "ailab bad class",
+            "POST",
+            COSTUME,
+            {"files": {"image": ("p.jpg", good, "image/jpeg")}, "data": {"cloth_class": "socks"}},
+            four,
+        ),
     ]
     return cases
 
@@ -253,12 +464,16 @@ def _names_the_problem(body: dict) -> bool:
     errors = body.get("errors")  # remove.bg's shape
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         return bool(errors[0].get("code") and (errors[0].get("detail") or errors[0].get("title")))
-    return any(key in text for key in ('"message"', '"msg"', '"resMessage"', '"error_msg"')) and len(text) > 20
+    return (
+        any(key in text for key in ('"message"', '"msg"', '"resMessage"', '"error_msg"')) and len(text) > 20
+    )
 
 
 def test_a_lying_or_missing_content_length_is_refused_before_reading(stack):
     for declared in (b"Content-Length: -5", b"Content-Length: abc", b"Content-Length: 99999999999"):
         with socket.create_connection((stack.host, stack.port), timeout=10) as connection:
-            connection.sendall(b"POST /v1/cutout HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n" + declared + b"\r\n\r\n")
+            connection.sendall(
+                b"POST /v1/cutout HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n" + declared + b"\r\n\r\n"
+            )
             status_line = connection.recv(200).split(b"\r\n")[0]
         assert status_line.split()[1] in (b"400", b"413"), status_line

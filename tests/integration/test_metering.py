@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alphacut_dev.local.stack import STACK_NAME
 from PIL import Image
 
-from alphacut_dev.local.stack import STACK_NAME
 from tests.conftest import image_bytes
 from tests.stack_fixtures import Api, new_key
 
@@ -48,18 +48,28 @@ def test_charge_and_remain_in_json_and_headers(admin, stack, small_photo):
     as_json = api.post("/v1/cutout", data=small_photo, headers=JPEG)
     assert as_json.json()["charge"] is True and as_json.json()["remain"] == quota - 1
     binary = api.post("/v1/cutout?return=binary", data=small_photo, headers=JPEG)
-    assert binary.headers["X-Alphacut-Charge"] == "true" and binary.headers["X-Alphacut-Remain"] == str(quota - 2)
+    assert binary.headers["X-Alphacut-Charge"] == "true" and binary.headers["X-Alphacut-Remain"] == str(
+        quota - 2
+    )
     failed = api.post("/v1/cutout?format=gif", data=small_photo, headers=JPEG)
-    assert failed.status_code == 400 and failed.json()["charge"] is False and failed.json()["remain"] == quota - 3
+    assert (
+        failed.status_code == 400
+        and failed.json()["charge"] is False
+        and failed.json()["remain"] == quota - 3
+    )
 
 
 def test_fifty_concurrent_calls_counted_exactly(admin, stack, small_photo):
     api = new_key(admin, stack)
     # each function's worker runs one request at a time (as one Lambda instance): few model calls,
     # so that the last in line still answers within API Gateway's 29 s
-    calls = ([("POST", "/v1/cutout", small_photo)] * 4 + [("POST", "/v1/selfie", small_photo)] * 3
-             + [("POST", "/v1/cutout?format=gif", small_photo)] * 16      # refused: counted, free
-             + [("GET", "/v1/tasks/none", None)] * 14 + [("POST", "/v1/costume?classes=socks", small_photo)] * 13)
+    calls = (
+        [("POST", "/v1/cutout", small_photo)] * 4
+        + [("POST", "/v1/selfie", small_photo)] * 3
+        + [("POST", "/v1/cutout?format=gif", small_photo)] * 16  # refused: counted, free
+        + [("GET", "/v1/tasks/none", None)] * 14
+        + [("POST", "/v1/costume?classes=socks", small_photo)] * 13
+    )
     assert len(calls) == 50
 
     def send(call):
@@ -93,7 +103,7 @@ def test_meter_adds_are_atomic_under_fifty_threads(stack):
 
     with ThreadPoolExecutor(50) as pool:
         totals = sorted(pool.map(one, range(50)))
-    assert totals == list(range(1, 51))          # every caller saw a distinct running total
+    assert totals == list(range(1, 51))  # every caller saw a distinct running total
     day = meter.report("atomic-test-key", *[time.strftime("%Y-%m-%d", time.gmtime())] * 2)["days"][0]
     assert day["calls"] == 50 and day["charged"] == 25
 
@@ -108,7 +118,7 @@ def test_quota_spent_then_reset_the_next_day(stack, admin, small_photo):
     assert error["code"] == "quota_exceeded" and "resets at" in error["message"] and error["limit"] == 3
     assert int(refused.headers["Retry-After"]) <= 86400
     real_clock = stack.limiter.clock
-    stack.limiter.clock = lambda: real_clock() + 86400        # tomorrow
+    stack.limiter.clock = lambda: real_clock() + 86400  # tomorrow
     try:
         assert api.get("/v1/openapi.json").status_code == 200
     finally:
@@ -116,10 +126,10 @@ def test_quota_spent_then_reset_the_next_day(stack, admin, small_photo):
 
 
 def test_the_keys_own_plan_applies(admin, stack):
-    free = new_key(admin, stack, "free")               # 1 request/s, burst 2
+    free = new_key(admin, stack, "free")  # 1 request/s, burst 2
     codes = [free.get("/v1/openapi.json").status_code for _ in range(6)]
     assert 429 in codes and codes[:2] == [200, 200]
-    business = new_key(admin, stack, "business")       # 10/s, burst 20
+    business = new_key(admin, stack, "business")  # 10/s, burst 20
     assert all(business.get("/v1/openapi.json").status_code == 200 for _ in range(6))
 
 
@@ -131,7 +141,7 @@ def test_idempotent_retry_is_answered_once_and_charged_once(admin, stack, small_
     assert first.status_code == second.status_code == 200
     assert second.headers["Idempotent-Replayed"] == "true" and second.content == first.content
     assert first.headers["X-Alphacut-Charge"] == "true" and second.headers["X-Alphacut-Charge"] == "false"
-    assert second.headers["X-Request-Id"] == first.headers["X-Request-Id"]    # the first answer, replayed
+    assert second.headers["X-Request-Id"] == first.headers["X-Request-Id"]  # the first answer, replayed
     other = api.post("/v1/cutout?return=binary&format=webp", data=small_photo, headers=headers)
     assert other.status_code == 409 and other.json()["error"]["field"] == "Idempotency-Key"
     routes = usage(api)["days"][-1]["routes"]
@@ -151,7 +161,7 @@ def test_async_task_charged_once_when_it_succeeds(admin, stack, small_photo):
         time.sleep(1)
     assert state == 1
     deadline = time.time() + 30
-    while time.time() < deadline:              # the ChargeTask step runs just after "done"
+    while time.time() < deadline:  # the ChargeTask step runs just after "done"
         routes = usage(api)["days"][-1]["routes"]
         if routes.get("/v1/tasks", {}).get("charged"):
             break
@@ -178,8 +188,13 @@ def test_keys_command_creates_lists_and_revokes(stack, small_photo):
     env = {**os.environ, **stack.aws_env()}
 
     def keys(*args):
-        result = subprocess.run([str(ALPHACUT), "keys", "--stack", STACK_NAME, *args], capture_output=True,
-                                text=True, timeout=60, env=env)
+        result = subprocess.run(
+            [str(ALPHACUT), "keys", "--stack", STACK_NAME, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -187,14 +202,21 @@ def test_keys_command_creates_lists_and_revokes(stack, small_photo):
     key_id = created.split()[2]
     value = created.strip().splitlines()[-1].split(": ")[1]
     listing = keys("list")
-    assert "plan starter" in listing and any(key_id in line and "acme-shoes" in line for line in listing.splitlines())
+    assert "plan starter" in listing and any(
+        key_id in line and "acme-shoes" in line for line in listing.splitlines()
+    )
     api = Api(stack.url, value)
     assert api.post("/v1/cutout", data=small_photo, headers=JPEG).status_code == 200
     keys("revoke", key_id)
-    time.sleep(2.5)                                     # the gateway re-reads keys every 2 s
+    time.sleep(2.5)  # the gateway re-reads keys every 2 s
     assert api.post("/v1/cutout", data=small_photo, headers=JPEG).status_code == 401
-    unknown = subprocess.run([str(ALPHACUT), "keys", "--stack", STACK_NAME, "create", "--customer", "x", "--plan",
-                              "platinum"], capture_output=True, text=True, timeout=60, env=env)
+    unknown = subprocess.run(
+        [str(ALPHACUT), "keys", "--stack", STACK_NAME, "create", "--customer", "x", "--plan", "platinum"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert unknown.returncode == 2 and "plans:" in unknown.stderr
 
 
@@ -204,21 +226,25 @@ def big_photo_url(eval_dir, image_server) -> str:
     cutout and mask in base64 do not fit in Lambda's 6 MB answer."""
     import numpy as np
 
-    photo = Image.open(sorted((eval_dir / "person" / "images").iterdir())[0]).convert("RGB").resize((2700, 4000))
+    photo = Image.open(min((eval_dir / "person" / "images").iterdir())).convert("RGB").resize((2700, 4000))
     grain = np.random.default_rng(7).integers(-40, 40, (4000, 2700, 3))
     noisy = Image.fromarray(np.clip(np.asarray(photo, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
     image_server.files["big-grainy.jpg"] = image_bytes(noisy, "JPEG", quality=95)
     return image_server.url("big-grainy.jpg")
 
 
-def test_an_answer_over_lambdas_limit_is_refused_uncharged_and_replayed_as_refused(admin, stack, big_photo_url):
+def test_an_answer_over_lambdas_limit_is_refused_uncharged_and_replayed_as_refused(
+    admin, stack, big_photo_url
+):
     api = new_key(admin, stack)
     request = {"image_url": big_photo_url, "output": "both", "return": "base64"}
     headers = {"Idempotency-Key": "too-big-for-lambda-1"}
     first = api.post("/v1/cutout", json=request, headers=headers)
     assert first.status_code == 413, first.text[:300]
     error = first.json()["error"]
-    assert error["code"] == "response_too_large" and error["field"] == "return" and error["limit"] == 6 * 2**20
+    assert (
+        error["code"] == "response_too_large" and error["field"] == "return" and error["limit"] == 6 * 2**20
+    )
     assert "return=url" in error["message"] and first.json()["charge"] is False
     retried = api.post("/v1/cutout", json=request, headers=headers)
     assert retried.status_code == 413 and retried.headers["Idempotent-Replayed"] == "true"  # never a 502
@@ -235,7 +261,9 @@ def test_an_abandoned_idempotency_claim_is_taken_over_once_it_expires(stack):
 
     os.environ.update(stack.aws_env())
     now = [1_900_000_000.0]
-    store = IdempotencyStore(stack.physical["UsageTable"], stack.physical["ResultsBucket"], clock=lambda: now[0])
+    store = IdempotencyStore(
+        stack.physical["UsageTable"], stack.physical["ResultsBucket"], clock=lambda: now[0]
+    )
     key = f"crashed-{time.time_ns()}"
     assert store.claim("expiry-test", key, "fp").new
     now[0] += IN_PROGRESS_SECONDS - 1
@@ -245,5 +273,5 @@ def test_an_abandoned_idempotency_claim_is_taken_over_once_it_expires(stack):
     assert store.claim("expiry-test", key, "fp").new
     store.finish("expiry-test", key, 200, b'{"status": 200}')
     now[0] += 3600
-    finished = store.claim("expiry-test", key, "fp")          # a finished record is replayed for 24 h
+    finished = store.claim("expiry-test", key, "fp")  # a finished record is replayed for 24 h
     assert not finished.new and finished.done and store.answer(finished) == b'{"status": 200}'

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from alphacut_client import ApiError, Client
 from PIL import Image
 
-from alphacut_client import ApiError, Client
 from tests.stack_fixtures import new_key
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
@@ -44,7 +44,11 @@ def test_cutout_selfie_costume_tasks_and_usage(client, photo, image_server):
 def test_errors_carry_the_api_code_field_and_limit(client, photo):
     with pytest.raises(ApiError) as error:
         client.cutout(photo, target_width=99999)
-    assert (error.value.status, error.value.code, error.value.field) == (400, "invalid_option", "target_width")
+    assert (error.value.status, error.value.code, error.value.field) == (
+        400,
+        "invalid_option",
+        "target_width",
+    )
     assert error.value.limit == [1, 4096]
 
 
@@ -81,13 +85,18 @@ def test_a_burst_over_the_rate_limit_completes_and_charges_each_image_once(stack
     small = Image.open(io.BytesIO(photo)).resize((200, 300))
     for index in range(10):
         small.save(folder / f"p{index}.jpg")
-    client = Client(stack.url, stack.api_key, backoff=0.25)   # the default key: 2 requests/s, burst 4
+    client = Client(stack.url, stack.api_key, backoff=0.25)  # the default key: 2 requests/s, burst 4
     before = _charged_today(client, "/v1/cutout")
     seen: list[int] = []
-    items = client.batch(sorted(folder.iterdir()), tmp_path / "out", concurrency=6, output="mask",
-                         progress=lambda done, total, item: seen.append(done))
+    items = client.batch(
+        sorted(folder.iterdir()),
+        tmp_path / "out",
+        concurrency=6,
+        output="mask",
+        progress=lambda done, total, item: seen.append(done),
+    )
     assert all(item.ok for item in items) and seen == list(range(1, 11))
-    assert any(item.attempts > 1 for item in items)           # the burst did hit the rate limit
+    assert any(item.attempts > 1 for item in items)  # the burst did hit the rate limit
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(10)]
     time.sleep(1.5)
     assert _charged_today(client, "/v1/cutout") == before + 10
@@ -101,15 +110,39 @@ def test_the_cli_cuts_a_folder_out_through_a_deployed_api(stack, admin, tmp_path
         shutil.copy(source, inputs / source.name)
     (inputs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole jpeg")
     key = new_key(admin, stack).key
-    done = subprocess.run([str(ALPHACUT), "remove", str(inputs), "-o", str(tmp_path / "out"), "--api", stack.url,
-                           "--key", key, "--format", "jpg", "--bg-color", "#00ff00", "--concurrency", "3"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(ALPHACUT),
+            "remove",
+            str(inputs),
+            "-o",
+            str(tmp_path / "out"),
+            "--api",
+            stack.url,
+            "--key",
+            key,
+            "--format",
+            "jpg",
+            "--bg-color",
+            "#00ff00",
+            "--concurrency",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 1
     failures = [line for line in done.stderr.splitlines() if line.startswith("alphacut: ")]
     assert len(failures) == 1 and "broken.jpg" in failures[0] and "invalid_image" in failures[0]
     for source in photos:
         result = Image.open(tmp_path / "out" / f"{source.stem}.jpg")
         assert result.mode == "RGB" and result.size == Image.open(source).size
-    no_key = subprocess.run([str(ALPHACUT), "remove", str(inputs), "-o", str(tmp_path / "x"), "--api", stack.url],
-                            capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"})
+    no_key = subprocess.run(
+        [str(ALPHACUT), "remove", str(inputs), "-o", str(tmp_path / "x"), "--api", stack.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin"},
+    )
     assert no_key.returncode == 2 and "--key" in no_key.stderr

@@ -23,7 +23,9 @@ def _image(data: bytes) -> Image.Image:
     return image
 
 
-def _error(response: requests.Response, status: int, code: str | None = None, field: str | None = None) -> dict:
+def _error(
+    response: requests.Response, status: int, code: str | None = None, field: str | None = None
+) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["request_id"]
@@ -52,8 +54,11 @@ def test_accept_image_gets_binary_without_return(api, photo):
 
 
 def test_multipart_image_file_mask_base64(api, photo):
-    response = api.post("/v1/cutout", files={"image_file": ("p.jpg", photo, "image/jpeg")},
-                        data={"output": "mask", "return": "base64"})
+    response = api.post(
+        "/v1/cutout",
+        files={"image_file": ("p.jpg", photo, "image/jpeg")},
+        data={"output": "mask", "return": "base64"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["image"] is None and body["mask"]["content_type"] == "image/png"
@@ -64,8 +69,11 @@ def test_multipart_image_file_mask_base64(api, photo):
 
 
 def test_multipart_image_field_jpg_on_colour(api, photo):
-    response = api.post("/v1/cutout", files={"image": ("p.jpg", photo, "image/jpeg")},
-                        data={"format": "jpg", "bg_color": "#00ff00"})
+    response = api.post(
+        "/v1/cutout",
+        files={"image": ("p.jpg", photo, "image/jpeg")},
+        data={"format": "jpg", "bg_color": "#00ff00"},
+    )
     body = response.json()
     image = _image(base64.b64decode(body["image"]["base64"]))
     assert image.format == "JPEG" and body["image"]["content_type"] == "image/jpeg"
@@ -75,8 +83,9 @@ def test_multipart_image_field_jpg_on_colour(api, photo):
 
 def test_json_base64_both_as_urls_equal_the_binary_answer(api, photo):
     data_url = "data:image/jpeg;base64," + base64.b64encode(photo).decode()
-    response = api.post("/v1/cutout", json={"image_base64": data_url, "output": "both", "return": "url",
-                                            "crop": True})
+    response = api.post(
+        "/v1/cutout", json={"image_base64": data_url, "output": "both", "return": "url", "crop": True}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["image"]["expires_at"] - time.time() == pytest.approx(3600, abs=60)
@@ -87,12 +96,23 @@ def test_json_base64_both_as_urls_equal_the_binary_answer(api, photo):
     assert fetched_image.content == binary.content
     mask = api.post("/v1/cutout?return=binary&crop=1&output=mask", data=photo, headers=JPEG)
     assert fetched_mask.content == mask.content
-    assert _image(fetched_image.content).size == (body["width"], body["height"]) == (body["bbox"]["width"], body["bbox"]["height"])
+    assert (
+        _image(fetched_image.content).size
+        == (body["width"], body["height"])
+        == (body["bbox"]["width"], body["bbox"]["height"])
+    )
 
 
 def test_json_image_url(api, image_server):
-    response = api.post("/v1/cutout", json={"image_url": image_server.url("photo.jpg"), "target_width": 200,
-                                            "target_height": 200, "output": "mask"})
+    response = api.post(
+        "/v1/cutout",
+        json={
+            "image_url": image_server.url("photo.jpg"),
+            "target_width": 200,
+            "target_height": 200,
+            "output": "mask",
+        },
+    )
     assert response.status_code == 200, response.text
     assert _image(base64.b64decode(response.json()["mask"]["base64"])).size == (200, 200)
 
@@ -109,8 +129,11 @@ def test_stamp_type(api):
 
     page = Image.new("RGB", (400, 300), "white")
     ImageDraw.Draw(page).ellipse((100, 50, 300, 250), outline=(200, 20, 20), width=12)
-    response = api.post("/v1/cutout?type=stamp&crop=1&return=binary", data=image_bytes(page, "PNG"),
-                        headers={"Content-Type": "image/png"})
+    response = api.post(
+        "/v1/cutout?type=stamp&crop=1&return=binary",
+        data=image_bytes(page, "PNG"),
+        headers={"Content-Type": "image/png"},
+    )
     assert response.status_code == 200
     assert _image(response.content).size == (201, 201)
 
@@ -119,22 +142,37 @@ def test_stamp_type(api):
 def test_no_key_and_wrong_key_are_401(stack, photo):
     missing = requests.post(stack.url + "/v1/cutout", data=photo, headers=JPEG, timeout=30)
     assert missing.status_code == 401 and "missing" in missing.json()["error"]["message"]
-    wrong = requests.post(stack.url + "/v1/cutout", data=photo, headers={**JPEG, "x-api-key": "nope-" * 5}, timeout=30)
+    wrong = requests.post(
+        stack.url + "/v1/cutout", data=photo, headers={**JPEG, "x-api-key": "nope-" * 5}, timeout=30
+    )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
 
 
 def test_bad_base64_is_400(api):
-    _error(api.post("/v1/cutout", json={"image_base64": "this is *not* base64!"}), 400, "invalid_option", "image_base64")
+    _error(
+        api.post("/v1/cutout", json={"image_base64": "this is *not* base64!"}),
+        400,
+        "invalid_option",
+        "image_base64",
+    )
 
 
 def test_not_an_image_is_415(api):
-    _error(api.post("/v1/cutout", data=b"just some text, no pixels here" * 5, headers=JPEG), 415,
-           "unsupported_image_format", "image")
+    _error(
+        api.post("/v1/cutout", data=b"just some text, no pixels here" * 5, headers=JPEG),
+        415,
+        "unsupported_image_format",
+        "image",
+    )
 
 
 def test_unreadable_content_type_is_415(api):
-    _error(api.post("/v1/cutout", data="hello", headers={"Content-Type": "text/plain"}), 415,
-           "unsupported_media_type", "Content-Type")
+    _error(
+        api.post("/v1/cutout", data="hello", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+        "Content-Type",
+    )
 
 
 def test_damaged_image_is_422(api, photo):
@@ -143,14 +181,30 @@ def test_damaged_image_is_422(api, photo):
 
 def test_too_large_is_413(api, image_server):
     huge = image_bytes(Image.new("L", (5000, 5000)), "PNG")
-    error = _error(api.post("/v1/cutout", data=huge, headers={"Content-Type": "image/png"}), 413, "image_too_large")
+    error = _error(
+        api.post("/v1/cutout", data=huge, headers={"Content-Type": "image/png"}), 413, "image_too_large"
+    )
     assert "4096" in error["message"]
-    _error(api.post("/v1/cutout", json={"image_url": image_server.url("huge.jpg")}), 413, "image_too_large", "image_url")
+    _error(
+        api.post("/v1/cutout", json={"image_url": image_server.url("huge.jpg")}),
+        413,
+        "image_too_large",
+        "image_url",
+    )
 
 
-@pytest.mark.parametrize("params,field", [("format=gif", "format"), ("output=all", "output"), ("bg_color=blurple", "bg_color"),
-                                          ("target_width=0", "target_width"), ("return=email", "return"),
-                                          ("colour=red", "colour"), ("output=both&return=binary", "return")])
+@pytest.mark.parametrize(
+    "params,field",
+    [
+        ("format=gif", "format"),
+        ("output=all", "output"),
+        ("bg_color=blurple", "bg_color"),
+        ("target_width=0", "target_width"),
+        ("return=email", "return"),
+        ("colour=red", "colour"),
+        ("output=both&return=binary", "return"),
+    ],
+)
 def test_bad_options_are_400_naming_the_field(api, photo, params, field):
     _error(api.post(f"/v1/cutout?{params}", data=photo, headers=JPEG), 400, field=field)
 
@@ -160,29 +214,55 @@ def test_missing_image_is_400(api):
     _error(api.post("/v1/cutout", files={"other": ("x.txt", b"x")}), 400, "invalid_option", "image_file")
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x.jpg", "file:///etc/passwd", "http://host:99999/x.jpg",
-                                 "http://example.com:8080/x.jpg", "http://" + "a" * 10_000 + ".com/x.jpg",
-                                 "http://exa mple..com/x.jpg", "http://[::1/x.jpg"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/x.jpg",
+        "file:///etc/passwd",
+        "http://host:99999/x.jpg",
+        "http://example.com:8080/x.jpg",
+        "http://" + "a" * 10_000 + ".com/x.jpg",
+        "http://exa mple..com/x.jpg",
+        "http://[::1/x.jpg",
+    ],
+)
 def test_urls_that_may_not_be_fetched_are_400_naming_the_problem(api, url):
     _error(api.post("/v1/cutout", json={"image_url": url}), 400, "url_not_allowed", "image_url")
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:80/",
-                                 "http://10.0.0.1/x.jpg", "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:a00:1::]/",
-                                 "http://[::10.0.0.1]/", "http://no-such-host.invalid/x.jpg"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:80/",
+        "http://10.0.0.1/x.jpg",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a00:1::]/",
+        "http://[::10.0.0.1]/",
+        "http://no-such-host.invalid/x.jpg",
+    ],
+)
 def test_refused_and_failed_fetches_get_one_answer(api, url, image_server):
     """A private address, a name that does not resolve and a missing file look the same to the
     caller: the API cannot be used to map a network."""
-    answers = [api.post("/v1/cutout", json={"image_url": u})
-               for u in (url, image_server.url("missing.jpg"))]
+    answers = [api.post("/v1/cutout", json={"image_url": u}) for u in (url, image_server.url("missing.jpg"))]
     bodies = [_error(a, 422, "url_fetch_failed", "image_url") for a in answers]
     assert bodies[0]["message"] == bodies[1]["message"]
 
 
 def test_redirect_to_loopback_is_refused(api, image_server):
-    for target in ("http://127.0.0.1:9/photo.jpg", "http://169.254.169.254/latest/", "ftp://example.com/x.jpg"):
-        _error(api.post("/v1/cutout", json={"image_url": image_server.url(f"redirect?to={target}")}), 422,
-               "url_fetch_failed", "image_url")
+    for target in (
+        "http://127.0.0.1:9/photo.jpg",
+        "http://169.254.169.254/latest/",
+        "ftp://example.com/x.jpg",
+    ):
+        _error(
+            api.post("/v1/cutout", json={"image_url": image_server.url(f"redirect?to={target}")}),
+            422,
+            "url_fetch_failed",
+            "image_url",
+        )
 
 
 def test_over_the_rate_is_429(default_key_api):
@@ -241,7 +321,9 @@ MATRIX = [  # (input kind, options): together every kind, output, format and ret
 def test_route_input_output_matrix(api, photo, image_server, route, kind, options):
     response = _send(api, route, kind, photo, image_server, options)
     assert response.status_code == 200, response.text
-    expected_type = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[options.get("format", "png")]
+    expected_type = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}[
+        options.get("format", "png")
+    ]
     if options["return"] == "binary":
         assert response.headers["Content-Type"] == expected_type
         assert _image(response.content).size == (550, 830)
@@ -253,8 +335,11 @@ def test_route_input_output_matrix(api, photo, image_server, route, kind, option
         assert (body[part] is not None) == wanted
         if not wanted:
             continue
-        data = (requests.get(body[part]["url"], timeout=30).content if options["return"] == "url"
-                else base64.b64decode(body[part]["base64"]))
+        data = (
+            requests.get(body[part]["url"], timeout=30).content
+            if options["return"] == "url"
+            else base64.b64decode(body[part]["base64"])
+        )
         image = _image(data)
         assert image.size == (550, 830)
         assert body[part]["content_type"] == (expected_type if part == "image" else "image/png")
@@ -275,8 +360,11 @@ def test_result_links_redirect_without_a_key_and_expire(api, stack, photo):
     assert _image(requests.get(first.headers["Location"], timeout=30).content).mode == "RGBA"
     forged = requests.get(link[:-3] + "AAA", timeout=30)
     assert forged.status_code == 403 and forged.json()["error"]["code"] == "invalid_link"
-    secret = stack.client("secretsmanager").get_secret_value(
-        SecretId=stack.physical["ResultLinkSecret"])["SecretString"].encode()
+    secret = (
+        stack.client("secretsmanager")
+        .get_secret_value(SecretId=stack.physical["ResultLinkSecret"])["SecretString"]
+        .encode()
+    )
     key = LinkSigner(secret).open(link.rsplit("/", 1)[1])
     late = LinkSigner(secret).token(key, int(time.time()) - 1)
     expired = requests.get(f"{stack.url}/v1/results/{late}", timeout=30)
@@ -285,15 +373,23 @@ def test_result_links_redirect_without_a_key_and_expire(api, stack, photo):
 
 # ---- the options remove.bg brought, on the native routes ----------------------------------
 def test_native_cutout_takes_size_roi_scale_and_position(api, photo):
-    response = api.post("/v1/cutout", files={"image_file": ("p.jpg", photo, "image/jpeg")},
-                        data={"size": "preview", "roi": "0% 0% 100% 60%", "scale": "50%", "position": "0% 0%",
-                              "return": "base64"})
+    response = api.post(
+        "/v1/cutout",
+        files={"image_file": ("p.jpg", photo, "image/jpeg")},
+        data={
+            "size": "preview",
+            "roi": "0% 0% 100% 60%",
+            "scale": "50%",
+            "position": "0% 0%",
+            "return": "base64",
+        },
+    )
     body = response.json()
     image = _image(base64.b64decode(body["image"]["base64"]))
     assert response.status_code == 200 and image.width * image.height <= 250_000
     alpha = np.asarray(image)[:, :, 3]
     rows, cols = np.flatnonzero((alpha >= 13).any(axis=1)), np.flatnonzero((alpha >= 13).any(axis=0))
-    assert rows[0] == 0 and cols[0] == 0                              # moved to the top left corner
+    assert rows[0] == 0 and cols[0] == 0  # moved to the top left corner
     assert max((rows[-1] + 1) / image.height, (cols[-1] + 1) / image.width) == pytest.approx(0.5, abs=0.03)
     assert body["input"] == {"width": image.width, "height": image.height}  # the preview-sized input
 
@@ -301,21 +397,38 @@ def test_native_cutout_takes_size_roi_scale_and_position(api, photo):
 def test_native_cutout_composes_on_an_uploaded_or_linked_background(api, photo, image_server):
     files = {"image_file": ("p.jpg", photo, "image/jpeg"), "bg_image_file": ("bg.jpg", photo, "image/jpeg")}
     uploaded = api.post("/v1/cutout", files=files, data={"format": "auto", "return": "binary"})
-    linked = api.post("/v1/cutout", json={"image_base64": base64.b64encode(photo).decode(), "format": "auto",
-                                          "bg_image_url": image_server.url("photo.jpg"), "return": "binary"})
+    linked = api.post(
+        "/v1/cutout",
+        json={
+            "image_base64": base64.b64encode(photo).decode(),
+            "format": "auto",
+            "bg_image_url": image_server.url("photo.jpg"),
+            "return": "binary",
+        },
+    )
     assert uploaded.headers["Content-Type"] == linked.headers["Content-Type"] == "image/jpeg"
-    assert np.abs(np.asarray(_image(uploaded.content), np.int16) - np.asarray(_image(linked.content), np.int16)).max() <= 2
+    assert (
+        np.abs(
+            np.asarray(_image(uploaded.content), np.int16) - np.asarray(_image(linked.content), np.int16)
+        ).max()
+        <= 2
+    )
     refused = api.post("/v1/cutout", files=files, data={"bg_image_url": image_server.url("photo.jpg")})
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "bg_image_url"
-    dead = api.post("/v1/cutout", json={"image_url": image_server.url("photo.jpg"),
-                                        "bg_image_url": image_server.url("missing.jpg")})
+    dead = api.post(
+        "/v1/cutout",
+        json={"image_url": image_server.url("photo.jpg"), "bg_image_url": image_server.url("missing.jpg")},
+    )
     assert dead.status_code == 422 and dead.json()["error"]["field"] == "bg_image_url"
 
 
 def test_native_zip_answers_color_and_alpha(api, photo):
     import zipfile
 
-    response = api.post("/v1/cutout", files={"image_file": ("p.jpg", photo, "image/jpeg")},
-                        data={"format": "zip", "return": "binary"})
+    response = api.post(
+        "/v1/cutout",
+        files={"image_file": ("p.jpg", photo, "image/jpeg")},
+        data={"format": "zip", "return": "binary"},
+    )
     assert response.status_code == 200 and response.headers["Content-Type"] == "application/zip"
     assert zipfile.ZipFile(io.BytesIO(response.content)).namelist() == ["color.jpg", "alpha.png"]

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from aws_lambda_powertools.event_handler import Response
-
-from alphacut.api.responses import (LAMBDA_ANSWER_LIMIT, ensure_deliverable, error_response, make_answer_guard,
-                                    proxy_answer_bytes)
+from alphacut.api.responses import (
+    LAMBDA_ANSWER_LIMIT,
+    ensure_deliverable,
+    error_response,
+    make_answer_guard,
+    proxy_answer_bytes,
+)
 from alphacut.errors import InvalidOption, ResponseTooLarge
+from aws_lambda_powertools.event_handler import Response
 
 
 def test_binary_answers_count_as_base64():
@@ -19,7 +23,9 @@ def test_binary_answers_count_as_base64():
 
 
 def test_a_binary_answer_just_under_the_limit_passes_and_one_over_is_refused():
-    fits = Response(status_code=200, content_type="image/png", body=b"\0" * (LAMBDA_ANSWER_LIMIT * 3 // 4 - 4096))
+    fits = Response(
+        status_code=200, content_type="image/png", body=b"\0" * (LAMBDA_ANSWER_LIMIT * 3 // 4 - 4096)
+    )
     assert ensure_deliverable(fits) is fits
     too_big = Response(status_code=200, content_type="image/png", body=b"\0" * (LAMBDA_ANSWER_LIMIT * 3 // 4))
     with pytest.raises(ResponseTooLarge) as refused:

@@ -11,7 +11,7 @@ def test_a_signed_body_verifies_and_nothing_else_does():
     assert verify(SECRET, BODY, headers, now=1_000_100)
     assert not verify(SECRET, BODY + b" ", headers, now=1_000_100)
     assert not verify(b"other", BODY, headers, now=1_000_100)
-    assert not verify(SECRET, BODY, headers, now=1_000_000 + 301)          # too old: a replay
+    assert not verify(SECRET, BODY, headers, now=1_000_000 + 301)  # too old: a replay
     assert not verify(SECRET, BODY, {**headers, "X-Alphacut-Timestamp": "1000001"}, now=1_000_100)
     assert not verify(SECRET, BODY, {}, now=1_000_100)
 

@@ -4,17 +4,26 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from alphacut.codec import decode_image, encode_cutout, encode_mask, encode_png
 from alphacut.errors import CorruptImage, ImageTooLarge, ImageTooSmall, UnsupportedImageFormat
 from alphacut.options import ImageFormat
 from alphacut.settings import ImageLimits
+from PIL import Image
+
 from tests.conftest import image_bytes
 
 
-@pytest.mark.parametrize("fmt,params", [("JPEG", {"quality": 95}), ("PNG", {}), ("BMP", {}),
-                                        ("WEBP", {"lossless": True}), ("TIFF", {}), ("GIF", {})])
+@pytest.mark.parametrize(
+    "fmt,params",
+    [
+        ("JPEG", {"quality": 95}),
+        ("PNG", {}),
+        ("BMP", {}),
+        ("WEBP", {"lossless": True}),
+        ("TIFF", {}),
+        ("GIF", {}),
+    ],
+)
 def test_decodes_every_supported_format(fmt, params, gradient_rgb):
     data = image_bytes(Image.fromarray(gradient_rgb), fmt, **params)
     image = decode_image(data)
@@ -31,7 +40,9 @@ def test_gif_gives_the_first_frame():
     assert tuple(rgb[32, 32]) == (255, 0, 0)
 
 
-@pytest.mark.parametrize("orientation,expected_shape", [(1, (60, 100)), (3, (60, 100)), (6, (100, 60)), (8, (100, 60))])
+@pytest.mark.parametrize(
+    "orientation,expected_shape", [(1, (60, 100)), (3, (60, 100)), (6, (100, 60)), (8, (100, 60))]
+)
 def test_exif_orientation_is_applied(orientation, expected_shape):
     pixels = np.zeros((60, 100, 3), np.uint8)
     pixels[:, :10] = 255  # a white band on the left edge
@@ -103,10 +114,17 @@ def test_too_large_sides_and_too_small():
 def _png_claiming(width: int, height: int) -> bytes:
     """A small PNG whose header claims a huge size (a decompression bomb's calling card)."""
     raw = b"".join(b"\x00" + b"\x00" * 8 for _ in range(8))
+
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("width,height", [(30000, 30000), (4000, 4200), (100000, 100000)])
@@ -122,7 +140,9 @@ def test_truncated_jpeg_is_corrupt(gradient_rgb):
     assert error.value.field == "image"
 
 
-@pytest.mark.parametrize("data", [b"hello, this is text, not a picture" * 10, bytes(range(256)) * 8, b"%PDF-1.4\n"])
+@pytest.mark.parametrize(
+    "data", [b"hello, this is text, not a picture" * 10, bytes(range(256)) * 8, b"%PDF-1.4\n"]
+)
 def test_non_image_data_is_unsupported(data):
     with pytest.raises(UnsupportedImageFormat) as error:
         decode_image(data)
@@ -162,7 +182,7 @@ def test_jpeg_is_composed_on_the_background():
     jpeg = Image.open(io.BytesIO(encode_cutout(rgb, alpha, ImageFormat.JPG)))
     assert jpeg.format == "JPEG" and jpeg.mode == "RGB"
     pixels = np.asarray(jpeg).astype(int)
-    assert pixels[30, 0].min() > 240                       # alpha 0: white
+    assert pixels[30, 0].min() > 240  # alpha 0: white
     assert abs(pixels[30, 79, 0] - 200) < 8 and pixels[30, 79, 1] < 10  # alpha 255: the subject
     green = np.asarray(Image.open(io.BytesIO(encode_cutout(rgb, alpha, ImageFormat.PNG, (0, 255, 0)))))
     assert green.shape[2] == 3 and tuple(green[30, 0]) == (0, 255, 0)
@@ -184,7 +204,7 @@ def test_png_writer_round_trips_every_channel_count(shape):
     assert zlib.crc32(data[12:29]) == struct.unpack(">I", data[29:33])[0]  # IHDR's CRC
     idat_length = struct.unpack(">I", data[33:37])[0]
     assert data[37:41] == b"IDAT"
-    rows = zlib.decompress(data[41:41 + idat_length])  # checks the joined stream's adler32
+    rows = zlib.decompress(data[41 : 41 + idat_length])  # checks the joined stream's adler32
     assert len(rows) == shape[0] * (1 + pixels[0].size)
     decoded = Image.open(io.BytesIO(data))
     assert decoded.mode == {1: "L", 3: "RGB", 4: "RGBA"}[1 if len(shape) == 2 else shape[2]]

@@ -1,5 +1,13 @@
-from alphacut.errors import (AlphacutError, CorruptImage, ImageTooLarge, ImageTooSmall, InvalidOption,
-                             ModelUnavailable, UnsupportedImageFormat, http_status)
+from alphacut.errors import (
+    AlphacutError,
+    CorruptImage,
+    ImageTooLarge,
+    ImageTooSmall,
+    InvalidOption,
+    ModelUnavailable,
+    UnsupportedImageFormat,
+    http_status,
+)
 
 
 def test_each_error_has_its_status():
@@ -14,5 +22,10 @@ def test_each_error_has_its_status():
 
 def test_error_body_names_field_and_limit():
     error = ImageTooLarge("is too big", field="image", limit=100)
-    assert error.to_dict() == {"code": "image_too_large", "message": "image: is too big", "field": "image", "limit": 100}
+    assert error.to_dict() == {
+        "code": "image_too_large",
+        "message": "image: is too big",
+        "field": "image",
+        "limit": 100,
+    }
     assert isinstance(error, AlphacutError)

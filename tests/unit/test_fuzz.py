@@ -2,7 +2,6 @@
 minutes): whatever the input, only alphacut's own errors come out, never a 500."""
 
 import pytest
-
 from alphacut_dev.fuzz import PROPERTIES, check
 
 

@@ -1,5 +1,4 @@
 import numpy as np
-
 from alphacut.geometry import expand_box, fit_into, subject_bbox, target_size
 from alphacut.options import Margin
 
@@ -31,5 +30,5 @@ def test_fit_into_scales_and_centres():
     out_rgb, out_alpha = fit_into(rgb, alpha, 300, 300)
     assert out_alpha.shape == (300, 300) and out_rgb.shape == (300, 300, 3)
     rows = np.flatnonzero(out_alpha.max(axis=1) > 0)
-    assert rows[0] == 75 and rows[-1] == 224          # 300x150 band, centred vertically
+    assert rows[0] == 75 and rows[-1] == 224  # 300x150 band, centred vertically
     assert out_alpha[:, 0].max() == 255 and out_alpha[0].max() == 0

@@ -5,18 +5,24 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from alphacut import geometry
 from alphacut.codec import DecodedImage, cover, encode_cutout
 from alphacut.options import CutoutOptions, ImageFormat, Margin, Margins, OutputKind, Position, parse_margin
+from PIL import Image
 
 
 def test_sizes_cap_megapixels_and_only_the_smallest_is_a_preview():
-    assert CutoutOptions(size="preview").size.megapixels == 0.25 and CutoutOptions(size="regular").size.preview
+    assert (
+        CutoutOptions(size="preview").size.megapixels == 0.25 and CutoutOptions(size="regular").size.preview
+    )
     assert CutoutOptions(size="hd").size.megapixels == 4.0 and not CutoutOptions(size="hd").size.preview
-    assert CutoutOptions(size="full").size.megapixels is None and CutoutOptions(size="4k").size.megapixels is None
-    assert CutoutOptions(size="10mp").size.megapixels == 10.0 and str(CutoutOptions(size="10mp").size) == "10MP"
+    assert (
+        CutoutOptions(size="full").size.megapixels is None
+        and CutoutOptions(size="4k").size.megapixels is None
+    )
+    assert (
+        CutoutOptions(size="10mp").size.megapixels == 10.0 and str(CutoutOptions(size="10mp").size) == "10MP"
+    )
 
 
 def test_a_size_cap_keeps_the_aspect_and_never_enlarges():
@@ -128,7 +134,14 @@ def test_a_background_picture_is_scaled_to_cover_and_centred():
 
 
 def test_the_new_options_survive_a_round_trip_through_request_parameters():
-    options = CutoutOptions(size="hd", roi="1% 2% 90% 95%", scale="80%", position="10% 90%",
-                            crop_margin="4px 2%", bg_image_url="https://example.com/b.jpg", format="zip")
+    options = CutoutOptions(
+        size="hd",
+        roi="1% 2% 90% 95%",
+        scale="80%",
+        position="10% 90%",
+        crop_margin="4px 2%",
+        bg_image_url="https://example.com/b.jpg",
+        format="zip",
+    )
     again = CutoutOptions.from_mapping({k: v for k, v in options.to_dict().items() if v is not None})
     assert again == options

@@ -7,15 +7,17 @@ from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 from alphacut_dev.local.stack import FunctionWorker
 from alphacut_dev.local.worker import FunctionSpec
 
-HANDLER = '''
+HANDLER = """
 def handler(event, context):
     return {"statusCode": 200, "body": "x" * event["size"]}
-'''
+"""
 
 
 def test_an_answer_over_six_megabytes_is_a_function_error(tmp_path):
     (tmp_path / "app.py").write_text(HANDLER)
-    worker = FunctionWorker(FunctionSpec(name="Big", code_dir=tmp_path, handler="app.handler", timeout=20, memory=128))
+    worker = FunctionWorker(
+        FunctionSpec(name="Big", code_dir=tmp_path, handler="app.handler", timeout=20, memory=128)
+    )
     worker.start()
     try:
         kind, result = worker.invoke({"size": LAMBDA_ANSWER_LIMIT - 1000}, "small")

@@ -1,16 +1,19 @@
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-
 from alphacut.matte import box_mean_planes, estimate_foreground, resize_matte, stamp_matte
+from PIL import Image, ImageDraw
 
 
 def test_box_mean_matches_brute_force():
     rng = np.random.default_rng(1)
     x = rng.random((23, 31)).astype(np.float32)
     for r in (1, 3, 40):
-        expected = np.array([[x[max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1].mean() for j in range(31)]
-                             for i in range(23)])
+        expected = np.array(
+            [
+                [x[max(i - r, 0) : i + r + 1, max(j - r, 0) : j + r + 1].mean() for j in range(31)]
+                for i in range(23)
+            ]
+        )
         assert np.allclose(box_mean_planes(x[None], r)[0], expected, atol=1e-5)
         assert np.allclose(box_mean_planes(np.stack([x * 0, x]), r)[1], expected, atol=1e-5)
 
@@ -62,4 +65,3 @@ def test_stamp_extracts_the_seal_not_the_text(ink):
     assert alpha[text_mask].max() < 0.05
     assert alpha[paper_mask].max() < 0.01
     assert np.abs(colours[ink_mask].astype(int) - ink).mean() < 10
-

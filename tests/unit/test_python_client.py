@@ -4,7 +4,6 @@ import json
 
 import pytest
 import requests
-
 from alphacut_client import ApiError, Client
 
 
@@ -19,8 +18,14 @@ class ScriptedSession:
         return request.prepare()
 
     def send(self, prepared, timeout=None):
-        self.sent.append({"method": prepared.method, "url": prepared.url, "headers": dict(prepared.headers),
-                          "body": prepared.body})
+        self.sent.append(
+            {
+                "method": prepared.method,
+                "url": prepared.url,
+                "headers": dict(prepared.headers),
+                "body": prepared.body,
+            }
+        )
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -31,10 +36,26 @@ class ScriptedSession:
         return response
 
 
-OK = (200, {"request_id": "r", "width": 1, "height": 1, "found": True, "bbox": None, "image": None,
-            "mask": {"content_type": "image/png", "base64": "AAAA"}, "charge": True, "remain": 5}, {})
-THROTTLED = (429, {"message": "Too Many Requests", "error": {"code": "rate_limited", "message": "slow down"}},
-             {"Retry-After": "3"})
+OK = (
+    200,
+    {
+        "request_id": "r",
+        "width": 1,
+        "height": 1,
+        "found": True,
+        "bbox": None,
+        "image": None,
+        "mask": {"content_type": "image/png", "base64": "AAAA"},
+        "charge": True,
+        "remain": 5,
+    },
+    {},
+)
+THROTTLED = (
+    429,
+    {"message": "Too Many Requests", "error": {"code": "rate_limited", "message": "slow down"}},
+    {"Retry-After": "3"},
+)
 UNAVAILABLE = (503, {"message": "Service Unavailable"}, {})
 IN_PROGRESS = (409, {"error": {"code": "request_in_progress", "message": "still running"}}, {})
 
@@ -42,17 +63,23 @@ IN_PROGRESS = (409, {"error": {"code": "request_in_progress", "message": "still 
 def client_with(*answers):
     sleeps: list[float] = []
     session = ScriptedSession(*answers)
-    return Client("http://api.test/", "key", session=session, sleep=sleeps.append, backoff=0.5), session, sleeps
+    return (
+        Client("http://api.test/", "key", session=session, sleep=sleeps.append, backoff=0.5),
+        session,
+        sleeps,
+    )
 
 
 def test_429_and_5xx_are_retried_with_one_idempotency_key_and_retry_after_is_honoured():
-    client, session, sleeps = client_with(THROTTLED, UNAVAILABLE, requests.ConnectionError("reset"), IN_PROGRESS, OK)
+    client, session, sleeps = client_with(
+        THROTTLED, UNAVAILABLE, requests.ConnectionError("reset"), IN_PROGRESS, OK
+    )
     result = client.cutout(b"jpeg", output="mask")
     assert result.mask == b"\x00\x00\x00" and result.charge and result.remain == 5
     keys = {sent["headers"]["Idempotency-Key"] for sent in session.sent}
-    assert len(session.sent) == 5 and len(keys) == 1          # every retry is the same request to the API
+    assert len(session.sent) == 5 and len(keys) == 1  # every retry is the same request to the API
     assert len({sent["body"] for sent in session.sent}) == 1  # byte for byte: the multipart boundary too
-    assert sleeps[0] >= 3 and all(s <= 30 for s in sleeps)     # Retry-After first, then jittered backoff
+    assert sleeps[0] >= 3 and all(s <= 30 for s in sleeps)  # Retry-After first, then jittered backoff
 
 
 def test_two_calls_get_two_idempotency_keys():
@@ -63,13 +90,28 @@ def test_two_calls_get_two_idempotency_keys():
 
 
 def test_a_client_error_is_raised_at_once_with_code_field_and_limit():
-    refused = (400, {"request_id": "r1", "error": {"code": "invalid_option", "message": "format: must be png",
-                                                    "field": "format", "limit": ["png"]}}, {})
+    refused = (
+        400,
+        {
+            "request_id": "r1",
+            "error": {
+                "code": "invalid_option",
+                "message": "format: must be png",
+                "field": "format",
+                "limit": ["png"],
+            },
+        },
+        {},
+    )
     client, session, sleeps = client_with(refused)
     with pytest.raises(ApiError) as error:
         client.cutout(b"jpeg", format="gif")
     assert (error.value.status, error.value.code, error.value.field, error.value.limit) == (
-        400, "invalid_option", "format", ["png"])
+        400,
+        "invalid_option",
+        "format",
+        ["png"],
+    )
     assert error.value.request_id == "r1" and len(session.sent) == 1 and sleeps == []
 
 
@@ -94,5 +136,7 @@ def test_a_batch_keeps_failures_in_their_items(tmp_path):
     good.write_bytes(b"jpeg")
     client, _, _ = client_with(OK)
     seen = []
-    items = client.batch([good, missing], concurrency=1, progress=lambda done, total, item: seen.append((done, total)))
+    items = client.batch(
+        [good, missing], concurrency=1, progress=lambda done, total, item: seen.append((done, total))
+    )
     assert items[0].ok and items[1].error.code == "file_error" and seen == [(1, 2), (2, 2)]

@@ -4,22 +4,38 @@ import base64
 import json
 
 import pytest
-
 from alphacut.api.vendors import removebg
-from alphacut.errors import (CorruptImage, ImageTooLarge, ImageTooSmall, InvalidOption, NoSubjectFound,
-                             ResolutionTooHigh, ResponseTooLarge, UnsupportedImageFormat, UrlFetchFailed,
-                             UrlNotAllowed)
+from alphacut.errors import (
+    CorruptImage,
+    ImageTooLarge,
+    ImageTooSmall,
+    InvalidOption,
+    NoSubjectFound,
+    ResolutionTooHigh,
+    ResponseTooLarge,
+    UnsupportedImageFormat,
+    UrlFetchFailed,
+    UrlNotAllowed,
+)
 from alphacut.options import ImageFormat, OutputKind, SubjectType
 
 
-@pytest.mark.parametrize("error,status,code", [
-    (NoSubjectFound("x"), 400, "unknown_foreground"), (ResolutionTooHigh("x"), 400, "resolution_too_high"),
-    (ImageTooLarge("x"), 400, "file_too_large"), (ImageTooSmall("x"), 400, "resolution_too_low"),
-    (UnsupportedImageFormat("x"), 400, "invalid_file_type"), (CorruptImage("x"), 400, "invalid_image"),
-    (UrlNotAllowed("x"), 400, "invalid_image_url"), (UrlFetchFailed("x"), 400, "failed_to_download"),
-    (ResponseTooLarge("x"), 400, "result_too_large"), (InvalidOption("x", field="size"), 400, "invalid_parameters"),
-    (RuntimeError("boom"), 500, "internal_error"),
-])
+@pytest.mark.parametrize(
+    "error,status,code",
+    [
+        (NoSubjectFound("x"), 400, "unknown_foreground"),
+        (ResolutionTooHigh("x"), 400, "resolution_too_high"),
+        (ImageTooLarge("x"), 400, "file_too_large"),
+        (ImageTooSmall("x"), 400, "resolution_too_low"),
+        (UnsupportedImageFormat("x"), 400, "invalid_file_type"),
+        (CorruptImage("x"), 400, "invalid_image"),
+        (UrlNotAllowed("x"), 400, "invalid_image_url"),
+        (UrlFetchFailed("x"), 400, "failed_to_download"),
+        (ResponseTooLarge("x"), 400, "result_too_large"),
+        (InvalidOption("x", field="size"), 400, "invalid_parameters"),
+        (RuntimeError("boom"), 500, "internal_error"),
+    ],
+)
 def test_every_error_has_remove_bg_status_and_code(error, status, code):
     got_status, entry = removebg.error_entry(error)
     assert (got_status, entry["code"]) == (status, code) and entry["title"] and entry["detail"]
@@ -31,18 +47,43 @@ def test_defaults_are_remove_bg_defaults_preview_and_auto_format():
     assert options.size.preview and options.format is ImageFormat.PNG and options.type is SubjectType.AUTO
 
 
-@pytest.mark.parametrize("kind,subject", [("person", SubjectType.PERSON), ("product", SubjectType.OBJECT),
-                                          ("car", SubjectType.OBJECT), ("animal", SubjectType.OBJECT),
-                                          ("graphic", SubjectType.OBJECT), ("transportation", SubjectType.OBJECT)])
+@pytest.mark.parametrize(
+    "kind,subject",
+    [
+        ("person", SubjectType.PERSON),
+        ("product", SubjectType.OBJECT),
+        ("car", SubjectType.OBJECT),
+        ("animal", SubjectType.OBJECT),
+        ("graphic", SubjectType.OBJECT),
+        ("transportation", SubjectType.OBJECT),
+    ],
+)
 def test_types_map_to_the_model_that_runs(kind, subject):
     assert removebg.translate({"type": kind}, {}, 1000).type is subject
 
 
 def test_every_translated_parameter_reaches_the_options():
-    options = removebg.translate({"size": "hd", "format": "zip", "roi": "0% 0% 50% 50%", "crop": "true",
-                                  "crop_margin": "10px 5%", "scale": "80%", "position": "center",
-                                  "channels": "alpha", "bg_color": "fff"}, {}, 1000)
-    assert (options.size.megapixels, options.format, options.crop, options.scale) == (4.0, ImageFormat.ZIP, True, 0.8)
+    options = removebg.translate(
+        {
+            "size": "hd",
+            "format": "zip",
+            "roi": "0% 0% 50% 50%",
+            "crop": "true",
+            "crop_margin": "10px 5%",
+            "scale": "80%",
+            "position": "center",
+            "channels": "alpha",
+            "bg_color": "fff",
+        },
+        {},
+        1000,
+    )
+    assert (options.size.megapixels, options.format, options.crop, options.scale) == (
+        4.0,
+        ImageFormat.ZIP,
+        True,
+        0.8,
+    )
     assert str(options.roi) == "0% 0% 50% 50%" and str(options.crop_margin) == "10px 5% 10px 5%"
     assert options.output is OutputKind.MASK and options.bg_color == (255, 255, 255)
 
@@ -52,24 +93,38 @@ def test_an_uploaded_background_goes_into_the_options():
     assert options.bg_image == b"picture" and options.format is ImageFormat.JPG
 
 
-@pytest.mark.parametrize("level,kind,expected", [("1", "graphic", "other"), ("2", "graphic", "graphics"),
-                                                 ("latest", "car", "car"), ("none", "person", None),
-                                                 ("1", "auto", "other")])
+@pytest.mark.parametrize(
+    "level,kind,expected",
+    [
+        ("1", "graphic", "other"),
+        ("2", "graphic", "graphics"),
+        ("latest", "car", "car"),
+        ("none", "person", None),
+        ("1", "auto", "other"),
+    ],
+)
 def test_type_level_chooses_the_names_x_type_uses(level, kind, expected):
     assert removebg.type_header({"type_level": level, "type": kind}) == expected
 
 
 def _event(content_type: str, body: bytes) -> dict:
-    return {"headers": {"Content-Type": content_type}, "body": base64.b64encode(body).decode(),
-            "isBase64Encoded": True}
+    return {
+        "headers": {"Content-Type": content_type},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
 
 
 def test_json_form_and_multipart_bodies_give_the_same_fields():
-    as_json = removebg.read_fields(_event("application/json", json.dumps({"image_url": "u", "crop": True}).encode()))
+    as_json = removebg.read_fields(
+        _event("application/json", json.dumps({"image_url": "u", "crop": True}).encode())
+    )
     as_form = removebg.read_fields(_event("application/x-www-form-urlencoded", b"image_url=u&crop=true"))
-    multipart = (b'--b\r\nContent-Disposition: form-data; name="image_url"\r\n\r\nu\r\n'
-                 b'--b\r\nContent-Disposition: form-data; name="crop"\r\n\r\ntrue\r\n'
-                 b'--b\r\nContent-Disposition: form-data; name="image_file"; filename="p.jpg"\r\n\r\nJPEG\r\n--b--\r\n')
+    multipart = (
+        b'--b\r\nContent-Disposition: form-data; name="image_url"\r\n\r\nu\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="crop"\r\n\r\ntrue\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="image_file"; filename="p.jpg"\r\n\r\nJPEG\r\n--b--\r\n'
+    )
     params, files = removebg.read_fields(_event("multipart/form-data; boundary=b", multipart))
     assert as_json == as_form == ({"image_url": "u", "crop": "true"}, {})
     assert params == {"image_url": "u", "crop": "true"} and files == {"image_file": b"JPEG"}

@@ -4,7 +4,6 @@ import base64
 import json
 
 import pytest
-
 from alphacut.api.request import decode_base64_image, parse_image_request
 from alphacut.api.settings import ServiceSettings
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
@@ -14,10 +13,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 10
 
 
 def event(body: bytes, content_type: str, query=None, binary=True) -> dict:
-    return {"headers": {"Content-Type": content_type, "Accept": "*/*"},
-            "queryStringParameters": query,
-            "body": base64.b64encode(body).decode() if binary else body.decode(),
-            "isBase64Encoded": binary}
+    return {
+        "headers": {"Content-Type": content_type, "Accept": "*/*"},
+        "queryStringParameters": query,
+        "body": base64.b64encode(body).decode() if binary else body.decode(),
+        "isBase64Encoded": binary,
+    }
 
 
 def test_raw_body_with_query_options():
@@ -27,23 +28,40 @@ def test_raw_body_with_query_options():
 
 def test_multipart_file_and_fields():
     boundary = "XyZ"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\nmask\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image_file\"; filename=\"a.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + PNG + f"\r\n--{boundary}--\r\n".encode()
-    request = parse_image_request(event(body, f"multipart/form-data; boundary={boundary}", {"format": "jpg"}),
-                                  SETTINGS, 10**6)
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="output"\r\n\r\nmask\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image_file"; filename="a.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + PNG
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = parse_image_request(
+        event(body, f"multipart/form-data; boundary={boundary}", {"format": "jpg"}), SETTINGS, 10**6
+    )
     assert request.image == PNG and request.params == {"format": "jpg", "output": "mask"}
 
 
 def test_json_base64_and_types():
-    body = json.dumps({"image_base64": base64.b64encode(PNG).decode(), "crop": True, "target_width": 300}).encode()
+    body = json.dumps(
+        {"image_base64": base64.b64encode(PNG).decode(), "crop": True, "target_width": 300}
+    ).encode()
     request = parse_image_request(event(body, "application/json", binary=False), SETTINGS, 10**6)
-    assert request.image == PNG and request.params["crop"] == "true" and request.params["target_width"] == "300"
+    assert (
+        request.image == PNG and request.params["crop"] == "true" and request.params["target_width"] == "300"
+    )
 
 
-@pytest.mark.parametrize("text", [base64.b64encode(PNG).decode(), "data:image/png;base64," + base64.b64encode(PNG).decode(),
-                                  base64.urlsafe_b64encode(PNG).decode().rstrip("="),
-                                  "\n".join(base64.b64encode(PNG).decode()[i:i + 20] for i in range(0, 100, 20))])
+@pytest.mark.parametrize(
+    "text",
+    [
+        base64.b64encode(PNG).decode(),
+        "data:image/png;base64," + base64.b64encode(PNG).decode(),
+        base64.urlsafe_b64encode(PNG).decode().rstrip("="),
+        "\n".join(base64.b64encode(PNG).decode()[i : i + 20] for i in range(0, 100, 20)),
+    ],
+)
 def test_base64_variants(text):
     assert decode_base64_image(text, 10**6) == PNG
 

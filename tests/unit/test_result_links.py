@@ -2,7 +2,6 @@
 are refused (403 / 410), and only result objects can be named."""
 
 import pytest
-
 from alphacut.errors import LinkExpired, LinkInvalid, http_status
 from alphacut.result_links import LinkSigner
 
@@ -21,11 +20,18 @@ def test_a_link_opens_until_it_expires_a_day_later():
     assert http_status(late.value) == 410 and late.value.field == "token"
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda t: t[:-2] + ("A" if t[-2] != "A" else "B") + t[-1],           # another signature
-    lambda t: "eyJrIjoiaWRlbXBvdGVuY3kveCIsImUiOjk5OTk5OTk5OTl9." + t.split(".")[1],  # another payload
-    lambda t: t.replace(".", ""), lambda t: "", lambda t: "a.b.c", lambda t: "%%%.###", lambda t: t + "x" * 3000,
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda t: t[:-2] + ("A" if t[-2] != "A" else "B") + t[-1],  # another signature
+        lambda t: "eyJrIjoiaWRlbXBvdGVuY3kveCIsImUiOjk5OTk5OTk5OTl9." + t.split(".")[1],  # another payload
+        lambda t: t.replace(".", ""),
+        lambda t: "",
+        lambda t: "a.b.c",
+        lambda t: "%%%.###",
+        lambda t: t + "x" * 3000,
+    ],
+)
 def test_a_forged_or_damaged_link_is_refused(tamper):
     token = signer().token("results/x.png", int(NOW) + 60)
     with pytest.raises(LinkInvalid) as refused:

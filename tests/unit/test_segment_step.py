@@ -7,35 +7,59 @@ import socket
 import threading
 
 import pytest
-from botocore.exceptions import ClientError
-
 from alphacut import errors
 from alphacut.aws import segment_step
-from alphacut.aws.segment_step import (ModelRequestRejected, ModelServerUnavailable, ModelTimedOut,
-                                       SageMakerMatting, endpoint_failure)
+from alphacut.aws.segment_step import (
+    ModelRequestRejected,
+    ModelServerUnavailable,
+    ModelTimedOut,
+    SageMakerMatting,
+    endpoint_failure,
+)
 from alphacut.options import SubjectType
+from botocore.exceptions import ClientError
 
 
 def client_error(code: str, status: int, **extra) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status},
-                        **extra}, "InvokeEndpoint")
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra},
+        "InvokeEndpoint",
+    )
 
 
-@pytest.mark.parametrize("code, status", [("ValidationError", 400), ("AccessDeniedException", 403),
-                                          ("ValidationError", 413), ("ResourceNotFound", 404)])
+@pytest.mark.parametrize(
+    "code, status",
+    [
+        ("ValidationError", 400),
+        ("AccessDeniedException", 403),
+        ("ValidationError", 413),
+        ("ResourceNotFound", 404),
+    ],
+)
 def test_a_refusal_by_the_endpoint_is_not_retried(code, status):
     assert type(endpoint_failure(client_error(code, status), "ep")) is ModelRequestRejected
 
 
-@pytest.mark.parametrize("code, status", [("ThrottlingException", 400), ("ServiceUnavailable", 503),
-                                          ("InternalFailure", 500), ("ModelNotReadyException", 429)])
+@pytest.mark.parametrize(
+    "code, status",
+    [
+        ("ThrottlingException", 400),
+        ("ServiceUnavailable", 503),
+        ("InternalFailure", 500),
+        ("ModelNotReadyException", 429),
+    ],
+)
 def test_throttling_and_server_errors_are_retried(code, status):
     assert type(endpoint_failure(client_error(code, status), "ep")) is ModelServerUnavailable
 
 
 def test_the_model_servers_own_verdicts_keep_their_meaning():
-    refused = client_error("ModelError", 424, OriginalStatusCode=422,
-                           OriginalMessage='{"code": "image_too_small", "message": "is 20 px", "field": "image"}')
+    refused = client_error(
+        "ModelError",
+        424,
+        OriginalStatusCode=422,
+        OriginalMessage='{"code": "image_too_small", "message": "is 20 px", "field": "image"}',
+    )
     assert type(endpoint_failure(refused, "ep")) is errors.ImageTooSmall
     crashed = client_error("ModelError", 424, OriginalStatusCode=500, OriginalMessage="{}")
     assert type(endpoint_failure(crashed, "ep")) is ModelServerUnavailable

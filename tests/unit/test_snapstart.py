@@ -3,7 +3,6 @@
 import random
 
 import snapshot_restore_py
-
 from alphacut.api import runtime, snapstart
 from alphacut.aws import clients
 
@@ -26,7 +25,7 @@ def test_a_restore_forgets_aws_clients_and_reseeds_but_keeps_the_pipeline(monkey
     random.seed(7)
     try:
         snapstart.after_restore()
-        assert random.random() != snapshot_copy       # not the snapshot's sequence any more
+        assert random.random() != snapshot_copy  # not the snapshot's sequence any more
         assert "task_service" not in runtime._state and runtime._state["pipeline"] is sentinel
         assert clients.client("sqs") is not first
     finally:

@@ -38,8 +38,8 @@ def test_sync_wait_answers_before_the_invocation_runs_out():
     clock, table = Clock(seconds_left=6.0), StuckTable()
     record = service_with(table).wait("t", "owner", clock.remaining, margin=2.0, sleep=clock.sleep)
     assert record.state is TaskState.PROCESSING
-    assert 0 <= clock.left <= 2.0 + 1e-9          # it stopped at the margin, not after a fixed 25 s
-    assert table.reads == 17                        # (6 - 2) / 0.25 polls, and the one that returns
+    assert 0 <= clock.left <= 2.0 + 1e-9  # it stopped at the margin, not after a fixed 25 s
+    assert table.reads == 17  # (6 - 2) / 0.25 polls, and the one that returns
 
 
 def test_sync_wait_with_no_time_left_answers_at_once():

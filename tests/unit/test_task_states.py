@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from alphacut.tasks import FAILURE_STATES, TaskState, failure_state
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "task.asl.json"
@@ -14,9 +13,18 @@ ASL = Path(__file__).resolve().parents[2] / "statemachine" / "task.asl.json"
 
 def test_state_codes_are_seed_002s():
     assert {s.name: s.value for s in TaskState} == {
-        "QUEUED": 0, "DONE": 1, "PREPARING": 2, "WAITING": 3, "PROCESSING": 4, "FAILED": -1,
-        "RESULT_UPLOAD_FAILED": -2, "DOWNLOAD_FAILED": -3, "DOWNLOAD_TOO_LARGE": -5, "INVALID_IMAGE": -7,
-        "TIMED_OUT": -8}
+        "QUEUED": 0,
+        "DONE": 1,
+        "PREPARING": 2,
+        "WAITING": 3,
+        "PROCESSING": 4,
+        "FAILED": -1,
+        "RESULT_UPLOAD_FAILED": -2,
+        "DOWNLOAD_FAILED": -3,
+        "DOWNLOAD_TOO_LARGE": -5,
+        "INVALID_IMAGE": -7,
+        "TIMED_OUT": -8,
+    }
     assert [s for s in TaskState if s.is_final] == [TaskState.DONE] + [s for s in TaskState if s.value < 0]
     assert TaskState.DONE.progress == 100 and TaskState.FAILED.progress == 0
 
@@ -71,7 +79,10 @@ def template_function(name: str) -> dict:
 def test_mark_processing_accepts_a_task_taken_by_its_own_execution():
     parameters = asl_states()["MarkProcessing"]["Parameters"]
     assert "execution_id = :me" in parameters["UpdateExpression"]
-    assert parameters["ConditionExpression"] == "#state = :queued OR (#state = :processing AND execution_id = :me)"
+    assert (
+        parameters["ConditionExpression"]
+        == "#state = :queued OR (#state = :processing AND execution_id = :me)"
+    )
     assert parameters["ExpressionAttributeValues"][":me"] == {"S.$": "$$.Execution.Id"}
 
 
@@ -80,19 +91,27 @@ def test_no_step_overwrites_a_state_it_does_not_own():
     assert "execution_id = :me" in states["MarkDone"]["Parameters"]["ConditionExpression"]
     assert states["MarkFailed"]["Parameters"]["ConditionExpression"].startswith("#state IN (")
     for name in ("MarkDone", "MarkFailed"):  # a retry of an applied write is not retried into a failure
-        assert states[name]["Retry"][0] == {"ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"],
-                                            "MaxAttempts": 0}
+        assert states[name]["Retry"][0] == {
+            "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"],
+            "MaxAttempts": 0,
+        }
 
 
 def test_a_charge_that_never_succeeds_ends_the_execution_in_charge_failed():
     states = asl_states()
     charge = states["ChargeTask"]
     retry = charge["Retry"][0]
-    assert retry["MaxAttempts"] >= 5 and sum(retry["IntervalSeconds"] * 2 ** n for n in range(retry["MaxAttempts"])) >= 60
+    assert (
+        retry["MaxAttempts"] >= 5
+        and sum(retry["IntervalSeconds"] * 2**n for n in range(retry["MaxAttempts"])) >= 60
+    )
     assert charge["Catch"][0]["ResultPath"] == "$.charge_error"
     check = states["ChargeCheck"]
     assert check["Choices"][0]["Variable"] == "$.charge_error" and states[check["Choices"][0]["Next"]] == {
-        "Type": "Fail", "Error": "ChargeFailed", "Cause": states["ChargeFailed"]["Cause"]}
+        "Type": "Fail",
+        "Error": "ChargeFailed",
+        "Cause": states["ChargeFailed"]["Cause"],
+    }
     from alphacut.aws.finalize import CHARGE_FAILED
 
     assert states["ChargeFailed"]["Error"] == CHARGE_FAILED
@@ -115,10 +134,17 @@ def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
     def retried_seconds(state, per_attempt):
         rules = [r for r in state.get("Retry", []) if r.get("MaxAttempts", 3)]
         worst = max(rules, key=lambda r: r["MaxAttempts"], default={"MaxAttempts": 0})
-        waits = sum(worst.get("IntervalSeconds", 1) * worst.get("BackoffRate", 2.0) ** n
-                    for n in range(worst["MaxAttempts"]))
+        waits = sum(
+            worst.get("IntervalSeconds", 1) * worst.get("BackoffRate", 2.0) ** n
+            for n in range(worst["MaxAttempts"])
+        )
         return waits + (worst["MaxAttempts"] + 1) * per_attempt
 
-    slowest = (retried_seconds(states["MarkProcessing"], 1) + retried_seconds(states["Segment"], 30)
-               + retried_seconds(states["MarkDone"], 1) + retried_seconds(states["ChargeTask"], 15) + 15)
+    slowest = (
+        retried_seconds(states["MarkProcessing"], 1)
+        + retried_seconds(states["Segment"], 30)
+        + retried_seconds(states["MarkDone"], 1)
+        + retried_seconds(states["ChargeTask"], 15)
+        + 15
+    )
     assert slowest < definition["TimeoutSeconds"] <= 900

@@ -8,38 +8,73 @@ import threading
 import time
 
 import pytest
-
 from alphacut.errors import UrlFetchFailed, UrlNotAllowed
 from alphacut.urlfetch import GENERIC_FAILURE, fetch_image, is_public, parse_url
 
 
-@pytest.mark.parametrize("url", [
-    "gopher://example.com/", "file:///etc/passwd", "//no-scheme/x", "http://host:99999/x.jpg", "http://host:-1/",
-    "http://example.com:8080/x.jpg", "http://" + "a" * 10_000 + ".com/", "http://" + "b" * 64 + ".com/",
-    "http://a..b/", "http://[::1/", "http://exa mple.com/", "http:///x.jpg", "http://\udcff.com/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "gopher://example.com/",
+        "file:///etc/passwd",
+        "//no-scheme/x",
+        "http://host:99999/x.jpg",
+        "http://host:-1/",
+        "http://example.com:8080/x.jpg",
+        "http://" + "a" * 10_000 + ".com/",
+        "http://" + "b" * 64 + ".com/",
+        "http://a..b/",
+        "http://[::1/",
+        "http://exa mple.com/",
+        "http:///x.jpg",
+        "http://\udcff.com/",
+    ],
+)
 def test_urls_that_may_not_be_fetched_are_named(url):
     with pytest.raises(UrlNotAllowed) as error:
         fetch_image(url, max_bytes=1000, timeout=2)
     assert error.value.field == "image_url"
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/", "http://localhost/x.jpg", "http://10.1.2.3/", "http://192.168.0.1/", "http://172.16.5.4/",
-    "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://[fe80::1]/", "http://0.0.0.0/",
-    "http://[::ffff:127.0.0.1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:a9fe:a9fe::]/",
-    "http://[::10.0.0.1]/", "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", "http://no-such-host.invalid/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://localhost/x.jpg",
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://172.16.5.4/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[fe80::1]/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://[::10.0.0.1]/",
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/",
+        "http://no-such-host.invalid/",
+    ],
+)
 def test_private_targets_and_dead_names_get_the_same_answer(url):
     with pytest.raises(UrlFetchFailed) as error:
         fetch_image(url, max_bytes=1000, timeout=2)
     assert error.value.field == "image_url" and error.value.message == GENERIC_FAILURE
 
 
-@pytest.mark.parametrize("address, public", [
-    ("64:ff9b::808:808", True), ("64:ff9b::a00:1", False), ("2002:808:808::1", True), ("2002:c0a8:101::", False),
-    ("::ffff:8.8.8.8", True), ("::ffff:10.0.0.1", False), ("::192.168.1.1", False), ("2606:4700::1111", True),
-])
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        ("64:ff9b::808:808", True),
+        ("64:ff9b::a00:1", False),
+        ("2002:808:808::1", True),
+        ("2002:c0a8:101::", False),
+        ("::ffff:8.8.8.8", True),
+        ("::ffff:10.0.0.1", False),
+        ("::192.168.1.1", False),
+        ("2606:4700::1111", True),
+    ],
+)
 def test_ipv6_forms_that_carry_an_ipv4_address_are_judged_by_it(address, public):
     assert is_public(ipaddress.ip_address(address)) is public
 
@@ -77,8 +112,12 @@ def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline():
     started = time.monotonic()
     try:
         with pytest.raises(UrlFetchFailed):
-            fetch_image(f"http://127.0.0.1:{port}/x.jpg", max_bytes=1_000_000, timeout=1.5,
-                        allowed_hosts=("127.0.0.1",))
+            fetch_image(
+                f"http://127.0.0.1:{port}/x.jpg",
+                max_bytes=1_000_000,
+                timeout=1.5,
+                allowed_hosts=("127.0.0.1",),
+            )
     finally:
         stop.set()
     assert time.monotonic() - started < 3

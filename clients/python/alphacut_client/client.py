@@ -25,8 +25,16 @@ class ApiError(Exception):
     """An answer other than 200: the HTTP status and the API's ``code``, ``message``, ``field``,
     ``limit`` (``code`` is ``network_error`` when no answer came back at all)."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, limit: Any = None,
-                 request_id: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        limit: Any = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
         self.field, self.limit, self.request_id, self.retry_after = field, limit, request_id, retry_after
@@ -40,10 +48,15 @@ class ApiError(Exception):
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
         retry_after = response.headers.get("Retry-After")
-        return cls(response.status_code, error.get("code") or "http_error",
-                   error.get("message") or body.get("message") or response.reason or "request failed",
-                   error.get("field"), error.get("limit"), body.get("request_id") or response.headers.get("X-Request-Id"),
-                   float(retry_after) if retry_after and retry_after.isdigit() else None)
+        return cls(
+            response.status_code,
+            error.get("code") or "http_error",
+            error.get("message") or body.get("message") or response.reason or "request failed",
+            error.get("field"),
+            error.get("limit"),
+            body.get("request_id") or response.headers.get("X-Request-Id"),
+            float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )
 
     @property
     def retryable(self) -> bool:
@@ -97,9 +110,18 @@ class Client:
     many times a failed attempt is retried; ``backoff``/``max_backoff``: seconds, doubled per retry
     (full jitter); ``timeout``: seconds per attempt."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 120.0, retries: int = 6,
-                 backoff: float = 0.5, max_backoff: float = 30.0, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 120.0,
+        retries: int = 6,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url, self.api_key = base_url.rstrip("/"), api_key
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self.sleep = sleep
@@ -128,8 +150,9 @@ class Client:
             headers.setdefault("Idempotency-Key", str(uuid.uuid4()))  # one per call, the same on every retry
         # encoded once: a multipart body keeps its boundary, so every retry is byte for byte the same
         # request (the API's idempotency check compares bodies)
-        prepared = self.session.prepare_request(requests.Request(method, self.base_url + path, headers=headers,
-                                                                 **kwargs))
+        prepared = self.session.prepare_request(
+            requests.Request(method, self.base_url + path, headers=headers, **kwargs)
+        )
         attempt = 0
         while True:
             attempt += 1
@@ -179,7 +202,9 @@ class Client:
         body, attempts = self._post_image(path, image, options)
         return _result(body), attempts
 
-    def costume(self, image: bytes | str | Path, classes: Iterable[str] | None = None, **options) -> dict[str, Any]:
+    def costume(
+        self, image: bytes | str | Path, classes: Iterable[str] | None = None, **options
+    ) -> dict[str, Any]:
         """``POST /v1/costume``: the API's JSON (outfit, one entry per class, classes_found, class_map)."""
         if classes is not None:
             options["classes"] = ",".join(classes)
@@ -194,7 +219,9 @@ class Client:
         response, _ = self._call("GET", f"/v1/tasks/{task_id}", params={"return_type": return_type})
         return response.json()["data"]
 
-    def wait(self, task_id: str, timeout: float = 300.0, poll: float = 1.0, return_type: str = "url") -> dict[str, Any]:
+    def wait(
+        self, task_id: str, timeout: float = 300.0, poll: float = 1.0, return_type: str = "url"
+    ) -> dict[str, Any]:
         """The task once final (state 1 done, negative failed); ``TimeoutError`` after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -211,9 +238,16 @@ class Client:
         return self._call("GET", "/v1/usage", params=params)[0].json()
 
     # ---- batches ------------------------------------------------------------------------------------
-    def batch(self, paths: Iterable[str | Path], out_dir: str | Path | None = None, *, concurrency: int = 4,
-              route: str = "cutout", progress: Callable[[int, int, BatchItem], None] | None = None,
-              **options) -> list[BatchItem]:
+    def batch(
+        self,
+        paths: Iterable[str | Path],
+        out_dir: str | Path | None = None,
+        *,
+        concurrency: int = 4,
+        route: str = "cutout",
+        progress: Callable[[int, int, BatchItem], None] | None = None,
+        **options,
+    ) -> list[BatchItem]:
         """Every image through ``route`` (cutout or selfie), ``concurrency`` at a time; each result
         saved as ``out_dir/<stem>.<ext>`` when ``out_dir`` is given. A failure is kept in its item
         (after the retries), never raised; ``progress(done, total, item)`` after each."""
@@ -256,7 +290,16 @@ def _decoded(part: dict[str, Any] | None) -> bytes | None:
 
 def _result(body: dict[str, Any]) -> Result:
     image = body.get("image") or None
-    return Result(image=_decoded(image), mask=_decoded(body.get("mask")),
-                  content_type=image.get("content_type") if image else None, width=body["width"],
-                  height=body["height"], found=body["found"], bbox=body.get("bbox"), request_id=body["request_id"],
-                  charge=bool(body.get("charge")), remain=body.get("remain"), raw=body)
+    return Result(
+        image=_decoded(image),
+        mask=_decoded(body.get("mask")),
+        content_type=image.get("content_type") if image else None,
+        width=body["width"],
+        height=body["height"],
+        found=body["found"],
+        bbox=body.get("bbox"),
+        request_id=body["request_id"],
+        charge=bool(body.get("charge")),
+        remain=body.get("remain"),
+        raw=body,
+    )

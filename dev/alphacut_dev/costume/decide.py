@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from alphacut.costume import DressOrSkirt, Garment, lower_garment_features
+
 from alphacut_dev.costume.labels import COARSE_TO_CLASS
 from alphacut_dev.costume.pseudo import teacher_logits
 
@@ -102,34 +102,47 @@ def main(argv: list[str] | None = None) -> int:
     head = CostumeModel.load(session_options(), args.head)
     spec = json.loads((args.train / "classes.json").read_text())
     tags = json.loads((args.train.parent / "ccp_tags" / "tags.json").read_text())
-    tagged = {stem: {COARSE_TO_CLASS[spec["fine_to_coarse"][t]] for t in names} for stem, names in tags.items()}
+    tagged = {
+        stem: {COARSE_TO_CLASS[spec["fine_to_coarse"][t]] for t in names} for stem, names in tags.items()
+    }
     labelled = {}
     for path in sorted(args.cache.glob("ccp_*.npz")):
         with np.load(path) as cached:
             labelled[path.stem] = set(np.unique(cached["labels"]).tolist())
     held = {stem for i, stem in enumerate(sorted(labelled)) if i % 10 == 9}
     held |= {stem for i, stem in enumerate(sorted(tagged)) if i % 10 == 9}
-    tagged_rows, unseen_tagged = examples(head, args.cache.parent / f"{args.cache.name}_tags",
-                                          args.backbone_cache.parent / f"{args.backbone_cache.name}_tags", tagged)
+    tagged_rows, unseen_tagged = examples(
+        head,
+        args.cache.parent / f"{args.cache.name}_tags",
+        args.backbone_cache.parent / f"{args.backbone_cache.name}_tags",
+        tagged,
+    )
     labelled_rows, unseen_labelled = examples(head, args.cache, args.backbone_cache, labelled)
     train = [r for r in tagged_rows + labelled_rows if r[0] not in held]
     test = [r for r in tagged_rows if r[0] in held]
     x, y = np.stack([r[1] for r in train]), np.array([r[2] for r in train], np.float64)
     mean, scale = x.mean(0), x.std(0) + 1e-6
     standard = (x - mean) / scale
-    print(f"{len(train)} training photos ({int(y.sum())} skirts), {len(test)} held-out tagged photos; "
-          f"no lower garment seen in {unseen_tagged + unseen_labelled}; features in {time.perf_counter() - started:.0f} s")
+    print(
+        f"{len(train)} training photos ({int(y.sum())} skirts), {len(test)} held-out tagged photos; "
+        f"no lower garment seen in {unseen_tagged + unseen_labelled}; "
+        f"features in {time.perf_counter() - started:.0f} s"
+    )
     scores = {penalty: cross_validated(standard, y, penalty) for penalty in PENALTIES}
     for penalty, accuracy in scores.items():
         print(f"  penalty {penalty:>8g}: 5-fold accuracy {accuracy:.3f}")
     penalty = max(scores, key=lambda k: (scores[k], k))
     weights = fit(standard, y, penalty)
-    decision = DressOrSkirt(mean.astype(np.float32), scale.astype(np.float32), weights[:-1].astype(np.float32),
-                            float(weights[-1]))
+    decision = DressOrSkirt(
+        mean.astype(np.float32), scale.astype(np.float32), weights[:-1].astype(np.float32), float(weights[-1])
+    )
     test_y = np.array([r[2] for r in test], bool)
     said = np.array([decision.decide(r[1]) is Garment.SKIRT for r in test], bool)
-    print(f"penalty {penalty:g}; held-out tagged tenth: {np.mean(said == test_y):.3f} right "
-          f"({int(test_y.sum())} skirts: {int((said & test_y).sum())} found; majority {max(test_y.mean(), 1 - test_y.mean()):.3f})")
+    print(
+        f"penalty {penalty:g}; held-out tagged tenth: {np.mean(said == test_y):.3f} right "
+        f"({int(test_y.sum())} skirts: {int((said & test_y).sum())} found; "
+        f"majority {max(test_y.mean(), 1 - test_y.mean()):.3f})"
+    )
     np.savez(args.out, mean=decision.mean, scale=decision.scale, weights=decision.weights, bias=decision.bias)
     print(f"wrote {args.out}")
     return 0

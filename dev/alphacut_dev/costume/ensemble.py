@@ -5,7 +5,8 @@ The committed ``costume_head.onnx`` is the mean of the logits of a few heads tra
 make different mistakes, and their mean beats each of them on the held-out tenth (see the model
 card). One file, one session: the members share the inputs, their logits are averaged in the graph.
 
-    PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.ensemble   # = make costume-train
+    # in make costume-train:
+    PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.ensemble
     ... -m alphacut_dev.costume.ensemble --join-only     # members already trained: only join them
 
 Members land in ``.cache/costume/members/<name>.onnx`` (a member already there is not retrained).
@@ -23,16 +24,40 @@ ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
 MEMBER_DIR = ROOT / ".cache" / "costume" / "members"
 PSEUDO_LABELS = ROOT / ".cache" / "costume" / "pseudo_labels.npz"
-TAGGED = ["--pseudo", str(PSEUDO_LABELS), "--stack", str(ROOT / ".cache" / "costume" / "stack_tags"), "--epochs", "12"]
+TAGGED = [
+    "--pseudo",
+    str(PSEUDO_LABELS),
+    "--stack",
+    str(ROOT / ".cache" / "costume" / "stack_tags"),
+    "--epochs",
+    "12",
+]
 
 # name -> train.py arguments (everything else at train.py's defaults); see the model card. The first
 # nine read ISNet's maps only (--no-backbone), as every head before 2026-11-23's seventh session did.
 MEMBERS: dict[str, list[str]] = {
     "context": ["--no-backbone"],
-    "plain": ["--no-backbone", "--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", "--threads", "2"],
+    "plain": [
+        "--no-backbone",
+        "--no-global-context",
+        "--dropout",
+        "0",
+        "--weight-decay",
+        "1e-4",
+        "--threads",
+        "2",
+    ],
     "jitter": ["--no-backbone", "--input-dropout", "0.2", "--scale-jitter", "0.25"],
     # trained and scored too (held-out 0.518 alone); adding it to the three gave 0.558 vs 0.5595: left out
-    "jitter-strong": ["--no-backbone", "--input-dropout", "0.4", "--scale-jitter", "0.35", "--dropout", "0.2"],
+    "jitter-strong": [
+        "--no-backbone",
+        "--input-dropout",
+        "0.4",
+        "--scale-jitter",
+        "0.35",
+        "--dropout",
+        "0.2",
+    ],
     # tried 2026-11-23 (see the model card): alone 0.520 / 0.516, and no subset with them beat the three
     "position": ["--no-backbone", "--position"],
     "pyramid": ["--no-backbone", "--pyramid", "2", "4"],
@@ -56,7 +81,7 @@ MEMBERS: dict[str, list[str]] = {
     "tags-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", *TAGGED],
 }
 SHIPPED = ["tags-jitter", "tags-plain"]
-TEACHER = ["bb-jitter", "bb-plain"]   # joined into teacher_head.onnx
+TEACHER = ["bb-jitter", "bb-plain"]  # joined into teacher_head.onnx
 
 
 def halve_weights(model) -> int:
@@ -86,8 +111,10 @@ def join(members: list[Path], output: Path, fp16: bool = False) -> float:
     import onnxruntime as ort
     from onnx import TensorProto, compose, helper
 
-    models = [compose.add_prefix(onnx.load(str(path)), f"m{i}_", rename_inputs=False, rename_outputs=True)
-              for i, path in enumerate(members)]
+    models = [
+        compose.add_prefix(onnx.load(str(path)), f"m{i}_", rename_inputs=False, rename_outputs=True)
+        for i, path in enumerate(members)
+    ]
     graph = models[0].graph
     for model in models[1:]:
         # members may read different inputs (with or without the backbone's maps): the union
@@ -99,13 +126,21 @@ def join(members: list[Path], output: Path, fp16: bool = False) -> float:
     outputs = [f"m{i}_logits" for i in range(len(models))]
     scale = helper.make_tensor("ensemble_scale", TensorProto.FLOAT, [], [1.0 / len(models)])
     graph.initializer.append(scale)
-    graph.node.extend([helper.make_node("Sum", outputs, ["ensemble_sum"]),
-                       helper.make_node("Mul", ["ensemble_sum", "ensemble_scale"], ["logits"])])
+    graph.node.extend(
+        [
+            helper.make_node("Sum", outputs, ["ensemble_sum"]),
+            helper.make_node("Mul", ["ensemble_sum", "ensemble_scale"], ["logits"]),
+        ]
+    )
     template = graph.output[0]
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                                      [d.dim_value or d.dim_param for d in
-                                                       template.type.tensor_type.shape.dim]))
+    graph.output.append(
+        helper.make_tensor_value_info(
+            "logits",
+            TensorProto.FLOAT,
+            [d.dim_value or d.dim_param for d in template.type.tensor_type.shape.dim],
+        )
+    )
     graph.name = "alphacut_costume_head"
     if fp16:
         halve_weights(models[0])
@@ -115,8 +150,10 @@ def join(members: list[Path], output: Path, fp16: bool = False) -> float:
 
     session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    feeds = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
-             for i in session.get_inputs()}
+    feeds = {
+        i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+        for i in session.get_inputs()
+    }
     expected = []
     for path in members:
         member = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -145,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"member {name}: training with {' '.join(MEMBERS[name]) or 'the defaults'}", flush=True)
         train.main([*MEMBERS[name], "--out", str(path), "--report", str(path.with_suffix(".json"))])
     difference = join(paths, args.out, fp16=not args.fp32)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): mean of {len(paths)} heads, "
-          f"max difference from the members' mean {difference:.2e}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): mean of {len(paths)} heads, "
+        f"max difference from the members' mean {difference:.2e}"
+    )
     return 0
 
 

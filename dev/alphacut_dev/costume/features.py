@@ -9,7 +9,7 @@ their own (``--backbone-out``), so that changing one source never recomputes the
 Re-running skips cached images.
 
     python -m alphacut_dev.costume.features [--train ../shared/train/ccp] [--out .cache/costume/features]
-    python -m alphacut_dev.costume.features --tagged     # ../shared/train/ccp_tags -> features_tags, backbone_tags
+    python -m alphacut_dev.costume.features --tagged   # ccp_tags -> features_tags, backbone_tags
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from alphacut.models import ModelStore, backbone, isnet
 from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS, small_picture
+from PIL import Image
+
 from alphacut_dev.costume.labels import fine_lookup
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,12 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone-out", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
     parser.add_argument("--models", type=Path, default=ROOT / "layers" / "models")
     parser.add_argument("--flip", action="store_true", help="features of the mirrored images too")
-    parser.add_argument("--tagged", action="store_true",
-                        help="the photos labelled per image (ccp_tags), into the *_tags caches")
+    parser.add_argument(
+        "--tagged",
+        action="store_true",
+        help="the photos labelled per image (ccp_tags), into the *_tags caches",
+    )
     args = parser.parse_args(argv)
     if args.tagged:
         args.train = args.train.parent / "ccp_tags"
-        args.out, args.backbone_out = (folder.parent / f"{folder.name}_tags" for folder in (args.out, args.backbone_out))
+        args.out, args.backbone_out = (
+            folder.parent / f"{folder.name}_tags" for folder in (args.out, args.backbone_out)
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     args.backbone_out.mkdir(parents=True, exist_ok=True)
     labelled = (args.train / "labels").is_dir()
@@ -92,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 if labels is None:
                     _save(target, arrays)
                     continue
-                square = Image.fromarray(table[labels]).resize((LABEL_SIDE, LABEL_SIDE),
-                                                               Image.Resampling.NEAREST)
+                square = Image.fromarray(table[labels]).resize(
+                    (LABEL_SIDE, LABEL_SIDE), Image.Resampling.NEAREST
+                )
                 arrays["labels"] = np.asarray(square, np.uint8)
                 _save(target, arrays)
         if number % 25 == 0:

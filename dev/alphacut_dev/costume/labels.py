@@ -6,14 +6,23 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from alphacut.costume import CLASS_NAMES
 
 # CCP coarse grouping (classes.json "coarse_classes") -> our ids: accessories, skin and hair are
 # "the rest of the person"
 COARSE_TO_CLASS = {
-    "background": 0, "top": 1, "outerwear": 2, "dress": 3, "skirt": 4, "pants": 5, "shoes": 6,
-    "bag": 7, "hat": 8, "accessory_other": 9, "skin": 9, "hair": 9,
+    "background": 0,
+    "top": 1,
+    "outerwear": 2,
+    "dress": 3,
+    "skirt": 4,
+    "pants": 5,
+    "shoes": 6,
+    "bag": 7,
+    "hat": 8,
+    "accessory_other": 9,
+    "skin": 9,
+    "hair": 9,
 }
 
 
@@ -24,5 +33,6 @@ def fine_lookup(classes_json: Path) -> np.ndarray:
     for index, name in spec["fine_classes"].items():
         table[int(index)] = COARSE_TO_CLASS[spec["fine_to_coarse"][name]]
     return table
+
 
 assert set(COARSE_TO_CLASS.values()) == set(range(len(CLASS_NAMES)))

@@ -9,13 +9,14 @@ their names less well: most skirts come out as "dress". The tags fix the names. 
 - the teacher's logits (128 px) enlarged to the label grid (256 px) and made probabilities;
 - a class the tags do not name gives its probability to its named siblings (``SIBLINGS``: a dress
   the photo does not have is its skirt, or else its top and trousers, shared by their own
-  probability there; a coat it does not have is its top), or, with none named, is dropped; background and the rest of the person are always allowed;
+  probability there; a coat it does not have is its top), or, with none named, is dropped;
+  background and the rest of the person are always allowed;
 - outside ISNet's matte: background; where the best class holds less than ``CONFIDENCE`` of the
   probability: ``IGNORE`` (the training loss skips it).
 
 Usage::
 
-    python -m alphacut_dev.costume.pseudo          # -> .cache/costume/pseudo_labels.npz (stem -> 256x256 uint8)
+    python -m alphacut_dev.costume.pseudo          # -> .cache/costume/pseudo_labels.npz (256² uint8 each)
     python -m alphacut_dev.costume.pseudo --check  # pseudo-labels vs the truth on the held-out tenth
 
     labels = pseudo_labels(logits, matte, present_classes(["blouse", "skirt", "heels"], lookup))
@@ -30,8 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from alphacut.costume import BACKGROUND, CLASS_NAMES, REST_OF_PERSON, Garment
+
 from alphacut_dev.costume.labels import COARSE_TO_CLASS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -66,14 +67,16 @@ def _enlarge(planes: np.ndarray, side: int) -> np.ndarray:
     return upsample_scores(planes, side, side)
 
 
-def pseudo_labels(logits: np.ndarray, matte: np.ndarray, present: set[int], side: int = LABEL_SIDE) -> np.ndarray:
+def pseudo_labels(
+    logits: np.ndarray, matte: np.ndarray, present: set[int], side: int = LABEL_SIDE
+) -> np.ndarray:
     """``side`` x ``side`` uint8 class ids (``IGNORE`` where unsure) from the teacher's C x 128 x 128
     logits and ISNet's 128 x 128 matte, kept to the ``present`` classes."""
     scores = _enlarge(logits, side)
     probabilities = np.exp(scores - scores.max(0, keepdims=True))
     probabilities /= probabilities.sum(0, keepdims=True)
     absent = sorted(set(range(len(CLASS_NAMES))) - present)
-    shares = probabilities.copy()   # the heirs share by their own probability before any inheritance
+    shares = probabilities.copy()  # the heirs share by their own probability before any inheritance
     for lost in absent:
         groups = ([c for c in group if c in present] for group in SIBLINGS.get(lost, ()))
         heirs = next((group for group in groups if group), None)
@@ -124,7 +127,10 @@ def check_on_labelled(teacher, train: Path, cache: Path, backbone_cache: Path) -
         ignored += 1 - kept.mean()
         matrices["teacher"] += confusion(own[own != IGNORE], truth[own != IGNORE])
         matrices["pseudo"] += confusion(labels[kept], truth[kept])
-    print(f"held-out pixel-labelled photos: {len(stems)}, {ignored / len(stems):.1%} of pseudo-label pixels ignored")
+    print(
+        f"held-out pixel-labelled photos: {len(stems)}, "
+        f"{ignored / len(stems):.1%} of pseudo-label pixels ignored"
+    )
     for name, matrix in matrices.items():
         iou = iou_per_class(matrix)
         seed = np.mean([iou[g.class_id] or 0.0 for g in SEED_GARMENTS])
@@ -142,14 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone-cache", type=Path, default=ROOT / ".cache" / "costume" / "backbone_tags")
     parser.add_argument("--teacher", type=Path, default=TEACHER)
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "costume" / "pseudo_labels.npz")
-    parser.add_argument("--check", action="store_true",
-                        help="score pseudo-labels against the truth on the pixel-labelled held-out tenth instead")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="score pseudo-labels against the truth on the pixel-labelled held-out tenth instead",
+    )
     args = parser.parse_args(argv)
     if args.check:
         labelled = args.cache.parent / args.cache.name.removesuffix("_tags")
         backbone = args.backbone_cache.parent / args.backbone_cache.name.removesuffix("_tags")
-        check_on_labelled(CostumeModel.load(session_options(), args.teacher), args.tagged.parent / "ccp",
-                          labelled, backbone)
+        check_on_labelled(
+            CostumeModel.load(session_options(), args.teacher), args.tagged.parent / "ccp", labelled, backbone
+        )
         return 0
     tags = json.loads((args.tagged / "tags.json").read_text())
     spec = json.loads((args.tagged.parent / "ccp" / "classes.json").read_text())
@@ -161,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **labels)
     ignored = np.mean([np.mean(v == IGNORE) for v in labels.values()])
-    print(f"{len(labels)} photos pseudo-labelled in {time.perf_counter() - started:.0f} s "
-          f"({ignored:.1%} of pixels ignored) -> {args.out}")
+    print(
+        f"{len(labels)} photos pseudo-labelled in {time.perf_counter() - started:.0f} s "
+        f"({ignored:.1%} of pixels ignored) -> {args.out}"
+    )
     return 0
 
 

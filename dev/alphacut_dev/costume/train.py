@@ -2,7 +2,7 @@
 
 Run in the training venv (Python 3.11, torch 2.13.0+cpu; see ``make costume-train``)::
 
-    PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.train   # = make costume-train
+    PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.train
 
 Data: the caches made by ``alphacut_dev.costume.features`` from ../shared/train/ccp (ISNet's maps,
 and EfficientNet-Lite0's in a folder of their own). Every tenth
@@ -22,25 +22,28 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS
 from torch import nn
 
-from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS
 from alphacut_dev.costume.labels import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
-FEATURE_NAMES = tuple(FEATURE_INPUTS)     # ISNet's maps: f128 f64 f32 f16
-BACKBONE_NAMES = tuple(BACKBONE_INPUTS)   # EfficientNet-Lite0's: b64 b32 b16 bhead
+FEATURE_NAMES = tuple(FEATURE_INPUTS)  # ISNet's maps: f128 f64 f32 f16
+BACKBONE_NAMES = tuple(BACKBONE_INPUTS)  # EfficientNet-Lite0's: b64 b32 b16 bhead
 # the exported graph's inputs, in this order (a head without the backbone has the first five)
 INPUT_NAMES = (*FEATURE_NAMES, "picture", *BACKBONE_NAMES)
-SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)   # tops coat skirt pants shoes bag hat (seed 004)
-IGNORE = 255   # a pseudo-label pixel the teacher was unsure of (alphacut_dev.costume.pseudo)
+SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)  # tops coat skirt pants shoes bag hat (seed 004)
+IGNORE = 255  # a pseudo-label pixel the teacher was unsure of (alphacut_dev.costume.pseudo)
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
     padding = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=padding, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=padding, dilation=dilation, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class CostumeHead(nn.Module):
@@ -50,12 +53,22 @@ class CostumeHead(nn.Module):
     the context, 64 px into the middle stage): what the garment is, beside where the subject is.
     Sized for the CPU: ~1.6 GMAC a forward pass (~1.7 with the backbone's maps)."""
 
-    def __init__(self, classes: int = len(CLASS_NAMES), width: int = 96, dropout: float = 0.0,
-                 global_context: bool = False, input_dropout: float = 0.0, pyramid: tuple[int, ...] = (),
-                 position: bool = False, attention: int = 0, fine_classes: int = 0, backbone: bool = False):
+    def __init__(
+        self,
+        classes: int = len(CLASS_NAMES),
+        width: int = 96,
+        dropout: float = 0.0,
+        global_context: bool = False,
+        input_dropout: float = 0.0,
+        pyramid: tuple[int, ...] = (),
+        position: bool = False,
+        attention: int = 0,
+        fine_classes: int = 0,
+        backbone: bool = False,
+    ):
         super().__init__()
         self.backbone = backbone
-        if backbone:   # 1x1 projections: stride 32 (stage 7 + the 1280-channel head), 16, 8
+        if backbone:  # 1x1 projections: stride 32 (stage 7 + the 1280-channel head), 16, 8
             self.q16, self.q32, self.q64 = conv_bn(320 + 1280, width), conv_bn(112, width), conv_bn(40, 32)
         # ``position``: one more picture channel, how far down the subject each row is (0 at its top,
         # 1 at its feet; ``relative_height``): a skirt starts at the waist, a dress above it
@@ -64,7 +77,9 @@ class CostumeHead(nn.Module):
         self.input_dropout = nn.Dropout2d(input_dropout) if input_dropout > 0 else None
         # the whole picture's summary added to every position: a skirt vs a dress, a coat vs a top
         # depends on what the rest of the outfit is
-        self.summary = nn.Sequential(nn.Conv2d(128, 128, 1), nn.ReLU(inplace=True)) if global_context else None
+        self.summary = (
+            nn.Sequential(nn.Conv2d(128, 128, 1), nn.ReLU(inplace=True)) if global_context else None
+        )
         self.p16, self.p32, self.p64 = conv_bn(512, width), conv_bn(512, width), conv_bn(256, width)
         context = [conv_bn((5 if backbone else 3) * width, 128, 3), conv_bn(128, 128, 3, dilation=2)]
         if dropout > 0:  # only then: a run without it keeps the exact module list (and weights)
@@ -72,8 +87,10 @@ class CostumeHead(nn.Module):
         self.context = nn.Sequential(*context)
         # ``pyramid``: the 32 px context pooled into 2x2, 4x4... cells and spread back (PSPNet): each
         # place sees what the other parts of the outfit are (a top above this lower garment?)
-        self.pyramid = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(cells), nn.Conv2d(128, 32, 1),
-                                                   nn.ReLU(inplace=True)) for cells in pyramid)
+        self.pyramid = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(cells), nn.Conv2d(128, 32, 1), nn.ReLU(inplace=True))
+            for cells in pyramid
+        )
         self.pyramid_fuse = conv_bn(128 + 32 * len(pyramid), 128) if pyramid else None
         # ``attention``: self-attention blocks over the 32 px context, so one place can compare itself
         # with any other (is the garment over the hips the one over the chest?), not only with a mean
@@ -94,24 +111,37 @@ class CostumeHead(nn.Module):
             if self.backbone:
                 b64, b32, b16, bhead = (self.input_dropout(f) for f in (b64, b32, b16, bhead))
         f64 = self.p64(f64)
-        parts = [F.interpolate(self.p16(f16), size=f32.shape[-2:], mode="bilinear", align_corners=False),
-                 self.p32(f32), F.avg_pool2d(f64, 2)]
+        parts = [
+            F.interpolate(self.p16(f16), size=f32.shape[-2:], mode="bilinear", align_corners=False),
+            self.p32(f32),
+            F.avg_pool2d(f64, 2),
+        ]
         if self.backbone:
-            parts += [F.interpolate(self.q16(torch.cat([b16, bhead], 1)), size=f32.shape[-2:], mode="bilinear",
-                                    align_corners=False), self.q32(b32)]
+            parts += [
+                F.interpolate(
+                    self.q16(torch.cat([b16, bhead], 1)),
+                    size=f32.shape[-2:],
+                    mode="bilinear",
+                    align_corners=False,
+                ),
+                self.q32(b32),
+            ]
         x = self.context(torch.cat(parts, 1))
         if self.summary is not None:
             x = x + self.summary(x.mean(dim=(2, 3), keepdim=True))
         if self.pyramid_fuse is not None:
-            pooled = [F.interpolate(cells(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
-                      for cells in self.pyramid]
+            pooled = [
+                F.interpolate(cells(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+                for cells in self.pyramid
+            ]
             x = self.pyramid_fuse(torch.cat([x, *pooled], 1))
         for block in self.attention:
             x = block(x)
         x = F.interpolate(x, size=f64.shape[-2:], mode="bilinear", align_corners=False)
         middle = [x, f64, self.q64(b64)] if self.backbone else [x, f64]
-        x = F.interpolate(self.middle(torch.cat(middle, 1)), size=f128.shape[-2:], mode="bilinear",
-                          align_corners=False)
+        x = F.interpolate(
+            self.middle(torch.cat(middle, 1)), size=f128.shape[-2:], mode="bilinear", align_corners=False
+        )
         hidden = self.detail[0](torch.cat([x, self.p128(f128), picture], 1))
         if self.fine is not None and self.training:
             return self.detail[1](hidden), self.fine(hidden)
@@ -125,11 +155,13 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(channels), nn.LayerNorm(channels)
         self.attend = nn.MultiheadAttention(channels, heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, 2 * channels), nn.GELU(), nn.Linear(2 * channels, channels)
+        )
 
     def forward(self, x):
         n, c, h, w = x.shape
-        tokens = x.flatten(2).transpose(1, 2)                      # N x HW x C
+        tokens = x.flatten(2).transpose(1, 2)  # N x HW x C
         normed = self.norm1(tokens)
         tokens = tokens + self.attend(normed, normed, normed, need_weights=False)[0]
         tokens = tokens + self.mlp(self.norm2(tokens))
@@ -139,7 +171,7 @@ class AttentionBlock(nn.Module):
 def relative_height(matte: torch.Tensor) -> torch.Tensor:
     """N x 1 x H x W: the share of the matte's mass above each row (0 above the subject, 1 below it),
     computed on the whole frame - in training before the crop, at run time inside the exported graph."""
-    rows = matte.sum(dim=-1, keepdim=True)                                   # N x 1 x H x 1
+    rows = matte.sum(dim=-1, keepdim=True)  # N x 1 x H x 1
     above = torch.cumsum(rows, dim=2) - 0.5 * rows
     return (above / rows.sum(dim=2, keepdim=True).clamp_min(1e-3)).expand_as(matte)
 
@@ -179,7 +211,9 @@ def _photo_row(path: Path, backbone: Path | None, labels: np.ndarray | None) -> 
     with np.load(path) as data:
         rgb = (data["rgb"].astype(np.float32) / 255.0 - 0.5) / 0.25
         matte = torch.from_numpy(data["matte"][None, None].astype(np.float32))
-        picture = np.concatenate([rgb.transpose(2, 0, 1), matte[0].numpy(), relative_height(matte)[0].numpy()])
+        picture = np.concatenate(
+            [rgb.transpose(2, 0, 1), matte[0].numpy(), relative_height(matte)[0].numpy()]
+        )
         row = {name: data[name] for name in FEATURE_NAMES}
         row["picture"] = picture.astype(np.float16)
         row["labels"] = (data["labels"] if labels is None else labels).astype(np.uint8)
@@ -189,8 +223,12 @@ def _photo_row(path: Path, backbone: Path | None, labels: np.ndarray | None) -> 
     return row
 
 
-def load_cache(folder: Path, backbone: Path | None = None, tagged: tuple[Path, Path, Path] | None = None,
-               stack: Path | None = None) -> tuple[list[str], dict[str, np.ndarray], int]:
+def load_cache(
+    folder: Path,
+    backbone: Path | None = None,
+    tagged: tuple[Path, Path, Path] | None = None,
+    stack: Path | None = None,
+) -> tuple[list[str], dict[str, np.ndarray], int]:
     """Every cached photo's inputs and labels, stacked (numpy, fp16 / uint8 labels); with ``backbone``
     (its cache folder) the backbone's maps of the same photos too; with ``tagged`` (features, backbone
     maps, pseudo-label file of the per-image-labelled photos) those photos after the pixel-labelled
@@ -207,23 +245,35 @@ def load_cache(folder: Path, backbone: Path | None = None, tagged: tuple[Path, P
         tagged_files, tagged_backbone, pseudo_file = tagged
         with np.load(pseudo_file) as labels:
             pseudo = {name: labels[name] for name in labels.files}
-        rows += [(p, tagged_backbone if backbone is not None else None, pseudo[p.stem])
-                 for p in _cached(tagged_files) if p.stem in pseudo]
+        rows += [
+            (p, tagged_backbone if backbone is not None else None, pseudo[p.stem])
+            for p in _cached(tagged_files)
+            if p.stem in pseudo
+        ]
     missing = [p.name for p, maps, _ in rows if maps is not None and not (maps / p.name).exists()]
     if missing:
-        raise SystemExit(f"{len(missing)} photos have no backbone maps (first {missing[0]}): "
-                         "run python -m alphacut_dev.costume.features")
+        raise SystemExit(
+            f"{len(missing)} photos have no backbone maps (first {missing[0]}): "
+            "run python -m alphacut_dev.costume.features"
+        )
     stems = [p.stem for p, _, _ in rows]
-    if stack is not None and (stack / "stems.json").exists() and json.loads((stack / "stems.json").read_text()) == stems:
+    if (
+        stack is not None
+        and (stack / "stems.json").exists()
+        and json.loads((stack / "stems.json").read_text()) == stems
+    ):
         return stems, {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}, len(files)
     columns: dict[str, np.ndarray] = {}
     for number, (path, maps, labels) in enumerate(rows):
         row = _photo_row(path, maps, labels)
         for name, value in row.items():
-            if name not in columns:   # filled in place: stacking lists would need the memory twice
+            if name not in columns:  # filled in place: stacking lists would need the memory twice
                 shape = (len(rows), *value.shape)
-                columns[name] = (np.lib.format.open_memmap(stack / f"{name}.npy", "w+", value.dtype, shape)
-                                 if stack is not None else np.empty(shape, value.dtype))
+                columns[name] = (
+                    np.lib.format.open_memmap(stack / f"{name}.npy", "w+", value.dtype, shape)
+                    if stack is not None
+                    else np.empty(shape, value.dtype)
+                )
             columns[name][number] = value
     if stack is not None:
         for array in columns.values():
@@ -259,28 +309,35 @@ def _rows(array: np.ndarray, index: torch.Tensor) -> np.ndarray:
     return rows
 
 
-def batch_inputs(data: dict[str, np.ndarray], index: torch.Tensor, flip: torch.Tensor | None = None,
-                 crop: tuple[int, int, int] | None = None, resize: int | None = None):
+def batch_inputs(
+    data: dict[str, np.ndarray],
+    index: torch.Tensor,
+    flip: torch.Tensor | None = None,
+    crop: tuple[int, int, int] | None = None,
+    resize: int | None = None,
+):
     """The head's inputs for ``index``; ``crop`` = (top, left, side) on the 128 grid, multiples of 8
     so that every map (down to 16x16) is cut at the same place; ``resize``: the crop rescaled to
     this side (a multiple of 8), every map and the labels alike - a cheap stand-in for photos taken
     nearer or farther."""
     inputs, labels = [], torch.from_numpy(_rows(data["labels"], index).astype(np.int64))
-    if "fine" in data:   # the fine labels ride along as a second label channel, cropped and flipped alike
+    if "fine" in data:  # the fine labels ride along as a second label channel, cropped and flipped alike
         labels = torch.stack([labels, torch.from_numpy(_rows(data["fine"], index).astype(np.int64))], 1)
     names = input_names(data)
     for name in names:
         x = _rows(data[name], index)
         if crop is not None:
             top, left, side = (v // SCALES[name] for v in crop)
-            x = x[..., top:top + side, left:left + side]
+            x = x[..., top : top + side, left : left + side]
         inputs.append(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
     if crop is not None:
-        top, left, side = (v * 2 for v in crop)   # labels are 256 x 256
-        labels = labels[..., top:top + side, left:left + side]
+        top, left, side = (v * 2 for v in crop)  # labels are 256 x 256
+        labels = labels[..., top : top + side, left : left + side]
     if resize is not None and crop is not None and resize != crop[2]:
-        inputs = [F.interpolate(x, size=(resize // SCALES[name],) * 2, mode="bilinear", align_corners=False)
-                  for name, x in zip(names, inputs)]
+        inputs = [
+            F.interpolate(x, size=(resize // SCALES[name],) * 2, mode="bilinear", align_corners=False)
+            for name, x in zip(names, inputs)
+        ]
         labels = F.interpolate(labels[:, None].float(), size=(resize * 2,) * 2, mode="nearest")[:, 0].long()
     if flip is not None and flip.any():
         inputs = [torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x) for x in inputs]
@@ -293,9 +350,11 @@ def predict(model: nn.Module, data: dict[str, np.ndarray], indices: list[int]) -
     outputs = []
     with torch.no_grad():
         for start in range(0, len(indices), 16):
-            index = torch.tensor(indices[start:start + 16])
+            index = torch.tensor(indices[start : start + 16])
             inputs, labels = batch_inputs(data, index)
-            logits = F.interpolate(model(*inputs), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                model(*inputs), size=labels.shape[-2:], mode="bilinear", align_corners=False
+            )
             outputs.append(logits.argmax(1))
     return torch.cat(outputs)
 
@@ -318,8 +377,15 @@ def export(model: nn.Module, path: Path, sample: list[torch.Tensor], names: list
     # run-time inputs: the picture is RGB + matte (a position channel is made inside the graph)
     sample = [x[:1, :4] if name == "picture" else x[:1] for name, x in zip(names, sample)]
     whole = WholeFrame(model).eval()
-    torch.onnx.export(whole, tuple(sample), str(path), input_names=names,
-                      output_names=["logits"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        whole,
+        tuple(sample),
+        str(path),
+        input_names=names,
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+    )
     with torch.no_grad():
         expected = whole(*sample).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -331,42 +397,81 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "features")
     parser.add_argument("--backbone-cache", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
-    parser.add_argument("--backbone", action=argparse.BooleanOptionalAction, default=True,
-                        help="read EfficientNet-Lite0's ImageNet maps too (heads before it did not)")
+    parser.add_argument(
+        "--backbone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read EfficientNet-Lite0's ImageNet maps too (heads before it did not)",
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--global-context", action=argparse.BooleanOptionalAction, default=True,
-                        help="add the pooled picture summary")
+    parser.add_argument(
+        "--global-context",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add the pooled picture summary",
+    )
     parser.add_argument("--weight-decay", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (the committed head was trained with 1: float sums depend on it)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (the committed head was trained with 1: float sums depend on it)",
+    )
     parser.add_argument("--crop", type=int, default=96, help="training crop on the 128 grid (multiple of 8)")
-    parser.add_argument("--input-dropout", type=float, default=0.0, help="channel dropout on the feature maps")
-    parser.add_argument("--scale-jitter", type=float, default=0.0,
-                        help="rescale each training crop by up to this fraction (0.25: 0.75x..1.25x)")
-    parser.add_argument("--pyramid", type=int, nargs="*", default=[],
-                        help="pool the 32 px context into these cell counts across (PSPNet), e.g. 2 4")
+    parser.add_argument(
+        "--input-dropout", type=float, default=0.0, help="channel dropout on the feature maps"
+    )
+    parser.add_argument(
+        "--scale-jitter",
+        type=float,
+        default=0.0,
+        help="rescale each training crop by up to this fraction (0.25: 0.75x..1.25x)",
+    )
+    parser.add_argument(
+        "--pyramid",
+        type=int,
+        nargs="*",
+        default=[],
+        help="pool the 32 px context into these cell counts across (PSPNet), e.g. 2 4",
+    )
     parser.add_argument("--position", action="store_true", help="read the subject-relative row position")
     parser.add_argument("--attention", type=int, default=0, help="self-attention blocks on the 32 px context")
-    parser.add_argument("--fine-labels", type=float, default=0.0,
-                        help="weight of a training-only loss on CCP's 59 fine labels (0: none)")
-    parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp",
-                        help="the CCP folder (fine labels are read from it with --fine-labels)")
+    parser.add_argument(
+        "--fine-labels",
+        type=float,
+        default=0.0,
+        help="weight of a training-only loss on CCP's 59 fine labels (0: none)",
+    )
+    parser.add_argument(
+        "--train",
+        type=Path,
+        default=ROOT.parent / "shared" / "train" / "ccp",
+        help="the CCP folder (fine labels are read from it with --fine-labels)",
+    )
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
-    parser.add_argument("--pseudo", type=Path, default=None,
-                        help="pseudo-label file (alphacut_dev.costume.pseudo): train on the per-image-labelled "
-                             "photos too, with these labels (every tenth of them held out as well)")
-    parser.add_argument("--stack", type=Path, default=None,
-                        help="keep the stacked arrays here, memory-mapped (two trainers share them)")
+    parser.add_argument(
+        "--pseudo",
+        type=Path,
+        default=None,
+        help="pseudo-label file (alphacut_dev.costume.pseudo): train on the per-image-labelled "
+        "photos too, with these labels (every tenth of them held out as well)",
+    )
+    parser.add_argument(
+        "--stack",
+        type=Path,
+        default=None,
+        help="keep the stacked arrays here, memory-mapped (two trainers share them)",
+    )
     parser.add_argument("--stack-only", action="store_true", help="write the --stack folder, train nothing")
     parser.add_argument("--out", type=Path, default=OUTPUT)
     parser.add_argument("--report", type=Path, default=ROOT / ".cache" / "costume" / "train_report.json")
     args = parser.parse_args(argv)
-    if args.fine_labels > 0 and args.scale_jitter > 0:   # the rescaling path resizes one label channel
+    if args.fine_labels > 0 and args.scale_jitter > 0:  # the rescaling path resizes one label channel
         parser.error("--fine-labels does not combine with --scale-jitter")
 
     torch.set_num_threads(args.threads)
@@ -375,43 +480,71 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tagged = None
     if args.pseudo is not None:
-        tagged = (args.cache.parent / f"{args.cache.name}_tags", args.backbone_cache.parent / f"{args.backbone_cache.name}_tags",
-                  args.pseudo)
+        tagged = (
+            args.cache.parent / f"{args.cache.name}_tags",
+            args.backbone_cache.parent / f"{args.backbone_cache.name}_tags",
+            args.pseudo,
+        )
     if args.stack is not None:
         args.stack.mkdir(parents=True, exist_ok=True)
-    stems, data, labelled = load_cache(args.cache, args.backbone_cache if args.backbone else None, tagged, args.stack)
+    stems, data, labelled = load_cache(
+        args.cache, args.backbone_cache if args.backbone else None, tagged, args.stack
+    )
     if args.stack_only:
         print(f"stacked {len(stems)} photos in {args.stack} in {time.perf_counter() - started:.0f} s")
         return 0
     # the same held-out tenth of the pixel-labelled photos as ever; the tagged photos' own tenth is
     # never trained on either (kept for the per-image dress/skirt check)
     held_out = [] if args.all else [i for i in range(labelled) if i % 10 == 9]
-    training = [i for i in range(len(stems))
-                if args.all or (i % 10 != 9 if i < labelled else (i - labelled) % 10 != 9)]
-    print(f"{len(stems)} images cached ({labelled} pixel-labelled; {len(training)} train, {len(held_out)} held out), "
-          f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    training = [
+        i
+        for i in range(len(stems))
+        if args.all or (i % 10 != 9 if i < labelled else (i - labelled) % 10 != 9)
+    ]
+    print(
+        f"{len(stems)} images cached ({labelled} pixel-labelled; "
+        f"{len(training)} train, {len(held_out)} held out), "
+        f"loaded in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
 
     classes = len(CLASS_NAMES)
     fine_classes = 0
     if args.fine_labels > 0:
         data["fine"], fine_classes = load_fine_labels(stems, args.train, data["labels"].shape[-1])
     weights = class_weights(_rows(data["labels"], torch.tensor(training)), classes)
-    model = CostumeHead(classes, args.width, args.dropout, args.global_context, args.input_dropout,
-                        tuple(args.pyramid), args.position, args.attention, fine_classes, args.backbone)
+    model = CostumeHead(
+        classes,
+        args.width,
+        args.dropout,
+        args.global_context,
+        args.input_dropout,
+        tuple(args.pyramid),
+        args.position,
+        args.attention,
+        fine_classes,
+        args.backbone,
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1
+    )
     generator = torch.Generator().manual_seed(args.seed)
-    held_out_labels = torch.from_numpy(_rows(data["labels"], torch.tensor(held_out, dtype=torch.long)).astype(np.int64))
+    held_out_labels = torch.from_numpy(
+        _rows(data["labels"], torch.tensor(held_out, dtype=torch.long)).astype(np.int64)
+    )
     train_started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.train()
         order = torch.tensor(training)[torch.randperm(len(training), generator=generator)]
         total = 0.0
         for start in range(0, len(order), args.batch):
-            index = order[start:start + args.batch]
+            index = order[start : start + args.batch]
             flip = torch.rand(len(index), generator=generator) < 0.5
-            top, left = (int(v) * 8 for v in torch.randint(0, (128 - args.crop) // 8 + 1, (2,), generator=generator))
+            top, left = (
+                int(v) * 8 for v in torch.randint(0, (128 - args.crop) // 8 + 1, (2,), generator=generator)
+            )
             resize = None
             if args.scale_jitter > 0:  # only then: a run without it draws the same random numbers
                 factor = 1 + args.scale_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
@@ -420,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
             outputs = model(*inputs)
             if fine_classes:
                 labels, fine = labels[:, 0], labels[:, 1]
-                fine_logits = F.interpolate(outputs[1], size=fine.shape[-2:], mode="bilinear", align_corners=False)
+                fine_logits = F.interpolate(
+                    outputs[1], size=fine.shape[-2:], mode="bilinear", align_corners=False
+                )
                 outputs = outputs[0]
             logits = F.interpolate(outputs, size=labels.shape[-2:], mode="bilinear", align_corners=False)
             loss = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE)
@@ -439,16 +574,33 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
     train_seconds = time.perf_counter() - train_started
 
-    report = {"epochs": args.epochs, "seed": args.seed, "width": args.width, "lr": args.lr, "crop": args.crop,
-              "dropout": args.dropout, "input_dropout": args.input_dropout, "scale_jitter": args.scale_jitter,
-              "weight_decay": args.weight_decay, "global_context": args.global_context,
-              "pyramid": args.pyramid, "position": args.position, "attention": args.attention,
-              "fine_labels": args.fine_labels, "backbone": args.backbone,
-              "pseudo": None if args.pseudo is None else str(args.pseudo), "train_images": len(training), "held_out_images": len(held_out),
-              "train_seconds": round(train_seconds), "parameters": sum(p.numel() for p in model.parameters())}
+    report = {
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "width": args.width,
+        "lr": args.lr,
+        "crop": args.crop,
+        "dropout": args.dropout,
+        "input_dropout": args.input_dropout,
+        "scale_jitter": args.scale_jitter,
+        "weight_decay": args.weight_decay,
+        "global_context": args.global_context,
+        "pyramid": args.pyramid,
+        "position": args.position,
+        "attention": args.attention,
+        "fine_labels": args.fine_labels,
+        "backbone": args.backbone,
+        "pseudo": None if args.pseudo is None else str(args.pseudo),
+        "train_images": len(training),
+        "held_out_images": len(held_out),
+        "train_seconds": round(train_seconds),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     if held_out:
         table = iou_table(predict(model, data, held_out), held_out_labels, classes)
-        report["held_out_iou"] = {CLASS_NAMES[c]: None if v is None else round(v, 4) for c, v in enumerate(table)}
+        report["held_out_iou"] = {
+            CLASS_NAMES[c]: None if v is None else round(v, 4) for c, v in enumerate(table)
+        }
         report["held_out_seed_mean"] = round(float(np.mean([table[c] or 0.0 for c in SEED_CLASSES])), 4)
         for c, value in enumerate(table):
             print(f"  {CLASS_NAMES[c]:<11} {'-' if value is None else f'{value:.3f}'}")

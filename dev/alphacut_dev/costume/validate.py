@@ -21,14 +21,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from alphacut.costume import CLASS_NAMES, SEED_GARMENTS, class_map_from_scores, confusion, iou_per_class, \
-    upsample_scores
+from alphacut.costume import (
+    CLASS_NAMES,
+    SEED_GARMENTS,
+    class_map_from_scores,
+    confusion,
+    iou_per_class,
+    upsample_scores,
+)
 from alphacut.matte import resize_matte
 from alphacut.models import backbone, isnet
 from alphacut.models.costume import BACKBONE_INPUTS, head_inputs
 from alphacut.pipeline import Pipeline
+from PIL import Image
+
 from alphacut_dev.costume.labels import fine_lookup
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -51,7 +57,7 @@ def isnet_outputs(pipeline: Pipeline, path: Path, cache: Path) -> tuple[dict[str
     rgb = np.asarray(Image.open(path).convert("RGB"))
     if target.exists():
         with np.load(target) as data:
-            stale = not set(BACKBONE_INPUTS) <= set(data.files)   # cached before the backbone existed
+            stale = not set(BACKBONE_INPUTS) <= set(data.files)  # cached before the backbone existed
         if stale:
             target.unlink()
     if not target.exists():
@@ -65,14 +71,19 @@ def isnet_outputs(pipeline: Pipeline, path: Path, cache: Path) -> tuple[dict[str
     return feeds, resize_matte(matte, rgb.shape[1], rgb.shape[0])
 
 
-def compare_members(pipeline: Pipeline, members: list[Path], chosen: list[Path], table: np.ndarray,
-                    cache: Path, decision: Path | None = None) -> None:
+def compare_members(
+    pipeline: Pipeline,
+    members: list[Path],
+    chosen: list[Path],
+    table: np.ndarray,
+    cache: Path,
+    decision: Path | None = None,
+) -> None:
     """Each member alone and the mean of every subset of two or more, guided filter, with the skirt
     rule, without it and (``decision``: a ``DressOrSkirt`` file) with the learned per-picture call."""
-    from alphacut.costume import DressOrSkirt, lower_garment_features, name_lower_garment
-
     from itertools import combinations
 
+    from alphacut.costume import DressOrSkirt, lower_garment_features, name_lower_garment
     from alphacut.models.costume import CostumeModel
     from alphacut.models.runtime import session_options
 
@@ -92,7 +103,9 @@ def compare_members(pipeline: Pipeline, members: list[Path], chosen: list[Path],
             plain = class_map_from_scores(mean, matte, rgb, skirt_rule=False)
             maps = {"rule": class_map_from_scores(mean, matte, rgb), "no rule": plain}
             if decider is not None:
-                maps["decided"] = name_lower_garment(plain, decider.decide(lower_garment_features(mean, feeds)))
+                maps["decided"] = name_lower_garment(
+                    plain, decider.decide(lower_garment_features(mean, feeds))
+                )
             for way in ways:
                 matrices[subset, way] += confusion(maps[way], truth)
     names = [path.stem for path in members]
@@ -112,10 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
     parser.add_argument("--head", type=Path, default=None, help="another head file to score")
     parser.add_argument("--members", type=Path, nargs="+", help="head files: score each and their means")
-    parser.add_argument("--decision", type=Path, default=None,
-                        help="with --members: score a dress/skirt decision file (alphacut_dev.costume.decide) too")
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "held_out",
-                        help="where --members keeps ISNet's outputs for the held-out photos")
+    parser.add_argument(
+        "--decision",
+        type=Path,
+        default=None,
+        help="with --members: score a dress/skirt decision file (alphacut_dev.costume.decide) too",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".cache" / "costume" / "held_out",
+        help="where --members keeps ISNet's outputs for the held-out photos",
+    )
     args = parser.parse_args(argv)
     table = fine_lookup(args.train / "classes.json")
     pipeline = Pipeline.from_settings()
@@ -154,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     for index, class_name in enumerate(CLASS_NAMES):
         cells = "".join(f"{'-' if ious[n][index] is None else f'{ious[n][index]:.3f}':>18}" for n in variants)
         print(f"{class_name:<11}{cells}")
-    means = "".join(f"{np.mean([ious[n][g.class_id] or 0.0 for g in SEED_GARMENTS]):>18.3f}" for n in variants)
+    means = "".join(
+        f"{np.mean([ious[n][g.class_id] or 0.0 for g in SEED_GARMENTS]):>18.3f}" for n in variants
+    )
     print(f"{'seed mean':<11}{means}")
     return 0
 

@@ -15,8 +15,8 @@ import sys
 import threading
 
 from alphacut.cli import LOCAL_STACK_FILE
-from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack
 
+from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack
 
 MIN_API_KEY_LENGTH = 20  # API Gateway refuses shorter key values (and so does moto)
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -30,10 +30,14 @@ def settings_problem(host: str, api_key: str, allow_remote: bool) -> str | None:
     except ValueError:
         loopback = host == "localhost"
     if not loopback and not allow_remote:
-        return (f"HOST={host} would open the stack (and its API key) to the network: it serves 127.0.0.1 only "
-                "unless ALPHACUT_ALLOW_REMOTE=1 says otherwise")
+        return (
+            f"HOST={host} would open the stack (and its API key) to the network: it serves 127.0.0.1 only "
+            "unless ALPHACUT_ALLOW_REMOTE=1 says otherwise"
+        )
     if len(api_key) < MIN_API_KEY_LENGTH:
-        return (f"ALPHACUT_API_KEY is {len(api_key)} characters: API Gateway needs at least {MIN_API_KEY_LENGTH}")
+        return (
+            f"ALPHACUT_API_KEY is {len(api_key)} characters: API Gateway needs at least {MIN_API_KEY_LENGTH}"
+        )
     return None
 
 
@@ -44,8 +48,12 @@ def main() -> int:
     if problem:
         print(f"alphacut: {problem}", file=sys.stderr)
         return 2
-    stack = LocalStack(port=int(os.environ.get("PORT", "3000")), host=host, api_key=api_key,
-                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    stack = LocalStack(
+        port=int(os.environ.get("PORT", "3000")),
+        host=host,
+        api_key=api_key,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
@@ -55,13 +63,16 @@ def main() -> int:
     except Exception:
         stack.stop()
         raise
-    print(f"alphacut is up at {stack.url}\n  API key: {stack.api_key}\n  moto (S3 etc.): {stack.moto_url}\n"
-          f"  the page: {stack.url}/ (paste the key there), the reference: {stack.url}/docs\n"
-          f"  remove.bg clients: point them at {stack.url}/v1.0/removebg\n"
-          "  keys: .venv/bin/alphacut keys --local create --customer NAME --plan free|starter|business\n"
-          f"  try: curl -H 'x-api-key: {stack.api_key}' -H 'Content-Type: image/jpeg' "
-          f"--data-binary @photo.jpg '{stack.url}/v1/cutout?return=binary' -o cutout.png\n"
-          "Ctrl-C stops everything.", flush=True)
+    print(
+        f"alphacut is up at {stack.url}\n  API key: {stack.api_key}\n  moto (S3 etc.): {stack.moto_url}\n"
+        f"  the page: {stack.url}/ (paste the key there), the reference: {stack.url}/docs\n"
+        f"  remove.bg clients: point them at {stack.url}/v1.0/removebg\n"
+        "  keys: .venv/bin/alphacut keys --local create --customer NAME --plan free|starter|business\n"
+        f"  try: curl -H 'x-api-key: {stack.api_key}' -H 'Content-Type: image/jpeg' "
+        f"--data-binary @photo.jpg '{stack.url}/v1/cutout?return=binary' -o cutout.png\n"
+        "Ctrl-C stops everything.",
+        flush=True,
+    )
     # where `alphacut keys --local` finds this stack's moto (removed again at exit)
     LOCAL_STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
     LOCAL_STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": stack.aws_env()}))

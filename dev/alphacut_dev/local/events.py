@@ -42,14 +42,29 @@ def _iso(value) -> str | None:
 
 def status_event(execution: dict, region: str, account: str) -> dict:
     """The event EventBridge delivers for an execution's status change."""
-    detail = {"executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
-              "name": execution["name"], "status": execution["status"],
-              "startDate": _iso(execution.get("startDate")), "stopDate": _iso(execution.get("stopDate")),
-              "input": execution.get("input"), "output": execution.get("output"),
-              "error": execution.get("error"), "cause": execution.get("cause")}
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": DETAIL_TYPE, "source": "aws.states",
-            "account": account, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
-            "resources": [execution["executionArn"]], "detail": detail}
+    detail = {
+        "executionArn": execution["executionArn"],
+        "stateMachineArn": execution["stateMachineArn"],
+        "name": execution["name"],
+        "status": execution["status"],
+        "startDate": _iso(execution.get("startDate")),
+        "stopDate": _iso(execution.get("stopDate")),
+        "input": execution.get("input"),
+        "output": execution.get("output"),
+        "error": execution.get("error"),
+        "cause": execution.get("cause"),
+    }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": DETAIL_TYPE,
+        "source": "aws.states",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [execution["executionArn"]],
+        "detail": detail,
+    }
 
 
 class ExecutionStatusRule(BackgroundLoop):
@@ -67,8 +82,10 @@ class ExecutionStatusRule(BackgroundLoop):
             for machine in detail.get("stateMachineArn", []):
                 for status in detail.get("status", []):
                     try:
-                        listed = sfn.list_executions(stateMachineArn=machine, statusFilter=status)["executions"]
-                    except Exception:  # noqa: BLE001 - moto going down at stop
+                        listed = sfn.list_executions(stateMachineArn=machine, statusFilter=status)[
+                            "executions"
+                        ]
+                    except Exception:  # noqa: BLE001, S112 - moto going down at stop
                         continue
                     for execution in listed:
                         if execution["executionArn"] in self.seen:
@@ -85,5 +102,7 @@ class ExecutionStatusRule(BackgroundLoop):
             kind, result = worker.invoke(json.loads(json.dumps(event)), None)
             if kind == "ok":
                 return
-            self.stack.log(f"{self.function} failed on {event['detail']['name']} (attempt {attempt + 1}): {result}")
+            self.stack.log(
+                f"{self.function} failed on {event['detail']['name']} (attempt {attempt + 1}): {result}"
+            )
             time.sleep(1)

@@ -1,12 +1,13 @@
 """The local API Gateway: HTTP in, REST proxy event to the function's worker, proxy answer out.
 
-It behaves as API Gateway does for the template's REST APIs, served on one port (on AWS each has
-its own host): for the native API x-api-key required (401 ``Unauthorized``, as PicWish-style tasks
-document), the key's own usage plan applied (429 ``Too Many Requests`` with
-Retry-After over the rate and burst, 429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413 for events over Lambda's 6 MB
-payload, 502 when the function fails (an answer over Lambda's 6 MB included), 504 when it times out, and 403 ``Missing Authentication
-Token`` for a path no route has. The other APIs (remove.bg's) answer a bad key, the rate and the
-quota with their gateway responses as the template declares them.
+It behaves as API Gateway does for the template's REST APIs, served on one port (on AWS each has its own
+host): for the native API x-api-key required (401 ``Unauthorized``, as PicWish-style tasks document),
+the key's own usage plan applied (429 ``Too Many Requests`` with Retry-After over the rate and burst,
+429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413
+for events over Lambda's 6 MB payload, 502 when the function fails (an answer over Lambda's 6 MB
+included), 504 when it times out, and 403 ``Missing Authentication Token`` for a path no route has. The
+other APIs (remove.bg's) answer a bad key, the rate and the quota with their gateway responses as the
+template declares them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from alphacut.api.request import declared_length
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 from alphacut.errors import ImageTooLarge, InvalidOption
 
-MAX_REQUEST_BYTES = 10 * 1024 * 1024   # API Gateway's payload limit
-MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT   # Lambda's synchronous invocation payload limit, both ways
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT  # Lambda's synchronous invocation payload limit, both ways
 
 
 class TokenBucket:
@@ -75,7 +76,9 @@ class UsageLimiter:
                 used = self.counts.get((key, day), 0)
                 if used >= plan.quota:
                     reset = (int(now) // 86400 + 1) * 86400
-                    return Refusal("QUOTA_EXCEEDED", retry_after=reset - int(now), quota=plan.quota, reset=reset)
+                    return Refusal(
+                        "QUOTA_EXCEEDED", retry_after=reset - int(now), quota=plan.quota, reset=reset
+                    )
                 self.counts[(key, day)] = used + 1
         return None
 
@@ -84,7 +87,7 @@ class UsageLimiter:
 class Refusal:
     """API Gateway's own answer before any function runs: its gateway response type and details."""
 
-    kind: str                  # INVALID_API_KEY, THROTTLED, QUOTA_EXCEEDED
+    kind: str  # INVALID_API_KEY, THROTTLED, QUOTA_EXCEEDED
     retry_after: int = 0
     quota: int = 0
     reset: int = 0
@@ -98,35 +101,53 @@ def render_refusal(refusal: Refusal, declared: dict | None, api: str) -> tuple[i
     """The answer as the route's API gives it: the native API's (with the details API Gateway's
     variables would carry), or the template's gateway response as declared for the other APIs."""
     if api != NATIVE_API and declared is not None:
-        headers = {name.removeprefix("gatewayresponse.header."): value.strip("'")
-                   for name, value in (declared.get("responseParameters") or {}).items()}
+        headers = {
+            name.removeprefix("gatewayresponse.header."): value.strip("'")
+            for name, value in (declared.get("responseParameters") or {}).items()
+        }
         body = (declared.get("responseTemplates") or {}).get("application/json", "")
         return int(declared.get("statusCode", 400)), body.encode(), headers
     if refusal.kind == "INVALID_API_KEY":
         return 401, json.dumps(unauthorized_body(refusal.key_given)).encode(), {}
     if refusal.kind == "THROTTLED":
         return 429, json.dumps(throttled_body()).encode(), {"Retry-After": str(refusal.retry_after)}
-    return 429, json.dumps(quota_body(refusal.quota, refusal.reset)).encode(), {"Retry-After": str(refusal.retry_after)}
+    return (
+        429,
+        json.dumps(quota_body(refusal.quota, refusal.reset)).encode(),
+        {"Retry-After": str(refusal.retry_after)},
+    )
 
 
 def unauthorized_body(key_given: bool) -> dict:
     problem = "is not a valid, enabled API key" if key_given else "is missing: send your API key in x-api-key"
-    return {"message": "Unauthorized", "error": {"code": "invalid_api_key", "message": f"x-api-key {problem}",
-                                              "field": "x-api-key"}}
+    return {
+        "message": "Unauthorized",
+        "error": {"code": "invalid_api_key", "message": f"x-api-key {problem}", "field": "x-api-key"},
+    }
 
 
 def throttled_body() -> dict:
-    return {"message": "Too Many Requests",
-            "error": {"code": "rate_limited", "message": "over this API key's request rate: retry after Retry-After seconds"}}
+    return {
+        "message": "Too Many Requests",
+        "error": {
+            "code": "rate_limited",
+            "message": "over this API key's request rate: retry after Retry-After seconds",
+        },
+    }
 
 
 def quota_body(quota: int, reset: int) -> dict:
     resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
-    return {"message": "Limit Exceeded",
-            "error": {"code": "quota_exceeded",
-                      "message": f"this API key's daily quota of {quota} calls is spent; it resets at {resets_at} "
-                                 "(00:00 UTC)",
-                      "limit": quota, "resets_at": resets_at}}
+    return {
+        "message": "Limit Exceeded",
+        "error": {
+            "code": "quota_exceeded",
+            "message": f"this API key's daily quota of {quota} calls is spent; it resets at {resets_at} "
+            "(00:00 UTC)",
+            "limit": quota,
+            "resets_at": resets_at,
+        },
+    }
 
 
 def start_gateway(stack) -> ThreadingHTTPServer:
@@ -140,8 +161,13 @@ def start_gateway(stack) -> ThreadingHTTPServer:
         def log_message(self, fmt, *args):  # one line per request, on the stack's log
             stack.log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json") -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            headers: dict[str, str] | None = None,
+            content_type: str = "application/json",
+        ) -> None:
             self.send_response(status)
             sent = {k.lower() for k in (headers or {})}
             if "content-type" not in sent:
@@ -161,7 +187,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             parts = urlsplit(self.path)
             path = parts.path
             if path.startswith(f"/{stack.stage}/"):
-                path = path[len(stack.stage) + 1:]
+                path = path[len(stack.stage) + 1 :]
             try:
                 length = declared_length(self.headers.get("Content-Length"), MAX_REQUEST_BYTES)
             except ImageTooLarge:
@@ -183,8 +209,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             key_id = ""
             if route.key_required:  # API Gateway checks key and plan only where the route asks
                 plan = stack.plan_for_key(api_key) if api_key else None
-                refused = Refusal("INVALID_API_KEY", key_given=bool(api_key)) if plan is None else \
-                    limiter.check(api_key, plan)
+                refused = (
+                    Refusal("INVALID_API_KEY", key_given=bool(api_key))
+                    if plan is None
+                    else limiter.check(api_key, plan)
+                )
                 if refused:
                     declared = stack.gateway_responses.get(route.api, {}).get(refused.kind)
                     self._send(*render_refusal(refused, declared, route.api))
@@ -233,17 +262,28 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 "pathParameters": path_parameters or None,
                 "stageVariables": None,
                 "requestContext": {
-                    "resourcePath": route.resource, "httpMethod": self.command, "path": f"/{stack.stage}{path}",
-                    "stage": stack.stage, "requestId": self._request_id, "accountId": "123456789012",
+                    "resourcePath": route.resource,
+                    "httpMethod": self.command,
+                    "path": f"/{stack.stage}{path}",
+                    "stage": stack.stage,
+                    "requestId": self._request_id,
+                    "accountId": "123456789012",
                     "domainName": self.headers.get("Host", f"{stack.host}:{stack.port}"),
-                    "apiId": stack.physical.get(route.api, "local"), "protocol": "HTTP/1.1",
+                    "apiId": stack.physical.get(route.api, "local"),
+                    "protocol": "HTTP/1.1",
                     "requestTimeEpoch": int(now * 1000),
-                    "identity": {"apiKey": api_key or None, "apiKeyId": api_key_id or None,
-                                 "sourceIp": self.client_address[0],
-                                 "userAgent": self.headers.get("User-Agent", "")},
+                    "identity": {
+                        "apiKey": api_key or None,
+                        "apiKeyId": api_key_id or None,
+                        "sourceIp": self.client_address[0],
+                        "userAgent": self.headers.get("User-Agent", ""),
+                    },
                 },
-                "body": (base64.b64encode(body).decode("ascii") if is_binary else body.decode("utf-8", "replace"))
-                        if body else None,
+                "body": (
+                    base64.b64encode(body).decode("ascii") if is_binary else body.decode("utf-8", "replace")
+                )
+                if body
+                else None,
                 "isBase64Encoded": is_binary,
             }
 

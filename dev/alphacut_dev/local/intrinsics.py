@@ -10,9 +10,13 @@ _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
 class Resolver:
-    def __init__(self, refs: dict[str, str], attributes: dict[tuple[str, str], str],
-                 conditions: dict[str, Any] | None = None):
-        self.refs = refs              # logical id or parameter or pseudo parameter -> value
+    def __init__(
+        self,
+        refs: dict[str, str],
+        attributes: dict[tuple[str, str], str],
+        conditions: dict[str, Any] | None = None,
+    ):
+        self.refs = refs  # logical id or parameter or pseudo parameter -> value
         self.attributes = attributes  # (logical id, attribute) -> value
         self.conditions = conditions or {}
 
@@ -30,7 +34,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.refs[arg]
             if key == "Fn::GetAtt":

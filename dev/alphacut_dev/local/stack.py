@@ -13,15 +13,16 @@ import multiprocessing
 import os
 import re
 import socket
-from secrets import token_urlsafe
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
+from typing import Self
 
 import boto3
-
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
+
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.loops import BackgroundLoop
@@ -52,12 +53,12 @@ def path_pattern(resource: str) -> re.Pattern:
 
 @dataclass
 class Route:
-    method: str                  # GET, POST, ... or ANY
-    resource: str                # /v1/tasks/{task_id}
+    method: str  # GET, POST, ... or ANY
+    resource: str  # /v1/tasks/{task_id}
     pattern: re.Pattern
-    function: str                # logical id
-    key_required: bool = True    # the operation's security names the API key
-    api: str = "Api"             # the REST API's logical id (its gateway responses apply)
+    function: str  # logical id
+    key_required: bool = True  # the operation's security names the API key
+    api: str = "Api"  # the REST API's logical id (its gateway responses apply)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method not in ("ANY", method):
@@ -92,7 +93,9 @@ class FunctionWorker:
     def start(self, wait: bool = True) -> None:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        self.process = context.Process(target=serve, args=(child, self.spec), name=self.spec.name, daemon=True)
+        self.process = context.Process(
+            target=serve, args=(child, self.spec), name=self.spec.name, daemon=True
+        )
         self.process.start()
         self.connection = parent
         if wait:
@@ -116,9 +119,11 @@ class FunctionWorker:
                 return "timeout", None
             kind, result = self.connection.recv()
         if kind == "ok" and len(json.dumps(result)) > LAMBDA_ANSWER_LIMIT:
-            return "error", {"errorType": "Function.ResponseSizeTooLarge",
-                             "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                                             f"({LAMBDA_ANSWER_LIMIT} bytes)."}
+            return "error", {
+                "errorType": "Function.ResponseSizeTooLarge",
+                "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                f"({LAMBDA_ANSWER_LIMIT} bytes).",
+            }
         return kind, result
 
     def restart(self) -> None:
@@ -153,8 +158,12 @@ class SqsPoller(BackgroundLoop):
         sqs = self.stack.client("sqs")
         while not self.stopping.is_set():
             try:
-                messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
-                                               WaitTimeSeconds=1, AttributeNames=["All"]).get("Messages", [])
+                messages = sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
             except Exception:  # noqa: BLE001 - moto going down at stop
                 if self.stopping.is_set():
                     return
@@ -162,10 +171,22 @@ class SqsPoller(BackgroundLoop):
                 continue
             if not messages:
                 continue
-            event = {"Records": [{
-                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": REGION} for m in messages]}
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "md5OfBody": m["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": self.queue_arn,
+                        "awsRegion": REGION,
+                    }
+                    for m in messages
+                ]
+            }
             kind, result = self.stack.workers[self.function].invoke(event, None)
             failed = set()
             if kind != "ok":
@@ -186,8 +207,9 @@ class LocalStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     log: object = print
     # The local stack runs the SageMaker path: the container's server on the CPU.
-    parameters: dict[str, str] = field(default_factory=lambda: {"SegmentBackend": "sagemaker",
-                                                                 "SageMakerImageUri": "local"})
+    parameters: dict[str, str] = field(
+        default_factory=lambda: {"SegmentBackend": "sagemaker", "SageMakerImageUri": "local"}
+    )
 
     def __post_init__(self):
         self.moto = None
@@ -210,7 +232,7 @@ class LocalStack:
         self._dynamodb_writes: dict[str, object] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -222,21 +244,34 @@ class LocalStack:
         return f"http://{self.host}:{self.port}"
 
     def aws_env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+        return {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
 
     def client(self, service: str):
         env = self.aws_env()
-        return boto3.client(service, endpoint_url=self.moto_url, region_name=REGION,
-                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        return boto3.client(
+            service,
+            endpoint_url=self.moto_url,
+            region_name=REGION,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def resource(self, service: str):
         env = self.aws_env()
-        return boto3.resource(service, endpoint_url=self.moto_url, region_name=REGION,
-                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        return boto3.resource(
+            service,
+            endpoint_url=self.moto_url,
+            region_name=REGION,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def start(self) -> None:
         import logging
@@ -260,8 +295,10 @@ class LocalStack:
             worker.start(wait=False)
         for worker in self.workers.values():
             worker.wait_ready()
-        self.log(f"functions warm in {time.perf_counter() - started:.1f} s: "
-                 + ", ".join(f"{n} (init {w.init_ms:.0f} ms)" for n, w in self.workers.items()))
+        self.log(
+            f"functions warm in {time.perf_counter() - started:.1f} s: "
+            + ", ".join(f"{n} (init {w.init_ms:.0f} ms)" for n, w in self.workers.items())
+        )
         for poller in self.pollers:
             poller.start()
         for rule in self.rules:
@@ -321,8 +358,11 @@ class LocalStack:
     def _enable_moto_execution(self) -> None:
         import requests
 
-        requests.post(f"{self.moto_url}/moto-api/config",
-                      json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
+        requests.post(
+            f"{self.moto_url}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        ).raise_for_status()
 
     # ---- the SageMaker endpoint: the container's server on the CPU --------------------------------
     def start_model_server_on_same_port(self) -> None:
@@ -340,7 +380,11 @@ class LocalStack:
         self.model_server_url = f"http://{self.host}:{port}"
         self.model_server = subprocess.Popen(
             [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", self.host, "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **self.extra_env})
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **self.extra_env},
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.model_server.poll() is not None:
@@ -370,19 +414,32 @@ class LocalStack:
         resources = cfn["Resources"]
         parameters = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
         parameters.update(self.parameters)
-        refs = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": STACK_NAME,
-                "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None, **parameters}
+        refs = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": STACK_NAME,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+            **parameters,
+        }
         attributes: dict[tuple[str, str], str] = {}
         resolver = Resolver(refs, attributes, cfn.get("Conditions", {}))
-        resources = {k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])}
-        by_type = lambda kind: [(k, v) for k, v in resources.items() if v["Type"] == kind]  # noqa: E731
+        resources = {
+            k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])
+        }
+        by_type = lambda kind: [(k, v) for k, v in resources.items() if v["Type"] == kind]
 
         for logical, resource in by_type("AWS::Lambda::LayerVersion"):
             refs[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical}:1"
         for logical, resource in by_type("AWS::Lambda::Function"):
             refs[logical] = f"{STACK_NAME}-{logical}"
-            attributes[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical}"
-        for logical, resource in by_type("AWS::Lambda::Alias"):  # SnapStart's alias: here, the function itself
+            attributes[(logical, "Arn")] = (
+                f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical}"
+            )
+        for logical, resource in by_type(
+            "AWS::Lambda::Alias"
+        ):  # SnapStart's alias: here, the function itself
             refs[logical] = attributes[(resource["Properties"]["FunctionName"]["Ref"], "Arn")]
         for logical, resource in by_type("AWS::SageMaker::Endpoint"):
             refs[logical] = attributes[(logical, "EndpointName")] = f"{STACK_NAME}-{logical}"
@@ -391,7 +448,11 @@ class LocalStack:
         buckets = []
         for logical, resource in by_type("AWS::S3::Bucket"):
             props = resource.get("Properties", {})
-            name = resolver.resolve(props["BucketName"]) if "BucketName" in props else f"{STACK_NAME}-{logical.lower()}"
+            name = (
+                resolver.resolve(props["BucketName"])
+                if "BucketName" in props
+                else f"{STACK_NAME}-{logical.lower()}"
+            )
             s3.create_bucket(Bucket=name)
             refs[logical] = name
             attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
@@ -422,8 +483,12 @@ class LocalStack:
         for logical, resource in by_type("AWS::DynamoDB::Table"):
             props = resolver.resolve(resource["Properties"])
             name = f"{STACK_NAME}-{logical}"
-            table = {"TableName": name, "AttributeDefinitions": props["AttributeDefinitions"],
-                     "KeySchema": props["KeySchema"], "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST")}
+            table = {
+                "TableName": name,
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "KeySchema": props["KeySchema"],
+                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+            }
             if props.get("GlobalSecondaryIndexes"):
                 table["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
             dynamodb.create_table(**table)
@@ -433,11 +498,23 @@ class LocalStack:
         for name, props in buckets:  # S3 -> SQS notifications (moto delivers them)
             notification = resolver.resolve(props.get("NotificationConfiguration"))
             if notification:
-                s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
-                    "QueueConfigurations": [
-                        {"QueueArn": q["Queue"], "Events": [q["Event"]],
-                         **({"Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}}} if "Filter" in q else {})}
-                        for q in notification.get("QueueConfigurations", [])]})
+                s3.put_bucket_notification_configuration(
+                    Bucket=name,
+                    NotificationConfiguration={
+                        "QueueConfigurations": [
+                            {
+                                "QueueArn": q["Queue"],
+                                "Events": [q["Event"]],
+                                **(
+                                    {"Filter": {"Key": {"FilterRules": q["Filter"]["S3Key"]["Rules"]}}}
+                                    if "Filter" in q
+                                    else {}
+                                ),
+                            }
+                            for q in notification.get("QueueConfigurations", [])
+                        ]
+                    },
+                )
 
         self._create_moto_functions(by_type("AWS::Lambda::Function"))
         sfn = self.client("stepfunctions")
@@ -447,8 +524,11 @@ class LocalStack:
             substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
             for key, value in substitutions.items():
                 definition = definition.replace("${" + key + "}", str(value))
-            arn = sfn.create_state_machine(name=f"{STACK_NAME}-{logical}", definition=definition,
-                                           roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-local")["stateMachineArn"]
+            arn = sfn.create_state_machine(
+                name=f"{STACK_NAME}-{logical}",
+                definition=definition,
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-local",
+            )["stateMachineArn"]
             refs[logical] = arn
             attributes[(logical, "Name")] = f"{STACK_NAME}-{logical}"
             attributes[(logical, "Arn")] = arn
@@ -462,23 +542,30 @@ class LocalStack:
         for logical, resource in by_type("AWS::ApiGateway::UsagePlan"):
             props = resolver.resolve(resource["Properties"])
             plan = apigateway.create_usage_plan(
-                name=props.get("UsagePlanName") or f"{STACK_NAME}-{logical}", description=props.get("Description", ""),
-                throttle={"rateLimit": float(props["Throttle"]["RateLimit"]),
-                          "burstLimit": int(props["Throttle"]["BurstLimit"])},
+                name=props.get("UsagePlanName") or f"{STACK_NAME}-{logical}",
+                description=props.get("Description", ""),
+                throttle={
+                    "rateLimit": float(props["Throttle"]["RateLimit"]),
+                    "burstLimit": int(props["Throttle"]["BurstLimit"]),
+                },
                 quota={"limit": int(props["Quota"]["Limit"]), "period": props["Quota"]["Period"]},
-                apiStages=[{"apiId": s["ApiId"], "stage": s["Stage"]} for s in props.get("ApiStages", [])])
+                apiStages=[{"apiId": s["ApiId"], "stage": s["Stage"]} for s in props.get("ApiStages", [])],
+            )
             refs[logical] = plan["id"]
         for logical, resource in by_type("AWS::ApiGateway::ApiKey"):
             key = apigateway.create_api_key(name=f"{STACK_NAME}-{logical}", value=self.api_key, enabled=True)
             refs[logical] = key["id"]
         for logical, resource in by_type("AWS::ApiGateway::UsagePlanKey"):
             props = resolver.resolve(resource["Properties"])
-            apigateway.create_usage_plan_key(usagePlanId=props["UsagePlanId"], keyId=props["KeyId"],
-                                             keyType=props["KeyType"])
+            apigateway.create_usage_plan_key(
+                usagePlanId=props["UsagePlanId"], keyId=props["KeyId"], keyType=props["KeyType"]
+            )
         self.physical = dict(refs)
 
         for logical, resource in by_type("AWS::Lambda::Function"):
-            self.workers[logical] = FunctionWorker(self._function_spec(logical, resource, resources, resolver))
+            self.workers[logical] = FunctionWorker(
+                self._function_spec(logical, resource, resources, resolver)
+            )
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
             body = resource["Properties"].get("Body", {})
             self._routes_from_swagger(body, resolver, logical)
@@ -487,8 +574,11 @@ class LocalStack:
             props = resolver.resolve(resource["Properties"])
             function = next(name for name in self.workers if refs[name] == props["FunctionName"])
             queue = next(k for k, _ in queues if attributes[(k, "Arn")] == props["EventSourceArn"])
-            self.pollers.append(SqsPoller(self, refs[queue], props["EventSourceArn"], function,
-                                          int(props.get("BatchSize", 10))))
+            self.pollers.append(
+                SqsPoller(
+                    self, refs[queue], props["EventSourceArn"], function, int(props.get("BatchSize", 10))
+                )
+            )
         for logical, resource in by_type("AWS::Events::Rule"):  # EventBridge rules -> function targets
             props = resolver.resolve(resource["Properties"])
             for target in props.get("Targets", []):
@@ -497,7 +587,9 @@ class LocalStack:
 
     def function_arns(self) -> dict[str, str]:
         """Function ARN (as the translated template names it) -> logical id."""
-        return {f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{name}": name for name in self.workers}
+        return {
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{name}": name for name in self.workers
+        }
 
     def _create_moto_functions(self, functions) -> None:
         """Register the functions in moto's Lambda (Step Functions invokes them there) and route
@@ -508,18 +600,34 @@ class LocalStack:
         from moto.awslambda.models import LambdaFunction
 
         iam = self.client("iam")
-        role = iam.create_role(RoleName=f"{STACK_NAME}-local", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        role = iam.create_role(
+            RoleName=f"{STACK_NAME}-local",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as bundle:
             bundle.writestr("app.py", "# runs in the local stack's worker, not here\n")
         lambda_client = self.client("lambda")
         for logical, resource in functions:
-            lambda_client.create_function(FunctionName=f"{STACK_NAME}-{logical}", Runtime="python3.12", Role=role,
-                                          Handler=resource["Properties"]["Handler"],
-                                          Code={"ZipFile": archive.getvalue()},
-                                          Timeout=int(resource["Properties"].get("Timeout", 3)))
+            lambda_client.create_function(
+                FunctionName=f"{STACK_NAME}-{logical}",
+                Runtime="python3.12",
+                Role=role,
+                Handler=resource["Properties"]["Handler"],
+                Code={"ZipFile": archive.getvalue()},
+                Timeout=int(resource["Properties"].get("Timeout", 3)),
+            )
         stack = self
         self._moto_invoke = LambdaFunction._invoke_lambda
 
@@ -533,36 +641,69 @@ class LocalStack:
             if kind == "ok":
                 return json.dumps(result), False, ""
             if kind == "timeout":
-                return json.dumps({"errorType": "Sandbox.Timedout",
-                                   "errorMessage": f"Task timed out after {worker.spec.timeout} seconds"}), True, ""
+                return (
+                    json.dumps(
+                        {
+                            "errorType": "Sandbox.Timedout",
+                            "errorMessage": f"Task timed out after {worker.spec.timeout} seconds",
+                        }
+                    ),
+                    True,
+                    "",
+                )
             return json.dumps(result), True, ""
 
         LambdaFunction._invoke_lambda = invoke_worker
 
-    def _function_spec(self, logical: str, resource: dict, resources: dict, resolver: Resolver) -> FunctionSpec:
+    def _function_spec(
+        self, logical: str, resource: dict, resources: dict, resolver: Resolver
+    ) -> FunctionSpec:
         props = resource["Properties"]
         python_paths, mounted = [], None
         for layer in props.get("Layers", []):
             layer_id = layer.get("Ref") if isinstance(layer, dict) else None
-            content = local_code_dir(resources[layer_id]["Properties"]["Content"]) if layer_id in resources else None
+            content = (
+                local_code_dir(resources[layer_id]["Properties"]["Content"])
+                if layer_id in resources
+                else None
+            )
             if content is None:
                 continue
             if (content / "requirements.txt").exists():
                 python_paths.append(content)  # a Python layer: importable, as /opt/python is
             else:
-                mounted = content             # a data layer: what Lambda unpacks at /opt
-        environment = {k: str(v) for k, v in resolver.resolve(props.get("Environment", {}).get("Variables", {})).items()}
+                mounted = content  # a data layer: what Lambda unpacks at /opt
+        environment = {
+            k: str(v) for k, v in resolver.resolve(props.get("Environment", {}).get("Variables", {})).items()
+        }
         if mounted is not None:
-            environment = {k: (str(mounted) + v[len(LAMBDA_OPT):] if v == LAMBDA_OPT or v.startswith(LAMBDA_OPT + "/") else v)
-                           for k, v in environment.items()}
+            environment = {
+                k: (
+                    str(mounted) + v[len(LAMBDA_OPT) :]
+                    if v == LAMBDA_OPT or v.startswith(LAMBDA_OPT + "/")
+                    else v
+                )
+                for k, v in environment.items()
+            }
         environment.update(self.aws_env())
         environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.model_server_url
-        environment.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-                            "PYTHONUNBUFFERED": "1"})
+        environment.update(
+            {
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         environment.update(self.extra_env)
-        return FunctionSpec(name=logical, code_dir=local_code_dir(props["Code"]), handler=props["Handler"],
-                            timeout=int(props.get("Timeout", 3)), memory=int(props.get("MemorySize", 128)),
-                            environment=environment, python_paths=python_paths)
+        return FunctionSpec(
+            name=logical,
+            code_dir=local_code_dir(props["Code"]),
+            handler=props["Handler"],
+            timeout=int(props.get("Timeout", 3)),
+            memory=int(props.get("MemorySize", 128)),
+            environment=environment,
+            python_paths=python_paths,
+        )
 
     def _routes_from_swagger(self, body: dict, resolver: Resolver, api: str) -> None:
         arn_to_function = self.function_arns()
@@ -574,9 +715,16 @@ class LocalStack:
                 function_arn = uri.split("/functions/")[-1].removesuffix("/invocations")
                 if function_arn in arn_to_function:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
-                    self.routes.append(Route(verb, path, pattern, arn_to_function[function_arn],
-                                             key_required=bool(operation.get("security", [{"api_key": []}])),
-                                             api=api))
+                    self.routes.append(
+                        Route(
+                            verb,
+                            path,
+                            pattern,
+                            arn_to_function[function_arn],
+                            key_required=bool(operation.get("security", [{"api_key": []}])),
+                            api=api,
+                        )
+                    )
 
     # ---- keys and plans -------------------------------------------------------------------------
     def plan_for_key(self, value: str) -> UsagePlan | None:
@@ -595,10 +743,14 @@ class LocalStack:
             if plans:
                 plan = plans[0]
                 quota = plan.get("quota") or {}
-                found = UsagePlan(plan["id"], float(plan.get("throttle", {}).get("rateLimit", 10000)),
-                                  int(plan.get("throttle", {}).get("burstLimit", 5000)),
-                                  int(quota["limit"]) if quota.get("limit") else None,
-                                  quota.get("period", "DAY"), key["id"])
+                found = UsagePlan(
+                    plan["id"],
+                    float(plan.get("throttle", {}).get("rateLimit", 10000)),
+                    int(plan.get("throttle", {}).get("burstLimit", 5000)),
+                    int(quota["limit"]) if quota.get("limit") else None,
+                    quota.get("period", "DAY"),
+                    key["id"],
+                )
             break
         self.plans[value] = (now, found)
         return found

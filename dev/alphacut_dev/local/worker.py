@@ -16,9 +16,9 @@ from pathlib import Path
 
 @dataclass
 class FunctionSpec:
-    name: str                      # logical id, e.g. CutoutFunction
+    name: str  # logical id, e.g. CutoutFunction
     code_dir: Path
-    handler: str                   # module.function
+    handler: str  # module.function
     timeout: int
     memory: int
     environment: dict[str, str] = field(default_factory=dict)
@@ -32,7 +32,9 @@ class LambdaContext:
         self.function_name = spec.name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = spec.memory
-        self.invoked_function_arn = f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:function:{spec.name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:function:{spec.name}"
+        )
         self.aws_request_id = request_id
         self.log_group_name = f"/aws/lambda/{spec.name}"
         self.log_stream_name = "local"
@@ -56,7 +58,7 @@ def serve(connection, spec: FunctionSpec) -> None:
     try:
         module_name, function_name = spec.handler.rsplit(".", 1)
         handler = getattr(importlib.import_module(module_name), function_name)
-    except Exception as error:  # an init error: report it and stop, as Lambda would
+    except Exception as error:  # noqa: BLE001 - an init error: report it and stop, as Lambda would
         connection.send(("init_error", f"{type(error).__name__}: {error}\n{traceback.format_exc()}"))
         return
     connection.send(("ready", (time.perf_counter() - started) * 1000))
@@ -71,7 +73,15 @@ def serve(connection, spec: FunctionSpec) -> None:
         context = LambdaContext(spec, request_id or str(uuid.uuid4()), time.time() + spec.timeout)
         try:
             connection.send(("ok", handler(event, context)))
-        except Exception as error:
-            connection.send(("error", {"errorMessage": str(error), "errorType": type(error).__name__,
-                                       "stackTrace": traceback.format_exc().splitlines()}))
+        except Exception as error:  # noqa: BLE001 - the handler's failure is the invocation's result
+            connection.send(
+                (
+                    "error",
+                    {
+                        "errorMessage": str(error),
+                        "errorType": type(error).__name__,
+                        "stackTrace": traceback.format_exc().splitlines(),
+                    },
+                )
+            )
         sys.stdout.flush()

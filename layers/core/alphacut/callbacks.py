@@ -37,7 +37,10 @@ def signature(secret: bytes, timestamp: int, body: bytes) -> str:
 def sign(secret: bytes, body: bytes, now: float | None = None) -> dict[str, str]:
     """The headers that go with ``body``."""
     timestamp = int(time.time() if now is None else now)
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: f"{VERSION}={signature(secret, timestamp, body)}"}
+    return {
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: f"{VERSION}={signature(secret, timestamp, body)}",
+    }
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -45,8 +48,13 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return next((value for key, value in headers.items() if key.lower() == wanted), "")
 
 
-def verify(secret: bytes, body: bytes, headers: Mapping[str, str], tolerance: int = TOLERANCE_SECONDS,
-           now: float | None = None) -> bool:
+def verify(
+    secret: bytes,
+    body: bytes,
+    headers: Mapping[str, str],
+    tolerance: int = TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
     """True when ``body`` was signed with ``secret`` within ``tolerance`` seconds of ``now``."""
     raw_timestamp, raw_signature = _header(headers, TIMESTAMP_HEADER), _header(headers, SIGNATURE_HEADER)
     if not raw_timestamp.isdigit() or not raw_signature.startswith(f"{VERSION}="):

@@ -38,7 +38,9 @@ class ProgressBar:
         if not self.enabled:
             return
         filled = self.width * done // self.total
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {label[:40]:<40}")
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {label[:40]:<40}"
+        )
         self.stream.flush()
 
     def close(self) -> None:
@@ -52,7 +54,9 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -86,12 +90,25 @@ def _remove(args: argparse.Namespace) -> int:
     try:
         background = read_background(args.bg_image)
         options = CutoutOptions.from_mapping(
-            {"type": args.type, "output": args.output or ("mask" if args.channels == "alpha" else "image"),
-             "format": args.format, "size": args.size, "quality": args.quality,
-             "channels": args.channels, "roi": args.roi, "bg_color": args.bg_color,
-             "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
-             "crop": args.crop, "crop_margin": args.crop_margin, "scale": args.scale, "position": args.position,
-             "target_width": args.width, "target_height": args.height}, bg_image=background)
+            {
+                "type": args.type,
+                "output": args.output or ("mask" if args.channels == "alpha" else "image"),
+                "format": args.format,
+                "size": args.size,
+                "quality": args.quality,
+                "channels": args.channels,
+                "roi": args.roi,
+                "bg_color": args.bg_color,
+                "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
+                "crop": args.crop,
+                "crop_margin": args.crop_margin,
+                "scale": args.scale,
+                "position": args.position,
+                "target_width": args.width,
+                "target_height": args.height,
+            },
+            bg_image=background,
+        )
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
@@ -131,12 +148,16 @@ def _remove(args: argparse.Namespace) -> int:
 def remote_parameters(options: CutoutOptions) -> dict[str, str]:
     """The options as request fields for a deployed API (what differs from its defaults)."""
     defaults = CutoutOptions().to_dict()
-    return {k: str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in options.to_dict().items() if v is not None and v != defaults[k]}
+    return {
+        k: str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in options.to_dict().items()
+        if v is not None and v != defaults[k]
+    }
 
 
-def _remove_remote(args: argparse.Namespace, options: CutoutOptions, files: list[Path], outdir: Path,
-                   failed: int) -> int:
+def _remove_remote(
+    args: argparse.Namespace, options: CutoutOptions, files: list[Path], outdir: Path, failed: int
+) -> int:
     """``--api URL --key KEY``: the same files and outputs, cut out by a deployed stack through the
     Python client (retries, one Idempotency-Key per image, ``--concurrency`` at a time)."""
     from alphacut_client import Client
@@ -162,8 +183,12 @@ def _remove_remote(args: argparse.Namespace, options: CutoutOptions, files: list
                 mask_path.write_bytes(item.result.mask)
         bar.update(done, item.path.name)
 
-    extra = {"bg_image": options.bg_image} if options.bg_image is not None and not options.bg_image_url else {}
-    client.batch(files, concurrency=args.concurrency, progress=progress, **remote_parameters(options), **extra)
+    extra = (
+        {"bg_image": options.bg_image} if options.bg_image is not None and not options.bg_image_url else {}
+    )
+    client.batch(
+        files, concurrency=args.concurrency, progress=progress, **remote_parameters(options), **extra
+    )
     bar.close()
     failed += errors[0]
     print(f"{len(files) - errors[0]} written to {outdir} by {args.api}, {failed} failed", file=sys.stderr)
@@ -184,8 +209,9 @@ def _eval(args: argparse.Namespace) -> int:
         bar.close()
         print(costume.table())
         return 0
-    report = evaluate(directory, pipeline, subject, args.split, progress=lambda done, _: bar.update(done),
-                      truth=truth)
+    report = evaluate(
+        directory, pipeline, subject, args.split, progress=lambda done, _: bar.update(done), truth=truth
+    )
     bar.close()
     if args.per_image:
         for s in report.scores:
@@ -204,8 +230,10 @@ def _keys(args: argparse.Namespace) -> int:
 
     if args.local:
         if not LOCAL_STACK_FILE.exists():
-            print(f"alphacut: no local stack running ({LOCAL_STACK_FILE} missing): start it with make serve",
-                  file=sys.stderr)
+            print(
+                f"alphacut: no local stack running ({LOCAL_STACK_FILE} missing): start it with make serve",
+                file=sys.stderr,
+            )
             return 2
         local = json.loads(LOCAL_STACK_FILE.read_text())
         os.environ.update(local["env"])
@@ -223,10 +251,15 @@ def _keys(args: argparse.Namespace) -> int:
         else:
             plans = admin.plans()
             for plan in plans.values():
-                print(f"plan {plan.name:<10} rate {plan.rate}/s burst {plan.burst} quota {plan.daily_quota}/day")
+                print(
+                    f"plan {plan.name:<10} rate {plan.rate}/s burst {plan.burst} quota {plan.daily_quota}/day"
+                )
             print(f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} created")
             for key in admin.list():
-                print(f"{key.id:<14} {key.customer:<24} {key.plan:<10} {str(key.enabled).lower():<8} {key.created}")
+                print(
+                    f"{key.id:<14} {key.customer:<24} {key.plan:<10} "
+                    f"{str(key.enabled).lower():<8} {key.created}"
+                )
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
@@ -241,23 +274,43 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("inputs", nargs="+", help="image files and/or folders")
     remove.add_argument("-o", "--outdir", required=True, help="folder for the results")
     remove.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
-    remove.add_argument("--output", default=None, choices=[o.value for o in OutputKind], help="default: image")
-    remove.add_argument("--format", default="png", choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
-                        help="zip: color.jpg + alpha.png; auto: png, or jpg over a background")
-    remove.add_argument("--size", default="full", help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP")
-    remove.add_argument("--quality", default="auto", choices=["auto", "fast", "best"],
-                        help="best: the model on the photo and its mirror, averaged (twice the model time)")
+    remove.add_argument(
+        "--output", default=None, choices=[o.value for o in OutputKind], help="default: image"
+    )
+    remove.add_argument(
+        "--format",
+        default="png",
+        choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
+        help="zip: color.jpg + alpha.png; auto: png, or jpg over a background",
+    )
+    remove.add_argument(
+        "--size", default="full", help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP"
+    )
+    remove.add_argument(
+        "--quality",
+        default="auto",
+        choices=["auto", "fast", "best"],
+        help="best: the model on the photo and its mirror, averaged (twice the model time)",
+    )
     remove.add_argument("--channels", default=None, choices=["rgba", "alpha"], help="alpha: the matte alone")
     remove.add_argument("--roi", default=None, help="keep only the subject inside x1 y1 x2 y2 (px or %%)")
-    remove.add_argument("--bg-color", default=None, help="hex colour or name to compose on (#rrggbbaa: see-through)")
-    remove.add_argument("--bg-image", default=None, help="a picture (file or http(s) URL) to compose on, scaled to cover")
+    remove.add_argument(
+        "--bg-color", default=None, help="hex colour or name to compose on (#rrggbbaa: see-through)"
+    )
+    remove.add_argument(
+        "--bg-image", default=None, help="a picture (file or http(s) URL) to compose on, scaled to cover"
+    )
     remove.add_argument("--crop", action="store_true", help="crop to the subject")
-    remove.add_argument("--crop-margin", default="0", help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them")
+    remove.add_argument(
+        "--crop-margin", default="0", help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them"
+    )
     remove.add_argument("--scale", default=None, help="the subject's share of the canvas: 10%% to 100%%")
     remove.add_argument("--position", default=None, help="original, center, or x%% y%%")
     remove.add_argument("--width", type=int, default=None, help="target width (fits the subject)")
     remove.add_argument("--height", type=int, default=None, help="target height (fits the subject)")
-    remove.add_argument("--api", default=None, help="a deployed stack's ApiUrl: cut out there (pip install clients/python)")
+    remove.add_argument(
+        "--api", default=None, help="a deployed stack's ApiUrl: cut out there (pip install clients/python)"
+    )
     remove.add_argument("--key", default=None, help="the API key for --api (default: ALPHACUT_API_KEY)")
     remove.add_argument("--concurrency", type=int, default=4, help="images in flight at once with --api")
     remove.set_defaults(handler=_remove)
@@ -266,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("directory")
     measure.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
     measure.add_argument("--split", default="all", choices=SPLITS)
-    measure.add_argument("--truth", default=None,
-                         help="ground-truth folder (default gt; gt_coarse for --type costume)")
+    measure.add_argument(
+        "--truth", default=None, help="ground-truth folder (default gt; gt_coarse for --type costume)"
+    )
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)
 

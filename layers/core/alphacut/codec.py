@@ -26,15 +26,28 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
-from alphacut.errors import CorruptImage, ImageTooLarge, ImageTooSmall, ResolutionTooHigh, UnsupportedImageFormat
+from alphacut.errors import (
+    CorruptImage,
+    ImageTooLarge,
+    ImageTooSmall,
+    ResolutionTooHigh,
+    UnsupportedImageFormat,
+)
 from alphacut.options import ImageFormat
 from alphacut.settings import ImageLimits
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a grey half-image
 
 # MPO is the multi-picture JPEG that many phone cameras write.
-READABLE_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "BMP": "bmp", "WEBP": "webp",
-                    "TIFF": "tiff", "GIF": "gif"}
+READABLE_FORMATS = {
+    "JPEG": "jpeg",
+    "MPO": "jpeg",
+    "PNG": "png",
+    "BMP": "bmp",
+    "WEBP": "webp",
+    "TIFF": "tiff",
+    "GIF": "gif",
+}
 _FORMAT_LIST = "JPEG, PNG, BMP, WEBP, TIFF, GIF"
 _OPENERS = ["JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF"]  # the JPEG opener also yields MPO
 PNG_COMPRESS_LEVEL = 3  # level 6 costs ~2x the time for ~15% smaller files
@@ -44,9 +57,9 @@ WEBP_QUALITY = 90
 
 @dataclass
 class DecodedImage:
-    rgb: np.ndarray            # H x W x 3, uint8, upright
-    alpha: np.ndarray | None   # H x W, uint8, when the input had transparency
-    format: str                # jpeg, png, bmp, webp, tiff, gif
+    rgb: np.ndarray  # H x W x 3, uint8, upright
+    alpha: np.ndarray | None  # H x W, uint8, when the input had transparency
+    format: str  # jpeg, png, bmp, webp, tiff, gif
 
     @property
     def width(self) -> int:
@@ -59,14 +72,23 @@ class DecodedImage:
 
 def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
     if width > limits.max_side or height > limits.max_side:
-        raise ResolutionTooHigh(f"is {width}x{height} px; at most {limits.max_side}x{limits.max_side} px "
-                            "is accepted", field="image", limit=[limits.max_side, limits.max_side])
+        raise ResolutionTooHigh(
+            f"is {width}x{height} px; at most {limits.max_side}x{limits.max_side} px is accepted",
+            field="image",
+            limit=[limits.max_side, limits.max_side],
+        )
     if width * height > limits.max_pixels:
-        raise ResolutionTooHigh(f"has {width * height} pixels; at most {limits.max_pixels} are accepted",
-                            field="image", limit=limits.max_pixels)
+        raise ResolutionTooHigh(
+            f"has {width * height} pixels; at most {limits.max_pixels} are accepted",
+            field="image",
+            limit=limits.max_pixels,
+        )
     if min(width, height) < limits.min_side:
-        raise ImageTooSmall(f"is {width}x{height} px; each side must be at least {limits.min_side} px",
-                            field="image", limit=limits.min_side)
+        raise ImageTooSmall(
+            f"is {width}x{height} px; each side must be at least {limits.min_side} px",
+            field="image",
+            limit=limits.min_side,
+        )
 
 
 def _sixteen_bit_to_u8(array: np.ndarray) -> np.ndarray:
@@ -78,7 +100,9 @@ def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         array = np.asarray(image)
-        grey = _sixteen_bit_to_u8(array) if array.max(initial=0) > 255 or mode != "I" else array.astype(np.uint8)
+        grey = (
+            _sixteen_bit_to_u8(array) if array.max(initial=0) > 255 or mode != "I" else array.astype(np.uint8)
+        )
         return np.repeat(grey[:, :, None], 3, axis=2), None
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
@@ -90,15 +114,17 @@ def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         if icc:
             try:
                 source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                image = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"),
-                                                  outputMode="RGB")
+                image = ImageCms.profileToProfile(
+                    image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+                )
             except (ImageCms.PyCMSError, OSError):
                 image = image.convert("RGB")
         else:
             image = image.convert("RGB")
         return np.asarray(image), None
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode in ("P", "L", "RGB") and "transparency" in image.info)
+        mode in ("P", "L", "RGB") and "transparency" in image.info
+    )
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         alpha = rgba[:, :, 3]
@@ -114,36 +140,46 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
     if not data:
         raise UnsupportedImageFormat("is empty", field="image")
     if len(data) > limits.max_bytes:
-        raise ImageTooLarge(f"is {len(data)} bytes; at most {limits.max_bytes} bytes are accepted",
-                            field="image", limit=limits.max_bytes)
+        raise ImageTooLarge(
+            f"is {len(data)} bytes; at most {limits.max_bytes} bytes are accepted",
+            field="image",
+            limit=limits.max_bytes,
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ResolutionTooHigh("declares more pixels than any accepted image", field="image",
-                            limit=limits.max_pixels) from None
+        raise ResolutionTooHigh(
+            "declares more pixels than any accepted image", field="image", limit=limits.max_pixels
+        ) from None
     except UnidentifiedImageError:
-        raise UnsupportedImageFormat(f"is not an image in a supported format ({_FORMAT_LIST})",
-                                     field="image") from None
+        raise UnsupportedImageFormat(
+            f"is not an image in a supported format ({_FORMAT_LIST})", field="image"
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise CorruptImage(f"cannot be read: {error}", field="image") from None
     fmt = READABLE_FORMATS[image.format]
     if limits.formats is not None and fmt not in limits.formats:
-        raise UnsupportedImageFormat(f"is {fmt}; this route accepts {', '.join(sorted(limits.formats))}",
-                                     field="image")
+        raise UnsupportedImageFormat(
+            f"is {fmt}; this route accepts {', '.join(sorted(limits.formats))}", field="image"
+        )
     _check_dimensions(*image.size, limits)
     try:
         image.seek(0)  # GIF/TIFF/MPO: the first frame
         image.load()
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise CorruptImage(f"is damaged or truncated and cannot be decoded ({error})", field="image") from None
+        raise CorruptImage(
+            f"is damaged or truncated and cannot be decoded ({error})", field="image"
+        ) from None
     rgb, alpha = _to_rgb_alpha(image)
     return DecodedImage(rgb=np.ascontiguousarray(rgb, dtype=np.uint8), alpha=alpha, format=fmt)
 
 
-def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] | np.ndarray) -> np.ndarray:
+def compose_on_color(
+    rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] | np.ndarray
+) -> np.ndarray:
     """Alpha-blend an RGB cutout onto a solid colour (or an H x W x 3 picture): opaque uint8 RGB."""
     a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
     background = np.asarray(color, dtype=np.float32)
@@ -151,15 +187,18 @@ def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, 
     return (out + 0.5).astype(np.uint8)
 
 
-def compose_on_translucent(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int, int]
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def compose_on_translucent(
+    rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """The cutout over a see-through colour (RGBA): the colours and alpha of the two layers merged."""
     a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
     back_alpha = color[3] / 255.0
     out_alpha = a + back_alpha * (1.0 - a)
     mixed = rgb.astype(np.float32) * a + np.asarray(color[:3], np.float32) * back_alpha * (1.0 - a)
     colours = mixed / np.maximum(out_alpha, 1e-6)
-    return (np.clip(colours, 0, 255) + 0.5).astype(np.uint8), (out_alpha[:, :, 0] * 255.0 + 0.5).astype(np.uint8)
+    return (np.clip(colours, 0, 255) + 0.5).astype(np.uint8), (out_alpha[:, :, 0] * 255.0 + 0.5).astype(
+        np.uint8
+    )
 
 
 def cover(image: DecodedImage, width: int, height: int) -> np.ndarray:
@@ -188,7 +227,7 @@ def downscale(image: DecodedImage, width: int, height: int) -> DecodedImage:
 
 # ---- PNG: written here rather than by Pillow, which takes twice as long --------------------------
 _PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA), 8 bits each
-_PARALLEL_DEFLATE_BYTES = 1 << 20       # below this one thread is as quick
+_PARALLEL_DEFLATE_BYTES = 1 << 20  # below this one thread is as quick
 _deflate_pools: dict[int, ThreadPoolExecutor] = {}  # per process: a forked child has no parent threads
 
 
@@ -241,8 +280,14 @@ def encode_png(pixels: np.ndarray) -> bytes:
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     idat = _zlib_stream(memoryview(filtered).cast("B"))
-    return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", idat),
-                     _png_chunk(b"IEND", b"")])
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", idat),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
 
 
 def _save(pixels: np.ndarray, fmt: ImageFormat) -> bytes:
@@ -258,8 +303,12 @@ def _save(pixels: np.ndarray, fmt: ImageFormat) -> bytes:
     return buffer.getvalue()
 
 
-def encode_cutout(rgb: np.ndarray, alpha: np.ndarray, fmt: ImageFormat,
-                  background: tuple[int, ...] | np.ndarray | None = None) -> bytes:
+def encode_cutout(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    fmt: ImageFormat,
+    background: tuple[int, ...] | np.ndarray | None = None,
+) -> bytes:
     """PNG/WEBP keep the alpha; with a background (always for JPEG) the cutout is composed on it: a
     colour, a see-through colour (RGBA: the result keeps some transparency) or an H x W x 3 picture.
     ZIP holds ``color.jpg`` (the colours) and ``alpha.png`` (the alpha) of the result."""
@@ -281,7 +330,9 @@ def encode_cutout(rgb: np.ndarray, alpha: np.ndarray, fmt: ImageFormat,
     return _save(rgba, fmt)
 
 
-def encode_zip(rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, ...] | np.ndarray | None = None) -> bytes:
+def encode_zip(
+    rgb: np.ndarray, alpha: np.ndarray, background: tuple[int, ...] | np.ndarray | None = None
+) -> bytes:
     """remove.bg's zip format: ``color.jpg`` (the foreground colours, composed on the background if
     one is given) and ``alpha.png`` (the matte; all opaque over a background). JPEG keeps the colour
     small, PNG keeps the edges exact."""

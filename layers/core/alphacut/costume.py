@@ -38,12 +38,12 @@ MIN_SHARE = 0.001
 
 class Garment(StrEnum):
     TOPS = "tops"
-    COAT = "coat"        # all outerwear: coats, jackets, blazers, cardigans
-    DRESS = "dress"      # dresses, rompers, swimwear (not in seed 004's list, offered natively)
+    COAT = "coat"  # all outerwear: coats, jackets, blazers, cardigans
+    DRESS = "dress"  # dresses, rompers, swimwear (not in seed 004's list, offered natively)
     SKIRT = "skirt"
-    PANTS = "pants"      # trousers, jeans, leggings, shorts
+    PANTS = "pants"  # trousers, jeans, leggings, shorts
     SHOES = "shoes"
-    BAG = "bag"          # bags, purses, wallets
+    BAG = "bag"  # bags, purses, wallets
     HAT = "hat"
 
     @property
@@ -51,8 +51,15 @@ class Garment(StrEnum):
         return CLASS_NAMES.index(self.value)
 
 
-SEED_GARMENTS = (Garment.TOPS, Garment.COAT, Garment.SKIRT, Garment.PANTS, Garment.SHOES, Garment.BAG,
-                 Garment.HAT)
+SEED_GARMENTS = (
+    Garment.TOPS,
+    Garment.COAT,
+    Garment.SKIRT,
+    Garment.PANTS,
+    Garment.SHOES,
+    Garment.BAG,
+    Garment.HAT,
+)
 OUTFIT_IDS = tuple(g.class_id for g in Garment)
 
 # ../shared/eval/clothing/gt_coarse ids (CCP's 12-class grouping) -> ours: accessory, skin, hair are
@@ -74,8 +81,9 @@ def parse_garments(value: Any, field: str = "classes") -> tuple[Garment, ...]:
             garment = Garment(name)
         except ValueError:
             allowed = ", ".join(g.value for g in Garment)
-            raise InvalidOption(f"unknown class {name!r}; classes are {allowed} (comma separated) or all",
-                                field=field) from None
+            raise InvalidOption(
+                f"unknown class {name!r}; classes are {allowed} (comma separated) or all", field=field
+            ) from None
         if garment not in chosen:
             chosen.append(garment)
     return tuple(chosen)
@@ -83,8 +91,12 @@ def parse_garments(value: Any, field: str = "classes") -> tuple[Garment, ...]:
 
 def upsample_scores(scores: np.ndarray, width: int, height: int) -> np.ndarray:
     """C x h x w class scores -> C x H x W, bilinear (smooth class boundaries, not 8 px blocks)."""
-    return np.stack([np.asarray(Image.fromarray(channel).resize((width, height), Image.Resampling.BILINEAR))
-                     for channel in scores.astype(np.float32)])
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(channel).resize((width, height), Image.Resampling.BILINEAR))
+            for channel in scores.astype(np.float32)
+        ]
+    )
 
 
 # the guided filter that snaps class scores to the picture's edges: working side, window radius
@@ -101,8 +113,13 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return exp / exp.sum(0, keepdims=True)
 
 
-def guided_probabilities(scores: np.ndarray, rgb: np.ndarray, side: int = GUIDE_SIDE,
-                         radius: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> np.ndarray:
+def guided_probabilities(
+    scores: np.ndarray,
+    rgb: np.ndarray,
+    side: int = GUIDE_SIDE,
+    radius: int = GUIDE_RADIUS,
+    eps: float = GUIDE_EPS,
+) -> np.ndarray:
     """Class probabilities (C x h x w, the longer side ``side``) filtered with the picture's grey
     levels as the guide (He, Sun & Tang, "Guided Image Filtering", TPAMI 2013): inside a window each
     class probability becomes a linear function of the brightness, so a class boundary moves onto
@@ -110,13 +127,21 @@ def guided_probabilities(scores: np.ndarray, rgb: np.ndarray, side: int = GUIDE_
     height, width = rgb.shape[:2]
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    guide = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX).convert("L"), np.float32) / 255.0
-    probabilities = _softmax(upsample_scores(scores, *size))   # C x h x w
+    guide = (
+        np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX).convert("L"), np.float32) / 255.0
+    )
+    probabilities = _softmax(upsample_scores(scores, *size))  # C x h x w
     classes = len(probabilities)
     # every window mean the filter needs, in two box-mean calls over stacked planes
-    means = box_mean_planes(np.concatenate([guide[None], (guide * guide)[None], probabilities,
-                                            guide * probabilities]), radius)
-    mean_guide, mean_square, mean_p, mean_gp = means[0], means[1], means[2:2 + classes], means[2 + classes:]
+    means = box_mean_planes(
+        np.concatenate([guide[None], (guide * guide)[None], probabilities, guide * probabilities]), radius
+    )
+    mean_guide, mean_square, mean_p, mean_gp = (
+        means[0],
+        means[1],
+        means[2 : 2 + classes],
+        means[2 + classes :],
+    )
     a = (mean_gp - mean_guide * mean_p) / ((mean_square - mean_guide * mean_guide) + eps)
     b = mean_p - a * mean_guide
     mean_ab = box_mean_planes(np.concatenate([a, b]), radius)
@@ -148,7 +173,7 @@ def skirt_under_a_top(class_map: np.ndarray, ratio: float = TOP_OVER_DRESS_RATIO
 # over the region the head calls dress or skirt, on this grid (the 16 px maps' own).
 DECISION_GRID = 16
 DECISION_MAPS = ("f16", "b16", "bhead")
-MIN_DECISION_PIXELS = 16   # of the head's 128 x 128: less than this is no garment to decide about
+MIN_DECISION_PIXELS = 16  # of the head's 128 x 128: less than this is no garment to decide about
 
 
 def lower_garment_features(scores: np.ndarray, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -165,13 +190,23 @@ def lower_garment_features(scores: np.ndarray, feeds: dict[str, np.ndarray]) -> 
     cell = region.shape[0] // DECISION_GRID
     weights = region.reshape(DECISION_GRID, cell, DECISION_GRID, cell).mean((1, 3))
     weights = weights / weights.sum()
-    pooled = [np.tensordot(feeds[name][0].astype(np.float32), weights, axes=([1, 2], [0, 1])) for name in DECISION_MAPS]
+    pooled = [
+        np.tensordot(feeds[name][0].astype(np.float32), weights, axes=([1, 2], [0, 1]))
+        for name in DECISION_MAPS
+    ]
     rows, subject = np.flatnonzero(region.any(1)), np.flatnonzero(inside.any(1))
     height = subject[-1] - subject[0] + 1
     counts = np.bincount(best.ravel(), minlength=len(CLASS_NAMES))
-    geometry = np.array([(rows[0] - subject[0]) / height, (rows[-1] - subject[0]) / height, region.sum() / inside.sum(),
-                         counts[Garment.TOPS.class_id] / region.sum(), counts[Garment.COAT.class_id] / region.sum()],
-                        np.float32)
+    geometry = np.array(
+        [
+            (rows[0] - subject[0]) / height,
+            (rows[-1] - subject[0]) / height,
+            region.sum() / inside.sum(),
+            counts[Garment.TOPS.class_id] / region.sum(),
+            counts[Garment.COAT.class_id] / region.sum(),
+        ],
+        np.float32,
+    )
     return np.concatenate([*pooled, geometry])
 
 
@@ -215,13 +250,15 @@ def name_lower_garment(class_map: np.ndarray, garment: Garment | None) -> np.nda
     return np.where(lower, garment.class_id, class_map).astype(np.uint8)
 
 
-def class_map_from_scores(scores: np.ndarray, matte: np.ndarray, rgb: np.ndarray | None = None,
-                          skirt_rule: bool = True) -> np.ndarray:
+def class_map_from_scores(
+    scores: np.ndarray, matte: np.ndarray, rgb: np.ndarray | None = None, skirt_rule: bool = True
+) -> np.ndarray:
     """The class map at the matte's resolution: outside the matte (alpha < 0.5) background, inside
     it the head's best class, a dress under a top made a skirt (``skirt_under_a_top``). The matte
     decides where the subject ends (its edges are sharper than the head's 128 px grid); the head
     may still call a pixel inside it background (a gap between arm and bag). With ``rgb`` (the
-    picture) the scores are first snapped to its edges (``guided_probabilities``). Measured on the held-out tenth of the training photos (seed-class
+    picture) the scores are first snapped to its edges (``guided_probabilities``). Measured on the
+    held-out tenth of the training photos (seed-class
     mean IoU): head argmax cut by the matte 0.518, forcing a person class inside the matte 0.512,
     the head alone 0.516; with the guided filter (shipped head) 0.543 vs 0.529 (0.542 with the
     argmax made at 512 px, as shipped: half the time)."""
@@ -243,9 +280,9 @@ def class_map_from_scores(scores: np.ndarray, matte: np.ndarray, rgb: np.ndarray
 class CostumeParse:
     """One image parsed: the subject's alpha, its class map and the colours under them."""
 
-    alpha: np.ndarray        # H x W uint8, the matte
-    class_map: np.ndarray    # H x W uint8 class ids
-    foreground: np.ndarray   # H x W x 3 uint8
+    alpha: np.ndarray  # H x W uint8, the matte
+    class_map: np.ndarray  # H x W uint8 class ids
+    foreground: np.ndarray  # H x W x 3 uint8
 
     def garment_alpha(self, garment: Garment) -> np.ndarray:
         return np.where(self.class_map == garment.class_id, self.alpha, 0).astype(np.uint8)

@@ -64,9 +64,13 @@ class EvalReport:
         return statistics.fmean(s.mae for s in self.scores) if self.scores else float("nan")
 
     def table(self) -> str:
-        header = f"{'set':<12} {'type':<7} {'split':<5} {'n':>3} {'mean IoU':>9} {'median IoU':>11} {'MAE':>7}"
-        row = (f"{self.directory.name:<12} {self.subject.value:<7} {self.split:<5} {self.n:>3} "
-               f"{self.mean_iou:>9.3f} {self.median_iou:>11.3f} {self.mae:>7.4f}")
+        header = (
+            f"{'set':<12} {'type':<7} {'split':<5} {'n':>3} {'mean IoU':>9} {'median IoU':>11} {'MAE':>7}"
+        )
+        row = (
+            f"{self.directory.name:<12} {self.subject.value:<7} {self.split:<5} {self.n:>3} "
+            f"{self.mean_iou:>9.3f} {self.median_iou:>11.3f} {self.mae:>7.4f}"
+        )
         return f"{header}\n{row}"
 
 
@@ -74,9 +78,14 @@ def pairs(directory: Path, split: str = "all", truth: str = "gt") -> list[tuple[
     """(stem, image, ground truth) for every image that has one in ``truth/``, in the chosen half."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}")
-    images = {p.stem: p for p in sorted((directory / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-    found = [(stem, images[stem], directory / truth / f"{stem}.png")
-             for stem in sorted(images) if (directory / truth / f"{stem}.png").exists()]
+    images = {
+        p.stem: p for p in sorted((directory / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES
+    }
+    found = [
+        (stem, images[stem], directory / truth / f"{stem}.png")
+        for stem in sorted(images)
+        if (directory / truth / f"{stem}.png").exists()
+    ]
     if split == "dev":
         return found[0::2]
     if split == "test":
@@ -94,9 +103,15 @@ def score(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return iou, mae
 
 
-def evaluate(directory: Path, pipeline, subject: SubjectType, split: str = "all",
-             progress: Callable[[int, int], None] | None = None, truth: str = "gt",
-             options: CutoutOptions | None = None) -> EvalReport:
+def evaluate(
+    directory: Path,
+    pipeline,
+    subject: SubjectType,
+    split: str = "all",
+    progress: Callable[[int, int], None] | None = None,
+    truth: str = "gt",
+    options: CutoutOptions | None = None,
+) -> EvalReport:
     """``options`` (size=preview, ...) run as given; the ground truth is resized (nearest) to a
     result smaller than the photo."""
     options = (options or CutoutOptions()).with_changes(type=subject)
@@ -135,8 +150,10 @@ class CostumeReport:
         return statistics.fmean(iou[g.value] or 0.0 for g in SEED_GARMENTS)
 
     def table(self) -> str:
-        lines = [f"{self.directory.name} costume split={self.split} n={self.n} (IoU summed over the set)",
-                 f"{'class':<11} {'IoU':>6}"]
+        lines = [
+            f"{self.directory.name} costume split={self.split} n={self.n} (IoU summed over the set)",
+            f"{'class':<11} {'IoU':>6}",
+        ]
         seed = {g.value for g in SEED_GARMENTS}
         for name, value in self.iou.items():
             mark = " *" if name in seed else ""
@@ -145,8 +162,13 @@ class CostumeReport:
         return "\n".join(lines)
 
 
-def evaluate_costume(directory: Path, pipeline, split: str = "all", truth: str = "gt_coarse",
-                     progress: Callable[[int, int], None] | None = None) -> CostumeReport:
+def evaluate_costume(
+    directory: Path,
+    pipeline,
+    split: str = "all",
+    truth: str = "gt_coarse",
+    progress: Callable[[int, int], None] | None = None,
+) -> CostumeReport:
     report = CostumeReport(directory=directory, split=split)
     found = pairs(directory, split, truth)
     for index, (_stem, image_path, truth_path) in enumerate(found):

@@ -35,8 +35,12 @@ def expand_box(box: Box, margin: Margin | Margins, width: int, height: int) -> B
     """Grow ``box`` by the margin on each side (a percent is of the box's longer side), within the image."""
     left, top, right, bottom = box
     pad_top, pad_right, pad_bottom, pad_left = margin.sides(max(right - left, bottom - top))
-    return (max(left - pad_left, 0), max(top - pad_top, 0), min(right + pad_right, width),
-            min(bottom + pad_bottom, height))
+    return (
+        max(left - pad_left, 0),
+        max(top - pad_top, 0),
+        min(right + pad_right, width),
+        min(bottom + pad_bottom, height),
+    )
 
 
 def keep_inside(alpha: np.ndarray, box: Box) -> np.ndarray:
@@ -47,16 +51,21 @@ def keep_inside(alpha: np.ndarray, box: Box) -> np.ndarray:
     return kept
 
 
-def _resize_pair(rgb: np.ndarray, alpha: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _resize_pair(
+    rgb: np.ndarray, alpha: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     if (width, height) == (alpha.shape[1], alpha.shape[0]):
         return rgb, alpha
     method = Image.Resampling.LANCZOS
-    return (np.asarray(Image.fromarray(rgb).resize((width, height), method)),
-            np.asarray(Image.fromarray(alpha).resize((width, height), method)))
+    return (
+        np.asarray(Image.fromarray(rgb).resize((width, height), method)),
+        np.asarray(Image.fromarray(alpha).resize((width, height), method)),
+    )
 
 
-def place(rgb: np.ndarray, alpha: np.ndarray, subject: Box, scale: float | None, position: Position
-          ) -> tuple[np.ndarray, np.ndarray]:
+def place(
+    rgb: np.ndarray, alpha: np.ndarray, subject: Box, scale: float | None, position: Position
+) -> tuple[np.ndarray, np.ndarray]:
     """The subject (the ``subject`` box) moved and scaled on a transparent canvas of the same size.
 
     ``scale`` fits it into that share of the canvas (aspect kept; None keeps its size); ``position``
@@ -81,8 +90,8 @@ def place(rgb: np.ndarray, alpha: np.ndarray, subject: Box, scale: float | None,
     out_rgb = np.zeros_like(rgb)
     out_alpha = np.zeros_like(alpha)
     shown_w, shown_h = min(new_width, width - x), min(new_height, height - y)
-    out_rgb[y:y + shown_h, x:x + shown_w] = sub_rgb[:shown_h, :shown_w]
-    out_alpha[y:y + shown_h, x:x + shown_w] = sub_alpha[:shown_h, :shown_w]
+    out_rgb[y : y + shown_h, x : x + shown_w] = sub_rgb[:shown_h, :shown_w]
+    out_alpha[y : y + shown_h, x : x + shown_w] = sub_alpha[:shown_h, :shown_w]
     return out_rgb, out_alpha
 
 
@@ -91,7 +100,9 @@ def crop(rgb: np.ndarray, alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.n
     return rgb[top:bottom, left:right], alpha[top:bottom, left:right]
 
 
-def target_size(width: int, height: int, target_width: int | None, target_height: int | None) -> tuple[int, int]:
+def target_size(
+    width: int, height: int, target_width: int | None, target_height: int | None
+) -> tuple[int, int]:
     """The canvas size: both given, or one given and the other from the aspect ratio."""
     if target_width and target_height:
         return target_width, target_height
@@ -102,8 +113,9 @@ def target_size(width: int, height: int, target_width: int | None, target_height
     return width, height
 
 
-def fit_into(rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_height: int
-             ) -> tuple[np.ndarray, np.ndarray]:
+def fit_into(
+    rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Scale (up or down, aspect kept) to fit the canvas and centre it; the rest is transparent."""
     height, width = alpha.shape
     scale = min(canvas_width / width, canvas_height / height)
@@ -114,8 +126,8 @@ def fit_into(rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_heigh
     out_alpha = np.zeros((canvas_height, canvas_width), np.uint8)
     x = (canvas_width - new_width) // 2
     y = (canvas_height - new_height) // 2
-    out_rgb[y:y + new_height, x:x + new_width] = rgb
-    out_alpha[y:y + new_height, x:x + new_width] = alpha
+    out_rgb[y : y + new_height, x : x + new_width] = rgb
+    out_alpha[y : y + new_height, x : x + new_width] = alpha
     return out_rgb, out_alpha
 
 

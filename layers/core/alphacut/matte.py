@@ -120,7 +120,7 @@ def box_mean_planes(planes: np.ndarray, radius: int) -> np.ndarray:
     sums, and channel-first planes need no transposes.
     """
     channels, height, width = planes.shape
-    across = (planes.reshape(channels * height, width) @ _box_matrix(width, radius).T)
+    across = planes.reshape(channels * height, width) @ _box_matrix(width, radius).T
     return np.matmul(_box_matrix(height, radius), across.reshape(channels, height, width))
 
 

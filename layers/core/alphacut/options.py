@@ -27,10 +27,10 @@ MAX_TARGET_SIDE = 4096
 
 
 class SubjectType(StrEnum):
-    AUTO = "auto"        # the general model: the main object, people included
-    OBJECT = "object"    # the general model
-    PERSON = "person"    # general model gated by the selfie model
-    STAMP = "stamp"      # red or blue seals/stamps on scanned paper
+    AUTO = "auto"  # the general model: the main object, people included
+    OBJECT = "object"  # the general model
+    PERSON = "person"  # general model gated by the selfie model
+    STAMP = "stamp"  # red or blue seals/stamps on scanned paper
     COSTUME = "costume"  # the clothes worn (ISNet + the costume head); the mask is a class map
 
     @property
@@ -40,9 +40,9 @@ class SubjectType(StrEnum):
 
 
 class Quality(StrEnum):
-    AUTO = "auto"   # fast on the CPU routes, best on the GPU task path (where model time is cheap)
-    FAST = "fast"   # the model once
-    BEST = "best"   # the model on the picture and on its mirror, the mattes averaged (twice the model time)
+    AUTO = "auto"  # fast on the CPU routes, best on the GPU task path (where model time is cheap)
+    FAST = "fast"  # the model once
+    BEST = "best"  # the model on the picture and on its mirror, the mattes averaged (twice the model time)
 
     def on(self, gpu: bool) -> Quality:
         return (Quality.BEST if gpu else Quality.FAST) if self is Quality.AUTO else self
@@ -58,11 +58,13 @@ class ImageFormat(StrEnum):
     PNG = "png"
     JPG = "jpg"
     WEBP = "webp"
-    ZIP = "zip"    # color.jpg (the colours) + alpha.png (the matte), as remove.bg's zip format
+    ZIP = "zip"  # color.jpg (the colours) + alpha.png (the matte), as remove.bg's zip format
 
     @property
     def content_type(self) -> str:
-        return {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "zip": "application/zip"}[self.value]
+        return {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "zip": "application/zip"}[
+            self.value
+        ]
 
 
 _FORMAT_ALIASES = {"jpeg": "jpg"}
@@ -110,8 +112,15 @@ class Margins:
 
 # remove.bg's output sizes: the most megapixels a result may have (None: the image's own size)
 SIZE_MEGAPIXELS: dict[str, float | None] = {
-    "preview": 0.25, "small": 0.25, "regular": 0.25, "medium": 1.5, "hd": 4.0,
-    "full": None, "4k": None, "auto": None}
+    "preview": 0.25,
+    "small": 0.25,
+    "regular": 0.25,
+    "medium": 1.5,
+    "hd": 4.0,
+    "full": None,
+    "4k": None,
+    "auto": None,
+}
 PREVIEW_MEGAPIXELS = 0.25
 _MEGAPIXEL_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*mp$")
 
@@ -201,7 +210,11 @@ Color = tuple[int, int, int] | tuple[int, int, int, int]
 def parse_color(value: Any, field: str = "bg_color") -> Color:
     """Hex (``#RRGGBB``, ``RRGGBB``, ``#RGB``; ``#RRGGBBAA`` or ``#RGBA`` for a see-through colour)
     or a CSS colour name, to an RGB tuple (RGBA when the colour is not opaque)."""
-    if isinstance(value, tuple) and len(value) in (3, 4) and all(isinstance(c, int) and 0 <= c <= 255 for c in value):
+    if (
+        isinstance(value, tuple)
+        and len(value) in (3, 4)
+        and all(isinstance(c, int) and 0 <= c <= 255 for c in value)
+    ):
         return value if len(value) == 3 or value[3] != 255 else value[:3]
     text = str(value).strip()
     if re.fullmatch(r"[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8}", text):
@@ -209,8 +222,10 @@ def parse_color(value: Any, field: str = "bg_color") -> Color:
     try:
         rgb = ImageColor.getrgb(text)
     except ValueError:
-        raise InvalidOption(f"must be a hex colour such as #ffffff (#ffffff80 with alpha) or a colour name, "
-                            f"not {value!r}", field=field) from None
+        raise InvalidOption(
+            f"must be a hex colour such as #ffffff (#ffffff80 with alpha) or a colour name, not {value!r}",
+            field=field,
+        ) from None
     return tuple(rgb) if len(rgb) == 4 and rgb[3] != 255 else tuple(rgb[:3])
 
 
@@ -222,12 +237,15 @@ def parse_dimension(value: Any, field: str, low: int = 1, high: int = MAX_TARGET
     except ValueError:
         raise InvalidOption(f"must be a whole number of pixels, not {value!r}", field=field) from None
     if not low <= number <= high:
-        raise InvalidOption(f"must be between {low} and {high} pixels, not {number}", field=field,
-                            limit=[low, high])
+        raise InvalidOption(
+            f"must be between {low} and {high} pixels, not {number}", field=field, limit=[low, high]
+        )
     return number
 
 
-def parse_length(value: Any, field: str, max_percent: float = 100, max_pixels: int = MAX_TARGET_SIDE) -> Margin:
+def parse_length(
+    value: Any, field: str, max_percent: float = 100, max_pixels: int = MAX_TARGET_SIDE
+) -> Margin:
     """One length: ``12``, ``12px`` or ``5%``."""
     match = _MARGIN.match(str(value))
     if not match:
@@ -240,8 +258,9 @@ def parse_length(value: Any, field: str, max_percent: float = 100, max_pixels: i
     return Margin(number, unit == "%")
 
 
-def parse_margin(value: Any, field: str = "crop_margin", max_percent: float = 100,
-                 max_pixels: int = MAX_TARGET_SIDE) -> Margin | Margins:
+def parse_margin(
+    value: Any, field: str = "crop_margin", max_percent: float = 100, max_pixels: int = MAX_TARGET_SIDE
+) -> Margin | Margins:
     """One margin for every side, or two (top/bottom, left/right) or four (top, right, bottom, left)."""
     if isinstance(value, Margin | Margins):
         return value
@@ -265,8 +284,11 @@ def parse_size(value: Any, field: str = "size") -> OutputSize:
     match = _MEGAPIXEL_SIZE.match(text)
     if match and 0.1 <= float(match.group(1)) <= 100:
         return OutputSize(f"{float(match.group(1)):g}MP", float(match.group(1)))
-    raise InvalidOption(f"must be one of {', '.join(SIZE_MEGAPIXELS)} or megapixels from 0.1MP to 100MP "
-                        f"(such as 10MP), not {value!r}", field=field)
+    raise InvalidOption(
+        f"must be one of {', '.join(SIZE_MEGAPIXELS)} or megapixels from 0.1MP to 100MP "
+        f"(such as 10MP), not {value!r}",
+        field=field,
+    )
 
 
 def parse_scale(value: Any, field: str = "scale") -> float | None:
@@ -281,8 +303,11 @@ def parse_scale(value: Any, field: str = "scale") -> float | None:
     except ValueError:
         percent = -1.0
     if not 10 <= percent <= 100:
-        raise InvalidOption(f"must be original or a percent from 10% to 100%, not {value!r}", field=field,
-                            limit=["10%", "100%"])
+        raise InvalidOption(
+            f"must be original or a percent from 10% to 100%, not {value!r}",
+            field=field,
+            limit=["10%", "100%"],
+        )
     return percent / 100
 
 
@@ -301,8 +326,9 @@ def parse_position(value: Any, field: str = "position") -> Position | None:
     except ValueError:
         numbers = []
     if len(numbers) not in (1, 2) or not all(0 <= n <= 100 for n in numbers):
-        raise InvalidOption(f"must be original, center, or one or two percents from 0% to 100%, not {value!r}",
-                            field=field)
+        raise InvalidOption(
+            f"must be original, center, or one or two percents from 0% to 100%, not {value!r}", field=field
+        )
     return Position(numbers[0], numbers[-1])
 
 
@@ -312,8 +338,11 @@ def parse_roi(value: Any, field: str = "roi") -> Roi | None:
         return value
     parts = [part for part in _SEPARATORS.split(str(value).strip()) if part]
     if len(parts) != 4:
-        raise InvalidOption(f"must be four corners x1 y1 x2 y2 (such as 0% 0% 100% 100% or 10px 20px 300px 400px), "
-                            f"not {value!r}", field=field)
+        raise InvalidOption(
+            f"must be four corners x1 y1 x2 y2 (such as 0% 0% 100% 100% or 10px 20px 300px 400px), "
+            f"not {value!r}",
+            field=field,
+        )
     x1, y1, x2, y2 = (parse_length(part, field, 100, 1_000_000) for part in parts)
     for low, high in ((x1, x2), (y1, y2)):
         if low.percent == high.percent and low.value >= high.value:
@@ -377,7 +406,9 @@ class CutoutOptions:
         set_(self, "bg_image_url", (self.bg_image_url or "").strip() or None)
         set_(self, "bg_image", self.bg_image or None)
         if self.bg_color is not None and self.has_background_image:
-            raise InvalidOption("give one background: bg_color, bg_image_url or bg_image_file", field="bg_color")
+            raise InvalidOption(
+                "give one background: bg_color, bg_image_url or bg_image_file", field="bg_color"
+            )
         if str(self.format).strip().lower() == AUTO_FORMAT:
             set_(self, "format", ImageFormat.JPG if self.fills_background else ImageFormat.PNG)
         set_(self, "format", _choice(ImageFormat, self.format, "format", _FORMAT_ALIASES))
@@ -391,8 +422,11 @@ class CutoutOptions:
     @property
     def fills_background(self) -> bool:
         """True when an opaque colour or an image fills everything behind the subject."""
-        return self.bg_image_url is not None or self.bg_image is not None or (
-            self.bg_color is not None and len(self.bg_color) == 3)
+        return (
+            self.bg_image_url is not None
+            or self.bg_image is not None
+            or (self.bg_color is not None and len(self.bg_color) == 3)
+        )
 
     @property
     def background(self) -> Color | None:
@@ -412,8 +446,11 @@ class CutoutOptions:
     @property
     def placement(self) -> Position | None:
         """Where the subject goes, or None to leave it where it is (scale implies center)."""
-        position = self.position if self.position is not None else (
-            Position(50.0, 50.0) if self.scale is not None else Position())
+        position = (
+            self.position
+            if self.position is not None
+            else (Position(50.0, 50.0) if self.scale is not None else Position())
+        )
         return None if position.original and self.scale is None else position
 
     @classmethod
@@ -422,16 +459,18 @@ class CutoutOptions:
         return [f.name for f in fields(cls) if f.name != "bg_image"] + ["channels"]
 
     @classmethod
-    def from_mapping(cls, params: Mapping[str, Any], *, strict: bool = False, bg_image: bytes | None = None
-                     ) -> CutoutOptions:
+    def from_mapping(
+        cls, params: Mapping[str, Any], *, strict: bool = False, bg_image: bytes | None = None
+    ) -> CutoutOptions:
         """Options from request parameters (strings). ``strict`` refuses unknown names; ``bg_image``
         is an uploaded background file (or the one ``bg_image_url`` names, already fetched)."""
         known = set(cls.field_names())
         if strict:
             unknown = sorted(set(params) - known)
             if unknown:
-                raise InvalidOption(f"unknown parameter; known ones are {', '.join(sorted(known))}",
-                                    field=unknown[0])
+                raise InvalidOption(
+                    f"unknown parameter; known ones are {', '.join(sorted(known))}", field=unknown[0]
+                )
         values = {k: v for k, v in params.items() if k in known and v is not None}
         for name in ("bg_color", "bg_image_url", "roi", "position", "scale"):
             if name in values and str(values[name]).strip() == "":
@@ -440,7 +479,9 @@ class CutoutOptions:
         if channels is not None:
             output = parse_channels(channels)
             if "output" in values and _choice(OutputKind, values["output"], "output") is not output:
-                raise InvalidOption(f"channels={channels} contradicts output={values['output']}", field="channels")
+                raise InvalidOption(
+                    f"channels={channels} contradicts output={values['output']}", field="channels"
+                )
             values["output"] = output
         return cls(**values, bg_image=bg_image)
 
@@ -451,13 +492,20 @@ class CutoutOptions:
         """The options as request parameters (JSON-safe; a background file is not included)."""
         color = None
         if self.bg_color:
-            color = "#" + "".join("%02x" % c for c in self.bg_color)
+            color = "#" + "".join(f"{c:02x}" for c in self.bg_color)
         return {
-            "type": self.type.value, "output": self.output.value, "format": self.format.value,
-            "size": str(self.size), "quality": self.quality.value, "roi": str(self.roi) if self.roi else None,
-            "bg_color": color, "bg_image_url": self.bg_image_url,
-            "crop": self.crop, "crop_margin": str(self.crop_margin),
+            "type": self.type.value,
+            "output": self.output.value,
+            "format": self.format.value,
+            "size": str(self.size),
+            "quality": self.quality.value,
+            "roi": str(self.roi) if self.roi else None,
+            "bg_color": color,
+            "bg_image_url": self.bg_image_url,
+            "crop": self.crop,
+            "crop_margin": str(self.crop_margin),
             "scale": f"{self.scale * 100:g}%" if self.scale is not None else None,
             "position": str(self.position) if self.position is not None else None,
-            "target_width": self.target_width, "target_height": self.target_height,
+            "target_width": self.target_width,
+            "target_height": self.target_height,
         }

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alphacut import geometry
-from alphacut.codec import DecodedImage, compose_on_color, cover, decode_image, downscale, encode_cutout, encode_mask
+from alphacut.codec import (
+    DecodedImage,
+    compose_on_color,
+    cover,
+    decode_image,
+    downscale,
+    encode_cutout,
+    encode_mask,
+)
 from alphacut.costume import CostumeParse, Garment, class_map_from_scores
 from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp_matte, to_u8
@@ -54,21 +62,21 @@ class Timings(dict):
 class Segmentation:
     """A matte at the input's resolution, with the colours to show under it."""
 
-    alpha: np.ndarray        # H x W uint8
-    foreground: np.ndarray   # H x W x 3 uint8 (edge colours de-contaminated)
-    type: SubjectType        # the type that was run (auto resolved)
+    alpha: np.ndarray  # H x W uint8
+    foreground: np.ndarray  # H x W x 3 uint8 (edge colours de-contaminated)
+    type: SubjectType  # the type that was run (auto resolved)
 
 
 @dataclass
 class CutoutResult:
     image: bytes | None
     mask: bytes | None
-    content_type: str | None          # of ``image``; the mask is always image/png
-    width: int                        # of the delivered result
+    content_type: str | None  # of ``image``; the mask is always image/png
+    width: int  # of the delivered result
     height: int
     input_width: int
     input_height: int
-    bbox: geometry.Box | None         # the subject in the input image (None: nothing found)
+    bbox: geometry.Box | None  # the subject in the input image (None: nothing found)
     type: SubjectType
     timings: Timings = field(default_factory=Timings)
     subject_box: geometry.Box | None = None  # the subject in the delivered result
@@ -81,8 +89,8 @@ class CutoutResult:
 @dataclass
 class GarmentResult:
     garment: Garment
-    share: float                      # of the image's pixels
-    result: CutoutResult | None       # None: the garment is not in the image
+    share: float  # of the image's pixels
+    result: CutoutResult | None  # None: the garment is not in the image
 
     @property
     def present(self) -> bool:
@@ -91,10 +99,10 @@ class GarmentResult:
 
 @dataclass
 class CostumeResult:
-    outfit: CutoutResult              # clothes, bag, shoes and hat together (no skin, no hair)
-    garments: list[GarmentResult]     # the ones asked for, in the order asked
-    shares: dict[Garment, float]      # every garment's share of the image
-    class_map: bytes | None           # one-channel PNG of class ids, when a mask is asked for
+    outfit: CutoutResult  # clothes, bag, shoes and hat together (no skin, no hair)
+    garments: list[GarmentResult]  # the ones asked for, in the order asked
+    shares: dict[Garment, float]  # every garment's share of the image
+    class_map: bytes | None  # one-channel PNG of class ids, when a mask is asked for
     timings: Timings
 
 
@@ -118,23 +126,35 @@ class Pipeline:
             getattr(self.models, name)
         if names & {"isnet_features", "backbone", "costume"}:
             self.parse_costume(blank)
-        for model, subject, preview in (("isnet", SubjectType.OBJECT, False), ("isnet_preview", SubjectType.OBJECT, True),
-                                        ("selfie", SubjectType.PERSON, False)):
+        for model, subject, preview in (
+            ("isnet", SubjectType.OBJECT, False),
+            ("isnet_preview", SubjectType.OBJECT, True),
+            ("selfie", SubjectType.PERSON, False),
+        ):
             if model in names:
                 self.matte(blank, subject, preview=preview)
 
     # ---- stages ----------------------------------------------------------------------------------
-    def decode(self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
-               ) -> DecodedImage:
+    def decode(
+        self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
+    ) -> DecodedImage:
         """The image, at most as large as ``options.size`` allows (size=preview: 0.25 MP)."""
         with (timings if timings is not None else Timings()).stage("decode"):
             image = decode_image(data, self.limits)
             if options is None:
                 return image
-            return downscale(image, *geometry.cap_megapixels(image.width, image.height, options.size.megapixels))
+            return downscale(
+                image, *geometry.cap_megapixels(image.width, image.height, options.size.megapixels)
+            )
 
-    def matte(self, image: DecodedImage, subject: SubjectType, timings: Timings | None = None,
-              preview: bool = False, quality: Quality = Quality.FAST) -> np.ndarray:
+    def matte(
+        self,
+        image: DecodedImage,
+        subject: SubjectType,
+        timings: Timings | None = None,
+        preview: bool = False,
+        quality: Quality = Quality.FAST,
+    ) -> np.ndarray:
         """The model part: the alpha (float32 0..1) at the input's resolution.
 
         This is what a GPU endpoint serves; ``finish`` (foreground colours) runs wherever the
@@ -144,8 +164,9 @@ class Pipeline:
         timings = timings if timings is not None else Timings()
         subject = subject.resolved
         if subject is SubjectType.COSTUME:
-            raise InvalidOption("costume is not a single matte: use parse_costume (POST /v1/costume)",
-                                field="type")
+            raise InvalidOption(
+                "costume is not a single matte: use parse_costume (POST /v1/costume)", field="type"
+            )
         rgb = self._model_rgb(image)
         height, width = rgb.shape[:2]
         if subject is SubjectType.STAMP:
@@ -181,8 +202,14 @@ class Pipeline:
             return np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
         return alpha
 
-    def finish(self, image: DecodedImage, alpha: np.ndarray, subject: SubjectType,
-               timings: Timings | None = None, roi: Roi | None = None) -> Segmentation:
+    def finish(
+        self,
+        image: DecodedImage,
+        alpha: np.ndarray,
+        subject: SubjectType,
+        timings: Timings | None = None,
+        roi: Roi | None = None,
+    ) -> Segmentation:
         """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion.
         With a ``roi`` only the subject inside that region is kept."""
         timings = timings if timings is not None else Timings()
@@ -213,11 +240,13 @@ class Pipeline:
         with timings.stage("postprocess"):
             alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
             class_map = class_map_from_scores(scores, alpha, rgb)
-            return CostumeParse(alpha=to_u8(alpha), class_map=class_map,
-                                foreground=estimate_foreground(image.rgb, alpha))
+            return CostumeParse(
+                alpha=to_u8(alpha), class_map=class_map, foreground=estimate_foreground(image.rgb, alpha)
+            )
 
-    def segment(self, image: DecodedImage, options: CutoutOptions, timings: Timings | None = None
-                ) -> Segmentation:
+    def segment(
+        self, image: DecodedImage, options: CutoutOptions, timings: Timings | None = None
+    ) -> Segmentation:
         """The alpha matte and foreground colours for ``image``, at its own resolution (for
         costume: the whole outfit), only inside ``options.roi`` when there is one."""
         timings = timings if timings is not None else Timings()
@@ -227,7 +256,9 @@ class Pipeline:
             if options.roi is not None:
                 alpha = geometry.keep_inside(alpha, options.roi.box(image.width, image.height))
             return Segmentation(alpha=alpha, foreground=parse.foreground, type=options.type)
-        alpha = self.matte(image, options.type, timings, preview=options.size.preview, quality=options.quality)
+        alpha = self.matte(
+            image, options.type, timings, preview=options.size.preview, quality=options.quality
+        )
         return self.finish(image, alpha, options.type, timings, options.roi)
 
     def background_picture(self, options: CutoutOptions, width: int, height: int) -> np.ndarray | None:
@@ -243,8 +274,9 @@ class Pipeline:
             raise
         return cover(background, width, height)
 
-    def layout(self, image: DecodedImage, rgb: np.ndarray, alpha: np.ndarray, options: CutoutOptions
-               ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None]:
+    def layout(
+        self, image: DecodedImage, rgb: np.ndarray, alpha: np.ndarray, options: CutoutOptions
+    ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None]:
         """Crop, place and fit the cutout as the options ask; also the subject's box in the input."""
         bbox = geometry.subject_bbox(alpha)
         if bbox is None:
@@ -257,12 +289,19 @@ class Pipeline:
         if options.placement is not None:
             rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement)
         if options.resizes:
-            canvas = geometry.target_size(alpha.shape[1], alpha.shape[0], options.target_width, options.target_height)
+            canvas = geometry.target_size(
+                alpha.shape[1], alpha.shape[0], options.target_width, options.target_height
+            )
             rgb, alpha = geometry.fit_into(rgb, alpha, *canvas)
         return rgb, alpha, bbox
 
-    def compose(self, image: DecodedImage, segmentation: Segmentation, options: CutoutOptions,
-                timings: Timings | None = None) -> CutoutResult:
+    def compose(
+        self,
+        image: DecodedImage,
+        segmentation: Segmentation,
+        options: CutoutOptions,
+        timings: Timings | None = None,
+    ) -> CutoutResult:
         """Crop/place/fit as the options ask and encode the image and/or mask."""
         timings = timings if timings is not None else Timings()
         with timings.stage("encode"):
@@ -270,17 +309,24 @@ class Pipeline:
             picture = mask = None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
                 background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
-                picture = encode_cutout(rgb, alpha, options.format,
-                                        background if background is not None else options.background)
+                picture = encode_cutout(
+                    rgb, alpha, options.format, background if background is not None else options.background
+                )
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
                 mask = encode_mask(np.ascontiguousarray(alpha))
         return CutoutResult(
-            image=picture, mask=mask,
+            image=picture,
+            mask=mask,
             content_type=options.format.content_type if picture is not None else None,
-            width=alpha.shape[1], height=alpha.shape[0],
-            input_width=image.width, input_height=image.height,
-            bbox=bbox, type=segmentation.type, timings=timings,
-            subject_box=geometry.subject_bbox(alpha) if bbox is not None else None)
+            width=alpha.shape[1],
+            height=alpha.shape[0],
+            input_width=image.width,
+            input_height=image.height,
+            bbox=bbox,
+            type=segmentation.type,
+            timings=timings,
+            subject_box=geometry.subject_bbox(alpha) if bbox is not None else None,
+        )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
         """Bytes in, result out: the whole pipeline. For ``type=costume`` the image is the outfit
@@ -294,8 +340,12 @@ class Pipeline:
         segmentation = self.segment(image, options, timings)
         return self.compose(image, segmentation, options, timings)
 
-    def costume(self, data: bytes, options: CutoutOptions | None = None,
-                garments: tuple[Garment, ...] = tuple(Garment)) -> CostumeResult:
+    def costume(
+        self,
+        data: bytes,
+        options: CutoutOptions | None = None,
+        garments: tuple[Garment, ...] = tuple(Garment),
+    ) -> CostumeResult:
         """The outfit and one result per garment asked for (absent ones have no result).
 
         ``options.output`` mask/both adds the class map; crop and target size apply to every
@@ -304,8 +354,11 @@ class Pipeline:
         options = (options or CutoutOptions()).with_changes(type=SubjectType.COSTUME)
         wants_mask = options.output in (OutputKind.MASK, OutputKind.BOTH)
         if wants_mask and options.resizes:
-            raise InvalidOption("a class map keeps the input's pixels: drop target_width/target_height "
-                                "or ask for output=image", field="target_width")
+            raise InvalidOption(
+                "a class map keeps the input's pixels: drop target_width/target_height "
+                "or ask for output=image",
+                field="target_width",
+            )
         timings = Timings()
         image = self.decode(data, timings, options)
         parse = self.parse_costume(image, timings)
@@ -329,6 +382,6 @@ class Pipeline:
                 ids = parse.class_map
                 if options.crop and outfit.bbox is not None:
                     box = geometry.expand_box(outfit.bbox, options.crop_margin, image.width, image.height)
-                    ids = ids[box[1]:box[3], box[0]:box[2]]
+                    ids = ids[box[1] : box[3], box[0] : box[2]]
                 class_map = encode_mask(np.ascontiguousarray(ids))
         return CostumeResult(outfit, results, shares, class_map, timings)

@@ -24,7 +24,7 @@ class ImageLimits:
     max_side: int = 4096
     max_pixels: int = 4096 * 4096
     min_side: int = 50
-    formats: frozenset[str] | None = None   # None: every readable format (vendor routes narrow it)
+    formats: frozenset[str] | None = None  # None: every readable format (vendor routes narrow it)
 
     def __post_init__(self):
         for name in ("max_bytes", "max_side", "max_pixels", "min_side"):

@@ -36,8 +36,13 @@ class TaskState(IntEnum):
     @property
     def progress(self) -> int:
         """Seed 002: 100 when done, 0 when failed; in between by stage."""
-        return {TaskState.DONE: 100, TaskState.QUEUED: 0, TaskState.PREPARING: 10, TaskState.WAITING: 20,
-                TaskState.PROCESSING: 50}.get(self, 0)
+        return {
+            TaskState.DONE: 100,
+            TaskState.QUEUED: 0,
+            TaskState.PREPARING: 10,
+            TaskState.WAITING: 20,
+            TaskState.PROCESSING: 50,
+        }.get(self, 0)
 
 
 class ResultUploadFailed(Exception):
@@ -55,7 +60,7 @@ FAILURE_STATES: dict[str, TaskState] = {
     "ResultUploadFailed": TaskState.RESULT_UPLOAD_FAILED,
     "States.Timeout": TaskState.TIMED_OUT,
     "ModelTimedOut": TaskState.TIMED_OUT,
-    "Sandbox.Timedout": TaskState.TIMED_OUT,   # the Segment function hit its own timeout
+    "Sandbox.Timedout": TaskState.TIMED_OUT,  # the Segment function hit its own timeout
 }
 
 TASK_TIME_LIMIT_SECONDS = 30  # seed 002: a task running longer ends in -8
@@ -68,7 +73,9 @@ FAILURE_MESSAGES: dict[TaskState, str] = {
     TaskState.RESULT_UPLOAD_FAILED: "the result could not be stored: submit the task again",
     TaskState.DOWNLOAD_FAILED: "the image could not be fetched from image_url",
     TaskState.DOWNLOAD_TOO_LARGE: "the image is over the size limit",
-    TaskState.INVALID_IMAGE: "the file is not an image that can be read (damaged, too small or an unknown format)",
+    TaskState.INVALID_IMAGE: (
+        "the file is not an image that can be read (damaged, too small or an unknown format)"
+    ),
     TaskState.TIMED_OUT: f"the task took longer than {TASK_TIME_LIMIT_SECONDS} s",
 }
 

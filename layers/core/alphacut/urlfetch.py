@@ -43,8 +43,10 @@ DEFAULT_PORTS = frozenset({80, 443})
 MAX_HOST_LENGTH = 253
 MAX_URL_LENGTH = 4096
 CHUNK = 64 * 1024
-GENERIC_FAILURE = ("could not be fetched: it must be a public http(s) URL on port 80 or 443 that answers "
-                   "200 with the image within the time limit")
+GENERIC_FAILURE = (
+    "could not be fetched: it must be a public http(s) URL on port 80 or 443 that answers "
+    "200 with the image within the time limit"
+)
 HOST_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
@@ -81,8 +83,11 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def check_host(host: str, field: str = FIELD) -> None:
     """A host name must be an IP literal or a valid DNS name (checked without the network)."""
     if len(host) > MAX_HOST_LENGTH:
-        raise UrlNotAllowed(f"has a host name of {len(host)} characters; at most {MAX_HOST_LENGTH}", field=field,
-                            limit=MAX_HOST_LENGTH)
+        raise UrlNotAllowed(
+            f"has a host name of {len(host)} characters; at most {MAX_HOST_LENGTH}",
+            field=field,
+            limit=MAX_HOST_LENGTH,
+        )
     try:
         ipaddress.ip_address(host.split("%")[0])
         return
@@ -93,30 +98,42 @@ def check_host(host: str, field: str = FIELD) -> None:
     except UnicodeError:
         raise UrlNotAllowed("has a host name that is not valid", field=field) from None
     if not all(0 < len(label) <= 63 and HOST_LABEL.fullmatch(label) for label in labels):
-        raise UrlNotAllowed("has a host name that is not valid (letters, digits and hyphens in labels of "
-                            "1 to 63 characters)", field=field)
+        raise UrlNotAllowed(
+            "has a host name that is not valid (letters, digits and hyphens in labels of 1 to 63 characters)",
+            field=field,
+        )
 
 
-def parse_url(url: str, allowed_hosts: tuple[str, ...] = (), allowed_ports: Iterable[int] | None = (),
-              field: str = FIELD) -> tuple[str, str, int]:
+def parse_url(
+    url: str,
+    allowed_hosts: tuple[str, ...] = (),
+    allowed_ports: Iterable[int] | None = (),
+    field: str = FIELD,
+) -> tuple[str, str, int]:
     """(scheme, host, port) of a URL that may be fetched, or ``UrlNotAllowed`` naming why not.
     ``allowed_ports`` None: any port."""
     if len(url) > MAX_URL_LENGTH:
-        raise UrlNotAllowed(f"is {len(url)} characters long; at most {MAX_URL_LENGTH}", field=field,
-                            limit=MAX_URL_LENGTH)
+        raise UrlNotAllowed(
+            f"is {len(url)} characters long; at most {MAX_URL_LENGTH}", field=field, limit=MAX_URL_LENGTH
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         raise UrlNotAllowed("is not a valid URL (its port or host part is malformed)", field=field) from None
     if parts.scheme not in ("http", "https"):
-        raise UrlNotAllowed(f"must be an http or https URL, not {parts.scheme[:20] or 'no scheme'}", field=field)
+        raise UrlNotAllowed(
+            f"must be an http or https URL, not {parts.scheme[:20] or 'no scheme'}", field=field
+        )
     if not parts.hostname:
         raise UrlNotAllowed("has no host", field=field)
     check_host(parts.hostname, field)
     port = port or (443 if parts.scheme == "https" else 80)
-    if allowed_ports is not None and port not in DEFAULT_PORTS | set(allowed_ports) \
-            and parts.hostname not in allowed_hosts:
+    if (
+        allowed_ports is not None
+        and port not in DEFAULT_PORTS | set(allowed_ports)
+        and parts.hostname not in allowed_hosts
+    ):
         raise UrlNotAllowed(f"uses port {port}: only 80 and 443 are fetched", field=field)
     return parts.scheme, parts.hostname, port
 
@@ -183,7 +200,9 @@ def _read_body(sock, response, max_bytes: int, deadline: Deadline) -> bytes:
     request's socket: the connection forgets it once the response says it will close)."""
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise ImageTooLarge(f"is {declared} bytes; at most {max_bytes} are accepted", field=FIELD, limit=max_bytes)
+        raise ImageTooLarge(
+            f"is {declared} bytes; at most {max_bytes} are accepted", field=FIELD, limit=max_bytes
+        )
     chunks, size = [], 0
     while True:
         sock.settimeout(deadline.left())
@@ -196,7 +215,9 @@ def _read_body(sock, response, max_bytes: int, deadline: Deadline) -> bytes:
         chunks.append(chunk)
 
 
-def _fetch(url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...], ports: Iterable[int]) -> bytes:
+def _fetch(
+    url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...], ports: Iterable[int]
+) -> bytes:
     for _ in range(MAX_REDIRECTS + 1):
         try:
             connection, path = _connect(url, allowed, ports, deadline, FIELD)
@@ -222,8 +243,14 @@ def _fetch(url: str, max_bytes: int, deadline: Deadline, allowed: tuple[str, ...
     raise _Refused(f"more than {MAX_REDIRECTS} redirects")
 
 
-def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: Iterable[str] = (),
-                allowed_ports: Iterable[int] = (), field: str = FIELD) -> bytes:
+def fetch_image(
+    url: str,
+    max_bytes: int,
+    timeout: float = 10.0,
+    allowed_hosts: Iterable[str] = (),
+    allowed_ports: Iterable[int] = (),
+    field: str = FIELD,
+) -> bytes:
     """Download ``url`` (following at most 5 checked redirects) within ``timeout`` seconds in all.
 
     ``allowed_hosts`` names hosts exempt from the address and port checks: for tests and
@@ -237,8 +264,9 @@ def fetch_image(url: str, max_bytes: int, timeout: float = 10.0, allowed_hosts: 
         raise
 
 
-def _fetch_checked(url: str, max_bytes: int, timeout: float, allowed: tuple[str, ...],
-                   allowed_ports: Iterable[int]) -> bytes:
+def _fetch_checked(
+    url: str, max_bytes: int, timeout: float, allowed: tuple[str, ...], allowed_ports: Iterable[int]
+) -> bytes:
     parse_url(url, allowed, allowed_ports)  # what the URL itself gets wrong is said as it is
     try:
         return _fetch(url, max_bytes, Deadline(timeout), allowed, tuple(allowed_ports))
@@ -247,8 +275,14 @@ def _fetch_checked(url: str, max_bytes: int, timeout: float, allowed: tuple[str,
         raise UrlFetchFailed(GENERIC_FAILURE, field=FIELD) from None
 
 
-def post_json(url: str, payload: dict, timeout: float = 5.0, allowed_hosts: Iterable[str] = (),
-              field: str = "callback_url", headers_for: Callable[[bytes], dict[str, str]] | None = None) -> int:
+def post_json(
+    url: str,
+    payload: dict,
+    timeout: float = 5.0,
+    allowed_hosts: Iterable[str] = (),
+    field: str = "callback_url",
+    headers_for: Callable[[bytes], dict[str, str]] | None = None,
+) -> int:
     """POST ``payload`` as JSON to ``url`` under the same address rules (any port: a callback's
     answer never reaches the caller, so it cannot probe ports); redirects are not followed (a
     callback is delivered where it was registered). ``headers_for(body)``: headers made from the
@@ -259,9 +293,12 @@ def post_json(url: str, payload: dict, timeout: float = 5.0, allowed_hosts: Iter
     try:
         connection, path = _connect(url, tuple(allowed_hosts), None, deadline, field)
         try:
-            connection.request("POST", path, body=body, headers={"User-Agent": USER_AGENT,
-                                                                  "Content-Type": "application/json",
-                                                                  **extra})
+            connection.request(
+                "POST",
+                path,
+                body=body,
+                headers={"User-Agent": USER_AGENT, "Content-Type": "application/json", **extra},
+            )
             response = connection.getresponse()
             response.read(65536)
             return response.status

@@ -13,16 +13,27 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import runtime
+from alphacut.api import runtime, snapstart, web
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
-from alphacut.api.request import (BACKGROUND_FIELDS, SOURCE_FIELDS, apply_return_form, background_image,
-                                  parse_image_request)
-from alphacut.api import snapstart, web
+from alphacut.api.request import (
+    BACKGROUND_FIELDS,
+    SOURCE_FIELDS,
+    apply_return_form,
+    background_image,
+    parse_image_request,
+)
+from alphacut.api.responses import (
+    Delivery,
+    choose_delivery,
+    costume_response,
+    error_response,
+    json_response,
+    make_answer_guard,
+    result_response,
+)
 from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
-from alphacut.api.responses import (Delivery, choose_delivery, costume_response, error_response, json_response,
-                                    make_answer_guard, result_response)
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.tasks import TaskState
@@ -33,38 +44,82 @@ app = APIGatewayRestResolver()
 
 SETTINGS = runtime.SETTINGS
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS) | {"return"}
-TASK_PARAMS = (set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS)
-               | {"sync", "return_type", "callback_url"})
+TASK_PARAMS = (
+    set(CutoutOptions.field_names())
+    | set(SOURCE_FIELDS)
+    | set(BACKGROUND_FIELDS)
+    | {"sync", "return_type", "callback_url"}
+)
 COSTUME_PARAMS = KNOWN_PARAMS | {"classes", "return_form"}
 MATTE_TYPES = tuple(t for t in SubjectType if t is not SubjectType.COSTUME)
 ROUTES = [
-    RouteDoc("/v1/cutout", "post", "Cut out the main subject",
-             "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
-             "touching a person), stamp (red/blue seals on scans).", MATTE_TYPES),
-    RouteDoc("/v1/selfie", "post", "Cut out people",
-             "The person pipeline (ISNet + selfie segmentation).", (SubjectType.PERSON,)),
+    RouteDoc(
+        "/v1/cutout",
+        "post",
+        "Cut out the main subject",
+        "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
+        "touching a person), stamp (red/blue seals on scans).",
+        MATTE_TYPES,
+    ),
+    RouteDoc(
+        "/v1/selfie",
+        "post",
+        "Cut out people",
+        "The person pipeline (ISNet + selfie segmentation).",
+        (SubjectType.PERSON,),
+    ),
     RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
     RouteDoc("/docs", "get", "This document as a readable page (no key)", key_required=False),
-    RouteDoc("/", "get", "A page to try the service, watch tasks and see usage (no key to load it)",
-             key_required=False),
-    RouteDoc("/v1/results/{token}", "get", "A result link (no API key): redirects to the image while the link lasts",
-             key_required=False,
-             extra_responses={302: "the image, presigned for 5 minutes", 403: "not a link this service made",
-                              410: "the link expired"}),
-    RouteDoc("/v1/usage", "get", "Calls made and charged per day and route for this API key",
-             "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days."),
-    RouteDoc("/v1/tasks", "post", "Create an async cutout task (seed 002)",
-             "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
-             "to wait for the result, callback_url to be POSTed the final task once.", MATTE_TYPES),
-    RouteDoc("/v1/costume", "post", "Cut out the clothes worn (seed 004)",
-             "classes: comma list of tops, coat, dress, skirt, pants, shoes, bag, hat (default all); "
-             "return_form mask | whiteBK (seed 004) or output/format/bg_color; return base64 | url. Answers the "
-             "whole outfit, one result per class asked for (absent classes are reported, not drawn), the "
-             "classes found with their share of the image, and the class map (0 background, 1 tops .. 8 hat, "
-             "9 rest of the person) when a mask is asked for.", (SubjectType.COSTUME,)),
-    RouteDoc("/v1/tasks/{task_id}", "get", "A task's state, progress, timestamps and result",
-             extra_responses={404: "no such task for this API key"}),
+    RouteDoc(
+        "/",
+        "get",
+        "A page to try the service, watch tasks and see usage (no key to load it)",
+        key_required=False,
+    ),
+    RouteDoc(
+        "/v1/results/{token}",
+        "get",
+        "A result link (no API key): redirects to the image while the link lasts",
+        key_required=False,
+        extra_responses={
+            302: "the image, presigned for 5 minutes",
+            403: "not a link this service made",
+            410: "the link expired",
+        },
+    ),
+    RouteDoc(
+        "/v1/usage",
+        "get",
+        "Calls made and charged per day and route for this API key",
+        "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days.",
+    ),
+    RouteDoc(
+        "/v1/tasks",
+        "post",
+        "Create an async cutout task (seed 002)",
+        "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
+        "to wait for the result, callback_url to be POSTed the final task once.",
+        MATTE_TYPES,
+    ),
+    RouteDoc(
+        "/v1/costume",
+        "post",
+        "Cut out the clothes worn (seed 004)",
+        "classes: comma list of tops, coat, dress, skirt, pants, shoes, bag, hat (default all); "
+        "return_form mask | whiteBK (seed 004) or output/format/bg_color; return base64 | url. Answers the "
+        "whole outfit, one result per class asked for (absent classes are reported, not drawn), the "
+        "classes found with their share of the image, and the class map (0 background, 1 tops .. 8 hat, "
+        "9 rest of the person) when a mask is asked for.",
+        (SubjectType.COSTUME,),
+    ),
+    RouteDoc(
+        "/v1/tasks/{task_id}",
+        "get",
+        "A task's state, progress, timestamps and result",
+        extra_responses={404: "no such task for this API key"},
+    ),
 ]
+
 
 def pipeline():
     return runtime.pipeline()
@@ -83,8 +138,12 @@ def api_key_owner() -> str:
     return runtime.api_key_owner(app.current_event.raw_event)
 
 
-def options_from(params: dict[str, str], route_type: SubjectType | None,
-                 known: set[str] = KNOWN_PARAMS, background: bytes | None = None) -> CutoutOptions:
+def options_from(
+    params: dict[str, str],
+    route_type: SubjectType | None,
+    known: set[str] = KNOWN_PARAMS,
+    background: bytes | None = None,
+) -> CutoutOptions:
     unknown = sorted(set(params) - known)
     if unknown:
         raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(known))}", field=unknown[0])
@@ -93,8 +152,9 @@ def options_from(params: dict[str, str], route_type: SubjectType | None,
         raise InvalidOption("costume is served by POST /v1/costume", field="type")
     if route_type is not None:
         if "type" in params and options.type not in (route_type, SubjectType.AUTO):
-            raise InvalidOption(f"this route cuts out {route_type.value}s: type must be {route_type.value}",
-                                field="type")
+            raise InvalidOption(
+                f"this route cuts out {route_type.value}s: type must be {route_type.value}", field="type"
+            )
         options = options.with_changes(type=route_type)
     return options
 
@@ -109,9 +169,17 @@ def cut(route: str, route_type: SubjectType | None = None):
     result = engine.run(request.image, options)
     metrics.add_metric(name=f"{route}Delivered", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="PipelineMilliseconds", unit=MetricUnit.Milliseconds, value=result.timings.total)
-    logger.info("cutout", extra={"route": route, "source": request.source, "options": options.to_dict(),
-                                 "input": [result.input_width, result.input_height], "found": result.found,
-                                 "timings_ms": dict(result.timings)})
+    logger.info(
+        "cutout",
+        extra={
+            "route": route,
+            "source": request.source,
+            "options": options.to_dict(),
+            "input": [result.input_width, result.input_height],
+            "found": result.found,
+            "timings_ms": dict(result.timings),
+        },
+    )
     store = result_store() if delivery.value == "url" else None
     answer = result_response(result, delivery, request_id(), store)
     app.append_context(charge=CHARGE_HERE)
@@ -144,10 +212,16 @@ def costume_route():
     delivery = Delivery(raw_delivery)
     result = engine.costume(request.image, options, garments)
     metrics.add_metric(name="CostumeDelivered", unit=MetricUnit.Count, value=1)
-    logger.info("costume", extra={"source": request.source, "options": options.to_dict(),
-                                  "classes": [g.value for g in garments],
-                                  "input": [result.outfit.input_width, result.outfit.input_height],
-                                  "timings_ms": dict(result.timings)})
+    logger.info(
+        "costume",
+        extra={
+            "source": request.source,
+            "options": options.to_dict(),
+            "classes": [g.value for g in garments],
+            "input": [result.outfit.input_width, result.outfit.input_height],
+            "timings_ms": dict(result.timings),
+        },
+    )
     store = result_store() if delivery is Delivery.URL else None
     answer = costume_response(result, delivery, request_id(), store)
     app.append_context(charge=CHARGE_HERE)
@@ -180,8 +254,13 @@ def create_task_route():
     sync = parse_bool(params.get("sync", "0"), "sync")
     background = background_image(request, SETTINGS, service.max_bytes, fetch_urls=False)
     options = options_from(params, None, TASK_PARAMS, background)
-    task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
-                             options, api_key_owner(), params.get("callback_url"))
+    task_id = service.submit(
+        request.image or None,
+        params.get("image_url") if request.source == "url" else None,
+        options,
+        api_key_owner(),
+        params.get("callback_url"),
+    )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = runtime.seconds_left(app.lambda_context)
     record = service.wait(task_id, api_key_owner(), left) if sync else service.table.get(task_id)
@@ -209,8 +288,9 @@ def usage_route():
     first, last = default_range(app.current_event.query_string_parameters or {})
     report = meter.report(api_key_owner(), first, last)
     quota = meter.daily_quota(api_key_owner())
-    return json_response(200, {"request_id": request_id(), "key_id": api_key_owner(), "daily_quota": quota,
-                               **report})
+    return json_response(
+        200, {"request_id": request_id(), "key_id": api_key_owner(), "daily_quota": quota, **report}
+    )
 
 
 @app.get("/v1/results/<token>")
@@ -223,8 +303,12 @@ def result_link_route(token: str):
         raise NotFound("result links are not configured in this deployment")
     key = signer.open(token)
     location = runtime.result_store().presigned(key)
-    return Response(status_code=302, content_type="application/json", body="",
-                    headers={"Location": location, "Cache-Control": "no-store"})
+    return Response(
+        status_code=302,
+        content_type="application/json",
+        body="",
+        headers={"Location": location, "Cache-Control": "no-store"},
+    )
 
 
 def openapi_document() -> dict:
@@ -249,8 +333,9 @@ def docs_route():
 
 @app.not_found
 def not_found(_error):
-    return error_response(NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"),
-                          request_id())
+    return error_response(
+        NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"), request_id()
+    )
 
 
 @app.exception_handler(AlphacutError)

@@ -33,8 +33,12 @@ MAX_IDEMPOTENCY_KEY = 255
 def fingerprint(event: dict) -> str:
     """What makes two requests "the same": method, path, query and body."""
     digest = hashlib.sha256()
-    for part in (event.get("httpMethod", ""), event.get("path", ""),
-                 json.dumps(event.get("queryStringParameters") or {}, sort_keys=True), event.get("body") or ""):
+    for part in (
+        event.get("httpMethod", ""),
+        event.get("path", ""),
+        json.dumps(event.get("queryStringParameters") or {}, sort_keys=True),
+        event.get("body") or "",
+    ):
         digest.update(str(part).encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
@@ -43,25 +47,36 @@ def fingerprint(event: dict) -> str:
 def answer_record(response: Response) -> bytes:
     body = response.body
     encoded = isinstance(body, bytes | bytearray)
-    return json.dumps({"status": response.status_code, "headers": dict(response.headers or {}),
-                       "content_type": response.headers.get("Content-Type") if response.headers else None,
-                       "body": base64.b64encode(body).decode() if encoded else (body or ""),
-                       "binary": encoded}).encode()
+    return json.dumps(
+        {
+            "status": response.status_code,
+            "headers": dict(response.headers or {}),
+            "content_type": response.headers.get("Content-Type") if response.headers else None,
+            "body": base64.b64encode(body).decode() if encoded else (body or ""),
+            "binary": encoded,
+        }
+    ).encode()
 
 
 def answer_from(record: bytes) -> Response:
     data = json.loads(record)
     body = base64.b64decode(data["body"]) if data["binary"] else data["body"]
     headers = {k: v for k, v in data["headers"].items() if k.lower() != "content-type"}
-    return Response(status_code=data["status"], content_type=data.get("content_type") or "application/json",
-                    body=body, headers=headers)
+    return Response(
+        status_code=data["status"],
+        content_type=data.get("content_type") or "application/json",
+        body=body,
+        headers=headers,
+    )
 
 
 def _replay_or_refuse(store, claim, event: dict) -> Response:
     if claim.fingerprint != fingerprint(event):
         raise Conflict("was already used for a different request", field=IDEMPOTENCY_HEADER)
     if not claim.done:
-        raise RequestInProgress("its first request is still being processed: retry later", field=IDEMPOTENCY_HEADER)
+        raise RequestInProgress(
+            "its first request is still being processed: retry later", field=IDEMPOTENCY_HEADER
+        )
     response = answer_from(store.answer(claim))
     response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -79,13 +94,16 @@ def make_idempotency(on_error: Callable[[Exception], Response]):
         owner = runtime.api_key_owner(event)
         try:
             if len(key) > MAX_IDEMPOTENCY_KEY:
-                raise InvalidOption(f"must be at most {MAX_IDEMPOTENCY_KEY} characters",
-                                    field=IDEMPOTENCY_HEADER, limit=MAX_IDEMPOTENCY_KEY)
+                raise InvalidOption(
+                    f"must be at most {MAX_IDEMPOTENCY_KEY} characters",
+                    field=IDEMPOTENCY_HEADER,
+                    limit=MAX_IDEMPOTENCY_KEY,
+                )
             claim = store.claim(owner, key, fingerprint(event))
             if not claim.new:
                 app.append_context(replayed=True)
                 return _replay_or_refuse(store, claim, event)
-        except Exception as error:  # a refusal is an answer (counted, never charged)
+        except Exception as error:  # noqa: BLE001 - a refusal is an answer (counted, never charged)
             return on_error(error)
         response = next_middleware(app)
         if response.status_code < 500:

@@ -38,7 +38,7 @@ BACKGROUND_FIELDS = ("bg_image_file", "bg_image_base64")
 class ImageRequest:
     image: bytes
     params: dict[str, str] = field(default_factory=dict)
-    source: str = "body"           # body | multipart | base64 | url
+    source: str = "body"  # body | multipart | base64 | url
     accept: str = ""
     background: bytes | None = None  # an uploaded background picture (bg_image_file / bg_image_base64)
 
@@ -60,7 +60,9 @@ def declared_length(value: str | None, limit: int) -> int:
         raise InvalidOption(f"must be a whole number of bytes, not {text[:40]!r}", field="Content-Length")
     length = int(text)
     if length > limit:
-        raise ImageTooLarge(f"is {length} bytes; at most {limit} are accepted", field="Content-Length", limit=limit)
+        raise ImageTooLarge(
+            f"is {length} bytes; at most {limit} are accepted", field="Content-Length", limit=limit
+        )
     return length
 
 
@@ -110,8 +112,17 @@ def parse_json_object(body: bytes, hint: str = "") -> dict:
 def json_fields(document: dict) -> dict[str, str]:
     """A JSON object's members as string parameters, as forms send them (true/false, nested values
     as JSON text); nulls left out."""
-    return {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else
-            str(v).lower() if isinstance(v, bool) else str(v) for k, v in document.items() if v is not None}
+    return {
+        k: v
+        if isinstance(v, str)
+        else json.dumps(v)
+        if isinstance(v, (dict, list))
+        else str(v).lower()
+        if isinstance(v, bool)
+        else str(v)
+        for k, v in document.items()
+        if v is not None
+    }
 
 
 def _query(event: dict) -> dict[str, str]:
@@ -139,7 +150,8 @@ def decode_base64_image(value: str, max_bytes: int, field_name: str = "image_bas
 
 def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], dict[str, str]]:
     message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
     if not message.is_multipart():
         raise InvalidOption("is not a valid multipart/form-data body (boundary missing?)", field="body")
     files: dict[str, bytes] = {}
@@ -156,8 +168,9 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], d
     return files, fields
 
 
-def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
-                        fetch_urls: bool = True) -> ImageRequest:
+def parse_image_request(
+    event: dict, settings: ServiceSettings, max_bytes: int, fetch_urls: bool = True
+) -> ImageRequest:
     """The image and parameters of a request. With ``fetch_urls=False`` an ``image_url`` is not
     downloaded here (async tasks fetch it in their own step): ``image`` is empty, the URL stays
     in ``params``."""
@@ -191,35 +204,45 @@ def parse_image_request(event: dict, settings: ServiceSettings, max_bytes: int,
         params.update(json_fields(parse_json_object(raw_body(event))))
         request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
         if params.get("bg_image_base64"):
-            request.background = decode_base64_image(params.pop("bg_image_base64"), max_bytes, "bg_image_base64")
+            request.background = decode_base64_image(
+                params.pop("bg_image_base64"), max_bytes, "bg_image_base64"
+            )
         return request
 
     if not media_type and params.get("image_url"):
         return _from_fields(params, settings, max_bytes, accept, fetch_urls)
     raise UnsupportedMediaType(
         f"Content-Type {content_type or '(none)'} is not accepted: send image/*, multipart/form-data "
-        "(image_file) or application/json (image_base64 or image_url)", field="Content-Type")
+        "(image_file) or application/json (image_base64 or image_url)",
+        field="Content-Type",
+    )
 
 
-def _from_fields(params: dict[str, str], settings: ServiceSettings, max_bytes: int, accept: str,
-                 fetch_urls: bool = True) -> ImageRequest:
+def _from_fields(
+    params: dict[str, str], settings: ServiceSettings, max_bytes: int, accept: str, fetch_urls: bool = True
+) -> ImageRequest:
     if params.get("image_base64"):
         return ImageRequest(decode_base64_image(params["image_base64"], max_bytes), params, "base64", accept)
     if params.get("image_url") and not fetch_urls:
-        parse_url(params["image_url"], settings.url_allowed_hosts, settings.url_allowed_ports)  # said now, not later
+        parse_url(
+            params["image_url"], settings.url_allowed_hosts, settings.url_allowed_ports
+        )  # said now, not later
         return ImageRequest(b"", params, "url", accept)
     if params.get("image_url"):
         return ImageRequest(settings.fetch(params["image_url"], max_bytes), params, "url", accept)
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
 
 
-def background_image(request: ImageRequest, settings: ServiceSettings, max_bytes: int,
-                     fetch_urls: bool = True) -> bytes | None:
+def background_image(
+    request: ImageRequest, settings: ServiceSettings, max_bytes: int, fetch_urls: bool = True
+) -> bytes | None:
     """The request's background picture: uploaded, or fetched from ``bg_image_url`` under the same
     rules as ``image_url`` (``fetch_urls=False``: the URL is checked now, fetched by the task)."""
     url = (request.params.get("bg_image_url") or "").strip()
     if url and request.background is not None:
-        raise InvalidOption("give one background picture: bg_image_url or the uploaded file", field="bg_image_url")
+        raise InvalidOption(
+            "give one background picture: bg_image_url or the uploaded file", field="bg_image_url"
+        )
     if request.background is not None or not url:
         return request.background
     if not fetch_urls:
@@ -239,6 +262,7 @@ def apply_return_form(params: dict[str, str]) -> dict[str, str]:
     try:
         changes = RETURN_FORMS[form.strip().lower()]
     except KeyError:
-        raise InvalidOption(f"must be mask or whiteBK (or unset for a 4-channel PNG), not {form!r}",
-                            field="return_form") from None
+        raise InvalidOption(
+            f"must be mask or whiteBK (or unset for a 4-channel PNG), not {form!r}", field="return_form"
+        ) from None
     return {**params, **changes}

@@ -24,6 +24,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from alphacut.errors import AlphacutError, InvalidOption, ResponseTooLarge, http_status
 from alphacut.options import CutoutOptions, OutputKind
+
 if TYPE_CHECKING:  # the API's light functions (tasks, usage) never load the pipeline
     from alphacut.pipeline import CostumeResult, CutoutResult
 
@@ -50,10 +51,13 @@ def choose_delivery(params: dict[str, str], accept: str, options: CutoutOptions)
             raise InvalidOption(f"must be one of binary, base64, url, not {raw!r}", field="return") from None
     else:
         wants_image = any(part.strip().startswith("image/") for part in accept.split(","))
-        delivery = Delivery.BINARY if wants_image and options.output is not OutputKind.BOTH else Delivery.BASE64
+        delivery = (
+            Delivery.BINARY if wants_image and options.output is not OutputKind.BOTH else Delivery.BASE64
+        )
     if delivery is Delivery.BINARY and options.output is OutputKind.BOTH:
-        raise InvalidOption("binary delivers one image: use output=image or mask, or return=base64/url",
-                            field="return")
+        raise InvalidOption(
+            "binary delivers one image: use output=image or mask, or return=base64/url", field="return"
+        )
     return delivery
 
 
@@ -61,12 +65,20 @@ def bbox_dict(result: CutoutResult) -> dict[str, int] | None:
     if result.bbox is None:
         return None
     left, top, right, bottom = result.bbox
-    return {"left": left, "top": top, "right": right, "bottom": bottom,
-            "width": right - left, "height": bottom - top}
+    return {
+        "left": left,
+        "top": top,
+        "right": right,
+        "bottom": bottom,
+        "width": right - left,
+        "height": bottom - top,
+    }
 
 
 def _timings(result: CutoutResult) -> dict[str, float]:
-    return {name: round(ms, 1) for name, ms in result.timings.items()} | {"total": round(result.timings.total, 1)}
+    return {name: round(ms, 1) for name, ms in result.timings.items()} | {
+        "total": round(result.timings.total, 1)
+    }
 
 
 def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
@@ -83,8 +95,12 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
 
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=JSON, body=json.dumps(body, separators=(",", ":")),
-                    headers=headers or {})
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers or {},
+    )
 
 
 def proxy_answer_bytes(response: Response) -> int:
@@ -103,19 +119,30 @@ def ensure_deliverable(response: Response) -> Response:
     (and not charged) here, since past this point the client would only see a 502."""
     size = proxy_answer_bytes(response) + ANSWER_DECORATION_BYTES
     if size > LAMBDA_ANSWER_LIMIT:
-        raise ResponseTooLarge(f"the answer would be {size} bytes, over the {LAMBDA_ANSWER_LIMIT} bytes a "
-                               "synchronous call can return: ask for return=url (signed links), or a smaller "
-                               "output", field="return", limit=LAMBDA_ANSWER_LIMIT)
+        raise ResponseTooLarge(
+            f"the answer would be {size} bytes, over the {LAMBDA_ANSWER_LIMIT} bytes a "
+            "synchronous call can return: ask for return=url (signed links), or a smaller "
+            "output",
+            field="return",
+            limit=LAMBDA_ANSWER_LIMIT,
+        )
     return response
 
 
-def result_response(result: CutoutResult, delivery: Delivery, request_id: str, store=None,
-                    key_prefix: str = "results") -> Response:
+def result_response(
+    result: CutoutResult, delivery: Delivery, request_id: str, store=None, key_prefix: str = "results"
+) -> Response:
     """The answer for a finished cutout, delivered as asked."""
     if delivery is Delivery.BINARY:
-        data, content_type = (result.image, result.content_type) if result.image is not None else (result.mask, "image/png")
-        return Response(status_code=200, content_type=content_type, body=data,
-                        headers=metadata_headers(result, request_id))
+        data, content_type = (
+            (result.image, result.content_type) if result.image is not None else (result.mask, "image/png")
+        )
+        return Response(
+            status_code=200,
+            content_type=content_type,
+            body=data,
+            headers=metadata_headers(result, request_id),
+        )
     body: dict[str, Any] = {
         "request_id": request_id,
         "type": result.type.value,
@@ -131,7 +158,9 @@ def result_response(result: CutoutResult, delivery: Delivery, request_id: str, s
     return json_response(200, body, {"X-Request-Id": request_id})
 
 
-def deliver(data: bytes | None, content_type: str, delivery: Delivery, store, key: str) -> dict[str, Any] | None:
+def deliver(
+    data: bytes | None, content_type: str, delivery: Delivery, store, key: str
+) -> dict[str, Any] | None:
     """One image inside a JSON answer: inline base64, or a signed URL to it in S3."""
     if data is None:
         return None
@@ -146,29 +175,40 @@ def deliver(data: bytes | None, content_type: str, delivery: Delivery, store, ke
 
 
 def _images(result: CutoutResult, delivery: Delivery, store, folder: str, prefix: str = "") -> dict[str, Any]:
-    return {"image": deliver(result.image, result.content_type or "", delivery, store, f"{folder}/{prefix}image"),
-            "mask": deliver(result.mask, "image/png", delivery, store, f"{folder}/{prefix}mask")}
+    return {
+        "image": deliver(result.image, result.content_type or "", delivery, store, f"{folder}/{prefix}image"),
+        "mask": deliver(result.mask, "image/png", delivery, store, f"{folder}/{prefix}mask"),
+    }
 
 
-def costume_response(result: CostumeResult, delivery: Delivery, request_id: str, store=None,
-                     key_prefix: str = "results") -> Response:
+def costume_response(
+    result: CostumeResult, delivery: Delivery, request_id: str, store=None, key_prefix: str = "results"
+) -> Response:
     """The outfit, one entry per garment asked for (absent ones say so, with no image), the garments
     found with their share of the image, and the class map when a mask was asked for."""
     from alphacut.costume import MIN_SHARE
 
     if delivery is Delivery.BINARY:
-        raise InvalidOption("the costume answer holds several images: use return=base64 or url", field="return")
+        raise InvalidOption(
+            "the costume answer holds several images: use return=base64 or url", field="return"
+        )
     folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
     outfit = result.outfit
     garments = []
     for item in result.garments:
-        entry: dict[str, Any] = {"class": item.garment.value, "present": item.present, "share": round(item.share, 5)}
+        entry: dict[str, Any] = {
+            "class": item.garment.value,
+            "present": item.present,
+            "share": round(item.share, 5),
+        }
         if item.result is not None:
             entry.update(width=item.result.width, height=item.result.height, bbox=bbox_dict(item.result))
             entry.update(_images(item.result, delivery, store, folder, f"{item.garment.value}_"))
         garments.append(entry)
-    found = sorted(((g.value, share) for g, share in result.shares.items() if share >= MIN_SHARE),
-                   key=lambda pair: -pair[1])
+    found = sorted(
+        ((g.value, share) for g, share in result.shares.items() if share >= MIN_SHARE),
+        key=lambda pair: -pair[1],
+    )
     body: dict[str, Any] = {
         "request_id": request_id,
         "type": "costume",
@@ -191,9 +231,13 @@ def error_response(error: BaseException, request_id: str) -> Response:
     if isinstance(error, AlphacutError):
         detail = error.to_dict()
     else:
-        detail = {"code": "internal_error", "message": "internal error: quote the request id when reporting it"}
-    return json_response(http_status(error), {"error": detail, "request_id": request_id},
-                         {"X-Request-Id": request_id})
+        detail = {
+            "code": "internal_error",
+            "message": "internal error: quote the request id when reporting it",
+        }
+    return json_response(
+        http_status(error), {"error": detail, "request_id": request_id}, {"X-Request-Id": request_id}
+    )
 
 
 def make_answer_guard(on_error: Callable[[Exception], Response]):
@@ -209,7 +253,7 @@ def make_answer_guard(on_error: Callable[[Exception], Response]):
     def answer_guard(app, next_middleware) -> Response:
         try:
             return ensure_deliverable(next_middleware(app))
-        except Exception as error:  # every failure is an answer
+        except Exception as error:  # noqa: BLE001 - every failure is an answer
             return on_error(error)
 
     return answer_guard

@@ -51,11 +51,16 @@ def pipeline() -> Pipeline:
 
 def link_signer():
     """The result-link signer (the stack's secret), or None where none is configured."""
+
     def make():
         from alphacut.aws.secrets import secret_bytes
         from alphacut.result_links import LinkSigner
 
-        return LinkSigner(secret_bytes(SETTINGS.result_link_secret_arn)) if SETTINGS.result_link_secret_arn else None
+        return (
+            LinkSigner(secret_bytes(SETTINGS.result_link_secret_arn))
+            if SETTINGS.result_link_secret_arn
+            else None
+        )
 
     return once("link-signer", make)
 
@@ -77,8 +82,12 @@ def result_store(ttl_seconds: int | None = None, event: dict | None = None):
     seed 004's 24 hours; ``event``: the request, whose API base the links point back to)."""
     from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
 
-    return ResultStore(SETTINGS.results_bucket, ttl_seconds or SETTINGS.result_url_ttl,
-                       public_base_url(event), link_signer() if event else None)
+    return ResultStore(
+        SETTINGS.results_bucket,
+        ttl_seconds or SETTINGS.result_url_ttl,
+        public_base_url(event),
+        link_signer() if event else None,
+    )
 
 
 def task_service():

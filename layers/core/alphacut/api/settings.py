@@ -27,7 +27,7 @@ class ServiceSettings:
     # Ports other than 80 and 443 an image_url may use (empty in production)
     url_allowed_ports: tuple[int, ...] = ()
     warm_models: tuple[str, ...] = ()
-    result_link_secret_arn: str = ""   # signs /v1/results links (empty: presigned S3 URLs)
+    result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -46,5 +46,6 @@ class ServiceSettings:
         errors name ``field``."""
         from alphacut.urlfetch import fetch_image
 
-        return fetch_image(url, max_bytes, self.fetch_timeout, self.url_allowed_hosts, self.url_allowed_ports,
-                           field=field)
+        return fetch_image(
+            url, max_bytes, self.fetch_timeout, self.url_allowed_hosts, self.url_allowed_ports, field=field
+        )

@@ -21,14 +21,20 @@ from alphacut.errors import NotFound
 
 router = Router()
 WEB = Path(__file__).resolve().parents[1] / "web"
-STATIC_TYPES = {"app.js": "application/javascript; charset=utf-8", "docs.js": "application/javascript; charset=utf-8",
-                "app.css": "text/css; charset=utf-8", "screenshot.png": "image/png"}
+STATIC_TYPES = {
+    "app.js": "application/javascript; charset=utf-8",
+    "docs.js": "application/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "screenshot.png": "image/png",
+}
 # the page talks to this origin only; pictures may come from result links and image URLs
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data: blob: https: http:; connect-src 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache",
+    "img-src 'self' data: blob: https: http:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
 }
 
 
@@ -39,8 +45,12 @@ def read(name: str) -> bytes:
 
 def _file(name: str, content_type: str) -> Response:
     router.append_context(unmetered=True)
-    return Response(status_code=200, content_type=content_type, body=read(name).decode("utf-8"),
-                    headers=dict(SECURITY_HEADERS))
+    return Response(
+        status_code=200,
+        content_type=content_type,
+        body=read(name).decode("utf-8"),
+        headers=dict(SECURITY_HEADERS),
+    )
 
 
 @router.get("/")
@@ -55,7 +65,9 @@ def static(name: str):
         raise NotFound(f"no file {name[:100]!r} here")
     if STATIC_TYPES[name] == "image/png":
         router.append_context(unmetered=True)
-        return Response(status_code=200, content_type="image/png", body=read(name), headers=dict(SECURITY_HEADERS))
+        return Response(
+            status_code=200, content_type="image/png", body=read(name), headers=dict(SECURITY_HEADERS)
+        )
     return _file(name, STATIC_TYPES[name])
 
 
@@ -63,4 +75,6 @@ def docs_page(spec: dict) -> Response:
     """docs.html with the OpenAPI document inline (no key needed to read the reference)."""
     inline = json.dumps(spec).replace("</", "<\\/")  # a string in the document cannot close the script
     html = read("docs.html").decode("utf-8").replace("__OPENAPI__", inline)
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=html, headers=dict(SECURITY_HEADERS))
+    return Response(
+        status_code=200, content_type="text/html; charset=utf-8", body=html, headers=dict(SECURITY_HEADERS)
+    )

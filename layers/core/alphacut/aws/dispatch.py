@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote_plus
@@ -60,10 +60,15 @@ def uploads_in(body: dict):
 
 def upload_record(bucket: str, key: str, etag: str) -> TaskRecord:
     """The task record of an upload (default options; the result under ``results/``)."""
-    stem = str(PurePosixPath(key[len(INCOMING_PREFIX):]).with_suffix(""))
-    return TaskRecord(task_id=upload_task_id(bucket, key, etag), owner=UPLOAD_OWNER,
-                      options=CutoutOptions().to_dict(), input_key=key, source_key=key,
-                      extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": bucket})
+    stem = str(PurePosixPath(key[len(INCOMING_PREFIX) :]).with_suffix(""))
+    return TaskRecord(
+        task_id=upload_task_id(bucket, key, etag),
+        owner=UPLOAD_OWNER,
+        options=CutoutOptions().to_dict(),
+        input_key=key,
+        source_key=key,
+        extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": bucket},
+    )
 
 
 def message_body(record) -> dict | None:
@@ -95,8 +100,12 @@ class Dispatcher:
 
     @classmethod
     def from_env(cls) -> Dispatcher:
-        return cls(TaskTable.from_env(), os.environ.get("STATE_MACHINE_ARN", ""),
-                   os.environ.get("UPLOADS_BUCKET", ""), os.environ.get("RESULTS_BUCKET", ""))
+        return cls(
+            TaskTable.from_env(),
+            os.environ.get("STATE_MACHINE_ARN", ""),
+            os.environ.get("UPLOADS_BUCKET", ""),
+            os.environ.get("RESULTS_BUCKET", ""),
+        )
 
     @property
     def sfn(self):
@@ -128,8 +137,12 @@ class Dispatcher:
         task_id = record.task_id
         if head.get("ContentLength", 0) > self.max_bytes:  # never read a huge object to find out
             self.table.create(record)
-            self.table.fail(task_id, TaskState.DOWNLOAD_TOO_LARGE,
-                            f"the object is {head['ContentLength']} bytes; at most {self.max_bytes}", "ImageTooLarge")
+            self.table.fail(
+                task_id,
+                TaskState.DOWNLOAD_TOO_LARGE,
+                f"the object is {head['ContentLength']} bytes; at most {self.max_bytes}",
+                "ImageTooLarge",
+            )
             return self.table.get(task_id)
         try:
             record.options = CutoutOptions.from_mapping(metadata).to_dict()
@@ -146,13 +159,17 @@ class Dispatcher:
         try:
             step = step_input(record, self.uploads_bucket, self.results_bucket)
         except (AlphacutError, KeyError, TypeError, ValueError) as error:  # a record no retry mends
-            self.table.fail(record.task_id, TaskState.FAILED, "the task's record is not valid",
-                            "InvalidTaskRecord")
-            logger.error("task failed: invalid record", extra={"task_id": record.task_id, "error": str(error)})
+            self.table.fail(
+                record.task_id, TaskState.FAILED, "the task's record is not valid", "InvalidTaskRecord"
+            )
+            logger.error(
+                "task failed: invalid record", extra={"task_id": record.task_id, "error": str(error)}
+            )
             return
         try:
-            execution = self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=record.task_id,
-                                                 input=json.dumps(step))
+            execution = self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=record.task_id, input=json.dumps(step)
+            )
             self.started.append(execution["executionArn"])
         except self.sfn.exceptions.ExecutionAlreadyExists:
             pass  # the name is the task id: the first message already started it
@@ -163,7 +180,8 @@ class Dispatcher:
         running = list(self.started)
         self.started.clear()
         while running and seconds_left() > margin:
-            running = [arn for arn in running
-                       if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"]
+            running = [
+                arn for arn in running if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+            ]
             if running:
                 time.sleep(poll)

@@ -51,8 +51,16 @@ class TaskFinalizer:
             upload = upload_record(bucket, key, etag)
             self.table.create(upload)  # the upload may never have become a task
             task_ids.append(upload.task_id)
-        ended = [self.table.fail(task_id, TaskState.FAILED, "the task could not be started",
-                                 "DispatchFailed", only_from=(TaskState.QUEUED,)) for task_id in task_ids]
+        ended = [
+            self.table.fail(
+                task_id,
+                TaskState.FAILED,
+                "the task could not be started",
+                "DispatchFailed",
+                only_from=(TaskState.QUEUED,),
+            )
+            for task_id in task_ids
+        ]
         logger.warning("dead letter", extra={"task_ids": task_ids, "ended": ended})
         return "ended" if any(ended) else ("not_queued" if task_ids else "dropped")
 
@@ -65,8 +73,12 @@ class TaskFinalizer:
         state = ENDED_BY_STATUS.get(status)
         if state is None or not task_id:
             return "ignored"
-        ended = self.table.fail(task_id, state, f"the task's execution ended: {status.lower()}",
-                                f"Execution{status.title().replace('_', '')}")
+        ended = self.table.fail(
+            task_id,
+            state,
+            f"the task's execution ended: {status.lower()}",
+            f"Execution{status.title().replace('_', '')}",
+        )
         logger.warning("execution ended", extra={"task_id": task_id, "status": status, "ended": ended})
         return "ended" if ended else "final_already"
 

@@ -68,37 +68,58 @@ class IdempotencyStore:
         """Claim a request, or return what an earlier one with the same key left. An expired
         record, or an in-progress claim past ``IN_PROGRESS_SECONDS``, is taken over."""
         now = int(self.clock())
-        item = {**self._key(owner, idempotency_key), "state": {"S": IN_PROGRESS},
-                "fingerprint": {"S": fingerprint}, "expires_at": {"N": str(now + RECORD_TTL_SECONDS)},
-                "in_progress_until": {"N": str(now + IN_PROGRESS_SECONDS)}}
+        item = {
+            **self._key(owner, idempotency_key),
+            "state": {"S": IN_PROGRESS},
+            "fingerprint": {"S": fingerprint},
+            "expires_at": {"N": str(now + RECORD_TTL_SECONDS)},
+            "in_progress_until": {"N": str(now + IN_PROGRESS_SECONDS)},
+        }
         try:
             client("dynamodb").put_item(
-                TableName=self.table_name, Item=item,
+                TableName=self.table_name,
+                Item=item,
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now"
-                                    " OR (#state = :in_progress AND in_progress_until < :now)",
+                " OR (#state = :in_progress AND in_progress_until < :now)",
                 ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": IN_PROGRESS}})
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": IN_PROGRESS}},
+            )
             return Claim(new=True)
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        found = client("dynamodb").get_item(TableName=self.table_name, ConsistentRead=True,
-                                            Key=self._key(owner, idempotency_key)).get("Item", {})
-        return Claim(new=False, state=found.get("state", {}).get("S", IN_PROGRESS),
-                     fingerprint=found.get("fingerprint", {}).get("S", ""),
-                     response_key=found.get("response_key", {}).get("S", ""))
+        found = (
+            client("dynamodb")
+            .get_item(TableName=self.table_name, ConsistentRead=True, Key=self._key(owner, idempotency_key))
+            .get("Item", {})
+        )
+        return Claim(
+            new=False,
+            state=found.get("state", {}).get("S", IN_PROGRESS),
+            fingerprint=found.get("fingerprint", {}).get("S", ""),
+            response_key=found.get("response_key", {}).get("S", ""),
+        )
 
     def finish(self, owner: str, idempotency_key: str, status: int, answer: bytes) -> None:
         """Keep the answer as delivered; later retries replay it."""
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
         response_key = f"idempotency/{owner}/{digest}.json"
-        client("s3").put_object(Bucket=self.bucket, Key=response_key, Body=answer, ContentType="application/json")
+        client("s3").put_object(
+            Bucket=self.bucket, Key=response_key, Body=answer, ContentType="application/json"
+        )
         client("dynamodb").update_item(
-            TableName=self.table_name, Key=self._key(owner, idempotency_key),
-            UpdateExpression="SET #state = :done, #status = :status, response_key = :key REMOVE in_progress_until",
+            TableName=self.table_name,
+            Key=self._key(owner, idempotency_key),
+            UpdateExpression=(
+                "SET #state = :done, #status = :status, response_key = :key REMOVE in_progress_until"
+            ),
             ExpressionAttributeNames={"#state": "state", "#status": "status"},
-            ExpressionAttributeValues={":done": {"S": DONE}, ":status": {"N": str(status)},
-                                       ":key": {"S": response_key}})
+            ExpressionAttributeValues={
+                ":done": {"S": DONE},
+                ":status": {"N": str(status)},
+                ":key": {"S": response_key},
+            },
+        )
 
     def answer(self, claim: Claim) -> bytes:
         return client("s3").get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
@@ -108,7 +129,10 @@ class IdempotencyStore:
         in-progress time is ended now (an update, not a delete: the API functions, which decode
         untrusted input, may not delete from the billing table)."""
         client("dynamodb").update_item(
-            TableName=self.table_name, Key=self._key(owner, idempotency_key),
-            UpdateExpression="SET in_progress_until = :zero", ConditionExpression="#state = :in_progress",
+            TableName=self.table_name,
+            Key=self._key(owner, idempotency_key),
+            UpdateExpression="SET in_progress_until = :zero",
+            ConditionExpression="#state = :in_progress",
             ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":zero": {"N": "0"}, ":in_progress": {"S": IN_PROGRESS}})
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":in_progress": {"S": IN_PROGRESS}},
+        )

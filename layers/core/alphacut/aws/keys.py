@@ -23,7 +23,7 @@ from alphacut.errors import InvalidOption, NotFound
 @dataclass
 class Plan:
     id: str
-    name: str            # without the stack prefix
+    name: str  # without the stack prefix
     rate: float | None
     burst: int | None
     daily_quota: int | None
@@ -51,10 +51,15 @@ class KeyAdmin:
             for item in page.get("items", []):
                 if not item.get("name", "").startswith(prefix):
                     continue
-                name = item["name"][len(prefix):]
+                name = item["name"][len(prefix) :]
                 throttle, quota = item.get("throttle") or {}, item.get("quota") or {}
-                plans[name] = Plan(item["id"], name, throttle.get("rateLimit"), throttle.get("burstLimit"),
-                                   quota.get("limit") if quota.get("period", "DAY") == "DAY" else None)
+                plans[name] = Plan(
+                    item["id"],
+                    name,
+                    throttle.get("rateLimit"),
+                    throttle.get("burstLimit"),
+                    quota.get("limit") if quota.get("period", "DAY") == "DAY" else None,
+                )
         return plans
 
     def _plan(self, name: str) -> Plan:
@@ -68,8 +73,12 @@ class KeyAdmin:
         if not customer.strip():
             raise InvalidOption("must name the customer", field="customer")
         chosen = self._plan(plan)
-        key = self.client.create_api_key(name=customer, enabled=True, description=f"{self.stack} {plan}",
-                                         tags={"customer": customer, "plan": plan, "stack": self.stack})
+        key = self.client.create_api_key(
+            name=customer,
+            enabled=True,
+            description=f"{self.stack} {plan}",
+            tags={"customer": customer, "plan": plan, "stack": self.stack},
+        )
         self.client.create_usage_plan_key(usagePlanId=chosen.id, keyId=key["id"], keyType="API_KEY")
         return ApiKey(key["id"], customer, plan, True, key.get("value", ""), str(key.get("createdDate", "")))
 
@@ -79,8 +88,15 @@ class KeyAdmin:
             for page in self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id):
                 for item in page.get("items", []):
                     detail = self.client.get_api_key(apiKey=item["id"], includeValue=False)
-                    keys.append(ApiKey(item["id"], detail.get("name", ""), plan.name, bool(detail.get("enabled")),
-                                       created=str(detail.get("createdDate", ""))))
+                    keys.append(
+                        ApiKey(
+                            item["id"],
+                            detail.get("name", ""),
+                            plan.name,
+                            bool(detail.get("enabled")),
+                            created=str(detail.get("createdDate", "")),
+                        )
+                    )
         return sorted(keys, key=lambda k: (k.customer, k.id))
 
     def revoke(self, key_id: str) -> ApiKey:
@@ -90,11 +106,15 @@ class KeyAdmin:
             raise NotFound(f"no API key {key_id}", field="key_id") from None
         plan_name = ""
         for plan in self.plans().values():
-            members = {item["id"] for page in self.client.get_paginator("get_usage_plan_keys").paginate(
-                usagePlanId=plan.id) for item in page.get("items", [])}
+            members = {
+                item["id"]
+                for page in self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id)
+                for item in page.get("items", [])
+            }
             if key_id in members:
                 self.client.delete_usage_plan_key(usagePlanId=plan.id, keyId=key_id)
                 plan_name = plan.name
-        self.client.update_api_key(apiKey=key_id, patchOperations=[{"op": "replace", "path": "/enabled",
-                                                                    "value": "false"}])
+        self.client.update_api_key(
+            apiKey=key_id, patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
+        )
         return ApiKey(key_id, detail.get("name", ""), plan_name, False)

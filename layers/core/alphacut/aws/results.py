@@ -43,8 +43,13 @@ def s3_signing_client():
 
 
 class ResultStore:
-    def __init__(self, bucket: str, ttl_seconds: int = URL_TTL_SECONDS, base_url: str = "",
-                 signer: LinkSigner | None = None):
+    def __init__(
+        self,
+        bucket: str,
+        ttl_seconds: int = URL_TTL_SECONDS,
+        base_url: str = "",
+        signer: LinkSigner | None = None,
+    ):
         if not bucket:
             raise ValueError("no results bucket configured (RESULTS_BUCKET)")
         self.bucket, self.ttl_seconds = bucket, ttl_seconds
@@ -52,7 +57,9 @@ class ResultStore:
 
     @classmethod
     def from_env(cls) -> ResultStore:
-        return cls(os.environ.get("RESULTS_BUCKET", ""), int(os.environ.get("RESULT_URL_TTL", URL_TTL_SECONDS)))
+        return cls(
+            os.environ.get("RESULTS_BUCKET", ""), int(os.environ.get("RESULT_URL_TTL", URL_TTL_SECONDS))
+        )
 
     @property
     def client(self):
@@ -71,8 +78,9 @@ class ResultStore:
         return ResultLink(key=key, url=url, expires_at=expires_at)
 
     def presigned(self, key: str, seconds: int = REDIRECT_SECONDS) -> str:
-        return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": key},
-                                                  ExpiresIn=seconds)
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+        )
 
     def sign(self, key: str) -> str:
         return self.link(key).url

@@ -32,8 +32,8 @@ from PIL import Image
 
 from alphacut import errors
 from alphacut.api.settings import ServiceSettings
-from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.matte import resize_matte
+from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.tasks import ResultUploadFailed, TaskState
 
@@ -54,16 +54,27 @@ class TaskNoLongerRunning(Exception):
     """The task ended (or its execution was stopped) while this step ran: nothing is stored."""
 
 
-_ERRORS_BY_CODE = {cls.code: cls for cls in vars(errors).values()
-                   if isinstance(cls, type) and issubclass(cls, errors.AlphacutError)}
+_ERRORS_BY_CODE = {
+    cls.code: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, errors.AlphacutError)
+}
 
 
 # The step's limit is 30 s (statemachine/task.asl.json, Segment.TimeoutSeconds) and the Segment
 # function's 28 s (template.yaml): the endpoint's answer must come well within both.
 MODEL_CONNECT_TIMEOUT = 2
 MODEL_READ_TIMEOUT = 22
-THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
-                              "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"})
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "ModelNotReadyException",
+    }
+)
 
 
 def endpoint_failure(error: ClientError, endpoint: str) -> Exception:
@@ -77,7 +88,8 @@ def endpoint_failure(error: ClientError, endpoint: str) -> Exception:
         if 400 <= status < 500:
             detail = json.loads(response.get("OriginalMessage") or "{}")
             return _ERRORS_BY_CODE.get(detail.get("code"), errors.CorruptImage)(
-                detail.get("message", "rejected by the model server"), field=detail.get("field"))
+                detail.get("message", "rejected by the model server"), field=detail.get("field")
+            )
     if status >= 500 or status == 429 or code in THROTTLING_CODES:
         return ModelServerUnavailable(f"{endpoint}: {code} (HTTP {status})")
     return ModelRequestRejected(f"{endpoint}: {code} (HTTP {status})")
@@ -91,16 +103,25 @@ class SageMakerMatting:
 
     @cached_property
     def client(self):
-        return boto3.client("sagemaker-runtime", config=Config(retries={"total_max_attempts": 1},
-                                                               connect_timeout=MODEL_CONNECT_TIMEOUT,
-                                                               read_timeout=MODEL_READ_TIMEOUT))
+        return boto3.client(
+            "sagemaker-runtime",
+            config=Config(
+                retries={"total_max_attempts": 1},
+                connect_timeout=MODEL_CONNECT_TIMEOUT,
+                read_timeout=MODEL_READ_TIMEOUT,
+            ),
+        )
 
-    def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image,
-              quality: Quality = Quality.AUTO) -> np.ndarray:
+    def matte(
+        self, data: bytes, subject: SubjectType, pipeline: Pipeline, image, quality: Quality = Quality.AUTO
+    ) -> np.ndarray:
         try:
-            answer = self.client.invoke_endpoint(EndpointName=self.endpoint_name, Body=data,
-                                                 ContentType="application/octet-stream",
-                                                 CustomAttributes=f"type={subject.value}&quality={quality.value}")
+            answer = self.client.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                Body=data,
+                ContentType="application/octet-stream",
+                CustomAttributes=f"type={subject.value}&quality={quality.value}",
+            )
         except ClientError as error:
             raise endpoint_failure(error, self.endpoint_name) from None
         except ReadTimeoutError:
@@ -114,8 +135,9 @@ class SageMakerMatting:
 class LocalMatting:
     """The matte from the CPU pipeline in this process (deployments without a GPU endpoint)."""
 
-    def matte(self, data: bytes, subject: SubjectType, pipeline: Pipeline, image,
-              quality: Quality = Quality.AUTO) -> np.ndarray:
+    def matte(
+        self, data: bytes, subject: SubjectType, pipeline: Pipeline, image, quality: Quality = Quality.AUTO
+    ) -> np.ndarray:
         return pipeline.matte(image, subject, quality=quality)
 
 
@@ -129,8 +151,11 @@ def read_capped(s3, bucket: str, key: str, max_bytes: int) -> bytes:
     answer = s3.get_object(Bucket=bucket, Key=key)
     if answer.get("ContentLength", 0) > max_bytes:
         answer["Body"].close()
-        raise errors.ImageTooLarge(f"is {answer['ContentLength']} bytes; at most {max_bytes} are accepted",
-                                   field="image", limit=max_bytes)
+        raise errors.ImageTooLarge(
+            f"is {answer['ContentLength']} bytes; at most {max_bytes} are accepted",
+            field="image",
+            limit=max_bytes,
+        )
     return answer["Body"].read(max_bytes + 1)
 
 
@@ -152,15 +177,20 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=No
     else:
         data = read_capped(s3, event["input_bucket"], event["input_key"], pipeline.limits.max_bytes)
     if options.bg_image_url:
-        options = options.with_changes(bg_image=settings.fetch(options.bg_image_url, pipeline.limits.max_bytes,
-                                                               field="bg_image_url"))
+        options = options.with_changes(
+            bg_image=settings.fetch(options.bg_image_url, pipeline.limits.max_bytes, field="bg_image_url")
+        )
     elif event.get("background_key"):
-        options = options.with_changes(bg_image=read_capped(s3, event["input_bucket"], event["background_key"],
-                                                            pipeline.limits.max_bytes))
+        options = options.with_changes(
+            bg_image=read_capped(
+                s3, event["input_bucket"], event["background_key"], pipeline.limits.max_bytes
+            )
+        )
     timings = Timings()
     image = pipeline.decode(data, timings, options)
-    alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(data, subject, pipeline, image,
-                                                                              options.quality)
+    alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(
+        data, subject, pipeline, image, options.quality
+    )
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)
     segmentation = pipeline.finish(image, alpha, subject, timings, options.roi)
@@ -170,14 +200,26 @@ def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=No
         raise TaskNoLongerRunning(f"task {event.get('task_id')} is no longer in progress: result not stored")
     try:
         if result.image is not None:
-            s3.put_object(Bucket=event["result_bucket"], Key=event["image_key"], Body=result.image,
-                          ContentType=result.content_type)
+            s3.put_object(
+                Bucket=event["result_bucket"],
+                Key=event["image_key"],
+                Body=result.image,
+                ContentType=result.content_type,
+            )
             stored["image_key"] = event["image_key"]
         if result.mask is not None:
-            s3.put_object(Bucket=event["result_bucket"], Key=event["mask_key"], Body=result.mask,
-                          ContentType="image/png")
+            s3.put_object(
+                Bucket=event["result_bucket"],
+                Key=event["mask_key"],
+                Body=result.mask,
+                ContentType="image/png",
+            )
             stored["mask_key"] = event["mask_key"]
     except (ClientError, BotoCoreError) as error:
         raise ResultUploadFailed(f"storing the result failed: {error}") from None
-    return {**stored, "width": result.width, "height": result.height,
-            "timings_ms": {k: round(v, 1) for k, v in timings.items()}}
+    return {
+        **stored,
+        "width": result.width,
+        "height": result.height,
+        "timings_ms": {k: round(v, 1) for k, v in timings.items()},
+    }

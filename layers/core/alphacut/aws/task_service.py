@@ -27,8 +27,8 @@ from alphacut.aws import clients
 from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge
 from alphacut.options import CutoutOptions, OutputKind
-from alphacut.urlfetch import parse_url
 from alphacut.tasks import FAILURE_MESSAGES, TaskState
+from alphacut.urlfetch import parse_url
 
 # sync=1 answers this long before the invocation's own deadline (the answer must still go out)
 SYNC_ANSWER_MARGIN_SECONDS = 2.0
@@ -39,10 +39,13 @@ def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any
     """What the state machine (and its Segment step) gets for a task: keys and options, no pixels."""
     options = CutoutOptions.from_mapping(record.options)
     stem = record.extra.get("result_stem") or f"tasks/{record.task_id}"
-    event = {"task_id": record.task_id, "options": record.options,
-             "result_bucket": record.extra.get("result_bucket") or result_bucket,
-             "image_key": f"{stem}.{options.format.value}" if options.output is not OutputKind.MASK else "",
-             "mask_key": f"{stem}_mask.png" if options.output is not OutputKind.IMAGE else ""}
+    event = {
+        "task_id": record.task_id,
+        "options": record.options,
+        "result_bucket": record.extra.get("result_bucket") or result_bucket,
+        "image_key": f"{stem}.{options.format.value}" if options.output is not OutputKind.MASK else "",
+        "mask_key": f"{stem}_mask.png" if options.output is not OutputKind.IMAGE else "",
+    }
     if record.extra.get("callback_url"):
         event["callback_url"] = record.extra["callback_url"]
     if record.image_url:
@@ -65,8 +68,12 @@ class TaskService:
 
     @classmethod
     def from_env(cls) -> TaskService:
-        return cls(os.environ.get("UPLOADS_BUCKET", ""), os.environ.get("RESULTS_BUCKET", ""),
-                   os.environ.get("TASK_QUEUE_URL", ""), os.environ.get("TASKS_TABLE", ""))
+        return cls(
+            os.environ.get("UPLOADS_BUCKET", ""),
+            os.environ.get("RESULTS_BUCKET", ""),
+            os.environ.get("TASK_QUEUE_URL", ""),
+            os.environ.get("TASKS_TABLE", ""),
+        )
 
     @cached_property
     def table(self) -> TaskTable:
@@ -80,11 +87,20 @@ class TaskService:
     def sqs(self):
         return clients.client("sqs")
 
-    def submit(self, image: bytes | None, image_url: str | None, options: CutoutOptions, owner: str,
-               callback_url: str | None = None) -> str:
+    def submit(
+        self,
+        image: bytes | None,
+        image_url: str | None,
+        options: CutoutOptions,
+        owner: str,
+        callback_url: str | None = None,
+    ) -> str:
         if image is not None and len(image) > self.max_bytes:
-            raise ImageTooLarge(f"is {len(image)} bytes; at most {self.max_bytes} are accepted", field="image_file",
-                                limit=self.max_bytes)
+            raise ImageTooLarge(
+                f"is {len(image)} bytes; at most {self.max_bytes} are accepted",
+                field="image_file",
+                limit=self.max_bytes,
+            )
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
         if callback_url:
@@ -95,13 +111,21 @@ class TaskService:
             self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
         if options.bg_image is not None:  # the picture waits beside the input; the record keeps its key
             record.extra["background_key"] = f"tasks/{task_id}/background"
-            self.s3.put_object(Bucket=self.uploads_bucket, Key=record.extra["background_key"], Body=options.bg_image)
+            self.s3.put_object(
+                Bucket=self.uploads_bucket, Key=record.extra["background_key"], Body=options.bg_image
+            )
         self.table.create(record)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"task_id": task_id}))
         return task_id
 
-    def wait(self, task_id: str, owner: str, seconds_left: Callable[[], float],
-             margin: float = SYNC_ANSWER_MARGIN_SECONDS, sleep: Callable[[float], None] = time.sleep):
+    def wait(
+        self,
+        task_id: str,
+        owner: str,
+        seconds_left: Callable[[], float],
+        margin: float = SYNC_ANSWER_MARGIN_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         """The task once final, or as it stands when ``seconds_left()`` (the invocation's remaining
         time) comes down to ``margin``: a sync=1 caller always gets an answer, never a timeout."""
         while True:
@@ -111,7 +135,9 @@ class TaskService:
                 return record
             sleep(min(POLL_SECONDS, left))
 
-    def notify(self, task_id: str, callback_url: str, store, allowed_hosts=(), secret: bytes | None = None) -> int:
+    def notify(
+        self, task_id: str, callback_url: str, store, allowed_hosts=(), secret: bytes | None = None
+    ) -> int:
         """POST the finished task (seed 002's envelope, result as signed URLs) to its callback,
         once, signed with ``secret`` (``alphacut.callbacks``)."""
         from alphacut.callbacks import sign
@@ -119,16 +145,25 @@ class TaskService:
 
         record = self.table.get(task_id)
         answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
-        return post_json(callback_url, answer, allowed_hosts=allowed_hosts,
-                         headers_for=(lambda body: sign(secret, body)) if secret else None)
+        return post_json(
+            callback_url,
+            answer,
+            allowed_hosts=allowed_hosts,
+            headers_for=(lambda body: sign(secret, body)) if secret else None,
+        )
 
     def describe(self, record, return_type: str, store) -> dict[str, Any]:
         """Seed 002's task object, with the result as signed URLs or base64."""
         options = CutoutOptions.from_mapping(record.options)
         data: dict[str, Any] = {
-            "task_id": record.task_id, "state": int(record.state), "progress": record.state.progress,
-            "type": options.type.value, "output_type": options.output.value, "return_type": return_type,
-            "created_at": record.created_at, "processed_at": record.processed_at,
+            "task_id": record.task_id,
+            "state": int(record.state),
+            "progress": record.state.progress,
+            "type": options.type.value,
+            "output_type": options.output.value,
+            "return_type": return_type,
+            "created_at": record.created_at,
+            "processed_at": record.processed_at,
             "completed_at": record.completed_at,
         }
         if record.state is TaskState.DONE:
@@ -144,5 +179,8 @@ class TaskService:
             data["width"] = record.extra.get("result_width")
             data["height"] = record.extra.get("result_height")
         elif record.state.value < 0:
-            data["error"] = {"name": record.extra.get("error_name", ""), "message": FAILURE_MESSAGES[record.state]}
+            data["error"] = {
+                "name": record.extra.get("error_name", ""),
+                "message": FAILURE_MESSAGES[record.state],
+            }
         return data

@@ -37,7 +37,7 @@ SOURCE_KEY_INDEX = "by_source_key"
 def _unix(iso: str | None) -> int | None:
     if not iso:
         return None
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+    return int(datetime.fromisoformat(iso).timestamp())
 
 
 @dataclass
@@ -61,10 +61,15 @@ class TaskRecord:
         return _unix(self.extra.get("completed_at_iso"))
 
     def to_item(self) -> dict[str, Any]:
-        item = {"task_id": self.task_id, "owner": self.owner, "state": int(self.state),
-                "progress": self.state.progress, "created_at": self.created_at,
-                "options": json.dumps(self.options, sort_keys=True),
-                "expires_at": self.created_at + TASK_TTL_SECONDS}
+        item = {
+            "task_id": self.task_id,
+            "owner": self.owner,
+            "state": int(self.state),
+            "progress": self.state.progress,
+            "created_at": self.created_at,
+            "options": json.dumps(self.options, sort_keys=True),
+            "expires_at": self.created_at + TASK_TTL_SECONDS,
+        }
         for name in ("input_key", "image_url", "source_key"):
             if getattr(self, name):
                 item[name] = getattr(self, name)
@@ -72,14 +77,33 @@ class TaskRecord:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> TaskRecord:
-        known = {"task_id", "owner", "state", "progress", "created_at", "options", "expires_at",
-                 "input_key", "image_url", "source_key"}
-        return cls(task_id=item["task_id"], owner=item.get("owner", ""), options=json.loads(item.get("options", "{}")),
-                   state=TaskState(int(item["state"])), created_at=int(item["created_at"]),
-                   input_key=item.get("input_key"), image_url=item.get("image_url"),
-                   source_key=item.get("source_key"),
-                   extra={k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, float) else v)
-                          for k, v in item.items() if k not in known})
+        known = {
+            "task_id",
+            "owner",
+            "state",
+            "progress",
+            "created_at",
+            "options",
+            "expires_at",
+            "input_key",
+            "image_url",
+            "source_key",
+        }
+        return cls(
+            task_id=item["task_id"],
+            owner=item.get("owner", ""),
+            options=json.loads(item.get("options", "{}")),
+            state=TaskState(int(item["state"])),
+            created_at=int(item["created_at"]),
+            input_key=item.get("input_key"),
+            image_url=item.get("image_url"),
+            source_key=item.get("source_key"),
+            extra={
+                k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, float) else v)
+                for k, v in item.items()
+                if k not in known
+            },
+        )
 
 
 class TaskTable:
@@ -114,15 +138,24 @@ class TaskTable:
         return TaskRecord.from_item(item)
 
     def by_source_key(self, source_key: str) -> TaskRecord:
-        items = self.table.query(IndexName=SOURCE_KEY_INDEX, KeyConditionExpression="source_key = :k",
-                                 ExpressionAttributeValues={":k": source_key}).get("Items", [])
+        items = self.table.query(
+            IndexName=SOURCE_KEY_INDEX,
+            KeyConditionExpression="source_key = :k",
+            ExpressionAttributeValues={":k": source_key},
+        ).get("Items", [])
         if not items:
             raise NotFound(f"no task for {source_key}", field="key")
         # the index holds keys only; the newest upload of this key is its task
         return max((self.get(item["task_id"]) for item in items), key=lambda record: record.created_at)
 
-    def fail(self, task_id: str, state: TaskState, message: str, error_name: str = "TaskFailed",
-             only_from: tuple[TaskState, ...] = IN_PROGRESS) -> bool:
+    def fail(
+        self,
+        task_id: str,
+        state: TaskState,
+        message: str,
+        error_name: str = "TaskFailed",
+        only_from: tuple[TaskState, ...] = IN_PROGRESS,
+    ) -> bool:
         """End a task outside the state machine (its execution could not start, or ended without
         ending it). Only from ``only_from`` states: a final state is never overwritten. False
         when the task was not in one of them (or does not exist)."""
@@ -131,11 +164,18 @@ class TaskTable:
             self.table.update_item(
                 Key={"task_id": task_id},
                 UpdateExpression="SET #s = :s, progress = :zero, error_name = :n, error_cause = :m, "
-                                 "completed_at_iso = :now",
+                "completed_at_iso = :now",
                 ConditionExpression=f"#s IN ({', '.join(names)})",
                 ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={":s": int(state), ":zero": 0, ":n": error_name, ":m": message,
-                                           ":now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **names})
+                ExpressionAttributeValues={
+                    ":s": int(state),
+                    ":zero": 0,
+                    ":n": error_name,
+                    ":m": message,
+                    ":now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    **names,
+                },
+            )
             return True
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

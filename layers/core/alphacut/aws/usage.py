@@ -88,25 +88,42 @@ class UsageMeter:
         return int(totals["calls"]["N"])
 
     def _counter_update(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
-        return {"Update": {"TableName": self.table_name,
-                           "Key": {"pk": {"S": f"usage#{key_id}"}, "sk": {"S": sort_key}},
-                           "UpdateExpression": "ADD calls :calls, charged :charged",
-                           "ExpressionAttributeValues": {":calls": {"N": str(calls)},
-                                                         ":charged": {"N": str(charged)}}}}
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": f"usage#{key_id}"}, "sk": {"S": sort_key}},
+                "UpdateExpression": "ADD calls :calls, charged :charged",
+                "ExpressionAttributeValues": {":calls": {"N": str(calls)}, ":charged": {"N": str(charged)}},
+            }
+        }
 
-    def charge_task(self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None) -> bool:
+    def charge_task(
+        self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None
+    ) -> bool:
         """Charge a finished task once. The marker and the counters are one transaction: a failed
         attempt leaves nothing behind (a retry charges), a repeated one is refused whole (no
         second charge)."""
         day = day or utc_day()
-        marker = {"Put": {"TableName": self.table_name,
-                          "Item": {"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}, "owner": {"S": key_id},
-                                   "expires_at": {"N": str(int(time.time()) + CHARGE_MARKER_TTL_SECONDS)}},
-                          "ConditionExpression": "attribute_not_exists(pk)"}}
+        marker = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": f"charge#{task_id}"},
+                    "sk": {"S": "-"},
+                    "owner": {"S": key_id},
+                    "expires_at": {"N": str(int(time.time()) + CHARGE_MARKER_TTL_SECONDS)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
         try:
-            self._db.transact_write_items(TransactItems=[
-                marker, self._counter_update(key_id, f"{day}#{route}", 0, 1),
-                self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", 0, 1)])
+            self._db.transact_write_items(
+                TransactItems=[
+                    marker,
+                    self._counter_update(key_id, f"{day}#{route}", 0, 1),
+                    self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", 0, 1),
+                ]
+            )
         except ClientError as error:
             reasons = error.response.get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
@@ -115,19 +132,31 @@ class UsageMeter:
         return True
 
     def is_charged(self, task_id: str) -> bool:
-        return "Item" in self._db.get_item(TableName=self.table_name, ConsistentRead=True,
-                                           Key={"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}})
+        return "Item" in self._db.get_item(
+            TableName=self.table_name,
+            ConsistentRead=True,
+            Key={"pk": {"S": f"charge#{task_id}"}, "sk": {"S": "-"}},
+        )
 
     def record_unbilled(self, key_id: str, task_id: str, reason: str) -> None:
         """Keep a delivered task whose charge could not be made, for an operator to bill."""
-        self._db.put_item(TableName=self.table_name,
-                          Item={"pk": {"S": f"unbilled#{task_id}"}, "sk": {"S": "-"}, "owner": {"S": key_id},
-                                "reason": {"S": reason[:1000]}, "recorded_at": {"N": str(int(time.time()))}})
+        self._db.put_item(
+            TableName=self.table_name,
+            Item={
+                "pk": {"S": f"unbilled#{task_id}"},
+                "sk": {"S": "-"},
+                "owner": {"S": key_id},
+                "reason": {"S": reason[:1000]},
+                "recorded_at": {"N": str(int(time.time()))},
+            },
+        )
 
     def calls_today(self, key_id: str) -> int:
-        item = self._db.get_item(TableName=self.table_name,
-                                 Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{TOTAL_ROUTE}"}},
-                                 ConsistentRead=True).get("Item")
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{TOTAL_ROUTE}"}},
+            ConsistentRead=True,
+        ).get("Item")
         return int(item["calls"]["N"]) if item else 0
 
     def report(self, key_id: str, first: str, last: str) -> dict[str, Any]:
@@ -135,27 +164,39 @@ class UsageMeter:
         if first > last:
             raise InvalidOption(f"must not be after to ({last})", field="from")
         if (date.fromisoformat(last) - date.fromisoformat(first)).days >= MAX_REPORT_DAYS:
-            raise InvalidOption(f"the range may cover at most {MAX_REPORT_DAYS} days", field="from",
-                                limit=MAX_REPORT_DAYS)
+            raise InvalidOption(
+                f"the range may cover at most {MAX_REPORT_DAYS} days", field="from", limit=MAX_REPORT_DAYS
+            )
         days: dict[str, dict[str, Any]] = {}
         pages = self._db.get_paginator("query").paginate(
-            TableName=self.table_name, ConsistentRead=True,
+            TableName=self.table_name,
+            ConsistentRead=True,
             KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
-            ExpressionAttributeValues={":pk": {"S": f"usage#{key_id}"}, ":first": {"S": f"{first}#"},
-                                       ":last": {"S": f"{last}#~"}})
+            ExpressionAttributeValues={
+                ":pk": {"S": f"usage#{key_id}"},
+                ":first": {"S": f"{first}#"},
+                ":last": {"S": f"{last}#~"},
+            },
+        )
         for page in pages:
             for item in page.get("Items", []):
                 day, _, route = item["sk"]["S"].partition("#")
-                counts = {"calls": int(item.get("calls", {}).get("N", 0)),
-                          "charged": int(item.get("charged", {}).get("N", 0))}
+                counts = {
+                    "calls": int(item.get("calls", {}).get("N", 0)),
+                    "charged": int(item.get("charged", {}).get("N", 0)),
+                }
                 entry = days.setdefault(day, {"date": day, "calls": 0, "charged": 0, "routes": {}})
                 if route == TOTAL_ROUTE:
                     entry.update(counts)
                 else:
                     entry["routes"][route] = counts
         listed = [days[d] for d in sorted(days)]
-        return {"from": first, "to": last, "days": listed,
-                "total": {"calls": sum(d["calls"] for d in listed), "charged": sum(d["charged"] for d in listed)}}
+        return {
+            "from": first,
+            "to": last,
+            "days": listed,
+            "total": {"calls": sum(d["calls"] for d in listed), "charged": sum(d["charged"] for d in listed)},
+        }
 
     # ---- the key's plan --------------------------------------------------------------------------
     def plan(self, key_id: str) -> Plan | None:
@@ -172,7 +213,9 @@ class UsageMeter:
             plans = []
         for item in plans:
             limit = item.get("quota") or {}
-            daily = int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
+            daily = (
+                int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
+            )
             rate = (item.get("throttle") or {}).get("rateLimit")
             found = Plan(item.get("name", ""), daily, float(rate) if rate is not None else None)
         with self._lock:
@@ -188,8 +231,8 @@ class UsageMeter:
 @dataclass(frozen=True)
 class Plan:
     name: str
-    quota: int | None          # calls per UTC day
-    rate_limit: float | None   # requests per second
+    quota: int | None  # calls per UTC day
+    rate_limit: float | None  # requests per second
 
 
 def default_range(query: dict[str, str]) -> tuple[str, str]:

@@ -61,22 +61,31 @@ class ModelStore:
     @cached_property
     def isnet(self) -> IsnetModel:
         with self._lock:
-            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads),
-                                   weights=self._isnet_weights)
+            return IsnetModel.load(
+                self.models_dir / "isnet", session_options(self.threads), weights=self._isnet_weights
+            )
 
     @cached_property
     def isnet_preview(self) -> IsnetModel:
         """ISNet at 768² for size=preview results (the same weights, in memory once)."""
         with self._lock:
-            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads), preview=True,
-                                   weights=self._isnet_weights)
+            return IsnetModel.load(
+                self.models_dir / "isnet",
+                session_options(self.threads),
+                preview=True,
+                weights=self._isnet_weights,
+            )
 
     @cached_property
     def isnet_features(self) -> IsnetModel:
         """ISNet with the decoder feature maps as outputs too (for heads trained on them)."""
         with self._lock:
-            return IsnetModel.load(self.models_dir / "isnet", session_options(self.threads), features=True,
-                                   weights=self._isnet_weights)
+            return IsnetModel.load(
+                self.models_dir / "isnet",
+                session_options(self.threads),
+                features=True,
+                weights=self._isnet_weights,
+            )
 
     @cached_property
     def selfie(self) -> SelfieModel:

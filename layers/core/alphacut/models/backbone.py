@@ -37,8 +37,13 @@ class BackboneModel:
 
     @classmethod
     def load(cls, directory: Path, options: ort.SessionOptions) -> BackboneModel:
-        return cls(open_session(directory / "efficientnet_lite0.onnx", options,
-                                "EfficientNet-Lite0 missing: run `make models`"))
+        return cls(
+            open_session(
+                directory / "efficientnet_lite0.onnx",
+                options,
+                "EfficientNet-Lite0 missing: run `make models`",
+            )
+        )
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The four feature maps (batch dimension kept), by output name."""

@@ -32,8 +32,9 @@ BACKBONE_INPUTS = {"b64": "s8", "b32": "s16", "b16": "s32", "bhead": "head"}
 def small_picture(rgb: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The picture (uint8) and the matte (float32) box-averaged to 128 x 128: what training cached."""
     picture = np.asarray(Image.fromarray(rgb).resize((SIDE, SIDE), Image.Resampling.BOX), np.uint8)
-    matte = np.asarray(Image.fromarray(matte.astype(np.float32)).resize((SIDE, SIDE), Image.Resampling.BOX),
-                       np.float32)
+    matte = np.asarray(
+        Image.fromarray(matte.astype(np.float32)).resize((SIDE, SIDE), Image.Resampling.BOX), np.float32
+    )
     return picture, matte
 
 
@@ -43,14 +44,17 @@ def picture_input(picture: np.ndarray, matte: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb.transpose(2, 0, 1), matte[None].astype(np.float32)])
 
 
-def head_inputs(rgb: np.ndarray, output: IsnetOutput,
-                backbone_maps: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def head_inputs(
+    rgb: np.ndarray, output: IsnetOutput, backbone_maps: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """The head's feeds from one ISNet forward pass (features on) over ``rgb`` and, for a head that
     reads them, the backbone's maps of the same picture."""
     if output.features is None:
         raise ValueError("the costume head needs ISNet run with features")
-    feeds = {name: output.features[source].astype(np.float32, copy=False)
-             for name, source in FEATURE_INPUTS.items()}
+    feeds = {
+        name: output.features[source].astype(np.float32, copy=False)
+        for name, source in FEATURE_INPUTS.items()
+    }
     feeds["picture"] = picture_input(*small_picture(rgb, output.matte))[None]
     if backbone_maps is not None:
         feeds.update({name: backbone_maps[source] for name, source in BACKBONE_INPUTS.items()})

@@ -1,6 +1,7 @@
 """ISNet (DIS) general segmentation: the matte for cutout, and decoder features for the costume head.
 
-Preprocessing as measured on the npm package's own pipeline: RGB, bilinear stretch to 1024x1024, ``(x - 128) / 256``, NCHW.
+Preprocessing as measured on the npm package's own pipeline: RGB, bilinear stretch to 1024x1024,
+``(x - 128) / 256``, NCHW.
 The output ``output`` is already a sigmoid: clipped to 0..1, not min-max normalised.
 """
 
@@ -18,12 +19,12 @@ from alphacut.models.runtime import providers, stretched_batch
 INPUT_SIZE = 1024
 PREVIEW_INPUT_SIZE = 768  # graph_preview.onnx: the same weights, every size scaled (size=preview)
 MATTE_OUTPUT = "output"
-FEATURE_OUTPUTS = ("input.948", "input.832", "input.740", "input.656")   # 128, 64, 32, 16 px across
+FEATURE_OUTPUTS = ("input.948", "input.832", "input.740", "input.656")  # 128, 64, 32, 16 px across
 
 
 @dataclass
 class IsnetOutput:
-    matte: np.ndarray                      # 1024 x 1024 float32 in 0..1
+    matte: np.ndarray  # 1024 x 1024 float32 in 0..1
     features: dict[str, np.ndarray] | None  # decoder feature maps, when asked for
 
 
@@ -46,17 +47,26 @@ class IsnetModel:
     """``features=False`` loads the matte-only graph (cutout, selfie); ``True`` the one that also
     returns the decoder feature maps (costume); ``preview=True`` the matte-only graph at 768²."""
 
-    def __init__(self, session: ort.InferenceSession, keep_alive: list, features: bool,
-                 side: int = INPUT_SIZE):
+    def __init__(
+        self, session: ort.InferenceSession, keep_alive: list, features: bool, side: int = INPUT_SIZE
+    ):
         self.session = session
         self.has_features = features
         self.side = side
         self._weights = keep_alive  # onnxruntime reads the external initializers from this memory
 
     @classmethod
-    def load(cls, directory: Path, options: ort.SessionOptions, features: bool = False,
-             preview: bool = False, weights: tuple[list[str], list] | None = None) -> IsnetModel:
-        graph = directory / ("graph_features.onnx" if features else "graph_preview.onnx" if preview else "graph.onnx")
+    def load(
+        cls,
+        directory: Path,
+        options: ort.SessionOptions,
+        features: bool = False,
+        preview: bool = False,
+        weights: tuple[list[str], list] | None = None,
+    ) -> IsnetModel:
+        graph = directory / (
+            "graph_features.onnx" if features else "graph_preview.onnx" if preview else "graph.onnx"
+        )
         if not graph.exists():
             raise ModelUnavailable(f"ISNet graph {graph.name} missing in {directory}: run `make models`")
         names, values = weights or load_weights(directory)

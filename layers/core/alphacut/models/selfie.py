@@ -26,7 +26,9 @@ class SelfieModel:
 
     @classmethod
     def load(cls, directory: Path, options: ort.SessionOptions) -> SelfieModel:
-        return cls(open_session(directory / "selfie.onnx", options, "selfie model missing: run `make models`"))
+        return cls(
+            open_session(directory / "selfie.onnx", options, "selfie model missing: run `make models`")
+        )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return np.clip(self.session.run(None, {self.input_name: batch})[0][0, :, :, 0], 0.0, 1.0)

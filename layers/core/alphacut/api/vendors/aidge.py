@@ -49,8 +49,13 @@ def _params(event: dict) -> dict[str, str]:
 def _error(error: Exception, status: int, request_id: str) -> dict:
     code = next((c for kind, c in RESULT_CODES if isinstance(error, kind)), 500)
     message = {700: "invalid input", 801: "model failed", 500: "system error"}[code]
-    return {"resCode": code, "resMessage": f"{message}: {error_message(error)}", "success": False,
-            "requestId": request_id, "data": None}
+    return {
+        "resCode": code,
+        "resMessage": f"{message}: {error_message(error)}",
+        "success": False,
+        "requestId": request_id,
+        "data": None,
+    }
 
 
 @router.get("/ai/image/cut/out")
@@ -74,8 +79,16 @@ def aidge_cutout():
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
         store = runtime.result_store(None, router.current_event.raw_event)
         link = store.put(key, result.image, result.content_type)
-        return json_response(200, {"resCode": 200, "resMessage": "success", "success": True, "requestId": request_id,
-                                   "data": {"imageUrl": link.url, "width": result.width, "height": result.height}},
-                             {"X-Request-Id": request_id})
+        return json_response(
+            200,
+            {
+                "resCode": 200,
+                "resMessage": "success",
+                "success": True,
+                "requestId": request_id,
+                "data": {"imageUrl": link.url, "width": result.width, "height": result.height},
+            },
+            {"X-Request-Id": request_id},
+        )
 
     return vendor_answer(router, build, _error)

@@ -24,15 +24,26 @@ from alphacut.options import CutoutOptions
 from alphacut.settings import ImageLimits
 
 router = Router()
-LIMITS = ImageLimits(max_bytes=5 * 1024 * 1024, max_side=3000, max_pixels=3000 * 3000, min_side=50,
-                     formats=frozenset({"jpeg", "bmp", "png"}))
+LIMITS = ImageLimits(
+    max_bytes=5 * 1024 * 1024,
+    max_side=3000,
+    max_pixels=3000 * 3000,
+    min_side=50,
+    formats=frozenset({"jpeg", "bmp", "png"}),
+)
 URL_SECONDS = 24 * 3600
 
 
-def _envelope(request_id: str, status: int = 200, code: str = "", message: str = "", data: dict | None = None) -> dict:
-    body = {"request_id": request_id, "log_id": request_id, "error_code": 0 if status == 200 else status,
-            "error_msg": message, "error_detail": {"status_code": status, "code": code, "code_message": message,
-                                                   "message": message}}
+def _envelope(
+    request_id: str, status: int = 200, code: str = "", message: str = "", data: dict | None = None
+) -> dict:
+    body = {
+        "request_id": request_id,
+        "log_id": request_id,
+        "error_code": 0 if status == 200 else status,
+        "error_msg": message,
+        "error_detail": {"status_code": status, "code": code, "code_message": message, "message": message},
+    }
     if data is not None:
         body["data"] = data
     return body
@@ -49,14 +60,17 @@ def ailab_costume():
         event = router.current_event.raw_event
         content_type = header(event, "content-type")
         if content_type.split(";")[0].strip().lower() != "multipart/form-data":
-            raise UnsupportedMediaType("must be multipart/form-data with the picture in image", field="Content-Type")
+            raise UnsupportedMediaType(
+                "must be multipart/form-data with the picture in image", field="Content-Type"
+            )
         files, fields = parse_multipart(content_type, raw_body(event))
         if not files.get("image"):
             raise InvalidOption("is required: the picture as a file", field="image")
         from alphacut.costume import SEED_GARMENTS, parse_garments
 
-        garments = parse_garments(fields.get("cloth_class") or ",".join(g.value for g in SEED_GARMENTS),
-                                  field="cloth_class")
+        garments = parse_garments(
+            fields.get("cloth_class") or ",".join(g.value for g in SEED_GARMENTS), field="cloth_class"
+        )
         params = apply_return_form({"return_form": fields["return_form"]} if "return_form" in fields else {})
         options = CutoutOptions.from_mapping(params)
         result = pipeline_with(LIMITS).costume(files["image"], options, garments)
@@ -69,7 +83,9 @@ def ailab_costume():
             extension = "jpg" if content_type == "image/jpeg" else content_type.split("/")[1]
             return store.put(f"{folder}/{name}.{extension}", data, content_type).url
 
-        class_url = {g.garment.value: url(g.garment.value, g.result) if g.present else "" for g in result.garments}
+        class_url = {
+            g.garment.value: url(g.garment.value, g.result) if g.present else "" for g in result.garments
+        }
         data = {"elements": [{"image_url": url("outfit", result.outfit)}, {"class_url": class_url}]}
         return json_response(200, _envelope(request_id, data=data), {"X-Request-Id": request_id})
 

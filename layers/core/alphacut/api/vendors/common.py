@@ -27,9 +27,13 @@ def pipeline_with(limits: ImageLimits):
     return Pipeline(runtime.pipeline().models, limits)
 
 
-def vendor_answer(router, build: Callable[[str], Response],
-                  error_body: Callable[[Exception, int, str], dict[str, Any]], billable: bool = True,
-                  status_for: Callable[[Exception], int] = http_status) -> Response:
+def vendor_answer(
+    router,
+    build: Callable[[str], Response],
+    error_body: Callable[[Exception, int, str], dict[str, Any]],
+    billable: bool = True,
+    status_for: Callable[[Exception], int] = http_status,
+) -> Response:
     """Run ``build(request_id)``; a failure becomes ``error_body(error, status, request_id)`` with the
     status from the one error table (or the vendor's, ``status_for``). ``billable``: a 200 from
     ``build`` delivered a result."""

@@ -41,4 +41,6 @@ def jd_cutout():
         link = runtime.result_store(None, router.current_event.raw_event).put(key, result.image, "image/png")
         return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
 
-    return vendor_answer(router, build, lambda error, status, rid: _envelope(rid, status, error_message(error)))
+    return vendor_answer(
+        router, build, lambda error, status, rid: _envelope(rid, status, error_message(error))
+    )

@@ -15,16 +15,33 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from alphacut.api.request import decode_base64_image, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
-from alphacut.errors import (CorruptImage, ImageTooLarge, ImageTooSmall, InvalidOption, UnsupportedImageFormat,
-                             UnsupportedMediaType)
+from alphacut.errors import (
+    CorruptImage,
+    ImageTooLarge,
+    ImageTooSmall,
+    InvalidOption,
+    UnsupportedImageFormat,
+    UnsupportedMediaType,
+)
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.settings import ImageLimits
 
 router = Router()
-LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024 - 1, max_side=1024, max_pixels=1024 * 1024, min_side=50,
-                     formats=frozenset({"jpeg", "bmp", "png", "gif"}))
-STATUS_CODES = [(InvalidOption, 1001), (ImageTooLarge, 1002), (ImageTooSmall, 1002),
-                (UnsupportedImageFormat, 1003), (UnsupportedMediaType, 1003), (CorruptImage, 1004)]
+LIMITS = ImageLimits(
+    max_bytes=2 * 1024 * 1024 - 1,
+    max_side=1024,
+    max_pixels=1024 * 1024,
+    min_side=50,
+    formats=frozenset({"jpeg", "bmp", "png", "gif"}),
+)
+STATUS_CODES = [
+    (InvalidOption, 1001),
+    (ImageTooLarge, 1002),
+    (ImageTooSmall, 1002),
+    (UnsupportedImageFormat, 1003),
+    (UnsupportedMediaType, 1003),
+    (CorruptImage, 1004),
+]
 
 
 def business_status(error: Exception) -> int:
@@ -32,8 +49,13 @@ def business_status(error: Exception) -> int:
 
 
 def _envelope(status: int, message: str, image: str = "", used_time: int = 0) -> dict:
-    return {"code": "10000", "charge": False, "remain": 0, "msg": "查询成功",
-            "result": {"status": status, "message": message, "image": image, "used_time": used_time}}
+    return {
+        "code": "10000",
+        "charge": False,
+        "remain": 0,
+        "msg": "查询成功",
+        "result": {"status": status, "message": message, "image": image, "used_time": used_time},
+    }
 
 
 def _image_field(event: dict) -> str:
@@ -49,8 +71,10 @@ def jd_selfie():
         data = decode_base64_image(_image_field(router.current_event.raw_event), LIMITS.max_bytes, "image")
         result = pipeline_with(LIMITS).run(data, CutoutOptions(type=SubjectType.PERSON))
         picture = base64.b64encode(result.image).decode("ascii")
-        return json_response(200, _envelope(1000, "ok", picture, round(result.timings.total)),
-                             {"X-Request-Id": request_id})
+        return json_response(
+            200, _envelope(1000, "ok", picture, round(result.timings.total)), {"X-Request-Id": request_id}
+        )
 
-    return vendor_answer(router, build,
-                         lambda error, status, rid: _envelope(business_status(error), error_message(error)))
+    return vendor_answer(
+        router, build, lambda error, status, rid: _envelope(business_status(error), error_message(error))
+    )

@@ -65,16 +65,28 @@ def create_segmentation():
         if return_type == "3" and not sync:
             raise InvalidOption("3 (binary) works with sync=1 only", field="return_type")
         if return_type == "3" and output_type == "1":
-            raise InvalidOption("1 (image and mask) cannot be one binary answer: use return_type 1 or 2",
-                                field="output_type")
-        options = CutoutOptions.from_mapping({"type": params.get("type") or "auto", "format": params.get("format") or "png",
-                                              "bg_color": params.get("bg_color"), "output": OUTPUT_TYPES[output_type],
-                                              "crop": params.get("crop", "0")})
+            raise InvalidOption(
+                "1 (image and mask) cannot be one binary answer: use return_type 1 or 2", field="output_type"
+            )
+        options = CutoutOptions.from_mapping(
+            {
+                "type": params.get("type") or "auto",
+                "format": params.get("format") or "png",
+                "bg_color": params.get("bg_color"),
+                "output": OUTPUT_TYPES[output_type],
+                "crop": params.get("crop", "0"),
+            }
+        )
         if options.type.value == "costume":
             raise InvalidOption("must be auto, person, object or stamp", field="type")
         owner = runtime.api_key_owner(event)
-        task_id = service.submit(request.image or None, params.get("image_url") if request.source == "url" else None,
-                                 options, owner, None)
+        task_id = service.submit(
+            request.image or None,
+            params.get("image_url") if request.source == "url" else None,
+            options,
+            owner,
+            None,
+        )
         left = runtime.seconds_left(router.lambda_context)
         record = service.wait(task_id, owner, left) if sync else service.table.get(task_id)
         if record.state is TaskState.DONE:
@@ -84,8 +96,11 @@ def create_segmentation():
                 body = service.s3.get_object(Bucket=service.results_bucket, Key=key)["Body"].read()
                 content_type = "image/png" if output_type == "3" else options.format.content_type
                 return Response(200, content_type, body, {"X-Request-Id": request_id, "X-Task-Id": task_id})
-        return json_response(200, {"status": 200, "message": "success", "data": _data(record, return_type)},
-                             {"X-Request-Id": request_id})
+        return json_response(
+            200,
+            {"status": 200, "message": "success", "data": _data(record, return_type)},
+            {"X-Request-Id": request_id},
+        )
 
     return vendor_answer(router, build, _error, billable=False)
 
@@ -97,7 +112,10 @@ def get_segmentation(task_id: str):
         query = router.current_event.query_string_parameters or {}
         return_type = _choice(query, "return_type", {"1": "url", "2": "base64"}, "1")
         record = service.table.get(task_id, runtime.api_key_owner(router.current_event.raw_event))
-        return json_response(200, {"status": 200, "message": "success", "data": _data(record, return_type)},
-                             {"X-Request-Id": request_id})
+        return json_response(
+            200,
+            {"status": 200, "message": "success", "data": _data(record, return_type)},
+            {"X-Request-Id": request_id},
+        )
 
     return vendor_answer(router, build, _error, billable=False)

@@ -31,14 +31,33 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import runtime
-from alphacut.api.request import (decode_base64_image, header, json_fields, parse_json_object, parse_multipart,
-                                  raw_body)
+from alphacut.api.request import (
+    decode_base64_image,
+    header,
+    json_fields,
+    parse_json_object,
+    parse_multipart,
+    raw_body,
+)
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
 from alphacut.aws.usage import next_utc_midnight
-from alphacut.errors import (AlphacutError, Conflict, CorruptImage, ImageTooLarge, ImageTooSmall, InvalidOption,
-                             NoSubjectFound, ResolutionTooHigh, ResponseTooLarge, UnsupportedImageFormat,
-                             UnsupportedMediaType, UrlFetchFailed, UrlNotAllowed, http_status)
+from alphacut.errors import (
+    AlphacutError,
+    Conflict,
+    CorruptImage,
+    ImageTooLarge,
+    ImageTooSmall,
+    InvalidOption,
+    NoSubjectFound,
+    ResolutionTooHigh,
+    ResponseTooLarge,
+    UnsupportedImageFormat,
+    UnsupportedMediaType,
+    UrlFetchFailed,
+    UrlNotAllowed,
+    http_status,
+)
 from alphacut.options import CutoutOptions, SubjectType, parse_bool, parse_margin
 
 router = Router()
@@ -46,19 +65,41 @@ router = Router()
 SOURCES = ("image_file", "image_file_b64", "image_url")
 # remove.bg's types -> the model that runs: people get the person pipeline, everything else the
 # general one (ISNet cuts out the main object, whatever it is)
-TYPES = {"auto": SubjectType.AUTO, "person": SubjectType.PERSON, "product": SubjectType.OBJECT,
-         "car": SubjectType.OBJECT, "animal": SubjectType.OBJECT, "graphic": SubjectType.OBJECT,
-         "graphics": SubjectType.OBJECT, "transportation": SubjectType.OBJECT}
+TYPES = {
+    "auto": SubjectType.AUTO,
+    "person": SubjectType.PERSON,
+    "product": SubjectType.OBJECT,
+    "car": SubjectType.OBJECT,
+    "animal": SubjectType.OBJECT,
+    "graphic": SubjectType.OBJECT,
+    "graphics": SubjectType.OBJECT,
+    "transportation": SubjectType.OBJECT,
+}
 # what X-Type says per type_level: level 1 knows person, product, animal, car, other; level 2 more
 LEVEL_1_TYPES = {"person": "person", "product": "product", "animal": "animal", "car": "car"}
-LEVEL_2_TYPES = {**LEVEL_1_TYPES, "graphic": "graphics", "graphics": "graphics", "transportation": "transportation"}
+LEVEL_2_TYPES = {
+    **LEVEL_1_TYPES,
+    "graphic": "graphics",
+    "graphics": "graphics",
+    "transportation": "transportation",
+}
 TYPE_LEVELS = ("none", "1", "2", "latest")
-TRANSLATED = ("size", "format", "roi", "crop", "crop_margin", "scale", "position", "channels", "bg_color",
-              "bg_image_url")
+TRANSLATED = (
+    "size",
+    "format",
+    "roi",
+    "crop",
+    "crop_margin",
+    "scale",
+    "position",
+    "channels",
+    "bg_color",
+    "bg_image_url",
+)
 ACCEPTED_AS_IS = ("semitransparency", "add_shadow")  # booleans, checked, no effect here
 KNOWN = {*SOURCES, *TRANSLATED, *ACCEPTED_AS_IS, "type", "type_level", "bg_image_file"}
-MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS = 50, 500   # remove.bg's crop_margin limits
-DEFAULT_SIZE = "preview"                          # remove.bg's default
+MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS = 50, 500  # remove.bg's crop_margin limits
+DEFAULT_SIZE = "preview"  # remove.bg's default
 DEFAULT_FORMAT = "auto"
 
 
@@ -96,8 +137,11 @@ def error_entry(error: BaseException) -> tuple[int, dict[str, str]]:
             return status, {"title": title, "code": code, "detail": error_message(error)}
     status = http_status(error)
     code = error.code if isinstance(error, AlphacutError) else "internal_error"
-    return status, {"title": "Internal server error" if status >= 500 else "Request failed", "code": code,
-                    "detail": error_message(error)}
+    return status, {
+        "title": "Internal server error" if status >= 500 else "Request failed",
+        "code": code,
+        "detail": error_message(error),
+    }
 
 
 def errors_body(error: BaseException) -> dict[str, Any]:
@@ -119,9 +163,11 @@ def read_fields(event: dict) -> tuple[dict[str, str], dict[str, bytes]]:
     elif media_type == "application/x-www-form-urlencoded":
         params.update(parse_qsl(raw_body(event).decode("utf-8", "replace"), keep_blank_values=True))
     elif media_type or event.get("body"):
-        raise UnsupportedMediaType(f"Content-Type {content_type or '(none)'} is not accepted: send "
-                                   "multipart/form-data, application/x-www-form-urlencoded or application/json",
-                                   field="Content-Type")
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type or '(none)'} is not accepted: send "
+            "multipart/form-data, application/x-www-form-urlencoded or application/json",
+            field="Content-Type",
+        )
     for name in [n for n in files if n not in ("image_file", "bg_image_file")]:
         params.setdefault(name, files.pop(name).decode("utf-8", "replace"))
     return params, files
@@ -131,11 +177,15 @@ def read_source(params: dict[str, str], files: dict[str, bytes], max_bytes: int)
     """The one image source: a file, base64 or a URL (fetched under the same rules as image_url)."""
     given = [name for name in SOURCES if files.get(name) or (params.get(name) or "").strip()]
     if not given:
-        raise RemoveBgRefusal("no image given: send image_file, image_file_b64 or image_url", code="missing_source",
-                              field="image_file")
+        raise RemoveBgRefusal(
+            "no image given: send image_file, image_file_b64 or image_url",
+            code="missing_source",
+            field="image_file",
+        )
     if len(given) > 1:
-        raise RemoveBgRefusal(f"give exactly one image source, not {', '.join(given)}", code="multiple_sources",
-                              field=given[1])
+        raise RemoveBgRefusal(
+            f"give exactly one image source, not {', '.join(given)}", code="multiple_sources", field=given[1]
+        )
     source = given[0]
     if source == "image_file":
         return files["image_file"]
@@ -148,7 +198,9 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
     """remove.bg's parameters as the native options (the background image fetched or read here)."""
     kind = (params.get("type") or "auto").strip().lower()
     if kind not in TYPES:
-        raise InvalidOption(f"must be one of {', '.join(sorted(set(TYPES) - {'graphics'}))}, not {kind!r}", field="type")
+        raise InvalidOption(
+            f"must be one of {', '.join(sorted(set(TYPES) - {'graphics'}))}, not {kind!r}", field="type"
+        )
     for name in ACCEPTED_AS_IS:
         if name in params:
             parse_bool(params[name], name)
@@ -156,8 +208,9 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
     mapping.setdefault("size", DEFAULT_SIZE)
     mapping.setdefault("format", DEFAULT_FORMAT)
     if "crop_margin" in mapping:
-        mapping["crop_margin"] = parse_margin(mapping["crop_margin"], "crop_margin", MAX_MARGIN_PERCENT,
-                                              MAX_MARGIN_PIXELS)
+        mapping["crop_margin"] = parse_margin(
+            mapping["crop_margin"], "crop_margin", MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS
+        )
     background = files.get("bg_image_file") or None
     if mapping.get("bg_image_url", "").strip() and background is None:
         background = runtime.SETTINGS.fetch(mapping["bg_image_url"].strip(), max_bytes, field="bg_image_url")
@@ -178,8 +231,12 @@ def type_header(params: dict[str, str]) -> str | None:
 # ---- answer -----------------------------------------------------------------------------------------
 def foreground(result) -> dict[str, int]:
     left, top, right, bottom = result.subject_box or (0, 0, 0, 0)
-    return {"foreground_top": top, "foreground_left": left, "foreground_width": right - left,
-            "foreground_height": bottom - top}
+    return {
+        "foreground_top": top,
+        "foreground_left": left,
+        "foreground_width": right - left,
+        "foreground_height": bottom - top,
+    }
 
 
 def answer(result, kind: str | None, accept: str, request_id: str, ignored: list[str]) -> Response:
@@ -187,8 +244,12 @@ def answer(result, kind: str | None, accept: str, request_id: str, ignored: list
     data = result.image if result.image is not None else result.mask
     content_type = result.content_type if result.image is not None else "image/png"
     box = foreground(result)
-    headers = {"X-Request-Id": request_id, "X-Width": str(result.width), "X-Height": str(result.height),
-               **{"X-Foreground-" + name.split("_")[1].title(): str(value) for name, value in box.items()}}
+    headers = {
+        "X-Request-Id": request_id,
+        "X-Width": str(result.width),
+        "X-Height": str(result.height),
+        **{"X-Foreground-" + name.split("_")[1].title(): str(value) for name, value in box.items()},
+    }
     if kind is not None:
         headers["X-Type"] = kind
     if ignored:
@@ -203,8 +264,13 @@ def usage_headers(charged: bool, remain: int | None, quota: int | None) -> dict[
     """What the metering adds to every answer of this API: the credit and the key's daily calls."""
     headers = {"X-Credits-Charged": "1" if charged else "0"}
     if quota is not None:
-        headers.update({"X-RateLimit-Limit": str(quota), "X-RateLimit-Remaining": str(remain or 0),
-                        "X-RateLimit-Reset": str(next_utc_midnight())})
+        headers.update(
+            {
+                "X-RateLimit-Limit": str(quota),
+                "X-RateLimit-Remaining": str(remain or 0),
+                "X-RateLimit-Reset": str(next_utc_midnight()),
+            }
+        )
     return headers
 
 
@@ -225,7 +291,9 @@ def removebg_route():
         ignored = sorted(set(params) - KNOWN)
         return answer(result, kind, header(event, "accept"), request_id, ignored)
 
-    return vendor_answer(router, build, lambda error, status, rid: errors_body(error), status_for=error_status)
+    return vendor_answer(
+        router, build, lambda error, status, rid: errors_body(error), status_for=error_status
+    )
 
 
 def error_status(error: BaseException) -> int:
@@ -247,10 +315,15 @@ def account_route():
         attributes = {
             "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
             "api": {"free_calls": left, "sizes": "all"},
-            "plan": {"name": plan.name if plan else None, "daily_quota": quota,
-                     "rate_limit": plan.rate_limit if plan else None, "resets_at": next_utc_midnight()},
+            "plan": {
+                "name": plan.name if plan else None,
+                "daily_quota": quota,
+                "rate_limit": plan.rate_limit if plan else None,
+                "resets_at": next_utc_midnight(),
+            },
         }
         return json_response(200, {"data": {"attributes": attributes}}, {"X-Request-Id": request_id})
 
-    return vendor_answer(router, build, lambda error, status, rid: errors_body(error), billable=False,
-                         status_for=error_status)
+    return vendor_answer(
+        router, build, lambda error, status, rid: errors_body(error), billable=False, status_for=error_status
+    )
