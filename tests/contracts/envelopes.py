@@ -1,4 +1,5 @@
-"""JSON schemas of the five vendor envelopes, written from ../shared/seeds (one per document).
+"""JSON schemas of the five vendor envelopes, written from the vendors' published API
+documents (one per document).
 ``additionalProperties: false`` where the document lists every field: an extra or missing field
 is a broken contract."""
 
@@ -17,7 +18,7 @@ def closed(properties: dict, required: list[str] | None = None) -> dict:
     }
 
 
-# seed 000 (JD Cloud Image Matting): the table's requestid and the example's requestId
+# JD Cloud Image Matting: the table's requestid and the example's requestId
 JD_CUTOUT_OK = closed(
     {
         "code": {"const": "10000"},
@@ -48,7 +49,7 @@ JD_CUTOUT_ERROR = closed(
     }
 )
 
-# seed 001 (JD NeuHub SelfieSeg)
+# JD NeuHub SelfieSeg
 JD_SELFIE = closed(
     {
         "code": {"const": "10000"},
@@ -59,7 +60,7 @@ JD_SELFIE = closed(
     }
 )
 
-# seed 002 (PicWish-style tasks)
+# PicWish-style tasks
 PICWISH_TASK_DATA = {
     "type": "object",
     "properties": {
@@ -84,7 +85,7 @@ PICWISH_OK = {
 }
 PICWISH_ERROR = closed({"status": {"type": "integer", "minimum": 400}, "message": STRING})
 
-# seed 003 (Alibaba AIDGE)
+# Alibaba AIDGE
 AIDGE_OK = closed(
     {
         "resCode": {"const": 200},
@@ -108,7 +109,7 @@ AIDGE_ERROR = closed(
     }
 )
 
-# seed 004 (AILabTools-style costume)
+# AILabTools-style costume
 _DETAIL = closed({"status_code": INT, "code": STRING, "code_message": STRING, "message": STRING})
 AILAB_OK = closed(
     {

@@ -1,4 +1,4 @@
-"""The five vendor-compatible routes against their documents (../shared/seeds), over HTTP on the
+"""The five vendor-compatible routes against the vendors' published API documents, over HTTP on the
 local stack: every parameter, the documented errors, the exact envelope (JSON schemas in
 ``envelopes.py``)."""
 
@@ -49,7 +49,7 @@ def _sized(width: int, height: int, fmt: str = "JPEG") -> bytes:
     return image_bytes(Image.fromarray(picture), fmt)
 
 
-# ---- seed 000: JD Cloud image matting ------------------------------------------------------------
+# ---- JD Cloud image matting ------------------------------------------------------------
 def test_jd_cutout_raw_body(api, photo):
     response = api.post("/api/cutout/", data=photo, headers={"Content-Type": "application/octet-stream"})
     body = _check(response, 200, envelopes.JD_CUTOUT_OK)
@@ -79,7 +79,7 @@ def test_jd_cutout_errors(api, data, status, words):
     assert body["result"]["status"] == status and words in body["result"]["message"]
 
 
-# ---- seed 001: JD NeuHub selfie segmentation ------------------------------------------------------
+# ---- JD NeuHub selfie segmentation ------------------------------------------------------
 def test_jd_selfie_seg(api, photo):
     response = api.post("/jdai/SelfieSeg", json={"image": _b64(photo)})
     body = _check(response, 200, envelopes.JD_SELFIE)
@@ -106,7 +106,7 @@ def test_jd_selfie_seg_limits_and_errors(api, payload, status, code, words):
     assert body["charge"] is False and body["result"]["image"] == ""
 
 
-# ---- seed 002: PicWish-style segmentation tasks ---------------------------------------------------
+# ---- PicWish-style segmentation tasks ---------------------------------------------------
 def test_picwish_sync_base64_image_and_mask(api, photo):
     response = api.post(
         "/api/tasks/visual/segmentation",
@@ -210,7 +210,7 @@ def test_picwish_invalid_image_ends_in_state_minus_7(api):
     assert _check(response, 200, envelopes.PICWISH_OK)["data"]["state"] == -7
 
 
-# ---- seed 003: Alibaba AIDGE background removal ---------------------------------------------------
+# ---- Alibaba AIDGE background removal ---------------------------------------------------
 def test_aidge_get_with_image_url_transparent(api, image_server):
     response = api.get(
         "/ai/image/cut/out",
@@ -271,7 +271,7 @@ def test_aidge_invalid_input_is_700_naming_the_field(api, photo, params, status,
     assert body["resCode"] == code and field in body["resMessage"]
 
 
-# ---- seed 004: AILabTools-style costume -----------------------------------------------------------
+# ---- AILabTools-style costume -----------------------------------------------------------
 COSTUME = "/api/cutout/general/apparel-background-removal"
 
 

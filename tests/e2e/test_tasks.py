@@ -1,6 +1,6 @@
 """Async tasks end to end on the local stack: API -> S3 + DynamoDB + SQS -> dispatch -> the real
 state machine executed by moto -> Segment step -> SageMaker runtime (the container's server on
-the CPU) -> result in S3 -> GET /v1/tasks/{id}. Every failure ends in its seed 002 state."""
+the CPU) -> result in S3 -> GET /v1/tasks/{id}. Every failure ends in its PicWish-style task state."""
 
 from __future__ import annotations
 

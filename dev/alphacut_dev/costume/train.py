@@ -33,7 +33,7 @@ FEATURE_NAMES = tuple(FEATURE_INPUTS)  # ISNet's maps: f128 f64 f32 f16
 BACKBONE_NAMES = tuple(BACKBONE_INPUTS)  # EfficientNet-Lite0's: b64 b32 b16 bhead
 # the exported graph's inputs, in this order (a head without the backbone has the first five)
 INPUT_NAMES = (*FEATURE_NAMES, "picture", *BACKBONE_NAMES)
-SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)  # tops coat skirt pants shoes bag hat (seed 004)
+SEED_CLASSES = (1, 2, 4, 5, 6, 7, 8)  # tops coat skirt pants shoes bag hat (AILabTools' classes)
 IGNORE = 255  # a pseudo-label pixel the teacher was unsure of (alphacut_dev.costume.pseudo)
 
 

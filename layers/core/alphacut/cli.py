@@ -5,9 +5,9 @@ Usage::
     alphacut remove photos/ shoe.jpg -o out/ --type object --format webp --crop
     alphacut remove selfie.jpg -o out/ --output mask          # out/selfie.png, one channel
     alphacut remove shoe.jpg -o out/ --size preview --bg-image beach.jpg --scale 80% --format zip
-    alphacut eval ../shared/eval/person --type person
+    alphacut eval eval/person --type person
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
-    alphacut eval ../shared/eval/clothing --type costume            # IoU per class
+    alphacut eval eval/clothing --type costume            # IoU per class
     alphacut keys --local create --customer acme --plan starter     # admin (AWS without --local)
     alphacut remove photos/ -o out/ --api https://...amazonaws.com/Prod --key KEY --concurrency 8
 """

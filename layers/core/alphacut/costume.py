@@ -4,7 +4,7 @@ The costume head (``alphacut.models.costume``) turns ISNet's decoder features in
 128 x 128; here they become a class map at the image's resolution, and per-garment alphas that keep
 the matte's soft edges.
 
-Class ids (the CLI's class map, issue 5)::
+Class ids (the CLI's class map)::
 
     0 background  1 tops  2 coat  3 dress  4 skirt  5 pants  6 shoes  7 bag  8 hat
     9 the rest of the person (skin, hair, other accessories)
@@ -39,7 +39,7 @@ MIN_SHARE = 0.001
 class Garment(StrEnum):
     TOPS = "tops"
     COAT = "coat"  # all outerwear: coats, jackets, blazers, cardigans
-    DRESS = "dress"  # dresses, rompers, swimwear (not in seed 004's list, offered natively)
+    DRESS = "dress"  # dresses, rompers, swimwear (not in AILabTools' list, offered natively)
     SKIRT = "skirt"
     PANTS = "pants"  # trousers, jeans, leggings, shorts
     SHOES = "shoes"
@@ -62,7 +62,7 @@ SEED_GARMENTS = (
 )
 OUTFIT_IDS = tuple(g.class_id for g in Garment)
 
-# ../shared/eval/clothing/gt_coarse ids (CCP's 12-class grouping) -> ours: accessory, skin, hair are
+# an eval folder's gt_coarse ids (CCP's 12-class grouping) -> ours: accessory, skin, hair are
 # "the rest of the person"
 GT_COARSE_TO_CLASS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9] + [0] * 244, np.uint8)
 

@@ -1,4 +1,4 @@
-"""Quality measurement on a folder laid out as ../shared/eval/*/: ``images/<stem>.jpg`` and
+"""Quality measurement on an evaluation folder: ``images/<stem>.jpg`` and
 ``gt/<stem>.png`` (one channel, 255 = subject).
 
 IoU and MAE compare the predicted alpha with the ground truth: IoU on both thresholded at 0.5,
@@ -7,13 +7,14 @@ stems, ``test`` the odd ones (quality tests use dev; reported numbers cover all)
 
 ``evaluate_costume`` reads class maps instead (``gt_coarse/``, CCP's 12 coarse ids, mapped to the
 costume classes) and reports IoU per class over the whole set (intersections and unions summed over
-every image, as semantic segmentation is usually scored) and the mean over seed 004's seven classes.
+every image, as semantic segmentation is usually scored) and the mean over the seven classes
+the AILabTools apparel cutout API offers.
 
 Usage::
 
-    report = evaluate(Path("../shared/eval/person"), pipeline, SubjectType.PERSON)
+    report = evaluate(Path("eval/person"), pipeline, SubjectType.PERSON)
     print(report.table())
-    print(evaluate_costume(Path("../shared/eval/clothing"), pipeline).table())
+    print(evaluate_costume(Path("eval/clothing"), pipeline).table())
 """
 
 from __future__ import annotations

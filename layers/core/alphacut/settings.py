@@ -17,7 +17,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """What an input image may be. Defaults follow the seeds: 15 MB and 4096x4096 (seed 002);
+    """What an input image may be. Defaults follow the vendor APIs: 15 MB and 4096x4096 (PicWish-style tasks);
     50 px is the smallest side any seed accepts (seeds 001 and 004)."""
 
     max_bytes: int = 15 * 1024 * 1024

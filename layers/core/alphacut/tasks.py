@@ -1,4 +1,4 @@
-"""Async tasks: the states of seed 002 and which failure ends in which state.
+"""Async tasks: the states of PicWish-style tasks and which failure ends in which state.
 
 No AWS here: the task table adapter is ``alphacut.aws.tasks``, the flow is the state machine in
 statemachine/task.asl.json, whose Catch clauses use ``FAILURE_STATES`` (the error names are the
@@ -63,7 +63,7 @@ FAILURE_STATES: dict[str, TaskState] = {
     "Sandbox.Timedout": TaskState.TIMED_OUT,  # the Segment function hit its own timeout
 }
 
-TASK_TIME_LIMIT_SECONDS = 30  # seed 002: a task running longer ends in -8
+TASK_TIME_LIMIT_SECONDS = 30  # PicWish-style tasks: a task running longer ends in -8
 
 # What a caller reads about a failed task: one fixed sentence per state. What went wrong in
 # detail (a Step Functions cause holds the Lambda's stack trace, ARNs, endpoint names) stays in

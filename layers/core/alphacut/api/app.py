@@ -96,7 +96,7 @@ ROUTES = [
     RouteDoc(
         "/v1/tasks",
         "post",
-        "Create an async cutout task (seed 002)",
+        "Create an async cutout task (PicWish-style)",
         "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
         "to wait for the result, callback_url to be POSTed the final task once.",
         MATTE_TYPES,
@@ -104,9 +104,9 @@ ROUTES = [
     RouteDoc(
         "/v1/costume",
         "post",
-        "Cut out the clothes worn (seed 004)",
+        "Cut out the clothes worn (AILabTools apparel cutout)",
         "classes: comma list of tops, coat, dress, skirt, pants, shoes, bag, hat (default all); "
-        "return_form mask | whiteBK (seed 004) or output/format/bg_color; return base64 | url. Answers the "
+        "return_form mask | whiteBK (AILabTools) or output/format/bg_color; return base64 | url. Answers the "
         "whole outfit, one result per class asked for (absent classes are reported, not drawn), the "
         "classes found with their share of the image, and the class map (0 background, 1 tops .. 8 hat, "
         "9 rest of the person) when a mask is asked for.",

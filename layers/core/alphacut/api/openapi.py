@@ -53,7 +53,7 @@ def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
             "return_form": {
                 "type": "string",
                 "enum": ["mask", "whiteBK"],
-                "description": "seed 004: mask, or a cutout on white; unset: 4-channel PNG",
+                "description": "AILabTools apparel cutout: mask, or a cutout on white; unset: 4-channel PNG",
             },
             "return": {"type": "string", "enum": ["base64", "url"], "default": "base64"},
         }

@@ -79,7 +79,7 @@ def public_base_url(event: dict | None) -> str:
 
 def result_store(ttl_seconds: int | None = None, event: dict | None = None):
     """Where results go and how they are linked (``ttl_seconds``: a route's own lifetime, e.g.
-    seed 004's 24 hours; ``event``: the request, whose API base the links point back to)."""
+    AILabTools' 24 hours; ``event``: the request, whose API base the links point back to)."""
     from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
 
     return ResultStore(

@@ -1,7 +1,7 @@
 """The state machine's Segment step: input from S3 (or its image_url), the matte from the
 SageMaker endpoint (or the CPU pipeline in this Lambda), the cutout composed and stored in S3.
 
-Errors leave as the exception classes the state machine's Catch table maps to seed 002 states
+Errors leave as the exception classes the state machine's Catch table maps to the PicWish-style task states
 (``alphacut.tasks.FAILURE_STATES``). Only what a retry can mend is retried: an endpoint that is
 down, throttled or answers 5xx raises ``ModelServerUnavailable``; one that refuses the request
 (4xx: validation, access, payload size) raises ``ModelRequestRejected`` (-1 at once); one that

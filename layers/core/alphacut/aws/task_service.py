@@ -1,4 +1,4 @@
-"""Async cutout tasks (seed 002's task contract) on S3, DynamoDB and SQS: what POST/GET
+"""Async cutout tasks (the PicWish-style task contract) on S3, DynamoDB and SQS: what POST/GET
 /v1/tasks and the Notify step do.
 
 The image goes to S3, the task record to DynamoDB (state 0), the task id to SQS; the dispatch
@@ -138,7 +138,7 @@ class TaskService:
     def notify(
         self, task_id: str, callback_url: str, store, allowed_hosts=(), secret: bytes | None = None
     ) -> int:
-        """POST the finished task (seed 002's envelope, result as signed URLs) to its callback,
+        """POST the finished task (the PicWish-style envelope, result as signed URLs) to its callback,
         once, signed with ``secret`` (``alphacut.callbacks``)."""
         from alphacut.callbacks import sign
         from alphacut.urlfetch import post_json

@@ -1,7 +1,7 @@
 """The task table (DynamoDB): one item per task, written by the tasks API, the state machine
 and the S3 upload trigger.
 
-Item: ``task_id`` (key), ``owner`` (the API key id that made it), ``state`` (seed 002 code),
+Item: ``task_id`` (key), ``owner`` (the API key id that made it), ``state`` (the PicWish-style task state),
 ``progress``, ``created_at`` (unix s), ``options`` (JSON), ``input_key`` or ``image_url``,
 ``source_key`` (S3 uploads), ``expires_at`` (TTL), and what the state machine adds
 (``processed_at_iso``, ``completed_at_iso``, ``image_key``, ``mask_key``, ``error_name``...).
