@@ -76,6 +76,7 @@ ROUTES = [
         "A page to try the service, watch tasks and see usage (no key to load it)",
         key_required=False,
     ),
+    RouteDoc("/static/{name}", "get", "The page's styles and scripts (no key)", key_required=False),
     RouteDoc(
         "/v1/results/{token}",
         "get",

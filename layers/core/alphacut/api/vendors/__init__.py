@@ -50,7 +50,14 @@ VENDOR_ROUTES = [
         "post",
         "Alibaba AIDGE background removal",
         "imageUrl or imageBase64, "
-        "backGroundType, targetWidth/targetHeight (GET with the same query parameters too).",
+        "backGroundType, targetWidth/targetHeight.",
+        tag="vendor-compatible",
+    ),
+    RouteDoc(
+        "/ai/image/cut/out",
+        "get",
+        "Alibaba AIDGE background removal, parameters in the query string",
+        "imageUrl, backGroundType, targetWidth/targetHeight.",
         tag="vendor-compatible",
     ),
     RouteDoc(
