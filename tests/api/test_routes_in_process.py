@@ -1,0 +1,132 @@
+"""The native API's behaviour in one process: options errors, metering and idempotency, each a
+canned REST proxy event through the real handler (``make_handler``), AWS served by moto."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import boto3
+from PIL import Image
+
+from tests.api.conftest import DAILY_QUOTA, USAGE_TABLE, answer_json, call, header
+
+
+def small_png() -> bytes:
+    """A red square on grey: something to cut out, small enough to be quick."""
+    image = Image.new("RGB", (96, 96), (128, 128, 128))
+    image.paste((220, 30, 30), (24, 24, 72, 72))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def usage_today(key_id: str) -> dict:
+    """The key's counters for today, straight from the usage table."""
+    from alphacut.aws.usage import TOTAL_ROUTE, utc_day
+
+    item = (
+        boto3.client("dynamodb")
+        .get_item(
+            TableName=USAGE_TABLE,
+            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{TOTAL_ROUTE}"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+        or {}
+    )
+    return {name: int(item.get(name, {}).get("N", 0)) for name in ("calls", "charged")}
+
+
+def test_an_unknown_format_is_a_400_naming_the_field_counted_and_not_charged(handler, key_id):
+    before = usage_today(key_id)
+    answer = call(
+        handler,
+        "POST",
+        "/v1/cutout",
+        body=small_png(),
+        headers={"Content-Type": "image/png"},
+        query={"format": "gif"},
+        key_id=key_id,
+    )
+    assert answer["statusCode"] == 400
+    error = answer_json(answer)["error"]
+    assert error["code"] == "invalid_option" and error["field"] == "format"
+    assert header(answer, "X-Alphacut-Charge") == "false"
+    after = usage_today(key_id)
+    assert after == {"calls": before["calls"] + 1, "charged": before["charged"]}
+
+
+def test_a_body_that_is_no_image_is_a_415_and_not_charged(handler, key_id):
+    answer = call(
+        handler,
+        "POST",
+        "/v1/cutout",
+        body=b"%PDF-1.7 not an image",
+        headers={"Content-Type": "image/png"},
+        key_id=key_id,
+    )
+    assert answer["statusCode"] == 415
+    assert answer_json(answer)["error"]["code"] == "unsupported_image_format"
+    assert header(answer, "X-Alphacut-Charge") == "false"
+
+
+def test_a_delivered_cutout_is_charged_once_and_says_what_remains(handler, key_id):
+    before = usage_today(key_id)
+    answer = call(
+        handler,
+        "POST",
+        "/v1/cutout",
+        body=small_png(),
+        headers={"Content-Type": "image/png"},
+        query={"return": "base64"},
+        key_id=key_id,
+    )
+    assert answer["statusCode"] == 200
+    body = answer_json(answer)
+    assert body["charge"] is True and body["image"]["content_type"] == "image/png"
+    after = usage_today(key_id)
+    assert after == {"calls": before["calls"] + 1, "charged": before["charged"] + 1}
+    assert body["remain"] == DAILY_QUOTA - after["calls"]
+
+
+def test_a_retry_with_the_same_idempotency_key_is_replayed_and_not_charged_again(handler, key_id):
+    request = {
+        "body": small_png(),
+        "query": {"return": "base64"},
+        "key_id": key_id,
+        "headers": {"Content-Type": "image/png", "Idempotency-Key": str(uuid.uuid4())},
+    }
+    first = call(handler, "POST", "/v1/cutout", **request)
+    charged_after_first = usage_today(key_id)["charged"]
+    retry = call(handler, "POST", "/v1/cutout", **request)
+    assert first["statusCode"] == retry["statusCode"] == 200
+    assert header(retry, "Idempotent-Replayed") == "true"
+    assert answer_json(retry)["charge"] is False
+    assert answer_json(retry)["image"]["base64"] == answer_json(first)["image"]["base64"]
+    assert usage_today(key_id)["charged"] == charged_after_first
+
+
+def test_the_same_idempotency_key_for_another_request_is_a_409(handler, key_id):
+    key = str(uuid.uuid4())
+    headers = {"Content-Type": "image/png", "Idempotency-Key": key}
+    first = call(
+        handler,
+        "POST",
+        "/v1/cutout",
+        body=small_png(),
+        headers=headers,
+        query={"return": "base64"},
+        key_id=key_id,
+    )
+    other = call(
+        handler,
+        "POST",
+        "/v1/cutout",
+        body=small_png(),
+        headers=headers,
+        query={"format": "webp"},
+        key_id=key_id,
+    )
+    assert first["statusCode"] == 200 and other["statusCode"] == 409
+    assert answer_json(other)["error"]["field"] == "Idempotency-Key"
