@@ -75,7 +75,7 @@ def main() -> None:
 
     pipeline = Pipeline.from_settings()
     started = time.perf_counter()
-    pipeline.warm_up()
+    pipeline.warm_up(("isnet", "selfie"))
     load_alphacut = time.perf_counter() - started
     sessions = {}
     if not args.no_rembg:

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     pipeline = Pipeline.from_settings()
-    pipeline.warm_up()
+    pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
     server = make_server(args.host, args.port, pipeline)
     print(
         f"alphacut model server on {args.host}:{args.port} ({', '.join(providers())}), "

@@ -25,7 +25,7 @@ def pipeline():
     from alphacut.pipeline import Pipeline
 
     pipeline = Pipeline.from_settings()
-    pipeline.warm_up()
+    pipeline.warm_up(("isnet", "selfie"))
     return pipeline
 
 

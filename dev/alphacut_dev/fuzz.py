@@ -19,11 +19,10 @@ import json
 from collections import Counter
 
 from alphacut.api.request import parse_image_request
-from alphacut.api.settings import ServiceSettings
 from alphacut.codec import decode_image
 from alphacut.errors import AlphacutError, UrlNotAllowed
 from alphacut.options import CutoutOptions
-from alphacut.settings import ImageLimits
+from alphacut.settings import ImageLimits, ServiceSettings
 from alphacut.urlfetch import parse_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -3,11 +3,13 @@ API key that made it, once (a retried step finds the marker and charges nothing)
 
 from alphacut.aws.tasks import TaskTable
 from alphacut.aws.usage import UsageMeter
+from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger
 
 logger = Logger()
-tasks = TaskTable.from_env()
-meter = UsageMeter.from_env()
+settings = ServiceSettings.from_env()
+tasks = TaskTable.from_settings(settings)
+meter = UsageMeter.from_settings(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,4 +2,4 @@
 
 from alphacut.api.app import make_handler
 
-handler = make_handler(warm=("isnet", "isnet_preview"))  # preview: remove.bg's default size
+handler = make_handler()  # the models it warms: ALPHACUT_WARM_MODELS in template.yaml

@@ -3,12 +3,13 @@ after the task id, so a duplicated message cannot process a task twice). S3 uplo
 notifications (incoming/) become tasks first. Partial batch failures go back to the queue."""
 
 from alphacut.aws.dispatch import Dispatcher
+from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
-dispatcher = Dispatcher.from_env()
+dispatcher = Dispatcher.from_settings(ServiceSettings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -3,12 +3,13 @@ and Step Functions executions that FAILED, TIMED_OUT or were ABORTED without end
 (an EventBridge rule). Delivered tasks whose charge failed for good are counted as unbilled."""
 
 from alphacut.aws.finalize import TaskFinalizer
+from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger()
 metrics = Metrics()
-finalizer = TaskFinalizer.from_env()
+finalizer = TaskFinalizer.from_settings(ServiceSettings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)

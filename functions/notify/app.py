@@ -2,16 +2,14 @@
 signed with the stack's callback secret (same address rules as image_url: no private, loopback
 or link-local targets)."""
 
-import os
-
 from alphacut.api.runtime import SETTINGS, result_store
 from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
 from aws_lambda_powertools import Logger
 
 logger = Logger()
-service = TaskService.from_env()
-secret = secret_bytes(os.environ["CALLBACK_SECRET_ARN"])
+service = TaskService.from_settings(SETTINGS)
+secret = secret_bytes(SETTINGS.require("callback_secret_arn"))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,4 +2,4 @@
 
 from alphacut.api.app import make_handler
 
-handler = make_handler(warm=("isnet", "selfie"))
+handler = make_handler()  # the models it warms: ALPHACUT_WARM_MODELS in template.yaml

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from alphacut.settings import ServiceSettings
 from alphacut_dev.template import load_sam
 
 REGION = "us-east-1"
@@ -150,9 +151,10 @@ def handler(moto_aws):
     from alphacut.api import app, runtime
     from alphacut.aws import clients
 
-    # the template's Powertools settings (the module may have been imported before this fixture)
+    # the module may have been imported before this fixture: the template's Powertools settings,
+    # and the function's settings read again from the environment just set
     app.metrics.namespace, app.metrics.service = "Alphacut", "alphacut"
-    runtime.forget_connections()
+    runtime.configure(ServiceSettings.from_env())
     clients.client.cache_clear()
     return app.make_handler()
 

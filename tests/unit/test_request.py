@@ -5,8 +5,8 @@ import json
 
 import pytest
 from alphacut.api.request import decode_base64_image, parse_image_request
-from alphacut.api.settings import ServiceSettings
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
+from alphacut.settings import ServiceSettings
 
 SETTINGS = ServiceSettings()
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 10

@@ -14,8 +14,7 @@ import signal
 import sys
 import threading
 
-from alphacut.cli import LOCAL_STACK_FILE
-
+from alphacut_dev.local.keys import STACK_FILE
 from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack
 
 MIN_API_KEY_LENGTH = 20  # API Gateway refuses shorter key values (and so does moto)
@@ -67,18 +66,19 @@ def main() -> int:
         f"alphacut is up at {stack.url}\n  API key: {stack.api_key}\n  moto (S3 etc.): {stack.moto_url}\n"
         f"  the page: {stack.url}/ (paste the key there), the reference: {stack.url}/docs\n"
         f"  remove.bg clients: point them at {stack.url}/v1.0/removebg\n"
-        "  keys: .venv/bin/alphacut keys --local create --customer NAME --plan free|starter|business\n"
+        "  keys: .venv/bin/python -m alphacut_dev.local.keys create --customer NAME "
+        "--plan free|starter|business\n"
         f"  try: curl -H 'x-api-key: {stack.api_key}' -H 'Content-Type: image/jpeg' "
         f"--data-binary @photo.jpg '{stack.url}/v1/cutout?return=binary' -o cutout.png\n"
         "Ctrl-C stops everything.",
         flush=True,
     )
-    # where `alphacut keys --local` finds this stack's moto (removed again at exit)
-    LOCAL_STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    LOCAL_STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": stack.aws_env()}))
+    # where alphacut_dev.local.keys finds this stack's moto (removed again at exit)
+    STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": stack.aws_env()}))
     stopping.wait()
     print("stopping...", file=sys.stderr, flush=True)
-    LOCAL_STACK_FILE.unlink(missing_ok=True)
+    STACK_FILE.unlink(missing_ok=True)
     stack.stop()
     return 0
 

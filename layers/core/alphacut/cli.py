@@ -8,7 +8,7 @@ Usage::
     alphacut eval eval/person --type person
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval eval/clothing --type costume            # IoU per class
-    alphacut keys --local create --customer acme --plan starter     # admin (AWS without --local)
+    alphacut keys --stack alphacut create --customer acme --plan starter   # admin, on AWS
     alphacut remove photos/ -o out/ --api https://...amazonaws.com/Prod --key KEY --concurrency 8
 """
 
@@ -220,24 +220,10 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-LOCAL_STACK_FILE = Path(".cache") / "local" / "stack.json"
-
-
 def _keys(args: argparse.Namespace) -> int:
-    """Admin: API keys on the stack's usage plans (AWS, or the local stack with --local)."""
-    import json
+    """Admin: API keys on the stack's usage plans (the AWS account and region boto3 is given)."""
     import os
 
-    if args.local:
-        if not LOCAL_STACK_FILE.exists():
-            print(
-                f"alphacut: no local stack running ({LOCAL_STACK_FILE} missing): start it with make serve",
-                file=sys.stderr,
-            )
-            return 2
-        local = json.loads(LOCAL_STACK_FILE.read_text())
-        os.environ.update(local["env"])
-        args.stack = args.stack or local["stack"]
     from alphacut.aws.keys import KeyAdmin
 
     admin = KeyAdmin(stack=args.stack or os.environ.get("ALPHACUT_STACK", "alphacut"))
@@ -327,7 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="admin: create, list and revoke API keys on usage plans")
     keys.add_argument("--stack", default=None, help="stack name (default: ALPHACUT_STACK or alphacut)")
-    keys.add_argument("--local", action="store_true", help="the local stack started by make serve")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="a new key for a customer on a plan")
     create.add_argument("--customer", required=True)

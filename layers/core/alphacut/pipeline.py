@@ -37,7 +37,7 @@ from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume import head_inputs
 from alphacut.options import CutoutOptions, OutputKind, Quality, Roi, SubjectType
-from alphacut.settings import EngineSettings, ImageLimits
+from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
@@ -106,6 +106,10 @@ class CostumeResult:
     timings: Timings
 
 
+# the models ``Pipeline.warm_up`` can load and run (ModelStore's names)
+WARMABLE = ("isnet", "isnet_preview", "selfie", "isnet_features", "backbone", "costume")
+
+
 class Pipeline:
     def __init__(self, models: ModelStore, limits: ImageLimits | None = None):
         self.models = models
@@ -114,12 +118,18 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: EngineSettings | None = None) -> Pipeline:
         settings = settings or EngineSettings.from_env()
-        return cls(ModelStore(settings.models_dir, settings.threads), settings.limits)
+        return cls(ModelStore(settings.models_dir, settings.threads, settings.memory_arena), settings.limits)
 
-    def warm_up(self, names: tuple[str, ...] = ("isnet", "selfie")) -> None:
+    def warm_up(self, names: tuple[str, ...]) -> None:
         """Load the named models now (at cold start) and run each once on a blank picture: the
         first run of an onnxruntime session pays for its memory arena and lazy set-up (measured:
-        2.9 s against 1.7 s for the next ones), and that belongs in init, not in a customer's call."""
+        2.9 s against 1.7 s for the next ones), and that belongs in init, not in a customer's call.
+        Names as ``WARMABLE``; a Lambda function's come from its ALPHACUT_WARM_MODELS."""
+        unknown = set(names) - set(WARMABLE)
+        if unknown:
+            raise SettingError(
+                f"ALPHACUT_WARM_MODELS: unknown model {min(unknown)!r}; models are " + ", ".join(WARMABLE)
+            )
         blank = DecodedImage(np.full((480, 640, 3), 128, np.uint8), None, "png")
         names = set(names)
         for name in names:

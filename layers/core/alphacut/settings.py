@@ -1,24 +1,42 @@
-"""Engine settings: read once from the environment into a typed, frozen object.
+"""Every setting alphacut reads from its environment, in one place: typed, validated, frozen.
+
+``EngineSettings`` is what the image engine needs (models, limits, threads); ``ServiceSettings``
+what a deployed function needs (the stack's resource names, result links, the ``image_url``
+rules, the models it warms). Each is read once, when a process starts; a value that is wrong
+fails then, naming its environment variable, and ``require`` does the same for a resource a
+function cannot run without.
 
 Usage::
 
-    settings = EngineSettings.from_env()       # ALPHACUT_MAX_BYTES=... etc.
-    settings.limits.max_side                  # 4096
+    engine = EngineSettings.from_env()                       # ALPHACUT_MAX_BYTES=... etc.
+    engine.limits.max_side                                   # 4096
+    service = ServiceSettings.from_env()
+    table = service.require("tasks_table")                   # SettingMissing: TASKS_TABLE is not set
+    data = service.fetch("https://example.com/bg.jpg", max_bytes, field="bg_image_url")
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+class SettingError(ValueError):
+    """A setting that is missing or wrong; the message names its environment variable."""
+
+
+class SettingMissing(SettingError):
+    pass
+
+
 @dataclass(frozen=True)
 class ImageLimits:
-    """What an input image may be. Defaults follow the vendor APIs: 15 MB and 4096x4096 (PicWish-style tasks);
-    50 px is the smallest side any seed accepts (seeds 001 and 004)."""
+    """What an input image may be. Defaults follow the vendor APIs: 15 MB and 4096x4096 (PicWish-style
+    tasks); 50 px is the smallest side any of them accepts (JD NeuHub SelfieSeg, AILabTools)."""
 
     max_bytes: int = 15 * 1024 * 1024
     max_side: int = 4096
@@ -26,7 +44,7 @@ class ImageLimits:
     min_side: int = 50
     formats: frozenset[str] | None = None  # None: every readable format (vendor routes narrow it)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("max_bytes", "max_side", "max_pixels", "min_side"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -41,14 +59,53 @@ def default_models_dir() -> Path:
     return _PACKAGE_DIR.parents[1] / "models"
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, not {raw!r}") from None
+class _Environment:
+    """Typed reads of one environment mapping; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.environ.get(name) or default
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self.environ.get(name)
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingError(f"environment variable {name} must be an integer, not {raw!r}") from None
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.environ.get(name)
+        if not raw:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingError(f"environment variable {name} must be a number, not {raw!r}") from None
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """A comma list."""
+        return tuple(part.strip() for part in (self.environ.get(name) or "").split(",") if part.strip())
+
+    def ports(self, name: str) -> tuple[int, ...]:
+        try:
+            ports = tuple(int(part) for part in self.names(name))
+        except ValueError:
+            raise SettingError(f"environment variable {name} must list port numbers") from None
+        if any(not 0 < port < 65536 for port in ports):
+            raise SettingError(f"environment variable {name} must list port numbers (1-65535)")
+        return ports
+
+    def switch(self, name: str, default: bool) -> bool:
+        raw = self.environ.get(name)
+        if not raw:
+            return default
+        if raw not in ("0", "1"):
+            raise SettingError(f"environment variable {name} must be 0 or 1, not {raw!r}")
+        return raw == "1"
 
 
 @dataclass(frozen=True)
@@ -56,18 +113,101 @@ class EngineSettings:
     models_dir: Path = field(default_factory=default_models_dir)
     limits: ImageLimits = field(default_factory=ImageLimits)
     threads: int = 0  # 0: onnxruntime picks (one per core)
+    # onnxruntime's memory arena: off saves ~420 MB in a warm worker for ~6 % more time a cutout
+    # (benchmarks/bench_startup.py); Lambda sizes memory for its CPU share, so it is on by default
+    memory_arena: bool = True
 
     @classmethod
-    def from_env(cls) -> EngineSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
+        env = _Environment(os.environ if environ is None else environ)
         defaults = ImageLimits()
-        models_dir = os.environ.get("ALPHACUT_MODELS_DIR")
+        models_dir = env.text("ALPHACUT_MODELS_DIR")
         return cls(
             models_dir=Path(models_dir) if models_dir else default_models_dir(),
             limits=ImageLimits(
-                max_bytes=_env_int("ALPHACUT_MAX_BYTES", defaults.max_bytes),
-                max_side=_env_int("ALPHACUT_MAX_SIDE", defaults.max_side),
-                max_pixels=_env_int("ALPHACUT_MAX_PIXELS", defaults.max_pixels),
-                min_side=_env_int("ALPHACUT_MIN_SIDE", defaults.min_side),
+                max_bytes=env.integer("ALPHACUT_MAX_BYTES", defaults.max_bytes),
+                max_side=env.integer("ALPHACUT_MAX_SIDE", defaults.max_side),
+                max_pixels=env.integer("ALPHACUT_MAX_PIXELS", defaults.max_pixels),
+                min_side=env.integer("ALPHACUT_MIN_SIDE", defaults.min_side),
             ),
-            threads=_env_int("ALPHACUT_THREADS", 0),
+            threads=env.integer("ALPHACUT_THREADS", 0),
+            memory_arena=env.switch("ALPHACUT_MEMORY_ARENA", True),
+        )
+
+
+# ServiceSettings field -> the environment variable the template sets for it
+SERVICE_VARIABLES = {
+    "results_bucket": "RESULTS_BUCKET",
+    "uploads_bucket": "UPLOADS_BUCKET",
+    "tasks_table": "TASKS_TABLE",
+    "usage_table": "USAGE_TABLE",
+    "task_queue_url": "TASK_QUEUE_URL",
+    "state_machine_arn": "STATE_MACHINE_ARN",
+    "sagemaker_endpoint": "SAGEMAKER_ENDPOINT",
+    "callback_secret_arn": "CALLBACK_SECRET_ARN",
+    "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
+    "result_url_ttl": "RESULT_URL_TTL",
+    "fetch_timeout": "IMAGE_URL_TIMEOUT",
+    "url_allowed_hosts": "IMAGE_URL_ALLOWED_HOSTS",
+    "url_allowed_ports": "IMAGE_URL_ALLOWED_PORTS",
+    "warm_models": "ALPHACUT_WARM_MODELS",
+}
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    # the stack's resources ("" where this function was given none)
+    results_bucket: str = ""
+    uploads_bucket: str = ""
+    tasks_table: str = ""
+    usage_table: str = ""  # "" turns metering and idempotency off (the CLI, plain tests)
+    task_queue_url: str = ""
+    state_machine_arn: str = ""
+    sagemaker_endpoint: str = ""  # "" : the Segment step runs the CPU pipeline itself
+    callback_secret_arn: str = ""
+    result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
+    result_url_ttl: int = 3600
+    fetch_timeout: float = 10.0
+    # Hosts exempt from the image_url address check. Empty in production; the local stack's
+    # tests name their own image server here. Never derived from a request.
+    url_allowed_hosts: tuple[str, ...] = ()
+    # Ports other than 80 and 443 an image_url may use (empty in production)
+    url_allowed_ports: tuple[int, ...] = ()
+    # the models a function loads and runs once at cold start (names as in alphacut.models.ModelStore)
+    warm_models: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = _Environment(os.environ if environ is None else environ)
+        defaults = cls()
+        names = {f.name for f in fields(cls)} - {
+            "result_url_ttl",
+            "fetch_timeout",
+            "url_allowed_hosts",
+            "url_allowed_ports",
+            "warm_models",
+        }
+        return cls(
+            **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
+            result_url_ttl=env.integer("RESULT_URL_TTL", defaults.result_url_ttl),
+            fetch_timeout=env.number("IMAGE_URL_TIMEOUT", defaults.fetch_timeout),
+            url_allowed_hosts=env.names("IMAGE_URL_ALLOWED_HOSTS"),
+            url_allowed_ports=env.ports("IMAGE_URL_ALLOWED_PORTS"),
+            warm_models=env.names("ALPHACUT_WARM_MODELS"),
+        )
+
+    def require(self, name: str) -> str:
+        """The resource ``name`` (a field), or ``SettingMissing`` naming its environment variable."""
+        value = getattr(self, name)
+        if not value:
+            raise SettingMissing(f"environment variable {SERVICE_VARIABLES[name]} is not set")
+        return value
+
+    def fetch(self, url: str, max_bytes: int, field: str = "image_url") -> bytes:
+        """An image from a URL under this deployment's rules (time limit, allowed hosts and ports);
+        errors name ``field``."""
+        from alphacut.urlfetch import fetch_image
+
+        return fetch_image(
+            url, max_bytes, self.fetch_timeout, self.url_allowed_hosts, self.url_allowed_ports, field=field
         )

@@ -4,7 +4,7 @@
 Usage (functions/cutout/app.py)::
 
     from alphacut.api.app import make_handler
-    handler = make_handler(warm=("isnet",))
+    handler = make_handler()          # warms what ALPHACUT_WARM_MODELS names
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
-SETTINGS = runtime.SETTINGS
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS) | {"return"}
 TASK_PARAMS = (
     set(CutoutOptions.field_names())
@@ -163,8 +162,8 @@ def options_from(
 def cut(route: str, route_type: SubjectType | None = None):
     """Parse, run the pipeline, shape the answer."""
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
-    background = background_image(request, SETTINGS, engine.limits.max_bytes)
+    request = parse_image_request(app.current_event.raw_event, runtime.SETTINGS, engine.limits.max_bytes)
+    background = background_image(request, runtime.SETTINGS, engine.limits.max_bytes)
     options = options_from(request.params, route_type, background=background)
     delivery = choose_delivery(request.params, request.accept, options)
     result = engine.run(request.image, options)
@@ -202,10 +201,10 @@ def costume_route():
     from alphacut.costume import parse_garments
 
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, SETTINGS, engine.limits.max_bytes)
+    request = parse_image_request(app.current_event.raw_event, runtime.SETTINGS, engine.limits.max_bytes)
     params = apply_return_form(dict(request.params))
     garments = parse_garments(params.pop("classes", None))
-    background = background_image(request, SETTINGS, engine.limits.max_bytes)
+    background = background_image(request, runtime.SETTINGS, engine.limits.max_bytes)
     options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS, background)
     raw_delivery = (params.get("return") or "base64").strip().lower()
     if raw_delivery not in (Delivery.BASE64, Delivery.URL):
@@ -249,11 +248,13 @@ def create_task_route():
     from alphacut.options import parse_bool
 
     service = task_service()
-    request = parse_image_request(app.current_event.raw_event, SETTINGS, service.max_bytes, fetch_urls=False)
+    request = parse_image_request(
+        app.current_event.raw_event, runtime.SETTINGS, service.max_bytes, fetch_urls=False
+    )
     params = dict(request.params)
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")
-    background = background_image(request, SETTINGS, service.max_bytes, fetch_urls=False)
+    background = background_image(request, runtime.SETTINGS, service.max_bytes, fetch_urls=False)
     options = options_from(params, None, TASK_PARAMS, background)
     task_id = service.submit(
         request.image or None,
@@ -365,11 +366,12 @@ for vendor_router in ROUTERS:
 app.include_router(web.router)
 
 
-def make_handler(warm: tuple[str, ...] = ()):
-    """The Lambda entry point; ``warm`` names models to load and run once at cold start (init is
-    not billed the same way and the first request should not pay for it). Functions that run no
-    model name none and never import the pipeline."""
-    names = warm or SETTINGS.warm_models
+def make_handler():
+    """The Lambda entry point. The models the function's ``ALPHACUT_WARM_MODELS`` names (set per
+    function in template.yaml, the one place that says it) are loaded and run once at cold start
+    (init is not billed the same way and the first request should not pay for it). Functions that
+    run no model name none and never import the pipeline."""
+    names = runtime.SETTINGS.warm_models
     if names:
         pipeline().warm_up(names)
         snapstart.register()

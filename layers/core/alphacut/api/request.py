@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 
-from alphacut.api.settings import ServiceSettings
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
+from alphacut.settings import ServiceSettings
 from alphacut.urlfetch import parse_url
 
 FILE_FIELDS = ("image_file", "image")

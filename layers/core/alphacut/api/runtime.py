@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from alphacut.api.settings import ServiceSettings
+from alphacut.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from alphacut.pipeline import Pipeline
@@ -29,6 +29,14 @@ def once(name: str, factory):
         if name not in _state:
             _state[name] = factory()
         return _state[name]
+
+
+def configure(settings: ServiceSettings) -> None:
+    """Use ``settings`` from now on (tests that point a process at their own AWS): the adapters
+    made so far are dropped and made again from them at first use."""
+    global SETTINGS
+    SETTINGS = settings
+    forget_connections()
 
 
 def forget_connections() -> None:
@@ -93,21 +101,21 @@ def result_store(ttl_seconds: int | None = None, event: dict | None = None):
 def task_service():
     from alphacut.aws.task_service import TaskService  # boto3 only in the functions that use tasks
 
-    return once("tasks", TaskService.from_env)
+    return once("tasks", lambda: TaskService.from_settings(SETTINGS))
 
 
 def usage_meter():
     """The metering table's adapter, or None where no table is configured (metering off)."""
     from alphacut.aws.usage import UsageMeter
 
-    return once("meter", UsageMeter.from_env)
+    return once("meter", lambda: UsageMeter.from_settings(SETTINGS))
 
 
 def idempotency_store():
     """Idempotency records, or None where no table is configured."""
     from alphacut.aws.idempotency import IdempotencyStore
 
-    return once("idempotency", IdempotencyStore.from_env)
+    return once("idempotency", lambda: IdempotencyStore.from_settings(SETTINGS))
 
 
 def request_id(event: dict, lambda_context=None) -> str:

@@ -12,14 +12,13 @@ consumer ends its task (``alphacut.aws.finalize``).
 
 Usage::
 
-    dispatcher = Dispatcher.from_env()
+    dispatcher = Dispatcher.from_settings(ServiceSettings.from_env())
     dispatcher.handle_record(sqs_record)      # raises to send the message back to the queue
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from alphacut.aws.task_service import step_input
 from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError, NotFound
 from alphacut.options import CutoutOptions
-from alphacut.settings import EngineSettings
+from alphacut.settings import EngineSettings, ServiceSettings
 from alphacut.tasks import TaskState
 
 INCOMING_PREFIX = "incoming/"
@@ -99,12 +98,12 @@ class Dispatcher:
     started: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_env(cls) -> Dispatcher:
+    def from_settings(cls, settings: ServiceSettings) -> Dispatcher:
         return cls(
-            TaskTable.from_env(),
-            os.environ.get("STATE_MACHINE_ARN", ""),
-            os.environ.get("UPLOADS_BUCKET", ""),
-            os.environ.get("RESULTS_BUCKET", ""),
+            TaskTable.from_settings(settings),
+            settings.require("state_machine_arn"),
+            settings.uploads_bucket,
+            settings.results_bucket,
         )
 
     @property

@@ -9,7 +9,7 @@ after every retry: the task stays done, and the charge is recorded as unbilled f
 
 Usage::
 
-    finalizer = TaskFinalizer.from_env()
+    finalizer = TaskFinalizer.from_settings(ServiceSettings.from_env())
     finalizer.dead_letter(sqs_record)                 # -> "ended" | "not_queued" | "dropped"
     finalizer.execution_ended(event["detail"])        # -> "ended" | "final_already" | "unbilled" ...
 """
@@ -24,6 +24,7 @@ from alphacut.aws.dispatch import message_body, upload_record, uploads_in
 from alphacut.aws.tasks import TaskTable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
+from alphacut.settings import ServiceSettings
 from alphacut.tasks import TaskState
 
 logger = Logger(child=True)
@@ -38,8 +39,8 @@ class TaskFinalizer:
     meter: UsageMeter | None
 
     @classmethod
-    def from_env(cls) -> TaskFinalizer:
-        return cls(TaskTable.from_env(), UsageMeter.from_env())
+    def from_settings(cls, settings: ServiceSettings) -> TaskFinalizer:
+        return cls(TaskTable.from_settings(settings), UsageMeter.from_settings(settings))
 
     def dead_letter(self, record) -> str:
         """A message the dispatcher never managed to start: its task ends failed, if still queued."""

@@ -12,7 +12,7 @@ item, and it keys on the payload; here answers are up to 6 MB and the key is the
 
 Usage::
 
-    store = IdempotencyStore.from_env()              # USAGE_TABLE, RESULTS_BUCKET
+    store = IdempotencyStore.from_settings(ServiceSettings.from_env())   # USAGE_TABLE, RESULTS_BUCKET
     claim = store.claim("key-id", "order-1234", fingerprint)
     if claim.new: ... process ...; store.finish("key-id", "order-1234", 200, answer_bytes)
     elif claim.done: store.answer(claim)             # the stored answer, to replay
@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
+from alphacut.settings import ServiceSettings
 
 RECORD_TTL_SECONDS = 24 * 3600
 # Longer than any API function may run (29 s, API Gateway's limit): a claim still "in progress"
@@ -56,9 +56,9 @@ class IdempotencyStore:
         self.table_name, self.bucket, self.clock = table_name, bucket, clock
 
     @classmethod
-    def from_env(cls) -> IdempotencyStore | None:
-        name = os.environ.get("USAGE_TABLE", "")
-        return cls(name, os.environ.get("RESULTS_BUCKET", "")) if name else None
+    def from_settings(cls, settings: ServiceSettings) -> IdempotencyStore | None:
+        """The store on the usage table (None where the function has none: no idempotency)."""
+        return cls(settings.usage_table, settings.results_bucket) if settings.usage_table else None
 
     @staticmethod
     def _key(owner: str, idempotency_key: str) -> dict:

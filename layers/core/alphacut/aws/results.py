@@ -15,7 +15,6 @@ Usage::
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -24,6 +23,7 @@ import boto3
 from botocore.config import Config
 
 from alphacut.result_links import ROUTE, LinkSigner
+from alphacut.settings import ServiceSettings
 
 URL_TTL_SECONDS = 3600
 REDIRECT_SECONDS = 300
@@ -56,10 +56,8 @@ class ResultStore:
         self.base_url, self.signer = base_url.rstrip("/"), signer
 
     @classmethod
-    def from_env(cls) -> ResultStore:
-        return cls(
-            os.environ.get("RESULTS_BUCKET", ""), int(os.environ.get("RESULT_URL_TTL", URL_TTL_SECONDS))
-        )
+    def from_settings(cls, settings: ServiceSettings) -> ResultStore:
+        return cls(settings.require("results_bucket"), settings.result_url_ttl)
 
     @property
     def client(self):

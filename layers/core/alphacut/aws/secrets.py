@@ -2,7 +2,7 @@
 
 Usage::
 
-    key = secret_bytes(os.environ["CALLBACK_SECRET_ARN"])
+    key = secret_bytes(settings.require("callback_secret_arn"))
 """
 
 from __future__ import annotations

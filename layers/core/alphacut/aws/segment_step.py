@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from functools import cached_property
 
 import boto3
@@ -31,10 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from PIL import Image
 
 from alphacut import errors
-from alphacut.api.settings import ServiceSettings
 from alphacut.matte import resize_matte
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
+from alphacut.settings import ServiceSettings
 from alphacut.tasks import ResultUploadFailed, TaskState
 
 
@@ -141,8 +140,9 @@ class LocalMatting:
         return pipeline.matte(image, subject, quality=quality)
 
 
-def matting_from_env():
-    endpoint = os.environ.get("SAGEMAKER_ENDPOINT", "")
+def matting_from_settings(settings: ServiceSettings):
+    """SageMaker's endpoint when the stack has one, else the CPU pipeline in this function."""
+    endpoint = settings.sagemaker_endpoint
     return SageMakerMatting(endpoint) if endpoint else LocalMatting()
 
 
@@ -166,12 +166,15 @@ def still_processing(table, task_id: str | None) -> bool:
     return table.get(task_id).state is TaskState.PROCESSING
 
 
-def run_segment_step(event: dict, pipeline: Pipeline, matting, s3=None, tasks=None) -> dict:
-    """``tasks``: the task table, read just before storing (a late step stores nothing)."""
+def run_segment_step(
+    event: dict, pipeline: Pipeline, matting, s3=None, tasks=None, settings: ServiceSettings | None = None
+) -> dict:
+    """``tasks``: the task table, read just before storing (a late step stores nothing);
+    ``settings``: the function's (default: read from the environment)."""
     s3 = s3 or boto3.client("s3")
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
-    settings = ServiceSettings.from_env()
+    settings = settings or ServiceSettings.from_env()
     if event.get("image_url"):
         data = settings.fetch(event["image_url"], pipeline.limits.max_bytes)
     else:

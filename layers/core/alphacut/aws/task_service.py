@@ -7,7 +7,7 @@ time limit) and answers the finished task.
 
 Usage::
 
-    service = TaskService.from_env()
+    service = TaskService.from_settings(ServiceSettings.from_env())
     answer = service.submit(request, options, owner="key-id", return_type="url", sync=False)
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from alphacut.aws import clients
 from alphacut.aws.tasks import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge
 from alphacut.options import CutoutOptions, OutputKind
+from alphacut.settings import ServiceSettings
 from alphacut.tasks import FAILURE_MESSAGES, TaskState
 from alphacut.urlfetch import parse_url
 
@@ -67,12 +67,10 @@ class TaskService:
     max_bytes: int = 15 * 1024 * 1024
 
     @classmethod
-    def from_env(cls) -> TaskService:
+    def from_settings(cls, settings: ServiceSettings) -> TaskService:
+        """What the function was given (the notify function has no queue nor uploads bucket)."""
         return cls(
-            os.environ.get("UPLOADS_BUCKET", ""),
-            os.environ.get("RESULTS_BUCKET", ""),
-            os.environ.get("TASK_QUEUE_URL", ""),
-            os.environ.get("TASKS_TABLE", ""),
+            settings.uploads_bucket, settings.results_bucket, settings.task_queue_url, settings.tasks_table
         )
 
     @cached_property

@@ -8,7 +8,7 @@ Item: ``task_id`` (key), ``owner`` (the API key id that made it), ``state`` (the
 
 Usage::
 
-    table = TaskTable.from_env()                        # TASKS_TABLE
+    table = TaskTable.from_settings(ServiceSettings.from_env())   # TASKS_TABLE
     table.create(task)                                  # refuses a duplicate task_id
     table.get("3f2a...", owner="key-id")                # NotFound for another owner's task
 """
@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from alphacut.errors import NotFound
+from alphacut.settings import ServiceSettings
 from alphacut.tasks import TaskState
 
 TASK_TTL_SECONDS = 7 * 24 * 3600
@@ -114,8 +114,8 @@ class TaskTable:
         self._dynamodb = dynamodb  # a boto3 DynamoDB resource; default: from the environment
 
     @classmethod
-    def from_env(cls) -> TaskTable:
-        return cls(os.environ.get("TASKS_TABLE", ""))
+    def from_settings(cls, settings: ServiceSettings) -> TaskTable:
+        return cls(settings.require("tasks_table"))
 
     @cached_property
     def table(self):

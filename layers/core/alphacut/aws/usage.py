@@ -15,7 +15,7 @@ Every count is an atomic ``ADD``: concurrent calls never lose an update.
 
 Usage::
 
-    meter = UsageMeter.from_env()
+    meter = UsageMeter.from_settings(ServiceSettings.from_env())
     calls_today = meter.record("key-id", "/v1/cutout", charged=True)
     meter.daily_quota("key-id")          # from the key's usage plan (cached), None = unlimited
     meter.plan("key-id").name            # the plan itself: name, quota, rate limit
@@ -25,7 +25,6 @@ Usage::
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
 from alphacut.errors import InvalidOption
+from alphacut.settings import ServiceSettings
 
 TOTAL_ROUTE = "*"
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
@@ -67,9 +67,9 @@ class UsageMeter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls) -> UsageMeter | None:
-        name = os.environ.get("USAGE_TABLE", "")
-        return cls(name) if name else None
+    def from_settings(cls, settings: ServiceSettings) -> UsageMeter | None:
+        """The meter on the usage table (None where the function has none: nothing metered)."""
+        return cls(settings.usage_table) if settings.usage_table else None
 
     @property
     def _db(self):

@@ -38,10 +38,14 @@ def load_manifest(models_dir: Path) -> dict:
 class ModelStore:
     """Loads each model on first use (thread-safe) and keeps it for the life of the process."""
 
-    def __init__(self, models_dir: Path, threads: int = 0):
+    def __init__(self, models_dir: Path, threads: int = 0, memory_arena: bool = True):
         self.models_dir = Path(models_dir)
-        self.threads = threads
+        self.threads, self.memory_arena = threads, memory_arena
         self._lock = threading.Lock()
+
+    def _options(self, threads: int | None = None):
+        """Session options for one model (``threads``: its own count, else the store's)."""
+        return session_options(self.threads if threads is None else threads, self.memory_arena)
 
     @cached_property
     def manifest(self) -> dict:
@@ -62,7 +66,9 @@ class ModelStore:
     def isnet(self) -> IsnetModel:
         with self._lock:
             return IsnetModel.load(
-                self.models_dir / "isnet", session_options(self.threads), weights=self._isnet_weights
+                self.models_dir / "isnet",
+                self._options(),
+                weights=self._isnet_weights,
             )
 
     @cached_property
@@ -71,7 +77,7 @@ class ModelStore:
         with self._lock:
             return IsnetModel.load(
                 self.models_dir / "isnet",
-                session_options(self.threads),
+                self._options(),
                 preview=True,
                 weights=self._isnet_weights,
             )
@@ -82,7 +88,7 @@ class ModelStore:
         with self._lock:
             return IsnetModel.load(
                 self.models_dir / "isnet",
-                session_options(self.threads),
+                self._options(),
                 features=True,
                 weights=self._isnet_weights,
             )
@@ -92,17 +98,17 @@ class ModelStore:
         with self._lock:
             self._entry("selfie")
             # a 256x256 MobileNet: one thread is faster than two (thread hand-off dominates)
-            return SelfieModel.load(self.models_dir / "selfie", session_options(1))
+            return SelfieModel.load(self.models_dir / "selfie", self._options(threads=1))
 
     @cached_property
     def backbone(self) -> BackboneModel:
         """EfficientNet-Lite0 (ImageNet) feature maps, the costume head's second input."""
         with self._lock:
             self._entry("backbone")
-            return BackboneModel.load(self.models_dir / "backbone", session_options(self.threads))
+            return BackboneModel.load(self.models_dir / "backbone", self._options())
 
     @cached_property
     def costume(self) -> CostumeModel:
         """The clothing head (committed with the code, not in the models layer)."""
         with self._lock:
-            return CostumeModel.load(session_options(self.threads))
+            return CostumeModel.load(self._options())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +11,13 @@ from PIL import Image
 from alphacut.errors import ModelUnavailable
 
 
-def session_options(threads: int = 0) -> ort.SessionOptions:
+def session_options(threads: int = 0, memory_arena: bool = True) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads  # 0: one per core
     options.inter_op_num_threads = 1
-    # ALPHACUT_MEMORY_ARENA=0: about 390 MB less held by a warm worker, about 7 % more time per
-    # cutout (benchmarks/bench_startup.py); Lambda sizes memory for CPU, so the arena is on by default
-    options.enable_cpu_mem_arena = os.environ.get("ALPHACUT_MEMORY_ARENA", "1") != "0"
+    # EngineSettings.memory_arena (ALPHACUT_MEMORY_ARENA) says why it is on by default
+    options.enable_cpu_mem_arena = memory_arena
     return options
 
 

@@ -49,8 +49,7 @@ VENDOR_ROUTES = [
         "/ai/image/cut/out",
         "post",
         "Alibaba AIDGE background removal",
-        "imageUrl or imageBase64, "
-        "backGroundType, targetWidth/targetHeight.",
+        "imageUrl or imageBase64, backGroundType, targetWidth/targetHeight.",
         tag="vendor-compatible",
     ),
     RouteDoc(
