@@ -50,12 +50,12 @@ def main() -> None:
     )
     cases = {
         "cutout (png)": lambda data: pipeline.run(data, CutoutOptions()).timings,
-        "costume, outfit only": lambda data: pipeline.costume(data, CutoutOptions(), ()).timings,
+        "costume, outfit only": lambda data: pipeline.cut_out_garments(data, CutoutOptions(), ()).timings,
         "costume, all 8 classes (png)": lambda data: (
-            pipeline.costume(data, CutoutOptions(), tuple(Garment)).timings
+            pipeline.cut_out_garments(data, CutoutOptions(), tuple(Garment)).timings
         ),
         "costume, all 8 classes (mask)": lambda data: (
-            pipeline.costume(data, CutoutOptions(output="mask"), tuple(Garment)).timings
+            pipeline.cut_out_garments(data, CutoutOptions(output="mask"), tuple(Garment)).timings
         ),
     }
     images = photos(args.size, args.images)

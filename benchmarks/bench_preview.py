@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from alphacut.evaluate import pairs, score
 from alphacut.models.isnet import PREVIEW_INPUT_SIZE, IsnetModel
-from alphacut.models.runtime import session_options
+from alphacut.models.sessions import session_options
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut_dev.build_models import graph_at_side

@@ -38,7 +38,7 @@ def main() -> None:
             for quality, scores in ious.items():
                 timings = Timings()
                 options = CutoutOptions(type=SUBJECTS[name], quality=quality)
-                alpha = pipeline.finish(
+                alpha = pipeline.segmentation_from_matte(
                     image, pipeline.matte(image, options.type, timings, quality=quality), options.type
                 ).alpha
                 scores.append(score(alpha, truth)[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from alphacut.evaluate import pairs, score
-from alphacut.matte import _dilate, fuse_person, resize_matte, to_u8
+from alphacut.matte import _dilate, alpha_to_uint8, fuse_person, resize_matte
 from alphacut.pipeline import Pipeline
 from PIL import Image
 
@@ -56,7 +56,7 @@ def main():
         person = pipeline.models.selfie.predict(image.rgb)
         truth = np.asarray(Image.open(truth_path).convert("L"))
         for name, fuse in FUSIONS.items():
-            results[name].append(score(to_u8(np.clip(fuse(general, person), 0, 1)), truth))
+            results[name].append(score(alpha_to_uint8(np.clip(fuse(general, person), 0, 1)), truth))
     print(f"{args.directory.name} split={args.split} n={len(results['isnet'])}")
     print(f"{'fusion':<30} {'mean IoU':>9} {'median IoU':>11} {'MAE':>7}")
     for name, scores in results.items():

@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl
 from alphacut.api.request import declared_length
 from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
-from alphacut.matte import to_u8
-from alphacut.models.runtime import providers
+from alphacut.matte import alpha_to_uint8
+from alphacut.models.sessions import providers
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 
@@ -79,7 +79,7 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                 image = pipeline.decode(data, timings)
                 with inference_lock:
                     alpha = pipeline.matte(image, subject, timings, quality=quality)
-                body = encode_mask(to_u8(alpha))
+                body = encode_mask(alpha_to_uint8(alpha))
                 self._answer(
                     200,
                     body,

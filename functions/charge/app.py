@@ -1,7 +1,7 @@
 """Lambda for the state machine's ChargeTask step: a task that reached "done" is charged to the
 API key that made it, once (a retried step finds the marker and charges nothing)."""
 
-from alphacut.aws.tasks import TaskTable
+from alphacut.aws.task_table import TaskTable
 from alphacut.aws.usage import UsageMeter
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger

@@ -2,7 +2,7 @@
 signed with the stack's callback secret (same address rules as image_url: no private, loopback
 or link-local targets)."""
 
-from alphacut.api.runtime import SETTINGS, result_store
+from alphacut.api.process import SETTINGS, result_store
 from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
 from aws_lambda_powertools import Logger

@@ -3,7 +3,7 @@ the cutout composed and stored while the task is still in progress. Errors propa
 class names are the state machine's error names."""
 
 from alphacut.aws.segment_step import matting_from_settings, run_segment_step
-from alphacut.aws.tasks import TaskTable
+from alphacut.aws.task_table import TaskTable
 from alphacut.pipeline import Pipeline
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger

@@ -17,11 +17,11 @@ from alphacut.aws.dispatch import upload_task_id
 from alphacut.aws.finalize import TaskFinalizer
 from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
 from alphacut.aws.task_service import step_input
-from alphacut.aws.tasks import TaskRecord, TaskTable
+from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 from alphacut_dev.local.stack import ACCOUNT, REGION, STACK_NAME
 from alphacut_dev.template import ROOT
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import requests
 from alphacut.aws.segment_step import MODEL_READ_TIMEOUT
-from alphacut.aws.tasks import TaskTable
+from alphacut.aws.task_table import TaskTable
 from alphacut.errors import NotFound
-from alphacut.tasks import FAILURE_MESSAGES, TaskState
+from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from PIL import Image
 
 FINAL_WAIT = 90

@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 from alphacut.costume import Garment
 from alphacut.errors import InvalidOption
-from alphacut.models.costume import HEAD_PATH
+from alphacut.models.costume_head import HEAD_PATH
 from alphacut.options import CutoutOptions, SubjectType
 from PIL import Image
 
@@ -46,7 +46,7 @@ def test_head_is_small_and_takes_the_decoder_and_backbone_maps():
 
 def test_head_refuses_feeds_without_the_backbone(pipeline, look):
     from alphacut.models import isnet
-    from alphacut.models.costume import head_inputs
+    from alphacut.models.costume_head import head_inputs
 
     rgb = np.asarray(Image.open(look).convert("RGB"))
     output = pipeline.models.isnet_features.run(isnet.preprocess(rgb), with_features=True)
@@ -70,7 +70,7 @@ def test_parse_cuts_the_class_map_by_the_matte(pipeline, look):
 
 
 def test_costume_results_per_garment(pipeline, look):
-    result = pipeline.costume(look.read_bytes(), CutoutOptions(output="both"), tuple(Garment))
+    result = pipeline.cut_out_garments(look.read_bytes(), CutoutOptions(output="both"), tuple(Garment))
     assert [g.garment for g in result.garments] == list(Garment)
     present = [g for g in result.garments if g.present]
     absent = [g for g in result.garments if not g.present]
@@ -84,7 +84,7 @@ def test_costume_results_per_garment(pipeline, look):
 
 
 def test_costume_crop_cuts_each_garment_to_its_box(pipeline, look):
-    result = pipeline.costume(look.read_bytes(), CutoutOptions(crop=True), tuple(Garment))
+    result = pipeline.cut_out_garments(look.read_bytes(), CutoutOptions(crop=True), tuple(Garment))
     for item in result.garments:
         if item.present:
             left, top, right, bottom = item.result.bbox
@@ -93,7 +93,7 @@ def test_costume_crop_cuts_each_garment_to_its_box(pipeline, look):
 
 def test_class_map_is_not_resized(pipeline, look):
     with pytest.raises(InvalidOption) as raised:
-        pipeline.costume(look.read_bytes(), CutoutOptions(output="mask", target_width=300))
+        pipeline.cut_out_garments(look.read_bytes(), CutoutOptions(output="mask", target_width=300))
     assert raised.value.field == "target_width"
 
 

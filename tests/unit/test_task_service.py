@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alphacut.aws.task_service import TaskService
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 
 
 class Clock:

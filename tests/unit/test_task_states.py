@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alphacut.tasks import FAILURE_STATES, TaskState, failure_state
+from alphacut.task_states import FAILURE_STATES, TaskState, failure_state
 
 ASL = Path(__file__).resolve().parents[2] / "statemachine" / "task.asl.json"
 

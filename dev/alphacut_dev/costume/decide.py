@@ -68,7 +68,7 @@ def cross_validated(x: np.ndarray, y: np.ndarray, penalty: float, folds: int = 5
 def examples(head, cache: Path, backbone: Path, labels_of: dict[str, set[int]]):
     """(stem, features, is_skirt) for every photo with exactly one of dress and skirt that the head
     sees a lower garment in; and how many the head saw none in."""
-    from alphacut.models.costume import picture_input
+    from alphacut.models.costume_head import picture_input
 
     rows, unseen = [], 0
     for stem, classes in sorted(labels_of.items()):
@@ -88,8 +88,8 @@ def examples(head, cache: Path, backbone: Path, labels_of: dict[str, set[int]]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from alphacut.models.costume import HEAD_PATH, CostumeModel
-    from alphacut.models.runtime import session_options
+    from alphacut.models.costume_head import HEAD_PATH, CostumeModel
+    from alphacut.models.sessions import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")

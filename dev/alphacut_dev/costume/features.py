@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from alphacut.models import ModelStore, backbone, isnet
-from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS, small_picture
+from alphacut.models.costume_head import BACKBONE_INPUTS, FEATURE_INPUTS, small_picture
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
@@ -31,7 +31,7 @@ LABEL_SIDE = 256
 
 
 def extract(store: ModelStore, rgb: np.ndarray) -> dict[str, np.ndarray]:
-    """What the head is fed at run time (``alphacut.models.costume.head_inputs``), stored in fp16."""
+    """What the head is fed at run time (``alphacut.models.costume_head.head_inputs``), stored in fp16."""
     output = store.isnet_features.run(isnet.preprocess(rgb), with_features=True)
     arrays = {name: output.features[source][0].astype(np.float16) for name, source in FEATURE_INPUTS.items()}
     picture, matte = small_picture(rgb, output.matte)

@@ -93,7 +93,7 @@ def pseudo_labels(
 
 def teacher_logits(teacher, cache: Path, backbone_cache: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
     """The teacher's logits and ISNet's 128 px matte for one cached photo."""
-    from alphacut.models.costume import picture_input
+    from alphacut.models.costume_head import picture_input
 
     with np.load(cache / f"{stem}.npz") as cached, np.load(backbone_cache / f"{stem}.npz") as maps:
         feeds = {name: cached[name][None].astype(np.float32) for name in ("f128", "f64", "f32", "f16")}
@@ -107,7 +107,8 @@ def check_on_labelled(teacher, train: Path, cache: Path, backbone_cache: Path) -
     """How right pseudo-labels are where the truth is known: the held-out tenth of the pixel-labelled
     photos (the teacher never trained on them), their tags read off their labels, scored at 256 px
     against the labels (ignored pixels left out) beside the teacher's own argmax."""
-    from alphacut.costume import SEED_GARMENTS, confusion, iou_per_class
+    from alphacut.costume import SEED_GARMENTS
+    from alphacut.evaluate import confusion, iou_per_class
 
     spec = json.loads((train / "classes.json").read_text())
     stems = [p.stem for i, p in enumerate(sorted((train / "images").glob("*.jpg"))) if i % 10 == 9]
@@ -139,8 +140,8 @@ def check_on_labelled(teacher, train: Path, cache: Path, backbone_cache: Path) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from alphacut.models.costume import CostumeModel
-    from alphacut.models.runtime import session_options
+    from alphacut.models.costume_head import CostumeModel
+    from alphacut.models.sessions import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tagged", type=Path, default=ROOT.parent / "shared" / "train" / "ccp_tags")

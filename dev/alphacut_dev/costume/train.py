@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from alphacut.models.costume import BACKBONE_INPUTS, FEATURE_INPUTS
+from alphacut.models.costume_head import BACKBONE_INPUTS, FEATURE_INPUTS
 from torch import nn
 
 from alphacut_dev.costume.labels import CLASS_NAMES

@@ -25,13 +25,12 @@ from alphacut.costume import (
     CLASS_NAMES,
     SEED_GARMENTS,
     class_map_from_scores,
-    confusion,
-    iou_per_class,
     upsample_scores,
 )
+from alphacut.evaluate import confusion, iou_per_class
 from alphacut.matte import resize_matte
 from alphacut.models import backbone, isnet
-from alphacut.models.costume import BACKBONE_INPUTS, head_inputs
+from alphacut.models.costume_head import BACKBONE_INPUTS, head_inputs
 from alphacut.pipeline import Pipeline
 from PIL import Image
 
@@ -84,8 +83,8 @@ def compare_members(
     from itertools import combinations
 
     from alphacut.costume import DressOrSkirt, lower_garment_features, name_lower_garment
-    from alphacut.models.costume import CostumeModel
-    from alphacut.models.runtime import session_options
+    from alphacut.models.costume_head import CostumeModel
+    from alphacut.models.sessions import session_options
 
     heads = [CostumeModel.load(session_options(), path) for path in members]
     subsets = [s for k in range(1, len(members) + 1) for s in combinations(range(len(members)), k)]
@@ -145,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         compare_members(pipeline, args.members, chosen, table, args.cache, args.decision)
         return 0
     if args.head is not None:
-        from alphacut.models.costume import CostumeModel
-        from alphacut.models.runtime import session_options
+        from alphacut.models.costume_head import CostumeModel
+        from alphacut.models.sessions import session_options
 
         pipeline.models.costume = CostumeModel.load(session_options(), args.head)
     variants = ("matte+person", "matte+any", "head", "matte+any+mirror", "guided")

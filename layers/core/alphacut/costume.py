@@ -1,6 +1,6 @@
 """Clothing parsing: which garment each pixel of the subject is, cut by the matte.
 
-The costume head (``alphacut.models.costume``) turns ISNet's decoder features into class scores at
+The costume head (``alphacut.models.costume_head``) turns ISNet's decoder features into class scores at
 128 x 128; here they become a class map at the image's resolution, and per-garment alphas that keep
 the matte's soft edges.
 
@@ -298,16 +298,3 @@ class CostumeParse:
 
     def present(self, garment: Garment, shares: dict[Garment, float] | None = None) -> bool:
         return (shares or self.shares())[garment] >= MIN_SHARE
-
-
-def confusion(predicted: np.ndarray, truth: np.ndarray, classes: int = len(CLASS_NAMES)) -> np.ndarray:
-    """classes x classes pixel counts, rows truth, columns prediction."""
-    index = truth.astype(np.int64).ravel() * classes + predicted.astype(np.int64).ravel()
-    return np.bincount(index, minlength=classes * classes).reshape(classes, classes)
-
-
-def iou_per_class(matrix: np.ndarray) -> list[float | None]:
-    """Dataset-level IoU per class from a summed confusion matrix (None: never seen nor predicted)."""
-    intersection = np.diag(matrix).astype(np.float64)
-    union = matrix.sum(0) + matrix.sum(1) - intersection
-    return [float(i / u) if u else None for i, u in zip(intersection, union)]

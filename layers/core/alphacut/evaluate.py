@@ -27,11 +27,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from alphacut.costume import CLASS_NAMES, GT_COARSE_TO_CLASS, SEED_GARMENTS, confusion, iou_per_class
+from alphacut.costume import CLASS_NAMES, GT_COARSE_TO_CLASS, SEED_GARMENTS
 from alphacut.options import CutoutOptions, SubjectType
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SPLITS = ("all", "dev", "test")
+
+
+def confusion(predicted: np.ndarray, truth: np.ndarray, classes: int = len(CLASS_NAMES)) -> np.ndarray:
+    """classes x classes pixel counts, rows truth, columns prediction."""
+    index = truth.astype(np.int64).ravel() * classes + predicted.astype(np.int64).ravel()
+    return np.bincount(index, minlength=classes * classes).reshape(classes, classes)
+
+
+def iou_per_class(matrix: np.ndarray) -> list[float | None]:
+    """Dataset-level IoU per class from a summed confusion matrix (None: never seen nor predicted)."""
+    intersection = np.diag(matrix).astype(np.float64)
+    union = matrix.sum(0) + matrix.sum(1) - intersection
+    return [float(i / u) if u else None for i, u in zip(intersection, union)]
 
 
 @dataclass

@@ -30,7 +30,7 @@ def resize_matte(matte: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip(resized, 0.0, 1.0)
 
 
-def to_u8(alpha: np.ndarray) -> np.ndarray:
+def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
     return (alpha * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -101,7 +101,7 @@ def stamp_matte(rgb: np.ndarray, low: float = 0.08, high: float = 0.28) -> tuple
     a = np.maximum(alpha, 1e-3)[..., None]
     ink = np.clip(paper + (f - paper) / a, 0.0, 1.0)
     ink = np.where(alpha[..., None] > 0, ink, f)
-    return alpha.astype(np.float32), to_u8(ink)
+    return alpha.astype(np.float32), alpha_to_uint8(ink)
 
 
 # ---- foreground colour: Blur-Fusion ---------------------------------------------------------------
@@ -191,5 +191,5 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, work_side: int = 384
     edge_alpha = window_alpha[ys, xs][:, None]
     observed = window_rgb[ys, xs].astype(np.float32) * (1.0 / 255.0)
     out = rgb.copy()
-    out[y0 + ys, x0 + xs] = to_u8(_fuse(observed, edge_alpha, sampled[:, :3], sampled[:, 3:]))
+    out[y0 + ys, x0 + xs] = alpha_to_uint8(_fuse(observed, edge_alpha, sampled[:, :3], sampled[:, 3:]))
     return out

@@ -33,9 +33,9 @@ from alphacut.codec import (
 )
 from alphacut.costume import CostumeParse, Garment, class_map_from_scores
 from alphacut.errors import AlphacutError, InvalidOption
-from alphacut.matte import estimate_foreground, fuse_person, resize_matte, stamp_matte, to_u8
+from alphacut.matte import alpha_to_uint8, estimate_foreground, fuse_person, resize_matte, stamp_matte
 from alphacut.models import ModelStore, backbone, isnet, selfie
-from alphacut.models.costume import head_inputs
+from alphacut.models.costume_head import head_inputs
 from alphacut.options import CutoutOptions, OutputKind, Quality, Roi, SubjectType
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
@@ -167,7 +167,7 @@ class Pipeline:
     ) -> np.ndarray:
         """The model part: the alpha (float32 0..1) at the input's resolution.
 
-        This is what a GPU endpoint serves; ``finish`` (foreground colours) runs wherever the
+        This is what a GPU endpoint serves; ``segmentation_from_matte`` (foreground colours) runs wherever the
         result is composed. ``preview`` runs ISNet at 768² (size=preview results); ``quality=best``
         runs it on the picture and on its mirror and averages the two mattes.
         """
@@ -212,7 +212,7 @@ class Pipeline:
             return np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
         return alpha
 
-    def finish(
+    def segmentation_from_matte(
         self,
         image: DecodedImage,
         alpha: np.ndarray,
@@ -231,7 +231,7 @@ class Pipeline:
                 _, colours = stamp_matte(self._model_rgb(image))
             else:
                 colours = estimate_foreground(image.rgb, alpha)
-            return Segmentation(alpha=to_u8(alpha), foreground=colours, type=subject)
+            return Segmentation(alpha=alpha_to_uint8(alpha), foreground=colours, type=subject)
 
     def parse_costume(self, image: DecodedImage, timings: Timings | None = None) -> CostumeParse:
         """One ISNet forward pass gives the matte and the decoder features, EfficientNet-Lite0 what
@@ -251,7 +251,9 @@ class Pipeline:
             alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
             class_map = class_map_from_scores(scores, alpha, rgb)
             return CostumeParse(
-                alpha=to_u8(alpha), class_map=class_map, foreground=estimate_foreground(image.rgb, alpha)
+                alpha=alpha_to_uint8(alpha),
+                class_map=class_map,
+                foreground=estimate_foreground(image.rgb, alpha),
             )
 
     def segment(
@@ -269,7 +271,7 @@ class Pipeline:
         alpha = self.matte(
             image, options.type, timings, preview=options.size.preview, quality=options.quality
         )
-        return self.finish(image, alpha, options.type, timings, options.roi)
+        return self.segmentation_from_matte(image, alpha, options.type, timings, options.roi)
 
     def background_picture(self, options: CutoutOptions, width: int, height: int) -> np.ndarray | None:
         """The background image scaled to cover the result, or None when there is none."""
@@ -343,14 +345,14 @@ class Pipeline:
         and the mask the class map (ids as in ``alphacut.costume``)."""
         options = options or CutoutOptions()
         if options.type is SubjectType.COSTUME:
-            costume = self.costume(data, options, garments=())
+            costume = self.cut_out_garments(data, options, garments=())
             return dataclasses.replace(costume.outfit, mask=costume.class_map)
         timings = Timings()
         image = self.decode(data, timings, options)
         segmentation = self.segment(image, options, timings)
         return self.compose(image, segmentation, options, timings)
 
-    def costume(
+    def cut_out_garments(
         self,
         data: bytes,
         options: CutoutOptions | None = None,

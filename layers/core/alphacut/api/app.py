@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import runtime, snapstart, web
+from alphacut.api import process, snapstart, web
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import RouteDoc, build_openapi
@@ -36,7 +36,7 @@ from alphacut.api.responses import (
 from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 
 logger = Logger()
 metrics = Metrics()
@@ -122,20 +122,20 @@ ROUTES = [
 
 
 def pipeline():
-    return runtime.pipeline()
+    return process.pipeline()
 
 
 def result_store(ttl_seconds: int | None = None):
     """Results of this request, linked back through this API (``/v1/results/<token>``)."""
-    return runtime.result_store(ttl_seconds, app.current_event.raw_event)
+    return process.result_store(ttl_seconds, app.current_event.raw_event)
 
 
 def request_id() -> str:
-    return runtime.request_id(app.current_event.raw_event, app.lambda_context)
+    return process.request_id(app.current_event.raw_event, app.lambda_context)
 
 
 def api_key_owner() -> str:
-    return runtime.api_key_owner(app.current_event.raw_event)
+    return process.api_key_owner(app.current_event.raw_event)
 
 
 def options_from(
@@ -159,11 +159,11 @@ def options_from(
     return options
 
 
-def cut(route: str, route_type: SubjectType | None = None):
+def cutout_answer(route: str, route_type: SubjectType | None = None):
     """Parse, run the pipeline, shape the answer."""
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, runtime.SETTINGS, engine.limits.max_bytes)
-    background = background_image(request, runtime.SETTINGS, engine.limits.max_bytes)
+    request = parse_image_request(app.current_event.raw_event, process.SETTINGS, engine.limits.max_bytes)
+    background = background_image(request, process.SETTINGS, engine.limits.max_bytes)
     options = options_from(request.params, route_type, background=background)
     delivery = choose_delivery(request.params, request.accept, options)
     result = engine.run(request.image, options)
@@ -188,12 +188,12 @@ def cut(route: str, route_type: SubjectType | None = None):
 
 @app.post("/v1/cutout")
 def cutout_route():
-    return cut("Cutout")
+    return cutout_answer("Cutout")
 
 
 @app.post("/v1/selfie")
 def selfie_route():
-    return cut("Selfie", SubjectType.PERSON)
+    return cutout_answer("Selfie", SubjectType.PERSON)
 
 
 @app.post("/v1/costume")
@@ -201,16 +201,16 @@ def costume_route():
     from alphacut.costume import parse_garments
 
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, runtime.SETTINGS, engine.limits.max_bytes)
+    request = parse_image_request(app.current_event.raw_event, process.SETTINGS, engine.limits.max_bytes)
     params = apply_return_form(dict(request.params))
     garments = parse_garments(params.pop("classes", None))
-    background = background_image(request, runtime.SETTINGS, engine.limits.max_bytes)
+    background = background_image(request, process.SETTINGS, engine.limits.max_bytes)
     options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS, background)
     raw_delivery = (params.get("return") or "base64").strip().lower()
     if raw_delivery not in (Delivery.BASE64, Delivery.URL):
         raise InvalidOption("must be base64 or url (the answer holds several images)", field="return")
     delivery = Delivery(raw_delivery)
-    result = engine.costume(request.image, options, garments)
+    result = engine.cut_out_garments(request.image, options, garments)
     metrics.add_metric(name="CostumeDelivered", unit=MetricUnit.Count, value=1)
     logger.info(
         "costume",
@@ -236,7 +236,7 @@ def parse_return_type(value: str | None) -> str:
 
 
 def task_service():
-    return runtime.task_service()
+    return process.task_service()
 
 
 def _task_answer(data: dict) -> dict:
@@ -249,12 +249,12 @@ def create_task_route():
 
     service = task_service()
     request = parse_image_request(
-        app.current_event.raw_event, runtime.SETTINGS, service.max_bytes, fetch_urls=False
+        app.current_event.raw_event, process.SETTINGS, service.max_bytes, fetch_urls=False
     )
     params = dict(request.params)
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")
-    background = background_image(request, runtime.SETTINGS, service.max_bytes, fetch_urls=False)
+    background = background_image(request, process.SETTINGS, service.max_bytes, fetch_urls=False)
     options = options_from(params, None, TASK_PARAMS, background)
     task_id = service.submit(
         request.image or None,
@@ -264,7 +264,7 @@ def create_task_route():
         params.get("callback_url"),
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
-    left = runtime.seconds_left(app.lambda_context)
+    left = process.seconds_left(app.lambda_context)
     record = service.wait(task_id, api_key_owner(), left) if sync else service.table.get(task_id)
     if record.state is TaskState.DONE:
         app.append_context(charge=CHARGED_BY_TASK)
@@ -284,7 +284,7 @@ def get_task_route(task_id: str):
 def usage_route():
     from alphacut.aws.usage import default_range
 
-    meter = runtime.usage_meter()
+    meter = process.usage_meter()
     if meter is None:
         raise NotFound("metering is not configured in this deployment")
     first, last = default_range(app.current_event.query_string_parameters or {})
@@ -300,11 +300,11 @@ def result_link_route(token: str):
     """A result link: checked, then redirected to the object presigned for a few minutes. No API
     key (a link is handed to browsers and shops' servers); not metered."""
     app.append_context(unmetered=True)
-    signer = runtime.link_signer()
+    signer = process.link_signer()
     if signer is None:
         raise NotFound("result links are not configured in this deployment")
     key = signer.open(token)
-    location = runtime.result_store().presigned(key)
+    location = process.result_store().presigned(key)
     return Response(
         status_code=302,
         content_type="application/json",
@@ -371,7 +371,7 @@ def make_handler():
     function in template.yaml, the one place that says it) are loaded and run once at cold start
     (init is not billed the same way and the first request should not pay for it). Functions that
     run no model name none and never import the pipeline."""
-    names = runtime.SETTINGS.warm_models
+    names = process.SETTINGS.warm_models
     if names:
         pipeline().warm_up(names)
         snapstart.register()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.event_handler import Response
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.request import header
 from alphacut.errors import Conflict, InvalidOption, RequestInProgress
 
@@ -86,12 +86,12 @@ def make_idempotency(on_error: Callable[[Exception], Response]):
     """The middleware; ``on_error`` turns its own refusals (409, 400) into answers."""
 
     def idempotency(app, next_middleware) -> Response:
-        store = runtime.idempotency_store()
+        store = process.idempotency_store()
         event = app.current_event.raw_event
         key = header(event, IDEMPOTENCY_HEADER).strip()
         if not key or store is None:
             return next_middleware(app)
-        owner = runtime.api_key_owner(event)
+        owner = process.api_key_owner(event)
         try:
             if len(key) > MAX_IDEMPOTENCY_KEY:
                 raise InvalidOption(

@@ -25,7 +25,7 @@ import json
 
 from aws_lambda_powertools.event_handler import Response
 
-from alphacut.api import runtime
+from alphacut.api import process
 
 CHARGE_HERE = "here"
 CHARGED_BY_TASK = "task"
@@ -57,14 +57,14 @@ def make_metering():
         context = app.context
         if context.get("unmetered"):  # result links: no key, nothing to count
             return response
-        meter = runtime.usage_meter()
+        meter = process.usage_meter()
         event = app.current_event.raw_event
         delivered = response.status_code == 200 and not context.get("replayed")
         charge_here = delivered and context.get("charge") == CHARGE_HERE
         charged = charge_here or (delivered and context.get("charge") == CHARGED_BY_TASK)
         remain = quota = None
         if meter is not None:
-            owner = runtime.api_key_owner(event)
+            owner = process.api_key_owner(event)
             calls_today = meter.record(owner, event.get("resource") or event.get("path") or "?", charge_here)
             quota = meter.daily_quota(owner)
             remain = max(quota - calls_today, 0) if quota is not None else None

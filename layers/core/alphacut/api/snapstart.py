@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import random
 
-from alphacut.api import runtime
+from alphacut.api import process
 
 
 def before_snapshot() -> None:
     # init has loaded the models and run them once (make_handler): that is what goes into the
     # snapshot; no socket or credential does
-    runtime.forget_connections()
+    process.forget_connections()
 
 
 def after_restore() -> None:
@@ -35,7 +35,7 @@ def after_restore() -> None:
         np.random.seed()
     except ImportError:
         pass
-    runtime.forget_connections()
+    process.forget_connections()
 
 
 def register() -> bool:

@@ -29,11 +29,11 @@ from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
 from alphacut.aws.task_service import step_input
-from alphacut.aws.tasks import TaskRecord, TaskTable
+from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError, NotFound
 from alphacut.options import CutoutOptions
 from alphacut.settings import EngineSettings, ServiceSettings
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 
 INCOMING_PREFIX = "incoming/"
 RESULTS_PREFIX = "results/"

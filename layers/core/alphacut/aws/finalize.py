@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from aws_lambda_powertools import Logger
 
 from alphacut.aws.dispatch import message_body, upload_record, uploads_in
-from alphacut.aws.tasks import TaskTable
+from alphacut.aws.task_table import TaskTable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
 from alphacut.settings import ServiceSettings
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 
 logger = Logger(child=True)
 

@@ -2,7 +2,7 @@
 SageMaker endpoint (or the CPU pipeline in this Lambda), the cutout composed and stored in S3.
 
 Errors leave as the exception classes the state machine's Catch table maps to the PicWish-style task states
-(``alphacut.tasks.FAILURE_STATES``). Only what a retry can mend is retried: an endpoint that is
+(``alphacut.task_states.FAILURE_STATES``). Only what a retry can mend is retried: an endpoint that is
 down, throttled or answers 5xx raises ``ModelServerUnavailable``; one that refuses the request
 (4xx: validation, access, payload size) raises ``ModelRequestRejected`` (-1 at once); one that
 does not answer within ``MODEL_READ_TIMEOUT`` raises ``ModelTimedOut`` (-8), since the task's
@@ -34,7 +34,7 @@ from alphacut.matte import resize_matte
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import ServiceSettings
-from alphacut.tasks import ResultUploadFailed, TaskState
+from alphacut.task_states import ResultUploadFailed, TaskState
 
 
 class ModelServerUnavailable(Exception):
@@ -196,7 +196,7 @@ def run_segment_step(
     )
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)
-    segmentation = pipeline.finish(image, alpha, subject, timings, options.roi)
+    segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi)
     result = pipeline.compose(image, segmentation, options, timings)
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):

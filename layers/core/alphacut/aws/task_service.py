@@ -23,11 +23,11 @@ from functools import cached_property
 from typing import Any
 
 from alphacut.aws import clients
-from alphacut.aws.tasks import TaskRecord, TaskTable
+from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.settings import ServiceSettings
-from alphacut.tasks import FAILURE_MESSAGES, TaskState
+from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from alphacut.urlfetch import parse_url
 
 # sync=1 answers this long before the invocation's own deadline (the answer must still go out)

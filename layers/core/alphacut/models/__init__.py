@@ -18,10 +18,10 @@ from pathlib import Path
 
 from alphacut.errors import ModelUnavailable
 from alphacut.models.backbone import BackboneModel
-from alphacut.models.costume import CostumeModel
+from alphacut.models.costume_head import CostumeModel
 from alphacut.models.isnet import IsnetModel, load_weights
-from alphacut.models.runtime import session_options
 from alphacut.models.selfie import SelfieModel
+from alphacut.models.sessions import session_options
 
 MANIFEST_NAME = "manifest.json"
 

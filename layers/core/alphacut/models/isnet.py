@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from alphacut.errors import ModelUnavailable
-from alphacut.models.runtime import providers, stretched_batch
+from alphacut.models.sessions import providers, stretched_batch
 
 INPUT_SIZE = 1024
 PREVIEW_INPUT_SIZE = 768  # graph_preview.onnx: the same weights, every size scaled (size=preview)

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from alphacut.models.runtime import open_session
+from alphacut.models.sessions import open_session
 
 INPUT_SIZE = 256
 

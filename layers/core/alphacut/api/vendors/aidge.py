@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.request import decode_base64_image, header, parse_json_object, parse_multipart, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
@@ -71,13 +71,13 @@ def aidge_cutout():
         if params.get("imageBase64"):
             data = decode_base64_image(params["imageBase64"], LIMITS.max_bytes, "imageBase64")
         elif params.get("imageUrl"):
-            data = runtime.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
+            data = process.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
         else:
             raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
         options = CutoutOptions(target_width=width, target_height=height, **BACKGROUNDS[background])
         result = pipeline_with(LIMITS).run(data, options)
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
-        store = runtime.result_store(None, router.current_event.raw_event)
+        store = process.result_store(None, router.current_event.raw_event)
         link = store.put(key, result.image, result.content_type)
         return json_response(
             200,

@@ -15,7 +15,7 @@ import time
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.request import apply_return_form, header, parse_multipart, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
@@ -73,8 +73,8 @@ def ailab_costume():
         )
         params = apply_return_form({"return_form": fields["return_form"]} if "return_form" in fields else {})
         options = CutoutOptions.from_mapping(params)
-        result = pipeline_with(LIMITS).costume(files["image"], options, garments)
-        store = runtime.result_store(URL_SECONDS, router.current_event.raw_event)
+        result = pipeline_with(LIMITS).cut_out_garments(files["image"], options, garments)
+        store = process.result_store(URL_SECONDS, router.current_event.raw_event)
         folder = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
 
         def url(name: str, item) -> str:

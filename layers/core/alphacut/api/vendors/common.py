@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.metering import CHARGE_HERE
 from alphacut.api.responses import ensure_deliverable, json_response
 from alphacut.errors import AlphacutError, http_status
@@ -24,7 +24,7 @@ def pipeline_with(limits: ImageLimits):
     """The process's pipeline (same warm models) under a vendor's own image limits."""
     from alphacut.pipeline import Pipeline
 
-    return Pipeline(runtime.pipeline().models, limits)
+    return Pipeline(process.pipeline().models, limits)
 
 
 def vendor_answer(
@@ -38,7 +38,7 @@ def vendor_answer(
     status from the one error table (or the vendor's, ``status_for``). ``billable``: a 200 from
     ``build`` delivered a result."""
     router.append_context(exact_envelope=True)
-    request_id = runtime.request_id(router.current_event.raw_event, router.lambda_context)
+    request_id = process.request_id(router.current_event.raw_event, router.lambda_context)
     try:
         response = ensure_deliverable(build(request_id))
     except Exception as error:  # every failure answers in the vendor's envelope

@@ -12,7 +12,7 @@ import time
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.request import raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
@@ -36,9 +36,9 @@ def jd_cutout():
         data = raw_body(router.current_event.raw_event)
         if not data:
             raise InvalidOption("is empty: send the image bytes as the request body", field="body")
-        result = runtime.pipeline().run(data, CutoutOptions())
+        result = process.pipeline().run(data, CutoutOptions())
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.png"
-        link = runtime.result_store(None, router.current_event.raw_event).put(key, result.image, "image/png")
+        link = process.result_store(None, router.current_event.raw_event).put(key, result.image, "image/png")
         return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
 
     return vendor_answer(

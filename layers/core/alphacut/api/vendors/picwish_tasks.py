@@ -13,14 +13,14 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.metering import CHARGED_BY_TASK
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
 from alphacut.errors import InvalidOption
 from alphacut.options import CutoutOptions, parse_bool
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 
 router = Router()
 RETURN_TYPES = {"1": "url", "2": "base64", "3": "binary"}
@@ -41,8 +41,8 @@ def _error(error: Exception, status: int, _request_id: str) -> dict:
 
 
 def _data(record, return_type: str) -> dict:
-    service = runtime.task_service()
-    store = runtime.result_store(None, router.current_event.raw_event)
+    service = process.task_service()
+    store = process.result_store(None, router.current_event.raw_event)
     data = service.describe(record, RETURN_TYPES[return_type] if return_type != "3" else "url", store)
     data["output_type"] = OUTPUT_CODES[data["output_type"]]
     data["return_type"] = int(return_type)
@@ -52,9 +52,9 @@ def _data(record, return_type: str) -> dict:
 @router.post("/api/tasks/visual/segmentation")
 def create_segmentation():
     def build(request_id: str) -> Response:
-        service = runtime.task_service()
+        service = process.task_service()
         event = router.current_event.raw_event
-        request = parse_image_request(event, runtime.SETTINGS, service.max_bytes, fetch_urls=False)
+        request = parse_image_request(event, process.SETTINGS, service.max_bytes, fetch_urls=False)
         params = dict(request.params)
         unknown = sorted(set(params) - KNOWN)
         if unknown:
@@ -79,7 +79,7 @@ def create_segmentation():
         )
         if options.type.value == "costume":
             raise InvalidOption("must be auto, person, object or stamp", field="type")
-        owner = runtime.api_key_owner(event)
+        owner = process.api_key_owner(event)
         task_id = service.submit(
             request.image or None,
             params.get("image_url") if request.source == "url" else None,
@@ -87,7 +87,7 @@ def create_segmentation():
             owner,
             None,
         )
-        left = runtime.seconds_left(router.lambda_context)
+        left = process.seconds_left(router.lambda_context)
         record = service.wait(task_id, owner, left) if sync else service.table.get(task_id)
         if record.state is TaskState.DONE:
             router.append_context(charge=CHARGED_BY_TASK)
@@ -108,10 +108,10 @@ def create_segmentation():
 @router.get("/api/tasks/visual/segmentation/<task_id>")
 def get_segmentation(task_id: str):
     def build(request_id: str) -> Response:
-        service = runtime.task_service()
+        service = process.task_service()
         query = router.current_event.query_string_parameters or {}
         return_type = _choice(query, "return_type", {"1": "url", "2": "base64"}, "1")
-        record = service.table.get(task_id, runtime.api_key_owner(router.current_event.raw_event))
+        record = service.table.get(task_id, process.api_key_owner(router.current_event.raw_event))
         return json_response(
             200,
             {"status": 200, "message": "success", "data": _data(record, return_type)},

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import runtime
+from alphacut.api import process
 from alphacut.api.request import (
     decode_base64_image,
     header,
@@ -191,7 +191,7 @@ def read_source(params: dict[str, str], files: dict[str, bytes], max_bytes: int)
         return files["image_file"]
     if source == "image_file_b64":
         return decode_base64_image(params["image_file_b64"], max_bytes, "image_file_b64")
-    return runtime.SETTINGS.fetch(params["image_url"], max_bytes)
+    return process.SETTINGS.fetch(params["image_url"], max_bytes)
 
 
 def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -> CutoutOptions:
@@ -213,7 +213,7 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
         )
     background = files.get("bg_image_file") or None
     if mapping.get("bg_image_url", "").strip() and background is None:
-        background = runtime.SETTINGS.fetch(mapping["bg_image_url"].strip(), max_bytes, field="bg_image_url")
+        background = process.SETTINGS.fetch(mapping["bg_image_url"].strip(), max_bytes, field="bg_image_url")
     return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
 
 
@@ -280,7 +280,7 @@ def removebg_route():
 
     def build(request_id: str) -> Response:
         event = router.current_event.raw_event
-        pipeline = runtime.pipeline()
+        pipeline = process.pipeline()
         params, files = read_fields(event)
         options = translate(params, files, pipeline.limits.max_bytes)
         image = read_source(params, files, pipeline.limits.max_bytes)
@@ -306,8 +306,8 @@ def account_route():
     router.append_context(usage_headers=usage_headers)
 
     def build(request_id: str) -> Response:
-        owner = runtime.api_key_owner(router.current_event.raw_event)
-        meter = runtime.usage_meter()
+        owner = process.api_key_owner(router.current_event.raw_event)
+        meter = process.usage_meter()
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
         # this call is counted too (after the answer): what is left once it is

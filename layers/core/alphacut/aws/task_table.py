@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from alphacut.errors import NotFound
 from alphacut.settings import ServiceSettings
-from alphacut.tasks import TaskState
+from alphacut.task_states import TaskState
 
 TASK_TTL_SECONDS = 7 * 24 * 3600
 IN_PROGRESS = (TaskState.QUEUED, TaskState.PREPARING, TaskState.WAITING, TaskState.PROCESSING)

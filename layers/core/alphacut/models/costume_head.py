@@ -19,7 +19,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from alphacut.models.isnet import IsnetOutput
-from alphacut.models.runtime import open_session
+from alphacut.models.sessions import open_session
 
 HEAD_PATH = Path(__file__).with_name("costume_head.onnx")
 SIDE = 128
