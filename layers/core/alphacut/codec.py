@@ -114,9 +114,10 @@ def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         if icc:
             try:
                 source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                image = ImageCms.profileToProfile(
+                converted = ImageCms.profileToProfile(
                     image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
                 )
+                image = converted if converted is not None else image.convert("RGB")
             except (ImageCms.PyCMSError, OSError):
                 image = image.convert("RGB")
         else:
@@ -128,9 +129,8 @@ def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         alpha = rgba[:, :, 3]
-        if alpha.min() == 255:
-            alpha = None
-        return np.ascontiguousarray(rgba[:, :, :3]), (None if alpha is None else np.ascontiguousarray(alpha))
+        opaque = alpha.min() == 255
+        return np.ascontiguousarray(rgba[:, :, :3]), (None if opaque else np.ascontiguousarray(alpha))
     return np.asarray(image.convert("RGB") if mode != "RGB" else image), None
 
 
@@ -148,7 +148,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=_OPENERS)
+            opened: Image.Image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ResolutionTooHigh(
             "declares more pixels than any accepted image", field="image", limit=limits.max_pixels
@@ -159,7 +159,8 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise CorruptImage(f"cannot be read: {error}", field="image") from None
-    fmt = READABLE_FORMATS[image.format]
+    image = opened
+    fmt = READABLE_FORMATS[image.format or ""]
     if limits.formats is not None and fmt not in limits.formats:
         raise UnsupportedImageFormat(
             f"is {fmt}; this route accepts {', '.join(sorted(limits.formats))}", field="image"
@@ -177,9 +178,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
     return DecodedImage(rgb=np.ascontiguousarray(rgb, dtype=np.uint8), alpha=alpha, format=fmt)
 
 
-def compose_on_color(
-    rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int] | np.ndarray
-) -> np.ndarray:
+def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, ...] | np.ndarray) -> np.ndarray:
     """Alpha-blend an RGB cutout onto a solid colour (or an H x W x 3 picture): opaque uint8 RGB."""
     a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
     background = np.asarray(color, dtype=np.float32)

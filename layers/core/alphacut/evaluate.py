@@ -134,13 +134,13 @@ def evaluate(
     for index, (stem, image_path, truth_path) in enumerate(found):
         image = pipeline.decode(image_path.read_bytes(), None, options)
         alpha = pipeline.segment(image, options).alpha
-        truth = Image.open(truth_path).convert("L")
-        if truth.size != (image.width, image.height) and options.size.megapixels is not None:
-            truth = truth.resize((image.width, image.height), Image.Resampling.NEAREST)
-        truth = np.asarray(truth)
-        if truth.shape != alpha.shape:
-            raise ValueError(f"{truth_path}: ground truth is {truth.shape}, image is {alpha.shape}")
-        report.scores.append(Score(stem, *score(alpha, truth)))
+        truth_image = Image.open(truth_path).convert("L")
+        if truth_image.size != (image.width, image.height) and options.size.megapixels is not None:
+            truth_image = truth_image.resize((image.width, image.height), Image.Resampling.NEAREST)
+        truth_mask = np.asarray(truth_image)
+        if truth_mask.shape != alpha.shape:
+            raise ValueError(f"{truth_path}: ground truth is {truth_mask.shape}, image is {alpha.shape}")
+        report.scores.append(Score(stem, *score(alpha, truth_mask)))
         if progress:
             progress(index + 1, len(found))
     return report

@@ -104,7 +104,12 @@ class Margins:
     left: Margin
 
     def sides(self, extent: int) -> tuple[int, int, int, int]:
-        return tuple(side.pixels(extent) for side in (self.top, self.right, self.bottom, self.left))
+        return (
+            self.top.pixels(extent),
+            self.right.pixels(extent),
+            self.bottom.pixels(extent),
+            self.left.pixels(extent),
+        )
 
     def __str__(self) -> str:
         return " ".join(str(side) for side in (self.top, self.right, self.bottom, self.left))
@@ -226,7 +231,9 @@ def parse_color(value: Any, field: str = "bg_color") -> Color:
             f"must be a hex colour such as #ffffff (#ffffff80 with alpha) or a colour name, not {value!r}",
             field=field,
         ) from None
-    return tuple(rgb) if len(rgb) == 4 and rgb[3] != 255 else tuple(rgb[:3])
+    if len(rgb) == 4 and rgb[3] != 255:
+        return (rgb[0], rgb[1], rgb[2], rgb[3])
+    return (rgb[0], rgb[1], rgb[2])
 
 
 def parse_dimension(value: Any, field: str, low: int = 1, high: int = MAX_TARGET_SIDE) -> int | None:

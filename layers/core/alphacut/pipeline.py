@@ -131,10 +131,9 @@ class Pipeline:
                 f"ALPHACUT_WARM_MODELS: unknown model {min(unknown)!r}; models are " + ", ".join(WARMABLE)
             )
         blank = DecodedImage(np.full((480, 640, 3), 128, np.uint8), None, "png")
-        names = set(names)
         for name in names:
             getattr(self.models, name)
-        if names & {"isnet_features", "backbone", "costume"}:
+        if set(names) & {"isnet_features", "backbone", "costume"}:
             self.parse_costume(blank)
         for model, subject, preview in (
             ("isnet", SubjectType.OBJECT, False),

@@ -158,7 +158,7 @@ def resolve_public(host: str, port: int, allowed_hosts: Iterable[str], deadline:
         raise _Refused(f"resolving {host} took too long") from None
     except (OSError, UnicodeError) as error:
         raise _Refused(f"{host} does not resolve: {error}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if host not in set(allowed_hosts):
         for address in addresses:
             if not is_public(address):
@@ -203,7 +203,8 @@ def _read_body(sock, response, max_bytes: int, deadline: Deadline) -> bytes:
         raise ImageTooLarge(
             f"is {declared} bytes; at most {max_bytes} are accepted", field=FIELD, limit=max_bytes
         )
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         sock.settimeout(deadline.left())
         chunk = response.read1(CHUNK)

@@ -46,14 +46,14 @@ def fingerprint(event: dict) -> str:
 
 def answer_record(response: Response) -> bytes:
     body = response.body
-    encoded = isinstance(body, bytes | bytearray)
+    binary = isinstance(body, bytes | bytearray)
     return json.dumps(
         {
             "status": response.status_code,
             "headers": dict(response.headers or {}),
             "content_type": response.headers.get("Content-Type") if response.headers else None,
-            "body": base64.b64encode(body).decode() if encoded else (body or ""),
-            "binary": encoded,
+            "body": base64.b64encode(body).decode() if isinstance(body, bytes | bytearray) else (body or ""),
+            "binary": binary,
         }
     ).encode()
 

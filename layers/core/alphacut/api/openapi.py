@@ -240,7 +240,7 @@ def build_openapi(routes: list[RouteDoc], server_url: str | None = None) -> dict
     paths: dict[str, Any] = {}
     for route in routes:
         operation_id = "".join(c if c.isalnum() else "_" for c in f"{route.method}_{route.path.strip('/')}")
-        operation = {
+        operation: dict[str, Any] = {
             "summary": route.summary,
             "operationId": operation_id,
             "tags": [route.tag],

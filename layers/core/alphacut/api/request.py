@@ -158,9 +158,10 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], d
     fields: dict[str, str] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if not name:
+        if not isinstance(name, str) or not name:  # a tuple only for RFC 2231 encoded names
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        payload = payload if isinstance(payload, bytes) else b""
         if part.get_filename() is not None or name in FILE_FIELDS:
             files[name] = payload
         else:

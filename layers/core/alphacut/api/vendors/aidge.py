@@ -20,12 +20,16 @@ from alphacut.api.request import decode_base64_image, header, parse_json_object,
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
-from alphacut.options import CutoutOptions, parse_dimension
+from alphacut.options import CutoutOptions, ImageFormat, parse_dimension
 from alphacut.settings import ImageLimits
 
 router = Router()
 LIMITS = ImageLimits(max_side=3000, max_pixels=3000 * 3000, min_side=100)
-BACKGROUNDS = {"WHITE_BACKGROUND": {"format": "jpg", "bg_color": "#ffffff"}, "TRANSPARENT": {"format": "png"}}
+# backGroundType -> the native format and background
+BACKGROUNDS: dict[str, tuple[ImageFormat, tuple[int, int, int] | None]] = {
+    "WHITE_BACKGROUND": (ImageFormat.JPG, (255, 255, 255)),
+    "TRANSPARENT": (ImageFormat.PNG, None),
+}
 RESULT_CODES = [(ModelUnavailable, 801), (AlphacutError, 700)]
 
 
@@ -74,7 +78,10 @@ def aidge_cutout():
             data = process.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
         else:
             raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
-        options = CutoutOptions(target_width=width, target_height=height, **BACKGROUNDS[background])
+        image_format, bg_color = BACKGROUNDS[background]
+        options = CutoutOptions(
+            target_width=width, target_height=height, format=image_format, bg_color=bg_color
+        )
         result = pipeline_with(LIMITS).run(data, options)
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
         store = process.result_store(None, router.current_event.raw_event)

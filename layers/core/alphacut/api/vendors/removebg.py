@@ -128,7 +128,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
 ]
 
 
-def error_entry(error: BaseException) -> tuple[int, dict[str, str]]:
+def error_entry(error: Exception) -> tuple[int, dict[str, str]]:
     """The status and remove.bg's ``{"title", "code", "detail"}`` for any failure."""
     if isinstance(error, RemoveBgRefusal):
         return 400, {"title": "Invalid source", "code": error.code, "detail": error_message(error)}
@@ -144,7 +144,7 @@ def error_entry(error: BaseException) -> tuple[int, dict[str, str]]:
     }
 
 
-def errors_body(error: BaseException) -> dict[str, Any]:
+def errors_body(error: Exception) -> dict[str, Any]:
     return {"errors": [error_entry(error)[1]]}
 
 
@@ -296,7 +296,7 @@ def removebg_route():
     )
 
 
-def error_status(error: BaseException) -> int:
+def error_status(error: Exception) -> int:
     return error_entry(error)[0]
 
 
