@@ -38,17 +38,29 @@ def usage_today(key_id: str) -> dict:
     return {name: int(item.get(name, {}).get("N", 0)) for name in ("calls", "charged")}
 
 
-def test_an_unknown_format_is_a_400_naming_the_field_counted_and_not_charged(handler, key_id):
-    before = usage_today(key_id)
-    answer = call(
+def post_cutout(
+    handler,
+    key_id: str,
+    body: bytes | None = None,
+    query: dict | None = None,
+    extra_headers: dict | None = None,
+) -> dict:
+    """POST /v1/cutout with a PNG body (a small photo unless ``body``) under ``key_id``."""
+    headers = {"Content-Type": "image/png", **(extra_headers or {})}
+    return call(
         handler,
         "POST",
         "/v1/cutout",
-        body=small_png(),
-        headers={"Content-Type": "image/png"},
-        query={"format": "gif"},
+        body=small_png() if body is None else body,
+        headers=headers,
+        query=query,
         key_id=key_id,
     )
+
+
+def test_an_unknown_format_is_a_400_naming_the_field_counted_and_not_charged(handler, key_id):
+    before = usage_today(key_id)
+    answer = post_cutout(handler, key_id, query={"format": "gif"})
     assert answer["statusCode"] == 400
     error = answer_json(answer)["error"]
     assert error["code"] == "invalid_option" and error["field"] == "format"
@@ -58,14 +70,7 @@ def test_an_unknown_format_is_a_400_naming_the_field_counted_and_not_charged(han
 
 
 def test_a_body_that_is_no_image_is_a_415_and_not_charged(handler, key_id):
-    answer = call(
-        handler,
-        "POST",
-        "/v1/cutout",
-        body=b"%PDF-1.7 not an image",
-        headers={"Content-Type": "image/png"},
-        key_id=key_id,
-    )
+    answer = post_cutout(handler, key_id, body=b"%PDF-1.7 not an image")
     assert answer["statusCode"] == 415
     assert answer_json(answer)["error"]["code"] == "unsupported_image_format"
     assert header(answer, "X-Alphacut-Charge") == "false"
@@ -73,15 +78,7 @@ def test_a_body_that_is_no_image_is_a_415_and_not_charged(handler, key_id):
 
 def test_a_delivered_cutout_is_charged_once_and_says_what_remains(handler, key_id):
     before = usage_today(key_id)
-    answer = call(
-        handler,
-        "POST",
-        "/v1/cutout",
-        body=small_png(),
-        headers={"Content-Type": "image/png"},
-        query={"return": "base64"},
-        key_id=key_id,
-    )
+    answer = post_cutout(handler, key_id, query={"return": "base64"})
     assert answer["statusCode"] == 200
     body = answer_json(answer)
     assert body["charge"] is True and body["image"]["content_type"] == "image/png"
@@ -91,15 +88,10 @@ def test_a_delivered_cutout_is_charged_once_and_says_what_remains(handler, key_i
 
 
 def test_a_retry_with_the_same_idempotency_key_is_replayed_and_not_charged_again(handler, key_id):
-    request = {
-        "body": small_png(),
-        "query": {"return": "base64"},
-        "key_id": key_id,
-        "headers": {"Content-Type": "image/png", "Idempotency-Key": str(uuid.uuid4())},
-    }
-    first = call(handler, "POST", "/v1/cutout", **request)
+    idempotency = {"Idempotency-Key": str(uuid.uuid4())}
+    first = post_cutout(handler, key_id, query={"return": "base64"}, extra_headers=idempotency)
     charged_after_first = usage_today(key_id)["charged"]
-    retry = call(handler, "POST", "/v1/cutout", **request)
+    retry = post_cutout(handler, key_id, query={"return": "base64"}, extra_headers=idempotency)
     assert first["statusCode"] == retry["statusCode"] == 200
     assert header(retry, "Idempotent-Replayed") == "true"
     assert answer_json(retry)["charge"] is False
@@ -108,25 +100,8 @@ def test_a_retry_with_the_same_idempotency_key_is_replayed_and_not_charged_again
 
 
 def test_the_same_idempotency_key_for_another_request_is_a_409(handler, key_id):
-    key = str(uuid.uuid4())
-    headers = {"Content-Type": "image/png", "Idempotency-Key": key}
-    first = call(
-        handler,
-        "POST",
-        "/v1/cutout",
-        body=small_png(),
-        headers=headers,
-        query={"return": "base64"},
-        key_id=key_id,
-    )
-    other = call(
-        handler,
-        "POST",
-        "/v1/cutout",
-        body=small_png(),
-        headers=headers,
-        query={"format": "webp"},
-        key_id=key_id,
-    )
+    idempotency = {"Idempotency-Key": str(uuid.uuid4())}
+    first = post_cutout(handler, key_id, query={"return": "base64"}, extra_headers=idempotency)
+    other = post_cutout(handler, key_id, query={"format": "webp"}, extra_headers=idempotency)
     assert first["statusCode"] == 200 and other["statusCode"] == 409
     assert answer_json(other)["error"]["field"] == "Idempotency-Key"

@@ -253,25 +253,20 @@ class LocalStack:
             "AWS_REGION": REGION,
         }
 
-    def client(self, service: str):
+    def _moto_session_args(self) -> dict[str, str]:
         env = self.aws_env()
-        return boto3.client(
-            service,
-            endpoint_url=self.moto_url,
-            region_name=REGION,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        return {
+            "endpoint_url": self.moto_url,
+            "region_name": REGION,
+            "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+        }
+
+    def client(self, service: str):
+        return boto3.client(service, **self._moto_session_args())
 
     def resource(self, service: str):
-        env = self.aws_env()
-        return boto3.resource(
-            service,
-            endpoint_url=self.moto_url,
-            region_name=REGION,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        return boto3.resource(service, **self._moto_session_args())
 
     def start(self) -> None:
         import logging
