@@ -1,17 +1,17 @@
-"""Train the per-picture dress/skirt decision (``alphacut.costume.DressOrSkirt``) on Clothing
+"""Train a per-picture dress/skirt decision (``DressOrSkirt``, below) on Clothing
 Co-Parsing's per-image labels, over the maps the costume head reads.
 
 Examples: every cached photo whose labels name a skirt or a dress but not both (pixel-labelled
 photos: their label map; the others: ``tags.json``) and in which the head sees a dress or skirt
-region; its features are ``alphacut.costume.lower_garment_features`` of the head's scores on the
-cached maps, exactly what the pipeline computes. The held-out tenths of both sets are never
-trained on; the tagged tenth's accuracy is printed beside the rule it replaces. An L2-penalised
+region; its features are ``lower_garment_features`` (below) of the head's scores on the cached
+maps, what a pipeline would compute from the head's scores and feeds. The held-out tenths of both
+sets are never trained on; the tagged tenth's accuracy is printed beside the rule it replaces. An L2-penalised
 logistic regression on standardised features (Newton's method), the penalty chosen by 5-fold
 cross-validation on the training photos.
 
 Usage::
 
-    python -m alphacut_dev.costume.decide            # -> layers/core/alphacut/models/dress_or_skirt.npz
+    python -m alphacut_dev.costume.decide            # -> .cache/costume/dress_or_skirt.npz
 """
 
 from __future__ import annotations
@@ -20,16 +20,98 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from alphacut.costume import DressOrSkirt, Garment, lower_garment_features
+from alphacut.costume import BACKGROUND, CLASS_NAMES, Garment
 
 from alphacut_dev.costume.labels import COARSE_TO_CLASS
 from alphacut_dev.costume.pseudo import teacher_logits
 
+# The per-picture dress/skirt decision (``DressOrSkirt``) reads the maps the head reads, averaged
+# over the region the head calls dress or skirt, on this grid (the 16 px maps' own).
+DECISION_GRID = 16
+DECISION_MAPS = ("f16", "b16", "bhead")
+MIN_DECISION_PIXELS = 16  # of the head's 128 x 128: less than this is no garment to decide about
+
+
+def lower_garment_features(scores: np.ndarray, feeds: dict[str, np.ndarray]) -> np.ndarray | None:
+    """What the dress/skirt decision reads for one picture (None when the head sees neither): the
+    16 px maps (ISNet's and EfficientNet-Lite0's) averaged over the cells the head calls dress or
+    skirt, and where that region sits on the subject (its top and bottom rows, as a share of the
+    subject's height), its size against the subject's and the tops and coat under it. All in the
+    head's 128 x 128 square frame, so training (cached maps) and run time read the same numbers."""
+    inside = feeds["picture"][0, 3] >= 0.5
+    best = np.where(inside, scores.argmax(0), BACKGROUND)
+    region = np.isin(best, (Garment.DRESS.class_id, Garment.SKIRT.class_id))
+    if region.sum() < MIN_DECISION_PIXELS:
+        return None
+    cell = region.shape[0] // DECISION_GRID
+    weights = region.reshape(DECISION_GRID, cell, DECISION_GRID, cell).mean((1, 3))
+    weights = weights / weights.sum()
+    pooled = [
+        np.tensordot(feeds[name][0].astype(np.float32), weights, axes=([1, 2], [0, 1]))
+        for name in DECISION_MAPS
+    ]
+    rows, subject = np.flatnonzero(region.any(1)), np.flatnonzero(inside.any(1))
+    height = subject[-1] - subject[0] + 1
+    counts = np.bincount(best.ravel(), minlength=len(CLASS_NAMES))
+    geometry = np.array(
+        [
+            (rows[0] - subject[0]) / height,
+            (rows[-1] - subject[0]) / height,
+            region.sum() / inside.sum(),
+            counts[Garment.TOPS.class_id] / region.sum(),
+            counts[Garment.COAT.class_id] / region.sum(),
+        ],
+        np.float32,
+    )
+    return np.concatenate([*pooled, geometry])
+
+
+@dataclass(frozen=True)
+class DressOrSkirt:
+    """A logistic regression over ``lower_garment_features``: is the picture's lower garment one
+    piece with its top (dress) or not (skirt)? Trained here on Clothing Co-Parsing's per-image
+    labels; measured, not shipped (see the model card).
+
+    Usage::
+
+        decision = DressOrSkirt.load(path)
+        garment = decision.decide(lower_garment_features(scores, feeds))   # Garment.SKIRT, .DRESS or None
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    @classmethod
+    def load(cls, path: Path) -> DressOrSkirt:
+        with np.load(path) as data:
+            return cls(data["mean"], data["scale"], data["weights"], float(data["bias"]))
+
+    def skirt_probability(self, features: np.ndarray) -> float:
+        z = float(((features - self.mean) / self.scale) @ self.weights + self.bias)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def decide(self, features: np.ndarray | None) -> Garment | None:
+        if features is None:
+            return None
+        return Garment.SKIRT if self.skirt_probability(features) >= 0.5 else Garment.DRESS
+
+
+def name_lower_garment(class_map: np.ndarray, garment: Garment | None) -> np.ndarray:
+    """Every dress or skirt pixel of the picture becomes ``garment`` (None: left as the head said)."""
+    if garment is None:
+        return class_map
+    lower = np.isin(class_map, (Garment.DRESS.class_id, Garment.SKIRT.class_id))
+    return np.where(lower, garment.class_id, class_map).astype(np.uint8)
+
+
 ROOT = Path(__file__).resolve().parents[3]
-OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "dress_or_skirt.npz"
+OUTPUT = ROOT / ".cache" / "costume" / "dress_or_skirt.npz"
 PENALTIES = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 DRESS, SKIRT = Garment.DRESS.class_id, Garment.SKIRT.class_id
 

@@ -2,9 +2,9 @@
 kept to the classes the photo's tags name.
 
 Clothing Co-Parsing labels 1,094 of its photos per image only (``tags.json``: the fine labels each
-photo shows). The teacher (``teacher_head.onnx`` beside this file: the head trained on the 716
-pixel-labelled photos, shipped until the skirt/dress work) finds the garments' regions well and
-their names less well: most skirts come out as "dress". The tags fix the names. For each photo:
+photo shows). The teacher (the shipped head, trained on the 716 pixel-labelled photos) finds the
+garments' regions well and their names less well: most skirts come out as "dress". The tags fix
+the names. For each photo:
 
 - the teacher's logits (128 px) enlarged to the label grid (256 px) and made probabilities;
 - a class the tags do not name gives its probability to its named siblings (``SIBLINGS``: a dress
@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 from alphacut.costume import BACKGROUND, CLASS_NAMES, REST_OF_PERSON, Garment
+from alphacut.models.costume_head import HEAD_PATH
 
 from alphacut_dev.costume.labels import COARSE_TO_CLASS
 
 ROOT = Path(__file__).resolve().parents[3]
-TEACHER = Path(__file__).with_name("teacher_head.onnx")
+TEACHER = HEAD_PATH  # the shipped head (a student that replaced it would need its teacher kept)
 LABEL_SIDE = 256
 CONFIDENCE = 0.5
 IGNORE = 255

@@ -82,9 +82,10 @@ def compare_members(
     rule, without it and (``decision``: a ``DressOrSkirt`` file) with the learned per-picture call."""
     from itertools import combinations
 
-    from alphacut.costume import DressOrSkirt, lower_garment_features, name_lower_garment
     from alphacut.models.costume_head import CostumeModel
     from alphacut.models.sessions import session_options
+
+    from alphacut_dev.costume.decide import DressOrSkirt, lower_garment_features, name_lower_garment
 
     heads = [CostumeModel.load(session_options(), path) for path in members]
     subsets = [s for k in range(1, len(members) + 1) for s in combinations(range(len(members)), k)]
