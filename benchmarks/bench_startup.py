@@ -50,6 +50,15 @@ DUMMY_ENV = {
 }
 
 
+def warm_models_of(function: str) -> dict[str, str]:
+    """The function's ALPHACUT_WARM_MODELS as template.yaml sets it (the one place that names them)."""
+    from alphacut_dev.template import load_sam
+
+    props = load_sam()["Resources"].get(f"{function.capitalize()}Function", {}).get("Properties", {})
+    value = props.get("Environment", {}).get("Variables", {}).get("ALPHACUT_WARM_MODELS")
+    return {"ALPHACUT_WARM_MODELS": value} if value else {}
+
+
 def photos(count: int) -> list[Path]:
     return sorted((EVAL / "general" / "images").iterdir())[:count]
 
@@ -228,7 +237,7 @@ def main() -> None:
     print("| function | init | imports onnxruntime | RSS MB |")
     print("|---|---|---|---|")
     for function in FUNCTIONS:
-        r = in_child("init", function)
+        r = in_child("init", function, env=warm_models_of(function))
         print(
             f"| {function} | {r['init_ms']:.0f} | {'yes' if r['onnxruntime'] else 'no'} | {r['rss_mb']:.0f} |"
         )
