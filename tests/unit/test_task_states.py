@@ -1,4 +1,4 @@
-"""Seed 002's task states, and the state machine's Catch table agreeing with them."""
+"""The PicWish-style task states, and the state machine's Catch table agreeing with them."""
 
 import json
 import shutil

@@ -17,7 +17,7 @@ __all__ = ["AlphacutError", "CutoutOptions", "CutoutResult", "Pipeline"]
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Imported on first use: functions that run no model (tasks, dispatch, charge...) import
     # alphacut.aws.* and must not pay for numpy, Pillow and onnxruntime at every cold start.
     if name == "CutoutOptions":

@@ -18,13 +18,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut.settings import ImageLimits
+
+if TYPE_CHECKING:
+    from alphacut_client import BatchItem
 
 
 class ProgressBar:
@@ -171,7 +174,7 @@ def _remove_remote(
     bar = ProgressBar(len(files))
     errors = [0]
 
-    def progress(done: int, total: int, item) -> None:
+    def progress(done: int, total: int, item: BatchItem) -> None:
         if item.error is not None:
             errors[0] += 1
             print(f"alphacut: {item.path}: {item.error}", file=sys.stderr)
@@ -326,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    status: int = args.handler(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -63,11 +63,11 @@ class DecodedImage:
 
     @property
     def width(self) -> int:
-        return self.rgb.shape[1]
+        return int(self.rgb.shape[1])
 
     @property
     def height(self) -> int:
-        return self.rgb.shape[0]
+        return int(self.rgb.shape[0])
 
 
 def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:

@@ -109,7 +109,8 @@ CLASS_MAP_SIDE = 512
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
     exp = np.exp(scores - scores.max(0, keepdims=True))
-    return exp / exp.sum(0, keepdims=True)
+    probabilities: np.ndarray = exp / exp.sum(0, keepdims=True)
+    return probabilities
 
 
 def guided_probabilities(
@@ -144,7 +145,8 @@ def guided_probabilities(
     a = (mean_gp - mean_guide * mean_p) / ((mean_square - mean_guide * mean_guide) + eps)
     b = mean_p - a * mean_guide
     mean_ab = box_mean_planes(np.concatenate([a, b]), radius)
-    return mean_ab[:classes] * guide + mean_ab[classes:]
+    filtered: np.ndarray = mean_ab[:classes] * guide + mean_ab[classes:]
+    return filtered
 
 
 # "dress" is the head's fallback for a skirt: with a top over it, the lower garment is not one piece

@@ -23,12 +23,16 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from alphacut.costume import CLASS_NAMES, GT_COARSE_TO_CLASS, SEED_GARMENTS
 from alphacut.options import CutoutOptions, SubjectType
+
+if TYPE_CHECKING:
+    from alphacut.pipeline import Pipeline
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SPLITS = ("all", "dev", "test")
@@ -119,7 +123,7 @@ def score(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 def evaluate(
     directory: Path,
-    pipeline,
+    pipeline: Pipeline,
     subject: SubjectType,
     split: str = "all",
     progress: Callable[[int, int], None] | None = None,
@@ -178,7 +182,7 @@ class CostumeReport:
 
 def evaluate_costume(
     directory: Path,
-    pipeline,
+    pipeline: Pipeline,
     split: str = "all",
     truth: str = "gt_coarse",
     progress: Callable[[int, int], None] | None = None,

@@ -26,8 +26,8 @@ def resize_matte(matte: np.ndarray, width: int, height: int) -> np.ndarray:
     if matte.shape == (height, width):
         return matte.astype(np.float32, copy=False)
     image = Image.fromarray(matte.astype(np.float32, copy=False), "F")
-    resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
-    return np.clip(resized, 0.0, 1.0)
+    resized: np.ndarray = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
+    return resized.clip(0.0, 1.0)
 
 
 def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
@@ -58,12 +58,13 @@ def fuse_person(general: np.ndarray, person_probability: np.ndarray) -> np.ndarr
         return general  # every region touches the person: nothing to drop
     # grow the kept area a little so that ISNet's soft edges (below 0.5) survive the gate
     gate = _dilate(keep.astype(np.float32), radius=max(2, round(size[0] * 0.03)))
-    return general * resize_matte(gate, width, height)
+    gated: np.ndarray = general * resize_matte(gate, width, height)
+    return gated
 
 
 def _reconstruct(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Morphological reconstruction: the parts of ``mask`` 8-connected to ``seeds``."""
-    current = seeds & mask
+    current: np.ndarray = seeds & mask
     while True:
         grown = current.copy()
         grown[1:] |= current[:-1]
@@ -78,7 +79,8 @@ def _reconstruct(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation by a square of side 2r+1 (max filter), via box means."""
-    return (box_mean_planes(mask[None], radius)[0] > 1e-6).astype(np.float32)
+    dilated: np.ndarray = box_mean_planes(mask[None], radius)[0] > 1e-6
+    return dilated.astype(np.float32)
 
 
 # ---- stamps: coloured ink on paper ----------------------------------------------------------------
@@ -121,10 +123,13 @@ def box_mean_planes(planes: np.ndarray, radius: int) -> np.ndarray:
     """
     channels, height, width = planes.shape
     across = planes.reshape(channels * height, width) @ _box_matrix(width, radius).T
-    return np.matmul(_box_matrix(height, radius), across.reshape(channels, height, width))
+    means: np.ndarray = np.matmul(_box_matrix(height, radius), across.reshape(channels, height, width))
+    return means
 
 
-def _blur_fusion_step(image, foreground, background, alpha, radius):
+def _blur_fusion_step(
+    image: np.ndarray, foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Blur-Fusion pass on C x H x W planes: the new foreground and the blurred F and B."""
     # one box blur over the 7 stacked planes [a, F*a, B*(1-a)] instead of three calls
     stacked = np.concatenate([alpha, foreground * alpha, background * (1.0 - alpha)], axis=0)
@@ -135,8 +140,9 @@ def _blur_fusion_step(image, foreground, background, alpha, radius):
     return _fuse(image, alpha, blurred_f, blurred_b), blurred_f, blurred_b
 
 
-def _fuse(image, alpha, blurred_f, blurred_b):
-    return np.clip(blurred_f + alpha * (image - alpha * blurred_f - (1.0 - alpha) * blurred_b), 0.0, 1.0)
+def _fuse(image: np.ndarray, alpha: np.ndarray, blurred_f: np.ndarray, blurred_b: np.ndarray) -> np.ndarray:
+    fused: np.ndarray = blurred_f + alpha * (image - alpha * blurred_f - (1.0 - alpha) * blurred_b)
+    return fused.clip(0.0, 1.0)
 
 
 def _sample_planes(planes: np.ndarray, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:

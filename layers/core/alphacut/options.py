@@ -186,7 +186,7 @@ class Roi:
         return " ".join(str(c) for c in (self.x1, self.y1, self.x2, self.y2))
 
 
-def _choice(enum: type[StrEnum], value: Any, field: str, aliases: Mapping[str, str] | None = None):
+def _choice[E: StrEnum](enum: type[E], value: Any, field: str, aliases: Mapping[str, str] | None = None) -> E:
     if isinstance(value, enum):
         return value
     text = str(value).strip().lower()
@@ -400,7 +400,7 @@ class CutoutOptions:
     target_width: int | None = None
     target_height: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         # Normalise so that CutoutOptions(format="jpeg") and from_mapping agree.
         set_ = object.__setattr__
         set_(self, "type", _choice(SubjectType, self.type, "type"))

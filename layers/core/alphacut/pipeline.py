@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,11 +43,11 @@ from alphacut.settings import EngineSettings, ImageLimits, SettingError
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
 
-class Timings(dict):
+class Timings(dict[str, float]):
     """Milliseconds per stage; ``with timings.stage("decode"):`` adds to that stage."""
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
@@ -55,7 +56,7 @@ class Timings(dict):
 
     @property
     def total(self) -> float:
-        return sum(self.values())
+        return sum(self.values(), 0.0)
 
 
 @dataclass
@@ -84,6 +85,15 @@ class CutoutResult:
     @property
     def found(self) -> bool:
         return self.bbox is not None
+
+    @property
+    def single_image(self) -> tuple[bytes, str]:
+        """What a one-image answer carries: the cutout when one was made, else the mask (PNG)."""
+        if self.image is not None:
+            return self.image, self.content_type or "image/png"
+        if self.mask is None:
+            raise ValueError("the result holds no image")
+        return self.mask, "image/png"
 
 
 @dataclass
@@ -208,7 +218,8 @@ class Pipeline:
     @staticmethod
     def _respect_input_alpha(image: DecodedImage, alpha: np.ndarray) -> np.ndarray:
         if image.alpha is not None:
-            return np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
+            within: np.ndarray = np.minimum(alpha, image.alpha.astype(np.float32) * (1.0 / 255.0))
+            return within
         return alpha
 
     def segmentation_from_matte(

@@ -65,4 +65,4 @@ class LinkSigner:
             raise LinkExpired(f"expired at {expired}: ask for the result again", field="token")
         if not str(claims["k"]).startswith(LINKABLE_PREFIXES):
             raise LinkInvalid("does not name a result", field="token")
-        return claims["k"]
+        return str(claims["k"])

@@ -201,7 +201,7 @@ class ServiceSettings:
         value = getattr(self, name)
         if not value:
             raise SettingMissing(f"environment variable {SERVICE_VARIABLES[name]} is not set")
-        return value
+        return str(value)
 
     def fetch(self, url: str, max_bytes: int, field: str = "image_url") -> bytes:
         """An image from a URL under this deployment's rules (time limit, allowed hosts and ports);

@@ -35,7 +35,7 @@ class TaskState(IntEnum):
 
     @property
     def progress(self) -> int:
-        """Seed 002: 100 when done, 0 when failed; in between by stage."""
+        """PicWish-style progress: 100 when done, 0 when failed; in between by stage."""
         return {
             TaskState.DONE: 100,
             TaskState.QUEUED: 0,

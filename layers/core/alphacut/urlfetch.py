@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from alphacut.errors import AlphacutError, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
@@ -167,35 +168,41 @@ def resolve_public(host: str, port: int, allowed_hosts: Iterable[str], deadline:
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host, port, address, timeout):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
         self._address = address
 
-    def connect(self):
+    def connect(self) -> None:
         self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host, port, address, timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
         self._address = address
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # certificate of the name
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)  # certificate of the name
 
 
-def _connect(url: str, allowed: tuple[str, ...], ports: Iterable[int] | None, deadline: Deadline, field: str):
+def _connect(
+    url: str, allowed: tuple[str, ...], ports: Iterable[int] | None, deadline: Deadline, field: str
+) -> tuple[http.client.HTTPConnection, str]:
     """A connection to the checked address of ``url`` and the request path."""
     scheme, host, port = parse_url(url, allowed, ports, field)
     address = resolve_public(host, port, allowed, deadline)
+    cls: type[_PinnedHTTPConnection | _PinnedHTTPSConnection]
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return cls(host, port, address, deadline.left()), path
 
 
-def _read_body(sock, response, max_bytes: int, deadline: Deadline) -> bytes:
+def _read_body(
+    sock: socket.socket, response: http.client.HTTPResponse, max_bytes: int, deadline: Deadline
+) -> bytes:
     """The body in chunks, the socket's timeout set to what is left before each (``sock`` is the
     request's socket: the connection forgets it once the response says it will close)."""
     declared = response.getheader("Content-Length")
@@ -278,7 +285,7 @@ def _fetch_checked(
 
 def post_json(
     url: str,
-    payload: dict,
+    payload: dict[str, Any],
     timeout: float = 5.0,
     allowed_hosts: Iterable[str] = (),
     field: str = "callback_url",

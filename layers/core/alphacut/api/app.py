@@ -9,6 +9,9 @@ Usage (functions/cutout/app.py)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,6 +40,15 @@ from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, NotFound
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.task_states import TaskState
+
+if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from alphacut.aws.results import ResultStore
+    from alphacut.aws.task_service import TaskService
+    from alphacut.pipeline import Pipeline
+
+type LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
@@ -121,11 +133,11 @@ ROUTES = [
 ]
 
 
-def pipeline():
+def pipeline() -> Pipeline:
     return process.pipeline()
 
 
-def result_store(ttl_seconds: int | None = None):
+def result_store(ttl_seconds: int | None = None) -> ResultStore:
     """Results of this request, linked back through this API (``/v1/results/<token>``)."""
     return process.result_store(ttl_seconds, app.current_event.raw_event)
 
@@ -159,7 +171,7 @@ def options_from(
     return options
 
 
-def cutout_answer(route: str, route_type: SubjectType | None = None):
+def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response[Any]:
     """Parse, run the pipeline, shape the answer."""
     engine = pipeline()
     request = parse_image_request(app.current_event.raw_event, process.SETTINGS, engine.limits.max_bytes)
@@ -187,17 +199,17 @@ def cutout_answer(route: str, route_type: SubjectType | None = None):
 
 
 @app.post("/v1/cutout")
-def cutout_route():
+def cutout_route() -> Response[Any]:
     return cutout_answer("Cutout")
 
 
 @app.post("/v1/selfie")
-def selfie_route():
+def selfie_route() -> Response[Any]:
     return cutout_answer("Selfie", SubjectType.PERSON)
 
 
 @app.post("/v1/costume")
-def costume_route():
+def costume_route() -> Response[Any]:
     from alphacut.costume import parse_garments
 
     engine = pipeline()
@@ -235,16 +247,16 @@ def parse_return_type(value: str | None) -> str:
     return value
 
 
-def task_service():
+def task_service() -> TaskService:
     return process.task_service()
 
 
-def _task_answer(data: dict) -> dict:
+def _task_answer(data: dict[str, Any]) -> dict[str, Any]:
     return {"status": 200, "message": "success", "data": data, "request_id": request_id()}
 
 
 @app.post("/v1/tasks")
-def create_task_route():
+def create_task_route() -> Response[Any]:
     from alphacut.options import parse_bool
 
     service = task_service()
@@ -272,7 +284,7 @@ def create_task_route():
 
 
 @app.get("/v1/tasks/<task_id>")
-def get_task_route(task_id: str):
+def get_task_route(task_id: str) -> Response[Any]:
     service = task_service()
     query = app.current_event.query_string_parameters or {}
     record = service.table.get(task_id, api_key_owner())
@@ -281,7 +293,7 @@ def get_task_route(task_id: str):
 
 
 @app.get("/v1/usage")
-def usage_route():
+def usage_route() -> Response[Any]:
     from alphacut.aws.usage import default_range
 
     meter = process.usage_meter()
@@ -296,7 +308,7 @@ def usage_route():
 
 
 @app.get("/v1/results/<token>")
-def result_link_route(token: str):
+def result_link_route(token: str) -> Response[Any]:
     """A result link: checked, then redirected to the object presigned for a few minutes. No API
     key (a link is handed to browsers and shops' servers); not metered."""
     app.append_context(unmetered=True)
@@ -313,7 +325,7 @@ def result_link_route(token: str):
     )
 
 
-def openapi_document() -> dict:
+def openapi_document() -> dict[str, Any]:
     headers = app.current_event.headers or {}
     host = next((v for k, v in headers.items() if k.lower() == "host"), None)
     stage = (app.current_event.get("requestContext") or {}).get("stage")
@@ -322,37 +334,40 @@ def openapi_document() -> dict:
 
 
 @app.get("/v1/openapi.json")
-def openapi_route():
+def openapi_route() -> Response[Any]:
     return json_response(200, openapi_document())
 
 
 @app.get("/docs")
-def docs_route():
+def docs_route() -> Response[Any]:
     """The API reference, readable, with no key (the document is inline)."""
     app.append_context(unmetered=True)
     return web.docs_page(openapi_document())
 
 
 @app.not_found
-def not_found(_error):
+def not_found(_error: Exception) -> Response[Any]:
     return error_response(
         NotFound(f"no route {app.current_event.http_method} {app.current_event.path}"), request_id()
     )
 
 
-@app.exception_handler(AlphacutError)
-def handle_alphacut_error(error: AlphacutError):
+def handle_alphacut_error(error: AlphacutError) -> Response[Any]:
     logger.info("request refused", extra={"error": error.to_dict()})
     return error_response(error, request_id())
 
 
-@app.exception_handler(Exception)
-def handle_unexpected(error: Exception):
+def handle_unexpected(error: Exception) -> Response[Any]:
     logger.exception("unexpected error")
     return error_response(error, request_id())
 
 
-def error_answer(error: Exception):
+# registered by call, not as decorators: Powertools' exception_handler has no annotations
+app.exception_handler(AlphacutError)(handle_alphacut_error)
+app.exception_handler(Exception)(handle_unexpected)
+
+
+def error_answer(error: Exception) -> Response[Any]:
     """The app's error table as a function (the metering middleware answers errors with it)."""
     if isinstance(error, AlphacutError):
         return handle_alphacut_error(error)
@@ -366,7 +381,7 @@ for vendor_router in ROUTERS:
 app.include_router(web.router)
 
 
-def make_handler():
+def make_handler() -> LambdaHandler:
     """The Lambda entry point. The models the function's ``ALPHACUT_WARM_MODELS`` names (set per
     function in template.yaml, the one place that says it) are loaded and run once at cold start
     (init is not billed the same way and the first request should not pay for it). Functions that
@@ -378,11 +393,12 @@ def make_handler():
 
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics
-    def handler(event, context):
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return app.resolve(event, context)
 
     if not names:
         return handler  # Lambda's active tracing still records each call; the SDK costs 150 ms of init
     from aws_lambda_powertools import Tracer
 
-    return Tracer().capture_lambda_handler(capture_response=False)(handler)
+    traced: LambdaHandler = Tracer().capture_lambda_handler(capture_response=False)(handler)
+    return traced

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -26,11 +27,18 @@ from alphacut.api import process
 from alphacut.api.request import header
 from alphacut.errors import Conflict, InvalidOption, RequestInProgress
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+    from alphacut.api.responses import Middleware
+    from alphacut.aws.idempotency import Claim, IdempotencyStore
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def fingerprint(event: dict) -> str:
+def fingerprint(event: dict[str, Any]) -> str:
     """What makes two requests "the same": method, path, query and body."""
     digest = hashlib.sha256()
     for part in (
@@ -44,7 +52,7 @@ def fingerprint(event: dict) -> str:
     return digest.hexdigest()
 
 
-def answer_record(response: Response) -> bytes:
+def answer_record(response: Response[Any]) -> bytes:
     body = response.body
     binary = isinstance(body, bytes | bytearray)
     return json.dumps(
@@ -58,7 +66,7 @@ def answer_record(response: Response) -> bytes:
     ).encode()
 
 
-def answer_from(record: bytes) -> Response:
+def answer_from(record: bytes) -> Response[Any]:
     data = json.loads(record)
     body = base64.b64decode(data["body"]) if data["binary"] else data["body"]
     headers = {k: v for k, v in data["headers"].items() if k.lower() != "content-type"}
@@ -70,7 +78,7 @@ def answer_from(record: bytes) -> Response:
     )
 
 
-def _replay_or_refuse(store, claim, event: dict) -> Response:
+def _replay_or_refuse(store: IdempotencyStore, claim: Claim, event: dict[str, Any]) -> Response[Any]:
     if claim.fingerprint != fingerprint(event):
         raise Conflict("was already used for a different request", field=IDEMPOTENCY_HEADER)
     if not claim.done:
@@ -82,10 +90,10 @@ def _replay_or_refuse(store, claim, event: dict) -> Response:
     return response
 
 
-def make_idempotency(on_error: Callable[[Exception], Response]):
+def make_idempotency(on_error: Callable[[Exception], Response[Any]]) -> Middleware:
     """The middleware; ``on_error`` turns its own refusals (409, 400) into answers."""
 
-    def idempotency(app, next_middleware) -> Response:
+    def idempotency(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         store = process.idempotency_store()
         event = app.current_event.raw_event
         key = header(event, IDEMPOTENCY_HEADER).strip()

@@ -22,16 +22,25 @@ Usage::
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from alphacut.api import process
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+    from alphacut.api.responses import Middleware
+
 CHARGE_HERE = "here"
 CHARGED_BY_TASK = "task"
 
 
-def _decorate(response: Response, charge: bool, remain: int | None, exact_envelope: bool) -> Response:
+def _decorate(
+    response: Response[Any], charge: bool, remain: int | None, exact_envelope: bool
+) -> Response[Any]:
     response.headers = dict(response.headers or {})
     response.headers["X-Alphacut-Charge"] = "true" if charge else "false"
     if remain is not None:
@@ -49,10 +58,10 @@ def _decorate(response: Response, charge: bool, remain: int | None, exact_envelo
     return response
 
 
-def make_metering():
+def make_metering() -> Middleware:
     """The middleware (outermost: it counts every answer, refusals included)."""
 
-    def metering(app, next_middleware) -> Response:
+    def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         response = next_middleware(app)
         context = app.context
         if context.get("unmetered"):  # result links: no key, nothing to count

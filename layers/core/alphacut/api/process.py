@@ -10,12 +10,20 @@ Usage::
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from alphacut.settings import ServiceSettings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from alphacut.aws.idempotency import IdempotencyStore
+    from alphacut.aws.results import ResultStore
+    from alphacut.aws.task_service import TaskService
+    from alphacut.aws.usage import UsageMeter
     from alphacut.pipeline import Pipeline
+    from alphacut.result_links import LinkSigner
 
 SETTINGS = ServiceSettings.from_env()
 
@@ -23,12 +31,12 @@ _state: dict[str, object] = {}
 _lock = threading.Lock()
 
 
-def once(name: str, factory):
+def once[T](name: str, factory: Callable[[], T]) -> T:
     """One instance per process of what ``factory`` makes, created at first use (thread-safe)."""
     with _lock:
         if name not in _state:
             _state[name] = factory()
-        return _state[name]
+        return cast(T, _state[name])
 
 
 def configure(settings: ServiceSettings) -> None:
@@ -57,10 +65,10 @@ def pipeline() -> Pipeline:
     return once("pipeline", Pipeline.from_settings)
 
 
-def link_signer():
+def link_signer() -> LinkSigner | None:
     """The result-link signer (the stack's secret), or None where none is configured."""
 
-    def make():
+    def make() -> LinkSigner | None:
         from alphacut.aws.secrets import secret_bytes
         from alphacut.result_links import LinkSigner
 
@@ -73,7 +81,7 @@ def link_signer():
     return once("link-signer", make)
 
 
-def public_base_url(event: dict | None) -> str:
+def public_base_url(event: dict[str, Any] | None) -> str:
     """The API's own base URL as the caller reached it (scheme, host, stage), or "" outside a request."""
     context = (event or {}).get("requestContext") or {}
     host = context.get("domainName") or ""
@@ -85,7 +93,7 @@ def public_base_url(event: dict | None) -> str:
     return f"{scheme}://{host}" + (f"/{stage}" if stage else "")
 
 
-def result_store(ttl_seconds: int | None = None, event: dict | None = None):
+def result_store(ttl_seconds: int | None = None, event: dict[str, Any] | None = None) -> ResultStore:
     """Where results go and how they are linked (``ttl_seconds``: a route's own lifetime, e.g.
     AILabTools' 24 hours; ``event``: the request, whose API base the links point back to)."""
     from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
@@ -98,38 +106,38 @@ def result_store(ttl_seconds: int | None = None, event: dict | None = None):
     )
 
 
-def task_service():
+def task_service() -> TaskService:
     from alphacut.aws.task_service import TaskService  # boto3 only in the functions that use tasks
 
     return once("tasks", lambda: TaskService.from_settings(SETTINGS))
 
 
-def usage_meter():
+def usage_meter() -> UsageMeter | None:
     """The metering table's adapter, or None where no table is configured (metering off)."""
     from alphacut.aws.usage import UsageMeter
 
     return once("meter", lambda: UsageMeter.from_settings(SETTINGS))
 
 
-def idempotency_store():
+def idempotency_store() -> IdempotencyStore | None:
     """Idempotency records, or None where no table is configured."""
     from alphacut.aws.idempotency import IdempotencyStore
 
     return once("idempotency", lambda: IdempotencyStore.from_settings(SETTINGS))
 
 
-def request_id(event: dict, lambda_context=None) -> str:
+def request_id(event: dict[str, Any], lambda_context: LambdaContext | None = None) -> str:
     context = event.get("requestContext") or {}
     if context.get("requestId"):
-        return context["requestId"]
-    return getattr(lambda_context, "aws_request_id", "local")
+        return str(context["requestId"])
+    return str(getattr(lambda_context, "aws_request_id", "local"))
 
 
 # Where no Lambda context says it (in-process calls): API Gateway's 29 s
 DEFAULT_INVOCATION_SECONDS = 29.0
 
 
-def seconds_left(lambda_context):
+def seconds_left(lambda_context: LambdaContext | None) -> Callable[[], float]:
     """A function that says how long this invocation has left (the Lambda context knows)."""
     if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
         return lambda: lambda_context.get_remaining_time_in_millis() / 1000
@@ -139,6 +147,6 @@ def seconds_left(lambda_context):
     return lambda: deadline - time.monotonic()
 
 
-def api_key_owner(event: dict) -> str:
+def api_key_owner(event: dict[str, Any]) -> str:
     identity = (event.get("requestContext") or {}).get("identity") or {}
     return identity.get("apiKeyId") or identity.get("apiKey") or "anonymous"

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
+from typing import Any
 
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
 from alphacut.settings import ServiceSettings
@@ -43,12 +44,12 @@ class ImageRequest:
     background: bytes | None = None  # an uploaded background picture (bg_image_file / bg_image_base64)
 
 
-def header(event: dict, name: str, default: str = "") -> str:
+def header(event: dict[str, Any], name: str, default: str = "") -> str:
     """A request header, case-insensitively."""
     wanted = name.lower()
     for key, value in (event.get("headers") or {}).items():
         if key.lower() == wanted and value is not None:
-            return value
+            return str(value)
     return default
 
 
@@ -66,7 +67,7 @@ def declared_length(value: str | None, limit: int) -> int:
     return length
 
 
-def raw_body(event: dict) -> bytes:
+def raw_body(event: dict[str, Any]) -> bytes:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
@@ -79,7 +80,7 @@ def raw_body(event: dict) -> bytes:
 MAX_JSON_DEPTH = 16
 
 
-def _depth(value) -> int:
+def _depth(value: object) -> int:
     """How deeply a parsed JSON value nests (iteratively: no recursion to exhaust)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -90,7 +91,7 @@ def _depth(value) -> int:
     return deepest
 
 
-def parse_json_object(body: bytes, hint: str = "") -> dict:
+def parse_json_object(body: bytes, hint: str = "") -> dict[str, Any]:
     """A request body that must be a JSON object, nested at most ``MAX_JSON_DEPTH`` deep.
     Anything else is a 400 naming the body (never a RecursionError's 500)."""
     try:
@@ -109,7 +110,7 @@ def parse_json_object(body: bytes, hint: str = "") -> dict:
     return document
 
 
-def json_fields(document: dict) -> dict[str, str]:
+def json_fields(document: dict[str, Any]) -> dict[str, str]:
     """A JSON object's members as string parameters, as forms send them (true/false, nested values
     as JSON text); nulls left out."""
     return {
@@ -125,7 +126,7 @@ def json_fields(document: dict) -> dict[str, str]:
     }
 
 
-def _query(event: dict) -> dict[str, str]:
+def _query(event: dict[str, Any]) -> dict[str, str]:
     return dict(event.get("queryStringParameters") or {})
 
 
@@ -170,7 +171,7 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, bytes], d
 
 
 def parse_image_request(
-    event: dict, settings: ServiceSettings, max_bytes: int, fetch_urls: bool = True
+    event: dict[str, Any], settings: ServiceSettings, max_bytes: int, fetch_urls: bool = True
 ) -> ImageRequest:
     """The image and parameters of a request. With ``fetch_urls=False`` an ``image_url`` is not
     downloaded here (async tasks fetch it in their own step): ``image`` is empty, the URL stays
@@ -256,7 +257,7 @@ RETURN_FORMS = {"mask": {"output": "mask"}, "whitebk": {"bg_color": "#ffffff"}, 
 
 
 def apply_return_form(params: dict[str, str]) -> dict[str, str]:
-    """Seed 004's ``return_form`` (mask | whiteBK | unset = 4-channel PNG) as native options."""
+    """The AILabTools-style ``return_form`` (mask | whiteBK | unset = 4-channel PNG) as native options."""
     form = params.pop("return_form", None)
     if form is None:
         return params

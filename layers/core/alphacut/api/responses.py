@@ -26,7 +26,14 @@ from alphacut.errors import AlphacutError, InvalidOption, ResponseTooLarge, http
 from alphacut.options import CutoutOptions, OutputKind
 
 if TYPE_CHECKING:  # the API's light functions (tasks, usage) never load the pipeline
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+    from alphacut.aws.results import ResultStore
     from alphacut.pipeline import CostumeResult, CutoutResult
+
+# what app.use(middlewares=[...]) takes: the app and the rest of the stack in, the answer out
+type Middleware = Callable[[ApiGatewayResolver, NextMiddleware], Response[Any]]
 
 JSON = "application/json"
 # Lambda's limit for a synchronous invocation's answer (the proxy answer as JSON, body base64
@@ -94,7 +101,7 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
     return headers
 
 
-def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(
         status_code=status,
         content_type=JSON,
@@ -103,7 +110,7 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
     )
 
 
-def proxy_answer_bytes(response: Response) -> int:
+def proxy_answer_bytes(response: Response[Any]) -> int:
     """The size of ``response`` as the proxy answer Lambda returns to API Gateway."""
     body = response.body
     if isinstance(body, bytes | bytearray):
@@ -114,7 +121,7 @@ def proxy_answer_bytes(response: Response) -> int:
     return body_bytes + len(headers) + 200  # statusCode, isBase64Encoded, key names
 
 
-def ensure_deliverable(response: Response) -> Response:
+def ensure_deliverable(response: Response[Any]) -> Response[Any]:
     """Raise ``ResponseTooLarge`` for an answer Lambda could not return: it must be refused
     (and not charged) here, since past this point the client would only see a 502."""
     size = proxy_answer_bytes(response) + ANSWER_DECORATION_BYTES
@@ -130,13 +137,15 @@ def ensure_deliverable(response: Response) -> Response:
 
 
 def result_response(
-    result: CutoutResult, delivery: Delivery, request_id: str, store=None, key_prefix: str = "results"
-) -> Response:
+    result: CutoutResult,
+    delivery: Delivery,
+    request_id: str,
+    store: ResultStore | None = None,
+    key_prefix: str = "results",
+) -> Response[Any]:
     """The answer for a finished cutout, delivered as asked."""
     if delivery is Delivery.BINARY:
-        data, content_type = (
-            (result.image, result.content_type) if result.image is not None else (result.mask, "image/png")
-        )
+        data, content_type = result.single_image
         return Response(
             status_code=200,
             content_type=content_type,
@@ -159,13 +168,15 @@ def result_response(
 
 
 def deliver(
-    data: bytes | None, content_type: str, delivery: Delivery, store, key: str
+    data: bytes | None, content_type: str, delivery: Delivery, store: ResultStore | None, key: str
 ) -> dict[str, Any] | None:
     """One image inside a JSON answer: inline base64, or a signed URL to it in S3."""
     if data is None:
         return None
     entry: dict[str, Any] = {"content_type": content_type, "bytes": len(data)}
     if delivery is Delivery.URL:
+        if store is None:
+            raise ValueError("return=url needs a result store")
         extension = content_type.split("/")[1].replace("jpeg", "jpg")
         link = store.put(f"{key}.{extension}", data, content_type)
         entry.update(url=link.url, expires_at=link.expires_at)
@@ -174,7 +185,9 @@ def deliver(
     return entry
 
 
-def _images(result: CutoutResult, delivery: Delivery, store, folder: str, prefix: str = "") -> dict[str, Any]:
+def _images(
+    result: CutoutResult, delivery: Delivery, store: ResultStore | None, folder: str, prefix: str = ""
+) -> dict[str, Any]:
     return {
         "image": deliver(result.image, result.content_type or "", delivery, store, f"{folder}/{prefix}image"),
         "mask": deliver(result.mask, "image/png", delivery, store, f"{folder}/{prefix}mask"),
@@ -182,8 +195,12 @@ def _images(result: CutoutResult, delivery: Delivery, store, folder: str, prefix
 
 
 def costume_response(
-    result: CostumeResult, delivery: Delivery, request_id: str, store=None, key_prefix: str = "results"
-) -> Response:
+    result: CostumeResult,
+    delivery: Delivery,
+    request_id: str,
+    store: ResultStore | None = None,
+    key_prefix: str = "results",
+) -> Response[Any]:
     """The outfit, one entry per garment asked for (absent ones say so, with no image), the garments
     found with their share of the image, and the class map when a mask was asked for."""
     from alphacut.costume import MIN_SHARE
@@ -226,7 +243,7 @@ def costume_response(
     return json_response(200, body, {"X-Request-Id": request_id})
 
 
-def error_response(error: BaseException, request_id: str) -> Response:
+def error_response(error: BaseException, request_id: str) -> Response[Any]:
     """Every error answer: the status from ``http_status``, a body that names what is wrong."""
     if isinstance(error, AlphacutError):
         detail = error.to_dict()
@@ -240,7 +257,7 @@ def error_response(error: BaseException, request_id: str) -> Response:
     )
 
 
-def make_answer_guard(on_error: Callable[[Exception], Response]):
+def make_answer_guard(on_error: Callable[[Exception], Response[Any]]) -> Middleware:
     """The innermost middleware: every failure becomes its answer (``on_error``, the app's error
     table), and an answer over Lambda's limit becomes a 413, before idempotency keeps it and
     metering charges it.
@@ -250,7 +267,7 @@ def make_answer_guard(on_error: Callable[[Exception], Response]):
         app.use(middlewares=[make_metering(), make_idempotency(on_error), make_answer_guard(on_error)])
     """
 
-    def answer_guard(app, next_middleware) -> Response:
+    def answer_guard(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         try:
             return ensure_deliverable(next_middleware(app))
         except Exception as error:  # noqa: BLE001 - every failure is an answer

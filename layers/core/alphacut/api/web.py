@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -43,7 +44,7 @@ def read(name: str) -> bytes:
     return (WEB / name).read_bytes()
 
 
-def _file(name: str, content_type: str) -> Response:
+def _file(name: str, content_type: str) -> Response[Any]:
     router.append_context(unmetered=True)
     return Response(
         status_code=200,
@@ -54,12 +55,12 @@ def _file(name: str, content_type: str) -> Response:
 
 
 @router.get("/")
-def page():
+def page() -> Response[Any]:
     return _file("index.html", "text/html; charset=utf-8")
 
 
 @router.get("/static/<name>")
-def static(name: str):
+def static(name: str) -> Response[Any]:
     if name not in STATIC_TYPES:
         router.append_context(unmetered=True)
         raise NotFound(f"no file {name[:100]!r} here")
@@ -71,7 +72,7 @@ def static(name: str):
     return _file(name, STATIC_TYPES[name])
 
 
-def docs_page(spec: dict) -> Response:
+def docs_page(spec: dict[str, Any]) -> Response[Any]:
     """docs.html with the OpenAPI document inline (no key needed to read the reference)."""
     inline = json.dumps(spec).replace("</", "<\\/")  # a string in the document cannot close the script
     html = read("docs.html").decode("utf-8").replace("__OPENAPI__", inline)

@@ -8,10 +8,11 @@ Usage::
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import boto3
 
 
 @cache
-def client(service: str):
+def client(service: str) -> Any:  # boto3 ships no types: clients are Any
     return boto3.client(service)

@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
@@ -41,13 +43,16 @@ UPLOAD_OWNER = "s3-upload"
 
 logger = Logger(child=True)
 
+# an SQS record: Powertools' SQSRecord (batch processing) or the event's plain dict (dead letters)
+SqsRecord = Any
+
 
 def upload_task_id(bucket: str, key: str, etag: str) -> str:
     """An upload's task id: the same object notified twice is the same task."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{etag}"))
 
 
-def uploads_in(body: dict):
+def uploads_in(body: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     """(bucket, key, etag) of each object an S3 notification names under ``incoming/``; folder
     markers (keys ending in /) are not images."""
     for s3_record in body.get("Records", []):  # a TestEvent has none
@@ -70,7 +75,7 @@ def upload_record(bucket: str, key: str, etag: str) -> TaskRecord:
     )
 
 
-def message_body(record) -> dict | None:
+def message_body(record: SqsRecord) -> dict[str, Any] | None:
     """An SQS record's body as a JSON object, or None (logged) when it is not one."""
     raw = record.body if hasattr(record, "body") else record["body"]
     try:
@@ -107,14 +112,14 @@ class Dispatcher:
         )
 
     @property
-    def sfn(self):
+    def sfn(self) -> Any:
         return clients.client("stepfunctions")
 
     @property
-    def s3(self):
+    def s3(self) -> Any:
         return clients.client("s3")
 
-    def handle_record(self, record) -> None:
+    def handle_record(self, record: SqsRecord) -> None:
         body = message_body(record)
         if body is None:
             return
@@ -173,7 +178,9 @@ class Dispatcher:
         except self.sfn.exceptions.ExecutionAlreadyExists:
             pass  # the name is the task id: the first message already started it
 
-    def wait_for_started(self, seconds_left, margin: float = 5.0, poll: float = 0.5) -> None:
+    def wait_for_started(
+        self, seconds_left: Callable[[], float], margin: float = 5.0, poll: float = 0.5
+    ) -> None:
         """Back-pressure: return when the executions this invocation started have ended, or
         when ``seconds_left()`` falls to ``margin`` (they go on regardless)."""
         running = list(self.started)

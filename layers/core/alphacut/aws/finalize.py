@@ -17,10 +17,11 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from alphacut.aws.dispatch import message_body, upload_record, uploads_in
+from alphacut.aws.dispatch import SqsRecord, message_body, upload_record, uploads_in
 from alphacut.aws.task_table import TaskTable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
@@ -42,7 +43,7 @@ class TaskFinalizer:
     def from_settings(cls, settings: ServiceSettings) -> TaskFinalizer:
         return cls(TaskTable.from_settings(settings), UsageMeter.from_settings(settings))
 
-    def dead_letter(self, record) -> str:
+    def dead_letter(self, record: SqsRecord) -> str:
         """A message the dispatcher never managed to start: its task ends failed, if still queued."""
         body = message_body(record)
         if body is None:
@@ -65,7 +66,7 @@ class TaskFinalizer:
         logger.warning("dead letter", extra={"task_ids": task_ids, "ended": ended})
         return "ended" if any(ended) else ("not_queued" if task_ids else "dropped")
 
-    def execution_ended(self, detail: dict) -> str:
+    def execution_ended(self, detail: dict[str, Any]) -> str:
         """An execution that FAILED, TIMED_OUT or was ABORTED: its task ends (-8 for a time-out,
         -1 otherwise) unless the state machine ended it already."""
         task_id, status = detail.get("name", ""), detail.get("status", "")

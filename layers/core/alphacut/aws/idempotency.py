@@ -24,6 +24,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -61,7 +62,7 @@ class IdempotencyStore:
         return cls(settings.usage_table, settings.results_bucket) if settings.usage_table else None
 
     @staticmethod
-    def _key(owner: str, idempotency_key: str) -> dict:
+    def _key(owner: str, idempotency_key: str) -> dict[str, Any]:
         return {"pk": {"S": f"idem#{owner}"}, "sk": {"S": idempotency_key}}
 
     def claim(self, owner: str, idempotency_key: str, fingerprint: str) -> Claim:
@@ -122,7 +123,8 @@ class IdempotencyStore:
         )
 
     def answer(self, claim: Claim) -> bytes:
-        return client("s3").get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
+        answer: bytes = client("s3").get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
+        return answer
 
     def release(self, owner: str, idempotency_key: str) -> None:
         """Give up a claim whose request failed on our side, so that a retry is processed: its

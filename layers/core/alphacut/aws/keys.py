@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 
@@ -40,7 +41,7 @@ class ApiKey:
 
 
 class KeyAdmin:
-    def __init__(self, stack: str, client=None):
+    def __init__(self, stack: str, client: Any = None):
         self.stack = stack
         self.client = client or boto3.client("apigateway")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -37,7 +38,7 @@ class ResultLink:
 
 
 @cache
-def s3_signing_client():
+def s3_signing_client() -> Any:
     # SigV4 everywhere: presigned URLs must carry an expiry that S3 enforces
     return boto3.client("s3", config=Config(signature_version="s3v4"))
 
@@ -60,7 +61,7 @@ class ResultStore:
         return cls(settings.require("results_bucket"), settings.result_url_ttl)
 
     @property
-    def client(self):
+    def client(self) -> Any:
         return s3_signing_client()
 
     def put(self, key: str, data: bytes, content_type: str) -> ResultLink:
@@ -76,9 +77,10 @@ class ResultStore:
         return ResultLink(key=key, url=url, expires_at=expires_at)
 
     def presigned(self, key: str, seconds: int = REDIRECT_SECONDS) -> str:
-        return self.client.generate_presigned_url(
+        url: str = self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
         )
+        return url
 
     def sign(self, key: str) -> str:
         return self.link(key).url

@@ -14,4 +14,5 @@ from alphacut.aws.clients import client
 
 @cache
 def secret_bytes(secret_id: str) -> bytes:
-    return client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"].encode()
+    secret: str = client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    return secret.encode()

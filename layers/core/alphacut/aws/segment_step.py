@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 from functools import cached_property
+from typing import Any, Protocol
 
 import boto3
 import numpy as np
@@ -30,6 +31,8 @@ from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from PIL import Image
 
 from alphacut import errors
+from alphacut.aws.task_table import TaskTable
+from alphacut.codec import DecodedImage
 from alphacut.matte import resize_matte
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
@@ -94,6 +97,19 @@ def endpoint_failure(error: ClientError, endpoint: str) -> Exception:
     return ModelRequestRejected(f"{endpoint}: {code} (HTTP {status})")
 
 
+class Matting(Protocol):
+    """Where the Segment step gets its matte from."""
+
+    def matte(
+        self,
+        data: bytes,
+        subject: SubjectType,
+        pipeline: Pipeline,
+        image: DecodedImage,
+        quality: Quality = Quality.AUTO,
+    ) -> np.ndarray: ...
+
+
 class SageMakerMatting:
     """The matte from a SageMaker endpoint running sagemaker/serve.py (GPU in production)."""
 
@@ -101,7 +117,7 @@ class SageMakerMatting:
         self.endpoint_name = endpoint_name
 
     @cached_property
-    def client(self):
+    def client(self) -> Any:
         return boto3.client(
             "sagemaker-runtime",
             config=Config(
@@ -112,7 +128,12 @@ class SageMakerMatting:
         )
 
     def matte(
-        self, data: bytes, subject: SubjectType, pipeline: Pipeline, image, quality: Quality = Quality.AUTO
+        self,
+        data: bytes,
+        subject: SubjectType,
+        pipeline: Pipeline,
+        image: DecodedImage,
+        quality: Quality = Quality.AUTO,
     ) -> np.ndarray:
         try:
             answer = self.client.invoke_endpoint(
@@ -135,18 +156,23 @@ class LocalMatting:
     """The matte from the CPU pipeline in this process (deployments without a GPU endpoint)."""
 
     def matte(
-        self, data: bytes, subject: SubjectType, pipeline: Pipeline, image, quality: Quality = Quality.AUTO
+        self,
+        data: bytes,
+        subject: SubjectType,
+        pipeline: Pipeline,
+        image: DecodedImage,
+        quality: Quality = Quality.AUTO,
     ) -> np.ndarray:
         return pipeline.matte(image, subject, quality=quality)
 
 
-def matting_from_settings(settings: ServiceSettings):
+def matting_from_settings(settings: ServiceSettings) -> Matting:
     """SageMaker's endpoint when the stack has one, else the CPU pipeline in this function."""
     endpoint = settings.sagemaker_endpoint
     return SageMakerMatting(endpoint) if endpoint else LocalMatting()
 
 
-def read_capped(s3, bucket: str, key: str, max_bytes: int) -> bytes:
+def read_capped(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
     """An input object, refused by its size before its body is read (never a huge read)."""
     answer = s3.get_object(Bucket=bucket, Key=key)
     if answer.get("ContentLength", 0) > max_bytes:
@@ -156,10 +182,11 @@ def read_capped(s3, bucket: str, key: str, max_bytes: int) -> bytes:
             field="image",
             limit=max_bytes,
         )
-    return answer["Body"].read(max_bytes + 1)
+    body: bytes = answer["Body"].read(max_bytes + 1)
+    return body
 
 
-def still_processing(table, task_id: str | None) -> bool:
+def still_processing(table: TaskTable | None, task_id: str | None) -> bool:
     """True while the task is in progress (no table configured: nothing to check)."""
     if table is None or not task_id:
         return True
@@ -167,8 +194,13 @@ def still_processing(table, task_id: str | None) -> bool:
 
 
 def run_segment_step(
-    event: dict, pipeline: Pipeline, matting, s3=None, tasks=None, settings: ServiceSettings | None = None
-) -> dict:
+    event: dict[str, Any],
+    pipeline: Pipeline,
+    matting: Matting,
+    s3: Any = None,
+    tasks: TaskTable | None = None,
+    settings: ServiceSettings | None = None,
+) -> dict[str, Any]:
     """``tasks``: the task table, read just before storing (a late step stores nothing);
     ``settings``: the function's (default: read from the environment)."""
     s3 = s3 or boto3.client("s3")

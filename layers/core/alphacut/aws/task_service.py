@@ -17,12 +17,13 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from alphacut.aws import clients
+from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge
 from alphacut.options import CutoutOptions, OutputKind
@@ -35,7 +36,7 @@ SYNC_ANSWER_MARGIN_SECONDS = 2.0
 POLL_SECONDS = 0.25
 
 
-def step_input(record, uploads_bucket: str, result_bucket: str) -> dict[str, Any]:
+def step_input(record: TaskRecord, uploads_bucket: str, result_bucket: str) -> dict[str, Any]:
     """What the state machine (and its Segment step) gets for a task: keys and options, no pixels."""
     options = CutoutOptions.from_mapping(record.options)
     stem = record.extra.get("result_stem") or f"tasks/{record.task_id}"
@@ -78,11 +79,11 @@ class TaskService:
         return TaskTable(self.table_name)
 
     @property
-    def s3(self):
+    def s3(self) -> Any:
         return clients.client("s3")
 
     @property
-    def sqs(self):
+    def sqs(self) -> Any:
         return clients.client("sqs")
 
     def submit(
@@ -123,7 +124,7 @@ class TaskService:
         seconds_left: Callable[[], float],
         margin: float = SYNC_ANSWER_MARGIN_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
-    ):
+    ) -> TaskRecord:
         """The task once final, or as it stands when ``seconds_left()`` (the invocation's remaining
         time) comes down to ``margin``: a sync=1 caller always gets an answer, never a timeout."""
         while True:
@@ -134,7 +135,12 @@ class TaskService:
             sleep(min(POLL_SECONDS, left))
 
     def notify(
-        self, task_id: str, callback_url: str, store, allowed_hosts=(), secret: bytes | None = None
+        self,
+        task_id: str,
+        callback_url: str,
+        store: ResultStore,
+        allowed_hosts: Iterable[str] = (),
+        secret: bytes | None = None,
     ) -> int:
         """POST the finished task (the PicWish-style envelope, result as signed URLs) to its callback,
         once, signed with ``secret`` (``alphacut.callbacks``)."""
@@ -150,8 +156,8 @@ class TaskService:
             headers_for=(lambda body: sign(secret, body)) if secret else None,
         )
 
-    def describe(self, record, return_type: str, store) -> dict[str, Any]:
-        """Seed 002's task object, with the result as signed URLs or base64."""
+    def describe(self, record: TaskRecord, return_type: str, store: ResultStore) -> dict[str, Any]:
+        """The PicWish-style task object, with the result as signed URLs or base64."""
         options = CutoutOptions.from_mapping(record.options)
         data: dict[str, Any] = {
             "task_id": record.task_id,

@@ -107,7 +107,7 @@ class TaskRecord:
 
 
 class TaskTable:
-    def __init__(self, table_name: str, dynamodb=None):
+    def __init__(self, table_name: str, dynamodb: Any = None):
         if not table_name:
             raise ValueError("no task table configured (TASKS_TABLE)")
         self.table_name = table_name
@@ -118,7 +118,7 @@ class TaskTable:
         return cls(settings.require("tasks_table"))
 
     @cached_property
-    def table(self):
+    def table(self) -> Any:
         return (self._dynamodb or boto3.resource("dynamodb")).Table(self.table_name)
 
     def create(self, record: TaskRecord) -> bool:

@@ -72,13 +72,16 @@ class UsageMeter:
         return cls(settings.usage_table) if settings.usage_table else None
 
     @property
-    def _db(self):
+    def _db(self) -> Any:
         return client("dynamodb")
 
     # ---- counting ------------------------------------------------------------------------------
     def _add(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
         update = self._counter_update(key_id, sort_key, calls, charged)["Update"]
-        return self._db.update_item(**update, ReturnValues="UPDATED_NEW").get("Attributes", {})
+        counters: dict[str, Any] = self._db.update_item(**update, ReturnValues="UPDATED_NEW").get(
+            "Attributes", {}
+        )
+        return counters
 
     def record(self, key_id: str, route: str, charged: bool, day: str | None = None) -> int:
         """Count one call (and its charge); returns the key's calls today, this one included."""

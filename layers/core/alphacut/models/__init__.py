@@ -15,6 +15,9 @@ import json
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
 
 from alphacut.errors import ModelUnavailable
 from alphacut.models.backbone import BackboneModel
@@ -28,11 +31,12 @@ MANIFEST_NAME = "manifest.json"
 __all__ = ["BackboneModel", "CostumeModel", "IsnetModel", "ModelStore", "SelfieModel", "load_manifest"]
 
 
-def load_manifest(models_dir: Path) -> dict:
+def load_manifest(models_dir: Path) -> dict[str, Any]:
     path = models_dir / MANIFEST_NAME
     if not path.exists():
         raise ModelUnavailable(f"no model manifest at {path}: run `make models` (or deploy the models layer)")
-    return json.loads(path.read_text())
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
 
 
 class ModelStore:
@@ -43,22 +47,23 @@ class ModelStore:
         self.threads, self.memory_arena = threads, memory_arena
         self._lock = threading.Lock()
 
-    def _options(self, threads: int | None = None):
+    def _options(self, threads: int | None = None) -> ort.SessionOptions:
         """Session options for one model (``threads``: its own count, else the store's)."""
         return session_options(self.threads if threads is None else threads, self.memory_arena)
 
     @cached_property
-    def manifest(self) -> dict:
+    def manifest(self) -> dict[str, Any]:
         return load_manifest(self.models_dir)
 
-    def _entry(self, name: str) -> dict:
+    def _entry(self, name: str) -> dict[str, Any]:
         try:
-            return self.manifest["models"][name]
+            entry: dict[str, Any] = self.manifest["models"][name]
+            return entry
         except KeyError:
             raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}") from None
 
     @cached_property
-    def _isnet_weights(self) -> tuple[list[str], list]:
+    def _isnet_weights(self) -> tuple[list[str], list[ort.OrtValue]]:
         self._entry("isnet")
         return load_weights(self.models_dir / "isnet")
 

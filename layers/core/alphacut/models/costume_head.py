@@ -83,7 +83,7 @@ class CostumeModel:
         if missing:
             raise ValueError(f"the costume head needs {', '.join(missing)}: see head_inputs")
         feeds = {name: feeds[name] for name in self.input_names}
-        scores = self.session.run(["logits"], feeds)[0][0]
+        scores: np.ndarray = self.session.run(["logits"], feeds)[0][0]
         if mirrored:
             flipped = {name: np.ascontiguousarray(value[..., ::-1]) for name, value in feeds.items()}
             scores = 0.5 * (scores + self.session.run(["logits"], flipped)[0][0][..., ::-1])

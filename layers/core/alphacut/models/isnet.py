@@ -33,7 +33,7 @@ def preprocess(rgb: np.ndarray, side: int = INPUT_SIZE) -> np.ndarray:
     return stretched_batch(rgb, side, 128.0, 1.0 / 256.0)
 
 
-def load_weights(directory: Path) -> tuple[list[str], list]:
+def load_weights(directory: Path) -> tuple[list[str], list[ort.OrtValue]]:
     """The fp16 weights as fp32 OrtValues, once per process: every ISNet graph shares them."""
     weights_path = directory / "weights.npz"
     if not weights_path.exists():
@@ -48,7 +48,11 @@ class IsnetModel:
     returns the decoder feature maps (costume); ``preview=True`` the matte-only graph at 768²."""
 
     def __init__(
-        self, session: ort.InferenceSession, keep_alive: list, features: bool, side: int = INPUT_SIZE
+        self,
+        session: ort.InferenceSession,
+        keep_alive: list[ort.OrtValue],
+        features: bool,
+        side: int = INPUT_SIZE,
     ):
         self.session = session
         self.has_features = features
@@ -62,7 +66,7 @@ class IsnetModel:
         options: ort.SessionOptions,
         features: bool = False,
         preview: bool = False,
-        weights: tuple[list[str], list] | None = None,
+        weights: tuple[list[str], list[ort.OrtValue]] | None = None,
     ) -> IsnetModel:
         graph = directory / (
             "graph_features.onnx" if features else "graph_preview.onnx" if preview else "graph.onnx"

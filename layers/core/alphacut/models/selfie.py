@@ -31,7 +31,8 @@ class SelfieModel:
         )
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        return np.clip(self.session.run(None, {self.input_name: batch})[0][0, :, :, 0], 0.0, 1.0)
+        person: np.ndarray = self.session.run(None, {self.input_name: batch})[0][0, :, :, 0]
+        return person.clip(0.0, 1.0)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         return self.run(preprocess(rgb))

@@ -1,4 +1,4 @@
-"""Seed 003, Alibaba AIDGE "Image Background Removal": ``GET|POST /ai/image/cut/out``.
+"""Alibaba AIDGE "Image Background Removal": ``GET|POST /ai/image/cut/out``.
 
 ``imageUrl`` or ``imageBase64`` (base64 wins), 100x100 to 3000x3000 px; ``backGroundType``
 WHITE_BACKGROUND (a JPEG on white) or TRANSPARENT (a PNG), required; ``targetWidth`` /
@@ -11,8 +11,10 @@ field), 801 model failed, 500 system error, with the HTTP status of the problem.
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import parse_qsl
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import process
@@ -33,7 +35,7 @@ BACKGROUNDS: dict[str, tuple[ImageFormat, tuple[int, int, int] | None]] = {
 RESULT_CODES = [(ModelUnavailable, 801), (AlphacutError, 700)]
 
 
-def _params(event: dict) -> dict[str, str]:
+def _params(event: dict[str, Any]) -> dict[str, str]:
     params = dict(event.get("queryStringParameters") or {})
     if event.get("httpMethod") != "POST":
         return params
@@ -50,7 +52,7 @@ def _params(event: dict) -> dict[str, str]:
     return params
 
 
-def _error(error: Exception, status: int, request_id: str) -> dict:
+def _error(error: Exception, status: int, request_id: str) -> dict[str, Any]:
     code = next((c for kind, c in RESULT_CODES if isinstance(error, kind)), 500)
     message = {700: "invalid input", 801: "model failed", 500: "system error"}[code]
     return {
@@ -64,8 +66,8 @@ def _error(error: Exception, status: int, request_id: str) -> dict:
 
 @router.get("/ai/image/cut/out")
 @router.post("/ai/image/cut/out")
-def aidge_cutout():
-    def build(request_id: str):
+def aidge_cutout() -> Response[Any]:
+    def build(request_id: str) -> Response[Any]:
         params = _params(router.current_event.raw_event)
         background = params.get("backGroundType", "").strip().upper()
         if background not in BACKGROUNDS:
@@ -85,7 +87,7 @@ def aidge_cutout():
         result = pipeline_with(LIMITS).run(data, options)
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
         store = process.result_store(None, router.current_event.raw_event)
-        link = store.put(key, result.image, result.content_type)
+        link = store.put(key, *result.single_image)
         return json_response(
             200,
             {

@@ -1,4 +1,4 @@
-"""Seed 004, AILabTools-style "Costume background removal":
+"""AILabTools-style "Costume background removal":
 ``POST /api/cutout/general/apparel-background-removal`` (multipart ``image``).
 
 JPEG/JPG/BMP/PNG, at most 5 MB, 50x50 to 3000x3000 px; ``cloth_class`` a comma list of tops,
@@ -12,7 +12,9 @@ in the picture. URLs are valid 24 hours, as documented.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import process
@@ -22,6 +24,9 @@ from alphacut.api.vendors.common import error_message, pipeline_with, vendor_ans
 from alphacut.errors import AlphacutError, InvalidOption, UnsupportedMediaType
 from alphacut.options import CutoutOptions
 from alphacut.settings import ImageLimits
+
+if TYPE_CHECKING:
+    from alphacut.pipeline import CutoutResult
 
 router = Router()
 LIMITS = ImageLimits(
@@ -35,8 +40,8 @@ URL_SECONDS = 24 * 3600
 
 
 def _envelope(
-    request_id: str, status: int = 200, code: str = "", message: str = "", data: dict | None = None
-) -> dict:
+    request_id: str, status: int = 200, code: str = "", message: str = "", data: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body = {
         "request_id": request_id,
         "log_id": request_id,
@@ -49,14 +54,14 @@ def _envelope(
     return body
 
 
-def _error(error: Exception, status: int, request_id: str) -> dict:
+def _error(error: Exception, status: int, request_id: str) -> dict[str, Any]:
     code = error.code if isinstance(error, AlphacutError) else "internal_error"
     return _envelope(request_id, status, code, error_message(error))
 
 
 @router.post("/api/cutout/general/apparel-background-removal")
-def ailab_costume():
-    def build(request_id: str):
+def ailab_costume() -> Response[Any]:
+    def build(request_id: str) -> Response[Any]:
         event = router.current_event.raw_event
         content_type = header(event, "content-type")
         if content_type.split(";")[0].strip().lower() != "multipart/form-data":
@@ -77,14 +82,14 @@ def ailab_costume():
         store = process.result_store(URL_SECONDS, router.current_event.raw_event)
         folder = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
 
-        def url(name: str, item) -> str:
-            data = item.mask if options.output.value == "mask" else item.image
-            content_type = "image/png" if options.output.value == "mask" else item.content_type
+        def url(name: str, item: CutoutResult) -> str:
+            data, content_type = item.single_image  # return_form asks for a mask or a cutout, never both
             extension = "jpg" if content_type == "image/jpeg" else content_type.split("/")[1]
             return store.put(f"{folder}/{name}.{extension}", data, content_type).url
 
         class_url = {
-            g.garment.value: url(g.garment.value, g.result) if g.present else "" for g in result.garments
+            g.garment.value: url(g.garment.value, g.result) if g.result is not None else ""
+            for g in result.garments
         }
         data = {"elements": [{"image_url": url("outfit", result.outfit)}, {"class_url": class_url}]}
         return json_response(200, _envelope(request_id, data=data), {"X-Request-Id": request_id})

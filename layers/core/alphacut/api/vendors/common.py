@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import process
 from alphacut.api.metering import CHARGE_HERE
@@ -16,11 +17,14 @@ from alphacut.api.responses import ensure_deliverable, json_response
 from alphacut.errors import AlphacutError, http_status
 from alphacut.settings import ImageLimits
 
+if TYPE_CHECKING:
+    from alphacut.pipeline import Pipeline
+
 logger = Logger()
 
 
 @cache
-def pipeline_with(limits: ImageLimits):
+def pipeline_with(limits: ImageLimits) -> Pipeline:
     """The process's pipeline (same warm models) under a vendor's own image limits."""
     from alphacut.pipeline import Pipeline
 
@@ -28,12 +32,12 @@ def pipeline_with(limits: ImageLimits):
 
 
 def vendor_answer(
-    router,
-    build: Callable[[str], Response],
+    router: Router,
+    build: Callable[[str], Response[Any]],
     error_body: Callable[[Exception, int, str], dict[str, Any]],
     billable: bool = True,
     status_for: Callable[[Exception], int] = http_status,
-) -> Response:
+) -> Response[Any]:
     """Run ``build(request_id)``; a failure becomes ``error_body(error, status, request_id)`` with the
     status from the one error table (or the vendor's, ``status_for``). ``billable``: a 200 from
     ``build`` delivered a result."""

@@ -1,4 +1,4 @@
-"""Seed 000, JD Cloud "Image Matting": ``POST /api/cutout/`` with the raw image as the body.
+"""JD Cloud "Image Matting": ``POST /api/cutout/`` with the raw image as the body.
 
 Answer ``{code, msg, result: {status, message, requestid, cutout_image_url}}``: ``code`` "10000"
 when the call went through, ``result.status`` 0 on success, else the HTTP status of the problem
@@ -9,7 +9,9 @@ when the call went through, ``result.status`` 0 on success, else the HTTP status
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import process
@@ -23,7 +25,7 @@ router = Router()
 SYSTEM_OK = "10000"
 
 
-def _envelope(request_id: str, status: int, message: str, url: str | None = None) -> dict:
+def _envelope(request_id: str, status: int, message: str, url: str | None = None) -> dict[str, Any]:
     result = {"status": status, "message": message, "requestid": request_id, "requestId": request_id}
     if url is not None:
         result["cutout_image_url"] = url
@@ -31,14 +33,15 @@ def _envelope(request_id: str, status: int, message: str, url: str | None = None
 
 
 @router.post("/api/cutout/")
-def jd_cutout():
-    def build(request_id: str):
+def jd_cutout() -> Response[Any]:
+    def build(request_id: str) -> Response[Any]:
         data = raw_body(router.current_event.raw_event)
         if not data:
             raise InvalidOption("is empty: send the image bytes as the request body", field="body")
         result = process.pipeline().run(data, CutoutOptions())
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.png"
-        link = process.result_store(None, router.current_event.raw_event).put(key, result.image, "image/png")
+        image, content_type = result.single_image  # the default options: a PNG cutout
+        link = process.result_store(None, router.current_event.raw_event).put(key, image, content_type)
         return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
 
     return vendor_answer(

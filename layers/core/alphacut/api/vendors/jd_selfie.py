@@ -1,4 +1,4 @@
-"""Seed 001, JD NeuHub "Selfie Segmentation": ``POST /jdai/SelfieSeg`` with ``{"image": base64}``.
+"""JD NeuHub "Selfie Segmentation": ``POST /jdai/SelfieSeg`` with ``{"image": base64}``.
 
 JPEG/BMP/PNG/GIF, 50x50 to 1024x1024 px, under 2 MB. Answer ``{code, charge, remain, msg, result:
 {status, message, image, used_time}}``; ``charge``/``remain`` are filled by the metering. Business
@@ -9,7 +9,9 @@ status codes (the document lists them elsewhere; these are ours): 1000 ok, 1001 
 from __future__ import annotations
 
 import base64
+from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api.request import decode_base64_image, parse_json_object, raw_body
@@ -48,7 +50,7 @@ def business_status(error: Exception) -> int:
     return next((code for kind, code in STATUS_CODES if isinstance(error, kind)), 1005)
 
 
-def _envelope(status: int, message: str, image: str = "", used_time: int = 0) -> dict:
+def _envelope(status: int, message: str, image: str = "", used_time: int = 0) -> dict[str, Any]:
     return {
         "code": "10000",
         "charge": False,
@@ -58,19 +60,19 @@ def _envelope(status: int, message: str, image: str = "", used_time: int = 0) ->
     }
 
 
-def _image_field(event: dict) -> str:
+def _image_field(event: dict[str, Any]) -> str:
     document = parse_json_object(raw_body(event), ': send {"image": "<base64>"}')
     if not isinstance(document.get("image"), str) or not document["image"]:
         raise InvalidOption("is required: the picture as a base64 string", field="image")
-    return document["image"]
+    return str(document["image"])
 
 
 @router.post("/jdai/SelfieSeg")
-def jd_selfie():
-    def build(request_id: str):
+def jd_selfie() -> Response[Any]:
+    def build(request_id: str) -> Response[Any]:
         data = decode_base64_image(_image_field(router.current_event.raw_event), LIMITS.max_bytes, "image")
         result = pipeline_with(LIMITS).run(data, CutoutOptions(type=SubjectType.PERSON))
-        picture = base64.b64encode(result.image).decode("ascii")
+        picture = base64.b64encode(result.single_image[0]).decode("ascii")
         return json_response(
             200, _envelope(1000, "ok", picture, round(result.timings.total)), {"X-Request-Id": request_id}
         )

@@ -1,4 +1,4 @@
-"""Seed 002, PicWish-style segmentation tasks: ``POST /api/tasks/visual/segmentation`` and
+"""PicWish-style segmentation tasks: ``POST /api/tasks/visual/segmentation`` and
 ``GET /api/tasks/visual/segmentation/{task_id}`` (key in ``X-API-KEY``).
 
 Parameters: ``image_file`` or ``image_url``; ``sync`` 1 waits; ``type`` auto/person/object/stamp;
@@ -9,6 +9,8 @@ Parameters: ``image_file`` or ``image_url``; ``sync`` 1 waits; ``type`` auto/per
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -21,6 +23,9 @@ from alphacut.api.vendors.common import error_message, vendor_answer
 from alphacut.errors import InvalidOption
 from alphacut.options import CutoutOptions, parse_bool
 from alphacut.task_states import TaskState
+
+if TYPE_CHECKING:
+    from alphacut.aws.task_table import TaskRecord
 
 router = Router()
 RETURN_TYPES = {"1": "url", "2": "base64", "3": "binary"}
@@ -36,11 +41,11 @@ def _choice(params: dict[str, str], name: str, table: dict[str, str], default: s
     return value
 
 
-def _error(error: Exception, status: int, _request_id: str) -> dict:
+def _error(error: Exception, status: int, _request_id: str) -> dict[str, Any]:
     return {"status": status, "message": error_message(error)}
 
 
-def _data(record, return_type: str) -> dict:
+def _data(record: TaskRecord, return_type: str) -> dict[str, Any]:
     service = process.task_service()
     store = process.result_store(None, router.current_event.raw_event)
     data = service.describe(record, RETURN_TYPES[return_type] if return_type != "3" else "url", store)
@@ -50,8 +55,8 @@ def _data(record, return_type: str) -> dict:
 
 
 @router.post("/api/tasks/visual/segmentation")
-def create_segmentation():
-    def build(request_id: str) -> Response:
+def create_segmentation() -> Response[Any]:
+    def build(request_id: str) -> Response[Any]:
         service = process.task_service()
         event = router.current_event.raw_event
         request = parse_image_request(event, process.SETTINGS, service.max_bytes, fetch_urls=False)
@@ -106,8 +111,8 @@ def create_segmentation():
 
 
 @router.get("/api/tasks/visual/segmentation/<task_id>")
-def get_segmentation(task_id: str):
-    def build(request_id: str) -> Response:
+def get_segmentation(task_id: str) -> Response[Any]:
+    def build(request_id: str) -> Response[Any]:
         service = process.task_service()
         query = router.current_event.query_string_parameters or {}
         return_type = _choice(query, "return_type", {"1": "url", "2": "base64"}, "1")

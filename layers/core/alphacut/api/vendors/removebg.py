@@ -24,7 +24,7 @@ Usage::
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import Response
@@ -59,6 +59,9 @@ from alphacut.errors import (
     http_status,
 )
 from alphacut.options import CutoutOptions, SubjectType, parse_bool, parse_margin
+
+if TYPE_CHECKING:
+    from alphacut.pipeline import CutoutResult
 
 router = Router()
 
@@ -149,7 +152,7 @@ def errors_body(error: Exception) -> dict[str, Any]:
 
 
 # ---- request ----------------------------------------------------------------------------------------
-def read_fields(event: dict) -> tuple[dict[str, str], dict[str, bytes]]:
+def read_fields(event: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
     """String parameters and uploaded files from a JSON, form or multipart body (query too)."""
     params = dict(event.get("queryStringParameters") or {})
     content_type = header(event, "content-type").strip()
@@ -229,7 +232,7 @@ def type_header(params: dict[str, str]) -> str | None:
 
 
 # ---- answer -----------------------------------------------------------------------------------------
-def foreground(result) -> dict[str, int]:
+def foreground(result: CutoutResult) -> dict[str, int]:
     left, top, right, bottom = result.subject_box or (0, 0, 0, 0)
     return {
         "foreground_top": top,
@@ -239,10 +242,11 @@ def foreground(result) -> dict[str, int]:
     }
 
 
-def answer(result, kind: str | None, accept: str, request_id: str, ignored: list[str]) -> Response:
+def answer(
+    result: CutoutResult, kind: str | None, accept: str, request_id: str, ignored: list[str]
+) -> Response[Any]:
     """The image (or remove.bg's JSON), with ``kind`` as X-Type (None: no X-Type)."""
-    data = result.image if result.image is not None else result.mask
-    content_type = result.content_type if result.image is not None else "image/png"
+    data, content_type = result.single_image
     box = foreground(result)
     headers = {
         "X-Request-Id": request_id,
@@ -275,10 +279,10 @@ def usage_headers(charged: bool, remain: int | None, quota: int | None) -> dict[
 
 
 @router.post("/v1.0/removebg")
-def removebg_route():
+def removebg_route() -> Response[Any]:
     router.append_context(usage_headers=usage_headers)
 
-    def build(request_id: str) -> Response:
+    def build(request_id: str) -> Response[Any]:
         event = router.current_event.raw_event
         pipeline = process.pipeline()
         params, files = read_fields(event)
@@ -301,17 +305,17 @@ def error_status(error: Exception) -> int:
 
 
 @router.get("/v1.0/account")
-def account_route():
+def account_route() -> Response[Any]:
     """The key's calls left today and its plan, as remove.bg's account (credits = calls)."""
     router.append_context(usage_headers=usage_headers)
 
-    def build(request_id: str) -> Response:
+    def build(request_id: str) -> Response[Any]:
         owner = process.api_key_owner(router.current_event.raw_event)
         meter = process.usage_meter()
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
         # this call is counted too (after the answer): what is left once it is
-        left = max(quota - meter.calls_today(owner) - 1, 0) if quota is not None else None
+        left = max(quota - meter.calls_today(owner) - 1, 0) if meter and quota is not None else None
         attributes = {
             "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
             "api": {"free_calls": left, "sizes": "all"},
