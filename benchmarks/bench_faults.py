@@ -20,12 +20,11 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
+from alphacut_dev.data import EVAL
 from PIL import Image
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 GARBAGE = ["not json at all", "[1, 2, 3]", json.dumps({"task_id": "no-such-task"})]
 
 

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import requests
+from alphacut_dev.data import EVAL
 from alphacut_dev.local.stack import LocalStack, free_port
 from PIL import Image
-
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import STAGES, Pipeline
+from alphacut_dev.data import EVAL
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL = ROOT.parent / "shared" / "eval"
 CACHE = ROOT / ".cache" / "bench"
 
 

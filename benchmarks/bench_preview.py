@@ -30,10 +30,10 @@ from alphacut.models.sessions import session_options
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut_dev.build_models import graph_at_side
+from alphacut_dev.data import EVAL
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL = ROOT.parent / "shared" / "eval"
 SUBJECTS = {"general": SubjectType.OBJECT, "person": SubjectType.PERSON}
 
 

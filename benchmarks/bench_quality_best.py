@@ -14,10 +14,10 @@ import numpy as np
 from alphacut.evaluate import pairs, score
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
+from alphacut_dev.data import EVAL
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-EVAL = ROOT.parent / "shared" / "eval"
 SUBJECTS = {"general": SubjectType.OBJECT, "person": SubjectType.PERSON}
 
 

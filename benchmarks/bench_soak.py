@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from alphacut_dev.data import EVAL
 from PIL import Image
 
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 SIDES = (320, 800, 1600, 2400)
 MODEL_FUNCTIONS = ("CutoutFunction", "SelfieFunction", "CostumeFunction", "TasksFunction")
 

@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from alphacut_dev.data import EVAL
+
 ROOT = Path(__file__).resolve().parents[1]
-EVAL = ROOT.parent / "shared" / "eval"
 PY = sys.executable
 GB_SECOND, PER_REQUEST, MB_PER_VCPU = 0.0000166667, 0.20 / 1_000_000, 1769
 FUNCTIONS = ("cutout", "selfie", "costume", "tasks", "dispatch", "charge", "finalize")

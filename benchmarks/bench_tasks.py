@@ -11,13 +11,11 @@ import io
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
+from alphacut_dev.data import EVAL
 from alphacut_dev.local.stack import LocalStack, free_port
 from PIL import Image
-
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 
 def main() -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alphacut_dev.data import EVAL
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-EVAL = SHARED / "eval"
 
 
 def image_bytes(image: Image.Image, fmt: str, **params) -> bytes:
@@ -32,7 +31,7 @@ def pipeline():
 @pytest.fixture(scope="session")
 def eval_dir() -> Path:
     if not EVAL.is_dir():
-        pytest.fail(f"{EVAL} is missing: the tests read ../shared/eval beside the checkout")
+        pytest.fail(f"{EVAL} is missing: the tests read the eval photos (ALPHACUT_DATA: alphacut_dev.data)")
     return EVAL
 
 

@@ -1,4 +1,5 @@
-"""Quality regression on the dev half of ../shared/eval (raw ISNet measures 0.800 general, 0.956 person)."""
+"""Quality regression on the dev half of the eval photos (``alphacut_dev.data.EVAL``; raw ISNet
+measures 0.800 general, 0.956 person)."""
 
 import pytest
 from alphacut.evaluate import evaluate

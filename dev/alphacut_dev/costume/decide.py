@@ -28,6 +28,7 @@ from alphacut.costume import BACKGROUND, CLASS_NAMES, Garment
 
 from alphacut_dev.costume.labels import COARSE_TO_CLASS
 from alphacut_dev.costume.pseudo import teacher_logits
+from alphacut_dev.data import TRAIN_CCP
 
 # The per-picture dress/skirt decision (``DressOrSkirt``) reads the maps the head reads, averaged
 # over the region the head calls dress or skirt, on this grid (the 16 px maps' own).
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     from alphacut.models.sessions import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
+    parser.add_argument("--train", type=Path, default=TRAIN_CCP)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "features")
     parser.add_argument("--backbone-cache", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
     parser.add_argument("--head", type=Path, default=HEAD_PATH)

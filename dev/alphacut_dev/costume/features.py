@@ -25,6 +25,7 @@ from alphacut.models.costume_head import BACKBONE_INPUTS, FEATURE_INPUTS, small_
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
+from alphacut_dev.data import TRAIN_CCP
 
 ROOT = Path(__file__).resolve().parents[3]
 LABEL_SIDE = 256
@@ -52,7 +53,7 @@ def _save(target: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
+    parser.add_argument("--train", type=Path, default=TRAIN_CCP)
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "costume" / "features")
     parser.add_argument("--backbone-out", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
     parser.add_argument("--models", type=Path, default=ROOT / "layers" / "models")

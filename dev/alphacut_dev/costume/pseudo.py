@@ -35,6 +35,7 @@ from alphacut.costume import BACKGROUND, CLASS_NAMES, REST_OF_PERSON, Garment
 from alphacut.models.costume_head import HEAD_PATH
 
 from alphacut_dev.costume.labels import COARSE_TO_CLASS
+from alphacut_dev.data import TRAIN_CCP_TAGS
 
 ROOT = Path(__file__).resolve().parents[3]
 TEACHER = HEAD_PATH  # the shipped head (a student that replaced it would need its teacher kept)
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from alphacut.models.sessions import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tagged", type=Path, default=ROOT.parent / "shared" / "train" / "ccp_tags")
+    parser.add_argument("--tagged", type=Path, default=TRAIN_CCP_TAGS)
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "costume" / "features_tags")
     parser.add_argument("--backbone-cache", type=Path, default=ROOT / ".cache" / "costume" / "backbone_tags")
     parser.add_argument("--teacher", type=Path, default=TEACHER)

@@ -4,9 +4,10 @@ Run in the training venv (Python 3.11, torch 2.13.0+cpu; see ``make costume-trai
 
     PYTHONPATH=dev:layers/core .cache/train-venv/bin/python -m alphacut_dev.costume.train
 
-Data: the caches made by ``alphacut_dev.costume.features`` from ../shared/train/ccp (ISNet's maps,
+Data: the caches made by ``alphacut_dev.costume.features`` from the pixel-labelled Clothing
+Co-Parsing photos (``alphacut_dev.data.TRAIN_CCP``; ISNet's maps,
 and EfficientNet-Lite0's in a folder of their own). Every tenth
-image (sorted by name) is held out for validation; nothing from ../shared/eval is read here.
+image (sorted by name) is held out for validation; nothing from the eval photos is read here.
 Deterministic: fixed seeds, one thread order (``torch.use_deterministic_algorithms``), so a rerun
 on the same cache gives the same weights and the same printed metrics.
 """
@@ -26,6 +27,7 @@ from alphacut.models.costume_head import BACKBONE_INPUTS, FEATURE_INPUTS
 from torch import nn
 
 from alphacut_dev.costume.labels import CLASS_NAMES
+from alphacut_dev.data import TRAIN_CCP
 
 ROOT = Path(__file__).resolve().parents[3]
 OUTPUT = ROOT / "layers" / "core" / "alphacut" / "models" / "costume_head.onnx"
@@ -450,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--train",
         type=Path,
-        default=ROOT.parent / "shared" / "train" / "ccp",
+        default=TRAIN_CCP,
         help="the CCP folder (fine labels are read from it with --fine-labels)",
     )
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")

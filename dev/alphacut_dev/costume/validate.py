@@ -1,8 +1,8 @@
 """Score the committed costume head at full resolution on the held-out tenth of the TRAINING set,
 for each way of combining the class scores with the matte (the choice is made here, never on
-../shared/eval).
+the eval photos).
 
-    python -m alphacut_dev.costume.validate [--train ../shared/train/ccp]
+    python -m alphacut_dev.costume.validate [--train DATA/train/ccp]    # DATA: alphacut_dev.data
     python -m alphacut_dev.costume.validate --members .cache/costume/members/*.onnx   # choose an ensemble
 
 Variants:
@@ -35,6 +35,7 @@ from alphacut.pipeline import Pipeline
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
+from alphacut_dev.data import TRAIN_CCP
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -122,7 +123,7 @@ def compare_members(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=ROOT.parent / "shared" / "train" / "ccp")
+    parser.add_argument("--train", type=Path, default=TRAIN_CCP)
     parser.add_argument("--head", type=Path, default=None, help="another head file to score")
     parser.add_argument("--members", type=Path, nargs="+", help="head files: score each and their means")
     parser.add_argument(

@@ -43,8 +43,8 @@ def fuse_person(general: np.ndarray, person_probability: np.ndarray) -> np.ndarr
     So the selfie model only chooses *which* of ISNet's regions stay: every ISNet region connected
     to a selfie person pixel is kept whole, with ISNet's own edges; the others are dropped. Where
     the selfie model sees no person at all, ISNet's matte is kept as it is (a person seen from
-    an angle the selfie model does not know is still the subject). The README lists the
-    alternatives measured on shared/eval/person.
+    an angle the selfie model does not know is still the subject). docs/models.md lists the
+    alternatives measured on the person eval photos.
     """
     height, width = general.shape
     size = person_probability.shape
