@@ -44,7 +44,6 @@ from alphacut.models import backbone
 from onnx import TensorProto, numpy_helper
 
 from alphacut_dev import efficientnet_lite
-from alphacut_dev.tflite_to_onnx import convert_tflite
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
@@ -464,6 +463,8 @@ def build_isnet(tarball: Path, out: Path) -> dict:
 
 
 def build_selfie(tarball: Path, out: Path) -> dict:
+    from alphacut_dev.tflite_to_onnx import convert_tflite  # tflite: model build only, not training
+
     with tarfile.open(tarball) as tar:
         tflite_bytes = _read_member(tar, "package/selfie_segmentation.tflite")
     _check("selfie_segmentation.tflite", sha256_bytes(tflite_bytes), SELFIE_TFLITE_SHA256)
