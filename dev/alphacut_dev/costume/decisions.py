@@ -1,0 +1,145 @@
+"""Per-picture dress/skirt decisions compared on the held-out tenth of the pixel-labelled photos.
+
+Every decision policy picks, per picture, one of four class maps: the head's own (no rule), the
+shipped one (a dress under a top made a skirt), every dress/skirt pixel called dress, or called
+skirt. ``table`` runs the pipeline once and stores each photo's confusion matrix for the four maps,
+the head's class counts, the labels' answer and the skirt probability of every ``--decider``
+(``alphacut_dev.costume.one_piece_finetune --export``); ``policies`` then scores any policy from
+that file in a moment. Reads no eval photo.
+
+Usage::
+
+    python -m alphacut_dev.costume.decisions table --decider .cache/costume/ft_b.onnx
+    python -m alphacut_dev.costume.decisions policies
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from alphacut import pipeline as pipeline_module
+from alphacut.costume import SEED_GARMENTS, Garment, class_map_from_scores, skirt_under_a_top
+from alphacut.evaluate import confusion, iou_per_class
+from alphacut.pipeline import Pipeline
+from PIL import Image
+
+from alphacut_dev.costume.labels import fine_lookup
+from alphacut_dev.costume.oracle import renamed, skirt_probability, worn_lower_garment
+from alphacut_dev.data import TRAIN_CCP
+
+ROOT = Path(__file__).resolve().parents[3]
+TABLE = ROOT / ".cache" / "costume" / "decisions.npz"
+HEAD, RULE, ALL_DRESS, ALL_SKIRT = range(4)
+DRESS, SKIRT, TOPS = Garment.DRESS.class_id, Garment.SKIRT.class_id, Garment.TOPS.class_id
+
+
+def head_maps(pipeline: Pipeline, rgb_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(the decoded picture, the head's class map before the skirt rule)."""
+    original = pipeline_module.class_map_from_scores
+    # the pipeline applies the rule inside; here the map before it is wanted
+    pipeline_module.class_map_from_scores = lambda s, m, r=None: class_map_from_scores(s, m, r, False)  # type: ignore[assignment]
+    try:
+        image = pipeline.decode(rgb_bytes)
+        return image.rgb, pipeline.parse_costume(image).class_map
+    finally:
+        pipeline_module.class_map_from_scores = original
+
+
+def build_table(train: Path, deciders: list[Path]) -> None:
+    import onnxruntime as ort
+
+    table = fine_lookup(train / "classes.json")
+    stems = [p.stem for i, p in enumerate(sorted((train / "images").glob("*.jpg"))) if i % 10 == 9]
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in deciders]
+    pipeline = Pipeline.from_settings()
+    matrices = np.zeros((len(stems), 4, 10, 10), np.int64)
+    counts = np.zeros((len(stems), 10), np.int64)
+    garments = np.full(len(stems), -1)
+    probabilities = np.zeros((len(stems), len(deciders)))
+    for row, stem in enumerate(stems):
+        rgb, head = head_maps(pipeline, (train / "images" / f"{stem}.jpg").read_bytes())
+        truth = table[np.asarray(Image.open(train / "labels" / f"{stem}.png"))]
+        garment = worn_lower_garment(truth)
+        garments[row] = -1 if garment is None else garment
+        maps = (head, skirt_under_a_top(head), renamed(head, DRESS), renamed(head, SKIRT))
+        matrices[row] = [confusion(m, truth) for m in maps]
+        counts[row] = np.bincount(head.ravel(), minlength=10)
+        probabilities[row] = [skirt_probability(s, rgb) for s in sessions]
+        print(f"\r{row + 1}/{len(stems)}", end="", file=sys.stderr)
+    np.savez(
+        TABLE,
+        stems=stems,
+        matrices=matrices,
+        counts=counts,
+        garments=garments,
+        probabilities=probabilities,
+        deciders=[p.name for p in deciders],
+    )
+
+
+Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def score(matrices: np.ndarray, choice: np.ndarray) -> tuple[float, float, float]:
+    """(seed mean, dress, skirt) IoU over the photos with the chosen map each."""
+    iou = iou_per_class(matrices[np.arange(len(choice)), choice].sum(0))
+    return float(np.mean([iou[g.class_id] for g in SEED_GARMENTS])), iou[DRESS], iou[SKIRT]
+
+
+def policies(data: np.lib.npyio.NpzFile) -> None:
+    counts, p, garments = data["counts"], data["probabilities"], data["garments"]
+    rule_fires = (counts[:, DRESS] > 0) & (counts[:, TOPS] >= 0.5 * counts[:, DRESS])
+    known = garments >= 0
+    print(f"{known.sum()} of {len(garments)} photos show exactly one of dress and skirt")
+    print(f"{'policy':<44}{'right':>7}{'seed mean':>11}{'dress':>7}{'skirt':>7}")
+
+    def show(name: str, choice: np.ndarray) -> None:
+        said = np.where(choice == ALL_SKIRT, SKIRT, np.where(choice == ALL_DRESS, DRESS, -1))
+        right = ((said == garments) & known).sum()
+        print(
+            f"{name:<44}{right:>4}/{known.sum():<3}"
+            + "".join(
+                f"{v:>9.4f}" if i == 0 else f"{v:>7.3f}"
+                for i, v in enumerate(score(data["matrices"], choice))
+            )
+        )
+
+    show("head alone", np.full(len(garments), HEAD))
+    show("shipped rule", np.full(len(garments), RULE))
+    show("oracle", np.where(garments == SKIRT, ALL_SKIRT, np.where(garments == DRESS, ALL_DRESS, RULE)))
+    for column, decider in enumerate(data["deciders"]):
+        skirt = p[:, column]
+        show(f"{decider}: always", np.where(skirt >= 0.5, ALL_SKIRT, ALL_DRESS))
+        for margin in (0.1, 0.2, 0.3):
+            sure = np.abs(skirt - 0.5) >= margin
+            show(
+                f"{decider}: sure by {margin}, else rule",
+                np.where(sure, np.where(skirt >= 0.5, ALL_SKIRT, ALL_DRESS), RULE),
+            )
+        show(f"{decider}: rule only if it agrees", np.where(rule_fires & (skirt >= 0.5), ALL_SKIRT, HEAD))
+        for threshold in (0.6, 0.7, 0.8):
+            show(
+                f"{decider}: rule, or skirt at p>={threshold}",
+                np.where(rule_fires | (skirt >= threshold), ALL_SKIRT, HEAD),
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("step", choices=("table", "policies"))
+    parser.add_argument("--train", type=Path, default=TRAIN_CCP)
+    parser.add_argument("--decider", type=Path, nargs="*", default=[])
+    args = parser.parse_args(argv)
+    if args.step == "table":
+        build_table(args.train, args.decider)
+    else:
+        policies(np.load(TABLE))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
