@@ -9,7 +9,7 @@ that file in a moment. Reads no eval photo.
 
 Usage::
 
-    python -m alphacut_dev.costume.decisions table --decider .cache/costume/ft_b.onnx
+    python -m alphacut_dev.costume.decisions table --decider .cache/costume/ft_b.onnx --cropped ft_c.onnx
     python -m alphacut_dev.costume.decisions policies
 """
 
@@ -49,17 +49,17 @@ def head_maps(pipeline: Pipeline, rgb_bytes: bytes) -> tuple[np.ndarray, np.ndar
         pipeline_module.class_map_from_scores = original
 
 
-def build_table(train: Path, deciders: list[Path]) -> None:
+def build_table(train: Path, deciders: list[Path], cropped: list[Path]) -> None:
     import onnxruntime as ort
 
     table = fine_lookup(train / "classes.json")
     stems = [p.stem for i, p in enumerate(sorted((train / "images").glob("*.jpg"))) if i % 10 == 9]
-    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in deciders]
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in deciders + cropped]
     pipeline = Pipeline.from_settings()
     matrices = np.zeros((len(stems), 4, 10, 10), np.int64)
     counts = np.zeros((len(stems), 10), np.int64)
     garments = np.full(len(stems), -1)
-    probabilities = np.zeros((len(stems), len(deciders)))
+    probabilities = np.zeros((len(stems), len(sessions)))
     for row, stem in enumerate(stems):
         rgb, head = head_maps(pipeline, (train / "images" / f"{stem}.jpg").read_bytes())
         truth = table[np.asarray(Image.open(train / "labels" / f"{stem}.png"))]
@@ -68,7 +68,10 @@ def build_table(train: Path, deciders: list[Path]) -> None:
         maps = (head, skirt_under_a_top(head), renamed(head, DRESS), renamed(head, SKIRT))
         matrices[row] = [confusion(m, truth) for m in maps]
         counts[row] = np.bincount(head.ravel(), minlength=10)
-        probabilities[row] = [skirt_probability(s, rgb) for s in sessions]
+        person = pipeline.models.selfie.predict(rgb)
+        probabilities[row] = [
+            skirt_probability(s, rgb, person if i >= len(deciders) else None) for i, s in enumerate(sessions)
+        ]
         print(f"\r{row + 1}/{len(stems)}", end="", file=sys.stderr)
     np.savez(
         TABLE,
@@ -132,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("step", choices=("table", "policies"))
     parser.add_argument("--train", type=Path, default=TRAIN_CCP)
-    parser.add_argument("--decider", type=Path, nargs="*", default=[])
+    parser.add_argument("--decider", type=Path, nargs="*", default=[], help="fed the whole picture")
+    parser.add_argument("--cropped", type=Path, nargs="*", default=[], help="fed the person on grey")
     args = parser.parse_args(argv)
     if args.step == "table":
-        build_table(args.train, args.decider)
+        build_table(args.train, args.decider, args.cropped)
     else:
         policies(np.load(TABLE))
     return 0

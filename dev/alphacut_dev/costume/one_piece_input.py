@@ -66,7 +66,6 @@ def decider_picture(rgb: np.ndarray, person: np.ndarray | None = None) -> np.nda
 def person_model():  # type: ignore[no-untyped-def]
     """The model build's selfie model, opened without the package (the training venv is Python 3.11)."""
     import onnxruntime as ort
-
     from alphacut.models.selfie import SelfieModel
 
     return SelfieModel(

@@ -27,6 +27,7 @@ from alphacut.pipeline import Pipeline
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
+from alphacut_dev.costume.one_piece_input import decider_batch, decider_picture
 from alphacut_dev.data import TRAIN_CCP
 
 DRESS, SKIRT = Garment.DRESS.class_id, Garment.SKIRT.class_id
@@ -44,10 +45,10 @@ def renamed(class_map: np.ndarray, garment: int | None) -> np.ndarray:
     return np.where(np.isin(class_map, (DRESS, SKIRT)), garment, class_map).astype(np.uint8)
 
 
-def skirt_probability(session, rgb: np.ndarray) -> float:
-    """The decider's call on one picture, fed as it was trained (stretched to 256 x 384)."""
-    picture = np.asarray(Image.fromarray(rgb).resize((256, 384), Image.Resampling.BILINEAR), np.float32)
-    batch = ((picture - 127.0) / 128.0).transpose(2, 0, 1)[None]
+def skirt_probability(session, rgb: np.ndarray, person: np.ndarray | None = None) -> float:
+    """The decider's call on one picture, fed as it was trained (``one_piece_input``: the whole
+    picture, or with ``person`` the person on grey)."""
+    batch = decider_batch([decider_picture(rgb, person)])
     return float(session.run(["skirt"], {"picture": batch})[0][0])
 
 
