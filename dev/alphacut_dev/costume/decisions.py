@@ -3,13 +3,14 @@
 Every decision policy picks, per picture, one of four class maps: the head's own (no rule), the
 shipped one (a dress under a top made a skirt), every dress/skirt pixel called dress, or called
 skirt. ``table`` runs the pipeline once and stores each photo's confusion matrix for the four maps,
-the head's class counts, the labels' answer and the skirt probability of every ``--decider``
-(``alphacut_dev.costume.one_piece_finetune --export``); ``policies`` then scores any policy from
-that file in a moment. Reads no eval photo.
+the head's class counts and the labels' answer; ``add`` appends a decider's skirt probability per
+photo (``alphacut_dev.costume.one_piece_finetune --export``); ``policies`` then scores every policy
+from that file in a moment. Reads no eval photo.
 
 Usage::
 
-    python -m alphacut_dev.costume.decisions table --decider .cache/costume/ft_b.onnx --cropped ft_c.onnx
+    python -m alphacut_dev.costume.decisions table      # the pipeline on the 79 photos, ~5 min
+    python -m alphacut_dev.costume.decisions add --decider .cache/costume/ft_b.onnx --cropped ft_c.onnx
     python -m alphacut_dev.costume.decisions policies
 """
 
@@ -49,30 +50,28 @@ def head_maps(pipeline: Pipeline, rgb_bytes: bytes) -> tuple[np.ndarray, np.ndar
         pipeline_module.class_map_from_scores = original
 
 
-def build_table(train: Path, deciders: list[Path], cropped: list[Path]) -> None:
-    import onnxruntime as ort
+def held_out_stems(train: Path) -> list[str]:
+    return [p.stem for i, p in enumerate(sorted((train / "images").glob("*.jpg"))) if i % 10 == 9]
 
+
+def build_table(train: Path) -> None:
+    """Each held-out photo's confusion matrices for the four maps, the head's counts, the answer."""
     table = fine_lookup(train / "classes.json")
-    stems = [p.stem for i, p in enumerate(sorted((train / "images").glob("*.jpg"))) if i % 10 == 9]
-    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in deciders + cropped]
+    stems = held_out_stems(train)
     pipeline = Pipeline.from_settings()
     matrices = np.zeros((len(stems), 4, 10, 10), np.int64)
     counts = np.zeros((len(stems), 10), np.int64)
     garments = np.full(len(stems), -1)
-    probabilities = np.zeros((len(stems), len(sessions)))
     for row, stem in enumerate(stems):
-        rgb, head = head_maps(pipeline, (train / "images" / f"{stem}.jpg").read_bytes())
+        _, head = head_maps(pipeline, (train / "images" / f"{stem}.jpg").read_bytes())
         truth = table[np.asarray(Image.open(train / "labels" / f"{stem}.png"))]
         garment = worn_lower_garment(truth)
         garments[row] = -1 if garment is None else garment
         maps = (head, skirt_under_a_top(head), renamed(head, DRESS), renamed(head, SKIRT))
         matrices[row] = [confusion(m, truth) for m in maps]
         counts[row] = np.bincount(head.ravel(), minlength=10)
-        person = pipeline.models.selfie.predict(rgb)
-        probabilities[row] = [
-            skirt_probability(s, rgb, person if i >= len(deciders) else None) for i, s in enumerate(sessions)
-        ]
         print(f"\r{row + 1}/{len(stems)}", end="", file=sys.stderr)
+    probabilities, deciders = np.zeros((len(stems), 0)), np.array([], str)
     np.savez(
         TABLE,
         stems=stems,
@@ -80,8 +79,25 @@ def build_table(train: Path, deciders: list[Path], cropped: list[Path]) -> None:
         counts=counts,
         garments=garments,
         probabilities=probabilities,
-        deciders=[p.name for p in deciders],
+        deciders=deciders,
     )
+
+
+def add_decider(train: Path, path: Path, cropped: bool) -> None:
+    """Append the decider's skirt probability for every photo of the table as a column."""
+    import onnxruntime as ort
+
+    data = dict(np.load(TABLE))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    pipeline = Pipeline.from_settings()
+    column = []
+    for stem in data["stems"]:
+        rgb = pipeline.decode((train / "images" / f"{stem}.jpg").read_bytes()).rgb
+        person = pipeline.models.selfie.predict(rgb) if cropped else None
+        column.append(skirt_probability(session, rgb, person))
+    data["probabilities"] = np.concatenate([data["probabilities"], np.array(column)[:, None]], 1)
+    data["deciders"] = np.append(data["deciders"], f"{path.name}{' (cropped)' if cropped else ''}")
+    np.savez(TABLE, **data)
 
 
 Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -133,13 +149,18 @@ def policies(data: np.lib.npyio.NpzFile) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("step", choices=("table", "policies"))
+    parser.add_argument("step", choices=("table", "add", "policies"))
     parser.add_argument("--train", type=Path, default=TRAIN_CCP)
     parser.add_argument("--decider", type=Path, nargs="*", default=[], help="fed the whole picture")
     parser.add_argument("--cropped", type=Path, nargs="*", default=[], help="fed the person on grey")
     args = parser.parse_args(argv)
     if args.step == "table":
-        build_table(args.train, args.decider, args.cropped)
+        build_table(args.train)
+    elif args.step == "add":
+        for path in args.decider:
+            add_decider(args.train, path, cropped=False)
+        for path in args.cropped:
+            add_decider(args.train, path, cropped=True)
     else:
         policies(np.load(TABLE))
     return 0
