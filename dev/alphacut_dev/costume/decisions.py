@@ -41,8 +41,12 @@ DRESS, SKIRT, TOPS = Garment.DRESS.class_id, Garment.SKIRT.class_id, Garment.TOP
 def head_maps(pipeline: Pipeline, rgb_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
     """(the decoded picture, the head's class map before the skirt rule)."""
     original = pipeline_module.class_map_from_scores
+
+    def without_rule(scores: np.ndarray, matte: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:
+        return class_map_from_scores(scores, matte, rgb, skirt_rule=False)
+
     # the pipeline applies the rule inside; here the map before it is wanted
-    pipeline_module.class_map_from_scores = lambda s, m, r=None: class_map_from_scores(s, m, r, False)  # type: ignore[assignment]
+    pipeline_module.class_map_from_scores = without_rule
     try:
         image = pipeline.decode(rgb_bytes)
         return image.rgb, pipeline.parse_costume(image).class_map
@@ -106,7 +110,7 @@ Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def score(matrices: np.ndarray, choice: np.ndarray) -> tuple[float, float, float]:
     """(seed mean, dress, skirt) IoU over the photos with the chosen map each."""
     iou = iou_per_class(matrices[np.arange(len(choice)), choice].sum(0))
-    return float(np.mean([iou[g.class_id] for g in SEED_GARMENTS])), iou[DRESS], iou[SKIRT]
+    return float(np.mean([iou[g.class_id] for g in SEED_GARMENTS])), iou[DRESS] or 0.0, iou[SKIRT] or 0.0
 
 
 def policies(data: np.lib.npyio.NpzFile) -> None:

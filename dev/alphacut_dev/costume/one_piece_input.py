@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -63,7 +64,7 @@ def decider_picture(rgb: np.ndarray, person: np.ndarray | None = None) -> np.nda
     return np.asarray(canvas.resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR))
 
 
-def person_model():  # type: ignore[no-untyped-def]
+def person_model() -> Any:
     """The model build's selfie model, opened without the package (the training venv is Python 3.11)."""
     import onnxruntime as ort
     from alphacut.models.selfie import SelfieModel
