@@ -2,7 +2,7 @@
 
 Runs both models once per image, then scores each fusion. Choose on --split dev; report all.
 
-    .venv/bin/python benchmarks/person_fusion.py ../shared/eval/person --split dev
+    .venv/bin/python benchmarks/person_fusion.py "$ALPHACUT_DATA/eval/person" --split dev
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ TAGGED = [
     "--epochs",
     "12",
 ]
+TOP = ["--tune-top", "2e-4", "--stack", str(ROOT / ".cache" / "costume" / "stack")]
 
 # name -> train.py arguments (everything else at train.py's defaults); see the model card. The first
 # nine read ISNet's maps only (--no-backbone), as every head before 2026-11-23's seventh session did.
@@ -80,6 +81,11 @@ MEMBERS: dict[str, list[str]] = {
     # 0.6120 without the skirt rule (skirt 0.320) against the shipped head's 0.6241: not shipped
     "tags-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25", *TAGGED],
     "tags-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", *TAGGED],
+    # tried 2026-11-24, thirteenth session: the shipped recipes with EfficientNet-Lite0's stages 6-7 and
+    # head convolution trained too (remade from the 32 px map inside the head; peak LR a tenth of the
+    # head's), the jitter one with a per-picture skirt-vs-dress loss beside the pixel loss
+    "top-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25", *TOP, "--one-piece-loss", "0.3"],
+    "top-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", *TOP],
 }
 SHIPPED = ["bb-jitter", "bb-plain"]
 

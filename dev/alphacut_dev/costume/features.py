@@ -8,7 +8,7 @@ EfficientNet-Lite0 (``alphacut.models.backbone``, ~50 ms an image): its four map
 their own (``--backbone-out``), so that changing one source never recomputes the other.
 Re-running skips cached images.
 
-    python -m alphacut_dev.costume.features [--train ../shared/train/ccp] [--out .cache/costume/features]
+    python -m alphacut_dev.costume.features [--train DATA/train/ccp] [--out .cache/costume/features]
     python -m alphacut_dev.costume.features --tagged   # ccp_tags -> features_tags, backbone_tags
 """
 

@@ -60,29 +60,36 @@ class Block(nn.Module):
         return x + self.layers(x) if self.skip else self.layers(x)
 
 
+def lite0_layers(state: dict[str, np.ndarray]) -> list[nn.Module]:
+    """EfficientNet-Lite0 as a list: the stem, its 16 blocks, the 1x1 head convolution (batch norms
+    folded). Block ``i`` is item ``i + 1``; blocks 11-15 (stages 6 and 7) take the 32 px map of
+    stage 5, so ``layers[12:]`` rebuilds the 16 px maps from the pipeline's ``s16`` output."""
+    layers: list[nn.Module] = [FoldedConv(*_fold(state, "_conv_stem", "_bn0"), 2, 1, True)]
+    channels, block = 32, 0
+    for repeats, first_stride in STAGES:
+        for repeat in range(repeats):
+            prefix, stride = f"_blocks.{block}", first_stride if repeat == 0 else 1
+            convs = []
+            if f"{prefix}._expand_conv.weight" in state:
+                convs.append(
+                    FoldedConv(*_fold(state, f"{prefix}._expand_conv", f"{prefix}._bn0"), 1, 1, True)
+                )
+            weight, bias = _fold(state, f"{prefix}._depthwise_conv", f"{prefix}._bn1")
+            convs.append(FoldedConv(weight, bias, stride, weight.shape[0], True))
+            weight, bias = _fold(state, f"{prefix}._project_conv", f"{prefix}._bn2")
+            convs.append(FoldedConv(weight, bias, 1, 1, False))
+            layers.append(Block(convs, stride == 1 and channels == weight.shape[0]))
+            channels, block = weight.shape[0], block + 1
+    layers.append(FoldedConv(*_fold(state, "_conv_head", "_bn1"), 1, 1, True))
+    return layers
+
+
 class OnePieceNet(nn.Module):
     """EfficientNet-Lite0 (ImageNet start), global average pool, one logit: skirt (vs dress)."""
 
     def __init__(self, state: dict[str, np.ndarray], dropout: float = 0.3):
         super().__init__()
-        layers: list[nn.Module] = [FoldedConv(*_fold(state, "_conv_stem", "_bn0"), 2, 1, True)]
-        channels, block = 32, 0
-        for repeats, first_stride in STAGES:
-            for repeat in range(repeats):
-                prefix, stride = f"_blocks.{block}", first_stride if repeat == 0 else 1
-                convs = []
-                if f"{prefix}._expand_conv.weight" in state:
-                    convs.append(
-                        FoldedConv(*_fold(state, f"{prefix}._expand_conv", f"{prefix}._bn0"), 1, 1, True)
-                    )
-                weight, bias = _fold(state, f"{prefix}._depthwise_conv", f"{prefix}._bn1")
-                convs.append(FoldedConv(weight, bias, stride, weight.shape[0], True))
-                weight, bias = _fold(state, f"{prefix}._project_conv", f"{prefix}._bn2")
-                convs.append(FoldedConv(weight, bias, 1, 1, False))
-                layers.append(Block(convs, stride == 1 and channels == weight.shape[0]))
-                channels, block = weight.shape[0], block + 1
-        layers.append(FoldedConv(*_fold(state, "_conv_head", "_bn1"), 1, 1, True))
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*lite0_layers(state))
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(1280, 1)
 

