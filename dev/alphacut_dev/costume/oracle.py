@@ -12,6 +12,7 @@ Usage::
 
     python -m alphacut_dev.costume.oracle          # prints per-class IoU: shipped, oracle
     python -m alphacut_dev.costume.oracle --decider .cache/costume/one_piece.onnx --margins 0.1 0.2 0.3
+    python -m alphacut_dev.costume.oracle --head .cache/costume/top_pair.onnx   # another head's maps
 """
 
 from __future__ import annotations
@@ -63,10 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=TRAIN_CCP)
     parser.add_argument("--decider", type=Path, help="a skirt-probability ONNX model to score too")
     parser.add_argument("--margins", type=float, nargs="*", default=[0.1, 0.2, 0.3])
+    parser.add_argument("--head", type=Path, help="score this costume head file instead of the committed one")
     args = parser.parse_args(argv)
     table = fine_lookup(args.train / "classes.json")
     stems = [p.stem for i, p in enumerate(sorted((args.train / "images").glob("*.jpg"))) if i % 10 == 9]
     pipeline = Pipeline.from_settings()
+    if args.head:
+        from alphacut.models.costume_head import CostumeModel
+        from alphacut.models.sessions import session_options
+
+        pipeline.models.costume = CostumeModel.load(session_options(), args.head)
     names = ["shipped", "oracle"]
     session = None
     if args.decider:
