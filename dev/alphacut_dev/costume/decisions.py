@@ -12,6 +12,7 @@ Usage::
     python -m alphacut_dev.costume.decisions table      # the pipeline on the 79 photos, ~5 min
     python -m alphacut_dev.costume.decisions add --decider .cache/costume/ft_b.onnx --cropped ft_c.onnx
     python -m alphacut_dev.costume.decisions policies
+    python -m alphacut_dev.costume.decisions table --head CANDIDATE.onnx --table .cache/costume/candidate.npz
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from alphacut.pipeline import Pipeline
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
-from alphacut_dev.costume.oracle import renamed, skirt_probability, worn_lower_garment
+from alphacut_dev.costume.oracle import renamed, skirt_probability, use_head, worn_lower_garment
 from alphacut_dev.data import TRAIN_CCP
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,11 +59,14 @@ def held_out_stems(train: Path) -> list[str]:
     return [p.stem for i, p in enumerate(sorted((train / "images").glob("*.jpg"))) if i % 10 == 9]
 
 
-def build_table(train: Path) -> None:
-    """Each held-out photo's confusion matrices for the four maps, the head's counts, the answer."""
+def build_table(train: Path, target: Path = TABLE, head_file: Path | None = None) -> None:
+    """Each held-out photo's confusion matrices for the four maps, the head's counts, the answer
+    (``head_file``: a candidate head instead of the committed one)."""
     table = fine_lookup(train / "classes.json")
     stems = held_out_stems(train)
     pipeline = Pipeline.from_settings()
+    if head_file is not None:
+        use_head(pipeline, head_file)
     matrices = np.zeros((len(stems), 4, 10, 10), np.int64)
     counts = np.zeros((len(stems), 10), np.int64)
     garments = np.full(len(stems), -1)
@@ -77,7 +81,7 @@ def build_table(train: Path) -> None:
         print(f"\r{row + 1}/{len(stems)}", end="", file=sys.stderr)
     probabilities, deciders = np.zeros((len(stems), 0)), np.array([], str)
     np.savez(
-        TABLE,
+        target,
         stems=stems,
         matrices=matrices,
         counts=counts,
@@ -87,11 +91,11 @@ def build_table(train: Path) -> None:
     )
 
 
-def add_decider(train: Path, path: Path, cropped: bool) -> None:
+def add_decider(train: Path, path: Path, cropped: bool, target: Path = TABLE) -> None:
     """Append the decider's skirt probability for every photo of the table as a column."""
     import onnxruntime as ort
 
-    data = dict(np.load(TABLE))
+    data = dict(np.load(target))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     pipeline = Pipeline.from_settings()
     column = []
@@ -101,7 +105,7 @@ def add_decider(train: Path, path: Path, cropped: bool) -> None:
         column.append(skirt_probability(session, rgb, person))
     data["probabilities"] = np.concatenate([data["probabilities"], np.array(column)[:, None]], 1)
     data["deciders"] = np.append(data["deciders"], f"{path.name}{' (cropped)' if cropped else ''}")
-    np.savez(TABLE, **data)
+    np.savez(target, **data)
 
 
 Policy = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -157,16 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=Path, default=TRAIN_CCP)
     parser.add_argument("--decider", type=Path, nargs="*", default=[], help="fed the whole picture")
     parser.add_argument("--cropped", type=Path, nargs="*", default=[], help="fed the person on grey")
+    parser.add_argument("--table", type=Path, default=TABLE, help="the table file to write or read")
+    parser.add_argument("--head", type=Path, help="table: a candidate head file instead of the committed one")
     args = parser.parse_args(argv)
     if args.step == "table":
-        build_table(args.train)
+        build_table(args.train, args.table, args.head)
     elif args.step == "add":
         for path in args.decider:
-            add_decider(args.train, path, cropped=False)
+            add_decider(args.train, path, cropped=False, target=args.table)
         for path in args.cropped:
-            add_decider(args.train, path, cropped=True)
+            add_decider(args.train, path, cropped=True, target=args.table)
     else:
-        policies(np.load(TABLE))
+        policies(np.load(args.table))
     return 0
 
 

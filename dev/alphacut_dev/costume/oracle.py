@@ -40,6 +40,14 @@ def worn_lower_garment(truth: np.ndarray) -> int | None:
     return SKIRT if has_skirt and not has_dress else DRESS if has_dress and not has_skirt else None
 
 
+def use_head(pipeline: Pipeline, path: Path) -> None:
+    """Score another costume head file (a candidate) instead of the committed one."""
+    from alphacut.models.costume_head import CostumeModel
+    from alphacut.models.sessions import session_options
+
+    pipeline.models.costume = CostumeModel.load(session_options(), path)
+
+
 def renamed(class_map: np.ndarray, garment: int | None) -> np.ndarray:
     if garment is None:
         return class_map
@@ -70,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     stems = [p.stem for i, p in enumerate(sorted((args.train / "images").glob("*.jpg"))) if i % 10 == 9]
     pipeline = Pipeline.from_settings()
     if args.head:
-        from alphacut.models.costume_head import CostumeModel
-        from alphacut.models.sessions import session_options
-
-        pipeline.models.costume = CostumeModel.load(session_options(), args.head)
+        use_head(pipeline, args.head)
     names = ["shipped", "oracle"]
     session = None
     if args.decider:

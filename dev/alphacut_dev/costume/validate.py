@@ -146,10 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         compare_members(pipeline, args.members, chosen, table, args.cache, args.decision)
         return 0
     if args.head is not None:
-        from alphacut.models.costume_head import CostumeModel
-        from alphacut.models.sessions import session_options
+        from alphacut_dev.costume.oracle import use_head
 
-        pipeline.models.costume = CostumeModel.load(session_options(), args.head)
+        use_head(pipeline, args.head)
     variants = ("matte+person", "matte+any", "head", "matte+any+mirror", "guided")
     matrices = {name: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for name in variants}
     chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
