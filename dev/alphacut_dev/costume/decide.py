@@ -138,6 +138,15 @@ def predict(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(x @ weights[:-1] + weights[-1])))
 
 
+def auc(p: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve of scores ``p`` for 0/1 labels ``y`` (by ranks)."""
+    order = np.argsort(p)
+    ranks = np.empty(len(p))
+    ranks[order] = np.arange(1, len(p) + 1)
+    positives = y.sum()
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
+
+
 def cross_validated(x: np.ndarray, y: np.ndarray, penalty: float, folds: int = 5) -> float:
     """Accuracy over ``folds`` interleaved folds."""
     right = 0

@@ -29,6 +29,7 @@ from alphacut.evaluate import confusion, iou_per_class
 from alphacut.pipeline import Pipeline
 from PIL import Image
 
+from alphacut_dev.costume.census import looks_like
 from alphacut_dev.costume.labels import fine_lookup
 from alphacut_dev.costume.oracle import renamed, skirt_probability, use_head, worn_lower_garment
 from alphacut_dev.data import TRAIN_CCP
@@ -117,7 +118,14 @@ def score(matrices: np.ndarray, choice: np.ndarray) -> tuple[float, float, float
     return float(np.mean([iou[g.class_id] for g in SEED_GARMENTS])), iou[DRESS] or 0.0, iou[SKIRT] or 0.0
 
 
-def policies(data: np.lib.npyio.NpzFile) -> None:
+def shape_calls(train: Path, stems: np.ndarray) -> np.ndarray:
+    """Per photo, what a viewer calls the labelled lower garment from its shape (``census.looks_like``)."""
+    table = fine_lookup(train / "classes.json")
+    calls = [looks_like(table[np.asarray(Image.open(train / "labels" / f"{stem}.png"))]) for stem in stems]
+    return np.array([-1 if call is None else call for call in calls])
+
+
+def policies(data: np.lib.npyio.NpzFile, train: Path = TRAIN_CCP) -> None:
     counts, p, garments = data["counts"], data["probabilities"], data["garments"]
     rule_fires = (counts[:, DRESS] > 0) & (counts[:, TOPS] >= 0.5 * counts[:, DRESS])
     known = garments >= 0
@@ -138,6 +146,9 @@ def policies(data: np.lib.npyio.NpzFile) -> None:
     show("head alone", np.full(len(garments), HEAD))
     show("shipped rule", np.full(len(garments), RULE))
     show("oracle", np.where(garments == SKIRT, ALL_SKIRT, np.where(garments == DRESS, ALL_DRESS, RULE)))
+    # a decider that sees every garment's shape perfectly, and names it as most annotators did
+    shape = shape_calls(train, data["stems"])
+    show("the labels' shape", np.where(shape == SKIRT, ALL_SKIRT, np.where(shape == DRESS, ALL_DRESS, RULE)))
     for column, decider in enumerate(data["deciders"]):
         skirt = p[:, column]
         show(f"{decider}: always", np.where(skirt >= 0.5, ALL_SKIRT, ALL_DRESS))
@@ -172,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.cropped:
             add_decider(args.train, path, cropped=True, target=args.table)
     else:
-        policies(np.load(args.table))
+        policies(np.load(args.table), args.train)
     return 0
 
 

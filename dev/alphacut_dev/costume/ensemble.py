@@ -33,7 +33,8 @@ TAGGED = [
     "12",
 ]
 # 20 epochs, not 30: the tuned stages triple a training step's time (~0.25 s a photo on one core)
-TOP = ["--tune-top", "2e-4", "--epochs", "20", "--stack", str(ROOT / ".cache" / "costume" / "stack")]
+STACK = ["--stack", str(ROOT / ".cache" / "costume" / "stack")]
+TOP = ["--tune-top", "2e-4", "--epochs", "20", *STACK]
 
 # name -> train.py arguments (everything else at train.py's defaults); see the model card. The first
 # nine read ISNet's maps only (--no-backbone), as every head before 2026-11-23's seventh session did.
@@ -87,6 +88,18 @@ MEMBERS: dict[str, list[str]] = {
     # head's), the jitter one with a per-picture skirt-vs-dress loss beside the pixel loss
     "top-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25", *TOP, "--one-piece-loss", "0.3"],
     "top-plain": ["--no-global-context", "--dropout", "0", "--weight-decay", "1e-4", *TOP],
+    # tried 2026-11-24, fourteenth session: the shipped recipes on training labels whose dress or skirt
+    # is named by the garment's shape (skirt when it starts at the waist under a top), not as CCP named it
+    "shape-jitter": ["--input-dropout", "0.2", "--scale-jitter", "0.25", "--names-by-shape", *STACK],
+    "shape-plain": [
+        "--no-global-context",
+        "--dropout",
+        "0",
+        "--weight-decay",
+        "1e-4",
+        "--names-by-shape",
+        *STACK,
+    ],
 }
 SHIPPED = ["bb-jitter", "bb-plain"]
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from alphacut_dev.costume.decide import auc
+
 MAPS = ("s16", "s32", "head")
 
 
@@ -93,14 +95,6 @@ def fit(maps, labels, rows, epochs: int = 30, seed: int = 7, lr: float = 1e-3) -
             optimiser.step()
             schedule.step()
     return model
-
-
-def auc(p: np.ndarray, y: np.ndarray) -> float:
-    order = np.argsort(p)
-    ranks = np.empty(len(p))
-    ranks[order] = np.arange(1, len(p) + 1)
-    positives = y.sum()
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
 
 
 def train(cache: Path) -> None:

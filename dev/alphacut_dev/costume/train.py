@@ -297,6 +297,16 @@ def load_cache(
     return stems, columns, len(files)
 
 
+def relabelled_by_shape(labels: np.ndarray, rows: list[int]) -> np.ndarray:
+    """A copy of the labels with those ``rows``' dress or skirt named by shape (``census``)."""
+    from alphacut_dev.costume.census import named_by_shape
+
+    renamed = np.array(labels)
+    for row in rows:
+        renamed[row] = named_by_shape(renamed[row])
+    return renamed
+
+
 def one_piece_targets(labels: np.ndarray, least: int = 500) -> torch.Tensor:
     """Per photo: 1 when its labels show a skirt and no dress, 0 a dress and no skirt, -1 otherwise
     (``least``: pixels of 256 x 256 for a garment to count)."""
@@ -497,6 +507,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="weight of a training-only per-picture skirt-vs-dress loss (needs --tune-top)",
     )
+    parser.add_argument(
+        "--names-by-shape",
+        action="store_true",
+        help="rename each training photo's dress or skirt as its shape says (census.looks_like); "
+        "the held-out photos keep CCP's names",
+    )
     parser.add_argument("--all", action="store_true", help="train on every image (no held-out tenth)")
     parser.add_argument(
         "--pseudo",
@@ -554,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    if args.names_by_shape:  # CCP's annotators named a third of skirt-shaped garments "dress"
+        data["labels"] = relabelled_by_shape(data["labels"], [i for i in training if i < labelled])
     classes = len(CLASS_NAMES)
     fine_classes = 0
     if args.fine_labels > 0:
