@@ -5,7 +5,7 @@ shipped one (a dress under a top made a skirt), every dress/skirt pixel called d
 skirt. ``table`` runs the pipeline once and stores each photo's confusion matrix for the four maps,
 the head's class counts and the labels' answer; ``add`` appends a decider's skirt probability per
 photo (``alphacut_dev.costume.one_piece_finetune --export``); ``policies`` then scores every policy
-from that file in a moment. Reads no eval photo.
+from that file in a moment, and the IoU of dress and skirt taken as one class. Reads no eval photo.
 
 Usage::
 
@@ -118,6 +118,15 @@ def score(matrices: np.ndarray, choice: np.ndarray) -> tuple[float, float, float
     return float(np.mean([iou[g.class_id] for g in SEED_GARMENTS])), iou[DRESS] or 0.0, iou[SKIRT] or 0.0
 
 
+def lower_garment_iou(matrices: np.ndarray) -> float:
+    """Dress and skirt scored as one class, the head's own map: a figure no dress/skirt decision moves."""
+    merged = matrices[:, HEAD].sum(0).astype(np.float64)
+    merged[DRESS] += merged[SKIRT]
+    merged[:, DRESS] += merged[:, SKIRT]
+    merged[SKIRT], merged[:, SKIRT] = 0, 0
+    return float(iou_per_class(merged)[DRESS] or 0.0)
+
+
 def shape_calls(train: Path, stems: np.ndarray) -> np.ndarray:
     """Per photo, what a viewer calls the labelled lower garment from its shape (``census.looks_like``)."""
     table = fine_lookup(train / "classes.json")
@@ -130,6 +139,8 @@ def policies(data: np.lib.npyio.NpzFile, train: Path = TRAIN_CCP) -> None:
     rule_fires = (counts[:, DRESS] > 0) & (counts[:, TOPS] >= 0.5 * counts[:, DRESS])
     known = garments >= 0
     print(f"{known.sum()} of {len(garments)} photos show exactly one of dress and skirt")
+    lower = lower_garment_iou(data["matrices"])
+    print(f"dress and skirt as one lower garment, whatever the decision: IoU {lower:.3f}")
     print(f"{'policy':<44}{'right':>7}{'seed mean':>11}{'dress':>7}{'skirt':>7}")
 
     def show(name: str, choice: np.ndarray) -> None:
