@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from alphacut.costume import REST_OF_PERSON, Garment
 from alphacut_dev.costume.census import looks_like, named_by_shape
+from alphacut_dev.costume.census import main as census_main
 
 DRESS, SKIRT, TOPS = Garment.DRESS.class_id, Garment.SKIRT.class_id, Garment.TOPS.class_id
 
@@ -42,3 +44,10 @@ def test_naming_by_shape_renames_only_the_lower_garment():
     renamed = named_by_shape(truth)
     assert np.array_equal(renamed == SKIRT, truth == DRESS)
     assert np.array_equal(renamed[truth != DRESS], truth[truth != DRESS])
+
+
+def test_a_census_of_a_folder_without_label_pngs_says_so_instead_of_printing_nan(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        census_main(["--labels", str(tmp_path), "--classes", str(tmp_path / "classes.json")])
+    assert stop.value.code == 2
+    assert f"--labels: no label PNGs in {tmp_path}" in capsys.readouterr().err

@@ -12,6 +12,8 @@ Usage::
 
     python -m alphacut_dev.costume.census                    # the 795 pixel-labelled training photos
     python -m alphacut_dev.costume.census --labels DIR --classes DIR/../classes.json   # any CCP labels
+    python -m alphacut_dev.costume.census --labels $ALPHACUT_DATA/eval/clothing/gt \
+        --classes $ALPHACUT_DATA/eval/clothing/classes.json                        # the eval labels
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=Path, default=TRAIN_CCP / "labels")
     parser.add_argument("--classes", type=Path, default=TRAIN_CCP / "classes.json")
     args = parser.parse_args(argv)
+    if not any(args.labels.glob("*.png")):
+        parser.error(f"--labels: no label PNGs in {args.labels}")
     counts = census(args.labels, args.classes)
     print(f"{'the garment starts at':<24}{'named dress':>12}{'named skirt':>12}{'the call by shape':>19}")
     right = total = 0
