@@ -6,7 +6,7 @@ of that garment as a fraction of the person's height (the labels' non-background
 top-class pixels (shirts, sweaters, blouses...) lie above it, and counts the names given in each
 case. A picture-level decision can only be as right as the names are consistent for what a viewer
 sees: ``looks_like`` is that viewer's call, ``decisions policies`` scores it with a head, and
-``perfect_pixels_by_shape`` with perfect pixels.
+``census`` with perfect pixels.
 
 Usage::
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from alphacut.costume import Garment
+from alphacut.costume import CLASS_NAMES, Garment
+from alphacut.evaluate import confusion, iou_per_class
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
@@ -70,31 +72,33 @@ def named_by_shape(truth: np.ndarray) -> np.ndarray:
     return np.where(np.isin(truth, (DRESS, SKIRT)), call, truth).astype(truth.dtype)
 
 
-def census(labels: Path, classes: Path) -> Counter[tuple[str, str]]:
-    """Counts of (where the garment starts, the name it was given)."""
-    table, counts = fine_lookup(classes), Counter[tuple[str, str]]()
+def label_maps(labels: Path, classes: Path) -> Iterator[np.ndarray]:
+    """Every label PNG in ``labels``, in name order, as alphacut's classes."""
+    table = fine_lookup(classes)
     for path in sorted(labels.glob("*.png")):
-        shape = garment_shape(table[np.asarray(Image.open(path))])
+        yield table[np.asarray(Image.open(path))]
+
+
+def census(labels: Path, classes: Path) -> tuple[Counter[tuple[str, str]], dict[str, float]]:
+    """Counts of (where the garment starts, the name it was given), and the dress and skirt IoU of
+    a head whose pixels are perfect and whose names follow the shape (``named_by_shape``) against
+    these labels: the most any decision from the picture can score. Reads every label once."""
+    counts, matrix = Counter[tuple[str, str]](), np.zeros((len(CLASS_NAMES),) * 2, np.int64)
+    for truth in label_maps(labels, classes):
+        matrix += confusion(named_by_shape(truth), truth)
+        shape = garment_shape(truth)
         if shape is None:
             continue
         named, start, top_above = shape
         where = "shoulders" if start < WAIST else "waist, under a top" if top_above else "waist, no top above"
         counts[where, "dress" if named == DRESS else "skirt"] += 1
-    return counts
+    iou = iou_per_class(matrix)
+    return counts, {"dress": _or_nan(iou[DRESS]), "skirt": _or_nan(iou[SKIRT])}
 
 
-def perfect_pixels_by_shape(labels: Path, classes: Path) -> dict[str, float]:
-    """Dress and skirt IoU of a head whose pixels are perfect and whose names follow the shape
-    (``named_by_shape``) against these labels: the most any decision from the picture can score."""
-    table = fine_lookup(classes)
-    overlap, union = np.zeros(2), np.zeros(2)
-    for path in sorted(labels.glob("*.png")):
-        truth = table[np.asarray(Image.open(path))]
-        said = named_by_shape(truth)
-        for index, garment in enumerate((DRESS, SKIRT)):
-            overlap[index] += np.count_nonzero((said == garment) & (truth == garment))
-            union[index] += np.count_nonzero((said == garment) | (truth == garment))
-    return {"dress": float(overlap[0] / union[0]), "skirt": float(overlap[1] / union[1])}
+def _or_nan(iou: float | None) -> float:
+    """An IoU, nan when the class is neither labelled nor named anywhere."""
+    return float("nan") if iou is None else iou
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not any(args.labels.glob("*.png")):
         parser.error(f"--labels: no label PNGs in {args.labels}")
-    counts = census(args.labels, args.classes)
+    counts, bound = census(args.labels, args.classes)
     print(f"{'the garment starts at':<24}{'named dress':>12}{'named skirt':>12}{'the call by shape':>19}")
     right = total = 0
     for where, call in (
@@ -118,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"the call by shape agrees with the name on {right} of {total} photos ({right / max(total, 1):.1%})"
     )
-    bound = perfect_pixels_by_shape(args.labels, args.classes)
     print(f"perfect pixels named by shape: dress IoU {bound['dress']:.3f}, skirt IoU {bound['skirt']:.3f}")
     return 0
 
