@@ -82,7 +82,7 @@ def label_maps(labels: Path, classes: Path) -> Iterator[np.ndarray]:
 def census(labels: Path, classes: Path) -> tuple[Counter[tuple[str, str]], dict[str, float]]:
     """Counts of (where the garment starts, the name it was given), and the dress and skirt IoU of
     a head whose pixels are perfect and whose names follow the shape (``named_by_shape``) against
-    these labels: the most any decision from the picture can score. Reads every label once."""
+    these labels: the most a call by shape can score. Reads every label once."""
     counts, matrix = Counter[tuple[str, str]](), np.zeros((len(CLASS_NAMES),) * 2, np.int64)
     for truth in label_maps(labels, classes):
         matrix += confusion(named_by_shape(truth), truth)
