@@ -1,6 +1,7 @@
 """Lambda that ends stranded tasks: messages from the task dead-letter queue (never started),
 and Step Functions executions that FAILED, TIMED_OUT or were ABORTED without ending their task
-(an EventBridge rule). Delivered tasks whose charge failed for good are counted as unbilled."""
+(an EventBridge rule). A delivered task whose execution ended before its charge is charged here,
+once; one whose charge failed for good is counted as unbilled."""
 
 from alphacut.aws.finalize import TaskFinalizer
 from alphacut.settings import ServiceSettings
@@ -21,4 +22,5 @@ def handler(event, context):
         outcomes = [finalizer.execution_ended(event.get("detail") or {})]
     metrics.add_metric(name="TasksEndedByFinalizer", unit=MetricUnit.Count, value=outcomes.count("ended"))
     metrics.add_metric(name="UnbilledTasks", unit=MetricUnit.Count, value=outcomes.count("unbilled"))
+    metrics.add_metric(name="TasksChargedByFinalizer", unit=MetricUnit.Count, value=outcomes.count("charged"))
     return {"outcomes": outcomes}

@@ -24,6 +24,7 @@ from alphacut_dev.template import load_sam
 REGION = "us-east-1"
 USAGE_TABLE = "alphacut-api-tests-usage"
 RESULTS_BUCKET = "alphacut-api-tests-results"
+METERING_QUEUE = "alphacut-api-tests-metering"
 DAILY_QUOTA = 50
 
 
@@ -128,8 +129,10 @@ def moto_aws():
         "AWS_DEFAULT_REGION": REGION,
         "USAGE_TABLE": USAGE_TABLE,
         "RESULTS_BUCKET": RESULTS_BUCKET,
+        "METERING_QUEUE_URL": f"http://127.0.0.1:{port}/123456789012/{METERING_QUEUE}",
     }.items():
         patch.setenv(name, value)
+    boto3.client("sqs").create_queue(QueueName=METERING_QUEUE)
     _create_usage_table(boto3.client("dynamodb"))
     boto3.client("s3").create_bucket(Bucket=RESULTS_BUCKET)
     gateway = boto3.client("apigateway")

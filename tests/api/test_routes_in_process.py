@@ -3,13 +3,24 @@ canned REST proxy event through the real handler (``make_handler``), AWS served 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import uuid
 
 import boto3
+from alphacut_dev.template import ROOT
 from PIL import Image
 
-from tests.api.conftest import DAILY_QUOTA, USAGE_TABLE, answer_json, call, header
+from tests.api.conftest import (
+    DAILY_QUOTA,
+    METERING_QUEUE,
+    USAGE_TABLE,
+    LambdaContext,
+    answer_json,
+    call,
+    header,
+)
+from tests.stack_fixtures import dynamodb_fault
 
 
 def small_png() -> bytes:
@@ -105,3 +116,63 @@ def test_the_same_idempotency_key_for_another_request_is_a_409(handler, key_id):
     other = post_cutout(handler, key_id, query={"format": "webp"}, extra_headers=idempotency)
     assert first["statusCode"] == 200 and other["statusCode"] == 409
     assert answer_json(other)["error"]["field"] == "Idempotency-Key"
+
+
+def route_usage_today(key_id: str, route: str) -> dict:
+    from alphacut.aws.usage import utc_day
+
+    item = (
+        boto3.client("dynamodb")
+        .get_item(
+            TableName=USAGE_TABLE,
+            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{route}"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+        or {}
+    )
+    return {name: int(item.get(name, {}).get("N", 0)) for name in ("calls", "charged")}
+
+
+def _meter_function():
+    spec = importlib.util.spec_from_file_location("meter_app", ROOT / "functions" / "meter" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_metering_write_that_fails_keeps_the_answer_and_is_counted_once_from_the_queue(handler, key_id):
+    before = usage_today(key_id), route_usage_today(key_id, "/v1/cutout")
+    with dynamodb_fault("transact_write_items", lambda text: f"usage#{key_id}" in text) as refused:
+        answer = post_cutout(handler, key_id, query={"return": "base64"})
+    assert refused and answer["statusCode"] == 200 and answer_json(answer)["charge"] is True
+    assert (usage_today(key_id), route_usage_today(key_id, "/v1/cutout")) == before  # nothing half written
+    sqs = boto3.client("sqs")
+    queue = sqs.get_queue_url(QueueName=METERING_QUEUE)["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    assert len(messages) == 1
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:metering",
+                "awsRegion": "us-east-1",
+            }
+            for m in messages
+        ]
+    }
+    meter_function = _meter_function()
+    for _ in range(2):  # SQS delivers at least once: the second delivery counts nothing
+        assert meter_function.handler(event, LambdaContext())["batchItemFailures"] == []
+    expected = {"calls": before[0]["calls"] + 1, "charged": before[0]["charged"] + 1}
+    assert usage_today(key_id) == expected
+    assert route_usage_today(key_id, "/v1/cutout") == {
+        "calls": before[1]["calls"] + 1,
+        "charged": before[1]["charged"] + 1,
+    }

@@ -289,7 +289,11 @@ def test_api_functions_cannot_delete_or_scan_billing_data():
         "s3:PutLifecycleConfiguration",
     }
     meter = next(s for s in api_policy if s["Sid"] == "MeterAndIdempotency")
-    assert meter["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["usage#*", "idem#*"]
+    assert meter["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
+        "usage#*",
+        "idem#*",
+        "call#*",
+    ]
 
 
 def test_storage_and_logs_are_kept_safe():

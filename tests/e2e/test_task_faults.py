@@ -253,3 +253,39 @@ def test_an_execution_that_timed_out_ends_its_task_in_minus_8(stack, photo):
     ended = tasks_table(stack).get(record.task_id)
     assert ended.state is TaskState.TIMED_OUT and ended.extra["error_name"] == "ExecutionTimedOut"
     assert finalizer.execution_ended({"name": record.task_id, "status": "FAILED"}) == "final_already"
+
+
+def test_an_execution_stopped_after_mark_done_before_its_charge_is_charged_once(admin, stack, photo):
+    """The charge's write fails, and the execution is stopped by hand while ChargeTask waits to
+    retry: the task was delivered, so the status rule's finalizer charges it, once."""
+    api = new_key(admin, stack)
+    key_id = api.get("/v1/usage").json()["key_id"]
+    with dynamodb_fault(
+        "transact_write_items", lambda call: f"usage#{key_id}" in call, times=1000
+    ) as refused:
+        task_id = submit(api, photo)
+        assert wait_for(stack, task_id).state is TaskState.DONE
+        deadline = time.time() + 30
+        while not refused:
+            assert time.time() < deadline, "the charge was never tried"
+            time.sleep(0.1)
+    stack.client("stepfunctions").stop_execution(executionArn=execution_arn(task_id), cause="by hand")
+    deadline = time.time() + 30
+    while not charged(stack, task_id):
+        assert time.time() < deadline, "the stopped execution's delivered task was never charged"
+        time.sleep(0.3)
+    finalizer = TaskFinalizer(tasks_table(stack), UsageMeter(stack.physical["UsageTable"]))
+    assert finalizer.execution_ended({"name": task_id, "status": "ABORTED"}) == "charged_already"
+    time.sleep(1)
+    routes = api.get("/v1/usage").json()["days"][-1]["routes"]
+    assert routes["/v1/tasks"]["charged"] == 1
+    assert tasks_table(stack).get(task_id).state is TaskState.DONE
+
+
+def test_a_delivered_task_whose_execution_ended_and_charge_fails_is_recorded_unbilled(stack, photo):
+    record = queued_task(stack, photo, TaskState.DONE)
+    finalizer = TaskFinalizer(tasks_table(stack), UsageMeter(stack.physical["UsageTable"]))
+    with dynamodb_fault("transact_write_items", lambda call: record.task_id in call, times=10):
+        assert finalizer.execution_ended({"name": record.task_id, "status": "TIMED_OUT"}) == "unbilled"
+    key = {"pk": {"S": f"unbilled#{record.task_id}"}, "sk": {"S": "-"}}
+    assert "Item" in stack.client("dynamodb").get_item(TableName=stack.physical["UsageTable"], Key=key)

@@ -24,6 +24,7 @@ import boto3
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 
 from alphacut_dev.local.events import ExecutionStatusRule
+from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.loops import BackgroundLoop
 from alphacut_dev.local.worker import FunctionSpec, serve
@@ -228,6 +229,8 @@ class LocalStack:
         self.model_server_url = ""
         self.pollers: list[SqsPoller] = []
         self.rules: list[ExecutionStatusRule] = []
+        self.expiry: Expiry | None = None  # S3 lifecycle and DynamoDB TTL; tests run it with a moved clock
+        self._expiry_loop: ExpiryLoop | None = None
         self._moto_invoke = None
         self._dynamodb_writes: dict[str, object] = {}
 
@@ -298,6 +301,8 @@ class LocalStack:
             poller.start()
         for rule in self.rules:
             rule.start()
+        self._expiry_loop = ExpiryLoop(self.expiry)
+        self._expiry_loop.start()
         from alphacut_dev.local.gateway import start_gateway
 
         self.gateway = start_gateway(self)
@@ -327,6 +332,9 @@ class LocalStack:
             poller.stop()
         for rule in self.rules:
             rule.stop()
+        if self._expiry_loop is not None:
+            self._expiry_loop.stop()
+            self._expiry_loop = None
         if self._dynamodb_writes:
             from moto.dynamodb.models import DynamoDBBackend
 
@@ -475,6 +483,7 @@ class LocalStack:
             refs[logical] = created["ARN"]
 
         dynamodb = self.client("dynamodb")
+        ttl_attributes: dict[str, str] = {}
         for logical, resource in by_type("AWS::DynamoDB::Table"):
             props = resolver.resolve(resource["Properties"])
             name = f"{STACK_NAME}-{logical}"
@@ -487,9 +496,21 @@ class LocalStack:
             if props.get("GlobalSecondaryIndexes"):
                 table["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
             dynamodb.create_table(**table)
+            ttl = props.get("TimeToLiveSpecification") or {}
+            if ttl.get("Enabled"):
+                ttl_attributes[name] = ttl["AttributeName"]
             refs[logical] = name
             attributes[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
 
+        self.expiry = Expiry(
+            self.client,
+            [
+                rule
+                for name, props in buckets
+                for rule in lifecycle_rules(name, resolver.resolve(props.get("LifecycleConfiguration")))
+            ],
+            ttl_attributes,
+        )
         for name, props in buckets:  # S3 -> SQS notifications (moto delivers them)
             notification = resolver.resolve(props.get("NotificationConfiguration"))
             if notification:

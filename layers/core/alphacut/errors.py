@@ -131,6 +131,18 @@ class LinkExpired(AlphacutError):
     code = "link_expired"
 
 
+class ResultExpired(AlphacutError):
+    """A finished task's (or a replayed request's) result is past its storage lifetime."""
+
+    code = "result_expired"
+
+
+class DeadlineExceeded(AlphacutError):
+    """The call could not finish before the API's deadline (API Gateway answers 504 at 29 s)."""
+
+    code = "deadline_exceeded"
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -149,6 +161,8 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     ResponseTooLarge: 413,
     LinkInvalid: 403,
     LinkExpired: 410,
+    ResultExpired: 410,
+    DeadlineExceeded: 504,
     UnsupportedImageFormat: 415,
     ImageTooSmall: 422,
     NoSubjectFound: 422,

@@ -142,6 +142,7 @@ SERVICE_VARIABLES = {
     "tasks_table": "TASKS_TABLE",
     "usage_table": "USAGE_TABLE",
     "task_queue_url": "TASK_QUEUE_URL",
+    "metering_queue_url": "METERING_QUEUE_URL",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "sagemaker_endpoint": "SAGEMAKER_ENDPOINT",
     "callback_secret_arn": "CALLBACK_SECRET_ARN",
@@ -162,6 +163,7 @@ class ServiceSettings:
     tasks_table: str = ""
     usage_table: str = ""  # "" turns metering and idempotency off (the CLI, plain tests)
     task_queue_url: str = ""
+    metering_queue_url: str = ""  # calls whose count could not be written go here, applied once later
     state_machine_arn: str = ""
     sagemaker_endpoint: str = ""  # "" : the Segment step runs the CPU pipeline itself
     callback_secret_arn: str = ""

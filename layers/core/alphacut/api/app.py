@@ -37,7 +37,7 @@ from alphacut.api.responses import (
     result_response,
 )
 from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
-from alphacut.errors import AlphacutError, InvalidOption, NotFound
+from alphacut.errors import AlphacutError, InvalidOption, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.task_states import TaskState
 
@@ -316,7 +316,10 @@ def result_link_route(token: str) -> Response[Any]:
     if signer is None:
         raise NotFound("result links are not configured in this deployment")
     key = signer.open(token)
-    location = process.result_store().presigned(key)
+    store = process.result_store()
+    if not store.exists(key):
+        raise ResultExpired("the result was deleted at the end of its storage lifetime", field="token")
+    location = store.presigned(key)
     return Response(
         status_code=302,
         content_type="application/json",

@@ -73,10 +73,14 @@ def make_metering() -> Middleware:
         charged = charge_here or (delivered and context.get("charge") == CHARGED_BY_TASK)
         remain = quota = None
         if meter is not None:
+            from alphacut.aws.usage import MeteredCall
+
             owner = process.api_key_owner(event)
-            calls_today = meter.record(owner, event.get("resource") or event.get("path") or "?", charge_here)
+            route = event.get("resource") or event.get("path") or "?"
+            meter.count(MeteredCall(owner, route, charge_here, process.request_id(event, app.lambda_context)))
             quota = meter.daily_quota(owner)
-            remain = max(quota - calls_today, 0) if quota is not None else None
+            calls_today = meter.calls_today(owner) if quota is not None else None
+            remain = max(quota - calls_today, 0) if quota is not None and calls_today is not None else None
         response = _decorate(response, charged, remain, bool(context.get("exact_envelope")))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](charged, remain, quota))

@@ -5,13 +5,14 @@ or a MarkFailed step that failed for good). A task already final is never change
 
 An execution that failed with ``ChargeFailed`` delivered its result but could not charge it
 after every retry: the task stays done, and the charge is recorded as unbilled for an operator
-(the function counts it in the ``UnbilledTasks`` metric, which has an alarm).
+(the function counts it in the ``UnbilledTasks`` metric, which has an alarm). An execution stopped,
+timed out or failed after MarkDone and before its charge went through is charged here, once.
 
 Usage::
 
     finalizer = TaskFinalizer.from_settings(ServiceSettings.from_env())
     finalizer.dead_letter(sqs_record)                 # -> "ended" | "not_queued" | "dropped"
-    finalizer.execution_ended(event["detail"])        # -> "ended" | "final_already" | "unbilled" ...
+    finalizer.execution_ended(event["detail"])   # -> "ended" | "charged" | "final_already" | "unbilled"
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from alphacut.aws.dispatch import SqsRecord, message_body, upload_record, uploads_in
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.task_table import TaskTable, is_billable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
 from alphacut.settings import ServiceSettings
@@ -82,7 +83,28 @@ class TaskFinalizer:
             f"Execution{status.title().replace('_', '')}",
         )
         logger.warning("execution ended", extra={"task_id": task_id, "status": status, "ended": ended})
-        return "ended" if ended else "final_already"
+        return "ended" if ended else self._charge_if_delivered(task_id, status)
+
+    def _charge_if_delivered(self, task_id: str, status: str) -> str:
+        """An execution that ended between MarkDone and a charge that went through: the result
+        was delivered, so it is charged here, once (the charge marker refuses a second one);
+        a charge that fails here too is recorded unbilled."""
+        try:
+            record = self.table.get(task_id)
+        except NotFound:
+            return "final_already"
+        if record.state is not TaskState.DONE or self.meter is None or not is_billable(record):
+            return "final_already"
+        try:
+            charged = self.meter.charge_task(record.owner, task_id)
+        except Exception as error:  # noqa: BLE001 - any failure: an operator bills it by hand
+            self.meter.record_unbilled(record.owner, task_id, f"execution {status.lower()}: {error}")
+            logger.error("task delivered but not charged", extra={"task_id": task_id, "owner": record.owner})
+            return "unbilled"
+        logger.warning(
+            "delivered task charged by the finalizer", extra={"task_id": task_id, "charged": charged}
+        )
+        return "charged" if charged else "charged_already"
 
     def _unbilled(self, task_id: str, cause: str) -> str:
         try:

@@ -29,6 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
+from alphacut.errors import ResultExpired
 from alphacut.settings import ServiceSettings
 
 RECORD_TTL_SECONDS = 24 * 3600
@@ -123,7 +124,16 @@ class IdempotencyStore:
         )
 
     def answer(self, claim: Claim) -> bytes:
-        answer: bytes = client("s3").get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
+        """The stored answer; ``ResultExpired`` (410) once the bucket's lifecycle removed it."""
+        s3 = client("s3")
+        try:
+            answer: bytes = s3.get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            raise ResultExpired(
+                "its first request's answer was deleted at the end of its storage lifetime: "
+                "send the request with a new Idempotency-Key",
+                field="Idempotency-Key",
+            ) from None
         return answer
 
     def release(self, owner: str, idempotency_key: str) -> None:

@@ -11,6 +11,7 @@ Usage::
     link = store.put("results/2026-11-22/abc/image.png", data, "image/png")
     link.url, link.expires_at
     store.presigned("results/2026-11-22/abc/image.png", seconds=300)   # what the route redirects to
+    store.exists("results/2026-11-22/abc/image.png")   # False once the lifecycle expired it
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from alphacut.result_links import ROUTE, LinkSigner
 from alphacut.settings import ServiceSettings
@@ -81,6 +83,16 @@ class ResultStore:
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
         )
         return url
+
+    def exists(self, key: str) -> bool:
+        """False once the object is gone (the bucket's lifecycle expired it)."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     def sign(self, key: str) -> str:
         return self.link(key).url

@@ -25,7 +25,7 @@ from typing import Any
 from alphacut.aws import clients
 from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
-from alphacut.errors import ImageTooLarge
+from alphacut.errors import ImageTooLarge, ResultExpired
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
@@ -176,9 +176,10 @@ class TaskService:
                 if not key:
                     continue
                 if return_type == "base64":
-                    body = self.s3.get_object(Bucket=self.results_bucket, Key=key)["Body"].read()
-                    data[name] = base64.b64encode(body).decode("ascii")
+                    data[name] = base64.b64encode(self._result(record, key)).decode("ascii")
                 else:
+                    if not store.exists(key):
+                        raise self._expired(record)
                     data[name] = store.sign(key)
             data["width"] = record.extra.get("result_width")
             data["height"] = record.extra.get("result_height")
@@ -188,3 +189,18 @@ class TaskService:
                 "message": FAILURE_MESSAGES[record.state],
             }
         return data
+
+    def _result(self, record: TaskRecord, key: str) -> bytes:
+        try:
+            body: bytes = self.s3.get_object(Bucket=self.results_bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            raise self._expired(record) from None
+        return body
+
+    @staticmethod
+    def _expired(record: TaskRecord) -> ResultExpired:
+        return ResultExpired(
+            f"the result of task {record.task_id} was deleted at the end of its storage lifetime: "
+            "submit the task again",
+            field="task_id",
+        )

@@ -34,6 +34,12 @@ IN_PROGRESS = (TaskState.QUEUED, TaskState.PREPARING, TaskState.WAITING, TaskSta
 SOURCE_KEY_INDEX = "by_source_key"
 
 
+def is_billable(record: TaskRecord) -> bool:
+    """A done task is charged unless its result is empty (no subject found): a store never pays
+    for an empty picture, on any route (README, "What is charged")."""
+    return record.state is TaskState.DONE and record.extra.get("found") is not False
+
+
 def _unix(iso: str | None) -> int | None:
     if not iso:
         return None
@@ -135,6 +141,9 @@ class TaskTable:
         item = self.table.get_item(Key={"task_id": task_id}, ConsistentRead=True).get("Item")
         if item is None or (owner is not None and item.get("owner") != owner):
             raise NotFound(f"no task {task_id}", field="task_id")  # another key's task: same answer
+        if int(item.get("expires_at") or 0) and int(item["expires_at"]) < time.time():
+            # DynamoDB deletes an expired item up to days after its TTL: past it, the task is gone
+            raise NotFound(f"no task {task_id}: tasks are kept for 7 days", field="task_id")
         return TaskRecord.from_item(item)
 
     def by_source_key(self, source_key: str) -> TaskRecord:

@@ -7,6 +7,8 @@ Items (one table, ``USAGE_TABLE``):
 - ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#*"``: the day's totals (what ``remain`` counts)
 - ``pk = "charge#<task id>"``: a task charged once (a retried state machine step charges nothing),
   written in one transaction with the counters it adds to
+- ``pk = "call#<request id>"``: a call counted (a second application of the same call counts
+  nothing), written in one transaction with the counters it adds to
 - ``pk = "unbilled#<task id>"``: a task delivered whose charge failed after every retry (for an
   operator; the alarm on the ``UnbilledTasks`` metric points here)
 - ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.idempotency``)
@@ -16,7 +18,8 @@ Every count is an atomic ``ADD``: concurrent calls never lose an update.
 Usage::
 
     meter = UsageMeter.from_settings(ServiceSettings.from_env())
-    calls_today = meter.record("key-id", "/v1/cutout", charged=True)
+    meter.record(MeteredCall("key-id", "/v1/cutout", charged=True, call_id="request-id"))
+    meter.calls_today("key-id")
     meter.daily_quota("key-id")          # from the key's usage plan (cached), None = unlimited
     meter.plan("key-id").name            # the plan itself: name, quota, rate limit
     meter.report("key-id", "2026-11-01", "2026-11-22")
@@ -25,12 +28,14 @@ Usage::
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
@@ -39,8 +44,13 @@ from alphacut.settings import ServiceSettings
 
 TOTAL_ROUTE = "*"
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
+# a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
+CALL_MARKER_TTL_SECONDS = 14 * 86400
 PLAN_CACHE_SECONDS = 60
 MAX_REPORT_DAYS = 366
+
+
+logger = Logger(child=True)
 
 
 def utc_day(at: float | None = None) -> str:
@@ -61,34 +71,51 @@ def parse_day(value: str | None, field: str, default: str) -> str:
 
 
 class UsageMeter:
-    def __init__(self, table_name: str):
-        self.table_name = table_name
+    def __init__(self, table_name: str, queue_url: str = ""):
+        self.table_name, self.queue_url = table_name, queue_url
         self._plans: dict[str, tuple[float, Plan | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> UsageMeter | None:
         """The meter on the usage table (None where the function has none: nothing metered)."""
-        return cls(settings.usage_table) if settings.usage_table else None
+        return cls(settings.usage_table, settings.metering_queue_url) if settings.usage_table else None
 
     @property
     def _db(self) -> Any:
         return client("dynamodb")
 
     # ---- counting ------------------------------------------------------------------------------
-    def _add(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
-        update = self._counter_update(key_id, sort_key, calls, charged)["Update"]
-        counters: dict[str, Any] = self._db.update_item(**update, ReturnValues="UPDATED_NEW").get(
-            "Attributes", {}
-        )
-        return counters
-
-    def record(self, key_id: str, route: str, charged: bool, day: str | None = None) -> int:
-        """Count one call (and its charge); returns the key's calls today, this one included."""
-        day = day or utc_day()
-        self._add(key_id, f"{day}#{route}", 1, int(charged))
-        totals = self._add(key_id, f"{day}#{TOTAL_ROUTE}", 1, int(charged))
-        return int(totals["calls"]["N"])
+    def record(self, call: MeteredCall) -> bool:
+        """Count one call (and its charge): the route's counter, the day's totals and a marker
+        for the call in one transaction, so the counters never disagree and a call applied
+        twice (a retry, the metering queue) counts once. False when it was counted already."""
+        marker = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": f"call#{call.call_id}"},
+                    "sk": {"S": "-"},
+                    "expires_at": {"N": str(int(time.time()) + CALL_MARKER_TTL_SECONDS)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        charged = int(call.charged)
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    marker,
+                    self._counter_update(call.key_id, f"{call.day}#{call.route}", 1, charged),
+                    self._counter_update(call.key_id, f"{call.day}#{TOTAL_ROUTE}", 1, charged),
+                ]
+            )
+        except ClientError as error:
+            reasons = error.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False  # counted already
+            raise
+        return True
 
     def _counter_update(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
         return {
@@ -99,6 +126,22 @@ class UsageMeter:
                 "ExpressionAttributeValues": {":calls": {"N": str(calls)}, ":charged": {"N": str(charged)}},
             }
         }
+
+    def count(self, call: MeteredCall) -> None:
+        """Count a call that was answered, whatever DynamoDB does: a failed write goes to the
+        metering queue, whose consumer applies it once (``record``). Never raises: an answer
+        delivered stays delivered."""
+        try:
+            self.record(call)
+            return
+        except Exception as error:  # noqa: BLE001 - the answer goes out; the count is deferred
+            logger.warning(
+                "metering deferred to the queue", extra={"call": call.to_json(), "error": str(error)}
+            )
+        try:
+            client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=call.to_json())
+        except Exception:  # last resort: the log line holds the call, to apply by hand
+            logger.exception("metering lost: apply this call by hand", extra={"call": call.to_json()})
 
     def charge_task(
         self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None
@@ -154,7 +197,14 @@ class UsageMeter:
             },
         )
 
-    def calls_today(self, key_id: str) -> int:
+    def calls_today(self, key_id: str) -> int | None:
+        """The key's calls today (None: the table could not be read)."""
+        try:
+            return self._calls_today(key_id)
+        except ClientError:
+            return None
+
+    def _calls_today(self, key_id: str) -> int:
         item = self._db.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{TOTAL_ROUTE}"}},
@@ -229,6 +279,32 @@ class UsageMeter:
         """The daily quota of the key's usage plan (None: no quota or unknown)."""
         plan = self.plan(key_id)
         return plan.quota if plan is not None else None
+
+
+@dataclass(frozen=True)
+class MeteredCall:
+    """One call to count: who, which route, which UTC day, charged or not, and its request id
+    (what makes applying it twice count once)."""
+
+    key_id: str
+    route: str
+    charged: bool
+    call_id: str
+    day: str = field(default_factory=utc_day)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> MeteredCall:
+        data = json.loads(text)
+        return cls(
+            str(data["key_id"]),
+            str(data["route"]),
+            bool(data["charged"]),
+            str(data["call_id"]),
+            str(data["day"]),
+        )
 
 
 @dataclass(frozen=True)

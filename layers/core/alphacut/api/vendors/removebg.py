@@ -315,7 +315,8 @@ def account_route() -> Response[Any]:
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
         # this call is counted too (after the answer): what is left once it is
-        left = max(quota - meter.calls_today(owner) - 1, 0) if meter and quota is not None else None
+        used = meter.calls_today(owner) if meter and quota is not None else None
+        left = max(quota - used - 1, 0) if quota is not None and used is not None else None
         attributes = {
             "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
             "api": {"free_calls": left, "sizes": "all"},

@@ -1,0 +1,102 @@
+"""What AWS deletes on its own and moto never does: S3 lifecycle expiration and DynamoDB TTL.
+
+S3 expires an object ``ExpirationInDays`` after it was written, rounded up to the next midnight
+UTC (S3's own rule); DynamoDB deletes an item some time after its TTL attribute has passed. Both
+run here with any clock: tests move it days ahead on demand, and the stack runs them in the
+background with the real one, as AWS does.
+
+Usage::
+
+    expiry = Expiry(stack.client, [LifecycleRule("bucket", "tasks/", 8)], {"table": "expires_at"})
+    expiry.run(now=time.time() + 2 * 86400)     # -> Expired(objects=[(bucket, key)...], items=3)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alphacut_dev.local.loops import BackgroundLoop
+
+DAY = 86400
+BACKGROUND_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    bucket: str
+    prefix: str  # "" : every object
+    days: int
+
+    def expires_at(self, written: float) -> int:
+        """S3's expiry time: ``days`` after the write, rounded up to midnight UTC."""
+        moment = written + self.days * DAY
+        return int(-(-moment // DAY) * DAY)
+
+
+def lifecycle_rules(bucket: str, configuration: dict[str, Any] | None) -> list[LifecycleRule]:
+    """The expiration rules of a (resolved) CloudFormation ``LifecycleConfiguration``."""
+    rules = []
+    for rule in (configuration or {}).get("Rules", []):
+        if rule.get("Status") != "Enabled" or "ExpirationInDays" not in rule:
+            continue
+        prefix = rule.get("Prefix") or (rule.get("Filter") or {}).get("Prefix") or ""
+        rules.append(LifecycleRule(bucket, prefix, int(rule["ExpirationInDays"])))
+    return rules
+
+
+@dataclass
+class Expired:
+    objects: list[tuple[str, str]] = field(default_factory=list)
+    items: int = 0
+
+
+class Expiry:
+    def __init__(
+        self,
+        client: Callable[[str], Any],
+        rules: list[LifecycleRule],
+        ttl_attributes: dict[str, str],
+    ):
+        self.client, self.rules, self.ttl_attributes = client, rules, ttl_attributes
+
+    def run(self, now: float | None = None) -> Expired:
+        """Delete what AWS would have deleted by ``now`` (default: the real clock)."""
+        now = time.time() if now is None else now
+        expired = Expired()
+        s3 = self.client("s3")
+        for rule in self.rules:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=rule.bucket, Prefix=rule.prefix):
+                for item in page.get("Contents", []):
+                    if rule.expires_at(item["LastModified"].timestamp()) <= now:
+                        s3.delete_object(Bucket=rule.bucket, Key=item["Key"])
+                        expired.objects.append((rule.bucket, item["Key"]))
+        dynamodb = self.client("dynamodb")
+        for table, attribute in self.ttl_attributes.items():
+            keys = [
+                k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]
+            ]
+            for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+                for item in page.get("Items", []):
+                    value = item.get(attribute, {}).get("N")
+                    if value is not None and float(value) < now:
+                        dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
+                        expired.items += 1
+        return expired
+
+
+class ExpiryLoop(BackgroundLoop):
+    """The background run with the real clock."""
+
+    def __init__(self, expiry: Expiry, seconds: float = BACKGROUND_SECONDS):
+        super().__init__("expiry")
+        self.expiry, self.seconds = expiry, seconds
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.seconds):
+            try:
+                self.expiry.run()
+            except Exception:  # noqa: BLE001, S112 - moto going down at stop
+                continue

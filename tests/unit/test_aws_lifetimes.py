@@ -1,0 +1,45 @@
+"""The template's lifetimes against what points at them: every object outlives the record or
+link that promises it (S3 lifecycle rules in template.yaml, TTLs and link lifetimes in the code)."""
+
+from __future__ import annotations
+
+import pytest
+from alphacut.api.vendors.ailab_costume import URL_SECONDS
+from alphacut.aws.idempotency import RECORD_TTL_SECONDS
+from alphacut.aws.task_table import TASK_TTL_SECONDS
+from alphacut_dev.local.expiry import LifecycleRule, lifecycle_rules
+from alphacut_dev.template import load_sam
+
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def results_rules() -> dict[str, int]:
+    bucket = load_sam()["Resources"]["ResultsBucket"]["Properties"]
+    rules = lifecycle_rules("results", bucket["LifecycleConfiguration"])
+    return {rule.prefix: rule.days for rule in rules}
+
+
+def test_every_results_rule_names_a_prefix(results_rules):
+    assert "" not in results_rules, "a rule without a prefix expires every kind of object at once"
+    assert set(results_rules) == {"results/", "tasks/", "idempotency/"}
+
+
+def test_task_results_outlive_their_task_record(results_rules):
+    assert results_rules["tasks/"] * DAY > TASK_TTL_SECONDS
+
+
+def test_idempotency_answers_outlive_their_record(results_rules):
+    assert results_rules["idempotency/"] * DAY > RECORD_TTL_SECONDS
+
+
+def test_sync_results_outlive_the_longest_link_to_them(results_rules):
+    assert results_rules["results/"] * DAY >= URL_SECONDS
+
+
+def test_s3_expires_at_the_midnight_after_the_days_have_passed():
+    rule = LifecycleRule("b", "tasks/", 1)
+    written = 1_795_000_000 + 3600  # some time of day
+    assert rule.expires_at(written) % DAY == 0
+    assert DAY <= rule.expires_at(written) - written < 2 * DAY
+    assert rule.expires_at(1_795_046_400) == 1_795_046_400 + DAY  # written at midnight: exactly a day
