@@ -176,3 +176,19 @@ def test_a_metering_write_that_fails_keeps_the_answer_and_is_counted_once_from_t
         "calls": before[1]["calls"] + 1,
         "charged": before[1]["charged"] + 1,
     }
+
+
+def blank_png() -> bytes:
+    image = Image.new("RGB", (300, 200), (255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_an_empty_cutout_is_delivered_and_not_charged(handler, key_id):
+    before = usage_today(key_id)
+    answer = post_cutout(handler, key_id, body=blank_png(), query={"return": "base64"})
+    body = answer_json(answer)
+    assert answer["statusCode"] == 200 and body["found"] is False
+    assert body["charge"] is False and header(answer, "X-Alphacut-Charge") == "false"
+    assert usage_today(key_id) == {"calls": before["calls"] + 1, "charged": before["charged"]}

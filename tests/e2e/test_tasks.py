@@ -307,3 +307,20 @@ def test_callback_rules(api, photo):
     # a private target is never called, and the task is not harmed by it
     task_id = submit(api, photo, callback_url="http://169.254.169.254/hook")
     assert wait_final(api, task_id)["state"] == 1
+
+
+def test_a_task_whose_picture_has_no_subject_is_done_and_not_charged(admin, stack):
+    from tests.conftest import image_bytes
+    from tests.stack_fixtures import new_key
+
+    key_api = new_key(admin, stack)
+    blank = image_bytes(Image.new("RGB", (300, 200), (255, 255, 255)), "PNG")
+    task_id = submit(key_api, blank)
+    assert wait_final(key_api, task_id)["state"] == 1
+    time.sleep(2)  # the ChargeTask step runs after the task is done
+    routes = key_api.get("/v1/usage").json()["days"][-1]["routes"]
+    assert routes["/v1/tasks"]["charged"] == 0
+    answer = key_api.post(
+        "/v1/tasks", files={"image_file": ("b.png", blank, "image/png")}, data={"sync": "1"}
+    )
+    assert answer.json()["data"]["state"] == 1 and answer.headers["X-Alphacut-Charge"] == "false"

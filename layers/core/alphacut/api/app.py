@@ -179,6 +179,7 @@ def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response
     options = options_from(request.params, route_type, background=background)
     delivery = choose_delivery(request.params, request.accept, options)
     result = engine.run(request.image, options)
+    app.append_context(empty_result=not result.found)
     metrics.add_metric(name=f"{route}Delivered", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="PipelineMilliseconds", unit=MetricUnit.Milliseconds, value=result.timings.total)
     logger.info(
@@ -223,6 +224,7 @@ def costume_route() -> Response[Any]:
         raise InvalidOption("must be base64 or url (the answer holds several images)", field="return")
     delivery = Delivery(raw_delivery)
     result = engine.cut_out_garments(request.image, options, garments)
+    app.append_context(empty_result=not result.outfit.found)
     metrics.add_metric(name="CostumeDelivered", unit=MetricUnit.Count, value=1)
     logger.info(
         "costume",
@@ -257,6 +259,7 @@ def _task_answer(data: dict[str, Any]) -> dict[str, Any]:
 
 @app.post("/v1/tasks")
 def create_task_route() -> Response[Any]:
+    from alphacut.aws.task_table import is_billable
     from alphacut.options import parse_bool
 
     service = task_service()
@@ -278,7 +281,7 @@ def create_task_route() -> Response[Any]:
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = process.seconds_left(app.lambda_context)
     record = service.wait(task_id, api_key_owner(), left) if sync else service.table.get(task_id)
-    if record.state is TaskState.DONE:
+    if is_billable(record):
         app.append_context(charge=CHARGED_BY_TASK)
     return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
 

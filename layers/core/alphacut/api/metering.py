@@ -1,7 +1,8 @@
 """Pay-per-use around every route: count the call, charge it only when a result was delivered,
 and tell the caller (``charge``, ``remain``).
 
-A route says it delivered something billable with ``app.append_context(charge=CHARGE_HERE)``; a
+A route says it delivered something billable with ``app.append_context(charge=CHARGE_HERE)``, and
+``empty_result=True`` when the picture holds no subject (delivered, never charged, on every route); a
 synchronous task that finished says ``CHARGED_BY_TASK`` (the state machine charged it, once).
 Everything else (errors, polls, usage reports, async task creation, idempotent replays) is
 counted, not charged. The middlewares inside this one (``alphacut.api.idempotency``, the answer
@@ -69,7 +70,8 @@ def make_metering() -> Middleware:
         meter = process.usage_meter()
         event = app.current_event.raw_event
         delivered = response.status_code == 200 and not context.get("replayed")
-        charge_here = delivered and context.get("charge") == CHARGE_HERE
+        # an empty picture (no subject found) is delivered and never charged, on every route
+        charge_here = delivered and context.get("charge") == CHARGE_HERE and not context.get("empty_result")
         charged = charge_here or (delivered and context.get("charge") == CHARGED_BY_TASK)
         remain = quota = None
         if meter is not None:

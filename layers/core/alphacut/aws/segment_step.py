@@ -256,5 +256,6 @@ def run_segment_step(
         **stored,
         "width": result.width,
         "height": result.height,
+        "found": result.found,
         "timings_ms": {k: round(v, 1) for k, v in timings.items()},
     }

@@ -85,6 +85,7 @@ def aidge_cutout() -> Response[Any]:
             target_width=width, target_height=height, format=image_format, bg_color=bg_color
         )
         result = pipeline_with(LIMITS).run(data, options)
+        router.append_context(empty_result=not result.found)
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
         store = process.result_store(None, router.current_event.raw_event)
         link = store.put(key, *result.single_image)

@@ -79,6 +79,7 @@ def ailab_costume() -> Response[Any]:
         params = apply_return_form({"return_form": fields["return_form"]} if "return_form" in fields else {})
         options = CutoutOptions.from_mapping(params)
         result = pipeline_with(LIMITS).cut_out_garments(files["image"], options, garments)
+        router.append_context(empty_result=not result.outfit.found)
         store = process.result_store(URL_SECONDS, router.current_event.raw_event)
         folder = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
 

@@ -39,6 +39,7 @@ def jd_cutout() -> Response[Any]:
         if not data:
             raise InvalidOption("is empty: send the image bytes as the request body", field="body")
         result = process.pipeline().run(data, CutoutOptions())
+        router.append_context(empty_result=not result.found)
         key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.png"
         image, content_type = result.single_image  # the default options: a PNG cutout
         link = process.result_store(None, router.current_event.raw_event).put(key, image, content_type)

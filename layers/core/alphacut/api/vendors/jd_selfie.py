@@ -72,6 +72,7 @@ def jd_selfie() -> Response[Any]:
     def build(request_id: str) -> Response[Any]:
         data = decode_base64_image(_image_field(router.current_event.raw_event), LIMITS.max_bytes, "image")
         result = pipeline_with(LIMITS).run(data, CutoutOptions(type=SubjectType.PERSON))
+        router.append_context(empty_result=not result.found)
         picture = base64.b64encode(result.single_image[0]).decode("ascii")
         return json_response(
             200, _envelope(1000, "ok", picture, round(result.timings.total)), {"X-Request-Id": request_id}
