@@ -39,7 +39,6 @@ from alphacut.api.responses import (
 from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType
-from alphacut.task_states import TaskState
 
 if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
     from aws_lambda_powertools.utilities.typing import LambdaContext
