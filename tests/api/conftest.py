@@ -44,14 +44,15 @@ def rest_event(
     body: bytes | str = b"",
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
-    key_id: str = "key-a",
+    key_id: str | None = "key-a",
+    resource: str | None = None,
 ) -> dict:
     """The REST proxy event API Gateway sends for this request (binary bodies base64, as the
     template's binary media types make them), with the API key id the gateway resolved."""
     raw = body.encode() if isinstance(body, str) else body
     headers = {"Host": "abc.execute-api.us-east-1.amazonaws.com", **(headers or {})}
     return {
-        "resource": path,
+        "resource": resource or path,
         "path": path,
         "httpMethod": method,
         "headers": headers,
@@ -61,7 +62,7 @@ def rest_event(
         "pathParameters": None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path,
+            "resourcePath": resource or path,
             "httpMethod": method,
             "path": f"/Prod{path}",
             "stage": "Prod",

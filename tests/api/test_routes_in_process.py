@@ -14,6 +14,7 @@ from PIL import Image
 from tests.api.conftest import (
     DAILY_QUOTA,
     METERING_QUEUE,
+    RESULTS_BUCKET,
     USAGE_TABLE,
     LambdaContext,
     answer_json,
@@ -192,3 +193,30 @@ def test_an_empty_cutout_is_delivered_and_not_charged(handler, key_id):
     assert answer["statusCode"] == 200 and body["found"] is False
     assert body["charge"] is False and header(answer, "X-Alphacut-Charge") == "false"
     assert usage_today(key_id) == {"calls": before["calls"] + 1, "charged": before["charged"]}
+
+
+def test_every_listed_page_file_is_served_and_an_unknown_one_is_404(handler):
+    from alphacut.api.web import STATIC_TYPES
+
+    for name, content_type in STATIC_TYPES.items():
+        answer = call(handler, "GET", f"/static/{name}", key_id=None, resource="/static/{name}")
+        assert answer["statusCode"] == 200, name
+        assert header(answer, "Content-Type") == content_type
+    missing = call(handler, "GET", "/static/screenshot.png", key_id=None, resource="/static/{name}")
+    assert missing["statusCode"] == 404 and answer_json(missing)["error"]["code"] == "not_found"
+
+
+def _items_with_prefix(prefix: str) -> list[dict]:
+    items = boto3.client("dynamodb").scan(TableName=USAGE_TABLE)["Items"]
+    return [item for item in items if item["pk"]["S"].startswith(prefix)]
+
+
+def test_routes_without_a_key_keep_no_idempotency_record_and_count_nothing(handler):
+    replay = {"Idempotency-Key": f"anonymous-{uuid.uuid4()}"}
+    for path, resource in [("/", "/"), ("/docs", "/docs"), ("/static/app.js", "/static/{name}")]:
+        for _ in range(2):
+            answer = call(handler, "GET", path, headers=replay, key_id=None, resource=resource)
+            assert answer["statusCode"] == 200 and header(answer, "Idempotent-Replayed") is None
+    assert _items_with_prefix("idem#anonymous") == [] and _items_with_prefix("usage#anonymous") == []
+    stored = boto3.client("s3").list_objects_v2(Bucket=RESULTS_BUCKET, Prefix="idempotency/anonymous")
+    assert stored.get("KeyCount", 0) == 0

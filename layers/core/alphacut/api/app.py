@@ -313,7 +313,6 @@ def usage_route() -> Response[Any]:
 def result_link_route(token: str) -> Response[Any]:
     """A result link: checked, then redirected to the object presigned for a few minutes. No API
     key (a link is handed to browsers and shops' servers); not metered."""
-    app.append_context(unmetered=True)
     signer = process.link_signer()
     if signer is None:
         raise NotFound("result links are not configured in this deployment")
@@ -346,7 +345,6 @@ def openapi_route() -> Response[Any]:
 @app.get("/docs")
 def docs_route() -> Response[Any]:
     """The API reference, readable, with no key (the document is inline)."""
-    app.append_context(unmetered=True)
     return web.docs_page(openapi_document())
 
 
@@ -380,7 +378,15 @@ def error_answer(error: Exception) -> Response[Any]:
 
 
 # outermost first: metering counts every answer; idempotency keeps what the guard lets out
-app.use(middlewares=[make_metering(), make_idempotency(error_answer), make_answer_guard(error_answer)])
+# routes API Gateway serves without a key: neither metered nor kept for idempotency
+KEYLESS = frozenset(route.path for route in ROUTES + VENDOR_ROUTES if not route.key_required)
+app.use(
+    middlewares=[
+        make_metering(KEYLESS),
+        make_idempotency(error_answer, KEYLESS),
+        make_answer_guard(error_answer),
+    ]
+)
 for vendor_router in ROUTERS:
     app.include_router(vendor_router)
 app.include_router(web.router)

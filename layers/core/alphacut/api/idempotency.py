@@ -10,7 +10,7 @@ resolver's context, read by the metering).
 
 Usage::
 
-    app.use(middlewares=[make_metering(), make_idempotency(on_error), make_answer_guard(on_error)])
+    app.use(middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)])
 """
 
 from __future__ import annotations
@@ -90,14 +90,19 @@ def _replay_or_refuse(store: IdempotencyStore, claim: Claim, event: dict[str, An
     return response
 
 
-def make_idempotency(on_error: Callable[[Exception], Response[Any]]) -> Middleware:
-    """The middleware; ``on_error`` turns its own refusals (409, 400) into answers."""
+def make_idempotency(
+    on_error: Callable[[Exception], Response[Any]], keyless: frozenset[str] = frozenset()
+) -> Middleware:
+    """The middleware; ``on_error`` turns its own refusals (409, 400) into answers; ``keyless``:
+    the routes served without a key, where nothing is kept (no owner, nothing charged)."""
 
     def idempotency(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        store = process.idempotency_store()
         event = app.current_event.raw_event
         key = header(event, IDEMPOTENCY_HEADER).strip()
-        if not key or store is None:
+        if not key or not process.key_required(event, keyless):
+            return next_middleware(app)
+        store = process.idempotency_store()
+        if store is None:
             return next_middleware(app)
         owner = process.api_key_owner(event)
         try:

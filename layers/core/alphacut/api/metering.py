@@ -17,7 +17,7 @@ filled in). A vendor that says the same in its own headers names a function for 
 
 Usage::
 
-    app.use(middlewares=[make_metering(), make_idempotency(on_error), make_answer_guard(on_error)])
+    app.use(middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)])
 """
 
 from __future__ import annotations
@@ -59,16 +59,17 @@ def _decorate(
     return response
 
 
-def make_metering() -> Middleware:
-    """The middleware (outermost: it counts every answer, refusals included)."""
+def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
+    """The middleware (outermost: it counts every answer, refusals included); ``keyless``: the
+    routes served without a key (the page, the reference, result links), never counted."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         response = next_middleware(app)
         context = app.context
-        if context.get("unmetered"):  # result links: no key, nothing to count
+        event = app.current_event.raw_event
+        if not process.key_required(event, keyless):
             return response
         meter = process.usage_meter()
-        event = app.current_event.raw_event
         delivered = response.status_code == 200 and not context.get("replayed")
         # an empty picture (no subject found) is delivered and never charged, on every route
         charge_here = delivered and context.get("charge") == CHARGE_HERE and not context.get("empty_result")

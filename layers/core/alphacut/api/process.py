@@ -148,5 +148,13 @@ def seconds_left(lambda_context: LambdaContext | None) -> Callable[[], float]:
 
 
 def api_key_owner(event: dict[str, Any]) -> str:
+    """The id of the API key API Gateway resolved. Never the key's value: that is a secret, not an
+    identity, and it would be written into the usage table."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
-    return identity.get("apiKeyId") or identity.get("apiKey") or "anonymous"
+    return str(identity.get("apiKeyId") or "anonymous")
+
+
+def key_required(event: dict[str, Any], keyless: frozenset[str]) -> bool:
+    """Whether the route asked API Gateway for a key (``keyless``: the routes that do not): only
+    such calls are metered or kept for idempotency."""
+    return (event.get("resource") or event.get("path") or "") not in keyless

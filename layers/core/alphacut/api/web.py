@@ -26,7 +26,6 @@ STATIC_TYPES = {
     "app.js": "application/javascript; charset=utf-8",
     "docs.js": "application/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
-    "screenshot.png": "image/png",
 }
 # the page talks to this origin only; pictures may come from result links and image URLs
 SECURITY_HEADERS = {
@@ -45,7 +44,6 @@ def read(name: str) -> bytes:
 
 
 def _file(name: str, content_type: str) -> Response[Any]:
-    router.append_context(unmetered=True)
     return Response(
         status_code=200,
         content_type=content_type,
@@ -62,13 +60,7 @@ def page() -> Response[Any]:
 @router.get("/static/<name>")
 def static(name: str) -> Response[Any]:
     if name not in STATIC_TYPES:
-        router.append_context(unmetered=True)
         raise NotFound(f"no file {name[:100]!r} here")
-    if STATIC_TYPES[name] == "image/png":
-        router.append_context(unmetered=True)
-        return Response(
-            status_code=200, content_type="image/png", body=read(name), headers=dict(SECURITY_HEADERS)
-        )
     return _file(name, STATIC_TYPES[name])
 
 
