@@ -10,7 +10,9 @@ resolver's context, read by the metering).
 
 Usage::
 
-    app.use(middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)])
+    app.use(
+        middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)]
+    )
 """
 
 from __future__ import annotations

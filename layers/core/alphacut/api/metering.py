@@ -17,7 +17,9 @@ filled in). A vendor that says the same in its own headers names a function for 
 
 Usage::
 
-    app.use(middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)])
+    app.use(
+        middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)]
+    )
 """
 
 from __future__ import annotations
