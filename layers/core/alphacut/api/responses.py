@@ -264,9 +264,8 @@ def make_answer_guard(on_error: Callable[[Exception], Response[Any]]) -> Middlew
 
     Usage::
 
-        app.use(
-            middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)]
-        )
+        guard = make_answer_guard(on_error)
+        app.use(middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), guard])
     """
 
     def answer_guard(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
