@@ -1,14 +1,21 @@
 """Lifetimes AWS applies and moto does not, emulated by the local stack (``stack.expiry``: S3
-lifecycle rules and DynamoDB TTL, run with a clock moved ahead): a done task answers its results
-for as long as it says it is done, and a result that is gone is a 410 ``result_expired``."""
+lifecycle rules and DynamoDB TTL, run with a clock moved ahead; ``stack.aws_rules``: S3's put
+sequencers and Step Functions' 90-day name window): a done task answers its results for as long
+as it says it is done, a result that is gone is a 410 ``result_expired``, and a new put of the
+same bytes is a new task that runs."""
 
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 
+import pytest
 import requests
+from alphacut.aws.task_table import TaskRecord, TaskTable
+from alphacut.errors import NotFound
+from alphacut.task_states import TaskState
 
 from tests.e2e.test_tasks import submit, wait_final
 
@@ -63,3 +70,73 @@ def test_a_replay_whose_stored_answer_is_gone_answers_410_result_expired(api, st
     replay = api.post("/v1/cutout", data=photo, headers=headers)
     assert replay.status_code == 410 and replay.json()["error"]["code"] == "result_expired"
     assert replay.headers["X-Alphacut-Charge"] == "false"
+
+
+def _upload_task(stack, key: str, exclude: set[str], timeout: float = 90) -> TaskRecord:
+    """The final task of the newest put of ``key`` other than those in ``exclude``."""
+    table = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb"))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            record = table.by_source_key(key)
+        except NotFound:
+            record = None
+        if record is not None and record.task_id not in exclude and record.state.is_final:
+            return record
+        time.sleep(0.3)
+    pytest.fail(f"no new final task for {key} in {timeout} s")
+
+
+def test_the_same_bytes_put_again_after_the_task_expired_are_a_new_task_that_runs(stack, photo):
+    """Between day 7 (the task record's TTL) and day 90 (Step Functions' name window) a second put
+    of the same bytes used to make a task named like the closed execution: queued for ever."""
+    s3, bucket, key = (
+        stack.client("s3"),
+        stack.physical["UploadsBucket"],
+        f"incoming/again/{uuid.uuid4()}.jpg",
+    )
+    s3.put_object(Bucket=bucket, Key=key, Body=photo)
+    first = _upload_task(stack, key, set())
+    assert first.state is TaskState.DONE
+    stack.client("dynamodb").delete_item(  # what DynamoDB's TTL does after 7 days
+        TableName=stack.physical["TasksTable"], Key={"task_id": {"S": first.task_id}}
+    )
+    s3.put_object(Bucket=bucket, Key=key, Body=photo)
+    second = _upload_task(stack, key, {first.task_id})
+    assert second.state is TaskState.DONE and second.task_id != first.task_id
+
+
+def test_a_queued_task_whose_execution_name_is_taken_by_a_closed_execution_ends_failed(api, stack, photo):
+    done = submit(api, photo)
+    assert wait_final(api, done)["state"] == 1
+    table = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb"))
+    record = table.get(done)
+    stack.client("dynamodb").delete_item(TableName=stack.physical["TasksTable"], Key={"task_id": {"S": done}})
+    table.create(
+        TaskRecord(task_id=done, owner=record.owner, options=record.options, input_key=record.input_key)
+    )
+    stack.client("sqs").send_message(
+        QueueUrl=stack.physical["TaskQueue"], MessageBody=json.dumps({"task_id": done})
+    )
+    deadline = time.time() + 30
+    while (ended := table.get(done)).state is TaskState.QUEUED:
+        assert time.time() < deadline, "the task stayed queued"
+        time.sleep(0.2)
+    assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionNameTaken"
+
+
+def test_step_functions_refuses_a_closed_name_for_90_days_then_takes_it(stack):
+    sfn, machine = stack.client("stepfunctions"), stack.physical["TaskStateMachine"]
+    name = f"window-{uuid.uuid4()}"
+    arn = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+    again = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+    assert again == arn  # running, same input: the same execution
+    sfn.stop_execution(executionArn=arn, cause="closed by the test")
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(stateMachineArn=machine, name=name, input="{}")
+    real_clock = stack.aws_rules.clock
+    stack.aws_rules.clock = lambda: real_clock() + 91 * DAY
+    try:
+        sfn.start_execution(stateMachineArn=machine, name=name, input="{}")
+    finally:
+        stack.aws_rules.clock = real_clock

@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from alphacut.aws.dispatch import upload_task_id
+from alphacut.aws.dispatch import Upload, upload_task_id
 from alphacut.aws.finalize import TaskFinalizer
 from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
 from alphacut.aws.task_service import step_input
@@ -111,7 +111,7 @@ def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, p
         sqs.send_message(QueueUrl=stack.physical["TaskDeadLetterQueue"], MessageBody=body)
     ended = wait_for(stack, record.task_id)
     assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "DispatchFailed"
-    upload_id = upload_task_id(stack.physical["UploadsBucket"], "incoming/never started.jpg", "abc")
+    upload_id = upload_task_id(Upload(stack.physical["UploadsBucket"], "incoming/never started.jpg", "abc"))
     upload_task = wait_for(stack, upload_id, missing_ok=True)
     assert upload_task.state is TaskState.FAILED  # the upload became a task only to be ended
     time.sleep(2)  # the garbage message is consumed too: the dead-letter queue drains

@@ -277,3 +277,21 @@ def test_an_abandoned_idempotency_claim_is_taken_over_once_it_expires(stack):
     now[0] += 3600
     finished = store.claim("expiry-test", key, "fp")  # a finished record is replayed for 24 h
     assert not finished.new and finished.done and store.answer(finished) == b'{"status": 200}'
+
+
+def test_a_burst_of_many_keys_reads_the_plans_once_and_every_answer_knows_its_quota(admin, stack):
+    """API Gateway's management API allows about 10 requests a second per account (emulated): the
+    functions read every plan and its keys at once, not one plan look-up per key."""
+    apigateway = stack.client("apigateway")
+    bulk = admin.plans()["bulk"]
+    keys = []
+    for i in range(40):
+        key = apigateway.create_api_key(name=f"burst-{i}-{time.time_ns()}", enabled=True)
+        apigateway.create_usage_plan_key(usagePlanId=bulk.id, keyId=key["id"], keyType="API_KEY")
+        keys.append(Api(stack.url, key["value"]))
+    plans = len(apigateway.get_usage_plans()["items"])
+    before = len(stack.aws_rules.management_calls)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(usage, keys))
+    assert [answer["daily_quota"] for answer in answers] == [bulk.daily_quota] * 40
+    assert len(stack.aws_rules.management_calls) - before <= 2 * (1 + plans)

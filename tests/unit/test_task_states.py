@@ -124,7 +124,18 @@ def test_an_s3_notification_for_a_folder_marker_names_no_upload():
         return {"s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "e"}}}
 
     body = {"Records": [record("incoming/a+b.jpg"), record("incoming/folder/"), record("elsewhere/x.jpg")]}
-    assert list(uploads_in(body)) == [("b", "incoming/a b.jpg", "e")]
+    assert list(uploads_in(body)) == [("b", "incoming/a b.jpg", "e", "")]
+
+
+def test_two_puts_of_the_same_bytes_are_two_tasks_and_one_put_notified_twice_is_one():
+    from alphacut.aws.dispatch import upload_task_id, uploads_in
+
+    def notification(sequencer):
+        stored = {"key": "incoming/a.jpg", "eTag": "e", "sequencer": sequencer}
+        return {"Records": [{"s3": {"bucket": {"name": "b"}, "object": stored}}]}
+
+    first, again, second = (next(uploads_in(notification(s))) for s in ("0A1", "0A1", "0B2"))
+    assert upload_task_id(first) == upload_task_id(again) != upload_task_id(second)
 
 
 def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():

@@ -23,6 +23,7 @@ from typing import Self
 import boto3
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 
+from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.intrinsics import Resolver
@@ -233,6 +234,7 @@ class LocalStack:
         self._expiry_loop: ExpiryLoop | None = None
         self._moto_invoke = None
         self._dynamodb_writes: dict[str, object] = {}
+        self.aws_rules = AwsRules()  # S3 sequencers, Step Functions' 90-day name window
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -265,8 +267,11 @@ class LocalStack:
             "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
         }
 
-    def client(self, service: str):
-        return boto3.client(service, **self._moto_session_args())
+    def client(self, service: str, user_agent_extra: str = ""):
+        from botocore.config import Config
+
+        config = Config(user_agent_extra=user_agent_extra) if user_agent_extra else None
+        return boto3.client(service, config=config, **self._moto_session_args())
 
     def resource(self, service: str):
         return boto3.resource(service, **self._moto_session_args())
@@ -284,6 +289,7 @@ class LocalStack:
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
         self._serialise_dynamodb_writes()
+        self.aws_rules.apply()
         self.start_model_server()
         self._enable_moto_execution()
         cfn = translate_template(self.template, region=REGION)
@@ -335,6 +341,7 @@ class LocalStack:
         if self._expiry_loop is not None:
             self._expiry_loop.stop()
             self._expiry_loop = None
+        self.aws_rules.restore()
         if self._dynamodb_writes:
             from moto.dynamodb.models import DynamoDBBackend
 
@@ -751,7 +758,7 @@ class LocalStack:
         if cached is not None and now - cached[0] < PLAN_CACHE_SECONDS:
             return cached[1]
         found = None
-        apigateway = self.client("apigateway")
+        apigateway = self.client("apigateway", GATEWAY_USER_AGENT)  # API Gateway's data plane, not its API
         for key in apigateway.get_api_keys(includeValues=True).get("items", []):
             if key.get("value") != value or not key.get("enabled", True):
                 continue

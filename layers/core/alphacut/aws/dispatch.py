@@ -3,7 +3,8 @@
 Messages are either ``{"task_id": ...}`` (from POST /v1/tasks) or S3 event notifications for
 objects put under ``incoming/`` in the uploads bucket, which become tasks here: options from the
 object's metadata (``x-amz-meta-type: person`` ...), the result under ``results/`` with the same
-name, the task id derived from bucket, key and ETag (a repeated notification is the same task).
+name, the task id derived from bucket, key, ETag and the put's sequencer (a repeated notification
+is the same task; a new put of the same bytes is a new task).
 
 A message no retry can mend (not JSON, no such task, a task record that cannot become a step
 input) is logged and dropped, its task (if any) ended as failed; anything else raises, so the
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
@@ -47,31 +48,48 @@ logger = Logger(child=True)
 SqsRecord = Any
 
 
-def upload_task_id(bucket: str, key: str, etag: str) -> str:
-    """An upload's task id: the same object notified twice is the same task."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{bucket}/{key}#{etag}"))
+class Upload(NamedTuple):
+    """One put of an object under ``incoming/``, as its S3 notification names it. ``put`` tells
+    two puts of the same key (and the same bytes) apart: S3's ``sequencer``, else the event time.
+    Duplicate notifications of one put carry the same values."""
+
+    bucket: str
+    key: str
+    etag: str
+    put: str = ""
 
 
-def uploads_in(body: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    """(bucket, key, etag) of each object an S3 notification names under ``incoming/``; folder
-    markers (keys ending in /) are not images."""
+def upload_task_id(upload: Upload) -> str:
+    """An upload's task id: the same put notified twice is the same task; a new put of the same
+    bytes to the same key is a new task (its execution name is new too: Step Functions refuses a
+    closed execution's name for 90 days)."""
+    return str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{upload.bucket}/{upload.key}#{upload.etag}#{upload.put}")
+    )
+
+
+def uploads_in(body: dict[str, Any]) -> Iterator[Upload]:
+    """Each put an S3 notification names under ``incoming/``; folder markers (keys ending in /)
+    are not images."""
     for s3_record in body.get("Records", []):  # a TestEvent has none
         bucket = s3_record["s3"]["bucket"]["name"]
-        key = unquote_plus(s3_record["s3"]["object"]["key"])  # S3 events quote_plus the key
+        stored = s3_record["s3"]["object"]
+        key = unquote_plus(stored["key"])  # S3 events quote_plus the key
         if key.startswith(INCOMING_PREFIX) and not key.endswith("/"):
-            yield bucket, key, s3_record["s3"]["object"].get("eTag", "")
+            put = stored.get("sequencer") or s3_record.get("eventTime") or ""
+            yield Upload(bucket, key, stored.get("eTag", ""), put)
 
 
-def upload_record(bucket: str, key: str, etag: str) -> TaskRecord:
+def upload_record(upload: Upload) -> TaskRecord:
     """The task record of an upload (default options; the result under ``results/``)."""
-    stem = str(PurePosixPath(key[len(INCOMING_PREFIX) :]).with_suffix(""))
+    stem = str(PurePosixPath(upload.key[len(INCOMING_PREFIX) :]).with_suffix(""))
     return TaskRecord(
-        task_id=upload_task_id(bucket, key, etag),
+        task_id=upload_task_id(upload),
         owner=UPLOAD_OWNER,
         options=CutoutOptions().to_dict(),
-        input_key=key,
-        source_key=key,
-        extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": bucket},
+        input_key=upload.key,
+        source_key=upload.key,
+        extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": upload.bucket},
     )
 
 
@@ -131,13 +149,13 @@ class Dispatcher:
                 return
             self.start(task)
             return
-        for bucket, key, etag in uploads_in(body):
-            self.start(self.task_from_upload(bucket, key, etag))
+        for upload in uploads_in(body):
+            self.start(self.task_from_upload(upload))
 
-    def task_from_upload(self, bucket: str, key: str, etag: str) -> TaskRecord:
-        head = self.s3.head_object(Bucket=bucket, Key=key)
+    def task_from_upload(self, upload: Upload) -> TaskRecord:
+        head = self.s3.head_object(Bucket=upload.bucket, Key=upload.key)
         metadata = head.get("Metadata", {})
-        record = upload_record(bucket, key, etag)
+        record = upload_record(upload)
         task_id = record.task_id
         if head.get("ContentLength", 0) > self.max_bytes:  # never read a huge object to find out
             self.table.create(record)
@@ -176,7 +194,24 @@ class Dispatcher:
             )
             self.started.append(execution["executionArn"])
         except self.sfn.exceptions.ExecutionAlreadyExists:
-            pass  # the name is the task id: the first message already started it
+            self._name_taken(record)
+
+    def _name_taken(self, record: TaskRecord) -> None:
+        """The execution name (the task id) is taken: by this task's running execution (a
+        duplicated message: nothing to do), or by a closed one, which no retry can start again
+        (Step Functions keeps a closed name for 90 days): the task ends failed, never left queued."""
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{record.task_id}"
+        status = self.sfn.describe_execution(executionArn=arn)["status"]
+        if status == "RUNNING":
+            return
+        ended = self.table.fail(
+            record.task_id,
+            TaskState.FAILED,
+            f"its execution name is taken by an execution that ended ({status.lower()})",
+            "ExecutionNameTaken",
+            only_from=(TaskState.QUEUED,),
+        )
+        logger.error("task failed: execution name taken", extra={"task_id": record.task_id, "ended": ended})
 
     def wait_for_started(
         self, seconds_left: Callable[[], float], margin: float = 5.0, poll: float = 0.5

@@ -50,10 +50,10 @@ class TaskFinalizer:
         if body is None:
             return "dropped"
         task_ids = [str(body["task_id"])] if "task_id" in body else []
-        for bucket, key, etag in uploads_in(body):
-            upload = upload_record(bucket, key, etag)
-            self.table.create(upload)  # the upload may never have become a task
-            task_ids.append(upload.task_id)
+        for upload in uploads_in(body):
+            record = upload_record(upload)
+            self.table.create(record)  # the upload may never have become a task
+            task_ids.append(record.task_id)
         ended = [
             self.table.fail(
                 task_id,

@@ -20,7 +20,7 @@ Usage::
     meter = UsageMeter.from_settings(ServiceSettings.from_env())
     meter.record(MeteredCall("key-id", "/v1/cutout", charged=True, call_id="request-id"))
     meter.calls_today("key-id")
-    meter.daily_quota("key-id")          # from the key's usage plan (cached), None = unlimited
+    meter.daily_quota("key-id")          # from the key's usage plan (all plans read at once, cached)
     meter.plan("key-id").name            # the plan itself: name, quota, rate limit
     meter.report("key-id", "2026-11-01", "2026-11-22")
     meter.charge_task("key-id", "task-id")   # True once; False for every later attempt
@@ -46,7 +46,8 @@ TOTAL_ROUTE = "*"
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 # a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
 CALL_MARKER_TTL_SECONDS = 14 * 86400
-PLAN_CACHE_SECONDS = 60
+PLAN_CACHE_SECONDS = 300
+UNKNOWN_KEY_SECONDS = 30
 MAX_REPORT_DAYS = 366
 
 
@@ -73,7 +74,8 @@ def parse_day(value: str | None, field: str, default: str) -> str:
 class UsageMeter:
     def __init__(self, table_name: str, queue_url: str = ""):
         self.table_name, self.queue_url = table_name, queue_url
-        self._plans: dict[str, tuple[float, Plan | None]] = {}
+        self._plans: dict[str, Plan] = {}  # key id -> its plan
+        self._plans_read_at = -float(PLAN_CACHE_SECONDS)
         self._lock = threading.Lock()
 
     @classmethod
@@ -253,27 +255,28 @@ class UsageMeter:
 
     # ---- the key's plan --------------------------------------------------------------------------
     def plan(self, key_id: str) -> Plan | None:
-        """The key's usage plan (cached a minute; None: no plan found)."""
+        """The key's usage plan (None: the key is on no plan). API Gateway's management API allows
+        about 10 requests a second per account, shared by every function and ``alphacut keys``:
+        so every plan and its keys are read at once (1 + plans calls), kept ``PLAN_CACHE_SECONDS``,
+        read again early only for a key not seen yet (at most every ``UNKNOWN_KEY_SECONDS``), and
+        the last read is kept when a read is refused (throttled)."""
         now = time.monotonic()
         with self._lock:
-            cached = self._plans.get(key_id)
-        if cached and now - cached[0] < PLAN_CACHE_SECONDS:
-            return cached[1]
-        found = None
-        try:
-            plans = client("apigateway").get_usage_plans(keyId=key_id).get("items", [])
-        except ClientError:
-            plans = []
-        for item in plans:
-            limit = item.get("quota") or {}
-            daily = (
-                int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
-            )
-            rate = (item.get("throttle") or {}).get("rateLimit")
-            found = Plan(item.get("name", ""), daily, float(rate) if rate is not None else None)
+            age = now - self._plans_read_at
+            known = key_id in self._plans
+            stale = age >= PLAN_CACHE_SECONDS or (not known and age >= UNKNOWN_KEY_SECONDS)
+            if stale:
+                self._plans_read_at = now  # one reader at a time; the others use what is there
+        if stale:
+            try:
+                plans = read_plans()
+            except ClientError as error:
+                logger.warning("usage plans not read: the last read stays", extra={"error": str(error)})
+            else:
+                with self._lock:
+                    self._plans = plans
         with self._lock:
-            self._plans[key_id] = (now, found)
-        return found
+            return self._plans.get(key_id)
 
     def daily_quota(self, key_id: str) -> int | None:
         """The daily quota of the key's usage plan (None: no quota or unknown)."""
@@ -312,6 +315,24 @@ class Plan:
     name: str
     quota: int | None  # calls per UTC day
     rate_limit: float | None  # requests per second
+
+
+def read_plans() -> dict[str, Plan]:
+    """Every usage plan and the keys on it: key id -> plan."""
+    gateway = client("apigateway")
+    found: dict[str, Plan] = {}
+    for page in gateway.get_paginator("get_usage_plans").paginate():
+        for item in page.get("items", []):
+            limit = item.get("quota") or {}
+            daily = (
+                int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
+            )
+            rate = (item.get("throttle") or {}).get("rateLimit")
+            plan = Plan(item.get("name", ""), daily, float(rate) if rate is not None else None)
+            for keys in gateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=item["id"]):
+                for key in keys.get("items", []):
+                    found[key["id"]] = plan
+    return found
 
 
 def default_range(query: dict[str, str]) -> tuple[str, str]:

@@ -1,0 +1,110 @@
+"""AWS behaviour moto lacks, patched into moto (it runs in this process) while the stack runs:
+
+- S3 event notifications carry each put's ``sequencer``, as S3's do: two puts of one key differ,
+  duplicate deliveries of one notification do not (moto sends none);
+- Step Functions refuses a closed execution's name for 90 days after it closed, then accepts it
+  again (moto refuses it for ever); a running execution started again with the same name and
+  input is the same execution, as on AWS. ``clock`` decides what "90 days" is (tests move it);
+- API Gateway's management API answers 429 ``TooManyRequestsException`` past its account-wide
+  rate (10 requests a second, bursts of 40), for every caller but the local gateway itself (on
+  AWS the data plane reads keys and plans without that API). ``management_calls`` counts them.
+
+Usage::
+
+    rules = AwsRules(clock=time.time)
+    rules.apply() ... rules.restore()
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's name, 90 days
+MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
+GATEWAY_USER_AGENT = "alphacut-local-gateway"  # the local gateway's own reads: not throttled
+THROTTLED_READS = ("get_usage_plans", "get_usage_plan", "get_usage_plan_keys", "get_api_keys", "get_api_key")
+
+
+class AwsRules:
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self._originals: list[tuple[Any, str, Any]] = []
+        self._sequence = itertools.count(1)
+        self.management_calls: list[str] = []  # the management API calls answered or refused
+        self._tokens, self._tokens_at = float(MANAGEMENT_BURST), time.monotonic()
+        self._lock = threading.Lock()
+
+    def _management_call_allowed(self, name: str) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(MANAGEMENT_BURST, self._tokens + (now - self._tokens_at) * MANAGEMENT_RATE)
+            self._tokens_at = now
+            self.management_calls.append(name)
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._originals.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, replacement)
+
+    def apply(self) -> None:
+        from moto.s3 import notifications
+        from moto.stepfunctions.exceptions import ExecutionAlreadyExists
+        from moto.stepfunctions.models import StateMachine
+
+        s3_event = notifications._get_s3_event
+        sequence, clock = self._sequence, self.clock
+
+        def with_sequencer(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            event: dict[str, Any] = s3_event(*args, **kwargs)
+            for record in event["Records"]:
+                record["s3"]["object"]["sequencer"] = f"{time.time_ns():016X}{next(sequence):08X}"
+            return event
+
+        def name_window(machine: Any, name: str, execution_input: str) -> Any:
+            for execution in machine.executions:
+                if execution.name != name:
+                    continue
+                if execution.status == "RUNNING":
+                    if execution.execution_input == execution_input:
+                        return execution
+                    raise ExecutionAlreadyExists(f"Execution Already Exists: '{execution.execution_arn}'")
+                stopped = execution.stop_date
+                closed_at = stopped.replace(tzinfo=UTC).timestamp() if stopped is not None else clock()
+                if clock() - closed_at < NAME_REUSE_SECONDS:
+                    raise ExecutionAlreadyExists(f"Execution Already Exists: '{execution.execution_arn}'")
+            return None
+
+        self._patch(notifications, "_get_s3_event", with_sequencer)
+        self._throttle_management_reads()
+        self._patch(StateMachine, "_handle_name_input_idempotency", name_window)
+
+    def _throttle_management_reads(self) -> None:
+        from moto.apigateway.responses import APIGatewayResponse
+        from moto.core.exceptions import JsonRESTError
+
+        rules = self
+        for name in THROTTLED_READS:
+            original = getattr(APIGatewayResponse, name)
+
+            def throttled(response: Any, *args: Any, _original: Any = original, _name: str = name) -> Any:
+                agent = response.headers.get("User-Agent", "") if response.headers else ""
+                if GATEWAY_USER_AGENT not in agent and not rules._management_call_allowed(_name):
+                    error = JsonRESTError("TooManyRequestsException", "Too Many Requests")
+                    error.code = 429
+                    raise error
+                return _original(response, *args)
+
+            self._patch(APIGatewayResponse, name, throttled)
+
+    def restore(self) -> None:
+        while self._originals:
+            owner, name, original = self._originals.pop()
+            setattr(owner, name, original)
