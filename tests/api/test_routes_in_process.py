@@ -33,15 +33,15 @@ def small_png() -> bytes:
     return buffer.getvalue()
 
 
-def usage_today(key_id: str) -> dict:
-    """The key's counters for today, straight from the usage table."""
+def usage_today(key_id: str, route: str | None = None) -> dict:
+    """The key's counters for today (all routes, or ``route``), straight from the usage table."""
     from alphacut.aws.usage import TOTAL_ROUTE, utc_day
 
     item = (
         boto3.client("dynamodb")
         .get_item(
             TableName=USAGE_TABLE,
-            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{TOTAL_ROUTE}"}},
+            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{route or TOTAL_ROUTE}"}},
             ConsistentRead=True,
         )
         .get("Item")
@@ -119,22 +119,6 @@ def test_the_same_idempotency_key_for_another_request_is_a_409(handler, key_id):
     assert answer_json(other)["error"]["field"] == "Idempotency-Key"
 
 
-def route_usage_today(key_id: str, route: str) -> dict:
-    from alphacut.aws.usage import utc_day
-
-    item = (
-        boto3.client("dynamodb")
-        .get_item(
-            TableName=USAGE_TABLE,
-            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{route}"}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-        or {}
-    )
-    return {name: int(item.get(name, {}).get("N", 0)) for name in ("calls", "charged")}
-
-
 def _meter_function():
     spec = importlib.util.spec_from_file_location("meter_app", ROOT / "functions" / "meter" / "app.py")
     module = importlib.util.module_from_spec(spec)
@@ -143,11 +127,11 @@ def _meter_function():
 
 
 def test_a_metering_write_that_fails_keeps_the_answer_and_is_counted_once_from_the_queue(handler, key_id):
-    before = usage_today(key_id), route_usage_today(key_id, "/v1/cutout")
+    before = usage_today(key_id), usage_today(key_id, "/v1/cutout")
     with dynamodb_fault("transact_write_items", lambda text: f"usage#{key_id}" in text) as refused:
         answer = post_cutout(handler, key_id, query={"return": "base64"})
     assert refused and answer["statusCode"] == 200 and answer_json(answer)["charge"] is True
-    assert (usage_today(key_id), route_usage_today(key_id, "/v1/cutout")) == before  # nothing half written
+    assert (usage_today(key_id), usage_today(key_id, "/v1/cutout")) == before  # nothing half written
     sqs = boto3.client("sqs")
     queue = sqs.get_queue_url(QueueName=METERING_QUEUE)["QueueUrl"]
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
@@ -173,7 +157,7 @@ def test_a_metering_write_that_fails_keeps_the_answer_and_is_counted_once_from_t
         assert meter_function.handler(event, LambdaContext())["batchItemFailures"] == []
     expected = {"calls": before[0]["calls"] + 1, "charged": before[0]["charged"] + 1}
     assert usage_today(key_id) == expected
-    assert route_usage_today(key_id, "/v1/cutout") == {
+    assert usage_today(key_id, "/v1/cutout") == {
         "calls": before[1]["calls"] + 1,
         "charged": before[1]["charged"] + 1,
     }

@@ -47,7 +47,7 @@ CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 # a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
 CALL_MARKER_TTL_SECONDS = 14 * 86400
 PLAN_CACHE_SECONDS = 300
-UNKNOWN_KEY_SECONDS = 30
+UNKNOWN_KEY_SECONDS = 5  # a key created since the last read (only keys on a plan get through)
 MAX_REPORT_DAYS = 366
 
 
@@ -92,30 +92,54 @@ class UsageMeter:
         """Count one call (and its charge): the route's counter, the day's totals and a marker
         for the call in one transaction, so the counters never disagree and a call applied
         twice (a retry, the metering queue) counts once. False when it was counted already."""
+        return self._add_once(
+            f"call#{call.call_id}",
+            CALL_MARKER_TTL_SECONDS,
+            {},
+            call.key_id,
+            call.day,
+            call.route,
+            1,
+            int(call.charged),
+        )
+
+    def _add_once(
+        self,
+        marker_pk: str,
+        marker_ttl: int,
+        marker_fields: dict[str, Any],
+        key_id: str,
+        day: str,
+        route: str,
+        calls: int,
+        charged: int,
+    ) -> bool:
+        """The route's and the day's counters with a marker, in one transaction: a failed attempt
+        leaves nothing behind, a repeated one (the marker exists) is refused whole: False."""
         marker = {
             "Put": {
                 "TableName": self.table_name,
                 "Item": {
-                    "pk": {"S": f"call#{call.call_id}"},
+                    "pk": {"S": marker_pk},
                     "sk": {"S": "-"},
-                    "expires_at": {"N": str(int(time.time()) + CALL_MARKER_TTL_SECONDS)},
+                    **marker_fields,
+                    "expires_at": {"N": str(int(time.time()) + marker_ttl)},
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        charged = int(call.charged)
         try:
             self._db.transact_write_items(
                 TransactItems=[
                     marker,
-                    self._counter_update(call.key_id, f"{call.day}#{call.route}", 1, charged),
-                    self._counter_update(call.key_id, f"{call.day}#{TOTAL_ROUTE}", 1, charged),
+                    self._counter_update(key_id, f"{day}#{route}", calls, charged),
+                    self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", calls, charged),
                 ]
             )
         except ClientError as error:
             reasons = error.response.get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False  # counted already
+                return False  # applied already
             raise
         return True
 
@@ -151,33 +175,16 @@ class UsageMeter:
         """Charge a finished task once. The marker and the counters are one transaction: a failed
         attempt leaves nothing behind (a retry charges), a repeated one is refused whole (no
         second charge)."""
-        day = day or utc_day()
-        marker = {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": {
-                    "pk": {"S": f"charge#{task_id}"},
-                    "sk": {"S": "-"},
-                    "owner": {"S": key_id},
-                    "expires_at": {"N": str(int(time.time()) + CHARGE_MARKER_TTL_SECONDS)},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    marker,
-                    self._counter_update(key_id, f"{day}#{route}", 0, 1),
-                    self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", 0, 1),
-                ]
-            )
-        except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False  # charged already
-            raise
-        return True
+        return self._add_once(
+            f"charge#{task_id}",
+            CHARGE_MARKER_TTL_SECONDS,
+            {"owner": {"S": key_id}},
+            key_id,
+            day or utc_day(),
+            route,
+            0,
+            1,
+        )
 
     def is_charged(self, task_id: str) -> bool:
         return "Item" in self._db.get_item(
