@@ -247,6 +247,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             for name, value in self.headers.items():
                 headers[name] = value
                 multi_headers.setdefault(name, []).append(value)
+            # API Gateway adds these (HTTPS there; plain HTTP here)
+            forwarded = {"X-Forwarded-Proto": "http", "X-Forwarded-Port": str(stack.port)}
+            for name, value in forwarded.items():
+                headers[name] = value
+                multi_headers[name] = [value]
             multi_query = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
             content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
             is_binary = bool(body) and any(fnmatch.fnmatch(content_type or "", t) for t in binary_types)

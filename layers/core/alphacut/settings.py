@@ -148,6 +148,7 @@ SERVICE_VARIABLES = {
     "callback_secret_arn": "CALLBACK_SECRET_ARN",
     "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
     "result_url_ttl": "RESULT_URL_TTL",
+    "public_base_url": "PUBLIC_BASE_URL",
     "fetch_timeout": "IMAGE_URL_TIMEOUT",
     "url_allowed_hosts": "IMAGE_URL_ALLOWED_HOSTS",
     "url_allowed_ports": "IMAGE_URL_ALLOWED_PORTS",
@@ -168,6 +169,7 @@ class ServiceSettings:
     sagemaker_endpoint: str = ""  # "" : the Segment step runs the CPU pipeline itself
     callback_secret_arn: str = ""
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
+    public_base_url: str = ""  # where links point (a custom domain); "" : as the request came in
     result_url_ttl: int = 3600
     fetch_timeout: float = 10.0
     # Hosts exempt from the image_url address check. Empty in production; the local stack's

@@ -82,15 +82,24 @@ def link_signer() -> LinkSigner | None:
 
 
 def public_base_url(event: dict[str, Any] | None) -> str:
-    """The API's own base URL as the caller reached it (scheme, host, stage), or "" outside a request."""
+    """The API's own base URL as the caller reached it, or "" outside a request. The deployment's
+    ``PUBLIC_BASE_URL`` when set; else the host and base path API Gateway gives: the stage on its
+    own domain (``/prod``), the base path mapping on a custom domain (none, or ``/v2``), found as
+    what the request's full path holds before the route's path."""
+    if SETTINGS.public_base_url:
+        return SETTINGS.public_base_url.rstrip("/")
     context = (event or {}).get("requestContext") or {}
     host = context.get("domainName") or ""
     if not host:
         return ""
     headers = {k.lower(): v for k, v in ((event or {}).get("headers") or {}).items()}
-    scheme = headers.get("x-forwarded-proto") or ("https" if "amazonaws.com" in host else "http")
-    stage = context.get("stage") or ""
-    return f"{scheme}://{host}" + (f"/{stage}" if stage else "")
+    scheme = headers.get("x-forwarded-proto") or "https"  # API Gateway serves HTTPS only
+    full_path, route_path = context.get("path") or "", (event or {}).get("path") or ""
+    if route_path and full_path.endswith(route_path):
+        base = full_path[: len(full_path) - len(route_path)]
+    else:
+        base = f"/{context['stage']}" if context.get("stage") else ""
+    return f"{scheme}://{host}{base.rstrip('/')}"
 
 
 def result_store(ttl_seconds: int | None = None, event: dict[str, Any] | None = None) -> ResultStore:
