@@ -274,6 +274,7 @@ def test_callback_is_posted_once_with_the_final_task(api, image_server, photo):
     assert wait_final(api, done)["state"] == 1 and wait_final(api, failed)["state"] == -7
     (done_post,) = _posts_to(image_server, "/hooks/done")
     assert done_post["data"]["task_id"] == done and done_post["data"]["state"] == 1
+    assert "/v1/results/" in done_post["data"]["image"]  # the API's signed link, not a presigned URL
     assert _image(requests.get(done_post["data"]["image"], timeout=30).content).size == (550, 830)
     (failed_post,) = _posts_to(image_server, "/hooks/failed")
     assert failed_post["data"]["state"] == -7 and failed_post["data"]["error"]["name"] == "CorruptImage"

@@ -19,3 +19,46 @@ def test_a_signed_body_verifies_and_nothing_else_does():
 def test_headers_are_read_case_insensitively():
     headers = {k.lower(): v for k, v in sign(SECRET, BODY, now=5).items()}
     assert verify(SECRET, BODY, headers, now=5)
+
+
+def _receiver(status: int):
+    """A callback receiver on loopback that answers ``status`` and counts what it got."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def test_a_receiver_that_is_down_or_answers_5xx_408_429_is_tried_again_and_4xx_is_not():
+    import pytest
+    from alphacut.callbacks import CallbackFailed, deliver
+
+    for status, retried in [(200, False), (204, False), (400, False), (503, True), (429, True), (408, True)]:
+        server, received = _receiver(status)
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        try:
+            if retried:
+                with pytest.raises(CallbackFailed):
+                    deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",))
+            else:
+                assert deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",)) == status
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert len(received) == 1
+    with pytest.raises(CallbackFailed):  # nobody listening
+        deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",))

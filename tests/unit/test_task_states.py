@@ -156,6 +156,14 @@ def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
         + retried_seconds(states["Segment"], 30)
         + retried_seconds(states["MarkDone"], 1)
         + retried_seconds(states["ChargeTask"], 15)
-        + 15
+        + retried_seconds(states["NotifyDone"], 15)
     )
     assert slowest < definition["TimeoutSeconds"] <= 900
+
+
+def test_a_callback_is_retried_at_least_three_times_over_at_least_five_minutes():
+    states = json.loads(ASL.read_text())["States"]
+    for name in ("NotifyDone", "NotifyFailure"):
+        (rule,) = [r for r in states[name]["Retry"] if "CallbackFailed" in r["ErrorEquals"]]
+        waits = [rule["IntervalSeconds"] * rule["BackoffRate"] ** n for n in range(rule["MaxAttempts"])]
+        assert rule["MaxAttempts"] >= 3 and sum(waits) >= 300, name

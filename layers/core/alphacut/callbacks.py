@@ -11,10 +11,15 @@ A receiver recomputes the HMAC over the raw body it received (before parsing it)
 constant time, and refuses a timestamp more than 5 minutes away from its clock. ``verify`` does
 exactly that and is all a Python receiver needs.
 
+A delivery that fails in a way a later try may mend (no connection, a 5xx, 408 or 429) raises
+``CallbackFailed``: the state machine's Notify steps retry it with backoff (at least 3 more
+attempts over at least 5 minutes); the task never changes.
+
 Usage::
 
     headers = sign(secret, body)                        # the sender (Notify step)
     verify(secret, body, request.headers)               # a receiver: True or False
+    deliver(url, payload, secret, allowed_hosts=())     # the status, or CallbackFailed to retry
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 TIMESTAMP_HEADER = "X-Alphacut-Timestamp"
 SIGNATURE_HEADER = "X-Alphacut-Signature"
@@ -64,3 +70,33 @@ def verify(
         return False
     expected = signature(secret, timestamp, body)
     return hmac.compare_digest(expected, raw_signature.removeprefix(f"{VERSION}="))
+
+
+# answers worth another try: the receiver is down, overloaded or slow
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+class CallbackFailed(Exception):
+    """The callback was not delivered, in a way a later attempt may mend (the Notify step's
+    Retry names this class)."""
+
+
+def deliver(
+    url: str, payload: dict[str, Any], secret: bytes | None, allowed_hosts: Iterable[str] = ()
+) -> int:
+    """POST ``payload`` signed with ``secret`` to ``url`` once; its status, or ``CallbackFailed``."""
+    from alphacut.errors import UrlFetchFailed
+    from alphacut.urlfetch import post_json
+
+    try:
+        status = post_json(
+            url,
+            payload,
+            allowed_hosts=allowed_hosts,
+            headers_for=(lambda body: sign(secret, body)) if secret else None,
+        )
+    except UrlFetchFailed as error:
+        raise CallbackFailed(f"{url}: {error}") from None
+    if status >= 500 or status in RETRYABLE_STATUSES:
+        raise CallbackFailed(f"{url} answered {status}")
+    return status

@@ -276,6 +276,7 @@ def create_task_route() -> Response[Any]:
         options,
         api_key_owner(),
         params.get("callback_url"),
+        process.public_base_url(app.current_event.raw_event),
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = process.seconds_left(app.lambda_context)

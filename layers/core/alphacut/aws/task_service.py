@@ -27,10 +27,14 @@ from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge, ResultExpired
 from alphacut.options import CutoutOptions, OutputKind
+from alphacut.result_links import LinkSigner
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from alphacut.urlfetch import parse_url
 
+# a callback's result links: a receiver may fetch them long after the callback (signed links,
+# not presigned URLs, so the sender's credentials do not bound them)
+CALLBACK_LINK_SECONDS = 24 * 3600
 # sync=1 answers this long before the invocation's own deadline (the answer must still go out)
 SYNC_ANSWER_MARGIN_SECONDS = 2.0
 POLL_SECONDS = 0.25
@@ -93,6 +97,7 @@ class TaskService:
         options: CutoutOptions,
         owner: str,
         callback_url: str | None = None,
+        api_base_url: str = "",
     ) -> str:
         if image is not None and len(image) > self.max_bytes:
             raise ImageTooLarge(
@@ -105,6 +110,7 @@ class TaskService:
         if callback_url:
             parse_url(callback_url, allowed_ports=None, field="callback_url")
             record.extra["callback_url"] = callback_url
+            record.extra["api_base_url"] = api_base_url  # where the callback's result links point
         if image is not None:
             record.input_key = f"tasks/{task_id}/input"
             self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
@@ -138,23 +144,22 @@ class TaskService:
         self,
         task_id: str,
         callback_url: str,
-        store: ResultStore,
+        signer: LinkSigner | None,
         allowed_hosts: Iterable[str] = (),
         secret: bytes | None = None,
     ) -> int:
-        """POST the finished task (the PicWish-style envelope, result as signed URLs) to its callback,
-        once, signed with ``secret`` (``alphacut.callbacks``)."""
-        from alphacut.callbacks import sign
-        from alphacut.urlfetch import post_json
+        """POST the finished task (the PicWish-style envelope) to its callback, signed with
+        ``secret`` (``alphacut.callbacks``). Its result links are the API's own signed links
+        (``/v1/results/<token>``, for ``CALLBACK_LINK_SECONDS``), which outlive the credentials
+        of the function that sends them; ``CallbackFailed`` when a retry may deliver it."""
+        from alphacut.callbacks import deliver
 
         record = self.table.get(task_id)
-        answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
-        return post_json(
-            callback_url,
-            answer,
-            allowed_hosts=allowed_hosts,
-            headers_for=(lambda body: sign(secret, body)) if secret else None,
+        store = ResultStore(
+            self.results_bucket, CALLBACK_LINK_SECONDS, record.extra.get("api_base_url", ""), signer
         )
+        answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
+        return deliver(callback_url, answer, secret, allowed_hosts)
 
     def describe(self, record: TaskRecord, return_type: str, store: ResultStore) -> dict[str, Any]:
         """The PicWish-style task object, with the result as signed URLs or base64."""
