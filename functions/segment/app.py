@@ -17,6 +17,7 @@ tasks = TaskTable.from_settings(settings)
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    result = run_segment_step(event, pipeline, matting, tasks=tasks, settings=settings)
+    seconds = context.get_remaining_time_in_millis() / 1000  # one deadline for URLs and the model
+    result = run_segment_step(event, pipeline, matting, tasks=tasks, settings=settings, seconds=seconds)
     logger.info("segmented", extra={"task_id": event.get("task_id"), "timings_ms": result["timings_ms"]})
     return result

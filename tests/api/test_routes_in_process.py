@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import time
 import uuid
 
 import boto3
@@ -204,3 +205,16 @@ def test_routes_without_a_key_keep_no_idempotency_record_and_count_nothing(handl
     assert _items_with_prefix("idem#anonymous") == [] and _items_with_prefix("usage#anonymous") == []
     stored = boto3.client("s3").list_objects_v2(Bucket=RESULTS_BUCKET, Prefix="idempotency/anonymous")
     assert stored.get("KeyCount", 0) == 0
+
+
+def test_an_answer_ready_after_the_gateways_29_s_is_a_504_and_not_charged(handler, key_id):
+    from tests.api.conftest import rest_event
+
+    before = usage_today(key_id)
+    event = rest_event(
+        "POST", "/v1/cutout", body=small_png(), headers={"Content-Type": "image/png"}, key_id=key_id
+    )
+    event["requestContext"]["requestTimeEpoch"] = int((time.time() - 28) * 1000)  # received 28 s ago
+    answer = handler(event, LambdaContext())
+    assert answer["statusCode"] == 504 and answer_json(answer)["error"]["code"] == "deadline_exceeded"
+    assert usage_today(key_id) == {"calls": before["calls"] + 1, "charged": before["charged"]}

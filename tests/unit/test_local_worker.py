@@ -26,3 +26,35 @@ def test_an_answer_over_six_megabytes_is_a_function_error(tmp_path):
         assert kind == "error" and result["errorType"] == "Function.ResponseSizeTooLarge"
     finally:
         worker.stop()
+
+
+SLOW_HANDLER = """
+import time
+
+def handler(event, context):
+    time.sleep(event["seconds"])
+    return {"statusCode": 200, "body": "late"}
+"""
+
+
+def test_the_gateway_answers_504_at_its_timeout_while_the_function_runs_on(tmp_path, monkeypatch):
+    import time
+
+    from alphacut_dev.local import gateway
+
+    assert gateway.GATEWAY_TIMEOUT_SECONDS == 29.0  # API Gateway's integration timeout
+    monkeypatch.setattr(gateway, "GATEWAY_TIMEOUT_SECONDS", 1.0)
+    (tmp_path / "app.py").write_text(SLOW_HANDLER)
+    worker = FunctionWorker(
+        FunctionSpec(name="Slow", code_dir=tmp_path, handler="app.handler", timeout=20, memory=128)
+    )
+    worker.start()
+    try:
+        started = time.monotonic()
+        assert gateway.invoke_within(worker, {"seconds": 3}, "slow") == ("timeout", None)
+        assert time.monotonic() - started < 2.5
+        kind, _ = worker.invoke({"seconds": 0}, "next")  # waits for the first to finish
+        assert kind == "ok" and time.monotonic() - started >= 3
+        assert gateway.invoke_within(worker, {"seconds": 0}, "quick")[0] == "ok"
+    finally:
+        worker.stop()

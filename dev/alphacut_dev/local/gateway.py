@@ -5,9 +5,9 @@ host): for the native API x-api-key required (401 ``Unauthorized``, as PicWish-s
 the key's own usage plan applied (429 ``Too Many Requests`` with Retry-After over the rate and burst,
 429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413
 for events over Lambda's 6 MB payload, 502 when the function fails (an answer over Lambda's 6 MB
-included), 504 when it times out, and 403 ``Missing Authentication Token`` for a path no route has. The
-other APIs (remove.bg's) answer a bad key, the rate and the quota with their gateway responses as the
-template declares them.
+included), 504 at its integration timeout of 29 s (the function runs on), and 403 ``Missing
+Authentication Token`` for a path no route has. The other APIs (remove.bg's) answer a bad key,
+the rate and the quota with their gateway responses as the template declares them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from alphacut.api.request import declared_length
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
+from alphacut.deadlines import GATEWAY_TIMEOUT_SECONDS
 from alphacut.errors import ImageTooLarge, InvalidOption
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -150,6 +151,16 @@ def quota_body(quota: int, reset: int) -> dict:
     }
 
 
+def invoke_within(worker, event: dict, request_id: str) -> tuple[str, object]:
+    """The function's answer, or ('timeout', None) at API Gateway's integration timeout (29 s):
+    the gateway answers 504 then, while the function runs on to its own end, as on AWS."""
+    answer: list[tuple[str, object]] = []
+    call = threading.Thread(target=lambda: answer.append(worker.invoke(event, request_id)), daemon=True)
+    call.start()
+    call.join(GATEWAY_TIMEOUT_SECONDS)
+    return answer[0] if answer else ("timeout", None)
+
+
 def start_gateway(stack) -> ThreadingHTTPServer:
     binary_types = ["*/*"]
     limiter = stack.limiter
@@ -226,7 +237,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             if len(encoded) > MAX_EVENT_BYTES:
                 self._message(413, "Request Too Long")
                 return
-            kind, result = stack.workers[route.function].invoke(event, self._request_id)
+            kind, result = invoke_within(stack.workers[route.function], event, self._request_id)
             if kind == "timeout":
                 self._message(504, "Endpoint request timed out")
                 return

@@ -210,8 +210,11 @@ class ServiceSettings:
     def fetch(self, url: str, max_bytes: int, field: str = "image_url") -> bytes:
         """An image from a URL under this deployment's rules (time limit, allowed hosts and ports);
         errors name ``field``."""
+        from alphacut.deadlines import budget
         from alphacut.urlfetch import fetch_image
 
+        # out of the call's one deadline (alphacut.deadlines), never a budget of its own beside it
+        timeout = budget(self.fetch_timeout)
         return fetch_image(
-            url, max_bytes, self.fetch_timeout, self.url_allowed_hosts, self.url_allowed_ports, field=field
+            url, max_bytes, timeout, self.url_allowed_hosts, self.url_allowed_ports, field=field
         )

@@ -60,6 +60,7 @@ FAILURE_STATES: dict[str, TaskState] = {
     "ResultUploadFailed": TaskState.RESULT_UPLOAD_FAILED,
     "States.Timeout": TaskState.TIMED_OUT,
     "ModelTimedOut": TaskState.TIMED_OUT,
+    "DeadlineExceeded": TaskState.TIMED_OUT,  # the step's one deadline ran out between its waits
     "Sandbox.Timedout": TaskState.TIMED_OUT,  # the Segment function hit its own timeout
 }
 

@@ -34,6 +34,7 @@ from alphacut.api.responses import (
     error_response,
     json_response,
     make_answer_guard,
+    make_deadline_guard,
     result_response,
 )
 from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
@@ -378,13 +379,15 @@ def error_answer(error: Exception) -> Response[Any]:
     return handle_unexpected(error)
 
 
-# outermost first: metering counts every answer; idempotency keeps what the guard lets out
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
 KEYLESS = frozenset(route.path for route in ROUTES + VENDOR_ROUTES if not route.key_required)
+# outermost first: metering counts every answer; idempotency keeps what the guards let out; the
+# deadline guard turns an answer ready after API Gateway's 29 s into an uncharged 504
 app.use(
     middlewares=[
         make_metering(KEYLESS),
         make_idempotency(error_answer, KEYLESS),
+        make_deadline_guard(error_answer),
         make_answer_guard(error_answer),
     ]
 )

@@ -142,18 +142,19 @@ def request_id(event: dict[str, Any], lambda_context: LambdaContext | None = Non
     return str(getattr(lambda_context, "aws_request_id", "local"))
 
 
-# Where no Lambda context says it (in-process calls): API Gateway's 29 s
-DEFAULT_INVOCATION_SECONDS = 29.0
-
-
 def seconds_left(lambda_context: LambdaContext | None) -> Callable[[], float]:
-    """A function that says how long this invocation has left (the Lambda context knows)."""
-    if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
-        return lambda: lambda_context.get_remaining_time_in_millis() / 1000
-    import time
+    """A function that says how long this call has left: the nearer of the invocation's own end
+    (the Lambda context knows) and the call's deadline (``alphacut.deadlines``)."""
+    from alphacut import deadlines
 
-    deadline = time.monotonic() + DEFAULT_INVOCATION_SECONDS
-    return lambda: deadline - time.monotonic()
+    def left() -> float:
+        found = [deadlines.seconds_left()]
+        if lambda_context is not None and hasattr(lambda_context, "get_remaining_time_in_millis"):
+            found.append(lambda_context.get_remaining_time_in_millis() / 1000)
+        known = [value for value in found if value is not None]
+        return min(known) if known else deadlines.GATEWAY_TIMEOUT_SECONDS
+
+    return left
 
 
 def api_key_owner(event: dict[str, Any]) -> str:

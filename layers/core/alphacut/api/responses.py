@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from alphacut.errors import AlphacutError, InvalidOption, ResponseTooLarge, http_status
+from alphacut.errors import AlphacutError, DeadlineExceeded, InvalidOption, ResponseTooLarge, http_status
 from alphacut.options import CutoutOptions, OutputKind
 
 if TYPE_CHECKING:  # the API's light functions (tasks, usage) never load the pipeline
@@ -255,6 +255,31 @@ def error_response(error: BaseException, request_id: str) -> Response[Any]:
     return json_response(
         http_status(error), {"error": detail, "request_id": request_id}, {"X-Request-Id": request_id}
     )
+
+
+def make_deadline_guard(on_error: Callable[[Exception], Response[Any]]) -> Middleware:
+    """Run the route under the call's one deadline (API Gateway's 29 s from when it received the
+    request, less a margin: ``alphacut.deadlines``); an answer ready only after it becomes a 504
+    ``deadline_exceeded``, so it is never charged nor kept (the gateway answered 504 already).
+
+    Usage::
+
+        app.use(middlewares=[..., make_deadline_guard(on_error), make_answer_guard(on_error)])
+    """
+    from alphacut.deadlines import deadline, passed, sync_call_deadline
+
+    def deadline_guard(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        context = app.current_event.raw_event.get("requestContext") or {}
+        with deadline(sync_call_deadline(context.get("requestTimeEpoch"))):
+            response = next_middleware(app)
+            late = passed()
+        if late and response.status_code < 500:
+            return on_error(
+                DeadlineExceeded("the answer was ready after the API's 29 s: it was not delivered")
+            )
+        return response
+
+    return deadline_guard
 
 
 def make_answer_guard(on_error: Callable[[Exception], Response[Any]]) -> Middleware:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import io
 import json
-from functools import cached_property
+import time
+from functools import cache
 from typing import Any, Protocol
 
 import boto3
@@ -33,6 +34,7 @@ from PIL import Image
 from alphacut import errors
 from alphacut.aws.task_table import TaskTable
 from alphacut.codec import DecodedImage
+from alphacut.deadlines import budget, deadline
 from alphacut.matte import resize_matte
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
@@ -67,6 +69,11 @@ _ERRORS_BY_CODE = {
 # function's 28 s (template.yaml): the endpoint's answer must come well within both.
 MODEL_CONNECT_TIMEOUT = 2
 MODEL_READ_TIMEOUT = 22
+# The step runs under one deadline (``alphacut.deadlines``): the Segment function's remaining time
+# less this margin. Image URL, background URL and model share it; the model's read leaves
+# STORE_RESERVE_SECONDS for composing and storing the result.
+STEP_MARGIN_SECONDS = 1.0
+STORE_RESERVE_SECONDS = 2.0
 THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
@@ -116,14 +123,16 @@ class SageMakerMatting:
     def __init__(self, endpoint_name: str):
         self.endpoint_name = endpoint_name
 
-    @cached_property
-    def client(self) -> Any:
+    @staticmethod
+    @cache
+    def client(read_timeout: int) -> Any:
+        """A runtime client whose read waits ``read_timeout`` s (botocore sets it per client)."""
         return boto3.client(
             "sagemaker-runtime",
             config=Config(
                 retries={"total_max_attempts": 1},
                 connect_timeout=MODEL_CONNECT_TIMEOUT,
-                read_timeout=MODEL_READ_TIMEOUT,
+                read_timeout=read_timeout,
             ),
         )
 
@@ -135,8 +144,13 @@ class SageMakerMatting:
         image: DecodedImage,
         quality: Quality = Quality.AUTO,
     ) -> np.ndarray:
+        # what is left of the step's deadline, less the time to compose and store the result
+        left = budget(MODEL_READ_TIMEOUT + MODEL_CONNECT_TIMEOUT + STORE_RESERVE_SECONDS)
+        read_timeout = int(min(MODEL_READ_TIMEOUT, left - MODEL_CONNECT_TIMEOUT - STORE_RESERVE_SECONDS))
+        if read_timeout < 1:
+            raise ModelTimedOut(f"{self.endpoint_name}: no time left for the model within the task's limit")
         try:
-            answer = self.client.invoke_endpoint(
+            answer = self.client(read_timeout).invoke_endpoint(
                 EndpointName=self.endpoint_name,
                 Body=data,
                 ContentType="application/octet-stream",
@@ -145,7 +159,7 @@ class SageMakerMatting:
         except ClientError as error:
             raise endpoint_failure(error, self.endpoint_name) from None
         except ReadTimeoutError:
-            raise ModelTimedOut(f"{self.endpoint_name}: no answer within {MODEL_READ_TIMEOUT} s") from None
+            raise ModelTimedOut(f"{self.endpoint_name}: no answer within {read_timeout} s") from None
         except BotoCoreError as error:  # connection refused or reset
             raise ModelServerUnavailable(f"{self.endpoint_name}: {error}") from None
         alpha = np.asarray(Image.open(io.BytesIO(answer["Body"].read())).convert("L"), dtype=np.float32)
@@ -200,9 +214,25 @@ def run_segment_step(
     s3: Any = None,
     tasks: TaskTable | None = None,
     settings: ServiceSettings | None = None,
+    seconds: float | None = None,
 ) -> dict[str, Any]:
     """``tasks``: the task table, read just before storing (a late step stores nothing);
-    ``settings``: the function's (default: read from the environment)."""
+    ``settings``: the function's (default: read from the environment); ``seconds``: the time the
+    step has (the function's remaining time): one deadline that every wait shares."""
+    if seconds is None:
+        return _segment(event, pipeline, matting, s3, tasks, settings)
+    with deadline(time.time() + seconds - STEP_MARGIN_SECONDS):
+        return _segment(event, pipeline, matting, s3, tasks, settings)
+
+
+def _segment(
+    event: dict[str, Any],
+    pipeline: Pipeline,
+    matting: Matting,
+    s3: Any,
+    tasks: TaskTable | None,
+    settings: ServiceSettings | None,
+) -> dict[str, Any]:
     s3 = s3 or boto3.client("s3")
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
