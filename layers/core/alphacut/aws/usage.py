@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,7 @@ TOTAL_ROUTE = "*"
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 # a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
 CALL_MARKER_TTL_SECONDS = 14 * 86400
+CONFLICT_ATTEMPTS = 4
 PLAN_CACHE_SECONDS = 300
 UNKNOWN_KEY_SECONDS = 5  # a key created since the last read (only keys on a plan get through)
 MAX_REPORT_DAYS = 366
@@ -128,19 +130,24 @@ class UsageMeter:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    marker,
-                    self._counter_update(key_id, f"{day}#{route}", calls, charged),
-                    self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", calls, charged),
-                ]
-            )
-        except ClientError as error:
-            reasons = error.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False  # applied already
-            raise
+        items = [
+            marker,
+            self._counter_update(key_id, f"{day}#{route}", calls, charged),
+            self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", calls, charged),
+        ]
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+                return True
+            except ClientError as error:
+                codes = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return False  # applied already
+                # DynamoDB cancels a transaction that meets another on the same counter (a key's
+                # busy day): a short, jittered wait and it goes through; the SDK does not retry it
+                if "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         return True
 
     def _counter_update(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
