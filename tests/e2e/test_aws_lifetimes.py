@@ -132,6 +132,10 @@ def test_step_functions_refuses_a_closed_name_for_90_days_then_takes_it(stack):
     again = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
     assert again == arn  # running, same input: the same execution
     sfn.stop_execution(executionArn=arn, cause="closed by the test")
+    deadline = time.time() + 30
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":  # a stop takes effect soon after
+        assert time.time() < deadline
+        time.sleep(0.1)
     with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
         sfn.start_execution(stateMachineArn=machine, name=name, input="{}")
     real_clock = stack.aws_rules.clock

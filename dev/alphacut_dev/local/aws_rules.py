@@ -76,8 +76,9 @@ class AwsRules:
                     if execution.execution_input == execution_input:
                         return execution
                     raise ExecutionAlreadyExists(f"Execution Already Exists: '{execution.execution_arn}'")
-                stopped = execution.stop_date
-                closed_at = stopped.replace(tzinfo=UTC).timestamp() if stopped is not None else clock()
+                # a stopped execution may not have its stop date yet: its start bounds it
+                closed = execution.stop_date or execution.start_date
+                closed_at = closed.replace(tzinfo=closed.tzinfo or UTC).timestamp()
                 if clock() - closed_at < NAME_REUSE_SECONDS:
                     raise ExecutionAlreadyExists(f"Execution Already Exists: '{execution.execution_arn}'")
             return None

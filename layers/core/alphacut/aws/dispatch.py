@@ -108,10 +108,10 @@ def message_body(record: SqsRecord) -> dict[str, Any] | None:
 
 @dataclass
 class Dispatcher:
-    """Starts executions; ``wait_for_started`` then holds the invocation until they end, so the
-    queue's event source mapping (MaximumConcurrency x BatchSize) bounds the tasks in flight
-    and the rest wait in SQS (state 0) instead of queueing at the model, where the 30 s task
-    limit would run out."""
+    """Starts executions; ``wait_for_started`` then holds the invocation until their tasks are
+    final, so the queue's event source mapping (MaximumConcurrency x BatchSize) bounds the tasks
+    in flight and the rest wait in SQS (state 0) instead of queueing at the model, where the 30 s
+    task limit would run out."""
 
     table: TaskTable
     state_machine_arn: str
@@ -189,10 +189,10 @@ class Dispatcher:
             )
             return
         try:
-            execution = self.sfn.start_execution(
+            self.sfn.start_execution(
                 stateMachineArn=self.state_machine_arn, name=record.task_id, input=json.dumps(step)
             )
-            self.started.append(execution["executionArn"])
+            self.started.append(record.task_id)
         except self.sfn.exceptions.ExecutionAlreadyExists:
             self._name_taken(record)
 
@@ -216,13 +216,12 @@ class Dispatcher:
     def wait_for_started(
         self, seconds_left: Callable[[], float], margin: float = 5.0, poll: float = 0.5
     ) -> None:
-        """Back-pressure: return when the executions this invocation started have ended, or
-        when ``seconds_left()`` falls to ``margin`` (they go on regardless)."""
+        """Back-pressure: return when the tasks this invocation started are final (the model is
+        done with them; their callbacks may still be retried), or when ``seconds_left()`` falls
+        to ``margin`` (they go on regardless)."""
         running = list(self.started)
         self.started.clear()
         while running and seconds_left() > margin:
-            running = [
-                arn for arn in running if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
-            ]
+            running = [task_id for task_id in running if not self.table.get(task_id).state.is_final]
             if running:
                 time.sleep(poll)
