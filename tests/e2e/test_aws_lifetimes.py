@@ -109,6 +109,7 @@ def test_the_same_bytes_put_again_after_the_task_expired_are_a_new_task_that_run
 def test_a_queued_task_whose_execution_name_is_taken_by_a_closed_execution_ends_failed(api, stack, photo):
     done = submit(api, photo)
     assert wait_final(api, done)["state"] == 1
+    time.sleep(1.5)  # the dispatch that started it has seen it final and returned
     table = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb"))
     record = table.get(done)
     stack.client("dynamodb").delete_item(TableName=stack.physical["TasksTable"], Key={"task_id": {"S": done}})

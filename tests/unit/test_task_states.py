@@ -167,3 +167,15 @@ def test_a_callback_is_retried_at_least_three_times_over_at_least_five_minutes()
         (rule,) = [r for r in states[name]["Retry"] if "CallbackFailed" in r["ErrorEquals"]]
         waits = [rule["IntervalSeconds"] * rule["BackoffRate"] ** n for n in range(rule["MaxAttempts"])]
         assert rule["MaxAttempts"] >= 3 and sum(waits) >= 300, name
+
+
+def test_a_done_task_with_no_subject_read_back_from_the_table_is_not_billable():
+    from decimal import Decimal
+
+    from alphacut.aws.task_table import TaskRecord, is_billable
+
+    item = {"task_id": "t", "owner": "k", "state": Decimal(1), "created_at": Decimal(1), "options": "{}"}
+    assert not is_billable(TaskRecord.from_item({**item, "found": False}))  # bool is an int: kept a bool
+    assert is_billable(TaskRecord.from_item({**item, "found": True}))
+    assert is_billable(TaskRecord.from_item(item))  # a task stored before `found` existed
+    assert not is_billable(TaskRecord.from_item({**item, "state": Decimal(-1)}))

@@ -60,7 +60,7 @@ class AwsRules:
         from moto.stepfunctions.models import StateMachine
 
         s3_event = notifications._get_s3_event
-        sequence, clock = self._sequence, self.clock
+        sequence, rules = self._sequence, self
 
         def with_sequencer(*args: Any, **kwargs: Any) -> dict[str, Any]:
             event: dict[str, Any] = s3_event(*args, **kwargs)
@@ -79,7 +79,7 @@ class AwsRules:
                 # a stopped execution may not have its stop date yet: its start bounds it
                 closed = execution.stop_date or execution.start_date
                 closed_at = closed.replace(tzinfo=closed.tzinfo or UTC).timestamp()
-                if clock() - closed_at < NAME_REUSE_SECONDS:
+                if rules.clock() - closed_at < NAME_REUSE_SECONDS:  # the clock a test may move
                     raise ExecutionAlreadyExists(f"Execution Already Exists: '{execution.execution_arn}'")
             return None
 

@@ -222,6 +222,12 @@ class Dispatcher:
         running = list(self.started)
         self.started.clear()
         while running and seconds_left() > margin:
-            running = [task_id for task_id in running if not self.table.get(task_id).state.is_final]
+            running = [task_id for task_id in running if not self._final_or_gone(task_id)]
             if running:
                 time.sleep(poll)
+
+    def _final_or_gone(self, task_id: str) -> bool:
+        try:
+            return self.table.get(task_id).state.is_final
+        except NotFound:
+            return True

@@ -105,7 +105,7 @@ class TaskRecord:
             image_url=item.get("image_url"),
             source_key=item.get("source_key"),
             extra={
-                k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, float) else v)
+                k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, float | bool) else v)
                 for k, v in item.items()
                 if k not in known
             },
