@@ -18,11 +18,12 @@ Usage::
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
+
+from alphacut_dev.local.gateway import TokenBucket
 
 NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's name, 90 days
 MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
@@ -36,19 +37,11 @@ class AwsRules:
         self._originals: list[tuple[Any, str, Any]] = []
         self._sequence = itertools.count(1)
         self.management_calls: list[str] = []  # the management API calls answered or refused
-        self._tokens, self._tokens_at = float(MANAGEMENT_BURST), time.monotonic()
-        self._lock = threading.Lock()
+        self._management = TokenBucket(MANAGEMENT_RATE, MANAGEMENT_BURST)  # the gateway's own bucket
 
     def _management_call_allowed(self, name: str) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(MANAGEMENT_BURST, self._tokens + (now - self._tokens_at) * MANAGEMENT_RATE)
-            self._tokens_at = now
-            self.management_calls.append(name)
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
+        self.management_calls.append(name)
+        return self._management.take() == 0
 
     def _patch(self, owner: Any, name: str, replacement: Any) -> None:
         self._originals.append((owner, name, getattr(owner, name)))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
+from alphacut.deadlines import deadline, passed, sync_call_deadline
 from alphacut.errors import AlphacutError, DeadlineExceeded, InvalidOption, ResponseTooLarge, http_status
 from alphacut.options import CutoutOptions, OutputKind
 
@@ -266,7 +267,6 @@ def make_deadline_guard(on_error: Callable[[Exception], Response[Any]]) -> Middl
 
         app.use(middlewares=[..., make_deadline_guard(on_error), make_answer_guard(on_error)])
     """
-    from alphacut.deadlines import deadline, passed, sync_call_deadline
 
     def deadline_guard(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         context = app.current_event.raw_event.get("requestContext") or {}

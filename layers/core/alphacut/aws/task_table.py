@@ -36,7 +36,7 @@ SOURCE_KEY_INDEX = "by_source_key"
 
 def is_billable(record: TaskRecord) -> bool:
     """A done task is charged unless its result is empty (no subject found): a store never pays
-    for an empty picture, on any route (README, "What is charged")."""
+    for an empty picture, on any route (README, "Metering")."""
     return record.state is TaskState.DONE and record.extra.get("found") is not False
 
 
@@ -143,7 +143,9 @@ class TaskTable:
             raise NotFound(f"no task {task_id}", field="task_id")  # another key's task: same answer
         if int(item.get("expires_at") or 0) and int(item["expires_at"]) < time.time():
             # DynamoDB deletes an expired item up to days after its TTL: past it, the task is gone
-            raise NotFound(f"no task {task_id}: tasks are kept for 7 days", field="task_id")
+            raise NotFound(
+                f"no task {task_id}: tasks are kept {TASK_TTL_SECONDS // 86400} days", field="task_id"
+            )
         return TaskRecord.from_item(item)
 
     def by_source_key(self, source_key: str) -> TaskRecord:

@@ -135,7 +135,8 @@ class UsageMeter:
             self._counter_update(key_id, f"{day}#{route}", calls, charged),
             self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", calls, charged),
         ]
-        for attempt in range(CONFLICT_ATTEMPTS):
+        attempts = 0
+        while True:
             try:
                 self._db.transact_write_items(TransactItems=items)
                 return True
@@ -145,10 +146,10 @@ class UsageMeter:
                     return False  # applied already
                 # DynamoDB cancels a transaction that meets another on the same counter (a key's
                 # busy day): a short, jittered wait and it goes through; the SDK does not retry it
-                if "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS - 1:
+                attempts += 1
+                if "TransactionConflict" not in codes or attempts == CONFLICT_ATTEMPTS:
                     raise
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        return True
+                time.sleep(random.uniform(0.01, 0.05) * attempts)
 
     def _counter_update(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
         return {
