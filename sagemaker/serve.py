@@ -1,15 +1,16 @@
 """The SageMaker inference server: the alphacut pipeline's model part behind /ping and /invocations.
 
 SageMaker's container contract: GET /ping (200 when ready) and POST /invocations on port 8080.
-The body is the image; the options ride in ``X-Amzn-SageMaker-Custom-Attributes`` as a query string
-(``type=person``). The answer is the alpha matte as a one-channel PNG at the input's size; the
-caller composes the cutout (foreground colours, crop, encode) on its side. onnxruntime takes CUDA
-when the image has it, the CPU otherwise: the same code runs on a GPU instance and on a laptop.
+The body is the image (an asynchronous endpoint reads it from the request's S3 InputLocation and
+writes the answer to S3); the options ride in ``X-Amzn-SageMaker-Custom-Attributes`` as a query
+string (``type=person&quality=auto&task=<task id>``). The answer is the alpha matte as a
+one-channel PNG at the input's size; the Compose step cuts the image out. A refused image answers
+its 4xx with the error's JSON (code, message, field), which SageMaker keeps at the failure location.
+onnxruntime takes CUDA when the image has it, the CPU otherwise: the same code runs on a GPU
+instance and on a laptop.
 
-For the local stack the server also answers the runtime API's own path,
-``POST /endpoints/<name>/invocations``, and reports failures as SageMaker does (424,
-``x-amzn-ErrorType: ModelError``), so a plain boto3 sagemaker-runtime client pointed at it with
-``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` behaves as against AWS.
+With ``TASKS_TABLE`` set and a ``task`` attribute, the task goes from waiting (3) to processing
+(4) when its model run starts: the one moment no notification reports.
 
     python sagemaker/serve.py --port 8080
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import os
 import sys
 import threading
 import time
@@ -34,12 +35,25 @@ from alphacut.models.sessions import providers
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 
-RUNTIME_PATH = re.compile(r"^/endpoints/[^/]+/invocations$")
 ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+def mark_started(task_id: str | None) -> None:
+    """Tell the task table the model took this task (no table or no task: nothing to tell)."""
+    table_name = os.environ.get("TASKS_TABLE")
+    if not task_id or not table_name:
+        return
+    from alphacut.aws.task_table import TaskTable
+
+    try:
+        TaskTable(table_name).model_started(task_id)
+    except Exception:  # noqa: BLE001 - the state is informative; the matte matters more
+        traceback.print_exc()
 
 
 def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer:
     inference_lock = threading.Lock()  # one model run at a time: the device is the bottleneck anyway
+    on_gpu = "CUDAExecutionProvider" in providers()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -63,8 +77,7 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                 self._answer(404, b"{}", "application/json")
 
         def do_POST(self):
-            runtime_api = bool(RUNTIME_PATH.match(self.path.split("?")[0]))
-            if self.path != "/invocations" and not runtime_api:
+            if self.path != "/invocations":
                 self._answer(404, b"{}", "application/json")
                 return
             attributes = dict(parse_qsl(self.headers.get(ATTRIBUTES_HEADER, "")))
@@ -73,11 +86,12 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                     declared_length(self.headers.get("Content-Length"), pipeline.limits.max_bytes)
                 )
                 subject = SubjectType(attributes.get("type", "auto"))
-                # the GPU path: model time is cheap, so quality=auto means best (mirror averaged)
-                quality = Quality(attributes.get("quality", "auto")).on(gpu=True)
+                # on a GPU model time is cheap, so quality=auto means best (mirror averaged)
+                quality = Quality(attributes.get("quality", "auto")).on(gpu=on_gpu)
                 timings = Timings()
                 image = pipeline.decode(data, timings)
                 with inference_lock:
+                    mark_started(attributes.get("task"))
                     alpha = pipeline.matte(image, subject, timings, quality=quality)
                 body = encode_mask(alpha_to_uint8(alpha))
                 self._answer(
@@ -92,29 +106,12 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                     if isinstance(error, AlphacutError)
                     else {"code": "invalid_option", "message": str(error), "field": "type"}
                 )
-                self._fail(
-                    runtime_api, http_status(error) if isinstance(error, AlphacutError) else 400, detail
-                )
+                status = http_status(error) if isinstance(error, AlphacutError) else 400
+                self._answer(status, json.dumps(detail).encode(), "application/json")
             except Exception:  # noqa: BLE001 - a model failure must still answer (the detail to the log)
                 traceback.print_exc()
-                self._fail(
-                    runtime_api, 500, {"code": "model_error", "message": "the model failed on this image"}
-                )
-
-        def _fail(self, runtime_api: bool, status: int, detail: dict) -> None:
-            body = json.dumps(detail).encode()
-            if runtime_api:  # what the SageMaker runtime API says about a container failure
-                wrapped = json.dumps(
-                    {
-                        "ErrorCode": "CLIENT_ERROR_FROM_MODEL",
-                        "OriginalStatusCode": status,
-                        "OriginalMessage": body.decode(),
-                        "Message": detail["message"],
-                    }
-                ).encode()
-                self._answer(424, wrapped, "application/json", {"x-amzn-ErrorType": "ModelError"})
-            else:
-                self._answer(status, body, "application/json")
+                detail = {"code": "model_error", "message": "the model failed on this image"}
+                self._answer(500, json.dumps(detail).encode(), "application/json")
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

@@ -7,7 +7,9 @@
   input is the same execution, as on AWS. ``clock`` decides what "90 days" is (tests move it);
 - API Gateway's management API answers 429 ``TooManyRequestsException`` past its account-wide
   rate (10 requests a second, bursts of 40), for every caller but the local gateway itself (on
-  AWS the data plane reads keys and plans without that API). ``management_calls`` counts them.
+  AWS the data plane reads keys and plans without that API). ``management_calls`` counts them;
+- Step Functions' ``SendTaskFailure`` keeps its ``cause`` (moto's handler drops it, and a Catch's
+  ``$.error.Cause`` is then missing).
 
 Usage::
 
@@ -79,6 +81,21 @@ class AwsRules:
         self._patch(notifications, "_get_s3_event", with_sequencer)
         self._throttle_management_reads()
         self._patch(StateMachine, "_handle_name_input_idempotency", name_window)
+        self._keep_task_failure_cause()
+
+    def _keep_task_failure_cause(self) -> None:
+        from moto.core.responses import EmptyResult
+        from moto.stepfunctions.responses import StepFunctionResponse
+
+        def send_task_failure(response: Any) -> Any:
+            response.stepfunction_backend.send_task_failure(
+                response._get_param("taskToken"),
+                error=response._get_param("error"),
+                cause=response._get_param("cause"),
+            )
+            return EmptyResult()
+
+        self._patch(StepFunctionResponse, "send_task_failure", send_task_failure)
 
     def _throttle_management_reads(self) -> None:
         from moto.apigateway.responses import APIGatewayResponse

@@ -24,6 +24,7 @@ import boto3
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
+from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.intrinsics import Resolver
@@ -208,10 +209,14 @@ class LocalStack:
     template: Path = TEMPLATE
     extra_env: dict[str, str] = field(default_factory=dict)
     log: object = print
-    # The local stack runs the SageMaker path: the container's server on the CPU.
+    # The local stack runs the template's default design: the asynchronous endpoint (the
+    # container's server on the CPU, behind the emulated endpoint) with the CPU while it is cold.
     parameters: dict[str, str] = field(
         default_factory=lambda: {"SegmentBackend": "sagemaker", "SageMakerImageUri": "local"}
     )
+    # the emulated endpoint's scale from zero (an instance takes minutes on AWS) and scale in
+    gpu_warm_up_seconds: float = 20.0
+    gpu_idle_seconds: float = 120.0
 
     def __post_init__(self):
         self.moto = None
@@ -228,6 +233,8 @@ class LocalStack:
         self.physical: dict[str, str] = {}
         self.model_server = None
         self.model_server_url = ""
+        self.model_env: dict[str, str] = {}  # the container's environment (the template's model)
+        self.endpoint: LocalEndpoint | None = None  # the emulated SageMaker endpoint, if any
         self.pollers: list[SqsPoller] = []
         self.rules: list[ExecutionStatusRule] = []
         self.expiry: Expiry | None = None  # S3 lifecycle and DynamoDB TTL; tests run it with a moved clock
@@ -290,7 +297,6 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
         self._serialise_dynamodb_writes()
         self.aws_rules.apply()
-        self.start_model_server()
         self._enable_moto_execution()
         cfn = translate_template(self.template, region=REGION)
         self._create_resources(cfn)
@@ -357,6 +363,9 @@ class LocalStack:
             self.gateway.shutdown()
             self.gateway.server_close()
             self.gateway = None
+        if self.endpoint is not None:
+            self.endpoint.stop()
+            self.endpoint = None
         self.stop_model_server()
         for worker in self.workers.values():
             worker.stop()
@@ -393,7 +402,7 @@ class LocalStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **self.extra_env},
+            env={**os.environ, **self.aws_env(), **self.model_env, **self.extra_env},
         )
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -418,6 +427,30 @@ class LocalStack:
             except Exception:  # noqa: BLE001
                 self.model_server.kill()
             self.model_server = None
+
+    def _start_endpoint(self, by_type, resolver: Resolver) -> None:
+        """The template's SageMaker model runs as the container's server here (its environment
+        as the template gives it); its endpoint config as the emulated endpoint in front of it."""
+        for _, resource in by_type("AWS::SageMaker::Model"):
+            container = resolver.resolve(resource["Properties"].get("PrimaryContainer", {}))
+            self.model_env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
+        configs = by_type("AWS::SageMaker::EndpointConfig")
+        endpoints = by_type("AWS::SageMaker::Endpoint")
+        if not configs or not endpoints:
+            return
+        self.start_model_server()
+        config = {
+            "AsyncInferenceConfig": resolver.resolve(configs[0][1]["Properties"].get("AsyncInferenceConfig"))
+        }
+        self.endpoint = LocalEndpoint(
+            self.client,
+            resolver.resolve({"Fn::GetAtt": [endpoints[0][0], "EndpointName"]}),
+            config.get("AsyncInferenceConfig") or {},
+            warm_up_seconds=self.gpu_warm_up_seconds,
+            idle_seconds=self.gpu_idle_seconds,
+            host=self.host,
+        )
+        self.endpoint.start(self.model_server_url)
 
     # ---- resources from the translated template -----------------------------------------------
     def _create_resources(self, cfn: dict) -> None:
@@ -484,6 +517,22 @@ class LocalStack:
             attributes[(logical, "QueueName")] = name
             attributes[(logical, "QueueUrl")] = url
 
+        sns = self.client("sns")
+        for logical, resource in by_type("AWS::SNS::Topic"):
+            props = resolver.resolve(resource.get("Properties", {}))
+            refs[logical] = sns.create_topic(Name=props.get("TopicName") or f"{STACK_NAME}-{logical}")[
+                "TopicArn"
+            ]
+        for logical, resource in by_type("AWS::SNS::Subscription"):  # moto's SNS delivers to its SQS
+            props = resolver.resolve(resource["Properties"])
+            raw = str(props.get("RawMessageDelivery", "false")).lower() == "true"
+            sns.subscribe(
+                TopicArn=props["TopicArn"],
+                Protocol=props["Protocol"],
+                Endpoint=props["Endpoint"],
+                Attributes={"RawMessageDelivery": "true"} if raw else {},
+            )
+
         secrets = self.client("secretsmanager")
         for logical, resource in by_type("AWS::SecretsManager::Secret"):  # generated, as CloudFormation does
             created = secrets.create_secret(Name=f"{STACK_NAME}-{logical}", SecretString=token_urlsafe(36))
@@ -539,6 +588,7 @@ class LocalStack:
                     },
                 )
 
+        self._start_endpoint(by_type, resolver)
         self._create_moto_functions(by_type("AWS::Lambda::Function"))
         sfn = self.client("stepfunctions")
         for logical, resource in by_type("AWS::StepFunctions::StateMachine"):
@@ -709,7 +759,9 @@ class LocalStack:
                 for k, v in environment.items()
             }
         environment.update(self.aws_env())
-        environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.model_server_url
+        if self.endpoint is not None:  # the functions' SageMaker clients reach the emulated endpoint
+            environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.endpoint.url
+            environment["AWS_ENDPOINT_URL_SAGEMAKER"] = self.endpoint.url
         environment.update(
             {
                 "POWERTOOLS_TRACE_DISABLED": "true",

@@ -145,6 +145,9 @@ SERVICE_VARIABLES = {
     "metering_queue_url": "METERING_QUEUE_URL",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "sagemaker_endpoint": "SAGEMAKER_ENDPOINT",
+    "gpu_backlog_threshold": "GPU_BACKLOG_THRESHOLD",
+    "gpu_request_ttl": "GPU_REQUEST_TTL_SECONDS",
+    "endpoint_status_cache": "ENDPOINT_STATUS_CACHE_SECONDS",
     "callback_secret_arn": "CALLBACK_SECRET_ARN",
     "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
     "result_url_ttl": "RESULT_URL_TTL",
@@ -166,7 +169,12 @@ class ServiceSettings:
     task_queue_url: str = ""
     metering_queue_url: str = ""  # calls whose count could not be written go here, applied once later
     state_machine_arn: str = ""
-    sagemaker_endpoint: str = ""  # "" : the Segment step runs the CPU pipeline itself
+    sagemaker_endpoint: str = ""  # the async GPU endpoint; "" : every task runs on the CPU path
+    # While the endpoint has no instance, a task goes to it only when more than this many wait in
+    # the task queue (the cost model's break-even, benchmarks/bench_capacity.py); fewer run on the CPU.
+    gpu_backlog_threshold: int = 0
+    gpu_request_ttl: int = 21600  # how long a request may wait in the endpoint's queue (AWS: 60-21600)
+    endpoint_status_cache: float = 10.0  # seconds the dispatcher trusts its last DescribeEndpoint
     callback_secret_arn: str = ""
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
     public_base_url: str = ""  # where links point (a custom domain); "" : as the request came in
@@ -190,6 +198,9 @@ class ServiceSettings:
             "url_allowed_hosts",
             "url_allowed_ports",
             "warm_models",
+            "gpu_backlog_threshold",
+            "gpu_request_ttl",
+            "endpoint_status_cache",
         }
         return cls(
             **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
@@ -198,6 +209,9 @@ class ServiceSettings:
             url_allowed_hosts=env.names("IMAGE_URL_ALLOWED_HOSTS"),
             url_allowed_ports=env.ports("IMAGE_URL_ALLOWED_PORTS"),
             warm_models=env.names("ALPHACUT_WARM_MODELS"),
+            gpu_backlog_threshold=env.integer("GPU_BACKLOG_THRESHOLD", defaults.gpu_backlog_threshold),
+            gpu_request_ttl=env.integer("GPU_REQUEST_TTL_SECONDS", defaults.gpu_request_ttl),
+            endpoint_status_cache=env.number("ENDPOINT_STATUS_CACHE_SECONDS", defaults.endpoint_status_cache),
         )
 
     def require(self, name: str) -> str:

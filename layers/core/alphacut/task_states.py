@@ -49,6 +49,10 @@ class ResultUploadFailed(Exception):
     """The result could not be stored (state -2)."""
 
 
+class TaskNoLongerRunning(Exception):
+    """The task ended (or its execution was stopped) while a step ran: it stores and sends nothing."""
+
+
 # error name (exception class, or a Step Functions error) -> final state
 FAILURE_STATES: dict[str, TaskState] = {
     "UrlFetchFailed": TaskState.DOWNLOAD_FAILED,

@@ -6,6 +6,15 @@ object's metadata (``x-amz-meta-type: person`` ...), the result under ``results/
 name, the task id derived from bucket, key, ETag and the put's sequencer (a repeated notification
 is the same task; a new put of the same bytes is a new task).
 
+Each execution's input says which path runs the model (``path``: ``gpu`` or ``cpu``,
+``PathChooser``): the GPU endpoint when it has an instance, or when it is cold and more than
+``GPU_BACKLOG_THRESHOLD`` tasks wait in the queue (it wakes on that backlog); the CPU (the Segment
+function) when it is cold and few wait, instead of waiting minutes for an instance.
+
+The dispatcher starts executions and returns: nothing here waits for them. Back-pressure sits with
+the capacity: the endpoint's own queue, and the Segment function's reserved concurrency (its
+throttled invocations are retried by the state machine with backoff and jitter).
+
 A message no retry can mend (not JSON, no such task, a task record that cannot become a step
 input) is logged and dropped, its task (if any) ended as failed; anything else raises, so the
 message comes back, and after the queue's maxReceiveCount reaches the dead-letter queue, whose
@@ -22,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
@@ -31,10 +40,11 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
+from alphacut.aws.async_inference import INVOCATION_TIMEOUT_SECONDS, EndpointCapacity
 from alphacut.aws.task_service import step_input
 from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError, NotFound
-from alphacut.options import CutoutOptions
+from alphacut.options import CutoutOptions, SubjectType
 from alphacut.settings import EngineSettings, ServiceSettings
 from alphacut.task_states import TaskState
 
@@ -106,19 +116,65 @@ def message_body(record: SqsRecord) -> dict[str, Any] | None:
     return body
 
 
+GPU, CPU = "gpu", "cpu"
+BACKLOG_CACHE_SECONDS = 1.0
+
+
+@dataclass
+class PathChooser:
+    """Which path runs a task's model: the CPU while the endpoint is cold and the backlog is small
+    (at most ``threshold`` tasks waiting in the task queue), else the GPU endpoint. No endpoint
+    (``capacity`` None): always the CPU. Stamps always run on the CPU (no network model)."""
+
+    capacity: EndpointCapacity | None
+    queue_url: str = ""
+    threshold: int = 0
+    request_ttl: int = 21600
+    _backlog: tuple[float, int] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> PathChooser:
+        if not settings.sagemaker_endpoint:
+            return cls(None)
+        capacity = EndpointCapacity(settings.sagemaker_endpoint, settings.endpoint_status_cache)
+        return cls(
+            capacity, settings.task_queue_url, settings.gpu_backlog_threshold, settings.gpu_request_ttl
+        )
+
+    @property
+    def gpu_wait_seconds(self) -> int:
+        """How long the Submit step waits for the endpoint: the request's time to live in its
+        queue, its processing limit, and a minute for the notification."""
+        return self.request_ttl + INVOCATION_TIMEOUT_SECONDS + 60
+
+    def backlog(self) -> int:
+        """Tasks waiting in the task queue (SQS's approximate count of visible messages)."""
+        now = time.monotonic()
+        if self._backlog is None or now - self._backlog[0] > BACKLOG_CACHE_SECONDS:
+            attributes = clients.client("sqs").get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            self._backlog = (now, int(attributes.get("ApproximateNumberOfMessages", 0)))
+        return self._backlog[1]
+
+    def path(self, options: CutoutOptions) -> str:
+        if self.capacity is None or options.type.resolved is SubjectType.STAMP:
+            return CPU
+        if self.capacity.instances() > 0:
+            return GPU
+        return GPU if self.queue_url and self.backlog() > self.threshold else CPU
+
+
 @dataclass
 class Dispatcher:
-    """Starts executions; ``wait_for_started`` then holds the invocation until their tasks are
-    final, so the queue's event source mapping (MaximumConcurrency x BatchSize) bounds the tasks
-    in flight and the rest wait in SQS (state 0) instead of queueing at the model, where the 30 s
-    task limit would run out."""
+    """Starts one execution per task, on the path ``paths`` picks, and returns."""
 
     table: TaskTable
     state_machine_arn: str
     uploads_bucket: str
     results_bucket: str
+    paths: PathChooser = field(default_factory=lambda: PathChooser(None))
     max_bytes: int = field(default_factory=lambda: EngineSettings.from_env().limits.max_bytes)
-    started: list[str] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Dispatcher:
@@ -127,6 +183,7 @@ class Dispatcher:
             settings.require("state_machine_arn"),
             settings.uploads_bucket,
             settings.results_bucket,
+            PathChooser.from_settings(settings),
         )
 
     @property
@@ -180,6 +237,9 @@ class Dispatcher:
             return  # started or finished already: a duplicated message
         try:
             step = step_input(record, self.uploads_bucket, self.results_bucket)
+            step["path"] = self.paths.path(CutoutOptions.from_mapping(record.options))
+            if step["path"] == GPU:
+                step["gpu_wait_seconds"] = self.paths.gpu_wait_seconds
         except (AlphacutError, KeyError, TypeError, ValueError) as error:  # a record no retry mends
             self.table.fail(
                 record.task_id, TaskState.FAILED, "the task's record is not valid", "InvalidTaskRecord"
@@ -192,7 +252,6 @@ class Dispatcher:
             self.sfn.start_execution(
                 stateMachineArn=self.state_machine_arn, name=record.task_id, input=json.dumps(step)
             )
-            self.started.append(record.task_id)
         except self.sfn.exceptions.ExecutionAlreadyExists:
             self._name_taken(record)
 
@@ -212,22 +271,3 @@ class Dispatcher:
             only_from=(TaskState.QUEUED,),
         )
         logger.error("task failed: execution name taken", extra={"task_id": record.task_id, "ended": ended})
-
-    def wait_for_started(
-        self, seconds_left: Callable[[], float], margin: float = 5.0, poll: float = 0.5
-    ) -> None:
-        """Back-pressure: return when the tasks this invocation started are final (the model is
-        done with them; their callbacks may still be retried), or when ``seconds_left()`` falls
-        to ``margin`` (they go on regardless)."""
-        running = list(self.started)
-        self.started.clear()
-        while running and seconds_left() > margin:
-            running = [task_id for task_id in running if not self._final_or_gone(task_id)]
-            if running:
-                time.sleep(poll)
-
-    def _final_or_gone(self, task_id: str) -> bool:
-        try:
-            return self.table.get(task_id).state.is_final
-        except NotFound:
-            return True

@@ -1,12 +1,10 @@
-"""The state machine's Segment step: input from S3 (or its image_url), the matte from the
-SageMaker endpoint (or the CPU pipeline in this Lambda), the cutout composed and stored in S3.
+"""The state machine's Segment and Compose steps: input from S3 (or its image_url), the matte from
+the CPU pipeline in this Lambda (Segment, the CPU path) or from the one the GPU endpoint stored
+(Compose, the endpoint path: ``alphacut.aws.async_inference``), the cutout composed and stored in S3.
 
 Errors leave as the exception classes the state machine's Catch table maps to the PicWish-style task states
-(``alphacut.task_states.FAILURE_STATES``). Only what a retry can mend is retried: an endpoint that is
-down, throttled or answers 5xx raises ``ModelServerUnavailable``; one that refuses the request
-(4xx: validation, access, payload size) raises ``ModelRequestRejected`` (-1 at once); one that
-does not answer within ``MODEL_READ_TIMEOUT`` raises ``ModelTimedOut`` (-8), since the task's
-30 s are spent by then. Every timeout here ends before the step's own 30 s limit.
+(``alphacut.task_states.FAILURE_STATES``). Every wait here shares one deadline that ends before the
+step's own 30 s limit.
 
 Results are stored only while the task is still in progress (``still_processing``): a step that
 finishes after its execution was stopped or its task ended elsewhere writes nothing.
@@ -20,88 +18,28 @@ Step input (from the task record)::
 from __future__ import annotations
 
 import io
-import json
 import time
-from functools import cache
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 import boto3
 import numpy as np
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from alphacut import errors
 from alphacut.aws.task_table import TaskTable
 from alphacut.codec import DecodedImage
-from alphacut.deadlines import budget, deadline
+from alphacut.deadlines import deadline
 from alphacut.matte import resize_matte
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import ServiceSettings
-from alphacut.task_states import ResultUploadFailed, TaskState
+from alphacut.task_states import ResultUploadFailed, TaskNoLongerRunning, TaskState
 
-
-class ModelServerUnavailable(Exception):
-    """The model endpoint did not answer (down, throttled, 5xx): worth a retry."""
-
-
-class ModelRequestRejected(Exception):
-    """The model endpoint refused the request (4xx other than throttling): a retry gets the same."""
-
-
-class ModelTimedOut(Exception):
-    """The model endpoint took longer than the task may (state -8)."""
-
-
-class TaskNoLongerRunning(Exception):
-    """The task ended (or its execution was stopped) while this step ran: nothing is stored."""
-
-
-_ERRORS_BY_CODE = {
-    cls.code: cls
-    for cls in vars(errors).values()
-    if isinstance(cls, type) and issubclass(cls, errors.AlphacutError)
-}
-
-
-# The step's limit is 30 s (statemachine/task.asl.json, Segment.TimeoutSeconds) and the Segment
-# function's 28 s (template.yaml): the endpoint's answer must come well within both.
-MODEL_CONNECT_TIMEOUT = 2
-MODEL_READ_TIMEOUT = 22
 # The step runs under one deadline (``alphacut.deadlines``): the Segment function's remaining time
-# less this margin. Image URL, background URL and model share it; the model's read leaves
-# STORE_RESERVE_SECONDS for composing and storing the result.
+# less this margin. Image URL, background URL and the result's storing share it.
 STEP_MARGIN_SECONDS = 1.0
-STORE_RESERVE_SECONDS = 2.0
-THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "ModelNotReadyException",
-    }
-)
-
-
-def endpoint_failure(error: ClientError, endpoint: str) -> Exception:
-    """What an endpoint's error answer means for the task: the image's own fault (the model
-    server's 4xx), worth a retry (throttling, 5xx), or a refusal no retry mends (other 4xx)."""
-    response = error.response
-    code = response["Error"].get("Code", "")
-    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
-    if code == "ModelError":
-        status = int(response.get("OriginalStatusCode", 500))
-        if 400 <= status < 500:
-            detail = json.loads(response.get("OriginalMessage") or "{}")
-            return _ERRORS_BY_CODE.get(detail.get("code"), errors.CorruptImage)(
-                detail.get("message", "rejected by the model server"), field=detail.get("field")
-            )
-    if status >= 500 or status == 429 or code in THROTTLING_CODES:
-        return ModelServerUnavailable(f"{endpoint}: {code} (HTTP {status})")
-    return ModelRequestRejected(f"{endpoint}: {code} (HTTP {status})")
 
 
 class Matting(Protocol):
@@ -117,24 +55,11 @@ class Matting(Protocol):
     ) -> np.ndarray: ...
 
 
-class SageMakerMatting:
-    """The matte from a SageMaker endpoint running sagemaker/serve.py (GPU in production)."""
+class StoredMatting:
+    """The matte the GPU endpoint wrote to S3 (the Compose step of the endpoint path)."""
 
-    def __init__(self, endpoint_name: str):
-        self.endpoint_name = endpoint_name
-
-    @staticmethod
-    @cache
-    def client(read_timeout: int) -> Any:
-        """A runtime client whose read waits ``read_timeout`` s (botocore sets it per client)."""
-        return boto3.client(
-            "sagemaker-runtime",
-            config=Config(
-                retries={"total_max_attempts": 1},
-                connect_timeout=MODEL_CONNECT_TIMEOUT,
-                read_timeout=read_timeout,
-            ),
-        )
+    def __init__(self, location: str, s3: Any):
+        self.location, self.s3 = location, s3
 
     def matte(
         self,
@@ -144,25 +69,9 @@ class SageMakerMatting:
         image: DecodedImage,
         quality: Quality = Quality.AUTO,
     ) -> np.ndarray:
-        # what is left of the step's deadline, less the time to compose and store the result
-        left = budget(MODEL_READ_TIMEOUT + MODEL_CONNECT_TIMEOUT + STORE_RESERVE_SECONDS)
-        read_timeout = int(min(MODEL_READ_TIMEOUT, left - MODEL_CONNECT_TIMEOUT - STORE_RESERVE_SECONDS))
-        if read_timeout < 1:
-            raise ModelTimedOut(f"{self.endpoint_name}: no time left for the model within the task's limit")
-        try:
-            answer = self.client(read_timeout).invoke_endpoint(
-                EndpointName=self.endpoint_name,
-                Body=data,
-                ContentType="application/octet-stream",
-                CustomAttributes=f"type={subject.value}&quality={quality.value}",
-            )
-        except ClientError as error:
-            raise endpoint_failure(error, self.endpoint_name) from None
-        except ReadTimeoutError:
-            raise ModelTimedOut(f"{self.endpoint_name}: no answer within {read_timeout} s") from None
-        except BotoCoreError as error:  # connection refused or reset
-            raise ModelServerUnavailable(f"{self.endpoint_name}: {error}") from None
-        alpha = np.asarray(Image.open(io.BytesIO(answer["Body"].read())).convert("L"), dtype=np.float32)
+        parsed = urlparse(self.location)
+        body = self.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        alpha = np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float32)
         return alpha * (1.0 / 255.0)
 
 
@@ -178,12 +87,6 @@ class LocalMatting:
         quality: Quality = Quality.AUTO,
     ) -> np.ndarray:
         return pipeline.matte(image, subject, quality=quality)
-
-
-def matting_from_settings(settings: ServiceSettings) -> Matting:
-    """SageMaker's endpoint when the stack has one, else the CPU pipeline in this function."""
-    endpoint = settings.sagemaker_endpoint
-    return SageMakerMatting(endpoint) if endpoint else LocalMatting()
 
 
 def read_capped(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
@@ -204,13 +107,13 @@ def still_processing(table: TaskTable | None, task_id: str | None) -> bool:
     """True while the task is in progress (no table configured: nothing to check)."""
     if table is None or not task_id:
         return True
-    return table.get(task_id).state is TaskState.PROCESSING
+    return table.get(task_id).state in (TaskState.WAITING, TaskState.PROCESSING)
 
 
 def run_segment_step(
     event: dict[str, Any],
     pipeline: Pipeline,
-    matting: Matting,
+    matting: Matting | None = None,
     s3: Any = None,
     tasks: TaskTable | None = None,
     settings: ServiceSettings | None = None,
@@ -218,7 +121,9 @@ def run_segment_step(
 ) -> dict[str, Any]:
     """``tasks``: the task table, read just before storing (a late step stores nothing);
     ``settings``: the function's (default: read from the environment); ``seconds``: the time the
-    step has (the function's remaining time): one deadline that every wait shares."""
+    step has (the function's remaining time): one deadline that every wait shares. ``matting``:
+    default the endpoint's stored matte when the event names one (``matte.matte_location``),
+    else the CPU pipeline here."""
     if seconds is None:
         return _segment(event, pipeline, matting, s3, tasks, settings)
     with deadline(time.time() + seconds - STEP_MARGIN_SECONDS):
@@ -228,12 +133,15 @@ def run_segment_step(
 def _segment(
     event: dict[str, Any],
     pipeline: Pipeline,
-    matting: Matting,
+    matting: Matting | None,
     s3: Any,
     tasks: TaskTable | None,
     settings: ServiceSettings | None,
 ) -> dict[str, Any]:
     s3 = s3 or boto3.client("s3")
+    if matting is None:
+        stored = (event.get("matte") or {}).get("matte_location")
+        matting = StoredMatting(stored, s3) if stored else LocalMatting()
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
     settings = settings or ServiceSettings.from_env()

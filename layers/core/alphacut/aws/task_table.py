@@ -192,3 +192,48 @@ class TaskTable:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
+
+    def await_model(self, task_id: str, execution_id: str, task_token: str) -> bool:
+        """The task waits in the endpoint's queue (state 3) under the execution that holds it,
+        with the token that ends its waiting step. False when that execution no longer holds it
+        in progress (stopped, or ended elsewhere)."""
+        return self._conditional_update(
+            task_id,
+            "SET #s = :waiting, progress = :progress, task_token = :token",
+            "#s IN (:waiting, :processing) AND execution_id = :me",
+            {
+                ":waiting": int(TaskState.WAITING),
+                ":processing": int(TaskState.PROCESSING),
+                ":progress": TaskState.WAITING.progress,
+                ":token": task_token,
+                ":me": execution_id,
+            },
+        )
+
+    def model_started(self, task_id: str) -> bool:
+        """The model took the task from the endpoint's queue (3 -> 4); False if it was not waiting."""
+        return self._conditional_update(
+            task_id,
+            "SET #s = :processing, progress = :progress",
+            "#s = :waiting",
+            {
+                ":waiting": int(TaskState.WAITING),
+                ":processing": int(TaskState.PROCESSING),
+                ":progress": TaskState.PROCESSING.progress,
+            },
+        )
+
+    def _conditional_update(self, task_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        try:
+            self.table.update_item(
+                Key={"task_id": task_id},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
