@@ -93,7 +93,11 @@ def image_server(photo):
 @pytest.fixture(scope="session")
 def stack(image_server):
     local = LocalStack(
-        port=free_port(), extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST}, log=lambda line: None
+        port=free_port(),
+        # the dispatcher reads the endpoint's instance count at every task: tests pin it
+        extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST, "ENDPOINT_STATUS_CACHE_SECONDS": "0"},
+        log=lambda line: None,
+        gpu_warm_up_seconds=3.0,
     )
     local.start()
     apigateway = local.client("apigateway")
@@ -183,3 +187,18 @@ def dynamodb_fault(method: str, when: Callable[[str], bool], times: int = 1):
         yield refused
     finally:
         setattr(DynamoDBBackend, method, original)
+
+
+def pinned_path(stack, path: str):
+    """The path the next tasks take, by the endpoint's instances (the CPU-while-cold rule): cpu,
+    none of them; gpu, one held."""
+    stack.endpoint.pin(0 if path == "cpu" else 1)
+
+
+def with_path(step: dict, path: str) -> dict:
+    """A step input as the dispatcher makes it for ``path`` (tests that start executions)."""
+    from alphacut.aws.dispatch import PathChooser
+
+    if path == "gpu":
+        return {**step, "path": "gpu", "gpu_wait_seconds": PathChooser(None).gpu_wait_seconds}
+    return {**step, "path": "cpu"}

@@ -1,7 +1,8 @@
 """Every task final, every charge exactly once, under faults made on purpose on the local stack:
 dead-lettered messages, executions stopped by hand, a MarkFailed step that fails for good, a retry
 after an applied write, a step that finishes after its task ended, a charge write that fails,
-and the fault benchmark's small run (a kill, a stop, a poison message, duplicated messages)."""
+and the fault benchmark's small run (a kill, a stop, a poison message, duplicated messages).
+Every test runs on both paths: the CPU (the endpoint cold) and the GPU endpoint's (warm)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from alphacut.task_states import TaskState
 from alphacut_dev.local.stack import ACCOUNT, REGION, STACK_NAME
 from alphacut_dev.template import ROOT
 
-from tests.stack_fixtures import dynamodb_fault, new_key
+from tests.stack_fixtures import dynamodb_fault, new_key, pinned_path, with_path
 
 FINAL_WAIT = 90
 
@@ -34,6 +35,13 @@ FINAL_WAIT = 90
 def aws_env(stack):
     """The adapters' own boto3 clients (alphacut.aws.clients) reach the stack's moto."""
     os.environ.update(stack.aws_env())
+
+
+@pytest.fixture(params=["cpu", "gpu"], autouse=True)
+def model_path(request, stack):
+    pinned_path(stack, request.param)
+    yield request.param
+    stack.endpoint.pin(None)
 
 
 def tasks_table(stack) -> TaskTable:
@@ -133,7 +141,7 @@ def test_a_dead_letter_never_ends_a_task_that_is_running_or_final(stack, photo):
 
 def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(api, stack, photo):
     task_id = submit(api, photo)
-    wait_for(stack, task_id, lambda r: r.state is TaskState.PROCESSING)
+    wait_for(stack, task_id, lambda r: r.state in (TaskState.WAITING, TaskState.PROCESSING))
     stack.client("stepfunctions").stop_execution(executionArn=execution_arn(task_id), cause="by hand")
     ended = wait_for(stack, task_id)
     assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionAborted"
@@ -154,21 +162,25 @@ def test_a_mark_failed_that_fails_for_good_is_ended_by_the_status_rule(api, stac
     assert status == "FAILED"
 
 
-def test_mark_processing_retried_after_its_write_was_applied_goes_on(stack, photo):
+def test_mark_processing_retried_after_its_write_was_applied_goes_on(stack, photo, model_path):
     """The first attempt's write reached the table but answered with an error: the retry finds
     the task taken by its own execution and carries on instead of ending as 'already taken'."""
     task_id = f"fault-{uuid.uuid4()}"
     record = queued_task(stack, photo, TaskState.PROCESSING, task_id, execution_id=execution_arn(task_id))
-    step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
+    step = with_path(
+        step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"]), model_path
+    )
     stack.client("stepfunctions").start_execution(
         stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id, input=json.dumps(step)
     )
     assert wait_for(stack, record.task_id).state is TaskState.DONE
 
 
-def test_a_task_taken_by_another_execution_is_not_processed_again(stack, photo):
+def test_a_task_taken_by_another_execution_is_not_processed_again(stack, photo, model_path):
     record = queued_task(stack, photo, TaskState.PROCESSING, execution_id=execution_arn("someone-else"))
-    step = step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"])
+    step = with_path(
+        step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"]), model_path
+    )
     sfn = stack.client("stepfunctions")
     sfn.start_execution(
         stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id, input=json.dumps(step)

@@ -1,6 +1,8 @@
 """Async tasks end to end on the local stack: API -> S3 + DynamoDB + SQS -> dispatch -> the real
-state machine executed by moto -> Segment step -> SageMaker runtime (the container's server on
-the CPU) -> result in S3 -> GET /v1/tasks/{id}. Every failure ends in its PicWish-style task state."""
+state machine executed by moto -> the model on the CPU path (Segment step) or the GPU path (Submit
+step -> the emulated asynchronous endpoint -> the container's server -> SNS -> SQS -> InferenceDone
+-> Compose step) -> result in S3 -> GET /v1/tasks/{id}. Every failure ends in its PicWish-style
+task state."""
 
 from __future__ import annotations
 
@@ -12,16 +14,27 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import numpy as np
 import pytest
 import requests
-from alphacut.aws.segment_step import MODEL_READ_TIMEOUT
+from alphacut.aws.async_inference import INVOCATION_TIMEOUT_SECONDS
 from alphacut.aws.task_table import TaskTable
 from alphacut.errors import NotFound
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
+from alphacut_dev.local.endpoint import REALTIME_PAYLOAD_LIMIT
+from botocore.exceptions import ClientError
 from PIL import Image
 
+from tests.stack_fixtures import pinned_path
+
 FINAL_WAIT = 90
+
+
+def template_parameter(name: str):
+    from alphacut_dev.template import load_sam
+
+    return load_sam()["Parameters"][name]["Default"]
 
 
 def submit(api, photo: bytes | None = None, **fields) -> str:
@@ -202,28 +215,38 @@ def test_an_oversized_s3_upload_ends_in_minus_5_and_a_folder_marker_is_no_task(s
         table.by_source_key("incoming/new folder/")
 
 
-def test_model_server_down_retries_then_recovers_or_fails(api, stack, photo):
-    stack.stop_model_server()
-    recovering = submit(api, photo)
-    time.sleep(1.5)
-    # back within the retry window (2 + 4 + 8 s after the first failure): the task still succeeds
-    stack.start_model_server_on_same_port()
-    assert wait_final(api, recovering)["state"] == 1
+def test_a_container_down_keeps_its_requests_queued_until_it_is_back(api, stack, photo):
+    pinned_path(stack, "gpu")
     stack.stop_model_server()
     try:
-        data = wait_final(api, submit(api, photo), timeout=120)
-        assert data["state"] == -1 and data["error"]["name"] in (
-            "ModelServerUnavailable",
-            "States.ALL",
-            "Exception",
-        )
+        task_id = submit(api, photo)
+        time.sleep(3)
+        assert api.get(f"/v1/tasks/{task_id}").json()["data"]["state"] == TaskState.WAITING
     finally:
         stack.start_model_server_on_same_port()
+    assert wait_final(api, task_id)["state"] == 1
+
+
+def test_a_request_that_outlives_its_time_in_the_endpoints_queue_ends_in_minus_8(api, stack, photo):
+    """No instance ever takes it (the container is down for good): the request expires after its
+    RequestTTLSeconds (AWS's least, 60 s, set for this test) and the task ends timed out."""
+    pinned_path(stack, "gpu")
+    stack.set_function_env("SubmitFunction", GPU_REQUEST_TTL_SECONDS="60")
+    stack.stop_model_server()
+    try:
+        started = time.time()
+        data = wait_final(api, submit(api, photo), timeout=150)
+        assert data["state"] == TaskState.TIMED_OUT == -8 and data["error"]["name"] == "ModelTimedOut"
+        assert 60 <= time.time() - started < 120
+    finally:
+        stack.start_model_server_on_same_port()
+        stack.set_function_env("SubmitFunction", GPU_REQUEST_TTL_SECONDS="21600")
 
 
 def test_a_model_server_that_never_answers_ends_in_minus_8(api, stack, photo):
-    """The model server is replaced by one that accepts and never answers: the endpoint's read
-    times out inside the step's 30 s, and the task is timed out, not retried."""
+    """The container is replaced by one that accepts and never answers: the endpoint's
+    InvocationTimeoutSeconds (30 s, the -8 rule) ends the request, and the task is timed out."""
+    pinned_path(stack, "gpu")
     stack.stop_model_server()
     port = int(stack.model_server_url.rsplit(":", 1)[1])
     listener = socket.socket()
@@ -247,7 +270,7 @@ def test_a_model_server_that_never_answers_ends_in_minus_8(api, stack, photo):
         started = time.time()
         data = wait_final(api, submit(api, photo), timeout=120)
         assert data["state"] == TaskState.TIMED_OUT == -8 and data["error"]["name"] == "ModelTimedOut"
-        assert MODEL_READ_TIMEOUT <= time.time() - started < 45
+        assert INVOCATION_TIMEOUT_SECONDS <= time.time() - started < 60
     finally:
         done.set()
         holder.join(timeout=5)
@@ -255,6 +278,68 @@ def test_a_model_server_that_never_answers_ends_in_minus_8(api, stack, photo):
             connection.close()
         listener.close()
         stack.start_model_server_on_same_port()
+
+
+def test_a_lone_task_on_a_cold_endpoint_runs_on_the_cpu_and_the_endpoint_stays_cold(api, stack, photo):
+    stack.endpoint.pin(0)
+    stack.endpoint.pin(None)  # cold, and scaling by its backlog again
+    notified = stack.endpoint.notifications
+    assert wait_final(api, submit(api, photo))["state"] == 1
+    assert stack.endpoint.notifications == notified and stack.endpoint.instances == 0
+
+
+def test_a_backlog_above_the_threshold_wakes_the_cold_endpoint_and_the_task_waits_for_it(api, stack, photo):
+    stack.endpoint.pin(0)
+    stack.endpoint.pin(None)
+    notified = stack.endpoint.notifications
+    stack.set_function_env("DispatchFunction", GPU_BACKLOG_THRESHOLD="0")
+    try:
+        task_id = submit(api, photo)
+        seen, deadline = [], time.time() + FINAL_WAIT
+        while time.time() < deadline:
+            state = api.get(f"/v1/tasks/{task_id}").json()["data"]["state"]
+            seen.append(state)
+            if state == 1 or state < 0:
+                break
+            time.sleep(0.3)
+        assert seen[-1] == 1 and TaskState.WAITING in seen  # waited while the instance started
+        assert stack.endpoint.instances == 1 and stack.endpoint.notifications == notified + 1
+    finally:
+        default = str(template_parameter("GpuBacklogThreshold"))
+        stack.set_function_env("DispatchFunction", GPU_BACKLOG_THRESHOLD=default)
+        stack.endpoint.pin(None)
+
+
+def test_an_input_over_the_real_time_limit_completes_through_the_async_endpoint(api, stack):
+    """InvokeEndpoint refuses a request over 6 MB (what the old Segment step sent); the task
+    path sends the input's S3 location instead, so every size the task API accepts works."""
+    noise = np.random.default_rng(7).integers(0, 256, (1600, 1600, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    big = buffer.getvalue()
+    assert REALTIME_PAYLOAD_LIMIT < len(big) < 10 * 1024 * 1024
+    runtime = boto3.client(
+        "sagemaker-runtime", **{**stack._moto_session_args(), "endpoint_url": stack.endpoint.url}
+    )
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName=stack.endpoint.name, Body=big, ContentType="image/png")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    pinned_path(stack, "gpu")
+    # a catalog photo put under incoming/ (a task's upload through the API stops at Lambda's 6 MB)
+    s3, bucket = stack.client("s3"), stack.physical["UploadsBucket"]
+    s3.put_object(Bucket=bucket, Key="incoming/catalog/big.png", Body=big)
+    table = TaskTable(stack.physical["TasksTable"], stack.resource("dynamodb"))
+    deadline, record = time.time() + 120, None
+    while time.time() < deadline:
+        try:
+            record = table.by_source_key("incoming/catalog/big.png")
+        except NotFound:
+            record = None
+        if record is not None and record.state.is_final:
+            break
+        time.sleep(0.5)
+    assert record is not None and record.state is TaskState.DONE, record
+    assert s3.head_object(Bucket=bucket, Key="results/catalog/big.png")["ContentLength"] > 0
 
 
 def _posts_to(image_server, path: str, timeout: float = 15) -> list[dict]:

@@ -22,7 +22,13 @@ def results_rules() -> dict[str, int]:
 
 def test_every_results_rule_names_a_prefix(results_rules):
     assert "" not in results_rules, "a rule without a prefix expires every kind of object at once"
-    assert set(results_rules) == {"results/", "tasks/", "idempotency/"}
+    assert set(results_rules) == {"results/", "tasks/", "idempotency/", "endpoint/"}
+
+
+def test_the_endpoints_mattes_outlive_the_longest_wait_for_their_compose_step(results_rules):
+    """A matte is read by the Compose step right after its notification (the Submit step's
+    wait includes the whole queue time); a day is far more than that step's retries take."""
+    assert results_rules["endpoint/"] * DAY >= 3600
 
 
 def test_task_results_outlive_their_task_record(results_rules):

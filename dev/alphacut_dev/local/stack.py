@@ -658,6 +658,13 @@ class LocalStack:
                 function = self.function_arns()[target["Arn"]]
                 self.rules.append(ExecutionStatusRule(self, props["EventPattern"], function))
 
+    def set_function_env(self, function: str, **variables: str) -> None:
+        """Change a function's environment, as a stack update with a new parameter value does:
+        its warm instance is replaced by one started with the new values."""
+        worker = self.workers[function]
+        worker.spec.environment.update(variables)
+        worker.restart()
+
     def function_arns(self) -> dict[str, str]:
         """Function ARN (as the translated template names it) -> logical id."""
         return {

@@ -148,13 +148,16 @@ class PathChooser:
         return self.request_ttl + INVOCATION_TIMEOUT_SECONDS + 60
 
     def backlog(self) -> int:
-        """Tasks waiting in the task queue (SQS's approximate count of visible messages)."""
+        """Tasks waiting in the task queue: SQS's approximate counts of its messages, visible
+        and in flight (the batches dispatchers hold, this one included)."""
         now = time.monotonic()
         if self._backlog is None or now - self._backlog[0] > BACKLOG_CACHE_SECONDS:
             attributes = clients.client("sqs").get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+                QueueUrl=self.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
-            self._backlog = (now, int(attributes.get("ApproximateNumberOfMessages", 0)))
+            waiting = sum(int(value) for value in attributes.values())
+            self._backlog = (now, waiting)
         return self._backlog[1]
 
     def path(self, options: CutoutOptions) -> str:
