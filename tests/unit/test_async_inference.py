@@ -223,3 +223,21 @@ def test_every_timeout_on_the_cpu_path_ends_inside_the_steps_limit():
     function_limit = template_function("SegmentFunction")["Timeout"]
     assert function_limit < states["Segment"]["TimeoutSeconds"] == states["Compose"]["TimeoutSeconds"]
     assert async_inference.INVOCATION_TIMEOUT_SECONDS == 30  # the -8 rule on the GPU path
+
+
+def test_the_templates_cold_threshold_is_the_cost_models_break_even():
+    import importlib.util
+    import sys
+
+    from alphacut_dev.template import ROOT, load_sam
+
+    spec = importlib.util.spec_from_file_location("bench_capacity", ROOT / "benchmarks" / "bench_capacity.py")
+    model = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = model  # its dataclasses look their module up
+    spec.loader.exec_module(model)
+    parameters = load_sam()["Parameters"]
+    assert int(parameters["GpuBacklogThreshold"]["Default"]) == model.break_even_backlog(
+        model.Prices(), model.Capacity()
+    )
+    assert int(parameters["SegmentConcurrency"]["Default"]) == model.Capacity().segment_concurrency
+    assert int(parameters["GpuMaxInstances"]["Default"]) == model.Capacity().max_instances

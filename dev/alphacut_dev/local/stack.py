@@ -209,8 +209,8 @@ class LocalStack:
     template: Path = TEMPLATE
     extra_env: dict[str, str] = field(default_factory=dict)
     log: object = print
-    # The local stack runs the template's default design: the asynchronous endpoint (the
-    # container's server on the CPU, behind the emulated endpoint) with the CPU while it is cold.
+    # The local stack runs the GPU design, which holds both paths: the asynchronous endpoint (the
+    # container's server on the CPU, behind the emulated endpoint) and the CPU while it is cold.
     parameters: dict[str, str] = field(
         default_factory=lambda: {"SegmentBackend": "sagemaker", "SageMakerImageUri": "local"}
     )
