@@ -197,8 +197,4 @@ def pinned_path(stack, path: str):
 
 def with_path(step: dict, path: str) -> dict:
     """A step input as the dispatcher makes it for ``path`` (tests that start executions)."""
-    from alphacut.aws.dispatch import PathChooser
-
-    if path == "gpu":
-        return {**step, "path": "gpu", "gpu_wait_seconds": PathChooser(None).gpu_wait_seconds}
-    return {**step, "path": "cpu"}
+    return {**step, "path": path}

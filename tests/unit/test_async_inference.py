@@ -8,7 +8,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from alphacut.aws import async_inference, clients, dispatch
+from alphacut.aws import async_inference, clients
 from alphacut.aws.async_inference import (
     EndpointCapacity,
     InferenceNotifications,
@@ -208,12 +208,6 @@ def test_the_endpoints_status_is_read_once_per_period_and_unknown_counts_as_warm
     assert capacity.instances() == 0 and capacity.instances() == 0 and len(calls) == 1
     capacity.cache_seconds = 0
     assert capacity.instances() == 1  # unknown: the endpoint's own queue is the safe place
-
-
-def test_the_submit_step_waits_longer_than_a_request_may_live_in_the_endpoints_queue():
-    paths = PathChooser(None, request_ttl=3600)
-    assert paths.gpu_wait_seconds > 3600 + async_inference.INVOCATION_TIMEOUT_SECONDS
-    assert dispatch.GPU == "gpu"
 
 
 def test_every_timeout_on_the_cpu_path_ends_inside_the_steps_limit():

@@ -142,7 +142,8 @@ def test_two_puts_of_the_same_bytes_are_two_tasks_and_one_put_notified_twice_is_
 def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
     """Either path, every retry taken at its longest; the endpoint path waits at most the
     request's time to live in the endpoint's queue (AWS's largest, 6 h) and its processing."""
-    from alphacut.aws.dispatch import PathChooser
+    from alphacut.aws.async_inference import INVOCATION_TIMEOUT_SECONDS
+    from alphacut_dev.template import load_sam
 
     definition = json.loads(ASL.read_text())
     states = definition["States"]
@@ -165,8 +166,10 @@ def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
         + retried_seconds(states["NotifyDone"], 15)
     )
     cpu_path = retried_seconds(states["MarkProcessing"], 1) + retried_seconds(states["Segment"], 30)
-    longest_wait = PathChooser(None, request_ttl=21600).gpu_wait_seconds
-    assert states["SubmitToEndpoint"]["TimeoutSecondsPath"] == "$.gpu_wait_seconds"
+    # the Submit step outwaits the longest a request may live in the endpoint's queue, and its run
+    longest_ttl = int(load_sam()["Parameters"]["GpuRequestTtlSeconds"]["MaxValue"])
+    longest_wait = states["SubmitToEndpoint"]["TimeoutSeconds"]
+    assert longest_wait > longest_ttl + INVOCATION_TIMEOUT_SECONDS
     gpu_path = (
         retried_seconds(states["MarkProcessing"], 1)
         + retried_seconds(states["SubmitToEndpoint"], 28)

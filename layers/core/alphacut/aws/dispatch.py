@@ -40,7 +40,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
-from alphacut.aws.async_inference import INVOCATION_TIMEOUT_SECONDS, EndpointCapacity
+from alphacut.aws.async_inference import EndpointCapacity
 from alphacut.aws.task_service import step_input
 from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError, NotFound
@@ -129,7 +129,6 @@ class PathChooser:
     capacity: EndpointCapacity | None
     queue_url: str = ""
     threshold: int = 0
-    request_ttl: int = 21600
     _backlog: tuple[float, int] | None = None
 
     @classmethod
@@ -137,15 +136,7 @@ class PathChooser:
         if not settings.sagemaker_endpoint:
             return cls(None)
         capacity = EndpointCapacity(settings.sagemaker_endpoint, settings.endpoint_status_cache)
-        return cls(
-            capacity, settings.task_queue_url, settings.gpu_backlog_threshold, settings.gpu_request_ttl
-        )
-
-    @property
-    def gpu_wait_seconds(self) -> int:
-        """How long the Submit step waits for the endpoint: the request's time to live in its
-        queue, its processing limit, and a minute for the notification."""
-        return self.request_ttl + INVOCATION_TIMEOUT_SECONDS + 60
+        return cls(capacity, settings.task_queue_url, settings.gpu_backlog_threshold)
 
     def backlog(self) -> int:
         """Tasks waiting in the task queue: SQS's approximate counts of its messages, visible
@@ -241,8 +232,6 @@ class Dispatcher:
         try:
             step = step_input(record, self.uploads_bucket, self.results_bucket)
             step["path"] = self.paths.path(CutoutOptions.from_mapping(record.options))
-            if step["path"] == GPU:
-                step["gpu_wait_seconds"] = self.paths.gpu_wait_seconds
         except (AlphacutError, KeyError, TypeError, ValueError) as error:  # a record no retry mends
             self.table.fail(
                 record.task_id, TaskState.FAILED, "the task's record is not valid", "InvalidTaskRecord"
