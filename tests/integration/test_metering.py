@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alphacut.aws.usage import UNKNOWN_KEY_SECONDS
 from alphacut_dev.local.stack import STACK_NAME
 from PIL import Image
 
