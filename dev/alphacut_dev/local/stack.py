@@ -71,6 +71,7 @@ class Route:
 
 
 PLAN_CACHE_SECONDS = 2.0
+THROTTLE_AFTER_SECONDS = 15.0  # a Step Functions call waits this long for a busy worker, then 429
 
 
 @dataclass
@@ -112,15 +113,22 @@ class FunctionWorker:
             raise RuntimeError(f"{self.spec.name} failed to initialise: {detail}")
         self.init_ms = detail
 
-    def invoke(self, event: dict, request_id: str) -> tuple[str, object]:
-        """('ok', result) | ('error', payload) | ('timeout', None). An answer over Lambda's 6 MB
-        is an error, as Lambda makes it (API Gateway then answers 502)."""
-        with self.lock:
+    def invoke(self, event: dict, request_id: str, wait: float | None = None) -> tuple[str, object]:
+        """('ok', result) | ('error', payload) | ('timeout', None) | ('throttled', None). An
+        answer over Lambda's 6 MB is an error, as Lambda makes it (API Gateway then answers 502).
+        ``wait``: how long a call may wait for the instance (None: as long as it takes); a call
+        that finds it busy longer is throttled, as Lambda throttles past a function's concurrency
+        (this worker is one instance)."""
+        if not self.lock.acquire(timeout=-1 if wait is None else wait):
+            return "throttled", None
+        try:
             self.connection.send((event, request_id))
             if not self.connection.poll(self.spec.timeout):
                 self.restart()  # Lambda ends a timed-out instance; the next call gets a fresh one
                 return "timeout", None
             kind, result = self.connection.recv()
+        finally:
+            self.lock.release()
         if kind == "ok" and len(json.dumps(result)) > LAMBDA_ANSWER_LIMIT:
             return "error", {
                 "errorType": "Function.ResponseSizeTooLarge",
@@ -717,7 +725,16 @@ class LocalStack:
             if worker is None:
                 return stack._moto_invoke(function, event)
             payload = event if isinstance(event, dict) else json.loads(event or "{}")
-            kind, result = worker.invoke(payload, None)
+            # Step Functions' calls wait a moment for the one instance, then are throttled (429):
+            # the state machine's Retry handles that as on AWS, instead of threads queueing here
+            # past their step's timeout
+            kind, result = worker.invoke(payload, None, wait=THROTTLE_AFTER_SECONDS)
+            if kind == "throttled":
+                from moto.core.exceptions import JsonRESTError
+
+                error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+                error.code = 429
+                raise error
             if kind == "ok":
                 return json.dumps(result), False, ""
             if kind == "timeout":
