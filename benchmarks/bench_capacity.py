@@ -330,17 +330,14 @@ def simulate(
     if design.gpu == "scale-to-zero":  # the idle tail until the endpoint is back to zero
         while run.instances and env.now < horizon * 50:
             env.run(until=env.now + 600)
-    end = env.now
-    for record in list(run.instances):
+    for record in list(run.instances):  # billed until now
         run.retire(record)
-    run.instance_seconds = run.instance_seconds  # closed at ``end``
     gpu_tasks, cpu_tasks = run.on_gpu, len(times) - run.on_gpu
     cost = (
         gpu_tasks * per_task_cost(prices, capacity, True)
         + cpu_tasks * per_task_cost(prices, capacity, False)
         + run.instance_seconds / 3600 * prices.gpu_instance_hour
     )
-    del end
     return Outcome(
         workload,
         design,
@@ -355,7 +352,7 @@ def simulate(
 
 
 def duration(seconds: float) -> str:
-    if seconds != seconds:
+    if math.isnan(seconds):
         return "-"
     if seconds < 120:
         return f"{seconds:.0f} s"
@@ -383,18 +380,22 @@ def main() -> None:
     print(
         f"inputs: CPU {capacity.cpu_seconds:.2f} s/photo at 3538 MB (measured, bench_startup.py), "
         f"GPU {capacity.gpu_seconds:.2f} s/photo on ml.g4dn.xlarge (ASSUMED: no GPU measured yet), "
-        f"scale from zero {capacity.warm_up_seconds / 60:.0f} min, ${prices.gpu_instance_hour}/instance-hour, "
-        f"Segment function {capacity.segment_concurrency} concurrent, at most {capacity.max_instances} instances"
+        f"scale from zero {capacity.warm_up_seconds / 60:.0f} min, "
+        f"${prices.gpu_instance_hour}/instance-hour, Segment function {capacity.segment_concurrency} "
+        f"concurrent, at most {capacity.max_instances} instances"
     )
     cpu_photo = per_task_cost(prices, capacity, False)
-    gpu_photo = per_task_cost(prices, capacity, True) + prices.gpu_instance_hour * capacity.gpu_seconds / 3600
+    gpu_photo = per_task_cost(prices, capacity, True)
+    gpu_photo += prices.gpu_instance_hour * capacity.gpu_seconds / 3600
     print(
-        f"per photo: CPU path ${cpu_photo * 1000:.4f}/1000, GPU path (busy instance) ${gpu_photo * 1000:.4f}/1000; "
+        f"per photo: CPU path ${cpu_photo * 1000:.4f}/1000, "
+        f"GPU path (busy instance) ${gpu_photo * 1000:.4f}/1000; "
         f"break-even backlog for waking the endpoint: {threshold} photos (GpuBacklogThreshold)"
     )
     print()
     print(
-        "| workload | design | $ per 1000 photos | p50 | p95 | p99 | peak instances | peak Lambda (Segment) | on GPU |"
+        "| workload | design | $ per 1000 photos | p50 | p95 | p99 | peak instances "
+        "| peak Lambda (Segment) | on GPU |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     scores: dict[str, list[float]] = {d.name: [] for d in DESIGNS}
@@ -407,15 +408,16 @@ def main() -> None:
             p99s[o.design.name].append(o.percentile(0.99))
             expired = f" ({o.expired} expired)" if o.expired else ""
             print(
-                f"| {workload} | {o.design.name} | {o.cost / o.photos * 1000:.3f} | {duration(o.percentile(0.5))} "
-                f"| {duration(o.percentile(0.95))} | {duration(o.percentile(0.99))}{expired} | {o.peak_instances} "
+                f"| {workload} | {o.design.name} | {o.cost / o.photos * 1000:.3f} "
+                f"| {duration(o.percentile(0.5))} | {duration(o.percentile(0.95))} "
+                f"| {duration(o.percentile(0.99))}{expired} | {o.peak_instances} "
                 f"| {o.peak_cpu} | {o.on_gpu / o.photos:.0%} |"
             )
     print()
     print("| design | worst cost vs the cheapest design, over the workloads | worst p99 |")
     print("|---|---:|---:|")
-    for name in scores:
-        print(f"| {name} | {max(scores[name]):.2f}x | {duration(max(p99s[name]))} |")
+    for name, ratios in scores.items():
+        print(f"| {name} | {max(ratios):.2f}x | {duration(max(p99s[name]))} |")
     recommended = min(scores, key=lambda n: (max(scores[n]), max(p99s[n])))
     print(f"\nrecommended (least worst-case cost ratio, then p99): {recommended}")
     print(f"mean p99 over the workloads: {duration(statistics.mean(p99s[recommended]))}")
