@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alphacut_dev.template import ROOT, translate_template
+from alphacut_dev.template import ROOT, load_sam, translate_template
 
 SAM = ROOT / ".cache" / "sam-venv" / "bin" / "sam"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -168,7 +168,11 @@ def test_the_task_functions_have_reserved_concurrency():
         "FinalizeFunction",
     ):
         reserved = resources[name]["Properties"]["ReservedConcurrentExecutions"]
-        assert reserved["Fn::If"][0] == "ReserveConcurrency" and reserved["Fn::If"][1] >= 1, name
+        value = reserved["Fn::If"][1]
+        if isinstance(value, dict):  # a parameter (SegmentConcurrency): its default and floor
+            parameter = load_sam()["Parameters"][value["Ref"]]
+            value = min(int(parameter["Default"]), int(parameter["MinValue"]))
+        assert reserved["Fn::If"][0] == "ReserveConcurrency" and value >= 1, name
 
 
 # ---- least privilege --------------------------------------------------------------------------
