@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlparse
 
 import requests
+from alphacut.aws.objects import s3_location
 
 REALTIME_PAYLOAD_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's request limit (AWS: 6 MB)
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -60,11 +60,6 @@ class AsyncRequest:
     expires_at: float  # monotonic: RequestTTLSeconds after it was received
     invocation_timeout: float
     received: str = field(default_factory=now_iso)
-
-
-def s3_split(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
 
 
 class LocalEndpoint:
@@ -192,7 +187,7 @@ class LocalEndpoint:
 
     def _invoke(self, request: AsyncRequest) -> bool:
         """Run one request on the container; True when it must go back to the queue."""
-        bucket, key = s3_split(request.input_location)
+        bucket, key = s3_location(request.input_location)
         s3 = self.client("s3")
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -202,14 +197,8 @@ class LocalEndpoint:
             )
             return False
         try:
-            answer = requests.post(
-                self.container_url + "/invocations",
-                data=body,
-                headers={
-                    "Content-Type": request.content_type,
-                    "X-Amzn-SageMaker-Custom-Attributes": request.attributes,
-                },
-                timeout=(2, request.invocation_timeout),
+            answer = self._post_to_container(
+                body, request.content_type, request.attributes, request.invocation_timeout
             )
         except requests.ConnectionError:
             return True  # no container listening: the request waits for a healthy one
@@ -222,7 +211,7 @@ class LocalEndpoint:
             )
             return False
         if answer.status_code == 200:
-            out_bucket, out_key = s3_split(request.output_location)
+            out_bucket, out_key = s3_location(request.output_location)
             s3.put_object(Bucket=out_bucket, Key=out_key, Body=answer.content, ContentType="image/png")
             self._notify(
                 self.success_topic,
@@ -248,7 +237,7 @@ class LocalEndpoint:
     def _fail(self, request: AsyncRequest, reason: str, body: bytes | None) -> None:
         response: dict[str, str] = {"contentType": "text/plain; charset=utf-8"}
         if body is not None and request.failure_location:
-            bucket, key = s3_split(request.failure_location)
+            bucket, key = s3_location(request.failure_location)
             self.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
             response["failureLocation"] = request.failure_location
         self._notify(
@@ -306,18 +295,24 @@ class LocalEndpoint:
             answer_headers["X-Amzn-SageMaker-FailureLocation"] = request.failure_location
         return 202, {"InferenceId": request.inference_id}, answer_headers
 
+    def _post_to_container(
+        self, body: bytes, content_type: str, attributes: str, read_timeout: float
+    ) -> requests.Response:
+        """The container contract: the image to /invocations, the options as custom attributes."""
+        return requests.post(
+            self.container_url + "/invocations",
+            data=body,
+            headers={"Content-Type": content_type, "X-Amzn-SageMaker-Custom-Attributes": attributes},
+            timeout=(2, read_timeout),
+        )
+
     def invoke_realtime(self, body: bytes, headers: Any) -> tuple[int, bytes, dict[str, str]]:
         try:
-            answer = requests.post(
-                self.container_url + "/invocations",
-                data=body,
-                headers={
-                    "Content-Type": headers.get("Content-Type", "application/octet-stream"),
-                    "X-Amzn-SageMaker-Custom-Attributes": headers.get(
-                        "X-Amzn-SageMaker-Custom-Attributes", ""
-                    ),
-                },
-                timeout=(2, 60),
+            answer = self._post_to_container(
+                body,
+                headers.get("Content-Type", "application/octet-stream"),
+                headers.get("X-Amzn-SageMaker-Custom-Attributes", ""),
+                60,
             )
         except requests.RequestException:
             return (

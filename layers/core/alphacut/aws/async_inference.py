@@ -25,13 +25,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from alphacut import errors
 from alphacut.aws import clients
+from alphacut.aws.objects import refuse_oversized, s3_location
 from alphacut.aws.task_table import TaskTable
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
@@ -86,17 +86,11 @@ def endpoint_failure(error: ClientError, endpoint: str) -> Exception:
     return ModelRequestRejected(f"{endpoint}: {code} (HTTP {status}): {response['Error'].get('Message', '')}")
 
 
-def s3_location(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
 @dataclass
 class AsyncEndpoint:
     endpoint_name: str
     table: TaskTable
     staging_bucket: str  # where an image_url's bytes are put for the endpoint to read
-    request_ttl: int = 21600
     max_bytes: int = field(default_factory=lambda: EngineSettings.from_env().limits.max_bytes)
     settings: ServiceSettings = field(default_factory=ServiceSettings)
 
@@ -106,7 +100,6 @@ class AsyncEndpoint:
             settings.require("sagemaker_endpoint"),
             TaskTable.from_settings(settings),
             settings.require("uploads_bucket"),
-            settings.gpu_request_ttl,
             settings=settings,
         )
 
@@ -124,12 +117,7 @@ class AsyncEndpoint:
             s3.put_object(Bucket=self.staging_bucket, Key=key, Body=data)
             return f"s3://{self.staging_bucket}/{key}"
         head = s3.head_object(Bucket=step["input_bucket"], Key=step["input_key"])
-        if head.get("ContentLength", 0) > self.max_bytes:
-            raise errors.ImageTooLarge(
-                f"is {head['ContentLength']} bytes; at most {self.max_bytes} are accepted",
-                field="image",
-                limit=self.max_bytes,
-            )
+        refuse_oversized(head.get("ContentLength", 0), self.max_bytes)
         return f"s3://{step['input_bucket']}/{step['input_key']}"
 
     def submit(self, event: dict[str, Any]) -> dict[str, str]:
@@ -148,7 +136,7 @@ class AsyncEndpoint:
                 CustomAttributes=(
                     f"type={options.type.resolved.value}&quality={options.quality.value}&task={task_id}"
                 ),
-                RequestTTLSeconds=self.request_ttl,
+                RequestTTLSeconds=self.settings.gpu_request_ttl,
                 InvocationTimeoutSeconds=INVOCATION_TIMEOUT_SECONDS,
             )
         except ClientError as error:

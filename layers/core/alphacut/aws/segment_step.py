@@ -20,14 +20,13 @@ from __future__ import annotations
 import io
 import time
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 import boto3
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
-from alphacut import errors
+from alphacut.aws.objects import refuse_oversized, s3_location
 from alphacut.aws.task_table import TaskTable
 from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline
@@ -69,8 +68,8 @@ class StoredMatting:
         image: DecodedImage,
         quality: Quality = Quality.AUTO,
     ) -> np.ndarray:
-        parsed = urlparse(self.location)
-        body = self.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
+        bucket, key = s3_location(self.location)
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         alpha = np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float32)
         return alpha * (1.0 / 255.0)
 
@@ -94,11 +93,7 @@ def read_capped(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
     answer = s3.get_object(Bucket=bucket, Key=key)
     if answer.get("ContentLength", 0) > max_bytes:
         answer["Body"].close()
-        raise errors.ImageTooLarge(
-            f"is {answer['ContentLength']} bytes; at most {max_bytes} are accepted",
-            field="image",
-            limit=max_bytes,
-        )
+        refuse_oversized(answer["ContentLength"], max_bytes)
     body: bytes = answer["Body"].read(max_bytes + 1)
     return body
 

@@ -171,27 +171,19 @@ class TaskTable:
         ending it). Only from ``only_from`` states: a final state is never overwritten. False
         when the task was not in one of them (or does not exist)."""
         names = {f":from{i}": int(s) for i, s in enumerate(only_from)}
-        try:
-            self.table.update_item(
-                Key={"task_id": task_id},
-                UpdateExpression="SET #s = :s, progress = :zero, error_name = :n, error_cause = :m, "
-                "completed_at_iso = :now",
-                ConditionExpression=f"#s IN ({', '.join(names)})",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":s": int(state),
-                    ":zero": 0,
-                    ":n": error_name,
-                    ":m": message,
-                    ":now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    **names,
-                },
-            )
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return self._conditional_update(
+            task_id,
+            "SET #s = :s, progress = :zero, error_name = :n, error_cause = :m, completed_at_iso = :now",
+            f"#s IN ({', '.join(names)})",
+            {
+                ":s": int(state),
+                ":zero": 0,
+                ":n": error_name,
+                ":m": message,
+                ":now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                **names,
+            },
+        )
 
     def await_model(self, task_id: str, execution_id: str, task_token: str) -> bool:
         """The task waits in the endpoint's queue (state 3) under the execution that holds it,
@@ -224,6 +216,7 @@ class TaskTable:
         )
 
     def _conditional_update(self, task_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional write to a task (``#s`` is its state); False when the condition fails."""
         try:
             self.table.update_item(
                 Key={"task_id": task_id},
