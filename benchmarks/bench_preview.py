@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 from alphacut.evaluate import pairs, score
 from alphacut.models.isnet import PREVIEW_INPUT_SIZE, IsnetModel
-from alphacut.models.sessions import session_options
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut_dev.build_models import graph_at_side
@@ -51,7 +50,8 @@ class PreviewAt(Pipeline):
             )
             self.model = IsnetModel.load(
                 folder,
-                session_options(pipeline.models.threads),
+                pipeline.models.engine,
+                pipeline.models.threads,
                 preview=True,
                 weights=pipeline.models._isnet_weights,
             )

@@ -6,10 +6,12 @@ model-bound rate: the same photos through ``alphacut remove`` (one process, the 
 AWS) on the same machine, measured first. The ratio is the share of the machine's model
 throughput that the async path delivers (queue, dispatch, Step Functions, S3, DynamoDB included).
 
-    .venv/bin/python benchmarks/bench_tasks.py [--tasks 50] [--cold-threshold N]
+    .venv/bin/python benchmarks/bench_tasks.py [--tasks 50] [--cold-threshold N] [--segment-instances 2]
 
 ``--cold-threshold`` sets the stack's GpuBacklogThreshold (the CPU-while-cold rule): 0 sends
 every task to the endpoint path, a large value keeps them all on the CPU path.
+``--segment-instances`` is how many warm instances the local stack gives the Segment function
+(Lambda gives it up to the template's SegmentConcurrency, 100); 1 serialises the CPU path.
 """
 
 from __future__ import annotations
@@ -96,10 +98,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--cold-threshold", type=int, default=None)
+    parser.add_argument(
+        "--segment-instances",
+        type=int,
+        default=2,
+        help="warm instances of the Segment function (Lambda runs it on up to SegmentConcurrency)",
+    )
     args = parser.parse_args()
     images = photos(args.tasks)
     bound = model_bound_rate(images)
-    stack = LocalStack(port=free_port(), log=lambda line: None)
+    stack = LocalStack(
+        port=free_port(), log=lambda line: None, instances={"SegmentFunction": args.segment_instances}
+    )
     if args.cold_threshold is not None:
         stack.parameters = {**stack.parameters, "GpuBacklogThreshold": str(args.cold_threshold)}
     stack.start()
@@ -117,7 +127,7 @@ def main() -> None:
     rate = args.tasks / total * 60
     print(
         f"{args.tasks} photos (1024x1024 JPEG -> PNG cutout), {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores, {args.segment_instances} Segment instance(s)"
     )
     print(f"final states: {states.count(1)} done, {len(failed)} failed {failed if failed else ''}")
     print(

@@ -31,7 +31,6 @@ from alphacut.api.request import declared_length
 from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
 from alphacut.matte import alpha_to_uint8
-from alphacut.models.sessions import providers
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 
@@ -53,7 +52,6 @@ def mark_started(task_id: str | None) -> None:
 
 def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer:
     inference_lock = threading.Lock()  # one model run at a time: the device is the bottleneck anyway
-    on_gpu = "CUDAExecutionProvider" in providers()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -86,8 +84,8 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                     declared_length(self.headers.get("Content-Length"), pipeline.limits.max_bytes)
                 )
                 subject = SubjectType(attributes.get("type", "auto"))
-                # on a GPU model time is cheap, so quality=auto means best (mirror averaged)
-                quality = Quality(attributes.get("quality", "auto")).on(gpu=on_gpu)
+                # quality=auto: best (mirror averaged) where the engine makes model time cheap
+                quality = Quality(attributes.get("quality", "auto"))
                 timings = Timings()
                 image = pipeline.decode(data, timings)
                 with inference_lock:
@@ -128,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
     server = make_server(args.host, args.port, pipeline)
     print(
-        f"alphacut model server on {args.host}:{args.port} ({', '.join(providers())}), "
+        f"alphacut model server on {args.host}:{args.port} ({pipeline.models.engine.label}), "
         f"models loaded in {time.perf_counter() - started:.1f} s",
         flush=True,
     )

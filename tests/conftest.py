@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ from alphacut_dev.data import EVAL
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The suite checks the models on the engine Lambda runs, onnxruntime fp32 (the reference every
+# tolerance is stated against); tests/engine/test_engines.py checks the others against it. The
+# local stack's workers inherit this.
+os.environ.setdefault("ALPHACUT_ENGINE", "onnxruntime")
 
 
 def image_bytes(image: Image.Image, fmt: str, **params) -> bytes:

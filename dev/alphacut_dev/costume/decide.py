@@ -181,7 +181,6 @@ def examples(head, cache: Path, backbone: Path, labels_of: dict[str, set[int]]):
 
 def main(argv: list[str] | None = None) -> int:
     from alphacut.models.costume_head import HEAD_PATH, CostumeModel
-    from alphacut.models.sessions import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, default=TRAIN_CCP)
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    head = CostumeModel.load(session_options(), args.head)
+    head = CostumeModel.load(args.head)
     spec = json.loads((args.train / "classes.json").read_text())
     tags = json.loads((args.train.parent / "ccp_tags" / "tags.json").read_text())
     tagged = {

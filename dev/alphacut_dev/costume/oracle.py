@@ -43,9 +43,8 @@ def worn_lower_garment(truth: np.ndarray) -> int | None:
 def use_head(pipeline: Pipeline, path: Path) -> None:
     """Score another costume head file (a candidate) instead of the committed one."""
     from alphacut.models.costume_head import CostumeModel
-    from alphacut.models.sessions import session_options
 
-    pipeline.models.costume = CostumeModel.load(session_options(), path)
+    pipeline.models.costume = CostumeModel.load(path)
 
 
 def renamed(class_map: np.ndarray, garment: int | None) -> np.ndarray:

@@ -143,7 +143,6 @@ def check_on_labelled(teacher, train: Path, cache: Path, backbone_cache: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     from alphacut.models.costume_head import CostumeModel
-    from alphacut.models.sessions import session_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tagged", type=Path, default=TRAIN_CCP_TAGS)
@@ -161,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         labelled = args.cache.parent / args.cache.name.removesuffix("_tags")
         backbone = args.backbone_cache.parent / args.backbone_cache.name.removesuffix("_tags")
         check_on_labelled(
-            CostumeModel.load(session_options(), args.teacher), args.tagged.parent / "ccp", labelled, backbone
+            CostumeModel.load(args.teacher), args.tagged.parent / "ccp", labelled, backbone
         )
         return 0
     tags = json.loads((args.tagged / "tags.json").read_text())
     spec = json.loads((args.tagged.parent / "ccp" / "classes.json").read_text())
-    teacher = CostumeModel.load(session_options(), args.teacher)
+    teacher = CostumeModel.load(args.teacher)
     started, labels = time.perf_counter(), {}
     for stem in sorted(tags):
         logits, matte = teacher_logits(teacher, args.cache, args.backbone_cache, stem)

@@ -84,11 +84,10 @@ def compare_members(
     from itertools import combinations
 
     from alphacut.models.costume_head import CostumeModel
-    from alphacut.models.sessions import session_options
 
     from alphacut_dev.costume.decide import DressOrSkirt, lower_garment_features, name_lower_garment
 
-    heads = [CostumeModel.load(session_options(), path) for path in members]
+    heads = [CostumeModel.load(path) for path in members]
     subsets = [s for k in range(1, len(members) + 1) for s in combinations(range(len(members)), k)]
     decider = DressOrSkirt.load(decision) if decision is not None else None
     ways = ("rule", "no rule", "decided") if decider is not None else ("rule", "no rule")

@@ -155,6 +155,57 @@ class FunctionWorker:
         self.process = None
 
 
+class FunctionInstances:
+    """A function's warm instances: a call takes whichever is free, as Lambda runs a function on
+    as many instances as its concurrency allows (one by default here: each holds its models)."""
+
+    def __init__(self, spec: FunctionSpec, count: int = 1):
+        self.spec = spec
+        self.instances = [FunctionWorker(spec) for _ in range(max(1, count))]
+        self._free = list(self.instances)
+        self._available = threading.Semaphore(len(self.instances))
+        self._lock = threading.Lock()
+
+    @property
+    def process(self):
+        return self.instances[0].process
+
+    @property
+    def init_ms(self) -> float | None:
+        return self.instances[0].init_ms
+
+    def start(self, wait: bool = True) -> None:
+        for instance in self.instances:
+            instance.start(wait=False)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        for instance in self.instances:
+            instance.wait_ready(timeout)
+
+    def invoke(self, event: dict, request_id: str, wait: float | None = None) -> tuple[str, object]:
+        """As ``FunctionWorker.invoke``, on the first instance free within ``wait``."""
+        if not self._available.acquire(timeout=wait):
+            return "throttled", None
+        with self._lock:
+            instance = self._free.pop()
+        try:
+            return instance.invoke(event, request_id)
+        finally:
+            with self._lock:
+                self._free.append(instance)
+            self._available.release()
+
+    def restart(self) -> None:
+        for instance in self.instances:
+            instance.restart()
+
+    def stop(self) -> None:
+        for instance in self.instances:
+            instance.stop()
+
+
 class SqsPoller(BackgroundLoop):
     """Lambda's SQS event source mapping: long-poll, invoke with a batch, delete what succeeded
     (ReportBatchItemFailures honoured); failed messages come back after their visibility timeout
@@ -222,6 +273,8 @@ class LocalStack:
     parameters: dict[str, str] = field(
         default_factory=lambda: {"SegmentBackend": "sagemaker", "SageMakerImageUri": "local"}
     )
+    # warm instances per function (logical id -> count; 1 when absent): each holds its own models
+    instances: dict[str, int] = field(default_factory=dict)
     # the emulated endpoint's scale from zero (an instance takes minutes on AWS) and scale in
     gpu_warm_up_seconds: float = 20.0
     gpu_idle_seconds: float = 120.0
@@ -229,7 +282,7 @@ class LocalStack:
     def __post_init__(self):
         self.moto = None
         self.moto_url = ""
-        self.workers: dict[str, FunctionWorker] = {}
+        self.workers: dict[str, FunctionInstances] = {}
         self.routes: list[Route] = []
         self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
         self.plans: dict[str, tuple[float, UsagePlan | None]] = {}  # key value -> (read at, plan)
@@ -644,8 +697,8 @@ class LocalStack:
         self.physical = dict(refs)
 
         for logical, resource in by_type("AWS::Lambda::Function"):
-            self.workers[logical] = FunctionWorker(
-                self._function_spec(logical, resource, resources, resolver)
+            self.workers[logical] = FunctionInstances(
+                self._function_spec(logical, resource, resources, resolver), self.instances.get(logical, 1)
             )
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
             body = resource["Properties"].get("Body", {})

@@ -40,12 +40,13 @@ class SubjectType(StrEnum):
 
 
 class Quality(StrEnum):
-    AUTO = "auto"  # fast on the CPU routes, best on the GPU task path (where model time is cheap)
+    AUTO = "auto"  # best where the engine makes two model runs cheaper than one fp32 CPU run, else fast
     FAST = "fast"  # the model once
     BEST = "best"  # the model on the picture and on its mirror, the mattes averaged (twice the model time)
 
-    def on(self, gpu: bool) -> Quality:
-        return (Quality.BEST if gpu else Quality.FAST) if self is Quality.AUTO else self
+    def on(self, cheap_model: bool) -> Quality:
+        """What ``auto`` means on an engine (``Engine.cheap_model``: a GPU, or bf16 on the CPU)."""
+        return (Quality.BEST if cheap_model else Quality.FAST) if self is Quality.AUTO else self
 
 
 class OutputKind(StrEnum):

@@ -128,7 +128,7 @@ class Pipeline:
     @classmethod
     def from_settings(cls, settings: EngineSettings | None = None) -> Pipeline:
         settings = settings or EngineSettings.from_env()
-        return cls(ModelStore(settings.models_dir, settings.threads, settings.memory_arena), settings.limits)
+        return cls(ModelStore.from_settings(settings), settings.limits)
 
     def warm_up(self, names: tuple[str, ...]) -> None:
         """Load the named models now (at cold start) and run each once on a blank picture: the
@@ -198,7 +198,7 @@ class Pipeline:
             person_input = selfie.preprocess(rgb) if subject is SubjectType.PERSON else None
         with timings.stage("inference"):
             general = general_model.run(general_input).matte
-            if quality.on(gpu=False) is Quality.BEST:
+            if quality.on(self.models.engine.cheap_model) is Quality.BEST:
                 mirrored = general_model.run(np.ascontiguousarray(general_input[..., ::-1])).matte
                 general = (general + mirrored[:, ::-1]) * 0.5
             person = self.models.selfie.run(person_input) if person_input is not None else None

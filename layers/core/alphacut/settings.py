@@ -116,6 +116,8 @@ class EngineSettings:
     # onnxruntime's memory arena: off saves ~420 MB in a warm worker for ~6 % more time a cutout
     # (benchmarks/bench_startup.py); Lambda sizes memory for its CPU share, so it is on by default
     memory_arena: bool = True
+    # what runs the models: auto | onnxruntime | openvino | cuda (alphacut.models.engines)
+    engine: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
@@ -132,6 +134,7 @@ class EngineSettings:
             ),
             threads=env.integer("ALPHACUT_THREADS", 0),
             memory_arena=env.switch("ALPHACUT_MEMORY_ARENA", True),
+            engine=env.text("ALPHACUT_ENGINE", "auto"),
         )
 
 

@@ -17,14 +17,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from alphacut.errors import ModelUnavailable
 from alphacut.models.backbone import BackboneModel
 from alphacut.models.costume_head import CostumeModel
+from alphacut.models.engines import Engine, Weights, choose_engine, log_choice
 from alphacut.models.isnet import IsnetModel, load_weights
 from alphacut.models.selfie import SelfieModel
-from alphacut.models.sessions import session_options
+from alphacut.settings import EngineSettings
 
 MANIFEST_NAME = "manifest.json"
 
@@ -40,16 +39,21 @@ def load_manifest(models_dir: Path) -> dict[str, Any]:
 
 
 class ModelStore:
-    """Loads each model on first use (thread-safe) and keeps it for the life of the process."""
+    """Loads each model on first use (thread-safe) and keeps it for the life of the process.
+    ``engine``: what runs them (``alphacut.models.engines``; left out, chosen for this machine)."""
 
-    def __init__(self, models_dir: Path, threads: int = 0, memory_arena: bool = True):
+    def __init__(
+        self, models_dir: Path, threads: int = 0, memory_arena: bool = True, engine: Engine | None = None
+    ):
         self.models_dir = Path(models_dir)
-        self.threads, self.memory_arena = threads, memory_arena
+        self.threads = threads
+        self.engine = engine or choose_engine(EngineSettings.from_env().engine, memory_arena=memory_arena)
         self._lock = threading.Lock()
 
-    def _options(self, threads: int | None = None) -> ort.SessionOptions:
-        """Session options for one model (``threads``: its own count, else the store's)."""
-        return session_options(self.threads if threads is None else threads, self.memory_arena)
+    @classmethod
+    def from_settings(cls, settings: EngineSettings) -> ModelStore:
+        engine = choose_engine(settings.engine, memory_arena=settings.memory_arena)
+        return cls(settings.models_dir, settings.threads, engine=engine)
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
@@ -63,57 +67,53 @@ class ModelStore:
             raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}") from None
 
     @cached_property
-    def _isnet_weights(self) -> tuple[list[str], list[ort.OrtValue]]:
+    def _isnet_weights(self) -> Weights:
         self._entry("isnet")
+        log_choice(self.engine)
         return load_weights(self.models_dir / "isnet")
 
-    @cached_property
-    def isnet(self) -> IsnetModel:
+    def _isnet(self, features: bool = False, preview: bool = False) -> IsnetModel:
+        weights = self._isnet_weights
         with self._lock:
             return IsnetModel.load(
                 self.models_dir / "isnet",
-                self._options(),
-                weights=self._isnet_weights,
+                self.engine,
+                self.threads,
+                features=features,
+                preview=preview,
+                weights=weights,
             )
+
+    @cached_property
+    def isnet(self) -> IsnetModel:
+        return self._isnet()
 
     @cached_property
     def isnet_preview(self) -> IsnetModel:
         """ISNet at 768² for size=preview results (the same weights, in memory once)."""
-        with self._lock:
-            return IsnetModel.load(
-                self.models_dir / "isnet",
-                self._options(),
-                preview=True,
-                weights=self._isnet_weights,
-            )
+        return self._isnet(preview=True)
 
     @cached_property
     def isnet_features(self) -> IsnetModel:
         """ISNet with the decoder feature maps as outputs too (for heads trained on them)."""
-        with self._lock:
-            return IsnetModel.load(
-                self.models_dir / "isnet",
-                self._options(),
-                features=True,
-                weights=self._isnet_weights,
-            )
+        return self._isnet(features=True)
 
     @cached_property
     def selfie(self) -> SelfieModel:
         with self._lock:
             self._entry("selfie")
             # a 256x256 MobileNet: one thread is faster than two (thread hand-off dominates)
-            return SelfieModel.load(self.models_dir / "selfie", self._options(threads=1))
+            return SelfieModel.load(self.models_dir / "selfie", self.engine, threads=1)
 
     @cached_property
     def backbone(self) -> BackboneModel:
         """EfficientNet-Lite0 (ImageNet) feature maps, the costume head's second input."""
         with self._lock:
             self._entry("backbone")
-            return BackboneModel.load(self.models_dir / "backbone", self._options())
+            return BackboneModel.load(self.models_dir / "backbone", self.engine, self.threads)
 
     @cached_property
     def costume(self) -> CostumeModel:
         """The clothing head (committed with the code, not in the models layer)."""
         with self._lock:
-            return CostumeModel.load(self._options())
+            return CostumeModel.load(engine=self.engine, threads=self.threads)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from alphacut.models.sessions import open_session, stretched_batch
+from alphacut.models.engines import ONNXRUNTIME, Engine, Session
+from alphacut.models.sessions import stretched_batch
 
 # the picture stretched to this square like ISNet's 1024 (aspect not kept), so that the backbone's
 # 64/32/16 px maps cover the same places as ISNet's maps of those sizes
@@ -32,18 +32,12 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
 
 
 class BackboneModel:
-    def __init__(self, session: ort.InferenceSession):
+    def __init__(self, session: Session):
         self.session = session
 
     @classmethod
-    def load(cls, directory: Path, options: ort.SessionOptions) -> BackboneModel:
-        return cls(
-            open_session(
-                directory / "efficientnet_lite0.onnx",
-                options,
-                "EfficientNet-Lite0 missing: run `make models`",
-            )
-        )
+    def load(cls, directory: Path, engine: Engine = ONNXRUNTIME, threads: int = 0) -> BackboneModel:
+        return cls(engine.open(directory / "efficientnet_lite0.onnx", threads))
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The four feature maps (batch dimension kept), by output name."""

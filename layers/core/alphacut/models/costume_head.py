@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
+from alphacut.errors import ModelUnavailable
+from alphacut.models.engines import ONNXRUNTIME, Engine, Session
 from alphacut.models.isnet import IsnetOutput
-from alphacut.models.sessions import open_session
 
 HEAD_PATH = Path(__file__).with_name("costume_head.onnx")
 SIDE = 128
@@ -62,9 +62,9 @@ def head_inputs(
 
 
 class CostumeModel:
-    def __init__(self, session: ort.InferenceSession):
+    def __init__(self, session: Session):
         self.session = session
-        self.input_names = [i.name for i in session.get_inputs()]
+        self.input_names = list(session.input_names)
 
     @property
     def needs_backbone(self) -> bool:
@@ -72,8 +72,10 @@ class CostumeModel:
         return any(name in BACKBONE_INPUTS for name in self.input_names)
 
     @classmethod
-    def load(cls, options: ort.SessionOptions, path: Path = HEAD_PATH) -> CostumeModel:
-        return cls(open_session(path, options, "costume head missing: train it (make costume-train)"))
+    def load(cls, path: Path = HEAD_PATH, engine: Engine = ONNXRUNTIME, threads: int = 0) -> CostumeModel:
+        if not path.exists():
+            raise ModelUnavailable(f"costume head missing: train it (make costume-train) (no {path})")
+        return cls(engine.open(path, threads))
 
     def run(self, feeds: dict[str, np.ndarray], mirrored: bool = False) -> np.ndarray:
         """10 x 128 x 128 class scores. ``mirrored`` also scores the mirrored maps and averages (the

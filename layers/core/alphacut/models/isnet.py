@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from alphacut.errors import ModelUnavailable
-from alphacut.models.sessions import providers, stretched_batch
+from alphacut.models.engines import ONNXRUNTIME, Engine, Session, Weights
+from alphacut.models.sessions import stretched_batch
 
 INPUT_SIZE = 1024
 PREVIEW_INPUT_SIZE = 768  # graph_preview.onnx: the same weights, every size scaled (size=preview)
@@ -33,14 +33,14 @@ def preprocess(rgb: np.ndarray, side: int = INPUT_SIZE) -> np.ndarray:
     return stretched_batch(rgb, side, 128.0, 1.0 / 256.0)
 
 
-def load_weights(directory: Path) -> tuple[list[str], list[ort.OrtValue]]:
-    """The fp16 weights as fp32 OrtValues, once per process: every ISNet graph shares them."""
+def load_weights(directory: Path) -> Weights:
+    """The fp16 weights, once per process: every ISNet graph shares them."""
     weights_path = directory / "weights.npz"
     if not weights_path.exists():
         raise ModelUnavailable(f"ISNet files missing in {directory}: run `make models`")
     with np.load(weights_path) as weights:
         names = list(weights.files)
-        return names, [ort.OrtValue.ortvalue_from_numpy(weights[name].astype(np.float32)) for name in names]
+        return Weights(names, [weights[name] for name in names])
 
 
 class IsnetModel:
@@ -49,34 +49,31 @@ class IsnetModel:
 
     def __init__(
         self,
-        session: ort.InferenceSession,
-        keep_alive: list[ort.OrtValue],
+        session: Session,
         features: bool,
         side: int = INPUT_SIZE,
     ):
         self.session = session
         self.has_features = features
         self.side = side
-        self._weights = keep_alive  # onnxruntime reads the external initializers from this memory
 
     @classmethod
     def load(
         cls,
         directory: Path,
-        options: ort.SessionOptions,
+        engine: Engine = ONNXRUNTIME,
+        threads: int = 0,
         features: bool = False,
         preview: bool = False,
-        weights: tuple[list[str], list[ort.OrtValue]] | None = None,
+        weights: Weights | None = None,
     ) -> IsnetModel:
         graph = directory / (
             "graph_features.onnx" if features else "graph_preview.onnx" if preview else "graph.onnx"
         )
         if not graph.exists():
             raise ModelUnavailable(f"ISNet graph {graph.name} missing in {directory}: run `make models`")
-        names, values = weights or load_weights(directory)
-        options.add_external_initializers(names, values)
-        session = ort.InferenceSession(str(graph), options, providers=providers())
-        return cls(session, values, features, PREVIEW_INPUT_SIZE if preview else INPUT_SIZE)
+        session = engine.open(graph, threads, weights or load_weights(directory))
+        return cls(session, features, PREVIEW_INPUT_SIZE if preview else INPUT_SIZE)
 
     def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
         if with_features and not self.has_features:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
-from alphacut.models.sessions import open_session
+from alphacut.models.engines import ONNXRUNTIME, Engine, Session
 
 INPUT_SIZE = 256
 
@@ -20,15 +19,13 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
 
 
 class SelfieModel:
-    def __init__(self, session: ort.InferenceSession):
+    def __init__(self, session: Session):
         self.session = session
-        self.input_name = session.get_inputs()[0].name
+        self.input_name = session.input_names[0]
 
     @classmethod
-    def load(cls, directory: Path, options: ort.SessionOptions) -> SelfieModel:
-        return cls(
-            open_session(directory / "selfie.onnx", options, "selfie model missing: run `make models`")
-        )
+    def load(cls, directory: Path, engine: Engine = ONNXRUNTIME, threads: int = 0) -> SelfieModel:
+        return cls(engine.open(directory / "selfie.onnx", threads))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         person: np.ndarray = self.session.run(None, {self.input_name: batch})[0][0, :, :, 0]

@@ -1,0 +1,243 @@
+"""The engine every model runs on, chosen once per process from what the machine has.
+
+- ``onnxruntime``: onnxruntime's fp32 CPU kernels. The default, and Lambda's (its x86 fleet
+  promises AVX2 only, and OpenVINO does not fit the layers' 250 MB).
+- ``openvino``: OpenVINO's CPU plugin, in bf16 where the CPU has ``amx_bf16`` or ``avx512_bf16``
+  (a sixth to a half of the fp32 time), f32 otherwise. Chosen by ``auto`` only with bf16: in f32
+  it measured no faster than onnxruntime (docs/benchmarks.md, "Engines").
+- ``cuda``: onnxruntime's TensorRT or CUDA provider, where the onnxruntime build has one (the
+  SageMaker GPU image).
+
+``ALPHACUT_ENGINE=auto|onnxruntime|openvino|cuda`` overrides the choice; the reason is logged once.
+Weights stay as the models layer stores them (fp16); nothing downloads, and no ``onnx`` package
+is needed at run time: OpenVINO reads the ONNX files itself.
+
+Usage::
+
+    engine = choose_engine("auto")              # Engine(name="openvino", precision="bf16", ...)
+    session = engine.open(Path("model.onnx"), threads=0)
+    (scores,) = session.run(["logits"], {"input": batch})
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from alphacut.errors import ModelUnavailable
+from alphacut.settings import SettingError
+
+ENGINES = ("auto", "onnxruntime", "openvino", "cuda")
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 dot products
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+logger = logging.getLogger("alphacut.engines")
+
+
+class Session(Protocol):
+    """One loaded model: ``run`` is safe to call from several threads at once."""
+
+    input_names: list[str]
+
+    def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass
+class Weights:
+    """Initializers a graph refers to as external data (ISNet's, shared by its three graphs)."""
+
+    names: list[str]
+    arrays: list[np.ndarray]  # as stored (float16)
+
+    @cached_property
+    def ort_values(self) -> list[Any]:
+        """fp32 OrtValues, made once: onnxruntime reads them from this memory, so they stay here."""
+        import onnxruntime as ort
+
+        return [ort.OrtValue.ortvalue_from_numpy(array.astype(np.float32)) for array in self.arrays]
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str  # onnxruntime | openvino | cuda
+    reason: str  # why this one (logged once)
+    precision: str = "f32"  # f32 | bf16 (openvino)
+    memory_arena: bool = True  # onnxruntime's CPU arena (EngineSettings.memory_arena says why)
+    providers: tuple[str, ...] = field(default=("CPUExecutionProvider",))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.precision}" if self.name == "openvino" else self.name
+
+    @property
+    def cheap_model(self) -> bool:
+        """Two model runs cost less than one fp32 CPU run did: quality=auto runs best here."""
+        return self.name == "cuda" or self.precision == "bf16"
+
+    def open(self, path: Path, threads: int = 0, weights: Weights | None = None) -> Session:
+        """The model at ``path``; ``weights``: initializers it names as external data."""
+        if not path.exists():
+            raise ModelUnavailable(f"model file {path.name} missing in {path.parent}: run `make models`")
+        if self.name == "openvino":
+            return OpenvinoSession(path, threads, self.precision, weights)
+        return OnnxruntimeSession(path, threads, self.memory_arena, list(self.providers), weights)
+
+
+class OnnxruntimeSession:
+    def __init__(
+        self, path: Path, threads: int, memory_arena: bool, providers: list[str], weights: Weights | None
+    ):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads  # 0: one per core
+        options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = memory_arena
+        if weights is not None:
+            options.add_external_initializers(weights.names, weights.ort_values)
+        self._weights = weights  # onnxruntime reads the external initializers from this memory
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_names = [item.name for item in self.session.get_inputs()]
+
+    def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        outputs: list[np.ndarray] = self.session.run(None if names is None else list(names), feeds)
+        return outputs
+
+
+class OpenvinoSession:
+    """A compiled OpenVINO model; each concurrent call takes its own infer request from a pool."""
+
+    def __init__(self, path: Path, threads: int, precision: str, weights: Weights | None):
+        import openvino as ov
+
+        core = ov.Core()
+        model = read_openvino_model(core, path, weights)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
+        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            request.infer(feeds)
+            # copies: the request's buffers are reused by the next call
+            return [request.get_tensor(name).data.copy() for name in (names or self.output_names)]
+        finally:
+            self._requests.put(request)
+
+
+def read_openvino_model(core: Any, path: Path, weights: Weights | None) -> Any:
+    """The ONNX file as an OpenVINO model. With ``weights``, its ``.ov.onnx`` twin (the build makes
+    one per graph: those weights as inputs) with each such input replaced by a constant: OpenVINO's
+    ONNX reader cannot take external initializers from memory. The fp16 weights go in as they are,
+    behind a Convert, which OpenVINO keeps compressed."""
+    if weights is None:
+        return core.read_model(str(path))
+    from openvino import opset13
+
+    twin = path.with_name(path.name.removesuffix(".onnx") + ".ov.onnx")
+    if not twin.exists():
+        raise ModelUnavailable(f"{twin.name} missing in {path.parent}: run `make models`")
+    model = core.read_model(str(twin))
+    arrays = dict(zip(weights.names, weights.arrays))
+    for parameter in list(model.get_parameters()):
+        array = arrays.get(parameter.get_friendly_name())
+        if array is None:
+            continue
+        constant = opset13.convert(opset13.constant(array), np.float32)
+        parameter.output(0).replace(constant.output(0))
+        model.remove_parameter(parameter)
+    model.validate_nodes_and_infer_types()
+    return model
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def onnxruntime_gpu_providers() -> tuple[str, ...]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return tuple(p for p in GPU_PROVIDERS if p in available)
+
+
+def openvino_installed() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_engine(
+    requested: str = "auto",
+    memory_arena: bool = True,
+    flags: set[str] | None = None,
+    gpu_providers: tuple[str, ...] | None = None,
+    has_openvino: bool | None = None,
+) -> Engine:
+    """The engine for this machine (``requested``: ALPHACUT_ENGINE). The keyword arguments stand
+    in for the machine in tests; left out, they are read from it."""
+    if requested not in ENGINES:
+        raise SettingError(f"ALPHACUT_ENGINE must be one of {', '.join(ENGINES)}, not {requested!r}")
+    flags = cpu_flags() if flags is None else flags
+    bf16 = sorted(set(BF16_FLAGS) & flags)
+    gpu = onnxruntime_gpu_providers() if gpu_providers is None else gpu_providers
+
+    def openvino_ok() -> bool:
+        return openvino_installed() if has_openvino is None else has_openvino
+
+    if requested == "cuda" or (requested == "auto" and gpu):
+        if not gpu:
+            raise SettingError(
+                "ALPHACUT_ENGINE=cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+            )
+        why = "ALPHACUT_ENGINE=cuda" if requested == "cuda" else f"{gpu[0]} available"
+        return Engine("cuda", why, memory_arena=memory_arena, providers=(*gpu, "CPUExecutionProvider"))
+    if requested == "openvino":
+        if not openvino_ok():
+            raise SettingError("ALPHACUT_ENGINE=openvino: the openvino package is not installed")
+        precision = "bf16" if bf16 else "f32"
+        return Engine("openvino", f"ALPHACUT_ENGINE=openvino, CPU flags {bf16 or 'without bf16'}", precision)
+    if requested == "onnxruntime":
+        return Engine("onnxruntime", "ALPHACUT_ENGINE=onnxruntime", memory_arena=memory_arena)
+    if not bf16:
+        return Engine("onnxruntime", "no bf16 in the CPU flags", memory_arena=memory_arena)
+    if not openvino_ok():
+        why = f"CPU has {', '.join(bf16)} but openvino is not installed"
+        return Engine("onnxruntime", why, memory_arena=memory_arena)
+    return Engine("openvino", f"CPU has {', '.join(bf16)}", "bf16")
+
+
+ONNXRUNTIME = Engine("onnxruntime", "the default")  # what a model loads on when no engine is given
+
+_logged: set[str] = set()
+
+
+def log_choice(engine: Engine) -> None:
+    """Say once per process which engine runs the models, and why."""
+    if engine.label not in _logged:
+        _logged.add(engine.label)
+        logger.info("models run on %s (%s)", engine.label, engine.reason)
