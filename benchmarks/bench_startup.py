@@ -148,7 +148,7 @@ def in_child(kind: str, arg: str = "", env: dict | None = None) -> dict:
 
 
 # ---- whole processes ---------------------------------------------------------------------------------------
-def timed(command: list[str]) -> tuple[float, float]:
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of a whole process, from /usr/bin/time."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         subprocess.run(
@@ -156,12 +156,16 @@ def timed(command: list[str]) -> tuple[float, float]:
             check=True,
             capture_output=True,
             timeout=1800,
+            env={**os.environ, **(env or {})},
         )
         seconds, kilobytes = report.read().split()
     return float(seconds), int(kilobytes) / 1024
 
 
-def whole_process(count: int, repeats: int, model: Path) -> dict[str, list[tuple[float, float]]]:
+def whole_process(
+    count: int, repeats: int, model: Path, env: dict[str, str] | None = None
+) -> dict[str, list[tuple[float, float]]]:
+    """``alphacut remove`` (its environment plus ``env``) and rembg on the same photos, in turn."""
     runs: dict[str, list[tuple[float, float]]] = {"alphacut": [], "rembg": []}
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / "in"
@@ -180,7 +184,8 @@ def whole_process(count: int, repeats: int, model: Path) -> dict[str, list[tuple
                         str(out / "a"),
                         "--output",
                         "mask",
-                    ]
+                    ],
+                    env,
                 )
             )
             runs["rembg"].append(

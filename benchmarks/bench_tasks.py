@@ -11,7 +11,9 @@ throughput that the async path delivers (queue, dispatch, Step Functions, S3, Dy
 ``--cold-threshold`` sets the stack's GpuBacklogThreshold (the CPU-while-cold rule): 0 sends
 every task to the endpoint path, a large value keeps them all on the CPU path.
 ``--segment-instances`` is how many warm instances the local stack gives the Segment function
-(Lambda gives it up to the template's SegmentConcurrency, 100); 1 serialises the CPU path.
+(Lambda gives it up to the template's SegmentConcurrency, 100); 1 serialises the CPU path. Each
+instance runs the model on cores / instances threads (ALPHACUT_THREADS), as each Lambda instance
+has its own vCPUs.
 """
 
 from __future__ import annotations
@@ -107,8 +109,13 @@ def main() -> None:
     args = parser.parse_args()
     images = photos(args.tasks)
     bound = model_bound_rate(images)
+    # the instances share the machine's cores, as Lambda instances each have their own vCPUs
+    threads = max(1, (os.cpu_count() or 1) // args.segment_instances)
     stack = LocalStack(
-        port=free_port(), log=lambda line: None, instances={"SegmentFunction": args.segment_instances}
+        port=free_port(),
+        log=lambda line: None,
+        instances={"SegmentFunction": args.segment_instances},
+        extra_env={"ALPHACUT_THREADS": str(threads)},
     )
     if args.cold_threshold is not None:
         stack.parameters = {**stack.parameters, "GpuBacklogThreshold": str(args.cold_threshold)}
@@ -127,7 +134,8 @@ def main() -> None:
     rate = args.tasks / total * 60
     print(
         f"{args.tasks} photos (1024x1024 JPEG -> PNG cutout), {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, {args.segment_instances} Segment instance(s)"
+        f"{os.cpu_count()} cores, {args.segment_instances} Segment instance(s) of {threads} thread(s), "
+        f"engine {os.environ.get('ALPHACUT_ENGINE', 'auto')}"
     )
     print(f"final states: {states.count(1)} done, {len(failed)} failed {failed if failed else ''}")
     print(

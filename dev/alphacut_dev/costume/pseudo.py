@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         labelled = args.cache.parent / args.cache.name.removesuffix("_tags")
         backbone = args.backbone_cache.parent / args.backbone_cache.name.removesuffix("_tags")
-        check_on_labelled(
-            CostumeModel.load(args.teacher), args.tagged.parent / "ccp", labelled, backbone
-        )
+        check_on_labelled(CostumeModel.load(args.teacher), args.tagged.parent / "ccp", labelled, backbone)
         return 0
     tags = json.loads((args.tagged / "tags.json").read_text())
     spec = json.loads((args.tagged.parent / "ccp" / "classes.json").read_text())

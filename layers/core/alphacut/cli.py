@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, SubjectType
 from alphacut.pipeline import Pipeline
-from alphacut.settings import ImageLimits
+from alphacut.settings import ImageLimits, SettingError
 
 if TYPE_CHECKING:
     from alphacut_client import BatchItem
@@ -327,9 +328,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def say_engine(stream: TextIO = sys.stderr) -> None:
+    """The engine choice (``alphacut.models.engines`` logs it once) on stderr, as the CLI's own lines."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("alphacut: %(message)s"))
+    logger = logging.getLogger("alphacut.engines")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    status: int = args.handler(args)
+    say_engine()
+    try:
+        status: int = args.handler(args)
+    except SettingError as error:  # a wrong ALPHACUT_* variable: its message names it
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
     return status
 
 

@@ -1,0 +1,98 @@
+"""Which engine runs the models: the machine's flags, the installed packages and ALPHACUT_ENGINE."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from alphacut.models import engines
+from alphacut.models.engines import choose_engine
+from alphacut.options import Quality
+from alphacut.settings import EngineSettings, SettingError
+
+AMX = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+AVX512_BF16 = {"avx2", "avx512f", "avx512_bf16"}
+AVX2 = {"avx2", "fma"}
+
+
+def test_auto_takes_openvino_bf16_on_a_cpu_with_amx():
+    engine = choose_engine("auto", flags=AMX, gpu_providers=(), has_openvino=True)
+    assert (engine.name, engine.precision) == ("openvino", "bf16")
+    assert "amx_bf16" in engine.reason and engine.cheap_model
+
+
+def test_auto_takes_openvino_bf16_on_a_cpu_with_avx512_bf16_alone():
+    engine = choose_engine("auto", flags=AVX512_BF16, gpu_providers=(), has_openvino=True)
+    assert engine.label == "openvino bf16" and "avx512_bf16" in engine.reason
+
+
+def test_auto_keeps_onnxruntime_on_a_cpu_without_bf16():
+    engine = choose_engine("auto", flags=AVX2, gpu_providers=(), has_openvino=True)
+    assert engine.name == "onnxruntime" and not engine.cheap_model
+    assert "no bf16" in engine.reason
+
+
+def test_auto_keeps_onnxruntime_where_openvino_is_not_installed_and_says_so():
+    engine = choose_engine("auto", flags=AMX, gpu_providers=(), has_openvino=False)
+    assert engine.name == "onnxruntime" and "openvino is not installed" in engine.reason
+
+
+def test_auto_takes_the_gpu_first_with_tensorrt_before_cuda():
+    gpu = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    engine = choose_engine("auto", flags=AMX, gpu_providers=gpu, has_openvino=True)
+    assert engine.name == "cuda" and engine.cheap_model
+    assert engine.providers == (*gpu, "CPUExecutionProvider")
+
+
+def test_the_override_forces_onnxruntime_on_a_bf16_cpu():
+    engine = choose_engine("onnxruntime", flags=AMX, gpu_providers=(), has_openvino=True)
+    assert engine.name == "onnxruntime" and engine.reason == "ALPHACUT_ENGINE=onnxruntime"
+
+
+def test_the_override_forces_openvino_in_f32_on_a_cpu_without_bf16():
+    engine = choose_engine("openvino", flags=AVX2, gpu_providers=(), has_openvino=True)
+    assert engine.label == "openvino f32" and not engine.cheap_model
+
+
+def test_the_override_to_openvino_without_the_package_names_the_package():
+    with pytest.raises(SettingError, match="openvino package is not installed"):
+        choose_engine("openvino", flags=AMX, gpu_providers=(), has_openvino=False)
+
+
+def test_the_override_to_cuda_without_a_gpu_build_names_onnxruntime_gpu():
+    with pytest.raises(SettingError, match="ALPHACUT_ENGINE=cuda.*onnxruntime-gpu"):
+        choose_engine("cuda", flags=AMX, gpu_providers=(), has_openvino=True)
+
+
+def test_an_unknown_engine_is_refused_with_the_choices():
+    with pytest.raises(SettingError, match="auto, onnxruntime, openvino, cuda, not 'tensorflow'"):
+        choose_engine("tensorflow", flags=AMX, gpu_providers=(), has_openvino=True)
+
+
+def test_the_setting_reads_alphacut_engine():
+    assert EngineSettings.from_env({"ALPHACUT_ENGINE": "openvino"}).engine == "openvino"
+    assert EngineSettings.from_env({}).engine == "auto"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\nbugs\t\t: none\n")
+    assert engines.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert engines.cpu_flags(tmp_path / "absent") == set()
+
+
+def test_quality_auto_is_best_only_where_the_engine_makes_model_time_cheap():
+    assert Quality.AUTO.on(cheap_model=True) is Quality.BEST
+    assert Quality.AUTO.on(cheap_model=False) is Quality.FAST
+    assert Quality.FAST.on(cheap_model=True) is Quality.FAST
+    assert Quality.BEST.on(cheap_model=False) is Quality.BEST
+
+
+def test_the_choice_is_logged_once_with_its_reason(caplog, monkeypatch):
+    monkeypatch.setattr(engines, "_logged", set())
+    engine = choose_engine("auto", flags=AMX, gpu_providers=(), has_openvino=True)
+    with caplog.at_level(logging.INFO, logger="alphacut.engines"):
+        engines.log_choice(engine)
+        engines.log_choice(engine)
+    said = [record.getMessage() for record in caplog.records]
+    assert said == ["models run on openvino bf16 (CPU has amx_bf16, avx512_bf16)"]
