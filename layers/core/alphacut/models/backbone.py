@@ -37,7 +37,9 @@ class BackboneModel:
 
     @classmethod
     def load(cls, directory: Path, engine: Engine = ONNXRUNTIME, threads: int = 0) -> BackboneModel:
-        return cls(engine.open(directory / "efficientnet_lite0.onnx", threads))
+        # exact: bf16 moved its maps by up to 15 % of their range (and the costume classes of 0.13 %
+        # of the pixels) to save 11 ms of a ~0.6 s route
+        return cls(engine.open(directory / "efficientnet_lite0.onnx", threads, exact=True))
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The four feature maps (batch dimension kept), by output name."""

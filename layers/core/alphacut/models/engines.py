@@ -81,12 +81,15 @@ class Engine:
         """Two model runs cost less than one fp32 CPU run did: quality=auto runs best here."""
         return self.name == "cuda" or self.precision == "bf16"
 
-    def open(self, path: Path, threads: int = 0, weights: Weights | None = None) -> Session:
-        """The model at ``path``; ``weights``: initializers it names as external data."""
+    def open(
+        self, path: Path, threads: int = 0, weights: Weights | None = None, exact: bool = False
+    ) -> Session:
+        """The model at ``path``; ``weights``: initializers it names as external data; ``exact``:
+        f32 even where the engine would compute in bf16 (models that bf16 moves too far)."""
         if not path.exists():
             raise ModelUnavailable(f"model file {path.name} missing in {path.parent}: run `make models`")
         if self.name == "openvino":
-            return OpenvinoSession(path, threads, self.precision, weights)
+            return OpenvinoSession(path, threads, "f32" if exact else self.precision, weights)
         return OnnxruntimeSession(path, threads, self.memory_arena, list(self.providers), weights)
 
 
@@ -124,8 +127,8 @@ class OpenvinoSession:
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(model, "CPU", config)
-        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
-        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
+        # a parameter's friendly name is the ONNX input's name (a port's tensor names may add others)
+        self.input_names = [port.get_node().get_friendly_name() for port in self.compiled.inputs]
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -136,7 +139,9 @@ class OpenvinoSession:
         try:
             request.infer(feeds)
             # copies: the request's buffers are reused by the next call
-            return [request.get_tensor(name).data.copy() for name in (names or self.output_names)]
+            if names is None:
+                return [request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
+            return [request.get_tensor(name).data.copy() for name in names]
         finally:
             self._requests.put(request)
 
