@@ -7,7 +7,8 @@ Run on purpose, not in the tests. Three tables, each figure from fresh processes
    largest difference of the output from onnxruntime fp32's on the same input (the matte for
    ISNet and the selfie model; relative to the output's range for feature maps and scores);
 2. eval quality per engine: mean IoU of the cutout (general/) and selfie (person/) routes over
-   every eval photo (quality=fast), as ``alphacut eval`` computes it;
+   every eval photo, quality=fast and quality=auto (best where the engine is cheap), as
+   ``alphacut eval`` computes it, and the costume route's mean over its seven classes (clothing/);
 3. the whole process: ``alphacut remove --output mask`` per engine against rembg 2.0.86 (its library
    doing what ``rembg p -om`` does) on the same ISNet weights as one fp32 file, 1 and 8 photos,
    fresh output folders, best of ``--rounds`` rounds.
@@ -80,6 +81,13 @@ def model_input(store, name: str, rgb: np.ndarray) -> tuple[object, object]:
     return store.costume.run, costume_head.head_inputs(rgb, output, maps)
 
 
+def session_label(store, name: str) -> str:
+    """The engine as this model runs on it (OpenVINO keeps some models in f32: ``exact``)."""
+    session = getattr(store, "costume" if name == "costume" else name).session
+    precision = getattr(session, "precision", None)
+    return f"openvino {precision}" if precision else store.engine.label
+
+
 def child_model(engine_name: str, name: str, repeats: int, out: str) -> dict:
     from alphacut.models import ModelStore
     from alphacut.models.engines import choose_engine
@@ -104,15 +112,15 @@ def child_model(engine_name: str, name: str, repeats: int, out: str) -> dict:
         "seconds": statistics.median(times),
         "first": first,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "label": store.engine.label,
+        "label": session_label(store, name),
     }
 
 
-def child_eval(engine_name: str) -> dict:
-    from alphacut.evaluate import evaluate
+def child_eval(engine_name: str, quality: str) -> dict:
+    from alphacut.evaluate import evaluate, evaluate_costume
     from alphacut.models import ModelStore
     from alphacut.models.engines import choose_engine
-    from alphacut.options import SubjectType
+    from alphacut.options import CutoutOptions, SubjectType
     from alphacut.pipeline import Pipeline
     from alphacut.settings import EngineSettings
     from alphacut_dev.data import EVAL
@@ -120,10 +128,13 @@ def child_eval(engine_name: str) -> dict:
     settings = EngineSettings.from_env()
     store = ModelStore(settings.models_dir, engine=choose_engine(engine_name))
     pipeline = Pipeline(store, settings.limits)
+    options = CutoutOptions(quality=quality)
     scores = {}
     for folder, subject in (("general", SubjectType.AUTO), ("person", SubjectType.PERSON)):
-        report = evaluate(EVAL / folder, pipeline, subject, "all")
+        report = evaluate(EVAL / folder, pipeline, subject, "all", options=options)
         scores[folder] = statistics.mean(s.iou for s in report.scores)
+    if quality == "fast":  # the costume route has no quality option
+        scores["clothing"] = evaluate_costume(EVAL / "clothing", pipeline, "all", "gt_coarse").seed_mean
     return scores
 
 
@@ -190,7 +201,7 @@ def main() -> None:
         if kind == "model":
             print(json.dumps(child_model(rest[0], rest[1], int(rest[2]), rest[3])))
         else:
-            print(json.dumps(child_eval(rest[0])))
+            print(json.dumps(child_eval(rest[0], rest[1])))
         return
     engines = args.engines or engines_here()
     print(f"machine: {cpu_summary()}; engines: {', '.join(engines)}")
@@ -214,12 +225,15 @@ def main() -> None:
                         f"{r['rss_mb']:.0f} | {gap} |"
                     )
     if "eval" not in args.skip:
-        print("\n## 2. eval mean IoU per engine (quality=fast, every photo)")
-        print("| engine | general (cutout) | person (selfie) |")
-        print("|---|---:|---:|")
+        print("\n## 2. eval mean IoU per engine (every photo; clothing: the costume route's seed mean)")
+        print("| engine | quality | general (cutout) | person (selfie) | clothing (costume) |")
+        print("|---|---|---:|---:|---:|")
         for engine in engines:
-            scores = in_child("eval", engine)
-            print(f"| {engine} | {scores['general']:.4f} | {scores['person']:.4f} |")
+            for quality in ("fast", "auto"):
+                scores = in_child("eval", engine, quality)
+                clothing = f"{scores['clothing']:.4f}" if "clothing" in scores else "-"
+                general, person = scores["general"], scores["person"]
+                print(f"| {engine} | {quality} | {general:.4f} | {person:.4f} | {clothing} |")
     if "process" not in args.skip:
         print("\n## 3. whole process: alphacut remove --output mask vs rembg (same weights), best s")
         print("| photos | engine | alphacut s | rembg s | ratio |")

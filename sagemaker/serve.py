@@ -6,8 +6,11 @@ writes the answer to S3); the options ride in ``X-Amzn-SageMaker-Custom-Attribut
 string (``type=person&quality=auto&task=<task id>``). The answer is the alpha matte as a
 one-channel PNG at the input's size; the Compose step cuts the image out. A refused image answers
 its 4xx with the error's JSON (code, message, field), which SageMaker keeps at the failure location.
-onnxruntime takes CUDA when the image has it, the CPU otherwise: the same code runs on a GPU
-instance and on a laptop.
+The engine is chosen as everywhere (``alphacut.models.engines``): onnxruntime's CUDA provider in
+the GPU image, OpenVINO bf16 on a CPU instance with AMX, onnxruntime otherwise: the same code runs on
+a GPU instance and on a laptop. Requests that arrive within ALPHACUT_BATCH_WINDOW_MS (5) of each
+other run as one batch of up to ALPHACUT_MAX_BATCH (8) (``alphacut.batching``); decoding and
+encoding run in the request threads, beside the model.
 
 With ``TASKS_TABLE`` set and a ``task`` attribute, the task goes from waiting (3) to processing
 (4) when its model run starts: the one moment no notification reports.
@@ -21,18 +24,19 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 from alphacut.api.request import declared_length
+from alphacut.batching import MatteBatcher
 from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
 from alphacut.matte import alpha_to_uint8
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
+from alphacut.settings import EngineSettings
 
 ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 
@@ -50,8 +54,7 @@ def mark_started(task_id: str | None) -> None:
         traceback.print_exc()
 
 
-def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer:
-    inference_lock = threading.Lock()  # one model run at a time: the device is the bottleneck anyway
+def make_server(host: str, port: int, pipeline: Pipeline, batcher: MatteBatcher) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -88,10 +91,11 @@ def make_server(host: str, port: int, pipeline: Pipeline) -> ThreadingHTTPServer
                 quality = Quality(attributes.get("quality", "auto"))
                 timings = Timings()
                 image = pipeline.decode(data, timings)
-                with inference_lock:
-                    mark_started(attributes.get("task"))
-                    alpha = pipeline.matte(image, subject, timings, quality=quality)
-                body = encode_mask(alpha_to_uint8(alpha))
+                task = attributes.get("task")
+                with timings.stage("inference"):  # the wait for its batch included
+                    alpha = batcher.matte(image, subject, quality, on_start=lambda: mark_started(task))
+                with timings.stage("encode"):
+                    body = encode_mask(alpha_to_uint8(alpha))
                 self._answer(
                     200,
                     body,
@@ -122,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    pipeline = Pipeline.from_settings()
+    settings = EngineSettings.from_env()
+    pipeline = Pipeline.from_settings(settings)
     pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
-    server = make_server(args.host, args.port, pipeline)
+    batcher = MatteBatcher(pipeline, settings.max_batch, settings.batch_window_ms / 1000)
+    server = make_server(args.host, args.port, pipeline, batcher)
     print(
-        f"alphacut model server on {args.host}:{args.port} ({pipeline.models.engine.label}), "
+        f"alphacut model server on {args.host}:{args.port} ({pipeline.models.engine.label}, "
+        f"batches of up to {settings.max_batch} within {settings.batch_window_ms:g} ms), "
         f"models loaded in {time.perf_counter() - started:.1f} s",
         flush=True,
     )

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 7  # bump when the build changes what it writes
+BUILD_VERSION = 8  # bump when the build changes what it writes
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
@@ -426,6 +426,15 @@ def weights_as_inputs(graph_bytes: bytes, names: set[str]) -> bytes:
     return model.SerializeToString()
 
 
+def batch_free(graph_bytes: bytes) -> bytes:
+    """The graph with its inputs' and outputs' first dimension free (``batch``): the GPU server
+    runs several pictures at once (``alphacut.batching``); one picture runs as before."""
+    model = onnx.load_from_string(graph_bytes)
+    for value_info in [*model.graph.input, *model.graph.output]:
+        value_info.type.tensor_type.shape.dim[0].dim_param = "batch"
+    return model.SerializeToString()
+
+
 def openvino_name(graph: str) -> str:
     """The weights-as-inputs twin of an ISNet graph file (``graph.onnx`` -> ``graph.ov.onnx``)."""
     return graph.removesuffix(".onnx") + ".ov.onnx"
@@ -447,9 +456,9 @@ def build_isnet(tarball: Path, out: Path) -> dict:
     buffer = io.BytesIO()
     np.savez(buffer, **weights)  # uncompressed: fp16 weights do not compress and load faster so
     graphs = {
-        "graph.onnx": graph_bytes,
-        "graph_features.onnx": features_bytes,
-        "graph_preview.onnx": graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE),
+        "graph.onnx": batch_free(graph_bytes),
+        "graph_features.onnx": batch_free(features_bytes),
+        "graph_preview.onnx": batch_free(graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)),
     }
     graphs |= {openvino_name(name): weights_as_inputs(data, set(weights)) for name, data in graphs.items()}
     return {
@@ -463,7 +472,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         },
         "input": {
             "name": "input",
-            "shape": [1, 3, 1024, 1024],
+            "shape": ["batch", 3, 1024, 1024],
             "layout": "NCHW",
             "colour": "RGB",
             "resize": "bilinear stretch to 1024x1024",
@@ -480,7 +489,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         },
         "preview_input": {
             "graph": "graph_preview.onnx",
-            "shape": [1, 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE],
+            "shape": ["batch", 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE],
         },
         "weights_dtype": "float16 on disk, float32 in the session",
         "openvino_graphs": "*.ov.onnx: the same graphs with weights.npz's tensors as inputs (OpenVINO)",

@@ -40,12 +40,12 @@ class SubjectType(StrEnum):
 
 
 class Quality(StrEnum):
-    AUTO = "auto"  # best where the engine makes two model runs cheaper than one fp32 CPU run, else fast
+    AUTO = "auto"  # best where two model runs cost less than one fp32 CPU run (GPU, AMX), else fast
     FAST = "fast"  # the model once
     BEST = "best"  # the model on the picture and on its mirror, the mattes averaged (twice the model time)
 
     def on(self, cheap_model: bool) -> Quality:
-        """What ``auto`` means on an engine (``Engine.cheap_model``: a GPU, or bf16 on the CPU)."""
+        """What ``auto`` means on an engine (``Engine.cheap_model``: a GPU, or bf16 on AMX)."""
         return (Quality.BEST if cheap_model else Quality.FAST) if self is Quality.AUTO else self
 
 

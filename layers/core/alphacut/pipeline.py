@@ -59,6 +59,16 @@ class Timings(dict[str, float]):
         return sum(self.values(), 0.0)
 
 
+@dataclass(frozen=True)
+class MatteRequest:
+    """One picture for ``Pipeline.mattes``."""
+
+    image: DecodedImage
+    subject: SubjectType
+    preview: bool = False
+    quality: Quality = Quality.FAST
+
+
 @dataclass
 class Segmentation:
     """A matte at the input's resolution, with the colours to show under it."""
@@ -178,35 +188,69 @@ class Pipeline:
 
         This is what a GPU endpoint serves; ``segmentation_from_matte`` (foreground colours) runs wherever the
         result is composed. ``preview`` runs ISNet at 768² (size=preview results); ``quality=best``
-        runs it on the picture and on its mirror and averages the two mattes.
+        runs it on the picture and on its mirror and averages the two mattes (``auto``: best where
+        the engine makes model time cheap, ``Engine.cheap_model``).
         """
+        return self.mattes([MatteRequest(image, subject, preview, quality)], timings)[0]
+
+    def mattes(self, requests: list[MatteRequest], timings: Timings | None = None) -> list[np.ndarray]:
+        """``matte`` for several pictures, ISNet run once per graph on all of them (one batch where
+        the engine takes batches: ``IsnetModel.run_many``). The GPU server's batches come here."""
         timings = timings if timings is not None else Timings()
-        subject = subject.resolved
-        if subject is SubjectType.COSTUME:
+        requests = [dataclasses.replace(r, subject=r.subject.resolved) for r in requests]
+        if any(r.subject is SubjectType.COSTUME for r in requests):
             raise InvalidOption(
                 "costume is not a single matte: use parse_costume (POST /v1/costume)", field="type"
             )
-        rgb = self._model_rgb(image)
-        height, width = rgb.shape[:2]
-        if subject is SubjectType.STAMP:
-            with timings.stage("inference"):
-                alpha, _ = stamp_matte(rgb)
-            return self._respect_input_alpha(image, alpha)
-        general_model = self.models.isnet_preview if preview else self.models.isnet
+        rgbs = [self._model_rgb(r.image) for r in requests]
+        general: dict[int, np.ndarray] = {}
         with timings.stage("preprocess"):
-            general_input = isnet.preprocess(rgb, general_model.side)
-            person_input = selfie.preprocess(rgb) if subject is SubjectType.PERSON else None
+            inputs: dict[bool, list[tuple[int, np.ndarray]]] = {False: [], True: []}  # preview -> inputs
+            for index, (request, rgb) in enumerate(zip(requests, rgbs)):
+                if request.subject is not SubjectType.STAMP:
+                    model = self._isnet(request.preview)
+                    inputs[request.preview].append((index, isnet.preprocess(rgb, model.side)))
+            persons = {
+                i: selfie.preprocess(rgb)
+                for i, (r, rgb) in enumerate(zip(requests, rgbs))
+                if r.subject is SubjectType.PERSON
+            }
         with timings.stage("inference"):
-            general = general_model.run(general_input).matte
-            if quality.on(self.models.engine.cheap_model) is Quality.BEST:
-                mirrored = general_model.run(np.ascontiguousarray(general_input[..., ::-1])).matte
-                general = (general + mirrored[:, ::-1]) * 0.5
-            person = self.models.selfie.run(person_input) if person_input is not None else None
+            for preview, items in inputs.items():
+                best = [
+                    i
+                    for i, _ in items
+                    if requests[i].quality.on(self.models.engine.cheap_model) is Quality.BEST
+                ]
+                batches = [b for _, b in items] + [
+                    np.ascontiguousarray(b[..., ::-1]) for i, b in items if i in best
+                ]
+                if not batches:
+                    continue
+                out = self._isnet(preview).run_many(batches)
+                general.update({i: out[n] for n, (i, _) in enumerate(items)})
+                for n, i in enumerate(best):
+                    general[i] = (general[i] + out[len(items) + n][:, ::-1]) * 0.5
+            stamps = {
+                i: stamp_matte(rgb)[0]
+                for i, (r, rgb) in enumerate(zip(requests, rgbs))
+                if r.subject is SubjectType.STAMP
+            }
+            person = {i: self.models.selfie.run(batch) for i, batch in persons.items()}
         with timings.stage("postprocess"):
-            alpha = resize_matte(general, width, height)
-            if person is not None:
-                alpha = fuse_person(alpha, person)
-            return self._respect_input_alpha(image, alpha)
+            alphas = []
+            for index, (request, rgb) in enumerate(zip(requests, rgbs)):
+                if index in stamps:
+                    alpha = stamps[index]
+                else:
+                    alpha = resize_matte(general[index], rgb.shape[1], rgb.shape[0])
+                    if index in person:
+                        alpha = fuse_person(alpha, person[index])
+                alphas.append(self._respect_input_alpha(request.image, alpha))
+            return alphas
+
+    def _isnet(self, preview: bool) -> isnet.IsnetModel:
+        return self.models.isnet_preview if preview else self.models.isnet
 
     @staticmethod
     def _model_rgb(image: DecodedImage) -> np.ndarray:

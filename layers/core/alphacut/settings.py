@@ -118,6 +118,10 @@ class EngineSettings:
     memory_arena: bool = True
     # what runs the models: auto | onnxruntime | openvino | cuda (alphacut.models.engines)
     engine: str = "auto"
+    # the model server's batches (alphacut.batching): up to max_batch pictures that arrive within
+    # batch_window_ms of the first run as one
+    max_batch: int = 8
+    batch_window_ms: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
@@ -135,6 +139,8 @@ class EngineSettings:
             threads=env.integer("ALPHACUT_THREADS", 0),
             memory_arena=env.switch("ALPHACUT_MEMORY_ARENA", True),
             engine=env.text("ALPHACUT_ENGINE", "auto"),
+            max_batch=env.integer("ALPHACUT_MAX_BATCH", 8),
+            batch_window_ms=env.number("ALPHACUT_BATCH_WINDOW_MS", 5.0),
         )
 
 

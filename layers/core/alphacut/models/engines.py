@@ -36,6 +36,7 @@ from alphacut.settings import SettingError
 
 ENGINES = ("auto", "onnxruntime", "openvino", "cuda")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 dot products
+AMX_FLAG = "amx_bf16"  # bf16 matrix tiles: where two bf16 runs cost less than one fp32 run
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 logger = logging.getLogger("alphacut.engines")
@@ -45,6 +46,7 @@ class Session(Protocol):
     """One loaded model: ``run`` is safe to call from several threads at once."""
 
     input_names: list[str]
+    batches: bool  # whether the first input takes a batch of several (its first dimension free)
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
@@ -71,15 +73,16 @@ class Engine:
     precision: str = "f32"  # f32 | bf16 (openvino)
     memory_arena: bool = True  # onnxruntime's CPU arena (EngineSettings.memory_arena says why)
     providers: tuple[str, ...] = field(default=("CPUExecutionProvider",))
+    # two model runs cost less than one onnxruntime fp32 CPU run: quality=auto runs best (a GPU;
+    # bf16 on AMX, ~5x; not avx512_bf16 alone, 1.9x: docs/benchmarks.md, "Engines")
+    cheap_model: bool = False
+    # several pictures in one run (the GPU server's batches); on a CPU the free batch dimension is
+    # fixed at 1 instead, which measured 6 % faster in onnxruntime (a batch buys a CPU nothing)
+    batches: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.name} {self.precision}" if self.name == "openvino" else self.name
-
-    @property
-    def cheap_model(self) -> bool:
-        """Two model runs cost less than one fp32 CPU run did: quality=auto runs best here."""
-        return self.name == "cuda" or self.precision == "bf16"
 
     def open(
         self, path: Path, threads: int = 0, weights: Weights | None = None, exact: bool = False
@@ -90,12 +93,20 @@ class Engine:
             raise ModelUnavailable(f"model file {path.name} missing in {path.parent}: run `make models`")
         if self.name == "openvino":
             return OpenvinoSession(path, threads, "f32" if exact else self.precision, weights)
-        return OnnxruntimeSession(path, threads, self.memory_arena, list(self.providers), weights)
+        return OnnxruntimeSession(
+            path, threads, self.memory_arena, list(self.providers), weights, self.batches
+        )
 
 
 class OnnxruntimeSession:
     def __init__(
-        self, path: Path, threads: int, memory_arena: bool, providers: list[str], weights: Weights | None
+        self,
+        path: Path,
+        threads: int,
+        memory_arena: bool,
+        providers: list[str],
+        weights: Weights | None,
+        batches: bool,
     ):
         import onnxruntime as ort
 
@@ -104,11 +115,14 @@ class OnnxruntimeSession:
         options.intra_op_num_threads = threads  # 0: one per core
         options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = memory_arena
+        if not batches:
+            options.add_free_dimension_override_by_name("batch", 1)
         if weights is not None:
             options.add_external_initializers(weights.names, weights.ort_values)
         self._weights = weights  # onnxruntime reads the external initializers from this memory
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [item.name for item in self.session.get_inputs()]
+        self.batches = not isinstance(self.session.get_inputs()[0].shape[0], int)
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         outputs: list[np.ndarray] = self.session.run(None if names is None else list(names), feeds)
@@ -123,12 +137,17 @@ class OpenvinoSession:
 
         core = ov.Core()
         model = read_openvino_model(core, path, weights)
+        one_at_a_time(model)
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
         if threads > 0:
             config["INFERENCE_NUM_THREADS"] = threads
+        self.precision = precision
         self.compiled = core.compile_model(model, "CPU", config)
         # a parameter's friendly name is the ONNX input's name (a port's tensor names may add others)
         self.input_names = [port.get_node().get_friendly_name() for port in self.compiled.inputs]
+        # compiled for one picture at a time: on a CPU a batch buys nothing, and a static shape
+        # compiles to faster kernels than a dynamic one
+        self.batches = False
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -144,6 +163,18 @@ class OpenvinoSession:
             return [request.get_tensor(name).data.copy() for name in names]
         finally:
             self._requests.put(request)
+
+
+def one_at_a_time(model: Any) -> None:
+    """Fix a free batch dimension at 1 (see ``OpenvinoSession.batches``)."""
+    shapes = {}
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        if shape.rank.is_static and shape.rank.get_length() > 0 and shape[0].is_dynamic:
+            shape[0] = 1
+            shapes[port] = shape
+    if shapes:
+        model.reshape(shapes)
 
 
 def read_openvino_model(core: Any, path: Path, weights: Weights | None) -> Any:
@@ -220,12 +251,16 @@ def choose_engine(
                 "ALPHACUT_ENGINE=cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
             )
         why = "ALPHACUT_ENGINE=cuda" if requested == "cuda" else f"{gpu[0]} available"
-        return Engine("cuda", why, memory_arena=memory_arena, providers=(*gpu, "CPUExecutionProvider"))
+        providers = (*gpu, "CPUExecutionProvider")
+        return Engine(
+            "cuda", why, memory_arena=memory_arena, providers=providers, cheap_model=True, batches=True
+        )
     if requested == "openvino":
         if not openvino_ok():
             raise SettingError("ALPHACUT_ENGINE=openvino: the openvino package is not installed")
         precision = "bf16" if bf16 else "f32"
-        return Engine("openvino", f"ALPHACUT_ENGINE=openvino, CPU flags {bf16 or 'without bf16'}", precision)
+        why = f"ALPHACUT_ENGINE=openvino, CPU flags {bf16 or 'without bf16'}"
+        return Engine("openvino", why, precision, cheap_model=AMX_FLAG in flags)
     if requested == "onnxruntime":
         return Engine("onnxruntime", "ALPHACUT_ENGINE=onnxruntime", memory_arena=memory_arena)
     if not bf16:
@@ -233,7 +268,7 @@ def choose_engine(
     if not openvino_ok():
         why = f"CPU has {', '.join(bf16)} but openvino is not installed"
         return Engine("onnxruntime", why, memory_arena=memory_arena)
-    return Engine("openvino", f"CPU has {', '.join(bf16)}", "bf16")
+    return Engine("openvino", f"CPU has {', '.join(bf16)}", "bf16", cheap_model=AMX_FLAG in flags)
 
 
 ONNXRUNTIME = Engine("onnxruntime", "the default")  # what a model loads on when no engine is given

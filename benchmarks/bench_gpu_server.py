@@ -1,0 +1,125 @@
+"""Benchmark: the model server (sagemaker/serve.py) as a whole, by batch size and concurrency.
+
+For each ALPHACUT_MAX_BATCH in ``--batches`` the server is started afresh (its engine chosen as
+everywhere: CUDA on a GPU, OpenVINO bf16 on a CPU with bf16, else onnxruntime), then ``--requests``
+POST /invocations (eval photos, JPEG, type=auto, quality=fast) are sent from ``c`` client threads
+for each concurrency ``c``. Printed: images a second, p50/p99 latency (request sent to matte PNG
+received: decode, wait for the batch, model, PNG), and memory: the GPU's used memory (nvidia-smi)
+where there is one, else the server's peak RSS.
+
+    .venv/bin/python benchmarks/bench_gpu_server.py [--batches 1 4 8 16] [--concurrency 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from alphacut_dev.data import EVAL
+from alphacut_dev.local.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server(max_batch: int, window_ms: float) -> tuple[subprocess.Popen, str, str]:
+    port = free_port()
+    env = {**os.environ, "ALPHACUT_MAX_BATCH": str(max_batch), "ALPHACUT_BATCH_WINDOW_MS": str(window_ms)}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if requests.get(url + "/ping", timeout=1).status_code == 200:
+                banner = process.stdout.readline().strip() if process.stdout else ""
+                return process, url, banner
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("the server did not start: " + (process.stdout.read() if process.stdout else ""))
+
+
+def gpu_memory_mb() -> float | None:
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return float(done.stdout.split()[0]) if done.returncode == 0 and done.stdout.strip() else None
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(url: str, photos: list[bytes], concurrency: int, count: int) -> tuple[float, list[float]]:
+    def one(index: int) -> float:
+        started = time.perf_counter()
+        answer = requests.post(
+            url + "/invocations",
+            data=photos[index % len(photos)],
+            headers={"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "quality=fast"},
+            timeout=600,
+        )
+        answer.raise_for_status()
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        latencies = sorted(pool.map(one, range(count)))
+    return count / (time.perf_counter() - started), latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=32, help="per run (at least 2x the concurrency)")
+    parser.add_argument("--window-ms", type=float, default=5.0)
+    args = parser.parse_args()
+    photos = [path.read_bytes() for path in sorted((EVAL / "general" / "images").iterdir())]
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; photos 854x480 JPEG")
+    print("| max batch | concurrency | images/s | p50 s | p99 s | memory MB |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for max_batch in args.batches:
+        process, url, banner = start_server(max_batch, args.window_ms)
+        if max_batch == args.batches[0]:
+            print(f"server: {banner}")
+        try:
+            load(url, photos, 1, 2)  # warm
+            for concurrency in args.concurrency:
+                count = max(args.requests, 2 * concurrency)
+                rate, latencies = load(url, photos, concurrency, count)
+                memory = gpu_memory_mb() or peak_rss_mb(process.pid)
+                p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+                print(
+                    f"| {max_batch} | {concurrency} | {rate:.2f} | {statistics.median(latencies):.2f} | "
+                    f"{p99:.2f} | {memory:.0f} |"
+                )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

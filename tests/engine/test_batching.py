@@ -1,0 +1,95 @@
+"""The model server's batches: pictures that arrive together run as one, each answered as if alone."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from alphacut.batching import MatteBatcher
+from alphacut.errors import InvalidOption
+from alphacut.models import ModelStore
+from alphacut.models.engines import Engine
+from alphacut.options import Quality, SubjectType
+from alphacut.pipeline import MatteRequest, Pipeline
+
+
+@pytest.fixture(scope="module")
+def images(pipeline, eval_dir):
+    paths = [
+        *sorted((eval_dir / "general" / "images").iterdir())[:2],
+        *sorted((eval_dir / "person" / "images").iterdir())[:2],
+    ]
+    return [pipeline.decode(path.read_bytes()) for path in paths]
+
+
+@pytest.fixture(scope="module")
+def batching(pipeline) -> Pipeline:
+    """onnxruntime on the CPU with the batch dimension left free, as the GPU engine runs it."""
+    engine = Engine("onnxruntime", "batches as on a GPU", batches=True)
+    return Pipeline(ModelStore(pipeline.models.models_dir, engine=engine), pipeline.limits)
+
+
+def test_a_cpu_session_runs_one_picture_at_a_time(pipeline):
+    assert not pipeline.models.isnet.session.batches  # fixed at 1: faster on a CPU
+
+
+def test_pictures_that_arrive_together_run_as_one_batch_each_as_if_alone(batching, pipeline, images):
+    assert batching.models.isnet.session.batches  # the built graphs leave the batch free
+    batcher = MatteBatcher(batching, max_batch=4, window_seconds=2.0)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            mattes = list(
+                pool.map(lambda image: batcher.matte(image, SubjectType.AUTO, Quality.FAST), images)
+            )
+    finally:
+        batcher.close()
+    assert batcher.batch_sizes == [4]
+    for image, matte in zip(images, mattes):
+        alone = pipeline.matte(image, SubjectType.AUTO)
+        assert matte.shape == alone.shape and np.abs(matte - alone).max() < 1e-4
+
+
+def test_a_mixed_batch_keeps_each_pictures_subject_size_and_quality(batching, pipeline, images):
+    requests = [
+        MatteRequest(images[0], SubjectType.AUTO, preview=True),
+        MatteRequest(images[1], SubjectType.AUTO, quality=Quality.BEST),
+        MatteRequest(images[2], SubjectType.PERSON),
+        MatteRequest(images[3], SubjectType.STAMP),
+    ]
+    together = batching.mattes(requests)
+    for request, matte in zip(requests, together):
+        alone = pipeline.matte(
+            request.image, request.subject, preview=request.preview, quality=request.quality
+        )
+        assert np.abs(matte - alone).max() < 1e-4
+
+
+def test_a_picture_that_fails_does_not_fail_its_batch_mates(pipeline, images):
+    batcher = MatteBatcher(pipeline, max_batch=2, window_seconds=2.0)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            good = pool.submit(batcher.matte, images[0], SubjectType.AUTO, Quality.FAST)
+            bad = pool.submit(batcher.matte, images[1], SubjectType.COSTUME, Quality.FAST)
+            assert good.result().shape == (images[0].height, images[0].width)
+            with pytest.raises(InvalidOption, match="costume is not a single matte"):
+                bad.result()
+    finally:
+        batcher.close()
+    assert batcher.batch_sizes == [2]
+
+
+def test_the_batch_start_is_reported_for_each_picture(pipeline, images):
+    started = []
+    batcher = MatteBatcher(pipeline, max_batch=1, window_seconds=0.0)
+    try:
+        batcher.matte(images[0], SubjectType.AUTO, Quality.FAST, on_start=lambda: started.append("first"))
+        batcher.matte(images[1], SubjectType.AUTO, Quality.FAST, on_start=lambda: started.append("second"))
+    finally:
+        batcher.close()
+    assert started == ["first", "second"] and batcher.batch_sizes == [1, 1]
+
+
+def test_a_batch_setting_out_of_range_is_refused(pipeline):
+    with pytest.raises(ValueError, match="max_batch must be at least 1"):
+        MatteBatcher(pipeline, max_batch=0)
