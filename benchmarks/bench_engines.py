@@ -7,7 +7,7 @@ Run on purpose, not in the tests. Three tables, each figure from fresh processes
    largest difference of the output from onnxruntime fp32's on the same input (the matte for
    ISNet and the selfie model; relative to the output's range for feature maps and scores);
 2. eval quality per engine: mean IoU of the cutout (general/) and selfie (person/) routes over
-   every eval photo, quality=fast and quality=auto (best where the engine is cheap), as
+   every eval photo, quality=fast and quality=best (``--qualities``), as
    ``alphacut eval`` computes it, and the costume route's mean over its seven classes (clothing/);
 3. the whole process: ``alphacut remove --output mask`` per engine against rembg 2.0.86 (its library
    doing what ``rembg p -om`` does) on the same ISNet weights as one fp32 file, 1 and 8 photos,
@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--engines", nargs="+", default=None)
+    parser.add_argument("--qualities", nargs="+", default=["fast", "best"], choices=["fast", "best", "auto"])
     parser.add_argument("--skip", nargs="*", default=[], choices=["models", "eval", "process"])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -229,7 +230,7 @@ def main() -> None:
         print("| engine | quality | general (cutout) | person (selfie) | clothing (costume) |")
         print("|---|---|---:|---:|---:|")
         for engine in engines:
-            for quality in ("fast", "auto"):
+            for quality in args.qualities:
                 scores = in_child("eval", engine, quality)
                 clothing = f"{scores['clothing']:.4f}" if "clothing" in scores else "-"
                 general, person = scores["general"], scores["person"]
