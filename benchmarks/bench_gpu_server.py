@@ -99,12 +99,12 @@ def main() -> None:
     args = parser.parse_args()
     photos = [path.read_bytes() for path in sorted((EVAL / "general" / "images").iterdir())]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; photos 854x480 JPEG")
-    print("| max batch | concurrency | images/s | p50 s | p99 s | memory MB |")
-    print("|---:|---:|---:|---:|---:|---:|")
     for max_batch in args.batches:
         process, url, banner = start_server(max_batch, args.window_ms)
         if max_batch == args.batches[0]:
             print(f"server: {banner}")
+            print("| max batch | concurrency | images/s | p50 s | p99 s | memory MB |")
+            print("|---:|---:|---:|---:|---:|---:|")
         try:
             load(url, photos, 1, 2)  # warm
             for concurrency in args.concurrency:
