@@ -6,7 +6,7 @@ model-bound rate: the same photos through ``alphacut remove`` (one process, the 
 AWS) on the same machine, measured first. The ratio is the share of the machine's model
 throughput that the async path delivers (queue, dispatch, Step Functions, S3, DynamoDB included).
 
-    .venv/bin/python benchmarks/bench_tasks.py [--tasks 50] [--cold-threshold N] [--segment-instances 2]
+    .venv/bin/python benchmarks/bench_tasks.py [--tasks 50] [--cold-threshold N] [--segment-instances 4]
 
 ``--cold-threshold`` sets the stack's GpuBacklogThreshold (the CPU-while-cold rule): 0 sends
 every task to the endpoint path, a large value keeps them all on the CPU path.
@@ -76,12 +76,15 @@ def run_tasks(stack: LocalStack, images: list[bytes]) -> tuple[list[tuple[int, f
 
     def run_one(data: bytes) -> tuple[int, float]:
         submitted = time.time()
-        answer = requests.post(
+        response = requests.post(
             f"{stack.url}/v1/tasks",
             headers=headers,
             timeout=60,
             files={"image_file": ("p.jpg", data, "image/jpeg")},
-        ).json()["data"]
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"submission answered {response.status_code}: {response.text[:200]}")
+        answer = response.json()["data"]
         while True:
             time.sleep(1.0)
             state = requests.get(
@@ -103,7 +106,7 @@ def main() -> None:
     parser.add_argument(
         "--segment-instances",
         type=int,
-        default=2,
+        default=4,
         help="warm instances of the Segment function (Lambda runs it on up to SegmentConcurrency)",
     )
     args = parser.parse_args()
@@ -114,7 +117,9 @@ def main() -> None:
     stack = LocalStack(
         port=free_port(),
         log=lambda line: None,
-        instances={"SegmentFunction": args.segment_instances},
+        # the task API's function too: Lambda scales it with the 50 submissions at once, where one
+        # instance would queue them past API Gateway's 29 s
+        instances={"SegmentFunction": args.segment_instances, "TasksFunction": 4},
         extra_env={"ALPHACUT_THREADS": str(threads)},
     )
     if args.cold_threshold is not None:
