@@ -105,22 +105,27 @@ def test_quality_auto_is_best_on_an_engine_that_makes_model_time_cheap(openvino,
     assert np.array_equal(auto, pipeline.matte(image, SubjectType.AUTO, quality=expected))
 
 
-@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
-def test_the_cli_says_which_engine_runs_the_models_and_why(engine, photo_bytes, tmp_path):
-    (tmp_path / "in.jpg").write_bytes(photo_bytes)
-    done = subprocess.run(
+def remove_with_engine(engine: str, photo_bytes: bytes, folder: Path) -> subprocess.CompletedProcess:
+    """``alphacut remove`` on one photo with ALPHACUT_ENGINE set, as a user runs it."""
+    (folder / "in.jpg").write_bytes(photo_bytes)
+    return subprocess.run(
         [
             str(Path(sys.executable).with_name("alphacut")),
             "remove",
-            str(tmp_path / "in.jpg"),
+            str(folder / "in.jpg"),
             "-o",
-            str(tmp_path),
+            str(folder),
         ],
         capture_output=True,
         text=True,
         env={**os.environ, "ALPHACUT_ENGINE": engine},
         timeout=300,
     )
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_the_cli_says_which_engine_runs_the_models_and_why(engine, photo_bytes, tmp_path):
+    done = remove_with_engine(engine, photo_bytes, tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"alphacut: models run on {engine}" in done.stderr
     assert f"(ALPHACUT_ENGINE={engine}" in done.stderr
@@ -128,19 +133,6 @@ def test_the_cli_says_which_engine_runs_the_models_and_why(engine, photo_bytes, 
 
 
 def test_an_unknown_engine_stops_the_cli_with_the_variable_named(photo_bytes, tmp_path):
-    (tmp_path / "in.jpg").write_bytes(photo_bytes)
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("alphacut")),
-            "remove",
-            str(tmp_path / "in.jpg"),
-            "-o",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ALPHACUT_ENGINE": "tensorflow"},
-        timeout=300,
-    )
+    done = remove_with_engine("tensorflow", photo_bytes, tmp_path)
     assert done.returncode != 0
     assert "ALPHACUT_ENGINE must be one of auto, onnxruntime, openvino, cuda" in done.stderr

@@ -113,22 +113,16 @@ class FunctionWorker:
             raise RuntimeError(f"{self.spec.name} failed to initialise: {detail}")
         self.init_ms = detail
 
-    def invoke(self, event: dict, request_id: str, wait: float | None = None) -> tuple[str, object]:
-        """('ok', result) | ('error', payload) | ('timeout', None) | ('throttled', None). An
-        answer over Lambda's 6 MB is an error, as Lambda makes it (API Gateway then answers 502).
-        ``wait``: how long a call may wait for the instance (None: as long as it takes); a call
-        that finds it busy longer is throttled, as Lambda throttles past a function's concurrency
-        (this worker is one instance)."""
-        if not self.lock.acquire(timeout=-1 if wait is None else wait):
-            return "throttled", None
-        try:
+    def invoke(self, event: dict, request_id: str) -> tuple[str, object]:
+        """('ok', result) | ('error', payload) | ('timeout', None). An answer over Lambda's 6 MB
+        is an error, as Lambda makes it (API Gateway then answers 502). Calls take turns; the
+        throttling past a function's concurrency is ``FunctionInstances.invoke``'s."""
+        with self.lock:
             self.connection.send((event, request_id))
             if not self.connection.poll(self.spec.timeout):
                 self.restart()  # Lambda ends a timed-out instance; the next call gets a fresh one
                 return "timeout", None
             kind, result = self.connection.recv()
-        finally:
-            self.lock.release()
         if kind == "ok" and len(json.dumps(result)) > LAMBDA_ANSWER_LIMIT:
             return "error", {
                 "errorType": "Function.ResponseSizeTooLarge",
@@ -185,7 +179,9 @@ class FunctionInstances:
             instance.wait_ready(timeout)
 
     def invoke(self, event: dict, request_id: str, wait: float | None = None) -> tuple[str, object]:
-        """As ``FunctionWorker.invoke``, on the first instance free within ``wait``."""
+        """As ``FunctionWorker.invoke``, on the first instance free within ``wait`` (None: as long
+        as it takes); a call that finds none free by then is ('throttled', None), as Lambda
+        throttles past a function's concurrency."""
         if not self._available.acquire(timeout=wait):
             return "throttled", None
         with self._lock:

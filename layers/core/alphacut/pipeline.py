@@ -203,13 +203,15 @@ class Pipeline:
                 "costume is not a single matte: use parse_costume (POST /v1/costume)", field="type"
             )
         rgbs = [self._model_rgb(r.image) for r in requests]
+        # the ISNet graph of each size asked for (preview or not), loaded before any stage is timed
+        models = {r.preview: self._isnet(r.preview) for r in requests if r.subject is not SubjectType.STAMP}
         general: dict[int, np.ndarray] = {}
         with timings.stage("preprocess"):
-            inputs: dict[bool, list[tuple[int, np.ndarray]]] = {False: [], True: []}  # preview -> inputs
+            inputs: dict[bool, list[tuple[int, np.ndarray]]] = {preview: [] for preview in models}
             for index, (request, rgb) in enumerate(zip(requests, rgbs)):
                 if request.subject is not SubjectType.STAMP:
-                    model = self._isnet(request.preview)
-                    inputs[request.preview].append((index, isnet.preprocess(rgb, model.side)))
+                    side = models[request.preview].side
+                    inputs[request.preview].append((index, isnet.preprocess(rgb, side)))
             persons = {
                 i: selfie.preprocess(rgb)
                 for i, (r, rgb) in enumerate(zip(requests, rgbs))
@@ -225,9 +227,7 @@ class Pipeline:
                 batches = [b for _, b in items] + [
                     np.ascontiguousarray(b[..., ::-1]) for i, b in items if i in best
                 ]
-                if not batches:
-                    continue
-                out = self._isnet(preview).run_many(batches)
+                out = models[preview].run_many(batches)
                 general.update({i: out[n] for n, (i, _) in enumerate(items)})
                 for n, i in enumerate(best):
                     general[i] = (general[i] + out[len(items) + n][:, ::-1]) * 0.5

@@ -48,6 +48,7 @@ class ModelStore:
         self.models_dir = Path(models_dir)
         self.threads = threads
         self.engine = engine or choose_engine(EngineSettings.from_env().engine, memory_arena=memory_arena)
+        log_choice(self.engine)
         self._lock = threading.Lock()
 
     @classmethod
@@ -69,7 +70,6 @@ class ModelStore:
     @cached_property
     def _isnet_weights(self) -> Weights:
         self._entry("isnet")
-        log_choice(self.engine)
         return load_weights(self.models_dir / "isnet")
 
     def _isnet(self, features: bool = False, preview: bool = False) -> IsnetModel:

@@ -21,6 +21,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 from collections.abc import Sequence
@@ -234,8 +235,15 @@ def choose_engine(
     gpu_providers: tuple[str, ...] | None = None,
     has_openvino: bool | None = None,
 ) -> Engine:
-    """The engine for this machine (``requested``: ALPHACUT_ENGINE). The keyword arguments stand
-    in for the machine in tests; left out, they are read from it."""
+    """The engine for this machine (``requested``: ALPHACUT_ENGINE; ``memory_arena``: onnxruntime's).
+    The other keyword arguments stand in for the machine in tests; left out, they are read from it."""
+    engine = _engine_for(requested, flags, gpu_providers, has_openvino)
+    return dataclasses.replace(engine, memory_arena=memory_arena)
+
+
+def _engine_for(
+    requested: str, flags: set[str] | None, gpu_providers: tuple[str, ...] | None, has_openvino: bool | None
+) -> Engine:
     if requested not in ENGINES:
         raise SettingError(f"ALPHACUT_ENGINE must be one of {', '.join(ENGINES)}, not {requested!r}")
     flags = cpu_flags() if flags is None else flags
@@ -252,9 +260,7 @@ def choose_engine(
             )
         why = "ALPHACUT_ENGINE=cuda" if requested == "cuda" else f"{gpu[0]} available"
         providers = (*gpu, "CPUExecutionProvider")
-        return Engine(
-            "cuda", why, memory_arena=memory_arena, providers=providers, cheap_model=True, batches=True
-        )
+        return Engine("cuda", why, providers=providers, cheap_model=True, batches=True)
     if requested == "openvino":
         if not openvino_ok():
             raise SettingError("ALPHACUT_ENGINE=openvino: the openvino package is not installed")
@@ -262,12 +268,11 @@ def choose_engine(
         why = f"ALPHACUT_ENGINE=openvino, CPU flags {bf16 or 'without bf16'}"
         return Engine("openvino", why, precision, cheap_model=AMX_FLAG in flags)
     if requested == "onnxruntime":
-        return Engine("onnxruntime", "ALPHACUT_ENGINE=onnxruntime", memory_arena=memory_arena)
+        return Engine("onnxruntime", "ALPHACUT_ENGINE=onnxruntime")
     if not bf16:
-        return Engine("onnxruntime", "no bf16 in the CPU flags", memory_arena=memory_arena)
+        return Engine("onnxruntime", "no bf16 in the CPU flags")
     if not openvino_ok():
-        why = f"CPU has {', '.join(bf16)} but openvino is not installed"
-        return Engine("onnxruntime", why, memory_arena=memory_arena)
+        return Engine("onnxruntime", f"CPU has {', '.join(bf16)} but openvino is not installed")
     return Engine("openvino", f"CPU has {', '.join(bf16)}", "bf16", cheap_model=AMX_FLAG in flags)
 
 
