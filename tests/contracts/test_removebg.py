@@ -1,6 +1,7 @@
 """remove.bg's API (POST /v1.0/removebg, GET /v1.0/account) over HTTP on the local stack: every
-parameter, every error code, the answer headers, and two remove.bg clients nobody here wrote (the
-npm package remove.bg 1.3.0 and PyPI's removebg 0.04), unchanged, pointed at the stack."""
+parameter, every error code, the answer headers, the details clients written for remove.bg rely on,
+and three remove.bg clients nobody here wrote (the npm package remove.bg 1.3.0, PyPI's removebg 0.04
+and remove-bg-api 0.2.1), unchanged, pointed at the stack."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -429,3 +431,87 @@ def test_the_pypi_removebg_client_works_unchanged(
             str(source)
         )
     assert refused.value.response.status_code == 403
+
+
+# ---- details clients written for remove.bg rely on ------------------------------------------------
+def test_a_background_url_and_file_together_are_multiple_bg_sources(removebg, upload, image_server, photo):
+    response = removebg.post(
+        ROUTE,
+        files={**upload, "bg_image_file": ("bg.jpg", photo, "image/jpeg")},
+        data={"bg_image_url": image_server.url("photo.jpg")},
+    )
+    error = _error(response, 400, "multiple_bg_sources")
+    assert "bg_image_url" in error["detail"] and "bg_image_file" in error["detail"]
+    assert response.headers["X-Credits-Charged"] == "0"
+
+
+def test_an_empty_bg_color_is_no_colour(removebg, upload):
+    plain = _image(removebg.post(ROUTE, files=upload, data={"format": "png"}))
+    blank = _image(removebg.post(ROUTE, files=upload, data={"format": "png", "bg_color": ""}))
+    assert blank.mode == "RGBA" and np.array_equal(np.asarray(plain), np.asarray(blank))
+
+
+def test_a_region_with_bare_zeros_is_read_as_pixels(removebg, upload):
+    whole = _image(removebg.post(ROUTE, files=upload, data={"roi": "0 0 100% 100%"}))
+    plain = _image(removebg.post(ROUTE, files=upload))
+    assert np.array_equal(np.asarray(whole), np.asarray(plain))
+
+
+@pytest.mark.parametrize("crop", ["true", "True", "1"])
+def test_booleans_as_text_in_a_form(removebg, upload, crop):
+    cropped = _image(removebg.post(ROUTE, files=upload, data={"crop": crop}))
+    plain = _image(removebg.post(ROUTE, files=upload, data={"crop": "false"}))
+    assert cropped.width * cropped.height < plain.width * plain.height
+
+
+def test_booleans_as_json_booleans(removebg, photo):
+    body = {"image_file_b64": _b64(photo), "crop": True, "add_shadow": False, "semitransparency": True}
+    cropped = _image(removebg.post(ROUTE, json=body))
+    plain = _image(removebg.post(ROUTE, json={**body, "crop": False}))
+    assert cropped.width * cropped.height < plain.width * plain.height
+
+
+def test_a_form_urlencoded_base64_photo_of_several_mb(removebg):
+    noise = np.random.default_rng(7).integers(0, 255, (1100, 1100, 3), dtype=np.uint8)
+    noise[300:800, 300:800] = (200, 30, 30)  # something to cut out
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    photo = buffer.getvalue()
+    form = urlencode({"image_file_b64": _b64(photo), "size": "preview"})
+    assert len(photo) > 2_500_000 and len(form) > 4_000_000  # base64, percent-escaped: some 4 MB
+    response = removebg.post(ROUTE, data=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200, response.text[:300]
+    assert int(response.headers["X-Width"]) * int(response.headers["X-Height"]) <= 250_000
+
+
+def test_the_answer_says_the_largest_result_this_photo_can_have(removebg, upload, photo):
+    response = removebg.post(ROUTE, files=upload, data={"size": "preview"})
+    width, height = Image.open(io.BytesIO(photo)).size
+    assert response.status_code == 200
+    assert (int(response.headers["X-Max-Width"]), int(response.headers["X-Max-Height"])) == (width, height)
+    assert int(response.headers["X-Width"]) < width  # preview is smaller than the photo
+
+
+def test_account_is_json_with_a_utf8_charset(removebg):
+    response = removebg.get("/v1.0/account")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+def test_the_pypi_remove_bg_api_client_works_unchanged(stack, removebg, image_server, photo, monkeypatch):
+    import remove_bg_api
+
+    monkeypatch.setattr(remove_bg_api, "API_URL", stack.url + "/v1.0")
+    client = remove_bg_api.RemoveBg(removebg.key)  # reads /account in its constructor
+    before = client.account.balance()
+    assert isinstance(before, int) and before > 0
+    from_bytes = Image.open(io.BytesIO(client.remove_bg_bytes(photo)))
+    from_url = Image.open(io.BytesIO(client.remove_bg_url(image_server.url("photo.jpg"))))
+    from_b64 = Image.open(io.BytesIO(client.remove_bg_base64(_b64(photo), size="medium")))
+    assert from_bytes.mode == from_url.mode == "RGBA" and from_bytes.width * from_bytes.height <= 250_000
+    assert from_b64.width * from_b64.height > 250_000
+    assert client.account.balance() == before - 3  # X-Credits-Charged read as an integer, per call
+    client.account.refresh_balance()
+    assert client.account.balance() == before - 4  # the three cutouts and the constructor's account call
+    with pytest.raises(remove_bg_api.Errors.ApiErrorCode403):
+        remove_bg_api.RemoveBg("wrong-key-000000000000")

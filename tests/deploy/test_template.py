@@ -74,8 +74,9 @@ def test_translated_template_has_the_promised_shape():
         "/api/cutout/general/apparel-background-removal",
     )
     for path in ("/v1/cutout", "/v1/selfie", "/v1/costume", "/v1/usage", "/v1/openapi.json", *vendor_paths):
-        for operation in api["Body"]["paths"][path].values():
-            assert operation["security"] == [{"api_key": []}]
+        for method, operation in api["Body"]["paths"][path].items():
+            if method != "options":  # the CORS preflight: no key (test_both_apis_answer_the_preflight...)
+                assert operation["security"] == [{"api_key": []}]
     responses = api["Body"]["x-amazon-apigateway-gateway-responses"]
     assert str(responses["INVALID_API_KEY"]["statusCode"]) == "401"
     assert str(responses["QUOTA_EXCEEDED"]["statusCode"]) == "429"
@@ -356,10 +357,11 @@ def test_checkov_finds_nothing_that_is_not_fixed_or_suppressed_with_a_reason(tmp
 
 def test_remove_bg_api_answers_key_rate_and_quota_refusals_as_remove_bg_does():
     api = translate_template()["Resources"]["RemoveBgApi"]["Properties"]["Body"]
-    assert set(api["paths"]) == {"/v1.0/removebg", "/v1.0/account"}
+    assert set(api["paths"]) == {"/v1.0/removebg", "/v1.0/account", "/v1.0/openapi.json"}
     for methods in api["paths"].values():
-        for operation in methods.values():
-            assert operation["security"] == [{"api_key": []}]
+        for method, operation in methods.items():
+            if method != "options":
+                assert operation["security"] == [{"api_key": []}]
     responses = api["x-amazon-apigateway-gateway-responses"]
     expected = {
         "INVALID_API_KEY": ("403", "auth_failed"),
@@ -386,3 +388,27 @@ def test_only_model_functions_get_the_models_layer_and_sync_ones_start_from_a_sn
         "x-amazon-apigateway-integration"
     ]["uri"]
     assert "CutoutFunctionAliaslive" in json.dumps(uri)  # API Gateway calls the published alias
+
+
+def test_both_apis_answer_the_preflight_without_a_key_and_name_the_origin_everywhere():
+    resources = translate_template()["Resources"]
+    for api_id in ("Api", "RemoveBgApi"):
+        body = resources[api_id]["Properties"]["Body"]
+        for path, methods in body["paths"].items():
+            preflight = methods["options"]
+            assert "security" not in preflight, path
+            integration = preflight["x-amazon-apigateway-integration"]
+            assert integration["type"] == "mock"
+            headers = integration["responses"]["default"]["responseParameters"]
+            allowed = headers["method.response.header.Access-Control-Allow-Headers"].strip("'").split(",")
+            assert {"Content-Type", "x-api-key", "Idempotency-Key"} <= set(allowed)
+            assert headers["method.response.header.Access-Control-Allow-Origin"] == {
+                "Fn::Sub": "'${CorsAllowOrigin}'"
+            }
+        responses = body["x-amazon-apigateway-gateway-responses"]
+        assert {"DEFAULT_4XX", "DEFAULT_5XX", "INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED"} <= set(
+            responses
+        )
+        for kind, response in responses.items():
+            origin = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+            assert origin == {"Fn::Sub": "'${CorsAllowOrigin}'"}, (api_id, kind)

@@ -98,38 +98,50 @@ class Refusal:
 NATIVE_API = "Api"
 
 
-def render_refusal(refusal: Refusal, declared: dict | None, api: str) -> tuple[int, bytes, dict[str, str]]:
+def render_refusal(
+    refusal: Refusal, declared: dict | None, api: str, request_id: str
+) -> tuple[int, bytes, dict[str, str]]:
     """The answer as the route's API gives it: the native API's (with the details API Gateway's
-    variables would carry), or the template's gateway response as declared for the other APIs."""
+    variables would carry), or the template's gateway response as declared for the other APIs;
+    the declared headers (the allowed origin, Retry-After) on both."""
+    headers = declared_headers(declared)
     if api != NATIVE_API and declared is not None:
-        headers = {
-            name.removeprefix("gatewayresponse.header."): value.strip("'")
-            for name, value in (declared.get("responseParameters") or {}).items()
-        }
         body = (declared.get("responseTemplates") or {}).get("application/json", "")
-        return int(declared.get("statusCode", 400)), body.encode(), headers
+        return int(declared.get("statusCode", 400)), fill_context(body, request_id), headers
     if refusal.kind == "INVALID_API_KEY":
-        return 401, json.dumps(unauthorized_body(refusal.key_given)).encode(), {}
+        return 401, json.dumps(unauthorized_body(refusal.key_given, request_id)).encode(), headers
+    headers["Retry-After"] = str(refusal.retry_after)
     if refusal.kind == "THROTTLED":
-        return 429, json.dumps(throttled_body()).encode(), {"Retry-After": str(refusal.retry_after)}
-    return (
-        429,
-        json.dumps(quota_body(refusal.quota, refusal.reset)).encode(),
-        {"Retry-After": str(refusal.retry_after)},
-    )
+        return 429, json.dumps(throttled_body(request_id)).encode(), headers
+    return 429, json.dumps(quota_body(refusal.quota, refusal.reset, request_id)).encode(), headers
 
 
-def unauthorized_body(key_given: bool) -> dict:
+def declared_headers(declared: dict | None) -> dict[str, str]:
+    """A gateway response's headers as the template declares them (static values, quoted)."""
+    return {
+        name.removeprefix("gatewayresponse.header."): value.strip("'")
+        for name, value in ((declared or {}).get("responseParameters") or {}).items()
+    }
+
+
+def fill_context(template: str, request_id: str) -> bytes:
+    """A gateway response template with the one variable the template uses filled in."""
+    return template.replace("$context.requestId", request_id).encode()
+
+
+def unauthorized_body(key_given: bool, request_id: str) -> dict:
     problem = "is not a valid, enabled API key" if key_given else "is missing: send your API key in x-api-key"
     return {
         "message": "Unauthorized",
+        "request_id": request_id,
         "error": {"code": "invalid_api_key", "message": f"x-api-key {problem}", "field": "x-api-key"},
     }
 
 
-def throttled_body() -> dict:
+def throttled_body(request_id: str) -> dict:
     return {
         "message": "Too Many Requests",
+        "request_id": request_id,
         "error": {
             "code": "rate_limited",
             "message": "over this API key's request rate: retry after Retry-After seconds",
@@ -137,10 +149,11 @@ def throttled_body() -> dict:
     }
 
 
-def quota_body(quota: int, reset: int) -> dict:
+def quota_body(quota: int, reset: int, request_id: str) -> dict:
     resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
     return {
         "message": "Limit Exceeded",
+        "request_id": request_id,
         "error": {
             "code": "quota_exceeded",
             "message": f"this API key's daily quota of {quota} calls is spent; it resets at {resets_at} "
@@ -165,6 +178,12 @@ def start_gateway(stack) -> ThreadingHTTPServer:
     binary_types = ["*/*"]
     limiter = stack.limiter
 
+    def api_of(path: str) -> str:
+        """The REST API a path no route matched would reach (on AWS each API has its own host):
+        the one whose routes share its first segment."""
+        first = path.strip("/").split("/")[0]
+        return next((r.api for r in stack.routes if r.resource.strip("/").split("/")[0] == first), NATIVE_API)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "alphacut-local-gateway"
@@ -188,10 +207,23 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("x-amzn-RequestId", self._request_id)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-        def _message(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        def _message(self, status: int, message: str, kind: str, api: str = NATIVE_API) -> None:
+            """API Gateway's own answer (``kind``: its gateway response type), with the headers
+            the template declares for that type, or for DEFAULT_4XX / DEFAULT_5XX."""
+            declared = stack.gateway_responses.get(api, {})
+            default = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+            headers = declared_headers(declared.get(kind) or declared.get(default))
             self._send(status, json.dumps({"message": message}).encode(), headers)
+
+        def __getattr__(self, name: str):
+            # every method reaches the routes: API Gateway answers one no route has with 403 JSON,
+            # where http.server would answer 501 HTML
+            if name.startswith("do_"):
+                return self._handle
+            raise AttributeError(name)
 
         def _handle(self) -> None:
             self._request_id = str(uuid.uuid4())
@@ -202,11 +234,13 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             try:
                 length = declared_length(self.headers.get("Content-Length"), MAX_REQUEST_BYTES)
             except ImageTooLarge:
-                self._message(413, "Request Too Long")
+                self._message(413, "Request Too Long", "REQUEST_TOO_LARGE", api_of(path))
                 return
             except InvalidOption:
                 self.close_connection = True
-                self._message(400, "Bad Request: Content-Length must be a whole number of bytes")
+                self._message(
+                    400, "Bad Request: Content-Length must be a whole number of bytes", "BAD_REQUEST_BODY"
+                )
                 return
             body = self.rfile.read(length) if length else b""
             for route in stack.routes:
@@ -214,7 +248,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 if path_parameters is not None:
                     break
             else:
-                self._message(403, "Missing Authentication Token")
+                missing = "MISSING_AUTHENTICATION_TOKEN"
+                self._message(403, "Missing Authentication Token", missing, api_of(path))
+                return
+            if route.mock_headers is not None:  # the CORS preflight: API Gateway answers it itself
+                self._send(200, b"{}", route.mock_headers)
                 return
             api_key = self.headers.get("x-api-key", "")
             key_id = ""
@@ -227,7 +265,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 )
                 if refused:
                     declared = stack.gateway_responses.get(route.api, {}).get(refused.kind)
-                    self._send(*render_refusal(refused, declared, route.api))
+                    self._send(*render_refusal(refused, declared, route.api, self._request_id))
                     return
                 key_id = plan.key_id
             else:
@@ -235,15 +273,15 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             event = self._event(route, path, parts.query, path_parameters, body, api_key, key_id)
             encoded = json.dumps(event)
             if len(encoded) > MAX_EVENT_BYTES:
-                self._message(413, "Request Too Long")
+                self._message(413, "Request Too Long", "REQUEST_TOO_LARGE", route.api)
                 return
             kind, result = invoke_within(stack.workers[route.function], event, self._request_id)
             if kind == "timeout":
-                self._message(504, "Endpoint request timed out")
+                self._message(504, "Endpoint request timed out", "INTEGRATION_TIMEOUT", route.api)
                 return
             if kind != "ok" or not isinstance(result, dict) or "statusCode" not in result:
                 stack.log(f"{route.function} failed: {result}")
-                self._message(502, "Internal server error")
+                self._message(502, "Internal server error", "INTEGRATION_FAILURE", route.api)
                 return
             headers = dict(result.get("headers") or {})
             for name, values in (result.get("multiValueHeaders") or {}).items():

@@ -62,6 +62,8 @@ class Route:
     function: str  # logical id
     key_required: bool = True  # the operation's security names the API key
     api: str = "Api"  # the REST API's logical id (its gateway responses apply)
+    # a mock integration (SAM's CORS preflight): the headers API Gateway answers with, no function
+    mock_headers: dict[str, str] | None = None
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method not in ("ANY", method):
@@ -699,7 +701,9 @@ class LocalStack:
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
             body = resource["Properties"].get("Body", {})
             self._routes_from_swagger(body, resolver, logical)
-            self.gateway_responses[logical] = body.get("x-amazon-apigateway-gateway-responses", {})
+            self.gateway_responses[logical] = resolver.resolve(
+                body.get("x-amazon-apigateway-gateway-responses", {})
+            )
         for logical, resource in by_type("AWS::Lambda::EventSourceMapping"):
             props = resolver.resolve(resource["Properties"])
             function = next(name for name in self.workers if refs[name] == props["FunctionName"])
@@ -861,7 +865,9 @@ class LocalStack:
                 integration = operation.get("x-amazon-apigateway-integration", {})
                 uri = resolver.resolve(integration.get("uri", ""))
                 function_arn = uri.split("/functions/")[-1].removesuffix("/invocations")
-                if function_arn in arn_to_function:
+                if integration.get("type") == "mock":
+                    self.routes.append(self._mock_route(method, path, pattern, integration, resolver, api))
+                elif function_arn in arn_to_function:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
                     self.routes.append(
                         Route(
@@ -873,6 +879,16 @@ class LocalStack:
                             api=api,
                         )
                     )
+
+    @staticmethod
+    def _mock_route(method, path, pattern, integration, resolver: Resolver, api: str) -> Route:
+        """API Gateway answers a mock integration itself: its default response's headers."""
+        parameters = resolver.resolve(integration["responses"]["default"].get("responseParameters", {}))
+        headers = {
+            name.removeprefix("method.response.header."): value.strip("'")
+            for name, value in parameters.items()
+        }
+        return Route(method.upper(), path, pattern, "", key_required=False, api=api, mock_headers=headers)
 
     # ---- keys and plans -------------------------------------------------------------------------
     def plan_for_key(self, value: str) -> UsagePlan | None:

@@ -60,6 +60,12 @@ class DecodedImage:
     rgb: np.ndarray  # H x W x 3, uint8, upright
     alpha: np.ndarray | None  # H x W, uint8, when the input had transparency
     format: str  # jpeg, png, bmp, webp, tiff, gif
+    source_size: tuple[int, int] | None = None  # width, height as sent, when ``downscale`` made this
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """Width and height of the image as sent (upright), before any downscale."""
+        return self.source_size or (self.width, self.height)
 
     @property
     def width(self) -> int:
@@ -221,7 +227,7 @@ def downscale(image: DecodedImage, width: int, height: int) -> DecodedImage:
     alpha = None
     if image.alpha is not None:
         alpha = np.asarray(Image.fromarray(image.alpha).resize((width, height), Image.Resampling.LANCZOS))
-    return DecodedImage(rgb, alpha, image.format)
+    return DecodedImage(rgb, alpha, image.format, image.original_size)
 
 
 # ---- PNG: written here rather than by Pillow, which takes twice as long --------------------------

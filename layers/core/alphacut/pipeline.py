@@ -91,6 +91,7 @@ class CutoutResult:
     type: SubjectType
     timings: Timings = field(default_factory=Timings)
     subject_box: geometry.Box | None = None  # the subject in the delivered result
+    source_size: tuple[int, int] = (0, 0)  # the image as sent (before size shrank it)
 
     @property
     def found(self) -> bool:
@@ -392,6 +393,7 @@ class Pipeline:
             type=segmentation.type,
             timings=timings,
             subject_box=geometry.subject_bbox(alpha) if bbox is not None else None,
+            source_size=image.original_size,
         )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:

@@ -161,6 +161,7 @@ SERVICE_VARIABLES = {
     "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
     "result_url_ttl": "RESULT_URL_TTL",
     "public_base_url": "PUBLIC_BASE_URL",
+    "cors_allow_origin": "CORS_ALLOW_ORIGIN",
     "fetch_timeout": "IMAGE_URL_TIMEOUT",
     "url_allowed_hosts": "IMAGE_URL_ALLOWED_HOSTS",
     "url_allowed_ports": "IMAGE_URL_ALLOWED_PORTS",
@@ -187,6 +188,7 @@ class ServiceSettings:
     callback_secret_arn: str = ""
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
     public_base_url: str = ""  # where links point (a custom domain); "" : as the request came in
+    cors_allow_origin: str = "*"  # the web pages allowed to call the APIs (template's CorsAllowOrigin)
     result_url_ttl: int = 3600
     fetch_timeout: float = 10.0
     # Hosts exempt from the image_url address check. Empty in production; the local stack's
@@ -210,6 +212,7 @@ class ServiceSettings:
             "gpu_backlog_threshold",
             "gpu_request_ttl",
             "endpoint_status_cache",
+            "cors_allow_origin",
         }
         return cls(
             **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
@@ -221,6 +224,7 @@ class ServiceSettings:
             gpu_backlog_threshold=env.integer("GPU_BACKLOG_THRESHOLD", defaults.gpu_backlog_threshold),
             gpu_request_ttl=env.integer("GPU_REQUEST_TTL_SECONDS", defaults.gpu_request_ttl),
             endpoint_status_cache=env.number("ENDPOINT_STATUS_CACHE_SECONDS", defaults.endpoint_status_cache),
+            cors_allow_origin=env.text("CORS_ALLOW_ORIGIN", defaults.cors_allow_origin),
         )
 
     def require(self, name: str) -> str:

@@ -17,9 +17,10 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api import process, snapstart, web
+from alphacut.api.cors import answer_cors
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
-from alphacut.api.openapi import RouteDoc, build_openapi
+from alphacut.api.openapi import JSON, RouteDoc, build_openapi
 from alphacut.api.request import (
     BACKGROUND_FIELDS,
     SOURCE_FIELDS,
@@ -37,7 +38,7 @@ from alphacut.api.responses import (
     make_deadline_guard,
     result_response,
 )
-from alphacut.api.vendors import ROUTERS, VENDOR_ROUTES
+from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType
 
@@ -52,7 +53,7 @@ type LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(cors=answer_cors(process.SETTINGS.cors_allow_origin))
 
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS) | {"return"}
 TASK_PARAMS = (
@@ -63,6 +64,20 @@ TASK_PARAMS = (
 )
 COSTUME_PARAMS = KNOWN_PARAMS | {"classes", "return_form"}
 MATTE_TYPES = tuple(t for t in SubjectType if t is not SubjectType.COSTUME)
+TASK = {JSON: {"$ref": "#/components/schemas/Task"}}
+RETURN_TYPE = {"type": "string", "enum": ["url", "base64"], "default": "url"}
+NATIVE_HEADERS = (
+    "X-Request-Id",
+    "X-Alphacut-Type",
+    "X-Alphacut-Width",
+    "X-Alphacut-Height",
+    "X-Alphacut-Bbox",
+    "X-Alphacut-Timings",
+    "X-Alphacut-Charge",
+    "X-Alphacut-Remain",
+    "Idempotent-Replayed",
+)
+HTML = {"text/html": {"type": "string"}}
 ROUTES = [
     RouteDoc(
         "/v1/cutout",
@@ -71,6 +86,7 @@ ROUTES = [
         "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
         "touching a person), stamp (red/blue seals on scans).",
         MATTE_TYPES,
+        answer_headers=NATIVE_HEADERS,
     ),
     RouteDoc(
         "/v1/selfie",
@@ -78,32 +94,45 @@ ROUTES = [
         "Cut out people",
         "The person pipeline (ISNet + selfie segmentation).",
         (SubjectType.PERSON,),
+        answer_headers=NATIVE_HEADERS,
     ),
-    RouteDoc("/v1/openapi.json", "get", "This OpenAPI document"),
-    RouteDoc("/docs", "get", "This document as a readable page (no key)", key_required=False),
+    RouteDoc(
+        "/v1/openapi.json",
+        "get",
+        "This OpenAPI document",
+        answer={JSON: {"type": "object", "required": ["openapi", "paths"]}},
+    ),
+    RouteDoc("/docs", "get", "This document as a readable page (no key)", key_required=False, answer=HTML),
     RouteDoc(
         "/",
         "get",
         "A page to try the service, watch tasks and see usage (no key to load it)",
         key_required=False,
+        answer=HTML,
     ),
-    RouteDoc("/static/{name}", "get", "The page's styles and scripts (no key)", key_required=False),
+    RouteDoc(
+        "/static/{name}",
+        "get",
+        "The page's styles and scripts (no key)",
+        key_required=False,
+        answer={media: {"type": "string"} for media in ("text/css", "application/javascript")},
+    ),
     RouteDoc(
         "/v1/results/{token}",
         "get",
         "A result link (no API key): redirects to the image while the link lasts",
         key_required=False,
-        extra_responses={
-            302: "the image, presigned for 5 minutes",
-            403: "not a link this service made",
-            410: "the link expired",
-        },
+        answer_status=302,
+        answer_headers=("Location",),
+        extra_responses={403: "not a link this service made", 410: "the link expired"},
     ),
     RouteDoc(
         "/v1/usage",
         "get",
         "Calls made and charged per day and route for this API key",
         "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days.",
+        query={"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}},
+        answer={JSON: {"$ref": "#/components/schemas/Usage"}},
     ),
     RouteDoc(
         "/v1/tasks",
@@ -112,6 +141,12 @@ ROUTES = [
         "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
         "to wait for the result, callback_url to be POSTed the final task once.",
         MATTE_TYPES,
+        query={
+            "sync": {"type": "boolean", "default": False},
+            "return_type": RETURN_TYPE,
+            "callback_url": {"type": "string", "format": "uri"},
+        },
+        answer=TASK,
     ),
     RouteDoc(
         "/v1/costume",
@@ -123,12 +158,14 @@ ROUTES = [
         "classes found with their share of the image, and the class map (0 background, 1 tops .. 8 hat, "
         "9 rest of the person) when a mask is asked for.",
         (SubjectType.COSTUME,),
+        answer={JSON: {"type": "object", "required": ["request_id"]}},
     ),
     RouteDoc(
         "/v1/tasks/{task_id}",
         "get",
         "A task's state, progress, timestamps and result",
-        extra_responses={404: "no such task for this API key"},
+        query={"return_type": RETURN_TYPE},
+        answer=TASK,
     ),
 ]
 
@@ -331,17 +368,24 @@ def result_link_route(token: str) -> Response[Any]:
     )
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(routes: list[RouteDoc] | None = None, title: str = "alphacut") -> dict[str, Any]:
+    """The document of the API this request came to, with its own URL as the server on AWS."""
     headers = app.current_event.headers or {}
     host = next((v for k, v in headers.items() if k.lower() == "host"), None)
     stage = (app.current_event.get("requestContext") or {}).get("stage")
     server = f"https://{host}/{stage}" if host and stage and "execute-api" in host else None
-    return build_openapi(ROUTES + VENDOR_ROUTES, server)
+    return build_openapi(ROUTES + VENDOR_ROUTES if routes is None else routes, server, title)
 
 
 @app.get("/v1/openapi.json")
 def openapi_route() -> Response[Any]:
     return json_response(200, openapi_document())
+
+
+@app.get("/v1.0/openapi.json")
+def removebg_openapi_route() -> Response[Any]:
+    """remove.bg's API has its own host on AWS: its own document, with that host as the server."""
+    return json_response(200, openapi_document(REMOVEBG_ROUTES, "alphacut: remove.bg's API"))
 
 
 @app.get("/docs")
@@ -380,7 +424,7 @@ def error_answer(error: Exception) -> Response[Any]:
 
 
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
-KEYLESS = frozenset(route.path for route in ROUTES + VENDOR_ROUTES if not route.key_required)
+KEYLESS = frozenset(route.path for route in ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES if not route.key_required)
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
 # deadline guard turns an answer ready after API Gateway's 29 s into an uncharged 504
 app.use(

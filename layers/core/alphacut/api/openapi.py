@@ -13,19 +13,40 @@ from typing import Any
 from alphacut import __version__
 from alphacut.options import MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
 
+# what the function answers (the one error table's statuses) and what API Gateway answers itself
 ERROR_STATUSES = {
     400: "a field is wrong (named in error.field)",
-    401: "no or unknown API key (x-api-key)",
-    413: "image over the byte or pixel limit",
+    404: "no such thing (a task, a link, a page)",
+    409: "an Idempotency-Key reused with another request, or that request still running",
+    413: "image over the byte or pixel limit, or a body over API Gateway's 10 MB / Lambda's 6 MB",
     415: "not an image, or a body type not read",
     422: "image damaged, too small, or image_url not downloadable",
-    429: "over the usage plan's rate or daily quota",
     500: "server error (quote request_id)",
+    502: "API Gateway: the function failed",
+    504: "the answer was not ready within API Gateway's 29 s",
 }
+GATEWAY_ONLY = (502,)  # answered by API Gateway alone: {"message"}
+GATEWAY_TOO = (413, 504)  # answered by the function or by API Gateway
+KEY_STATUSES = {
+    "native": {401: "no or unknown API key (x-api-key)", 429: "over the usage plan's rate or daily quota"},
+    "removebg": {
+        403: "remove.bg: no or unknown API key (X-Api-Key)",
+        402: "remove.bg: the key's daily quota is spent (insufficient credits)",
+        429: "remove.bg: over the key's request rate",
+    },
+}
+ERROR_SCHEMA = {"native": "Error", "removebg": "RemoveBgErrors"}
+JSON = "application/json"
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
 
 
 @dataclass(frozen=True)
 class RouteDoc:
+    """One operation of the document. Image routes (``types``) get the options model's parameters
+    and bodies; the others say theirs: ``query`` parameters, a ``body`` per content type, the
+    ``answer`` per content type (200 unless ``answer_status``), the ``errors`` schema their own
+    failures answer in (a vendor's envelope), and which REST API serves them (``api``)."""
+
     path: str
     method: str
     summary: str
@@ -34,6 +55,13 @@ class RouteDoc:
     extra_responses: dict[int, str] = field(default_factory=dict)
     tag: str = "native"  # native | vendor-compatible
     key_required: bool = True
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    body: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answer_status: int = 200
+    errors: dict[str, Any] | None = None  # None: the API's own error schema
+    api: str = "native"  # native | removebg: the REST API (its gateway responses apply)
+    answer_headers: tuple[str, ...] = ("X-Request-Id",)
 
     @property
     def takes_image(self) -> bool:
@@ -116,19 +144,18 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
     }
 
 
-def _image_operation(route: RouteDoc) -> dict[str, Any]:
-    options = option_schemas(route.types)
-    parameters = [
-        {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in options.items()
-    ]
+def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The image routes' bodies: the raw image (options in the query), multipart, JSON."""
     multipart = {
         "type": "object",
         "properties": {
             "image_file": {"type": "string", "format": "binary"},
             "image": {"type": "string", "format": "binary"},
+            "image_url": {"type": "string", "format": "uri"},
             "bg_image_file": {"type": "string", "format": "binary"},
             **options,
         },
+        "anyOf": [{"required": ["image_file"]}, {"required": ["image"]}, {"required": ["image_url"]}],
     }
     as_json = {
         "type": "object",
@@ -138,125 +165,236 @@ def _image_operation(route: RouteDoc) -> dict[str, Any]:
             "image_url": {"type": "string", "format": "uri", "description": "http(s), public addresses only"},
             **options,
         },
+        "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}],
     }
-    image_answer = {"type": "string", "format": "binary"}
+    raw = {"schema": {"type": "string", "format": "binary"}}
     return {
-        "parameters": parameters,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
-                "multipart/form-data": {"schema": multipart},
-                "application/json": {"schema": as_json},
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "the cutout",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/CutoutAnswer"}},
-                    "image/png": {"schema": image_answer},
-                    "image/jpeg": {"schema": image_answer},
-                    "image/webp": {"schema": image_answer},
-                    "application/zip": {"schema": image_answer},
-                },
-            },
-            **_error_responses(route),
-        },
+        **{media: raw for media in IMAGE_TYPES},
+        "multipart/form-data": {"schema": multipart},
+        JSON: {"schema": as_json},
     }
 
 
-def _error_responses(route: RouteDoc) -> dict[str, Any]:
-    statuses = dict(ERROR_STATUSES) | route.extra_responses
-    if not route.takes_image:
-        statuses = {k: v for k, v in statuses.items() if k in (401, 429, 500)} | route.extra_responses
+def image_answers() -> dict[str, Any]:
+    image = {"schema": {"type": "string", "format": "binary"}}
     return {
-        str(status): {
-            "description": text,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        JSON: {"schema": {"$ref": "#/components/schemas/CutoutAnswer"}},
+        **{media: image for media in ("image/png", "image/jpeg", "image/webp", "application/zip")},
+    }
+
+
+def _query(options: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in options.items()
+    ]
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [
+        segment[1:-1] for segment in path.split("/") if segment.startswith("{") and segment.endswith("}")
+    ]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in names
+    ]
+
+
+def _responses(route: RouteDoc, answer: dict[str, Any]) -> dict[str, Any]:
+    """Every status the route can answer: its result, its own errors, API Gateway's."""
+    own = route.errors or {"$ref": f"#/components/schemas/{ERROR_SCHEMA[route.api]}"}
+    if route.errors is not None and route.api == "native":
+        own = {"anyOf": [route.errors, {"$ref": "#/components/schemas/Error"}]}  # middleware refusals
+    gateway = {"$ref": "#/components/schemas/GatewayMessage"}
+    responses: dict[str, Any] = {
+        str(route.answer_status): {
+            "description": route.summary,
+            "headers": _headers(route.answer_headers),
+            **({"content": answer} if answer else {}),
         }
-        for status, text in sorted(statuses.items())
+    }
+    statuses = dict(ERROR_STATUSES) | route.extra_responses
+    if route.key_required:
+        statuses |= KEY_STATUSES[route.api]
+    for status, text in sorted(statuses.items()):
+        if status == route.answer_status:
+            continue
+        if status in GATEWAY_ONLY:
+            schema: dict[str, Any] = gateway
+        elif status in GATEWAY_TOO:
+            schema = {"anyOf": [own, gateway]}
+        elif status in KEY_STATUSES[route.api]:
+            schema = {"$ref": f"#/components/schemas/{ERROR_SCHEMA[route.api]}"}  # the gateway response
+        else:
+            schema = own
+        answer_headers = ("Retry-After",) if status == 429 else ()
+        if 300 <= status < 400:
+            responses[str(status)] = {"description": text, "headers": _headers(("Location",), required=True)}
+            continue
+        responses[str(status)] = {
+            "description": text,
+            "headers": _headers(answer_headers),
+            "content": {JSON: {"schema": schema}},
+        }
+    return responses
+
+
+def _headers(names: tuple[str, ...], required: bool = False) -> dict[str, Any]:
+    from alphacut.api.cors import ANSWER_HEADERS
+
+    described = ANSWER_HEADERS | {"Location": "where the result is (a presigned link)"}
+    return {
+        name: {"description": described[name], "required": required, "schema": {"type": "string"}}
+        for name in names
     }
 
 
-COMPONENTS = {
+def _operation(route: RouteDoc) -> dict[str, Any]:
+    operation_id = "".join(c if c.isalnum() else "_" for c in f"{route.method}_{route.path.strip('/')}")
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": operation_id.strip("_"),
+        "tags": [route.tag],
+        "security": [{"api_key": []}] if route.key_required else [],
+    }
+    if route.description:
+        operation["description"] = route.description
+    parameters = _path_parameters(route.path) + _query(route.query)
+    body, answer = dict(route.body), dict(route.answer)
+    if route.takes_image:
+        options = option_schemas(route.types) | route.query
+        parameters = _path_parameters(route.path) + _query(options)
+        body = body or image_bodies(options)
+        answer = answer or image_answers()
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = {"required": True, "content": {k: _schema(v) for k, v in body.items()}}
+    operation["responses"] = _responses(route, {k: _schema(v) for k, v in answer.items()})
+    return operation
+
+
+def _schema(content: dict[str, Any]) -> dict[str, Any]:
+    """A content entry: ``{"schema": ...}`` as given, or a bare schema wrapped."""
+    return content if "schema" in content else {"schema": content}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+ERROR_DETAIL = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": STRING, "message": STRING, "field": STRING, "limit": {}},
+}
+COMPONENTS: dict[str, Any] = {
     "securitySchemes": {"api_key": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
     "schemas": {
         "Error": {
             "type": "object",
             "required": ["error", "request_id"],
+            "properties": {"request_id": STRING, "error": ERROR_DETAIL, "message": STRING},
+        },
+        "GatewayMessage": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {"message": STRING},
+            "description": "API Gateway's own answer (no function ran)",
+        },
+        "RemoveBgErrors": {
+            "type": "object",
+            "required": ["errors"],
             "properties": {
-                "request_id": {"type": "string"},
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "field": {"type": "string"},
-                        "limit": {},
+                "errors": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["title", "code"],
+                        "properties": {"title": STRING, "code": STRING, "detail": STRING},
                     },
-                },
+                }
             },
         },
         "Delivered": {
             "type": ["object", "null"],
             "properties": {
-                "content_type": {"type": "string"},
-                "bytes": {"type": "integer"},
-                "base64": {"type": "string"},
-                "url": {"type": "string"},
-                "expires_at": {"type": "integer"},
+                "content_type": STRING,
+                "bytes": INTEGER,
+                "base64": STRING,
+                "url": STRING,
+                "expires_at": INTEGER,
             },
         },
         "CutoutAnswer": {
             "type": "object",
             "properties": {
-                "request_id": {"type": "string"},
-                "type": {"type": "string"},
-                "width": {"type": "integer"},
-                "height": {"type": "integer"},
-                "input": {
-                    "type": "object",
-                    "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}},
-                },
+                "request_id": STRING,
+                "type": STRING,
+                "width": INTEGER,
+                "height": INTEGER,
+                "input": {"type": "object", "properties": {"width": INTEGER, "height": INTEGER}},
                 "found": {"type": "boolean"},
                 "bbox": {
                     "type": ["object", "null"],
-                    "properties": {
-                        k: {"type": "integer"} for k in ("left", "top", "right", "bottom", "width", "height")
-                    },
+                    "properties": {k: INTEGER for k in ("left", "top", "right", "bottom", "width", "height")},
                 },
                 "image": {"$ref": "#/components/schemas/Delivered"},
                 "mask": {"$ref": "#/components/schemas/Delivered"},
                 "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
             },
         },
+        "Task": {
+            "type": "object",
+            "required": ["status", "message", "data"],
+            "properties": {
+                "status": INTEGER,
+                "message": STRING,
+                "request_id": STRING,
+                "data": {
+                    "type": "object",
+                    "required": ["task_id", "state", "progress"],
+                    "properties": {
+                        "task_id": STRING,
+                        "state": {"type": "integer", "description": "1 done, 0/2/3/4 under way, <0 failed"},
+                        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                        "type": STRING,
+                        "output_type": STRING,
+                        "return_type": STRING,
+                        "created_at": INTEGER,
+                        "processed_at": {"type": ["integer", "null"]},
+                        "completed_at": {"type": ["integer", "null"]},
+                        "image": STRING,
+                        "mask": STRING,
+                        "width": {"type": ["integer", "null"]},
+                        "height": {"type": ["integer", "null"]},
+                        "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
+                    },
+                },
+            },
+        },
+        "Usage": {
+            "type": "object",
+            "required": ["request_id", "key_id"],
+            "properties": {
+                "request_id": STRING,
+                "key_id": STRING,
+                "daily_quota": {"type": ["integer", "null"]},
+                "days": {"type": "array", "items": {"type": "object"}},
+            },
+        },
     },
 }
 
 
-def build_openapi(routes: list[RouteDoc], server_url: str | None = None) -> dict[str, Any]:
+def build_openapi(
+    routes: list[RouteDoc], server_url: str | None = None, title: str = "alphacut"
+) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in routes:
-        operation_id = "".join(c if c.isalnum() else "_" for c in f"{route.method}_{route.path.strip('/')}")
-        operation: dict[str, Any] = {
-            "summary": route.summary,
-            "operationId": operation_id,
-            "tags": [route.tag],
-            "security": [{"api_key": []}] if route.key_required else [],
-        }
-        if route.description:
-            operation["description"] = route.description
-        if route.takes_image:
-            operation.update(_image_operation(route))
-        else:
-            operation["responses"] = {"200": {"description": route.summary}, **_error_responses(route)}
-        paths.setdefault(route.path, {})[route.method] = operation
+        paths.setdefault(route.path, {})[route.method] = _operation(route)
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
-            "title": "alphacut",
+            "title": title,
             "version": __version__,
             "description": "Background removal: cutout, selfie, costume, async tasks, usage, and routes "
             "compatible with other services. Every answer carries a request id; "

@@ -104,6 +104,7 @@ KNOWN = {*SOURCES, *TRANSLATED, *ACCEPTED_AS_IS, "type", "type_level", "bg_image
 MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS = 50, 500  # remove.bg's crop_margin limits
 DEFAULT_SIZE = "preview"  # remove.bg's default
 DEFAULT_FORMAT = "auto"
+ACCOUNT_CONTENT_TYPE = "application/json; charset=utf-8"  # remove.bg's, to the letter: clients compare it
 
 
 class RemoveBgRefusal(InvalidOption):
@@ -215,8 +216,15 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
             mapping["crop_margin"], "crop_margin", MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS
         )
     background = files.get("bg_image_file") or None
-    if mapping.get("bg_image_url", "").strip() and background is None:
-        background = process.SETTINGS.fetch(mapping["bg_image_url"].strip(), max_bytes, field="bg_image_url")
+    background_url = mapping.get("bg_image_url", "").strip()
+    if background_url and background is not None:
+        raise RemoveBgRefusal(
+            "give one background, not both bg_image_url and bg_image_file",
+            code="multiple_bg_sources",
+            field="bg_image_url",
+        )
+    if background_url:
+        background = process.SETTINGS.fetch(background_url, max_bytes, field="bg_image_url")
     return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
 
 
@@ -252,6 +260,9 @@ def answer(
         "X-Request-Id": request_id,
         "X-Width": str(result.width),
         "X-Height": str(result.height),
+        # the largest result this photo gives (size=full: its own size), as remove.bg says it
+        "X-Max-Width": str(result.source_size[0]),
+        "X-Max-Height": str(result.source_size[1]),
         **{"X-Foreground-" + name.split("_")[1].title(): str(value) for name, value in box.items()},
     }
     if kind is not None:
@@ -327,7 +338,8 @@ def account_route() -> Response[Any]:
                 "resets_at": next_utc_midnight(),
             },
         }
-        return json_response(200, {"data": {"attributes": attributes}}, {"X-Request-Id": request_id})
+        headers = {"X-Request-Id": request_id, "Content-Type": ACCOUNT_CONTENT_TYPE}
+        return json_response(200, {"data": {"attributes": attributes}}, headers)
 
     return vendor_answer(
         router, build, lambda error, status, rid: errors_body(error), billable=False, status_for=error_status
