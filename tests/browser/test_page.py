@@ -216,3 +216,87 @@ def test_the_docs_page_renders_the_reference_with_vendor_routes_under_their_tag(
     }
     assert {"/v1.0/removebg", "/api/cutout/", "/jdai/SelfieSeg"} <= vendor
     assert {"/v1/cutout", "/v1/tasks", "/v1/usage"} <= native
+
+
+# ---- another web site calling both APIs (CORS) ------------------------------------------------------
+SHOP_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>a shop</title></head><body>
+<h1>A shop's own page</h1><img id="removebg" alt=""><img id="cutout" alt=""><pre id="log">...</pre>
+<script>
+const base = %(base)s, key = %(key)s;
+const photo = Uint8Array.from(atob(%(photo)s), c => c.charCodeAt(0));
+async function run() {
+  const form = new FormData();
+  form.append("image_file", new Blob([photo], {type: "image/jpeg"}), "photo.jpg");
+  const removebg = await fetch(base + "/v1.0/removebg",
+    {method: "POST", headers: {"X-Api-Key": key}, body: form});
+  const credits = removebg.headers.get("X-Credits-Charged");
+  document.getElementById("removebg").src = URL.createObjectURL(await removebg.blob());
+  const cutout = await fetch(base + "/v1/cutout?size=preview", {
+    method: "POST", body: photo,
+    headers: {"x-api-key": key, "Content-Type": "image/jpeg", "Accept": "image/png",
+              "Idempotency-Key": "shop-1"}});
+  const width = cutout.headers.get("X-Alphacut-Width");
+  document.getElementById("cutout").src = URL.createObjectURL(await cutout.blob());
+  document.getElementById("log").textContent = JSON.stringify(
+    {removebg: removebg.status, credits: credits, cutout: cutout.status, width: width});
+}
+run().catch(error => { document.getElementById("log").textContent = "failed: " + error; });
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def shop_site(stack, admin, photo):
+    """A page served from another origin (another loopback address and port than the stack's)."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from alphacut_dev.local.stack import free_port
+
+    key = new_key(admin, stack).key
+    html = SHOP_PAGE % {
+        "base": json.dumps(stack.url),
+        "key": json.dumps(key),
+        "photo": json.dumps(base64.b64encode(photo).decode()),
+    }
+
+    class Page(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    host = "127.0.0.3"
+    server = ThreadingHTTPServer((host, free_port(host)), Page)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://{host}:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_a_page_on_another_origin_calls_both_apis_with_fetch(browser, shop_site, stack):
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    assert not shop_site.startswith(stack.url)
+    browser.get(shop_site)
+    log = browser.find_element(By.ID, "log")
+    wait_for(browser, lambda: log.text.startswith(("{", "failed")))
+    browser.save_screenshot(str(SHOTS / "20_other_origin.png"))
+    answers = json.loads(log.text) if log.text.startswith("{") else {"failed": log.text}
+    assert {k: answers.get(k) for k in ("removebg", "credits", "cutout")} == {
+        "removebg": 200,
+        "credits": "1",
+        "cutout": 200,
+    }, answers
+    assert int(answers["width"]) > 0  # an exposed header, readable by the page
+    for element_id in ("removebg", "cutout"):
+        script = "return document.getElementById(arguments[0]).naturalWidth"
+        wait_for(browser, lambda: browser.execute_script(script, element_id) > 0)  # noqa: B023
+        assert (shown_alpha(browser, element_id) == 0).any()  # a cutout: some background made clear

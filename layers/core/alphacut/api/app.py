@@ -20,7 +20,7 @@ from alphacut.api import process, snapstart, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
-from alphacut.api.openapi import JSON, RouteDoc, build_openapi
+from alphacut.api.openapi import JSON, RouteDoc, build_openapi, empty_unset
 from alphacut.api.request import (
     BACKGROUND_FIELDS,
     SOURCE_FIELDS,
@@ -131,7 +131,7 @@ ROUTES = [
         "get",
         "Calls made and charged per day and route for this API key",
         "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days.",
-        query={"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}},
+        query={name: empty_unset({"type": "string", "format": "date"}) for name in ("from", "to")},
         answer={JSON: {"$ref": "#/components/schemas/Usage"}},
     ),
     RouteDoc(
@@ -144,7 +144,7 @@ ROUTES = [
         query={
             "sync": {"type": "boolean", "default": False},
             "return_type": RETURN_TYPE,
-            "callback_url": {"type": "string", "format": "uri"},
+            "callback_url": empty_unset({"type": "string", "format": "uri"}),
         },
         answer=TASK,
     ),
@@ -424,7 +424,8 @@ def error_answer(error: Exception) -> Response[Any]:
 
 
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
-KEYLESS = frozenset(route.path for route in ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES if not route.key_required)
+ALL_ROUTES = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES
+KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
 # deadline guard turns an answer ready after API Gateway's 29 s into an uncharged 504
 app.use(

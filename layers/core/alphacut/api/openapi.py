@@ -268,9 +268,27 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if body:
-        operation["requestBody"] = {"required": True, "content": {k: _schema(v) for k, v in body.items()}}
+        content = {k: _schema(v) for k, v in body.items()}
+        if JSON in content:
+            content[JSON] = {"schema": nulls_unset(content[JSON]["schema"])}
+        operation["requestBody"] = {"required": True, "content": content}
     operation["responses"] = _responses(route, {k: _schema(v) for k, v in answer.items()})
     return operation
+
+
+def nulls_unset(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON body's optional members may be null: the parsers read null as not given."""
+    required = set(schema.get("required", []))
+    properties = {
+        name: member if name in required else {"anyOf": [member, {"type": "null"}]}
+        for name, member in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties}
+
+
+def empty_unset(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter whose empty value means not given (``?to=``), as forms send it."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
 
 
 def _schema(content: dict[str, Any]) -> dict[str, Any]:

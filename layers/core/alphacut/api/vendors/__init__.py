@@ -6,6 +6,8 @@ vendor's own envelope, field names and error codes. A customer switches by chang
 Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them all.
 """
 
+from typing import Any
+
 from alphacut.api.openapi import IMAGE_TYPES, JSON, RouteDoc
 from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
 
@@ -39,7 +41,7 @@ PICWISH = {
     "required": ["status"],
     "properties": {"status": WHOLE, "message": TEXT, "data": OBJECT},
 }
-AIDGE_FIELDS = {
+AIDGE_FIELDS: dict[str, dict[str, Any]] = {
     "imageUrl": {"type": "string", "format": "uri"},
     "imageBase64": TEXT,
     "backGroundType": {"type": "string", "enum": ["WHITE_BACKGROUND", "TRANSPARENT"]},
