@@ -379,12 +379,14 @@ def openapi_document(routes: list[RouteDoc] | None = None, title: str = "alphacu
 
 @app.get("/v1/openapi.json")
 def openapi_route() -> Response[Any]:
+    app.append_context(exact_envelope=True)  # the document as written: no charge/remain members
     return json_response(200, openapi_document())
 
 
 @app.get("/v1.0/openapi.json")
 def removebg_openapi_route() -> Response[Any]:
     """remove.bg's API has its own host on AWS: its own document, with that host as the server."""
+    app.append_context(exact_envelope=True)
     return json_response(200, openapi_document(REMOVEBG_ROUTES, "alphacut: remove.bg's API"))
 
 
