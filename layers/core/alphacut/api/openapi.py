@@ -117,12 +117,14 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
             "type": "string",
             "description": "hex (#ffffff, fff; #ffffff80 see-through) or colour name; jpg defaults to white",
         },
-        "bg_image_url": {
-            "type": "string",
-            "format": "uri",
-            "description": "a background picture, scaled to cover (or upload bg_image_file, "
-            "or bg_image_base64 in JSON)",
-        },
+        "bg_image_url": empty_unset(
+            {
+                "type": "string",
+                "format": "uri",
+                "description": "a background picture, scaled to cover (or upload bg_image_file, "
+                "or bg_image_base64 in JSON)",
+            }
+        ),
         "crop": {"type": "boolean", "default": False, "description": "crop to the subject"},
         "crop_margin": {
             "type": "string",

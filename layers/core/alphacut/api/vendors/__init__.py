@@ -23,7 +23,8 @@ ROUTERS = [
 BINARY = {"type": "string", "format": "binary"}
 TEXT = {"type": "string"}
 WHOLE = {"type": "integer"}
-FLAG = {"type": "string", "enum": ["0", "1", "true", "false"]}
+# a yes/no as forms send it, or as JSON (true/false, 1/0)
+FLAG: dict[str, Any] = {"enum": ["0", "1", "true", "false", True, False, 0, 1]}
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
 PICWISH_FIELDS = {
