@@ -147,6 +147,7 @@ ROUTES = [
             "callback_url": empty_unset({"type": "string", "format": "uri"}),
         },
         answer=TASK,
+        without_options=("return",),  # the task answer: return_type
     ),
     RouteDoc(
         "/v1/costume",

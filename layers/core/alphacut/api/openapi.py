@@ -62,6 +62,7 @@ class RouteDoc:
     errors: dict[str, Any] | None = None  # None: the API's own error schema
     api: str = "native"  # native | removebg: the REST API (its gateway responses apply)
     answer_headers: tuple[str, ...] = ("X-Request-Id",)
+    without_options: tuple[str, ...] = ()  # image options this route does not take
 
     @property
     def takes_image(self) -> bool:
@@ -263,7 +264,11 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
     parameters = _path_parameters(route.path) + _query(route.query)
     body, answer = dict(route.body), dict(route.answer)
     if route.takes_image:
-        options = option_schemas(route.types) | route.query
+        options = {
+            name: schema
+            for name, schema in (option_schemas(route.types) | route.query).items()
+            if name not in route.without_options
+        }
         parameters = _path_parameters(route.path) + _query(options)
         body = body or image_bodies(options)
         answer = answer or image_answers()

@@ -28,7 +28,7 @@ FLAG: dict[str, Any] = {"enum": ["0", "1", "true", "false", True, False, 0, 1]}
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
 PICWISH_FIELDS = {
-    "image_url": {"type": "string", "format": "uri"},
+    "image_url": {"type": "string", "description": "http(s) URL, fetched when the task runs"},
     "sync": FLAG,
     "type": {"type": "string", "enum": ["auto", "person", "object", "stamp"]},
     "return_type": {"type": "string", "enum": ["1", "2", "3"], "description": "1 url, 2 base64, 3 the image"},
