@@ -394,7 +394,7 @@ def removebg_openapi_route() -> Response[Any]:
 @app.get("/docs")
 def docs_route() -> Response[Any]:
     """The API reference, readable, with no key (the document is inline)."""
-    return web.docs_page(openapi_document())
+    return web.docs_page(openapi_document(ALL_ROUTES))  # remove.bg's routes too: one reference
 
 
 @app.not_found
