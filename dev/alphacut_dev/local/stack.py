@@ -8,6 +8,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
 import os
@@ -52,6 +53,39 @@ def path_pattern(resource: str) -> re.Pattern:
         parameter = re.fullmatch(r"\{(\w+)\+?\}", segment)
         parts.append(f"(?P<{parameter.group(1)}>[^/]+)" if parameter else re.escape(segment))
     return re.compile("/" + "/".join(parts) + "/?")  # API Gateway ignores a trailing slash
+
+
+def journalled_transaction(transact_write_items):
+    """moto's TransactWriteItems, rolled back from a journal of the items it touches (their
+    attributes before, or their absence) rather than from deep copies of whole tables."""
+
+    def transact(backend, transact_items, *args, **kwargs):
+        journal = []
+        for entry in transact_items:
+            operation = next(iter(entry.values()))
+            table = backend.tables.get(operation.get("TableName"))
+            if table is None:
+                continue
+            attributes = operation.get("Item") or operation.get("Key") or {}
+            names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+            if not all(n in attributes for n in names):
+                continue  # moto refuses the request itself: nothing is written
+            key = {n: attributes[n] for n in names}
+            before = backend.get_item(table.name, key)
+            journal.append(
+                (table.name, key, copy.deepcopy(before.to_json()["Attributes"]) if before else None)
+            )
+        try:
+            return transact_write_items(backend, transact_items, *args, **kwargs)
+        except Exception:
+            for table_name, key, attributes in reversed(journal):
+                if attributes is None:
+                    backend.delete_item(table_name, key)
+                else:
+                    backend.put_item(table_name, attributes)
+            raise
+
+    return transact
 
 
 @dataclass
@@ -386,17 +420,25 @@ class LocalStack:
         import threading
 
         from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.table import Table
 
         lock = threading.RLock()  # re-entrant: a transaction's writes may call the others
         for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
             original = getattr(DynamoDBBackend, name)
             self._dynamodb_writes[name] = original
+            if name == "transact_write_items":
+                original = journalled_transaction(original)
 
             def serialised(*args, _original=original, **kwargs):
                 with lock:
                     return _original(*args, **kwargs)
 
             setattr(DynamoDBBackend, name, serialised)
+        # moto backs up each table a transaction touches with a deep copy, to roll back on failure:
+        # the usage table holds a marker per metered call, so every call copied thousands of items
+        # (a Schemathesis run grew the process by GBs). The journal above rolls back instead.
+        self._dynamodb_writes["Table.__deepcopy__"] = getattr(Table, "__deepcopy__", None)
+        Table.__deepcopy__ = lambda table, memo: table
 
     def stop(self) -> None:
         for poller in self.pollers:
@@ -409,7 +451,13 @@ class LocalStack:
         self.aws_rules.restore()
         if self._dynamodb_writes:
             from moto.dynamodb.models import DynamoDBBackend
+            from moto.dynamodb.models.table import Table
 
+            table_copy = self._dynamodb_writes.pop("Table.__deepcopy__", None)
+            if table_copy is None:
+                del Table.__deepcopy__
+            else:
+                Table.__deepcopy__ = table_copy
             for name, original in self._dynamodb_writes.items():
                 setattr(DynamoDBBackend, name, original)
             self._dynamodb_writes = {}
