@@ -110,7 +110,7 @@ def generated_client(documents, tmp_path_factory):
             "--path",
             str(documents["native"]),
             "--output-path",
-            str(folder / "alphacut_client"),
+            str(folder / "generated_client"),
             "--meta",
             "none",
             "--config",
@@ -125,16 +125,16 @@ def generated_client(documents, tmp_path_factory):
     assert "WARNING" not in result.stdout, result.stdout
     sys.path.insert(0, str(folder))
     try:
-        yield importlib.import_module("alphacut_client")
+        yield importlib.import_module("generated_client")  # not alphacut_client: ours has that name
     finally:
         sys.path.remove(str(folder))
 
 
 def test_a_generated_client_makes_a_cutout_a_task_and_a_usage_call(generated_client, stack, tools_key, photo):
-    from alphacut_client.api.native import get_v1_tasks_task_id, get_v1_usage, post_v1_cutout, post_v1_tasks
-    from alphacut_client.models import CutoutAnswer, Task, Usage
-    from alphacut_client.models.post_v1_cutout_return import PostV1CutoutReturn
-    from alphacut_client.types import File
+    from generated_client.api.native import get_v1_tasks_task_id, get_v1_usage, post_v1_cutout, post_v1_tasks
+    from generated_client.models import CutoutAnswer, Task, Usage
+    from generated_client.models.post_v1_cutout_return import PostV1CutoutReturn
+    from generated_client.types import File
 
     client = generated_client.AuthenticatedClient(
         base_url=stack.url, token=tools_key.key, prefix="", auth_header_name="x-api-key", timeout=120

@@ -289,7 +289,9 @@ def test_openapi_lists_routes_and_options(api):
     cutout = spec["paths"]["/v1/cutout"]["post"]
     params = {p["name"]: p["schema"] for p in cutout["parameters"]}
     assert params["type"]["enum"] == ["auto", "object", "person", "stamp"]
-    assert set(cutout["requestBody"]["content"]) == {"image/*", "multipart/form-data", "application/json"}
+    assert {"image/jpeg", "image/png", "multipart/form-data", "application/json"} <= set(
+        cutout["requestBody"]["content"]
+    )
     assert {"size", "roi", "scale", "position", "channels", "bg_image_url"} <= set(params)
     assert {"400", "401", "413", "415", "422", "429", "500"} <= set(cutout["responses"])
     assert spec["paths"]["/v1/selfie"]["post"]["parameters"][0]["schema"]["enum"] == ["person"]

@@ -72,6 +72,7 @@ _FORMAT_ALIASES = {"jpeg": "jpg"}
 AUTO_FORMAT = "auto"  # png where the result has transparency, jpg where a background fills it
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+BOOLEAN_WORDS = sorted(_TRUE | _FALSE)  # what ``parse_bool`` reads as text (the OpenAPI documents say it)
 _MARGIN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(px|%)?\s*$")
 _SEPARATORS = re.compile(r"[\s,]+")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alphacut import __version__
-from alphacut.options import MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
+from alphacut.options import BOOLEAN_WORDS, MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
 ERROR_STATUSES = {
@@ -277,19 +277,27 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
     if body:
         content = {k: _schema(v) for k, v in body.items()}
         if JSON in content:
-            content[JSON] = {"schema": nulls_unset(content[JSON]["schema"])}
+            content[JSON] = {"schema": as_json_reads(content[JSON]["schema"])}
         operation["requestBody"] = {"required": True, "content": content}
     operation["responses"] = _responses(route, {k: _schema(v) for k, v in answer.items()})
     return operation
 
 
-def nulls_unset(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON body's optional members may be null: the parsers read null as not given."""
+# a yes/no as the parsers read it: JSON's true/false, the words forms send, 0 and 1
+FLAG: dict[str, Any] = {"enum": [True, False, *BOOLEAN_WORDS, 0, 1]}
+
+
+def as_json_reads(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON body as the parsers read it: optional members may be null (not given), and a yes/no
+    member takes the words and numbers forms send as well as true/false."""
     required = set(schema.get("required", []))
-    properties = {
-        name: member if name in required else {"anyOf": [member, {"type": "null"}]}
-        for name, member in schema.get("properties", {}).items()
-    }
+
+    def member(name: str, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type") == "boolean":
+            value = {k: v for k, v in value.items() if k != "type"} | FLAG
+        return value if name in required else {"anyOf": [value, {"type": "null"}]}
+
+    properties = {name: member(name, value) for name, value in schema.get("properties", {}).items()}
     return {**schema, "properties": properties}
 
 

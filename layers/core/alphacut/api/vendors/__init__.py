@@ -8,7 +8,7 @@ Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them 
 
 from typing import Any
 
-from alphacut.api.openapi import IMAGE_TYPES, JSON, RouteDoc
+from alphacut.api.openapi import FLAG, IMAGE_TYPES, JSON, RouteDoc
 from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
 
 ROUTERS = [
@@ -23,8 +23,7 @@ ROUTERS = [
 BINARY = {"type": "string", "format": "binary"}
 TEXT = {"type": "string"}
 WHOLE = {"type": "integer"}
-# a yes/no as forms send it, or as JSON (true/false, 1/0)
-FLAG: dict[str, Any] = {"enum": ["0", "1", "true", "false", True, False, 0, 1]}
+
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
 PICWISH_FIELDS = {
