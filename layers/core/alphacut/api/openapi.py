@@ -278,27 +278,49 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
         content = {k: _schema(v) for k, v in body.items()}
         if JSON in content:
             content[JSON] = {"schema": as_json_reads(content[JSON]["schema"])}
+        content = {k: {"schema": one_object_per_source(v["schema"])} for k, v in content.items()}
         operation["requestBody"] = {"required": True, "content": content}
     operation["responses"] = _responses(route, {k: _schema(v) for k, v in answer.items()})
     return operation
 
 
 # a yes/no as the parsers read it: JSON's true/false, the words forms send, 0 and 1
-FLAG: dict[str, Any] = {"enum": [True, False, *BOOLEAN_WORDS, 0, 1]}
+FLAG: dict[str, Any] = {
+    "anyOf": [
+        {"type": "boolean"},
+        {"type": "string", "enum": BOOLEAN_WORDS},
+        {"type": "integer", "enum": [0, 1]},
+    ]
+}
 
 
 def as_json_reads(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON body as the parsers read it: optional members may be null (not given), and a yes/no
-    member takes the words and numbers forms send as well as true/false."""
+    """A JSON body as the parsers read it: optional members may be null (not given), a yes/no
+    member takes the words and numbers forms send as well as true/false, and a free-text member a
+    number (read as its text)."""
     required = set(schema.get("required", []))
 
     def member(name: str, value: dict[str, Any]) -> dict[str, Any]:
         if value.get("type") == "boolean":
             value = {k: v for k, v in value.items() if k != "type"} | FLAG
+        elif value.get("type") == "string" and not {"enum", "format"} & set(value):
+            value = {**value, "type": ["string", "number"]}  # a number is read as its text
         return value if name in required else {"anyOf": [value, {"type": "null"}]}
 
     properties = {name: member(name, value) for name, value in schema.get("properties", {}).items()}
     return {**schema, "properties": properties}
+
+
+def one_object_per_source(schema: dict[str, Any]) -> dict[str, Any]:
+    """``properties`` with ``anyOf: [{"required": [source]}, ...]`` (one of the image sources is
+    required) as one whole object per source: the same constraint, in a form code generators turn
+    into one model per variant rather than an untyped body."""
+    variants = schema.get("anyOf")
+    if not variants or "properties" not in schema or any(set(v) != {"required"} for v in variants):
+        return schema
+    base = {k: v for k, v in schema.items() if k != "anyOf"}
+    required = list(base.get("required", []))
+    return {"anyOf": [{**base, "required": required + v["required"]} for v in variants]}
 
 
 def empty_unset(schema: dict[str, Any]) -> dict[str, Any]:
