@@ -117,11 +117,13 @@ def render_refusal(
 
 
 def declared_headers(declared: dict | None) -> dict[str, str]:
-    """A gateway response's headers as the template declares them (static values, quoted)."""
-    return {
-        name.removeprefix("gatewayresponse.header."): value.strip("'")
-        for name, value in ((declared or {}).get("responseParameters") or {}).items()
-    }
+    """A gateway response's headers as the template declares them."""
+    return static_headers((declared or {}).get("responseParameters") or {}, "gatewayresponse.header.")
+
+
+def static_headers(parameters: dict[str, str], prefix: str) -> dict[str, str]:
+    """Response parameters as API Gateway sends them: ``<prefix><name>`` -> the quoted static value."""
+    return {name.removeprefix(prefix): value.strip("'") for name, value in parameters.items()}
 
 
 def fill_context(template: str, request_id: str) -> bytes:

@@ -28,6 +28,7 @@ from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
+from alphacut_dev.local.gateway import static_headers
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.loops import BackgroundLoop
 from alphacut_dev.local.worker import FunctionSpec, serve
@@ -932,10 +933,7 @@ class LocalStack:
     def _mock_route(method, path, pattern, integration, resolver: Resolver, api: str) -> Route:
         """API Gateway answers a mock integration itself: its default response's headers."""
         parameters = resolver.resolve(integration["responses"]["default"].get("responseParameters", {}))
-        headers = {
-            name.removeprefix("method.response.header."): value.strip("'")
-            for name, value in parameters.items()
-        }
+        headers = static_headers(parameters, "method.response.header.")
         return Route(method.upper(), path, pattern, "", key_required=False, api=api, mock_headers=headers)
 
     # ---- keys and plans -------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from aws_lambda_powertools.event_handler import CORSConfig
 
 # what a page may send (the preflight's Access-Control-Allow-Headers, as template.yaml says it)
 ALLOWED_REQUEST_HEADERS = ("Content-Type", "Accept", "x-api-key", "Idempotency-Key")
-ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
 
 # every header an answer of either API may carry, with what it says (the OpenAPI document's too)
 ANSWER_HEADERS: dict[str, str] = {

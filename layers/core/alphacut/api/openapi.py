@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alphacut import __version__
+from alphacut.api.cors import ANSWER_HEADERS
 from alphacut.options import BOOLEAN_WORDS, MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
@@ -230,9 +231,6 @@ def _responses(route: RouteDoc, answer: dict[str, Any]) -> dict[str, Any]:
         else:
             schema = own
         answer_headers = ("Retry-After",) if status == 429 else ()
-        if 300 <= status < 400:
-            responses[str(status)] = {"description": text, "headers": _headers(("Location",), required=True)}
-            continue
         responses[str(status)] = {
             "description": text,
             "headers": _headers(answer_headers),
@@ -241,12 +239,12 @@ def _responses(route: RouteDoc, answer: dict[str, Any]) -> dict[str, Any]:
     return responses
 
 
-def _headers(names: tuple[str, ...], required: bool = False) -> dict[str, Any]:
-    from alphacut.api.cors import ANSWER_HEADERS
+HEADER_TEXTS = ANSWER_HEADERS | {"Location": "where the result is (a presigned link)"}
 
-    described = ANSWER_HEADERS | {"Location": "where the result is (a presigned link)"}
+
+def _headers(names: tuple[str, ...]) -> dict[str, Any]:
     return {
-        name: {"description": described[name], "required": required, "schema": {"type": "string"}}
+        name: {"description": HEADER_TEXTS[name], "required": False, "schema": {"type": "string"}}
         for name in names
     }
 
@@ -261,17 +259,16 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
     }
     if route.description:
         operation["description"] = route.description
-    parameters = _path_parameters(route.path) + _query(route.query)
-    body, answer = dict(route.body), dict(route.answer)
+    query, body, answer = route.query, dict(route.body), dict(route.answer)
     if route.takes_image:
-        options = {
+        query = {
             name: schema
             for name, schema in (option_schemas(route.types) | route.query).items()
             if name not in route.without_options
         }
-        parameters = _path_parameters(route.path) + _query(options)
-        body = body or image_bodies(options)
+        body = body or image_bodies(query)
         answer = answer or image_answers()
+    parameters = _path_parameters(route.path) + _query(query)
     if parameters:
         operation["parameters"] = parameters
     if body:
