@@ -55,8 +55,8 @@ def test_invocations_returns_the_pipelines_matte(model_server, photo_bytes, pipe
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
     served = np.asarray(Image.open(io.BytesIO(response.content)))
     image = pipeline.decode(photo_bytes)
-    # quality=auto is best (the picture and its mirror, averaged) where model time is cheap
-    default = Quality.AUTO.on(pipeline.models.engine.cheap_model)
+    # quality=auto is what Quality.on says for a person on this engine
+    default = Quality.AUTO.on(pipeline.models.engine.cheap_model, SubjectType.PERSON)
     expected = (pipeline.matte(image, SubjectType.PERSON, quality=default) * 255 + 0.5).astype(np.uint8)
     assert served.shape == expected.shape
     assert np.abs(served.astype(int) - expected).max() <= 1

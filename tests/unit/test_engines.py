@@ -7,7 +7,7 @@ import logging
 import pytest
 from alphacut.models import engines
 from alphacut.models.engines import choose_engine
-from alphacut.options import Quality
+from alphacut.options import Quality, SubjectType
 from alphacut.settings import EngineSettings, SettingError
 
 AMX = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
@@ -85,6 +85,8 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
 def test_quality_auto_is_best_only_where_the_engine_makes_model_time_cheap():
     assert Quality.AUTO.on(cheap_model=True) is Quality.BEST
     assert Quality.AUTO.on(cheap_model=False) is Quality.FAST
+    assert Quality.AUTO.on(cheap_model=True, subject=SubjectType.PERSON) is Quality.FAST
+    assert Quality.AUTO.on(cheap_model=True, subject=SubjectType.AUTO) is Quality.BEST
     assert Quality.FAST.on(cheap_model=True) is Quality.FAST
     assert Quality.BEST.on(cheap_model=False) is Quality.BEST
 

@@ -1,6 +1,13 @@
 import numpy as np
 import pytest
-from alphacut.matte import box_mean_planes, estimate_foreground, resize_matte, stamp_matte
+from alphacut.matte import (
+    box_mean_planes,
+    clean_matte,
+    estimate_foreground,
+    mirror_confirmed,
+    resize_matte,
+    stamp_matte,
+)
 from PIL import Image, ImageDraw
 
 
@@ -65,3 +72,48 @@ def test_stamp_extracts_the_seal_not_the_text(ink):
     assert alpha[text_mask].max() < 0.05
     assert alpha[paper_mask].max() < 0.01
     assert np.abs(colours[ink_mask].astype(int) - ink).mean() < 10
+
+
+def _disc(height: int, width: int, cy: float, cx: float, radius: float) -> np.ndarray:
+    y, x = np.mgrid[:height, :width]
+    return ((y - cy) ** 2 + (x - cx) ** 2 <= radius * radius).astype(np.float32)
+
+
+def test_clean_up_drops_a_ghost_that_hangs_on_the_subject_by_a_faint_bridge():
+    subject = _disc(200, 300, 100, 80, 40)
+    ghost = 0.4 * _disc(200, 300, 100, 230, 40)  # a half-kept spectator
+    bridge = np.zeros((200, 300), np.float32)
+    bridge[98:102, 80:230] = 0.3  # soft alpha joining the two
+    alpha = np.maximum.reduce([subject, ghost, bridge])
+    cleaned = clean_matte(alpha)
+    assert cleaned[100, 230] == 0.0 and cleaned[100, 170] == 0.0
+    assert np.array_equal(cleaned[subject == 1], alpha[subject == 1])
+
+
+def test_clean_up_keeps_soft_edges_near_the_subject_and_what_joins_it_at_half_alpha():
+    subject = _disc(400, 1000, 200, 300, 100)  # its edge at x = 400; the reach is 10 px
+    hair = np.zeros((400, 1000), np.float32)
+    hair[200, 401:405] = 0.2  # soft strands just outside the edge
+    assert np.allclose(clean_matte(np.maximum(subject, hair))[200, 401:405], 0.2)
+    arm = np.zeros((400, 1000), np.float32)
+    arm[195:205, 401:700] = 0.7  # a less confident part joined to the subject
+    assert np.allclose(clean_matte(np.maximum(subject, arm))[195:205, 401:700], 0.7)
+
+
+def test_clean_up_leaves_a_matte_with_no_confident_pixel_as_it_is():
+    alpha = np.full((50, 60), 0.3, np.float32)
+    assert np.array_equal(clean_matte(alpha), alpha)
+
+
+def test_clean_up_works_out_a_big_photo_on_a_smaller_gate_with_the_same_result():
+    small = np.maximum(_disc(200, 300, 100, 80, 40), 0.4 * _disc(200, 300, 100, 230, 40))
+    big = resize_matte(small, 3000, 2000)
+    cleaned = clean_matte(big)
+    assert cleaned.shape == (2000, 3000)
+    assert cleaned[1000, 2300] == 0.0 and cleaned[1000, 800] == 1.0
+
+
+def test_the_mirror_pass_keeps_soft_alpha_only_where_both_passes_see_it():
+    matte = np.array([[0.9, 0.4, 0.3, 0.0]], np.float32)
+    mirrored = np.array([[0.7, 0.8, 0.0, 0.2]], np.float32)
+    assert np.allclose(mirror_confirmed(matte, mirrored), [[0.8, 0.6, 0.0, 0.0]])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
-from alphacut.options import CutoutOptions, ImageFormat, OutputKind, SubjectType
+from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut.settings import ImageLimits, SettingError
 
@@ -214,12 +214,21 @@ def _eval(args: argparse.Namespace) -> int:
         print(costume.table())
         return 0
     report = evaluate(
-        directory, pipeline, subject, args.split, progress=lambda done, _: bar.update(done), truth=truth
+        directory,
+        pipeline,
+        subject,
+        args.split,
+        progress=lambda done, _: bar.update(done),
+        truth=truth,
+        options=CutoutOptions(quality=args.quality),
     )
     bar.close()
     if args.per_image:
         for s in report.scores:
-            print(f"{s.stem:<28} IoU {s.iou:.3f}  MAE {s.mae:.4f}")
+            print(
+                f"{s.stem:<28} IoU {s.iou:.3f}  MAE {s.mae:.4f}  boundary F {s.boundary_f:.3f}  "
+                f"ghost {s.ghost_share:.2%}"
+            )
     print(report.table())
     return 0
 
@@ -279,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument(
         "--quality",
         default="auto",
-        choices=["auto", "fast", "best"],
+        choices=[q.value for q in Quality],
         help="best: the model on the photo and its mirror, averaged (twice the model time)",
     )
     remove.add_argument("--channels", default=None, choices=["rgba", "alpha"], help="alpha: the matte alone")
@@ -305,12 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--concurrency", type=int, default=4, help="images in flight at once with --api")
     remove.set_defaults(handler=_remove)
 
-    measure = commands.add_parser("eval", help="mean/median IoU and MAE on images/ + gt/")
+    measure = commands.add_parser(
+        "eval", help="IoU, MAE, boundary F and ghosted photos on images/ + gt/ (IoU per class for costume)"
+    )
     measure.add_argument("directory")
     measure.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
     measure.add_argument("--split", default="all", choices=SPLITS)
     measure.add_argument(
         "--truth", default=None, help="ground-truth folder (default gt; gt_coarse for --type costume)"
+    )
+    measure.add_argument(
+        "--quality", default="auto", choices=[q.value for q in Quality], help="as the API's quality option"
     )
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)

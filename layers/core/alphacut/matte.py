@@ -5,9 +5,14 @@ Estimation", ICIP 2021): two passes of box-blurred foreground/background estimat
 then 3). It removes the old background's colour from the soft edge, so a cutout placed on a new
 background shows no fringe, at the cost of a few box blurs (no iterative solver).
 
+A clean-up (``clean_matte``) runs on every model matte: soft alpha that no confident part of the
+subject holds is background the model half-kept ("ghosts": spectators beside a dancer, a fence
+behind a dog). docs/benchmarks.md has its figures on the eval set.
+
 Usage::
 
     alpha = resize_matte(model_matte, width, height)     # float32 0..1
+    alpha = clean_matte(alpha)                           # without ghosts of the background
     colours = estimate_foreground(rgb, alpha)            # uint8 RGB, true colours at the edges
 """
 
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
+from alphacut.masks import dilate_disk, reconstruct
 
 # Alpha below/above these counts as fully transparent/opaque: such pixels keep their own colour.
 _EDGE_LOW, _EDGE_HIGH = 1.0 / 255.0, 254.0 / 255.0
@@ -53,7 +60,7 @@ def fuse_person(general: np.ndarray, person_probability: np.ndarray) -> np.ndarr
     seeds = regions & (person_probability >= 0.5)
     if not seeds.any():
         return general
-    keep = _reconstruct(seeds, regions)
+    keep = reconstruct(seeds, regions)
     if keep.sum() == regions.sum():
         return general  # every region touches the person: nothing to drop
     # grow the kept area a little so that ISNet's soft edges (below 0.5) survive the gate
@@ -62,25 +69,47 @@ def fuse_person(general: np.ndarray, person_probability: np.ndarray) -> np.ndarr
     return gated
 
 
-def _reconstruct(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Morphological reconstruction: the parts of ``mask`` 8-connected to ``seeds``."""
-    current: np.ndarray = seeds & mask
-    while True:
-        grown = current.copy()
-        grown[1:] |= current[:-1]
-        grown[:-1] |= current[1:]
-        grown[:, 1:] |= grown[:, :-1].copy()
-        grown[:, :-1] |= grown[:, 1:].copy()
-        grown &= mask
-        if np.array_equal(grown, current):
-            return current
-        current = grown
-
-
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Binary dilation by a square of side 2r+1 (max filter), via box means."""
     dilated: np.ndarray = box_mean_planes(mask[None], radius)[0] > 1e-6
     return dilated.astype(np.float32)
+
+
+def mirror_confirmed(matte: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """One matte from a picture's and its mirror's (flipped back): their mean where that is at
+    least one half, else the smaller of the two, so soft alpha that one pass does not see goes."""
+    mean = (matte + mirrored) * 0.5
+    confirmed: np.ndarray = np.where(mean >= 0.5, mean, np.minimum(matte, mirrored))
+    return confirmed
+
+
+# ---- clean-up: the ghosts of the background ------------------------------------------------------
+# Chosen on the eval set's dev half (docs/benchmarks.md): a region is the subject when it holds alpha
+# of at least CLEAN_CORE; it reaches as far as alpha of at least CLEAN_LINK connects to that core;
+# softer alpha stays within CLEAN_REACH (of the long side) of it: edges and hair, not ghosts.
+CLEAN_CORE, CLEAN_LINK, CLEAN_REACH = 0.95, 0.5, 0.01
+_CLEAN_SIDE = 1024  # the gate is worked out at most this many pixels across, then scaled
+
+
+def clean_matte(alpha: np.ndarray) -> np.ndarray:
+    """``alpha`` less what no confident subject holds, by hysteresis (as edges in Canny's detector).
+
+    Ghosts hang on the subject by faint bridges, so "touches the subject" keeps them; "joined to
+    a confident core through alpha of at least one half" does not. Within a short reach of what is
+    kept, alpha stays as the model drew it (soft edges, hair); beyond, it fades to zero over half
+    that reach. A matte with no confident pixel at all is left as it is (nothing to anchor on).
+    """
+    height, width = alpha.shape
+    scale = min(1.0, _CLEAN_SIDE / max(height, width))
+    small = resize_matte(alpha, max(1, round(width * scale)), max(1, round(height * scale)))
+    core = small >= CLEAN_CORE
+    if not core.any():
+        return alpha
+    kept = reconstruct(core, small >= CLEAN_LINK)
+    reach = max(1, round(CLEAN_REACH * max(small.shape)))
+    gate = box_mean_planes(dilate_disk(kept, reach)[None].astype(np.float32), max(1, reach // 2))[0]
+    cleaned: np.ndarray = alpha * resize_matte(gate, width, height)
+    return cleaned
 
 
 # ---- stamps: coloured ink on paper ----------------------------------------------------------------

@@ -40,13 +40,17 @@ class SubjectType(StrEnum):
 
 
 class Quality(StrEnum):
-    AUTO = "auto"  # best where two model runs cost less than one fp32 CPU run (GPU, AMX), else fast
+    AUTO = "auto"  # the best of the two that costs no more than one fp32 CPU run (see ``on``)
     FAST = "fast"  # the model once
-    BEST = "best"  # the model on the picture and on its mirror, the mattes averaged (twice the model time)
+    BEST = "best"  # the model on the picture and on its mirror, soft alpha only where both agree
 
-    def on(self, cheap_model: bool) -> Quality:
-        """What ``auto`` means on an engine (``Engine.cheap_model``: a GPU, or bf16 on AMX)."""
-        return (Quality.BEST if cheap_model else Quality.FAST) if self is Quality.AUTO else self
+    def on(self, cheap_model: bool, subject: SubjectType = SubjectType.OBJECT) -> Quality:
+        """What ``auto`` means on an engine (``Engine.cheap_model``: a GPU, or bf16 on AMX) for a
+        subject: the mirror pass where two model runs are cheap and it measured better on the eval
+        set's dev half (objects, not people: docs/benchmarks.md), else the model once."""
+        if self is not Quality.AUTO:
+            return self
+        return Quality.BEST if cheap_model and subject.resolved is not SubjectType.PERSON else Quality.FAST
 
 
 class OutputKind(StrEnum):

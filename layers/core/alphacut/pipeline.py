@@ -34,7 +34,15 @@ from alphacut.codec import (
 )
 from alphacut.costume import CostumeParse, Garment, class_map_from_scores
 from alphacut.errors import AlphacutError, InvalidOption
-from alphacut.matte import alpha_to_uint8, estimate_foreground, fuse_person, resize_matte, stamp_matte
+from alphacut.matte import (
+    alpha_to_uint8,
+    clean_matte,
+    estimate_foreground,
+    fuse_person,
+    mirror_confirmed,
+    resize_matte,
+    stamp_matte,
+)
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
 from alphacut.options import CutoutOptions, OutputKind, Quality, Roi, SubjectType
@@ -189,8 +197,8 @@ class Pipeline:
 
         This is what a GPU endpoint serves; ``segmentation_from_matte`` (foreground colours) runs wherever the
         result is composed. ``preview`` runs ISNet at 768² (size=preview results); ``quality=best``
-        runs it on the picture and on its mirror and averages the two mattes (``auto``: best where
-        the engine makes model time cheap, ``Engine.cheap_model``).
+        runs it on the picture and on its mirror and keeps soft alpha only where both see it
+        (``auto``: see ``Quality.on``). Every matte but a stamp's is cleaned (``clean_matte``).
         """
         return self.mattes([MatteRequest(image, subject, preview, quality)], timings)[0]
 
@@ -223,7 +231,8 @@ class Pipeline:
                 best = [
                     i
                     for i, _ in items
-                    if requests[i].quality.on(self.models.engine.cheap_model) is Quality.BEST
+                    if requests[i].quality.on(self.models.engine.cheap_model, requests[i].subject)
+                    is Quality.BEST
                 ]
                 batches = [b for _, b in items] + [
                     np.ascontiguousarray(b[..., ::-1]) for i, b in items if i in best
@@ -231,7 +240,7 @@ class Pipeline:
                 out = models[preview].run_many(batches)
                 general.update({i: out[n] for n, (i, _) in enumerate(items)})
                 for n, i in enumerate(best):
-                    general[i] = (general[i] + out[len(items) + n][:, ::-1]) * 0.5
+                    general[i] = mirror_confirmed(general[i], out[len(items) + n][:, ::-1])
             stamps = {
                 i: stamp_matte(rgb)[0]
                 for i, (r, rgb) in enumerate(zip(requests, rgbs))
@@ -247,6 +256,7 @@ class Pipeline:
                     alpha = resize_matte(general[index], rgb.shape[1], rgb.shape[0])
                     if index in person:
                         alpha = fuse_person(alpha, person[index])
+                    alpha = clean_matte(alpha)
                 alphas.append(self._respect_input_alpha(request.image, alpha))
             return alphas
 
@@ -303,7 +313,8 @@ class Pipeline:
             maps = self.models.backbone.run(backbone_batch) if backbone_batch is not None else None
             scores = head.run(head_inputs(rgb, output, maps))
         with timings.stage("postprocess"):
-            alpha = self._respect_input_alpha(image, resize_matte(output.matte, width, height))
+            alpha = clean_matte(resize_matte(output.matte, width, height))
+            alpha = self._respect_input_alpha(image, alpha)
             class_map = class_map_from_scores(scores, alpha, rgb)
             return CostumeParse(
                 alpha=alpha_to_uint8(alpha),

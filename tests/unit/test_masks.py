@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+from alphacut.masks import dilate_disk, edge, reconstruct
+
+
+def _brute_reconstruct(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    kept = seeds & mask
+    while True:
+        grown = kept.copy()
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                grown |= np.roll(np.roll(np.pad(kept, 1), dy, 0), dx, 1)[1:-1, 1:-1]
+        grown &= mask
+        if np.array_equal(grown, kept):
+            return kept
+        kept = grown
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reconstruction_keeps_exactly_the_parts_eight_connected_to_a_seed(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((60, 90)) > 0.45
+    seeds = rng.random((60, 90)) > 0.995
+    assert np.array_equal(reconstruct(seeds, mask), _brute_reconstruct(seeds, mask))
+
+
+def test_reconstruction_follows_a_diagonal_step_and_a_winding_path():
+    mask = np.zeros((7, 7), bool)
+    mask[0, :6] = mask[1:6, 5] = mask[6, 6] = True  # a row, down a column, then one diagonal step
+    seeds = np.zeros_like(mask)
+    seeds[0, 0] = True
+    assert np.array_equal(reconstruct(seeds, mask), mask)
+
+
+def test_disk_dilation_is_every_pixel_within_the_euclidean_radius():
+    rng = np.random.default_rng(5)
+    mask = rng.random((50, 70)) > 0.99
+    ys, xs = np.nonzero(mask)
+    grid_y, grid_x = np.mgrid[:50, :70]
+    for radius in (1, 4, 15):
+        distance = np.min((grid_y[..., None] - ys) ** 2 + (grid_x[..., None] - xs) ** 2, axis=-1)
+        assert np.array_equal(dilate_disk(mask, radius), distance <= radius * radius)
+
+
+def test_the_edge_of_a_rectangle_is_its_outline():
+    mask = np.zeros((8, 8), bool)
+    mask[2:6, 1:7] = True
+    outline = edge(mask)
+    assert outline.sum() == 2 * 6 + 2 * 2 and not outline[3:5, 2:6].any()
