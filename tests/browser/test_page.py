@@ -129,6 +129,19 @@ def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloa
     assert downloaded == base64.b64decode(direct["image"]["base64"])
 
 
+def test_the_readme_picture_is_a_store_photo_cut_out_as_shipped(page, eval_dir):
+    """docs/page.png is this screenshot (readme_page.png): the first photo of the person set, not a
+    chosen one, on the selfie route with the defaults, and it shows no ghost of the background."""
+    from alphacut.evaluate import score
+
+    photo = min((eval_dir / "person" / "images").iterdir())
+    truth = np.asarray(Image.open(eval_dir / "person" / "gt" / f"{photo.stem}.png").convert("L"))
+    run_cutout(page, photo, "selfie")
+    page.save_screenshot(str(SHOTS / "readme_page.png"))
+    shown = score(photo.stem, shown_alpha(page, "result-image"), truth)
+    assert shown.iou > 0.95 and not shown.ghosted
+
+
 def test_a_costume_lists_the_classes_found_in_the_legend(page, stack, eval_dir):
     from selenium.webdriver.common.by import By
 
