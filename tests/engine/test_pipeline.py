@@ -112,3 +112,25 @@ def test_errors_name_the_problem(pipeline):
         pipeline.run(image_bytes(Image.new("L", (4097, 64)), "PNG"))
     with pytest.raises(InvalidOption):
         CutoutOptions(type="dog")
+
+
+@pytest.mark.parametrize("quality", ["fast", "best"])
+def test_the_spectators_beside_a_dancer_are_not_kept_half_transparent(pipeline, eval_dir, quality):
+    """The raw model keeps 28 % of this photo's far background at ghost alpha (0.05..0.5)."""
+    from alphacut.evaluate import score
+
+    stem = "breakdance_00042"
+    data = (eval_dir / "general" / "images" / f"{stem}.jpg").read_bytes()
+    truth = np.asarray(Image.open(eval_dir / "general" / "gt" / f"{stem}.png").convert("L"))
+    result = pipeline.run(data, CutoutOptions(output="mask", quality=quality))
+    shown = score(stem, np.asarray(_open(result.mask)), truth)
+    assert not shown.ghosted and shown.iou > 0.7  # the dancer is still there
+
+
+def test_the_costume_outfit_matte_is_cleaned_too(pipeline, eval_dir):
+    from alphacut.evaluate import ghost_share
+
+    photo = min((eval_dir / "person" / "images").iterdir())
+    truth = np.asarray(Image.open(eval_dir / "person" / "gt" / f"{photo.stem}.png").convert("L")) >= 128
+    parse = pipeline.parse_costume(pipeline.decode(photo.read_bytes()))
+    assert ghost_share(parse.alpha, truth) < 0.01

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality",
         default="auto",
         choices=[q.value for q in Quality],
-        help="best: the model on the photo and its mirror, averaged (twice the model time)",
+        help="best: the model on the photo and its mirror, soft alpha where both see it (twice the time)",
     )
     remove.add_argument("--channels", default=None, choices=["rgba", "alpha"], help="alpha: the matte alone")
     remove.add_argument("--roi", default=None, help="keep only the subject inside x1 y1 x2 y2 (px or %%)")

@@ -380,7 +380,7 @@ class CutoutOptions:
     - ``format``: png | jpg | webp | zip (color.jpg + alpha.png) | auto (png, or jpg when a
       background fills the picture); jpg has no alpha, so it is composed on white by default
     - ``size``: preview (0.25 MP, faster model) | medium | hd | full | ``<n>MP``: the result's most pixels
-    - ``quality``: fast | best (the model on the picture and its mirror) | auto (best on the GPU path)
+    - ``quality``: fast | best (the model on the picture and its mirror) | auto (``Quality.on``)
     - ``roi``: x1 y1 x2 y2 (px or %): only the subject inside this region is kept
     - ``bg_color`` / ``bg_image_url`` / ``bg_image``: compose the cutout on a colour (``#rrggbbaa``
       for a see-through one) or on an image scaled to cover the result, instead of transparency

@@ -111,8 +111,9 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
             "type": "string",
             "enum": ["auto", "fast", "best"],
             "default": "auto",
-            "description": "best: the model on the picture and its mirror, averaged (twice the model time); "
-            "auto: fast here, best on the GPU task path",
+            "description": "best: the model on the picture and its mirror, soft alpha only where both see "
+            "it (twice the model time); auto: best for objects where the engine makes two runs cheap "
+            "(a GPU, bf16 on AMX), else fast",
         },
         "roi": {"type": "string", "description": "x1 y1 x2 y2 in px or %: only the subject inside is kept"},
         "bg_color": {
