@@ -757,11 +757,15 @@ class LocalStack:
             props = resolver.resolve(resource["Properties"])
             function = next(name for name in self.workers if refs[name] == props["FunctionName"])
             queue = next(k for k, _ in queues if attributes[(k, "Arn")] == props["EventSourceArn"])
-            self.pollers.append(
-                SqsPoller(
-                    self, refs[queue], props["EventSourceArn"], function, int(props.get("BatchSize", 10))
+            # Lambda runs a mapping's batches at once up to its MaximumConcurrency; here no more
+            # at once than the function has warm instances
+            concurrency = int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 1))
+            for _ in range(max(1, min(concurrency, len(self.workers[function].instances)))):
+                self.pollers.append(
+                    SqsPoller(
+                        self, refs[queue], props["EventSourceArn"], function, int(props.get("BatchSize", 10))
+                    )
                 )
-            )
         for logical, resource in by_type("AWS::Events::Rule"):  # EventBridge rules -> function targets
             props = resolver.resolve(resource["Properties"])
             for target in props.get("Targets", []):

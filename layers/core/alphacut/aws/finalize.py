@@ -1,5 +1,6 @@
 """Ends the tasks nothing else would: those whose queue message reached the dead-letter queue
-(never started), and those whose state machine execution ended without ending them (a failure
+(never started, or a Segment step no function instance answered), and those whose state machine
+execution ended without ending them (a failure
 no Catch can see: States.Runtime, DataLimitExceeded, an execution stopped by hand or timed out,
 or a MarkFailed step that failed for good). A task already final is never changed.
 
@@ -22,7 +23,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from alphacut.aws import clients
 from alphacut.aws.dispatch import SqsRecord, message_body, upload_record, uploads_in
+from alphacut.aws.segment_queue import end_lost_step
 from alphacut.aws.task_table import TaskTable, is_billable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
@@ -49,6 +52,10 @@ class TaskFinalizer:
         body = message_body(record)
         if body is None:
             return "dropped"
+        if "task_token" in body:  # a Segment step no instance answered: it fails (-8)
+            attributes = record.attributes if hasattr(record, "attributes") else record.get("attributes", {})
+            receives = int(dict(attributes or {}).get("ApproximateReceiveCount", 0) or 0)
+            return end_lost_step(clients.client("stepfunctions"), body, receives)
         task_ids = [str(body["task_id"])] if "task_id" in body else []
         for upload in uploads_in(body):
             record = upload_record(upload)
