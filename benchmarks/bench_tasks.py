@@ -106,8 +106,9 @@ def main() -> None:
     parser.add_argument(
         "--segment-instances",
         type=int,
-        default=4,
-        help="warm instances of the Segment function (Lambda runs it on up to SegmentConcurrency)",
+        default=os.cpu_count() or 1,
+        help="warm instances of the Segment function (Lambda runs it on up to SegmentConcurrency); "
+        "default one per core, as each Lambda instance has its own vCPUs",
     )
     args = parser.parse_args()
     images = photos(args.tasks)
