@@ -58,3 +58,23 @@ def test_a_lost_step_from_the_dead_letter_queue_fails_as_a_time_out():
     assert sfn.calls[0][0] == "failure" and sfn.calls[0][1]["error"] == LOST_ERROR
     assert end_lost_step(FakeStepFunctions(refuse="TaskDoesNotExist"), MESSAGE, 2) == "not_waiting"
     assert end_lost_step(sfn, {"task_id": "t1"}, 2) == "dropped"
+
+
+def test_the_finalizer_fails_a_segment_step_whose_message_reached_the_dead_letter_queue(monkeypatch):
+    from alphacut.aws import clients
+    from alphacut.aws.finalize import TaskFinalizer
+
+    sfn = FakeStepFunctions()
+    monkeypatch.setattr(clients, "client", lambda service: sfn)
+    record = {"body": json.dumps(MESSAGE), "attributes": {"ApproximateReceiveCount": "2"}}
+    assert TaskFinalizer(table=None, meter=None).dead_letter(record) == "ended"
+    assert sfn.calls == [
+        (
+            "failure",
+            {
+                "taskToken": "token-1",
+                "error": LOST_ERROR,
+                "cause": "the Segment function ended without an answer 2 times",
+            },
+        )
+    ]
