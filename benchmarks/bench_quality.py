@@ -120,11 +120,11 @@ def main() -> None:
             if index == 0:
                 check_against_pipeline(pipeline, out, subject)
             truth = np.asarray(Image.open(truth_path).convert("L"))
-            for matte, make in mattes(out).items():
-                scores.setdefault(matte, []).append(score(stem, alpha_to_uint8(make()), truth))
-            raw = mattes(out)["fast, raw"]()
+            made = {matte: make() for matte, make in mattes(out).items()}
+            for matte, alpha in made.items():
+                scores.setdefault(matte, []).append(score(stem, alpha_to_uint8(alpha), truth))
             start = time.perf_counter()
-            clean_matte(raw)
+            clean_matte(made["fast, raw"])
             clean_ms.append((time.perf_counter() - start) * 1000)
             seconds.append(out.seconds)
         rows += table_rows(name, scores, [stem for stem, _, _ in found])
@@ -135,7 +135,7 @@ def main() -> None:
     print("\n".join(rows))
     print("\n| set | model ms, fast | model ms, best | best / fast |\n|---|---|---|---|")
     print("\n".join(timing))
-    big = resize_matte(mattes(out)["fast, raw"](), 4000, 3000)
+    big = resize_matte(made["fast, raw"], 4000, 3000)
     start = time.perf_counter()
     clean_matte(big)
     big_ms = (time.perf_counter() - start) * 1000

@@ -10,8 +10,9 @@ MAE on alpha in 0..1. Two more measures see what IoU does not:
 - **boundary F**: the F-score of the predicted edge against the true edge (both at 0.5), an edge
   pixel counting as found when the other edge passes within 3 px (the contour measure of DAVIS,
   at a fixed tolerance).
- ``split`` picks a reproducible half: ``dev`` the even positions of the sorted
-stems, ``test`` the odd ones (quality tests use dev; reported numbers cover all).
+
+``split`` picks a reproducible half: ``dev`` the even positions of the sorted stems, ``test`` the
+odd ones (quality tests and the clean-up's thresholds use dev; reported numbers cover all).
 
 ``evaluate_costume`` reads class maps instead (``gt_coarse/``, CCP's 12 coarse ids, mapped to the
 costume classes) and reports IoU per class over the whole set (intersections and unions summed over

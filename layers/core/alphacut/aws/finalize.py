@@ -1,8 +1,8 @@
 """Ends the tasks nothing else would: those whose queue message reached the dead-letter queue
 (never started, or a Segment step no function instance answered), and those whose state machine
-execution ended without ending them (a failure
-no Catch can see: States.Runtime, DataLimitExceeded, an execution stopped by hand or timed out,
-or a MarkFailed step that failed for good). A task already final is never changed.
+execution ended without ending them (a failure no Catch can see: States.Runtime,
+DataLimitExceeded, an execution stopped by hand or timed out, or a MarkFailed step that failed
+for good). A task already final is never changed.
 
 An execution that failed with ``ChargeFailed`` delivered its result but could not charge it
 after every retry: the task stays done, and the charge is recorded as unbilled for an operator
