@@ -13,7 +13,7 @@ ALPHACUT_DATA ?= $(abspath ../shared)
 export ALPHACUT_DATA
 NODE_CLIENT := tests/clients/removebg_node/node_modules/.package-lock.json
 
-.PHONY: help setup models serve test test-fast test-unit lint bench eval clean costume-features costume-train costume-tags
+.PHONY: help setup models serve test test-fast test-unit lint bench eval clean costume-features costume-train
 
 help:
 	@echo "make setup   - .venv (Python 3.12) with alphacut and dev tools, then the model build"
@@ -25,7 +25,6 @@ help:
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
 	@echo "make eval    - quality on $$ALPHACUT_DATA/eval (general, person, clothing)"
 	@echo "make costume-train - retrain the committed costume head (features ~25 min, its two members ~30 min each)"
-	@echo "make costume-tags  - the tried pseudo-label path on ccp_tags (about 2 h on 2 cores; not shipped)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt clients/python/pyproject.toml
 	@py=$$(scripts/find-python312) && echo "using $$py" && \
@@ -96,14 +95,6 @@ $(TRAIN_PY):
 
 costume-features: setup
 	$(PY) -m alphacut_dev.costume.features
-
-# Tried, not shipped (the model card): the per-image-labelled photos pseudo-labelled by the shipped
-# head under their tags, two students trained on both sets, scored beside the shipped head
-costume-tags: costume-features $(TRAIN_PY)
-	$(PY) -m alphacut_dev.costume.features --tagged
-	$(PY) -m alphacut_dev.costume.pseudo
-	PYTHONPATH=dev:layers/core $(TRAIN_PY) -m alphacut_dev.costume.ensemble --members tags-jitter tags-plain --out .cache/costume/tags_head.onnx
-	$(PY) -m alphacut_dev.costume.validate --members .cache/costume/members/tags-jitter.onnx .cache/costume/members/tags-plain.onnx layers/core/alphacut/models/costume_head.onnx
 
 costume-train: costume-features $(TRAIN_PY)
 	PYTHONPATH=dev:layers/core $(TRAIN_PY) -m alphacut_dev.costume.ensemble

@@ -23,7 +23,8 @@ from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
 from alphacut.task_states import TaskState
-from alphacut_dev.local.stack import ACCOUNT, REGION, STACK_NAME
+from alphacut_dev.local.account import ACCOUNT, REGION
+from alphacut_dev.local.stack import STACK_NAME
 from alphacut_dev.template import ROOT
 
 from tests.stack_fixtures import dynamodb_fault, new_key, pinned_path, with_path

@@ -1,10 +1,11 @@
 """Training the costume (clothing parser) head: dev-only, never shipped in a layer.
 
-Steps (each a module with a ``main``)::
+Steps (each a module with a ``main``; ``make costume-train`` runs them all)::
 
-    python -m alphacut_dev.costume.features   # ISNet decoder features per training image, cached
-    .cache/train-venv/bin/python -m alphacut_dev.costume.train   # the head, in PyTorch (CPU)
+    python -m alphacut_dev.costume.features   # ISNet's and EfficientNet-Lite0's maps per photo, cached
+    .cache/train-venv/bin/python -m alphacut_dev.costume.ensemble   # trains the members, joins them
+    python -m alphacut_dev.costume.validate   # the committed head on the held-out tenth
 
-``train`` exports ``layers/core/alphacut/models/costume_head.onnx`` and prints the metrics the
-model card quotes; with the same cache and seed it reproduces them.
+``labels`` maps Clothing Co-Parsing's labels to the head's classes; ``train`` trains one member.
+With the same cache and seed the members come out the same, and so does the joined file.
 """

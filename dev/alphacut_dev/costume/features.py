@@ -2,14 +2,12 @@
 
 ISNet: one forward pass at 1024 x 1024 per image (~1-2 s on 2 cores; 795 images ~15-27 min). Kept
 in ``--out``: the 128x128, 64x64, 32x32 and 16x16 decoder maps, the matte and the picture at
-128x128, and the labels (our class ids) at 256x256 - all in the model's square frame. A folder
-without ``labels/`` (``ccp_tags``: per-image tags only) gets the same features and no labels.
+128x128, and the labels (our class ids) at 256x256 - all in the model's square frame.
 EfficientNet-Lite0 (``alphacut.models.backbone``, ~50 ms an image): its four maps, in a folder of
 their own (``--backbone-out``), so that changing one source never recomputes the other.
 Re-running skips cached images.
 
     python -m alphacut_dev.costume.features [--train DATA/train/ccp] [--out .cache/costume/features]
-    python -m alphacut_dev.costume.features --tagged   # ccp_tags -> features_tags, backbone_tags
 """
 
 from __future__ import annotations
@@ -57,57 +55,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "costume" / "features")
     parser.add_argument("--backbone-out", type=Path, default=ROOT / ".cache" / "costume" / "backbone")
     parser.add_argument("--models", type=Path, default=ROOT / "layers" / "models")
-    parser.add_argument("--flip", action="store_true", help="features of the mirrored images too")
-    parser.add_argument(
-        "--tagged",
-        action="store_true",
-        help="the photos labelled per image (ccp_tags), into the *_tags caches",
-    )
     args = parser.parse_args(argv)
-    if args.tagged:
-        args.train = args.train.parent / "ccp_tags"
-        args.out, args.backbone_out = (
-            folder.parent / f"{folder.name}_tags" for folder in (args.out, args.backbone_out)
-        )
     args.out.mkdir(parents=True, exist_ok=True)
     args.backbone_out.mkdir(parents=True, exist_ok=True)
-    labelled = (args.train / "labels").is_dir()
-    table = fine_lookup(args.train.parent / "ccp" / "classes.json")
+    table = fine_lookup(args.train / "classes.json")
     store = ModelStore(args.models)
     images = sorted((args.train / "images").glob("*.jpg"))
     started = time.perf_counter()
     for number, path in enumerate(images, 1):
-        variants = [("", False)] + ([("_flip", True)] if args.flip else [])
-        for suffix, mirrored in variants:
-            target = args.out / f"{path.stem}{suffix}.npz"
-            backbone_target = args.backbone_out / f"{path.stem}{suffix}.npz"
-            if target.exists() and backbone_target.exists():
-                continue
-            rgb = np.asarray(Image.open(path).convert("RGB"))
-            labels = np.asarray(Image.open(args.train / "labels" / f"{path.stem}.png")) if labelled else None
-            if labels is not None and labels.shape != rgb.shape[:2]:
-                print(f"{path.name}: label {labels.shape} does not match image {rgb.shape[:2]}, skipped")
-                continue
-            if mirrored:
-                rgb = rgb[:, ::-1].copy()
-                labels = None if labels is None else labels[:, ::-1].copy()
-            if not backbone_target.exists():
-                _save(backbone_target, extract_backbone(store, rgb))
-            if not target.exists():
-                arrays = extract(store, rgb)
-                if labels is None:
-                    _save(target, arrays)
-                    continue
-                square = Image.fromarray(table[labels]).resize(
-                    (LABEL_SIDE, LABEL_SIDE), Image.Resampling.NEAREST
-                )
-                arrays["labels"] = np.asarray(square, np.uint8)
-                _save(target, arrays)
+        target, backbone_target = args.out / f"{path.stem}.npz", args.backbone_out / f"{path.stem}.npz"
+        if not (target.exists() and backbone_target.exists()):
+            cache_photo(store, path, table, target, backbone_target)
         if number % 25 == 0:
             elapsed = time.perf_counter() - started
             print(f"{number}/{len(images)} images, {elapsed:.0f} s", flush=True)
     print(f"done: {len(images)} images in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def cache_photo(
+    store: ModelStore, path: Path, table: np.ndarray, target: Path, backbone_target: Path
+) -> None:
+    """Both caches' files for one photo (a label map of another size than the photo: skipped)."""
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    labels = np.asarray(Image.open(path.parent.parent / "labels" / f"{path.stem}.png"))
+    if labels.shape != rgb.shape[:2]:
+        print(f"{path.name}: label {labels.shape} does not match image {rgb.shape[:2]}, skipped")
+        return
+    if not backbone_target.exists():
+        _save(backbone_target, extract_backbone(store, rgb))
+    if not target.exists():
+        arrays = extract(store, rgb)
+        square = Image.fromarray(table[labels]).resize((LABEL_SIDE, LABEL_SIDE), Image.Resampling.NEAREST)
+        arrays["labels"] = np.asarray(square, np.uint8)
+        _save(target, arrays)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from alphacut.costume import (
 from alphacut.evaluate import confusion, iou_per_class
 from alphacut.matte import resize_matte
 from alphacut.models import backbone, isnet
-from alphacut.models.costume_head import BACKBONE_INPUTS, head_inputs
+from alphacut.models.costume_head import BACKBONE_INPUTS, CostumeModel, head_inputs
 from alphacut.pipeline import Pipeline
 from PIL import Image
 
@@ -77,20 +78,12 @@ def compare_members(
     chosen: list[Path],
     table: np.ndarray,
     cache: Path,
-    decision: Path | None = None,
 ) -> None:
     """Each member alone and the mean of every subset of two or more, guided filter, with the skirt
-    rule, without it and (``decision``: a ``DressOrSkirt`` file) with the learned per-picture call."""
-    from itertools import combinations
-
-    from alphacut.models.costume_head import CostumeModel
-
-    from alphacut_dev.costume.decide import DressOrSkirt, lower_garment_features, name_lower_garment
-
+    rule and without it."""
     heads = [CostumeModel.load(path) for path in members]
     subsets = [s for k in range(1, len(members) + 1) for s in combinations(range(len(members)), k)]
-    decider = DressOrSkirt.load(decision) if decision is not None else None
-    ways = ("rule", "no rule", "decided") if decider is not None else ("rule", "no rule")
+    ways = ("rule", "no rule")
     variants = [(s, way) for s in subsets for way in ways]
     matrices = {v: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for v in variants}
     for path in chosen:
@@ -100,12 +93,10 @@ def compare_members(
         scores = [head.run(feeds) for head in heads]
         for subset in subsets:
             mean = np.mean([scores[i] for i in subset], axis=0)
-            plain = class_map_from_scores(mean, matte, rgb, skirt_rule=False)
-            maps = {"rule": class_map_from_scores(mean, matte, rgb), "no rule": plain}
-            if decider is not None:
-                maps["decided"] = name_lower_garment(
-                    plain, decider.decide(lower_garment_features(mean, feeds))
-                )
+            maps = {
+                "rule": class_map_from_scores(mean, matte, rgb),
+                "no rule": class_map_from_scores(mean, matte, rgb, skirt_rule=False),
+            }
             for way in ways:
                 matrices[subset, way] += confusion(maps[way], truth)
     names = [path.stem for path in members]
@@ -126,12 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head", type=Path, default=None, help="another head file to score")
     parser.add_argument("--members", type=Path, nargs="+", help="head files: score each and their means")
     parser.add_argument(
-        "--decision",
-        type=Path,
-        default=None,
-        help="with --members: score a dress/skirt decision file (alphacut_dev.costume.decide) too",
-    )
-    parser.add_argument(
         "--cache",
         type=Path,
         default=ROOT / ".cache" / "costume" / "held_out",
@@ -142,12 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline.from_settings()
     if args.members:
         chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
-        compare_members(pipeline, args.members, chosen, table, args.cache, args.decision)
+        compare_members(pipeline, args.members, chosen, table, args.cache)
         return 0
-    if args.head is not None:
-        from alphacut_dev.costume.oracle import use_head
-
-        use_head(pipeline, args.head)
+    if args.head is not None:  # a candidate scored instead of the committed head
+        pipeline.models.costume = CostumeModel.load(args.head)
     variants = ("matte+person", "matte+any", "head", "matte+any+mirror", "guided")
     matrices = {name: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for name in variants}
     chosen = held_out(sorted((args.train / "images").glob("*.jpg")))

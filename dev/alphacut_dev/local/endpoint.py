@@ -41,8 +41,9 @@ from typing import Any
 import requests
 from alphacut.aws.objects import s3_location
 
+from alphacut_dev.local.account import ACCOUNT, REGION
+
 REALTIME_PAYLOAD_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's request limit (AWS: 6 MB)
-ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def now_iso() -> str:

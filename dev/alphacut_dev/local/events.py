@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.loops import BackgroundLoop
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -74,8 +75,6 @@ class ExecutionStatusRule(BackgroundLoop):
         self.seen: set[str] = set()
 
     def _run(self) -> None:
-        from alphacut_dev.local.stack import ACCOUNT, REGION
-
         sfn = self.stack.client("stepfunctions")
         detail = self.pattern.get("detail", {})
         while not self.stopping.wait(POLL_SECONDS):

@@ -24,6 +24,7 @@ from typing import Self
 import boto3
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 
+from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
@@ -35,8 +36,6 @@ from alphacut_dev.local.worker import FunctionSpec, serve
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
 DEFAULT_API_KEY = "alphacut-local-key-0000000000000000"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 STACK_NAME = "alphacut-local"
 LAMBDA_OPT = "/opt"
 

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alphacut_dev.local.account import ACCOUNT, REGION
+
 
 @dataclass
 class FunctionSpec:
@@ -33,7 +35,7 @@ class LambdaContext:
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = spec.memory
         self.invoked_function_arn = (
-            f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:function:{spec.name}"
+            f"arn:aws:lambda:{os.environ.get('AWS_REGION', REGION)}:{ACCOUNT}:function:{spec.name}"
         )
         self.aws_request_id = request_id
         self.log_group_name = f"/aws/lambda/{spec.name}"

@@ -1,0 +1,132 @@
+"""No module of the repository imports itself through others: every import (module level or inside a
+function) between the repository's own modules, as a graph, has no cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# where the repository's importable packages live (the folders on its PYTHONPATH)
+SOURCE_ROOTS = (ROOT / "layers" / "core", ROOT / "dev")
+# code that is imported as scripts or by path: checked by its own imports of the packages above
+SCRIPT_FOLDERS = (ROOT / "functions", ROOT / "benchmarks", ROOT / "scripts", ROOT / "sagemaker")
+
+
+def module_name(path: Path, source_root: Path) -> str:
+    parts = list(path.relative_to(source_root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the repository's packages, by dotted name."""
+    modules = {}
+    for source_root in SOURCE_ROOTS:
+        for path in source_root.rglob("*.py"):
+            if "__pycache__" not in path.parts:
+                modules[module_name(path, source_root)] = path
+    return modules
+
+
+def imported_modules(path: Path, name: str, known: dict[str, Path]) -> set[str]:
+    """The repository's modules that ``path`` (module ``name``) imports, anywhere in its body.
+    ``from package import thing`` counts as importing ``package.thing`` where that is a module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against this module's package
+                package = name.split(".") if is_package else name.split(".")[:-1]
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names
+            ]
+        else:
+            continue
+        found.update(target for target in targets if target in known and target != name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    known = package_modules()
+    return {name: imported_modules(path, name, known) for name, path in known.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_of_the_repository_imports_itself_through_others():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_circle_of_three_modules():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_import_graph_sees_imports_made_inside_functions(tmp_path):
+    module = tmp_path / "late.py"
+    module.write_text("def f():\n    from alphacut import matte\n    return matte\n")
+    known = {"alphacut": tmp_path, "alphacut.matte": tmp_path, "late": module}
+    assert imported_modules(module, "late", known) == {"alphacut.matte"}
+
+
+@pytest.mark.parametrize("folder", SCRIPT_FOLDERS, ids=lambda p: p.name)
+def test_scripts_import_only_modules_that_exist(folder):
+    """A script's imports of the packages resolve: a module deleted from a package breaks no script."""
+    known = package_modules()
+    roots = {name.split(".")[0] for name in known}
+    missing = []
+    for path in folder.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and not node.level
+                and node.module.split(".")[0] in roots
+                and node.module not in known
+            ):
+                missing.append(f"{path.relative_to(ROOT)}: {node.module}")
+    assert missing == []
