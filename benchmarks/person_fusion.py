@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from alphacut.evaluate import pairs, score
-from alphacut.matte import _dilate, alpha_to_uint8, fuse_person, resize_matte
+from alphacut.matte import alpha_to_uint8, dilate_square, fuse_person, resize_matte
 from alphacut.pipeline import Pipeline
 from PIL import Image
 
@@ -22,7 +22,7 @@ def gate(general, person, threshold, radius_fraction):
     h, w = general.shape
     g = (person >= threshold).astype(np.float32)
     if radius_fraction:
-        g = _dilate(g, max(1, round(g.shape[0] * radius_fraction)))
+        g = dilate_square(g, max(1, round(g.shape[0] * radius_fraction)))
     return general * resize_matte(g, w, h)
 
 
@@ -56,14 +56,15 @@ def main():
         person = pipeline.models.selfie.predict(image.rgb)
         truth = np.asarray(Image.open(truth_path).convert("L"))
         for name, fuse in FUSIONS.items():
-            results[name].append(score(alpha_to_uint8(np.clip(fuse(general, person), 0, 1)), truth))
+            alpha = alpha_to_uint8(np.clip(fuse(general, person), 0, 1))
+            results[name].append(score(stem, alpha, truth))
     print(f"{args.directory.name} split={args.split} n={len(results['isnet'])}")
     print(f"{'fusion':<30} {'mean IoU':>9} {'median IoU':>11} {'MAE':>7}")
     for name, scores in results.items():
-        ious = [s[0] for s in scores]
+        ious = [s.iou for s in scores]
         print(
             f"{name:<30} {statistics.fmean(ious):>9.3f} {statistics.median(ious):>11.3f} "
-            f"{statistics.fmean(s[1] for s in scores):>7.4f}"
+            f"{statistics.fmean(s.mae for s in scores):>7.4f}"
         )
 
 

@@ -64,13 +64,13 @@ def fuse_person(general: np.ndarray, person_probability: np.ndarray) -> np.ndarr
     if keep.sum() == regions.sum():
         return general  # every region touches the person: nothing to drop
     # grow the kept area a little so that ISNet's soft edges (below 0.5) survive the gate
-    gate = _dilate(keep.astype(np.float32), radius=max(2, round(size[0] * 0.03)))
+    gate = dilate_square(keep.astype(np.float32), radius=max(2, round(size[0] * 0.03)))
     gated: np.ndarray = general * resize_matte(gate, width, height)
     return gated
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by a square of side 2r+1 (max filter), via box means."""
+def dilate_square(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by a square of side 2r+1 (a max filter), via box means; float 0/1 out."""
     dilated: np.ndarray = box_mean_planes(mask[None], radius)[0] > 1e-6
     return dilated.astype(np.float32)
 
