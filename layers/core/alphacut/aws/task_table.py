@@ -36,7 +36,7 @@ SOURCE_KEY_INDEX = "by_source_key"
 
 def is_billable(record: TaskRecord) -> bool:
     """A done task is charged unless its result is empty (no subject found): a store never pays
-    for an empty picture, on any route (README, "Metering")."""
+    for an empty picture, on any route (docs/api.md, "Pay per use")."""
     return record.state is TaskState.DONE and record.extra.get("found") is not False
 
 
