@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from alphacut.models import ModelStore, backbone, isnet
 from alphacut.models.costume_head import BACKBONE_INPUTS, FEATURE_INPUTS, small_picture
+from alphacut.models.engines import choose_engine
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     args.backbone_out.mkdir(parents=True, exist_ok=True)
     table = fine_lookup(args.train / "classes.json")
-    store = ModelStore(args.models)
+    # the head runs on onnxruntime fp32 in Lambda: it learns from the maps that engine makes (OpenVINO
+    # bf16, this machine's automatic choice, rounds them differently)
+    store = ModelStore(args.models, engine=choose_engine("onnxruntime"))
     images = sorted((args.train / "images").glob("*.jpg"))
     started = time.perf_counter()
     for number, path in enumerate(images, 1):

@@ -17,6 +17,7 @@ Variants:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from itertools import combinations
 from pathlib import Path
@@ -33,6 +34,7 @@ from alphacut.matte import resize_matte
 from alphacut.models import backbone, isnet
 from alphacut.models.costume_head import BACKBONE_INPUTS, CostumeModel, head_inputs
 from alphacut.pipeline import Pipeline
+from alphacut.settings import EngineSettings
 from PIL import Image
 
 from alphacut_dev.costume.labels import fine_lookup
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     table = fine_lookup(args.train / "classes.json")
-    pipeline = Pipeline.from_settings()
+    # scored on the engine the head runs on in Lambda and was trained on (``features``): onnxruntime
+    pipeline = Pipeline.from_settings(dataclasses.replace(EngineSettings.from_env(), engine="onnxruntime"))
     if args.members:
         chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
         compare_members(pipeline, args.members, chosen, table, args.cache)
