@@ -161,9 +161,8 @@ def load_cache(
             "run python -m alphacut_dev.costume.features"
         )
     stems = [p.stem for p in files]
-    stacked = stack / "stems.json" if stack is not None else None
-    if stacked is not None and stacked.exists() and json.loads(stacked.read_text()) == stems:
-        return stems, {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}
+    if stack is not None and _holds(stack, stems):
+        return stems, _mapped(stack)
     columns: dict[str, np.ndarray] = {}
     for number, path in enumerate(files):
         for name, value in _photo_row(path, backbone).items():
@@ -179,8 +178,19 @@ def load_cache(
         for array in columns.values():
             array.flush()
         (stack / "stems.json").write_text(json.dumps(stems))
-        return stems, {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}
+        return stems, _mapped(stack)
     return stems, columns
+
+
+def _holds(stack: Path, stems: list[str]) -> bool:
+    """Whether ``stack`` already holds these photos' arrays, stacked in this order."""
+    listed = stack / "stems.json"
+    return listed.exists() and json.loads(listed.read_text()) == stems
+
+
+def _mapped(stack: Path) -> dict[str, np.ndarray]:
+    """The stacked arrays in ``stack``, memory-mapped read-only."""
+    return {p.stem: np.load(p, mmap_mode="r") for p in stack.glob("*.npy")}
 
 
 def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
@@ -192,11 +202,6 @@ def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
 
 
 SCALES = {"f128": 1, "f64": 2, "f32": 4, "f16": 8, "picture": 1, "b64": 2, "b32": 4, "b16": 8, "bhead": 8}
-
-
-def input_names(data: dict[str, np.ndarray]) -> list[str]:
-    """The head's inputs that ``data`` holds, in ``INPUT_NAMES`` order."""
-    return [name for name in INPUT_NAMES if name in data]
 
 
 def _rows(array: np.ndarray, index: torch.Tensor) -> np.ndarray:
@@ -220,7 +225,7 @@ def batch_inputs(
     this side (a multiple of 8), every map and the labels alike - a cheap stand-in for photos taken
     nearer or farther."""
     inputs, labels = [], torch.from_numpy(_rows(data["labels"], index).astype(np.int64))
-    names = input_names(data)
+    names = INPUT_NAMES
     for name in names:
         x = _rows(data[name], index)
         if crop is not None:
@@ -266,7 +271,7 @@ def iou_table(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> lis
     return table
 
 
-def export(model: nn.Module, path: Path, sample: list[torch.Tensor], names: list[str]) -> float:
+def export(model: nn.Module, path: Path, sample: list[torch.Tensor]) -> float:
     """Write the ONNX file and return its largest difference from PyTorch on ``sample``."""
     import onnxruntime as ort
 
@@ -277,7 +282,7 @@ def export(model: nn.Module, path: Path, sample: list[torch.Tensor], names: list
         whole,
         tuple(sample),
         str(path),
-        input_names=names,
+        input_names=list(INPUT_NAMES),
         output_names=["logits"],
         opset_version=17,
         dynamo=False,
@@ -285,7 +290,7 @@ def export(model: nn.Module, path: Path, sample: list[torch.Tensor], names: list
     with torch.no_grad():
         expected = whole(*sample).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], {n: x.numpy() for n, x in zip(names, sample)})[0]
+    got = session.run(["logits"], {n: x.numpy() for n, x in zip(INPUT_NAMES, sample)})[0]
     return float(np.abs(got - expected).max())
 
 
@@ -386,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  seed-class mean {report['held_out_seed_mean']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sample, _ = batch_inputs(data, torch.tensor(held_out[:1] or training[:1]))
-    report["onnx_max_difference"] = export(model, args.out, sample, input_names(data))
+    report["onnx_max_difference"] = export(model, args.out, sample)
     report["onnx_bytes"] = args.out.stat().st_size
     print(f"ONNX vs PyTorch max difference {report['onnx_max_difference']:.2e}")
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -128,15 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     table = fine_lookup(args.train / "classes.json")
     # scored on the engine the head runs on in Lambda and was trained on (``features``): onnxruntime
     pipeline = Pipeline.from_settings(dataclasses.replace(EngineSettings.from_env(), engine="onnxruntime"))
+    chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
     if args.members:
-        chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
         compare_members(pipeline, args.members, chosen, table, args.cache)
         return 0
     if args.head is not None:  # a candidate scored instead of the committed head
         pipeline.models.costume = CostumeModel.load(args.head)
     variants = ("matte+person", "matte+any", "head", "matte+any+mirror", "guided")
     matrices = {name: np.zeros((len(CLASS_NAMES),) * 2, np.int64) for name in variants}
-    chosen = held_out(sorted((args.train / "images").glob("*.jpg")))
     for path in chosen:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         truth = table[np.asarray(Image.open(args.train / "labels" / f"{path.stem}.png"))]
