@@ -47,12 +47,12 @@ MODELS = {
 
 
 def engines_here() -> list[str]:
-    from alphacut.models.engines import onnxruntime_gpu_providers, openvino_installed
+    from alphacut.models.engines import GpuProbe, openvino_installed
 
     found = ["onnxruntime"]
     if openvino_installed():
         found.append("openvino")
-    if onnxruntime_gpu_providers():
+    if GpuProbe.on_this_machine().running:
         found.append("cuda")
     return found
 

@@ -12,6 +12,11 @@ a GPU instance and on a laptop. Requests that arrive within ALPHACUT_BATCH_WINDO
 other run as one batch of up to ALPHACUT_MAX_BATCH (8) (``alphacut.batching``); decoding and
 encoding run in the request threads, beside the model.
 
+On a GPU instance (``ALPHACUT_REQUIRE_GPU=1``, which the template sets from the instance type, or
+an NVIDIA device visible) whose models do not run on CUDA, /ping answers 503 with the reason (the
+library onnxruntime's CUDA provider could not load) and /invocations 503: SageMaker never takes
+such an instance into service, rather than selling GPU time at CPU speed.
+
 With ``TASKS_TABLE`` set and a ``task`` attribute, the task goes from waiting (3) to processing
 (4) when its model run starts: the one moment no notification reports.
 
@@ -34,6 +39,7 @@ from alphacut.batching import MatteBatcher
 from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
 from alphacut.matte import alpha_to_uint8
+from alphacut.models.engines import unserved_gpu
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import EngineSettings
@@ -54,7 +60,10 @@ def mark_started(task_id: str | None) -> None:
         traceback.print_exc()
 
 
-def make_server(host: str, port: int, pipeline: Pipeline, batcher: MatteBatcher) -> ThreadingHTTPServer:
+def make_server(
+    host: str, port: int, pipeline: Pipeline, batcher: MatteBatcher, unhealthy: str = ""
+) -> ThreadingHTTPServer:
+    """``unhealthy``: why this instance must not serve (``unserved_gpu``); '' when it may."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -72,7 +81,10 @@ def make_server(host: str, port: int, pipeline: Pipeline, batcher: MatteBatcher)
             self.wfile.write(body)
 
         def do_GET(self):
-            if self.path == "/ping":
+            if self.path == "/ping" and unhealthy:
+                body = {"status": "unhealthy", "reason": unhealthy}
+                self._answer(503, json.dumps(body).encode(), "application/json")
+            elif self.path == "/ping":
                 self._answer(200, b'{"status":"ok"}', "application/json")
             else:
                 self._answer(404, b"{}", "application/json")
@@ -80,6 +92,10 @@ def make_server(host: str, port: int, pipeline: Pipeline, batcher: MatteBatcher)
         def do_POST(self):
             if self.path != "/invocations":
                 self._answer(404, b"{}", "application/json")
+                return
+            if unhealthy:
+                detail = {"code": "gpu_unavailable", "message": unhealthy}
+                self._answer(503, json.dumps(detail).encode(), "application/json")
                 return
             attributes = dict(parse_qsl(self.headers.get(ATTRIBUTES_HEADER, "")))
             try:
@@ -130,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline.from_settings(settings)
     pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
     batcher = MatteBatcher(pipeline, settings.max_batch, settings.batch_window_ms / 1000)
-    server = make_server(args.host, args.port, pipeline, batcher)
+    unhealthy = unserved_gpu(pipeline.models.engine, settings.require_gpu)
+    server = make_server(args.host, args.port, pipeline, batcher, unhealthy)
+    if unhealthy:
+        print(f"UNHEALTHY: a GPU instance whose models do not run on CUDA: {unhealthy}", flush=True)
     print(
         f"alphacut model server on {args.host}:{args.port} ({pipeline.models.engine.label}, "
         f"batches of up to {settings.max_batch} within {settings.batch_window_ms:g} ms), "

@@ -5,6 +5,7 @@ emulated endpoint in front of it."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import time
@@ -20,29 +21,50 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 
-@pytest.fixture(scope="module")
-def model_server():
+def start_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """serve.py as SageMaker starts it, once its /ping answers (healthy or not)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            if requests.get(url + "/ping", timeout=1).status_code == 200:
-                break
+            requests.get(url + "/ping", timeout=1)
+            return process, url
         except requests.ConnectionError:
             time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("model server did not start: " + process.stdout.read())
+    process.kill()
+    pytest.fail("model server did not start: " + (process.stdout.read() if process.stdout else ""))
+
+
+@pytest.fixture(scope="module")
+def model_server():
+    process, url = start_server({"ALPHACUT_REQUIRE_GPU": "0"})
+    assert requests.get(url + "/ping", timeout=5).status_code == 200
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+def test_a_gpu_instance_whose_models_run_on_the_cpu_answers_ping_unhealthy_with_the_reason():
+    # what the template sets on a GPU instance type; here, as there with a CUDA mismatch, the models
+    # can only run on the CPU, so SageMaker must never take this instance into service
+    process, url = start_server({"ALPHACUT_REQUIRE_GPU": "1"})
+    try:
+        ping = requests.get(url + "/ping", timeout=5)
+        assert ping.status_code == 503
+        assert ping.json()["status"] == "unhealthy" and "CUDA" in ping.json()["reason"]
+        refused = requests.post(url + "/invocations", data=b"x", timeout=5)
+        assert refused.status_code == 503 and refused.json()["code"] == "gpu_unavailable"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_invocations_returns_the_pipelines_matte(model_server, photo_bytes, pipeline):

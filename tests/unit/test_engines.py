@@ -6,68 +6,111 @@ import logging
 
 import pytest
 from alphacut.models import engines
-from alphacut.models.engines import choose_engine
+from alphacut.models.engines import GpuProbe, choose_engine
 from alphacut.options import Quality, SubjectType
 from alphacut.settings import EngineSettings, SettingError
 
 AMX = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
 AVX512_BF16 = {"avx2", "avx512f", "avx512_bf16"}
 AVX2 = {"avx2", "fma"}
+NO_GPU = GpuProbe()
 
 
 def test_auto_takes_openvino_bf16_on_a_cpu_with_amx():
-    engine = choose_engine("auto", flags=AMX, gpu_providers=(), has_openvino=True)
+    engine = choose_engine("auto", flags=AMX, gpu=NO_GPU, has_openvino=True)
     assert (engine.name, engine.precision) == ("openvino", "bf16")
     assert "amx_bf16" in engine.reason and engine.cheap_model
 
 
 def test_auto_takes_openvino_bf16_on_a_cpu_with_avx512_bf16_alone_without_making_auto_best():
-    engine = choose_engine("auto", flags=AVX512_BF16, gpu_providers=(), has_openvino=True)
+    engine = choose_engine("auto", flags=AVX512_BF16, gpu=NO_GPU, has_openvino=True)
     assert engine.label == "openvino bf16" and "avx512_bf16" in engine.reason
     assert not engine.cheap_model  # 1.9x faster: two runs would cost more than one fp32 run
 
 
 def test_auto_keeps_onnxruntime_on_a_cpu_without_bf16():
-    engine = choose_engine("auto", flags=AVX2, gpu_providers=(), has_openvino=True)
+    engine = choose_engine("auto", flags=AVX2, gpu=NO_GPU, has_openvino=True)
     assert engine.name == "onnxruntime" and not engine.cheap_model
     assert "no bf16" in engine.reason
 
 
 def test_auto_keeps_onnxruntime_where_openvino_is_not_installed_and_says_so():
-    engine = choose_engine("auto", flags=AMX, gpu_providers=(), has_openvino=False)
+    engine = choose_engine("auto", flags=AMX, gpu=NO_GPU, has_openvino=False)
     assert engine.name == "onnxruntime" and "openvino is not installed" in engine.reason
 
 
 def test_auto_takes_the_gpu_first_with_tensorrt_before_cuda():
     gpu = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-    engine = choose_engine("auto", flags=AMX, gpu_providers=gpu, has_openvino=True)
+    engine = choose_engine("auto", flags=AMX, gpu=GpuProbe(gpu, gpu), has_openvino=True)
     assert engine.name == "cuda" and engine.cheap_model
     assert engine.providers == (*gpu, "CPUExecutionProvider")
 
 
+def test_a_session_that_fell_back_to_the_cpu_is_not_taken_for_the_gpu():
+    # onnxruntime's real fallback: a session asked for CUDA on a build or machine without it runs
+    # on the CPU with a warning at most; the probe reads the providers that session runs
+    probe = GpuProbe.on_this_machine(listed=("CUDAExecutionProvider",))
+    assert probe.listed == ("CUDAExecutionProvider",) and probe.running == ()
+    assert "runs on the CPU" in probe.reason and "CUDA provider" in probe.reason
+    engine = choose_engine("auto", flags=AVX2, gpu=probe, has_openvino=False)
+    assert engine.name == "onnxruntime" and not engine.cheap_model
+    assert engine.gpu_unused == probe.reason and probe.reason in engine.reason
+
+
+def test_quality_auto_stays_fast_when_cuda_is_listed_but_does_not_run():
+    probe = GpuProbe(listed=("CUDAExecutionProvider",), running=(), reason="libcudart.so.13 missing")
+    engine = choose_engine("auto", flags=AVX2, gpu=probe, has_openvino=False)
+    assert Quality.AUTO.on(engine.cheap_model, SubjectType.OBJECT) is Quality.FAST
+
+
+def test_the_override_to_cuda_where_the_session_falls_back_names_the_reason():
+    probe = GpuProbe(listed=("CUDAExecutionProvider",), running=(), reason="libcublas.so.13: cannot open")
+    with pytest.raises(SettingError, match="ALPHACUT_ENGINE=cuda: libcublas.so.13"):
+        choose_engine("cuda", flags=AVX2, gpu=probe, has_openvino=False)
+
+
+def test_the_cuda_failure_names_what_is_missing_here():
+    # plain onnxruntime (this machine) ships no CUDA provider library at all
+    assert "no CUDA provider library" in engines.cuda_failure()
+
+
+def test_a_gpu_device_is_seen_by_its_device_files(tmp_path):
+    assert not engines.gpu_device_present([tmp_path / "nvidia0"])
+    (tmp_path / "nvidia0").touch()
+    assert engines.gpu_device_present([tmp_path / "nvidia0"])
+
+
+def test_a_fallback_is_logged_as_a_warning(caplog, monkeypatch):
+    monkeypatch.setattr(engines, "_logged", set())
+    probe = GpuProbe(listed=("CUDAExecutionProvider",), running=(), reason="CUDA listed, CPU runs")
+    with caplog.at_level(logging.WARNING, logger="alphacut.engines"):
+        engines.log_choice(choose_engine("auto", flags=AVX2, gpu=probe, has_openvino=False))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
 def test_the_override_forces_onnxruntime_on_a_bf16_cpu():
-    engine = choose_engine("onnxruntime", flags=AMX, gpu_providers=(), has_openvino=True)
+    engine = choose_engine("onnxruntime", flags=AMX, gpu=NO_GPU, has_openvino=True)
     assert engine.name == "onnxruntime" and engine.reason == "ALPHACUT_ENGINE=onnxruntime"
 
 
 def test_the_override_forces_openvino_in_f32_on_a_cpu_without_bf16():
-    engine = choose_engine("openvino", flags=AVX2, gpu_providers=(), has_openvino=True)
+    engine = choose_engine("openvino", flags=AVX2, gpu=NO_GPU, has_openvino=True)
     assert engine.label == "openvino f32" and not engine.cheap_model
 
 
 def test_the_override_to_openvino_without_the_package_names_the_package():
     with pytest.raises(SettingError, match="openvino package is not installed"):
-        choose_engine("openvino", flags=AMX, gpu_providers=(), has_openvino=False)
+        choose_engine("openvino", flags=AMX, gpu=NO_GPU, has_openvino=False)
 
 
 def test_the_override_to_cuda_without_a_gpu_build_names_onnxruntime_gpu():
     with pytest.raises(SettingError, match="ALPHACUT_ENGINE=cuda.*onnxruntime-gpu"):
-        choose_engine("cuda", flags=AMX, gpu_providers=(), has_openvino=True)
+        choose_engine("cuda", flags=AMX, gpu=NO_GPU, has_openvino=True)
 
 
 def test_an_unknown_engine_is_refused_with_the_choices():
     with pytest.raises(SettingError, match="auto, onnxruntime, openvino, cuda, not 'tensorflow'"):
-        choose_engine("tensorflow", flags=AMX, gpu_providers=(), has_openvino=True)
+        choose_engine("tensorflow", flags=AMX, gpu=NO_GPU, has_openvino=True)
 
 
 def test_the_setting_reads_alphacut_engine():
@@ -93,7 +136,7 @@ def test_quality_auto_is_best_only_where_the_engine_makes_model_time_cheap():
 
 def test_the_choice_is_logged_once_with_its_reason(caplog, monkeypatch):
     monkeypatch.setattr(engines, "_logged", set())
-    engine = choose_engine("auto", flags=AMX, gpu_providers=(), has_openvino=True)
+    engine = choose_engine("auto", flags=AMX, gpu=NO_GPU, has_openvino=True)
     with caplog.at_level(logging.INFO, logger="alphacut.engines"):
         engines.log_choice(engine)
         engines.log_choice(engine)

@@ -122,6 +122,9 @@ class EngineSettings:
     # batch_window_ms of the first run as one
     max_batch: int = 8
     batch_window_ms: float = 5.0
+    # a GPU instance must run its models on CUDA or refuse to serve (sagemaker/serve.py's /ping):
+    # True or False as the template says from the instance type; None: an NVIDIA device decides
+    require_gpu: bool | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
@@ -141,6 +144,9 @@ class EngineSettings:
             engine=env.text("ALPHACUT_ENGINE", "auto"),
             max_batch=env.integer("ALPHACUT_MAX_BATCH", 8),
             batch_window_ms=env.number("ALPHACUT_BATCH_WINDOW_MS", 5.0),
+            require_gpu=env.switch("ALPHACUT_REQUIRE_GPU", True)
+            if env.text("ALPHACUT_REQUIRE_GPU")
+            else None,
         )
 
 

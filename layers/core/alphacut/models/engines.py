@@ -5,8 +5,11 @@
 - ``openvino``: OpenVINO's CPU plugin, in bf16 where the CPU has ``amx_bf16`` or ``avx512_bf16``
   (a sixth to a half of the fp32 time), f32 otherwise. Chosen by ``auto`` only with bf16: in f32
   it measured no faster than onnxruntime (docs/benchmarks.md, "Engines").
-- ``cuda``: onnxruntime's TensorRT or CUDA provider, where the onnxruntime build has one (the
-  SageMaker GPU image).
+- ``cuda``: onnxruntime's TensorRT or CUDA provider, where a session created with it really runs
+  on it (the SageMaker GPU image). onnxruntime-gpu lists both providers wherever it is installed,
+  GPU or not, and a session whose CUDA provider fails to start (a missing ``libcudart``, no
+  device) runs on the CPU with nothing but a log line: ``probe_gpu`` creates a one-node session and
+  reads ``get_providers()``, so the choice follows what runs, never what is listed.
 
 ``ALPHACUT_ENGINE=auto|onnxruntime|openvino|cuda`` overrides the choice; the reason is logged once.
 Weights stay as the models layer stores them (fp16); nothing downloads, and no ``onnx`` package
@@ -21,9 +24,12 @@ Usage::
 
 from __future__ import annotations
 
+import base64
+import ctypes
 import dataclasses
 import logging
 import queue
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,6 +45,12 @@ ENGINES = ("auto", "onnxruntime", "openvino", "cuda")
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 dot products
 AMX_FLAG = "amx_bf16"  # bf16 matrix tiles: where two bf16 runs cost less than one fp32 run
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# a one-node ONNX graph (Identity, float[1]; made with the onnx package, not needed at run time): a
+# session of it shows which providers really run on this machine
+PROBE_MODEL = base64.b64decode(
+    "CAgSADo7ChAKAXgSAXkiCElkZW50aXR5EgVwcm9iZVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0="
+)
+GPU_DEVICE_FILES = (Path("/dev/nvidiactl"), Path("/dev/nvidia0"))  # what an NVIDIA GPU shows a container
 
 logger = logging.getLogger("alphacut.engines")
 
@@ -80,6 +92,8 @@ class Engine:
     # several pictures in one run (the GPU server's batches); on a CPU the free batch dimension is
     # fixed at 1 instead, which measured 6 % faster in onnxruntime (a batch buys a CPU nothing)
     batches: bool = False
+    # a GPU provider onnxruntime lists but a session does not run, and why: GPU prices for CPU speed
+    gpu_unused: str = ""
 
     @property
     def label(self) -> str:
@@ -213,11 +227,65 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
-def onnxruntime_gpu_providers() -> tuple[str, ...]:
+@dataclass(frozen=True)
+class GpuProbe:
+    """onnxruntime's GPU providers: those it lists, those a created session runs, and why not."""
+
+    listed: tuple[str, ...] = ()
+    running: tuple[str, ...] = ()
+    reason: str = ""  # set when a listed provider does not run: the missing library, or no device
+
+    @classmethod
+    def on_this_machine(cls, listed: tuple[str, ...] | None = None) -> GpuProbe:
+        """Create a session with every listed GPU provider and read what it runs (``listed``: the
+        providers to ask for, in tests; left out, onnxruntime's ``get_available_providers()``)."""
+        import onnxruntime as ort
+
+        if listed is None:
+            listed = tuple(p for p in GPU_PROVIDERS if p in ort.get_available_providers())
+        if not listed:
+            return cls()
+        with warnings.catch_warnings():  # a provider that is not built in warns; the result says it
+            warnings.simplefilter("ignore")
+            session = ort.InferenceSession(PROBE_MODEL, providers=[*listed, "CPUExecutionProvider"])
+        running = tuple(p for p in session.get_providers() if p in GPU_PROVIDERS)
+        reason = (
+            "" if running else f"{', '.join(listed)} listed, but a session runs on the CPU: {cuda_failure()}"
+        )
+        return cls(listed, running, reason)
+
+
+def cuda_failure() -> str:
+    """Why onnxruntime's CUDA provider cannot start here: the library its provider cannot load (the
+    loader's own words name it), or no GPU device."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    return tuple(p for p in GPU_PROVIDERS if p in available)
+    provider = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    if not provider.exists():
+        return "this onnxruntime has no CUDA provider library (install onnxruntime-gpu)"
+    try:
+        ctypes.CDLL(str(provider))
+    except OSError as error:
+        return f"its CUDA provider does not load ({error})"
+    if not gpu_device_present():
+        return "no NVIDIA device is visible (/dev/nvidia0)"
+    return "its CUDA provider failed to start (onnxruntime's log says why)"
+
+
+def unserved_gpu(engine: Engine, required: bool | None) -> str:
+    """Why a GPU instance must not serve ('' when it may): it is one (``required``; None: an NVIDIA
+    device is visible) and its models do not run on CUDA. SageMaker takes an instance into service
+    only when its /ping answers 200, so this keeps GPU prices from buying CPU speed."""
+    if engine.name == "cuda" or not (gpu_device_present() if required is None else required):
+        return ""
+    return (
+        engine.gpu_unused
+        or "onnxruntime lists no CUDA or TensorRT provider here (the image needs onnxruntime-gpu)"
+    )
+
+
+def gpu_device_present(files: Sequence[Path] = GPU_DEVICE_FILES) -> bool:
+    return any(path.exists() for path in files)
 
 
 def openvino_installed() -> bool:
@@ -232,23 +300,24 @@ def choose_engine(
     requested: str = "auto",
     memory_arena: bool = True,
     flags: set[str] | None = None,
-    gpu_providers: tuple[str, ...] | None = None,
+    gpu: GpuProbe | None = None,
     has_openvino: bool | None = None,
 ) -> Engine:
     """The engine for this machine (``requested``: ALPHACUT_ENGINE; ``memory_arena``: onnxruntime's).
     The other keyword arguments stand in for the machine in tests; left out, they are read from it."""
-    engine = _engine_for(requested, flags, gpu_providers, has_openvino)
-    return dataclasses.replace(engine, memory_arena=memory_arena)
+    if gpu is None:
+        gpu = GpuProbe.on_this_machine() if requested in ("auto", "cuda") else GpuProbe()
+    engine = _engine_for(requested, flags, gpu, has_openvino)
+    unused = gpu.reason if engine.name != "cuda" else ""
+    return dataclasses.replace(engine, memory_arena=memory_arena, gpu_unused=unused)
 
 
-def _engine_for(
-    requested: str, flags: set[str] | None, gpu_providers: tuple[str, ...] | None, has_openvino: bool | None
-) -> Engine:
+def _engine_for(requested: str, flags: set[str] | None, probe: GpuProbe, has_openvino: bool | None) -> Engine:
     if requested not in ENGINES:
         raise SettingError(f"ALPHACUT_ENGINE must be one of {', '.join(ENGINES)}, not {requested!r}")
     flags = cpu_flags() if flags is None else flags
     bf16 = sorted(set(BF16_FLAGS) & flags)
-    gpu = onnxruntime_gpu_providers() if gpu_providers is None else gpu_providers
+    gpu = probe.running
 
     def openvino_ok() -> bool:
         return openvino_installed() if has_openvino is None else has_openvino
@@ -256,7 +325,7 @@ def _engine_for(
     if requested == "cuda" or (requested == "auto" and gpu):
         if not gpu:
             raise SettingError(
-                "ALPHACUT_ENGINE=cuda: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+                f"ALPHACUT_ENGINE=cuda: {probe.reason or 'this onnxruntime has no CUDA provider (install onnxruntime-gpu)'}"
             )
         why = "ALPHACUT_ENGINE=cuda" if requested == "cuda" else f"{gpu[0]} available"
         providers = (*gpu, "CPUExecutionProvider")
@@ -269,11 +338,12 @@ def _engine_for(
         return Engine("openvino", why, precision, cheap_model=AMX_FLAG in flags)
     if requested == "onnxruntime":
         return Engine("onnxruntime", "ALPHACUT_ENGINE=onnxruntime")
+    fallback = f"{probe.reason}; " if probe.reason else ""
     if not bf16:
-        return Engine("onnxruntime", "no bf16 in the CPU flags")
+        return Engine("onnxruntime", f"{fallback}no bf16 in the CPU flags")
     if not openvino_ok():
-        return Engine("onnxruntime", f"CPU has {', '.join(bf16)} but openvino is not installed")
-    return Engine("openvino", f"CPU has {', '.join(bf16)}", "bf16", cheap_model=AMX_FLAG in flags)
+        return Engine("onnxruntime", f"{fallback}CPU has {', '.join(bf16)} but openvino is not installed")
+    return Engine("openvino", f"{fallback}CPU has {', '.join(bf16)}", "bf16", cheap_model=AMX_FLAG in flags)
 
 
 ONNXRUNTIME = Engine("onnxruntime", "the default")  # what a model loads on when no engine is given
@@ -285,4 +355,5 @@ def log_choice(engine: Engine) -> None:
     """Say once per process which engine runs the models, and why."""
     if engine.label not in _logged:
         _logged.add(engine.label)
-        logger.info("models run on %s (%s)", engine.label, engine.reason)
+        log = logger.warning if engine.gpu_unused else logger.info
+        log("models run on %s (%s)", engine.label, engine.reason)
