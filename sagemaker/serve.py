@@ -18,7 +18,9 @@ library onnxruntime's CUDA provider could not load) and /invocations 503: SageMa
 such an instance into service, rather than selling GPU time at CPU speed.
 
 With ``TASKS_TABLE`` set and a ``task`` attribute, the task goes from waiting (3) to processing
-(4) when its model run starts: the one moment no notification reports.
+(4) when its model run starts: the one moment no notification reports. The table's region comes
+from ``TASKS_TABLE_REGION``, which the template sets: SageMaker hosting need not set ``AWS_REGION``,
+and boto3 without a region cannot make a client at all.
 
     python sagemaker/serve.py --port 8080
 """
@@ -52,10 +54,12 @@ def mark_started(task_id: str | None) -> None:
     table_name = os.environ.get("TASKS_TABLE")
     if not task_id or not table_name:
         return
+    import boto3
     from alphacut.aws.task_table import TaskTable
 
     try:
-        TaskTable(table_name).model_started(task_id)
+        region = os.environ.get("TASKS_TABLE_REGION") or None  # None: boto3's own chain
+        TaskTable(table_name, boto3.resource("dynamodb", region_name=region)).model_started(task_id)
     except Exception:  # noqa: BLE001 - the state is informative; the matte matters more
         traceback.print_exc()
 

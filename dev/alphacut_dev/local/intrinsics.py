@@ -1,5 +1,6 @@
 """Resolve the CloudFormation intrinsics the translated template uses (Ref, Fn::Sub, Fn::GetAtt,
-Fn::Join) against the local stack's names."""
+Fn::Join, Fn::Select, Fn::Split, Fn::FindInMap, Fn::If and the condition functions) against the
+local stack's names, or against any names a deploy test gives (a stack name, an image URI)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ class Resolver:
         refs: dict[str, str],
         attributes: dict[tuple[str, str], str],
         conditions: dict[str, Any] | None = None,
+        mappings: dict[str, Any] | None = None,
     ):
         self.refs = refs  # logical id or parameter or pseudo parameter -> value
         self.attributes = attributes  # (logical id, attribute) -> value
         self.conditions = conditions or {}
+        self.mappings = mappings or {}
 
     def condition(self, name: str) -> bool:
         return bool(self.resolve(self.conditions[name]))
@@ -47,6 +50,19 @@ class Resolver:
                 return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                separator, text = arg
+                return str(self.resolve(text)).split(separator)
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(a) for a in arg)
+                return self.mappings[name][top][second]
             if key == "Condition":
                 return self.condition(arg)
             if key == "Fn::Join":

@@ -37,6 +37,9 @@ from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_temp
 
 DEFAULT_API_KEY = "alphacut-local-key-0000000000000000"
 STACK_NAME = "alphacut-local"
+STACK_ID = (
+    f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0a1c0ca1-57ac-4e1d-8a1c-0ca157ac4e1d"
+)
 LAMBDA_OPT = "/opt"
 
 
@@ -568,13 +571,14 @@ class LocalStack:
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
             "AWS::StackName": STACK_NAME,
+            "AWS::StackId": STACK_ID,
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
             **parameters,
         }
         attributes: dict[tuple[str, str], str] = {}
-        resolver = Resolver(refs, attributes, cfn.get("Conditions", {}))
+        resolver = Resolver(refs, attributes, cfn.get("Conditions", {}), cfn.get("Mappings", {}))
         resources = {
             k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])
         }

@@ -324,9 +324,8 @@ def _engine_for(requested: str, flags: set[str] | None, probe: GpuProbe, has_ope
 
     if requested == "cuda" or (requested == "auto" and gpu):
         if not gpu:
-            raise SettingError(
-                f"ALPHACUT_ENGINE=cuda: {probe.reason or 'this onnxruntime has no CUDA provider (install onnxruntime-gpu)'}"
-            )
+            why_not = probe.reason or "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+            raise SettingError(f"ALPHACUT_ENGINE=cuda: {why_not}")
         why = "ALPHACUT_ENGINE=cuda" if requested == "cuda" else f"{gpu[0]} available"
         providers = (*gpu, "CPUExecutionProvider")
         return Engine("cuda", why, providers=providers, cheap_model=True, batches=True)

@@ -1,0 +1,76 @@
+"""What AWS refuses at deploy or update time, read from template.yaml with its intrinsics evaluated
+for the names an operator may give (a stack name, an ECR image URI, an instance type)."""
+
+from __future__ import annotations
+
+import re
+
+from alphacut_dev.local.intrinsics import Resolver
+from alphacut_dev.template import load_sam
+
+SAM = load_sam()
+# S3's rule for bucket names: 3-63 characters, lowercase letters, digits, dots and hyphens, starting
+# and ending with a letter or digit
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def resolver(stack_name: str = "alphacut", **parameters: str) -> Resolver:
+    refs = {
+        "AWS::StackName": stack_name,
+        "AWS::StackId": f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{stack_name}/"
+        "5f0c6a10-7b2e-11ef-9c3d-0a1b2c3d4e5f",
+        "AWS::AccountId": "123456789012",
+        "AWS::Region": "eu-west-1",
+        "AWS::Partition": "aws",
+        "AWS::NoValue": None,
+        "SegmentBackend": "sagemaker",
+        "SageMakerInstanceType": "ml.g4dn.xlarge",
+        **parameters,
+    }
+    return Resolver(refs, {}, SAM["Conditions"], SAM["Mappings"])
+
+
+def statement(sid: str) -> dict:
+    policy = SAM["Resources"]["SegmentModelRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    return next(s for s in policy["Statement"] if s.get("Sid") == sid)
+
+
+def test_the_image_pull_grant_names_a_namespaced_repository_whole():
+    for uri, repository in (
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/alphacut:v7", "team/alphacut"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/alphacut@sha256:abc", "alphacut"),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a/b/alphacut:1.2", "a/b/alphacut"),
+    ):
+        arn = resolver(SageMakerImageUri=uri).resolve(statement("PullTheImage")["Resource"])
+        assert arn == f"arn:aws:ecr:eu-west-1:123456789012:repository/{repository}", uri
+
+
+def test_segment_concurrency_stops_where_the_queue_mapping_does():
+    spec = SAM["Parameters"]["SegmentConcurrency"]
+    assert spec["MinValue"] == 2 and spec["MaxValue"] == 1000
+
+
+def test_the_uploads_bucket_name_is_valid_for_any_stack_name():
+    for stack in ("alphacut", "Alphacut-Prod", "A" * 60 + "-Stack-With-A-Very-Long-Name-In-Production-Use"):
+        bucket = SAM["Resources"]["UploadsBucket"]["Properties"]["BucketName"]
+        name = resolver(stack).resolve(bucket)
+        assert BUCKET_NAME.match(name), f"{name!r} (stack {stack!r}) is not a valid bucket name"
+        # the queue policy names the same bucket before it exists
+        policy = SAM["Resources"]["TaskQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+        source = resolver(stack).resolve(policy["Condition"]["ArnLike"]["aws:SourceArn"])
+        assert source == f"arn:aws:s3:::{name}"
+
+
+def test_a_new_instance_type_replaces_the_endpoint_instead_of_updating_a_scaling_target():
+    endpoint = SAM["Resources"]["SegmentEndpoint"]["Properties"]
+    names = {t: resolver(SageMakerInstanceType=t).resolve(endpoint["EndpointName"])
+             for t in ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.c7i.xlarge")}  # fmt: skip
+    # EndpointName is a replacement property: a new name is a new endpoint and scaling target
+    assert len(set(names.values())) == 3, names
+    assert all(re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", n) for n in names.values()), names
+    target = SAM["Resources"]["EndpointScalingTarget"]["Properties"]["ResourceId"]
+    assert "SegmentEndpoint.EndpointName" in str(target)
+
+
+def test_a_new_endpoint_config_keeps_the_scaled_instance_count():
+    assert SAM["Resources"]["SegmentEndpoint"]["Properties"]["RetainAllVariantProperties"] is True
