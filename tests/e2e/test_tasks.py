@@ -390,9 +390,15 @@ def test_callback_rules(api, photo):
         data={"callback_url": "ftp://example.com/hook"},
     )
     assert response.status_code == 400 and response.json()["error"]["field"] == "callback_url"
-    # a private target is never called, and the task is not harmed by it
-    task_id = submit(api, photo, callback_url="http://169.254.169.254/hook")
-    assert wait_final(api, task_id)["state"] == 1
+    # the metadata address or a loopback port could never be called back: refused at submission,
+    # with the reason, instead of a task whose callback is refused and retried for minutes
+    for target in ("http://169.254.169.254/hook", "http://127.0.0.2:6379/", "http://localhost:8080/x"):
+        response = api.post(
+            "/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")}, data={"callback_url": target}
+        )
+        error = response.json()["error"]
+        assert response.status_code == 400 and error["code"] == "url_not_allowed", target
+        assert error["field"] == "callback_url" and "public" in error["message"], target
 
 
 def test_a_task_whose_picture_has_no_subject_is_done_and_not_charged(admin, stack):

@@ -62,3 +62,45 @@ def test_a_receiver_that_is_down_or_answers_5xx_408_429_is_tried_again_and_4xx_i
         assert len(received) == 1
     with pytest.raises(CallbackFailed):  # nobody listening
         deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",))
+
+
+def test_a_callback_to_a_private_loopback_or_metadata_address_is_refused_at_submission():
+    import pytest
+    from alphacut.errors import UrlNotAllowed
+    from alphacut.urlfetch import check_callback_url
+
+    for url in ("http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9000/hook", "http://10.0.0.8/h",
+                "http://[::1]:8080/h", "http://localhost/hook", "ftp://example.com/hook"):  # fmt: skip
+        with pytest.raises(UrlNotAllowed) as refused:
+            check_callback_url(url)
+        assert refused.value.field == "callback_url", url
+    check_callback_url("http://93.184.216.34:8443/hook")  # a public address, any port
+    check_callback_url("http://127.0.0.1:9000/hook", allowed_hosts=("127.0.0.1",))  # explicitly allowed
+
+
+def test_a_delivery_refused_by_the_address_rule_is_not_retried():
+    import pytest
+    from alphacut.callbacks import CallbackFailed, CallbackRefused, deliver
+
+    server, received = _receiver(200)
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        with pytest.raises(CallbackRefused) as refused:  # DNS may have changed since submission
+            deliver(url, {"state": 1}, b"secret")
+        assert not isinstance(refused.value, CallbackFailed) and received == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_notify_steps_retry_only_what_a_retry_can_mend():
+    import json
+
+    from alphacut_dev.template import ROOT
+
+    states = json.loads((ROOT / "statemachine" / "task.asl.json").read_text())["States"]
+    for name in ("NotifyDone", "NotifyFailure"):
+        retried = {e for rule in states[name]["Retry"] for e in rule["ErrorEquals"]}
+        assert (
+            "CallbackFailed" in retried and "CallbackRefused" not in retried and "States.ALL" not in retried
+        )

@@ -13,7 +13,9 @@ exactly that and is all a Python receiver needs.
 
 A delivery that fails in a way a later try may mend (no connection, a 5xx, 408 or 429) raises
 ``CallbackFailed``: the state machine's Notify steps retry it with backoff (at least 3 more
-attempts over at least 5 minutes); the task never changes.
+attempts over at least 5 minutes); the task never changes. One that no retry can mend (the URL
+now resolves to a private, loopback or link-local address) raises ``CallbackRefused``, which the
+steps do not retry.
 
 Usage::
 
@@ -81,11 +83,15 @@ class CallbackFailed(Exception):
     Retry names this class)."""
 
 
+class CallbackRefused(Exception):
+    """The callback's address is refused (not public): a retry cannot deliver it."""
+
+
 def deliver(
     url: str, payload: dict[str, Any], secret: bytes | None, allowed_hosts: Iterable[str] = ()
 ) -> int:
     """POST ``payload`` signed with ``secret`` to ``url`` once; its status, or ``CallbackFailed``."""
-    from alphacut.errors import UrlFetchFailed
+    from alphacut.errors import UrlFetchFailed, UrlNotAllowed
     from alphacut.urlfetch import post_json
 
     try:
@@ -95,6 +101,8 @@ def deliver(
             allowed_hosts=allowed_hosts,
             headers_for=(lambda body: sign(secret, body)) if secret else None,
         )
+    except UrlNotAllowed as error:
+        raise CallbackRefused(f"{url}: {error}") from None
     except UrlFetchFailed as error:
         raise CallbackFailed(f"{url}: {error}") from None
     if status >= 500 or status in RETRYABLE_STATUSES:

@@ -53,6 +53,11 @@ class TaskNoLongerRunning(Exception):
     """The task ended (or its execution was stopped) while a step ran: it stores and sends nothing."""
 
 
+class SupersededUpload(Exception):
+    """A newer upload of the same key came first or is being processed: this older one's result
+    must not replace the newer one (-1, its result never stored)."""
+
+
 # error name (exception class, or a Step Functions error) -> final state
 FAILURE_STATES: dict[str, TaskState] = {
     "UrlFetchFailed": TaskState.DOWNLOAD_FAILED,

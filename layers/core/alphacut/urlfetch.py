@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 
+class _NotPublic(Exception):
+    """The host resolves to a private, loopback or link-local address: refused now and on any retry."""
+
+
 class _Refused(Exception):
     """A network-side refusal or failure: answered as ``GENERIC_FAILURE``, logged in detail."""
 
@@ -163,7 +167,7 @@ def resolve_public(host: str, port: int, allowed_hosts: Iterable[str], deadline:
     if host not in set(allowed_hosts):
         for address in addresses:
             if not is_public(address):
-                raise _Refused(f"{host} points to {address}, not a public address")
+                raise _NotPublic(f"{host} points to {address}, not a public address")
     return str(addresses[0])
 
 
@@ -278,9 +282,25 @@ def _fetch_checked(
     parse_url(url, allowed, allowed_ports)  # what the URL itself gets wrong is said as it is
     try:
         return _fetch(url, max_bytes, Deadline(timeout), allowed, tuple(allowed_ports))
-    except _Refused as refused:
+    except (_Refused, _NotPublic) as refused:
         logger.info("image_url refused or failed", extra={"detail": str(refused)})
         raise UrlFetchFailed(GENERIC_FAILURE, field=FIELD) from None
+
+
+def check_callback_url(url: str, allowed_hosts: Iterable[str] = (), timeout: float = 3.0) -> None:
+    """Refuse a callback URL at submission that could never be delivered: not http(s), or a host
+    that resolves to a private, loopback or link-local address (the metadata address included) or
+    not at all. Delivery checks again (DNS can change between the two)."""
+    allowed = tuple(allowed_hosts)
+    _, host, port = parse_url(url, allowed, None, "callback_url")
+    try:
+        resolve_public(host, port, allowed, Deadline(timeout))
+    except _NotPublic as refused:
+        raise UrlNotAllowed(
+            f"{refused}: callbacks go to public addresses only", field="callback_url"
+        ) from None
+    except _Refused as failed:
+        raise UrlNotAllowed(f"cannot be delivered: {failed}", field="callback_url") from None
 
 
 def post_json(
@@ -294,7 +314,8 @@ def post_json(
     """POST ``payload`` as JSON to ``url`` under the same address rules (any port: a callback's
     answer never reaches the caller, so it cannot probe ports); redirects are not followed (a
     callback is delivered where it was registered). ``headers_for(body)``: headers made from the
-    exact bytes sent (a signature). Returns the HTTP status."""
+    exact bytes sent (a signature). Returns the HTTP status; ``UrlNotAllowed`` where no retry can
+    deliver (a non-public address), ``UrlFetchFailed`` where one may."""
     deadline = Deadline(timeout)
     body = json.dumps(payload, separators=(",", ":")).encode()
     extra = headers_for(body) if headers_for else {}
@@ -312,6 +333,8 @@ def post_json(
             return response.status
         finally:
             connection.close()
+    except _NotPublic as refused:
+        raise UrlNotAllowed(f"{refused}: callbacks go to public addresses only", field=field) from None
     except (_Refused, OSError, http.client.HTTPException) as error:
         logger.info("callback failed", extra={"detail": str(error)})
         raise UrlFetchFailed("could not be reached", field=field) from None

@@ -4,7 +4,9 @@ Messages are either ``{"task_id": ...}`` (from POST /v1/tasks) or S3 event notif
 objects put under ``incoming/`` in the uploads bucket, which become tasks here: options from the
 object's metadata (``x-amz-meta-type: person`` ...), the result under ``results/`` with the same
 name, the task id derived from bucket, key, ETag and the put's sequencer (a repeated notification
-is the same task; a new put of the same bytes is a new task).
+is the same task; a new put of the same bytes is a new task). The newest put of a key wins, whatever
+order its notifications come in: a put older than one already noted ends at once (-1,
+``SupersededUpload``), and one overtaken while it runs stores nothing (the Segment step checks).
 
 Each execution's input says which path runs the model (``path``: ``gpu`` or ``cpu``,
 ``PathChooser``): the GPU endpoint when it has an instance, or when it is cold and more than
@@ -78,6 +80,15 @@ def upload_task_id(upload: Upload) -> str:
     )
 
 
+def put_order(put: str) -> str:
+    """A put's place among the puts of its key, as text that sorts in put order: S3's sequencers
+    are hex numbers of varying length, compared after left-padding with zeros (S3's own rule);
+    an event time (no sequencer) sorts as it is."""
+    if put and all(c in "0123456789abcdefABCDEF" for c in put):
+        return put.upper().rjust(40, "0")
+    return put
+
+
 def uploads_in(body: dict[str, Any]) -> Iterator[Upload]:
     """Each put an S3 notification names under ``incoming/``; folder markers (keys ending in /)
     are not images."""
@@ -99,7 +110,11 @@ def upload_record(upload: Upload) -> TaskRecord:
         options=CutoutOptions().to_dict(),
         input_key=upload.key,
         source_key=upload.key,
-        extra={"result_stem": RESULTS_PREFIX + stem, "result_bucket": upload.bucket},
+        extra={
+            "result_stem": RESULTS_PREFIX + stem,
+            "result_bucket": upload.bucket,
+            "put_order": put_order(upload.put),
+        },
     )
 
 
@@ -224,6 +239,10 @@ class Dispatcher:
             self.table.fail(task_id, TaskState.FAILED, f"object metadata: {error}", "InvalidOption")
             return self.table.get(task_id)
         self.table.create(record)  # False for a repeated notification: same task, same id
+        if not self.table.note_put(upload.key, record.extra["put_order"]):
+            self.table.fail(
+                task_id, TaskState.FAILED, "a newer upload of the same key came first", "SupersededUpload"
+            )
         return self.table.get(task_id)
 
     def start(self, record: TaskRecord) -> None:

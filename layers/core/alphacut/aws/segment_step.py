@@ -34,7 +34,7 @@ from alphacut.matte import resize_matte
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import ServiceSettings
-from alphacut.task_states import ResultUploadFailed, TaskNoLongerRunning, TaskState
+from alphacut.task_states import ResultUploadFailed, SupersededUpload, TaskNoLongerRunning, TaskState
 
 # The step runs under one deadline (``alphacut.deadlines``): the Segment function's remaining time
 # less this margin. Image URL, background URL and the result's storing share it.
@@ -166,6 +166,12 @@ def _segment(
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):
         raise TaskNoLongerRunning(f"task {event.get('task_id')} is no longer in progress: result not stored")
+    if (
+        tasks is not None
+        and event.get("source_key")
+        and tasks.superseded(event["source_key"], event["put_order"])
+    ):
+        raise SupersededUpload(f"a newer upload of {event['source_key']} came: this result is not stored")
     try:
         if result.image is not None:
             s3.put_object(

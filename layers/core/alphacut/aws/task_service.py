@@ -30,7 +30,7 @@ from alphacut.options import CutoutOptions, OutputKind
 from alphacut.result_links import LinkSigner
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
-from alphacut.urlfetch import parse_url
+from alphacut.urlfetch import check_callback_url
 
 # a callback's result links: a receiver may fetch them long after the callback (signed links,
 # not presigned URLs, so the sender's credentials do not bound them)
@@ -53,6 +53,9 @@ def step_input(record: TaskRecord, uploads_bucket: str, result_bucket: str) -> d
     }
     if record.extra.get("callback_url"):
         event["callback_url"] = record.extra["callback_url"]
+    if record.source_key:  # an upload: its result is stored only while it is the newest put
+        event["source_key"] = record.source_key
+        event["put_order"] = record.extra.get("put_order", "")
     if record.image_url:
         event["image_url"] = record.image_url
     else:
@@ -70,12 +73,18 @@ class TaskService:
     queue_url: str
     table_name: str
     max_bytes: int = 15 * 1024 * 1024
+    # hosts a callback may name though they are not public (IMAGE_URL_ALLOWED_HOSTS; local tests)
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TaskService:
         """What the function was given (the notify function has no queue nor uploads bucket)."""
         return cls(
-            settings.uploads_bucket, settings.results_bucket, settings.task_queue_url, settings.tasks_table
+            settings.uploads_bucket,
+            settings.results_bucket,
+            settings.task_queue_url,
+            settings.tasks_table,
+            allowed_hosts=settings.url_allowed_hosts,
         )
 
     @cached_property
@@ -108,7 +117,7 @@ class TaskService:
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
         if callback_url:
-            parse_url(callback_url, allowed_ports=None, field="callback_url")
+            check_callback_url(callback_url, self.allowed_hosts)
             record.extra["callback_url"] = callback_url
             record.extra["api_base_url"] = api_base_url  # where the callback's result links point
         if image is not None:

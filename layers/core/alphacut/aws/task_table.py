@@ -32,6 +32,9 @@ from alphacut.task_states import TaskState
 TASK_TTL_SECONDS = 7 * 24 * 3600
 IN_PROGRESS = (TaskState.QUEUED, TaskState.PREPARING, TaskState.WAITING, TaskState.PROCESSING)
 SOURCE_KEY_INDEX = "by_source_key"
+# one item per uploaded key: the order of its newest put (``note_put``), kept as long as an upload
+LATEST_PUT_PREFIX = "latest-put#"
+LATEST_PUT_TTL_SECONDS = 35 * 24 * 3600
 
 
 def is_billable(record: TaskRecord) -> bool:
@@ -214,6 +217,31 @@ class TaskTable:
                 ":progress": TaskState.PROCESSING.progress,
             },
         )
+
+    def note_put(self, source_key: str, order: str) -> bool:
+        """Record ``order`` (``put_order``) as the newest put of ``source_key``; False when a newer
+        put of that key is known already (its notification came first)."""
+        try:
+            self.table.update_item(
+                Key={"task_id": LATEST_PUT_PREFIX + source_key},
+                UpdateExpression="SET latest_put = :order, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(latest_put) OR latest_put <= :order",
+                ExpressionAttributeValues={
+                    ":order": order,
+                    ":expires": int(time.time()) + LATEST_PUT_TTL_SECONDS,
+                },
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def superseded(self, source_key: str, order: str) -> bool:
+        """True when a newer put of ``source_key`` than ``order`` has been noted."""
+        item = self.table.get_item(Key={"task_id": LATEST_PUT_PREFIX + source_key}, ConsistentRead=True)
+        latest = item.get("Item", {}).get("latest_put")
+        return latest is not None and str(latest) > order
 
     def _conditional_update(self, task_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
         """One conditional write to a task (``#s`` is its state); False when the condition fails."""
