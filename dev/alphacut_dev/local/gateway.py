@@ -13,7 +13,6 @@ the rate and the quota with their gateway responses as the template declares the
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import math
 import threading
@@ -27,6 +26,8 @@ from alphacut.api.request import declared_length
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 from alphacut.deadlines import GATEWAY_TIMEOUT_SECONDS
 from alphacut.errors import ImageTooLarge, InvalidOption
+
+from alphacut_dev.local.apigateway_integrations import is_binary, static_headers
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT  # Lambda's synchronous invocation payload limit, both ways
@@ -121,11 +122,6 @@ def declared_headers(declared: dict | None) -> dict[str, str]:
     return static_headers((declared or {}).get("responseParameters") or {}, "gatewayresponse.header.")
 
 
-def static_headers(parameters: dict[str, str], prefix: str) -> dict[str, str]:
-    """Response parameters as API Gateway sends them: ``<prefix><name>`` -> the quoted static value."""
-    return {name.removeprefix(prefix): value.strip("'") for name, value in parameters.items()}
-
-
 def fill_context(template: str, request_id: str) -> bytes:
     """A gateway response template with the one variable the template uses filled in."""
     return template.replace("$context.requestId", request_id).encode()
@@ -177,7 +173,6 @@ def invoke_within(worker, event: dict, request_id: str) -> tuple[str, object]:
 
 
 def start_gateway(stack) -> ThreadingHTTPServer:
-    binary_types = ["*/*"]
     limiter = stack.limiter
 
     def api_of(path: str) -> str:
@@ -253,8 +248,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 missing = "MISSING_AUTHENTICATION_TOKEN"
                 self._message(403, "Missing Authentication Token", missing, api_of(path))
                 return
-            if route.mock_headers is not None:  # the CORS preflight: API Gateway answers it itself
-                self._send(200, b"{}", route.mock_headers)
+            if route.mock is not None:  # a CORS preflight: API Gateway answers it itself, or fails
+                if route.mock.fails(self.headers.get("Content-Type")):
+                    self._message(500, "Internal server error", "API_CONFIGURATION_ERROR", route.api)
+                else:
+                    self._send(200, b"{}", route.mock.headers)
                 return
             api_key = self.headers.get("x-api-key", "")
             key_id = ""
@@ -305,7 +303,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 multi_headers[name] = [value]
             multi_query = {k: v for k, v in parse_qs(query, keep_blank_values=True).items()}
             content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
-            is_binary = bool(body) and any(fnmatch.fnmatch(content_type or "", t) for t in binary_types)
+            binary = bool(body) and is_binary(content_type, route.binary_media_types)
             now = time.time()
             return {
                 "resource": route.resource,
@@ -336,11 +334,11 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                     },
                 },
                 "body": (
-                    base64.b64encode(body).decode("ascii") if is_binary else body.decode("utf-8", "replace")
+                    base64.b64encode(body).decode("ascii") if binary else body.decode("utf-8", "replace")
                 )
                 if body
                 else None,
-                "isBase64Encoded": is_binary,
+                "isBase64Encoded": binary,
             }
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle

@@ -25,11 +25,11 @@ import boto3
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 
 from alphacut_dev.local.account import ACCOUNT, REGION
+from alphacut_dev.local.apigateway_integrations import MockIntegration
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
-from alphacut_dev.local.gateway import static_headers
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.loops import BackgroundLoop
 from alphacut_dev.local.worker import FunctionSpec, serve
@@ -99,8 +99,9 @@ class Route:
     function: str  # logical id
     key_required: bool = True  # the operation's security names the API key
     api: str = "Api"  # the REST API's logical id (its gateway responses apply)
-    # a mock integration (SAM's CORS preflight): the headers API Gateway answers with, no function
-    mock_headers: dict[str, str] | None = None
+    # a mock integration (a CORS preflight): API Gateway answers it itself, no function
+    mock: MockIntegration | None = None
+    binary_media_types: tuple[str, ...] = ()  # the API's (apigateway_integrations.is_binary)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method not in ("ANY", method):
@@ -512,7 +513,15 @@ class LocalStack:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, **self.aws_env(), **self.model_env, **self.extra_env},
+            # this machine's CPU stands in for the endpoint's instance: the template's GPU instance
+            # type would make the server refuse to serve without CUDA (/ping 503), as it must on AWS
+            env={
+                **os.environ,
+                **self.aws_env(),
+                **self.model_env,
+                "ALPHACUT_REQUIRE_GPU": "0",
+                **self.extra_env,
+            },
         )
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -915,6 +924,7 @@ class LocalStack:
 
     def _routes_from_swagger(self, body: dict, resolver: Resolver, api: str) -> None:
         arn_to_function = self.function_arns()
+        binary = tuple(body.get("x-amazon-apigateway-binary-media-types", []))
         for path, methods in body.get("paths", {}).items():
             pattern = path_pattern(path)
             for method, operation in methods.items():
@@ -922,7 +932,8 @@ class LocalStack:
                 uri = resolver.resolve(integration.get("uri", ""))
                 function_arn = uri.split("/functions/")[-1].removesuffix("/invocations")
                 if integration.get("type") == "mock":
-                    self.routes.append(self._mock_route(method, path, pattern, integration, resolver, api))
+                    mock = MockIntegration.from_swagger(integration, binary, resolver.resolve)
+                    self.routes.append(Route(method.upper(), path, pattern, "", False, api, mock, binary))
                 elif function_arn in arn_to_function:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
                     self.routes.append(
@@ -933,15 +944,9 @@ class LocalStack:
                             arn_to_function[function_arn],
                             key_required=bool(operation.get("security", [{"api_key": []}])),
                             api=api,
+                            binary_media_types=binary,
                         )
                     )
-
-    @staticmethod
-    def _mock_route(method, path, pattern, integration, resolver: Resolver, api: str) -> Route:
-        """API Gateway answers a mock integration itself: its default response's headers."""
-        parameters = resolver.resolve(integration["responses"]["default"].get("responseParameters", {}))
-        headers = static_headers(parameters, "method.response.header.")
-        return Route(method.upper(), path, pattern, "", key_required=False, api=api, mock_headers=headers)
 
     # ---- keys and plans -------------------------------------------------------------------------
     def plan_for_key(self, value: str) -> UsagePlan | None:
