@@ -74,3 +74,65 @@ def test_a_new_instance_type_replaces_the_endpoint_instead_of_updating_a_scaling
 
 def test_a_new_endpoint_config_keeps_the_scaled_instance_count():
     assert SAM["Resources"]["SegmentEndpoint"]["Properties"]["RetainAllVariantProperties"] is True
+
+
+# ---- queues feeding functions: Lambda's mappings ignore reserved concurrency ---------------------
+
+
+def reserved_concurrency(function: dict, resolve: Resolver) -> int | None:
+    value = function["Properties"].get("ReservedConcurrentExecutions")
+    return None if value is None else int(resolve.resolve(value))
+
+
+def mapped_queues() -> list[tuple[str, str, dict]]:
+    """(function, queue, mapping properties) for each SQS mapping."""
+    found = []
+    for resource in SAM["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            props = resource["Properties"]
+            found.append((props["FunctionName"]["Ref"], props["EventSourceArn"]["Fn::GetAtt"][0], props))
+    return found
+
+
+def test_every_mapping_runs_within_what_its_function_reserves():
+    resolve = resolver(ReserveAsyncConcurrency="true", SegmentConcurrency="100", ComposeConcurrency="10")
+    wanted: dict[str, int] = {}
+    for function, queue, props in mapped_queues():
+        concurrency = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+        assert concurrency is not None, (
+            f"{function}'s mapping of {queue} has no MaximumConcurrency (5 and up)"
+        )
+        wanted[function] = wanted.get(function, 0) + int(resolve.resolve(concurrency))
+    for function, total in wanted.items():
+        reserved = reserved_concurrency(SAM["Resources"][function], resolve)
+        assert reserved is not None and total <= reserved, (
+            f"{function}: mappings {total} > reserved {reserved}"
+        )
+
+
+def test_no_function_fed_by_a_queue_is_also_invoked_by_the_state_machine():
+    import json
+
+    from alphacut_dev.template import ROOT
+
+    machine = SAM["Resources"]["TaskStateMachine"]["Properties"]
+    names = {name for name, value in machine["DefinitionSubstitutions"].items() if "Arn" in name}
+    arns = {name: str(machine["DefinitionSubstitutions"][name]) for name in names}
+    states = json.loads((ROOT / "statemachine" / "task.asl.json").read_text())["States"]
+    invoked = {
+        state["Parameters"]["FunctionName"].strip("${}")
+        for state in states.values()
+        if state.get("Resource", "").startswith("arn:aws:states:::lambda:invoke")
+    }
+    for function, queue, _ in mapped_queues():
+        for name in invoked:
+            assert f"'{function}.Arn'" not in arns[name] and f"'{function}'" not in arns[name], (
+                f"the state machine invokes {function} ({name}), which the {queue} mapping feeds"
+            )
+
+
+def test_every_queue_feeding_a_function_allows_five_receives():
+    for function, queue, _ in mapped_queues():
+        redrive = SAM["Resources"][queue]["Properties"].get("RedrivePolicy")
+        if redrive is not None:  # a dead-letter queue itself keeps its messages for 14 days
+            assert int(redrive["maxReceiveCount"]) >= 5, f"{queue} (feeding {function}) dead-letters too soon"

@@ -304,3 +304,43 @@ def test_a_burst_of_many_keys_reads_the_plans_once_and_every_answer_knows_its_qu
         answers = list(pool.map(usage, keys))
     assert [answer["daily_quota"] for answer in answers] == [bulk.daily_quota] * 40
     assert len(stack.aws_rules.management_calls) - before <= 2 * (1 + plans)
+
+
+def test_a_flood_of_deferred_calls_is_never_throttled_and_each_is_counted(stack):
+    """Lambda's queue mappings ignore reserved concurrency: a mapping with more pollers than the
+    Meter function reserves is throttled, each throttle a receive spent toward the dead-letter
+    queue, i.e. a call left unmetered. The local stack throttles as Lambda does; the queue's
+    visibility timeout is shortened so that throttled receives come around within the test."""
+    from alphacut.aws.usage import MeteredCall, UsageMeter
+
+    os.environ.update(stack.aws_env())
+    sqs = stack.client("sqs")
+    queue, dead_letters = stack.physical["MeteringQueue"], stack.physical["MeteringDeadLetterQueue"]
+    waiting = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+    def count(url: str) -> int:
+        return sum(
+            int(v)
+            for v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=waiting)["Attributes"].values()
+        )
+
+    visibility = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    pollers = [p for p in stack.pollers if p.function == "MeterFunction"]
+    throttled, dead_before = sum(p.throttled for p in pollers), count(dead_letters)
+    key = f"flood-{time.time_ns()}"
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "2"})
+    try:
+        for start in range(0, 300, 10):
+            calls = [MeteredCall(key, "/v1/cutout", True, f"{key}-{start + i}") for i in range(10)]
+            entries = [{"Id": str(i), "MessageBody": call.to_json()} for i, call in enumerate(calls)]
+            sqs.send_message_batch(QueueUrl=queue, Entries=entries)
+        deadline = time.time() + 120
+        while count(queue) and time.time() < deadline:
+            time.sleep(0.5)
+    finally:
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes=visibility)
+    assert sum(p.throttled for p in pollers) == throttled, "the Meter mapping was throttled"
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    day = UsageMeter(stack.physical["UsageTable"]).report(key, today, today)["days"][0]
+    assert day["calls"] == 300 and day["charged"] == 300
+    assert count(dead_letters) == dead_before

@@ -31,7 +31,7 @@ from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.intrinsics import Resolver
-from alphacut_dev.local.loops import BackgroundLoop
+from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
 from alphacut_dev.local.worker import FunctionSpec, serve
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
@@ -191,14 +191,18 @@ class FunctionWorker:
 
 class FunctionInstances:
     """A function's warm instances: a call takes whichever is free, as Lambda runs a function on
-    as many instances as its concurrency allows (one by default here: each holds its models)."""
+    as many instances as its concurrency allows (one by default here: each holds its models).
+    ``reserved``: its reserved concurrency; a call past it is throttled at once, as Lambda throttles
+    (``alphacut_dev.local.lambda_event_sources`` says what that does to a queue's messages)."""
 
-    def __init__(self, spec: FunctionSpec, count: int = 1):
+    def __init__(self, spec: FunctionSpec, count: int = 1, reserved: int | None = None):
         self.spec = spec
+        self.reserved = reserved
         self.instances = [FunctionWorker(spec) for _ in range(max(1, count))]
         self._free = list(self.instances)
         self._available = threading.Semaphore(len(self.instances))
         self._lock = threading.Lock()
+        self._running = 0  # calls in progress or waiting for an instance
 
     @property
     def process(self):
@@ -221,17 +225,25 @@ class FunctionInstances:
     def invoke(self, event: dict, request_id: str, wait: float | None = None) -> tuple[str, object]:
         """As ``FunctionWorker.invoke``, on the first instance free within ``wait`` (None: as long
         as it takes); a call that finds none free by then is ('throttled', None), as Lambda
-        throttles past a function's concurrency."""
-        if not self._available.acquire(timeout=wait):
-            return "throttled", None
+        throttles past a function's concurrency; one past its reserved concurrency is at once."""
         with self._lock:
-            instance = self._free.pop()
+            if self.reserved is not None and self._running >= self.reserved:
+                return "throttled", None
+            self._running += 1
         try:
-            return instance.invoke(event, request_id)
+            if not self._available.acquire(timeout=wait):
+                return "throttled", None
+            with self._lock:
+                instance = self._free.pop()
+            try:
+                return instance.invoke(event, request_id)
+            finally:
+                with self._lock:
+                    self._free.append(instance)
+                self._available.release()
         finally:
             with self._lock:
-                self._free.append(instance)
-            self._available.release()
+                self._running -= 1
 
     def restart(self) -> None:
         for instance in self.instances:
@@ -240,60 +252,6 @@ class FunctionInstances:
     def stop(self) -> None:
         for instance in self.instances:
             instance.stop()
-
-
-class SqsPoller(BackgroundLoop):
-    """Lambda's SQS event source mapping: long-poll, invoke with a batch, delete what succeeded
-    (ReportBatchItemFailures honoured); failed messages come back after their visibility timeout
-    and go to the dead-letter queue after maxReceiveCount, as on AWS."""
-
-    def __init__(self, stack: LocalStack, queue_url: str, queue_arn: str, function: str, batch_size: int):
-        super().__init__(f"poll-{function}")
-        self.stack, self.queue_url, self.queue_arn = stack, queue_url, queue_arn
-        self.function, self.batch_size = function, batch_size
-
-    def _run(self) -> None:
-        sqs = self.stack.client("sqs")
-        while not self.stopping.is_set():
-            try:
-                messages = sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.batch_size,
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:  # noqa: BLE001 - moto going down at stop
-                if self.stopping.is_set():
-                    return
-                time.sleep(0.5)
-                continue
-            if not messages:
-                continue
-            event = {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": m.get("Attributes", {}),
-                        "messageAttributes": {},
-                        "md5OfBody": m["MD5OfBody"],
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": self.queue_arn,
-                        "awsRegion": REGION,
-                    }
-                    for m in messages
-                ]
-            }
-            kind, result = self.stack.workers[self.function].invoke(event, None)
-            failed = set()
-            if kind != "ok":
-                failed = {m["MessageId"] for m in messages}
-            elif isinstance(result, dict):
-                failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-            for message in messages:
-                if message["MessageId"] not in failed:
-                    sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 @dataclass
@@ -756,8 +714,11 @@ class LocalStack:
         self.physical = dict(refs)
 
         for logical, resource in by_type("AWS::Lambda::Function"):
+            reserved = resolver.resolve(resource["Properties"].get("ReservedConcurrentExecutions"))
             self.workers[logical] = FunctionInstances(
-                self._function_spec(logical, resource, resources, resolver), self.instances.get(logical, 1)
+                self._function_spec(logical, resource, resources, resolver),
+                self.instances.get(logical, 1),
+                None if reserved is None else int(reserved),
             )
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
             body = resource["Properties"].get("Body", {})
@@ -769,15 +730,7 @@ class LocalStack:
             props = resolver.resolve(resource["Properties"])
             function = next(name for name in self.workers if refs[name] == props["FunctionName"])
             queue = next(k for k, _ in queues if attributes[(k, "Arn")] == props["EventSourceArn"])
-            # Lambda runs a mapping's batches at once up to its MaximumConcurrency; here no more
-            # at once than the function has warm instances
-            concurrency = int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 1))
-            for _ in range(max(1, min(concurrency, len(self.workers[function].instances)))):
-                self.pollers.append(
-                    SqsPoller(
-                        self, refs[queue], props["EventSourceArn"], function, int(props.get("BatchSize", 10))
-                    )
-                )
+            self.pollers += mapping_pollers(self, refs[queue], props["EventSourceArn"], function, props)
         for logical, resource in by_type("AWS::Events::Rule"):  # EventBridge rules -> function targets
             props = resolver.resolve(resource["Properties"])
             for target in props.get("Targets", []):
