@@ -392,7 +392,7 @@ def test_callback_rules(api, photo):
     assert response.status_code == 400 and response.json()["error"]["field"] == "callback_url"
     # the metadata address or a loopback port could never be called back: refused at submission,
     # with the reason, instead of a task whose callback is refused and retried for minutes
-    for target in ("http://169.254.169.254/hook", "http://127.0.0.2:6379/", "http://localhost:8080/x"):
+    for target in ("http://169.254.169.254/hook", "http://127.0.0.1:6379/", "http://localhost:8080/x"):
         response = api.post(
             "/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")}, data={"callback_url": target}
         )
