@@ -30,6 +30,7 @@ from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
+from alphacut_dev.local.iam import LocalIam
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
 from alphacut_dev.local.worker import FunctionSpec, serve
@@ -41,6 +42,12 @@ STACK_ID = (
     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0a1c0ca1-57ac-4e1d-8a1c-0ca157ac4e1d"
 )
 LAMBDA_OPT = "/opt"
+
+
+def role_of(arn: dict) -> str:
+    """The role's logical id in a ``Fn::GetAtt [Role, Arn]`` the translated template names."""
+    target = arn["Fn::GetAtt"]
+    return target[0] if isinstance(target, list) else target.split(".", 1)[0]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -297,6 +304,7 @@ class LocalStack:
         self._moto_invoke = None
         self._dynamodb_writes: dict[str, object] = {}
         self.aws_rules = AwsRules()  # S3 sequencers, Step Functions' 90-day name window
+        self.iam = LocalIam(self.client, STACK_NAME)  # the functions' roles (alphacut_dev.local.iam)
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -352,6 +360,7 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
         self._serialise_dynamodb_writes()
         self.aws_rules.apply()
+        self.iam.apply()
         self._enable_moto_execution()
         cfn = translate_template(self.template, region=REGION)
         self._create_resources(cfn)
@@ -411,6 +420,7 @@ class LocalStack:
             self._expiry_loop.stop()
             self._expiry_loop = None
         self.aws_rules.restore()
+        self.iam.undo()
         if self._dynamodb_writes:
             from moto.dynamodb.models import DynamoDBBackend
             from moto.dynamodb.models.table import Table
@@ -511,6 +521,7 @@ class LocalStack:
         for _, resource in by_type("AWS::SageMaker::Model"):
             container = resolver.resolve(resource["Properties"].get("PrimaryContainer", {}))
             self.model_env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
+            self.model_env.update(self.iam.session_env(role_of(resource["Properties"]["ExecutionRoleArn"])))
         configs = by_type("AWS::SageMaker::EndpointConfig")
         endpoints = by_type("AWS::SageMaker::Endpoint")
         if not configs or not endpoints:
@@ -562,8 +573,9 @@ class LocalStack:
             "AWS::Lambda::Alias"
         ):  # SnapStart's alias: here, the function itself
             refs[logical] = attributes[(resource["Properties"]["FunctionName"]["Ref"], "Arn")]
-        for logical, resource in by_type("AWS::SageMaker::Endpoint"):
-            refs[logical] = attributes[(logical, "EndpointName")] = f"{STACK_NAME}-{logical}"
+        for logical, resource in by_type("AWS::SageMaker::Endpoint"):  # Ref: the ARN, as CloudFormation's
+            attributes[(logical, "EndpointName")] = f"{STACK_NAME}-{logical}"
+            refs[logical] = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{STACK_NAME}-{logical}".lower()
 
         s3 = self.client("s3")
         buckets = []
@@ -666,7 +678,6 @@ class LocalStack:
                     },
                 )
 
-        self._start_endpoint(by_type, resolver)
         self._create_moto_functions(by_type("AWS::Lambda::Function"))
         sfn = self.client("stepfunctions")
         for logical, resource in by_type("AWS::StepFunctions::StateMachine"):
@@ -711,6 +722,9 @@ class LocalStack:
             apigateway.create_usage_plan_key(
                 usagePlanId=props["UsagePlanId"], keyId=props["KeyId"], keyType=props["KeyType"]
             )
+        # each function's role, made once what its policies name exists; the processes get sessions
+        self.iam.create_roles(resources, resolver)
+        self._start_endpoint(by_type, resolver)
         self.physical = dict(refs)
 
         for logical, resource in by_type("AWS::Lambda::Function"):
@@ -854,6 +868,7 @@ class LocalStack:
                 for k, v in environment.items()
             }
         environment.update(self.aws_env())
+        environment.update(self.iam.session_env(role_of(props["Role"])))  # the function's own role
         if self.endpoint is not None:  # the functions' SageMaker clients reach the emulated endpoint
             environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.endpoint.url
             environment["AWS_ENDPOINT_URL_SAGEMAKER"] = self.endpoint.url

@@ -29,6 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
+from alphacut.aws.objects import object_gone
 from alphacut.errors import ResultExpired
 from alphacut.settings import ServiceSettings
 
@@ -128,7 +129,9 @@ class IdempotencyStore:
         s3 = client("s3")
         try:
             answer: bytes = s3.get_object(Bucket=self.bucket, Key=claim.response_key)["Body"].read()
-        except s3.exceptions.NoSuchKey:
+        except ClientError as error:
+            if not object_gone(error):  # 403 too: S3's answer to a role that may not list the bucket
+                raise
             raise ResultExpired(
                 "its first request's answer was deleted at the end of its storage lifetime: "
                 "send the request with a new Idempotency-Key",

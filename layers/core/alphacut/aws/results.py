@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from alphacut.aws.objects import object_gone
 from alphacut.result_links import ROUTE, LinkSigner
 from alphacut.settings import ServiceSettings
 
@@ -89,7 +90,7 @@ class ResultStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if object_gone(error):  # 403 too: S3's answer to a role that may not list the bucket
                 return False
             raise
         return True

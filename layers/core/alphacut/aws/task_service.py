@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from alphacut.aws import clients
+from alphacut.aws.objects import object_gone
 from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.errors import ImageTooLarge, ResultExpired
@@ -207,7 +210,9 @@ class TaskService:
     def _result(self, record: TaskRecord, key: str) -> bytes:
         try:
             body: bytes = self.s3.get_object(Bucket=self.results_bucket, Key=key)["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
+        except ClientError as error:
+            if not object_gone(error):  # 403 too: S3's answer to a role that may not list the bucket
+                raise
             raise self._expired(record) from None
         return body
 
