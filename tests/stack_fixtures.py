@@ -39,6 +39,8 @@ class ImageServer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/slow/"):  # a receiver that takes a second to answer
+                    time.sleep(1)
                 server.raw_posts.append((self.path, dict(self.headers.items()), body))
                 server.posts.append((self.path, json.loads(body or b"{}")))
                 self.send_response(200)

@@ -1,22 +1,29 @@
-"""Lambda for the state machine's Notify steps: POST the final task to its callback_url, signed
-with the stack's callback secret, its result links the API's own signed links (same address rules
-as image_url: no private, loopback or link-local targets). A failure a retry may mend raises
-CallbackFailed, which the step retries with backoff."""
+"""Lambda on the callback queue (``alphacut.aws.callback_queue``): POSTs each final task to its
+callback_url, signed with the stack's callback secret, its result links the API's own signed links
+(same address rules as image_url: no private, loopback or link-local targets). A failure a retry
+may mend comes back later from the queue, with backoff; nothing else invokes this function."""
 
 from alphacut.api.process import SETTINGS, link_signer
+from alphacut.aws import clients
+from alphacut.aws.callback_queue import CallbackDelivery
 from alphacut.aws.secrets import secret_bytes
 from alphacut.aws.task_service import TaskService
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 logger = Logger()
 service = TaskService.from_settings(SETTINGS)
 secret = secret_bytes(SETTINGS.require("callback_secret_arn"))
+processor = BatchProcessor(event_type=EventType.SQS)
+delivery = CallbackDelivery(
+    lambda task_id, url: service.notify(task_id, url, link_signer(), SETTINGS.url_allowed_hosts, secret),
+    clients.client("sqs"),
+    SETTINGS.require("callback_queue_url"),
+)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    status = service.notify(
-        event["task_id"], event["callback_url"], link_signer(), SETTINGS.url_allowed_hosts, secret
+    return process_partial_response(
+        event=event, record_handler=delivery.handle, processor=processor, context=context
     )
-    logger.info("callback", extra={"task_id": event["task_id"], "status": status})
-    return {"status": status}

@@ -93,14 +93,72 @@ def test_a_delivery_refused_by_the_address_rule_is_not_retried():
         server.server_close()
 
 
-def test_the_notify_steps_retry_only_what_a_retry_can_mend():
+class _Record:
+    """An SQS record as Powertools gives it to a record handler."""
+
+    def __init__(self, body: dict, receives: int):
+        import json
+        from types import SimpleNamespace
+
+        self.body = json.dumps(body)
+        self.receipt_handle = "handle-1"
+        self.attributes = SimpleNamespace(approximate_receive_count=str(receives))
+
+
+class _Queue:
+    """Records the visibility changes a delivery asks SQS for."""
+
+    def __init__(self):
+        self.changes: list[dict] = []
+
+    def change_message_visibility(self, **call):
+        self.changes.append(call)
+
+
+def test_a_queued_callback_a_retry_may_mend_comes_back_later_with_backoff():
+    import pytest
+    from alphacut.aws.callback_queue import CallbackDelivery, retry_delay
+    from alphacut.callbacks import CallbackFailed
+
+    def down(task_id, url):
+        raise CallbackFailed(f"{url} answered 503")
+
+    queue = _Queue()
+    delivery = CallbackDelivery(down, queue, "queue-url")
+    for receives in (1, 3):
+        with pytest.raises(CallbackFailed):  # the mapping keeps the message: it comes back
+            delivery.handle(_Record({"task_id": "t", "callback_url": "https://x.example/h"}, receives))
+    assert [c["VisibilityTimeout"] for c in queue.changes] == [45, 180] == [retry_delay(1), retry_delay(3)]
+    assert queue.changes[0]["ReceiptHandle"] == "handle-1" and queue.changes[0]["QueueUrl"] == "queue-url"
+    assert retry_delay(40) == 12 * 3600  # SQS's longest visibility timeout
+
+
+def test_a_queued_callback_no_retry_can_deliver_is_dropped_and_a_delivered_one_done():
+    from alphacut.aws.callback_queue import CallbackDelivery
+    from alphacut.callbacks import CallbackRefused
+    from alphacut.errors import NotFound
+
+    sent = []
+
+    def refused(task_id, url):
+        raise CallbackRefused(f"{url}: points to 10.0.0.8")
+
+    def gone(task_id, url):
+        raise NotFound("no task t")
+
+    for send in (refused, gone, lambda task_id, url: sent.append(task_id) or 200):
+        queue = _Queue()
+        CallbackDelivery(send, queue, "queue-url").handle(_Record({"task_id": "t", "callback_url": "u"}, 1))
+        assert queue.changes == []  # returns: the message is deleted, never tried again
+    assert sent == ["t"]
+
+
+def test_the_state_machine_queues_callbacks_instead_of_calling_the_receiver():
     import json
 
     from alphacut_dev.template import ROOT
 
     states = json.loads((ROOT / "statemachine" / "task.asl.json").read_text())["States"]
     for name in ("NotifyDone", "NotifyFailure"):
-        retried = {e for rule in states[name]["Retry"] for e in rule["ErrorEquals"]}
-        assert (
-            "CallbackFailed" in retried and "CallbackRefused" not in retried and "States.ALL" not in retried
-        )
+        assert states[name]["Resource"] == "arn:aws:states:::sqs:sendMessage"
+        assert states[name]["Parameters"]["QueueUrl"] == "${CallbackQueueUrl}"

@@ -7,7 +7,8 @@ for good). A task already final is never changed.
 An execution that failed with ``ChargeFailed`` delivered its result but could not charge it
 after every retry: the task stays done, and the charge is recorded as unbilled for an operator
 (the function counts it in the ``UnbilledTasks`` metric, which has an alarm). An execution stopped,
-timed out or failed after MarkDone and before its charge went through is charged here, once.
+timed out or failed after MarkDone and before its charge went through is charged here, once. A
+task this function ends that has a ``callback_url`` gets its callback, through the callback queue.
 
 Usage::
 
@@ -24,6 +25,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
+from alphacut.aws.callback_queue import CallbackQueue
 from alphacut.aws.dispatch import SqsRecord, message_body, upload_record, uploads_in
 from alphacut.aws.segment_queue import end_lost_step
 from alphacut.aws.task_table import TaskTable, is_billable
@@ -42,10 +44,24 @@ ENDED_BY_STATUS = {"TIMED_OUT": TaskState.TIMED_OUT, "FAILED": TaskState.FAILED,
 class TaskFinalizer:
     table: TaskTable
     meter: UsageMeter | None
+    callbacks: CallbackQueue | None = None
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TaskFinalizer:
-        return cls(TaskTable.from_settings(settings), UsageMeter.from_settings(settings))
+        callbacks = (
+            CallbackQueue(clients.client("sqs"), settings.callback_queue_url)
+            if settings.callback_queue_url
+            else None
+        )
+        return cls(TaskTable.from_settings(settings), UsageMeter.from_settings(settings), callbacks)
+
+    def _call_back(self, task_id: str) -> None:
+        """The callback of a task this function just ended, if it asked for one."""
+        if self.callbacks is None:
+            return
+        url = self.table.get(task_id).extra.get("callback_url")
+        if url:
+            self.callbacks.enqueue(task_id, url)
 
     def dead_letter(self, record: SqsRecord) -> str:
         """A message the dispatcher never managed to start: its task ends failed, if still queued."""
@@ -71,6 +87,9 @@ class TaskFinalizer:
             )
             for task_id in task_ids
         ]
+        for task_id, did in zip(task_ids, ended, strict=True):
+            if did:
+                self._call_back(task_id)
         logger.warning("dead letter", extra={"task_ids": task_ids, "ended": ended})
         return "ended" if any(ended) else ("not_queued" if task_ids else "dropped")
 
@@ -90,7 +109,10 @@ class TaskFinalizer:
             f"Execution{status.title().replace('_', '')}",
         )
         logger.warning("execution ended", extra={"task_id": task_id, "status": status, "ended": ended})
-        return "ended" if ended else self._charge_if_delivered(task_id, status)
+        if ended:
+            self._call_back(task_id)
+            return "ended"
+        return self._charge_if_delivered(task_id, status)
 
     def _charge_if_delivered(self, task_id: str, status: str) -> str:
         """An execution that ended between MarkDone and a charge that went through: the result
