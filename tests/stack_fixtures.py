@@ -111,7 +111,9 @@ def stack(image_server):
     key = apigateway.create_api_key(name="tests-roomy", value=ROOMY_KEY, enabled=True)
     apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
     yield local
+    refused = list(local.iam.refused)  # every call a function's role did not allow, in any test
     local.stop()
+    assert refused == [], f"calls the functions' roles do not allow (template.yaml's grants): {refused}"
 
 
 class Api:

@@ -1,0 +1,66 @@
+"""The local stack applies IAM as AWS does: each function runs as a session of its own role, and a
+call its role's statements do not allow (action, resource and conditions) is refused 403. The
+stack fixture fails if any call in the suite was refused: a missing grant shows in a test."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+
+def as_function(stack, function: str, service: str):
+    env = stack.workers[function].spec.environment
+    return boto3.client(
+        service,
+        endpoint_url=stack.moto_url,
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
+
+
+def refused(stack, call) -> bool:
+    before = len(stack.iam.refused)
+    try:
+        call()
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        denied = code in ("AccessDenied", "AccessDeniedException", "403")
+        del stack.iam.refused[before:]  # refused on purpose: not a missing grant
+        return denied
+    return False
+
+
+def test_a_role_may_do_what_its_statements_allow_and_nothing_else(stack):
+    usage, tasks = stack.physical["UsageTable"], stack.physical["TasksTable"]
+    dynamodb = as_function(stack, "MeterFunction", "dynamodb")
+
+    def count(key: str):
+        return lambda: dynamodb.update_item(
+            TableName=usage,
+            Key={"pk": {"S": key}, "sk": {"S": "iam-test"}},
+            UpdateExpression="ADD calls :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    assert not refused(stack, count("usage#iam-test"))  # its grant: partition keys usage#*, call#*
+    assert refused(stack, count("key#iam-test"))  # dynamodb:LeadingKeys outside the grant
+    assert refused(stack, lambda: dynamodb.get_item(TableName=tasks, Key={"task_id": {"S": "x"}}))
+    assert refused(
+        stack, lambda: dynamodb.delete_item(TableName=usage, Key={"pk": {"S": "usage#x"}, "sk": {"S": "x"}})
+    )
+    sqs = as_function(stack, "MeterFunction", "sqs")
+    assert refused(stack, lambda: sqs.send_message(QueueUrl=stack.physical["TaskQueue"], MessageBody="{}"))
+
+
+def test_a_function_cannot_list_or_write_outside_its_prefixes(stack):
+    s3 = as_function(stack, "NotifyFunction", "s3")
+    bucket = stack.physical["ResultsBucket"]
+    assert refused(stack, lambda: s3.list_objects_v2(Bucket=bucket))
+    assert refused(stack, lambda: s3.put_object(Bucket=bucket, Key="tasks/x/image.png", Body=b"x"))
+    with pytest.raises(ClientError) as missing:  # may read tasks/*: a missing key is a 403
+        s3.get_object(Bucket=bucket, Key="tasks/none/image.png")
+    assert missing.value.response["Error"]["Code"] == "AccessDenied"
+    stack.iam.refused.clear()
