@@ -240,9 +240,9 @@ def states_resource(body: dict, region: str) -> str:
     for name in ("stateMachineArn", "executionArn"):
         if body.get(name):
             return str(body[name])
-    from moto.stepfunctions.models import stepfunction_backends
+    from moto.stepfunctions.responses import get_backend  # the executing backend, where it is on
 
-    machines = list(stepfunction_backends[ACCOUNT][region].state_machines)
+    machines = list(get_backend(ACCOUNT, region).state_machines)
     return machines[0].arn if machines else "*"
 
 
@@ -271,6 +271,16 @@ class LocalIam:
     # ---- roles and sessions from the template ---------------------------------------------------
     def create_roles(self, resources: dict, resolver: Resolver) -> None:
         iam, sts = self.client("iam"), self.client("sts")
+        for logical, resource in resources.items():  # customer managed policies: Ref is the ARN
+            if resource["Type"] == "AWS::IAM::ManagedPolicy":
+                document = {
+                    "Version": "2012-10-17",
+                    **lenient(resolver, resource["Properties"]["PolicyDocument"]),
+                }
+                made = iam.create_policy(
+                    PolicyName=f"{self.stack_name}-{logical}"[:128], PolicyDocument=json.dumps(document)
+                )
+                resolver.refs[logical] = made["Policy"]["Arn"]
         for logical, resource in resources.items():
             if resource["Type"] != "AWS::IAM::Role":
                 continue
