@@ -116,6 +116,21 @@ def stack(image_server):
     assert refused == [], f"calls the functions' roles do not allow (template.yaml's grants): {refused}"
 
 
+def client_as(stack, function: str, service: str):
+    """A boto3 client signed as ``function``'s role, with the session the stack gave it."""
+    import boto3
+
+    env = stack.workers[function].spec.environment
+    return boto3.client(
+        service,
+        endpoint_url=stack.moto_url,
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=env["AWS_SESSION_TOKEN"],
+    )
+
+
 class Api:
     def __init__(self, base: str, key: str | None):
         self.base, self.key = base, key

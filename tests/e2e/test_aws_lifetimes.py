@@ -151,18 +151,12 @@ def test_s3_answers_a_missing_key_403_to_a_role_that_may_not_list_the_bucket(sta
     """As on AWS: each function runs as its role (alphacut_dev.local.iam), which may read its
     prefixes but not list the bucket, so S3 will not say a key is missing: 403, not 404. The
     stack's own credentials may list: 404."""
-    import boto3
     from botocore.exceptions import ClientError
 
+    from tests.stack_fixtures import client_as
+
+    as_function = client_as(stack, "TasksFunction", "s3")
     env = stack.workers["TasksFunction"].spec.environment
-    as_function = boto3.client(
-        "s3",
-        endpoint_url=stack.moto_url,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env["AWS_SESSION_TOKEN"],
-    )
     assert env["AWS_ACCESS_KEY_ID"] != stack.aws_env()["AWS_ACCESS_KEY_ID"]
     bucket, key = stack.physical["ResultsBucket"], "tasks/no-such-task/image.png"
     with pytest.raises(ClientError) as read:

@@ -4,21 +4,10 @@ stack fixture fails if any call in the suite was refused: a missing grant shows 
 
 from __future__ import annotations
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-
-def as_function(stack, function: str, service: str):
-    env = stack.workers[function].spec.environment
-    return boto3.client(
-        service,
-        endpoint_url=stack.moto_url,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=env["AWS_SESSION_TOKEN"],
-    )
+from tests.stack_fixtures import client_as
 
 
 def refused(stack, call) -> bool:
@@ -35,7 +24,7 @@ def refused(stack, call) -> bool:
 
 def test_a_role_may_do_what_its_statements_allow_and_nothing_else(stack):
     usage, tasks = stack.physical["UsageTable"], stack.physical["TasksTable"]
-    dynamodb = as_function(stack, "MeterFunction", "dynamodb")
+    dynamodb = client_as(stack, "MeterFunction", "dynamodb")
 
     def count(key: str):
         return lambda: dynamodb.update_item(
@@ -51,12 +40,12 @@ def test_a_role_may_do_what_its_statements_allow_and_nothing_else(stack):
     assert refused(
         stack, lambda: dynamodb.delete_item(TableName=usage, Key={"pk": {"S": "usage#x"}, "sk": {"S": "x"}})
     )
-    sqs = as_function(stack, "MeterFunction", "sqs")
+    sqs = client_as(stack, "MeterFunction", "sqs")
     assert refused(stack, lambda: sqs.send_message(QueueUrl=stack.physical["TaskQueue"], MessageBody="{}"))
 
 
 def test_a_function_cannot_list_or_write_outside_its_prefixes(stack):
-    s3 = as_function(stack, "NotifyFunction", "s3")
+    s3 = client_as(stack, "NotifyFunction", "s3")
     bucket = stack.physical["ResultsBucket"]
     assert refused(stack, lambda: s3.list_objects_v2(Bucket=bucket))
     assert refused(stack, lambda: s3.put_object(Bucket=bucket, Key="tasks/x/image.png", Body=b"x"))

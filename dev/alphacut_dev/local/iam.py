@@ -27,7 +27,7 @@ Usage::
     iam = LocalIam(stack.client)
     iam.create_roles(resources, resolver)            # once the resources its policies name exist
     env = iam.session_env("CutoutFunctionRole")      # AWS_ACCESS_KEY_ID, ... for that process
-    iam.apply()                                      # the S3 rule; iam.undo() at stop
+    iam.apply()                                      # the rules, in moto; iam.undo() at stop
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
@@ -46,7 +47,8 @@ from alphacut_dev.local.intrinsics import Resolver
 
 UNRESOLVED = "arn:aws:local:::not-made-locally"  # what a policy names that the local stack lacks
 SESSION_SECONDS = 12 * 3600  # STS's most for a role session
-_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+# a SigV4 credential, in the Authorization header or a presigned URL's X-Amz-Credential
+_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/\d+/([a-z0-9-]+)/([a-z0-9-]+)/")
 ACCESS_DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
     b"<Message>Access Denied</Message></Error>"
@@ -129,6 +131,19 @@ def condition_holds(operator: str, key: str, expected: list[str], context: Conte
         return found != negated
 
     return all(match(v) for v in values) if qualifier == "ForAllValues" else any(match(v) for v in values)
+
+
+def signed_by(headers: Any, query: str) -> tuple[str, str, str] | None:
+    """(access key id, region, service) of a request's signature, from its header or its
+    presigned query; None for an unsigned request."""
+    found = _CREDENTIAL.search(headers.get("Authorization", "")) or _CREDENTIAL.search(unquote(query))
+    return (found.group(1), found.group(2), found.group(3)) if found else None
+
+
+def versioned(document: dict) -> dict:
+    """AWS takes a policy document without a Version (2008-10-17: only policy variables differ);
+    moto does not."""
+    return {"Version": "2012-10-17", **document}
 
 
 def lenient(resolver: Resolver, value: Any) -> Any:
@@ -273,10 +288,7 @@ class LocalIam:
         iam, sts = self.client("iam"), self.client("sts")
         for logical, resource in resources.items():  # customer managed policies: Ref is the ARN
             if resource["Type"] == "AWS::IAM::ManagedPolicy":
-                document = {
-                    "Version": "2012-10-17",
-                    **lenient(resolver, resource["Properties"]["PolicyDocument"]),
-                }
+                document = versioned(lenient(resolver, resource["Properties"]["PolicyDocument"]))
                 made = iam.create_policy(
                     PolicyName=f"{self.stack_name}-{logical}"[:128], PolicyDocument=json.dumps(document)
                 )
@@ -313,8 +325,7 @@ class LocalIam:
 
     @staticmethod
     def _put(iam: Any, session: RoleSession, name: str, document: dict) -> None:
-        # AWS takes a document without a Version (2008-10-17: only policy variables differ); moto not
-        document = {"Version": "2012-10-17", **document}
+        document = versioned(document)
         iam.put_role_policy(RoleName=session.role, PolicyName=name, PolicyDocument=json.dumps(document))
         session.documents.append(document)
 
@@ -334,14 +345,12 @@ class LocalIam:
 
     def caller(self, headers: Any, query: str) -> RoleSession | None:
         """The role session that signed a request (header or presigned query), if any."""
-        found = _CREDENTIAL.search(headers.get("Authorization", "")) or re.search(
-            r"X-Amz-Credential=([A-Z0-9]+)(?:/|%2F)", query
-        )
-        return self._by_key.get(found.group(1)) if found else None
+        signature = signed_by(headers, query)
+        return self._by_key.get(signature[0]) if signature else None
 
     # ---- the rules, in moto's server -------------------------------------------------------------
     def apply(self) -> None:
-        from urllib.parse import unquote, urlsplit
+        from urllib.parse import urlsplit
 
         from moto.core.authorization import ActionAuthenticatorMixin
         from moto.core.exceptions import AccessDeniedError
@@ -351,17 +360,11 @@ class LocalIam:
         iam = self
 
         def authorize(response: Any, iam_request_cls: Any, resource: str = "*") -> None:
-            query = unquote(urlsplit(response.uri).query)
-            session = iam.caller(response.headers, query)
-            if session is None:
+            signature = signed_by(response.headers, urlsplit(response.uri).query)
+            session = iam._by_key.get(signature[0]) if signature else None
+            if signature is None or session is None:
                 return
-            scope = re.search(
-                r"Credential=[A-Z0-9]+/\d+/([a-z0-9-]+)/([a-z0-9-]+)/",
-                response.headers.get("Authorization", ""),
-            ) or re.search(r"X-Amz-Credential=[A-Z0-9]+/\d+/([a-z0-9-]+)/([a-z0-9-]+)/", query)
-            if scope is None:
-                return
-            region, service = scope.group(1), scope.group(2)
+            _, region, service = signature
             for action, target, context in request_checks(response, service, resource, region):
                 if not session.allows(action, target, context):
                     iam.refused.append((session.role, action, target))

@@ -287,6 +287,10 @@ def _fetch_checked(
         raise UrlFetchFailed(GENERIC_FAILURE, field=FIELD) from None
 
 
+def _callback_refused(refused: _NotPublic, field: str) -> UrlNotAllowed:
+    return UrlNotAllowed(f"{refused}: callbacks go to public addresses only", field=field)
+
+
 def check_callback_url(url: str, allowed_hosts: Iterable[str] = (), timeout: float = 3.0) -> None:
     """Refuse a callback URL at submission that could never be delivered: not http(s), or a host
     that resolves to a private, loopback or link-local address (the metadata address included) or
@@ -296,9 +300,7 @@ def check_callback_url(url: str, allowed_hosts: Iterable[str] = (), timeout: flo
     try:
         resolve_public(host, port, allowed, Deadline(timeout))
     except _NotPublic as refused:
-        raise UrlNotAllowed(
-            f"{refused}: callbacks go to public addresses only", field="callback_url"
-        ) from None
+        raise _callback_refused(refused, "callback_url") from None
     except _Refused as failed:
         raise UrlNotAllowed(f"cannot be delivered: {failed}", field="callback_url") from None
 
@@ -334,7 +336,7 @@ def post_json(
         finally:
             connection.close()
     except _NotPublic as refused:
-        raise UrlNotAllowed(f"{refused}: callbacks go to public addresses only", field=field) from None
+        raise _callback_refused(refused, field) from None
     except (_Refused, OSError, http.client.HTTPException) as error:
         logger.info("callback failed", extra={"detail": str(error)})
         raise UrlFetchFailed("could not be reached", field=field) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -35,6 +36,17 @@ SOURCE_KEY_INDEX = "by_source_key"
 # one item per uploaded key: the order of its newest put (``note_put``), kept as long as an upload
 LATEST_PUT_PREFIX = "latest-put#"
 LATEST_PUT_TTL_SECONDS = 35 * 24 * 3600
+
+
+def applied(write: Callable[[], Any]) -> bool:
+    """Run one conditional DynamoDB write; False when its condition fails, any other error raised."""
+    try:
+        write()
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
 
 
 def is_billable(record: TaskRecord) -> bool:
@@ -132,13 +144,11 @@ class TaskTable:
 
     def create(self, record: TaskRecord) -> bool:
         """Write a new task; False if one with this id exists (a retried submission)."""
-        try:
-            self.table.put_item(Item=record.to_item(), ConditionExpression="attribute_not_exists(task_id)")
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return applied(
+            lambda: self.table.put_item(
+                Item=record.to_item(), ConditionExpression="attribute_not_exists(task_id)"
+            )
+        )
 
     def get(self, task_id: str, owner: str | None = None) -> TaskRecord:
         item = self.table.get_item(Key={"task_id": task_id}, ConsistentRead=True).get("Item")
@@ -221,8 +231,8 @@ class TaskTable:
     def note_put(self, source_key: str, order: str) -> bool:
         """Record ``order`` (``put_order``) as the newest put of ``source_key``; False when a newer
         put of that key is known already (its notification came first)."""
-        try:
-            self.table.update_item(
+        return applied(
+            lambda: self.table.update_item(
                 Key={"task_id": LATEST_PUT_PREFIX + source_key},
                 UpdateExpression="SET latest_put = :order, expires_at = :expires",
                 ConditionExpression="attribute_not_exists(latest_put) OR latest_put <= :order",
@@ -231,11 +241,7 @@ class TaskTable:
                     ":expires": int(time.time()) + LATEST_PUT_TTL_SECONDS,
                 },
             )
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        )
 
     def superseded(self, source_key: str, order: str) -> bool:
         """True when a newer put of ``source_key`` than ``order`` has been noted."""
@@ -245,16 +251,12 @@ class TaskTable:
 
     def _conditional_update(self, task_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
         """One conditional write to a task (``#s`` is its state); False when the condition fails."""
-        try:
-            self.table.update_item(
+        return applied(
+            lambda: self.table.update_item(
                 Key={"task_id": task_id},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues=values,
             )
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        )

@@ -8,8 +8,9 @@
 - ``cuda``: onnxruntime's TensorRT or CUDA provider, where a session created with it really runs
   on it (the SageMaker GPU image). onnxruntime-gpu lists both providers wherever it is installed,
   GPU or not, and a session whose CUDA provider fails to start (a missing ``libcudart``, no
-  device) runs on the CPU with nothing but a log line: ``probe_gpu`` creates a one-node session and
-  reads ``get_providers()``, so the choice follows what runs, never what is listed.
+  device) runs on the CPU with nothing but a log line: ``GpuProbe.on_this_machine`` creates a
+  one-node session and reads ``get_providers()``, so the choice follows what runs, never what is
+  listed.
 
 ``ALPHACUT_ENGINE=auto|onnxruntime|openvino|cuda`` overrides the choice; the reason is logged once.
 Weights stay as the models layer stores them (fp16); nothing downloads, and no ``onnx`` package
@@ -51,6 +52,7 @@ PROBE_MODEL = base64.b64decode(
     "CAgSADo7ChAKAXgSAXkiCElkZW50aXR5EgVwcm9iZVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0="
 )
 GPU_DEVICE_FILES = (Path("/dev/nvidiactl"), Path("/dev/nvidia0"))  # what an NVIDIA GPU shows a container
+NO_GPU_BUILD = "onnxruntime lists no CUDA or TensorRT provider here (install onnxruntime-gpu)"
 
 logger = logging.getLogger("alphacut.engines")
 
@@ -278,10 +280,7 @@ def unserved_gpu(engine: Engine, required: bool | None) -> str:
     only when its /ping answers 200, so this keeps GPU prices from buying CPU speed."""
     if engine.name == "cuda" or not (gpu_device_present() if required is None else required):
         return ""
-    return (
-        engine.gpu_unused
-        or "onnxruntime lists no CUDA or TensorRT provider here (the image needs onnxruntime-gpu)"
-    )
+    return engine.gpu_unused or NO_GPU_BUILD
 
 
 def gpu_device_present(files: Sequence[Path] = GPU_DEVICE_FILES) -> bool:
@@ -324,8 +323,7 @@ def _engine_for(requested: str, flags: set[str] | None, probe: GpuProbe, has_ope
 
     if requested == "cuda" or (requested == "auto" and gpu):
         if not gpu:
-            why_not = probe.reason or "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-            raise SettingError(f"ALPHACUT_ENGINE=cuda: {why_not}")
+            raise SettingError(f"ALPHACUT_ENGINE=cuda: {probe.reason or NO_GPU_BUILD}")
         why = "ALPHACUT_ENGINE=cuda" if requested == "cuda" else f"{gpu[0]} available"
         providers = (*gpu, "CPUExecutionProvider")
         return Engine("cuda", why, providers=providers, cheap_model=True, batches=True)
