@@ -12,14 +12,14 @@ constant time, and refuses a timestamp more than 5 minutes away from its clock. 
 exactly that and is all a Python receiver needs.
 
 A delivery that fails in a way a later try may mend (no connection, a 5xx, 408 or 429) raises
-``CallbackFailed``: the state machine's Notify steps retry it with backoff (at least 3 more
-attempts over at least 5 minutes); the task never changes. One that no retry can mend (the URL
-now resolves to a private, loopback or link-local address) raises ``CallbackRefused``, which the
-steps do not retry.
+``CallbackFailed``: the callback queue brings it back with backoff (``alphacut.aws.callback_queue``:
+45 s, doubling, about 6 h); the task never changes. One that no retry can mend (the URL now
+resolves to a private, loopback or link-local address) raises ``CallbackRefused``, which is
+dropped, not tried again.
 
 Usage::
 
-    headers = sign(secret, body)                        # the sender (Notify step)
+    headers = sign(secret, body)                        # the sender (the Notify function)
     verify(secret, body, request.headers)               # a receiver: True or False
     deliver(url, payload, secret, allowed_hosts=())     # the status, or CallbackFailed to retry
 """
@@ -79,8 +79,8 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 class CallbackFailed(Exception):
-    """The callback was not delivered, in a way a later attempt may mend (the Notify step's
-    Retry names this class)."""
+    """The callback was not delivered, in a way a later attempt may mend (the callback queue
+    brings it back)."""
 
 
 class CallbackRefused(Exception):

@@ -3,7 +3,7 @@
 With a link signer and the API's public base URL (requests that came through the API), a link
 is ``<base>/v1/results/<token>`` (``alphacut.result_links``): the route checks the token and
 redirects to a URL presigned on the spot, so a 24-hour link outlives the credentials of the
-function that made it. Without them (the Notify step, the CLI), a presigned URL.
+function that made it. Without them (the Notify function, the CLI), a presigned URL.
 
 Usage::
 

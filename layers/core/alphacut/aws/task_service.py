@@ -1,5 +1,5 @@
 """Async cutout tasks (the PicWish-style task contract) on S3, DynamoDB and SQS: what POST/GET
-/v1/tasks and the Notify step do.
+/v1/tasks and the Notify function do.
 
 The image goes to S3, the task record to DynamoDB (state 0), the task id to SQS; the dispatch
 function starts the state machine. ``sync=1`` waits for the final state (within the API's
