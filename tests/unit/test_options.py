@@ -47,7 +47,7 @@ def test_jpg_defaults_to_white_background():
         ({"roi": "0% 0% 120% 100%"}, "roi"),
         ({"scale": "5%"}, "scale"),
         ({"scale": "big"}, "scale"),
-        ({"position": "left"}, "position"),
+        ({"position": "leftish"}, "position"),
         ({"position": "10% 20% 30%"}, "position"),
         ({"channels": "rgb"}, "channels"),
         ({"channels": "alpha", "output": "image"}, "channels"),

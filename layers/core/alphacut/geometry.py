@@ -7,15 +7,19 @@ Usage::
     box = subject_bbox(alpha_u8)                          # None when nothing is there
     box = expand_box(box, Margin(5, percent=True), w, h)
     rgb, alpha = fit_into(rgb, alpha, 800, 600)           # AIDGE's targetWidth/targetHeight
+    rgb, alpha = fit_into(rgb, alpha, 2000, 2000, padding=(100,) * 4, fit=Fit.CONTAIN,
+                          position=Position(50, 100))   # a fixed canvas, bottom-aligned
     rgb, alpha = place(rgb, alpha, box, scale=0.8, position=Position(50, 50))
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
-from alphacut.options import Margin, Margins, Position
+from alphacut.options import Fit, Margin, Margins, Position
 
 Box = tuple[int, int, int, int]
 SUBJECT_THRESHOLD = 13  # alpha/255 ~ 5%: faint haze is not subject, soft hair is
@@ -31,16 +35,36 @@ def subject_bbox(alpha: np.ndarray, threshold: int = SUBJECT_THRESHOLD) -> Box |
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def expand_box(box: Box, margin: Margin | Margins, width: int, height: int) -> Box:
-    """Grow ``box`` by the margin on each side (a percent is of the box's longer side), within the image."""
+def expand_box(box: Box, margin: Margin | Margins, width: int, height: int, within: Box | None = None) -> Box:
+    """Grow ``box`` by the margin on each side (a percent is of the box's longer side), within the
+    image (or within ``within``, which may reach past it: a shadow's room)."""
     left, top, right, bottom = box
+    limit = within or (0, 0, width, height)
     pad_top, pad_right, pad_bottom, pad_left = margin.sides(max(right - left, bottom - top))
     return (
-        max(left - pad_left, 0),
-        max(top - pad_top, 0),
-        min(right + pad_right, width),
-        min(bottom + pad_bottom, height),
+        max(left - pad_left, limit[0]),
+        max(top - pad_top, limit[1]),
+        min(right + pad_right, limit[2]),
+        min(bottom + pad_bottom, limit[3]),
     )
+
+
+def grow(box: Box, room: tuple[int, int, int, int]) -> Box:
+    """``box`` with ``room`` (left, top, right, bottom pixels) added outside it."""
+    return box[0] - room[0], box[1] - room[1], box[2] + room[2], box[3] + room[3]
+
+
+def union(first: Box, second: Box) -> Box:
+    return (
+        min(first[0], second[0]),
+        min(first[1], second[1]),
+        max(first[2], second[2]),
+        max(first[3], second[3]),
+    )
+
+
+def shift(box: Box, dx: int, dy: int) -> Box:
+    return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 
 
 def keep_inside(alpha: np.ndarray, box: Box) -> np.ndarray:
@@ -96,8 +120,19 @@ def place(
 
 
 def crop(rgb: np.ndarray, alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels inside ``box``; where it reaches past the image, transparent ones."""
     left, top, right, bottom = box
-    return rgb[top:bottom, left:right], alpha[top:bottom, left:right]
+    height, width = alpha.shape
+    if left >= 0 and top >= 0 and right <= width and bottom <= height:
+        return rgb[top:bottom, left:right], alpha[top:bottom, left:right]
+    out_rgb = np.zeros((bottom - top, right - left, 3), np.uint8)
+    out_alpha = np.zeros((bottom - top, right - left), np.uint8)
+    src = (max(left, 0), max(top, 0), min(right, width), min(bottom, height))
+    if src[2] > src[0] and src[3] > src[1]:
+        dst = np.s_[src[1] - top : src[3] - top, src[0] - left : src[2] - left]
+        out_rgb[dst] = rgb[src[1] : src[3], src[0] : src[2]]
+        out_alpha[dst] = alpha[src[1] : src[3], src[0] : src[2]]
+    return out_rgb, out_alpha
 
 
 def target_size(
@@ -114,20 +149,39 @@ def target_size(
 
 
 def fit_into(
-    rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_height: int
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    canvas_width: int,
+    canvas_height: int,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    fit: Fit = Fit.CONTAIN,
+    scale: float | None = None,
+    position: Position | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale (up or down, aspect kept) to fit the canvas and centre it; the rest is transparent."""
+    """The picture scaled (up or down, aspect kept) onto a fixed canvas; the rest is transparent.
+
+    ``padding`` (top, right, bottom, left pixels) is kept free at the edges; ``contain`` fits the
+    whole picture inside what is left, ``cover`` fills it (the overflow past the canvas is cut);
+    ``scale`` shrinks it to that share of the area; ``position`` puts it at x%/y% of the free space
+    (default centred)."""
     height, width = alpha.shape
-    scale = min(canvas_width / width, canvas_height / height)
-    new_width = min(canvas_width, max(1, round(width * scale)))
-    new_height = min(canvas_height, max(1, round(height * scale)))
+    top, right, bottom, left = padding
+    inner_width, inner_height = canvas_width - left - right, canvas_height - top - bottom
+    pick = max if fit is Fit.COVER else min
+    factor = pick(inner_width / width, inner_height / height) * (scale or 1.0)
+    new_width, new_height = max(1, round(width * factor)), max(1, round(height * factor))
+    if fit is Fit.CONTAIN:
+        new_width, new_height = min(new_width, inner_width), min(new_height, inner_height)
     rgb, alpha = _resize_pair(rgb, alpha, new_width, new_height)
+    where = position if position is not None and not position.original else Position(50.0, 50.0)
+    x = left + math.floor((inner_width - new_width) * (where.x or 0.0) / 100)
+    y = top + math.floor((inner_height - new_height) * (where.y or 0.0) / 100)
     out_rgb = np.zeros((canvas_height, canvas_width, 3), np.uint8)
     out_alpha = np.zeros((canvas_height, canvas_width), np.uint8)
-    x = (canvas_width - new_width) // 2
-    y = (canvas_height - new_height) // 2
-    out_rgb[y : y + new_height, x : x + new_width] = rgb
-    out_alpha[y : y + new_height, x : x + new_width] = alpha
+    shown = (max(x, 0), max(y, 0), min(x + new_width, canvas_width), min(y + new_height, canvas_height))
+    region = np.s_[shown[1] - y : shown[3] - y, shown[0] - x : shown[2] - x]
+    out_rgb[shown[1] : shown[3], shown[0] : shown[2]] = rgb[region]
+    out_alpha[shown[1] : shown[3], shown[0] : shown[2]] = alpha[region]
     return out_rgb, out_alpha
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from PIL import ImageColor
 
 from alphacut.errors import InvalidOption
+from alphacut.presets import PRESETS
 
 MAX_TARGET_SIDE = 4096
 
@@ -51,6 +52,18 @@ class Quality(StrEnum):
         if self is not Quality.AUTO:
             return self
         return Quality.BEST if cheap_model and subject.resolved is not SubjectType.PERSON else Quality.FAST
+
+
+class ShadowType(StrEnum):
+    NONE = "none"
+    DROP = "drop"  # the silhouette offset away from the light, blurred
+    CONTACT = "contact"  # the soft dark band where the subject meets the floor
+    CAST = "cast"  # the silhouette laid on the floor away from the light, its blur growing with distance
+
+
+class Fit(StrEnum):
+    CONTAIN = "contain"  # the subject (and its shadow) whole inside the canvas less its padding
+    COVER = "cover"  # the subject fills that area; what overflows the canvas is cut
 
 
 class OutputKind(StrEnum):
@@ -96,6 +109,11 @@ class Margin:
         """The same margin on every side: top, right, bottom, left."""
         return (self.pixels(extent),) * 4
 
+    def sides_within(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """Top, right, bottom, left on a ``width`` x ``height`` canvas (a percent is of its height
+        for top and bottom, of its width for left and right)."""
+        return self.pixels(height), self.pixels(width), self.pixels(height), self.pixels(width)
+
     def __str__(self) -> str:
         return f"{self.value:g}%" if self.percent else f"{self.value:g}px"
 
@@ -115,6 +133,14 @@ class Margins:
             self.right.pixels(extent),
             self.bottom.pixels(extent),
             self.left.pixels(extent),
+        )
+
+    def sides_within(self, width: int, height: int) -> tuple[int, int, int, int]:
+        return (
+            self.top.pixels(height),
+            self.right.pixels(width),
+            self.bottom.pixels(height),
+            self.left.pixels(width),
         )
 
     def __str__(self) -> str:
@@ -331,8 +357,8 @@ def parse_position(value: Any, field: str = "position") -> Position | None:
     text = str(value).strip().lower()
     if text in ("", "original"):
         return Position()
-    if text == "center":
-        return Position(50.0, 50.0)
+    if text in POSITION_WORDS:
+        return Position(*POSITION_WORDS[text])
     parts = [part for part in _SEPARATORS.split(text) if part]
     try:
         numbers = [float(part.removesuffix("%")) for part in parts]
@@ -340,9 +366,91 @@ def parse_position(value: Any, field: str = "position") -> Position | None:
         numbers = []
     if len(numbers) not in (1, 2) or not all(0 <= n <= 100 for n in numbers):
         raise InvalidOption(
-            f"must be original, center, or one or two percents from 0% to 100%, not {value!r}", field=field
+            f"must be original, {', '.join(POSITION_WORDS)}, or one or two percents from 0% to 100%, "
+            f"not {value!r}",
+            field=field,
         )
     return Position(numbers[0], numbers[-1])
+
+
+# alignment words: where the subject goes in the free space, as x% y%
+POSITION_WORDS: dict[str, tuple[float, float]] = {
+    "center": (50.0, 50.0),
+    "top": (50.0, 0.0),
+    "bottom": (50.0, 100.0),
+    "left": (0.0, 50.0),
+    "right": (100.0, 50.0),
+    "top-left": (0.0, 0.0),
+    "top-right": (100.0, 0.0),
+    "bottom-left": (0.0, 100.0),
+    "bottom-right": (100.0, 100.0),
+}
+
+
+def parse_number(value: Any, field: str, low: float, high: float, unit: str = "") -> float:
+    """A number within [low, high] (a trailing ``unit`` such as ``%`` or ``deg`` is allowed)."""
+    text = str(value).strip().lower()
+    for suffix in (unit, "%", "deg", "°"):
+        if suffix:
+            text = text.removesuffix(suffix).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not low <= number <= high:  # NaN fails this too
+        raise InvalidOption(
+            f"must be a number from {low:g} to {high:g}{unit}, not {value!r}",
+            field=field,
+            limit=[low, high],
+        )
+    return number
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A shadow drawn from the matte (``alphacut.shadows``). Lengths are shares of the subject's
+    longer side, so the same request gives the same look at any size.
+
+    - ``opacity``: 0-100 % at the darkest point; ``softness``: 0-100 (blur, 100 = 10 % of the subject)
+    - ``angle``: where the light comes from, degrees clockwise from the top of the picture (0 above,
+      90 right, 180 in front/below, 270 left): the shadow falls the opposite way
+    - ``distance``: drop only, the offset (0-50 % of the subject)
+    - ``elevation``: cast only, the light's height over the floor (5-85 degrees; low = long shadow)
+    """
+
+    type: ShadowType = ShadowType.NONE
+    opacity: float = 50.0
+    softness: float = 30.0
+    angle: float = 315.0
+    distance: float = 3.0
+    elevation: float = 45.0
+    color: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def drawn(self) -> bool:
+        return self.type is not ShadowType.NONE and self.opacity > 0
+
+
+# each type's light when none is given: a drop falls down-right, a cast shadow lies behind the
+# subject (the light in front, to its right)
+DEFAULT_SHADOW_ANGLE = {ShadowType.DROP: 315.0, ShadowType.CONTACT: 0.0, ShadowType.CAST: 150.0}
+
+
+# the shadow's numbers: (field, lowest, highest)
+SHADOW_RANGES = (
+    ("shadow_opacity", 0.0, 100.0),
+    ("shadow_softness", 0.0, 100.0),
+    ("shadow_angle", 0.0, 360.0),
+    ("shadow_distance", 0.0, 50.0),
+    ("shadow_elevation", 5.0, 85.0),
+)
+
+
+def parse_preset(value: Any, field: str = "preset") -> str:
+    text = str(value).strip().lower()
+    if text not in PRESETS:
+        raise InvalidOption(f"must be one of {', '.join(PRESETS)}, not {value!r}", field=field)
+    return text
 
 
 def parse_roi(value: Any, field: str = "roi") -> Roi | None:
@@ -386,8 +494,15 @@ class CutoutOptions:
       for a see-through one) or on an image scaled to cover the result, instead of transparency
     - ``crop`` / ``crop_margin``: cut the result to the subject's box, with a margin (1, 2 or 4 lengths)
     - ``scale`` / ``position``: the subject's size (10-100 % of the canvas) and place on it
-    - ``target_width`` / ``target_height``: crop the blank margins and scale the subject into this box
-      (Alibaba AIDGE's targetWidth/targetHeight); with one of the two, the other follows the aspect ratio
+    - ``target_width`` / ``target_height``: a fixed canvas: the subject (and its shadow) cropped and
+      scaled into it (Alibaba AIDGE's targetWidth/targetHeight); with one of the two, the other
+      follows the aspect ratio. ``padding`` (1, 2 or 4 lengths; a percent is of the canvas) keeps
+      space free at its edges, ``fit`` contain | cover, ``position`` (center, bottom, x% y%) aligns
+    - ``shadow``: none | drop | contact | cast, shaped by ``shadow_opacity``, ``shadow_softness``,
+      ``shadow_angle``, ``shadow_distance`` (drop), ``shadow_elevation`` (cast), ``shadow_color``
+    - ``preset``: amazon | ebay | etsy | shopify: that marketplace's canvas, background and format
+      where the request does not say otherwise (``from_mapping`` applies it); the result is checked
+      against its rules (``alphacut.presets``)
     """
 
     type: SubjectType = SubjectType.AUTO
@@ -405,6 +520,16 @@ class CutoutOptions:
     position: Position | None = None
     target_width: int | None = None
     target_height: int | None = None
+    padding: Margin | Margins = Margin()
+    fit: Fit = Fit.CONTAIN
+    shadow: ShadowType = ShadowType.NONE
+    shadow_opacity: float = 50.0
+    shadow_softness: float = 30.0
+    shadow_angle: float | None = None  # None: the type's own (``DEFAULT_SHADOW_ANGLE``)
+    shadow_distance: float = 3.0
+    shadow_elevation: float = 45.0
+    shadow_color: Color = (0, 0, 0)
+    preset: str | None = None  # the marketplace whose rules the result is checked against
 
     def __post_init__(self) -> None:
         # Normalise so that CutoutOptions(format="jpeg") and from_mapping agree.
@@ -431,6 +556,54 @@ class CutoutOptions:
         set_(self, "position", parse_position(self.position))
         set_(self, "target_width", parse_dimension(self.target_width, "target_width"))
         set_(self, "target_height", parse_dimension(self.target_height, "target_height"))
+        self._check_canvas()
+        self._parse_shadow()
+        if self.preset is not None:
+            set_(self, "preset", parse_preset(self.preset))
+
+    def _check_canvas(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "padding", parse_margin(self.padding, "padding", max_percent=45))
+        set_(self, "fit", _choice(Fit, self.fit, "fit"))
+        if not self.resizes and (self.fit is Fit.COVER or self.padding.sides_within(100, 100) != (0,) * 4):
+            raise InvalidOption(
+                "padding and fit shape a fixed canvas: give target_width and/or target_height "
+                "(or a preset); crop_margin pads a cropped result",
+                field="padding" if self.fit is Fit.CONTAIN else "fit",
+            )
+
+    def _parse_shadow(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "shadow", _choice(ShadowType, self.shadow, "shadow"))
+        for name, low, high in SHADOW_RANGES:
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, parse_number(value, name, low, high))
+        set_(self, "shadow_color", parse_color(self.shadow_color, "shadow_color")[:3])
+        if (
+            self.shadow is not ShadowType.NONE
+            and self.type is SubjectType.COSTUME
+            and (self.output is not OutputKind.IMAGE)
+        ):
+            raise InvalidOption(
+                "a class map keeps the input's pixels: a shadow needs output=image", field="shadow"
+            )
+
+    @property
+    def shadow_spec(self) -> Shadow:
+        """The shadow asked for (``Shadow.drawn`` is False for none or opacity 0)."""
+        angle = self.shadow_angle
+        if angle is None:
+            angle = DEFAULT_SHADOW_ANGLE.get(self.shadow, 0.0)
+        return Shadow(
+            self.shadow,
+            self.shadow_opacity,
+            self.shadow_softness,
+            angle % 360,
+            self.shadow_distance,
+            self.shadow_elevation,
+            (self.shadow_color[0], self.shadow_color[1], self.shadow_color[2]),
+        )
 
     @property
     def fills_background(self) -> bool:
@@ -485,7 +658,12 @@ class CutoutOptions:
                     f"unknown parameter; known ones are {', '.join(sorted(known))}", field=unknown[0]
                 )
         values = {k: v for k, v in params.items() if k in known and v is not None}
-        for name in ("bg_color", "bg_image_url", "roi", "position", "scale"):
+        preset = str(values.get("preset") or "").strip()
+        if preset:
+            values = {**PRESETS[parse_preset(preset)].options, **values}
+        else:
+            values.pop("preset", None)
+        for name in ("bg_color", "bg_image_url", "roi", "position", "scale", "shadow_angle"):
             if name in values and str(values[name]).strip() == "":
                 del values[name]
         channels = values.pop("channels", None)
@@ -521,4 +699,14 @@ class CutoutOptions:
             "position": str(self.position) if self.position is not None else None,
             "target_width": self.target_width,
             "target_height": self.target_height,
+            "padding": str(self.padding),
+            "fit": self.fit.value,
+            "shadow": self.shadow.value,
+            "shadow_opacity": self.shadow_opacity,
+            "shadow_softness": self.shadow_softness,
+            "shadow_angle": self.shadow_angle,
+            "shadow_distance": self.shadow_distance,
+            "shadow_elevation": self.shadow_elevation,
+            "shadow_color": "#" + "".join(f"{c:02x}" for c in self.shadow_color),
+            "preset": self.preset,
         }

@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import time
 from collections.abc import Iterator
@@ -21,8 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
-from alphacut import geometry
+from alphacut import geometry, shadows
 from alphacut.codec import (
     DecodedImage,
     compose_on_color,
@@ -45,7 +47,8 @@ from alphacut.matte import (
 )
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
-from alphacut.options import CutoutOptions, OutputKind, Quality, Roi, SubjectType
+from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, SubjectType
+from alphacut.presets import PRESETS, Check
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
@@ -100,6 +103,7 @@ class CutoutResult:
     timings: Timings = field(default_factory=Timings)
     subject_box: geometry.Box | None = None  # the subject in the delivered result
     source_size: tuple[int, int] = (0, 0)  # the image as sent (before size shrank it)
+    check: Check | None = None  # the result measured against its preset's rules
 
     @property
     def found(self) -> bool:
@@ -133,6 +137,20 @@ class CostumeResult:
     shares: dict[Garment, float]  # every garment's share of the image
     class_map: bytes | None  # one-channel PNG of class ids, when a mask is asked for
     timings: Timings
+
+
+def check_preset(
+    options: CutoutOptions, picture: bytes, covered: np.ndarray, subject: geometry.Box | None
+) -> Check:
+    """The preset's rules measured on the delivered bytes (decoded again: JPEG's own pixels)."""
+    fmt = options.format.value
+    if options.format is ImageFormat.ZIP:
+        pixels = np.zeros(covered.shape + (3,), np.uint8)  # no one picture to measure: format fails
+    else:
+        pixels = np.asarray(Image.open(io.BytesIO(picture)))
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[..., None], 3, axis=2)
+    return PRESETS[options.preset or ""].check(pixels, covered, subject, fmt)
 
 
 # the models ``Pipeline.warm_up`` can load and run (ModelStore's names)
@@ -355,22 +373,33 @@ class Pipeline:
     def layout(
         self, image: DecodedImage, rgb: np.ndarray, alpha: np.ndarray, options: CutoutOptions
     ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None]:
-        """Crop, place and fit the cutout as the options ask; also the subject's box in the input."""
+        """Crop, place and fit the cutout as the options ask, with room for its shadow (the photo's
+        frame grows where the shadow would leave it); also the subject's box in the input."""
         bbox = geometry.subject_bbox(alpha)
         if bbox is None:
             return rgb, alpha, None
-        subject = bbox
+        content = geometry.grow(bbox, shadows.reach(alpha, bbox, options.shadow_spec))
+        frame = geometry.union((0, 0, image.width, image.height), content)
+        box = frame
         if options.crop or options.resizes:
-            box = geometry.expand_box(bbox, options.crop_margin, image.width, image.height)
+            box = geometry.expand_box(content, options.crop_margin, image.width, image.height, within=frame)
+        if box != (0, 0, image.width, image.height):
             rgb, alpha = geometry.crop(rgb, alpha, box)
-            subject = (bbox[0] - box[0], bbox[1] - box[1], bbox[2] - box[0], bbox[3] - box[1])
-        if options.placement is not None:
-            rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement)
         if options.resizes:
             canvas = geometry.target_size(
                 alpha.shape[1], alpha.shape[0], options.target_width, options.target_height
             )
-            rgb, alpha = geometry.fit_into(rgb, alpha, *canvas)
+            padding = options.padding.sides_within(*canvas)
+            if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
+                raise InvalidOption(
+                    f"leaves no room on the {canvas[0]}x{canvas[1]} canvas", field="padding", limit=canvas
+                )
+            rgb, alpha = geometry.fit_into(
+                rgb, alpha, *canvas, padding, options.fit, options.scale, options.position
+            )
+        elif options.placement is not None:
+            subject = geometry.shift(content, -box[0], -box[1])
+            rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement)
         return rgb, alpha, bbox
 
     def compose(
@@ -380,16 +409,28 @@ class Pipeline:
         options: CutoutOptions,
         timings: Timings | None = None,
     ) -> CutoutResult:
-        """Crop/place/fit as the options ask and encode the image and/or mask."""
+        """Lay out as the options ask, draw the shadow under the subject, encode the image and/or
+        mask (the mask is the subject's alone), and check the result against the preset's rules."""
         timings = timings if timings is not None else Timings()
         with timings.stage("encode"):
             rgb, alpha, bbox = self.layout(image, segmentation.foreground, segmentation.alpha, options)
-            picture = mask = None
+            spec = options.shadow_spec
+            shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
+            picture = mask = check = None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
                 background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
-                picture = encode_cutout(
-                    rgb, alpha, options.format, background if background is not None else options.background
+                shown_rgb, shown_alpha = (
+                    shadows.lay_under(rgb, alpha, shade, spec.color) if shade is not None else (rgb, alpha)
                 )
+                picture = encode_cutout(
+                    shown_rgb,
+                    shown_alpha,
+                    options.format,
+                    background if background is not None else options.background,
+                )
+                if options.preset is not None:
+                    covered = alpha > 0 if shade is None else (alpha > 0) | (shade > 0)
+                    check = check_preset(options, picture, covered, geometry.subject_bbox(alpha))
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
                 mask = encode_mask(np.ascontiguousarray(alpha))
         return CutoutResult(
@@ -405,6 +446,7 @@ class Pipeline:
             timings=timings,
             subject_box=geometry.subject_bbox(alpha) if bbox is not None else None,
             source_size=image.original_size,
+            check=check,
         )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:

@@ -1,0 +1,165 @@
+"""Marketplace presets: named bundles of options for a store's main image, and the rules a result
+is checked against (measured on the delivered pixels, not on the options asked for).
+
+A preset fills the options a request leaves out; an option given beside it wins. The rules and
+where each comes from are in docs/api.md ("Presets").
+
+Usage::
+
+    PRESETS["amazon"].options          # {"target_width": "2000", "bg_color": "#ffffff", ...}
+    check = PRESETS["amazon"].check(pixels, covered, subject_box, "jpg")
+    check.passed, check.to_dict()      # {"preset": "amazon", "passed": True, "rules": [...]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+WHITE = (255, 255, 255)
+# JPEG rings around an edge within one 16 x 16 block (4:2:0 chroma): the pure-white rule is
+# measured outside that band for JPEG, everywhere outside the subject and shadow for PNG/WEBP
+JPEG_BLOCK = 16
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    measured: Any
+    required: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "passed": self.passed,
+            "measured": self.measured,
+            "required": self.required,
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    preset: str
+    rules: list[RuleResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(rule.passed for rule in self.rules)
+
+    @property
+    def failed(self) -> list[str]:
+        return [rule.rule for rule in self.rules if not rule.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "passed": self.passed, "rules": [r.to_dict() for r in self.rules]}
+
+    def header(self) -> str:
+        """``X-Alphacut-Check``: ``amazon passed`` or ``amazon failed: fill_ratio,background_white``."""
+        return f"{self.preset} passed" if self.passed else f"{self.preset} failed: {','.join(self.failed)}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    options: dict[str, str]  # request parameters, as a form would send them
+    formats: tuple[str, ...]  # the formats the marketplace takes
+    min_long_side: int
+    min_fill: float | None = None  # the subject's box over the frame, on its fuller axis
+    white_background: bool = False
+    source: str = ""  # where the rules come from (docs/api.md says more)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(
+        self, pixels: np.ndarray, covered: np.ndarray, subject_box: tuple[int, int, int, int] | None, fmt: str
+    ) -> Check:
+        """The rules measured on the result: ``pixels`` the decoded image (H x W x 3 or 4),
+        ``covered`` where subject or shadow is (H x W bool), ``subject_box`` the subject's box."""
+        height, width = pixels.shape[:2]
+        long_side = max(width, height)
+        rules = [
+            RuleResult("format", fmt in self.formats, fmt, list(self.formats)),
+            RuleResult("long_side", long_side >= self.min_long_side, long_side, self.min_long_side),
+        ]
+        if self.min_fill is not None:
+            fill = fill_ratio(subject_box, width, height)
+            rules.append(RuleResult("fill_ratio", fill >= self.min_fill, round(fill, 4), self.min_fill))
+        if self.white_background:
+            off_white = off_white_pixels(pixels, covered, fmt)
+            rules.append(RuleResult("background_white", off_white == 0, off_white, 0))
+        return Check(self.name, rules)
+
+
+def fill_ratio(box: tuple[int, int, int, int] | None, width: int, height: int) -> float:
+    """How much of the frame the subject's box fills, on the axis it fills more (a tall bottle
+    fills the height of a square frame, not its width)."""
+    if box is None:
+        return 0.0
+    left, top, right, bottom = box
+    return max((right - left) / width, (bottom - top) / height)
+
+
+def off_white_pixels(pixels: np.ndarray, covered: np.ndarray, fmt: str) -> int:
+    """Background pixels that are not exactly (255, 255, 255) and opaque."""
+    background = ~covered
+    if fmt == "jpg":
+        background = ~_grow(covered, JPEG_BLOCK)
+    if pixels.shape[2] == 4:
+        wrong = (pixels[..., :3] != 255).any(axis=2) | (pixels[..., 3] != 255)
+    else:
+        wrong = (pixels != 255).any(axis=2)
+    return int(np.count_nonzero(wrong & background))
+
+
+def _grow(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` dilated by a square of ``reach`` pixels each way (rows, then columns)."""
+    grown = mask.copy()
+    for axis in (0, 1):
+        source = grown.copy()
+        for step in range(1, reach + 1):
+            if axis == 0:
+                grown[step:] |= source[:-step]
+                grown[:-step] |= source[step:]
+            else:
+                grown[:, step:] |= source[:, :-step]
+                grown[:, :-step] |= source[:, step:]
+    return grown
+
+
+_WHITE_SQUARE = {"bg_color": "#ffffff", "format": "jpg", "position": "center", "fit": "contain"}
+PRESETS: dict[str, Preset] = {
+    "amazon": Preset(
+        "amazon",
+        {**_WHITE_SQUARE, "target_width": "2000", "target_height": "2000", "padding": "4%"},
+        formats=("jpg", "png"),
+        min_long_side=1000,
+        min_fill=0.85,
+        white_background=True,
+        source="Amazon Seller Central, product image requirements (main image)",
+    ),
+    "ebay": Preset(
+        "ebay",
+        {**_WHITE_SQUARE, "target_width": "1600", "target_height": "1600", "padding": "5%"},
+        formats=("jpg", "png", "webp"),
+        min_long_side=500,
+        white_background=True,
+        source="eBay picture policy and photo tips",
+    ),
+    "etsy": Preset(
+        "etsy",
+        {**_WHITE_SQUARE, "target_width": "2000", "target_height": "1600", "padding": "8%"},
+        formats=("jpg", "png"),
+        min_long_side=2000,
+        source="Etsy Seller Handbook, listing photo sizes (5:4, 2000 px)",
+    ),
+    "shopify": Preset(
+        "shopify",
+        {**_WHITE_SQUARE, "target_width": "2048", "target_height": "2048", "padding": "6%"},
+        formats=("jpg", "png", "webp"),
+        min_long_side=800,
+        white_background=True,
+        source="Shopify Help Center, product media (square 2048 x 2048 recommended)",
+    ),
+}

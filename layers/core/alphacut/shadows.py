@@ -1,0 +1,218 @@
+"""Shadows drawn from the matte: drop, contact and cast. Drawing, not layout: ``geometry`` makes
+room for ``reach`` before the result is laid out, then the shadow is drawn at the result's size
+and laid under the subject. Every length is a share of the subject's longer side, so a shadow
+looks the same at any size, and nothing is random: the same request gives the same bytes.
+
+- drop: the silhouette moved away from the light (``distance``) and blurred (``softness``)
+- contact: a dark band under the subject's lowest edge, where it meets the floor
+- cast: the silhouette laid on the floor away from the light: each point moves by its height over
+  the floor times cot(elevation), depth foreshortened; the blur grows and the shade fades with the
+  distance from the contact line, as a real penumbra does
+
+Usage::
+
+    spec = options.shadow_spec                           # alphacut.options.Shadow
+    room = reach(alpha_u8, subject_box, spec)            # pixels each side: left, top, right, bottom
+    shade = draw(alpha_u8, spec)                         # H x W uint8: the shadow's alpha
+    rgb, alpha = lay_under(rgb, alpha, shade, spec.color)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from alphacut.geometry import Box, subject_bbox
+from alphacut.options import Shadow, ShadowType
+
+BLUR_REACH = 3.0  # past 3 sigma from an edge a Gaussian blur keeps 0.13 %: under half a level of 255
+SAFETY = 2  # pixels more, for rounding when the layout rescales
+DEPTH = 0.5  # the floor seen from the front: depth shrinks to half on the picture
+MIN_DEPTH = 0.08  # a light from the side still lays the shadow a little behind (no flat line)
+PENUMBRA_LEVELS = 4  # blurs the cast shadow blends between, from the contact line outwards
+AMBIENT = 2.5  # the contact shadow's wide layer: this many times the dense one's blur
+FAR_FADE = 0.6  # the cast shadow's far end is this much lighter than its base
+
+
+def _long_side(box: Box) -> int:
+    return max(box[2] - box[0], box[3] - box[1], 1)
+
+
+def _sigma(spec: Shadow, box: Box, share: float) -> float:
+    """The blur at this softness: softness 100 is ``share`` of the subject's longer side."""
+    return spec.softness / 100.0 * share * _long_side(box)
+
+
+def _light(spec: Shadow) -> tuple[float, float]:
+    """The unit vector the shadow falls along, on the picture (x right, y down)."""
+    angle = math.radians(spec.angle)
+    return -math.sin(angle), math.cos(angle)
+
+
+def _drop_offset(spec: Shadow, box: Box) -> tuple[int, int]:
+    dx, dy = _light(spec)
+    length = spec.distance / 100.0 * _long_side(box)
+    return round(dx * length), round(dy * length)
+
+
+def _cast_map(spec: Shadow, box: Box) -> tuple[float, float, float]:
+    """The floor map for a point at height h over the floor line: x + h * run, floor + h * rise."""
+    dx, dy = _light(spec)
+    length = 1.0 / math.tan(math.radians(spec.elevation))
+    rise = dy * length * DEPTH
+    if abs(rise) < MIN_DEPTH:
+        rise = math.copysign(MIN_DEPTH, rise) if rise else -MIN_DEPTH
+    return dx * length, rise, float(box[3])
+
+
+def _contact_sizes(spec: Shadow, box: Box) -> tuple[int, float]:
+    """The band's half height and its blur."""
+    half = max(1, round(0.015 * _long_side(box)))
+    return half, 1.0 + _sigma(spec, box, 0.05)
+
+
+def _footprint(alpha: np.ndarray, box: Box) -> np.ndarray:
+    """Per column of the box, how much of the subject stands on the floor (its lowest rows)."""
+    left, top, right, bottom = box
+    band = max(2, round(0.03 * (bottom - top)))
+    footprint: np.ndarray = alpha[bottom - band : bottom, left:right].max(axis=0)
+    return footprint
+
+
+def reach(alpha: np.ndarray, box: Box, spec: Shadow) -> tuple[int, int, int, int]:
+    """How far the shadow of the subject (``alpha``, its box ``box``) can reach beyond that box:
+    left, top, right, bottom (pixels). The layout keeps this room, so the shadow is never cut."""
+    if not spec.drawn:
+        return 0, 0, 0, 0
+    left, top, right, bottom = box
+    if spec.type is ShadowType.DROP:
+        dx, dy = _drop_offset(spec, box)
+        blur = BLUR_REACH * _sigma(spec, box, 0.1)
+        extent = (
+            left + min(dx, 0) - blur,
+            top + min(dy, 0) - blur,
+            right + max(dx, 0) + blur,
+            bottom + max(dy, 0) + blur,
+        )
+    elif spec.type is ShadowType.CONTACT:
+        half, sigma = _contact_sizes(spec, box)
+        standing = np.flatnonzero(_footprint(alpha, box))
+        wide = BLUR_REACH * sigma
+        extent = (
+            left + standing[0] - wide,
+            top,
+            left + standing[-1] + 1 + wide,
+            bottom + half + BLUR_REACH * AMBIENT * sigma,
+        )
+    else:
+        run, rise, floor = _cast_map(spec, box)
+        height = floor - top
+        xs = [left, right, left + height * run, right + height * run]
+        ys = [floor, floor + height * rise]
+        blur = BLUR_REACH * (1.0 + _sigma(spec, box, 0.15))
+        extent = (min(xs) - blur, min(ys) - blur, max(xs) + blur, max(ys) + blur)
+    return (
+        max(0, math.ceil(left - extent[0]) + SAFETY),
+        max(0, math.ceil(top - extent[1]) + SAFETY),
+        max(0, math.ceil(extent[2] - right) + SAFETY),
+        max(0, math.ceil(extent[3] - bottom) + SAFETY),
+    )
+
+
+def _blur(plane: np.ndarray, sigma: float | tuple[float, float]) -> np.ndarray:
+    """A Gaussian blur (one sigma, or x and y); Pillow's runs in C, in time linear in the pixels."""
+    if max(sigma if isinstance(sigma, tuple) else (sigma,)) < 0.3:
+        return plane
+    return np.asarray(Image.fromarray(plane).filter(ImageFilter.GaussianBlur(sigma)))
+
+
+def _shifted(alpha: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    height, width = alpha.shape
+    out = np.zeros_like(alpha)
+    if abs(dx) >= width or abs(dy) >= height:
+        return out
+    src = alpha[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+    out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
+    return out
+
+
+def _drop(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
+    return _blur(_shifted(alpha, *_drop_offset(spec, box)), _sigma(spec, box, 0.1))
+
+
+def _contact(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
+    left, _top, right, bottom = box
+    half, sigma = _contact_sizes(spec, box)
+    core = np.zeros_like(alpha)
+    core[max(0, bottom - half) : bottom + half, left:right] = _footprint(alpha, box)
+    dense = _blur(core, sigma).astype(np.float32)
+    # the wide layer spreads down the floor, not sideways past what stands on it
+    ambient = _blur(core, (sigma, AMBIENT * sigma)).astype(np.float32)
+    return np.minimum(dense + ambient, 255.0).astype(np.uint8)
+
+
+def _cast(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
+    height, width = alpha.shape
+    run, rise, floor = _cast_map(spec, box)
+    # Pillow maps each output pixel back: y = floor - (y' - floor) / rise, x = x' - run * (y' - floor) / rise
+    inverse_x = (1.0, -run / rise, run * floor / rise)
+    inverse_y = (0.0, -1.0 / rise, floor + floor / rise)
+    laid = Image.fromarray(alpha).transform(
+        (width, height), Image.Transform.AFFINE, inverse_x + inverse_y, Image.Resampling.BILINEAR
+    )
+    flat = np.asarray(laid)
+    sigma_far = 1.0 + _sigma(spec, box, 0.15)
+    levels = [
+        _blur(flat, 0.5 + (sigma_far - 0.5) * k / (PENUMBRA_LEVELS - 1)).astype(np.float32)
+        for k in range(PENUMBRA_LEVELS)
+    ]
+    # each row's distance from the floor line, as a share of the subject's height (0 at the base)
+    rows = np.arange(height, dtype=np.float32)
+    far = np.clip(np.abs(rows - floor) / (abs(rise) * max(floor - box[1], 1.0)), 0.0, 1.0)
+    position = far * (PENUMBRA_LEVELS - 1)
+    low = np.minimum(position.astype(np.int32), PENUMBRA_LEVELS - 2)
+    weight = (position - low)[:, None]
+    out = np.zeros((height, width), np.float32)
+    for k in range(PENUMBRA_LEVELS - 1):
+        picked = (low == k)[:, None]
+        out += np.where(picked, levels[k] * (1.0 - weight) + levels[k + 1] * weight, 0.0)
+    out *= (1.0 - FAR_FADE * far)[:, None]
+    return (out + 0.5).astype(np.uint8)
+
+
+DRAWERS = {ShadowType.DROP: _drop, ShadowType.CONTACT: _contact, ShadowType.CAST: _cast}
+
+
+def draw(alpha: np.ndarray, spec: Shadow) -> np.ndarray:
+    """The shadow's alpha (H x W uint8, at most ``opacity`` of 255) for the subject in ``alpha``."""
+    box = subject_bbox(alpha)
+    if box is None or not spec.drawn:
+        return np.zeros_like(alpha)
+    shade = DRAWERS[spec.type](alpha, spec, box).astype(np.float32)
+    return (shade * (spec.opacity / 100.0) + 0.5).astype(np.uint8)
+
+
+def lay_under(
+    rgb: np.ndarray, alpha: np.ndarray, shade: np.ndarray, color: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The subject over its shadow (a layer of ``color`` with ``shade`` as alpha): one RGB + alpha,
+    which every background and format then takes as it takes a cutout."""
+    rows = np.flatnonzero(shade.any(axis=1))
+    if rows.size == 0:
+        return rgb, alpha
+    cols = np.flatnonzero(shade.any(axis=0))
+    region = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    a = alpha[region].astype(np.float32) * (1.0 / 255.0)
+    s = shade[region].astype(np.float32) * (1.0 / 255.0)
+    merged = a + s * (1.0 - a)
+    colours = (
+        rgb[region].astype(np.float32) * a[..., None]
+        + np.asarray(color, np.float32) * (s * (1.0 - a))[..., None]
+    )
+    colours /= np.maximum(merged, 1e-6)[..., None]
+    out_rgb, out_alpha = rgb.copy(), alpha.copy()
+    out_rgb[region] = (np.clip(colours, 0, 255) + 0.5).astype(np.uint8)
+    out_alpha[region] = (merged * 255.0 + 0.5).astype(np.uint8)
+    return out_rgb, out_alpha
