@@ -229,16 +229,43 @@ def test_background_image_by_url_and_by_file_fill_the_picture(removebg, upload, 
     assert np.abs(np.asarray(by_url, np.int16) - np.asarray(by_file, np.int16)).max() <= 2
 
 
-def test_shadow_and_semitransparency_are_accepted_and_change_nothing(removebg, upload):
+def test_semitransparency_is_accepted_and_changes_nothing(removebg, upload):
     plain = removebg.post(ROUTE, files=upload)
-    asked = removebg.post(ROUTE, files=upload, data={"add_shadow": "true", "semitransparency": "false"})
+    asked = removebg.post(ROUTE, files=upload, data={"semitransparency": "false"})
     assert asked.status_code == 200 and asked.content == plain.content
     _error(removebg.post(ROUTE, files=upload, data={"add_shadow": "sometimes"}), 400, "invalid_parameters")
 
 
+def _shadow_below(picture: Image.Image, plain: Image.Image) -> int:
+    """How many pixels below the subject's lowest row are shaded (alpha, or darker than white)."""
+    if picture.mode == "RGBA":
+        shade = np.asarray(picture)[..., 3]
+    else:
+        shade = 255 - np.asarray(picture.convert("L"))
+    bottom = int(np.flatnonzero(np.asarray(plain.convert("RGBA"))[..., 3].any(axis=1))[-1])
+    return int(np.count_nonzero(shade[bottom + 1 :] > 20))
+
+
+def test_add_shadow_and_shadow_type_draw_a_visible_shadow(removebg, upload):
+    plain = _image(removebg.post(ROUTE, files=upload, data={"crop": "true"}))
+    for params in ({"add_shadow": "true"}, {"shadow_type": "3D"}, {"shadow_type": "car"}):
+        shaded = _image(removebg.post(ROUTE, files=upload, data={"crop": "true", **params}))
+        assert shaded.height > plain.height and _shadow_below(shaded, plain) > 100, params
+    faint = _image(
+        removebg.post(ROUTE, files=upload, data={"crop": "true", "add_shadow": "1", "shadow_opacity": "0"})
+    )
+    assert faint.tobytes() == plain.tobytes()
+
+
+def test_a_preset_on_the_remove_bg_route_says_its_check_in_a_header(removebg, upload):
+    response = removebg.post(ROUTE, files=upload, data={"preset": "ebay", "size": "full"})
+    assert response.status_code == 200 and response.headers["X-Alphacut-Check"] == "ebay passed"
+    assert _image(response).size == (1600, 1600) and "X-Alphacut-Ignored" not in response.headers
+
+
 def test_parameters_remove_bg_does_not_have_are_ignored_and_named(removebg, upload):
-    response = removebg.post(ROUTE, files=upload, data={"shadow_type": "drop", "frobnicate": "1"})
-    assert response.status_code == 200 and response.headers["X-Alphacut-Ignored"] == "frobnicate,shadow_type"
+    response = removebg.post(ROUTE, files=upload, data={"frobnicate": "1", "zzz": "2"})
+    assert response.status_code == 200 and response.headers["X-Alphacut-Ignored"] == "frobnicate,zzz"
 
 
 # ---- errors -------------------------------------------------------------------------------------------
@@ -391,8 +418,20 @@ def test_the_npm_remove_bg_client_works_unchanged(stack, removebg, image_server,
             "fn": "removeBackgroundFromImageFile",
             "options": {"path": str(source), "apiKey": "wrong-key-000000000000"},
         },
+        {
+            "fn": "removeBackgroundFromImageFile",
+            "options": {
+                "path": str(source),
+                "outputFile": str(tmp_path / "shadow.png"),
+                "crop": True,
+                "add_shadow": True,
+            },
+        },
     ]
-    file_call, b64_call, url_call, bad_key = _drive_node(stack, removebg.key, calls, tmp_path)
+    file_call, b64_call, url_call, bad_key, shadow_call = _drive_node(stack, removebg.key, calls, tmp_path)
+    assert shadow_call["ok"], shadow_call
+    plain, shaded = Image.open(tmp_path / "file.png"), Image.open(tmp_path / "shadow.png")
+    assert shaded.height > plain.height and _shadow_below(shaded, plain) > 100  # add_shadow is honoured
     for call, name, mode in (
         (file_call, "file.png", "RGBA"),
         (b64_call, "b64.png", "RGB"),

@@ -143,3 +143,42 @@ def test_usage_headers_say_the_credit_and_the_day():
     assert headers["X-Credits-Charged"] == "1" and headers["X-RateLimit-Remaining"] == "7"
     assert int(headers["X-RateLimit-Reset"]) % 86400 == 0
     assert removebg.usage_headers(False, None, None) == {"X-Credits-Charged": "0"}
+
+
+@pytest.mark.parametrize(
+    "params, shadow",
+    [
+        ({}, "none"),
+        ({"add_shadow": "false"}, "none"),
+        ({"add_shadow": "true"}, "drop"),
+        ({"add_shadow": "true", "type": "car"}, "contact"),
+        ({"shadow_type": "drop"}, "drop"),
+        ({"shadow_type": "3D"}, "cast"),
+        ({"shadow_type": "car", "add_shadow": "true"}, "contact"),
+        ({"shadow_type": "none", "add_shadow": "true"}, "none"),
+    ],
+)
+def test_remove_bg_shadow_switches_draw_the_shadow_they_name(params, shadow):
+    assert removebg.translate(params, {}, 1000).shadow.value == shadow
+
+
+def test_remove_bg_shadow_opacity_and_alphacut_extensions_reach_the_options():
+    options = removebg.translate(
+        {"add_shadow": "1", "shadow_opacity": "30", "preset": "ebay", "shadow_angle": "90"}, {}, 1000
+    )
+    assert options.shadow_spec.opacity == 30 and options.shadow_spec.angle == 90
+    assert options.preset == "ebay" and options.target_width == 1600
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"shadow_type": "soft"}, "shadow_type"),
+        ({"add_shadow": "maybe"}, "add_shadow"),
+        ({"shadow_opacity": "200"}, "shadow_opacity"),
+    ],
+)
+def test_bad_remove_bg_shadow_values_name_the_field(params, field):
+    with pytest.raises(InvalidOption) as error:
+        removebg.translate(params, {}, 1000)
+    assert error.value.field == field

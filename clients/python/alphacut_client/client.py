@@ -77,6 +77,7 @@ class Result:
     request_id: str
     charge: bool
     remain: int | None
+    check: dict[str, Any] | None = None  # with a preset: {"preset", "passed", "rules": [...]}
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def save(self, path: str | Path, mask_path: str | Path | None = None) -> Path:
@@ -301,5 +302,6 @@ def _result(body: dict[str, Any]) -> Result:
         request_id=body["request_id"],
         charge=bool(body.get("charge")),
         remain=body.get("remain"),
+        check=body.get("check"),
         raw=body,
     )

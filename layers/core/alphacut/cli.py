@@ -5,6 +5,7 @@ Usage::
     alphacut remove photos/ shoe.jpg -o out/ --type object --format webp --crop
     alphacut remove selfie.jpg -o out/ --output mask          # out/selfie.png, one channel
     alphacut remove shoe.jpg -o out/ --size preview --bg-image beach.jpg --scale 80% --format zip
+    alphacut remove --preset amazon --shadow contact photos/ -o out/   # 2000 px square jpg on white
     alphacut eval eval/person --type person
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval eval/clothing --type costume            # IoU per class
@@ -23,12 +24,25 @@ from typing import TYPE_CHECKING, TextIO
 
 from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
-from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, SubjectType
+from alphacut.options import (
+    SHADOW_RANGES,
+    CutoutOptions,
+    Fit,
+    ImageFormat,
+    OutputKind,
+    Quality,
+    ShadowType,
+    SubjectType,
+)
+from alphacut.presets import PRESETS
 from alphacut.pipeline import Pipeline
 from alphacut.settings import ImageLimits, SettingError
 
 if TYPE_CHECKING:
     from alphacut_client import BatchItem
+
+
+SHADOW_FLAGS = [name for name, _, _ in SHADOW_RANGES] + ["shadow", "shadow_color"]
 
 
 class ProgressBar:
@@ -93,25 +107,30 @@ def read_background(source: str | None) -> bytes | None:
 def _remove(args: argparse.Namespace) -> int:
     try:
         background = read_background(args.bg_image)
+        given = {
+            "type": args.type,
+            "output": args.output or ("mask" if args.channels == "alpha" else None),
+            "format": args.format,
+            "size": args.size,
+            "quality": args.quality,
+            "channels": args.channels,
+            "roi": args.roi,
+            "bg_color": args.bg_color,
+            "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
+            "crop": args.crop or None,
+            "crop_margin": args.crop_margin,
+            "scale": args.scale,
+            "position": args.position,
+            "target_width": args.width,
+            "target_height": args.height,
+            "padding": args.padding,
+            "fit": args.fit,
+            "preset": args.preset,
+            **{name: getattr(args, name) for name in SHADOW_FLAGS},
+        }
+        # only what was given: a preset fills the rest
         options = CutoutOptions.from_mapping(
-            {
-                "type": args.type,
-                "output": args.output or ("mask" if args.channels == "alpha" else "image"),
-                "format": args.format,
-                "size": args.size,
-                "quality": args.quality,
-                "channels": args.channels,
-                "roi": args.roi,
-                "bg_color": args.bg_color,
-                "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
-                "crop": args.crop,
-                "crop_margin": args.crop_margin,
-                "scale": args.scale,
-                "position": args.position,
-                "target_width": args.width,
-                "target_height": args.height,
-            },
-            bg_image=background,
+            {name: value for name, value in given.items() if value is not None}, bg_image=background
         )
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
@@ -278,12 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument(
         "--format",
-        default="png",
+        default=None,
         choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
         help="zip: color.jpg + alpha.png; auto: png, or jpg over a background",
     )
     remove.add_argument(
-        "--size", default="full", help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP"
+        "--size", default=None, help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP"
     )
     remove.add_argument(
         "--quality",
@@ -301,12 +320,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("--crop", action="store_true", help="crop to the subject")
     remove.add_argument(
-        "--crop-margin", default="0", help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them"
+        "--crop-margin", default=None, help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them"
     )
     remove.add_argument("--scale", default=None, help="the subject's share of the canvas: 10%% to 100%%")
-    remove.add_argument("--position", default=None, help="original, center, or x%% y%%")
+    remove.add_argument("--position", default=None, help="original, center, bottom, top-left, ... or x%% y%%")
     remove.add_argument("--width", type=int, default=None, help="target width (fits the subject)")
     remove.add_argument("--height", type=int, default=None, help="target height (fits the subject)")
+    remove.add_argument("--padding", default=None, help="with --width/--height: free space at the edges")
+    remove.add_argument("--fit", default=None, choices=[f.value for f in Fit], help="default: contain")
+    remove.add_argument(
+        "--preset", default=None, choices=list(PRESETS), help="a marketplace's canvas, background, format"
+    )
+    remove.add_argument(
+        "--shadow", default=None, choices=[t.value for t in ShadowType], help="drop, contact or cast"
+    )
+    for name, low, high in SHADOW_RANGES:
+        flag = "--" + name.replace("_", "-")
+        remove.add_argument(flag, dest=name, default=None, help=f"{low:g} to {high:g}")
+    remove.add_argument("--shadow-color", dest="shadow_color", default=None, help="default: black")
     remove.add_argument(
         "--api", default=None, help="a deployed stack's ApiUrl: cut out there (pip install clients/python)"
     )

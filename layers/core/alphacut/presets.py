@@ -132,7 +132,7 @@ _WHITE_SQUARE = {"bg_color": "#ffffff", "format": "jpg", "position": "center", "
 PRESETS: dict[str, Preset] = {
     "amazon": Preset(
         "amazon",
-        {**_WHITE_SQUARE, "target_width": "2000", "target_height": "2000", "padding": "4%"},
+        {**_WHITE_SQUARE, "target_width": "2000", "target_height": "2000", "padding": "3%"},
         formats=("jpg", "png"),
         min_long_side=1000,
         min_fill=0.85,

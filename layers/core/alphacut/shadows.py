@@ -32,7 +32,7 @@ SAFETY = 2  # pixels more, for rounding when the layout rescales
 DEPTH = 0.5  # the floor seen from the front: depth shrinks to half on the picture
 MIN_DEPTH = 0.08  # a light from the side still lays the shadow a little behind (no flat line)
 PENUMBRA_LEVELS = 4  # blurs the cast shadow blends between, from the contact line outwards
-AMBIENT = 2.5  # the contact shadow's wide layer: this many times the dense one's blur
+AMBIENT = 1.5  # the contact shadow's wide layer: this many times the dense one's blur
 FAR_FADE = 0.6  # the cast shadow's far end is this much lighter than its base
 
 
@@ -70,7 +70,7 @@ def _cast_map(spec: Shadow, box: Box) -> tuple[float, float, float]:
 def _contact_sizes(spec: Shadow, box: Box) -> tuple[int, float]:
     """The band's half height and its blur."""
     half = max(1, round(0.015 * _long_side(box)))
-    return half, 1.0 + _sigma(spec, box, 0.05)
+    return half, 1.0 + _sigma(spec, box, 0.03)
 
 
 def _footprint(alpha: np.ndarray, box: Box) -> np.ndarray:
@@ -150,7 +150,8 @@ def _contact(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
     dense = _blur(core, sigma).astype(np.float32)
     # the wide layer spreads down the floor, not sideways past what stands on it
     ambient = _blur(core, (sigma, AMBIENT * sigma)).astype(np.float32)
-    return np.minimum(dense + ambient, 255.0).astype(np.uint8)
+    shade: np.ndarray = np.minimum(dense + ambient, 255.0).astype(np.uint8)
+    return shade
 
 
 def _cast(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:

@@ -73,6 +73,7 @@ NATIVE_HEADERS = (
     "X-Alphacut-Height",
     "X-Alphacut-Bbox",
     "X-Alphacut-Timings",
+    "X-Alphacut-Check",
     "X-Alphacut-Charge",
     "X-Alphacut-Remain",
     "Idempotent-Replayed",

@@ -12,7 +12,32 @@ from typing import Any
 
 from alphacut import __version__
 from alphacut.api.cors import ANSWER_HEADERS
-from alphacut.options import BOOLEAN_WORDS, MAX_TARGET_SIDE, ImageFormat, OutputKind, SubjectType
+from alphacut.options import (
+    BOOLEAN_WORDS,
+    MAX_TARGET_SIDE,
+    SHADOW_RANGES,
+    Fit,
+    ImageFormat,
+    OutputKind,
+    ShadowType,
+    SubjectType,
+)
+from alphacut.presets import PRESETS
+
+SHADOW_DEFAULTS = {
+    "shadow_opacity": 50,
+    "shadow_softness": 30,
+    "shadow_distance": 3,
+    "shadow_elevation": 45,
+}
+SHADOW_TEXTS = {
+    "shadow_opacity": "percent, at the shadow's darkest; 0 draws none",
+    "shadow_softness": "blur: 100 is 10% of the subject's longer side (15% for cast)",
+    "shadow_angle": "where the light comes from, degrees clockwise from the top (0 above, 90 right, "
+    "180 in front); unset: drop 315, cast 150",
+    "shadow_distance": "drop: the offset, percent of the subject's longer side",
+    "shadow_elevation": "cast: the light's height over the floor in degrees (low: a long shadow)",
+}
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
 ERROR_STATUSES = {
@@ -139,14 +164,60 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
             "description": "original, or 10% to 100%: the subject's share of the canvas",
         },
         "position": {"type": "string", "description": "original, center, or x% y% (scale implies center)"},
-        "target_width": {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
+        "target_width": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TARGET_SIDE,
+            "description": "a fixed canvas: the subject and its shadow fitted into it",
+        },
         "target_height": {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
+        **CANVAS_AND_SHADOW,
         "return": {
             "type": "string",
             "enum": ["binary", "base64", "url"],
             "description": "default: binary if Accept asks for image/*, else base64",
         },
     }
+
+
+# the product-photo options: a fixed canvas's padding and fit, the shadow, a marketplace preset
+CANVAS_AND_SHADOW: dict[str, dict[str, Any]] = {
+    "padding": {
+        "type": "string",
+        "default": "0",
+        "description": "with a canvas: space kept free at its edges, 1, 2 or 4 lengths (px, or % of "
+        "the canvas, at most 45%) as CSS margins",
+    },
+    "fit": {
+        "type": "string",
+        "enum": [f.value for f in Fit],
+        "default": "contain",
+        "description": "with a canvas: contain (whole inside the padding) or cover (fills it)",
+    },
+    "shadow": {
+        "type": "string",
+        "enum": [t.value for t in ShadowType],
+        "default": "none",
+        "description": "drop (offset, blurred), contact (under the lowest edge), cast (on the floor)",
+    },
+    **{
+        name: {
+            "type": "number",
+            "minimum": low,
+            "maximum": high,
+            **({"default": SHADOW_DEFAULTS[name]} if name in SHADOW_DEFAULTS else {}),
+            "description": SHADOW_TEXTS[name],
+        }
+        for name, low, high in SHADOW_RANGES
+    },
+    "shadow_color": {"type": "string", "default": "#000000", "description": "hex or colour name"},
+    "preset": {
+        "type": "string",
+        "enum": list(PRESETS),
+        "description": "a marketplace's canvas, background and format (options given win); the "
+        "answer's check says whether the result meets its rules",
+    },
+}
 
 
 def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -395,6 +466,29 @@ COMPONENTS: dict[str, Any] = {
                 "image": {"$ref": "#/components/schemas/Delivered"},
                 "mask": {"$ref": "#/components/schemas/Delivered"},
                 "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+                "check": {"$ref": "#/components/schemas/PresetCheck"},
+            },
+        },
+        "PresetCheck": {
+            "type": "object",
+            "description": "with a preset: its rules measured on the delivered result",
+            "required": ["preset", "passed", "rules"],
+            "properties": {
+                "preset": STRING,
+                "passed": {"type": "boolean"},
+                "rules": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["rule", "passed"],
+                        "properties": {
+                            "rule": STRING,
+                            "passed": {"type": "boolean"},
+                            "measured": {},
+                            "required": {},
+                        },
+                    },
+                },
             },
         },
         "Task": {

@@ -99,6 +99,8 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
     }
     if result.bbox is not None:
         headers["X-Alphacut-Bbox"] = ",".join(map(str, result.bbox))
+    if result.check is not None:
+        headers["X-Alphacut-Check"] = result.check.header()
     return headers
 
 
@@ -163,6 +165,8 @@ def result_response(
         "bbox": bbox_dict(result),
         "timings_ms": _timings(result),
     }
+    if result.check is not None:
+        body["check"] = result.check.to_dict()
     folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
     body.update(_images(result, delivery, store, folder))
     return json_response(200, body, {"X-Request-Id": request_id})

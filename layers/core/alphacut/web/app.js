@@ -91,7 +91,14 @@ $("try-form").addEventListener("submit", async (event) => {
   else if ($("url").value.trim()) form.append("image_url", $("url").value.trim());
   else { showError("Pick, drop or paste a photo, or give an image URL."); return; }
   form.append("return", "base64");
-  form.append("format", $("format").value);
+  const preset = $("preset").value;
+  if (preset) form.append("preset", preset);  // the preset's own format, size and background
+  else form.append("format", $("format").value);
+  if ($("shadow").value !== "none") {
+    form.append("shadow", $("shadow").value);
+    form.append("shadow_opacity", $("shadow-opacity").value);
+    form.append("shadow_angle", $("shadow-angle").value);
+  }
   if ($("bg-color").value.trim()) form.append("bg_color", $("bg-color").value.trim());
   if ($("bg-image").files[0]) form.append("bg_image_file", $("bg-image").files[0], $("bg-image").files[0].name);
   if ($("crop").checked) form.append("crop", "true");
@@ -134,6 +141,11 @@ function showResult(route, answer) {
   $("timings").textContent = `${Math.round(answer.timings_ms.total)} ms`;
   $("charge").textContent = String(answer.charge);
   $("remain").textContent = answer.remain === null || answer.remain === undefined ? "unlimited" : String(answer.remain);
+  $("check-fact").hidden = !answer.check;
+  if (answer.check) {
+    const failed = answer.check.rules.filter((rule) => !rule.passed).map((rule) => rule.rule);
+    $("check").textContent = `${answer.check.preset} ${answer.check.passed ? "passed" : "failed: " + failed.join(", ")}`;
+  }
   $("result-status").textContent = answer.found ? "Done." : "Done: no subject was found in this photo.";
   $("result").hidden = false;
   $("costume").hidden = route !== "costume";

@@ -8,8 +8,9 @@ Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them 
 
 from typing import Any
 
-from alphacut.api.openapi import FLAG, IMAGE_TYPES, JSON, RouteDoc
+from alphacut.api.openapi import CANVAS_AND_SHADOW, FLAG, IMAGE_TYPES, JSON, RouteDoc
 from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
+from alphacut.options import MAX_TARGET_SIDE
 
 ROUTERS = [
     jd_cutout.router,
@@ -23,6 +24,7 @@ ROUTERS = [
 BINARY = {"type": "string", "format": "binary"}
 TEXT = {"type": "string"}
 WHOLE = {"type": "integer"}
+WHOLE_SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE, "description": "a fixed canvas"}
 
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
@@ -102,7 +104,23 @@ REMOVEBG_FIELDS = {
     "scale": {"type": "string", "description": "10% to 100%, or original"},
     "position": {"type": "string", "description": "original, center, or x% y%"},
     "channels": {"type": "string", "enum": ["rgba", "alpha"]},
-    "add_shadow": {"type": "boolean"},
+    "add_shadow": {
+        "type": "boolean",
+        "description": "a shadow: car shadow (contact) for type=car, else drop",
+    },
+    "shadow_type": {
+        "type": "string",
+        "enum": ["drop", "3D", "car", "none"],
+        "description": "drop: drop; 3D: cast on the floor; car: contact under the lowest edge",
+    },
+    "shadow_opacity": {"type": "number", "minimum": 0, "maximum": 100, "default": 50},
+    **{
+        name: {**schema, "description": "alphacut extension: " + schema.get("description", name)}
+        for name, schema in (
+            {"target_width": WHOLE_SIDE, "target_height": WHOLE_SIDE} | CANVAS_AND_SHADOW
+        ).items()
+        if name not in ("shadow", "shadow_opacity")
+    },
     "semitransparency": {"type": "boolean"},
     "bg_color": {
         "type": "string",
@@ -132,6 +150,7 @@ REMOVEBG_HEADERS = (
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
     "X-Alphacut-Ignored",
+    "X-Alphacut-Check",
 )
 REMOVEBG_JSON = {
     "type": "object",
@@ -143,6 +162,7 @@ REMOVEBG_JSON = {
             "properties": {
                 "result_b64": TEXT,
                 **{f"foreground_{side}": WHOLE for side in ("top", "left", "width", "height")},
+                "check": {"$ref": "#/components/schemas/PresetCheck"},
             },
         }
     },

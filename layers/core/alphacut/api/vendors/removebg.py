@@ -3,10 +3,12 @@ scripts written for remove.bg work against alphacut by changing the base URL.
 
 Requests: JSON, form-urlencoded or multipart, with exactly one of ``image_file`` (multipart),
 ``image_file_b64`` or ``image_url``, and remove.bg's parameters, each translated into the native
-options (``TRANSLATED``); parameters remove.bg has but alphacut cannot honour do what remove.bg
-documents for subjects it cannot do them for (``semitransparency``, ``add_shadow``: the result
-comes without). Parameters remove.bg does not have are ignored, as remove.bg ignores them, and
-named in ``X-Alphacut-Ignored``.
+options (``TRANSLATED``; ``add_shadow``/``shadow_type``/``shadow_opacity`` draw a shadow:
+``SHADOW_TYPES``); ``semitransparency``, which alphacut cannot honour, does what remove.bg documents
+for subjects it cannot do it for (the result comes without). alphacut's canvas, preset and shadow
+shape options are taken too (``EXTENSIONS``); other parameters remove.bg does not have are ignored,
+as remove.bg ignores them, and named in ``X-Alphacut-Ignored``. A preset's check is in
+``X-Alphacut-Check``.
 
 Answers: the image itself (``X-Type``, ``X-Width``, ``X-Height``, ``X-Foreground-*``), or with
 ``Accept: application/json`` ``{"data": {"result_b64", "foreground_top", ...}}``; the metering adds
@@ -98,9 +100,37 @@ TRANSLATED = (
     "channels",
     "bg_color",
     "bg_image_url",
+    "shadow_opacity",
 )
-ACCEPTED_AS_IS = ("semitransparency", "add_shadow")  # booleans, checked, no effect here
-KNOWN = {*SOURCES, *TRANSLATED, *ACCEPTED_AS_IS, "type", "type_level", "bg_image_file"}
+# alphacut's own options this route takes too (remove.bg has none of them): a store plugin can ask
+# for a marketplace canvas or shape the shadow without leaving the remove.bg contract
+EXTENSIONS = (
+    "preset",
+    "target_width",
+    "target_height",
+    "padding",
+    "fit",
+    "shadow_angle",
+    "shadow_softness",
+    "shadow_distance",
+    "shadow_elevation",
+    "shadow_color",
+)
+ACCEPTED_AS_IS = ("semitransparency",)  # a boolean, checked, no effect here
+# remove.bg's shadow types -> alphacut's: its 3D shadow lies on the floor (cast), its car shadow is
+# the dark band under the wheels (contact); add_shadow=true alone: car for cars, else drop
+SHADOW_TYPES = {"drop": "drop", "3d": "cast", "car": "contact", "none": "none"}
+KNOWN = {
+    *SOURCES,
+    *TRANSLATED,
+    *EXTENSIONS,
+    *ACCEPTED_AS_IS,
+    "add_shadow",
+    "shadow_type",
+    "type",
+    "type_level",
+    "bg_image_file",
+}
 MAX_MARGIN_PERCENT, MAX_MARGIN_PIXELS = 50, 500  # remove.bg's crop_margin limits
 DEFAULT_SIZE = "preview"  # remove.bg's default
 DEFAULT_FORMAT = "auto"
@@ -208,7 +238,8 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
     for name in ACCEPTED_AS_IS:
         if name in params:
             parse_bool(params[name], name)
-    mapping: dict[str, Any] = {name: params[name] for name in TRANSLATED if name in params}
+    mapping: dict[str, Any] = {name: params[name] for name in (*TRANSLATED, *EXTENSIONS) if name in params}
+    mapping["shadow"] = shadow_type(params, kind)
     mapping.setdefault("size", DEFAULT_SIZE)
     mapping.setdefault("format", DEFAULT_FORMAT)
     if "crop_margin" in mapping:
@@ -226,6 +257,20 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
     if background_url:
         background = process.SETTINGS.fetch(background_url, max_bytes, field="bg_image_url")
     return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
+
+
+def shadow_type(params: dict[str, str], kind: str) -> str:
+    """The native shadow for remove.bg's ``shadow_type`` (which asks for one by itself) or
+    ``add_shadow=true`` (the older switch: a car shadow for cars, a drop shadow for the rest)."""
+    wanted = parse_bool(params["add_shadow"], "add_shadow") if "add_shadow" in params else False
+    named = (params.get("shadow_type") or "").strip().lower()
+    if named:
+        if named not in SHADOW_TYPES:
+            raise InvalidOption(f"must be one of drop, 3D, car, none, not {named!r}", field="shadow_type")
+        return SHADOW_TYPES[named]
+    if not wanted:
+        return "none"
+    return "contact" if kind == "car" else "drop"
 
 
 def type_header(params: dict[str, str]) -> str | None:
@@ -267,10 +312,14 @@ def answer(
     }
     if kind is not None:
         headers["X-Type"] = kind
+    if result.check is not None:
+        headers["X-Alphacut-Check"] = result.check.header()
     if ignored:
         headers["X-Alphacut-Ignored"] = ",".join(ignored)
     if "application/json" in accept.lower():
-        body = {"data": {"result_b64": base64.b64encode(data).decode("ascii"), **box}}
+        body: dict[str, Any] = {"data": {"result_b64": base64.b64encode(data).decode("ascii"), **box}}
+        if result.check is not None:
+            body["data"]["check"] = result.check.to_dict()
         return json_response(200, body, headers)
     return Response(status_code=200, content_type=content_type, body=data, headers=headers)
 

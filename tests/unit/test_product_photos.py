@@ -1,0 +1,222 @@
+"""Shadows, a fixed canvas and marketplace presets, measured on the result: where the shadow falls,
+that it is never cut, the canvas's exact size and padding, a preset's white and fill, and the
+options' limits. A drawn bottle stands in for the photo (the engine tests use a real one)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from alphacut import geometry, shadows
+from alphacut.codec import DecodedImage
+from alphacut.errors import InvalidOption
+from alphacut.options import CutoutOptions, Shadow, ShadowType
+from alphacut.pipeline import Pipeline, Segmentation
+from alphacut.presets import PRESETS, fill_ratio
+from alphacut.settings import ImageLimits
+from PIL import Image
+
+SUBJECT = (120, 60, 200, 260)  # a bottle: 80 x 200, standing on its lowest edge
+
+
+def _photo(width: int = 400, height: int = 300, box: tuple[int, int, int, int] = SUBJECT):
+    """A photo, and the matte and colours the model would give for a bottle in ``box``."""
+    alpha = np.zeros((height, width), np.uint8)
+    left, top, right, bottom = box
+    alpha[top:bottom, left:right] = 255
+    alpha[top : top + 30, left : left + 25] = 0  # a shoulder: the silhouette is not its box
+    colours = np.zeros((height, width, 3), np.uint8)
+    colours[...] = (30, 90, 160)
+    return DecodedImage(colours.copy(), None, "png"), Segmentation(alpha, colours, CutoutOptions().type)
+
+
+def _compose(params: dict, image=None, segmentation=None):
+    if image is None:
+        image, segmentation = _photo()
+    return Pipeline(models=None, limits=ImageLimits()).compose(  # type: ignore[arg-type]
+        image, segmentation, CutoutOptions.from_mapping(params)
+    )
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _centroid(weights: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.indices(weights.shape)
+    total = float(weights.sum())
+    return float((cols * weights).sum()) / total, float((rows * weights).sum()) / total
+
+
+def _shade(spec: Shadow) -> tuple[np.ndarray, np.ndarray]:
+    """The shadow alone, for the bottle on a canvas with room for it."""
+    _, segmentation = _photo(900, 800, (410, 200, 490, 400))
+    return segmentation.alpha, shadows.draw(segmentation.alpha, spec)
+
+
+# ---- where the shadow falls ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", [ShadowType.DROP, ShadowType.CAST])
+def test_the_shadow_falls_away_from_the_light_as_its_angle_turns(kind):
+    for angle in (0, 45, 90, 135, 180, 225, 270, 315):
+        alpha, shade = _shade(Shadow(kind, opacity=80, angle=angle, distance=10))
+        shade_x, shade_y = _centroid(shade.astype(np.float64))
+        if kind is ShadowType.DROP:
+            subject_x, subject_y = _centroid(alpha.astype(np.float64))
+        else:  # a cast shadow starts at the contact line: its direction is from where the subject stands
+            subject_x, subject_y = 450.0, 400.0
+        direction = math.atan2(shade_y - subject_y, shade_x - subject_x)
+        expected = math.atan2(math.cos(math.radians(angle)), -math.sin(math.radians(angle)))
+        turned = abs((direction - expected + math.pi) % (2 * math.pi) - math.pi)
+        assert turned < math.radians(25), (angle, math.degrees(direction), math.degrees(expected))
+
+
+def test_a_contact_shadow_touches_the_subjects_lowest_edge():
+    alpha, shade = _shade(Shadow(ShadowType.CONTACT, opacity=60))
+    bottom = geometry.subject_bbox(alpha)[3]
+    under = shade[bottom, 410:490]  # the first row below the subject, under what stands on the floor
+    assert under.min() > 0.3 * 0.6 * 255
+    assert shade[bottom + 40 :].max() < under.min() and shade[:300].max() == 0  # a band, at the floor
+
+
+def test_a_cast_shadow_is_sharp_at_the_contact_line_and_soft_far_from_it():
+    # the light in front: the shadow lies behind, from the floor line (row 400) 173 rows up the picture
+    _, shade = _shade(Shadow(ShadowType.CAST, opacity=100, angle=180, elevation=30, softness=60))
+    near, far = shade[395].astype(float), shade[280].astype(float)
+
+    def edge_width(row: np.ndarray) -> int:  # columns between 10 % and 90 % of the row's darkest
+        return int(np.count_nonzero((row > 0.1 * row.max()) & (row < 0.9 * row.max())))
+
+    assert edge_width(far) > 2 * edge_width(near) and far.max() < near.max()
+
+
+# ---- what the result holds -------------------------------------------------------------------------
+def test_opacity_zero_gives_the_same_bytes_as_no_shadow():
+    plain = _compose({"format": "png", "crop": "true"})
+    for kind in ("drop", "contact", "cast"):
+        assert _compose({"format": "png", "crop": "true", "shadow": kind, "shadow_opacity": "0"}).image == (
+            plain.image
+        )
+
+
+def test_the_same_request_twice_gives_the_same_bytes():
+    params = {"format": "webp", "shadow": "cast", "shadow_angle": "120", "target_width": "300"}
+    assert _compose(params).image == _compose(params).image
+
+
+@pytest.mark.parametrize("kind", ["drop", "contact", "cast"])
+@pytest.mark.parametrize("layout", [{}, {"crop": "true"}, {"target_width": "500", "target_height": "500"}])
+def test_a_shadow_is_never_cut_by_the_canvas(kind, layout):
+    # the bottle stands on the photo's bottom edge, at its right: every shadow would leave the photo
+    image, segmentation = _photo(400, 300, (300, 100, 400, 300))
+    for angle in ("0", "90", "200", "315"):
+        params = {"shadow": kind, "shadow_angle": angle, "shadow_opacity": "100", "output": "both", **layout}
+        result = _compose(params, image, segmentation)
+        # the shadow is what the picture has and the subject's own matte has not
+        shadow = _pixels(result.image)[..., 3].astype(int) - _pixels(result.mask).astype(int)
+        ring = np.concatenate([shadow[0], shadow[-1], shadow[:, 0], shadow[:, -1]])
+        assert shadow.max() > 50 and ring.max() <= 0, (kind, angle, layout)
+
+
+def test_without_a_canvas_the_photo_grows_to_hold_the_shadow_and_the_mask_stays_the_subjects():
+    image, segmentation = _photo(400, 300, (300, 100, 400, 300))
+    result = _compose({"shadow": "drop", "output": "both"}, image, segmentation)
+    assert result.width > 400 and result.height > 300
+    mask = _pixels(result.mask)
+    assert set(np.unique(mask)) == {0, 255} and np.count_nonzero(mask) == np.count_nonzero(segmentation.alpha)
+
+
+def test_on_a_colour_the_shadow_darkens_it_and_on_transparency_it_is_see_through_black():
+    asked = {"shadow": "drop", "shadow_angle": "0", "crop": "1", "output": "both"}
+    white = _compose({**asked, "bg_color": "#ffffff"})
+    on_white, see_through = _pixels(white.image), _pixels(_compose({**asked, "format": "png"}).image)
+    below = white.subject_box[3] + 2, on_white.shape[1] // 2  # just under the bottle, in its shadow
+    assert on_white[below][:3].max() < 230 and on_white[0, 0].tolist()[:3] == [255, 255, 255]
+    assert see_through[below][:3].tolist() == [0, 0, 0] and 0 < see_through[below][3] < 255
+
+
+# ---- the canvas ----------------------------------------------------------------------------------------
+def test_a_canvas_has_the_exact_size_and_keeps_its_padding_free():
+    result = _compose({"target_width": "640", "target_height": "480", "padding": "10% 20%", "format": "png"})
+    alpha = _pixels(result.image)[..., 3]
+    assert alpha.shape == (480, 640)
+    box = geometry.subject_bbox(alpha)
+    assert box[1] >= 48 and box[3] <= 432 and box[0] >= 128 and box[2] <= 512
+    assert box[1] == 48 or box[3] == 432  # contain: the tall bottle touches the padding top and bottom
+
+
+def test_bottom_alignment_stands_the_subject_on_the_padding_line():
+    alpha = _pixels(
+        _compose(
+            {"target_width": "500", "target_height": "500", "padding": "20px", "position": "bottom"}
+        ).image
+    )[..., 3]
+    left, _top, right, bottom = geometry.subject_bbox(alpha)
+    assert bottom == 480 and abs((left + right) / 2 - 250) <= 1
+
+
+def test_cover_fills_the_canvas_and_contain_fits_inside_it():
+    cover = geometry.subject_bbox(
+        _pixels(_compose({"target_width": "400", "target_height": "400", "fit": "cover"}).image)[..., 3]
+    )
+    contain = geometry.subject_bbox(
+        _pixels(_compose({"target_width": "400", "target_height": "400", "fit": "contain"}).image)[..., 3]
+    )
+    assert cover[0] == 0 and cover[2] == 400 and contain[1] == 0 and contain[3] == 400 and contain[0] > 0
+
+
+# ---- presets ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_a_preset_gives_its_size_format_and_pure_white_and_its_check_passes(name):
+    preset = PRESETS[name]
+    result = _compose({"preset": name, "shadow": "contact"})
+    pixels = _pixels(result.image)
+    size = (int(preset.options["target_width"]), int(preset.options["target_height"]))
+    assert (pixels.shape[1], pixels.shape[0]) == size and result.image[:3] == b"\xff\xd8\xff"  # JPEG
+    assert result.check is not None and result.check.passed, result.check.to_dict()
+    if preset.min_fill:
+        assert fill_ratio(result.subject_box, *size) >= preset.min_fill
+    corners = pixels[:16, :16].reshape(-1, 3)
+    assert (corners == 255).all()
+
+
+def test_the_white_rule_counts_every_off_white_background_pixel():
+    result = _compose({"preset": "amazon", "bg_color": "#fefefe"})  # an option beside a preset wins
+    rule = {r.rule: r for r in result.check.rules}["background_white"]
+    assert not result.check.passed and not rule.passed and rule.measured > 2000 * 2000 // 2
+    assert result.check.header() == "amazon failed: background_white"
+
+
+def test_options_given_beside_a_preset_win():
+    options = CutoutOptions.from_mapping({"preset": "amazon", "format": "png", "target_width": "1200"})
+    assert options.format.value == "png" and options.target_width == 1200 and options.target_height == 2000
+
+
+# ---- limits ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "params, field, limit",
+    [
+        ({"shadow": "soft"}, "shadow", None),
+        ({"shadow": "drop", "shadow_opacity": "101"}, "shadow_opacity", [0, 100]),
+        ({"shadow": "drop", "shadow_angle": "-5"}, "shadow_angle", [0, 360]),
+        ({"shadow": "cast", "shadow_elevation": "90"}, "shadow_elevation", [5, 85]),
+        ({"shadow": "drop", "shadow_distance": "60"}, "shadow_distance", [0, 50]),
+        ({"shadow": "drop", "shadow_softness": "lots"}, "shadow_softness", [0, 100]),
+        ({"shadow": "drop", "shadow_color": "nope"}, "shadow_color", None),
+        ({"target_width": "500", "padding": "50%"}, "padding", "45%"),
+        ({"padding": "10px"}, "padding", None),
+        ({"target_width": "500", "fit": "stretch"}, "fit", None),
+        ({"preset": "walmart"}, "preset", None),
+    ],
+)
+def test_bad_values_name_their_field_and_limit(params, field, limit):
+    with pytest.raises(InvalidOption) as error:
+        CutoutOptions.from_mapping(params)
+    assert error.value.field == field and error.value.limit == limit and error.value.to_dict()["message"]
+
+
+def test_padding_that_leaves_no_room_is_refused_naming_the_canvas():
+    with pytest.raises(InvalidOption) as error:
+        _compose({"target_width": "100", "target_height": "100", "padding": "60px"})
+    assert error.value.field == "padding" and error.value.limit == (100, 100)
