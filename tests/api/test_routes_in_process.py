@@ -218,3 +218,25 @@ def test_an_answer_ready_after_the_gateways_29_s_is_a_504_and_not_charged(handle
     answer = handler(event, LambdaContext())
     assert answer["statusCode"] == 504 and answer_json(answer)["error"]["code"] == "deadline_exceeded"
     assert usage_today(key_id) == {"calls": before["calls"] + 1, "charged": before["charged"]}
+
+
+def test_a_preset_answers_its_check_in_the_json_and_in_a_header(handler, key_id):
+    answer = post_cutout(handler, key_id, query={"return": "base64", "preset": "ebay", "shadow": "drop"})
+    assert answer["statusCode"] == 200
+    body = answer_json(answer)
+    assert body["width"] == body["height"] == 1600 and body["image"]["content_type"] == "image/jpeg"
+    assert body["check"]["preset"] == "ebay" and {r["rule"] for r in body["check"]["rules"]} >= {
+        "background_white",
+        "long_side",
+    }
+    binary = post_cutout(handler, key_id, query={"return": "binary", "preset": "ebay"})
+    assert header(binary, "X-Alphacut-Check") in ("ebay passed",) or header(
+        binary, "X-Alphacut-Check"
+    ).startswith("ebay failed: ")
+
+
+def test_a_shadow_value_out_of_range_is_a_400_naming_the_field_and_limit(handler, key_id):
+    answer = post_cutout(handler, key_id, query={"shadow": "cast", "shadow_elevation": "89"})
+    assert answer["statusCode"] == 400
+    error = answer_json(answer)["error"]
+    assert error["field"] == "shadow_elevation" and error["limit"] == [5, 85] and "85" in error["message"]

@@ -94,3 +94,14 @@ def test_eval_prints_the_table(tmp_path, eval_dir):
     assert "mean IoU" in header and "median IoU" in header and "MAE" in header
     fields = row.split()
     assert fields[3] == "2" and 0.5 < float(fields[4]) <= 1.0
+
+
+def test_remove_with_a_preset_and_a_shadow_writes_the_marketplace_picture(tmp_path, eval_dir):
+    photo = eval_dir / "general" / "images" / "car-roundabout_00037.jpg"
+    result = run("remove", "--preset", "amazon", "--shadow", "contact", photo, "-o", tmp_path)
+    assert result.returncode == 0, result.stderr
+    picture = Image.open(tmp_path / f"{photo.stem}.jpg")
+    assert picture.format == "JPEG" and picture.size == (2000, 2000)
+    assert np.asarray(picture)[:16, :16].min() == 255  # the preset's white, not the png default
+    refused = run("remove", "--shadow", "drop", "--shadow-opacity", "120", photo, "-o", tmp_path)
+    assert refused.returncode == 2 and "shadow_opacity" in refused.stderr and "100" in refused.stderr

@@ -34,8 +34,8 @@ from alphacut.options import (
     ShadowType,
     SubjectType,
 )
-from alphacut.presets import PRESETS
 from alphacut.pipeline import Pipeline
+from alphacut.presets import PRESETS
 from alphacut.settings import ImageLimits, SettingError
 
 if TYPE_CHECKING:

@@ -32,6 +32,7 @@ SAFETY = 2  # pixels more, for rounding when the layout rescales
 DEPTH = 0.5  # the floor seen from the front: depth shrinks to half on the picture
 MIN_DEPTH = 0.08  # a light from the side still lays the shadow a little behind (no flat line)
 PENUMBRA_LEVELS = 4  # blurs the cast shadow blends between, from the contact line outwards
+FOOT_BAND = 0.1  # the contact shadow sees the subject's lowest tenth, nearer rows darker
 AMBIENT = 1.5  # the contact shadow's wide layer: this many times the dense one's blur
 FAR_FADE = 0.6  # the cast shadow's far end is this much lighter than its base
 
@@ -74,10 +75,13 @@ def _contact_sizes(spec: Shadow, box: Box) -> tuple[int, float]:
 
 
 def _footprint(alpha: np.ndarray, box: Box) -> np.ndarray:
-    """Per column of the box, how much of the subject stands on the floor (its lowest rows)."""
+    """Per column of the box, how much of the subject stands on the floor: its alpha in the lowest
+    rows, weighed down with the height over the floor (a car's body shades less than its wheels)."""
     left, top, right, bottom = box
-    band = max(2, round(0.03 * (bottom - top)))
-    footprint: np.ndarray = alpha[bottom - band : bottom, left:right].max(axis=0)
+    band = max(2, round(FOOT_BAND * (bottom - top)))
+    closeness = np.linspace(1.0 / band, 1.0, band, dtype=np.float32)[:, None]
+    weighed = alpha[bottom - band : bottom, left:right].astype(np.float32) * closeness
+    footprint: np.ndarray = (weighed.max(axis=0) + 0.5).astype(np.uint8)
     return footprint
 
 

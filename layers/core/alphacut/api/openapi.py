@@ -516,6 +516,7 @@ COMPONENTS: dict[str, Any] = {
                         "width": {"type": ["integer", "null"]},
                         "height": {"type": ["integer", "null"]},
                         "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
+                        "check": {"$ref": "#/components/schemas/PresetCheck"},
                     },
                 },
             },

@@ -18,6 +18,7 @@ Step input (from the task record)::
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any, Protocol
 
@@ -196,5 +197,7 @@ def _segment(
         "width": result.width,
         "height": result.height,
         "found": result.found,
+        # always there (the state machine's selectors need the key): a preset's check as JSON, or ""
+        "check": json.dumps(result.check.to_dict(), separators=(",", ":")) if result.check else "",
         "timings_ms": {k: round(v, 1) for k, v in timings.items()},
     }

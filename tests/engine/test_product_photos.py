@@ -1,0 +1,65 @@
+"""A product photo as a store ships it, from an eval photo through the real models: the shadows
+on white and a marketplace preset, measured; and README's picture (docs/product_photos.png is
+tests/output/product_photos.png, which this test makes)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alphacut import geometry
+from alphacut.options import CutoutOptions
+from PIL import Image, ImageDraw
+
+OUTPUT = Path(__file__).resolve().parents[1] / "output"
+PHOTO = "car-roundabout_00037.jpg"  # the eval set's one product a store would sell as it stands
+SHOWN = [("plain", {}), ("drop", {"shadow": "drop"}), ("contact", {"shadow": "contact"})]
+SHOWN += [("cast", {"shadow": "cast"}), ("amazon preset", {"preset": "amazon", "shadow": "contact"})]
+
+
+@pytest.fixture(scope="module")
+def car(pipeline, eval_dir):
+    image = pipeline.decode((eval_dir / "general" / "images" / PHOTO).read_bytes())
+    return image, pipeline.segment(image, CutoutOptions())
+
+
+def _made(pipeline, car, params):
+    image, segmentation = car
+    options = CutoutOptions.from_mapping({"format": "jpg", "crop": "true", "crop_margin": "4%", **params})
+    return pipeline.compose(image, segmentation, options)
+
+
+def test_each_shadow_darkens_the_white_around_the_car_and_the_plain_one_does_not(pipeline, car):
+    for name, params in SHOWN[:4]:
+        result = _made(pipeline, car, {**params, "output": "both"})
+        pixels = np.asarray(Image.open(io.BytesIO(result.image)).convert("L"))
+        outside = np.asarray(Image.open(io.BytesIO(result.mask))) == 0  # not the car
+        shaded = int(np.count_nonzero((pixels < 235) & outside))
+        assert (shaded == 0) if name == "plain" else (shaded > 500), (name, shaded)
+
+
+def test_the_amazon_preset_meets_its_rules_on_a_real_photo(pipeline, car):
+    result = _made(pipeline, car, {"preset": "amazon", "shadow": "contact", "crop_margin": "0"})
+    assert result.check.passed, result.check.to_dict()
+    assert (result.width, result.height) == (2000, 2000) and result.content_type == "image/jpeg"
+
+
+def test_the_readme_picture_shows_the_shadows_and_a_preset(pipeline, car):
+    height, gap = 240, 10
+    tiles = []
+    for name, params in SHOWN:
+        result = _made(pipeline, car, params)
+        tile = Image.open(io.BytesIO(result.image)).convert("RGB")
+        tile = tile.resize((round(tile.width * height / tile.height), height), Image.Resampling.LANCZOS)
+        ImageDraw.Draw(tile).text((10, 8), name, fill=(90, 90, 90))
+        tiles.append(tile)
+    strip = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), height), (200, 200, 200))
+    x = 0
+    for tile in tiles:
+        strip.paste(tile, (x, 0))
+        x += tile.width + gap
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    strip.save(OUTPUT / "product_photos.png", optimize=True)
+    assert geometry.subject_bbox(255 - np.asarray(tiles[0].convert("L"))) is not None
