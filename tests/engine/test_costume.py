@@ -91,10 +91,11 @@ def test_costume_crop_cuts_each_garment_to_its_box(pipeline, look):
             assert (item.result.width, item.result.height) == (right - left, bottom - top)
 
 
-def test_class_map_is_not_resized(pipeline, look):
-    with pytest.raises(InvalidOption) as raised:
-        pipeline.cut_out_garments(look.read_bytes(), CutoutOptions(output="mask", target_width=300))
-    assert raised.value.field == "target_width"
+def test_a_canvas_shapes_the_images_and_the_class_map_keeps_the_inputs_pixels(pipeline, look):
+    result = pipeline.cut_out_garments(look.read_bytes(), CutoutOptions(output="both", target_width=300))
+    class_map = Image.open(io.BytesIO(result.class_map))
+    assert result.outfit.width == 300 and class_map.size == Image.open(look).size
+    assert set(np.unique(np.asarray(class_map))) <= set(range(10))  # ids, never blended
 
 
 def test_matte_refuses_costume(pipeline, look):

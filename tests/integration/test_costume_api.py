@@ -94,7 +94,6 @@ def test_url_delivery_signs_every_image(api, look):
         ({"return_form": "gif"}, "return_form"),
         ({"return": "binary"}, "return"),
         ({"type": "person"}, "type"),
-        ({"output": "mask", "target_width": "300"}, "target_width"),
         ({"colour": "red"}, "colour"),
     ],
 )

@@ -146,6 +146,12 @@ def test_a_canvas_has_the_exact_size_and_keeps_its_padding_free():
     assert box[1] == 48 or box[3] == 432  # contain: the tall bottle touches the padding top and bottom
 
 
+def test_padding_without_a_target_size_fits_the_subject_in_the_photos_own_size():
+    alpha = _pixels(_compose({"padding": "10%", "position": "bottom", "format": "png"}).image)[..., 3]
+    box = geometry.subject_bbox(alpha)
+    assert alpha.shape == (300, 400) and box[1] == 30 and box[3] == 270  # the bottle, 240 px tall
+
+
 def test_bottom_alignment_stands_the_subject_on_the_padding_line():
     alpha = _pixels(
         _compose(
@@ -205,7 +211,6 @@ def test_options_given_beside_a_preset_win():
         ({"shadow": "drop", "shadow_softness": "lots"}, "shadow_softness", [0, 100]),
         ({"shadow": "drop", "shadow_color": "nope"}, "shadow_color", None),
         ({"target_width": "500", "padding": "50%"}, "padding", "45%"),
-        ({"padding": "10px"}, "padding", None),
         ({"target_width": "500", "fit": "stretch"}, "fit", None),
         ({"preset": "walmart"}, "preset", None),
     ],

@@ -95,6 +95,13 @@ class UrlFetchFailed(AlphacutError):
     code = "url_fetch_failed"
 
 
+class CallbackUndeliverable(AlphacutError):
+    """A well-formed public callback URL whose host does not resolve (or answers nothing): no
+    callback could ever reach it, so the task is refused at submission."""
+
+    code = "callback_undeliverable"
+
+
 class NotFound(AlphacutError):
     """No such resource (task, route) for this caller."""
 
@@ -157,6 +164,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     Conflict: 409,
     UnsupportedMediaType: 415,
     UrlFetchFailed: 422,
+    CallbackUndeliverable: 422,
     ImageTooLarge: 413,
     ResponseTooLarge: 413,
     LinkInvalid: 403,

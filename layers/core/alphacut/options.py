@@ -497,7 +497,8 @@ class CutoutOptions:
     - ``target_width`` / ``target_height``: a fixed canvas: the subject (and its shadow) cropped and
       scaled into it (Alibaba AIDGE's targetWidth/targetHeight); with one of the two, the other
       follows the aspect ratio. ``padding`` (1, 2 or 4 lengths; a percent is of the canvas) keeps
-      space free at its edges, ``fit`` contain | cover, ``position`` (center, bottom, x% y%) aligns
+      space free at its edges, ``fit`` contain | cover, ``position`` (center, bottom, x% y%) aligns;
+      padding or cover without a target size make the photo's own size the canvas
     - ``shadow``: none | drop | contact | cast, shaped by ``shadow_opacity``, ``shadow_softness``,
       ``shadow_angle``, ``shadow_distance`` (drop), ``shadow_elevation`` (cast), ``shadow_color``
     - ``preset``: amazon | ebay | etsy | shopify: that marketplace's canvas, background and format
@@ -565,12 +566,6 @@ class CutoutOptions:
         set_ = object.__setattr__
         set_(self, "padding", parse_margin(self.padding, "padding", max_percent=45))
         set_(self, "fit", _choice(Fit, self.fit, "fit"))
-        if not self.resizes and (self.fit is Fit.COVER or self.padding.sides_within(100, 100) != (0,) * 4):
-            raise InvalidOption(
-                "padding and fit shape a fixed canvas: give target_width and/or target_height "
-                "(or a preset); crop_margin pads a cropped result",
-                field="padding" if self.fit is Fit.CONTAIN else "fit",
-            )
 
     def _parse_shadow(self) -> None:
         set_ = object.__setattr__
@@ -580,14 +575,6 @@ class CutoutOptions:
             if value is not None:
                 set_(self, name, parse_number(value, name, low, high))
         set_(self, "shadow_color", parse_color(self.shadow_color, "shadow_color")[:3])
-        if (
-            self.shadow is not ShadowType.NONE
-            and self.type is SubjectType.COSTUME
-            and (self.output is not OutputKind.IMAGE)
-        ):
-            raise InvalidOption(
-                "a class map keeps the input's pixels: a shadow needs output=image", field="shadow"
-            )
 
     @property
     def shadow_spec(self) -> Shadow:
@@ -628,6 +615,11 @@ class CutoutOptions:
     @property
     def resizes(self) -> bool:
         return self.target_width is not None or self.target_height is not None
+
+    @property
+    def has_canvas(self) -> bool:
+        """A fixed canvas: a target size, or padding or cover fit on the photo's own size."""
+        return self.resizes or self.fit is Fit.COVER or self.padding.sides_within(100, 100) != (0, 0, 0, 0)
 
     @property
     def placement(self) -> Position | None:

@@ -381,14 +381,16 @@ class Pipeline:
         content = geometry.grow(bbox, shadows.reach(alpha, bbox, options.shadow_spec))
         frame = geometry.union((0, 0, image.width, image.height), content)
         box = frame
-        if options.crop or options.resizes:
+        if options.crop or options.has_canvas:
             box = geometry.expand_box(content, options.crop_margin, image.width, image.height, within=frame)
         if box != (0, 0, image.width, image.height):
             rgb, alpha = geometry.crop(rgb, alpha, box)
-        if options.resizes:
-            canvas = geometry.target_size(
-                alpha.shape[1], alpha.shape[0], options.target_width, options.target_height
-            )
+        if options.has_canvas:
+            canvas = (image.width, image.height)  # padding or cover alone: the photo's own size
+            if options.resizes:
+                canvas = geometry.target_size(
+                    alpha.shape[1], alpha.shape[0], options.target_width, options.target_height
+                )
             padding = options.padding.sides_within(*canvas)
             if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
                 raise InvalidOption(
@@ -469,17 +471,12 @@ class Pipeline:
     ) -> CostumeResult:
         """The outfit and one result per garment asked for (absent ones have no result).
 
-        ``options.output`` mask/both adds the class map; crop and target size apply to every
-        image (the class map is cropped with the outfit but never resized: ids do not interpolate).
+        ``options.output`` mask/both adds the class map; crop, canvas and shadow apply to every
+        image; the class map keeps the input's pixels, cropped to the outfit's box when ``crop`` is
+        asked (ids do not interpolate, and a class map has no shadow).
         """
         options = (options or CutoutOptions()).with_changes(type=SubjectType.COSTUME)
         wants_mask = options.output in (OutputKind.MASK, OutputKind.BOTH)
-        if wants_mask and options.resizes:
-            raise InvalidOption(
-                "a class map keeps the input's pixels: drop target_width/target_height "
-                "or ask for output=image",
-                field="target_width",
-            )
         timings = Timings()
         image = self.decode(data, timings, options)
         parse = self.parse_costume(image, timings)

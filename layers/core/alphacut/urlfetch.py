@@ -35,7 +35,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from alphacut.errors import AlphacutError, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
+from alphacut.errors import AlphacutError, CallbackUndeliverable, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
 
 MAX_REDIRECTS = 5
 FIELD = "image_url"
@@ -120,6 +120,11 @@ def parse_url(
     if len(url) > MAX_URL_LENGTH:
         raise UrlNotAllowed(
             f"is {len(url)} characters long; at most {MAX_URL_LENGTH}", field=field, limit=MAX_URL_LENGTH
+        )
+    if any(not "!" <= character <= "~" for character in url):
+        raise UrlNotAllowed(
+            "must be printable ASCII without spaces: percent-encode any other character (RFC 3986)",
+            field=field,
         )
     try:
         parts = urlsplit(url)
@@ -302,7 +307,7 @@ def check_callback_url(url: str, allowed_hosts: Iterable[str] = (), timeout: flo
     except _NotPublic as refused:
         raise _callback_refused(refused, "callback_url") from None
     except _Refused as failed:
-        raise UrlNotAllowed(f"cannot be delivered: {failed}", field="callback_url") from None
+        raise CallbackUndeliverable(f"cannot be delivered: {failed}", field="callback_url") from None
 
 
 def post_json(

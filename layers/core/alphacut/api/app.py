@@ -20,7 +20,7 @@ from alphacut.api import process, snapstart, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
-from alphacut.api.openapi import JSON, RouteDoc, build_openapi, empty_unset
+from alphacut.api.openapi import IMAGE_URL, JSON, RouteDoc, build_openapi, empty_unset
 from alphacut.api.request import (
     BACKGROUND_FIELDS,
     SOURCE_FIELDS,
@@ -145,7 +145,7 @@ ROUTES = [
         query={
             "sync": {"type": "boolean", "default": False},
             "return_type": RETURN_TYPE,
-            "callback_url": empty_unset({"type": "string", "format": "uri"}),
+            "callback_url": empty_unset(IMAGE_URL),
         },
         answer=TASK,
         without_options=("return",),  # the task answer: return_type

@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from PIL import ImageColor
+
 from alphacut import __version__
 from alphacut.api.cors import ANSWER_HEADERS
 from alphacut.options import (
     BOOLEAN_WORDS,
     MAX_TARGET_SIDE,
+    POSITION_WORDS,
     SHADOW_RANGES,
+    SIZE_MEGAPIXELS,
     Fit,
     ImageFormat,
     OutputKind,
@@ -23,6 +27,7 @@ from alphacut.options import (
     SubjectType,
 )
 from alphacut.presets import PRESETS
+from alphacut.urlfetch import MAX_URL_LENGTH
 
 SHADOW_DEFAULTS = {
     "shadow_opacity": 50,
@@ -63,6 +68,36 @@ KEY_STATUSES = {
 }
 ERROR_SCHEMA = {"native": "Error", "removebg": "RemoveBgErrors"}
 JSON = "application/json"
+# what the URL and base64 readers take, said in the documents so that a schema-valid value is one
+# they read: http(s) to a DNS name (an IP literal is refused unless public; names must also resolve
+# to public addresses, which no schema can say), port 80 or 443 (urlfetch.parse_url); standard base64, padding
+# optional, or a data: URL (decode_base64_image also reads URL-safe base64 and line breaks)
+URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9-]+\.)+[A-Za-z]{2,63}(:(80|443))?"
+    r"([/?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*)?$"
+)
+BASE64_PATTERN = (
+    r"^(data:image/[a-z+.-]+;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$"
+)
+IMAGE_URL: dict[str, Any] = {
+    "type": "string",
+    "format": "uri",
+    "pattern": URL_PATTERN,
+    "maxLength": MAX_URL_LENGTH,
+}
+# the option values the parsers take, as patterns (each says exactly what options.py reads)
+_PERCENT = r"(100(\.0+)?|\d{1,2}(\.\d+)?)%?"
+COLOR: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^#?([0-9A-Fa-f]{3,4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$"},
+        {"type": "string", "enum": sorted(ImageColor.colormap)},
+        {"type": "string", "maxLength": 0},
+    ]
+}
+SIZE_PATTERN = "^(" + "|".join(SIZE_MEGAPIXELS) + r"|(100(\.0+)?|[1-9]\d?(\.\d+)?|0\.[1-9]\d*)\s*[Mm][Pp])$"
+SCALE_PATTERN = r"^(original|(100(\.0+)?|[1-9]\d(\.\d+)?)%?)?$"
+POSITION_PATTERN = "^(original|" + "|".join(POSITION_WORDS) + f"|{_PERCENT}([\\s,]+{_PERCENT})?)?$"
+BASE64_IMAGE: dict[str, Any] = {"type": "string", "pattern": BASE64_PATTERN}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
 
 
@@ -89,6 +124,7 @@ class RouteDoc:
     api: str = "native"  # native | removebg: the REST API (its gateway responses apply)
     answer_headers: tuple[str, ...] = ("X-Request-Id",)
     without_options: tuple[str, ...] = ()  # image options this route does not take
+    required_query: tuple[str, ...] = ()  # query parameters a request must give
 
     @property
     def takes_image(self) -> bool:
@@ -102,6 +138,7 @@ def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
         return _common_options(types) | {
             "classes": {
                 "type": "string",
+                "pattern": "^(all|{0}(,{0})*)?$".format("(" + "|".join(g.value for g in Garment) + ")"),
                 "default": "all",
                 "description": "comma list of " + ", ".join(g.value for g in Garment) + ", or all",
             },
@@ -119,7 +156,6 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
     return {
         "type": {"type": "string", "enum": [t.value for t in types], "default": types[0].value},
         "output": {"type": "string", "enum": [o.value for o in OutputKind], "default": "image"},
-        "channels": {"type": "string", "enum": ["rgba", "alpha"], "description": "alpha = output=mask"},
         "format": {
             "type": "string",
             "enum": [f.value for f in ImageFormat] + ["jpeg", "auto"],
@@ -128,6 +164,7 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
         },
         "size": {
             "type": "string",
+            "pattern": SIZE_PATTERN,
             "default": "full",
             "description": "the result's most pixels: preview (0.25 MP, a faster model), medium (1.5 MP), "
             "hd (4 MP), full, or megapixels such as 10MP",
@@ -142,13 +179,12 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
         },
         "roi": {"type": "string", "description": "x1 y1 x2 y2 in px or %: only the subject inside is kept"},
         "bg_color": {
-            "type": "string",
+            **COLOR,
             "description": "hex (#ffffff, fff; #ffffff80 see-through) or colour name; jpg defaults to white",
         },
         "bg_image_url": empty_unset(
             {
-                "type": "string",
-                "format": "uri",
+                **IMAGE_URL,
                 "description": "a background picture, scaled to cover (or upload bg_image_file, "
                 "or bg_image_base64 in JSON)",
             }
@@ -161,9 +197,15 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
         },
         "scale": {
             "type": "string",
+            "pattern": SCALE_PATTERN,
             "description": "original, or 10% to 100%: the subject's share of the canvas",
         },
-        "position": {"type": "string", "description": "original, center, or x% y% (scale implies center)"},
+        "position": {
+            "type": "string",
+            "pattern": POSITION_PATTERN,
+            "description": "original, center, top, bottom, left, right, top-left.., or x% y% "
+            "(scale implies center)",
+        },
         "target_width": {
             "type": "integer",
             "minimum": 1,
@@ -210,7 +252,7 @@ CANVAS_AND_SHADOW: dict[str, dict[str, Any]] = {
         }
         for name, low, high in SHADOW_RANGES
     },
-    "shadow_color": {"type": "string", "default": "#000000", "description": "hex or colour name"},
+    "shadow_color": {**COLOR, "default": "#000000", "description": "hex or colour name"},
     "preset": {
         "type": "string",
         "enum": list(PRESETS),
@@ -225,9 +267,9 @@ def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
     multipart = {
         "type": "object",
         "properties": {
-            "image_file": {"type": "string", "format": "binary"},
-            "image": {"type": "string", "format": "binary"},
-            "image_url": {"type": "string", "format": "uri"},
+            "image_file": {"type": "string", "format": "binary", "minLength": 1},
+            "image": {"type": "string", "format": "binary", "minLength": 1},
+            "image_url": IMAGE_URL,
             "bg_image_file": {"type": "string", "format": "binary"},
             **options,
         },
@@ -236,9 +278,9 @@ def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
     as_json = {
         "type": "object",
         "properties": {
-            "image_base64": {"type": "string", "description": "base64 or a data: URL"},
-            "bg_image_base64": {"type": "string", "description": "a background picture, base64"},
-            "image_url": {"type": "string", "format": "uri", "description": "http(s), public addresses only"},
+            "image_base64": {**BASE64_IMAGE, "description": "base64 or a data: URL"},
+            "bg_image_base64": {**BASE64_IMAGE, "description": "a background picture, base64"},
+            "image_url": {**IMAGE_URL, "description": "http(s), public addresses only"},
             **options,
         },
         "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}],
@@ -259,9 +301,10 @@ def image_answers() -> dict[str, Any]:
     }
 
 
-def _query(options: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _query(options: dict[str, dict[str, Any]], required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     return [
-        {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in options.items()
+        {"name": name, "in": "query", "required": name in required, "schema": schema}
+        for name, schema in options.items()
     ]
 
 
@@ -340,14 +383,14 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
         }
         body = body or image_bodies(query)
         answer = answer or image_answers()
-    parameters = _path_parameters(route.path) + _query(query)
+    parameters = _path_parameters(route.path) + _query(query, route.required_query)
     if parameters:
         operation["parameters"] = parameters
     if body:
         content = {k: _schema(v) for k, v in body.items()}
         if JSON in content:
             content[JSON] = {"schema": as_json_reads(content[JSON]["schema"])}
-        content = {k: {"schema": one_object_per_source(v["schema"])} for k, v in content.items()}
+        content = {k: {"schema": one_source_required(v["schema"])} for k, v in content.items()}
         operation["requestBody"] = {"required": True, "content": content}
     operation["responses"] = _responses(route, {k: _schema(v) for k, v in answer.items()})
     return operation
@@ -372,7 +415,7 @@ def as_json_reads(schema: dict[str, Any]) -> dict[str, Any]:
     def member(name: str, value: dict[str, Any]) -> dict[str, Any]:
         if value.get("type") == "boolean":
             value = {k: v for k, v in value.items() if k != "type"} | FLAG
-        elif value.get("type") == "string" and not {"enum", "format"} & set(value):
+        elif value.get("type") == "string" and not {"enum", "format", "pattern"} & set(value):
             value = {**value, "type": ["string", "number"]}  # a number is read as its text
         return value if name in required else {"anyOf": [value, {"type": "null"}]}
 
@@ -380,18 +423,31 @@ def as_json_reads(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "properties": properties}
 
 
-def one_object_per_source(schema: dict[str, Any]) -> dict[str, Any]:
-    """``properties`` with ``anyOf: [{"required": [source]}, ...]`` (one of the image sources is
-    required) as one object whose description names the sources: code generators make a model of
-    it (an anyOf of objects makes them an untyped body), and fuzzers that break one anyOf branch
-    while another still holds (Schemathesis 4.32) see a single schema. A missing source is a 400
+def one_source_required(schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [{"required": [source]}, ...]`` (one of the image sources is required) made exact:
+    each branch also says its source is given, not null and not empty, as the parsers read it (an
+    empty ``image_url`` or a null ``image_base64`` is no image). A request without one is a 400
     naming the field, as the document's 400 says."""
     variants = schema.get("anyOf")
     if not variants or "properties" not in schema or any(set(v) != {"required"} for v in variants):
         return schema
-    sources = [name for v in variants for name in v["required"]]
-    base = {k: v for k, v in schema.items() if k != "anyOf"}
-    return {**base, "description": f"one of {', '.join(sources)} is required"}
+    properties = schema["properties"]
+    branches = [
+        {"required": [name], "properties": {name: _given(properties[name])}}
+        for variant in variants
+        for name in variant["required"]
+    ]
+    sources = ", ".join(name for branch in branches for name in branch["required"])
+    return {**schema, "anyOf": branches, "description": f"one of {sources} is required"}
+
+
+def _given(schema: dict[str, Any]) -> dict[str, Any]:
+    """A source member as it must be when it is the image: not null, not empty."""
+    if "anyOf" in schema:  # as_json_reads' ``value or null``: the value
+        schema = next(s for s in schema["anyOf"] if s.get("type") != "null")
+    if schema.get("type") == ["string", "number"]:
+        schema = {**schema, "type": "string"}
+    return {**schema, "minLength": 1}
 
 
 def empty_unset(schema: dict[str, Any]) -> dict[str, Any]:

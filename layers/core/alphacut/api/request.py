@@ -238,15 +238,16 @@ def _from_fields(
 def background_image(
     request: ImageRequest, settings: ServiceSettings, max_bytes: int, fetch_urls: bool = True
 ) -> bytes | None:
-    """The request's background picture: uploaded, or fetched from ``bg_image_url`` under the same
-    rules as ``image_url`` (``fetch_urls=False``: the URL is checked now, fetched by the task)."""
-    url = (request.params.get("bg_image_url") or "").strip()
-    if url and request.background is not None:
-        raise InvalidOption(
-            "give one background picture: bg_image_url or the uploaded file", field="bg_image_url"
-        )
-    if request.background is not None or not url:
+    """The request's background picture: uploaded (which wins over a URL), or fetched from
+    ``bg_image_url`` under the same rules as ``image_url`` (``fetch_urls=False``: the URL is checked
+    now, fetched by the task)."""
+    if request.background is not None:
+        # an uploaded picture wins over a URL, as an uploaded image wins over image_url
+        request.params.pop("bg_image_url", None)
         return request.background
+    url = (request.params.get("bg_image_url") or "").strip()
+    if not url:
+        return None
     if not fetch_urls:
         parse_url(url, settings.url_allowed_hosts, settings.url_allowed_ports, field="bg_image_url")
         return None

@@ -8,7 +8,7 @@ Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them 
 
 from typing import Any
 
-from alphacut.api.openapi import CANVAS_AND_SHADOW, FLAG, IMAGE_TYPES, JSON, RouteDoc
+from alphacut.api.openapi import BASE64_IMAGE, CANVAS_AND_SHADOW, FLAG, IMAGE_TYPES, IMAGE_URL, JSON, RouteDoc
 from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
 from alphacut.options import MAX_TARGET_SIDE
 
@@ -29,7 +29,7 @@ WHOLE_SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE, "desc
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
 PICWISH_FIELDS = {
-    "image_url": {"type": "string", "description": "http(s) URL, fetched when the task runs"},
+    "image_url": {**IMAGE_URL, "description": "http(s) URL, fetched when the task runs"},
     "sync": FLAG,
     "type": {"type": "string", "enum": ["auto", "person", "object", "stamp"]},
     "return_type": {"type": "string", "enum": ["1", "2", "3"], "description": "1 url, 2 base64, 3 the image"},
@@ -44,8 +44,8 @@ PICWISH = {
     "properties": {"status": WHOLE, "message": TEXT, "data": OBJECT},
 }
 AIDGE_FIELDS: dict[str, dict[str, Any]] = {
-    "imageUrl": {"type": "string", "format": "uri"},
-    "imageBase64": TEXT,
+    "imageUrl": IMAGE_URL,
+    "imageBase64": BASE64_IMAGE,
     "backGroundType": {"type": "string", "enum": ["WHITE_BACKGROUND", "TRANSPARENT"]},
     "targetWidth": {"type": "integer", "minimum": 100, "maximum": 3000},
     "targetHeight": {"type": "integer", "minimum": 100, "maximum": 3000},
@@ -89,8 +89,8 @@ AILAB = {
     },
 }
 REMOVEBG_FIELDS = {
-    "image_url": {"type": "string", "format": "uri"},
-    "image_file_b64": TEXT,
+    "image_url": IMAGE_URL,
+    "image_file_b64": BASE64_IMAGE,
     "size": {"type": "string", "enum": ["auto", "preview", "small", "regular", "medium", "hd", "full", "4k"]},
     "type": {
         "type": "string",
@@ -126,7 +126,7 @@ REMOVEBG_FIELDS = {
         "type": "string",
         "description": "hex (81d4fa, fff, 81d4fa77) or a colour name; empty: none",
     },
-    "bg_image_url": {"type": "string", "format": "uri"},
+    "bg_image_url": IMAGE_URL,
 }
 REMOVEBG_SOURCES = [
     {"required": ["image_file"]},
@@ -190,7 +190,7 @@ VENDOR_ROUTES = [
         body={
             JSON: {
                 "type": "object",
-                "properties": {"image": {"type": "string", "minLength": 1}},
+                "properties": {"image": {**BASE64_IMAGE, "minLength": 1}},
                 "required": ["image"],
             }
         },
@@ -211,7 +211,7 @@ VENDOR_ROUTES = [
             },
             JSON: {
                 "type": "object",
-                "properties": {"image_base64": TEXT, **PICWISH_FIELDS},
+                "properties": {"image_base64": BASE64_IMAGE, **PICWISH_FIELDS},
                 "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}],
             },
         },
@@ -245,9 +245,10 @@ VENDOR_ROUTES = [
         "/ai/image/cut/out",
         "get",
         "Alibaba AIDGE background removal, parameters in the query string",
-        "imageUrl, backGroundType, targetWidth/targetHeight.",
+        "imageUrl, backGroundType, targetWidth/targetHeight (imageBase64 belongs in a POST body).",
         tag="vendor-compatible",
-        query=AIDGE_FIELDS,
+        query={name: schema for name, schema in AIDGE_FIELDS.items() if name != "imageBase64"},
+        required_query=("imageUrl", "backGroundType"),
         answer={JSON: AIDGE},
         errors=AIDGE,
     ),
