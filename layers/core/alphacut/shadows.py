@@ -35,6 +35,7 @@ PENUMBRA_LEVELS = 4  # blurs the cast shadow blends between, from the contact li
 FOOT_BAND = 0.1  # the contact shadow sees the subject's lowest tenth, nearer rows darker
 AMBIENT = 1.5  # the contact shadow's wide layer: this many times the dense one's blur
 FAR_FADE = 0.6  # the cast shadow's far end is this much lighter than its base
+DRAW_PIXELS = 2_000_000  # larger windows are drawn on a smaller copy (a shadow has no fine detail)
 
 
 def _long_side(box: Box) -> int:
@@ -149,12 +150,16 @@ def _drop(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
 def _contact(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
     left, _top, right, bottom = box
     half, sigma = _contact_sizes(spec, box)
-    core = np.zeros_like(alpha)
-    core[max(0, bottom - half) : bottom + half, left:right] = _footprint(alpha, box)
+    # the band around the floor line, with room for the blur: the rest of the picture stays empty
+    margin = half + math.ceil(BLUR_REACH * AMBIENT * sigma) + 1
+    first, last = max(0, bottom - margin), min(alpha.shape[0], bottom + margin)
+    core = np.zeros((last - first, alpha.shape[1]), np.uint8)
+    core[max(0, bottom - half) - first : bottom + half - first, left:right] = _footprint(alpha, box)
     dense = _blur(core, sigma).astype(np.float32)
     # the wide layer spreads down the floor, not sideways past what stands on it
     ambient = _blur(core, (sigma, AMBIENT * sigma)).astype(np.float32)
-    shade: np.ndarray = np.minimum(dense + ambient, 255.0).astype(np.uint8)
+    shade = np.zeros_like(alpha)
+    shade[first:last] = np.minimum(dense + ambient, 255.0).astype(np.uint8)
     return shade
 
 
@@ -191,12 +196,36 @@ DRAWERS = {ShadowType.DROP: _drop, ShadowType.CONTACT: _contact, ShadowType.CAST
 
 
 def draw(alpha: np.ndarray, spec: Shadow) -> np.ndarray:
-    """The shadow's alpha (H x W uint8, at most ``opacity`` of 255) for the subject in ``alpha``."""
+    """The shadow's alpha (H x W uint8, at most ``opacity`` of 255) for the subject in ``alpha``.
+
+    It is drawn only in the window ``reach`` gives (the rest is empty by that contract), and over
+    ``DRAW_PIXELS`` on a smaller copy of that window, scaled back: a shadow is blurred anyway, and
+    this keeps a 12 MP photo's cast shadow from costing more than its model run."""
     box = subject_bbox(alpha)
     if box is None or not spec.drawn:
         return np.zeros_like(alpha)
-    shade = DRAWERS[spec.type](alpha, spec, box).astype(np.float32)
-    return (shade * (spec.opacity / 100.0) + 0.5).astype(np.uint8)
+    height, width = alpha.shape
+    room = reach(alpha, box, spec)
+    window = (
+        max(box[0] - room[0], 0),
+        max(box[1] - room[1], 0),
+        min(box[2] + room[2], width),
+        min(box[3] + room[3], height),
+    )
+    part = alpha[window[1] : window[3], window[0] : window[2]]
+    size = part.shape[1], part.shape[0]
+    factor = min(1.0, math.sqrt(DRAW_PIXELS / (size[0] * size[1])))
+    if factor < 1.0:
+        small = (max(1, round(size[0] * factor)), max(1, round(size[1] * factor)))
+        part = np.asarray(Image.fromarray(part).resize(small, Image.Resampling.BILINEAR))
+    inner = subject_bbox(part)
+    shade = np.zeros_like(part) if inner is None else DRAWERS[spec.type](part, spec, inner)
+    if factor < 1.0:
+        shade = np.asarray(Image.fromarray(shade).resize(size, Image.Resampling.BILINEAR))
+    out = np.zeros_like(alpha)
+    scaled = shade.astype(np.float32) * (spec.opacity / 100.0) + 0.5
+    out[window[1] : window[3], window[0] : window[2]] = scaled.astype(np.uint8)
+    return out
 
 
 def lay_under(
