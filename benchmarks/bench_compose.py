@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
+from alphacut.models.engines import describe_cpu
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import Pipeline, Timings
 from alphacut_dev.data import EVAL
@@ -34,22 +32,6 @@ VARIANTS = {
     "amazon preset": {"preset": "amazon"},
     "amazon + contact": {"preset": "amazon", "shadow": "contact"},
 }
-
-
-def cpu_summary() -> str:
-    from alphacut.models.engines import BF16_FLAGS, cpu_flags
-
-    flags = cpu_flags()
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    shown = [flag for flag in (*BF16_FLAGS, "avx512f", "avx2") if flag in flags]
-    return f"{model}, {os.cpu_count()} cores, flags: {', '.join(shown) or 'none of avx2/avx512'}"
 
 
 def photo_at(size: tuple[int, int]) -> bytes:
@@ -82,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     pipeline = Pipeline.from_settings()
     pipeline.warm_up(("isnet",))
-    print(f"machine: {cpu_summary()}; photo {PHOTO.name} resized; medians of {args.repeats}\n")
+    print(f"machine: {describe_cpu()}; photo {PHOTO.name} resized; medians of {args.repeats}\n")
     print("| size | variant | compose ms | added ms | added / model time |")
     print("|---|---|---:|---:|---:|")
     for label, size in SIZES.items():

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -172,22 +170,6 @@ def whole_process_rows(engines: list[str], rounds: int) -> list[str]:
     return rows
 
 
-def cpu_summary() -> str:
-    from alphacut.models.engines import BF16_FLAGS, cpu_flags
-
-    flags = cpu_flags()
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    bf16 = [flag for flag in BF16_FLAGS if flag in flags] or ["no bf16"]
-    return f"{model}, {os.cpu_count()} cores, {', '.join(bf16)}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=4)
@@ -204,8 +186,10 @@ def main() -> None:
         else:
             print(json.dumps(child_eval(rest[0], rest[1])))
         return
+    from alphacut.models.engines import describe_cpu
+
     engines = args.engines or engines_here()
-    print(f"machine: {cpu_summary()}; engines: {', '.join(engines)}")
+    print(f"machine: {describe_cpu()}; engines: {', '.join(engines)}")
     if "models" not in args.skip:
         print("\n## 1. each model on each engine (s per image, median after a warm-up)")
         print(

@@ -22,7 +22,7 @@ def reconstruct(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
     while True:
         current = _fill_runs(current, mask)
         current = _fill_runs(current.T, mask.T).T
-        current = _grow_one(current) & mask  # the diagonal steps that row and column runs miss
+        current = grow_one(current) & mask  # the diagonal steps that row and column runs miss
         grown = int(current.sum())
         if grown == count:
             return current
@@ -41,8 +41,8 @@ def _fill_runs(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _grow_one(mask: np.ndarray) -> np.ndarray:
-    """Dilation by the 3x3 square."""
+def grow_one(mask: np.ndarray) -> np.ndarray:
+    """Dilation by the 3x3 square (of pixels, or of blocks: ``presets`` grows JPEG blocks)."""
     grown = mask.copy()
     grown[1:] |= mask[:-1]
     grown[:-1] |= mask[1:]

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from alphacut.masks import grow_one
+
 WHITE = (255, 255, 255)
 # JPEG rings around an edge within its 16 x 16 block (4:2:0 chroma): the pure-white rule is
 # measured outside those blocks and their neighbours for JPEG, everywhere outside the subject and
@@ -64,13 +66,31 @@ class Check:
 
 @dataclass(frozen=True)
 class Preset:
+    """A marketplace's main image: a canvas on white in JPEG, and the rules it is checked against."""
+
     name: str
-    options: dict[str, str]  # request parameters, as a form would send them
+    canvas: tuple[int, int]  # width, height
+    padding: str  # free space at the canvas's edges, as the ``padding`` option takes it
     formats: tuple[str, ...]  # the formats the marketplace takes
     min_long_side: int
     min_fill: float | None = None  # the subject's box over the frame, on its fuller axis
     white_background: bool = False
     source: str = ""  # where the rules come from (docs/api.md says more)
+
+    @property
+    def options(self) -> dict[str, str]:
+        """The request parameters the preset stands for, as a form would send them."""
+        width, height = self.canvas
+        return {
+            "target_width": str(width),
+            "target_height": str(height),
+            "padding": self.padding,
+            "bg_color": "#ffffff",
+            "format": "jpg",
+            "position": "center",
+            "fit": "contain",
+        }
+
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(
@@ -121,49 +141,44 @@ def _grow_blocks(mask: np.ndarray) -> np.ndarray:
     rows, cols = -(-height // JPEG_BLOCK), -(-width // JPEG_BLOCK)
     padded = np.zeros((rows * JPEG_BLOCK, cols * JPEG_BLOCK), bool)
     padded[:height, :width] = mask
-    blocks = padded.reshape(rows, JPEG_BLOCK, cols, JPEG_BLOCK).any(axis=(1, 3))
-    grown = blocks.copy()
-    grown[1:] |= blocks[:-1]
-    grown[:-1] |= blocks[1:]
-    wide = grown.copy()
-    grown[:, 1:] |= wide[:, :-1]
-    grown[:, :-1] |= wide[:, 1:]
+    grown = grow_one(padded.reshape(rows, JPEG_BLOCK, cols, JPEG_BLOCK).any(axis=(1, 3)))
     full = np.repeat(np.repeat(grown, JPEG_BLOCK, axis=0), JPEG_BLOCK, axis=1)
     return full[:height, :width]
 
 
-_WHITE_SQUARE = {"bg_color": "#ffffff", "format": "jpg", "position": "center", "fit": "contain"}
 PRESETS: dict[str, Preset] = {
-    "amazon": Preset(
-        "amazon",
-        {**_WHITE_SQUARE, "target_width": "2000", "target_height": "2000", "padding": "3%"},
-        formats=("jpg", "png"),
-        min_long_side=1000,
-        min_fill=0.85,
-        white_background=True,
-        source="Amazon Seller Central, product image requirements (main image)",
-    ),
-    "ebay": Preset(
-        "ebay",
-        {**_WHITE_SQUARE, "target_width": "1600", "target_height": "1600", "padding": "5%"},
-        formats=("jpg", "png", "webp"),
-        min_long_side=500,
-        white_background=True,
-        source="eBay picture policy and photo tips",
-    ),
-    "etsy": Preset(
-        "etsy",
-        {**_WHITE_SQUARE, "target_width": "2000", "target_height": "1600", "padding": "8%"},
-        formats=("jpg", "png"),
-        min_long_side=2000,
-        source="Etsy Seller Handbook, listing photo sizes (5:4, 2000 px)",
-    ),
-    "shopify": Preset(
-        "shopify",
-        {**_WHITE_SQUARE, "target_width": "2048", "target_height": "2048", "padding": "6%"},
-        formats=("jpg", "png", "webp"),
-        min_long_side=800,
-        white_background=True,
-        source="Shopify Help Center, product media (square 2048 x 2048 recommended)",
-    ),
+    preset.name: preset
+    for preset in (
+        Preset(
+            "amazon",
+            (2000, 2000),
+            "3%",
+            ("jpg", "png"),
+            1000,
+            0.85,
+            True,
+            "Amazon Seller Central, product image requirements (main image)",
+        ),
+        Preset("ebay", (1600, 1600), "5%", ("jpg", "png", "webp"), 500, None, True, "eBay picture policy"),
+        Preset(
+            "etsy",
+            (2000, 1600),
+            "8%",
+            ("jpg", "png"),
+            2000,
+            None,
+            False,
+            "Etsy Seller Handbook, listing photo sizes (5:4, 2000 px)",
+        ),
+        Preset(
+            "shopify",
+            (2048, 2048),
+            "6%",
+            ("jpg", "png", "webp"),
+            800,
+            None,
+            True,
+            "Shopify Help Center, product media (square 2048 x 2048 recommended)",
+        ),
+    )
 }

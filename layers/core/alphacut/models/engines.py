@@ -29,6 +29,8 @@ import base64
 import ctypes
 import dataclasses
 import logging
+import os
+import platform
 import queue
 import warnings
 from collections.abc import Sequence
@@ -227,6 +229,25 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def describe_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU a figure comes from, as benchmarks print it: model, cores, the flags that matter."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            model,
+        )
+    except OSError:
+        pass
+    flags = cpu_flags(cpuinfo)
+    shown = [flag for flag in (*BF16_FLAGS, "avx512f", "avx2") if flag in flags]
+    return f"{model}, {os.cpu_count()} cores, flags: {', '.join(shown) or 'no avx2, avx512 or bf16'}"
 
 
 @dataclass(frozen=True)
