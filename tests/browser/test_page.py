@@ -161,6 +161,24 @@ def test_a_costume_lists_the_classes_found_in_the_legend(page, stack, eval_dir):
     assert page.find_elements(By.CSS_SELECTOR, "#garments figure")
 
 
+def test_a_preset_with_a_shadow_shows_the_marketplace_picture_and_its_check(page, eval_dir):
+    from selenium.webdriver.common.by import By
+
+    photo = eval_dir / "general" / "images" / "car-roundabout_00037.jpg"
+    choose(page, "shadow", "contact")
+    choose(page, "preset", "ebay")
+    try:
+        run_cutout(page, photo, "cutout")
+        page.save_screenshot(str(SHOTS / "05_preset_shadow.png"))
+        assert not page.find_element(By.ID, "error").is_displayed()
+        assert page.find_element(By.ID, "check").text == "ebay passed"
+        assert page.find_element(By.ID, "size").text.startswith("1600 x 1600")
+        assert (shown_alpha(page, "result-image") == 255).all()  # a JPEG on white: nothing see-through
+    finally:
+        choose(page, "shadow", "none")
+        choose(page, "preset", "")
+
+
 def test_two_tasks_reach_state_1(page, eval_dir):
     from selenium.webdriver.common.by import By
 
@@ -313,21 +331,3 @@ def test_a_page_on_another_origin_calls_both_apis_with_fetch(browser, shop_site,
         script = "return document.getElementById(arguments[0]).naturalWidth"
         wait_for(browser, lambda: browser.execute_script(script, element_id) > 0)  # noqa: B023
         assert (shown_alpha(browser, element_id) == 0).any()  # a cutout: some background made clear
-
-
-def test_a_preset_with_a_shadow_shows_the_marketplace_picture_and_its_check(page, eval_dir):
-    from selenium.webdriver.common.by import By
-
-    photo = eval_dir / "general" / "images" / "car-roundabout_00037.jpg"
-    choose(page, "shadow", "contact")
-    choose(page, "preset", "ebay")
-    try:
-        run_cutout(page, photo, "cutout")
-        page.save_screenshot(str(SHOTS / "05_preset_shadow.png"))
-        assert not page.find_element(By.ID, "error").is_displayed()
-        assert page.find_element(By.ID, "check").text == "ebay passed"
-        assert page.find_element(By.ID, "size").text.startswith("1600 x 1600")
-        assert (shown_alpha(page, "result-image") == 255).all()  # a JPEG on white: nothing see-through
-    finally:
-        choose(page, "shadow", "none")
-        choose(page, "preset", "")
