@@ -48,6 +48,8 @@ ACCEPTED_STATUSES = ["2xx", "401", "402", "403", "404", "413", "415", "422", "42
 # naming it, and the only schema-valid refusals this test lets pass
 UNSAYABLE = (
     "give one background: bg_color, bg_image_url or bg_image_file",
+    "give one background picture: bg_image_url or the uploaded file",
+    "contradicts output=",  # channels=alpha with output=image, or return_form=mask with channels=rgba
     "the range may cover at most 366 days",  # /v1/usage's from..to, counted from today
 )
 ACCEPTED_BY_DOCUMENT = {"native": ACCEPTED_STATUSES, "remove.bg": ACCEPTED_STATUSES + ["400"]}

@@ -30,6 +30,9 @@ from alphacut.urlfetch import GENERIC_FAILURE, fetch_image, is_public, parse_url
         "http://\udcff.com/",
         "https://example.com/x#\ud905\udcca0",  # a lone surrogate: no URI holds it
         "https://example.com/caf\u00e9.jpg",  # unencoded: RFC 3986 wants %C3%A9
+        "https://example.com/x#a#b",  # a second # belongs percent-encoded
+        "https://example.com/100%.jpg",  # a % that starts no %XX
+        "https://example.com/x?list=[1]",
     ],
 )
 def test_urls_that_may_not_be_fetched_are_named(url):

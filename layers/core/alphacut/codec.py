@@ -189,8 +189,8 @@ def compose_on_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, ...] 
     if isinstance(color, tuple):
         # a colour: blend only the box where the cutout is; the rest is the colour itself (a
         # marketplace canvas is mostly empty: half the time of blending all of it)
-        out = np.empty(rgb.shape, np.uint8)
-        out[...] = np.asarray(color[:3], np.uint8)
+        height, width = alpha.shape
+        out = np.array(Image.new("RGB", (width, height), tuple(color[:3])))  # Pillow fills in C
         rows = np.flatnonzero(alpha.any(axis=1))
         if rows.size:
             cols = np.flatnonzero(alpha.any(axis=0))

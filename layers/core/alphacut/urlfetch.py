@@ -43,6 +43,11 @@ USER_AGENT = "alphacut-fetch/1"
 DEFAULT_PORTS = frozenset({80, 443})
 MAX_HOST_LENGTH = 253
 MAX_URL_LENGTH = 4096
+# RFC 3986 after the host: path characters, then ?query, then #fragment, each percent-encoded where
+# it must be (the OpenAPI documents' URL pattern says the same)
+URI_CHARACTER = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})"
+AFTER_HOST_PATTERN = rf"(?:/{URI_CHARACTER}*)?(?:\?(?:{URI_CHARACTER}|\?)*)?(?:#(?:{URI_CHARACTER}|\?)*)?"
+AFTER_HOST = re.compile(f"^{AFTER_HOST_PATTERN}$")
 CHUNK = 64 * 1024
 GENERIC_FAILURE = (
     "could not be fetched: it must be a public http(s) URL on port 80 or 443 that answers "
@@ -131,6 +136,12 @@ def parse_url(
         port = parts.port
     except ValueError:
         raise UrlNotAllowed("is not a valid URL (its port or host part is malformed)", field=field) from None
+    if not AFTER_HOST.match(url[len(parts.scheme) + 3 + len(parts.netloc) :]):
+        raise UrlNotAllowed(
+            "is not a valid URL (RFC 3986): its path, query or fragment holds a character that must be "
+            "percent-encoded (such as a second #, [ or ]) or a % not followed by two hex digits",
+            field=field,
+        )
     if parts.scheme not in ("http", "https"):
         raise UrlNotAllowed(
             f"must be an http or https URL, not {parts.scheme[:20] or 'no scheme'}", field=field

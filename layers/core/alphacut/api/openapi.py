@@ -27,7 +27,7 @@ from alphacut.options import (
     SubjectType,
 )
 from alphacut.presets import PRESETS
-from alphacut.urlfetch import MAX_URL_LENGTH
+from alphacut.urlfetch import AFTER_HOST_PATTERN, MAX_URL_LENGTH
 
 SHADOW_DEFAULTS = {
     "shadow_opacity": 50,
@@ -73,8 +73,9 @@ JSON = "application/json"
 # to public addresses, which no schema can say), port 80 or 443 (urlfetch.parse_url); standard base64, padding
 # optional, or a data: URL (decode_base64_image also reads URL-safe base64 and line breaks)
 URL_PATTERN = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9-]+\.)+[A-Za-z]{2,63}(:(80|443))?"
-    r"([/?#][A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*)?$"
+    # up to four labels of at most 46 characters and a top-level name: within DNS's 253
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]([A-Za-z0-9-]{0,44}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,63}(:(80|443))?"
+    f"{AFTER_HOST_PATTERN}$"
 )
 BASE64_PATTERN = (
     r"^(data:image/[a-z+.-]+;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$"
@@ -156,6 +157,7 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
     return {
         "type": {"type": "string", "enum": [t.value for t in types], "default": types[0].value},
         "output": {"type": "string", "enum": [o.value for o in OutputKind], "default": "image"},
+        "channels": {"type": "string", "enum": ["rgba", "alpha"], "description": "alpha = output=mask"},
         "format": {
             "type": "string",
             "enum": [f.value for f in ImageFormat] + ["jpeg", "auto"],
@@ -269,7 +271,7 @@ def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "properties": {
             "image_file": {"type": "string", "format": "binary", "minLength": 1},
             "image": {"type": "string", "format": "binary", "minLength": 1},
-            "image_url": IMAGE_URL,
+            "image_url": empty_unset(IMAGE_URL),
             "bg_image_file": {"type": "string", "format": "binary"},
             **options,
         },
@@ -280,7 +282,7 @@ def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "properties": {
             "image_base64": {**BASE64_IMAGE, "description": "base64 or a data: URL"},
             "bg_image_base64": {**BASE64_IMAGE, "description": "a background picture, base64"},
-            "image_url": {**IMAGE_URL, "description": "http(s), public addresses only"},
+            "image_url": empty_unset({**IMAGE_URL, "description": "http(s), public addresses only"}),
             **options,
         },
         "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}],

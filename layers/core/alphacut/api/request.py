@@ -195,6 +195,7 @@ def parse_image_request(
             if name in files:
                 if not files[name]:
                     raise InvalidOption("is an empty file", field=name)
+                _check_unused_url(params, settings)
                 return ImageRequest(files[name], params, "multipart", accept, background)
         if "image_url" in params or "image_base64" in params:
             request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
@@ -223,6 +224,7 @@ def parse_image_request(
 def _from_fields(
     params: dict[str, str], settings: ServiceSettings, max_bytes: int, accept: str, fetch_urls: bool = True
 ) -> ImageRequest:
+    _check_unused_url(params, settings)
     if params.get("image_base64"):
         return ImageRequest(decode_base64_image(params["image_base64"], max_bytes), params, "base64", accept)
     if params.get("image_url") and not fetch_urls:
@@ -235,19 +237,25 @@ def _from_fields(
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
 
 
+def _check_unused_url(params: dict[str, str], settings: ServiceSettings) -> None:
+    """An ``image_url`` beside the source that wins must still be a URL: what the documents say a
+    request may hold, the parser holds it to, used or not."""
+    if params.get("image_url"):
+        parse_url(params["image_url"], settings.url_allowed_hosts, settings.url_allowed_ports)
+
+
 def background_image(
     request: ImageRequest, settings: ServiceSettings, max_bytes: int, fetch_urls: bool = True
 ) -> bytes | None:
-    """The request's background picture: uploaded (which wins over a URL), or fetched from
-    ``bg_image_url`` under the same rules as ``image_url`` (``fetch_urls=False``: the URL is checked
-    now, fetched by the task)."""
-    if request.background is not None:
-        # an uploaded picture wins over a URL, as an uploaded image wins over image_url
-        request.params.pop("bg_image_url", None)
-        return request.background
+    """The request's background picture: uploaded, or fetched from ``bg_image_url`` under the same
+    rules as ``image_url`` (``fetch_urls=False``: the URL is checked now, fetched by the task)."""
     url = (request.params.get("bg_image_url") or "").strip()
-    if not url:
-        return None
+    if url and request.background is not None:
+        raise InvalidOption(
+            "give one background picture: bg_image_url or the uploaded file", field="bg_image_url"
+        )
+    if request.background is not None or not url:
+        return request.background
     if not fetch_urls:
         parse_url(url, settings.url_allowed_hosts, settings.url_allowed_ports, field="bg_image_url")
         return None

@@ -8,7 +8,17 @@ Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them 
 
 from typing import Any
 
-from alphacut.api.openapi import BASE64_IMAGE, CANVAS_AND_SHADOW, FLAG, IMAGE_TYPES, IMAGE_URL, JSON, RouteDoc
+from alphacut.api.openapi import (
+    BASE64_IMAGE,
+    CANVAS_AND_SHADOW,
+    COLOR,
+    FLAG,
+    IMAGE_TYPES,
+    IMAGE_URL,
+    JSON,
+    RouteDoc,
+    empty_unset,
+)
 from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
 from alphacut.options import MAX_TARGET_SIDE
 
@@ -29,14 +39,14 @@ WHOLE_SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE, "desc
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
 PICWISH_FIELDS = {
-    "image_url": {**IMAGE_URL, "description": "http(s) URL, fetched when the task runs"},
+    "image_url": empty_unset({**IMAGE_URL, "description": "http(s) URL, fetched when the task runs"}),
     "sync": FLAG,
     "type": {"type": "string", "enum": ["auto", "person", "object", "stamp"]},
     "return_type": {"type": "string", "enum": ["1", "2", "3"], "description": "1 url, 2 base64, 3 the image"},
     "output_type": {"type": "string", "enum": ["1", "2", "3"], "description": "1 both, 2 cutout, 3 mask"},
     "crop": FLAG,
     "format": {"type": "string", "enum": ["png", "jpg", "webp"]},
-    "bg_color": TEXT,
+    "bg_color": COLOR,
 }
 PICWISH = {
     "type": "object",
@@ -44,7 +54,7 @@ PICWISH = {
     "properties": {"status": WHOLE, "message": TEXT, "data": OBJECT},
 }
 AIDGE_FIELDS: dict[str, dict[str, Any]] = {
-    "imageUrl": IMAGE_URL,
+    "imageUrl": empty_unset(IMAGE_URL),
     "imageBase64": BASE64_IMAGE,
     "backGroundType": {"type": "string", "enum": ["WHITE_BACKGROUND", "TRANSPARENT"]},
     "targetWidth": {"type": "integer", "minimum": 100, "maximum": 3000},
@@ -89,7 +99,7 @@ AILAB = {
     },
 }
 REMOVEBG_FIELDS = {
-    "image_url": IMAGE_URL,
+    "image_url": empty_unset(IMAGE_URL),
     "image_file_b64": BASE64_IMAGE,
     "size": {"type": "string", "enum": ["auto", "preview", "small", "regular", "medium", "hd", "full", "4k"]},
     "type": {
@@ -126,7 +136,7 @@ REMOVEBG_FIELDS = {
         "type": "string",
         "description": "hex (81d4fa, fff, 81d4fa77) or a colour name; empty: none",
     },
-    "bg_image_url": IMAGE_URL,
+    "bg_image_url": empty_unset(IMAGE_URL),
 }
 REMOVEBG_SOURCES = [
     {"required": ["image_file"]},
@@ -247,7 +257,10 @@ VENDOR_ROUTES = [
         "Alibaba AIDGE background removal, parameters in the query string",
         "imageUrl, backGroundType, targetWidth/targetHeight (imageBase64 belongs in a POST body).",
         tag="vendor-compatible",
-        query={name: schema for name, schema in AIDGE_FIELDS.items() if name != "imageBase64"},
+        query={
+            **{name: schema for name, schema in AIDGE_FIELDS.items() if name != "imageBase64"},
+            "imageUrl": IMAGE_URL,  # required here: given, and a URL
+        },
         required_query=("imageUrl", "backGroundType"),
         answer={JSON: AIDGE},
         errors=AIDGE,

@@ -24,6 +24,7 @@ from alphacut.api.vendors.common import error_message, pipeline_with, vendor_ans
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
 from alphacut.options import CutoutOptions, ImageFormat, parse_dimension
 from alphacut.settings import ImageLimits
+from alphacut.urlfetch import parse_url
 
 router = Router()
 LIMITS = ImageLimits(max_side=3000, max_pixels=3000 * 3000, min_side=100)
@@ -75,6 +76,11 @@ def aidge_cutout() -> Response[Any]:
         width = parse_dimension(params.get("targetWidth"), "targetWidth", 100, 3000)
         height = parse_dimension(params.get("targetHeight"), "targetHeight", 100, 3000)
         if params.get("imageBase64"):
+            if params.get("imageUrl"):  # base64 wins, and the URL beside it must still be one
+                settings = process.SETTINGS
+                parse_url(
+                    params["imageUrl"], settings.url_allowed_hosts, settings.url_allowed_ports, "imageUrl"
+                )
             data = decode_base64_image(params["imageBase64"], LIMITS.max_bytes, "imageBase64")
         elif params.get("imageUrl"):
             data = process.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
