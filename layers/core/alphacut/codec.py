@@ -213,14 +213,15 @@ def _blend(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.nda
     return blended
 
 
-def compose_on_translucent(
-    rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int, int]
+def over_color(
+    rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, ...], under: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The cutout over a see-through colour (RGBA): the colours and alpha of the two layers merged."""
+    """The cutout over a layer of one colour whose alpha is ``under`` (0..1: one number for a
+    see-through background colour, or H x W for a shadow): the two layers' colours and alpha merged."""
     a = alpha.astype(np.float32)[:, :, None] * (1.0 / 255.0)
-    back_alpha = color[3] / 255.0
-    out_alpha = a + back_alpha * (1.0 - a)
-    mixed = rgb.astype(np.float32) * a + np.asarray(color[:3], np.float32) * back_alpha * (1.0 - a)
+    below = under[:, :, None] if isinstance(under, np.ndarray) else under
+    out_alpha = a + below * (1.0 - a)
+    mixed = rgb.astype(np.float32) * a + np.asarray(color[:3], np.float32) * below * (1.0 - a)
     colours = mixed / np.maximum(out_alpha, 1e-6)
     return (np.clip(colours, 0, 255) + 0.5).astype(np.uint8), (out_alpha[:, :, 0] * 255.0 + 0.5).astype(
         np.uint8
@@ -339,7 +340,7 @@ def encode_cutout(
     colour, a see-through colour (RGBA: the result keeps some transparency) or an H x W x 3 picture.
     ZIP holds ``color.jpg`` (the colours) and ``alpha.png`` (the alpha) of the result."""
     if isinstance(background, tuple) and len(background) == 4:
-        rgb, alpha = compose_on_translucent(rgb, alpha, background)
+        rgb, alpha = over_color(rgb, alpha, background, background[3] / 255.0)
         background = None
     if fmt is ImageFormat.ZIP:
         return encode_zip(rgb, alpha, background)

@@ -387,21 +387,18 @@ POSITION_WORDS: dict[str, tuple[float, float]] = {
 }
 
 
-def parse_number(value: Any, field: str, low: float, high: float, unit: str = "") -> float:
-    """A number within [low, high] (a trailing ``unit`` such as ``%`` or ``deg`` is allowed)."""
+def parse_number(value: Any, field: str, low: float, high: float) -> float:
+    """A number within [low, high] (a trailing ``%``, ``deg`` or ``°`` is allowed)."""
     text = str(value).strip().lower()
-    for suffix in (unit, "%", "deg", "°"):
-        if suffix:
-            text = text.removesuffix(suffix).strip()
+    for suffix in ("%", "deg", "°"):
+        text = text.removesuffix(suffix).strip()
     try:
         number = float(text)
     except ValueError:
         number = float("nan")
     if not low <= number <= high:  # NaN fails this too
         raise InvalidOption(
-            f"must be a number from {low:g} to {high:g}{unit}, not {value!r}",
-            field=field,
-            limit=[low, high],
+            f"must be a number from {low:g} to {high:g}, not {value!r}", field=field, limit=[low, high]
         )
     return number
 
@@ -557,12 +554,12 @@ class CutoutOptions:
         set_(self, "position", parse_position(self.position))
         set_(self, "target_width", parse_dimension(self.target_width, "target_width"))
         set_(self, "target_height", parse_dimension(self.target_height, "target_height"))
-        self._check_canvas()
+        self._parse_canvas()
         self._parse_shadow()
         if self.preset is not None:
             set_(self, "preset", parse_preset(self.preset))
 
-    def _check_canvas(self) -> None:
+    def _parse_canvas(self) -> None:
         set_ = object.__setattr__
         set_(self, "padding", parse_margin(self.padding, "padding", max_percent=45))
         set_(self, "fit", _choice(Fit, self.fit, "fit"))

@@ -416,6 +416,7 @@ class Pipeline:
         timings = timings if timings is not None else Timings()
         with timings.stage("encode"):
             rgb, alpha, bbox = self.layout(image, segmentation.foreground, segmentation.alpha, options)
+            subject_box = geometry.subject_bbox(alpha) if bbox is not None else None
             spec = options.shadow_spec
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
@@ -432,7 +433,7 @@ class Pipeline:
                 )
                 if options.preset is not None:
                     covered = alpha > 0 if shade is None else (alpha > 0) | (shade > 0)
-                    check = check_preset(options, picture, covered, geometry.subject_bbox(alpha))
+                    check = check_preset(options, picture, covered, subject_box)
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
                 mask = encode_mask(np.ascontiguousarray(alpha))
         return CutoutResult(
@@ -446,7 +447,7 @@ class Pipeline:
             bbox=bbox,
             type=segmentation.type,
             timings=timings,
-            subject_box=geometry.subject_bbox(alpha) if bbox is not None else None,
+            subject_box=subject_box,
             source_size=image.original_size,
             check=check,
         )

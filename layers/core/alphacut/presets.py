@@ -13,14 +13,13 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from alphacut.masks import grow_one
 
-WHITE = (255, 255, 255)
 # JPEG rings around an edge within its 16 x 16 block (4:2:0 chroma): the pure-white rule is
 # measured outside those blocks and their neighbours for JPEG, everywhere outside the subject and
 # shadow for PNG/WEBP
@@ -90,8 +89,6 @@ class Preset:
             "position": "center",
             "fit": "contain",
         }
-
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(
         self, pixels: np.ndarray, covered: np.ndarray, subject_box: tuple[int, int, int, int] | None, fmt: str

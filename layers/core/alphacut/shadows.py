@@ -24,6 +24,7 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
+from alphacut.codec import over_color
 from alphacut.geometry import Box, subject_bbox
 from alphacut.options import Shadow, ShadowType
 
@@ -238,15 +239,7 @@ def lay_under(
         return rgb, alpha
     cols = np.flatnonzero(shade.any(axis=0))
     region = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    a = alpha[region].astype(np.float32) * (1.0 / 255.0)
-    s = shade[region].astype(np.float32) * (1.0 / 255.0)
-    merged = a + s * (1.0 - a)
-    colours = (
-        rgb[region].astype(np.float32) * a[..., None]
-        + np.asarray(color, np.float32) * (s * (1.0 - a))[..., None]
-    )
-    colours /= np.maximum(merged, 1e-6)[..., None]
     out_rgb, out_alpha = rgb.copy(), alpha.copy()
-    out_rgb[region] = (np.clip(colours, 0, 255) + 0.5).astype(np.uint8)
-    out_alpha[region] = (merged * 255.0 + 0.5).astype(np.uint8)
+    under = shade[region].astype(np.float32) * (1.0 / 255.0)
+    out_rgb[region], out_alpha[region] = over_color(rgb[region], alpha[region], color, under)
     return out_rgb, out_alpha

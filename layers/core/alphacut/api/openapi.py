@@ -7,7 +7,7 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from PIL import ImageColor
@@ -16,10 +16,12 @@ from alphacut import __version__
 from alphacut.api.cors import ANSWER_HEADERS
 from alphacut.options import (
     BOOLEAN_WORDS,
+    DEFAULT_SHADOW_ANGLE,
     MAX_TARGET_SIDE,
     POSITION_WORDS,
     SHADOW_RANGES,
     SIZE_MEGAPIXELS,
+    CutoutOptions,
     Fit,
     ImageFormat,
     OutputKind,
@@ -29,17 +31,17 @@ from alphacut.options import (
 from alphacut.presets import PRESETS
 from alphacut.urlfetch import AFTER_HOST_PATTERN, MAX_URL_LENGTH
 
+# the options model's own defaults (shadow_angle has none: each type has its own light)
+_OPTION_DEFAULTS = {f.name: f.default for f in fields(CutoutOptions)}
 SHADOW_DEFAULTS = {
-    "shadow_opacity": 50,
-    "shadow_softness": 30,
-    "shadow_distance": 3,
-    "shadow_elevation": 45,
+    name: _OPTION_DEFAULTS[name] for name, _, _ in SHADOW_RANGES if _OPTION_DEFAULTS[name] is not None
 }
 SHADOW_TEXTS = {
     "shadow_opacity": "percent, at the shadow's darkest; 0 draws none",
     "shadow_softness": "blur: 100 is 10% of the subject's longer side (15% for cast)",
     "shadow_angle": "where the light comes from, degrees clockwise from the top (0 above, 90 right, "
-    "180 in front); unset: drop 315, cast 150",
+    "180 in front); unset: "
+    + ", ".join(f"{kind.value} {angle:g}" for kind, angle in DEFAULT_SHADOW_ANGLE.items() if angle),
     "shadow_distance": "drop: the offset, percent of the subject's longer side",
     "shadow_elevation": "cast: the light's height over the floor in degrees (low: a long shadow)",
 }
