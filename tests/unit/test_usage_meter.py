@@ -4,7 +4,8 @@ counters tried again, a repeated call counted once."""
 from __future__ import annotations
 
 import pytest
-from alphacut.aws.usage import CONFLICT_ATTEMPTS, MeteredCall, UsageMeter
+from alphacut.aws.transactions import CONFLICT_ATTEMPTS
+from alphacut.aws.usage import MeteredCall, UsageMeter
 from botocore.exceptions import ClientError
 
 

@@ -102,6 +102,12 @@ class CallbackUndeliverable(AlphacutError):
     code = "callback_undeliverable"
 
 
+class InsufficientCredits(AlphacutError):
+    """A credit-based key's balance does not cover the call (refused before any work is done)."""
+
+    code = "insufficient_credits"
+
+
 class NotFound(AlphacutError):
     """No such resource (task, route) for this caller."""
 
@@ -160,6 +166,7 @@ class ModelUnavailable(AlphacutError):
 HTTP_STATUS: dict[type[AlphacutError], int] = {
     InvalidOption: 400,
     UrlNotAllowed: 400,
+    InsufficientCredits: 402,
     NotFound: 404,
     Conflict: 409,
     UnsupportedMediaType: 415,

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from alphacut.pricing import CreditPrices
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -99,6 +101,12 @@ class _Environment:
             raise SettingError(f"environment variable {name} must list port numbers (1-65535)")
         return ports
 
+    def prices(self, name: str) -> CreditPrices:
+        try:
+            return CreditPrices.parse(self.environ.get(name) or "")
+        except ValueError as error:
+            raise SettingError(f"environment variable {name}: {error}") from None
+
     def switch(self, name: str, default: bool) -> bool:
         raw = self.environ.get(name)
         if not raw:
@@ -173,6 +181,9 @@ SERVICE_VARIABLES = {
     "url_allowed_hosts": "IMAGE_URL_ALLOWED_HOSTS",
     "url_allowed_ports": "IMAGE_URL_ALLOWED_PORTS",
     "warm_models": "ALPHACUT_WARM_MODELS",
+    "credit_prices": "CREDIT_PRICES",
+    "credit_hold_seconds": "CREDIT_HOLD_SECONDS",
+    "price_per_credit": "PRICE_PER_CREDIT",
 }
 
 
@@ -206,6 +217,12 @@ class ServiceSettings:
     url_allowed_ports: tuple[int, ...] = ()
     # the models a function loads and runs once at cold start (names as in alphacut.models.ModelStore)
     warm_models: tuple[str, ...] = ()
+    # credit-based keys (alphacut.pricing): what each delivered result costs, how long a call's
+    # reservation lives (past the function's own timeout, so only a killed call's outlives it), and
+    # the money a credit is invoiced at in statements
+    credit_prices: CreditPrices = field(default_factory=CreditPrices)
+    credit_hold_seconds: int = 90
+    price_per_credit: float = 0.20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -221,6 +238,9 @@ class ServiceSettings:
             "gpu_request_ttl",
             "endpoint_status_cache",
             "cors_allow_origin",
+            "credit_prices",
+            "credit_hold_seconds",
+            "price_per_credit",
         }
         return cls(
             **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
@@ -233,6 +253,9 @@ class ServiceSettings:
             gpu_request_ttl=env.integer("GPU_REQUEST_TTL_SECONDS", defaults.gpu_request_ttl),
             endpoint_status_cache=env.number("ENDPOINT_STATUS_CACHE_SECONDS", defaults.endpoint_status_cache),
             cors_allow_origin=env.text("CORS_ALLOW_ORIGIN", defaults.cors_allow_origin),
+            credit_prices=env.prices("CREDIT_PRICES"),
+            credit_hold_seconds=env.integer("CREDIT_HOLD_SECONDS", defaults.credit_hold_seconds),
+            price_per_credit=env.number("PRICE_PER_CREDIT", defaults.price_per_credit),
         )
 
     def require(self, name: str) -> str:

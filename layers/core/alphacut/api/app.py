@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api import process, snapstart, web
 from alphacut.api.cors import answer_cors
+from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import IMAGE_URL, JSON, RouteDoc, build_openapi, empty_unset
@@ -41,6 +42,7 @@ from alphacut.api.responses import (
 from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType
+from alphacut.pricing import credits
 
 if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -317,6 +319,7 @@ def create_task_route() -> Response[Any]:
         api_key_owner(),
         params.get("callback_url"),
         process.public_base_url(app.current_event.raw_event),
+        credit_hold=current_gate(),
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = process.seconds_left(app.lambda_context)
@@ -343,11 +346,16 @@ def usage_route() -> Response[Any]:
     if meter is None:
         raise NotFound("metering is not configured in this deployment")
     first, last = default_range(app.current_event.query_string_parameters or {})
-    report = meter.report(api_key_owner(), first, last)
-    quota = meter.daily_quota(api_key_owner())
-    return json_response(
-        200, {"request_id": request_id(), "key_id": api_key_owner(), "daily_quota": quota, **report}
-    )
+    owner = api_key_owner()
+    report = meter.report(owner, first, last)
+    plan = meter.plan(owner)
+    balance = meter.credits.balance(owner) if plan is not None and plan.credit_based else None
+    account = {
+        "daily_quota": plan.quota if plan is not None else None,
+        "credit_based": bool(plan and plan.credit_based),
+        "balance": credits(balance) if balance is not None else None,
+    }
+    return json_response(200, {"request_id": request_id(), "key_id": owner, **account, **report})
 
 
 @app.get("/v1/results/<token>")

@@ -13,7 +13,12 @@ is only ever for a 200 that goes out.
 answer, and into JSON bodies too unless the route answers in a vendor's exact envelope
 (``app.append_context(exact_envelope=True)``; an envelope that has the fields, JD NeuHub's, gets them
 filled in). A vendor that says the same in its own headers names a function for them
-(``app.append_context(usage_headers=f)``, ``f(charged, remain, quota) -> headers``).
+(``app.append_context(usage_headers=f)``, ``f(Usage) -> headers``).
+
+For a key on a credit-based plan, ``charge`` is the credits the call cost (0 when nothing was
+charged) and ``remain`` the balance left; the call's price was reserved before its model ran
+(``alphacut.api.credits``), and here it is committed with the count, in one transaction, or
+released when nothing billable went out.
 
 Usage::
 
@@ -25,29 +30,47 @@ Usage::
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from alphacut.api import process
+from alphacut.api.credits import CreditGate, open_gate
+from alphacut.pricing import credits
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from alphacut.api.responses import Middleware
+    from alphacut.aws.usage import Plan, UsageMeter
 
 CHARGE_HERE = "here"
 CHARGED_BY_TASK = "task"
 
 
-def _decorate(
-    response: Response[Any], charge: bool, remain: int | None, exact_envelope: bool
-) -> Response[Any]:
+@dataclass(frozen=True)
+class Usage:
+    """What an answer says about its cost: charged or not; for a credit-based key the credits it
+    cost (``credits``, None for a quota key) and the balance left, else the calls left today."""
+
+    charged: bool
+    credits: int | float | None = None
+    remain: int | float | None = None
+    quota: int | None = None
+
+    @property
+    def charge(self) -> bool | int | float:
+        return self.credits if self.credits is not None else self.charged
+
+
+def _decorate(response: Response[Any], usage: Usage, exact_envelope: bool) -> Response[Any]:
     response.headers = dict(response.headers or {})
-    response.headers["X-Alphacut-Charge"] = "true" if charge else "false"
-    if remain is not None:
-        response.headers["X-Alphacut-Remain"] = str(remain)
+    charge = usage.charge
+    response.headers["X-Alphacut-Charge"] = str(charge).lower() if isinstance(charge, bool) else str(charge)
+    if usage.remain is not None:
+        response.headers["X-Alphacut-Remain"] = str(usage.remain)
     content_type = str(response.headers.get("Content-Type") or "")
     if isinstance(response.body, str) and (not content_type or "json" in content_type):
         try:
@@ -56,7 +79,7 @@ def _decorate(
             return response
         if isinstance(body, dict) and (not exact_envelope or "charge" in body):
             body["charge"] = charge
-            body["remain"] = remain
+            body["remain"] = usage.remain
             response.body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return response
 
@@ -66,29 +89,55 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
     routes served without a key (the page, the reference, result links), never counted."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
-        response = next_middleware(app)
-        context = app.context
         event = app.current_event.raw_event
         if not process.key_required(event, keyless):
-            return response
+            return next_middleware(app)
         meter = process.usage_meter()
+        owner = process.api_key_owner(event)
+        route = event.get("resource") or event.get("path") or "?"
+        call_id = process.request_id(event, app.lambda_context)
+        plan = meter.plan(owner) if meter is not None else None
+        if meter is None or plan is None or not plan.credit_based:
+            response = next_middleware(app)
+            gate = None
+        else:
+            gate = CreditGate(meter.credits, owner, call_id, route, process.SETTINGS)
+            with open_gate(gate):
+                try:
+                    response = next_middleware(app)
+                except BaseException:
+                    gate.release()
+                    raise
+        context = app.context
         delivered = response.status_code == 200 and not context.get("replayed")
         # an empty picture (no subject found) is delivered and never charged, on every route
         charge_here = delivered and context.get("charge") == CHARGE_HERE and not context.get("empty_result")
-        charged = charge_here or (delivered and context.get("charge") == CHARGED_BY_TASK)
-        remain = quota = None
+        by_task = delivered and context.get("charge") == CHARGED_BY_TASK
+        usage = Usage(charge_here or by_task)
         if meter is not None:
             from alphacut.aws.usage import MeteredCall
 
-            owner = process.api_key_owner(event)
-            route = event.get("resource") or event.get("path") or "?"
-            meter.count(MeteredCall(owner, route, charge_here, process.request_id(event, app.lambda_context)))
-            quota = meter.daily_quota(owner)
-            calls_today = meter.calls_today(owner) if quota is not None else None
-            remain = max(quota - calls_today, 0) if quota is not None and calls_today is not None else None
-        response = _decorate(response, charged, remain, bool(context.get("exact_envelope")))
+            paid, hold = (gate.amount, gate.hold) if gate is not None and charge_here else (0, "")
+            if gate is not None and not charge_here:
+                gate.release()
+            meter.count(MeteredCall(owner, route, charge_here, call_id, credits=paid, hold=hold))
+            usage = _usage(
+                meter, owner, plan, usage.charged, paid + (gate.task_amount if gate and by_task else 0)
+            )
+        response = _decorate(response, usage, bool(context.get("exact_envelope")))
         if context.get("usage_headers"):
-            response.headers.update(context["usage_headers"](charged, remain, quota))
+            response.headers.update(context["usage_headers"](usage))
         return response
 
     return metering
+
+
+def _usage(meter: UsageMeter, owner: str, plan: Plan | None, charged: bool, paid: int) -> Usage:
+    """The answer's cost and what is left: credits for a credit-based key, calls today else."""
+    if plan is not None and plan.credit_based:
+        balance = meter.credits.balance(owner, settle_expired=False)
+        return Usage(charged, credits(paid), credits(balance or 0))
+    quota = plan.quota if plan is not None else None
+    calls_today = meter.calls_today(owner) if quota is not None else None
+    remain = max(quota - calls_today, 0) if quota is not None and calls_today is not None else None
+    return Usage(charged, None, remain, quota)

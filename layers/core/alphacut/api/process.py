@@ -59,10 +59,11 @@ def forget_connections() -> None:
 
 
 def pipeline() -> Pipeline:
-    """The process's pipeline (numpy, Pillow and onnxruntime are imported here, at first use)."""
-    from alphacut.pipeline import Pipeline
+    """The process's pipeline (numpy, Pillow and onnxruntime are imported here, at first use);
+    a credit-based call's price is reserved before its model runs (``alphacut.api.credits``)."""
+    from alphacut.api.paid_pipeline import PaidPipeline
 
-    return once("pipeline", Pipeline.from_settings)
+    return once("pipeline", PaidPipeline.from_settings)
 
 
 def link_signer() -> LinkSigner | None:

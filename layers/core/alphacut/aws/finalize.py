@@ -8,7 +8,8 @@ An execution that failed with ``ChargeFailed`` delivered its result but could no
 after every retry: the task stays done, and the charge is recorded as unbilled for an operator
 (the function counts it in the ``UnbilledTasks`` metric, which has an alarm). An execution stopped,
 timed out or failed after MarkDone and before its charge went through is charged here, once. A
-task this function ends that has a ``callback_url`` gets its callback, through the callback queue.
+task this function ends gets back the credits it reserved (a credit-based key) and, if it has a
+``callback_url``, its callback, through the callback queue.
 
 Usage::
 
@@ -19,7 +20,7 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,6 +32,8 @@ from alphacut.aws.segment_queue import end_lost_step
 from alphacut.aws.task_table import TaskTable, is_billable
 from alphacut.aws.usage import UsageMeter
 from alphacut.errors import NotFound
+from alphacut.options import CutoutOptions
+from alphacut.pricing import CreditPrices
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import TaskState
 
@@ -45,6 +48,7 @@ class TaskFinalizer:
     table: TaskTable
     meter: UsageMeter | None
     callbacks: CallbackQueue | None = None
+    prices: CreditPrices = field(default_factory=CreditPrices)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TaskFinalizer:
@@ -53,14 +57,21 @@ class TaskFinalizer:
             if settings.callback_queue_url
             else None
         )
-        return cls(TaskTable.from_settings(settings), UsageMeter.from_settings(settings), callbacks)
+        return cls(
+            TaskTable.from_settings(settings),
+            UsageMeter.from_settings(settings),
+            callbacks,
+            settings.credit_prices,
+        )
 
-    def _call_back(self, task_id: str) -> None:
-        """The callback of a task this function just ended, if it asked for one."""
-        if self.callbacks is None:
-            return
-        url = self.table.get(task_id).extra.get("callback_url")
-        if url:
+    def _ended(self, task_id: str) -> None:
+        """A task this function just ended: the credits it reserved come back, and its callback
+        goes out if it asked for one."""
+        record = self.table.get(task_id)
+        if self.meter is not None:
+            self.meter.release_task(record.owner, task_id)
+        url = record.extra.get("callback_url")
+        if url and self.callbacks is not None:
             self.callbacks.enqueue(task_id, url)
 
     def dead_letter(self, record: SqsRecord) -> str:
@@ -89,7 +100,7 @@ class TaskFinalizer:
         ]
         for task_id, did in zip(task_ids, ended, strict=True):
             if did:
-                self._call_back(task_id)
+                self._ended(task_id)
         logger.warning("dead letter", extra={"task_ids": task_ids, "ended": ended})
         return "ended" if any(ended) else ("not_queued" if task_ids else "dropped")
 
@@ -110,7 +121,7 @@ class TaskFinalizer:
         )
         logger.warning("execution ended", extra={"task_id": task_id, "status": status, "ended": ended})
         if ended:
-            self._call_back(task_id)
+            self._ended(task_id)
             return "ended"
         return self._charge_if_delivered(task_id, status)
 
@@ -122,10 +133,14 @@ class TaskFinalizer:
             record = self.table.get(task_id)
         except NotFound:
             return "final_already"
-        if record.state is not TaskState.DONE or self.meter is None or not is_billable(record):
+        if record.state is not TaskState.DONE or self.meter is None:
+            return "final_already"
+        if not is_billable(record):
+            self.meter.release_task(record.owner, task_id)  # an empty picture: never charged
             return "final_already"
         try:
-            charged = self.meter.charge_task(record.owner, task_id)
+            price = self.prices.for_options(CutoutOptions.from_mapping(record.options))
+            charged = self.meter.charge_task(record.owner, task_id, price=price)
         except Exception as error:  # noqa: BLE001 - any failure: an operator bills it by hand
             self.meter.record_unbilled(record.owner, task_id, f"execution {status.lower()}: {error}")
             logger.error("task delivered but not charged", extra={"task_id": task_id, "owner": record.owner})

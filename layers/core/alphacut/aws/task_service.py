@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -34,6 +34,15 @@ from alphacut.result_links import LinkSigner
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from alphacut.urlfetch import check_callback_url
+
+
+class CreditHold(Protocol):
+    """A credit-based call that submits a task (``alphacut.api.credits.CreditGate``)."""
+
+    def reserve_task(self, task_id: str, options: CutoutOptions) -> None: ...
+
+    def release_task(self, task_id: str) -> None: ...
+
 
 # a callback's result links: a receiver may fetch them long after the callback (signed links,
 # not presigned URLs, so the sender's credentials do not bound them)
@@ -110,7 +119,10 @@ class TaskService:
         owner: str,
         callback_url: str | None = None,
         api_base_url: str = "",
+        credit_hold: CreditHold | None = None,
     ) -> str:
+        """A new task, queued; its id. ``credit_hold``: a credit-based key's call, which reserves
+        the task's price before anything is stored and gets it back if the task is never queued."""
         if image is not None and len(image) > self.max_bytes:
             raise ImageTooLarge(
                 f"is {len(image)} bytes; at most {self.max_bytes} are accepted",
@@ -123,6 +135,18 @@ class TaskService:
             check_callback_url(callback_url, self.allowed_hosts)
             record.extra["callback_url"] = callback_url
             record.extra["api_base_url"] = api_base_url  # where the callback's result links point
+        if credit_hold is not None:
+            credit_hold.reserve_task(task_id, options)
+        try:
+            self._store_and_queue(record, image, options)
+        except BaseException:
+            if credit_hold is not None:
+                credit_hold.release_task(task_id)
+            raise
+        return task_id
+
+    def _store_and_queue(self, record: TaskRecord, image: bytes | None, options: CutoutOptions) -> None:
+        task_id = record.task_id
         if image is not None:
             record.input_key = f"tasks/{task_id}/input"
             self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
@@ -133,7 +157,6 @@ class TaskService:
             )
         self.table.create(record)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"task_id": task_id}))
-        return task_id
 
     def wait(
         self,

@@ -29,10 +29,9 @@ Usage::
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -40,14 +39,16 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
+from alphacut.aws.credits import CreditLedger
+from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
+from alphacut.pricing import MILLI, credits
 from alphacut.settings import ServiceSettings
 
 TOTAL_ROUTE = "*"
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 # a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
 CALL_MARKER_TTL_SECONDS = 14 * 86400
-CONFLICT_ATTEMPTS = 4
 PLAN_CACHE_SECONDS = 300
 UNKNOWN_KEY_SECONDS = 5  # a key created since the last read (only keys on a plan get through)
 MAX_REPORT_DAYS = 366
@@ -76,6 +77,7 @@ def parse_day(value: str | None, field: str, default: str) -> str:
 class UsageMeter:
     def __init__(self, table_name: str, queue_url: str = ""):
         self.table_name, self.queue_url = table_name, queue_url
+        self.credits = CreditLedger(table_name)
         self._plans: dict[str, Plan] = {}  # key id -> its plan
         self._plans_read_at = -float(PLAN_CACHE_SECONDS)
         self._lock = threading.Lock()
@@ -93,31 +95,26 @@ class UsageMeter:
     def record(self, call: MeteredCall) -> bool:
         """Count one call (and its charge): the route's counter, the day's totals and a marker
         for the call in one transaction, so the counters never disagree and a call applied
-        twice (a retry, the metering queue) counts once. False when it was counted already."""
+        twice (a retry, the metering queue) counts once. False when it was counted already.
+        A credit-based call's hold is committed in the same transaction (``alphacut.aws.credits``)."""
         return self._add_once(
             f"call#{call.call_id}",
             CALL_MARKER_TTL_SECONDS,
             {},
-            call.key_id,
-            call.day,
-            call.route,
-            1,
-            int(call.charged),
+            Counts(
+                call.key_id, call.day, call.route, 1, int(call.charged), call.credits if call.charged else 0
+            ),
+            call.hold,
         )
 
     def _add_once(
-        self,
-        marker_pk: str,
-        marker_ttl: int,
-        marker_fields: dict[str, Any],
-        key_id: str,
-        day: str,
-        route: str,
-        calls: int,
-        charged: int,
+        self, marker_pk: str, marker_ttl: int, marker_fields: dict[str, Any], counts: Counts, hold: str = ""
     ) -> bool:
         """The route's and the day's counters with a marker, in one transaction: a failed attempt
-        leaves nothing behind, a repeated one (the marker exists) is refused whole: False."""
+        leaves nothing behind, a repeated one (the marker exists) is refused whole: False.
+        Credits are paid by the hold (committed) or, where it was released meanwhile or there is
+        none, from the balance if it covers them; a delivery the balance cannot pay is counted
+        without credits and kept as unbilled for an operator."""
         marker = {
             "Put": {
                 "TableName": self.table_name,
@@ -130,34 +127,42 @@ class UsageMeter:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
-        items = [
-            marker,
-            self._counter_update(key_id, f"{day}#{route}", calls, charged),
-            self._counter_update(key_id, f"{day}#{TOTAL_ROUTE}", calls, charged),
-        ]
-        attempts = 0
-        while True:
-            try:
-                self._db.transact_write_items(TransactItems=items)
+        ways = []
+        if counts.credits and hold:
+            ways.append([self.credits.commit_item(counts.key_id, hold, counts.credits)])
+        if counts.credits:
+            ways.append([self.credits.take_item(counts.key_id, counts.credits)])
+        ways.append([])
+        for way, payment in enumerate(ways):
+            paid = counts if payment else replace(counts, credits=0)
+            items = [
+                marker,
+                self._counter_update(paid, f"{paid.day}#{paid.route}"),
+                self._counter_update(paid, f"{paid.day}#{TOTAL_ROUTE}"),
+                *payment,
+            ]
+            refused = transact(self._db, items)
+            if refused is None:
+                if counts.credits and not payment:
+                    self.record_unbilled(counts.key_id, marker_pk, "delivered; the balance did not cover it")
                 return True
-            except ClientError as error:
-                codes = [reason.get("Code") for reason in error.response.get("CancellationReasons") or []]
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    return False  # applied already
-                # DynamoDB cancels a transaction that meets another on the same counter (a key's
-                # busy day): a short, jittered wait and it goes through; the SDK does not retry it
-                attempts += 1
-                if "TransactionConflict" not in codes or attempts == CONFLICT_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0.01, 0.05) * attempts)
+            if refused[0] == CONDITION_FAILED:
+                return False  # applied already
+            logger.warning("credits not paid this way", extra={"marker": marker_pk, "way": way})
+        raise AssertionError("the last way has no condition but the marker's")
 
-    def _counter_update(self, key_id: str, sort_key: str, calls: int, charged: int) -> dict[str, Any]:
+    def _counter_update(self, counts: Counts, sort_key: str) -> dict[str, Any]:
+        values = {":calls": {"N": str(counts.calls)}, ":charged": {"N": str(counts.charged)}}
+        expression = "ADD calls :calls, charged :charged"
+        if counts.credits:
+            values[":credits"] = {"N": str(counts.credits)}
+            expression += ", credits :credits"
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": {"pk": {"S": f"usage#{key_id}"}, "sk": {"S": sort_key}},
-                "UpdateExpression": "ADD calls :calls, charged :charged",
-                "ExpressionAttributeValues": {":calls": {"N": str(calls)}, ":charged": {"N": str(charged)}},
+                "Key": {"pk": {"S": f"usage#{counts.key_id}"}, "sk": {"S": sort_key}},
+                "UpdateExpression": expression,
+                "ExpressionAttributeValues": values,
             }
         }
 
@@ -178,21 +183,33 @@ class UsageMeter:
             logger.exception("metering lost: apply this call by hand", extra={"call": call.to_json()})
 
     def charge_task(
-        self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None
+        self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None, price: int = 0
     ) -> bool:
         """Charge a finished task once. The marker and the counters are one transaction: a failed
         attempt leaves nothing behind (a retry charges), a repeated one is refused whole (no
-        second charge)."""
+        second charge). A credit-based key pays with the hold made at submission; a task that has
+        none (an upload) pays ``price`` from the balance."""
+        hold = self.credits.hold(key_id, task_hold(task_id))
+        amount = hold.amount if hold else (price if price and self.credits.balance(key_id) is not None else 0)
         return self._add_once(
             f"charge#{task_id}",
             CHARGE_MARKER_TTL_SECONDS,
             {"owner": {"S": key_id}},
-            key_id,
-            day or utc_day(),
-            route,
-            0,
-            1,
+            Counts(key_id, day or utc_day(), route, 0, 1, amount),
+            task_hold(task_id) if hold else "",
         )
+
+    def settle_task(self, key_id: str, task_id: str, billable: bool, price: int = 0) -> bool:
+        """A done task: charged once if billable (``charge_task``), else (an empty picture) its
+        reserved credits come back. True when this call charged it."""
+        if billable:
+            return self.charge_task(key_id, task_id, price=price)
+        self.release_task(key_id, task_id)
+        return False
+
+    def release_task(self, key_id: str, task_id: str) -> bool:
+        """A task that ended without a charge: the credits it reserved come back (False: none)."""
+        return self.credits.release(key_id, task_hold(task_id))
 
     def is_charged(self, task_id: str) -> bool:
         return "Item" in self._db.get_item(
@@ -254,8 +271,11 @@ class UsageMeter:
                 counts = {
                     "calls": int(item.get("calls", {}).get("N", 0)),
                     "charged": int(item.get("charged", {}).get("N", 0)),
+                    "credits": credits(int(item.get("credits", {}).get("N", 0))),
                 }
-                entry = days.setdefault(day, {"date": day, "calls": 0, "charged": 0, "routes": {}})
+                entry = days.setdefault(
+                    day, {"date": day, "calls": 0, "charged": 0, "credits": 0, "routes": {}}
+                )
                 if route == TOTAL_ROUTE:
                     entry.update(counts)
                 else:
@@ -265,7 +285,11 @@ class UsageMeter:
             "from": first,
             "to": last,
             "days": listed,
-            "total": {"calls": sum(d["calls"] for d in listed), "charged": sum(d["charged"] for d in listed)},
+            "total": {
+                "calls": sum(d["calls"] for d in listed),
+                "charged": sum(d["charged"] for d in listed),
+                "credits": credits(sum(round(d["credits"] * MILLI) for d in listed)),
+            },
         }
 
     # ---- the key's plan --------------------------------------------------------------------------
@@ -299,16 +323,36 @@ class UsageMeter:
         return plan.quota if plan is not None else None
 
 
+def task_hold(task_id: str) -> str:
+    """The id of a task's credit hold (made at submission, committed by its charge)."""
+    return f"task#{task_id}"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What one charge transaction adds: to whom, which day and route, and how much."""
+
+    key_id: str
+    day: str
+    route: str
+    calls: int
+    charged: int
+    credits: int = 0  # millicredits
+
+
 @dataclass(frozen=True)
 class MeteredCall:
     """One call to count: who, which route, which UTC day, charged or not, and its request id
-    (what makes applying it twice count once)."""
+    (what makes applying it twice count once); for a credit-based key, the credits it costs and
+    the hold that reserved them."""
 
     key_id: str
     route: str
     charged: bool
     call_id: str
     day: str = field(default_factory=utc_day)
+    credits: int = 0  # millicredits
+    hold: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -322,6 +366,8 @@ class MeteredCall:
             bool(data["charged"]),
             str(data["call_id"]),
             str(data["day"]),
+            int(data.get("credits", 0)),
+            str(data.get("hold", "")),
         )
 
 
@@ -330,6 +376,10 @@ class Plan:
     name: str
     quota: int | None  # calls per UTC day
     rate_limit: float | None  # requests per second
+    credit_based: bool = False  # the plan's ``billing`` tag is ``credits``: calls cost credits
+
+
+CREDIT_BILLING = "credits"  # a usage plan's ``billing`` tag that makes it credit-based
 
 
 def read_plans() -> dict[str, Plan]:
@@ -343,7 +393,12 @@ def read_plans() -> dict[str, Plan]:
                 int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
             )
             rate = (item.get("throttle") or {}).get("rateLimit")
-            plan = Plan(item.get("name", ""), daily, float(rate) if rate is not None else None)
+            plan = Plan(
+                item.get("name", ""),
+                daily,
+                float(rate) if rate is not None else None,
+                (item.get("tags") or {}).get("billing") == CREDIT_BILLING,
+            )
             for keys in gateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=item["id"]):
                 for key in keys.get("items", []):
                     found[key["id"]] = plan

@@ -26,9 +26,9 @@ logger = Logger()
 @cache
 def pipeline_with(limits: ImageLimits) -> Pipeline:
     """The process's pipeline (same warm models) under a vendor's own image limits."""
-    from alphacut.pipeline import Pipeline
+    from alphacut.api.paid_pipeline import PaidPipeline
 
-    return Pipeline(process.pipeline().models, limits)
+    return PaidPipeline(process.pipeline().models, limits)
 
 
 def vendor_answer(

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import process
+from alphacut.api.credits import current_gate
 from alphacut.api.metering import CHARGED_BY_TASK
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
 from alphacut.api.responses import json_response
@@ -91,6 +92,7 @@ def create_segmentation() -> Response[Any]:
             options,
             owner,
             None,
+            credit_hold=current_gate(),
         )
         left = process.seconds_left(router.lambda_context)
         record = service.wait(task_id, owner, left) if sync else service.table.get(task_id)

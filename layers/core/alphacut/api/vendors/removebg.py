@@ -12,10 +12,11 @@ as remove.bg ignores them, and named in ``X-Alphacut-Ignored``. A preset's check
 
 Answers: the image itself (``X-Type``, ``X-Width``, ``X-Height``, ``X-Foreground-*``), or with
 ``Accept: application/json`` ``{"data": {"result_b64", "foreground_top", ...}}``; the metering adds
-``X-Credits-Charged`` and ``X-RateLimit-*`` from the key's plan. Errors are
-``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses (``ERROR_TABLE``); the
-gateway in front answers 403 for a bad key, 429 over the rate and 402 once the daily quota is spent
-(the template's remove.bg API).
+``X-Credits-Charged`` (a credit-based key: the credits paid) and ``X-RateLimit-*`` from the key's
+plan. Errors are ``{"errors": [{"title", "code", "detail"}]}`` with remove.bg's statuses
+(``ERROR_TABLE``: 402 ``insufficient_credits`` when a credit-based key's balance does not cover the
+call); the gateway in front answers 403 for a bad key, 429 over the rate and 402 once the daily
+quota is spent (the template's remove.bg API).
 
 Usage::
 
@@ -50,6 +51,7 @@ from alphacut.errors import (
     CorruptImage,
     ImageTooLarge,
     ImageTooSmall,
+    InsufficientCredits,
     InvalidOption,
     NoSubjectFound,
     ResolutionTooHigh,
@@ -61,8 +63,10 @@ from alphacut.errors import (
     http_status,
 )
 from alphacut.options import CutoutOptions, SubjectType, parse_bool, parse_margin
+from alphacut.pricing import credits
 
 if TYPE_CHECKING:
+    from alphacut.api.metering import Usage
     from alphacut.pipeline import CutoutResult
 
 router = Router()
@@ -158,6 +162,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (UnsupportedMediaType, 400, "invalid_content_type", "Unsupported Content-Type"),
     (ResponseTooLarge, 400, "result_too_large", "Result too large for a synchronous answer"),
     (Conflict, 409, "conflict", "Request conflicts with an earlier one"),
+    (InsufficientCredits, 402, "insufficient_credits", "Insufficient credits"),
     (InvalidOption, 400, "invalid_parameters", "Invalid parameters"),
 ]
 
@@ -324,14 +329,16 @@ def answer(
     return Response(status_code=200, content_type=content_type, body=data, headers=headers)
 
 
-def usage_headers(charged: bool, remain: int | None, quota: int | None) -> dict[str, str]:
-    """What the metering adds to every answer of this API: the credit and the key's daily calls."""
-    headers = {"X-Credits-Charged": "1" if charged else "0"}
-    if quota is not None:
+def usage_headers(usage: Usage) -> dict[str, str]:
+    """What the metering adds to every answer of this API: the credits charged (a quota-based key:
+    1 a charged call) and, for a quota-based key, its daily calls."""
+    charged = usage.credits if usage.credits is not None else int(usage.charged)
+    headers = {"X-Credits-Charged": str(charged)}
+    if usage.quota is not None:
         headers.update(
             {
-                "X-RateLimit-Limit": str(quota),
-                "X-RateLimit-Remaining": str(remain or 0),
+                "X-RateLimit-Limit": str(usage.quota),
+                "X-RateLimit-Remaining": str(usage.remain or 0),
                 "X-RateLimit-Reset": str(next_utc_midnight()),
             }
         )
@@ -366,7 +373,8 @@ def error_status(error: Exception) -> int:
 
 @router.get("/v1.0/account")
 def account_route() -> Response[Any]:
-    """The key's calls left today and its plan, as remove.bg's account (credits = calls)."""
+    """The key's balance (a credit-based key) or its calls left today (credits = calls), and its
+    plan, as remove.bg's account."""
     router.append_context(usage_headers=usage_headers)
 
     def build(request_id: str) -> Response[Any]:
@@ -374,15 +382,20 @@ def account_route() -> Response[Any]:
         meter = process.usage_meter()
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
-        # this call is counted too (after the answer): what is left once it is
-        used = meter.calls_today(owner) if meter and quota is not None else None
-        left = max(quota - used - 1, 0) if quota is not None and used is not None else None
+        left: int | float | None
+        if meter is not None and plan is not None and plan.credit_based:
+            left = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
+        else:
+            # this call is counted too (after the answer): what is left once it is
+            used = meter.calls_today(owner) if meter and quota is not None else None
+            left = max(quota - used - 1, 0) if quota is not None and used is not None else None
         attributes = {
             "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
             "api": {"free_calls": left, "sizes": "all"},
             "plan": {
                 "name": plan.name if plan else None,
                 "daily_quota": quota,
+                "credit_based": bool(plan and plan.credit_based),
                 "rate_limit": plan.rate_limit if plan else None,
                 "resets_at": next_utc_midnight(),
             },

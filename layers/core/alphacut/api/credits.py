@@ -1,0 +1,103 @@
+"""Credit-based keys on every route: the call is reserved before the model runs and settled by
+the metering middleware once the answer is known.
+
+The metering middleware (``alphacut.api.metering``, outermost) opens a ``CreditGate`` for a key
+on a credit-based plan. Every route's model work goes through ``PaidPipeline``
+(``alphacut.api.paid_pipeline``: ``process.pipeline()`` and the vendors' ``pipeline_with`` make
+one), whose ``run`` / ``cut_out_garments`` first reserve the price of what was asked
+(``alphacut.pricing``): a balance that does not cover it is a 402 ``insufficient_credits``
+before any model work. A task reserves at submission, under its own hold
+(``CreditGate.reserve_task``, which ``TaskService.submit`` calls), which its charge or its end
+settles (``alphacut.aws.usage``, ``alphacut.aws.finalize``). Where no gate is open (a
+quota-based key, the CLI, the workers) nothing is reserved.
+
+Usage::
+
+    with open_gate(CreditGate(meter.credits, key_id, request_id, route, settings)) as gate:
+        response = next_middleware(app)           # PaidPipeline.run reserved gate.amount
+    gate.release() if not delivered else meter.count(MeteredCall(..., credits=gate.amount, hold=gate.hold))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alphacut.aws.credits import CreditLedger
+    from alphacut.options import CutoutOptions
+    from alphacut.settings import ServiceSettings
+
+# A task's hold lives as long as a task may: its wait in the task queue (retention 6 h) and its
+# execution (the state machine's TimeoutSeconds, 24000 s), and an hour for the finalizer after
+_TASK_QUEUE_RETENTION = 21600
+_EXECUTION_TIMEOUT = 24000
+TASK_HOLD_SECONDS = _TASK_QUEUE_RETENTION + _EXECUTION_TIMEOUT + 3600
+
+_current: ContextVar[CreditGate | None] = ContextVar("credit_gate", default=None)
+
+
+@dataclass
+class CreditGate:
+    """One call of a credit-based key: what it reserved (``amount`` millicredits under ``hold``)."""
+
+    ledger: CreditLedger
+    key_id: str
+    call_id: str
+    route: str
+    settings: ServiceSettings
+    amount: int = 0
+    hold: str = ""
+    task_amount: int = 0  # what a task submitted in this call reserved (its charge settles it)
+
+    def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
+        """Reserve the call's price once (a route that runs the model twice pays once)."""
+        if self.hold:
+            return
+        amount = self.settings.credit_prices.for_options(options, costume)
+        if amount:
+            self.ledger.reserve(
+                self.key_id, self.call_id, amount, self.settings.credit_hold_seconds, self.route
+            )
+            self.hold, self.amount = self.call_id, amount
+
+    def reserve_task(self, task_id: str, options: CutoutOptions) -> None:
+        """A task reserves its price at submission, under the task's own hold
+        (``alphacut.aws.usage.task_hold``) that its charge commits or its end releases."""
+        from alphacut.aws.usage import task_hold
+
+        amount = self.settings.credit_prices.for_options(options)
+        if amount:
+            self.ledger.reserve(self.key_id, task_hold(task_id), amount, TASK_HOLD_SECONDS, self.route)
+            self.task_amount = amount
+
+    def release_task(self, task_id: str) -> None:
+        """A task whose submission failed (never queued): its reservation comes back."""
+        from alphacut.aws.usage import task_hold
+
+        if self.task_amount:
+            self.ledger.release(self.key_id, task_hold(task_id), self.task_amount)
+            self.task_amount = 0
+
+    def release(self) -> bool:
+        """The call delivered nothing billable: its reservation comes back."""
+        released = bool(self.hold) and self.ledger.release(self.key_id, self.hold, self.amount)
+        self.hold, self.amount = "", 0
+        return released
+
+
+@contextmanager
+def open_gate(gate: CreditGate) -> Iterator[CreditGate]:
+    token = _current.set(gate)
+    try:
+        yield gate
+    finally:
+        _current.reset(token)
+
+
+def current_gate() -> CreditGate | None:
+    """The open gate of this call (None: not a credit-based key, or outside a call)."""
+    return _current.get()

@@ -1,0 +1,38 @@
+"""The pipeline every route runs: the same models and steps, with a credit-based call's price
+reserved before the model runs (``alphacut.api.credits``). Imported at first use (numpy,
+Pillow and onnxruntime come with it).
+
+Usage::
+
+    engine = PaidPipeline(models, limits)      # what process.pipeline() holds
+    engine.run(data, options)                  # InsufficientCredits (402) before any model work
+"""
+
+from __future__ import annotations
+
+from alphacut.api.credits import current_gate
+from alphacut.costume import Garment
+from alphacut.options import CutoutOptions
+from alphacut.pipeline import CostumeResult, CutoutResult, Pipeline
+
+
+class PaidPipeline(Pipeline):
+    """The pipeline, with the call's credits reserved before the model runs (where a gate is open)."""
+
+    def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
+        options = options or CutoutOptions()
+        gate = current_gate()
+        if gate is not None:
+            gate.reserve_call(options)
+        return super().run(data, options)
+
+    def cut_out_garments(
+        self,
+        data: bytes,
+        options: CutoutOptions | None = None,
+        garments: tuple[Garment, ...] = tuple(Garment),
+    ) -> CostumeResult:
+        gate = current_gate()
+        if gate is not None:
+            gate.reserve_call(options or CutoutOptions(), costume=True)
+        return super().cut_out_garments(data, options, garments)
