@@ -8,19 +8,24 @@ other tests are not throttled by each other.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from alphacut.aws.credits import CreditLedger
 from alphacut.aws.keys import KeyAdmin
+from alphacut.pricing import millicredits
 from alphacut_dev.local.stack import STACK_NAME, LocalStack, free_port
 
 IMAGE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the only host the test stack may fetch from
 ROOMY_KEY = "alphacut-tests-roomy-key-000000000000"
+CREDIT_PLAN = "bulk-credits"  # credit-based (its billing tag), as the template's credits plan
 
 
 class ImageServer:
@@ -132,8 +137,8 @@ def client_as(stack, function: str, service: str):
 
 
 class Api:
-    def __init__(self, base: str, key: str | None):
-        self.base, self.key = base, key
+    def __init__(self, base: str, key: str | None, key_id: str = ""):
+        self.base, self.key, self.key_id = base, key, key_id
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
@@ -173,13 +178,27 @@ def admin(stack) -> KeyAdmin:
         throttle={"rateLimit": 100.0, "burstLimit": 100},
         quota={"limit": 3, "period": "DAY"},
     )
-    return KeyAdmin(STACK_NAME, apigateway)
+    apigateway.create_usage_plan(  # the template's credits plan, without its throttle in the way
+        name=f"{STACK_NAME}-{CREDIT_PLAN}",
+        throttle={"rateLimit": 1000.0, "burstLimit": 1000},
+        tags={"billing": "credits"},
+    )
+    os.environ.update(stack.aws_env())  # the ledger's boto3 clients reach the stack's moto
+    return KeyAdmin(STACK_NAME, apigateway, CreditLedger(stack.physical["UsageTable"]))
 
 
 def new_key(admin: KeyAdmin, stack, plan: str = "bulk") -> Api:
     """A fresh key (its own usage counts) on one of the admin fixture's plans."""
     key = admin.create(f"test-{plan}-{time.time_ns()}", plan)
-    return Api(stack.url, key.value)
+    return Api(stack.url, key.value, key.id)
+
+
+def credit_key(admin: KeyAdmin, stack, credits: str) -> Api:
+    """A fresh key on the credit-based plan, topped up with ``credits`` (e.g. "37", "0.5")."""
+    api = new_key(admin, stack, CREDIT_PLAN)
+    if Decimal(credits):
+        admin.credit(api.key_id, millicredits(credits), note="tests")
+    return api
 
 
 @contextmanager

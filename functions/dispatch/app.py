@@ -5,16 +5,23 @@ failures go back to the queue."""
 
 from alphacut.aws.dispatch import Dispatcher
 from alphacut.settings import ServiceSettings
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 logger = Logger()
+metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 dispatcher = Dispatcher.from_settings(ServiceSettings.from_env())
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    return process_partial_response(
+    answer = process_partial_response(
         event=event, record_handler=dispatcher.handle_record, processor=processor, context=context
     )
+    capacity = dispatcher.paths.capacity
+    if capacity is not None:  # the GPU endpoint's instances as this batch saw them (the dashboard)
+        metrics.add_metric(name="EndpointInstances", unit=MetricUnit.Count, value=capacity.instances())
+    return answer

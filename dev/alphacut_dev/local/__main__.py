@@ -75,7 +75,8 @@ def main() -> int:
     )
     # where alphacut_dev.local.keys finds this stack's moto (removed again at exit)
     STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": stack.aws_env()}))
+    env = {**stack.aws_env(), "USAGE_TABLE": stack.physical["UsageTable"]}
+    STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": env}))
     stopping.wait()
     print("stopping...", file=sys.stderr, flush=True)
     STACK_FILE.unlink(missing_ok=True)

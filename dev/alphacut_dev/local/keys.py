@@ -1,12 +1,14 @@
-"""``python -m alphacut_dev.local.keys ...``: ``alphacut keys`` against the local stack that
-``make serve`` runs (its moto endpoint and stack name, read from the file the stack writes while
-it is up). The shipped CLI knows nothing of the local stack: it manages keys on whatever AWS its
-environment points at.
+"""``python -m alphacut_dev.local.keys ...``: ``alphacut keys`` (and ``alphacut usage``) against
+the local stack that ``make serve`` runs (its moto endpoint, stack name and usage table, read from
+the file the stack writes while it is up). The shipped CLI knows nothing of the local stack: it
+manages keys on whatever AWS its environment points at.
 
 Usage::
 
-    python -m alphacut_dev.local.keys create --customer acme --plan starter
+    python -m alphacut_dev.local.keys create --customer acme --plan credits
+    python -m alphacut_dev.local.keys credit --key <key id> --add 37
     python -m alphacut_dev.local.keys list
+    python -m alphacut_dev.local.keys usage statement --month 2026-11 --format json
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(local["env"])
     from alphacut.cli import main as cli
 
-    return cli(["keys", "--stack", local["stack"], *(sys.argv[1:] if argv is None else argv)])
+    args = sys.argv[1:] if argv is None else argv
+    command = (
+        ["usage", "--stack", local["stack"], *args[1:]]
+        if args[:1] == ["usage"]
+        else ["keys", "--stack", local["stack"], *args]
+    )
+    return cli(command)
 
 
 if __name__ == "__main__":

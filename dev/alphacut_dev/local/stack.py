@@ -703,6 +703,7 @@ class LocalStack:
             refs[logical] = self.stage
         for logical, resource in by_type("AWS::ApiGateway::UsagePlan"):
             props = resolver.resolve(resource["Properties"])
+            quota = props.get("Quota")
             plan = apigateway.create_usage_plan(
                 name=props.get("UsagePlanName") or f"{STACK_NAME}-{logical}",
                 description=props.get("Description", ""),
@@ -710,8 +711,9 @@ class LocalStack:
                     "rateLimit": float(props["Throttle"]["RateLimit"]),
                     "burstLimit": int(props["Throttle"]["BurstLimit"]),
                 },
-                quota={"limit": int(props["Quota"]["Limit"]), "period": props["Quota"]["Period"]},
                 apiStages=[{"apiId": s["ApiId"], "stage": s["Stage"]} for s in props.get("ApiStages", [])],
+                tags={tag["Key"]: str(tag["Value"]) for tag in props.get("Tags", [])},
+                **({"quota": {"limit": int(quota["Limit"]), "period": quota["Period"]}} if quota else {}),
             )
             refs[logical] = plan["id"]
         for logical, resource in by_type("AWS::ApiGateway::ApiKey"):

@@ -36,10 +36,12 @@ from alphacut.options import (
 )
 from alphacut.pipeline import Pipeline
 from alphacut.presets import PRESETS
-from alphacut.settings import ImageLimits, SettingError
+from alphacut.settings import ImageLimits, ServiceSettings, SettingError
 
 if TYPE_CHECKING:
     from alphacut_client import BatchItem
+
+    from alphacut.aws.keys import KeyAdmin
 
 
 SHADOW_FLAGS = [name for name, _, _ in SHADOW_RANGES] + ["shadow", "shadow_color"]
@@ -252,13 +254,29 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys(args: argparse.Namespace) -> int:
-    """Admin: API keys on the stack's usage plans (the AWS account and region boto3 is given)."""
-    import os
+def _usage_table(stack: str, named: str | None) -> str:
+    """The stack's usage table: ``--usage-table``, else USAGE_TABLE, else the stack's output."""
+    import boto3
 
+    if named or os.environ.get("USAGE_TABLE"):
+        return str(named or os.environ["USAGE_TABLE"])
+    outputs = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    return next(str(o["OutputValue"]) for o in outputs if o["OutputKey"] == "UsageTableName")
+
+
+def _admin(args: argparse.Namespace) -> KeyAdmin:
+    from alphacut.aws.credits import CreditLedger
     from alphacut.aws.keys import KeyAdmin
 
-    admin = KeyAdmin(stack=args.stack or os.environ.get("ALPHACUT_STACK", "alphacut"))
+    stack = args.stack or os.environ.get("ALPHACUT_STACK", "alphacut")
+    return KeyAdmin(stack=stack, ledger=CreditLedger(_usage_table(stack, args.usage_table)))
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """Admin: API keys on the stack's usage plans (the AWS account and region boto3 is given)."""
+    from alphacut.pricing import credits, millicredits
+
+    admin = _admin(args)
     try:
         if args.action == "create":
             key = admin.create(args.customer, args.plan)
@@ -266,21 +284,61 @@ def _keys(args: argparse.Namespace) -> int:
         elif args.action == "revoke":
             key = admin.revoke(args.key_id)
             print(f"revoked key {key.id} ({key.customer}); it was on plan {key.plan or '-'}")
+        elif args.action == "credit":
+            try:
+                amount = millicredits(args.add)
+            except ValueError as error:
+                raise InvalidOption(str(error), field="add") from None
+            top_up, balance = admin.credit(args.key, amount, args.reference or "", args.note or "")
+            print(
+                f"added {credits(top_up.amount)} credits to key {args.key} (top-up {top_up.reference}, "
+                f"{top_up.at}); balance {credits(balance)}"
+            )
         else:
-            plans = admin.plans()
-            for plan in plans.values():
-                print(
-                    f"plan {plan.name:<10} rate {plan.rate}/s burst {plan.burst} quota {plan.daily_quota}/day"
-                )
-            print(f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} created")
-            for key in admin.list():
-                print(
-                    f"{key.id:<14} {key.customer:<24} {key.plan:<10} "
-                    f"{str(key.enabled).lower():<8} {key.created}"
-                )
+            _list_keys(admin)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _list_keys(admin: KeyAdmin) -> None:
+    from alphacut.pricing import credits
+
+    plans = admin.plans()
+    for plan in plans.values():
+        limit = "credits" if plan.credit_based else f"quota {plan.daily_quota}/day"
+        print(f"plan {plan.name:<10} rate {plan.rate}/s burst {plan.burst} {limit}")
+    print(f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} {'balance':<10} created")
+    for key in admin.list():
+        balance = None
+        if admin.ledger is not None and plans.get(key.plan) and plans[key.plan].credit_based:
+            balance = admin.ledger.balance(key.id)
+        shown = "-" if balance is None else str(credits(balance))
+        print(
+            f"{key.id:<14} {key.customer:<24} {key.plan:<10} "
+            f"{str(key.enabled).lower():<8} {shown:<10} {key.created}"
+        )
+
+
+def _usage(args: argparse.Namespace) -> int:
+    """Admin: the month's statement, per customer, as CSV or JSON."""
+    from alphacut.aws.statements import Statement
+    from alphacut.aws.usage import UsageMeter
+
+    admin = _admin(args)
+    assert admin.ledger is not None
+    price = args.price_per_credit
+    if price is None:
+        price = float(os.environ.get("PRICE_PER_CREDIT") or ServiceSettings().price_per_credit)
+    try:
+        statement = Statement.build(
+            args.month, admin.every_key(), UsageMeter(admin.ledger.table_name), price, args.currency
+        )
+    except AlphacutError as error:
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
+    print(statement.to_json() if args.format == "json" else statement.to_csv(), end="")
     return 0
 
 
@@ -360,17 +418,46 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)
 
-    keys = commands.add_parser("keys", help="admin: create, list and revoke API keys on usage plans")
-    keys.add_argument("--stack", default=None, help="stack name (default: ALPHACUT_STACK or alphacut)")
+    keys = commands.add_parser("keys", help="admin: create, list, revoke and credit API keys")
+    _stack_arguments(keys)
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="a new key for a customer on a plan")
     create.add_argument("--customer", required=True)
-    create.add_argument("--plan", required=True, help="free, starter or business (template.yaml)")
-    actions.add_parser("list", help="plans, and every key on them")
+    create.add_argument("--plan", required=True, help="free, starter, business or credits (template.yaml)")
+    actions.add_parser("list", help="plans, and every key on them (with its balance)")
     revoke = actions.add_parser("revoke", help="disable a key and take it off its plan")
     revoke.add_argument("key_id")
+    credit = actions.add_parser("credit", help="top a credit-based key up (kept as an audit item)")
+    credit.add_argument("--key", required=True, help="the key's id")
+    credit.add_argument("--add", required=True, help="credits to add (up to 3 decimals)")
+    credit.add_argument("--reference", help="the payment's reference: a top-up is made once per reference")
+    credit.add_argument("--note", help="a note kept with the top-up")
     keys.set_defaults(handler=_keys)
+
+    usage = commands.add_parser("usage", help="admin: monthly statements per customer")
+    _stack_arguments(usage)
+    reports = usage.add_subparsers(dest="report", required=True)
+    statement = reports.add_parser("statement", help="calls, deliveries, credits and amount per customer")
+    statement.add_argument("--month", required=True, help="YYYY-MM (UTC)")
+    statement.add_argument("--format", choices=["csv", "json"], default="csv")
+    statement.add_argument(
+        "--price-per-credit",
+        type=float,
+        default=None,
+        help="money per credit (default: PRICE_PER_CREDIT or 0.20)",
+    )
+    statement.add_argument("--currency", default="USD")
+    usage.set_defaults(handler=_usage)
     return parser
+
+
+def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", default=None, help="stack name (default: ALPHACUT_STACK or alphacut)")
+    parser.add_argument(
+        "--usage-table",
+        default=None,
+        help="the stack's usage table (default: USAGE_TABLE or the stack's output)",
+    )
 
 
 def say_engine(stream: TextIO = sys.stderr) -> None:

@@ -348,11 +348,11 @@ def usage_route() -> Response[Any]:
     first, last = default_range(app.current_event.query_string_parameters or {})
     owner = api_key_owner()
     report = meter.report(owner, first, last)
-    plan = meter.plan(owner)
-    balance = meter.credits.balance(owner) if plan is not None and plan.credit_based else None
+    credit_based = meter.credit_based(owner)
+    balance = meter.credits.balance(owner) if credit_based else None
     account = {
-        "daily_quota": plan.quota if plan is not None else None,
-        "credit_based": bool(plan and plan.credit_based),
+        "daily_quota": meter.daily_quota(owner),
+        "credit_based": credit_based,
         "balance": credits(balance) if balance is not None else None,
     }
     return json_response(200, {"request_id": request_id(), "key_id": owner, **account, **report})

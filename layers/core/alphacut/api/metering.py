@@ -33,7 +33,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api import process
 from alphacut.api.credits import CreditGate, open_gate
@@ -44,8 +46,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from alphacut.api.responses import Middleware
-    from alphacut.aws.usage import Plan, UsageMeter
+    from alphacut.aws.usage import UsageMeter
 
+metrics = Metrics()  # Powertools' metrics are one set per process: the handler's log_metrics flushes
 CHARGE_HERE = "here"
 CHARGED_BY_TASK = "task"
 
@@ -96,8 +99,8 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
         owner = process.api_key_owner(event)
         route = event.get("resource") or event.get("path") or "?"
         call_id = process.request_id(event, app.lambda_context)
-        plan = meter.plan(owner) if meter is not None else None
-        if meter is None or plan is None or not plan.credit_based:
+        credit_based = meter is not None and meter.credit_based(owner)
+        if meter is None or not credit_based:
             response = next_middleware(app)
             gate = None
         else:
@@ -121,9 +124,10 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
             if gate is not None and not charge_here:
                 gate.release()
             meter.count(MeteredCall(owner, route, charge_here, call_id, credits=paid, hold=hold))
-            usage = _usage(
-                meter, owner, plan, usage.charged, paid + (gate.task_amount if gate and by_task else 0)
-            )
+            if paid:
+                metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=credits(paid))
+            task_paid = gate.task_amount if gate is not None and by_task else 0
+            usage = _usage(meter, owner, credit_based, usage.charged, paid + task_paid)
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
@@ -132,12 +136,12 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
     return metering
 
 
-def _usage(meter: UsageMeter, owner: str, plan: Plan | None, charged: bool, paid: int) -> Usage:
+def _usage(meter: UsageMeter, owner: str, credit_based: bool, charged: bool, paid: int) -> Usage:
     """The answer's cost and what is left: credits for a credit-based key, calls today else."""
-    if plan is not None and plan.credit_based:
+    if credit_based:
         balance = meter.credits.balance(owner, settle_expired=False)
         return Usage(charged, credits(paid), credits(balance or 0))
-    quota = plan.quota if plan is not None else None
+    quota = meter.daily_quota(owner)
     calls_today = meter.calls_today(owner) if quota is not None else None
     remain = max(quota - calls_today, 0) if quota is not None and calls_today is not None else None
     return Usage(charged, None, remain, quota)

@@ -61,10 +61,14 @@ ERROR_STATUSES = {
 GATEWAY_ONLY = (502,)  # answered by API Gateway alone: {"message"}
 GATEWAY_TOO = (413, 504)  # answered by the function or by API Gateway
 KEY_STATUSES = {
-    "native": {401: "no or unknown API key (x-api-key)", 429: "over the usage plan's rate or daily quota"},
+    "native": {
+        401: "no or unknown API key (x-api-key)",
+        402: "insufficient_credits: a credit-based key's balance does not cover the call (nothing ran)",
+        429: "over the usage plan's rate or daily quota",
+    },
     "removebg": {
         403: "remove.bg: no or unknown API key (X-Api-Key)",
-        402: "remove.bg: the key's daily quota is spent (insufficient credits)",
+        402: "remove.bg: insufficient credits (a credit-based key's balance, or the daily quota, is spent)",
         429: "remove.bg: over the key's request rate",
     },
 }
@@ -588,7 +592,13 @@ COMPONENTS: dict[str, Any] = {
                 "request_id": STRING,
                 "key_id": STRING,
                 "daily_quota": {"type": ["integer", "null"]},
+                "credit_based": {"type": "boolean"},
+                "balance": {"type": ["number", "null"], "description": "credits left (credit-based keys)"},
                 "days": {"type": "array", "items": {"type": "object"}},
+                "total": {
+                    "type": "object",
+                    "properties": {"calls": INTEGER, "charged": INTEGER, "credits": {"type": "number"}},
+                },
             },
         },
     },

@@ -317,6 +317,14 @@ class UsageMeter:
         with self._lock:
             return self._plans.get(key_id)
 
+    def credit_based(self, key_id: str) -> bool:
+        """Whether the key pays with credits: its plan says so; a key the plans' last read does not
+        know yet (made seconds ago) is credit-based when it has a credit account (made with it)."""
+        plan = self.plan(key_id)
+        if plan is not None:
+            return plan.credit_based
+        return self.credits.balance(key_id, settle_expired=False) is not None
+
     def daily_quota(self, key_id: str) -> int | None:
         """The daily quota of the key's usage plan (None: no quota or unknown)."""
         plan = self.plan(key_id)

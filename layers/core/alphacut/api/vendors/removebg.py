@@ -383,7 +383,8 @@ def account_route() -> Response[Any]:
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
         left: int | float | None
-        if meter is not None and plan is not None and plan.credit_based:
+        credit_based = meter is not None and meter.credit_based(owner)
+        if meter is not None and credit_based:
             left = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
         else:
             # this call is counted too (after the answer): what is left once it is
@@ -395,7 +396,7 @@ def account_route() -> Response[Any]:
             "plan": {
                 "name": plan.name if plan else None,
                 "daily_quota": quota,
-                "credit_based": bool(plan and plan.credit_based),
+                "credit_based": credit_based,
                 "rate_limit": plan.rate_limit if plan else None,
                 "resets_at": next_utc_midnight(),
             },

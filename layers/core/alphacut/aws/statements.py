@@ -1,0 +1,139 @@
+"""Monthly statements an operator invoices from: per customer (API key), the month's calls,
+deliveries (charged results), credits used and bought, and the amount at a price per credit.
+
+Read from the usage table with one query per key (``usage#<key>`` between the month's first and
+last day, and the key's top-ups): no scan, so no other customer's items are read. The figures
+are the usage counters' own, which the one charge transaction writes (``alphacut.aws.usage``):
+a statement says what the answers said.
+
+Usage::
+
+    statement = Statement.build("2026-11", admin.every_key(), meter, price_per_credit=0.20)
+    print(statement.to_csv())          # or statement.to_json()
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from calendar import monthrange
+from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+from alphacut.errors import InvalidOption
+from alphacut.pricing import MILLI, credits
+
+if TYPE_CHECKING:
+    from alphacut.aws.keys import ApiKey
+    from alphacut.aws.usage import UsageMeter
+
+COLUMNS = (
+    "customer",
+    "key_id",
+    "plan",
+    "calls",
+    "deliveries",
+    "credits_used",
+    "credits_added",
+    "amount",
+)
+
+
+def month_days(month: str) -> tuple[str, str]:
+    """``2026-11`` -> ("2026-11-01", "2026-11-30"); InvalidOption names a bad month."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+        last = monthrange(year, number)[1]
+    except (ValueError, TypeError):
+        raise InvalidOption(f"must be a month as YYYY-MM, not {month!r}", field="month") from None
+    return f"{year:04d}-{number:02d}-01", f"{year:04d}-{number:02d}-{last:02d}"
+
+
+@dataclass(frozen=True)
+class Line:
+    customer: str
+    key_id: str
+    plan: str
+    calls: int
+    deliveries: int
+    credits_used: int | float
+    credits_added: int | float
+    amount: str  # money, two decimals
+
+
+@dataclass
+class Statement:
+    month: str
+    price_per_credit: str
+    currency: str
+    lines: list[Line] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        month: str,
+        keys: list[ApiKey],
+        meter: UsageMeter,
+        price_per_credit: float,
+        currency: str = "USD",
+    ) -> Statement:
+        first, last = month_days(month)
+        price = Decimal(str(price_per_credit))
+        statement = cls(month, str(price), currency)
+        for key in keys:
+            report = meter.report(key.id, first, last)
+            used = round(Decimal(str(report["total"]["credits"])) * MILLI)
+            added = sum(t.amount for t in meter.credits.top_ups(key.id, first, last))
+            if not report["total"]["calls"] and not added:
+                continue  # nothing to bill: no line
+            amount = (Decimal(used) / MILLI * price).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            statement.lines.append(
+                Line(
+                    key.customer,
+                    key.id,
+                    key.plan,
+                    report["total"]["calls"],
+                    report["total"]["charged"],
+                    credits(int(used)),
+                    credits(added),
+                    str(amount),
+                )
+            )
+        return statement
+
+    def totals(self) -> dict[str, Any]:
+        return {
+            "calls": sum(line.calls for line in self.lines),
+            "deliveries": sum(line.deliveries for line in self.lines),
+            "credits_used": credits(
+                sum(round(Decimal(str(line.credits_used)) * MILLI) for line in self.lines)
+            ),
+            "credits_added": credits(
+                sum(round(Decimal(str(line.credits_added)) * MILLI) for line in self.lines)
+            ),
+            "amount": str(sum((Decimal(line.amount) for line in self.lines), Decimal("0.00"))),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "month": self.month,
+                "price_per_credit": self.price_per_credit,
+                "currency": self.currency,
+                "lines": [asdict(line) for line in self.lines],
+                "totals": self.totals(),
+            },
+            indent=2,
+        )
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for line in self.lines:
+            writer.writerow([getattr(line, column) for column in COLUMNS])
+        totals = self.totals()
+        writer.writerow(["TOTAL", "", "", *(totals[column] for column in COLUMNS[3:])])
+        return out.getvalue()
