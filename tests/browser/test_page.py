@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.stack_fixtures import new_key
+from tests.stack_fixtures import credit_key, new_key
 
 SHOTS = Path(__file__).resolve().parents[1] / "output" / "browser"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -230,6 +230,30 @@ def test_a_bad_key_shows_the_api_401_message(page, eval_dir):
     page.save_screenshot(str(SHOTS / "06_bad_key.png"))
     assert error.is_displayed() and error.text.startswith("401 invalid_api_key")
     assert "not a valid, enabled API key" in error.text
+
+
+def test_a_credit_key_sees_its_balance_and_a_spent_one_the_402_with_what_to_do(page, stack, admin, eval_dir):
+    from selenium.webdriver.common.by import By
+
+    key = credit_key(admin, stack, "1.5")
+    page.find_element(By.ID, "tab-try").click()
+    field = page.find_element(By.ID, "key")
+    field.clear()
+    field.send_keys(key.key)
+    page.find_element(By.ID, "save-key").click()
+    photo = min((eval_dir / "general" / "images").iterdir())
+    run_cutout(page, photo, "cutout")
+    wait_for(page, lambda: page.find_element(By.ID, "remain").text == "0.5")
+    assert page.find_element(By.ID, "charge").text == "1"
+    page.find_element(By.ID, "tab-usage").click()
+    wait_for(page, lambda: page.find_element(By.ID, "usage-balance").text == "0.5")
+    assert page.find_element(By.ID, "usage-credits").text == "1"
+    assert not page.find_element(By.ID, "quota-facts").is_displayed()
+    page.save_screenshot(str(SHOTS / "06_credits.png"))
+    page.find_element(By.ID, "tab-try").click()
+    run_cutout(page, photo, "cutout")
+    wait_for(page, lambda: page.find_element(By.ID, "error").text.startswith("402 insufficient_credits"))
+    assert "Top the key up" in page.find_element(By.ID, "error").text
 
 
 def test_the_docs_page_renders_the_reference_with_vendor_routes_under_their_tag(browser, stack):

@@ -136,7 +136,7 @@ def test_a_task_reserves_at_submission_and_settles_at_its_end(admin, stack, smal
     assert wait_final(api, done)["state"] == 1
     assert balance(api) == 0 and api.get("/v1/usage").json()["total"]["credits"] == 1
     admin.credit(api.key_id, 1000)
-    failing = api.post("/v1/tasks", data={"image_url": image_server.url("missing.jpg")}).json()
+    failing = api.post("/v1/tasks", json={"image_url": image_server.url("missing.jpg")}).json()
     assert wait_final(api, failing["data"]["task_id"])["state"] < 0
     assert balance(api) == 1  # the failed task's reservation given back
     assert api.get("/v1/usage").json()["total"]["credits"] == 1

@@ -140,3 +140,34 @@ def test_a_batch_keeps_failures_in_their_items(tmp_path):
         [good, missing], concurrency=1, progress=lambda done, total, item: seen.append((done, total))
     )
     assert items[0].ok and items[1].error.code == "file_error" and seen == [(1, 2), (2, 2)]
+
+
+SPENT = (
+    402,
+    {"error": {"code": "insufficient_credits", "message": "credits: 0 left", "field": "credits", "limit": 1}},
+    {},
+)
+
+
+def test_402_raises_insufficient_credits_at_once_and_a_credit_charge_is_a_number():
+    from alphacut_client import InsufficientCredits
+
+    client, session, sleeps = client_with(SPENT)
+    with pytest.raises(InsufficientCredits) as raised:
+        client.cutout(b"jpeg")
+    assert raised.value.status == 402 and raised.value.limit == 1 and not raised.value.retryable
+    assert len(session.sent) == 1 and sleeps == []
+    status, body, headers = OK
+    client, _, _ = client_with((status, {**body, "charge": 0.25, "remain": 36.75}, headers))
+    result = client.cutout(b"jpeg", size="preview")
+    assert (result.charge, result.remain) == (0.25, 36.75)
+
+
+def test_a_batch_sends_nothing_more_once_the_credits_are_spent(tmp_path):
+    paths = [tmp_path / f"{n}.jpg" for n in range(4)]
+    for path in paths:
+        path.write_bytes(b"jpeg")
+    client, session, _ = client_with(OK, SPENT)
+    items = client.batch(paths, concurrency=1)
+    assert items[0].ok and all(item.error.code == "insufficient_credits" for item in items[1:])
+    assert len(session.sent) == 2

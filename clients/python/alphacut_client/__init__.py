@@ -3,7 +3,8 @@
 Every call retries on 429 and 5xx (and on dropped connections) with exponential backoff and full
 jitter, honouring ``Retry-After``; a POST carries an ``Idempotency-Key`` made once per call and
 reused by its retries, so a retry is answered from the first attempt and never charged twice.
-Errors raise ``ApiError`` with the API's code, field and limit.
+Errors raise ``ApiError`` with the API's code, field and limit; a credit-based key whose balance
+does not cover a call gets ``InsufficientCredits`` (402, never retried; ``client.balance()``).
 
 Usage::
 
@@ -18,7 +19,7 @@ Usage::
         print(item.path, item.error or item.output)
 """
 
-from alphacut_client.client import ApiError, BatchItem, Client, Result
+from alphacut_client.client import ApiError, BatchItem, Client, InsufficientCredits, Result
 
-__all__ = ["ApiError", "BatchItem", "Client", "Result"]
+__all__ = ["ApiError", "BatchItem", "Client", "InsufficientCredits", "Result"]
 __version__ = "0.1.0"

@@ -48,7 +48,8 @@ class ApiError(Exception):
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
         retry_after = response.headers.get("Retry-After")
-        return cls(
+        kind = InsufficientCredits if response.status_code == 402 else cls
+        return kind(
             response.status_code,
             error.get("code") or "http_error",
             error.get("message") or body.get("message") or response.reason or "request failed",
@@ -63,6 +64,11 @@ class ApiError(Exception):
         return self.status in RETRIED_STATUSES or self.code in RETRIED_CODES or self.code == "network_error"
 
 
+class InsufficientCredits(ApiError):
+    """402: the key's credits do not cover the call (nothing ran, nothing was charged). Never
+    retried: it stays so until the key is topped up. ``limit`` is what the call costs."""
+
+
 @dataclass
 class Result:
     """A cutout: the image and/or mask bytes, and what the API said about them."""
@@ -75,8 +81,8 @@ class Result:
     found: bool
     bbox: dict[str, int] | None
     request_id: str
-    charge: bool
-    remain: int | None
+    charge: bool | float  # a credit-based key: the credits this result cost (else charged or not)
+    remain: float | None  # a credit-based key: its balance; else the calls left today
     check: dict[str, Any] | None = None  # with a preset: {"preset", "passed", "rules": [...]}
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -233,6 +239,10 @@ class Client:
                 raise TimeoutError(f"task {task_id} is still in state {data['state']} after {timeout} s")
             self.sleep(poll)
 
+    def balance(self) -> float | None:
+        """The key's credits left (None: the key is on a daily quota, not credits)."""
+        return self._call("GET", "/v1/usage")[0].json().get("balance")
+
     def usage(self, first: str | None = None, last: str | None = None) -> dict[str, Any]:
         """``GET /v1/usage``: calls and charges per day and route (``first``/``last`` as YYYY-MM-DD)."""
         params = {k: v for k, v in (("from", first), ("to", last)) if v}
@@ -251,20 +261,26 @@ class Client:
     ) -> list[BatchItem]:
         """Every image through ``route`` (cutout or selfie), ``concurrency`` at a time; each result
         saved as ``out_dir/<stem>.<ext>`` when ``out_dir`` is given. A failure is kept in its item
-        (after the retries), never raised; ``progress(done, total, item)`` after each."""
+        (after the retries), never raised; ``progress(done, total, item)`` after each. Once the key's
+        credits run out (402), the images not sent yet are not sent: each keeps that error."""
         items = [BatchItem(Path(path)) for path in paths]
         folder = Path(out_dir) if out_dir is not None else None
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
         lock, done = threading.Lock(), [0]
+        spent: list[InsufficientCredits] = []  # the first 402: the rest would get it too
 
         def one(item: BatchItem) -> BatchItem:
             try:
+                if spent:
+                    raise spent[0]
                 item.result, item.attempts = self._cutout(f"/v1/{route}", item.path, dict(options))
                 if folder is not None:
                     item.output = item.result.save(folder / f"{item.path.stem}.{item.result.extension}")
             except ApiError as error:
                 item.error = error
+                if isinstance(error, InsufficientCredits):
+                    spent.append(error)
             except OSError as error:
                 item.error = ApiError(0, "file_error", error.strerror or str(error), field=str(item.path))
             with lock:
@@ -300,7 +316,7 @@ def _result(body: dict[str, Any]) -> Result:
         found=body["found"],
         bbox=body.get("bbox"),
         request_id=body["request_id"],
-        charge=bool(body.get("charge")),
+        charge=body["charge"] if isinstance(body.get("charge"), int | float) else bool(body.get("charge")),
         remain=body.get("remain"),
         check=body.get("check"),
         raw=body,

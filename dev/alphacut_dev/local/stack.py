@@ -16,6 +16,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
@@ -63,6 +64,44 @@ def path_pattern(resource: str) -> re.Pattern:
         parameter = re.fullmatch(r"\{(\w+)\+?\}", segment)
         parts.append(f"(?P<{parameter.group(1)}>[^/]+)" if parameter else re.escape(segment))
     return re.compile("/" + "/".join(parts) + "/?")  # API Gateway ignores a trailing slash
+
+
+def serialise_dynamodb_writes() -> Callable[[], None]:
+    """DynamoDB applies each write to an item atomically (ADD counters, conditional puts); moto's
+    threaded server reads, changes and stores the item without a lock, so two concurrent ADDs
+    can lose one (seen once: 49 of 50 metered calls). One lock around moto's writes restores
+    DynamoDB's guarantee locally; our code is not changed by it. Returns what undoes it."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    saved: dict[str, object] = {}
+    lock = threading.RLock()  # re-entrant: a transaction's writes may call the others
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+        saved[name] = original
+        if name == "transact_write_items":
+            original = journalled_transaction(original)
+
+        def serialised(*args, _original=original, **kwargs):
+            with lock:
+                return _original(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, serialised)
+    # moto backs up each table a transaction touches with a deep copy, to roll back on failure:
+    # the usage table holds a marker per metered call, so every call copied thousands of items
+    # (a Schemathesis run grew the process by GBs). The journal above rolls back instead.
+    table_copy = getattr(Table, "__deepcopy__", None)
+    Table.__deepcopy__ = lambda table, memo: table
+
+    def restore() -> None:
+        if table_copy is None:
+            del Table.__deepcopy__
+        else:
+            Table.__deepcopy__ = table_copy
+        for name, original in saved.items():
+            setattr(DynamoDBBackend, name, original)
+
+    return restore
 
 
 def journalled_transaction(transact_write_items):
@@ -302,7 +341,7 @@ class LocalStack:
         self.expiry: Expiry | None = None  # S3 lifecycle and DynamoDB TTL; tests run it with a moved clock
         self._expiry_loop: ExpiryLoop | None = None
         self._moto_invoke = None
-        self._dynamodb_writes: dict[str, object] = {}
+        self._restore_dynamodb_writes: Callable[[], None] | None = None
         self.aws_rules = AwsRules()  # S3 sequencers, Step Functions' 90-day name window
         self.iam = LocalIam(self.client, STACK_NAME)  # the functions' roles (alphacut_dev.local.iam)
 
@@ -358,7 +397,7 @@ class LocalStack:
         self.moto.start()
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
-        self._serialise_dynamodb_writes()
+        self._restore_dynamodb_writes = serialise_dynamodb_writes()
         self.aws_rules.apply()
         self.iam.apply()
         self._enable_moto_execution()
@@ -383,34 +422,6 @@ class LocalStack:
 
         self.gateway = start_gateway(self)
 
-    def _serialise_dynamodb_writes(self) -> None:
-        """DynamoDB applies each write to an item atomically (ADD counters, conditional puts); moto's
-        threaded server reads, changes and stores the item without a lock, so two concurrent ADDs
-        can lose one (seen once: 49 of 50 metered calls). One lock around moto's writes restores
-        DynamoDB's guarantee locally; our code is not changed by it."""
-        import threading
-
-        from moto.dynamodb.models import DynamoDBBackend
-        from moto.dynamodb.models.table import Table
-
-        lock = threading.RLock()  # re-entrant: a transaction's writes may call the others
-        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-            original = getattr(DynamoDBBackend, name)
-            self._dynamodb_writes[name] = original
-            if name == "transact_write_items":
-                original = journalled_transaction(original)
-
-            def serialised(*args, _original=original, **kwargs):
-                with lock:
-                    return _original(*args, **kwargs)
-
-            setattr(DynamoDBBackend, name, serialised)
-        # moto backs up each table a transaction touches with a deep copy, to roll back on failure:
-        # the usage table holds a marker per metered call, so every call copied thousands of items
-        # (a Schemathesis run grew the process by GBs). The journal above rolls back instead.
-        self._dynamodb_writes["Table.__deepcopy__"] = getattr(Table, "__deepcopy__", None)
-        Table.__deepcopy__ = lambda table, memo: table
-
     def stop(self) -> None:
         for poller in self.pollers:
             poller.stop()
@@ -421,18 +432,9 @@ class LocalStack:
             self._expiry_loop = None
         self.aws_rules.restore()
         self.iam.undo()
-        if self._dynamodb_writes:
-            from moto.dynamodb.models import DynamoDBBackend
-            from moto.dynamodb.models.table import Table
-
-            table_copy = self._dynamodb_writes.pop("Table.__deepcopy__", None)
-            if table_copy is None:
-                del Table.__deepcopy__
-            else:
-                Table.__deepcopy__ = table_copy
-            for name, original in self._dynamodb_writes.items():
-                setattr(DynamoDBBackend, name, original)
-            self._dynamodb_writes = {}
+        if self._restore_dynamodb_writes is not None:
+            self._restore_dynamodb_writes()
+            self._restore_dynamodb_writes = None
         if self._moto_invoke is not None:
             from moto.awslambda.models import LambdaFunction
 

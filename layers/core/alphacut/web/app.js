@@ -29,7 +29,9 @@ async function call(method, path, body) {
   if (!response.ok) {
     const error = (answer && answer.error) || {};
     const words = error.message || (answer && answer.message) || response.statusText;
-    throw new Error(`${response.status} ${error.code || ""}: ${words}`.replace(" : ", ": "));
+    // 402: a credit-based key's balance does not cover the call; say what to do about it
+    const hint = response.status === 402 ? " Top the key up (alphacut keys credit) and try again." : "";
+    throw new Error(`${response.status} ${error.code || ""}: ${words}${hint}`.replace(" : ", ": "));
   }
   return answer;
 }
@@ -243,6 +245,11 @@ async function loadUsage() {
     const todays = report.days.find((day) => day.date === today);
     $("quota-left").textContent = report.daily_quota === null ? "unlimited"
       : Math.max(report.daily_quota - (todays ? todays.calls : 0), 0);
+    // a credit-based key: its balance and the credits the range used, in place of the quota
+    $("credits-facts").hidden = !report.credit_based;
+    $("quota-facts").hidden = report.credit_based;
+    $("usage-balance").textContent = report.credit_based ? String(report.balance) : "";
+    $("usage-credits").textContent = String(report.total.credits || 0);
     drawChart(everyDay(report));
     const routes = {};
     for (const day of report.days) {
