@@ -83,5 +83,5 @@ def test_200_parallel_calls_deliver_exactly_the_37_credits_even_with_an_instance
     assert sum(float(a[2]) for a in answers) == CREDITS and all(a[2] == "1" for a in delivered)
     assert doomed_answers == [] or all(a[1] != 200 for a in doomed_answers if a[0] == "killed")
     assert ledger.balance(credit_key) == 0 and ledger.holds(credit_key) == []  # none lost, none made
-    report = UsageMeter(USAGE_TABLE).report(credit_key, utc_day(), utc_day())
+    report = UsageMeter(USAGE_TABLE).report(credit_key, utc_day(), utc_day(), with_credits=True)
     assert report["total"]["charged"] == CREDITS and report["total"]["credits"] == CREDITS

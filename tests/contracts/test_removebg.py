@@ -20,7 +20,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import image_bytes
-from tests.stack_fixtures import Api, new_key
+from tests.stack_fixtures import Api, credit_key, new_key
 
 ROUTE = "/v1.0/removebg"
 NODE_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "removebg_node"
@@ -363,6 +363,43 @@ def test_account_says_the_calls_left_today_and_the_plan(removebg, upload):
     assert attributes["api"] == {"free_calls": attributes["credits"]["total"], "sizes": "all"}
     assert attributes["plan"]["daily_quota"] == 100000 and attributes["plan"]["name"].endswith("bulk")
     assert after.headers["X-Credits-Charged"] == "0"
+
+
+def test_the_remove_bg_clients_see_their_credits_spent_and_then_402_in_remove_bg_shape(
+    stack, admin, photo, tmp_path, monkeypatch
+):
+    from removebg import RemoveBg
+    from removebg import removebg as module
+
+    key = credit_key(admin, stack, "2")
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(photo)
+
+    def balance() -> float:
+        return key.get("/v1.0/account").json()["data"]["attributes"]["credits"]["total"]
+
+    seen = []
+    for size in ("full", "preview", "full"):
+        (call,) = _drive_node(
+            stack,
+            key.key,
+            [{"fn": "removeBackgroundFromImageFile", "options": {"path": str(source), "size": size}}],
+            tmp_path,
+        )
+        seen.append(
+            (call["ok"], call["result"]["creditsCharged"] if call["ok"] else call["errors"], balance())
+        )
+    assert seen[0] == (True, "1", 1) and seen[1] == (True, "0.25", 0.75)
+    refused, errors, left = seen[2]
+    assert not refused and errors[0]["code"] == "insufficient_credits" and left == 0.75
+    monkeypatch.setattr(module, "API_ENDPOINT", stack.url + ROUTE)
+    with pytest.raises(requests.HTTPError) as spent:
+        RemoveBg(key.key, str(tmp_path / "errors.log")).remove_background_from_img_file(
+            str(source), size="full"
+        )
+    assert spent.value.response.status_code == 402
+    assert spent.value.response.json()["errors"][0]["code"] == "insufficient_credits"
+    assert balance() == 0.75
 
 
 # ---- clients nobody here wrote -----------------------------------------------------------------------------

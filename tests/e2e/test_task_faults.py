@@ -2,7 +2,9 @@
 dead-lettered messages, executions stopped by hand, a MarkFailed step that fails for good, a retry
 after an applied write, a step that finishes after its task ended, a charge write that fails,
 and the fault benchmark's small run (a kill, a stop, a poison message, duplicated messages).
-Every test runs on both paths: the CPU (the endpoint cold) and the GPU endpoint's (warm)."""
+Every test runs on both paths: the CPU (the endpoint cold) and the GPU endpoint's (warm). The
+tasks belong to credit-based keys: the credits reserved at submission are settled at every end
+(``settled``: no hold left, the balance down by exactly the tasks charged)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ import time
 import uuid
 
 import pytest
+from alphacut.api.credits import TASK_HOLD_SECONDS
+from alphacut.aws.credits import CreditLedger
 from alphacut.aws.dispatch import Upload, upload_task_id
 from alphacut.aws.finalize import TaskFinalizer
 from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
 from alphacut.aws.task_service import step_input
 from alphacut.aws.task_table import TaskRecord, TaskTable
-from alphacut.aws.usage import UsageMeter
+from alphacut.aws.usage import UsageMeter, task_hold
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
 from alphacut.task_states import TaskState
@@ -27,7 +31,7 @@ from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.stack import STACK_NAME
 from alphacut_dev.template import ROOT
 
-from tests.stack_fixtures import dynamodb_fault, new_key, pinned_path, with_path
+from tests.stack_fixtures import credit_key, dynamodb_fault, pinned_path, with_path
 
 FINAL_WAIT = 90
 
@@ -82,13 +86,21 @@ def submit(api, photo: bytes) -> str:
 
 
 def queued_task(
-    stack, photo: bytes, state: TaskState = TaskState.QUEUED, task_id: str = "", **extra
+    stack,
+    photo: bytes,
+    state: TaskState = TaskState.QUEUED,
+    task_id: str = "",
+    owner: str = "fault-tests",
+    **extra,
 ) -> TaskRecord:
-    """A task as POST /v1/tasks leaves it (input in S3, record in DynamoDB), without its message."""
+    """A task as POST /v1/tasks leaves it (input in S3, record in DynamoDB, a credit-based
+    ``owner``'s credit reserved), without its message."""
     task_id = task_id or f"fault-{uuid.uuid4()}"
+    if owner != "fault-tests":
+        ledger(stack).reserve(owner, task_hold(task_id), 1000, TASK_HOLD_SECONDS)
     record = TaskRecord(
         task_id=task_id,
-        owner="fault-tests",
+        owner=owner,
         options=CutoutOptions().to_dict(),
         input_key=f"tasks/{task_id}/input",
         state=state,
@@ -103,8 +115,23 @@ def charged(stack, task_id: str) -> bool:
     return UsageMeter(stack.physical["UsageTable"]).is_charged(task_id)
 
 
-def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, photo):
-    record = queued_task(stack, photo)
+def ledger(stack) -> CreditLedger:
+    return CreditLedger(stack.physical["UsageTable"])
+
+
+def settled(stack, key_id: str, start: float, charged_tasks: int, holds_left: int = 0) -> None:
+    """The key's tasks are settled: no reservation left (but ``holds_left``), and the balance down
+    by exactly one credit per task charged."""
+    deadline = time.time() + 30
+    while len(ledger(stack).holds(key_id)) > holds_left and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(ledger(stack).holds(key_id)) == holds_left
+    assert ledger(stack).balance(key_id) == round((start - charged_tasks) * 1000)
+
+
+def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(admin, stack, photo):
+    owner = credit_key(admin, stack, "1").key_id
+    record = queued_task(stack, photo, owner=owner)
     upload = {
         "Records": [
             {
@@ -128,6 +155,7 @@ def test_a_task_whose_message_reaches_the_dead_letter_queue_ends_failed(stack, p
         QueueUrl=stack.physical["TaskDeadLetterQueue"], AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert left["ApproximateNumberOfMessages"] == "0"
+    settled(stack, owner, 1, 0)  # ended failed: its credit given back
 
 
 def test_a_dead_letter_never_ends_a_task_that_is_running_or_final(stack, photo):
@@ -140,7 +168,8 @@ def test_a_dead_letter_never_ends_a_task_that_is_running_or_final(stack, photo):
     assert tasks_table(stack).get(finished.task_id).state is TaskState.DONE
 
 
-def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(api, stack, photo, model_path):
+def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(admin, stack, photo, model_path):
+    api = credit_key(admin, stack, "1")
     task_id = submit(api, photo)
     wait_for(stack, task_id, lambda r: r.state in (TaskState.WAITING, TaskState.PROCESSING))
     stack.client("stepfunctions").stop_execution(executionArn=execution_arn(task_id), cause="by hand")
@@ -152,11 +181,13 @@ def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(api, st
     time.sleep(2)
     assert not charged(stack, task_id)
     assert api.get(f"/v1/tasks/{task_id}").json()["data"]["state"] == -1
+    settled(stack, api.key_id, 1, 0)
 
 
-def test_a_mark_failed_that_fails_for_good_is_ended_by_the_status_rule(api, stack, photo):
+def test_a_mark_failed_that_fails_for_good_is_ended_by_the_status_rule(admin, stack, photo):
     """MarkFailed has no Catch for its own failure: its execution fails, and the EventBridge rule
     on that status ends the task."""
+    api = credit_key(admin, stack, "1")
     with dynamodb_fault("update_item", lambda call: "':failed'" in call, times=1000) as refused:
         task_id = submit(api, photo[:300])  # a corrupt image: Segment fails, MarkFailed is refused
         ended = wait_for(stack, task_id, timeout=120)
@@ -164,13 +195,17 @@ def test_a_mark_failed_that_fails_for_good_is_ended_by_the_status_rule(api, stac
     assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionFailed"
     status = stack.client("stepfunctions").describe_execution(executionArn=execution_arn(task_id))["status"]
     assert status == "FAILED"
+    settled(stack, api.key_id, 1, 0)
 
 
-def test_mark_processing_retried_after_its_write_was_applied_goes_on(stack, photo, model_path):
+def test_mark_processing_retried_after_its_write_was_applied_goes_on(admin, stack, photo, model_path):
     """The first attempt's write reached the table but answered with an error: the retry finds
     the task taken by its own execution and carries on instead of ending as 'already taken'."""
     task_id = f"fault-{uuid.uuid4()}"
-    record = queued_task(stack, photo, TaskState.PROCESSING, task_id, execution_id=execution_arn(task_id))
+    owner = credit_key(admin, stack, "1").key_id
+    record = queued_task(
+        stack, photo, TaskState.PROCESSING, task_id, owner=owner, execution_id=execution_arn(task_id)
+    )
     step = with_path(
         step_input(record, stack.physical["UploadsBucket"], stack.physical["ResultsBucket"]), model_path
     )
@@ -178,6 +213,7 @@ def test_mark_processing_retried_after_its_write_was_applied_goes_on(stack, phot
         stateMachineArn=stack.physical["TaskStateMachine"], name=record.task_id, input=json.dumps(step)
     )
     assert wait_for(stack, record.task_id).state is TaskState.DONE
+    settled(stack, owner, 1, 1)
 
 
 def test_a_task_taken_by_another_execution_is_not_processed_again(stack, photo, model_path):
@@ -208,7 +244,7 @@ def test_a_segment_step_that_ends_after_its_task_stores_nothing(stack, pipeline,
 
 def test_a_charge_whose_write_fails_is_retried_and_charged_once(admin, stack, photo):
     """The charge's write is refused once: the step is retried, and the key is charged once."""
-    api = new_key(admin, stack)
+    api = credit_key(admin, stack, "2")
     key_id = api.get("/v1/usage").json()["key_id"]
     with dynamodb_fault("transact_write_items", lambda call: f"usage#{key_id}" in call) as refused:
         task_id = submit(api, photo)
@@ -220,11 +256,13 @@ def test_a_charge_whose_write_fails_is_retried_and_charged_once(admin, stack, ph
     assert len(refused) == 1
     time.sleep(2)
     routes = api.get("/v1/usage").json()["days"][-1]["routes"]
-    assert routes["/v1/tasks"] == {"calls": 1, "charged": 1}
+    assert routes["/v1/tasks"] == {"calls": 1, "charged": 1, "credits": 1}
+    settled(stack, api.key_id, 2, 1)
 
 
-def test_a_delivered_task_whose_charge_never_succeeds_is_recorded_unbilled(stack, photo):
-    record = queued_task(stack, photo, TaskState.DONE)
+def test_a_delivered_task_whose_charge_never_succeeds_is_recorded_unbilled(admin, stack, photo):
+    owner = credit_key(admin, stack, "1").key_id
+    record = queued_task(stack, photo, TaskState.DONE, owner=owner)
     finalizer = TaskFinalizer(tasks_table(stack), UsageMeter(stack.physical["UsageTable"]))
     outcome = finalizer.execution_ended(
         {
@@ -237,8 +275,10 @@ def test_a_delivered_task_whose_charge_never_succeeds_is_recorded_unbilled(stack
     assert outcome == "unbilled"
     key = {"pk": {"S": f"unbilled#{record.task_id}"}, "sk": {"S": "-"}}
     item = stack.client("dynamodb").get_item(TableName=stack.physical["UsageTable"], Key=key)
-    assert item["Item"]["owner"]["S"] == "fault-tests"
+    assert item["Item"]["owner"]["S"] == owner
     assert tasks_table(stack).get(record.task_id).state is TaskState.DONE  # delivered stays delivered
+    # its reservation stays until it expires (then it is given back): the operator bills it by hand
+    settled(stack, owner, 1, 1, holds_left=1)
 
 
 def _bench():
@@ -251,7 +291,7 @@ def _bench():
 
 def test_fault_benchmark_small_run_leaves_nothing_unfinished_and_charges_exactly(admin, stack):
     bench = _bench()
-    api = new_key(admin, stack, "starter")  # 2 requests/s, burst 4: the client meets 429s
+    api = credit_key(admin, stack, "30")
     plan = bench.Plan(tasks=20, kills=1, kill_seconds=10, stops=1, poison=2, duplicates=3, drain_timeout=300)
     report = bench.run(stack, api.key, plan, log=lambda line: None)
     print(bench.table(report, plan))
@@ -259,22 +299,25 @@ def test_fault_benchmark_small_run_leaves_nothing_unfinished_and_charges_exactly
     assert report.charged_wrongly() == []
     assert report.counted_charges == len(report.done)
     assert all(report.states[t] == -1 for t in report.poison_tasks)
+    settled(stack, api.key_id, 30, report.counted_charges)
 
 
-def test_an_execution_that_timed_out_ends_its_task_in_minus_8(stack, photo):
+def test_an_execution_that_timed_out_ends_its_task_in_minus_8(admin, stack, photo):
     """What the status rule delivers for an execution past the machine's TimeoutSeconds."""
-    record = queued_task(stack, photo, TaskState.PROCESSING)
-    finalizer = TaskFinalizer(tasks_table(stack), None)
+    owner = credit_key(admin, stack, "1").key_id
+    record = queued_task(stack, photo, TaskState.PROCESSING, owner=owner)
+    finalizer = TaskFinalizer(tasks_table(stack), UsageMeter(stack.physical["UsageTable"]))
     assert finalizer.execution_ended({"name": record.task_id, "status": "TIMED_OUT"}) == "ended"
     ended = tasks_table(stack).get(record.task_id)
     assert ended.state is TaskState.TIMED_OUT and ended.extra["error_name"] == "ExecutionTimedOut"
     assert finalizer.execution_ended({"name": record.task_id, "status": "FAILED"}) == "final_already"
+    settled(stack, owner, 1, 0)
 
 
 def test_an_execution_stopped_after_mark_done_before_its_charge_is_charged_once(admin, stack, photo):
     """The charge's write fails, and the execution is stopped by hand while ChargeTask waits to
     retry: the task was delivered, so the status rule's finalizer charges it, once."""
-    api = new_key(admin, stack)
+    api = credit_key(admin, stack, "1")
     key_id = api.get("/v1/usage").json()["key_id"]
     with dynamodb_fault(
         "transact_write_items", lambda call: f"usage#{key_id}" in call, times=1000
@@ -294,8 +337,9 @@ def test_an_execution_stopped_after_mark_done_before_its_charge_is_charged_once(
     assert finalizer.execution_ended({"name": task_id, "status": "ABORTED"}) == "charged_already"
     time.sleep(1)
     routes = api.get("/v1/usage").json()["days"][-1]["routes"]
-    assert routes["/v1/tasks"]["charged"] == 1
+    assert routes["/v1/tasks"]["charged"] == 1 and routes["/v1/tasks"]["credits"] == 1
     assert tasks_table(stack).get(task_id).state is TaskState.DONE
+    settled(stack, api.key_id, 1, 1)
 
 
 def test_a_delivered_task_whose_execution_ended_and_charge_fails_is_recorded_unbilled(stack, photo):

@@ -85,7 +85,7 @@ def test_a_delivery_commits_its_hold_with_the_counters_in_one_transaction(meter)
     call = MeteredCall("key", "/v1/cutout", True, "call-1", "2026-11-26", credits=1000, hold="call-1")
     assert meter.record(call) and not meter.record(call)  # applied once
     assert ledger.balance("key") == 1000 and ledger.holds("key") == []
-    report = meter.report("key", "2026-11-26", "2026-11-26")
+    report = meter.report("key", "2026-11-26", "2026-11-26", with_credits=True)
     assert report["total"] == {"calls": 1, "charged": 1, "credits": 1}
     assert report["days"][0]["routes"]["/v1/cutout"]["credits"] == 1
 
@@ -111,7 +111,7 @@ def test_a_late_commit_after_its_hold_expired_pays_from_the_balance_or_is_kept_u
         TableName=TABLE, Key={"pk": {"S": "unbilled#call#unpaid"}, "sk": {"S": "-"}}
     )
     assert "Item" in item
-    assert meter.report("key", "2026-11-26", "2026-11-26")["total"] == {
+    assert meter.report("key", "2026-11-26", "2026-11-26", with_credits=True)["total"] == {
         "calls": 2,
         "charged": 2,
         "credits": 1,

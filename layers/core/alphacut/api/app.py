@@ -347,8 +347,8 @@ def usage_route() -> Response[Any]:
         raise NotFound("metering is not configured in this deployment")
     first, last = default_range(app.current_event.query_string_parameters or {})
     owner = api_key_owner()
-    report = meter.report(owner, first, last)
     credit_based = meter.credit_based(owner)
+    report = meter.report(owner, first, last, with_credits=credit_based)
     balance = meter.credits.balance(owner) if credit_based else None
     account = {
         "daily_quota": meter.daily_quota(owner),

@@ -83,7 +83,7 @@ class Statement:
         price = Decimal(str(price_per_credit))
         statement = cls(month, str(price), currency)
         for key in keys:
-            report = meter.report(key.id, first, last)
+            report = meter.report(key.id, first, last, with_credits=True)
             used = round(Decimal(str(report["total"]["credits"])) * MILLI)
             added = sum(t.amount for t in meter.credits.top_ups(key.id, first, last))
             if not report["total"]["calls"] and not added:

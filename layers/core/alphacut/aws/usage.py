@@ -42,7 +42,7 @@ from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
-from alphacut.pricing import MILLI, credits
+from alphacut.pricing import credits
 from alphacut.settings import ServiceSettings
 
 TOTAL_ROUTE = "*"
@@ -246,14 +246,16 @@ class UsageMeter:
         ).get("Item")
         return int(item["calls"]["N"]) if item else 0
 
-    def report(self, key_id: str, first: str, last: str) -> dict[str, Any]:
-        """Daily totals per route between two UTC days (both included)."""
+    def report(self, key_id: str, first: str, last: str, with_credits: bool = False) -> dict[str, Any]:
+        """Daily totals per route between two UTC days (both included); ``with_credits`` (a
+        credit-based key): the credits charged too, per route, day and in the total."""
         if first > last:
             raise InvalidOption(f"must not be after to ({last})", field="from")
         if (date.fromisoformat(last) - date.fromisoformat(first)).days >= MAX_REPORT_DAYS:
             raise InvalidOption(
                 f"the range may cover at most {MAX_REPORT_DAYS} days", field="from", limit=MAX_REPORT_DAYS
             )
+        names = ("calls", "charged", "credits") if with_credits else ("calls", "charged")
         days: dict[str, dict[str, Any]] = {}
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table_name,
@@ -268,29 +270,21 @@ class UsageMeter:
         for page in pages:
             for item in page.get("Items", []):
                 day, _, route = item["sk"]["S"].partition("#")
-                counts = {
-                    "calls": int(item.get("calls", {}).get("N", 0)),
-                    "charged": int(item.get("charged", {}).get("N", 0)),
-                    "credits": credits(int(item.get("credits", {}).get("N", 0))),
-                }
-                entry = days.setdefault(
-                    day, {"date": day, "calls": 0, "charged": 0, "credits": 0, "routes": {}}
-                )
+                counts = {name: int(item.get(name, {}).get("N", 0)) for name in names}
+                entry = days.setdefault(day, {"date": day, **dict.fromkeys(names, 0), "routes": {}})
                 if route == TOTAL_ROUTE:
                     entry.update(counts)
                 else:
                     entry["routes"][route] = counts
         listed = [days[d] for d in sorted(days)]
-        return {
-            "from": first,
-            "to": last,
-            "days": listed,
-            "total": {
-                "calls": sum(d["calls"] for d in listed),
-                "charged": sum(d["charged"] for d in listed),
-                "credits": credits(sum(round(d["credits"] * MILLI) for d in listed)),
-            },
-        }
+        total = {name: sum(d[name] for d in listed) for name in names}
+        if with_credits:  # kept in millicredits above (exact sums), said in credits
+            total["credits"] = credits(total["credits"])
+            for entry in listed:
+                entry["credits"] = credits(entry["credits"])
+                for counts in entry["routes"].values():
+                    counts["credits"] = credits(counts["credits"])
+        return {"from": first, "to": last, "days": listed, "total": total}
 
     # ---- the key's plan --------------------------------------------------------------------------
     def plan(self, key_id: str) -> Plan | None:
