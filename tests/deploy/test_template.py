@@ -298,7 +298,10 @@ def test_api_functions_cannot_delete_or_scan_billing_data():
         "usage#*",
         "idem#*",
         "call#*",
+        "unbilled#*",  # a delivery its balance could not pay, for an operator
     ]
+    credits = next(s for s in api_policy if s["Sid"] == "CreditsReservedAndSettled")
+    assert credits["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["credits#*", "hold#*"]
 
 
 def test_storage_and_logs_are_kept_safe():

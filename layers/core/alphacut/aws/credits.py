@@ -6,15 +6,18 @@ one transaction whose condition is that the balance covers it: with any number o
 once, at most the balance is ever reserved. Delivery commits the hold (deleted in the same
 transaction as the usage counters, ``alphacut.aws.usage``); a failure releases it (deleted, the
 price given back). A hold whose call was killed outlives it: past ``hold_until`` it is released
-at the key's next reservation or balance read. Holds are not DynamoDB-TTL items: TTL would delete
-them without giving the credits back.
+at the key's next reservation or balance read. A hold is settled by marking it (``settled``:
+committed or released, in the same transaction), never by deleting it: so no function needs to
+delete billing items, and a hold is settled once. An open hold has no ``expires_at`` (DynamoDB's
+TTL would delete it without giving the credits back); a settled one gets it, and TTL clears it.
 
 Items (amounts in millicredits, ``alphacut.pricing``):
 
 - ``pk = "credits#<key id>"``, ``sk = "balance"``: ``balance``, ``added`` (all top-ups)
 - ``pk = "credits#<key id>"``, ``sk = "topup#<reference>"``: ``amount``, ``at``, ``note`` (the
   audit trail; a reference is used once, so a repeated top-up adds nothing)
-- ``pk = "hold#<key id>"``, ``sk = "<call or task id>"``: ``amount``, ``hold_until``, ``route``
+- ``pk = "hold#<key id>"``, ``sk = "<call or task id>"``: ``amount``, ``hold_until``, ``route``;
+  once settled ``settled`` (committed | released) and ``expires_at``
 
 Usage::
 
@@ -38,6 +41,7 @@ from alphacut.errors import InsufficientCredits, InvalidOption
 from alphacut.pricing import credits
 
 BALANCE = "balance"
+SETTLED_KEPT_SECONDS = 86400  # a settled hold stays a day (for an operator), then TTL removes it
 MAX_TOP_UP = 10_000_000 * 1000  # ten million credits at once: a typo, not a purchase
 
 
@@ -191,16 +195,19 @@ class CreditLedger:
         )
 
     def hold(self, key_id: str, hold_id: str) -> Hold | None:
+        """The open hold of this id (None: none, or settled already)."""
         item = self._db.get_item(
             TableName=self.table_name, Key=self._hold_key(key_id, hold_id), ConsistentRead=True
         ).get("Item")
-        return _hold(item) if item else None
+        return _hold(item) if item and "settled" not in item else None
 
     def holds(self, key_id: str) -> list[Hold]:
+        """The key's open holds."""
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table_name,
             ConsistentRead=True,
             KeyConditionExpression="pk = :pk",
+            FilterExpression="attribute_not_exists(settled)",
             ExpressionAttributeValues={":pk": {"S": f"hold#{key_id}"}},
         )
         return [_hold(item) for page in pages for item in page.get("Items", [])]
@@ -214,14 +221,7 @@ class CreditLedger:
                 return False
             amount = hold.amount
         items = [
-            {
-                "Delete": {
-                    "TableName": self.table_name,
-                    "Key": self._hold_key(key_id, hold_id),
-                    "ConditionExpression": "amount = :amount",
-                    "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
-                }
-            },
+            self._settle(key_id, hold_id, amount, "released"),
             {
                 "Update": {
                     "TableName": self.table_name,
@@ -244,14 +244,23 @@ class CreditLedger:
 
     # ---- parts of the usage meter's charge transaction ---------------------------------------------
     def commit_item(self, key_id: str, hold_id: str, amount: int) -> dict[str, Any]:
-        """The hold deleted on delivery (its credits were taken at the reservation); the condition
+        """The hold settled on delivery (its credits were taken at the reservation); the condition
         fails when it was released meanwhile (then ``take_item`` charges the balance instead)."""
+        return self._settle(key_id, hold_id, amount, "committed")
+
+    def _settle(self, key_id: str, hold_id: str, amount: int, how: str) -> dict[str, Any]:
+        """The hold marked settled, only if it is open and of this amount."""
         return {
-            "Delete": {
+            "Update": {
                 "TableName": self.table_name,
                 "Key": self._hold_key(key_id, hold_id),
-                "ConditionExpression": "amount = :amount",
-                "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
+                "UpdateExpression": "SET settled = :how, expires_at = :expires",
+                "ConditionExpression": "amount = :amount AND attribute_not_exists(settled)",
+                "ExpressionAttributeValues": {
+                    ":amount": {"N": str(amount)},
+                    ":how": {"S": how},
+                    ":expires": {"N": str(int(time.time()) + SETTLED_KEPT_SECONDS)},
+                },
             }
         }
 
