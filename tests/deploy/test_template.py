@@ -55,7 +55,7 @@ def test_translated_template_has_the_promised_shape():
     plan = resources["StarterPlan"]["Properties"]
     assert plan["Throttle"] == {"RateLimit": {"Ref": "RateLimit"}, "BurstLimit": {"Ref": "BurstLimit"}}
     assert plan["Quota"] == {"Limit": {"Ref": "DailyQuota"}, "Period": "DAY"}
-    for name in ("StarterPlan", "FreePlan", "BusinessPlan"):  # one key, one quota, both APIs
+    for name in ("StarterPlan", "FreePlan", "BusinessPlan", "CreditsPlan"):  # one key, both APIs
         stages = resources[name]["Properties"]["ApiStages"]
         assert [stage["ApiId"] for stage in stages] == [{"Ref": "Api"}, {"Ref": "RemoveBgApi"}]
     plans = {
@@ -63,7 +63,14 @@ def test_translated_template_has_the_promised_shape():
         for r in resources.values()
         if r["Type"] == "AWS::ApiGateway::UsagePlan"
     }
-    assert plans == {"${AWS::StackName}-free", "${AWS::StackName}-starter", "${AWS::StackName}-business"}
+    assert plans == {
+        "${AWS::StackName}-free",
+        "${AWS::StackName}-starter",
+        "${AWS::StackName}-business",
+        "${AWS::StackName}-credits",
+    }
+    credits = resources["CreditsPlan"]["Properties"]  # credit-based: its tag, and no daily quota
+    assert credits["Tags"] == [{"Key": "billing", "Value": "credits"}] and "Quota" not in credits
     api = resources["Api"]["Properties"]
     vendor_paths = (
         "/api/cutout",

@@ -139,10 +139,14 @@ def test_sources_must_be_exactly_one():
 
 
 def test_usage_headers_say_the_credit_and_the_day():
-    headers = removebg.usage_headers(True, 7, 10)
+    from alphacut.api.metering import Usage
+
+    headers = removebg.usage_headers(Usage(True, None, 7, 10))
     assert headers["X-Credits-Charged"] == "1" and headers["X-RateLimit-Remaining"] == "7"
     assert int(headers["X-RateLimit-Reset"]) % 86400 == 0
-    assert removebg.usage_headers(False, None, None) == {"X-Credits-Charged": "0"}
+    assert removebg.usage_headers(Usage(False)) == {"X-Credits-Charged": "0"}
+    # a credit-based key: the credits it paid, and no daily limit
+    assert removebg.usage_headers(Usage(True, 0.25, 36.75)) == {"X-Credits-Charged": "0.25"}
 
 
 @pytest.mark.parametrize(
