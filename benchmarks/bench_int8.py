@@ -39,7 +39,9 @@ def self_contained_fp32(models: Path) -> Path:
         present = {i.name for i in model.graph.initializer}
         for name in weights.files:
             if name not in present:
-                model.graph.initializer.append(numpy_helper.from_array(weights[name].astype(np.float32), name))
+                model.graph.initializer.append(
+                    numpy_helper.from_array(weights[name].astype(np.float32), name)
+                )
     names = {i.name for i in model.graph.initializer}
     kept = [i for i in model.graph.input if i.name not in names]
     del model.graph.input[:]
@@ -58,8 +60,13 @@ def model_input(path: Path, side: int) -> np.ndarray:
 
 
 def quantize(fp32: Path, photos: int, method: str) -> Path:
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = CACHE / f"isnet_int8_{method.lower()}_{photos}.onnx"
@@ -189,18 +196,28 @@ def main() -> int:
     int8 = quantize(fp32, args.calibration, args.method)
     feed = model_input(min((EVAL / "general" / "images").iterdir()), 1024)
     feed768 = model_input(min((EVAL / "general" / "images").iterdir()), 768)
-    print(f"machine: {describe_cpu()}; onnxruntime {__import__('onnxruntime').__version__}; {args.threads} threads")
+    print(
+        f"machine: {describe_cpu()}; onnxruntime {__import__('onnxruntime').__version__}; "
+        f"{args.threads} threads"
+    )
     print("\n| ISNet graph | input | seconds per run | x fp32 1024² |\n|---|---|---|---|")
     base = seconds_per_run(session(fp32, args.threads), feed, args.repeats)
     rows = [
         ("fp32 (today)", "1024²", base),
-        ("fp32, optimisation extended", "1024²", seconds_per_run(session(fp32, args.threads, "extended"), feed, args.repeats)),
+        (
+            "fp32, optimisation extended",
+            "1024²",
+            seconds_per_run(session(fp32, args.threads, "extended"), feed, args.repeats),
+        ),
         ("fp32, 1 thread", "1024²", seconds_per_run(session(fp32, 1), feed, args.repeats)),
-        (f"int8 QDQ ({args.method})", "1024²", seconds_per_run(session(int8, args.threads), feed, args.repeats)),
+        (
+            f"int8 QDQ ({args.method})",
+            "1024²",
+            seconds_per_run(session(int8, args.threads), feed, args.repeats),
+        ),
         ("fp32 preview graph", "768²", None),
     ]
     import onnxruntime as ort
-
     from alphacut.models.isnet import load_weights
 
     weights = load_weights(models / "isnet")
@@ -208,16 +225,30 @@ def main() -> int:
     options.intra_op_num_threads = args.threads
     options.add_free_dimension_override_by_name("batch", 1)
     options.add_external_initializers(weights.names, weights.ort_values)
-    preview = ort.InferenceSession(str(models / "isnet" / "graph_preview.onnx"), options, providers=["CPUExecutionProvider"])
+    preview = ort.InferenceSession(
+        str(models / "isnet" / "graph_preview.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     rows[-1] = ("fp32 preview graph", "768²", seconds_per_run(preview, feed768, args.repeats))
     for name, size, seconds in rows:
         print(f"| {name} | {size} | {seconds:.3f} | {seconds / base:.2f} |")
-    print("\nwhere fp32 1024² spends its time (onnxruntime profiler):", ", ".join(f"{op} {share:.0%}" for op, share in op_profile(fp32, feed, args.threads)))
-    print("where int8 1024² spends its time:", ", ".join(f"{op} {share:.0%}" for op, share in op_profile(int8, feed, args.threads)))
+    print(
+        "\nwhere fp32 1024² spends its time (onnxruntime profiler):",
+        ", ".join(f"{op} {share:.0%}" for op, share in op_profile(fp32, feed, args.threads)),
+    )
+    print(
+        "where int8 1024² spends its time:",
+        ", ".join(f"{op} {share:.0%}" for op, share in op_profile(int8, feed, args.threads)),
+    )
     if args.skip_quality:
         return 0
-    print("\n| ISNet | route | photos | mean IoU | MAE | boundary F | ghosted |\n|---|---|---|---|---|---|---|")
-    for name, graph, side in (("fp32 1024² (today)", None, 1024), (f"int8 {args.method} 1024²", int8, 1024), ("fp32 768²", None, 768)):
+    print(
+        "\n| ISNet | route | photos | mean IoU | MAE | boundary F | ghosted |\n|---|---|---|---|---|---|---|"
+    )
+    for name, graph, side in (
+        ("fp32 1024² (today)", None, 1024),
+        (f"int8 {args.method} 1024²", int8, 1024),
+        ("fp32 768²", None, 768),
+    ):
         for folder, figures in evaluate_with(graph, args.threads, side).items():
             print(
                 f"| {name} | {folder} | {figures['photos']} | {figures['iou']:.4f} | {figures['mae']:.4f} | "
