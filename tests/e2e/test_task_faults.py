@@ -1,5 +1,5 @@
 """Every task final, every charge exactly once, under faults made on purpose on the local stack:
-dead-lettered messages, executions stopped by hand, a MarkFailed step that fails for good, a retry
+dead-lettered messages, executions stopped by hand, a FailTask step that fails for good, a retry
 after an applied write, a step that finishes after its task ended, a charge write that fails,
 and the fault benchmark's small run (a kill, a stop, a poison message, duplicated messages).
 Every test runs on both paths: the CPU (the endpoint cold) and the GPU endpoint's (warm). The
@@ -184,12 +184,14 @@ def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(admin, 
     settled(stack, api.key_id, 1, 0)
 
 
-def test_a_mark_failed_that_fails_for_good_is_ended_by_the_status_rule(admin, stack, photo):
-    """MarkFailed has no Catch for its own failure: its execution fails, and the EventBridge rule
+def test_a_fail_task_step_that_fails_for_good_is_ended_by_the_status_rule(admin, stack, photo):
+    """FailTask has no Catch for its own failure: its execution fails, and the EventBridge rule
     on that status ends the task."""
     api = credit_key(admin, stack, "1")
-    with dynamodb_fault("update_item", lambda call: "':failed'" in call, times=1000) as refused:
-        task_id = submit(api, photo[:300])  # a corrupt image: Segment fails, MarkFailed is refused
+    # FailTask's write (its error's name), not the finalizer's (ExecutionFailed)
+    failing = lambda call: "error_cause" in call and "ExecutionFailed" not in call
+    with dynamodb_fault("update_item", failing, times=1000) as refused:
+        task_id = submit(api, photo[:300])  # a corrupt image: Segment fails, FailTask is refused
         ended = wait_for(stack, task_id, timeout=120)
     assert len(refused) >= 6  # the first write and its five retries
     assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionFailed"
@@ -315,7 +317,7 @@ def test_an_execution_that_timed_out_ends_its_task_in_minus_8(admin, stack, phot
 
 
 def test_an_execution_stopped_after_mark_done_before_its_charge_is_charged_once(admin, stack, photo):
-    """The charge's write fails, and the execution is stopped by hand while ChargeTask waits to
+    """The charge's write fails, and the execution is stopped by hand while Finish waits to
     retry: the task was delivered, so the status rule's finalizer charges it, once."""
     api = credit_key(admin, stack, "1")
     key_id = api.get("/v1/usage").json()["key_id"]

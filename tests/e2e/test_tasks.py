@@ -23,6 +23,8 @@ from alphacut.aws.task_table import TaskTable
 from alphacut.errors import NotFound
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from alphacut_dev.local.endpoint import REALTIME_PAYLOAD_LIMIT
+from alphacut_dev.local.stack import STACK_NAME
+from alphacut_dev.template import ROOT
 from botocore.exceptions import ClientError
 from PIL import Image
 
@@ -437,10 +439,45 @@ def test_a_task_whose_picture_has_no_subject_is_done_and_not_charged(admin, stac
     blank = image_bytes(Image.new("RGB", (300, 200), (255, 255, 255)), "PNG")
     task_id = submit(key_api, blank)
     assert wait_final(key_api, task_id)["state"] == 1
-    time.sleep(2)  # the ChargeTask step runs after the task is done
+    time.sleep(2)  # the Finish step charges after it marks the task done
     routes = key_api.get("/v1/usage").json()["days"][-1]["routes"]
     assert routes["/v1/tasks"]["charged"] == 0
     answer = key_api.post(
         "/v1/tasks", files={"image_file": ("b.png", blank, "image/png")}, data={"sync": "1"}
     )
     assert answer.json()["data"]["state"] == 1 and answer.headers["X-Alphacut-Charge"] == "false"
+
+
+@pytest.mark.parametrize("path", ["cpu", "gpu"])
+def test_each_kind_of_task_takes_the_transitions_the_cost_model_counts(api, stack, image_server, photo, path):
+    """Every state entered is a billed transition: counted from the execution history of a done
+    task, a done one with a callback and a failed one, and held to bench_capacity's TRANSITIONS."""
+    import importlib.util
+
+    from alphacut_dev.local.account import ACCOUNT, REGION
+
+    spec = importlib.util.spec_from_file_location("bench_capacity", ROOT / "benchmarks" / "bench_capacity.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pinned_path(stack, path)
+    try:
+        tasks = {
+            "done": submit(api, photo),
+            "done_with_callback": submit(api, photo, callback_url=image_server.url("hooks/counted")),
+            "failed": submit(api, photo[:300]),
+        }
+        for task_id in tasks.values():
+            wait_final(api, task_id)
+    finally:
+        stack.endpoint.pin(None)
+    sfn = stack.client("stepfunctions")
+    counted = {}
+    for kind, task_id in tasks.items():
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK_NAME}-TaskStateMachine:{task_id}"
+        deadline = time.time() + 30
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+            assert time.time() < deadline
+            time.sleep(0.2)
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        counted[kind] = sum(1 for e in events if e["type"].endswith("StateEntered"))
+    assert counted == bench.TRANSITIONS[path]

@@ -42,7 +42,7 @@ def wait_final(api: Api, task_id: str, seconds: float = 90) -> dict:
     while time.time() < deadline:
         data = api.get(f"/v1/tasks/{task_id}").json()["data"]
         if data["state"] not in (0, 2, 3, 4):
-            time.sleep(1.5)  # the ChargeTask / ReleaseCredits step runs just after the final state
+            time.sleep(1.5)  # the Finish / FailTask step settles just after the final state
             return data
         time.sleep(0.3)
     raise AssertionError(f"task {task_id} did not end")
@@ -178,7 +178,7 @@ def test_the_admin_command_tops_up_and_the_statement_totals_match_the_usage_item
         charges.append(float(answer.headers["X-Alphacut-Charge"]))
     task = api.post("/v1/tasks", data=small_photo, headers=JPEG).json()["data"]["task_id"]
     wait_final(api, task)
-    charges.append(1.0)  # the task's price (the ChargeTask step charged it)
+    charges.append(1.0)  # the task's price (the Finish step charged it)
     month = time.strftime("%Y-%m", time.gmtime())
     printed = subprocess.run(
         [str(ALPHACUT), "usage", "--stack", STACK_NAME, "statement", "--month", month, "--format", "json"],

@@ -164,7 +164,7 @@ def test_async_task_charged_once_when_it_succeeds(admin, stack, small_photo):
         time.sleep(1)
     assert state == 1
     deadline = time.time() + 30
-    while time.time() < deadline:  # the ChargeTask step runs just after "done"
+    while time.time() < deadline:  # the Finish step charges just after it marks "done"
         routes = usage(api)["days"][-1]["routes"]
         if routes.get("/v1/tasks", {}).get("charged"):
             break

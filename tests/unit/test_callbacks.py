@@ -156,9 +156,13 @@ def test_a_queued_callback_no_retry_can_deliver_is_dropped_and_a_delivered_one_d
 def test_the_state_machine_queues_callbacks_instead_of_calling_the_receiver():
     import json
 
-    from alphacut_dev.template import ROOT
+    from alphacut_dev.template import ROOT, load_sam
 
     states = json.loads((ROOT / "statemachine" / "task.asl.json").read_text())["States"]
-    for name in ("NotifyDone", "NotifyFailure"):
-        assert states[name]["Resource"] == "arn:aws:states:::sqs:sendMessage"
-        assert states[name]["Parameters"]["QueueUrl"] == "${CallbackQueueUrl}"
+    assert not any(
+        s.get("Resource", "").startswith("arn:aws:states:::sqs:sendMessage") and "Callback" in json.dumps(s)
+        for s in states.values()
+    )
+    # the last step's function queues them (alphacut.aws.task_end), to the callback queue
+    charge = load_sam()["Resources"]["ChargeFunction"]["Properties"]
+    assert charge["Environment"]["Variables"]["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}

@@ -34,22 +34,30 @@ def test_unknown_errors_fail_with_minus_one():
     assert failure_state("States.Timeout") is TaskState.TIMED_OUT
 
 
-def test_every_failure_is_caught_into_its_state():
+def test_every_failure_is_caught_into_the_one_step_that_ends_the_task_in_its_state():
     definition = json.loads(ASL.read_text())
     states = definition["States"]
     for model_step in ("Segment", "SubmitToEndpoint", "Compose"):  # both paths, the same table
         catches = states[model_step]["Catch"]
-        for error_name, expected in FAILURE_STATES.items():
-            target = next(c["Next"] for c in catches if error_name in c["ErrorEquals"])
-            assert states[target]["Type"] == "Pass" and states[target]["Result"] == expected.value, error_name
-            assert states[target]["Next"] == "MarkFailed"
-        assert catches[-1]["ErrorEquals"] == ["States.ALL"]
-        assert states[catches[-1]["Next"]]["Result"] == TaskState.FAILED.value
+        assert catches[0] == {
+            "ErrorEquals": ["TaskNoLongerRunning"],
+            "ResultPath": "$.error",
+            "Next": "EndedElsewhere",
+        }
+        assert catches[-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FailTask"}
+    # FailTask's Lambda names the state from the error (one table, alphacut.task_states)
+    assert states["FailTask"]["Parameters"]["Payload"] == {
+        "step": "fail",
+        "task_id.$": "$.task_id",
+        "error.$": "$.error",
+    }
+    for error_name, expected in FAILURE_STATES.items():
+        assert failure_state(error_name) is expected
     assert states["Compose"]["TimeoutSeconds"] == 30  # the Segment step: its function's 28 s
-    # every Task state has a way out to a final state (MarkFailed's own failure fails the
-    # execution, and the Finalize function ends the task on that status event)
+    # every Task state has a way out to a final state (the last steps' own lasting failure fails
+    # the execution, and the Finalize function ends the task on that status event)
     for name, state in states.items():
-        if state["Type"] == "Task" and name != "MarkFailed":
+        if state["Type"] == "Task" and name not in ("Finish", "FailTask"):
             assert any(c["ErrorEquals"] == ["States.ALL"] for c in state.get("Catch", [])), name
 
 
@@ -62,7 +70,7 @@ def _statelint(path: Path) -> subprocess.CompletedProcess:
 def test_asl_passes_statelint(tmp_path):
     assert _statelint(ASL).returncode == 0
     broken = json.loads(ASL.read_text())
-    broken["States"]["MarkDone"]["Next"] = "NoSuchState"
+    broken["States"]["Segment"]["Next"] = "NoSuchState"
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     assert _statelint(tmp_path / "broken.json").returncode != 0
 
@@ -87,35 +95,23 @@ def test_mark_processing_accepts_a_task_taken_by_its_own_execution():
     assert parameters["ExpressionAttributeValues"][":me"] == {"S.$": "$$.Execution.Id"}
 
 
-def test_no_step_overwrites_a_state_it_does_not_own():
-    states = asl_states()
-    assert "execution_id = :me" in states["MarkDone"]["Parameters"]["ConditionExpression"]
-    assert states["MarkFailed"]["Parameters"]["ConditionExpression"].startswith("#state IN (")
-    for name in ("MarkDone", "MarkFailed"):  # a retry of an applied write is not retried into a failure
-        assert states[name]["Retry"][0] == {
-            "ErrorEquals": ["DynamoDB.ConditionalCheckFailedException"],
-            "MaxAttempts": 0,
-        }
+def test_done_and_failed_end_in_one_step_each_and_a_lasting_charge_failure_is_charge_failed():
+    from alphacut.aws.finalize import CHARGE_FAILED
+    from alphacut.aws.task_end import ChargeFailed
 
-
-def test_a_charge_that_never_succeeds_ends_the_execution_in_charge_failed():
     states = asl_states()
-    charge = states["ChargeTask"]
-    retry = charge["Retry"][0]
+    finish = states["Finish"]
+    assert finish["End"] is True and states["FailTask"]["End"] is True and "Catch" not in finish
+    assert finish["Parameters"]["Payload"]["execution_id.$"] == "$$.Execution.Id"  # only its own task
+    retry = finish["Retry"][0]
     assert (
-        retry["MaxAttempts"] >= 5
+        retry["ErrorEquals"] == ["States.ALL"]
+        and retry["MaxAttempts"] >= 5
         and sum(retry["IntervalSeconds"] * 2**n for n in range(retry["MaxAttempts"])) >= 60
     )
-    assert charge["Catch"][0]["ResultPath"] == "$.charge_error"
-    check = states["ChargeCheck"]
-    assert check["Choices"][0]["Variable"] == "$.charge_error" and states[check["Choices"][0]["Next"]] == {
-        "Type": "Fail",
-        "Error": "ChargeFailed",
-        "Cause": states["ChargeFailed"]["Cause"],
-    }
-    from alphacut.aws.finalize import CHARGE_FAILED
-
-    assert states["ChargeFailed"]["Error"] == CHARGE_FAILED
+    # the Lambda's error name fails the execution when the retries run out: the finalizer's name
+    assert ChargeFailed.__name__ == CHARGE_FAILED
+    assert {s["Type"] for s in states.values()} == {"Task", "Choice", "Succeed"}
 
 
 def test_an_s3_notification_for_a_folder_marker_names_no_upload():
@@ -160,11 +156,7 @@ def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
         )
         return waits + (worst["MaxAttempts"] + 1) * per_attempt
 
-    after_the_model = (
-        retried_seconds(states["MarkDone"], 1)
-        + retried_seconds(states["ChargeTask"], 15)
-        + retried_seconds(states["NotifyDone"], 15)
-    )
+    after_the_model = retried_seconds(states["Finish"], 15)
     cpu_path = retried_seconds(states["MarkProcessing"], 1) + retried_seconds(states["Segment"], 30)
     # the Submit step outwaits the longest a request may live in the endpoint's queue, and its run
     longest_ttl = int(load_sam()["Parameters"]["GpuRequestTtlSeconds"]["MaxValue"])

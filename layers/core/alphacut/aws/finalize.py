@@ -1,13 +1,13 @@
 """Ends the tasks nothing else would: those whose queue message reached the dead-letter queue
 (never started, or a Segment step no function instance answered), and those whose state machine
 execution ended without ending them (a failure no Catch can see: States.Runtime,
-DataLimitExceeded, an execution stopped by hand or timed out, or a MarkFailed step that failed
+DataLimitExceeded, an execution stopped by hand or timed out, or a FailTask step that failed
 for good). A task already final is never changed.
 
 An execution that failed with ``ChargeFailed`` delivered its result but could not charge it
 after every retry: the task stays done, and the charge is recorded as unbilled for an operator
 (the function counts it in the ``UnbilledTasks`` metric, which has an alarm). An execution stopped,
-timed out or failed after MarkDone and before its charge went through is charged here, once. A
+timed out or failed after the task was done and before its charge went through is charged here, once. A
 task this function ends gets back the credits it reserved (a credit-based key) and, if it has a
 ``callback_url``, its callback, through the callback queue.
 
@@ -39,7 +39,7 @@ from alphacut.task_states import TaskState
 
 logger = Logger(child=True)
 
-CHARGE_FAILED = "ChargeFailed"  # the state machine's Fail state after a charge that never went through
+CHARGE_FAILED = "ChargeFailed"  # the Finish step's error when its charge never went through (task_end)
 ENDED_BY_STATUS = {"TIMED_OUT": TaskState.TIMED_OUT, "FAILED": TaskState.FAILED, "ABORTED": TaskState.FAILED}
 
 
@@ -126,7 +126,7 @@ class TaskFinalizer:
         return self._charge_if_delivered(task_id, status)
 
     def _charge_if_delivered(self, task_id: str, status: str) -> str:
-        """An execution that ended between MarkDone and a charge that went through: the result
+        """An execution that ended between the task done and a charge that went through: the result
         was delivered, so it is charged here, once (the charge marker refuses a second one);
         a charge that fails here too is recorded unbilled."""
         try:

@@ -198,6 +198,40 @@ class TaskTable:
             },
         )
 
+    def mark_done(self, task_id: str, execution_id: str, result: dict[str, Any]) -> bool:
+        """The task done with ``result`` (the Segment or Compose step's: keys, size, found, check),
+        only while the execution ``execution_id`` holds it in progress, or has made it done already
+        (a retried step writes the same again). False: it ended elsewhere."""
+        return self._conditional_update(
+            task_id,
+            "SET #s = :done, progress = :progress, completed_at_iso = :now, image_key = :image, "
+            "mask_key = :mask, result_width = :w, result_height = :h, #found = :found, result_check = :check",
+            "(#s IN (:waiting, :processing) OR #s = :done) AND execution_id = :me",
+            {
+                ":done": int(TaskState.DONE),
+                ":progress": 100,
+                ":now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                ":image": str(result.get("image_key") or ""),
+                ":mask": str(result.get("mask_key") or ""),
+                ":w": int(result.get("width") or 0),
+                ":h": int(result.get("height") or 0),
+                ":found": bool(result.get("found", True)),
+                ":check": str(result.get("check") or ""),
+                ":me": execution_id,
+                ":waiting": int(TaskState.WAITING),
+                ":processing": int(TaskState.PROCESSING),
+            },
+            {"#found": "found"},
+        )
+
+    def note_callback_queued(self, task_id: str) -> None:
+        """The task's callback is in the callback queue: a retried end step does not queue it twice."""
+        self.table.update_item(
+            Key={"task_id": task_id},
+            UpdateExpression="SET callback_queued = :yes",
+            ExpressionAttributeValues={":yes": True},
+        )
+
     def await_model(self, task_id: str, execution_id: str, task_token: str) -> bool:
         """The task waits in the endpoint's queue (state 3) under the execution that holds it,
         with the token that ends its waiting step. False when that execution no longer holds it
@@ -249,14 +283,21 @@ class TaskTable:
         latest = item.get("Item", {}).get("latest_put")
         return latest is not None and str(latest) > order
 
-    def _conditional_update(self, task_id: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+    def _conditional_update(
+        self,
+        task_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
         """One conditional write to a task (``#s`` is its state); False when the condition fails."""
         return applied(
             lambda: self.table.update_item(
                 Key={"task_id": task_id},
                 UpdateExpression=update,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeNames={"#s": "state", **(names or {})},
                 ExpressionAttributeValues=values,
             )
         )

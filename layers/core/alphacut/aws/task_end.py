@@ -1,0 +1,100 @@
+"""How an execution ends its task, in one Lambda step each: the state machine's Finish (done:
+marked, charged once, its callback queued) and FailTask (failed: marked, its reserved credits
+given back, its callback queued). One step each in place of the chain of states they replace
+(mark, charge, choose, notify, check): Step Functions bills every state entered, and those were
+most of an async photo's cost (docs/benchmarks.md, "Tasks: state transitions").
+
+The guarantees stay as they were. The marks are conditional (only the execution that holds the
+task in progress ends it; a retried step writes the same again). The charge is the one charge
+transaction with its marker (a retry charges nothing). A callback is queued once: the task
+records that it was. Finish queues the callback even when the charge fails, then raises
+``ChargeFailed``: the step is retried, and if it never goes through the execution fails with that
+error and the Finalize function records the task as unbilled. A step that fails for good any other
+way fails the execution, and the Finalize function ends the task (or charges a delivered one).
+
+Usage::
+
+    ends = TaskEnds.from_settings(ServiceSettings.from_env())
+    ends.finish({"task_id": ..., "execution_id": ..., "result": {...}})   # "done" | "ended_elsewhere"
+    ends.fail({"task_id": ..., "error": {"Error": "CorruptImage", "Cause": "..."}})  # "failed" | ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from alphacut.aws import clients
+from alphacut.aws.callback_queue import CallbackQueue
+from alphacut.aws.task_table import TaskRecord, TaskTable, is_billable
+from alphacut.aws.usage import UsageMeter
+from alphacut.options import CutoutOptions
+from alphacut.pricing import CreditPrices
+from alphacut.settings import ServiceSettings
+from alphacut.task_states import failure_state
+
+logger = Logger(child=True)
+
+
+class ChargeFailed(Exception):
+    """The task was delivered (and its callback queued) but its charge did not go through."""
+
+
+@dataclass
+class TaskEnds:
+    table: TaskTable
+    meter: UsageMeter | None
+    callbacks: CallbackQueue | None = None
+    prices: CreditPrices = field(default_factory=CreditPrices)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> TaskEnds:
+        callbacks = (
+            CallbackQueue(clients.client("sqs"), settings.callback_queue_url)
+            if settings.callback_queue_url
+            else None
+        )
+        return cls(
+            TaskTable.from_settings(settings),
+            UsageMeter.from_settings(settings),
+            callbacks,
+            settings.credit_prices,
+        )
+
+    def finish(self, step: dict[str, Any]) -> str:
+        task_id = str(step["task_id"])
+        if not self.table.mark_done(task_id, str(step["execution_id"]), dict(step.get("result") or {})):
+            return "ended_elsewhere"  # stopped, timed out or ended by another execution meanwhile
+        record = self.table.get(task_id)
+        failure: Exception | None = None
+        if self.meter is not None:
+            price = self.prices.for_options(CutoutOptions.from_mapping(record.options))
+            try:
+                self.meter.settle_task(record.owner, task_id, is_billable(record), price)
+            except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
+                failure = error
+        self._call_back(record)
+        if failure is not None:
+            raise ChargeFailed(f"the task was delivered but its charge failed: {failure}") from failure
+        return "done"
+
+    def fail(self, step: dict[str, Any]) -> str:
+        task_id = str(step["task_id"])
+        error = dict(step.get("error") or {})
+        name = str(error.get("Error") or "TaskFailed")
+        if not self.table.fail(task_id, failure_state(name), str(error.get("Cause") or "")[:32768], name):
+            return "ended_elsewhere"  # final already: whoever ended it settled it
+        record = self.table.get(task_id)
+        if self.meter is not None:
+            self.meter.release_task(record.owner, task_id)
+        self._call_back(record)
+        return "failed"
+
+    def _call_back(self, record: TaskRecord) -> None:
+        url = record.extra.get("callback_url")
+        if not url or self.callbacks is None or record.extra.get("callback_queued"):
+            return
+        self.callbacks.enqueue(record.task_id, str(url))
+        self.table.note_callback_queued(record.task_id)

@@ -1,0 +1,119 @@
+"""The one step that ends a task (Finish, FailTask) against moto: done only for the execution that
+holds it, charged once, its callback queued once however often the step is retried, failed in the
+state its error names with its credits given back, a final state never overwritten."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from alphacut.aws.callback_queue import CallbackQueue
+from alphacut.aws.task_end import ChargeFailed, TaskEnds
+from alphacut.aws.task_table import TaskRecord, TaskTable
+from alphacut.aws.usage import UsageMeter, task_hold
+from alphacut.options import CutoutOptions
+from alphacut.task_states import TaskState
+from alphacut_dev.template import load_sam
+from moto import mock_aws
+
+ME = "arn:aws:states:us-east-1:123456789012:execution:machine:t1"
+RESULT = {
+    "image_key": "tasks/t1/image.png",
+    "mask_key": "",
+    "width": 10,
+    "height": 8,
+    "found": True,
+    "check": "",
+}
+
+
+@pytest.fixture
+def ends(monkeypatch):
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from alphacut.aws import clients
+
+    clients.client.cache_clear()
+    with mock_aws():
+        resources = load_sam()["Resources"]
+        dynamodb = boto3.client("dynamodb")
+        for name, table in (("TasksTable", "tasks"), ("UsageTable", "usage")):
+            props = resources[name]["Properties"]
+            dynamodb.create_table(
+                TableName=table,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode="PAY_PER_REQUEST",
+                **(
+                    {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+                    if "GlobalSecondaryIndexes" in props
+                    else {}
+                ),
+            )
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="callbacks")["QueueUrl"]
+        meter = UsageMeter("usage")
+        meter.credits.open("key")
+        meter.credits.top_up("key", 2000)
+        yield TaskEnds(TaskTable("tasks"), meter, CallbackQueue(sqs, queue))
+    clients.client.cache_clear()
+
+
+def queued(ends: TaskEnds, task_id: str = "t1", callback: bool = True) -> TaskRecord:
+    record = TaskRecord(task_id, "key", CutoutOptions().to_dict(), state=TaskState.PROCESSING)
+    record.extra["execution_id"] = ME
+    if callback:
+        record.extra["callback_url"] = "https://example.com/hook"
+    ends.table.create(record)
+    ends.meter.credits.reserve("key", task_hold(task_id), 1000, seconds=3600)
+    return record
+
+
+def callbacks(ends: TaskEnds) -> int:
+    got = ends.callbacks.sqs.receive_message(QueueUrl=ends.callbacks.queue_url, MaxNumberOfMessages=10)
+    return len(got.get("Messages", []))
+
+
+def test_finish_marks_done_charges_once_and_queues_one_callback_however_often_it_runs(ends):
+    queued(ends)
+    step = {"task_id": "t1", "execution_id": ME, "result": RESULT}
+    assert ends.finish(step) == ends.finish(step) == "done"  # a retried step
+    record = ends.table.get("t1")
+    assert record.state is TaskState.DONE and record.extra["image_key"] == RESULT["image_key"]
+    assert ends.meter.is_charged("t1") and ends.meter.credits.balance("key") == 1000
+    assert ends.meter.credits.holds("key") == [] and callbacks(ends) == 1
+
+
+def test_finish_leaves_a_task_another_execution_or_an_ending_holds(ends):
+    queued(ends)
+    assert (
+        ends.finish({"task_id": "t1", "execution_id": "someone-else", "result": RESULT}) == "ended_elsewhere"
+    )
+    assert ends.table.get("t1").state is TaskState.PROCESSING and not ends.meter.is_charged("t1")
+
+
+def test_a_charge_that_fails_still_queues_the_callback_then_raises_charge_failed(ends, monkeypatch):
+    queued(ends)
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("the usage table refused the write")
+
+    monkeypatch.setattr(ends.meter, "settle_task", refused)
+    with pytest.raises(ChargeFailed):
+        ends.finish({"task_id": "t1", "execution_id": ME, "result": RESULT})
+    assert ends.table.get("t1").state is TaskState.DONE and callbacks(ends) == 1
+
+
+def test_fail_ends_in_the_state_its_error_names_gives_credits_back_and_never_overwrites(ends):
+    queued(ends)
+    step = {"task_id": "t1", "error": {"Error": "CorruptImage", "Cause": "not an image"}}
+    assert ends.fail(step) == "failed"
+    record = ends.table.get("t1")
+    assert record.state is TaskState.INVALID_IMAGE and record.extra["error_name"] == "CorruptImage"
+    assert ends.meter.credits.balance("key") == 2000 and callbacks(ends) == 1
+    assert ends.fail({"task_id": "t1", "error": {"Error": "States.Timeout"}}) == "ended_elsewhere"
+    assert ends.table.get("t1").state is TaskState.INVALID_IMAGE
