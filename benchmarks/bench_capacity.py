@@ -281,7 +281,7 @@ class Outcome:
 # for a done task on the CPU path with a callback, 10 on the GPU path.)
 TRANSITIONS = {
     "cpu": {"done": 4, "done_with_callback": 4, "failed": 4},
-    "gpu": {"done": 5, "done_with_callback": 5, "failed": 5},
+    "gpu": {"done": 5, "done_with_callback": 5, "failed": 4},  # an image the endpoint refuses: no Compose
 }
 
 

@@ -27,26 +27,23 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 
 def self_contained_fp32(models: Path) -> Path:
-    """graph.onnx with its weights (weights.npz, fp16 stored) put in as fp32 initializers."""
+    """graph.onnx with its weights (weights.npz, fp16 stored) in it as fp32 initializers."""
     import onnx
     from onnx import numpy_helper
 
     out = CACHE / "isnet_fp32.onnx"
-    if out.exists():
-        return out
-    model = onnx.load(str(models / "isnet" / "graph.onnx"))
-    with np.load(models / "isnet" / "weights.npz") as weights:
-        present = {i.name for i in model.graph.initializer}
-        for name in weights.files:
-            if name not in present:
-                model.graph.initializer.append(
-                    numpy_helper.from_array(weights[name].astype(np.float32), name)
-                )
-    names = {i.name for i in model.graph.initializer}
-    kept = [i for i in model.graph.input if i.name not in names]
-    del model.graph.input[:]
-    model.graph.input.extend(kept)
-    onnx.save(model, str(out))
+    if not out.exists():
+        model = onnx.load(str(models / "isnet" / "graph.onnx"), load_external_data=False)
+        with np.load(models / "isnet" / "weights.npz") as stored:
+            initializers = [
+                numpy_helper.from_array(stored[t.name].astype(np.float32), t.name)
+                if t.name in stored.files
+                else t
+                for t in model.graph.initializer
+            ]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(initializers)
+        onnx.save(model, str(out))
     return out
 
 
@@ -59,7 +56,38 @@ def model_input(path: Path, side: int) -> np.ndarray:
     return array.transpose(2, 0, 1)[None]
 
 
-def quantize(fp32: Path, photos: int, method: str) -> Path:
+def excluded_nodes(fp32: Path, patterns: list[str]) -> list[str]:
+    """Nodes kept in fp32: every node whose name matches one of ``patterns`` (regular expressions)."""
+    import re
+
+    import onnx
+
+    model = onnx.load(str(fp32), load_external_data=False)
+    return [n.name for n in model.graph.node if any(re.search(p, n.name) for p in patterns)]
+
+
+def calibration_photos(source: str, photos: int) -> list[Path]:
+    """``train``: training photos (people); ``dev``: the eval set's dev half of general/ and person/
+    (even positions of the sorted stems, as alphacut.evaluate splits it), never its test half."""
+    if source == "train":
+        every = sorted(TRAIN.iterdir())
+        return every[:: max(1, len(every) // photos)][:photos]
+    chosen = []
+    for folder in ("general", "person"):
+        chosen += sorted((EVAL / folder / "images").iterdir())[::2]
+    return chosen[:photos]
+
+
+def quantize(
+    fp32: Path,
+    photos: int,
+    method: str,
+    exclude: list[str] | None = None,
+    source: str = "train",
+    moving_average: bool = False,
+) -> Path:
+    import hashlib
+
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -69,13 +97,15 @@ def quantize(fp32: Path, photos: int, method: str) -> Path:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    out = CACHE / f"isnet_int8_{method.lower()}_{photos}.onnx"
+    tag = hashlib.sha256("|".join(exclude or []).encode()).hexdigest()[:8] if exclude else "all"
+    average = "avg" if moving_average else ""
+    out = CACHE / f"isnet_int8_{method.lower()}{average}_{source}{photos}_{tag}.onnx"
     if out.exists():
         return out
     prepared = CACHE / "isnet_fp32_prepared.onnx"
     if not prepared.exists():
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    chosen = sorted(TRAIN.iterdir())[:: max(1, len(list(TRAIN.iterdir())) // photos)][:photos]
+    chosen = calibration_photos(source, photos)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -95,7 +125,14 @@ def quantize(fp32: Path, photos: int, method: str) -> Path:
         weight_type=QuantType.QInt8,
         activation_type=QuantType.QUInt8,
         calibrate_method=getattr(CalibrationMethod, method),
-        extra_options={"CalibMaxIntermediateOutputs": 1, "CalibTensorRangeSymmetric": False},
+        nodes_to_exclude=excluded_nodes(prepared, exclude or []),
+        # ranges folded in every 2 photos (memory); an odd count leaves the last for the final fold
+        extra_options={
+            "CalibMaxIntermediateOutputs": 2,
+            "CalibTensorRangeSymmetric": False,
+            # each range the mean of the photos' own extremes, not the widest photo's
+            "CalibMovingAverage": moving_average,
+        },
     )
     print(f"quantized ({method}, {photos} photos) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return out
@@ -187,13 +224,35 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--exclude", nargs="*", default=[], help="node name patterns kept in fp32")
+    parser.add_argument("--int8-only", action="store_true", help="time and measure only the int8 graph")
+    parser.add_argument("--calibrate-on", choices=["train", "dev"], default="train")
+    parser.add_argument("--moving-average", action="store_true", help="MinMax ranges averaged over photos")
     args = parser.parse_args()
     from alphacut.models.engines import describe_cpu
 
     CACHE.mkdir(parents=True, exist_ok=True)
     models = ROOT / "layers" / "models"
     fp32 = self_contained_fp32(models)
-    int8 = quantize(fp32, args.calibration, args.method)
+    int8 = quantize(fp32, args.calibration, args.method, args.exclude, args.calibrate_on, args.moving_average)
+    if args.int8_only:
+        seconds = seconds_per_run(
+            session(int8, args.threads),
+            model_input(min((EVAL / "general" / "images").iterdir()), 1024),
+            args.repeats,
+        )
+        print(
+            f"int8 {args.method}{' (moving average)' if args.moving_average else ''} on {args.calibrate_on} "
+            f"({args.calibration}), fp32 kept: "
+            f"{args.exclude or 'none'}: {seconds:.3f} s per 1024² run"
+        )
+        for folder, figures in evaluate_with(int8, args.threads).items():
+            print(
+                f"| int8 {args.method} {args.exclude} | {folder} | {figures['photos']} | "
+                f"{figures['iou']:.4f} | "
+                f"{figures['mae']:.4f} | {figures['boundary_f']:.4f} | {figures['ghosted']} |"
+            )
+        return 0
     feed = model_input(min((EVAL / "general" / "images").iterdir()), 1024)
     feed768 = model_input(min((EVAL / "general" / "images").iterdir()), 768)
     print(

@@ -154,6 +154,18 @@ class Api:
 
 
 @pytest.fixture(scope="session")
+def small_photo() -> bytes:
+    """A blue box on light grey, 160x120: a quick cutout for metering and credit tests."""
+    from PIL import Image
+
+    from tests.conftest import image_bytes
+
+    picture = Image.new("RGB", (160, 120), (240, 240, 240))
+    picture.paste((30, 90, 200), (40, 30, 120, 90))
+    return image_bytes(picture, "JPEG")
+
+
+@pytest.fixture(scope="session")
 def api(stack) -> Api:
     return Api(stack.url, ROOMY_KEY)
 

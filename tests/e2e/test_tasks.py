@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -458,6 +459,7 @@ def test_each_kind_of_task_takes_the_transitions_the_cost_model_counts(api, stac
 
     spec = importlib.util.spec_from_file_location("bench_capacity", ROOT / "benchmarks" / "bench_capacity.py")
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
     spec.loader.exec_module(bench)
     pinned_path(stack, path)
     try:

@@ -24,13 +24,6 @@ ALPHACUT = Path(sys.executable).with_name("alphacut")
 JPEG = {"Content-Type": "image/jpeg"}
 
 
-@pytest.fixture(scope="module")
-def small_photo() -> bytes:
-    picture = Image.new("RGB", (160, 120), (240, 240, 240))
-    picture.paste((30, 90, 200), (40, 30, 120, 90))
-    return image_bytes(picture, "JPEG")
-
-
 def balance(api: Api) -> float:
     answer = api.get("/v1/usage")
     assert answer.status_code == 200, answer.text

@@ -24,13 +24,6 @@ ALPHACUT = Path(sys.executable).with_name("alphacut")
 JPEG = {"Content-Type": "image/jpeg"}
 
 
-@pytest.fixture(scope="module")
-def small_photo() -> bytes:
-    picture = Image.new("RGB", (160, 120), (240, 240, 240))
-    picture.paste((30, 90, 200), (40, 30, 120, 90))
-    return image_bytes(picture, "JPEG")
-
-
 def usage(api: Api) -> dict:
     response = api.get("/v1/usage")
     assert response.status_code == 200, response.text

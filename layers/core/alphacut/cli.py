@@ -254,30 +254,44 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _usage_table(stack: str, named: str | None) -> str:
-    """The stack's usage table: ``--usage-table``, else USAGE_TABLE, else the stack's output."""
+def _usage_table(stack: str, named: str | None) -> str | None:
+    """The stack's usage table: ``--usage-table``, else USAGE_TABLE, else the stack's output (None:
+    none of them can be read)."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     if named or os.environ.get("USAGE_TABLE"):
         return str(named or os.environ["USAGE_TABLE"])
-    outputs = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-    return next(str(o["OutputValue"]) for o in outputs if o["OutputKey"] == "UsageTableName")
+    try:
+        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except (BotoCoreError, ClientError):
+        return None
+    outputs = stacks[0].get("Outputs", []) if stacks else []
+    return next((str(o["OutputValue"]) for o in outputs if o["OutputKey"] == "UsageTableName"), None)
 
 
-def _admin(args: argparse.Namespace) -> KeyAdmin:
+def _admin(args: argparse.Namespace, needs_table: bool = False) -> KeyAdmin:
+    """The keys admin; with the stack's usage table where it is known (credit accounts, balances),
+    which ``needs_table`` requires."""
     from alphacut.aws.credits import CreditLedger
     from alphacut.aws.keys import KeyAdmin
 
     stack = args.stack or os.environ.get("ALPHACUT_STACK", "alphacut")
-    return KeyAdmin(stack=stack, ledger=CreditLedger(_usage_table(stack, args.usage_table)))
+    table = _usage_table(stack, args.usage_table)
+    if table is None and needs_table:
+        raise InvalidOption(
+            f"the usage table of stack {stack!r} is not known: give --usage-table or USAGE_TABLE",
+            field="usage_table",
+        )
+    return KeyAdmin(stack=stack, ledger=CreditLedger(table) if table else None)
 
 
 def _keys(args: argparse.Namespace) -> int:
     """Admin: API keys on the stack's usage plans (the AWS account and region boto3 is given)."""
     from alphacut.pricing import credits, millicredits
 
-    admin = _admin(args)
     try:
+        admin = _admin(args, needs_table=args.action == "credit")
         if args.action == "create":
             key = admin.create(args.customer, args.plan)
             print(f"created key {key.id} for {key.customer} on plan {key.plan}\nx-api-key: {key.value}")
@@ -326,12 +340,12 @@ def _usage(args: argparse.Namespace) -> int:
     from alphacut.aws.statements import Statement
     from alphacut.aws.usage import UsageMeter
 
-    admin = _admin(args)
-    assert admin.ledger is not None
     price = args.price_per_credit
     if price is None:
         price = float(os.environ.get("PRICE_PER_CREDIT") or ServiceSettings().price_per_credit)
     try:
+        admin = _admin(args, needs_table=True)
+        assert admin.ledger is not None
         statement = Statement.build(
             args.month, admin.every_key(), UsageMeter(admin.ledger.table_name), price, args.currency
         )

@@ -162,15 +162,7 @@ class CreditLedger:
         same id made already stays as it is (the call was reserved)."""
         self.release_expired(key_id)
         items = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": self._key(key_id),
-                    "UpdateExpression": "SET balance = balance - :amount",
-                    "ConditionExpression": "balance >= :amount",
-                    "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
-                }
-            },
+            self.take_item(key_id, amount),
             {
                 "Put": {
                     "TableName": self.table_name,

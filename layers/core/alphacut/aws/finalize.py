@@ -20,21 +20,17 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
-from alphacut.aws.callback_queue import CallbackQueue
 from alphacut.aws.dispatch import SqsRecord, message_body, upload_record, uploads_in
 from alphacut.aws.segment_queue import end_lost_step
-from alphacut.aws.task_table import TaskTable, is_billable
-from alphacut.aws.usage import UsageMeter
+from alphacut.aws.task_end import TaskAdapters
+from alphacut.aws.task_table import is_billable
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
-from alphacut.pricing import CreditPrices
-from alphacut.settings import ServiceSettings
 from alphacut.task_states import TaskState
 
 logger = Logger(child=True)
@@ -43,27 +39,7 @@ CHARGE_FAILED = "ChargeFailed"  # the Finish step's error when its charge never 
 ENDED_BY_STATUS = {"TIMED_OUT": TaskState.TIMED_OUT, "FAILED": TaskState.FAILED, "ABORTED": TaskState.FAILED}
 
 
-@dataclass
-class TaskFinalizer:
-    table: TaskTable
-    meter: UsageMeter | None
-    callbacks: CallbackQueue | None = None
-    prices: CreditPrices = field(default_factory=CreditPrices)
-
-    @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> TaskFinalizer:
-        callbacks = (
-            CallbackQueue(clients.client("sqs"), settings.callback_queue_url)
-            if settings.callback_queue_url
-            else None
-        )
-        return cls(
-            TaskTable.from_settings(settings),
-            UsageMeter.from_settings(settings),
-            callbacks,
-            settings.credit_prices,
-        )
-
+class TaskFinalizer(TaskAdapters):
     def _ended(self, task_id: str) -> None:
         """A task this function just ended: the credits it reserved come back, and its callback
         goes out if it asked for one."""

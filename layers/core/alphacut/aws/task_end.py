@@ -22,7 +22,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aws_lambda_powertools import Logger
 
@@ -43,14 +43,16 @@ class ChargeFailed(Exception):
 
 
 @dataclass
-class TaskEnds:
+class TaskAdapters:
+    """What ends tasks needs (the state machine's last steps, and the Finalize function)."""
+
     table: TaskTable
     meter: UsageMeter | None
     callbacks: CallbackQueue | None = None
     prices: CreditPrices = field(default_factory=CreditPrices)
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> TaskEnds:
+    def from_settings(cls, settings: ServiceSettings) -> Self:
         callbacks = (
             CallbackQueue(clients.client("sqs"), settings.callback_queue_url)
             if settings.callback_queue_url
@@ -63,6 +65,8 @@ class TaskEnds:
             settings.credit_prices,
         )
 
+
+class TaskEnds(TaskAdapters):
     def finish(self, step: dict[str, Any]) -> str:
         task_id = str(step["task_id"])
         if not self.table.mark_done(task_id, str(step["execution_id"]), dict(step.get("result") or {})):
