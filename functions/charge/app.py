@@ -27,11 +27,9 @@ def handler(event, context):
     record = ends.table.get(task_id)
     hold = ends.meter.credits.hold(record.owner, task_hold(task_id)) if ends.meter else None
     outcome = ends.finish(event)
-    if (
-        outcome == "done"
-        and hold is not None
-        and ends.meter.credits.hold(record.owner, task_hold(task_id)) is None
-    ):
+    # the hold open before this step is what it charged, unless the result is empty (given back)
+    billable = (event.get("result") or {}).get("found") is not False
+    if outcome == "done" and hold is not None and billable:
         metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=credits(hold.amount))
     logger.info("task finished", extra={"task_id": task_id, "owner": record.owner, "outcome": outcome})
     return {"outcome": outcome}

@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 
 from alphacut.aws.credits import CreditLedger, TopUp
-from alphacut.aws.usage import CREDIT_BILLING
+from alphacut.aws.usage import credit_plan
 from alphacut.errors import InvalidOption, NotFound
 
 
@@ -68,7 +68,7 @@ class KeyAdmin:
                     throttle.get("rateLimit"),
                     throttle.get("burstLimit"),
                     quota.get("limit") if quota.get("period", "DAY") == "DAY" else None,
-                    (item.get("tags") or {}).get("billing") == CREDIT_BILLING,
+                    credit_plan(item),
                 )
         return plans
 
@@ -97,18 +97,17 @@ class KeyAdmin:
     def list(self) -> list[ApiKey]:
         keys = []
         for plan in self.plans().values():
-            for page in self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id):
-                for item in page.get("items", []):
-                    detail = self.client.get_api_key(apiKey=item["id"], includeValue=False)
-                    keys.append(
-                        ApiKey(
-                            item["id"],
-                            detail.get("name", ""),
-                            plan.name,
-                            bool(detail.get("enabled")),
-                            created=str(detail.get("createdDate", "")),
-                        )
+            for key_id in self._key_ids(plan):
+                detail = self.client.get_api_key(apiKey=key_id, includeValue=False)
+                keys.append(
+                    ApiKey(
+                        key_id,
+                        detail.get("name", ""),
+                        plan.name,
+                        bool(detail.get("enabled")),
+                        created=str(detail.get("createdDate", "")),
                     )
+                )
         return sorted(keys, key=lambda k: (k.customer, k.id))
 
     def revoke(self, key_id: str) -> ApiKey:
@@ -118,12 +117,7 @@ class KeyAdmin:
             raise NotFound(f"no API key {key_id}", field="key_id") from None
         plan_name = ""
         for plan in self.plans().values():
-            members = {
-                item["id"]
-                for page in self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id)
-                for item in page.get("items", [])
-            }
-            if key_id in members:
+            if key_id in self._key_ids(plan):
                 self.client.delete_usage_plan_key(usagePlanId=plan.id, keyId=key_id)
                 plan_name = plan.name
         self.client.update_api_key(
@@ -133,11 +127,12 @@ class KeyAdmin:
 
     def plan_of(self, key_id: str) -> Plan | None:
         """The plan a key is on (None: on none of this stack's plans)."""
-        for plan in self.plans().values():
-            for page in self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id):
-                if any(item["id"] == key_id for item in page.get("items", [])):
-                    return plan
-        return None
+        return next((plan for plan in self.plans().values() if key_id in self._key_ids(plan)), None)
+
+    def _key_ids(self, plan: Plan) -> builtins.list[str]:
+        """The ids of the keys on ``plan``, every page."""
+        pages = self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id)
+        return [item["id"] for page in pages for item in page.get("items", [])]
 
     def credit(self, key_id: str, amount: int, reference: str = "", note: str = "") -> tuple[TopUp, int]:
         """Top a credit-based key up by ``amount`` millicredits: the top-up (its audit item) and the

@@ -190,7 +190,8 @@ class UsageMeter:
         second charge). A credit-based key pays with the hold made at submission; a task that has
         none (an upload) pays ``price`` from the balance."""
         hold = self.credits.hold(key_id, task_hold(task_id))
-        amount = hold.amount if hold else (price if price and self.credits.balance(key_id) is not None else 0)
+        has_account = price and self.credits.balance(key_id, settle_expired=False) is not None
+        amount = hold.amount if hold else (price if has_account else 0)
         return self._add_once(
             f"charge#{task_id}",
             CHARGE_MARKER_TTL_SECONDS,
@@ -384,6 +385,11 @@ class Plan:
 CREDIT_BILLING = "credits"  # a usage plan's ``billing`` tag that makes it credit-based
 
 
+def credit_plan(item: dict[str, Any]) -> bool:
+    """Whether a usage plan (as API Gateway describes it) is credit-based: its ``billing`` tag."""
+    return (item.get("tags") or {}).get("billing") == CREDIT_BILLING
+
+
 def read_plans() -> dict[str, Plan]:
     """Every usage plan and the keys on it: key id -> plan."""
     gateway = client("apigateway")
@@ -399,7 +405,7 @@ def read_plans() -> dict[str, Plan]:
                 item.get("name", ""),
                 daily,
                 float(rate) if rate is not None else None,
-                (item.get("tags") or {}).get("billing") == CREDIT_BILLING,
+                credit_plan(item),
             )
             for keys in gateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=item["id"]):
                 for key in keys.get("items", []):
