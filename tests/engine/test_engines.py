@@ -123,11 +123,11 @@ def remove_with_engine(engine: str, photo_bytes: bytes, folder: Path) -> subproc
     )
 
 
-@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("engine", ["onnxruntime", "onnxruntime-int8", "openvino"])
 def test_the_cli_says_which_engine_runs_the_models_and_why(engine, photo_bytes, tmp_path):
     done = remove_with_engine(engine, photo_bytes, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert f"alphacut: models run on {engine}" in done.stderr
+    assert f"alphacut: models run on {engine.replace('-', ' ')}" in done.stderr
     assert f"(ALPHACUT_ENGINE={engine}" in done.stderr
     assert (tmp_path / "in.png").exists()
 
@@ -135,4 +135,4 @@ def test_the_cli_says_which_engine_runs_the_models_and_why(engine, photo_bytes, 
 def test_an_unknown_engine_stops_the_cli_with_the_variable_named(photo_bytes, tmp_path):
     done = remove_with_engine("tensorflow", photo_bytes, tmp_path)
     assert done.returncode != 0
-    assert "ALPHACUT_ENGINE must be one of auto, onnxruntime, openvino, cuda" in done.stderr
+    assert "ALPHACUT_ENGINE must be one of auto, onnxruntime, onnxruntime-int8, openvino, cuda" in done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from alphacut.models import engines
+from alphacut.models import engines, isnet
 from alphacut.models.engines import GpuProbe, choose_engine
 from alphacut.options import Quality, SubjectType
 from alphacut.settings import EngineSettings, SettingError
@@ -93,6 +93,21 @@ def test_the_override_forces_onnxruntime_on_a_bf16_cpu():
     assert engine.name == "onnxruntime" and engine.reason == "ALPHACUT_ENGINE=onnxruntime"
 
 
+def test_the_int8_override_runs_isnet_s_matte_graph_in_int8_and_the_rest_in_fp32():
+    engine = choose_engine("onnxruntime-int8", flags=AVX2, gpu=NO_GPU, has_openvino=True)
+    assert (engine.name, engine.precision, engine.label) == ("onnxruntime", "int8", "onnxruntime int8")
+    assert isnet.graph_name(engine) == isnet.INT8_GRAPH
+    assert isnet.graph_name(engine, features=True) == "graph_features.onnx"
+    assert isnet.graph_name(engine, preview=True) == "graph_preview.onnx"
+
+
+def test_auto_and_the_plain_override_keep_isnet_in_fp32():
+    for requested in ("auto", "onnxruntime"):
+        engine = choose_engine(requested, flags=AVX2, gpu=NO_GPU, has_openvino=False)
+        assert engine.precision == "f32" and engine.label == "onnxruntime"
+        assert isnet.graph_name(engine) == "graph.onnx"
+
+
 def test_the_override_forces_openvino_in_f32_on_a_cpu_without_bf16():
     engine = choose_engine("openvino", flags=AVX2, gpu=NO_GPU, has_openvino=True)
     assert engine.label == "openvino f32" and not engine.cheap_model
@@ -109,7 +124,8 @@ def test_the_override_to_cuda_without_a_gpu_build_names_onnxruntime_gpu():
 
 
 def test_an_unknown_engine_is_refused_with_the_choices():
-    with pytest.raises(SettingError, match="auto, onnxruntime, openvino, cuda, not 'tensorflow'"):
+    choices = "auto, onnxruntime, onnxruntime-int8, openvino, cuda, not 'tensorflow'"
+    with pytest.raises(SettingError, match=choices):
         choose_engine("tensorflow", flags=AMX, gpu=NO_GPU, has_openvino=True)
 
 

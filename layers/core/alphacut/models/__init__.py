@@ -21,7 +21,7 @@ from alphacut.errors import ModelUnavailable
 from alphacut.models.backbone import BackboneModel
 from alphacut.models.costume_head import CostumeModel
 from alphacut.models.engines import Engine, Weights, choose_engine, log_choice
-from alphacut.models.isnet import IsnetModel, load_weights
+from alphacut.models.isnet import INT8_GRAPH, IsnetModel, graph_name, load_weights
 from alphacut.models.selfie import SelfieModel
 from alphacut.settings import EngineSettings
 
@@ -73,7 +73,8 @@ class ModelStore:
         return load_weights(self.models_dir / "isnet")
 
     def _isnet(self, features: bool = False, preview: bool = False) -> IsnetModel:
-        weights = self._isnet_weights
+        own_weights = graph_name(self.engine, features, preview) == INT8_GRAPH
+        weights = None if own_weights else self._isnet_weights
         with self._lock:
             return IsnetModel.load(
                 self.models_dir / "isnet",

@@ -2,6 +2,10 @@
 
 - ``onnxruntime``: onnxruntime's fp32 CPU kernels. The default, and Lambda's (its x86 fleet
   promises AVX2 only, and OpenVINO does not fit the layers' 250 MB).
+- ``onnxruntime-int8``: the same, with ISNet's 1024² matte in static int8 (``graph_int8.onnx``):
+  0.4x the fp32 time, but one general eval photo of 15 lost (docs/benchmarks.md, "The Lambda
+  engine's levers"), so only on request; the decoder maps, the preview graph and the other models
+  stay fp32.
 - ``openvino``: OpenVINO's CPU plugin, in bf16 where the CPU has ``amx_bf16`` or ``avx512_bf16``
   (a sixth to a half of the fp32 time), f32 otherwise. Chosen by ``auto`` only with bf16: in f32
   it measured no faster than onnxruntime (docs/benchmarks.md, "Engines").
@@ -12,7 +16,8 @@
   one-node session and reads ``get_providers()``, so the choice follows what runs, never what is
   listed.
 
-``ALPHACUT_ENGINE=auto|onnxruntime|openvino|cuda`` overrides the choice; the reason is logged once.
+``ALPHACUT_ENGINE=auto|onnxruntime|onnxruntime-int8|openvino|cuda`` overrides the choice; the
+reason is logged once.
 Weights stay as the models layer stores them (fp16); nothing downloads, and no ``onnx`` package
 is needed at run time: OpenVINO reads the ONNX files itself.
 
@@ -44,7 +49,8 @@ import numpy as np
 from alphacut.errors import ModelUnavailable
 from alphacut.settings import SettingError
 
-ENGINES = ("auto", "onnxruntime", "openvino", "cuda")
+ENGINES = ("auto", "onnxruntime", "onnxruntime-int8", "openvino", "cuda")
+ONNXRUNTIME_PRECISION = {"onnxruntime": "f32", "onnxruntime-int8": "int8"}
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of CPUs with bf16 dot products
 AMX_FLAG = "amx_bf16"  # bf16 matrix tiles: where two bf16 runs cost less than one fp32 run
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -87,7 +93,7 @@ class Weights:
 class Engine:
     name: str  # onnxruntime | openvino | cuda
     reason: str  # why this one (logged once)
-    precision: str = "f32"  # f32 | bf16 (openvino)
+    precision: str = "f32"  # f32 | bf16 (openvino) | int8 (onnxruntime: ISNet's matte graph)
     memory_arena: bool = True  # onnxruntime's CPU arena (EngineSettings.memory_arena says why)
     providers: tuple[str, ...] = field(default=("CPUExecutionProvider",))
     # two model runs cost less than one onnxruntime fp32 CPU run: quality=auto runs best (a GPU;
@@ -101,7 +107,8 @@ class Engine:
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.precision}" if self.name == "openvino" else self.name
+        shown = self.name == "openvino" or self.precision == "int8"
+        return f"{self.name} {self.precision}" if shown else self.name
 
     def open(
         self, path: Path, threads: int = 0, weights: Weights | None = None, exact: bool = False
@@ -354,8 +361,8 @@ def _engine_for(requested: str, flags: set[str] | None, probe: GpuProbe, has_ope
         precision = "bf16" if bf16 else "f32"
         why = f"ALPHACUT_ENGINE=openvino, CPU flags {bf16 or 'without bf16'}"
         return Engine("openvino", why, precision, cheap_model=AMX_FLAG in flags)
-    if requested == "onnxruntime":
-        return Engine("onnxruntime", "ALPHACUT_ENGINE=onnxruntime")
+    if requested in ONNXRUNTIME_PRECISION:
+        return Engine("onnxruntime", f"ALPHACUT_ENGINE={requested}", ONNXRUNTIME_PRECISION[requested])
     fallback = f"{probe.reason}; " if probe.reason else ""
     if not bf16:
         return Engine("onnxruntime", f"{fallback}no bf16 in the CPU flags")

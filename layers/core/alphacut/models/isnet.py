@@ -18,6 +18,7 @@ from alphacut.models.sessions import stretched_batch
 
 INPUT_SIZE = 1024
 PREVIEW_INPUT_SIZE = 768  # graph_preview.onnx: the same weights, every size scaled (size=preview)
+INT8_GRAPH = "graph_int8.onnx"  # graph.onnx in static int8, its weights inside (onnxruntime int8)
 MATTE_OUTPUT = "output"
 FEATURE_OUTPUTS = ("input.948", "input.832", "input.740", "input.656")  # 128, 64, 32, 16 px across
 
@@ -43,9 +44,19 @@ def load_weights(directory: Path) -> Weights:
         return Weights(names, [weights[name] for name in names])
 
 
+def graph_name(engine: Engine, features: bool = False, preview: bool = False) -> str:
+    """The ISNet graph file ``engine`` runs for the matte (with the decoder maps, or at 768²)."""
+    if features:
+        return "graph_features.onnx"
+    if preview:
+        return "graph_preview.onnx"
+    return INT8_GRAPH if engine.precision == "int8" else "graph.onnx"
+
+
 class IsnetModel:
     """``features=False`` loads the matte-only graph (cutout, selfie); ``True`` the one that also
-    returns the decoder feature maps (costume); ``preview=True`` the matte-only graph at 768²."""
+    returns the decoder feature maps (costume); ``preview=True`` the matte-only graph at 768².
+    On an int8 engine the 1024² matte-only graph is the int8 one; the others stay fp32."""
 
     def __init__(
         self,
@@ -67,11 +78,11 @@ class IsnetModel:
         preview: bool = False,
         weights: Weights | None = None,
     ) -> IsnetModel:
-        graph = directory / (
-            "graph_features.onnx" if features else "graph_preview.onnx" if preview else "graph.onnx"
-        )
+        graph = directory / graph_name(engine, features, preview)
         if not graph.exists():
             raise ModelUnavailable(f"ISNet graph {graph.name} missing in {directory}: run `make models`")
+        if graph.name == INT8_GRAPH:
+            return cls(engine.open(graph, threads), features, INPUT_SIZE)
         session = engine.open(graph, threads, weights or load_weights(directory))
         return cls(session, features, PREVIEW_INPUT_SIZE if preview else INPUT_SIZE)
 

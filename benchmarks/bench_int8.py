@@ -1,0 +1,93 @@
+"""Benchmark: the shipped int8 ISNet (``ALPHACUT_ENGINE=onnxruntime-int8``) against onnxruntime fp32.
+
+Run on purpose, not in the tests. Two tables from one process, both graphs as ``make models``
+built them:
+
+1. seconds per 1024² ISNet run (median of ``--repeats`` after a warm-up, ``--threads`` threads:
+   Lambda gives 2 vCPUs at the template's memory), the same photo, fp32 and int8 interleaved;
+2. eval quality on both halves (general/ through the cutout route, person/ through the selfie
+   route, as ``alphacut eval`` measures them): mean IoU, MAE, boundary F, ghosted photos, and the
+   photos whose IoU moved by more than ``--moved``.
+
+The int8 graph's ranges come from training photos and its settings were picked on the dev half
+(docs/benchmarks.md, "The Lambda engine's levers"): the test half is the figure to quote. The
+experiments behind the choice are in git history (6457c56).
+
+    .venv/bin/python benchmarks/bench_int8.py [--repeats 5] [--threads 2] [--moved 0.02]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+
+def seconds_per_run(model, batch: np.ndarray, repeats: int) -> float:
+    model.run(batch)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.run(batch)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    from alphacut.evaluate import evaluate
+    from alphacut.models import ModelStore, isnet
+    from alphacut.models.engines import choose_engine, describe_cpu
+    from alphacut.options import SubjectType
+    from alphacut.pipeline import Pipeline
+    from alphacut.settings import EngineSettings
+    from alphacut_dev.data import EVAL
+    from PIL import Image
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--moved", type=float, default=0.02, help="list photos whose IoU moved more")
+    args = parser.parse_args()
+    settings = EngineSettings.from_env()
+    engines = ("onnxruntime", "onnxruntime-int8")
+    stores = {e: ModelStore(settings.models_dir, args.threads, engine=choose_engine(e)) for e in engines}
+    version = __import__("onnxruntime").__version__
+    print(f"machine: {describe_cpu()}; onnxruntime {version}; {args.threads} threads")
+
+    photo = min((EVAL / "general" / "images").iterdir())
+    batch = isnet.preprocess(np.asarray(Image.open(photo).convert("RGB")))
+    seconds = {e: seconds_per_run(stores[e].isnet, batch, args.repeats) for e in engines}
+    print("\n| ISNet 1024² | seconds per run | x fp32 |\n|---|---:|---:|")
+    for engine in engines:
+        ratio = seconds[engine] / seconds[engines[0]]
+        print(f"| {stores[engine].engine.label} | {seconds[engine]:.3f} | {ratio:.2f} |")
+
+    print("\n| engine | folder | half | photos | mean IoU | MAE | boundary F | ghosted |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    moved = []
+    for folder, subject in (("general", SubjectType.OBJECT), ("person", SubjectType.PERSON)):
+        for half in ("dev", "test"):
+            pipelines = {e: Pipeline(stores[e], settings.limits) for e in engines}
+            reports = {e: evaluate(EVAL / folder, pipelines[e], subject, half) for e in engines}
+            for engine, report in reports.items():
+                print(
+                    f"| {stores[engine].engine.label} | {folder} | {half} | {report.n} "
+                    f"| {report.mean_iou:.4f} "
+                    f"| {report.mae:.4f} | {report.boundary_f:.4f} | {len(report.ghosted)} |"
+                )
+            fp32 = {s.stem: s for s in reports[engines[0]].scores}
+            for score in reports[engines[1]].scores:
+                before = fp32[score.stem]
+                if abs(score.iou - before.iou) > args.moved or score.ghosted != before.ghosted:
+                    moved.append(
+                        f"{folder}/{score.stem} ({half}): IoU {before.iou:.3f} -> {score.iou:.3f}, "
+                        f"ghosted {before.ghosted} -> {score.ghosted}"
+                    )
+    print(f"\nphotos int8 moves by more than {args.moved} IoU or changes a ghost:")
+    print("\n".join(f"- {line}" for line in moved or ["none"]))
+
+
+if __name__ == "__main__":
+    main()
