@@ -128,7 +128,8 @@ def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         total = _tree_bytes(build / resource["Properties"]["CodeUri"])
-        for layer in template["Globals"]["Function"]["Layers"]:
+        # the global layers (core) and the function's own (the models layer, for the model functions)
+        for layer in [*template["Globals"]["Function"]["Layers"], *resource["Properties"].get("Layers", [])]:
             content = Path(
                 resources[layer["Ref"] if isinstance(layer, dict) else layer]["Properties"]["ContentUri"]
             )
@@ -139,6 +140,18 @@ def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
     core = build / "CoreLayer" / "python"
     assert (core / "alphacut" / "pipeline.py").exists() and (core / "onnxruntime").is_dir()
     assert not (core / "botocore").exists()
+    assert not list((core / "onnxruntime" / "capi").glob("libonnxruntime.so*"))  # pruned: 28 MB
+    # the pruned layer still runs the int8 graph (the layer's wheels are this machine's platform)
+    models = Path(resources["ModelsLayer"]["Properties"]["ContentUri"])
+    graph = (models if models.is_absolute() else build / models) / "isnet" / "graph_int8.onnx"
+    run = (
+        f"import sys; sys.path.insert(0, {str(core)!r}); import onnxruntime as ort, numpy as np; "
+        f"s = ort.InferenceSession({str(graph)!r}, providers=['CPUExecutionProvider']); "
+        "print(ort.__file__, s.run(None, {'input': np.zeros((1, 3, 1024, 1024), np.float32)})[0].shape)"
+    )
+    done = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(core)) and "(1, 1, 1024, 1024)" in done.stdout, done.stdout
 
 
 def test_the_task_queue_lets_a_throttled_dispatch_retry_before_the_dead_letter_queue():
