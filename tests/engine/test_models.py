@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from alphacut.models import backbone, isnet, selfie
-from alphacut_dev import build_models, efficientnet_lite
+from alphacut_dev import build_models, efficientnet_lite, isnet_int8
 from alphacut_dev.tflite_to_onnx import convert_tflite
 from PIL import Image
 
@@ -38,6 +38,24 @@ def test_a_changed_file_makes_the_build_stale(tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     (out / "selfie").mkdir()
     (out / "selfie" / "selfie.onnx").write_bytes(b"tampered")
+    assert build_models.manifest_is_current(out) is False
+
+
+def test_the_int8_graph_is_built_from_the_stored_ranges_and_listed_with_its_sha256():
+    entry = json.loads((MODELS / "manifest.json").read_text())["models"]["isnet"]
+    assert build_models.sha256_file(MODELS / "isnet" / isnet.INT8_GRAPH) == entry["files"][isnet.INT8_GRAPH]
+    assert entry["int8_ranges_sha256"] == build_models.sha256_file(isnet_int8.RANGES)
+
+
+def test_other_int8_ranges_make_the_build_stale(tmp_path):
+    out = tmp_path / "models"
+    out.mkdir()
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+    manifest["models"] = {"isnet": {**manifest["models"]["isnet"], "files": {}}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert build_models.manifest_is_current(out) is True
+    manifest["models"]["isnet"]["int8_ranges_sha256"] = "0" * 64
+    (out / "manifest.json").write_text(json.dumps(manifest))
     assert build_models.manifest_is_current(out) is False
 
 
