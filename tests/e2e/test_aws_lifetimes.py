@@ -168,3 +168,48 @@ def test_s3_answers_a_missing_key_403_to_a_role_that_may_not_list_the_bucket(sta
     with pytest.raises(ClientError) as listed:
         stack.client("s3").get_object(Bucket=bucket, Key=key)
     assert listed.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_an_execution_stopped_inside_a_step_ends_aborted_and_refuses_its_task_token(stack):
+    """AWS ends a stopped execution ABORTED at once, whatever its running step does next, and
+    refuses its task token; moto kept it RUNNING until the step returned, then FAILED."""
+    from botocore.exceptions import ClientError
+
+    sfn, sqs = stack.client("stepfunctions"), stack.client("sqs")
+    queue = sqs.create_queue(QueueName=f"stop-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    definition = {
+        "StartAt": "Wait for a token",
+        "States": {
+            "Wait for a token": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name=f"stop-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/stop-test",
+    )["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    deadline = time.time() + 30
+    while not (messages := sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages")):
+        assert time.time() < deadline  # until the execution is in its step
+    sfn.stop_execution(executionArn=arn, cause="stopped by the test")
+    deadline = time.time() + 5  # AWS: at once; moto: when the step returned (never, here)
+    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert status == "ABORTED"
+    token = json.loads(messages[0]["Body"])["token"]
+    for answer in (
+        lambda: sfn.send_task_success(taskToken=token, output="{}"),
+        lambda: sfn.send_task_failure(taskToken=token, error="Late", cause="after the stop"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            answer()
+        assert refused.value.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken")
+    time.sleep(1)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"

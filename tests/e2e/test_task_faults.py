@@ -174,10 +174,7 @@ def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(admin, 
     wait_for(stack, task_id, lambda r: r.state in (TaskState.WAITING, TaskState.PROCESSING))
     stack.client("stepfunctions").stop_execution(executionArn=execution_arn(task_id), cause="by hand")
     ended = wait_for(stack, task_id)
-    # moto ends an execution stopped inside a waitForTaskToken step as FAILED (States.Runtime), where
-    # AWS says ABORTED: the finalizer ends the task either way
-    names = ("ExecutionAborted",) if model_path == "cpu" else ("ExecutionAborted", "ExecutionFailed")
-    assert ended.state is TaskState.FAILED and ended.extra["error_name"] in names
+    assert ended.state is TaskState.FAILED and ended.extra["error_name"] == "ExecutionAborted"
     time.sleep(2)
     assert not charged(stack, task_id)
     assert api.get(f"/v1/tasks/{task_id}").json()["data"]["state"] == -1

@@ -9,7 +9,11 @@
   rate (10 requests a second, bursts of 40), for every caller but the local gateway itself (on
   AWS the data plane reads keys and plans without that API). ``management_calls`` counts them;
 - Step Functions' ``SendTaskFailure`` keeps its ``cause`` (moto's handler drops it, and a Catch's
-  ``$.error.Cause`` is then missing).
+  ``$.error.Cause`` is then missing);
+- ``StopExecution`` ends a running execution ABORTED at once, whatever its running step does next
+  (moto kept it RUNNING until the step returned, then FAILED when the step's interruption raised),
+  so the status rule sees ABORTED; a closed execution's task token is refused ``TaskTimedOut``
+  by ``SendTaskFailure`` too (moto refused it for ``SendTaskSuccess`` only).
 
 Usage::
 
@@ -31,6 +35,15 @@ NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's
 MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
 GATEWAY_USER_AGENT = "alphacut-local-gateway"  # the local gateway's own reads: not throttled
 THROTTLED_READS = ("get_usage_plans", "get_usage_plan", "get_usage_plan_keys", "get_api_keys", "get_api_key")
+
+
+def _closed_execution_holds(backend: Any, token: str) -> bool:
+    """Whether ``token`` is a task token of an execution that is no longer running."""
+    for execution in backend._get_executions():
+        worker = execution.exec_worker
+        if execution.status != "RUNNING" and worker and worker.env.callback_pool_manager.get(token):
+            return True
+    return False
 
 
 class AwsRules:
@@ -82,14 +95,39 @@ class AwsRules:
         self._throttle_management_reads()
         self._patch(StateMachine, "_handle_name_input_idempotency", name_window)
         self._keep_task_failure_cause()
+        self._abort_stopped_executions()
+
+    def _abort_stopped_executions(self) -> None:
+        from moto.stepfunctions.parser.api import ExecutionStatus
+        from moto.stepfunctions.parser.backend import execution
+
+        communication = execution.BaseExecutionWorkerCommunication
+        stop, reflect = execution.Execution.stop, communication._reflect_execution_status
+
+        def stop_now(running: Any, stop_date: Any, error: str | None, cause: str | None) -> None:
+            stop(running, stop_date=stop_date, error=error, cause=cause)
+            if running.exec_status == ExecutionStatus.RUNNING:
+                running.exec_status, running.stop_date = ExecutionStatus.ABORTED, stop_date
+
+        def aborted_stays_aborted(ended: Any) -> None:
+            if ended.execution.exec_status != ExecutionStatus.ABORTED:
+                reflect(ended)
+
+        self._patch(execution.Execution, "stop", stop_now)
+        self._patch(communication, "_reflect_execution_status", aborted_stays_aborted)
 
     def _keep_task_failure_cause(self) -> None:
+        from moto.core.exceptions import JsonRESTError
         from moto.core.responses import EmptyResult
         from moto.stepfunctions.responses import StepFunctionResponse
 
         def send_task_failure(response: Any) -> Any:
+            token = response._get_param("taskToken")
+            if _closed_execution_holds(response.stepfunction_backend, token):
+                # AWS's answer; moto's SendTaskSuccess says InvalidToken, its SendTaskFailure took it
+                raise JsonRESTError("TaskTimedOut", "Task Timed Out: 'Provided task does not exist anymore'")
             response.stepfunction_backend.send_task_failure(
-                response._get_param("taskToken"),
+                token,
                 error=response._get_param("error"),
                 cause=response._get_param("cause"),
             )
