@@ -1,8 +1,11 @@
 """ISNet's matte graph in static int8, for onnxruntime's CPU kernels (the Lambda path).
 
-QDQ format, per-channel int8 weights, uint8 activations; only the convolutions are quantised
-(``Concat``, ``Resize``, ``Add`` and ``MaxPool`` stay fp32: a quantised ``Concat`` forces one scale
-on inputs of different ranges). Activation ranges are percentile ranges (``PERCENTILE``) from
+QDQ format, per-channel int8 weights in 7 bits (``reduce_range``), uint8 activations; only the
+convolutions are quantised (``Concat``, ``Resize``, ``Add`` and ``MaxPool`` stay fp32: a quantised
+``Concat`` forces one scale on inputs of different ranges). The 7 bits are for CPUs without VNNI
+(Lambda promises AVX2 only): there onnxruntime multiplies with AVX2's ``vpmaddubsw``, whose 16-bit
+sums of two uint8 x int8 products saturate past 32767; with weights in [-64, 64] they cannot
+(255 x 64 x 2 = 32640). Activation ranges are percentile ranges (``PERCENTILE``) from
 histograms over training photos, stored in ``isnet_int8_ranges.json`` beside this module so that
 ``make models`` needs no photos: the same ranges and the pinned onnxruntime give the same graph.
 docs/benchmarks.md ("The Lambda engine's levers") has the choices and what each measured.
@@ -53,6 +56,7 @@ def quantize(model_bytes: bytes, ranges: Path = RANGES) -> bytes:
             None,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            reduce_range=True,  # no saturation without VNNI (above)
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
             op_types_to_quantize=["Conv"],

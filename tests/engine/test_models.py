@@ -47,6 +47,24 @@ def test_the_int8_graph_is_built_from_the_stored_ranges_and_listed_with_its_sha2
     assert entry["int8_ranges_sha256"] == build_models.sha256_file(isnet_int8.RANGES)
 
 
+def test_the_int8_graphs_weights_fit_in_7_bits_so_cpus_without_vnni_cannot_saturate():
+    """Lambda promises AVX2 only: without VNNI, onnxruntime's uint8 x int8 convolutions add two
+    products in 16 bits (``vpmaddubsw``), which saturates unless every weight is within +-64."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(MODELS / "isnet" / isnet.INT8_GRAPH)).graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    weights = [
+        numpy_helper.to_array(initializers[node.input[0]])
+        for node in graph.node
+        if node.op_type == "DequantizeLinear" and node.input[0] in initializers
+    ]
+    weights = [w for w in weights if w.dtype == np.int8 and w.ndim == 4]
+    assert len(weights) > 100  # every convolution's
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
+
+
 def test_other_int8_ranges_make_the_build_stale(tmp_path):
     out = tmp_path / "models"
     out.mkdir()
