@@ -38,6 +38,20 @@ def load_sam(path: Path = TEMPLATE) -> dict:
     return yaml_parse(path.read_text())
 
 
+def table_definition(logical: str, table_name: str, template: dict | None = None) -> dict:
+    """``create_table`` arguments for the template's table ``logical`` (its keys and indexes), so a
+    test's table holds what the stack's does."""
+    props = (template or load_sam())["Resources"][logical]["Properties"]
+    indexes = {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": "PAY_PER_REQUEST",
+        **indexes,
+    }
+
+
 def _point_code_at_s3(template: dict, root: Path = ROOT) -> None:
     """SAM only translates S3 code locations (``sam package`` makes them); stand in
     ``s3://alphacut-local-code/<local folder>`` so the folder can be read back from the result.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from alphacut.settings import ServiceSettings
-from alphacut_dev.template import load_sam
+from alphacut_dev.template import table_definition
 
 REGION = "us-east-1"
 USAGE_TABLE = "alphacut-api-tests-usage"
@@ -104,13 +104,7 @@ def _free_port() -> int:
 
 def _create_usage_table(dynamodb) -> None:
     """The template's UsageTable keys, so the tests write what the stack's table holds."""
-    props = load_sam()["Resources"]["UsageTable"]["Properties"]
-    dynamodb.create_table(
-        TableName=USAGE_TABLE,
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(**table_definition("UsageTable", USAGE_TABLE))
 
 
 @pytest.fixture(scope="session")

@@ -33,12 +33,12 @@ def usage(api: Api) -> dict:
 def test_plans_come_from_the_template(admin):
     plans = admin.plans()
     assert {"free", "starter", "business"} <= set(plans)
-    assert plans["starter"].daily_quota == 1000 and plans["free"].rate == 1.0
+    assert plans["starter"].quota == 1000 and plans["free"].rate_limit == 1.0
 
 
 def test_charge_and_remain_in_json_and_headers(admin, stack, small_photo):
     api = new_key(admin, stack)
-    quota = admin.plans()["bulk"].daily_quota
+    quota = admin.plans()["bulk"].quota
     as_json = api.post("/v1/cutout", data=small_photo, headers=JPEG)
     assert as_json.json()["charge"] is True and as_json.json()["remain"] == quota - 1
     binary = api.post("/v1/cutout?return=binary", data=small_photo, headers=JPEG)
@@ -295,7 +295,7 @@ def test_a_burst_of_many_keys_reads_the_plans_once_and_every_answer_knows_its_qu
     before = len(stack.aws_rules.management_calls)
     with ThreadPoolExecutor(10) as pool:
         answers = list(pool.map(usage, keys))
-    assert [answer["daily_quota"] for answer in answers] == [bulk.daily_quota] * 40
+    assert [answer["daily_quota"] for answer in answers] == [bulk.quota] * 40
     assert len(stack.aws_rules.management_calls) - before <= 2 * (1 + plans)
 
 

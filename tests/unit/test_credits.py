@@ -14,7 +14,7 @@ from alphacut.errors import InsufficientCredits, InvalidOption
 from alphacut.options import CutoutOptions
 from alphacut.pricing import CreditPrices, credits, millicredits
 from alphacut.settings import ServiceSettings, SettingError
-from alphacut_dev.template import load_sam
+from alphacut_dev.template import table_definition
 from moto import mock_aws
 
 TABLE = "usage"
@@ -30,13 +30,7 @@ def meter(monkeypatch):
 
     clients.client.cache_clear()
     with mock_aws():
-        props = load_sam()["Resources"]["UsageTable"]["Properties"]
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        boto3.client("dynamodb").create_table(**table_definition("UsageTable", TABLE))
         yield UsageMeter(TABLE)
     clients.client.cache_clear()
 
@@ -90,18 +84,21 @@ def test_a_delivery_commits_its_hold_with_the_counters_in_one_transaction(meter)
     assert report["days"][0]["routes"]["/v1/cutout"]["credits"] == 1
 
 
-def test_an_expired_hold_is_released_at_the_next_reservation(meter):
-    ledger = funded(meter, 1000)
+def test_an_expired_hold_is_released_by_the_sweep_not_by_the_next_reservation(meter):
+    ledger = funded(meter, 2000)
     ledger.reserve("key", "killed", 1000, seconds=-1)  # its call was killed: the hold outlived it
-    assert ledger.balance("key", settle_expired=False) == 0
     ledger.reserve("key", "next", 1000, seconds=60)
-    assert [h.hold_id for h in ledger.holds("key")] == ["next"] and ledger.balance("key") == 0
+    assert ledger.balance("key") == 0  # a call's path releases nothing
+    swept = ledger.sweep()
+    assert swept.released == 1 and ledger.balance("key") == 1000
+    assert [h.hold_id for h in ledger.holds("key")] == ["next"]
+    assert ledger.sweep().released == 0  # released once
 
 
 def test_a_late_commit_after_its_hold_expired_pays_from_the_balance_or_is_kept_unbilled(meter):
     ledger = funded(meter, 2000)
     ledger.reserve("key", "slow", 1000, seconds=-1)
-    assert ledger.release_expired("key") == 1 and ledger.balance("key") == 2000
+    assert ledger.sweep().released == 1 and ledger.balance("key") == 2000
     late = MeteredCall("key", "/v1/cutout", True, "slow", "2026-11-26", credits=1000, hold="slow")
     assert meter.record(late) and ledger.balance("key") == 1000
     ledger.reserve("key", "spender", 1000, seconds=60)  # the balance is all held now

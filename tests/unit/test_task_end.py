@@ -12,7 +12,7 @@ from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.aws.usage import UsageMeter, task_hold
 from alphacut.options import CutoutOptions
 from alphacut.task_states import TaskState
-from alphacut_dev.template import load_sam
+from alphacut_dev.template import load_sam, table_definition
 from moto import mock_aws
 
 ME = "arn:aws:states:us-east-1:123456789012:execution:machine:t1"
@@ -39,21 +39,10 @@ def ends(monkeypatch):
 
     clients.client.cache_clear()
     with mock_aws():
-        resources = load_sam()["Resources"]
+        template = load_sam()
         dynamodb = boto3.client("dynamodb")
         for name, table in (("TasksTable", "tasks"), ("UsageTable", "usage")):
-            props = resources[name]["Properties"]
-            dynamodb.create_table(
-                TableName=table,
-                AttributeDefinitions=props["AttributeDefinitions"],
-                KeySchema=props["KeySchema"],
-                BillingMode="PAY_PER_REQUEST",
-                **(
-                    {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
-                    if "GlobalSecondaryIndexes" in props
-                    else {}
-                ),
-            )
+            dynamodb.create_table(**table_definition(name, table, template))
         sqs = boto3.client("sqs")
         queue = sqs.create_queue(QueueName="callbacks")["QueueUrl"]
         meter = UsageMeter("usage")

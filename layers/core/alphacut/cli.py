@@ -321,8 +321,8 @@ def _list_keys(admin: KeyAdmin) -> None:
 
     plans = admin.plans()
     for plan in plans.values():
-        limit = "credits" if plan.credit_based else f"quota {plan.daily_quota}/day"
-        print(f"plan {plan.name:<10} rate {plan.rate}/s burst {plan.burst} {limit}")
+        limit = "credits" if plan.credit_based else f"quota {plan.quota}/day"
+        print(f"plan {plan.name:<10} rate {plan.rate_limit}/s burst {plan.burst} {limit}")
     print(f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} {'balance':<10} created")
     for key in admin.list():
         balance = None

@@ -164,6 +164,7 @@ SERVICE_VARIABLES = {
     "uploads_bucket": "UPLOADS_BUCKET",
     "tasks_table": "TASKS_TABLE",
     "usage_table": "USAGE_TABLE",
+    "stack_name": "STACK_NAME",
     "task_queue_url": "TASK_QUEUE_URL",
     "metering_queue_url": "METERING_QUEUE_URL",
     "state_machine_arn": "STATE_MACHINE_ARN",
@@ -194,6 +195,7 @@ class ServiceSettings:
     uploads_bucket: str = ""
     tasks_table: str = ""
     usage_table: str = ""  # "" turns metering and idempotency off (the CLI, plain tests)
+    stack_name: str = ""  # the sweep syncs the plans named after it (``<stack>-<plan>``)
     task_queue_url: str = ""
     metering_queue_url: str = ""  # calls whose count could not be written go here, applied once later
     state_machine_arn: str = ""

@@ -139,7 +139,7 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
 def _usage(meter: UsageMeter, owner: str, credit_based: bool, charged: bool, paid: int) -> Usage:
     """The answer's cost and what is left: credits for a credit-based key, calls today else."""
     if credit_based:
-        balance = meter.credits.balance(owner, settle_expired=False)
+        balance = meter.credits.balance(owner)
         return Usage(charged, credits(paid), credits(balance or 0))
     quota = meter.daily_quota(owner)
     calls_today = meter.calls_today(owner) if quota is not None else None

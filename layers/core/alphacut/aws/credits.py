@@ -1,23 +1,39 @@
 """Prepaid credits (DynamoDB, the usage table): a credit-based key's balance, its top-ups, and
-the reservations (holds) that keep the balance from ever going below zero.
+the reservations (holds) that keep the balance from ever going below zero, at a cost per call
+that does not grow with the key's history.
 
-A call is paid in two steps. ``reserve`` takes the price from the balance and writes a hold in
-one transaction whose condition is that the balance covers it: with any number of calls at
-once, at most the balance is ever reserved. Delivery commits the hold (deleted in the same
-transaction as the usage counters, ``alphacut.aws.usage``); a failure releases it (deleted, the
-price given back). A hold whose call was killed outlives it: past ``hold_until`` it is released
-at the key's next reservation or balance read. A hold is settled by marking it (``settled``:
-committed or released, in the same transaction), never by deleting it: so no function needs to
-delete billing items, and a hold is settled once. An open hold has no ``expires_at`` (DynamoDB's
-TTL would delete it without giving the credits back); a settled one gets it, and TTL clears it.
+A call is paid in two steps. ``reserve`` takes the price from the balance and records a hold;
+delivery commits the hold (in the usage meter's charge transaction, ``alphacut.aws.usage``); a
+failure releases it (the price given back). A hold whose call was killed outlives it: past
+``hold_until`` the scheduled sweep (``sweep``) releases it, off the request path.
+
+The balance is the one item every call of a key writes, so the hot path never puts it in a
+transaction (DynamoDB cancels transactions that overlap on an item, and a busy key's calls
+always overlap). A reservation is three single-item writes:
+
+1. the balance: ``balance - price`` on condition that it covers the price, and in the same
+   write an entry ``m#<hold id>`` (price, due time, a nonce) that says "debited, hold not yet
+   written" (the recovery record), and ``inflight + 1``;
+2. the hold item, on condition that it does not exist (if another reservation of the same id
+   made it, the debit is given back: a hold is reserved once);
+3. the entry removed (``inflight - 1``).
+
+A function killed between 1 and 3 leaves the entry: the sweep finds the balance through the
+sparse index (``open_due``, set while entries may be in flight) and finishes 2 and 3 itself, which
+is safe to repeat (the nonce tells whose hold it is). Releases, top-ups and charges without a hold
+are rare and stay transactions (their conflicts are retried).
 
 Items (amounts in millicredits, ``alphacut.pricing``):
 
-- ``pk = "credits#<key id>"``, ``sk = "balance"``: ``balance``, ``added`` (all top-ups)
+- ``pk = "credits#<key id>"``, ``sk = "balance"``: ``balance``, ``added`` (all top-ups),
+  ``inflight`` and an ``m#<hold id>`` entry per reservation between its writes; ``open_due`` and
+  ``due_shard`` while the sweep should look at it
 - ``pk = "credits#<key id>"``, ``sk = "topup#<reference>"``: ``amount``, ``at``, ``note`` (the
   audit trail; a reference is used once, so a repeated top-up adds nothing)
-- ``pk = "hold#<key id>"``, ``sk = "<call or task id>"``: ``amount``, ``hold_until``, ``route``;
-  once settled ``settled`` (committed | released) and ``expires_at``
+- ``pk = "hold#<key id>"``, ``sk = "<call or task id>"``: ``amount``, ``hold_until``, ``route``,
+  ``nonce``; open: ``open_due`` (= ``hold_until``) and ``due_shard``, so it is in the index ``DUE_INDEX``;
+  once settled ``settled`` (committed | released), ``expires_at``, and no ``open_due`` (out of the
+  index: nothing on the request path ever reads a settled hold again; TTL deletes it)
 
 Usage::
 
@@ -26,23 +42,36 @@ Usage::
     ledger.reserve("key-id", "request-id", 1000, seconds=90, route="/v1/cutout")  # or InsufficientCredits
     ledger.release("key-id", "request-id")        # a failure: the credit comes back
     ledger.balance("key-id")                       # 36000 after a commit (None: no credit account)
+    ledger.sweep()          # the schedule: expired holds released, stale reservations finished
 """
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from alphacut.aws.clients import client
-from alphacut.aws.transactions import CONDITION_FAILED, transact
+from alphacut.aws.transactions import CONFLICT_ATTEMPTS, transact
 from alphacut.errors import InsufficientCredits, InvalidOption
 from alphacut.pricing import credits
 
 BALANCE = "balance"
 SETTLED_KEPT_SECONDS = 86400  # a settled hold stays a day (for an operator), then TTL removes it
 MAX_TOP_UP = 10_000_000 * 1000  # ten million credits at once: a typo, not a purchase
+DUE_INDEX = "open-by-due"  # sparse: only items with ``open_due`` (open holds, balances to check)
+DUE_SHARDS = 16  # the index's partitions: a store's holds spread over them, the sweep reads each
+ENTRY = "m#"  # a reservation between its writes, on the balance item
+# an entry older than this is finished by the sweep (its function may be gone; finishing it
+# twice is safe, so this only decides how soon the credits are held properly again)
+STALE_SECONDS = 60
+CONDITION_FAILED_ERROR = "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
@@ -62,9 +91,68 @@ class Hold:
     route: str = ""
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """One reservation's three writes share this: the price, the hold's due time and a nonce
+    that tells this reservation's hold from another one of the same id."""
+
+    key_id: str
+    hold_id: str
+    amount: int
+    due: int
+    route: str
+    nonce: str
+    at: int
+
+    @classmethod
+    def from_entry(cls, key_id: str, hold_id: str, entry: dict[str, Any]) -> Reservation:
+        fields = entry["M"]
+        return cls(
+            key_id,
+            hold_id,
+            int(fields["a"]["N"]),
+            int(fields["d"]["N"]),
+            fields.get("r", {}).get("S", ""),
+            fields["n"]["S"],
+            int(fields["t"]["N"]),
+        )
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "M": {
+                "a": {"N": str(self.amount)},
+                "d": {"N": str(self.due)},
+                "r": {"S": self.route},
+                "n": {"S": self.nonce},
+                "t": {"N": str(self.at)},
+            }
+        }
+
+
+@dataclass
+class Swept:
+    """What one sweep did: holds released, reservations finished, balances looked at."""
+
+    released: int = 0
+    finished: int = 0
+    balances: int = 0
+
+
+def due_shard(name: str) -> str:
+    return f"due#{zlib.crc32(name.encode()) % DUE_SHARDS:02d}"
+
+
+def _conflict(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "TransactionConflictException"
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == CONDITION_FAILED_ERROR
+
+
 class CreditLedger:
-    def __init__(self, table_name: str):
-        self.table_name = table_name
+    def __init__(self, table_name: str, clock: Callable[[], float] = time.time):
+        self.table_name, self.clock = table_name, clock
 
     @property
     def _db(self) -> Any:
@@ -76,15 +164,29 @@ class CreditLedger:
     def _hold_key(self, key_id: str, hold_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"hold#{key_id}"}, "sk": {"S": hold_id}}
 
+    def _write(self, operation: str, **request: Any) -> dict[str, Any]:
+        """One single-item write; DynamoDB refuses it while a transaction holds the item
+        (``TransactionConflictException``, which the SDK does not retry): retried here."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                answer: dict[str, Any] = getattr(self._db, operation)(TableName=self.table_name, **request)
+                return answer
+            except ClientError as error:
+                if not _conflict(error) or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.002, 0.01) * 2 ** min(attempt, 4))
+        raise AssertionError("unreachable")
+
     # ---- the balance ------------------------------------------------------------------------------
-    def balance(self, key_id: str, settle_expired: bool = True) -> int | None:
+    def balance(self, key_id: str) -> int | None:
         """What the key may spend now, in millicredits (held credits are not in it); None: the
-        key has no credit account. Expired holds are given back first."""
-        if settle_expired:
-            self.release_expired(key_id)
-        item = self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
-            "Item"
-        )
+        key has no credit account. One item read, whatever the key did before."""
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key=self._key(key_id),
+            ConsistentRead=True,
+            ProjectionExpression=BALANCE,
+        ).get("Item")
         return int(item[BALANCE]["N"]) if item else None
 
     def open(self, key_id: str) -> None:
@@ -92,7 +194,7 @@ class CreditLedger:
         try:
             self._db.put_item(
                 TableName=self.table_name,
-                Item={**self._key(key_id), BALANCE: {"N": "0"}, "added": {"N": "0"}},
+                Item={**self._key(key_id), BALANCE: {"N": "0"}, "added": {"N": "0"}, "inflight": {"N": "0"}},
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
@@ -107,7 +209,7 @@ class CreditLedger:
                 field="add",
                 limit=credits(MAX_TOP_UP),
             )
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
         reference = reference or f"{at}-{uuid.uuid4().hex[:8]}"
         items = [
             {
@@ -122,14 +224,7 @@ class CreditLedger:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": self._key(key_id),
-                    "UpdateExpression": "ADD balance :amount, added :amount",
-                    "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
-                }
-            },
+            self._credit_item(key_id, amount, "ADD balance :amount, added :amount"),
         ]
         if transact(self._db, items):
             raise InvalidOption(f"top-up {reference!r} was made already", field="reference")
@@ -160,41 +255,108 @@ class CreditLedger:
     def reserve(self, key_id: str, hold_id: str, amount: int, seconds: int, route: str = "") -> None:
         """Take ``amount`` from the balance into a hold, or raise InsufficientCredits; a hold of the
         same id made already stays as it is (the call was reserved)."""
-        self.release_expired(key_id)
-        items = [
-            self.take_item(key_id, amount),
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": {
-                        **self._hold_key(key_id, hold_id),
-                        "amount": {"N": str(amount)},
-                        "hold_until": {"N": str(int(time.time()) + seconds)},
-                        "route": {"S": route},
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ]
-        refused = transact(self._db, items)
-        if refused is None or refused[1] == CONDITION_FAILED:
-            return
-        left = self.balance(key_id, settle_expired=False) or 0
+        now = int(self.clock())
+        reservation = Reservation(key_id, hold_id, amount, now + seconds, route, uuid.uuid4().hex[:16], now)
+        if self._debit(reservation):
+            self._finish(reservation)
+
+    def _debit(self, reservation: Reservation) -> bool:
+        """Write 1: the price taken with the entry that records it. False: this hold was reserved
+        already (or is being reserved now by another call of the same id)."""
+        entry = f"{ENTRY}{reservation.hold_id}"
+        try:
+            self._write(
+                "update_item",
+                Key=self._key(reservation.key_id),
+                UpdateExpression=(
+                    "SET balance = balance - :amount, #entry = :entry, "
+                    "open_due = if_not_exists(open_due, :check), "
+                    "due_shard = if_not_exists(due_shard, :shard) "
+                    "ADD inflight :one"
+                ),
+                ConditionExpression="balance >= :amount AND attribute_not_exists(#entry)",
+                ExpressionAttributeNames={"#entry": entry},
+                ExpressionAttributeValues={
+                    ":amount": {"N": str(reservation.amount)},
+                    ":entry": reservation.entry(),
+                    ":check": {"N": str(reservation.at + STALE_SECONDS)},
+                    ":shard": {"S": due_shard(reservation.key_id)},
+                    ":one": {"N": "1"},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return True
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            before = error.response.get("Item") or {}
+        if entry in before:  # ours (an earlier attempt of this write went through) or a twin's
+            return bool(before[entry]["M"]["n"]["S"] == reservation.nonce)
+        if before and self._hold_item(reservation.key_id, reservation.hold_id) is not None:
+            return False
+        left, price = credits(int(before[BALANCE]["N"]) if before else 0), credits(reservation.amount)
         raise InsufficientCredits(
-            f"this key's balance is {credits(left)} credits and this call costs {credits(amount)}",
+            f"this key's balance is {left} credits and this call costs {price}",
             field="credits",
-            limit=credits(amount),
+            limit=credits(reservation.amount),
         )
+
+    def _finish(self, reservation: Reservation) -> None:
+        """Writes 2 and 3: the hold item, then the entry removed. Safe to run twice (the owner
+        and the sweep): the hold is put once, and a hold made by another reservation of the same
+        id gives this debit back instead."""
+        try:
+            self._db.put_item(
+                TableName=self.table_name,
+                Item={
+                    **self._hold_key(reservation.key_id, reservation.hold_id),
+                    "amount": {"N": str(reservation.amount)},
+                    "hold_until": {"N": str(reservation.due)},
+                    "route": {"S": reservation.route},
+                    "nonce": {"S": reservation.nonce},
+                    "open_due": {"N": str(reservation.due)},
+                    "due_shard": {"S": due_shard(reservation.hold_id)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            give_back = False
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            give_back = (error.response.get("Item") or {}).get("nonce", {}).get("S") != reservation.nonce
+        update = "SET balance = balance + :amount REMOVE #entry ADD inflight :minus" if give_back else None
+        try:
+            self._write(
+                "update_item",
+                Key=self._key(reservation.key_id),
+                UpdateExpression=update or "REMOVE #entry ADD inflight :minus",
+                ConditionExpression="#entry.n = :nonce",
+                ExpressionAttributeNames={"#entry": f"{ENTRY}{reservation.hold_id}"},
+                ExpressionAttributeValues={
+                    ":nonce": {"S": reservation.nonce},
+                    ":minus": {"N": "-1"},
+                    **({":amount": {"N": str(reservation.amount)}} if give_back else {}),
+                },
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise  # the entry stays: the sweep finishes it
+
+    def _hold_item(self, key_id: str, hold_id: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._db.get_item(
+            TableName=self.table_name, Key=self._hold_key(key_id, hold_id), ConsistentRead=True
+        ).get("Item")
+        return item
 
     def hold(self, key_id: str, hold_id: str) -> Hold | None:
         """The open hold of this id (None: none, or settled already)."""
-        item = self._db.get_item(
-            TableName=self.table_name, Key=self._hold_key(key_id, hold_id), ConsistentRead=True
-        ).get("Item")
+        item = self._hold_item(key_id, hold_id)
         return _hold(item) if item and "settled" not in item else None
 
     def holds(self, key_id: str) -> list[Hold]:
-        """The key's open holds."""
+        """The key's open holds, for an operator: this reads the key's whole hold partition
+        (settled holds until TTL deletes them), so no call's path uses it."""
         pages = self._db.get_paginator("query").paginate(
             TableName=self.table_name,
             ConsistentRead=True,
@@ -214,25 +376,66 @@ class CreditLedger:
             amount = hold.amount
         items = [
             self._settle(key_id, hold_id, amount, "released"),
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": self._key(key_id),
-                    "UpdateExpression": "ADD balance :amount",
-                    "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
-                }
-            },
+            self._credit_item(key_id, amount, "ADD balance :amount"),
         ]
         return transact(self._db, items) is None
 
-    def release_expired(self, key_id: str, now: float | None = None) -> int:
-        """Release every hold of the key past its ``hold_until`` (a call killed mid-way); how many."""
-        moment = int(time.time() if now is None else now)
-        return sum(
-            self.release(key_id, hold.hold_id, hold.amount)
-            for hold in self.holds(key_id)
-            if hold.hold_until < moment
+    # ---- the sweep (scheduled, off the request path) ------------------------------------------------
+    def sweep(self, now: float | None = None) -> Swept:
+        """Everything the index says is due: open holds past ``hold_until`` released, balances
+        whose reservations stopped between their writes finished. Reads only what is due."""
+        moment = int(self.clock() if now is None else now)
+        swept = Swept()
+        for shard in range(DUE_SHARDS):
+            pages = self._db.get_paginator("query").paginate(
+                TableName=self.table_name,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_shard = :shard AND open_due <= :now",
+                ExpressionAttributeValues={":shard": {"S": f"due#{shard:02d}"}, ":now": {"N": str(moment)}},
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    kind, _, key_id = item["pk"]["S"].partition("#")
+                    if kind == "hold":
+                        swept.released += self.release(key_id, item["sk"]["S"], int(item["amount"]["N"]))
+                    elif kind == "credits":
+                        swept.balances += 1
+                        swept.finished += self._check_balance(key_id, moment)
+        return swept
+
+    def _check_balance(self, key_id: str, now: int) -> int:
+        """Finish the balance's reservations older than ``STALE_SECONDS``; take it out of the index
+        when none is in flight, else look again later. How many were finished."""
+        item = self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
+            "Item"
         )
+        if item is None:
+            return 0
+        stale = [
+            Reservation.from_entry(key_id, name.removeprefix(ENTRY), value)
+            for name, value in item.items()
+            if name.startswith(ENTRY) and int(value["M"]["t"]["N"]) <= now - STALE_SECONDS
+        ]
+        for reservation in stale:
+            self._finish(reservation)
+        try:
+            self._write(
+                "update_item",
+                Key=self._key(key_id),
+                UpdateExpression="REMOVE open_due",
+                ConditionExpression="inflight = :zero",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            self._write(
+                "update_item",
+                Key=self._key(key_id),
+                UpdateExpression="SET open_due = :later",
+                ExpressionAttributeValues={":later": {"N": str(now + STALE_SECONDS)}},
+            )
+        return len(stale)
 
     # ---- parts of the usage meter's charge transaction ---------------------------------------------
     def commit_item(self, key_id: str, hold_id: str, amount: int) -> dict[str, Any]:
@@ -241,18 +444,28 @@ class CreditLedger:
         return self._settle(key_id, hold_id, amount, "committed")
 
     def _settle(self, key_id: str, hold_id: str, amount: int, how: str) -> dict[str, Any]:
-        """The hold marked settled, only if it is open and of this amount."""
+        """The hold marked settled, only if it is open and of this amount; out of the index."""
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": self._hold_key(key_id, hold_id),
-                "UpdateExpression": "SET settled = :how, expires_at = :expires",
+                "UpdateExpression": "SET settled = :how, expires_at = :expires REMOVE open_due",
                 "ConditionExpression": "amount = :amount AND attribute_not_exists(settled)",
                 "ExpressionAttributeValues": {
                     ":amount": {"N": str(amount)},
                     ":how": {"S": how},
-                    ":expires": {"N": str(int(time.time()) + SETTLED_KEPT_SECONDS)},
+                    ":expires": {"N": str(int(self.clock()) + SETTLED_KEPT_SECONDS)},
                 },
+            }
+        }
+
+    def _credit_item(self, key_id: str, amount: int, expression: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._key(key_id),
+                "UpdateExpression": expression,
+                "ExpressionAttributeValues": {":amount": {"N": str(amount)}},
             }
         }
 

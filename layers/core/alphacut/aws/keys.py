@@ -23,18 +23,8 @@ from typing import Any
 import boto3
 
 from alphacut.aws.credits import CreditLedger, TopUp
-from alphacut.aws.usage import credit_plan
+from alphacut.aws.plans import Plan, PlanDirectory, plan_keys, stack_plans
 from alphacut.errors import InvalidOption, NotFound
-
-
-@dataclass
-class Plan:
-    id: str
-    name: str  # without the stack prefix
-    rate: float | None
-    burst: int | None
-    daily_quota: int | None
-    credit_based: bool = False
 
 
 @dataclass
@@ -54,23 +44,7 @@ class KeyAdmin:
         self.ledger = ledger  # the usage table's credits (None: credit accounts not touched)
 
     def plans(self) -> dict[str, Plan]:
-        plans = {}
-        prefix = f"{self.stack}-"
-        for page in self.client.get_paginator("get_usage_plans").paginate():
-            for item in page.get("items", []):
-                if not item.get("name", "").startswith(prefix):
-                    continue
-                name = item["name"][len(prefix) :]
-                throttle, quota = item.get("throttle") or {}, item.get("quota") or {}
-                plans[name] = Plan(
-                    item["id"],
-                    name,
-                    throttle.get("rateLimit"),
-                    throttle.get("burstLimit"),
-                    quota.get("limit") if quota.get("period", "DAY") == "DAY" else None,
-                    credit_plan(item),
-                )
-        return plans
+        return stack_plans(self.client, self.stack)
 
     def _plan(self, name: str) -> Plan:
         plans = self.plans()
@@ -90,8 +64,10 @@ class KeyAdmin:
             tags={"customer": customer, "plan": plan, "stack": self.stack},
         )
         self.client.create_usage_plan_key(usagePlanId=chosen.id, keyId=key["id"], keyType="API_KEY")
-        if chosen.credit_based and self.ledger is not None:
-            self.ledger.open(key["id"])
+        if self.ledger is not None:
+            if chosen.credit_based:
+                self.ledger.open(key["id"])
+            PlanDirectory(self.ledger.table_name).put(key["id"], chosen)  # calls read the plan here
         return ApiKey(key["id"], customer, plan, True, key.get("value", ""), str(key.get("createdDate", "")))
 
     def list(self) -> list[ApiKey]:
@@ -123,6 +99,8 @@ class KeyAdmin:
         self.client.update_api_key(
             apiKey=key_id, patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
         )
+        if self.ledger is not None:
+            PlanDirectory(self.ledger.table_name).remove(key_id)
         return ApiKey(key_id, detail.get("name", ""), plan_name, False)
 
     def plan_of(self, key_id: str) -> Plan | None:
@@ -131,8 +109,7 @@ class KeyAdmin:
 
     def _key_ids(self, plan: Plan) -> builtins.list[str]:
         """The ids of the keys on ``plan``, every page."""
-        pages = self.client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan.id)
-        return [item["id"] for page in pages for item in page.get("items", [])]
+        return plan_keys(self.client, plan)
 
     def credit(self, key_id: str, amount: int, reference: str = "", note: str = "") -> tuple[TopUp, int]:
         """Top a credit-based key up by ``amount`` millicredits: the top-up (its audit item) and the

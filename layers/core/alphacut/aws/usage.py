@@ -3,8 +3,13 @@ key's daily quota from its API Gateway usage plan; task charges, exactly once.
 
 Items (one table, ``USAGE_TABLE``):
 
-- ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#<route>"``: ``calls``, ``charged``
-- ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#*"``: the day's totals (what ``remain`` counts)
+- ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#<route>#<shard>"``: ``calls``, ``charged``, ``credits``
+- ``pk = "usage#<key id>"``, ``sk = "<YYYY-MM-DD>#*#<shard>"``: the day's totals (what ``remain`` counts)
+
+Each counter is ``COUNTER_SHARDS`` items: a charge writes one shard, chosen at random (another
+after a conflict), so a key's concurrent calls seldom meet in a transaction; readers add the
+shards up (one query: the shards of a day are neighbours). Counters written before shards
+(``<day>#<route>``) read as one more shard.
 - ``pk = "charge#<task id>"``: a task charged once (a retried state machine step charges nothing),
   written in one transaction with the counters it adds to
 - ``pk = "call#<request id>"``: a call counted (a second application of the same call counts
@@ -12,6 +17,8 @@ Items (one table, ``USAGE_TABLE``):
 - ``pk = "unbilled#<task id>"``: a task delivered whose charge failed after every retry (for an
   operator; the alarm on the ``UnbilledTasks`` metric points here)
 - ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.idempotency``)
+- ``pk = "plan#<key id>"``: the key's usage plan as ``alphacut keys`` and the sweep last wrote it
+  (``alphacut.aws.plans``): a call reads its plan here, never from API Gateway's management API
 
 Every count is an atomic ``ADD``: concurrent calls never lose an update.
 
@@ -20,7 +27,7 @@ Usage::
     meter = UsageMeter.from_settings(ServiceSettings.from_env())
     meter.record(MeteredCall("key-id", "/v1/cutout", charged=True, call_id="request-id"))
     meter.calls_today("key-id")
-    meter.daily_quota("key-id")          # from the key's usage plan (all plans read at once, cached)
+    meter.daily_quota("key-id")          # from the key's usage plan (its item in the table, cached)
     meter.plan("key-id").name            # the plan itself: name, quota, rate limit
     meter.report("key-id", "2026-11-01", "2026-11-22")
     meter.charge_task("key-id", "task-id")   # True once; False for every later attempt
@@ -29,8 +36,10 @@ Usage::
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
@@ -40,17 +49,19 @@ from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger
+from alphacut.aws.plans import Plan, PlanDirectory
 from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
 from alphacut.pricing import credits
 from alphacut.settings import ServiceSettings
 
 TOTAL_ROUTE = "*"
+COUNTER_SHARDS = 32  # per counter; at 50 calls/s of one key, ~1.6 a second meet on a shard
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 # a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
 CALL_MARKER_TTL_SECONDS = 14 * 86400
 PLAN_CACHE_SECONDS = 300
-UNKNOWN_KEY_SECONDS = 5  # a key created since the last read (only keys on a plan get through)
+UNKNOWN_KEY_SECONDS = 5  # a key whose plan item is not there (yet): looked up again after this
 MAX_REPORT_DAYS = 366
 
 
@@ -75,11 +86,11 @@ def parse_day(value: str | None, field: str, default: str) -> str:
 
 
 class UsageMeter:
-    def __init__(self, table_name: str, queue_url: str = ""):
-        self.table_name, self.queue_url = table_name, queue_url
-        self.credits = CreditLedger(table_name)
-        self._plans: dict[str, Plan] = {}  # key id -> its plan
-        self._plans_read_at = -float(PLAN_CACHE_SECONDS)
+    def __init__(self, table_name: str, queue_url: str = "", clock: Callable[[], float] = time.time):
+        self.table_name, self.queue_url, self.clock = table_name, queue_url, clock
+        self.credits = CreditLedger(table_name, clock)
+        self.directory = PlanDirectory(table_name)
+        self._plans: dict[str, tuple[Plan | None, float]] = {}  # key id -> its plan, when read
         self._lock = threading.Lock()
 
     @classmethod
@@ -122,7 +133,7 @@ class UsageMeter:
                     "pk": {"S": marker_pk},
                     "sk": {"S": "-"},
                     **marker_fields,
-                    "expires_at": {"N": str(int(time.time()) + marker_ttl)},
+                    "expires_at": {"N": str(int(self.clock()) + marker_ttl)},
                 },
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -135,12 +146,16 @@ class UsageMeter:
         ways.append([])
         for way, payment in enumerate(ways):
             paid = counts if payment else replace(counts, credits=0)
-            items = [
-                marker,
-                self._counter_update(paid, f"{paid.day}#{paid.route}"),
-                self._counter_update(paid, f"{paid.day}#{TOTAL_ROUTE}"),
-                *payment,
-            ]
+
+            def items(paid: Counts = paid, payment: list[dict[str, Any]] = payment) -> list[dict[str, Any]]:
+                shard = random.randrange(COUNTER_SHARDS)  # another one at each attempt
+                return [
+                    marker,
+                    self._counter_update(paid, counter_key(paid.day, paid.route, shard)),
+                    self._counter_update(paid, counter_key(paid.day, TOTAL_ROUTE, shard)),
+                    *payment,
+                ]
+
             refused = transact(self._db, items)
             if refused is None:
                 if counts.credits and not payment:
@@ -190,13 +205,13 @@ class UsageMeter:
         second charge). A credit-based key pays with the hold made at submission; a task that has
         none (an upload) pays ``price`` from the balance."""
         hold = self.credits.hold(key_id, task_hold(task_id))
-        has_account = price and self.credits.balance(key_id, settle_expired=False) is not None
+        has_account = price and self.credits.balance(key_id) is not None
         amount = hold.amount if hold else (price if has_account else 0)
         return self._add_once(
             f"charge#{task_id}",
             CHARGE_MARKER_TTL_SECONDS,
             {"owner": {"S": key_id}},
-            Counts(key_id, day or utc_day(), route, 0, 1, amount),
+            Counts(key_id, day or utc_day(self.clock()), route, 0, 1, amount),
             task_hold(task_id) if hold else "",
         )
 
@@ -228,7 +243,7 @@ class UsageMeter:
                 "sk": {"S": "-"},
                 "owner": {"S": key_id},
                 "reason": {"S": reason[:1000]},
-                "recorded_at": {"N": str(int(time.time()))},
+                "recorded_at": {"N": str(int(self.clock()))},
             },
         )
 
@@ -240,12 +255,18 @@ class UsageMeter:
             return None
 
     def _calls_today(self, key_id: str) -> int:
-        item = self._db.get_item(
+        """The day total's shards, added up (one query over neighbouring items)."""
+        pages = self._db.get_paginator("query").paginate(
             TableName=self.table_name,
-            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{TOTAL_ROUTE}"}},
             ConsistentRead=True,
-        ).get("Item")
-        return int(item["calls"]["N"]) if item else 0
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :total)",
+            ProjectionExpression="calls",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"usage#{key_id}"},
+                ":total": {"S": f"{utc_day(self.clock())}#{TOTAL_ROUTE}"},
+            },
+        )
+        return sum(int(item["calls"]["N"]) for page in pages for item in page.get("Items", []))
 
     def report(self, key_id: str, first: str, last: str, with_credits: bool = False) -> dict[str, Any]:
         """Daily totals per route between two UTC days (both included); ``with_credits`` (a
@@ -270,13 +291,16 @@ class UsageMeter:
         )
         for page in pages:
             for item in page.get("Items", []):
-                day, _, route = item["sk"]["S"].partition("#")
+                day, route = parse_counter_key(item["sk"]["S"])
                 counts = {name: int(item.get(name, {}).get("N", 0)) for name in names}
                 entry = days.setdefault(day, {"date": day, **dict.fromkeys(names, 0), "routes": {}})
-                if route == TOTAL_ROUTE:
-                    entry.update(counts)
-                else:
-                    entry["routes"][route] = counts
+                into = (
+                    entry
+                    if route == TOTAL_ROUTE
+                    else entry["routes"].setdefault(route, dict.fromkeys(names, 0))
+                )
+                for name, value in counts.items():
+                    into[name] += value
         listed = [days[d] for d in sorted(days)]
         total = {name: sum(d[name] for d in listed) for name in names}
         if with_credits:  # kept in millicredits above (exact sums), said in credits
@@ -289,41 +313,48 @@ class UsageMeter:
 
     # ---- the key's plan --------------------------------------------------------------------------
     def plan(self, key_id: str) -> Plan | None:
-        """The key's usage plan (None: the key is on no plan). API Gateway's management API allows
-        about 10 requests a second per account, shared by every function and ``alphacut keys``:
-        so every plan and its keys are read at once (1 + plans calls), kept ``PLAN_CACHE_SECONDS``,
-        read again early only for a key not seen yet (at most every ``UNKNOWN_KEY_SECONDS``), and
-        the last read is kept when a read is refused (throttled)."""
+        """The key's usage plan (None: the key is on no plan of this stack). Read from the usage
+        table (``alphacut.aws.plans``: never API Gateway's management API on a call), kept
+        ``PLAN_CACHE_SECONDS``, a key not found looked up again after ``UNKNOWN_KEY_SECONDS``; a
+        read that fails keeps what was known."""
         now = time.monotonic()
         with self._lock:
-            age = now - self._plans_read_at
-            known = key_id in self._plans
-            stale = age >= PLAN_CACHE_SECONDS or (not known and age >= UNKNOWN_KEY_SECONDS)
-            if stale:
-                self._plans_read_at = now  # one reader at a time; the others use what is there
-        if stale:
-            try:
-                plans = read_plans()
-            except ClientError as error:
-                logger.warning("usage plans not read: the last read stays", extra={"error": str(error)})
-            else:
-                with self._lock:
-                    self._plans = plans
+            known = self._plans.get(key_id)
+        if known is not None and now - known[1] < (PLAN_CACHE_SECONDS if known[0] else UNKNOWN_KEY_SECONDS):
+            return known[0]
+        try:
+            plan = self.directory.get(key_id)
+        except ClientError as error:
+            logger.warning("plan not read: the last read stays", extra={"error": str(error)})
+            return known[0] if known else None
         with self._lock:
-            return self._plans.get(key_id)
+            self._plans[key_id] = (plan, now)
+        return plan
 
     def credit_based(self, key_id: str) -> bool:
-        """Whether the key pays with credits: its plan says so; a key the plans' last read does not
-        know yet (made seconds ago) is credit-based when it has a credit account (made with it)."""
+        """Whether the key pays with credits: its plan says so; a key whose plan is not written
+        yet (made in the console, before the sweep's next plan sync) is credit-based when it has a
+        credit account."""
         plan = self.plan(key_id)
         if plan is not None:
             return plan.credit_based
-        return self.credits.balance(key_id, settle_expired=False) is not None
+        return self.credits.balance(key_id) is not None
 
     def daily_quota(self, key_id: str) -> int | None:
         """The daily quota of the key's usage plan (None: no quota or unknown)."""
         plan = self.plan(key_id)
         return plan.quota if plan is not None else None
+
+
+def counter_key(day: str, route: str, shard: int) -> str:
+    return f"{day}#{route}#{shard:02d}"
+
+
+def parse_counter_key(sort_key: str) -> tuple[str, str]:
+    """A counter's day and route, from a sharded key or one written before shards."""
+    day, _, rest = sort_key.partition("#")
+    route, _, shard = rest.rpartition("#")
+    return (day, route) if route and shard.isdigit() else (day, rest)
 
 
 def task_hold(task_id: str) -> str:
@@ -372,45 +403,6 @@ class MeteredCall:
             int(data.get("credits", 0)),
             str(data.get("hold", "")),
         )
-
-
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    quota: int | None  # calls per UTC day
-    rate_limit: float | None  # requests per second
-    credit_based: bool = False  # the plan's ``billing`` tag is ``credits``: calls cost credits
-
-
-CREDIT_BILLING = "credits"  # a usage plan's ``billing`` tag that makes it credit-based
-
-
-def credit_plan(item: dict[str, Any]) -> bool:
-    """Whether a usage plan (as API Gateway describes it) is credit-based: its ``billing`` tag."""
-    return (item.get("tags") or {}).get("billing") == CREDIT_BILLING
-
-
-def read_plans() -> dict[str, Plan]:
-    """Every usage plan and the keys on it: key id -> plan."""
-    gateway = client("apigateway")
-    found: dict[str, Plan] = {}
-    for page in gateway.get_paginator("get_usage_plans").paginate():
-        for item in page.get("items", []):
-            limit = item.get("quota") or {}
-            daily = (
-                int(limit["limit"]) if limit.get("limit") and limit.get("period", "DAY") == "DAY" else None
-            )
-            rate = (item.get("throttle") or {}).get("rateLimit")
-            plan = Plan(
-                item.get("name", ""),
-                daily,
-                float(rate) if rate is not None else None,
-                credit_plan(item),
-            )
-            for keys in gateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=item["id"]):
-                for key in keys.get("items", []):
-                    found[key["id"]] = plan
-    return found
 
 
 def default_range(query: dict[str, str]) -> tuple[str, str]:
