@@ -42,7 +42,11 @@ def table_definition(logical: str, table_name: str, template: dict | None = None
     """``create_table`` arguments for the template's table ``logical`` (its keys and indexes), so a
     test's table holds what the stack's does."""
     props = (template or load_sam())["Resources"][logical]["Properties"]
-    indexes = {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+    indexes = (
+        {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]}
+        if "GlobalSecondaryIndexes" in props
+        else {}
+    )
     return {
         "TableName": table_name,
         "AttributeDefinitions": props["AttributeDefinitions"],

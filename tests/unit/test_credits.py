@@ -5,15 +5,19 @@ expired holds given back, and a delivery the balance could not pay kept as unbil
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-from alphacut.aws.credits import CreditLedger
+from alphacut.aws.credits import RELEASE_STALE_SECONDS, STALE_SECONDS, CreditLedger, Reservation
 from alphacut.aws.usage import MeteredCall, UsageMeter, task_hold
 from alphacut.errors import InsufficientCredits, InvalidOption
 from alphacut.options import CutoutOptions
 from alphacut.pricing import CreditPrices, credits, millicredits
 from alphacut.settings import ServiceSettings, SettingError
+from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity, Usage
+from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
+from alphacut_dev.local.stack import serialise_dynamodb_writes
 from alphacut_dev.template import table_definition
 from moto import mock_aws
 
@@ -146,3 +150,173 @@ def test_a_deferred_call_keeps_its_credits_and_hold_and_an_old_message_reads_wit
     assert MeteredCall.from_json(call.to_json()) == call
     old = MeteredCall.from_json('{"key_id":"k","route":"/r","charged":true,"call_id":"c","day":"2026-11-26"}')
     assert (old.credits, old.hold) == (0, "")
+
+
+@pytest.fixture
+def capacity(meter):
+    """DynamoDB's metering (applied around what is measured), with the local stack's transactions
+    (moto's copy each whole table)."""
+    restore_writes = serialise_dynamodb_writes()
+    yield DynamoDBCapacity()
+    restore_writes()
+
+
+def paid_calls(meter: UsageMeter, first: int, count: int) -> None:
+    for n in range(first, first + count):
+        meter.credits.reserve("key", f"call-{n}", 1000, seconds=60)
+        meter.record(
+            MeteredCall("key", "/v1/cutout", True, f"call-{n}", "2026-11-26", credits=1000, hold=f"call-{n}")
+        )
+
+
+def one_paid_call(meter: UsageMeter, capacity: DynamoDBCapacity, call: str) -> dict[str, Usage]:
+    """What each money operation of one call consumed: reserve, commit, the balance read."""
+    used = {}
+    capacity.apply()
+    mark = capacity.mark()
+    meter.credits.reserve("key", call, 1000, seconds=60)
+    used["reserve"], mark = capacity.since(mark), capacity.mark()
+    meter.record(MeteredCall("key", "/v1/cutout", True, call, "2026-11-26", credits=1000, hold=call))
+    used["commit"], mark = capacity.since(mark), capacity.mark()
+    meter.credits.balance("key")
+    used["balance"] = capacity.since(mark)
+    capacity.restore()
+    return used
+
+
+def test_a_paid_call_reads_and_writes_as_much_after_3000_settled_calls_as_after_100(meter, capacity):
+    funded(meter, 4_000_000)
+    paid_calls(meter, 0, 100)
+    after_100 = one_paid_call(meter, capacity, "probe-100")
+    paid_calls(meter, 100, 2900)
+    after_3000 = one_paid_call(meter, capacity, "probe-3000")
+    for step in ("reserve", "commit", "balance"):
+        early, late = after_100[step], after_3000[step]
+        assert (early.items_read, early.read_units, early.write_units, early.requests) == (
+            late.items_read,
+            late.read_units,
+            late.write_units,
+            late.requests,
+        ), step
+    assert after_3000["reserve"].items_read == 0 and after_3000["reserve"].requests == 3  # three writes
+    assert after_3000["balance"].read_units == 1
+    assert meter.credits.balance("key") == 4_000_000 - 3002 * 1000
+
+
+class Killed(Exception):
+    """The function stopped here (a timeout, an out-of-memory kill)."""
+
+
+def balance_item(key: str = "key") -> dict:
+    return boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": f"credits#{key}"}, "sk": {"S": "balance"}}, ConsistentRead=True
+    )["Item"]
+
+
+def stop_at_write(patch: pytest.MonkeyPatch, number: int) -> None:
+    """The function stops (is killed) just before its ``number``-th single-item write."""
+    original, writes = CreditLedger._write, []
+
+    def write(self, operation, **request):
+        writes.append(operation)
+        if len(writes) == number:
+            raise Killed()
+        return original(self, operation, **request)
+
+    patch.setattr(CreditLedger, "_write", write)
+
+
+@pytest.mark.parametrize("stop", ["after the debit", "after the hold"])
+def test_a_reservation_killed_between_its_writes_is_finished_by_the_sweep_and_given_back_when_due(
+    meter, monkeypatch, stop
+):
+    ledger = funded(meter, 3000)
+    with monkeypatch.context() as patch:
+        if stop == "after the debit":
+            patch.setattr(CreditLedger, "_finish", lambda self, reservation: (_ for _ in ()).throw(Killed()))
+        else:
+            stop_at_write(patch, 2)  # the entry's removal, after the hold was put
+        with pytest.raises(Killed):
+            ledger.reserve("key", "killed", 1000, seconds=90)
+    assert ledger.balance("key") == 2000 and "m#killed" in balance_item()  # held: not spendable, not lost
+    now = time.time()
+    assert ledger.sweep(now).finished == 0  # not stale yet: its function may still be finishing it
+    swept = ledger.sweep(now + STALE_SECONDS + 1)
+    assert swept.finished == 1 and "m#killed" not in balance_item() and balance_item()["inflight"]["N"] == "0"
+    assert [h.hold_id for h in ledger.holds("key")] == ["killed"] and ledger.balance("key") == 2000
+    assert ledger.sweep(now + STALE_SECONDS + 2).released == 0  # the hold is not due yet
+    assert ledger.sweep(now + 91).released == 1 and ledger.balance("key") == 3000
+    last = ledger.sweep(now + 200)
+    assert (last.released, last.finished) == (0, 0) and "open_due" not in balance_item()  # nothing left due
+
+
+@pytest.mark.parametrize("stop_before", [2, 3, 4])  # the credit, the hold released, the entry removed
+def test_a_release_killed_between_its_writes_gives_the_credits_back_once(meter, monkeypatch, stop_before):
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "failed", 1000, seconds=90)
+    with monkeypatch.context() as patch:
+        stop_at_write(patch, stop_before)
+        with pytest.raises(Killed):
+            ledger.release("key", "failed")
+    assert ledger.hold("key", "failed") is None  # releasing: no commit can take it now
+    unbilled = MeteredCall("key", "/v1/cutout", True, "late", "2026-11-26", credits=1000, hold="failed")
+    now = time.time()
+    for later in (STALE_SECONDS + 1, RELEASE_STALE_SECONDS + 1, RELEASE_STALE_SECONDS + 2):
+        ledger.sweep(now + later)
+        ledger.sweep(now + later)  # a second run finds nothing more to do
+    assert ledger.balance("key") == 3000 and balance_item()["inflight"]["N"] == "0"
+    assert not [name for name in balance_item() if name.startswith(("m#", "r#"))]
+    assert meter.record(unbilled) and ledger.balance("key") == 2000  # a late delivery pays from the balance
+
+
+def test_a_second_reservation_of_the_same_hold_gives_its_debit_back(meter):
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "task#t1", 1000, seconds=600)
+    ledger.reserve("key", "task#t1", 1000, seconds=600)  # a retried submission: reserved once
+    assert ledger.balance("key") == 2000 and len(ledger.holds("key")) == 1
+    assert not [name for name in balance_item() if name.startswith("m#")]
+
+
+def test_the_owner_and_two_sweeps_finishing_one_reservation_at_once_debit_it_once(meter, monkeypatch):
+    ledger = funded(meter, 3000)
+    with monkeypatch.context() as patch:
+        patch.setattr(CreditLedger, "_finish", lambda self, reservation: None)
+        ledger.reserve("key", "slow", 1000, seconds=90)
+    (name,) = [name for name in balance_item() if name.startswith("m#")]
+    reservation = Reservation.from_entry("key", name.removeprefix("m#"), balance_item()[name])
+    later = time.time() + STALE_SECONDS + 1
+    with ThreadPoolExecutor(3) as pool:
+        list(
+            pool.map(lambda f: f(), [lambda: ledger._finish(reservation)] + [lambda: ledger.sweep(later)] * 2)
+        )
+    assert ledger.balance("key") == 2000 and len(ledger.holds("key")) == 1
+    assert balance_item()["inflight"]["N"] == "0"
+
+
+def test_paid_calls_of_one_key_at_once_never_fail_for_conflicts_and_add_up(meter):
+    """40 instances of one key's calls at once, with DynamoDB's conflicts: every reservation,
+    commit and release goes through, the balance and the counters agree to the credit."""
+    restore_writes = serialise_dynamodb_writes()
+    conflicts = TransactionConflicts(seconds=0.02)
+    conflicts.apply()
+    try:
+        ledger = funded(meter, 1_000_000)
+
+        def call(n: int) -> None:
+            ledger.reserve("key", f"c{n}", 1000, seconds=60)
+            if n % 5 == 0:  # a failed call: its credits come back
+                assert ledger.release("key", f"c{n}")
+            else:
+                meter.record(
+                    MeteredCall("key", "/v1/cutout", True, f"c{n}", "2026-11-26", credits=1000, hold=f"c{n}")
+                )
+
+        with ThreadPoolExecutor(40) as pool:
+            list(pool.map(call, range(200)))
+    finally:
+        conflicts.restore()
+        restore_writes()
+    assert conflicts.transactions >= 200  # every commit and release was a transaction that could conflict
+    assert ledger.balance("key") == 1_000_000 - 160 * 1000
+    report = meter.report("key", "2026-11-26", "2026-11-26", with_credits=True)
+    assert report["total"] == {"calls": 160, "charged": 160, "credits": 160}

@@ -60,9 +60,14 @@ def test_a_transaction_conflict_on_a_busy_key_is_tried_again_on_other_shards():
     for _ in range(20):
         table = Table([conflict, conflict])
         meter = Meter(table)
-        tried = []
+        tried: list[str] = []
         build = meter._counter_update
-        meter._counter_update = lambda counts, key: tried.append(key) or build(counts, key)
+
+        def counted(counts, key, tried=tried, build=build):
+            tried.append(key)
+            return build(counts, key)
+
+        meter._counter_update = counted
         assert meter.record(CALL) and len(table.writes) == 1
         seen.add(len({key.rpartition("#")[2] for key in tried}))
     assert max(seen) > 1  # the attempts did not all write the same shard

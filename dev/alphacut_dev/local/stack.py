@@ -28,6 +28,8 @@ from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.apigateway_integrations import MockIntegration
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
+from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
+from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
@@ -343,6 +345,9 @@ class LocalStack:
         self._moto_invoke = None
         self._restore_dynamodb_writes: Callable[[], None] | None = None
         self.aws_rules = AwsRules()  # S3 sequencers, Step Functions' 90-day name window
+        # DynamoDB's capacity rules: units metered, partitions' limits, transaction conflicts
+        self.capacity = DynamoDBCapacity()
+        self.transaction_conflicts = TransactionConflicts()
         self.iam = LocalIam(self.client, STACK_NAME)  # the functions' roles (alphacut_dev.local.iam)
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -398,6 +403,8 @@ class LocalStack:
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
         self._restore_dynamodb_writes = serialise_dynamodb_writes()
+        self.capacity.apply()
+        self.transaction_conflicts.apply()
         self.aws_rules.apply()
         self.iam.apply()
         self._enable_moto_execution()
@@ -431,6 +438,8 @@ class LocalStack:
             self._expiry_loop.stop()
             self._expiry_loop = None
         self.aws_rules.restore()
+        self.transaction_conflicts.restore()
+        self.capacity.restore()
         self.iam.undo()
         if self._restore_dynamodb_writes is not None:
             self._restore_dynamodb_writes()

@@ -20,20 +20,23 @@ always overlap). A reservation is three single-item writes:
 
 A function killed between 1 and 3 leaves the entry: the sweep finds the balance through the
 sparse index (``open_due``, set while entries may be in flight) and finishes 2 and 3 itself, which
-is safe to repeat (the nonce tells whose hold it is). Releases, top-ups and charges without a hold
-are rare and stay transactions (their conflicts are retried).
+is safe to repeat (the nonce tells whose hold it is). A release is the same in reverse, also
+without a transaction (``release``: the hold marked ``releasing``, the balance credited with an
+``r#<hold id>`` entry, the hold marked ``released``, the entry removed). Only top-ups and charges
+without a hold (rare) are transactions on the balance.
 
 Items (amounts in millicredits, ``alphacut.pricing``):
 
 - ``pk = "credits#<key id>"``, ``sk = "balance"``: ``balance``, ``added`` (all top-ups),
-  ``inflight`` and an ``m#<hold id>`` entry per reservation between its writes; ``open_due`` and
-  ``due_shard`` while the sweep should look at it
+  ``inflight`` and an ``m#<hold id>`` / ``r#<hold id>`` entry per reservation / release between
+  its writes; ``open_due`` and ``due_shard`` while the sweep should look at it
 - ``pk = "credits#<key id>"``, ``sk = "topup#<reference>"``: ``amount``, ``at``, ``note`` (the
   audit trail; a reference is used once, so a repeated top-up adds nothing)
 - ``pk = "hold#<key id>"``, ``sk = "<call or task id>"``: ``amount``, ``hold_until``, ``route``,
   ``nonce``; open: ``open_due`` (= ``hold_until``) and ``due_shard``, so it is in the index ``DUE_INDEX``;
   once settled ``settled`` (committed | released), ``expires_at``, and no ``open_due`` (out of the
-  index: nothing on the request path ever reads a settled hold again; TTL deletes it)
+  index: nothing on the request path ever reads a settled hold again; TTL deletes it); while a
+  release is under way ``settled = releasing``, ``refund_nonce`` and ``open_due`` (for the sweep)
 
 Usage::
 
@@ -71,6 +74,12 @@ ENTRY = "m#"  # a reservation between its writes, on the balance item
 # an entry older than this is finished by the sweep (its function may be gone; finishing it
 # twice is safe, so this only decides how soon the credits are held properly again)
 STALE_SECONDS = 60
+REFUND = "r#"  # a release's credit made, its hold not yet marked released, on the balance item
+RELEASING = "releasing"  # a hold being given back: no commit can take it any more
+# a release half-done this long: its function is certainly gone (Lambda's longest run is 900 s), so
+# the sweep may make the credit itself; one sweep at a time (``claimed_until``, past a run's 50 s)
+RELEASE_STALE_SECONDS = 960
+CLAIM_SECONDS = 120
 CONDITION_FAILED_ERROR = "ConditionalCheckFailedException"
 
 
@@ -142,12 +151,16 @@ def due_shard(name: str) -> str:
     return f"due#{zlib.crc32(name.encode()) % DUE_SHARDS:02d}"
 
 
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def _conflict(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "TransactionConflictException"
+    return _code(error) == "TransactionConflictException"
 
 
 def _condition_failed(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == CONDITION_FAILED_ERROR
+    return _code(error) == CONDITION_FAILED_ERROR
 
 
 class CreditLedger:
@@ -368,22 +381,99 @@ class CreditLedger:
 
     def release(self, key_id: str, hold_id: str, amount: int | None = None) -> bool:
         """Give a hold's credits back (a failed call, a task that ended without a result). False:
-        no such hold (committed or released already)."""
+        no such hold (committed or released already). Four single-item writes, none of them in a
+        transaction: the hold marked ``releasing`` (so no commit can take it meanwhile), the
+        balance credited with an ``r#<hold id>`` entry, the hold marked ``released``, the entry
+        removed. A function stopped between them leaves what the sweep needs to finish."""
         if amount is None:
             hold = self.hold(key_id, hold_id)
             if hold is None:
                 return False
             amount = hold.amount
-        items = [
-            self._settle(key_id, hold_id, amount, "released"),
-            self._credit_item(key_id, amount, "ADD balance :amount"),
-        ]
-        return transact(self._db, items) is None
+        nonce = uuid.uuid4().hex[:16]
+        now = int(self.clock())
+        try:
+            self._write(
+                "update_item",
+                Key=self._hold_key(key_id, hold_id),
+                UpdateExpression=(
+                    "SET settled = :releasing, refund_nonce = :nonce, open_due = :later, "
+                    "expires_at = :expires"
+                ),
+                ConditionExpression="amount = :amount AND attribute_not_exists(settled)",
+                ExpressionAttributeValues={
+                    ":releasing": {"S": RELEASING},
+                    ":nonce": {"S": nonce},
+                    ":amount": {"N": str(amount)},
+                    ":later": {"N": str(now + RELEASE_STALE_SECONDS)},
+                    ":expires": {"N": str(now + SETTLED_KEPT_SECONDS)},
+                },
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return False
+        self._refund(key_id, hold_id, amount, nonce)
+        return True
+
+    def _refund(self, key_id: str, hold_id: str, amount: int, nonce: str, credit: bool = True) -> None:
+        """The releasing hold's credits onto the balance (with the entry that says so), the hold
+        marked released, the entry removed. ``credit=False``: the balance has the entry already."""
+        entry = f"{REFUND}{hold_id}"
+        now = int(self.clock())
+        if credit:
+            try:
+                self._write(
+                    "update_item",
+                    Key=self._key(key_id),
+                    UpdateExpression=(
+                        "SET balance = balance + :amount, #entry = :entry, "
+                        "open_due = if_not_exists(open_due, :check), "
+                        "due_shard = if_not_exists(due_shard, :shard) "
+                        "ADD inflight :one"
+                    ),
+                    ConditionExpression="attribute_not_exists(#entry)",
+                    ExpressionAttributeNames={"#entry": entry},
+                    ExpressionAttributeValues={
+                        ":amount": {"N": str(amount)},
+                        ":entry": {"M": {"a": {"N": str(amount)}, "n": {"S": nonce}, "t": {"N": str(now)}}},
+                        ":check": {"N": str(now + STALE_SECONDS)},
+                        ":shard": {"S": due_shard(key_id)},
+                        ":one": {"N": "1"},
+                    },
+                )
+            except ClientError as error:
+                if not _condition_failed(error):
+                    raise  # the sweep credits it (the hold stays releasing, in the index)
+        for operation in (
+            {
+                "Key": self._hold_key(key_id, hold_id),
+                "UpdateExpression": "SET settled = :released REMOVE open_due",
+                "ConditionExpression": "refund_nonce = :nonce AND settled = :releasing",
+                "ExpressionAttributeValues": {
+                    ":released": {"S": "released"},
+                    ":releasing": {"S": RELEASING},
+                    ":nonce": {"S": nonce},
+                },
+            },
+            {
+                "Key": self._key(key_id),
+                "UpdateExpression": "REMOVE #entry ADD inflight :minus",
+                "ConditionExpression": "#entry.n = :nonce",
+                "ExpressionAttributeNames": {"#entry": entry},
+                "ExpressionAttributeValues": {":nonce": {"S": nonce}, ":minus": {"N": "-1"}},
+            },
+        ):
+            try:
+                self._write("update_item", **operation)
+            except ClientError as error:
+                if not _condition_failed(error):
+                    raise  # left for the sweep: both are safe to repeat
 
     # ---- the sweep (scheduled, off the request path) ------------------------------------------------
     def sweep(self, now: float | None = None) -> Swept:
-        """Everything the index says is due: open holds past ``hold_until`` released, balances
-        whose reservations stopped between their writes finished. Reads only what is due."""
+        """Everything the index says is due: open holds past ``hold_until`` released, releases and
+        reservations a stopped function left half-done finished. Reads only what is due."""
         moment = int(self.clock() if now is None else now)
         swept = Swept()
         for shard in range(DUE_SHARDS):
@@ -396,28 +486,67 @@ class CreditLedger:
             for page in pages:
                 for item in page.get("Items", []):
                     kind, _, key_id = item["pk"]["S"].partition("#")
-                    if kind == "hold":
-                        swept.released += self.release(key_id, item["sk"]["S"], int(item["amount"]["N"]))
-                    elif kind == "credits":
+                    if kind == "credits":
                         swept.balances += 1
                         swept.finished += self._check_balance(key_id, moment)
+                    elif kind == "hold" and "settled" not in item:
+                        swept.released += self.release(key_id, item["sk"]["S"], int(item["amount"]["N"]))
+                    elif kind == "hold":
+                        swept.finished += self._finish_release(key_id, item["sk"]["S"], moment)
         return swept
 
+    def _finish_release(self, key_id: str, hold_id: str, now: int) -> int:
+        """A release stopped for ``RELEASE_STALE_SECONDS`` (its function is gone): claimed by one
+        sweep at a time, the credit made unless the balance has its entry, then finished."""
+        try:
+            claimed = self._write(
+                "update_item",
+                Key=self._hold_key(key_id, hold_id),
+                UpdateExpression="SET claimed_until = :until",
+                ConditionExpression=(
+                    "settled = :releasing AND open_due <= :now "
+                    "AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":releasing": {"S": RELEASING},
+                    ":now": {"N": str(now)},
+                    ":until": {"N": str(now + CLAIM_SECONDS)},
+                },
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return 0
+        balance = (
+            self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
+                "Item"
+            )
+            or {}
+        )
+        credited = f"{REFUND}{hold_id}" in balance
+        self._refund(key_id, hold_id, int(claimed["amount"]["N"]), claimed["refund_nonce"]["S"], not credited)
+        return 1
+
     def _check_balance(self, key_id: str, now: int) -> int:
-        """Finish the balance's reservations older than ``STALE_SECONDS``; take it out of the index
-        when none is in flight, else look again later. How many were finished."""
+        """Finish the balance's entries older than ``STALE_SECONDS`` (reservations: the hold put;
+        refunds: the hold marked released), take it out of the index when none is in flight, else
+        look again later. How many were finished. Each step is safe to repeat at once."""
         item = self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
             "Item"
         )
         if item is None:
             return 0
-        stale = [
-            Reservation.from_entry(key_id, name.removeprefix(ENTRY), value)
-            for name, value in item.items()
-            if name.startswith(ENTRY) and int(value["M"]["t"]["N"]) <= now - STALE_SECONDS
-        ]
-        for reservation in stale:
-            self._finish(reservation)
+        finished = 0
+        for name, value in item.items():
+            if not name.startswith((ENTRY, REFUND)) or int(value["M"]["t"]["N"]) > now - STALE_SECONDS:
+                continue
+            hold_id = name[len(ENTRY) :]
+            if name.startswith(ENTRY):
+                self._finish(Reservation.from_entry(key_id, hold_id, value))
+            else:
+                self._refund(key_id, hold_id, int(value["M"]["a"]["N"]), value["M"]["n"]["S"], credit=False)
+            finished += 1
         try:
             self._write(
                 "update_item",
@@ -435,7 +564,7 @@ class CreditLedger:
                 UpdateExpression="SET open_due = :later",
                 ExpressionAttributeValues={":later": {"N": str(now + STALE_SECONDS)}},
             )
-        return len(stale)
+        return finished
 
     # ---- parts of the usage meter's charge transaction ---------------------------------------------
     def commit_item(self, key_id: str, hold_id: str, amount: int) -> dict[str, Any]:

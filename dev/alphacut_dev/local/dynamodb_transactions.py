@@ -1,0 +1,145 @@
+"""DynamoDB's transaction conflicts, which moto never has (it applies each request at once): while
+a TransactWriteItems runs, its items are taken, and
+
+- another TransactWriteItems that names one of them is cancelled
+  (``TransactionCanceledException``, reason ``TransactionConflict`` for that item);
+- a PutItem, UpdateItem or DeleteItem of one of them (or a BatchWriteItem's write) is refused
+  ``TransactionConflictException``, which the SDK does not retry;
+
+as DynamoDB's guide describes transaction conflict handling. Here each transaction runs for
+``seconds`` (how long one takes on DynamoDB: an assumption, 20 ms by default, which
+benchmarks/bench_money.py varies) before its writes are applied, so two calls of a busy key meet
+as they would on AWS. ``conflicts`` counts the refusals.
+
+Usage::
+
+    rule = TransactionConflicts(seconds=0.02)
+    rule.apply() ... rule.conflicts ... rule.restore()
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from alphacut_dev.local.dynamodb_capacity import item_key
+
+TRANSACTION_SECONDS = 0.02
+SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
+
+ItemId = tuple[str, str]  # table, key as JSON
+
+
+class TransactionConflicts:
+    def __init__(self, seconds: float = TRANSACTION_SECONDS):
+        self.seconds = seconds
+        self.conflicts = 0  # transactions cancelled and single writes refused
+        self.transactions = 0
+        self._taken: dict[ItemId, int] = {}  # item -> the transaction holding it
+        self._lock = threading.Lock()
+        self._serial = 0
+        self._originals: list[tuple[Any, str, Any]] = []
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._originals.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, replacement)
+
+    def restore(self) -> None:
+        while self._originals:
+            owner, name, original = self._originals.pop()
+            setattr(owner, name, original)
+
+    def apply(self) -> None:
+        from moto.dynamodb.responses import DynamoHandler
+
+        self._patch(
+            DynamoHandler, "transact_write_items", self._transaction(DynamoHandler.transact_write_items)
+        )
+        for name in SINGLE_WRITES:
+            self._patch(DynamoHandler, name, self._single_write(name, getattr(DynamoHandler, name)))
+
+    def _transaction(self, original: Any) -> Any:
+        rule = self
+
+        def transaction(handler: Any) -> Any:
+            items = [
+                _item_id(handler.dynamodb_backend, entry) for entry in handler.body.get("TransactItems", [])
+            ]
+            with rule._lock:
+                rule.transactions += 1
+                busy = [item in rule._taken for item in items]
+                if any(busy):
+                    rule.conflicts += 1
+                    raise _cancelled(busy)
+                rule._serial += 1
+                serial = rule._serial
+                for item in items:
+                    rule._taken[item] = serial
+            try:
+                time.sleep(rule.seconds)  # the transaction runs: its items stay taken
+                return original(handler)
+            finally:
+                with rule._lock:
+                    for item in items:
+                        if rule._taken.get(item) == serial:
+                            del rule._taken[item]
+
+        return transaction
+
+    def _single_write(self, name: str, original: Any) -> Any:
+        rule = self
+
+        def single_write(handler: Any) -> Any:
+            with rule._lock:
+                taken = bool(rule._taken) and any(
+                    item in rule._taken for item in _written(name, handler.dynamodb_backend, handler.body)
+                )
+                if taken:
+                    rule.conflicts += 1
+            if taken:
+                raise _conflict()
+            return original(handler)
+
+        return single_write
+
+
+def _item_id(backend: Any, entry: dict[str, Any]) -> ItemId:
+    operation = next(iter(entry.values()))
+    table = operation.get("TableName", "")
+    key = operation.get("Key") or item_key(backend, table, operation.get("Item")) or {}
+    return table, json.dumps(key, sort_keys=True)
+
+
+def _written(name: str, backend: Any, body: dict[str, Any]) -> list[ItemId]:
+    if name == "batch_write_item":
+        found = []
+        for table, requests in (body.get("RequestItems") or {}).items():
+            for request in requests:
+                operation = request.get("PutRequest") or request.get("DeleteRequest") or {}
+                found.append(_item_id(backend, {"Op": {"TableName": table, **operation}}))
+        return found
+    return [_item_id(backend, {"Op": body})]
+
+
+def _cancelled(busy: list[bool]) -> Exception:
+    from moto.dynamodb.exceptions import TransactionCanceledException
+
+    return TransactionCanceledException(
+        [
+            ("TransactionConflict", "Transaction is ongoing for the item", None)
+            if taken
+            else (None, None, None)
+            for taken in busy
+        ]
+    )
+
+
+def _conflict() -> Exception:
+    from moto.dynamodb.exceptions import DynamodbException
+
+    return DynamodbException(
+        "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+        "Transaction is ongoing for the item",
+    )
