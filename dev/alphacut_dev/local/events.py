@@ -1,13 +1,17 @@
-"""EventBridge, for the one kind of rule the template has: Step Functions execution status
-changes delivered to a function. moto's Step Functions emits no events, so a watcher polls the
-executions of the rule's state machines and, for each that reaches a status the pattern names,
-invokes the target function with the event AWS would send (asynchronously: an error is retried
-twice, as Lambda retries an asynchronous invocation).
+"""EventBridge, for the two kinds of rule the template has:
+
+- Step Functions execution status changes delivered to a function. moto's Step Functions emits no
+  events, so a watcher polls the executions of the rule's state machines and, for each that
+  reaches a status the pattern names, invokes the target function with the event AWS would send
+  (asynchronously: an error is retried twice, as Lambda retries an asynchronous invocation);
+- schedules (``rate(N minute[s]|hour[s])``): the target function invoked with a "Scheduled Event"
+  at that rate, by the real clock (tests invoke the function themselves to run it now).
 
 Usage::
 
     rule = ExecutionStatusRule(stack, pattern, "FinalizeFunction")
     rule.start() ... rule.stop()
+    ScheduleRule(stack, "rate(1 minute)", "SweepFunction").start()
 """
 
 from __future__ import annotations
@@ -66,6 +70,42 @@ def status_event(execution: dict, region: str, account: str) -> dict:
         "resources": [execution["executionArn"]],
         "detail": detail,
     }
+
+
+RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    """``rate(1 minute)`` -> 60.0 (the forms EventBridge takes for a rate)."""
+    number, unit = expression.strip().removeprefix("rate(").removesuffix(")").split()
+    return int(number) * RATE_UNITS[unit]
+
+
+def scheduled_event(rule_arn: str) -> dict:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+class ScheduleRule(BackgroundLoop):
+    def __init__(self, stack, expression: str, function: str, name: str = "schedule"):
+        super().__init__(f"schedule-{function}")
+        self.stack, self.function, self.seconds = stack, function, rate_seconds(expression)
+        self.arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.seconds):
+            kind, result = self.stack.workers[self.function].invoke(scheduled_event(self.arn), None)
+            if kind != "ok":
+                self.stack.log(f"{self.function} failed on its schedule: {result}")
 
 
 class ExecutionStatusRule(BackgroundLoop):

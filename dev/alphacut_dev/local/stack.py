@@ -31,7 +31,7 @@ from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint
-from alphacut_dev.local.events import ExecutionStatusRule
+from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.iam import LocalIam
 from alphacut_dev.local.intrinsics import Resolver
@@ -339,7 +339,7 @@ class LocalStack:
         self.model_env: dict[str, str] = {}  # the container's environment (the template's model)
         self.endpoint: LocalEndpoint | None = None  # the emulated SageMaker endpoint, if any
         self.pollers: list[SqsPoller] = []
-        self.rules: list[ExecutionStatusRule] = []
+        self.rules: list[ExecutionStatusRule | ScheduleRule] = []
         self.expiry: Expiry | None = None  # S3 lifecycle and DynamoDB TTL; tests run it with a moved clock
         self._expiry_loop: ExpiryLoop | None = None
         self._moto_invoke = None
@@ -762,7 +762,10 @@ class LocalStack:
             props = resolver.resolve(resource["Properties"])
             for target in props.get("Targets", []):
                 function = self.function_arns()[target["Arn"]]
-                self.rules.append(ExecutionStatusRule(self, props["EventPattern"], function))
+                if "ScheduleExpression" in props:
+                    self.rules.append(ScheduleRule(self, props["ScheduleExpression"], function, logical))
+                else:
+                    self.rules.append(ExecutionStatusRule(self, props["EventPattern"], function))
 
     def set_function_env(self, function: str, **variables: str) -> None:
         """Change a function's environment, as a stack update with a new parameter value does:
