@@ -64,9 +64,6 @@ def test_every_aws_metric_is_a_real_one_on_an_api_route_and_queue_the_stack_has(
     template = load_sam()
     resources = template["Resources"]
     api_names = {resources[name]["Properties"]["Name"]["Fn::Sub"] for name in ("Api", "RemoveBgApi")}
-    for name in ("Api", "RemoveBgApi"):
-        settings = resources[name]["Properties"]["MethodSettings"][0]
-        assert settings["MetricsEnabled"] is True and settings["ResourcePath"] == "/*"
     routes = {
         (event["Properties"]["Path"], event["Properties"]["Method"].upper())
         for resource in resources.values()
@@ -83,3 +80,26 @@ def test_every_aws_metric_is_a_real_one_on_an_api_route_and_queue_the_stack_has(
             assert (dimensions["Resource"], dimensions["Method"]) in routes, dimensions
         else:
             assert dimensions == {"QueueName": "${TaskQueue.QueueName}"} and "TaskQueue" in resources
+
+
+def test_detailed_metrics_are_on_exactly_the_routes_the_dashboard_reads():
+    """Each method's detailed metrics are custom metrics billed by the month: on for what the
+    dashboard shows, off for every other route of both APIs."""
+    resources = load_sam()["Resources"]
+    names = {resources[n]["Properties"]["Name"]["Fn::Sub"]: n for n in ("Api", "RemoveBgApi")}
+    read = {
+        (names[dict(zip(line[2::2], line[3::2], strict=True))["ApiName"]],)
+        + (
+            dict(zip(line[2::2], line[3::2], strict=True))["Resource"],
+            dict(zip(line[2::2], line[3::2], strict=True))["Method"],
+        )
+        for line in metric_lines(dashboard()["widgets"])
+        if line[0] == "AWS/ApiGateway"
+    }
+    enabled = {
+        (api, setting["ResourcePath"].replace("~1", "/")[1:], setting["HttpMethod"])
+        for api in ("Api", "RemoveBgApi")
+        for setting in resources[api]["Properties"].get("MethodSettings", [])
+        if setting.get("MetricsEnabled")
+    }
+    assert enabled == read and len(read) == 5

@@ -246,8 +246,9 @@ class DynamoDBCapacity:
 
         def metered(handler: Any) -> Any:
             body, backend = handler.body, handler.dynamodb_backend
-            consumed = Consumed(name, body.get("TableName", ""), at=capacity.clock())
             targets = _targets(name, body, backend)  # (table, key, transactional, kind)
+            table = body.get("TableName") or (targets[0][0] if targets else "")  # a transaction's: its first
+            consumed = Consumed(name, table, at=capacity.clock())
             partitions = [(_partition(backend, t, k), kind) for t, k, _, kind in targets if k is not None]
             if name == "query":
                 partitions.append(((body["TableName"], body.get("IndexName", ""), _query_hash(body)), "read"))

@@ -9,6 +9,7 @@ Usage::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import multiprocessing
 import os
@@ -102,6 +103,45 @@ def serialise_dynamodb_writes() -> Callable[[], None]:
             Table.__deepcopy__ = table_copy
         for name, original in saved.items():
             setattr(DynamoDBBackend, name, original)
+
+    return restore
+
+
+def partition_queries() -> Callable[[], None]:
+    """A Query of a table reads its one partition on DynamoDB; moto looks at every item of the
+    table for each one (a table of a million items made each query take seconds). Here moto's
+    own query runs on a view of the table that holds the queried partition only; index queries
+    are left as they are. Returns what undoes it."""
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+
+    class Partition:
+        def __init__(self, table, hash_key):
+            self._table, self._hash_key = table, hash_key
+
+        def __getattr__(self, name):
+            return getattr(self._table, name)
+
+        def all_items(self):
+            for _ in range(10):  # a write may add to the partition meanwhile (moto reads unlocked)
+                try:
+                    return list(self._table.items.get(self._hash_key, {}).values())
+                except RuntimeError:
+                    continue
+            return list(self._table.items.get(self._hash_key, {}).values())
+
+    @functools.wraps(original)
+    def query(self, hash_key, *args, **kwargs):  # moto's parameter names: callers pass them by name
+        index = kwargs.get("index_name") if "index_name" in kwargs else (args[6] if len(args) > 6 else None)
+        if index or not self.range_key_attr or hash_key is None:
+            return original(self, hash_key, *args, **kwargs)
+        return original(Partition(self, hash_key), hash_key, *args, **kwargs)
+
+    Table.query = query
+
+    def restore() -> None:
+        Table.query = original
 
     return restore
 
@@ -312,8 +352,14 @@ class LocalStack:
     log: object = print
     # The local stack runs the GPU design, which holds both paths: the asynchronous endpoint (the
     # container's server on the CPU, behind the emulated endpoint) and the CPU while it is cold.
+    # It plays an established account, whose limits allow the reservations (a new account's
+    # deploy takes the template's defaults: no reservation; `alphacut deploy check` tells which).
     parameters: dict[str, str] = field(
-        default_factory=lambda: {"SegmentBackend": "sagemaker", "SageMakerImageUri": "local"}
+        default_factory=lambda: {
+            "SegmentBackend": "sagemaker",
+            "SageMakerImageUri": "local",
+            "ReserveAsyncConcurrency": "true",
+        }
     )
     # warm instances per function (logical id -> count; 1 when absent): each holds its own models
     instances: dict[str, int] = field(default_factory=dict)
@@ -344,6 +390,7 @@ class LocalStack:
         self._expiry_loop: ExpiryLoop | None = None
         self._moto_invoke = None
         self._restore_dynamodb_writes: Callable[[], None] | None = None
+        self._restore_partition_queries: Callable[[], None] | None = None
         self.aws_rules = AwsRules()  # S3 sequencers, Step Functions' 90-day name window
         # DynamoDB's capacity rules: units metered, partitions' limits, transaction conflicts
         self.capacity = DynamoDBCapacity()
@@ -403,6 +450,7 @@ class LocalStack:
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
         self._restore_dynamodb_writes = serialise_dynamodb_writes()
+        self._restore_partition_queries = partition_queries()
         self.capacity.apply()
         self.transaction_conflicts.apply()
         self.aws_rules.apply()
@@ -440,6 +488,9 @@ class LocalStack:
         self.aws_rules.restore()
         self.transaction_conflicts.restore()
         self.capacity.restore()
+        if self._restore_partition_queries is not None:
+            self._restore_partition_queries()
+            self._restore_partition_queries = None
         self.iam.undo()
         if self._restore_dynamodb_writes is not None:
             self._restore_dynamodb_writes()

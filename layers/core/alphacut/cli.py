@@ -10,6 +10,8 @@ Usage::
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval eval/clothing --type costume            # IoU per class
     alphacut keys --stack alphacut create --customer acme --plan starter   # admin, on AWS
+    alphacut deploy check --parameter ReserveAsyncConcurrency=true   # what the account lacks, and the fix
+    alphacut deploy prune --stack alphacut --dry-run                 # old SnapStart versions
     alphacut remove photos/ -o out/ --api https://...amazonaws.com/Prod --key KEY --concurrency 8
 """
 
@@ -462,7 +464,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     statement.add_argument("--currency", default="USD")
     usage.set_defaults(handler=_usage)
+
+    deploy = commands.add_parser("deploy", help="admin: what the AWS account needs before and after a deploy")
+    steps = deploy.add_subparsers(dest="step", required=True)
+    check = steps.add_parser(
+        "check", help="the account's Lambda and API Gateway settings against what the stack needs"
+    )
+    check.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter as you will deploy it (as sam deploy's --parameter-overrides)",
+    )
+    prune = steps.add_parser(
+        "prune", help="delete SnapStart versions no alias points at (each costs a month)"
+    )
+    prune.add_argument("--stack", default=None, help="stack name (default: ALPHACUT_STACK or alphacut)")
+    prune.add_argument("--keep", type=int, default=1, help="newest versions kept besides the aliased ones")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    deploy.set_defaults(handler=_deploy)
     return parser
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from alphacut.aws import preflight
+
+    if args.step == "check":
+        parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
+        shape = preflight.StackShape.from_parameters(parameters)
+        findings = preflight.check(
+            boto3.client("lambda"), boto3.client("service-quotas"), boto3.client("apigateway"), shape
+        )
+        print(preflight.render(findings))
+        blocking = [f for f in findings if f.verdict == "blocks"]
+        lacking = [f for f in findings if f.verdict == "lacks"]
+        if blocking:
+            print(
+                f"{len(blocking)} setting(s) the account refuses: sam deploy would roll back; fix them first"
+            )
+        else:
+            print(
+                "the account can take the stack"
+                + (f"; it lacks {len(lacking)} thing(s) above" if lacking else "")
+            )
+        return 1 if blocking else 0
+    stack = args.stack or os.environ.get("ALPHACUT_STACK", "alphacut")
+    functions = [
+        item["PhysicalResourceId"]
+        for page in boto3.client("cloudformation")
+        .get_paginator("list_stack_resources")
+        .paginate(StackName=stack)
+        for item in page["StackResourceSummaries"]
+        if item["ResourceType"] == "AWS::Lambda::Function"
+    ]
+    gone = preflight.prune_versions(boto3.client("lambda"), functions, args.keep, args.dry_run)
+    for version in gone:
+        print(f"{'would delete' if args.dry_run else 'deleted'} {version.function}:{version.version}")
+    cost = preflight.monthly_cache_cost(gone)
+    dry = " (dry run)" if args.dry_run else ""
+    print(f"{len(gone)} version(s), ${cost:.2f} a month of SnapStart cache{dry}")
+    return 0
 
 
 def _stack_arguments(parser: argparse.ArgumentParser) -> None:

@@ -118,22 +118,53 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
         by_task = delivered and context.get("charge") == CHARGED_BY_TASK
         usage = Usage(charge_here or by_task)
         if meter is not None:
-            from alphacut.aws.usage import MeteredCall
-
-            paid, hold = (gate.amount, gate.hold) if gate is not None and charge_here else (0, "")
-            if gate is not None and not charge_here:
-                gate.release()
-            meter.count(MeteredCall(owner, route, charge_here, call_id, credits=paid, hold=hold))
-            if paid:
-                metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=credits(paid))
-            task_paid = gate.task_amount if gate is not None and by_task else 0
-            usage = _usage(meter, owner, credit_based, usage.charged, paid + task_paid)
+            usage = settle_call(
+                meter, gate, CallOutcome(owner, route, call_id, credit_based, charge_here, by_task)
+            )
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
         return response
 
     return metering
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What the metering needs to know of one answered call."""
+
+    owner: str  # the API key id
+    route: str
+    call_id: str
+    credit_based: bool
+    charge_here: bool  # a billable result was delivered by this call
+    by_task: bool = False  # a synchronous task delivered it (its state machine charged it)
+
+
+def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -> Usage:
+    """The money side of an answered call: its reservation committed with its count (one
+    transaction) or released, the call counted, and what the answer says it cost. The metering
+    middleware runs this for every call; benchmarks/bench_money.py runs it under load."""
+    from alphacut.aws.usage import MeteredCall, utc_day
+
+    paid, hold = (gate.amount, gate.hold) if gate is not None and call.charge_here else (0, "")
+    if gate is not None and not call.charge_here:
+        gate.release()
+    meter.count(
+        MeteredCall(
+            call.owner,
+            call.route,
+            call.charge_here,
+            call.call_id,
+            day=utc_day(meter.clock()),
+            credits=paid,
+            hold=hold,
+        )
+    )
+    if paid:
+        metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=credits(paid))
+    task_paid = gate.task_amount if gate is not None and call.by_task else 0
+    return _usage(meter, call.owner, call.credit_based, call.charge_here or call.by_task, paid + task_paid)
 
 
 def _usage(meter: UsageMeter, owner: str, credit_based: bool, charged: bool, paid: int) -> Usage:

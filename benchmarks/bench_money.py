@@ -1,0 +1,415 @@
+"""Money at a store's load: the credit ledger and the usage meter under one credit key at 50 calls
+a second (with its plan's burst on top) and a mix of other keys, on the local stack's DynamoDB
+rules (capacity metered as DynamoDB bills it, each partition's 3,000 read / 1,000 write units a
+second, transactions that conflict while they run), over a simulated day.
+
+Each call runs the money path the metering middleware runs (``alphacut.api.metering``): the key's
+plan, the reservation (``CreditGate.reserve_call``), then ``settle_call`` (commit with the count,
+the balance read for ``remain``). The image work between them is replaced by its measured
+duration (``--model-seconds``, default the steady fp32 cutout on Lambda, bench_startup): the
+model sets how long a call lasts, the money path is what is measured. Each simulated Lambda
+instance is a thread with its own meter (its own plan cache); moto serves in this process.
+
+The day is time-compressed: the clock the ledger and the meter read (not the wall) is set to each
+sampled hour; a window of real calls runs there, and the rest of the hour's calls of the busy key
+are written as the history they leave behind (settled holds: what a reservation used to read)
+straight into moto. At the day's end the key's partition holds every hold of the day, as it would
+before TTL deletes any (a settled hold is kept a day). Prints, per window: the key's history,
+calls, read and write units per call (table and index), items read per call, conflicts, throttles,
+failed calls, counts deferred to the metering queue, and the money path's p50/p99; then the
+month's statement against the sum of what the answers said was charged, and dollars per 1,000
+calls for DynamoDB and API Gateway.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_money.py                      # 5 windows of 20 s over a day
+    .venv/bin/python benchmarks/bench_money.py --quick              # 2 windows, little history
+    .venv/bin/python benchmarks/bench_money.py --transaction-ms 40 --counter-shards 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY_START = 1_795_132_800  # 2026-11-20 00:00 UTC: the simulated day
+HOT_KEY = "store-hot-key"
+TABLE = "bench-money-usage"
+ROUTE = "/v1/cutout"
+# https://aws.amazon.com/dynamodb/pricing/on-demand/ and https://aws.amazon.com/api-gateway/pricing/
+# (us-east-1; REST APIs, the first 333 million requests a month)
+DYNAMODB_WRITE, DYNAMODB_READ, API_GATEWAY_REST = 0.625 / 1e6, 0.125 / 1e6, 3.50 / 1e6
+
+
+@dataclass
+class Window:
+    hour: int
+    rate: float
+    burst: int
+    seconds: float
+    mix_keys: list[tuple[str, bool]]  # (key id, credit-based)
+    mix_rate: float
+    counter_shards: int | None = None  # the usage counters' shards, where varied
+
+
+@dataclass
+class CallResult:
+    key: str
+    ok: bool
+    money_ms: float
+    charged: float  # what the answer said it cost (credits; 0 for a quota key)
+    error: str = ""
+
+
+@dataclass
+class WindowResult:
+    hour: int
+    history: int
+    calls: list[CallResult] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+# ---- the driver: a process of simulated Lambda instances --------------------------------------
+def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, results) -> None:
+    os.environ.update(
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_METRICS_NAMESPACE="Bench",
+        POWERTOOLS_SERVICE_NAME="bench",
+        POWERTOOLS_METRICS_DISABLED="true",  # the CreditsCharged metric: nowhere to send it here
+    )
+    logging.disable(logging.WARNING)
+    from alphacut.api.credits import CreditGate
+    from alphacut.api.metering import CallOutcome, settle_call
+    from alphacut.aws import usage as usage_module
+    from alphacut.aws.usage import UsageMeter
+    from alphacut.options import CutoutOptions
+    from alphacut.settings import ServiceSettings
+
+    if window.counter_shards:
+        usage_module.COUNTER_SHARDS = window.counter_shards
+    settings = ServiceSettings(usage_table=TABLE, metering_queue_url=queue_url)
+    started = time.time()
+    clock = lambda: DAY_START + window.hour * 3600 + (time.time() - started)
+    local = threading.local()
+    options = CutoutOptions()
+
+    def call(key: str) -> CallResult:
+        meter = getattr(local, "meter", None)
+        if meter is None:  # one per instance: its own plan cache, as each Lambda instance has
+            meter = local.meter = UsageMeter(TABLE, queue_url, clock=clock)
+        call_id = str(uuid.uuid4())
+        try:
+            begun = time.perf_counter()
+            credit_based = meter.credit_based(key)
+            gate = CreditGate(meter.credits, key, call_id, ROUTE, settings) if credit_based else None
+            if gate is not None:
+                gate.reserve_call(options)
+            reserved = time.perf_counter()
+            time.sleep(model_seconds)  # the model's work (measured elsewhere)
+            delivered = time.perf_counter()
+            usage = settle_call(meter, gate, CallOutcome(key, ROUTE, call_id, credit_based, True))
+            done = time.perf_counter()
+        except Exception as error:  # noqa: BLE001 - a failed call is a result here
+            return CallResult(key, False, 0.0, 0.0, f"{type(error).__name__}: {error}"[:200])
+        charged = float(usage.credits) if usage.credits is not None else 0.0
+        return CallResult(key, True, (reserved - begun + done - delivered) * 1000, charged)
+
+    arrivals: list[tuple[float, str]] = [(0.0, HOT_KEY)] * window.burst  # the plan's burst at once
+    count = int(window.rate * window.seconds)
+    arrivals += [(i / window.rate, HOT_KEY) for i in range(count)]
+    for n, (key, _) in enumerate(window.mix_keys):
+        per_key = window.mix_rate / max(1, len(window.mix_keys))
+        arrivals += [
+            ((i + n / len(window.mix_keys)) / per_key, key) for i in range(int(per_key * window.seconds))
+        ]
+    arrivals.sort()
+    instances = int((window.rate + window.mix_rate) * (model_seconds + 0.5) * 1.5) + window.burst + 10
+    futures = []
+    with ThreadPoolExecutor(instances) as pool:
+        origin = time.perf_counter()
+        for at, key in arrivals:
+            delay = origin + at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(call, key))
+        outcome = [f.result() for f in futures]
+    results.put((outcome, time.perf_counter() - origin))
+
+
+# ---- the stack side: moto with the rules, the table, the keys, the history --------------------
+def start_moto(transaction_seconds: float):
+    from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
+    from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
+    from alphacut_dev.local.stack import free_port, partition_queries, serialise_dynamodb_writes
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    serialise_dynamodb_writes()
+    partition_queries()
+    capacity, conflicts = DynamoDBCapacity(), TransactionConflicts(transaction_seconds)
+    capacity.apply()
+    conflicts.apply()
+    return f"http://127.0.0.1:{port}", capacity, conflicts
+
+
+def provision(moto_url: str, mix: int) -> tuple[list[tuple[str, bool]], str]:
+    os.environ.update(
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    import boto3
+    from alphacut.aws.credits import CreditLedger
+    from alphacut.aws.plans import Plan, PlanDirectory
+    from alphacut_dev.template import table_definition
+
+    boto3.client("dynamodb").create_table(**table_definition("UsageTable", TABLE))
+    queue_url = boto3.client("sqs").create_queue(QueueName="bench-money-metering")["QueueUrl"]
+    ledger, directory = CreditLedger(TABLE), PlanDirectory(TABLE)
+    store = Plan("plan-store", "store", None, 50.0, 100, credit_based=True)
+    credits_plan = Plan("plan-credits", "credits", None, 5.0, 10, credit_based=True)
+    starter = Plan("plan-starter", "starter", 100_000, 5.0, 10)
+    directory.put(HOT_KEY, store)
+    ledger.open(HOT_KEY)
+    ledger.top_up(HOT_KEY, 10_000_000 * 1000, reference="bench")
+    keys = []
+    for n in range(mix):
+        key = f"mix-{n:02d}"
+        credit = n % 2 == 0
+        directory.put(key, credits_plan if credit else starter)
+        if credit:
+            ledger.open(key)
+            ledger.top_up(key, 1_000_000 * 1000, reference="bench")
+        keys.append((key, credit))
+    return keys, queue_url
+
+
+def write_history(key: str, first: int, count: int, at: float) -> None:
+    """``count`` calls' settled holds for ``key``, as the ledger leaves them, straight into moto."""
+    from alphacut.aws.credits import SETTLED_KEPT_SECONDS, due_shard
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends["123456789012"]["us-east-1"]
+    for n in range(first, first + count):
+        hold = f"history-{n:09d}"
+        backend.put_item(
+            TABLE,
+            {
+                "pk": {"S": f"hold#{key}"},
+                "sk": {"S": hold},
+                "amount": {"N": "1000"},
+                "hold_until": {"N": str(int(at) + 90)},
+                "route": {"S": ROUTE},
+                "nonce": {"S": "0123456789abcdef"},
+                "due_shard": {"S": due_shard(hold)},
+                "settled": {"S": "committed"},
+                "expires_at": {"N": str(int(at) + SETTLED_KEPT_SECONDS)},
+            },
+        )
+
+
+def run_window(
+    moto_url: str, queue_url: str, window: Window, model_seconds: float
+) -> tuple[list[CallResult], float]:
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    process = spawn.Process(target=drive, args=(moto_url, queue_url, window, model_seconds, results))
+    process.start()
+    outcome = results.get(timeout=window.seconds * 20 + 600)
+    process.join(60)
+    return outcome
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def queue_depth(queue_url: str) -> int:
+    import boto3
+
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+def machine() -> str:
+    flags = ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next(
+            line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
+        )
+        wanted = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
+        present = next(line for line in info.splitlines() if line.startswith("flags")).split()
+        flags = f"{model}; {os.cpu_count()} cores; " + " ".join(f for f in wanted if f in present)
+    except (OSError, StopIteration):
+        flags = platform.processor()
+    return flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=50.0, help="the busy key's calls a second")
+    parser.add_argument(
+        "--burst", type=int, default=100, help="calls at once at each window's start (its plan's burst)"
+    )
+    parser.add_argument("--mix", type=int, default=10, help="other keys (half credit-based, half on a quota)")
+    parser.add_argument("--mix-rate", type=float, default=10.0, help="their calls a second, all together")
+    parser.add_argument(
+        "--window", type=float, default=20.0, help="seconds of real calls at each sampled hour"
+    )
+    parser.add_argument("--hours", default="0,6,12,18,23", help="the sampled hours of the day")
+    parser.add_argument(
+        "--history-rate", type=float, default=None, help="history written between windows (default: --rate)"
+    )
+    parser.add_argument("--model-seconds", type=float, default=1.88, help="the image work a call waits for")
+    parser.add_argument(
+        "--transaction-ms", type=float, default=20.0, help="how long a transaction holds its items"
+    )
+    parser.add_argument(
+        "--counter-shards", type=int, default=None, help="override the usage counters' shards"
+    )
+    parser.add_argument("--quick", action="store_true", help="2 windows of 10 s, history at 1/50 of the rate")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.window, args.hours = 10.0, "0,23"
+        args.history_rate = args.rate / 50
+    history_rate = args.rate if args.history_rate is None else args.history_rate
+    hours = [int(h) for h in args.hours.split(",")]
+
+    sys.path.insert(0, str(ROOT))
+    moto_url, capacity, conflicts = start_moto(args.transaction_ms / 1000)
+    mix_keys, queue_url = provision(moto_url, args.mix)
+    print(f"machine: {machine()}; moto in-process, the calls in another process")
+    print(
+        f"load: {args.rate:g} calls/s from one credit key + a burst of {args.burst} per window, "
+        f"{args.mix_rate:g} calls/s from {args.mix} other keys; image work {args.model_seconds:g} s a call "
+        f"(replaced by its duration); a transaction holds its items {args.transaction_ms:g} ms"
+    )
+    rows, all_calls, history = [], [], 0
+    for index, hour in enumerate(hours):
+        window = Window(
+            hour, args.rate, args.burst, args.window, mix_keys, args.mix_rate, args.counter_shards
+        )
+        mark, conflicts_before = capacity.mark(), conflicts.conflicts
+        deferred_before = queue_depth(queue_url)
+        calls, elapsed = run_window(moto_url, queue_url, window, args.model_seconds)
+        used = capacity.since(mark, TABLE)
+        busiest = capacity.busiest(mark)
+        all_calls += calls
+        ok = [c for c in calls if c.ok]
+        money = [c.money_ms for c in ok]
+        n = max(1, len(calls))
+        rows.append(
+            (
+                f"{hour:02d}:00",
+                history,
+                len(calls),
+                f"{len(calls) / elapsed:.1f}",
+                f"{used.read_units / n:.2f}",
+                f"{used.write_units / n:.2f}",
+                f"{used.index_write_units / n:.2f}",
+                f"{used.items_read / n:.2f}",
+                conflicts.conflicts - conflicts_before,
+                used.throttled,
+                len(calls) - len(ok),
+                queue_depth(queue_url) - deferred_before,
+                f"{statistics.median(money) if money else 0:.1f}",
+                f"{percentile(money, 0.99):.1f}",
+                f"{busiest['write_units']:.0f}",
+            )
+        )
+        failures = sorted({c.error for c in calls if not c.ok})
+        if failures:
+            print(f"  {hour:02d}:00 failures: {failures[:3]}")
+        if index + 1 < len(hours):  # the rest of the day until the next window, as history
+            seconds = (hours[index + 1] - hour) * 3600 - args.window
+            count = int(history_rate * seconds)
+            write_history(HOT_KEY, history, count, DAY_START + hour * 3600)
+            history += count
+    header = (
+        "hour",
+        "key's settled holds",
+        "calls",
+        "calls/s",
+        "read units/call",
+        "write units/call",
+        "index write units/call",
+        "items read/call",
+        "conflicts",
+        "throttled",
+        "failed",
+        "counts deferred",
+        "money p50 ms",
+        "money p99 ms",
+        "busiest partition WCU/s",
+    )
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
+    statement_check(mix_keys, all_calls)
+    costs(capacity, len(all_calls))
+    return 0
+
+
+def statement_check(mix_keys: list[tuple[str, bool]], calls: list[CallResult]) -> None:
+    from alphacut.aws.keys import ApiKey
+    from alphacut.aws.statements import Statement
+    from alphacut.aws.usage import UsageMeter
+
+    month = time.strftime("%Y-%m", time.gmtime(DAY_START))
+    keys = [ApiKey(HOT_KEY, "store", "store", True)] + [ApiKey(k, k, "", True) for k, _ in mix_keys]
+    statement = Statement.build(month, keys, UsageMeter(TABLE), price_per_credit=0.20)
+    answered = round(sum(c.charged for c in calls if c.ok), 3)
+    delivered = sum(c.ok for c in calls)
+    billed, deliveries = statement.totals()["credits_used"], statement.totals()["deliveries"]
+    verdict = "equal" if abs(billed - answered) < 1e-9 and deliveries == delivered else "DIFFERENT"
+    print()
+    print(
+        f"statement {month}: {billed} credits used, {deliveries} deliveries; the answers said "
+        f"{answered} credits over {delivered} delivered calls: {verdict}"
+    )
+
+
+def costs(capacity, calls: int) -> None:
+    used = capacity.since(0, TABLE)
+    reads = used.read_units - sum(
+        c.read_units for c in capacity.requests if c.operation == "scan"
+    )  # scans are the benchmark's own
+    writes = used.write_units + used.index_write_units
+    dynamodb = (reads * DYNAMODB_READ + writes * DYNAMODB_WRITE) / max(1, calls) * 1000
+    gateway = API_GATEWAY_REST * 1000
+    print(
+        f"DynamoDB: {reads / max(1, calls):.2f} read and {writes / max(1, calls):.2f} write units a call "
+        f"(table and index): ${dynamodb:.4f} per 1,000 calls; API Gateway REST ${gateway:.4f} per 1,000 "
+        f"calls; together ${dynamodb + gateway:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
