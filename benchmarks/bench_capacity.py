@@ -17,8 +17,10 @@ adds more (3 one-minute datapoints above target, 120 s cooldown) and removes the
 below, 600 s cooldown), each new instance serving after the scale-from-zero time.
 
 Inputs (each with its source):
-- CPU Lambda time per photo at 3538 MB: measured here, benchmarks/bench_startup.py (steady cutout
-  on 2 threads, 1882 ms at 3538 MB; docs/benchmarks.md), plus composing a 1024x1024 task result.
+- CPU Lambda time per photo at 3008 MB (the template's TaskMemorySize, what a new account allows):
+  measured here, benchmarks/bench_startup.py (steady cutout 2079 ms at 3008 MB, 1882 ms on 2 threads
+  scaled by Lambda's CPU share; docs/benchmarks.md), plus composing a 1024x1024 task result (0.25 s
+  at 2 vCPU, scaled the same way).
 - GPU instance time per photo: ASSUMED (no GPU measured here yet): 0.15 s of an ml.g4dn.xlarge per
   photo (ISNet 1024^2 fp32 on a T4, mirror-averaged, with the container's decode and encode
   overlapped by 4 concurrent invocations). Override with --gpu-seconds when measured.
@@ -62,8 +64,10 @@ class Prices:
 
 @dataclass(frozen=True)
 class Capacity:
-    cpu_seconds: float = 1.882 + 0.25  # Segment at 3538 MB: model (bench_startup) + compose 1024^2
-    compose_seconds: float = 0.35  # Compose at 3538 MB: decode, matte resize, compose, encode
+    # Segment at 3008 MB (1.70 vCPU): model (bench_startup) + compose 1024^2 (0.25 s at 2 vCPU)
+    cpu_seconds: float = 2.079 + 0.25 * 2.0 / 1.70
+    compose_seconds: float = 0.35 * 2.0 / 1.70  # Compose: decode, matte resize, compose, encode
+    task_memory_gb: float = 3.008  # template.yaml: TaskMemorySize (Segment and Compose)
     gpu_seconds: float = 0.15  # ASSUMED per photo on one ml.g4dn.xlarge (see the docstring)
     segment_concurrency: int = 100  # template.yaml: SegmentConcurrency (the Segment function's reservation)
     dispatchers: int = 5  # template.yaml: DispatchTasks' MaximumConcurrency
@@ -291,11 +295,11 @@ def per_task_cost(prices: Prices, capacity: Capacity, gpu: bool) -> float:
     requests, transitions = 3, TRANSITIONS["gpu" if gpu else "cpu"]["done_with_callback"]
     puts, gets, writes, reads, sqs, sns = 2, 2, 9, 1, 3, 0
     if gpu:
-        gb_seconds += 0.512 * 0.2 + 0.256 * 0.05 + 3.538 * capacity.compose_seconds  # submit, done, compose
+        gb_seconds += 0.512 * 0.2 + 0.256 * 0.05 + capacity.task_memory_gb * capacity.compose_seconds
         requests += 3
         puts, gets, writes, reads, sqs, sns = puts + 1, gets + 3, writes + 2, reads + 1, sqs + 3, 1
     else:
-        gb_seconds += 3.538 * capacity.cpu_seconds
+        gb_seconds += capacity.task_memory_gb * capacity.cpu_seconds
         requests += 1
     return (
         gb_seconds * prices.lambda_gb_second
@@ -388,7 +392,8 @@ def main() -> None:
     threshold = break_even_backlog(prices, capacity)
     scale = 0.1 if args.quick else 1.0
     print(
-        f"inputs: CPU {capacity.cpu_seconds:.2f} s/photo at 3538 MB (measured, bench_startup.py), "
+        f"inputs: CPU {capacity.cpu_seconds:.2f} s/photo at {capacity.task_memory_gb * 1000:.0f} MB "
+        "(measured, bench_startup.py), "
         f"GPU {capacity.gpu_seconds:.2f} s/photo on ml.g4dn.xlarge (ASSUMED: no GPU measured yet), "
         f"scale from zero {capacity.warm_up_seconds / 60:.0f} min, "
         f"${prices.gpu_instance_hour}/instance-hour, Segment function {capacity.segment_concurrency} "

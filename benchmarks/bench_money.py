@@ -25,6 +25,7 @@ Usage::
     .venv/bin/python benchmarks/bench_money.py                      # 5 windows of 20 s over a day
     .venv/bin/python benchmarks/bench_money.py --quick              # 2 windows, little history
     .venv/bin/python benchmarks/bench_money.py --transaction-ms 40 --counter-shards 1
+    .venv/bin/python benchmarks/bench_money.py --operations          # each money operation's units
 """
 
 from __future__ import annotations
@@ -293,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         "--counter-shards", type=int, default=None, help="override the usage counters' shards"
     )
     parser.add_argument("--quick", action="store_true", help="2 windows of 10 s, history at 1/50 of the rate")
+    parser.add_argument("--operations", action="store_true", help="each money operation's items and units")
     args = parser.parse_args(argv)
+    if args.operations:
+        return operations()
     if args.quick:
         args.window, args.hours = 10.0, "0,23"
         args.history_rate = args.rate / 50
@@ -374,6 +378,57 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(str(v) for v in row) + " |")
     statement_check(mix_keys, all_calls)
     costs(capacity, len(all_calls))
+    return 0
+
+
+def operations() -> int:
+    """Each money operation once, on a key with history, metered: items read and written, units."""
+    moto_url, capacity, _ = start_moto(0.0)
+    provision(moto_url, 2)
+    from alphacut.aws.credits import STALE_SECONDS, CreditLedger
+    from alphacut.aws.usage import MeteredCall, UsageMeter
+
+    meter, ledger = UsageMeter(TABLE), CreditLedger(TABLE)
+    for n in range(200):  # history: the operations below must not read it
+        ledger.reserve(HOT_KEY, f"old-{n}", 1000, 90, ROUTE)
+        meter.record(MeteredCall(HOT_KEY, ROUTE, True, f"old-{n}", credits=1000, hold=f"old-{n}"))
+    ledger.sweep(time.time() + STALE_SECONDS + 1)  # the balance out of the index, as between bursts
+    steps = [
+        (
+            "plan look-up (a container's first call of the key, then cached 5 min)",
+            lambda: meter.plan(HOT_KEY),
+        ),
+        ("reserve", lambda: ledger.reserve(HOT_KEY, "call-1", 1000, 90, ROUTE)),
+        (
+            "commit with the count (the charge transaction)",
+            lambda: meter.record(MeteredCall(HOT_KEY, ROUTE, True, "call-1", credits=1000, hold="call-1")),
+        ),
+        ("balance read (remain)", lambda: ledger.balance(HOT_KEY)),
+        ("reserve, for a call that fails", lambda: ledger.reserve(HOT_KEY, "call-2", 1000, 90, ROUTE)),
+        ("release (the call failed)", lambda: ledger.release(HOT_KEY, "call-2", 1000)),
+        ("count a quota key's call", lambda: meter.record(MeteredCall("mix-01", ROUTE, True, "call-3"))),
+        ("calls today (a quota key's remain)", lambda: meter.calls_today("mix-01")),
+        ("sweep, nothing due (a minute)", lambda: ledger.sweep()),
+    ]
+    columns = (
+        "operation",
+        "requests",
+        "items read",
+        "read units",
+        "write units (table)",
+        "write units (index)",
+    )
+    print("| " + " | ".join((*columns, "in a transaction")) + " |")
+    print("|---|---|---|---|---|---|---|")
+    for name, step in steps:
+        mark = capacity.mark()
+        step()
+        used = capacity.since(mark)
+        transactional = "yes" if used.by_operation.get("transact_write_items") else "no"
+        print(
+            f"| {name} | {used.requests} | {used.items_read} | {used.read_units:g} | {used.write_units:g} | "
+            f"{used.index_write_units:g} | {transactional} |"
+        )
     return 0
 
 

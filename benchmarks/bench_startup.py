@@ -12,7 +12,10 @@ Run on purpose, not in the tests. Every figure comes from fresh processes (cold 
 4. peak RSS of one cutout at 1024² and 4096²;
 5. the steady cutout with 1 and 2 onnxruntime threads (and 2 without the memory arena), and from them
    the duration and cost per 1000 images at 2048, 3008 and 3538 MB (Lambda gives 1 vCPU per 1769 MB;
-   x86 list price $0.0000166667 per GB-s and $0.20 per million requests).
+   x86 list price $0.0000166667 per GB-s and $0.20 per million requests);
+6. SnapStart's own costs for the three model functions (``--snapstart`` prints this part alone):
+   the cache each published version keeps, billed while the version exists (at least 3 hours),
+   and each restore of a new instance.
 
     .venv/bin/python benchmarks/bench_startup.py [--repeats 2]
 """
@@ -35,6 +38,10 @@ from alphacut_dev.data import EVAL
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 GB_SECOND, PER_REQUEST, MB_PER_VCPU = 0.0000166667, 0.20 / 1_000_000, 1769
+# https://aws.amazon.com/lambda/pricing/ (SnapStart, x86, us-east-1): the cache, per GB-second
+# while a version exists (3 hours at least), and each restore, per GB restored
+SNAPSTART_CACHE_GB_SECOND, SNAPSTART_RESTORE_GB = 0.0000015046, 0.0001397998
+SNAPSTART_FUNCTIONS_MB = {"cutout": 3008, "selfie": 3008, "costume": 3008}  # template.yaml
 FUNCTIONS = ("cutout", "selfie", "costume", "tasks", "dispatch", "charge", "finalize")
 DUMMY_ENV = {
     "USAGE_TABLE": "t",
@@ -214,7 +221,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--snapstart", action="store_true", help="only part 6 (no measurement)")
     args = parser.parse_args()
+    if args.snapstart:
+        snapstart_costs()
+        return
     if args.child:
         kind, arg = args.child
         result = {
@@ -281,6 +292,28 @@ def main() -> None:
     for memory in (2048, 3008, 3538):
         duration, dollars = cost_per_1000(one["steady_ms"], two["steady_ms"], memory)
         print(f"| {memory} | {memory / MB_PER_VCPU:.2f} | {duration:.0f} | {dollars:.4f} |")
+
+    snapstart_costs()
+
+
+def snapstart_costs() -> None:
+    """What SnapStart adds beside the calls' duration: the cache of every published version (the
+    deploy publishes one per model function; ``alphacut deploy prune`` deletes the old ones) and
+    the restore of each new instance."""
+    month = 730 * 3600
+    print("\n## 6. SnapStart's own costs (list price, us-east-1)")
+    print("| function | memory MB | cache $ a month per published version | $ per restore (new instance) |")
+    print("|---|---|---|---|")
+    for name, memory in SNAPSTART_FUNCTIONS_MB.items():
+        gb = memory / 1024
+        cache, restore = gb * SNAPSTART_CACHE_GB_SECOND * month, gb * SNAPSTART_RESTORE_GB
+        print(f"| {name} | {memory} | {cache:.2f} | {restore:.6f} |")
+    per_deploy = sum(m / 1024 for m in SNAPSTART_FUNCTIONS_MB.values()) * SNAPSTART_CACHE_GB_SECOND * month
+    print(
+        f"every deploy that changes the code publishes three versions: ${per_deploy:.2f} a month for as long "
+        f"as they exist (a version costs 3 hours at least: ${per_deploy * 3 * 3600 / month:.3f}); "
+        "`alphacut deploy prune` keeps the live and the newest only"
+    )
 
 
 if __name__ == "__main__":

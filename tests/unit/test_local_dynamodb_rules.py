@@ -11,6 +11,7 @@ import boto3
 import pytest
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
+from alphacut_dev.template import table_definition
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -29,30 +30,7 @@ def dynamodb(monkeypatch):
             aws_secret_access_key="testing",
             config=Config(retries={"total_max_attempts": 1}),  # each refusal seen, none retried
         )
-        db.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-                {"AttributeName": "due_shard", "AttributeType": "S"},
-                {"AttributeName": "open_due", "AttributeType": "N"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "due",
-                    "KeySchema": [
-                        {"AttributeName": "due_shard", "KeyType": "HASH"},
-                        {"AttributeName": "open_due", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        db.create_table(**table_definition("UsageTable", TABLE))  # keys and the sparse due index
         yield db
 
 

@@ -30,6 +30,7 @@ from datetime import UTC
 from typing import Any
 
 from alphacut_dev.local.gateway import TokenBucket
+from alphacut_dev.local.patches import MotoPatches
 
 NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's name, 90 days
 MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
@@ -46,10 +47,10 @@ def _closed_execution_holds(backend: Any, token: str) -> bool:
     return False
 
 
-class AwsRules:
+class AwsRules(MotoPatches):
     def __init__(self, clock: Callable[[], float] = time.time):
+        super().__init__()
         self.clock = clock
-        self._originals: list[tuple[Any, str, Any]] = []
         self._sequence = itertools.count(1)
         self.management_calls: list[str] = []  # the management API calls answered or refused
         self._management = TokenBucket(MANAGEMENT_RATE, MANAGEMENT_BURST)  # the gateway's own bucket
@@ -57,10 +58,6 @@ class AwsRules:
     def _management_call_allowed(self, name: str) -> bool:
         self.management_calls.append(name)
         return self._management.take() == 0
-
-    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._originals.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, replacement)
 
     def apply(self) -> None:
         from moto.s3 import notifications
@@ -152,8 +149,3 @@ class AwsRules:
                 return _original(response, *args)
 
             self._patch(APIGatewayResponse, name, throttled)
-
-    def restore(self) -> None:
-        while self._originals:
-            owner, name, original = self._originals.pop()
-            setattr(owner, name, original)

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alphacut_dev.local.patches import MotoPatches
+
 READ_UNIT_BYTES, WRITE_UNIT_BYTES = 4096, 1024
 PARTITION_READ_UNITS, PARTITION_WRITE_UNITS = 3000.0, 1000.0  # a second
 THROTTLED = "ProvisionedThroughputExceededException"
@@ -128,7 +130,7 @@ def item_size(item: Any) -> int:
     return int(item.size()) if item is not None else 0
 
 
-class DynamoDBCapacity:
+class DynamoDBCapacity(MotoPatches):
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
@@ -136,13 +138,13 @@ class DynamoDBCapacity:
         write_limit: float = PARTITION_WRITE_UNITS,
         keep: int = 200_000,
     ):
+        super().__init__()
         self.clock, self.read_limit, self.write_limit, self.keep = clock, read_limit, write_limit, keep
         self.requests: list[Consumed] = []
         self.dropped = 0  # requests no longer kept (the list keeps the last ``keep``)
         self._buckets: dict[tuple[Partition, str], TokenBucket] = {}
         self._lock = threading.Lock()
         self._current = threading.local()
-        self._originals: list[tuple[Any, str, Any]] = []
 
     # ---- what tests and benchmarks read -----------------------------------------------------------
     def mark(self) -> int:
@@ -197,14 +199,6 @@ class DynamoDBCapacity:
                 self.dropped += cut
 
     # ---- moto ---------------------------------------------------------------------------------------
-    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._originals.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, replacement)
-
-    def restore(self) -> None:
-        while self._originals:
-            owner, name, original = self._originals.pop()
-            setattr(owner, name, original)
 
     def apply(self) -> None:
         from moto.dynamodb.models.table import Table

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from alphacut_dev.local.dynamodb_capacity import item_key
+from alphacut_dev.local.patches import MotoPatches
 
 TRANSACTION_SECONDS = 0.02
 SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
@@ -32,24 +33,15 @@ SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
 ItemId = tuple[str, str]  # table, key as JSON
 
 
-class TransactionConflicts:
+class TransactionConflicts(MotoPatches):
     def __init__(self, seconds: float = TRANSACTION_SECONDS):
+        super().__init__()
         self.seconds = seconds
         self.conflicts = 0  # transactions cancelled and single writes refused
         self.transactions = 0
         self._taken: dict[ItemId, int] = {}  # item -> the transaction holding it
         self._lock = threading.Lock()
         self._serial = 0
-        self._originals: list[tuple[Any, str, Any]] = []
-
-    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
-        self._originals.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, replacement)
-
-    def restore(self) -> None:
-        while self._originals:
-            owner, name, original = self._originals.pop()
-            setattr(owner, name, original)
 
     def apply(self) -> None:
         from moto.dynamodb.responses import DynamoHandler
