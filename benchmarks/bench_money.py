@@ -229,11 +229,12 @@ def write_history(key: str, first: int, count: int, at: float) -> None:
 
 
 def run_window(
-    moto_url: str, queue_url: str, window: Window, model_seconds: float
+    moto_url: str, queue_url: str, window: Window, model_seconds: float, target=drive
 ) -> tuple[list[CallResult], float]:
+    """One window's calls from a process of their own (``target``: ``drive``, or an experiment's)."""
     spawn = multiprocessing.get_context("spawn")
     results = spawn.Queue()
-    process = spawn.Process(target=drive, args=(moto_url, queue_url, window, model_seconds, results))
+    process = spawn.Process(target=target, args=(moto_url, queue_url, window, model_seconds, results))
     process.start()
     outcome = results.get(timeout=window.seconds * 20 + 600)
     process.join(60)
@@ -271,7 +272,7 @@ def machine() -> str:
     return flags
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=50.0, help="the busy key's calls a second")
     parser.add_argument(
@@ -296,11 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 windows of 10 s, history at 1/50 of the rate")
     parser.add_argument("--operations", action="store_true", help="each money operation's items and units")
     args = parser.parse_args(argv)
-    if args.operations:
-        return operations()
     if args.quick:
         args.window, args.hours = 10.0, "0,23"
         args.history_rate = args.rate / 50
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    return operations() if args.operations else run_day(args)
+
+
+def run_day(args: argparse.Namespace, target=drive) -> int:
+    """The simulated day: windows of calls at the sampled hours, history written between them."""
     history_rate = args.rate if args.history_rate is None else args.history_rate
     hours = [int(h) for h in args.hours.split(",")]
 
@@ -320,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         mark, conflicts_before = capacity.mark(), conflicts.conflicts
         deferred_before = queue_depth(queue_url)
-        calls, elapsed = run_window(moto_url, queue_url, window, args.model_seconds)
+        calls, elapsed = run_window(moto_url, queue_url, window, args.model_seconds, target)
         used = capacity.since(mark, TABLE)
         busiest = capacity.busiest(mark)
         all_calls += calls
