@@ -951,8 +951,8 @@ class LocalStack:
             name=logical,
             code_dir=local_code_dir(props["Code"]),
             handler=props["Handler"],
-            timeout=int(props.get("Timeout", 3)),
-            memory=int(props.get("MemorySize", 128)),
+            timeout=int(resolver.resolve(props.get("Timeout", 3))),
+            memory=int(resolver.resolve(props.get("MemorySize", 128))),
             environment=environment,
             python_paths=python_paths,
         )
