@@ -252,9 +252,7 @@ class DynamoDBCapacity(MotoPatches):
                 raise _throttled()
             # a copy: moto changes an item in place
             before = {
-                i: copy.deepcopy(_item(backend, t, k))
-                for i, (t, k, _, kind) in enumerate(targets)
-                if kind == "write"
+                i: _copy_of(backend, t, k) for i, (t, k, _, kind) in enumerate(targets) if kind == "write"
             }
             capacity._current.consumed = consumed
             try:
@@ -292,19 +290,30 @@ class DynamoDBCapacity(MotoPatches):
                 continue
             partition = _partition(backend, table, key)
             if kind == "read":
-                size = item_size(_item(backend, table, key))
+                size = item_size(_copy_of(backend, table, key))
                 units = read_units(size, consistent or transactional, transactional)
                 consumed.read_units += units
                 consumed.items_read += 1
                 consumed.charge(partition, read=units)
                 continue
-            old, new = before.get(index), _item(backend, table, key)
+            old = before.get(index)
+            new = _copy_of(backend, table, key)
             units = write_units(item_size(old), item_size(new), transactional)
             consumed.write_units += units
             consumed.charge(partition, write=units)
             for index_partition, index_units in _index_writes(backend, table, old, new):
                 consumed.index_write_units += index_units
                 consumed.charge(index_partition, write=index_units)
+
+
+def _copy_of(backend: Any, table_name: str, key: dict[str, Any] | None) -> Any:
+    """A copy of an item another request may be writing (moto writes in place, reads unlocked)."""
+    for _ in range(20):
+        try:
+            return copy.deepcopy(_item(backend, table_name, key))
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return copy.deepcopy(_item(backend, table_name, key))
 
 
 def _throttled() -> Exception:
