@@ -69,27 +69,49 @@ def path_pattern(resource: str) -> re.Pattern:
     return re.compile("/" + "/".join(parts) + "/?")  # API Gateway ignores a trailing slash
 
 
+HANDLED_UNDER_THE_LOCK = (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "batch_write_item",
+    "transact_write_items",
+    "transact_get_items",
+)
+
+
 def serialise_dynamodb_writes() -> Callable[[], None]:
     """DynamoDB applies each write to an item atomically (ADD counters, conditional puts); moto's
     threaded server reads, changes and stores the item without a lock, so two concurrent ADDs
     can lose one (seen once: 49 of 50 metered calls). One lock around moto's writes restores
-    DynamoDB's guarantee locally; our code is not changed by it. Returns what undoes it."""
+    DynamoDB's guarantee locally; our code is not changed by it. The same lock covers each
+    request's handling (moto builds an answer from the item it wrote, and reads items, while
+    another request may be changing them: "dictionary changed size during iteration" at a busy
+    key's 50 calls a second). Returns what undoes it."""
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
 
-    saved: dict[str, object] = {}
+    saved: dict[tuple[object, str], object] = {}
     lock = threading.RLock()  # re-entrant: a transaction's writes may call the others
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-        saved[name] = original
-        if name == "transact_write_items":
-            original = journalled_transaction(original)
+    for owner, names in (
+        (DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items")),
+        (DynamoHandler, HANDLED_UNDER_THE_LOCK),
+    ):
+        for name in names:
+            original = getattr(owner, name)
+            saved[(owner, name)] = original
+            if owner is DynamoDBBackend and name == "transact_write_items":
+                original = journalled_transaction(original)
 
-        def serialised(*args, _original=original, **kwargs):
-            with lock:
-                return _original(*args, **kwargs)
+            def serialised(*args, _original=original, **kwargs):
+                with lock:
+                    return _original(*args, **kwargs)
 
-        setattr(DynamoDBBackend, name, serialised)
+            setattr(owner, name, serialised)
     # moto backs up each table a transaction touches with a deep copy, to roll back on failure:
     # the usage table holds a marker per metered call, so every call copied thousands of items
     # (a Schemathesis run grew the process by GBs). The journal above rolls back instead.
@@ -101,8 +123,8 @@ def serialise_dynamodb_writes() -> Callable[[], None]:
             del Table.__deepcopy__
         else:
             Table.__deepcopy__ = table_copy
-        for name, original in saved.items():
-            setattr(DynamoDBBackend, name, original)
+        for (owner, name), original in saved.items():
+            setattr(owner, name, original)
 
     return restore
 
