@@ -49,6 +49,7 @@ DAY_START = 1_795_132_800  # 2026-11-20 00:00 UTC: the simulated day
 HOT_KEY = "store-hot-key"
 TABLE = "bench-money-usage"
 ROUTE = "/v1/cutout"
+PARTITION_READ, PARTITION_WRITE = 3000.0, 1000.0  # units a second (dynamodb_capacity's)
 # https://aws.amazon.com/dynamodb/pricing/on-demand/ and https://aws.amazon.com/api-gateway/pricing/
 # (us-east-1; REST APIs, the first 333 million requests a month)
 DYNAMODB_WRITE, DYNAMODB_READ, API_GATEWAY_REST = 0.625 / 1e6, 0.125 / 1e6, 3.50 / 1e6
@@ -63,6 +64,7 @@ class Window:
     mix_keys: list[tuple[str, bool]]  # (key id, credit-based)
     mix_rate: float
     counter_shards: int | None = None  # the usage counters' shards, where varied
+    slow: float = 1.0  # slow motion: each simulated second lasts this many real ones
 
 
 @dataclass
@@ -103,9 +105,23 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
 
     if window.counter_shards:
         usage_module.COUNTER_SHARDS = window.counter_shards
+    # each Lambda instance has its own connection: one client here, with a connection per thread
+    # (botocore's default pool of 10 would make the simulated instances queue for connections)
+    import boto3
+    from alphacut.aws import credits as credits_module
+    from alphacut.aws import plans as plans_module
+    from botocore.config import Config
+
+    connections = int((window.rate + window.mix_rate) * (model_seconds + 0.5) * 1.5) + window.burst + 10
+    shared = {
+        name: boto3.client(name, config=Config(max_pool_connections=connections))
+        for name in ("dynamodb", "sqs")
+    }
+    for module in (credits_module, usage_module, plans_module):
+        module.client = shared.__getitem__
     settings = ServiceSettings(usage_table=TABLE, metering_queue_url=queue_url)
     started = time.time()
-    clock = lambda: DAY_START + window.hour * 3600 + (time.time() - started)
+    clock = lambda: DAY_START + window.hour * 3600 + (time.time() - started) / window.slow
     local = threading.local()
     options = CutoutOptions()
 
@@ -121,16 +137,17 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
             if gate is not None:
                 gate.reserve_call(options)
             reserved = time.perf_counter()
-            time.sleep(model_seconds)  # the model's work (measured elsewhere)
+            time.sleep(model_seconds * window.slow)  # the model's work (measured elsewhere)
             delivered = time.perf_counter()
             usage = settle_call(meter, gate, CallOutcome(key, ROUTE, call_id, credit_based, True))
             done = time.perf_counter()
         except Exception as error:  # noqa: BLE001 - a failed call is a result here
             return CallResult(key, False, 0.0, 0.0, f"{type(error).__name__}: {error}"[:200])
         charged = float(usage.credits) if usage.credits is not None else 0.0
-        return CallResult(key, True, (reserved - begun + done - delivered) * 1000, charged)
+        return CallResult(key, True, (reserved - begun + done - delivered) * 1000 / window.slow, charged)
 
-    arrivals: list[tuple[float, str]] = [(0.0, HOT_KEY)] * window.burst  # the plan's burst at once
+    # the plan's burst on top of its rate: as many calls again within the window's first second
+    arrivals: list[tuple[float, str]] = [(i / max(1, window.burst), HOT_KEY) for i in range(window.burst)]
     count = int(window.rate * window.seconds)
     arrivals += [(i / window.rate, HOT_KEY) for i in range(count)]
     for n, (key, _) in enumerate(window.mix_keys):
@@ -139,21 +156,20 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
             ((i + n / len(window.mix_keys)) / per_key, key) for i in range(int(per_key * window.seconds))
         ]
     arrivals.sort()
-    instances = int((window.rate + window.mix_rate) * (model_seconds + 0.5) * 1.5) + window.burst + 10
     futures = []
-    with ThreadPoolExecutor(instances) as pool:
+    with ThreadPoolExecutor(connections) as pool:
         origin = time.perf_counter()
         for at, key in arrivals:
-            delay = origin + at - time.perf_counter()
+            delay = origin + at * window.slow - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             futures.append(pool.submit(call, key))
         outcome = [f.result() for f in futures]
-    results.put((outcome, time.perf_counter() - origin))
+    results.put((outcome, (time.perf_counter() - origin) / window.slow))
 
 
 # ---- the stack side: moto with the rules, the table, the keys, the history --------------------
-def start_moto(transaction_seconds: float):
+def start_moto(transaction_seconds: float, slow: float = 1.0):
     from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
     from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
     from alphacut_dev.local.stack import free_port, partition_queries, serialise_dynamodb_writes
@@ -165,7 +181,9 @@ def start_moto(transaction_seconds: float):
     server.start()
     serialise_dynamodb_writes()
     partition_queries()
-    capacity, conflicts = DynamoDBCapacity(), TransactionConflicts(transaction_seconds)
+    # slow motion: a simulated second lasts ``slow`` real ones, and the rules' times with it
+    capacity = DynamoDBCapacity(read_limit=PARTITION_READ / slow, write_limit=PARTITION_WRITE / slow)
+    conflicts = TransactionConflicts(transaction_seconds * slow)
     capacity.apply()
     conflicts.apply()
     return f"http://127.0.0.1:{port}", capacity, conflicts
@@ -276,7 +294,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=50.0, help="the busy key's calls a second")
     parser.add_argument(
-        "--burst", type=int, default=100, help="calls at once at each window's start (its plan's burst)"
+        "--burst",
+        type=int,
+        default=100,
+        help="calls on top of the rate in each window's first second (its plan's burst)",
     )
     parser.add_argument("--mix", type=int, default=10, help="other keys (half credit-based, half on a quota)")
     parser.add_argument("--mix-rate", type=float, default=10.0, help="their calls a second, all together")
@@ -295,6 +316,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--counter-shards", type=int, default=None, help="override the usage counters' shards"
     )
     parser.add_argument("--quick", action="store_true", help="2 windows of 10 s, history at 1/50 of the rate")
+    parser.add_argument(
+        "--slow-motion",
+        type=float,
+        default=1.0,
+        help="each simulated second lasts this many real ones (rates, waits and the rules' times scaled)",
+    )
     parser.add_argument("--operations", action="store_true", help="each money operation's items and units")
     args = parser.parse_args(argv)
     if args.quick:
@@ -314,18 +341,26 @@ def run_day(args: argparse.Namespace, target=drive) -> int:
     hours = [int(h) for h in args.hours.split(",")]
 
     sys.path.insert(0, str(ROOT))
-    moto_url, capacity, conflicts = start_moto(args.transaction_ms / 1000)
+    moto_url, capacity, conflicts = start_moto(args.transaction_ms / 1000, args.slow_motion)
     mix_keys, queue_url = provision(moto_url, args.mix)
     print(f"machine: {machine()}; moto in-process, the calls in another process")
     print(
         f"load: {args.rate:g} calls/s from one credit key + a burst of {args.burst} per window, "
         f"{args.mix_rate:g} calls/s from {args.mix} other keys; image work {args.model_seconds:g} s a call "
-        f"(replaced by its duration); a transaction holds its items {args.transaction_ms:g} ms"
+        f"(replaced by its duration); a transaction holds its items {args.transaction_ms:g} ms; "
+        f"slow motion x{args.slow_motion:g} (times in the table are simulated: real / {args.slow_motion:g})"
     )
     rows, all_calls, history = [], [], 0
     for index, hour in enumerate(hours):
         window = Window(
-            hour, args.rate, args.burst, args.window, mix_keys, args.mix_rate, args.counter_shards
+            hour,
+            args.rate,
+            args.burst,
+            args.window,
+            mix_keys,
+            args.mix_rate,
+            args.counter_shards,
+            args.slow_motion,
         )
         mark, conflicts_before = capacity.mark(), conflicts.conflicts
         deferred_before = queue_depth(queue_url)
@@ -352,7 +387,7 @@ def run_day(args: argparse.Namespace, target=drive) -> int:
                 queue_depth(queue_url) - deferred_before,
                 f"{statistics.median(money) if money else 0:.1f}",
                 f"{percentile(money, 0.99):.1f}",
-                f"{busiest['write_units']:.0f}",
+                f"{busiest['write_units'] * args.slow_motion:.0f}",
             )
         )
         failures = sorted({c.error for c in calls if not c.ok})

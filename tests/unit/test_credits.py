@@ -320,3 +320,43 @@ def test_paid_calls_of_one_key_at_once_never_fail_for_conflicts_and_add_up(meter
     assert ledger.balance("key") == 1_000_000 - 160 * 1000
     report = meter.report("key", "2026-11-26", "2026-11-26", with_credits=True)
     assert report["total"] == {"calls": 160, "charged": 160, "credits": 160}
+
+
+def test_a_calls_reservation_finishes_beside_the_model_and_settling_waits_for_it(meter, monkeypatch):
+    """Only the debit comes before the model (a 402 costs no model work); the hold's writes run
+    on a thread beside it, and the call is settled only once they are done."""
+    from alphacut.api.credits import CreditGate
+    from alphacut.api.metering import CallOutcome, settle_call
+
+    ledger = funded(meter, 3000)
+    finish = CreditLedger._finish
+    monkeypatch.setattr(CreditLedger, "_finish", lambda self, r: (time.sleep(0.3), finish(self, r)))
+    gate = CreditGate(ledger, "key", "call-1", "/v1/cutout", ServiceSettings())
+    started = time.perf_counter()
+    gate.reserve_call(CutoutOptions())
+    assert time.perf_counter() - started < 0.25 and gate.left == 2000  # the debit only
+    assert ledger.hold("key", "call-1") is None  # its hold is still being written
+    usage = settle_call(meter, gate, CallOutcome("key", "/v1/cutout", "call-1", True, True))
+    assert (usage.credits, usage.remain) == (1, 2) and ledger.balance("key") == 2000
+    assert ledger.holds("key") == [] and "m#call-1" not in balance_item()  # committed, entry gone
+
+
+def test_a_reservation_whose_last_writes_failed_beside_the_model_is_finished_before_settling(
+    meter, monkeypatch
+):
+    from alphacut.api.credits import CreditGate
+
+    ledger = funded(meter, 3000)
+    finish, failures = CreditLedger._finish, []
+
+    def flaky(self, reservation):
+        if not failures:
+            failures.append(1)
+            raise Killed()
+        finish(self, reservation)
+
+    monkeypatch.setattr(CreditLedger, "_finish", flaky)
+    gate = CreditGate(ledger, "key", "call-2", "/v1/cutout", ServiceSettings())
+    gate.reserve_call(CutoutOptions())
+    assert gate.release()  # waits, finishes it again, then gives the credit back
+    assert ledger.balance("key") == 3000 and failures == [1]

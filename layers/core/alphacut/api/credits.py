@@ -20,11 +20,14 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger
 
 if TYPE_CHECKING:
     from alphacut.aws.credits import CreditLedger
@@ -38,6 +41,7 @@ _EXECUTION_TIMEOUT = 24000
 TASK_HOLD_SECONDS = _TASK_QUEUE_RETENTION + _EXECUTION_TIMEOUT + 3600
 
 _current: ContextVar[CreditGate | None] = ContextVar("credit_gate", default=None)
+logger = Logger(child=True)
 
 
 @dataclass
@@ -52,17 +56,33 @@ class CreditGate:
     amount: int = 0
     hold: str = ""
     task_amount: int = 0  # what a task submitted in this call reserved (its charge settles it)
+    left: int | None = None  # the balance its reservation left (the answer's ``remain``: no read)
+    _finishing: _Finishing | None = None  # the reservation's last writes, running beside the model
 
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
-        """Reserve the call's price once (a route that runs the model twice pays once)."""
+        """Reserve the call's price once (a route that runs the model twice pays once): the debit
+        before the model runs (a 402 costs no model work), the reservation's last writes beside it
+        (a thread, joined by ``finished`` before the call is settled)."""
         if self.hold:
             return
         amount = self.settings.credit_prices.for_options(options, costume)
         if amount:
-            self.ledger.reserve(
+            self.left, finish = self.ledger.start_reservation(
                 self.key_id, self.call_id, amount, self.settings.credit_hold_seconds, self.route
             )
             self.hold, self.amount = self.call_id, amount
+            if finish is not None:
+                self._finishing = _Finishing(finish)
+
+    def finished(self) -> None:
+        """Wait for the reservation's last writes; ones that failed are tried once more here (they
+        are safe to repeat), and if they fail again the sweep finishes them."""
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None and not finishing.join():
+            try:
+                finishing.finish()
+            except Exception:  # noqa: BLE001 - the sweep finishes it; settling goes on
+                logger.warning("reservation left for the sweep to finish", extra={"hold": self.hold})
 
     def reserve_task(self, task_id: str, options: CutoutOptions) -> None:
         """A task reserves its price at submission, under the task's own hold
@@ -84,9 +104,32 @@ class CreditGate:
 
     def release(self) -> bool:
         """The call delivered nothing billable: its reservation comes back."""
+        self.finished()
         released = bool(self.hold) and self.ledger.release(self.key_id, self.hold, self.amount)
-        self.hold, self.amount = "", 0
+        self.hold, self.amount, self.left = "", 0, None
         return released
+
+
+class _Finishing:
+    """A reservation's last writes on a thread of their own (boto3's clients are thread-safe; the
+    call joins it before it answers, so Lambda never freezes it half-way)."""
+
+    def __init__(self, finish: Callable[[], None]):
+        self.finish = finish
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, name="reservation", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.finish()
+        except Exception as error:  # noqa: BLE001 - reported by join, tried again there
+            self.error = error
+
+    def join(self) -> bool:
+        """Wait; whether it went through."""
+        self.thread.join()
+        return self.error is None
 
 
 @contextmanager

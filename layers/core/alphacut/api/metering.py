@@ -147,6 +147,8 @@ def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -
     middleware runs this for every call; benchmarks/bench_money.py runs it under load."""
     from alphacut.aws.usage import MeteredCall, utc_day
 
+    if gate is not None:
+        gate.finished()  # the reservation's hold exists before it is committed or released
     paid, hold = (gate.amount, gate.hold) if gate is not None and call.charge_here else (0, "")
     if gate is not None and not call.charge_here:
         gate.release()
@@ -164,13 +166,19 @@ def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -
     if paid:
         metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=credits(paid))
     task_paid = gate.task_amount if gate is not None and call.by_task else 0
-    return _usage(meter, call.owner, call.credit_based, call.charge_here or call.by_task, paid + task_paid)
+    # a delivered call's commit leaves the balance as its reservation left it: no read
+    left = gate.left if gate is not None and paid and not task_paid else None
+    charged = call.charge_here or call.by_task
+    return _usage(meter, call.owner, call.credit_based, charged, paid + task_paid, left)
 
 
-def _usage(meter: UsageMeter, owner: str, credit_based: bool, charged: bool, paid: int) -> Usage:
-    """The answer's cost and what is left: credits for a credit-based key, calls today else."""
+def _usage(
+    meter: UsageMeter, owner: str, credit_based: bool, charged: bool, paid: int, left: int | None = None
+) -> Usage:
+    """The answer's cost and what is left: credits for a credit-based key (``left``: the balance its
+    reservation left, else read), calls today else."""
     if credit_based:
-        balance = meter.credits.balance(owner)
+        balance = left if left is not None else meter.credits.balance(owner)
         return Usage(charged, credits(paid), credits(balance or 0))
     quota = meter.daily_quota(owner)
     calls_today = meter.calls_today(owner) if quota is not None else None

@@ -265,20 +265,32 @@ class CreditLedger:
         return sorted((t for t in found if first_day <= t.at[:10] <= last_day), key=lambda t: t.at)
 
     # ---- holds ------------------------------------------------------------------------------------
-    def reserve(self, key_id: str, hold_id: str, amount: int, seconds: int, route: str = "") -> None:
+    def reserve(self, key_id: str, hold_id: str, amount: int, seconds: int, route: str = "") -> int | None:
         """Take ``amount`` from the balance into a hold, or raise InsufficientCredits; a hold of the
-        same id made already stays as it is (the call was reserved)."""
+        same id made already stays as it is (the call was reserved). Returns the balance the
+        reservation left (None where it is not known: reserved already), so a call need not read it."""
+        left, finish = self.start_reservation(key_id, hold_id, amount, seconds, route)
+        if finish is not None:
+            finish()
+        return left
+
+    def start_reservation(
+        self, key_id: str, hold_id: str, amount: int, seconds: int, route: str = ""
+    ) -> tuple[int | None, Callable[[], None] | None]:
+        """``reserve`` in two parts: the debit now (InsufficientCredits, or the balance left), and
+        what finishes it (the hold put, the entry removed: None when there is nothing to do), for
+        the caller to run while its model works. Until it has run, the call may not be settled."""
         now = int(self.clock())
         reservation = Reservation(key_id, hold_id, amount, now + seconds, route, uuid.uuid4().hex[:16], now)
-        if self._debit(reservation):
-            self._finish(reservation)
+        debited, left = self._debit(reservation)
+        return left, (lambda: self._finish(reservation)) if debited else None
 
-    def _debit(self, reservation: Reservation) -> bool:
-        """Write 1: the price taken with the entry that records it. False: this hold was reserved
-        already (or is being reserved now by another call of the same id)."""
+    def _debit(self, reservation: Reservation) -> tuple[bool, int | None]:
+        """Write 1: the price taken with the entry that records it, and the balance left. False:
+        this hold was reserved already (or is being reserved now by another call of the same id)."""
         entry = f"{ENTRY}{reservation.hold_id}"
         try:
-            self._write(
+            answer = self._write(
                 "update_item",
                 Key=self._key(reservation.key_id),
                 UpdateExpression=(
@@ -296,17 +308,18 @@ class CreditLedger:
                     ":shard": {"S": due_shard(reservation.key_id)},
                     ":one": {"N": "1"},
                 },
+                ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return True
+            return True, int(answer["Attributes"][BALANCE]["N"])
         except ClientError as error:
             if not _condition_failed(error):
                 raise
             before = error.response.get("Item") or {}
         if entry in before:  # ours (an earlier attempt of this write went through) or a twin's
-            return bool(before[entry]["M"]["n"]["S"] == reservation.nonce)
+            return bool(before[entry]["M"]["n"]["S"] == reservation.nonce), None
         if before and self._hold_item(reservation.key_id, reservation.hold_id) is not None:
-            return False
+            return False, None
         left, price = credits(int(before[BALANCE]["N"]) if before else 0), credits(reservation.amount)
         raise InsufficientCredits(
             f"this key's balance is {left} credits and this call costs {price}",
