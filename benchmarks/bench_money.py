@@ -11,10 +11,16 @@ model sets how long a call lasts, the money path is what is measured. Each simul
 instance is a thread with its own meter (its own plan cache); moto serves in this process.
 
 The day is time-compressed: the clock the ledger and the meter read (not the wall) is set to each
-sampled hour; a window of real calls runs there, and the rest of the hour's calls of the busy key
-are written as the history they leave behind (settled holds: what a reservation used to read)
-straight into moto. At the day's end the key's partition holds every hold of the day, as it would
-before TTL deletes any (a settled hold is kept a day). Prints, per window: the key's history,
+sampled hour; a window of real calls runs there, and the rest of the day's calls of the busy key
+until the next window are written as the history they leave behind (settled holds: what a
+reservation used to read) straight into moto. At the day's end the key's partition holds every
+hold of the day, as it would before TTL deletes any (a settled hold is kept a day).
+
+Slow motion (``--slow-motion``, 6 by default): on two cores moto and the simulated instances keep
+up with 60 calls a second only slowed down, so each simulated second lasts that many real ones,
+and every time the rules know with it (arrival rates, the image work, a transaction's 20 ms, the
+partitions' units a second). Times printed are simulated (real / the factor): moto's own time per
+request shrinks with them, the emulated transaction keeps its 20 ms. Prints, per window: the key's history,
 calls, read and write units per call (table and index), items read per call, conflicts, throttles,
 failed calls, counts deferred to the metering queue, and the money path's p50/p99; then the
 month's statement against the sum of what the answers said was charged, and dollars per 1,000
