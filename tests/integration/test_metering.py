@@ -296,7 +296,8 @@ def test_a_burst_of_many_keys_spends_none_of_the_management_api_and_every_answer
     kind, swept = stack.workers["SweepFunction"].invoke({"source": "aws.events"}, None)
     assert kind == "ok" and swept["plans_written"] >= 30
     plans = len(apigateway.get_usage_plans()["items"])
-    assert len(stack.aws_rules.management_calls) - before <= 1 + plans + 1  # the sync: 1 + a page a plan
+    # the sync: 1 + a page a plan (twice where its schedule ran meanwhile)
+    assert len(stack.aws_rules.management_calls) - before <= 2 * (1 + plans + 1)
     for i in range(10):  # made with the command: their plan item is written with them
         made = admin.create(f"burst-made-{i}-{time.time_ns()}", "bulk")
         keys.append(Api(stack.url, made.value))
@@ -304,7 +305,9 @@ def test_a_burst_of_many_keys_spends_none_of_the_management_api_and_every_answer
     with ThreadPoolExecutor(10) as pool:
         answers = list(pool.map(usage, keys))
     assert [answer["daily_quota"] for answer in answers] == [bulk.quota] * 40
-    assert len(stack.aws_rules.management_calls) == before  # the burst: not one management request
+    sweep = stack.iam.session_env("SweepFunctionRole")["AWS_ACCESS_KEY_ID"]  # its schedule may run
+    during = [call for call in stack.aws_rules.management_calls[before:] if call[1] != sweep]
+    assert during == []  # the burst: not one management request
 
 
 def test_a_flood_of_deferred_calls_is_never_throttled_and_each_is_counted(stack):

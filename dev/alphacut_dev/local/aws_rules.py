@@ -30,6 +30,7 @@ from datetime import UTC
 from typing import Any
 
 from alphacut_dev.local.gateway import TokenBucket
+from alphacut_dev.local.iam import signed_by
 from alphacut_dev.local.patches import MotoPatches
 
 NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's name, 90 days
@@ -52,11 +53,12 @@ class AwsRules(MotoPatches):
         super().__init__()
         self.clock = clock
         self._sequence = itertools.count(1)
-        self.management_calls: list[str] = []  # the management API calls answered or refused
+        # the management API calls answered or refused: (operation, the caller's access key id)
+        self.management_calls: list[tuple[str, str]] = []
         self._management = TokenBucket(MANAGEMENT_RATE, MANAGEMENT_BURST)  # the gateway's own bucket
 
-    def _management_call_allowed(self, name: str) -> bool:
-        self.management_calls.append(name)
+    def _management_call_allowed(self, name: str, caller: str = "") -> bool:
+        self.management_calls.append((name, caller))
         return self._management.take() == 0
 
     def apply(self) -> None:
@@ -142,7 +144,9 @@ class AwsRules(MotoPatches):
 
             def throttled(response: Any, *args: Any, _original: Any = original, _name: str = name) -> Any:
                 agent = response.headers.get("User-Agent", "") if response.headers else ""
-                if GATEWAY_USER_AGENT not in agent and not rules._management_call_allowed(_name):
+                signature = signed_by(response.headers or {}, "")
+                caller = signature[0] if signature else ""
+                if GATEWAY_USER_AGENT not in agent and not rules._management_call_allowed(_name, caller):
                     error = JsonRESTError("TooManyRequestsException", "Too Many Requests")
                     error.code = 429
                     raise error
