@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from alphacut.aws.plans import Plan, PlanDirectory
 from alphacut.settings import ServiceSettings
 from alphacut_dev.template import table_definition
 
@@ -138,6 +139,8 @@ def moto_aws():
         throttle={"rateLimit": 100.0, "burstLimit": 200},
     )
     gateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    # the key's plan item, as `alphacut keys create` writes it (calls read their plan there)
+    PlanDirectory(USAGE_TABLE).put(key["id"], Plan.from_gateway(plan, "starter"))
     yield key["id"]
     patch.undo()
     server.stop()

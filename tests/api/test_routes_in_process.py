@@ -35,20 +35,19 @@ def small_png() -> bytes:
 
 
 def usage_today(key_id: str, route: str | None = None) -> dict:
-    """The key's counters for today (all routes, or ``route``), straight from the usage table."""
-    from alphacut.aws.usage import TOTAL_ROUTE, utc_day
+    """The key's counters for today (all routes, or ``route``), straight from the usage table: the
+    counter's shards added up."""
+    from alphacut.aws.usage import TOTAL_ROUTE, parse_counter_key, utc_day
 
-    item = (
-        boto3.client("dynamodb")
-        .get_item(
-            TableName=USAGE_TABLE,
-            Key={"pk": {"S": f"usage#{key_id}"}, "sk": {"S": f"{utc_day()}#{route or TOTAL_ROUTE}"}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-        or {}
-    )
-    return {name: int(item.get(name, {}).get("N", 0)) for name in ("calls", "charged")}
+    items = boto3.client("dynamodb").query(
+        TableName=USAGE_TABLE,
+        ConsistentRead=True,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :day)",
+        ExpressionAttributeValues={":pk": {"S": f"usage#{key_id}"}, ":day": {"S": f"{utc_day()}#"}},
+    )["Items"]
+    wanted = route or TOTAL_ROUTE
+    mine = [item for item in items if parse_counter_key(item["sk"]["S"])[1] == wanted]
+    return {name: sum(int(item.get(name, {}).get("N", 0)) for item in mine) for name in ("calls", "charged")}
 
 
 def post_cutout(
