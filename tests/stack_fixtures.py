@@ -109,12 +109,16 @@ def stack(image_server):
     local.start()
     apigateway = local.client("apigateway")
     plan = apigateway.create_usage_plan(
-        name="tests-roomy",
+        name=f"{STACK_NAME}-tests-roomy",  # one of the stack's plans: named <stack>-<plan>
         throttle={"rateLimit": 1000.0, "burstLimit": 1000},
         quota={"limit": 100000, "period": "DAY"},
     )
     key = apigateway.create_api_key(name="tests-roomy", value=ROOMY_KEY, enabled=True)
     apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    # a key put on a plan in the console is known to the functions at the sweep's next plan sync
+    # (each minute); the tests start now, so the sync runs now
+    kind, synced = local.workers["SweepFunction"].invoke({"source": "aws.events"}, None)
+    assert kind == "ok", synced
     yield local
     refused = list(local.iam.refused)  # every call a function's role did not allow, in any test
     local.stop()

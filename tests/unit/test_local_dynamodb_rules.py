@@ -116,18 +116,28 @@ def test_an_index_entry_that_changes_costs_its_own_write_units(dynamodb, capacit
     assert capacity.since(mark).index_write_units == 1  # out of the sparse index, then not in it
 
 
-def test_one_item_takes_at_most_1000_write_units_a_second(dynamodb, capacity):
-    pad = "x" * 9000  # 9 KB: 9 write units each
-    refused = None
-    for n in range(200):
-        try:
-            dynamodb.put_item(TableName=TABLE, Item=item("hot", "balance", pad=pad, n=str(n)))
-        except ClientError as error:
-            refused = (n, error.response["Error"]["Code"])
-            break
-    assert refused is not None and refused[1] == "ProvisionedThroughputExceededException"
-    assert 100 <= refused[0] <= 160  # ~1,000 units (and what refills meanwhile): 112+ writes of 9 units
-    dynamodb.put_item(TableName=TABLE, Item=item("cold", "balance", pad=pad))  # another partition: fine
+def test_one_item_takes_at_most_1000_write_units_a_second(dynamodb):
+    now = [1000.0]  # the meter's clock, moved by hand: no refill while the writes run
+    capacity = DynamoDBCapacity(clock=lambda: now[0])
+    capacity.apply()
+    try:
+        pad = "x" * 9000  # 9 KB: 9 write units each
+        refused = None
+        for n in range(200):
+            try:
+                dynamodb.put_item(TableName=TABLE, Item=item("hot", "balance", pad=pad, n=str(n)))
+            except ClientError as error:
+                refused = (n, error.response["Error"]["Code"])
+                break
+        assert refused == (112, "ProvisionedThroughputExceededException")  # after 112 writes of 9 units
+        dynamodb.put_item(TableName=TABLE, Item=item("cold", "balance", pad=pad))  # another partition: fine
+        now[0] += 0.005  # 5 units back: the partition is still 3 units short (1,008 were written)
+        with pytest.raises(ClientError, match="ProvisionedThroughputExceeded"):
+            dynamodb.put_item(TableName=TABLE, Item=item("hot", "balance", pad=pad))
+        now[0] += 0.1  # 100 more
+        dynamodb.put_item(TableName=TABLE, Item=item("hot", "balance", pad=pad))
+    finally:
+        capacity.restore()
 
 
 def test_a_transaction_meeting_another_on_an_item_is_cancelled_for_conflict(dynamodb, conflicts):
