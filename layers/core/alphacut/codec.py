@@ -317,6 +317,10 @@ def encode_png(pixels: np.ndarray) -> bytes:
     )
 
 
+# the largest side each format can hold (Pillow's JPEG writer: 65,500; libwebp: 16,383)
+FORMAT_MAX_SIDE = {ImageFormat.JPG: 65_500, ImageFormat.ZIP: 65_500, ImageFormat.WEBP: 16_383}
+
+
 def _save(pixels: np.ndarray, fmt: ImageFormat) -> bytes:
     """H x W x 3 or 4 ``uint8`` pixels as PNG (``encode_png``), JPEG or WEBP (Pillow)."""
     if fmt is ImageFormat.PNG:

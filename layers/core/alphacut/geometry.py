@@ -63,6 +63,56 @@ def union(first: Box, second: Box) -> Box:
     )
 
 
+def intersection(first: Box, second: Box) -> Box:
+    return (
+        max(first[0], second[0]),
+        max(first[1], second[1]),
+        min(first[2], second[2]),
+        min(first[3], second[3]),
+    )
+
+
+class FrameLimit:
+    """The largest result the output allows: a side and a pixel count (the configured limits and
+    the format's own, WebP's 16,383 px). A shadow's room grows the frame only as far as this.
+
+    Usage::
+
+        limit = FrameLimit(4096, 4096 * 4096)
+        frame = limit.clip(union(photo, content), photo)   # the photo fits already; its growth is cut
+    """
+
+    def __init__(self, max_side: int, max_pixels: int):
+        self.max_side, self.max_pixels = max_side, max_pixels
+
+    def admits(self, box: Box) -> bool:
+        width, height = box[2] - box[0], box[3] - box[1]
+        return width <= self.max_side and height <= self.max_side and width * height <= self.max_pixels
+
+    def clip(self, frame: Box, inner: Box) -> Box:
+        """``frame`` with what it adds around ``inner`` cut by one share on every side, the largest
+        that fits (``inner`` itself is assumed to fit)."""
+        if self.admits(frame):
+            return frame
+        low, high = 0.0, 1.0
+        for _ in range(20):
+            middle = (low + high) / 2
+            if self.admits(_between(inner, frame, middle)):
+                low = middle
+            else:
+                high = middle
+        return _between(inner, frame, low)
+
+
+def _between(inner: Box, outer: Box, share: float) -> Box:
+    return (
+        inner[0] - math.floor((inner[0] - outer[0]) * share),
+        inner[1] - math.floor((inner[1] - outer[1]) * share),
+        inner[2] + math.floor((outer[2] - inner[2]) * share),
+        inner[3] + math.floor((outer[3] - inner[3]) * share),
+    )
+
+
 def shift(box: Box, dx: int, dy: int) -> Box:
     return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
 

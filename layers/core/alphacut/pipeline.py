@@ -26,6 +26,7 @@ from PIL import Image
 
 from alphacut import geometry, shadows
 from alphacut.codec import (
+    FORMAT_MAX_SIDE,
     DecodedImage,
     compose_on_color,
     cover,
@@ -47,7 +48,7 @@ from alphacut.matte import (
 )
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
-from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, SubjectType
+from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, Shadow, SubjectType
 from alphacut.presets import PRESETS, Check
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
@@ -370,16 +371,30 @@ class Pipeline:
             raise
         return cover(background, width, height)
 
+    def frame_limit(self, options: CutoutOptions) -> geometry.FrameLimit:
+        """The largest result: the configured limits and the output format's own."""
+        side = min(self.limits.max_side, FORMAT_MAX_SIDE.get(options.format, self.limits.max_side))
+        return geometry.FrameLimit(side, self.limits.max_pixels)
+
     def layout(
         self, image: DecodedImage, rgb: np.ndarray, alpha: np.ndarray, options: CutoutOptions
-    ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None]:
+    ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None, Shadow]:
         """Crop, place and fit the cutout as the options ask, with room for its shadow (the photo's
-        frame grows where the shadow would leave it); also the subject's box in the input."""
+        frame grows where the shadow would leave it, never past the output's limits: a longer
+        shadow is shortened); also the subject's box in the input and the shadow to draw."""
         bbox = geometry.subject_bbox(alpha)
         if bbox is None:
-            return rgb, alpha, None
-        content = geometry.grow(bbox, shadows.reach(alpha, bbox, options.shadow_spec))
-        frame = geometry.union((0, 0, image.width, image.height), content)
+            return rgb, alpha, None, options.shadow_spec
+        photo = (0, 0, image.width, image.height)
+        limit = self.frame_limit(options)
+
+        def fits(room: tuple[int, int, int, int]) -> bool:
+            return limit.admits(geometry.union(photo, geometry.grow(bbox, room)))
+
+        spec = shadows.fitted(alpha, bbox, options.shadow_spec, fits)
+        content = geometry.grow(bbox, shadows.reach(alpha, bbox, spec))
+        frame = limit.clip(geometry.union(photo, content), photo)
+        content = geometry.intersection(content, frame)
         box = frame
         if options.crop or options.has_canvas:
             box = geometry.expand_box(content, options.crop_margin, image.width, image.height, within=frame)
@@ -402,7 +417,7 @@ class Pipeline:
         elif options.placement is not None:
             subject = geometry.shift(content, -box[0], -box[1])
             rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement)
-        return rgb, alpha, bbox
+        return rgb, alpha, bbox, spec
 
     def compose(
         self,
@@ -415,9 +430,8 @@ class Pipeline:
         mask (the mask is the subject's alone), and check the result against the preset's rules."""
         timings = timings if timings is not None else Timings()
         with timings.stage("encode"):
-            rgb, alpha, bbox = self.layout(image, segmentation.foreground, segmentation.alpha, options)
+            rgb, alpha, bbox, spec = self.layout(image, segmentation.foreground, segmentation.alpha, options)
             subject_box = geometry.subject_bbox(alpha) if bbox is not None else None
-            spec = options.shadow_spec
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):

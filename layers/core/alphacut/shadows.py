@@ -12,6 +12,7 @@ looks the same at any size, and nothing is random: the same request gives the sa
 Usage::
 
     spec = options.shadow_spec                           # alphacut.options.Shadow
+    spec = fitted(alpha_u8, subject_box, spec, fits)     # shortened where its room would not fit
     room = reach(alpha_u8, subject_box, spec)            # pixels each side: left, top, right, bottom
     shade = draw(alpha_u8, spec)                         # H x W uint8: the shadow's alpha
     rgb, alpha = lay_under(rgb, alpha, shade, spec.color)
@@ -20,6 +21,8 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -82,7 +85,9 @@ def _footprint(alpha: np.ndarray, box: Box) -> np.ndarray:
     left, top, right, bottom = box
     band = max(2, round(FOOT_BAND * (bottom - top)))
     closeness = np.linspace(1.0 / band, 1.0, band, dtype=np.float32)[:, None]
-    weighed = alpha[bottom - band : bottom, left:right].astype(np.float32) * closeness
+    # a subject one row tall at the picture's top has fewer rows above its base than the band
+    rows = min(band, bottom)
+    weighed = alpha[bottom - rows : bottom, left:right].astype(np.float32) * closeness[band - rows :]
     footprint: np.ndarray = (weighed.max(axis=0) + 0.5).astype(np.uint8)
     return footprint
 
@@ -125,6 +130,35 @@ def reach(alpha: np.ndarray, box: Box, spec: Shadow) -> tuple[int, int, int, int
         max(0, math.ceil(extent[2] - right) + SAFETY),
         max(0, math.ceil(extent[3] - bottom) + SAFETY),
     )
+
+
+def shortened(spec: Shadow, share: float) -> Shadow:
+    """The same shadow ``share`` (0-1) as long: its offset, its blur and a cast shadow's length
+    (the light raised until the shadow is that long)."""
+    elevation = spec.elevation
+    if spec.type is ShadowType.CAST:
+        run = share / math.tan(math.radians(spec.elevation))
+        elevation = 90.0 if run <= 0 else math.degrees(math.atan(1.0 / run))
+    return replace(spec, distance=spec.distance * share, softness=spec.softness * share, elevation=elevation)
+
+
+def fitted(
+    alpha: np.ndarray, box: Box, spec: Shadow, fits: Callable[[tuple[int, int, int, int]], bool]
+) -> Shadow:
+    """``spec`` as it is when ``fits`` accepts its room (``reach``), else shortened
+    (``shortened``) to the longest that does: a shadow never takes the result past the output's
+    limits. Where even none fits (a subject at the edge of a photo of the largest size), the
+    shortest is given and the frame is cut (``geometry.FrameLimit.clip``)."""
+    if not spec.drawn or fits(reach(alpha, box, spec)):
+        return spec
+    low, high = 0.0, 1.0
+    for _ in range(12):
+        middle = (low + high) / 2
+        if fits(reach(alpha, box, shortened(spec, middle))):
+            low = middle
+        else:
+            high = middle
+    return shortened(spec, low)
 
 
 def _blur(plane: np.ndarray, sigma: float | tuple[float, float]) -> np.ndarray:
