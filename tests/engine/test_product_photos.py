@@ -63,3 +63,23 @@ def test_the_readme_picture_shows_the_shadows_and_a_preset(pipeline, car):
     OUTPUT.mkdir(parents=True, exist_ok=True)
     strip.save(OUTPUT / "product_photos.png", optimize=True)
     assert geometry.subject_bbox(255 - np.asarray(tiles[0].convert("L"))) is not None
+
+
+def test_an_adobe_rgb_photo_comes_out_in_srgb_as_imagecms_converts_it_on_the_subject(pipeline, eval_dir):
+    from alphacut_dev.icc import ADOBE_RGB
+    from PIL import ImageCms
+
+    photo = Image.open(eval_dir / "general" / "images" / PHOTO).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG", icc_profile=ADOBE_RGB)  # the same numbers, now meant as Adobe RGB
+    source = ImageCms.ImageCmsProfile(io.BytesIO(ADOBE_RGB))
+    srgb = ImageCms.createProfile("sRGB")
+    reference = np.asarray(ImageCms.profileToProfile(photo, source, srgb, outputMode="RGB")).astype(int)
+    result = pipeline.run(buffer.getvalue(), CutoutOptions(output="both"))
+    cutout = np.asarray(Image.open(io.BytesIO(result.image)).convert("RGBA")).astype(int)
+    solid = cutout[:, :, 3] == 255  # the subject, away from its edges (where colours are unmixed)
+    assert solid.sum() > 10_000
+    difference = np.abs(cutout[:, :, :3] - reference)[solid]
+    assert difference.max() <= 3, (difference.max(), difference.mean())
+    as_srgb = np.abs(cutout[:, :, :3] - np.asarray(photo).astype(int))[solid]
+    assert as_srgb.max() > 20  # read as sRGB, the red channel would be off this much

@@ -97,9 +97,40 @@ def _check_dimensions(width: int, height: int, limits: ImageLimits) -> None:
         )
 
 
+_SRGB = ImageCms.createProfile("sRGB")
+
+
 def _sixteen_bit_to_u8(array: np.ndarray) -> np.ndarray:
     # 16-bit samples span 0..65535: scale, do not clip (Pillow's convert("L") clips at 255).
     return ((array.astype(np.uint32) + 128) // 257).clip(0, 255).astype(np.uint8)
+
+
+_MANAGED_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
+
+
+def _in_srgb(image: Image.Image) -> Image.Image:
+    """An image whose embedded colour profile is not sRGB (Adobe RGB, Display P3, a grey one),
+    converted to sRGB with its alpha kept: the model and the compose work in sRGB, and results are
+    sRGB (untagged, as the web reads an untagged image). CMYK is converted in ``_to_rgb_alpha``; a
+    profile that cannot be read or does not fit the image leaves it as it is."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in _MANAGED_MODES:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower().replace(" ", ""):
+            return image
+        see_through = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        alpha = image.convert("RGBA").getchannel("A") if see_through else None
+        base = image if image.mode in ("RGB", "L") else image.convert("L" if image.mode == "LA" else "RGB")
+        converted = ImageCms.profileToProfile(base, source, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
+        return image
+    if converted is None:
+        return image
+    if alpha is not None and alpha.getextrema() != (255, 255):
+        converted.putalpha(alpha)
+    return converted
 
 
 def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -120,9 +151,7 @@ def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         if icc:
             try:
                 source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                converted = ImageCms.profileToProfile(
-                    image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
-                )
+                converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
                 image = converted if converted is not None else image.convert("RGB")
             except (ImageCms.PyCMSError, OSError):
                 image = image.convert("RGB")
@@ -180,7 +209,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> DecodedImage
         raise CorruptImage(
             f"is damaged or truncated and cannot be decoded ({error})", field="image"
         ) from None
-    rgb, alpha = _to_rgb_alpha(image)
+    rgb, alpha = _to_rgb_alpha(_in_srgb(image))
     return DecodedImage(rgb=np.ascontiguousarray(rgb, dtype=np.uint8), alpha=alpha, format=fmt)
 
 
