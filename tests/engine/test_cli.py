@@ -1,5 +1,6 @@
 """``alphacut remove`` and ``alphacut eval`` as a user runs them (a real subprocess)."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -103,5 +104,22 @@ def test_remove_with_a_preset_and_a_shadow_writes_the_marketplace_picture(tmp_pa
     picture = Image.open(tmp_path / f"{photo.stem}.jpg")
     assert picture.format == "JPEG" and picture.size == (2000, 2000)
     assert np.asarray(picture)[:16, :16].min() == 255  # the preset's white, not the png default
+    verdicts = [json.loads(line) for line in (tmp_path / "checks.jsonl").read_text().splitlines()]
+    assert [(v["file"], v["preset"], v["passed"]) for v in verdicts] == [(str(photo), "amazon", True)]
+    assert f"{photo}: amazon passed" in result.stderr
     refused = run("remove", "--shadow", "drop", "--shadow-opacity", "120", photo, "-o", tmp_path)
     assert refused.returncode == 2 and "shadow_opacity" in refused.stderr and "100" in refused.stderr
+
+
+def test_remove_with_a_preset_prints_each_failed_rule_writes_checks_jsonl_and_exits_3(tmp_path, eval_dir):
+    photo = eval_dir / "general" / "images" / "car-roundabout_00037.jpg"
+    result = run(
+        "remove", "--preset", "amazon", "--shadow", "drop", "--shadow-distance", "40", photo, "-o", tmp_path
+    )
+    assert result.returncode == 3, result.stderr
+    (verdict,) = [json.loads(line) for line in (tmp_path / "checks.jsonl").read_text().splitlines()]
+    failed = [rule["rule"] for rule in verdict["rules"] if not rule["passed"]]
+    assert verdict["file"] == str(photo) and verdict["passed"] is False and failed
+    assert f"{photo}: amazon failed: {failed[0]} (" in result.stderr
+    assert "amazon check: 0 passed, 1 failed" in result.stderr
+    assert (tmp_path / f"{photo.stem}.jpg").exists()  # written all the same: the store decides

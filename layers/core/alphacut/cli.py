@@ -6,6 +6,7 @@ Usage::
     alphacut remove selfie.jpg -o out/ --output mask          # out/selfie.png, one channel
     alphacut remove shoe.jpg -o out/ --size preview --bg-image beach.jpg --scale 80% --format zip
     alphacut remove --preset amazon --shadow contact photos/ -o out/   # 2000 px square jpg on white
+                              # each file's verdict printed and in out/checks.jsonl; exit 3 if any failed
     alphacut eval eval/person --type person
     alphacut remove look.jpg -o out/ --type costume --output mask   # class map: 0 bg, 1 tops .. 9 person
     alphacut eval eval/clothing --type costume            # IoU per class
@@ -18,11 +19,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
@@ -94,6 +96,50 @@ def output_paths(source: Path, outdir: Path, options: CutoutOptions) -> tuple[Pa
     return image_path, outdir / f"{source.stem}_mask.png"
 
 
+CHECK_FAILED = 3  # the exit status when a result failed its preset's check (1: a file was not cut out)
+
+
+class CheckLog:
+    """With ``--preset``: each file's verdict on stderr (its failed rules, measured against
+    required) and in ``OUTDIR/checks.jsonl``, one JSON object per input (``file`` plus the check's
+    ``preset``, ``passed``, ``rules``). Without a preset it records nothing."""
+
+    def __init__(self, outdir: Path, preset: str | None, stream: TextIO = sys.stderr):
+        self.path = outdir / "checks.jsonl" if preset else None
+        self.stream, self.preset, self.passed, self.failed = stream, preset, 0, 0
+        if self.path is not None:
+            self.path.write_text("")
+
+    def record(self, source: Path, check: dict[str, Any] | None) -> None:
+        if self.path is None or check is None:
+            return
+        with self.path.open("a") as lines:
+            lines.write(json.dumps({"file": str(source), **check}) + "\n")
+        if check["passed"]:
+            self.passed += 1
+            print(f"{source}: {check['preset']} passed", file=self.stream)
+            return
+        self.failed += 1
+        failed = [rule for rule in check["rules"] if not rule["passed"]]
+        said = ", ".join(
+            f"{r['rule']} ({_shown(r['measured'])}; needs {_shown(r['required'])})" for r in failed
+        )
+        print(f"{source}: {check['preset']} failed: {said}", file=self.stream)
+
+    def status(self, errors: int) -> int:
+        """1 when a file was not cut out, else 3 when a result failed its check, else 0."""
+        return 1 if errors else CHECK_FAILED if self.failed else 0
+
+    def summary(self) -> str:
+        if self.path is None:
+            return ""
+        return f"; {self.preset} check: {self.passed} passed, {self.failed} failed ({self.path})"
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def read_background(source: str | None) -> bytes | None:
     """``--bg-image``: a file, or an http(s) URL fetched once under the service's URL rules."""
     if source is None:
@@ -150,6 +196,7 @@ def _remove(args: argparse.Namespace) -> int:
         return _remove_remote(args, options, files, outdir, failed)
     pipeline = Pipeline.from_settings()
     bar = ProgressBar(len(files))
+    checks = CheckLog(outdir, options.preset)
     for done, path in enumerate(files, start=1):
         try:
             result = pipeline.run(path.read_bytes(), options)
@@ -158,6 +205,7 @@ def _remove(args: argparse.Namespace) -> int:
                 image_path.write_bytes(result.image)
             if result.mask is not None:
                 mask_path.write_bytes(result.mask)
+            checks.record(path, result.check.to_dict() if result.check is not None else None)
         except AlphacutError as error:
             failed += 1
             bar.close() if bar.enabled else None
@@ -168,8 +216,8 @@ def _remove(args: argparse.Namespace) -> int:
         bar.update(done, path.name)
     bar.close()
     written = len(files) - (failed - len(missing))
-    print(f"{written} written to {outdir}, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+    print(f"{written} written to {outdir}, {failed} failed{checks.summary()}", file=sys.stderr)
+    return checks.status(failed)
 
 
 def remote_parameters(options: CutoutOptions) -> dict[str, str]:
@@ -196,6 +244,7 @@ def _remove_remote(
         return 2
     client = Client(args.api, key)
     bar = ProgressBar(len(files))
+    checks = CheckLog(outdir, options.preset)
     errors = [0]
 
     def progress(done: int, total: int, item: BatchItem) -> None:
@@ -208,6 +257,7 @@ def _remove_remote(
                 image_path.write_bytes(item.result.image)
             if item.result.mask is not None:
                 mask_path.write_bytes(item.result.mask)
+            checks.record(item.path, item.result.check)
         bar.update(done, item.path.name)
 
     extra = (
@@ -218,8 +268,9 @@ def _remove_remote(
     )
     bar.close()
     failed += errors[0]
-    print(f"{len(files) - errors[0]} written to {outdir} by {args.api}, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+    written = len(files) - errors[0]
+    print(f"{written} written to {outdir} by {args.api}, {failed} failed{checks.summary()}", file=sys.stderr)
+    return checks.status(failed)
 
 
 def _eval(args: argparse.Namespace) -> int:
