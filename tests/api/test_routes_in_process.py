@@ -225,10 +225,14 @@ def test_a_preset_answers_its_check_in_the_json_and_in_a_header(handler, key_id)
     body = answer_json(answer)
     assert body["width"] == body["height"] == 1600 and body["image"]["content_type"] == "image/jpeg"
     assert body["check"]["preset"] == "ebay" and {r["rule"] for r in body["check"]["rules"]} >= {
-        "background_white",
         "long_side",
+        "cut_by_photo",
+        "enlargement",
+        "shadow_inside",
     }
+    assert body["enlargement"] > 1
     binary = post_cutout(handler, key_id, query={"return": "binary", "preset": "ebay"})
+    assert float(header(binary, "X-Alphacut-Enlargement")) == body["enlargement"]
     assert header(binary, "X-Alphacut-Check") in ("ebay passed",) or header(
         binary, "X-Alphacut-Check"
     ).startswith("ebay failed: ")

@@ -113,9 +113,7 @@ def test_remove_with_a_preset_and_a_shadow_writes_the_marketplace_picture(tmp_pa
 
 def test_remove_with_a_preset_prints_each_failed_rule_writes_checks_jsonl_and_exits_3(tmp_path, eval_dir):
     photo = eval_dir / "general" / "images" / "car-roundabout_00037.jpg"
-    result = run(
-        "remove", "--preset", "amazon", "--shadow", "drop", "--shadow-distance", "40", photo, "-o", tmp_path
-    )
+    result = run("remove", "--preset", "amazon", "--bg-color", "#f4f4f4", photo, "-o", tmp_path)
     assert result.returncode == 3, result.stderr
     (verdict,) = [json.loads(line) for line in (tmp_path / "checks.jsonl").read_text().splitlines()]
     failed = [rule["rule"] for rule in verdict["rules"] if not rule["passed"]]

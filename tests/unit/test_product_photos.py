@@ -14,7 +14,7 @@ from alphacut.codec import DecodedImage
 from alphacut.errors import InvalidOption
 from alphacut.options import CutoutOptions, Shadow, ShadowType
 from alphacut.pipeline import Pipeline, Segmentation
-from alphacut.presets import PRESETS, fill_ratio
+from alphacut.presets import MINIMAL_SHADOW, PRESETS, Delivered, fill_ratio, product_box
 from alphacut.settings import ImageLimits
 from PIL import Image
 
@@ -106,7 +106,9 @@ def test_the_same_request_twice_gives_the_same_bytes():
 
 
 @pytest.mark.parametrize("kind", ["drop", "contact", "cast"])
-@pytest.mark.parametrize("layout", [{}, {"crop": "true"}, {"target_width": "500", "target_height": "500"}])
+@pytest.mark.parametrize(
+    "layout", [{}, {"crop": "true"}, {"target_width": "500", "target_height": "500", "padding": "15%"}]
+)
 def test_a_shadow_is_never_cut_by_the_canvas(kind, layout):
     # the bottle stands on the photo's bottom edge, at its right: every shadow would leave the photo
     image, segmentation = _photo(400, 300, (300, 100, 400, 300))
@@ -117,6 +119,16 @@ def test_a_shadow_is_never_cut_by_the_canvas(kind, layout):
         shadow = _pixels(result.image)[..., 3].astype(int) - _pixels(result.mask).astype(int)
         ring = np.concatenate([shadow[0], shadow[-1], shadow[:, 0], shadow[:, -1]])
         assert shadow.max() > 50 and ring.max() <= 0, (kind, angle, layout)
+
+
+@pytest.mark.parametrize("kind", ["drop", "contact", "cast"])
+def test_on_a_canvas_with_no_room_left_a_shadow_fades_out_rather_than_run_off_it(kind):
+    params = {"shadow": kind, "shadow_opacity": "100", "output": "both", "format": "png"}
+    result = _compose(
+        {**params, "target_width": "500", "target_height": "500"}, *_photo(400, 300, (300, 100, 400, 300))
+    )
+    shadow = _pixels(result.image)[..., 3].astype(int) - _pixels(result.mask).astype(int)
+    assert shadow.max() <= 0  # the bottle fills the canvas's height: no shadow rather than a cut one
 
 
 def test_without_a_canvas_the_photo_grows_to_hold_the_shadow_and_the_mask_stays_the_subjects():
@@ -173,25 +185,108 @@ def test_cover_fills_the_canvas_and_contain_fits_inside_it():
 
 
 # ---- presets ---------------------------------------------------------------------------------------------
+STUDIO = (1600, 1200, (640, 200, 960, 1000))  # a studio photo: the bottle 320 x 800, on the floor
+
+
+def _studio(box=STUDIO[2], width=STUDIO[0], height=STUDIO[1]):
+    return _photo(width, height, box)
+
+
+def _rules(result) -> dict:
+    return {rule.rule: rule for rule in result.check.rules}
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_a_preset_gives_its_size_format_and_pure_white_and_its_check_passes(name):
+def test_a_preset_gives_its_size_and_format_and_a_whole_product_passes_its_check(name):
     preset = PRESETS[name]
-    result = _compose({"preset": name, "shadow": "contact"})
+    result = _compose({"preset": name, "shadow": "contact"}, *_studio())
     pixels = _pixels(result.image)
     size = (int(preset.options["target_width"]), int(preset.options["target_height"]))
     assert (pixels.shape[1], pixels.shape[0]) == size and result.image[:3] == b"\xff\xd8\xff"  # JPEG
     assert result.check is not None and result.check.passed, result.check.to_dict()
+    assert (result.enlargement or 1.0) <= preset.max_enlargement  # None: not resized
     if preset.min_fill:
-        assert fill_ratio(result.subject_box, *size) >= preset.min_fill
+        bottle = (pixels[..., 2].astype(int) - pixels[..., 0] > 60).astype(np.uint8) * 255  # blue, not grey
+        assert fill_ratio(product_box(bottle), *size) >= preset.min_fill
     corners = pixels[:16, :16].reshape(-1, 3)
     assert (corners == 255).all()
 
 
+@pytest.mark.parametrize("shadow", ["drop", "contact"])
+def test_amazon_passes_a_whole_product_with_the_default_drop_and_contact_shadows(shadow):
+    result = _compose({"preset": "amazon", "shadow": shadow}, *_studio())
+    assert result.check.passed, result.check.to_dict()
+    assert 0 < _rules(result)["shadow_minimal"].measured <= MINIMAL_SHADOW
+
+
 def test_the_white_rule_counts_every_off_white_background_pixel():
-    result = _compose({"preset": "amazon", "bg_color": "#fefefe"})  # an option beside a preset wins
-    rule = {r.rule: r for r in result.check.rules}["background_white"]
+    result = _compose(
+        {"preset": "amazon", "bg_color": "#fefefe"}, *_studio()
+    )  # an option beside a preset wins
+    rule = _rules(result)["background_white"]
     assert not result.check.passed and not rule.passed and rule.measured > 2000 * 2000 // 2
     assert result.check.header() == "amazon failed: background_white"
+
+
+def test_amazon_fails_a_product_the_photos_frame_cut():
+    result = _compose({"preset": "amazon"}, *_studio((640, 400, 960, 1200)))  # runs into the bottom edge
+    assert _rules(result)["cut_by_photo"].measured == ["bottom"]
+    assert result.check.header().startswith("amazon failed: cut_by_photo")
+
+
+def test_amazon_fails_a_product_enlarged_past_its_limit_and_by_default_enlarges_no_further():
+    tiny = _photo(400, 300, (170, 60, 230, 240))  # 60 x 180 px: ~10x to fill amazon's canvas
+    allowed = _compose({"preset": "amazon", "upscale": "allow"}, *tiny)
+    assert not _rules(allowed)["enlargement"].passed and _rules(allowed)["enlargement"].measured >= 9
+    limited = _compose({"preset": "amazon"}, *tiny)  # upscale=limit: at most 4x, and says so
+    assert limited.enlargement == 4.0 and _rules(limited)["enlargement"].passed
+    assert not _rules(limited)["fill_ratio"].passed  # the product is as large as it can honestly be
+    never = _compose({"preset": "amazon", "upscale": "never"}, *tiny)
+    assert never.enlargement is None or never.enlargement <= 1.0
+
+
+def test_a_854_by_480_photos_whole_product_still_fills_amazons_canvas():
+    result = _compose({"preset": "amazon", "shadow": "contact"}, *_photo(854, 480, (60, 40, 794, 440)))
+    assert result.check.passed, result.check.to_dict()
+    assert 2.0 < result.enlargement <= 4.0
+
+
+def test_amazon_fails_a_product_the_canvas_cut():
+    result = _compose({"preset": "amazon", "fit": "cover", "shadow": "cast"}, *_studio())
+    assert not _rules(result)["cut_by_canvas"].passed and _rules(result)["cut_by_canvas"].measured > 0.1
+
+
+def test_amazon_fails_a_shadow_that_runs_off_the_canvas():
+    pixels = np.full((400, 400, 3), 255, np.uint8)
+    product = np.zeros((400, 400), np.uint8)
+    product[20:380, 100:300] = 255
+    shade = np.zeros((400, 400), np.uint8)
+    shade[300:400, 50:350] = 90  # down to the bottom edge
+    pixels[(shade > 0) & (product == 0)] = 220
+    check = PRESETS["amazon"].check(Delivered(pixels, product, shade, "png", 1000))
+    rule = {r.rule: r for r in check.rules}["shadow_inside"]
+    assert not rule.passed and rule.measured == 90 and "shadow_inside" in check.failed
+
+
+def test_ebay_on_light_grey_and_shopify_as_a_transparent_png_pass():
+    grey = _compose({"preset": "ebay", "bg_color": "#eeeeee"}, *_studio())
+    assert grey.check.passed and "background_white" not in _rules(grey), grey.check.to_dict()
+    transparent = _compose({"preset": "shopify", "bg_color": "", "format": "png"}, *_studio())
+    assert _pixels(transparent.image)[0, 0, 3] == 0 and transparent.check.passed, transparent.check.to_dict()
+
+
+def test_what_a_marketplace_only_recommends_is_advice_never_a_failure():
+    small = _compose({"preset": "etsy", "target_width": "1000", "target_height": "800"}, *_studio())
+    advice = _rules(small)["long_side"]
+    assert advice.advice and not advice.passed and small.check.passed
+    assert small.check.to_dict()["rules"][-2]["advice"] is True
+
+
+def test_zalandos_portrait_and_walmarts_file_size_are_rules():
+    square = _compose({"preset": "zalando", "target_width": "1200", "target_height": "1200"}, *_studio())
+    assert not _rules(square)["aspect"].passed
+    walmart = _compose({"preset": "walmart"}, *_studio())
+    assert walmart.check.passed and _rules(walmart)["file_size"].measured == len(walmart.image)
 
 
 def test_options_given_beside_a_preset_win():
@@ -212,7 +307,8 @@ def test_options_given_beside_a_preset_win():
         ({"shadow": "drop", "shadow_color": "nope"}, "shadow_color", None),
         ({"target_width": "500", "padding": "50%"}, "padding", "45%"),
         ({"target_width": "500", "fit": "stretch"}, "fit", None),
-        ({"preset": "walmart"}, "preset", None),
+        ({"preset": "temu"}, "preset", None),
+        ({"target_width": "500", "upscale": "always"}, "upscale", None),
     ],
 )
 def test_bad_values_name_their_field_and_limit(params, field, limit):

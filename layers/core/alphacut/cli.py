@@ -37,6 +37,7 @@ from alphacut.options import (
     Quality,
     ShadowType,
     SubjectType,
+    Upscale,
 )
 from alphacut.pipeline import Pipeline
 from alphacut.presets import PRESETS
@@ -175,6 +176,7 @@ def _remove(args: argparse.Namespace) -> int:
             "target_height": args.height,
             "padding": args.padding,
             "fit": args.fit,
+            "upscale": args.upscale,
             "preset": args.preset,
             **{name: getattr(args, name) for name in SHADOW_FLAGS},
         }
@@ -453,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--height", type=int, default=None, help="target height (fits the subject)")
     remove.add_argument("--padding", default=None, help="with --width/--height: free space at the edges")
     remove.add_argument("--fit", default=None, choices=[f.value for f in Fit], help="default: contain")
+    remove.add_argument(
+        "--upscale",
+        default=None,
+        choices=[u.value for u in Upscale],
+        help="how far the subject may be enlarged: allow (default), limit (a preset's default), never",
+    )
     remove.add_argument(
         "--preset", default=None, choices=list(PRESETS), help="a marketplace's canvas, background, format"
     )

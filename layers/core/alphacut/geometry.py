@@ -125,9 +125,7 @@ def keep_inside(alpha: np.ndarray, box: Box) -> np.ndarray:
     return kept
 
 
-def _resize_pair(
-    rgb: np.ndarray, alpha: np.ndarray, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray]:
+def resize_pair(rgb: np.ndarray, alpha: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     if (width, height) == (alpha.shape[1], alpha.shape[0]):
         return rgb, alpha
     # Lanczos where it shrinks (no aliasing); bicubic where it enlarges: as sharp to the eye, and
@@ -141,7 +139,12 @@ def _resize_pair(
 
 
 def place(
-    rgb: np.ndarray, alpha: np.ndarray, subject: Box, scale: float | None, position: Position
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    subject: Box,
+    scale: float | None,
+    position: Position,
+    most: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The subject (the ``subject`` box) moved and scaled on a transparent canvas of the same size.
 
@@ -154,9 +157,9 @@ def place(
     sub_rgb, sub_alpha = rgb[top:bottom, left:right], alpha[top:bottom, left:right]
     new_width, new_height = right - left, bottom - top
     if scale is not None:
-        factor = min(width * scale / new_width, height * scale / new_height)
+        factor = place_factor(width, height, subject, scale, most)
         new_width, new_height = max(1, round(new_width * factor)), max(1, round(new_height * factor))
-        sub_rgb, sub_alpha = _resize_pair(sub_rgb, sub_alpha, new_width, new_height)
+        sub_rgb, sub_alpha = resize_pair(sub_rgb, sub_alpha, new_width, new_height)
     if position.original:
         x = round((left + right) / 2 - new_width / 2)
         y = round((top + bottom) / 2 - new_height / 2)
@@ -201,6 +204,36 @@ def target_size(
     return width, height
 
 
+def fit_factor(
+    width: int,
+    height: int,
+    canvas_width: int,
+    canvas_height: int,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    fit: Fit = Fit.CONTAIN,
+    scale: float | None = None,
+    most: float | None = None,
+) -> float:
+    """How much ``fit_into`` scales a ``width`` x ``height`` picture (above 1: enlarged), at most
+    ``most`` (None: as far as the canvas asks)."""
+    top, right, bottom, left = padding
+    inner_width, inner_height = canvas_width - left - right, canvas_height - top - bottom
+    pick = max if fit is Fit.COVER else min
+    factor = pick(inner_width / width, inner_height / height) * (scale or 1.0)
+    return factor if most is None else min(factor, most)
+
+
+def place_factor(
+    width: int, height: int, subject: Box, scale: float | None, most: float | None = None
+) -> float:
+    """How much ``place`` scales the subject on a ``width`` x ``height`` canvas (at most ``most``)."""
+    if scale is None:
+        return 1.0
+    left, top, right, bottom = subject
+    factor = min(width * scale / (right - left), height * scale / (bottom - top))
+    return factor if most is None else min(factor, most)
+
+
 def fit_into(
     rgb: np.ndarray,
     alpha: np.ndarray,
@@ -210,28 +243,56 @@ def fit_into(
     fit: Fit = Fit.CONTAIN,
     scale: float | None = None,
     position: Position | None = None,
+    most: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The picture scaled (up or down, aspect kept) onto a fixed canvas; the rest is transparent.
+    """The picture scaled (up or down, aspect kept; up to ``most``) onto a fixed canvas; the rest is
+    transparent.
 
     ``padding`` (top, right, bottom, left pixels) is kept free at the edges; ``contain`` fits the
     whole picture inside what is left, ``cover`` fills it (the overflow past the canvas is cut);
     ``scale`` shrinks it to that share of the area; ``position`` puts it at x%/y% of the free space
     (default centred)."""
     height, width = alpha.shape
+    spot = canvas_spot(width, height, canvas_width, canvas_height, padding, fit, scale, position, most)
+    rgb, alpha = resize_pair(rgb, alpha, spot[2] - spot[0], spot[3] - spot[1])
+    return paste(rgb, alpha, canvas_width, canvas_height, spot[0], spot[1])
+
+
+def canvas_spot(
+    width: int,
+    height: int,
+    canvas_width: int,
+    canvas_height: int,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    fit: Fit = Fit.CONTAIN,
+    scale: float | None = None,
+    position: Position | None = None,
+    most: float | None = None,
+) -> Box:
+    """Where ``fit_into`` puts a ``width`` x ``height`` picture on the canvas (it may reach past
+    the canvas with ``cover``)."""
     top, right, bottom, left = padding
     inner_width, inner_height = canvas_width - left - right, canvas_height - top - bottom
-    pick = max if fit is Fit.COVER else min
-    factor = pick(inner_width / width, inner_height / height) * (scale or 1.0)
+    factor = fit_factor(width, height, canvas_width, canvas_height, padding, fit, scale, most)
     new_width, new_height = max(1, round(width * factor)), max(1, round(height * factor))
     if fit is Fit.CONTAIN:
         new_width, new_height = min(new_width, inner_width), min(new_height, inner_height)
-    rgb, alpha = _resize_pair(rgb, alpha, new_width, new_height)
     where = position if position is not None and not position.original else Position(50.0, 50.0)
     x = left + math.floor((inner_width - new_width) * (where.x or 0.0) / 100)
     y = top + math.floor((inner_height - new_height) * (where.y or 0.0) / 100)
+    return x, y, x + new_width, y + new_height
+
+
+def paste(
+    rgb: np.ndarray, alpha: np.ndarray, canvas_width: int, canvas_height: int, x: int, y: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The picture on a transparent canvas with its top left at (x, y); what falls outside is cut."""
+    height, width = alpha.shape
     out_rgb = np.zeros((canvas_height, canvas_width, 3), np.uint8)
     out_alpha = np.zeros((canvas_height, canvas_width), np.uint8)
-    shown = (max(x, 0), max(y, 0), min(x + new_width, canvas_width), min(y + new_height, canvas_height))
+    shown = (max(x, 0), max(y, 0), min(x + width, canvas_width), min(y + height, canvas_height))
+    if shown[2] <= shown[0] or shown[3] <= shown[1]:
+        return out_rgb, out_alpha
     region = np.s_[shown[1] - y : shown[3] - y, shown[0] - x : shown[2] - x]
     out_rgb[shown[1] : shown[3], shown[0] : shown[2]] = rgb[region]
     out_alpha[shown[1] : shown[3], shown[0] : shown[2]] = alpha[region]

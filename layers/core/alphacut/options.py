@@ -22,7 +22,7 @@ from typing import Any
 from PIL import ImageColor
 
 from alphacut.errors import InvalidOption
-from alphacut.presets import PRESETS
+from alphacut.presets import DEFAULT_MAX_ENLARGEMENT, PRESETS
 
 MAX_TARGET_SIDE = 4096
 
@@ -64,6 +64,12 @@ class ShadowType(StrEnum):
 class Fit(StrEnum):
     CONTAIN = "contain"  # the subject (and its shadow) whole inside the canvas less its padding
     COVER = "cover"  # the subject fills that area; what overflows the canvas is cut
+
+
+class Upscale(StrEnum):
+    ALLOW = "allow"  # the subject enlarged as far as the canvas asks
+    LIMIT = "limit"  # at most the preset's factor (4x without one): a photo's pixels stay pixels
+    NEVER = "never"  # never above its size in the photo as sent
 
 
 class OutputKind(StrEnum):
@@ -498,7 +504,8 @@ class CutoutOptions:
       padding or cover without a target size make the photo's own size the canvas
     - ``shadow``: none | drop | contact | cast, shaped by ``shadow_opacity``, ``shadow_softness``,
       ``shadow_angle``, ``shadow_distance`` (drop), ``shadow_elevation`` (cast), ``shadow_color``
-    - ``preset``: amazon | ebay | etsy | shopify: that marketplace's canvas, background and format
+    - ``preset``: amazon | ebay | etsy | shopify | walmart | google | zalando: that marketplace's
+      canvas, background and format (and ``upscale=limit``)
       where the request does not say otherwise (``from_mapping`` applies it); the result is checked
       against its rules (``alphacut.presets``)
     """
@@ -520,6 +527,7 @@ class CutoutOptions:
     target_height: int | None = None
     padding: Margin | Margins = Margin()
     fit: Fit = Fit.CONTAIN
+    upscale: Upscale = Upscale.ALLOW
     shadow: ShadowType = ShadowType.NONE
     shadow_opacity: float = 50.0
     shadow_softness: float = 30.0
@@ -563,6 +571,7 @@ class CutoutOptions:
         set_ = object.__setattr__
         set_(self, "padding", parse_margin(self.padding, "padding", max_percent=45))
         set_(self, "fit", _choice(Fit, self.fit, "fit"))
+        set_(self, "upscale", _choice(Upscale, self.upscale, "upscale"))
 
     def _parse_shadow(self) -> None:
         set_ = object.__setattr__
@@ -572,6 +581,15 @@ class CutoutOptions:
             if value is not None:
                 set_(self, name, parse_number(value, name, low, high))
         set_(self, "shadow_color", parse_color(self.shadow_color, "shadow_color")[:3])
+
+    @property
+    def max_enlargement(self) -> float | None:
+        """How far the subject may be enlarged from the photo as sent (None: as far as asked)."""
+        if self.upscale is Upscale.NEVER:
+            return 1.0
+        if self.upscale is Upscale.LIMIT:
+            return PRESETS[self.preset].max_enlargement if self.preset else DEFAULT_MAX_ENLARGEMENT
+        return None
 
     @property
     def shadow_spec(self) -> Shadow:
@@ -690,6 +708,7 @@ class CutoutOptions:
             "target_height": self.target_height,
             "padding": str(self.padding),
             "fit": self.fit.value,
+            "upscale": self.upscale.value,
             "shadow": self.shadow.value,
             "shadow_opacity": self.shadow_opacity,
             "shadow_softness": self.shadow_softness,

@@ -49,7 +49,7 @@ from alphacut.matte import (
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, Shadow, SubjectType
-from alphacut.presets import PRESETS, Check
+from alphacut.presets import PRESETS, Check, Delivered, photo_edges
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
@@ -105,6 +105,7 @@ class CutoutResult:
     subject_box: geometry.Box | None = None  # the subject in the delivered result
     source_size: tuple[int, int] = (0, 0)  # the image as sent (before size shrank it)
     check: Check | None = None  # the result measured against its preset's rules
+    enlargement: float | None = None  # the subject's scale from the photo as sent, where it was resized
 
     @property
     def found(self) -> bool:
@@ -140,18 +141,38 @@ class CostumeResult:
     timings: Timings
 
 
+@dataclass
+class Layout:
+    """The cutout laid out: its colours and alpha, the subject's box in the input (None: nothing
+    found), the shadow to draw (shortened where it had to be), how much the product was scaled
+    from the photo as sent (linear), and the product's alpha mass the layout should show."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    bbox: geometry.Box | None
+    shadow: Shadow
+    enlargement: float = 1.0
+    expected_mass: float = 0.0
+
+
 def check_preset(
-    options: CutoutOptions, picture: bytes, covered: np.ndarray, subject: geometry.Box | None
+    options: CutoutOptions, picture: bytes, laid: Layout, shade: np.ndarray | None, matte: np.ndarray
 ) -> Check:
-    """The preset's rules measured on the delivered bytes (decoded again: JPEG's own pixels)."""
+    """The preset's rules measured on the delivered bytes (decoded again: JPEG's own pixels), the
+    product as laid out, and the matte in the photo (``matte``: where the photo's frame cut it)."""
     fmt = options.format.value
     if options.format is ImageFormat.ZIP:
-        pixels = np.zeros(covered.shape + (3,), np.uint8)  # no one picture to measure: format fails
+        pixels = np.zeros(laid.alpha.shape + (3,), np.uint8)  # no one picture to measure: format fails
     else:
         pixels = np.asarray(Image.open(io.BytesIO(picture)))
         if pixels.ndim == 2:
             pixels = np.repeat(pixels[..., None], 3, axis=2)
-    return PRESETS[options.preset or ""].check(pixels, covered, subject, fmt)
+    shown = float(laid.alpha.sum(dtype=np.int64))
+    cut = max(0.0, 1.0 - shown / laid.expected_mass) if laid.expected_mass else 0.0
+    delivered = Delivered(
+        pixels, laid.alpha, shade, fmt, len(picture), laid.enlargement, photo_edges(matte), cut
+    )
+    return PRESETS[options.preset or ""].check(delivered)
 
 
 # the models ``Pipeline.warm_up`` can load and run (ModelStore's names)
@@ -378,13 +399,19 @@ class Pipeline:
 
     def layout(
         self, image: DecodedImage, rgb: np.ndarray, alpha: np.ndarray, options: CutoutOptions
-    ) -> tuple[np.ndarray, np.ndarray, geometry.Box | None, Shadow]:
-        """Crop, place and fit the cutout as the options ask, with room for its shadow (the photo's
-        frame grows where the shadow would leave it, never past the output's limits: a longer
-        shadow is shortened); also the subject's box in the input and the shadow to draw."""
+    ) -> Layout:
+        """Crop, place and fit the cutout as the options ask, with room for its shadow; also the
+        subject's box in the input and the shadow to draw. On a canvas the product is fitted and
+        placed by its own box, and its shadow takes the room the padding leaves (shortened to it);
+        elsewhere the photo's frame grows where the shadow would leave it, never past the output's
+        limits (a longer shadow is shortened)."""
         bbox = geometry.subject_bbox(alpha)
         if bbox is None:
-            return rgb, alpha, None, options.shadow_spec
+            return Layout(rgb, alpha, None, options.shadow_spec)
+        sent = image.width / image.original_size[0]  # decoded pixels per pixel as sent
+        most = options.max_enlargement / sent if options.max_enlargement is not None else None
+        if options.has_canvas:
+            return self._on_canvas(image, rgb, alpha, bbox, options, sent, most)
         photo = (0, 0, image.width, image.height)
         limit = self.frame_limit(options)
 
@@ -396,28 +423,66 @@ class Pipeline:
         frame = limit.clip(geometry.union(photo, content), photo)
         content = geometry.intersection(content, frame)
         box = frame
-        if options.crop or options.has_canvas:
+        if options.crop:
             box = geometry.expand_box(content, options.crop_margin, image.width, image.height, within=frame)
-        if box != (0, 0, image.width, image.height):
+        if box != photo:
             rgb, alpha = geometry.crop(rgb, alpha, box)
-        if options.has_canvas:
-            canvas = (image.width, image.height)  # padding or cover alone: the photo's own size
-            if options.resizes:
-                canvas = geometry.target_size(
-                    alpha.shape[1], alpha.shape[0], options.target_width, options.target_height
-                )
-            padding = options.padding.sides_within(*canvas)
-            if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
-                raise InvalidOption(
-                    f"leaves no room on the {canvas[0]}x{canvas[1]} canvas", field="padding", limit=canvas
-                )
-            rgb, alpha = geometry.fit_into(
-                rgb, alpha, *canvas, padding, options.fit, options.scale, options.position
-            )
-        elif options.placement is not None:
+        kept, scale = int(alpha.sum(dtype=np.int64)), 1.0
+        if options.placement is not None:
             subject = geometry.shift(content, -box[0], -box[1])
-            rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement)
-        return rgb, alpha, bbox, spec
+            scale = geometry.place_factor(alpha.shape[1], alpha.shape[0], subject, options.scale, most)
+            rgb, alpha = geometry.place(rgb, alpha, subject, options.scale, options.placement, most)
+        return Layout(rgb, alpha, bbox, spec, scale * sent, kept * scale * scale)
+
+    def _on_canvas(
+        self,
+        image: DecodedImage,
+        rgb: np.ndarray,
+        alpha: np.ndarray,
+        bbox: geometry.Box,
+        options: CutoutOptions,
+        sent: float,
+        most: float | None,
+    ) -> Layout:
+        """The product's box (with ``crop_margin``) fitted into the canvas less its padding and
+        placed by ``position``; the shadow drawn only as far as the canvas has room for it."""
+        product = geometry.expand_box(bbox, options.crop_margin, image.width, image.height)
+        width, height = product[2] - product[0], product[3] - product[1]
+        canvas = (image.width, image.height)  # padding or cover alone: the photo's own size
+        if options.resizes:
+            canvas = geometry.target_size(width, height, options.target_width, options.target_height)
+        padding = options.padding.sides_within(*canvas)
+        if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
+            raise InvalidOption(
+                f"leaves no room on the {canvas[0]}x{canvas[1]} canvas", field="padding", limit=canvas
+            )
+        spot = geometry.canvas_spot(
+            width, height, *canvas, padding, options.fit, options.scale, options.position, most
+        )
+        scale, scale_y = (spot[2] - spot[0]) / width, (spot[3] - spot[1]) / height
+        # the room between the product's own box and the canvas's edges, in the photo's pixels
+        room = (
+            bbox[0] - product[0] + spot[0] / scale,
+            bbox[1] - product[1] + spot[1] / scale,
+            product[2] - bbox[2] + (canvas[0] - spot[2]) / scale,
+            product[3] - bbox[3] + (canvas[1] - spot[3]) / scale,
+        )
+
+        def fits(reach: tuple[int, int, int, int]) -> bool:
+            return all(r <= a for r, a in zip(reach, room, strict=True))
+
+        spec = shadows.fitted(alpha, bbox, options.shadow_spec, fits)
+        if spec.drawn and not fits(shadows.reach(alpha, bbox, spec)):
+            spec = dataclasses.replace(spec, opacity=0.0)  # no room at all: faded out, never cut
+        region = geometry.union(product, geometry.grow(bbox, shadows.reach(alpha, bbox, spec)))
+        rgb, alpha = geometry.crop(rgb, alpha, region)
+        kept = int(alpha.sum(dtype=np.int64))
+        size = (max(1, round(alpha.shape[1] * scale)), max(1, round(alpha.shape[0] * scale_y)))
+        rgb, alpha = geometry.resize_pair(rgb, alpha, *size)
+        x = spot[0] - round((product[0] - region[0]) * scale)
+        y = spot[1] - round((product[1] - region[1]) * scale_y)
+        rgb, alpha = geometry.paste(rgb, alpha, *canvas, x, y)
+        return Layout(rgb, alpha, bbox, spec, scale * sent, kept * scale * scale)
 
     def compose(
         self,
@@ -430,7 +495,8 @@ class Pipeline:
         mask (the mask is the subject's alone), and check the result against the preset's rules."""
         timings = timings if timings is not None else Timings()
         with timings.stage("encode"):
-            rgb, alpha, bbox, spec = self.layout(image, segmentation.foreground, segmentation.alpha, options)
+            laid = self.layout(image, segmentation.foreground, segmentation.alpha, options)
+            rgb, alpha, bbox, spec = laid.rgb, laid.alpha, laid.bbox, laid.shadow
             subject_box = geometry.subject_bbox(alpha) if bbox is not None else None
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
@@ -446,8 +512,7 @@ class Pipeline:
                     background if background is not None else options.background,
                 )
                 if options.preset is not None:
-                    covered = alpha > 0 if shade is None else (alpha > 0) | (shade > 0)
-                    check = check_preset(options, picture, covered, subject_box)
+                    check = check_preset(options, picture, laid, shade, segmentation.alpha)
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
                 mask = encode_mask(np.ascontiguousarray(alpha))
         return CutoutResult(
@@ -464,6 +529,7 @@ class Pipeline:
             subject_box=subject_box,
             source_size=image.original_size,
             check=check,
+            enlargement=round(laid.enlargement, 3) if abs(laid.enlargement - 1.0) > 1e-3 else None,
         )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:

@@ -1,29 +1,45 @@
 """Marketplace presets: named bundles of options for a store's main image, and the rules a result
-is checked against (measured on the delivered pixels, not on the options asked for).
+is checked against, measured on the product (what the matte keeps) in the delivered pixels, never
+on what the compositor painted without looking at it.
 
-A preset fills the options a request leaves out; an option given beside it wins. The rules and
-where each comes from are in docs/api.md ("Presets").
+A preset fills the options a request leaves out; an option given beside it wins. Each rule's source
+(the marketplace's document and when it was read) is in docs/api.md ("Presets"). What a
+marketplace only recommends, or what has no source, is advice: said, never failed on.
 
 Usage::
 
     PRESETS["amazon"].options          # {"target_width": "2000", "bg_color": "#ffffff", ...}
-    check = PRESETS["amazon"].check(pixels, covered, subject_box, "jpg")
+    check = PRESETS["amazon"].check(Delivered(pixels, product, shade, "jpg", len(data), 1.4))
     check.passed, check.to_dict()      # {"preset": "amazon", "passed": True, "rules": [...]}
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from alphacut.masks import grow_one
 
-# JPEG rings around an edge within its 16 x 16 block (4:2:0 chroma): the pure-white rule is
-# measured outside those blocks and their neighbours for JPEG, everywhere outside the subject and
-# shadow for PNG/WEBP
+# JPEG and lossy WebP ring around an edge, within the 16 x 16 blocks that hold it (4:2:0 chroma)
+# and a pixel into the next ones: there a background pixel may be some levels under white (measured
+# at quality 95: >= 250 around the eval car, >= 237 at a saturated blue corner); everywhere else it
+# must be exactly 255
 JPEG_BLOCK = 16
+RINGING_FLOOR = 230
+LOSSY = ("jpg", "webp")
+SOLID = 128  # a product pixel, for its box and its edges: at least half opaque
+VISIBLE_SHADOW = 3  # shadow alpha under this darkens white by less than one level
+EDGE_RUN = 0.005  # the product runs into the photo's edge: solid on this share of it (at least 4 px)
+CANVAS_CUT = 0.01  # the share of the product the canvas may lose (resampling's own rounding)
+# Amazon's "minimal" shadow, as alphacut reads it: its darkness (the sum of what it takes from
+# white) at most this share of the product's area at full black; the default drop and contact shadows
+# take 2-6 %
+MINIMAL_SHADOW = 0.12
+# alphacut's limit where a marketplace names none: a whole product from an 854 x 480 photo (the eval
+# car, 465 px long) still fills amazon's 2000 px canvas (3.7x to 85 %); 9x fails (docs/api.md)
+DEFAULT_MAX_ENLARGEMENT = 4.0
 
 
 @dataclass(frozen=True)
@@ -32,14 +48,16 @@ class RuleResult:
     passed: bool
     measured: Any
     required: Any
+    advice: bool = False  # a recommendation (or an unsourced rule): said, never failed on
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        said = {
             "rule": self.rule,
             "passed": self.passed,
             "measured": self.measured,
             "required": self.required,
         }
+        return {**said, "advice": True} if self.advice else said
 
 
 @dataclass(frozen=True)
@@ -49,11 +67,11 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return all(rule.passed for rule in self.rules)
+        return all(rule.passed or rule.advice for rule in self.rules)
 
     @property
     def failed(self) -> list[str]:
-        return [rule.rule for rule in self.rules if not rule.passed]
+        return [rule.rule for rule in self.rules if not rule.passed and not rule.advice]
 
     def to_dict(self) -> dict[str, Any]:
         return {"preset": self.preset, "passed": self.passed, "rules": [r.to_dict() for r in self.rules]}
@@ -64,17 +82,41 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Delivered:
+    """What a check measures: the delivered picture decoded again (H x W x 3 or 4), the product's
+    alpha on it (the matte alone), the shadow's alpha (None: no shadow), the format and size in
+    bytes, how much the product was enlarged from the photo as sent (linear), the photo's edges the
+    product runs into, and the share of the product the canvas cut off."""
+
+    pixels: np.ndarray
+    product: np.ndarray
+    shade: np.ndarray | None
+    fmt: str
+    size_bytes: int
+    enlargement: float = 1.0
+    photo_edges: tuple[str, ...] = ()
+    canvas_cut: float = 0.0
+
+
+@dataclass(frozen=True)
 class Preset:
-    """A marketplace's main image: a canvas on white in JPEG, and the rules it is checked against."""
+    """A marketplace's main image: the canvas and background it is made on, and its rules."""
 
     name: str
     canvas: tuple[int, int]  # width, height
     padding: str  # free space at the canvas's edges, as the ``padding`` option takes it
-    formats: tuple[str, ...]  # the formats the marketplace takes
-    min_long_side: int
-    min_fill: float | None = None  # the subject's box over the frame, on its fuller axis
-    white_background: bool = False
-    source: str = ""  # where the rules come from (docs/api.md says more)
+    formats: tuple[str, ...]  # the formats the marketplace takes (of those alphacut writes)
+    min_long_side: int | None = None  # the long side (Amazon's and Walmart's zoom)
+    min_size: tuple[int, int] | None = None  # both sides at least (width, height)
+    max_size: tuple[int, int, int] | None = None  # width, height, pixels at most
+    min_fill: float | None = None  # the product's box over the frame, on its fuller axis
+    white_background: bool = False  # every pixel that is not product exactly white
+    minimal_shadow: bool = False  # a shadow only "minimal" (``MINIMAL_SHADOW``)
+    max_enlargement: float = DEFAULT_MAX_ENLARGEMENT
+    max_bytes: int | None = None
+    aspect: float | None = None  # width over height, to 1 %
+    advice: tuple[tuple[str, Any], ...] = field(default=())  # ("long_side", 2000): said, never failed
+    source: str = ""  # the document the rules come from (docs/api.md: where and when read)
 
     @property
     def options(self) -> dict[str, str]:
@@ -88,30 +130,107 @@ class Preset:
             "format": "jpg",
             "position": "center",
             "fit": "contain",
+            "upscale": "limit",
         }
 
-    def check(
-        self, pixels: np.ndarray, covered: np.ndarray, subject_box: tuple[int, int, int, int] | None, fmt: str
-    ) -> Check:
-        """The rules measured on the result: ``pixels`` the decoded image (H x W x 3 or 4),
-        ``covered`` where subject or shadow is (H x W bool), ``subject_box`` the subject's box."""
-        height, width = pixels.shape[:2]
-        long_side = max(width, height)
-        rules = [
-            RuleResult("format", fmt in self.formats, fmt, list(self.formats)),
-            RuleResult("long_side", long_side >= self.min_long_side, long_side, self.min_long_side),
-        ]
-        if self.min_fill is not None:
-            fill = fill_ratio(subject_box, width, height)
-            rules.append(RuleResult("fill_ratio", fill >= self.min_fill, round(fill, 4), self.min_fill))
+    def check(self, delivered: Delivered) -> Check:
+        """The rules measured on the delivered result (``Delivered``)."""
+        height, width = delivered.pixels.shape[:2]
+        rules = [RuleResult("format", delivered.fmt in self.formats, delivered.fmt, list(self.formats))]
+        rules += self._size_rules(width, height, delivered.size_bytes)
+        rules += _product_rules(self, delivered)
         if self.white_background:
-            off_white = off_white_pixels(pixels, covered, fmt)
+            off_white = off_white_pixels(delivered, shadow_apart=self.minimal_shadow)
             rules.append(RuleResult("background_white", off_white == 0, off_white, 0))
+        rules += _shadow_rules(self, delivered)
+        rules += [_advice(name, value, width, height) for name, value in self.advice]
         return Check(self.name, rules)
+
+    def _size_rules(self, width: int, height: int, size_bytes: int) -> list[RuleResult]:
+        rules = []
+        if self.min_long_side is not None:
+            long_side = max(width, height)
+            rules.append(
+                RuleResult("long_side", long_side >= self.min_long_side, long_side, self.min_long_side)
+            )
+        if self.min_size is not None:
+            fits = width >= self.min_size[0] and height >= self.min_size[1]
+            rules.append(RuleResult("min_size", fits, [width, height], list(self.min_size)))
+        if self.max_size is not None:
+            most_w, most_h, most_pixels = self.max_size
+            fits = width <= most_w and height <= most_h and width * height <= most_pixels
+            rules.append(RuleResult("max_size", fits, [width, height], list(self.max_size)))
+        if self.aspect is not None:
+            ratio = width / height
+            rules.append(
+                RuleResult(
+                    "aspect", abs(ratio / self.aspect - 1) <= 0.01, round(ratio, 4), round(self.aspect, 4)
+                )
+            )
+        if self.max_bytes is not None:
+            rules.append(RuleResult("file_size", size_bytes <= self.max_bytes, size_bytes, self.max_bytes))
+        return rules
+
+
+def _product_rules(preset: Preset, delivered: Delivered) -> list[RuleResult]:
+    """The product whole (not cut by the photo's frame nor by the canvas), not blown up past the
+    limit, and filling the frame as the marketplace asks."""
+    height, width = delivered.product.shape
+    rules = [
+        RuleResult("cut_by_photo", not delivered.photo_edges, list(delivered.photo_edges), []),
+        RuleResult(
+            "cut_by_canvas", delivered.canvas_cut <= CANVAS_CUT, round(delivered.canvas_cut, 4), CANVAS_CUT
+        ),
+        RuleResult(
+            "enlargement",
+            delivered.enlargement <= preset.max_enlargement + 1e-6,
+            round(delivered.enlargement, 3),
+            preset.max_enlargement,
+        ),
+    ]
+    if preset.min_fill is not None:
+        fill = fill_ratio(product_box(delivered.product), width, height)
+        rules.append(RuleResult("fill_ratio", fill >= preset.min_fill, round(fill, 4), preset.min_fill))
+    return rules
+
+
+def _shadow_rules(preset: Preset, delivered: Delivered) -> list[RuleResult]:
+    """A shadow never reaches the canvas's edge; where the marketplace wants it minimal, its
+    darkness is at most ``MINIMAL_SHADOW`` of the product's area."""
+    shade = delivered.shade
+    if shade is None:
+        return []
+    border = max(int(shade[0].max()), int(shade[-1].max()), int(shade[:, 0].max()), int(shade[:, -1].max()))
+    rules = [RuleResult("shadow_inside", border < VISIBLE_SHADOW, border, VISIBLE_SHADOW - 1)]
+    if preset.minimal_shadow:
+        share = shadow_darkness(delivered)
+        rules.append(RuleResult("shadow_minimal", share <= MINIMAL_SHADOW, round(share, 4), MINIMAL_SHADOW))
+    return rules
+
+
+def _advice(name: str, value: Any, width: int, height: int) -> RuleResult:
+    if name == "long_side":
+        return RuleResult(name, max(width, height) >= value, max(width, height), value, advice=True)
+    if name == "min_size":
+        return RuleResult(name, width >= value[0] and height >= value[1], [width, height], list(value), True)
+    if name == "aspect":
+        ratio = width / height
+        return RuleResult(name, abs(ratio / value - 1) <= 0.01, round(ratio, 4), round(value, 4), True)
+    raise ValueError(f"no advice named {name}")
+
+
+def product_box(product: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box of the product's solid pixels (at least half opaque)."""
+    solid = product >= SOLID
+    rows = np.flatnonzero(solid.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(solid.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def fill_ratio(box: tuple[int, int, int, int] | None, width: int, height: int) -> float:
-    """How much of the frame the subject's box fills, on the axis it fills more (a tall bottle
+    """How much of the frame the product's box fills, on the axis it fills more (a tall bottle
     fills the height of a square frame, not its width)."""
     if box is None:
         return 0.0
@@ -119,18 +238,40 @@ def fill_ratio(box: tuple[int, int, int, int] | None, width: int, height: int) -
     return max((right - left) / width, (bottom - top) / height)
 
 
-def off_white_pixels(pixels: np.ndarray, covered: np.ndarray, fmt: str) -> int:
-    """Background pixels that are not exactly (255, 255, 255) and opaque."""
-    background = ~(_grow_blocks(covered) if fmt == "jpg" else covered)
-    # every channel (and alpha) 255 <=> their bitwise AND is 255; numpy's reduce over a last axis
-    # of 3 is ten times slower than these two passes
-    together = pixels[..., 0].copy()
+def photo_edges(alpha: np.ndarray) -> tuple[str, ...]:
+    """The photo's edges the product runs into (its matte solid along ``EDGE_RUN`` of the edge, at
+    least 4 px): there the photo cut it, and no layout can make it whole."""
+    sides = {"top": alpha[0], "bottom": alpha[-1], "left": alpha[:, 0], "right": alpha[:, -1]}
+    return tuple(
+        name
+        for name, line in sides.items()
+        if np.count_nonzero(line >= SOLID) >= max(4, EDGE_RUN * line.size)
+    )
+
+
+def _whiteness(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel's lowest channel (alpha included: a see-through pixel is not white)."""
+    lowest = pixels[..., 0].copy()
     for channel in range(1, pixels.shape[2]):
-        together &= pixels[..., channel]
-    return int(np.count_nonzero((together != 255) & background))
+        np.minimum(lowest, pixels[..., channel], out=lowest)
+    return lowest
 
 
-def _grow_blocks(mask: np.ndarray) -> np.ndarray:
+def off_white_pixels(delivered: Delivered, shadow_apart: bool = False) -> int:
+    """Pixels that are not product (nor shadow, where ``shadow_apart``: its own rule measures it)
+    and are not exactly white; in a lossy format, in the blocks around the product or shadow, those
+    under ``RINGING_FLOOR`` (compression rings there)."""
+    kept = delivered.product > 0
+    if shadow_apart and delivered.shade is not None:
+        kept |= delivered.shade > 0
+    lowest = _whiteness(delivered.pixels)
+    off = (lowest < 255) & ~kept
+    if delivered.fmt in LOSSY:
+        off &= ~_blocks_around(kept) | (lowest < RINGING_FLOOR)
+    return int(np.count_nonzero(off))
+
+
+def _blocks_around(mask: np.ndarray) -> np.ndarray:
     """``mask`` grown to whole JPEG blocks (16 x 16, from the top left as the encoder tiles) and
     one block more each way: the ringing of an edge stays in its block, and chroma upsampling
     reaches a pixel into the next one."""
@@ -143,6 +284,27 @@ def _grow_blocks(mask: np.ndarray) -> np.ndarray:
     return full[:height, :width]
 
 
+def shadow_darkness(delivered: Delivered) -> float:
+    """What the shadow takes from white outside the product, over the product's area at full black
+    (0: none; 1: as dark and large as the product)."""
+    if delivered.shade is None:
+        return 0.0
+    area = float(np.count_nonzero(delivered.product >= SOLID))
+    outside = delivered.product == 0
+    darkness = 255 - _whiteness(delivered.pixels[..., :3]).astype(np.float64)
+    taken = float(darkness[outside & (delivered.shade > 0)].sum()) / 255.0
+    return taken / max(area, 1.0)
+
+
+_SOURCES = {
+    "amazon": "Amazon Seller Central, Product image requirements (main image)",
+    "ebay": "eBay Help, Picture policy",
+    "etsy": "no marketplace document: alphacut's advice only",
+    "shopify": "Shopify Help Center, Product media types (images)",
+    "walmart": "Walmart Marketplace Learn, Product detail page image guidelines",
+    "google": "Google Merchant Center Help, Image [image_link] attribute",
+    "zalando": "Zalando Partner University, Product image guidelines",
+}
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -151,31 +313,69 @@ PRESETS: dict[str, Preset] = {
             (2000, 2000),
             "3%",
             ("jpg", "png"),
-            1000,
-            0.85,
-            True,
-            "Amazon Seller Central, product image requirements (main image)",
+            min_long_side=1000,
+            min_fill=0.85,
+            white_background=True,
+            minimal_shadow=True,
+            source=_SOURCES["amazon"],
         ),
-        Preset("ebay", (1600, 1600), "5%", ("jpg", "png", "webp"), 500, None, True, "eBay picture policy"),
+        Preset(
+            "ebay",
+            (1600, 1600),
+            "5%",
+            ("jpg", "png", "webp"),
+            min_long_side=500,
+            advice=(("long_side", 1600),),
+            source=_SOURCES["ebay"],
+        ),
         Preset(
             "etsy",
             (2000, 1600),
             "8%",
             ("jpg", "png"),
-            2000,
-            None,
-            False,
-            "Etsy Seller Handbook, listing photo sizes (5:4, 2000 px)",
+            advice=(("long_side", 2000), ("aspect", 5 / 4)),
+            source=_SOURCES["etsy"],
         ),
         Preset(
             "shopify",
             (2048, 2048),
             "6%",
             ("jpg", "png", "webp"),
-            800,
-            None,
-            True,
-            "Shopify Help Center, product media (square 2048 x 2048 recommended)",
+            max_size=(4472, 4472, 20_000_000),
+            advice=(("min_size", (2048, 2048)),),
+            source=_SOURCES["shopify"],
+        ),
+        Preset(
+            "walmart",
+            (2200, 2200),
+            "5%",
+            ("jpg", "png"),
+            min_long_side=1500,
+            white_background=True,
+            minimal_shadow=True,
+            max_bytes=5 * 1024 * 1024,
+            advice=(("min_size", (2200, 2200)),),
+            source=_SOURCES["walmart"],
+        ),
+        Preset(
+            "google",
+            (1500, 1500),
+            "5%",
+            ("jpg", "png", "webp"),
+            min_size=(500, 500),
+            max_enlargement=1.0,
+            advice=(("min_size", (1500, 1500)),),
+            source=_SOURCES["google"],
+        ),
+        Preset(
+            "zalando",
+            (1801, 2600),
+            "5%",
+            ("jpg",),
+            min_size=(762, 1100),
+            aspect=1 / 1.44,
+            advice=(("min_size", (1801, 2600)),),
+            source=_SOURCES["zalando"],
         ),
     )
 }

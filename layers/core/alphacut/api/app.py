@@ -76,6 +76,7 @@ NATIVE_HEADERS = (
     "X-Alphacut-Bbox",
     "X-Alphacut-Timings",
     "X-Alphacut-Check",
+    "X-Alphacut-Enlargement",
     "X-Alphacut-Charge",
     "X-Alphacut-Remain",
     "Idempotent-Replayed",

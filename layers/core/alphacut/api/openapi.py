@@ -27,6 +27,7 @@ from alphacut.options import (
     OutputKind,
     ShadowType,
     SubjectType,
+    Upscale,
 )
 from alphacut.presets import PRESETS
 from alphacut.urlfetch import AFTER_HOST_PATTERN, MAX_URL_LENGTH
@@ -243,6 +244,14 @@ CANVAS_AND_SHADOW: dict[str, dict[str, Any]] = {
         "enum": [f.value for f in Fit],
         "default": "contain",
         "description": "with a canvas: contain (whole inside the padding) or cover (fills it)",
+    },
+    "upscale": {
+        "type": "string",
+        "enum": [u.value for u in Upscale],
+        "default": "allow",
+        "description": "how far the subject may be enlarged from the photo as sent: allow, limit (the "
+        "preset's factor, 4x without one; a preset's default) or never; the answer's enlargement says "
+        "the factor",
     },
     "shadow": {
         "type": "string",
@@ -531,6 +540,10 @@ COMPONENTS: dict[str, Any] = {
                 "mask": {"$ref": "#/components/schemas/Delivered"},
                 "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
                 "check": {"$ref": "#/components/schemas/PresetCheck"},
+                "enlargement": {
+                    "type": "number",
+                    "description": "where the subject was resized: its scale from the photo as sent",
+                },
             },
         },
         "PresetCheck": {
@@ -550,6 +563,10 @@ COMPONENTS: dict[str, Any] = {
                             "passed": {"type": "boolean"},
                             "measured": {},
                             "required": {},
+                            "advice": {
+                                "type": "boolean",
+                                "description": "true: a recommendation, said but never failed on",
+                            },
                         },
                     },
                 },

@@ -101,6 +101,8 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
         headers["X-Alphacut-Bbox"] = ",".join(map(str, result.bbox))
     if result.check is not None:
         headers["X-Alphacut-Check"] = result.check.header()
+    if result.enlargement is not None:
+        headers["X-Alphacut-Enlargement"] = str(result.enlargement)
     return headers
 
 
@@ -167,6 +169,8 @@ def result_response(
     }
     if result.check is not None:
         body["check"] = result.check.to_dict()
+    if result.enlargement is not None:
+        body["enlargement"] = result.enlargement
     folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
     body.update(_images(result, delivery, store, folder))
     return json_response(200, body, {"X-Request-Id": request_id})

@@ -161,6 +161,7 @@ REMOVEBG_HEADERS = (
     "X-RateLimit-Reset",
     "X-Alphacut-Ignored",
     "X-Alphacut-Check",
+    "X-Alphacut-Enlargement",
 )
 REMOVEBG_JSON = {
     "type": "object",

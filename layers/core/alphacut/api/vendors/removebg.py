@@ -114,6 +114,7 @@ EXTENSIONS = (
     "target_height",
     "padding",
     "fit",
+    "upscale",
     "shadow_angle",
     "shadow_softness",
     "shadow_distance",
@@ -319,6 +320,8 @@ def answer(
         headers["X-Type"] = kind
     if result.check is not None:
         headers["X-Alphacut-Check"] = result.check.header()
+    if result.enlargement is not None:
+        headers["X-Alphacut-Enlargement"] = str(result.enlargement)
     if ignored:
         headers["X-Alphacut-Ignored"] = ",".join(ignored)
     if "application/json" in accept.lower():
