@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 PHOTO = "car-roundabout_00037.jpg"  # the eval set's one product a store would sell as it stands
+SCOOTER = "scooter-black_00038.jpg"  # side on, both wheels on the road
 SHOWN = [("plain", {}), ("drop", {"shadow": "drop"}), ("contact", {"shadow": "contact"})]
 SHOWN += [("cast", {"shadow": "cast"}), ("amazon preset", {"preset": "amazon", "shadow": "contact"})]
 
@@ -46,7 +47,7 @@ def test_the_amazon_preset_meets_its_rules_on_a_real_photo(pipeline, car):
     assert (result.width, result.height) == (2000, 2000) and result.content_type == "image/jpeg"
 
 
-def test_the_readme_picture_shows_the_shadows_and_a_preset(pipeline, car):
+def test_the_readme_picture_shows_the_shadows_and_a_preset(pipeline, car, eval_dir):
     height, gap = 240, 10
     tiles = []
     for name, params in SHOWN:
@@ -55,6 +56,19 @@ def test_the_readme_picture_shows_the_shadows_and_a_preset(pipeline, car):
         tile = tile.resize((round(tile.width * height / tile.height), height), Image.Resampling.LANCZOS)
         ImageDraw.Draw(tile).text((10, 8), name, fill=(90, 90, 90))
         tiles.append(tile)
+    # a two-wheeler side on: the contact shadow under each wheel, where it stands (no band under its box)
+    scooter = pipeline.decode((eval_dir / "general" / "images" / SCOOTER).read_bytes())
+    ridden = pipeline.compose(
+        scooter,
+        pipeline.segment(scooter, CutoutOptions()),
+        CutoutOptions.from_mapping(
+            {"format": "jpg", "crop": "true", "crop_margin": "4%", "shadow": "contact"}
+        ),
+    )
+    tile = Image.open(io.BytesIO(ridden.image)).convert("RGB")
+    tile = tile.resize((round(tile.width * height / tile.height), height), Image.Resampling.LANCZOS)
+    ImageDraw.Draw(tile).text((10, 8), "scooter, contact", fill=(90, 90, 90))
+    tiles.append(tile)
     strip = Image.new("RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), height), (200, 200, 200))
     x = 0
     for tile in tiles:

@@ -80,6 +80,54 @@ def test_a_contact_shadow_touches_the_subjects_lowest_edge():
     assert shade[bottom + 40 :].max() < under.min() and shade[:300].max() == 0  # a band, at the floor
 
 
+def _angled_car() -> np.ndarray:
+    """A car seen at an angle: its near wheel lower on the picture than its far one, its body above
+    both, and nothing under the body between them."""
+    alpha = np.zeros((600, 900), np.uint8)
+    alpha[200:380, 200:700] = 255  # the body
+    alpha[380:440, 240:330] = 255  # the near wheel: stands at row 440
+    alpha[380:410, 580:660] = 255  # the far wheel: stands at row 410
+    return alpha
+
+
+def test_a_contact_shadow_lies_under_each_wheel_where_it_stands_not_under_the_box():
+    alpha = _angled_car()
+    shade = shadows.draw(alpha, Shadow(ShadowType.CONTACT, opacity=80, softness=10))
+    near, far = shade[436:446, 260:310], shade[406:416, 600:640]
+    assert near.max() > 100 and far.max() > 100  # both wheels grounded, the far one at its own height
+    assert shade[436:446, 600:640].max() < far.max() / 4  # no band floating under the far wheel
+    assert shade[420:460, 420:520].max() < near.max() / 4  # nothing under the body between the wheels
+
+
+@pytest.mark.parametrize("angle", [150, 210])
+def test_a_cast_shadow_lies_on_the_floor_through_both_wheels_not_under_the_box(angle):
+    alpha = _angled_car()
+    shade = shadows.draw(alpha, Shadow(ShadowType.CAST, opacity=80, angle=angle, elevation=45, softness=20))
+    assert shade[408:414, 590:650].max() > 100 and shade[438:444, 250:320].max() > 100  # from each wheel
+    # light from the front: the shadow falls behind, above the line through the wheels; a level
+    # floor at the box's bottom laid the body's shadow under it
+    assert shade[415:440, 430:500].max() < 15
+
+
+def test_a_drop_shadow_falls_away_from_the_light_and_is_no_glow_on_its_side():
+    alpha, shade = _shade(Shadow(ShadowType.DROP))  # the default: light from the top left
+    light_side = max(shade[150:198, 410:490].max(), shade[200:400, 360:408].max())
+    far_side = min(shade[402:450, 410:490].max(), shade[200:400, 492:540].max())
+    assert far_side > 60 and light_side < 0.05 * shade.max()
+
+
+def test_a_motorcycles_kickstand_and_both_wheels_are_grounded_by_one_line():
+    alpha = np.zeros((500, 800), np.uint8)
+    alpha[150:330, 150:650] = 255  # the frame and tank
+    alpha[300:400, 150:260] = 255  # the rear wheel, at row 400
+    alpha[300:380, 560:650] = 255  # the front wheel, at row 380 (the bike leans away)
+    alpha[330:392, 400:406] = 255  # the kickstand, reaching the line between the wheels
+    shade = shadows.draw(alpha, Shadow(ShadowType.CONTACT, opacity=80, softness=10))
+    assert shade[396:404, 180:240].max() > 100 and shade[376:384, 580:630].max() > 100
+    assert shade[388:396, 398:408].max() > 60  # the stand's foot, on the line, not a detached blob
+    assert shade[400:420, 300:360].max() < 30  # between rear wheel and stand: the bike is in the air
+
+
 def test_a_cast_shadow_is_sharp_at_the_contact_line_and_soft_far_from_it():
     # the light in front: the shadow lies behind, from the floor line (row 400) 173 rows up the picture
     _, shade = _shade(Shadow(ShadowType.CAST, opacity=100, angle=180, elevation=30, softness=60))

@@ -3,8 +3,10 @@ room for ``reach`` before the result is laid out, then the shadow is drawn at th
 and laid under the subject. Every length is a share of the subject's longer side, so a shadow
 looks the same at any size, and nothing is random: the same request gives the same bytes.
 
-- drop: the silhouette moved away from the light (``distance``) and blurred (``softness``)
-- contact: a dark band under the subject's lowest edge, where it meets the floor
+- drop: the silhouette moved away from the light (``distance``, and twice its blur more, so that
+  it does not show on the light's side) and blurred (``softness``)
+- contact: dark under each place the subject touches the floor (the lower hull of its silhouette:
+  each wheel of a car seen at an angle, a stand's foot), fading where it rises above it
 - cast: the silhouette laid on the floor away from the light: each point moves by its height over
   the floor times cot(elevation), depth foreshortened; the blur grows and the shade fades with the
   distance from the contact line, as a real penumbra does
@@ -31,12 +33,14 @@ from alphacut.codec import over_color
 from alphacut.geometry import Box, subject_bbox
 from alphacut.options import Shadow, ShadowType
 
+DROP_HIDDEN = 2.0  # the drop shadow moves this many blurs further: under 2.3 % shows on the light's side
 BLUR_REACH = 3.0  # past 3 sigma from an edge a Gaussian blur keeps 0.13 %: under half a level of 255
 SAFETY = 2  # pixels more, for rounding when the layout rescales
 DEPTH = 0.5  # the floor seen from the front: depth shrinks to half on the picture
 MIN_DEPTH = 0.08  # a light from the side still lays the shadow a little behind (no flat line)
 PENUMBRA_LEVELS = 4  # blurs the cast shadow blends between, from the contact line outwards
-FOOT_BAND = 0.1  # the contact shadow sees the subject's lowest tenth, nearer rows darker
+FOOT_BAND = 0.1  # the contact shadow fades out a tenth of the subject's height above the floor
+SOLID = 128  # a pixel of the subject, for where it stands
 AMBIENT = 1.5  # the contact shadow's wide layer: this many times the dense one's blur
 FAR_FADE = 0.6  # the cast shadow's far end is this much lighter than its base
 DRAW_PIXELS = 2_000_000  # larger windows are drawn on a smaller copy (a shadow has no fine detail)
@@ -58,8 +62,10 @@ def _light(spec: Shadow) -> tuple[float, float]:
 
 
 def _drop_offset(spec: Shadow, box: Box) -> tuple[int, int]:
+    """``distance`` away from the light, and twice the blur more: the blur then stays behind the
+    subject on the light's side (a shadow, not a glow around it)."""
     dx, dy = _light(spec)
-    length = spec.distance / 100.0 * _long_side(box)
+    length = spec.distance / 100.0 * _long_side(box) + DROP_HIDDEN * _sigma(spec, box, 0.1)
     return round(dx * length), round(dy * length)
 
 
@@ -73,23 +79,72 @@ def _cast_map(spec: Shadow, box: Box) -> tuple[float, float, float]:
     return dx * length, rise, float(box[3])
 
 
+def _floor_line(alpha: np.ndarray, box: Box) -> tuple[float, float]:
+    """The floor the cast shadow lies on, ``y = a + b * x``: the line through where the subject
+    touches it (``_footprint``), tilted as an angled view tilts it; level at the box's bottom when
+    it touches in one place only."""
+    ground, footprint = _footprint(alpha, box)
+    touching = np.flatnonzero(footprint == 255)
+    if touching.size < 2 or touching[-1] - touching[0] < 2:
+        return float(box[3]), 0.0
+    slope, intercept = np.polyfit(touching + box[0], ground[touching], 1)
+    return float(intercept), float(slope)
+
+
+def _cast_affine(spec: Shadow, floor: tuple[float, float]) -> np.ndarray:
+    """The 2 x 3 map of a point (x, y) to where its shadow falls: height over the floor
+    h = a + b x - y, then x + h * run, a + b x + h * rise."""
+    run, rise, _ = _cast_map(spec, (0, 0, 0, 0))
+    a, b = floor
+    if abs(run * b - rise) < 1e-3:  # the map would fold the floor onto a line: keep it level
+        b = 0.0
+    return np.array([[1 + run * b, -run, run * a], [b * (1 + rise), -rise, a * (1 + rise)]])
+
+
 def _contact_sizes(spec: Shadow, box: Box) -> tuple[int, float]:
     """The band's half height and its blur."""
     half = max(1, round(0.015 * _long_side(box)))
     return half, 1.0 + _sigma(spec, box, 0.03)
 
 
-def _footprint(alpha: np.ndarray, box: Box) -> np.ndarray:
-    """Per column of the box, how much of the subject stands on the floor: its alpha in the lowest
-    rows, weighed down with the height over the floor (a car's body shades less than its wheels)."""
-    left, top, right, bottom = box
-    band = max(2, round(FOOT_BAND * (bottom - top)))
-    closeness = np.linspace(1.0 / band, 1.0, band, dtype=np.float32)[:, None]
-    # a subject one row tall at the picture's top has fewer rows above its base than the band
-    rows = min(band, bottom)
-    weighed = alpha[bottom - rows : bottom, left:right].astype(np.float32) * closeness[band - rows :]
-    footprint: np.ndarray = (weighed.max(axis=0) + 0.5).astype(np.uint8)
-    return footprint
+def _lowest_points(alpha: np.ndarray, box: Box) -> np.ndarray:
+    """Per column of the box, the row just under the subject's lowest solid pixel (NaN: none)."""
+    left, _top, right, bottom = box
+    solid = alpha[:bottom, left:right] >= SOLID
+    lowest = bottom - np.argmax(solid[::-1], axis=0)
+    return np.where(solid.any(axis=0), lowest, np.nan).astype(np.float64)
+
+
+def _ground_line(lowest: np.ndarray) -> np.ndarray:
+    """The floor under each column: the lower hull of the silhouette's lowest points, what the
+    subject would rest on (a car seen at an angle stands on both its wheels, the far one higher;
+    a cup seen from above on the curve of its saucer)."""
+    columns = np.flatnonzero(~np.isnan(lowest))
+    hull: list[int] = []
+    for c in columns:  # monotone chain: keep the points no segment passes under
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            if (b - a) * (lowest[c] - lowest[a]) - (lowest[b] - lowest[a]) * (c - a) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(int(c))
+    everywhere = np.arange(lowest.size)
+    return np.interp(everywhere, hull, lowest[hull]) if hull else np.full(lowest.size, np.nan)
+
+
+def _footprint(alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of the box, the floor (``_ground_line``) and how much of the subject stands on
+    it: 255 where the silhouette touches it, fading to 0 at a tenth of the subject's height above
+    (a car's body shades less than its wheels, its body between them not at all)."""
+    lowest = _lowest_points(alpha, box)
+    ground = _ground_line(lowest)
+    if np.isnan(ground).all():
+        return np.zeros(lowest.size), np.zeros(lowest.size, np.uint8)
+    band = max(2.0, FOOT_BAND * (box[3] - box[1]))
+    above = np.where(np.isnan(lowest), np.inf, ground - lowest)
+    footprint = (np.clip(1.0 - above / band, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return ground, footprint
 
 
 def reach(alpha: np.ndarray, box: Box, spec: Shadow) -> tuple[int, int, int, int]:
@@ -109,19 +164,22 @@ def reach(alpha: np.ndarray, box: Box, spec: Shadow) -> tuple[int, int, int, int
         )
     elif spec.type is ShadowType.CONTACT:
         half, sigma = _contact_sizes(spec, box)
-        standing = np.flatnonzero(_footprint(alpha, box))
+        ground, footprint = _footprint(alpha, box)
+        standing = np.flatnonzero(footprint)
         wide = BLUR_REACH * sigma
         extent = (
             left + standing[0] - wide,
             top,
             left + standing[-1] + 1 + wide,
-            bottom + half + BLUR_REACH * AMBIENT * sigma,
+            float(ground[standing].max()) + half + BLUR_REACH * AMBIENT * sigma,
         )
     else:
-        run, rise, floor = _cast_map(spec, box)
-        height = floor - top
-        xs = [left, right, left + height * run, right + height * run]
-        ys = [floor, floor + height * rise]
+        a, b = _floor_line(alpha, box)
+        corners = np.array(
+            [[left, top, 1], [right, top, 1], [left, a + b * left, 1], [right, a + b * right, 1]], np.float64
+        )
+        laid = corners @ _cast_affine(spec, (a, b)).T
+        xs, ys = list(laid[:, 0]) + [left, right], list(laid[:, 1]) + list(corners[2:, 1])
         blur = BLUR_REACH * (1.0 + _sigma(spec, box, 0.15))
         extent = (min(xs) - blur, min(ys) - blur, max(xs) + blur, max(ys) + blur)
     return (
@@ -183,13 +241,22 @@ def _drop(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
 
 
 def _contact(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
-    left, _top, right, bottom = box
+    left, _top, right, _bottom = box
     half, sigma = _contact_sizes(spec, box)
-    # the band around the floor line, with room for the blur: the rest of the picture stays empty
+    ground, footprint = _footprint(alpha, box)
+    standing = footprint > 0
+    if not standing.any():
+        return np.zeros_like(alpha)
+    # the band along the floor under each column that stands on it, with room for the blur: the
+    # rest of the picture stays empty
     margin = half + math.ceil(BLUR_REACH * AMBIENT * sigma) + 1
-    first, last = max(0, bottom - margin), min(alpha.shape[0], bottom + margin)
+    low, high = float(ground[standing].min()), float(ground[standing].max())
+    first, last = max(0, math.floor(low) - margin), min(alpha.shape[0], math.ceil(high) + margin)
+    rows = np.arange(first, last, dtype=np.float64)[:, None]
+    floor = np.where(standing, ground, -1e9)[None, :]
+    band = np.abs(rows - floor + 0.5) < half
     core = np.zeros((last - first, alpha.shape[1]), np.uint8)
-    core[max(0, bottom - half) - first : bottom + half - first, left:right] = _footprint(alpha, box)
+    core[:, left:right] = np.where(band, footprint[None, :], 0).astype(np.uint8)
     dense = _blur(core, sigma).astype(np.float32)
     # the wide layer spreads down the floor, not sideways past what stands on it
     ambient = _blur(core, (sigma, AMBIENT * sigma)).astype(np.float32)
@@ -200,13 +267,14 @@ def _contact(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
 
 def _cast(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
     height, width = alpha.shape
-    run, rise, floor = _cast_map(spec, box)
-    # Pillow maps each output pixel back: y = floor - (y' - floor) / rise, x = x' - run * (y' - floor) / rise
-    inverse_x = (1.0, -run / rise, run * floor / rise)
-    inverse_y = (0.0, -1.0 / rise, floor + floor / rise)
+    _run, rise, _ = _cast_map(spec, box)
+    a, b = _floor_line(alpha, box)
+    forward = np.vstack([_cast_affine(spec, (a, b)), [0.0, 0.0, 1.0]])
+    inverse = np.linalg.inv(forward)[:2].ravel()  # Pillow maps each output pixel back
     laid = Image.fromarray(alpha).transform(
-        (width, height), Image.Transform.AFFINE, inverse_x + inverse_y, Image.Resampling.BILINEAR
+        (width, height), Image.Transform.AFFINE, tuple(inverse), Image.Resampling.BILINEAR
     )
+    floor = a + b * (box[0] + box[2]) / 2  # the floor's row under the subject's middle
     flat = np.asarray(laid)
     sigma_far = 1.0 + _sigma(spec, box, 0.15)
     levels = [
