@@ -110,7 +110,7 @@ def test_a_cast_shadow_lies_on_the_floor_through_both_wheels_not_under_the_box(a
 
 
 def test_a_drop_shadow_falls_away_from_the_light_and_is_no_glow_on_its_side():
-    alpha, shade = _shade(Shadow(ShadowType.DROP))  # the default: light from the top left
+    _, shade = _shade(Shadow(ShadowType.DROP))  # the default: light from the top left
     light_side = max(shade[150:198, 410:490].max(), shade[200:400, 360:408].max())
     far_side = min(shade[402:450, 410:490].max(), shade[200:400, 492:540].max())
     assert far_side > 60 and light_side < 0.05 * shade.max()
