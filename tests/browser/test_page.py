@@ -179,6 +179,21 @@ def test_a_preset_with_a_shadow_shows_the_marketplace_picture_and_its_check(page
         choose(page, "preset", "")
 
 
+def test_a_failed_check_shows_each_failed_rule_with_its_measure(page, eval_dir):
+    from selenium.webdriver.common.by import By
+
+    photo = eval_dir / "general" / "images" / "car-roundabout_00037.jpg"
+    choose(page, "preset", "amazon")
+    page.find_element(By.ID, "bg-color").send_keys("#f0f0f0")  # given beside the preset: it wins
+    try:
+        run_cutout(page, photo, "cutout")
+        shown = page.find_element(By.ID, "check").text
+        assert shown.startswith("amazon failed: background_white (") and "needs 0)" in shown, shown
+    finally:
+        page.find_element(By.ID, "bg-color").clear()
+        choose(page, "preset", "")
+
+
 def test_two_tasks_reach_state_1(page, eval_dir):
     from selenium.webdriver.common.by import By
 

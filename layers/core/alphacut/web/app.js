@@ -145,7 +145,9 @@ function showResult(route, answer) {
   $("remain").textContent = answer.remain === null || answer.remain === undefined ? "unlimited" : String(answer.remain);
   $("check-fact").hidden = !answer.check;
   if (answer.check) {
-    const failed = answer.check.rules.filter((rule) => !rule.passed).map((rule) => rule.rule);
+    // each failed rule with what was measured and what the marketplace needs; advice never fails
+    const failed = answer.check.rules.filter((rule) => !rule.passed && !rule.advice)
+      .map((rule) => `${rule.rule} (${JSON.stringify(rule.measured)}; needs ${JSON.stringify(rule.required)})`);
     $("check").textContent = `${answer.check.preset} ${answer.check.passed ? "passed" : "failed: " + failed.join(", ")}`;
   }
   $("result-status").textContent = answer.found ? "Done." : "Done: no subject was found in this photo.";
