@@ -1,6 +1,7 @@
 """Benchmark: white on white. The eval set's subjects, by their truth masks, composited on white,
 on light grey and on a white sweep with a soft floor shadow (as a studio shoots a product), then cut
-out again by the pipeline: IoU and MAE against the truth, and the share of the truly opaque pixels
+out again by the pipeline (and the same subjects made white, their shading kept: a white cup on
+white): IoU and MAE against the truth, and the share of the truly opaque pixels
 (the truth's solid inside, 2 px in from its edge) delivered under 0.9 alpha: a washed-out product.
 The photo on its own background is the reference row. Bound: a perfect matte scores IoU 1, MAE 0
 and 0 % washed out on every background.
@@ -56,6 +57,20 @@ def on_white_sweep(photo: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return _over(photo, truth, fall.astype(np.uint8))
 
 
+def paled(photo: np.ndarray) -> np.ndarray:
+    """The subject as a white product: its shading kept, its colours lifted to 200-255 (a white
+    cup, a white sneaker)."""
+    return (200.0 + photo.astype(np.float32) * (55.0 / 255.0) + 0.5).astype(np.uint8)
+
+
+def pale_on_white(photo: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return on_white(paled(photo), truth)
+
+
+def pale_on_white_sweep(photo: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return on_white_sweep(paled(photo), truth)
+
+
 def _over(photo: np.ndarray, truth: np.ndarray, background: np.ndarray) -> np.ndarray:
     a = truth.astype(np.float32)[:, :, None] / 255.0
     return (photo * a + background * (1.0 - a) + 0.5).astype(np.uint8)
@@ -66,6 +81,8 @@ BACKGROUNDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray] | None] = 
     "white": on_white,
     "light grey (235)": on_light_grey,
     "white sweep, floor shadow": on_white_sweep,
+    "white subject on white": pale_on_white,
+    "white subject on the white sweep": pale_on_white_sweep,
 }
 
 
