@@ -1,5 +1,5 @@
 import numpy as np
-from alphacut.geometry import expand_box, fit_into, subject_bbox, target_size
+from alphacut.geometry import Canvas, expand_box, fit_into, subject_bbox, target_size
 from alphacut.options import Margin
 
 
@@ -27,7 +27,7 @@ def test_target_size():
 def test_fit_into_scales_and_centres():
     rgb = np.full((50, 100, 3), 200, np.uint8)
     alpha = np.full((50, 100), 255, np.uint8)
-    out_rgb, out_alpha = fit_into(rgb, alpha, 300, 300)
+    out_rgb, out_alpha = fit_into(rgb, alpha, Canvas(300, 300))
     assert out_alpha.shape == (300, 300) and out_rgb.shape == (300, 300, 3)
     rows = np.flatnonzero(out_alpha.max(axis=1) > 0)
     assert rows[0] == 75 and rows[-1] == 224  # 300x150 band, centred vertically

@@ -6,19 +6,21 @@ Usage::
 
     box = subject_bbox(alpha_u8)                          # None when nothing is there
     box = expand_box(box, Margin(5, percent=True), w, h)
-    rgb, alpha = fit_into(rgb, alpha, 800, 600)           # AIDGE's targetWidth/targetHeight
-    rgb, alpha = fit_into(rgb, alpha, 2000, 2000, padding=(100,) * 4, fit=Fit.CONTAIN,
-                          position=Position(50, 100))   # a fixed canvas, bottom-aligned
+    rgb, alpha = fit_into(rgb, alpha, Canvas(800, 600))   # AIDGE's targetWidth/targetHeight
+    rgb, alpha = fit_into(rgb, alpha, Canvas(2000, 2000, padding=(100,) * 4, fit=Fit.CONTAIN,
+                          position=Position(50, 100)))   # a fixed canvas, bottom-aligned
     rgb, alpha = place(rgb, alpha, box, scale=0.8, position=Position(50, 50))
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from alphacut.masks import box_of
 from alphacut.options import Fit, Margin, Margins, Position
 
 Box = tuple[int, int, int, int]
@@ -27,12 +29,7 @@ SUBJECT_THRESHOLD = 13  # alpha/255 ~ 5%: faint haze is not subject, soft hair i
 
 def subject_bbox(alpha: np.ndarray, threshold: int = SUBJECT_THRESHOLD) -> Box | None:
     """The box around every pixel with alpha >= threshold, or None if there is none."""
-    mask = alpha >= threshold
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    return box_of(alpha >= threshold)
 
 
 def expand_box(box: Box, margin: Margin | Margins, width: int, height: int, within: Box | None = None) -> Box:
@@ -204,23 +201,44 @@ def target_size(
     return width, height
 
 
-def fit_factor(
-    width: int,
-    height: int,
-    canvas_width: int,
-    canvas_height: int,
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-    fit: Fit = Fit.CONTAIN,
-    scale: float | None = None,
-    most: float | None = None,
-) -> float:
-    """How much ``fit_into`` scales a ``width`` x ``height`` picture (above 1: enlarged), at most
-    ``most`` (None: as far as the canvas asks)."""
-    top, right, bottom, left = padding
-    inner_width, inner_height = canvas_width - left - right, canvas_height - top - bottom
-    pick = max if fit is Fit.COVER else min
-    factor = pick(inner_width / width, inner_height / height) * (scale or 1.0)
-    return factor if most is None else min(factor, most)
+@dataclass(frozen=True)
+class Canvas:
+    """A fixed canvas and how a picture goes on it: ``padding`` (top, right, bottom, left pixels)
+    kept free at the edges; ``contain`` fits the whole picture inside what is left, ``cover`` fills
+    it (the overflow past the canvas is cut); ``scale`` shrinks it to that share of the area;
+    ``position`` puts it at x%/y% of the free space (default centred); ``most``: the largest
+    enlargement (None: as far as the canvas asks)."""
+
+    width: int
+    height: int
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    fit: Fit = Fit.CONTAIN
+    scale: float | None = None
+    position: Position | None = None
+    most: float | None = None
+
+    def factor(self, width: int, height: int) -> float:
+        """How much a ``width`` x ``height`` picture is scaled (above 1: enlarged)."""
+        top, right, bottom, left = self.padding
+        inner_width, inner_height = self.width - left - right, self.height - top - bottom
+        pick = max if self.fit is Fit.COVER else min
+        factor = pick(inner_width / width, inner_height / height) * (self.scale or 1.0)
+        return factor if self.most is None else min(factor, self.most)
+
+    def spot(self, width: int, height: int) -> Box:
+        """Where a ``width`` x ``height`` picture goes (it may reach past the canvas with cover)."""
+        top, right, bottom, left = self.padding
+        inner_width, inner_height = self.width - left - right, self.height - top - bottom
+        factor = self.factor(width, height)
+        new_width, new_height = max(1, round(width * factor)), max(1, round(height * factor))
+        if self.fit is Fit.CONTAIN:
+            new_width, new_height = min(new_width, inner_width), min(new_height, inner_height)
+        where = (
+            self.position if self.position is not None and not self.position.original else Position(50, 50)
+        )
+        x = left + math.floor((inner_width - new_width) * (where.x or 0.0) / 100)
+        y = top + math.floor((inner_height - new_height) * (where.y or 0.0) / 100)
+        return x, y, x + new_width, y + new_height
 
 
 def place_factor(
@@ -234,53 +252,12 @@ def place_factor(
     return factor if most is None else min(factor, most)
 
 
-def fit_into(
-    rgb: np.ndarray,
-    alpha: np.ndarray,
-    canvas_width: int,
-    canvas_height: int,
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-    fit: Fit = Fit.CONTAIN,
-    scale: float | None = None,
-    position: Position | None = None,
-    most: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The picture scaled (up or down, aspect kept; up to ``most``) onto a fixed canvas; the rest is
-    transparent.
-
-    ``padding`` (top, right, bottom, left pixels) is kept free at the edges; ``contain`` fits the
-    whole picture inside what is left, ``cover`` fills it (the overflow past the canvas is cut);
-    ``scale`` shrinks it to that share of the area; ``position`` puts it at x%/y% of the free space
-    (default centred)."""
+def fit_into(rgb: np.ndarray, alpha: np.ndarray, canvas: Canvas) -> tuple[np.ndarray, np.ndarray]:
+    """The picture scaled (up or down, aspect kept) onto ``canvas``; the rest is transparent."""
     height, width = alpha.shape
-    spot = canvas_spot(width, height, canvas_width, canvas_height, padding, fit, scale, position, most)
+    spot = canvas.spot(width, height)
     rgb, alpha = resize_pair(rgb, alpha, spot[2] - spot[0], spot[3] - spot[1])
-    return paste(rgb, alpha, canvas_width, canvas_height, spot[0], spot[1])
-
-
-def canvas_spot(
-    width: int,
-    height: int,
-    canvas_width: int,
-    canvas_height: int,
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-    fit: Fit = Fit.CONTAIN,
-    scale: float | None = None,
-    position: Position | None = None,
-    most: float | None = None,
-) -> Box:
-    """Where ``fit_into`` puts a ``width`` x ``height`` picture on the canvas (it may reach past
-    the canvas with ``cover``)."""
-    top, right, bottom, left = padding
-    inner_width, inner_height = canvas_width - left - right, canvas_height - top - bottom
-    factor = fit_factor(width, height, canvas_width, canvas_height, padding, fit, scale, most)
-    new_width, new_height = max(1, round(width * factor)), max(1, round(height * factor))
-    if fit is Fit.CONTAIN:
-        new_width, new_height = min(new_width, inner_width), min(new_height, inner_height)
-    where = position if position is not None and not position.original else Position(50.0, 50.0)
-    x = left + math.floor((inner_width - new_width) * (where.x or 0.0) / 100)
-    y = top + math.floor((inner_height - new_height) * (where.y or 0.0) / 100)
-    return x, y, x + new_width, y + new_height
+    return paste(rgb, alpha, canvas.width, canvas.height, spot[0], spot[1])
 
 
 def paste(

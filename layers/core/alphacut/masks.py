@@ -41,6 +41,16 @@ def _fill_runs(seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return filled
 
 
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom; right and bottom exclusive) around every true pixel of
+    ``mask``, or None when there is none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def grow_one(mask: np.ndarray) -> np.ndarray:
     """Dilation by the 3x3 square (of pixels, or of blocks: ``presets`` grows JPEG blocks)."""
     grown = mask.copy()

@@ -456,9 +456,8 @@ class Pipeline:
             raise InvalidOption(
                 f"leaves no room on the {canvas[0]}x{canvas[1]} canvas", field="padding", limit=canvas
             )
-        spot = geometry.canvas_spot(
-            width, height, *canvas, padding, options.fit, options.scale, options.position, most
-        )
+        on = geometry.Canvas(*canvas, padding, options.fit, options.scale, options.position, most)
+        spot = on.spot(width, height)
         scale, scale_y = (spot[2] - spot[0]) / width, (spot[3] - spot[1]) / height
         # the room between the product's own box and the canvas's edges, in the photo's pixels
         room = (

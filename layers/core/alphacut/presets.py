@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from alphacut.masks import grow_one
+from alphacut.masks import box_of, grow_one
 
 # JPEG and lossy WebP ring around an edge, within the 16 x 16 blocks that hold it (4:2:0 chroma)
 # and a pixel into the next ones: there a background pixel may be some levels under white (measured
@@ -221,12 +221,7 @@ def _advice(name: str, value: Any, width: int, height: int) -> RuleResult:
 
 def product_box(product: np.ndarray) -> tuple[int, int, int, int] | None:
     """The box of the product's solid pixels (at least half opaque)."""
-    solid = product >= SOLID
-    rows = np.flatnonzero(solid.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(solid.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    return box_of(product >= SOLID)
 
 
 def fill_ratio(box: tuple[int, int, int, int] | None, width: int, height: int) -> float:
