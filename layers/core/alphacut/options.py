@@ -62,7 +62,7 @@ class ShadowType(StrEnum):
 
 
 class Fit(StrEnum):
-    CONTAIN = "contain"  # the subject (and its shadow) whole inside the canvas less its padding
+    CONTAIN = "contain"  # the subject whole inside the canvas less its padding (its shadow in the padding)
     COVER = "cover"  # the subject fills that area; what overflows the canvas is cut
 
 
@@ -497,11 +497,14 @@ class CutoutOptions:
       for a see-through one) or on an image scaled to cover the result, instead of transparency
     - ``crop`` / ``crop_margin``: cut the result to the subject's box, with a margin (1, 2 or 4 lengths)
     - ``scale`` / ``position``: the subject's size (10-100 % of the canvas) and place on it
-    - ``target_width`` / ``target_height``: a fixed canvas: the subject (and its shadow) cropped and
-      scaled into it (Alibaba AIDGE's targetWidth/targetHeight); with one of the two, the other
-      follows the aspect ratio. ``padding`` (1, 2 or 4 lengths; a percent is of the canvas) keeps
-      space free at its edges, ``fit`` contain | cover, ``position`` (center, bottom, x% y%) aligns;
-      padding or cover without a target size make the photo's own size the canvas
+    - ``target_width`` / ``target_height``: a fixed canvas: the subject cropped and scaled into it by
+      its own box, its shadow in the padding (Alibaba AIDGE's targetWidth/targetHeight); with one
+      of the two, the other follows the aspect ratio. ``padding`` (1, 2 or 4 lengths; a percent
+      is of the canvas) keeps space free at its edges, ``fit`` contain | cover, ``position``
+      (center, bottom, x% y%) aligns; padding or cover without a target size make the photo's own
+      size the canvas
+    - ``upscale``: allow | limit (the preset's factor, 4x without one) | never: how far the subject
+      may be enlarged from the photo as sent
     - ``shadow``: none | drop | contact | cast, shaped by ``shadow_opacity``, ``shadow_softness``,
       ``shadow_angle``, ``shadow_distance`` (drop), ``shadow_elevation`` (cast), ``shadow_color``
     - ``preset``: amazon | ebay | etsy | shopify | walmart | google | zalando: that marketplace's

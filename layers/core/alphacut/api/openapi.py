@@ -219,7 +219,8 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
             "type": "integer",
             "minimum": 1,
             "maximum": MAX_TARGET_SIDE,
-            "description": "a fixed canvas: the subject and its shadow fitted into it",
+            "description": "a fixed canvas: the subject fitted into it by its own box, its shadow in "
+            "the padding",
         },
         "target_height": {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
         **CANVAS_AND_SHADOW,
