@@ -418,8 +418,8 @@ class Pipeline:
         def fits(room: tuple[int, int, int, int]) -> bool:
             return limit.admits(geometry.union(photo, geometry.grow(bbox, room)))
 
-        spec = shadows.fitted(alpha, bbox, options.shadow_spec, fits)
-        content = geometry.grow(bbox, shadows.reach(alpha, bbox, spec))
+        spec, room = shadows.fitted_room(alpha, bbox, options.shadow_spec, fits)
+        content = geometry.grow(bbox, room)
         frame = limit.clip(geometry.union(photo, content), photo)
         content = geometry.intersection(content, frame)
         box = frame
@@ -470,10 +470,13 @@ class Pipeline:
         def fits(reach: tuple[int, int, int, int]) -> bool:
             return all(r <= a for r, a in zip(reach, room, strict=True))
 
-        spec = shadows.fitted(alpha, bbox, options.shadow_spec, fits)
-        if spec.drawn and not fits(shadows.reach(alpha, bbox, spec)):
-            spec = dataclasses.replace(spec, opacity=0.0)  # no room at all: faded out, never cut
-        region = geometry.union(product, geometry.grow(bbox, shadows.reach(alpha, bbox, spec)))
+        spec, needed = shadows.fitted_room(alpha, bbox, options.shadow_spec, fits)
+        if spec.drawn and not fits(needed):
+            spec, needed = (
+                dataclasses.replace(spec, opacity=0.0),
+                (0, 0, 0, 0),
+            )  # no room: faded out, never cut
+        region = geometry.union(product, geometry.grow(bbox, needed))
         rgb, alpha = geometry.crop(rgb, alpha, region)
         kept = int(alpha.sum(dtype=np.int64))
         size = (max(1, round(alpha.shape[1] * scale)), max(1, round(alpha.shape[0] * scale_y)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from functools import cached_property
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -79,11 +80,10 @@ def _cast_map(spec: Shadow, box: Box) -> tuple[float, float, float]:
     return dx * length, rise, float(box[3])
 
 
-def _floor_line(alpha: np.ndarray, box: Box) -> tuple[float, float]:
+def _floor_line(box: Box, ground: np.ndarray, footprint: np.ndarray) -> tuple[float, float]:
     """The floor the cast shadow lies on, ``y = a + b * x``: the line through where the subject
     touches it (``_footprint``), tilted as an angled view tilts it; level at the box's bottom when
     it touches in one place only."""
-    ground, footprint = _footprint(alpha, box)
     touching = np.flatnonzero(footprint == 255)
     if touching.size < 2 or touching[-1] - touching[0] < 2:
         return float(box[3]), 0.0
@@ -147,11 +147,32 @@ def _footprint(alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
     return ground, footprint
 
 
+class _Standing:
+    """Where a subject stands (``_footprint``, ``_floor_line``): it depends on the matte, not on
+    the shadow, so it is worked out once for all the reaches a fitting tries."""
+
+    def __init__(self, alpha: np.ndarray, box: Box):
+        self.alpha, self.box = alpha, box
+
+    @cached_property
+    def footprint(self) -> tuple[np.ndarray, np.ndarray]:
+        return _footprint(self.alpha, self.box)
+
+    @cached_property
+    def floor_line(self) -> tuple[float, float]:
+        return _floor_line(self.box, *self.footprint)
+
+
 def reach(alpha: np.ndarray, box: Box, spec: Shadow) -> tuple[int, int, int, int]:
     """How far the shadow of the subject (``alpha``, its box ``box``) can reach beyond that box:
     left, top, right, bottom (pixels). The layout keeps this room, so the shadow is never cut."""
+    return _reach(_Standing(alpha, box), spec)
+
+
+def _reach(standing: _Standing, spec: Shadow) -> tuple[int, int, int, int]:
     if not spec.drawn:
         return 0, 0, 0, 0
+    box = standing.box
     left, top, right, bottom = box
     if spec.type is ShadowType.DROP:
         dx, dy = _drop_offset(spec, box)
@@ -164,17 +185,17 @@ def reach(alpha: np.ndarray, box: Box, spec: Shadow) -> tuple[int, int, int, int
         )
     elif spec.type is ShadowType.CONTACT:
         half, sigma = _contact_sizes(spec, box)
-        ground, footprint = _footprint(alpha, box)
-        standing = np.flatnonzero(footprint)
+        ground, footprint = standing.footprint
+        stands = np.flatnonzero(footprint)
         wide = BLUR_REACH * sigma
         extent = (
-            left + standing[0] - wide,
+            left + stands[0] - wide,
             top,
-            left + standing[-1] + 1 + wide,
-            float(ground[standing].max()) + half + BLUR_REACH * AMBIENT * sigma,
+            left + stands[-1] + 1 + wide,
+            float(ground[stands].max()) + half + BLUR_REACH * AMBIENT * sigma,
         )
     else:
-        a, b = _floor_line(alpha, box)
+        a, b = standing.floor_line
         corners = np.array(
             [[left, top, 1], [right, top, 1], [left, a + b * left, 1], [right, a + b * right, 1]], np.float64
         )
@@ -200,23 +221,37 @@ def shortened(spec: Shadow, share: float) -> Shadow:
     return replace(spec, distance=spec.distance * share, softness=spec.softness * share, elevation=elevation)
 
 
-def fitted(
-    alpha: np.ndarray, box: Box, spec: Shadow, fits: Callable[[tuple[int, int, int, int]], bool]
-) -> Shadow:
+Room = tuple[int, int, int, int]
+
+
+def fitted(alpha: np.ndarray, box: Box, spec: Shadow, fits: Callable[[Room], bool]) -> Shadow:
     """``spec`` as it is when ``fits`` accepts its room (``reach``), else shortened
     (``shortened``) to the longest that does: a shadow never takes the result past the output's
     limits. Where even none fits (a subject at the edge of a photo of the largest size), the
     shortest is given and the frame is cut (``geometry.FrameLimit.clip``)."""
-    if not spec.drawn or fits(reach(alpha, box, spec)):
-        return spec
+    return fitted_room(alpha, box, spec, fits)[0]
+
+
+def fitted_room(
+    alpha: np.ndarray, box: Box, spec: Shadow, fits: Callable[[Room], bool]
+) -> tuple[Shadow, Room]:
+    """``fitted``'s shadow and its room (``reach``), where the subject stands worked out once."""
+    standing = _Standing(alpha, box)
+    room = _reach(standing, spec)
+    if not spec.drawn or fits(room):
+        return spec, room
     low, high = 0.0, 1.0
+    best = shortened(spec, low)
+    best_room = _reach(standing, best)
     for _ in range(12):
         middle = (low + high) / 2
-        if fits(reach(alpha, box, shortened(spec, middle))):
-            low = middle
+        trial = shortened(spec, middle)
+        trial_room = _reach(standing, trial)
+        if fits(trial_room):
+            low, best, best_room = middle, trial, trial_room
         else:
             high = middle
-    return shortened(spec, low)
+    return best, best_room
 
 
 def _blur(plane: np.ndarray, sigma: float | tuple[float, float]) -> np.ndarray:
@@ -268,7 +303,7 @@ def _contact(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
 def _cast(alpha: np.ndarray, spec: Shadow, box: Box) -> np.ndarray:
     height, width = alpha.shape
     _run, rise, _ = _cast_map(spec, box)
-    a, b = _floor_line(alpha, box)
+    a, b = _floor_line(box, *_footprint(alpha, box))
     forward = np.vstack([_cast_affine(spec, (a, b)), [0.0, 0.0, 1.0]])
     inverse = np.linalg.inv(forward)[:2].ravel()  # Pillow maps each output pixel back
     laid = Image.fromarray(alpha).transform(
