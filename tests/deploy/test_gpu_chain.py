@@ -18,7 +18,20 @@ AMI_CUDA = {
     "al2-ami-sagemaker-inference-gpu-2": (12, 2),  # driver 535
     "al2-ami-sagemaker-inference-gpu-2-1": (12, 2),  # driver 535
     "al2-ami-sagemaker-inference-gpu-3-1": (12, 4),  # driver 550
+    "al2023-ami-sagemaker-inference-gpu-4-1": (13, 0),  # driver 580
 }
+
+
+def chain_faults(ami: str, image_cuda: tuple[int, int], ort_version: str) -> list[str]:
+    """What breaks the chain AMI -> image CUDA -> onnxruntime-gpu's CUDA; empty when it holds."""
+    if ami not in AMI_CUDA:
+        return [f"InferenceAmiVersion {ami} is not one AWS documents: {sorted(AMI_CUDA)}"]
+    faults = []
+    if image_cuda > AMI_CUDA[ami]:
+        faults.append(f"image CUDA {image_cuda} needs a newer driver than {ami} has ({AMI_CUDA[ami]})")
+    if wheel_cuda_major(ort_version) != image_cuda[0]:
+        faults.append(f"onnxruntime-gpu {ort_version} is built for another CUDA major than {image_cuda}")
+    return faults
 
 
 def dockerfile_chain(text: str) -> tuple[tuple[int, int], str]:
@@ -51,20 +64,40 @@ def endpoint_ami() -> str:
 
 def test_the_dockerfile_the_wheel_and_the_endpoint_ami_agree_on_cuda():
     image_cuda, ort_version = dockerfile_chain((ROOT / "sagemaker" / "Dockerfile").read_text())
-    ami = endpoint_ami()
-    assert ami in AMI_CUDA, f"InferenceAmiVersion {ami} is not one AWS documents: {sorted(AMI_CUDA)}"
-    assert image_cuda <= AMI_CUDA[ami], f"image CUDA {image_cuda} needs a newer driver than {ami} has"
-    assert wheel_cuda_major(ort_version) == image_cuda[0], (
-        f"onnxruntime-gpu {ort_version} is built for another CUDA major than the image's {image_cuda}"
-    )
+    assert chain_faults(endpoint_ami(), image_cuda, ort_version) == []
 
 
-def test_the_check_refuses_the_chain_that_ran_on_the_cpu():
-    # CUDA 12.8 base with onnxruntime-gpu 1.31.1 (built for CUDA 13): what the image had before
+def test_the_gpu_image_runs_the_lambda_layers_onnxruntime():
+    _, ort_version = dockerfile_chain((ROOT / "sagemaker" / "Dockerfile").read_text())
+    layer = (ROOT / "layers" / "core" / "requirements.txt").read_text()
+    assert f"onnxruntime=={ort_version}\n" in layer
+
+
+@pytest.mark.parametrize(
+    "ami, dockerfile, fault",
+    [
+        # CUDA 12.8 base with onnxruntime-gpu 1.31.1 (built for CUDA 13): what the image had once
+        ("al2023-ami-sagemaker-inference-gpu-4-1", "12.8.1", "another CUDA major"),
+        # the CUDA 13 image on the AMI before (driver 550 runs CUDA 12.4 at most)
+        ("al2-ami-sagemaker-inference-gpu-3-1", "13.0.1", "newer driver"),
+        # the CUDA 12.4 image with the CUDA 12 wheel on the new AMI is fine; with 1.31.1 it is not
+        ("al2023-ami-sagemaker-inference-gpu-4-1", "12.4.1", "another CUDA major"),
+        ("al2-ami-sagemaker-inference-gpu-4", "13.0.1", "not one AWS documents"),
+    ],
+)
+def test_the_check_refuses_mismatched_links(ami, dockerfile, fault):
     image_cuda, ort_version = dockerfile_chain(
-        "FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04\nARG ONNXRUNTIME_GPU_VERSION=1.31.1\n"
+        f"FROM nvidia/cuda:{dockerfile}-cudnn-runtime-ubuntu24.04\nARG ONNXRUNTIME_GPU_VERSION=1.31.1\n"
     )
-    assert wheel_cuda_major(ort_version) == 13 != image_cuda[0]
+    faults = chain_faults(ami, image_cuda, ort_version)
+    assert len(faults) == 1 and fault in faults[0], faults
+
+
+def test_the_check_accepts_the_cuda_12_chain_it_replaced():
+    image_cuda, ort_version = dockerfile_chain(
+        "FROM nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04\nARG ONNXRUNTIME_GPU_VERSION=1.26.0\n"
+    )
+    assert chain_faults("al2-ami-sagemaker-inference-gpu-3-1", image_cuda, ort_version) == []
 
 
 def test_a_gpu_instance_type_gets_the_ami_and_must_run_on_cuda():
