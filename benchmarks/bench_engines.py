@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 # model name -> what its input is (the table's "input" column)
 MODELS = {
     "isnet": "1024²",
-    "isnet_preview": "768²",
     "isnet_features": "1024² + decoder maps",
     "selfie": "256²",
     "backbone": "512²",
@@ -59,9 +58,8 @@ def model_input(store, name: str, rgb: np.ndarray) -> tuple[object, object]:
     """(a callable running the model once, its input) for ``name`` on the photo ``rgb``."""
     from alphacut.models import backbone, costume_head, isnet, selfie
 
-    if name in ("isnet", "isnet_preview"):
-        model = getattr(store, name)
-        return lambda batch: model.run(batch).matte, isnet.preprocess(rgb, model.side)
+    if name == "isnet":
+        return lambda batch: store.isnet.run(batch).matte, isnet.preprocess(rgb)
     if name == "isnet_features":
         model = store.isnet_features
         return lambda batch: model.run(batch, with_features=True).features["input.948"], isnet.preprocess(rgb)
@@ -145,7 +143,7 @@ def in_child(*args: str) -> dict:
 
 def difference(reference: np.ndarray, other: np.ndarray, name: str) -> str:
     gap = float(np.abs(reference - other).max())
-    if name in ("isnet", "isnet_preview", "selfie"):
+    if name in ("isnet", "selfie"):
         return f"{gap:.4f}"  # mattes: 0..1 already
     return f"{gap / float(np.abs(reference).max()):.4f} rel"
 

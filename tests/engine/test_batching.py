@@ -50,18 +50,16 @@ def test_pictures_that_arrive_together_run_as_one_batch_each_as_if_alone(batchin
         assert matte.shape == alone.shape and np.abs(matte - alone).max() < 1e-4
 
 
-def test_a_mixed_batch_keeps_each_pictures_subject_size_and_quality(batching, pipeline, images):
+def test_a_mixed_batch_keeps_each_pictures_subject_and_quality(batching, pipeline, images):
     requests = [
-        MatteRequest(images[0], SubjectType.AUTO, preview=True),
+        MatteRequest(images[0], SubjectType.AUTO),
         MatteRequest(images[1], SubjectType.AUTO, quality=Quality.BEST),
         MatteRequest(images[2], SubjectType.PERSON),
         MatteRequest(images[3], SubjectType.STAMP),
     ]
     together = batching.mattes(requests)
     for request, matte in zip(requests, together):
-        alone = pipeline.matte(
-            request.image, request.subject, preview=request.preview, quality=request.quality
-        )
+        alone = pipeline.matte(request.image, request.subject, quality=request.quality)
         assert np.abs(matte - alone).max() < 1e-4
 
 

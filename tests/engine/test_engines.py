@@ -62,13 +62,10 @@ def assert_maps_agree(expected: np.ndarray, actual: np.ndarray) -> None:
     assert np.abs(expected - actual).max() < MAPS_RELATIVE * np.abs(expected).max()
 
 
-@pytest.mark.parametrize("graph", ["isnet", "isnet_preview"])
-def test_isnet_mattes_on_openvino_agree_with_onnxruntime(reference, openvino, photos, graph):
+def test_isnet_mattes_on_openvino_agree_with_onnxruntime(reference, openvino, photos):
     for rgb in photos:
-        batch = isnet.preprocess(rgb, getattr(reference, graph).side)
-        assert_mattes_agree(
-            getattr(reference, graph).run(batch).matte, getattr(openvino, graph).run(batch).matte
-        )
+        batch = isnet.preprocess(rgb)
+        assert_mattes_agree(reference.isnet.run(batch).matte, openvino.isnet.run(batch).matte)
 
 
 def test_isnet_decoder_maps_on_openvino_agree_with_onnxruntime(reference, openvino, photos):
@@ -121,9 +118,9 @@ def test_the_int8_matte_agrees_with_fp32_on_eval_photos(reference, int8, photos)
 
 def test_the_int8_engine_runs_its_own_graph_without_reading_the_fp16_weights(int8):
     assert int8.engine.label == "onnxruntime int8"
-    assert int8.isnet.side == isnet.INPUT_SIZE
+    assert int8.isnet.session is not None
     assert "_isnet_weights" not in int8.__dict__  # the int8 graph holds its weights
-    assert int8.isnet_preview.side == isnet.PREVIEW_INPUT_SIZE  # the 768² graph stays fp32: it needs them
+    assert int8.isnet_features.has_features  # the decoder maps' graph stays fp32: it needs them
     assert "_isnet_weights" in int8.__dict__
 
 

@@ -84,6 +84,19 @@ def test_input_transparency_is_respected(pipeline, photo_bytes):
     assert alpha[:, pixels.shape[1] // 2 :].max() == 255
 
 
+@pytest.mark.parametrize("folder", ["general", "person"])
+def test_a_preview_is_the_full_results_matte_scaled_down(pipeline, eval_dir, folder):
+    photo = min((eval_dir / folder / "images").iterdir()).read_bytes()
+    subject = SubjectType.PERSON if folder == "person" else SubjectType.OBJECT
+    preview = _open(pipeline.run(photo, CutoutOptions(type=subject, size="preview", output="mask")).mask)
+    full = _open(pipeline.run(photo, CutoutOptions(type=subject, output="mask")).mask)
+    assert preview.width * preview.height <= 250_000 < full.width * full.height
+    scaled = np.asarray(full.resize(preview.size, Image.Resampling.LANCZOS), dtype=np.float32)
+    gap = np.abs(np.asarray(preview, dtype=np.float32) - scaled)
+    # the same model run scaled two ways (the float matte, the 8-bit mask): only edges differ, by little
+    assert gap.mean() < 1.0 and np.quantile(gap, 0.999) < 40, (gap.mean(), np.quantile(gap, 0.999))
+
+
 def test_nothing_found_is_reported_not_invented(pipeline):
     blank = image_bytes(Image.new("RGB", (300, 200), (128, 128, 128)), "PNG")
     result = pipeline.run(blank, CutoutOptions(crop=True, output="mask"))

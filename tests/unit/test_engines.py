@@ -98,7 +98,6 @@ def test_the_int8_override_runs_isnet_s_matte_graph_in_int8_and_the_rest_in_fp32
     assert (engine.name, engine.precision, engine.label) == ("onnxruntime", "int8", "onnxruntime int8")
     assert isnet.graph_name(engine) == isnet.INT8_GRAPH
     assert isnet.graph_name(engine, features=True) == "graph_features.onnx"
-    assert isnet.graph_name(engine, preview=True) == "graph_preview.onnx"
 
 
 def test_auto_and_the_plain_override_keep_isnet_in_fp32():

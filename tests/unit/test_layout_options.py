@@ -31,6 +31,32 @@ def test_a_size_cap_keeps_the_aspect_and_never_enlarges():
     assert geometry.cap_megapixels(5000, 5000, None) == (5000, 5000)
 
 
+def test_the_model_sees_a_photo_as_large_as_its_square_input_needs_never_enlarged():
+    assert geometry.covering(4000, 3000, 1024) == (1365, 1024)
+    assert geometry.covering(3000, 4000, 1024) == (1024, 1365)
+    assert geometry.covering(854, 480, 1024) == (854, 480)
+    assert geometry.covering(2000, 600, 1024) == (2000, 600)  # 1024 high would enlarge it
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_a_preview_is_decoded_small_but_the_model_sees_the_photo_as_for_a_full_result():
+    from alphacut.pipeline import Pipeline
+
+    pipeline = Pipeline(models=None)  # type: ignore[arg-type]
+    image, view = pipeline.decode_views(_jpeg(4000, 3000), options=CutoutOptions(size="preview"))
+    assert (image.width, image.height) == (577, 433)
+    assert (view.width, view.height) == (1365, 1024)
+    image, view = pipeline.decode_views(_jpeg(854, 480), options=CutoutOptions(size="preview"))
+    assert (image.width, image.height) == (666, 374) and (view.width, view.height) == (854, 480)
+    image, view = pipeline.decode_views(_jpeg(4000, 3000), options=CutoutOptions(size="hd"))
+    assert view is image and (image.width, image.height) == (2309, 1732)  # larger than the model needs
+
+
 def test_auto_format_is_png_on_transparency_and_jpg_over_a_background():
     assert CutoutOptions(format="auto").format is ImageFormat.PNG
     assert CutoutOptions(format="auto", bg_color="#00ff00").format is ImageFormat.JPG

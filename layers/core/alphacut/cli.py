@@ -428,9 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
         help="zip: color.jpg + alpha.png; auto: png, or jpg over a background",
     )
-    remove.add_argument(
-        "--size", default=None, help="preview (0.25 MP, faster), medium, hd, full or e.g. 10MP"
-    )
+    remove.add_argument("--size", default=None, help="preview (0.25 MP), medium, hd, full or e.g. 10MP")
     remove.add_argument(
         "--quality",
         default="auto",

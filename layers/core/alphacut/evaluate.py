@@ -191,8 +191,8 @@ def evaluate(
     report = EvalReport(directory=directory, subject=subject, split=split)
     found = pairs(directory, split, truth)
     for index, (stem, image_path, truth_path) in enumerate(found):
-        image = pipeline.decode(image_path.read_bytes(), None, options)
-        alpha = pipeline.segment(image, options).alpha
+        image, view = pipeline.decode_views(image_path.read_bytes(), None, options)
+        alpha = pipeline.segment(image, options, view=view).alpha
         truth_image = Image.open(truth_path).convert("L")
         if truth_image.size != (image.width, image.height) and options.size.megapixels is not None:
             truth_image = truth_image.resize((image.width, image.height), Image.Resampling.NEAREST)

@@ -276,6 +276,13 @@ def paste(
     return out_rgb, out_alpha
 
 
+def covering(width: int, height: int, side: int) -> tuple[int, int]:
+    """The smallest size with the same aspect whose sides are both at least ``side`` (a model's
+    square input), never larger than the image itself."""
+    factor = min(1.0, max(side / width, side / height))
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
 def cap_megapixels(width: int, height: int, megapixels: float | None) -> tuple[int, int]:
     """The largest size with the same aspect within ``megapixels`` (None or already within: as is)."""
     if megapixels is None or width * height <= megapixels * 1_000_000:

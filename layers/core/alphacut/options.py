@@ -170,8 +170,9 @@ _MEGAPIXEL_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*mp$")
 
 @dataclass(frozen=True)
 class OutputSize:
-    """How large the result may be: ``preview`` (0.25 MP, and the faster preview model), ``medium``
-    (1.5 MP), ``hd`` (4 MP), ``full`` (the image's own size) or a megapixel count such as ``10MP``."""
+    """How large the result may be: ``preview`` (0.25 MP; the model sees the photo as for a
+    full result, and the matte is scaled down), ``medium`` (1.5 MP), ``hd`` (4 MP), ``full`` (the
+    image's own size) or a megapixel count such as ``10MP``."""
 
     name: str = "full"
     megapixels: float | None = None
@@ -490,7 +491,7 @@ class CutoutOptions:
     - ``output``: image (the cutout) | mask (one-channel alpha) | both; ``channels=alpha`` is mask
     - ``format``: png | jpg | webp | zip (color.jpg + alpha.png) | auto (png, or jpg when a
       background fills the picture); jpg has no alpha, so it is composed on white by default
-    - ``size``: preview (0.25 MP, faster model) | medium | hd | full | ``<n>MP``: the result's most pixels
+    - ``size``: preview (0.25 MP) | medium | hd | full | ``<n>MP``: the result's most pixels
     - ``quality``: fast | best (the model on the picture and its mirror) | auto (``Quality.on``)
     - ``roi``: x1 y1 x2 y2 (px or %): only the subject inside this region is kept
     - ``bg_color`` / ``bg_image_url`` / ``bg_image``: compose the cutout on a colour (``#rrggbbaa``

@@ -77,7 +77,6 @@ class MatteRequest:
 
     image: DecodedImage
     subject: SubjectType
-    preview: bool = False
     quality: Quality = Quality.FAST
 
 
@@ -176,7 +175,7 @@ def check_preset(
 
 
 # the models ``Pipeline.warm_up`` can load and run (ModelStore's names)
-WARMABLE = ("isnet", "isnet_preview", "selfie", "isnet_features", "backbone", "costume")
+WARMABLE = ("isnet", "selfie", "isnet_features", "backbone", "costume")
 
 
 class Pipeline:
@@ -204,46 +203,54 @@ class Pipeline:
             getattr(self.models, name)
         if set(names) & {"isnet_features", "backbone", "costume"}:
             self.parse_costume(blank)
-        for model, subject, preview in (
-            ("isnet", SubjectType.OBJECT, False),
-            ("isnet_preview", SubjectType.OBJECT, True),
-            ("selfie", SubjectType.PERSON, False),
-        ):
+        for model, subject in (("isnet", SubjectType.OBJECT), ("selfie", SubjectType.PERSON)):
             if model in names:
-                self.matte(blank, subject, preview=preview)
+                self.matte(blank, subject)
 
     # ---- stages ----------------------------------------------------------------------------------
     def decode(
         self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
     ) -> DecodedImage:
         """The image, at most as large as ``options.size`` allows (size=preview: 0.25 MP)."""
+        return self.decode_views(data, timings, options)[0]
+
+    def decode_views(
+        self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
+    ) -> tuple[DecodedImage, DecodedImage]:
+        """(the image at most as large as ``options.size`` allows, the image the model is to see).
+
+        The model sees the photo as large as ISNet's input needs (``geometry.covering``), never
+        shrunk to a small result's size first: a preview's matte is the full result's scaled down,
+        not a model run on a picture with less in it (``Pipeline.segment`` takes both)."""
         with (timings if timings is not None else Timings()).stage("decode"):
             image = decode_image(data, self.limits)
             if options is None:
-                return image
-            return downscale(
-                image, *geometry.cap_megapixels(image.width, image.height, options.size.megapixels)
-            )
+                return image, image
+            size = geometry.cap_megapixels(image.width, image.height, options.size.megapixels)
+            view = geometry.covering(image.width, image.height, isnet.INPUT_SIZE)
+            if view[0] * view[1] <= size[0] * size[1]:
+                small = downscale(image, *size)
+                return small, small
+            return downscale(image, *size), downscale(image, *view)
 
     def matte(
         self,
         image: DecodedImage,
         subject: SubjectType,
         timings: Timings | None = None,
-        preview: bool = False,
         quality: Quality = Quality.FAST,
     ) -> np.ndarray:
         """The model part: the alpha (float32 0..1) at the input's resolution.
 
         This is what a GPU endpoint serves; ``segmentation_from_matte`` (foreground colours) runs wherever the
-        result is composed. ``preview`` runs ISNet at 768² (size=preview results); ``quality=best``
-        runs it on the picture and on its mirror and keeps soft alpha only where both see it
-        (``auto``: see ``Quality.on``). Every matte but a stamp's is cleaned (``clean_matte``).
+        result is composed. ``quality=best`` runs ISNet on the picture and on its mirror and keeps
+        soft alpha only where both see it (``auto``: see ``Quality.on``). Every matte but a stamp's
+        is cleaned (``clean_matte``).
         """
-        return self.mattes([MatteRequest(image, subject, preview, quality)], timings)[0]
+        return self.mattes([MatteRequest(image, subject, quality)], timings)[0]
 
     def mattes(self, requests: list[MatteRequest], timings: Timings | None = None) -> list[np.ndarray]:
-        """``matte`` for several pictures, ISNet run once per graph on all of them (one batch where
+        """``matte`` for several pictures, ISNet run once on all of them (one batch where
         the engine takes batches: ``IsnetModel.run_many``). The GPU server's batches come here."""
         timings = timings if timings is not None else Timings()
         requests = [dataclasses.replace(r, subject=r.subject.resolved) for r in requests]
@@ -252,22 +259,21 @@ class Pipeline:
                 "costume is not a single matte: use parse_costume (POST /v1/costume)", field="type"
             )
         rgbs = [self._model_rgb(r.image) for r in requests]
-        # the ISNet graph of each size asked for (preview or not), loaded before any stage is timed
-        models = {r.preview: self._isnet(r.preview) for r in requests if r.subject is not SubjectType.STAMP}
+        model = self.models.isnet if any(r.subject is not SubjectType.STAMP for r in requests) else None
         general: dict[int, np.ndarray] = {}
         with timings.stage("preprocess"):
-            inputs: dict[bool, list[tuple[int, np.ndarray]]] = {preview: [] for preview in models}
-            for index, (request, rgb) in enumerate(zip(requests, rgbs)):
-                if request.subject is not SubjectType.STAMP:
-                    side = models[request.preview].side
-                    inputs[request.preview].append((index, isnet.preprocess(rgb, side)))
+            items = [
+                (index, isnet.preprocess(rgb))
+                for index, (request, rgb) in enumerate(zip(requests, rgbs))
+                if request.subject is not SubjectType.STAMP
+            ]
             persons = {
                 i: selfie.preprocess(rgb)
                 for i, (r, rgb) in enumerate(zip(requests, rgbs))
                 if r.subject is SubjectType.PERSON
             }
         with timings.stage("inference"):
-            for preview, items in inputs.items():
+            if model is not None:
                 best = [
                     i
                     for i, _ in items
@@ -277,7 +283,7 @@ class Pipeline:
                 batches = [b for _, b in items] + [
                     np.ascontiguousarray(b[..., ::-1]) for i, b in items if i in best
                 ]
-                out = models[preview].run_many(batches)
+                out = model.run_many(batches)
                 general.update({i: out[n] for n, (i, _) in enumerate(items)})
                 for n, i in enumerate(best):
                     general[i] = mirror_confirmed(general[i], out[len(items) + n][:, ::-1])
@@ -299,9 +305,6 @@ class Pipeline:
                     alpha = clean_matte(alpha)
                 alphas.append(self._respect_input_alpha(request.image, alpha))
             return alphas
-
-    def _isnet(self, preview: bool) -> isnet.IsnetModel:
-        return self.models.isnet_preview if preview else self.models.isnet
 
     @staticmethod
     def _model_rgb(image: DecodedImage) -> np.ndarray:
@@ -363,10 +366,15 @@ class Pipeline:
             )
 
     def segment(
-        self, image: DecodedImage, options: CutoutOptions, timings: Timings | None = None
+        self,
+        image: DecodedImage,
+        options: CutoutOptions,
+        timings: Timings | None = None,
+        view: DecodedImage | None = None,
     ) -> Segmentation:
         """The alpha matte and foreground colours for ``image``, at its own resolution (for
-        costume: the whole outfit), only inside ``options.roi`` when there is one."""
+        costume: the whole outfit), only inside ``options.roi`` when there is one. ``view``: the
+        same photo larger, for the model (``decode_views``); the matte is scaled to ``image``."""
         timings = timings if timings is not None else Timings()
         if options.type is SubjectType.COSTUME:
             parse = self.parse_costume(image, timings)
@@ -374,9 +382,9 @@ class Pipeline:
             if options.roi is not None:
                 alpha = geometry.keep_inside(alpha, options.roi.box(image.width, image.height))
             return Segmentation(alpha=alpha, foreground=parse.foreground, type=options.type)
-        alpha = self.matte(
-            image, options.type, timings, preview=options.size.preview, quality=options.quality
-        )
+        alpha = self.matte(view or image, options.type, timings, quality=options.quality)
+        if view is not None and view is not image:
+            alpha = resize_matte(alpha, image.width, image.height)
         return self.segmentation_from_matte(image, alpha, options.type, timings, options.roi)
 
     def background_picture(self, options: CutoutOptions, width: int, height: int) -> np.ndarray | None:
@@ -542,8 +550,8 @@ class Pipeline:
             costume = self.cut_out_garments(data, options, garments=())
             return dataclasses.replace(costume.outfit, mask=costume.class_map)
         timings = Timings()
-        image = self.decode(data, timings, options)
-        segmentation = self.segment(image, options, timings)
+        image, view = self.decode_views(data, timings, options)
+        segmentation = self.segment(image, options, timings, view)
         return self.compose(image, segmentation, options, timings)
 
     def cut_out_garments(

@@ -175,7 +175,7 @@ def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]
             "type": "string",
             "pattern": SIZE_PATTERN,
             "default": "full",
-            "description": "the result's most pixels: preview (0.25 MP, a faster model), medium (1.5 MP), "
+            "description": "the result's most pixels: preview (0.25 MP), medium (1.5 MP), "
             "hd (4 MP), full, or megapixels such as 10MP",
         },
         "quality": {

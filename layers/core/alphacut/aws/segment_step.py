@@ -43,7 +43,8 @@ STEP_MARGIN_SECONDS = 1.0
 
 
 class Matting(Protocol):
-    """Where the Segment step gets its matte from."""
+    """Where the Segment step gets its matte from (``image``: the photo as the model is to see it,
+    ``Pipeline.decode_views``)."""
 
     def matte(
         self,
@@ -156,9 +157,9 @@ def _segment(
             )
         )
     timings = Timings()
-    image = pipeline.decode(data, timings, options)
+    image, view = pipeline.decode_views(data, timings, options)
     alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(
-        data, subject, pipeline, image, options.quality
+        data, subject, pipeline, view, options.quality
     )
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)

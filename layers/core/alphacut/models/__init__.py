@@ -72,8 +72,8 @@ class ModelStore:
         self._entry("isnet")
         return load_weights(self.models_dir / "isnet")
 
-    def _isnet(self, features: bool = False, preview: bool = False) -> IsnetModel:
-        own_weights = graph_name(self.engine, features, preview) == INT8_GRAPH
+    def _isnet(self, features: bool = False) -> IsnetModel:
+        own_weights = graph_name(self.engine, features) == INT8_GRAPH
         weights = None if own_weights else self._isnet_weights
         with self._lock:
             return IsnetModel.load(
@@ -81,18 +81,12 @@ class ModelStore:
                 self.engine,
                 self.threads,
                 features=features,
-                preview=preview,
                 weights=weights,
             )
 
     @cached_property
     def isnet(self) -> IsnetModel:
         return self._isnet()
-
-    @cached_property
-    def isnet_preview(self) -> IsnetModel:
-        """ISNet at 768² for size=preview results (the same weights, in memory once)."""
-        return self._isnet(preview=True)
 
     @cached_property
     def isnet_features(self) -> IsnetModel:

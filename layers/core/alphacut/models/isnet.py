@@ -17,7 +17,6 @@ from alphacut.models.engines import ONNXRUNTIME, Engine, Session, Weights
 from alphacut.models.sessions import stretched_batch
 
 INPUT_SIZE = 1024
-PREVIEW_INPUT_SIZE = 768  # graph_preview.onnx: the same weights, every size scaled (size=preview)
 INT8_GRAPH = "graph_int8.onnx"  # graph.onnx in static int8, its weights inside (onnxruntime int8)
 MATTE_OUTPUT = "output"
 FEATURE_OUTPUTS = ("input.948", "input.832", "input.740", "input.656")  # 128, 64, 32, 16 px across
@@ -44,29 +43,21 @@ def load_weights(directory: Path) -> Weights:
         return Weights(names, [weights[name] for name in names])
 
 
-def graph_name(engine: Engine, features: bool = False, preview: bool = False) -> str:
-    """The ISNet graph file ``engine`` runs for the matte (with the decoder maps, or at 768²)."""
+def graph_name(engine: Engine, features: bool = False) -> str:
+    """The ISNet graph file ``engine`` runs for the matte (or with the decoder maps too)."""
     if features:
         return "graph_features.onnx"
-    if preview:
-        return "graph_preview.onnx"
     return INT8_GRAPH if engine.precision == "int8" else "graph.onnx"
 
 
 class IsnetModel:
     """``features=False`` loads the matte-only graph (cutout, selfie); ``True`` the one that also
-    returns the decoder feature maps (costume); ``preview=True`` the matte-only graph at 768².
-    On an int8 engine the 1024² matte-only graph is the int8 one; the others stay fp32."""
+    returns the decoder feature maps (costume). On an int8 engine the matte-only graph is the
+    int8 one; the one with the decoder maps stays fp32."""
 
-    def __init__(
-        self,
-        session: Session,
-        features: bool,
-        side: int = INPUT_SIZE,
-    ):
+    def __init__(self, session: Session, features: bool):
         self.session = session
         self.has_features = features
-        self.side = side
 
     @classmethod
     def load(
@@ -75,15 +66,14 @@ class IsnetModel:
         engine: Engine = ONNXRUNTIME,
         threads: int = 0,
         features: bool = False,
-        preview: bool = False,
         weights: Weights | None = None,
     ) -> IsnetModel:
-        graph = directory / graph_name(engine, features, preview)
+        graph = directory / graph_name(engine, features)
         if not graph.exists():
             raise ModelUnavailable(f"ISNet graph {graph.name} missing in {directory}: run `make models`")
         own_weights = graph.name == INT8_GRAPH  # the int8 graph holds its weights
         session = engine.open(graph, threads, None if own_weights else weights or load_weights(directory))
-        return cls(session, features, PREVIEW_INPUT_SIZE if preview else INPUT_SIZE)
+        return cls(session, features)
 
     def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
         if with_features and not self.has_features:
@@ -95,7 +85,7 @@ class IsnetModel:
         return IsnetOutput(matte=matte, features=features)
 
     def run_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """The mattes of several 1 x 3 x side x side inputs: one run of them all stacked where the
+        """The mattes of several 1 x 3 x 1024 x 1024 inputs: one run of them all stacked where the
         session takes a batch (``Session.batches``), else one run each."""
         if len(batches) > 1 and self.session.batches:
             results = self.session.run([MATTE_OUTPUT], {"input": np.concatenate(batches)})[0]
@@ -103,5 +93,5 @@ class IsnetModel:
         return [self.run(batch).matte for batch in batches]
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        """The side x side matte for an RGB image of any size."""
-        return self.run(preprocess(rgb, self.side)).matte
+        """The 1024² matte for an RGB image of any size."""
+        return self.run(preprocess(rgb)).matte
