@@ -36,7 +36,7 @@ def mask_of(pipeline: Pipeline, data: bytes, options: CutoutOptions) -> tuple[Im
 
 def scored(mask: Image.Image, truth: Image.Image) -> float:
     expected = truth.resize(mask.size, Image.Resampling.NEAREST)
-    return score(np.asarray(mask), np.asarray(expected))[0]
+    return score("", np.asarray(mask), np.asarray(expected)).iou
 
 
 def main() -> None:

@@ -3,9 +3,11 @@
 - ``onnxruntime``: onnxruntime's fp32 CPU kernels. The default, and Lambda's (its x86 fleet
   promises AVX2 only, and OpenVINO does not fit the layers' 250 MB).
 - ``onnxruntime-int8``: the same, with ISNet's 1024² matte in static int8 (``graph_int8.onnx``):
-  0.4x the fp32 time, but one general eval photo of 15 lost (docs/benchmarks.md, "The Lambda
-  engine's levers"), so only on request; the decoder maps, the preview graph and the other models
-  stay fp32.
+  0.4x the fp32 time, so two runs cost less than one fp32 run and ``quality=auto`` is ``best`` for
+  objects (the photo and its mirror: better than fp32 ``fast`` on both eval halves, in 0.84x its
+  time); alone, one general eval photo of 15 is lost (docs/benchmarks.md, "The Lambda engine's
+  levers"). The template's ``ModelEngine`` (default) for the cutout and Segment functions; the
+  decoder maps and the other models stay fp32.
 - ``openvino``: OpenVINO's CPU plugin, in bf16 where the CPU has ``amx_bf16`` or ``avx512_bf16``
   (a sixth to a half of the fp32 time), f32 otherwise. Chosen by ``auto`` only with bf16: in f32
   it measured no faster than onnxruntime (docs/benchmarks.md, "Engines").
@@ -362,7 +364,11 @@ def _engine_for(requested: str, flags: set[str] | None, probe: GpuProbe, has_ope
         why = f"ALPHACUT_ENGINE=openvino, CPU flags {bf16 or 'without bf16'}"
         return Engine("openvino", why, precision, cheap_model=AMX_FLAG in flags)
     if requested in ONNXRUNTIME_PRECISION:
-        return Engine("onnxruntime", f"ALPHACUT_ENGINE={requested}", ONNXRUNTIME_PRECISION[requested])
+        precision = ONNXRUNTIME_PRECISION[requested]
+        # two int8 runs (2 x 0.59 s) cost less than one fp32 run (1.49 s): quality=auto is best
+        return Engine(
+            "onnxruntime", f"ALPHACUT_ENGINE={requested}", precision, cheap_model=precision == "int8"
+        )
     fallback = f"{probe.reason}; " if probe.reason else ""
     if not bf16:
         return Engine("onnxruntime", f"{fallback}no bf16 in the CPU flags")
