@@ -3,7 +3,7 @@ callback_url, signed with the stack's callback secret, its result links the API'
 (same address rules as image_url: no private, loopback or link-local targets). A failure a retry
 may mend comes back later from the queue, with backoff; nothing else invokes this function."""
 
-from alphacut.api.process import SETTINGS, link_signer
+from alphacut.api.services import SETTINGS, link_signer
 from alphacut.aws import clients
 from alphacut.aws.callback_queue import CallbackDelivery
 from alphacut.aws.secrets import secret_bytes

@@ -149,13 +149,13 @@ def moto_aws():
 @pytest.fixture(scope="session")
 def handler(moto_aws):
     """The cutout function's handler, its AWS adapters made against moto (none made before)."""
-    from alphacut.api import app, process
+    from alphacut.api import app, services
     from alphacut.aws import clients
 
     # the module may have been imported before this fixture: the template's Powertools settings,
     # and the function's settings read again from the environment just set
     app.metrics.namespace, app.metrics.service = "Alphacut", "alphacut"
-    process.configure(ServiceSettings.from_env())
+    services.configure(ServiceSettings.from_env())
     clients.client.cache_clear()
     return app.make_handler()
 

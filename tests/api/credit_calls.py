@@ -15,15 +15,15 @@ import os
 
 def make_calls(count, key_id, photo, prefix, hold_seconds, ready, start, results) -> None:
     os.environ["CREDIT_HOLD_SECONDS"] = str(hold_seconds)
-    from alphacut.api import app, process
+    from alphacut.api import app, services
     from alphacut.settings import ServiceSettings
 
     from tests.api.conftest import LambdaContext, header, rest_event
 
     app.metrics.namespace, app.metrics.service = "Alphacut", "alphacut"
-    process.configure(ServiceSettings.from_env())
+    services.configure(ServiceSettings.from_env())
     handler = app.make_handler()
-    process.pipeline().warm_up(("isnet",))
+    services.pipeline().warm_up(("isnet",))
     ready.put(prefix)
     start.wait()
     for number in range(count):

@@ -100,6 +100,46 @@ def test_no_module_of_the_repository_imports_itself_through_others():
     assert cycles(import_graph()) == []
 
 
+# the adapters: the HTTP API, AWS, and the command line (which drives both)
+ADAPTERS = ("alphacut.api", "alphacut.aws", "alphacut.cli")
+
+
+def layering_faults(graph: dict[str, set[str]]) -> list[str]:
+    """Imports against the layers: the image domain (every alphacut module outside the adapters)
+    imports no adapter, and the AWS adapters nothing of the HTTP API."""
+
+    def within(name: str, package: str) -> bool:
+        return name == package or name.startswith(package + ".")
+
+    faults = []
+    for module, targets in sorted(graph.items()):
+        if not within(module, "alphacut"):
+            continue
+        domain = not any(within(module, adapter) for adapter in ADAPTERS)
+        for target in sorted(targets):
+            if domain and any(within(target, adapter) for adapter in ADAPTERS):
+                faults.append(f"{module} (image domain) imports {target}")
+            elif within(module, "alphacut.aws") and within(target, "alphacut.api"):
+                faults.append(f"{module} (AWS adapter) imports {target}")
+    return faults
+
+
+def test_the_image_domain_imports_no_adapter_and_aws_nothing_of_the_api():
+    assert layering_faults(import_graph()) == []
+
+
+def test_the_layering_check_names_a_domain_module_that_imports_an_adapter():
+    graph = {
+        "alphacut.matte": {"alphacut.aws.usage"},
+        "alphacut.aws.tasks": {"alphacut.api.app"},
+        "alphacut.cli": {"alphacut.aws.keys"},
+    }
+    assert layering_faults(graph) == [
+        "alphacut.aws.tasks (AWS adapter) imports alphacut.api.app",
+        "alphacut.matte (image domain) imports alphacut.aws.usage",
+    ]
+
+
 def test_the_cycle_check_finds_a_circle_of_three_modules():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]

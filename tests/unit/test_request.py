@@ -89,7 +89,7 @@ def test_empty_body_and_missing_file():
 
 
 def test_the_caller_is_the_key_id_and_never_the_keys_secret_value():
-    from alphacut.api.process import api_key_owner
+    from alphacut.api.services import api_key_owner
 
     assert api_key_owner({"requestContext": {"identity": {"apiKeyId": "k1", "apiKey": "secret"}}}) == "k1"
     assert api_key_owner({"requestContext": {"identity": {"apiKey": "secret-value-of-a-key"}}}) == "anonymous"

@@ -61,15 +61,15 @@ def _event(domain: str, full_path: str, path: str, stage: str = "prod", proto: s
 
 
 def test_links_point_where_the_caller_reached_the_api(monkeypatch):
-    from alphacut.api import process
+    from alphacut.api import services
     from alphacut.settings import ServiceSettings
 
-    monkeypatch.setattr(process, "SETTINGS", ServiceSettings())
+    monkeypatch.setattr(services, "SETTINGS", ServiceSettings())
     own = _event("abc.execute-api.us-east-1.amazonaws.com", "/prod/v1/cutout", "/v1/cutout")
-    assert process.public_base_url(own) == "https://abc.execute-api.us-east-1.amazonaws.com/prod"
+    assert services.public_base_url(own) == "https://abc.execute-api.us-east-1.amazonaws.com/prod"
     custom_root = _event("api.example.com", "/v1/cutout", "/v1/cutout", proto=None)
-    assert process.public_base_url(custom_root) == "https://api.example.com"  # no stage on a custom domain
+    assert services.public_base_url(custom_root) == "https://api.example.com"  # no stage on a custom domain
     mapped = _event("api.example.com", "/cutouts/v1/cutout", "/v1/cutout")
-    assert process.public_base_url(mapped) == "https://api.example.com/cutouts"
-    monkeypatch.setattr(process, "SETTINGS", ServiceSettings(public_base_url="https://img.example.com/api/"))
-    assert process.public_base_url(mapped) == "https://img.example.com/api"
+    assert services.public_base_url(mapped) == "https://api.example.com/cutouts"
+    monkeypatch.setattr(services, "SETTINGS", ServiceSettings(public_base_url="https://img.example.com/api/"))
+    assert services.public_base_url(mapped) == "https://img.example.com/api"

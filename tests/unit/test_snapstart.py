@@ -3,7 +3,7 @@
 import random
 
 import snapshot_restore_py
-from alphacut.api import process, snapstart
+from alphacut.api import services, snapstart
 from alphacut.aws import clients
 
 
@@ -17,8 +17,8 @@ def test_the_hooks_are_registered_where_the_runtime_offers_them():
 def test_a_restore_forgets_aws_clients_and_reseeds_but_keeps_the_pipeline(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     sentinel = object()
-    process._state["pipeline"] = sentinel
-    process._state["task_service"] = object()
+    services._state["pipeline"] = sentinel
+    services._state["task_service"] = object()
     first = clients.client("sqs")
     random.seed(7)
     snapshot_copy = random.random()
@@ -26,7 +26,7 @@ def test_a_restore_forgets_aws_clients_and_reseeds_but_keeps_the_pipeline(monkey
     try:
         snapstart.after_restore()
         assert random.random() != snapshot_copy  # not the snapshot's sequence any more
-        assert "task_service" not in process._state and process._state["pipeline"] is sentinel
+        assert "task_service" not in services._state and services._state["pipeline"] is sentinel
         assert clients.client("sqs") is not first
     finally:
-        process._state.pop("pipeline", None)
+        services._state.pop("pipeline", None)

@@ -49,7 +49,7 @@ from alphacut.matte import (
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, Shadow, SubjectType
-from alphacut.presets import PRESETS, Check, Delivered, photo_edges
+from alphacut.presets import PRESETS, Delivered, PresetCheck, photo_edges
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
@@ -103,7 +103,7 @@ class CutoutResult:
     timings: Timings = field(default_factory=Timings)
     subject_box: geometry.Box | None = None  # the subject in the delivered result
     source_size: tuple[int, int] = (0, 0)  # the image as sent (before size shrank it)
-    check: Check | None = None  # the result measured against its preset's rules
+    check: PresetCheck | None = None  # the result measured against its preset's rules
     enlargement: float | None = None  # the subject's scale from the photo as sent, where it was resized
 
     @property
@@ -156,7 +156,7 @@ class Layout:
 
 def check_preset(
     options: CutoutOptions, picture: bytes, laid: Layout, shade: np.ndarray | None, matte: np.ndarray
-) -> Check:
+) -> PresetCheck:
     """The preset's rules measured on the delivered bytes (decoded again: JPEG's own pixels), the
     product as laid out, and the matte in the photo (``matte``: where the photo's frame cut it)."""
     fmt = options.format.value

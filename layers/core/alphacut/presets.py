@@ -61,7 +61,7 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
-class Check:
+class PresetCheck:
     preset: str
     rules: list[RuleResult]
 
@@ -133,7 +133,7 @@ class Preset:
             "upscale": "limit",
         }
 
-    def check(self, delivered: Delivered) -> Check:
+    def check(self, delivered: Delivered) -> PresetCheck:
         """The rules measured on the delivered result (``Delivered``)."""
         height, width = delivered.pixels.shape[:2]
         rules = [RuleResult("format", delivered.fmt in self.formats, delivered.fmt, list(self.formats))]
@@ -144,7 +144,7 @@ class Preset:
             rules.append(RuleResult("background_white", off_white == 0, off_white, 0))
         rules += _shadow_rules(self, delivered)
         rules += [_advice(name, value, width, height) for name, value in self.advice]
-        return Check(self.name, rules)
+        return PresetCheck(self.name, rules)
 
     def _size_rules(self, width: int, height: int, size_bytes: int) -> list[RuleResult]:
         rules = []

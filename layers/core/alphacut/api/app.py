@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import process, snapstart, web
+from alphacut.api import services, snapstart, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
@@ -55,7 +55,7 @@ type LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayRestResolver(cors=answer_cors(process.SETTINGS.cors_allow_origin))
+app = APIGatewayRestResolver(cors=answer_cors(services.SETTINGS.cors_allow_origin))
 
 KNOWN_PARAMS = set(CutoutOptions.field_names()) | set(SOURCE_FIELDS) | set(BACKGROUND_FIELDS) | {"return"}
 TASK_PARAMS = (
@@ -176,20 +176,20 @@ ROUTES = [
 
 
 def pipeline() -> Pipeline:
-    return process.pipeline()
+    return services.pipeline()
 
 
 def result_store(ttl_seconds: int | None = None) -> ResultStore:
     """Results of this request, linked back through this API (``/v1/results/<token>``)."""
-    return process.result_store(ttl_seconds, app.current_event.raw_event)
+    return services.result_store(ttl_seconds, app.current_event.raw_event)
 
 
 def request_id() -> str:
-    return process.request_id(app.current_event.raw_event, app.lambda_context)
+    return services.request_id(app.current_event.raw_event, app.lambda_context)
 
 
 def api_key_owner() -> str:
-    return process.api_key_owner(app.current_event.raw_event)
+    return services.api_key_owner(app.current_event.raw_event)
 
 
 def options_from(
@@ -216,8 +216,8 @@ def options_from(
 def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response[Any]:
     """Parse, run the pipeline, shape the answer."""
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, process.SETTINGS, engine.limits.max_bytes)
-    background = background_image(request, process.SETTINGS, engine.limits.max_bytes)
+    request = parse_image_request(app.current_event.raw_event, services.SETTINGS, engine.limits.max_bytes)
+    background = background_image(request, services.SETTINGS, engine.limits.max_bytes)
     options = options_from(request.params, route_type, background=background)
     delivery = choose_delivery(request.params, request.accept, options)
     result = engine.run(request.image, options)
@@ -256,10 +256,10 @@ def costume_route() -> Response[Any]:
     from alphacut.costume import parse_garments
 
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, process.SETTINGS, engine.limits.max_bytes)
+    request = parse_image_request(app.current_event.raw_event, services.SETTINGS, engine.limits.max_bytes)
     params = apply_return_form(dict(request.params))
     garments = parse_garments(params.pop("classes", None))
-    background = background_image(request, process.SETTINGS, engine.limits.max_bytes)
+    background = background_image(request, services.SETTINGS, engine.limits.max_bytes)
     options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS, background)
     raw_delivery = (params.get("return") or "base64").strip().lower()
     if raw_delivery not in (Delivery.BASE64, Delivery.URL):
@@ -292,7 +292,7 @@ def parse_return_type(value: str | None) -> str:
 
 
 def task_service() -> TaskService:
-    return process.task_service()
+    return services.task_service()
 
 
 def _task_answer(data: dict[str, Any]) -> dict[str, Any]:
@@ -306,12 +306,12 @@ def create_task_route() -> Response[Any]:
 
     service = task_service()
     request = parse_image_request(
-        app.current_event.raw_event, process.SETTINGS, service.max_bytes, fetch_urls=False
+        app.current_event.raw_event, services.SETTINGS, service.max_bytes, fetch_urls=False
     )
     params = dict(request.params)
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")
-    background = background_image(request, process.SETTINGS, service.max_bytes, fetch_urls=False)
+    background = background_image(request, services.SETTINGS, service.max_bytes, fetch_urls=False)
     options = options_from(params, None, TASK_PARAMS, background)
     task_id = service.submit(
         request.image or None,
@@ -319,11 +319,11 @@ def create_task_route() -> Response[Any]:
         options,
         api_key_owner(),
         params.get("callback_url"),
-        process.public_base_url(app.current_event.raw_event),
+        services.public_base_url(app.current_event.raw_event),
         credit_hold=current_gate(),
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
-    left = process.seconds_left(app.lambda_context)
+    left = services.seconds_left(app.lambda_context)
     record = service.wait(task_id, api_key_owner(), left) if sync else service.table.get(task_id)
     if is_billable(record):
         app.append_context(charge=CHARGED_BY_TASK)
@@ -343,7 +343,7 @@ def get_task_route(task_id: str) -> Response[Any]:
 def usage_route() -> Response[Any]:
     from alphacut.aws.usage import default_range
 
-    meter = process.usage_meter()
+    meter = services.usage_meter()
     if meter is None:
         raise NotFound("metering is not configured in this deployment")
     first, last = default_range(app.current_event.query_string_parameters or {})
@@ -363,11 +363,11 @@ def usage_route() -> Response[Any]:
 def result_link_route(token: str) -> Response[Any]:
     """A result link: checked, then redirected to the object presigned for a few minutes. No API
     key (a link is handed to browsers and shops' servers); not metered."""
-    signer = process.link_signer()
+    signer = services.link_signer()
     if signer is None:
         raise NotFound("result links are not configured in this deployment")
     key = signer.open(token)
-    store = process.result_store()
+    store = services.result_store()
     if not store.exists(key):
         raise ResultExpired("the result was deleted at the end of its storage lifetime", field="token")
     location = store.presigned(key)
@@ -459,7 +459,7 @@ def make_handler() -> LambdaHandler:
     function in template.yaml, the one place that says it) are loaded and run once at cold start
     (init is not billed the same way and the first request should not pay for it). Functions that
     run no model name none and never import the pipeline."""
-    names = process.SETTINGS.warm_models
+    names = services.SETTINGS.warm_models
     if names:
         pipeline().warm_up(names)
         snapstart.register()

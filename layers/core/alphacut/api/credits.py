@@ -3,7 +3,7 @@ the metering middleware once the answer is known.
 
 The metering middleware (``alphacut.api.metering``, outermost) opens a ``CreditGate`` for a key
 on a credit-based plan. Every route's model work goes through ``PaidPipeline``
-(``alphacut.api.paid_pipeline``: ``process.pipeline()`` and the vendors' ``pipeline_with`` make
+(``alphacut.api.paid_pipeline``: ``services.pipeline()`` and the vendors' ``pipeline_with`` make
 one), whose ``run`` / ``cut_out_garments`` first reserve the price of what was asked
 (``alphacut.pricing``): a balance that does not cover it is a 402 ``insufficient_credits``
 before any model work. A task reserves at submission, under its own hold

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.request import header
 from alphacut.errors import Conflict, InvalidOption, RequestInProgress
 
@@ -101,12 +101,12 @@ def make_idempotency(
     def idempotency(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
         key = header(event, IDEMPOTENCY_HEADER).strip()
-        if not key or not process.key_required(event, keyless):
+        if not key or not services.key_required(event, keyless):
             return next_middleware(app)
-        store = process.idempotency_store()
+        store = services.idempotency_store()
         if store is None:
             return next_middleware(app)
-        owner = process.api_key_owner(event)
+        owner = services.api_key_owner(event)
         try:
             if len(key) > MAX_IDEMPOTENCY_KEY:
                 raise InvalidOption(

@@ -37,7 +37,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.credits import CreditGate, open_gate
 from alphacut.pricing import credits
 
@@ -93,18 +93,18 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
-        if not process.key_required(event, keyless):
+        if not services.key_required(event, keyless):
             return next_middleware(app)
-        meter = process.usage_meter()
-        owner = process.api_key_owner(event)
+        meter = services.usage_meter()
+        owner = services.api_key_owner(event)
         route = event.get("resource") or event.get("path") or "?"
-        call_id = process.request_id(event, app.lambda_context)
+        call_id = services.request_id(event, app.lambda_context)
         credit_based = meter is not None and meter.credit_based(owner)
         if meter is None or not credit_based:
             response = next_middleware(app)
             gate = None
         else:
-            gate = CreditGate(meter.credits, owner, call_id, route, process.SETTINGS)
+            gate = CreditGate(meter.credits, owner, call_id, route, services.SETTINGS)
             with open_gate(gate):
                 try:
                     response = next_middleware(app)

@@ -4,7 +4,7 @@ Pillow and onnxruntime come with it).
 
 Usage::
 
-    engine = PaidPipeline(models, limits)      # what process.pipeline() holds
+    engine = PaidPipeline(models, limits)      # what services.pipeline() holds
     engine.run(data, options)                  # InsufficientCredits (402) before any model work
 """
 

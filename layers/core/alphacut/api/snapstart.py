@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import random
 
-from alphacut.api import process
+from alphacut.api import services
 
 
 def before_snapshot() -> None:
     # init has loaded the models and run them once (make_handler): that is what goes into the
     # snapshot; no socket or credential does
-    process.forget_connections()
+    services.forget_connections()
 
 
 def after_restore() -> None:
@@ -35,7 +35,7 @@ def after_restore() -> None:
         np.random.seed()
     except ImportError:
         pass
-    process.forget_connections()
+    services.forget_connections()
 
 
 def register() -> bool:

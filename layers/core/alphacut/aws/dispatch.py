@@ -250,7 +250,7 @@ class Dispatcher:
             return  # started or finished already: a duplicated message
         try:
             step = step_input(record, self.uploads_bucket, self.results_bucket)
-            step["path"] = self.paths.path(CutoutOptions.from_mapping(record.options))
+            step["path"] = self.paths.path(record.cutout_options)
         except (AlphacutError, KeyError, TypeError, ValueError) as error:  # a record no retry mends
             self.table.fail(
                 record.task_id, TaskState.FAILED, "the task's record is not valid", "InvalidTaskRecord"

@@ -30,7 +30,6 @@ from alphacut.aws.segment_queue import end_lost_step
 from alphacut.aws.task_end import TaskAdapters
 from alphacut.aws.task_table import is_billable
 from alphacut.errors import NotFound
-from alphacut.options import CutoutOptions
 from alphacut.task_states import TaskState
 
 logger = Logger(child=True)
@@ -115,7 +114,7 @@ class TaskFinalizer(TaskAdapters):
             self.meter.release_task(record.owner, task_id)  # an empty picture: never charged
             return "final_already"
         try:
-            price = self.prices.for_options(CutoutOptions.from_mapping(record.options))
+            price = self.prices.for_options(record.cutout_options)
             charged = self.meter.charge_task(record.owner, task_id, price=price)
         except Exception as error:  # noqa: BLE001 - any failure: an operator bills it by hand
             self.meter.record_unbilled(record.owner, task_id, f"execution {status.lower()}: {error}")

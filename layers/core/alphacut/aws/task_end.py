@@ -30,7 +30,6 @@ from alphacut.aws import clients
 from alphacut.aws.callback_queue import CallbackQueue
 from alphacut.aws.task_table import TaskRecord, TaskTable, is_billable
 from alphacut.aws.usage import UsageMeter
-from alphacut.options import CutoutOptions
 from alphacut.pricing import CreditPrices
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import failure_state
@@ -74,7 +73,7 @@ class TaskEnds(TaskAdapters):
         record = self.table.get(task_id)
         failure: Exception | None = None
         if self.meter is not None:
-            price = self.prices.for_options(CutoutOptions.from_mapping(record.options))
+            price = self.prices.for_options(record.cutout_options)
             try:
                 self.meter.settle_task(record.owner, task_id, is_billable(record), price)
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first

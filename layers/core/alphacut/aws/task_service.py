@@ -54,7 +54,7 @@ POLL_SECONDS = 0.25
 
 def step_input(record: TaskRecord, uploads_bucket: str, result_bucket: str) -> dict[str, Any]:
     """What the state machine (and its Segment step) gets for a task: keys and options, no pixels."""
-    options = CutoutOptions.from_mapping(record.options)
+    options = record.cutout_options
     stem = record.extra.get("result_stem") or f"tasks/{record.task_id}"
     event = {
         "task_id": record.task_id,
@@ -198,7 +198,7 @@ class TaskService:
 
     def describe(self, record: TaskRecord, return_type: str, store: ResultStore) -> dict[str, Any]:
         """The PicWish-style task object, with the result as signed URLs or base64."""
-        options = CutoutOptions.from_mapping(record.options)
+        options = record.cutout_options
         data: dict[str, Any] = {
             "task_id": record.task_id,
             "state": int(record.state),

@@ -27,6 +27,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from alphacut.errors import NotFound
+from alphacut.options import CutoutOptions
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import TaskState
 
@@ -72,6 +73,11 @@ class TaskRecord:
     image_url: str | None = None
     source_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # what the state machine wrote
+
+    @property
+    def cutout_options(self) -> CutoutOptions:
+        """The options the task was submitted with, parsed again (they are stored as sent)."""
+        return CutoutOptions.from_mapping(self.options)
 
     @property
     def processed_at(self) -> int | None:

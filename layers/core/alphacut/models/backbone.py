@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from alphacut.models.engines import ONNXRUNTIME, Engine, Session
-from alphacut.models.sessions import stretched_batch
+from alphacut.models.inputs import stretched_batch
 
 # the picture stretched to this square like ISNet's 1024 (aspect not kept), so that the backbone's
 # 64/32/16 px maps cover the same places as ISNet's maps of those sizes

@@ -14,7 +14,7 @@ import numpy as np
 
 from alphacut.errors import ModelUnavailable
 from alphacut.models.engines import ONNXRUNTIME, Engine, Session, Weights
-from alphacut.models.sessions import stretched_batch
+from alphacut.models.inputs import stretched_batch
 
 INPUT_SIZE = 1024
 INT8_GRAPH = "graph_int8.onnx"  # graph.onnx in static int8, its weights inside (onnxruntime int8)

@@ -10,17 +10,16 @@ field), 801 model failed, 500 system error, with the HTTP status of the problem.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.request import decode_base64_image, header, parse_json_object, parse_multipart, raw_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
+from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
 from alphacut.options import CutoutOptions, ImageFormat, parse_dimension
 from alphacut.settings import ImageLimits
@@ -77,13 +76,13 @@ def aidge_cutout() -> Response[Any]:
         height = parse_dimension(params.get("targetHeight"), "targetHeight", 100, 3000)
         if params.get("imageBase64"):
             if params.get("imageUrl"):  # base64 wins, and the URL beside it must still be one
-                settings = process.SETTINGS
+                settings = services.SETTINGS
                 parse_url(
                     params["imageUrl"], settings.url_allowed_hosts, settings.url_allowed_ports, "imageUrl"
                 )
             data = decode_base64_image(params["imageBase64"], LIMITS.max_bytes, "imageBase64")
         elif params.get("imageUrl"):
-            data = process.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
+            data = services.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
         else:
             raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
         image_format, bg_color = BACKGROUNDS[background]
@@ -92,8 +91,8 @@ def aidge_cutout() -> Response[Any]:
         )
         result = pipeline_with(LIMITS).run(data, options)
         router.append_context(empty_result=not result.found)
-        key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.{options.format.value}"
-        store = process.result_store(None, router.current_event.raw_event)
+        key = f"{result_folder(request_id)}/cutout.{options.format.value}"
+        store = services.result_store(None, router.current_event.raw_event)
         link = store.put(key, *result.single_image)
         return json_response(
             200,

@@ -11,16 +11,15 @@ in the picture. URLs are valid 24 hours, as documented.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.request import apply_return_form, header, parse_multipart, raw_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
+from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, UnsupportedMediaType
 from alphacut.options import CutoutOptions
 from alphacut.settings import ImageLimits
@@ -80,8 +79,8 @@ def ailab_costume() -> Response[Any]:
         options = CutoutOptions.from_mapping(params)
         result = pipeline_with(LIMITS).cut_out_garments(files["image"], options, garments)
         router.append_context(empty_result=not result.outfit.found)
-        store = process.result_store(URL_SECONDS, router.current_event.raw_event)
-        folder = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
+        store = services.result_store(URL_SECONDS, router.current_event.raw_event)
+        folder = result_folder(request_id)
 
         def url(name: str, item: CutoutResult) -> str:
             data, content_type = item.single_image  # return_form asks for a mask or a cutout, never both

@@ -3,6 +3,7 @@ turn any failure into the vendor's error envelope (counted, never charged)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.metering import CHARGE_HERE
 from alphacut.api.responses import ensure_deliverable, json_response
 from alphacut.errors import AlphacutError, http_status
@@ -28,7 +29,13 @@ def pipeline_with(limits: ImageLimits) -> Pipeline:
     """The process's pipeline (same warm models) under a vendor's own image limits."""
     from alphacut.api.paid_pipeline import PaidPipeline
 
-    return PaidPipeline(process.pipeline().models, limits)
+    return PaidPipeline(services.pipeline().models, limits)
+
+
+def result_folder(request_id: str) -> str:
+    """Where a request's stored results go: ``results/<UTC day>/<request id>`` (the bucket's
+    lifecycle rule expires ``results/``)."""
+    return f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
 
 
 def vendor_answer(
@@ -42,7 +49,7 @@ def vendor_answer(
     status from the one error table (or the vendor's, ``status_for``). ``billable``: a 200 from
     ``build`` delivered a result."""
     router.append_context(exact_envelope=True)
-    request_id = process.request_id(router.current_event.raw_event, router.lambda_context)
+    request_id = services.request_id(router.current_event.raw_event, router.lambda_context)
     try:
         response = ensure_deliverable(build(request_id))
     except Exception as error:  # every failure answers in the vendor's envelope

@@ -8,16 +8,15 @@ when the call went through, ``result.status`` 0 on success, else the HTTP status
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.request import raw_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, vendor_answer
+from alphacut.api.vendors.common import error_message, result_folder, vendor_answer
 from alphacut.errors import InvalidOption
 from alphacut.options import CutoutOptions
 
@@ -38,11 +37,11 @@ def jd_cutout() -> Response[Any]:
         data = raw_body(router.current_event.raw_event)
         if not data:
             raise InvalidOption("is empty: send the image bytes as the request body", field="body")
-        result = process.pipeline().run(data, CutoutOptions())
+        result = services.pipeline().run(data, CutoutOptions())
         router.append_context(empty_result=not result.found)
-        key = f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}/cutout.png"
+        key = f"{result_folder(request_id)}/cutout.png"
         image, content_type = result.single_image  # the default options: a PNG cutout
-        link = process.result_store(None, router.current_event.raw_event).put(key, image, content_type)
+        link = services.result_store(None, router.current_event.raw_event).put(key, image, content_type)
         return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
 
     return vendor_answer(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.credits import current_gate
 from alphacut.api.metering import CHARGED_BY_TASK
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
@@ -47,8 +47,8 @@ def _error(error: Exception, status: int, _request_id: str) -> dict[str, Any]:
 
 
 def _data(record: TaskRecord, return_type: str) -> dict[str, Any]:
-    service = process.task_service()
-    store = process.result_store(None, router.current_event.raw_event)
+    service = services.task_service()
+    store = services.result_store(None, router.current_event.raw_event)
     data = service.describe(record, RETURN_TYPES[return_type] if return_type != "3" else "url", store)
     data["output_type"] = OUTPUT_CODES[data["output_type"]]
     data["return_type"] = int(return_type)
@@ -58,9 +58,9 @@ def _data(record: TaskRecord, return_type: str) -> dict[str, Any]:
 @router.post("/api/tasks/visual/segmentation")
 def create_segmentation() -> Response[Any]:
     def build(request_id: str) -> Response[Any]:
-        service = process.task_service()
+        service = services.task_service()
         event = router.current_event.raw_event
-        request = parse_image_request(event, process.SETTINGS, service.max_bytes, fetch_urls=False)
+        request = parse_image_request(event, services.SETTINGS, service.max_bytes, fetch_urls=False)
         params = dict(request.params)
         unknown = sorted(set(params) - KNOWN)
         if unknown:
@@ -85,7 +85,7 @@ def create_segmentation() -> Response[Any]:
         )
         if options.type.value == "costume":
             raise InvalidOption("must be auto, person, object or stamp", field="type")
-        owner = process.api_key_owner(event)
+        owner = services.api_key_owner(event)
         task_id = service.submit(
             request.image or None,
             params.get("image_url") if request.source == "url" else None,
@@ -94,7 +94,7 @@ def create_segmentation() -> Response[Any]:
             None,
             credit_hold=current_gate(),
         )
-        left = process.seconds_left(router.lambda_context)
+        left = services.seconds_left(router.lambda_context)
         record = service.wait(task_id, owner, left) if sync else service.table.get(task_id)
         if record.state is TaskState.DONE:
             router.append_context(charge=CHARGED_BY_TASK)
@@ -115,10 +115,10 @@ def create_segmentation() -> Response[Any]:
 @router.get("/api/tasks/visual/segmentation/<task_id>")
 def get_segmentation(task_id: str) -> Response[Any]:
     def build(request_id: str) -> Response[Any]:
-        service = process.task_service()
+        service = services.task_service()
         query = router.current_event.query_string_parameters or {}
         return_type = _choice(query, "return_type", {"1": "url", "2": "base64"}, "1")
-        record = service.table.get(task_id, process.api_key_owner(router.current_event.raw_event))
+        record = service.table.get(task_id, services.api_key_owner(router.current_event.raw_event))
         return json_response(
             200,
             {"status": 200, "message": "success", "data": _data(record, return_type)},

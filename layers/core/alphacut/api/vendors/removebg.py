@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from alphacut.api import process
+from alphacut.api import services
 from alphacut.api.request import (
     decode_base64_image,
     header,
@@ -231,7 +231,7 @@ def read_source(params: dict[str, str], files: dict[str, bytes], max_bytes: int)
         return files["image_file"]
     if source == "image_file_b64":
         return decode_base64_image(params["image_file_b64"], max_bytes, "image_file_b64")
-    return process.SETTINGS.fetch(params["image_url"], max_bytes)
+    return services.SETTINGS.fetch(params["image_url"], max_bytes)
 
 
 def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -> CutoutOptions:
@@ -261,7 +261,7 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
             field="bg_image_url",
         )
     if background_url:
-        background = process.SETTINGS.fetch(background_url, max_bytes, field="bg_image_url")
+        background = services.SETTINGS.fetch(background_url, max_bytes, field="bg_image_url")
     return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
 
 
@@ -354,7 +354,7 @@ def removebg_route() -> Response[Any]:
 
     def build(request_id: str) -> Response[Any]:
         event = router.current_event.raw_event
-        pipeline = process.pipeline()
+        pipeline = services.pipeline()
         params, files = read_fields(event)
         options = translate(params, files, pipeline.limits.max_bytes)
         image = read_source(params, files, pipeline.limits.max_bytes)
@@ -381,8 +381,8 @@ def account_route() -> Response[Any]:
     router.append_context(usage_headers=usage_headers)
 
     def build(request_id: str) -> Response[Any]:
-        owner = process.api_key_owner(router.current_event.raw_event)
-        meter = process.usage_meter()
+        owner = services.api_key_owner(router.current_event.raw_event)
+        meter = services.usage_meter()
         plan = meter.plan(owner) if meter is not None else None
         quota = plan.quota if plan is not None else None
         left: int | float | None

@@ -3,8 +3,8 @@ at first use, once), and who is calling.
 
 Usage::
 
-    engine = process.pipeline()
-    owner = process.api_key_owner(event)       # the API key id API Gateway resolved
+    engine = services.pipeline()
+    owner = services.api_key_owner(event)      # the API key id API Gateway resolved
 """
 
 from __future__ import annotations
