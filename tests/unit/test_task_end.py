@@ -106,3 +106,17 @@ def test_fail_ends_in_the_state_its_error_names_gives_credits_back_and_never_ove
     assert ends.meter.credits.balance("key") == 2000 and callbacks(ends) == 1
     assert ends.fail({"task_id": "t1", "error": {"Error": "States.Timeout"}}) == "ended_elsewhere"
     assert ends.table.get("t1").state is TaskState.INVALID_IMAGE
+
+
+def test_the_finalizer_ends_a_task_through_the_same_path_and_never_queues_its_callback_twice(ends):
+    from alphacut.aws.finalize import TaskFinalizer
+
+    finalizer = TaskFinalizer(ends.table, ends.meter, ends.callbacks)
+    queued(ends)
+    ends.table.note_callback_queued("t1")  # the state machine's step queued it before it was stopped
+    assert finalizer.execution_ended({"name": "t1", "status": "ABORTED"}) == "ended"
+    assert ends.table.get("t1").state is TaskState.FAILED
+    assert ends.meter.credits.balance("key") == 2000 and callbacks(ends) == 0
+    queued(ends, "t2")
+    assert finalizer.execution_ended({"name": "t2", "status": "TIMED_OUT"}) == "ended"
+    assert callbacks(ends) == 1 and ends.table.get("t2").extra.get("callback_queued")

@@ -41,13 +41,8 @@ ENDED_BY_STATUS = {"TIMED_OUT": TaskState.TIMED_OUT, "FAILED": TaskState.FAILED,
 class TaskFinalizer(TaskAdapters):
     def _ended(self, task_id: str) -> None:
         """A task this function just ended: the credits it reserved come back, and its callback
-        goes out if it asked for one."""
-        record = self.table.get(task_id)
-        if self.meter is not None:
-            self.meter.release_task(record.owner, task_id)
-        url = record.extra.get("callback_url")
-        if url and self.callbacks is not None:
-            self.callbacks.enqueue(task_id, url)
+        goes out if it asked for one (once)."""
+        self.release_and_call_back(self.table.get(task_id))
 
     def dead_letter(self, record: SqsRecord) -> str:
         """A message the dispatcher never managed to start: its task ends failed, if still queued."""
@@ -114,8 +109,7 @@ class TaskFinalizer(TaskAdapters):
             self.meter.release_task(record.owner, task_id)  # an empty picture: never charged
             return "final_already"
         try:
-            price = self.prices.for_options(record.cutout_options)
-            charged = self.meter.charge_task(record.owner, task_id, price=price)
+            charged = self.meter.charge_task(record.owner, task_id, price=self.price_of(record))
         except Exception as error:  # noqa: BLE001 - any failure: an operator bills it by hand
             self.meter.record_unbilled(record.owner, task_id, f"execution {status.lower()}: {error}")
             logger.error("task delivered but not charged", extra={"task_id": task_id, "owner": record.owner})

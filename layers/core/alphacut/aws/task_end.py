@@ -64,6 +64,26 @@ class TaskAdapters:
             settings.credit_prices,
         )
 
+    def price_of(self, record: TaskRecord) -> int:
+        """What the task costs, in millicredits, by the options it was submitted with."""
+        return self.prices.for_options(record.cutout_options)
+
+    def release_and_call_back(self, record: TaskRecord) -> None:
+        """A task that ended undelivered: the credits it reserved come back, and its callback goes
+        out if it asked for one."""
+        if self.meter is not None:
+            self.meter.release_task(record.owner, record.task_id)
+        self.call_back(record)
+
+    def call_back(self, record: TaskRecord) -> None:
+        """Queue the task's callback, once: a second ending (a retry, the finalizer after a step)
+        finds it queued and leaves it."""
+        url = record.extra.get("callback_url")
+        if not url or self.callbacks is None or record.extra.get("callback_queued"):
+            return
+        self.callbacks.enqueue(record.task_id, str(url))
+        self.table.note_callback_queued(record.task_id)
+
 
 class TaskEnds(TaskAdapters):
     def finish(self, step: dict[str, Any]) -> str:
@@ -73,12 +93,12 @@ class TaskEnds(TaskAdapters):
         record = self.table.get(task_id)
         failure: Exception | None = None
         if self.meter is not None:
-            price = self.prices.for_options(record.cutout_options)
+            price = self.price_of(record)
             try:
                 self.meter.settle_task(record.owner, task_id, is_billable(record), price)
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
                 failure = error
-        self._call_back(record)
+        self.call_back(record)
         if failure is not None:
             raise ChargeFailed(f"the task was delivered but its charge failed: {failure}") from failure
         return "done"
@@ -89,15 +109,5 @@ class TaskEnds(TaskAdapters):
         name = str(error.get("Error") or "TaskFailed")
         if not self.table.fail(task_id, failure_state(name), str(error.get("Cause") or "")[:32768], name):
             return "ended_elsewhere"  # final already: whoever ended it settled it
-        record = self.table.get(task_id)
-        if self.meter is not None:
-            self.meter.release_task(record.owner, task_id)
-        self._call_back(record)
+        self.release_and_call_back(self.table.get(task_id))
         return "failed"
-
-    def _call_back(self, record: TaskRecord) -> None:
-        url = record.extra.get("callback_url")
-        if not url or self.callbacks is None or record.extra.get("callback_queued"):
-            return
-        self.callbacks.enqueue(record.task_id, str(url))
-        self.table.note_callback_queued(record.task_id)
