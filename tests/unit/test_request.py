@@ -93,3 +93,17 @@ def test_the_caller_is_the_key_id_and_never_the_keys_secret_value():
 
     assert api_key_owner({"requestContext": {"identity": {"apiKeyId": "k1", "apiKey": "secret"}}}) == "k1"
     assert api_key_owner({"requestContext": {"identity": {"apiKey": "secret-value-of-a-key"}}}) == "anonymous"
+
+
+def test_one_body_reader_gives_every_route_the_same_fields_whatever_the_form():
+    from alphacut.api.request import read_body
+
+    document = {"size": "preview", "crop": True, "margins": [1, 2], "skip": None, "width": 800}
+    json_body = read_body(event(json.dumps(document).encode(), "application/json"))
+    form_body = read_body(
+        event(b"size=preview&crop=true&margins=%5B1%2C+2%5D&width=800", "application/x-www-form-urlencoded")
+    )
+    expected = {"size": "preview", "crop": "true", "margins": "[1, 2]", "width": "800"}
+    assert json_body.fields == form_body.fields == expected and json_body.understood
+    other = read_body(event(b"<xml/>", "text/xml"))
+    assert (other.fields, other.files, other.understood) == ({}, {}, False)

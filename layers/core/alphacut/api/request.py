@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
+from urllib.parse import parse_qsl
 
 from alphacut.errors import ImageTooLarge, InvalidOption, UnsupportedMediaType
 from alphacut.settings import ServiceSettings
@@ -126,6 +127,42 @@ def json_fields(document: dict[str, Any]) -> dict[str, str]:
     }
 
 
+BODY_TYPES = ("multipart/form-data", "application/json", "application/x-www-form-urlencoded")
+
+
+@dataclass
+class Body:
+    """A request body read by its Content-Type: multipart/form-data (files and fields), a JSON
+    object (its members as ``json_fields``) or a url-encoded form; another type gives neither."""
+
+    content_type: str
+    media_type: str
+    fields: dict[str, str]
+    files: dict[str, bytes]
+
+    @property
+    def understood(self) -> bool:
+        return self.media_type in (
+            "multipart/form-data",
+            "application/json",
+            "application/x-www-form-urlencoded",
+        )
+
+
+def read_body(event: dict[str, Any]) -> Body:
+    """The body's fields and files, one reader for every route that takes forms or JSON."""
+    content_type = header(event, "content-type").strip()
+    media_type = content_type.split(";")[0].strip().lower()
+    body = Body(content_type, media_type, {}, {})
+    if media_type == "multipart/form-data":
+        body.files, body.fields = parse_multipart(content_type, raw_body(event))
+    elif media_type == "application/json":
+        body.fields = json_fields(parse_json_object(raw_body(event)))
+    elif media_type == "application/x-www-form-urlencoded":
+        body.fields = dict(parse_qsl(raw_body(event).decode("utf-8", "replace"), keep_blank_values=True))
+    return body
+
+
 def _query(event: dict[str, Any]) -> dict[str, str]:
     return dict(event.get("queryStringParameters") or {})
 
@@ -188,8 +225,8 @@ def parse_image_request(
         return ImageRequest(image, params, "body", accept)
 
     if media_type == "multipart/form-data":
-        files, fields = parse_multipart(content_type, raw_body(event))
-        params.update(fields)
+        files = (body := read_body(event)).files
+        params.update(body.fields)
         background = files.get("bg_image_file") or None
         for name in FILE_FIELDS:
             if name in files:
@@ -204,7 +241,7 @@ def parse_image_request(
         raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
 
     if media_type == "application/json":
-        params.update(json_fields(parse_json_object(raw_body(event))))
+        params.update(read_body(event).fields)
         request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
         if params.get("bg_image_base64"):
             request.background = decode_base64_image(

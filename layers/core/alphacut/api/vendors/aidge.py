@@ -11,13 +11,12 @@ field), 801 model failed, 500 system error, with the HTTP status of the problem.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
-from alphacut.api.request import decode_base64_image, header, parse_json_object, parse_multipart, raw_body
+from alphacut.api.request import decode_base64_image, read_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
@@ -39,16 +38,7 @@ def _params(event: dict[str, Any]) -> dict[str, str]:
     params = dict(event.get("queryStringParameters") or {})
     if event.get("httpMethod") != "POST":
         return params
-    content_type = header(event, "content-type")
-    media_type = content_type.split(";")[0].strip().lower()
-    body = raw_body(event)
-    if media_type == "application/json" and body:
-        document = parse_json_object(body)
-        params.update({k: str(v) for k, v in document.items() if v is not None})
-    elif media_type == "application/x-www-form-urlencoded":
-        params.update(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
-    elif media_type == "multipart/form-data":
-        params.update(parse_multipart(content_type, body)[1])
+    params.update(read_body(event).fields)
     return params
 
 

@@ -28,20 +28,12 @@ from __future__ import annotations
 
 import base64
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
-from alphacut.api.request import (
-    decode_base64_image,
-    header,
-    json_fields,
-    parse_json_object,
-    parse_multipart,
-    raw_body,
-)
+from alphacut.api.request import decode_base64_image, header, read_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
 from alphacut.aws.usage import next_utc_midnight
@@ -192,19 +184,12 @@ def errors_body(error: Exception) -> dict[str, Any]:
 def read_fields(event: dict[str, Any]) -> tuple[dict[str, str], dict[str, bytes]]:
     """String parameters and uploaded files from a JSON, form or multipart body (query too)."""
     params = dict(event.get("queryStringParameters") or {})
-    content_type = header(event, "content-type").strip()
-    media_type = content_type.split(";")[0].strip().lower()
-    files: dict[str, bytes] = {}
-    if media_type == "multipart/form-data":
-        files, fields = parse_multipart(content_type, raw_body(event))
-        params.update(fields)
-    elif media_type == "application/json":
-        params.update(json_fields(parse_json_object(raw_body(event))))
-    elif media_type == "application/x-www-form-urlencoded":
-        params.update(parse_qsl(raw_body(event).decode("utf-8", "replace"), keep_blank_values=True))
-    elif media_type or event.get("body"):
+    body = read_body(event)
+    files = body.files
+    params.update(body.fields)
+    if not body.understood and (body.media_type or event.get("body")):
         raise UnsupportedMediaType(
-            f"Content-Type {content_type or '(none)'} is not accepted: send "
+            f"Content-Type {body.content_type or '(none)'} is not accepted: send "
             "multipart/form-data, application/x-www-form-urlencoded or application/json",
             field="Content-Type",
         )
