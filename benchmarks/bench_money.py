@@ -179,8 +179,9 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
 # ---- the stack side: moto with the rules, the table, the keys, the history --------------------
 def start_moto(transaction_seconds: float, slow: float = 1.0):
     from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
+    from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise_dynamodb_writes
     from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
-    from alphacut_dev.local.stack import free_port, partition_queries, serialise_dynamodb_writes
+    from alphacut_dev.local.stack import free_port
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

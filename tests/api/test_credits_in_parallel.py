@@ -14,7 +14,7 @@ import boto3
 import pytest
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.usage import UsageMeter, utc_day
-from alphacut_dev.local.stack import serialise_dynamodb_writes
+from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 
 from tests.api.conftest import USAGE_TABLE
 from tests.api.credit_calls import make_calls

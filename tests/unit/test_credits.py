@@ -16,8 +16,8 @@ from alphacut.options import CutoutOptions
 from alphacut.pricing import CreditPrices, credits, millicredits
 from alphacut.settings import ServiceSettings, SettingError
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity, Usage
+from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
-from alphacut_dev.local.stack import serialise_dynamodb_writes
 from alphacut_dev.template import table_definition
 from moto import mock_aws
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from alphacut_dev.local.stack import journalled_transaction
+from alphacut_dev.local.dynamodb_consistency import journalled_transaction
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend

@@ -5,7 +5,7 @@ throttles a call past them."""
 from __future__ import annotations
 
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
-from alphacut_dev.local.stack import FunctionWorker
+from alphacut_dev.local.functions import FunctionWorker
 from alphacut_dev.local.worker import FunctionSpec
 
 HANDLER = """
@@ -65,7 +65,7 @@ def test_a_function_with_two_instances_answers_two_calls_at_once_and_throttles_a
     import threading
     import time
 
-    from alphacut_dev.local.stack import FunctionInstances
+    from alphacut_dev.local.functions import FunctionInstances
 
     (tmp_path / "app.py").write_text(SLOW_HANDLER)
     function = FunctionInstances(

@@ -8,14 +8,9 @@ Usage::
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
-import multiprocessing
 import os
-import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,20 +19,22 @@ from secrets import token_urlsafe
 from typing import Self
 
 import boto3
-from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
 
 from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.apigateway_integrations import MockIntegration
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
+from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise_dynamodb_writes
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
+from alphacut_dev.local.functions import FunctionInstances
 from alphacut_dev.local.iam import LocalIam
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
-from alphacut_dev.local.worker import FunctionSpec, serve
+from alphacut_dev.local.routes import Route, UsagePlan, path_pattern
+from alphacut_dev.local.worker import FunctionSpec
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
 DEFAULT_API_KEY = "alphacut-local-key-0000000000000000"
@@ -60,308 +57,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def path_pattern(resource: str) -> re.Pattern:
-    """/v1/tasks/{task_id} -> a regex with a named group per path parameter."""
-    parts = []
-    for segment in resource.strip("/").split("/"):
-        parameter = re.fullmatch(r"\{(\w+)\+?\}", segment)
-        parts.append(f"(?P<{parameter.group(1)}>[^/]+)" if parameter else re.escape(segment))
-    return re.compile("/" + "/".join(parts) + "/?")  # API Gateway ignores a trailing slash
-
-
-HANDLED_UNDER_THE_LOCK = (
-    "get_item",
-    "put_item",
-    "update_item",
-    "delete_item",
-    "query",
-    "scan",
-    "batch_get_item",
-    "batch_write_item",
-    "transact_write_items",
-    "transact_get_items",
-)
-
-
-def serialise_dynamodb_writes() -> Callable[[], None]:
-    """DynamoDB applies each write to an item atomically (ADD counters, conditional puts); moto's
-    threaded server reads, changes and stores the item without a lock, so two concurrent ADDs
-    can lose one (seen once: 49 of 50 metered calls). One lock around moto's writes restores
-    DynamoDB's guarantee locally; our code is not changed by it. The same lock covers each
-    request's handling (moto builds an answer from the item it wrote, and reads items, while
-    another request may be changing them: "dictionary changed size during iteration" at a busy
-    key's 50 calls a second). Returns what undoes it."""
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
-
-    saved: dict[tuple[object, str], object] = {}
-    lock = threading.RLock()  # re-entrant: a transaction's writes may call the others
-    for owner, names in (
-        (DynamoDBBackend, ("put_item", "update_item", "delete_item", "transact_write_items")),
-        (DynamoHandler, HANDLED_UNDER_THE_LOCK),
-    ):
-        for name in names:
-            original = getattr(owner, name)
-            saved[(owner, name)] = original
-            if owner is DynamoDBBackend and name == "transact_write_items":
-                original = journalled_transaction(original)
-
-            def serialised(*args, _original=original, **kwargs):
-                with lock:
-                    return _original(*args, **kwargs)
-
-            setattr(owner, name, serialised)
-    # moto backs up each table a transaction touches with a deep copy, to roll back on failure:
-    # the usage table holds a marker per metered call, so every call copied thousands of items
-    # (a Schemathesis run grew the process by GBs). The journal above rolls back instead.
-    table_copy = getattr(Table, "__deepcopy__", None)
-    Table.__deepcopy__ = lambda table, memo: table
-
-    def restore() -> None:
-        if table_copy is None:
-            del Table.__deepcopy__
-        else:
-            Table.__deepcopy__ = table_copy
-        for (owner, name), original in saved.items():
-            setattr(owner, name, original)
-
-    return restore
-
-
-def partition_queries() -> Callable[[], None]:
-    """A Query of a table reads its one partition on DynamoDB; moto looks at every item of the
-    table for each one (a table of a million items made each query take seconds). Here moto's
-    own query runs on a view of the table that holds the queried partition only; index queries
-    are left as they are. Returns what undoes it."""
-    from moto.dynamodb.models.table import Table
-
-    original = Table.query
-
-    class Partition:
-        def __init__(self, table, hash_key):
-            self._table, self._hash_key = table, hash_key
-
-        def __getattr__(self, name):
-            return getattr(self._table, name)
-
-        def all_items(self):
-            for _ in range(10):  # a write may add to the partition meanwhile (moto reads unlocked)
-                try:
-                    return list(self._table.items.get(self._hash_key, {}).values())
-                except RuntimeError:
-                    continue
-            return list(self._table.items.get(self._hash_key, {}).values())
-
-    @functools.wraps(original)
-    def query(self, hash_key, *args, **kwargs):  # moto's parameter names: callers pass them by name
-        index = kwargs.get("index_name") if "index_name" in kwargs else (args[6] if len(args) > 6 else None)
-        if index or not self.range_key_attr or hash_key is None:
-            return original(self, hash_key, *args, **kwargs)
-        return original(Partition(self, hash_key), hash_key, *args, **kwargs)
-
-    Table.query = query
-
-    def restore() -> None:
-        Table.query = original
-
-    return restore
-
-
-def journalled_transaction(transact_write_items):
-    """moto's TransactWriteItems, rolled back from a journal of the items it touches (their
-    attributes before, or their absence) rather than from deep copies of whole tables."""
-
-    def transact(backend, transact_items, *args, **kwargs):
-        journal = []
-        for entry in transact_items:
-            operation = next(iter(entry.values()))
-            table = backend.tables.get(operation.get("TableName"))
-            if table is None:
-                continue
-            attributes = operation.get("Item") or operation.get("Key") or {}
-            names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
-            if not all(n in attributes for n in names):
-                continue  # moto refuses the request itself: nothing is written
-            key = {n: attributes[n] for n in names}
-            before = backend.get_item(table.name, key)
-            journal.append(
-                (table.name, key, copy.deepcopy(before.to_json()["Attributes"]) if before else None)
-            )
-        try:
-            return transact_write_items(backend, transact_items, *args, **kwargs)
-        except Exception:
-            for table_name, key, attributes in reversed(journal):
-                if attributes is None:
-                    backend.delete_item(table_name, key)
-                else:
-                    backend.put_item(table_name, attributes)
-            raise
-
-    return transact
-
-
-@dataclass
-class Route:
-    method: str  # GET, POST, ... or ANY
-    resource: str  # /v1/tasks/{task_id}
-    pattern: re.Pattern
-    function: str  # logical id
-    key_required: bool = True  # the operation's security names the API key
-    api: str = "Api"  # the REST API's logical id (its gateway responses apply)
-    # a mock integration (a CORS preflight): API Gateway answers it itself, no function
-    mock: MockIntegration | None = None
-    binary_media_types: tuple[str, ...] = ()  # the API's (apigateway_integrations.is_binary)
-
-    def match(self, method: str, path: str) -> dict[str, str] | None:
-        if self.method not in ("ANY", method):
-            return None
-        found = self.pattern.fullmatch(path)
-        return found.groupdict() if found else None
-
-
 PLAN_CACHE_SECONDS = 2.0
 THROTTLE_AFTER_SECONDS = 15.0  # a Step Functions call waits this long for a busy worker, then 429
-
-
-@dataclass
-class UsagePlan:
-    plan_id: str
-    rate: float
-    burst: int
-    quota: int | None
-    period: str = "DAY"
-    key_id: str = ""
-
-
-class FunctionWorker:
-    """A warm worker process for one function; one event at a time, like one Lambda instance."""
-
-    def __init__(self, spec: FunctionSpec):
-        self.spec = spec
-        self.lock = threading.Lock()
-        self.process = None
-        self.connection = None
-        self.init_ms = None
-
-    def start(self, wait: bool = True) -> None:
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self.process = context.Process(
-            target=serve, args=(child, self.spec), name=self.spec.name, daemon=True
-        )
-        self.process.start()
-        self.connection = parent
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        if not self.connection.poll(timeout):
-            raise RuntimeError(f"{self.spec.name} did not start within {timeout:.0f} s")
-        kind, detail = self.connection.recv()
-        if kind != "ready":
-            raise RuntimeError(f"{self.spec.name} failed to initialise: {detail}")
-        self.init_ms = detail
-
-    def invoke(self, event: dict, request_id: str) -> tuple[str, object]:
-        """('ok', result) | ('error', payload) | ('timeout', None). An answer over Lambda's 6 MB
-        is an error, as Lambda makes it (API Gateway then answers 502). Calls take turns; the
-        throttling past a function's concurrency is ``FunctionInstances.invoke``'s."""
-        with self.lock:
-            self.connection.send((event, request_id))
-            if not self.connection.poll(self.spec.timeout):
-                self.restart()  # Lambda ends a timed-out instance; the next call gets a fresh one
-                return "timeout", None
-            kind, result = self.connection.recv()
-        if kind == "ok" and len(json.dumps(result)) > LAMBDA_ANSWER_LIMIT:
-            return "error", {
-                "errorType": "Function.ResponseSizeTooLarge",
-                "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                f"({LAMBDA_ANSWER_LIMIT} bytes).",
-            }
-        return kind, result
-
-    def restart(self) -> None:
-        self.stop()
-        self.start(wait=True)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            self.connection.send(None)
-        except (OSError, BrokenPipeError):
-            pass
-        self.process.join(timeout=3)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=3)
-        self.process = None
-
-
-class FunctionInstances:
-    """A function's warm instances: a call takes whichever is free, as Lambda runs a function on
-    as many instances as its concurrency allows (one by default here: each holds its models).
-    ``reserved``: its reserved concurrency; a call past it is throttled at once, as Lambda throttles
-    (``alphacut_dev.local.lambda_event_sources`` says what that does to a queue's messages)."""
-
-    def __init__(self, spec: FunctionSpec, count: int = 1, reserved: int | None = None):
-        self.spec = spec
-        self.reserved = reserved
-        self.instances = [FunctionWorker(spec) for _ in range(max(1, count))]
-        self._free = list(self.instances)
-        self._available = threading.Semaphore(len(self.instances))
-        self._lock = threading.Lock()
-        self._running = 0  # calls in progress or waiting for an instance
-
-    @property
-    def process(self):
-        return self.instances[0].process
-
-    @property
-    def init_ms(self) -> float | None:
-        return self.instances[0].init_ms
-
-    def start(self, wait: bool = True) -> None:
-        for instance in self.instances:
-            instance.start(wait=False)
-        if wait:
-            self.wait_ready()
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        for instance in self.instances:
-            instance.wait_ready(timeout)
-
-    def invoke(self, event: dict, request_id: str, wait: float | None = None) -> tuple[str, object]:
-        """As ``FunctionWorker.invoke``, on the first instance free within ``wait`` (None: as long
-        as it takes); a call that finds none free by then is ('throttled', None), as Lambda
-        throttles past a function's concurrency; one past its reserved concurrency is at once."""
-        with self._lock:
-            if self.reserved is not None and self._running >= self.reserved:
-                return "throttled", None
-            self._running += 1
-        try:
-            if not self._available.acquire(timeout=wait):
-                return "throttled", None
-            with self._lock:
-                instance = self._free.pop()
-            try:
-                return instance.invoke(event, request_id)
-            finally:
-                with self._lock:
-                    self._free.append(instance)
-                self._available.release()
-        finally:
-            with self._lock:
-                self._running -= 1
-
-    def restart(self) -> None:
-        for instance in self.instances:
-            instance.restart()
-
-    def stop(self) -> None:
-        for instance in self.instances:
-            instance.stop()
 
 
 @dataclass

@@ -1,0 +1,52 @@
+"""The gateway's routes and usage plans as the local stack reads them from the template.
+
+Usage::
+
+    route = Route("GET", "/v1/tasks/{task_id}", path_pattern("/v1/tasks/{task_id}"), "TasksFunction")
+    route.match("GET", "/v1/tasks/abc")   # {"task_id": "abc"}
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from alphacut_dev.local.apigateway_integrations import MockIntegration
+
+
+def path_pattern(resource: str) -> re.Pattern:
+    """/v1/tasks/{task_id} -> a regex with a named group per path parameter."""
+    parts = []
+    for segment in resource.strip("/").split("/"):
+        parameter = re.fullmatch(r"\{(\w+)\+?\}", segment)
+        parts.append(f"(?P<{parameter.group(1)}>[^/]+)" if parameter else re.escape(segment))
+    return re.compile("/" + "/".join(parts) + "/?")  # API Gateway ignores a trailing slash
+
+
+@dataclass
+class Route:
+    method: str  # GET, POST, ... or ANY
+    resource: str  # /v1/tasks/{task_id}
+    pattern: re.Pattern
+    function: str  # logical id
+    key_required: bool = True  # the operation's security names the API key
+    api: str = "Api"  # the REST API's logical id (its gateway responses apply)
+    # a mock integration (a CORS preflight): API Gateway answers it itself, no function
+    mock: MockIntegration | None = None
+    binary_media_types: tuple[str, ...] = ()  # the API's (apigateway_integrations.is_binary)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if self.method not in ("ANY", method):
+            return None
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+@dataclass
+class UsagePlan:
+    plan_id: str
+    rate: float
+    burst: int
+    quota: int | None
+    period: str = "DAY"
+    key_id: str = ""
