@@ -21,7 +21,7 @@ import requests
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.keys import KeyAdmin
 from alphacut.pricing import millicredits
-from alphacut_dev.local.stack import STACK_NAME, LocalStack, free_port
+from alphacut_dev.local.stack import LOCAL_PARAMETERS, STACK_NAME, LocalStack, free_port
 
 IMAGE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the only host the test stack may fetch from
 ROOMY_KEY = "alphacut-tests-roomy-key-000000000000"
@@ -105,6 +105,9 @@ def stack(image_server):
         extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST, "ENDPOINT_STATUS_CACHE_SECONDS": "0"},
         log=lambda line: None,
         gpu_warm_up_seconds=3.0,
+        # the suite's reference engine (tests/conftest.py), not the template's int8 default: the
+        # routes' answers are compared with the in-process pipeline's, byte for byte
+        parameters={**LOCAL_PARAMETERS, "ModelEngine": os.environ["ALPHACUT_ENGINE"]},
     )
     local.start()
     apigateway = local.client("apigateway")

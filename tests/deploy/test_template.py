@@ -435,3 +435,17 @@ def test_both_apis_answer_the_preflight_without_a_key_and_name_the_origin_everyw
         for kind, response in responses.items():
             origin = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
             assert origin == {"Fn::Sub": "'${CorsAllowOrigin}'"}, (api_id, kind)
+
+
+def test_the_cutout_and_segment_functions_run_the_model_engine_and_selfie_stays_fp32():
+    from alphacut.models.engines import choose_engine
+
+    sam = load_sam()
+    assert sam["Parameters"]["ModelEngine"]["Default"] == "onnxruntime-int8"
+    for function in ("CutoutFunction", "SegmentFunction"):
+        variables = sam["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["ALPHACUT_ENGINE"] == {"Ref": "ModelEngine"}, function
+    selfie = sam["Resources"]["SelfieFunction"]["Properties"].get("Environment", {}).get("Variables", {})
+    assert "ALPHACUT_ENGINE" not in selfie  # onnxruntime fp32: Lambda's CPUs have no bf16
+    for value in sam["Parameters"]["ModelEngine"]["AllowedValues"]:
+        assert choose_engine(value, flags={"avx2"}, has_openvino=False).name == "onnxruntime"

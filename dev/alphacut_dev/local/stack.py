@@ -61,6 +61,14 @@ PLAN_CACHE_SECONDS = 2.0
 THROTTLE_AFTER_SECONDS = 15.0  # a Step Functions call waits this long for a busy worker, then 429
 
 
+# the template's parameters the local stack deploys with (the rest: their defaults)
+LOCAL_PARAMETERS = {
+    "SegmentBackend": "sagemaker",
+    "SageMakerImageUri": "local",
+    "ReserveAsyncConcurrency": "true",
+}
+
+
 @dataclass
 class LocalStack:
     port: int = 3000
@@ -73,13 +81,7 @@ class LocalStack:
     # container's server on the CPU, behind the emulated endpoint) and the CPU while it is cold.
     # It plays an established account, whose limits allow the reservations (a new account's
     # deploy takes the template's defaults: no reservation; `alphacut deploy check` tells which).
-    parameters: dict[str, str] = field(
-        default_factory=lambda: {
-            "SegmentBackend": "sagemaker",
-            "SageMakerImageUri": "local",
-            "ReserveAsyncConcurrency": "true",
-        }
-    )
+    parameters: dict[str, str] = field(default_factory=lambda: dict(LOCAL_PARAMETERS))
     # warm instances per function (logical id -> count; 1 when absent): each holds its own models
     instances: dict[str, int] = field(default_factory=dict)
     # the emulated endpoint's scale from zero (an instance takes minutes on AWS) and scale in
