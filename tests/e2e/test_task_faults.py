@@ -42,10 +42,24 @@ def aws_env(stack):
     os.environ.update(stack.aws_env())
 
 
-@pytest.fixture(params=["cpu", "gpu"], autouse=True)
+@pytest.fixture(params=["cpu", "gpu"])
 def model_path(request, stack):
+    """Both task paths, for the faults whose steps differ between them (processing, a stopped
+    execution, a task taken twice)."""
     pinned_path(stack, request.param)
     yield request.param
+    stack.endpoint.pin(None)
+
+
+@pytest.fixture(autouse=True)
+def one_path_unless_asked(request, stack):
+    """The other faults live in steps both paths share (the dead-letter queue, the ending steps,
+    the charge, the status rule): they run once, on the CPU path."""
+    if "model_path" in request.fixturenames:
+        yield
+        return
+    pinned_path(stack, "cpu")
+    yield
     stack.endpoint.pin(None)
 
 
@@ -289,6 +303,7 @@ def _bench():
 
 
 def test_fault_benchmark_small_run_leaves_nothing_unfinished_and_charges_exactly(admin, stack):
+    pinned_path(stack, "gpu")  # the path whose model server it kills
     bench = _bench()
     api = credit_key(admin, stack, "30")
     plan = bench.Plan(tasks=20, kills=1, kill_seconds=10, stops=1, poison=2, duplicates=3, drain_timeout=300)
