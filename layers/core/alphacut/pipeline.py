@@ -212,7 +212,9 @@ class Pipeline:
         self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
     ) -> DecodedImage:
         """The image, at most as large as ``options.size`` allows (size=preview: 0.25 MP)."""
-        return self.decode_views(data, timings, options)[0]
+        with (timings if timings is not None else Timings()).stage("decode"):
+            image = decode_image(data, self.limits)
+            return image if options is None else self._at_size(image, options)
 
     def decode_views(
         self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
@@ -226,12 +228,15 @@ class Pipeline:
             image = decode_image(data, self.limits)
             if options is None:
                 return image, image
-            size = geometry.cap_megapixels(image.width, image.height, options.size.megapixels)
+            small = self._at_size(image, options)
             view = geometry.covering(image.width, image.height, isnet.INPUT_SIZE)
-            if view[0] * view[1] <= size[0] * size[1]:
-                small = downscale(image, *size)
+            if view[0] * view[1] <= small.width * small.height:
                 return small, small
-            return downscale(image, *size), downscale(image, *view)
+            return small, downscale(image, *view)
+
+    @staticmethod
+    def _at_size(image: DecodedImage, options: CutoutOptions) -> DecodedImage:
+        return downscale(image, *geometry.cap_megapixels(image.width, image.height, options.size.megapixels))
 
     def matte(
         self,
