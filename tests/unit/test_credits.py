@@ -316,7 +316,9 @@ def test_paid_calls_of_one_key_at_once_never_fail_for_conflicts_and_add_up(meter
     finally:
         conflicts.restore()
         restore_writes()
-    assert conflicts.transactions >= 200  # every commit and release was a transaction that could conflict
+    # each of the 160 deliveries committed in a transaction (releases are single writes), and
+    # DynamoDB refused some writes for conflicts: the calls went through all the same
+    assert conflicts.transactions >= 160 and conflicts.conflicts > 0
     assert ledger.balance("key") == 1_000_000 - 160 * 1000
     report = meter.report("key", "2026-11-26", "2026-11-26", with_credits=True)
     assert report["total"] == {"calls": 160, "charged": 160, "credits": 160}
