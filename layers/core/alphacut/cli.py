@@ -28,28 +28,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
-from alphacut.options import (
-    SHADOW_RANGES,
-    CutoutOptions,
-    Fit,
-    ImageFormat,
-    OutputKind,
-    Quality,
-    ShadowType,
-    SubjectType,
-    Upscale,
-)
+from alphacut.options import CutoutOptions, OptionField, OutputKind, Quality, SubjectType, option_rows
 from alphacut.pipeline import Pipeline
-from alphacut.presets import PRESETS
 from alphacut.settings import ImageLimits, ServiceSettings, SettingError
 
 if TYPE_CHECKING:
     from alphacut_client import BatchItem
 
     from alphacut.aws.keys import KeyAdmin
-
-
-SHADOW_FLAGS = [name for name, _, _ in SHADOW_RANGES] + ["shadow", "shadow_color"]
 
 
 class ProgressBar:
@@ -157,29 +143,12 @@ def read_background(source: str | None) -> bytes | None:
 
 def _remove(args: argparse.Namespace) -> int:
     try:
-        background = read_background(args.bg_image)
-        given = {
-            "type": args.type,
-            "output": args.output or ("mask" if args.channels == "alpha" else None),
-            "format": args.format,
-            "size": args.size,
-            "quality": args.quality,
-            "channels": args.channels,
-            "roi": args.roi,
-            "bg_color": args.bg_color,
-            "bg_image_url": args.bg_image if background is not None and "://" in args.bg_image else None,
-            "crop": args.crop or None,
-            "crop_margin": args.crop_margin,
-            "scale": args.scale,
-            "position": args.position,
-            "target_width": args.width,
-            "target_height": args.height,
-            "padding": args.padding,
-            "fit": args.fit,
-            "upscale": args.upscale,
-            "preset": args.preset,
-            **{name: getattr(args, name) for name in SHADOW_FLAGS},
-        }
+        background = read_background(args.bg_image_url)
+        given = {row.name: getattr(args, row.name) for row in option_rows() if row.flag is not None}
+        # --bg-image is a file or a URL: a URL is also the option (it says where the picture is from)
+        given["bg_image_url"] = (
+            args.bg_image_url if background is not None and "://" in args.bg_image_url else None
+        )
         # only what was given: a preset fills the rest
         options = CutoutOptions.from_mapping(
             {name: value for name, value in given.items() if value is not None}, bg_image=background
@@ -411,6 +380,20 @@ def _usage(args: argparse.Namespace) -> int:
     return 0
 
 
+# where the help has always listed these two (the documents list channels after output, the
+# preset after the shadow): flag -> the flag it follows
+HELP_MOVES = {"channels": "quality", "preset": "upscale"}
+
+
+def help_order(rows: list[OptionField]) -> list[OptionField]:
+    """The option table's rows that have a flag, in the order ``alphacut remove --help`` lists them."""
+    ordered = [row for row in rows if row.flag is not None and row.name not in HELP_MOVES]
+    for name, after in HELP_MOVES.items():
+        place = next(i for i, row in enumerate(ordered) if row.name == after)
+        ordered.insert(place + 1, next(row for row in rows if row.name == name))
+    return ordered
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphacut", description="Background removal on CPU ONNX models.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -418,57 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="cut the subject out of images")
     remove.add_argument("inputs", nargs="+", help="image files and/or folders")
     remove.add_argument("-o", "--outdir", required=True, help="folder for the results")
-    remove.add_argument("--type", default="auto", choices=[t.value for t in SubjectType])
-    remove.add_argument(
-        "--output", default=None, choices=[o.value for o in OutputKind], help="default: image"
-    )
-    remove.add_argument(
-        "--format",
-        default=None,
-        choices=[f.value for f in ImageFormat] + ["jpeg", "auto"],
-        help="zip: color.jpg + alpha.png; auto: png, or jpg over a background",
-    )
-    remove.add_argument("--size", default=None, help="preview (0.25 MP), medium, hd, full or e.g. 10MP")
-    remove.add_argument(
-        "--quality",
-        default="auto",
-        choices=[q.value for q in Quality],
-        help="best: the model on the photo and its mirror, soft alpha where both see it (twice the time)",
-    )
-    remove.add_argument("--channels", default=None, choices=["rgba", "alpha"], help="alpha: the matte alone")
-    remove.add_argument("--roi", default=None, help="keep only the subject inside x1 y1 x2 y2 (px or %%)")
-    remove.add_argument(
-        "--bg-color", default=None, help="hex colour or name to compose on (#rrggbbaa: see-through)"
-    )
-    remove.add_argument(
-        "--bg-image", default=None, help="a picture (file or http(s) URL) to compose on, scaled to cover"
-    )
-    remove.add_argument("--crop", action="store_true", help="crop to the subject")
-    remove.add_argument(
-        "--crop-margin", default=None, help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them"
-    )
-    remove.add_argument("--scale", default=None, help="the subject's share of the canvas: 10%% to 100%%")
-    remove.add_argument("--position", default=None, help="original, center, bottom, top-left, ... or x%% y%%")
-    remove.add_argument("--width", type=int, default=None, help="target width (fits the subject)")
-    remove.add_argument("--height", type=int, default=None, help="target height (fits the subject)")
-    remove.add_argument("--padding", default=None, help="with --width/--height: free space at the edges")
-    remove.add_argument("--fit", default=None, choices=[f.value for f in Fit], help="default: contain")
-    remove.add_argument(
-        "--upscale",
-        default=None,
-        choices=[u.value for u in Upscale],
-        help="how far the subject may be enlarged: allow (default), limit (a preset's default), never",
-    )
-    remove.add_argument(
-        "--preset", default=None, choices=list(PRESETS), help="a marketplace's canvas, background, format"
-    )
-    remove.add_argument(
-        "--shadow", default=None, choices=[t.value for t in ShadowType], help="drop, contact or cast"
-    )
-    for name, low, high in SHADOW_RANGES:
-        flag = "--" + name.replace("_", "-")
-        remove.add_argument(flag, dest=name, default=None, help=f"{low:g} to {high:g}")
-    remove.add_argument("--shadow-color", dest="shadow_color", default=None, help="default: black")
+    for row in help_order(option_rows()):
+        assert row.flag is not None
+        remove.add_argument(row.flag.flag_for(row.name), **row.flag.arguments(row.name))
     remove.add_argument(
         "--api", default=None, help="a deployed stack's ApiUrl: cut out there (pip install clients/python)"
     )

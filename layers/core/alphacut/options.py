@@ -14,7 +14,7 @@ Usage::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,7 @@ from PIL import ImageColor
 
 from alphacut.errors import InvalidOption
 from alphacut.presets import DEFAULT_MAX_ENLARGEMENT, PRESETS
+from alphacut.urlfetch import IMAGE_URL
 
 MAX_TARGET_SIDE = 4096
 
@@ -440,16 +441,6 @@ class Shadow:
 DEFAULT_SHADOW_ANGLE = {ShadowType.DROP: 315.0, ShadowType.CONTACT: 0.0, ShadowType.CAST: 150.0}
 
 
-# the shadow's numbers: (field, lowest, highest)
-SHADOW_RANGES = (
-    ("shadow_opacity", 0.0, 100.0),
-    ("shadow_softness", 0.0, 100.0),
-    ("shadow_angle", 0.0, 360.0),
-    ("shadow_distance", 0.0, 50.0),
-    ("shadow_elevation", 5.0, 85.0),
-)
-
-
 def parse_preset(value: Any, field: str = "preset") -> str:
     text = str(value).strip().lower()
     if text not in PRESETS:
@@ -483,108 +474,488 @@ def parse_channels(value: Any, field: str = "channels") -> OutputKind:
     return OutputKind.MASK if text == "alpha" else OutputKind.IMAGE
 
 
+# ---- the option table -----------------------------------------------------------------------------
+# Each option is one row: a field of ``CutoutOptions`` declared with ``option(...)``, which says how
+# a request's value is read (``parse``), its OpenAPI schema (with its description), its flag on
+# ``alphacut remove``, whether an empty value means "not given", its form in ``to_dict`` and
+# whether remove.bg's route takes it. The OpenAPI documents (``alphacut.api.openapi``), the CLI
+# (``alphacut.cli``) and remove.bg's field map (``alphacut.api.vendors.removebg``) are made from
+# the rows; a new option is a row here plus the code that uses it.
+
+OPTION_ROW = "alphacut.option"  # the key of a field's row in its metadata
+# a JSON schema value the forms' empty field may take, meaning "not given"
+EMPTY = {"type": "string", "maxLength": 0}
+_PERCENT = r"(100(\.0+)?|\d{1,2}(\.\d+)?)%?"
+COLOR: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^#?([0-9A-Fa-f]{3,4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$"},
+        {"type": "string", "enum": sorted(ImageColor.colormap)},
+        EMPTY,
+    ]
+}
+# the values the parsers take, as patterns (each says exactly what its parser reads)
+SIZE_PATTERN = "^(" + "|".join(SIZE_MEGAPIXELS) + r"|(100(\.0+)?|[1-9]\d?(\.\d+)?|0\.[1-9]\d*)\s*[Mm][Pp])$"
+SCALE_PATTERN = r"^(original|(100(\.0+)?|[1-9]\d(\.\d+)?)%?)?$"
+POSITION_PATTERN = "^(original|" + "|".join(POSITION_WORDS) + f"|{_PERCENT}([\\s,]+{_PERCENT})?)?$"
+
+
+def empty_unset(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter whose empty value means not given (``?to=``), as forms send it."""
+    return {"anyOf": [schema, EMPTY]}
+
+
+class RemoveBg(StrEnum):
+    """How remove.bg's route takes an option."""
+
+    NO = ""  # not at all (remove.bg has its own way to say it, or none)
+    TRANSLATED = "translated"  # remove.bg's own parameter of that name, read as the native one
+    EXTENSION = "extension"  # alphacut's own, taken there too and documented as an extension
+
+
+@dataclass(frozen=True)
+class Flag:
+    """An option's flag on ``alphacut remove``: argparse's arguments (the value goes to the
+    option's name; ``metavar`` is the flag's, as argparse would make it). ``name``: the option's
+    own with dashes unless given."""
+
+    name: str = ""
+    help: str | None = None
+    choices: tuple[str, ...] | None = None
+    default: Any = None
+    type: Callable[[str], Any] | None = None
+    switch: bool = False  # a flag without a value (store_true; None when absent)
+
+    def flag_for(self, dest: str) -> str:
+        return self.name or "--" + dest.replace("_", "-")
+
+    def arguments(self, dest: str) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"dest": dest, "default": self.default}
+        if self.switch:
+            return arguments | {"action": "store_true", "help": self.help}
+        metavar = self.flag_for(dest).lstrip("-").replace("-", "_").upper()
+        extra = {"choices": list(self.choices)} if self.choices else {"metavar": metavar}
+        return arguments | extra | {"type": self.type, "help": self.help}
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One option: its request parameter ``name``, how its value is read (``parse(value, name)``,
+    raising ``InvalidOption`` that names it), its OpenAPI ``schema``, its CLI ``flag``, whether an
+    empty value means not given (``empty_unset``), its JSON-safe form (``text``), remove.bg's use
+    of it, and (``sets``) the field an alias parameter sets."""
+
+    parse: Callable[[Any, str], Any]
+    schema: dict[str, Any]
+    flag: Flag | None = None
+    empty_unset: bool = False
+    text: Callable[[Any], Any] = lambda value: value.value if isinstance(value, StrEnum) else value
+    removebg: RemoveBg = RemoveBg.NO
+    removebg_schema: dict[str, Any] | None = None  # remove.bg's document, where it differs
+    name: str = ""
+    sets: str = ""
+
+
+def row(parse: Callable[[Any, str], Any], schema: dict[str, Any], **columns: Any) -> dict[str, OptionField]:
+    """A ``CutoutOptions`` field's metadata: its row of the table."""
+    return {OPTION_ROW: OptionField(parse, schema, **columns)}
+
+
+def choice_of(enum: type[StrEnum], aliases: Mapping[str, str] | None = None) -> Callable[[Any, str], Any]:
+    return lambda value, name: _choice(enum, value, name, aliases)
+
+
+def values_of(enum: type[StrEnum]) -> tuple[str, ...]:
+    return tuple(member.value for member in enum)
+
+
+def unless_none(parse: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, name: None if value is None else parse(value, name)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _hex(color: Color | None) -> str | None:
+    return None if color is None else "#" + "".join(f"{c:02x}" for c in color)
+
+
+def _format(value: Any, name: str) -> ImageFormat | str:
+    """``auto`` is kept until the background is known (``CutoutOptions.__post_init__``)."""
+    if str(value).strip().lower() == AUTO_FORMAT:
+        return AUTO_FORMAT
+    return _choice(ImageFormat, value, name, _FORMAT_ALIASES)
+
+
+def _shadow_number(
+    default: float | None, low: float, high: float, description: str, **columns: Any
+) -> dict[str, OptionField]:
+    """A shadow's number's row: ``low`` to ``high`` (a trailing ``%``, ``deg`` or ``°`` allowed)."""
+    schema: dict[str, Any] = {"type": "number", "minimum": low, "maximum": high}
+    schema |= {"default": default} if default is not None else {}
+    return row(
+        unless_none(lambda value, name: parse_number(value, name, low, high)),
+        schema | {"description": description},
+        flag=Flag(help=f"{low:g} to {high:g}"),
+        **columns,
+    )
+
+
+# remove.bg's own schema for the canvas size it takes as an extension
+WHOLE_SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE, "description": "a fixed canvas"}
+
+
 @dataclass(frozen=True)
 class CutoutOptions:
-    """What to cut out and how to deliver it.
+    """What to cut out and how to deliver it: one field per option, each declared with its row
+    of the option table (its description is its OpenAPI schema's). Across fields: ``format=auto``
+    is png, or jpg when a background fills the picture; one background at most (``bg_color``,
+    ``bg_image_url`` or the uploaded ``bg_image``); a ``preset`` supplies its marketplace's canvas,
+    background and format where the request does not say otherwise (``from_mapping``)."""
 
-    - ``type``: auto | object | person | stamp | costume
-    - ``output``: image (the cutout) | mask (one-channel alpha) | both; ``channels=alpha`` is mask
-    - ``format``: png | jpg | webp | zip (color.jpg + alpha.png) | auto (png, or jpg when a
-      background fills the picture); jpg has no alpha, so it is composed on white by default
-    - ``size``: preview (0.25 MP) | medium | hd | full | ``<n>MP``: the result's most pixels
-    - ``quality``: fast | best (the model on the picture and its mirror) | auto (``Quality.on``)
-    - ``roi``: x1 y1 x2 y2 (px or %): only the subject inside this region is kept
-    - ``bg_color`` / ``bg_image_url`` / ``bg_image``: compose the cutout on a colour (``#rrggbbaa``
-      for a see-through one) or on an image scaled to cover the result, instead of transparency
-    - ``crop`` / ``crop_margin``: cut the result to the subject's box, with a margin (1, 2 or 4 lengths)
-    - ``scale`` / ``position``: the subject's size (10-100 % of the canvas) and place on it
-    - ``target_width`` / ``target_height``: a fixed canvas: the subject cropped and scaled into it by
-      its own box, its shadow in the padding (Alibaba AIDGE's targetWidth/targetHeight); with one
-      of the two, the other follows the aspect ratio. ``padding`` (1, 2 or 4 lengths; a percent
-      is of the canvas) keeps space free at its edges, ``fit`` contain | cover, ``position``
-      (center, bottom, x% y%) aligns; padding or cover without a target size make the photo's own
-      size the canvas
-    - ``upscale``: allow | limit (the preset's factor, 4x without one) | never: how far the subject
-      may be enlarged from the photo as sent
-    - ``shadow``: none | drop | contact | cast, shaped by ``shadow_opacity``, ``shadow_softness``,
-      ``shadow_angle``, ``shadow_distance`` (drop), ``shadow_elevation`` (cast), ``shadow_color``
-    - ``preset``: amazon | ebay | etsy | shopify | walmart | google | zalando: that marketplace's
-      canvas, background and format (and ``upscale=limit``)
-      where the request does not say otherwise (``from_mapping`` applies it); the result is checked
-      against its rules (``alphacut.presets``)
-    """
-
-    type: SubjectType = SubjectType.AUTO
-    output: OutputKind = OutputKind.IMAGE
-    format: ImageFormat = ImageFormat.PNG
-    size: OutputSize = OutputSize()
-    quality: Quality = Quality.AUTO
-    roi: Roi | None = None
-    bg_color: Color | None = None
-    bg_image_url: str | None = None
-    bg_image: bytes | None = field(default=None, repr=False, compare=False)  # the decoded-later file
-    crop: bool = False
-    crop_margin: Margin | Margins = Margin()
-    scale: float | None = None
-    position: Position | None = None
-    target_width: int | None = None
-    target_height: int | None = None
-    padding: Margin | Margins = Margin()
-    fit: Fit = Fit.CONTAIN
-    upscale: Upscale = Upscale.ALLOW
-    shadow: ShadowType = ShadowType.NONE
-    shadow_opacity: float = 50.0
-    shadow_softness: float = 30.0
-    shadow_angle: float | None = None  # None: the type's own (``DEFAULT_SHADOW_ANGLE``)
-    shadow_distance: float = 3.0
-    shadow_elevation: float = 45.0
-    shadow_color: Color = (0, 0, 0)
-    preset: str | None = None  # the marketplace whose rules the result is checked against
+    type: SubjectType = field(
+        default=SubjectType.AUTO,
+        metadata=row(
+            choice_of(SubjectType),
+            {"type": "string"},  # its values and default are the route's types
+            flag=Flag("--type", default="auto", choices=values_of(SubjectType)),
+        ),
+    )
+    output: OutputKind = field(
+        default=OutputKind.IMAGE,
+        metadata=row(
+            choice_of(OutputKind),
+            {"type": "string", "enum": list(values_of(OutputKind)), "default": "image"},
+            flag=Flag("--output", choices=values_of(OutputKind), help="default: image"),
+        ),
+    )
+    format: ImageFormat = field(
+        default=ImageFormat.PNG,
+        metadata=row(
+            _format,
+            {
+                "type": "string",
+                "enum": [*values_of(ImageFormat), "jpeg", "auto"],
+                "default": "png",
+                "description": "zip: color.jpg + alpha.png; auto: png, or jpg when a background fills it",
+            },
+            flag=Flag(
+                "--format",
+                choices=(*values_of(ImageFormat), "jpeg", "auto"),
+                help="zip: color.jpg + alpha.png; auto: png, or jpg over a background",
+            ),
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    size: OutputSize = field(
+        default=OutputSize(),
+        metadata=row(
+            parse_size,
+            {
+                "type": "string",
+                "pattern": SIZE_PATTERN,
+                "default": "full",
+                "description": "the result's most pixels: preview (0.25 MP), medium (1.5 MP), "
+                "hd (4 MP), full, or megapixels such as 10MP",
+            },
+            flag=Flag("--size", help="preview (0.25 MP), medium, hd, full or e.g. 10MP"),
+            text=str,
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    quality: Quality = field(
+        default=Quality.AUTO,
+        metadata=row(
+            choice_of(Quality),
+            {
+                "type": "string",
+                "enum": ["auto", "fast", "best"],
+                "default": "auto",
+                "description": "best: the model on the picture and its mirror, soft alpha only where "
+                "both see it (twice the model time); auto: best for objects where the engine makes two "
+                "runs cheap (a GPU, bf16 on AMX), else fast",
+            },
+            flag=Flag(
+                "--quality",
+                default="auto",
+                choices=values_of(Quality),
+                help="best: the model on the photo and its mirror, soft alpha where both see it (twice "
+                "the time)",
+            ),
+        ),
+    )
+    roi: Roi | None = field(
+        default=None,
+        metadata=row(
+            parse_roi,
+            {"type": "string", "description": "x1 y1 x2 y2 in px or %: only the subject inside is kept"},
+            flag=Flag("--roi", help="keep only the subject inside x1 y1 x2 y2 (px or %%)"),
+            empty_unset=True,
+            text=_text,
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    bg_color: Color | None = field(
+        default=None,
+        metadata=row(
+            unless_none(parse_color),
+            {
+                **COLOR,
+                "description": "hex (#ffffff, fff; #ffffff80 see-through) or colour name; jpg defaults to "
+                "white",
+            },
+            flag=Flag("--bg-color", help="hex colour or name to compose on (#rrggbbaa: see-through)"),
+            empty_unset=True,
+            text=_hex,
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    bg_image_url: str | None = field(
+        default=None,
+        metadata=row(
+            lambda value, name: (value or "").strip() or None,
+            empty_unset(
+                {
+                    **IMAGE_URL,
+                    "description": "a background picture, scaled to cover (or upload bg_image_file, "
+                    "or bg_image_base64 in JSON)",
+                }
+            ),
+            # the CLI's --bg-image takes a file as well as a URL (``alphacut.cli``)
+            flag=Flag("--bg-image", help="a picture (file or http(s) URL) to compose on, scaled to cover"),
+            empty_unset=True,
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    bg_image: bytes | None = field(default=None, repr=False, compare=False)  # the file, decoded later
+    crop: bool = field(
+        default=False,
+        metadata=row(
+            parse_bool,
+            {"type": "boolean", "default": False, "description": "crop to the subject"},
+            flag=Flag("--crop", help="crop to the subject", switch=True),
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    crop_margin: Margin | Margins = field(
+        default=Margin(),
+        metadata=row(
+            parse_margin,
+            {
+                "type": "string",
+                "default": "0",
+                "description": "12, 12px or 5%; two or four lengths as CSS margins",
+            },
+            flag=Flag("--crop-margin", help="margin around the crop: 12, 12px or 5%%, or 2 or 4 of them"),
+            text=str,
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    scale: float | None = field(
+        default=None,
+        metadata=row(
+            parse_scale,
+            {
+                "type": "string",
+                "pattern": SCALE_PATTERN,
+                "description": "original, or 10% to 100%: the subject's share of the canvas",
+            },
+            flag=Flag("--scale", help="the subject's share of the canvas: 10%% to 100%%"),
+            empty_unset=True,
+            text=lambda scale: None if scale is None else f"{scale * 100:g}%",
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    position: Position | None = field(
+        default=None,
+        metadata=row(
+            parse_position,
+            {
+                "type": "string",
+                "pattern": POSITION_PATTERN,
+                "description": "original, center, top, bottom, left, right, top-left.., or x% y% "
+                "(scale implies center)",
+            },
+            flag=Flag("--position", help="original, center, bottom, top-left, ... or x%% y%%"),
+            empty_unset=True,
+            text=_text,
+            removebg=RemoveBg.TRANSLATED,
+        ),
+    )
+    target_width: int | None = field(
+        default=None,
+        metadata=row(
+            parse_dimension,
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_TARGET_SIDE,
+                "description": "a fixed canvas: the subject fitted into it by its own box, its shadow in "
+                "the padding",
+            },
+            flag=Flag("--width", type=int, help="target width (fits the subject)"),
+            removebg=RemoveBg.EXTENSION,
+            removebg_schema=WHOLE_SIDE,
+        ),
+    )
+    target_height: int | None = field(
+        default=None,
+        metadata=row(
+            parse_dimension,
+            {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
+            flag=Flag("--height", type=int, help="target height (fits the subject)"),
+            removebg=RemoveBg.EXTENSION,
+            removebg_schema=WHOLE_SIDE,
+        ),
+    )
+    padding: Margin | Margins = field(
+        default=Margin(),
+        metadata=row(
+            lambda value, name: parse_margin(value, name, max_percent=45),
+            {
+                "type": "string",
+                "default": "0",
+                "description": "with a canvas: space kept free at its edges, 1, 2 or 4 lengths (px, or % of "
+                "the canvas, at most 45%) as CSS margins",
+            },
+            flag=Flag("--padding", help="with --width/--height: free space at the edges"),
+            text=str,
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    fit: Fit = field(
+        default=Fit.CONTAIN,
+        metadata=row(
+            choice_of(Fit),
+            {
+                "type": "string",
+                "enum": list(values_of(Fit)),
+                "default": "contain",
+                "description": "with a canvas: contain (whole inside the padding) or cover (fills it)",
+            },
+            flag=Flag("--fit", choices=values_of(Fit), help="default: contain"),
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    upscale: Upscale = field(
+        default=Upscale.ALLOW,
+        metadata=row(
+            choice_of(Upscale),
+            {
+                "type": "string",
+                "enum": list(values_of(Upscale)),
+                "default": "allow",
+                "description": "how far the subject may be enlarged from the photo as sent: allow, "
+                "limit (the preset's factor, 4x without one; a preset's default) or never; the answer's "
+                "enlargement says the factor",
+            },
+            flag=Flag(
+                "--upscale",
+                choices=values_of(Upscale),
+                help="how far the subject may be enlarged: allow (default), limit (a preset's default), "
+                "never",
+            ),
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    shadow: ShadowType = field(
+        default=ShadowType.NONE,
+        metadata=row(
+            choice_of(ShadowType),
+            {
+                "type": "string",
+                "enum": list(values_of(ShadowType)),
+                "default": "none",
+                "description": "drop (offset, blurred), contact (under the lowest edge), cast (on the floor)",
+            },
+            flag=Flag("--shadow", choices=values_of(ShadowType), help="drop, contact or cast"),
+        ),
+    )
+    shadow_opacity: float = field(
+        default=50.0,
+        metadata=_shadow_number(
+            50.0, 0.0, 100.0, "percent, at the shadow's darkest; 0 draws none", removebg=RemoveBg.TRANSLATED
+        ),
+    )
+    shadow_softness: float = field(
+        default=30.0,
+        metadata=_shadow_number(
+            30.0,
+            0.0,
+            100.0,
+            "blur: 100 is 10% of the subject's longer side (15% for cast)",
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    shadow_angle: float | None = field(
+        default=None,
+        metadata=_shadow_number(  # None: the type's own (``DEFAULT_SHADOW_ANGLE``)
+            None,
+            0.0,
+            360.0,
+            "where the light comes from, degrees clockwise from the top (0 above, 90 right, 180 in front); "
+            "unset: "
+            + ", ".join(f"{kind.value} {angle:g}" for kind, angle in DEFAULT_SHADOW_ANGLE.items() if angle),
+            empty_unset=True,
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    shadow_distance: float = field(
+        default=3.0,
+        metadata=_shadow_number(
+            3.0,
+            0.0,
+            50.0,
+            "drop: the offset, percent of the subject's longer side",
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    shadow_elevation: float = field(
+        default=45.0,
+        metadata=_shadow_number(
+            45.0,
+            5.0,
+            85.0,
+            "cast: the light's height over the floor in degrees (low: a long shadow)",
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    shadow_color: Color = field(
+        default=(0, 0, 0),
+        metadata=row(
+            lambda value, name: parse_color(value, name)[:3],
+            {**COLOR, "default": "#000000", "description": "hex or colour name"},
+            flag=Flag(help="default: black"),
+            text=_hex,
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
+    preset: str | None = field(
+        default=None,
+        metadata=row(
+            unless_none(parse_preset),
+            {
+                "type": "string",
+                "enum": list(PRESETS),
+                "description": "a marketplace's canvas, background and format (options given win); the "
+                "answer's check says whether the result meets its rules",
+            },
+            flag=Flag("--preset", choices=tuple(PRESETS), help="a marketplace's canvas, background, format"),
+            removebg=RemoveBg.EXTENSION,
+        ),
+    )
 
     def __post_init__(self) -> None:
         # Normalise so that CutoutOptions(format="jpeg") and from_mapping agree.
-        set_ = object.__setattr__
-        set_(self, "type", _choice(SubjectType, self.type, "type"))
-        set_(self, "output", _choice(OutputKind, self.output, "output"))
-        set_(self, "size", parse_size(self.size))
-        set_(self, "quality", _choice(Quality, self.quality, "quality"))
-        set_(self, "roi", parse_roi(self.roi))
-        if self.bg_color is not None:
-            set_(self, "bg_color", parse_color(self.bg_color))
-        set_(self, "bg_image_url", (self.bg_image_url or "").strip() or None)
-        set_(self, "bg_image", self.bg_image or None)
+        for row in OPTION_FIELDS:
+            object.__setattr__(self, row.name, row.parse(getattr(self, row.name), row.name))
+        object.__setattr__(self, "bg_image", self.bg_image or None)
         if self.bg_color is not None and self.has_background_image:
             raise InvalidOption(
                 "give one background: bg_color, bg_image_url or bg_image_file", field="bg_color"
             )
-        if str(self.format).strip().lower() == AUTO_FORMAT:
-            set_(self, "format", ImageFormat.JPG if self.fills_background else ImageFormat.PNG)
-        set_(self, "format", _choice(ImageFormat, self.format, "format", _FORMAT_ALIASES))
-        set_(self, "crop", parse_bool(self.crop, "crop"))
-        set_(self, "crop_margin", parse_margin(self.crop_margin))
-        set_(self, "scale", parse_scale(self.scale))
-        set_(self, "position", parse_position(self.position))
-        set_(self, "target_width", parse_dimension(self.target_width, "target_width"))
-        set_(self, "target_height", parse_dimension(self.target_height, "target_height"))
-        self._parse_canvas()
-        self._parse_shadow()
-        if self.preset is not None:
-            set_(self, "preset", parse_preset(self.preset))
-
-    def _parse_canvas(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "padding", parse_margin(self.padding, "padding", max_percent=45))
-        set_(self, "fit", _choice(Fit, self.fit, "fit"))
-        set_(self, "upscale", _choice(Upscale, self.upscale, "upscale"))
-
-    def _parse_shadow(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "shadow", _choice(ShadowType, self.shadow, "shadow"))
-        for name, low, high in SHADOW_RANGES:
-            value = getattr(self, name)
-            if value is not None:
-                set_(self, name, parse_number(value, name, low, high))
-        set_(self, "shadow_color", parse_color(self.shadow_color, "shadow_color")[:3])
+        if self.format == AUTO_FORMAT:
+            object.__setattr__(self, "format", ImageFormat.JPG if self.fills_background else ImageFormat.PNG)
 
     @property
     def max_enlargement(self) -> float | None:
@@ -653,7 +1024,7 @@ class CutoutOptions:
     @classmethod
     def field_names(cls) -> list[str]:
         """The request parameters the options read (``bg_image`` arrives as ``bg_image_file``)."""
-        return [f.name for f in fields(cls) if f.name != "bg_image"] + ["channels"]
+        return [row.name for row in OPTION_FIELDS] + [row.name for row in ALIASES]
 
     @classmethod
     def from_mapping(
@@ -674,9 +1045,9 @@ class CutoutOptions:
             values = {**PRESETS[parse_preset(preset)].options, **values}
         else:
             values.pop("preset", None)
-        for name in ("bg_color", "bg_image_url", "roi", "position", "scale", "shadow_angle"):
-            if name in values and str(values[name]).strip() == "":
-                del values[name]
+        for row in OPTION_FIELDS:
+            if row.empty_unset and row.name in values and str(values[row.name]).strip() == "":
+                del values[row.name]
         channels = values.pop("channels", None)
         if channels is not None:
             output = parse_channels(channels)
@@ -692,33 +1063,29 @@ class CutoutOptions:
 
     def to_dict(self) -> dict[str, Any]:
         """The options as request parameters (JSON-safe; a background file is not included)."""
-        color = None
-        if self.bg_color:
-            color = "#" + "".join(f"{c:02x}" for c in self.bg_color)
-        return {
-            "type": self.type.value,
-            "output": self.output.value,
-            "format": self.format.value,
-            "size": str(self.size),
-            "quality": self.quality.value,
-            "roi": str(self.roi) if self.roi else None,
-            "bg_color": color,
-            "bg_image_url": self.bg_image_url,
-            "crop": self.crop,
-            "crop_margin": str(self.crop_margin),
-            "scale": f"{self.scale * 100:g}%" if self.scale is not None else None,
-            "position": str(self.position) if self.position is not None else None,
-            "target_width": self.target_width,
-            "target_height": self.target_height,
-            "padding": str(self.padding),
-            "fit": self.fit.value,
-            "upscale": self.upscale.value,
-            "shadow": self.shadow.value,
-            "shadow_opacity": self.shadow_opacity,
-            "shadow_softness": self.shadow_softness,
-            "shadow_angle": self.shadow_angle,
-            "shadow_distance": self.shadow_distance,
-            "shadow_elevation": self.shadow_elevation,
-            "shadow_color": "#" + "".join(f"{c:02x}" for c in self.shadow_color),
-            "preset": self.preset,
-        }
+        return {row.name: row.text(getattr(self, row.name)) for row in OPTION_FIELDS}
+
+
+# the table's rows, in the order the documents list them
+OPTION_FIELDS: tuple[OptionField, ...] = tuple(
+    replace(f.metadata[OPTION_ROW], name=f.name) for f in fields(CutoutOptions) if OPTION_ROW in f.metadata
+)
+# parameters that set another option's field
+ALIASES: tuple[OptionField, ...] = (
+    OptionField(
+        parse_channels,
+        {"type": "string", "enum": ["rgba", "alpha"], "description": "alpha = output=mask"},
+        flag=Flag("--channels", choices=("rgba", "alpha"), help="alpha: the matte alone"),
+        removebg=RemoveBg.TRANSLATED,
+        name="channels",
+        sets="output",
+    ),
+)
+
+
+def option_rows() -> list[OptionField]:
+    """Every request parameter's row in the documents' order, an alias after the field it sets."""
+    rows: list[OptionField] = []
+    for row in OPTION_FIELDS:
+        rows += [row, *(alias for alias in ALIASES if alias.sets == row.name)]
+    return rows

@@ -48,6 +48,20 @@ MAX_URL_LENGTH = 4096
 URI_CHARACTER = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})"
 AFTER_HOST_PATTERN = rf"(?:/{URI_CHARACTER}*)?(?:\?(?:{URI_CHARACTER}|\?)*)?(?:#(?:{URI_CHARACTER}|\?)*)?"
 AFTER_HOST = re.compile(f"^{AFTER_HOST_PATTERN}$")
+# what ``parse_url`` reads, as the OpenAPI documents say it so that a schema-valid value is one it
+# reads: http(s) to a DNS name (an IP literal is refused unless public; names must also resolve to
+# public addresses, which no schema can say), port 80 or 443
+URL_PATTERN = (
+    # up to four labels of at most 46 characters and a top-level name: within DNS's 253
+    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]([A-Za-z0-9-]{0,44}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,63}(:(80|443))?"
+    f"{AFTER_HOST_PATTERN}$"
+)
+IMAGE_URL: dict[str, Any] = {
+    "type": "string",
+    "format": "uri",
+    "pattern": URL_PATTERN,
+    "maxLength": MAX_URL_LENGTH,
+}
 CHUNK = 64 * 1024
 GENERIC_FAILURE = (
     "could not be fetched: it must be a public http(s) URL on port 80 or 443 that answers "

@@ -21,7 +21,7 @@ from alphacut.api.cors import answer_cors
 from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
-from alphacut.api.openapi import IMAGE_URL, JSON, RouteDoc, build_openapi, empty_unset
+from alphacut.api.openapi import JSON, RouteDoc, build_openapi
 from alphacut.api.request import (
     BACKGROUND_FIELDS,
     SOURCE_FIELDS,
@@ -41,8 +41,9 @@ from alphacut.api.responses import (
 )
 from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, NotFound, ResultExpired
-from alphacut.options import CutoutOptions, SubjectType
+from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
+from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -7,45 +7,13 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
-
-from PIL import ImageColor
 
 from alphacut import __version__
 from alphacut.api.cors import ANSWER_HEADERS
-from alphacut.options import (
-    BOOLEAN_WORDS,
-    DEFAULT_SHADOW_ANGLE,
-    MAX_TARGET_SIDE,
-    POSITION_WORDS,
-    SHADOW_RANGES,
-    SIZE_MEGAPIXELS,
-    CutoutOptions,
-    Fit,
-    ImageFormat,
-    OutputKind,
-    ShadowType,
-    SubjectType,
-    Upscale,
-)
-from alphacut.presets import PRESETS
-from alphacut.urlfetch import AFTER_HOST_PATTERN, MAX_URL_LENGTH
-
-# the options model's own defaults (shadow_angle has none: each type has its own light)
-_OPTION_DEFAULTS = {f.name: f.default for f in fields(CutoutOptions)}
-SHADOW_DEFAULTS = {
-    name: _OPTION_DEFAULTS[name] for name, _, _ in SHADOW_RANGES if _OPTION_DEFAULTS[name] is not None
-}
-SHADOW_TEXTS = {
-    "shadow_opacity": "percent, at the shadow's darkest; 0 draws none",
-    "shadow_softness": "blur: 100 is 10% of the subject's longer side (15% for cast)",
-    "shadow_angle": "where the light comes from, degrees clockwise from the top (0 above, 90 right, "
-    "180 in front); unset: "
-    + ", ".join(f"{kind.value} {angle:g}" for kind, angle in DEFAULT_SHADOW_ANGLE.items() if angle),
-    "shadow_distance": "drop: the offset, percent of the subject's longer side",
-    "shadow_elevation": "cast: the light's height over the floor in degrees (low: a long shadow)",
-}
+from alphacut.options import BOOLEAN_WORDS, SubjectType, empty_unset, option_rows
+from alphacut.urlfetch import IMAGE_URL
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
 ERROR_STATUSES = {
@@ -75,36 +43,11 @@ KEY_STATUSES = {
 }
 ERROR_SCHEMA = {"native": "Error", "removebg": "RemoveBgErrors"}
 JSON = "application/json"
-# what the URL and base64 readers take, said in the documents so that a schema-valid value is one
-# they read: http(s) to a DNS name (an IP literal is refused unless public; names must also resolve
-# to public addresses, which no schema can say), port 80 or 443 (urlfetch.parse_url); standard base64, padding
-# optional, or a data: URL (decode_base64_image also reads URL-safe base64 and line breaks)
-URL_PATTERN = (
-    # up to four labels of at most 46 characters and a top-level name: within DNS's 253
-    r"^[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9]([A-Za-z0-9-]{0,44}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,63}(:(80|443))?"
-    f"{AFTER_HOST_PATTERN}$"
-)
+# what the base64 reader takes: standard base64, padding optional, or a data: URL
+# (decode_base64_image also reads URL-safe base64 and line breaks)
 BASE64_PATTERN = (
     r"^(data:image/[a-z+.-]+;base64,)?([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}(==)?|[A-Za-z0-9+/]{3}=?)?$"
 )
-IMAGE_URL: dict[str, Any] = {
-    "type": "string",
-    "format": "uri",
-    "pattern": URL_PATTERN,
-    "maxLength": MAX_URL_LENGTH,
-}
-# the option values the parsers take, as patterns (each says exactly what options.py reads)
-_PERCENT = r"(100(\.0+)?|\d{1,2}(\.\d+)?)%?"
-COLOR: dict[str, Any] = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^#?([0-9A-Fa-f]{3,4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$"},
-        {"type": "string", "enum": sorted(ImageColor.colormap)},
-        {"type": "string", "maxLength": 0},
-    ]
-}
-SIZE_PATTERN = "^(" + "|".join(SIZE_MEGAPIXELS) + r"|(100(\.0+)?|[1-9]\d?(\.\d+)?|0\.[1-9]\d*)\s*[Mm][Pp])$"
-SCALE_PATTERN = r"^(original|(100(\.0+)?|[1-9]\d(\.\d+)?)%?)?$"
-POSITION_PATTERN = "^(original|" + "|".join(POSITION_WORDS) + f"|{_PERCENT}([\\s,]+{_PERCENT})?)?$"
 BASE64_IMAGE: dict[str, Any] = {"type": "string", "pattern": BASE64_PATTERN}
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
 
@@ -161,123 +104,16 @@ def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
 
 
 def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
-    return {
-        "type": {"type": "string", "enum": [t.value for t in types], "default": types[0].value},
-        "output": {"type": "string", "enum": [o.value for o in OutputKind], "default": "image"},
-        "channels": {"type": "string", "enum": ["rgba", "alpha"], "description": "alpha = output=mask"},
-        "format": {
-            "type": "string",
-            "enum": [f.value for f in ImageFormat] + ["jpeg", "auto"],
-            "default": "png",
-            "description": "zip: color.jpg + alpha.png; auto: png, or jpg when a background fills it",
-        },
-        "size": {
-            "type": "string",
-            "pattern": SIZE_PATTERN,
-            "default": "full",
-            "description": "the result's most pixels: preview (0.25 MP), medium (1.5 MP), "
-            "hd (4 MP), full, or megapixels such as 10MP",
-        },
-        "quality": {
-            "type": "string",
-            "enum": ["auto", "fast", "best"],
-            "default": "auto",
-            "description": "best: the model on the picture and its mirror, soft alpha only where both see "
-            "it (twice the model time); auto: best for objects where the engine makes two runs cheap "
-            "(a GPU, bf16 on AMX), else fast",
-        },
-        "roi": {"type": "string", "description": "x1 y1 x2 y2 in px or %: only the subject inside is kept"},
-        "bg_color": {
-            **COLOR,
-            "description": "hex (#ffffff, fff; #ffffff80 see-through) or colour name; jpg defaults to white",
-        },
-        "bg_image_url": empty_unset(
-            {
-                **IMAGE_URL,
-                "description": "a background picture, scaled to cover (or upload bg_image_file, "
-                "or bg_image_base64 in JSON)",
-            }
-        ),
-        "crop": {"type": "boolean", "default": False, "description": "crop to the subject"},
-        "crop_margin": {
-            "type": "string",
-            "default": "0",
-            "description": "12, 12px or 5%; two or four lengths as CSS margins",
-        },
-        "scale": {
-            "type": "string",
-            "pattern": SCALE_PATTERN,
-            "description": "original, or 10% to 100%: the subject's share of the canvas",
-        },
-        "position": {
-            "type": "string",
-            "pattern": POSITION_PATTERN,
-            "description": "original, center, top, bottom, left, right, top-left.., or x% y% "
-            "(scale implies center)",
-        },
-        "target_width": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_TARGET_SIDE,
-            "description": "a fixed canvas: the subject fitted into it by its own box, its shadow in "
-            "the padding",
-        },
-        "target_height": {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE},
-        **CANVAS_AND_SHADOW,
+    """The option table's rows (``alphacut.options``), the route's types in ``type``."""
+    schemas = {row.name: row.schema for row in option_rows()}
+    schemas["type"] = {**schemas["type"], "enum": [t.value for t in types], "default": types[0].value}
+    return schemas | {
         "return": {
             "type": "string",
             "enum": ["binary", "base64", "url"],
             "description": "default: binary if Accept asks for image/*, else base64",
         },
     }
-
-
-# the product-photo options: a fixed canvas's padding and fit, the shadow, a marketplace preset
-CANVAS_AND_SHADOW: dict[str, dict[str, Any]] = {
-    "padding": {
-        "type": "string",
-        "default": "0",
-        "description": "with a canvas: space kept free at its edges, 1, 2 or 4 lengths (px, or % of "
-        "the canvas, at most 45%) as CSS margins",
-    },
-    "fit": {
-        "type": "string",
-        "enum": [f.value for f in Fit],
-        "default": "contain",
-        "description": "with a canvas: contain (whole inside the padding) or cover (fills it)",
-    },
-    "upscale": {
-        "type": "string",
-        "enum": [u.value for u in Upscale],
-        "default": "allow",
-        "description": "how far the subject may be enlarged from the photo as sent: allow, limit (the "
-        "preset's factor, 4x without one; a preset's default) or never; the answer's enlargement says "
-        "the factor",
-    },
-    "shadow": {
-        "type": "string",
-        "enum": [t.value for t in ShadowType],
-        "default": "none",
-        "description": "drop (offset, blurred), contact (under the lowest edge), cast (on the floor)",
-    },
-    **{
-        name: {
-            "type": "number",
-            "minimum": low,
-            "maximum": high,
-            **({"default": SHADOW_DEFAULTS[name]} if name in SHADOW_DEFAULTS else {}),
-            "description": SHADOW_TEXTS[name],
-        }
-        for name, low, high in SHADOW_RANGES
-    },
-    "shadow_color": {**COLOR, "default": "#000000", "description": "hex or colour name"},
-    "preset": {
-        "type": "string",
-        "enum": list(PRESETS),
-        "description": "a marketplace's canvas, background and format (options given win); the "
-        "answer's check says whether the result meets its rules",
-    },
-}
 
 
 def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -466,11 +302,6 @@ def _given(schema: dict[str, Any]) -> dict[str, Any]:
     if schema.get("type") == ["string", "number"]:
         schema = {**schema, "type": "string"}
     return {**schema, "minLength": 1}
-
-
-def empty_unset(schema: dict[str, Any]) -> dict[str, Any]:
-    """A query parameter whose empty value means not given (``?to=``), as forms send it."""
-    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
 
 
 def _schema(content: dict[str, Any]) -> dict[str, Any]:

@@ -8,19 +8,10 @@ Each module holds one Powertools ``Router``; ``alphacut.api.app`` includes them 
 
 from typing import Any
 
-from alphacut.api.openapi import (
-    BASE64_IMAGE,
-    CANVAS_AND_SHADOW,
-    COLOR,
-    FLAG,
-    IMAGE_TYPES,
-    IMAGE_URL,
-    JSON,
-    RouteDoc,
-    empty_unset,
-)
+from alphacut.api.openapi import BASE64_IMAGE, FLAG, IMAGE_TYPES, JSON, RouteDoc
 from alphacut.api.vendors import aidge, ailab_costume, jd_cutout, jd_selfie, picwish_tasks, removebg
-from alphacut.options import MAX_TARGET_SIDE
+from alphacut.options import COLOR, OPTION_FIELDS, RemoveBg, empty_unset
+from alphacut.urlfetch import IMAGE_URL
 
 ROUTERS = [
     jd_cutout.router,
@@ -34,7 +25,6 @@ ROUTERS = [
 BINARY = {"type": "string", "format": "binary"}
 TEXT = {"type": "string"}
 WHOLE = {"type": "integer"}
-WHOLE_SIDE = {"type": "integer", "minimum": 1, "maximum": MAX_TARGET_SIDE, "description": "a fixed canvas"}
 
 OBJECT = {"type": "object"}
 RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}
@@ -124,12 +114,11 @@ REMOVEBG_FIELDS = {
         "description": "drop: drop; 3D: cast on the floor; car: contact under the lowest edge",
     },
     "shadow_opacity": {"type": "number", "minimum": 0, "maximum": 100, "default": 50},
-    **{
-        name: {**schema, "description": "alphacut extension: " + schema.get("description", name)}
-        for name, schema in (
-            {"target_width": WHOLE_SIDE, "target_height": WHOLE_SIDE} | CANVAS_AND_SHADOW
-        ).items()
-        if name not in ("shadow", "shadow_opacity")
+    **{  # alphacut's options remove.bg's route takes too
+        row.name: {**schema, "description": "alphacut extension: " + schema.get("description", row.name)}
+        for row in OPTION_FIELDS
+        if row.removebg is RemoveBg.EXTENSION
+        for schema in [row.removebg_schema or row.schema]
     },
     "semitransparency": {"type": "boolean"},
     "bg_color": {

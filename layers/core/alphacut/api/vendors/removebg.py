@@ -54,7 +54,7 @@ from alphacut.errors import (
     UrlNotAllowed,
     http_status,
 )
-from alphacut.options import CutoutOptions, SubjectType, parse_bool, parse_margin
+from alphacut.options import CutoutOptions, RemoveBg, SubjectType, option_rows, parse_bool, parse_margin
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
@@ -85,34 +85,11 @@ LEVEL_2_TYPES = {
     "transportation": "transportation",
 }
 TYPE_LEVELS = ("none", "1", "2", "latest")
-TRANSLATED = (
-    "size",
-    "format",
-    "roi",
-    "crop",
-    "crop_margin",
-    "scale",
-    "position",
-    "channels",
-    "bg_color",
-    "bg_image_url",
-    "shadow_opacity",
-)
-# alphacut's own options this route takes too (remove.bg has none of them): a store plugin can ask
-# for a marketplace canvas or shape the shadow without leaving the remove.bg contract
-EXTENSIONS = (
-    "preset",
-    "target_width",
-    "target_height",
-    "padding",
-    "fit",
-    "upscale",
-    "shadow_angle",
-    "shadow_softness",
-    "shadow_distance",
-    "shadow_elevation",
-    "shadow_color",
-)
+# remove.bg's own parameters read as the native options of the same name, and alphacut's own
+# options this route takes too (remove.bg has none of them: a store plugin can ask for a marketplace
+# canvas or shape the shadow without leaving the remove.bg contract): the option table says which
+TRANSLATED = tuple(row.name for row in option_rows() if row.removebg is RemoveBg.TRANSLATED)
+EXTENSIONS = tuple(row.name for row in option_rows() if row.removebg is RemoveBg.EXTENSION)
 ACCEPTED_AS_IS = ("semitransparency",)  # a boolean, checked, no effect here
 # remove.bg's shadow types -> alphacut's: its 3D shadow lies on the floor (cast), its car shadow is
 # the dark band under the wheels (contact); add_shadow=true alone: car for cars, else drop
