@@ -311,6 +311,9 @@ def _schema(content: dict[str, Any]) -> dict[str, Any]:
 
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
+BINARY = {"type": "string", "format": "binary"}
+OBJECT = {"type": "object"}
+RAW_IMAGE = {media: {"schema": BINARY} for media in IMAGE_TYPES}  # an image as the whole body
 ERROR_DETAIL = {
     "type": "object",
     "required": ["code", "message"],

@@ -16,13 +16,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
+from alphacut.api.openapi import BASE64_IMAGE, INTEGER, JSON, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, read_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
-from alphacut.options import CutoutOptions, ImageFormat, parse_dimension
+from alphacut.options import CutoutOptions, ImageFormat, empty_unset, parse_dimension
 from alphacut.settings import ImageLimits
-from alphacut.urlfetch import parse_url
+from alphacut.urlfetch import IMAGE_URL, parse_url
 
 router = Router()
 LIMITS = ImageLimits(max_side=3000, max_pixels=3000 * 3000, min_side=100)
@@ -97,3 +98,63 @@ def aidge_cutout() -> Response[Any]:
         )
 
     return vendor_answer(router, build, _error)
+
+
+# ---- the contract's document (the OpenAPI document's operations for this module's routes) ----
+AIDGE_FIELDS: dict[str, dict[str, Any]] = {
+    "imageUrl": empty_unset(IMAGE_URL),
+    "imageBase64": BASE64_IMAGE,
+    "backGroundType": {"type": "string", "enum": ["WHITE_BACKGROUND", "TRANSPARENT"]},
+    "targetWidth": {"type": "integer", "minimum": 100, "maximum": 3000},
+    "targetHeight": {"type": "integer", "minimum": 100, "maximum": 3000},
+}
+
+AIDGE_REQUEST = {
+    "type": "object",
+    "properties": AIDGE_FIELDS,
+    "required": ["backGroundType"],
+    "anyOf": [{"required": ["imageUrl"]}, {"required": ["imageBase64"]}],
+}
+
+AIDGE = {
+    "type": "object",
+    "required": ["resCode", "success", "requestId"],
+    "properties": {
+        "resCode": INTEGER,
+        "resMessage": STRING,
+        "success": {"type": "boolean"},
+        "requestId": STRING,
+        "data": {"type": ["object", "null"]},
+    },
+}
+
+ROUTES = [
+    RouteDoc(
+        "/ai/image/cut/out",
+        "post",
+        "Alibaba AIDGE background removal",
+        "imageUrl or imageBase64, backGroundType, targetWidth/targetHeight.",
+        tag="vendor-compatible",
+        body={
+            JSON: AIDGE_REQUEST,
+            "application/x-www-form-urlencoded": AIDGE_REQUEST,
+            "multipart/form-data": AIDGE_REQUEST,
+        },
+        answer={JSON: AIDGE},
+        errors=AIDGE,
+    ),
+    RouteDoc(
+        "/ai/image/cut/out",
+        "get",
+        "Alibaba AIDGE background removal, parameters in the query string",
+        "imageUrl, backGroundType, targetWidth/targetHeight (imageBase64 belongs in a POST body).",
+        tag="vendor-compatible",
+        query={
+            **{name: schema for name, schema in AIDGE_FIELDS.items() if name != "imageBase64"},
+            "imageUrl": IMAGE_URL,  # required here: given, and a URL
+        },
+        required_query=("imageUrl", "backGroundType"),
+        answer={JSON: AIDGE},
+        errors=AIDGE,
+    ),
+]

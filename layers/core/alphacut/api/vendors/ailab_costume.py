@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
+from alphacut.api.openapi import BINARY, INTEGER, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import apply_return_form, header, parse_multipart, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
@@ -95,3 +96,43 @@ def ailab_costume() -> Response[Any]:
         return json_response(200, _envelope(request_id, data=data), {"X-Request-Id": request_id})
 
     return vendor_answer(router, build, _error)
+
+
+# ---- the contract's document (the OpenAPI document's operations for this module's routes) ----
+AILAB = {
+    "type": "object",
+    "required": ["request_id", "error_code"],
+    "properties": {
+        "request_id": STRING,
+        "log_id": STRING,
+        "error_code": INTEGER,
+        "error_msg": STRING,
+        "data": OBJECT,
+    },
+}
+
+ROUTES = [
+    RouteDoc(
+        "/api/cutout/general/apparel-background-removal",
+        "post",
+        "AILabTools-style costume background removal",
+        "multipart image, cloth_class, return_form.",
+        tag="vendor-compatible",
+        body={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "image": BINARY,
+                    "cloth_class": {
+                        "type": "string",
+                        "description": "comma list of tops, coat, skirt, pants, bag, shoes, hat",
+                    },
+                    "return_form": {"type": "string", "enum": ["mask", "whiteBK"]},
+                },
+                "required": ["image"],
+            }
+        },
+        answer={JSON: AILAB},
+        errors=AILAB,
+    ),
+]

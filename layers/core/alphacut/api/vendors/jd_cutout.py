@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
+from alphacut.api.openapi import JSON, OBJECT, RAW_IMAGE, STRING, RouteDoc
 from alphacut.api.request import raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, result_folder, vendor_answer
@@ -47,3 +48,25 @@ def jd_cutout() -> Response[Any]:
     return vendor_answer(
         router, build, lambda error, status, rid: _envelope(rid, status, error_message(error))
     )
+
+
+# ---- the contract's document (the OpenAPI document's operations for this module's routes) ----
+JD_CUTOUT = {
+    "type": "object",
+    "required": ["code", "result"],
+    "properties": {"code": STRING, "msg": STRING, "result": OBJECT},
+}
+
+ROUTES = [
+    RouteDoc(
+        "/api/cutout/",
+        "post",
+        "JD Cloud image matting",
+        "The raw image as the body; answers "
+        "{code, msg, result: {status, message, requestid, cutout_image_url}}.",
+        tag="vendor-compatible",
+        body=RAW_IMAGE,
+        answer={JSON: JD_CUTOUT},
+        errors=JD_CUTOUT,
+    ),
+]

@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from alphacut.api.openapi import BASE64_IMAGE, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
@@ -81,3 +82,37 @@ def jd_selfie() -> Response[Any]:
     return vendor_answer(
         router, build, lambda error, status, rid: _envelope(business_status(error), error_message(error))
     )
+
+
+# ---- the contract's document (the OpenAPI document's operations for this module's routes) ----
+JD_SELFIE = {
+    "type": "object",
+    "required": ["code", "result"],
+    "properties": {
+        "code": STRING,
+        "charge": {"type": "boolean"},
+        "remain": {},
+        "msg": STRING,
+        "result": OBJECT,
+    },
+}
+
+ROUTES = [
+    RouteDoc(
+        "/jdai/SelfieSeg",
+        "post",
+        "JD NeuHub selfie segmentation",
+        "JSON {image: base64}; answers "
+        "{code, charge, remain, msg, result: {status, message, image, used_time}}.",
+        tag="vendor-compatible",
+        body={
+            JSON: {
+                "type": "object",
+                "properties": {"image": {**BASE64_IMAGE, "minLength": 1}},
+                "required": ["image"],
+            }
+        },
+        answer={JSON: JD_SELFIE},
+        errors=JD_SELFIE,
+    ),
+]

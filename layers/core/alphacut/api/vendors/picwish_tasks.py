@@ -18,12 +18,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from alphacut.api import services
 from alphacut.api.credits import current_gate
 from alphacut.api.metering import CHARGED_BY_TASK
+from alphacut.api.openapi import BASE64_IMAGE, BINARY, FLAG, INTEGER, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
 from alphacut.errors import InvalidOption
-from alphacut.options import CutoutOptions, parse_bool
+from alphacut.options import COLOR, CutoutOptions, empty_unset, parse_bool
 from alphacut.task_states import TaskState
+from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:
     from alphacut.aws.task_table import TaskRecord
@@ -126,3 +128,55 @@ def get_segmentation(task_id: str) -> Response[Any]:
         )
 
     return vendor_answer(router, build, _error, billable=False)
+
+
+# ---- the contract's document (the OpenAPI document's operations for this module's routes) ----
+PICWISH_FIELDS = {
+    "image_url": empty_unset({**IMAGE_URL, "description": "http(s) URL, fetched when the task runs"}),
+    "sync": FLAG,
+    "type": {"type": "string", "enum": ["auto", "person", "object", "stamp"]},
+    "return_type": {"type": "string", "enum": ["1", "2", "3"], "description": "1 url, 2 base64, 3 the image"},
+    "output_type": {"type": "string", "enum": ["1", "2", "3"], "description": "1 both, 2 cutout, 3 mask"},
+    "crop": FLAG,
+    "format": {"type": "string", "enum": ["png", "jpg", "webp"]},
+    "bg_color": COLOR,
+}
+
+PICWISH = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": INTEGER, "message": STRING, "data": OBJECT},
+}
+
+ROUTES = [
+    RouteDoc(
+        "/api/tasks/visual/segmentation",
+        "post",
+        "PicWish-style segmentation task",
+        "multipart image_file or image_url; sync, type, return_type, output_type, crop, format, bg_color.",
+        tag="vendor-compatible",
+        body={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"image_file": BINARY, **PICWISH_FIELDS},
+                "anyOf": [{"required": ["image_file"]}, {"required": ["image_url"]}],
+            },
+            JSON: {
+                "type": "object",
+                "properties": {"image_base64": BASE64_IMAGE, **PICWISH_FIELDS},
+                "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}],
+            },
+        },
+        answer={JSON: PICWISH, "image/png": BINARY, "image/jpeg": BINARY, "image/webp": BINARY},
+        errors=PICWISH,
+        answer_headers=("X-Request-Id", "X-Task-Id"),
+    ),
+    RouteDoc(
+        "/api/tasks/visual/segmentation/{task_id}",
+        "get",
+        "PicWish-style task state",
+        tag="vendor-compatible",
+        answer={JSON: PICWISH},
+        errors=PICWISH,
+    ),
+]

@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
+from alphacut.api.openapi import BASE64_IMAGE, BINARY, INTEGER, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, header, read_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
@@ -54,8 +55,18 @@ from alphacut.errors import (
     UrlNotAllowed,
     http_status,
 )
-from alphacut.options import CutoutOptions, RemoveBg, SubjectType, option_rows, parse_bool, parse_margin
+from alphacut.options import (
+    OPTION_FIELDS,
+    CutoutOptions,
+    RemoveBg,
+    SubjectType,
+    empty_unset,
+    option_rows,
+    parse_bool,
+    parse_margin,
+)
 from alphacut.pricing import credits
+from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:
     from alphacut.api.metering import Usage
@@ -372,3 +383,130 @@ def account_route() -> Response[Any]:
     return vendor_answer(
         router, build, lambda error, status, rid: errors_body(error), billable=False, status_for=error_status
     )
+
+
+# ---- the contract's document (the OpenAPI document's operations for this module's routes) ----
+REMOVEBG_FIELDS = {
+    "image_url": empty_unset(IMAGE_URL),
+    "image_file_b64": BASE64_IMAGE,
+    "size": {"type": "string", "enum": ["auto", "preview", "small", "regular", "medium", "hd", "full", "4k"]},
+    "type": {
+        "type": "string",
+        "enum": ["auto", "person", "product", "car", "animal", "graphic", "transportation"],
+    },
+    "type_level": {"type": "string", "enum": ["none", "1", "2", "latest"]},
+    "format": {"type": "string", "enum": ["auto", "png", "jpg", "zip"]},
+    "roi": {"type": "string", "description": "x1 y1 x2 y2 in px or %, such as 0 0 100% 100%"},
+    "crop": {"type": "boolean"},
+    "crop_margin": {"type": "string", "description": "px or %, one to four values; at most 50% or 500px"},
+    "scale": {"type": "string", "description": "10% to 100%, or original"},
+    "position": {"type": "string", "description": "original, center, or x% y%"},
+    "channels": {"type": "string", "enum": ["rgba", "alpha"]},
+    "add_shadow": {
+        "type": "boolean",
+        "description": "a shadow: car shadow (contact) for type=car, else drop",
+    },
+    "shadow_type": {
+        "type": "string",
+        "enum": ["drop", "3D", "car", "none"],
+        "description": "drop: drop; 3D: cast on the floor; car: contact under the lowest edge",
+    },
+    "shadow_opacity": {"type": "number", "minimum": 0, "maximum": 100, "default": 50},
+    **{  # alphacut's options remove.bg's route takes too
+        row.name: {**schema, "description": "alphacut extension: " + schema.get("description", row.name)}
+        for row in OPTION_FIELDS
+        if row.removebg is RemoveBg.EXTENSION
+        for schema in [row.removebg_schema or row.schema]
+    },
+    "semitransparency": {"type": "boolean"},
+    "bg_color": {
+        "type": "string",
+        "description": "hex (81d4fa, fff, 81d4fa77) or a colour name; empty: none",
+    },
+    "bg_image_url": empty_unset(IMAGE_URL),
+}
+
+REMOVEBG_SOURCES = [
+    {"required": ["image_file"]},
+    {"required": ["image_file_b64"]},
+    {"required": ["image_url"]},
+]
+
+REMOVEBG_FORM = {"type": "object", "properties": REMOVEBG_FIELDS, "anyOf": REMOVEBG_SOURCES[1:]}
+
+REMOVEBG_HEADERS = (
+    "X-Request-Id",
+    "X-Credits-Charged",
+    "X-Width",
+    "X-Height",
+    "X-Max-Width",
+    "X-Max-Height",
+    "X-Type",
+    "X-Foreground-Top",
+    "X-Foreground-Left",
+    "X-Foreground-Width",
+    "X-Foreground-Height",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-Alphacut-Ignored",
+    "X-Alphacut-Check",
+    "X-Alphacut-Enlargement",
+)
+
+REMOVEBG_JSON = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "object",
+            "required": ["result_b64"],
+            "properties": {
+                "result_b64": STRING,
+                **{f"foreground_{side}": INTEGER for side in ("top", "left", "width", "height")},
+                "check": {"$ref": "#/components/schemas/PresetCheck"},
+            },
+        }
+    },
+}
+
+# remove.bg's API: its own REST API (its own host on AWS, its own gateway responses and document)
+ROUTES = [
+    RouteDoc(
+        "/v1.0/removebg",
+        "post",
+        "remove.bg background removal (remove.bg's own REST API in the stack)",
+        "image_file, image_file_b64 or image_url and every remove.bg parameter; answers the image or "
+        "{data: {result_b64, foreground_*}}; errors {errors: [{title, code, detail}]}.",
+        tag="vendor-compatible",
+        api="removebg",
+        body={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"image_file": BINARY, "bg_image_file": BINARY, **REMOVEBG_FIELDS},
+                "anyOf": REMOVEBG_SOURCES,
+            },
+            "application/x-www-form-urlencoded": REMOVEBG_FORM,
+            JSON: REMOVEBG_FORM,
+        },
+        answer={"image/png": BINARY, "image/jpeg": BINARY, "application/zip": BINARY, JSON: REMOVEBG_JSON},
+        answer_headers=REMOVEBG_HEADERS,
+    ),
+    RouteDoc(
+        "/v1.0/account",
+        "get",
+        "remove.bg account: the calls left today",
+        tag="vendor-compatible",
+        api="removebg",
+        answer={JSON: {"type": "object", "required": ["data"], "properties": {"data": OBJECT}}},
+        answer_headers=("X-Request-Id", "X-Credits-Charged", "X-RateLimit-Limit", "X-RateLimit-Remaining"),
+    ),
+    RouteDoc(
+        "/v1.0/openapi.json",
+        "get",
+        "This OpenAPI document (remove.bg's API)",
+        tag="vendor-compatible",
+        api="removebg",
+        answer={JSON: {"type": "object", "required": ["openapi", "paths"]}},
+    ),
+]
