@@ -185,7 +185,7 @@ def test_the_task_functions_have_reserved_concurrency():
         "DispatchFunction",
         "SegmentFunction",
         "NotifyFunction",
-        "ChargeFunction",
+        "EndTaskFunction",
         "FinalizeFunction",
     ):
         reserved = resources[name]["Properties"]["ReservedConcurrentExecutions"]

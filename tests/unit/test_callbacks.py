@@ -164,5 +164,5 @@ def test_the_state_machine_queues_callbacks_instead_of_calling_the_receiver():
         for s in states.values()
     )
     # the last step's function queues them (alphacut.aws.task_end), to the callback queue
-    charge = load_sam()["Resources"]["ChargeFunction"]["Properties"]
+    charge = load_sam()["Resources"]["EndTaskFunction"]["Properties"]
     assert charge["Environment"]["Variables"]["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}

@@ -1,6 +1,6 @@
 import numpy as np
 from alphacut.geometry import Canvas, expand_box, fit_into, subject_bbox, target_size
-from alphacut.options import Margin
+from alphacut.options import Length
 
 
 def test_subject_bbox():
@@ -12,10 +12,10 @@ def test_subject_bbox():
 
 
 def test_expand_box_clamps_to_the_image():
-    assert expand_box((50, 20, 120, 40), Margin(10), 200, 100) == (40, 10, 130, 50)
-    assert expand_box((50, 20, 120, 40), Margin(50), 200, 100) == (0, 0, 170, 90)
+    assert expand_box((50, 20, 120, 40), Length(10), 200, 100) == (40, 10, 130, 50)
+    assert expand_box((50, 20, 120, 40), Length(50), 200, 100) == (0, 0, 170, 90)
     # percent of the box's longer side (70 px): 10% = 7 px
-    assert expand_box((50, 20, 120, 40), Margin(10, percent=True), 200, 100) == (43, 13, 127, 47)
+    assert expand_box((50, 20, 120, 40), Length(10, percent=True), 200, 100) == (43, 13, 127, 47)
 
 
 def test_target_size():

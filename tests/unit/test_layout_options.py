@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from alphacut import geometry
 from alphacut.codec import DecodedImage, cover, encode_cutout
-from alphacut.options import CutoutOptions, ImageFormat, Margin, Margins, OutputKind, Position, parse_margin
+from alphacut.options import CutoutOptions, ImageFormat, Length, Margins, OutputKind, Position, parse_margin
 from PIL import Image
 
 
@@ -85,9 +85,9 @@ def test_a_region_of_interest_outside_the_image_names_the_field():
 
 
 def test_crop_margins_take_one_two_or_four_lengths_as_css_does():
-    assert parse_margin("10px") == Margin(10)
+    assert parse_margin("10px") == Length(10)
     two = parse_margin("10px 5%")
-    assert two == Margins(Margin(10), Margin(5, True), Margin(10), Margin(5, True))
+    assert two == Margins(Length(10), Length(5, True), Length(10), Length(5, True))
     assert parse_margin("1px 2px 3px 4px").sides(100) == (1, 2, 3, 4)
     assert geometry.expand_box((50, 20, 120, 40), two, 200, 100) == (46, 10, 124, 50)
 

@@ -1,6 +1,6 @@
 import pytest
 from alphacut.errors import InvalidOption
-from alphacut.options import CutoutOptions, ImageFormat, Margin, OutputKind, SubjectType
+from alphacut.options import CutoutOptions, ImageFormat, Length, OutputKind, SubjectType
 
 
 def test_defaults():
@@ -24,7 +24,7 @@ def test_from_mapping_normalises_strings():
     )
     assert options.type is SubjectType.PERSON and options.format is ImageFormat.JPG
     assert options.bg_color == (0, 255, 0) and options.crop is True
-    assert options.crop_margin == Margin(5, percent=True) and options.target_width == 300
+    assert options.crop_margin == Length(5, percent=True) and options.target_width == 300
 
 
 def test_jpg_defaults_to_white_background():
@@ -81,8 +81,8 @@ def test_colour_names_and_short_hex():
 
 
 def test_margin_pixels():
-    assert Margin(12).pixels(500) == 12
-    assert Margin(10, percent=True).pixels(500) == 50
+    assert Length(12).pixels(500) == 12
+    assert Length(10, percent=True).pixels(500) == 50
 
 
 def test_to_dict_round_trips():

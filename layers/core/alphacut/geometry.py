@@ -5,7 +5,7 @@ Boxes are ``(left, top, right, bottom)`` in pixels, right/bottom exclusive (as P
 Usage::
 
     box = subject_bbox(alpha_u8)                          # None when nothing is there
-    box = expand_box(box, Margin(5, percent=True), w, h)
+    box = expand_box(box, Length(5, percent=True), w, h)
     rgb, alpha = fit_into(rgb, alpha, Canvas(800, 600))   # AIDGE's targetWidth/targetHeight
     rgb, alpha = fit_into(rgb, alpha, Canvas(2000, 2000, padding=(100,) * 4, fit=Fit.CONTAIN,
                           position=Position(50, 100)))   # a fixed canvas, bottom-aligned
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from alphacut.masks import box_of
-from alphacut.options import Fit, Margin, Margins, Position
+from alphacut.options import Fit, Length, Margins, Position
 
 Box = tuple[int, int, int, int]
 SUBJECT_THRESHOLD = 13  # alpha/255 ~ 5%: faint haze is not subject, soft hair is
@@ -32,7 +32,7 @@ def subject_bbox(alpha: np.ndarray, threshold: int = SUBJECT_THRESHOLD) -> Box |
     return box_of(alpha >= threshold)
 
 
-def expand_box(box: Box, margin: Margin | Margins, width: int, height: int, within: Box | None = None) -> Box:
+def expand_box(box: Box, margin: Length | Margins, width: int, height: int, within: Box | None = None) -> Box:
     """Grow ``box`` by the margin on each side (a percent is of the box's longer side), within the
     image (or within ``within``, which may reach past it: a shadow's room)."""
     left, top, right, bottom = box

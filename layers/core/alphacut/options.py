@@ -97,14 +97,15 @@ AUTO_FORMAT = "auto"  # png where the result has transparency, jpg where a backg
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 BOOLEAN_WORDS = sorted(_TRUE | _FALSE)  # what ``parse_bool`` reads as text (the OpenAPI documents say it)
-_MARGIN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(px|%)?\s*$")
+_LENGTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(px|%)?\s*$")
 _SEPARATORS = re.compile(r"[\s,]+")
 
 
 @dataclass(frozen=True)
-class Margin:
+class Length:
     """A length: pixels, or a percent of some extent (the subject's size for crop margins, the
-    image's width or height for a region of interest)."""
+    canvas for padding, the image's width or height for a region of interest's corners). As a
+    margin, one length stands for every side (``sides``)."""
 
     value: float = 0.0
     percent: bool = False
@@ -113,7 +114,7 @@ class Margin:
         return round(extent * self.value / 100) if self.percent else round(self.value)
 
     def sides(self, extent: int) -> tuple[int, int, int, int]:
-        """The same margin on every side: top, right, bottom, left."""
+        """As a margin, the same on every side: top, right, bottom, left."""
         return (self.pixels(extent),) * 4
 
     def sides_within(self, width: int, height: int) -> tuple[int, int, int, int]:
@@ -129,10 +130,10 @@ class Margin:
 class Margins:
     """Crop margins per side, as CSS writes them: top, right, bottom, left."""
 
-    top: Margin
-    right: Margin
-    bottom: Margin
-    left: Margin
+    top: Length
+    right: Length
+    bottom: Length
+    left: Length
 
     def sides(self, extent: int) -> tuple[int, int, int, int]:
         return (
@@ -209,10 +210,10 @@ class Roi:
     """A region of interest: only the subject inside it is kept. Corners x1 y1 x2 y2, each in
     pixels or in percent of the image's width (x) or height (y)."""
 
-    x1: Margin
-    y1: Margin
-    x2: Margin
-    y2: Margin
+    x1: Length
+    y1: Length
+    x2: Length
+    y2: Length
 
     def box(self, width: int, height: int) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) inside a ``width`` x ``height`` image."""
@@ -292,9 +293,9 @@ def parse_dimension(value: Any, field: str, low: int = 1, high: int = MAX_TARGET
 
 def parse_length(
     value: Any, field: str, max_percent: float = 100, max_pixels: int = MAX_TARGET_SIDE
-) -> Margin:
+) -> Length:
     """One length: ``12``, ``12px`` or ``5%``."""
-    match = _MARGIN.match(str(value))
+    match = _LENGTH.match(str(value))
     if not match:
         raise InvalidOption(f"must be pixels (12 or 12px) or a percent (5%), not {value!r}", field=field)
     number, unit = float(match.group(1)), match.group(2)
@@ -302,14 +303,14 @@ def parse_length(
         raise InvalidOption(f"must be at most {max_percent:g}%", field=field, limit=f"{max_percent:g}%")
     if unit != "%" and number > max_pixels:
         raise InvalidOption(f"must be at most {max_pixels}px", field=field, limit=max_pixels)
-    return Margin(number, unit == "%")
+    return Length(number, unit == "%")
 
 
 def parse_margin(
     value: Any, field: str = "crop_margin", max_percent: float = 100, max_pixels: int = MAX_TARGET_SIDE
-) -> Margin | Margins:
+) -> Length | Margins:
     """One margin for every side, or two (top/bottom, left/right) or four (top, right, bottom, left)."""
-    if isinstance(value, Margin | Margins):
+    if isinstance(value, Length | Margins):
         return value
     parts = [part for part in _SEPARATORS.split(str(value).strip()) if part]
     lengths = [parse_length(part, field, max_percent, max_pixels) for part in parts]
@@ -737,8 +738,8 @@ class CutoutOptions:
             removebg=RemoveBg.TRANSLATED,
         ),
     )
-    crop_margin: Margin | Margins = field(
-        default=Margin(),
+    crop_margin: Length | Margins = field(
+        default=Length(),
         metadata=row(
             parse_margin,
             {
@@ -808,8 +809,8 @@ class CutoutOptions:
             removebg_schema=WHOLE_SIDE,
         ),
     )
-    padding: Margin | Margins = field(
-        default=Margin(),
+    padding: Length | Margins = field(
+        default=Length(),
         metadata=row(
             lambda value, name: parse_margin(value, name, max_percent=45),
             {
