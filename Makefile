@@ -81,10 +81,11 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py
 
+# MODEL=u2netp (a model of `alphacut models list`): its general and person tables; costume is ISNet's
 eval: setup
-	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/general --type object
-	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/person --type person
-	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/clothing --type costume
+	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/general --type object $(if $(MODEL),--model $(MODEL))
+	$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/person --type person $(if $(MODEL),--model $(MODEL))
+	$(if $(MODEL),,$(VENV)/bin/alphacut eval $(ALPHACUT_DATA)/eval/clothing --type costume)
 
 # The costume head (dev only): ISNet's and EfficientNet-Lite0's maps of $(ALPHACUT_DATA)/train/ccp cached
 # once, then PyTorch (CPU) in a Python 3.11 venv, because torch 2.13.0+cpu is on this machine's disk

@@ -42,6 +42,7 @@ from alphacut.codec import encode_mask
 from alphacut.errors import AlphacutError, http_status
 from alphacut.matte import alpha_to_uint8
 from alphacut.models.engines import unserved_gpu
+from alphacut.models.registry import DEFAULT_MODEL, check_model
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import EngineSettings
@@ -109,11 +110,14 @@ def make_server(
                 subject = SubjectType(attributes.get("type", "auto"))
                 # quality=auto: best (mirror averaged) where the engine makes model time cheap
                 quality = Quality(attributes.get("quality", "auto"))
+                model = check_model(attributes.get("model", DEFAULT_MODEL), pipeline.models.specs, "gpu").name
                 timings = Timings()
                 image = pipeline.decode(data, timings)
                 task = attributes.get("task")
                 with timings.stage("inference"):  # the wait for its batch included
-                    alpha = batcher.matte(image, subject, quality, on_start=lambda: mark_started(task))
+                    alpha = batcher.matte(
+                        image, subject, quality, on_start=lambda: mark_started(task), model=model
+                    )
                 with timings.stage("encode"):
                     body = encode_mask(alpha_to_uint8(alpha))
                 self._answer(

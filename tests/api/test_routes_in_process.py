@@ -81,6 +81,18 @@ def test_an_unknown_format_is_a_400_naming_the_field_counted_and_not_charged(han
     assert after == {"calls": before["calls"] + 1, "charged": before["charged"]}
 
 
+def test_the_answer_names_the_model_and_a_model_not_in_the_registry_is_a_400_naming_it(handler, key_id):
+    default = post_cutout(handler, key_id, query={"return": "base64"})
+    assert answer_json(default)["model"] == "isnet"  # the JSON answer; an image answer in a header:
+    chosen = post_cutout(handler, key_id, query={"model": "u2netp"}, extra_headers={"Accept": "image/png"})
+    assert chosen["statusCode"] == 200 and header(chosen, "X-Alphacut-Model") == "u2netp"
+    unknown = post_cutout(handler, key_id, query={"model": "birefnet"})
+    error = answer_json(unknown)["error"]
+    assert unknown["statusCode"] == 400 and error["field"] == "model"
+    assert "no model 'birefnet'; models are isnet, u2netp" in error["message"]
+    assert header(unknown, "X-Alphacut-Charge") == "false"
+
+
 def test_a_body_that_is_no_image_is_a_415_and_not_charged(handler, key_id):
     answer = post_cutout(handler, key_id, body=b"%PDF-1.7 not an image")
     assert answer["statusCode"] == 415

@@ -6,7 +6,7 @@ Raw ISNet on the dev half (fast quality, no clean-up): general IoU 0.820, MAE 0.
 
 import pytest
 from alphacut.evaluate import evaluate
-from alphacut.options import SubjectType
+from alphacut.options import CutoutOptions, SubjectType
 from alphacut.pipeline import Pipeline
 from alphacut.settings import EngineSettings
 
@@ -46,6 +46,26 @@ def test_isnet_in_int8_keeps_the_same_floors_on_the_dev_half(
     # int8 (7-bit weights) measured general 0.833 / 0.0168 / 0.736 / 1, person 0.964 / 0.0110 / 0.892 / 0 here
     assert int8_pipeline.models.engine.precision == "int8"
     assert_the_dev_half_holds(int8_pipeline, eval_dir, folder, subject, iou, mae, boundary, ghosted)
+
+
+# u2netp (model=u2netp, from the registry) measured on the dev half here: general 0.787 / 0.0190 /
+# 0.671 / 1 ghosted, person 0.962 / 0.0131 / 0.890 / 0 (the selfie model gates it as it gates ISNet)
+U2NETP_FLOORS = [
+    ("general", SubjectType.OBJECT, 0.77, 0.021, 0.65, 1),
+    ("person", SubjectType.PERSON, 0.95, 0.0145, 0.87, 0),
+]
+
+
+@pytest.mark.parametrize("folder,subject,iou,mae,boundary,ghosted", U2NETP_FLOORS)
+def test_a_second_model_from_the_registry_keeps_its_own_floors_on_the_dev_half(
+    pipeline, eval_dir, folder, subject, iou, mae, boundary, ghosted
+):
+    report = evaluate(
+        eval_dir / folder, pipeline, subject, split="dev", options=CutoutOptions(model="u2netp")
+    )
+    print(report.table())
+    assert report.n >= 15 and report.mean_iou >= iou and report.mae <= mae and report.boundary_f >= boundary
+    assert len(report.ghosted) <= ghosted
 
 
 # The committed costume head (two heads on ISNet's and EfficientNet-Lite0's maps, guided filter, a

@@ -45,9 +45,16 @@ def _jpeg(width: int, height: int) -> bytes:
 
 
 def test_a_preview_is_decoded_small_but_the_model_sees_the_photo_as_for_a_full_result():
+    from types import SimpleNamespace
+
+    from alphacut.models.registry import MattingSpec
     from alphacut.pipeline import Pipeline
 
-    pipeline = Pipeline(models=None)  # type: ignore[arg-type]
+    specs = {
+        name: MattingSpec(name, f"{name}.onnx", side, side, (0, 0, 0), (1, 1, 1))
+        for name, side in (("isnet", 1024), ("small", 320))
+    }
+    pipeline = Pipeline(models=SimpleNamespace(specs=specs))  # type: ignore[arg-type]
     image, view = pipeline.decode_views(_jpeg(4000, 3000), options=CutoutOptions(size="preview"))
     assert (image.width, image.height) == (577, 433)
     assert (view.width, view.height) == (1365, 1024)
@@ -55,6 +62,11 @@ def test_a_preview_is_decoded_small_but_the_model_sees_the_photo_as_for_a_full_r
     assert (image.width, image.height) == (666, 374) and (view.width, view.height) == (854, 480)
     image, view = pipeline.decode_views(_jpeg(4000, 3000), options=CutoutOptions(size="hd"))
     assert view is image and (image.width, image.height) == (2309, 1732)  # larger than the model needs
+    # a model with a smaller input needs no more than the preview itself
+    image, view = pipeline.decode_views(
+        _jpeg(4000, 3000), options=CutoutOptions(size="preview", model="small")
+    )
+    assert view is image and (image.width, image.height) == (577, 433)
 
 
 def test_auto_format_is_png_on_transparency_and_jpg_over_a_background():

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alphacut.codec import DecodedImage
+from alphacut.models.registry import DEFAULT_MODEL
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import MatteRequest, Pipeline
 
@@ -51,9 +52,10 @@ class MatteBatcher:
         subject: SubjectType,
         quality: Quality = Quality.AUTO,
         on_start: Callable[[], None] | None = None,
+        model: str = DEFAULT_MODEL,
     ) -> np.ndarray:
         """The picture's alpha, as ``Pipeline.matte``; ``on_start`` runs when its batch starts."""
-        job = _Job(MatteRequest(image, subject, quality=quality), on_start)
+        job = _Job(MatteRequest(image, subject, quality=quality, model=model), on_start)
         self._jobs.put(job)
         return job.answer.result()
 

@@ -30,7 +30,7 @@ from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.evaluate import IMAGE_SUFFIXES, SPLITS, evaluate, evaluate_costume
 from alphacut.options import CutoutOptions, OptionField, OutputKind, Quality, SubjectType, option_rows
 from alphacut.pipeline import Pipeline
-from alphacut.settings import ImageLimits, ServiceSettings, SettingError
+from alphacut.settings import EngineSettings, ImageLimits, ServiceSettings, SettingError
 
 if TYPE_CHECKING:
     from alphacut_client import BatchItem
@@ -265,7 +265,7 @@ def _eval(args: argparse.Namespace) -> int:
         args.split,
         progress=lambda done, _: bar.update(done),
         truth=truth,
-        options=CutoutOptions(quality=args.quality),
+        options=CutoutOptions(quality=args.quality, model=args.model),
     )
     bar.close()
     if args.per_image:
@@ -308,6 +308,26 @@ def _admin(args: argparse.Namespace, needs_table: bool = False) -> KeyAdmin:
             field="usage_table",
         )
     return KeyAdmin(stack=stack, ledger=CreditLedger(table) if table else None)
+
+
+def _models(args: argparse.Namespace) -> int:
+    """The registry (the models layer's manifest): one line per matting model."""
+    from alphacut.models import load_manifest
+    from alphacut.models.registry import DEFAULT_MODEL, matting_specs
+
+    try:
+        specs = matting_specs(load_manifest(EngineSettings.from_env().models_dir))
+    except AlphacutError as error:
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
+    print(f"{'model':<12} {'input':<10} {'runs on':<12} {'licence':<48} figures")
+    for name, spec in sorted(specs.items()):
+        shown = name + (" *" if name == DEFAULT_MODEL else "")
+        figures = ", ".join(f"{k} {v}" for k, v in spec.figures.items()) or "-"
+        size = f"{spec.width}x{spec.height}"
+        print(f"{shown:<12} {size:<10} {', '.join(spec.runs_on):<12} {spec.licence:<48} {figures}")
+    print("* the default (model= unset)")
+    return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -423,8 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument(
         "--quality", default="auto", choices=[q.value for q in Quality], help="as the API's quality option"
     )
+    measure.add_argument("--model", default=None, help="the matting model (alphacut models list)")
     measure.add_argument("--per-image", action="store_true", help="also print each image's scores")
     measure.set_defaults(handler=_eval)
+
+    models = commands.add_parser("models", help="the matting models this installation has")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    model_actions.add_parser("list", help="every model: its input, where it may run, licence, figures")
+    models.set_defaults(handler=_models)
 
     keys = commands.add_parser("keys", help="admin: create, list, revoke and credit API keys")
     _stack_arguments(keys)

@@ -442,6 +442,19 @@ class Shadow:
 DEFAULT_SHADOW_ANGLE = {ShadowType.DROP: 315.0, ShadowType.CONTACT: 0.0, ShadowType.CAST: 150.0}
 
 
+MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # a model's name in the registry (and its folder's)
+
+
+def parse_model_name(value: Any, field: str = "model") -> str:
+    """A model's name (whether the registry has it is the pipeline's to say)."""
+    text = str(value)
+    if not re.fullmatch(MODEL_PATTERN, text):
+        raise InvalidOption(
+            f"must be a model's name (a-z, 0-9, . _ -; at most 64), not {value!r}", field=field
+        )
+    return text
+
+
 def parse_preset(value: Any, field: str = "preset") -> str:
     text = str(value).strip().lower()
     if text not in PRESETS:
@@ -683,6 +696,22 @@ class CutoutOptions:
                 help="best: the model on the photo and its mirror, soft alpha where both see it (twice "
                 "the time)",
             ),
+        ),
+    )
+    model: str | None = field(
+        default=None,
+        metadata=row(
+            unless_none(parse_model_name),
+            {
+                "type": "string",
+                "pattern": MODEL_PATTERN,
+                "description": "the matting model: isnet (the default), u2netp, or one an operator added "
+                "(`alphacut models list`); the answer names the one used",
+            },
+            flag=Flag(
+                "--model", help="the matting model: isnet (default), u2netp, ... (alphacut models list)"
+            ),
+            removebg=RemoveBg.EXTENSION,
         ),
     )
     roi: Roi | None = field(

@@ -48,6 +48,7 @@ from alphacut.matte import (
 )
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
+from alphacut.models.registry import DEFAULT_MODEL, MattingSpec, check_model
 from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, Shadow, SubjectType
 from alphacut.presets import PRESETS, Delivered, PresetCheck, photo_edges
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
@@ -78,6 +79,7 @@ class MatteRequest:
     image: DecodedImage
     subject: SubjectType
     quality: Quality = Quality.FAST
+    model: str = DEFAULT_MODEL  # the matting model (``alphacut.models.registry``)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Segmentation:
     alpha: np.ndarray  # H x W uint8
     foreground: np.ndarray  # H x W x 3 uint8 (edge colours de-contaminated)
     type: SubjectType  # the type that was run (auto resolved)
+    model: str | None = None  # the matting model that made it (None: a stamp's ink, a costume)
 
 
 @dataclass
@@ -105,6 +108,7 @@ class CutoutResult:
     source_size: tuple[int, int] = (0, 0)  # the image as sent (before size shrank it)
     check: PresetCheck | None = None  # the result measured against its preset's rules
     enlargement: float | None = None  # the subject's scale from the photo as sent, where it was resized
+    model: str | None = None  # the matting model that made the matte
 
     @property
     def found(self) -> bool:
@@ -179,9 +183,18 @@ WARMABLE = ("isnet", "selfie", "isnet_features", "backbone", "costume")
 
 
 class Pipeline:
-    def __init__(self, models: ModelStore, limits: ImageLimits | None = None):
+    def __init__(self, models: ModelStore, limits: ImageLimits | None = None, place: str = "lambda"):
         self.models = models
         self.limits = limits or ImageLimits()
+        self.place = place  # where this pipeline runs (a model's ``runs_on``): lambda | gpu
+
+    def model_spec(self, options: CutoutOptions) -> MattingSpec:
+        """The matting model the options name (the default: ISNet), refused with a 400 naming it
+        where it is not in the registry or does not run here, or for a costume (ISNet's own)."""
+        name = options.model or DEFAULT_MODEL
+        if options.type is SubjectType.COSTUME and name != DEFAULT_MODEL:
+            raise InvalidOption(f"costume runs on {DEFAULT_MODEL} only, not {name}", field="model")
+        return check_model(name, self.models.specs, self.place)
 
     @classmethod
     def from_settings(cls, settings: EngineSettings | None = None) -> Pipeline:
@@ -221,7 +234,7 @@ class Pipeline:
     ) -> tuple[DecodedImage, DecodedImage]:
         """(the image at most as large as ``options.size`` allows, the image the model is to see).
 
-        The model sees the photo as large as ISNet's input needs (``geometry.covering``), never
+        The model sees the photo as large as its input needs (``geometry.covering``), never
         shrunk to a small result's size first: a preview's matte is the full result's scaled down,
         not a model run on a picture with less in it (``Pipeline.segment`` takes both)."""
         with (timings if timings is not None else Timings()).stage("decode"):
@@ -229,7 +242,7 @@ class Pipeline:
             if options is None:
                 return image, image
             small = self._at_size(image, options)
-            view = geometry.covering(image.width, image.height, isnet.INPUT_SIZE)
+            view = geometry.covering(image.width, image.height, self.model_spec(options).side)
             if view[0] * view[1] <= small.width * small.height:
                 return small, small
             return small, downscale(image, *view)
@@ -244,6 +257,7 @@ class Pipeline:
         subject: SubjectType,
         timings: Timings | None = None,
         quality: Quality = Quality.FAST,
+        model: str = DEFAULT_MODEL,
     ) -> np.ndarray:
         """The model part: the alpha (float32 0..1) at the input's resolution.
 
@@ -252,7 +266,7 @@ class Pipeline:
         soft alpha only where both see it (``auto``: see ``Quality.on``). Every matte but a stamp's
         is cleaned (``clean_matte``).
         """
-        return self.mattes([MatteRequest(image, subject, quality)], timings)[0]
+        return self.mattes([MatteRequest(image, subject, quality, model)], timings)[0]
 
     def mattes(self, requests: list[MatteRequest], timings: Timings | None = None) -> list[np.ndarray]:
         """``matte`` for several pictures, ISNet run once on all of them (one batch where
@@ -264,21 +278,20 @@ class Pipeline:
                 "costume is not a single matte: use parse_costume (POST /v1/costume)", field="type"
             )
         rgbs = [self._model_rgb(r.image) for r in requests]
-        model = self.models.isnet if any(r.subject is not SubjectType.STAMP for r in requests) else None
         general: dict[int, np.ndarray] = {}
         with timings.stage("preprocess"):
-            items = [
-                (index, isnet.preprocess(rgb))
-                for index, (request, rgb) in enumerate(zip(requests, rgbs))
-                if request.subject is not SubjectType.STAMP
-            ]
+            groups: dict[str, list[tuple[int, np.ndarray]]] = {}
+            for index, (request, rgb) in enumerate(zip(requests, rgbs)):
+                if request.subject is not SubjectType.STAMP:
+                    model = self.models.matting(request.model)
+                    groups.setdefault(request.model, []).append((index, model.preprocess(rgb)))
             persons = {
                 i: selfie.preprocess(rgb)
                 for i, (r, rgb) in enumerate(zip(requests, rgbs))
                 if r.subject is SubjectType.PERSON
             }
         with timings.stage("inference"):
-            if model is not None:
+            for name, items in groups.items():  # each model once on its pictures
                 best = [
                     i
                     for i, _ in items
@@ -288,7 +301,7 @@ class Pipeline:
                 batches = [b for _, b in items] + [
                     np.ascontiguousarray(b[..., ::-1]) for i, b in items if i in best
                 ]
-                out = model.run_many(batches)
+                out = self.models.matting(name).run_many(batches)
                 general.update({i: out[n] for n, (i, _) in enumerate(items)})
                 for n, i in enumerate(best):
                     general[i] = mirror_confirmed(general[i], out[len(items) + n][:, ::-1])
@@ -332,6 +345,7 @@ class Pipeline:
         subject: SubjectType,
         timings: Timings | None = None,
         roi: Roi | None = None,
+        model: str | None = None,
     ) -> Segmentation:
         """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion.
         With a ``roi`` only the subject inside that region is kept."""
@@ -344,7 +358,8 @@ class Pipeline:
                 _, colours = stamp_matte(self._model_rgb(image))
             else:
                 colours = estimate_foreground(image.rgb, alpha)
-            return Segmentation(alpha=alpha_to_uint8(alpha), foreground=colours, type=subject)
+            made_by = None if subject is SubjectType.STAMP else model
+            return Segmentation(alpha=alpha_to_uint8(alpha), foreground=colours, type=subject, model=made_by)
 
     def parse_costume(self, image: DecodedImage, timings: Timings | None = None) -> CostumeParse:
         """One ISNet forward pass gives the matte and the decoder features, EfficientNet-Lite0 what
@@ -387,10 +402,11 @@ class Pipeline:
             if options.roi is not None:
                 alpha = geometry.keep_inside(alpha, options.roi.box(image.width, image.height))
             return Segmentation(alpha=alpha, foreground=parse.foreground, type=options.type)
-        alpha = self.matte(view or image, options.type, timings, quality=options.quality)
+        model = self.model_spec(options).name
+        alpha = self.matte(view or image, options.type, timings, quality=options.quality, model=model)
         if view is not None and view is not image:
             alpha = resize_matte(alpha, image.width, image.height)
-        return self.segmentation_from_matte(image, alpha, options.type, timings, options.roi)
+        return self.segmentation_from_matte(image, alpha, options.type, timings, options.roi, model)
 
     def background_picture(self, options: CutoutOptions, width: int, height: int) -> np.ndarray | None:
         """The background image scaled to cover the result, or None when there is none."""
@@ -545,12 +561,14 @@ class Pipeline:
             source_size=image.original_size,
             check=check,
             enlargement=round(laid.enlargement, 3) if abs(laid.enlargement - 1.0) > 1e-3 else None,
+            model=segmentation.model,
         )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
         """Bytes in, result out: the whole pipeline. For ``type=costume`` the image is the outfit
         and the mask the class map (ids as in ``alphacut.costume``)."""
         options = options or CutoutOptions()
+        self.model_spec(options)  # a model that is not here is refused before any decoding
         if options.type is SubjectType.COSTUME:
             costume = self.cut_out_garments(data, options, garments=())
             return dataclasses.replace(costume.outfit, mask=costume.class_map)

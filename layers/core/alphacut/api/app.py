@@ -40,9 +40,10 @@ from alphacut.api.responses import (
     result_response,
 )
 from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ROUTES
-from alphacut.errors import AlphacutError, InvalidOption, NotFound, ResultExpired
+from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
+from alphacut.settings import EngineSettings
 from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
@@ -78,6 +79,7 @@ NATIVE_HEADERS = (
     "X-Alphacut-Timings",
     "X-Alphacut-Check",
     "X-Alphacut-Enlargement",
+    "X-Alphacut-Model",
     "X-Alphacut-Charge",
     "X-Alphacut-Remain",
     "Idempotent-Replayed",
@@ -386,7 +388,20 @@ def openapi_document(routes: list[RouteDoc] | None = None, title: str = "alphacu
     host = next((v for k, v in headers.items() if k.lower() == "host"), None)
     stage = (app.current_event.get("requestContext") or {}).get("stage")
     server = f"https://{host}/{stage}" if host and stage and "execute-api" in host else None
-    return build_openapi(ROUTES + VENDOR_ROUTES if routes is None else routes, server, title)
+    models = registered_models() if routes is None else ()
+    return build_openapi(ROUTES + VENDOR_ROUTES if routes is None else routes, server, title, models)
+
+
+def registered_models() -> tuple[str, ...]:
+    """The matting models of the models layer beside this function (none where it has no models
+    layer: the document then says any model name)."""
+    from alphacut.models import load_manifest
+    from alphacut.models.registry import matting_specs
+
+    try:
+        return tuple(sorted(matting_specs(load_manifest(EngineSettings.from_env().models_dir))))
+    except ModelUnavailable:
+        return ()
 
 
 @app.get("/v1/openapi.json")

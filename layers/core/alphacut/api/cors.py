@@ -26,6 +26,7 @@ ANSWER_HEADERS: dict[str, str] = {
     "X-Alphacut-Timings": "milliseconds per stage: name=ms,...",
     "X-Alphacut-Check": "with a preset: '<preset> passed' or '<preset> failed: <rule>,...'",
     "X-Alphacut-Enlargement": "the subject's scale from the photo as sent, where it was resized",
+    "X-Alphacut-Model": "the matting model that made the matte",
     "X-Alphacut-Charge": "true when this call is charged to the key",
     "X-Alphacut-Remain": "calls left today on the key's plan",
     "X-Alphacut-Ignored": "parameters the vendor API does not have, ignored as it ignores them",

@@ -82,11 +82,11 @@ class RouteDoc:
         return bool(self.types)
 
 
-def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
+def option_schemas(types: tuple[SubjectType, ...], models: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     if types == (SubjectType.COSTUME,):
         from alphacut.costume import Garment
 
-        return _common_options(types) | {
+        return _common_options(types, models) | {
             "classes": {
                 "type": "string",
                 "pattern": "^(all|{0}(,{0})*)?$".format("(" + "|".join(g.value for g in Garment) + ")"),
@@ -100,13 +100,18 @@ def option_schemas(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
             },
             "return": {"type": "string", "enum": ["base64", "url"], "default": "base64"},
         }
-    return _common_options(types)
+    return _common_options(types, models)
 
 
-def _common_options(types: tuple[SubjectType, ...]) -> dict[str, dict[str, Any]]:
-    """The option table's rows (``alphacut.options``), the route's types in ``type``."""
+def _common_options(
+    types: tuple[SubjectType, ...], models: tuple[str, ...] = ()
+) -> dict[str, dict[str, Any]]:
+    """The option table's rows (``alphacut.options``), the route's types in ``type`` and, where the
+    document is made beside the models layer, the registry's models in ``model``."""
     schemas = {row.name: row.schema for row in option_rows()}
     schemas["type"] = {**schemas["type"], "enum": [t.value for t in types], "default": types[0].value}
+    if models:
+        schemas["model"] = {**schemas["model"], "enum": list(models)}
     return schemas | {
         "return": {
             "type": "string",
@@ -218,7 +223,7 @@ def _headers(names: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _operation(route: RouteDoc) -> dict[str, Any]:
+def _operation(route: RouteDoc, models: tuple[str, ...] = ()) -> dict[str, Any]:
     operation_id = "".join(c if c.isalnum() else "_" for c in f"{route.method}_{route.path.strip('/')}")
     operation: dict[str, Any] = {
         "summary": route.summary,
@@ -232,7 +237,7 @@ def _operation(route: RouteDoc) -> dict[str, Any]:
     if route.takes_image:
         query = {
             name: schema
-            for name, schema in (option_schemas(route.types) | route.query).items()
+            for name, schema in (option_schemas(route.types, models) | route.query).items()
             if name not in route.without_options
         }
         body = body or image_bodies(query)
@@ -379,6 +384,7 @@ COMPONENTS: dict[str, Any] = {
                     "type": "number",
                     "description": "where the subject was resized: its scale from the photo as sent",
                 },
+                "model": {"type": "string", "description": "the matting model that made the matte"},
             },
         },
         "PresetCheck": {
@@ -458,11 +464,15 @@ COMPONENTS: dict[str, Any] = {
 
 
 def build_openapi(
-    routes: list[RouteDoc], server_url: str | None = None, title: str = "alphacut"
+    routes: list[RouteDoc],
+    server_url: str | None = None,
+    title: str = "alphacut",
+    models: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """``models``: the registry's matting models, the values ``model`` takes (none: any name)."""
     paths: dict[str, Any] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method] = _operation(route)
+        paths.setdefault(route.path, {})[route.method] = _operation(route, models)
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

@@ -103,6 +103,8 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
         headers["X-Alphacut-Check"] = result.check.header()
     if result.enlargement is not None:
         headers["X-Alphacut-Enlargement"] = str(result.enlargement)
+    if result.model is not None:
+        headers["X-Alphacut-Model"] = result.model
     return headers
 
 
@@ -171,6 +173,8 @@ def result_response(
         body["check"] = result.check.to_dict()
     if result.enlargement is not None:
         body["enlargement"] = result.enlargement
+    if result.model is not None:
+        body["model"] = result.model
     folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
     body.update(_images(result, delivery, store, folder))
     return json_response(200, body, {"X-Request-Id": request_id})

@@ -34,6 +34,7 @@ from alphacut.aws import clients
 from alphacut.aws.objects import refuse_oversized, s3_location
 from alphacut.aws.task_table import TaskTable
 from alphacut.errors import NotFound
+from alphacut.models.registry import DEFAULT_MODEL
 from alphacut.options import CutoutOptions
 from alphacut.settings import EngineSettings, ServiceSettings
 from alphacut.task_states import FAILURE_STATES, TaskNoLongerRunning
@@ -127,6 +128,8 @@ class AsyncEndpoint:
         if not self.table.await_model(task_id, event["execution_id"], event["task_token"]):
             raise TaskNoLongerRunning(f"task {task_id} is no longer in progress: not sent to the endpoint")
         options = CutoutOptions.from_mapping(step.get("options") or {})
+        # the default model is not named: the attributes stay what an endpoint before models took
+        model = f"&model={options.model}" if options.model not in (None, DEFAULT_MODEL) else ""
         try:
             answer = self.runtime.invoke_endpoint_async(
                 EndpointName=self.endpoint_name,
@@ -135,6 +138,7 @@ class AsyncEndpoint:
                 ContentType="application/octet-stream",
                 CustomAttributes=(
                     f"type={options.type.resolved.value}&quality={options.quality.value}&task={task_id}"
+                    + model
                 ),
                 RequestTTLSeconds=self.settings.gpu_request_ttl,
                 InvocationTimeoutSeconds=INVOCATION_TIMEOUT_SECONDS,

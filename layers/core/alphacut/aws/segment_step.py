@@ -32,6 +32,7 @@ from alphacut.aws.task_table import TaskTable
 from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline
 from alphacut.matte import resize_matte
+from alphacut.models.registry import DEFAULT_MODEL
 from alphacut.options import CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import ServiceSettings
@@ -53,6 +54,7 @@ class Matting(Protocol):
         pipeline: Pipeline,
         image: DecodedImage,
         quality: Quality = Quality.AUTO,
+        model: str = DEFAULT_MODEL,
     ) -> np.ndarray: ...
 
 
@@ -69,6 +71,7 @@ class StoredMatting:
         pipeline: Pipeline,
         image: DecodedImage,
         quality: Quality = Quality.AUTO,
+        model: str = DEFAULT_MODEL,
     ) -> np.ndarray:
         bucket, key = s3_location(self.location)
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -86,8 +89,9 @@ class LocalMatting:
         pipeline: Pipeline,
         image: DecodedImage,
         quality: Quality = Quality.AUTO,
+        model: str = DEFAULT_MODEL,
     ) -> np.ndarray:
-        return pipeline.matte(image, subject, quality=quality)
+        return pipeline.matte(image, subject, quality=quality, model=model)
 
 
 def read_capped(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
@@ -158,12 +162,13 @@ def _segment(
         )
     timings = Timings()
     image, view = pipeline.decode_views(data, timings, options)
+    model = pipeline.model_spec(options).name
     alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(
-        data, subject, pipeline, view, options.quality
+        data, subject, pipeline, view, options.quality, model
     )
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)
-    segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi)
+    segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
     result = pipeline.compose(image, segmentation, options, timings)
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):

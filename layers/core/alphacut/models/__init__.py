@@ -4,6 +4,8 @@ Usage::
 
     store = ModelStore(Path("layers/models"))
     matte = store.isnet.predict(rgb)              # float32 H' x W' in 0..1 (1024 x 1024)
+    model = store.matting("u2netp")               # any model of the registry (models.registry)
+    mattes = model.run_many([model.preprocess(rgb)])
     person = store.selfie.predict(rgb)            # float32 256 x 256 in 0..1
     features = store.backbone.run(batch)          # EfficientNet-Lite0 maps (see models.backbone)
     scores = store.costume.run(feeds)             # float32 10 x 128 x 128 (see models.costume)
@@ -22,6 +24,7 @@ from alphacut.models.backbone import BackboneModel
 from alphacut.models.costume_head import CostumeModel
 from alphacut.models.engines import Engine, Weights, choose_engine, log_choice
 from alphacut.models.isnet import INT8_GRAPH, IsnetModel, graph_name, load_weights
+from alphacut.models.registry import DEFAULT_MODEL, MattingModel, MattingSpec, OnnxMattingModel, matting_specs
 from alphacut.models.selfie import SelfieModel
 from alphacut.settings import EngineSettings
 
@@ -50,6 +53,7 @@ class ModelStore:
         self.engine = engine or choose_engine(EngineSettings.from_env().engine, memory_arena=memory_arena)
         log_choice(self.engine)
         self._lock = threading.Lock()
+        self._matting: dict[str, MattingModel] = {}
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> ModelStore:
@@ -87,6 +91,25 @@ class ModelStore:
     @cached_property
     def isnet(self) -> IsnetModel:
         return self._isnet()
+
+    @cached_property
+    def specs(self) -> dict[str, MattingSpec]:
+        """The matting models of the manifest (the registry), by name."""
+        return matting_specs(self.manifest)
+
+    def matting(self, name: str = DEFAULT_MODEL) -> MattingModel:
+        """The named matting model, loaded once (ISNet through its own loader)."""
+        if name == DEFAULT_MODEL:
+            return self.isnet
+        with self._lock:
+            if name not in self._matting:
+                spec = self.specs.get(name)
+                if spec is None:
+                    raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}")
+                self._matting[name] = OnnxMattingModel.load(
+                    self.models_dir / name, spec, self.engine, self.threads
+                )
+            return self._matting[name]
 
     @cached_property
     def isnet_features(self) -> IsnetModel:

@@ -75,6 +75,9 @@ class IsnetModel:
         session = engine.open(graph, threads, None if own_weights else weights or load_weights(directory))
         return cls(session, features)
 
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        return preprocess(rgb)
+
     def run(self, batch: np.ndarray, with_features: bool = False) -> IsnetOutput:
         if with_features and not self.has_features:
             raise ValueError("this ISNet session was loaded without the feature outputs")
