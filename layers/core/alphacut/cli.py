@@ -330,6 +330,97 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_add(args: argparse.Namespace) -> int:
+    """Check the file, add it to the models layer, measure it on the eval folder's test half."""
+    from alphacut.models.intake import add_model, check_model_file
+    from alphacut.models.registry import MattingSpec
+    from alphacut.options import parse_model_name
+
+    models_dir = EngineSettings.from_env().models_dir
+    try:
+        spec = MattingSpec(
+            name=parse_model_name(args.name, "name"),
+            file=f"{args.name}.onnx",
+            width=_side(args.size, 0),
+            height=_side(args.size, 1),
+            mean=_three(args.mean, "mean"),
+            std=_three(args.std, "std"),
+            colour=args.colour,
+            resize=args.resize,
+            output=args.output,
+            values=args.values,
+            rescale=args.rescale,
+            licence=args.licence,
+        )
+        check = check_model_file(Path(args.file), spec, _check_photo())
+        print(
+            f"{args.file}: {check.outputs} outputs; the matte {list(check.matte_shape)}, "
+            f"values {check.low:.3g}..{check.high:.3g}; {check.seconds:.2f} s a photo (onnxruntime CPU)"
+        )
+        add_model(models_dir, Path(args.file), spec, again=args.replace)
+        figures = _measure(args.eval, spec.name) if args.eval else {}
+        if figures:
+            add_model(models_dir, models_dir / spec.name / spec.file, spec, figures, again=True)
+    except AlphacutError as error:
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"alphacut: {args.file}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(
+        f"added {spec.name} to {models_dir}; model={spec.name} chooses it"
+        + "".join(f"; {k} {v}" for k, v in figures.items())
+    )
+    return 0
+
+
+def _side(size: str, axis: int) -> int:
+    parts = size.lower().split("x")
+    try:
+        sides = [int(part) for part in parts]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or not all(16 <= side <= 4096 for side in sides):
+        raise InvalidOption(
+            f"must be a side (1024) or WIDTHxHEIGHT from 16 to 4096, not {size!r}", field="size"
+        )
+    return sides[axis % len(sides)]
+
+
+def _three(text: str, name: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(-10 < v < 10 for v in values) or (name == "std" and min(values) <= 0):
+        raise InvalidOption(f"must be three numbers (red, green, blue), not {text!r}", field=name)
+    return values[0], values[1], values[2]
+
+
+def _check_photo() -> Any:
+    """A photo to run a model on: a warm-coloured disc on a graded background."""
+    import numpy as np
+
+    y, x = np.mgrid[0:480, 0:640]
+    photo = np.stack([x * 255 // 640, y * 255 // 480, np.full_like(x, 128)], -1).astype(np.uint8)
+    photo[(x - 320) ** 2 + (y - 240) ** 2 < 150**2] = (200, 60, 40)
+    return photo
+
+
+def _measure(folder: str, name: str) -> dict[str, Any]:
+    """The model's figures on the eval folder's test half: IoU and ghosted photos per set."""
+    figures: dict[str, Any] = {}
+    pipeline = Pipeline.from_settings()
+    for subset, subject in (("general", SubjectType.OBJECT), ("person", SubjectType.PERSON)):
+        if (Path(folder) / subset / "images").is_dir():
+            report = evaluate(
+                Path(folder) / subset, pipeline, subject, "test", options=CutoutOptions(model=name)
+            )
+            figures[f"{subset} IoU"] = round(report.mean_iou, 4)
+            figures[f"{subset} ghosts"] = len(report.ghosted)
+    return figures
+
+
 def _keys(args: argparse.Namespace) -> int:
     """Admin: API keys on the stack's usage plans (the AWS account and region boto3 is given)."""
     from alphacut.pricing import credits, millicredits
@@ -450,7 +541,22 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the matting models this installation has")
     model_actions = models.add_subparsers(dest="action", required=True)
     model_actions.add_parser("list", help="every model: its input, where it may run, licence, figures")
+    add = model_actions.add_parser("add", help="check an ONNX matting model and add it to the models layer")
+    add.add_argument("name", help="its name (the model option's value): a-z, 0-9, . _ -")
+    add.add_argument("file", help="the ONNX file (one picture in, one matte map out)")
+    add.add_argument("--size", required=True, help="its input: 1024, or WIDTHxHEIGHT")
+    add.add_argument("--mean", default="0.485,0.456,0.406", help="per red, green, blue on 0..1 (ImageNet's)")
+    add.add_argument("--std", default="0.229,0.224,0.225", help="per red, green, blue on 0..1 (ImageNet's)")
+    add.add_argument("--colour", default="RGB", choices=["RGB", "BGR"], help="the channel order it takes")
+    add.add_argument("--resize", default="bilinear", choices=["bilinear", "lanczos"])
+    add.add_argument("--output", type=int, default=0, help="which output is the matte (default 0)")
+    add.add_argument("--values", default="logits", choices=["logits", "probabilities"])
+    add.add_argument("--rescale", default="clip", choices=["clip", "minmax"])
+    add.add_argument("--licence", default="", help="its licence, shown by models list")
+    add.add_argument("--eval", default=None, help="an eval folder (general/, person/): its figures recorded")
+    add.add_argument("--replace", action="store_true", help="replace a model added before")
     models.set_defaults(handler=_models)
+    add.set_defaults(handler=_models_add)
 
     keys = commands.add_parser("keys", help="admin: create, list, revoke and credit API keys")
     _stack_arguments(keys)

@@ -1,0 +1,91 @@
+"""``alphacut models add`` as an operator runs it (a real subprocess) on a graph with BiRefNet's
+signature (1 x 3 x H x W in, ImageNet normalisation, one logits map out), here 96 x 64 and BGR:
+the file is checked, added beside the built models, listed, chosen with ``--model``, and a file
+that is not what its flags say is refused, naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alphacut_dev.template import ROOT
+from PIL import Image
+
+from tests.unit.test_model_registry import first_channel_graph
+
+ALPHACUT = Path(sys.executable).with_name("alphacut")
+BUILT = ROOT / "layers" / "models"
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    """The built models layer as an operator's copy: the model folders linked, the manifest copied."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for entry in BUILT.iterdir():
+        if entry.is_dir():
+            (folder / entry.name).symlink_to(entry)
+    (folder / "manifest.json").write_text((BUILT / "manifest.json").read_text())
+    return folder
+
+
+def run(models_dir: Path, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ALPHACUT_MODELS_DIR": str(models_dir)}
+    return subprocess.run(
+        [str(ALPHACUT), *map(str, args)], capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+def test_an_added_model_is_checked_listed_and_cuts_out_by_name(models_dir, tmp_path, eval_dir):
+    graph = tmp_path / "tiny.onnx"
+    graph.write_bytes(first_channel_graph(96, 64))
+    added = run(
+        models_dir, "models", "add", "tiny", graph, "--size", "96x64", "--colour", "BGR", "--licence", "MIT"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "the matte [1, 1, 64, 96]" in added.stdout and "added tiny" in added.stdout
+    entry = json.loads((models_dir / "manifest.json").read_text())["models"]["tiny"]
+    assert entry["added"] and entry["matting"]["values"] == "logits" and entry["matting"]["colour"] == "BGR"
+    assert (models_dir / "tiny" / "tiny.onnx").read_bytes() == graph.read_bytes()
+    listed = run(models_dir, "models", "list")
+    assert any(line.split()[:2] == ["tiny", "96x64"] and "MIT" in line for line in listed.stdout.splitlines())
+
+    photo = min((eval_dir / "general" / "images").iterdir())
+    cut = run(models_dir, "remove", photo, "-o", tmp_path / "out", "--output", "mask", "--model", "tiny")
+    assert cut.returncode == 0, cut.stderr
+    mask = np.asarray(Image.open(tmp_path / "out" / f"{photo.stem}.png"))
+    assert mask.shape == Image.open(photo).size[::-1] and mask.max() > 0
+    again = run(models_dir, "models", "add", "tiny", graph, "--size", "96x64")
+    assert again.returncode == 2 and "a model 'tiny' is there already" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--size", "96x64", "--output", "3"], "there is no output 3"),
+        (["--size", "96x64", "--values", "probabilities"], "not probabilities (--values logits?)"),
+        (["--size", "big"], "size: must be a side"),
+        (["--size", "96x64", "--mean", "0.5,0.5"], "mean: must be three numbers"),
+    ],
+)
+def test_a_model_file_that_is_not_what_its_flags_say_is_refused_naming_why(
+    models_dir, tmp_path, flags, named
+):
+    graph = tmp_path / "tiny.onnx"
+    # logits of ImageNet-normalised pixels run from about -2.1 to 2.6: not probabilities
+    graph.write_bytes(first_channel_graph(96, 64))
+    refused = run(models_dir, "models", "add", "tiny", graph, *flags)
+    assert refused.returncode == 2 and named in refused.stderr, refused.stderr
+    assert "tiny" not in json.loads((models_dir / "manifest.json").read_text())["models"]
+
+
+def test_a_file_that_is_no_onnx_model_is_refused(models_dir, tmp_path):
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"not a graph")
+    refused = run(models_dir, "models", "add", "bogus", bogus, "--size", "320")
+    assert refused.returncode == 2 and "does not load as an ONNX model" in refused.stderr
