@@ -179,6 +179,25 @@ def test_a_preset_with_a_shadow_shows_the_marketplace_picture_and_its_check(page
         choose(page, "preset", "")
 
 
+def test_the_model_list_comes_from_the_registry_and_the_result_names_the_model_chosen(page, eval_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    wait_for(page, lambda: len(Select(page.find_element(By.ID, "model")).options) > 1, 30)
+    offered = [option.get_attribute("value") for option in Select(page.find_element(By.ID, "model")).options]
+    assert offered == ["", "u2netp"]  # the default (isnet) and the registry's other model
+    photo = sorted((eval_dir / "general" / "images").iterdir())[3]
+    choose(page, "model", "u2netp")
+    try:
+        run_cutout(page, photo, "cutout")
+        assert not page.find_element(By.ID, "error").is_displayed()
+        assert page.find_element(By.ID, "model-used").text == "u2netp"
+    finally:
+        choose(page, "model", "")
+    run_cutout(page, photo, "cutout")
+    assert page.find_element(By.ID, "model-used").text == "isnet"
+
+
 def test_a_failed_check_shows_each_failed_rule_with_its_measure(page, eval_dir):
     from selenium.webdriver.common.by import By
 

@@ -33,11 +33,14 @@ def client(stack, admin) -> Client:
 def test_cutout_selfie_costume_tasks_and_usage(client, photo, image_server):
     cut = client.cutout(photo, format="webp", crop=True)
     assert cut.found and cut.charge and Image.open(io.BytesIO(cut.image)).format == "WEBP"
+    assert cut.model == "isnet" and client.cutout(photo, model="u2netp").model == "u2netp"
     assert client.selfie(image_server.url("photo.jpg"), output="mask").mask is not None
     outfit = client.costume(photo, classes=["tops", "pants"])
     assert [entry["class"] for entry in outfit["classes"]] == ["tops", "pants"]
     done = client.wait(client.submit(photo, output="mask"), timeout=120)
     assert done["state"] == 1 and done["mask"].startswith("http")
+    chosen = client.wait(client.submit(photo, output="mask", model="u2netp"), timeout=120)
+    assert chosen["state"] == 1 and chosen["mask"].startswith("http")
     assert client.usage()["total"]["charged"] >= 4
 
 

@@ -84,6 +84,7 @@ class Result:
     charge: bool | float  # a credit-based key: the credits this result cost (else charged or not)
     remain: float | None  # a credit-based key: its balance; else the calls left today
     check: dict[str, Any] | None = None  # with a preset: {"preset", "passed", "rules": [...]}
+    model: str | None = None  # the matting model that made the matte (model= chooses it)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     def save(self, path: str | Path, mask_path: str | Path | None = None) -> Path:
@@ -319,5 +320,6 @@ def _result(body: dict[str, Any]) -> Result:
         charge=body["charge"] if isinstance(body.get("charge"), int | float) else bool(body.get("charge")),
         remain=body.get("remain"),
         check=body.get("check"),
+        model=body.get("model"),
         raw=body,
     )

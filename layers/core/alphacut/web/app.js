@@ -22,6 +22,25 @@ $("key-form").addEventListener("submit", (event) => {
   showKey();
 });
 
+// the matting models this deployment has: the model option's values in its OpenAPI document
+async function loadModels() {
+  if (!apiKey()) return;
+  try {
+    const spec = await call("GET", "v1/openapi.json");
+    const parameters = spec.paths["/v1/cutout"].post.parameters || [];
+    const model = parameters.find((parameter) => parameter.name === "model");
+    const names = ((model && model.schema && model.schema.enum) || []).filter((name) => name !== "isnet");
+    $("model").replaceChildren(...["", ...names].map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name || "isnet (the default)";
+      return option;
+    }));
+  } catch (_) { /* the default model only */ }
+}
+loadModels();
+$("key-form").addEventListener("submit", loadModels);
+
 async function call(method, path, body) {
   const response = await fetch(path, { method, body, headers: { "x-api-key": apiKey() } });
   let answer = null;
@@ -104,6 +123,7 @@ $("try-form").addEventListener("submit", async (event) => {
   if ($("bg-color").value.trim()) form.append("bg_color", $("bg-color").value.trim());
   if ($("bg-image").files[0]) form.append("bg_image_file", $("bg-image").files[0], $("bg-image").files[0].name);
   if ($("crop").checked) form.append("crop", "true");
+  if ($("model").value && route !== "costume") form.append("model", $("model").value);
   if (route === "costume") {
     const chosen = [...$("classes").querySelectorAll("input:checked")].map((box) => box.value);
     form.append("classes", chosen.join(",") || "all");
@@ -143,6 +163,7 @@ function showResult(route, answer) {
   $("timings").textContent = `${Math.round(answer.timings_ms.total)} ms`;
   $("charge").textContent = String(answer.charge);
   $("remain").textContent = answer.remain === null || answer.remain === undefined ? "unlimited" : String(answer.remain);
+  $("model-used").textContent = answer.model || "";
   $("check-fact").hidden = !answer.check;
   if (answer.check) {
     // each failed rule with what was measured and what the marketplace needs; advice never fails
