@@ -98,3 +98,20 @@ def test_the_model_option_takes_a_name_and_refuses_anything_else():
         with pytest.raises(InvalidOption, match="model's name") as error:
             CutoutOptions.from_mapping({"model": bad})
         assert error.value.field == "model"
+
+
+def test_the_document_offers_the_registrys_models_and_a_costume_isnet_alone():
+    from alphacut.api.app import REMOVEBG_ROUTES, ROUTES, VENDOR_ROUTES
+    from alphacut.api.openapi import build_openapi
+
+    document = build_openapi(ROUTES + VENDOR_ROUTES, None, "alphacut", ("isnet", "u2netp"))
+
+    def offered(path: str) -> list[str]:
+        parameters = document["paths"][path]["post"]["parameters"]
+        return next(p["schema"]["enum"] for p in parameters if p["name"] == "model")
+
+    assert offered("/v1/cutout") == offered("/v1/selfie") == offered("/v1/tasks") == ["isnet", "u2netp"]
+    assert offered("/v1/costume") == ["isnet"]  # read from ISNet's decoder maps
+    removebg = build_openapi(REMOVEBG_ROUTES, None)["paths"]["/v1.0/removebg"]["post"]["requestBody"]
+    schema = removebg["content"]["multipart/form-data"]["schema"]["properties"]["model"]
+    assert "enum" not in schema and schema["description"].startswith("alphacut extension")

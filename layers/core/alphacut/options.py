@@ -443,6 +443,7 @@ DEFAULT_SHADOW_ANGLE = {ShadowType.DROP: 315.0, ShadowType.CONTACT: 0.0, ShadowT
 
 
 MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # a model's name in the registry (and its folder's)
+DEFAULT_MODEL = "isnet"  # the matting model when a request names none (alphacut.models.registry)
 
 
 def parse_model_name(value: Any, field: str = "model") -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from alphacut import __version__
 from alphacut.api.cors import ANSWER_HEADERS
-from alphacut.options import BOOLEAN_WORDS, SubjectType, empty_unset, option_rows
+from alphacut.options import BOOLEAN_WORDS, DEFAULT_MODEL, SubjectType, empty_unset, option_rows
 from alphacut.urlfetch import IMAGE_URL
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
@@ -86,7 +86,8 @@ def option_schemas(types: tuple[SubjectType, ...], models: tuple[str, ...] = ())
     if types == (SubjectType.COSTUME,):
         from alphacut.costume import Garment
 
-        return _common_options(types, models) | {
+        # a costume is read from ISNet's decoder maps: that model only
+        return _common_options(types, models and (DEFAULT_MODEL,)) | {
             "classes": {
                 "type": "string",
                 "pattern": "^(all|{0}(,{0})*)?$".format("(" + "|".join(g.value for g in Garment) + ")"),

@@ -22,8 +22,10 @@ from PIL import Image
 
 from alphacut.errors import InvalidOption
 from alphacut.models.engines import Engine, Session
+from alphacut.options import DEFAULT_MODEL
 
-DEFAULT_MODEL = "isnet"
+__all__ = ["DEFAULT_MODEL", "MattingModel", "MattingSpec", "OnnxMattingModel", "check_model", "matting_specs"]
+
 # where a model may run: the sync routes' Lambda functions (the models layer) and the tasks'
 # Segment step or GPU endpoint
 PLACES = ("lambda", "gpu")
