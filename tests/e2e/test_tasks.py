@@ -155,6 +155,13 @@ def test_corrupt_image_ends_in_minus_7(api, photo):
     assert data["error"] == {"name": "CorruptImage", "message": FAILURE_MESSAGES[TaskState.INVALID_IMAGE]}
 
 
+def test_a_task_may_choose_its_model_and_one_the_registry_lacks_ends_failed_naming_the_error(api, photo):
+    assert wait_final(api, submit(api, photo, model="u2netp"))["state"] == TaskState.DONE
+    # the tasks function has no models layer: the name is checked where the task runs
+    data = wait_final(api, submit(api, photo, model="birefnet"))
+    assert data["state"] == TaskState.FAILED and data["error"]["name"] == "InvalidOption"
+
+
 def test_unreachable_url_ends_in_minus_3(api, image_server):
     assert wait_final(api, submit(api, image_url=image_server.url("missing.jpg")))["state"] == -3
     assert wait_final(api, submit(api, image_url="http://169.254.169.254/latest/"))["state"] == -3

@@ -155,6 +155,7 @@ ROUTES = [
         },
         answer=TASK,
         without_options=("return",),  # the task answer: return_type
+        registry_models=False,  # the tasks function has no models layer
     ),
     RouteDoc(
         "/v1/costume",

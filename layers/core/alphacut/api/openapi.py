@@ -75,6 +75,9 @@ class RouteDoc:
     api: str = "native"  # native | removebg: the REST API (its gateway responses apply)
     answer_headers: tuple[str, ...] = ("X-Request-Id",)
     without_options: tuple[str, ...] = ()  # image options this route does not take
+    # the function serving it reads the models registry (its models layer): the document lists
+    # the models ``model`` takes; a task's model is checked where the task runs (its Segment step)
+    registry_models: bool = True
     required_query: tuple[str, ...] = ()  # query parameters a request must give
 
     @property
@@ -238,7 +241,9 @@ def _operation(route: RouteDoc, models: tuple[str, ...] = ()) -> dict[str, Any]:
     if route.takes_image:
         query = {
             name: schema
-            for name, schema in (option_schemas(route.types, models) | route.query).items()
+            for name, schema in (
+                option_schemas(route.types, models if route.registry_models else ()) | route.query
+            ).items()
             if name not in route.without_options
         }
         body = body or image_bodies(query)
