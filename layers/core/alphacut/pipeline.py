@@ -263,14 +263,15 @@ class Pipeline:
 
         This is what a GPU endpoint serves; ``segmentation_from_matte`` (foreground colours) runs wherever the
         result is composed. ``quality=best`` runs ISNet on the picture and on its mirror and keeps
-        soft alpha only where both see it (``auto``: see ``Quality.on``). Every matte but a stamp's
-        is cleaned (``clean_matte``).
+        soft alpha only where both see it (``auto``: see ``Quality.on``). ``model``: the registry's
+        name (``alphacut.models.registry``). Every matte but a stamp's is cleaned (``clean_matte``).
         """
         return self.mattes([MatteRequest(image, subject, quality, model)], timings)[0]
 
     def mattes(self, requests: list[MatteRequest], timings: Timings | None = None) -> list[np.ndarray]:
-        """``matte`` for several pictures, ISNet run once on all of them (one batch where
-        the engine takes batches: ``IsnetModel.run_many``). The GPU server's batches come here."""
+        """``matte`` for several pictures, each matting model run once on the pictures that asked
+        for it (one batch where the engine takes batches: ``run_many``). The GPU server's batches
+        come here."""
         timings = timings if timings is not None else Timings()
         requests = [dataclasses.replace(r, subject=r.subject.resolved) for r in requests]
         if any(r.subject is SubjectType.COSTUME for r in requests):
