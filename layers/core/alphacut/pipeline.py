@@ -262,7 +262,7 @@ class Pipeline:
         """The model part: the alpha (float32 0..1) at the input's resolution.
 
         This is what a GPU endpoint serves; ``segmentation_from_matte`` (foreground colours) runs wherever the
-        result is composed. ``quality=best`` runs ISNet on the picture and on its mirror and keeps
+        result is composed. ``quality=best`` runs the model on the picture and on its mirror and keeps
         soft alpha only where both see it (``auto``: see ``Quality.on``). ``model``: the registry's
         name (``alphacut.models.registry``). Every matte but a stamp's is cleaned (``clean_matte``).
         """
