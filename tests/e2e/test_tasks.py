@@ -155,7 +155,14 @@ def test_corrupt_image_ends_in_minus_7(api, photo):
     assert data["error"] == {"name": "CorruptImage", "message": FAILURE_MESSAGES[TaskState.INVALID_IMAGE]}
 
 
-def test_a_task_may_choose_its_model_and_one_the_registry_lacks_ends_failed_naming_the_error(api, photo):
+def test_a_task_may_choose_its_model_and_one_the_registry_lacks_ends_failed_naming_the_error(
+    api, stack, photo
+):
+    try:
+        pinned_path(stack, "gpu")  # the endpoint runs it (the model named in its custom attributes)
+        assert wait_final(api, submit(api, photo, model="u2netp"))["state"] == TaskState.DONE
+    finally:
+        pinned_path(stack, "cpu")
     assert wait_final(api, submit(api, photo, model="u2netp"))["state"] == TaskState.DONE
     # the tasks function has no models layer: the name is checked where the task runs
     data = wait_final(api, submit(api, photo, model="birefnet"))

@@ -16,12 +16,16 @@ MODELS = build_models.DEFAULT_OUT
 
 def test_manifest_lists_every_file_with_its_sha256():
     manifest = json.loads((MODELS / "manifest.json").read_text())
-    assert set(manifest["models"]) == {"isnet", "selfie", "backbone"}
+    assert set(manifest["models"]) == {"isnet", "selfie", "backbone", "u2netp"}
     for name, entry in manifest["models"].items():
         npm = entry["source"].startswith("@") and "@" in entry["source"][1:]
         pypi = "==" in entry["source"] and entry["source"].endswith("(PyPI)")
         assert npm or pypi, entry["source"]
-        assert entry["input"]["normalisation"] and entry["input"]["shape"]
+        # each says how its input is made: as prose, or as the registry's matting block
+        matting = entry.get("matting", {})
+        assert (entry.get("input", {}).get("normalisation") and entry["input"]["shape"]) or (
+            matting["size"] and len(matting["mean"]) == len(matting["std"]) == 3
+        )
         for filename, digest in entry["files"].items():
             assert build_models.sha256_file(MODELS / name / filename) == digest
 

@@ -196,6 +196,13 @@ class Pipeline:
             raise InvalidOption(f"costume runs on {DEFAULT_MODEL} only, not {name}", field="model")
         return check_model(name, self.models.specs, self.place)
 
+    def view_side(self, options: CutoutOptions) -> int:
+        """How large a view of the photo the matte needs: the chosen model's square input (a
+        stamp's ink, which no model reads, at the default model's, without the registry)."""
+        if options.type.resolved is SubjectType.STAMP:
+            return isnet.INPUT_SIZE
+        return self.model_spec(options).side
+
     @classmethod
     def from_settings(cls, settings: EngineSettings | None = None) -> Pipeline:
         settings = settings or EngineSettings.from_env()
@@ -242,7 +249,7 @@ class Pipeline:
             if options is None:
                 return image, image
             small = self._at_size(image, options)
-            view = geometry.covering(image.width, image.height, self.model_spec(options).side)
+            view = geometry.covering(image.width, image.height, self.view_side(options))
             if view[0] * view[1] <= small.width * small.height:
                 return small, small
             return small, downscale(image, *view)

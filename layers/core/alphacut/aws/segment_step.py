@@ -45,7 +45,10 @@ STEP_MARGIN_SECONDS = 1.0
 
 class Matting(Protocol):
     """Where the Segment step gets its matte from (``image``: the photo as the model is to see it,
-    ``Pipeline.decode_views``)."""
+    ``Pipeline.decode_views``). ``runs_model``: the model runs here (this function has the models
+    layer and its registry), not on the endpoint that already made the matte."""
+
+    runs_model: bool
 
     def matte(
         self,
@@ -60,6 +63,8 @@ class Matting(Protocol):
 
 class StoredMatting:
     """The matte the GPU endpoint wrote to S3 (the Compose step of the endpoint path)."""
+
+    runs_model = False
 
     def __init__(self, location: str, s3: Any):
         self.location, self.s3 = location, s3
@@ -81,6 +86,8 @@ class StoredMatting:
 
 class LocalMatting:
     """The matte from the CPU pipeline in this process (deployments without a GPU endpoint)."""
+
+    runs_model = True
 
     def matte(
         self,
@@ -161,11 +168,15 @@ def _segment(
             )
         )
     timings = Timings()
-    image, view = pipeline.decode_views(data, timings, options)
-    model = pipeline.model_spec(options).name
-    alpha = (LocalMatting() if subject is SubjectType.STAMP else matting).matte(
-        data, subject, pipeline, view, options.quality, model
-    )
+    if subject is SubjectType.STAMP:
+        matting = LocalMatting()  # no model: the ink's colour, here
+    if matting.runs_model:
+        image, view = pipeline.decode_views(data, timings, options)
+        model = DEFAULT_MODEL if subject is SubjectType.STAMP else pipeline.model_spec(options).name
+    else:  # the endpoint checked the model and made the matte: no registry here (Compose)
+        image = view = pipeline.decode(data, timings, options)
+        model = options.model or DEFAULT_MODEL
+    alpha = matting.matte(data, subject, pipeline, view, options.quality, model)
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)
     segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
