@@ -89,3 +89,25 @@ def test_a_file_that_is_no_onnx_model_is_refused(models_dir, tmp_path):
     bogus.write_bytes(b"not a graph")
     refused = run(models_dir, "models", "add", "bogus", bogus, "--size", "320")
     assert refused.returncode == 2 and "does not load as an ONNX model" in refused.stderr
+
+
+def test_an_added_model_measured_on_an_eval_folder_keeps_its_file_and_records_its_figures(
+    models_dir, tmp_path, eval_dir
+):
+    graph = tmp_path / "tiny.onnx"
+    graph.write_bytes(first_channel_graph(96, 64))
+    folder = tmp_path / "eval" / "general"
+    for sub in ("images", "gt"):
+        (folder / sub).mkdir(parents=True)
+    for photo in sorted((eval_dir / "general" / "images").iterdir())[:2]:
+        (folder / "images" / photo.name).symlink_to(photo)
+        truth = eval_dir / "general" / "gt" / f"{photo.stem}.png"
+        (folder / "gt" / truth.name).symlink_to(truth)
+    added = run(models_dir, "models", "add", "tiny", graph, "--size", "96x64", "--eval", tmp_path / "eval")
+    assert added.returncode == 0, added.stderr
+    entry = json.loads((models_dir / "manifest.json").read_text())["models"]["tiny"]
+    assert (
+        set(entry["figures"]) == {"general IoU", "general ghosts"}
+        and 0 <= entry["figures"]["general IoU"] <= 1
+    )
+    assert (models_dir / "tiny" / "tiny.onnx").read_bytes() == graph.read_bytes()

@@ -332,7 +332,7 @@ def _models(args: argparse.Namespace) -> int:
 
 def _models_add(args: argparse.Namespace) -> int:
     """Check the file, add it to the models layer, measure it on the eval folder's test half."""
-    from alphacut.models.intake import add_model, check_model_file
+    from alphacut.models.intake import add_model, check_model_file, record_figures
     from alphacut.models.registry import MattingSpec
     from alphacut.options import parse_model_name
 
@@ -360,7 +360,7 @@ def _models_add(args: argparse.Namespace) -> int:
         add_model(models_dir, Path(args.file), spec, again=args.replace)
         figures = _measure(args.eval, spec.name) if args.eval else {}
         if figures:
-            add_model(models_dir, models_dir / spec.name / spec.file, spec, figures, again=True)
+            record_figures(models_dir, spec.name, figures)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ import numpy as np
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from alphacut.errors import InvalidOption
+from alphacut.models import MANIFEST_NAME, load_manifest
 from alphacut.models.engines import ONNXRUNTIME
 from alphacut.models.registry import MattingSpec, OnnxMattingModel
 
@@ -46,7 +47,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # what the models layer may hold: Lambda's 250 MB unzipped for a function's code and layers, less
 # the core layer and the largest function's code (tests/deploy/test_template.py measures them)
 MODELS_LAYER_ROOM = 143 * 1024 * 1024  # 250 MiB less 107 MiB: the core layer (106.1) and a function
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -104,17 +104,10 @@ def layer_bytes(models_dir: Path) -> int:
     return sum(p.stat().st_size for p in models_dir.rglob("*") if p.is_file())
 
 
-def add_model(
-    models_dir: Path,
-    source: Path,
-    spec: MattingSpec,
-    figures: dict[str, Any] | None = None,
-    again: bool = False,
-) -> dict[str, Any]:
+def add_model(models_dir: Path, source: Path, spec: MattingSpec, again: bool = False) -> dict[str, Any]:
     """Copy ``source`` into ``models_dir/<name>/`` and write its manifest entry (sha256, the
     registry's ``matting`` block, ``added``: kept when ``make models`` rebuilds the rest)."""
-    manifest_path = models_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(models_dir)
     if spec.name in manifest["models"] and not (again and manifest["models"][spec.name].get("added")):
         raise InvalidOption(
             f"a model {spec.name!r} is there already (--replace replaces one added before)", field="name"
@@ -138,20 +131,20 @@ def add_model(
         "licence": spec.licence,
         "added": True,
         "files": {spec.file: hashlib.sha256(target.read_bytes()).hexdigest()},
-        "matting": {
-            "file": spec.file,
-            "size": [spec.width, spec.height],
-            "colour": spec.colour,
-            "resize": spec.resize,
-            "mean": list(spec.mean),
-            "std": list(spec.std),
-            "output": spec.output,
-            "values": spec.values,
-            "rescale": spec.rescale,
-            "runs_on": list(spec.runs_on),
-        },
-        "figures": figures or {},
+        "matting": spec.block(),
+        "figures": {},
     }
     manifest["models"][spec.name] = entry
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    _write_manifest(models_dir, manifest)
     return entry
+
+
+def record_figures(models_dir: Path, name: str, figures: dict[str, Any]) -> None:
+    """An added model's measured figures into its manifest entry (``models list`` shows them)."""
+    manifest = load_manifest(models_dir)
+    manifest["models"][name]["figures"] = figures
+    _write_manifest(models_dir, manifest)
+
+
+def _write_manifest(models_dir: Path, manifest: dict[str, Any]) -> None:
+    (models_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -94,6 +94,21 @@ class MattingSpec:
             **{k: v for k, v in self.figures.items()},
         }
 
+    def block(self) -> dict[str, Any]:
+        """Its manifest entry's ``matting`` block (``from_entry`` reads it back)."""
+        return {
+            "file": self.file,
+            "size": [self.width, self.height],
+            "colour": self.colour,
+            "resize": self.resize,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "output": self.output,
+            "values": self.values,
+            "rescale": self.rescale,
+            "runs_on": list(self.runs_on),
+        }
+
     @classmethod
     def from_entry(cls, name: str, entry: dict[str, Any]) -> MattingSpec:
         block = dict(entry["matting"])
