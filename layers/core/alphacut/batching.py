@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alphacut.codec import DecodedImage
-from alphacut.models.registry import DEFAULT_MODEL
-from alphacut.options import Quality, SubjectType
+from alphacut.options import DEFAULT_MODEL, Quality, SubjectType
 from alphacut.pipeline import MatteRequest, Pipeline
 
 

@@ -34,8 +34,7 @@ from alphacut.aws import clients
 from alphacut.aws.objects import refuse_oversized, s3_location
 from alphacut.aws.task_table import TaskTable
 from alphacut.errors import NotFound
-from alphacut.models.registry import DEFAULT_MODEL
-from alphacut.options import CutoutOptions
+from alphacut.options import DEFAULT_MODEL, CutoutOptions
 from alphacut.settings import EngineSettings, ServiceSettings
 from alphacut.task_states import FAILURE_STATES, TaskNoLongerRunning
 

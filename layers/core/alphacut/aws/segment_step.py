@@ -32,8 +32,7 @@ from alphacut.aws.task_table import TaskTable
 from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline
 from alphacut.matte import resize_matte
-from alphacut.models.registry import DEFAULT_MODEL
-from alphacut.options import CutoutOptions, Quality, SubjectType
+from alphacut.options import DEFAULT_MODEL, CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import ResultUploadFailed, SupersededUpload, TaskNoLongerRunning, TaskState
