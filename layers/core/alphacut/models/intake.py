@@ -7,8 +7,8 @@ probabilities. A model is added only where it fits the models layer's room in La
 
 Usage::
 
-    spec = MattingSpec("birefnet-lite", "birefnet-lite.onnx", 1024, 1024, IMAGENET_MEAN, IMAGENET_STD,
-                       values="logits")
+    imagenet = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # mean, std
+    spec = MattingSpec("birefnet-lite", "birefnet-lite.onnx", 1024, 1024, *imagenet, values="logits")
     report = check_model_file(Path("BiRefNet_lite.onnx"), spec, photo_rgb)
     entry = add_model(Path("layers/models"), Path("BiRefNet_lite.onnx"), spec)
 """
@@ -42,8 +42,6 @@ ONNX_ERRORS = (
     ort_state.RuntimeException,
     ValueError,
 )
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # what the models layer may hold: Lambda's 250 MB unzipped for a function's code and layers, less
 # the core layer and the largest function's code (tests/deploy/test_template.py measures them)
 MODELS_LAYER_ROOM = 143 * 1024 * 1024  # 250 MiB less 107 MiB: the core layer (106.1) and a function
