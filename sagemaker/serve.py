@@ -110,7 +110,9 @@ def make_server(
                 subject = SubjectType(attributes.get("type", "auto"))
                 # quality=auto: best (mirror averaged) where the engine makes model time cheap
                 quality = Quality(attributes.get("quality", "auto"))
-                model = check_model(attributes.get("model", DEFAULT_MODEL), pipeline.models.specs, "gpu").name
+                model = check_model(
+                    attributes.get("model", DEFAULT_MODEL), pipeline.models.specs, pipeline.place
+                ).name
                 timings = Timings()
                 image = pipeline.decode(data, timings)
                 task = attributes.get("task")
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     settings = EngineSettings.from_env()
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = Pipeline.from_settings(settings, place="gpu")
     pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
     batcher = MatteBatcher(pipeline, settings.max_batch, settings.batch_window_ms / 1000)
     unhealthy = unserved_gpu(pipeline.models.engine, settings.require_gpu)

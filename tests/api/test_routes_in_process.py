@@ -255,3 +255,22 @@ def test_a_shadow_value_out_of_range_is_a_400_naming_the_field_and_limit(handler
     assert answer["statusCode"] == 400
     error = answer_json(answer)["error"]
     assert error["field"] == "shadow_elevation" and error["limit"] == [5, 85] and "85" in error["message"]
+
+
+def test_a_plans_model_runs_where_a_call_names_none_and_a_named_model_wins(handler):
+    from alphacut.aws.plans import Plan, PlanDirectory
+
+    gateway = boto3.client("apigateway")
+    key = gateway.create_api_key(name="preview-plan", enabled=True)
+    plan = gateway.create_usage_plan(
+        name="previews", throttle={"rateLimit": 100.0, "burstLimit": 200}, tags={"model": "u2netp"}
+    )
+    gateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    written = Plan.from_gateway(gateway.get_usage_plan(usagePlanId=plan["id"]), "previews")
+    assert written.model == "u2netp"
+    PlanDirectory(USAGE_TABLE).put(key["id"], written)
+    assert PlanDirectory(USAGE_TABLE).get(key["id"]) == written
+    unnamed = post_cutout(handler, key["id"], query={"return": "base64"})
+    assert unnamed["statusCode"] == 200 and answer_json(unnamed)["model"] == "u2netp"
+    named = post_cutout(handler, key["id"], query={"return": "base64", "model": "isnet"})
+    assert answer_json(named)["model"] == "isnet"

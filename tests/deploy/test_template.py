@@ -71,7 +71,10 @@ def test_translated_template_has_the_promised_shape():
         "${AWS::StackName}-credits",
     }
     credits = resources["CreditsPlan"]["Properties"]  # credit-based: its tag, and no daily quota
-    assert credits["Tags"] == [{"Key": "billing", "Value": "credits"}] and "Quota" not in credits
+    assert {"Key": "billing", "Value": "credits"} in credits["Tags"] and "Quota" not in credits
+    for name in ("StarterPlan", "FreePlan", "BusinessPlan", "CreditsPlan"):  # each plan's model
+        plan = name.removesuffix("Plan")
+        assert {"Key": "model", "Value": {"Ref": f"{plan}Model"}} in resources[name]["Properties"]["Tags"]
     api = resources["Api"]["Properties"]
     vendor_paths = (
         "/api/cutout",

@@ -9,10 +9,12 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from alphacut.errors import InvalidOption
 from alphacut_dev.template import ROOT
 from PIL import Image
 
@@ -34,8 +36,8 @@ def models_dir(tmp_path):
     return folder
 
 
-def run(models_dir: Path, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ALPHACUT_MODELS_DIR": str(models_dir)}
+def run(models_dir: Path, *args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ALPHACUT_MODELS_DIR": str(models_dir), **(env or {})}
     return subprocess.run(
         [str(ALPHACUT), *map(str, args)], capture_output=True, text=True, timeout=600, env=env
     )
@@ -111,3 +113,51 @@ def test_an_added_model_measured_on_an_eval_folder_keeps_its_file_and_records_it
         and 0 <= entry["figures"]["general IoU"] <= 1
     )
     assert (models_dir / "tiny" / "tiny.onnx").read_bytes() == graph.read_bytes()
+
+
+def test_a_gpu_only_model_goes_to_the_endpoints_model_data_and_packs_as_sagemaker_reads_it(
+    models_dir, tmp_path, eval_dir
+):
+    graph, data = tmp_path / "tiny.onnx", tmp_path / "model-data"
+    graph.write_bytes(first_channel_graph(96, 64))
+    added = run(
+        models_dir, "models", "add", "big", graph, "--size", "96x64", "--gpu-only", "--model-data", data
+    )
+    assert added.returncode == 0, added.stderr
+    assert "goes to the GPU endpoint's model data" in added.stdout
+    layer = json.loads((models_dir / "manifest.json").read_text())["models"]["big"]
+    assert layer["matting"]["runs_on"] == ["gpu"] and layer["place"] == "model data"
+    assert (
+        not (models_dir / "big").exists() and (data / "big" / "big.onnx").read_bytes() == graph.read_bytes()
+    )
+    assert json.loads((data / "manifest.json").read_text())["models"]["big"] == layer
+    listed = run(models_dir, "models", "list")
+    assert any(line.split()[:3] == ["big", "96x64", "gpu"] for line in listed.stdout.splitlines())
+
+    packed = run(models_dir, "models", "pack", "-o", tmp_path / "model.tar.gz", "--model-data", data)
+    assert packed.returncode == 0 and "GpuModelDataUrl=s3://" in packed.stdout
+    with tarfile.open(tmp_path / "model.tar.gz") as archive:
+        assert sorted(archive.getnames()) == ["big", "big/big.onnx", "manifest.json"]
+    # this machine runs any model it has: the CLI cuts out with the GPU-only one
+    photo = min((eval_dir / "general" / "images").iterdir())
+    env = {"ALPHACUT_MODEL_DATA_DIR": str(data)}
+    cut = run(models_dir, "remove", photo, "-o", tmp_path / "out", "--model", "big", env=env)
+    assert cut.returncode == 0, cut.stderr
+
+
+def test_a_model_too_large_for_lambda_is_refused_there_and_taken_for_the_gpu(
+    models_dir, tmp_path, monkeypatch
+):
+    from alphacut.models import intake
+    from alphacut.models.registry import MattingSpec
+
+    graph = tmp_path / "tiny.onnx"
+    graph.write_bytes(first_channel_graph(96, 64))
+    monkeypatch.setattr(intake, "MODELS_LAYER_ROOM", intake.layer_bytes(models_dir) + 100)
+    spec = MattingSpec("big", "big.onnx", 96, 64, (0.5,) * 3, (0.5,) * 3, values="logits")
+    assert not intake.fits_lambda(models_dir, graph, "big")
+    with pytest.raises(InvalidOption, match="more than the .* MB Lambda leaves it") as refused:
+        intake.add_model(models_dir, graph, spec, model_data_dir=tmp_path / "data")
+    assert refused.value.field == "file" and refused.value.limit == intake.MODELS_LAYER_ROOM
+    entry = intake.add_model(models_dir, graph, intake.gpu_only(spec), model_data_dir=tmp_path / "data")
+    assert entry["place"] == "model data" and (tmp_path / "data" / "big" / "big.onnx").exists()

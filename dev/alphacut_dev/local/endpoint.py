@@ -28,7 +28,10 @@ Usage::
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -36,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -44,6 +48,40 @@ from alphacut.aws.objects import s3_location
 from alphacut_dev.local.account import ACCOUNT, REGION
 
 REALTIME_PAYLOAD_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's request limit (AWS: 6 MB)
+MODEL_DATA_BUCKET = "alphacut-local-model-data"  # the operator's artifact bucket, in the account
+
+
+def upload_model_data(s3, folder: Path) -> str:
+    """An operator's ``alphacut models pack`` and ``aws s3 cp``: the folder packed and put in a
+    bucket of the account; the S3 URI the stack deploys with (GpuModelDataUrl)."""
+    from alphacut.models.intake import pack_model_data
+
+    with tempfile.TemporaryDirectory() as scratch:
+        packed = pack_model_data(folder, Path(scratch) / "model.tar.gz")
+        s3.create_bucket(Bucket=MODEL_DATA_BUCKET)
+        s3.upload_file(str(packed), MODEL_DATA_BUCKET, "alphacut/model.tar.gz")
+    return f"s3://{MODEL_DATA_BUCKET}/alphacut/model.tar.gz"
+
+
+def unpack_model_data(moto_url: str, role_env: dict[str, str], url: str) -> str:
+    """The model's data as SageMaker gives it to the container: read from S3 with the model's
+    execution role (its policy must allow it), unpacked into a folder (/opt/ml/model on AWS)."""
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=moto_url,
+        region_name=REGION,
+        aws_access_key_id=role_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=role_env["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=role_env.get("AWS_SESSION_TOKEN"),
+    )
+    bucket, key = s3_location(url)
+    folder = tempfile.mkdtemp(prefix="alphacut-model-data-")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        archive.extractall(folder, filter="data")
+    return folder
 
 
 def now_iso() -> str:

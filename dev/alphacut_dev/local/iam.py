@@ -153,8 +153,8 @@ def lenient(resolver: Resolver, value: Any) -> Any:
     try:
         return resolver.resolve(value)
     except (KeyError, IndexError):
-        if isinstance(value, list):
-            return [lenient(resolver, item) for item in value]
+        if isinstance(value, list):  # AWS::NoValue (None): no item
+            return [item for item in (lenient(resolver, v) for v in value) if item is not None]
         if isinstance(value, dict):
             intrinsic = len(value) == 1 and next(iter(value)).startswith(("Fn::", "Ref"))
             return UNRESOLVED if intrinsic else {k: lenient(resolver, v) for k, v in value.items()}

@@ -32,8 +32,10 @@ class Resolver:
         raise KeyError(f"no local value for Fn::GetAtt {logical}.{name}")
 
     def resolve(self, value: Any) -> Any:
+        """``value`` with its intrinsics resolved; AWS::NoValue (None) leaves a list or a mapping
+        as CloudFormation does: the item or the property is not there."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [item for item in (self.resolve(v) for v in value) if item is not None]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -81,4 +83,5 @@ class Resolver:
                     return str(self.refs[name])
 
                 return _SUB.sub(substitute, text)
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not None}

@@ -26,7 +26,7 @@ from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
 from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise_dynamodb_writes
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
-from alphacut_dev.local.endpoint import LocalEndpoint
+from alphacut_dev.local.endpoint import LocalEndpoint, unpack_model_data, upload_model_data
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.functions import FunctionInstances
@@ -87,6 +87,9 @@ class LocalStack:
     # the emulated endpoint's scale from zero (an instance takes minutes on AWS) and scale in
     gpu_warm_up_seconds: float = 20.0
     gpu_idle_seconds: float = 120.0
+    # the GPU endpoint's own models (``alphacut models add``'s model data folder): packed and put
+    # in a bucket of the account, as an operator does, and deployed with its GpuModelDataUrl
+    model_data: Path | None = None
 
     def __post_init__(self):
         self.moto = None
@@ -177,6 +180,8 @@ class LocalStack:
         self.aws_rules.apply()
         self.iam.apply()
         self._enable_moto_execution()
+        if self.model_data is not None:
+            self.parameters["GpuModelDataUrl"] = upload_model_data(self.client("s3"), self.model_data)
         cfn = translate_template(self.template, region=REGION)
         self._create_resources(cfn)
         started = time.perf_counter()
@@ -305,6 +310,10 @@ class LocalStack:
             container = resolver.resolve(resource["Properties"].get("PrimaryContainer", {}))
             self.model_env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
             self.model_env.update(self.iam.session_env(role_of(resource["Properties"]["ExecutionRoleArn"])))
+            if container.get("ModelDataUrl"):  # read as SageMaker does: with the model's role
+                self.model_env["ALPHACUT_MODEL_DATA_DIR"] = unpack_model_data(
+                    self.moto_url, self.model_env, container["ModelDataUrl"]
+                )
         configs = by_type("AWS::SageMaker::EndpointConfig")
         endpoints = by_type("AWS::SageMaker::Endpoint")
         if not configs or not endpoints:

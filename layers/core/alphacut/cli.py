@@ -165,7 +165,7 @@ def _remove(args: argparse.Namespace) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     if args.api:
         return _remove_remote(args, options, files, outdir, failed)
-    pipeline = Pipeline.from_settings()
+    pipeline = Pipeline.from_settings(place=None)  # this machine: any model
     bar = ProgressBar(len(files))
     checks = CheckLog(outdir, options.preset)
     for done, path in enumerate(files, start=1):
@@ -251,7 +251,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not (directory / "images").is_dir() or not (directory / truth).is_dir():
         print(f"alphacut: {directory} needs images/ and {truth}/ folders", file=sys.stderr)
         return 2
-    pipeline = Pipeline.from_settings()
+    pipeline = Pipeline.from_settings(place=None)  # this machine: any model
     bar = ProgressBar(len(list((directory / "images").iterdir())))
     if subject is SubjectType.COSTUME:
         costume = evaluate_costume(directory, pipeline, args.split, truth, lambda done, _: bar.update(done))
@@ -331,12 +331,14 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _models_add(args: argparse.Namespace) -> int:
-    """Check the file, add it to the models layer, measure it on the eval folder's test half."""
-    from alphacut.models.intake import add_model, check_model_file, record_figures
+    """Check the file, add it to the models layer (or, too large for Lambda or ``--gpu-only``,
+    to the GPU endpoint's model data), measure it on the eval folder's test half."""
+    from alphacut.models.intake import add_model, check_model_file, fits_lambda, gpu_only, record_figures
     from alphacut.models.registry import MattingSpec
     from alphacut.options import parse_model_name
 
-    models_dir = EngineSettings.from_env().models_dir
+    settings = EngineSettings.from_env()
+    models_dir, model_data_dir = settings.models_dir, Path(args.model_data or settings.model_data_dir)
     try:
         spec = MattingSpec(
             name=parse_model_name(args.name, "name"),
@@ -357,10 +359,16 @@ def _models_add(args: argparse.Namespace) -> int:
             f"{args.file}: {check.outputs} outputs; the matte {list(check.matte_shape)}, "
             f"values {check.low:.3g}..{check.high:.3g}; {check.seconds:.2f} s a photo (onnxruntime CPU)"
         )
-        add_model(models_dir, Path(args.file), spec, again=args.replace)
+        if args.gpu_only or not fits_lambda(models_dir, Path(args.file), spec.name):
+            spec = gpu_only(spec)
+            print(
+                f"{spec.name} goes to the GPU endpoint's model data ({model_data_dir}): "
+                "`alphacut models pack` packs it"
+            )
+        add_model(models_dir, Path(args.file), spec, again=args.replace, model_data_dir=model_data_dir)
         figures = _measure(args.eval, spec.name) if args.eval else {}
         if figures:
-            record_figures(models_dir, spec.name, figures)
+            record_figures(models_dir, spec.name, figures, model_data_dir)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
@@ -368,9 +376,25 @@ def _models_add(args: argparse.Namespace) -> int:
         print(f"alphacut: {args.file}: {error.strerror or error}", file=sys.stderr)
         return 2
     print(
-        f"added {spec.name} to {models_dir}; model={spec.name} chooses it"
-        + "".join(f"; {k} {v}" for k, v in figures.items())
+        f"added {spec.name} to {models_dir if 'lambda' in spec.runs_on else model_data_dir}; "
+        f"model={spec.name} chooses it" + "".join(f"; {k} {v}" for k, v in figures.items())
     )
+    return 0
+
+
+def _models_pack(args: argparse.Namespace) -> int:
+    """The GPU endpoint's model data as the model.tar.gz SageMaker reads, and how to deploy it."""
+    from alphacut.models.intake import pack_model_data
+
+    settings = EngineSettings.from_env()
+    try:
+        packed = pack_model_data(Path(args.model_data or settings.model_data_dir), Path(args.output))
+    except AlphacutError as error:
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
+    print(f"packed {packed} ({packed.stat().st_size / 2**20:.1f} MB); deploy it with")
+    print(f"  aws s3 cp {packed} s3://BUCKET/alphacut/model.tar.gz")
+    print("  sam deploy --parameter-overrides GpuModelDataUrl=s3://BUCKET/alphacut/model.tar.gz ...")
     return 0
 
 
@@ -410,7 +434,7 @@ def _check_photo() -> Any:
 def _measure(folder: str, name: str) -> dict[str, Any]:
     """The model's figures on the eval folder's test half: IoU and ghosted photos per set."""
     figures: dict[str, Any] = {}
-    pipeline = Pipeline.from_settings()
+    pipeline = Pipeline.from_settings(place=None)  # this machine: any model
     for subset, subject in (("general", SubjectType.OBJECT), ("person", SubjectType.PERSON)):
         if (Path(folder) / subset / "images").is_dir():
             report = evaluate(
@@ -555,8 +579,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--licence", default="", help="its licence, shown by models list")
     add.add_argument("--eval", default=None, help="an eval folder (general/, person/): its figures recorded")
     add.add_argument("--replace", action="store_true", help="replace a model added before")
+    add.add_argument(
+        "--gpu-only", action="store_true", help="for the GPU endpoint only (a model too large for Lambda is)"
+    )
+    add.add_argument("--model-data", default=None, help="the GPU endpoint's model data folder")
+    pack = model_actions.add_parser("pack", help="the GPU-only models as the model.tar.gz SageMaker reads")
+    pack.add_argument(
+        "-o", "--output", default="build/model.tar.gz", help="where (default build/model.tar.gz)"
+    )
+    pack.add_argument("--model-data", default=None, help="the GPU endpoint's model data folder")
     models.set_defaults(handler=_models)
     add.set_defaults(handler=_models_add)
+    pack.set_defaults(handler=_models_pack)
 
     keys = commands.add_parser("keys", help="admin: create, list, revoke and credit API keys")
     _stack_arguments(keys)

@@ -183,10 +183,11 @@ WARMABLE = ("isnet", "selfie", "isnet_features", "backbone", "costume")
 
 
 class Pipeline:
-    def __init__(self, models: ModelStore, limits: ImageLimits | None = None, place: str = "lambda"):
+    def __init__(self, models: ModelStore, limits: ImageLimits | None = None, place: str | None = "lambda"):
         self.models = models
         self.limits = limits or ImageLimits()
-        self.place = place  # where this pipeline runs (a model's ``runs_on``): lambda | gpu
+        # where this pipeline runs (a model's ``runs_on``): lambda | gpu; None: the CLI's machine
+        self.place = place
 
     def model_spec(self, options: CutoutOptions) -> MattingSpec:
         """The matting model the options name (the default: ISNet), refused with a 400 naming it
@@ -196,6 +197,11 @@ class Pipeline:
             raise InvalidOption(f"costume runs on {DEFAULT_MODEL} only, not {name}", field="model")
         return check_model(name, self.models.specs, self.place)
 
+    def runs_here(self, name: str) -> bool:
+        """Whether the registry has the model ``name`` and it may run where this pipeline runs."""
+        spec = self.models.specs.get(name)
+        return spec is not None and (self.place is None or self.place in spec.runs_on)
+
     def view_side(self, options: CutoutOptions) -> int:
         """How large a view of the photo the matte needs: the chosen model's square input (a
         stamp's ink, which no model reads, at the default model's, without the registry)."""
@@ -204,9 +210,9 @@ class Pipeline:
         return self.model_spec(options).side
 
     @classmethod
-    def from_settings(cls, settings: EngineSettings | None = None) -> Pipeline:
+    def from_settings(cls, settings: EngineSettings | None = None, place: str | None = "lambda") -> Pipeline:
         settings = settings or EngineSettings.from_env()
-        return cls(ModelStore.from_settings(settings), settings.limits)
+        return cls(ModelStore.from_settings(settings), settings.limits, place)
 
     def warm_up(self, names: tuple[str, ...]) -> None:
         """Load the named models now (at cold start) and run each once on a blank picture: the

@@ -61,6 +61,13 @@ def default_models_dir() -> Path:
     return _PACKAGE_DIR.parents[1] / "models"
 
 
+def default_model_data_dir() -> Path:
+    """The GPU endpoint's own models (too large for Lambda, ``alphacut models add``): SageMaker
+    unpacks the model's data at /opt/ml/model (the image sets ALPHACUT_MODEL_DATA_DIR); a
+    checkout keeps them in sagemaker/model-data. Lambda has none."""
+    return _PACKAGE_DIR.parents[2] / "sagemaker" / "model-data"
+
+
 class _Environment:
     """Typed reads of one environment mapping; every error names the variable."""
 
@@ -119,6 +126,7 @@ class _Environment:
 @dataclass(frozen=True)
 class EngineSettings:
     models_dir: Path = field(default_factory=default_models_dir)
+    model_data_dir: Path = field(default_factory=default_model_data_dir)
     limits: ImageLimits = field(default_factory=ImageLimits)
     threads: int = 0  # 0: onnxruntime picks (one per core)
     # onnxruntime's memory arena: off saves ~420 MB in a warm worker for ~6 % more time a cutout
@@ -139,8 +147,10 @@ class EngineSettings:
         env = _Environment(os.environ if environ is None else environ)
         defaults = ImageLimits()
         models_dir = env.text("ALPHACUT_MODELS_DIR")
+        model_data_dir = env.text("ALPHACUT_MODEL_DATA_DIR")
         return cls(
             models_dir=Path(models_dir) if models_dir else default_models_dir(),
+            model_data_dir=Path(model_data_dir) if model_data_dir else default_model_data_dir(),
             limits=ImageLimits(
                 max_bytes=env.integer("ALPHACUT_MAX_BYTES", defaults.max_bytes),
                 max_side=env.integer("ALPHACUT_MAX_SIDE", defaults.max_side),

@@ -53,6 +53,11 @@ class TaskNoLongerRunning(Exception):
     """The task ended (or its execution was stopped) while a step ran: it stores and sends nothing."""
 
 
+class ModelRunsOnTheGpu(Exception):
+    """The task's model is the GPU endpoint's only (too large for Lambda): the CPU path hands the
+    task to the endpoint (the state machine's Segment step catches this and submits it there)."""
+
+
 class SupersededUpload(Exception):
     """A newer upload of the same key came first or is being processed: this older one's result
     must not replace the newer one (-1, its result never stored)."""

@@ -22,6 +22,7 @@ from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
 from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
 from alphacut.api.openapi import JSON, RouteDoc, build_openapi
+from alphacut.api.plan_model import with_plan_model
 from alphacut.api.request import (
     BACKGROUND_FIELDS,
     SOURCE_FIELDS,
@@ -316,7 +317,7 @@ def create_task_route() -> Response[Any]:
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")
     background = background_image(request, services.SETTINGS, service.max_bytes, fetch_urls=False)
-    options = options_from(params, None, TASK_PARAMS, background)
+    options = with_plan_model(options_from(params, None, TASK_PARAMS, background))
     task_id = service.submit(
         request.image or None,
         params.get("image_url") if request.source == "url" else None,

@@ -39,6 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.api import services
 from alphacut.api.credits import CreditGate, open_gate
+from alphacut.api.plan_model import plan_model
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
@@ -100,17 +101,19 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
         route = event.get("resource") or event.get("path") or "?"
         call_id = services.request_id(event, app.lambda_context)
         credit_based = meter is not None and meter.credit_based(owner)
-        if meter is None or not credit_based:
-            response = next_middleware(app)
-            gate = None
-        else:
-            gate = CreditGate(meter.credits, owner, call_id, route, services.SETTINGS)
-            with open_gate(gate):
-                try:
-                    response = next_middleware(app)
-                except BaseException:
-                    gate.release()
-                    raise
+        plan = meter.plan(owner) if meter is not None else None  # read (and kept) by credit_based
+        with plan_model(plan.model if plan is not None else None):
+            if meter is None or not credit_based:
+                response = next_middleware(app)
+                gate = None
+            else:
+                gate = CreditGate(meter.credits, owner, call_id, route, services.SETTINGS)
+                with open_gate(gate):
+                    try:
+                        response = next_middleware(app)
+                    except BaseException:
+                        gate.release()
+                        raise
         context = app.context
         delivered = response.status_code == 200 and not context.get("replayed")
         # an empty picture (no subject found) is delivered and never charged, on every route

@@ -11,16 +11,19 @@ Usage::
 from __future__ import annotations
 
 from alphacut.api.credits import current_gate
+from alphacut.api.plan_model import with_plan_model
 from alphacut.costume import Garment
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import CostumeResult, CutoutResult, Pipeline
 
 
 class PaidPipeline(Pipeline):
-    """The pipeline, with the call's credits reserved before the model runs (where a gate is open)."""
+    """The pipeline, with the model of the key's plan where a call names none
+    (``alphacut.api.plan_model``) and the call's credits reserved before the model runs (where a
+    gate is open)."""
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
-        options = options or CutoutOptions()
+        options = with_plan_model(options or CutoutOptions(), self.runs_here)
         gate = current_gate()
         if gate is not None:
             gate.reserve_call(options)

@@ -12,7 +12,7 @@ make no management request at all.
 Usage::
 
     directory = PlanDirectory("usage-table")
-    directory.put("key-id", Plan("id1", "credits", None, 10.0, 20, credit_based=True))
+    directory.put("key-id", Plan("id1", "credits", None, 10.0, 20, credit_based=True, model="u2netp"))
     directory.get("key-id")                   # Plan(...) or None: on no plan of this stack
     sync_plans(client("apigateway"), "alphacut", directory)   # -> keys written
 """
@@ -35,6 +35,7 @@ class Plan:
     rate_limit: float | None  # requests per second
     burst: int | None = None
     credit_based: bool = False  # the plan's ``billing`` tag is ``credits``: calls cost credits
+    model: str | None = None  # its ``model`` tag: the model its calls run when they name none
 
     @classmethod
     def from_gateway(cls, item: dict[str, Any], name: str) -> Plan:
@@ -49,6 +50,7 @@ class Plan:
             float(rate) if rate is not None else None,
             int(burst) if burst is not None else None,
             credit_plan(item),
+            (item.get("tags") or {}).get("model") or None,
         )
 
 
@@ -133,6 +135,8 @@ def _attributes(plan: Plan) -> dict[str, Any]:
         if values[name] is not None:
             item[name] = {"N": str(values[name])}
     item["credit_based"] = {"BOOL": plan.credit_based}
+    if plan.model:
+        item["model"] = {"S": plan.model}
     return item
 
 
@@ -148,4 +152,5 @@ def _plan(item: dict[str, Any]) -> Plan:
         number("rate_limit"),
         int(burst) if burst is not None else None,
         bool(item.get("credit_based", {}).get("BOOL", False)),
+        item["model"]["S"] if "model" in item else None,
     )

@@ -35,7 +35,13 @@ from alphacut.matte import resize_matte
 from alphacut.options import DEFAULT_MODEL, CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import Pipeline, Timings
 from alphacut.settings import ServiceSettings
-from alphacut.task_states import ResultUploadFailed, SupersededUpload, TaskNoLongerRunning, TaskState
+from alphacut.task_states import (
+    ModelRunsOnTheGpu,
+    ResultUploadFailed,
+    SupersededUpload,
+    TaskNoLongerRunning,
+    TaskState,
+)
 
 # The step runs under one deadline (``alphacut.deadlines``): the Segment function's remaining time
 # less this margin. Image URL, background URL and the result's storing share it.
@@ -100,6 +106,14 @@ class LocalMatting:
         return pipeline.matte(image, subject, quality=quality, model=model)
 
 
+def refuse_gpu_only(pipeline: Pipeline, options: CutoutOptions, settings: ServiceSettings) -> None:
+    """A model only the GPU endpoint has goes there (``ModelRunsOnTheGpu``, which the state
+    machine catches), before any input is read; with no endpoint it is the 400 it is anywhere."""
+    spec = pipeline.models.specs.get(options.model or DEFAULT_MODEL)
+    if spec is not None and pipeline.place not in spec.runs_on and settings.sagemaker_endpoint:
+        raise ModelRunsOnTheGpu(f"{spec.name} runs on the GPU endpoint only: the task goes there")
+
+
 def read_capped(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:
     """An input object, refused by its size before its body is read (never a huge read)."""
     answer = s3.get_object(Bucket=bucket, Key=key)
@@ -152,6 +166,8 @@ def _segment(
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
     settings = settings or ServiceSettings.from_env()
+    if matting.runs_model and subject is not SubjectType.STAMP:
+        refuse_gpu_only(pipeline, options, settings)
     if event.get("image_url"):
         data = settings.fetch(event["image_url"], pipeline.limits.max_bytes)
     else:

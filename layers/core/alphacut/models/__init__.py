@@ -6,6 +6,7 @@ Usage::
     matte = store.isnet.predict(rgb)              # float32 H' x W' in 0..1 (1024 x 1024)
     model = store.matting("u2netp")               # any model of the registry (models.registry)
     mattes = model.run_many([model.preprocess(rgb)])
+    ModelStore(Path("layers/models"), model_data_dir=Path("/opt/ml/model"))   # + the GPU endpoint's own
     person = store.selfie.predict(rgb)            # float32 256 x 256 in 0..1
     features = store.backbone.run(batch)          # EfficientNet-Lite0 maps (see models.backbone)
     scores = store.costume.run(feeds)             # float32 10 x 128 x 128 (see models.costume)
@@ -41,14 +42,30 @@ def load_manifest(models_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def with_model_data(manifest: dict[str, Any], model_data_dir: Path | None) -> dict[str, Any]:
+    """The models layer's manifest and the entries of the GPU endpoint's model data (models too
+    large for Lambda, ``alphacut.models.intake``), where this process has them."""
+    path = model_data_dir / MANIFEST_NAME if model_data_dir is not None else None
+    if path is None or not path.exists():
+        return manifest
+    extra = json.loads(path.read_text()).get("models", {})
+    return {**manifest, "models": {**manifest.get("models", {}), **extra}}
+
+
 class ModelStore:
     """Loads each model on first use (thread-safe) and keeps it for the life of the process.
     ``engine``: what runs them (``alphacut.models.engines``; left out, chosen for this machine)."""
 
     def __init__(
-        self, models_dir: Path, threads: int = 0, memory_arena: bool = True, engine: Engine | None = None
+        self,
+        models_dir: Path,
+        threads: int = 0,
+        memory_arena: bool = True,
+        engine: Engine | None = None,
+        model_data_dir: Path | None = None,
     ):
         self.models_dir = Path(models_dir)
+        self.model_data_dir = Path(model_data_dir) if model_data_dir is not None else None
         self.threads = threads
         self.engine = engine or choose_engine(EngineSettings.from_env().engine, memory_arena=memory_arena)
         log_choice(self.engine)
@@ -58,11 +75,20 @@ class ModelStore:
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> ModelStore:
         engine = choose_engine(settings.engine, memory_arena=settings.memory_arena)
-        return cls(settings.models_dir, settings.threads, engine=engine)
+        return cls(
+            settings.models_dir, settings.threads, engine=engine, model_data_dir=settings.model_data_dir
+        )
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        return load_manifest(self.models_dir)
+        return with_model_data(load_manifest(self.models_dir), self.model_data_dir)
+
+    def _folder(self, name: str) -> Path:
+        """Where a model's files are: the models layer, else the GPU endpoint's model data."""
+        folder = self.models_dir / name
+        if not folder.exists() and self.model_data_dir is not None and (self.model_data_dir / name).exists():
+            return self.model_data_dir / name
+        return folder
 
     def _entry(self, name: str) -> dict[str, Any]:
         try:
@@ -107,7 +133,7 @@ class ModelStore:
                 if spec is None:
                     raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}")
                 self._matting[name] = OnnxMattingModel.load(
-                    self.models_dir / name, spec, self.engine, self.threads
+                    self._folder(name), spec, self.engine, self.threads
                 )
             return self._matting[name]
 

@@ -137,16 +137,18 @@ def matting_specs(manifest: dict[str, Any]) -> dict[str, MattingSpec]:
 
 
 def check_model(
-    name: str, specs: dict[str, MattingSpec], place: str, field_name: str = "model"
+    name: str, specs: dict[str, MattingSpec], place: str | None, field_name: str = "model"
 ) -> MattingSpec:
-    """The model a request names, where it runs (``place``: lambda | gpu); a 400 naming the model
-    and the models there are, or where it runs, otherwise."""
+    """The model a request names, where it runs (``place``: lambda | gpu; None: this machine, the
+    CLI's, which runs any model it has); a 400 naming the model and the models there are, or
+    where it runs, otherwise."""
     spec = specs.get(name)
     if spec is None:
         raise InvalidOption(f"no model {name!r}; models are {', '.join(sorted(specs))}", field=field_name)
-    if place not in spec.runs_on:
+    if place is not None and place not in spec.runs_on:
+        hint = ": submit it as a task (POST /v1/tasks)" if place == "lambda" and "gpu" in spec.runs_on else ""
         raise InvalidOption(
-            f"{name} runs on {' and '.join(spec.runs_on)} only, not on {place}", field=field_name
+            f"{name} runs on {' and '.join(spec.runs_on)} only, not on {place}{hint}", field=field_name
         )
     return spec
 

@@ -19,6 +19,7 @@ from alphacut.api import services
 from alphacut.api.credits import current_gate
 from alphacut.api.metering import CHARGED_BY_TASK
 from alphacut.api.openapi import BASE64_IMAGE, BINARY, FLAG, INTEGER, JSON, OBJECT, STRING, RouteDoc
+from alphacut.api.plan_model import with_plan_model
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import error_message, vendor_answer
@@ -91,7 +92,7 @@ def create_segmentation() -> Response[Any]:
         task_id = service.submit(
             request.image or None,
             params.get("image_url") if request.source == "url" else None,
-            options,
+            with_plan_model(options),
             owner,
             None,
             credit_hold=current_gate(),
