@@ -61,13 +61,21 @@ def test_prices_come_from_the_setting_and_a_wrong_one_names_the_variable():
 
 
 def test_a_model_may_be_priced_apart_per_kind_and_the_others_pay_their_kinds_price():
-    prices = ServiceSettings.from_env({"CREDIT_PRICES": "full=1,full@birefnet=3,preview@birefnet=0.5"}).credit_prices
+    prices = ServiceSettings.from_env(
+        {"CREDIT_PRICES": "full=1,full@birefnet=3,preview@birefnet=0.5"}
+    ).credit_prices
     assert prices.for_options(CutoutOptions.from_mapping({"model": "birefnet"})) == 3000
     assert prices.for_options(CutoutOptions.from_mapping({"model": "birefnet", "size": "preview"})) == 500
     assert prices.for_options(CutoutOptions.from_mapping({"model": "u2netp"})) == 1000
     assert prices.for_options(CutoutOptions()) == 1000  # the default model, unnamed
     assert CreditPrices.parse("full@isnet=2").for_options(CutoutOptions()) == 2000
-    assert prices.table() == {"full": 1, "preview": 0.25, "costume": 1, "full@birefnet": 3, "preview@birefnet": 0.5}
+    assert prices.table() == {
+        "full": 1,
+        "preview": 0.25,
+        "costume": 1,
+        "full@birefnet": 3,
+        "preview@birefnet": 0.5,
+    }
     with pytest.raises(SettingError, match="CREDIT_PRICES.*'full@Bad Name'.*kind@model"):
         ServiceSettings.from_env({"CREDIT_PRICES": "full@Bad Name=2"})
     with pytest.raises(SettingError, match="CREDIT_PRICES.*not '4k'"):
