@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -22,6 +25,9 @@ from alphacut.aws.credits import CreditLedger
 from alphacut.aws.keys import KeyAdmin
 from alphacut.pricing import millicredits
 from alphacut_dev.local.stack import LOCAL_PARAMETERS, STACK_NAME, LocalStack, free_port
+from alphacut_dev.template import ROOT
+
+from tests.model_graphs import first_channel_graph
 
 IMAGE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the only host the test stack may fetch from
 ROOMY_KEY = "alphacut-tests-roomy-key-000000000000"
@@ -98,16 +104,54 @@ def image_server(photo):
 
 
 @pytest.fixture(scope="session")
-def stack(image_server):
+def operator_models(tmp_path_factory) -> tuple[Path, Path]:
+    """The built models layer as an operator's copy (the model folders linked, the manifest
+    copied) with two models added by ``alphacut models add``, the command an operator runs: a
+    graph with BiRefNet's signature (96 x 64, BGR, ImageNet normalisation, one logits map) as
+    ``tiny`` (into the layer: it runs everywhere) and as ``tinygpu`` (``--gpu-only``: the GPU
+    endpoint's model data, which the stack packs and deploys as its GpuModelDataUrl).
+    (models folder, model data folder)."""
+    root = tmp_path_factory.mktemp("operator")
+    models, data, graph = root / "models", root / "model-data", root / "graph.onnx"
+    models.mkdir()
+    built = ROOT / "layers" / "models"
+    for entry in built.iterdir():
+        if entry.is_dir():
+            (models / entry.name).symlink_to(entry)
+    (models / "manifest.json").write_text((built / "manifest.json").read_text())
+    graph.write_bytes(first_channel_graph(96, 64))
+    alphacut = Path(sys.executable).with_name("alphacut")
+    env = {**os.environ, "ALPHACUT_MODELS_DIR": str(models)}
+    for name, flags in (("tiny", []), ("tinygpu", ["--gpu-only"])):
+        added = subprocess.run(
+            [str(alphacut), "models", "add", name, str(graph), "--size", "96x64", "--colour", "BGR"]
+            + ["--licence", "MIT", "--model-data", str(data), *flags],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert added.returncode == 0, added.stderr
+    return models, data
+
+
+@pytest.fixture(scope="session")
+def stack(image_server, operator_models):
+    models, model_data = operator_models
     local = LocalStack(
         port=free_port(),
         # the dispatcher reads the endpoint's instance count at every task: tests pin it
-        extra_env={"IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST, "ENDPOINT_STATUS_CACHE_SECONDS": "0"},
+        extra_env={
+            "IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST,
+            "ENDPOINT_STATUS_CACHE_SECONDS": "0",
+            "ALPHACUT_MODELS_DIR": str(models),  # the layer with the operator's models
+        },
         log=lambda line: None,
         gpu_warm_up_seconds=3.0,
         # the suite's reference engine (tests/conftest.py), not the template's int8 default: the
         # routes' answers are compared with the in-process pipeline's, byte for byte
         parameters={**LOCAL_PARAMETERS, "ModelEngine": os.environ["ALPHACUT_ENGINE"]},
+        model_data=model_data,
     )
     local.start()
     apigateway = local.client("apigateway")

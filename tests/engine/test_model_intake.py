@@ -18,7 +18,7 @@ from alphacut.errors import InvalidOption
 from alphacut_dev.template import ROOT
 from PIL import Image
 
-from tests.unit.test_model_registry import first_channel_graph
+from tests.model_graphs import first_channel_graph
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 BUILT = ROOT / "layers" / "models"

@@ -13,29 +13,9 @@ from alphacut.models import ModelStore
 from alphacut.models.engines import ONNXRUNTIME
 from alphacut.models.registry import MattingSpec, check_model, matting_specs
 from alphacut.options import CutoutOptions
-from onnx import TensorProto, helper
 from PIL import Image
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
-
-def first_channel_graph(width: int, height: int) -> bytes:
-    """1 x 3 x H x W -> 1 x 1 x H x W: the input's first channel, as a matte output would be."""
-    node = helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["matte"])
-    graph = helper.make_graph(
-        [node],
-        "first_channel",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, height, width])],
-        [helper.make_tensor_value_info("matte", TensorProto.FLOAT, ["batch", 1, height, width])],
-        [
-            helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
-            helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
-            helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
+from tests.model_graphs import IMAGENET, first_channel_graph
 
 
 @pytest.fixture

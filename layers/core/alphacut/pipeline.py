@@ -604,6 +604,7 @@ class Pipeline:
         asked (ids do not interpolate, and a class map has no shadow).
         """
         options = (options or CutoutOptions()).with_changes(type=SubjectType.COSTUME)
+        self.model_spec(options)  # the clothing head reads ISNet's features: another model is a 400
         wants_mask = options.output in (OutputKind.MASK, OutputKind.BOTH)
         timings = Timings()
         image = self.decode(data, timings, options)

@@ -395,15 +395,17 @@ def openapi_document(routes: list[RouteDoc] | None = None, title: str = "alphacu
 
 
 def registered_models() -> tuple[str, ...]:
-    """The matting models of the models layer beside this function (none where it has no models
-    layer: the document then says any model name)."""
+    """The matting models of the models layer beside this function that run here (none where it
+    has no models layer: the document then says any model name; the GPU endpoint's own are for
+    tasks)."""
     from alphacut.models import load_manifest
     from alphacut.models.registry import matting_specs
 
     try:
-        return tuple(sorted(matting_specs(load_manifest(EngineSettings.from_env().models_dir))))
+        specs = matting_specs(load_manifest(EngineSettings.from_env().models_dir))
     except ModelUnavailable:
         return ()
+    return tuple(sorted(name for name, spec in specs.items() if "lambda" in spec.runs_on))
 
 
 @app.get("/v1/openapi.json")

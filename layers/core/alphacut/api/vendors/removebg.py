@@ -291,6 +291,8 @@ def answer(
     }
     if kind is not None:
         headers["X-Type"] = kind
+    if result.model is not None:  # the model that made the matte (an extension, as model= is)
+        headers["X-Alphacut-Model"] = result.model
     if result.check is not None:
         headers["X-Alphacut-Check"] = result.check.header()
     if result.enlargement is not None:

@@ -1,0 +1,28 @@
+"""Small ONNX graphs with a matting model's signature, whose output is known: they stand in for an
+operator's BiRefNet-class model (1 x 3 x H x W in, ImageNet normalisation, one logits map out)
+without downloading anything, so what a route or a task answers can be checked by value."""
+
+from __future__ import annotations
+
+from onnx import TensorProto, helper
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def first_channel_graph(width: int, height: int) -> bytes:
+    """1 x 3 x H x W -> 1 x 1 x H x W: the input's first channel, as a matte output would be."""
+    node = helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["matte"])
+    graph = helper.make_graph(
+        [node],
+        "first_channel",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, height, width])],
+        [helper.make_tensor_value_info("matte", TensorProto.FLOAT, ["batch", 1, height, width])],
+        [
+            helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
