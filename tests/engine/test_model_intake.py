@@ -161,3 +161,22 @@ def test_a_model_too_large_for_lambda_is_refused_there_and_taken_for_the_gpu(
     assert refused.value.field == "file" and refused.value.limit == intake.MODELS_LAYER_ROOM
     entry = intake.add_model(models_dir, graph, intake.gpu_only(spec), model_data_dir=tmp_path / "data")
     assert entry["place"] == "model data" and (tmp_path / "data" / "big" / "big.onnx").exists()
+
+
+def test_u2netp_added_by_the_command_as_rembg_runs_it_makes_the_built_entrys_matte(
+    models_dir, tmp_path, eval_dir
+):
+    """A real model through ``models add``: u2netp's file with rembg's conventions (320², LANCZOS,
+    ImageNet mean/std, probabilities stretched min to max) cuts out as the registry's u2netp."""
+    source = BUILT / "u2netp" / "u2netp.onnx"
+    flags = ["--size", "320", "--resize", "lanczos", "--values", "probabilities", "--rescale", "minmax"]
+    added = run(models_dir, "models", "add", "mine", source, *flags, "--licence", "MIT")
+    assert added.returncode == 0, added.stderr
+    photo = min((eval_dir / "general" / "images").iterdir())
+    masks = []
+    for name in ("u2netp", "mine"):
+        out = tmp_path / name
+        cut = run(models_dir, "remove", photo, "-o", out, "--output", "mask", "--model", name)
+        assert cut.returncode == 0, cut.stderr
+        masks.append(np.asarray(Image.open(out / f"{photo.stem}.png")))
+    assert masks[0].max() > 0 and np.array_equal(masks[0], masks[1])
