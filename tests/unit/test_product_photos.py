@@ -330,11 +330,13 @@ def test_what_a_marketplace_only_recommends_is_advice_never_a_failure():
     assert small.check.to_dict()["rules"][-2]["advice"] is True
 
 
-def test_zalandos_portrait_and_walmarts_file_size_are_rules():
+def test_zalandos_portrait_walmarts_square_and_file_size_are_rules():
     square = _compose({"preset": "zalando", "target_width": "1200", "target_height": "1200"}, *_studio())
     assert not _rules(square)["aspect"].passed
     walmart = _compose({"preset": "walmart"}, *_studio())
     assert walmart.check.passed and _rules(walmart)["file_size"].measured == len(walmart.image)
+    wide = _compose({"preset": "walmart", "target_width": "2200", "target_height": "1600"}, *_studio())
+    assert not wide.check.passed and not _rules(wide)["aspect"].passed
 
 
 def test_options_given_beside_a_preset_win():

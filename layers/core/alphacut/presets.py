@@ -349,6 +349,7 @@ PRESETS: dict[str, Preset] = {
             white_background=True,
             minimal_shadow=True,
             max_bytes=5 * 1024 * 1024,
+            aspect=1.0,  # "Aspect Ratio: 1:1 (Square)" among the file type requirements
             advice=(("min_size", (2200, 2200)),),
             source=_SOURCES["walmart"],
         ),
