@@ -9,12 +9,7 @@ and 0 % washed out on every background.
 The halves are the eval set's (``alphacut eval``'s dev = even positions, test = odd); nothing here
 was tuned on either, and the test half is the one to report.
 
-    .venv/bin/python benchmarks/bench_studio.py [--set general] [--split test] [--fill-enclosed]
-
-``--fill-enclosed`` also scores a candidate method on the same mattes (no more model runs):
-the pixels the model left partly see-through (at least ``UNSURE_FLOOR``) inside the product's
-outline (the holes of its alpha >= 0.5 region filled, less ``EDGE`` px of its border) made
-opaque; true holes, which the model answers near 0, stay.
+    .venv/bin/python benchmarks/bench_studio.py [--set general] [--split test]
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 from alphacut.evaluate import pairs, score
-from alphacut.masks import dilate_disk, reconstruct
+from alphacut.masks import dilate_disk
 from alphacut.models.engines import describe_cpu
 from alphacut.options import CutoutOptions
 from alphacut.pipeline import Pipeline
@@ -35,20 +30,6 @@ from PIL import Image, ImageFilter
 
 SOLID_FLOOR = int(0.9 * 255)  # delivered under this, a truly opaque pixel is washed out
 INSIDE = 2  # px in from the truth's edge: its own anti-aliasing is not the model's fault
-UNSURE_FLOOR = int(0.1 * 255)  # --fill-enclosed: at least this inside the outline -> opaque
-EDGE = 2  # --fill-enclosed: the outline's own soft border, kept
-
-
-def fill_enclosed(alpha: np.ndarray) -> np.ndarray:
-    """The candidate method: partly see-through pixels inside the product's outline made opaque."""
-    solid = alpha >= 128
-    border = np.zeros_like(solid)
-    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
-    outside = reconstruct(border & ~solid, ~solid)  # what the image's border reaches
-    inside = ~dilate_disk(outside, EDGE)
-    filled = alpha.copy()
-    filled[inside & (alpha >= UNSURE_FLOOR)] = 255
-    return filled
 
 
 def on_white(photo: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -124,25 +105,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="general", help="an eval folder (general, person)")
     parser.add_argument("--split", default="test", choices=["dev", "test", "all"])
-    parser.add_argument("--fill-enclosed", action="store_true", help="also score the candidate method")
     args = parser.parse_args()
     pipeline = Pipeline.from_settings()
     found = pairs(EVAL / args.set, args.split)
-    names = [
-        n for name in BACKGROUNDS for n in ([name, name + " + filled"] if args.fill_enclosed else [name])
-    ]
-    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in names}
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in BACKGROUNDS}
     for stem, image_path, truth_path in found:
         photo = np.asarray(Image.open(image_path).convert("RGB"))
         truth = np.asarray(Image.open(truth_path).convert("L"))
         for name, compose in BACKGROUNDS.items():
             alpha = matte(pipeline, photo if compose is None else compose(photo, truth))
-            variants = [(name, alpha)] + (
-                [(name + " + filled", fill_enclosed(alpha))] if args.fill_enclosed else []
-            )
-            for row, delivered in variants:
-                measured = score(stem, delivered, truth)
-                rows[row].append((measured.iou, measured.mae, washed_out(delivered, truth)))
+            measured = score(stem, alpha, truth)
+            rows[name].append((measured.iou, measured.mae, washed_out(alpha, truth)))
     half = f"eval/{args.set}, {args.split} half ({len(found)} photos)"
     print(f"machine: {describe_cpu()}; {half}; type=object\n")
     print("| background | mean IoU | MAE | opaque pixels under 0.9 alpha | worst photo's share |")
