@@ -461,3 +461,33 @@ def test_the_cutout_and_segment_functions_run_the_model_engine_and_selfie_stays_
     assert "ALPHACUT_ENGINE" not in selfie  # onnxruntime fp32: Lambda's CPUs have no bf16
     for value in sam["Parameters"]["ModelEngine"]["AllowedValues"]:
         assert choose_engine(value, flags={"avx2"}, has_openvino=False).name == "onnxruntime"
+
+
+@pytest.mark.parametrize("url", ["none", "s3://my-artifacts/alphacut/model.tar.gz"])
+def test_the_gpu_endpoint_reads_the_model_data_it_is_given_and_that_object_only(url):
+    from alphacut_dev.local.iam import lenient
+    from alphacut_dev.local.intrinsics import Resolver
+
+    sam = load_sam()
+    assert re.fullmatch(sam["Parameters"]["GpuModelDataUrl"]["AllowedPattern"], url)
+    assert not re.fullmatch(sam["Parameters"]["GpuModelDataUrl"]["AllowedPattern"], "https://x/model.tar.gz")
+    refs = {name: str(spec.get("Default", "")) for name, spec in sam["Parameters"].items()}
+    refs.update({"GpuModelDataUrl": url, "AWS::Partition": "aws", "AWS::NoValue": None})
+    resolver = Resolver(refs, {}, sam["Conditions"], sam.get("Mappings", {}))
+    model = sam["Resources"]["SegmentModel"]["Properties"]["PrimaryContainer"]
+    container = resolver.resolve({"ModelDataUrl": model["ModelDataUrl"]})
+    policy = sam["Resources"]["SegmentModelRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    statements = lenient(resolver, policy["Statement"])
+    reads = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "ModelData"]
+    if url == "none":  # no model data: no ModelDataUrl, no grant (AWS::NoValue drops both)
+        assert container == {} and reads == []
+    else:
+        assert container == {"ModelDataUrl": url}
+        assert reads == [
+            {
+                "Sid": "ModelData",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::my-artifacts/alphacut/model.tar.gz",
+            }
+        ]
