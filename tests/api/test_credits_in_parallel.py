@@ -52,6 +52,7 @@ def atomic_writes(moto_aws):
     restore()
 
 
+@pytest.mark.slow
 def test_200_parallel_calls_deliver_exactly_the_37_credits_even_with_an_instance_killed(
     credit_key, atomic_writes
 ):

@@ -195,6 +195,7 @@ def test_an_execution_stopped_by_hand_ends_its_task_failed_and_uncharged(admin, 
     settled(stack, api.key_id, 1, 0)
 
 
+@pytest.mark.slow
 def test_a_fail_task_step_that_fails_for_good_is_ended_by_the_status_rule(admin, stack, photo):
     """FailTask has no Catch for its own failure: its execution fails, and the EventBridge rule
     on that status ends the task."""
@@ -302,6 +303,7 @@ def _bench():
     return module
 
 
+@pytest.mark.slow
 def test_fault_benchmark_small_run_leaves_nothing_unfinished_and_charges_exactly(admin, stack):
     pinned_path(stack, "gpu")  # the path whose model server it kills
     bench = _bench()

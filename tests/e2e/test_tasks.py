@@ -138,6 +138,7 @@ def test_another_key_gets_404(api, default_key_api, photo):
     wait_final(api, task_id)
 
 
+@pytest.mark.slow
 def test_twenty_tasks_at_once_all_finish(api, photo):
     with ThreadPoolExecutor(max_workers=20) as pool:
         task_ids = list(pool.map(lambda _: submit(api, photo, output="mask"), range(20)))
@@ -253,6 +254,7 @@ def test_a_container_down_keeps_its_requests_queued_until_it_is_back(api, stack,
     assert wait_final(api, task_id)["state"] == 1
 
 
+@pytest.mark.slow
 def test_a_request_that_outlives_its_time_in_the_endpoints_queue_ends_in_minus_8(api, stack, photo):
     """No instance ever takes it (the container is down for good): the request expires after its
     RequestTTLSeconds (AWS's least, 60 s, set for this test) and the task ends timed out."""
@@ -269,6 +271,7 @@ def test_a_request_that_outlives_its_time_in_the_endpoints_queue_ends_in_minus_8
         stack.set_function_env("SubmitFunction", GPU_REQUEST_TTL_SECONDS="21600")
 
 
+@pytest.mark.slow
 def test_a_model_server_that_never_answers_ends_in_minus_8(api, stack, photo):
     """The container is replaced by one that accepts and never answers: the endpoint's
     InvocationTimeoutSeconds (30 s, the -8 rule) ends the request, and the task is timed out."""
@@ -391,6 +394,7 @@ def test_callback_is_posted_once_with_the_final_task(api, image_server, photo):
     assert failed_post["data"]["state"] == -7 and failed_post["data"]["error"]["name"] == "CorruptImage"
 
 
+@pytest.mark.slow
 def test_a_burst_of_final_tasks_to_a_slow_receiver_loses_no_callback(api, stack, image_server, photo):
     """30 tasks end at once (a damaged image fails in milliseconds) and their receiver takes a
     second a callback: more than the Notify function may run at once, and more than its retries

@@ -14,6 +14,7 @@ import struct
 import zlib
 
 import numpy as np
+import pytest
 import requests
 from PIL import Image
 
@@ -425,6 +426,7 @@ def _send(api, method: str, path: str, kwargs: dict) -> requests.Response:
     return requests.request(method, api.base + path, headers=headers, timeout=120, **kwargs)
 
 
+@pytest.mark.slow
 def test_the_hostile_corpus_gets_clear_4xx_answers_and_never_a_5xx(api, image_server, photo):
     cases = corpus(image_server)
     assert len(cases) >= 100

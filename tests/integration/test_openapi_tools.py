@@ -81,6 +81,7 @@ def test_the_served_documents_are_valid_openapi(documents, name):
     validate(json.loads(documents[name].read_text()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_schemathesis_finds_no_failure(stack, tools_key, documents, name, tmp_path):
     config = tmp_path / "schemathesis.toml"

@@ -206,6 +206,7 @@ def one_paid_call(meter: UsageMeter, capacity: DynamoDBCapacity, call: str) -> d
     return used
 
 
+@pytest.mark.slow
 def test_a_paid_call_reads_and_writes_as_much_after_3000_settled_calls_as_after_100(meter, capacity):
     funded(meter, 4_000_000)
     paid_calls(meter, 0, 100)
