@@ -96,7 +96,7 @@ class AsyncRequest:
     failure_location: str
     attributes: str
     content_type: str
-    expires_at: float  # monotonic: RequestTTLSeconds after it was received
+    expires_at: float  # the endpoint's clock (``LocalEndpoint.now``): RequestTTLSeconds after receipt
     invocation_timeout: float
     received: str = field(default_factory=now_iso)
 
@@ -128,7 +128,10 @@ class LocalEndpoint:
         self.queue: deque[AsyncRequest] = deque()
         self.running = 0
         self.woken_at: float | None = None  # when the instance being started was asked for
-        self.idle_since = time.monotonic()
+        # the endpoint's clock: monotonic time plus what tests moved it on (``advance``), so a
+        # request's RequestTTLSeconds (AWS's least is 60 s) passes without a minute's wait
+        self.clock_offset = 0.0
+        self.idle_since = self.now()
         self.lock = threading.Condition()
         self.stopping = threading.Event()
         self.server: ThreadingHTTPServer | None = None
@@ -168,12 +171,21 @@ class LocalEndpoint:
                 self.instances = instances
             self.lock.notify_all()
 
+    def now(self) -> float:
+        return time.monotonic() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the endpoint's clock on: its queue's TTLs and its scaling see that much more time."""
+        with self.lock:
+            self.clock_offset += seconds
+            self.lock.notify_all()
+
     # ---- scaling and work -----------------------------------------------------------------------
     def _scaler(self) -> None:
         while not self.stopping.is_set():
             with self.lock:
-                self._scale(time.monotonic())
-                self._expire(time.monotonic())
+                self._scale(self.now())
+                self._expire(self.now())
                 while self.queue and self.running < self.instances * self.per_instance:
                     request = self.queue.popleft()
                     self.running += 1
@@ -221,7 +233,7 @@ class LocalEndpoint:
                 self.running -= 1
                 if requeue and not self.stopping.is_set():
                     self.queue.appendleft(request)
-                self.idle_since = time.monotonic()
+                self.idle_since = self.now()
                 self.lock.notify_all()
 
     def _invoke(self, request: AsyncRequest) -> bool:
@@ -323,7 +335,7 @@ class LocalEndpoint:
             failure_location=f"{self.failure_path}/{name}-error.out" if self.failure_path else "",
             attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes", ""),
             content_type=headers.get("X-Amzn-SageMaker-Content-Type", "application/octet-stream"),
-            expires_at=time.monotonic() + ttl,
+            expires_at=self.now() + ttl,
             invocation_timeout=timeout,
         )
         with self.lock:
