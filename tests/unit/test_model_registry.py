@@ -96,3 +96,24 @@ def test_the_document_offers_the_registrys_models_and_a_costume_isnet_alone():
     removebg = build_openapi(REMOVEBG_ROUTES, None)["paths"]["/v1.0/removebg"]["post"]["requestBody"]
     schema = removebg["content"]["multipart/form-data"]["schema"]["properties"]["model"]
     assert "enum" not in schema and schema["description"].startswith("alphacut extension")
+
+
+def test_a_tasks_gpu_only_model_goes_to_the_endpoint_from_the_cpu_path_or_is_refused_without_one():
+    from types import SimpleNamespace
+
+    from alphacut.aws.segment_step import refuse_gpu_only
+    from alphacut.settings import ServiceSettings
+    from alphacut.task_states import ModelRunsOnTheGpu
+
+    specs = {
+        "tiny": MattingSpec("tiny", "tiny.onnx", 96, 64, (0, 0, 0), (1, 1, 1)),
+        "big": MattingSpec("big", "big.onnx", 1024, 1024, (0, 0, 0), (1, 1, 1), runs_on=("gpu",)),
+    }
+    pipeline = SimpleNamespace(models=SimpleNamespace(specs=specs), place="lambda")
+    with_endpoint = ServiceSettings(sagemaker_endpoint="alphacut-SegmentEndpoint")
+    with pytest.raises(ModelRunsOnTheGpu, match="big runs on the GPU endpoint only"):
+        refuse_gpu_only(pipeline, CutoutOptions(model="big"), with_endpoint)
+    refuse_gpu_only(pipeline, CutoutOptions(model="tiny"), with_endpoint)  # runs here
+    refuse_gpu_only(pipeline, CutoutOptions(model="big"), ServiceSettings())  # no endpoint: the 400 later
+    with pytest.raises(InvalidOption, match="big runs on gpu only, not on lambda"):
+        check_model("big", specs, "lambda")
