@@ -80,6 +80,11 @@ def test_a_model_may_be_priced_apart_per_kind_and_the_others_pay_their_kinds_pri
         ServiceSettings.from_env({"CREDIT_PRICES": "full@Bad Name=2"})
     with pytest.raises(SettingError, match="CREDIT_PRICES.*not '4k'"):
         ServiceSettings.from_env({"CREDIT_PRICES": "4k@birefnet=2"})
+    # the grammar of a model's name is the options' own, written twice (settings stay light)
+    from alphacut import pricing
+    from alphacut.options import MODEL_PATTERN
+
+    assert f"^{pricing._MODEL_NAME.pattern}$" == MODEL_PATTERN
 
 
 def test_a_reservation_takes_the_price_and_a_release_gives_it_back(meter):

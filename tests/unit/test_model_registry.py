@@ -109,7 +109,9 @@ def test_a_tasks_gpu_only_model_goes_to_the_endpoint_from_the_cpu_path_or_is_ref
         "tiny": MattingSpec("tiny", "tiny.onnx", 96, 64, (0, 0, 0), (1, 1, 1)),
         "big": MattingSpec("big", "big.onnx", 1024, 1024, (0, 0, 0), (1, 1, 1), runs_on=("gpu",)),
     }
-    pipeline = SimpleNamespace(models=SimpleNamespace(specs=specs), place="lambda")
+    from alphacut.pipeline import Pipeline
+
+    pipeline = Pipeline(SimpleNamespace(specs=specs), place="lambda")  # type: ignore[arg-type]
     with_endpoint = ServiceSettings(sagemaker_endpoint="alphacut-SegmentEndpoint")
     with pytest.raises(ModelRunsOnTheGpu, match="big runs on the GPU endpoint only"):
         refuse_gpu_only(pipeline, CutoutOptions(model="big"), with_endpoint)

@@ -376,7 +376,7 @@ def _models_add(args: argparse.Namespace) -> int:
         print(f"alphacut: {args.file}: {error.strerror or error}", file=sys.stderr)
         return 2
     print(
-        f"added {spec.name} to {models_dir if 'lambda' in spec.runs_on else model_data_dir}; "
+        f"added {spec.name} to {models_dir if spec.runs_at('lambda') else model_data_dir}; "
         f"model={spec.name} chooses it" + "".join(f"; {k} {v}" for k, v in figures.items())
     )
     return 0

@@ -200,7 +200,7 @@ class Pipeline:
     def runs_here(self, name: str) -> bool:
         """Whether the registry has the model ``name`` and it may run where this pipeline runs."""
         spec = self.models.specs.get(name)
-        return spec is not None and (self.place is None or self.place in spec.runs_on)
+        return spec is not None and spec.runs_at(self.place)
 
     def view_side(self, options: CutoutOptions) -> int:
         """How large a view of the photo the matte needs: the chosen model's square input (a

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 MILLI = 1000  # millicredits in a credit
 DEFAULT_PRICES = "full=1,preview=0.25,costume=1"
 KINDS = ("full", "preview", "costume")
-# ``kind@model``: the options' model grammar (alphacut.options.MODEL_PATTERN), not imported here
+# ``kind@model``: the options' model grammar (alphacut.options.MODEL_PATTERN), written again here:
+# importing alphacut.options would bring numpy and Pillow into every function that reads its settings
 _MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 

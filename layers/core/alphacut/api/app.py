@@ -405,7 +405,7 @@ def registered_models() -> tuple[str, ...]:
         specs = matting_specs(load_manifest(EngineSettings.from_env().models_dir))
     except ModelUnavailable:
         return ()
-    return tuple(sorted(name for name, spec in specs.items() if "lambda" in spec.runs_on))
+    return tuple(sorted(name for name, spec in specs.items() if spec.runs_at("lambda")))
 
 
 @app.get("/v1/openapi.json")

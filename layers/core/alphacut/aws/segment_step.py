@@ -109,9 +109,9 @@ class LocalMatting:
 def refuse_gpu_only(pipeline: Pipeline, options: CutoutOptions, settings: ServiceSettings) -> None:
     """A model only the GPU endpoint has goes there (``ModelRunsOnTheGpu``, which the state
     machine catches), before any input is read; with no endpoint it is the 400 it is anywhere."""
-    spec = pipeline.models.specs.get(options.model or DEFAULT_MODEL)
-    if spec is not None and pipeline.place not in spec.runs_on and settings.sagemaker_endpoint:
-        raise ModelRunsOnTheGpu(f"{spec.name} runs on the GPU endpoint only: the task goes there")
+    name = options.model or DEFAULT_MODEL
+    if name in pipeline.models.specs and not pipeline.runs_here(name) and settings.sagemaker_endpoint:
+        raise ModelRunsOnTheGpu(f"{name} runs on the GPU endpoint only: the task goes there")
 
 
 def read_capped(s3: Any, bucket: str, key: str, max_bytes: int) -> bytes:

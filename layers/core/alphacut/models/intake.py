@@ -144,9 +144,9 @@ def add_model(
         raise InvalidOption(
             f"a model {spec.name!r} is there already (--replace replaces one added before)", field="name"
         )
-    on_lambda = "lambda" in spec.runs_on
-    if on_lambda and not fits_lambda(models_dir, source, spec.name):
-        after = _layer_after(models_dir, source, spec.name)
+    on_lambda = spec.runs_at("lambda")
+    after = _layer_after(models_dir, source, spec.name) if on_lambda else 0  # the layer walked once
+    if after > MODELS_LAYER_ROOM:
         raise InvalidOption(
             f"{source.name} makes the models layer {after / 2**20:.0f} MB, more than the "
             f"{MODELS_LAYER_ROOM / 2**20:.0f} MB Lambda leaves it: add it for the GPU endpoint only",

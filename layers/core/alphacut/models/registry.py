@@ -58,6 +58,10 @@ class MattingSpec:
     runs_on: tuple[str, ...] = PLACES
     figures: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def runs_at(self, place: str | None) -> bool:
+        """Whether it may run at ``place`` (lambda | gpu; None: this machine, the CLI's: anywhere)."""
+        return place is None or place in self.runs_on
+
     @property
     def side(self) -> int:
         """The longer side of the model's input: how large a view of the photo it can use."""
@@ -145,7 +149,7 @@ def check_model(
     spec = specs.get(name)
     if spec is None:
         raise InvalidOption(f"no model {name!r}; models are {', '.join(sorted(specs))}", field=field_name)
-    if place is not None and place not in spec.runs_on:
+    if not spec.runs_at(place):
         hint = ": submit it as a task (POST /v1/tasks)" if place == "lambda" and "gpu" in spec.runs_on else ""
         raise InvalidOption(
             f"{name} runs on {' and '.join(spec.runs_on)} only, not on {place}{hint}", field=field_name
