@@ -28,7 +28,6 @@ Usage::
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import tempfile
@@ -63,9 +62,10 @@ def upload_model_data(s3, folder: Path) -> str:
     return f"s3://{MODEL_DATA_BUCKET}/alphacut/model.tar.gz"
 
 
-def unpack_model_data(moto_url: str, role_env: dict[str, str], url: str) -> str:
+def unpack_model_data(moto_url: str, role_env: dict[str, str], url: str, folder: Path) -> None:
     """The model's data as SageMaker gives it to the container: read from S3 with the model's
-    execution role (its policy must allow it), unpacked into a folder (/opt/ml/model on AWS)."""
+    execution role (its policy must allow it), unpacked into ``folder`` (/opt/ml/model on AWS) as
+    it streams in (a BiRefNet archive is close to a gigabyte: never held in memory whole)."""
     import boto3
 
     s3 = boto3.client(
@@ -77,11 +77,9 @@ def unpack_model_data(moto_url: str, role_env: dict[str, str], url: str) -> str:
         aws_session_token=role_env.get("AWS_SESSION_TOKEN"),
     )
     bucket, key = s3_location(url)
-    folder = tempfile.mkdtemp(prefix="alphacut-model-data-")
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    with tarfile.open(fileobj=body, mode="r|gz") as archive:
         archive.extractall(folder, filter="data")
-    return folder
 
 
 def now_iso() -> str:

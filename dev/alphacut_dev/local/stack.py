@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -108,6 +109,7 @@ class LocalStack:
         self.model_server = None
         self.model_server_url = ""
         self.model_env: dict[str, str] = {}  # the container's environment (the template's model)
+        self._unpacked_model_data: tempfile.TemporaryDirectory[str] | None = None
         self.endpoint: LocalEndpoint | None = None  # the emulated SageMaker endpoint, if any
         self.pollers: list[SqsPoller] = []
         self.rules: list[ExecutionStatusRule | ScheduleRule] = []
@@ -235,6 +237,9 @@ class LocalStack:
             self.endpoint.stop()
             self.endpoint = None
         self.stop_model_server()
+        if self._unpacked_model_data is not None:  # the instance's /opt/ml/model goes with it
+            self._unpacked_model_data.cleanup()
+            self._unpacked_model_data = None
         for worker in self.workers.values():
             worker.stop()
         if self.moto is not None:
@@ -312,9 +317,10 @@ class LocalStack:
             self.model_env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
             self.model_env.update(self.iam.session_env(role_of(resource["Properties"]["ExecutionRoleArn"])))
             if container.get("ModelDataUrl"):  # read as SageMaker does: with the model's role
-                self.model_env["ALPHACUT_MODEL_DATA_DIR"] = unpack_model_data(
-                    self.moto_url, self.model_env, container["ModelDataUrl"]
-                )
+                self._unpacked_model_data = tempfile.TemporaryDirectory(prefix="alphacut-model-data-")
+                folder = Path(self._unpacked_model_data.name)
+                unpack_model_data(self.moto_url, self.model_env, container["ModelDataUrl"], folder)
+                self.model_env["ALPHACUT_MODEL_DATA_DIR"] = str(folder)
         configs = by_type("AWS::SageMaker::EndpointConfig")
         endpoints = by_type("AWS::SageMaker::Endpoint")
         if not configs or not endpoints:
