@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +23,8 @@ from alphacut.aws.credits import CreditLedger
 from alphacut.aws.keys import KeyAdmin
 from alphacut.pricing import millicredits
 from alphacut_dev.local.stack import LOCAL_PARAMETERS, STACK_NAME, LocalStack, free_port
-from alphacut_dev.template import ROOT
 
-from tests.model_graphs import first_channel_graph
+from tests.model_graphs import first_channel_graph, operator_copy, run_alphacut
 
 IMAGE_HOST = "127.0.0.2"  # loopback, but not 127.0.0.1: the only host the test stack may fetch from
 ROOMY_KEY = "alphacut-tests-roomy-key-000000000000"
@@ -112,25 +109,13 @@ def operator_models(tmp_path_factory) -> tuple[Path, Path]:
     endpoint's model data, which the stack packs and deploys as its GpuModelDataUrl).
     (models folder, model data folder)."""
     root = tmp_path_factory.mktemp("operator")
-    models, data, graph = root / "models", root / "model-data", root / "graph.onnx"
-    models.mkdir()
-    built = ROOT / "layers" / "models"
-    for entry in built.iterdir():
-        if entry.is_dir():
-            (models / entry.name).symlink_to(entry)
-    (models / "manifest.json").write_text((built / "manifest.json").read_text())
+    models, data, graph = operator_copy(root / "models"), root / "model-data", root / "graph.onnx"
     graph.write_bytes(first_channel_graph(96, 64))
-    alphacut = Path(sys.executable).with_name("alphacut")
-    env = {**os.environ, "ALPHACUT_MODELS_DIR": str(models)}
     for name, flags in (("tiny", []), ("tinygpu", ["--gpu-only"])):
-        added = subprocess.run(
-            [str(alphacut), "models", "add", name, str(graph), "--size", "96x64", "--colour", "BGR"]
-            + ["--licence", "MIT", "--model-data", str(data), *flags],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-        )
+        added = run_alphacut(
+            models, "models", "add", name, graph, "--size", "96x64", "--colour", "BGR",
+            "--licence", "MIT", "--model-data", data, *flags,
+        )  # fmt: skip
         assert added.returncode == 0, added.stderr
     return models, data
 

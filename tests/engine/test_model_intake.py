@@ -6,41 +6,20 @@ that is not what its flags say is refused, naming what is wrong."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 from alphacut.errors import InvalidOption
-from alphacut_dev.template import ROOT
 from PIL import Image
 
-from tests.model_graphs import first_channel_graph
-
-ALPHACUT = Path(sys.executable).with_name("alphacut")
-BUILT = ROOT / "layers" / "models"
+from tests.model_graphs import BUILT, first_channel_graph, operator_copy
+from tests.model_graphs import run_alphacut as run
 
 
 @pytest.fixture
 def models_dir(tmp_path):
-    """The built models layer as an operator's copy: the model folders linked, the manifest copied."""
-    folder = tmp_path / "models"
-    folder.mkdir()
-    for entry in BUILT.iterdir():
-        if entry.is_dir():
-            (folder / entry.name).symlink_to(entry)
-    (folder / "manifest.json").write_text((BUILT / "manifest.json").read_text())
-    return folder
-
-
-def run(models_dir: Path, *args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ALPHACUT_MODELS_DIR": str(models_dir), **(env or {})}
-    return subprocess.run(
-        [str(ALPHACUT), *map(str, args)], capture_output=True, text=True, timeout=600, env=env
-    )
+    return operator_copy(tmp_path / "models")
 
 
 def test_an_added_model_is_checked_listed_and_cuts_out_by_name(models_dir, tmp_path, eval_dir):
