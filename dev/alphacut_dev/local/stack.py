@@ -35,6 +35,7 @@ from alphacut_dev.local.functions import FunctionInstances
 from alphacut_dev.local.iam import LocalIam
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
+from alphacut_dev.local.moto_dispatch import RememberedServiceLookup
 from alphacut_dev.local.routes import Route, UsagePlan, path_pattern
 from alphacut_dev.local.worker import FunctionSpec
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
@@ -122,6 +123,7 @@ class LocalStack:
         # DynamoDB's capacity rules: units metered, partitions' limits, transaction conflicts
         self.capacity = DynamoDBCapacity()
         self.transaction_conflicts = TransactionConflicts()
+        self.service_lookup = RememberedServiceLookup()  # moto's own speed, nothing AWS does
         self.iam = LocalIam(self.client, STACK_NAME)  # the functions' roles (alphacut_dev.local.iam)
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -173,6 +175,7 @@ class LocalStack:
 
         moto_port = free_port(self.host)
         self.moto = ThreadedMotoServer(ip_address=self.host, port=moto_port, verbose=False)
+        self.service_lookup.apply()
         self.moto.start()
         self.moto_url = f"http://{self.host}:{moto_port}"
         os.environ["MOTO_PORT"] = str(moto_port)  # moto's own callbacks (Step Functions) go here
@@ -215,6 +218,7 @@ class LocalStack:
             self._expiry_loop.stop()
             self._expiry_loop = None
         self.aws_rules.restore()
+        self.service_lookup.restore()
         self.transaction_conflicts.restore()
         self.capacity.restore()
         if self._restore_partition_queries is not None:
