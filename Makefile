@@ -65,8 +65,11 @@ models: $(STAMP)
 serve: setup
 	$(PY) -m alphacut_dev.local
 
+# two workers (pytest-xdist): one runs the tests of the one local stack, in order (tests/conftest.py),
+# the other the rest; the stack's tests wait on it half their time, which the other worker's model runs fill
+TEST_WORKERS ?= 2
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
@@ -77,7 +80,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test-fast: setup
-	$(VENV)/bin/pytest -m "not quality and not slow"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not quality and not slow"
 
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py

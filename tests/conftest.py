@@ -54,12 +54,48 @@ def gradient_rgb() -> np.ndarray:
     return np.dstack([x * 255 // 159, y * 255 // 119, np.full_like(x, 90)]).astype(np.uint8)
 
 
+# One local stack for the whole run: its warm functions hold the models (about 8 GB), and two
+# stacks, one a worker, did not fit 24 GB (the OOM killer ended one). So under ``make test``'s two
+# workers (pytest-xdist) the folders whose tests use the stack, and the one test whose five
+# model-holding processes do not fit beside a stack on the other worker, run on one worker, in
+# order, while the other worker takes the rest a test at a time. The scheduler sees test ids only
+# (the markers live in the workers): hence folders, which the check below keeps true.
+ON_THE_STACKS_WORKER = (
+    "tests/browser/",
+    "tests/contracts/",
+    "tests/e2e/",
+    "tests/integration/",
+    "tests/api/test_credits_in_parallel.py",
+)
+
+
+def runs_on_the_stacks_worker(nodeid: str) -> bool:
+    return nodeid.startswith(ON_THE_STACKS_WORKER)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's load scheduling with the stack's tests as one unit of work."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "the stack's tests" if runs_on_the_stacks_worker(nodeid) else nodeid
+
+    return OneStackScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
     """Every test that uses the local stack (directly or through a fixture) is marked ``stack``:
-    ``-m "not stack"`` runs what needs no stack."""
+    ``-m "not stack"`` runs what needs no stack. A stack test outside ``ON_THE_STACKS_WORKER``
+    would start a second stack on the other worker: it is refused here."""
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
+            if not runs_on_the_stacks_worker(item.nodeid):
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the local stack: put it in one of {', '.join(ON_THE_STACKS_WORKER)}"
+                )
 
 
 # The local stack and its helpers, shared by tests/integration and tests/e2e.
