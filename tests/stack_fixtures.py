@@ -137,6 +137,10 @@ def stack(image_server, operator_models):
         # routes' answers are compared with the in-process pipeline's, byte for byte
         parameters={**LOCAL_PARAMETERS, "ModelEngine": os.environ["ALPHACUT_ENGINE"]},
         model_data=model_data,
+        # two warm instances of the function behind /v1/cutout, remove.bg's and the vendors'
+        # routes, as Lambda runs concurrent calls on instances of their own: the tests' concurrent
+        # calls (Schemathesis' two workers, bursts, parallel paid calls) meet as they would there
+        instances={"CutoutFunction": 2},
     )
     local.start()
     apigateway = local.client("apigateway")

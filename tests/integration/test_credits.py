@@ -109,7 +109,8 @@ def test_a_killed_instance_gives_its_reservation_back_at_the_sweep_once_it_expir
         assert meter.credits.holds(api.key_id), "the call never reserved"
         # the sweep's own schedule (each minute) held: what releases the hold is the sweep invoked below
         with stack.schedules_held():
-            stack.workers["CutoutFunction"].instances[0].process.kill()  # mid-call, as a Lambda crash
+            [running] = stack.workers["CutoutFunction"].running()  # the instance the call is on
+            running.process.kill()  # mid-call, as a Lambda crash
             call.join(60)
             assert answers and answers[0].status_code >= 500
             stack.workers["CutoutFunction"].restart()

@@ -139,6 +139,11 @@ class FunctionInstances:
             with self._lock:
                 self._running -= 1
 
+    def running(self) -> list[FunctionWorker]:
+        """The instances with a call in progress (a test kills the one running its call)."""
+        with self._lock:
+            return [instance for instance in self.instances if instance not in self._free]
+
     def restart(self) -> None:
         for instance in self.instances:
             instance.restart()
