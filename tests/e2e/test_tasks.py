@@ -257,24 +257,27 @@ def test_a_container_down_keeps_its_requests_queued_until_it_is_back(api, stack,
 def test_a_request_that_outlives_its_time_in_the_endpoints_queue_ends_in_minus_8(api, stack, photo):
     """No instance ever takes it (the container is down for good): the request expires after its
     RequestTTLSeconds (AWS's least, 60 s, set for this test) and the task ends timed out. The
-    endpoint's clock is moved on (``LocalEndpoint.advance``) instead of a minute's wait: a second
-    short of the TTL the task still waits; past it, it ends."""
+    endpoint's clock is held and moved on (``LocalEndpoint.held_clock``, ``advance``) instead of a
+    minute's wait: exactly a second short of the TTL the request is still the endpoint's and the
+    task waits, however long the looking takes; past it, it ends."""
     pinned_path(stack, "gpu")
     stack.set_function_env("SubmitFunction", GPU_REQUEST_TTL_SECONDS="60")
     stack.stop_model_server()
     endpoint = stack.endpoint
     try:
-        task_id = submit(api, photo)
-        deadline = time.time() + 60
-        while not (endpoint.queue or endpoint.running) and time.time() < deadline:
-            time.sleep(0.1)
-        assert endpoint.queue or endpoint.running, "the request never reached the endpoint"
-        endpoint.advance(59)
-        time.sleep(1.0)  # five of the endpoint's ticks: nothing expires a second early
-        waiting = api.get(f"/v1/tasks/{task_id}").json()["data"]
-        assert waiting["state"] == TaskState.WAITING, waiting
-        endpoint.advance(1.5)
-        data = wait_final(api, task_id, timeout=60)
+        with endpoint.held_clock():  # from before the request comes: it expires at now() + 60
+            task_id = submit(api, photo)
+            deadline = time.time() + 60
+            while not (endpoint.queue or endpoint.running) and time.time() < deadline:
+                time.sleep(0.1)
+            assert endpoint.queue or endpoint.running, "the request never reached the endpoint"
+            endpoint.advance(59)  # exactly a second short of its TTL, however long the rest takes
+            time.sleep(2.0)  # ten of the endpoint's ticks
+            waiting = api.get(f"/v1/tasks/{task_id}").json()["data"]
+            assert waiting["state"] == TaskState.WAITING, waiting
+            assert endpoint.queue or endpoint.running, "expired a second early"
+            endpoint.advance(1.5)
+            data = wait_final(api, task_id, timeout=60)
         assert data["state"] == TaskState.TIMED_OUT == -8 and data["error"]["name"] == "ModelTimedOut"
     finally:
         stack.start_model_server_on_same_port()

@@ -35,6 +35,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +131,7 @@ class LocalEndpoint:
         # the endpoint's clock: monotonic time plus what tests moved it on (``advance``), so a
         # request's RequestTTLSeconds (AWS's least is 60 s) passes without a minute's wait
         self.clock_offset = 0.0
+        self.frozen_at: float | None = None  # monotonic time at which the clock was held (``held_clock``)
         self.idle_since = self.now()
         self.lock = threading.Condition()
         self.stopping = threading.Event()
@@ -170,13 +173,28 @@ class LocalEndpoint:
             self.lock.notify_all()
 
     def now(self) -> float:
-        return time.monotonic() + self.clock_offset
+        return (time.monotonic() if self.frozen_at is None else self.frozen_at) + self.clock_offset
 
     def advance(self, seconds: float) -> None:
         """Move the endpoint's clock on: its queue's TTLs and its scaling see that much more time."""
         with self.lock:
             self.clock_offset += seconds
             self.lock.notify_all()
+
+    @contextmanager
+    def held_clock(self) -> Iterator[None]:
+        """The endpoint's clock stands still but for ``advance``, so a test can put it an exact
+        time short of a TTL and look, however long the look takes on a busy machine; it runs on
+        from there afterwards (no jump)."""
+        with self.lock:
+            self.frozen_at = time.monotonic()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.clock_offset -= time.monotonic() - self.frozen_at
+                self.frozen_at = None
+                self.lock.notify_all()
 
     # ---- scaling and work -----------------------------------------------------------------------
     def _scaler(self) -> None:
