@@ -57,9 +57,10 @@ def gradient_rgb() -> np.ndarray:
 # One local stack for the whole run: its warm functions hold the models (about 8 GB), and two
 # stacks, one a worker, did not fit 24 GB (the OOM killer ended one). So under ``make test``'s two
 # workers (pytest-xdist) the folders whose tests use the stack, and the one test whose five
-# model-holding processes do not fit beside a stack on the other worker, run on one worker, in
-# order, while the other worker takes the rest a test at a time. The scheduler sees test ids only
-# (the markers live in the workers): hence folders, which the check below keeps true.
+# model-holding processes (~7 GB, estimated) would not fit beside a stack on the other worker,
+# run on one worker, in order, while the other worker takes the rest a test at a time. The
+# scheduler sees test ids only (the markers live in the workers): hence folders, which the check
+# below keeps true.
 ON_THE_STACKS_WORKER = (
     "tests/browser/",
     "tests/contracts/",
