@@ -81,10 +81,22 @@ def test_the_served_documents_are_valid_openapi(documents, name):
     validate(json.loads(documents[name].read_text()))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", DOCUMENTS)
-def test_schemathesis_finds_no_failure(stack, tools_key, documents, name, tmp_path):
-    config = tmp_path / "schemathesis.toml"
+@dataclass
+class SchemathesisRun:
+    """One Schemathesis run in progress: its process, its output files and its JUnit report."""
+
+    process: subprocess.Popen
+    folder: Path
+
+    def finish(self, timeout: float = 900) -> tuple[int, str]:
+        """Waits for the run; its exit status and the tail of what it printed."""
+        returncode = self.process.wait(timeout=timeout)
+        printed = (self.folder / "stdout").read_text()[-12000:] + (self.folder / "stderr").read_text()[-2000:]
+        return returncode, printed
+
+
+def start_schemathesis(name: str, document: Path, url: str, key: str, folder: Path) -> SchemathesisRun:
+    config = folder / "schemathesis.toml"
     config.write_text(
         f"[checks.positive_data_acceptance]\nexpected-statuses = {json.dumps(ACCEPTED_BY_DOCUMENT[name])}\n"
     )
@@ -93,11 +105,11 @@ def test_schemathesis_finds_no_failure(stack, tools_key, documents, name, tmp_pa
         "--config-file",
         str(config),
         "run",
-        str(documents[name]),
+        str(document),
         "--url",
-        stack.url,
+        url,
         "-H",
-        f"x-api-key: {tools_key.key}",
+        f"x-api-key: {key}",
         "--checks",
         "all",
         "--exclude-checks",
@@ -119,13 +131,46 @@ def test_schemathesis_finds_no_failure(stack, tools_key, documents, name, tmp_pa
         "--report",
         "junit",
         "--report-junit-path",
-        str(tmp_path / "junit.xml"),
+        str(folder / "junit.xml"),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    failures = found_failures(tmp_path / "junit.xml")
+    with open(folder / "stdout", "w") as stdout, open(folder / "stderr", "w") as stderr:
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, cwd=folder)
+    return SchemathesisRun(process, folder)
+
+
+@pytest.fixture(scope="module")
+def schemathesis_runs(stack, tools_key, documents, tmp_path_factory, request):
+    """Both documents' runs started at once: most of a run is Schemathesis making its cases (one
+    process, one core) while the stack waits, so the two overlap in about the longer one's time.
+    Only the documents this session runs are started."""
+    selected = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.originalname == "test_schemathesis_finds_no_failure"
+    }
+    runs = {
+        name: start_schemathesis(
+            name, documents[name], stack.url, tools_key.key, tmp_path_factory.mktemp(f"schemathesis-{name}")
+        )
+        for name in DOCUMENTS
+        if name in selected
+    }
+    yield runs
+    for run in runs.values():
+        if run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_schemathesis_finds_no_failure(schemathesis_runs, name):
+    run = schemathesis_runs[name]
+    returncode, printed = run.finish()
+    failures = found_failures(run.folder / "junit.xml")
     unsayable = [f for f in failures if f.codes == {"ST202"} and any(rule in f.answer for rule in UNSAYABLE)]
-    assert [f for f in failures if f not in unsayable] == [], result.stdout[-12000:] + result.stderr[-2000:]
-    assert result.returncode == (1 if unsayable else 0), result.stdout[-12000:] + result.stderr[-2000:]
+    assert [f for f in failures if f not in unsayable] == [], printed
+    assert returncode == (1 if unsayable else 0), printed
 
 
 @dataclass(frozen=True)
