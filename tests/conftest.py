@@ -57,10 +57,10 @@ def gradient_rgb() -> np.ndarray:
 # One local stack for the whole run: its warm functions hold the models (about 8 GB), and two
 # stacks, one a worker, did not fit 24 GB (the OOM killer ended one). So under ``make test``'s two
 # workers (pytest-xdist) the folders whose tests use the stack, and the one test whose five
-# model-holding processes (~7 GB, estimated) would not fit beside a stack on the other worker,
-# run on one worker, in order, while the other worker takes the rest a test at a time. The
-# scheduler sees test ids only (the markers live in the workers): hence folders, which the check
-# below keeps true.
+# model-holding processes would not fit beside a stack on the other worker (tried: the machine's
+# used memory peaked at 22.8 of 24 GB), run on one worker, in order, while the other worker takes
+# the rest a test at a time. The scheduler sees test ids only (the markers live in the workers):
+# hence folders, which the check below keeps true.
 ON_THE_STACKS_WORKER = (
     "tests/browser/",
     "tests/contracts/",
@@ -84,6 +84,29 @@ def pytest_xdist_make_scheduler(config, log):
             return "the stack's tests" if runs_on_the_stacks_worker(nodeid) else nodeid
 
     return OneStackScheduling(config, log)
+
+
+STACKLESS_WORKER_NICENESS = 5
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """The worker without the stack runs its models on one thread, at a lower CPU priority. The
+    stack's worker is the suite's longest path (its tests in a row, their functions running two
+    onnxruntime threads each) and waits whenever the other worker holds the cores: a second
+    two-thread onnxruntime oversubscribes two cores (two ISNet runs at once measured 12 % more CPU
+    than one after the other; two one-thread runs, none), so the other worker takes one thread and
+    yields the cores when both want them. onnxruntime's fp32 answers do not depend on the thread
+    count (ISNet's matte at one and two threads: equal to the bit). Set before the worker's first
+    model loads (a process keeps its sessions); xdist gives the stack's unit to its worker first,
+    so that worker never runs a test of the other kind before the stack starts."""
+    if (
+        os.environ.get("PYTEST_XDIST_WORKER")
+        and not runs_on_the_stacks_worker(item.nodeid)
+        and "ALPHACUT_THREADS" not in os.environ
+    ):
+        os.environ["ALPHACUT_THREADS"] = "1"
+        os.nice(STACKLESS_WORKER_NICENESS)
 
 
 def pytest_collection_modifyitems(items):

@@ -130,6 +130,9 @@ def stack(image_server, operator_models):
             "IMAGE_URL_ALLOWED_HOSTS": IMAGE_HOST,
             "ENDPOINT_STATUS_CACHE_SECONDS": "0",
             "ALPHACUT_MODELS_DIR": str(models),  # the layer with the operator's models
+            # one onnxruntime thread per core, as the template leaves it, whatever this worker's
+            # own setting (tests/conftest.py's pytest_runtest_setup)
+            "ALPHACUT_THREADS": "0",
         },
         log=lambda line: None,
         gpu_warm_up_seconds=3.0,
