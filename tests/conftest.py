@@ -86,27 +86,23 @@ def pytest_xdist_make_scheduler(config, log):
     return OneStackScheduling(config, log)
 
 
-STACKLESS_WORKER_NICENESS = 5
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """The worker without the stack runs its models on one thread, at a lower CPU priority. The
-    stack's worker is the suite's longest path (its tests in a row, their functions running two
-    onnxruntime threads each) and waits whenever the other worker holds the cores: a second
-    two-thread onnxruntime oversubscribes two cores (two ISNet runs at once measured 12 % more CPU
-    than one after the other; two one-thread runs, none), so the other worker takes one thread and
-    yields the cores when both want them. onnxruntime's fp32 answers do not depend on the thread
-    count (ISNet's matte at one and two threads: equal to the bit). Set before the worker's first
-    model loads (a process keeps its sessions); xdist gives the stack's unit to its worker first,
-    so that worker never runs a test of the other kind before the stack starts."""
+    """The worker without the stack runs its models on one thread. The stack's worker is the
+    suite's longest path (its tests in a row, their functions running two onnxruntime threads
+    each) and waits whenever the other worker holds the cores: a second two-thread onnxruntime
+    oversubscribes two cores (two ISNet runs at once measured 12 % more CPU than one after the
+    other; two one-thread runs, none). onnxruntime's fp32 answers do not depend on the thread count
+    (ISNet's matte at one and two threads: equal to the bit). A lower CPU priority as well was
+    tried and refused: starved, an in-process cutout missed the API's 29 s deadline. Set before
+    the worker's first model loads (a process keeps its sessions); xdist gives the stack's unit to
+    its worker first, so that worker never runs a test of the other kind before the stack starts."""
     if (
         os.environ.get("PYTEST_XDIST_WORKER")
         and not runs_on_the_stacks_worker(item.nodeid)
         and "ALPHACUT_THREADS" not in os.environ
     ):
         os.environ["ALPHACUT_THREADS"] = "1"
-        os.nice(STACKLESS_WORKER_NICENESS)
 
 
 def pytest_collection_modifyitems(items):
