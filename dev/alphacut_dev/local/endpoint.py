@@ -9,7 +9,8 @@ One HTTP server answers what the functions call (``AWS_ENDPOINT_URL_SAGEMAKER_RU
   error answer) to the template's S3 output (or failure) path and publishes the notification to
   moto's SNS success (or error) topic, which delivers it to the subscribed SQS queue. Requests
   wait while there is no instance; one that waits past its ``RequestTTLSeconds`` fails as
-  expired, one the container holds past ``InvocationTimeoutSeconds`` fails as timed out; a
+  expired, one the container holds past ``InvocationTimeoutSeconds`` fails as timed out (both on
+  the endpoint's clock, which tests may hold and move on: ``held_clock``, ``advance``); a
   container that does not answer the connection leaves the request queued (SageMaker replaces an
   unhealthy instance; the request is not lost).
 - The instance count: 0 until a request arrives, then 1 after ``warm_up_seconds`` (scale from
@@ -50,6 +51,8 @@ from alphacut_dev.local.account import ACCOUNT, REGION
 
 REALTIME_PAYLOAD_LIMIT = 6 * 1024 * 1024  # InvokeEndpoint's request limit (AWS: 6 MB)
 MODEL_DATA_BUCKET = "alphacut-local-model-data"  # the operator's artifact bucket, in the account
+MAX_INVOCATION_SECONDS = 3600  # InvocationTimeoutSeconds' most (AWS: 1-3600)
+CLOCK_TICK_SECONDS = 0.2  # how often the endpoint looks at its clock (queue, scaling, timeouts)
 
 
 def upload_model_data(s3, folder: Path) -> str:
@@ -206,7 +209,7 @@ class LocalEndpoint:
                     request = self.queue.popleft()
                     self.running += 1
                     threading.Thread(target=self._run, args=(request,), daemon=True).start()
-                self.lock.wait(timeout=0.2)
+                self.lock.wait(timeout=CLOCK_TICK_SECONDS)
 
     def _scale(self, now: float) -> None:
         if self.pinned is not None:
@@ -264,7 +267,7 @@ class LocalEndpoint:
             )
             return False
         try:
-            answer = self._post_to_container(
+            answer = self._post_within(
                 body, request.content_type, request.attributes, request.invocation_timeout
             )
         except requests.ConnectionError:
@@ -341,7 +344,7 @@ class LocalEndpoint:
         timeout = int(headers.get("X-Amzn-SageMaker-InvocationTimeoutSeconds") or 900)
         if not location.startswith("s3://"):
             return 400, {"message": "InputLocation must be an S3 URI"}, {}
-        if not 60 <= ttl <= 21600 or not 1 <= timeout <= 3600:
+        if not 60 <= ttl <= 21600 or not 1 <= timeout <= MAX_INVOCATION_SECONDS:
             return 400, {"message": "RequestTTLSeconds must be 60-21600, InvocationTimeoutSeconds 1-3600"}, {}
         name = f"{uuid.uuid4()}"
         request = AsyncRequest(
@@ -361,6 +364,36 @@ class LocalEndpoint:
         if request.failure_location:
             answer_headers["X-Amzn-SageMaker-FailureLocation"] = request.failure_location
         return 202, {"InferenceId": request.inference_id}, answer_headers
+
+    def _post_within(
+        self, body: bytes, content_type: str, attributes: str, seconds: float
+    ) -> requests.Response:
+        """The container's answer, or ``requests.Timeout`` once ``seconds`` (the request's
+        InvocationTimeoutSeconds) have passed on the endpoint's clock, which a test may hold and
+        move on (``held_clock``, ``advance``) instead of waiting them out. An answer that comes
+        later is dropped, as SageMaker drops it."""
+        outcome: dict[str, Any] = {}
+        answered = threading.Event()
+
+        def post() -> None:
+            try:
+                outcome["answer"] = self._post_to_container(
+                    body, content_type, attributes, MAX_INVOCATION_SECONDS
+                )
+            except Exception as error:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = error
+            finally:
+                answered.set()
+
+        threading.Thread(target=post, daemon=True).start()
+        deadline = self.now() + seconds
+        while not answered.wait(CLOCK_TICK_SECONDS):
+            if self.now() >= deadline or self.stopping.is_set():
+                raise requests.Timeout(f"no answer within {seconds:.0f} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        answer: requests.Response = outcome["answer"]
+        return answer
 
     def _post_to_container(
         self, body: bytes, content_type: str, attributes: str, read_timeout: float
