@@ -51,6 +51,16 @@ def submit(api, photo: bytes | None = None, **fields) -> str:
     return body["data"]["task_id"]
 
 
+def until(condition, seconds: float = 60) -> bool:
+    """Whether ``condition()`` came to hold within ``seconds`` (looked at every 0.1 s)."""
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def wait_final(api, task_id: str, timeout: float = FINAL_WAIT, **query) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -267,10 +277,7 @@ def test_a_request_that_outlives_its_time_in_the_endpoints_queue_ends_in_minus_8
     try:
         with endpoint.held_clock():  # from before the request comes: it expires at now() + 60
             task_id = submit(api, photo)
-            deadline = time.time() + 60
-            while not (endpoint.queue or endpoint.running) and time.time() < deadline:
-                time.sleep(0.1)
-            assert endpoint.queue or endpoint.running, "the request never reached the endpoint"
+            assert until(lambda: endpoint.queue or endpoint.running), "the request never reached the endpoint"
             endpoint.advance(59)  # exactly a second short of its TTL, however long the rest takes
             time.sleep(2.0)  # ten of the endpoint's ticks
             waiting = api.get(f"/v1/tasks/{task_id}").json()["data"]
@@ -314,10 +321,7 @@ def test_a_model_server_that_never_answers_ends_in_minus_8(api, stack, photo):
     try:
         with endpoint.held_clock():  # from before the request comes: it times out at start + 30
             task_id = submit(api, photo)
-            deadline = time.time() + 60
-            while not held and time.time() < deadline:
-                time.sleep(0.1)
-            assert held, "the request never reached the container"
+            assert until(lambda: held), "the request never reached the container"
             endpoint.advance(INVOCATION_TIMEOUT_SECONDS - 1.5)
             time.sleep(2.0)  # ten of the endpoint's ticks
             running = api.get(f"/v1/tasks/{task_id}").json()["data"]

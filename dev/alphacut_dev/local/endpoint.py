@@ -388,7 +388,7 @@ class LocalEndpoint:
         threading.Thread(target=post, daemon=True).start()
         deadline = self.now() + seconds
         while not answered.wait(CLOCK_TICK_SECONDS):
-            if self.now() >= deadline or self.stopping.is_set():
+            if self.now() >= deadline:
                 raise requests.Timeout(f"no answer within {seconds:.0f} s")
         if "error" in outcome:
             raise outcome["error"]
