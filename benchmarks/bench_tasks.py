@@ -121,7 +121,8 @@ def main() -> None:
         # the task API's function too: Lambda scales it with the 50 submissions at once, where one
         # instance would queue them past API Gateway's 29 s
         instances={"SegmentFunction": args.segment_instances, "TasksFunction": 4},
-        extra_env={"ALPHACUT_THREADS": str(threads)},
+        # the photos are cycled: each task runs its model, as the model-bound rate's calls do
+        extra_env={"ALPHACUT_THREADS": str(threads), "ALPHACUT_RECENT_OUTPUTS_MB": "0"},
     )
     if args.cold_threshold is not None:
         stack.parameters = {**stack.parameters, "GpuBacklogThreshold": str(args.cold_threshold)}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from alphacut_dev.data import EVAL
+from alphacut_dev.template import load_sam
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # tolerance is stated against); tests/engine/test_engines.py checks the others against it. The
 # local stack's workers inherit this.
 os.environ.setdefault("ALPHACUT_ENGINE", "onnxruntime")
+# The in-process handlers and pipelines keep their last outputs as the template's functions do
+# (alphacut.models.recent): the suite sends a few photos many times, as a store does.
+os.environ.setdefault(
+    "ALPHACUT_RECENT_OUTPUTS_MB",
+    load_sam()["Globals"]["Function"]["Environment"]["Variables"]["ALPHACUT_RECENT_OUTPUTS_MB"],
+)
 
 
 def image_bytes(image: Image.Image, fmt: str, **params) -> bytes:

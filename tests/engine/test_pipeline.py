@@ -147,3 +147,23 @@ def test_the_costume_outfit_matte_is_cleaned_too(pipeline, eval_dir):
     truth = np.asarray(Image.open(eval_dir / "person" / "gt" / f"{photo.stem}.png").convert("L")) >= 128
     parse = pipeline.parse_costume(pipeline.decode(photo.read_bytes()))
     assert ghost_share(parse.alpha, truth) < 0.01
+
+
+def test_a_preview_then_the_full_size_of_one_photo_run_isnet_once_and_answer_as_runs_would(
+    pipeline, eval_dir
+):
+    import dataclasses
+
+    from alphacut.models import ModelStore
+    from alphacut.pipeline import Pipeline
+
+    recent = pipeline.models.engine.recent
+    assert recent is not None  # the template's setting, as the suite's pipelines run
+    photo = max((eval_dir / "general" / "images").iterdir()).read_bytes()
+    hits, misses = recent.hits, recent.misses
+    pipeline.run(photo, CutoutOptions(size="preview", output="both"))
+    full = pipeline.run(photo, CutoutOptions(size="full", output="both"))  # from memory
+    assert recent.misses - misses <= 1 and recent.hits - hits >= 1  # one photo, one input: one run
+    engine = dataclasses.replace(pipeline.models.engine, recent=None)
+    runs_each_time = Pipeline(ModelStore(pipeline.models.models_dir, engine=engine))
+    assert runs_each_time.run(photo, CutoutOptions(size="full", output="both")).mask == full.mask

@@ -77,14 +77,17 @@ class _Environment:
     def text(self, name: str, default: str = "") -> str:
         return self.environ.get(name) or default
 
-    def integer(self, name: str, default: int) -> int:
+    def integer(self, name: str, default: int, minimum: int | None = None) -> int:
         raw = self.environ.get(name)
         if not raw:
             return default
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise SettingError(f"environment variable {name} must be an integer, not {raw!r}") from None
+        if minimum is not None and value < minimum:
+            raise SettingError(f"environment variable {name} must be at least {minimum}, not {value}")
+        return value
 
     def number(self, name: str, default: float) -> float:
         raw = self.environ.get(name)
@@ -132,6 +135,10 @@ class EngineSettings:
     # onnxruntime's memory arena: off saves ~420 MB in a warm worker for ~6 % more time a cutout
     # (benchmarks/bench_startup.py); Lambda sizes memory for its CPU share, so it is on by default
     memory_arena: bool = True
+    # MB of the last runs' outputs a process keeps, so the same picture asked again (a preview,
+    # then the full size; other backgrounds; a retry) skips its model run (alphacut.models.recent);
+    # 0: every call runs its models. The template sets it for the functions and the model server.
+    recent_outputs_mb: int = 0
     # what runs the models: auto | onnxruntime | openvino | cuda (alphacut.models.engines)
     engine: str = "auto"
     # the model server's batches (alphacut.batching): up to max_batch pictures that arrive within
@@ -159,6 +166,7 @@ class EngineSettings:
             ),
             threads=env.integer("ALPHACUT_THREADS", 0),
             memory_arena=env.switch("ALPHACUT_MEMORY_ARENA", True),
+            recent_outputs_mb=env.integer("ALPHACUT_RECENT_OUTPUTS_MB", 0, minimum=0),
             engine=env.text("ALPHACUT_ENGINE", "auto"),
             max_batch=env.integer("ALPHACUT_MAX_BATCH", 8),
             batch_window_ms=env.number("ALPHACUT_BATCH_WINDOW_MS", 5.0),

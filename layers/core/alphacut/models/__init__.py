@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from functools import cached_property
@@ -25,6 +26,7 @@ from alphacut.models.backbone import BackboneModel
 from alphacut.models.costume_head import CostumeModel
 from alphacut.models.engines import Engine, Weights, choose_engine, log_choice
 from alphacut.models.isnet import INT8_GRAPH, IsnetModel, graph_name, load_weights
+from alphacut.models.recent import RecentOutputs
 from alphacut.models.registry import DEFAULT_MODEL, MattingModel, MattingSpec, OnnxMattingModel, matting_specs
 from alphacut.models.selfie import SelfieModel
 from alphacut.settings import EngineSettings
@@ -63,11 +65,15 @@ class ModelStore:
         memory_arena: bool = True,
         engine: Engine | None = None,
         model_data_dir: Path | None = None,
+        recent_outputs_mb: int = 0,
     ):
         self.models_dir = Path(models_dir)
         self.model_data_dir = Path(model_data_dir) if model_data_dir is not None else None
         self.threads = threads
-        self.engine = engine or choose_engine(EngineSettings.from_env().engine, memory_arena=memory_arena)
+        engine = engine or choose_engine(EngineSettings.from_env().engine, memory_arena=memory_arena)
+        if recent_outputs_mb > 0:  # its sessions remember their last outputs (alphacut.models.recent)
+            engine = dataclasses.replace(engine, recent=RecentOutputs(recent_outputs_mb << 20))
+        self.engine = engine
         log_choice(self.engine)
         self._lock = threading.Lock()
         self._matting: dict[str, MattingModel] = {}
@@ -76,7 +82,11 @@ class ModelStore:
     def from_settings(cls, settings: EngineSettings) -> ModelStore:
         engine = choose_engine(settings.engine, memory_arena=settings.memory_arena)
         return cls(
-            settings.models_dir, settings.threads, engine=engine, model_data_dir=settings.model_data_dir
+            settings.models_dir,
+            settings.threads,
+            engine=engine,
+            model_data_dir=settings.model_data_dir,
+            recent_outputs_mb=settings.recent_outputs_mb,
         )
 
     @cached_property

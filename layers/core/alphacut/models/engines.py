@@ -49,6 +49,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from alphacut.errors import ModelUnavailable
+from alphacut.models.recent import RecentOutputs
 from alphacut.settings import SettingError
 
 ENGINES = ("auto", "onnxruntime", "onnxruntime-int8", "openvino", "cuda")
@@ -106,6 +107,8 @@ class Engine:
     batches: bool = False
     # a GPU provider onnxruntime lists but a session does not run, and why: GPU prices for CPU speed
     gpu_unused: str = ""
+    # the outputs of the last runs, shared by every session this engine opens (alphacut.models.recent)
+    recent: RecentOutputs | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -119,11 +122,14 @@ class Engine:
         f32 even where the engine would compute in bf16 (models that bf16 moves too far)."""
         if not path.exists():
             raise ModelUnavailable(f"model file {path.name} missing in {path.parent}: run `make models`")
+        session: Session
         if self.name == "openvino":
-            return OpenvinoSession(path, threads, "f32" if exact else self.precision, weights)
-        return OnnxruntimeSession(
-            path, threads, self.memory_arena, list(self.providers), weights, self.batches
-        )
+            session = OpenvinoSession(path, threads, "f32" if exact else self.precision, weights)
+        else:
+            session = OnnxruntimeSession(
+                path, threads, self.memory_arena, list(self.providers), weights, self.batches
+            )
+        return self.recent.remembering(session) if self.recent is not None else session
 
 
 class OnnxruntimeSession:
