@@ -19,7 +19,7 @@ help:
 	@echo "make setup   - .venv (Python 3.12) with alphacut and dev tools, then the model build"
 	@echo "make serve   - set-up if needed, then the whole service on http://127.0.0.1:3000 (PORT overrides)"
 	@echo "make test    - set-up if needed, then the whole test suite"
-	@echo "make test-unit - the unit tests alone (the venv, no models or stack; under a minute)"
+	@echo "make test-unit - the unit tests alone (the venv, no models or stack; ~100 s, half of it the 3,000-call ledger test)"
 	@echo "make test-fast - all but the quality and slow tests (-m 'not stack' leaves the stack out too)"
 	@echo "make lint    - ruff (lint and format check) and mypy"
 	@echo "make models  - build layers/models from pinned npm packages (cached: a second run does nothing)"
