@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from alphacut.api.request import declared_length
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
+from alphacut.aws.plans import Plan
 from alphacut.deadlines import GATEWAY_TIMEOUT_SECONDS
 from alphacut.errors import ImageTooLarge, InvalidOption
 
@@ -31,6 +32,10 @@ from alphacut_dev.local.apigateway_integrations import is_binary, static_headers
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT  # Lambda's synchronous invocation payload limit, both ways
+
+
+# API Gateway's account-level throttle (per region), which a plan without its own applies
+ACCOUNT_RATE_LIMIT, ACCOUNT_BURST_LIMIT = 10000.0, 5000
 
 
 class TokenBucket:
@@ -61,13 +66,16 @@ class UsageLimiter:
         self.counts: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
 
-    def check(self, key: str, plan) -> Refusal | None:
+    def check(self, key: str, plan: Plan) -> Refusal | None:
         """None when the request may pass, else what API Gateway refuses it for (THROTTLED,
-        QUOTA_EXCEEDED), for ``render_refusal`` to answer as the route's API does."""
+        QUOTA_EXCEEDED), for ``render_refusal`` to answer as the route's API does. A plan without
+        a throttle gets the account's (API Gateway's default: 10,000 a second, bursts of 5,000)."""
+        rate = plan.rate_limit if plan.rate_limit is not None else ACCOUNT_RATE_LIMIT
+        burst = plan.burst if plan.burst is not None else ACCOUNT_BURST_LIMIT
         with self.lock:
             bucket = self.buckets.get(key)
-            if bucket is None or (bucket.rate, bucket.capacity) != (plan.rate, max(1, plan.burst)):
-                bucket = self.buckets[key] = TokenBucket(plan.rate, plan.burst)  # a new plan applies at once
+            if bucket is None or (bucket.rate, bucket.capacity) != (rate, max(1, burst)):
+                bucket = self.buckets[key] = TokenBucket(rate, burst)  # a new plan applies at once
         wait = bucket.take()
         if wait:
             return Refusal("THROTTLED", retry_after=max(1, math.ceil(wait)))
@@ -257,17 +265,17 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             api_key = self.headers.get("x-api-key", "")
             key_id = ""
             if route.key_required:  # API Gateway checks key and plan only where the route asks
-                plan = stack.plan_for_key(api_key) if api_key else None
+                found = stack.plan_for_key(api_key) if api_key else None
                 refused = (
                     Refusal("INVALID_API_KEY", key_given=bool(api_key))
-                    if plan is None
-                    else limiter.check(api_key, plan)
+                    if found is None
+                    else limiter.check(api_key, found[0])
                 )
                 if refused:
                     declared = stack.gateway_responses.get(route.api, {}).get(refused.kind)
                     self._send(*render_refusal(refused, declared, route.api, self._request_id))
                     return
-                key_id = plan.key_id
+                key_id = found[1] if found is not None else ""
             else:
                 api_key = ""
             event = self._event(route, path, parts.query, path_parameters, body, api_key, key_id)

@@ -1,4 +1,5 @@
-"""The gateway's routes and usage plans as the local stack reads them from the template.
+"""The gateway's routes as the local stack reads them from the template (its usage plans are the
+service's own type, ``alphacut.aws.plans.Plan``, read from moto's API Gateway).
 
 Usage::
 
@@ -40,13 +41,3 @@ class Route:
             return None
         found = self.pattern.fullmatch(path)
         return found.groupdict() if found else None
-
-
-@dataclass
-class UsagePlan:
-    plan_id: str
-    rate: float
-    burst: int
-    quota: int | None
-    period: str = "DAY"
-    key_id: str = ""

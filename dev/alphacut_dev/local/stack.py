@@ -21,6 +21,7 @@ from secrets import token_urlsafe
 from typing import Self
 
 import boto3
+from alphacut.aws.plans import Plan
 
 from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.apigateway_integrations import MockIntegration
@@ -36,7 +37,7 @@ from alphacut_dev.local.iam import LocalIam
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
 from alphacut_dev.local.moto_dispatch import RememberedServiceLookup
-from alphacut_dev.local.routes import Route, UsagePlan, path_pattern
+from alphacut_dev.local.routes import Route, path_pattern
 from alphacut_dev.local.worker import FunctionSpec
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
@@ -100,7 +101,8 @@ class LocalStack:
         self.workers: dict[str, FunctionInstances] = {}
         self.routes: list[Route] = []
         self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
-        self.plans: dict[str, tuple[float, UsagePlan | None]] = {}  # key value -> (read at, plan)
+        # key value -> (read at, (its plan, the key's id))
+        self.plans: dict[str, tuple[float, tuple[Plan, str] | None]] = {}
         from alphacut_dev.local.gateway import UsageLimiter
 
         self.limiter = UsageLimiter()  # tests swap its clock to cross midnight
@@ -738,9 +740,11 @@ class LocalStack:
                     )
 
     # ---- keys and plans -------------------------------------------------------------------------
-    def plan_for_key(self, value: str) -> UsagePlan | None:
-        """The usage plan of an enabled key with this value, read from moto's API Gateway and kept
-        for ``PLAN_CACHE_SECONDS`` (API Gateway also takes a few seconds to see a revoked key)."""
+    def plan_for_key(self, value: str) -> tuple[Plan, str] | None:
+        """The usage plan of an enabled key with this value and the key's id, read from moto's API
+        Gateway and kept for ``PLAN_CACHE_SECONDS`` (API Gateway also takes a few seconds to see a
+        revoked key). The plan is the service's own type; its quota is a daily one (the template's
+        plans' period: a weekly or monthly quota is not applied here)."""
         now = time.monotonic()
         cached = self.plans.get(value)
         if cached is not None and now - cached[0] < PLAN_CACHE_SECONDS:
@@ -752,16 +756,7 @@ class LocalStack:
                 continue
             plans = apigateway.get_usage_plans(keyId=key["id"]).get("items", [])
             if plans:
-                plan = plans[0]
-                quota = plan.get("quota") or {}
-                found = UsagePlan(
-                    plan["id"],
-                    float(plan.get("throttle", {}).get("rateLimit", 10000)),
-                    int(plan.get("throttle", {}).get("burstLimit", 5000)),
-                    int(quota["limit"]) if quota.get("limit") else None,
-                    quota.get("period", "DAY"),
-                    key["id"],
-                )
+                found = (Plan.from_gateway(plans[0], plans[0].get("name", "")), key["id"])
             break
         self.plans[value] = (now, found)
         return found
