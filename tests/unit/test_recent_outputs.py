@@ -138,3 +138,10 @@ def test_the_setting_is_off_unless_set_and_refuses_a_negative_size():
     assert EngineSettings.from_env({"ALPHACUT_RECENT_OUTPUTS_MB": "64"}).recent_outputs_mb == 64
     with pytest.raises(SettingError, match="ALPHACUT_RECENT_OUTPUTS_MB must be at least 0"):
         EngineSettings.from_env({"ALPHACUT_RECENT_OUTPUTS_MB": "-1"})
+
+
+def test_a_remembering_session_copies_without_asking_a_session_it_does_not_have_yet():
+    import copy
+
+    session = RecentOutputs(MB).remembering(CountingSession())
+    assert copy.copy(session).input_names == ["input"]

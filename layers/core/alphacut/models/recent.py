@@ -84,6 +84,8 @@ class RememberingSession:
         self.number = number  # sessions never share outputs, even of the same file
 
     def __getattr__(self, name: str) -> Any:
+        if name == "session":  # not set yet (a copy being made): no session to ask
+            raise AttributeError(name)
         return getattr(self.session, name)
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
