@@ -58,6 +58,14 @@ def test_an_input_that_differs_in_anything_runs_the_model(change):
     assert inner.runs == 2
 
 
+def test_the_output_names_as_a_list_or_a_tuple_are_one_question():
+    inner = CountingSession()
+    session = RecentOutputs(8 * MB).remembering(inner)
+    session.run(["matte"], picture())
+    session.run(("matte",), picture())
+    assert inner.runs == 1
+
+
 def test_two_sessions_never_answer_for_each_other_even_with_one_memory():
     recent = RecentOutputs(8 * MB)
     fp32, int8 = CountingSession(), CountingSession()

@@ -98,7 +98,8 @@ class RememberingSession:
 
 
 def feeds_key(session: int, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> bytes:
-    digest = hashlib.sha256(f"{session}|{names!r}".encode())
+    # names as a tuple: a list and a tuple of the same outputs are one question
+    digest = hashlib.sha256(f"{session}|{None if names is None else tuple(names)!r}".encode())
     for name in sorted(feeds):
         array = np.ascontiguousarray(feeds[name])
         digest.update(f"|{name}|{array.dtype.str}|{array.shape}|".encode())
