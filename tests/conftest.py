@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # local stack's workers inherit this.
 os.environ.setdefault("ALPHACUT_ENGINE", "onnxruntime")
 # The in-process handlers and pipelines keep their last outputs as the template's functions do
-# (alphacut.models.recent): the suite sends a few photos many times, as a store does.
+# (alphacut.models.recent, its RecentOutputsMB): the suite sends a few photos many times, as a
+# store does.
 os.environ.setdefault(
-    "ALPHACUT_RECENT_OUTPUTS_MB",
-    load_sam()["Globals"]["Function"]["Environment"]["Variables"]["ALPHACUT_RECENT_OUTPUTS_MB"],
+    "ALPHACUT_RECENT_OUTPUTS_MB", str(load_sam()["Parameters"]["RecentOutputsMB"]["Default"])
 )
 
 
