@@ -7,8 +7,10 @@ built them:
    Lambda gives 2 vCPUs at the template's memory), the same photo, fp32 and int8 interleaved;
 2. eval quality on both halves (general/ through the cutout route, person/ through the selfie
    route, as ``alphacut eval`` measures them) at each ``--qualities`` (fast: the model once; best:
-   the photo and its mirror): mean IoU, MAE, boundary F, ghosted photos, seconds per photo (the
-   whole pipeline, decode to mask), and the photos whose IoU moved by more than ``--moved``.
+   the photo and its mirror; auto: what the engine makes of it, on int8 the mirror only where the
+   first matte is unsure): mean IoU, MAE, boundary F, ghosted photos, ISNet runs a photo, seconds
+   per photo (the whole pipeline, decode to mask), and the photos whose IoU moved by more than
+   ``--moved``.
 
 The int8 graph's ranges come from training photos and its settings were picked on the dev half
 (docs/benchmarks.md, "The Lambda engine's levers"): the test half is the figure to quote. The
@@ -19,7 +21,7 @@ QEMU's user mode emulates one (``apt-get install qemu-user``). Its times are not
 the quality table is printed there:
 
     .venv/bin/python benchmarks/bench_int8.py [--repeats 5] [--threads 2] [--moved 0.02]
-    .venv/bin/python benchmarks/bench_int8.py --skip-speed --halves test --qualities fast best
+    .venv/bin/python benchmarks/bench_int8.py --skip-speed --halves test --qualities fast best auto
     qemu-x86_64 -cpu Haswell-noTSX .venv/bin/python benchmarks/bench_int8.py --skip-speed \
         --engines onnxruntime-int8 --folders general --halves test
 """
@@ -57,6 +59,18 @@ def print_speed(stores: dict, engines: tuple[str, ...], repeats: int) -> None:
         print(f"| {stores[engine].engine.label} | {seconds[engine]:.3f} | {ratio:.2f} |")
 
 
+class RunCounter:
+    """Counts the pictures a matting model runs on (``run_many``'s inputs)."""
+
+    def __init__(self, model) -> None:
+        self.count, self._run_many = 0, model.run_many
+        model.run_many = self
+
+    def __call__(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        self.count += len(batches)
+        return self._run_many(batches)
+
+
 def instructions_seen() -> str:
     """What CPUID tells this process (under QEMU, the emulated CPU; /proc/cpuinfo stays the host's)."""
     from numpy._core._multiarray_umath import __cpu_features__ as features
@@ -83,7 +97,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["onnxruntime", "onnxruntime-int8"])
     parser.add_argument("--folders", nargs="+", default=["general", "person"])
     parser.add_argument("--halves", nargs="+", default=["dev", "test"])
-    parser.add_argument("--qualities", nargs="+", default=["fast"], choices=["fast", "best"])
+    parser.add_argument("--qualities", nargs="+", default=["fast"], choices=["fast", "best", "auto"])
     args = parser.parse_args()
     settings = EngineSettings.from_env()
     engines = tuple(args.engines)
@@ -96,10 +110,12 @@ def main() -> None:
         print_speed(stores, engines, args.repeats)
 
     print(
-        "\n| engine | quality | folder | half | photos | mean IoU | MAE | boundary F | ghosted | s a photo |"
+        "\n| engine | quality | folder | half | photos | mean IoU | MAE | boundary F | ghosted "
+        "| ISNet runs a photo | s a photo |"
     )
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     pipelines = {e: Pipeline(stores[e], settings.limits) for e in engines}
+    counters = {e: RunCounter(stores[e].matting("isnet")) for e in engines}
     moved = []
     subjects = {"general": SubjectType.OBJECT, "person": SubjectType.PERSON}
     for folder in args.folders:
@@ -109,16 +125,18 @@ def main() -> None:
                 options = CutoutOptions(quality=Quality(quality))
                 reports = {}
                 for engine in engines:
+                    runs_before = counters[engine].count
                     started = time.perf_counter()
                     reports[engine] = evaluate(
                         EVAL / folder, pipelines[engine], subject, half, options=options
                     )
                     seconds = (time.perf_counter() - started) / reports[engine].n
                     report = reports[engine]
+                    runs = (counters[engine].count - runs_before) / report.n
                     print(
                         f"| {stores[engine].engine.label} | {quality} | {folder} | {half} | {report.n} "
                         f"| {report.mean_iou:.4f} | {report.mae:.4f} | {report.boundary_f:.4f} "
-                        f"| {len(report.ghosted)} | {seconds:.2f} |"
+                        f"| {len(report.ghosted)} | {runs:.2f} | {seconds:.2f} |"
                     )
                 if len(engines) < 2:
                     continue

@@ -149,6 +149,17 @@ def test_quality_auto_is_best_only_where_the_engine_makes_model_time_cheap():
     assert Quality.BEST.on(cheap_model=False) is Quality.BEST
 
 
+def test_quality_auto_on_int8_waits_for_the_first_matte_for_objects_and_runs_people_once():
+    engine = choose_engine("onnxruntime-int8", flags=AVX2, gpu=NO_GPU, has_openvino=True)
+    assert engine.mirror_when_unsure and not engine.cheap_model
+    assert Quality.AUTO.on(engine.cheap_model, SubjectType.AUTO, engine.mirror_when_unsure) is Quality.AUTO
+    assert Quality.AUTO.on(engine.cheap_model, SubjectType.PERSON, engine.mirror_when_unsure) is Quality.FAST
+    assert Quality.FAST.on(engine.cheap_model, SubjectType.OBJECT, engine.mirror_when_unsure) is Quality.FAST
+    assert Quality.AUTO.on(cheap_model=True, when_unsure=True) is Quality.BEST  # cheap: always
+    fp32 = choose_engine("onnxruntime", flags=AVX2, gpu=NO_GPU, has_openvino=True)
+    assert not fp32.mirror_when_unsure and not fp32.cheap_model
+
+
 def test_the_choice_is_logged_once_with_its_reason(caplog, monkeypatch):
     monkeypatch.setattr(engines, "_logged", set())
     engine = choose_engine("auto", flags=AMX, gpu=NO_GPU, has_openvino=True)

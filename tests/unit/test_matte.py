@@ -1,12 +1,14 @@
 import numpy as np
 import pytest
 from alphacut.matte import (
+    UNSURE_SHARE,
     box_mean_planes,
     clean_matte,
     estimate_foreground,
     mirror_confirmed,
     resize_matte,
     stamp_matte,
+    unsure,
 )
 from PIL import Image, ImageDraw
 
@@ -117,3 +119,15 @@ def test_the_mirror_pass_keeps_soft_alpha_only_where_both_passes_see_it():
     matte = np.array([[0.9, 0.4, 0.3, 0.0]], np.float32)
     mirrored = np.array([[0.7, 0.8, 0.0, 0.2]], np.float32)
     assert np.allclose(mirror_confirmed(matte, mirrored), [[0.8, 0.6, 0.0, 0.0]])
+
+
+def test_a_matte_is_unsure_when_its_soft_alpha_covers_more_than_the_share_of_what_it_holds():
+    held = _disc(200, 300, 100, 150, 60)  # 0 and 1 only
+    assert not unsure(held) and not unsure(np.zeros((200, 300), np.float32))
+    haze = held.copy()
+    rows = int(np.count_nonzero(held > 0.5) * UNSURE_SHARE / 300) + 2  # just past the share
+    haze[-rows:] = 0.3  # soft rows below the subject: a ghost of the background
+    assert unsure(haze)
+    haze[-4:] = 0.0
+    assert not unsure(haze)  # four rows fewer: short of it
+    assert unsure(np.full((50, 50), 0.4, np.float32))  # soft everywhere, nothing held

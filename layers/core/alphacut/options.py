@@ -42,17 +42,25 @@ class SubjectType(StrEnum):
 
 
 class Quality(StrEnum):
-    AUTO = "auto"  # the best of the two that costs no more than one fp32 CPU run (see ``on``)
+    AUTO = "auto"  # the most quality for no more than one fp32 CPU run's time (see ``on``)
     FAST = "fast"  # the model once
     BEST = "best"  # the model on the picture and on its mirror, soft alpha only where both agree
 
-    def on(self, cheap_model: bool, subject: SubjectType = SubjectType.OBJECT) -> Quality:
-        """What ``auto`` means on an engine (``Engine.cheap_model``: a GPU, or bf16 on AMX) for a
-        subject: the mirror pass where two model runs are cheap and it measured better on the eval
-        set's dev half (objects, not people: docs/benchmarks.md), else the model once."""
+    def on(
+        self, cheap_model: bool, subject: SubjectType = SubjectType.OBJECT, when_unsure: bool = False
+    ) -> Quality:
+        """What ``auto`` means on an engine for a subject: the mirror pass where two model runs
+        are cheap (``Engine.cheap_model``: a GPU, or bf16 on AMX) and it measured better on the
+        eval set's dev half (objects, not people: docs/benchmarks.md), else the model once. On an
+        engine that mirrors only unsure mattes (``Engine.mirror_when_unsure``: int8 on a CPU) an
+        object's ``auto`` stays ``AUTO``: decided after the first run (``alphacut.matte.unsure``)."""
         if self is not Quality.AUTO:
             return self
-        return Quality.BEST if cheap_model and subject.resolved is not SubjectType.PERSON else Quality.FAST
+        if subject.resolved is SubjectType.PERSON:
+            return Quality.FAST
+        if cheap_model:
+            return Quality.BEST
+        return Quality.AUTO if when_unsure else Quality.FAST
 
 
 class ShadowType(StrEnum):
@@ -688,7 +696,8 @@ class CutoutOptions:
                 "default": "auto",
                 "description": "best: the model on the picture and its mirror, soft alpha only where "
                 "both see it (twice the model time); auto: best for objects where the engine makes two "
-                "runs cheap (a GPU, bf16 on AMX), else fast",
+                "runs cheap (a GPU, bf16 on AMX), on int8 the mirror only where the first matte is "
+                "unsure, else fast",
             },
             flag=Flag(
                 "--quality",

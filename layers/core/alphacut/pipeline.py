@@ -45,6 +45,7 @@ from alphacut.matte import (
     mirror_confirmed,
     resize_matte,
     stamp_matte,
+    unsure,
 )
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
@@ -156,6 +157,11 @@ class Layout:
     shadow: Shadow
     enlargement: float = 1.0
     expected_mass: float = 0.0
+
+
+def _mirrored(batch: np.ndarray) -> np.ndarray:
+    """A model input (N x C x H x W) flipped left to right."""
+    return np.ascontiguousarray(batch[..., ::-1])
 
 
 def check_preset(
@@ -306,19 +312,7 @@ class Pipeline:
             }
         with timings.stage("inference"):
             for name, items in groups.items():  # each model once on its pictures
-                best = [
-                    i
-                    for i, _ in items
-                    if requests[i].quality.on(self.models.engine.cheap_model, requests[i].subject)
-                    is Quality.BEST
-                ]
-                batches = [b for _, b in items] + [
-                    np.ascontiguousarray(b[..., ::-1]) for i, b in items if i in best
-                ]
-                out = self.models.matting(name).run_many(batches)
-                general.update({i: out[n] for n, (i, _) in enumerate(items)})
-                for n, i in enumerate(best):
-                    general[i] = mirror_confirmed(general[i], out[len(items) + n][:, ::-1])
+                general.update(self._mattes_of(name, items, [requests[i] for i, _ in items]))
             stamps = {
                 i: stamp_matte(rgb)[0]
                 for i, (r, rgb) in enumerate(zip(requests, rgbs))
@@ -337,6 +331,25 @@ class Pipeline:
                     alpha = clean_matte(alpha)
                 alphas.append(self._respect_input_alpha(request.image, alpha))
             return alphas
+
+    def _mattes_of(
+        self, name: str, items: list[tuple[int, np.ndarray]], requests: list[MatteRequest]
+    ) -> dict[int, np.ndarray]:
+        """One matting model's raw mattes for its ``items`` (request index, model input), in one
+        run of every picture and its mirror where ``quality`` asks for it; where the engine mirrors
+        only unsure mattes, a second run of the mirrors of those that came out unsure."""
+        engine, model = self.models.engine, self.models.matting(name)
+        plans = [r.quality.on(engine.cheap_model, r.subject, engine.mirror_when_unsure) for r in requests]
+        best = [n for n, plan in enumerate(plans) if plan is Quality.BEST]
+        out = model.run_many([b for _, b in items] + [_mirrored(items[n][1]) for n in best])
+        mattes = out[: len(items)]
+        for k, n in enumerate(best):
+            mattes[n] = mirror_confirmed(mattes[n], out[len(items) + k][:, ::-1])
+        again = [n for n, plan in enumerate(plans) if plan is Quality.AUTO and unsure(mattes[n])]
+        if again:
+            for n, mirrored in zip(again, model.run_many([_mirrored(items[n][1]) for n in again])):
+                mattes[n] = mirror_confirmed(mattes[n], mirrored[:, ::-1])
+        return {i: matte for (i, _), matte in zip(items, mattes)}
 
     @staticmethod
     def _model_rgb(image: DecodedImage) -> np.ndarray:

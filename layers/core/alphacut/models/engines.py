@@ -102,6 +102,10 @@ class Engine:
     # two model runs cost less than one onnxruntime fp32 CPU run: quality=auto runs best (a GPU;
     # bf16 on AMX, ~5x; not avx512_bf16 alone, 1.9x: docs/benchmarks.md, "Engines")
     cheap_model: bool = False
+    # where two runs are not that cheap (int8 on a CPU: 2 x 0.59 s against fp32's 1.49 s with VNNI,
+    # 2 x 1.43 s against 2.23 s on AVX2 alone), quality=auto mirrors an object only where its first
+    # matte is unsure (alphacut.matte.unsure): fp32's quality and more at less than fp32's time
+    mirror_when_unsure: bool = False
     # several pictures in one run (the GPU server's batches); on a CPU the free batch dimension is
     # fixed at 1 instead, which measured 6 % faster in onnxruntime (a batch buys a CPU nothing)
     batches: bool = False
@@ -371,9 +375,11 @@ def _engine_for(requested: str, flags: set[str] | None, probe: GpuProbe, has_ope
         return Engine("openvino", why, precision, cheap_model=AMX_FLAG in flags)
     if requested in ONNXRUNTIME_PRECISION:
         precision = ONNXRUNTIME_PRECISION[requested]
-        # two int8 runs (2 x 0.59 s) cost less than one fp32 run (1.49 s): quality=auto is best
         return Engine(
-            "onnxruntime", f"ALPHACUT_ENGINE={requested}", precision, cheap_model=precision == "int8"
+            "onnxruntime",
+            f"ALPHACUT_ENGINE={requested}",
+            precision,
+            mirror_when_unsure=precision == "int8",
         )
     fallback = f"{probe.reason}; " if probe.reason else ""
     if not bf16:
