@@ -20,7 +20,7 @@ import boto3
 import pytest
 from alphacut.aws.plans import Plan, PlanDirectory
 from alphacut.settings import ServiceSettings
-from alphacut_dev.template import table_definition
+from alphacut_dev.template import load_sam, table_definition
 
 REGION = "us-east-1"
 USAGE_TABLE = "alphacut-api-tests-usage"
@@ -148,16 +148,22 @@ def moto_aws():
 
 @pytest.fixture(scope="session")
 def handler(moto_aws):
-    """The cutout function's handler, its AWS adapters made against moto (none made before)."""
+    """The cutout function's handler, its AWS adapters made against moto (none made before), its
+    models loaded and run once at init as the template's ``ALPHACUT_WARM_MODELS`` makes Lambda do
+    (before the snapshot), so no call pays for loading them inside the API's 29 s."""
     from alphacut.api import app, services
     from alphacut.aws import clients
 
     # the module may have been imported before this fixture: the template's Powertools settings,
     # and the function's settings read again from the environment just set
     app.metrics.namespace, app.metrics.service = "Alphacut", "alphacut"
+    cutout_environment = load_sam()["Resources"]["CutoutFunction"]["Properties"]["Environment"]
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ALPHACUT_WARM_MODELS", cutout_environment["Variables"]["ALPHACUT_WARM_MODELS"])
     services.configure(ServiceSettings.from_env())
     clients.client.cache_clear()
-    return app.make_handler()
+    yield app.make_handler()
+    patch.undo()
 
 
 @pytest.fixture
