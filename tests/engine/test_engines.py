@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -132,16 +134,20 @@ def test_quality_auto_is_best_on_an_engine_that_makes_model_time_cheap(openvino,
     assert np.array_equal(auto, pipeline.matte(image, SubjectType.AUTO, quality=expected))
 
 
-class CountedRuns:
-    """Counts the pictures ISNet runs on (``run_many``'s inputs) in a store."""
+@contextmanager
+def counted_runs(store: ModelStore) -> Iterator[list[int]]:
+    """The pictures ISNet runs on (``run_many``'s inputs) while inside, in ``[0]``."""
+    count, run_many = [0], store.isnet.run_many
 
-    def __init__(self, store: ModelStore) -> None:
-        self.pictures, self._run_many = 0, store.isnet.run_many
-        store.isnet.run_many = self  # type: ignore[method-assign]
+    def counting(batches: list[np.ndarray]) -> list[np.ndarray]:
+        count[0] += len(batches)
+        return run_many(batches)
 
-    def __call__(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        self.pictures += len(batches)
-        return self._run_many(batches)
+    store.isnet.run_many = counting  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        del store.isnet.run_many  # the class's own again
 
 
 # the raw int8 matte's soft share (alpha 0.05-0.95 over the area above 0.5; unsure past 0.48),
@@ -150,21 +156,22 @@ class CountedRuns:
 def test_quality_auto_on_int8_mirrors_an_object_only_where_the_first_matte_is_unsure(
     int8, eval_dir, stem, runs
 ):
-    pipeline = Pipeline(ModelStore(MODELS, engine=int8.engine))
-    counted = CountedRuns(pipeline.models)
+    pipeline = Pipeline(int8)
     image = pipeline.decode((eval_dir / "general" / "images" / f"{stem}.jpg").read_bytes())
-    auto = pipeline.matte(image, SubjectType.AUTO, quality=Quality.AUTO)
-    assert counted.pictures == runs
+    with counted_runs(int8) as count:
+        auto = pipeline.matte(image, SubjectType.AUTO, quality=Quality.AUTO)
+    assert count[0] == runs
     same = Quality.BEST if runs == 2 else Quality.FAST
     assert np.array_equal(auto, pipeline.matte(image, SubjectType.AUTO, quality=same))
 
 
 def test_quality_auto_on_int8_runs_a_person_once(int8, eval_dir):
-    pipeline = Pipeline(ModelStore(MODELS, engine=int8.engine))
-    counted = CountedRuns(pipeline.models)
+    pipeline = Pipeline(int8)
     photo = min((eval_dir / "person" / "images").iterdir())
-    pipeline.matte(pipeline.decode(photo.read_bytes()), SubjectType.PERSON, quality=Quality.AUTO)
-    assert counted.pictures == 1
+    image = pipeline.decode(photo.read_bytes())
+    with counted_runs(int8) as count:
+        pipeline.matte(image, SubjectType.PERSON, quality=Quality.AUTO)
+    assert count[0] == 1
 
 
 def remove_with_engine(engine: str, photo_bytes: bytes, folder: Path) -> subprocess.CompletedProcess:
