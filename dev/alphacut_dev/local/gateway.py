@@ -266,16 +266,15 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             key_id = ""
             if route.key_required:  # API Gateway checks key and plan only where the route asks
                 found = stack.plan_for_key(api_key) if api_key else None
-                refused = (
-                    Refusal("INVALID_API_KEY", key_given=bool(api_key))
-                    if found is None
-                    else limiter.check(api_key, found[0])
-                )
+                if found is None:
+                    refused = Refusal("INVALID_API_KEY", key_given=bool(api_key))
+                else:
+                    plan, key_id = found
+                    refused = limiter.check(api_key, plan)
                 if refused:
                     declared = stack.gateway_responses.get(route.api, {}).get(refused.kind)
                     self._send(*render_refusal(refused, declared, route.api, self._request_id))
                     return
-                key_id = found[1] if found is not None else ""
             else:
                 api_key = ""
             event = self._event(route, path, parts.query, path_parameters, body, api_key, key_id)
