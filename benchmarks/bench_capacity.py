@@ -18,11 +18,11 @@ below, 600 s cooldown), each new instance serving after the scale-from-zero time
 
 Inputs (each with its source):
 - CPU Lambda time per photo at 3008 MB (the template's TaskMemorySize, what a new account allows),
-  on the template's ModelEngine (int8, the photo and its mirror for objects): measured here,
-  benchmarks/bench_startup.py (fp32's steady cutout 2079 ms at 3008 MB, times 0.797, what
-  ``--sizing`` measured int8 best against fp32 once at 3008 MB: 1488 against 1868 ms for 1 MP;
-  docs/benchmarks.md), plus composing a 1024x1024 task result (0.25 s at 2 vCPU, scaled the same
-  way).
+  on the template's ModelEngine (int8; ``quality=auto`` mirrors an object only where the first
+  matte is unsure, 0.27 of the eval's general test photos): measured on a CPU with AVX2 alone (what
+  Lambda promises), ``bench_startup.py --sizing`` for a 1 MP cutout at 3008 MB: 1483 ms once and
+  2765 ms with the mirror (``--quality best``), so 1483 + 0.27 x 1282 ms a photo on average;
+  docs/benchmarks.md), plus composing a 1024x1024 task result (0.25 s at 2 vCPU, scaled to 1.70).
 - GPU instance time per photo: ASSUMED (no GPU measured here yet): 0.15 s of an ml.g4dn.xlarge per
   photo (ISNet 1024^2 fp32 on a T4, mirror-averaged, with the container's decode and encode
   overlapped by 4 concurrent invocations). Override with --gpu-seconds when measured.
@@ -66,8 +66,9 @@ class Prices:
 
 @dataclass(frozen=True)
 class Capacity:
-    # Segment at 3008 MB (1.70 vCPU): model, int8 best (bench_startup) + compose 1024^2 (0.25 s at 2 vCPU)
-    cpu_seconds: float = 2.079 * 1488 / 1868 + 0.25 * 2.0 / 1.70
+    # Segment at 3008 MB (1.70 vCPU), AVX2 alone: int8 once, the mirror for 0.27 of objects
+    # (bench_startup --sizing, once and --quality best) + compose 1024^2 (0.25 s at 2 vCPU)
+    cpu_seconds: float = 1.483 + 0.27 * (2.765 - 1.483) + 0.25 * 2.0 / 1.70
     compose_seconds: float = 0.35 * 2.0 / 1.70  # Compose: decode, matte resize, compose, encode
     task_memory_gb: float = 3.008  # template.yaml: TaskMemorySize (Segment and Compose)
     gpu_seconds: float = 0.15  # ASSUMED per photo on one ml.g4dn.xlarge (see the docstring)

@@ -18,13 +18,14 @@ Run on purpose, not in the tests. Every figure comes from fresh processes (cold 
    and each restore of a new instance;
 7. ``--sizing`` (this part alone): the p50 of a 1 MP cutout (a general photo scaled to 1333x750,
    PNG out) with 1 and 2 onnxruntime threads in fresh processes, with the engine ``ALPHACUT_ENGINE``
-   names, and per Lambda memory size its duration and cost per 1000: measured at 1769 MB (1 vCPU,
-   1 thread) and 3538 MB (2 vCPUs, 2 threads); below 1 vCPU the 1-thread time over the CPU share;
-   elsewhere modelled (Amdahl's law fitted to the two: a serial part and a part that divides by the
-   vCPUs), since this machine has 2 cores.
+   names and ``--quality`` (``auto`` by default; ``best`` always runs the mirror, which int8's
+   ``auto`` runs only where the first matte is unsure), and per Lambda memory size its duration
+   and cost per 1000: measured at 1769 MB (1 vCPU, 1 thread) and 3538 MB (2 vCPUs, 2 threads);
+   below 1 vCPU the 1-thread time over the CPU share; elsewhere modelled (Amdahl's law fitted to
+   the two: a serial part and a part that divides by the vCPUs), since this machine has 2 cores.
 
     .venv/bin/python benchmarks/bench_startup.py [--repeats 2]
-    ALPHACUT_ENGINE=onnxruntime-int8 .venv/bin/python benchmarks/bench_startup.py --sizing
+    ALPHACUT_ENGINE=onnxruntime-int8 .venv/bin/python benchmarks/bench_startup.py --sizing [--quality best]
 """
 
 from __future__ import annotations
@@ -149,16 +150,18 @@ def one_megapixel_photo() -> bytes:
     return buffer.getvalue()
 
 
-def child_sizing(runs: int) -> dict:
+def child_sizing(runs: int, quality: str) -> dict:
+    from alphacut.options import CutoutOptions, Quality
     from alphacut.pipeline import Pipeline
 
     pipeline = Pipeline.from_settings()
     pipeline.warm_up(("isnet",))
     data = one_megapixel_photo()
+    options = CutoutOptions(quality=Quality(quality))
     times = []
     for _ in range(runs):
         began = time.perf_counter()
-        pipeline.run(data)
+        pipeline.run(data, options)
         times.append((time.perf_counter() - began) * 1000)
     return {"p50_ms": statistics.median(times), "engine": pipeline.models.engine.label}
 
@@ -174,10 +177,10 @@ def modelled_ms(one: float, two: float, memory_mb: int) -> tuple[float, str]:
     return one - parallel + parallel / vcpus, "modelled"
 
 
-def sizing(runs: int) -> None:
-    one = in_child("sizing", str(runs), {"ALPHACUT_THREADS": "1"})
-    two = in_child("sizing", str(runs), {"ALPHACUT_THREADS": "2"})
-    print(f"## 7. a 1 MP cutout on Lambda, {one['engine']}: p50 of {runs} after a warm-up")
+def sizing(runs: int, quality: str) -> None:
+    one = in_child("sizing", f"{runs}:{quality}", {"ALPHACUT_THREADS": "1"})
+    two = in_child("sizing", f"{runs}:{quality}", {"ALPHACUT_THREADS": "2"})
+    print(f"## 7. a 1 MP cutout on Lambda, {one['engine']}, quality={quality}: p50 of {runs} after a warm-up")
     print(f"1 thread {one['p50_ms']:.0f} ms, 2 threads {two['p50_ms']:.0f} ms\n")
     print("| memory MB | vCPU | p50 ms | how | $ per 1000 |")
     print("|---:|---:|---:|---|---:|")
@@ -281,12 +284,15 @@ def main() -> None:
     parser.add_argument("--snapstart", action="store_true", help="only part 6 (no measurement)")
     parser.add_argument("--sizing", action="store_true", help="only part 7")
     parser.add_argument("--runs", type=int, default=7, help="part 7's cutouts per process")
+    parser.add_argument(
+        "--quality", default="auto", choices=["fast", "best", "auto"], help="part 7's quality"
+    )
     args = parser.parse_args()
     if args.snapstart:
         snapstart_costs()
         return
     if args.sizing and not args.child:
-        sizing(args.runs)
+        sizing(args.runs, args.quality)
         return
     if args.child:
         kind, arg = args.child
@@ -295,7 +301,7 @@ def main() -> None:
             "init": lambda: child_init(arg),
             "peak": lambda: child_peak(int(arg)),
             "threads": child_threads,
-            "sizing": lambda: child_sizing(int(arg)),
+            "sizing": lambda: child_sizing(int(arg.split(":")[0]), arg.split(":")[1]),
         }[kind]()
         print(json.dumps(result))
         return
