@@ -15,8 +15,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 # The suite checks the models on the engine Lambda runs, onnxruntime fp32 (the reference every
-# tolerance is stated against); tests/engine/test_engines.py checks the others against it. The
-# local stack's workers inherit this.
+# tolerance is stated against); tests/engine/test_engines.py and test_int8.py check the others
+# against it. The local stack's workers inherit this.
 os.environ.setdefault("ALPHACUT_ENGINE", "onnxruntime")
 # The in-process handlers and pipelines keep their last outputs as the template's functions do
 # (alphacut.models.recent, its RecentOutputsMB): the suite sends a few photos many times, as a
