@@ -158,12 +158,11 @@ def handler(moto_aws):
     # and the function's settings read again from the environment just set
     app.metrics.namespace, app.metrics.service = "Alphacut", "alphacut"
     cutout_environment = load_sam()["Resources"]["CutoutFunction"]["Properties"]["Environment"]
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ALPHACUT_WARM_MODELS", cutout_environment["Variables"]["ALPHACUT_WARM_MODELS"])
-    services.configure(ServiceSettings.from_env())
-    clients.client.cache_clear()
-    yield app.make_handler()
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALPHACUT_WARM_MODELS", cutout_environment["Variables"]["ALPHACUT_WARM_MODELS"])
+        services.configure(ServiceSettings.from_env())
+        clients.client.cache_clear()
+        yield app.make_handler()
 
 
 @pytest.fixture
