@@ -4,10 +4,11 @@ Partial batch failures go back to the queue; after its receives, to a dead-lette
 
 from alphacut.aws.usage import MeteredCall, UsageMeter
 from alphacut.settings import ServiceSettings
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 logger = Logger()
+metrics = Metrics()  # UnbilledCalls, where a deferred call's balance could not pay it
 processor = BatchProcessor(event_type=EventType.SQS)
 meter = UsageMeter.from_settings(ServiceSettings.from_env())
 
@@ -18,6 +19,7 @@ def count(record) -> None:
     logger.info("deferred call counted", extra={"call_id": call.call_id, "applied": applied})
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
     return process_partial_response(event=event, record_handler=count, processor=processor, context=context)

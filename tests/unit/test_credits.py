@@ -274,7 +274,9 @@ def test_a_reservation_killed_between_its_writes_is_finished_by_the_sweep_and_gi
     assert [h.hold_id for h in ledger.holds("key")] == ["killed"] and ledger.balance("key") == 2000
     assert ledger.sweep(now + STALE_SECONDS + 2).released == 0  # the hold is not due yet
     assert ledger.sweep(now + 91).released == 1 and ledger.balance("key") == 3000
-    last = ledger.sweep(now + 200)
+    retired = ledger.sweep(now + 200)  # the released hold's TTL, once no entry names it
+    assert (retired.released, retired.finished) == (0, 1) and "expires_at" in hold_item("killed")
+    last = ledger.sweep(now + 300)
     assert (last.released, last.finished) == (0, 0) and "open_due" not in balance_item()  # nothing left due
 
 
@@ -390,3 +392,128 @@ def test_a_reservation_whose_last_writes_failed_beside_the_model_is_finished_bef
     gate.reserve_call(CutoutOptions())
     assert gate.release()  # waits, finishes it again, then gives the credit back
     assert ledger.balance("key") == 3000 and failures == [1]
+
+
+def hold_item(hold_id: str, key: str = "key") -> dict:
+    return boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": f"hold#{key}"}, "sk": {"S": hold_id}}, ConsistentRead=True
+    )["Item"]
+
+
+def test_two_sweeps_finishing_one_release_from_either_side_at_once_credit_it_once(meter, monkeypatch):
+    """The interleaving the money simulator found: a release killed after its credit; sweep A claims
+    the hold, and before A reads the balance, sweep B runs whole. B may not finish a release that is
+    still releasing, so A sees the credit's entry and does not credit again."""
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "failed", 1000, seconds=90)
+    with monkeypatch.context() as patch:
+        stop_at_write(patch, 3)  # after the credit: the hold releasing, the r# entry on the balance
+        with pytest.raises(Killed):
+            ledger.release("key", "failed")
+    later = int(time.time()) + RELEASE_STALE_SECONDS + 1
+    sweep_b = CreditLedger(TABLE)
+
+    class SweepA(CreditLedger):
+        interrupted = False
+
+        @property
+        def _db(self):
+            db, sweep_a = super()._db, self
+
+            class PausedBeforeTheBalance:
+                def __getattr__(self, name):
+                    return getattr(db, name)
+
+                def get_item(self, **request):
+                    if request["Key"]["sk"]["S"] == "balance" and not sweep_a.interrupted:
+                        sweep_a.interrupted = True
+                        sweep_b.sweep(later)
+                    return db.get_item(**request)
+
+            return PausedBeforeTheBalance()
+
+    sweep_a = SweepA(TABLE)
+    assert sweep_a._finish_release("key", "failed", later) == 1 and sweep_a.interrupted
+    sweep_b.sweep(later + 61)
+    assert ledger.balance("key") == 3000  # was 4000: credited once by each sweep
+    assert balance_item()["inflight"]["N"] == "0" and hold_item("failed")["settled"]["S"] == "released"
+
+
+@pytest.mark.parametrize("stop_before", [2, 3])  # the credit, the hold marked released
+def test_a_releasing_hold_keeps_no_ttl_until_its_credits_are_back(meter, monkeypatch, stop_before):
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "failed", 1000, seconds=90)
+    with monkeypatch.context() as patch:
+        stop_at_write(patch, stop_before)
+        with pytest.raises(Killed):
+            ledger.release("key", "failed")
+    assert hold_item("failed")["settled"]["S"] == "releasing"
+    assert "expires_at" not in hold_item("failed")  # TTL could delete the only record of a debt
+    ledger.sweep(time.time() + RELEASE_STALE_SECONDS + 1)
+    assert ledger.balance("key") == 3000 and "expires_at" not in hold_item("failed")
+    ledger.sweep(time.time() + RELEASE_STALE_SECONDS + STALE_SECONDS + 2)  # no entry names it now
+    assert ledger.balance("key") == 3000 and "expires_at" in hold_item("failed")
+
+
+def test_a_hold_committed_while_its_reservation_entry_is_left_gets_its_ttl_only_after_the_entry(
+    meter, monkeypatch
+):
+    """A settled hold deleted by TTL while its m# entry is still on the balance would be put back
+    open by the sweep and given back a second time: the TTL waits for the entry."""
+    ledger = funded(meter, 3000)
+    with monkeypatch.context() as patch:
+        stop_at_write(patch, 2)  # the hold put, the entry's removal never made
+        with pytest.raises(Killed):
+            ledger.reserve("key", "left", 1000, seconds=90)
+    assert meter.record(MeteredCall("key", "/v1/cutout", True, "left", credits=1000, hold="left"))
+    assert hold_item("left")["settled"]["S"] == "committed" and "expires_at" not in hold_item("left")
+    ledger.sweep(time.time() + STALE_SECONDS + 1)
+    assert "m#left" not in balance_item() and "expires_at" in hold_item("left")
+    assert "open_due" not in hold_item("left") and ledger.balance("key") == 2000
+
+
+def test_a_call_that_knows_its_reservation_finished_gives_the_hold_its_ttl_at_once(meter):
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "fine", 1000, seconds=90)
+    call = MeteredCall("key", "/v1/cutout", True, "fine", credits=1000, hold="fine", hold_finished=True)
+    assert meter.record(call) and "expires_at" in hold_item("fine") and "open_due" not in hold_item("fine")
+
+
+def test_a_release_whose_first_write_landed_and_then_erred_goes_on_at_once(meter, monkeypatch):
+    """A timeout after the hold was marked releasing, the SDK's retry answered ConditionalCheckFailed:
+    the release sees its own nonce and credits now, not 960 s later through the sweep."""
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "failed", 1000, seconds=90)
+    original, writes = CreditLedger._write, []
+
+    def landed_then_refused(self, operation, **request):
+        writes.append(operation)
+        answer = original(self, operation, **request)
+        if len(writes) == 1:
+            raise meter._db.exceptions.ConditionalCheckFailedException(
+                {"Error": {"Code": "ConditionalCheckFailedException"}}, "UpdateItem"
+            )
+        return answer
+
+    monkeypatch.setattr(CreditLedger, "_write", landed_then_refused)
+    assert ledger.release("key", "failed") and ledger.balance("key") == 3000
+
+
+def test_a_delivery_the_balance_cannot_pay_is_kept_unbilled_in_its_charge_transaction_and_counted(
+    meter, monkeypatch
+):
+    from alphacut.aws import usage
+
+    counted = []
+    monkeypatch.setattr(usage.metrics, "add_metric", lambda name, unit, value: counted.append((name, value)))
+    monkeypatch.setattr(
+        UsageMeter, "record_unbilled", lambda *a: (_ for _ in ()).throw(AssertionError("apart"))
+    )
+    funded(meter, 0)
+    unpaid = MeteredCall("key", "/v1/cutout", True, "unpaid", "2026-11-26", credits=1000, hold="never")
+    assert meter.record(unpaid) and meter.credits.balance("key") == 0
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": "unbilled#call#unpaid"}, "sk": {"S": "-"}}
+    )
+    assert item["Item"]["owner"]["S"] == "key" and counted == [("UnbilledCalls", 1)]
+    assert not meter.record(unpaid) and counted == [("UnbilledCalls", 1)]  # a replay counts nothing

@@ -58,6 +58,7 @@ class CreditGate:
     task_amount: int = 0  # what a task submitted in this call reserved (its charge settles it)
     left: int | None = None  # the balance its reservation left (the answer's ``remain``: no read)
     _finishing: _Finishing | None = None  # the reservation's last writes, running beside the model
+    _finished: bool = False  # those writes are known done
 
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
         """Reserve the call's price once (a route that runs the model twice pays once): the debit
@@ -71,18 +72,26 @@ class CreditGate:
                 self.key_id, self.call_id, amount, self.settings.credit_hold_seconds, self.route
             )
             self.hold, self.amount = self.call_id, amount
-            if finish is not None:
+            if finish is not None:  # None: reserved already by a twin, whose entry is not ours to know
                 self._finishing = _Finishing(finish)
 
-    def finished(self) -> None:
+    def finished(self) -> bool:
         """Wait for the reservation's last writes; ones that failed are tried once more here (they
-        are safe to repeat), and if they fail again the sweep finishes them."""
+        are safe to repeat), and if they fail again the sweep finishes them. Whether they are known
+        done (then settling may give the hold its TTL at once)."""
         finishing, self._finishing = self._finishing, None
-        if finishing is not None and not finishing.join():
-            try:
-                finishing.finish()
-            except Exception:  # noqa: BLE001 - the sweep finishes it; settling goes on
-                logger.warning("reservation left for the sweep to finish", extra={"hold": self.hold})
+        if finishing is None:
+            return self._finished
+        if finishing.join():
+            self._finished = True
+            return True
+        try:
+            finishing.finish()
+        except Exception:  # noqa: BLE001 - the sweep finishes it; settling goes on
+            logger.warning("reservation left for the sweep to finish", extra={"hold": self.hold})
+            return False
+        self._finished = True
+        return True
 
     def reserve_task(self, task_id: str, options: CutoutOptions) -> None:
         """A task reserves its price at submission, under the task's own hold
@@ -104,8 +113,8 @@ class CreditGate:
 
     def release(self) -> bool:
         """The call delivered nothing billable: its reservation comes back."""
-        self.finished()
-        released = bool(self.hold) and self.ledger.release(self.key_id, self.hold, self.amount)
+        entry_gone = self.finished()
+        released = bool(self.hold) and self.ledger.release(self.key_id, self.hold, self.amount, entry_gone)
         self.hold, self.amount, self.left = "", 0, None
         return released
 

@@ -150,8 +150,7 @@ def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -
     middleware runs this for every call; benchmarks/bench_money.py runs it under load."""
     from alphacut.aws.usage import MeteredCall, utc_day
 
-    if gate is not None:
-        gate.finished()  # the reservation's hold exists before it is committed or released
+    hold_finished = gate.finished() if gate is not None else False  # the hold exists before it is settled
     paid, hold = (gate.amount, gate.hold) if gate is not None and call.charge_here else (0, "")
     if gate is not None and not call.charge_here:
         gate.release()
@@ -164,6 +163,7 @@ def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -
             day=utc_day(meter.clock()),
             credits=paid,
             hold=hold,
+            hold_finished=hold_finished,
         )
     )
     if paid:

@@ -392,12 +392,15 @@ class CreditLedger:
         )
         return [_hold(item) for page in pages for item in page.get("Items", [])]
 
-    def release(self, key_id: str, hold_id: str, amount: int | None = None) -> bool:
+    def release(self, key_id: str, hold_id: str, amount: int | None = None, entry_gone: bool = False) -> bool:
         """Give a hold's credits back (a failed call, a task that ended without a result). False:
         no such hold (committed or released already). Four single-item writes, none of them in a
         transaction: the hold marked ``releasing`` (so no commit can take it meanwhile), the
         balance credited with an ``r#<hold id>`` entry, the hold marked ``released``, the entry
-        removed. A function stopped between them leaves what the sweep needs to finish."""
+        removed. A function stopped between them leaves what the sweep needs to finish. A releasing
+        hold has no TTL: until its credit is made it is the only record that credits are owed.
+        ``entry_gone``: the caller knows its reservation's ``m#`` entry is removed (the hold may get
+        its TTL at once; else the sweep gives it one once no entry names it)."""
         if amount is None:
             hold = self.hold(key_id, hold_id)
             if hold is None:
@@ -409,29 +412,37 @@ class CreditLedger:
             self._write(
                 "update_item",
                 Key=self._hold_key(key_id, hold_id),
-                UpdateExpression=(
-                    "SET settled = :releasing, refund_nonce = :nonce, open_due = :later, "
-                    "expires_at = :expires"
-                ),
+                UpdateExpression="SET settled = :releasing, refund_nonce = :nonce, open_due = :later",
                 ConditionExpression="amount = :amount AND attribute_not_exists(settled)",
                 ExpressionAttributeValues={
                     ":releasing": {"S": RELEASING},
                     ":nonce": {"S": nonce},
                     ":amount": {"N": str(amount)},
                     ":later": {"N": str(now + RELEASE_STALE_SECONDS)},
-                    ":expires": {"N": str(now + SETTLED_KEPT_SECONDS)},
                 },
             )
         except ClientError as error:
             if not _condition_failed(error):
                 raise
-            return False
-        self._refund(key_id, hold_id, amount, nonce)
+            # refused, or this very write landed and its retry met it (a timeout): then go on
+            landed = self._hold_item(key_id, hold_id) or {}
+            if landed.get("refund_nonce", {}).get("S") != nonce:
+                return False
+        self._refund(key_id, hold_id, amount, nonce, entry_gone=entry_gone)
         return True
 
-    def _refund(self, key_id: str, hold_id: str, amount: int, nonce: str, credit: bool = True) -> None:
+    def _refund(
+        self,
+        key_id: str,
+        hold_id: str,
+        amount: int,
+        nonce: str,
+        credit: bool = True,
+        entry_gone: bool = False,
+    ) -> None:
         """The releasing hold's credits onto the balance (with the entry that says so), the hold
-        marked released, the entry removed. ``credit=False``: the balance has the entry already."""
+        marked released, the entry removed. ``credit=False``: the balance has the entry already.
+        Only the hold's owner (its release) or the sweep that claimed it runs this: one at a time."""
         entry = f"{REFUND}{hold_id}"
         now = int(self.clock())
         if credit:
@@ -461,12 +472,13 @@ class CreditLedger:
         for operation in (
             {
                 "Key": self._hold_key(key_id, hold_id),
-                "UpdateExpression": "SET settled = :released REMOVE open_due",
+                "UpdateExpression": "SET settled = :released, " + self._retirement(entry_gone),
                 "ConditionExpression": "refund_nonce = :nonce AND settled = :releasing",
                 "ExpressionAttributeValues": {
                     ":released": {"S": "released"},
                     ":releasing": {"S": RELEASING},
                     ":nonce": {"S": nonce},
+                    ":when": {"N": str(self._retire_at(entry_gone))},
                 },
             },
             {
@@ -482,6 +494,15 @@ class CreditLedger:
             except ClientError as error:
                 if not _condition_failed(error):
                     raise  # left for the sweep: both are safe to repeat
+
+    def _retirement(self, entry_gone: bool) -> str:
+        """What settling writes besides ``settled``: the TTL where no entry can name the hold any
+        more, else a due time for the sweep to check that (``_retire``) and then give the TTL."""
+        return "expires_at = :when REMOVE open_due" if entry_gone else "open_due = :when"
+
+    def _retire_at(self, entry_gone: bool) -> int:
+        now = int(self.clock())
+        return now + SETTLED_KEPT_SECONDS if entry_gone else now + STALE_SECONDS
 
     # ---- the sweep (scheduled, off the request path) ------------------------------------------------
     def sweep(self, now: float | None = None) -> Swept:
@@ -504,8 +525,10 @@ class CreditLedger:
                         swept.finished += self._check_balance(key_id, moment)
                     elif kind == "hold" and "settled" not in item:
                         swept.released += self.release(key_id, item["sk"]["S"], int(item["amount"]["N"]))
-                    elif kind == "hold":
+                    elif kind == "hold" and item["settled"]["S"] == RELEASING:
                         swept.finished += self._finish_release(key_id, item["sk"]["S"], moment)
+                    elif kind == "hold":
+                        swept.finished += self._retire(key_id, item["sk"]["S"])
         return swept
 
     def _finish_release(self, key_id: str, hold_id: str, now: int) -> int:
@@ -541,6 +564,67 @@ class CreditLedger:
         self._refund(key_id, hold_id, int(claimed["amount"]["N"]), claimed["refund_nonce"]["S"], not credited)
         return 1
 
+    def _drop_refund_entry(self, key_id: str, hold_id: str, nonce: str) -> bool:
+        """The balance side of a release: its ``r#`` entry removed once the hold says released (or
+        is gone: TTL only ever deletes a hold after that). A hold still releasing is left to its
+        owner or the one sweep that claims it: a second finisher here could see the entry gone
+        and credit the release twice."""
+        hold = self._hold_item(key_id, hold_id)
+        if hold is not None and hold.get("settled", {}).get("S") == RELEASING:
+            return False
+        self._remove_entry(key_id, f"{REFUND}{hold_id}", nonce)
+        return True
+
+    def _remove_entry(self, key_id: str, entry: str, nonce: str) -> None:
+        try:
+            self._write(
+                "update_item",
+                Key=self._key(key_id),
+                UpdateExpression="REMOVE #entry ADD inflight :minus",
+                ConditionExpression="#entry.n = :nonce",
+                ExpressionAttributeNames={"#entry": entry},
+                ExpressionAttributeValues={":nonce": {"S": nonce}, ":minus": {"N": "-1"}},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+
+    def _retire(self, key_id: str, hold_id: str) -> int:
+        """A settled hold whose settler could not tell that no entry names it: the reservation's
+        ``m#`` and the release's ``r#`` entries finished if still there, then its TTL. Until then
+        it stays: TTL must never delete a hold that an entry still names (the sweep would take the
+        entry for a hold never made, and put it back open)."""
+        hold = self._hold_item(key_id, hold_id)
+        if hold is None or hold.get("settled", {}).get("S") in (None, RELEASING):
+            return 0
+        balance = (
+            self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
+                "Item"
+            )
+            or {}
+        )
+        reserved = balance.get(f"{ENTRY}{hold_id}")
+        if reserved is not None and reserved["M"]["n"]["S"] == hold["nonce"]["S"]:
+            self._finish(Reservation.from_entry(key_id, hold_id, reserved))
+        refund = balance.get(f"{REFUND}{hold_id}")
+        if refund is not None and refund["M"]["n"]["S"] == hold.get("refund_nonce", {}).get("S"):
+            self._remove_entry(key_id, f"{REFUND}{hold_id}", refund["M"]["n"]["S"])
+        try:
+            self._write(
+                "update_item",
+                Key=self._hold_key(key_id, hold_id),
+                UpdateExpression="SET expires_at = :expires REMOVE open_due",
+                ConditionExpression="settled = :settled",
+                ExpressionAttributeValues={
+                    ":settled": hold["settled"],
+                    ":expires": {"N": str(int(self.clock()) + SETTLED_KEPT_SECONDS)},
+                },
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+        return 1
+
     def _check_balance(self, key_id: str, now: int) -> int:
         """Finish the balance's entries older than ``STALE_SECONDS`` (reservations: the hold put;
         refunds: the hold marked released), take it out of the index when none is in flight, else
@@ -557,8 +641,8 @@ class CreditLedger:
             hold_id = name[len(ENTRY) :]
             if name.startswith(ENTRY):
                 self._finish(Reservation.from_entry(key_id, hold_id, value))
-            else:
-                self._refund(key_id, hold_id, int(value["M"]["a"]["N"]), value["M"]["n"]["S"], credit=False)
+            elif not self._drop_refund_entry(key_id, hold_id, value["M"]["n"]["S"]):
+                continue  # still releasing: its owner, or later the one sweep that claims it, ends it
             finished += 1
         try:
             self._write(
@@ -580,23 +664,20 @@ class CreditLedger:
         return finished
 
     # ---- parts of the usage meter's charge transaction ---------------------------------------------
-    def commit_item(self, key_id: str, hold_id: str, amount: int) -> dict[str, Any]:
+    def commit_item(self, key_id: str, hold_id: str, amount: int, entry_gone: bool = False) -> dict[str, Any]:
         """The hold settled on delivery (its credits were taken at the reservation); the condition
-        fails when it was released meanwhile (then ``take_item`` charges the balance instead)."""
-        return self._settle(key_id, hold_id, amount, "committed")
-
-    def _settle(self, key_id: str, hold_id: str, amount: int, how: str) -> dict[str, Any]:
-        """The hold marked settled, only if it is open and of this amount; out of the index."""
+        fails when it was released meanwhile (then ``take_item`` charges the balance instead).
+        ``entry_gone``: the reservation's last write is known done, so the TTL may be set now."""
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": self._hold_key(key_id, hold_id),
-                "UpdateExpression": "SET settled = :how, expires_at = :expires REMOVE open_due",
+                "UpdateExpression": "SET settled = :how, " + self._retirement(entry_gone),
                 "ConditionExpression": "amount = :amount AND attribute_not_exists(settled)",
                 "ExpressionAttributeValues": {
                     ":amount": {"N": str(amount)},
-                    ":how": {"S": how},
-                    ":expires": {"N": str(int(self.clock()) + SETTLED_KEPT_SECONDS)},
+                    ":how": {"S": "committed"},
+                    ":when": {"N": str(self._retire_at(entry_gone))},
                 },
             }
         }

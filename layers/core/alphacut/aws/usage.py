@@ -14,8 +14,10 @@ shards up (one query: the shards of a day are neighbours). Counters written befo
   written in one transaction with the counters it adds to
 - ``pk = "call#<request id>"``: a call counted (a second application of the same call counts
   nothing), written in one transaction with the counters it adds to
-- ``pk = "unbilled#<task id>"``: a task delivered whose charge failed after every retry (for an
-  operator; the alarm on the ``UnbilledTasks`` metric points here)
+- ``pk = "unbilled#<marker>"``: a call (``call#<id>``) or task (``charge#<id>``, ``<task id>``)
+  delivered and not paid: written in the charge transaction itself when the balance could not
+  cover it (counted in the ``UnbilledCalls`` metric, with an alarm), or by the finalizer for a task
+  whose charge failed after every retry (``UnbilledTasks``)
 - ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.idempotency``)
 - ``pk = "plan#<key id>"``: the key's usage plan as ``alphacut keys`` and the sweep last wrote it
   (``alphacut.aws.plans``): a call reads its plan here, never from API Gateway's management API
@@ -44,7 +46,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
@@ -63,9 +66,11 @@ CALL_MARKER_TTL_SECONDS = 14 * 86400
 PLAN_CACHE_SECONDS = 300
 UNKNOWN_KEY_SECONDS = 5  # a key whose plan item is not there (yet): looked up again after this
 MAX_REPORT_DAYS = 366
+UNPAID = "delivered; the balance did not cover it"
 
 
 logger = Logger(child=True)
+metrics = Metrics()  # one set per process: the function's log_metrics flushes it
 
 
 def utc_day(at: float | None = None) -> str:
@@ -116,10 +121,17 @@ class UsageMeter:
                 call.key_id, call.day, call.route, 1, int(call.charged), call.credits if call.charged else 0
             ),
             call.hold,
+            call.hold_finished,
         )
 
     def _add_once(
-        self, marker_pk: str, marker_ttl: int, marker_fields: dict[str, Any], counts: Counts, hold: str = ""
+        self,
+        marker_pk: str,
+        marker_ttl: int,
+        marker_fields: dict[str, Any],
+        counts: Counts,
+        hold: str = "",
+        hold_finished: bool = False,
     ) -> bool:
         """The route's and the day's counters with a marker, in one transaction: a failed attempt
         leaves nothing behind, a repeated one (the marker exists) is refused whole: False.
@@ -140,12 +152,14 @@ class UsageMeter:
         }
         ways = []
         if counts.credits and hold:
-            ways.append([self.credits.commit_item(counts.key_id, hold, counts.credits)])
+            ways.append([self.credits.commit_item(counts.key_id, hold, counts.credits, hold_finished)])
         if counts.credits:
             ways.append([self.credits.take_item(counts.key_id, counts.credits)])
-        ways.append([])
+        # the last way: counted without credits, and the unbilled record in the same transaction (a
+        # record written after it could be lost to a fault between the two)
+        ways.append([self._unbilled_item(counts.key_id, marker_pk, UNPAID)] if counts.credits else [])
         for way, payment in enumerate(ways):
-            paid = counts if payment else replace(counts, credits=0)
+            paid = counts if payment and way < len(ways) - 1 else replace(counts, credits=0)
 
             def items(paid: Counts = paid, payment: list[dict[str, Any]] = payment) -> list[dict[str, Any]]:
                 shard = random.randrange(COUNTER_SHARDS)  # another one at each attempt
@@ -158,8 +172,8 @@ class UsageMeter:
 
             refused = transact(self._db, items)
             if refused is None:
-                if counts.credits and not payment:
-                    self.record_unbilled(counts.key_id, marker_pk, "delivered; the balance did not cover it")
+                if counts.credits and way == len(ways) - 1:
+                    count_unbilled(marker_pk)
                 return True
             if refused[0] == CONDITION_FAILED:
                 return False  # applied already
@@ -196,6 +210,8 @@ class UsageMeter:
             client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=call.to_json())
         except Exception:  # last resort: the log line holds the call, to apply by hand
             logger.exception("metering lost: apply this call by hand", extra={"call": call.to_json()})
+            if call.charged:
+                count_unbilled(f"call#{call.call_id}")
 
     def charge_task(
         self, key_id: str, task_id: str, route: str = "/v1/tasks", day: str | None = None, price: int = 0
@@ -236,16 +252,21 @@ class UsageMeter:
 
     def record_unbilled(self, key_id: str, task_id: str, reason: str) -> None:
         """Keep a delivered task whose charge could not be made, for an operator to bill."""
-        self._db.put_item(
-            TableName=self.table_name,
-            Item={
-                "pk": {"S": f"unbilled#{task_id}"},
-                "sk": {"S": "-"},
-                "owner": {"S": key_id},
-                "reason": {"S": reason[:1000]},
-                "recorded_at": {"N": str(int(self.clock()))},
-            },
-        )
+        self._db.put_item(TableName=self.table_name, **self._unbilled_item(key_id, task_id, reason)["Put"])
+
+    def _unbilled_item(self, key_id: str, marker: str, reason: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": f"unbilled#{marker}"},
+                    "sk": {"S": "-"},
+                    "owner": {"S": key_id},
+                    "reason": {"S": reason[:1000]},
+                    "recorded_at": {"N": str(int(self.clock()))},
+                },
+            }
+        }
 
     def calls_today(self, key_id: str) -> int | None:
         """The key's calls today (None: the table could not be read)."""
@@ -346,6 +367,13 @@ class UsageMeter:
         return plan.quota if plan is not None else None
 
 
+def count_unbilled(marker: str) -> None:
+    """A delivered call or task that was not paid: the ``UnbilledCalls`` metric (its alarm sends an
+    operator to the ``unbilled#`` items, or to the log line where even those could not be written)."""
+    metrics.add_metric(name="UnbilledCalls", unit=MetricUnit.Count, value=1)
+    logger.warning("delivered and not paid", extra={"marker": marker})
+
+
 def counter_key(day: str, route: str, shard: int) -> str:
     return f"{day}#{route}#{shard:02d}"
 
@@ -387,6 +415,7 @@ class MeteredCall:
     day: str = field(default_factory=utc_day)
     credits: int = 0  # millicredits
     hold: str = ""
+    hold_finished: bool = False  # the hold's reservation is known finished (its entry removed)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -402,6 +431,7 @@ class MeteredCall:
             str(data["day"]),
             int(data.get("credits", 0)),
             str(data.get("hold", "")),
+            bool(data.get("hold_finished", False)),
         )
 
 

@@ -1,0 +1,187 @@
+"""The money protocol's invariants, written once: checked by the simulator after every step
+(``during``) and once everything due has run (``at_rest``); docs/architecture.md states the same.
+
+Amounts are millicredits. With T the top-ups made, B the balance, H the credits held and C the
+credits charged (the day totals' ``credits``, written in the charge transaction):
+
+1. T = B + H + C: nothing created, nothing lost. H is what a call or a task still owes or may
+   still get back: each open hold; each releasing hold whose credit is not on the balance yet (no
+   ``r#`` entry of its refund nonce); each ``m#`` entry whose hold was never written (no hold of
+   its nonce, alive or deleted by TTL).
+2. B >= 0.
+3. ``inflight`` = the ``m#`` and ``r#`` entries on the balance.
+4. A hold is settled once: made once (never again after TTL took it), then committed, or
+   releasing then released; never back.
+5. A hold keeps no TTL until its credits are back or charged (no ``expires_at`` while open or
+   releasing).
+
+At rest (every function ended, everything due swept, the index caught up, the metering queue
+drained): H = 0, no entry, no open or releasing hold, and per call or task: delivered is charged
+its price exactly once or recorded unbilled and counted in the ``UnbilledCalls`` metric;
+undelivered is charged nothing; stopped half-way is charged at most its price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Item = dict[str, Any]
+
+
+class Violation(AssertionError):
+    """An invariant that does not hold: which, and the figures."""
+
+
+@dataclass
+class Ledger:
+    """What the tables hold for one key, in the invariants' terms."""
+
+    topped_up: int
+    balance: int
+    held: int
+    charged: int
+    inflight: int
+    entries: int
+    open_holds: list[str] = field(default_factory=list)
+
+
+def read_ledger(
+    items: dict[tuple[str, str], Item], tombstones: dict[tuple[str, str], Item], key: str
+) -> Ledger:
+    balance_item = items.get((f"credits#{key}", "balance"), {})
+    topped_up = sum(
+        int(i["amount"]["N"])
+        for (pk, sk), i in items.items()
+        if pk == f"credits#{key}" and sk.startswith("topup#")
+    )
+    charged = sum(
+        int(i.get("credits", {}).get("N", 0))
+        for (pk, sk), i in items.items()
+        if pk == f"usage#{key}" and sk.split("#")[1:2] == ["*"]
+    )
+    holds = {sk: i for (pk, sk), i in items.items() if pk == f"hold#{key}"}
+    gone = {sk: i for (pk, sk), i in tombstones.items() if pk == f"hold#{key}"}
+    held, open_holds = 0, []
+    for hold_id, hold in holds.items():
+        settled = hold.get("settled", {}).get("S")
+        if settled is None:
+            held += int(hold["amount"]["N"])
+            open_holds.append(hold_id)
+        elif settled == "releasing":
+            refund = balance_item.get(f"r#{hold_id}", {}).get("M", {})
+            if refund.get("n", {}).get("S") != hold["refund_nonce"]["S"]:
+                held += int(hold["amount"]["N"])
+            open_holds.append(hold_id)
+    entries = 0
+    for name, value in balance_item.items():
+        if name.startswith(("m#", "r#")):
+            entries += 1
+        if name.startswith("m#"):
+            hold_id, nonce = name[2:], value["M"]["n"]["S"]
+            made = [h for h in (holds.get(hold_id), gone.get(hold_id)) if h is not None]
+            if not any(h["nonce"]["S"] == nonce for h in made):
+                held += int(value["M"]["a"]["N"])
+    return Ledger(
+        topped_up,
+        int(balance_item.get("balance", {}).get("N", 0)),
+        held,
+        charged,
+        int(balance_item.get("inflight", {}).get("N", 0)),
+        entries,
+        open_holds,
+    )
+
+
+def during(items: dict[tuple[str, str], Item], tombstones: dict[tuple[str, str], Item], key: str) -> None:
+    ledger = read_ledger(items, tombstones, key)
+    if ledger.topped_up != ledger.balance + ledger.held + ledger.charged:
+        accounted = ledger.balance + ledger.held + ledger.charged
+        how = "created" if ledger.topped_up < accounted else "lost"
+        raise Violation(
+            f"money: top-ups {ledger.topped_up} != balance {ledger.balance} + held {ledger.held}"
+            f" + charged {ledger.charged} ({how} {abs(ledger.topped_up - accounted)})"
+        )
+    if ledger.balance < 0:
+        raise Violation(f"balance below zero: {ledger.balance}")
+    if ledger.inflight != ledger.entries:
+        raise Violation(f"inflight {ledger.inflight} != {ledger.entries} entries on the balance")
+    for (pk, sk), item in items.items():
+        if (
+            pk == f"hold#{key}"
+            and "expires_at" in item
+            and item.get("settled", {}).get("S") in (None, "releasing")
+        ):
+            raise Violation(f"hold {sk} is {item.get('settled', {}).get('S', 'open')} and has a TTL")
+
+
+HOLD_STEPS = {
+    (None, "open"),
+    ("open", "releasing"),
+    ("open", "committed"),
+    ("releasing", "released"),
+    ("committed", "gone"),
+    ("released", "gone"),
+}
+
+
+def hold_state(item: Item | None) -> str | None:
+    if item is None:
+        return None
+    return str(item.get("settled", {}).get("S", "open"))
+
+
+def hold_step(
+    history: list[str], before: Item | None, after: Item | None, by_ttl: bool, hold_id: str
+) -> None:
+    """One write to a hold: allowed only along HOLD_STEPS (``history``: the states it went through)."""
+    old, new = hold_state(before), ("gone" if by_ttl else hold_state(after))
+    if old == new:
+        return
+    if new is None:
+        raise Violation(f"hold {hold_id} deleted while {old}")
+    if old is None and history:
+        raise Violation(f"hold {hold_id} made again after {' -> '.join(history)}")
+    if (old, new) not in HOLD_STEPS:
+        raise Violation(f"hold {hold_id} went {old} -> {new}")
+    history.append(new)
+
+
+@dataclass
+class Outcome:
+    """What one call or task did, as its function saw it: ``delivered`` True/False, or None when it
+    was stopped before it knew; ``price`` what it costs."""
+
+    name: str
+    price: int
+    delivered: bool | None = None
+
+
+def at_rest(
+    items: dict[tuple[str, str], Item],
+    tombstones: dict[tuple[str, str], Item],
+    key: str,
+    outcomes: list[Outcome],
+    paid: dict[str, int],
+    unbilled_metric: int,
+) -> None:
+    """``paid``: credits each marker's transaction charged (``call#<id>`` / ``charge#<id>``)."""
+    during(items, tombstones, key)
+    ledger = read_ledger(items, tombstones, key)
+    if ledger.held or ledger.entries or ledger.open_holds:
+        raise Violation(
+            f"at rest yet {ledger.held} held, {ledger.entries} entries, open holds {ledger.open_holds}"
+        )
+    unpaid = 0
+    for outcome in outcomes:
+        charged = paid.get(outcome.name, 0)
+        if outcome.delivered is True and charged == 0:
+            unpaid += 1  # acceptable only where the UnbilledCalls metric counted it
+        elif outcome.delivered is True and charged != outcome.price:
+            raise Violation(f"{outcome.name} was delivered and charged {charged}, not {outcome.price}")
+        if outcome.delivered is False and charged:
+            raise Violation(f"{outcome.name} delivered nothing and was charged {charged}")
+        if outcome.delivered is None and charged not in (0, outcome.price):
+            raise Violation(f"{outcome.name} was stopped and charged {charged}")
+    if unpaid > unbilled_metric:
+        raise Violation(f"{unpaid} delivered and not paid, {unbilled_metric} counted in UnbilledCalls")

@@ -1,0 +1,101 @@
+"""The scopes the simulator explores: small ones exhaustively (every run, every kill and fault
+point), a wide one by seeded random walks. ``CI_SLICE`` is what the test suite explores each run;
+benchmarks/bench_money_sim.py explores the same scopes much further.
+
+Amounts are millicredits: 3 credits on the balance, calls at 1 credit unless a scope says else.
+"""
+
+from __future__ import annotations
+
+from alphacut_dev.moneysim.world import Scope
+
+SCOPES = {
+    # the issue's first interleaving: a release stopped after its credit, two sweeps at once
+    "two-sweeps": Scope(
+        "two-sweeps", calls=(False,), sweeps=2, kills=1, faults=0, clock_moves=1, ttl=0, preemptions=1
+    ),
+    # a release (a call that failed) with every ambiguous write, TTL at any moment
+    "release-faults": Scope(
+        "release-faults", calls=(False,), sweeps=1, kills=0, faults=1, clock_moves=2, ttl=1, preemptions=1
+    ),
+    # two calls of one key, one delivered and one failed, on a balance that covers one and a half
+    "two-calls": Scope(
+        "two-calls",
+        calls=(True, False),
+        funds=1500,
+        sweeps=1,
+        kills=1,
+        faults=0,
+        clock_moves=1,
+        ttl=0,
+        preemptions=1,
+    ),
+    # a delivered call with every ambiguous write: its count deferred to the metering queue
+    "call-faults": Scope(
+        "call-faults", calls=(True,), sweeps=1, kills=0, faults=1, clock_moves=2, ttl=1, preemptions=1
+    ),
+    "tasks": Scope(
+        "tasks", tasks=(True, False), sweeps=1, kills=1, faults=0, clock_moves=1, ttl=0, preemptions=1
+    ),
+    "task-faults": Scope(
+        "task-faults", tasks=(True,), sweeps=1, kills=0, faults=1, clock_moves=2, ttl=1, preemptions=1
+    ),
+    "lagging-index": Scope(
+        "lagging-index",
+        calls=(False,),
+        sweeps=2,
+        kills=1,
+        faults=0,
+        clock_moves=1,
+        ttl=0,
+        lag=True,
+        preemptions=1,
+    ),
+    "top-ups": Scope(
+        "top-ups",
+        calls=(True,),
+        top_ups=("invoice-7", "invoice-7", ""),
+        funds=500,
+        sweeps=0,
+        kills=1,
+        faults=1,
+        clock_moves=0,
+        ttl=0,
+        preemptions=1,
+    ),
+    # a delivered call whose reservation's last write failed twice, then a day: TTL and the entry
+    "commit-after-faults": Scope(
+        "commit-after-faults", calls=(True,), sweeps=1, kills=0, faults=2, clock_moves=1, ttl=1, preemptions=0
+    ),
+    # walked at random: more of everything at once
+    "wide": Scope(
+        "wide",
+        calls=(True, False, True),
+        tasks=(True, False),
+        top_ups=("invoice-7", "invoice-7"),
+        funds=2500,
+        sweeps=3,
+        kills=2,
+        faults=3,
+        clock_moves=4,
+        ttl=2,
+        lag=True,
+        consumers=2,
+        preemptions=6,
+    ),
+}
+
+# runs each scope explores in the suite (depth first, from the start; a scope exhausted sooner
+# stops there): 10,000 and more in all, with the walks
+CI_SLICE = {
+    "two-sweeps": 6000,
+    "release-faults": 2000,
+    "two-calls": 2000,
+    "call-faults": 2000,
+    "tasks": 1500,
+    "task-faults": 1500,
+    "lagging-index": 1500,
+    "top-ups": 1000,
+    "commit-after-faults": 1000,
+}
+CI_WALKS = 500  # random walks over "wide"
