@@ -18,5 +18,7 @@ def handler(event, context):
     outcome = sweep.run()
     metrics.add_metric(name="ExpiredHoldsReleased", unit=MetricUnit.Count, value=outcome["released"])
     metrics.add_metric(name="ReservationsFinished", unit=MetricUnit.Count, value=outcome["finished"])
+    metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=outcome["errors"])  # alarmed
+    metrics.add_metric(name="OldestDueSeconds", unit=MetricUnit.Seconds, value=outcome["oldest_due_seconds"])
     logger.info("swept", extra=outcome)
     return outcome

@@ -491,3 +491,30 @@ def test_the_gpu_endpoint_reads_the_model_data_it_is_given_and_that_object_only(
                 "Resource": "arn:aws:s3:::my-artifacts/alphacut/model.tar.gz",
             }
         ]
+
+
+def test_the_money_alarms_watch_unpaid_deliveries_and_the_sweeps_errors_lateness_and_failures():
+    resources = translate_template()["Resources"]
+    alarms = {
+        r["Properties"]["MetricName"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert {"UnbilledCalls", "SweepErrors", "OldestDueSeconds"} <= alarms.keys()
+    assert all(
+        alarms[name]["Namespace"] == "Alphacut"
+        for name in ("UnbilledCalls", "SweepErrors", "OldestDueSeconds")
+    )
+    assert (
+        alarms["OldestDueSeconds"]["Statistic"] == "Maximum"
+        and alarms["OldestDueSeconds"]["Threshold"] == 900
+    )
+    failing = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["MetricName"] == "Errors"
+    ]
+    assert any(a["Dimensions"][0]["Value"] == {"Ref": "SweepFunction"} for a in failing)
+    source = (ROOT / "functions" / "sweep" / "app.py").read_text()
+    assert '"SweepErrors"' in source and '"OldestDueSeconds"' in source
+    assert "log_metrics" in (ROOT / "functions" / "meter" / "app.py").read_text()  # UnbilledCalls flushed

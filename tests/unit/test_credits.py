@@ -517,3 +517,96 @@ def test_a_delivery_the_balance_cannot_pay_is_kept_unbilled_in_its_charge_transa
     )
     assert item["Item"]["owner"]["S"] == "key" and counted == [("UnbilledCalls", 1)]
     assert not meter.record(unpaid) and counted == [("UnbilledCalls", 1)]  # a replay counts nothing
+
+
+def test_an_item_that_keeps_failing_is_counted_and_skipped_and_the_rest_are_swept(meter, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    ledger = funded(meter, 3000)
+    for hold in ("bad", "good"):
+        ledger.reserve("key", hold, 1000, seconds=-30)
+    original = CreditLedger.release
+
+    def release(self, key_id, hold_id, amount=None, entry_gone=False):
+        if hold_id == "bad":
+            raise ClientError({"Error": {"Code": "InternalServerError"}}, "UpdateItem")
+        return original(self, key_id, hold_id, amount, entry_gone)
+
+    monkeypatch.setattr(CreditLedger, "release", release)
+    swept = ledger.sweep()
+    assert (swept.released, swept.errors) == (1, 1) and swept.oldest_due_seconds >= 30
+    assert ledger.balance("key") == 2000 and [h.hold_id for h in ledger.holds("key")] == ["bad"]
+    monkeypatch.setattr(CreditLedger, "release", original)
+    assert ledger.sweep().released == 1 and ledger.balance("key") == 3000  # the next run finishes it
+
+
+def test_each_minutes_sweep_starts_at_another_shard(meter, monkeypatch):
+    from alphacut.aws import credits as credits_module
+
+    ledger, shards = funded(meter, 0), []
+    real = credits_module.client
+
+    class Recording:
+        def __init__(self, db):
+            self.db = db
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+        def get_paginator(self, operation):
+            pages = self.db.get_paginator(operation)
+
+            class Paginator:
+                def paginate(self, **request):
+                    shards.append(request["ExpressionAttributeValues"][":shard"]["S"])
+                    return pages.paginate(**request)
+
+            return Paginator()
+
+    monkeypatch.setattr(credits_module, "client", lambda service: Recording(real(service)))
+    starts = []
+    for minute in range(3):
+        shards.clear()
+        ledger.sweep(1_800_000_000 + 60 * minute)
+        assert sorted(shards) == [f"due#{n:02d}" for n in range(16)]  # every shard, once
+        starts.append(shards[0])
+    assert len(set(starts)) == 3
+
+
+def test_a_debit_past_the_in_flight_cap_is_a_429_that_takes_nothing(meter):
+    from alphacut.api.responses import error_response
+    from alphacut.aws.credits import MAX_IN_FLIGHT
+    from alphacut.errors import TooManyInFlight, http_status
+
+    ledger = funded(meter, 3000)
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": "credits#key"}, "sk": {"S": "balance"}},
+        UpdateExpression="SET inflight = :cap",
+        ExpressionAttributeValues={":cap": {"N": str(MAX_IN_FLIGHT)}},
+    )
+    with pytest.raises(TooManyInFlight) as refused:
+        ledger.reserve("key", "one-too-many", 1000, seconds=90)
+    assert ledger.balance("key") == 3000 and not [n for n in balance_item() if n.startswith("m#")]
+    assert http_status(refused.value) == 429 and refused.value.limit == MAX_IN_FLIGHT
+    answer = error_response(refused.value, "request-1")
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "1"
+
+
+def test_a_reservation_that_fails_after_its_debit_gives_it_back_at_once(meter, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    ledger = funded(meter, 3000)
+    original, writes = CreditLedger._write, []
+
+    def entry_removal_fails_once(self, operation, **request):
+        writes.append(request.get("UpdateExpression", ""))
+        if len(writes) == 2:  # the debit went through; the entry's removal times out
+            raise ClientError({"Error": {"Code": "InternalServerError"}}, "UpdateItem")
+        return original(self, operation, **request)
+
+    monkeypatch.setattr(CreditLedger, "_write", entry_removal_fails_once)
+    with pytest.raises(ClientError):
+        ledger.reserve("key", "task#not-submitted", 1000, seconds=50_000)
+    assert ledger.balance("key") == 3000  # now, not when the hold falls due hours later
+    assert balance_item()["inflight"]["N"] == "0" and not ledger.holds("key")

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from alphacut_dev.moneysim.expressions import (
     Invalid,
     Item,
@@ -37,7 +39,6 @@ from alphacut_dev.moneysim.expressions import (
     parse_condition,
     parse_update,
 )
-from botocore.exceptions import ClientError
 
 NORMAL, LANDED_RETRIED, LANDED_ERRED, REFUSED, CONFLICT, KILLED = (
     "normal",

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import greenlet
+
 from alphacut_dev.moneysim import invariants
 from alphacut_dev.moneysim.dynamodb import (
     CONFLICT,

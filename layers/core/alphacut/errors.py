@@ -108,6 +108,15 @@ class InsufficientCredits(AlphacutError):
     code = "insufficient_credits"
 
 
+class TooManyInFlight(AlphacutError):
+    """Too many of one key's reservations are between their writes at once (each is an entry on
+    the key's balance item, whose size DynamoDB caps): nothing was taken; retry after
+    ``retry_after`` seconds."""
+
+    code = "too_many_in_flight"
+    retry_after = 1
+
+
 class NotFound(AlphacutError):
     """No such resource (task, route) for this caller."""
 
@@ -167,6 +176,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     InvalidOption: 400,
     UrlNotAllowed: 400,
     InsufficientCredits: 402,
+    TooManyInFlight: 429,
     NotFound: 404,
     Conflict: 409,
     UnsupportedMediaType: 415,

@@ -265,9 +265,10 @@ def error_response(error: BaseException, request_id: str) -> Response[Any]:
             "code": "internal_error",
             "message": "internal error: quote the request id when reporting it",
         }
-    return json_response(
-        http_status(error), {"error": detail, "request_id": request_id}, {"X-Request-Id": request_id}
-    )
+    headers = {"X-Request-Id": request_id}
+    if getattr(error, "retry_after", None):  # a 429 says when to come back
+        headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
+    return json_response(http_status(error), {"error": detail, "request_id": request_id}, headers)
 
 
 def make_deadline_guard(on_error: Callable[[Exception], Response[Any]]) -> Middleware:

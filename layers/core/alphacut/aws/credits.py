@@ -58,11 +58,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from alphacut.aws.clients import client
 from alphacut.aws.transactions import CONFLICT_ATTEMPTS, transact
-from alphacut.errors import InsufficientCredits, InvalidOption
+from alphacut.errors import InsufficientCredits, InvalidOption, TooManyInFlight
 from alphacut.pricing import credits
 
 BALANCE = "balance"
@@ -80,6 +80,9 @@ RELEASING = "releasing"  # a hold being given back: no commit can take it any mo
 # the sweep may make the credit itself; one sweep at a time (``claimed_until``, past a run's 50 s)
 RELEASE_STALE_SECONDS = 960
 CLAIM_SECONDS = 120
+# entries on one balance at once: each ~90 bytes of an item DynamoDB caps at 400 KB; a debit past
+# it is a 429 (retry shortly), never a validation error on every later write of the key
+MAX_IN_FLIGHT = 1000
 CONDITION_FAILED_ERROR = "ConditionalCheckFailedException"
 
 
@@ -140,11 +143,14 @@ class Reservation:
 
 @dataclass
 class Swept:
-    """What one sweep did: holds released, reservations finished, balances looked at."""
+    """What one sweep did: holds released, reservations finished, balances looked at, items that
+    failed (skipped, left for the next run), and how long past its due time the oldest item was."""
 
     released: int = 0
     finished: int = 0
     balances: int = 0
+    errors: int = 0
+    oldest_due_seconds: int = 0
 
 
 def due_shard(name: str) -> str:
@@ -269,9 +275,14 @@ class CreditLedger:
         """Take ``amount`` from the balance into a hold, or raise InsufficientCredits; a hold of the
         same id made already stays as it is (the call was reserved). Returns the balance the
         reservation left (None where it is not known: reserved already), so a call need not read it."""
-        left, finish = self.start_reservation(key_id, hold_id, amount, seconds, route)
-        if finish is not None:
-            finish()
+        reservation = self._reservation(key_id, hold_id, amount, seconds, route)
+        debited, left = self._debit(reservation)
+        if debited:
+            try:
+                self._finish(reservation)
+            except (ClientError, BotoCoreError):  # a write that failed (a killed function runs nothing)
+                self._give_back(reservation)
+                raise
         return left
 
     def start_reservation(
@@ -280,10 +291,24 @@ class CreditLedger:
         """``reserve`` in two parts: the debit now (InsufficientCredits, or the balance left), and
         what finishes it (the hold put, the entry removed: None when there is nothing to do), for
         the caller to run while its model works. Until it has run, the call may not be settled."""
-        now = int(self.clock())
-        reservation = Reservation(key_id, hold_id, amount, now + seconds, route, uuid.uuid4().hex[:16], now)
+        reservation = self._reservation(key_id, hold_id, amount, seconds, route)
         debited, left = self._debit(reservation)
         return left, (lambda: self._finish(reservation)) if debited else None
+
+    def _reservation(self, key_id: str, hold_id: str, amount: int, seconds: int, route: str) -> Reservation:
+        now = int(self.clock())
+        return Reservation(key_id, hold_id, amount, now + seconds, route, uuid.uuid4().hex[:16], now)
+
+    def _give_back(self, reservation: Reservation) -> None:
+        """A reservation that failed after its debit (the caller gives up: a task not submitted):
+        the hold made if it is not, released, and the entry removed, now rather than when the sweep
+        finds the entry and the hold falls due (a task's: hours). Where these fail too, the sweep
+        still finishes the reservation and releases the hold when due."""
+        if not self._put_hold(reservation):
+            self._finish(reservation)  # a twin's hold: the debit comes back with the entry
+            return
+        self.release(reservation.key_id, reservation.hold_id, reservation.amount)
+        self._remove_entry(reservation.key_id, f"{ENTRY}{reservation.hold_id}", reservation.nonce)
 
     def _debit(self, reservation: Reservation) -> tuple[bool, int | None]:
         """Write 1: the price taken with the entry that records it, and the balance left. False:
@@ -299,7 +324,10 @@ class CreditLedger:
                     "due_shard = if_not_exists(due_shard, :shard) "
                     "ADD inflight :one"
                 ),
-                ConditionExpression="balance >= :amount AND attribute_not_exists(#entry)",
+                ConditionExpression=(
+                    "balance >= :amount AND attribute_not_exists(#entry) AND "
+                    "(attribute_not_exists(inflight) OR inflight < :cap)"
+                ),
                 ExpressionAttributeNames={"#entry": entry},
                 ExpressionAttributeValues={
                     ":amount": {"N": str(reservation.amount)},
@@ -307,6 +335,7 @@ class CreditLedger:
                     ":check": {"N": str(reservation.at + STALE_SECONDS)},
                     ":shard": {"S": due_shard(reservation.key_id)},
                     ":one": {"N": "1"},
+                    ":cap": {"N": str(MAX_IN_FLIGHT)},
                 },
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -320,6 +349,12 @@ class CreditLedger:
             return bool(before[entry]["M"]["n"]["S"] == reservation.nonce), None
         if before and self._hold_item(reservation.key_id, reservation.hold_id) is not None:
             return False, None
+        if int(before.get("inflight", {}).get("N", 0)) >= MAX_IN_FLIGHT:
+            raise TooManyInFlight(
+                f"{MAX_IN_FLIGHT} of this key's calls are being reserved at once; retry in a second",
+                field="credits",
+                limit=MAX_IN_FLIGHT,
+            )
         left, price = credits(int(before[BALANCE]["N"]) if before else 0), credits(reservation.amount)
         raise InsufficientCredits(
             f"this key's balance is {left} credits and this call costs {price}",
@@ -331,26 +366,7 @@ class CreditLedger:
         """Writes 2 and 3: the hold item, then the entry removed. Safe to run twice (the owner
         and the sweep): the hold is put once, and a hold made by another reservation of the same
         id gives this debit back instead."""
-        try:
-            self._db.put_item(
-                TableName=self.table_name,
-                Item={
-                    **self._hold_key(reservation.key_id, reservation.hold_id),
-                    "amount": {"N": str(reservation.amount)},
-                    "hold_until": {"N": str(reservation.due)},
-                    "route": {"S": reservation.route},
-                    "nonce": {"S": reservation.nonce},
-                    "open_due": {"N": str(reservation.due)},
-                    "due_shard": {"S": due_shard(reservation.hold_id)},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            give_back = False
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
-            give_back = (error.response.get("Item") or {}).get("nonce", {}).get("S") != reservation.nonce
+        give_back = not self._put_hold(reservation)
         update = "SET balance = balance + :amount REMOVE #entry ADD inflight :minus" if give_back else None
         try:
             self._write(
@@ -368,6 +384,30 @@ class CreditLedger:
         except ClientError as error:
             if not _condition_failed(error):
                 raise  # the entry stays: the sweep finishes it
+
+    def _put_hold(self, reservation: Reservation) -> bool:
+        """Write 2, the hold item: True where it is this reservation's (put now or before), False
+        where another reservation of the same id made it."""
+        try:
+            self._db.put_item(
+                TableName=self.table_name,
+                Item={
+                    **self._hold_key(reservation.key_id, reservation.hold_id),
+                    "amount": {"N": str(reservation.amount)},
+                    "hold_until": {"N": str(reservation.due)},
+                    "route": {"S": reservation.route},
+                    "nonce": {"S": reservation.nonce},
+                    "open_due": {"N": str(reservation.due)},
+                    "due_shard": {"S": due_shard(reservation.hold_id)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return True
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return bool((error.response.get("Item") or {}).get("nonce", {}).get("S") == reservation.nonce)
 
     def _hold_item(self, key_id: str, hold_id: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._db.get_item(
@@ -507,29 +547,51 @@ class CreditLedger:
     # ---- the sweep (scheduled, off the request path) ------------------------------------------------
     def sweep(self, now: float | None = None) -> Swept:
         """Everything the index says is due: open holds past ``hold_until`` released, releases and
-        reservations a stopped function left half-done finished. Reads only what is due."""
+        reservations a stopped function left half-done finished, settled holds given their TTL.
+        Reads only what is due. An item (or a shard's query) that fails is counted in ``errors``
+        and skipped, so one bad item never stops the rest; each run starts at another shard (the
+        minute's), so a run that times out does not starve the last shards. Two runs at once are
+        safe: the money simulator explores two sweeps with every other actor (docs/architecture.md)."""
         moment = int(self.clock() if now is None else now)
         swept = Swept()
-        for shard in range(DUE_SHARDS):
-            pages = self._db.get_paginator("query").paginate(
-                TableName=self.table_name,
-                IndexName=DUE_INDEX,
-                KeyConditionExpression="due_shard = :shard AND open_due <= :now",
-                ExpressionAttributeValues={":shard": {"S": f"due#{shard:02d}"}, ":now": {"N": str(moment)}},
-            )
-            for page in pages:
-                for item in page.get("Items", []):
-                    kind, _, key_id = item["pk"]["S"].partition("#")
-                    if kind == "credits":
-                        swept.balances += 1
-                        swept.finished += self._check_balance(key_id, moment)
-                    elif kind == "hold" and "settled" not in item:
-                        swept.released += self.release(key_id, item["sk"]["S"], int(item["amount"]["N"]))
-                    elif kind == "hold" and item["settled"]["S"] == RELEASING:
-                        swept.finished += self._finish_release(key_id, item["sk"]["S"], moment)
-                    elif kind == "hold":
-                        swept.finished += self._retire(key_id, item["sk"]["S"])
+        first = (moment // 60) % DUE_SHARDS
+        for shard in [(first + offset) % DUE_SHARDS for offset in range(DUE_SHARDS)]:
+            try:
+                items = [
+                    item
+                    for page in self._db.get_paginator("query").paginate(
+                        TableName=self.table_name,
+                        IndexName=DUE_INDEX,
+                        KeyConditionExpression="due_shard = :shard AND open_due <= :now",
+                        ExpressionAttributeValues={
+                            ":shard": {"S": f"due#{shard:02d}"},
+                            ":now": {"N": str(moment)},
+                        },
+                    )
+                    for item in page.get("Items", [])
+                ]
+            except ClientError:
+                swept.errors += 1
+                continue
+            for item in items:
+                swept.oldest_due_seconds = max(swept.oldest_due_seconds, moment - int(item["open_due"]["N"]))
+                try:
+                    self._sweep_item(item, moment, swept)
+                except ClientError:
+                    swept.errors += 1
         return swept
+
+    def _sweep_item(self, item: dict[str, Any], moment: int, swept: Swept) -> None:
+        kind, _, key_id = item["pk"]["S"].partition("#")
+        if kind == "credits":
+            swept.balances += 1
+            swept.finished += self._check_balance(key_id, moment)
+        elif kind == "hold" and "settled" not in item:
+            swept.released += self.release(key_id, item["sk"]["S"], int(item["amount"]["N"]))
+        elif kind == "hold" and item["settled"]["S"] == RELEASING:
+            swept.finished += self._finish_release(key_id, item["sk"]["S"], moment)
+        elif kind == "hold":
+            swept.finished += self._retire(key_id, item["sk"]["S"])
 
     def _finish_release(self, key_id: str, hold_id: str, now: int) -> int:
         """A release stopped for ``RELEASE_STALE_SECONDS`` (its function is gone): claimed by one
