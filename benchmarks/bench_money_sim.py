@@ -89,17 +89,17 @@ def main() -> int:
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(explore, jobs))
     wall = time.perf_counter() - started
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.workers} workers"
-    )
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {os.cpu_count()} cores, {args.workers} workers")
     print(
         "| scope | how | budgets | schedules | to rest | states | steps | seconds | exhausted | violation |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---|---|")
     for row in rows:
+        exhausted = "yes" if row["exhausted"] else "no"
         print(
-            f"| {row['scope']} | {row['how']} | {row['budgets']} | {row['schedules']:,} | {row['completed']:,} "
-            f"| {row['states']:,} | {row['steps']:,} | {row['seconds']:.0f} | {'yes' if row['exhausted'] else 'no'} "
+            f"| {row['scope']} | {row['how']} | {row['budgets']} | {row['schedules']:,} "
+            f"| {row['completed']:,} | {row['states']:,} | {row['steps']:,} | {row['seconds']:.0f} | {exhausted} "
             f"| {row['violation'] or '-'} |"
         )
     clean = [r for r in rows if " + " not in str(r["scope"])]

@@ -7,7 +7,8 @@ minute) do the same work once.
 Usage::
 
     sweep = Sweep.from_settings(ServiceSettings.from_env())
-    sweep.run()   # {"released": 2, "finished": 0, "balances": 1, "errors": 0, "oldest_due_seconds": 12, "plans_written": 0}
+    sweep.run()   # {"released": 2, "finished": 0, "balances": 1, "errors": 0, "oldest_due_seconds": 12,
+                  #  "plans_written": 0}
 """
 
 from __future__ import annotations
