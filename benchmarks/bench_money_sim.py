@@ -99,8 +99,8 @@ def main() -> int:
         exhausted = "yes" if row["exhausted"] else "no"
         print(
             f"| {row['scope']} | {row['how']} | {row['budgets']} | {row['schedules']:,} "
-            f"| {row['completed']:,} | {row['states']:,} | {row['steps']:,} | {row['seconds']:.0f} | {exhausted} "
-            f"| {row['violation'] or '-'} |"
+            f"| {row['completed']:,} | {row['states']:,} | {row['steps']:,} | {row['seconds']:.0f} "
+            f"| {exhausted} | {row['violation'] or '-'} |"
         )
     clean = [r for r in rows if " + " not in str(r["scope"])]
     total = sum(int(str(r["schedules"])) for r in clean)
