@@ -33,7 +33,10 @@ KEY_STATUSES = {
     "native": {
         401: "no or unknown API key (x-api-key)",
         402: "insufficient_credits: a credit-based key's balance does not cover the call (nothing ran)",
-        429: "over the usage plan's rate or daily quota",
+        429: (
+            "over the usage plan's rate or daily quota; too_many_in_flight: over 1,000 of a credit-based"
+            " key's calls being reserved at once (Retry-After)"
+        ),
     },
     "removebg": {
         403: "remove.bg: no or unknown API key (X-Api-Key)",
