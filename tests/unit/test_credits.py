@@ -610,3 +610,12 @@ def test_a_reservation_that_fails_after_its_debit_gives_it_back_at_once(meter, m
         ledger.reserve("key", "task#not-submitted", 1000, seconds=50_000)
     assert ledger.balance("key") == 3000  # now, not when the hold falls due hours later
     assert balance_item()["inflight"]["N"] == "0" and not ledger.holds("key")
+
+
+def test_a_top_up_given_no_reference_gets_one_first_so_that_its_retry_adds_nothing(meter):
+    ledger = funded(meter, 0)
+    reference = ledger.new_reference()  # what `alphacut keys credit` prints before it tops up
+    assert ledger.top_up("key", 5000, reference=reference).reference == reference
+    with pytest.raises(InvalidOption, match="made already"):
+        ledger.top_up("key", 5000, reference=reference)  # the retry of a top-up that timed out
+    assert ledger.balance("key") == 5000 and ledger.new_reference() != reference

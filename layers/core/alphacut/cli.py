@@ -462,7 +462,13 @@ def _keys(args: argparse.Namespace) -> int:
                 amount = millicredits(args.add)
             except ValueError as error:
                 raise InvalidOption(str(error), field="add") from None
-            top_up, balance = admin.credit(args.key, amount, args.reference or "", args.note or "")
+            reference = args.reference
+            if not reference and admin.ledger is not None:  # shown first: a retry with it adds nothing
+                reference = admin.ledger.new_reference()
+                print(
+                    f"top-up {reference} (if this fails, retry with --reference {reference})", file=sys.stderr
+                )
+            top_up, balance = admin.credit(args.key, amount, reference or "", args.note or "")
             print(
                 f"added {credits(top_up.amount)} credits to key {args.key} (top-up {top_up.reference}, "
                 f"{top_up.at}); balance {credits(balance)}"

@@ -229,7 +229,7 @@ class CreditLedger:
                 limit=credits(MAX_TOP_UP),
             )
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
-        reference = reference or f"{at}-{uuid.uuid4().hex[:8]}"
+        reference = reference or self.new_reference()
         items = [
             {
                 "Put": {
@@ -248,6 +248,11 @@ class CreditLedger:
         if transact(self._db, items):
             raise InvalidOption(f"top-up {reference!r} was made already", field="reference")
         return TopUp(key_id, reference, amount, at, note)
+
+    def new_reference(self) -> str:
+        """A top-up reference for a caller that has none: made (and shown) before the top-up, so
+        that a retry of the same top-up with it adds nothing."""
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.clock()))}-{uuid.uuid4().hex[:8]}"
 
     def top_ups(self, key_id: str, first_day: str = "", last_day: str = "~") -> list[TopUp]:
         """The key's top-ups made between two UTC days (both included), oldest first."""
