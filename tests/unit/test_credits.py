@@ -254,6 +254,17 @@ def stop_at_write(patch: pytest.MonkeyPatch, number: int) -> None:
     patch.setattr(CreditLedger, "_write", write)
 
 
+def release_killed_before_write(meter, monkeypatch, number: int) -> CreditLedger:
+    """A key with 3 credits, a 1-credit hold "failed", its release killed before its ``number``-th write."""
+    ledger = funded(meter, 3000)
+    ledger.reserve("key", "failed", 1000, seconds=90)
+    with monkeypatch.context() as patch:
+        stop_at_write(patch, number)
+        with pytest.raises(Killed):
+            ledger.release("key", "failed")
+    return ledger
+
+
 @pytest.mark.parametrize("stop", ["after the debit", "after the hold"])
 def test_a_reservation_killed_between_its_writes_is_finished_by_the_sweep_and_given_back_when_due(
     meter, monkeypatch, stop
@@ -282,12 +293,7 @@ def test_a_reservation_killed_between_its_writes_is_finished_by_the_sweep_and_gi
 
 @pytest.mark.parametrize("stop_before", [2, 3, 4])  # the credit, the hold released, the entry removed
 def test_a_release_killed_between_its_writes_gives_the_credits_back_once(meter, monkeypatch, stop_before):
-    ledger = funded(meter, 3000)
-    ledger.reserve("key", "failed", 1000, seconds=90)
-    with monkeypatch.context() as patch:
-        stop_at_write(patch, stop_before)
-        with pytest.raises(Killed):
-            ledger.release("key", "failed")
+    ledger = release_killed_before_write(meter, monkeypatch, stop_before)
     assert ledger.hold("key", "failed") is None  # releasing: no commit can take it now
     unbilled = MeteredCall("key", "/v1/cutout", True, "late", "2026-11-26", credits=1000, hold="failed")
     now = time.time()
@@ -404,12 +410,8 @@ def test_two_sweeps_finishing_one_release_from_either_side_at_once_credit_it_onc
     """The interleaving the money simulator found: a release killed after its credit; sweep A claims
     the hold, and before A reads the balance, sweep B runs whole. B may not finish a release that is
     still releasing, so A sees the credit's entry and does not credit again."""
-    ledger = funded(meter, 3000)
-    ledger.reserve("key", "failed", 1000, seconds=90)
-    with monkeypatch.context() as patch:
-        stop_at_write(patch, 3)  # after the credit: the hold releasing, the r# entry on the balance
-        with pytest.raises(Killed):
-            ledger.release("key", "failed")
+    # killed after the credit: the hold releasing, the r# entry on the balance
+    ledger = release_killed_before_write(meter, monkeypatch, 3)
     later = int(time.time()) + RELEASE_STALE_SECONDS + 1
     sweep_b = CreditLedger(TABLE)
 
@@ -441,12 +443,7 @@ def test_two_sweeps_finishing_one_release_from_either_side_at_once_credit_it_onc
 
 @pytest.mark.parametrize("stop_before", [2, 3])  # the credit, the hold marked released
 def test_a_releasing_hold_keeps_no_ttl_until_its_credits_are_back(meter, monkeypatch, stop_before):
-    ledger = funded(meter, 3000)
-    ledger.reserve("key", "failed", 1000, seconds=90)
-    with monkeypatch.context() as patch:
-        stop_at_write(patch, stop_before)
-        with pytest.raises(Killed):
-            ledger.release("key", "failed")
+    ledger = release_killed_before_write(meter, monkeypatch, stop_before)
     assert hold_item("failed")["settled"]["S"] == "releasing"
     assert "expires_at" not in hold_item("failed")  # TTL could delete the only record of a debt
     ledger.sweep(time.time() + RELEASE_STALE_SECONDS + 1)

@@ -196,6 +196,17 @@ class CreditLedger:
                 time.sleep(random.uniform(0.002, 0.01) * 2 ** min(attempt, 4))
         raise AssertionError("unreachable")
 
+    def _write_if(self, **request: Any) -> bool:
+        """A conditional single-item update: False where its condition failed (an answer, not an
+        error: someone did it first), True where it was written."""
+        try:
+            self._write("update_item", **request)
+            return True
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return False
+
     # ---- the balance ------------------------------------------------------------------------------
     def balance(self, key_id: str) -> int | None:
         """What the key may spend now, in millicredits (held credits are not in it); None: the
@@ -534,11 +545,7 @@ class CreditLedger:
                 "ExpressionAttributeValues": {":nonce": {"S": nonce}, ":minus": {"N": "-1"}},
             },
         ):
-            try:
-                self._write("update_item", **operation)
-            except ClientError as error:
-                if not _condition_failed(error):
-                    raise  # left for the sweep: both are safe to repeat
+            self._write_if(**operation)  # refused or failing: left for the sweep, safe to repeat
 
     def _retirement(self, entry_gone: bool) -> str:
         """What settling writes besides ``settled``: the TTL where no entry can name the hold any
@@ -643,18 +650,13 @@ class CreditLedger:
         return True
 
     def _remove_entry(self, key_id: str, entry: str, nonce: str) -> None:
-        try:
-            self._write(
-                "update_item",
-                Key=self._key(key_id),
-                UpdateExpression="REMOVE #entry ADD inflight :minus",
-                ConditionExpression="#entry.n = :nonce",
-                ExpressionAttributeNames={"#entry": entry},
-                ExpressionAttributeValues={":nonce": {"S": nonce}, ":minus": {"N": "-1"}},
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
+        self._write_if(
+            Key=self._key(key_id),
+            UpdateExpression="REMOVE #entry ADD inflight :minus",
+            ConditionExpression="#entry.n = :nonce",
+            ExpressionAttributeNames={"#entry": entry},
+            ExpressionAttributeValues={":nonce": {"S": nonce}, ":minus": {"N": "-1"}},
+        )
 
     def _retire(self, key_id: str, hold_id: str) -> int:
         """A settled hold whose settler could not tell that no entry names it: the reservation's
@@ -676,20 +678,15 @@ class CreditLedger:
         refund = balance.get(f"{REFUND}{hold_id}")
         if refund is not None and refund["M"]["n"]["S"] == hold.get("refund_nonce", {}).get("S"):
             self._remove_entry(key_id, f"{REFUND}{hold_id}", refund["M"]["n"]["S"])
-        try:
-            self._write(
-                "update_item",
-                Key=self._hold_key(key_id, hold_id),
-                UpdateExpression="SET expires_at = :expires REMOVE open_due",
-                ConditionExpression="settled = :settled",
-                ExpressionAttributeValues={
-                    ":settled": hold["settled"],
-                    ":expires": {"N": str(int(self.clock()) + SETTLED_KEPT_SECONDS)},
-                },
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise
+        self._write_if(
+            Key=self._hold_key(key_id, hold_id),
+            UpdateExpression="SET expires_at = :expires REMOVE open_due",
+            ConditionExpression="settled = :settled",
+            ExpressionAttributeValues={
+                ":settled": hold["settled"],
+                ":expires": {"N": str(int(self.clock()) + SETTLED_KEPT_SECONDS)},
+            },
+        )
         return 1
 
     def _check_balance(self, key_id: str, now: int) -> int:
