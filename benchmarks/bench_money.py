@@ -446,7 +446,9 @@ def operations() -> int:
     meter, ledger = UsageMeter(TABLE), CreditLedger(TABLE)
     for n in range(200):  # history: the operations below must not read it
         ledger.reserve(HOT_KEY, f"old-{n}", 1000, 90, ROUTE)
-        meter.record(MeteredCall(HOT_KEY, ROUTE, True, f"old-{n}", credits=1000, hold=f"old-{n}"))
+        meter.record(
+            MeteredCall(HOT_KEY, ROUTE, True, f"old-{n}", credits=1000, hold=f"old-{n}", hold_finished=True)
+        )
     ledger.sweep(time.time() + STALE_SECONDS + 1)  # the balance out of the index, as between bursts
     steps = [
         (
@@ -456,11 +458,19 @@ def operations() -> int:
         ("reserve", lambda: ledger.reserve(HOT_KEY, "call-1", 1000, 90, ROUTE)),
         (
             "commit with the count (the charge transaction)",
-            lambda: meter.record(MeteredCall(HOT_KEY, ROUTE, True, "call-1", credits=1000, hold="call-1")),
+            lambda: meter.record(
+                MeteredCall(HOT_KEY, ROUTE, True, "call-1", credits=1000, hold="call-1", hold_finished=True)
+            ),
         ),
         ("balance read (remain)", lambda: ledger.balance(HOT_KEY)),
         ("reserve, for a call that fails", lambda: ledger.reserve(HOT_KEY, "call-2", 1000, 90, ROUTE)),
-        ("release (the call failed)", lambda: ledger.release(HOT_KEY, "call-2", 1000)),
+        ("release (the call failed)", lambda: ledger.release(HOT_KEY, "call-2", 1000, entry_gone=True)),
+        ("reserve, for a task", lambda: ledger.reserve(HOT_KEY, "task#t-1", 1000, 50_000, "/v1/tasks")),
+        ("charge the task (its hold kept for the sweep)", lambda: meter.charge_task(HOT_KEY, "t-1")),
+        (
+            "sweep, the task's settled hold retired (its TTL)",
+            lambda: ledger.sweep(time.time() + STALE_SECONDS + 1),
+        ),
         ("count a quota key's call", lambda: meter.record(MeteredCall("mix-01", ROUTE, True, "call-3"))),
         ("calls today (a quota key's remain)", lambda: meter.calls_today("mix-01")),
         ("sweep, nothing due (a minute)", lambda: ledger.sweep()),
