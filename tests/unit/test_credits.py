@@ -616,3 +616,11 @@ def test_a_top_up_given_no_reference_gets_one_first_so_that_its_retry_adds_nothi
     with pytest.raises(InvalidOption, match="made already"):
         ledger.top_up("key", 5000, reference=reference)  # the retry of a top-up that timed out
     assert ledger.balance("key") == 5000 and ledger.new_reference() != reference
+
+
+def test_the_finalizer_keeps_a_task_it_could_not_charge_as_unbilled(meter):
+    meter.record_unbilled("key", "task-9", "execution failed: ChargeFailed")
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": "unbilled#task-9"}, "sk": {"S": "-"}}
+    )
+    assert item["Item"]["owner"]["S"] == "key" and "ChargeFailed" in item["Item"]["reason"]["S"]

@@ -252,7 +252,7 @@ class UsageMeter:
 
     def record_unbilled(self, key_id: str, task_id: str, reason: str) -> None:
         """Keep a delivered task whose charge could not be made, for an operator to bill."""
-        self._db.put_item(TableName=self.table_name, **self._unbilled_item(key_id, task_id, reason)["Put"])
+        self._db.put_item(**self._unbilled_item(key_id, task_id, reason)["Put"])
 
     def _unbilled_item(self, key_id: str, marker: str, reason: str) -> dict[str, Any]:
         return {
