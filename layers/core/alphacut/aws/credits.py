@@ -384,22 +384,17 @@ class CreditLedger:
         id gives this debit back instead."""
         give_back = not self._put_hold(reservation)
         update = "SET balance = balance + :amount REMOVE #entry ADD inflight :minus" if give_back else None
-        try:
-            self._write(
-                "update_item",
-                Key=self._key(reservation.key_id),
-                UpdateExpression=update or "REMOVE #entry ADD inflight :minus",
-                ConditionExpression="#entry.n = :nonce",
-                ExpressionAttributeNames={"#entry": f"{ENTRY}{reservation.hold_id}"},
-                ExpressionAttributeValues={
-                    ":nonce": {"S": reservation.nonce},
-                    ":minus": {"N": "-1"},
-                    **({":amount": {"N": str(reservation.amount)}} if give_back else {}),
-                },
-            )
-        except ClientError as error:
-            if not _condition_failed(error):
-                raise  # the entry stays: the sweep finishes it
+        self._write_if(  # failing: the entry stays, the sweep finishes it
+            Key=self._key(reservation.key_id),
+            UpdateExpression=update or "REMOVE #entry ADD inflight :minus",
+            ConditionExpression="#entry.n = :nonce",
+            ExpressionAttributeNames={"#entry": f"{ENTRY}{reservation.hold_id}"},
+            ExpressionAttributeValues={
+                ":nonce": {"S": reservation.nonce},
+                ":minus": {"N": "-1"},
+                **({":amount": {"N": str(reservation.amount)}} if give_back else {}),
+            },
+        )
 
     def _put_hold(self, reservation: Reservation) -> bool:
         """Write 2, the hold item: True where it is this reservation's (put now or before), False
@@ -424,6 +419,16 @@ class CreditLedger:
             if not _condition_failed(error):
                 raise
             return bool((error.response.get("Item") or {}).get("nonce", {}).get("S") == reservation.nonce)
+
+    def _balance_item(self, key_id: str) -> dict[str, Any]:
+        """The whole balance item, entries included ({} where there is none): the sweep's read."""
+        item: dict[str, Any] = (
+            self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
+                "Item"
+            )
+            or {}
+        )
+        return item
 
     def _hold_item(self, key_id: str, hold_id: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._db.get_item(
@@ -525,27 +530,19 @@ class CreditLedger:
             except ClientError as error:
                 if not _condition_failed(error):
                     raise  # the sweep credits it (the hold stays releasing, in the index)
-        for operation in (
-            {
-                "Key": self._hold_key(key_id, hold_id),
-                "UpdateExpression": "SET settled = :released, " + self._retirement(entry_gone),
-                "ConditionExpression": "refund_nonce = :nonce AND settled = :releasing",
-                "ExpressionAttributeValues": {
-                    ":released": {"S": "released"},
-                    ":releasing": {"S": RELEASING},
-                    ":nonce": {"S": nonce},
-                    ":when": {"N": str(self._retire_at(entry_gone))},
-                },
+        # both refused or failing are left for the sweep, and safe to repeat
+        self._write_if(
+            Key=self._hold_key(key_id, hold_id),
+            UpdateExpression="SET settled = :released, " + self._retirement(entry_gone),
+            ConditionExpression="refund_nonce = :nonce AND settled = :releasing",
+            ExpressionAttributeValues={
+                ":released": {"S": "released"},
+                ":releasing": {"S": RELEASING},
+                ":nonce": {"S": nonce},
+                ":when": {"N": str(self._retire_at(entry_gone))},
             },
-            {
-                "Key": self._key(key_id),
-                "UpdateExpression": "REMOVE #entry ADD inflight :minus",
-                "ConditionExpression": "#entry.n = :nonce",
-                "ExpressionAttributeNames": {"#entry": entry},
-                "ExpressionAttributeValues": {":nonce": {"S": nonce}, ":minus": {"N": "-1"}},
-            },
-        ):
-            self._write_if(**operation)  # refused or failing: left for the sweep, safe to repeat
+        )
+        self._remove_entry(key_id, entry, nonce)
 
     def _retirement(self, entry_gone: bool) -> str:
         """What settling writes besides ``settled``: the TTL where no entry can name the hold any
@@ -628,13 +625,7 @@ class CreditLedger:
             if not _condition_failed(error):
                 raise
             return 0
-        balance = (
-            self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
-                "Item"
-            )
-            or {}
-        )
-        credited = f"{REFUND}{hold_id}" in balance
+        credited = f"{REFUND}{hold_id}" in self._balance_item(key_id)
         self._refund(key_id, hold_id, int(claimed["amount"]["N"]), claimed["refund_nonce"]["S"], not credited)
         return 1
 
@@ -666,12 +657,7 @@ class CreditLedger:
         hold = self._hold_item(key_id, hold_id)
         if hold is None or hold.get("settled", {}).get("S") in (None, RELEASING):
             return 0
-        balance = (
-            self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
-                "Item"
-            )
-            or {}
-        )
+        balance = self._balance_item(key_id)
         reserved = balance.get(f"{ENTRY}{hold_id}")
         if reserved is not None and reserved["M"]["n"]["S"] == hold["nonce"]["S"]:
             self._finish(Reservation.from_entry(key_id, hold_id, reserved))
@@ -693,10 +679,8 @@ class CreditLedger:
         """Finish the balance's entries older than ``STALE_SECONDS`` (reservations: the hold put;
         refunds: the hold marked released), take it out of the index when none is in flight, else
         look again later. How many were finished. Each step is safe to repeat at once."""
-        item = self._db.get_item(TableName=self.table_name, Key=self._key(key_id), ConsistentRead=True).get(
-            "Item"
-        )
-        if item is None:
+        item = self._balance_item(key_id)
+        if not item:
             return 0
         finished = 0
         for name, value in item.items():
