@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from alphacut_dev.moneysim import mutations
@@ -35,7 +35,6 @@ class Report:
     failing: Run | None = None
     seed: int | None = None
     planted: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def violation(self) -> str:

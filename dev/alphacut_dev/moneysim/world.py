@@ -113,8 +113,6 @@ class Run:
 
 class World:
     def __init__(self, scope: Scope, planted: frozenset[str] = frozenset()):
-        from alphacut_dev.moneysim import mutations
-
         self.scope, self.planted = scope, planted
         self.table = ModelTable()
         self.now = START
@@ -142,7 +140,6 @@ class World:
         self.db = ModelDynamoDB(self.table, self._decide)
         self.db.observe = self._observe
         self.sqs = ModelSQS(self.table, self._decide)
-        self.mutations = mutations
         self.main = greenlet.getcurrent()
 
     # ---- the code's view: clients, clock, nonces ----------------------------------------------------
@@ -234,12 +231,6 @@ class World:
             actor.state, actor.pending = "waiting", message[1:]
         else:
             actor.state, actor.pending, actor.outcome = message[0], None, message[1]
-            self._ended(actor)
-
-    def _ended(self, actor: Actor) -> None:
-        hook = getattr(actor, "on_end", None)
-        if hook is not None:
-            hook(actor)
 
     # ---- choices -----------------------------------------------------------------------------------
     def options(self) -> list[tuple[Any, ...]]:
