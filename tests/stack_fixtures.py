@@ -1,8 +1,8 @@
 """The local stack, started once for the integration and e2e tests, plus a small image server.
 
-Two API keys: the template's default key (its usage plan: 2 requests/s, burst 4) for the rate
-tests, and a key on a roomy plan made through moto's API Gateway, as an admin would, so that the
-other tests are not throttled by each other.
+Two API keys in the service's key store: the quick start's default key (the starter plan: 2
+requests/s, burst 4) for the rate tests, and a key on a roomy plan made as an admin would, so that
+the other tests are not throttled by each other.
 """
 
 from __future__ import annotations
@@ -147,15 +147,14 @@ def stack(image_server, operator_models):
     )
     local.start()
     apigateway = local.client("apigateway")
-    plan = apigateway.create_usage_plan(
+    apigateway.create_usage_plan(
         name=f"{STACK_NAME}-tests-roomy",  # one of the stack's plans: named <stack>-<plan>
         throttle={"rateLimit": 1000.0, "burstLimit": 1000},
         quota={"limit": 100000, "period": "DAY"},
     )
-    key = apigateway.create_api_key(name="tests-roomy", value=ROOMY_KEY, enabled=True)
-    apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
-    # a key put on a plan in the console is known to the functions at the sweep's next plan sync
-    # (each minute); the tests start now, so the sync runs now
+    # the roomy key, kept with a known value as `keys migrate` keeps one; the sweep's plan sync
+    # (each minute) writes the new plan into the catalogue the authorizer reads: it runs now
+    local.key_store().adopt(ROOMY_KEY, "tests-roomy", "tests-roomy", "ktestsroomy")
     kind, synced = local.workers["SweepFunction"].invoke({"source": "aws.events"}, None)
     assert kind == "ok", synced
     yield local
@@ -239,7 +238,7 @@ def admin(stack) -> KeyAdmin:
         tags={"billing": "credits"},
     )
     os.environ.update(stack.aws_env())  # the ledger's boto3 clients reach the stack's moto
-    return KeyAdmin(STACK_NAME, apigateway, CreditLedger(stack.physical["UsageTable"]))
+    return KeyAdmin(STACK_NAME, apigateway, CreditLedger(stack.physical["UsageTable"]), stack.key_store())
 
 
 def new_key(admin: KeyAdmin, stack, plan: str = "bulk") -> Api:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from alphacut.aws.plans import Plan, PlanDirectory
+from alphacut.aws.authorizer import Caller
+from alphacut.aws.plans import Plan
 from alphacut.settings import ServiceSettings
 from alphacut_dev.template import load_sam, table_definition
 
@@ -27,6 +28,18 @@ USAGE_TABLE = "alphacut-api-tests-usage"
 RESULTS_BUCKET = "alphacut-api-tests-results"
 METERING_QUEUE = "alphacut-api-tests-metering"
 DAILY_QUOTA = 50
+STARTER = Plan("plan-starter", "starter", DAILY_QUOTA, 100.0, 200)
+CREDITS_PLAN = Plan("plan-credits", "credits", None, 1000.0, 1000, credit_based=True)
+# key id -> its plan, as the key authorizer hands it to the functions (tests add theirs)
+KEY_PLANS: dict[str, Plan] = {}
+
+
+def authorizer_context(key_id: str) -> dict[str, str]:
+    """What API Gateway puts in ``requestContext.authorizer`` for a key the authorizer let in: the
+    context's values stringified, and the principal."""
+    context = Caller(key_id, "tests", KEY_PLANS.get(key_id)).to_context()
+    values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in context.items()}
+    return {"principalId": key_id, **values}
 
 
 @dataclass
@@ -49,7 +62,7 @@ def rest_event(
     resource: str | None = None,
 ) -> dict:
     """The REST proxy event API Gateway sends for this request (binary bodies base64, as the
-    template's binary media types make them), with the API key id the gateway resolved."""
+    template's binary media types make them), with the key authorizer's context for ``key_id``."""
     raw = body.encode() if isinstance(body, str) else body
     headers = {"Host": "abc.execute-api.us-east-1.amazonaws.com", **(headers or {})}
     return {
@@ -69,7 +82,8 @@ def rest_event(
             "stage": "Prod",
             "domainName": headers["Host"],
             "requestId": str(uuid.uuid4()),
-            "identity": {"apiKeyId": key_id, "sourceIp": "203.0.113.9"},
+            "identity": {"sourceIp": "203.0.113.9"},
+            **({"authorizer": authorizer_context(key_id)} if key_id else {}),
         },
         "body": base64.b64encode(raw).decode() if raw else None,
         "isBase64Encoded": bool(raw),
@@ -110,8 +124,8 @@ def _create_usage_table(dynamodb) -> None:
 
 @pytest.fixture(scope="session")
 def moto_aws():
-    """moto in server mode on a free port, with the usage table, the results bucket and a key on a
-    plan of ``DAILY_QUOTA`` calls a day; the process's environment points boto3 at it."""
+    """moto in server mode on a free port, with the usage table and the results bucket, and a key on
+    a plan of ``DAILY_QUOTA`` results a day; the process's environment points boto3 at it."""
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -131,17 +145,8 @@ def moto_aws():
     boto3.client("sqs").create_queue(QueueName=METERING_QUEUE)
     _create_usage_table(boto3.client("dynamodb"))
     boto3.client("s3").create_bucket(Bucket=RESULTS_BUCKET)
-    gateway = boto3.client("apigateway")
-    key = gateway.create_api_key(name="tests", enabled=True)
-    plan = gateway.create_usage_plan(
-        name="starter",
-        quota={"limit": DAILY_QUOTA, "period": "DAY"},
-        throttle={"rateLimit": 100.0, "burstLimit": 200},
-    )
-    gateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
-    # the key's plan item, as `alphacut keys create` writes it (calls read their plan there)
-    PlanDirectory(USAGE_TABLE).put(key["id"], Plan.from_gateway(plan, "starter"))
-    yield key["id"]
+    KEY_PLANS["tests-key"] = STARTER
+    yield "tests-key"
     patch.undo()
     server.stop()
 

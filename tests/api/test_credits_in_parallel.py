@@ -10,13 +10,12 @@ import multiprocessing
 import threading
 import time
 
-import boto3
 import pytest
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.usage import UsageMeter, utc_day
 from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 
-from tests.api.conftest import USAGE_TABLE
+from tests.api.conftest import CREDITS_PLAN, KEY_PLANS, USAGE_TABLE
 from tests.api.credit_calls import make_calls
 from tests.api.test_routes_in_process import small_png
 
@@ -26,18 +25,12 @@ WORKERS, CALLS_EACH = 4, 50
 
 @pytest.fixture
 def credit_key(moto_aws) -> str:
-    gateway = boto3.client("apigateway")
-    plan = gateway.create_usage_plan(
-        name=f"credits-{time.time_ns()}",
-        throttle={"rateLimit": 1000.0, "burstLimit": 1000},
-        tags={"billing": "credits"},
-    )
-    key = gateway.create_api_key(name=f"parallel-{time.time_ns()}", enabled=True)
-    gateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    key_id = f"parallel-{time.time_ns()}"
+    KEY_PLANS[key_id] = CREDITS_PLAN
     ledger = CreditLedger(USAGE_TABLE)
-    ledger.open(key["id"])
-    ledger.top_up(key["id"], CREDITS * 1000, reference="parallel")
-    return key["id"]
+    ledger.open(key_id)
+    ledger.top_up(key_id, CREDITS * 1000, reference="parallel")
+    return key_id
 
 
 def sweep_until(ledger: CreditLedger, stop: threading.Event) -> None:

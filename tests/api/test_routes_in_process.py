@@ -9,6 +9,7 @@ import time
 import uuid
 
 import boto3
+from alphacut.aws.limits import KeyLimits
 from alphacut_dev.template import ROOT
 from PIL import Image
 
@@ -101,14 +102,32 @@ def test_a_body_that_is_no_image_is_a_415_and_not_charged(handler, key_id):
 
 
 def test_a_delivered_cutout_is_charged_once_and_says_what_remains(handler, key_id):
-    before = usage_today(key_id)
+    before, taken_before = usage_today(key_id), KeyLimits(USAGE_TABLE).taken(key_id)
     answer = post_cutout(handler, key_id, query={"return": "base64"})
     assert answer["statusCode"] == 200
     body = answer_json(answer)
     assert body["charge"] is True and body["image"]["content_type"] == "image/png"
     after = usage_today(key_id)
     assert after == {"calls": before["calls"] + 1, "charged": before["charged"] + 1}
-    assert body["remain"] == DAILY_QUOTA - after["calls"]
+    taken = KeyLimits(USAGE_TABLE).taken(key_id)
+    assert taken == taken_before + 1 and body["remain"] == DAILY_QUOTA - taken  # the day's slot, kept
+
+
+def test_a_quota_counts_results_so_errors_and_reads_leave_remain_where_it_was(handler, key_id):
+    remain = answer_json(post_cutout(handler, key_id, query={"return": "base64"}))["remain"]
+    for _ in range(3):
+        refused = call(
+            handler,
+            "POST",
+            "/v1/cutout",
+            body=b"not an image",
+            key_id=key_id,
+            headers={"Content-Type": "image/png"},
+        )
+        assert refused["statusCode"] in (400, 415, 422) and answer_json(refused)["remain"] == remain
+        usage = call(handler, "GET", "/v1/usage", key_id=key_id)
+        assert usage["statusCode"] == 200 and answer_json(usage)["remain"] == remain
+    assert answer_json(post_cutout(handler, key_id, query={"return": "base64"}))["remain"] == remain - 1
 
 
 def test_a_retry_with_the_same_idempotency_key_is_replayed_and_not_charged_again(handler, key_id):
@@ -258,19 +277,12 @@ def test_a_shadow_value_out_of_range_is_a_400_naming_the_field_and_limit(handler
 
 
 def test_a_plans_model_runs_where_a_call_names_none_and_a_named_model_wins(handler):
-    from alphacut.aws.plans import Plan, PlanDirectory
+    from alphacut.aws.plans import Plan
 
-    gateway = boto3.client("apigateway")
-    key = gateway.create_api_key(name="preview-plan", enabled=True)
-    plan = gateway.create_usage_plan(
-        name="previews", throttle={"rateLimit": 100.0, "burstLimit": 200}, tags={"model": "u2netp"}
-    )
-    gateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
-    written = Plan.from_gateway(gateway.get_usage_plan(usagePlanId=plan["id"]), "previews")
-    assert written.model == "u2netp"
-    PlanDirectory(USAGE_TABLE).put(key["id"], written)
-    assert PlanDirectory(USAGE_TABLE).get(key["id"]) == written
-    unnamed = post_cutout(handler, key["id"], query={"return": "base64"})
+    from tests.api.conftest import KEY_PLANS
+
+    KEY_PLANS["preview-key"] = Plan("plan-previews", "previews", None, 100.0, 200, model="u2netp")
+    unnamed = post_cutout(handler, "preview-key", query={"return": "base64"})
     assert unnamed["statusCode"] == 200 and answer_json(unnamed)["model"] == "u2netp"
-    named = post_cutout(handler, key["id"], query={"return": "base64", "model": "isnet"})
+    named = post_cutout(handler, "preview-key", query={"return": "base64", "model": "isnet"})
     assert answer_json(named)["model"] == "isnet"

@@ -91,8 +91,10 @@ def test_empty_body_and_missing_file():
 def test_the_caller_is_the_key_id_and_never_the_keys_secret_value():
     from alphacut.api.services import api_key_owner
 
-    assert api_key_owner({"requestContext": {"identity": {"apiKeyId": "k1", "apiKey": "secret"}}}) == "k1"
-    assert api_key_owner({"requestContext": {"identity": {"apiKey": "secret-value-of-a-key"}}}) == "anonymous"
+    let_in = {"principalId": "k1", "key_id": "k1", "plan": "starter", "quota": "50", "credit_based": "false"}
+    identity = {"apiKey": "ac_secret-value-of-a-key", "sourceIp": "203.0.113.9"}
+    assert api_key_owner({"requestContext": {"authorizer": let_in, "identity": identity}}) == "k1"
+    assert api_key_owner({"requestContext": {"identity": identity}}) == "anonymous"
 
 
 def test_one_body_reader_gives_every_route_the_same_fields_whatever_the_form():

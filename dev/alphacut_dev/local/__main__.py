@@ -67,7 +67,7 @@ def main() -> int:
         f"  the page: {stack.url}/ (paste the key there), the reference: {stack.url}/docs\n"
         f"  remove.bg clients: point them at {stack.url}/v1.0/removebg\n"
         "  keys: .venv/bin/python -m alphacut_dev.local.keys create --customer NAME "
-        "--plan free|starter|business\n"
+        "--plan free|starter|business|credits (also import, rotate, revoke, list, migrate)\n"
         f"  try: curl -H 'x-api-key: {stack.api_key}' -H 'Content-Type: image/jpeg' "
         f"--data-binary @photo.jpg '{stack.url}/v1/cutout?return=binary' -o cutout.png\n"
         "Ctrl-C stops everything.",
@@ -75,7 +75,11 @@ def main() -> int:
     )
     # where alphacut_dev.local.keys finds this stack's moto (removed again at exit)
     STACK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    env = {**stack.aws_env(), "USAGE_TABLE": stack.physical["UsageTable"]}
+    env = {
+        **stack.aws_env(),
+        "USAGE_TABLE": stack.physical["UsageTable"],
+        "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
+    }
     STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": env}))
     stopping.wait()
     print("stopping...", file=sys.stderr, flush=True)

@@ -1,9 +1,12 @@
 """The local API Gateway: HTTP in, REST proxy event to the function's worker, proxy answer out.
 
 It behaves as API Gateway does for the template's REST APIs, served on one port (on AWS each has its own
-host): for the native API x-api-key required (401 ``Unauthorized``, as PicWish-style tasks document),
-the key's own usage plan applied (429 ``Too Many Requests`` with Retry-After over the rate and burst,
-429 ``Limit Exceeded`` saying when the quota resets), bodies base64-encoded for binary media types, 413
+host): a route's Lambda authorizer applied as AWS applies it (``alphacut_dev.local.authorizers``: the
+x-api-key header required, the answer cached per value, its policy, its context in the event, the
+API's gateway responses for its refusals); for a route that names API Gateway's API key instead,
+the key's usage plan (429 ``Too Many Requests`` with Retry-After over the rate and burst, 429
+``Limit Exceeded`` saying when the quota resets; off with ``ALPHACUT_LOCAL_GATEWAY_PLANS=off``);
+bodies base64-encoded for binary media types, 413
 for events over Lambda's 6 MB payload, 502 when the function fails (an answer over Lambda's 6 MB
 included), 504 at its integration timeout of 29 s (the function runs on), and 403 ``Missing
 Authentication Token`` for a path no route has. The other APIs (remove.bg's) answer a bad key,
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -28,7 +32,9 @@ from alphacut.aws.plans import Plan
 from alphacut.deadlines import GATEWAY_TIMEOUT_SECONDS
 from alphacut.errors import ImageTooLarge, InvalidOption
 
+from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.apigateway_integrations import is_binary, static_headers
+from alphacut_dev.local.authorizers import method_arn
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 MAX_EVENT_BYTES = LAMBDA_ANSWER_LIMIT  # Lambda's synchronous invocation payload limit, both ways
@@ -107,12 +113,18 @@ class Refusal:
 NATIVE_API = "Api"
 
 
+def plans_applied() -> bool:
+    """Whether the gateway applies API keys' usage plans (``ALPHACUT_LOCAL_GATEWAY_PLANS=off``: a
+    test that shows the service's own limits hold whatever API Gateway lets by)."""
+    return os.environ.get("ALPHACUT_LOCAL_GATEWAY_PLANS", "on") != "off"
+
+
 def render_refusal(
     refusal: Refusal, declared: dict | None, api: str, request_id: str
 ) -> tuple[int, bytes, dict[str, str]]:
-    """The answer as the route's API gives it: the native API's (with the details API Gateway's
-    variables would carry), or the template's gateway response as declared for the other APIs;
-    the declared headers (the allowed origin, Retry-After) on both."""
+    """An API key route's refusal as the route's API gives it: the native API's (with the details
+    API Gateway's variables would carry), or the template's gateway response as declared for the
+    other APIs; the declared headers (the allowed origin, Retry-After) on both."""
     headers = declared_headers(declared)
     if api != NATIVE_API and declared is not None:
         body = (declared.get("responseTemplates") or {}).get("application/json", "")
@@ -123,6 +135,33 @@ def render_refusal(
     if refusal.kind == "THROTTLED":
         return 429, json.dumps(throttled_body(request_id)).encode(), headers
     return 429, json.dumps(quota_body(refusal.quota, refusal.reset, request_id)).encode(), headers
+
+
+# API Gateway's own answers for a Lambda authorizer's refusals, where the template declares none
+AUTHORIZER_REFUSALS = {
+    "UNAUTHORIZED": (401, {"message": "Unauthorized"}),
+    "ACCESS_DENIED": (
+        403,
+        {"Message": "User is not authorized to access this resource with an explicit deny"},
+    ),
+    "AUTHORIZER_FAILURE": (500, {"message": None}),
+    "AUTHORIZER_CONFIGURATION_ERROR": (500, {"message": None}),
+}
+
+
+def render_gateway_response(kind: str, declared: dict, request_id: str) -> tuple[int, bytes, dict[str, str]]:
+    """A gateway response of ``kind`` as the API declares it (its status, template and headers),
+    or as API Gateway answers it by default (DEFAULT_4XX / DEFAULT_5XX's headers apply then)."""
+    status, body = AUTHORIZER_REFUSALS[kind]
+    own = declared.get(kind)
+    fallback = declared.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")
+    response = own or fallback or {}
+    template = (response.get("responseTemplates") or {}).get("application/json")
+    return (
+        int(own.get("statusCode", status)) if own else status,
+        fill_context(template, request_id) if template else json.dumps(body).encode(),
+        declared_headers(response),
+    )
 
 
 def declared_headers(declared: dict | None) -> dict[str, str]:
@@ -264,20 +303,37 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 return
             api_key = self.headers.get("x-api-key", "")
             key_id = ""
-            if route.key_required:  # API Gateway checks key and plan only where the route asks
+            event = self._event(route, path, parts.query, path_parameters, body, "", "")
+            if route.authorizer:
+                arn = method_arn(
+                    REGION, ACCOUNT, stack.physical.get(route.api, "local"), stack.stage, self.command, path
+                )
+                outcome = stack.authorizers[route.api].check(
+                    route.authorizer,
+                    dict(self.headers.items()),
+                    arn,
+                    event,
+                    lambda function, request: invoke_within(
+                        stack.workers[function], request, self._request_id
+                    ),
+                )
+                if outcome.refusal:
+                    declared = stack.gateway_responses.get(route.api, {})
+                    self._send(*render_gateway_response(outcome.refusal, declared, self._request_id))
+                    return
+                event["requestContext"]["authorizer"] = outcome.context
+            if route.key_required:  # API Gateway's API keys, where a route asks
                 found = stack.plan_for_key(api_key) if api_key else None
                 if found is None:
                     refused = Refusal("INVALID_API_KEY", key_given=bool(api_key))
                 else:
                     plan, key_id = found
-                    refused = limiter.check(api_key, plan)
+                    refused = limiter.check(api_key, plan) if plans_applied() else None
                 if refused:
                     declared = stack.gateway_responses.get(route.api, {}).get(refused.kind)
                     self._send(*render_refusal(refused, declared, route.api, self._request_id))
                     return
-            else:
-                api_key = ""
-            event = self._event(route, path, parts.query, path_parameters, body, api_key, key_id)
+                event["requestContext"]["identity"].update({"apiKey": api_key, "apiKeyId": key_id})
             encoded = json.dumps(event)
             if len(encoded) > MAX_EVENT_BYTES:
                 self._message(413, "Request Too Long", "REQUEST_TOO_LARGE", route.api)

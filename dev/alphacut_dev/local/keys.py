@@ -7,6 +7,10 @@ Usage::
 
     python -m alphacut_dev.local.keys create --customer acme --plan credits
     python -m alphacut_dev.local.keys credit --key <key id> --add 37
+    python -m alphacut_dev.local.keys import shops.csv > keys.csv     # customer,plan in
+    python -m alphacut_dev.local.keys rotate <key id> --grace 3600
+    python -m alphacut_dev.local.keys revoke <key id>
+    python -m alphacut_dev.local.keys migrate
     python -m alphacut_dev.local.keys list
     python -m alphacut_dev.local.keys usage statement --month 2026-11 --format json
 """

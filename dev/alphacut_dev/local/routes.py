@@ -1,5 +1,6 @@
-"""The gateway's routes as the local stack reads them from the template (its usage plans are the
-service's own type, ``alphacut.aws.plans.Plan``, read from moto's API Gateway).
+"""The gateway's routes as the local stack reads them from the template: the function behind each,
+and what guards it (a Lambda authorizer, ``alphacut_dev.local.authorizers``, or API Gateway's API
+key, whose usage plans are the service's own type ``alphacut.aws.plans.Plan``, read from moto).
 
 Usage::
 
@@ -30,11 +31,12 @@ class Route:
     resource: str  # /v1/tasks/{task_id}
     pattern: re.Pattern
     function: str  # logical id
-    key_required: bool = True  # the operation's security names the API key
+    key_required: bool = False  # the operation's security names API Gateway's API key
     api: str = "Api"  # the REST API's logical id (its gateway responses apply)
     # a mock integration (a CORS preflight): API Gateway answers it itself, no function
     mock: MockIntegration | None = None
     binary_media_types: tuple[str, ...] = ()  # the API's (apigateway_integrations.is_binary)
+    authorizer: str = ""  # the Lambda authorizer its security names ("" : none)
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         if self.method not in ("ANY", method):

@@ -21,10 +21,14 @@ from secrets import token_urlsafe
 from typing import Self
 
 import boto3
+from alphacut.aws.credits import CreditLedger
+from alphacut.aws.keys import KeyAdmin
+from alphacut.aws.keystore import KeyStore
 from alphacut.aws.plans import Plan
 
 from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.apigateway_integrations import MockIntegration
+from alphacut_dev.local.authorizers import LambdaAuthorizers
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
 from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise_dynamodb_writes
@@ -42,6 +46,7 @@ from alphacut_dev.local.worker import FunctionSpec
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
 DEFAULT_API_KEY = "alphacut-local-key-0000000000000000"
+DEFAULT_KEY_ID = "klocaldefault"
 STACK_NAME = "alphacut-local"
 STACK_ID = (
     f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/0a1c0ca1-57ac-4e1d-8a1c-0ca157ac4e1d"
@@ -101,6 +106,7 @@ class LocalStack:
         self.workers: dict[str, FunctionInstances] = {}
         self.routes: list[Route] = []
         self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
+        self.authorizers: dict[str, LambdaAuthorizers] = {}  # REST API logical id -> its Lambda authorizers
         # key value -> (read at, (its plan, the key's id))
         self.plans: dict[str, tuple[float, tuple[Plan, str] | None]] = {}
         from alphacut_dev.local.gateway import UsageLimiter
@@ -209,6 +215,7 @@ class LocalStack:
         self._expiry_loop.start()
         from alphacut_dev.local.gateway import start_gateway
 
+        self._keep_default_key()
         self.gateway = start_gateway(self)
 
     def stop(self) -> None:
@@ -543,6 +550,9 @@ class LocalStack:
             )
         for logical, resource in by_type("AWS::ApiGateway::RestApi"):
             body = resource["Properties"].get("Body", {})
+            self.authorizers[logical] = LambdaAuthorizers.from_swagger(
+                body, lambda uri: self._function_of_uri(resolver.resolve(uri))
+            )
             self._routes_from_swagger(body, resolver, logical)
             self.gateway_responses[logical] = resolver.resolve(
                 body.get("x-amazon-apigateway-gateway-responses", {})
@@ -713,6 +723,11 @@ class LocalStack:
             python_paths=python_paths,
         )
 
+    def _function_of_uri(self, uri: str) -> str | None:
+        """The function an integration's or authorizer's URI invokes (its alias or itself)."""
+        arn = str(uri).split("/functions/")[-1].removesuffix("/invocations")
+        return self.function_arns().get(arn)
+
     def _routes_from_swagger(self, body: dict, resolver: Resolver, api: str) -> None:
         arn_to_function = self.function_arns()
         binary = tuple(body.get("x-amazon-apigateway-binary-media-types", []))
@@ -727,19 +742,41 @@ class LocalStack:
                     self.routes.append(Route(method.upper(), path, pattern, "", False, api, mock, binary))
                 elif function_arn in arn_to_function:
                     verb = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+                    guards = [name for entry in operation.get("security", []) for name in entry]
+                    authorizer = next((g for g in guards if g in self.authorizers[api].names()), "")
                     self.routes.append(
                         Route(
                             verb,
                             path,
                             pattern,
                             arn_to_function[function_arn],
-                            key_required=bool(operation.get("security", [{"api_key": []}])),
+                            key_required="api_key" in guards,
                             api=api,
                             binary_media_types=binary,
+                            authorizer=authorizer,
                         )
                     )
 
     # ---- keys and plans -------------------------------------------------------------------------
+    def key_store(self) -> KeyStore:
+        """The stack's key store (its usage table, its key-hash secret), through moto."""
+        secret = self.client("secretsmanager").get_secret_value(SecretId=self.physical["KeyHashSecret"])
+        return KeyStore(
+            self.physical["UsageTable"], secret["SecretString"].encode(), db=self.client("dynamodb")
+        )
+
+    def key_admin(self) -> KeyAdmin:
+        """``alphacut keys`` on this stack (credit accounts through the process's own clients)."""
+        return KeyAdmin(
+            STACK_NAME, self.client("apigateway"), CreditLedger(self.physical["UsageTable"]), self.key_store()
+        )
+
+    def _keep_default_key(self) -> None:
+        """The quick start's key (``api_key``), on the starter plan, as ``keys migrate`` keeps one."""
+        admin = self.key_admin()
+        admin.plans()  # the catalogue the authorizer reads
+        admin.store.adopt(self.api_key, "local", "starter", DEFAULT_KEY_ID)
+
     def plan_for_key(self, value: str) -> tuple[Plan, str] | None:
         """The usage plan of an enabled key with this value and the key's id, read from moto's API
         Gateway and kept for ``PLAN_CACHE_SECONDS`` (API Gateway also takes a few seconds to see a

@@ -278,36 +278,49 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _usage_table(stack: str, named: str | None) -> str | None:
-    """The stack's usage table: ``--usage-table``, else USAGE_TABLE, else the stack's output (None:
-    none of them can be read)."""
+def _stack_output(stack: str, name: str) -> str | None:
+    """One of the stack's outputs (None: the stack cannot be read or has no such output)."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if named or os.environ.get("USAGE_TABLE"):
-        return str(named or os.environ["USAGE_TABLE"])
     try:
         stacks = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except (BotoCoreError, ClientError):
         return None
     outputs = stacks[0].get("Outputs", []) if stacks else []
-    return next((str(o["OutputValue"]) for o in outputs if o["OutputKey"] == "UsageTableName"), None)
+    return next((str(o["OutputValue"]) for o in outputs if o["OutputKey"] == name), None)
+
+
+def _usage_table(stack: str, named: str | None) -> str | None:
+    """The stack's usage table: ``--usage-table``, else USAGE_TABLE, else the stack's output (None:
+    none of them can be read)."""
+    if named or os.environ.get("USAGE_TABLE"):
+        return str(named or os.environ["USAGE_TABLE"])
+    return _stack_output(stack, "UsageTableName")
 
 
 def _admin(args: argparse.Namespace, needs_table: bool = False) -> KeyAdmin:
-    """The keys admin; with the stack's usage table where it is known (credit accounts, balances),
-    which ``needs_table`` requires."""
+    """The keys admin on the stack's usage table and key-hash secret (KEY_HASH_SECRET_ARN, else the
+    stack's output), which ``needs_table`` requires."""
     from alphacut.aws.credits import CreditLedger
     from alphacut.aws.keys import KeyAdmin
+    from alphacut.aws.keystore import KeyStore
+    from alphacut.aws.secrets import secret_bytes
 
     stack = args.stack or os.environ.get("ALPHACUT_STACK", "alphacut")
     table = _usage_table(stack, args.usage_table)
-    if table is None and needs_table:
-        raise InvalidOption(
-            f"the usage table of stack {stack!r} is not known: give --usage-table or USAGE_TABLE",
-            field="usage_table",
+    secret = os.environ.get("KEY_HASH_SECRET_ARN") or (
+        _stack_output(stack, "KeyHashSecretArn") if table else None
+    )
+    if (table is None or secret is None) and needs_table:
+        missing = (
+            "usage table (--usage-table or USAGE_TABLE)"
+            if table is None
+            else "key-hash secret (KEY_HASH_SECRET_ARN)"
         )
-    return KeyAdmin(stack=stack, ledger=CreditLedger(table) if table else None)
+        raise InvalidOption(f"the {missing} of stack {stack!r} is not known", field="usage_table")
+    store = KeyStore(table, secret_bytes(secret)) if table and secret else None
+    return KeyAdmin(stack=stack, ledger=CreditLedger(table) if table else None, store=store)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -446,39 +459,85 @@ def _measure(folder: str, name: str) -> dict[str, Any]:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    """Admin: API keys on the stack's usage plans (the AWS account and region boto3 is given)."""
-    from alphacut.pricing import credits, millicredits
-
+    """Admin: the service's API keys on the stack's plans (the AWS account and region boto3 is given)."""
     try:
-        admin = _admin(args, needs_table=args.action == "credit")
+        admin = _admin(args, needs_table=True)
         if args.action == "create":
             key = admin.create(args.customer, args.plan)
-            print(f"created key {key.id} for {key.customer} on plan {key.plan}\nx-api-key: {key.value}")
+            print(f"created key {key.id} for {key.customer} on plan {key.plan} (shown once: keep it)")
+            print(f"x-api-key: {key.value}")
+        elif args.action == "import":
+            return _import_keys(admin, args.file)
+        elif args.action == "rotate":
+            key = admin.rotate(args.key_id, args.grace)
+            print(
+                f"rotated key {key.id} ({key.customer}): the old value works {args.grace} s more (shown once)"
+            )
+            print(f"x-api-key: {key.value}")
         elif args.action == "revoke":
             key = admin.revoke(args.key_id)
-            print(f"revoked key {key.id} ({key.customer}); it was on plan {key.plan or '-'}")
-        elif args.action == "credit":
-            try:
-                amount = millicredits(args.add)
-            except ValueError as error:
-                raise InvalidOption(str(error), field="add") from None
-            reference = args.reference
-            if not reference and admin.ledger is not None:  # shown first: a retry with it adds nothing
-                reference = admin.ledger.new_reference()
-                print(
-                    f"top-up {reference} (if this fails, retry with --reference {reference})", file=sys.stderr
-                )
-            top_up, balance = admin.credit(args.key, amount, reference or "", args.note or "")
             print(
-                f"added {credits(top_up.amount)} credits to key {args.key} (top-up {top_up.reference}, "
-                f"{top_up.at}); balance {credits(balance)}"
+                f"revoked key {key.id} ({key.customer}, plan {key.plan}): "
+                "refused once the authorizer's cache of it ends"
             )
+        elif args.action == "migrate":
+            migrated = admin.migrate()
+            for key in migrated:
+                print(f"migrated {key.id} ({key.customer}, plan {key.plan})")
+            print(f"{len(migrated)} API Gateway keys now in the key store, their values unchanged")
+        elif args.action == "credit":
+            _credit(admin, args)
         else:
             _list_keys(admin)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _import_keys(admin: KeyAdmin, source: str) -> int:
+    """CSV ``customer,plan`` in (a header line optional); CSV ``key_id,customer,plan,key`` out."""
+    import csv
+
+    stream = sys.stdin if source == "-" else open(source, newline="")  # noqa: SIM115 - closed below
+    try:
+        rows = [row for row in csv.reader(stream) if row and any(cell.strip() for cell in row)]
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    if rows and [cell.strip().lower() for cell in rows[0][:2]] == ["customer", "plan"]:
+        rows = rows[1:]
+    for number, row in enumerate(rows, 1):
+        if len(row) < 2:
+            raise InvalidOption(
+                f"line {number} has {len(row)} field(s); each line is customer,plan", field="file"
+            )
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["key_id", "customer", "plan", "key"])
+    made = 0
+    for key in admin.create_many((row[0].strip(), row[1].strip()) for row in rows):
+        out.writerow([key.id, key.customer, key.plan, key.value])
+        made += 1
+    print(f"imported {made} keys", file=sys.stderr)
+    return 0
+
+
+def _credit(admin: KeyAdmin, args: argparse.Namespace) -> None:
+    from alphacut.pricing import credits, millicredits
+
+    try:
+        amount = millicredits(args.add)
+    except ValueError as error:
+        raise InvalidOption(str(error), field="add") from None
+    reference = args.reference
+    if not reference and admin.ledger is not None:  # shown first: a retry with it adds nothing
+        reference = admin.ledger.new_reference()
+        print(f"top-up {reference} (if this fails, retry with --reference {reference})", file=sys.stderr)
+    top_up, balance = admin.credit(args.key, amount, reference or "", args.note or "")
+    print(
+        f"added {credits(top_up.amount)} credits to key {args.key} (top-up {top_up.reference}, "
+        f"{top_up.at}); balance {credits(balance)}"
+    )
 
 
 def _list_keys(admin: KeyAdmin) -> None:
@@ -488,7 +547,10 @@ def _list_keys(admin: KeyAdmin) -> None:
     for plan in plans.values():
         limit = "credits" if plan.credit_based else f"quota {plan.quota}/day"
         print(f"plan {plan.name:<10} rate {plan.rate_limit}/s burst {plan.burst} {limit}")
-    print(f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} {'balance':<10} created")
+    print(
+        f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} {'balance':<10} "
+        f"{'last used':<10} created"
+    )
     for key in admin.list():
         balance = None
         if admin.ledger is not None and plans.get(key.plan) and plans[key.plan].credit_based:
@@ -496,7 +558,7 @@ def _list_keys(admin: KeyAdmin) -> None:
         shown = "-" if balance is None else str(credits(balance))
         print(
             f"{key.id:<14} {key.customer:<24} {key.plan:<10} "
-            f"{str(key.enabled).lower():<8} {shown:<10} {key.created}"
+            f"{str(key.enabled).lower():<8} {shown:<10} {key.last_used or '-':<10} {key.created}"
         )
 
 
@@ -598,15 +660,31 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(handler=_models_add)
     pack.set_defaults(handler=_models_pack)
 
-    keys = commands.add_parser("keys", help="admin: create, list, revoke and credit API keys")
+    keys = commands.add_parser(
+        "keys", help="admin: create, import, rotate, revoke, list, migrate and credit API keys"
+    )
     _stack_arguments(keys)
     actions = keys.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="a new key for a customer on a plan")
+    create = actions.add_parser("create", help="a new key for a customer on a plan (its value shown once)")
     create.add_argument("--customer", required=True)
     create.add_argument("--plan", required=True, help="free, starter, business or credits (template.yaml)")
-    actions.add_parser("list", help="plans, and every key on them (with its balance)")
-    revoke = actions.add_parser("revoke", help="disable a key and take it off its plan")
+    imported = actions.add_parser(
+        "import", help="keys in bulk: CSV customer,plan in; CSV key_id,customer,plan,key out"
+    )
+    imported.add_argument("file", help="the CSV file (- : standard input)")
+    rotate = actions.add_parser("rotate", help="a new value for a key; the old one works for --grace seconds")
+    rotate.add_argument("key_id")
+    rotate.add_argument(
+        "--grace", type=int, default=86400, help="seconds the old value keeps working (default a day)"
+    )
+    actions.add_parser("list", help="plans, and every key (with its balance and last use)")
+    revoke = actions.add_parser(
+        "revoke", help="refuse a key (within the authorizer's cache, KeyCacheSeconds)"
+    )
     revoke.add_argument("key_id")
+    actions.add_parser(
+        "migrate", help="the stack's API Gateway keys into the key store (their values keep working)"
+    )
     credit = actions.add_parser("credit", help="top a credit-based key up (kept as an audit item)")
     credit.add_argument("--key", required=True, help="the key's id")
     credit.add_argument("--add", required=True, help="credits to add (up to 3 decimals)")

@@ -117,6 +117,31 @@ class TooManyInFlight(AlphacutError):
     retry_after = 1
 
 
+class RateLimited(AlphacutError):
+    """Over the key's request rate (its plan's rate and burst): retry after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1, limit: Any = None):
+        super().__init__(message, field="x-api-key", limit=limit)
+        self.retry_after = max(1, retry_after)
+
+
+class QuotaExceeded(AlphacutError):
+    """The key's daily quota of delivered results is spent: it resets at 00:00 UTC
+    (``retry_after`` seconds from now)."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, limit: int, resets_at: str):
+        super().__init__(message, field="x-api-key", limit=limit)
+        self.retry_after = max(1, retry_after)
+        self.resets_at = resets_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "resets_at": self.resets_at}
+
+
 class NotFound(AlphacutError):
     """No such resource (task, route) for this caller."""
 
@@ -177,6 +202,8 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     UrlNotAllowed: 400,
     InsufficientCredits: 402,
     TooManyInFlight: 429,
+    RateLimited: 429,
+    QuotaExceeded: 429,
     NotFound: 404,
     Conflict: 409,
     UnsupportedMediaType: 415,

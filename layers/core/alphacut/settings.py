@@ -191,6 +191,7 @@ SERVICE_VARIABLES = {
     "gpu_request_ttl": "GPU_REQUEST_TTL_SECONDS",
     "endpoint_status_cache": "ENDPOINT_STATUS_CACHE_SECONDS",
     "callback_secret_arn": "CALLBACK_SECRET_ARN",
+    "key_hash_secret_arn": "KEY_HASH_SECRET_ARN",
     "callback_queue_url": "CALLBACK_QUEUE_URL",
     "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
     "result_url_ttl": "RESULT_URL_TTL",
@@ -224,6 +225,7 @@ class ServiceSettings:
     gpu_request_ttl: int = 21600  # how long a request may wait in the endpoint's queue (AWS: 60-21600)
     endpoint_status_cache: float = 10.0  # seconds the dispatcher trusts its last DescribeEndpoint
     callback_secret_arn: str = ""
+    key_hash_secret_arn: str = ""  # API keys are kept as HMAC-SHA-256 with it (alphacut.aws.keystore)
     callback_queue_url: str = ""  # final tasks' callbacks wait here until delivered (callback_queue)
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
     public_base_url: str = ""  # where links point (a custom domain); "" : as the request came in

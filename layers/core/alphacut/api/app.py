@@ -40,7 +40,7 @@ from alphacut.api.responses import (
     make_deadline_guard,
     result_response,
 )
-from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ROUTES
+from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VENDOR_ROUTES
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
@@ -353,11 +353,14 @@ def usage_route() -> Response[Any]:
         raise NotFound("metering is not configured in this deployment")
     first, last = default_range(app.current_event.query_string_parameters or {})
     owner = api_key_owner()
-    credit_based = meter.credit_based(owner)
+    known = services.caller(app.current_event.raw_event)
+    plan = known.plan if known is not None else None
+    credit_based = plan is not None and plan.credit_based
     report = meter.report(owner, first, last, with_credits=credit_based)
     balance = meter.credits.balance(owner) if credit_based else None
     account = {
-        "daily_quota": meter.daily_quota(owner),
+        "plan": plan.name if plan is not None else None,
+        "daily_quota": plan.quota if plan is not None else None,
         "credit_based": credit_based,
         "balance": credits(balance) if balance is not None else None,
     }
@@ -459,11 +462,19 @@ def error_answer(error: Exception) -> Response[Any]:
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
 ALL_ROUTES = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
+
+
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
 # deadline guard turns an answer ready after API Gateway's 29 s into an uncharged 504
+def refusal_answer(resource: str, error: Exception) -> Response[Any]:
+    """A refusal before the route runs (over the key's rate), in the route's own contract."""
+    envelope = VENDOR_ENVELOPES.get(resource.rstrip("/") or "/")
+    return envelope.answer(error, request_id()) if envelope is not None else error_answer(error)
+
+
 app.use(
     middlewares=[
-        make_metering(KEYLESS),
+        make_metering(KEYLESS, refusal_answer),
         make_idempotency(error_answer, KEYLESS),
         make_deadline_guard(error_answer),
         make_answer_guard(error_answer),

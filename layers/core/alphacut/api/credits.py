@@ -9,7 +9,8 @@ one), whose ``run`` / ``cut_out_garments`` first reserve the price of what was a
 before any model work. A task reserves at submission, under its own hold
 (``CreditGate.reserve_task``, which ``TaskService.submit`` calls), which its charge or its end
 settles (``alphacut.aws.usage``, ``alphacut.aws.finalize``). Where no gate is open (a
-quota-based key, the CLI, the workers) nothing is reserved.
+key with neither credits nor a quota, the CLI, the workers) nothing is reserved. A key on a quota
+plan gets a ``QuotaGate`` instead: the same calls take one of the day's slots.
 
 Usage::
 
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from alphacut.aws.limits import KeyLimits, utc_day
+
 if TYPE_CHECKING:
     from alphacut.aws.credits import CreditLedger
     from alphacut.options import CutoutOptions
@@ -40,7 +43,7 @@ _TASK_QUEUE_RETENTION = 21600
 _EXECUTION_TIMEOUT = 24000
 TASK_HOLD_SECONDS = _TASK_QUEUE_RETENTION + _EXECUTION_TIMEOUT + 3600
 
-_current: ContextVar[CreditGate | None] = ContextVar("credit_gate", default=None)
+_current: ContextVar[CreditGate | QuotaGate | None] = ContextVar("credit_gate", default=None)
 logger = Logger(child=True)
 
 
@@ -119,6 +122,48 @@ class CreditGate:
         return released
 
 
+@dataclass
+class QuotaGate:
+    """One call of a key on a quota plan: a slot of the day taken before the model runs (at most
+    ``quota`` are, whatever arrives at once: ``alphacut.aws.limits``), kept when a result is
+    delivered and given back when not. Opened where a ``CreditGate`` would be, with its surface."""
+
+    limits: KeyLimits
+    key_id: str
+    quota: int
+    amount: int = 0  # credits: none
+    hold: str = ""
+    task_amount: int = 0
+    left: int | None = None  # slots left after this call's (the answer's ``remain``: no read)
+    _day: str = ""  # the day of this call's slot ("" : none taken)
+    _task_day: str = ""
+
+    def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
+        if not self._day:
+            self.left = self.limits.take_slot(self.key_id, self.quota)
+            self._day = utc_day(self.limits.clock())
+
+    def reserve_task(self, task_id: str, options: CutoutOptions) -> None:
+        """A task takes its slot at submission (kept: an asynchronous task's result is its own)."""
+        self.left = self.limits.take_slot(self.key_id, self.quota)
+        self._task_day = utc_day(self.limits.clock())
+
+    def release_task(self, task_id: str) -> None:
+        if self._task_day:
+            self.limits.give_back_slot(self.key_id, self._task_day)
+            self._task_day = ""
+
+    def finished(self) -> bool:
+        return True
+
+    def release(self) -> bool:
+        """Nothing was delivered: the slot comes back."""
+        day, self._day, self.left = self._day, "", None
+        if day:
+            self.limits.give_back_slot(self.key_id, day)
+        return bool(day)
+
+
 class _Finishing:
     """A reservation's last writes on a thread of their own (boto3's clients are thread-safe; the
     call joins it before it answers, so Lambda never freezes it half-way)."""
@@ -142,7 +187,7 @@ class _Finishing:
 
 
 @contextmanager
-def open_gate(gate: CreditGate) -> Iterator[CreditGate]:
+def open_gate(gate: CreditGate | QuotaGate) -> Iterator[CreditGate | QuotaGate]:
     token = _current.set(gate)
     try:
         yield gate
@@ -150,6 +195,6 @@ def open_gate(gate: CreditGate) -> Iterator[CreditGate]:
         _current.reset(token)
 
 
-def current_gate() -> CreditGate | None:
-    """The open gate of this call (None: not a credit-based key, or outside a call)."""
+def current_gate() -> CreditGate | QuotaGate | None:
+    """The open gate of this call (None: a key with neither credits nor a quota, or outside a call)."""
     return _current.get()

@@ -15,31 +15,42 @@ answer, and into JSON bodies too unless the route answers in a vendor's exact en
 filled in). A vendor that says the same in its own headers names a function for them
 (``app.append_context(usage_headers=f)``, ``f(Usage) -> headers``).
 
-For a key on a credit-based plan, ``charge`` is the credits the call cost (0 when nothing was
-charged) and ``remain`` the balance left; the call's price was reserved before its model ran
-(``alphacut.api.credits``), and here it is committed with the count, in one transaction, or
-released when nothing billable went out.
+The key and its plan come from the key authorizer's context (``services.caller``): a call looks
+neither up. First the key's rate (``alphacut.aws.limits``: over it, a 429 with Retry-After in the
+route's own contract, ``refuse``). For a key on a credit-based plan, ``charge`` is the credits the
+call cost (0 when nothing was charged) and ``remain`` the balance left; the call's price was
+reserved before its model ran (``alphacut.api.credits``), and here it is committed with the count,
+in one transaction, or released when nothing billable went out. For a key on a quota plan the
+same gate takes one of the day's slots before the model runs, kept when a result is delivered and
+given back when not; ``remain`` is the results left today (errors, polls and account reads spend
+none).
 
 Usage::
 
     app.use(
-        middlewares=[make_metering(keyless), make_idempotency(on_error, keyless), make_answer_guard(on_error)]
+        middlewares=[
+            make_metering(keyless, refuse), make_idempotency(on_error, keyless), make_answer_guard(on_error)
+        ]
     )
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 
 from alphacut.api import services
-from alphacut.api.credits import CreditGate, open_gate
+from alphacut.api.credits import CreditGate, QuotaGate, open_gate
 from alphacut.api.plan_model import plan_model
+from alphacut.api.responses import error_response
+from alphacut.errors import RateLimited
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
@@ -47,6 +58,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from alphacut.api.responses import Middleware
+    from alphacut.aws.plans import Plan
     from alphacut.aws.usage import UsageMeter
 
 metrics = Metrics()  # Powertools' metrics are one set per process: the handler's log_metrics flushes
@@ -88,26 +100,36 @@ def _decorate(response: Response[Any], usage: Usage, exact_envelope: bool) -> Re
     return response
 
 
-def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
+Refuse = Callable[[str, Exception], "Response[Any]"]  # (the route's resource, the refusal) -> its answer
+
+
+def make_metering(keyless: frozenset[str] = frozenset(), refuse: Refuse | None = None) -> Middleware:
     """The middleware (outermost: it counts every answer, refusals included); ``keyless``: the
-    routes served without a key (the page, the reference, result links), never counted."""
+    routes served without a key (the page, the reference, result links), never counted; ``refuse``:
+    a refusal (over the key's rate) answered in the route's own contract."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
         if not services.key_required(event, keyless):
             return next_middleware(app)
         meter = services.usage_meter()
-        owner = services.api_key_owner(event)
+        caller = services.caller(event)
+        owner = caller.key_id if caller is not None else "anonymous"
+        plan = caller.plan if caller is not None else None
         route = event.get("resource") or event.get("path") or "?"
         call_id = services.request_id(event, app.lambda_context)
-        credit_based = meter is not None and meter.credit_based(owner)
-        plan = meter.plan(owner) if meter is not None else None  # read (and kept) by credit_based
+        if meter is not None and plan is not None:
+            try:
+                meter.limits.admit(owner, plan)
+            except RateLimited as refusal:  # not counted: API Gateway's own refusal never was either
+                metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+                return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
+        credit_based = plan is not None and plan.credit_based
+        gate = open_for(meter, plan, owner, call_id, route)
         with plan_model(plan.model if plan is not None else None):
-            if meter is None or not credit_based:
+            if gate is None:
                 response = next_middleware(app)
-                gate = None
             else:
-                gate = CreditGate(meter.credits, owner, call_id, route, services.SETTINGS)
                 with open_gate(gate):
                     try:
                         response = next_middleware(app)
@@ -122,7 +144,7 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
         usage = Usage(charge_here or by_task)
         if meter is not None:
             usage = settle_call(
-                meter, gate, CallOutcome(owner, route, call_id, credit_based, charge_here, by_task)
+                meter, gate, CallOutcome(owner, route, call_id, credit_based, charge_here, by_task), plan
             )
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         if context.get("usage_headers"):
@@ -130,6 +152,19 @@ def make_metering(keyless: frozenset[str] = frozenset()) -> Middleware:
         return response
 
     return metering
+
+
+def open_for(
+    meter: UsageMeter | None, plan: Plan | None, owner: str, call_id: str, route: str
+) -> CreditGate | QuotaGate | None:
+    """The gate a call of this plan goes through: credits reserved, a quota slot taken, or none."""
+    if meter is None or plan is None:
+        return None
+    if plan.credit_based:
+        return CreditGate(meter.credits, owner, call_id, route, services.SETTINGS)
+    if plan.quota is not None:
+        return QuotaGate(meter.limits, owner, plan.quota)
+    return None
 
 
 @dataclass(frozen=True)
@@ -144,14 +179,22 @@ class CallOutcome:
     by_task: bool = False  # a synchronous task delivered it (its state machine charged it)
 
 
-def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -> Usage:
+def settle_call(
+    meter: UsageMeter, gate: CreditGate | QuotaGate | None, call: CallOutcome, plan: Plan | None = None
+) -> Usage:
     """The money side of an answered call: its reservation committed with its count (one
-    transaction) or released, the call counted, and what the answer says it cost. The metering
-    middleware runs this for every call; benchmarks/bench_money.py runs it under load."""
+    transaction) or released (a quota slot kept or given back), the call counted, and what the
+    answer says it cost. The metering middleware runs this for every call; benchmarks/bench_money.py
+    runs it under load."""
     from alphacut.aws.usage import MeteredCall, utc_day
 
-    hold_finished = gate.finished() if gate is not None else False  # the hold exists before it is settled
-    paid, hold = (gate.amount, gate.hold) if gate is not None and call.charge_here else (0, "")
+    credit_gate = gate if isinstance(gate, CreditGate) else None
+    hold_finished = (
+        credit_gate.finished() if credit_gate is not None else False
+    )  # the hold exists before settling
+    paid, hold = (
+        (credit_gate.amount, credit_gate.hold) if credit_gate is not None and call.charge_here else (0, "")
+    )
     if gate is not None and not call.charge_here:
         gate.release()
     meter.count(
@@ -168,22 +211,23 @@ def settle_call(meter: UsageMeter, gate: CreditGate | None, call: CallOutcome) -
     )
     if paid:
         metrics.add_metric(name="CreditsCharged", unit=MetricUnit.Count, value=credits(paid))
-    task_paid = gate.task_amount if gate is not None and call.by_task else 0
-    # a delivered call's commit leaves the balance as its reservation left it: no read
-    left = gate.left if gate is not None and paid and not task_paid else None
     charged = call.charge_here or call.by_task
-    return _usage(meter, call.owner, call.credit_based, charged, paid + task_paid, left)
+    if call.credit_based:
+        task_paid = credit_gate.task_amount if credit_gate is not None and call.by_task else 0
+        # a delivered call's commit leaves the balance as its reservation left it: no read
+        left = credit_gate.left if credit_gate is not None and paid and not task_paid else None
+        balance = left if left is not None else meter.credits.balance(call.owner)
+        return Usage(charged, credits(paid + task_paid), credits(balance or 0))
+    quota = plan.quota if plan is not None else None
+    if quota is None:
+        return Usage(charged)
+    left = gate.left if isinstance(gate, QuotaGate) else None
+    return Usage(charged, None, left if left is not None else quota_left(meter, call.owner, quota), quota)
 
 
-def _usage(
-    meter: UsageMeter, owner: str, credit_based: bool, charged: bool, paid: int, left: int | None = None
-) -> Usage:
-    """The answer's cost and what is left: credits for a credit-based key (``left``: the balance its
-    reservation left, else read), calls today else."""
-    if credit_based:
-        balance = left if left is not None else meter.credits.balance(owner)
-        return Usage(charged, credits(paid), credits(balance or 0))
-    quota = meter.daily_quota(owner)
-    calls_today = meter.calls_today(owner) if quota is not None else None
-    remain = max(quota - calls_today, 0) if quota is not None and calls_today is not None else None
-    return Usage(charged, None, remain, quota)
+def quota_left(meter: UsageMeter, owner: str, quota: int) -> int | None:
+    """A quota key's results left today (None: the table could not be read)."""
+    try:
+        return max(quota - meter.limits.taken(owner), 0)
+    except ClientError:
+        return None

@@ -4,7 +4,8 @@ at first use, once), and who is calling.
 Usage::
 
     engine = services.pipeline()
-    owner = services.api_key_owner(event)      # the API key id API Gateway resolved
+    owner = services.api_key_owner(event)      # the key id the key authorizer let in
+    services.caller(event).plan                # and its plan, from the authorizer's context
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from alphacut.aws.authorizer import Caller
 from alphacut.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -158,11 +160,16 @@ def seconds_left(lambda_context: LambdaContext | None) -> Callable[[], float]:
     return left
 
 
+def caller(event: dict[str, Any]) -> Caller | None:
+    """Who the key authorizer let in: key id, customer, plan (None: a keyless route)."""
+    return Caller.from_event(event)
+
+
 def api_key_owner(event: dict[str, Any]) -> str:
-    """The id of the API key API Gateway resolved. Never the key's value: that is a secret, not an
+    """The public id of the caller's key. Never the key's value: that is a secret, not an
     identity, and it would be written into the usage table."""
-    identity = (event.get("requestContext") or {}).get("identity") or {}
-    return str(identity.get("apiKeyId") or "anonymous")
+    known = Caller.from_event(event)
+    return known.key_id if known is not None else "anonymous"
 
 
 def key_required(event: dict[str, Any], keyless: frozenset[str]) -> bool:

@@ -224,11 +224,15 @@ class CreditLedger:
         try:
             self._db.put_item(
                 TableName=self.table_name,
-                Item={**self._key(key_id), BALANCE: {"N": "0"}, "added": {"N": "0"}, "inflight": {"N": "0"}},
+                Item=self.account_item(key_id),
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             pass
+
+    def account_item(self, key_id: str) -> dict[str, Any]:
+        """A new credit account's item, at 0 (a key import writes it in its batches)."""
+        return {**self._key(key_id), BALANCE: {"N": "0"}, "added": {"N": "0"}, "inflight": {"N": "0"}}
 
     def top_up(self, key_id: str, amount: int, reference: str = "", note: str = "") -> TopUp:
         """Add ``amount`` millicredits, with its audit item, in one transaction; a reference used

@@ -1,29 +1,34 @@
-"""API keys and usage plans (API Gateway), for the ``alphacut keys`` admin command.
-
-Plans are the stack's usage plans, named ``<stack>-<plan>`` (template.yaml: free, starter,
-business with daily quotas; credits, credit-based: its ``billing`` tag). A key is created with the
-customer's name and attached to one plan (on a credit-based plan it gets a credit account at 0);
-revoking disables it and takes it off its plan. ``credit`` tops a credit-based key up, with an
-audit item. The same calls work against AWS and against the local stack's moto.
+"""The keys admin behind ``alphacut keys``: the service's own keys (``alphacut.aws.keystore``) on the
+stack's plans (its usage plans, named ``<stack>-<plan>``, read as a catalogue: no key is put on
+one). A key is created for a customer on a plan (on a credit-based plan it gets a credit account
+at 0) and its value shown once; ``import`` makes many at once; ``rotate`` gives a key a new value
+(the old one works for a grace period; balance, usage, plan and statements stay with the key id);
+``revoke`` refuses it; ``migrate`` brings keys made the old way (API Gateway API keys on the
+stack's usage plans) into the store with their ids and values. ``credit`` tops a credit-based key
+up, with an audit item. The same calls work against AWS and against the local stack's moto.
 
 Usage::
 
-    admin = KeyAdmin(stack="alphacut", ledger=CreditLedger(usage_table))
-    key = admin.create("acme-shoes", "starter")      # ApiKey(id, value, customer, plan, enabled)
-    admin.list(); admin.revoke(key.id)
-    admin.credit(key.id, 37_000, reference="invoice-17")   # millicredits; -> (TopUp, balance)
+    admin = KeyAdmin("alphacut", store=KeyStore(table, secret), ledger=CreditLedger(table))
+    key = admin.create("acme-shoes", "starter")      # ApiKey(id, customer, plan, enabled, value)
+    admin.create_many([("shop-1", "free"), ("shop-2", "credits")])   # an iterator of ApiKey
+    admin.rotate(key.id, grace_seconds=86400); admin.revoke(key.id); admin.list()
+    admin.migrate()                                  # the stack's API Gateway keys, into the store
+    admin.credit(key.id, 37_000, reference="invoke-17")   # millicredits; -> (TopUp, balance)
 """
 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
 from alphacut.aws.credits import CreditLedger, TopUp
-from alphacut.aws.plans import Plan, PlanDirectory, plan_keys, stack_plans
+from alphacut.aws.keystore import KeyStore, MadeKey, StoredKey
+from alphacut.aws.plans import Plan, PlanCatalogue, plan_keys, stack_plans
 from alphacut.errors import InvalidOption, NotFound
 
 
@@ -33,18 +38,36 @@ class ApiKey:
     customer: str
     plan: str
     enabled: bool
-    value: str = ""
+    value: str = ""  # only when just made
     created: str = ""
+    last_used: str = ""
+
+    @classmethod
+    def of(cls, key: StoredKey, value: str = "") -> ApiKey:
+        return cls(key.key_id, key.customer, key.plan, key.enabled, value, key.created, key.last_used)
 
 
 class KeyAdmin:
-    def __init__(self, stack: str, client: Any = None, ledger: CreditLedger | None = None):
+    def __init__(
+        self,
+        stack: str,
+        client: Any = None,
+        ledger: CreditLedger | None = None,
+        store: KeyStore | None = None,
+    ):
         self.stack = stack
-        self.client = client or boto3.client("apigateway")
+        self.client = client or boto3.client("apigateway")  # the plans (usage plans), and migrate
         self.ledger = ledger  # the usage table's credits (None: credit accounts not touched)
+        self.store = store
+        self._plans: dict[str, Plan] | None = None
 
     def plans(self) -> dict[str, Plan]:
-        return stack_plans(self.client, self.stack)
+        """The stack's plans, read once per admin, and written to the catalogue the authorizer reads."""
+        if self._plans is None:
+            self._plans = stack_plans(self.client, self.stack)
+            if self.store is not None:
+                PlanCatalogue(self.store.table_name, self.store.db).write(self._plans)
+        return self._plans
 
     def _plan(self, name: str) -> Plan:
         plans = self.plans()
@@ -53,63 +76,46 @@ class KeyAdmin:
             raise InvalidOption(f"no plan {name!r}; plans: {known}", field="plan")
         return plans[name]
 
-    def create(self, customer: str, plan: str) -> ApiKey:
-        if not customer.strip():
-            raise InvalidOption("must name the customer", field="customer")
-        chosen = self._plan(plan)
-        key = self.client.create_api_key(
-            name=customer,
-            enabled=True,
-            description=f"{self.stack} {plan}",
-            tags={"customer": customer, "plan": plan, "stack": self.stack},
-        )
-        self.client.create_usage_plan_key(usagePlanId=chosen.id, keyId=key["id"], keyType="API_KEY")
-        if self.ledger is not None:
-            if chosen.credit_based:
-                self.ledger.open(key["id"])
-            PlanDirectory(self.ledger.table_name).put(key["id"], chosen)  # calls read the plan here
-        return ApiKey(key["id"], customer, plan, True, key.get("value", ""), str(key.get("createdDate", "")))
+    def _keys(self) -> KeyStore:
+        if self.store is None:
+            raise InvalidOption("needs the stack's usage table and key-hash secret", field="usage_table")
+        return self.store
 
-    def list(self) -> list[ApiKey]:
-        keys = []
-        for plan in self.plans().values():
-            for key_id in self._key_ids(plan):
-                detail = self.client.get_api_key(apiKey=key_id, includeValue=False)
-                keys.append(
-                    ApiKey(
-                        key_id,
-                        detail.get("name", ""),
-                        plan.name,
-                        bool(detail.get("enabled")),
-                        created=str(detail.get("createdDate", "")),
-                    )
-                )
-        return sorted(keys, key=lambda k: (k.customer, k.id))
+    def create(self, customer: str, plan: str) -> ApiKey:
+        return next(self.create_many([(customer, plan)]))
+
+    def create_many(self, rows: Iterable[tuple[str, str]]) -> Iterator[ApiKey]:
+        """New keys, in batches (a sign-up burst, an import): each with its value, shown once."""
+        store = self._keys()
+
+        def checked() -> Iterator[tuple[str, str]]:
+            for customer, plan in rows:
+                self._plan(plan)
+                yield customer, plan
+
+        def accounts(key_id: str, plan: str) -> list[dict[str, Any]]:
+            on_credits = self.ledger is not None and self._plan(plan).credit_based
+            return [self.ledger.account_item(key_id)] if on_credits and self.ledger else []
+
+        made: MadeKey
+        for made in store.create_many(checked(), accounts):
+            yield ApiKey.of(made.key, made.value)
+
+    def rotate(self, key_id: str, grace_seconds: int) -> ApiKey:
+        made = self._keys().rotate(key_id, grace_seconds)
+        return ApiKey.of(made.key, made.value)
 
     def revoke(self, key_id: str) -> ApiKey:
-        try:
-            detail = self.client.get_api_key(apiKey=key_id, includeValue=False)
-        except self.client.exceptions.NotFoundException:
-            raise NotFound(f"no API key {key_id}", field="key_id") from None
-        plan_name = ""
-        for plan in self.plans().values():
-            if key_id in self._key_ids(plan):
-                self.client.delete_usage_plan_key(usagePlanId=plan.id, keyId=key_id)
-                plan_name = plan.name
-        self.client.update_api_key(
-            apiKey=key_id, patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
-        )
-        if self.ledger is not None:
-            PlanDirectory(self.ledger.table_name).remove(key_id)
-        return ApiKey(key_id, detail.get("name", ""), plan_name, False)
+        return ApiKey.of(self._keys().revoke(key_id))
+
+    def list(self) -> builtins.list[ApiKey]:
+        """Every key of the store, revoked ones included."""
+        return [ApiKey.of(key) for key in self._keys().all()]
 
     def plan_of(self, key_id: str) -> Plan | None:
-        """The plan a key is on (None: on none of this stack's plans)."""
-        return next((plan for plan in self.plans().values() if key_id in self._key_ids(plan)), None)
-
-    def _key_ids(self, plan: Plan) -> builtins.list[str]:
-        """The ids of the keys on ``plan``, every page."""
-        return plan_keys(self.client, plan)
+        """The plan a key is on (None: no such key, or on no plan of this stack)."""
+        key = self._keys().get(key_id)
+        return self.plans().get(key.plan) if key is not None else None
 
     def credit(self, key_id: str, amount: int, reference: str = "", note: str = "") -> tuple[TopUp, int]:
         """Top a credit-based key up by ``amount`` millicredits: the top-up (its audit item) and the
@@ -124,17 +130,34 @@ class KeyAdmin:
         return top_up, self.ledger.balance(key_id) or 0
 
     def every_key(self) -> builtins.list[ApiKey]:
-        """Every key of this stack, revoked ones included (a statement bills the month's usage of
-        a key revoked since): those on its plans, and those its ``keys create`` tagged."""
-        on_plans = {key.id: key for key in self.list()}
-        for page in self.client.get_paginator("get_api_keys").paginate():
-            for item in page.get("items", []):
-                if item["id"] not in on_plans and (item.get("tags") or {}).get("stack") == self.stack:
-                    on_plans[item["id"]] = ApiKey(
-                        item["id"],
-                        item.get("name", ""),
-                        "",
-                        bool(item.get("enabled")),
-                        created=str(item.get("createdDate", "")),
-                    )
-        return sorted(on_plans.values(), key=lambda k: (k.customer, k.id))
+        """Every key, revoked ones included (a statement bills the month's usage of a key revoked since)."""
+        return self.list()
+
+    def migrate(self) -> builtins.list[ApiKey]:
+        """Every API Gateway key on this stack's usage plans, into the store with its id (its
+        balance and usage carry over) and value (clients keep it): the keys migrated. Keys already
+        in the store are left as they are; running it twice migrates nothing more."""
+        store = self._keys()
+        migrated = []
+        for plan in self.plans().values():
+            for key_id in plan_keys(self.client, plan):
+                if store.get(key_id) is not None:
+                    continue
+                try:
+                    detail = self.client.get_api_key(apiKey=key_id, includeValue=True)
+                except self.client.exceptions.NotFoundException:
+                    continue
+                if not detail.get("enabled", True):
+                    continue
+                if plan.credit_based and self.ledger is not None:
+                    self.ledger.open(key_id)
+                migrated.append(
+                    ApiKey.of(store.adopt(detail["value"], detail.get("name") or key_id, plan.name, key_id))
+                )
+        return migrated
+
+    def get(self, key_id: str) -> ApiKey:
+        key = self._keys().get(key_id)
+        if key is None:
+            raise NotFound(f"no API key {key_id}", field="key_id")
+        return ApiKey.of(key)

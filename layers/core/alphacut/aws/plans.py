@@ -1,20 +1,18 @@
-"""Usage plans (API Gateway) and which key is on which, for the request path without API
-Gateway's management API.
+"""Plans: the template's usage plans are the catalogue of what a key may be on (their names
+``<stack>-<plan>``, daily quota, rate and burst, ``billing`` and ``model`` tags); keys are the
+service's own (``alphacut.aws.keystore``), on no usage plan: the service applies the limits itself
+(``alphacut.aws.limits``), since API Gateway's are best-effort and hold at most 10,000 keys.
 
-That API allows 10 requests a second per account and region (bursts of 40, not raisable),
-shared by every function, deploy and console of the account: a call must never spend it. So the
-key's plan is an item of the usage table (``pk = "plan#<key id>"``), written where plans change
-(``alphacut keys``, ``alphacut.aws.keys``) and brought in line by the scheduled sweep
-(``sync_plans``: this stack's plans and their keys, 1 + one request per page of keys, whatever
-the traffic). A call reads one item (cached per container), so N containers starting at once
-make no management request at all.
+API Gateway's management API allows 10 requests a second per account and region, shared by
+every deploy and console of the account: a call never spends it. The plans are copied into one
+item of the usage table (``PlanCatalogue``), written by ``alphacut keys`` and brought in line by
+the scheduled sweep (``sync_plans``: one request a page of plans); the authorizer reads that item.
 
 Usage::
 
-    directory = PlanDirectory("usage-table")
-    directory.put("key-id", Plan("id1", "credits", None, 10.0, 20, credit_based=True, model="u2netp"))
-    directory.get("key-id")                   # Plan(...) or None: on no plan of this stack
-    sync_plans(client("apigateway"), "alphacut", directory)   # -> keys written
+    catalogue = PlanCatalogue("usage-table")
+    sync_plans(client("apigateway"), "alphacut", catalogue)   # -> plans changed
+    catalogue.read()["starter"]                               # Plan(...)
 """
 
 from __future__ import annotations
@@ -76,56 +74,47 @@ def plan_keys(gateway: Any, plan: Plan) -> list[str]:
     return [item["id"] for page in pages for item in page.get("items", [])]
 
 
-class PlanDirectory:
-    """The key -> plan items of the usage table."""
+CATALOGUE_KEY = {"pk": {"S": "plans"}, "sk": {"S": "-"}}
 
-    def __init__(self, table_name: str):
-        self.table_name = table_name
+
+class PlanCatalogue:
+    """The stack's plans as one item of the usage table (``pk = "plans"``): what the authorizer
+    hands a call with its key. Written where plans change (``alphacut keys``) and by the sweep's
+    plan sync; read by the authorizer (one item, cached a minute per container)."""
+
+    def __init__(self, table_name: str, db: Any = None):
+        self.table_name, self.db = table_name, db
 
     @property
     def _db(self) -> Any:
-        return client("dynamodb")
+        return self.db or client("dynamodb")
 
-    @staticmethod
-    def _key(key_id: str) -> dict[str, Any]:
-        return {"pk": {"S": f"plan#{key_id}"}, "sk": {"S": "-"}}
+    def read(self) -> dict[str, Plan]:
+        item = self._db.get_item(TableName=self.table_name, Key=CATALOGUE_KEY).get("Item") or {}
+        return {name: _plan(value["M"]) for name, value in item.get("plans", {}).get("M", {}).items()}
 
-    def get(self, key_id: str) -> Plan | None:
-        """The key's plan (None: on no plan of this stack, or not synced yet). One item read."""
-        item = self._db.get_item(TableName=self.table_name, Key=self._key(key_id)).get("Item")
-        return _plan(item) if item else None
-
-    def put(self, key_id: str, plan: Plan) -> None:
-        self._db.put_item(TableName=self.table_name, Item={**self._key(key_id), **_attributes(plan)})
-
-    def remove(self, key_id: str) -> None:
-        self._db.delete_item(TableName=self.table_name, Key=self._key(key_id))
-
-    def written(self, key_ids: list[str]) -> dict[str, Plan]:
-        """The plans the table holds for these keys (batched reads, 100 keys a request)."""
-        found: dict[str, Plan] = {}
-        for start in range(0, len(key_ids), 100):
-            request = {self.table_name: {"Keys": [self._key(k) for k in key_ids[start : start + 100]]}}
-            while request:
-                answer = self._db.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    found[item["pk"]["S"].removeprefix("plan#")] = _plan(item)
-                request = answer.get("UnprocessedKeys") or {}
-        return found
+    def write(self, plans: dict[str, Plan]) -> None:
+        self._db.put_item(
+            TableName=self.table_name,
+            Item={
+                **CATALOGUE_KEY,
+                "plans": {"M": {name: {"M": _attributes(plan)} for name, plan in plans.items()}},
+            },
+        )
 
 
-def sync_plans(gateway: Any, stack: str, directory: PlanDirectory) -> int:
-    """Write the plan item of every key on this stack's plans where it differs from the table
-    (a key put on a plan in the console, a plan's limits changed): how many were written.
-    Management requests: one per page of plans and one per page of each plan's keys."""
-    wanted = {
-        key_id: plan for plan in stack_plans(gateway, stack).values() for key_id in plan_keys(gateway, plan)
-    }
-    written = directory.written(list(wanted))
-    changed = [key_id for key_id, plan in wanted.items() if written.get(key_id) != plan]
-    for key_id in changed:
-        directory.put(key_id, wanted[key_id])
-    return len(changed)
+def sync_plans(gateway: Any, stack: str, catalogue: PlanCatalogue) -> int:
+    """Write this stack's plans into the catalogue where they differ from it (a plan's limits
+    changed in the console, a plan added): how many plans changed. Management requests: one per
+    page of plans, whatever the number of keys."""
+    wanted = stack_plans(gateway, stack)
+    written = catalogue.read()
+    changed = sum(1 for name, plan in wanted.items() if written.get(name) != plan) + len(
+        set(written) - set(wanted)
+    )
+    if changed:
+        catalogue.write(wanted)
+    return changed
 
 
 def _attributes(plan: Plan) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The scheduled sweep (every minute, off every call's path): the credit ledger's due work
 (expired holds released, reservations a killed call left between their writes finished,
-``alphacut.aws.credits``) and the key -> plan items brought in line with the stack's usage plans
+``alphacut.aws.credits``) and the plan catalogue brought in line with the stack's usage plans
 (``alphacut.aws.plans``). Each part is safe to run twice at once: two overlapping runs (a slow
 minute) do the same work once.
 
@@ -8,7 +8,7 @@ Usage::
 
     sweep = Sweep.from_settings(ServiceSettings.from_env())
     sweep.run()   # {"released": 2, "finished": 0, "balances": 1, "errors": 0, "oldest_due_seconds": 12,
-                  #  "plans_written": 0}
+                  #  "plans_changed": 0}
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger
-from alphacut.aws.plans import PlanDirectory, sync_plans
+from alphacut.aws.plans import PlanCatalogue, sync_plans
 from alphacut.settings import ServiceSettings
 
 logger = Logger(child=True)
@@ -30,19 +30,19 @@ logger = Logger(child=True)
 @dataclass
 class Sweep:
     ledger: CreditLedger
-    directory: PlanDirectory
+    catalogue: PlanCatalogue
     stack: str
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Sweep:
         table = settings.require("usage_table")
-        return cls(CreditLedger(table), PlanDirectory(table), settings.require("stack_name"))
+        return cls(CreditLedger(table), PlanCatalogue(table), settings.require("stack_name"))
 
     def run(self) -> dict[str, Any]:
         outcome: dict[str, Any] = asdict(self.ledger.sweep())
         try:
-            outcome["plans_written"] = sync_plans(client("apigateway"), self.stack, self.directory)
+            outcome["plans_changed"] = sync_plans(client("apigateway"), self.stack, self.catalogue)
         except ClientError as error:  # throttled by another caller of the account: next minute
             logger.warning("plans not synced this run", extra={"error": str(error)})
-            outcome["plans_written"] = None
+            outcome["plans_changed"] = None
         return outcome

@@ -1,5 +1,5 @@
-"""Metering (DynamoDB): calls made and calls charged, per API key, per UTC day, per route; the
-key's daily quota from its API Gateway usage plan; task charges, exactly once.
+"""Metering (DynamoDB): calls made and calls charged, per API key, per UTC day, per route; task
+charges, exactly once. A key's limits are ``alphacut.aws.limits`` (``meter.limits``).
 
 Items (one table, ``USAGE_TABLE``):
 
@@ -19,8 +19,8 @@ shards up (one query: the shards of a day are neighbours). Counters written befo
   cover it (counted in the ``UnbilledCalls`` metric, with an alarm), or by the finalizer for a task
   whose charge failed after every retry (``UnbilledTasks``)
 - ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.idempotency``)
-- ``pk = "plan#<key id>"``: the key's usage plan as ``alphacut keys`` and the sweep last wrote it
-  (``alphacut.aws.plans``): a call reads its plan here, never from API Gateway's management API
+- ``pk = "key#..."``, ``"apikey#..."``, ``"plans"``: the keys and plans (``alphacut.aws.keystore``,
+  ``alphacut.aws.plans``); ``"rate#..."``, ``"quota#..."``: their limits (``alphacut.aws.limits``)
 
 Every count is an atomic ``ADD``: concurrent calls never lose an update.
 
@@ -29,8 +29,6 @@ Usage::
     meter = UsageMeter.from_settings(ServiceSettings.from_env())
     meter.record(MeteredCall("key-id", "/v1/cutout", charged=True, call_id="request-id"))
     meter.calls_today("key-id")
-    meter.daily_quota("key-id")          # from the key's usage plan (its item in the table, cached)
-    meter.plan("key-id").name            # the plan itself: name, quota, rate limit
     meter.report("key-id", "2026-11-01", "2026-11-22")
     meter.charge_task("key-id", "task-id")   # True once; False for every later attempt
 """
@@ -39,7 +37,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -52,7 +49,7 @@ from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger
-from alphacut.aws.plans import Plan, PlanDirectory
+from alphacut.aws.limits import KeyLimits
 from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
 from alphacut.pricing import credits
@@ -63,8 +60,6 @@ COUNTER_SHARDS = 32  # per counter; at 50 calls/s of one key, ~1.6 a second meet
 CHARGE_MARKER_TTL_SECONDS = 30 * 86400
 # a call's marker outlasts the metering queue's retention (4 days), so a late replay counts nothing
 CALL_MARKER_TTL_SECONDS = 14 * 86400
-PLAN_CACHE_SECONDS = 300
-UNKNOWN_KEY_SECONDS = 5  # a key whose plan item is not there (yet): looked up again after this
 MAX_REPORT_DAYS = 366
 UNPAID = "delivered; the balance did not cover it"
 
@@ -94,9 +89,7 @@ class UsageMeter:
     def __init__(self, table_name: str, queue_url: str = "", clock: Callable[[], float] = time.time):
         self.table_name, self.queue_url, self.clock = table_name, queue_url, clock
         self.credits = CreditLedger(table_name, clock)
-        self.directory = PlanDirectory(table_name)
-        self._plans: dict[str, tuple[Plan | None, float]] = {}  # key id -> its plan, when read
-        self._lock = threading.Lock()
+        self.limits = KeyLimits(table_name, clock)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> UsageMeter | None:
@@ -331,40 +324,6 @@ class UsageMeter:
                 for counts in entry["routes"].values():
                     counts["credits"] = credits(counts["credits"])
         return {"from": first, "to": last, "days": listed, "total": total}
-
-    # ---- the key's plan --------------------------------------------------------------------------
-    def plan(self, key_id: str) -> Plan | None:
-        """The key's usage plan (None: the key is on no plan of this stack). Read from the usage
-        table (``alphacut.aws.plans``: never API Gateway's management API on a call), kept
-        ``PLAN_CACHE_SECONDS``, a key not found looked up again after ``UNKNOWN_KEY_SECONDS``; a
-        read that fails keeps what was known."""
-        now = time.monotonic()
-        with self._lock:
-            known = self._plans.get(key_id)
-        if known is not None and now - known[1] < (PLAN_CACHE_SECONDS if known[0] else UNKNOWN_KEY_SECONDS):
-            return known[0]
-        try:
-            plan = self.directory.get(key_id)
-        except ClientError as error:
-            logger.warning("plan not read: the last read stays", extra={"error": str(error)})
-            return known[0] if known else None
-        with self._lock:
-            self._plans[key_id] = (plan, now)
-        return plan
-
-    def credit_based(self, key_id: str) -> bool:
-        """Whether the key pays with credits: its plan says so; a key whose plan is not written
-        yet (made in the console, before the sweep's next plan sync) is credit-based when it has a
-        credit account."""
-        plan = self.plan(key_id)
-        if plan is not None:
-            return plan.credit_based
-        return self.credits.balance(key_id) is not None
-
-    def daily_quota(self, key_id: str) -> int | None:
-        """The daily quota of the key's usage plan (None: no quota or unknown)."""
-        plan = self.plan(key_id)
-        return plan.quota if plan is not None else None
 
 
 def count_unbilled(marker: str) -> None:

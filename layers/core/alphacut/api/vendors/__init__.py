@@ -26,3 +26,9 @@ VENDOR_ROUTES = [
     *ailab_costume.ROUTES,
 ]
 REMOVEBG_ROUTES = removebg.ROUTES
+# each route's envelope for a refusal before it runs (over the key's rate), by its resource
+VENDOR_ENVELOPES = {
+    route.path.rstrip("/"): module.ENVELOPE
+    for module in (jd_cutout, jd_selfie, picwish_tasks, aidge, ailab_costume, removebg)
+    for route in module.ROUTES
+}

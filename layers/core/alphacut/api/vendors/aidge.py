@@ -19,7 +19,7 @@ from alphacut.api import services
 from alphacut.api.openapi import BASE64_IMAGE, INTEGER, JSON, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, read_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
+from alphacut.api.vendors.common import Envelope, error_message, pipeline_with, result_folder, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable
 from alphacut.options import CutoutOptions, ImageFormat, empty_unset, parse_dimension
 from alphacut.settings import ImageLimits
@@ -53,6 +53,9 @@ def _error(error: Exception, status: int, request_id: str) -> dict[str, Any]:
         "requestId": request_id,
         "data": None,
     }
+
+
+ENVELOPE = Envelope(_error)  # its routes' failures, and the service's refusals before them
 
 
 @router.get("/ai/image/cut/out")
@@ -97,7 +100,7 @@ def aidge_cutout() -> Response[Any]:
             {"X-Request-Id": request_id},
         )
 
-    return vendor_answer(router, build, _error)
+    return vendor_answer(router, build, ENVELOPE)
 
 
 # ---- the contract's document (the OpenAPI document's operations for this module's routes) ----

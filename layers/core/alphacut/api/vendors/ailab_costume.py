@@ -20,7 +20,7 @@ from alphacut.api import services
 from alphacut.api.openapi import BINARY, INTEGER, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import apply_return_form, header, parse_multipart, raw_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, pipeline_with, result_folder, vendor_answer
+from alphacut.api.vendors.common import Envelope, error_message, pipeline_with, result_folder, vendor_answer
 from alphacut.errors import AlphacutError, InvalidOption, UnsupportedMediaType
 from alphacut.options import CutoutOptions
 from alphacut.settings import ImageLimits
@@ -59,6 +59,9 @@ def _error(error: Exception, status: int, request_id: str) -> dict[str, Any]:
     return _envelope(request_id, status, code, error_message(error))
 
 
+ENVELOPE = Envelope(_error)  # its routes' failures, and the service's refusals before them
+
+
 @router.post("/api/cutout/general/apparel-background-removal")
 def ailab_costume() -> Response[Any]:
     def build(request_id: str) -> Response[Any]:
@@ -95,7 +98,7 @@ def ailab_costume() -> Response[Any]:
         data = {"elements": [{"image_url": url("outfit", result.outfit)}, {"class_url": class_url}]}
         return json_response(200, _envelope(request_id, data=data), {"X-Request-Id": request_id})
 
-    return vendor_answer(router, build, _error)
+    return vendor_answer(router, build, ENVELOPE)
 
 
 # ---- the contract's document (the OpenAPI document's operations for this module's routes) ----

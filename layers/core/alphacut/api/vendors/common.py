@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -38,16 +39,27 @@ def result_folder(request_id: str) -> str:
     return f"results/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """How a vendor's contract answers a failure: its body (``error_body(error, status, request
+    id)``) and status (``status_for``, the one error table unless the vendor has its own)."""
+
+    error_body: Callable[[Exception, int, str], dict[str, Any]]
+    status_for: Callable[[Exception], int] = http_status
+
+    def answer(self, error: Exception, request_id: str) -> Response[Any]:
+        status = self.status_for(error)
+        headers = {"X-Request-Id": request_id}
+        if getattr(error, "retry_after", None):  # a 429 says when to come back, in any envelope
+            headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
+        return json_response(status, self.error_body(error, status, request_id), headers)
+
+
 def vendor_answer(
-    router: Router,
-    build: Callable[[str], Response[Any]],
-    error_body: Callable[[Exception, int, str], dict[str, Any]],
-    billable: bool = True,
-    status_for: Callable[[Exception], int] = http_status,
+    router: Router, build: Callable[[str], Response[Any]], envelope: Envelope, billable: bool = True
 ) -> Response[Any]:
-    """Run ``build(request_id)``; a failure becomes ``error_body(error, status, request_id)`` with the
-    status from the one error table (or the vendor's, ``status_for``). ``billable``: a 200 from
-    ``build`` delivered a result."""
+    """Run ``build(request_id)``; a failure becomes the vendor's ``envelope``. ``billable``: a 200
+    from ``build`` delivered a result."""
     router.append_context(exact_envelope=True)
     request_id = services.request_id(router.current_event.raw_event, router.lambda_context)
     try:
@@ -57,8 +69,7 @@ def vendor_answer(
             logger.info("request refused", extra={"error": error.to_dict()})
         else:
             logger.exception("unexpected error")
-        status = status_for(error)
-        return json_response(status, error_body(error, status, request_id), {"X-Request-Id": request_id})
+        return envelope.answer(error, request_id)
     if billable and response.status_code == 200:
         router.append_context(charge=CHARGE_HERE)
     return response

@@ -17,7 +17,7 @@ from alphacut.api import services
 from alphacut.api.openapi import JSON, OBJECT, RAW_IMAGE, STRING, RouteDoc
 from alphacut.api.request import raw_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, result_folder, vendor_answer
+from alphacut.api.vendors.common import Envelope, error_message, result_folder, vendor_answer
 from alphacut.errors import InvalidOption
 from alphacut.options import CutoutOptions
 
@@ -30,6 +30,9 @@ def _envelope(request_id: str, status: int, message: str, url: str | None = None
     if url is not None:
         result["cutout_image_url"] = url
     return {"code": SYSTEM_OK, "msg": "success", "result": result}
+
+
+ENVELOPE = Envelope(lambda error, status, rid: _envelope(rid, status, error_message(error)))
 
 
 @router.post("/api/cutout/")
@@ -45,9 +48,7 @@ def jd_cutout() -> Response[Any]:
         link = services.result_store(None, router.current_event.raw_event).put(key, image, content_type)
         return json_response(200, _envelope(request_id, 0, "success", link.url), {"X-Request-Id": request_id})
 
-    return vendor_answer(
-        router, build, lambda error, status, rid: _envelope(rid, status, error_message(error))
-    )
+    return vendor_answer(router, build, ENVELOPE)
 
 
 # ---- the contract's document (the OpenAPI document's operations for this module's routes) ----

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from alphacut.api.openapi import BASE64_IMAGE, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, parse_json_object, raw_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, pipeline_with, vendor_answer
+from alphacut.api.vendors.common import Envelope, error_message, pipeline_with, vendor_answer
 from alphacut.errors import (
     CorruptImage,
     ImageTooLarge,
@@ -61,6 +61,9 @@ def _envelope(status: int, message: str, image: str = "", used_time: int = 0) ->
     }
 
 
+ENVELOPE = Envelope(lambda error, status, rid: _envelope(business_status(error), error_message(error)))
+
+
 def _image_field(event: dict[str, Any]) -> str:
     document = parse_json_object(raw_body(event), ': send {"image": "<base64>"}')
     if not isinstance(document.get("image"), str) or not document["image"]:
@@ -79,9 +82,7 @@ def jd_selfie() -> Response[Any]:
             200, _envelope(1000, "ok", picture, round(result.timings.total)), {"X-Request-Id": request_id}
         )
 
-    return vendor_answer(
-        router, build, lambda error, status, rid: _envelope(business_status(error), error_message(error))
-    )
+    return vendor_answer(router, build, ENVELOPE)
 
 
 # ---- the contract's document (the OpenAPI document's operations for this module's routes) ----

@@ -22,7 +22,7 @@ from alphacut.api.openapi import BASE64_IMAGE, BINARY, FLAG, INTEGER, JSON, OBJE
 from alphacut.api.plan_model import with_plan_model
 from alphacut.api.request import SOURCE_FIELDS, parse_image_request
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, vendor_answer
+from alphacut.api.vendors.common import Envelope, error_message, vendor_answer
 from alphacut.errors import InvalidOption
 from alphacut.options import COLOR, CutoutOptions, empty_unset, parse_bool
 from alphacut.task_states import TaskState
@@ -47,6 +47,9 @@ def _choice(params: dict[str, str], name: str, table: dict[str, str], default: s
 
 def _error(error: Exception, status: int, _request_id: str) -> dict[str, Any]:
     return {"status": status, "message": error_message(error)}
+
+
+ENVELOPE = Envelope(_error)  # its routes' failures, and the service's refusals before them
 
 
 def _data(record: TaskRecord, return_type: str) -> dict[str, Any]:
@@ -112,7 +115,7 @@ def create_segmentation() -> Response[Any]:
             {"X-Request-Id": request_id},
         )
 
-    return vendor_answer(router, build, _error, billable=False)
+    return vendor_answer(router, build, ENVELOPE, billable=False)
 
 
 @router.get("/api/tasks/visual/segmentation/<task_id>")
@@ -128,7 +131,7 @@ def get_segmentation(task_id: str) -> Response[Any]:
             {"X-Request-Id": request_id},
         )
 
-    return vendor_answer(router, build, _error, billable=False)
+    return vendor_answer(router, build, ENVELOPE, billable=False)
 
 
 # ---- the contract's document (the OpenAPI document's operations for this module's routes) ----

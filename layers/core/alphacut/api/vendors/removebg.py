@@ -36,7 +36,7 @@ from alphacut.api import services
 from alphacut.api.openapi import BASE64_IMAGE, BINARY, INTEGER, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, header, read_body
 from alphacut.api.responses import json_response
-from alphacut.api.vendors.common import error_message, vendor_answer
+from alphacut.api.vendors.common import Envelope, error_message, vendor_answer
 from alphacut.aws.usage import next_utc_midnight
 from alphacut.errors import (
     AlphacutError,
@@ -47,6 +47,8 @@ from alphacut.errors import (
     InsufficientCredits,
     InvalidOption,
     NoSubjectFound,
+    QuotaExceeded,
+    RateLimited,
     ResolutionTooHigh,
     ResponseTooLarge,
     UnsupportedImageFormat,
@@ -144,6 +146,8 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (ResponseTooLarge, 400, "result_too_large", "Result too large for a synchronous answer"),
     (Conflict, 409, "conflict", "Request conflicts with an earlier one"),
     (InsufficientCredits, 402, "insufficient_credits", "Insufficient credits"),
+    (QuotaExceeded, 402, "insufficient_credits", "Insufficient credits"),  # remove.bg: the day's calls spent
+    (RateLimited, 429, "rate_limit_exceeded", "Rate limit exceeded"),
     (InvalidOption, 400, "invalid_parameters", "Invalid parameters"),
 ]
 
@@ -340,37 +344,41 @@ def removebg_route() -> Response[Any]:
         ignored = sorted(set(params) - KNOWN)
         return answer(result, kind, header(event, "accept"), request_id, ignored)
 
-    return vendor_answer(
-        router, build, lambda error, status, rid: errors_body(error), status_for=error_status
-    )
+    return vendor_answer(router, build, ENVELOPE)
 
 
 def error_status(error: Exception) -> int:
     return error_entry(error)[0]
 
 
+ENVELOPE = Envelope(lambda error, status, rid: errors_body(error), status_for=error_status)
+
+
 @router.get("/v1.0/account")
 def account_route() -> Response[Any]:
-    """The key's balance (a credit-based key) or its calls left today (credits = calls), and its
-    plan, as remove.bg's account."""
+    """The key's account as remove.bg's: a credit-based key's balance as its credits (what may be
+    spent), a quota key's results left today as its free calls (remove.bg's free allowance); the
+    other figure 0, never the same one twice. Numbers from a key's first call (its plan comes
+    with the key); reading the account spends nothing."""
     router.append_context(usage_headers=usage_headers)
 
     def build(request_id: str) -> Response[Any]:
-        owner = services.api_key_owner(router.current_event.raw_event)
+        event = router.current_event.raw_event
+        owner = services.api_key_owner(event)
         meter = services.usage_meter()
-        plan = meter.plan(owner) if meter is not None else None
+        known = services.caller(event)
+        plan = known.plan if known is not None else None
         quota = plan.quota if plan is not None else None
-        left: int | float | None
-        credit_based = meter is not None and meter.credit_based(owner)
+        credit_based = plan is not None and plan.credit_based
+        balance: int | float = 0
+        free_calls: int = 0
         if meter is not None and credit_based:
-            left = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
-        else:
-            # this call is counted too (after the answer): what is left once it is
-            used = meter.calls_today(owner) if meter and quota is not None else None
-            left = max(quota - used - 1, 0) if quota is not None and used is not None else None
+            balance = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
+        elif meter is not None and quota is not None:
+            free_calls = max(quota - meter.limits.taken(owner), 0)
         attributes = {
-            "credits": {"total": left, "subscription": 0, "payg": left, "enterprise": 0},
-            "api": {"free_calls": left, "sizes": "all"},
+            "credits": {"total": balance, "subscription": 0, "payg": balance, "enterprise": 0},
+            "api": {"free_calls": free_calls, "sizes": "all"},
             "plan": {
                 "name": plan.name if plan else None,
                 "daily_quota": quota,
@@ -382,9 +390,7 @@ def account_route() -> Response[Any]:
         headers = {"X-Request-Id": request_id, "Content-Type": ACCOUNT_CONTENT_TYPE}
         return json_response(200, {"data": {"attributes": attributes}}, headers)
 
-    return vendor_answer(
-        router, build, lambda error, status, rid: errors_body(error), billable=False, status_for=error_status
-    )
+    return vendor_answer(router, build, ENVELOPE, billable=False)
 
 
 # ---- the contract's document (the OpenAPI document's operations for this module's routes) ----

@@ -1,0 +1,307 @@
+"""The service's own API keys (DynamoDB), any number of them: a key is shown once, when it is made,
+and kept only as a keyed hash (HMAC-SHA-256 with the stack's key-hash secret), beside a public id
+that the usage, the statements and the logs name.
+
+Items (the usage table):
+
+- ``pk = "apikey#<hash>"``: what the authorizer reads for a key it is shown (one item read):
+  ``key_id``, ``customer``, ``plan``, ``created`` and, for a value
+  rotated out, ``valid_until`` (epoch seconds; past it the key is refused) and ``expires_at``
+  (the table's TTL, later, to tidy it away)
+- ``pk = "key#<key id>"``: the key itself: ``customer``, ``plan``, ``status`` (active | revoked),
+  ``created``, ``last_used`` (a UTC day), ``hash`` (its current value's) and ``hashes`` (every
+  value's still let in)
+
+A rotation gives the key id a new value; the old one works until its grace ends, so the balance,
+usage, plan and statements (all by key id) carry over. A revocation deletes every value's item:
+the authorizer refuses it once API Gateway's cache of its last answer (``KeyCacheSeconds``) ends.
+
+Usage::
+
+    store = KeyStore("usage-table", secret)
+    made = store.create("acme-shoes", "starter")           # made.value: shown once, never stored
+    store.find(made.value)                                 # Credential(key_id, customer, plan)
+    store.rotate(made.key.key_id, grace_seconds=86400)      # a new value; the old one for a day
+    store.revoke(made.key.key_id)
+    store.create_many([("shop-1", "free"), ...])           # batched writes: a sign-up burst
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from alphacut.aws.clients import client
+from alphacut.errors import InvalidOption, NotFound
+
+KEY_PREFIX = "ac_"  # a key's value: the prefix and 40 random characters (240 bits)
+ACTIVE, REVOKED = "active", "revoked"
+BATCH_ITEMS = 25  # BatchWriteItem's limit
+MAX_GRACE_SECONDS = 30 * 86400
+ROTATED_TIDY_SECONDS = 86400  # a rotated-out value's item is TTL'd a day after its grace ends
+
+
+def new_value() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def new_key_id() -> str:
+    return "k" + secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a key's value lets in: the authorizer's view of it."""
+
+    key_id: str
+    customer: str
+    plan: str
+    valid_until: int | None = None  # a rotated-out value: refused after this
+
+
+@dataclass
+class StoredKey:
+    key_id: str
+    customer: str
+    plan: str
+    status: str = ACTIVE
+    created: str = ""
+    hashes: list[str] = field(default_factory=list)
+    last_used: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.status == ACTIVE
+
+
+@dataclass(frozen=True)
+class MadeKey:
+    """A key just made, with its value: the only moment the value is known."""
+
+    key: StoredKey
+    value: str
+
+
+class KeyStore:
+    def __init__(
+        self, table_name: str, secret: bytes, clock: Callable[[], float] = time.time, db: Any = None
+    ):
+        self.table_name, self.secret, self.clock = table_name, secret, clock
+        self.db = db  # a DynamoDB client of its own (None: the process's, alphacut.aws.clients)
+
+    @property
+    def _db(self) -> Any:
+        return self.db or client("dynamodb")
+
+    def fingerprint(self, value: str) -> str:
+        """The keyed hash a value is kept as (without the secret, a table dump opens nothing)."""
+        return hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest()
+
+    # ---- the request path ------------------------------------------------------------------------
+    def find(self, value: str) -> Credential | None:
+        """The key a value belongs to (None: unknown, revoked, or a rotated-out value past its
+        grace). One item read."""
+        item = self._db.get_item(
+            TableName=self.table_name, Key=_key(f"apikey#{self.fingerprint(value)}")
+        ).get("Item")
+        if not item:
+            return None
+        valid_until = int(item["valid_until"]["N"]) if "valid_until" in item else None
+        if valid_until is not None and valid_until <= self.clock():
+            return None
+        return Credential(
+            item["key_id"]["S"],
+            item["customer"]["S"],
+            item["plan"]["S"],
+            valid_until,
+        )
+
+    def mark_used(self, key_id: str, day: str) -> None:
+        """The key's last use, to the day (the authorizer writes it once a key a day)."""
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=_key(f"key#{key_id}"),
+            UpdateExpression="SET last_used = :day",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":day": {"S": day}},
+        )
+
+    # ---- the key's life --------------------------------------------------------------------------
+    def create(self, customer: str, plan: str) -> MadeKey:
+        return next(iter(self.create_many([(customer, plan)])))
+
+    def create_many(
+        self,
+        rows: Iterable[tuple[str, str]],
+        extra_items: Callable[[str, str], list[dict[str, Any]]] | None = None,
+    ) -> Iterator[MadeKey]:
+        """New keys, written in batches (BatchWriteItem, 25 items a request), each yielded once its
+        items are written. ``extra_items(key_id, plan)``: more items to write with a key (its
+        credit account)."""
+        pending: list[dict[str, Any]] = []
+        made: list[MadeKey] = []
+        for customer, plan in rows:
+            if not customer.strip():
+                raise InvalidOption("must name the customer", field="customer")
+            value, key_id = new_value(), new_key_id()
+            key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)])
+            items = [*self._items(key, value), *(extra_items(key_id, plan) if extra_items else [])]
+            if len(pending) + len(items) > BATCH_ITEMS:
+                self._write_batch(pending)
+                yield from made
+                pending, made = [], []
+            pending += items
+            made.append(MadeKey(key, value))
+        if pending:
+            self._write_batch(pending)
+        yield from made
+
+    def adopt(self, value: str, customer: str, plan: str, key_id: str) -> StoredKey:
+        """Keep an existing value (an API Gateway key being migrated, its id kept so its balance and
+        usage carry over): the value keeps working. Adopting it again changes nothing."""
+        if len(value) < 20:
+            raise InvalidOption("a key's value must be at least 20 characters", field="value", limit=20)
+        known = self.get(key_id)
+        fingerprint = self.fingerprint(value)
+        if known is not None and fingerprint in known.hashes:
+            return known
+        key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [fingerprint])
+        self._write_batch(self._items(key, value))
+        return key
+
+    def rotate(self, key_id: str, grace_seconds: int) -> MadeKey:
+        """A new value for the key; its current ones keep working ``grace_seconds`` more."""
+        if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+            raise InvalidOption(
+                f"must be 0 to {MAX_GRACE_SECONDS} seconds", field="grace", limit=MAX_GRACE_SECONDS
+            )
+        key = self._active(key_id)
+        value = new_value()
+        fingerprint = self.fingerprint(value)
+        until = int(self.clock()) + grace_seconds
+        for old in key.hashes:
+            if grace_seconds:
+                self._retire_value(old, until)
+            else:
+                self._db.delete_item(TableName=self.table_name, Key=_key(f"apikey#{old}"))
+        kept = key.hashes if grace_seconds else []
+        rotated = StoredKey(key.key_id, key.customer, key.plan, ACTIVE, key.created, [fingerprint, *kept])
+        self._write_batch(self._items(rotated, value))
+        return MadeKey(rotated, value)
+
+    def _retire_value(self, fingerprint: str, until: int) -> None:
+        """A value rotated out: let in until ``until`` (a value already retiring keeps its own end)."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(f"apikey#{fingerprint}"),
+                UpdateExpression="SET valid_until = if_not_exists(valid_until, :until), expires_at = :tidy",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={
+                    ":until": {"N": str(until)},
+                    ":tidy": {"N": str(until + ROTATED_TIDY_SECONDS)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            pass  # gone already (its grace ended and TTL took it)
+
+    def revoke(self, key_id: str) -> StoredKey:
+        """Refuse every value of the key from now (once the authorizer's cache of it ends)."""
+        key = self.get(key_id)
+        if key is None:
+            raise NotFound(f"no API key {key_id}", field="key_id")
+        for fingerprint in key.hashes:
+            self._db.delete_item(TableName=self.table_name, Key=_key(f"apikey#{fingerprint}"))
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=_key(f"key#{key_id}"),
+            UpdateExpression="SET #status = :revoked, hashes = :none",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":none": {"L": []}},
+        )
+        key.status, key.hashes = REVOKED, []
+        return key
+
+    def get(self, key_id: str) -> StoredKey | None:
+        item = self._db.get_item(
+            TableName=self.table_name, Key=_key(f"key#{key_id}"), ConsistentRead=True
+        ).get("Item")
+        return _stored(item) if item else None
+
+    def all(self) -> list[StoredKey]:
+        """Every key, revoked ones included (a scan: for the admin, not the request path)."""
+        pages = self._db.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            FilterExpression="begins_with(pk, :key)",
+            ExpressionAttributeValues={":key": {"S": "key#"}},
+        )
+        keys = [_stored(item) for page in pages for item in page.get("Items", [])]
+        return sorted(keys, key=lambda k: (k.customer, k.key_id))
+
+    def _active(self, key_id: str) -> StoredKey:
+        key = self.get(key_id)
+        if key is None or not key.enabled:
+            raise NotFound(f"no active API key {key_id}", field="key_id")
+        return key
+
+    def _items(self, key: StoredKey, value: str) -> list[dict[str, Any]]:
+        """The key's own item and its newest value's."""
+        return [
+            {
+                **_key(f"key#{key.key_id}"),
+                "customer": {"S": key.customer},
+                "plan": {"S": key.plan},
+                "status": {"S": key.status},
+                "created": {"S": key.created},
+                "hash": {"S": key.hashes[0]},
+                "hashes": {"L": [{"S": h} for h in key.hashes]},
+            },
+            {
+                **_key(f"apikey#{self.fingerprint(value)}"),
+                "key_id": {"S": key.key_id},
+                "customer": {"S": key.customer},
+                "plan": {"S": key.plan},
+                "created": {"S": key.created},
+            },
+        ]
+
+    def _write_batch(self, items: list[dict[str, Any]]) -> None:
+        """Put the items, 25 a request, again for any DynamoDB leaves unprocessed."""
+        for start in range(0, len(items), BATCH_ITEMS):
+            request = {
+                self.table_name: [
+                    {"PutRequest": {"Item": item}} for item in items[start : start + BATCH_ITEMS]
+                ]
+            }
+            for attempt in range(8):
+                left = self._db.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                if not left:
+                    break
+                request = left
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("DynamoDB left key items unwritten after 8 attempts: run the import again")
+
+    def _now(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+
+
+def _key(pk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": "-"}}
+
+
+def _stored(item: dict[str, Any]) -> StoredKey:
+    return StoredKey(
+        item["pk"]["S"].removeprefix("key#"),
+        item["customer"]["S"],
+        item["plan"]["S"],
+        item["status"]["S"],
+        item.get("created", {}).get("S", ""),
+        [h["S"] for h in item.get("hashes", {}).get("L", [])],
+        item.get("last_used", {}).get("S", ""),
+    )
