@@ -138,7 +138,7 @@ def stack(image_server, operator_models):
         gpu_warm_up_seconds=3.0,
         # the suite's reference engine (tests/conftest.py), not the template's int8 default: the
         # routes' answers are compared with the in-process pipeline's, byte for byte
-        parameters={**LOCAL_PARAMETERS, "ModelEngine": os.environ["ALPHACUT_ENGINE"]},
+        parameters={**LOCAL_PARAMETERS, "ModelEngine": os.environ["ALPHACUT_ENGINE"], "KeyCacheSeconds": "2"},
         model_data=model_data,
         # two warm instances of the function behind /v1/cutout, remove.bg's and the vendors'
         # routes, as Lambda runs concurrent calls on instances of their own: the tests' concurrent

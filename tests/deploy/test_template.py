@@ -87,10 +87,21 @@ def test_translated_template_has_the_promised_shape():
     for path in ("/v1/cutout", "/v1/selfie", "/v1/costume", "/v1/usage", "/v1/openapi.json", *vendor_paths):
         for method, operation in api["Body"]["paths"][path].items():
             if method != "options":  # the CORS preflight: no key (test_both_apis_answer_the_preflight...)
-                assert operation["security"] == [{"api_key": []}]
+                assert operation["security"] == [{"KeyAuthorizer": []}]
+    authorizer = api["Body"]["securityDefinitions"]["KeyAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert (
+        authorizer["type"] == "request" and authorizer["identitySource"] == "method.request.header.x-api-key"
+    )
+    assert (
+        authorizer["authorizerResultTtlInSeconds"] == 300
+    )  # KeyCacheSeconds' default: how late a revocation bites
     responses = api["Body"]["x-amazon-apigateway-gateway-responses"]
-    assert str(responses["INVALID_API_KEY"]["statusCode"]) == "401"
-    assert str(responses["QUOTA_EXCEEDED"]["statusCode"]) == "429"
+    assert (
+        str(responses["ACCESS_DENIED"]["statusCode"]) == str(responses["UNAUTHORIZED"]["statusCode"]) == "401"
+    )
+    # no API Gateway API key or usage plan key per customer: at most 10,000 of them per account
+    kinds = {resource["Type"] for resource in resources.values()}
+    assert not kinds & {"AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlanKey"}
     assert resources["UsageTable"]["Properties"]["KeySchema"][1]["AttributeName"] == "sk"
     bucket = resources["ResultsBucket"]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True
@@ -396,17 +407,11 @@ def test_remove_bg_api_answers_key_rate_and_quota_refusals_as_remove_bg_does():
     for methods in api["paths"].values():
         for method, operation in methods.items():
             if method != "options":
-                assert operation["security"] == [{"api_key": []}]
+                assert operation["security"] == [{"KeyAuthorizer": []}]
     responses = api["x-amazon-apigateway-gateway-responses"]
-    expected = {
-        "INVALID_API_KEY": ("403", "auth_failed"),
-        "THROTTLED": ("429", "rate_limit_exceeded"),
-        "QUOTA_EXCEEDED": ("402", "insufficient_credits"),
-    }
-    for kind, (status, code) in expected.items():
+    for kind in ("ACCESS_DENIED", "UNAUTHORIZED"):  # a bad or missing key, in remove.bg's shape
         body = json.loads(responses[kind]["responseTemplates"]["application/json"])
-        assert str(responses[kind]["statusCode"]) == status and body["errors"][0]["code"] == code
-    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+        assert str(responses[kind]["statusCode"]) == "403" and body["errors"][0]["code"] == "auth_failed"
 
 
 def test_only_model_functions_get_the_models_layer_and_sync_ones_start_from_a_snapstart_snapshot():
@@ -441,9 +446,7 @@ def test_both_apis_answer_the_preflight_without_a_key_and_name_the_origin_everyw
                 "Fn::Sub": "'${CorsAllowOrigin}'"
             }
         responses = body["x-amazon-apigateway-gateway-responses"]
-        assert {"DEFAULT_4XX", "DEFAULT_5XX", "INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED"} <= set(
-            responses
-        )
+        assert {"DEFAULT_4XX", "DEFAULT_5XX", "ACCESS_DENIED", "UNAUTHORIZED"} <= set(responses)
         for kind, response in responses.items():
             origin = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
             assert origin == {"Fn::Sub": "'${CorsAllowOrigin}'"}, (api_id, kind)

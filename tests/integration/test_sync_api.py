@@ -271,8 +271,7 @@ def test_over_the_rate_is_429(default_key_api):
     codes = [r.status_code for r in statuses]
     assert codes.count(200) >= 4 and 429 in codes
     refused = statuses[codes.index(429)]
-    assert refused.json()["message"] == "Too Many Requests" and int(refused.headers["Retry-After"]) >= 1
-    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1 and refused.json()["error"]["code"] == "rate_limited"
 
 
 def test_unknown_route_is_api_gateways_403(api):

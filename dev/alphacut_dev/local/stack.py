@@ -196,7 +196,7 @@ class LocalStack:
         self._enable_moto_execution()
         if self.model_data is not None:
             self.parameters["GpuModelDataUrl"] = upload_model_data(self.client("s3"), self.model_data)
-        cfn = translate_template(self.template, region=REGION)
+        cfn = translate_template(self.template, self.parameters, region=REGION)  # as CloudFormation hands SAM them
         self._create_resources(cfn)
         started = time.perf_counter()
         for worker in self.workers.values():
