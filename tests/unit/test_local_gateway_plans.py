@@ -1,8 +1,12 @@
-"""The local gateway applies a key's usage plan, the service's own ``Plan`` type, as API Gateway
-does: its throttle (or the account's where it has none) and its daily quota."""
+"""The local gateway applies an API Gateway key's usage plan, the service's own ``Plan`` type, as
+API Gateway does: its throttle (or the account's where it has none) and its daily quota; and the
+account's limits on making such keys."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from alphacut.aws.plans import Plan
 from alphacut_dev.local.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT, UsageLimiter
 
@@ -38,3 +42,42 @@ def test_the_daily_quota_refuses_the_call_past_it_until_the_next_utc_day():
     assert refused.reset == NOON + 12 * 3600 and refused.retry_after == 12 * 3600
     now[0] += 12 * 3600
     assert limiter.check("k", daily) is None
+
+
+def test_create_api_key_is_held_to_five_a_second_and_ten_thousand_keys_an_account(monkeypatch):
+    import boto3
+    from alphacut_dev.local.aws_rules import MAX_API_KEYS, AwsRules
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    from moto.apigateway.models import apigateway_backends
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    rules = AwsRules()
+    with mock_aws():
+        rules.apply()
+        try:
+            gateway = boto3.client(  # no SDK retries: each refusal seen
+                "apigateway",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+            )
+            codes = []
+            for i in range(8):  # at once: 5 a second
+                try:
+                    gateway.create_api_key(name=f"k{i}")
+                    codes.append("ok")
+                except ClientError as error:
+                    codes.append(error.response["Error"]["Code"])
+            assert codes[:5] == ["ok"] * 5 and "TooManyRequestsException" in codes[5:]
+            backend = apigateway_backends["123456789012"]["us-east-1"]
+            some = next(iter(backend.keys.values()))
+            backend.keys.update({f"filler{i}": some for i in range(MAX_API_KEYS - len(backend.keys))})
+            time.sleep(1.2)
+            with pytest.raises(ClientError) as full:
+                gateway.create_api_key(name="the-10001st")
+            assert full.value.response["Error"]["Code"] == "LimitExceededException"
+        finally:
+            rules.restore()

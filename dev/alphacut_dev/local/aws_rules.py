@@ -8,6 +8,8 @@
 - API Gateway's management API answers 429 ``TooManyRequestsException`` past its account-wide
   rate (10 requests a second, bursts of 40), for every caller but the local gateway itself (on
   AWS the data plane reads keys and plans without that API). ``management_calls`` counts them;
+- ``CreateApiKey`` at most 5 a second (429 ``TooManyRequestsException``) and at most 10,000 API keys
+  in the account (``LimitExceededException``), as API Gateway's quotas have them;
 - Step Functions' ``SendTaskFailure`` keeps its ``cause`` (moto's handler drops it, and a Catch's
   ``$.error.Cause`` is then missing);
 - ``StopExecution`` ends a running execution ABORTED at once, whatever its running step does next
@@ -37,6 +39,9 @@ NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's
 MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
 GATEWAY_USER_AGENT = "alphacut-local-gateway"  # the local gateway's own reads: not throttled
 THROTTLED_READS = ("get_usage_plans", "get_usage_plan", "get_usage_plan_keys", "get_api_keys", "get_api_key")
+# API Gateway's API keys: at most 10,000 per account and region (not raisable), CreateApiKey at 5
+# requests a second per account (fixed): what the service's own key store is for
+MAX_API_KEYS, CREATE_API_KEY_RATE = 10_000, 5.0
 
 
 def _closed_execution_holds(backend: Any, token: str) -> bool:
@@ -56,6 +61,7 @@ class AwsRules(MotoPatches):
         # the management API calls answered or refused: (operation, the caller's access key id)
         self.management_calls: list[tuple[str, str]] = []
         self._management = TokenBucket(MANAGEMENT_RATE, MANAGEMENT_BURST)  # the gateway's own bucket
+        self._key_creation = TokenBucket(CREATE_API_KEY_RATE, int(CREATE_API_KEY_RATE))
 
     def _management_call_allowed(self, name: str, caller: str = "") -> bool:
         self.management_calls.append((name, caller))
@@ -92,9 +98,30 @@ class AwsRules(MotoPatches):
 
         self._patch(notifications, "_get_s3_event", with_sequencer)
         self._throttle_management_reads()
+        self._limit_api_keys()
         self._patch(StateMachine, "_handle_name_input_idempotency", name_window)
         self._keep_task_failure_cause()
         self._abort_stopped_executions()
+
+    def _limit_api_keys(self) -> None:
+        """CreateApiKey: 429 ``TooManyRequestsException`` past 5 a second, and
+        ``LimitExceededException`` for the 10,001st key of the account."""
+        from moto.apigateway.models import APIGatewayBackend
+        from moto.core.exceptions import JsonRESTError
+
+        original, bucket = APIGatewayBackend.create_api_key, self._key_creation
+
+        def create_api_key(backend: Any, payload: dict[str, Any]) -> Any:
+            if bucket.take():
+                error = JsonRESTError("TooManyRequestsException", "Too Many Requests")
+            elif len(backend.keys) >= MAX_API_KEYS:
+                error = JsonRESTError("LimitExceededException", f"API key limit exceeded: {MAX_API_KEYS} per account")
+            else:
+                return original(backend, payload)
+            error.code = 429
+            raise error
+
+        self._patch(APIGatewayBackend, "create_api_key", create_api_key)
 
     def _abort_stopped_executions(self) -> None:
         from moto.stepfunctions.parser.api import ExecutionStatus
