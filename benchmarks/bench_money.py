@@ -32,6 +32,7 @@ Usage::
     .venv/bin/python benchmarks/bench_money.py --quick              # 2 windows, little history
     .venv/bin/python benchmarks/bench_money.py --transaction-ms 40 --counter-shards 1
     .venv/bin/python benchmarks/bench_money.py --operations          # each money operation's units
+    .venv/bin/python benchmarks/bench_money.py --keys 1000000        # the key store at a million keys
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY_START = 1_795_132_800  # 2026-11-20 00:00 UTC: the simulated day
 HOT_KEY = "store-hot-key"
 TABLE = "bench-money-usage"
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:bench/prod/POST/v1/cutout"
 ROUTE = "/v1/cutout"
 PARTITION_READ, PARTITION_WRITE = 3000.0, 1000.0  # units a second (dynamodb_capacity's)
 # https://aws.amazon.com/dynamodb/pricing/on-demand/ and https://aws.amazon.com/api-gateway/pricing/
@@ -69,6 +71,7 @@ class Window:
     seconds: float
     mix_keys: list[tuple[str, bool]]  # (key id, credit-based)
     mix_rate: float
+    plans: dict = field(default_factory=dict)  # key id -> its Plan, as the key authorizer hands it on
     counter_shards: int | None = None  # the usage counters' shards, where varied
     slow: float = 1.0  # slow motion: each simulated second lasts this many real ones
 
@@ -103,12 +106,11 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
         POWERTOOLS_METRICS_DISABLED="true",  # the CreditsCharged metric: nowhere to send it here
     )
     logging.disable(logging.WARNING)
-    from alphacut.api.credits import CreditGate
-    from alphacut.api.metering import CallOutcome, settle_call
+    from alphacut.api.credits import open_gate
+    from alphacut.api.metering import CallOutcome, open_for, settle_call
     from alphacut.aws import usage as usage_module
     from alphacut.aws.usage import UsageMeter
     from alphacut.options import CutoutOptions
-    from alphacut.settings import ServiceSettings
 
     if window.counter_shards:
         usage_module.COUNTER_SHARDS = window.counter_shards
@@ -116,7 +118,7 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
     # (botocore's default pool of 10 would make the simulated instances queue for connections)
     import boto3
     from alphacut.aws import credits as credits_module
-    from alphacut.aws import plans as plans_module
+    from alphacut.aws import limits as limits_module
     from botocore.config import Config
 
     connections = int((window.rate + window.mix_rate) * (model_seconds + 0.5) * 1.5) + window.burst + 10
@@ -124,9 +126,8 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
         name: boto3.client(name, config=Config(max_pool_connections=connections))
         for name in ("dynamodb", "sqs")
     }
-    for module in (credits_module, usage_module, plans_module):
+    for module in (credits_module, usage_module, limits_module):
         module.client = shared.__getitem__
-    settings = ServiceSettings(usage_table=TABLE, metering_queue_url=queue_url)
     started = time.time()
     clock = lambda: DAY_START + window.hour * 3600 + (time.time() - started) / window.slow
     local = threading.local()
@@ -134,19 +135,22 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
 
     def call(key: str) -> CallResult:
         meter = getattr(local, "meter", None)
-        if meter is None:  # one per instance: its own plan cache, as each Lambda instance has
+        if meter is None:  # one per instance, as each Lambda instance has
             meter = local.meter = UsageMeter(TABLE, queue_url, clock=clock)
         call_id = str(uuid.uuid4())
+        plan = window.plans[key]  # the key authorizer's context: no look-up
         try:
             begun = time.perf_counter()
-            credit_based = meter.credit_based(key)
-            gate = CreditGate(meter.credits, key, call_id, ROUTE, settings) if credit_based else None
+            meter.limits.admit(key, plan)  # the key's rate window, every call
+            gate = open_for(meter, plan, key, call_id, ROUTE)
             if gate is not None:
-                gate.reserve_call(options)
+                with open_gate(gate):
+                    gate.reserve_call(options)  # credits reserved, or a quota slot taken
             reserved = time.perf_counter()
             time.sleep(model_seconds * window.slow)  # the model's work (measured elsewhere)
             delivered = time.perf_counter()
-            usage = settle_call(meter, gate, CallOutcome(key, ROUTE, call_id, credit_based, True))
+            outcome = CallOutcome(key, ROUTE, call_id, plan.credit_based, True)
+            usage = settle_call(meter, gate, outcome, plan)
             done = time.perf_counter()
         except Exception as error:  # noqa: BLE001 - a failed call is a result here
             return CallResult(key, False, 0.0, 0.0, f"{type(error).__name__}: {error}"[:200])
@@ -198,7 +202,7 @@ def start_moto(transaction_seconds: float, slow: float = 1.0):
     return f"http://127.0.0.1:{port}", capacity, conflicts
 
 
-def provision(moto_url: str, mix: int) -> tuple[list[tuple[str, bool]], str]:
+def provision(moto_url: str, mix: int) -> tuple[list[tuple[str, bool]], str, dict]:
     os.environ.update(
         AWS_ENDPOINT_URL=moto_url,
         AWS_ACCESS_KEY_ID="testing",
@@ -207,28 +211,28 @@ def provision(moto_url: str, mix: int) -> tuple[list[tuple[str, bool]], str]:
     )
     import boto3
     from alphacut.aws.credits import CreditLedger
-    from alphacut.aws.plans import Plan, PlanDirectory
+    from alphacut.aws.plans import Plan
     from alphacut_dev.template import table_definition
 
     boto3.client("dynamodb").create_table(**table_definition("UsageTable", TABLE))
     queue_url = boto3.client("sqs").create_queue(QueueName="bench-money-metering")["QueueUrl"]
-    ledger, directory = CreditLedger(TABLE), PlanDirectory(TABLE)
+    ledger = CreditLedger(TABLE)
     store = Plan("plan-store", "store", None, 50.0, 100, credit_based=True)
     credits_plan = Plan("plan-credits", "credits", None, 5.0, 10, credit_based=True)
     starter = Plan("plan-starter", "starter", 100_000, 5.0, 10)
-    directory.put(HOT_KEY, store)
+    plans = {HOT_KEY: store}
     ledger.open(HOT_KEY)
     ledger.top_up(HOT_KEY, 10_000_000 * 1000, reference="bench")
     keys = []
     for n in range(mix):
         key = f"mix-{n:02d}"
         credit = n % 2 == 0
-        directory.put(key, credits_plan if credit else starter)
+        plans[key] = credits_plan if credit else starter
         if credit:
             ledger.open(key)
             ledger.top_up(key, 1_000_000 * 1000, reference="bench")
         keys.append((key, credit))
-    return keys, queue_url
+    return keys, queue_url, plans
 
 
 def write_history(key: str, first: int, count: int, at: float) -> None:
@@ -332,6 +336,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="each simulated second lasts this many real ones (rates, waits and the rules' times scaled)",
     )
     parser.add_argument("--operations", action="store_true", help="each money operation's items and units")
+    parser.add_argument(
+        "--keys",
+        type=int,
+        default=0,
+        help="the key store: this many keys in the table, the authorizer (cached and not) and the limits "
+        "added to a call, their cost, and an import of --import-keys timed",
+    )
+    parser.add_argument("--import-keys", type=int, default=100_000, help="keys imported (--keys)")
+    parser.add_argument("--samples", type=int, default=2000, help="calls measured per row (--keys)")
     args = parser.parse_args(argv)
     if args.quick:
         args.window, args.hours = 10.0, "0,23"
@@ -341,6 +354,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.keys:
+        return keys_bench(args.keys, args.import_keys, args.samples)
     return operations() if args.operations else run_day(args)
 
 
@@ -351,7 +366,7 @@ def run_day(args: argparse.Namespace, target=drive) -> int:
 
     sys.path.insert(0, str(ROOT))
     moto_url, capacity, conflicts = start_moto(args.transaction_ms / 1000, args.slow_motion)
-    mix_keys, queue_url = provision(moto_url, args.mix)
+    mix_keys, queue_url, plans = provision(moto_url, args.mix)
     print(f"machine: {machine()}; moto in-process, the calls in another process")
     print(
         f"load: {args.rate:g} calls/s from one credit key + a burst of {args.burst} per window, "
@@ -368,6 +383,7 @@ def run_day(args: argparse.Namespace, target=drive) -> int:
             args.window,
             mix_keys,
             args.mix_rate,
+            plans,
             args.counter_shards,
             args.slow_motion,
         )
@@ -439,9 +455,14 @@ def run_day(args: argparse.Namespace, target=drive) -> int:
 def operations() -> int:
     """Each money operation once, on a key with history, metered: items read and written, units."""
     moto_url, capacity, _ = start_moto(0.0)
-    provision(moto_url, 2)
+    _, _, plans = provision(moto_url, 2)
+    from alphacut.aws.authorizer import Authorizer
     from alphacut.aws.credits import STALE_SECONDS, CreditLedger
-    from alphacut.aws.usage import MeteredCall, UsageMeter
+    from alphacut.aws.keystore import KeyStore
+    from alphacut.aws.plans import PlanCatalogue
+    from alphacut.aws.usage import MeteredCall, UsageMeter, utc_day
+
+    PlanCatalogue(TABLE).write({"store": plans[HOT_KEY]})
 
     meter, ledger = UsageMeter(TABLE), CreditLedger(TABLE)
     for n in range(200):  # history: the operations below must not read it
@@ -450,11 +471,18 @@ def operations() -> int:
             MeteredCall(HOT_KEY, ROUTE, True, f"old-{n}", credits=1000, hold=f"old-{n}", hold_finished=True)
         )
     ledger.sweep(time.time() + STALE_SECONDS + 1)  # the balance out of the index, as between bursts
+    store = KeyStore(TABLE, b"bench-secret-0123456789abcdef0123")
+    value = store.create("store", "store").value
+    authorizer = Authorizer(store, PlanCatalogue(TABLE))
+    authorizer.plan("store")  # the catalogue, as a warm container holds it
+    request = {"type": "REQUEST", "methodArn": f"{METHOD_ARN}", "headers": {"x-api-key": value}}
+    authorizer.authorize(request)  # its last-used day written (once a key a day)
     steps = [
         (
-            "plan look-up (a container's first call of the key, then cached 5 min)",
-            lambda: meter.plan(HOT_KEY),
+            "authorizer, a key API Gateway has not cached (its item; the catalogue cached)",
+            lambda: authorizer.authorize(request),
         ),
+        ("rate (every call: the key's token bucket)", lambda: meter.limits.admit(HOT_KEY, plans[HOT_KEY])),
         ("reserve", lambda: ledger.reserve(HOT_KEY, "call-1", 1000, 90, ROUTE)),
         (
             "commit with the count (the charge transaction)",
@@ -471,8 +499,19 @@ def operations() -> int:
             "sweep, the task's settled hold retired (its TTL)",
             lambda: ledger.sweep(time.time() + STALE_SECONDS + 1),
         ),
+        (
+            "a quota key's slot of the day taken (its remain, no read)",
+            lambda: meter.limits.take_slot("mix-01", 100_000),
+        ),
         ("count a quota key's call", lambda: meter.record(MeteredCall("mix-01", ROUTE, True, "call-3"))),
-        ("calls today (a quota key's remain)", lambda: meter.calls_today("mix-01")),
+        (
+            "a slot given back (the call delivered nothing)",
+            lambda: meter.limits.give_back_slot("mix-01", utc_day(time.time())),
+        ),
+        (
+            "results left today (a quota key's remain, where no slot was taken)",
+            lambda: meter.limits.taken("mix-01"),
+        ),
         ("sweep, nothing due (a minute)", lambda: ledger.sweep()),
     ]
     columns = (
@@ -529,6 +568,144 @@ def costs(capacity, calls: int) -> None:
         f"(table and index): ${dynamodb:.4f} per 1,000 calls; API Gateway REST ${gateway:.4f} per 1,000 "
         f"calls; together ${dynamodb + gateway:.4f}"
     )
+
+
+# ---- the key store: the authorizer and the limits, with many keys in the table ---------------------
+LAMBDA_REQUEST, LAMBDA_GB_SECOND = 0.20 / 1e6, 0.0000166667  # x86, us-east-1
+AUTHORIZER_GB = 0.5  # the template's KeyAuthorizerFunction: 512 MB
+WAF_REQUEST = 0.60 / 1e6  # a web ACL's requests (plus $5 a month an ACL, $1 a rule)
+
+
+def bulk_keys(store, count: int) -> list[str]:
+    """``count`` keys' two items each, straight into moto's backend (its HTTP API writes about a
+    thousand a second: a million keys would take a quarter of an hour), as ``create_many`` writes
+    them; a sample of their values is kept to call with."""
+    import random
+
+    from alphacut.aws.keystore import ACTIVE, StoredKey, new_key_id, new_value
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends["123456789012"]["us-east-1"]
+    sample, keep = [], max(1, count // 5000)
+    for n in range(count):
+        value = new_value()
+        key = StoredKey(
+            new_key_id(), f"shop-{n}", "store", ACTIVE, "2026-11-28T00:00:00Z", [store.fingerprint(value)]
+        )
+        for item in store._items(key, value):
+            backend.put_item(TABLE, item)
+        if n % keep == 0:
+            sample.append(value)
+    random.shuffle(sample)
+    return sample
+
+
+def timed(step, samples: list) -> list[float]:
+    times = []
+    for sample in samples:
+        begun = time.perf_counter()
+        step(sample)
+        times.append((time.perf_counter() - begun) * 1000)
+    return times
+
+
+def keys_bench(count: int, import_count: int, samples: int) -> int:
+    """The authorizer (cached by API Gateway and not) and the limits, with ``count`` keys in the
+    table: p50/p99 added to a call, units, dollars per 1,000 calls; then ``import_count`` keys
+    imported through DynamoDB's API (moto's HTTP server), timed."""
+    moto_url, capacity, _ = start_moto(0.0)
+    _, _, plans = provision(moto_url, 2)
+    from alphacut.aws.authorizer import Authorizer
+    from alphacut.aws.credits import CreditLedger
+    from alphacut.aws.keystore import KeyStore
+    from alphacut.aws.limits import KeyLimits
+    from alphacut.aws.plans import PlanCatalogue
+    from alphacut_dev.local.authorizers import AuthorizerSpec, LambdaAuthorizers
+
+    print(f"machine: {machine()}; moto in-process (its HTTP server), DynamoDB's capacity rules applied")
+    store = KeyStore(TABLE, b"bench-secret-0123456789abcdef0123")
+    PlanCatalogue(TABLE).write({"store": plans[HOT_KEY]})
+    started = time.perf_counter()
+    values = bulk_keys(store, count)
+    print(
+        f"{count:,} keys written in bulk in {time.perf_counter() - started:.0f} s; "
+        f"{len(values)} of them called"
+    )
+    authorizer = Authorizer(store, PlanCatalogue(TABLE))
+    authorizer.plan("store")
+    requests = [{"type": "REQUEST", "methodArn": METHOD_ARN, "headers": {"x-api-key": v}} for v in values]
+    requests = (requests * (samples // len(requests) + 1))[:samples]
+    for request in requests[: len(values)]:  # each key's last-used day, written once a day
+        authorizer.authorize(request)
+    gateway = LambdaAuthorizers(
+        {"Keys": AuthorizerSpec("Keys", "KeyAuthorizerFunction", ("x-api-key",), 300)}
+    )
+
+    def through_gateway(request):
+        return gateway.check(
+            "Keys", request["headers"], METHOD_ARN, request, lambda f, e: ("ok", authorizer.authorize(e))
+        )
+
+    for request in requests[: len(values)]:  # API Gateway's cache, filled
+        through_gateway(request)
+    limits, plan = KeyLimits(TABLE), plans[HOT_KEY]
+    key_ids = [f"rate-{n % 500}" for n in range(samples)]
+    rows = []
+    for name, step, inputs, cost in (
+        (
+            "authorizer, not cached (a key's first call in KeyCacheSeconds)",
+            authorizer.authorize,
+            requests,
+            "lambda",
+        ),
+        ("authorizer, cached by API Gateway (no invocation)", through_gateway, requests, "none"),
+        (
+            "rate: the key's token bucket (every call)",
+            lambda key: limits.admit(key, plan),
+            key_ids,
+            "dynamodb",
+        ),
+        (
+            "quota: a slot taken (a quota key's call that may deliver)",
+            lambda key: limits.take_slot(key, 10**9),
+            key_ids,
+            "dynamodb",
+        ),
+    ):
+        mark = capacity.mark()
+        times = timed(step, inputs)
+        used = capacity.since(mark, TABLE)
+        reads, writes = used.read_units / len(inputs), used.write_units / len(inputs)
+        dollars = (reads * DYNAMODB_READ + writes * DYNAMODB_WRITE) * 1000
+        if cost == "lambda":  # the authorizer function: a request, and its duration at 512 MB
+            dollars += (
+                LAMBDA_REQUEST + AUTHORIZER_GB * statistics.median(times) / 1000 * LAMBDA_GB_SECOND
+            ) * 1000
+        rows.append((name, percentile(times, 0.5), percentile(times, 0.99), reads, writes, dollars))
+    print(f"\n{count:,} keys in the table; {samples} calls a row")
+    print("| step | p50 ms | p99 ms | read units a call | write units a call | $ per 1,000 calls |")
+    print("|---|---|---|---|---|---|")
+    for name, p50, p99, reads, writes, dollars in rows:
+        print(f"| {name} | {p50:.2f} | {p99:.2f} | {reads:.2f} | {writes:.2f} | {dollars:.5f} |")
+    print(
+        f"| (a WAF rate-based rule instead, by the price list) | - | - | - | - | {WAF_REQUEST * 1000:.5f} "
+        "+ $6 a month |"
+    )
+    ledger = CreditLedger(TABLE)
+    started = time.perf_counter()
+    made = sum(
+        1
+        for _ in store.create_many(
+            ((f"import-{n}", "credits" if n % 2 else "store") for n in range(import_count)),
+            lambda key_id, plan: [ledger.account_item(key_id)] if plan == "credits" else [],
+        )
+    )
+    seconds = time.perf_counter() - started
+    print(
+        f"\nimport: {made:,} keys (half on a credit plan: a credit account each) through DynamoDB's API "
+        f"in {seconds:.0f} s: {made / seconds:,.0f} keys a second"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -50,14 +51,9 @@ def _foreground(response: requests.Response) -> tuple[int, int, int, int]:
 
 @pytest.fixture(scope="module")
 def removebg(stack, admin) -> Api:
-    """A key of its own: remove.bg's headers count its calls. A function that read the plans in
-    the last UNKNOWN_KEY_SECONDS has not seen a new key yet (its plan, so X-RateLimit-*, unknown):
-    the first call waits that long, as a client minutes after making its key would."""
-    from alphacut.aws.usage import UNKNOWN_KEY_SECONDS
-
-    key = new_key(admin, stack)
-    time.sleep(UNKNOWN_KEY_SECONDS)
-    return key
+    """A key of its own: remove.bg's headers count its results (its plan comes with the key from
+    its first call)."""
+    return new_key(admin, stack)
 
 
 @pytest.fixture(scope="module")
@@ -348,21 +344,57 @@ def test_over_the_rate_is_429_with_retry_after(default_key_api):
 
 
 def test_a_spent_daily_quota_is_402_insufficient_credits(stack, admin, upload):
-    tiny = new_key(admin, stack, "tiny")  # 3 calls a day
-    credits = [tiny.get("/v1.0/account").json()["data"]["attributes"]["credits"]["total"] for _ in range(3)]
-    assert credits == [2, 1, 0]
+    tiny = new_key(admin, stack, "tiny")  # 3 results a day
+    free_calls = [
+        tiny.get("/v1.0/account").json()["data"]["attributes"]["api"]["free_calls"] for _ in range(3)
+    ]
+    assert free_calls == [3, 3, 3]  # reading the account spends nothing
+    left = [int(tiny.post(ROUTE, files=upload).headers["X-RateLimit-Remaining"]) for _ in range(3)]
+    assert left == [2, 1, 0]
     _error(tiny.post(ROUTE, files=upload), 402, "insufficient_credits")
 
 
-def test_account_says_the_calls_left_today_and_the_plan(removebg, upload):
-    before = removebg.get("/v1.0/account").json()["data"]["attributes"]
-    removebg.post(ROUTE, files=upload)
-    after = removebg.get("/v1.0/account")
-    attributes = after.json()["data"]["attributes"]
-    assert attributes["credits"]["total"] == before["credits"]["total"] - 2  # the cutout and this call
-    assert attributes["api"] == {"free_calls": attributes["credits"]["total"], "sizes": "all"}
-    assert attributes["plan"]["daily_quota"] == 100000 and attributes["plan"]["name"].endswith("bulk")
-    assert after.headers["X-Credits-Charged"] == "0"
+def test_account_answers_numbers_from_a_keys_first_call_and_counts_results_only(stack, admin, upload):
+    fresh = new_key(admin, stack)  # made this instant: its first call
+    first = fresh.get("/v1.0/account")
+    attributes = first.json()["data"]["attributes"]
+    assert first.status_code == 200 and first.headers["X-Credits-Charged"] == "0"
+    assert attributes["api"] == {"free_calls": 100000, "sizes": "all"}  # the day's results: bulk's quota
+    assert attributes["credits"] == {"total": 0, "subscription": 0, "payg": 0, "enterprise": 0}  # none bought
+    assert attributes["plan"]["daily_quota"] == 100000 and attributes["plan"]["name"] == "bulk"
+    for _ in range(10):
+        assert fresh.post(ROUTE, data={"size": "nonsense"}, files=upload).status_code == 400
+        assert fresh.get("/v1.0/account").status_code == 200
+    assert fresh.get("/v1/usage").json()["remain"] == 100000  # ten 400s, ten reads: nothing spent
+    assert fresh.post(ROUTE, files=upload).headers["X-RateLimit-Remaining"] == "99999"
+    assert fresh.get("/v1.0/account").json()["data"]["attributes"]["api"]["free_calls"] == 99999
+    credited = credit_key(admin, stack, "2.5")
+    account = credited.get("/v1.0/account").json()["data"]["attributes"]
+    assert (
+        account["credits"]["total"] == account["credits"]["payg"] == 2.5 and account["api"]["free_calls"] == 0
+    )
+
+
+def test_the_pypi_removebg_cli_prints_the_account_of_a_key_just_made(stack, admin, monkeypatch, capsys):
+    """removebg-cli (PyPI) adds free calls and credits: both must be numbers, and not one figure twice."""
+    import removebg_cli
+    import requests as real
+
+    key = credit_key(admin, stack, "7")
+
+    def to_stack(call):  # only the URL changes
+        return lambda url, *args, **kwargs: call(
+            url.replace("https://api.remove.bg", stack.url), *args, **kwargs
+        )
+
+    monkeypatch.setattr(removebg_cli.requests, "get", to_stack(real.get))
+    monkeypatch.setattr(removebg_cli.requests, "post", to_stack(real.post))
+    monkeypatch.setenv("REMOVE_BG_API_KEY", key.key)
+    monkeypatch.setattr(sys, "argv", ["removebg", "--account"])
+    removebg_cli.main()
+    printed = capsys.readouterr().out
+    assert "7" in printed.split("Credits:")[1].splitlines()[0]  # 总 Credits: 7
+    assert "0/" in printed.split("免费调用:")[1].splitlines()[0] and "剩余额度:" in printed  # free calls: 0
 
 
 def test_the_remove_bg_clients_see_their_credits_spent_and_then_402_in_remove_bg_shape(

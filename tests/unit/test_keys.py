@@ -15,7 +15,7 @@ from alphacut.aws.authorizer import Authorizer, Caller, whole_api
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.keys import KeyAdmin
 from alphacut.aws.keystore import KeyStore
-from alphacut.aws.limits import KeyLimits, window
+from alphacut.aws.limits import KeyLimits, bucket
 from alphacut.aws.plans import Plan, PlanCatalogue, sync_plans
 from alphacut.errors import InvalidOption, NotFound, QuotaExceeded, RateLimited
 from alphacut_dev.template import table_definition
@@ -130,19 +130,43 @@ def test_a_revoked_key_is_refused_with_every_value_it_had(aws):
         store.revoke("k-no-such-key")
 
 
-def test_the_rate_lets_a_burst_in_then_answers_429_until_the_next_window(aws):
+def test_the_rate_is_a_token_bucket_a_burst_at_once_then_the_rate(aws):
     now = [1_900_000_000.0]
     limits = KeyLimits(TABLE, clock=lambda: now[0])
-    assert window(STARTER) == (2, 4)  # 2 a second, bursts of 4: 4 calls a 2-second window
+    assert bucket(STARTER) == (500, 1500)  # 2 a second: a call each 500 ms, 4 at once
     for _ in range(4):
         limits.admit("k1", STARTER)
     with pytest.raises(RateLimited) as refused:
         limits.admit("k1", STARTER)
-    assert refused.value.retry_after == 2 and refused.value.code == "rate_limited"
-    limits.admit("k2", STARTER)  # another key: its own window
-    now[0] += 2
+    assert refused.value.retry_after == 1 and refused.value.code == "rate_limited"
+    limits.admit("k2", STARTER)  # another key: its own bucket
+    now[0] += 0.5  # one interval: one more call
     limits.admit("k1", STARTER)
+    with pytest.raises(RateLimited):
+        limits.admit("k1", STARTER)
+    elsewhere = KeyLimits(TABLE, clock=lambda: now[0])  # another container: the same bucket
+    with pytest.raises(RateLimited):
+        elsewhere.admit("k1", STARTER)
+    now[0] += 10  # idle: the bucket is full again
+    for _ in range(4):
+        elsewhere.admit("k1", STARTER)
+    with pytest.raises(RateLimited):
+        limits.admit("k1", STARTER)
     limits.admit("k1", Plan("p", "open", None, None))  # no rate of its own: nothing written
+
+
+def test_over_a_minute_the_rate_lets_in_the_burst_and_rate_times_the_seconds(aws):
+    now = [1_900_000_000.0]
+    limits = KeyLimits(TABLE, clock=lambda: now[0])
+    let_in = 0
+    for _ in range(600):  # 10 tries a second for a minute, against 2 a second and bursts of 4
+        try:
+            limits.admit("steady", STARTER)
+            let_in += 1
+        except RateLimited:
+            pass
+        now[0] += 0.1
+    assert let_in == 4 + 2 * 60 - 1  # the bucket's exact count (its first token is the burst's)
 
 
 def test_a_quota_slot_given_back_is_taken_again_and_the_next_day_starts_afresh(aws):

@@ -1,11 +1,13 @@
 """A key's limits, held by the service (API Gateway's usage plans are best-effort and serve at most
 10,000 keys): its plan's request rate and its daily quota of delivered results.
 
-- **Rate** (every keyed call, refusals included): a fixed window of ``ceil(burst / rate)`` seconds
-  lets ``burst`` calls in, so a burst passes at once and the rate holds over any two windows
-  (at most ``2 x burst`` in the worst second across a window's edge). One conditional ``ADD`` on
-  ``pk = "rate#<key id>"``, ``sk = "<window start>"`` (TTL a minute on); over it: 429 with
-  Retry-After the seconds to the next window.
+- **Rate** (every keyed call, refusals included): API Gateway's own token bucket, exactly, as a
+  generic cell rate algorithm: a key's theoretical arrival time ``tat`` (ms) moves on by
+  ``1000 / rate`` a call, and a call is let in while ``tat`` is at most ``(burst - 1)`` intervals
+  ahead of now; so ``burst`` calls pass at once and ``rate`` a second after. One conditional write
+  on ``pk = "rate#<key id>"`` (``SET tat = tat + interval`` for a busy key, ``SET tat = now +
+  interval`` for an idle one; a second write when the key changed state since this container saw
+  it). Over it: 429 with Retry-After the seconds until a call would pass.
 - **Quota** (a quota plan's calls that may deliver): a slot of the day is taken before the model
   runs (``ADD taken 1`` under ``taken < quota``: whatever arrives at once, at most ``quota`` are
   taken), kept when a result is delivered and given back when not, so errors, polls and account
@@ -33,7 +35,7 @@ from alphacut.aws.clients import client
 from alphacut.aws.plans import Plan
 from alphacut.errors import QuotaExceeded, RateLimited
 
-RATE_ITEM_SECONDS = 60  # a window's item outlives it by this much (TTL)
+RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops mattering by this (TTL)
 QUOTA_ITEM_SECONDS = 2 * 86400
 
 
@@ -41,49 +43,81 @@ def utc_day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
 
 
-def window(plan: Plan) -> tuple[int, int] | None:
-    """The plan's rate as (window seconds, calls let in a window); None: no rate of its own."""
+def bucket(plan: Plan) -> tuple[int, int] | None:
+    """The plan's rate as (milliseconds a call, the burst tolerance in ms); None: no rate of its own."""
     if plan.rate_limit is None or plan.rate_limit <= 0:
         return None
     burst = max(1, plan.burst if plan.burst is not None else math.ceil(plan.rate_limit))
-    return max(1, math.ceil(burst / plan.rate_limit)), burst
+    interval = max(1, round(1000 / plan.rate_limit))
+    return interval, (burst - 1) * interval
 
 
 class KeyLimits:
     def __init__(self, table_name: str, clock: Callable[[], float] = time.time):
         self.table_name, self.clock = table_name, clock
+        self._busy: dict[str, int] = {}  # key id -> the last arrival time this container wrote
 
     @property
     def _db(self) -> Any:
         return client("dynamodb")
 
     def admit(self, key_id: str, plan: Plan) -> None:
-        """Let one call of the key in under its plan's rate, or raise RateLimited."""
-        shape = window(plan)
+        """Let one call of the key in under its plan's rate, or raise RateLimited. One conditional
+        write (two when the key's state is not what this container last saw)."""
+        shape = bucket(plan)
         if shape is None:
             return
-        seconds, burst = shape
-        now = self.clock()
-        start = int(now) // seconds * seconds
+        interval, tolerance = shape
+        now = int(self.clock() * 1000)
+        busy = self._busy.get(key_id, 0) > now
+        for _ in range(4):  # another container may move the key's state between two tries
+            written, tat = self._arrive(key_id, now, interval, tolerance, busy)
+            if written:
+                self._busy[key_id] = tat or 0
+                return
+            if tat is None or tat <= now:
+                busy = False  # idle since: the next arrival starts from now
+            elif tat - now > tolerance:
+                raise RateLimited(
+                    f"over this API key's request rate ({plan.rate_limit:g} a second, bursts of "
+                    f"{tolerance // interval + 1}): retry after Retry-After seconds",
+                    retry_after=math.ceil((tat - tolerance - now) / 1000),
+                    limit=plan.rate_limit,
+                )
+            else:
+                busy = True
+        raise RateLimited("this API key's calls meet too often: retry", retry_after=1, limit=plan.rate_limit)
+
+    def _arrive(
+        self, key_id: str, now: int, interval: int, tolerance: int, busy: bool
+    ) -> tuple[bool, int | None]:
+        """One try: (True, the new theoretical arrival time) when written, else (False, the stored
+        one, None where there is none) for the caller to decide."""
+        if busy:  # the key has calls ahead: its arrival time moves on by one interval
+            update, condition = "SET tat = tat + :interval", "tat > :now AND tat <= :latest"
+        else:  # idle: it starts again from now
+            update, condition = "SET tat = :next", "attribute_not_exists(tat) OR tat <= :now"
+        expires = (now + tolerance + interval) // 1000 + RATE_ITEM_SECONDS  # after its state matters
+        values = {":now": {"N": str(now)}, ":expires": {"N": str(expires)}}
+        values.update(
+            {":interval": {"N": str(interval)}, ":latest": {"N": str(now + tolerance)}}
+            if busy
+            else {":next": {"N": str(now + interval)}}
+        )
         try:
-            self._db.update_item(
+            answer = self._db.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": f"rate#{key_id}"}, "sk": {"S": str(start)}},
-                UpdateExpression="ADD calls :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(calls) OR calls < :burst",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":burst": {"N": str(burst)},
-                    ":expires": {"N": str(start + seconds + RATE_ITEM_SECONDS)},
-                },
+                Key={"pk": {"S": f"rate#{key_id}"}, "sk": {"S": "-"}},
+                UpdateExpression=update + ", expires_at = :expires",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise RateLimited(
-                f"over this API key's request rate ({plan.rate_limit:g} a second, bursts of {burst}): "
-                "retry after Retry-After seconds",
-                retry_after=math.ceil(start + seconds - now),
-                limit=plan.rate_limit,
-            ) from None
+        except self._db.exceptions.ConditionalCheckFailedException as refused:
+            old = refused.response.get("Item") or {}
+            return False, int(old["tat"]["N"]) if "tat" in old else None
+        return True, int(answer["Attributes"]["tat"]["N"])
 
     def take_slot(self, key_id: str, quota: int) -> int:
         """Take one of today's ``quota`` slots: how many are left after it, or QuotaExceeded."""

@@ -28,7 +28,6 @@ Usage::
 
     meter = UsageMeter.from_settings(ServiceSettings.from_env())
     meter.record(MeteredCall("key-id", "/v1/cutout", charged=True, call_id="request-id"))
-    meter.calls_today("key-id")
     meter.report("key-id", "2026-11-01", "2026-11-22")
     meter.charge_task("key-id", "task-id")   # True once; False for every later attempt
 """
@@ -260,27 +259,6 @@ class UsageMeter:
                 },
             }
         }
-
-    def calls_today(self, key_id: str) -> int | None:
-        """The key's calls today (None: the table could not be read)."""
-        try:
-            return self._calls_today(key_id)
-        except ClientError:
-            return None
-
-    def _calls_today(self, key_id: str) -> int:
-        """The day total's shards, added up (one query over neighbouring items)."""
-        pages = self._db.get_paginator("query").paginate(
-            TableName=self.table_name,
-            ConsistentRead=True,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :total)",
-            ProjectionExpression="calls",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"usage#{key_id}"},
-                ":total": {"S": f"{utc_day(self.clock())}#{TOTAL_ROUTE}"},
-            },
-        )
-        return sum(int(item["calls"]["N"]) for page in pages for item in page.get("Items", []))
 
     def report(self, key_id: str, first: str, last: str, with_credits: bool = False) -> dict[str, Any]:
         """Daily totals per route between two UTC days (both included); ``with_credits`` (a
