@@ -18,25 +18,16 @@ from alphacut.settings import ServiceSettings, SettingError
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity, Usage
 from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
-from alphacut_dev.template import table_definition
-from moto import mock_aws
+
+from tests.unit.moto_table import usage_table
 
 TABLE = "usage"
 
 
 @pytest.fixture
 def meter(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    from alphacut.aws import clients
-
-    clients.client.cache_clear()
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**table_definition("UsageTable", TABLE))
+    with usage_table(monkeypatch, TABLE):
         yield UsageMeter(TABLE)
-    clients.client.cache_clear()
 
 
 def funded(meter: UsageMeter, amount: int, key: str = "key") -> CreditLedger:

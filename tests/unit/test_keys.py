@@ -18,8 +18,8 @@ from alphacut.aws.keystore import KeyStore
 from alphacut.aws.limits import KeyLimits, bucket
 from alphacut.aws.plans import Plan, PlanCatalogue, sync_plans
 from alphacut.errors import InvalidOption, NotFound, QuotaExceeded, RateLimited
-from alphacut_dev.template import table_definition
-from moto import mock_aws
+
+from tests.unit.moto_table import usage_table
 
 TABLE = "keys-tests"
 SECRET = b"a-hashing-key-of-the-stack-for-these-tests"
@@ -30,18 +30,9 @@ CREDITS = Plan("p2", "credits", None, 5.0, 10, credit_based=True, model="u2netp"
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    from alphacut.aws import clients
-
-    clients.client.cache_clear()
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**table_definition("UsageTable", TABLE))
+    with usage_table(monkeypatch, TABLE):
         PlanCatalogue(TABLE).write({"starter": STARTER, "credits": CREDITS})
         yield
-    clients.client.cache_clear()
 
 
 def request(value: str | None, arn: str = ARN) -> dict:

@@ -1,0 +1,34 @@
+"""The usage table in moto's in-process DynamoDB, with the process's AWS clients pointed at it.
+
+Usage::
+
+    @pytest.fixture
+    def meter(monkeypatch):
+        with usage_table(monkeypatch, "tests-usage"):
+            yield UsageMeter("tests-usage")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+import pytest
+from alphacut_dev.template import table_definition
+from moto import mock_aws
+
+
+@contextmanager
+def usage_table(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[None]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from alphacut.aws import clients
+
+    clients.client.cache_clear()
+    with mock_aws():
+        boto3.client("dynamodb").create_table(**table_definition("UsageTable", name))
+        yield
+    clients.client.cache_clear()
