@@ -163,6 +163,17 @@ def stack(image_server, operator_models):
     assert refused == [], f"calls the functions' roles do not allow (template.yaml's grants): {refused}"
 
 
+def cli_env(stack) -> dict[str, str]:
+    """The environment `alphacut keys` and `alphacut usage` need against the local stack: its moto,
+    its usage table and its key-hash secret (the stack's outputs on AWS)."""
+    return {
+        **os.environ,
+        **stack.aws_env(),
+        "USAGE_TABLE": stack.physical["UsageTable"],
+        "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
+    }
+
+
 def client_as(stack, function: str, service: str):
     """A boto3 client signed as ``function``'s role, with the session the stack gave it."""
     import boto3

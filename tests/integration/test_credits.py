@@ -5,7 +5,6 @@ reserve at submission and settle at their end, and the operator's top-ups and st
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from alphacut_dev.local.stack import STACK_NAME
 from PIL import Image
 
 from tests.conftest import image_bytes
-from tests.stack_fixtures import Api, credit_key
+from tests.stack_fixtures import Api, cli_env, credit_key
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 JPEG = {"Content-Type": "image/jpeg"}
@@ -156,7 +155,7 @@ def test_top_ups_are_audited_once_per_reference_and_quota_keys_take_none(admin, 
 def test_the_admin_command_tops_up_and_the_statement_totals_match_the_usage_items(
     admin, stack, small_photo, image_server
 ):
-    env = {**os.environ, **stack.aws_env(), "USAGE_TABLE": stack.physical["UsageTable"]}
+    env = cli_env(stack)
     api = credit_key(admin, stack, "0")
     topped = subprocess.run(
         [str(ALPHACUT), "keys", "--stack", STACK_NAME, "credit", "--key", api.key_id, "--add", "6"],

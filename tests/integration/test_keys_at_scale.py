@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from alphacut_dev.local.stack import STACK_NAME
 
-from tests.stack_fixtures import CREDIT_PLAN, Api
+from tests.stack_fixtures import CREDIT_PLAN, Api, cli_env
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 KEYS = 12_000
@@ -27,12 +26,7 @@ def test_twelve_thousand_imported_keys_are_each_known_and_a_revoked_one_is_refus
 ):
     source = tmp_path / "shops.csv"
     source.write_text("customer,plan\n" + "".join(f"shop-{n:05d},{CREDIT_PLAN}\n" for n in range(KEYS)))
-    env = {
-        **os.environ,
-        **stack.aws_env(),
-        "USAGE_TABLE": stack.physical["UsageTable"],
-        "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
-    }
+    env = cli_env(stack)
     gateway_keys = len(stack.client("apigateway").get_api_keys(limit=500)["items"])
     started = time.perf_counter()
     imported = subprocess.run(

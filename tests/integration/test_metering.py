@@ -17,7 +17,7 @@ from alphacut_dev.local.stack import STACK_NAME
 from PIL import Image
 
 from tests.conftest import image_bytes
-from tests.stack_fixtures import Api, new_key
+from tests.stack_fixtures import Api, cli_env, new_key
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 JPEG = {"Content-Type": "image/jpeg"}
@@ -180,12 +180,7 @@ def test_usage_report_range_and_errors(admin, stack, small_photo):
 
 
 def test_keys_command_creates_lists_and_revokes(stack, small_photo):
-    env = {
-        **os.environ,
-        **stack.aws_env(),
-        "USAGE_TABLE": stack.physical["UsageTable"],
-        "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
-    }
+    env = cli_env(stack)
 
     def keys(*args):
         result = subprocess.run(
