@@ -359,8 +359,9 @@ def test_account_answers_numbers_from_a_keys_first_call_and_counts_results_only(
     first = fresh.get("/v1.0/account")
     attributes = first.json()["data"]["attributes"]
     assert first.status_code == 200 and first.headers["X-Credits-Charged"] == "0"
-    assert attributes["api"] == {"free_calls": 100000, "sizes": "all"}  # the day's results: bulk's quota
-    assert attributes["credits"] == {"total": 0, "subscription": 0, "payg": 0, "enterprise": 0}  # none bought
+    # the day's results as subscription credits; no free previews: never one figure twice
+    assert attributes["credits"] == {"total": 100000, "subscription": 100000, "payg": 0, "enterprise": 0}
+    assert attributes["api"] == {"free_calls": 0, "sizes": "all"}
     assert attributes["plan"]["daily_quota"] == 100000 and attributes["plan"]["name"] == "bulk"
     for _ in range(10):
         assert fresh.post(ROUTE, data={"size": "nonsense"}, files=upload).status_code == 400
@@ -628,6 +629,6 @@ def test_the_pypi_remove_bg_api_client_works_unchanged(stack, removebg, image_se
     assert from_b64.width * from_b64.height > 250_000
     assert client.account.balance() == before - 3  # X-Credits-Charged read as an integer, per call
     client.account.refresh_balance()
-    assert client.account.balance() == before - 4  # the three cutouts and the constructor's account call
+    assert client.account.balance() == before - 3  # the three cutouts (reading the account spends nothing)
     with pytest.raises(remove_bg_api.Errors.ApiErrorCode403):
         remove_bg_api.RemoveBg("wrong-key-000000000000")

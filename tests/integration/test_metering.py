@@ -196,7 +196,7 @@ def test_keys_command_creates_lists_and_revokes(stack, small_photo):
     created = keys("create", "--customer", "acme-shoes", "--plan", "starter")
     key_id = created.split()[2]
     value = created.strip().splitlines()[-1].split(": ")[1]
-    listing = keys("list")
+    listing = keys("list", "--customer", "acme-shoes")
     assert "plan starter" in listing and any(
         key_id in line and "acme-shoes" in line for line in listing.splitlines()
     )

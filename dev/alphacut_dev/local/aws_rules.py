@@ -115,7 +115,9 @@ class AwsRules(MotoPatches):
             if bucket.take():
                 error = JsonRESTError("TooManyRequestsException", "Too Many Requests")
             elif len(backend.keys) >= MAX_API_KEYS:
-                error = JsonRESTError("LimitExceededException", f"API key limit exceeded: {MAX_API_KEYS} per account")
+                error = JsonRESTError(
+                    "LimitExceededException", f"API keys: at most {MAX_API_KEYS} an account"
+                )
             else:
                 return original(backend, payload)
             error.code = 429

@@ -196,7 +196,8 @@ class LocalStack:
         self._enable_moto_execution()
         if self.model_data is not None:
             self.parameters["GpuModelDataUrl"] = upload_model_data(self.client("s3"), self.model_data)
-        cfn = translate_template(self.template, self.parameters, region=REGION)  # as CloudFormation hands SAM them
+        # translated with the parameters, as CloudFormation hands them to SAM's transform
+        cfn = translate_template(self.template, self.parameters, region=REGION)
         self._create_resources(cfn)
         started = time.perf_counter()
         for worker in self.workers.values():

@@ -488,7 +488,7 @@ def _keys(args: argparse.Namespace) -> int:
         elif args.action == "credit":
             _credit(admin, args)
         else:
-            _list_keys(admin)
+            _list_keys(admin, args.customer, args.limit)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
@@ -540,18 +540,19 @@ def _credit(admin: KeyAdmin, args: argparse.Namespace) -> None:
     )
 
 
-def _list_keys(admin: KeyAdmin) -> None:
+def _list_keys(admin: KeyAdmin, customer: str = "", limit: int = 1000) -> None:
     from alphacut.pricing import credits
 
     plans = admin.plans()
     for plan in plans.values():
-        limit = "credits" if plan.credit_based else f"quota {plan.quota}/day"
-        print(f"plan {plan.name:<10} rate {plan.rate_limit}/s burst {plan.burst} {limit}")
+        terms = "credits" if plan.credit_based else f"quota {plan.quota}/day"
+        print(f"plan {plan.name:<10} rate {plan.rate_limit}/s burst {plan.burst} {terms}")
     print(
         f"{'key id':<14} {'customer':<24} {'plan':<10} {'enabled':<8} {'balance':<10} "
         f"{'last used':<10} created"
     )
-    for key in admin.list():
+    keys = admin.list(customer, limit)
+    for key in keys:
         balance = None
         if admin.ledger is not None and plans.get(key.plan) and plans[key.plan].credit_based:
             balance = admin.ledger.balance(key.id)
@@ -560,6 +561,8 @@ def _list_keys(admin: KeyAdmin) -> None:
             f"{key.id:<14} {key.customer:<24} {key.plan:<10} "
             f"{str(key.enabled).lower():<8} {shown:<10} {key.last_used or '-':<10} {key.created}"
         )
+    if len(keys) == limit:
+        print(f"(the first {limit} keys: --customer or --limit for others)")
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -677,7 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument(
         "--grace", type=int, default=86400, help="seconds the old value keeps working (default a day)"
     )
-    actions.add_parser("list", help="plans, and every key (with its balance and last use)")
+    listed = actions.add_parser("list", help="plans, and keys (with their balance and last use)")
+    listed.add_argument("--customer", default="", help="only customers whose name starts with this")
+    listed.add_argument("--limit", type=int, default=1000, help="at most this many keys (default 1000)")
     revoke = actions.add_parser(
         "revoke", help="refuse a key (within the authorizer's cache, KeyCacheSeconds)"
     )

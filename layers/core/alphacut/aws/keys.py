@@ -108,9 +108,9 @@ class KeyAdmin:
     def revoke(self, key_id: str) -> ApiKey:
         return ApiKey.of(self._keys().revoke(key_id))
 
-    def list(self) -> builtins.list[ApiKey]:
-        """Every key of the store, revoked ones included."""
-        return [ApiKey.of(key) for key in self._keys().all()]
+    def list(self, customer: str = "", limit: int | None = None) -> builtins.list[ApiKey]:
+        """Keys of the store, revoked ones included (``customer``: a prefix; ``limit``: at most so many)."""
+        return [ApiKey.of(key) for key in self._keys().all(customer, limit)]
 
     def plan_of(self, key_id: str) -> Plan | None:
         """The plan a key is on (None: no such key, or on no plan of this stack)."""

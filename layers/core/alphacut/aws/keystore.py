@@ -233,14 +233,23 @@ class KeyStore:
         ).get("Item")
         return _stored(item) if item else None
 
-    def all(self) -> list[StoredKey]:
-        """Every key, revoked ones included (a scan: for the admin, not the request path)."""
+    def all(self, customer: str = "", limit: int | None = None) -> list[StoredKey]:
+        """Keys, revoked ones included, whose customer starts with ``customer``, at most ``limit``
+        (a scan: for the admin, never the request path; it reads the table until it has them)."""
+        values = {":key": {"S": "key#"}}
+        condition = "begins_with(pk, :key)"
+        if customer:
+            values[":customer"] = {"S": customer}
+            condition += " AND begins_with(customer, :customer)"
         pages = self._db.get_paginator("scan").paginate(
-            TableName=self.table_name,
-            FilterExpression="begins_with(pk, :key)",
-            ExpressionAttributeValues={":key": {"S": "key#"}},
+            TableName=self.table_name, FilterExpression=condition, ExpressionAttributeValues=values
         )
-        keys = [_stored(item) for page in pages for item in page.get("Items", [])]
+        keys: list[StoredKey] = []
+        for page in pages:
+            keys += [_stored(item) for item in page.get("Items", [])]
+            if limit is not None and len(keys) >= limit:
+                keys = keys[:limit]
+                break
         return sorted(keys, key=lambda k: (k.customer, k.key_id))
 
     def _active(self, key_id: str) -> StoredKey:

@@ -44,7 +44,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger

@@ -356,10 +356,12 @@ ENVELOPE = Envelope(lambda error, status, rid: errors_body(error), status_for=er
 
 @router.get("/v1.0/account")
 def account_route() -> Response[Any]:
-    """The key's account as remove.bg's: a credit-based key's balance as its credits (what may be
-    spent), a quota key's results left today as its free calls (remove.bg's free allowance); the
-    other figure 0, never the same one twice. Numbers from a key's first call (its plan comes
-    with the key); reading the account spends nothing."""
+    """The key's account as remove.bg's, whose ``credits.total`` is ``subscription + payg +
+    enterprise``: a credit-based key's balance is its pay-as-you-go credits, a quota key's results
+    left today its subscription credits (each delivered result is ``X-Credits-Charged: 1`` of them).
+    ``api.free_calls`` is remove.bg's free preview allowance, which alphacut has none of: 0, never
+    the same figure again (clients such as removebg-cli add the two). Numbers from a key's first
+    call (its plan comes with the key); reading the account spends nothing."""
     router.append_context(usage_headers=usage_headers)
 
     def build(request_id: str) -> Response[Any]:
@@ -370,15 +372,20 @@ def account_route() -> Response[Any]:
         plan = known.plan if known is not None else None
         quota = plan.quota if plan is not None else None
         credit_based = plan is not None and plan.credit_based
-        balance: int | float = 0
-        free_calls: int = 0
+        payg: int | float = 0
+        subscription: int = 0
         if meter is not None and credit_based:
-            balance = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
+            payg = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
         elif meter is not None and quota is not None:
-            free_calls = max(quota - meter.limits.taken(owner), 0)
+            subscription = max(quota - meter.limits.taken(owner), 0)  # the day's results left
         attributes = {
-            "credits": {"total": balance, "subscription": 0, "payg": balance, "enterprise": 0},
-            "api": {"free_calls": free_calls, "sizes": "all"},
+            "credits": {
+                "total": payg + subscription,
+                "subscription": subscription,
+                "payg": payg,
+                "enterprise": 0,
+            },
+            "api": {"free_calls": 0, "sizes": "all"},
             "plan": {
                 "name": plan.name if plan else None,
                 "daily_quota": quota,
