@@ -345,10 +345,8 @@ def test_over_the_rate_is_429_with_retry_after(default_key_api):
 
 def test_a_spent_daily_quota_is_402_insufficient_credits(stack, admin, upload):
     tiny = new_key(admin, stack, "tiny")  # 3 results a day
-    free_calls = [
-        tiny.get("/v1.0/account").json()["data"]["attributes"]["api"]["free_calls"] for _ in range(3)
-    ]
-    assert free_calls == [3, 3, 3]  # reading the account spends nothing
+    credits = [tiny.get("/v1.0/account").json()["data"]["attributes"]["credits"]["total"] for _ in range(3)]
+    assert credits == [3, 3, 3]  # reading the account spends nothing
     left = [int(tiny.post(ROUTE, files=upload).headers["X-RateLimit-Remaining"]) for _ in range(3)]
     assert left == [2, 1, 0]
     _error(tiny.post(ROUTE, files=upload), 402, "insufficient_credits")
@@ -368,7 +366,7 @@ def test_account_answers_numbers_from_a_keys_first_call_and_counts_results_only(
         assert fresh.get("/v1.0/account").status_code == 200
     assert fresh.get("/v1/usage").json()["remain"] == 100000  # ten 400s, ten reads: nothing spent
     assert fresh.post(ROUTE, files=upload).headers["X-RateLimit-Remaining"] == "99999"
-    assert fresh.get("/v1.0/account").json()["data"]["attributes"]["api"]["free_calls"] == 99999
+    assert fresh.get("/v1.0/account").json()["data"]["attributes"]["credits"]["total"] == 99999
     credited = credit_key(admin, stack, "2.5")
     account = credited.get("/v1.0/account").json()["data"]["attributes"]
     assert (
