@@ -14,10 +14,11 @@ import signal
 import sys
 import threading
 
+from alphacut.aws.keystore import MIN_VALUE_LENGTH
+
 from alphacut_dev.local.keys import STACK_FILE
 from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack
 
-MIN_API_KEY_LENGTH = 20  # API Gateway refuses shorter key values (and so does moto)
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
@@ -33,10 +34,8 @@ def settings_problem(host: str, api_key: str, allow_remote: bool) -> str | None:
             f"HOST={host} would open the stack (and its API key) to the network: it serves 127.0.0.1 only "
             "unless ALPHACUT_ALLOW_REMOTE=1 says otherwise"
         )
-    if len(api_key) < MIN_API_KEY_LENGTH:
-        return (
-            f"ALPHACUT_API_KEY is {len(api_key)} characters: API Gateway needs at least {MIN_API_KEY_LENGTH}"
-        )
+    if len(api_key) < MIN_VALUE_LENGTH:
+        return f"ALPHACUT_API_KEY is {len(api_key)} characters: a key needs at least {MIN_VALUE_LENGTH}"
     return None
 
 

@@ -40,6 +40,7 @@ from alphacut.aws.clients import client
 from alphacut.errors import InvalidOption, NotFound
 
 KEY_PREFIX = "ac_"  # a key's value: the prefix and 40 random characters (240 bits)
+MIN_VALUE_LENGTH = 20  # an adopted value (API Gateway's own minimum, so every migrated key fits)
 ACTIVE, REVOKED = "active", "revoked"
 BATCH_ITEMS = 25  # BatchWriteItem's limit
 MAX_GRACE_SECONDS = 30 * 86400
@@ -164,8 +165,12 @@ class KeyStore:
     def adopt(self, value: str, customer: str, plan: str, key_id: str) -> StoredKey:
         """Keep an existing value (an API Gateway key being migrated, its id kept so its balance and
         usage carry over): the value keeps working. Adopting it again changes nothing."""
-        if len(value) < 20:
-            raise InvalidOption("a key's value must be at least 20 characters", field="value", limit=20)
+        if len(value) < MIN_VALUE_LENGTH:
+            raise InvalidOption(
+                f"a key's value must be at least {MIN_VALUE_LENGTH} characters",
+                field="value",
+                limit=MIN_VALUE_LENGTH,
+            )
         known = self.get(key_id)
         fingerprint = self.fingerprint(value)
         if known is not None and fingerprint in known.hashes:
