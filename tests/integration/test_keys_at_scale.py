@@ -25,7 +25,9 @@ def test_twelve_thousand_imported_keys_are_each_known_and_a_revoked_one_is_refus
     stack, admin, small_photo, tmp_path
 ):
     source = tmp_path / "shops.csv"
-    source.write_text("customer,plan\n" + "".join(f"shop-{n:05d},{CREDIT_PLAN}\n" for n in range(KEYS)))
+    # the first and the last on credits (an account each), the rest on a quota plan
+    plans = [CREDIT_PLAN] + ["bulk"] * (KEYS - 2) + [CREDIT_PLAN]
+    source.write_text("customer,plan\n" + "".join(f"shop-{n:05d},{plan}\n" for n, plan in enumerate(plans)))
     env = cli_env(stack)
     gateway_keys = len(stack.client("apigateway").get_api_keys(limit=500)["items"])
     started = time.perf_counter()

@@ -61,7 +61,7 @@ class AwsRules(MotoPatches):
         # the management API calls answered or refused: (operation, the caller's access key id)
         self.management_calls: list[tuple[str, str]] = []
         self._management = TokenBucket(MANAGEMENT_RATE, MANAGEMENT_BURST)  # the gateway's own bucket
-        self._key_creation = TokenBucket(CREATE_API_KEY_RATE, int(CREATE_API_KEY_RATE))
+        self._key_creation = TokenBucket(CREATE_API_KEY_RATE, int(CREATE_API_KEY_RATE), clock)
 
     def _management_call_allowed(self, name: str, caller: str = "") -> bool:
         self.management_calls.append((name, caller))

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -45,16 +46,16 @@ ACCOUNT_RATE_LIMIT, ACCOUNT_BURST_LIMIT = 10000.0, 5000
 
 
 class TokenBucket:
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.capacity = rate, max(1, burst)
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.capacity, self.clock = rate, max(1, burst), clock
         self.tokens = float(self.capacity)
-        self.updated = time.monotonic()
+        self.updated = clock()
         self.lock = threading.Lock()
 
     def take(self) -> float:
         """0 when a request may pass, else the seconds until one may."""
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
             self.updated = now
             if self.tokens >= 1:
