@@ -459,8 +459,9 @@ def operations() -> int:
     from alphacut.aws.authorizer import Authorizer
     from alphacut.aws.credits import STALE_SECONDS, CreditLedger
     from alphacut.aws.keystore import KeyStore
+    from alphacut.aws.limits import utc_day
     from alphacut.aws.plans import PlanCatalogue
-    from alphacut.aws.usage import MeteredCall, UsageMeter, utc_day
+    from alphacut.aws.usage import MeteredCall, UsageMeter
 
     PlanCatalogue(TABLE).write({"store": plans[HOT_KEY]})
 

@@ -12,7 +12,8 @@ import time
 
 import pytest
 from alphacut.aws.credits import CreditLedger
-from alphacut.aws.usage import UsageMeter, utc_day
+from alphacut.aws.limits import utc_day
+from alphacut.aws.usage import UsageMeter
 from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 
 from tests.api.conftest import CREDITS_PLAN, KEY_PLANS, USAGE_TABLE

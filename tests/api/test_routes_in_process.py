@@ -38,7 +38,8 @@ def small_png() -> bytes:
 def usage_today(key_id: str, route: str | None = None) -> dict:
     """The key's counters for today (all routes, or ``route``), straight from the usage table: the
     counter's shards added up."""
-    from alphacut.aws.usage import TOTAL_ROUTE, parse_counter_key, utc_day
+    from alphacut.aws.limits import utc_day
+    from alphacut.aws.usage import TOTAL_ROUTE, parse_counter_key
 
     items = boto3.client("dynamodb").query(
         TableName=USAGE_TABLE,

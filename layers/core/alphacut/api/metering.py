@@ -186,7 +186,8 @@ def settle_call(
     transaction) or released (a quota slot kept or given back), the call counted, and what the
     answer says it cost. The metering middleware runs this for every call; benchmarks/bench_money.py
     runs it under load."""
-    from alphacut.aws.usage import MeteredCall, utc_day
+    from alphacut.aws.limits import utc_day
+    from alphacut.aws.usage import MeteredCall
 
     credit_gate = gate if isinstance(gate, CreditGate) else None
     hold_finished = (

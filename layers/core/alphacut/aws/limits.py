@@ -39,8 +39,12 @@ RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops matteri
 QUOTA_ITEM_SECONDS = 2 * 86400
 
 
-def utc_day(at: float) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(at))
+def utc_day(at: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if at is None else at))
+
+
+def next_utc_midnight(at: float | None = None) -> int:
+    return (int(time.time() if at is None else at) // 86400 + 1) * 86400
 
 
 def bucket(plan: Plan) -> tuple[int, int] | None:
@@ -136,7 +140,7 @@ class KeyLimits:
                 ReturnValues="UPDATED_NEW",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
-            reset = (int(now) // 86400 + 1) * 86400
+            reset = next_utc_midnight(now)
             resets_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset))
             raise QuotaExceeded(
                 f"this API key's daily quota of {quota} results is spent; "

@@ -47,7 +47,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger
-from alphacut.aws.limits import KeyLimits
+from alphacut.aws.limits import KeyLimits, utc_day  # one UTC day for quotas and counters
 from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
 from alphacut.pricing import credits
@@ -64,14 +64,6 @@ UNPAID = "delivered; the balance did not cover it"
 
 logger = Logger(child=True)
 metrics = Metrics()  # one set per process: the function's log_metrics flushes it
-
-
-def utc_day(at: float | None = None) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if at is None else at))
-
-
-def next_utc_midnight(at: float | None = None) -> int:
-    return (int(time.time() if at is None else at) // 86400 + 1) * 86400
 
 
 def parse_day(value: str | None, field: str, default: str) -> str:
