@@ -38,6 +38,7 @@ class ImageServer:
         self.files = files
         self.posts: list[tuple[str, dict]] = []  # callbacks received: (path, JSON body)
         self.raw_posts: list[tuple[str, dict, bytes]] = []  # (path, headers, body as sent)
+        self.gets: list[str] = []  # every path fetched, in order (what the service downloaded)
         self.port = free_port(IMAGE_HOST)
         server = self
 
@@ -56,6 +57,10 @@ class ImageServer:
                 self.end_headers()
 
             def do_GET(self):
+                server.gets.append(self.path)
+                if self.path.startswith("/drip/"):  # a header that never ends, a byte each 0.5 s
+                    self._drip()
+                    return
                 if self.path.startswith("/redirect?to="):
                     self.send_response(302)
                     self.send_header("Location", self.path.split("=", 1)[1])
@@ -76,6 +81,16 @@ class ImageServer:
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the fetcher stops reading at its byte limit: that is the point of huge.jpg
+
+            def _drip(self):
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                for _ in range(240):  # two minutes at most: past any deadline of the service's
+                    try:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the fetcher hung up
+                    time.sleep(0.5)
 
         self.httpd = ThreadingHTTPServer((IMAGE_HOST, self.port), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -138,7 +153,15 @@ def stack(image_server, operator_models):
         gpu_warm_up_seconds=3.0,
         # the suite's reference engine (tests/conftest.py), not the template's int8 default: the
         # routes' answers are compared with the in-process pipeline's, byte for byte
-        parameters={**LOCAL_PARAMETERS, "ModelEngine": os.environ["ALPHACUT_ENGINE"], "KeyCacheSeconds": "2"},
+        # the keyless routes' stage throttle well above the tests' own bursts (the browser's page
+        # loads, Schemathesis' two workers); tests/unit/test_local_gateway_plans.py shows it applied
+        parameters={
+            **LOCAL_PARAMETERS,
+            "ModelEngine": os.environ["ALPHACUT_ENGINE"],
+            "KeyCacheSeconds": "2",
+            "KeylessRateLimit": "500",
+            "KeylessBurstLimit": "1000",
+        },
         model_data=model_data,
         # two warm instances of the function behind /v1/cutout, remove.bg's and the vendors'
         # routes, as Lambda runs concurrent calls on instances of their own: the tests' concurrent
@@ -171,6 +194,7 @@ def cli_env(stack) -> dict[str, str]:
         **stack.aws_env(),
         "USAGE_TABLE": stack.physical["UsageTable"],
         "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
+        "CALLBACK_SECRET_ARN": stack.physical["CallbackSigningSecret"],
     }
 
 

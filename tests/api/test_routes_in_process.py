@@ -20,6 +20,7 @@ from tests.api.conftest import (
     USAGE_TABLE,
     LambdaContext,
     answer_json,
+    decoded_body,
     call,
     header,
 )
@@ -287,3 +288,20 @@ def test_a_plans_model_runs_where_a_call_names_none_and_a_named_model_wins(handl
     assert unnamed["statusCode"] == 200 and answer_json(unnamed)["model"] == "u2netp"
     named = post_cutout(handler, "preview-key", query={"return": "base64", "model": "isnet"})
     assert answer_json(named)["model"] == "isnet"
+
+
+def test_the_references_are_built_once_per_container_however_often_they_are_called(handler, key_id, monkeypatch):
+    from alphacut.api import app
+
+    built = []
+    real = app.build_openapi
+    monkeypatch.setattr(app, "build_openapi", lambda *args: built.append(args[2]) or real(*args))
+    app.reference_text.cache_clear()
+    for _ in range(3):
+        page = call(handler, "GET", "/docs", key_id=None, resource="/docs")
+        native = call(handler, "GET", "/v1/openapi.json", key_id=key_id, resource="/v1/openapi.json")
+        removebg = call(handler, "GET", "/v1.0/openapi.json", key_id=key_id, resource="/v1.0/openapi.json")
+        assert page["statusCode"] == native["statusCode"] == removebg["statusCode"] == 200
+    assert sorted(built) == ["alphacut", "alphacut", "alphacut: remove.bg's API"]  # /docs, native, remove.bg
+    assert "/v1.0/removebg" in answer_json(removebg)["paths"] and "/v1/cutout" in answer_json(native)["paths"]
+    assert "/v1/cutout" in decoded_body(page).decode()

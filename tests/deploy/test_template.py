@@ -521,3 +521,29 @@ def test_the_money_alarms_watch_unpaid_deliveries_and_the_sweeps_errors_lateness
     source = (ROOT / "functions" / "sweep" / "app.py").read_text()
     assert '"SweepErrors"' in source and '"OldestDueSeconds"' in source
     assert "log_metrics" in (ROOT / "functions" / "meter" / "app.py").read_text()  # UnbilledCalls flushed
+
+
+def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_default():
+    from alphacut.api.app import KEYLESS
+
+    cfn = translate_template()
+    resources, parameters = cfn["Resources"], cfn["Parameters"]
+    stage = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"
+                 and r["Properties"]["RestApiId"] == {"Ref": "Api"})  # fmt: skip
+    throttled = {
+        "/" + s["ResourcePath"].removeprefix("/").replace("~1", "/").lstrip("/"): s
+        for s in stage["MethodSettings"]
+        if "ThrottlingRateLimit" in s
+    }
+    assert set(throttled) == set(KEYLESS)
+    for setting in throttled.values():
+        assert setting["HttpMethod"] == "GET"
+        assert setting["ThrottlingRateLimit"] == {"Ref": "KeylessRateLimit"}
+        assert setting["ThrottlingBurstLimit"] == {"Ref": "KeylessBurstLimit"}
+    assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == 0
+    acl = resources["WebAcl"]
+    assert acl["Condition"] == "UseWaf"
+    (rule,) = acl["Properties"]["Rules"]
+    assert rule["Action"] == {"Block": {}} and rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    associated = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
+    assert len(associated) == 2 and all(r["Condition"] == "UseWaf" for r in associated)  # both APIs

@@ -11,6 +11,7 @@ import io
 import json
 import socket
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -19,6 +20,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import image_bytes
+from tests.stack_fixtures import credit_key
 
 JPEG = {"Content-Type": "image/jpeg"}
 RAW = {"Content-Type": "application/octet-stream"}
@@ -479,3 +481,39 @@ def test_a_lying_or_missing_content_length_is_refused_before_reading(stack):
             )
             status_line = connection.recv(200).split(b"\r\n")[0]
         assert status_line.split()[1] in (b"400", b"413"), status_line
+
+
+def test_a_credit_key_at_zero_gets_402_on_every_paid_route_and_nothing_is_fetched(admin, stack, image_server):
+    broke = credit_key(admin, stack, "0")
+    tag = f"zero-{time.time_ns()}"
+    url = image_server.url(f"photo.jpg?{tag}")
+    calls = [
+        ("/v1/cutout", {"json": {"image_url": url}}),
+        ("/v1/cutout", {"json": {"image_url": url, "bg_image_url": url + "-bg"}}),
+        ("/v1/selfie", {"json": {"image_url": url}}),
+        ("/v1/costume", {"json": {"image_url": url}}),
+        ("/v1/tasks", {"json": {"image_url": url, "callback_url": image_server.url("hooks/zero")}}),
+        (REMOVEBG, {"data": {"image_url": url, "bg_image_url": url + "-bg"}}),
+        ("/ai/image/cut/out", {"json": {"imageUrl": url, "backGroundType": "TRANSPARENT"}}),
+        ("/api/tasks/visual/segmentation", {"data": {"image_url": url}}),
+    ]
+    for path, kwargs in calls:
+        answer = _send(broke, "POST", path, kwargs)
+        assert answer.status_code in (402, 200), (path, answer.status_code, answer.text[:200])
+        assert "insufficient_credits" in answer.text or "credit" in answer.text.lower(), (path, answer.text[:300])
+        assert answer.headers.get("X-Alphacut-Charge") in ("0", None), path
+    assert [path for path in image_server.gets if tag in path] == []  # not one download
+    assert broke.get("/v1/usage").status_code == 200  # reading what it spent still works
+
+
+def test_an_image_url_that_drips_fails_its_task_within_the_deadline_and_once(api, image_server):
+    # (a sync call's fetch is the same code under the call's deadline: tests/unit/test_urlfetch.py)
+    path = f"drip/task-{time.time_ns()}"
+    started = time.monotonic()
+    task_id = api.post("/v1/tasks", json={"image_url": image_server.url(path)}).json()["data"]["task_id"]
+    while (task := api.get(f"/v1/tasks/{task_id}").json()["data"])["state"] >= 0:
+        assert time.monotonic() - started < 40, task  # the Segment function's own 28 s is never reached
+        time.sleep(0.5)
+    assert task["state"] == -3 and time.monotonic() - started < 25
+    time.sleep(1)
+    assert image_server.gets.count(f"/{path}") == 1  # failed once, cleanly: not brought back to fail again

@@ -1,9 +1,12 @@
-"""Callback signatures: what a receiver checks (alphacut.callbacks.verify)."""
+"""Callback signatures: what a receiver checks (alphacut.callbacks.verify), each key's own secret,
+the shared one's transition, and the address and port rules of delivery."""
 
-from alphacut.callbacks import sign, verify
+import pytest
+from alphacut.callbacks import Signing, key_secret, sign, verify
 
 SECRET = b"stack-secret"
 BODY = b'{"status":200,"data":{"task_id":"t","state":1}}'
+MASTER = b"the-stack-master-secret"
 
 
 def test_a_signed_body_verifies_and_nothing_else_does():
@@ -19,6 +22,63 @@ def test_a_signed_body_verifies_and_nothing_else_does():
 def test_headers_are_read_case_insensitively():
     headers = {k.lower(): v for k, v in sign(SECRET, BODY, now=5).items()}
     assert verify(SECRET, BODY, headers, now=5)
+
+
+@pytest.mark.parametrize(
+    "timestamp, given",
+    [
+        ("1000000", "v2=\u00e9\u00e9"),  # non-ASCII: compare_digest would raise TypeError
+        ("1000000", "v2=" + "\U0001f600" * 64),
+        ("\u00b2", "v2=00"),  # a digit to isdigit, not to int
+        ("\u0661\u0662", "v2=00"),
+        ("9" * 400, "v2=00"),  # a number time.time() cannot be compared with
+        ("1000000", "v2"),
+        ("1000000", ""),
+        ("", "v2=00"),
+        ("1000000", "v1=" + "0" * 64),  # the shared version is not a key's signature
+    ],
+)
+def test_a_malformed_signature_header_is_false_not_an_error(timestamp, given):
+    headers = {"X-Alphacut-Timestamp": timestamp, "X-Alphacut-Key-Signature": given}
+    assert verify(SECRET, BODY, headers, now=1_000_000) is False
+
+
+def test_a_callback_signed_for_one_key_fails_with_another_keys_secret():
+    headers = Signing(MASTER, "kaaaaaaaaaaaa").headers(BODY, now=1_000_000)
+    mine, theirs = key_secret(MASTER, "kaaaaaaaaaaaa"), key_secret(MASTER, "kbbbbbbbbbbbb")
+    assert mine != theirs and mine.startswith("cbs_") and MASTER.decode() not in mine
+    assert headers["X-Alphacut-Key"] == "kaaaaaaaaaaaa"
+    assert verify(mine.encode(), BODY, headers, now=1_000_000)
+    assert not verify(theirs.encode(), BODY, headers, now=1_000_000)
+    # what key B's holder signs with B's secret does not pass for A's
+    forged = Signing(MASTER, "kbbbbbbbbbbbb").headers(BODY, now=1_000_000)
+    assert not verify(mine.encode(), BODY, forged, now=1_000_000)
+
+
+def test_the_shared_signature_goes_along_until_its_day_and_then_no_more():
+    until = 1_000_000
+    during = Signing(MASTER, "kaaaaaaaaaaaa", shared_until=until).headers(BODY, now=until - 1)
+    shared = {"X-Alphacut-Timestamp": during["X-Alphacut-Timestamp"],
+              "X-Alphacut-Key-Signature": "v2=" + during["X-Alphacut-Signature"].removeprefix("v1=")}  # fmt: skip
+    assert during["X-Alphacut-Signature"].startswith("v1=")
+    assert verify(MASTER, BODY, shared, now=until - 1)  # the old receivers' check still passes
+    after = Signing(MASTER, "kaaaaaaaaaaaa", shared_until=until).headers(BODY, now=until)
+    assert "X-Alphacut-Signature" not in after
+
+
+def test_the_delivered_body_names_its_key():
+    import json
+
+    server, received = _receiver(200)
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        from alphacut.callbacks import deliver
+
+        deliver(url, {"state": 1}, Signing(MASTER, "kaaaaaaaaaaaa"), allowed_hosts=("127.0.0.1",))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert json.loads(received[0]) == {"state": 1, "key_id": "kaaaaaaaaaaaa"}
 
 
 def _receiver(status: int):
@@ -53,28 +113,32 @@ def test_a_receiver_that_is_down_or_answers_5xx_408_429_is_tried_again_and_4xx_i
         try:
             if retried:
                 with pytest.raises(CallbackFailed):
-                    deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",))
+                    deliver(url, {"state": 1}, Signing(MASTER, "k1"), allowed_hosts=("127.0.0.1",))
             else:
-                assert deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",)) == status
+                assert deliver(url, {"state": 1}, Signing(MASTER, "k1"), allowed_hosts=("127.0.0.1",)) == status
         finally:
             server.shutdown()
             server.server_close()
         assert len(received) == 1
     with pytest.raises(CallbackFailed):  # nobody listening
-        deliver(url, {"state": 1}, b"secret", allowed_hosts=("127.0.0.1",))
+        deliver(url, {"state": 1}, Signing(MASTER, "k1"), allowed_hosts=("127.0.0.1",))
 
 
 def test_a_callback_to_a_private_loopback_or_metadata_address_is_refused_at_submission():
     import pytest
     from alphacut.errors import UrlNotAllowed
-    from alphacut.urlfetch import check_callback_url
+    from alphacut.urlfetch import CALLBACK_REFUSED, check_callback_url
 
-    for url in ("http://169.254.169.254/latest/meta-data", "http://127.0.0.1:9000/hook", "http://10.0.0.8/h",
-                "http://[::1]:8080/h", "http://localhost/hook", "ftp://example.com/hook"):  # fmt: skip
+    for url in ("http://169.254.169.254/latest/meta-data", "http://127.0.0.1/hook", "http://10.0.0.8/h",
+                "http://[::1]/h", "http://localhost/hook", "http://no-such-host.invalid/hook"):  # fmt: skip
         with pytest.raises(UrlNotAllowed) as refused:
             check_callback_url(url)
         assert refused.value.field == "callback_url", url
-    check_callback_url("http://93.184.216.34:8443/hook")  # a public address, any port
+        assert refused.value.message == CALLBACK_REFUSED, url  # one answer: nothing of where a name points
+    for url in ("ftp://example.com/hook", "http://93.184.216.34:8443/hook", "https://93.184.216.34:22/"):
+        with pytest.raises(UrlNotAllowed):  # said as it is: the URL alone is wrong
+            check_callback_url(url)
+    check_callback_url("http://93.184.216.34/hook")  # a public address on port 80
     check_callback_url("http://127.0.0.1:9000/hook", allowed_hosts=("127.0.0.1",))  # explicitly allowed
 
 
@@ -86,7 +150,7 @@ def test_a_delivery_refused_by_the_address_rule_is_not_retried():
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     try:
         with pytest.raises(CallbackRefused) as refused:  # DNS may have changed since submission
-            deliver(url, {"state": 1}, b"secret")
+            deliver(url, {"state": 1}, Signing(MASTER, "k1"))
         assert not isinstance(refused.value, CallbackFailed) and received == []
     finally:
         server.shutdown()

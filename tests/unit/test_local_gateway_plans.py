@@ -82,3 +82,22 @@ def test_create_api_key_is_held_to_five_a_second_and_ten_thousand_keys_an_accoun
             assert full.value.response["Error"]["Code"] == "LimitExceededException"
         finally:
             rules.restore()
+
+
+def test_the_keyless_routes_stage_throttle_refuses_past_its_burst_for_all_callers_together():
+    from alphacut.api.app import KEYLESS
+    from alphacut_dev.local.gateway import MethodThrottles
+    from alphacut_dev.template import translate_template
+
+    resources = translate_template()["Resources"]
+    stage = next(r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"
+                 and r["Properties"]["RestApiId"] == {"Ref": "Api"})  # fmt: skip
+    settings = stage["Properties"]["MethodSettings"]
+    limits = {"KeylessRateLimit": 2, "KeylessBurstLimit": 3}
+    resolved = [{k: limits.get(v.get("Ref"), v) if isinstance(v, dict) else v for k, v in s.items()} for s in settings]
+    throttles = MethodThrottles(clock=lambda: NOON)
+    throttles.add_stage("Api", resolved)
+    for route in KEYLESS:
+        assert [throttles.wait("Api", "GET", route) for _ in range(3)] == [0, 0, 0], route
+        assert throttles.wait("Api", "GET", route) > 0, route  # the fourth in the same instant
+    assert throttles.wait("Api", "POST", "/v1/cutout") == 0  # keyed routes: their keys' limits

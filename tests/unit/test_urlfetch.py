@@ -9,7 +9,7 @@ import time
 
 import pytest
 from alphacut.errors import UrlFetchFailed, UrlNotAllowed
-from alphacut.urlfetch import GENERIC_FAILURE, fetch_image, is_public, parse_url
+from alphacut.urlfetch import GENERIC_FAILURE, fetch_image, is_public, parse_url, post_json
 
 
 @pytest.mark.parametrize(
@@ -78,6 +78,10 @@ def test_private_targets_and_dead_names_get_the_same_answer(url):
         ("::ffff:10.0.0.1", False),
         ("::192.168.1.1", False),
         ("2606:4700::1111", True),
+        ("64:ff9b:1::808:808", False),  # local-use NAT64: a network's own translator, whatever it carries
+        ("64:ff9b:1::a00:1", False),
+        ("::ffff:0:808:808", False),  # SIIT's IPv4-translated form
+        ("::ffff:0:a00:1", False),
     ],
 )
 def test_ipv6_forms_that_carry_an_ipv4_address_are_judged_by_it(address, public):
@@ -88,19 +92,34 @@ def test_a_port_can_be_allowed_by_setting():
     assert parse_url("http://example.com:8080/x.jpg", allowed_ports=(8080,)) == ("http", "example.com", 8080)
 
 
-def _dripping_server(interval: float, stop: threading.Event) -> int:
-    """Answers 200 with a body that never ends, one byte every ``interval`` seconds."""
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n"
+DRIPS = {
+    # (what is sent at once, what is then sent a byte at a time for ever)
+    "body": (HEAD + b"Content-Length: 100000\r\n\r\n", b"\xff"),
+    "headers": (b"HTTP/1.1 200 OK\r\n", b"X"),  # one header that never ends
+    "chunk size line": (HEAD + b"Transfer-Encoding: chunked\r\n\r\n", b"0"),  # 000000... never ends
+    "status line": (b"", b"H"),
+    "TLS handshake": (b"\x16\x03\x03\x40\x00", b"\x00"),  # a 16 KB handshake record, a byte at a time
+}
+
+
+def _dripping_server(first: bytes, drip: bytes, interval: float, stop: threading.Event) -> int:
+    """Sends ``first`` after the request, then ``drip`` every ``interval`` seconds, for ever."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
 
     def serve():
         connection, _ = listener.accept()
-        connection.recv(65536)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n")
+        connection.settimeout(0.05)
+        try:
+            connection.recv(65536)
+        except OSError:
+            pass  # a TLS client waits for us first
+        connection.sendall(first)
         while not stop.is_set():
             try:
-                connection.sendall(b"\xff")
+                connection.sendall(drip)
             except OSError:
                 break
             time.sleep(interval)
@@ -111,18 +130,33 @@ def _dripping_server(interval: float, stop: threading.Event) -> int:
     return listener.getsockname()[1]
 
 
-def test_a_server_that_drips_its_answer_is_cut_off_at_the_deadline():
+@pytest.mark.parametrize("where", sorted(DRIPS))
+def test_a_server_that_drips_any_part_of_its_answer_is_cut_off_at_the_deadline(where):
+    first, drip = DRIPS[where]
     stop = threading.Event()
-    port = _dripping_server(0.2, stop)  # each read gets a byte in time: a per-read timeout never fires
+    port = _dripping_server(first, drip, 0.2, stop)  # each read gets a byte in time: a per-read timeout never fires
+    scheme = "https" if where == "TLS handshake" else "http"
     started = time.monotonic()
     try:
         with pytest.raises(UrlFetchFailed):
             fetch_image(
-                f"http://127.0.0.1:{port}/x.jpg",
+                f"{scheme}://127.0.0.1:{port}/x.jpg",
                 max_bytes=1_000_000,
                 timeout=1.5,
                 allowed_hosts=("127.0.0.1",),
             )
     finally:
         stop.set()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_callback_receiver_that_drips_its_answer_is_cut_off_at_the_deadline():
+    stop = threading.Event()
+    port = _dripping_server(*DRIPS["headers"], 0.2, stop)
+    started = time.monotonic()
+    try:
+        with pytest.raises(UrlFetchFailed):
+            post_json(f"http://127.0.0.1:{port}/hook", {"state": 1}, timeout=1.5, allowed_hosts=("127.0.0.1",))
+    finally:
+        stop.set()
+    assert time.monotonic() - started < 2.5

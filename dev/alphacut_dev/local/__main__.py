@@ -78,6 +78,7 @@ def main() -> int:
         **stack.aws_env(),
         "USAGE_TABLE": stack.physical["UsageTable"],
         "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
+        "CALLBACK_SECRET_ARN": stack.physical["CallbackSigningSecret"],
     }
     STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": env}))
     stopping.wait()

@@ -100,6 +100,31 @@ class UsageLimiter:
         return None
 
 
+class MethodThrottles:
+    """A stage's method throttling (its MethodSettings' ThrottlingRateLimit and ThrottlingBurstLimit):
+    one token bucket per method, all callers together, before any authorizer or function."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.buckets: dict[tuple[str, str, str], TokenBucket] = {}
+
+    def add_stage(self, api: str, method_settings: list[dict]) -> None:
+        """``method_settings`` as the Stage resource holds them (``/~1v1~1results~1{token}``)."""
+        for setting in method_settings:
+            rate = setting.get("ThrottlingRateLimit")
+            if rate is None:
+                continue
+            path = "/" + setting["ResourcePath"].removeprefix("/").replace("~1", "/").lstrip("/")
+            burst = int(setting.get("ThrottlingBurstLimit", ACCOUNT_BURST_LIMIT))
+            key = (api, setting["HttpMethod"].upper(), path)
+            self.buckets[key] = TokenBucket(float(rate), burst, self.clock)
+
+    def wait(self, api: str, method: str, resource: str) -> float:
+        """0 when a call may pass, else the seconds until one may."""
+        bucket = self.buckets.get((api, method.upper(), resource))
+        return bucket.take() if bucket is not None else 0.0
+
+
 @dataclass
 class Refusal:
     """API Gateway's own answer before any function runs: its gateway response type and details."""
@@ -295,6 +320,9 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             else:
                 missing = "MISSING_AUTHENTICATION_TOKEN"
                 self._message(403, "Missing Authentication Token", missing, api_of(path))
+                return
+            if stack.method_throttles.wait(route.api, self.command, route.resource):
+                self._message(429, "Too Many Requests", "THROTTLED", route.api)
                 return
             if route.mock is not None:  # a CORS preflight: API Gateway answers it itself, or fails
                 if route.mock.fails(self.headers.get("Content-Type")):

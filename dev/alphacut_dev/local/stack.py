@@ -35,6 +35,7 @@ from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint, unpack_model_data, upload_model_data
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
+from alphacut_dev.local.gateway import MethodThrottles
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.functions import FunctionInstances
 from alphacut_dev.local.iam import LocalIam
@@ -106,6 +107,7 @@ class LocalStack:
         self.workers: dict[str, FunctionInstances] = {}
         self.routes: list[Route] = []
         self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
+        self.method_throttles = MethodThrottles()  # the stages' method throttling
         self.authorizers: dict[str, LambdaAuthorizers] = {}  # REST API logical id -> its Lambda authorizers
         # key value -> (read at, (its plan, the key's id))
         self.plans: dict[str, tuple[float, tuple[Plan, str] | None]] = {}
@@ -514,6 +516,10 @@ class LocalStack:
         for logical, resource in by_type("AWS::ApiGateway::Stage"):
             self.stage = resolver.resolve(resource["Properties"]["StageName"])
             refs[logical] = self.stage
+            self.method_throttles.add_stage(
+                resource["Properties"]["RestApiId"]["Ref"],
+                resolver.resolve(resource["Properties"].get("MethodSettings", [])),
+            )
         for logical, resource in by_type("AWS::ApiGateway::UsagePlan"):
             props = resolver.resolve(resource["Properties"])
             quota = props.get("Quota")

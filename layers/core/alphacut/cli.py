@@ -487,12 +487,29 @@ def _keys(args: argparse.Namespace) -> int:
             print(f"{len(migrated)} API Gateway keys now in the key store, their values unchanged")
         elif args.action == "credit":
             _credit(admin, args)
+        elif args.action == "callback-secret":
+            print(_callback_secret(admin, args.key))
         else:
             _list_keys(admin, args.customer, args.limit)
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _callback_secret(admin: KeyAdmin, key_id: str) -> str:
+    """The secret key ``key_id``'s callbacks are signed with, derived from the stack's master
+    callback secret (CALLBACK_SECRET_ARN, else the stack's output): what its customer verifies with."""
+    from alphacut.aws.secrets import secret_bytes
+    from alphacut.callbacks import key_secret
+
+    key = admin.get(key_id)  # NotFound for a key that is not the stack's
+    arn = os.environ.get("CALLBACK_SECRET_ARN") or _stack_output(admin.stack, "CallbackSecretArn")
+    if not arn:
+        raise InvalidOption(
+            f"the callback secret of stack {admin.stack!r} is not known (CALLBACK_SECRET_ARN)", field="stack"
+        )
+    return key_secret(secret_bytes(arn), key.id)
 
 
 def _import_keys(admin: KeyAdmin, source: str) -> int:
@@ -664,7 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
     pack.set_defaults(handler=_models_pack)
 
     keys = commands.add_parser(
-        "keys", help="admin: create, import, rotate, revoke, list, migrate and credit API keys"
+        "keys",
+        help="admin: create, import, rotate, revoke, list, migrate and credit API keys; their callback secrets",
     )
     _stack_arguments(keys)
     actions = keys.add_subparsers(dest="action", required=True)
@@ -695,6 +713,10 @@ def build_parser() -> argparse.ArgumentParser:
     credit.add_argument("--add", required=True, help="credits to add (up to 3 decimals)")
     credit.add_argument("--reference", help="the payment's reference: a top-up is made once per reference")
     credit.add_argument("--note", help="a note kept with the top-up")
+    secret = actions.add_parser(
+        "callback-secret", help="the secret a key's callbacks are signed with (give it to its customer)"
+    )
+    secret.add_argument("--key", required=True, help="the key's id")
     keys.set_defaults(handler=_keys)
 
     usage = commands.add_parser("usage", help="admin: monthly statements per customer")

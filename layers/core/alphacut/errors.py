@@ -95,13 +95,6 @@ class UrlFetchFailed(AlphacutError):
     code = "url_fetch_failed"
 
 
-class CallbackUndeliverable(AlphacutError):
-    """A well-formed public callback URL whose host does not resolve (or answers nothing): no
-    callback could ever reach it, so the task is refused at submission."""
-
-    code = "callback_undeliverable"
-
-
 class InsufficientCredits(AlphacutError):
     """A credit-based key's balance does not cover the call (refused before any work is done)."""
 
@@ -208,7 +201,6 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     Conflict: 409,
     UnsupportedMediaType: 415,
     UrlFetchFailed: 422,
-    CallbackUndeliverable: 422,
     ImageTooLarge: 413,
     ResponseTooLarge: 413,
     LinkInvalid: 403,

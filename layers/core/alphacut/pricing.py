@@ -59,6 +59,11 @@ class CreditPrices:
     costume: int = 1000
     by_model: tuple[tuple[str, int], ...] = ()  # ("full@u2netp", 500): a kind's price for a model
 
+    @property
+    def cheapest(self) -> int:
+        """The least any delivered result costs (a balance below it pays for nothing)."""
+        return min([self.full, self.preview, self.costume, *(amount for _, amount in self.by_model)])
+
     @classmethod
     def parse(cls, text: str) -> CreditPrices:
         """``kind=credits`` or ``kind@model=credits`` pairs, comma separated; kinds not named keep

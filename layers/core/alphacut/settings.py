@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -117,6 +118,16 @@ class _Environment:
         except ValueError as error:
             raise SettingError(f"environment variable {name}: {error}") from None
 
+    def date(self, name: str) -> float:
+        """A day (YYYY-MM-DD, UTC) as the unix time it starts; 0 when unset."""
+        raw = self.environ.get(name)
+        if not raw:
+            return 0.0
+        try:
+            return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            raise SettingError(f"environment variable {name} must be a date (YYYY-MM-DD), not {raw!r}") from None
+
     def switch(self, name: str, default: bool) -> bool:
         raw = self.environ.get(name)
         if not raw:
@@ -191,6 +202,7 @@ SERVICE_VARIABLES = {
     "gpu_request_ttl": "GPU_REQUEST_TTL_SECONDS",
     "endpoint_status_cache": "ENDPOINT_STATUS_CACHE_SECONDS",
     "callback_secret_arn": "CALLBACK_SECRET_ARN",
+    "shared_callback_signature_until": "SHARED_CALLBACK_SIGNATURE_UNTIL",
     "key_hash_secret_arn": "KEY_HASH_SECRET_ARN",
     "callback_queue_url": "CALLBACK_QUEUE_URL",
     "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
@@ -224,7 +236,10 @@ class ServiceSettings:
     gpu_backlog_threshold: int = 0
     gpu_request_ttl: int = 21600  # how long a request may wait in the endpoint's queue (AWS: 60-21600)
     endpoint_status_cache: float = 10.0  # seconds the dispatcher trusts its last DescribeEndpoint
-    callback_secret_arn: str = ""
+    callback_secret_arn: str = ""  # the master secret each key's callback secret derives from
+    # until when (unix seconds) callbacks also carry the old signature with the one shared secret
+    # (template's SharedCallbackSignatureUntil, a date; 0: no longer)
+    shared_callback_signature_until: float = 0.0
     key_hash_secret_arn: str = ""  # API keys are kept as HMAC-SHA-256 with it (alphacut.aws.keystore)
     callback_queue_url: str = ""  # final tasks' callbacks wait here until delivered (callback_queue)
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
@@ -263,6 +278,7 @@ class ServiceSettings:
             "credit_prices",
             "credit_hold_seconds",
             "price_per_credit",
+            "shared_callback_signature_until",
         }
         return cls(
             **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
@@ -278,6 +294,7 @@ class ServiceSettings:
             credit_prices=env.prices("CREDIT_PRICES"),
             credit_hold_seconds=env.integer("CREDIT_HOLD_SECONDS", defaults.credit_hold_seconds),
             price_per_credit=env.number("PRICE_PER_CREDIT", defaults.price_per_credit),
+            shared_callback_signature_until=env.date("SHARED_CALLBACK_SIGNATURE_UNTIL"),
         )
 
     def require(self, name: str) -> str:

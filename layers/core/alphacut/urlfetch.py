@@ -28,6 +28,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from alphacut.errors import AlphacutError, CallbackUndeliverable, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
+from alphacut.errors import AlphacutError, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
 
 MAX_REDIRECTS = 5
 FIELD = "image_url"
@@ -70,6 +71,9 @@ GENERIC_FAILURE = (
 HOST_LABEL = re.compile(rb"[A-Za-z0-9_-]+")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# translation prefixes Python counts as global that lead into some network's own IPv4 space:
+# local-use NAT64 (RFC 8215) and SIIT's IPv4-translated addresses (RFC 2765)
+TRANSLATION_PREFIXES = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("::ffff:0:0:0/96"))
 
 logger = logging.getLogger(__name__)
 _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
@@ -98,6 +102,8 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
+        if any(address in prefix for prefix in TRANSLATION_PREFIXES):
+            return False
         inner = embedded_ipv4(address)
         if inner is not None:
             return is_public(inner)
@@ -173,15 +179,77 @@ def parse_url(
     return parts.scheme, parts.hostname, port
 
 
+def origin(url: str) -> str:
+    """What of a URL may be logged: scheme, host and port. Paths and queries hold presigned
+    credentials and webhook tokens, which logs (kept 30 days) must not."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "(a malformed URL)"
+
+
 class Deadline:
+    """One fetch's deadline, connect to last byte. A socket's timeout bounds each read alone, and a
+    server that sends a byte before each one ends (in the TLS handshake, the headers or a chunk's
+    size line) would renew it for ever; so at the deadline a timer shuts every guarded socket down,
+    whatever read it is in, and the fetch fails (``expired``) instead of returning what it had.
+
+    Usage::
+
+        with Deadline(10) as deadline:
+            sock = deadline.guard(socket.create_connection(address, deadline.left()))
+    """
+
     def __init__(self, seconds: float):
         self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
 
     def left(self) -> float:
         remaining = self.at - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or self.expired:
             raise _Refused("the deadline passed")
         return remaining
+
+    def guard[S: socket.socket](self, sock: S) -> S:
+        """``sock``, shut down when the deadline passes (at once if it has)."""
+        sock.settimeout(self.left())
+        with self._lock:
+            self._sockets.append(sock)
+            if not self.expired:
+                return sock
+        _shut(sock)
+        raise _Refused("the deadline passed")
+
+    def check(self) -> None:
+        """What was read may be cut short by the deadline's shutdown: refuse it then."""
+        if self.expired:
+            raise _Refused("the deadline passed before the answer ended")
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked on it (a close alone does not)
+    except OSError:
+        pass
 
 
 def resolve_public(host: str, port: int, allowed_hosts: Iterable[str], deadline: Deadline) -> str:
@@ -202,23 +270,28 @@ def resolve_public(host: str, port: int, allowed_hosts: Iterable[str], deadline:
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
+    def __init__(self, host: str, port: int, address: str, deadline: Deadline) -> None:
+        super().__init__(host, port, timeout=deadline.left())
         self._address = address
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._deadline.guard(socket.create_connection((self._address, self.port), self._deadline.left()))
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, address: str, deadline: Deadline) -> None:
         self._tls = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeout, context=self._tls)
+        super().__init__(host, port, timeout=deadline.left(), context=self._tls)
         self._address = address
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)  # certificate of the name
+        sock = socket.create_connection((self._address, self.port), self._deadline.left())
+        # the certificate of the name; the handshake after the socket is guarded (it may drip too)
+        tls = self._tls.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.sock = self._deadline.guard(tls)
+        tls.do_handshake()
 
 
 def _connect(
@@ -231,7 +304,7 @@ def _connect(
     cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return cls(host, port, address, deadline.left()), path
+    return cls(host, port, address, deadline), path
 
 
 def _read_body(
@@ -264,7 +337,7 @@ def _fetch(
         try:
             connection, path = _connect(url, allowed, ports, deadline, FIELD)
         except UrlNotAllowed as error:  # a redirect's target: what the server said, not the caller
-            raise _Refused(f"redirected to {url[:200]}: {error}") from None
+            raise _Refused(f"redirected to {origin(url)}: {error}") from None
         try:
             connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
             sock = connection.sock
@@ -277,7 +350,9 @@ def _fetch(
                 continue
             if response.status != 200:
                 raise _Refused(f"HTTP {response.status}")
-            return _read_body(sock, response, max_bytes, deadline)
+            body = _read_body(sock, response, max_bytes, deadline)
+            deadline.check()
+            return body
         except (OSError, http.client.HTTPException) as error:
             raise _Refused(f"{error.__class__.__name__}: {error}") from None
         finally:
@@ -311,28 +386,41 @@ def _fetch_checked(
 ) -> bytes:
     parse_url(url, allowed, allowed_ports)  # what the URL itself gets wrong is said as it is
     try:
-        return _fetch(url, max_bytes, Deadline(timeout), allowed, tuple(allowed_ports))
+        with Deadline(timeout) as deadline:
+            return _fetch(url, max_bytes, deadline, allowed, tuple(allowed_ports))
     except (_Refused, _NotPublic) as refused:
         logger.info("image_url refused or failed", extra={"detail": str(refused)})
         raise UrlFetchFailed(GENERIC_FAILURE, field=FIELD) from None
 
 
-def _callback_refused(refused: _NotPublic, field: str) -> UrlNotAllowed:
-    return UrlNotAllowed(f"{refused}: callbacks go to public addresses only", field=field)
+CALLBACK_REFUSED = (
+    "cannot be delivered: a callback goes to a public http(s) address on port 80 or 443 whose "
+    "name resolves"
+)
 
 
-def check_callback_url(url: str, allowed_hosts: Iterable[str] = (), timeout: float = 3.0) -> None:
-    """Refuse a callback URL at submission that could never be delivered: not http(s), or a host
-    that resolves to a private, loopback or link-local address (the metadata address included) or
-    not at all. Delivery checks again (DNS can change between the two)."""
+def _callback_refused(refused: _NotPublic | _Refused, field: str) -> UrlNotAllowed:
+    """One answer for every refused callback address: which hosts resolve, and to what, goes to
+    the log, never to the caller (a caller must not map our network through it)."""
+    logger.info("callback URL refused", extra={"detail": str(refused)})
+    return UrlNotAllowed(CALLBACK_REFUSED, field=field)
+
+
+def check_callback_url(
+    url: str, allowed_hosts: Iterable[str] = (), timeout: float = 3.0, allowed_ports: Iterable[int] = ()
+) -> None:
+    """Refuse a callback URL at submission that could never be delivered: not http(s), a port
+    other than 80 and 443 (a black-hole port would hold the callback slots through every retry), or
+    a host that resolves to a private, loopback or link-local address (the metadata address
+    included) or not at all; those last two get one answer. Delivery checks again (DNS can change
+    between the two)."""
     allowed = tuple(allowed_hosts)
-    _, host, port = parse_url(url, allowed, None, "callback_url")
+    _, host, port = parse_url(url, allowed, allowed_ports, "callback_url")
     try:
-        resolve_public(host, port, allowed, Deadline(timeout))
-    except _NotPublic as refused:
+        with Deadline(timeout) as deadline:
+            resolve_public(host, port, allowed, deadline)
+    except (_NotPublic, _Refused) as refused:
         raise _callback_refused(refused, "callback_url") from None
-    except _Refused as failed:
-        raise CallbackUndeliverable(f"cannot be delivered: {failed}", field="callback_url") from None
 
 
 def post_json(
@@ -342,29 +430,31 @@ def post_json(
     allowed_hosts: Iterable[str] = (),
     field: str = "callback_url",
     headers_for: Callable[[bytes], dict[str, str]] | None = None,
+    allowed_ports: Iterable[int] = (),
 ) -> int:
-    """POST ``payload`` as JSON to ``url`` under the same address rules (any port: a callback's
-    answer never reaches the caller, so it cannot probe ports); redirects are not followed (a
-    callback is delivered where it was registered). ``headers_for(body)``: headers made from the
-    exact bytes sent (a signature). Returns the HTTP status; ``UrlNotAllowed`` where no retry can
-    deliver (a non-public address), ``UrlFetchFailed`` where one may."""
-    deadline = Deadline(timeout)
+    """POST ``payload`` as JSON to ``url`` under the same address and port rules, within one
+    deadline (connect to last byte); redirects are not followed (a callback is delivered where it
+    was registered). ``headers_for(body)``: headers made from the exact bytes sent (a signature).
+    Returns the HTTP status; ``UrlNotAllowed`` where no retry can deliver (a non-public address, a
+    port that is not 80 or 443), ``UrlFetchFailed`` where one may."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     extra = headers_for(body) if headers_for else {}
     try:
-        connection, path = _connect(url, tuple(allowed_hosts), None, deadline, field)
-        try:
-            connection.request(
-                "POST",
-                path,
-                body=body,
-                headers={"User-Agent": USER_AGENT, "Content-Type": "application/json", **extra},
-            )
-            response = connection.getresponse()
-            response.read(65536)
-            return response.status
-        finally:
-            connection.close()
+        with Deadline(timeout) as deadline:
+            connection, path = _connect(url, tuple(allowed_hosts), tuple(allowed_ports), deadline, field)
+            try:
+                connection.request(
+                    "POST",
+                    path,
+                    body=body,
+                    headers={"User-Agent": USER_AGENT, "Content-Type": "application/json", **extra},
+                )
+                response = connection.getresponse()
+                response.read(65536)
+                deadline.check()
+                return response.status
+            finally:
+                connection.close()
     except _NotPublic as refused:
         raise _callback_refused(refused, field) from None
     except (_Refused, OSError, http.client.HTTPException) as error:

@@ -9,7 +9,9 @@ Usage (functions/cutout/app.py)::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -387,14 +389,34 @@ def result_link_route(token: str) -> Response[Any]:
     )
 
 
-def openapi_document(routes: list[RouteDoc] | None = None, title: str = "alphacut") -> dict[str, Any]:
-    """The document of the API this request came to, with its own URL as the server on AWS."""
+def request_server() -> str | None:
+    """This API's own URL on AWS (its execute-api host and stage); None elsewhere."""
     headers = app.current_event.headers or {}
     host = next((v for k, v in headers.items() if k.lower() == "host"), None)
     stage = (app.current_event.get("requestContext") or {}).get("stage")
-    server = f"https://{host}/{stage}" if host and stage and "execute-api" in host else None
-    models = registered_models() if routes is None else ()
-    return build_openapi(ROUTES + VENDOR_ROUTES if routes is None else routes, server, title, models)
+    return f"https://{host}/{stage}" if host and stage and "execute-api" in host else None
+
+
+# what each keyless reference serves: (its routes, its title, whether it lists the models here)
+REFERENCES: dict[str, tuple[Callable[[], list[RouteDoc]], str, bool]] = {
+    "native": (lambda: ROUTES + VENDOR_ROUTES, "alphacut", True),
+    "removebg": (lambda: REMOVEBG_ROUTES, "alphacut: remove.bg's API", False),
+    "all": (lambda: ALL_ROUTES, "alphacut", False),  # /docs: remove.bg's routes too, one reference
+}
+
+
+@lru_cache(maxsize=16)
+def reference_text(kind: str, server: str | None, page: bool = False) -> str:
+    """A reference built once per container (and server it names): the routes do not change while
+    it runs, and a keyless route must cost a look-up, not a rebuild of the whole document, however
+    often it is called. ``page``: /docs's HTML with the document inline, else the JSON."""
+    routes, title, lists_models = REFERENCES[kind]
+    document = build_openapi(routes(), server, title, registered_models() if lists_models else ())
+    return web.docs_html(document) if page else json.dumps(document, separators=(",", ":"))
+
+
+def reference_answer(kind: str) -> Response[Any]:
+    return Response(status_code=200, content_type=JSON, body=reference_text(kind, request_server()))
 
 
 def registered_models() -> tuple[str, ...]:
@@ -414,20 +436,20 @@ def registered_models() -> tuple[str, ...]:
 @app.get("/v1/openapi.json")
 def openapi_route() -> Response[Any]:
     app.append_context(exact_envelope=True)  # the document as written: no charge/remain members
-    return json_response(200, openapi_document())
+    return reference_answer("native")
 
 
 @app.get("/v1.0/openapi.json")
 def removebg_openapi_route() -> Response[Any]:
     """remove.bg's API has its own host on AWS: its own document, with that host as the server."""
     app.append_context(exact_envelope=True)
-    return json_response(200, openapi_document(REMOVEBG_ROUTES, "alphacut: remove.bg's API"))
+    return reference_answer("removebg")
 
 
 @app.get("/docs")
 def docs_route() -> Response[Any]:
     """The API reference, readable, with no key (the document is inline)."""
-    return web.docs_page(openapi_document(ALL_ROUTES))  # remove.bg's routes too: one reference
+    return web.html_page(reference_text("all", request_server(), page=True))
 
 
 @app.not_found
@@ -462,6 +484,9 @@ def error_answer(error: Exception) -> Response[Any]:
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
 ALL_ROUTES = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
+# routes that run a model or submit a task: a credit key that can pay for nothing is refused there
+# before its body is read (AIDGE's GET twin of its POST route shares its path)
+PAID = frozenset(route.path for route in ALL_ROUTES if route.key_required and route.method == "post")
 
 
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
@@ -474,7 +499,7 @@ def refusal_answer(resource: str, error: Exception) -> Response[Any]:
 
 app.use(
     middlewares=[
-        make_metering(KEYLESS, refusal_answer),
+        make_metering(KEYLESS, refusal_answer, PAID),
         make_idempotency(error_answer, KEYLESS),
         make_deadline_guard(error_answer),
         make_answer_guard(error_answer),

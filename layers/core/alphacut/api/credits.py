@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from alphacut.aws.limits import KeyLimits, utc_day
+from alphacut.errors import InsufficientCredits
+from alphacut.pricing import credits
 
 if TYPE_CHECKING:
     from alphacut.aws.credits import CreditLedger
@@ -62,6 +64,22 @@ class CreditGate:
     left: int | None = None  # the balance its reservation left (the answer's ``remain``: no read)
     _finishing: _Finishing | None = None  # the reservation's last writes, running beside the model
     _finished: bool = False  # those writes are known done
+
+    def refuse_if_broke(self) -> None:
+        """``InsufficientCredits`` when the balance is below the cheapest price of anything: asked
+        before the request's body is read or any of its URLs fetched (a key at 0 gets no work done,
+        not even a download). One item read; the reservation stays the rule for the exact price."""
+        cheapest = self.settings.credit_prices.cheapest
+        if cheapest <= 0:
+            return
+        balance = self.ledger.balance(self.key_id) or 0
+        if balance < cheapest:
+            raise InsufficientCredits(
+                f"this key's balance is {credits(balance)} credits and the cheapest call costs "
+                f"{credits(cheapest)}: top it up",
+                field="credits",
+                limit=credits(cheapest),
+            )
 
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
         """Reserve the call's price once (a route that runs the model twice pays once): the debit

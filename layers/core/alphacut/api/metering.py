@@ -50,7 +50,7 @@ from alphacut.api import services
 from alphacut.api.credits import CreditGate, QuotaGate, open_gate
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
-from alphacut.errors import RateLimited
+from alphacut.errors import InsufficientCredits, RateLimited
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
@@ -103,10 +103,14 @@ def _decorate(response: Response[Any], usage: Usage, exact_envelope: bool) -> Re
 Refuse = Callable[[str, Exception], "Response[Any]"]  # (the route's resource, the refusal) -> its answer
 
 
-def make_metering(keyless: frozenset[str] = frozenset(), refuse: Refuse | None = None) -> Middleware:
+def make_metering(
+    keyless: frozenset[str] = frozenset(), refuse: Refuse | None = None, paid: frozenset[str] = frozenset()
+) -> Middleware:
     """The middleware (outermost: it counts every answer, refusals included); ``keyless``: the
     routes served without a key (the page, the reference, result links), never counted; ``refuse``:
-    a refusal (over the key's rate) answered in the route's own contract."""
+    a refusal (over the key's rate, a balance that pays for nothing) answered in the route's own
+    contract; ``paid``: the routes that do work a credit key pays for, where a balance below the
+    cheapest price is refused before the body is read or any URL fetched."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
@@ -126,8 +130,11 @@ def make_metering(keyless: frozenset[str] = frozenset(), refuse: Refuse | None =
                 return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
         credit_based = plan is not None and plan.credit_based
         gate = open_for(meter, plan, owner, call_id, route)
+        broke = _cannot_pay(gate, route, paid)
         with plan_model(plan.model if plan is not None else None):
-            if gate is None:
+            if broke is not None:
+                response = refuse(route, broke) if refuse is not None else error_response(broke, call_id)
+            elif gate is None:
                 response = next_middleware(app)
             else:
                 with open_gate(gate):
@@ -152,6 +159,17 @@ def make_metering(keyless: frozenset[str] = frozenset(), refuse: Refuse | None =
         return response
 
     return metering
+
+
+def _cannot_pay(gate: CreditGate | QuotaGate | None, route: str, paid: frozenset[str]) -> Exception | None:
+    """The refusal of a credit key that cannot pay for anything on a paid route (None: go on)."""
+    if not isinstance(gate, CreditGate) or route not in paid:
+        return None
+    try:
+        gate.refuse_if_broke()
+    except InsufficientCredits as refusal:
+        return refusal
+    return None
 
 
 def open_for(

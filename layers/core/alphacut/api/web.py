@@ -5,7 +5,7 @@ page sends the key the person pastes only as ``x-api-key`` to this API.
 Usage (alphacut.api.app)::
 
     app.include_router(web.router)          # GET /, GET /static/<name>
-    web.docs_page(build_openapi(routes))    # GET /docs: the reference with the document inline
+    web.html_page(web.docs_html(build_openapi(routes)))   # GET /docs: the reference, the document inline
 """
 
 from __future__ import annotations
@@ -64,10 +64,13 @@ def static(name: str) -> Response[Any]:
     return _file(name, STATIC_TYPES[name])
 
 
-def docs_page(spec: dict[str, Any]) -> Response[Any]:
+def docs_html(spec: dict[str, Any]) -> str:
     """docs.html with the OpenAPI document inline (no key needed to read the reference)."""
     inline = json.dumps(spec).replace("</", "<\\/")  # a string in the document cannot close the script
-    html = read("docs.html").decode("utf-8").replace("__OPENAPI__", inline)
+    return read("docs.html").decode("utf-8").replace("__OPENAPI__", inline)
+
+
+def html_page(html: str) -> Response[Any]:
     return Response(
         status_code=200, content_type="text/html; charset=utf-8", body=html, headers=dict(SECURITY_HEADERS)
     )

@@ -182,19 +182,23 @@ class TaskService:
         signer: LinkSigner | None,
         allowed_hosts: Iterable[str] = (),
         secret: bytes | None = None,
+        shared_until: float = 0.0,
     ) -> int:
-        """POST the finished task (the PicWish-style envelope) to its callback, signed with
-        ``secret`` (``alphacut.callbacks``). Its result links are the API's own signed links
-        (``/v1/results/<token>``, for ``CALLBACK_LINK_SECONDS``), which outlive the credentials
-        of the function that sends them; ``CallbackFailed`` when a retry may deliver it."""
-        from alphacut.callbacks import deliver
+        """POST the finished task (the PicWish-style envelope, with its key's id) to its callback,
+        signed with that key's callback secret, derived from the master ``secret``
+        (``alphacut.callbacks``; the shared signature too before ``shared_until``). Its result links
+        are the API's own signed links (``/v1/results/<token>``, for ``CALLBACK_LINK_SECONDS``), which
+        outlive the credentials of the function that sends them; ``CallbackFailed`` when a retry may
+        deliver it."""
+        from alphacut.callbacks import Signing, deliver
 
         record = self.table.get(task_id)
         store = ResultStore(
             self.results_bucket, CALLBACK_LINK_SECONDS, record.extra.get("api_base_url", ""), signer
         )
         answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
-        return deliver(callback_url, answer, secret, allowed_hosts)
+        signing = Signing(secret, record.owner, shared_until) if secret else None
+        return deliver(callback_url, answer, signing, allowed_hosts)
 
     def describe(self, record: TaskRecord, return_type: str, store: ResultStore) -> dict[str, Any]:
         """The PicWish-style task object, with the result as signed URLs or base64."""
