@@ -1,6 +1,7 @@
 """Lambda on the callback queue (``alphacut.aws.callback_queue``): POSTs each final task to its
-callback_url, signed with its key's callback secret (derived from the stack's), its result links the API's own signed links
-(same address rules as image_url: no private, loopback or link-local targets). A failure a retry
+callback_url, signed with its key's callback secret (derived from the stack's), its result links
+the API's own signed links (same address rules as image_url: no private, loopback or link-local
+targets, ports 80 and 443). A failure a retry
 may mend comes back later from the queue, with backoff; nothing else invokes this function."""
 
 from alphacut.api.services import SETTINGS, link_signer
@@ -17,7 +18,12 @@ secret = secret_bytes(SETTINGS.require("callback_secret_arn"))
 processor = BatchProcessor(event_type=EventType.SQS)
 delivery = CallbackDelivery(
     lambda task_id, url: service.notify(
-        task_id, url, link_signer(), SETTINGS.url_allowed_hosts, secret, SETTINGS.shared_callback_signature_until
+        task_id,
+        url,
+        link_signer(),
+        SETTINGS.url_allowed_hosts,
+        secret,
+        SETTINGS.shared_callback_signature_until,
     ),
     clients.client("sqs"),
     SETTINGS.require("callback_queue_url"),

@@ -20,8 +20,8 @@ from tests.api.conftest import (
     USAGE_TABLE,
     LambdaContext,
     answer_json,
-    decoded_body,
     call,
+    decoded_body,
     header,
 )
 from tests.stack_fixtures import dynamodb_fault
@@ -290,7 +290,9 @@ def test_a_plans_model_runs_where_a_call_names_none_and_a_named_model_wins(handl
     assert answer_json(named)["model"] == "isnet"
 
 
-def test_the_references_are_built_once_per_container_however_often_they_are_called(handler, key_id, monkeypatch):
+def test_the_references_are_built_once_per_container_however_often_they_are_called(
+    handler, key_id, monkeypatch
+):
     from alphacut.api import app
 
     built = []

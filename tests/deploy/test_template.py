@@ -544,6 +544,9 @@ def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_
     acl = resources["WebAcl"]
     assert acl["Condition"] == "UseWaf"
     (rule,) = acl["Properties"]["Rules"]
-    assert rule["Action"] == {"Block": {}} and rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert (
+        rule["Action"] == {"Block": {}}
+        and rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    )
     associated = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert len(associated) == 2 and all(r["Condition"] == "UseWaf" for r in associated)  # both APIs

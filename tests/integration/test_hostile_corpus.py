@@ -500,7 +500,10 @@ def test_a_credit_key_at_zero_gets_402_on_every_paid_route_and_nothing_is_fetche
     for path, kwargs in calls:
         answer = _send(broke, "POST", path, kwargs)
         assert answer.status_code in (402, 200), (path, answer.status_code, answer.text[:200])
-        assert "insufficient_credits" in answer.text or "credit" in answer.text.lower(), (path, answer.text[:300])
+        assert "insufficient_credits" in answer.text or "credit" in answer.text.lower(), (
+            path,
+            answer.text[:300],
+        )
         assert answer.headers.get("X-Alphacut-Charge") in ("0", None), path
     assert [path for path in image_server.gets if tag in path] == []  # not one download
     assert broke.get("/v1/usage").status_code == 200  # reading what it spent still works

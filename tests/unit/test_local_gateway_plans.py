@@ -94,7 +94,9 @@ def test_the_keyless_routes_stage_throttle_refuses_past_its_burst_for_all_caller
                  and r["Properties"]["RestApiId"] == {"Ref": "Api"})  # fmt: skip
     settings = stage["Properties"]["MethodSettings"]
     limits = {"KeylessRateLimit": 2, "KeylessBurstLimit": 3}
-    resolved = [{k: limits.get(v.get("Ref"), v) if isinstance(v, dict) else v for k, v in s.items()} for s in settings]
+    resolved = [
+        {k: limits.get(v.get("Ref"), v) if isinstance(v, dict) else v for k, v in s.items()} for s in settings
+    ]
     throttles = MethodThrottles(clock=lambda: NOON)
     throttles.add_stage("Api", resolved)
     for route in KEYLESS:

@@ -134,7 +134,9 @@ def _dripping_server(first: bytes, drip: bytes, interval: float, stop: threading
 def test_a_server_that_drips_any_part_of_its_answer_is_cut_off_at_the_deadline(where):
     first, drip = DRIPS[where]
     stop = threading.Event()
-    port = _dripping_server(first, drip, 0.2, stop)  # each read gets a byte in time: a per-read timeout never fires
+    port = _dripping_server(
+        first, drip, 0.2, stop
+    )  # each read gets a byte in time: a per-read timeout never fires
     scheme = "https" if where == "TLS handshake" else "http"
     started = time.monotonic()
     try:
@@ -156,7 +158,9 @@ def test_a_callback_receiver_that_drips_its_answer_is_cut_off_at_the_deadline():
     started = time.monotonic()
     try:
         with pytest.raises(UrlFetchFailed):
-            post_json(f"http://127.0.0.1:{port}/hook", {"state": 1}, timeout=1.5, allowed_hosts=("127.0.0.1",))
+            post_json(
+                f"http://127.0.0.1:{port}/hook", {"state": 1}, timeout=1.5, allowed_hosts=("127.0.0.1",)
+            )
     finally:
         stop.set()
     assert time.monotonic() - started < 2.5

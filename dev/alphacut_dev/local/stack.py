@@ -35,9 +35,9 @@ from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint, unpack_model_data, upload_model_data
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
-from alphacut_dev.local.gateway import MethodThrottles
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
 from alphacut_dev.local.functions import FunctionInstances
+from alphacut_dev.local.gateway import MethodThrottles
 from alphacut_dev.local.iam import LocalIam
 from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers

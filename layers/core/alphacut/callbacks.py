@@ -72,7 +72,10 @@ def sign(
     """The headers that go with ``body``: its ``v2`` signature with the key's ``secret``, and the
     ``v1`` one with the ``shared`` secret while the transition lasts (None: over)."""
     timestamp = int(time.time() if now is None else now)
-    headers = {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: f"{VERSION}={signature(secret, timestamp, body)}"}
+    headers = {
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: f"{VERSION}={signature(secret, timestamp, body)}",
+    }
     if key_id:
         headers[KEY_HEADER] = key_id
     if shared is not None:

@@ -682,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser(
         "keys",
-        help="admin: create, import, rotate, revoke, list, migrate and credit API keys; their callback secrets",
+        help="admin: create, import, rotate, revoke, list, migrate, credit API keys; callback secrets",
     )
     _stack_arguments(keys)
     actions = keys.add_subparsers(dest="action", required=True)

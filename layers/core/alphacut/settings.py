@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alphacut.pricing import CreditPrices
@@ -126,7 +126,9 @@ class _Environment:
         try:
             return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
         except ValueError:
-            raise SettingError(f"environment variable {name} must be a date (YYYY-MM-DD), not {raw!r}") from None
+            raise SettingError(
+                f"environment variable {name} must be a date (YYYY-MM-DD), not {raw!r}"
+            ) from None
 
     def switch(self, name: str, default: bool) -> bool:
         raw = self.environ.get(name)

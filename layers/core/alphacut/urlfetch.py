@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
 from alphacut.errors import AlphacutError, ImageTooLarge, UrlFetchFailed, UrlNotAllowed
@@ -210,7 +210,7 @@ class Deadline:
         self._timer.daemon = True
         self._timer.start()
 
-    def __enter__(self) -> Deadline:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -276,7 +276,9 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = self._deadline.guard(socket.create_connection((self._address, self.port), self._deadline.left()))
+        self.sock = self._deadline.guard(
+            socket.create_connection((self._address, self.port), self._deadline.left())
+        )
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -394,8 +396,7 @@ def _fetch_checked(
 
 
 CALLBACK_REFUSED = (
-    "cannot be delivered: a callback goes to a public http(s) address on port 80 or 443 whose "
-    "name resolves"
+    "cannot be delivered: a callback goes to a public http(s) address on port 80 or 443 whose name resolves"
 )
 
 

@@ -482,7 +482,7 @@ def error_answer(error: Exception) -> Response[Any]:
 
 
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
-ALL_ROUTES = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES
+ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
 # routes that run a model or submit a task: a credit key that can pay for nothing is refused there
 # before its body is read (AIDGE's GET twin of its POST route shares its path)
