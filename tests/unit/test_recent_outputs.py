@@ -153,3 +153,18 @@ def test_a_remembering_session_copies_without_asking_a_session_it_does_not_have_
 
     session = RecentOutputs(MB).remembering(CountingSession())
     assert copy.copy(session).input_names == ["input"]
+
+
+def test_one_callers_runs_never_answer_another_callers_same_input():
+    from alphacut.caller_scope import caller_scope as scope
+
+    inner, recent = CountingSession(), RecentOutputs(8 * MB)
+    session = recent.remembering(inner)
+    with scope("kaaaaaaaaaaaa"):
+        session.run(["matte"], picture())
+    with scope("kbbbbbbbbbbbb"):
+        session.run(["matte"], picture())  # B learns nothing of what A sent: its own run
+    assert inner.runs == 2 and recent.hits == 0
+    with scope("kaaaaaaaaaaaa"):
+        session.run(["matte"], picture())
+    assert inner.runs == 2 and recent.hits == 1  # A's own retry still skips the run

@@ -50,6 +50,7 @@ from alphacut.api import services
 from alphacut.api.credits import CreditGate, QuotaGate, open_gate
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
+from alphacut.caller_scope import caller_scope
 from alphacut.errors import InsufficientCredits, RateLimited
 from alphacut.pricing import credits
 
@@ -131,7 +132,8 @@ def make_metering(
         credit_based = plan is not None and plan.credit_based
         gate = open_for(meter, plan, owner, call_id, route)
         broke = _cannot_pay(gate, route, paid)
-        with plan_model(plan.model if plan is not None else None):
+        # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
+        with plan_model(plan.model if plan is not None else None), caller_scope(owner):
             if broke is not None:
                 response = refuse(route, broke) if refuse is not None else error_response(broke, call_id)
             elif gate is None:

@@ -8,9 +8,11 @@ same either way; this keeps the last ones, found by the exact bytes of the feeds
 byte budget, oldest out first. A hit costs a hash and a copy (about 10 ms for ISNet's 1024² input)
 where the run costs 0.6-1.5 s of CPU.
 
-What it shows a caller: whether this process ran the same input lately (a hit answers sooner), to
-someone who already holds that input. ``ALPHACUT_RECENT_OUTPUTS_MB=0`` turns it off; a library
-call leaves it off unless asked (``EngineSettings.recent_outputs_mb``), so benchmarks time runs.
+What a hit would show a caller: that this process ran the same input lately (it answers sooner),
+to someone who already holds that input, such as whether another customer sent a photo. So the
+outputs are kept per caller (``alphacut.caller_scope``: the API key, set around each call) and
+one caller's runs never answer another's. ``ALPHACUT_RECENT_OUTPUTS_MB=0`` turns it off; a library call leaves it off
+unless asked (``EngineSettings.recent_outputs_mb``), so benchmarks time runs.
 
 Usage::
 
@@ -18,6 +20,8 @@ Usage::
     session = recent.remembering(engine.open(path))   # a Session: run() as before
     session.run(["matte"], {"input": batch})          # runs the model
     session.run(["matte"], {"input": batch})          # the same arrays (copies), from memory
+    with caller_scope("k0123456789ab"):               # a caller's runs, apart from everyone else's
+        session.run(["matte"], {"input": batch})      # runs the model again
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from alphacut.caller_scope import current_caller
 
 _SESSION_NUMBERS = itertools.count()
 
@@ -99,7 +105,10 @@ class RememberingSession:
 
 def feeds_key(session: int, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> bytes:
     # names as a tuple: a list and a tuple of the same outputs are one question
-    digest = hashlib.sha256(f"{session}|{None if names is None else tuple(names)!r}".encode())
+    caller = current_caller()
+    digest = hashlib.sha256(
+        f"{len(caller)}:{caller}|{session}|{None if names is None else tuple(names)!r}".encode()
+    )
     for name in sorted(feeds):
         array = np.ascontiguousarray(feeds[name])
         digest.update(f"|{name}|{array.dtype.str}|{array.shape}|".encode())
