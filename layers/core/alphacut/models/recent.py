@@ -11,8 +11,9 @@ where the run costs 0.6-1.5 s of CPU.
 What a hit would show a caller: that this process ran the same input lately (it answers sooner),
 to someone who already holds that input, such as whether another customer sent a photo. So the
 outputs are kept per caller (``alphacut.caller_scope``: the API key, set around each call) and
-one caller's runs never answer another's. ``ALPHACUT_RECENT_OUTPUTS_MB=0`` turns it off; a library call leaves it off
-unless asked (``EngineSettings.recent_outputs_mb``), so benchmarks time runs.
+one caller's runs never answer another's. ``ALPHACUT_RECENT_OUTPUTS_MB=0`` turns it off; a
+library call leaves it off unless asked (``EngineSettings.recent_outputs_mb``), so benchmarks time
+runs.
 
 Usage::
 
