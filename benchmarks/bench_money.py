@@ -649,7 +649,7 @@ def keys_bench(count: int, import_count: int, samples: int) -> int:
 
     for request in requests[: len(values)]:  # API Gateway's cache, filled
         through_gateway(request)
-    limits, plan = KeyLimits(TABLE), plans[HOT_KEY]
+    limits, plan, ledger = KeyLimits(TABLE), plans[HOT_KEY], CreditLedger(TABLE)
     key_ids = [f"rate-{n % 500}" for n in range(samples)]
     rows = []
     for name, step, inputs, cost, accuracy in (
@@ -674,6 +674,27 @@ def keys_bench(count: int, import_count: int, samples: int) -> int:
             key_ids,
             "dynamodb",
             "exact: never over the quota",
+        ),
+        (
+            "credit pre-check: the balance read (a credit key's image call, before its body)",
+            ledger.balance,
+            key_ids,
+            "dynamodb",
+            "exact: a key at 0 is refused before any download",
+        ),
+        (
+            "unpaid runs: the day's budget checked (every image call)",
+            limits.refuse_if_unpaid_spent,
+            key_ids,
+            "none",
+            "at most one run over per warm container",
+        ),
+        (
+            "unpaid runs: one counted (after a model run nobody was charged for)",
+            lambda key: limits.count_unpaid_run(key, 10**9),
+            key_ids,
+            "dynamodb",
+            "exact count",
         ),
     ):
         mark = capacity.mark()
@@ -703,7 +724,6 @@ def keys_bench(count: int, import_count: int, samples: int) -> int:
         ("a bucket in each container's memory", "0", "N warm containers let N times the rate in"),
     ):
         print(f"| {name} (not run) | - | - | - | - | {dollars} | {accuracy} |")
-    ledger = CreditLedger(TABLE)
     started = time.perf_counter()
     made = sum(
         1

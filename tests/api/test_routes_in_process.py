@@ -307,3 +307,31 @@ def test_the_references_are_built_once_per_container_however_often_they_are_call
     assert sorted(built) == ["alphacut", "alphacut", "alphacut: remove.bg's API"]  # /docs, native, remove.bg
     assert "/v1.0/removebg" in answer_json(removebg)["paths"] and "/v1/cutout" in answer_json(native)["paths"]
     assert "/v1/cutout" in decoded_body(page).decode()
+
+
+def test_a_keys_unpaid_model_runs_past_the_days_budget_close_its_image_routes_not_its_reads(
+    handler, monkeypatch
+):
+    import dataclasses
+
+    from alphacut.api import services
+
+    from tests.api.conftest import KEY_PLANS, STARTER
+
+    key = f"unpaid-{uuid.uuid4().hex[:8]}"
+    KEY_PLANS[key] = STARTER
+    monkeypatch.setattr(services, "SETTINGS", dataclasses.replace(services.SETTINGS, unpaid_runs_per_day=2))
+    for _ in range(2):  # a picture with no subject: the model runs, nothing is charged
+        answer = post_cutout(handler, key, body=blank_png(), query={"return": "base64"})
+        assert answer["statusCode"] == 200 and answer_json(answer)["found"] is False
+    refused = post_cutout(handler, key, query={"return": "base64"})
+    error = answer_json(refused)["error"]
+    assert refused["statusCode"] == 429 and error["code"] == "unpaid_runs_spent" and error["limit"] == 2
+    assert 0 < int(header(refused, "Retry-After")) <= 86400
+    assert call(handler, "GET", "/v1/usage", key_id=key)["statusCode"] == 200  # reads stay open
+    other = f"unpaid-{uuid.uuid4().hex[:8]}"
+    KEY_PLANS[other] = STARTER
+    assert post_cutout(handler, other, query={"return": "base64"})["statusCode"] == 200  # its own budget
+    runs = boto3.client("dynamodb").get_item(TableName=USAGE_TABLE, Key={"pk": {"S": f"unpaid#{key}"},
+                                             "sk": {"S": time.strftime("%Y-%m-%d", time.gmtime())}})  # fmt: skip
+    assert runs["Item"]["runs"]["N"] == "2"  # one write an unpaid run, none for the refusal

@@ -159,3 +159,23 @@ def test_u2netp_added_by_the_command_as_rembg_runs_it_makes_the_built_entrys_mat
         assert cut.returncode == 0, cut.stderr
         masks.append(np.asarray(Image.open(out / f"{photo.stem}.png")))
     assert masks[0].max() > 0 and np.array_equal(masks[0], masks[1])
+
+
+def test_an_added_model_whose_file_changed_or_points_outside_its_folder_is_not_loaded(models_dir, tmp_path):
+    from alphacut.errors import ModelUnavailable
+    from alphacut.models import ModelStore
+
+    graph = tmp_path / "tiny.onnx"
+    graph.write_bytes(first_channel_graph(96, 64))
+    assert run(models_dir, "models", "add", "tiny", graph, "--size", "96x64").returncode == 0
+    assert ModelStore(models_dir).matting("tiny") is not None  # as added: loads
+    (models_dir / "tiny" / "tiny.onnx").write_bytes(first_channel_graph(64, 96))  # swapped since
+    with pytest.raises(ModelUnavailable, match="not the file the manifest recorded"):
+        ModelStore(models_dir).matting("tiny")
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    entry = manifest["models"]["tiny"]
+    entry["matting"]["file"] = "../selfie/selfie.onnx"  # another model's file, by a path
+    entry["files"] = {"../selfie/selfie.onnx": "0" * 64}
+    (models_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelUnavailable, match="outside its folder"):
+        ModelStore(models_dir).matting("tiny")

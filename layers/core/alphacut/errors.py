@@ -120,6 +120,14 @@ class RateLimited(AlphacutError):
         self.retry_after = max(1, retry_after)
 
 
+class UnpaidRunsSpent(RateLimited):
+    """The key's model runs that were not charged (no subject found, an answer too large or too
+    late to deliver) reached today's budget: its paid routes are refused until 00:00 UTC
+    (``retry_after`` seconds from now). Its results, polls and account reads stay open."""
+
+    code = "unpaid_runs_spent"
+
+
 class QuotaExceeded(AlphacutError):
     """The key's daily quota of delivered results is spent: it resets at 00:00 UTC
     (``retry_after`` seconds from now)."""

@@ -218,6 +218,7 @@ SERVICE_VARIABLES = {
     "credit_prices": "CREDIT_PRICES",
     "credit_hold_seconds": "CREDIT_HOLD_SECONDS",
     "price_per_credit": "PRICE_PER_CREDIT",
+    "unpaid_runs_per_day": "UNPAID_RUNS_PER_DAY",
 }
 
 
@@ -262,6 +263,9 @@ class ServiceSettings:
     credit_prices: CreditPrices = field(default_factory=CreditPrices)
     credit_hold_seconds: int = 90
     price_per_credit: float = 0.20
+    # model runs a key may have in a day that nobody is charged for (no subject found, an answer
+    # too large or too late to deliver) before its paid routes are refused until 00:00 UTC; 0: no cap
+    unpaid_runs_per_day: int = 200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -281,6 +285,7 @@ class ServiceSettings:
             "credit_hold_seconds",
             "price_per_credit",
             "shared_callback_signature_until",
+            "unpaid_runs_per_day",
         }
         return cls(
             **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
@@ -297,6 +302,7 @@ class ServiceSettings:
             credit_hold_seconds=env.integer("CREDIT_HOLD_SECONDS", defaults.credit_hold_seconds),
             price_per_credit=env.number("PRICE_PER_CREDIT", defaults.price_per_credit),
             shared_callback_signature_until=env.date("SHARED_CALLBACK_SIGNATURE_UNTIL"),
+            unpaid_runs_per_day=env.integer("UNPAID_RUNS_PER_DAY", defaults.unpaid_runs_per_day, minimum=0),
         )
 
     def require(self, name: str) -> str:

@@ -62,6 +62,7 @@ class CreditGate:
     hold: str = ""
     task_amount: int = 0  # what a task submitted in this call reserved (its charge settles it)
     left: int | None = None  # the balance its reservation left (the answer's ``remain``: no read)
+    model_ran: bool = False  # the call's model ran to a result (whether or not it was delivered)
     _finishing: _Finishing | None = None  # the reservation's last writes, running beside the model
     _finished: bool = False  # those writes are known done
 
@@ -153,6 +154,7 @@ class QuotaGate:
     hold: str = ""
     task_amount: int = 0
     left: int | None = None  # slots left after this call's (the answer's ``remain``: no read)
+    model_ran: bool = False
     _day: str = ""  # the day of this call's slot ("" : none taken)
     _task_day: str = ""
 

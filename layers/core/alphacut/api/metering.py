@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
@@ -51,7 +51,7 @@ from alphacut.api.credits import CreditGate, QuotaGate, open_gate
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
 from alphacut.caller_scope import caller_scope
-from alphacut.errors import InsufficientCredits, RateLimited
+from alphacut.errors import InsufficientCredits, RateLimited, UnpaidRunsSpent
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from alphacut.aws.plans import Plan
     from alphacut.aws.usage import UsageMeter
 
+logger = Logger(child=True)
 metrics = Metrics()  # Powertools' metrics are one set per process: the handler's log_metrics flushes
 CHARGE_HERE = "here"
 CHARGED_BY_TASK = "task"
@@ -131,7 +132,7 @@ def make_metering(
                 return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
         credit_based = plan is not None and plan.credit_based
         gate = open_for(meter, plan, owner, call_id, route)
-        broke = _cannot_pay(gate, route, paid)
+        broke = _cannot_pay(meter, gate, owner, route, paid)
         # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
         with plan_model(plan.model if plan is not None else None), caller_scope(owner):
             if broke is not None:
@@ -155,6 +156,7 @@ def make_metering(
             usage = settle_call(
                 meter, gate, CallOutcome(owner, route, call_id, credit_based, charge_here, by_task), plan
             )
+            _count_unpaid_run(meter, gate, owner, usage.charged)
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
@@ -163,15 +165,39 @@ def make_metering(
     return metering
 
 
-def _cannot_pay(gate: CreditGate | QuotaGate | None, route: str, paid: frozenset[str]) -> Exception | None:
-    """The refusal of a credit key that cannot pay for anything on a paid route (None: go on)."""
-    if not isinstance(gate, CreditGate) or route not in paid:
+def _cannot_pay(
+    meter: UsageMeter | None,
+    gate: CreditGate | QuotaGate | None,
+    owner: str,
+    route: str,
+    paid: frozenset[str],
+) -> Exception | None:
+    """The refusal of a paid route's call before it reads its body (None: go on): a key whose unpaid
+    model runs reached today's budget, or a credit key that cannot pay for anything."""
+    if meter is None or route not in paid:
         return None
     try:
-        gate.refuse_if_broke()
-    except InsufficientCredits as refusal:
+        meter.limits.refuse_if_unpaid_spent(owner)
+        if isinstance(gate, CreditGate):
+            gate.refuse_if_broke()
+    except (InsufficientCredits, UnpaidRunsSpent) as refusal:
         return refusal
     return None
+
+
+def _count_unpaid_run(
+    meter: UsageMeter, gate: CreditGate | QuotaGate | None, owner: str, charged: bool
+) -> None:
+    """A model that ran for nothing charged (no subject, an answer too large or too late) is one
+    of the key's unpaid runs of the day (``alphacut.aws.limits``); a count that cannot be written is
+    logged, never the call's failure."""
+    if gate is None or not gate.model_ran or charged:
+        return
+    metrics.add_metric(name="UnpaidModelRuns", unit=MetricUnit.Count, value=1)
+    try:
+        meter.limits.count_unpaid_run(owner, services.SETTINGS.unpaid_runs_per_day)
+    except ClientError:
+        logger.warning("an unpaid run could not be counted", extra={"key_id": owner})
 
 
 def open_for(

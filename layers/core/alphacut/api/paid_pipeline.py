@@ -27,7 +27,10 @@ class PaidPipeline(Pipeline):
         gate = current_gate()
         if gate is not None:
             gate.reserve_call(options)
-        return super().run(data, options)
+        result = super().run(data, options)
+        if gate is not None:
+            gate.model_ran = True  # charged if delivered; counted as an unpaid run if not
+        return result
 
     def cut_out_garments(
         self,
@@ -38,4 +41,7 @@ class PaidPipeline(Pipeline):
         gate = current_gate()
         if gate is not None:
             gate.reserve_call(options or CutoutOptions(), costume=True)
-        return super().cut_out_garments(data, options, garments)
+        result = super().cut_out_garments(data, options, garments)
+        if gate is not None:
+            gate.model_ran = True
+        return result

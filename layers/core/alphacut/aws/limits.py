@@ -14,6 +14,12 @@
   reads spend nothing. ``pk = "quota#<key id>"``, ``sk = "<UTC day>"``; over it: 429 (remove.bg:
   402) with Retry-After the seconds to 00:00 UTC. A function killed between taking a slot and
   giving it back leaves that slot taken for the rest of the day.
+- **Unpaid runs** (a model run that was not charged: no subject found, an answer over Lambda's 6 MB
+  or past API Gateway's 29 s): counted per key and day (``ADD runs 1`` on ``pk = "unpaid#<key id>"``,
+  ``sk = "<UTC day>"``, one write after such a run, none on any other call). Once the count reaches
+  the day's budget the container that wrote it refuses the key's paid routes (429
+  ``unpaid_runs_spent``) until 00:00 UTC, and every other container does from its own next unpaid
+  run of the key: the budget is overshot by at most one run per warm container.
 
 Usage::
 
@@ -22,6 +28,8 @@ Usage::
     left = limits.take_slot("key-id", plan.quota)   # QuotaExceeded (429) when spent; slots left
     limits.give_back_slot("key-id", day)      # nothing was delivered
     limits.taken("key-id")                    # today's slots taken (remain = quota - taken)
+    limits.count_unpaid_run("key-id", budget)  # after a model run nobody was charged for
+    limits.refuse_if_unpaid_spent("key-id")   # UnpaidRunsSpent (429) once the budget is reached
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from typing import Any
 
 from alphacut.aws.clients import client
 from alphacut.aws.plans import Plan
-from alphacut.errors import QuotaExceeded, RateLimited
+from alphacut.errors import QuotaExceeded, RateLimited, UnpaidRunsSpent
 
 RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops mattering by this (TTL)
 QUOTA_ITEM_SECONDS = 2 * 86400
@@ -60,6 +68,7 @@ class KeyLimits:
     def __init__(self, table_name: str, clock: Callable[[], float] = time.time):
         self.table_name, self.clock = table_name, clock
         self._busy: dict[str, int] = {}  # key id -> the last arrival time this container wrote
+        self._unpaid_spent: dict[str, tuple[str, int]] = {}  # key id -> (day, budget) it reached
 
     @property
     def _db(self) -> Any:
@@ -170,6 +179,41 @@ class KeyLimits:
             TableName=self.table_name, Key=self._quota_key(key_id, utc_day(self.clock())), ConsistentRead=True
         ).get("Item")
         return int(item["taken"]["N"]) if item else 0
+
+    def count_unpaid_run(self, key_id: str, budget: int) -> int:
+        """One more of today's model runs the key was not charged for: today's count. From
+        ``budget`` on (0: no budget), this container refuses the key's paid routes for the day."""
+        now = self.clock()
+        day = utc_day(now)
+        answer = self._db.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"unpaid#{key_id}"}, "sk": {"S": day}},
+            UpdateExpression="ADD runs :one SET expires_at = :expires",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":expires": {"N": str(int(now) + QUOTA_ITEM_SECONDS)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        runs = int(answer["Attributes"]["runs"]["N"])
+        if budget and runs >= budget:
+            self._unpaid_spent[key_id] = (day, budget)
+        return runs
+
+    def refuse_if_unpaid_spent(self, key_id: str) -> None:
+        """``UnpaidRunsSpent`` while this container saw the key's unpaid runs reach today's budget
+        (no request: what this container learnt from its own writes)."""
+        spent = self._unpaid_spent.get(key_id)
+        now = self.clock()
+        if spent is None or spent[0] != utc_day(now):
+            return
+        reset = next_utc_midnight(now)
+        raise UnpaidRunsSpent(
+            f"this API key had {spent[1]} model runs today that could not be charged (no subject found, "
+            "an answer too large or too late to deliver); its image routes reopen at 00:00 UTC",
+            retry_after=reset - int(now),
+            limit=spent[1],
+        )
 
     @staticmethod
     def _quota_key(key_id: str, day: str) -> dict[str, Any]:

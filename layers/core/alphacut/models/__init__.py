@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import threading
 from functools import cached_property
@@ -42,6 +43,28 @@ def load_manifest(models_dir: Path) -> dict[str, Any]:
         raise ModelUnavailable(f"no model manifest at {path}: run `make models` (or deploy the models layer)")
     manifest: dict[str, Any] = json.loads(path.read_text())
     return manifest
+
+
+def verify_file(folder: Path, name: str, hashes: dict[str, str]) -> Path:
+    """An operator's model file, before it is loaded: inside its model's folder (a manifest naming
+    ``../other/x.onnx`` or an absolute path loads nothing) and the bytes whose sha256 the manifest
+    recorded when it was added (a file changed or swapped since is not run). Read once a process."""
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ModelUnavailable(f"model file {name!r} is outside its folder {folder}")
+    expected = hashes.get(name)
+    if not expected:
+        raise ModelUnavailable(f"model file {name!r} has no sha256 in the manifest: add it again")
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ModelUnavailable(
+            f"model file {path} is not the file the manifest recorded (sha256 {digest.hexdigest()[:12]}..., "
+            f"recorded {expected[:12]}...): it changed since it was added"
+        )
+    return path
 
 
 def with_model_data(manifest: dict[str, Any], model_data_dir: Path | None) -> dict[str, Any]:
@@ -142,9 +165,9 @@ class ModelStore:
                 spec = self.specs.get(name)
                 if spec is None:
                     raise ModelUnavailable(f"model {name!r} is not in {self.models_dir / MANIFEST_NAME}")
-                self._matting[name] = OnnxMattingModel.load(
-                    self._folder(name), spec, self.engine, self.threads
-                )
+                folder = self._folder(name)
+                verify_file(folder, spec.file, self._entry(name).get("files", {}))
+                self._matting[name] = OnnxMattingModel.load(folder, spec, self.engine, self.threads)
             return self._matting[name]
 
     @cached_property
