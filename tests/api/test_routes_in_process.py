@@ -332,6 +332,7 @@ def test_a_keys_unpaid_model_runs_past_the_days_budget_close_its_image_routes_no
     other = f"unpaid-{uuid.uuid4().hex[:8]}"
     KEY_PLANS[other] = STARTER
     assert post_cutout(handler, other, query={"return": "base64"})["statusCode"] == 200  # its own budget
-    runs = boto3.client("dynamodb").get_item(TableName=USAGE_TABLE, Key={"pk": {"S": f"unpaid#{key}"},
-                                             "sk": {"S": time.strftime("%Y-%m-%d", time.gmtime())}})  # fmt: skip
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    item = {"pk": {"S": f"unpaid#{key}"}, "sk": {"S": today}}
+    runs = boto3.client("dynamodb").get_item(TableName=USAGE_TABLE, Key=item)
     assert runs["Item"]["runs"]["N"] == "2"  # one write an unpaid run, none for the refusal

@@ -53,7 +53,14 @@ def page(browser, stack, admin):
     field.clear()
     field.send_keys(key)
     browser.find_element(By.ID, "save-key").click()
-    wait_for(browser, lambda: browser.find_element(By.ID, "key-status").text == "key saved in this browser")
+    wait_for(
+        browser, lambda: browser.find_element(By.ID, "key-status").text == "key kept until this tab closes"
+    )
+    # kept for the session only unless "remember" is ticked: nothing in the browser's lasting storage
+    stored = browser.execute_script(
+        "return [sessionStorage.getItem('alphacut.key'), localStorage.getItem('alphacut.key')]"
+    )
+    assert stored == [key, None]
     browser.key = key
     return browser
 
@@ -215,18 +222,23 @@ def test_a_failed_check_shows_each_failed_rule_with_its_measure(page, eval_dir):
         choose(page, "preset", "")
 
 
-def test_two_tasks_reach_state_1(page, eval_dir):
+def test_two_tasks_reach_state_1_and_a_file_name_is_shown_as_text_never_as_html(page, eval_dir, tmp_path):
     from selenium.webdriver.common.by import By
 
     page.find_element(By.ID, "tab-tasks").click()
     photos = sorted((eval_dir / "person" / "images").iterdir())[:2]
-    page.find_element(By.ID, "task-files").send_keys("\n".join(str(p) for p in photos))
+    hostile = tmp_path / "<img src=x onerror=document.title='injected'>.jpg"
+    hostile.write_bytes(photos[1].read_bytes())
+    page.find_element(By.ID, "task-files").send_keys(f"{photos[0]}\n{hostile}")
     page.find_element(By.ID, "submit-tasks").click()
     rows = lambda: page.find_elements(By.CSS_SELECTOR, "#task-table tbody tr")
     wait_for(
         page, lambda: len(rows()) == 2 and all(r.get_attribute("data-state") == "1" for r in rows()), 180
     )
     page.save_screenshot(str(SHOTS / "04_tasks.png"))
+    names = [cell.text for cell in page.find_elements(By.CSS_SELECTOR, "#task-table tbody td.name")]
+    assert hostile.name in names
+    assert page.find_elements(By.CSS_SELECTOR, "#task-table img") == [] and page.title != "injected"
 
 
 def test_the_usage_chart_shows_the_numbers_of_v1_usage(page, stack):
@@ -251,6 +263,19 @@ def test_the_usage_chart_shows_the_numbers_of_v1_usage(page, stack):
         assert charged[day["date"]] == day["charged"]
     assert int(page.find_element(By.ID, "usage-charged").text) == report["total"]["charged"]
     assert page.find_element(By.ID, "quota-left").text.isdigit()
+
+
+def test_a_key_is_remembered_in_the_browser_only_when_asked(page):
+    from selenium.webdriver.common.by import By
+
+    page.find_element(By.ID, "remember-key").click()
+    page.find_element(By.ID, "save-key").click()
+    wait_for(page, lambda: page.find_element(By.ID, "key-status").text == "key saved in this browser")
+    assert page.execute_script("return localStorage.getItem('alphacut.key')") == page.key
+    page.find_element(By.ID, "remember-key").click()  # and forgotten there once unticked
+    page.find_element(By.ID, "save-key").click()
+    wait_for(page, lambda: page.find_element(By.ID, "key-status").text == "key kept until this tab closes")
+    assert page.execute_script("return localStorage.getItem('alphacut.key')") is None
 
 
 def test_a_bad_key_shows_the_api_401_message(page, eval_dir):

@@ -1,5 +1,6 @@
 // alphacut's page: try a cutout, watch tasks, see usage. Talks only to this API (relative URLs),
-// sends the key only as x-api-key, keeps it in this browser's local storage.
+// sends the key only as x-api-key, keeps it for this tab's session unless asked to remember it.
+// No data goes into innerHTML: file names, links, routes and dates become DOM text (el, svgEl).
 "use strict";
 
 const GARMENTS = ["tops", "coat", "dress", "skirt", "pants", "shoes", "bag", "hat"];
@@ -11,14 +12,41 @@ const $ = (id) => document.getElementById(id);
 let photo = null;          // {blob, name} of the picked photo
 let objectUrls = [];
 
+// an element with properties (dataset, attributes) and children; strings become text nodes
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, String(value));
+  }
+  node.append(...children);
+  return node;
+}
+function svgEl(tag, attributes = {}, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  node.append(...children);
+  return node;
+}
+
 // ---- key ------------------------------------------------------------------------------------------
-function apiKey() { return localStorage.getItem("alphacut.key") || ""; }
-function showKey() { $("key-status").textContent = apiKey() ? "key saved in this browser" : "no key yet"; }
+// kept in sessionStorage (gone with the tab) unless "remember" is ticked: then in localStorage
+const KEY_ITEM = "alphacut.key";
+function apiKey() { return sessionStorage.getItem(KEY_ITEM) || localStorage.getItem(KEY_ITEM) || ""; }
+function showKey() {
+  const remembered = Boolean(localStorage.getItem(KEY_ITEM));
+  $("key-status").textContent = !apiKey() ? "no key yet"
+    : remembered ? "key saved in this browser" : "key kept until this tab closes";
+}
 $("key").value = apiKey();
+$("remember-key").checked = Boolean(localStorage.getItem(KEY_ITEM));
 showKey();
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  localStorage.setItem("alphacut.key", $("key").value.trim());
+  const key = $("key").value.trim();
+  sessionStorage.removeItem(KEY_ITEM);
+  localStorage.removeItem(KEY_ITEM);
+  ($("remember-key").checked ? localStorage : sessionStorage).setItem(KEY_ITEM, key);
   showKey();
 });
 
@@ -86,7 +114,7 @@ document.addEventListener("paste", (event) => {
 for (const name of GARMENTS) {
   const label = document.createElement("label");
   label.className = "inline";
-  label.innerHTML = `<input type="checkbox" value="${name}" checked> ${name}`;
+  label.append(el("input", { type: "checkbox", value: name, checked: "" }), ` ${name}`);
   $("classes").appendChild(label);
 }
 $("route").addEventListener("change", () => { $("classes").hidden = $("route").value !== "costume"; });
@@ -185,21 +213,19 @@ $("slider").addEventListener("input", () => {
 // ---- costume: the class map over the photo, a legend, each class's cutout ---------------------------
 async function showCostume(answer) {
   $("costume-photo").src = $("before").src;
-  $("legend").innerHTML = "";
+  $("legend").replaceChildren();
   for (const found of answer.classes_found) {
-    const item = document.createElement("li");
     const colour = CLASS_COLOURS[CLASS_NAMES.indexOf(found.class)] || [0, 0, 0];
-    item.dataset.class = found.class;
-    item.innerHTML = `<span class="swatch" style="background: rgb(${colour})"></span>${found.class}` +
-      ` <span class="muted">${(100 * found.share).toFixed(1)} %</span>`;
-    $("legend").appendChild(item);
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = `rgb(${colour.map(Number).join(",")})`;
+    $("legend").append(el("li", { dataset: { class: found.class } }, swatch, String(found.class), " ",
+      el("span", { class: "muted" }, `${(100 * found.share).toFixed(1)} %`)));
   }
-  $("garments").innerHTML = "";
+  $("garments").replaceChildren();
   for (const entry of answer.classes.filter((e) => e.present && e.image)) {
-    const figure = document.createElement("figure");
-    figure.innerHTML = `<div class="checker"><img alt="${entry.class}"></div><figcaption>${entry.class}</figcaption>`;
-    figure.querySelector("img").src = objectUrl(b64Blob(entry.image));
-    $("garments").appendChild(figure);
+    const image = el("img", { alt: entry.class });
+    image.src = objectUrl(b64Blob(entry.image));
+    $("garments").append(el("figure", {}, el("div", { class: "checker" }, image), el("figcaption", {}, String(entry.class))));
   }
   if (answer.class_map) drawClassMap(b64Blob(answer.class_map));
 }
@@ -224,8 +250,8 @@ async function drawClassMap(blob) {
 $("tasks-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   for (const file of $("task-files").files) {
-    const row = document.createElement("tr");
-    row.innerHTML = `<td>${file.name}</td><td class="id"></td><td class="state">submitting</td><td class="progress"></td><td class="link"></td>`;
+    const row = el("tr", {}, el("td", { class: "name" }, file.name), el("td", { class: "id" }),
+      el("td", { class: "state" }, "submitting"), el("td", { class: "progress" }), el("td", { class: "link" }));
     $("task-table").querySelector("tbody").appendChild(row);
     const form = new FormData();
     form.append("image_file", file, file.name);
@@ -247,7 +273,9 @@ async function watchTask(row) {
     row.dataset.state = task.state;
     row.querySelector(".state").textContent = `${task.state}${task.message ? " " + task.message : ""}`;
     row.querySelector(".progress").textContent = `${task.progress} %`;
-    if (task.state === 1 && task.image) row.querySelector(".link").innerHTML = `<a href="${task.image}" target="_blank">image</a>`;
+    if (task.state === 1 && /^https?:/.test(String(task.image))) {  // a link, never a script: URL
+      row.querySelector(".link").replaceChildren(el("a", { href: task.image, target: "_blank", rel: "noopener" }, "image"));
+    }
     if (!FINAL_STATES.has(task.state)) setTimeout(() => watchTask(row), 1000);
   } catch (error) {
     row.querySelector(".state").textContent = error.message;
@@ -282,8 +310,9 @@ async function loadUsage() {
         routes[route].charged += counts.charged;
       }
     }
-    $("usage-routes").querySelector("tbody").innerHTML = Object.entries(routes).sort()
-      .map(([route, c]) => `<tr data-route="${route}"><td>${route}</td><td>${c.calls}</td><td>${c.charged}</td></tr>`).join("");
+    $("usage-routes").querySelector("tbody").replaceChildren(...Object.entries(routes).sort()
+      .map(([route, c]) => el("tr", { dataset: { route } }, el("td", {}, route), el("td", {}, String(c.calls)),
+        el("td", {}, String(c.charged)))));
   } catch (error) {
     showError(error.message);
   }
@@ -306,16 +335,23 @@ function drawChart(days) {
   const most = Math.max(1, ...days.map((d) => d.calls));
   const slot = (width - left - 10) / Math.max(days.length, 1);
   const y = (value) => top + (height - top - bottom) * (1 - value / most);
-  let parts = `<line x1="${left}" y1="${y(0)}" x2="${width - 10}" y2="${y(0)}" stroke="#999"/>` +
-    `<text x="4" y="${y(most) + 4}" font-size="11">${most}</text><text x="4" y="${y(0)}" font-size="11">0</text>`;
+  const parts = [
+    svgEl("line", { x1: left, y1: y(0), x2: width - 10, y2: y(0), stroke: "#999" }),
+    svgEl("text", { x: 4, y: y(most) + 4, "font-size": 11 }, String(most)),
+    svgEl("text", { x: 4, y: y(0), "font-size": 11 }, "0"),
+  ];
   days.forEach((day, index) => {
     const x = left + index * slot + 2;
     const bar = Math.min(Math.max(slot / 2 - 1, 2), 24);
-    parts += `<rect class="calls" data-date="${day.date}" data-calls="${day.calls}" x="${x}" y="${y(day.calls)}" ` +
-      `width="${bar}" height="${y(0) - y(day.calls)}" fill="#93c5fd"><title>${day.date}: ${day.calls} calls</title></rect>` +
-      `<rect class="charged" data-date="${day.date}" data-charged="${day.charged}" x="${x + bar + 1}" y="${y(day.charged)}" ` +
-      `width="${bar}" height="${y(0) - y(day.charged)}" fill="#2563eb"><title>${day.date}: ${day.charged} charged</title></rect>` +
-      (index % 5 === 0 || index === days.length - 1 ? `<text x="${x}" y="${height - 10}" font-size="10">${day.date.slice(5)}</text>` : "");
+    const calls = Number(day.calls), charged = Number(day.charged), date = String(day.date);
+    parts.push(
+      svgEl("rect", { class: "calls", "data-date": date, "data-calls": calls, x, y: y(calls), width: bar,
+        height: y(0) - y(calls), fill: "#93c5fd" }, svgEl("title", {}, `${date}: ${calls} calls`)),
+      svgEl("rect", { class: "charged", "data-date": date, "data-charged": charged, x: x + bar + 1, y: y(charged),
+        width: bar, height: y(0) - y(charged), fill: "#2563eb" }, svgEl("title", {}, `${date}: ${charged} charged`)));
+    if (index % 5 === 0 || index === days.length - 1) {
+      parts.push(svgEl("text", { x, y: height - 10, "font-size": 10 }, date.slice(5)));
+    }
   });
-  svg.innerHTML = parts;
+  svg.replaceChildren(...parts);
 }
