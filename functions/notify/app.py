@@ -27,6 +27,7 @@ delivery = CallbackDelivery(
     ),
     clients.client("sqs"),
     SETTINGS.require("callback_queue_url"),
+    service.callback_done,
 )
 
 

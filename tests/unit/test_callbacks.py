@@ -235,3 +235,52 @@ def test_the_state_machine_queues_callbacks_instead_of_calling_the_receiver():
     # the last step's function queues them (alphacut.aws.task_end), to the callback queue
     charge = load_sam()["Resources"]["EndTaskFunction"]["Properties"]
     assert charge["Environment"]["Variables"]["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}
+
+
+def test_a_key_may_have_so_many_callbacks_in_flight_and_a_finished_or_expired_one_frees_its_slot(monkeypatch):
+    import pytest
+    from alphacut.aws.callback_slots import SLOT_SECONDS, CallbackSlots
+    from alphacut.errors import TooManyCallbacks
+
+    from tests.unit.moto_table import usage_table
+
+    now = [1_795_780_800.0]
+    with usage_table(monkeypatch, "tests-usage"):
+        slots = CallbackSlots("tests-usage", limit=3, clock=lambda: now[0])
+        for task in ("t1", "t2", "t3"):
+            slots.take("ka", task)
+        with pytest.raises(TooManyCallbacks) as refused:
+            slots.take("ka", "t4")
+        assert refused.value.field == "callback_url" and refused.value.limit == 3
+        slots.take("kb", "t5")  # another key: its own slots
+        slots.give_back("ka", "t1")  # delivered
+        slots.take("ka", "t4")
+        now[0] += SLOT_SECONDS + 1  # a slot a killed function never gave back frees itself
+        assert slots.in_flight("ka") == 0
+        slots.take("ka", "t6")
+
+
+def test_a_callback_gives_its_slot_back_when_delivered_dropped_or_tried_the_last_time_only():
+    from alphacut.aws.callback_queue import MAX_RECEIVES, CallbackDelivery
+    from alphacut.callbacks import CallbackFailed, CallbackRefused
+
+    def down(task_id, url):
+        raise CallbackFailed("503")
+
+    def refused(task_id, url):
+        raise CallbackRefused("points to 10.0.0.8")
+
+    for send, receives, freed in [
+        (lambda task_id, url: 200, 1, True),
+        (refused, 1, True),
+        (down, 1, False),
+        (down, MAX_RECEIVES - 1, False),
+        (down, MAX_RECEIVES, True),  # the dead-letter queue has it next
+    ]:
+        done = []
+        delivery = CallbackDelivery(send, _Queue(), "queue-url", done.append)
+        try:
+            delivery.handle(_Record({"task_id": "t", "callback_url": "u"}, receives))
+        except CallbackFailed:
+            assert send is down
+        assert done == (["t"] if freed else []), (send, receives)

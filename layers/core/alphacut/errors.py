@@ -128,6 +128,13 @@ class UnpaidRunsSpent(RateLimited):
     code = "unpaid_runs_spent"
 
 
+class TooManyCallbacks(AlphacutError):
+    """The key has as many callbacks waiting to be delivered as it may (``alphacut.aws.callback_slots``)."""
+
+    code = "too_many_callbacks"
+    retry_after = 60
+
+
 class QuotaExceeded(AlphacutError):
     """The key's daily quota of delivered results is spent: it resets at 00:00 UTC
     (``retry_after`` seconds from now)."""
@@ -205,6 +212,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     TooManyInFlight: 429,
     RateLimited: 429,
     QuotaExceeded: 429,
+    TooManyCallbacks: 429,
     NotFound: 404,
     Conflict: 409,
     UnsupportedMediaType: 415,

@@ -34,6 +34,7 @@ from alphacut.errors import NotFound
 logger = Logger(child=True)
 
 FIRST_RETRY_SECONDS = 45
+MAX_RECEIVES = 10  # the callback queue's redrive policy (template.yaml): then the dead-letter queue
 MAX_VISIBILITY_SECONDS = 12 * 3600  # SQS's longest visibility timeout
 
 
@@ -57,19 +58,29 @@ class CallbackDelivery:
     send: Callable[[str, str], int]  # (task id, callback URL) -> the receiver's HTTP status
     sqs: Any
     queue_url: str
+    # the task's callback is over (delivered, dropped, its last try): its key's slot comes back
+    done: Callable[[str], None] = lambda task_id: None
+    max_receives: int = MAX_RECEIVES
 
     def handle(self, record: Any) -> None:
         message = json.loads(record.body)
         task_id, url = str(message["task_id"]), str(message["callback_url"])
         try:
             status = self.send(task_id, url)
-        except (CallbackRefused, NotFound) as final:
+        except NotFound as gone:
+            logger.warning("callback dropped: its task is gone", extra={"task_id": task_id, "why": str(gone)})
+            return
+        except CallbackRefused as final:
             logger.warning(
                 "callback dropped: no retry can deliver it", extra={"task_id": task_id, "why": str(final)}
             )
+            self.done(task_id)
             return
         except CallbackFailed:
             receives = int(record.attributes.approximate_receive_count or 1)
+            if receives >= self.max_receives:  # the dead-letter queue has it next: over for the key
+                self.done(task_id)
+                raise
             self.sqs.change_message_visibility(
                 QueueUrl=self.queue_url,
                 ReceiptHandle=record.receipt_handle,
@@ -77,4 +88,5 @@ class CallbackDelivery:
             )
             logger.info("callback to be tried again", extra={"task_id": task_id, "receives": receives})
             raise
+        self.done(task_id)
         logger.info("callback delivered", extra={"task_id": task_id, "status": status})

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from alphacut.aws import clients
+from alphacut.aws.callback_slots import CallbackSlots
 from alphacut.aws.objects import object_gone
 from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
@@ -87,6 +88,7 @@ class TaskService:
     max_bytes: int = 15 * 1024 * 1024
     # hosts a callback may name though they are not public (IMAGE_URL_ALLOWED_HOSTS; local tests)
     allowed_hosts: tuple[str, ...] = ()
+    callback_slots: CallbackSlots | None = None  # each key's callbacks in flight, capped
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TaskService:
@@ -97,6 +99,7 @@ class TaskService:
             settings.task_queue_url,
             settings.tasks_table,
             allowed_hosts=settings.url_allowed_hosts,
+            callback_slots=CallbackSlots(settings.usage_table) if settings.usage_table else None,
         )
 
     @cached_property
@@ -131,19 +134,33 @@ class TaskService:
             )
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
+        slot = bool(callback_url) and self.callback_slots is not None
         if callback_url:
             check_callback_url(callback_url, self.allowed_hosts)
             record.extra["callback_url"] = callback_url
             record.extra["api_base_url"] = api_base_url  # where the callback's result links point
-        if credit_hold is not None:
-            credit_hold.reserve_task(task_id, options)
+            if self.callback_slots is not None:
+                self.callback_slots.take(owner, task_id)
         try:
-            self._store_and_queue(record, image, options)
-        except BaseException:
             if credit_hold is not None:
-                credit_hold.release_task(task_id)
+                credit_hold.reserve_task(task_id, options)
+            try:
+                self._store_and_queue(record, image, options)
+            except BaseException:
+                if credit_hold is not None:
+                    credit_hold.release_task(task_id)
+                raise
+        except BaseException:
+            if slot and self.callback_slots is not None:
+                self.callback_slots.give_back(owner, task_id)
             raise
         return task_id
+
+    def callback_done(self, task_id: str) -> None:
+        """The task's callback was delivered, dropped or tried for the last time: its key's slot
+        comes back."""
+        if self.callback_slots is not None:
+            self.callback_slots.give_back(self.table.get(task_id).owner, task_id)
 
     def _store_and_queue(self, record: TaskRecord, image: bytes | None, options: CutoutOptions) -> None:
         task_id = record.task_id
