@@ -29,6 +29,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from alphacut_dev.local.stack import STACK_NAME
 from openapi_spec_validator import validate
 
 from tests.stack_fixtures import new_key
@@ -61,7 +62,14 @@ RATE = "200/s"  # under the bulk plan's 1000 requests a second
 
 @pytest.fixture(scope="module")
 def tools_key(stack, admin):
-    return new_key(admin, stack)
+    """A key whose plan runs the operator's tiny model where a call names none (a plan's ``model``
+    tag, as an operator sets it) and has neither a throttle nor a quota of its own: the tools check
+    the API's contract, which is the same whatever model makes the matte and whatever the plan's
+    limits (tests/integration/test_metering.py holds those), and Schemathesis' 4,000-odd cases then
+    cost the stack's requests, not ISNet's 1024-pixel runs and three limit writes each (a call that
+    names a model still runs it)."""
+    stack.client("apigateway").create_usage_plan(name=f"{STACK_NAME}-tools", tags={"model": "tiny"})
+    return new_key(admin, stack, "tools")
 
 
 @pytest.fixture(scope="module")

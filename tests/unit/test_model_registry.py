@@ -4,6 +4,7 @@ what it computes is known, so the normalisation and the output handling are chec
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -22,10 +23,11 @@ from tests.model_graphs import IMAGENET, first_channel_graph
 def models_dir(tmp_path):
     """A models layer with one model: the graph above as a 96 x 64 BGR model that answers logits."""
     (tmp_path / "tiny").mkdir()
-    (tmp_path / "tiny" / "tiny.onnx").write_bytes(first_channel_graph(96, 64))
+    graph = first_channel_graph(96, 64)
+    (tmp_path / "tiny" / "tiny.onnx").write_bytes(graph)
     entry = {
         "licence": "test",
-        "files": {},
+        "files": {"tiny.onnx": hashlib.sha256(graph).hexdigest()},  # as `alphacut models add` records it
         "matting": {
             "file": "tiny.onnx",
             "size": [96, 64],

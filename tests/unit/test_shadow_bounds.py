@@ -101,3 +101,40 @@ def test_the_frame_limit_cuts_what_a_frame_adds_around_the_photo_never_the_photo
     assert limit.admits(clipped)
     assert clipped[0] <= 0 and clipped[1] <= 0 and clipped[2] >= 800 and clipped[3] >= 600
     assert limit.clip(photo, photo) == photo
+
+
+@pytest.mark.parametrize("kind", ["drop", "contact", "cast"])
+@pytest.mark.parametrize(
+    "footprint",
+    ["faint (nothing solid)", "one pixel", "cut by the frame's bottom", "floating", "a column"],
+)
+def test_every_shadow_is_defined_for_every_footprint_a_matte_can_have(kind, footprint):
+    """Real mattes have footprints the drawn boxes above never have: a subject all below the solid
+    level (a faint base), one solid pixel, one cut by the frame's bottom, one floating in the air,
+    one a single column wide. Every shadow type draws or leaves nothing, never raises."""
+    alpha = np.zeros((120, 160), np.uint8)
+    if footprint == "faint (nothing solid)":
+        alpha[30:90, 40:120] = 90  # above the subject threshold, below what stands on a floor
+    elif footprint == "one pixel":
+        alpha[60, 80] = 255
+    elif footprint == "cut by the frame's bottom":
+        alpha[50:, 30:130] = 255
+    elif footprint == "floating":
+        alpha[10:30, 60:100] = 255
+        alpha[30:60, 79:81] = 60  # a faint string it hangs from
+    else:
+        alpha[20:100, 70] = 255
+    spec = Shadow(type=ShadowType(kind))
+    box = geometry.subject_bbox(alpha)
+    assert box is not None
+    room = shadows.reach(alpha, box, spec)
+    assert all(side >= 0 for side in room)
+    shade = shadows.draw(alpha, spec)
+    assert shade.shape == alpha.shape and shade.dtype == np.uint8
+    colours = np.full((120, 160, 3), (30, 90, 160), np.uint8)
+    params = {"shadow": kind, "format": "png", "output": "image"}
+    result = _compose(
+        params,
+        (DecodedImage(colours.copy(), None, "png"), Segmentation(alpha, colours, CutoutOptions().type)),
+    )
+    assert result.image

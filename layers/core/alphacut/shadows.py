@@ -187,6 +187,8 @@ def _reach(standing: _Standing, spec: Shadow) -> tuple[int, int, int, int]:
         half, sigma = _contact_sizes(spec, box)
         ground, footprint = standing.footprint
         stands = np.flatnonzero(footprint)
+        if stands.size == 0:  # nothing solid stands on a floor (a faint matte): no contact shadow
+            return 0, 0, 0, 0
         wide = BLUR_REACH * sigma
         extent = (
             left + stands[0] - wide,
