@@ -23,6 +23,12 @@ from tests.conftest import image_bytes
 from tests.stack_fixtures import credit_key
 
 JPEG = {"Content-Type": "image/jpeg"}
+PICTURE_URL = "https://example.com/x.jpg"
+CALLBACK_TARGETS = (
+    ("on port 22", "http://example.com:22/hook"),
+    ("to the metadata address", "http://169.254.169.254/latest"),
+    ("to a dead name", "https://no-such-host.invalid/hook"),
+)
 RAW = {"Content-Type": "application/octet-stream"}
 NATIVE = ("/v1/cutout", "/v1/selfie", "/v1/costume")
 COSTUME = "/api/cutout/general/apparel-background-removal"
@@ -345,6 +351,17 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
         ("get on a post route", "GET", "/v1/cutout", {}, (403,)),
         ("path traversal", "GET", "/v1/tasks/..%2F..%2Fetc%2Fpasswd", {}, (404,)),
         ("no such task", "GET", "/v1/tasks/00000000-0000-0000-0000-000000000000", {}, (404,)),
+        # callbacks: a black-hole port, the metadata address, a name that resolves nowhere
+        *(
+            (
+                f"callback {name}",
+                "POST",
+                "/v1/tasks",
+                {"data": {"image_url": PICTURE_URL, "callback_url": hook}},
+                (400,),
+            )
+            for name, hook in CALLBACK_TARGETS
+        ),
         ("long task id", "GET", "/v1/tasks/" + "a" * 2000, {}, (404,)),
         ("usage bad dates", "GET", "/v1/usage?from=2026-13-45", {}, (400,)),
         ("usage huge range", "GET", "/v1/usage?from=1900-01-01&to=2026-01-01", {}, (400,)),

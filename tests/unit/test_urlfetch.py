@@ -164,3 +164,20 @@ def test_a_callback_receiver_that_drips_its_answer_is_cut_off_at_the_deadline():
     finally:
         stop.set()
     assert time.monotonic() - started < 2.5
+
+
+def test_a_refused_fetch_or_callback_logs_the_urls_origin_never_its_path_or_query(caplog):
+    """Presigned URLs and webhook tokens live in paths and queries: logs (kept 30 days) get the
+    scheme, host and port only."""
+    import logging
+
+    from alphacut.callbacks import CallbackFailed, deliver
+
+    caplog.set_level(logging.INFO)
+    secret = "X-Amz-Signature=deadbeefcafe"
+    with pytest.raises(UrlFetchFailed):  # nobody listens on port 9: the connection fails
+        fetch_image(f"http://127.0.0.1:9/a.jpg?{secret}", 100, timeout=1, allowed_hosts=("127.0.0.1",))
+    with pytest.raises(CallbackFailed) as failed:
+        deliver(f"http://127.0.0.1:9/hooks/{secret}", {"state": 1}, None, allowed_hosts=("127.0.0.1",))
+    logged = caplog.text + str(failed.value)
+    assert "127.0.0.1" in str(failed.value) and secret not in logged and "/hooks/" not in logged
