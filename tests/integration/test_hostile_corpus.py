@@ -357,7 +357,7 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
                 f"callback {name}",
                 "POST",
                 "/v1/tasks",
-                {"data": {"image_url": PICTURE_URL, "callback_url": hook}},
+                {"json": {"image_url": PICTURE_URL, "callback_url": hook}},
                 (400,),
             )
             for name, hook in CALLBACK_TARGETS

@@ -69,6 +69,7 @@ def tools_key(stack, admin):
     cost the stack's requests, not ISNet's 1024-pixel runs and three limit writes each (a call that
     names a model still runs it)."""
     stack.client("apigateway").create_usage_plan(name=f"{STACK_NAME}-tools", tags={"model": "tiny"})
+    admin._plans = None  # the plan just made, read again (and written to the catalogue)
     return new_key(admin, stack, "tools")
 
 
