@@ -284,3 +284,16 @@ def test_a_callback_gives_its_slot_back_when_delivered_dropped_or_tried_the_last
         except CallbackFailed:
             assert send is down
         assert done == (["t"] if freed else []), (send, receives)
+
+
+def test_a_delivered_callback_whose_slot_cannot_be_given_back_is_not_sent_again():
+    from alphacut.aws.callback_queue import CallbackDelivery
+
+    def broken(task_id):
+        raise RuntimeError("the usage table is unreachable")
+
+    queue = _Queue()
+    CallbackDelivery(lambda task_id, url: 200, queue, "queue-url", broken).handle(
+        _Record({"task_id": "t", "callback_url": "u"}, 1)
+    )  # returns: the message is deleted, the callback not posted twice
+    assert queue.changes == []

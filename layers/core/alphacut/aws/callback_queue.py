@@ -74,12 +74,12 @@ class CallbackDelivery:
             logger.warning(
                 "callback dropped: no retry can deliver it", extra={"task_id": task_id, "why": str(final)}
             )
-            self.done(task_id)
+            self._over(task_id)
             return
         except CallbackFailed:
             receives = int(record.attributes.approximate_receive_count or 1)
             if receives >= self.max_receives:  # the dead-letter queue has it next: over for the key
-                self.done(task_id)
+                self._over(task_id)
                 raise
             self.sqs.change_message_visibility(
                 QueueUrl=self.queue_url,
@@ -88,5 +88,15 @@ class CallbackDelivery:
             )
             logger.info("callback to be tried again", extra={"task_id": task_id, "receives": receives})
             raise
-        self.done(task_id)
+        self._over(task_id)
         logger.info("callback delivered", extra={"task_id": task_id, "status": status})
+
+    def _over(self, task_id: str) -> None:
+        """The key's slot back; a failure here is logged, never the delivery's (a callback that
+        went out must not come back from the queue to go out twice): the slot expires by itself."""
+        try:
+            self.done(task_id)
+        except Exception:  # noqa: BLE001 - bookkeeping only
+            logger.warning(
+                "a callback's slot was not given back: it expires by itself", extra={"task_id": task_id}
+            )
