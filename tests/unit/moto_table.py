@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import boto3
 import pytest
+from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 from alphacut_dev.template import table_definition
 from moto import mock_aws
 
@@ -28,7 +29,13 @@ def usage_table(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[None]:
     from alphacut.aws import clients
 
     clients.client.cache_clear()
-    with mock_aws():
-        boto3.client("dynamodb").create_table(**table_definition("UsageTable", name))
-        yield
-    clients.client.cache_clear()
+    # DynamoDB writes an item atomically; moto in-process, under threads, does not (a conditional ADD
+    # from 16 threads let 26 of a quota of 25 through once): the local stack's lock restores it
+    undo = serialise_dynamodb_writes()
+    try:
+        with mock_aws():
+            boto3.client("dynamodb").create_table(**table_definition("UsageTable", name))
+            yield
+    finally:
+        undo()
+        clients.client.cache_clear()
