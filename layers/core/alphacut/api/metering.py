@@ -124,19 +124,23 @@ def make_metering(
         plan = caller.plan if caller is not None else None
         route = event.get("resource") or event.get("path") or "?"
         call_id = services.request_id(event, app.lambda_context)
+
+        def refused(refusal: Exception) -> Response[Any]:
+            return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
+
         if meter is not None and plan is not None:
             try:
                 meter.limits.admit(owner, plan)
             except RateLimited as refusal:  # not counted: API Gateway's own refusal never was either
                 metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
-                return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
+                return refused(refusal)
         credit_based = plan is not None and plan.credit_based
         gate = open_for(meter, plan, owner, call_id, route)
         broke = _cannot_pay(meter, gate, owner, route, paid)
         # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
         with plan_model(plan.model if plan is not None else None), caller_scope(owner):
             if broke is not None:
-                response = refuse(route, broke) if refuse is not None else error_response(broke, call_id)
+                response = refused(broke)
             elif gate is None:
                 response = next_middleware(app)
             else:
