@@ -198,6 +198,35 @@ class DeadlineExceeded(AlphacutError):
     code = "deadline_exceeded"
 
 
+class SignupsLimited(RateLimited):
+    """Too many sign-ups for one address, or for the whole service, in the window: a script cannot
+    mint trial credits (``alphacut.billing.signup``)."""
+
+    code = "too_many_signups"
+
+    def __init__(self, message: str, *, retry_after: int, limit: int, field: str = "email"):
+        super().__init__(message, retry_after=retry_after, limit=limit)
+        self.field = field
+
+
+class SignatureInvalid(AlphacutError):
+    """A webhook whose signature does not check out with the secret it must be signed with."""
+
+    code = "invalid_signature"
+
+
+class BillingUnavailable(AlphacutError):
+    """Payments are not set up on this deployment, or the payment provider did not answer."""
+
+    code = "billing_unavailable"
+
+
+class PaymentDeclined(AlphacutError):
+    """The card was declined (the provider's reason in the message)."""
+
+    code = "payment_declined"
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -209,6 +238,9 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     InvalidOption: 400,
     UrlNotAllowed: 400,
     InsufficientCredits: 402,
+    PaymentDeclined: 402,
+    SignatureInvalid: 400,
+    BillingUnavailable: 503,
     TooManyInFlight: 429,
     RateLimited: 429,
     QuotaExceeded: 429,

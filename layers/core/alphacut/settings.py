@@ -207,6 +207,7 @@ SERVICE_VARIABLES = {
     "shared_callback_signature_until": "SHARED_CALLBACK_SIGNATURE_UNTIL",
     "key_hash_secret_arn": "KEY_HASH_SECRET_ARN",
     "callback_queue_url": "CALLBACK_QUEUE_URL",
+    "low_balance_queue_url": "LOW_BALANCE_QUEUE_URL",
     "result_link_secret_arn": "RESULT_LINK_SECRET_ARN",
     "result_url_ttl": "RESULT_URL_TTL",
     "public_base_url": "PUBLIC_BASE_URL",
@@ -245,6 +246,7 @@ class ServiceSettings:
     shared_callback_signature_until: float = 0.0
     key_hash_secret_arn: str = ""  # API keys are kept as HMAC-SHA-256 with it (alphacut.aws.keystore)
     callback_queue_url: str = ""  # final tasks' callbacks wait here until delivered (callback_queue)
+    low_balance_queue_url: str = ""  # balances that crossed their threshold (alphacut.billing.low_balance)
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
     public_base_url: str = ""  # where links point (a custom domain); "" : as the request came in
     cors_allow_origin: str = "*"  # the web pages allowed to call the APIs (template's CorsAllowOrigin)

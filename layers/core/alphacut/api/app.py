@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import services, snapstart, web
+from alphacut.api import billing, services, snapstart, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
@@ -482,11 +482,16 @@ def error_answer(error: Exception) -> Response[Any]:
 
 
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
-ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES
+ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES + billing.ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
 # routes that run a model or submit a task: a credit key that can pay for nothing is refused there
-# before its body is read (AIDGE's GET twin of its POST route shares its path)
-PAID = frozenset(route.path for route in ALL_ROUTES if route.key_required and route.method == "post")
+# before its body is read (AIDGE's GET twin of its POST route shares its path); buying credits is
+# not one of them
+PAID = frozenset(
+    route.path
+    for route in ALL_ROUTES
+    if route.key_required and route.method == "post" and route.path not in billing.PATHS
+)
 
 
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
@@ -508,6 +513,7 @@ app.use(
 for vendor_router in ROUTERS:
     app.include_router(vendor_router)
 app.include_router(web.router)
+app.include_router(billing.router)
 
 
 def make_handler() -> LambdaHandler:

@@ -35,7 +35,7 @@ from alphacut.errors import InsufficientCredits
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
-    from alphacut.aws.credits import CreditLedger
+    from alphacut.aws.credits import CreditLedger, Standing
     from alphacut.options import CutoutOptions
     from alphacut.settings import ServiceSettings
 
@@ -63,6 +63,7 @@ class CreditGate:
     task_amount: int = 0  # what a task submitted in this call reserved (its charge settles it)
     left: int | None = None  # the balance its reservation left (the answer's ``remain``: no read)
     model_ran: bool = False  # the call's model ran to a result (whether or not it was delivered)
+    standing: Standing | None = None  # the balance and its threshold, as the pre-check read them
     _finishing: _Finishing | None = None  # the reservation's last writes, running beside the model
     _finished: bool = False  # those writes are known done
 
@@ -73,7 +74,8 @@ class CreditGate:
         cheapest = self.settings.credit_prices.cheapest
         if cheapest <= 0:
             return
-        balance = self.ledger.balance(self.key_id) or 0
+        self.standing = self.ledger.standing(self.key_id)
+        balance = self.standing.balance if self.standing is not None else 0
         if balance < cheapest:
             raise InsufficientCredits(
                 f"this key's balance is {credits(balance)} credits and the cheapest call costs "
@@ -81,6 +83,14 @@ class CreditGate:
                 field="credits",
                 limit=credits(cheapest),
             )
+
+    def crossing(self, balance: int | None) -> int | None:
+        """The number of the low-balance crossing this call made, to the one call that claims it
+        (None: none, or another call claimed it): a threshold the pre-check saw armed, and a balance
+        now below it."""
+        if self.standing is None or not self.standing.crossed_by(balance):
+            return None
+        return self.ledger.claim_low_balance(self.key_id)
 
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
         """Reserve the call's price once (a route that runs the model twice pays once): the debit
@@ -157,6 +167,14 @@ class QuotaGate:
     model_ran: bool = False
     _day: str = ""  # the day of this call's slot ("" : none taken)
     _task_day: str = ""
+
+    def crossing(self, balance: int | None) -> int | None:
+        """The number of the low-balance crossing this call made, to the one call that claims it
+        (None: none, or another call claimed it): a threshold the pre-check saw armed, and a balance
+        now below it."""
+        if self.standing is None or not self.standing.crossed_by(balance):
+            return None
+        return self.ledger.claim_low_balance(self.key_id)
 
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
         if not self._day:

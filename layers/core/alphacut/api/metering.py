@@ -268,12 +268,32 @@ def settle_call(
         # a delivered call's commit leaves the balance as its reservation left it: no read
         left = credit_gate.left if credit_gate is not None and paid and not task_paid else None
         balance = left if left is not None else meter.credits.balance(call.owner)
+        if credit_gate is not None:
+            _tell_if_low(credit_gate, balance)
         return Usage(charged, credits(paid + task_paid), credits(balance or 0))
     quota = plan.quota if plan is not None else None
     if quota is None:
         return Usage(charged)
     left = gate.left if isinstance(gate, QuotaGate) else None
     return Usage(charged, None, left if left is not None else quota_left(meter, call.owner, quota), quota)
+
+
+def _tell_if_low(gate: CreditGate, balance: int | None) -> None:
+    """A call that took the balance below the store's threshold queues the news once per crossing
+    (its store is told and, with auto top-up on, the pack bought, off this path); a failure to
+    queue it is logged, never the call's."""
+    queue = services.low_balance_queue()
+    if queue is None or gate.standing is None:
+        return
+    try:
+        crossing = gate.crossing(balance)
+        if crossing is None or balance is None:
+            return
+        from alphacut.aws.low_balance_queue import LowBalance
+
+        queue.send(LowBalance(gate.key_id, crossing, balance, gate.standing.low_at))
+    except ClientError:
+        logger.warning("a low balance could not be queued", extra={"key_id": gate.key_id})
 
 
 def quota_left(meter: UsageMeter, owner: str, quota: int) -> int | None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from alphacut.aws.idempotency import IdempotencyStore
+    from alphacut.aws.low_balance_queue import LowBalanceQueue
     from alphacut.aws.results import ResultStore
     from alphacut.aws.task_service import TaskService
     from alphacut.aws.usage import UsageMeter
@@ -131,9 +132,18 @@ def usage_meter() -> UsageMeter | None:
     return once("meter", lambda: UsageMeter.from_settings(SETTINGS))
 
 
+def low_balance_queue() -> LowBalanceQueue | None:
+    """Where a balance that crossed its threshold is queued (None: no queue, the CLI and tests)."""
+    from alphacut.aws.low_balance_queue import LowBalanceQueue
+
+    url = SETTINGS.low_balance_queue_url
+    return once("low_balance", lambda: LowBalanceQueue(url)) if url else None
+
+
 def idempotency_store() -> IdempotencyStore | None:
     """Idempotency records, or None where no table is configured."""
     from alphacut.aws.idempotency import IdempotencyStore
+    from alphacut.aws.low_balance_queue import LowBalanceQueue
 
     return once("idempotency", lambda: IdempotencyStore.from_settings(SETTINGS))
 

@@ -96,6 +96,27 @@ class TopUp:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """A balance and its low-balance threshold, read in one item read (the paid routes' pre-check)."""
+
+    balance: int  # millicredits
+    low_at: int = 0  # millicredits; 0: no threshold
+    armed: bool = False  # the next crossing below ``low_at`` is news (a top-up arms it again)
+
+    def crossed_by(self, left: int | None) -> bool:
+        """Whether a call that left ``left`` has taken the balance below the threshold while armed."""
+        return self.armed and left is not None and left < self.low_at
+
+
+@dataclass(frozen=True)
+class TakenBack:
+    """A refund's credits taken off a balance: what the balance gave, and what was spent already."""
+
+    taken: int  # millicredits
+    owed: int  # millicredits the key had spent of the refunded credits: on the statement as owed
+
+
+@dataclass(frozen=True)
 class Hold:
     hold_id: str
     amount: int
@@ -218,6 +239,100 @@ class CreditLedger:
             ProjectionExpression=BALANCE,
         ).get("Item")
         return int(item[BALANCE]["N"]) if item else None
+
+    def standing(self, key_id: str) -> Standing | None:
+        """The balance with its low-balance threshold and arming (None: no credit account): the
+        same one item read as ``balance``."""
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key=self._key(key_id),
+            ConsistentRead=True,
+            ProjectionExpression="balance, low_at, low_armed",
+        ).get("Item")
+        if not item:
+            return None
+        return Standing(
+            int(item[BALANCE]["N"]),
+            int(item.get("low_at", {}).get("N", "0")),
+            bool(item.get("low_armed", {}).get("BOOL", False)),
+        )
+
+    def set_low_balance(self, key_id: str, low_at: int) -> None:
+        """The threshold below which the key's store is told (0: never), armed from now."""
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=self._key(key_id),
+            UpdateExpression="SET low_at = :low, low_armed = :armed",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":low": {"N": str(low_at)}, ":armed": {"BOOL": low_at > 0}},
+        )
+
+    def claim_low_balance(self, key_id: str) -> int | None:
+        """Disarm the threshold for this crossing: the crossing's number to the one caller that
+        disarmed it (however many calls crossed at once), None to every other."""
+        try:
+            answer = self._db.update_item(
+                TableName=self.table_name,
+                Key=self._key(key_id),
+                UpdateExpression="SET low_armed = :off ADD crossings :one",
+                ConditionExpression="low_armed = :on",
+                ExpressionAttributeValues={":on": {"BOOL": True}, ":off": {"BOOL": False}, ":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
+        return int(answer["Attributes"]["crossings"]["N"])
+
+    def rearm_low_balance(self, key_id: str) -> None:
+        """A top-up landed: the next crossing of the threshold is news again."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=self._key(key_id),
+                UpdateExpression="SET low_armed = :on",
+                ConditionExpression="low_at > :zero",
+                ExpressionAttributeValues={":on": {"BOOL": True}, ":zero": {"N": "0"}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            pass  # no threshold set
+
+    def take_back(self, key_id: str, amount: int, reference: str, note: str = "") -> TakenBack:
+        """Take a refunded top-up's ``amount`` off the balance, never below zero: what was spent of
+        it stays owed (recorded with it). Once per reference: a repeat takes nothing more and
+        answers what the first took."""
+        item_key = self._key(key_id, f"refund#{reference}")
+        for _ in range(CONFLICT_ATTEMPTS):
+            done = self._db.get_item(TableName=self.table_name, Key=item_key, ConsistentRead=True).get("Item")
+            if done:
+                return TakenBack(int(done["taken"]["N"]), int(done["owed"]["N"]))
+            balance = self.balance(key_id) or 0
+            taken = max(0, min(amount, balance))
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+            record = {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": {
+                        **item_key,
+                        "taken": {"N": str(taken)},
+                        "owed": {"N": str(amount - taken)},
+                        "at": {"S": at},
+                        "note": {"S": note[:500]},
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            debit = {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": self._key(key_id),
+                    "UpdateExpression": "SET balance = balance - :taken",
+                    "ConditionExpression": "balance = :seen",
+                    "ExpressionAttributeValues": {":taken": {"N": str(taken)}, ":seen": {"N": str(balance)}},
+                }
+            }
+            if not transact(self._db, [record, debit]):
+                return TakenBack(taken, amount - taken)
+        raise TooManyInFlight("the balance kept changing while a refund was taken back: try again", field="key_id")
 
     def open(self, key_id: str) -> None:
         """A credit account at 0 (a key made on a credit-based plan); an existing one is kept."""

@@ -41,7 +41,7 @@ from alphacut.errors import InvalidOption, NotFound
 
 KEY_PREFIX = "ac_"  # a key's value: the prefix and 40 random characters (240 bits)
 MIN_VALUE_LENGTH = 20  # an adopted value (API Gateway's own minimum, so every migrated key fits)
-ACTIVE, REVOKED = "active", "revoked"
+ACTIVE, REVOKED, SUSPENDED = "active", "revoked", "suspended"
 BATCH_ITEMS = 25  # BatchWriteItem's limit
 MAX_GRACE_SECONDS = 30 * 86400
 ROTATED_TIDY_SECONDS = 86400  # a rotated-out value's item is TTL'd a day after its grace ends
@@ -110,7 +110,7 @@ class KeyStore:
         item = self._db.get_item(
             TableName=self.table_name, Key=_key(f"apikey#{self.fingerprint(value)}")
         ).get("Item")
-        if not item:
+        if not item or "suspended" in item:
             return None
         valid_until = int(item["valid_until"]["N"]) if "valid_until" in item else None
         if valid_until is not None and valid_until <= self.clock():
@@ -230,6 +230,44 @@ class KeyStore:
             ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":none": {"L": []}},
         )
         key.status, key.hashes = REVOKED, []
+        return key
+
+    def suspend(self, key_id: str, reason: str) -> StoredKey:
+        """Refuse the key's values until ``reinstate`` (a card payment disputed: the operator decides);
+        unlike ``revoke`` the values stay the key's."""
+        return self._set_suspension(key_id, SUSPENDED, reason)
+
+    def reinstate(self, key_id: str) -> StoredKey:
+        return self._set_suspension(key_id, ACTIVE, "")
+
+    def _set_suspension(self, key_id: str, status: str, reason: str) -> StoredKey:
+        key = self.get(key_id)
+        if key is None or key.status == REVOKED:
+            raise NotFound(f"no API key {key_id} that is not revoked", field="key_id")
+        for fingerprint in key.hashes:
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Key": _key(f"apikey#{fingerprint}"),
+                "ConditionExpression": "attribute_exists(pk)",
+            }
+            if status == SUSPENDED:
+                request.update(
+                    UpdateExpression="SET suspended = :why", ExpressionAttributeValues={":why": {"S": reason}}
+                )
+            else:
+                request["UpdateExpression"] = "REMOVE suspended"
+            try:
+                self._db.update_item(**request)
+            except self._db.exceptions.ConditionalCheckFailedException:
+                pass  # a rotated-out value TTL took
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=_key(f"key#{key_id}"),
+            UpdateExpression="SET #status = :status",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":status": {"S": status}},
+        )
+        key.status = status
         return key
 
     def get(self, key_id: str) -> StoredKey | None:

@@ -1,0 +1,22 @@
+"""Lambda on the low-balance queue: one message per crossing of a key's threshold; the store is told
+(signed webhook, email) and, with automatic top-up on, its pack bought once (alphacut.billing.low_balance).
+Partial batch failures go back to the queue; the purchase's idempotency key makes a retry buy nothing more."""
+
+from alphacut.aws.low_balance_queue import LowBalance
+from alphacut.billing.service import low_balance_notices
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+notices = low_balance_notices()
+
+
+def tell(record) -> None:
+    sent = notices.handle(LowBalance.from_json(record.body))
+    logger.info("low balance told", extra={"notice": sent})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    return process_partial_response(event=event, record_handler=tell, processor=processor, context=context)

@@ -1,0 +1,239 @@
+"""The billing routes: a store buys credits, saves a card, sets its low-balance threshold and
+automatic top-up, reads its payments; Stripe's webhook; sign-up by email. The logic is
+``alphacut.billing``; these handlers read the request and answer.
+
+Usage (alphacut.api.app)::
+
+    app.include_router(billing.router)     # /v1/billing/*, /v1/signup*
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from alphacut.api import services
+from alphacut.api.openapi import JSON, RouteDoc
+from alphacut.api.request import header, parse_json_object, raw_body
+from alphacut.api.responses import json_response
+
+if TYPE_CHECKING:
+    from alphacut.billing.purchases import Purchases
+    from alphacut.billing.settings import BillingSettings
+    from alphacut.billing.signup import Signups
+    from alphacut.billing.stripe_events import StripeEvents
+
+router = Router()
+OBJECT = {JSON: {"type": "object"}}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return {JSON: schema}
+
+
+ROUTES = [
+    RouteDoc("/v1/billing/config", "get", "What the page needs to take a card: Stripe's publishable key, prices, packs", answer=OBJECT),
+    RouteDoc(
+        "/v1/billing/credits",
+        "post",
+        "Buy credits by card",
+        "credits (a whole number in the operator's range) or pack (one of the operator's packs); saved_card: "
+        "true charges the saved card now. Answers a Stripe PaymentIntent for Stripe.js to confirm; the "
+        "credits are added when Stripe's webhook says it succeeded, once.",
+        body=_object(
+            {
+                "credits": {"type": "integer", "minimum": 1},
+                "pack": {"type": "string"},
+                "saved_card": {"type": "boolean"},
+            }
+        ),
+        answer=_object(
+            {
+                "payment_intent": {"type": "string"},
+                "client_secret": {"type": "string"},
+                "amount": {"type": "integer"},
+                "currency": {"type": "string"},
+                "credits": {"type": "integer"},
+                "status": {"type": "string"},
+            },
+            ("payment_intent", "client_secret", "amount", "currency", "credits"),
+        ),
+        extra_responses={402: "the saved card was declined", 503: "card payments are not set up"},
+    ),
+    RouteDoc(
+        "/v1/billing/card",
+        "post",
+        "Save a card for automatic top-ups",
+        "Without setup_intent: a Stripe SetupIntent for Stripe.js to confirm with the card. With the id of "
+        "one that succeeded: its card is saved for this key.",
+        body=_object({"setup_intent": {"type": "string"}}),
+        answer=OBJECT,
+        extra_responses={503: "card payments are not set up"},
+    ),
+    RouteDoc("/v1/billing/settings", "get", "This key's balance, low-balance threshold and automatic top-up", answer=OBJECT),
+    RouteDoc(
+        "/v1/billing/settings",
+        "post",
+        "Set the low-balance threshold, automatic top-up and where notices go",
+        "low_balance: credits (0: no notice); auto_top_up: a pack name or null; notify_url: where the signed "
+        "balance.low webhook goes; email: where the notice is mailed. Fields left out stay as they are.",
+        body=_object(
+            {
+                "low_balance": {"type": "integer", "minimum": 0},
+                "auto_top_up": {"type": ["string", "null"]},
+                "notify_url": {"type": ["string", "null"]},
+                "email": {"type": ["string", "null"]},
+            }
+        ),
+        answer=OBJECT,
+    ),
+    RouteDoc("/v1/billing/payments", "get", "This key's card payments: amount, credits, state, receipt", answer=OBJECT),
+    RouteDoc(
+        "/v1/billing/stripe",
+        "post",
+        "Stripe's webhook (no API key: the Stripe-Signature header is checked)",
+        key_required=False,
+        body=OBJECT,
+        answer=OBJECT,
+        extra_responses={400: "the signature does not match"},
+    ),
+    RouteDoc(
+        "/v1/signup",
+        "post",
+        "Sign up: a one-time link to make a key goes to the email (no API key)",
+        key_required=False,
+        body=_object({"email": {"type": "string", "format": "email"}}, ("email",)),
+        answer=OBJECT,
+        answer_status=202,
+        extra_responses={429: "too many sign-ups for this address or for the service"},
+    ),
+    RouteDoc(
+        "/v1/signup/confirm",
+        "post",
+        "Make the key a sign-up link is for (shown once; no API key)",
+        key_required=False,
+        body=_object({"email": {"type": "string"}, "token": {"type": "string"}}, ("email", "token")),
+        answer=OBJECT,
+        extra_responses={403: "the link is unknown, used or expired", 409: "the email has its keys already"},
+    ),
+]
+PATHS = frozenset(route.path for route in ROUTES)
+
+
+def billing_settings() -> BillingSettings:
+    """Read afresh for each adapter made (``services.once`` makes each once a process; its lock
+    is not re-entrant, so an adapter's factory never asks ``once`` for another)."""
+    from alphacut.billing.settings import BillingSettings
+
+    return BillingSettings.from_env()
+
+
+def purchases() -> Purchases:
+    def made() -> Purchases:
+        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.payments import PaymentRecords
+        from alphacut.billing.purchases import Purchases
+        from alphacut.billing.stripe_account import StripeAccount
+
+        table = services.SETTINGS.require("usage_table")
+        settings = billing_settings()
+        return Purchases(settings, StripeAccount(settings), PaymentRecords(table), CreditLedger(table))
+
+    return services.once("purchases", made)
+
+
+def stripe_events() -> StripeEvents:
+    def made() -> StripeEvents:
+        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.keystore import KeyStore
+        from alphacut.aws.payments import PaymentRecords
+        from alphacut.aws.secrets import secret_bytes
+        from alphacut.billing.stripe_account import StripeAccount
+        from alphacut.billing.stripe_events import StripeEvents
+
+        table = services.SETTINGS.require("usage_table")
+        keys = KeyStore(table, secret_bytes(services.SETTINGS.require("key_hash_secret_arn")))
+        return StripeEvents(StripeAccount(billing_settings()), PaymentRecords(table), CreditLedger(table), keys)
+
+    return services.once("stripe_events", made)
+
+
+def signups() -> Signups:
+    def made() -> Signups:
+        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.keystore import KeyStore
+        from alphacut.aws.mailbox import Mailbox
+        from alphacut.aws.plans import PlanCatalogue
+        from alphacut.aws.secrets import secret_bytes
+        from alphacut.aws.signups import SignupRecords
+        from alphacut.billing.signup import Signups
+
+        table = services.SETTINGS.require("usage_table")
+        settings = billing_settings()
+        keys = KeyStore(table, secret_bytes(services.SETTINGS.require("key_hash_secret_arn")))
+        mailbox = Mailbox(settings.mail_from, settings.mail_dir)
+        return Signups(settings, SignupRecords(table), keys, PlanCatalogue(table), CreditLedger(table), mailbox)
+
+    return services.once("signups", made)
+
+
+def _key_id() -> str:
+    return services.api_key_owner(router.current_event.raw_event)
+
+
+def _body() -> dict[str, Any]:
+    return parse_json_object(raw_body(router.current_event.raw_event))
+
+
+@router.get("/v1/billing/config")
+def config_route() -> Response[Any]:
+    return json_response(200, purchases().config())
+
+
+@router.post("/v1/billing/credits")
+def buy_route() -> Response[Any]:
+    return json_response(200, purchases().buy(_key_id(), _body()))
+
+
+@router.post("/v1/billing/card")
+def card_route() -> Response[Any]:
+    return json_response(200, purchases().save_card(_key_id(), _body()))
+
+
+@router.get("/v1/billing/settings")
+def settings_route() -> Response[Any]:
+    return json_response(200, purchases().view(_key_id()))
+
+
+@router.post("/v1/billing/settings")
+def change_settings_route() -> Response[Any]:
+    return json_response(200, purchases().configure(_key_id(), _body()))
+
+
+@router.get("/v1/billing/payments")
+def payments_route() -> Response[Any]:
+    return json_response(200, purchases().payments(_key_id()))
+
+
+@router.post("/v1/billing/stripe")
+def stripe_webhook_route() -> Response[Any]:
+    event = router.current_event.raw_event
+    done = stripe_events().receive(raw_body(event), header(event, "Stripe-Signature"))
+    return json_response(200, {"received": True, "done": done})
+
+
+@router.post("/v1/signup")
+def signup_route() -> Response[Any]:
+    event = router.current_event.raw_event
+    return json_response(202, signups().ask(_body().get("email"), services.public_base_url(event)))
+
+
+@router.post("/v1/signup/confirm")
+def confirm_signup_route() -> Response[Any]:
+    body = _body()
+    return json_response(200, signups().confirm(body.get("email"), body.get("token")))

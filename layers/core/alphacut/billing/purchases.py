@@ -1,0 +1,149 @@
+"""What a store does from its key: buy credits (a PaymentIntent the page's Stripe.js confirms, or
+one charged at once to the saved card), save a card for later, set its low-balance threshold and
+automatic top-up, read its payments.
+
+Usage::
+
+    purchases = Purchases(settings, StripeAccount(settings), PaymentRecords(table), CreditLedger(table))
+    purchases.buy("k123", {"credits": 40})     # {"payment_intent": "pi_...", "client_secret": ..., ...}
+    purchases.save_card("k123", {})            # {"setup_intent": "seti_...", "client_secret": ...}
+    purchases.configure("k123", {"low_balance": 20, "auto_top_up": "store"})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alphacut.aws.credits import CreditLedger
+from alphacut.aws.payments import PaymentRecords
+from alphacut.billing.settings import BillingSettings
+from alphacut.billing.stripe_account import StripeAccount
+from alphacut.errors import InvalidOption
+from alphacut.pricing import MILLI
+from alphacut.pricing import credits as whole_credits
+
+
+MAX_URL = 2048
+MAX_EMAIL = 254
+
+
+class Purchases:
+    def __init__(
+        self, settings: BillingSettings, account: StripeAccount, records: PaymentRecords, ledger: CreditLedger
+    ):
+        self.settings, self.account, self.records, self.ledger = settings, account, records, ledger
+
+    def config(self) -> dict[str, Any]:
+        """What the page needs to take a card (the publishable key is public by design)."""
+        return {
+            "publishable_key": self.settings.stripe_keys.publishable_key,
+            "stripe_js": self.settings.stripe_js_url,
+            "currency": self.settings.currency,
+            "price_per_credit": str(self.settings.price_per_credit),
+            "packs": self.settings.packs,
+            "min_credits": self.settings.smallest_purchase,
+            "max_credits": self.settings.max_credits,
+        }
+
+    def buy(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A PaymentIntent for the credits asked; ``saved_card: true`` charges the saved card now
+        (``status`` says whether Stripe.js must still act: ``requires_action``)."""
+        asked = self.settings.credits_asked(body)
+        saved = body.get("saved_card", False)
+        if not isinstance(saved, bool):
+            raise InvalidOption("must be true or false", field="saved_card")
+        profile = self.records.profile(key_id)
+        if saved and not profile.card:
+            raise InvalidOption("no card is saved for this key: save one first (POST /v1/billing/card)", field="saved_card")
+        amount = self.settings.price_of(asked)
+        intent = self.account.intent_for(
+            key_id,
+            asked,
+            amount,
+            customer=profile.customer if saved else "",
+            payment_method=profile.card if saved else "",
+        )
+        self.records.created(key_id, intent.id, asked, amount, intent.currency)
+        return {
+            "payment_intent": intent.id,
+            "client_secret": intent.client_secret,
+            "amount": amount,
+            "currency": intent.currency,
+            "credits": asked,
+            "status": intent.status,
+        }
+
+    def save_card(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Without ``setup_intent``: a SetupIntent for the page to confirm with the card. With the id
+        of one that succeeded: its card becomes the key's saved card (for automatic top-ups)."""
+        profile = self.records.profile(key_id)
+        setup_intent = body.get("setup_intent")
+        if setup_intent:
+            card = self.account.saved_card(str(setup_intent), profile.customer) if profile.customer else ""
+            if not card:
+                raise InvalidOption("not a card set up for this key, or its set-up did not succeed", field="setup_intent")
+            self.records.save_profile(key_id, card=card)
+            return {"card_saved": True}
+        customer = profile.customer
+        if not customer:
+            customer = self.account.customer_for(key_id, profile.email)
+            self.records.save_profile(key_id, customer=customer)
+        intent_id, secret = self.account.setup_intent(customer, key_id)
+        return {"setup_intent": intent_id, "client_secret": secret}
+
+    def configure(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The key's low-balance threshold (credits; 0 none), the pack an automatic top-up buys ("" or
+        null: off), and where the notices go (``notify_url``, ``email``); fields left out stay."""
+        profile = self.records.profile(key_id)
+        changes: dict[str, str] = {}
+        if "auto_top_up" in body:
+            pack = body["auto_top_up"] or ""
+            if pack and pack not in self.settings.packs:
+                raise InvalidOption(f"must be one of {', '.join(sorted(self.settings.packs))}, or null", field="auto_top_up")
+            if pack and not (profile.card or changes.get("card")):
+                raise InvalidOption("save a card first (POST /v1/billing/card)", field="auto_top_up")
+            changes["auto_pack"] = str(pack)
+        if "notify_url" in body:
+            url = body["notify_url"] or ""
+            if url and (not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > MAX_URL):
+                raise InvalidOption(f"must be an http(s) URL of at most {MAX_URL} characters", field="notify_url", limit=MAX_URL)
+            changes["notify_url"] = str(url)
+        if "email" in body:
+            email = body["email"] or ""
+            if email and (not isinstance(email, str) or "@" not in email or len(email) > MAX_EMAIL):
+                raise InvalidOption("must be an email address", field="email", limit=MAX_EMAIL)
+            changes["email"] = str(email)
+        if "low_balance" in body:
+            low = body["low_balance"]
+            if isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= self.settings.max_credits:
+                raise InvalidOption(
+                    f"must be a whole number of credits from 0 to {self.settings.max_credits}",
+                    field="low_balance",
+                    limit=self.settings.max_credits,
+                )
+            if self.ledger.balance(key_id) is None:
+                raise InvalidOption("this key is not on a credits plan", field="low_balance")
+        self.records.save_profile(key_id, **changes)
+        if "low_balance" in body:
+            self.ledger.set_low_balance(key_id, body["low_balance"] * MILLI)
+        return self.view(key_id)
+
+    def view(self, key_id: str) -> dict[str, Any]:
+        profile = self.records.profile(key_id)
+        standing = self.ledger.standing(key_id)
+        return {
+            "balance": whole_credits(standing.balance) if standing else None,
+            "low_balance": whole_credits(standing.low_at) if standing else None,
+            "auto_top_up": profile.auto_pack or None,
+            "card_saved": bool(profile.card),
+            "notify_url": profile.notify_url or None,
+            "email": profile.email or None,
+        }
+
+    def payments(self, key_id: str) -> dict[str, Any]:
+        balance = self.ledger.balance(key_id)
+        return {
+            "balance": whole_credits(balance) if balance is not None else None,
+            "payments": [payment.to_dict() for payment in self.records.payments(key_id)],
+        }

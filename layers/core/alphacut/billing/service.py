@@ -1,0 +1,34 @@
+"""The low-balance function's parts, made from the environment the template sets.
+
+Usage (functions/low_balance/app.py)::
+
+    notices = low_balance_notices()
+"""
+
+from __future__ import annotations
+
+from alphacut.aws.mailbox import Mailbox
+from alphacut.aws.payments import PaymentRecords
+from alphacut.aws.secrets import secret_bytes
+from alphacut.billing.low_balance import LowBalanceNotices
+from alphacut.billing.settings import BillingSettings
+from alphacut.billing.stripe_account import StripeAccount
+from alphacut.callbacks import Signing
+from alphacut.settings import ServiceSettings
+
+
+def low_balance_notices() -> LowBalanceNotices:
+    service, settings = ServiceSettings.from_env(), BillingSettings.from_env()
+
+    def signing_for(key_id: str) -> Signing | None:
+        arn = service.callback_secret_arn
+        return Signing(secret_bytes(arn), key_id) if arn else None
+
+    return LowBalanceNotices(
+        settings,
+        StripeAccount(settings),
+        PaymentRecords(service.require("usage_table")),
+        Mailbox(settings.mail_from, settings.mail_dir),
+        signing_for,
+        service.url_allowed_hosts,
+    )

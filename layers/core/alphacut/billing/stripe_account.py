@@ -1,0 +1,165 @@
+"""The one place the ``stripe`` SDK is called: PaymentIntents for credits, SetupIntents for a saved
+card, refunds, and the webhook's signature (the SDK's own verifier). Everything else in billing
+speaks of payments, not of Stripe objects.
+
+``ALPHACUT_STRIPE_API_BASE`` points the SDK at another Stripe (the tests' localstripe); Stripe.js
+in the page comes from ``ALPHACUT_STRIPE_JS_URL`` to match.
+
+Usage::
+
+    account = StripeAccount(settings)
+    intent = account.intent_for("k123", 40, 800)          # Intent(id="pi_...", client_secret=..., ...)
+    event = account.event(raw_body, request_headers["Stripe-Signature"])   # or SignatureInvalid
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import stripe
+
+from alphacut.billing.settings import BillingSettings
+from alphacut.errors import BillingUnavailable, PaymentDeclined, SignatureInvalid
+
+# a webhook older than this is refused (the SDK's default tolerance; replays past it are forgeries)
+SIGNATURE_TOLERANCE_SECONDS = 300
+TIMEOUT_SECONDS = 10  # a Stripe request on a request path: well inside API Gateway's 29 s
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A PaymentIntent as billing needs it."""
+
+    id: str
+    client_secret: str
+    amount: int
+    currency: str
+    status: str
+    key_id: str = ""
+    credits: int = 0
+    receipt_url: str = ""
+    failure: str = ""
+
+    @classmethod
+    def of(cls, obj: Any) -> Intent:
+        metadata = obj.get("metadata") or {}
+        charge = obj.get("latest_charge")
+        receipt = charge.get("receipt_url") if isinstance(charge, dict) else None
+        error = obj.get("last_payment_error") or {}
+        return cls(
+            obj["id"],
+            obj.get("client_secret") or "",
+            int(obj.get("amount") or 0),
+            obj.get("currency") or "",
+            obj.get("status") or "",
+            metadata.get("key_id", ""),
+            int(metadata.get("credits") or 0),
+            receipt or "",
+            error.get("message", "") if isinstance(error, dict) else "",
+        )
+
+
+class StripeAccount:
+    def __init__(self, settings: BillingSettings):
+        self.settings = settings
+
+    @cached_property
+    def client(self) -> stripe.StripeClient:
+        return stripe.StripeClient(
+            self.settings.stripe_keys.secret_key,
+            base_addresses={"api": self.settings.stripe_api_base},
+            http_client=stripe.new_default_http_client(timeout=TIMEOUT_SECONDS),
+            max_network_retries=2,  # the SDK sends an idempotency key with each, so a retry charges once
+        )
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The SDK's answer as a plain dict (nested objects too); its errors as ours."""
+        try:
+            return dict(method(*args, **kwargs).to_dict())
+        except stripe.CardError as error:
+            raise PaymentDeclined(error.user_message or "the card was declined", field="card") from None
+        except stripe.InvalidRequestError as error:
+            raise BillingUnavailable(f"Stripe refused the request: {error.user_message or error}") from None
+        except stripe.StripeError as error:
+            raise BillingUnavailable(f"Stripe did not answer: {error.user_message or error}") from None
+
+    # ---- credits ------------------------------------------------------------------------------------
+    def intent_for(
+        self,
+        key_id: str,
+        credits: int,
+        amount: int,
+        customer: str = "",
+        payment_method: str = "",
+        off_session: bool = False,
+        idempotency_key: str = "",
+        reason: str = "purchase",
+    ) -> Intent:
+        """A PaymentIntent for ``credits`` at ``amount`` minor units; with a saved ``payment_method``
+        it is confirmed at once (``off_session`` for an automatic top-up, no customer present)."""
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": self.settings.currency,
+            "metadata": {"key_id": key_id, "credits": str(credits), "reason": reason},
+        }
+        if customer:
+            params["customer"] = customer
+        if payment_method:
+            params.update(payment_method=payment_method, confirm=True)
+            if off_session:
+                params["off_session"] = True
+        options = {"idempotency_key": idempotency_key} if idempotency_key else None
+        intent = self._call(self.client.v1.payment_intents.create, params=params, options=options)
+        return Intent.of(intent)
+
+    def intent(self, intent_id: str) -> Intent:
+        return Intent.of(self._call(self.client.v1.payment_intents.retrieve, intent_id))
+
+    def refund(self, intent_id: str) -> int:
+        """Refund the PaymentIntent's whole charge; the amount refunded (minor units)."""
+        refund = self._call(self.client.v1.refunds.create, params={"payment_intent": intent_id})
+        return int(refund.get("amount") or 0)
+
+    # ---- a saved card -------------------------------------------------------------------------------
+    def customer_for(self, key_id: str, email: str = "") -> str:
+        params: dict[str, Any] = {"metadata": {"key_id": key_id}}
+        if email:
+            params["email"] = email
+        return str(self._call(self.client.v1.customers.create, params=params)["id"])
+
+    def setup_intent(self, customer: str, key_id: str) -> tuple[str, str]:
+        """A SetupIntent to save a card for later charges: (its id, its client secret)."""
+        intent = self._call(
+            self.client.v1.setup_intents.create,
+            params={"customer": customer, "usage": "off_session", "metadata": {"key_id": key_id}},
+        )
+        return str(intent["id"]), str(intent["client_secret"])
+
+    def saved_card(self, setup_intent_id: str, customer: str) -> str:
+        """The card a succeeded SetupIntent of ``customer`` saved (its PaymentMethod id), or "" when
+        the SetupIntent is not this customer's or did not succeed."""
+        intent = self._call(self.client.v1.setup_intents.retrieve, setup_intent_id)
+        if intent.get("customer") != customer or intent.get("status") != "succeeded":
+            return ""
+        method = intent.get("payment_method")
+        return str(method if isinstance(method, str) else (method or {}).get("id", ""))
+
+    # ---- the webhook --------------------------------------------------------------------------------
+    def event(self, payload: bytes, signature_header: str) -> dict[str, Any]:
+        """The event Stripe sent, once its signature checks out with the webhook secret; otherwise
+        SignatureInvalid (a forged, altered or replayed-too-late body)."""
+        secret = self.settings.stripe_keys.webhook_secret
+        if not secret:
+            raise BillingUnavailable("the Stripe webhook secret is not set on this deployment")
+        try:
+            event = stripe.Webhook.construct_event(
+                payload, signature_header or "", secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+            )
+        except (stripe.SignatureVerificationError, ValueError):
+            raise SignatureInvalid(
+                "the Stripe-Signature header does not match this body and the webhook secret",
+                field="Stripe-Signature",
+            ) from None
+        return event.to_dict()
