@@ -78,6 +78,7 @@ class WebhookReceiver:
     """An HTTP server that keeps every POST it gets (and answers ``status``)."""
 
     status: int = 200
+    host: str = "127.0.0.1"
     received: list[Delivery] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -94,8 +95,8 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.server = ThreadingHTTPServer((self.host, 0), Handler)
+        self.url = f"http://{self.host}:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[Delivery]:

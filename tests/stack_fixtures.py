@@ -325,3 +325,24 @@ def pinned_path(stack, path: str):
 def with_path(step: dict, path: str) -> dict:
     """A step input as the dispatcher makes it for ``path`` (tests that start executions)."""
     return {**step, "path": path}
+
+
+@pytest.fixture(scope="session")
+def stripe_on_stack(stack):
+    """localstripe (tests/localstripe_server.py) as the stack's Stripe: the billing functions and the
+    page's function pointed at it (a stack update with new parameters), its signed webhooks sent to
+    the stack's own /v1/billing/stripe through the gateway."""
+    from tests.localstripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, LocalStripe
+
+    with LocalStripe() as server:
+        settings = {
+            "ALPHACUT_STRIPE_API_BASE": server.api,
+            "ALPHACUT_STRIPE_SECRET_KEY": SECRET_KEY,
+            "ALPHACUT_STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+            "ALPHACUT_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "ALPHACUT_STRIPE_JS_URL": f"{server.api}/js.stripe.com/v3/",
+        }
+        for function in ("BillingFunction", "LowBalanceFunction", "TasksFunction"):
+            stack.set_function_env(function, **settings)
+        server.send_webhooks_to(f"{stack.url}/v1/billing/stripe", WEBHOOK_SECRET)
+        yield server

@@ -100,13 +100,14 @@ def test_no_module_of_the_repository_imports_itself_through_others():
     assert cycles(import_graph()) == []
 
 
-# the adapters: the HTTP API, AWS, and the command line (which drives both)
-ADAPTERS = ("alphacut.api", "alphacut.aws", "alphacut.cli")
+# the adapters: the HTTP API, AWS, payments (Stripe), and the command line (which drives them)
+ADAPTERS = ("alphacut.api", "alphacut.aws", "alphacut.billing", "alphacut.cli")
 
 
 def layering_faults(graph: dict[str, set[str]]) -> list[str]:
     """Imports against the layers: the image domain (every alphacut module outside the adapters)
-    imports no adapter, and the AWS adapters nothing of the HTTP API."""
+    imports no adapter, and the AWS adapters nothing of the HTTP API nor of billing (billing uses
+    AWS's adapters, not the other way round)."""
 
     def within(name: str, package: str) -> bool:
         return name == package or name.startswith(package + ".")
@@ -119,7 +120,7 @@ def layering_faults(graph: dict[str, set[str]]) -> list[str]:
         for target in sorted(targets):
             if domain and any(within(target, adapter) for adapter in ADAPTERS):
                 faults.append(f"{module} (image domain) imports {target}")
-            elif within(module, "alphacut.aws") and within(target, "alphacut.api"):
+            elif within(module, "alphacut.aws") and (within(target, "alphacut.api") or within(target, "alphacut.billing")):
                 faults.append(f"{module} (AWS adapter) imports {target}")
     return faults
 
@@ -131,12 +132,17 @@ def test_the_image_domain_imports_no_adapter_and_aws_nothing_of_the_api():
 def test_the_layering_check_names_a_domain_module_that_imports_an_adapter():
     graph = {
         "alphacut.matte": {"alphacut.aws.usage"},
+        "alphacut.pipeline": {"alphacut.billing.purchases"},
         "alphacut.aws.tasks": {"alphacut.api.app"},
+        "alphacut.aws.credits": {"alphacut.billing.settings"},
         "alphacut.cli": {"alphacut.aws.keys"},
+        "alphacut.billing.purchases": {"alphacut.aws.credits"},
     }
     assert layering_faults(graph) == [
+        "alphacut.aws.credits (AWS adapter) imports alphacut.billing.settings",
         "alphacut.aws.tasks (AWS adapter) imports alphacut.api.app",
         "alphacut.matte (image domain) imports alphacut.aws.usage",
+        "alphacut.pipeline (image domain) imports alphacut.billing.purchases",
     ]
 
 

@@ -85,7 +85,7 @@ def test_create_api_key_is_held_to_five_a_second_and_ten_thousand_keys_an_accoun
 
 
 def test_the_keyless_routes_stage_throttle_refuses_past_its_burst_for_all_callers_together():
-    from alphacut.api.app import KEYLESS
+    from alphacut.api.app import KEYLESS_METHODS
     from alphacut_dev.local.gateway import MethodThrottles
     from alphacut_dev.template import translate_template
 
@@ -99,7 +99,7 @@ def test_the_keyless_routes_stage_throttle_refuses_past_its_burst_for_all_caller
     ]
     throttles = MethodThrottles(clock=lambda: NOON)
     throttles.add_stage("Api", resolved)
-    for route in KEYLESS:
-        assert [throttles.wait("Api", "GET", route) for _ in range(3)] == [0, 0, 0], route
-        assert throttles.wait("Api", "GET", route) > 0, route  # the fourth in the same instant
+    for route, method in KEYLESS_METHODS:
+        assert [throttles.wait("Api", method, route) for _ in range(3)] == [0, 0, 0], route
+        assert throttles.wait("Api", method, route) > 0, route  # the fourth in the same instant
     assert throttles.wait("Api", "POST", "/v1/cutout") == 0  # keyed routes: their keys' limits

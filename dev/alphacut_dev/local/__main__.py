@@ -2,7 +2,10 @@
 
 PORT overrides the port; ALPHACUT_API_KEY the local API key (default below, printed at start; at
 least 20 characters, as API Gateway wants); HOST the address (loopback only, unless
-ALPHACUT_ALLOW_REMOTE=1).
+ALPHACUT_ALLOW_REMOTE=1). Card payments: ALPHACUT_STRIPE_API_BASE (a localstripe, say),
+ALPHACUT_STRIPE_SECRET_KEY, ALPHACUT_STRIPE_WEBHOOK_SECRET, ALPHACUT_STRIPE_PUBLISHABLE_KEY and
+ALPHACUT_STRIPE_JS_URL go to the functions as they are; mail (sign-up links, low-balance notices) is
+written to ALPHACUT_MAIL_DIR (default .cache/mail), one file a message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from alphacut.aws.keystore import MIN_VALUE_LENGTH
 
@@ -20,6 +24,14 @@ from alphacut_dev.local.keys import STACK_FILE
 from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+# what `make serve` hands the functions as it finds it (docs/api.md, Billing)
+BILLING_VARIABLES = (
+    "ALPHACUT_STRIPE_API_BASE",
+    "ALPHACUT_STRIPE_SECRET_KEY",
+    "ALPHACUT_STRIPE_WEBHOOK_SECRET",
+    "ALPHACUT_STRIPE_PUBLISHABLE_KEY",
+    "ALPHACUT_STRIPE_JS_URL",
+)
 
 
 def settings_problem(host: str, api_key: str, allow_remote: bool) -> str | None:
@@ -46,11 +58,14 @@ def main() -> int:
     if problem:
         print(f"alphacut: {problem}", file=sys.stderr)
         return 2
+    mail = os.environ.get("ALPHACUT_MAIL_DIR") or str(Path(".cache/mail").resolve())
+    passed = {name: value for name, value in os.environ.items() if name in BILLING_VARIABLES}
     stack = LocalStack(
         port=int(os.environ.get("PORT", "3000")),
         host=host,
         api_key=api_key,
         log=lambda line: print(line, file=sys.stderr, flush=True),
+        extra_env={**passed, "ALPHACUT_MAIL_DIR": mail},
     )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -65,6 +80,8 @@ def main() -> int:
         f"alphacut is up at {stack.url}\n  API key: {stack.api_key}\n  moto (S3 etc.): {stack.moto_url}\n"
         f"  the page: {stack.url}/ (paste the key there), the reference: {stack.url}/docs\n"
         f"  remove.bg clients: point them at {stack.url}/v1.0/removebg\n"
+        f"  mail (sign-up links, low-balance notices) is written to {mail}\n"
+        f"  card payments: {passed.get('ALPHACUT_STRIPE_API_BASE') or 'off (set ALPHACUT_STRIPE_*)'}\n"
         "  keys: .venv/bin/python -m alphacut_dev.local.keys create --customer NAME "
         "--plan free|starter|business|credits (also import, rotate, revoke, list, migrate)\n"
         f"  try: curl -H 'x-api-key: {stack.api_key}' -H 'Content-Type: image/jpeg' "

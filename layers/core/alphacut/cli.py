@@ -487,6 +487,12 @@ def _keys(args: argparse.Namespace) -> int:
             print(f"{len(migrated)} API Gateway keys now in the key store, their values unchanged")
         elif args.action == "credit":
             _credit(admin, args)
+        elif args.action == "suspend":
+            key = admin.suspend(args.key_id, args.reason)
+            print(f"suspended key {key.id} ({key.customer}): refused until reinstated ({args.reason})")
+        elif args.action == "reinstate":
+            key = admin.reinstate(args.key_id)
+            print(f"reinstated key {key.id} ({key.customer}, plan {key.plan})")
         elif args.action == "callback-secret":
             print(_callback_secret(admin, args.key))
         else:
@@ -582,8 +588,38 @@ def _list_keys(admin: KeyAdmin, customer: str = "", limit: int = 1000) -> None:
         print(f"(the first {limit} keys: --customer or --limit for others)")
 
 
+def _billing(args: argparse.Namespace) -> int:
+    """Admin: a card payment refunded through Stripe, its credits taken back (never below zero:
+    what was spent stays owed, on the statement). Stripe's keys: ALPHACUT_STRIPE_SECRET_KEY, else
+    STRIPE_SECRET_ARN, else the stack's StripeKeysArn output."""
+    from alphacut.aws.credits import CreditLedger
+    from alphacut.aws.payments import PaymentRecords
+    from alphacut.billing.settings import BillingSettings
+    from alphacut.billing.stripe_account import StripeAccount
+    from alphacut.billing.stripe_events import StripeEvents
+
+    try:
+        admin = _admin(args, needs_table=True)
+        assert admin.ledger is not None and admin.store is not None
+        environ = dict(os.environ)
+        if not environ.get("ALPHACUT_STRIPE_SECRET_KEY") and not environ.get("STRIPE_SECRET_ARN"):
+            environ["STRIPE_SECRET_ARN"] = _stack_output(admin.stack, "StripeKeysArn") or ""
+        account = StripeAccount(BillingSettings.from_env(environ))
+        table = admin.ledger.table_name
+        done = StripeEvents(account, PaymentRecords(table), CreditLedger(table), admin.store).refund(args.payment)
+    except AlphacutError as error:
+        print(f"alphacut: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"refunded {done['payment']} (key {done['key_id']}): {done['credits_taken_back']} credits taken back, "
+        f"{done['credits_owed']} already spent stay owed"
+    )
+    return 0
+
+
 def _usage(args: argparse.Namespace) -> int:
     """Admin: the month's statement, per customer, as CSV or JSON."""
+    from alphacut.aws.payments import PaymentRecords
     from alphacut.aws.statements import Statement
     from alphacut.aws.usage import UsageMeter
 
@@ -594,7 +630,12 @@ def _usage(args: argparse.Namespace) -> int:
         admin = _admin(args, needs_table=True)
         assert admin.ledger is not None
         statement = Statement.build(
-            args.month, admin.every_key(), UsageMeter(admin.ledger.table_name), price, args.currency
+            args.month,
+            admin.every_key(),
+            UsageMeter(admin.ledger.table_name),
+            price,
+            args.currency,
+            PaymentRecords(admin.ledger.table_name),
         )
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
@@ -682,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser(
         "keys",
-        help="admin: create, import, rotate, revoke, list, migrate, credit API keys; callback secrets",
+        help="admin: create, import, rotate, revoke, suspend, reinstate, list, migrate, credit API keys; "
+        "callback secrets",
     )
     _stack_arguments(keys)
     actions = keys.add_subparsers(dest="action", required=True)
@@ -708,6 +750,11 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser(
         "migrate", help="the stack's API Gateway keys into the key store (their values keep working)"
     )
+    suspend = actions.add_parser("suspend", help="refuse a key until it is reinstated (a disputed payment does this)")
+    suspend.add_argument("key_id")
+    suspend.add_argument("--reason", default="suspended by the operator")
+    reinstate = actions.add_parser("reinstate", help="let a suspended key in again")
+    reinstate.add_argument("key_id")
     credit = actions.add_parser("credit", help="top a credit-based key up (kept as an audit item)")
     credit.add_argument("--key", required=True, help="the key's id")
     credit.add_argument("--add", required=True, help="credits to add (up to 3 decimals)")
@@ -733,6 +780,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     statement.add_argument("--currency", default="USD")
     usage.set_defaults(handler=_usage)
+
+    billing = commands.add_parser("billing", help="admin: card payments (refunds)")
+    _stack_arguments(billing)
+    payments = billing.add_subparsers(dest="billing_action", required=True)
+    refund = payments.add_parser(
+        "refund", help="refund a card payment through Stripe and take its unspent credits back"
+    )
+    refund.add_argument("--payment", required=True, help="the PaymentIntent's id (pi_...)")
+    billing.set_defaults(handler=_billing)
 
     deploy = commands.add_parser("deploy", help="admin: what the AWS account needs before and after a deploy")
     steps = deploy.add_subparsers(dest="step", required=True)

@@ -399,7 +399,7 @@ def request_server() -> str | None:
 
 # what each keyless reference serves: (its routes, its title, whether it lists the models here)
 REFERENCES: dict[str, tuple[Callable[[], list[RouteDoc]], str, bool]] = {
-    "native": (lambda: ROUTES + VENDOR_ROUTES, "alphacut", True),
+    "native": (lambda: ROUTES + VENDOR_ROUTES + billing.ROUTES, "alphacut", True),
     "removebg": (lambda: REMOVEBG_ROUTES, "alphacut: remove.bg's API", False),
     "all": (lambda: ALL_ROUTES, "alphacut", False),  # /docs: remove.bg's routes too, one reference
 }
@@ -484,6 +484,8 @@ def error_answer(error: Exception) -> Response[Any]:
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
 ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES + billing.ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
+# the same with their methods: each has the stage throttle of keyless routes (template.yaml)
+KEYLESS_METHODS = frozenset((route.path, route.method.upper()) for route in ALL_ROUTES if not route.key_required)
 # routes that run a model or submit a task: a credit key that can pay for nothing is refused there
 # before its body is read (AIDGE's GET twin of its POST route shares its path); buying credits is
 # not one of them

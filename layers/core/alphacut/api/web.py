@@ -14,6 +14,7 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -27,15 +28,29 @@ STATIC_TYPES = {
     "docs.js": "application/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
-# the page talks to this origin only; pictures may come from result links and image URLs
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob: https: http:; connect-src 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
+# Stripe.js's own hosts, where the page loads it from Stripe (its frames and its API)
+STRIPE_FRAMES, STRIPE_API = "https://js.stripe.com https://hooks.stripe.com", "https://api.stripe.com"
+
+
+@cache
+def security_headers() -> dict[str, str]:
+    """The page talks to this origin, and to Stripe.js's (its Billing tab) only; pictures may come
+    from result links and image URLs."""
+    from alphacut.billing.settings import STRIPE_JS, BillingSettings
+
+    stripe_js = BillingSettings.from_env().stripe_js_url
+    parts = urlsplit(stripe_js)
+    stripe = f"{parts.scheme}://{parts.netloc}"
+    frames, api = (STRIPE_FRAMES, f"{stripe} {STRIPE_API}") if stripe_js == STRIPE_JS else (stripe, stripe)
+    return {
+        "Content-Security-Policy": f"default-src 'self'; script-src 'self' {stripe}; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: https: http:; "
+        f"connect-src 'self' {api}; frame-src {frames}; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
 
 
 @cache
@@ -48,7 +63,7 @@ def _file(name: str, content_type: str) -> Response[Any]:
         status_code=200,
         content_type=content_type,
         body=read(name).decode("utf-8"),
-        headers=dict(SECURITY_HEADERS),
+        headers=dict(security_headers()),
     )
 
 
@@ -72,5 +87,5 @@ def docs_html(spec: dict[str, Any]) -> str:
 
 def html_page(html: str) -> Response[Any]:
     return Response(
-        status_code=200, content_type="text/html; charset=utf-8", body=html, headers=dict(SECURITY_HEADERS)
+        status_code=200, content_type="text/html; charset=utf-8", body=html, headers=dict(security_headers())
     )

@@ -108,6 +108,12 @@ class KeyAdmin:
     def revoke(self, key_id: str) -> ApiKey:
         return ApiKey.of(self._keys().revoke(key_id))
 
+    def suspend(self, key_id: str, reason: str) -> ApiKey:
+        return ApiKey.of(self._keys().suspend(key_id, reason))
+
+    def reinstate(self, key_id: str) -> ApiKey:
+        return ApiKey.of(self._keys().reinstate(key_id))
+
     def list(self, customer: str = "", limit: int | None = None) -> builtins.list[ApiKey]:
         """Keys of the store, revoked ones included (``customer``: a prefix; ``limit``: at most so many)."""
         return [ApiKey.of(key) for key in self._keys().all(customer, limit)]

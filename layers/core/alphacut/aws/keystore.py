@@ -162,6 +162,23 @@ class KeyStore:
             self._write_batch(pending)
         yield from made
 
+    def create_one(
+        self, customer: str, plan: str, extra_items: Callable[[str], list[dict[str, Any]]] | None = None
+    ) -> MadeKey:
+        """One new key with its extra items (a credit account) in one transaction of conditional puts:
+        a sign-up's key, made by a function that may not batch-write the key table."""
+        if not customer.strip():
+            raise InvalidOption("must name the customer", field="customer")
+        value, key_id = new_value(), new_key_id()
+        key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)])
+        self._db.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+                for item in [*self._items(key, value), *(extra_items(key_id) if extra_items else [])]
+            ]
+        )
+        return MadeKey(key, value)
+
     def adopt(self, value: str, customer: str, plan: str, key_id: str) -> StoredKey:
         """Keep an existing value (an API Gateway key being migrated, its id kept so its balance and
         usage carry over): the value keeps working. Adopting it again changes nothing."""

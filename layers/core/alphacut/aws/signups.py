@@ -102,11 +102,12 @@ class SignupRecords:
 
     def use_link(self, email: str, token: str) -> str | None:
         """Spend the link: the email's hash once, None when the link is unknown, used or expired."""
-        try:
-            self._db.delete_item(
+        try:  # spent by a mark, not a delete (no function deletes from the usage table; TTL does)
+            self._db.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": f"signup#{email_hash(email)}"}, "sk": {"S": f"link#{token_hash(token)}"}},
-                ConditionExpression="expires_at > :now",
+                UpdateExpression="SET used_at = :now",
+                ConditionExpression="expires_at > :now AND attribute_not_exists(used_at)",
                 ExpressionAttributeValues={":now": {"N": str(int(self.clock()))}},
             )
         except self._db.exceptions.ConditionalCheckFailedException:

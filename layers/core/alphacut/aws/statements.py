@@ -1,5 +1,7 @@
 """Monthly statements an operator invoices from: per customer (API key), the month's calls,
-deliveries (charged results), credits used and bought, and the amount at a price per credit.
+deliveries (charged results), credits used and bought, and the amount at a price per credit;
+beside them the month's card payments (``alphacut.aws.payments``): what was paid, and of refunded
+payments the credits taken back and those already spent, which stay owed.
 
 Read from the usage table with one query per key (``usage#<key>`` between the month's first and
 last day, and the key's top-ups): no scan, so no other customer's items are read. The figures
@@ -27,6 +29,7 @@ from alphacut.pricing import MILLI, credits
 
 if TYPE_CHECKING:
     from alphacut.aws.keys import ApiKey
+    from alphacut.aws.payments import PaymentRecords
     from alphacut.aws.usage import UsageMeter
 
 COLUMNS = (
@@ -38,6 +41,9 @@ COLUMNS = (
     "credits_used",
     "credits_added",
     "amount",
+    "card_payments",
+    "credits_refunded",
+    "credits_owed",
 )
 
 
@@ -61,6 +67,9 @@ class Line:
     credits_used: int | float
     credits_added: int | float
     amount: str  # money, two decimals
+    card_payments: str = "0.00"  # money the key's card payments brought in the month (net of refunds)
+    credits_refunded: int = 0  # credits taken back by the month's refunds
+    credits_owed: int = 0  # credits of refunded payments spent before the refund: still to be paid
 
 
 @dataclass
@@ -78,6 +87,7 @@ class Statement:
         meter: UsageMeter,
         price_per_credit: float,
         currency: str = "USD",
+        payments: PaymentRecords | None = None,
     ) -> Statement:
         first, last = month_days(month)
         price = Decimal(str(price_per_credit))
@@ -86,8 +96,10 @@ class Statement:
             report = meter.report(key.id, first, last, with_credits=True)
             used = round(Decimal(str(report["total"]["credits"])) * MILLI)
             added = sum(t.amount for t in meter.credits.top_ups(key.id, first, last))
-            if not report["total"]["calls"] and not added:
+            paid = payments.payments(key.id, first, last) if payments is not None else []
+            if not report["total"]["calls"] and not added and not paid:
                 continue  # nothing to bill: no line
+            brought = sum(p.amount for p in paid if p.state in ("succeeded", "disputed"))
             amount = (Decimal(used) / MILLI * price).quantize(Decimal("0.01"), ROUND_HALF_UP)
             statement.lines.append(
                 Line(
@@ -99,6 +111,9 @@ class Statement:
                     credits(int(used)),
                     credits(added),
                     str(amount),
+                    str((Decimal(brought) / 100).quantize(Decimal("0.01"))),
+                    sum(p.refunded_credits for p in paid if p.state == "refunded"),
+                    sum(p.owed_credits for p in paid if p.state == "refunded"),
                 )
             )
         return statement
@@ -114,6 +129,9 @@ class Statement:
                 sum(round(Decimal(str(line.credits_added)) * MILLI) for line in self.lines)
             ),
             "amount": str(sum((Decimal(line.amount) for line in self.lines), Decimal("0.00"))),
+            "card_payments": str(sum((Decimal(line.card_payments) for line in self.lines), Decimal("0.00"))),
+            "credits_refunded": sum(line.credits_refunded for line in self.lines),
+            "credits_owed": sum(line.credits_owed for line in self.lines),
         }
 
     def to_json(self) -> str:

@@ -88,13 +88,7 @@ class Signups:
             )
         try:
             self._check_plan()
-            made = next(
-                iter(
-                    self.keys.create_many(
-                        [(email, self.settings.signup_plan)], lambda key_id, _: [self.ledger.account_item(key_id)]
-                    )
-                )
-            )
+            made = self.keys.create_one(email, self.settings.signup_plan, lambda key_id: [self.ledger.account_item(key_id)])
         except Exception:
             self.records.give_back_key(hashed)
             raise

@@ -89,6 +89,7 @@ for (const tab of document.querySelectorAll("button.tab")) {
     for (const other of document.querySelectorAll("button.tab")) other.classList.toggle("active", other === tab);
     for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `panel-${tab.dataset.tab}`;
     if (tab.dataset.tab === "usage") loadUsage();
+    if (tab.dataset.tab === "billing") openBilling();
   });
 }
 
@@ -354,4 +355,161 @@ function drawChart(days) {
     }
   });
   svg.replaceChildren(...parts);
+}
+
+// ---- billing: Stripe.js from where the deployment says (Stripe's, or a stand-in such as localstripe's)
+let stripe = null;
+let card = null;
+let billing = null;   // the key's settings, as GET v1/billing/settings answers
+
+function say(id, text) { $(id).textContent = text; }
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = el("script", { src });
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error(`could not load ${src}`)));
+    document.head.append(script);
+  });
+}
+
+async function openBilling() {
+  try {
+    showError("");
+    if (!stripe) {
+      const config = await call("GET", "v1/billing/config");
+      await loadScript(config.stripe_js);
+      stripe = window.Stripe(config.publishable_key);
+      card = stripe.elements().create("card");
+      card.mount("#card-element");
+      $("auto-top-up").replaceChildren(el("option", { value: "" }, "nothing"),
+        ...Object.entries(config.packs).map(([name, credits]) => el("option", { value: name }, `${name} (${credits} credits)`)));
+      $("buy-credits").min = String(config.min_credits);
+    }
+    await loadBilling();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function loadBilling() {
+  billing = await call("GET", "v1/billing/settings");
+  say("billing-balance", String(billing.balance));
+  say("billing-card", billing.card_saved ? "saved" : "none saved");
+  $("buy").textContent = billing.card_saved ? "Buy with the saved card" : "Buy with this card";
+  $("low-balance").value = billing.low_balance === null ? "" : String(billing.low_balance);
+  $("auto-top-up").value = billing.auto_top_up || "";
+  $("notify-url").value = billing.notify_url || "";
+  $("notify-email").value = billing.email || "";
+  const listed = await call("GET", "v1/billing/payments");
+  $("payments").querySelector("tbody").replaceChildren(...listed.payments.map((p) => el("tr", { dataset: { payment: p.payment } },
+    el("td", {}, p.at), el("td", {}, String(p.credits)), el("td", {}, `${(p.amount / 100).toFixed(2)} ${p.currency}`),
+    el("td", { class: "state" }, p.state),
+    el("td", {}, p.receipt_url ? el("a", { href: p.receipt_url, rel: "noopener" }, "receipt") : ""))));
+  return listed;
+}
+
+function postJson(path, body) {
+  return call("POST", path, new Blob([JSON.stringify(body)], { type: "application/json" }));
+}
+
+$("save-card").addEventListener("click", async () => {
+  try {
+    showError("");
+    say("billing-status", "saving the card...");
+    const setup = await postJson("v1/billing/card", {});
+    const result = await stripe.confirmCardSetup(setup.client_secret, { payment_method: { card } });
+    if (result.error) throw new Error(result.error.message || "the card was not saved");
+    await postJson("v1/billing/card", { setup_intent: result.setupIntent.id });
+    say("billing-status", "card saved");
+    await loadBilling();
+  } catch (error) {
+    say("billing-status", "");
+    showError(error.message);
+  }
+});
+
+// the credits land when Stripe's webhook reaches the service: the balance is read until they show
+async function waitForCredits(before, credits) {
+  for (let tries = 0; tries < 40; tries += 1) {
+    const listed = await loadBilling();
+    if (listed.balance >= before + credits) return true;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return false;
+}
+
+$("buy").addEventListener("click", async () => {
+  try {
+    showError("");
+    const credits = Number($("buy-credits").value);
+    const before = billing ? billing.balance : 0;
+    say("billing-status", "paying...");
+    const saved = Boolean(billing && billing.card_saved);
+    const intent = await postJson("v1/billing/credits", { credits, saved_card: saved });
+    if (!saved || intent.status === "requires_action") {
+      const result = await stripe.confirmCardPayment(intent.client_secret, saved ? undefined : { payment_method: { card } });
+      if (result.error) throw new Error(result.error.message || "the payment failed");
+    }
+    say("billing-status", "paid: waiting for the credits...");
+    say("billing-status", (await waitForCredits(before, credits)) ? `${credits} credits added` : "paid: the credits come when Stripe confirms");
+  } catch (error) {
+    say("billing-status", "");
+    showError(error.message);
+  }
+});
+
+$("billing-settings").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    showError("");
+    const low = $("low-balance").value;
+    await postJson("v1/billing/settings", {
+      low_balance: low === "" ? 0 : Number(low),
+      auto_top_up: $("auto-top-up").value || null,
+      notify_url: $("notify-url").value || null,
+      email: $("notify-email").value || null,
+    });
+    await loadBilling();
+    say("billing-status", "saved");
+  } catch (error) {
+    showError(error.message);
+  }
+});
+
+// ---- sign-up: a link by email, then the key shown once ---------------------------------------------
+$("signup-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    showError("");
+    const answer = await fetch("v1/signup", { method: "POST", body: JSON.stringify({ email: $("signup-email").value }) });
+    const body = await answer.json();
+    if (!answer.ok) throw new Error(`${answer.status} ${body.error.code}: ${body.error.message}`);
+    say("signup-status", `a link is on its way to ${body.email}: it works for ${body.link_minutes} minutes`);
+  } catch (error) {
+    showError(error.message);
+  }
+});
+
+const signupLink = new URLSearchParams(location.hash.slice(1));
+if (signupLink.get("signup")) {
+  $("tab-signup").click();
+  $("signup-confirm").hidden = false;
+  say("signup-for", signupLink.get("email") || "");
+  $("signup-make").addEventListener("click", async () => {
+    try {
+      showError("");
+      const answer = await fetch("v1/signup/confirm", { method: "POST",
+        body: JSON.stringify({ email: signupLink.get("email"), token: signupLink.get("signup") }) });
+      const body = await answer.json();
+      if (!answer.ok) throw new Error(`${answer.status} ${body.error.code}: ${body.error.message}`);
+      history.replaceState(null, "", location.pathname);  // the link is spent: not kept in the address
+      $("signup-confirm").hidden = true;
+      $("signup-key").hidden = false;
+      say("signup-value", body.api_key);
+      $("key").value = body.api_key;
+    } catch (error) {
+      showError(error.message);
+    }
+  });
 }

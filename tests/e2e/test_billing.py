@@ -1,0 +1,93 @@
+"""Billing on the local stack with localstripe as Stripe: a store buys credits and localstripe's
+own signed webhook, through the gateway, credits them once; a threshold crossed by calls at once
+buys the automatic top-up once and tells the store once, signed with its key's secret."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import stripe
+from alphacut.callbacks import key_secret, verify
+
+from tests.localstripe_server import SECRET_KEY, WebhookReceiver
+from tests.stack_fixtures import IMAGE_HOST, credit_key
+
+
+def stripe_client(server) -> stripe.StripeClient:
+    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": server.api})
+
+
+def balance_reaches(store, credits: float, timeout: float = 30.0) -> float:
+    """The key's balance once it is ``credits`` (the webhook lands about a second after the payment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = store.get("/v1/billing/payments").json()["balance"]
+        if seen == credits or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.3)
+
+
+def test_a_store_buys_40_credits_and_localstripes_webhook_credits_exactly_40(stack, admin, stripe_on_stack):
+    store = credit_key(admin, stack, "0")
+    bought = store.post("/v1/billing/credits", json={"credits": 40})
+    assert bought.status_code == 200, bought.text
+    intent = bought.json()["payment_intent"]
+    client = stripe_client(stripe_on_stack)  # what the page's Stripe.js does: the card, then confirm
+    client.v1.payment_intents.update(intent, params={"payment_method": "pm_card_visa"})
+    client.v1.payment_intents.confirm(intent)
+    assert balance_reaches(store, 40) == 40
+    time.sleep(1.5)  # anything Stripe would send twice has had its time
+    payments = store.get("/v1/billing/payments").json()
+    assert payments["balance"] == 40
+    assert [(p["payment"], p["state"]) for p in payments["payments"]] == [(intent, "succeeded")]
+    forged = stack_post_unsigned(stack)
+    assert (forged.status_code, forged.json()["error"]["code"]) == (400, "invalid_signature")
+
+
+def stack_post_unsigned(stack):
+    import requests
+
+    body = {"type": "payment_intent.succeeded", "data": {"object": {"id": "pi_forged", "metadata": {}}}}
+    return requests.post(f"{stack.url}/v1/billing/stripe", json=body, headers={"Stripe-Signature": "t=1,v1=00"}, timeout=30)
+
+
+def test_calls_crossing_the_threshold_at_once_buy_the_top_up_once_and_tell_the_store_once(
+    stack, admin, stripe_on_stack, small_photo
+):
+    store = credit_key(admin, stack, "2")
+    client = stripe_client(stripe_on_stack)
+    # the card saved as the page saves it: a SetupIntent confirmed with the card, then reported
+    setup = store.post("/v1/billing/card", json={}).json()
+    client.v1.setup_intents.confirm(setup["setup_intent"], params={"payment_method": "pm_card_visa"})
+    assert store.post("/v1/billing/card", json={"setup_intent": setup["setup_intent"]}).json() == {"card_saved": True}
+    receiver = WebhookReceiver(host=IMAGE_HOST)
+    try:
+        settings = store.post(
+            "/v1/billing/settings", json={"low_balance": 2, "auto_top_up": "starter", "notify_url": receiver.url}
+        )
+        assert settings.status_code == 200, settings.text
+        assert (settings.json()["low_balance"], settings.json()["card_saved"]) == (2, True)
+
+        def cutout(_):
+            return store.post("/v1/cutout", data=small_photo, headers={"Content-Type": "image/jpeg"}).status_code
+
+        with ThreadPoolExecutor(4) as pool:  # four calls of 0.25 credits each, at once
+            assert list(pool.map(cutout, range(4))) == [200] * 4
+        assert balance_reaches(store, 101, timeout=60) == 101  # 2 - 4 x 0.25 + the starter pack's 100
+        notices = receiver.wait_for(1)
+        time.sleep(2)  # a second notice or purchase would have come by now
+    finally:
+        receiver.close()
+    assert len(receiver.received) == 1
+    (notice,) = receiver.received
+    master = stack.client("secretsmanager").get_secret_value(SecretId=stack.physical["CallbackSigningSecret"])
+    secret = key_secret(master["SecretString"].encode(), store.key_id)
+    assert verify(secret.encode(), notice.body, notice.headers)
+    body = json.loads(notice.body)
+    assert (body["type"], body["key_id"], body["auto_top_up"]["state"]) == ("balance.low", store.key_id, "succeeded")
+    payments = store.get("/v1/billing/payments").json()["payments"]
+    assert [(p["reason"], p["credits"], p["state"]) for p in payments] == [("auto", 100, "succeeded")]
+    bought = [pi for pi in client.v1.payment_intents.list().data if pi.metadata.get("key_id") == store.key_id]
+    assert len(bought) == 1
