@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
 SECRET_KEY = "sk_test_alphacut_tests"
 PUBLISHABLE_KEY = "pk_test_alphacut_tests"
@@ -38,7 +39,7 @@ class LocalStripe:
         self.api = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> LocalStripe:
+    def __enter__(self) -> Self:
         executable = Path(sys.executable).with_name("localstripe")
         self.process = subprocess.Popen(
             [str(executable), "--port", str(self.port), "--from-scratch"],
@@ -59,8 +60,11 @@ class LocalStripe:
             self.process.terminate()
             self.process.wait(10)
 
-    def send_webhooks_to(self, url: str, secret: str = WEBHOOK_SECRET, events: list[str] | None = None) -> None:
-        """Register a webhook endpoint (localstripe's /_config/webhooks): it signs each event with ``secret``."""
+    def send_webhooks_to(
+        self, url: str, secret: str = WEBHOOK_SECRET, events: list[str] | None = None
+    ) -> None:
+        """Register a webhook endpoint (localstripe's /_config/webhooks), which signs each event with
+        ``secret``."""
         fields = [("url", url), ("secret", secret)] + [("events[]", e) for e in events or []]
         body = "&".join(f"{k}={urllib.request.quote(v, safe='')}" for k, v in fields).encode()
         request = urllib.request.Request(f"{self.api}/_config/webhooks/alphacut", data=body, method="POST")
@@ -85,7 +89,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.received.append(Delivery(body, dict(self.headers.items())))
                 self.send_response(receiver.status)

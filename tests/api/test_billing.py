@@ -94,7 +94,9 @@ def pay(stripe_server, intent_id: str, card: str) -> None:
 
 
 def webhook(handler, body: bytes, signature: str) -> dict:
-    return call(handler, "POST", "/v1/billing/stripe", body=body, headers={"Stripe-Signature": signature}, key_id=None)
+    return call(
+        handler, "POST", "/v1/billing/stripe", body=body, headers={"Stripe-Signature": signature}, key_id=None
+    )
 
 
 def delivered_event(receiver, kind: str, intent_id: str, timeout: float = 15.0):
@@ -157,7 +159,9 @@ def test_a_bad_signature_is_a_400_and_changes_nothing(handler, stripe_server, re
     pay(stripe_server, bought["payment_intent"], "pm_card_visa")
     delivery = delivered_event(receiver, "payment_intent.succeeded", bought["payment_intent"])
     forged_body = delivery.body.replace(b'"amount": 800', b'"amount": 8')
-    forged_secret = stripe.WebhookSignature.generate_signature_header(delivery.body.decode(), "whsec_not_ours")
+    forged_secret = stripe.WebhookSignature.generate_signature_header(
+        delivery.body.decode(), "whsec_not_ours"
+    )
     for body, signature in (
         (forged_body, delivery.headers["Stripe-Signature"]),  # the body altered
         (delivery.body, forged_secret),  # signed with another secret
@@ -169,7 +173,9 @@ def test_a_bad_signature_is_a_400_and_changes_nothing(handler, stripe_server, re
     assert balance(store_key) == 0
 
 
-def test_a_declined_card_adds_nothing_and_the_payment_says_failed(handler, stripe_server, receiver, store_key):
+def test_a_declined_card_adds_nothing_and_the_payment_says_failed(
+    handler, stripe_server, receiver, store_key
+):
     bought = buy(handler, store_key, credits=40)
     pay(stripe_server, bought["payment_intent"], "pm_card_chargeCustomerFail")
     delivery = delivered_event(receiver, "payment_intent.payment_failed", bought["payment_intent"])
@@ -194,12 +200,19 @@ def test_a_refund_takes_back_the_unspent_credits_and_the_spent_ones_stay_owed(
     refunded = stripe_events().refund(bought["payment_intent"])
     assert (refunded["credits_taken_back"], refunded["credits_owed"]) == (10, 30)
     assert balance(store_key) == 0
-    charge = stripe_client(stripe_server).v1.payment_intents.retrieve(bought["payment_intent"])["latest_charge"]
+    charge = stripe_client(stripe_server).v1.payment_intents.retrieve(bought["payment_intent"])[
+        "latest_charge"
+    ]
     assert charge["refunded"] is True
     # Stripe's charge.refunded event (localstripe sends none: signed here) takes nothing more
     body, signature = signed(
-        {"id": "evt_refund", "type": "charge.refunded", "data": {"object": {"id": charge["id"],
-         "object": "charge", "payment_intent": bought["payment_intent"]}}}  # fmt: skip
+        {
+            "id": "evt_refund",
+            "type": "charge.refunded",
+            "data": {
+                "object": {"id": charge["id"], "object": "charge", "payment_intent": bought["payment_intent"]}
+            },
+        }
     )
     assert answer_json(webhook(handler, body, signature))["done"] == "taken back 10, owed 30"
     assert balance(store_key) == 0
@@ -217,8 +230,18 @@ def test_a_dispute_suspends_the_key_until_the_operator_reinstates_it(
     bought = buy(handler, made.key.key_id, credits=40)
     pay(stripe_server, bought["payment_intent"], "pm_card_visa")
     body, signature = signed(
-        {"id": "evt_dispute", "type": "charge.dispute.created", "data": {"object": {"id": "dp_1",
-         "object": "dispute", "payment_intent": bought["payment_intent"], "reason": "fraudulent"}}}  # fmt: skip
+        {
+            "id": "evt_dispute",
+            "type": "charge.dispute.created",
+            "data": {
+                "object": {
+                    "id": "dp_1",
+                    "object": "dispute",
+                    "payment_intent": bought["payment_intent"],
+                    "reason": "fraudulent",
+                }
+            },
+        }
     )
     assert keys.find(made.value) is not None
     assert answer_json(webhook(handler, body, signature))["done"] == f"key {made.key.key_id} suspended"
@@ -229,8 +252,14 @@ def test_a_dispute_suspends_the_key_until_the_operator_reinstates_it(
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"credits": 2}, "credits"), ({"credits": 10**7}, "credits"), ({"credits": "40"}, "credits"),
-     ({"pack": "huge"}, "pack"), ({}, "credits"), ({"credits": 40, "saved_card": True}, "saved_card")],  # fmt: skip
+    [
+        ({"credits": 2}, "credits"),
+        ({"credits": 10**7}, "credits"),
+        ({"credits": "40"}, "credits"),
+        ({"pack": "huge"}, "pack"),
+        ({}, "credits"),
+        ({"credits": 40, "saved_card": True}, "saved_card"),
+    ],
 )
 def test_an_amount_the_operator_did_not_allow_is_a_400_naming_the_field(handler, store_key, body, field):
     answer = call(handler, "POST", "/v1/billing/credits", body=json.dumps(body), key_id=store_key)
@@ -254,7 +283,9 @@ def signup(handler, email: str) -> dict:
 
 
 def confirm(handler, email: str, token: str) -> dict:
-    return call(handler, "POST", "/v1/signup/confirm", body=json.dumps({"email": email, "token": token}), key_id=None)
+    return call(
+        handler, "POST", "/v1/signup/confirm", body=json.dumps({"email": email, "token": token}), key_id=None
+    )
 
 
 def test_a_confirmed_email_gets_one_key_shown_once_and_no_second_free_one(handler, billing):

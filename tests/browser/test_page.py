@@ -418,7 +418,9 @@ def test_a_page_on_another_origin_calls_both_apis_with_fetch(browser, shop_site,
         assert (shown_alpha(browser, element_id) == 0).any()  # a cutout: some background made clear
 
 
-def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_change(page, stack, admin, stripe_on_stack):
+def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_change(
+    page, stack, admin, stripe_on_stack
+):
     """Stripe.js here is localstripe's stand-in (its card element is plain inputs): the card saved
     through a SetupIntent, then 40 credits bought with it; the webhook through the gateway adds them."""
     from selenium.webdriver.common.by import By
@@ -429,7 +431,9 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
     field.send_keys(key.key)
     page.find_element(By.ID, "save-key").click()
     page.find_element(By.ID, "tab-billing").click()
-    wait_for(page, lambda: page.find_elements(By.CSS_SELECTOR, "#card-element input[placeholder='number']"), 30)
+    wait_for(
+        page, lambda: page.find_elements(By.CSS_SELECTOR, "#card-element input[placeholder='number']"), 30
+    )
     wait_for(page, lambda: page.find_element(By.ID, "billing-balance").text == "0", 30)
     for name, value in (("number", "4242424242424242"), ("exp_month", "12"), ("exp_year", "30"),
                         ("cvc", "123"), ("postal_code", "42424")):  # fmt: skip
@@ -446,4 +450,9 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
     row = page.find_element(By.CSS_SELECTOR, "#payments tbody tr")
     assert row.find_element(By.CSS_SELECTOR, ".state").text == "succeeded"
     assert "8.00 usd" in row.text
-    assert requests.get(stack.url + "/v1/billing/payments", headers={"x-api-key": key.key}, timeout=30).json()["balance"] == 40
+    assert (
+        requests.get(stack.url + "/v1/billing/payments", headers={"x-api-key": key.key}, timeout=30).json()[
+            "balance"
+        ]
+        == 40
+    )

@@ -120,7 +120,9 @@ def layering_faults(graph: dict[str, set[str]]) -> list[str]:
         for target in sorted(targets):
             if domain and any(within(target, adapter) for adapter in ADAPTERS):
                 faults.append(f"{module} (image domain) imports {target}")
-            elif within(module, "alphacut.aws") and (within(target, "alphacut.api") or within(target, "alphacut.billing")):
+            elif within(module, "alphacut.aws") and (
+                within(target, "alphacut.api") or within(target, "alphacut.billing")
+            ):
                 faults.append(f"{module} (AWS adapter) imports {target}")
     return faults
 

@@ -606,13 +606,15 @@ def _billing(args: argparse.Namespace) -> int:
             environ["STRIPE_SECRET_ARN"] = _stack_output(admin.stack, "StripeKeysArn") or ""
         account = StripeAccount(BillingSettings.from_env(environ))
         table = admin.ledger.table_name
-        done = StripeEvents(account, PaymentRecords(table), CreditLedger(table), admin.store).refund(args.payment)
+        done = StripeEvents(account, PaymentRecords(table), CreditLedger(table), admin.store).refund(
+            args.payment
+        )
     except AlphacutError as error:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
     print(
-        f"refunded {done['payment']} (key {done['key_id']}): {done['credits_taken_back']} credits taken back, "
-        f"{done['credits_owed']} already spent stay owed"
+        f"refunded {done['payment']} (key {done['key_id']}): {done['credits_taken_back']} credits "
+        f"taken back, {done['credits_owed']} already spent stay owed"
     )
     return 0
 
@@ -750,7 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser(
         "migrate", help="the stack's API Gateway keys into the key store (their values keep working)"
     )
-    suspend = actions.add_parser("suspend", help="refuse a key until it is reinstated (a disputed payment does this)")
+    suspend = actions.add_parser(
+        "suspend", help="refuse a key until it is reinstated (a disputed payment does this)"
+    )
     suspend.add_argument("key_id")
     suspend.add_argument("--reason", default="suspended by the operator")
     reinstate = actions.add_parser("reinstate", help="let a suspended key in again")

@@ -485,7 +485,9 @@ def error_answer(error: Exception) -> Response[Any]:
 ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES + billing.ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
 # the same with their methods: each has the stage throttle of keyless routes (template.yaml)
-KEYLESS_METHODS = frozenset((route.path, route.method.upper()) for route in ALL_ROUTES if not route.key_required)
+KEYLESS_METHODS = frozenset(
+    (route.path, route.method.upper()) for route in ALL_ROUTES if not route.key_required
+)
 # routes that run a model or submit a task: a credit key that can pay for nothing is refused there
 # before its body is read (AIDGE's GET twin of its POST route shares its path); buying credits is
 # not one of them

@@ -37,7 +37,12 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 
 
 ROUTES = [
-    RouteDoc("/v1/billing/config", "get", "What the page needs to take a card: Stripe's publishable key, prices, packs", answer=OBJECT),
+    RouteDoc(
+        "/v1/billing/config",
+        "get",
+        "What the page needs to take a card: Stripe's publishable key, prices, packs",
+        answer=OBJECT,
+    ),
     RouteDoc(
         "/v1/billing/credits",
         "post",
@@ -75,7 +80,12 @@ ROUTES = [
         answer=OBJECT,
         extra_responses={503: "card payments are not set up"},
     ),
-    RouteDoc("/v1/billing/settings", "get", "This key's balance, low-balance threshold and automatic top-up", answer=OBJECT),
+    RouteDoc(
+        "/v1/billing/settings",
+        "get",
+        "This key's balance, low-balance threshold and automatic top-up",
+        answer=OBJECT,
+    ),
     RouteDoc(
         "/v1/billing/settings",
         "post",
@@ -92,7 +102,12 @@ ROUTES = [
         ),
         answer=OBJECT,
     ),
-    RouteDoc("/v1/billing/payments", "get", "This key's card payments: amount, credits, state, receipt", answer=OBJECT),
+    RouteDoc(
+        "/v1/billing/payments",
+        "get",
+        "This key's card payments: amount, credits, state, receipt",
+        answer=OBJECT,
+    ),
     RouteDoc(
         "/v1/billing/stripe",
         "post",
@@ -158,7 +173,9 @@ def stripe_events() -> StripeEvents:
 
         table = services.SETTINGS.require("usage_table")
         keys = KeyStore(table, secret_bytes(services.SETTINGS.require("key_hash_secret_arn")))
-        return StripeEvents(StripeAccount(billing_settings()), PaymentRecords(table), CreditLedger(table), keys)
+        return StripeEvents(
+            StripeAccount(billing_settings()), PaymentRecords(table), CreditLedger(table), keys
+        )
 
     return services.once("stripe_events", made)
 
@@ -177,7 +194,9 @@ def signups() -> Signups:
         settings = billing_settings()
         keys = KeyStore(table, secret_bytes(services.SETTINGS.require("key_hash_secret_arn")))
         mailbox = Mailbox(settings.mail_from, settings.mail_dir)
-        return Signups(settings, SignupRecords(table), keys, PlanCatalogue(table), CreditLedger(table), mailbox)
+        return Signups(
+            settings, SignupRecords(table), keys, PlanCatalogue(table), CreditLedger(table), mailbox
+        )
 
     return services.once("signups", made)
 

@@ -168,14 +168,6 @@ class QuotaGate:
     _day: str = ""  # the day of this call's slot ("" : none taken)
     _task_day: str = ""
 
-    def crossing(self, balance: int | None) -> int | None:
-        """The number of the low-balance crossing this call made, to the one call that claims it
-        (None: none, or another call claimed it): a threshold the pre-check saw armed, and a balance
-        now below it."""
-        if self.standing is None or not self.standing.crossed_by(balance):
-            return None
-        return self.ledger.claim_low_balance(self.key_id)
-
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
         if not self._day:
             self.left = self.limits.take_slot(self.key_id, self.quota)

@@ -143,7 +143,6 @@ def low_balance_queue() -> LowBalanceQueue | None:
 def idempotency_store() -> IdempotencyStore | None:
     """Idempotency records, or None where no table is configured."""
     from alphacut.aws.idempotency import IdempotencyStore
-    from alphacut.aws.low_balance_queue import LowBalanceQueue
 
     return once("idempotency", lambda: IdempotencyStore.from_settings(SETTINGS))
 

@@ -276,7 +276,11 @@ class CreditLedger:
                 Key=self._key(key_id),
                 UpdateExpression="SET low_armed = :off ADD crossings :one",
                 ConditionExpression="low_armed = :on",
-                ExpressionAttributeValues={":on": {"BOOL": True}, ":off": {"BOOL": False}, ":one": {"N": "1"}},
+                ExpressionAttributeValues={
+                    ":on": {"BOOL": True},
+                    ":off": {"BOOL": False},
+                    ":one": {"N": "1"},
+                },
                 ReturnValues="UPDATED_NEW",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
@@ -332,7 +336,9 @@ class CreditLedger:
             }
             if not transact(self._db, [record, debit]):
                 return TakenBack(taken, amount - taken)
-        raise TooManyInFlight("the balance kept changing while a refund was taken back: try again", field="key_id")
+        raise TooManyInFlight(
+            "the balance kept changing while a refund was taken back: try again", field="key_id"
+        )
 
     def open(self, key_id: str) -> None:
         """A credit account at 0 (a key made on a credit-based plan); an existing one is kept."""

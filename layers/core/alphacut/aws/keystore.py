@@ -173,7 +173,13 @@ class KeyStore:
         key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)])
         self._db.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
                 for item in [*self._items(key, value), *(extra_items(key_id) if extra_items else [])]
             ]
         )

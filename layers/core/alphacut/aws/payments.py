@@ -105,7 +105,8 @@ class PaymentRecords:
                         "TableName": self.table_name,
                         "Key": {"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"pay#{payment_id}"}},
                         "UpdateExpression": "SET credits = :credits, amount = :amount, currency = :currency, "
-                        "reason = :reason, #at = if_not_exists(#at, :at), #state = if_not_exists(#state, :created)",
+                        "reason = :reason, #at = if_not_exists(#at, :at), "
+                        "#state = if_not_exists(#state, :created)",
                         "ExpressionAttributeNames": {"#at": "at", "#state": "state"},
                         "ExpressionAttributeValues": {
                             ":credits": {"N": str(credits)},
@@ -134,7 +135,11 @@ class PaymentRecords:
         """The payment's new state, with what came with it (receipt_url, failure, refunded_credits,
         owed_credits). A payment refunded or disputed is never marked succeeded again by a late event."""
         names = {"#state": "state", "#at": "at"}
-        values: dict[str, Any] = {":state": {"S": state}, ":at": {"S": self._now()}, ":final": {"S": "refunded"}}
+        values: dict[str, Any] = {
+            ":state": {"S": state},
+            ":at": {"S": self._now()},
+            ":final": {"S": "refunded"},
+        }
         sets = ["#state = :state", "#at = if_not_exists(#at, :at)"]
         for name, value in details.items():
             sets.append(f"{name} = :{name}")
@@ -185,11 +190,14 @@ class PaymentRecords:
 
     # ---- the profile --------------------------------------------------------------------------------
     def profile(self, key_id: str) -> Profile:
-        item = self._db.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": PROFILE}},
-            ConsistentRead=True,
-        ).get("Item") or {}
+        item = (
+            self._db.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": PROFILE}},
+                ConsistentRead=True,
+            ).get("Item")
+            or {}
+        )
         return Profile(
             key_id,
             _text(item, "customer"),

@@ -70,7 +70,10 @@ class SignupRecords:
         """Count one ask for a link, or SignupsLimited: the address's asks today, then everyone's
         this hour (an ask refused for its address spends nothing of the hour's)."""
         now = self.clock()
-        day, hour = time.strftime("%Y-%m-%d", time.gmtime(now)), time.strftime("%Y-%m-%dT%H", time.gmtime(now))
+        day, hour = (
+            time.strftime("%Y-%m-%d", time.gmtime(now)),
+            time.strftime("%Y-%m-%dT%H", time.gmtime(now)),
+        )
         kept = int(now) + WINDOW_KEPT_SECONDS
         if not self._count(f"signups#{day}", email_hash(email), per_address, kept):
             raise SignupsLimited(

@@ -84,15 +84,21 @@ class LowBalanceNotices:
             try:
                 deliver(profile.notify_url, body, self.signing_for(profile.key_id), self.allowed_hosts)
             except (CallbackFailed, CallbackRefused) as error:
-                logger.warning("low-balance webhook not delivered", extra={"key_id": profile.key_id, "error": str(error)})
+                logger.warning(
+                    "low-balance webhook not delivered", extra={"key_id": profile.key_id, "error": str(error)}
+                )
         if profile.email:
             bought = body["auto_top_up"]
+            balance, low = body["balance"], body["low_balance"]
             lines = [
-                f"The balance of API key {profile.key_id} is {body['balance']} credits, below the "
-                f"{body['low_balance']} you set.",
+                f"The balance of API key {profile.key_id} is {balance} credits, below the {low} you set."
             ]
             if bought and bought["state"] == "failed":
-                lines.append(f"The automatic top-up of {bought['credits']} credits failed: {bought.get('failure', '')}.")
+                failure = bought.get("failure", "")
+                lines.append(f"The automatic top-up of {bought['credits']} credits failed: {failure}.")
             elif bought:
-                lines.append(f"{bought['credits']} credits are being bought with your saved card ({bought['payment']}).")
+                payment = bought["payment"]
+                lines.append(
+                    f"{bought['credits']} credits are being bought with your saved card ({payment})."
+                )
             self.mailbox.send(profile.email, "Your alphacut balance is low", "\n\n".join(lines))

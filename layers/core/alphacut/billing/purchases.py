@@ -23,7 +23,6 @@ from alphacut.errors import InvalidOption
 from alphacut.pricing import MILLI
 from alphacut.pricing import credits as whole_credits
 
-
 MAX_URL = 2048
 MAX_EMAIL = 254
 
@@ -55,7 +54,9 @@ class Purchases:
             raise InvalidOption("must be true or false", field="saved_card")
         profile = self.records.profile(key_id)
         if saved and not profile.card:
-            raise InvalidOption("no card is saved for this key: save one first (POST /v1/billing/card)", field="saved_card")
+            raise InvalidOption(
+                "no card is saved for this key: save one first (POST /v1/billing/card)", field="saved_card"
+            )
         amount = self.settings.price_of(asked)
         intent = self.account.intent_for(
             key_id,
@@ -82,7 +83,9 @@ class Purchases:
         if setup_intent:
             card = self.account.saved_card(str(setup_intent), profile.customer) if profile.customer else ""
             if not card:
-                raise InvalidOption("not a card set up for this key, or its set-up did not succeed", field="setup_intent")
+                raise InvalidOption(
+                    "not a card set up for this key, or its set-up did not succeed", field="setup_intent"
+                )
             self.records.save_profile(key_id, card=card)
             return {"card_saved": True}
         customer = profile.customer
@@ -100,14 +103,22 @@ class Purchases:
         if "auto_top_up" in body:
             pack = body["auto_top_up"] or ""
             if pack and pack not in self.settings.packs:
-                raise InvalidOption(f"must be one of {', '.join(sorted(self.settings.packs))}, or null", field="auto_top_up")
+                raise InvalidOption(
+                    f"must be one of {', '.join(sorted(self.settings.packs))}, or null", field="auto_top_up"
+                )
             if pack and not (profile.card or changes.get("card")):
                 raise InvalidOption("save a card first (POST /v1/billing/card)", field="auto_top_up")
             changes["auto_pack"] = str(pack)
         if "notify_url" in body:
             url = body["notify_url"] or ""
-            if url and (not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > MAX_URL):
-                raise InvalidOption(f"must be an http(s) URL of at most {MAX_URL} characters", field="notify_url", limit=MAX_URL)
+            if url and (
+                not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > MAX_URL
+            ):
+                raise InvalidOption(
+                    f"must be an http(s) URL of at most {MAX_URL} characters",
+                    field="notify_url",
+                    limit=MAX_URL,
+                )
             changes["notify_url"] = str(url)
         if "email" in body:
             email = body["email"] or ""

@@ -116,7 +116,9 @@ class BillingSettings:
 
             stored: dict[str, Any] = json.loads(secret_bytes(self.stripe_secret_arn) or b"{}")
             keys = StripeKeys(
-                stored.get("secret_key", ""), stored.get("webhook_secret", ""), stored.get("publishable_key", "")
+                stored.get("secret_key", ""),
+                stored.get("webhook_secret", ""),
+                stored.get("publishable_key", ""),
             )
         if not keys.secret_key:
             raise BillingUnavailable(

@@ -56,19 +56,23 @@ class Signups:
         catalogue, never from API Gateway's management API)."""
         plan = self.plans.read().get(self.settings.signup_plan)
         if plan is None or not plan.credit_based:
-            raise BillingUnavailable(f"sign-up's plan {self.settings.signup_plan!r} is not a credits plan of this stack")
+            raise BillingUnavailable(
+                f"sign-up's plan {self.settings.signup_plan!r} is not a credits plan of this stack"
+            )
 
     def ask(self, email_value: Any, base_url: str) -> dict[str, Any]:
         email = checked_email(email_value)
-        self.records.count_ask(email, self.settings.signups_per_address_per_day, self.settings.signups_per_hour)
+        self.records.count_ask(
+            email, self.settings.signups_per_address_per_day, self.settings.signups_per_hour
+        )
         token = self.records.new_link(email, self.settings.signup_link_seconds)
         link = f"{base_url.rstrip('/')}/#signup={quote(token)}&email={quote(email)}"
         minutes = self.settings.signup_link_seconds // 60
         self.mailbox.send(
             email,
             "Your alphacut API key",
-            f"Follow this link within {minutes} minutes to make your API key (it is shown once):\n\n{link}\n\n"
-            "If you did not ask for it, do nothing: no key is made.",
+            f"Follow this link within {minutes} minutes to make your API key (it is shown once):\n\n"
+            f"{link}\n\nIf you did not ask for it, do nothing: no key is made.",
         )
         return {"sent": True, "email": email, "link_minutes": minutes}
 
@@ -78,7 +82,9 @@ class Signups:
             raise InvalidOption("the token from the link is missing", field="token")
         hashed = self.records.use_link(email, token)
         if hashed is None:
-            raise LinkInvalid("this sign-up link is unknown, used or expired: ask for a new one", field="token")
+            raise LinkInvalid(
+                "this sign-up link is unknown, used or expired: ask for a new one", field="token"
+            )
         keys_now = self.records.claim_key(hashed, self.settings.keys_per_email)
         if keys_now is None:
             raise Conflict(
@@ -88,7 +94,9 @@ class Signups:
             )
         try:
             self._check_plan()
-            made = self.keys.create_one(email, self.settings.signup_plan, lambda key_id: [self.ledger.account_item(key_id)])
+            made = self.keys.create_one(
+                email, self.settings.signup_plan, lambda key_id: [self.ledger.account_item(key_id)]
+            )
         except Exception:
             self.records.give_back_key(hashed)
             raise

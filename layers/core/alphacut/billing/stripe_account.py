@@ -41,6 +41,7 @@ class Intent:
     credits: int = 0
     receipt_url: str = ""
     failure: str = ""
+    reason: str = "purchase"  # purchase | auto (an automatic top-up)
 
     @classmethod
     def of(cls, obj: Any) -> Intent:
@@ -58,6 +59,7 @@ class Intent:
             int(metadata.get("credits") or 0),
             receipt or "",
             error.get("message", "") if isinstance(error, dict) else "",
+            metadata.get("reason") or "purchase",
         )
 
 
@@ -162,4 +164,4 @@ class StripeAccount:
                 "the Stripe-Signature header does not match this body and the webhook secret",
                 field="Stripe-Signature",
             ) from None
-        return event.to_dict()
+        return dict(event.to_dict())

@@ -41,7 +41,11 @@ logger = Logger(child=True)
 
 class StripeEvents:
     def __init__(
-        self, account: StripeAccount, records: PaymentRecords, ledger: CreditLedger, keys: KeyStore | None = None
+        self,
+        account: StripeAccount,
+        records: PaymentRecords,
+        ledger: CreditLedger,
+        keys: KeyStore | None = None,
     ):
         self.account, self.records, self.ledger, self.keys = account, records, ledger, keys
 
@@ -68,7 +72,9 @@ class StripeEvents:
         """Add a succeeded PaymentIntent's credits to its key, once per PaymentIntent."""
         if not intent.key_id or intent.credits <= 0:
             return "ignored: not a payment for credits"
-        self.records.created(intent.key_id, intent.id, intent.credits, intent.amount, intent.currency)
+        self.records.created(
+            intent.key_id, intent.id, intent.credits, intent.amount, intent.currency, intent.reason
+        )
         try:
             self.ledger.top_up(
                 intent.key_id,
@@ -90,7 +96,9 @@ class StripeEvents:
         intent = Intent.of(obj)
         if not intent.key_id:
             return "ignored: not a payment for credits"
-        self.records.created(intent.key_id, intent.id, intent.credits, intent.amount, intent.currency)
+        self.records.created(
+            intent.key_id, intent.id, intent.credits, intent.amount, intent.currency, intent.reason
+        )
         self.records.mark(intent.key_id, intent.id, "failed", failure=intent.failure or "declined")
         return "marked failed"
 
@@ -105,7 +113,9 @@ class StripeEvents:
 
     def _take_back(self, intent: Intent) -> dict[str, Any]:
         self.credit(intent)  # a refund that overtook the success: the credits exist before they go
-        taken = self.ledger.take_back(intent.key_id, intent.credits * MILLI, intent.id, note="card payment refunded")
+        taken = self.ledger.take_back(
+            intent.key_id, intent.credits * MILLI, intent.id, note="card payment refunded"
+        )
         self.records.mark(
             intent.key_id,
             intent.id,
