@@ -426,6 +426,7 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
     from selenium.webdriver.common.by import By
 
     key = credit_key(admin, stack, "0")
+    page.get(stack.url + "/")  # the page again: an earlier test may have left the browser elsewhere
     field = page.find_element(By.ID, "key")
     field.clear()
     field.send_keys(key.key)
