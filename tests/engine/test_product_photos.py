@@ -47,6 +47,44 @@ def test_the_amazon_preset_meets_its_rules_on_a_real_photo(pipeline, car):
     assert (result.width, result.height) == (2000, 2000) and result.content_type == "image/jpeg"
 
 
+SMALL_CAR = "car-roundabout_00067.jpg"  # the car further off: 854 x 480 with the car under half the frame
+
+
+@pytest.mark.parametrize("shadow", ["drop", "contact"])
+def test_a_product_too_small_for_amazons_2000_px_passes_on_the_largest_canvas_it_fills(
+    pipeline, eval_dir, shadow
+):
+    """At 2000 px the car would fill 64 % at the 4x limit: the canvas shrinks within Amazon's range
+    (1000 px for zoom and up) until it fills 85 %, and the answer says so."""
+    photo = (eval_dir / "general" / "images" / SMALL_CAR).read_bytes()
+    result = pipeline.run(photo, CutoutOptions.from_mapping({"preset": "amazon", "shadow": shadow}))
+    check = result.check.to_dict()
+    assert result.check.passed, check
+    rules = {rule["rule"]: rule["measured"] for rule in check["rules"]}
+    assert rules["fill_ratio"] >= 0.85 and rules["enlargement"] <= 4.0 and rules["long_side"] >= 1000
+    assert 1000 <= result.width == result.height < 2000
+    assert check["canvas"] == {
+        "size": [result.width, result.height],
+        "recommended": [2000, 2000],
+        "reduced": f"canvas: reduced to {result.width} for fill at <= 4x",
+    }
+
+
+def test_a_photo_no_canvas_can_save_fails_naming_the_fill_and_a_given_size_is_judged_as_given(
+    pipeline, eval_dir
+):
+    photo = Image.open(eval_dir / "general" / "images" / SMALL_CAR).resize((300, 169), Image.Resampling.LANCZOS)
+    data = io.BytesIO()
+    photo.save(data, "JPEG", quality=95)
+    result = pipeline.run(data.getvalue(), CutoutOptions.from_mapping({"preset": "amazon"}))
+    assert result.check.failed == ["fill_ratio"], result.check.to_dict()
+    assert (result.width, result.height) == (1000, 1000)  # the smallest Amazon takes: the fullest it can be
+    assert "too small to fill it" in result.check.to_dict()["canvas"]["reduced"]
+    given = pipeline.run(data.getvalue(), CutoutOptions.from_mapping({"preset": "amazon", "target_width": "2000"}))
+    assert (given.width, "canvas" in given.check.to_dict()) == (2000, False)  # the caller's size wins
+    assert "fill_ratio" in given.check.failed
+
+
 def test_the_readme_picture_shows_the_shadows_and_a_preset(pipeline, car, eval_dir):
     height, gap = 240, 10
     tiles = []
@@ -97,3 +135,22 @@ def test_an_adobe_rgb_photo_comes_out_in_srgb_as_imagecms_converts_it_on_the_sub
     assert difference.max() <= 3, (difference.max(), difference.mean())
     as_srgb = np.abs(cutout[:, :, :3] - np.asarray(photo).astype(int))[solid]
     assert as_srgb.max() > 20  # read as sRGB, the red channel would be off this much
+
+
+def test_remove_bgs_route_keeps_the_photos_size_with_a_shadow_where_the_native_api_may_grow_it(
+    pipeline, eval_dir
+):
+    from alphacut.api.vendors.removebg import translate
+
+    # the car's wheels 15 px above the photo's bottom edge: every shadow would leave the frame
+    cropped = Image.open(eval_dir / "general" / "images" / SMALL_CAR).crop((0, 0, 854, 372))
+    data = io.BytesIO()
+    cropped.save(data, "JPEG", quality=95)
+    photo = data.getvalue()
+    for params in ({"add_shadow": "true"}, {"shadow_type": "3D"}, {"shadow_type": "drop"}):
+        options = translate({**params, "size": "full"}, {}, pipeline.limits.max_bytes)
+        result = pipeline.run(photo, options)
+        assert (result.width, result.height) == (854, 372), params
+    kept = pipeline.run(photo, CutoutOptions.from_mapping({"shadow": "drop", "shadow_frame": "keep"}))
+    grown = pipeline.run(photo, CutoutOptions.from_mapping({"shadow": "drop"}))
+    assert (kept.width, kept.height) == (854, 372) and grown.height > 372

@@ -433,7 +433,36 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
             four,
         ),
     ]
+    # photo-like subjects whose footprint is empty or cut (real mattes have them; drawn boxes never):
+    # cut by the frame's bottom, and floating with a faint base, under every shadow and a preset
+    answered = (200, *four)
+    for name, picture in _footless_photos().items():
+        for shadow in ("drop", "contact", "cast"):
+            cases.append(
+                (
+                    f"{name}, {shadow} shadow, amazon",
+                    "POST",
+                    f"/v1/cutout?shadow={shadow}&preset=amazon",
+                    {"data": picture, "headers": {"Content-Type": "image/jpeg"}},
+                    answered,
+                )
+            )
     return cases
+
+
+def _footless_photos() -> dict[str, bytes]:
+    """A dark subject on a light ground, cut by the photo's bottom edge; and one whose base fades
+    out before it reaches the ground (nothing solid at its feet)."""
+    cut = np.full((240, 320, 3), 235, np.uint8)
+    cut[120:, 100:220] = (40, 50, 60)  # runs into the bottom edge
+    floating = np.full((240, 320, 3), 235, np.uint8)
+    floating[40:150, 110:210] = (40, 50, 60)
+    for row in range(150, 200):  # a base fading into the ground
+        floating[row, 110:210] = 40 + (235 - 40) * (row - 150) // 50
+    return {
+        name: image_bytes(Image.fromarray(array), "JPEG")
+        for name, array in (("subject cut by the frame", cut), ("floating subject", floating))
+    }
 
 
 def _send(api, method: str, path: str, kwargs: dict) -> requests.Response:

@@ -183,3 +183,25 @@ def test_the_new_options_survive_a_round_trip_through_request_parameters():
     )
     again = CutoutOptions.from_mapping({k: v for k, v in options.to_dict().items() if v is not None})
     assert again == options
+
+
+def test_a_preset_keeps_its_recommended_canvas_where_the_photo_fills_it_and_reduces_it_where_not():
+    from alphacut.presets import PRESETS
+
+    amazon = PRESETS["amazon"]
+    # a product 500 px long enlarged at most 4x: 2000 px long on any canvas, fill = 2000 / side
+    def fill_at(size):
+        return min(2000, 0.94 * size[0]) / size[0]
+
+    assert amazon.choose_canvas(fill_at, 4.0).size == (2000, 2000)  # fills 94 % at 2000
+    def small(size):  # 300 px long: 1200 px at 4x
+        return min(1200, 0.94 * size[0]) / size[0]
+
+    reduced = amazon.choose_canvas(small, 4.0)
+    assert reduced.size == (1411, 1411) and small(reduced.size) >= 0.85 > small((1412, 1412))
+    assert reduced.reduced == "canvas: reduced to 1411 for fill at <= 4x"
+    tiny = amazon.choose_canvas(lambda size: 600 / size[0], 4.0)  # 150 px long: 60 % even at 1000
+    assert tiny.size == (1000, 1000) and "the smallest amazon takes" in tiny.reduced
+    # a marketplace with no fill rule, or a fixed size, keeps its size; a portrait range keeps its aspect
+    assert PRESETS["walmart"].choose_canvas(small, 4.0).size == (2200, 2200)
+    assert PRESETS["zalando"].recommended == (1801, 2600) and PRESETS["zalando"].canvas.size(1100) == (762, 1100)

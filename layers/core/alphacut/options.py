@@ -81,6 +81,11 @@ class Upscale(StrEnum):
     NEVER = "never"  # never above its size in the photo as sent
 
 
+class ShadowFrame(StrEnum):
+    GROW = "grow"  # without a canvas or crop, the photo's frame grows where the shadow would leave it
+    KEEP = "keep"  # the photo's own size: the shadow shortened (or faded out) to fit inside it
+
+
 class OutputKind(StrEnum):
     IMAGE = "image"
     MASK = "mask"
@@ -909,6 +914,22 @@ class CutoutOptions:
                 "description": "drop (offset, blurred), contact (under the lowest edge), cast (on the floor)",
             },
             flag=Flag("--shadow", choices=values_of(ShadowType), help="drop, contact or cast"),
+        ),
+    )
+    shadow_frame: ShadowFrame = field(
+        default=ShadowFrame.GROW,
+        metadata=row(
+            choice_of(ShadowFrame),
+            {
+                "type": "string",
+                "enum": list(values_of(ShadowFrame)),
+                "default": "grow",
+                "description": "without a canvas or crop: grow the photo's frame where the shadow would "
+                "leave it (default), or keep the photo's size and shorten the shadow to fit (remove.bg's "
+                "route keeps it, as remove.bg does)",
+            },
+            flag=Flag("--shadow-frame", choices=values_of(ShadowFrame), help="grow (default) or keep"),
+            removebg=RemoveBg.EXTENSION,
         ),
     )
     shadow_opacity: float = field(

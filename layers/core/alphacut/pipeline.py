@@ -50,8 +50,17 @@ from alphacut.matte import (
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
 from alphacut.models.registry import DEFAULT_MODEL, MattingSpec, check_model
-from alphacut.options import CutoutOptions, ImageFormat, OutputKind, Quality, Roi, Shadow, SubjectType
-from alphacut.presets import PRESETS, Delivered, PresetCheck, photo_edges
+from alphacut.options import (
+    CutoutOptions,
+    ImageFormat,
+    OutputKind,
+    Quality,
+    Roi,
+    Shadow,
+    ShadowFrame,
+    SubjectType,
+)
+from alphacut.presets import PRESETS, CanvasChoice, Delivered, PresetCheck, photo_edges, product_box
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
@@ -157,6 +166,7 @@ class Layout:
     shadow: Shadow
     enlargement: float = 1.0
     expected_mass: float = 0.0
+    canvas: CanvasChoice | None = None  # the canvas a preset chose for this photo
 
 
 def _mirrored(batch: np.ndarray) -> np.ndarray:
@@ -181,7 +191,7 @@ def check_preset(
     delivered = Delivered(
         pixels, laid.alpha, shade, fmt, len(picture), laid.enlargement, photo_edges(matte), cut
     )
-    return PRESETS[options.preset or ""].check(delivered)
+    return dataclasses.replace(PRESETS[options.preset or ""].check(delivered), canvas=laid.canvas)
 
 
 # the models ``Pipeline.warm_up`` can load and run (ModelStore's names)
@@ -470,11 +480,15 @@ class Pipeline:
             return self._on_canvas(image, rgb, alpha, bbox, options, sent, most)
         photo = (0, 0, image.width, image.height)
         limit = self.frame_limit(options)
+        keep = options.shadow_frame is ShadowFrame.KEEP
 
         def fits(room: tuple[int, int, int, int]) -> bool:
-            return limit.admits(geometry.union(photo, geometry.grow(bbox, room)))
+            reach = geometry.union(photo, geometry.grow(bbox, room))
+            return reach == photo if keep else limit.admits(reach)
 
         spec, room = shadows.fitted_room(alpha, bbox, options.shadow_spec, fits)
+        if keep and spec.drawn and not fits(room):  # no room inside the photo: faded out, never cut
+            spec, room = dataclasses.replace(spec, opacity=0.0), (0, 0, 0, 0)
         content = geometry.grow(bbox, room)
         frame = limit.clip(geometry.union(photo, content), photo)
         content = geometry.intersection(content, frame)
@@ -505,8 +519,12 @@ class Pipeline:
         product = geometry.expand_box(bbox, options.crop_margin, image.width, image.height)
         width, height = product[2] - product[0], product[3] - product[1]
         canvas = (image.width, image.height)  # padding or cover alone: the photo's own size
+        choice = None
         if options.resizes:
             canvas = geometry.target_size(width, height, options.target_width, options.target_height)
+        elif options.preset is not None:
+            choice = self._preset_canvas(alpha, bbox, product, options, most)
+            canvas = choice.size
         padding = options.padding.sides_within(*canvas)
         if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
             raise InvalidOption(
@@ -540,7 +558,26 @@ class Pipeline:
         x = spot[0] - round((product[0] - region[0]) * scale)
         y = spot[1] - round((product[1] - region[1]) * scale_y)
         rgb, alpha = geometry.paste(rgb, alpha, *canvas, x, y)
-        return Layout(rgb, alpha, bbox, spec, scale * sent, kept * scale * scale)
+        return Layout(rgb, alpha, bbox, spec, scale * sent, kept * scale * scale, choice)
+
+    @staticmethod
+    def _preset_canvas(
+        alpha: np.ndarray, bbox: geometry.Box, product: geometry.Box, options: CutoutOptions, most: float | None
+    ) -> CanvasChoice:
+        """The preset's canvas for this photo: the fill each size would give is the product's solid
+        box (what the check measures) placed as the layout will place it."""
+        width, height = product[2] - product[0], product[3] - product[1]
+        solid = product_box(alpha[bbox[1] : bbox[3], bbox[0] : bbox[2]]) or (0, 0, 0, 0)
+        share_w, share_h = (solid[2] - solid[0]) / width, (solid[3] - solid[1]) / height
+
+        def fill_at(size: tuple[int, int]) -> float:
+            padding = options.padding.sides_within(*size)
+            on = geometry.Canvas(*size, padding, options.fit, options.scale, options.position, most)
+            spot = on.spot(width, height)
+            # a pixel short of the fill the layout's rounding could leave
+            return max(((spot[2] - spot[0]) * share_w - 1) / size[0], ((spot[3] - spot[1]) * share_h - 1) / size[1])
+
+        return PRESETS[options.preset or ""].choose_canvas(fill_at, options.max_enlargement)
 
     def compose(
         self,

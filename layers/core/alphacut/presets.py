@@ -8,13 +8,15 @@ marketplace only recommends, or what has no source, is advice: said, never faile
 
 Usage::
 
-    PRESETS["amazon"].options          # {"target_width": "2000", "bg_color": "#ffffff", ...}
+    PRESETS["amazon"].options          # {"padding": "3%", "bg_color": "#ffffff", ...}
+    PRESETS["amazon"].choose_canvas(fill_at, most=4.0)   # CanvasChoice((1450, 1450), (2000, 2000), "canvas: ...")
     check = PRESETS["amazon"].check(Delivered(pixels, product, shade, "jpg", len(data), 1.4))
     check.passed, check.to_dict()      # {"preset": "amazon", "passed": True, "rules": [...]}
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +63,45 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class CanvasRange:
+    """A marketplace's canvas as the marketplace states it: sizes of its long side (smallest it
+    takes, the one it recommends, largest it takes) at one aspect (width over height). Fixed where
+    the three are one size."""
+
+    smallest: int
+    recommended: int
+    largest: int
+    aspect: float = 1.0
+
+    def size(self, long_side: int) -> tuple[int, int]:
+        """The canvas (width, height) whose long side is ``long_side``."""
+        if self.aspect >= 1:
+            return long_side, max(1, round(long_side / self.aspect))
+        return max(1, round(long_side * self.aspect)), long_side
+
+    @property
+    def fixed(self) -> bool:
+        return self.smallest == self.recommended == self.largest
+
+
+@dataclass(frozen=True)
+class CanvasChoice:
+    """The canvas a result was laid on, and why it is smaller than recommended (None: it is not)."""
+
+    size: tuple[int, int]
+    recommended: tuple[int, int]
+    reduced: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        said: dict[str, Any] = {"size": list(self.size), "recommended": list(self.recommended)}
+        return {**said, "reduced": self.reduced} if self.reduced else said
+
+
+@dataclass(frozen=True)
 class PresetCheck:
     preset: str
     rules: list[RuleResult]
+    canvas: CanvasChoice | None = None  # where the preset chose the canvas (no target size given)
 
     @property
     def passed(self) -> bool:
@@ -74,7 +112,8 @@ class PresetCheck:
         return [rule.rule for rule in self.rules if not rule.passed and not rule.advice]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"preset": self.preset, "passed": self.passed, "rules": [r.to_dict() for r in self.rules]}
+        said = {"preset": self.preset, "passed": self.passed, "rules": [r.to_dict() for r in self.rules]}
+        return {**said, "canvas": self.canvas.to_dict()} if self.canvas is not None else said
 
     def header(self) -> str:
         """``X-Alphacut-Check``: ``amazon passed`` or ``amazon failed: fill_ratio,background_white``."""
@@ -100,10 +139,10 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Preset:
-    """A marketplace's main image: the canvas and background it is made on, and its rules."""
+    """A marketplace's main image: the canvas range and background it is made on, and its rules."""
 
     name: str
-    canvas: tuple[int, int]  # width, height
+    canvas: CanvasRange
     padding: str  # free space at the canvas's edges, as the ``padding`` option takes it
     formats: tuple[str, ...]  # the formats the marketplace takes (of those alphacut writes)
     min_long_side: int | None = None  # the long side (Amazon's and Walmart's zoom)
@@ -119,12 +158,14 @@ class Preset:
     source: str = ""  # the document the rules come from (docs/api.md: where and when read)
 
     @property
+    def recommended(self) -> tuple[int, int]:
+        return self.canvas.size(self.canvas.recommended)
+
+    @property
     def options(self) -> dict[str, str]:
-        """The request parameters the preset stands for, as a form would send them."""
-        width, height = self.canvas
+        """The request parameters the preset stands for, as a form would send them. The canvas's size
+        is not one of them: it is chosen per photo (``choose_canvas``) unless the caller gives one."""
         return {
-            "target_width": str(width),
-            "target_height": str(height),
             "padding": self.padding,
             "bg_color": "#ffffff",
             "format": "jpg",
@@ -132,6 +173,27 @@ class Preset:
             "fit": "contain",
             "upscale": "limit",
         }
+
+    def choose_canvas(
+        self, fill_at: Callable[[tuple[int, int]], float], most: float | None
+    ) -> CanvasChoice:
+        """The recommended canvas where the photo fills it as the marketplace asks within the
+        enlargement limit; else the largest size of the range at which it does (``fill_at(size)``:
+        the product's fill on a canvas of that size, enlarged at most ``most``); else the smallest,
+        where the check then says by how much the fill falls short."""
+        recommended = self.recommended
+        if self.min_fill is None or self.canvas.fixed or fill_at(recommended) >= self.min_fill:
+            return CanvasChoice(recommended, recommended)
+        low, high = self.canvas.smallest, self.canvas.recommended
+        if fill_at(self.canvas.size(low)) < self.min_fill:
+            size = self.canvas.size(low)
+            why = f"canvas: reduced to {max(size)}, the smallest {self.name} takes; the photo is too small to fill it"
+            return CanvasChoice(size, recommended, why)
+        while high - low > 1:  # the fill falls as the canvas grows past what the enlargement limit allows
+            middle = (low + high) // 2
+            low, high = (middle, high) if fill_at(self.canvas.size(middle)) >= self.min_fill else (low, middle)
+        limit = f" at <= {most:g}x" if most is not None else ""
+        return CanvasChoice(self.canvas.size(low), recommended, f"canvas: reduced to {low} for fill{limit}")
 
     def check(self, delivered: Delivered) -> PresetCheck:
         """The rules measured on the delivered result (``Delivered``)."""
@@ -305,7 +367,7 @@ PRESETS: dict[str, Preset] = {
     for preset in (
         Preset(
             "amazon",
-            (2000, 2000),
+            CanvasRange(1000, 2000, 10000),
             "3%",
             ("jpg", "png"),
             min_long_side=1000,
@@ -316,7 +378,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "ebay",
-            (1600, 1600),
+            CanvasRange(500, 1600, 1600),
             "5%",
             ("jpg", "png", "webp"),
             min_long_side=500,
@@ -325,7 +387,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "etsy",
-            (2000, 1600),
+            CanvasRange(2000, 2000, 2000, 5 / 4),
             "8%",
             ("jpg", "png"),
             advice=(("long_side", 2000), ("aspect", 5 / 4)),
@@ -333,7 +395,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "shopify",
-            (2048, 2048),
+            CanvasRange(2048, 2048, 4472),
             "6%",
             ("jpg", "png", "webp"),
             max_size=(4472, 4472, 20_000_000),
@@ -342,7 +404,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "walmart",
-            (2200, 2200),
+            CanvasRange(2200, 2200, 2200),
             "5%",
             ("jpg", "png"),
             min_long_side=1500,
@@ -355,7 +417,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "google",
-            (1500, 1500),
+            CanvasRange(500, 1500, 8000),
             "5%",
             ("jpg", "png", "webp"),
             min_size=(500, 500),
@@ -365,7 +427,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "zalando",
-            (1801, 2600),
+            CanvasRange(1100, 2600, 2600, 1801 / 2600),
             "5%",
             ("jpg",),
             min_size=(762, 1100),

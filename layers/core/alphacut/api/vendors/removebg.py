@@ -223,6 +223,7 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
             parse_bool(params[name], name)
     mapping: dict[str, Any] = {name: params[name] for name in (*TRANSLATED, *EXTENSIONS) if name in params}
     mapping["shadow"] = shadow_type(params, kind)
+    mapping.setdefault("shadow_frame", "keep")  # remove.bg's shadowed result is the photo's own size
     mapping.setdefault("size", DEFAULT_SIZE)
     mapping.setdefault("format", DEFAULT_FORMAT)
     if "crop_margin" in mapping:
