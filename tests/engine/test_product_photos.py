@@ -73,14 +73,18 @@ def test_a_product_too_small_for_amazons_2000_px_passes_on_the_largest_canvas_it
 def test_a_photo_no_canvas_can_save_fails_naming_the_fill_and_a_given_size_is_judged_as_given(
     pipeline, eval_dir
 ):
-    photo = Image.open(eval_dir / "general" / "images" / SMALL_CAR).resize((300, 169), Image.Resampling.LANCZOS)
+    photo = Image.open(eval_dir / "general" / "images" / SMALL_CAR).resize(
+        (300, 169), Image.Resampling.LANCZOS
+    )
     data = io.BytesIO()
     photo.save(data, "JPEG", quality=95)
     result = pipeline.run(data.getvalue(), CutoutOptions.from_mapping({"preset": "amazon"}))
     assert result.check.failed == ["fill_ratio"], result.check.to_dict()
     assert (result.width, result.height) == (1000, 1000)  # the smallest Amazon takes: the fullest it can be
     assert "too small to fill it" in result.check.to_dict()["canvas"]["reduced"]
-    given = pipeline.run(data.getvalue(), CutoutOptions.from_mapping({"preset": "amazon", "target_width": "2000"}))
+    given = pipeline.run(
+        data.getvalue(), CutoutOptions.from_mapping({"preset": "amazon", "target_width": "2000"})
+    )
     assert (given.width, "canvas" in given.check.to_dict()) == (2000, False)  # the caller's size wins
     assert "fill_ratio" in given.check.failed
 

@@ -189,11 +189,13 @@ def test_a_preset_keeps_its_recommended_canvas_where_the_photo_fills_it_and_redu
     from alphacut.presets import PRESETS
 
     amazon = PRESETS["amazon"]
+
     # a product 500 px long enlarged at most 4x: 2000 px long on any canvas, fill = 2000 / side
     def fill_at(size):
         return min(2000, 0.94 * size[0]) / size[0]
 
     assert amazon.choose_canvas(fill_at, 4.0).size == (2000, 2000)  # fills 94 % at 2000
+
     def small(size):  # 300 px long: 1200 px at 4x
         return min(1200, 0.94 * size[0]) / size[0]
 
@@ -204,4 +206,7 @@ def test_a_preset_keeps_its_recommended_canvas_where_the_photo_fills_it_and_redu
     assert tiny.size == (1000, 1000) and "the smallest amazon takes" in tiny.reduced
     # a marketplace with no fill rule, or a fixed size, keeps its size; a portrait range keeps its aspect
     assert PRESETS["walmart"].choose_canvas(small, 4.0).size == (2200, 2200)
-    assert PRESETS["zalando"].recommended == (1801, 2600) and PRESETS["zalando"].canvas.size(1100) == (762, 1100)
+    assert PRESETS["zalando"].recommended == (1801, 2600) and PRESETS["zalando"].canvas.size(1100) == (
+        762,
+        1100,
+    )

@@ -562,7 +562,11 @@ class Pipeline:
 
     @staticmethod
     def _preset_canvas(
-        alpha: np.ndarray, bbox: geometry.Box, product: geometry.Box, options: CutoutOptions, most: float | None
+        alpha: np.ndarray,
+        bbox: geometry.Box,
+        product: geometry.Box,
+        options: CutoutOptions,
+        most: float | None,
     ) -> CanvasChoice:
         """The preset's canvas for this photo: the fill each size would give is the product's solid
         box (what the check measures) placed as the layout will place it."""
@@ -575,7 +579,9 @@ class Pipeline:
             on = geometry.Canvas(*size, padding, options.fit, options.scale, options.position, most)
             spot = on.spot(width, height)
             # a pixel short of the fill the layout's rounding could leave
-            return max(((spot[2] - spot[0]) * share_w - 1) / size[0], ((spot[3] - spot[1]) * share_h - 1) / size[1])
+            return max(
+                ((spot[2] - spot[0]) * share_w - 1) / size[0], ((spot[3] - spot[1]) * share_h - 1) / size[1]
+            )
 
         return PRESETS[options.preset or ""].choose_canvas(fill_at, options.max_enlargement)
 

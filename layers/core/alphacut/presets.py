@@ -9,7 +9,7 @@ marketplace only recommends, or what has no source, is advice: said, never faile
 Usage::
 
     PRESETS["amazon"].options          # {"padding": "3%", "bg_color": "#ffffff", ...}
-    PRESETS["amazon"].choose_canvas(fill_at, most=4.0)   # CanvasChoice((1450, 1450), (2000, 2000), "canvas: ...")
+    PRESETS["amazon"].choose_canvas(fill_at, most=4.0)   # CanvasChoice((1450, 1450), (2000, 2000), ...)
     check = PRESETS["amazon"].check(Delivered(pixels, product, shade, "jpg", len(data), 1.4))
     check.passed, check.to_dict()      # {"preset": "amazon", "passed": True, "rules": [...]}
 """
@@ -174,9 +174,7 @@ class Preset:
             "upscale": "limit",
         }
 
-    def choose_canvas(
-        self, fill_at: Callable[[tuple[int, int]], float], most: float | None
-    ) -> CanvasChoice:
+    def choose_canvas(self, fill_at: Callable[[tuple[int, int]], float], most: float | None) -> CanvasChoice:
         """The recommended canvas where the photo fills it as the marketplace asks within the
         enlargement limit; else the largest size of the range at which it does (``fill_at(size)``:
         the product's fill on a canvas of that size, enlarged at most ``most``); else the smallest,
@@ -187,11 +185,16 @@ class Preset:
         low, high = self.canvas.smallest, self.canvas.recommended
         if fill_at(self.canvas.size(low)) < self.min_fill:
             size = self.canvas.size(low)
-            why = f"canvas: reduced to {max(size)}, the smallest {self.name} takes; the photo is too small to fill it"
+            why = (
+                f"canvas: reduced to {max(size)}, the smallest {self.name} takes; "
+                "the photo is too small to fill it"
+            )
             return CanvasChoice(size, recommended, why)
         while high - low > 1:  # the fill falls as the canvas grows past what the enlargement limit allows
             middle = (low + high) // 2
-            low, high = (middle, high) if fill_at(self.canvas.size(middle)) >= self.min_fill else (low, middle)
+            low, high = (
+                (middle, high) if fill_at(self.canvas.size(middle)) >= self.min_fill else (low, middle)
+            )
         limit = f" at <= {most:g}x" if most is not None else ""
         return CanvasChoice(self.canvas.size(low), recommended, f"canvas: reduced to {low} for fill{limit}")
 
