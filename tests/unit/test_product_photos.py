@@ -249,7 +249,9 @@ def test_a_preset_gives_its_size_and_format_and_a_whole_product_passes_its_check
     preset = PRESETS[name]
     result = _compose({"preset": name, "shadow": "contact"}, *_studio())
     pixels = _pixels(result.image)
-    size = (int(preset.options["target_width"]), int(preset.options["target_height"]))
+    chosen = result.check.canvas  # the recommended size, or one the check says it reduced to
+    size = chosen.size
+    assert chosen.recommended == preset.recommended and (size == preset.recommended or chosen.reduced)
     assert (pixels.shape[1], pixels.shape[0]) == size and result.image[:3] == b"\xff\xd8\xff"  # JPEG
     assert result.check is not None and result.check.passed, result.check.to_dict()
     assert (result.enlargement or 1.0) <= preset.max_enlargement  # None: not resized
@@ -341,7 +343,9 @@ def test_zalandos_portrait_walmarts_square_and_file_size_are_rules():
 
 def test_options_given_beside_a_preset_win():
     options = CutoutOptions.from_mapping({"preset": "amazon", "format": "png", "target_width": "1200"})
-    assert options.format.value == "png" and options.target_width == 1200 and options.target_height == 2000
+    assert options.format.value == "png" and options.target_width == 1200 and options.target_height == 1200
+    portrait = CutoutOptions.from_mapping({"preset": "zalando", "target_height": "1440"})
+    assert (portrait.target_width, portrait.target_height) == (997, 1440)  # Zalando's 1 : 1.44
 
 
 # ---- limits ---------------------------------------------------------------------------------------

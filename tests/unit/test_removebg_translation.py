@@ -171,7 +171,7 @@ def test_remove_bg_shadow_opacity_and_alphacut_extensions_reach_the_options():
         {"add_shadow": "1", "shadow_opacity": "30", "preset": "ebay", "shadow_angle": "90"}, {}, 1000
     )
     assert options.shadow_spec.opacity == 30 and options.shadow_spec.angle == 90
-    assert options.preset == "ebay" and options.target_width == 1600
+    assert options.preset == "ebay" and options.target_width is None  # the canvas: chosen per photo
 
 
 @pytest.mark.parametrize(

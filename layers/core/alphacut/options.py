@@ -81,6 +81,18 @@ class Upscale(StrEnum):
     NEVER = "never"  # never above its size in the photo as sent
 
 
+def _other_side(preset: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """One side of the canvas given beside a preset: the other at the marketplace's aspect (a square
+    marketplace's 1200 wide is 1200 high), unless given too or not a number (its parser says so)."""
+    width, height = (str(values.get(name) or "").strip() for name in ("target_width", "target_height"))
+    aspect = PRESETS[parse_preset(preset)].canvas.aspect
+    if width.isdigit() and not height:
+        return {"target_height": str(max(1, round(int(width) / aspect)))}
+    if height.isdigit() and not width:
+        return {"target_width": str(max(1, round(int(height) * aspect)))}
+    return {}
+
+
 class ShadowFrame(StrEnum):
     GROW = "grow"  # without a canvas or crop, the photo's frame grows where the shadow would leave it
     KEEP = "keep"  # the photo's own size: the shadow shortened (or faded out) to fit inside it
@@ -1103,7 +1115,7 @@ class CutoutOptions:
         values = {k: v for k, v in params.items() if k in known and v is not None}
         preset = str(values.get("preset") or "").strip()
         if preset:
-            values = {**PRESETS[parse_preset(preset)].options, **values}
+            values = {**PRESETS[parse_preset(preset)].options, **values, **_other_side(preset, values)}
         else:
             values.pop("preset", None)
         for row in OPTION_FIELDS:
