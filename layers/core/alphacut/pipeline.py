@@ -480,7 +480,7 @@ class Pipeline:
             return self._on_canvas(image, rgb, alpha, bbox, options, sent, most)
         photo = (0, 0, image.width, image.height)
         limit = self.frame_limit(options)
-        keep = options.shadow_frame is ShadowFrame.KEEP
+        keep = options.shadow_frame is ShadowFrame.KEEP and not options.crop  # a crop frames the shadow
 
         def fits(room: tuple[int, int, int, int]) -> bool:
             reach = geometry.union(photo, geometry.grow(bbox, room))
