@@ -334,3 +334,24 @@ def test_the_payments_record_keeps_a_refund_when_a_late_success_arrives(store_ke
     records.mark(store_key, "pi_late", "refunded", refunded_credits=40, owed_credits=0)
     records.mark(store_key, "pi_late", "succeeded")
     assert records.payment(store_key, "pi_late").state == "refunded"
+
+
+def test_a_deployment_without_stripes_keys_answers_503_naming_the_set_up(handler, store_key):
+    from alphacut.api import services
+
+    keys = ("ALPHACUT_STRIPE_SECRET_KEY", "ALPHACUT_STRIPE_PUBLISHABLE_KEY", "ALPHACUT_STRIPE_WEBHOOK_SECRET")
+    with pytest.MonkeyPatch.context() as patch:
+        arn = boto3.client("secretsmanager").create_secret(
+            Name=f"stripe-unset-{uuid.uuid4().hex[:6]}",
+            SecretString="not json: the operator has not put the keys",
+        )["ARN"]
+        for name in keys:
+            patch.delenv(name, raising=False)
+        patch.setenv("STRIPE_SECRET_ARN", arn)
+        services.configure(ServiceSettings.from_env())
+        for method, path in (("GET", "/v1/billing/config"), ("POST", "/v1/billing/credits")):
+            answer = call(handler, method, path, body=json.dumps({"credits": 40}) if method == "POST" else b"",
+                          key_id=store_key)  # fmt: skip
+            assert answer["statusCode"] == 503, answer_json(answer)
+            assert answer_json(answer)["error"]["code"] == "billing_unavailable"
+    services.configure(ServiceSettings.from_env())

@@ -114,7 +114,11 @@ class BillingSettings:
         if not keys.secret_key and self.stripe_secret_arn:
             from alphacut.aws.secrets import secret_bytes
 
-            stored: dict[str, Any] = json.loads(secret_bytes(self.stripe_secret_arn) or b"{}")
+            try:  # until the operator puts the keys there, the secret holds no JSON object
+                stored: dict[str, Any] = json.loads(secret_bytes(self.stripe_secret_arn) or b"{}")
+            except ValueError:
+                stored = {}
+            stored = stored if isinstance(stored, dict) else {}
             keys = StripeKeys(
                 stored.get("secret_key", ""),
                 stored.get("webhook_secret", ""),
