@@ -350,8 +350,8 @@ def test_a_deployment_without_stripes_keys_answers_503_naming_the_set_up(handler
         patch.setenv("STRIPE_SECRET_ARN", arn)
         services.configure(ServiceSettings.from_env())
         for method, path in (("GET", "/v1/billing/config"), ("POST", "/v1/billing/credits")):
-            answer = call(handler, method, path, body=json.dumps({"credits": 40}) if method == "POST" else b"",
-                          key_id=store_key)  # fmt: skip
+            body = json.dumps({"credits": 40}) if method == "POST" else b""
+            answer = call(handler, method, path, body=body, key_id=store_key)
             assert answer["statusCode"] == 503, answer_json(answer)
             assert answer_json(answer)["error"]["code"] == "billing_unavailable"
     services.configure(ServiceSettings.from_env())
