@@ -61,13 +61,13 @@ class LocalStripe:
             self.process.wait(10)
 
     def send_webhooks_to(
-        self, url: str, secret: str = WEBHOOK_SECRET, events: list[str] | None = None
+        self, url: str, secret: str = WEBHOOK_SECRET, events: list[str] | None = None, hook: str = "alphacut"
     ) -> None:
         """Register a webhook endpoint (localstripe's /_config/webhooks), which signs each event with
         ``secret``."""
         fields = [("url", url), ("secret", secret)] + [("events[]", e) for e in events or []]
         body = "&".join(f"{k}={urllib.request.quote(v, safe='')}" for k, v in fields).encode()
-        request = urllib.request.Request(f"{self.api}/_config/webhooks/alphacut", data=body, method="POST")
+        request = urllib.request.Request(f"{self.api}/_config/webhooks/{hook}", data=body, method="POST")
         urllib.request.urlopen(request, timeout=5).read()
 
 

@@ -332,8 +332,15 @@ def stripe_on_stack(stack):
     """localstripe (tests/localstripe_server.py) as the stack's Stripe: the billing functions and the
     page's function pointed at it (a stack update with new parameters), its signed webhooks sent to
     the stack's own /v1/billing/stripe through the gateway."""
-    from tests.localstripe_server import PUBLISHABLE_KEY, SECRET_KEY, WEBHOOK_SECRET, LocalStripe
+    from tests.localstripe_server import (
+        PUBLISHABLE_KEY,
+        SECRET_KEY,
+        WEBHOOK_SECRET,
+        LocalStripe,
+        WebhookReceiver,
+    )
 
+    copies = WebhookReceiver()  # localstripe sends every event here too: the exact bytes, to replay
     with LocalStripe() as server:
         settings = {
             "ALPHACUT_STRIPE_API_BASE": server.api,
@@ -345,4 +352,7 @@ def stripe_on_stack(stack):
         for function in ("BillingFunction", "LowBalanceFunction", "TasksFunction"):
             stack.set_function_env(function, **settings)
         server.send_webhooks_to(f"{stack.url}/v1/billing/stripe", WEBHOOK_SECRET)
+        server.send_webhooks_to(copies.url, WEBHOOK_SECRET, hook="copies")
+        server.settings, server.copies = settings, copies
         yield server
+    copies.close()

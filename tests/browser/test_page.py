@@ -447,7 +447,7 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
     page.find_element(By.ID, "buy").click()
     wait_for(page, lambda: page.find_element(By.ID, "billing-status").text == "40 credits added", 60)
     page.save_screenshot(str(SHOTS / "08_billing.png"))
-    assert page.find_element(By.ID, "billing-balance").text == "40"
+    wait_for(page, lambda: page.find_element(By.ID, "billing-balance").text == "40", 10)
     row = page.find_element(By.CSS_SELECTOR, "#payments tbody tr")
     assert row.find_element(By.CSS_SELECTOR, ".state").text == "succeeded"
     assert "8.00 usd" in row.text

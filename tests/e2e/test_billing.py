@@ -5,14 +5,22 @@ buys the automatic top-up once and tells the store once, signed with its key's s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import pytest
+import requests
 import stripe
 from alphacut.callbacks import key_secret, verify
+from alphacut_dev.local.stack import STACK_NAME
 
 from tests.localstripe_server import SECRET_KEY, WebhookReceiver
-from tests.stack_fixtures import IMAGE_HOST, credit_key
+from tests.stack_fixtures import IMAGE_HOST, cli_env, credit_key
+
+ALPHACUT = Path(sys.executable).with_name("alphacut")
 
 
 def stripe_client(server) -> stripe.StripeClient:
@@ -29,7 +37,21 @@ def balance_reaches(store, credits: float, timeout: float = 30.0) -> float:
         time.sleep(0.3)
 
 
-def test_a_store_buys_40_credits_and_localstripes_webhook_credits_exactly_40(stack, admin, stripe_on_stack):
+def delivery_of(server, kind: str, intent: str, timeout: float = 15.0):
+    """localstripe's signed delivery of ``kind`` for ``intent`` (its copy: the bytes it sent the stack)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for delivery in server.copies.received:
+            event = json.loads(delivery.body)
+            if event["type"] == kind and event["data"]["object"]["id"] == intent:
+                return delivery
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} for {intent}")
+
+
+def test_a_store_buys_40_credits_and_localstripes_webhook_credits_exactly_40(
+    stack, admin, stripe_on_stack, tmp_path
+):
     store = credit_key(admin, stack, "0")
     bought = store.post("/v1/billing/credits", json={"credits": 40})
     assert bought.status_code == 200, bought.text
@@ -44,11 +66,37 @@ def test_a_store_buys_40_credits_and_localstripes_webhook_credits_exactly_40(sta
     assert [(p["payment"], p["state"]) for p in payments["payments"]] == [(intent, "succeeded")]
     forged = stack_post_unsigned(stack)
     assert (forged.status_code, forged.json()["error"]["code"]) == (400, "invalid_signature")
+    # the same success replayed through the gateway, exactly as localstripe signed it: nothing added
+    success = delivery_of(stripe_on_stack, "payment_intent.succeeded", intent)
+    replayed = requests.post(
+        f"{stack.url}/v1/billing/stripe",
+        data=success.body,
+        headers={"Stripe-Signature": success.headers["Stripe-Signature"], "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert (replayed.status_code, replayed.json()["done"]) == (200, "already credited")
+    # a card whose charge is declined adds nothing
+    declined = store.post("/v1/billing/credits", json={"credits": 40}).json()["payment_intent"]
+    client.v1.payment_intents.update(declined, params={"payment_method": "pm_card_chargeCustomerFail"})
+    with pytest.raises(stripe.CardError):
+        client.v1.payment_intents.confirm(declined)
+    delivery_of(stripe_on_stack, "payment_intent.payment_failed", declined)
+    time.sleep(0.5)  # the stack's copy of it lands beside this one
+    assert store.get("/v1/billing/payments").json()["balance"] == 40
+    # the operator refunds the first payment: its 40 unspent credits are taken back
+    environment = {**cli_env(stack), **stripe_on_stack.settings}
+    refunded = subprocess.run(
+        [str(ALPHACUT), "billing", "--stack", STACK_NAME, "refund", "--payment", intent],
+        env=environment, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert refunded.returncode == 0, refunded.stderr
+    assert "40 credits taken back, 0 already spent stay owed" in refunded.stdout
+    states = {p["payment"]: p["state"] for p in store.get("/v1/billing/payments").json()["payments"]}
+    assert states == {intent: "refunded", declined: "failed"}
+    assert store.get("/v1/billing/payments").json()["balance"] == 0
 
 
 def stack_post_unsigned(stack):
-    import requests
-
     body = {"type": "payment_intent.succeeded", "data": {"object": {"id": "pi_forged", "metadata": {}}}}
     return requests.post(
         f"{stack.url}/v1/billing/stripe", json=body, headers={"Stripe-Signature": "t=1,v1=00"}, timeout=30

@@ -402,6 +402,7 @@ async function loadBilling() {
   $("notify-url").value = billing.notify_url || "";
   $("notify-email").value = billing.email || "";
   const listed = await call("GET", "v1/billing/payments");
+  say("billing-balance", String(listed.balance));  // read after the settings: the newer balance
   $("payments").querySelector("tbody").replaceChildren(...listed.payments.map((p) => el("tr", { dataset: { payment: p.payment } },
     el("td", {}, p.at), el("td", {}, String(p.credits)), el("td", {}, `${(p.amount / 100).toFixed(2)} ${p.currency}`),
     el("td", { class: "state" }, p.state),
