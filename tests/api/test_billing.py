@@ -355,3 +355,19 @@ def test_a_deployment_without_stripes_keys_answers_503_naming_the_set_up(handler
             assert answer["statusCode"] == 503, answer_json(answer)
             assert answer_json(answer)["error"]["code"] == "billing_unavailable"
     services.configure(ServiceSettings.from_env())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"notify_url": "http://169.254.169.254/latest"}, "notify_url"),  # the metadata address
+        ({"notify_url": "https://example.com:22/hook"}, "notify_url"),  # a port callbacks never use
+        ({"notify_url": "ftp://example.com/hook"}, "notify_url"),
+        ({"email": "not an address"}, "email"),
+        ({"auto_top_up": "store"}, "auto_top_up"),  # no card saved
+        ({"low_balance": -1}, "low_balance"),
+    ],
+)
+def test_a_threshold_setting_no_notice_could_reach_is_a_400_naming_the_field(handler, store_key, body, field):
+    answer = call(handler, "POST", "/v1/billing/settings", body=json.dumps(body), key_id=store_key)
+    assert (answer["statusCode"], answer_json(answer)["error"]["field"]) == (400, field)

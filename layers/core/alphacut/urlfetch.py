@@ -408,7 +408,11 @@ def _callback_refused(refused: _NotPublic | _Refused, field: str) -> UrlNotAllow
 
 
 def check_callback_url(
-    url: str, allowed_hosts: Iterable[str] = (), timeout: float = 3.0, allowed_ports: Iterable[int] = ()
+    url: str,
+    allowed_hosts: Iterable[str] = (),
+    timeout: float = 3.0,
+    allowed_ports: Iterable[int] = (),
+    field: str = "callback_url",
 ) -> None:
     """Refuse a callback URL at submission that could never be delivered: not http(s), a port
     other than 80 and 443 (a black-hole port would hold the callback slots through every retry), or
@@ -416,12 +420,12 @@ def check_callback_url(
     included) or not at all; those last two get one answer. Delivery checks again (DNS can change
     between the two)."""
     allowed = tuple(allowed_hosts)
-    _, host, port = parse_url(url, allowed, allowed_ports, "callback_url")
+    _, host, port = parse_url(url, allowed, allowed_ports, field)
     try:
         with Deadline(timeout) as deadline:
             resolve_public(host, port, allowed, deadline)
     except (_NotPublic, _Refused) as refused:
-        raise _callback_refused(refused, "callback_url") from None
+        raise _callback_refused(refused, field) from None
 
 
 def post_json(

@@ -157,7 +157,8 @@ def purchases() -> Purchases:
 
         table = services.SETTINGS.require("usage_table")
         settings = billing_settings()
-        return Purchases(settings, StripeAccount(settings), PaymentRecords(table), CreditLedger(table))
+        account, allowed = StripeAccount(settings), services.SETTINGS.url_allowed_hosts
+        return Purchases(settings, account, PaymentRecords(table), CreditLedger(table), allowed)
 
     return services.once("purchases", made)
 
