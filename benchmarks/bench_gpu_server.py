@@ -3,7 +3,8 @@
 For each ALPHACUT_MAX_BATCH in ``--batches`` the server is started afresh (its engine chosen as
 everywhere: CUDA on a GPU, OpenVINO bf16 on a CPU with bf16, else onnxruntime), then ``--requests``
 POST /invocations (eval photos, JPEG, type=auto, quality=fast) are sent from ``c`` client threads
-for each concurrency ``c``. Printed: images a second, p50/p99 latency (request sent to matte PNG
+for each concurrency ``c``, after a warm-up at the highest (so that each batch size has run once:
+onnxruntime's CUDA provider searches cuDNN's algorithms at a shape's first run). Printed: images a second, p50/p99 latency (request sent to matte PNG
 received: decode, wait for the batch, model, PNG), and memory: the GPU's used memory (nvidia-smi)
 where there is one, else the server's peak RSS.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,9 +26,15 @@ from pathlib import Path
 
 import requests
 from alphacut_dev.data import EVAL
-from alphacut_dev.local.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A free port (alphacut_dev.local.stack has one too, but imports boto3: a GPU machine may lack it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start_server(max_batch: int, window_ms: float) -> tuple[subprocess.Popen, str, str]:
@@ -106,7 +114,8 @@ def main() -> None:
             print("| max batch | concurrency | images/s | p50 s | p99 s | memory MB |")
             print("|---:|---:|---:|---:|---:|---:|")
         try:
-            load(url, photos, 1, 2)  # warm
+            top = max(args.concurrency)
+            load(url, photos, top, 2 * top)  # warm: every batch size once
             for concurrency in args.concurrency:
                 count = max(args.requests, 2 * concurrency)
                 rate, latencies = load(url, photos, concurrency, count)
