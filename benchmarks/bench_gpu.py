@@ -74,7 +74,11 @@ def graph_files(name: str, precision: str, work: Path) -> list[tuple[Path, objec
     sources = {
         "isnet": [isnet_dir / "graph.onnx"],
         "selfie": [models / "selfie" / "selfie.onnx"],
-        "costume": [isnet_dir / "graph_features.onnx", models / "backbone" / "efficientnet_lite0.onnx", HEAD_PATH],
+        "costume": [
+            isnet_dir / "graph_features.onnx",
+            models / "backbone" / "efficientnet_lite0.onnx",
+            HEAD_PATH,
+        ],
     }[name]
     files: list[tuple[Path, object]] = []
     for source in sources:
@@ -116,8 +120,12 @@ def chain(name: str, sessions: list, rgb: np.ndarray):
     picture, picture_lite = isnet.preprocess(rgb), backbone.preprocess(rgb)
     names = [*isnet.FEATURE_OUTPUTS]
     outputs = features.run([isnet.MATTE_OUTPUT, *names], {"input": picture})
-    maps = dict(zip(["s8", "s16", "s32", "head"], lite.run(["s8", "s16", "s32", "head"], {"input": picture_lite})))
-    result = isnet.IsnetOutput(outputs[0][0, 0], dict(zip(names, [o.astype(np.float32) for o in outputs[1:]])))
+    maps = dict(
+        zip(["s8", "s16", "s32", "head"], lite.run(["s8", "s16", "s32", "head"], {"input": picture_lite}))
+    )
+    result = isnet.IsnetOutput(
+        outputs[0][0, 0], dict(zip(names, [o.astype(np.float32) for o in outputs[1:]]))
+    )
     feeds = costume_head.head_inputs(rgb, result, maps)
     feeds = {key: feeds[key] for key in head.input_names}
 
@@ -135,11 +143,15 @@ def child_model(
     """One model at one precision in this process: a row per batch size."""
     from alphacut.models.engines import choose_engine
 
-    engine = dataclasses.replace(choose_engine(engine_name), batches=True)  # cuda's already; a CPU dry run's too
+    engine = dataclasses.replace(
+        choose_engine(engine_name), batches=True
+    )  # cuda's already; a CPU dry run's too
     rows = []
     with tempfile.TemporaryDirectory() as work:
         started = time.perf_counter()
-        sessions = [engine.open(path, 0, weights) for path, weights in graph_files(name, precision, Path(work))]
+        sessions = [
+            engine.open(path, 0, weights) for path, weights in graph_files(name, precision, Path(work))
+        ]
         load_s = time.perf_counter() - started
         run = chain(name, sessions, photo_rgb())
         for batch in batches:
@@ -188,15 +200,24 @@ def eval_scores(engine_name: str, qualities: tuple[str, ...] = QUALITIES) -> dic
     for folder, subject in EVAL_ROUTES:
         for quality in qualities:
             started = time.perf_counter()
-            report = evaluate(EVAL / folder, pipeline, SubjectType(subject), "all", options=CutoutOptions(quality=quality))
+            report = evaluate(
+                EVAL / folder, pipeline, SubjectType(subject), "all", options=CutoutOptions(quality=quality)
+            )
             seconds = (time.perf_counter() - started) / len(report.scores)
-            scores.setdefault(folder, {})[quality] = {"iou": {s.stem: s.iou for s in report.scores}, "seconds": seconds}
+            scores.setdefault(folder, {})[quality] = {
+                "iou": {s.stem: s.iou for s in report.scores},
+                "seconds": seconds,
+            }
     return scores
 
 
 def in_child(args: list[str], timeout: float) -> object:
     done = subprocess.run(
-        [sys.executable, __file__, "child", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, __file__, "child", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{done.stderr[-3000:]}")
@@ -206,7 +227,9 @@ def in_child(args: list[str], timeout: float) -> object:
 def model_table(args: argparse.Namespace, deadline: float) -> None:
     idle = gpu_memory_mb()
     print(f"\n## 1. each model on {args.engine} by precision and batch (GPU memory over the idle {idle} MB)")
-    print("| model | precision | batch | images/s | p50 s a batch | p99 s | first run s | GPU MB | max diff vs fp32 |")
+    print(
+        "| model | precision | batch | images/s | p50 s a batch | p99 s | first run s | GPU MB | max diff vs fp32 |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         reference: dict[int, np.ndarray] = {}
@@ -216,7 +239,15 @@ def model_table(args: argparse.Namespace, deadline: float) -> None:
                 print(f"| {name} | {precision} | skipped: the budget was spent |")
                 continue
             try:
-                what = ["model", name, precision, args.engine, str(args.repeats), str(idle), *map(str, args.batches)]
+                what = [
+                    "model",
+                    name,
+                    precision,
+                    args.engine,
+                    str(args.repeats),
+                    str(idle),
+                    *map(str, args.batches),
+                ]
                 rows = in_child(what, left)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 print(f"| {name} | {precision} | failed: {str(error)[-400:]!r} |")
@@ -224,14 +255,19 @@ def model_table(args: argparse.Namespace, deadline: float) -> None:
             for row in rows:
                 output = np.asarray(row["output"])
                 reference.setdefault(row["batch"], output)
-                gap = float(np.abs(output - reference[row["batch"]]).max() / max(np.abs(reference[row["batch"]]).max(), 1e-6))
+                gap = float(
+                    np.abs(output - reference[row["batch"]]).max()
+                    / max(np.abs(reference[row["batch"]]).max(), 1e-6)
+                )
                 memory = "-" if row["memory_mb"] is None else f"{row['memory_mb']:.0f}"
                 print(
                     f"| {name} | {precision} | {row['batch']} | {row['images_s']:.1f} | {row['p50']:.4f} | "
                     f"{row['p99']:.4f} | {row['first']:.2f} | {memory} | {gap:.4f} |",
                     flush=True,
                 )
-            print(f"<!-- {name} {precision}: {rows[0]['providers']}, sessions made in {rows[0]['load']:.1f} s -->")
+            print(
+                f"<!-- {name} {precision}: {rows[0]['providers']}, sessions made in {rows[0]['load']:.1f} s -->"
+            )
 
 
 def server_table(args: argparse.Namespace, deadline: float) -> None:
@@ -240,7 +276,12 @@ def server_table(args: argparse.Namespace, deadline: float) -> None:
     if left < 30:
         print("skipped: the budget was spent")
         return
-    command = [sys.executable, str(ROOT / "benchmarks" / "bench_gpu_server.py"), "--batches", *map(str, args.server_batches)]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_gpu_server.py"),
+        "--batches",
+        *map(str, args.server_batches),
+    ]
     command += ["--concurrency", "1", "8", "32", "--requests", str(args.server_requests)]
     env = {**os.environ, "ALPHACUT_ENGINE": args.engine}
     try:
@@ -263,7 +304,9 @@ def eval_table(args: argparse.Namespace, deadline: float) -> None:
         print(f"failed: {str(error)[-600:]}")
         return
     print(f"reference: {reference['machine']}")
-    print("| folder | quality | photos | IoU engine | IoU CPU | difference | largest on one photo | s a photo engine | s a photo CPU |")
+    print(
+        "| folder | quality | photos | IoU engine | IoU CPU | difference | largest on one photo | s a photo engine | s a photo CPU |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for folder, _ in EVAL_ROUTES:
         for quality in QUALITIES:
@@ -301,7 +344,11 @@ def main() -> None:
         if kind == "model":
             name, precision, engine, repeats, idle, *batches = rest
             idle_mb = None if idle == "None" else float(idle)
-            print(json.dumps(child_model(name, precision, engine, int(repeats), idle_mb, [int(b) for b in batches])))
+            print(
+                json.dumps(
+                    child_model(name, precision, engine, int(repeats), idle_mb, [int(b) for b in batches])
+                )
+            )
         else:
             print(json.dumps(eval_scores(rest[0])))
         return
@@ -315,14 +362,20 @@ def main() -> None:
         return
     started = time.monotonic()
     deadline = started + args.budget_s
-    gpu = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout.strip() if gpu_memory_mb() else "none"
+    gpu = (
+        subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout.strip()
+        if gpu_memory_mb()
+        else "none"
+    )
     import onnxruntime
     from alphacut.models.engines import GpuProbe
 
     probe = GpuProbe.on_this_machine()
     if args.engine == "cuda" and not probe.running:
         sys.exit(f"no CUDA here: {probe.reason or 'onnxruntime lists no GPU provider'}")
-    print(f"machine: {describe_cpu()}; {os.cpu_count()} cores; GPU: {gpu}; onnxruntime {onnxruntime.__version__}")
+    print(
+        f"machine: {describe_cpu()}; {os.cpu_count()} cores; GPU: {gpu}; onnxruntime {onnxruntime.__version__}"
+    )
     # each table ends by its share of the budget, so that a slow one leaves the others their turn;
     # the last one runs to the end of the budget
     tables = {"models": (model_table, 0.55), "server": (server_table, 0.25), "eval": (eval_table, 0.2)}
@@ -331,7 +384,9 @@ def main() -> None:
         table, own = tables[name]
         share = 1.0 if index == len(args.tables) - 1 else share + own
         table(args, started + args.budget_s * share)
-    print(f"\ndone in {args.budget_s - (deadline - time.monotonic()):.0f} s of a {args.budget_s:.0f} s budget")
+    print(
+        f"\ndone in {args.budget_s - (deadline - time.monotonic()):.0f} s of a {args.budget_s:.0f} s budget"
+    )
 
 
 if __name__ == "__main__":

@@ -8,18 +8,23 @@ onnxruntime's CUDA provider searches cuDNN's algorithms at a shape's first run).
 received: decode, wait for the batch, model, PNG), and memory: the GPU's used memory (nvidia-smi)
 where there is one, else the server's peak RSS.
 
+``--root DIR`` runs the server of another checkout (its sagemaker/serve.py and layers/core, this
+checkout's models): the code before a change, measured in the same run as the code after it.
+
     .venv/bin/python benchmarks/bench_gpu_server.py [--batches 1 4 8 16] [--concurrency 1 8 32]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,13 +42,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(max_batch: int, window_ms: float) -> tuple[subprocess.Popen, str, str]:
+def start_server(max_batch: int, window_ms: float, root: Path = ROOT) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
     env = {**os.environ, "ALPHACUT_MAX_BATCH": str(max_batch), "ALPHACUT_BATCH_WINDOW_MS": str(window_ms)}
+    env.setdefault("ALPHACUT_MODELS_DIR", str(ROOT / "layers" / "models"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "layers" / "core"), env.get("PYTHONPATH")]))
+    log = tempfile.NamedTemporaryFile("w+", prefix="serve-", suffix=".log")  # noqa: SIM115 - closed with the server
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "sagemaker" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, str(root / "sagemaker" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -51,12 +59,16 @@ def start_server(max_batch: int, window_ms: float) -> tuple[subprocess.Popen, st
     for _ in range(600):
         try:
             if requests.get(url + "/ping", timeout=1).status_code == 200:
-                banner = process.stdout.readline().strip() if process.stdout else ""
-                return process, url, banner
+                lines = Path(log.name).read_text().splitlines()
+                return (
+                    process,
+                    url,
+                    next((line for line in lines if line.startswith("alphacut model server")), ""),
+                )
         except requests.ConnectionError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError("the server did not start: " + (process.stdout.read() if process.stdout else ""))
+    raise RuntimeError("the server did not start: " + Path(log.name).read_text()[-3000:])
 
 
 def gpu_memory_mb() -> float | None:
@@ -80,7 +92,11 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def load(url: str, photos: list[bytes], concurrency: int, count: int) -> tuple[float, list[float]]:
+def load(
+    url: str, photos: list[bytes], concurrency: int, count: int, stages: list[dict] | None = None
+) -> tuple[float, list[float]]:
+    """Images a second and the sorted latencies; ``stages`` gets each answer's server-side times."""
+
     def one(index: int) -> float:
         started = time.perf_counter()
         answer = requests.post(
@@ -90,6 +106,8 @@ def load(url: str, photos: list[bytes], concurrency: int, count: int) -> tuple[f
             timeout=600,
         )
         answer.raise_for_status()
+        if stages is not None:
+            stages.append(json.loads(answer.headers.get("X-Alphacut-Timings", "{}")))
         return time.perf_counter() - started
 
     started = time.perf_counter()
@@ -104,26 +122,34 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=32, help="per run (at least 2x the concurrency)")
     parser.add_argument("--window-ms", type=float, default=5.0)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose server runs")
     args = parser.parse_args()
     photos = [path.read_bytes() for path in sorted((EVAL / "general" / "images").iterdir())]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; photos 854x480 JPEG")
     for max_batch in args.batches:
-        process, url, banner = start_server(max_batch, args.window_ms)
+        process, url, banner = start_server(max_batch, args.window_ms, args.root)
         if max_batch == args.batches[0]:
             print(f"server: {banner}")
-            print("| max batch | concurrency | images/s | p50 s | p99 s | memory MB |")
-            print("|---:|---:|---:|---:|---:|---:|")
+            print(
+                "| max batch | concurrency | images/s | p50 s | p99 s | memory MB | server ms p50: decode / matte / encode |"
+            )
+            print("|---:|---:|---:|---:|---:|---:|---|")
         try:
             top = max(args.concurrency)
             load(url, photos, top, 2 * top)  # warm: every batch size once
             for concurrency in args.concurrency:
                 count = max(args.requests, 2 * concurrency)
-                rate, latencies = load(url, photos, concurrency, count)
+                stages: list[dict] = []
+                rate, latencies = load(url, photos, concurrency, count, stages)
+                split = " / ".join(
+                    f"{statistics.median(s.get(name, 0.0) for s in stages):.0f}"
+                    for name in ("decode", "inference", "encode")
+                )
                 memory = gpu_memory_mb() or peak_rss_mb(process.pid)
                 p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
                 print(
                     f"| {max_batch} | {concurrency} | {rate:.2f} | {statistics.median(latencies):.2f} | "
-                    f"{p99:.2f} | {memory:.0f} |"
+                    f"{p99:.2f} | {memory:.0f} | {split} |"
                 )
         finally:
             process.terminate()

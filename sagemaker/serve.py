@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = EngineSettings.from_env()
     pipeline = Pipeline.from_settings(settings, place="gpu")
     pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
+    pipeline.warm_batches(settings.max_batch)  # each batch shape's kernels chosen now (a GPU)
     batcher = MatteBatcher(pipeline, settings.max_batch, settings.batch_window_ms / 1000)
     unhealthy = unserved_gpu(pipeline.models.engine, settings.require_gpu)
     server = make_server(args.host, args.port, pipeline, batcher, unhealthy)

@@ -63,18 +63,56 @@ def test_a_mixed_batch_keeps_each_pictures_subject_and_quality(batching, pipelin
         assert np.abs(matte - alone).max() < 1e-4
 
 
-def test_a_picture_that_fails_does_not_fail_its_batch_mates(pipeline, images):
+def test_a_picture_whose_model_run_fails_does_not_fail_its_batch_mates(pipeline, images, monkeypatch):
+    bad_image = images[1]
+    infer = pipeline.infer_mattes
+
+    def failing_with_the_bad_picture(prepared):
+        if any(item.request.image is bad_image for item in prepared):
+            raise RuntimeError("the model failed on this picture")
+        return infer(prepared)
+
+    monkeypatch.setattr(pipeline, "infer_mattes", failing_with_the_bad_picture)
     batcher = MatteBatcher(pipeline, max_batch=2, window_seconds=2.0)
     try:
         with ThreadPoolExecutor(2) as pool:
             good = pool.submit(batcher.matte, images[0], SubjectType.AUTO, Quality.FAST)
-            bad = pool.submit(batcher.matte, images[1], SubjectType.COSTUME, Quality.FAST)
+            bad = pool.submit(batcher.matte, bad_image, SubjectType.AUTO, Quality.FAST)
             assert good.result().shape == (images[0].height, images[0].width)
-            with pytest.raises(InvalidOption, match="costume is not a single matte"):
+            with pytest.raises(RuntimeError, match="the model failed"):
                 bad.result()
     finally:
         batcher.close()
-    assert batcher.batch_sizes == [2]
+    assert batcher.batch_sizes == [2]  # they ran together, then each alone
+
+
+def test_a_picture_refused_before_its_models_never_joins_a_batch(pipeline, images):
+    batcher = MatteBatcher(pipeline, max_batch=2, window_seconds=0.0)
+    try:
+        with pytest.raises(InvalidOption, match="costume is not a single matte"):
+            batcher.matte(images[1], SubjectType.COSTUME, Quality.FAST)
+    finally:
+        batcher.close()
+    assert batcher.batch_sizes == []
+
+
+def test_batches_are_padded_to_a_handful_of_shapes_each_warmed_once(batching, images):
+    from alphacut.models.inputs import batch_buckets, bucketed
+
+    inputs = [np.ones((1, 3, 4, 4), np.float32) * k for k in range(1, 6)]
+    padded = bucketed(inputs)
+    assert padded.shape == (8, 3, 4, 4) and padded[4, 0, 0, 0] == 5 and not padded[5:].any()
+    assert batch_buckets(8) == [1, 2, 4, 8] and batch_buckets(5) == [1, 2, 4, 8] and batch_buckets(1) == [1]
+    runs = []
+    session = batching.models.isnet.session
+    original = session.run
+    session.run = lambda names, feeds: runs.append(len(feeds["input"])) or original(names, feeds)
+    try:
+        assert batching.warm_batches(2) == [1, 2, 4]  # a picture and its mirror: twice the pictures
+        batching.mattes([MatteRequest(image, SubjectType.AUTO) for image in images[:3]])
+    finally:
+        session.run = original
+    assert runs == [1, 2, 4, 4]  # three pictures ran as four: a shape warmed already
 
 
 def test_the_batch_start_is_reported_for_each_picture(pipeline, images):

@@ -1,9 +1,12 @@
 """Model runs for requests that arrive together, as one batch: how the GPU server feeds its device.
 
-One thread runs the model. A request's picture waits at most ``window_seconds`` for others to
-join it, up to ``max_batch`` pictures, and the batch goes through ``Pipeline.mattes`` (one ISNet
-run where the engine takes batches). Decoding and encoding stay in the request threads, so they
-overlap with the model's work on the batch before.
+One thread runs the models, and nothing else. A request's picture waits at most ``window_seconds``
+for others to join it, up to ``max_batch`` pictures, and the batch goes through
+``Pipeline.infer_mattes`` (one ISNet run where the engine takes batches). The CPU work of each
+picture (decoding, the models' inputs, the matte's clean-up, encoding) stays in its request thread,
+so pictures are prepared and finished side by side while the model thread runs the batch before:
+on an H200 the per-picture CPU work done in the model thread held the server at a tenth of the
+model's rate (docs/benchmarks.md, "The GPU path").
 
 Usage::
 
@@ -25,14 +28,14 @@ import numpy as np
 
 from alphacut.codec import DecodedImage
 from alphacut.options import DEFAULT_MODEL, Quality, SubjectType
-from alphacut.pipeline import MatteRequest, Pipeline
+from alphacut.pipeline import MatteRequest, Pipeline, PreparedMatte, RawMatte
 
 
 @dataclass
 class _Job:
-    request: MatteRequest
+    prepared: PreparedMatte
     on_start: Callable[[], None] | None
-    answer: Future[np.ndarray] = field(default_factory=Future)
+    answer: Future[RawMatte] = field(default_factory=Future)
 
 
 class MatteBatcher:
@@ -54,9 +57,10 @@ class MatteBatcher:
         model: str = DEFAULT_MODEL,
     ) -> np.ndarray:
         """The picture's alpha, as ``Pipeline.matte``; ``on_start`` runs when its batch starts."""
-        job = _Job(MatteRequest(image, subject, quality=quality, model=model), on_start)
+        prepared = self.pipeline.prepare_matte(MatteRequest(image, subject, quality=quality, model=model))
+        job = _Job(prepared, on_start)
         self._jobs.put(job)
-        return job.answer.result()
+        return self.pipeline.finish_matte(prepared, job.answer.result())
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -83,16 +87,16 @@ class MatteBatcher:
                 if job.on_start is not None:
                     job.on_start()
             try:
-                alphas = self.pipeline.mattes([job.request for job in jobs])
+                outputs = self.pipeline.infer_mattes([job.prepared for job in jobs])
             except Exception:  # noqa: BLE001 - one bad picture must not fail its batch-mates
                 for job in jobs:
                     self._run_alone(job)
                 continue
-            for job, alpha in zip(jobs, alphas):
-                job.answer.set_result(alpha)
+            for job, raw in zip(jobs, outputs):
+                job.answer.set_result(raw)
 
     def _run_alone(self, job: _Job) -> None:
         try:
-            job.answer.set_result(self.pipeline.mattes([job.request])[0])
+            job.answer.set_result(self.pipeline.infer_mattes([job.prepared])[0])
         except Exception as error:  # noqa: BLE001 - the request thread raises it
             job.answer.set_exception(error)

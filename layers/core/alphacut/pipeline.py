@@ -49,6 +49,7 @@ from alphacut.matte import (
 )
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
+from alphacut.models.inputs import batch_buckets
 from alphacut.models.registry import DEFAULT_MODEL, MattingSpec, check_model
 from alphacut.options import (
     CutoutOptions,
@@ -90,6 +91,25 @@ class MatteRequest:
     subject: SubjectType
     quality: Quality = Quality.FAST
     model: str = DEFAULT_MODEL  # the matting model (``alphacut.models.registry``)
+
+
+@dataclass(frozen=True)
+class PreparedMatte:
+    """A picture ready for the models (``Pipeline.prepare_matte``); a stamp needs none."""
+
+    request: MatteRequest
+    rgb: np.ndarray
+    model_input: np.ndarray | None = None
+    person_input: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RawMatte:
+    """What the models gave for one picture: the matting model's matte (None for a stamp) and the
+    selfie model's person matte (persons only)."""
+
+    matte: np.ndarray | None
+    person: np.ndarray | None = None
 
 
 @dataclass
@@ -249,6 +269,19 @@ class Pipeline:
             if model in names:
                 self.matte(blank, subject)
 
+    def warm_batches(self, most: int) -> list[int]:
+        """Run ISNet once at each padded batch size that batches of up to ``most`` pictures (twice
+        that with their mirrors, quality=best) run at, so that a GPU session's search for each
+        shape's kernels happens now, not in a customer's call (``alphacut.models.inputs.bucketed``).
+        Nothing where the engine runs one picture at a time. Returns the sizes it ran."""
+        if not self.models.engine.batches:
+            return []
+        blank = isnet.preprocess(np.full((480, 640, 3), 128, np.uint8))
+        sizes = batch_buckets(2 * most)
+        for size in sizes:
+            self.models.isnet.run_many([blank] * size)
+        return sizes
+
     # ---- stages ----------------------------------------------------------------------------------
     def decode(
         self, data: bytes, timings: Timings | None = None, options: CutoutOptions | None = None
@@ -299,48 +332,59 @@ class Pipeline:
 
     def mattes(self, requests: list[MatteRequest], timings: Timings | None = None) -> list[np.ndarray]:
         """``matte`` for several pictures, each matting model run once on the pictures that asked
-        for it (one batch where the engine takes batches: ``run_many``). The GPU server's batches
-        come here."""
+        for it (one batch where the engine takes batches: ``run_many``)."""
         timings = timings if timings is not None else Timings()
-        requests = [dataclasses.replace(r, subject=r.subject.resolved) for r in requests]
-        if any(r.subject is SubjectType.COSTUME for r in requests):
+        with timings.stage("preprocess"):
+            prepared = [self.prepare_matte(request) for request in requests]
+        with timings.stage("inference"):
+            raw = self.infer_mattes(prepared)
+        with timings.stage("postprocess"):
+            return [self.finish_matte(item, outputs) for item, outputs in zip(prepared, raw)]
+
+    def prepare_matte(self, request: MatteRequest) -> PreparedMatte:
+        """The model inputs of one picture (its CPU work before the models): the GPU server's
+        request threads make them, so that its model thread only runs models."""
+        request = dataclasses.replace(request, subject=request.subject.resolved)
+        if request.subject is SubjectType.COSTUME:
             raise InvalidOption(
                 "costume is not a single matte: use parse_costume (POST /v1/costume)", field="type"
             )
-        rgbs = [self._model_rgb(r.image) for r in requests]
+        rgb = self._model_rgb(request.image)
+        if request.subject is SubjectType.STAMP:
+            return PreparedMatte(request, rgb)
+        model_input = self.models.matting(request.model).preprocess(rgb)
+        person = selfie.preprocess(rgb) if request.subject is SubjectType.PERSON else None
+        return PreparedMatte(request, rgb, model_input, person)
+
+    def infer_mattes(self, prepared: list[PreparedMatte]) -> list[RawMatte]:
+        """The model runs of several prepared pictures: each matting model once on the pictures
+        that asked for it (one batch where the engine takes batches), the selfie model on persons."""
+        groups: dict[str, list[int]] = {}
+        for index, item in enumerate(prepared):
+            if item.model_input is not None:
+                groups.setdefault(item.request.model, []).append(index)
         general: dict[int, np.ndarray] = {}
-        with timings.stage("preprocess"):
-            groups: dict[str, list[tuple[int, np.ndarray]]] = {}
-            for index, (request, rgb) in enumerate(zip(requests, rgbs)):
-                if request.subject is not SubjectType.STAMP:
-                    model = self.models.matting(request.model)
-                    groups.setdefault(request.model, []).append((index, model.preprocess(rgb)))
-            persons = {
-                i: selfie.preprocess(rgb)
-                for i, (r, rgb) in enumerate(zip(requests, rgbs))
-                if r.subject is SubjectType.PERSON
-            }
-        with timings.stage("inference"):
-            for name, items in groups.items():  # each model once on its pictures
-                general.update(self._mattes_of(name, items, [requests[i] for i, _ in items]))
-            stamps = {
-                i: stamp_matte(rgb)[0]
-                for i, (r, rgb) in enumerate(zip(requests, rgbs))
-                if r.subject is SubjectType.STAMP
-            }
-            person = {i: self.models.selfie.run(batch) for i, batch in persons.items()}
-        with timings.stage("postprocess"):
-            alphas = []
-            for index, (request, rgb) in enumerate(zip(requests, rgbs)):
-                if index in stamps:
-                    alpha = stamps[index]
-                else:
-                    alpha = resize_matte(general[index], rgb.shape[1], rgb.shape[0])
-                    if index in person:
-                        alpha = fuse_person(alpha, person[index])
-                    alpha = clean_matte(alpha)
-                alphas.append(self._respect_input_alpha(request.image, alpha))
-            return alphas
+        for name, indices in groups.items():
+            items = [(i, prepared[i].model_input) for i in indices]
+            general.update(self._mattes_of(name, items, [prepared[i].request for i in indices]))  # type: ignore[misc]
+        return [
+            RawMatte(
+                general.get(index),
+                self.models.selfie.run(item.person_input) if item.person_input is not None else None,
+            )
+            for index, item in enumerate(prepared)
+        ]
+
+    def finish_matte(self, item: PreparedMatte, raw: RawMatte) -> np.ndarray:
+        """One picture's alpha from its model outputs (its CPU work after the models)."""
+        if raw.matte is None:  # a stamp: no model, its ink found on the picture itself
+            alpha = stamp_matte(item.rgb)[0]
+        else:
+            alpha = resize_matte(raw.matte, item.rgb.shape[1], item.rgb.shape[0])
+            if raw.person is not None:
+                alpha = fuse_person(alpha, raw.person)
+            alpha = clean_matte(alpha)
+        return self._respect_input_alpha(item.request.image, alpha)
 
     def _mattes_of(
         self, name: str, items: list[tuple[int, np.ndarray]], requests: list[MatteRequest]

@@ -153,6 +153,12 @@ class OnnxruntimeSession:
         options.intra_op_num_threads = threads  # 0: one per core
         options.inter_op_num_threads = 1
         options.enable_cpu_mem_arena = memory_arena
+        if any(provider in GPU_PROVIDERS for provider in providers):
+            # the device runs the models; the CPU does a few shape operations. onnxruntime's default,
+            # a spinning thread per core, takes the cores the GPU server's request threads prepare
+            # and finish pictures on
+            options.intra_op_num_threads = threads or 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not batches:
             options.add_free_dimension_override_by_name("batch", 1)
         if weights is not None:

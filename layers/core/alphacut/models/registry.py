@@ -22,6 +22,7 @@ from PIL import Image
 
 from alphacut.errors import InvalidOption
 from alphacut.models.engines import Engine, Session
+from alphacut.models.inputs import bucketed
 from alphacut.options import DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "MattingModel", "MattingSpec", "OnnxMattingModel", "check_model", "matting_specs"]
@@ -177,7 +178,7 @@ class OnnxMattingModel:
         batch, else one run each."""
         name = self.session.input_names[0]
         if len(batches) > 1 and self.session.batches:
-            outputs = self.session.run(None, {name: np.concatenate(batches)})
+            outputs = self.session.run(None, {name: bucketed(batches)})
             return [self.spec.matte(outputs, index) for index in range(len(batches))]
         return [self.spec.matte(self.session.run(None, {name: batch})) for batch in batches]
 
