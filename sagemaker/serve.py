@@ -141,9 +141,15 @@ def make_server(
                 detail = {"code": "model_error", "message": "the model failed on this image"}
                 self._answer(500, json.dumps(detail).encode(), "application/json")
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return ModelHTTPServer((host, port), Handler)
+
+
+class ModelHTTPServer(ThreadingHTTPServer):
+    """A thread per connection; a listen queue for the invocations SageMaker sends at once (the
+    standard library's 5 reset the sixth and later of 32 concurrent connections)."""
+
+    daemon_threads = True
+    request_queue_size = 256
 
 
 def main(argv: list[str] | None = None) -> int:
