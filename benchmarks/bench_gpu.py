@@ -60,6 +60,22 @@ def gpu_memory_mb() -> float | None:
     return float(done.stdout.split()[0]) if done.returncode == 0 and done.stdout.strip() else None
 
 
+def gpu_name() -> str:
+    """nvidia-smi's name, driver and memory of the GPU ('none' without one; its first call can take
+    seconds: the first run's line said 'none' on an H200 with a 10 s limit)."""
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "none"
+    return done.stdout.strip() or "none"
+
+
 def graph_files(name: str, precision: str, work: Path) -> list[tuple[Path, object]]:
     """(file, external weights) of each graph of ``name`` at ``precision``, written to ``work``
     where they differ from the models layer's (fp16; a free batch dimension)."""
@@ -228,7 +244,8 @@ def model_table(args: argparse.Namespace, deadline: float) -> None:
     idle = gpu_memory_mb()
     print(f"\n## 1. each model on {args.engine} by precision and batch (GPU memory over the idle {idle} MB)")
     print(
-        "| model | precision | batch | images/s | p50 s a batch | p99 s | first run s | GPU MB | max diff vs fp32 |"
+        "| model | precision | batch | images/s | p50 s a batch | p99 s | first run s | GPU MB "
+        "| max diff vs fp32 |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
@@ -266,7 +283,8 @@ def model_table(args: argparse.Namespace, deadline: float) -> None:
                     flush=True,
                 )
             print(
-                f"<!-- {name} {precision}: {rows[0]['providers']}, sessions made in {rows[0]['load']:.1f} s -->"
+                f"<!-- {name} {precision}: {rows[0]['providers']}, "
+                f"sessions made in {rows[0]['load']:.1f} s -->"
             )
 
 
@@ -305,7 +323,8 @@ def eval_table(args: argparse.Namespace, deadline: float) -> None:
         return
     print(f"reference: {reference['machine']}")
     print(
-        "| folder | quality | photos | IoU engine | IoU CPU | difference | largest on one photo | s a photo engine | s a photo CPU |"
+        "| folder | quality | photos | IoU engine | IoU CPU | difference | largest on one photo "
+        "| s a photo engine | s a photo CPU |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for folder, _ in EVAL_ROUTES:
@@ -316,7 +335,8 @@ def eval_table(args: argparse.Namespace, deadline: float) -> None:
             cpu = statistics.mean(theirs["iou"][s] for s in stems)
             worst = max(abs(ours["iou"][s] - theirs["iou"][s]) for s in stems)
             print(
-                f"| {folder} | {quality} | {len(stems)} | {mine:.4f} | {cpu:.4f} | {mine - cpu:+.4f} | {worst:.4f} | "
+                f"| {folder} | {quality} | {len(stems)} | {mine:.4f} | {cpu:.4f} | {mine - cpu:+.4f} "
+                f"| {worst:.4f} | "
                 f"{ours['seconds']:.3f} | {theirs['seconds']:.3f} |",
                 flush=True,
             )
@@ -362,11 +382,7 @@ def main() -> None:
         return
     started = time.monotonic()
     deadline = started + args.budget_s
-    gpu = (
-        subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout.strip()
-        if gpu_memory_mb()
-        else "none"
-    )
+    gpu = gpu_name()
     import onnxruntime
     from alphacut.models.engines import GpuProbe
 
@@ -374,7 +390,8 @@ def main() -> None:
     if args.engine == "cuda" and not probe.running:
         sys.exit(f"no CUDA here: {probe.reason or 'onnxruntime lists no GPU provider'}")
     print(
-        f"machine: {describe_cpu()}; {os.cpu_count()} cores; GPU: {gpu}; onnxruntime {onnxruntime.__version__}"
+        f"machine: {describe_cpu()}; {os.cpu_count()} cores; GPU: {gpu}; "
+        f"onnxruntime {onnxruntime.__version__}"
     )
     # each table ends by its share of the budget, so that a slow one leaves the others their turn;
     # the last one runs to the end of the budget

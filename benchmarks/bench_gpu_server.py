@@ -4,9 +4,10 @@ For each ALPHACUT_MAX_BATCH in ``--batches`` the server is started afresh (its e
 everywhere: CUDA on a GPU, OpenVINO bf16 on a CPU with bf16, else onnxruntime), then ``--requests``
 POST /invocations (eval photos, JPEG, type=auto, quality=fast) are sent from ``c`` client threads
 for each concurrency ``c``, after a warm-up at the highest (so that each batch size has run once:
-onnxruntime's CUDA provider searches cuDNN's algorithms at a shape's first run). Printed: images a second, p50/p99 latency (request sent to matte PNG
-received: decode, wait for the batch, model, PNG), and memory: the GPU's used memory (nvidia-smi)
-where there is one, else the server's peak RSS.
+onnxruntime's CUDA provider searches cuDNN's algorithms at a shape's first run). Printed: images a
+second, p50/p99 latency (request sent to matte PNG received: decode, wait for the batch, model,
+PNG), memory (the GPU's used memory by nvidia-smi where there is one, else the server's peak RSS)
+and the server's own stage times (its answers' X-Alphacut-Timings).
 
 ``--root DIR`` runs the server of another checkout (its sagemaker/serve.py and layers/core, this
 checkout's models): the code before a change, measured in the same run as the code after it.
@@ -131,7 +132,8 @@ def main() -> None:
         if max_batch == args.batches[0]:
             print(f"server: {banner}")
             print(
-                "| max batch | concurrency | images/s | p50 s | p99 s | memory MB | server ms p50: decode / matte / encode |"
+                "| max batch | concurrency | images/s | p50 s | p99 s | memory MB "
+                "| server ms p50: decode / matte / encode |"
             )
             print("|---:|---:|---:|---:|---:|---:|---|")
         try:

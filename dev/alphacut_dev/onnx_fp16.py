@@ -59,10 +59,10 @@ def computing_in_fp16(
     for node in graph.node:
         if node.op_type == "Cast" and node.attribute[0].i == TensorProto.FLOAT:
             node.attribute[0].i = TensorProto.FLOAT16  # the weights' own casts (fp16_behind_cast)
-        if node.op_type == "Constant" and node.attribute[0].t.data_type == TensorProto.FLOAT:
-            if node.output[0] not in kept:
-                value = numpy_helper.to_array(node.attribute[0].t).astype(np.float16)
-                node.attribute[0].t.CopyFrom(numpy_helper.from_array(value))
+        constant = node.op_type == "Constant" and node.attribute[0].t.data_type == TensorProto.FLOAT
+        if constant and node.output[0] not in kept:
+            value = numpy_helper.to_array(node.attribute[0].t).astype(np.float16)
+            node.attribute[0].t.CopyFrom(numpy_helper.from_array(value))
     del graph.value_info[:]  # float32 types of inner tensors: onnxruntime infers them again
     ends = [(value, "in") for value in graph.input if _is_float(value)]
     ends += [(value, "out") for value in graph.output if _is_float(value)]

@@ -158,3 +158,24 @@ def _read_answer(connection) -> bytes:
     while len(body) < length:
         body += connection.recv(4096)
     return head + b"\r\n\r\n" + body
+
+
+def test_invocations_sent_all_at_once_are_each_answered(model_server):
+    # SageMaker sends up to MaxConcurrentInvocationsPerInstance at once: the standard library's
+    # listen queue of 5 reset connections past it (seen on an H200 at 32)
+    from concurrent.futures import ThreadPoolExecutor
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (200, 30, 30)).save(buffer, format="PNG")
+
+    def invoke(_: int) -> int:
+        answer = requests.post(
+            model_server + "/invocations",
+            data=buffer.getvalue(),
+            headers={"Content-Type": "image/png", "X-Amzn-SageMaker-Custom-Attributes": "quality=fast"},
+            timeout=300,
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(48) as pool:
+        assert list(pool.map(invoke, range(48))) == [200] * 48

@@ -359,14 +359,13 @@ class Pipeline:
     def infer_mattes(self, prepared: list[PreparedMatte]) -> list[RawMatte]:
         """The model runs of several prepared pictures: each matting model once on the pictures
         that asked for it (one batch where the engine takes batches), the selfie model on persons."""
-        groups: dict[str, list[int]] = {}
+        groups: dict[str, list[tuple[int, np.ndarray]]] = {}
         for index, item in enumerate(prepared):
             if item.model_input is not None:
-                groups.setdefault(item.request.model, []).append(index)
+                groups.setdefault(item.request.model, []).append((index, item.model_input))
         general: dict[int, np.ndarray] = {}
-        for name, indices in groups.items():
-            items = [(i, prepared[i].model_input) for i in indices]
-            general.update(self._mattes_of(name, items, [prepared[i].request for i in indices]))  # type: ignore[misc]
+        for name, items in groups.items():
+            general.update(self._mattes_of(name, items, [prepared[i].request for i, _ in items]))
         return [
             RawMatte(
                 general.get(index),
