@@ -44,6 +44,11 @@ def test_charge_and_remain_in_json_and_headers(admin, stack, small_photo):
     assert binary.headers["X-Alphacut-Charge"] == "true" and binary.headers["X-Alphacut-Remain"] == str(
         quota - 2
     )
+    # the IETF fields a client paces itself by: the plan's rate and day, and the day's calls left
+    bulk = admin.plans()["bulk"]
+    assert f'"day";q={quota};w=86400' in binary.headers["RateLimit-Policy"]
+    assert binary.headers["RateLimit-Policy"].startswith('"rate";q=') == (bulk.rate_limit is not None)
+    assert binary.headers["RateLimit"].startswith(f'"day";r={quota - 2};t=')
     failed = api.post("/v1/cutout?format=gif", data=small_photo, headers=JPEG)
     assert (
         failed.status_code == 400

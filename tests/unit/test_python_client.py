@@ -5,6 +5,7 @@ import json
 import pytest
 import requests
 from alphacut_client import ApiError, Client
+from alphacut_client.pacing import Pacer
 
 
 class ScriptedSession:
@@ -60,14 +61,31 @@ UNAVAILABLE = (503, {"message": "Service Unavailable"}, {})
 IN_PROGRESS = (409, {"error": {"code": "request_in_progress", "message": "still running"}}, {})
 
 
-def client_with(*answers):
-    sleeps: list[float] = []
+class FakeTime:
+    """A clock that moves only when something sleeps; the sleeps are kept."""
+
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def wall(self) -> float:
+        return 1_800_000_000.0 + self.now
+
+
+def client_with(*answers, **settings):
+    time = FakeTime()
     session = ScriptedSession(*answers)
-    return (
-        Client("http://api.test/", "key", session=session, sleep=sleeps.append, backoff=0.5),
-        session,
-        sleeps,
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    client = Client(
+        "http://api.test/", "key", session=session, sleep=time.sleep, pacer=pacer, backoff=0.5, **settings
     )
+    return client, session, time.sleeps
 
 
 def test_429_and_5xx_are_retried_with_one_idempotency_key_and_retry_after_is_honoured():
@@ -171,3 +189,115 @@ def test_a_batch_sends_nothing_more_once_the_credits_are_spent(tmp_path):
     items = client.batch(paths, concurrency=1)
     assert items[0].ok and all(item.error.code == "insufficient_credits" for item in items[1:])
     assert len(session.sent) == 2
+
+
+def rate_policy(q: int, w: int = 1) -> dict[str, str]:
+    return {"RateLimit-Policy": f'"rate";q={q};w={w}'}
+
+
+def test_the_rate_the_service_states_spaces_every_send():
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.turn()
+    pacer.learn(200, rate_policy(2))
+    for _ in range(4):
+        pacer.turn()
+    assert pacer.rate_said and time.sleeps == pytest.approx([0.525] * 4)  # w/q with a 5 % margin
+
+
+def test_a_429_holds_every_worker_until_retry_after_and_an_http_date_counts_too():
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.turn()
+    assert pacer.learn(429, {"Retry-After": "4"}) == 4
+    pacer.turn()
+    assert time.sleeps == [4]
+    date = "Tue, 15 Jan 2027 08:00:10 GMT"
+    holds = pacer.learn(429, {"Retry-After": date})
+    assert holds == pytest.approx(
+        max(0.0, __import__("email.utils").utils.parsedate_to_datetime(date).timestamp() - time.wall())
+    )
+
+
+def test_without_a_stated_rate_429s_widen_the_spacing_and_successes_narrow_it():
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.learn(429, {"Retry-After": "1"})
+    pacer.learn(429, {"Retry-After": "1"})
+    widened = pacer.spacing
+    assert widened == pytest.approx(0.1) and not pacer.rate_said
+    pacer.learn(200, {})
+    assert pacer.spacing < widened
+
+
+def test_draft_seven_fields_and_remove_bgs_spent_window_are_read():
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.learn(200, {"RateLimit-Policy": "10;w=1"})
+    assert pacer.spacing == pytest.approx(0.105)
+    assert pacer.learn(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "7"}) == 7
+    reset = str(int(time.wall() + 30))
+    assert pacer.learn(200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}) == pytest.approx(30)
+    assert pacer.learn(200, {"RateLimit": '"day";r=0;t=90'}) == 90
+
+
+def test_the_first_request_goes_alone_and_its_answer_opens_the_gate():
+    import threading
+
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.turn()  # the first, out alone
+    order: list[str] = []
+    second = threading.Thread(target=lambda: (pacer.turn(), order.append("second")))
+    second.start()
+    second.join(timeout=0.3)
+    assert order == []  # still waiting for the first answer
+    order.append("answer")
+    pacer.learn(200, rate_policy(1))
+    second.join(timeout=5)
+    assert order == ["answer", "second"]
+
+
+def test_limits_do_not_spend_an_items_retries():
+    client, session, sleeps = client_with(*[THROTTLED] * 8, OK, retries=1)
+    assert client.cutout(b"jpeg").charge
+    assert len(session.sent) == 9 and len(sleeps) == 8 and min(sleeps) >= 3  # held the pace; no retry spent
+
+
+def test_a_limit_that_lasts_past_the_deadline_fails_with_the_limits_own_error():
+    day = (429, {"error": {"code": "quota_exceeded", "message": "spent"}}, {"Retry-After": "36000"})
+    client, session, _ = client_with(day, max_limit_wait=60)
+    with pytest.raises(ApiError) as error:
+        client.cutout(b"jpeg")
+    assert error.value.code == "quota_exceeded" and len(session.sent) == 1
+
+
+def test_a_batch_item_not_sent_by_the_deadline_says_so(tmp_path):
+    paths = [tmp_path / f"{n}.jpg" for n in range(3)]
+    for path in paths:
+        path.write_bytes(b"jpeg")
+    slow = {"RateLimit-Policy": '"rate";q=1;w=10'}  # one call every 10.5 s
+    client, session, _ = client_with((200, OK[1], slow), (200, OK[1], slow), OK)
+    items = client.batch(paths, concurrency=1, deadline=15)
+    assert [item.ok for item in items] == [True, True, False]
+    assert items[2].error.code == "deadline_exceeded" and len(session.sent) == 2
+
+
+def test_the_service_states_each_plans_limits_in_the_fields_the_client_reads():
+    from alphacut.api.limit_fields import limit_fields, rate_window
+    from alphacut.aws.plans import Plan
+
+    midnight_minus_hour = 1_800_057_600 - 3600  # 2027-01-15 23:00 UTC
+    quota_plan = Plan("p", "bulk", quota=500, rate_limit=2.5, burst=5)
+    fields = limit_fields(quota_plan, 12, midnight_minus_hour)
+    assert fields == {
+        "RateLimit-Policy": '"rate";q=5;w=2, "day";q=500;w=86400',
+        "RateLimit": '"day";r=12;t=3600',
+    }
+    assert rate_window(0.4) == (2, 5) and rate_window(10) == (10, 1) and rate_window(0.3333) == (1, 4)
+    credits = limit_fields(Plan("c", "credits", quota=None, rate_limit=1.0, credit_based=True), 40, 0)
+    assert credits == {"RateLimit-Policy": '"rate";q=1;w=1'}  # a balance is not a window
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.learn(200, fields)
+    assert pacer.spacing == pytest.approx(0.4 * 1.05)

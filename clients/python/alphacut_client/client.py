@@ -15,6 +15,8 @@ from typing import Any
 
 import requests
 
+from alphacut_client.pacing import DeadlineExceeded, Pacer
+
 RETRIED_STATUSES = {429, 500, 502, 503, 504}
 RETRIED_CODES = {"request_in_progress"}  # 409: the same Idempotency-Key is still running
 FINAL_TASK_STATES = {1, -1, -2, -3, -5, -7, -8}
@@ -115,8 +117,11 @@ class BatchItem:
 
 class Client:
     """``base_url``: the API (``ApiUrl``, e.g. ``http://127.0.0.1:3000`` locally); ``retries``: how
-    many times a failed attempt is retried; ``backoff``/``max_backoff``: seconds, doubled per retry
-    (full jitter); ``timeout``: seconds per attempt."""
+    many times an attempt that failed for its own sake (5xx, no answer) is retried;
+    ``backoff``/``max_backoff``: seconds, doubled per retry (full jitter); ``timeout``: seconds per
+    attempt; ``max_limit_wait``: the longest a call waits for the service's limits (429s and spent
+    windows, paced for every thread of this client by ``alphacut_client.pacing``) when no
+    deadline is given."""
 
     def __init__(
         self,
@@ -127,12 +132,16 @@ class Client:
         retries: int = 6,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        max_limit_wait: float = 600.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ):
         self.base_url, self.api_key = base_url.rstrip("/"), api_key
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
+        self.max_limit_wait = max_limit_wait
         self.sleep = sleep
+        self.pacer = pacer or Pacer(sleep=sleep)  # one pace for every thread of this client
         self._session = session
         self._local = threading.local()  # requests sessions are not thread-safe: one per thread
 
@@ -151,8 +160,14 @@ class Client:
         jitter = random.uniform(0, ceiling)
         return max(retry_after, jitter) if retry_after is not None else jitter
 
-    def _call(self, method: str, path: str, **kwargs) -> tuple[requests.Response, int]:
-        """The answer (status 200) and the attempts it took; raises ``ApiError`` otherwise."""
+    def _call(
+        self, method: str, path: str, deadline: float | None = None, **kwargs
+    ) -> tuple[requests.Response, int]:
+        """The answer (status 200) and the sends it took; raises ``ApiError`` otherwise.
+        ``deadline`` (the pacer's clock): no send starts after it. A 429 is the service's limit,
+        not the call's failure: the pacer holds every thread of this client until it passes, and
+        the call is sent again without spending a retry, until the deadline (or
+        ``max_limit_wait``); then the 429 itself is raised."""
         headers = {"x-api-key": self.api_key, **kwargs.pop("headers", {})}
         if method == "POST":
             headers.setdefault("Idempotency-Key", str(uuid.uuid4()))  # one per call, the same on every retry
@@ -161,19 +176,32 @@ class Client:
         prepared = self.session.prepare_request(
             requests.Request(method, self.base_url + path, headers=headers, **kwargs)
         )
-        attempt = 0
+        limit = deadline if deadline is not None else self.pacer.clock() + self.max_limit_wait
+        failures = sends = 0
+        limited: ApiError | None = None
         while True:
-            attempt += 1
+            try:
+                self.pacer.turn(limit)
+            except DeadlineExceeded as late:
+                raise limited or ApiError(0, "deadline_exceeded", str(late)) from None
+            sends += 1
             try:
                 response = self.session.send(prepared, timeout=self.timeout)
-                error = None if response.status_code == 200 else ApiError.from_response(response)
             except (requests.ConnectionError, requests.Timeout) as failure:
-                response, error = None, ApiError(0, "network_error", str(failure))
-            if error is None:
-                return response, attempt
-            if not error.retryable or attempt > self.retries:
+                self.pacer.learn(None)
+                error = ApiError(0, "network_error", str(failure))
+            else:
+                self.pacer.learn(response.status_code, response.headers)
+                if response.status_code == 200:
+                    return response, sends
+                error = ApiError.from_response(response)
+            if error.status == 429:
+                limited = error
+                continue
+            failures += 1
+            if not error.retryable or failures > self.retries:
                 raise error
-            self.sleep(self.delay(attempt, error.retry_after))
+            self.sleep(self.delay(failures, error.retry_after))
 
     @staticmethod
     def _image_fields(image: bytes | str | Path) -> dict[str, Any]:
@@ -182,7 +210,9 @@ class Client:
         data = image if isinstance(image, bytes) else Path(image).read_bytes()
         return {"files": {"image_file": ("image", data, "application/octet-stream")}}
 
-    def _post_image(self, path: str, image, options: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def _post_image(
+        self, path: str, image, options: dict[str, Any], deadline: float | None = None
+    ) -> tuple[dict[str, Any], int]:
         """``bg_image`` in ``options`` (a path or bytes) is uploaded as ``bg_image_file``."""
         fields = self._image_fields(image)
         files = dict(fields.get("files") or {})
@@ -192,9 +222,9 @@ class Client:
             files["bg_image_file"] = ("background", data, "application/octet-stream")
         data = {**fields.get("data", {}), **{k: _form(v) for k, v in options.items() if v is not None}}
         if files:
-            response, attempts = self._call("POST", path, files=files, data=data)
+            response, attempts = self._call("POST", path, deadline, files=files, data=data)
         else:  # an image URL: the API reads JSON (or multipart), not form-urlencoded
-            response, attempts = self._call("POST", path, json=data)
+            response, attempts = self._call("POST", path, deadline, json=data)
         return response.json(), attempts
 
     # ---- routes -------------------------------------------------------------------------------------
@@ -205,9 +235,11 @@ class Client:
     def selfie(self, image: bytes | str | Path, **options) -> Result:
         return self._cutout("/v1/selfie", image, options)[0]
 
-    def _cutout(self, path: str, image, options: dict[str, Any]) -> tuple[Result, int]:
+    def _cutout(
+        self, path: str, image, options: dict[str, Any], deadline: float | None = None
+    ) -> tuple[Result, int]:
         options = {**options, "return": "base64"}
-        body, attempts = self._post_image(path, image, options)
+        body, attempts = self._post_image(path, image, options, deadline)
         return _result(body), attempts
 
     def costume(
@@ -258,12 +290,19 @@ class Client:
         concurrency: int = 4,
         route: str = "cutout",
         progress: Callable[[int, int, BatchItem], None] | None = None,
+        deadline: float | None = None,
         **options,
     ) -> list[BatchItem]:
         """Every image through ``route`` (cutout or selfie), ``concurrency`` at a time; each result
         saved as ``out_dir/<stem>.<ext>`` when ``out_dir`` is given. A failure is kept in its item
         (after the retries), never raised; ``progress(done, total, item)`` after each. Once the key's
-        credits run out (402), the images not sent yet are not sent: each keeps that error."""
+        credits run out (402), the images not sent yet are not sent: each keeps that error.
+
+        The threads share this client's pace (``alphacut_client.pacing``): at the key's rate, an
+        item fails only for its own sake (a 4xx other than a limit, 5xx past the retries) or the
+        ``deadline`` (seconds from now: no send starts later; an item not sent by then keeps a
+        ``deadline_exceeded`` error, or the 429 that held it)."""
+        until = self.pacer.clock() + deadline if deadline is not None else None
         items = [BatchItem(Path(path)) for path in paths]
         folder = Path(out_dir) if out_dir is not None else None
         if folder is not None:
@@ -275,7 +314,7 @@ class Client:
             try:
                 if spent:
                     raise spent[0]
-                item.result, item.attempts = self._cutout(f"/v1/{route}", item.path, dict(options))
+                item.result, item.attempts = self._cutout(f"/v1/{route}", item.path, dict(options), until)
                 if folder is not None:
                     item.output = item.result.save(folder / f"{item.path.stem}.{item.result.extension}")
             except ApiError as error:

@@ -235,7 +235,12 @@ def _remove_remote(
         {"bg_image": options.bg_image} if options.bg_image is not None and not options.bg_image_url else {}
     )
     client.batch(
-        files, concurrency=args.concurrency, progress=progress, **remote_parameters(options), **extra
+        files,
+        concurrency=args.concurrency,
+        progress=progress,
+        deadline=args.deadline,
+        **remote_parameters(options),
+        **extra,
     )
     bar.close()
     failed += errors[0]
@@ -675,6 +680,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("--key", default=None, help="the API key for --api (default: ALPHACUT_API_KEY)")
     remove.add_argument("--concurrency", type=int, default=4, help="images in flight at once with --api")
+    remove.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="with --api: no image is sent after this many seconds (the rest fail with deadline_exceeded); "
+        "within it, the key's rate limits are waited out, paced for every image at once",
+    )
     remove.set_defaults(handler=_remove)
 
     measure = commands.add_parser(

@@ -85,6 +85,8 @@ NATIVE_HEADERS = (
     "X-Alphacut-Model",
     "X-Alphacut-Charge",
     "X-Alphacut-Remain",
+    "RateLimit-Policy",
+    "RateLimit",
     "Idempotent-Replayed",
 )
 HTML = {"text/html": {"type": "string"}}

@@ -33,6 +33,8 @@ ANSWER_HEADERS: dict[str, str] = {
     "X-Task-Id": "the task an answer belongs to",
     "Idempotent-Replayed": "true: the kept answer to an earlier call with the same Idempotency-Key",
     "Retry-After": "seconds to wait before the next call",
+    "RateLimit-Policy": 'the key\'s limits, quota per window: "rate";q=2;w=1, "day";q=500;w=86400',
+    "RateLimit": 'what is left of a window: "day";r=12;t=3600 (calls left, seconds to its reset)',
     "X-Credits-Charged": "remove.bg: credits charged by this call (1 or 0)",
     "X-Width": "remove.bg: the result's width",
     "X-Height": "remove.bg: the result's height",

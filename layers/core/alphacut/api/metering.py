@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ from botocore.exceptions import ClientError
 
 from alphacut.api import services
 from alphacut.api.credits import CreditGate, QuotaGate, open_gate
+from alphacut.api.limit_fields import limit_fields
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
 from alphacut.caller_scope import caller_scope
@@ -162,6 +164,8 @@ def make_metering(
             )
             _count_unpaid_run(meter, gate, owner, usage.charged)
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
+        now = meter.clock() if meter is not None else time.time()
+        response.headers.update(limit_fields(plan, usage.remain, now))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
         return response

@@ -1,0 +1,53 @@
+"""The IETF RateLimit fields on every keyed answer: what a client needs to pace itself.
+
+draft-ietf-httpapi-ratelimit-headers: ``RateLimit-Policy`` lists the key's limits as a quota per
+window: its plan's request rate (``"rate";q=2;w=1``; a rate under one a second as one call per
+``w`` seconds) and its daily quota (``"day";q=500;w=86400``); ``RateLimit`` says what is left of a
+window where the service knows it: the calls left today of a quota plan (``"day";r=12;t=3600``, ``t``
+the seconds to 00:00 UTC). Both come from the authorizer's context and the call's own settling:
+no read. ``alphacut_client.pacing`` reads them.
+
+Usage::
+
+    response.headers.update(limit_fields(plan, usage.remain, time.time()))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from alphacut.aws.limits import next_utc_midnight
+
+if TYPE_CHECKING:
+    from alphacut.aws.plans import Plan
+
+
+def rate_window(rate: float) -> tuple[int, int]:
+    """A request rate as (quota, window seconds) in whole numbers: exact where a window of up to 10
+    seconds makes it whole (2.5 a second: 5 in 2 s), else rounded down, never above the rate."""
+    for window in range(1, 11):
+        calls = rate * window
+        if calls >= 1 and abs(calls - round(calls)) < 1e-9:
+            return round(calls), window
+    window = 1 if rate >= 1 else math.ceil(1 / rate)
+    return max(1, math.floor(rate * window)), window
+
+
+def limit_fields(plan: Plan | None, remain: float | None, now: float) -> dict[str, str]:
+    """The fields for a call of ``plan``; ``remain``: what the call's settling says is left (a
+    quota plan's calls today; a credit plan's balance is not a window and is not said here)."""
+    if plan is None:
+        return {}
+    policies, left = [], []
+    if plan.rate_limit:
+        quota, window = rate_window(plan.rate_limit)
+        policies.append(f'"rate";q={quota};w={window}')
+    if plan.quota is not None and not plan.credit_based:
+        policies.append(f'"day";q={plan.quota};w=86400')
+        if remain is not None:
+            left.append(f'"day";r={int(remain)};t={max(0, next_utc_midnight(now) - int(now))}')
+    fields = {"RateLimit-Policy": ", ".join(policies)} if policies else {}
+    if left:
+        fields["RateLimit"] = ", ".join(left)
+    return fields
