@@ -301,3 +301,15 @@ def test_the_service_states_each_plans_limits_in_the_fields_the_client_reads():
     pacer = Pacer(time.clock, time.sleep, time.wall)
     pacer.learn(200, fields)
     assert pacer.spacing == pytest.approx(0.4 * 1.05)
+
+
+def test_at_a_stated_rate_faster_than_a_second_a_whole_second_retry_after_holds_one_slot():
+    time = FakeTime()
+    pacer = Pacer(time.clock, time.sleep, time.wall)
+    pacer.learn(200, rate_policy(10))
+    held = pacer.learn(429, {"Retry-After": "1", **rate_policy(10)})
+    assert held == pytest.approx(0.105 * 1.1) and pacer.spacing == pytest.approx(0.105 * 1.1)
+    for _ in range(20):  # successes bring the pace back toward the stated rate
+        pacer.learn(200, rate_policy(10))
+    assert pacer.spacing < 0.105 * 1.1
+    assert pacer.learn(429, {"Retry-After": "30", **rate_policy(10)}) == 30  # a longer wait is held in full

@@ -11,7 +11,9 @@ of a ``Client`` takes its turn here, and every answer tells the pacer what it sa
   ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset`` (seconds) likewise;
 - remove.bg's ``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` (a Unix time);
 - ``Retry-After`` (seconds or an HTTP date) on a 429: nobody sends before then. Where the service
-  says no rate at all, a 429 also doubles the spacing and each success shortens it by a twentieth.
+  says no rate at all, a 429 also doubles the spacing and each success shortens it by a twentieth;
+  where it states a rate faster than a second, its whole-second "1" is read as the next slot and
+  the pace widens by a tenth (back by a hundredth a success).
 
 Before the first answer one request goes alone: the answer says the rate, so a batch does not
 open with a burst of refusals.
@@ -103,6 +105,8 @@ class Pacer:
         self._lock = threading.Condition()
         self.spacing = 0.0  # seconds between two sends
         self.rate_said = False  # the service said its rate (else the spacing is learned from 429s)
+        self._stated = 0.0  # the spacing the service's rate gives, with the margin
+        self._widened = 1.0  # how much wider than stated 429s at the stated rate made it (1 to 2)
         self._next = 0.0  # the clock's time of the next send
         self._last = 0.0  # the clock's time of the last send
         self._hold = 0.0  # nobody sends before this
@@ -137,16 +141,30 @@ class Pacer:
             self._learn_rate(headers)
             hold = self._spent_window(headers)
             if status == 429:
-                hold = max(
-                    hold or 0.0, retry_after_seconds(headers.get("Retry-After"), self.wall()) or DEFAULT_HOLD
-                )
-                if not self.rate_said:
-                    self.spacing = max(2 * self.spacing, UNKNOWN_RATE_FLOOR)
-            elif not self.rate_said:
+                said = retry_after_seconds(headers.get("Retry-After"), self.wall())
+                hold = max(hold or 0.0, self._limited_for(said))
+            elif self.rate_said:
+                self._widened = max(1.0, self._widened * 0.99)
+            else:
                 self.spacing *= 0.95
+            if self.rate_said:
+                self.spacing = self._stated * self._widened
             if hold:
                 self._hold = max(self._hold, self.clock() + hold)
             return hold
+
+    def _limited_for(self, said: float | None) -> float:
+        """How long a 429 holds every send. Retry-After is whole seconds: from a key whose stated
+        rate is faster than one a second, "1" means the next slot, and holding a whole second would
+        spend ten of a 10-a-second key's slots on one refusal; the pace widens a tenth instead (a
+        refusal at the stated rate: the service's clock saw two calls closer than ours). Longer
+        waits (a quota, a spent budget), and any wait where no rate is stated, are held in full."""
+        if self.rate_said and (said is None or said <= 1.0):
+            self._widened = min(2.0, self._widened * 1.1)
+            return max(self._stated * self._widened, said if self._stated >= 1.0 and said else 0.0)
+        if not self.rate_said:
+            self.spacing = max(2 * self.spacing, UNKNOWN_RATE_FLOOR)
+        return said if said is not None else DEFAULT_HOLD
 
     def _learn_rate(self, headers: Mapping[str, str]) -> None:
         """The strictest short window of ``RateLimit-Policy`` sets the spacing."""
@@ -157,7 +175,8 @@ class Pacer:
             if quota and window and window <= SHORT_WINDOW:
                 spacing = max(spacing or 0.0, window / quota)
         if spacing is not None:
-            self.spacing, self.rate_said = spacing * MARGIN, True
+            self._stated, self.rate_said = spacing * MARGIN, True
+            self.spacing = self._stated * self._widened
             self._next = max(self._next, self._last + self.spacing)  # the pace from the last send on
 
     def _spent_window(self, headers: Mapping[str, str]) -> float | None:
