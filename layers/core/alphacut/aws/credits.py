@@ -27,11 +27,14 @@ without a hold (rare) are transactions on the balance.
 
 Items (amounts in millicredits, ``alphacut.pricing``):
 
-- ``pk = "credits#<key id>"``, ``sk = "balance"``: ``balance``, ``added`` (all top-ups),
+- ``pk = "credits#<key id>"``, ``sk = "balance"``: ``balance`` (below zero only by credits taken
+  back that were spent or held: what the key owes), ``added`` (all top-ups), ``taken`` (all taken back),
   ``inflight`` and an ``m#<hold id>`` / ``r#<hold id>`` entry per reservation / release between
   its writes; ``open_due`` and ``due_shard`` while the sweep should look at it
 - ``pk = "credits#<key id>"``, ``sk = "topup#<reference>"``: ``amount``, ``at``, ``note`` (the
   audit trail; a reference is used once, so a repeated top-up adds nothing)
+- ``pk = "credits#<key id>"``, ``sk = "refund#<reference>"``: ``taken``, ``at``, ``note`` (a
+  refund's or dispute's credits taken back, once per reference)
 - ``pk = "hold#<key id>"``, ``sk = "<call or task id>"``: ``amount``, ``hold_until``, ``route``,
   ``nonce``; open: ``open_due`` (= ``hold_until``) and ``due_shard``, so it is in the index ``DUE_INDEX``;
   once settled ``settled`` (committed | released), ``expires_at``, and no ``open_due`` (out of the
@@ -54,7 +57,7 @@ import random
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +113,10 @@ class Standing:
 
 @dataclass(frozen=True)
 class TakenBack:
-    """A refund's credits taken off a balance: what the balance gave, and what was spent already."""
+    """Credits taken back from a balance, and what the balance owes after (spent or still held)."""
 
     taken: int  # millicredits
-    owed: int  # millicredits the key had spent of the refunded credits: on the statement as owed
+    owed: int  # millicredits below zero once taken: spent of the credits taken back, or held
 
 
 @dataclass(frozen=True)
@@ -300,45 +303,35 @@ class CreditLedger:
         except self._db.exceptions.ConditionalCheckFailedException:
             pass  # no threshold set
 
-    def take_back(self, key_id: str, amount: int, reference: str, note: str = "") -> TakenBack:
-        """Take a refunded top-up's ``amount`` off the balance, never below zero: what was spent of
-        it stays owed (recorded with it). Once per reference: a repeat takes nothing more and
-        answers what the first took."""
-        item_key = self._key(key_id, f"refund#{reference}")
-        for _ in range(CONFLICT_ATTEMPTS):
-            done = self._db.get_item(TableName=self.table_name, Key=item_key, ConsistentRead=True).get("Item")
-            if done:
-                return TakenBack(int(done["taken"]["N"]), int(done["owed"]["N"]))
-            balance = self.balance(key_id) or 0
-            taken = max(0, min(amount, balance))
-            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
-            record = {
+    def take_back(
+        self, key_id: str, amount: int, reference: str, note: str = "", also: Sequence[dict[str, Any]] = ()
+    ) -> TakenBack | None:
+        """Take ``amount`` back (a refunded or disputed payment's credits), once per reference, in
+        one transaction with ``also`` (the payment record's own condition): None when the
+        reference was used or a condition of ``also`` failed (nothing taken). The balance goes
+        below zero by what was spent of those credits, or is held by a call not settled yet: held
+        credits that come back pay it first, and so does the next top-up; while it is below zero
+        nothing can be reserved. What it owes after is ``max(0, -balance)``."""
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
+        items = [
+            {
                 "Put": {
                     "TableName": self.table_name,
                     "Item": {
-                        **item_key,
-                        "taken": {"N": str(taken)},
-                        "owed": {"N": str(amount - taken)},
+                        **self._key(key_id, f"refund#{reference}"),
+                        "taken": {"N": str(amount)},
                         "at": {"S": at},
                         "note": {"S": note[:500]},
                     },
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
-            }
-            debit = {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": self._key(key_id),
-                    "UpdateExpression": "SET balance = balance - :taken",
-                    "ConditionExpression": "balance = :seen",
-                    "ExpressionAttributeValues": {":taken": {"N": str(taken)}, ":seen": {"N": str(balance)}},
-                }
-            }
-            if not transact(self._db, [record, debit]):
-                return TakenBack(taken, amount - taken)
-        raise TooManyInFlight(
-            "the balance kept changing while a refund was taken back: try again", field="key_id"
-        )
+            },
+            self._credit_item(key_id, amount, "SET balance = balance - :amount ADD taken :amount"),
+            *also,
+        ]
+        if transact(self._db, items):
+            return None
+        return TakenBack(amount, max(0, -(self.balance(key_id) or 0)))
 
     def open(self, key_id: str) -> None:
         """A credit account at 0 (a key made on a credit-based plan); an existing one is kept."""
@@ -355,9 +348,17 @@ class CreditLedger:
         """A new credit account's item, at 0 (a key import writes it in its batches)."""
         return {**self._key(key_id), BALANCE: {"N": "0"}, "added": {"N": "0"}, "inflight": {"N": "0"}}
 
-    def top_up(self, key_id: str, amount: int, reference: str = "", note: str = "") -> TopUp:
-        """Add ``amount`` millicredits, with its audit item, in one transaction; a reference used
-        before adds nothing (InvalidOption names it)."""
+    def top_up(
+        self,
+        key_id: str,
+        amount: int,
+        reference: str = "",
+        note: str = "",
+        also: Sequence[dict[str, Any]] = (),
+    ) -> TopUp:
+        """Add ``amount`` millicredits, with its audit item and ``also`` (a payment record's own
+        condition), in one transaction; a reference used before, or a condition of ``also`` that
+        fails, adds nothing (InvalidOption names the reference)."""
         if not 0 < amount <= MAX_TOP_UP:
             raise InvalidOption(
                 f"must be more than 0 and at most {credits(MAX_TOP_UP)} credits",
@@ -380,6 +381,7 @@ class CreditLedger:
                 }
             },
             self._credit_item(key_id, amount, "ADD balance :amount, added :amount"),
+            *also,
         ]
         if transact(self._db, items):
             raise InvalidOption(f"top-up {reference!r} was made already", field="reference")

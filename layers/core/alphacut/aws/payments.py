@@ -6,17 +6,22 @@ Items:
 - ``pk = "billing#<key id>"``, ``sk = "profile"``: ``customer`` (Stripe's), ``card`` (a saved
   PaymentMethod), ``email``, ``auto_pack`` (the pack an automatic top-up buys), ``notify_url``
   (where the low-balance webhook goes)
-- ``pk = "billing#<key id>"``, ``sk = "pay#<PaymentIntent id>"``: ``credits``, ``amount``,
-  ``currency``, ``state`` (created | succeeded | failed | refunded | disputed), ``at``, ``reason``
-  (purchase | auto), ``receipt_url``, ``failure``, ``refunded_credits``, ``owed_credits``
-- ``pk = "payment#<PaymentIntent id>"``, ``sk = "key"``: ``key_id`` (a dispute or refund names only
-  the payment)
+- ``pk = "billing#<key id>"``, ``sk = "pay#<PaymentIntent id>"``, the service's own record of a
+  payment it made, written before Stripe can confirm it: ``credits``, ``amount``, ``currency``,
+  ``reason`` (purchase | auto), ``state`` and its ``rank`` (``STATE_RANK``: a state only moves
+  forward), ``at``, ``receipt_url``, ``failure``; and the money it moved, each changed only in the
+  ledger's transaction that moves it (``counter_item``): ``credited`` (millicredits added),
+  ``refund_taken`` and ``dispute_taken`` (millicredits taken back), ``owed_credits`` (what the
+  balance owed after the last take-back)
+- ``pk = "payment#<PaymentIntent id>"``, ``sk = "key"``: ``key_id`` (a refund or dispute names only
+  the payment; a payment with no such item is not the service's)
 
 Usage::
 
     records = PaymentRecords("usage-table")
     records.created("k123", intent_id, credits=40, amount=800, currency="usd")
-    records.mark("k123", intent_id, "succeeded", receipt_url="https://...")
+    payment = records.find(intent_id)                 # None: not a payment of this service
+    records.advance(payment, "succeeded", receipt_url="https://...")   # False: never backwards
     records.payments("k123")            # newest first
 """
 
@@ -29,12 +34,16 @@ from typing import Any
 from alphacut.aws.clients import client
 
 PROFILE = "profile"
-STATES = ("created", "succeeded", "failed", "refunded", "disputed")
+# a payment's states in the order they may follow each other: a state is replaced only by one of
+# a higher rank (docs/api.md, "Payments"), so repeated and reordered events never move it back
+STATE_RANK = {"created": 0, "failed": 1, "succeeded": 2, "refunded": 3, "disputed": 4, "won": 5, "lost": 5}
+COUNTERS = ("credited", "refund_taken", "dispute_taken")
 PAYMENTS_SHOWN = 100
 
 
 @dataclass(frozen=True)
 class Payment:
+    key_id: str
     payment_id: str
     credits: int
     amount: int  # minor units of ``currency``
@@ -44,7 +53,9 @@ class Payment:
     reason: str = "purchase"
     receipt_url: str = ""
     failure: str = ""
-    refunded_credits: int = 0
+    credited: int = 0  # millicredits
+    refund_taken: int = 0  # millicredits
+    dispute_taken: int = 0  # millicredits
     owed_credits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,7 +69,8 @@ class Payment:
             "reason": self.reason,
             "receipt_url": self.receipt_url or None,
             "failure": self.failure or None,
-            "refunded_credits": self.refunded_credits,
+            "refunded_credits": self.refund_taken // 1000,
+            "disputed_credits": self.dispute_taken // 1000,
             "owed_credits": self.owed_credits,
         }
 
@@ -93,29 +105,31 @@ class PaymentRecords:
     def _now(self) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
 
+    def _payment_key(self, key_id: str, payment_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"pay#{payment_id}"}}
+
     # ---- payments -----------------------------------------------------------------------------------
     def created(
         self, key_id: str, payment_id: str, credits: int, amount: int, currency: str, reason: str = "purchase"
     ) -> None:
-        """A PaymentIntent made for the key (kept as it was if the webhook came first)."""
+        """The service's record of a PaymentIntent it made for the key, written before the
+        PaymentIntent can be confirmed: the one source of what a payment of it is worth."""
         self._db.transact_write_items(
             TransactItems=[
                 {
-                    "Update": {
+                    "Put": {
                         "TableName": self.table_name,
-                        "Key": {"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"pay#{payment_id}"}},
-                        "UpdateExpression": "SET credits = :credits, amount = :amount, currency = :currency, "
-                        "reason = :reason, #at = if_not_exists(#at, :at), "
-                        "#state = if_not_exists(#state, :created)",
-                        "ExpressionAttributeNames": {"#at": "at", "#state": "state"},
-                        "ExpressionAttributeValues": {
-                            ":credits": {"N": str(credits)},
-                            ":amount": {"N": str(amount)},
-                            ":currency": {"S": currency},
-                            ":reason": {"S": reason},
-                            ":at": {"S": self._now()},
-                            ":created": {"S": "created"},
+                        "Item": {
+                            **self._payment_key(key_id, payment_id),
+                            "credits": {"N": str(credits)},
+                            "amount": {"N": str(amount)},
+                            "currency": {"S": currency},
+                            "reason": {"S": reason},
+                            "at": {"S": self._now()},
+                            "state": {"S": "created"},
+                            "rank": {"N": "0"},
                         },
+                        "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
                 {
@@ -126,55 +140,94 @@ class PaymentRecords:
                             "sk": {"S": "key"},
                             "key_id": {"S": key_id},
                         },
+                        "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
             ]
         )
 
-    def mark(self, key_id: str, payment_id: str, state: str, **details: str | int) -> None:
-        """The payment's new state, with what came with it (receipt_url, failure, refunded_credits,
-        owed_credits). A payment refunded or disputed is never marked succeeded again by a late event."""
-        names = {"#state": "state", "#at": "at"}
-        values: dict[str, Any] = {
-            ":state": {"S": state},
-            ":at": {"S": self._now()},
-            ":final": {"S": "refunded"},
-        }
-        sets = ["#state = :state", "#at = if_not_exists(#at, :at)"]
+    def recorded(
+        self, key_id: str, payment_id: str, credits: int, amount: int, currency: str, reason: str = "purchase"
+    ) -> None:
+        """``created``, where the same payment may have been recorded already (a message delivered
+        twice makes the same PaymentIntent under its idempotency key)."""
+        try:
+            self.created(key_id, payment_id, credits, amount, currency, reason)
+        except self._db.exceptions.TransactionCanceledException:
+            if self.key_of(payment_id) != key_id:
+                raise
+
+    def find(self, payment_id: str) -> Payment | None:
+        """The service's own record of a payment (None: the service made no such payment)."""
+        key_id = self.key_of(payment_id)
+        return self.payment(key_id, payment_id) if key_id else None
+
+    def advance(self, payment: Payment, state: str, **details: str | int) -> bool:
+        """Move the payment to ``state`` with what came with it (receipt_url, failure,
+        owed_credits), only forward (``STATE_RANK``): False when it is there or past it already."""
+        names = {"#state": "state", "#rank": "rank"}
+        values: dict[str, Any] = {":state": {"S": state}, ":rank": {"N": str(STATE_RANK[state])}}
+        sets = ["#state = :state", "#rank = :rank"]
         for name, value in details.items():
             sets.append(f"{name} = :{name}")
             values[f":{name}"] = {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
-        condition = "attribute_not_exists(#state) OR #state <> :final" if state == "succeeded" else None
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": {"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"pay#{payment_id}"}},
-            "UpdateExpression": "SET " + ", ".join(sets),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if condition:
-            request["ConditionExpression"] = condition
-        else:
-            del values[":final"]
         try:
-            self._db.update_item(**request)
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=self._payment_key(payment.key_id, payment.payment_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_not_exists(#rank) OR #rank < :rank",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except self._db.exceptions.ConditionalCheckFailedException:
-            pass
+            return False
+        return True
+
+    def note(self, payment: Payment, **details: str | int) -> None:
+        """Details of a payment that change no state (what a balance owes after a take-back)."""
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=self._payment_key(payment.key_id, payment.payment_id),
+            UpdateExpression="SET " + ", ".join(f"{name} = :{name}" for name in details),
+            ExpressionAttributeValues={
+                f":{name}": {"N": str(value)} if isinstance(value, int) else {"S": str(value)}
+                for name, value in details.items()
+            },
+        )
+
+    def counter_item(self, payment: Payment, counter: str, was: int, becomes: int) -> dict[str, Any]:
+        """A transaction item moving one of the payment's money counters (``COUNTERS``) from
+        ``was`` to ``becomes``, on condition that it still says ``was``: the ledger writes it in the
+        transaction that moves the credits, so the record and the balance never disagree and a
+        repeated or reordered event moves nothing twice."""
+        if counter not in COUNTERS:
+            raise ValueError(f"not a payment counter: {counter}")
+        condition = f"{counter} = :was" if was else f"attribute_not_exists({counter}) OR {counter} = :was"
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._payment_key(payment.key_id, payment.payment_id),
+                "UpdateExpression": f"SET {counter} = :becomes",
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {":was": {"N": str(was)}, ":becomes": {"N": str(becomes)}},
+            }
+        }
 
     def key_of(self, payment_id: str) -> str:
         """The key a payment was made for ("" when this service made no such payment)."""
         item = self._db.get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"payment#{payment_id}"}, "sk": {"S": "key"}}
+            TableName=self.table_name,
+            Key={"pk": {"S": f"payment#{payment_id}"}, "sk": {"S": "key"}},
+            ConsistentRead=True,
         ).get("Item")
         return _text(item, "key_id") if item else ""
 
     def payment(self, key_id: str, payment_id: str) -> Payment | None:
         item = self._db.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"pay#{payment_id}"}},
-            ConsistentRead=True,
+            TableName=self.table_name, Key=self._payment_key(key_id, payment_id), ConsistentRead=True
         ).get("Item")
-        return _payment(item) if item else None
+        return _payment(key_id, item) if item else None
 
     def payments(self, key_id: str, first_day: str = "", last_day: str = "~") -> list[Payment]:
         """The key's payments between two UTC days (both included), newest first, at most 100 a page
@@ -185,7 +238,7 @@ class PaymentRecords:
             ExpressionAttributeValues={":pk": {"S": f"billing#{key_id}"}, ":pay": {"S": "pay#"}},
             ConsistentRead=True,
         ).get("Items", [])
-        found = [p for p in map(_payment, items) if first_day <= p.at[:10] <= last_day]
+        found = [p for p in (_payment(key_id, item) for item in items) if first_day <= p.at[:10] <= last_day]
         return sorted(found, key=lambda p: p.at, reverse=True)[:PAYMENTS_SHOWN]
 
     # ---- the profile --------------------------------------------------------------------------------
@@ -228,8 +281,9 @@ class PaymentRecords:
         self._db.update_item(**request)
 
 
-def _payment(item: dict[str, Any]) -> Payment:
+def _payment(key_id: str, item: dict[str, Any]) -> Payment:
     return Payment(
+        key_id,
         _text(item, "sk").removeprefix("pay#"),
         _number(item, "credits"),
         _number(item, "amount"),
@@ -239,6 +293,8 @@ def _payment(item: dict[str, Any]) -> Payment:
         _text(item, "reason") or "purchase",
         _text(item, "receipt_url"),
         _text(item, "failure"),
-        _number(item, "refunded_credits"),
+        _number(item, "credited"),
+        _number(item, "refund_taken"),
+        _number(item, "dispute_taken"),
         _number(item, "owed_credits"),
     )

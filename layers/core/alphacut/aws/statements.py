@@ -68,8 +68,8 @@ class Line:
     credits_added: int | float
     amount: str  # money, two decimals
     card_payments: str = "0.00"  # money the key's card payments brought in the month (net of refunds)
-    credits_refunded: int = 0  # credits taken back by the month's refunds
-    credits_owed: int = 0  # credits of refunded payments spent before the refund: still to be paid
+    credits_refunded: int = 0  # credits taken back by the month's refunds and disputes
+    credits_owed: int = 0  # what the balance owed after the last take-back (spent or held credits)
 
 
 @dataclass
@@ -99,7 +99,12 @@ class Statement:
             paid = payments.payments(key.id, first, last) if payments is not None else []
             if not report["total"]["calls"] and not added and not paid:
                 continue  # nothing to bill: no line
-            brought = sum(p.amount for p in paid if p.state in ("succeeded", "disputed"))
+            # what the month's payments brought, net of what refunds and disputes took back
+            brought = sum(
+                p.amount * (p.credited - p.refund_taken - p.dispute_taken) // p.credited
+                for p in paid
+                if p.credited
+            )
             amount = (Decimal(used) / MILLI * price).quantize(Decimal("0.01"), ROUND_HALF_UP)
             statement.lines.append(
                 Line(
@@ -112,8 +117,8 @@ class Statement:
                     credits(added),
                     str(amount),
                     str((Decimal(brought) / 100).quantize(Decimal("0.01"))),
-                    sum(p.refunded_credits for p in paid if p.state == "refunded"),
-                    sum(p.owed_credits for p in paid if p.state == "refunded"),
+                    sum((p.refund_taken + p.dispute_taken) // MILLI for p in paid),
+                    max((p.owed_credits for p in paid), default=0),
                 )
             )
         return statement

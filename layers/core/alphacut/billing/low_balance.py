@@ -68,14 +68,16 @@ class LowBalanceNotices:
                 amount,
                 customer=profile.customer,
                 payment_method=profile.card,
-                off_session=True,
                 idempotency_key=f"low-balance-{notice.key_id}-{notice.crossing}",
                 reason="auto",
             )
+            self.records.recorded(
+                notice.key_id, intent.id, pack, amount, self.settings.currency, reason="auto"
+            )
+            intent = self.account.confirm(intent.id, off_session=True)
         except (PaymentDeclined, BillingUnavailable) as error:  # told, never retried in a loop
             logger.warning("automatic top-up failed", extra={"key_id": notice.key_id, "error": str(error)})
             return {"pack": profile.auto_pack, "credits": pack, "state": "failed", "failure": error.message}
-        self.records.created(notice.key_id, intent.id, pack, amount, intent.currency, reason="auto")
         state = "failed" if intent.status == "requires_payment_method" else intent.status
         return {"pack": profile.auto_pack, "credits": pack, "payment": intent.id, "state": state}
 

@@ -72,7 +72,9 @@ class Purchases:
             customer=profile.customer if saved else "",
             payment_method=profile.card if saved else "",
         )
-        self.records.created(key_id, intent.id, asked, amount, intent.currency)
+        self.records.created(key_id, intent.id, asked, amount, self.settings.currency)
+        if saved:  # recorded first: the webhook credits only what the service recorded
+            intent = self.account.confirm(intent.id)
         return {
             "payment_intent": intent.id,
             "client_secret": intent.client_secret,

@@ -1,15 +1,32 @@
-"""Stripe's webhook, applied once whatever Stripe repeats or reorders.
+"""Stripe's webhook, applied by the service's own record of each payment, in any order, any number
+of times, concurrently.
 
-- ``payment_intent.succeeded``: the PaymentIntent's credits added to its key, once per
-  PaymentIntent (the ledger's top-up reference is its id, so a repeat, or the same success in a
-  new event, adds nothing); the key's low-balance threshold armed again
-- ``payment_intent.payment_failed``: nothing added; the payment marked failed (an automatic top-up's
-  failure is also told to the store by ``alphacut.billing.low_balance``)
-- ``charge.refunded``: the refunded credits taken back (``refund``), never below zero
-- ``charge.dispute.created``: the key suspended until the operator decides
-  (``alphacut keys reinstate``), the payment marked disputed
-- ``setup_intent.succeeded``: the card saved for the key it was set up for
-- anything else: acknowledged, nothing done
+A payment is the service's only where it made it: its ``payment#`` record (``PaymentRecords``),
+written before Stripe could confirm it, says which key it is for, how many credits and for what
+amount. An event for any other PaymentIntent (made elsewhere, its metadata naming any key and any
+credits), or whose amount received or currency differs from the record's, changes no balance: it
+is answered 2xx (so Stripe stops), logged and counted (metric ``UnmatchedPayments``, alarmed).
+
+Each payment is a state machine whose state only moves forward (``STATE_RANK``); every movement of
+credits is one ledger transaction that also moves the record's counter, on condition that the
+counter still says what was read, so a repeat moves nothing:
+
+| event | credits | state |
+|---|---|---|
+| ``payment_intent.succeeded`` | the record's credits added, once (``credited``) | succeeded |
+| ``payment_intent.payment_failed`` | none | failed (only from created) |
+| ``charge.refunded`` | credited first if not yet; the refunded share taken back, up to the | refunded |
+| | cumulative ``amount_refunded`` (``refund_taken``) | |
+| ``charge.dispute.created`` | credited first if not yet; the disputed share taken back, what a | disputed |
+| | refund took not twice (``dispute_taken``); the key suspended (revoked: recorded the same) | |
+| ``charge.dispute.closed`` won | the disputed credits given back | won |
+| ``charge.dispute.closed`` lost | none | lost |
+| ``setup_intent.succeeded`` | none: the card saved for the key whose customer set it up | |
+
+Credits taken back that were spent (or are held by a call not settled yet) leave the balance
+below zero: what the store owes, paid first by held credits that come back and by its next
+top-up; nothing can be reserved meanwhile (``CreditLedger.take_back``). A take-back never arms the
+low-balance threshold again; only a payment credited for the first time does.
 
 A body whose signature fails is SignatureInvalid (400), before anything is read from it.
 
@@ -24,19 +41,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.aws.credits import CreditLedger
-from alphacut.aws.payments import PaymentRecords
-from alphacut.billing.stripe_account import Intent, StripeAccount
+from alphacut.aws.payments import Payment, PaymentRecords
+from alphacut.billing.stripe_account import StripeAccount
 from alphacut.errors import InvalidOption, NotFound
 from alphacut.pricing import MILLI
-from alphacut.pricing import credits as whole_credits
 
 if TYPE_CHECKING:
     from alphacut.aws.keystore import KeyStore
 
 logger = Logger(child=True)
+metrics = Metrics()
+
+
+def share(payment: Payment, amount: int) -> int:
+    """The millicredits ``amount`` minor units of the payment are worth (a partial refund or
+    dispute: its share of the credits, rounded down; never more than the payment's credits)."""
+    if payment.amount <= 0:
+        return 0
+    return min(payment.credits * MILLI, payment.credits * MILLI * max(0, amount) // payment.amount)
 
 
 class StripeEvents:
@@ -61,91 +87,172 @@ class StripeEvents:
             "payment_intent.payment_failed": self._failed,
             "charge.refunded": self._refunded,
             "charge.dispute.created": self._disputed,
+            "charge.dispute.closed": self._dispute_closed,
             "setup_intent.succeeded": self._card_set_up,
         }.get(kind)
         done = handler(obj) if handler else "ignored"
         logger.info("stripe event", extra={"event": event.get("id"), "type": kind, "done": done})
         return done
 
-    # ---- payments -----------------------------------------------------------------------------------
-    def credit(self, intent: Intent) -> str:
-        """Add a succeeded PaymentIntent's credits to its key, once per PaymentIntent."""
-        if not intent.key_id or intent.credits <= 0:
-            return "ignored: not a payment for credits"
-        self.records.created(
-            intent.key_id, intent.id, intent.credits, intent.amount, intent.currency, intent.reason
+    def _ours(self, obj: dict[str, Any], field: str = "id") -> Payment | None:
+        payment_id = obj.get(field)
+        return self.records.find(payment_id) if isinstance(payment_id, str) and payment_id else None
+
+    def _unmatched(self, why: str, obj: dict[str, Any]) -> str:
+        metrics.add_metric(name="UnmatchedPayments", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "a Stripe event that matches no payment of this service",
+            extra={"why": why, "object": obj.get("id")},
         )
+        return f"unmatched: {why}"
+
+    # ---- payments -----------------------------------------------------------------------------------
+    def _credit(self, payment: Payment) -> bool:
+        """Add the record's credits once; True when this call added them."""
         try:
             self.ledger.top_up(
-                intent.key_id,
-                intent.credits * MILLI,
-                reference=intent.id,
-                note=f"card payment {intent.amount} {intent.currency}",
+                payment.key_id,
+                payment.credits * MILLI,
+                reference=payment.payment_id,
+                note=f"card payment {payment.amount} {payment.currency}",
+                also=[self.records.counter_item(payment, "credited", 0, payment.credits * MILLI)],
             )
-            done = f"credited {intent.credits}"
-        except InvalidOption:  # the reference was used: this PaymentIntent was credited before
-            done = "already credited"
-        self.records.mark(intent.key_id, intent.id, "succeeded", receipt_url=intent.receipt_url)
-        self.ledger.rearm_low_balance(intent.key_id)
-        return done
+        except InvalidOption:  # credited before: the reference was used, or the record says so
+            return False
+        return True
 
     def _succeeded(self, obj: dict[str, Any]) -> str:
-        return self.credit(Intent.of(obj))
+        payment = self._ours(obj)
+        if payment is None:
+            return self._unmatched("a PaymentIntent this service did not make", obj)
+        received = obj.get("amount_received")
+        received = obj.get("amount") if received is None else received
+        if received != payment.amount or (obj.get("currency") or "").lower() != payment.currency:
+            return self._unmatched(
+                f"{received} {obj.get('currency')} received for {payment.amount} {payment.currency}", obj
+            )
+        credited = self._credit(payment)
+        charge = obj.get("latest_charge")
+        receipt = charge.get("receipt_url") if isinstance(charge, dict) else None
+        moved = self.records.advance(payment, "succeeded", **({"receipt_url": receipt} if receipt else {}))
+        if credited and moved:  # a payment credited for the first time, not on its way out
+            self.ledger.rearm_low_balance(payment.key_id)
+        return f"credited {payment.credits}" if credited else "already credited"
 
     def _failed(self, obj: dict[str, Any]) -> str:
-        intent = Intent.of(obj)
-        if not intent.key_id:
-            return "ignored: not a payment for credits"
-        self.records.created(
-            intent.key_id, intent.id, intent.credits, intent.amount, intent.currency, intent.reason
+        payment = self._ours(obj)
+        if payment is None:
+            return self._unmatched("a PaymentIntent this service did not make", obj)
+        error = obj.get("last_payment_error") or {}
+        failure = (error.get("message") if isinstance(error, dict) else "") or "declined"
+        return (
+            "marked failed"
+            if self.records.advance(payment, "failed", failure=failure)
+            else "already past failed"
         )
-        self.records.mark(intent.key_id, intent.id, "failed", failure=intent.failure or "declined")
-        return "marked failed"
 
     def refund(self, intent_id: str) -> dict[str, Any]:
         """The operator's refund (``alphacut billing refund``): the whole payment refunded through
-        Stripe, its credits taken back as far as the balance goes (the rest stays owed)."""
-        intent = self.account.intent(intent_id)
-        if not intent.key_id or intent.status != "succeeded":
+        Stripe, its credits taken back (what was spent stays owed)."""
+        payment = self.records.find(intent_id)
+        if payment is None or payment.state not in ("succeeded", "refunded"):
             raise NotFound(f"no succeeded payment {intent_id} for credits", field="payment")
         self.account.refund(intent_id)
-        return self._take_back(intent)
-
-    def _take_back(self, intent: Intent) -> dict[str, Any]:
-        self.credit(intent)  # a refund that overtook the success: the credits exist before they go
-        taken = self.ledger.take_back(
-            intent.key_id, intent.credits * MILLI, intent.id, note="card payment refunded"
-        )
-        self.records.mark(
-            intent.key_id,
-            intent.id,
-            "refunded",
-            refunded_credits=int(whole_credits(taken.taken)),
-            owed_credits=int(whole_credits(taken.owed)),
-        )
+        taken = self._take_back(payment, "refund_taken", share(payment, payment.amount), "refunded")
+        after = self.records.payment(payment.key_id, payment.payment_id) or payment
         return {
-            "payment": intent.id,
-            "key_id": intent.key_id,
-            "credits_taken_back": whole_credits(taken.taken),
-            "credits_owed": whole_credits(taken.owed),
+            "payment": intent_id,
+            "key_id": payment.key_id,
+            "credits_taken_back": taken / MILLI,
+            "credits_owed": after.owed_credits,
         }
 
+    def _take_back(self, payment: Payment, counter: str, target: int, state: str) -> int:
+        """Move the payment's ``counter`` up to ``target`` millicredits, taking the difference off
+        the balance in the same transaction (credited first: a refund or dispute that overtook the
+        success); then the state. The millicredits this call took."""
+        self._credit(payment)
+        taken = 0
+        for _ in range(5):  # another event of the same payment may move the counter between reads
+            now = self.records.payment(payment.key_id, payment.payment_id) or payment
+            was = getattr(now, counter)
+            if target <= was:
+                break
+            whole = counter == "refund_taken" and target == now.credits * MILLI
+            reference = payment.payment_id if whole else f"{payment.payment_id}:{counter}:{target}"
+            done = self.ledger.take_back(
+                payment.key_id,
+                target - was,
+                reference,
+                note=f"card payment {state}",
+                also=[self.records.counter_item(now, counter, was, target)],
+            )
+            if done is not None:
+                taken = done.taken
+                self.records.note(now, owed_credits=done.owed // MILLI)
+                break
+        self.records.advance(payment, state)
+        return taken
+
     def _refunded(self, obj: dict[str, Any]) -> str:
-        intent_id = obj.get("payment_intent") or ""
-        if not intent_id or not self.records.key_of(intent_id):
-            return "ignored: not a payment of this service"
-        done = self._take_back(self.account.intent(intent_id))
-        return f"taken back {done['credits_taken_back']}, owed {done['credits_owed']}"
+        payment = self._ours(obj, "payment_intent")
+        if payment is None:
+            return self._unmatched("a refund of a payment this service did not make", obj)
+        refunded = obj.get("amount_refunded")
+        amount = refunded if isinstance(refunded, int) else payment.amount  # a whole refund
+        taken = self._take_back(payment, "refund_taken", share(payment, amount), "refunded")
+        return f"taken back {taken / MILLI:g}"
 
     def _disputed(self, obj: dict[str, Any]) -> str:
-        intent_id = obj.get("payment_intent") or ""
-        key_id = self.records.key_of(intent_id) if intent_id else ""
-        if not key_id:
-            return "ignored: not a payment of this service"
-        if self.keys is not None:
-            self.keys.suspend(key_id, f"card payment {intent_id} disputed ({obj.get('reason', 'no reason')})")
-        self.records.mark(key_id, intent_id, "disputed")
-        return f"key {key_id} suspended"
+        payment = self._ours(obj, "payment_intent")
+        if payment is None:
+            return self._unmatched("a dispute of a payment this service did not make", obj)
+        disputed = obj.get("amount")
+        amount = disputed if isinstance(disputed, int) else payment.amount
+        current = self.records.payment(payment.key_id, payment.payment_id) or payment
+        if current.state == "won":  # closed in the store's favour before this news came
+            return "ignored: the dispute was won already"
+        target = min(share(payment, amount), payment.credits * MILLI - current.refund_taken)
+        taken = self._take_back(payment, "dispute_taken", max(target, current.dispute_taken), "disputed")
+        suspended = self._suspend(payment, obj)
+        return f"taken back {taken / MILLI:g}; key {payment.key_id} {suspended}"
+
+    def _suspend(self, payment: Payment, obj: dict[str, Any]) -> str:
+        if self.keys is None:
+            return "not suspended (no key store)"
+        try:
+            self.keys.suspend(
+                payment.key_id,
+                f"card payment {payment.payment_id} disputed ({obj.get('reason', 'no reason')})",
+            )
+        except NotFound:  # revoked since: the dispute is recorded and its credits taken all the same
+            return "already revoked"
+        return "suspended"
+
+    def _dispute_closed(self, obj: dict[str, Any]) -> str:
+        payment = self._ours(obj, "payment_intent")
+        if payment is None:
+            return self._unmatched("a dispute of a payment this service did not make", obj)
+        status = obj.get("status")
+        if status == "lost":
+            return "lost" if self.records.advance(payment, "lost") else "already closed"
+        if status != "won":
+            return f"ignored: dispute {status}"
+        current = self.records.payment(payment.key_id, payment.payment_id) or payment
+        given = current.dispute_taken
+        if given and current.state == "disputed":
+            try:
+                self.ledger.top_up(
+                    payment.key_id,
+                    given,
+                    reference=f"{payment.payment_id}:dispute-won",
+                    note="card payment dispute won",
+                    also=[self.records.counter_item(current, "dispute_taken", given, 0)],
+                )
+            except InvalidOption:
+                given = 0  # given back before
+        self.records.advance(payment, "won")
+        return f"won: given back {given / MILLI:g}"
 
     def _card_set_up(self, obj: dict[str, Any]) -> str:
         key_id = (obj.get("metadata") or {}).get("key_id", "")
