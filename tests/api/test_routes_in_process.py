@@ -336,3 +336,25 @@ def test_a_keys_unpaid_model_runs_past_the_days_budget_close_its_image_routes_no
     item = {"pk": {"S": f"unpaid#{key}"}, "sk": {"S": today}}
     runs = boto3.client("dynamodb").get_item(TableName=USAGE_TABLE, Key=item)
     assert runs["Item"]["runs"]["N"] == "2"  # one write an unpaid run, none for the refusal
+
+
+def test_a_task_submission_past_the_days_unpaid_runs_is_refused_whoever_counted_them(handler, monkeypatch):
+    # a blank task's model runs in the task functions, whose counts this container never sees:
+    # the submission reads the count (the count written here stands for theirs)
+    import dataclasses
+
+    from alphacut.api import services
+    from alphacut.aws.limits import KeyLimits
+
+    from tests.api.conftest import KEY_PLANS, STARTER
+
+    key = f"unpaid-tasks-{uuid.uuid4().hex[:8]}"
+    KEY_PLANS[key] = STARTER
+    monkeypatch.setattr(services, "SETTINGS", dataclasses.replace(services.SETTINGS, unpaid_runs_per_day=2))
+    limits = KeyLimits(USAGE_TABLE)
+    for _ in range(2):
+        limits.count_unpaid_run(key, 0)  # what TaskEnds.finish writes for a task with no subject
+    refused = call(handler, "POST", "/v1/tasks", body=blank_png(), key_id=key, resource="/v1/tasks",
+                   headers={"Content-Type": "image/png"})  # fmt: skip
+    error = answer_json(refused)["error"]
+    assert refused["statusCode"] == 429 and (error["code"], error["limit"]) == ("unpaid_runs_spent", 2)

@@ -555,6 +555,29 @@ def test_a_credit_key_at_zero_gets_402_on_every_paid_route_and_nothing_is_fetche
     assert broke.get("/v1/usage").status_code == 200  # reading what it spent still works
 
 
+def test_a_key_that_can_pay_for_a_preview_has_nothing_fetched_for_a_full_size_call(
+    admin, stack, image_server
+):
+    # the 402 before a download compares the balance with the price of what was asked, not with
+    # the cheapest price there is: 0.25 credits buy a preview, not a full-size result's downloads
+    short = credit_key(admin, stack, "0.25")
+    tag = f"quarter-{time.time_ns()}"
+    url = image_server.url(f"photo.jpg?{tag}")
+    calls = [
+        ("/v1/cutout", {"json": {"image_url": url, "bg_image_url": url + "-bg"}}),
+        ("/v1/costume", {"json": {"image_url": url}}),
+        (REMOVEBG, {"data": {"image_url": url, "size": "full", "bg_image_url": url + "-bg"}}),
+        ("/ai/image/cut/out", {"json": {"imageUrl": url, "backGroundType": "TRANSPARENT"}}),
+    ]
+    for path, kwargs in calls:
+        answer = _send(short, "POST", path, kwargs)
+        assert answer.status_code == 402, (path, answer.status_code, answer.text[:200])
+    assert [path for path in image_server.gets if tag in path] == []  # not one download
+    preview = _send(short, "POST", "/v1/cutout", {"json": {"image_url": url, "size": "preview"}})
+    assert preview.status_code == 200, preview.text[:300]  # what it can pay for is fetched, once
+    assert [path for path in image_server.gets if tag in path] == [f"/photo.jpg?{tag}"]
+
+
 def test_an_image_url_that_drips_fails_its_task_within_the_deadline_and_once(api, image_server):
     # (a sync call's fetch is the same code under the call's deadline: tests/unit/test_urlfetch.py)
     path = f"drip/task-{time.time_ns()}"

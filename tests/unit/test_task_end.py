@@ -120,3 +120,11 @@ def test_the_finalizer_ends_a_task_through_the_same_path_and_never_queues_its_ca
     queued(ends, "t2")
     assert finalizer.execution_ended({"name": "t2", "status": "TIMED_OUT"}) == "ended"
     assert callbacks(ends) == 1 and ends.table.get("t2").extra.get("callback_queued")
+
+
+def test_a_task_with_no_subject_is_one_unpaid_run_however_often_its_ending_runs(ends):
+    queued(ends)
+    blank = {"task_id": "t1", "execution_id": ME, "result": {**RESULT, "found": False}}
+    assert ends.finish(blank) == ends.finish(blank) == "done"  # a retried step
+    assert ends.meter.limits.unpaid_runs("key") == 1  # what the key's next submissions are held to
+    assert ends.meter.credits.balance("key") == 2000  # nothing charged

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -246,7 +247,7 @@ class Pipeline:
         return self.model_spec(options).side
 
     @classmethod
-    def from_settings(cls, settings: EngineSettings | None = None, place: str | None = "lambda") -> Pipeline:
+    def from_settings(cls, settings: EngineSettings | None = None, place: str | None = "lambda") -> Self:
         settings = settings or EngineSettings.from_env()
         return cls(ModelStore.from_settings(settings), settings.limits, place)
 

@@ -30,6 +30,7 @@ from alphacut.api.request import (
     SOURCE_FIELDS,
     apply_return_form,
     background_image,
+    downloaded,
     parse_image_request,
 )
 from alphacut.api.responses import (
@@ -52,9 +53,9 @@ from alphacut.urlfetch import IMAGE_URL
 if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from alphacut.api.paid_pipeline import PaidPipeline
     from alphacut.aws.results import ResultStore
     from alphacut.aws.task_service import TaskService
-    from alphacut.pipeline import Pipeline
 
 type LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -184,7 +185,7 @@ ROUTES = [
 ]
 
 
-def pipeline() -> Pipeline:
+def pipeline() -> PaidPipeline:
     return services.pipeline()
 
 
@@ -225,8 +226,11 @@ def options_from(
 def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response[Any]:
     """Parse, run the pipeline, shape the answer."""
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, services.SETTINGS, engine.limits.max_bytes)
-    background = background_image(request, services.SETTINGS, engine.limits.max_bytes)
+    max_bytes = engine.limits.max_bytes
+    request = parse_image_request(app.current_event.raw_event, services.SETTINGS, max_bytes, fetch_urls=False)
+    engine.reserve(options_from(request.params, route_type))  # the price as asked, before any download
+    request = downloaded(request, services.SETTINGS, max_bytes)
+    background = background_image(request, services.SETTINGS, max_bytes)
     options = options_from(request.params, route_type, background=background)
     delivery = choose_delivery(request.params, request.accept, options)
     result = engine.run(request.image, options)
@@ -265,10 +269,13 @@ def costume_route() -> Response[Any]:
     from alphacut.costume import parse_garments
 
     engine = pipeline()
-    request = parse_image_request(app.current_event.raw_event, services.SETTINGS, engine.limits.max_bytes)
+    max_bytes = engine.limits.max_bytes
+    request = parse_image_request(app.current_event.raw_event, services.SETTINGS, max_bytes, fetch_urls=False)
     params = apply_return_form(dict(request.params))
     garments = parse_garments(params.pop("classes", None))
-    background = background_image(request, services.SETTINGS, engine.limits.max_bytes)
+    engine.reserve(options_from(params, SubjectType.COSTUME, COSTUME_PARAMS), costume=True)
+    request = downloaded(request, services.SETTINGS, max_bytes)
+    background = background_image(request, services.SETTINGS, max_bytes)
     options = options_from(params, SubjectType.COSTUME, COSTUME_PARAMS, background)
     raw_delivery = (params.get("return") or "base64").strip().lower()
     if raw_delivery not in (Delivery.BASE64, Delivery.URL):
@@ -499,6 +506,9 @@ PAID = frozenset(
     if route.key_required and route.method == "post" and route.path not in billing.PATHS
 )
 
+# the paid routes that submit tasks: their unpaid model runs happen in the task functions
+SUBMITS = frozenset(path for path in PAID if "/tasks" in path)
+
 
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
 # deadline guard turns an answer ready after API Gateway's 29 s into an uncharged 504
@@ -510,7 +520,7 @@ def refusal_answer(resource: str, error: Exception) -> Response[Any]:
 
 app.use(
     middlewares=[
-        make_metering(KEYLESS, refusal_answer, PAID),
+        make_metering(KEYLESS, refusal_answer, PAID, SUBMITS),
         make_idempotency(error_answer, KEYLESS),
         make_deadline_guard(error_answer),
         make_answer_guard(error_answer),

@@ -108,13 +108,17 @@ Refuse = Callable[[str, Exception], "Response[Any]"]  # (the route's resource, t
 
 
 def make_metering(
-    keyless: frozenset[str] = frozenset(), refuse: Refuse | None = None, paid: frozenset[str] = frozenset()
+    keyless: frozenset[str] = frozenset(),
+    refuse: Refuse | None = None,
+    paid: frozenset[str] = frozenset(),
+    submits: frozenset[str] = frozenset(),
 ) -> Middleware:
     """The middleware (outermost: it counts every answer, refusals included); ``keyless``: the
     routes served without a key (the page, the reference, result links), never counted; ``refuse``:
     a refusal (over the key's rate, a balance that pays for nothing) answered in the route's own
     contract; ``paid``: the routes that do work a credit key pays for, where a balance below the
-    cheapest price is refused before the body is read or any URL fetched."""
+    cheapest price is refused before the body is read or any URL fetched; ``submits``: the paid
+    routes that submit tasks, whose unpaid runs (in the task functions) are read, not remembered."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
@@ -138,7 +142,7 @@ def make_metering(
                 return refused(refusal)
         credit_based = plan is not None and plan.credit_based
         gate = open_for(meter, plan, owner, call_id, route)
-        broke = _cannot_pay(meter, gate, owner, route, paid)
+        broke = _cannot_pay(meter, gate, owner, route, paid, route in submits)
         # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
         with plan_model(plan.model if plan is not None else None), caller_scope(owner):
             if broke is not None:
@@ -179,13 +183,15 @@ def _cannot_pay(
     owner: str,
     route: str,
     paid: frozenset[str],
+    submits_task: bool = False,
 ) -> Exception | None:
     """The refusal of a paid route's call before it reads its body (None: go on): a key whose unpaid
     model runs reached today's budget, or a credit key that cannot pay for anything."""
     if meter is None or route not in paid:
         return None
     try:
-        meter.limits.refuse_if_unpaid_spent(owner)
+        budget = services.SETTINGS.unpaid_runs_per_day if submits_task else 0
+        meter.limits.refuse_if_unpaid_spent(owner, budget)
         if isinstance(gate, CreditGate):
             gate.refuse_if_broke()
     except (InsufficientCredits, UnpaidRunsSpent) as refusal:

@@ -22,6 +22,14 @@ class PaidPipeline(Pipeline):
     (``alphacut.api.plan_model``) and the call's credits reserved before the model runs (where a
     gate is open)."""
 
+    def reserve(self, options: CutoutOptions, costume: bool = False) -> None:
+        """Reserve the price of the call as asked (where a gate is open): a route calls it before it
+        downloads any URL, so a balance that cannot pay for what was asked fetches nothing (402);
+        ``run`` reserves again only where nothing was (a call pays once)."""
+        gate = current_gate()
+        if gate is not None:
+            gate.reserve_call(options if costume else with_plan_model(options, self.runs_here), costume)
+
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
         options = with_plan_model(options or CutoutOptions(), self.runs_here)
         gate = current_gate()

@@ -274,6 +274,15 @@ def _from_fields(
     raise InvalidOption("no image: send image_base64 or image_url", field="image_base64")
 
 
+def downloaded(request: ImageRequest, settings: ServiceSettings, max_bytes: int) -> ImageRequest:
+    """A request parsed with ``fetch_urls=False``, its ``image_url`` downloaded now: a paid route
+    reserves the price of what was asked first, so a balance that cannot pay fetches nothing."""
+    if request.source != "url" or request.image:
+        return request
+    image = settings.fetch(request.params["image_url"], max_bytes)
+    return ImageRequest(image, request.params, request.source, request.accept, request.background)
+
+
 def _check_unused_url(params: dict[str, str], settings: ServiceSettings) -> None:
     """An ``image_url`` beside the source that wins must still be a URL: what the documents say a
     request may hold, the parser holds it to, used or not."""

@@ -20,12 +20,12 @@ from alphacut.settings import ServiceSettings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from alphacut.api.paid_pipeline import PaidPipeline
     from alphacut.aws.idempotency import IdempotencyStore
     from alphacut.aws.low_balance_queue import LowBalanceQueue
     from alphacut.aws.results import ResultStore
     from alphacut.aws.task_service import TaskService
     from alphacut.aws.usage import UsageMeter
-    from alphacut.pipeline import Pipeline
     from alphacut.result_links import LinkSigner
 
 SETTINGS = ServiceSettings.from_env()
@@ -61,12 +61,13 @@ def forget_connections() -> None:
     clients.client.cache_clear()
 
 
-def pipeline() -> Pipeline:
+def pipeline() -> PaidPipeline:
     """The process's pipeline (numpy, Pillow and onnxruntime are imported here, at first use);
     a credit-based call's price is reserved before its model runs (``alphacut.api.credits``)."""
     from alphacut.api.paid_pipeline import PaidPipeline
 
-    return once("pipeline", PaidPipeline.from_settings)
+    made: PaidPipeline = once("pipeline", PaidPipeline.from_settings)
+    return made
 
 
 def link_signer() -> LinkSigner | None:

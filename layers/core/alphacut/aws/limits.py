@@ -41,6 +41,7 @@ from typing import Any
 
 from alphacut.aws.clients import client
 from alphacut.aws.plans import Plan
+from alphacut.aws.transactions import transact
 from alphacut.errors import QuotaExceeded, RateLimited, UnpaidRunsSpent
 
 RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops mattering by this (TTL)
@@ -180,29 +181,53 @@ class KeyLimits:
         ).get("Item")
         return int(item["taken"]["N"]) if item else 0
 
-    def count_unpaid_run(self, key_id: str, budget: int) -> int:
+    def count_unpaid_run(self, key_id: str, budget: int, once_for: str = "") -> int:
         """One more of today's model runs the key was not charged for: today's count. From
-        ``budget`` on (0: no budget), this container refuses the key's paid routes for the day."""
+        ``budget`` on (0: no budget), this container refuses the key's paid routes for the day.
+        ``once_for``: a task id, counted once however often its ending step is retried."""
         now = self.clock()
         day = utc_day(now)
-        answer = self._db.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"unpaid#{key_id}"}, "sk": {"S": day}},
-            UpdateExpression="ADD runs :one SET expires_at = :expires",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":expires": {"N": str(int(now) + QUOTA_ITEM_SECONDS)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
+        expires = {"N": str(int(now) + QUOTA_ITEM_SECONDS)}
+        count = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"unpaid#{key_id}"}, "sk": {"S": day}},
+            "UpdateExpression": "ADD runs :one SET expires_at = :expires",
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":expires": expires},
+        }
+        if once_for:
+            marker = {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": f"unpaid#{key_id}"},
+                    "sk": {"S": f"task#{once_for}"},
+                    "expires_at": expires,
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+            transact(self._db, [{"Put": marker}, {"Update": count}])  # counted before: nothing more
+            return self.unpaid_runs(key_id)
+        answer = self._db.update_item(**count, ReturnValues="UPDATED_NEW")
         runs = int(answer["Attributes"]["runs"]["N"])
         if budget and runs >= budget:
             self._unpaid_spent[key_id] = (day, budget)
         return runs
 
-    def refuse_if_unpaid_spent(self, key_id: str) -> None:
+    def unpaid_runs(self, key_id: str) -> int:
+        """Today's unpaid model runs of the key, as written by every function (one item read)."""
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"unpaid#{key_id}"}, "sk": {"S": utc_day(self.clock())}},
+            ConsistentRead=True,
+        ).get("Item")
+        return int(item["runs"]["N"]) if item else 0
+
+    def refuse_if_unpaid_spent(self, key_id: str, budget: int = 0) -> None:
         """``UnpaidRunsSpent`` while this container saw the key's unpaid runs reach today's budget
-        (no request: what this container learnt from its own writes)."""
+        (no request: what this container learnt from its own writes). With ``budget``, the count
+        is read as well (a task submission: its runs happen in other functions, whose counts this
+        container never sees; one item read)."""
+        if budget and key_id not in self._unpaid_spent and self.unpaid_runs(key_id) >= budget:
+            self._unpaid_spent[key_id] = (utc_day(self.clock()), budget)
         spent = self._unpaid_spent.get(key_id)
         now = self.clock()
         if spent is None or spent[0] != utc_day(now):

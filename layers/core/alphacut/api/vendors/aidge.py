@@ -68,6 +68,12 @@ def aidge_cutout() -> Response[Any]:
             raise InvalidOption("is required: WHITE_BACKGROUND or TRANSPARENT", field="backGroundType")
         width = parse_dimension(params.get("targetWidth"), "targetWidth", 100, 3000)
         height = parse_dimension(params.get("targetHeight"), "targetHeight", 100, 3000)
+        image_format, bg_color = BACKGROUNDS[background]
+        options = CutoutOptions(
+            target_width=width, target_height=height, format=image_format, bg_color=bg_color
+        )
+        engine = pipeline_with(LIMITS)
+        engine.reserve(options)  # the price as asked, before the image is downloaded
         if params.get("imageBase64"):
             if params.get("imageUrl"):  # base64 wins, and the URL beside it must still be one
                 settings = services.SETTINGS
@@ -79,11 +85,7 @@ def aidge_cutout() -> Response[Any]:
             data = services.SETTINGS.fetch(params["imageUrl"], LIMITS.max_bytes, field="imageUrl")
         else:
             raise InvalidOption("imageUrl or imageBase64 is required", field="imageUrl")
-        image_format, bg_color = BACKGROUNDS[background]
-        options = CutoutOptions(
-            target_width=width, target_height=height, format=image_format, bg_color=bg_color
-        )
-        result = pipeline_with(LIMITS).run(data, options)
+        result = engine.run(data, options)
         router.append_context(empty_result=not result.found)
         key = f"{result_folder(request_id)}/cutout.{options.format.value}"
         store = services.result_store(None, router.current_event.raw_event)

@@ -20,13 +20,13 @@ from alphacut.errors import AlphacutError, http_status
 from alphacut.settings import ImageLimits
 
 if TYPE_CHECKING:
-    from alphacut.pipeline import Pipeline
+    from alphacut.api.paid_pipeline import PaidPipeline
 
 logger = Logger()
 
 
 @cache
-def pipeline_with(limits: ImageLimits) -> Pipeline:
+def pipeline_with(limits: ImageLimits) -> PaidPipeline:
     """The process's pipeline (same warm models) under a vendor's own image limits."""
     from alphacut.api.paid_pipeline import PaidPipeline
 

@@ -211,8 +211,11 @@ def read_source(params: dict[str, str], files: dict[str, bytes], max_bytes: int)
     return services.SETTINGS.fetch(params["image_url"], max_bytes)
 
 
-def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -> CutoutOptions:
-    """remove.bg's parameters as the native options (the background image fetched or read here)."""
+def translate(
+    params: dict[str, str], files: dict[str, bytes], max_bytes: int, fetch: bool = True
+) -> CutoutOptions:
+    """remove.bg's parameters as the native options (the background image fetched or read here;
+    ``fetch=False``: not fetched, for the price of what was asked before any download)."""
     kind = (params.get("type") or "auto").strip().lower()
     if kind not in TYPES:
         raise InvalidOption(
@@ -238,7 +241,7 @@ def translate(params: dict[str, str], files: dict[str, bytes], max_bytes: int) -
             code="multiple_bg_sources",
             field="bg_image_url",
         )
-    if background_url:
+    if background_url and fetch:
         background = services.SETTINGS.fetch(background_url, max_bytes, field="bg_image_url")
     return CutoutOptions.from_mapping({**mapping, "type": TYPES[kind]}, bg_image=background)
 
@@ -336,6 +339,7 @@ def removebg_route() -> Response[Any]:
         event = router.current_event.raw_event
         pipeline = services.pipeline()
         params, files = read_fields(event)
+        pipeline.reserve(translate(params, files, pipeline.limits.max_bytes, fetch=False))  # before downloads
         options = translate(params, files, pipeline.limits.max_bytes)
         image = read_source(params, files, pipeline.limits.max_bytes)
         kind = type_header(params)  # a bad type_level is refused before the model runs
