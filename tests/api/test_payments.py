@@ -13,18 +13,8 @@ from alphacut.aws.keystore import KeyStore
 from alphacut.aws.payments import PaymentRecords
 from alphacut.errors import InsufficientCredits
 
+from tests.api.billing_fixtures import MILLI, balance, buy, signed, webhook
 from tests.api.conftest import CREDITS_PLAN, KEY_PLANS, USAGE_TABLE, answer_json, call
-from tests.api.test_billing import (  # noqa: F401 - the billing fixtures, shared
-    MILLI,
-    balance,
-    billing,
-    buy,
-    receiver,
-    signed,
-    store_key,
-    stripe_server,
-    webhook,
-)
 
 
 def deliver(handler, kind: str, obj: dict) -> dict:
@@ -211,3 +201,90 @@ def test_the_payments_answer_says_what_refunds_and_disputes_took(handler, store_
     payment = answer_json(call(handler, "GET", "/v1/billing/payments", key_id=store_key))["payments"][0]
     assert (payment["state"], payment["refunded_credits"], payment["owed_credits"]) == ("refunded", 40, 35)
     assert json.loads(json.dumps(payment))["disputed_credits"] == 0
+
+
+def settings_call(handler, key_id: str, **body) -> dict:
+    return call(handler, "POST", "/v1/billing/settings", body=json.dumps(body), key_id=key_id)
+
+
+def with_saved_card(stripe_server, key_id: str) -> None:
+    """A customer with a card that charges, as the page's SetupIntent leaves them."""
+    import stripe
+
+    from tests.localstripe_server import SECRET_KEY
+
+    client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": stripe_server.api})
+    customer = client.v1.customers.create(params={"metadata": {"key_id": key_id}})["id"]
+    card = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer})["id"]
+    PaymentRecords(USAGE_TABLE).save_profile(key_id, customer=customer, card=card)
+
+
+def test_a_threshold_at_or_above_the_top_up_pack_is_refused(handler, stripe_server, store_key):
+    with_saved_card(stripe_server, store_key)
+    refused = settings_call(handler, store_key, low_balance=500, auto_top_up="store")  # the pack is 500
+    error = answer_json(refused)["error"]
+    assert refused["statusCode"] == 400 and (error["field"], error["limit"]) == ("low_balance", 499)
+    assert settings_call(handler, store_key, low_balance=499, auto_top_up="store")["statusCode"] == 200
+    later = settings_call(handler, store_key, auto_top_up="starter")  # 100: the threshold set is above it
+    assert later["statusCode"] == 400 and answer_json(later)["error"]["field"] == "low_balance"
+
+
+def test_only_a_charged_call_crosses_the_threshold(handler, store_key, monkeypatch):
+    from alphacut.api import services
+
+    sent = []
+    monkeypatch.setattr(services, "low_balance_queue", lambda: type("Q", (), {"send": sent.append})())
+    ledger = CreditLedger(USAGE_TABLE)
+    ledger.top_up(store_key, 3 * MILLI)
+    ledger.set_low_balance(store_key, 5 * MILLI)  # below it already, armed
+    for _ in range(3):  # calls that fail cost nothing and cross nothing
+        answer = call(handler, "POST", "/v1/cutout", body=b"not a picture", key_id=store_key,
+                      headers={"Content-Type": "image/png"})  # fmt: skip
+        assert answer["statusCode"] in (400, 415, 422)
+    assert sent == [] and ledger.standing(store_key).armed
+
+
+def test_sixty_purchase_asks_make_a_handful_of_payment_intents(handler, store_key):
+    answers = [
+        call(handler, "POST", "/v1/billing/credits", body=json.dumps({"credits": 40}), key_id=store_key)
+        for _ in range(12)
+    ]
+    statuses = [answer["statusCode"] for answer in answers]
+    assert statuses == [200] * 5 + [429] * 7
+    refused = answer_json(answers[-1])["error"]
+    assert (refused["code"], refused["limit"]) == ("too_many_payments", 5)
+    assert len(PaymentRecords(USAGE_TABLE).payments(store_key)) == 5  # a PaymentIntent per ask let in
+
+
+def test_a_key_on_a_quota_plan_cannot_buy_credits(handler):
+    from tests.api.conftest import STARTER
+
+    key_id = f"quota-{uuid.uuid4().hex[:8]}"
+    KEY_PLANS[key_id] = STARTER
+    answer = call(handler, "POST", "/v1/billing/credits", body=json.dumps({"credits": 40}), key_id=key_id)
+    assert answer["statusCode"] == 400 and answer_json(answer)["error"]["field"] == "plan"
+
+
+def test_a_raised_monthly_cap_applies_next_month_and_a_lowered_one_at_once(handler, store_key):
+    view = answer_json(settings_call(handler, store_key, auto_top_up_monthly_cap=1))
+    assert (view["auto_top_up_monthly_cap"], view["auto_top_up_monthly_cap_next_month"]) == (1, 1)
+    view = answer_json(settings_call(handler, store_key, auto_top_up_monthly_cap=20))
+    assert (view["auto_top_up_monthly_cap"], view["auto_top_up_monthly_cap_next_month"]) == (1, 20)
+
+
+def test_automatic_top_ups_stop_at_the_monthly_cap_each_crossing_counted_once(
+    handler, stripe_server, store_key, billing
+):
+    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.billing.service import low_balance_notices
+
+    with_saved_card(stripe_server, store_key)
+    settings_call(handler, store_key, auto_top_up="starter", low_balance=20, auto_top_up_monthly_cap=2)
+    notices = low_balance_notices()
+    states = []
+    for crossing in (1, 1, 2, 3):  # crossing 1's message delivered twice
+        done = notices.handle(LowBalance(store_key, crossing, 10 * MILLI, 20 * MILLI))
+        states.append(done["auto_top_up"]["state"])
+    assert states[-1] == "capped" and "capped" not in states[:3]
+    auto = [p for p in PaymentRecords(USAGE_TABLE).payments(store_key) if p.reason == "auto"]
+    assert len(auto) == 2  # one PaymentIntent per crossing, two crossings within the cap

@@ -717,6 +717,9 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "PYTHONUNBUFFERED": "1",
+                # the stack's own address, where mailed sign-up links point (on AWS: the API's
+                # own URL, from requestContext.apiId; never the request's Host)
+                "ALPHACUT_LOCAL_BASE_URL": self.url,
             }
         )
         environment.update(self.extra_env)

@@ -209,6 +209,17 @@ class SignupsLimited(RateLimited):
         self.field = field
 
 
+class PaymentsLimited(RateLimited):
+    """The key asked for as many PaymentIntents and SetupIntents this hour as it may: a leaked key
+    cannot test cards through the service (``alphacut.billing.purchases``)."""
+
+    code = "too_many_payments"
+
+    def __init__(self, message: str, *, retry_after: int, limit: int):
+        super().__init__(message, retry_after=retry_after, limit=limit)
+        self.field = "credits"
+
+
 class SignatureInvalid(AlphacutError):
     """A webhook whose signature does not check out with the secret it must be signed with."""
 

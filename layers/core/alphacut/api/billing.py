@@ -9,6 +9,7 @@ Usage (alphacut.api.app)::
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -18,6 +19,7 @@ from alphacut.api import services
 from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
+from alphacut.errors import BillingUnavailable
 
 if TYPE_CHECKING:
     from alphacut.billing.purchases import Purchases
@@ -121,20 +123,34 @@ ROUTES = [
         "/v1/signup",
         "post",
         "Sign up: a one-time link to make a key goes to the email (no API key)",
+        "The link points at the deployment's own address (PublicBaseUrl, else the API's own URL), never "
+        "at the request's Host. Variants of one mailbox (case, fullwidth letters, gmail's dots, +tags at "
+        "the providers that document them) count as one.",
         key_required=False,
-        body=_object({"email": {"type": "string", "format": "email"}}, ("email",)),
+        body=_object({"email": {"type": "string", "format": "email", "maxLength": 254}}, ("email",)),
         answer=OBJECT,
         answer_status=202,
-        extra_responses={429: "too many sign-ups for this address or for the service"},
+        extra_responses={
+            429: "too many sign-ups from this network address (field signup) or this mailbox (field email)"
+        },
     ),
     RouteDoc(
         "/v1/signup/confirm",
         "post",
         "Make the key a sign-up link is for (shown once; no API key)",
         key_required=False,
-        body=_object({"email": {"type": "string"}, "token": {"type": "string"}}, ("email", "token")),
+        body=_object(
+            {
+                "email": {"type": "string", "maxLength": 254},
+                "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"},
+            },
+            ("email", "token"),
+        ),
         answer=OBJECT,
-        extra_responses={403: "the link is unknown, used or expired", 409: "the email has its keys already"},
+        extra_responses={
+            403: "the link is unknown, used or expired",
+            409: "the mailbox has its keys already",
+        },
     ),
 ]
 PATHS = frozenset(route.path for route in ROUTES)
@@ -247,10 +263,36 @@ def stripe_webhook_route() -> Response[Any]:
     return json_response(200, {"received": True, "done": done})
 
 
+API_ID = re.compile(r"^[a-z0-9]{1,32}$")
+STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
+def signup_base_url(event: dict[str, Any], settings: BillingSettings) -> str:
+    """Where a mailed sign-up link points: the deployment's ``PUBLIC_BASE_URL``; else the local
+    stack's own address; else the API's own URL from what API Gateway sets and no client can
+    (``requestContext.apiId`` and ``stage``, and the function's region). Never the Host header,
+    ``requestContext.domainName`` or ``X-Forwarded-*``: a stranger asking for a victim's link
+    would point it at their own server (result links, answered to the caller itself, still
+    follow the request: ``services.public_base_url``)."""
+    if settings.public_base_url or settings.local_base_url:
+        return (settings.public_base_url or settings.local_base_url).rstrip("/")
+    context = event.get("requestContext") or {}
+    api_id, stage, region = str(context.get("apiId") or ""), str(context.get("stage") or ""), settings.region
+    if not (API_ID.match(api_id) and STAGE.match(stage) and REGION.match(region)):
+        raise BillingUnavailable(
+            "sign-up links need the API's own address: the operator sets PublicBaseUrl (docs/api.md, Billing)"
+        )
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{api_id}.execute-api.{region}.{suffix}/{stage}"
+
+
 @router.post("/v1/signup")
 def signup_route() -> Response[Any]:
     event = router.current_event.raw_event
-    return json_response(202, signups().ask(_body().get("email"), services.public_base_url(event)))
+    email, service = _body().get("email"), signups()
+    source = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp") or ""
+    return json_response(202, service.ask(email, signup_base_url(event, service.settings), str(source)))
 
 
 @router.post("/v1/signup/confirm")

@@ -278,7 +278,7 @@ def settle_call(
         # a delivered call's commit leaves the balance as its reservation left it: no read
         left = credit_gate.left if credit_gate is not None and paid and not task_paid else None
         balance = left if left is not None else meter.credits.balance(call.owner)
-        if credit_gate is not None:
+        if credit_gate is not None and paid:  # only a charged call crosses the threshold
             _tell_if_low(credit_gate, balance)
         return Usage(charged, credits(paid + task_paid), credits(balance or 0))
     quota = plan.quota if plan is not None else None

@@ -5,14 +5,18 @@ Items:
 
 - ``pk = "billing#<key id>"``, ``sk = "profile"``: ``customer`` (Stripe's), ``card`` (a saved
   PaymentMethod), ``email``, ``auto_pack`` (the pack an automatic top-up buys), ``notify_url``
-  (where the low-balance webhook goes)
+  (where the low-balance webhook goes), ``auto_cap`` (automatic top-ups a month) with
+  ``auto_cap_before`` and ``auto_cap_month`` (a raise applies from the next month)
 - ``pk = "billing#<key id>"``, ``sk = "pay#<PaymentIntent id>"``, the service's own record of a
-  payment it made, written before Stripe can confirm it: ``credits``, ``amount``, ``currency``,
+  payment it made, written as it is made: ``credits``, ``amount``, ``currency``,
   ``reason`` (purchase | auto), ``state`` and its ``rank`` (``STATE_RANK``: a state only moves
   forward), ``at``, ``receipt_url``, ``failure``; and the money it moved, each changed only in the
   ledger's transaction that moves it (``counter_item``): ``credited`` (millicredits added),
   ``refund_taken`` and ``dispute_taken`` (millicredits taken back), ``owed_credits`` (what the
   balance owed after the last take-back)
+- ``pk = "billing#<key id>"``, ``sk = "intents#<UTC hour>" | "auto#<UTC month>"``: ``count``,
+  ``expires_at``: the PaymentIntents and SetupIntents the key asked for in an hour, and the
+  automatic top-ups of a month (``count``)
 - ``pk = "payment#<PaymentIntent id>"``, ``sk = "key"``: ``key_id`` (a refund or dispute names only
   the payment; a payment with no such item is not the service's)
 
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alphacut.aws.clients import client
+from alphacut.aws.transactions import CONDITION_FAILED, transact
 
 PROFILE = "profile"
 # a payment's states in the order they may follow each other: a state is replaced only by one of
@@ -83,6 +88,18 @@ class Profile:
     email: str = ""
     auto_pack: str = ""
     notify_url: str = ""
+    auto_cap: int | None = None  # automatic top-ups a calendar month (None: the operator's default)
+    auto_cap_before: int | None = None  # the cap before the last change, in ``auto_cap_month``
+    auto_cap_month: str = ""  # the month of the last change (YYYY-MM)
+
+    def cap_in(self, month: str, default: int) -> int:
+        """The automatic top-ups allowed in ``month``: a cap raised this month applies from the
+        next (a key that raises it buys no more this month), a lowered one at once."""
+        cap = default if self.auto_cap is None else self.auto_cap
+        if self.auto_cap_month == month:
+            before = default if self.auto_cap_before is None else self.auto_cap_before
+            return min(cap, before)
+        return cap
 
 
 def _text(item: dict[str, Any], name: str) -> str:
@@ -112,8 +129,8 @@ class PaymentRecords:
     def created(
         self, key_id: str, payment_id: str, credits: int, amount: int, currency: str, reason: str = "purchase"
     ) -> None:
-        """The service's record of a PaymentIntent it made for the key, written before the
-        PaymentIntent can be confirmed: the one source of what a payment of it is worth."""
+        """The service's record of a PaymentIntent it made for the key: the one source of what a
+        payment of it is worth."""
         self._db.transact_write_items(
             TransactItems=[
                 {
@@ -258,11 +275,67 @@ class PaymentRecords:
             _text(item, "email"),
             _text(item, "auto_pack"),
             _text(item, "notify_url"),
+            _number(item, "auto_cap") if "auto_cap" in item else None,
+            _number(item, "auto_cap_before") if "auto_cap_before" in item else None,
+            _text(item, "auto_cap_month"),
         )
 
-    def save_profile(self, key_id: str, **fields: str) -> None:
-        """Set profile fields (an empty string removes one)."""
-        sets = {name: value for name, value in fields.items() if value}
+    def count(self, key_id: str, window: str, limit: int, once_for: str = "") -> bool:
+        """One more of the key's ``window`` (``intents#<hour>``, ``auto#<month>``) if fewer than
+        ``limit`` were counted: one conditional write; False when the window is full. ``once_for``:
+        a name counted once in the window (a crossing whose message came twice: True again)."""
+        expires = {"N": str(int(self.clock()) + 40 * 86400)}
+        update = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"billing#{key_id}"}, "sk": {"S": window}},
+            "UpdateExpression": "ADD #count :one SET expires_at = :expires",
+            "ConditionExpression": "attribute_not_exists(#count) OR #count < :limit",
+            "ExpressionAttributeNames": {"#count": "count"},
+            "ExpressionAttributeValues": {
+                ":one": {"N": "1"},
+                ":limit": {"N": str(limit)},
+                ":expires": expires,
+            },
+        }
+        if once_for:
+            marker = {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": f"billing#{key_id}"},
+                    "sk": {"S": f"{window}#{once_for}"},
+                    "expires_at": expires,
+                },
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+            refused = transact(self._db, [{"Put": marker}, {"Update": update}])
+            return refused is None or refused[0] == CONDITION_FAILED  # counted now, or before
+        try:
+            self._db.update_item(**update)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def counted_payment(self, key_id: str, window: str, once_for: str) -> str:
+        """The PaymentIntent noted on a name counted in a window (``note_counted``), or ""."""
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"{window}#{once_for}"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return _text(item, "payment") if item else ""
+
+    def note_counted(self, key_id: str, window: str, once_for: str, payment_id: str) -> None:
+        """The PaymentIntent a counted name (a crossing) made: a message delivered again buys nothing."""
+        self._db.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"{window}#{once_for}"}},
+            UpdateExpression="SET payment = :payment",
+            ExpressionAttributeValues={":payment": {"S": payment_id}},
+        )
+
+    def save_profile(self, key_id: str, **fields: str | int) -> None:
+        """Set profile fields (an empty string removes one; numbers are kept as numbers)."""
+        sets = {name: value for name, value in fields.items() if value != ""}
         removed = [name for name, value in fields.items() if not value]
         parts = []
         if sets:
@@ -277,7 +350,10 @@ class PaymentRecords:
             "UpdateExpression": " ".join(parts),
         }
         if sets:
-            request["ExpressionAttributeValues"] = {f":{name}": {"S": value} for name, value in sets.items()}
+            request["ExpressionAttributeValues"] = {
+                f":{name}": {"N": str(value)} if isinstance(value, int) else {"S": value}
+                for name, value in sets.items()
+            }
         self._db.update_item(**request)
 
 

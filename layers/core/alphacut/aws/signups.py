@@ -1,21 +1,24 @@
 """Sign-up state (DynamoDB, the usage table): one-time links, the limits on asking for them, and
-how many keys each confirmed email has. Emails are kept only as SHA-256 (a table dump lists no
-addresses); links only as the SHA-256 of their token.
+how many keys each confirmed mailbox has. Mailboxes (``alphacut.billing.signup.signup_email``'s
+normalised form) are kept only as SHA-256 (a table dump lists no addresses, though anyone can hash
+an address they guess and look for it); links only as the SHA-256 of their token; source addresses
+only as SHA-256, for two days.
 
 Items:
 
-- ``pk = "signup#<email hash>"``, ``sk = "link#<token hash>"``: ``expires_at`` (TTL; refused past it
-  even before TTL takes it)
-- ``pk = "signup#<email hash>"``, ``sk = "keys"``: ``count``, ``key_ids``
-- ``pk = "signups#<window>"``, ``sk = "<email hash>" | "all"``: ``count``, ``expires_at``: the asks of
-  one address in a UTC day and of everyone in a UTC hour
+- ``pk = "signup#<mailbox hash>"``, ``sk = "link#<token hash>"``: ``expires_at`` (TTL; refused past
+  it even before TTL takes it)
+- ``pk = "signup#<mailbox hash>"``, ``sk = "keys"``: ``count``, ``key_ids``
+- ``pk = "signups#<window>"``, ``sk = "<mailbox hash>" | "source#<source hash>" | "all"``:
+  ``count``, ``expires_at``: the asks of one mailbox in a UTC day, of one source address in a UTC
+  hour, and of everyone in a UTC hour
 
 Usage::
 
     signups = SignupRecords("usage-table")
-    signups.count_ask(email, per_address=3, per_hour=60)   # or SignupsLimited
-    token = signups.new_link(email, seconds=3600)
-    email_hash = signups.use_link(email, token)            # None: unknown, used or expired
+    signups.count_ask(mailbox, source, per_source=5, per_address=3, ceiling=60)  # or SignupsLimited
+    token = signups.new_link(mailbox, seconds=3600)
+    mailbox_hash = signups.use_link(mailbox, token)          # None: unknown, used or expired
 """
 
 from __future__ import annotations
@@ -26,14 +29,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
 from alphacut.aws.clients import client
 from alphacut.errors import SignupsLimited
 
 WINDOW_KEPT_SECONDS = 2 * 86400
+metrics = Metrics()  # one set per process: the function's log_metrics flushes it
 
 
 def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(f"source:{source}".encode()).hexdigest()[:32]
 
 
 def token_hash(token: str) -> str:
@@ -48,50 +59,61 @@ class SignupRecords:
     def _db(self) -> Any:
         return client("dynamodb")
 
-    def _count(self, pk: str, sk: str, limit: int, expires_at: int) -> bool:
+    def _count(self, pk: str, sk: str, limit: int | None, expires_at: int) -> int | None:
+        """One more in the window's count: the count now, or None where it had reached ``limit``
+        (None: no limit)."""
+        values = {":one": {"N": "1"}, ":expires": {"N": str(expires_at)}}
+        condition: dict[str, str] = {}
+        if limit is not None:
+            values[":limit"] = {"N": str(limit)}
+            condition["ConditionExpression"] = "attribute_not_exists(#count) OR #count < :limit"
         try:
-            self._db.update_item(
+            answer = self._db.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": pk}, "sk": {"S": sk}},
                 UpdateExpression="ADD #count :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(#count) OR #count < :limit",
                 ExpressionAttributeNames={"#count": "count"},
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":expires": {"N": str(expires_at)},
-                },
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_NEW",
+                **condition,
             )
         except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            return None
+        return int(answer["Attributes"]["count"]["N"])
 
-    def count_ask(self, email: str, per_address: int, per_hour: int) -> None:
-        """Count one ask for a link, or SignupsLimited: the address's asks today, then everyone's
-        this hour (an ask refused for its address spends nothing of the hour's)."""
+    def count_ask(self, mailbox: str, source: str, *, per_source: int, per_address: int, ceiling: int) -> int:
+        """Count one ask for a link, or SignupsLimited: the source address's asks this hour (field
+        ``signup``), then the mailbox's today (field ``email``); an ask refused for either spends
+        nothing of the next. Then everyone's this hour, which never refuses: past ``ceiling`` each
+        ask adds one to the ``SignupCeilingReached`` metric (the stack's alarm tells the operator).
+        Answers the service's asks this hour."""
         now = self.clock()
         day, hour = (
             time.strftime("%Y-%m-%d", time.gmtime(now)),
             time.strftime("%Y-%m-%dT%H", time.gmtime(now)),
         )
         kept = int(now) + WINDOW_KEPT_SECONDS
-        if not self._count(f"signups#{day}", email_hash(email), per_address, kept):
+        if self._count(f"signups#{hour}", f"source#{source_hash(source)}", per_source, kept) is None:
+            raise SignupsLimited(
+                f"this network address asked for {per_source} sign-up links this hour: try again later",
+                retry_after=3600 - int(now) % 3600,
+                limit=per_source,
+                field="signup",
+            )
+        if self._count(f"signups#{day}", email_hash(mailbox), per_address, kept) is None:
             raise SignupsLimited(
                 f"this address asked for {per_address} sign-up links today: use the last one, or try "
                 "again tomorrow",
                 retry_after=86400 - int(now) % 86400,
                 limit=per_address,
             )
-        if not self._count(f"signups#{hour}", "all", per_hour, kept):
-            raise SignupsLimited(
-                f"the service takes {per_hour} sign-ups an hour and this hour's are taken: try again later",
-                retry_after=3600 - int(now) % 3600,
-                limit=per_hour,
-                field="signup",
-            )
+        everyone = self._count(f"signups#{hour}", "all", None, kept) or 0
+        if everyone > ceiling:
+            metrics.add_metric(name="SignupCeilingReached", unit=MetricUnit.Count, value=1)
+        return everyone
 
     def new_link(self, email: str, seconds: int) -> str:
-        """A one-time token for ``email``, valid ``seconds``."""
+        """A one-time token for the mailbox ``email``, valid ``seconds``."""
         token = secrets.token_urlsafe(32)
         self._db.put_item(
             TableName=self.table_name,

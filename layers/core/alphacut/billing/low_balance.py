@@ -3,7 +3,10 @@
 task callbacks are) and by email, and with automatic top-up on the chosen pack is bought with the
 saved card, off-session, under an idempotency key named after the crossing, so a message delivered
 twice buys once. A declined card is told to the store and not tried again: the threshold stays
-disarmed until a top-up lands (``alphacut.billing.stripe_events`` arms it again).
+disarmed until a top-up lands (``alphacut.billing.stripe_events`` arms it again), so at most one
+top-up is in flight. Only a delivered, charged call crosses the threshold (``alphacut.api.metering``),
+the threshold is below the pack (``alphacut.billing.purchases``), and an account buys at most its
+monthly cap of top-ups (a slot counted once per crossing; the store is told when it is spent).
 
 Usage::
 
@@ -12,6 +15,7 @@ Usage::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +64,16 @@ class LowBalanceNotices:
         pack = self.settings.packs.get(profile.auto_pack)
         if pack is None or not profile.card or not profile.customer:
             return None
+        month = time.strftime("%Y-%m", time.gmtime(self.records.clock()))
+        cap = profile.cap_in(month, self.settings.auto_top_ups_per_month)
+        # counted once per crossing: a message delivered twice finds its slot taken by itself, and
+        # the PaymentIntent its first delivery made (Stripe's idempotency key would give it again)
+        window, crossing = f"auto#{month}", f"crossing#{notice.crossing}"
+        if not self.records.count(notice.key_id, window, cap, once_for=crossing):
+            return {"pack": profile.auto_pack, "credits": pack, "state": "capped", "monthly_cap": cap}
+        made = self.records.counted_payment(notice.key_id, window, crossing)
+        if made:
+            return {"pack": profile.auto_pack, "credits": pack, "payment": made, "state": "bought already"}
         amount = self.settings.price_of(pack)
         try:
             intent = self.account.intent_for(
@@ -68,13 +82,14 @@ class LowBalanceNotices:
                 amount,
                 customer=profile.customer,
                 payment_method=profile.card,
+                off_session=True,
                 idempotency_key=f"low-balance-{notice.key_id}-{notice.crossing}",
                 reason="auto",
             )
             self.records.recorded(
                 notice.key_id, intent.id, pack, amount, self.settings.currency, reason="auto"
             )
-            intent = self.account.confirm(intent.id, off_session=True)
+            self.records.note_counted(notice.key_id, window, crossing, intent.id)
         except (PaymentDeclined, BillingUnavailable) as error:  # told, never retried in a loop
             logger.warning("automatic top-up failed", extra={"key_id": notice.key_id, "error": str(error)})
             return {"pack": profile.auto_pack, "credits": pack, "state": "failed", "failure": error.message}
@@ -95,7 +110,12 @@ class LowBalanceNotices:
             lines = [
                 f"The balance of API key {profile.key_id} is {balance} credits, below the {low} you set."
             ]
-            if bought and bought["state"] == "failed":
+            if bought and bought["state"] == "capped":
+                lines.append(
+                    f"No automatic top-up was bought: this month's {bought['monthly_cap']} are spent "
+                    "(POST /v1/billing/settings auto_top_up_monthly_cap sets how many)."
+                )
+            elif bought and bought["state"] == "failed":
                 failure = bought.get("failure", "")
                 lines.append(f"The automatic top-up of {bought['credits']} credits failed: {failure}.")
             elif bought:

@@ -12,15 +12,16 @@ Usage::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from alphacut.aws.credits import CreditLedger
-from alphacut.aws.payments import PaymentRecords
+from alphacut.aws.payments import PaymentRecords, Profile
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.signup import checked_email
 from alphacut.billing.stripe_account import StripeAccount
-from alphacut.errors import InvalidOption
+from alphacut.errors import InvalidOption, PaymentsLimited
 from alphacut.pricing import MILLI
 from alphacut.pricing import credits as whole_credits
 from alphacut.urlfetch import check_callback_url
@@ -52,6 +53,25 @@ class Purchases:
             "max_credits": self.settings.max_credits,
         }
 
+    def _credits_plan(self, key_id: str) -> None:
+        """A key whose plan counts calls a day, not credits, buys nothing it could not spend."""
+        if self.ledger.balance(key_id) is None:
+            raise InvalidOption(
+                "this key's plan has a daily quota, not credits: it cannot buy credits", field="plan"
+            )
+
+    def _count_ask(self, key_id: str) -> None:
+        """One of the PaymentIntents and SetupIntents the key may ask for this hour, or 429."""
+        now = int(self.records.clock())
+        hour = time.strftime("%Y-%m-%dT%H", time.gmtime(now))
+        limit = self.settings.payment_asks_per_hour
+        if not self.records.count(key_id, f"intents#{hour}", limit):
+            raise PaymentsLimited(
+                f"this key asked for {limit} payments this hour: finish one, or try again later",
+                retry_after=3600 - now % 3600,
+                limit=limit,
+            )
+
     def buy(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """A PaymentIntent for the credits asked; ``saved_card: true`` charges the saved card now
         (``status`` says whether Stripe.js must still act: ``requires_action``)."""
@@ -59,11 +79,13 @@ class Purchases:
         saved = body.get("saved_card", False)
         if not isinstance(saved, bool):
             raise InvalidOption("must be true or false", field="saved_card")
+        self._credits_plan(key_id)
         profile = self.records.profile(key_id)
         if saved and not profile.card:
             raise InvalidOption(
                 "no card is saved for this key: save one first (POST /v1/billing/card)", field="saved_card"
             )
+        self._count_ask(key_id)
         amount = self.settings.price_of(asked)
         intent = self.account.intent_for(
             key_id,
@@ -73,8 +95,6 @@ class Purchases:
             payment_method=profile.card if saved else "",
         )
         self.records.created(key_id, intent.id, asked, amount, self.settings.currency)
-        if saved:  # recorded first: the webhook credits only what the service recorded
-            intent = self.account.confirm(intent.id)
         return {
             "payment_intent": intent.id,
             "client_secret": intent.client_secret,
@@ -97,6 +117,8 @@ class Purchases:
                 )
             self.records.save_profile(key_id, card=card)
             return {"card_saved": True}
+        self._credits_plan(key_id)
+        self._count_ask(key_id)
         customer = profile.customer
         if not customer:
             customer = self.account.customer_for(key_id, profile.email)
@@ -106,18 +128,23 @@ class Purchases:
 
     def configure(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The key's low-balance threshold (credits; 0 none), the pack an automatic top-up buys ("" or
-        null: off), and where the notices go (``notify_url``, ``email``); fields left out stay."""
+        null: off), how many it may buy a calendar month, and where the notices go (``notify_url``,
+        ``email``); fields left out stay. A threshold at or above the top-up's pack is refused: a
+        top-up would leave the balance below it, and each call would buy again."""
         profile = self.records.profile(key_id)
-        changes: dict[str, str] = {}
+        changes: dict[str, str | int] = {}
+        pack = profile.auto_pack
         if "auto_top_up" in body:
             pack = body["auto_top_up"] or ""
-            if pack and pack not in self.settings.packs:
+            if pack and (not isinstance(pack, str) or pack not in self.settings.packs):
                 raise InvalidOption(
                     f"must be one of {', '.join(sorted(self.settings.packs))}, or null", field="auto_top_up"
                 )
             if pack and not profile.card:
                 raise InvalidOption("save a card first (POST /v1/billing/card)", field="auto_top_up")
             changes["auto_pack"] = str(pack)
+        if "auto_top_up_monthly_cap" in body:
+            changes.update(self._cap_change(profile, body["auto_top_up_monthly_cap"]))
         if "notify_url" in body:
             url = body["notify_url"] or ""
             if url and (not isinstance(url, str) or len(url) > MAX_URL):
@@ -131,6 +158,8 @@ class Purchases:
             changes["notify_url"] = str(url)
         if "email" in body:
             changes["email"] = checked_email(body["email"]) if body["email"] else ""
+        standing = self.ledger.standing(key_id)
+        low = standing.low_at // MILLI if standing is not None else 0
         if "low_balance" in body:
             low = body["low_balance"]
             if isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= self.settings.max_credits:
@@ -139,20 +168,45 @@ class Purchases:
                     field="low_balance",
                     limit=self.settings.max_credits,
                 )
-            if self.ledger.balance(key_id) is None:
+            if standing is None:
                 raise InvalidOption("this key is not on a credits plan", field="low_balance")
+        if pack and low >= self.settings.packs[str(pack)]:
+            raise InvalidOption(
+                f"must be below the {self.settings.packs[str(pack)]} credits the automatic top-up buys "
+                f"({pack}): a top-up would leave the balance below it",
+                field="low_balance",
+                limit=self.settings.packs[str(pack)] - 1,
+            )
         self.records.save_profile(key_id, **changes)
         if "low_balance" in body:
             self.ledger.set_low_balance(key_id, body["low_balance"] * MILLI)
         return self.view(key_id)
 
+    def _cap_change(self, profile: Profile, cap: Any) -> dict[str, str | int]:
+        """A new monthly cap: lowered, at once; raised, from the next calendar month (so a key that
+        raises it buys no more this month than the cap it found)."""
+        most = self.settings.max_auto_top_ups
+        if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= most:
+            raise InvalidOption(
+                f"must be a whole number of automatic top-ups a month, from 0 to {most}",
+                field="auto_top_up_monthly_cap",
+                limit=most,
+            )
+        month = time.strftime("%Y-%m", time.gmtime(self.records.clock()))
+        now = profile.cap_in(month, self.settings.auto_top_ups_per_month)
+        return {"auto_cap": cap, "auto_cap_before": now, "auto_cap_month": month}
+
     def view(self, key_id: str) -> dict[str, Any]:
         profile = self.records.profile(key_id)
         standing = self.ledger.standing(key_id)
+        month = time.strftime("%Y-%m", time.gmtime(self.records.clock()))
+        default = self.settings.auto_top_ups_per_month
         return {
             "balance": whole_credits(standing.balance) if standing else None,
             "low_balance": whole_credits(standing.low_at) if standing else None,
             "auto_top_up": profile.auto_pack or None,
+            "auto_top_up_monthly_cap": profile.cap_in(month, default),
+            "auto_top_up_monthly_cap_next_month": default if profile.auto_cap is None else profile.auto_cap,
             "card_saved": bool(profile.card),
             "notify_url": profile.notify_url or None,
             "email": profile.email or None,

@@ -52,13 +52,26 @@ class BillingSettings:
     packs: dict[str, int] = field(default_factory=lambda: {"starter": 100, "store": 500, "volume": 2000})
     min_credits: int = 10
     max_credits: int = 100_000
+    # automatic top-ups of one account a calendar month, unless its store sets fewer (or more, up
+    # to ``max_auto_top_ups``, from the next month); PaymentIntents and SetupIntents a key may ask
+    # for an hour (card testing through the service costs a stranger a handful an hour)
+    auto_top_ups_per_month: int = 3
+    max_auto_top_ups: int = 31
+    payment_asks_per_hour: int = 5
     trial_credits: int = 0
     keys_per_email: int = 1
-    signups_per_hour: int = 60  # the whole service's confirmed and asked sign-ups, an hour
-    signups_per_address_per_day: int = 3
+    # the whole service's sign-up asks an hour past which SignupCeilingReached is emitted (an
+    # alarm, never a lock: a stranger's flood must not shut sign-up for real stores)
+    signups_per_hour: int = 60
+    signups_per_source_per_hour: int = 5  # one source address (an IPv6 /64) an hour
+    signups_per_address_per_day: int = 3  # one mailbox a UTC day
     signup_link_seconds: int = 3600
     signup_plan: str = "credits"
+    # where mailed sign-up links point: PUBLIC_BASE_URL; else the local stack's own address
+    # (ALPHACUT_LOCAL_BASE_URL); else the API's own URL in ``region`` (never the request's Host)
     public_base_url: str = ""
+    local_base_url: str = ""
+    region: str = ""
     stripe_api_base: str = STRIPE_API
     stripe_js_url: str = STRIPE_JS
     stripe_secret_arn: str = ""  # {"secret_key", "webhook_secret", "publishable_key"} in Secrets Manager
@@ -84,15 +97,23 @@ class BillingSettings:
             packs=parse_packs(env["CREDIT_PACKS"]) if env.get("CREDIT_PACKS") else defaults.packs,
             min_credits=number("PURCHASE_MIN_CREDITS", defaults.min_credits),
             max_credits=number("PURCHASE_MAX_CREDITS", defaults.max_credits),
+            auto_top_ups_per_month=number("AUTO_TOP_UPS_PER_MONTH", defaults.auto_top_ups_per_month),
+            max_auto_top_ups=number("MAX_AUTO_TOP_UPS_PER_MONTH", defaults.max_auto_top_ups),
+            payment_asks_per_hour=number("PAYMENT_ASKS_PER_HOUR", defaults.payment_asks_per_hour),
             trial_credits=number("TRIAL_CREDITS", defaults.trial_credits),
             keys_per_email=number("SIGNUP_KEYS_PER_EMAIL", defaults.keys_per_email),
             signups_per_hour=number("SIGNUPS_PER_HOUR", defaults.signups_per_hour),
+            signups_per_source_per_hour=number(
+                "SIGNUPS_PER_SOURCE_PER_HOUR", defaults.signups_per_source_per_hour
+            ),
             signups_per_address_per_day=number(
                 "SIGNUPS_PER_ADDRESS_PER_DAY", defaults.signups_per_address_per_day
             ),
             signup_link_seconds=number("SIGNUP_LINK_SECONDS", defaults.signup_link_seconds),
             signup_plan=env.get("SIGNUP_PLAN") or defaults.signup_plan,
             public_base_url=env.get("PUBLIC_BASE_URL", ""),
+            local_base_url=env.get("ALPHACUT_LOCAL_BASE_URL", ""),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
             stripe_api_base=env.get("ALPHACUT_STRIPE_API_BASE") or STRIPE_API,
             stripe_js_url=env.get("ALPHACUT_STRIPE_JS_URL") or STRIPE_JS,
             stripe_secret_arn=env.get("STRIPE_SECRET_ARN", ""),

@@ -95,13 +95,14 @@ class StripeAccount:
         amount: int,
         customer: str = "",
         payment_method: str = "",
+        off_session: bool = False,
         idempotency_key: str = "",
         reason: str = "purchase",
     ) -> Intent:
-        """A PaymentIntent for ``credits`` at ``amount`` minor units, never confirmed here: the
-        service records it first (``PaymentRecords.created``), then the page's Stripe.js or
-        ``confirm`` confirms it, so no event can arrive for a payment the service has no record of.
-        Its metadata is for people reading Stripe's dashboard; the webhook never trusts it."""
+        """A PaymentIntent for ``credits`` at ``amount`` minor units; with a saved ``payment_method``
+        it is confirmed at once (``off_session`` for an automatic top-up, no customer present). The
+        caller records it (``PaymentRecords.created``); its metadata is for people reading Stripe's
+        dashboard, and the webhook never trusts it for money (``alphacut.billing.stripe_events``)."""
         params: dict[str, Any] = {
             "amount": amount,
             "currency": self.settings.currency,
@@ -110,19 +111,12 @@ class StripeAccount:
         if customer:
             params["customer"] = customer
         if payment_method:
-            params["payment_method"] = payment_method
+            params.update(payment_method=payment_method, confirm=True)
+            if off_session:
+                params["off_session"] = True
         options = {"idempotency_key": idempotency_key} if idempotency_key else None
         intent = self._call(self.client.v1.payment_intents.create, params=params, options=options)
         return Intent.of(intent)
-
-    def confirm(self, intent_id: str, off_session: bool = False) -> Intent:
-        """Charge a recorded PaymentIntent's saved card now (``off_session``: no customer present, an
-        automatic top-up). One already confirmed is answered as it stands (a repeated message)."""
-        intent = self.intent(intent_id)
-        if intent.status != "requires_confirmation":
-            return intent
-        params = {"off_session": True} if off_session else {}
-        return Intent.of(self._call(self.client.v1.payment_intents.confirm, intent_id, params=params))
 
     def intent(self, intent_id: str) -> Intent:
         return Intent.of(self._call(self.client.v1.payment_intents.retrieve, intent_id))

@@ -2,10 +2,12 @@
 of times, concurrently.
 
 A payment is the service's only where it made it: its ``payment#`` record (``PaymentRecords``),
-written before Stripe could confirm it, says which key it is for, how many credits and for what
-amount. An event for any other PaymentIntent (made elsewhere, its metadata naming any key and any
-credits), or whose amount received or currency differs from the record's, changes no balance: it
-is answered 2xx (so Stripe stops), logged and counted (metric ``UnmatchedPayments``, alarmed).
+written as the PaymentIntent is made, says which key it is for, how many credits and for what
+amount (a success that comes before the record, for a PaymentIntent made in the last five minutes,
+is answered 503 so that Stripe delivers it again). An event for any other PaymentIntent (made
+elsewhere, its metadata naming any key and any credits), or whose amount received or currency
+differs from the record's, changes no balance: it is answered 2xx (so Stripe stops), logged and
+counted (metric ``UnmatchedPayments``, alarmed).
 
 Each payment is a state machine whose state only moves forward (``STATE_RANK``); every movement of
 credits is one ledger transaction that also moves the record's counter, on condition that the
@@ -47,7 +49,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.payments import Payment, PaymentRecords
 from alphacut.billing.stripe_account import StripeAccount
-from alphacut.errors import InvalidOption, NotFound
+from alphacut.errors import BillingUnavailable, InvalidOption, NotFound
 from alphacut.pricing import MILLI
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 metrics = Metrics()
+# how long after a PaymentIntent is made its success may come before the service's record of it
+RECORD_RACE_SECONDS = 300
 
 
 def share(payment: Payment, amount: int) -> int:
@@ -74,6 +78,7 @@ class StripeEvents:
         keys: KeyStore | None = None,
     ):
         self.account, self.records, self.ledger, self.keys = account, records, ledger, keys
+        self.clock = records.clock
 
     def receive(self, payload: bytes, signature_header: str) -> str:
         """Verify, then apply; what was done, in words (for the log and the 200 answer)."""
@@ -97,6 +102,14 @@ class StripeEvents:
     def _ours(self, obj: dict[str, Any], field: str = "id") -> Payment | None:
         payment_id = obj.get(field)
         return self.records.find(payment_id) if isinstance(payment_id, str) and payment_id else None
+
+    def _not_recorded_yet(self, obj: dict[str, Any]) -> None:
+        """A saved card is charged as its PaymentIntent is made, so Stripe's success can come before
+        the service has written its record: for a PaymentIntent made moments ago, answer 503 so that
+        Stripe delivers it again (it retries for days); after ``RECORD_RACE_SECONDS`` it is not ours."""
+        created = obj.get("created")
+        if isinstance(created, int) and 0 <= self.clock() - created < RECORD_RACE_SECONDS:
+            raise BillingUnavailable("this payment is not recorded yet: Stripe delivers it again")
 
     def _unmatched(self, why: str, obj: dict[str, Any]) -> str:
         metrics.add_metric(name="UnmatchedPayments", unit=MetricUnit.Count, value=1)
@@ -124,6 +137,7 @@ class StripeEvents:
     def _succeeded(self, obj: dict[str, Any]) -> str:
         payment = self._ours(obj)
         if payment is None:
+            self._not_recorded_yet(obj)
             return self._unmatched("a PaymentIntent this service did not make", obj)
         received = obj.get("amount_received")
         received = obj.get("amount") if received is None else received
