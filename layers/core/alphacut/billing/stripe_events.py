@@ -51,6 +51,7 @@ from alphacut.aws.payments import Payment, PaymentRecords
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.errors import BillingUnavailable, InvalidOption, NotFound
 from alphacut.pricing import MILLI
+from alphacut.pricing import credits as whole_credits
 
 if TYPE_CHECKING:
     from alphacut.aws.keystore import KeyStore
@@ -177,7 +178,7 @@ class StripeEvents:
         return {
             "payment": intent_id,
             "key_id": payment.key_id,
-            "credits_taken_back": taken / MILLI,
+            "credits_taken_back": whole_credits(taken),
             "credits_owed": after.owed_credits,
         }
 
@@ -215,7 +216,7 @@ class StripeEvents:
         refunded = obj.get("amount_refunded")
         amount = refunded if isinstance(refunded, int) else payment.amount  # a whole refund
         taken = self._take_back(payment, "refund_taken", share(payment, amount), "refunded")
-        return f"taken back {taken / MILLI:g}"
+        return f"taken back {whole_credits(taken)}"
 
     def _disputed(self, obj: dict[str, Any]) -> str:
         payment = self._ours(obj, "payment_intent")
@@ -229,7 +230,7 @@ class StripeEvents:
         target = min(share(payment, amount), payment.credits * MILLI - current.refund_taken)
         taken = self._take_back(payment, "dispute_taken", max(target, current.dispute_taken), "disputed")
         suspended = self._suspend(payment, obj)
-        return f"taken back {taken / MILLI:g}; key {payment.key_id} {suspended}"
+        return f"taken back {whole_credits(taken)}; key {payment.key_id} {suspended}"
 
     def _suspend(self, payment: Payment, obj: dict[str, Any]) -> str:
         if self.keys is None:
@@ -266,7 +267,7 @@ class StripeEvents:
             except InvalidOption:
                 given = 0  # given back before
         self.records.advance(payment, "won")
-        return f"won: given back {given / MILLI:g}"
+        return f"won: given back {whole_credits(given)}"
 
     def _card_set_up(self, obj: dict[str, Any]) -> str:
         key_id = (obj.get("metadata") or {}).get("key_id", "")
