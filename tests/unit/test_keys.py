@@ -258,3 +258,20 @@ def test_the_sweeps_plan_sync_writes_the_catalogue_only_when_a_plan_changed(aws)
     catalogue = PlanCatalogue(TABLE)
     assert sync_plans(gateway, "shop", catalogue) == 3  # free added, starter and credits gone
     assert set(catalogue.read()) == {"free"} and sync_plans(gateway, "shop", catalogue) == 0
+
+
+def test_a_quota_call_across_midnight_gives_its_slot_back_to_the_day_it_took_it_from(aws):
+    from alphacut.api.credits import QuotaGate
+    from alphacut.options import CutoutOptions
+
+    midnight = (1_900_000_000 // 86400 + 1) * 86400
+    reads = iter([midnight - 0.001, midnight + 0.001])  # the clock read once a side of 00:00
+    now = [midnight - 0.001]
+    limits = KeyLimits(TABLE, clock=lambda: next(reads, now[0]))
+    gate = QuotaGate(limits, "night", 2)
+    gate.reserve_call(CutoutOptions())  # taken on the day that ends
+    now[0] = midnight + 1
+    assert [limits.take_slot("night", 2) for _ in range(2)] == [1, 0]  # the new day's two
+    assert gate.release()  # nothing delivered: given back to the day it was taken from
+    with pytest.raises(QuotaExceeded):  # not a third result on the new day
+        limits.take_slot("night", 2)

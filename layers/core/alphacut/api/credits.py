@@ -168,15 +168,22 @@ class QuotaGate:
     _day: str = ""  # the day of this call's slot ("" : none taken)
     _task_day: str = ""
 
+    @property
+    def day(self) -> str:
+        """The UTC day of this call's slot ("" : none taken): the day its result counts on."""
+        return self._day
+
     def reserve_call(self, options: CutoutOptions, costume: bool = False) -> None:
         if not self._day:
-            self.left = self.limits.take_slot(self.key_id, self.quota)
-            self._day = utc_day(self.limits.clock())
+            now = self.limits.clock()  # read once: the slot's day and the day given back are one
+            self.left = self.limits.take_slot(self.key_id, self.quota, at=now)
+            self._day = utc_day(now)
 
     def reserve_task(self, task_id: str, options: CutoutOptions) -> None:
         """A task takes its slot at submission (kept: an asynchronous task's result is its own)."""
-        self.left = self.limits.take_slot(self.key_id, self.quota)
-        self._task_day = utc_day(self.limits.clock())
+        now = self.limits.clock()
+        self.left = self.limits.take_slot(self.key_id, self.quota, at=now)
+        self._task_day = utc_day(now)
 
     def release_task(self, task_id: str) -> None:
         if self._task_day:

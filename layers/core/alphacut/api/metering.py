@@ -264,7 +264,8 @@ def settle_call(
             call.route,
             call.charge_here,
             call.call_id,
-            day=utc_day(meter.clock()),
+            # a quota call counts on the day of its slot, even when it ends after 00:00 UTC
+            day=gate.day if isinstance(gate, QuotaGate) and gate.day else utc_day(meter.clock()),
             credits=paid,
             hold=hold,
             hold_finished=hold_finished,

@@ -133,9 +133,11 @@ class KeyLimits:
             return False, int(old["tat"]["N"]) if "tat" in old else None
         return True, int(answer["Attributes"]["tat"]["N"])
 
-    def take_slot(self, key_id: str, quota: int) -> int:
-        """Take one of today's ``quota`` slots: how many are left after it, or QuotaExceeded."""
-        now = self.clock()
+    def take_slot(self, key_id: str, quota: int, at: float | None = None) -> int:
+        """Take one of today's ``quota`` slots: how many are left after it, or QuotaExceeded.
+        ``at``: the moment whose UTC day it is (read once by a caller that keeps the day: a call
+        across 00:00 gives its slot back to the day it took it from)."""
+        now = self.clock() if at is None else at
         try:
             answer = self._db.update_item(
                 TableName=self.table_name,
