@@ -195,6 +195,7 @@ def cli_env(stack) -> dict[str, str]:
         "USAGE_TABLE": stack.physical["UsageTable"],
         "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
         "CALLBACK_SECRET_ARN": stack.physical["CallbackSigningSecret"],
+        "KEY_CALLBACK_SECRET_ARN": stack.physical["KeyCallbackSecret"],
     }
 
 

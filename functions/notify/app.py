@@ -1,5 +1,5 @@
 """Lambda on the callback queue (``alphacut.aws.callback_queue``): POSTs each final task to its
-callback_url, signed with its key's callback secret (derived from the stack's), its result links
+callback_url, signed with its key's callback secrets (``alphacut.aws.callback_secrets``), its result links
 the API's own signed links (same address rules as image_url: no private, loopback or link-local
 targets, ports 80 and 443). A failure a retry
 may mend comes back later from the queue, with backoff; nothing else invokes this function."""
@@ -7,14 +7,14 @@ may mend comes back later from the queue, with backoff; nothing else invokes thi
 from alphacut.api.services import SETTINGS, link_signer
 from alphacut.aws import clients
 from alphacut.aws.callback_queue import CallbackDelivery
-from alphacut.aws.secrets import secret_bytes
+from alphacut.aws.callback_secrets import CallbackSecrets
 from alphacut.aws.task_service import TaskService
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 logger = Logger()
 service = TaskService.from_settings(SETTINGS)
-secret = secret_bytes(SETTINGS.require("callback_secret_arn"))
+secrets = CallbackSecrets.from_settings(SETTINGS)
 processor = BatchProcessor(event_type=EventType.SQS)
 delivery = CallbackDelivery(
     lambda task_id, url: service.notify(
@@ -22,8 +22,7 @@ delivery = CallbackDelivery(
         url,
         link_signer(),
         SETTINGS.url_allowed_hosts,
-        secret,
-        SETTINGS.shared_callback_signature_until,
+        secrets.signing,
     ),
     clients.client("sqs"),
     SETTINGS.require("callback_queue_url"),

@@ -138,7 +138,7 @@ def test_calls_crossing_the_threshold_at_once_buy_the_top_up_once_and_tell_the_s
         receiver.close()
     assert len(receiver.received) == 1
     (notice,) = receiver.received
-    master = stack.client("secretsmanager").get_secret_value(SecretId=stack.physical["CallbackSigningSecret"])
+    master = stack.client("secretsmanager").get_secret_value(SecretId=stack.physical["KeyCallbackSecret"])
     secret = key_secret(master["SecretString"].encode(), store.key_id)
     assert verify(secret.encode(), notice.body, notice.headers)
     body = json.loads(notice.body)

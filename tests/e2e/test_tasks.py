@@ -448,7 +448,7 @@ def test_a_burst_of_final_tasks_to_a_slow_receiver_loses_no_callback(api, stack,
 def test_callbacks_are_signed_for_their_key_so_no_other_key_can_forge_them(api, stack, image_server, photo):
     import subprocess
 
-    from alphacut.callbacks import key_secret, verify
+    from alphacut.callbacks import key_secret, legacy_key_secret, verify
 
     from tests.stack_fixtures import cli_env
 
@@ -468,12 +468,17 @@ def test_callbacks_are_signed_for_their_key_so_no_other_key_can_forge_them(api, 
     assert json.loads(body)["key_id"] == headers["X-Alphacut-Key"] == "ktestsroomy"  # inside what is signed
     assert verify(secret, body, headers)
     assert not verify(secret, body.replace(b'"state":1', b'"state":0'), headers)  # a forged body
-    master = (
+    shared = (
         stack.client("secretsmanager")
         .get_secret_value(SecretId=stack.physical["CallbackSigningSecret"])["SecretString"]
         .encode()
     )
-    assert not verify(key_secret(master, "klocaldefault").encode(), body, headers)  # another key's secret
+    assert handed.startswith("cbk_") and not verify(
+        legacy_key_secret(shared, "klocaldefault").encode(), body, headers
+    )
+    # a holder of the old shared secret derives no key's secret from it (its cbs_ one goes along only
+    # until SharedCallbackSignatureUntil, for receivers that have not switched yet)
+    assert not verify(key_secret(shared, "ktestsroomy").encode(), body, headers)
     assert not verify(secret, body, headers, now=int(headers["X-Alphacut-Timestamp"]) + 600)  # replayed later
 
 

@@ -2,11 +2,12 @@
 the shared one's transition, and the address and port rules of delivery."""
 
 import pytest
-from alphacut.callbacks import Signing, key_secret, sign, verify
+from alphacut.callbacks import Signing, key_secret, legacy_key_secret, sign, verify
 
 SECRET = b"stack-secret"
 BODY = b'{"status":200,"data":{"task_id":"t","state":1}}'
-MASTER = b"the-stack-master-secret"
+MASTER = b"the-stack-key-master"  # no customer is given it
+SHARED = b"the-old-shared-secret"  # customers were given it (v1)
 
 
 def test_a_signed_body_verifies_and_nothing_else_does():
@@ -46,7 +47,7 @@ def test_a_malformed_signature_header_is_false_not_an_error(timestamp, given):
 def test_a_callback_signed_for_one_key_fails_with_another_keys_secret():
     headers = Signing(MASTER, "kaaaaaaaaaaaa").headers(BODY, now=1_000_000)
     mine, theirs = key_secret(MASTER, "kaaaaaaaaaaaa"), key_secret(MASTER, "kbbbbbbbbbbbb")
-    assert mine != theirs and mine.startswith("cbs_") and MASTER.decode() not in mine
+    assert mine != theirs and mine.startswith("cbk_") and MASTER.decode() not in mine
     assert headers["X-Alphacut-Key"] == "kaaaaaaaaaaaa"
     assert verify(mine.encode(), BODY, headers, now=1_000_000)
     assert not verify(theirs.encode(), BODY, headers, now=1_000_000)
@@ -55,18 +56,41 @@ def test_a_callback_signed_for_one_key_fails_with_another_keys_secret():
     assert not verify(mine.encode(), BODY, forged, now=1_000_000)
 
 
-def test_the_shared_signature_goes_along_until_its_day_and_then_no_more():
+def test_the_shared_signatures_go_along_until_their_day_and_then_no_more():
     until = 1_000_000
-    during = Signing(MASTER, "kaaaaaaaaaaaa", shared_until=until).headers(BODY, now=until - 1)
+    signing = Signing(MASTER, "kaaaaaaaaaaaa", shared=SHARED, shared_until=until)
+    during = signing.headers(BODY, now=until - 1)
     old_check = during["X-Alphacut-Signature"].removeprefix("v1=")
     shared = {
         "X-Alphacut-Timestamp": during["X-Alphacut-Timestamp"],
         "X-Alphacut-Key-Signature": f"v2={old_check}",
     }
     assert during["X-Alphacut-Signature"].startswith("v1=")
-    assert verify(MASTER, BODY, shared, now=until - 1)  # the old receivers' check still passes
-    after = Signing(MASTER, "kaaaaaaaaaaaa", shared_until=until).headers(BODY, now=until)
-    assert "X-Alphacut-Signature" not in after
+    assert verify(SHARED, BODY, shared, now=until - 1)  # the old receivers' check still passes
+    first = legacy_key_secret(SHARED, "kaaaaaaaaaaaa").encode()  # the cbs_ secret first handed out
+    assert verify(first, BODY, during, now=until - 1)
+    after = signing.headers(BODY, now=until)
+    assert "X-Alphacut-Signature" not in after and not verify(first, BODY, after, now=until)
+    assert verify(key_secret(MASTER, "kaaaaaaaaaaaa").encode(), BODY, after, now=until)
+
+
+def test_a_holder_of_the_old_shared_secret_cannot_derive_a_keys_secret():
+    headers = Signing(MASTER, "kaaaaaaaaaaaa", shared=SHARED, shared_until=0).headers(BODY, now=1_000_000)
+    for derived in (key_secret(SHARED, "kaaaaaaaaaaaa"), legacy_key_secret(SHARED, "kaaaaaaaaaaaa")):
+        assert not verify(derived.encode(), BODY, headers, now=1_000_000)  # past the v1 date: nothing
+    assert verify(key_secret(MASTER, "kaaaaaaaaaaaa").encode(), BODY, headers, now=1_000_000)
+
+
+def test_a_rotated_secret_signs_beside_the_old_one_for_its_grace_only():
+    old, new = key_secret(MASTER, "kaaaaaaaaaaaa", 0), key_secret(MASTER, "kaaaaaaaaaaaa", 1)
+    rotated = Signing(MASTER, "kaaaaaaaaaaaa", generation=1, previous_until=1_000_000)
+    during = rotated.headers(BODY, now=999_999)
+    assert during["X-Alphacut-Key-Signature"].count("v2=") == 2
+    assert verify(old.encode(), BODY, during, now=999_999) and verify(new.encode(), BODY, during, now=999_999)
+    after = rotated.headers(BODY, now=1_000_000)
+    assert not verify(old.encode(), BODY, after, now=1_000_000) and verify(
+        new.encode(), BODY, after, now=1_000_000
+    )
 
 
 def test_the_delivered_body_names_its_key():
@@ -297,3 +321,26 @@ def test_a_delivered_callback_whose_slot_cannot_be_given_back_is_not_sent_again(
         _Record({"task_id": "t", "callback_url": "u"}, 1)
     )  # returns: the message is deleted, the callback not posted twice
     assert queue.changes == []
+
+
+def test_rotating_a_keys_secret_makes_a_new_one_and_keeps_the_old_for_its_grace():
+    import boto3
+    from alphacut.aws.callback_secrets import CallbackSecrets
+
+    from tests.unit.moto_table import usage_table
+
+    with pytest.MonkeyPatch.context() as patch, usage_table(patch, "usage"):
+        boto3.client("dynamodb").put_item(
+            TableName="usage", Item={"pk": {"S": "key#kaaaaaaaaaaaa"}, "sk": {"S": "-"}}
+        )
+        now = [1_000_000.0]
+        secrets = CallbackSecrets("usage", MASTER, clock=lambda: now[0])
+        first = secrets.secret("kaaaaaaaaaaaa")
+        second = secrets.rotate("kaaaaaaaaaaaa", grace_seconds=3600)
+        assert first != second and secrets.secret("kaaaaaaaaaaaa") == second
+        signing = secrets.signing("kaaaaaaaaaaaa")
+        during = signing.headers(BODY, now=now[0] + 10)
+        assert verify(first.encode(), BODY, during, now=now[0] + 10)  # the old receiver still passes
+        after = signing.headers(BODY, now=now[0] + 3600)
+        assert not verify(first.encode(), BODY, after, now=now[0] + 3600)
+        assert verify(second.encode(), BODY, after, now=now[0] + 3600)

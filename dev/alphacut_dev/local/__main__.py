@@ -96,6 +96,7 @@ def main() -> int:
         "USAGE_TABLE": stack.physical["UsageTable"],
         "KEY_HASH_SECRET_ARN": stack.physical["KeyHashSecret"],
         "CALLBACK_SECRET_ARN": stack.physical["CallbackSigningSecret"],
+        "KEY_CALLBACK_SECRET_ARN": stack.physical["KeyCallbackSecret"],
     }
     STACK_FILE.write_text(json.dumps({"stack": STACK_NAME, "url": stack.url, "env": env}))
     stopping.wait()

@@ -3,21 +3,26 @@ is (HMAC-SHA256), as payment providers sign webhooks, so a receiver can tell a c
 stack for its own key from a forged one (another customer's key cannot make it), and an old one
 replayed.
 
-A key's callback secret is derived from the stack's master secret and the key id
-(``key_secret``): nothing to store, and ``alphacut keys callback-secret --key ID`` hands a customer
-theirs. The body carries the key id (``key_id``) and so does a header, so a receiver with several
-keys knows which secret to check with before it parses anything.
+A key's callback secret (``cbk_…``) is derived from the stack's key master secret, which no
+customer is ever given, the key id and the key's secret generation (``key_secret``): nothing to
+store but the generation, and ``alphacut keys callback-secret --key ID`` hands a customer theirs
+(``--rotate``: a new generation; the old secret keeps signing for a grace). The body carries the
+key id (``key_id``) and so does a header, so a receiver with several keys knows which secret to
+check with before it parses anything.
 
 Headers sent with each callback::
 
     X-Alphacut-Timestamp: 1795449600                    (unix seconds, when it was sent)
     X-Alphacut-Key: k0123456789ab                        (the key whose task it is)
-    X-Alphacut-Key-Signature: v2=<hex of HMAC-SHA256(key secret, "<timestamp>." + raw body)>
+    X-Alphacut-Key-Signature: v2=<hex of HMAC-SHA256(key secret, "<timestamp>." + raw body)>[,v2=…]
     X-Alphacut-Signature: v1=<the same with the stack's one shared secret>   (the transition only)
 
-Until the stack's ``SharedCallbackSignatureUntil`` date the old shared-secret signature goes
-along, so receivers that check it keep working; from that day it is no longer sent and they refuse
-every callback until they check ``v2`` with their key's secret.
+``X-Alphacut-Key-Signature`` lists one signature per secret that signs the callback: the key's
+current one; its previous one during a rotation's grace; and, until the stack's
+``SharedCallbackSignatureUntil`` date, the key's secret as first handed out (``cbs_…``, derived
+from the old shared secret, so a holder of that shared secret can derive it: see docs/security.md).
+A receiver accepts a callback when one of them matches its secret. From that date the shared
+signature and the ``cbs_`` one are no longer sent.
 
 A receiver recomputes the HMAC over the raw body it received (before parsing it), compares in
 constant time, and refuses a timestamp more than 5 minutes away from its clock. ``verify`` does
@@ -31,10 +36,10 @@ raises ``CallbackRefused``, which is dropped, not tried again.
 
 Usage::
 
-    secret = key_secret(master, "k0123456789ab")       # what the customer is given (a str)
-    headers = sign(secret.encode(), body, key_id="k0123456789ab")   # the sender (Notify)
+    secret = key_secret(key_master, "k0123456789ab", generation=0)   # what the customer is given (a str)
+    headers = sign([secret.encode()], body, key_id="k0123456789ab")  # the sender (Notify)
     verify(secret.encode(), body, request.headers)      # a receiver: True or False
-    deliver(url, payload, Signing(master, key_id), allowed_hosts=())   # the status, or CallbackFailed
+    deliver(url, payload, Signing(key_master, key_id), allowed_hosts=())   # the status, or CallbackFailed
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +58,22 @@ SHARED_SIGNATURE_HEADER = "X-Alphacut-Signature"
 VERSION = "v2"
 SHARED_VERSION = "v1"
 TOLERANCE_SECONDS = 300
-SECRET_PREFIX = "cbs_"
+LEGACY_PREFIX = "cbs_"  # a key's first secret, derived from the old shared secret
+SECRET_PREFIX = "cbk_"
 
 
-def key_secret(master: bytes, key_id: str) -> str:
-    """The callback secret of key ``key_id``: HMAC-SHA256 of the id under the stack's master secret
-    (one key's secret tells nothing of another's, nor of the master)."""
-    return SECRET_PREFIX + hmac.new(master, f"callback:{key_id}".encode(), hashlib.sha256).hexdigest()
+def key_secret(key_master: bytes, key_id: str, generation: int = 0) -> str:
+    """The callback secret of key ``key_id`` in ``generation``: HMAC-SHA256 of both under the
+    stack's key master secret, which no customer is given (one key's secret tells nothing of
+    another's, nor of the master, nor of its own next generation)."""
+    message = f"callback:{key_id}:{generation}".encode()
+    return SECRET_PREFIX + hmac.new(key_master, message, hashlib.sha256).hexdigest()
+
+
+def legacy_key_secret(shared: bytes, key_id: str) -> str:
+    """A key's secret as first handed out: derived from the old shared secret, which customers
+    were given for ``v1`` (so any of them can derive it); sent only until the ``v1`` date."""
+    return LEGACY_PREFIX + hmac.new(shared, f"callback:{key_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -67,14 +81,20 @@ def signature(secret: bytes, timestamp: int, body: bytes) -> str:
 
 
 def sign(
-    secret: bytes, body: bytes, now: float | None = None, key_id: str = "", shared: bytes | None = None
+    secrets: Sequence[bytes] | bytes,
+    body: bytes,
+    now: float | None = None,
+    key_id: str = "",
+    shared: bytes | None = None,
 ) -> dict[str, str]:
-    """The headers that go with ``body``: its ``v2`` signature with the key's ``secret``, and the
-    ``v1`` one with the ``shared`` secret while the transition lasts (None: over)."""
+    """The headers that go with ``body``: a ``v2`` signature with each of the key's ``secrets``
+    (its current one first), and the ``v1`` one with the ``shared`` secret while the transition
+    lasts (None: over)."""
     timestamp = int(time.time() if now is None else now)
+    keys = [secrets] if isinstance(secrets, bytes) else list(secrets)
     headers = {
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: f"{VERSION}={signature(secret, timestamp, body)}",
+        SIGNATURE_HEADER: ",".join(f"{VERSION}={signature(key, timestamp, body)}" for key in keys),
     }
     if key_id:
         headers[KEY_HEADER] = key_id
@@ -85,17 +105,31 @@ def sign(
 
 @dataclass(frozen=True)
 class Signing:
-    """How one key's callbacks are signed: the stack's ``master`` secret, the key, and whether the
-    shared-secret signature still goes along (``shared_until``: unix seconds, 0 never)."""
+    """How one key's callbacks are signed: the stack's ``key_master``, the key, its secret's
+    ``generation`` (the previous one signs too until ``previous_until``), and the old ``shared``
+    secret, whose ``v1`` signature and the key's ``cbs_`` one go along until ``shared_until``
+    (unix seconds; 0 never)."""
 
-    master: bytes
+    key_master: bytes
     key_id: str
+    generation: int = 0
+    previous_until: float = 0.0
+    shared: bytes | None = None
     shared_until: float = 0.0
+
+    def secrets(self, moment: float) -> list[bytes]:
+        """The secrets that sign a callback sent at ``moment``, the current one first."""
+        found = [key_secret(self.key_master, self.key_id, self.generation)]
+        if self.generation > 0 and moment < self.previous_until:
+            found.append(key_secret(self.key_master, self.key_id, self.generation - 1))
+        if self.shared is not None and moment < self.shared_until:
+            found.append(legacy_key_secret(self.shared, self.key_id))
+        return [secret.encode() for secret in found]
 
     def headers(self, body: bytes, now: float | None = None) -> dict[str, str]:
         moment = time.time() if now is None else now
-        shared = self.master if moment < self.shared_until else None
-        return sign(key_secret(self.master, self.key_id).encode(), body, moment, self.key_id, shared)
+        shared = self.shared if moment < self.shared_until else None
+        return sign(self.secrets(moment), body, moment, self.key_id, shared)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -113,15 +147,18 @@ def verify(
     """True when ``body`` was signed with the key's ``secret`` within ``tolerance`` seconds of
     ``now``; False for anything else, a malformed or missing header included."""
     raw_timestamp, raw_signature = _header(headers, TIMESTAMP_HEADER), _header(headers, SIGNATURE_HEADER)
-    given = raw_signature.removeprefix(f"{VERSION}=")
     if not (raw_timestamp.isascii() and raw_timestamp.isdigit() and len(raw_timestamp) <= 12):
         return False
-    if given == raw_signature or not given.isascii():
+    if not raw_signature.isascii() or len(raw_signature) > 1024:
         return False
+    given = [part.strip().removeprefix(f"{VERSION}=") for part in raw_signature.split(",")]
+    if any(value == part.strip() for value, part in zip(given, raw_signature.split(","))):
+        return False  # an entry that is not v2=...
     timestamp = int(raw_timestamp)
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
-    return hmac.compare_digest(signature(secret, timestamp, body), given)
+    expected = signature(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, value) for value in given)
 
 
 # answers worth another try: the receiver is down, overloaded or slow

@@ -499,7 +499,7 @@ def _keys(args: argparse.Namespace) -> int:
             key = admin.reinstate(args.key_id)
             print(f"reinstated key {key.id} ({key.customer}, plan {key.plan})")
         elif args.action == "callback-secret":
-            print(_callback_secret(admin, args.key))
+            print(_callback_secret(admin, args.key, args.rotate, args.grace))
         else:
             _list_keys(admin, args.customer, args.limit)
     except AlphacutError as error:
@@ -508,19 +508,23 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _callback_secret(admin: KeyAdmin, key_id: str) -> str:
-    """The secret key ``key_id``'s callbacks are signed with, derived from the stack's master
-    callback secret (CALLBACK_SECRET_ARN, else the stack's output): what its customer verifies with."""
+def _callback_secret(admin: KeyAdmin, key_id: str, rotate: bool = False, grace: int = 86400) -> str:
+    """The secret key ``key_id``'s callbacks are signed with (``cbk_…``, derived from the stack's
+    key master, KEY_CALLBACK_SECRET_ARN else the stack's output): what its customer verifies with.
+    ``rotate``: a new one, the old one signing ``grace`` seconds more."""
+    from alphacut.aws.callback_secrets import CallbackSecrets
     from alphacut.aws.secrets import secret_bytes
-    from alphacut.callbacks import key_secret
 
     key = admin.get(key_id)  # NotFound for a key that is not the stack's
-    arn = os.environ.get("CALLBACK_SECRET_ARN") or _stack_output(admin.stack, "CallbackSecretArn")
-    if not arn:
+    arn = os.environ.get("KEY_CALLBACK_SECRET_ARN") or _stack_output(admin.stack, "KeyCallbackSecretArn")
+    table = admin.store.table_name if admin.store is not None else None
+    if not arn or not table:
         raise InvalidOption(
-            f"the callback secret of stack {admin.stack!r} is not known (CALLBACK_SECRET_ARN)", field="stack"
+            f"the callback secrets of stack {admin.stack!r} are not known (KEY_CALLBACK_SECRET_ARN)",
+            field="stack",
         )
-    return key_secret(secret_bytes(arn), key.id)
+    secrets = CallbackSecrets(table, secret_bytes(arn))
+    return secrets.rotate(key.id, grace) if rotate else secrets.secret(key.id)
 
 
 def _import_keys(admin: KeyAdmin, source: str) -> int:
@@ -780,6 +784,12 @@ def build_parser() -> argparse.ArgumentParser:
         "callback-secret", help="the secret a key's callbacks are signed with (give it to its customer)"
     )
     secret.add_argument("--key", required=True, help="the key's id")
+    secret.add_argument(
+        "--rotate", action="store_true", help="a new secret; the old one keeps signing for --grace seconds"
+    )
+    secret.add_argument(
+        "--grace", type=int, default=86400, help="seconds the old secret signs after --rotate"
+    )
     keys.set_defaults(handler=_keys)
 
     usage = commands.add_parser("usage", help="admin: monthly statements per customer")

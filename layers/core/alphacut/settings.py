@@ -204,6 +204,7 @@ SERVICE_VARIABLES = {
     "gpu_request_ttl": "GPU_REQUEST_TTL_SECONDS",
     "endpoint_status_cache": "ENDPOINT_STATUS_CACHE_SECONDS",
     "callback_secret_arn": "CALLBACK_SECRET_ARN",
+    "key_callback_secret_arn": "KEY_CALLBACK_SECRET_ARN",
     "shared_callback_signature_until": "SHARED_CALLBACK_SIGNATURE_UNTIL",
     "key_hash_secret_arn": "KEY_HASH_SECRET_ARN",
     "callback_queue_url": "CALLBACK_QUEUE_URL",
@@ -240,7 +241,8 @@ class ServiceSettings:
     gpu_backlog_threshold: int = 0
     gpu_request_ttl: int = 21600  # how long a request may wait in the endpoint's queue (AWS: 60-21600)
     endpoint_status_cache: float = 10.0  # seconds the dispatcher trusts its last DescribeEndpoint
-    callback_secret_arn: str = ""  # the master secret each key's callback secret derives from
+    callback_secret_arn: str = ""  # the old shared secret: v1 signatures and the cbs_ key secrets
+    key_callback_secret_arn: str = ""  # the key master each key's cbk_ callback secret derives from
     # until when (unix seconds) callbacks also carry the old signature with the one shared secret
     # (template's SharedCallbackSignatureUntil, a date; 0: no longer)
     shared_callback_signature_until: float = 0.0

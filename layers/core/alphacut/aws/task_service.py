@@ -29,6 +29,7 @@ from alphacut.aws.callback_slots import CallbackSlots
 from alphacut.aws.objects import object_gone
 from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
+from alphacut.callbacks import Signing
 from alphacut.errors import ImageTooLarge, ResultExpired
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.result_links import LinkSigner
@@ -198,23 +199,22 @@ class TaskService:
         callback_url: str,
         signer: LinkSigner | None,
         allowed_hosts: Iterable[str] = (),
-        secret: bytes | None = None,
-        shared_until: float = 0.0,
+        signing_for: Callable[[str], Signing] | None = None,
     ) -> int:
         """POST the finished task (the PicWish-style envelope, with its key's id) to its callback,
-        signed with that key's callback secret, derived from the master ``secret``
-        (``alphacut.callbacks``; the shared signature too before ``shared_until``). Its result links
+        signed with that key's callback secrets (``signing_for``: ``CallbackSecrets.signing``;
+        ``alphacut.callbacks``). Its result links
         are the API's own signed links (``/v1/results/<token>``, for ``CALLBACK_LINK_SECONDS``), which
         outlive the credentials of the function that sends them; ``CallbackFailed`` when a retry may
         deliver it."""
-        from alphacut.callbacks import Signing, deliver
+        from alphacut.callbacks import deliver
 
         record = self.table.get(task_id)
         store = ResultStore(
             self.results_bucket, CALLBACK_LINK_SECONDS, record.extra.get("api_base_url", ""), signer
         )
         answer = {"status": 200, "message": "success", "data": self.describe(record, "url", store)}
-        signing = Signing(secret, record.owner, shared_until) if secret else None
+        signing = signing_for(record.owner) if signing_for is not None else None
         return deliver(callback_url, answer, signing, allowed_hosts)
 
     def describe(self, record: TaskRecord, return_type: str, store: ResultStore) -> dict[str, Any]:

@@ -7,9 +7,9 @@ Usage (functions/low_balance/app.py)::
 
 from __future__ import annotations
 
+from alphacut.aws.callback_secrets import CallbackSecrets
 from alphacut.aws.mailbox import Mailbox
 from alphacut.aws.payments import PaymentRecords
-from alphacut.aws.secrets import secret_bytes
 from alphacut.billing.low_balance import LowBalanceNotices
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount
@@ -20,9 +20,10 @@ from alphacut.settings import ServiceSettings
 def low_balance_notices() -> LowBalanceNotices:
     service, settings = ServiceSettings.from_env(), BillingSettings.from_env()
 
+    secrets = CallbackSecrets.from_settings(service) if service.key_callback_secret_arn else None
+
     def signing_for(key_id: str) -> Signing | None:
-        arn = service.callback_secret_arn
-        return Signing(secret_bytes(arn), key_id) if arn else None
+        return secrets.signing(key_id) if secrets is not None else None
 
     return LowBalanceNotices(
         settings,
