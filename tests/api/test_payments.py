@@ -288,3 +288,52 @@ def test_automatic_top_ups_stop_at_the_monthly_cap_each_crossing_counted_once(
     assert states[-1] == "capped" and "capped" not in states[:3]
     auto = [p for p in PaymentRecords(USAGE_TABLE).payments(store_key) if p.reason == "auto"]
     assert len(auto) == 2  # one PaymentIntent per crossing, two crossings within the cap
+
+
+def mails_to(folder, address: str) -> list[str]:
+    from email import message_from_bytes
+
+    found = []
+    for path in sorted(folder.glob("*.eml")):
+        message = message_from_bytes(path.read_bytes())
+        if message["To"] == address:
+            found.append(message.get_payload(decode=True).decode())
+    return found
+
+
+def test_an_unconfirmed_notice_address_gets_its_confirmation_and_nothing_else(
+    handler, stripe_server, store_key, billing, monkeypatch
+):
+    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.billing.service import low_balance_notices
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.shop.test/prod")  # where mailed links point
+    address = f"owner-{uuid.uuid4().hex[:6]}@shop.example"
+    view = answer_json(settings_call(handler, store_key, email=address, low_balance=5))
+    assert (view["email"], view["email_pending"]) == (None, address)
+    notices = low_balance_notices()
+    notices.handle(LowBalance(store_key, 1, 3 * MILLI, 5 * MILLI))
+    (confirmation,) = mails_to(billing["mail"], address)  # the link, and no notice
+    token = confirmation.split("#notices=")[1].split()[0]
+    confirmed = call(
+        handler, "POST", "/v1/billing/notices/confirm", body=json.dumps({"token": token}), key_id=None
+    )
+    assert answer_json(confirmed) == {"key_id": store_key, "email": address, "confirmed": True}
+    again = call(
+        handler, "POST", "/v1/billing/notices/confirm", body=json.dumps({"token": token}), key_id=None
+    )
+    assert again["statusCode"] == 403  # spent
+    notices.handle(LowBalance(store_key, 2, 3 * MILLI, 5 * MILLI))
+    notices.handle(LowBalance(store_key, 2, 3 * MILLI, 5 * MILLI))  # the same crossing, delivered twice
+    assert len(mails_to(billing["mail"], address)) == 2  # the confirmation, then one notice
+
+
+def test_a_key_mails_at_most_its_notices_a_day_whatever_it_sets(handler, store_key, billing, monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.shop.test/prod")
+    statuses = [
+        settings_call(handler, store_key, email=f"victim{n}@elsewhere.example")["statusCode"]
+        for n in range(6)
+    ]
+    assert statuses == [200, 200, 200, 429, 429, 429]  # three mails a day, confirmations included
+    refused = answer_json(settings_call(handler, store_key, email="one-more@elsewhere.example"))["error"]
+    assert (refused["code"], refused["field"], refused["limit"]) == ("too_many_notices", "email", 3)

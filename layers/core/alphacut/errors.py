@@ -220,6 +220,17 @@ class PaymentsLimited(RateLimited):
         self.field = "credits"
 
 
+class NoticesLimited(RateLimited):
+    """The key's mails of the day (notice confirmations and notices) are sent: a leaked key cannot
+    make the service mail any address without limit (``alphacut.billing.notices``)."""
+
+    code = "too_many_notices"
+
+    def __init__(self, message: str, *, retry_after: int, limit: int):
+        super().__init__(message, retry_after=retry_after, limit=limit)
+        self.field = "email"
+
+
 class SignatureInvalid(AlphacutError):
     """A webhook whose signature does not check out with the secret it must be signed with."""
 

@@ -22,6 +22,7 @@ from alphacut.api.responses import json_response
 from alphacut.errors import BillingUnavailable
 
 if TYPE_CHECKING:
+    from alphacut.billing.notices import NoticeAddresses
     from alphacut.billing.purchases import Purchases
     from alphacut.billing.settings import BillingSettings
     from alphacut.billing.signup import Signups
@@ -92,12 +93,15 @@ ROUTES = [
         "/v1/billing/settings",
         "post",
         "Set the low-balance threshold, automatic top-up and where notices go",
-        "low_balance: credits (0: no notice); auto_top_up: a pack name or null; notify_url: where the signed "
-        "balance.low webhook goes; email: where the notice is mailed. Fields left out stay as they are.",
+        "low_balance: credits (0: no notice; below the top-up's pack); auto_top_up: a pack name or null; "
+        "auto_top_up_monthly_cap: top-ups a calendar month (a raise applies next month); notify_url: where "
+        "the signed balance.low webhook goes; email: where the notice is mailed, once the address confirms "
+        "the link mailed to it. Fields left out stay as they are.",
         body=_object(
             {
                 "low_balance": {"type": "integer", "minimum": 0},
                 "auto_top_up": {"type": ["string", "null"]},
+                "auto_top_up_monthly_cap": {"type": "integer", "minimum": 0},
                 "notify_url": {"type": ["string", "null"]},
                 "email": {"type": ["string", "null"]},
             }
@@ -152,6 +156,15 @@ ROUTES = [
             409: "the mailbox has its keys already",
         },
     ),
+    RouteDoc(
+        "/v1/billing/notices/confirm",
+        "post",
+        "Confirm the address a key's notices are mailed to (the link mailed to it; no API key)",
+        key_required=False,
+        body=_object({"token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,128}$"}}, ("token",)),
+        answer=OBJECT,
+        extra_responses={403: "the link is unknown, used or expired"},
+    ),
 ]
 PATHS = frozenset(route.path for route in ROUTES)
 
@@ -177,6 +190,19 @@ def purchases() -> Purchases:
         return Purchases(settings, account, PaymentRecords(table), CreditLedger(table), allowed)
 
     return services.once("purchases", made)
+
+
+def notices() -> NoticeAddresses:
+    def made() -> NoticeAddresses:
+        from alphacut.aws.mailbox import Mailbox
+        from alphacut.aws.payments import PaymentRecords
+        from alphacut.billing.notices import NoticeAddresses
+
+        settings = billing_settings()
+        table = services.SETTINGS.require("usage_table")
+        return NoticeAddresses(settings, PaymentRecords(table), Mailbox(settings.mail_from, settings.mail_dir))
+
+    return services.once("notices", made)
 
 
 def stripe_events() -> StripeEvents:
@@ -248,7 +274,24 @@ def settings_route() -> Response[Any]:
 
 @router.post("/v1/billing/settings")
 def change_settings_route() -> Response[Any]:
-    return json_response(200, purchases().configure(_key_id(), _body()))
+    """The settings; a new notice email is mailed a confirmation link and waits for it."""
+    from alphacut.billing.signup import checked_email
+
+    body, key_id = _body(), _key_id()
+    asks_email = "email" in body
+    email = body.pop("email", None)
+    if email:
+        checked_email(email)  # said before anything else changes
+    view = purchases().configure(key_id, body)
+    if asks_email:
+        event = router.current_event.raw_event
+        view.update(notices().ask(key_id, email, signup_base_url(event, billing_settings())))
+    return json_response(200, view)
+
+
+@router.post("/v1/billing/notices/confirm")
+def confirm_notices_route() -> Response[Any]:
+    return json_response(200, notices().confirm(_body().get("token")))
 
 
 @router.get("/v1/billing/payments")

@@ -5,7 +5,8 @@ Items:
 
 - ``pk = "billing#<key id>"``, ``sk = "profile"``: ``customer`` (Stripe's), ``card`` (a saved
   PaymentMethod), ``email``, ``auto_pack`` (the pack an automatic top-up buys), ``notify_url``
-  (where the low-balance webhook goes), ``auto_cap`` (automatic top-ups a month) with
+  (where the low-balance webhook goes), ``email_pending`` (an address not confirmed yet:
+  ``alphacut.billing.notices``), ``auto_cap`` (automatic top-ups a month) with
   ``auto_cap_before`` and ``auto_cap_month`` (a raise applies from the next month)
 - ``pk = "billing#<key id>"``, ``sk = "pay#<PaymentIntent id>"``, the service's own record of a
   payment it made, written as it is made: ``credits``, ``amount``, ``currency``,
@@ -91,6 +92,7 @@ class Profile:
     auto_cap: int | None = None  # automatic top-ups a calendar month (None: the operator's default)
     auto_cap_before: int | None = None  # the cap before the last change, in ``auto_cap_month``
     auto_cap_month: str = ""  # the month of the last change (YYYY-MM)
+    email_pending: str = ""  # an address set for notices, its confirmation link mailed, not yet followed
 
     def cap_in(self, month: str, default: int) -> int:
         """The automatic top-ups allowed in ``month``: a cap raised this month applies from the
@@ -278,6 +280,7 @@ class PaymentRecords:
             _number(item, "auto_cap") if "auto_cap" in item else None,
             _number(item, "auto_cap_before") if "auto_cap_before" in item else None,
             _text(item, "auto_cap_month"),
+            _text(item, "email_pending"),
         )
 
     def count(self, key_id: str, window: str, limit: int, once_for: str = "") -> bool:
@@ -311,6 +314,22 @@ class PaymentRecords:
             return refused is None or refused[0] == CONDITION_FAILED  # counted now, or before
         try:
             self._db.update_item(**update)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def first_time(self, key_id: str, name: str) -> bool:
+        """True the first time ``name`` is claimed for the key (a crossing told), False after."""
+        try:
+            self._db.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": f"billing#{key_id}"},
+                    "sk": {"S": name},
+                    "expires_at": {"N": str(int(self.clock()) + 40 * 86400)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True

@@ -6,7 +6,9 @@ twice buys once. A declined card is told to the store and not tried again: the t
 disarmed until a top-up lands (``alphacut.billing.stripe_events`` arms it again), so at most one
 top-up is in flight. Only a delivered, charged call crosses the threshold (``alphacut.api.metering``),
 the threshold is below the pack (``alphacut.billing.purchases``), and an account buys at most its
-monthly cap of top-ups (a slot counted once per crossing; the store is told when it is spent).
+monthly cap of top-ups (a slot counted once per crossing; the store is told when it is spent). A
+crossing is told once, by mail only to an address that confirmed it, within the key's mails of the
+day (``alphacut.billing.notices``).
 
 Usage::
 
@@ -24,6 +26,7 @@ from aws_lambda_powertools import Logger
 from alphacut.aws.low_balance_queue import LowBalance
 from alphacut.aws.mailbox import Mailbox
 from alphacut.aws.payments import PaymentRecords, Profile
+from alphacut.billing.notices import NoticeAddresses
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.callbacks import CallbackFailed, CallbackRefused, Signing, deliver
@@ -46,9 +49,11 @@ class LowBalanceNotices:
     ):
         self.settings, self.account, self.records, self.mailbox = settings, account, records, mailbox
         self.signing_for, self.allowed_hosts = signing_for, allowed_hosts
+        self.notices = NoticeAddresses(settings, records, mailbox)
 
     def handle(self, notice: LowBalance) -> dict[str, Any]:
-        """Buy (when asked) and tell; the notice sent, as a dict."""
+        """Buy (when asked) and tell, once per crossing (a message delivered twice buys and tells
+        nothing more); the notice, as a dict."""
         profile = self.records.profile(notice.key_id)
         body: dict[str, Any] = {
             "type": EVENT,
@@ -57,7 +62,8 @@ class LowBalanceNotices:
             "low_balance": credits(notice.low_at),
             "auto_top_up": self._top_up(notice, profile),
         }
-        self._tell(profile, body)
+        if self.records.first_time(notice.key_id, f"told#{notice.crossing}"):
+            self._tell(profile, body)
         return body
 
     def _top_up(self, notice: LowBalance, profile: Profile) -> dict[str, Any] | None:
@@ -104,7 +110,8 @@ class LowBalanceNotices:
                 logger.warning(
                     "low-balance webhook not delivered", extra={"key_id": profile.key_id, "error": str(error)}
                 )
-        if profile.email:
+        # only a confirmed address, within the key's mails of the day (alphacut.billing.notices)
+        if profile.email and self.notices.may_mail(profile.key_id):
             bought = body["auto_top_up"]
             balance, low = body["balance"], body["low_balance"]
             lines = [

@@ -19,7 +19,6 @@ from typing import Any
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.payments import PaymentRecords, Profile
 from alphacut.billing.settings import BillingSettings
-from alphacut.billing.signup import checked_email
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.errors import InvalidOption, PaymentsLimited
 from alphacut.pricing import MILLI
@@ -128,8 +127,8 @@ class Purchases:
 
     def configure(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The key's low-balance threshold (credits; 0 none), the pack an automatic top-up buys ("" or
-        null: off), how many it may buy a calendar month, and where the notices go (``notify_url``,
-        ``email``); fields left out stay. A threshold at or above the top-up's pack is refused: a
+        null: off), how many it may buy a calendar month, and where the webhook goes
+        (``notify_url``; the email is ``alphacut.billing.notices``'): fields left out stay. A threshold at or above the top-up's pack is refused: a
         top-up would leave the balance below it, and each call would buy again."""
         profile = self.records.profile(key_id)
         changes: dict[str, str | int] = {}
@@ -156,8 +155,6 @@ class Purchases:
             if url:  # the task callbacks' rule: one that could never be delivered is refused now
                 check_callback_url(url, self.allowed_hosts, field="notify_url")
             changes["notify_url"] = str(url)
-        if "email" in body:
-            changes["email"] = checked_email(body["email"]) if body["email"] else ""
         standing = self.ledger.standing(key_id)
         low = standing.low_at // MILLI if standing is not None else 0
         if "low_balance" in body:
@@ -210,6 +207,7 @@ class Purchases:
             "card_saved": bool(profile.card),
             "notify_url": profile.notify_url or None,
             "email": profile.email or None,
+            "email_pending": profile.email_pending or None,
         }
 
     def payments(self, key_id: str) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class BillingSettings:
     auto_top_ups_per_month: int = 3
     max_auto_top_ups: int = 31
     payment_asks_per_hour: int = 5
+    notices_per_day: int = 3  # mails a key's notices may cost a UTC day, confirmations included
     trial_credits: int = 0
     keys_per_email: int = 1
     # the whole service's sign-up asks an hour past which SignupCeilingReached is emitted (an
@@ -100,6 +101,7 @@ class BillingSettings:
             auto_top_ups_per_month=number("AUTO_TOP_UPS_PER_MONTH", defaults.auto_top_ups_per_month),
             max_auto_top_ups=number("MAX_AUTO_TOP_UPS_PER_MONTH", defaults.max_auto_top_ups),
             payment_asks_per_hour=number("PAYMENT_ASKS_PER_HOUR", defaults.payment_asks_per_hour),
+            notices_per_day=number("NOTICES_PER_DAY", defaults.notices_per_day),
             trial_credits=number("TRIAL_CREDITS", defaults.trial_credits),
             keys_per_email=number("SIGNUP_KEYS_PER_EMAIL", defaults.keys_per_email),
             signups_per_hour=number("SIGNUPS_PER_HOUR", defaults.signups_per_hour),

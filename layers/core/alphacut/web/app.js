@@ -514,3 +514,19 @@ if (signupLink.get("signup")) {
     }
   });
 }
+
+// the link mailed to a new notice address: the address says yes here (no key needed)
+if (signupLink.get("notices")) {
+  $("tab-billing").click();
+  (async () => {
+    try {
+      const answer = await fetch("v1/billing/notices/confirm", { method: "POST",
+        body: JSON.stringify({ token: signupLink.get("notices") }) });
+      const body = await answer.json();
+      if (!answer.ok) throw new Error(body.error ? body.error.message : answer.statusText);
+      say("billing-status", `notices of key ${body.key_id} now go to ${body.email}`);
+    } catch (error) {
+      say("billing-status", `this address could not be confirmed: ${error.message}`);
+    }
+  })();
+}

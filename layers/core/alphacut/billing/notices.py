@@ -1,0 +1,110 @@
+"""Where a store's notices go, only once the address said yes: an email set for a key's notices
+gets a confirmation link first (``<base>/#notices=<token>``, which the page posts to
+``/v1/billing/notices/confirm``) and receives nothing else until it is confirmed; a key's mails are
+at most ``notices_per_day`` a UTC day, confirmations included, so a leaked key cannot make the
+service mail any address without limit.
+
+Items (the usage table): ``pk = "notices#<token hash>"``, ``sk = "link"``: ``key_id``, ``email``,
+``expires_at`` (TTL), ``used_at``; the profile's ``email`` (confirmed) and ``email_pending``; the
+key's mails of a day counted on ``billing#<key id>`` / ``mails#<day>``.
+
+Usage::
+
+    notices = NoticeAddresses(settings, PaymentRecords(table), mailbox)
+    notices.ask("k123", "owner@shop.example", "https://api.example/prod")   # the link goes by mail
+    notices.confirm(token)                    # {"key_id", "email", "confirmed": True}
+    notices.may_mail("k123")                  # one of today's mails, or False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+from urllib.parse import quote
+
+from alphacut.aws.clients import client
+from alphacut.aws.mailbox import Mailbox
+from alphacut.aws.payments import PaymentRecords
+from alphacut.billing.settings import BillingSettings
+from alphacut.billing.signup import checked_email
+from alphacut.errors import InvalidOption, LinkInvalid, NoticesLimited
+
+LINK_SECONDS = 86400
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class NoticeAddresses:
+    def __init__(self, settings: BillingSettings, records: PaymentRecords, mailbox: Mailbox):
+        self.settings, self.records, self.mailbox = settings, records, mailbox
+
+    @property
+    def _db(self) -> Any:
+        return client("dynamodb")
+
+    def may_mail(self, key_id: str) -> bool:
+        """One of the key's mails today (confirmation or notice), if any are left."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.records.clock()))
+        return self.records.count(key_id, f"mails#{day}", self.settings.notices_per_day)
+
+    def ask(self, key_id: str, email_value: Any, base_url: str) -> dict[str, Any]:
+        """Mail a confirmation link to a new notice address (its notices wait for the yes); ``""`` or
+        None clears the address. The address already confirmed is left as it is."""
+        if not email_value:
+            self.records.save_profile(key_id, email="", email_pending="")
+            return {"email": None, "email_pending": None}
+        email = checked_email(email_value)
+        profile = self.records.profile(key_id)
+        if email == profile.email:
+            return {"email": email, "email_pending": None}
+        if not self.may_mail(key_id):
+            raise NoticesLimited(
+                f"this key's {self.settings.notices_per_day} mails for today are sent: set the address tomorrow",
+                retry_after=86400 - int(self.records.clock()) % 86400,
+                limit=self.settings.notices_per_day,
+            )
+        token = secrets.token_urlsafe(32)
+        self._db.put_item(
+            TableName=self.records.table_name,
+            Item={
+                "pk": {"S": f"notices#{_hash(token)}"},
+                "sk": {"S": "link"},
+                "key_id": {"S": key_id},
+                "email": {"S": email},
+                "expires_at": {"N": str(int(self.records.clock()) + LINK_SECONDS)},
+            },
+        )
+        self.records.save_profile(key_id, email_pending=email)
+        link = f"{base_url.rstrip('/')}/#notices={quote(token)}"
+        self.mailbox.send(
+            email,
+            "Confirm where your alphacut notices go",
+            f"Someone set this address for the notices of API key {key_id} (a low balance, a top-up). "
+            f"Follow this link within a day to receive them:\n\n{link}\n\n"
+            "If you did not ask for it, do nothing: nothing more is sent here.",
+        )
+        return {"email": profile.email or None, "email_pending": email}
+
+    def confirm(self, token: Any) -> dict[str, Any]:
+        """Spend the link: its address becomes the key's notice address."""
+        if not isinstance(token, str) or not 16 <= len(token) <= 128 or not token.isascii():
+            raise InvalidOption("the token from the link is missing or malformed", field="token")
+        now = int(self.records.clock())
+        try:
+            answer = self._db.update_item(
+                TableName=self.records.table_name,
+                Key={"pk": {"S": f"notices#{_hash(token)}"}, "sk": {"S": "link"}},
+                UpdateExpression="SET used_at = :now",
+                ConditionExpression="expires_at > :now AND attribute_not_exists(used_at)",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ReturnValues="ALL_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise LinkInvalid("this link is unknown, used or expired: set the address again", field="token") from None
+        key_id, email = answer["Attributes"]["key_id"]["S"], answer["Attributes"]["email"]["S"]
+        self.records.save_profile(key_id, email=email, email_pending="")
+        return {"key_id": key_id, "email": email, "confirmed": True}
