@@ -337,3 +337,30 @@ def test_a_key_mails_at_most_its_notices_a_day_whatever_it_sets(handler, store_k
     assert statuses == [200, 200, 200, 429, 429, 429]  # three mails a day, confirmations included
     refused = answer_json(settings_call(handler, store_key, email="one-more@elsewhere.example"))["error"]
     assert (refused["code"], refused["field"], refused["limit"]) == ("too_many_notices", "email", 3)
+
+
+ODD_VALUES = [["x"], {"a": 1}, 1.5, -1, True, "x" * 5000, "\ud800"]
+BILLING_FIELDS = [
+    ("/v1/billing/credits", "credits"),
+    ("/v1/billing/credits", "pack"),
+    ("/v1/billing/credits", "saved_card"),
+    ("/v1/billing/card", "setup_intent"),
+    ("/v1/billing/settings", "low_balance"),
+    ("/v1/billing/settings", "auto_top_up"),
+    ("/v1/billing/settings", "auto_top_up_monthly_cap"),
+    ("/v1/billing/settings", "notify_url"),
+    ("/v1/billing/settings", "email"),
+    ("/v1/billing/notices/confirm", "token"),
+]
+
+
+@pytest.mark.parametrize(("route", "field"), BILLING_FIELDS)
+def test_every_json_type_on_a_billing_field_is_a_4xx_naming_it(handler, store_key, route, field):
+    for value in ODD_VALUES:
+        if field == "credits" and value == -1 or field == "saved_card" and value is True:
+            continue  # a number of credits out of range, and true: said elsewhere
+        body = json.dumps({"credits": 40, field: value} if field == "saved_card" else {field: value})
+        key_id = None if route.endswith("/confirm") else store_key
+        answer = call(handler, "POST", route, body=body, key_id=key_id)
+        status, error = answer["statusCode"], answer_json(answer).get("error") or {}
+        assert 400 <= status < 500 and error.get("field") == field, (route, field, value, status, error)

@@ -108,6 +108,8 @@ class Purchases:
         of one that succeeded: its card becomes the key's saved card (for automatic top-ups)."""
         profile = self.records.profile(key_id)
         setup_intent = body.get("setup_intent")
+        if setup_intent is not None and (not isinstance(setup_intent, str) or len(setup_intent) > 255):
+            raise InvalidOption("must be the id of a SetupIntent (seti_...)", field="setup_intent")
         if setup_intent:
             card = self.account.saved_card(str(setup_intent), profile.customer) if profile.customer else ""
             if not card:

@@ -171,7 +171,7 @@ class BillingSettings:
         ``pack`` (one of the operator's packs); anything else is InvalidOption naming the field."""
         if "pack" in body and body["pack"] not in (None, ""):
             pack = body["pack"]
-            if pack not in self.packs:
+            if not isinstance(pack, str) or pack not in self.packs:
                 raise InvalidOption(f"must be one of {', '.join(sorted(self.packs))}", field="pack")
             return self.packs[str(pack)]
         asked = body.get("credits")
