@@ -238,6 +238,38 @@ def corpus(image_server) -> list[tuple[str, str, str, dict, tuple[int, ...]]]:
                     allowed,
                 )
             )
+    # billing and sign-up fields: every JSON type a 4xx naming the field, never a 5xx (before Stripe)
+    billing_fields = {
+        "/v1/billing/credits": ("credits", "pack", "saved_card"),
+        "/v1/billing/card": ("setup_intent",),
+        "/v1/billing/settings": (
+            "low_balance",
+            "auto_top_up",
+            "auto_top_up_monthly_cap",
+            "notify_url",
+            "email",
+        ),
+        "/v1/billing/notices/confirm": ("token",),
+        "/v1/signup": ("email",),
+        "/v1/signup/confirm": ("email", "token"),
+    }
+    for path, fields in billing_fields.items():
+        for field in fields:
+            for value in (["x"], {"a": 1}, 1.5, False, "x" * 5000, "\ud800"):  # null: a setting cleared
+                body = json.dumps({field: value})
+                headers = {"Content-Type": "application/json"}
+                cases.append(
+                    (
+                        f"billing {path} {field}={str(value)[:12]}",
+                        "POST",
+                        path,
+                        {"data": body, "headers": headers},
+                        four,
+                    )
+                )
+        for name, body in {"not json": "{nope", "array": "[1,2]", "deep": deep}.items():
+            headers = {"Content-Type": "application/json"}
+            cases.append((f"billing {path} {name}", "POST", path, {"data": body, "headers": headers}, four))
     # multipart
     for name, (data, content_type) in {
         "no boundary": (

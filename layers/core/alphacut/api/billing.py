@@ -280,8 +280,8 @@ def change_settings_route() -> Response[Any]:
     body, key_id = _body(), _key_id()
     asks_email = "email" in body
     email = body.pop("email", None)
-    if email:
-        checked_email(email)  # said before anything else changes
+    if email is not None and email != "":
+        checked_email(email)  # said before anything else changes (null or "": no address)
     view = purchases().configure(key_id, body)
     if asks_email:
         event = router.current_event.raw_event

@@ -54,7 +54,7 @@ class NoticeAddresses:
     def ask(self, key_id: str, email_value: Any, base_url: str) -> dict[str, Any]:
         """Mail a confirmation link to a new notice address (its notices wait for the yes); ``""`` or
         None clears the address. The address already confirmed is left as it is."""
-        if not email_value:
+        if email_value is None or email_value == "":
             self.records.save_profile(key_id, email="", email_pending="")
             return {"email": None, "email_pending": None}
         email = checked_email(email_value)

@@ -136,8 +136,8 @@ class Purchases:
         changes: dict[str, str | int] = {}
         pack = profile.auto_pack
         if "auto_top_up" in body:
-            pack = body["auto_top_up"] or ""
-            if pack and (not isinstance(pack, str) or pack not in self.settings.packs):
+            pack = "" if body["auto_top_up"] is None else body["auto_top_up"]
+            if pack != "" and (not isinstance(pack, str) or pack not in self.settings.packs):
                 raise InvalidOption(
                     f"must be one of {', '.join(sorted(self.settings.packs))}, or null", field="auto_top_up"
                 )
@@ -147,8 +147,8 @@ class Purchases:
         if "auto_top_up_monthly_cap" in body:
             changes.update(self._cap_change(profile, body["auto_top_up_monthly_cap"]))
         if "notify_url" in body:
-            url = body["notify_url"] or ""
-            if url and (not isinstance(url, str) or len(url) > MAX_URL):
+            url = "" if body["notify_url"] is None else body["notify_url"]
+            if url != "" and (not isinstance(url, str) or len(url) > MAX_URL):
                 raise InvalidOption(
                     f"must be an http(s) URL of at most {MAX_URL} characters",
                     field="notify_url",
