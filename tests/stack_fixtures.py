@@ -136,7 +136,7 @@ def operator_models(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def stack(image_server, operator_models):
+def stack(image_server, operator_models, tmp_path_factory):
     models, model_data = operator_models
     local = LocalStack(
         port=free_port(),
@@ -148,6 +148,8 @@ def stack(image_server, operator_models):
             # one onnxruntime thread per core, as the template leaves it, whatever this worker's
             # own setting (tests/conftest.py's pytest_runtest_setup)
             "ALPHACUT_THREADS": "0",
+            # mail written to files, as `make serve` does (the sign-up and notice tests read it)
+            "ALPHACUT_MAIL_DIR": str(tmp_path_factory.mktemp("mail")),
         },
         log=lambda line: None,
         gpu_warm_up_seconds=3.0,

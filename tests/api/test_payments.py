@@ -364,3 +364,16 @@ def test_every_json_type_on_a_billing_field_is_a_4xx_naming_it(handler, store_ke
         answer = call(handler, "POST", route, body=body, key_id=key_id)
         status, error = answer["statusCode"], answer_json(answer).get("error") or {}
         assert 400 <= status < 500 and error.get("field") == field, (route, field, value, status, error)
+
+
+def test_a_monthly_cap_of_nought_with_every_setting_cleared_is_kept(handler, store_key):
+    # found by Schemathesis: a 0 was both set and removed in one write (DynamoDB refuses that: 500)
+    body = {
+        "low_balance": 0,
+        "auto_top_up": None,
+        "auto_top_up_monthly_cap": 0,
+        "notify_url": None,
+        "email": "",
+    }
+    view = answer_json(settings_call(handler, store_key, **body))
+    assert (view["auto_top_up_monthly_cap"], view["email"], view["auto_top_up"]) == (0, None, None)

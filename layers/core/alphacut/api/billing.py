@@ -79,7 +79,8 @@ ROUTES = [
         "Save a card for automatic top-ups",
         "Without setup_intent: a Stripe SetupIntent for Stripe.js to confirm with the card. With the id of "
         "one that succeeded: its card is saved for this key.",
-        body=_object({"setup_intent": {"type": "string"}}),
+        body=_object({"setup_intent": {"type": "string", "pattern": "^seti_[A-Za-z0-9_]{1,250}$"}}),
+        body_required=False,
         answer=OBJECT,
         extra_responses={503: "card payments are not set up"},
     ),
@@ -101,11 +102,12 @@ ROUTES = [
             {
                 "low_balance": {"type": "integer", "minimum": 0},
                 "auto_top_up": {"type": ["string", "null"]},
-                "auto_top_up_monthly_cap": {"type": "integer", "minimum": 0},
+                "auto_top_up_monthly_cap": {"type": "integer", "minimum": 0, "maximum": 31},
                 "notify_url": {"type": ["string", "null"]},
                 "email": {"type": ["string", "null"]},
             }
         ),
+        body_required=False,
         answer=OBJECT,
     ),
     RouteDoc(
@@ -200,7 +202,9 @@ def notices() -> NoticeAddresses:
 
         settings = billing_settings()
         table = services.SETTINGS.require("usage_table")
-        return NoticeAddresses(settings, PaymentRecords(table), Mailbox(settings.mail_from, settings.mail_dir))
+        return NoticeAddresses(
+            settings, PaymentRecords(table), Mailbox(settings.mail_from, settings.mail_dir)
+        )
 
     return services.once("notices", made)
 
@@ -283,9 +287,10 @@ def change_settings_route() -> Response[Any]:
     if email is not None and email != "":
         checked_email(email)  # said before anything else changes (null or "": no address)
     view = purchases().configure(key_id, body)
-    if asks_email:
+    if asks_email:  # a link only for an address given (null or "" clears it: no link, no base URL)
         event = router.current_event.raw_event
-        view.update(notices().ask(key_id, email, signup_base_url(event, billing_settings())))
+        base = signup_base_url(event, billing_settings()) if email is not None and email != "" else ""
+        view.update(notices().ask(key_id, email, base))
     return json_response(200, view)
 
 

@@ -82,6 +82,7 @@ class RouteDoc:
     # the models ``model`` takes; a task's model is checked where the task runs (its Segment step)
     registry_models: bool = True
     required_query: tuple[str, ...] = ()  # query parameters a request must give
+    body_required: bool = True  # False: no body is the same as an empty object
 
     @property
     def takes_image(self) -> bool:
@@ -259,7 +260,7 @@ def _operation(route: RouteDoc, models: tuple[str, ...] = ()) -> dict[str, Any]:
         if JSON in content:
             content[JSON] = {"schema": as_json_reads(content[JSON]["schema"])}
         content = {k: {"schema": one_source_required(v["schema"])} for k, v in content.items()}
-        operation["requestBody"] = {"required": True, "content": content}
+        operation["requestBody"] = {"required": route.body_required, "content": content}
     operation["responses"] = _responses(route, {k: _schema(v) for k, v in answer.items()})
     return operation
 

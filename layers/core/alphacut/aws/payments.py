@@ -355,7 +355,7 @@ class PaymentRecords:
     def save_profile(self, key_id: str, **fields: str | int) -> None:
         """Set profile fields (an empty string removes one; numbers are kept as numbers)."""
         sets = {name: value for name, value in fields.items() if value != ""}
-        removed = [name for name, value in fields.items() if not value]
+        removed = [name for name, value in fields.items() if value == ""]
         parts = []
         if sets:
             parts.append("SET " + ", ".join(f"{name} = :{name}" for name in sets))

@@ -104,7 +104,9 @@ class NoticeAddresses:
                 ReturnValues="ALL_NEW",
             )
         except self._db.exceptions.ConditionalCheckFailedException:
-            raise LinkInvalid("this link is unknown, used or expired: set the address again", field="token") from None
+            raise LinkInvalid(
+                "this link is unknown, used or expired: set the address again", field="token"
+            ) from None
         key_id, email = answer["Attributes"]["key_id"]["S"], answer["Attributes"]["email"]["S"]
         self.records.save_profile(key_id, email=email, email_pending="")
         return {"key_id": key_id, "email": email, "confirmed": True}

@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from alphacut.pricing import credits as whole_credits
 from alphacut.urlfetch import check_callback_url
 
 MAX_URL = 2048
+SETUP_INTENT = re.compile(r"^seti_[A-Za-z0-9_]{1,250}$")
 
 
 class Purchases:
@@ -108,7 +110,9 @@ class Purchases:
         of one that succeeded: its card becomes the key's saved card (for automatic top-ups)."""
         profile = self.records.profile(key_id)
         setup_intent = body.get("setup_intent")
-        if setup_intent is not None and (not isinstance(setup_intent, str) or len(setup_intent) > 255):
+        if setup_intent is not None and (
+            not isinstance(setup_intent, str) or not SETUP_INTENT.match(setup_intent)
+        ):
             raise InvalidOption("must be the id of a SetupIntent (seti_...)", field="setup_intent")
         if setup_intent:
             card = self.account.saved_card(str(setup_intent), profile.customer) if profile.customer else ""
@@ -129,9 +133,12 @@ class Purchases:
 
     def configure(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The key's low-balance threshold (credits; 0 none), the pack an automatic top-up buys ("" or
-        null: off), how many it may buy a calendar month, and where the webhook goes
-        (``notify_url``; the email is ``alphacut.billing.notices``'): fields left out stay. A threshold at or above the top-up's pack is refused: a
-        top-up would leave the balance below it, and each call would buy again."""
+        null: off), how many it may buy a calendar month, and where the webhook goes (``notify_url``;
+        the email is ``alphacut.billing.notices``'); fields left out stay. A threshold at or above the
+        top-up's pack is refused: a top-up would leave the balance below it, and each call would buy
+        again."""
+        # a member that is null is not given (the document's JSON rule), where null clears nothing
+        body = {k: v for k, v in body.items() if v is not None or k in ("auto_top_up", "notify_url")}
         profile = self.records.profile(key_id)
         changes: dict[str, str | int] = {}
         pack = profile.auto_pack

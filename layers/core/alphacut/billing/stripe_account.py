@@ -144,7 +144,12 @@ class StripeAccount:
     def saved_card(self, setup_intent_id: str, customer: str) -> str:
         """The card a succeeded SetupIntent of ``customer`` saved (its PaymentMethod id), or "" when
         the SetupIntent is not this customer's or did not succeed."""
-        intent = self._call(self.client.v1.setup_intents.retrieve, setup_intent_id)
+        try:
+            intent = dict(self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict())
+        except stripe.InvalidRequestError:
+            return ""  # no such SetupIntent in this account: not one set up for this key (a 400)
+        except stripe.StripeError as error:
+            raise BillingUnavailable(f"Stripe did not answer: {error.user_message or error}") from None
         if intent.get("customer") != customer or intent.get("status") != "succeeded":
             return ""
         method = intent.get("payment_method")
