@@ -137,3 +137,41 @@ def test_the_model_leaves_the_table_as_moto_does_after_each_of_the_money_paths_w
         assert (number, model_answer) == (number, answer)
         assert model_state == state, number
     assert len(model.items) > 10 and any(k[0].startswith("unbilled#") for k in model.items)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"UpdateExpression": "SET a = :a", "ExpressionAttributeValues": {":a": {"N": "1"}, ":b": {"N": "2"}}},
+        {
+            "UpdateExpression": "SET a = :a",
+            "ExpressionAttributeNames": {"#unused": "b"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}},
+        },
+        {"UpdateExpression": "SET a = :a REMOVE a", "ExpressionAttributeValues": {":a": {"N": "1"}}},
+        {
+            "UpdateExpression": "SET #m.x = :a, #m = :b",
+            "ExpressionAttributeNames": {"#m": "m"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}, ":b": {"M": {}}},
+        },
+    ],
+)
+def test_the_model_refuses_what_dynamodb_refuses_before_it_reads_the_item(request_, monkeypatch):
+    # a name or value given and unused, one path twice (a SET and a REMOVE of a 0, as a settings
+    # write once sent): DynamoDB (moto) answers ValidationException, and so does the model
+    request_ = {"TableName": "usage", "Key": {"pk": {"S": "p"}, "sk": {"S": "s"}}, **request_}
+    model = ModelDynamoDB(ModelTable(), lambda *_: NORMAL)
+    with pytest.raises(Exception, match="ValidationException"):
+        model.update_item(**request_)
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "t"),
+        ("AWS_SECRET_ACCESS_KEY", "t"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        db = boto3.client("dynamodb")
+        db.create_table(**table_definition("UsageTable", "usage"))
+        with pytest.raises(Exception, match="ValidationException"):
+            db.update_item(**request_)

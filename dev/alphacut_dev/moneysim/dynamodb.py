@@ -25,6 +25,7 @@ apart (``tombstones``) for the invariants only, never shown to the code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -195,6 +196,38 @@ def _project(item: Item, expression: str | None, names: dict[str, str]) -> Item:
     return {name: _copy(item[name]) for name in wanted if name in item}
 
 
+EXPRESSIONS = ("UpdateExpression", "ConditionExpression", "ProjectionExpression")
+PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
+
+
+def refuse_what_dynamodb_refuses(request: dict[str, Any]) -> None:
+    """What DynamoDB refuses before it looks at the item: a name or value given and not used in the
+    request's expressions, and an update that names one attribute twice ("Two document paths
+    overlap": a SET and a REMOVE of the same attribute, say)."""
+    used = {token for name in EXPRESSIONS for token in PLACEHOLDER.findall(request.get(name) or "")}
+    for given, kind in (
+        (request.get("ExpressionAttributeNames") or {}, "Names"),
+        (request.get("ExpressionAttributeValues") or {}, "Values"),
+    ):
+        unused = ", ".join(sorted(set(given) - used))
+        if unused:
+            raise Invalid(
+                f"Value provided in ExpressionAttribute{kind} unused in expressions: keys: {{{unused}}}"
+            )
+    if request.get("UpdateExpression"):
+        names = request.get("ExpressionAttributeNames") or {}
+        paths = [
+            tuple(names.get(str(part), str(part)) for part in path.parts)
+            for _, path, _ in parse_update(request["UpdateExpression"])
+        ]
+        for index, one in enumerate(paths):
+            for other in paths[index + 1 :]:
+                if one[: len(other)] == other[: len(one)]:  # the same path, or one inside the other
+                    raise Invalid(
+                        f"Invalid UpdateExpression: Two document paths overlap with each other: {list(one)}"
+                    )
+
+
 class ModelDynamoDB:
     """The client one function uses: every call goes through ``world.decide`` first."""
 
@@ -274,6 +307,7 @@ class ModelDynamoDB:
         )
 
     def _update(self, request: dict[str, Any]) -> dict[str, Any]:
+        refuse_what_dynamodb_refuses(request)
         key = _key(request["Key"])
         names, values = (
             request.get("ExpressionAttributeNames", {}),
@@ -322,6 +356,7 @@ class ModelDynamoDB:
         return self._call("PutItem", True, self._validated(lambda: self._put(request), "PutItem"), keys=keys)
 
     def _put(self, request: dict[str, Any]) -> dict[str, Any]:
+        refuse_what_dynamodb_refuses(request)
         key = _key(request["Item"])
         names, values = (
             request.get("ExpressionAttributeNames", {}),
@@ -395,6 +430,9 @@ class ModelDynamoDB:
         if len(set(keys)) != len(keys):
             raise Invalid("Transaction request cannot include multiple operations on one item")
         reasons, writes = [], []
+        for operation in operations:
+            ((kind, request),) = operation.items()
+            refuse_what_dynamodb_refuses(request)
         for operation in operations:
             ((kind, request),) = operation.items()
             key = _key(request.get("Key") or request["Item"])

@@ -1,14 +1,20 @@
 """The money protocol's invariants, written once: checked by the simulator after every step
 (``during``) and once everything due has run (``at_rest``); docs/architecture.md states the same.
 
-Amounts are millicredits. With T the top-ups made, B the balance, H the credits held and C the
-credits charged (the day totals' ``credits``, written in the charge transaction):
+Amounts are millicredits. With T the top-ups made, K the credits taken back (refunds, disputes),
+B the balance, H the credits held and C the credits charged (the day totals' ``credits``, written
+in the charge transaction):
 
-1. T = B + H + C: nothing created, nothing lost. H is what a call or a task still owes or may
+1. T - K = B + H + C: nothing created, nothing lost. H is what a call or a task still owes or may
    still get back: each open hold; each releasing hold whose credit is not on the balance yet (no
    ``r#`` entry of its refund nonce); each ``m#`` entry whose hold was never written (no hold of
    its nonce, alive or deleted by TTL).
-2. B >= 0.
+2. B >= 0, unless credits were taken back: B >= -K (what a take-back found spent or held).
+6. Payments (the service's own records, ``pay#``): the credits each added is nought or its
+   record's, once; refunds and disputes never take back more than it added; the top-ups made for
+   payments less what was taken back equal the payments' ``credited`` less their ``refund_taken``
+   and ``dispute_taken`` (a won dispute's give-back is a top-up that sets ``dispute_taken`` to 0);
+   a payment's state never moves back (``payment_step``).
 3. ``inflight`` = the ``m#`` and ``r#`` entries on the balance.
 4. A hold is settled once: made once (never again after TTL took it), then committed, or
    releasing then released; never back.
@@ -44,6 +50,7 @@ class Ledger:
     inflight: int
     entries: int
     open_holds: list[str] = field(default_factory=list)
+    taken: int = 0
 
 
 def read_ledger(
@@ -59,6 +66,11 @@ def read_ledger(
         int(i.get("credits", {}).get("N", 0))
         for (pk, sk), i in items.items()
         if pk == f"usage#{key}" and sk.split("#")[1:2] == ["*"]
+    )
+    taken = sum(
+        int(i["taken"]["N"])
+        for (pk, sk), i in items.items()
+        if pk == f"credits#{key}" and sk.startswith("refund#")
     )
     holds = {sk: i for (pk, sk), i in items.items() if pk == f"hold#{key}"}
     gone = {sk: i for (pk, sk), i in tombstones.items() if pk == f"hold#{key}"}
@@ -90,20 +102,23 @@ def read_ledger(
         int(balance_item.get("inflight", {}).get("N", 0)),
         entries,
         open_holds,
+        taken,
     )
 
 
 def during(items: dict[tuple[str, str], Item], tombstones: dict[tuple[str, str], Item], key: str) -> None:
     ledger = read_ledger(items, tombstones, key)
-    if ledger.topped_up != ledger.balance + ledger.held + ledger.charged:
+    if ledger.topped_up - ledger.taken != ledger.balance + ledger.held + ledger.charged:
         accounted = ledger.balance + ledger.held + ledger.charged
-        how = "created" if ledger.topped_up < accounted else "lost"
+        how = "created" if ledger.topped_up - ledger.taken < accounted else "lost"
         raise Violation(
-            f"money: top-ups {ledger.topped_up} != balance {ledger.balance} + held {ledger.held}"
-            f" + charged {ledger.charged} ({how} {abs(ledger.topped_up - accounted)})"
+            f"money: top-ups {ledger.topped_up} - taken back {ledger.taken} != balance {ledger.balance}"
+            f" + held {ledger.held} + charged {ledger.charged}"
+            f" ({how} {abs(ledger.topped_up - ledger.taken - accounted)})"
         )
-    if ledger.balance < 0:
-        raise Violation(f"balance below zero: {ledger.balance}")
+    if ledger.balance < -ledger.taken:
+        raise Violation(f"balance {ledger.balance} below zero by more than was taken back ({ledger.taken})")
+    payments_hold(items, key)
     if ledger.inflight != ledger.entries:
         raise Violation(f"inflight {ledger.inflight} != {ledger.entries} entries on the balance")
     for (pk, sk), item in items.items():
@@ -113,6 +128,50 @@ def during(items: dict[tuple[str, str], Item], tombstones: dict[tuple[str, str],
             and item.get("settled", {}).get("S") in (None, "releasing")
         ):
             raise Violation(f"hold {sk} is {item.get('settled', {}).get('S', 'open')} and has a TTL")
+
+
+def payments_hold(items: dict[tuple[str, str], Item], key: str) -> None:
+    """Invariant 6's sums over the key's payment records and the ledger's items."""
+    records = {sk[4:]: i for (pk, sk), i in items.items() if pk == f"billing#{key}" and sk.startswith("pay#")}
+    if not records:
+        return
+
+    def number(item: Item, name: str) -> int:
+        return int(item.get(name, {}).get("N", 0))
+
+    for payment, item in records.items():
+        credited, worth = number(item, "credited"), number(item, "credits") * 1000
+        if credited not in (0, worth):
+            raise Violation(f"payment {payment} credited {credited}, its record is worth {worth}")
+        if number(item, "refund_taken") + number(item, "dispute_taken") > credited:
+            raise Violation(f"payment {payment} took back more than it added")
+    added = sum(
+        int(i["amount"]["N"])
+        for (pk, sk), i in items.items()
+        if pk == f"credits#{key}" and sk.startswith("topup#") and sk[6:].split(":")[0] in records
+    )
+    taken = sum(
+        int(i["taken"]["N"])
+        for (pk, sk), i in items.items()
+        if pk == f"credits#{key}" and sk.startswith("refund#") and sk[7:].split(":")[0] in records
+    )
+    kept = sum(
+        number(i, "credited") - number(i, "refund_taken") - number(i, "dispute_taken")
+        for i in records.values()
+    )
+    if added - taken != kept:
+        raise Violation(f"payments: {added} added - {taken} taken back != {kept} the records keep")
+
+
+PAYMENT_RANK = {"created": 0, "failed": 1, "succeeded": 2, "refunded": 3, "disputed": 4, "won": 5, "lost": 5}
+
+
+def payment_step(before: Item | None, after: Item | None, payment: str) -> None:
+    """One write to a payment record: its state only moves forward."""
+    old = before.get("state", {}).get("S") if before else None
+    new = after.get("state", {}).get("S") if after else None
+    if old and new and PAYMENT_RANK[new] < PAYMENT_RANK[old]:
+        raise Violation(f"payment {payment} went back from {old} to {new}")
 
 
 HOLD_STEPS = {

@@ -151,6 +151,55 @@ def entry_removed_before_hold() -> Undo:
     return _swap("_finish", finish)
 
 
+def metadata_trusted() -> Undo:
+    """The webhook crediting what the PaymentIntent's metadata says (the key and credits a stranger
+    wrote) instead of the service's own record of the payment."""
+    from dataclasses import replace
+
+    from alphacut.billing.stripe_events import StripeEvents
+
+    saved = StripeEvents.__dict__["_ours"]
+
+    def ours(self: Any, obj: dict[str, Any], field: str = "id") -> Any:
+        payment = saved(self, obj, field)
+        credits = int((obj.get("metadata") or {}).get("credits") or 0)
+        return replace(payment, credits=credits) if payment is not None and credits else payment
+
+    StripeEvents._ours = ours
+    return lambda: setattr(StripeEvents, "_ours", saved)
+
+
+def payment_state_regresses() -> Undo:
+    """A payment's state written whatever it was: a success that comes after a dispute makes it
+    ``succeeded`` again."""
+    return _rewrite(
+        _replace_in(
+            "Update",
+            "#rank = :rank",
+            "ConditionExpression",
+            "attribute_not_exists(#rank) OR #rank < :rank",
+            "attribute_exists(pk)",
+        )
+    )
+
+
+def crossing_claimed_twice() -> Undo:
+    """The low-balance claim without its condition that the threshold is armed: two calls that cross
+    at once both claim it, and the store's card is charged twice."""
+
+    def rewrite(kind: str, request: dict[str, Any]) -> dict[str, Any]:
+        if kind == "Update" and "SET low_armed = :off" in request.get("UpdateExpression", ""):
+            values = {k: v for k, v in request["ExpressionAttributeValues"].items() if k != ":on"}
+            request = {
+                **request,
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeValues": values,
+            }
+        return request
+
+    return _rewrite(rewrite)
+
+
 # name -> (the scope that finds it, what plants it)
 PLANTED: dict[str, tuple[str, Callable[[], Undo]]] = {
     "two-sweeps-credit-twice": ("two-sweeps", two_sweeps_credit_twice),
@@ -160,4 +209,7 @@ PLANTED: dict[str, tuple[str, Callable[[], Undo]]] = {
     "refund-credit-unconditional": ("release-faults", refund_credit_unconditional),
     "commit-of-a-settled-hold": ("call-faults", commit_of_a_settled_hold),
     "entry-removed-before-hold": ("two-calls", entry_removed_before_hold),
+    "metadata-trusted": ("payments", metadata_trusted),
+    "payment-state-regresses": ("payment-order", payment_state_regresses),
+    "crossing-claimed-twice": ("crossings", crossing_claimed_twice),
 }

@@ -67,6 +67,44 @@ SCOPES = {
     "commit-after-faults": Scope(
         "commit-after-faults", calls=(True,), sweeps=1, kills=0, faults=2, clock_moves=1, ttl=1, preemptions=0
     ),
+    # Stripe's events about one payment delivered at once, twice and out of order, beside a call:
+    # the record decides (the metadata names a fortune), credits move once, states never go back
+    "payments": Scope(
+        "payments",
+        calls=(True,),
+        events=("succeeded", "succeeded", "refunded:40", "dispute:40"),
+        funds=0,
+        sweeps=0,
+        kills=1,
+        faults=1,
+        clock_moves=0,
+        ttl=0,
+        preemptions=2,
+    ),
+    # the dispute before the success, then won; a late failure; a refund of the rest
+    "payment-order": Scope(
+        "payment-order",
+        events=("dispute:80", "won", "succeeded", "failed", "refunded:80"),
+        funds=0,
+        sweeps=0,
+        kills=0,
+        faults=1,
+        clock_moves=0,
+        ttl=0,
+        preemptions=2,
+    ),
+    # calls that crossed the threshold at once, with a kill and a retried write: one claim wins
+    "crossings": Scope(
+        "crossings",
+        crossings=3,
+        funds=1000,
+        sweeps=0,
+        kills=1,
+        faults=1,
+        clock_moves=0,
+        ttl=0,
+        preemptions=2,
+    ),
     # walked at random: more of everything at once
     "wide": Scope(
         "wide",
@@ -82,6 +120,7 @@ SCOPES = {
         lag=True,
         consumers=2,
         preemptions=6,
+        events=("succeeded", "refunded:20", "dispute:40", "succeeded"),
     ),
 }
 
@@ -97,6 +136,9 @@ CI_SLICE = {
     "tasks": 1000,
     "task-faults": 1000,
     "lagging-index": 1000,
+    "payments": 3000,
+    "payment-order": 2000,
+    "crossings": 1000,
 }
 CI_WALKS = 500  # random walks over "wide"
 PLANTED_RUNS = 20_000  # at most, to find a planted bug in its scope

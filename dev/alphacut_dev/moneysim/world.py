@@ -43,7 +43,9 @@ START = 1_800_000_000  # the clock at the start of every run (seconds)
 SWEEP_SHARDS = 2
 METERING_RETENTION = 4 * 86400  # the metering queue keeps a message 4 days (SQS's default)
 EXECUTION_TIMEOUT = 24000  # a task's state machine (and so the retries of its end step) ends by then
-TIMEOUTS = {"call": 29, "task": 28, "sweep": 50, "consumer": 30, "topup": 29}
+TIMEOUTS = {"call": 29, "task": 28, "sweep": 50, "consumer": 30, "topup": 29, "webhook": 29, "claim": 29}
+PAYMENT = "pi_sim"  # the one payment a scope's Stripe events are about
+PAYMENT_CREDITS, PAYMENT_AMOUNT = 4, 80  # 4 credits for 80 cents
 FAULTS_SINGLE = (LANDED_RETRIED, LANDED_ERRED, REFUSED)
 FAULTS_TRANSACTION = (LANDED_ERRED, REFUSED, CONFLICT)
 
@@ -56,6 +58,10 @@ class Scope:
     calls: tuple[bool, ...] = ()  # one call each: delivers (True) or fails (False)
     tasks: tuple[bool, ...] = ()  # one task each: done with a result (True) or failed (False)
     top_ups: tuple[str, ...] = ()  # top-ups made while the calls run, by reference ("" = none given)
+    # Stripe's events about one card payment, each delivered by its own webhook function, in any
+    # order: succeeded, failed, refunded:<amount refunded so far>, dispute:<amount>, won, lost
+    events: tuple[str, ...] = ()
+    crossings: int = 0  # calls that took the balance below an armed threshold, each claiming it
     funds: int = 3000  # the balance before anything runs (a top-up)
     price: int = 1000
     sweeps: int = 2
@@ -137,6 +143,7 @@ class World:
         self.trace: list[str] = []
         self.table.watchers.append(self._watch)
         self.expiring = False
+        self.stepped_wrong = ""  # a write that broke a step rule (hold or payment), for ``check``
         self.db = ModelDynamoDB(self.table, self._decide)
         self.db.observe = self._observe
         self.sqs = ModelSQS(self.table, self._decide)
@@ -198,9 +205,16 @@ class World:
         return first.touches.isdisjoint(second.touches)
 
     def _watch(self, key: tuple[str, str], before: Any, after: Any) -> None:
-        if key[0].startswith("hold#"):
-            history = self.histories.setdefault(key[1], [])
-            invariants.hold_step(history, before, after, self.expiring, key[1])
+        # a step's violation is kept and raised by ``check``: raised here, inside the function's own
+        # call, the function would only fail with it (its code catches what a call raises)
+        try:
+            if key[0].startswith("hold#"):
+                history = self.histories.setdefault(key[1], [])
+                invariants.hold_step(history, before, after, self.expiring, key[1])
+            elif key[0].startswith("billing#") and key[1].startswith("pay#"):
+                invariants.payment_step(before, after, key[1][4:])
+        except invariants.Violation as violation:
+            self.stepped_wrong = self.stepped_wrong or str(violation)
 
     # ---- actors ------------------------------------------------------------------------------------
     def spawn(self, kind: str, name: str, body: Callable[[], Any]) -> Actor:
@@ -350,7 +364,11 @@ class World:
                 self._resume(actor, KILLED)
 
     def check(self) -> None:
+        if self.stepped_wrong:
+            raise invariants.Violation(self.stepped_wrong)
         invariants.during(self.table.items, self.table.tombstones, KEY)
+        if len(self.claims) > 1:  # nothing re-arms it in a run: one crossing, one top-up
+            raise invariants.Violation(f"one crossing claimed {len(self.claims)} times: {self.claims}")
 
     def fingerprint(self) -> int:
         actors = (self.last, *((a.name, a.state, a.history, a.pending) for a in self.actors))
@@ -456,6 +474,58 @@ class World:
 
         self.spawn("topup", f"topup{number}", top_up)
 
+    def start_webhook(self, number: int, event: str) -> None:
+        """One delivery of Stripe's ``event`` about the payment, to the webhook's real code."""
+        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.payments import PaymentRecords
+        from alphacut.billing.stripe_events import StripeEvents
+
+        kind, _, figure = event.partition(":")
+        obj: dict[str, Any] = {"id": PAYMENT, "amount": PAYMENT_AMOUNT, "currency": "usd"}
+        names = {
+            "succeeded": "payment_intent.succeeded",
+            "failed": "payment_intent.payment_failed",
+            "refunded": "charge.refunded",
+            "dispute": "charge.dispute.created",
+            "won": "charge.dispute.closed",
+            "lost": "charge.dispute.closed",
+        }
+        if kind == "succeeded":
+            obj["amount_received"] = PAYMENT_AMOUNT
+        elif kind == "refunded":
+            obj = {
+                "id": "ch_sim",
+                "payment_intent": PAYMENT,
+                "amount": PAYMENT_AMOUNT,
+                "amount_refunded": int(figure),
+            }
+        elif kind in ("dispute", "won", "lost"):
+            amount = int(figure) if figure else PAYMENT_AMOUNT
+            status = {"dispute": "needs_response", "won": "won", "lost": "lost"}[kind]
+            obj = {"id": "dp_sim", "payment_intent": PAYMENT, "amount": amount, "status": status}
+        # a stranger's copy: the metadata names the key and a fortune; the record must decide
+        obj["metadata"] = {"key_id": KEY, "credits": "100000"}
+
+        def deliver() -> str:
+            records = PaymentRecords("usage", clock=self.clock)
+            events = StripeEvents(None, records, CreditLedger("usage", clock=self.clock))  # type: ignore[arg-type]
+            return events.apply({"id": f"evt{number}", "type": names[kind], "data": {"object": obj}})
+
+        self.spawn("webhook", f"webhook{number}-{kind}", deliver)
+
+    def start_claim(self, number: int) -> None:
+        """A call that crossed the armed threshold, claiming the crossing as the metering does (the
+        one that wins queues the top-up: ``alphacut.api.metering._tell_if_low``)."""
+        from alphacut.aws.credits import CreditLedger
+
+        def claim() -> int | None:
+            won = CreditLedger("usage", clock=self.clock).claim_low_balance(KEY)
+            if won is not None:
+                self.claims.append(won)
+            return won
+
+        self.spawn("claim", f"claim{number}", claim)
+
     def _meter(self) -> Any:
         from alphacut.aws.usage import UsageMeter
 
@@ -474,7 +544,8 @@ class World:
         self.pending_spawns: list[tuple[str, str, Callable[[], Any]]] = []
         ledger = CreditLedger("usage", clock=self.clock)
         ledger.open(KEY)
-        ledger.top_up(KEY, self.scope.funds, reference="opening")
+        if self.scope.funds:
+            ledger.top_up(KEY, self.scope.funds, reference="opening")
         self.table.lag = self.scope.lag
         for number, delivers in enumerate(self.scope.calls):
             self.start_call(f"call-{number}", delivers)
@@ -482,6 +553,19 @@ class World:
             self.start_task(f"job{number}", done)
         for number, reference in enumerate(self.scope.top_ups):
             self.start_top_up(number, reference)
+        if self.scope.events:
+            from alphacut.aws.payments import PaymentRecords
+
+            PaymentRecords("usage", clock=self.clock).created(
+                KEY, PAYMENT, PAYMENT_CREDITS, PAYMENT_AMOUNT, "usd"
+            )
+        for number, event in enumerate(self.scope.events):
+            self.start_webhook(number, event)
+        self.claims: list[int] = []
+        if self.scope.crossings:
+            ledger.set_low_balance(KEY, self.scope.funds + 1000)  # below it already, armed
+        for number in range(self.scope.crossings):
+            self.start_claim(number)
         self._spawn_pending()
 
     def _spawn_pending(self) -> None:
@@ -552,7 +636,8 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     one counter shard, and a silent logger; ``world_ref[0]`` is the world of the run under way."""
     import alphacut.api.credits as api_credits
     from alphacut.api import metering
-    from alphacut.aws import credits, transactions, usage
+    from alphacut.aws import credits, payments, transactions, usage
+    from alphacut.billing import stripe_events
 
     quiet = SimpleNamespace(
         warning=_nothing, info=_nothing, exception=_nothing, error=_nothing, debug=_nothing
@@ -570,6 +655,10 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     saved = {
         (credits, "client"): credits.client,
         (usage, "client"): usage.client,
+        (payments, "client"): payments.client,
+        (payments, "time"): payments.time,
+        (stripe_events, "logger"): stripe_events.logger,
+        (stripe_events, "metrics"): stripe_events.metrics,
         (credits, "uuid"): credits.uuid,
         (credits, "time"): credits.time,
         (transactions, "time"): transactions.time,
@@ -583,7 +672,10 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     if hasattr(usage, "metrics"):
         saved[(usage, "metrics")] = usage.metrics
     try:
-        credits.client = usage.client = lambda service: world_ref[0].client(service)
+        credits.client = usage.client = payments.client = lambda service: world_ref[0].client(service)
+        payments.time = fake_time
+        stripe_events.logger = quiet
+        stripe_events.metrics = Recorder()
         credits.uuid = SimpleNamespace(uuid4=lambda: world_ref[0].uuid4())
         credits.time = transactions.time = fake_time
         usage.COUNTER_SHARDS = 1  # which shard a count lands on changes no money
