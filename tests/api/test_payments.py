@@ -166,7 +166,8 @@ def test_a_refund_never_arms_the_low_balance_threshold_again(handler, store_key)
     ledger = CreditLedger(USAGE_TABLE)
     intent = buy(handler, store_key, credits=40)["payment_intent"]
     deliver(handler, "payment_intent.succeeded", success(intent))
-    ledger.set_low_balance(store_key, 50 * MILLI)
+    ledger.set_low_balance(store_key, 30 * MILLI)  # armed: the balance is above it
+    ledger.reserve(store_key, "spent", 15 * MILLI, seconds=600)
     assert ledger.claim_low_balance(store_key) == 1  # crossed: told once, disarmed
     deliver(handler, "charge.refunded", refund(intent, 800))
     assert ledger.claim_low_balance(store_key) is None  # the next crossing buys nothing
@@ -235,8 +236,9 @@ def test_only_a_charged_call_crosses_the_threshold(handler, store_key, monkeypat
     sent = []
     monkeypatch.setattr(services, "low_balance_queue", lambda: type("Q", (), {"send": sent.append})())
     ledger = CreditLedger(USAGE_TABLE)
-    ledger.top_up(store_key, 3 * MILLI)
-    ledger.set_low_balance(store_key, 5 * MILLI)  # below it already, armed
+    ledger.top_up(store_key, 10 * MILLI)
+    ledger.set_low_balance(store_key, 5 * MILLI)  # armed
+    ledger.reserve(store_key, "a-task", 7 * MILLI, seconds=600)  # held: the balance 3, below it, armed
     for _ in range(3):  # calls that fail cost nothing and cross nothing
         answer = call(handler, "POST", "/v1/cutout", body=b"not a picture", key_id=store_key,
                       headers={"Content-Type": "image/png"})  # fmt: skip
@@ -377,3 +379,115 @@ def test_a_monthly_cap_of_nought_with_every_setting_cleared_is_kept(handler, sto
     }
     view = answer_json(settings_call(handler, store_key, **body))
     assert (view["auto_top_up_monthly_cap"], view["email"], view["auto_top_up"]) == (0, None, None)
+
+
+def test_an_inquiry_takes_nothing_and_funds_withdrawn_then_reinstated_move_them_once(handler, store_key):
+    intent = buy(handler, store_key, credits=40)["payment_intent"]
+    deliver(handler, "payment_intent.succeeded", success(intent))
+    inquiry = deliver(handler, "charge.dispute.created", dispute(intent, 800, "warning_needs_response"))
+    assert inquiry["done"] == "inquiry: nothing taken" and balance(store_key) == 40 * MILLI
+    deliver(handler, "charge.dispute.funds_withdrawn", dispute(intent, 800, "needs_response"))
+    deliver(handler, "charge.dispute.created", dispute(intent, 800, "needs_response"))  # the same money
+    assert balance(store_key) == 0 and state(store_key, intent) == "disputed"
+    deliver(handler, "charge.dispute.funds_reinstated", dispute(intent, 800, "under_review"))
+    assert balance(store_key) == 40 * MILLI and state(store_key, intent) == "won"
+
+
+def test_a_declined_saved_card_leaves_its_payment_recorded_failed(handler, stripe_server, store_key):
+    import stripe
+
+    from tests.localstripe_server import SECRET_KEY
+
+    client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": stripe_server.api})
+    customer = client.v1.customers.create(params={"metadata": {"key_id": store_key}})["id"]
+    card = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": customer})["id"]
+    PaymentRecords(USAGE_TABLE).save_profile(store_key, customer=customer, card=card)
+    answer = call(
+        handler,
+        "POST",
+        "/v1/billing/credits",
+        body=json.dumps({"credits": 40, "saved_card": True}),
+        key_id=store_key,
+    )
+    assert answer["statusCode"] == 402, answer_json(answer)
+    payments = PaymentRecords(USAGE_TABLE).payments(store_key)
+    assert [(p.state, bool(p.failure)) for p in payments] == [
+        ("failed", True)
+    ]  # not an unmatched event later
+
+
+def test_writing_the_threshold_again_never_arms_a_crossing_already_made(handler, store_key):
+    ledger = CreditLedger(USAGE_TABLE)
+    ledger.top_up(store_key, 10 * MILLI)
+    settings_call(handler, store_key, low_balance=5)
+    assert ledger.standing(store_key).armed  # the balance is above it
+    ledger.reserve(store_key, "spent", 7 * MILLI, seconds=600)
+    assert ledger.claim_low_balance(store_key) == 1  # the crossing, told once
+    for _ in range(3):  # a leaked key writing it again and again
+        settings_call(handler, store_key, low_balance=5)
+        assert not ledger.standing(store_key).armed and ledger.claim_low_balance(store_key) is None
+
+
+def test_the_saved_card_is_charged_at_most_the_largest_pack_and_the_monthly_cap(
+    handler, stripe_server, store_key
+):
+    with_saved_card(stripe_server, store_key)
+    settings_call(handler, store_key, auto_top_up_monthly_cap=2)
+    huge = call(
+        handler,
+        "POST",
+        "/v1/billing/credits",
+        body=json.dumps({"credits": 100000, "saved_card": True}),
+        key_id=store_key,
+    )
+    assert huge["statusCode"] == 400 and answer_json(huge)["error"]["limit"] == 2000  # the largest pack
+    asks = [
+        call(
+            handler,
+            "POST",
+            "/v1/billing/credits",
+            body=json.dumps({"credits": 2000, "saved_card": True}),
+            key_id=store_key,
+        )
+        for _ in range(3)
+    ]
+    assert [a["statusCode"] for a in asks] == [200, 200, 429]
+    assert answer_json(asks[2])["error"]["code"] == "too_many_payments"
+
+
+def test_a_refund_after_a_dispute_of_the_whole_payment_takes_nothing_more(handler, store_key):
+    intent = buy(handler, store_key, credits=40)["payment_intent"]
+    deliver(handler, "payment_intent.succeeded", success(intent))
+    deliver(handler, "charge.dispute.created", dispute(intent, 800))
+    assert deliver(handler, "charge.refunded", refund(intent, 800))["done"] == "taken back 0"
+    assert balance(store_key) == 0  # 40 in, 40 out, once
+
+
+def test_a_settings_write_refused_for_its_mails_changes_nothing(handler, store_key, monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.shop.test/prod")
+    CreditLedger(USAGE_TABLE).top_up(store_key, 50 * MILLI)
+    for number in range(3):
+        settings_call(handler, store_key, email=f"a{number}@elsewhere.example")
+    refused = settings_call(handler, store_key, email="a9@elsewhere.example", low_balance=7)
+    assert refused["statusCode"] == 429
+    assert answer_json(call(handler, "GET", "/v1/billing/settings", key_id=store_key))["low_balance"] == 0
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ["not", "an", "event"],
+        {"type": "setup_intent.succeeded", "data": {"object": {"metadata": "x"}}},
+        {"type": "charge.refunded", "data": "x"},
+    ],
+)
+def test_a_signed_event_of_an_odd_shape_is_acknowledged_not_a_500(handler, event):
+    payload = json.dumps(event)
+    import stripe
+
+    from tests.localstripe_server import WEBHOOK_SECRET
+
+    answer = webhook(
+        handler, payload.encode(), stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
+    )
+    assert answer["statusCode"] in (200, 400), answer_json(answer)

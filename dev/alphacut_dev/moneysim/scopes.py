@@ -72,7 +72,7 @@ SCOPES = {
     "payments": Scope(
         "payments",
         calls=(True,),
-        events=("succeeded", "succeeded", "refunded:40", "dispute:40"),
+        events=("succeeded", "succeeded", "refunded:80", "dispute:80"),
         funds=0,
         sweeps=0,
         kills=1,

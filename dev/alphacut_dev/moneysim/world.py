@@ -508,7 +508,7 @@ class World:
 
         def deliver() -> str:
             records = PaymentRecords("usage", clock=self.clock)
-            events = StripeEvents(None, records, CreditLedger("usage", clock=self.clock))  # type: ignore[arg-type]
+            events = StripeEvents(None, records, CreditLedger("usage", clock=self.clock))
             return events.apply({"id": f"evt{number}", "type": names[kind], "data": {"object": obj}})
 
         self.spawn("webhook", f"webhook{number}-{kind}", deliver)

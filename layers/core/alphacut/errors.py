@@ -244,9 +244,11 @@ class BillingUnavailable(AlphacutError):
 
 
 class PaymentDeclined(AlphacutError):
-    """The card was declined (the provider's reason in the message)."""
+    """The card was declined (the provider's reason in the message); ``payment_id``: the
+    PaymentIntent the declined charge belongs to, where the provider made one (recorded as failed)."""
 
     code = "payment_declined"
+    payment_id = ""
 
 
 class ModelUnavailable(AlphacutError):

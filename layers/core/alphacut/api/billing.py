@@ -286,6 +286,7 @@ def change_settings_route() -> Response[Any]:
     email = body.pop("email", None)
     if email is not None and email != "":
         checked_email(email)  # said before anything else changes (null or "": no address)
+        notices().refuse_if_spent(key_id, checked_email(email))
     view = purchases().configure(key_id, body)
     if asks_email:  # a link only for an address given (null or "" clears it: no link, no base URL)
         event = router.current_event.raw_event

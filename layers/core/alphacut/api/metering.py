@@ -139,7 +139,9 @@ def make_metering(
                 meter.limits.admit(owner, plan)
             except RateLimited as refusal:  # not counted: API Gateway's own refusal never was either
                 metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
-                return refused(refusal)
+                answer = refused(refusal)
+                answer.headers = {**dict(answer.headers or {}), **limit_fields(plan, None, meter.clock())}
+                return answer
         credit_based = plan is not None and plan.credit_based
         gate = open_for(meter, plan, owner, call_id, route)
         broke = _cannot_pay(meter, gate, owner, route, paid, route in submits)

@@ -261,14 +261,28 @@ class CreditLedger:
         )
 
     def set_low_balance(self, key_id: str, low_at: int) -> None:
-        """The threshold below which the key's store is told (0: never), armed from now."""
+        """The threshold below which the key's store is told (0: never). Armed only while the
+        balance is at or above it: a balance below it already was told (or is), and writing the
+        threshold again must not buy again (a leaked key would re-arm it after every crossing);
+        the next credited payment arms it (``rearm_low_balance``)."""
         self._db.update_item(
             TableName=self.table_name,
             Key=self._key(key_id),
-            UpdateExpression="SET low_at = :low, low_armed = :armed",
+            UpdateExpression="SET low_at = :low, low_armed = :off",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":low": {"N": str(low_at)}, ":armed": {"BOOL": low_at > 0}},
+            ExpressionAttributeValues={":low": {"N": str(low_at)}, ":off": {"BOOL": False}},
         )
+        if low_at > 0:
+            try:
+                self._db.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(key_id),
+                    UpdateExpression="SET low_armed = :on",
+                    ConditionExpression="low_at = :low AND balance >= :low",
+                    ExpressionAttributeValues={":low": {"N": str(low_at)}, ":on": {"BOOL": True}},
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                pass  # below it already: armed again by the next credited payment
 
     def claim_low_balance(self, key_id: str) -> int | None:
         """Disarm the threshold for this crossing: the crossing's number to the one caller that

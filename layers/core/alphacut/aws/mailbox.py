@@ -21,9 +21,15 @@ class Mailbox:
     def __init__(self, sender: str, folder: str = ""):
         self.sender = sender or "alphacut@localhost"
         self.folder = folder
+        self.configured = bool(sender or folder)  # SES sends only from a verified sender
 
     def send(self, to: str, subject: str, text: str) -> str:
-        """Send one plain-text message; where it went (a file path, or SES's message id)."""
+        """Send one plain-text message; where it went (a file path, or SES's message id).
+        BillingUnavailable (503) where no sender is set (MailFrom) and no folder: SES would refuse."""
+        if not self.configured:
+            from alphacut.errors import BillingUnavailable
+
+            raise BillingUnavailable("mail is not set up on this deployment: the operator sets MailFrom")
         if self.folder:
             message = EmailMessage()
             message["From"], message["To"], message["Subject"] = self.sender, to, subject

@@ -176,6 +176,22 @@ class PaymentRecords:
             if self.key_of(payment_id) != key_id:
                 raise
 
+    def record_failed(
+        self,
+        key_id: str,
+        payment_id: str,
+        credits: int,
+        amount: int,
+        currency: str,
+        failure: str,
+        reason: str = "purchase",
+    ) -> None:
+        """A PaymentIntent made for the key whose card was declined as it was made: recorded, failed."""
+        self.recorded(key_id, payment_id, credits, amount, currency, reason)
+        payment = self.payment(key_id, payment_id)
+        if payment is not None:
+            self.advance(payment, "failed", failure=failure[:500] or "declined")
+
     def find(self, payment_id: str) -> Payment | None:
         """The service's own record of a payment (None: the service made no such payment)."""
         key_id = self.key_of(payment_id)
@@ -215,21 +231,31 @@ class PaymentRecords:
             },
         )
 
-    def counter_item(self, payment: Payment, counter: str, was: int, becomes: int) -> dict[str, Any]:
+    def counter_item(
+        self, payment: Payment, counter: str, was: int, becomes: int, others: dict[str, int] | None = None
+    ) -> dict[str, Any]:
         """A transaction item moving one of the payment's money counters (``COUNTERS``) from
-        ``was`` to ``becomes``, on condition that it still says ``was``: the ledger writes it in the
-        transaction that moves the credits, so the record and the balance never disagree and a
-        repeated or reordered event moves nothing twice."""
+        ``was`` to ``becomes``, on condition that it still says ``was`` (and each of ``others`` what
+        it said when read: a refund and a dispute of one payment never both take the same credits):
+        the ledger writes it in the transaction that moves the credits, so the record and the
+        balance never disagree and a repeated or reordered event moves nothing twice."""
         if counter not in COUNTERS:
             raise ValueError(f"not a payment counter: {counter}")
-        condition = f"{counter} = :was" if was else f"attribute_not_exists({counter}) OR {counter} = :was"
+        checks = {counter: was, **(others or {})}
+        conditions, values = [], {":becomes": {"N": str(becomes)}}
+        for index, (name, value) in enumerate(checks.items()):
+            if name not in COUNTERS:
+                raise ValueError(f"not a payment counter: {name}")
+            values[f":v{index}"] = {"N": str(value)}
+            check = f"{name} = :v{index}"
+            conditions.append(f"(attribute_not_exists({name}) OR {check})" if value == 0 else check)
         return {
             "Update": {
                 "TableName": self.table_name,
                 "Key": self._payment_key(payment.key_id, payment.payment_id),
                 "UpdateExpression": f"SET {counter} = :becomes",
-                "ConditionExpression": condition,
-                "ExpressionAttributeValues": {":was": {"N": str(was)}, ":becomes": {"N": str(becomes)}},
+                "ConditionExpression": " AND ".join(conditions),
+                "ExpressionAttributeValues": values,
             }
         }
 
@@ -333,6 +359,15 @@ class PaymentRecords:
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def counted(self, key_id: str, window: str) -> int:
+        """How many the key's ``window`` counted (``count``), read."""
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": window}},
+            ConsistentRead=True,
+        ).get("Item")
+        return _number(item, "count") if item else 0
 
     def counted_payment(self, key_id: str, window: str, once_for: str) -> str:
         """The PaymentIntent noted on a name counted in a window (``note_counted``), or ""."""

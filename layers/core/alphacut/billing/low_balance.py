@@ -30,7 +30,7 @@ from alphacut.billing.notices import NoticeAddresses
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.callbacks import CallbackFailed, CallbackRefused, Signing, deliver
-from alphacut.errors import BillingUnavailable, PaymentDeclined
+from alphacut.errors import PaymentDeclined
 from alphacut.pricing import credits
 
 logger = Logger(child=True)
@@ -96,9 +96,17 @@ class LowBalanceNotices:
                 notice.key_id, intent.id, pack, amount, self.settings.currency, reason="auto"
             )
             self.records.note_counted(notice.key_id, window, crossing, intent.id)
-        except (PaymentDeclined, BillingUnavailable) as error:  # told, never retried in a loop
-            logger.warning("automatic top-up failed", extra={"key_id": notice.key_id, "error": str(error)})
+        except PaymentDeclined as error:  # told, never retried in a loop
+            logger.warning("automatic top-up declined", extra={"key_id": notice.key_id, "error": str(error)})
+            if error.payment_id:
+                currency = self.settings.currency
+                self.records.record_failed(
+                    notice.key_id, error.payment_id, pack, amount, currency, error.message, "auto"
+                )
+                self.records.note_counted(notice.key_id, window, crossing, error.payment_id)
             return {"pack": profile.auto_pack, "credits": pack, "state": "failed", "failure": error.message}
+        # BillingUnavailable (Stripe did not answer, or the record could not be written) is raised:
+        # the queue brings the message back, and the idempotency key makes the same PaymentIntent
         state = "failed" if intent.status == "requires_payment_method" else intent.status
         return {"pack": profile.auto_pack, "credits": pack, "payment": intent.id, "state": state}
 

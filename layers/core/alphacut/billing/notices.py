@@ -46,6 +46,22 @@ class NoticeAddresses:
     def _db(self) -> Any:
         return client("dynamodb")
 
+    def refuse_if_spent(self, key_id: str, email_value: Any) -> None:
+        """``NoticesLimited`` where a new address could not be mailed its link today: asked before any
+        other setting changes, so a refused request changes nothing."""
+        if email_value is None or email_value == "" or self.records.profile(key_id).email == email_value:
+            return
+        day = time.strftime("%Y-%m-%d", time.gmtime(self.records.clock()))
+        if self.records.counted(key_id, f"mails#{day}") >= self.settings.notices_per_day:
+            raise self._limited()
+
+    def _limited(self) -> NoticesLimited:
+        return NoticesLimited(
+            f"this key's {self.settings.notices_per_day} mails for today are sent: set it tomorrow",
+            retry_after=86400 - int(self.records.clock()) % 86400,
+            limit=self.settings.notices_per_day,
+        )
+
     def may_mail(self, key_id: str) -> bool:
         """One of the key's mails today (confirmation or notice), if any are left."""
         day = time.strftime("%Y-%m-%d", time.gmtime(self.records.clock()))
@@ -62,11 +78,7 @@ class NoticeAddresses:
         if email == profile.email:
             return {"email": email, "email_pending": None}
         if not self.may_mail(key_id):
-            raise NoticesLimited(
-                f"this key's {self.settings.notices_per_day} mails for today are sent: set the address tomorrow",
-                retry_after=86400 - int(self.records.clock()) % 86400,
-                limit=self.settings.notices_per_day,
-            )
+            raise self._limited()
         token = secrets.token_urlsafe(32)
         self._db.put_item(
             TableName=self.records.table_name,

@@ -12,6 +12,7 @@ Usage::
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from alphacut.aws.credits import CreditLedger
 from alphacut.aws.payments import PaymentRecords, Profile
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount
-from alphacut.errors import InvalidOption, PaymentsLimited
+from alphacut.errors import InvalidOption, PaymentDeclined, PaymentsLimited
 from alphacut.pricing import MILLI
 from alphacut.pricing import credits as whole_credits
 from alphacut.urlfetch import check_callback_url
@@ -73,6 +74,28 @@ class Purchases:
                 limit=limit,
             )
 
+    def _saved_card_charge(self, key_id: str, profile: Profile, asked: int) -> None:
+        """A charge of the saved card without the card holder (its page confirms no 3-D Secure): at
+        most the largest pack, and one of the month's charges of the saved card, automatic top-ups
+        included (``auto_top_up_monthly_cap``): a leaked key costs the store at most the cap."""
+        largest = max(self.settings.packs.values())
+        if asked > largest:
+            raise InvalidOption(
+                f"a saved card is charged at most {largest} credits at once: buy more with the card at hand",
+                field="credits",
+                limit=largest,
+            )
+        now = int(self.records.clock())
+        month = time.strftime("%Y-%m", time.gmtime(now))
+        cap = profile.cap_in(month, self.settings.auto_top_ups_per_month)
+        if not self.records.count(key_id, f"auto#{month}", cap):
+            raise PaymentsLimited(
+                f"the saved card was charged {cap} times this month, its cap: raise "
+                "auto_top_up_monthly_cap (from next month), or pay with the card at hand",
+                retry_after=_seconds_to_next_month(now),
+                limit=cap,
+            )
+
     def buy(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """A PaymentIntent for the credits asked; ``saved_card: true`` charges the saved card now
         (``status`` says whether Stripe.js must still act: ``requires_action``)."""
@@ -87,14 +110,23 @@ class Purchases:
                 "no card is saved for this key: save one first (POST /v1/billing/card)", field="saved_card"
             )
         self._count_ask(key_id)
+        if saved:
+            self._saved_card_charge(key_id, profile, asked)
         amount = self.settings.price_of(asked)
-        intent = self.account.intent_for(
-            key_id,
-            asked,
-            amount,
-            customer=profile.customer if saved else "",
-            payment_method=profile.card if saved else "",
-        )
+        try:
+            intent = self.account.intent_for(
+                key_id,
+                asked,
+                amount,
+                customer=profile.customer if saved else "",
+                payment_method=profile.card if saved else "",
+            )
+        except PaymentDeclined as declined:  # the saved card refused: its PaymentIntent says failed
+            if declined.payment_id:
+                self.records.record_failed(
+                    key_id, declined.payment_id, asked, amount, self.settings.currency, declined.message
+                )
+            raise
         self.records.created(key_id, intent.id, asked, amount, self.settings.currency)
         return {
             "payment_intent": intent.id,
@@ -225,3 +257,9 @@ class Purchases:
             "balance": whole_credits(balance) if balance is not None else None,
             "payments": [payment.to_dict() for payment in self.records.payments(key_id)],
         }
+
+
+def _seconds_to_next_month(now: int) -> int:
+    year, month = time.gmtime(now)[:2]
+    first = time.strptime(f"{year + month // 12}-{month % 12 + 1:02d}-01", "%Y-%m-%d")
+    return max(1, int(calendar.timegm(first)) - now)

@@ -25,6 +25,8 @@ STRIPE_API = "https://api.stripe.com"
 STRIPE_JS = "https://js.stripe.com/v3/"
 # Stripe refuses a charge under 0.50 in the major currencies (its "minimum charge amount")
 STRIPE_MINIMUM_MINOR_UNITS = 50
+# the currencies priced here: two decimals (prices count hundredths) and a minimum of 0.50 at most
+CURRENCIES = ("usd", "eur", "gbp", "cad", "aud", "nzd", "chf", "sgd")
 
 
 def parse_packs(text: str) -> dict[str, int]:
@@ -36,6 +38,15 @@ def parse_packs(text: str) -> dict[str, int]:
             raise ValueError(f"CREDIT_PACKS entry {entry!r}: write name=credits, e.g. store=500")
         packs[name.strip()] = int(amount)
     return packs
+
+
+def _currency(code: str) -> str:
+    code = code.strip().lower()
+    if code not in CURRENCIES:
+        raise ValueError(
+            f"BILLING_CURRENCY must be one of {', '.join(CURRENCIES)} (two decimals), not {code!r}"
+        )
+    return code
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ class BillingSettings:
 
         return cls(
             price_per_credit=Decimal(env.get("PRICE_PER_CREDIT") or defaults.price_per_credit),
-            currency=(env.get("BILLING_CURRENCY") or defaults.currency).lower(),
+            currency=_currency(env.get("BILLING_CURRENCY") or defaults.currency),
             packs=parse_packs(env["CREDIT_PACKS"]) if env.get("CREDIT_PACKS") else defaults.packs,
             min_credits=number("PURCHASE_MIN_CREDITS", defaults.min_credits),
             max_credits=number("PURCHASE_MAX_CREDITS", defaults.max_credits),

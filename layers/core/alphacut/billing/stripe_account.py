@@ -21,11 +21,11 @@ from typing import Any
 import stripe
 
 from alphacut.billing.settings import BillingSettings
-from alphacut.errors import BillingUnavailable, PaymentDeclined, SignatureInvalid
+from alphacut.errors import BillingUnavailable, InvalidOption, PaymentDeclined, SignatureInvalid
 
 # a webhook older than this is refused (the SDK's default tolerance; replays past it are forgeries)
 SIGNATURE_TOLERANCE_SECONDS = 300
-TIMEOUT_SECONDS = 10  # a Stripe request on a request path: well inside API Gateway's 29 s
+TIMEOUT_SECONDS = 8  # a Stripe request on a request path: with a retry, well inside the functions' 29 s
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class StripeAccount:
             self.settings.stripe_keys.secret_key,
             base_addresses={"api": self.settings.stripe_api_base},
             http_client=stripe.new_default_http_client(timeout=TIMEOUT_SECONDS),
-            max_network_retries=2,  # the SDK sends an idempotency key with each, so a retry charges once
+            max_network_retries=1,  # the SDK sends an idempotency key with each, so a retry charges once
         )
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -81,11 +81,31 @@ class StripeAccount:
         try:
             return dict(method(*args, **kwargs).to_dict())
         except stripe.CardError as error:
-            raise PaymentDeclined(error.user_message or "the card was declined", field="card") from None
+            declined = PaymentDeclined(error.user_message or "the card was declined", field="card")
+            declined.payment_id = self._declined_intent(error)
+            raise declined from None
         except stripe.InvalidRequestError as error:
             raise BillingUnavailable(f"Stripe refused the request: {error.user_message or error}") from None
         except stripe.StripeError as error:
             raise BillingUnavailable(f"Stripe did not answer: {error.user_message or error}") from None
+
+    def _declined_intent(self, error: stripe.CardError) -> str:
+        """The PaymentIntent a declined charge belongs to: in Stripe's error, or through its charge
+        (Stripe's emulators name only the charge); "" where neither says."""
+        sent: Any = error.json_body if isinstance(error.json_body, dict) else {}
+        body: Any = sent.get("error") if isinstance(sent.get("error"), dict) else {}
+        intent = body.get("payment_intent")
+        if isinstance(intent, dict):
+            return str(intent.get("id") or "")
+        if isinstance(intent, str):
+            return intent
+        charge = body.get("charge")
+        if not isinstance(charge, str) or not charge:
+            return ""
+        try:
+            return str(self.client.v1.charges.retrieve(charge).to_dict().get("payment_intent") or "")
+        except stripe.StripeError:
+            return ""
 
     # ---- credits ------------------------------------------------------------------------------------
     def intent_for(
@@ -106,6 +126,7 @@ class StripeAccount:
         params: dict[str, Any] = {
             "amount": amount,
             "currency": self.settings.currency,
+            "payment_method_types": ["card"],  # a card, confirmed here or by Stripe.js: no redirect
             "metadata": {"key_id": key_id, "credits": str(credits), "reason": reason},
         }
         if customer:
@@ -120,6 +141,14 @@ class StripeAccount:
 
     def intent(self, intent_id: str) -> Intent:
         return Intent.of(self._call(self.client.v1.payment_intents.retrieve, intent_id))
+
+    def receipt_url(self, intent_id: str) -> str:
+        """The receipt of a PaymentIntent's latest charge ("" where Stripe gives none): the webhook's
+        PaymentIntent names its charge by id only."""
+        params = {"expand": ["latest_charge"]}
+        intent = self._call(self.client.v1.payment_intents.retrieve, intent_id, params=params)
+        charge = intent.get("latest_charge")
+        return str(charge.get("receipt_url") or "") if isinstance(charge, dict) else ""
 
     def refund(self, intent_id: str) -> int:
         """Refund the PaymentIntent's whole charge; the amount refunded (minor units)."""
@@ -171,4 +200,6 @@ class StripeAccount:
                 "the Stripe-Signature header does not match this body and the webhook secret",
                 field="Stripe-Signature",
             ) from None
+        except (TypeError, AttributeError, KeyError):  # signed, yet not an event's shape
+            raise InvalidOption("the body is not a Stripe event (a JSON object)", field="body") from None
         return dict(event.to_dict())

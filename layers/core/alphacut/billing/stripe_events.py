@@ -21,7 +21,10 @@ counter still says what was read, so a repeat moves nothing:
 | | cumulative ``amount_refunded`` (``refund_taken``) | |
 | ``charge.dispute.created`` | credited first if not yet; the disputed share taken back, what a | disputed |
 | | refund took not twice (``dispute_taken``); the key suspended (revoked: recorded the same) | |
+| ``charge.dispute.funds_withdrawn`` | as ``charge.dispute.created`` (once) | disputed |
+| an inquiry (status ``warning_*``) | none: no money has moved | |
 | ``charge.dispute.closed`` won | the disputed credits given back | won |
+| ``charge.dispute.funds_reinstated`` | as won | won |
 | ``charge.dispute.closed`` lost | none | lost |
 | ``setup_intent.succeeded`` | none: the card saved for the key whose customer set it up | |
 
@@ -73,7 +76,7 @@ def share(payment: Payment, amount: int) -> int:
 class StripeEvents:
     def __init__(
         self,
-        account: StripeAccount,
+        account: StripeAccount | None,
         records: PaymentRecords,
         ledger: CreditLedger,
         keys: KeyStore | None = None,
@@ -83,17 +86,28 @@ class StripeEvents:
 
     def receive(self, payload: bytes, signature_header: str) -> str:
         """Verify, then apply; what was done, in words (for the log and the 200 answer)."""
+        if self.account is None:
+            raise BillingUnavailable("the webhook is checked with Stripe's secret: no account here")
         return self.apply(self.account.event(payload, signature_header))
 
     def apply(self, event: dict[str, Any]) -> str:
+        if not isinstance(event, dict):
+            return "ignored: not an event"
         kind = event.get("type", "")
-        obj = (event.get("data") or {}).get("object") or {}
+        data = event.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict):
+            return "ignored: an event without an object"
         handler = {
             "payment_intent.succeeded": self._succeeded,
             "payment_intent.payment_failed": self._failed,
             "charge.refunded": self._refunded,
             "charge.dispute.created": self._disputed,
+            "charge.dispute.funds_withdrawn": self._disputed,
             "charge.dispute.closed": self._dispute_closed,
+            "charge.dispute.funds_reinstated": lambda dispute: self._dispute_closed(
+                {**dispute, "status": "won"}
+            ),
             "setup_intent.succeeded": self._card_set_up,
         }.get(kind)
         done = handler(obj) if handler else "ignored"
@@ -147,12 +161,24 @@ class StripeEvents:
                 f"{received} {obj.get('currency')} received for {payment.amount} {payment.currency}", obj
             )
         credited = self._credit(payment)
-        charge = obj.get("latest_charge")
-        receipt = charge.get("receipt_url") if isinstance(charge, dict) else None
+        receipt = self._receipt(obj)
         moved = self.records.advance(payment, "succeeded", **({"receipt_url": receipt} if receipt else {}))
         if credited and moved:  # a payment credited for the first time, not on its way out
             self.ledger.rearm_low_balance(payment.key_id)
         return f"credited {payment.credits}" if credited else "already credited"
+
+    def _receipt(self, obj: dict[str, Any]) -> str:
+        """The receipt of the payment's charge: the event's PaymentIntent names it by id only, so
+        it is read from Stripe (best effort: a payment is credited whether or not it is)."""
+        charge = obj.get("latest_charge")
+        if isinstance(charge, dict):
+            return str(charge.get("receipt_url") or "")
+        if self.account is None:
+            return ""
+        try:
+            return self.account.receipt_url(str(obj.get("id")))
+        except BillingUnavailable:
+            return ""
 
     def _failed(self, obj: dict[str, Any]) -> str:
         payment = self._ours(obj)
@@ -172,6 +198,8 @@ class StripeEvents:
         payment = self.records.find(intent_id)
         if payment is None or payment.state not in ("succeeded", "refunded"):
             raise NotFound(f"no succeeded payment {intent_id} for credits", field="payment")
+        if self.account is None:
+            raise BillingUnavailable("refunds go through Stripe: no account here")
         self.account.refund(intent_id)
         taken = self._take_back(payment, "refund_taken", share(payment, payment.amount), "refunded")
         after = self.records.payment(payment.key_id, payment.payment_id) or payment
@@ -182,7 +210,7 @@ class StripeEvents:
             "credits_owed": after.owed_credits,
         }
 
-    def _take_back(self, payment: Payment, counter: str, target: int, state: str) -> int:
+    def _take_back(self, payment: Payment, counter: str, target: int, state: str, tag: str = "") -> int:
         """Move the payment's ``counter`` up to ``target`` millicredits, taking the difference off
         the balance in the same transaction (credited first: a refund or dispute that overtook the
         success); then the state. The millicredits this call took."""
@@ -193,14 +221,21 @@ class StripeEvents:
             was = getattr(now, counter)
             if target <= was:
                 break
+            other = "dispute_taken" if counter == "refund_taken" else "refund_taken"
+            # what the other way of taking back took already is not taken again
+            target = min(target, now.credits * MILLI - getattr(now, other))
+            if target <= was:
+                break
             whole = counter == "refund_taken" and target == now.credits * MILLI
-            reference = payment.payment_id if whole else f"{payment.payment_id}:{counter}:{target}"
+            # a take-back's reference, once each: a second dispute (``tag``: its id) after a won one
+            # moves the same counter over the same figures again
+            reference = payment.payment_id if whole else f"{payment.payment_id}:{counter}:{target}{tag}"
             done = self.ledger.take_back(
                 payment.key_id,
                 target - was,
                 reference,
                 note=f"card payment {state}",
-                also=[self.records.counter_item(now, counter, was, target)],
+                also=[self.records.counter_item(now, counter, was, target, {other: getattr(now, other)})],
             )
             if done is not None:
                 taken = done.taken
@@ -222,13 +257,15 @@ class StripeEvents:
         payment = self._ours(obj, "payment_intent")
         if payment is None:
             return self._unmatched("a dispute of a payment this service did not make", obj)
+        if str(obj.get("status") or "").startswith("warning_"):  # an inquiry: no money has moved yet
+            return "inquiry: nothing taken"
         disputed = obj.get("amount")
         amount = disputed if isinstance(disputed, int) else payment.amount
         current = self.records.payment(payment.key_id, payment.payment_id) or payment
         if current.state == "won":  # closed in the store's favour before this news came
             return "ignored: the dispute was won already"
-        target = min(share(payment, amount), payment.credits * MILLI - current.refund_taken)
-        taken = self._take_back(payment, "dispute_taken", max(target, current.dispute_taken), "disputed")
+        tag = f":{obj['id']}" if isinstance(obj.get("id"), str) else ""
+        taken = self._take_back(payment, "dispute_taken", share(payment, amount), "disputed", tag)
         suspended = self._suspend(payment, obj)
         return f"taken back {whole_credits(taken)}; key {payment.key_id} {suspended}"
 
@@ -251,7 +288,7 @@ class StripeEvents:
         status = obj.get("status")
         if status == "lost":
             return "lost" if self.records.advance(payment, "lost") else "already closed"
-        if status != "won":
+        if status != "won":  # an inquiry closed (warning_closed) took nothing: nothing to give back
             return f"ignored: dispute {status}"
         current = self.records.payment(payment.key_id, payment.payment_id) or payment
         given = current.dispute_taken
@@ -260,7 +297,8 @@ class StripeEvents:
                 self.ledger.top_up(
                     payment.key_id,
                     given,
-                    reference=f"{payment.payment_id}:dispute-won",
+                    reference=f"{payment.payment_id}:dispute-won"
+                    + (f":{obj['id']}" if isinstance(obj.get("id"), str) else ""),
                     note="card payment dispute won",
                     also=[self.records.counter_item(current, "dispute_taken", given, 0)],
                 )
@@ -270,7 +308,8 @@ class StripeEvents:
         return f"won: given back {whole_credits(given)}"
 
     def _card_set_up(self, obj: dict[str, Any]) -> str:
-        key_id = (obj.get("metadata") or {}).get("key_id", "")
+        metadata = obj.get("metadata")
+        key_id = metadata.get("key_id", "") if isinstance(metadata, dict) else ""
         method = obj.get("payment_method")
         card = method if isinstance(method, str) else (method or {}).get("id", "")
         if not key_id or not card or self.records.profile(key_id).customer != obj.get("customer"):
