@@ -330,6 +330,23 @@ def test_an_unconfirmed_notice_address_gets_its_confirmation_and_nothing_else(
     assert len(mails_to(billing["mail"], address)) == 2  # the confirmation, then one notice
 
 
+def test_a_link_for_an_address_set_again_since_confirms_nothing(handler, store_key, billing, monkeypatch):
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.shop.test/prod")
+    first, second = (f"{name}-{uuid.uuid4().hex[:6]}@shop.example" for name in ("first", "second"))
+    settings_call(handler, store_key, email=first)
+    settings_call(handler, store_key, email=second)
+    (old_link,) = mails_to(billing["mail"], first)
+    token = old_link.split("#notices=")[1].split()[0]
+    answer = call(
+        handler, "POST", "/v1/billing/notices/confirm", body=json.dumps({"token": token}), key_id=None
+    )
+    assert (
+        answer["statusCode"] == 403 and "no longer the one waiting" in answer_json(answer)["error"]["message"]
+    )
+    view = answer_json(call(handler, "GET", "/v1/billing/settings", key_id=store_key))
+    assert (view["email"], view["email_pending"]) == (None, second)
+
+
 def test_a_key_mails_at_most_its_notices_a_day_whatever_it_sets(handler, store_key, billing, monkeypatch):
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.shop.test/prod")
     statuses = [

@@ -457,3 +457,49 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
         ]
         == 40
     )
+
+
+def test_billing_says_the_price_before_a_charge_shows_each_refusal_and_charges_once_for_a_double_click(
+    page, stack, admin, stripe_on_stack
+):
+    """After the card is saved (the test above): the button names what a press charges; a purchase or a
+    setting the service refuses is shown on the Billing tab itself; two clicks pay once."""
+    from selenium.webdriver.common.by import By
+
+    key = credit_key(admin, stack, "0")
+    page.get(stack.url + "/")
+    field = page.find_element(By.ID, "key")
+    field.clear()
+    field.send_keys(key.key)
+    page.find_element(By.ID, "save-key").click()
+    page.find_element(By.ID, "tab-billing").click()
+    wait_for(
+        page, lambda: page.find_elements(By.CSS_SELECTOR, "#card-element input[placeholder='number']"), 30
+    )
+    for name, value in (("number", "4242424242424242"), ("exp_month", "12"), ("exp_year", "30"),
+                        ("cvc", "123"), ("postal_code", "42424")):  # fmt: skip
+        page.find_element(By.CSS_SELECTOR, f"#card-element input[placeholder='{name}']").send_keys(value)
+    page.find_element(By.ID, "save-card").click()
+    wait_for(page, lambda: page.find_element(By.ID, "billing-card").text == "saved", 30)
+    config = requests.get(stack.url + "/v1/billing/config", headers={"x-api-key": key.key}, timeout=30).json()
+    credits = page.find_element(By.ID, "buy-credits")
+    credits.clear()
+    credits.send_keys("40")
+    price = f"{40 * float(config['price_per_credit']):.2f} {config['currency'].upper()}"
+    assert page.find_element(By.ID, "buy").text == f"Pay {price} with the saved card"
+    page.execute_script("const b = document.getElementById('buy'); b.click(); b.click();")
+    wait_for(page, lambda: page.find_element(By.ID, "billing-status").text == "40 credits added", 60)
+    assert len(page.find_elements(By.CSS_SELECTOR, "#payments tbody tr")) == 1  # two clicks, one payment
+    credits.clear()
+    credits.send_keys(str(max(config["packs"].values()) + 1))  # more than the saved card may pay at once
+    page.find_element(By.ID, "buy").click()
+    error = page.find_element(By.ID, "error")
+    wait_for(page, lambda: error.is_displayed() and error.text.startswith("400"), 30)
+    page.save_screenshot(str(SHOTS / "09_billing_refused.png"))
+    pack, pack_credits = min(config["packs"].items(), key=lambda item: item[1])
+    page.find_element(By.ID, "low-balance").clear()
+    page.find_element(By.ID, "low-balance").send_keys(str(pack_credits))  # not below the pack: refused
+    page.execute_script(f"document.getElementById('auto-top-up').value = '{pack}';")
+    page.find_element(By.CSS_SELECTOR, "#billing-settings button[type=submit]").click()
+    wait_for(page, lambda: error.is_displayed() and "low_balance" in error.text, 30)
+    assert len(page.find_elements(By.CSS_SELECTOR, "#payments tbody tr")) == 1

@@ -102,7 +102,8 @@ class NoticeAddresses:
         return {"email": profile.email or None, "email_pending": email}
 
     def confirm(self, token: Any) -> dict[str, Any]:
-        """Spend the link: its address becomes the key's notice address."""
+        """Spend the link: its address becomes the key's notice address, if it is still the one
+        waiting (an address set again, or cleared, leaves older links dead)."""
         if not isinstance(token, str) or not 16 <= len(token) <= 128 or not token.isascii():
             raise InvalidOption("the token from the link is missing or malformed", field="token")
         now = int(self.records.clock())
@@ -120,5 +121,11 @@ class NoticeAddresses:
                 "this link is unknown, used or expired: set the address again", field="token"
             ) from None
         key_id, email = answer["Attributes"]["key_id"]["S"], answer["Attributes"]["email"]["S"]
+        if self.records.profile(key_id).email_pending != email:
+            # the store set another address (or none) since this link was mailed: the link died then
+            raise LinkInvalid(
+                "this address is no longer the one waiting for this key's notices: set it again",
+                field="token",
+            )
         self.records.save_profile(key_id, email=email, email_pending="")
         return {"key_id": key_id, "email": email, "confirmed": True}

@@ -77,8 +77,10 @@ async function call(method, path, body) {
     const error = (answer && answer.error) || {};
     const words = error.message || (answer && answer.message) || response.statusText;
     // 402: a credit-based key's balance does not cover the call; say what to do about it
-    const hint = response.status === 402 ? " Top the key up (alphacut keys credit) and try again." : "";
-    throw new Error(`${response.status} ${error.code || ""}: ${words}${hint}`.replace(" : ", ": "));
+    const hint = response.status === 402 ? " Top the key up: buy credits on the Billing tab, then try again." : "";
+    // which of the form's fields it is about, unless the words begin with it
+    const field = error.field && !String(words).startsWith(`${error.field}:`) ? ` (${error.field})` : "";
+    throw new Error(`${response.status} ${error.code || ""}${field}: ${words}${hint}`.replace(" : ", ": "));
   }
   return answer;
 }
@@ -88,6 +90,7 @@ for (const tab of document.querySelectorAll("button.tab")) {
   tab.addEventListener("click", () => {
     for (const other of document.querySelectorAll("button.tab")) other.classList.toggle("active", other === tab);
     for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `panel-${tab.dataset.tab}`;
+    showError("");  // one message for the whole page: an old one does not follow to another tab
     if (tab.dataset.tab === "usage") loadUsage();
     if (tab.dataset.tab === "billing") openBilling();
   });
@@ -127,9 +130,11 @@ function b64Blob(entry) {
 }
 function objectUrl(blob) { const url = URL.createObjectURL(blob); objectUrls.push(url); return url; }
 
+// one error line for every tab, at the top of the page, brought into view
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
+  if (message) $("error").scrollIntoView({ block: "nearest" });
 }
 
 $("try-form").addEventListener("submit", async (event) => {
@@ -361,6 +366,7 @@ function drawChart(days) {
 let stripe = null;
 let card = null;
 let billing = null;   // the key's settings, as GET v1/billing/settings answers
+let prices = null;    // the deployment's price per credit, currency and packs (GET v1/billing/config)
 
 function say(id, text) { $(id).textContent = text; }
 
@@ -374,17 +380,23 @@ function loadScript(src) {
 }
 
 async function openBilling() {
+  if (!apiKey()) {
+    showError("No key yet: paste your API key above and Save, or get one on the Sign up tab.");
+    return;
+  }
   try {
     showError("");
     if (!stripe) {
       const config = await call("GET", "v1/billing/config");
+      prices = config;
       await loadScript(config.stripe_js);
       stripe = window.Stripe(config.publishable_key);
       card = stripe.elements().create("card");
       card.mount("#card-element");
       $("auto-top-up").replaceChildren(el("option", { value: "" }, "nothing"),
-        ...Object.entries(config.packs).map(([name, credits]) => el("option", { value: name }, `${name} (${credits} credits)`)));
+        ...Object.entries(config.packs).map(([name, credits]) => el("option", { value: name }, `${name}: ${credits} credits for ${money(credits)}`)));
       $("buy-credits").min = String(config.min_credits);
+      $("buy-credits").max = String(config.max_credits);
     }
     await loadBilling();
   } catch (error) {
@@ -392,15 +404,40 @@ async function openBilling() {
   }
 }
 
+// what some credits cost, in the deployment's currency (two-decimal currencies only)
+function money(credits) {
+  if (!prices || !Number.isFinite(credits)) return "";
+  return `${(credits * Number(prices.price_per_credit)).toFixed(2)} ${prices.currency.toUpperCase()}`;
+}
+function savedCardChosen() { return Boolean(billing && billing.card_saved && $("use-saved").checked); }
+// the price is on the button: what a press charges, said before it does
+function showPrice() {
+  const credits = Number($("buy-credits").value);
+  const valid = prices && Number.isInteger(credits) && credits >= prices.min_credits && credits <= prices.max_credits;
+  say("buy-price", valid ? `= ${money(credits)}` : prices ? `${prices.min_credits} to ${prices.max_credits} credits` : "");
+  const how = savedCardChosen() ? "with the saved card" : "with the card above";
+  $("buy").textContent = valid ? `Pay ${money(credits)} ${how}` : "Buy";
+}
+$("buy-credits").addEventListener("input", showPrice);
+$("use-saved").addEventListener("change", showPrice);
+
 async function loadBilling() {
   billing = await call("GET", "v1/billing/settings");
   say("billing-balance", String(billing.balance));
   say("billing-card", billing.card_saved ? "saved" : "none saved");
-  $("buy").textContent = billing.card_saved ? "Buy with the saved card" : "Buy with this card";
+  $("use-saved-label").hidden = !billing.card_saved;
+  showPrice();
   $("low-balance").value = billing.low_balance === null ? "" : String(billing.low_balance);
   $("auto-top-up").value = billing.auto_top_up || "";
+  $("auto-cap").value = String(billing.auto_top_up_monthly_cap);
+  say("auto-cap-next", billing.auto_top_up_monthly_cap_next_month === billing.auto_top_up_monthly_cap ? ""
+    : `(${billing.auto_top_up_monthly_cap_next_month} from next month)`);
   $("notify-url").value = billing.notify_url || "";
-  $("notify-email").value = billing.email || "";
+  // the address waiting for its yes is shown as the one set: saving again leaves it waiting
+  $("notify-email").value = billing.email_pending || billing.email || "";
+  say("notify-email-state", billing.email_pending
+    ? `waiting: follow the link mailed to ${billing.email_pending}${billing.email ? ` (until then notices go to ${billing.email})` : ""}`
+    : billing.email ? "confirmed" : "");
   const listed = await call("GET", "v1/billing/payments");
   say("billing-balance", String(listed.balance));  // read after the settings: the newer balance
   $("payments").querySelector("tbody").replaceChildren(...listed.payments.map((p) => el("tr", { dataset: { payment: p.payment } },
@@ -414,7 +451,14 @@ function postJson(path, body) {
   return call("POST", path, new Blob([JSON.stringify(body)], { type: "application/json" }));
 }
 
-$("save-card").addEventListener("click", async () => {
+// a button that starts a payment or a card's setup stays pressed until it is over: one click, one charge
+async function whileDisabled(button, work) {
+  if (button.disabled) return;
+  button.disabled = true;
+  try { await work(); } finally { button.disabled = false; }
+}
+
+$("save-card").addEventListener("click", () => whileDisabled($("save-card"), async () => {
   try {
     showError("");
     say("billing-status", "saving the card...");
@@ -428,7 +472,7 @@ $("save-card").addEventListener("click", async () => {
     say("billing-status", "");
     showError(error.message);
   }
-});
+}));
 
 // the credits land when Stripe's webhook reaches the service: the balance is read until they show
 async function waitForCredits(before, credits) {
@@ -440,13 +484,13 @@ async function waitForCredits(before, credits) {
   return false;
 }
 
-$("buy").addEventListener("click", async () => {
+$("buy").addEventListener("click", () => whileDisabled($("buy"), async () => {
   try {
     showError("");
     const credits = Number($("buy-credits").value);
     const before = billing ? billing.balance : 0;
-    say("billing-status", "paying...");
-    const saved = Boolean(billing && billing.card_saved);
+    say("billing-status", `paying ${money(credits)}...`);
+    const saved = savedCardChosen();
     const intent = await postJson("v1/billing/credits", { credits, saved_card: saved });
     if (!saved || intent.status === "requires_action") {
       const result = await stripe.confirmCardPayment(intent.client_secret, saved ? undefined : { payment_method: { card } });
@@ -457,22 +501,30 @@ $("buy").addEventListener("click", async () => {
   } catch (error) {
     say("billing-status", "");
     showError(error.message);
+    await loadBilling().catch(() => {});  // a payment left unconfirmed shows in the list as it is
   }
-});
+}));
 
 $("billing-settings").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
     showError("");
+    say("settings-status", "");
     const low = $("low-balance").value;
-    await postJson("v1/billing/settings", {
+    const settings = {
       low_balance: low === "" ? 0 : Number(low),
       auto_top_up: $("auto-top-up").value || null,
-      notify_url: $("notify-url").value || null,
-      email: $("notify-email").value || null,
-    });
+      notify_url: $("notify-url").value.trim() || null,
+    };
+    if ($("auto-cap").value !== "") settings.auto_top_up_monthly_cap = Number($("auto-cap").value);
+    // the email only when it changed: sent again, an address waiting for its yes would be mailed again
+    const email = $("notify-email").value.trim();
+    const current = billing ? billing.email_pending || billing.email || "" : "";
+    if (email !== current) settings.email = email || null;
+    const answer = await postJson("v1/billing/settings", settings);
     await loadBilling();
-    say("billing-status", "saved");
+    say("settings-status", answer.email_pending && email === answer.email_pending
+      ? `saved: a link is on its way to ${answer.email_pending}; notices go there once it is followed` : "saved");
   } catch (error) {
     showError(error.message);
   }
@@ -488,6 +540,7 @@ $("signup-form").addEventListener("submit", async (event) => {
     if (!answer.ok) throw new Error(`${answer.status} ${body.error.code}: ${body.error.message}`);
     say("signup-status", `a link is on its way to ${body.email}: it works for ${body.link_minutes} minutes`);
   } catch (error) {
+    say("signup-status", "");
     showError(error.message);
   }
 });
@@ -508,7 +561,12 @@ if (signupLink.get("signup")) {
       $("signup-confirm").hidden = true;
       $("signup-key").hidden = false;
       say("signup-value", body.api_key);
+      $("signup-form").hidden = true;
+      // kept for this tab at once (ticking "remember" and Save keeps it in the browser)
       $("key").value = body.api_key;
+      sessionStorage.setItem(KEY_ITEM, body.api_key);
+      showKey();
+      loadModels();
     } catch (error) {
       showError(error.message);
     }
@@ -524,9 +582,11 @@ if (signupLink.get("notices")) {
         body: JSON.stringify({ token: signupLink.get("notices") }) });
       const body = await answer.json();
       if (!answer.ok) throw new Error(body.error ? body.error.message : answer.statusText);
-      say("billing-status", `notices of key ${body.key_id} now go to ${body.email}`);
+      history.replaceState(null, "", location.pathname);  // spent: a reload does not post it again
+      showError("");
+      say("billing-status", `confirmed: the low-balance notices now go to ${body.email}`);
     } catch (error) {
-      say("billing-status", `this address could not be confirmed: ${error.message}`);
+      showError(`This address could not be confirmed: ${error.message}`);
     }
   })();
 }
