@@ -67,7 +67,8 @@ class ImageServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                data = server.files.get(self.path.lstrip("/"))
+                # a query names the same file, as on any web server (tests tag their fetches so)
+                data = server.files.get(self.path.split("?", 1)[0].lstrip("/"))
                 if data is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")

@@ -108,8 +108,10 @@ def test_a_batch_at_the_keys_rate_completes_and_charges_each_image_once(admin, s
         deadline=120,
     )
     assert [item.error for item in items if not item.ok] == [] and seen == list(range(1, 11))
-    # the service said its rate (RateLimit-Policy) and every worker took its turn at it
-    assert client.pacer.rate_said and client.pacer.spacing == pytest.approx(1.05)
+    # the service said its rate (RateLimit-Policy) and every worker took its turn at it: its 1.05 s,
+    # widened a tenth for each refusal a late packet caused (the gateway's clock saw two sends
+    # closer than ours), never past twice
+    assert client.pacer.rate_said and 1.05 - 1e-9 <= client.pacer.spacing <= 2 * 1.05
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(10)]
     wait_until(lambda: _charged_today(client, "/v1/cutout") == before + 10, "each image charged once")
 
