@@ -45,35 +45,32 @@ EVAL_ROUTES = (("general", "auto"), ("person", "person"))
 QUALITIES = ("fast", "best")
 
 
-def gpu_memory_mb() -> float | None:
-    """The GPU's used memory (all processes), or None where there is no nvidia-smi."""
+def nvidia_smi(query: str, timeout: float) -> str | None:
+    """nvidia-smi's CSV answer to ``--query-gpu=<query>``, or None where there is none (no GPU, no
+    driver, or no answer within ``timeout``)."""
     try:
         done = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
-            timeout=10,
+            timeout=timeout,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return float(done.stdout.split()[0]) if done.returncode == 0 and done.stdout.strip() else None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def gpu_memory_mb() -> float | None:
+    """The GPU's used memory (all processes), or None where there is no nvidia-smi."""
+    answer = nvidia_smi("memory.used", 10)
+    return float(answer.split()[0]) if answer else None
 
 
 def gpu_name() -> str:
-    """nvidia-smi's name, driver and memory of the GPU ('none' without one; its first call can take
-    seconds: the first run's line said 'none' on an H200 with a 10 s limit)."""
-    try:
-        done = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "none"
-    return done.stdout.strip() or "none"
+    """nvidia-smi's name, driver and memory (MiB) of the GPU ('none' without one; its first call can
+    take seconds: the first run's line said 'none' on an H200 with a 10 s limit)."""
+    return nvidia_smi("name,driver_version,memory.total", 60) or "none"
 
 
 def graph_files(name: str, precision: str, work: Path) -> list[tuple[Path, object]]:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import requests
 from alphacut_dev.data import EVAL
+from bench_gpu import gpu_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,20 +71,6 @@ def start_server(max_batch: int, window_ms: float, root: Path = ROOT) -> tuple[s
             time.sleep(0.5)
     process.kill()
     raise RuntimeError("the server did not start: " + Path(log.name).read_text()[-3000:])
-
-
-def gpu_memory_mb() -> float | None:
-    try:
-        done = subprocess.run(
-            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return float(done.stdout.split()[0]) if done.returncode == 0 and done.stdout.strip() else None
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -418,11 +418,8 @@ def test_a_page_on_another_origin_calls_both_apis_with_fetch(browser, shop_site,
         assert (shown_alpha(browser, element_id) == 0).any()  # a cutout: some background made clear
 
 
-def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_change(
-    page, stack, admin, stripe_on_stack
-):
-    """Stripe.js here is localstripe's stand-in (its card element is plain inputs): the card saved
-    through a SetupIntent, then 40 credits bought with it; the webhook through the gateway adds them."""
+def key_with_a_card_saved_on_the_page(page, stack, admin):
+    """A new credit key at 0, kept on the page, its card saved on the Billing tab through a SetupIntent."""
     from selenium.webdriver.common.by import By
 
     key = credit_key(admin, stack, "0")
@@ -441,6 +438,17 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
         page.find_element(By.CSS_SELECTOR, f"#card-element input[placeholder='{name}']").send_keys(value)
     page.find_element(By.ID, "save-card").click()
     wait_for(page, lambda: page.find_element(By.ID, "billing-card").text == "saved", 30)
+    return key
+
+
+def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_change(
+    page, stack, admin, stripe_on_stack
+):
+    """Stripe.js here is localstripe's stand-in (its card element is plain inputs): the card saved
+    through a SetupIntent, then 40 credits bought with it; the webhook through the gateway adds them."""
+    from selenium.webdriver.common.by import By
+
+    key = key_with_a_card_saved_on_the_page(page, stack, admin)
     credits = page.find_element(By.ID, "buy-credits")
     credits.clear()
     credits.send_keys("40")
@@ -466,21 +474,7 @@ def test_billing_says_the_price_before_a_charge_shows_each_refusal_and_charges_o
     setting the service refuses is shown on the Billing tab itself; two clicks pay once."""
     from selenium.webdriver.common.by import By
 
-    key = credit_key(admin, stack, "0")
-    page.get(stack.url + "/")
-    field = page.find_element(By.ID, "key")
-    field.clear()
-    field.send_keys(key.key)
-    page.find_element(By.ID, "save-key").click()
-    page.find_element(By.ID, "tab-billing").click()
-    wait_for(
-        page, lambda: page.find_elements(By.CSS_SELECTOR, "#card-element input[placeholder='number']"), 30
-    )
-    for name, value in (("number", "4242424242424242"), ("exp_month", "12"), ("exp_year", "30"),
-                        ("cvc", "123"), ("postal_code", "42424")):  # fmt: skip
-        page.find_element(By.CSS_SELECTOR, f"#card-element input[placeholder='{name}']").send_keys(value)
-    page.find_element(By.ID, "save-card").click()
-    wait_for(page, lambda: page.find_element(By.ID, "billing-card").text == "saved", 30)
+    key = key_with_a_card_saved_on_the_page(page, stack, admin)
     config = requests.get(stack.url + "/v1/billing/config", headers={"x-api-key": key.key}, timeout=30).json()
     credits = page.find_element(By.ID, "buy-credits")
     credits.clear()

@@ -41,7 +41,7 @@ from typing import Any
 
 from alphacut.aws.clients import client
 from alphacut.aws.plans import Plan
-from alphacut.aws.transactions import transact
+from alphacut.aws.transactions import once_marker, transact
 from alphacut.errors import QuotaExceeded, RateLimited, UnpaidRunsSpent
 
 RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops mattering by this (TTL)
@@ -197,16 +197,8 @@ class KeyLimits:
             "ExpressionAttributeValues": {":one": {"N": "1"}, ":expires": expires},
         }
         if once_for:
-            marker = {
-                "TableName": self.table_name,
-                "Item": {
-                    "pk": {"S": f"unpaid#{key_id}"},
-                    "sk": {"S": f"task#{once_for}"},
-                    "expires_at": expires,
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-            transact(self._db, [{"Put": marker}, {"Update": count}])  # counted before: nothing more
+            marker = once_marker(self.table_name, f"unpaid#{key_id}", f"task#{once_for}", expires)
+            transact(self._db, [marker, {"Update": count}])  # counted before: nothing more
             return self.unpaid_runs(key_id)
         answer = self._db.update_item(**count, ReturnValues="UPDATED_NEW")
         runs = int(answer["Attributes"]["runs"]["N"])

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alphacut.aws.clients import client
-from alphacut.aws.transactions import CONDITION_FAILED, transact
+from alphacut.aws.transactions import CONDITION_FAILED, once_marker, transact
 
 PROFILE = "profile"
 # a payment's states in the order they may follow each other: a state is replaced only by one of
@@ -327,16 +327,8 @@ class PaymentRecords:
             },
         }
         if once_for:
-            marker = {
-                "TableName": self.table_name,
-                "Item": {
-                    "pk": {"S": f"billing#{key_id}"},
-                    "sk": {"S": f"{window}#{once_for}"},
-                    "expires_at": expires,
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-            refused = transact(self._db, [{"Put": marker}, {"Update": update}])
+            marker = once_marker(self.table_name, f"billing#{key_id}", f"{window}#{once_for}", expires)
+            refused = transact(self._db, [marker, {"Update": update}])
             return refused is None or refused[0] == CONDITION_FAILED  # counted now, or before
         try:
             self._db.update_item(**update)

@@ -11,6 +11,7 @@ Usage::
     refused = transact(client("dynamodb"), items)   # None: written; else one code per item
     if refused and refused[0] == CONDITION_FAILED: ...
     transact(client("dynamodb"), lambda: [marker, counter_update(random_shard())])
+    transact(db, [once_marker(table, "billing#k1", "2026-11#crossing-7", expires), {"Update": count}])
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ CONFLICT_ATTEMPTS = 8
 
 
 Items = list[dict[str, Any]]
+
+
+def once_marker(table: str, pk: str, sk: str, expires: dict[str, str]) -> dict[str, Any]:
+    """A transaction's put of a marker item that refuses to be written twice: what it guards (a
+    count beside it) happens once for its name, however often the caller comes back."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {"pk": {"S": pk}, "sk": {"S": sk}, "expires_at": expires},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
 
 
 def transact(
