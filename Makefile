@@ -67,9 +67,12 @@ serve: setup
 
 # two workers (pytest-xdist): one runs the tests of the one local stack, in order (tests/conftest.py),
 # the other the rest; the stack's tests wait on it half their time, which the other worker's model runs fill
+# A worker that dies (the OOM killer ended one once) stops the run at once with its test named:
+# replaced, its scope's tests were handed out again and the run hung to CI's limit
 TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --max-worker-restart=0
 test: setup
-	$(VENV)/bin/pytest -n $(TEST_WORKERS)
+	$(VENV)/bin/pytest $(XDIST)
 
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
@@ -80,7 +83,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test-fast: setup
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not quality and not slow"
+	$(VENV)/bin/pytest $(XDIST) -m "not quality and not slow"
 
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py
