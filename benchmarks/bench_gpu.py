@@ -20,6 +20,12 @@ budget is said to be skipped, never left out in silence):
 
     .venv/bin/python benchmarks/bench_gpu.py reference      # here, on the CPU, before the lease
     python3 benchmarks/bench_gpu.py run [--budget-s 420] [--engine cuda]   # on the GPU machine
+    python3 benchmarks/bench_gpu.py shapes [--engine cuda]   # one session, batch shapes in turn
+
+``shapes`` runs ISNet (fp32) in one session with its batch sizes in a repeating pattern, each
+shape run once beforehand (its cuDNN search done): a session that meets one shape against one
+that meets several in turn, as a server with batches of any size does. Printed: seconds a run
+(p50, p99) and pictures a second.
 """
 
 from __future__ import annotations
@@ -339,6 +345,37 @@ def eval_table(args: argparse.Namespace, deadline: float) -> None:
             )
 
 
+SHAPE_PATTERNS = ((8,), (1, 8), (4, 8), (1, 2, 4, 8))
+
+
+def shapes_table(engine_name: str, repeats: int) -> None:
+    """ISNet in one session: seconds a run where the batch shape repeats a pattern."""
+    from alphacut.models.engines import choose_engine
+
+    engine = dataclasses.replace(choose_engine(engine_name), batches=True)
+    with tempfile.TemporaryDirectory() as work:
+        (path, weights), *_ = graph_files("isnet", "fp32", Path(work))
+        run = chain("isnet", [engine.open(path, 0, weights)], photo_rgb())
+        for size in sorted({size for pattern in SHAPE_PATTERNS for size in pattern}):
+            run(size)  # each shape's first run (its kernels searched) before any timing
+        print("| batch sizes in turn | runs | p50 s a run | p99 s a run | pictures/s |")
+        print("|---|---:|---:|---:|---:|")
+        for pattern in SHAPE_PATTERNS:
+            times, pictures = [], 0
+            for index in range(repeats * len(pattern)):
+                size = pattern[index % len(pattern)]
+                started = time.perf_counter()
+                run(size)
+                times.append(time.perf_counter() - started)
+                pictures += size
+            times.sort()
+            print(
+                f"| {', '.join(map(str, pattern))} | {len(times)} | {statistics.median(times):.4f} | "
+                f"{times[min(len(times) - 1, int(len(times) * 0.99))]:.4f} | {pictures / sum(times):.1f} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -353,9 +390,15 @@ def main() -> None:
     run.add_argument("--server-batches", nargs="+", type=int, default=[8])
     run.add_argument("--server-requests", type=int, default=96)
     run.add_argument("--tables", nargs="+", default=["models", "server", "eval"])
+    shapes = sub.add_parser("shapes", help="one session meeting one batch shape or several in turn")
+    shapes.add_argument("--engine", default="cuda")
+    shapes.add_argument("--repeats", type=int, default=12)
     child = sub.add_parser("child")
     child.add_argument("what", nargs="+")
     args = parser.parse_args()
+    if args.verb == "shapes":
+        shapes_table(args.engine, args.repeats)
+        return
     if args.verb == "child":
         kind, *rest = args.what
         if kind == "model":

@@ -9,10 +9,17 @@ second, p50/p99 latency (request sent to matte PNG received: decode, wait for th
 PNG), memory (the GPU's used memory by nvidia-smi where there is one, else the server's peak RSS)
 and the server's own stage times (its answers' X-Alphacut-Timings).
 
+``--workers 1 2 4`` repeats each batch size with that many server processes
+(SAGEMAKER_MODEL_SERVER_WORKERS); the column "cores busy" is the server's CPU seconds (all its
+processes) over the run's wall time: 1.0 where one interpreter lock holds everything, the cores
+where the work spreads. ``--samples N`` takes N thread dumps of one worker with py-spy (on PATH)
+during the highest concurrency's run and prints where its threads were, most often first.
+
 ``--root DIR`` runs the server of another checkout (its sagemaker/serve.py and layers/core, this
 checkout's models): the code before a change, measured in the same run as the code after it.
 
     .venv/bin/python benchmarks/bench_gpu_server.py [--batches 1 4 8 16] [--concurrency 1 8 32]
+        [--workers 1 2] [--samples 20]
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,9 +54,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(max_batch: int, window_ms: float, root: Path = ROOT) -> tuple[subprocess.Popen, str, str]:
+def start_server(
+    max_batch: int, window_ms: float, root: Path = ROOT, workers: int = 1
+) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
-    env = {**os.environ, "ALPHACUT_MAX_BATCH": str(max_batch), "ALPHACUT_BATCH_WINDOW_MS": str(window_ms)}
+    env = {
+        **os.environ,
+        "ALPHACUT_MAX_BATCH": str(max_batch),
+        "ALPHACUT_BATCH_WINDOW_MS": str(window_ms),
+        "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
+    }
     env.setdefault("ALPHACUT_MODELS_DIR", str(ROOT / "layers" / "models"))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "layers" / "core"), env.get("PYTHONPATH")]))
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-", suffix=".log")  # noqa: SIM115 - closed with the server
@@ -59,18 +76,61 @@ def start_server(max_batch: int, window_ms: float, root: Path = ROOT) -> tuple[s
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
+        log_lines = Path(log.name).read_text().splitlines()
+        banners = [line for line in log_lines if line.startswith("alphacut model server")]
         try:
-            if requests.get(url + "/ping", timeout=1).status_code == 200:
-                lines = Path(log.name).read_text().splitlines()
-                return (
-                    process,
-                    url,
-                    next((line for line in lines if line.startswith("alphacut model server")), ""),
-                )
-        except requests.ConnectionError:
-            time.sleep(0.5)
+            if requests.get(url + "/ping", timeout=1).status_code == 200 and len(banners) >= workers:
+                return process, url, banners[0]
+        except requests.RequestException:  # refused, or queued until a worker has its models
+            pass
+        time.sleep(0.5)
     process.kill()
     raise RuntimeError("the server did not start: " + Path(log.name).read_text()[-3000:])
+
+
+def server_processes(pid: int) -> list[int]:
+    """The server's process and its workers (a single-process server: itself alone)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used, in seconds."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def thread_samples(pid: int, count: int, stop: threading.Event) -> Counter:
+    """Where ``pid``'s threads were over ``count`` py-spy dumps: (thread, state, the innermost
+    named frame in the innermost Python frame of
+    alphacut's own, else of any) -> how many times."""
+    seen: Counter = Counter()
+    for _ in range(count):
+        if stop.is_set():
+            break
+        dump = subprocess.run(
+            ["py-spy", "dump", "--native", "--pid", str(pid)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        for block in dump.split("\nThread ")[1:]:
+            lines = block.splitlines()
+            state = lines[0].split("(", 1)[-1].split(")", 1)[0]
+            name = (
+                lines[0].rsplit('"', 2)[-2].split(" (")[0].rstrip("0123456789-") if '"' in lines[0] else "?"
+            )
+            frames = [line.strip() for line in lines[1:] if line.strip()]
+            native = next((f.split(" (")[0] for f in frames if not f.startswith("0x")), "?")
+            ours = [f for f in frames if "alphacut/" in f or "serve.py" in f]
+            python = next(iter(ours or [f for f in frames if ".py:" in f]), "")
+            seen[(name, state, f"{native} in {python}" if python and native not in python else native)] += 1
+        time.sleep(0.2)
+    return seen
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -111,38 +171,74 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=32, help="per run (at least 2x the concurrency)")
     parser.add_argument("--window-ms", type=float, default=5.0)
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose server runs")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="server processes")
+    parser.add_argument("--samples", type=int, default=0, help="py-spy thread dumps at the top concurrency")
     args = parser.parse_args()
+    if args.samples and not shutil.which("py-spy"):
+        print("no py-spy on PATH: no thread samples")
+        args.samples = 0
     photos = [path.read_bytes() for path in sorted((EVAL / "general" / "images").iterdir())]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; photos 854x480 JPEG")
+    print(
+        "| max batch | workers | concurrency | images/s | p50 s | p99 s | memory MB | cores busy "
+        "| server ms p50: decode / matte / encode |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    banners, samples = [], {}
     for max_batch in args.batches:
-        process, url, banner = start_server(max_batch, args.window_ms, args.root)
-        if max_batch == args.batches[0]:
-            print(f"server: {banner}")
-            print(
-                "| max batch | concurrency | images/s | p50 s | p99 s | memory MB "
-                "| server ms p50: decode / matte / encode |"
-            )
-            print("|---:|---:|---:|---:|---:|---:|---|")
-        try:
-            top = max(args.concurrency)
-            load(url, photos, top, 2 * top)  # warm: every batch size once
-            for concurrency in args.concurrency:
-                count = max(args.requests, 2 * concurrency)
-                stages: list[dict] = []
-                rate, latencies = load(url, photos, concurrency, count, stages)
-                split = " / ".join(
-                    f"{statistics.median(s.get(name, 0.0) for s in stages):.0f}"
-                    for name in ("decode", "inference", "encode")
+        for workers in args.workers:
+            process, url, banner = start_server(max_batch, args.window_ms, args.root, workers)
+            banners.append(banner)
+            try:
+                samples[(max_batch, workers)] = measure(
+                    args, process, url, photos, f"| {max_batch} | {workers} "
                 )
-                memory = gpu_memory_mb() or peak_rss_mb(process.pid)
-                p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-                print(
-                    f"| {max_batch} | {concurrency} | {rate:.2f} | {statistics.median(latencies):.2f} | "
-                    f"{p99:.2f} | {memory:.0f} | {split} |"
-                )
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    print("\nservers: " + "; ".join(dict.fromkeys(banners)))
+    for (max_batch, workers), seen in samples.items():
+        total = sum(seen.values()) or 1
+        print(
+            f"\nthreads of one worker at concurrency {max(args.concurrency)}, max batch {max_batch}, "
+            f"{workers} worker(s) (share of thread samples):"
+        )
+        for (name, state, frames), n in seen.most_common(12):
+            print(f"  {n / total:6.1%}  {name} ({state}): {frames}")
+
+
+def measure(
+    args: argparse.Namespace, process: subprocess.Popen, url: str, photos: list[bytes], row: str
+) -> Counter:
+    """One server's rows, one per concurrency; then its thread samples at the highest (``--samples``)."""
+    pids = server_processes(process.pid)
+    top = max(args.concurrency)
+    load(url, photos, top, 2 * top)  # warm: every batch size once
+    for concurrency in args.concurrency:
+        stages: list[dict] = []
+        cpu_before, started = cpu_seconds(pids), time.perf_counter()
+        rate, latencies = load(url, photos, concurrency, max(args.requests, 2 * concurrency), stages)
+        busy = (cpu_seconds(pids) - cpu_before) / (time.perf_counter() - started)
+        split = " / ".join(
+            f"{statistics.median(s.get(name, 0.0) for s in stages):.0f}"
+            for name in ("decode", "inference", "encode")
+        )
+        memory = gpu_memory_mb() or sum(peak_rss_mb(pid) for pid in pids)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(
+            f"{row}| {concurrency} | {rate:.2f} | {statistics.median(latencies):.2f} | "
+            f"{p99:.2f} | {memory:.0f} | {busy:.1f} | {split} |",
+            flush=True,
+        )
+    if not args.samples:
+        return Counter()
+    # a run of its own: a dump stops the process for a moment, which the figures above must not see
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as sampler:
+        samples = sampler.submit(thread_samples, pids[-1], args.samples, stop)
+        load(url, photos, top, 4 * top)
+        stop.set()
+        return samples.result()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ a GPU instance and on a laptop. Requests that arrive within ALPHACUT_BATCH_WINDO
 other run as one batch of up to ALPHACUT_MAX_BATCH (8) (``alphacut.batching``); decoding and
 encoding run in the request threads, beside the model.
 
+SAGEMAKER_MODEL_SERVER_WORKERS (1) processes serve one listening socket, each with its own models,
+batches and interpreter lock: the socket is bound, then the workers are forked before any of them
+loads a model (a CUDA context does not survive a fork). The first process stays to watch them: one
+that dies stops the others and the container, which SageMaker replaces. Each answer names its
+worker's process id in ``X-Alphacut-Worker``.
+
 On a GPU instance (``ALPHACUT_REQUIRE_GPU=1``, which the template sets from the instance type, or
 an NVIDIA device visible) whose models do not run on CUDA, /ping answers 503 with the reason (the
 library onnxruntime's CUDA provider could not load) and /invocations 503: SageMaker never takes
@@ -30,11 +36,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
+
+# Before numpy loads: its BLAS would run a thread per core in each call of each request thread,
+# spinning between calls. The server's parallelism is its request threads: on an H200's 16 cores
+# the pool kept 12.5 cores busy for one picture at a time and held the server to a third of its
+# pictures a second (docs/benchmarks.md, "The GPU path on an H200").
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from alphacut.api.request import declared_length
 from alphacut.batching import MatteBatcher
@@ -66,9 +81,10 @@ def mark_started(task_id: str | None) -> None:
 
 
 def make_server(
-    host: str, port: int, pipeline: Pipeline, batcher: MatteBatcher, unhealthy: str = ""
+    listener: socket.socket, pipeline: Pipeline, batcher: MatteBatcher, unhealthy: str = ""
 ) -> ThreadingHTTPServer:
-    """``unhealthy``: why this instance must not serve (``unserved_gpu``); '' when it may."""
+    """A server accepting on ``listener`` (bound and listening: every worker shares it);
+    ``unhealthy``: why this instance must not serve (``unserved_gpu``); '' when it may."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -80,6 +96,7 @@ def make_server(
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Alphacut-Worker", str(os.getpid()))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
@@ -141,15 +158,54 @@ def make_server(
                 detail = {"code": "model_error", "message": "the model failed on this image"}
                 self._answer(500, json.dumps(detail).encode(), "application/json")
 
-    return ModelHTTPServer((host, port), Handler)
+    server = ModelHTTPServer(listener.getsockname()[:2], Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    return server
 
 
 class ModelHTTPServer(ThreadingHTTPServer):
-    """A thread per connection; a listen queue for the invocations SageMaker sends at once (the
-    standard library's 5 reset the sixth and later of 32 concurrent connections)."""
+    """A thread per connection, on a socket bound before the workers start."""
 
     daemon_threads = True
-    request_queue_size = 256
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, with a queue for the invocations SageMaker sends at once (the
+    standard library's 5 reset the sixth and later of 32 concurrent connections)."""
+    return socket.create_server((host, port), backlog=256)
+
+
+def run_workers(count: int, serve: Callable[[], int]) -> int:
+    """``serve`` in ``count`` forked processes; returns when one of them ends (the others are
+    stopped): a worker that died leaves the container to SageMaker's health check. SIGTERM
+    stops them all."""
+    workers = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(serve())
+        workers.append(pid)
+
+    def stop(*_: object) -> None:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        ended, status = os.wait()
+    finally:
+        stop()
+        for pid in workers:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    print(f"worker {ended} ended ({status}): the server stops", flush=True)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,25 +213,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
-    started = time.perf_counter()
     settings = EngineSettings.from_env()
+    listener = listen(args.host, args.port)
+    if settings.server_workers == 1:
+        return serve_worker(listener, settings)
+    return run_workers(settings.server_workers, lambda: serve_worker(listener, settings))
+
+
+def serve_worker(listener: socket.socket, settings: EngineSettings) -> int:
+    """One worker: its models loaded and warmed, then its answers until stopped."""
+    started = time.perf_counter()
     pipeline = Pipeline.from_settings(settings, place="gpu")
     pipeline.warm_up(("isnet", "selfie"))  # the task path: object and person mattes
-    pipeline.warm_batches(settings.max_batch)  # each batch shape's kernels chosen now (a GPU)
+    pipeline.warm_batch()  # the one batch shape's kernels chosen now (a GPU)
     batcher = MatteBatcher(pipeline, settings.max_batch, settings.batch_window_ms / 1000)
     unhealthy = unserved_gpu(pipeline.models.engine, settings.require_gpu)
-    server = make_server(args.host, args.port, pipeline, batcher, unhealthy)
+    server = make_server(listener, pipeline, batcher, unhealthy)
     if unhealthy:
         print(f"UNHEALTHY: a GPU instance whose models do not run on CUDA: {unhealthy}", flush=True)
+    host, port = listener.getsockname()[:2]
     print(
-        f"alphacut model server on {args.host}:{args.port} ({pipeline.models.engine.label}, "
-        f"batches of up to {settings.max_batch} within {settings.batch_window_ms:g} ms), "
+        f"alphacut model server on {host}:{port} ({pipeline.models.engine.label}, "
+        f"batches of up to {settings.max_batch} within {settings.batch_window_ms:g} ms, "
+        f"worker {os.getpid()} of {settings.server_workers}), "
         f"models loaded in {time.perf_counter() - started:.1f} s",
         flush=True,
     )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     return 0
 

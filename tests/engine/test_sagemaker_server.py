@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 import numpy as np
@@ -37,7 +38,7 @@ def start_server(env: dict[str, str] | None = None) -> tuple[subprocess.Popen, s
         try:
             requests.get(url + "/ping", timeout=1)
             return process, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or queued until a worker has its models
             time.sleep(0.3)
     process.kill()
     pytest.fail("model server did not start: " + (process.stdout.read() if process.stdout else ""))
@@ -179,3 +180,72 @@ def test_invocations_sent_all_at_once_are_each_answered(model_server):
 
     with ThreadPoolExecutor(48) as pool:
         assert list(pool.map(invoke, range(48))) == [200] * 48
+
+
+def test_each_worker_answers_on_the_one_port_and_one_that_dies_stops_the_server():
+    # SAGEMAKER_MODEL_SERVER_WORKERS processes share the socket: with one worker stopped, the other
+    # answers everything; a worker that dies takes the server (and the container) down with it
+    import signal
+
+    process, url = start_server({"ALPHACUT_REQUIRE_GPU": "0", "SAGEMAKER_MODEL_SERVER_WORKERS": "2"})
+    try:
+        workers = _workers_of(process.pid, count=2)
+        for stopped, serving in (workers, workers[::-1]):
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                answers = {
+                    requests.get(url + "/ping", timeout=10).headers["X-Alphacut-Worker"] for _ in range(4)
+                }
+            finally:
+                os.kill(stopped, signal.SIGCONT)
+            assert answers == {str(serving)}
+        os.kill(workers[0], signal.SIGKILL)
+        assert process.wait(timeout=30) != 0
+        assert not _alive(workers[1])
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _workers_of(parent: int, count: int) -> list[int]:
+    """The server's worker processes, once each answers /ping (its models loaded)."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        if len(children) == count:
+            return [int(pid) for pid in children]
+        time.sleep(0.2)
+    pytest.fail(f"the server has {children} workers, not {count}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_the_server_runs_numpys_blas_on_one_thread_per_request_thread():
+    # a BLAS pool per call spun 12.5 of an H200 machine's 16 cores for one picture at a time
+    check = (
+        "import ctypes, importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('serve', sys.argv[1])\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "blas = next(line.split()[-1] for line in open('/proc/self/maps') if 'openblas' in line)\n"
+        "print(ctypes.CDLL(blas).scipy_openblas_get_num_threads64_())\n"
+    )
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", check, str(ROOT / "sagemaker" / "serve.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"

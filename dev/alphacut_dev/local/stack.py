@@ -308,7 +308,7 @@ class LocalStack:
             try:
                 if requests.get(self.model_server_url + "/ping", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or queued until a worker has its models
                 time.sleep(0.2)
         raise RuntimeError("the model server did not start")
 

@@ -50,7 +50,6 @@ from alphacut.matte import (
 )
 from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
-from alphacut.models.inputs import batch_buckets
 from alphacut.models.registry import DEFAULT_MODEL, MattingSpec, check_model
 from alphacut.options import (
     CutoutOptions,
@@ -270,18 +269,14 @@ class Pipeline:
             if model in names:
                 self.matte(blank, subject)
 
-    def warm_batches(self, most: int) -> list[int]:
-        """Run ISNet once at each padded batch size that batches of up to ``most`` pictures (twice
-        that with their mirrors, quality=best) run at, so that a GPU session's search for each
-        shape's kernels happens now, not in a customer's call (``alphacut.models.inputs.bucketed``).
-        Nothing where the engine runs one picture at a time. Returns the sizes it ran."""
-        if not self.models.engine.batches:
-            return []
-        blank = isnet.preprocess(np.full((480, 640, 3), 128, np.uint8))
-        sizes = batch_buckets(2 * most)
-        for size in sizes:
-            self.models.isnet.run_many([blank] * size)
-        return sizes
+    def warm_batch(self) -> int:
+        """Run ISNet once at the batch size its session always runs (``Engine.batch_size``), so
+        that a GPU session's search for that shape's kernels happens now, not in a customer's call.
+        Nothing where the engine runs one picture at a time. Returns the pictures it ran (0: none)."""
+        if not self.models.isnet.session.batches:
+            return 0
+        self.models.isnet.run_many([isnet.preprocess(np.full((480, 640, 3), 128, np.uint8))])
+        return self.models.isnet.session.batch_size
 
     # ---- stages ----------------------------------------------------------------------------------
     def decode(

@@ -161,6 +161,9 @@ class EngineSettings:
     # a GPU instance must run its models on CUDA or refuse to serve (sagemaker/serve.py's /ping):
     # True or False as the template says from the instance type; None: an NVIDIA device decides
     require_gpu: bool | None = None
+    # the model server's processes on one device, each with its own models, batches and interpreter
+    # lock (SageMaker's SAGEMAKER_MODEL_SERVER_WORKERS); sagemaker/serve.py
+    server_workers: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
@@ -186,6 +189,7 @@ class EngineSettings:
             require_gpu=env.switch("ALPHACUT_REQUIRE_GPU", True)
             if env.text("ALPHACUT_REQUIRE_GPU")
             else None,
+            server_workers=env.integer("SAGEMAKER_MODEL_SERVER_WORKERS", 1, minimum=1),
         )
 
 

@@ -104,6 +104,8 @@ class ModelStore:
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> ModelStore:
         engine = choose_engine(settings.engine, memory_arena=settings.memory_arena)
+        # a batching engine's runs hold what one batch of the model server holds
+        engine = dataclasses.replace(engine, batch_size=settings.max_batch)
         return cls(
             settings.models_dir,
             settings.threads,

@@ -73,6 +73,9 @@ class Session(Protocol):
 
     input_names: list[str]
     batches: bool  # whether the first input takes a batch of several (its first dimension free)
+    # the pictures every run of a batching session holds (``alphacut.models.inputs.in_runs``); 1
+    # where the session runs one picture at a time
+    batch_size: int
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
@@ -109,6 +112,11 @@ class Engine:
     # several pictures in one run (the GPU server's batches); on a CPU the free batch dimension is
     # fixed at 1 instead, which measured 6 % faster in onnxruntime (a batch buys a CPU nothing)
     batches: bool = False
+    # what every batch run holds, padded with blank pictures or split: onnxruntime's CUDA kernels
+    # keep the plans of the last input shape they met and build them all again (seconds of CPU in
+    # cuDNN's heuristics) whenever it changes, so a session that met batches of 1, 2, 4 and 8 in
+    # turn ran at a tenth of one that meets one shape (docs/benchmarks.md, "The GPU path")
+    batch_size: int = 8
     # a GPU provider onnxruntime lists but a session does not run, and why: GPU prices for CPU speed
     gpu_unused: str = ""
     # the outputs of the last runs, shared by every session this engine opens (alphacut.models.recent)
@@ -131,7 +139,7 @@ class Engine:
             session = OpenvinoSession(path, threads, "f32" if exact else self.precision, weights)
         else:
             session = OnnxruntimeSession(
-                path, threads, self.memory_arena, list(self.providers), weights, self.batches
+                path, threads, self.memory_arena, list(self.providers), weights, self.batches, self.batch_size
             )
         return self.recent.remembering(session) if self.recent is not None else session
 
@@ -145,6 +153,7 @@ class OnnxruntimeSession:
         providers: list[str],
         weights: Weights | None,
         batches: bool,
+        batch_size: int = 1,
     ):
         import onnxruntime as ort
 
@@ -167,6 +176,7 @@ class OnnxruntimeSession:
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [item.name for item in self.session.get_inputs()]
         self.batches = not isinstance(self.session.get_inputs()[0].shape[0], int)
+        self.batch_size = batch_size if self.batches else 1
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         outputs: list[np.ndarray] = self.session.run(None if names is None else list(names), feeds)
@@ -192,6 +202,7 @@ class OpenvinoSession:
         # compiled for one picture at a time: on a CPU a batch buys nothing, and a static shape
         # compiles to faster kernels than a dynamic one
         self.batches = False
+        self.batch_size = 1
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def run(self, names: Sequence[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -18,20 +18,17 @@ def stretched_batch(rgb: np.ndarray, side: int, offset: float, scale: float) -> 
     return chw[None]
 
 
-def bucketed(batches: list[np.ndarray]) -> np.ndarray:
-    """Inputs of one picture each, stacked and padded with blank pictures to the next power of two.
+def in_runs(inputs: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Inputs of one picture each as the runs of a session that takes ``size`` pictures a run:
+    stacked ``size`` at a time, the last run padded with blank pictures.
 
-    A GPU session searches cuDNN's kernels for each input shape at its first run (1.5 to 3.5 s for
-    ISNet on an H200, docs/benchmarks.md "The GPU path"); batches of any size from 1 to 16 would pay
-    that in customers' calls sixteen times over. Padded, a session meets five shapes, searched at
-    warm-up (``Pipeline.warm_batches``); the blank pictures cost the GPU little next to them."""
-    count = sum(len(batch) for batch in batches)
-    size = 1 << (count - 1).bit_length()
-    stacked = np.zeros((size, *batches[0].shape[1:]), batches[0].dtype)
-    np.concatenate(batches, out=stacked[:count])
-    return stacked
-
-
-def batch_buckets(most: int) -> list[int]:
-    """The padded batch sizes (``bucketed``) that batches of up to ``most`` pictures run at."""
-    return [1 << k for k in range((most - 1).bit_length() + 1)]
+    One shape for every run: onnxruntime's CUDA kernels keep the cuDNN plans of the last shape they
+    met and build them again whenever it changes (``alphacut.models.engines.Engine.batch_size``).
+    The blank pictures cost the GPU less than a change of shape costs its CPU."""
+    runs = []
+    for start in range(0, len(inputs), size):
+        chunk = inputs[start : start + size]
+        stacked = np.zeros((size, *chunk[0].shape[1:]), chunk[0].dtype)
+        np.concatenate(chunk, out=stacked[: len(chunk)])
+        runs.append(stacked)
+    return runs

@@ -14,7 +14,7 @@ import numpy as np
 
 from alphacut.errors import ModelUnavailable
 from alphacut.models.engines import ONNXRUNTIME, Engine, Session, Weights
-from alphacut.models.inputs import bucketed, stretched_batch
+from alphacut.models.inputs import in_runs, stretched_batch
 
 INPUT_SIZE = 1024
 INT8_GRAPH = "graph_int8.onnx"  # graph.onnx in static int8, its weights inside (onnxruntime int8)
@@ -88,12 +88,13 @@ class IsnetModel:
         return IsnetOutput(matte=matte, features=features)
 
     def run_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """The mattes of several 1 x 3 x 1024 x 1024 inputs: one run of them all stacked where the
-        session takes a batch (``Session.batches``), else one run each."""
-        if len(batches) > 1 and self.session.batches:
-            results = self.session.run([MATTE_OUTPUT], {"input": bucketed(batches)})[0]
-            return [np.clip(result[0], 0.0, 1.0) for result in results[: len(batches)]]
-        return [self.run(batch).matte for batch in batches]
+        """The mattes of several 1 x 3 x 1024 x 1024 inputs: in runs of the session's batch size
+        where it takes batches (``alphacut.models.inputs.in_runs``), else one run each."""
+        if not self.session.batches:
+            return [self.run(batch).matte for batch in batches]
+        runs = in_runs(batches, self.session.batch_size)
+        results = [result for run in runs for result in self.session.run([MATTE_OUTPUT], {"input": run})[0]]
+        return [np.clip(result[0], 0.0, 1.0) for result in results[: len(batches)]]
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """The 1024² matte for an RGB image of any size."""

@@ -22,7 +22,7 @@ from PIL import Image
 
 from alphacut.errors import InvalidOption
 from alphacut.models.engines import Engine, Session
-from alphacut.models.inputs import bucketed
+from alphacut.models.inputs import in_runs
 from alphacut.options import DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "MattingModel", "MattingSpec", "OnnxMattingModel", "check_model", "matting_specs"]
@@ -174,13 +174,17 @@ class OnnxMattingModel:
         return self.spec.preprocess(rgb)
 
     def run_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """The mattes of several inputs: one run of them all stacked where the session takes a
-        batch, else one run each."""
+        """The mattes of several inputs: in runs of the session's batch size where it takes
+        batches (``alphacut.models.inputs.in_runs``), else one run each."""
         name = self.session.input_names[0]
-        if len(batches) > 1 and self.session.batches:
-            outputs = self.session.run(None, {name: bucketed(batches)})
-            return [self.spec.matte(outputs, index) for index in range(len(batches))]
-        return [self.spec.matte(self.session.run(None, {name: batch})) for batch in batches]
+        if not self.session.batches:
+            return [self.spec.matte(self.session.run(None, {name: batch})) for batch in batches]
+        size = self.session.batch_size
+        mattes: list[np.ndarray] = []
+        for start, run in zip(range(0, len(batches), size), in_runs(batches, size)):
+            outputs = self.session.run(None, {name: run})
+            mattes.extend(self.spec.matte(outputs, index) for index in range(min(size, len(batches) - start)))
+        return mattes
 
 
 class MattingModel(Protocol):
