@@ -20,6 +20,7 @@ import boto3
 import pytest
 from alphacut.aws.authorizer import Caller
 from alphacut.aws.plans import Plan
+from alphacut.scopes import ALL_SCOPES
 from alphacut.settings import ServiceSettings
 from alphacut_dev.template import load_sam, table_definition
 
@@ -32,12 +33,14 @@ STARTER = Plan("plan-starter", "starter", DAILY_QUOTA, 100.0, 200)
 CREDITS_PLAN = Plan("plan-credits", "credits", None, 1000.0, 1000, credit_based=True)
 # key id -> its plan, as the key authorizer hands it to the functions (tests add theirs)
 KEY_PLANS: dict[str, Plan] = {}
+# key id -> its scopes where not every scope (alphacut.scopes)
+KEY_SCOPES: dict[str, tuple[str, ...]] = {}
 
 
 def authorizer_context(key_id: str) -> dict[str, str]:
     """What API Gateway puts in ``requestContext.authorizer`` for a key the authorizer let in: the
     context's values stringified, and the principal."""
-    context = Caller(key_id, "tests", KEY_PLANS.get(key_id)).to_context()
+    context = Caller(key_id, "tests", KEY_PLANS.get(key_id), KEY_SCOPES.get(key_id, ALL_SCOPES)).to_context()
     values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in context.items()}
     return {"principalId": key_id, **values}
 

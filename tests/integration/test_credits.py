@@ -17,7 +17,7 @@ from alphacut_dev.local.stack import STACK_NAME
 from PIL import Image
 
 from tests.conftest import image_bytes
-from tests.stack_fixtures import Api, cli_env, credit_key
+from tests.stack_fixtures import CREDIT_PLAN, Api, cli_env, credit_key
 
 ALPHACUT = Path(sys.executable).with_name("alphacut")
 JPEG = {"Content-Type": "image/jpeg"}
@@ -206,3 +206,20 @@ def test_the_admin_command_tops_up_and_the_statement_totals_match_the_usage_item
         text=True,
     ).stdout
     assert csv_text.splitlines()[0].startswith("customer,key_id,plan,calls") and api.key_id in csv_text
+
+
+def test_a_key_made_for_images_only_cuts_out_and_is_refused_billing_through_the_authorizer(
+    admin, stack, small_photo
+):
+    # the operator's key for a storefront plugin: its scopes ride in the real authorizer's answer
+    key = admin.create(f"test-plugin-{time.time_ns()}", CREDIT_PLAN, ("images",))
+    admin.credit(key.id, 2000, note="tests")
+    plugin = Api(stack.url, key.value, key.id)
+    cut = plugin.post("/v1/cutout", data=small_photo, headers=JPEG)
+    assert cut.status_code == 200 and cut.json()["charge"] == 1
+    for method, path in (("POST", "/v1/billing/settings"), ("GET", "/v1/billing/payments")):
+        refused = plugin.request(method, path, json={})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "insufficient_scope"
+    assert plugin.get("/v1/usage").json()["balance"] == 1
+    assert plugin.get("/v1.0/account").status_code == 200

@@ -275,3 +275,59 @@ def test_a_quota_call_across_midnight_gives_its_slot_back_to_the_day_it_took_it_
     assert gate.release()  # nothing delivered: given back to the day it was taken from
     with pytest.raises(QuotaExceeded):  # not a third result on the new day
         limits.take_slot("night", 2)
+
+
+def test_a_keys_scopes_ride_in_the_authorizers_context_and_survive_a_rotation(aws):
+    from alphacut.scopes import ALL_SCOPES, IMAGES, USAGE
+
+    store = KeyStore(TABLE, SECRET)
+    plugin = store.create("acme-shoes", "credits", scopes=(USAGE, IMAGES))
+    authorizer = Authorizer(store, PlanCatalogue(TABLE))
+    context = authorizer.authorize(request(plugin.value))["context"]
+    assert context["scopes"] == "images usage"  # canonical order, one flat string
+    assert Caller.from_event({"requestContext": {"authorizer": context}}).scopes == (IMAGES, USAGE)
+    rotated = store.rotate(plugin.key.key_id, grace_seconds=60)
+    assert store.find(rotated.value).scopes == store.get(plugin.key.key_id).scopes == (IMAGES, USAGE)
+    # a key stored before scopes existed, and an authorizer answer cached from then: every scope
+    old = store.create("old-store", "credits")
+    boto3.client("dynamodb").update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"apikey#{store.fingerprint(old.value)}"}, "sk": {"S": "-"}},
+        UpdateExpression="REMOVE scopes",
+    )
+    assert store.find(old.value).scopes == ALL_SCOPES
+    cached = {k: v for k, v in context.items() if k != "scopes"}
+    assert Caller.from_event({"requestContext": {"authorizer": cached}}).scopes == ALL_SCOPES
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ([], "non-empty"),
+        (["images", "admin"], "unknown scope 'admin'"),
+        ([1], "non-empty"),
+        (None, "non-empty"),
+    ],
+)
+def test_a_list_of_scopes_that_is_not_one_is_refused_naming_the_field(given, message):
+    from alphacut.scopes import checked_scopes
+
+    with pytest.raises(InvalidOption, match=message) as refused:
+        checked_scopes(given)
+    assert refused.value.field == "scopes"
+
+
+def test_the_operator_makes_a_key_with_the_scopes_asked_and_every_scope_by_default(aws, monkeypatch, capsys):
+    from alphacut import cli
+
+    admin = admin_on(boto3.client("apigateway"))
+    monkeypatch.setattr(cli, "_admin", lambda args, needs_table=False: admin)
+    assert cli.main(["keys", "create", "--customer", "acme", "--plan", "credits", "--scopes", "images"]) == 0
+    plugin = capsys.readouterr().out
+    assert cli.main(["keys", "create", "--customer", "acme", "--plan", "credits"]) == 0
+    owner = capsys.readouterr().out
+    value = lambda out: out.split("x-api-key: ")[1].split()[0]
+    assert admin.store.find(value(plugin)).scopes == ("images",) and "scopes images" in plugin
+    assert admin.store.find(value(owner)).scopes == ("images", "usage", "billing", "keys")
+    assert cli.main(["keys", "create", "--customer", "acme", "--plan", "credits", "--scopes", "admin"]) == 2
+    assert "unknown scope 'admin'" in capsys.readouterr().err

@@ -468,8 +468,13 @@ def _keys(args: argparse.Namespace) -> int:
     try:
         admin = _admin(args, needs_table=True)
         if args.action == "create":
-            key = admin.create(args.customer, args.plan)
-            print(f"created key {key.id} for {key.customer} on plan {key.plan} (shown once: keep it)")
+            from alphacut.scopes import checked_scopes
+
+            key = admin.create(args.customer, args.plan, checked_scopes(args.scopes))
+            print(
+                f"created key {key.id} for {key.customer} on plan {key.plan}, scopes "
+                f"{', '.join(key.scopes)} (shown once: keep it)"
+            )
             print(f"x-api-key: {key.value}")
         elif args.action == "import":
             return _import_keys(admin, args.file)
@@ -749,6 +754,11 @@ def build_parser() -> argparse.ArgumentParser:
     create = actions.add_parser("create", help="a new key for a customer on a plan (its value shown once)")
     create.add_argument("--customer", required=True)
     create.add_argument("--plan", required=True, help="free, starter, business or credits (template.yaml)")
+    create.add_argument(
+        "--scopes",
+        default="images,usage,billing,keys",
+        help="what the key may do, comma-separated: images, usage, billing, keys (default all)",
+    )
     imported = actions.add_parser(
         "import", help="keys in bulk: CSV customer,plan in; CSV key_id,customer,plan,key out"
     )

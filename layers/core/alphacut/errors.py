@@ -156,6 +156,19 @@ class NotFound(AlphacutError):
     code = "not_found"
 
 
+class InsufficientScope(AlphacutError):
+    """The key is known but its scopes do not open this route (``alphacut.scopes``)."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, message: str, *, scope: str):
+        super().__init__(message, field="x-api-key")
+        self.scope = scope
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "scope": self.scope}
+
+
 class Conflict(AlphacutError):
     """The request clashes with an earlier one (an Idempotency-Key reused or still in flight)."""
 
@@ -276,6 +289,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     ImageTooLarge: 413,
     ResponseTooLarge: 413,
     LinkInvalid: 403,
+    InsufficientScope: 403,
     LinkExpired: 410,
     ResultExpired: 410,
     DeadlineExceeded: 504,

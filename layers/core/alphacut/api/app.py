@@ -47,6 +47,7 @@ from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VEN
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
+from alphacut.scopes import IMAGES, USAGE
 from alphacut.settings import EngineSettings
 from alphacut.urlfetch import IMAGE_URL
 
@@ -114,6 +115,7 @@ ROUTES = [
         "get",
         "This OpenAPI document",
         answer={JSON: {"type": "object", "required": ["openapi", "paths"]}},
+        scopes=(),
     ),
     RouteDoc("/docs", "get", "This document as a readable page (no key)", key_required=False, answer=HTML),
     RouteDoc(
@@ -146,6 +148,7 @@ ROUTES = [
         "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days.",
         query={name: empty_unset({"type": "string", "format": "date"}) for name in ("from", "to")},
         answer={JSON: {"$ref": "#/components/schemas/Usage"}},
+        scopes=(IMAGES, USAGE),  # the balance a plugin checks before it sends work
     ),
     RouteDoc(
         "/v1/tasks",
@@ -506,6 +509,11 @@ PAID = frozenset(
     if route.key_required and route.method == "post" and route.path not in billing.PATHS
 )
 
+# each keyed route's scopes, any one of which opens it (alphacut.scopes)
+ROUTE_SCOPES = {
+    (route.path, route.method.upper()): route.scopes for route in ALL_ROUTES if route.key_required
+}
+
 # the paid routes that submit tasks: their unpaid model runs happen in the task functions
 SUBMITS = frozenset(path for path in PAID if "/tasks" in path)
 
@@ -520,7 +528,7 @@ def refusal_answer(resource: str, error: Exception) -> Response[Any]:
 
 app.use(
     middlewares=[
-        make_metering(KEYLESS, refusal_answer, PAID, SUBMITS),
+        make_metering(KEYLESS, refusal_answer, PAID, SUBMITS, ROUTE_SCOPES),
         make_idempotency(error_answer, KEYLESS),
         make_deadline_guard(error_answer),
         make_answer_guard(error_answer),

@@ -20,6 +20,7 @@ from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.errors import BillingUnavailable
+from alphacut.scopes import BILLING
 
 if TYPE_CHECKING:
     from alphacut.billing.notices import NoticeAddresses
@@ -45,6 +46,7 @@ ROUTES = [
         "get",
         "What the page needs to take a card: Stripe's publishable key, prices, packs",
         answer=OBJECT,
+        scopes=(),
     ),
     RouteDoc(
         "/v1/billing/credits",
@@ -72,6 +74,7 @@ ROUTES = [
             ("payment_intent", "client_secret", "amount", "currency", "credits"),
         ),
         extra_responses={402: "the saved card was declined", 503: "card payments are not set up"},
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/card",
@@ -83,12 +86,14 @@ ROUTES = [
         body_required=False,
         answer=OBJECT,
         extra_responses={503: "card payments are not set up"},
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/settings",
         "get",
         "This key's balance, low-balance threshold and automatic top-up",
         answer=OBJECT,
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/settings",
@@ -109,12 +114,14 @@ ROUTES = [
         ),
         body_required=False,
         answer=OBJECT,
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/payments",
         "get",
         "This key's card payments: amount, credits, state, receipt",
         answer=OBJECT,
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/stripe",

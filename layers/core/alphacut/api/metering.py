@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,9 @@ from alphacut.api.limit_fields import limit_fields
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
 from alphacut.caller_scope import caller_scope
-from alphacut.errors import InsufficientCredits, RateLimited, UnpaidRunsSpent
+from alphacut.errors import InsufficientCredits, InsufficientScope, RateLimited, UnpaidRunsSpent
 from alphacut.pricing import credits
+from alphacut.scopes import ALL_SCOPES, admitted
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
@@ -112,13 +113,16 @@ def make_metering(
     refuse: Refuse | None = None,
     paid: frozenset[str] = frozenset(),
     submits: frozenset[str] = frozenset(),
+    scopes: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
 ) -> Middleware:
     """The middleware (outermost: it counts every answer, refusals included); ``keyless``: the
     routes served without a key (the page, the reference, result links), never counted; ``refuse``:
     a refusal (over the key's rate, a balance that pays for nothing) answered in the route's own
     contract; ``paid``: the routes that do work a credit key pays for, where a balance below the
     cheapest price is refused before the body is read or any URL fetched; ``submits``: the paid
-    routes that submit tasks, whose unpaid runs (in the task functions) are read, not remembered."""
+    routes that submit tasks, whose unpaid runs (in the task functions) are read, not remembered;
+    ``scopes``: (route, method) -> the key scopes that open it, before anything else is done (a
+    route not listed opens to a key holding every scope)."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
@@ -133,6 +137,19 @@ def make_metering(
 
         def refused(refusal: Exception) -> Response[Any]:
             return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
+
+        if caller is not None and scopes is not None:
+            method = str(event.get("httpMethod") or "").upper()
+            opening = scopes.get((route, method), ALL_SCOPES)
+            if not admitted(caller.scopes, opening):
+                metrics.add_metric(name="ScopeRefused", unit=MetricUnit.Count, value=1)
+                return refused(
+                    InsufficientScope(
+                        f"this key's scopes ({', '.join(caller.scopes)}) do not include "
+                        f"{' or '.join(opening)}, which {method} {route} needs",
+                        scope=opening[0],
+                    )
+                )
 
         if meter is not None and plan is not None:
             try:

@@ -13,6 +13,7 @@ from typing import Any
 from alphacut import __version__
 from alphacut.api.cors import ANSWER_HEADERS
 from alphacut.options import BOOLEAN_WORDS, DEFAULT_MODEL, SubjectType, empty_unset, option_rows
+from alphacut.scopes import IMAGES
 from alphacut.urlfetch import IMAGE_URL
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
@@ -39,7 +40,7 @@ KEY_STATUSES = {
         ),
     },
     "removebg": {
-        403: "remove.bg: no or unknown API key (X-Api-Key)",
+        403: "remove.bg: no or unknown API key (X-Api-Key), or a key whose scopes do not open the route",
         402: "remove.bg: insufficient credits (a credit-based key's balance, or the daily quota, is spent)",
         429: "remove.bg: over the key's request rate",
     },
@@ -83,6 +84,8 @@ class RouteDoc:
     registry_models: bool = True
     required_query: tuple[str, ...] = ()  # query parameters a request must give
     body_required: bool = True  # False: no body is the same as an empty object
+    # a keyed route: the key scopes that open it, any one of them (alphacut.scopes); (): any key
+    scopes: tuple[str, ...] = (IMAGES,)
 
     @property
     def takes_image(self) -> bool:
@@ -201,6 +204,8 @@ def _responses(route: RouteDoc, answer: dict[str, Any]) -> dict[str, Any]:
     statuses = dict(ERROR_STATUSES) | route.extra_responses
     if route.key_required:
         statuses |= KEY_STATUSES[route.api]
+    if route.key_required and route.scopes and 403 not in statuses:  # the function's own answer
+        statuses[403] = "insufficient_scope: the key's scopes do not open the route (x-alphacut-scopes)"
     for status, text in sorted(statuses.items()):
         if status == route.answer_status:
             continue
@@ -239,6 +244,8 @@ def _operation(route: RouteDoc, models: tuple[str, ...] = ()) -> dict[str, Any]:
         "tags": [route.tag],
         "security": [{"api_key": []}] if route.key_required else [],
     }
+    if route.key_required:  # the key scopes that open it, any one (alphacut.scopes); []: any key
+        operation["x-alphacut-scopes"] = list(route.scopes)
     if route.description:
         operation["description"] = route.description
     query, body, answer = route.query, dict(route.body), dict(route.answer)

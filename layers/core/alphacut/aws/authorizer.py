@@ -23,6 +23,7 @@ from aws_lambda_powertools import Logger
 
 from alphacut.aws.keystore import KeyStore
 from alphacut.aws.plans import Plan, PlanCatalogue
+from alphacut.scopes import ALL_SCOPES, scopes_from_text, scopes_text
 
 API_KEY_HEADER = "x-api-key"
 CATALOGUE_CACHE_SECONDS = 60
@@ -31,11 +32,13 @@ logger = Logger(child=True)
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a call is: the key's public id, its customer and its plan (None: outside a keyed call)."""
+    """Who a call is: the key's public id, its customer, its plan (None: outside a keyed call) and
+    what it may do (``alphacut.scopes``)."""
 
     key_id: str
     customer: str = ""
     plan: Plan | None = None
+    scopes: tuple[str, ...] = ALL_SCOPES
 
     def to_context(self) -> dict[str, str | int | float | bool]:
         """The authorizer's context: flat strings, numbers and booleans (no nulls), as API Gateway
@@ -51,6 +54,7 @@ class Caller:
             "burst": plan.burst if plan and plan.burst is not None else -1,
             "credit_based": bool(plan and plan.credit_based),
             "model": (plan.model or "") if plan else "",
+            "scopes": scopes_text(self.scopes),
         }
 
     @classmethod
@@ -78,7 +82,8 @@ class Caller:
                 str(context.get("credit_based")).lower() == "true",
                 str(context.get("model") or "") or None,
             )
-        return cls(str(key_id), str(context.get("customer", "")), plan)
+        scopes = scopes_from_text(str(context.get("scopes") or ""))
+        return cls(str(key_id), str(context.get("customer", "")), plan, scopes)
 
 
 class Authorizer:
@@ -111,7 +116,7 @@ class Authorizer:
             logger.info("key refused", extra={"known": credential is not None})
             return policy("anonymous", "Deny", event["methodArn"])
         self._mark_used(credential.key_id)
-        caller = Caller(credential.key_id, credential.customer, plan)
+        caller = Caller(credential.key_id, credential.customer, plan, credential.scopes)
         return policy(credential.key_id, "Allow", event["methodArn"], caller.to_context())
 
     def _mark_used(self, key_id: str) -> None:

@@ -30,6 +30,7 @@ from alphacut.aws.credits import CreditLedger, TopUp
 from alphacut.aws.keystore import KeyStore, MadeKey, StoredKey
 from alphacut.aws.plans import Plan, PlanCatalogue, plan_keys, stack_plans
 from alphacut.errors import InvalidOption, NotFound
+from alphacut.scopes import ALL_SCOPES
 
 
 @dataclass
@@ -41,10 +42,13 @@ class ApiKey:
     value: str = ""  # only when just made
     created: str = ""
     last_used: str = ""
+    scopes: tuple[str, ...] = ALL_SCOPES
 
     @classmethod
     def of(cls, key: StoredKey, value: str = "") -> ApiKey:
-        return cls(key.key_id, key.customer, key.plan, key.enabled, value, key.created, key.last_used)
+        return cls(
+            key.key_id, key.customer, key.plan, key.enabled, value, key.created, key.last_used, key.scopes
+        )
 
 
 class KeyAdmin:
@@ -81,11 +85,14 @@ class KeyAdmin:
             raise InvalidOption("needs the stack's usage table and key-hash secret", field="usage_table")
         return self.store
 
-    def create(self, customer: str, plan: str) -> ApiKey:
-        return next(self.create_many([(customer, plan)]))
+    def create(self, customer: str, plan: str, scopes: tuple[str, ...] = ALL_SCOPES) -> ApiKey:
+        return next(self.create_many([(customer, plan)], scopes))
 
-    def create_many(self, rows: Iterable[tuple[str, str]]) -> Iterator[ApiKey]:
-        """New keys, in batches (a sign-up burst, an import): each with its value, shown once."""
+    def create_many(
+        self, rows: Iterable[tuple[str, str]], scopes: tuple[str, ...] = ALL_SCOPES
+    ) -> Iterator[ApiKey]:
+        """New keys, in batches (a sign-up burst, an import): each with its value, shown once;
+        ``scopes``: what each may do (``alphacut.scopes``)."""
         store = self._keys()
 
         def checked() -> Iterator[tuple[str, str]]:
@@ -98,7 +105,7 @@ class KeyAdmin:
             return [self.ledger.account_item(key_id)] if on_credits and self.ledger else []
 
         made: MadeKey
-        for made in store.create_many(checked(), accounts):
+        for made in store.create_many(checked(), accounts, scopes):
             yield ApiKey.of(made.key, made.value)
 
     def rotate(self, key_id: str, grace_seconds: int) -> ApiKey:

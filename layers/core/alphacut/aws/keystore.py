@@ -5,10 +5,11 @@ that the usage, the statements and the logs name.
 Items (the usage table):
 
 - ``pk = "apikey#<hash>"``: what the authorizer reads for a key it is shown (one item read):
-  ``key_id``, ``customer``, ``plan``, ``created`` and, for a value
+  ``key_id``, ``customer``, ``plan``, ``scopes``, ``created`` and, for a value
   rotated out, ``valid_until`` (epoch seconds; past it the key is refused) and ``expires_at``
   (the table's TTL, later, to tidy it away)
-- ``pk = "key#<key id>"``: the key itself: ``customer``, ``plan``, ``status`` (active | revoked),
+- ``pk = "key#<key id>"``: the key itself: ``customer``, ``plan``, ``scopes`` (space-separated,
+  ``alphacut.scopes``; none stored: every scope, as keys made before scopes), ``status`` (active | revoked),
   ``created``, ``last_used`` (a UTC day), ``hash`` (its current value's) and ``hashes`` (every
   value's still let in)
 
@@ -20,6 +21,7 @@ Usage::
 
     store = KeyStore("usage-table", secret)
     made = store.create("acme-shoes", "starter")           # made.value: shown once, never stored
+    store.create("acme-shoes", "starter", scopes=("images",))   # a key for a storefront plugin
     store.find(made.value)                                 # Credential(key_id, customer, plan)
     store.rotate(made.key.key_id, grace_seconds=86400)      # a new value; the old one for a day
     store.revoke(made.key.key_id)
@@ -38,6 +40,7 @@ from typing import Any
 
 from alphacut.aws.clients import client
 from alphacut.errors import InvalidOption, NotFound
+from alphacut.scopes import ALL_SCOPES, scopes_from_text, scopes_text
 
 KEY_PREFIX = "ac_"  # a key's value: the prefix and 40 random characters (240 bits)
 MIN_VALUE_LENGTH = 20  # an adopted value (API Gateway's own minimum, so every migrated key fits)
@@ -63,6 +66,7 @@ class Credential:
     customer: str
     plan: str
     valid_until: int | None = None  # a rotated-out value: refused after this
+    scopes: tuple[str, ...] = ALL_SCOPES
 
 
 @dataclass
@@ -74,6 +78,7 @@ class StoredKey:
     created: str = ""
     hashes: list[str] = field(default_factory=list)
     last_used: str = ""
+    scopes: tuple[str, ...] = ALL_SCOPES
 
     @property
     def enabled(self) -> bool:
@@ -120,6 +125,7 @@ class KeyStore:
             item["customer"]["S"],
             item["plan"]["S"],
             valid_until,
+            scopes_from_text(item.get("scopes", {}).get("S")),
         )
 
     def mark_used(self, key_id: str, day: str) -> None:
@@ -133,24 +139,27 @@ class KeyStore:
         )
 
     # ---- the key's life --------------------------------------------------------------------------
-    def create(self, customer: str, plan: str) -> MadeKey:
-        return next(iter(self.create_many([(customer, plan)])))
+    def create(self, customer: str, plan: str, scopes: tuple[str, ...] = ALL_SCOPES) -> MadeKey:
+        return next(iter(self.create_many([(customer, plan)], scopes=scopes)))
 
     def create_many(
         self,
         rows: Iterable[tuple[str, str]],
         extra_items: Callable[[str, str], list[dict[str, Any]]] | None = None,
+        scopes: tuple[str, ...] = ALL_SCOPES,
     ) -> Iterator[MadeKey]:
         """New keys, written in batches (BatchWriteItem, 25 items a request), each yielded once its
         items are written. ``extra_items(key_id, plan)``: more items to write with a key (its
-        credit account)."""
+        credit account); ``scopes``: what each may do."""
         pending: list[dict[str, Any]] = []
         made: list[MadeKey] = []
         for customer, plan in rows:
             if not customer.strip():
                 raise InvalidOption("must name the customer", field="customer")
             value, key_id = new_value(), new_key_id()
-            key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)])
+            key = StoredKey(
+                key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)], scopes=scopes
+            )
             items = [*self._items(key, value), *(extra_items(key_id, plan) if extra_items else [])]
             if len(pending) + len(items) > BATCH_ITEMS:
                 self._write_batch(pending)
@@ -218,7 +227,9 @@ class KeyStore:
             else:
                 self._db.delete_item(TableName=self.table_name, Key=_key(f"apikey#{old}"))
         kept = key.hashes if grace_seconds else []
-        rotated = StoredKey(key.key_id, key.customer, key.plan, ACTIVE, key.created, [fingerprint, *kept])
+        rotated = StoredKey(
+            key.key_id, key.customer, key.plan, ACTIVE, key.created, [fingerprint, *kept], scopes=key.scopes
+        )
         self._write_batch(self._items(rotated, value))
         return MadeKey(rotated, value)
 
@@ -331,6 +342,7 @@ class KeyStore:
                 **_key(f"key#{key.key_id}"),
                 "customer": {"S": key.customer},
                 "plan": {"S": key.plan},
+                "scopes": {"S": scopes_text(key.scopes)},
                 "status": {"S": key.status},
                 "created": {"S": key.created},
                 "hash": {"S": key.hashes[0]},
@@ -341,6 +353,7 @@ class KeyStore:
                 "key_id": {"S": key.key_id},
                 "customer": {"S": key.customer},
                 "plan": {"S": key.plan},
+                "scopes": {"S": scopes_text(key.scopes)},
                 "created": {"S": key.created},
             },
         ]
@@ -379,4 +392,5 @@ def _stored(item: dict[str, Any]) -> StoredKey:
         item.get("created", {}).get("S", ""),
         [h["S"] for h in item.get("hashes", {}).get("L", [])],
         item.get("last_used", {}).get("S", ""),
+        scopes_from_text(item.get("scopes", {}).get("S")),
     )

@@ -68,6 +68,7 @@ from alphacut.options import (
     parse_margin,
 )
 from alphacut.pricing import credits
+from alphacut.scopes import IMAGES, USAGE
 from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:
@@ -520,6 +521,7 @@ ROUTES = [
         api="removebg",
         answer={JSON: {"type": "object", "required": ["data"], "properties": {"data": OBJECT}}},
         answer_headers=("X-Request-Id", "X-Credits-Charged", "X-RateLimit-Limit", "X-RateLimit-Remaining"),
+        scopes=(IMAGES, USAGE),  # remove.bg's plugins read it before they send work
     ),
     RouteDoc(
         "/v1.0/openapi.json",
@@ -528,5 +530,6 @@ ROUTES = [
         tag="vendor-compatible",
         api="removebg",
         answer={JSON: {"type": "object", "required": ["openapi", "paths"]}},
+        scopes=(),
     ),
 ]
