@@ -2,8 +2,11 @@
 (signed webhook, email) and, with automatic top-up on, its pack bought once (alphacut.billing.low_balance).
 Partial batch failures go back to the queue; the purchase's idempotency key makes a retry buy nothing more."""
 
+import time
+
 from alphacut.aws.low_balance_queue import LowBalance
 from alphacut.billing.service import low_balance_notices
+from alphacut.deadlines import ANSWER_MARGIN_SECONDS, deadline
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -19,4 +22,9 @@ def tell(record) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
-    return process_partial_response(event=event, record_handler=tell, processor=processor, context=context)
+    # every Stripe call inside the function's own time: one that could outlive it is not started,
+    # and its message comes back later (alphacut.billing.stripe_account)
+    with deadline(time.time() + context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS):
+        return process_partial_response(
+            event=event, record_handler=tell, processor=processor, context=context
+        )

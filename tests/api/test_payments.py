@@ -220,6 +220,17 @@ def with_saved_card(stripe_server, key_id: str) -> None:
     PaymentRecords(USAGE_TABLE).save_profile(key_id, customer=customer, card=card)
 
 
+def buy_with_saved_card(handler, key_id: str, credits: int = 40) -> dict:
+    """POST /v1/billing/credits with the saved card, as the page's Buy does."""
+    return call(
+        handler,
+        "POST",
+        "/v1/billing/credits",
+        body=json.dumps({"credits": credits, "saved_card": True}),
+        key_id=key_id,
+    )
+
+
 def test_a_threshold_at_or_above_the_top_up_pack_is_refused(handler, stripe_server, store_key):
     with_saved_card(stripe_server, store_key)
     refused = settings_call(handler, store_key, low_balance=500, auto_top_up="store")  # the pack is 500
@@ -419,13 +430,7 @@ def test_a_declined_saved_card_leaves_its_payment_recorded_failed(handler, strip
     customer = client.v1.customers.create(params={"metadata": {"key_id": store_key}})["id"]
     card = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": customer})["id"]
     PaymentRecords(USAGE_TABLE).save_profile(store_key, customer=customer, card=card)
-    answer = call(
-        handler,
-        "POST",
-        "/v1/billing/credits",
-        body=json.dumps({"credits": 40, "saved_card": True}),
-        key_id=store_key,
-    )
+    answer = buy_with_saved_card(handler, store_key)
     assert answer["statusCode"] == 402, answer_json(answer)
     payments = PaymentRecords(USAGE_TABLE).payments(store_key)
     assert [(p.state, bool(p.failure)) for p in payments] == [
@@ -450,24 +455,9 @@ def test_the_saved_card_is_charged_at_most_the_largest_pack_and_the_monthly_cap(
 ):
     with_saved_card(stripe_server, store_key)
     settings_call(handler, store_key, auto_top_up_monthly_cap=2)
-    huge = call(
-        handler,
-        "POST",
-        "/v1/billing/credits",
-        body=json.dumps({"credits": 100000, "saved_card": True}),
-        key_id=store_key,
-    )
+    huge = buy_with_saved_card(handler, store_key, credits=100000)
     assert huge["statusCode"] == 400 and answer_json(huge)["error"]["limit"] == 2000  # the largest pack
-    asks = [
-        call(
-            handler,
-            "POST",
-            "/v1/billing/credits",
-            body=json.dumps({"credits": 2000, "saved_card": True}),
-            key_id=store_key,
-        )
-        for _ in range(3)
-    ]
+    asks = [buy_with_saved_card(handler, store_key, credits=2000) for _ in range(3)]
     assert [a["statusCode"] for a in asks] == [200, 200, 429]
     assert answer_json(asks[2])["error"]["code"] == "too_many_payments"
 
@@ -508,3 +498,27 @@ def test_a_signed_event_of_an_odd_shape_is_acknowledged_not_a_500(handler, event
         handler, payload.encode(), stripe.WebhookSignature.generate_signature_header(payload, WEBHOOK_SECRET)
     )
     assert answer["statusCode"] in (200, 400), answer_json(answer)
+
+
+def test_a_saved_card_charge_that_could_outlive_the_call_is_never_started(handler, stripe_server, store_key):
+    # 22 s into API Gateway's 29: a Stripe request may take its whole 8 s timeout, and a charge made
+    # after the gateway answered 504 is one the store never hears of
+    import time
+
+    import stripe
+
+    from tests.api.conftest import LambdaContext, rest_event
+    from tests.localstripe_server import SECRET_KEY
+
+    with_saved_card(stripe_server, store_key)
+    late = rest_event(
+        "POST", "/v1/billing/credits", body=json.dumps({"credits": 40, "saved_card": True}), key_id=store_key
+    )
+    late["requestContext"]["requestTimeEpoch"] = int((time.time() - 22) * 1000)
+    answer = handler(late, LambdaContext())
+    assert answer["statusCode"] == 503 and "too little" in answer_json(answer)["error"]["message"]
+    customer = PaymentRecords(USAGE_TABLE).profile(store_key).customer
+    client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": stripe_server.api})
+    made = [i for i in client.v1.payment_intents.list().to_dict()["data"] if i.get("customer") == customer]
+    assert made == [] and PaymentRecords(USAGE_TABLE).payments(store_key) == []
+    assert buy_with_saved_card(handler, store_key)["statusCode"] == 200

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import gc
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +12,8 @@ from alphacut.models import ModelStore
 from alphacut.models.engines import Engine
 from alphacut.options import Quality, SubjectType
 from alphacut.pipeline import MatteRequest, Pipeline
+
+from tests.engine.conftest import given_back
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,7 @@ def batching(pipeline):
     back to the system after the module (kept, they grew the suite's worker to 9 GB, and the OOM
     killer ended it on a 24 GB machine)."""
     engine = Engine("onnxruntime", "batches as on a GPU", batches=True, batch_size=4, memory_arena=False)
-    yield Pipeline(ModelStore(pipeline.models.models_dir, engine=engine), pipeline.limits)
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    yield from given_back(Pipeline(ModelStore(pipeline.models.models_dir, engine=engine), pipeline.limits))
 
 
 def test_a_cpu_session_runs_one_picture_at_a_time(pipeline):

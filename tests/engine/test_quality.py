@@ -4,6 +4,8 @@ Raw ISNet on the dev half (fast quality, no clean-up): general IoU 0.820, MAE 0.
 0.717, 3 of 15 photos ghosted; person 0.964, 0.0111, 0.893, none. With the clean-up: general
 0.826, 0.0176, 0.734, 1 ghosted; person 0.964, 0.0110, 0.894, none. The floors sit between."""
 
+from collections.abc import Iterator
+
 import pytest
 from alphacut.evaluate import evaluate
 from alphacut.options import CutoutOptions, SubjectType
@@ -35,8 +37,11 @@ def test_the_dev_half_keeps_its_iou_edges_and_mae_without_ghosts(
 
 
 @pytest.fixture(scope="module")
-def int8_pipeline() -> Pipeline:
-    return Pipeline.from_settings(EngineSettings.from_env({"ALPHACUT_ENGINE": "onnxruntime-int8"}))
+def int8_pipeline() -> Iterator[Pipeline]:
+    from tests.engine.conftest import given_back
+
+    settings = EngineSettings.from_env({"ALPHACUT_ENGINE": "onnxruntime-int8", "ALPHACUT_MEMORY_ARENA": "0"})
+    yield from given_back(Pipeline.from_settings(settings))
 
 
 @pytest.mark.parametrize("folder,subject,iou,mae,boundary,ghosted", FLOORS)

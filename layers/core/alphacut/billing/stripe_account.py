@@ -21,6 +21,7 @@ from typing import Any
 import stripe
 
 from alphacut.billing.settings import BillingSettings
+from alphacut.deadlines import seconds_left
 from alphacut.errors import BillingUnavailable, InvalidOption, PaymentDeclined, SignatureInvalid
 
 # a webhook older than this is refused (the SDK's default tolerance; replays past it are forgeries)
@@ -77,7 +78,19 @@ class StripeAccount:
         )
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The SDK's answer as a plain dict (nested objects too); its errors as ours."""
+        """The SDK's answer as a plain dict (nested objects too); its errors as ours. Inside the
+        call's deadline (``alphacut.deadlines``): a request that could outlive it is never started
+        (a charge made after API Gateway answered 504, or after the function timed out, is one the
+        store never hears of), and its retry only where a second timeout fits."""
+        left = seconds_left()
+        if left is not None and left < TIMEOUT_SECONDS:
+            raise BillingUnavailable(
+                f"too little of the call's time is left to reach Stripe ({max(left, 0):.0f} s of "
+                f"{TIMEOUT_SECONDS} s): nothing was charged, try again",
+                limit=TIMEOUT_SECONDS,
+            )
+        if left is not None and left < 2 * TIMEOUT_SECONDS:
+            kwargs["options"] = {**(kwargs.get("options") or {}), "max_network_retries": 0}
         try:
             return dict(method(*args, **kwargs).to_dict())
         except stripe.CardError as error:

@@ -114,6 +114,15 @@ class ModelStore:
             recent_outputs_mb=settings.recent_outputs_mb,
         )
 
+    def unload(self) -> None:
+        """Drop every model loaded so far (its sessions and weights go with the last reference):
+        a process done with these models, such as a test module, gives their memory back. A model
+        asked for again is loaded again."""
+        with self._lock:
+            for name in ("_isnet_weights", "isnet", "isnet_features", "selfie", "backbone", "costume"):
+                self.__dict__.pop(name, None)
+            self._matting.clear()
+
     @cached_property
     def manifest(self) -> dict[str, Any]:
         return with_model_data(load_manifest(self.models_dir), self.model_data_dir)
