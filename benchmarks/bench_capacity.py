@@ -23,16 +23,16 @@ Inputs (each with its source):
   Lambda promises), ``bench_startup.py --sizing`` for a 1 MP cutout at 3008 MB: 1483 ms once and
   2765 ms with the mirror (``--quality best``), so 1483 + 0.27 x 1282 ms a photo on average;
   docs/benchmarks.md), plus composing a 1024x1024 task result (0.25 s at 2 vCPU, scaled to 1.70).
-- GPU instance time per photo: 0.21 s, measured on an NVIDIA H200 machine (16 Xeon cores;
-  ``bench_gpu.py`` and ``bench_gpu_server.py``, docs/benchmarks.md "The GPU path"): the container's
-  server answers 6.9 photos a second at quality=fast (0.145 s a photo; its CPU work, not the GPU,
-  bounds it: ISNet alone runs 70 to 100 a second there), and quality=auto on a GPU runs the mirror
-  too, which the eval on the same GPU times at 1.47x fast (0.240 against 0.163 s a photo): 0.145 x
-  1.47 = 0.21 s. No T4 was measured: an ``ml.g4dn.xlarge`` (a T4, 4 vCPUs) is not faster in its
-  CPU work and slower in its model, so this is its lower bound.
+- GPU instance time per photo: 0.049 s, measured on an NVIDIA H200 machine (16 Xeon cores;
+  ``bench_gpu_server.py``, docs/benchmarks.md "2b. The collapse found"): the container's server
+  answers 30.1 photos a second at quality=fast and concurrency 8 (0.033 s a photo; one batch shape
+  per session, numpy's BLAS on one thread), and quality=auto on a GPU runs the mirror too, which
+  the eval on the same GPU times at 1.47x fast: 0.033 x 1.47 = 0.049 s. No T4 was measured: an
+  ``ml.g4dn.xlarge`` (a T4, 4 vCPUs) is slower in its model and has a quarter of the cores for the
+  pictures' CPU work (4 to 5 cores busy at 33 photos a second here), so this is its lower bound.
 - Prices: us-east-1 list prices, in ``Prices`` with their pages.
 
-    .venv/bin/python benchmarks/bench_capacity.py [--gpu-seconds 0.21] [--quick]
+    .venv/bin/python benchmarks/bench_capacity.py [--gpu-seconds 0.049] [--quick]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Capacity:
     cpu_seconds: float = 1.483 + 0.27 * (2.765 - 1.483) + 0.25 * 2.0 / 1.70
     compose_seconds: float = 0.35 * 2.0 / 1.70  # Compose: decode, matte resize, compose, encode
     task_memory_gb: float = 3.008  # template.yaml: TaskMemorySize (Segment and Compose)
-    gpu_seconds: float = 0.21  # measured per photo on an H200 machine's server (see the docstring)
+    gpu_seconds: float = 0.049  # measured per photo on an H200 machine's server (see the docstring)
     segment_concurrency: int = 100  # template.yaml: SegmentConcurrency (the Segment function's reservation)
     dispatchers: int = 5  # template.yaml: DispatchTasks' MaximumConcurrency
     dispatch_seconds: float = 0.05  # one StartExecution and the task's GetItem
@@ -401,7 +401,7 @@ def main() -> None:
     print(
         f"inputs: CPU {capacity.cpu_seconds:.2f} s/photo at {capacity.task_memory_gb * 1000:.0f} MB "
         "(measured, bench_startup.py), "
-        f"GPU {capacity.gpu_seconds:.2f} s/photo (measured on an H200 machine: a g4dn.xlarge's lower bound), "
+        f"GPU {capacity.gpu_seconds:.3f} s/photo (measured on an H200 machine: a g4dn.xlarge's lower bound), "
         f"scale from zero {capacity.warm_up_seconds / 60:.0f} min, "
         f"${prices.gpu_instance_hour}/instance-hour, Segment function {capacity.segment_concurrency} "
         f"concurrent, at most {capacity.max_instances} instances"
