@@ -522,3 +522,34 @@ def test_a_saved_card_charge_that_could_outlive_the_call_is_never_started(handle
     made = [i for i in client.v1.payment_intents.list().to_dict()["data"] if i.get("customer") == customer]
     assert made == [] and PaymentRecords(USAGE_TABLE).payments(store_key) == []
     assert buy_with_saved_card(handler, store_key)["statusCode"] == 200
+
+
+def test_a_crossing_whose_news_could_not_be_queued_is_told_by_the_next_charged_call(
+    handler, store_key, photo_bytes, monkeypatch
+):
+    # the threshold used to stay disarmed: no notice and no automatic top-up until a manual one
+    from alphacut.api import services
+
+    sent, failing = [], [True]
+
+    class Queue:
+        def send(self, notice):
+            if failing[0]:
+                raise ConnectionError("SQS not reached")
+            sent.append(notice)
+
+    monkeypatch.setattr(services, "low_balance_queue", Queue)
+    ledger = CreditLedger(USAGE_TABLE)
+    ledger.top_up(store_key, 10 * MILLI)
+    ledger.set_low_balance(store_key, 9_500)  # armed; one cutout (1 credit) crosses it
+
+    def cutout() -> dict:
+        return call(handler, "POST", "/v1/cutout", body=photo_bytes, key_id=store_key,
+                    headers={"Content-Type": "image/jpeg"})  # fmt: skip
+
+    assert cutout()["statusCode"] == 200  # the call is never the queue's casualty
+    assert sent == [] and ledger.standing(store_key).armed  # the crossing given back
+    failing[0] = False
+    assert cutout()["statusCode"] == 200
+    assert [(n.key_id, n.crossing, n.balance) for n in sent] == [(store_key, 2, 8 * MILLI)]
+    assert not ledger.standing(store_key).armed

@@ -310,11 +310,14 @@ def settle_call(
 
 def _tell_if_low(gate: CreditGate, balance: int | None) -> None:
     """A call that took the balance below the store's threshold queues the news once per crossing
-    (its store is told and, with auto top-up on, the pack bought, off this path); a failure to
-    queue it is logged, never the call's."""
+    (its store is told and, with auto top-up on, the pack bought, off this path). A failure to
+    queue it is logged, never the call's, and gives the crossing back: the threshold is armed
+    again, so the next charged call tells it, rather than no notice and no top-up until the store
+    buys by hand."""
     queue = services.low_balance_queue()
     if queue is None or gate.standing is None:
         return
+    crossing = None
     try:
         crossing = gate.crossing(balance)
         if crossing is None or balance is None:
@@ -322,8 +325,14 @@ def _tell_if_low(gate: CreditGate, balance: int | None) -> None:
         from alphacut.aws.low_balance_queue import LowBalance
 
         queue.send(LowBalance(gate.key_id, crossing, balance, gate.standing.low_at))
-    except ClientError:
+    except Exception:  # noqa: BLE001 - SQS refusing, or not reached (botocore's connection errors too)
         logger.warning("a low balance could not be queued", extra={"key_id": gate.key_id})
+        metrics.add_metric(name="LowBalanceNotQueued", unit=MetricUnit.Count, value=1)
+        if crossing is not None:
+            try:
+                gate.ledger.unclaim_low_balance(gate.key_id, crossing)
+            except ClientError:
+                logger.warning("a low balance crossing stays claimed", extra={"key_id": gate.key_id})
 
 
 def quota_left(meter: UsageMeter, owner: str, quota: int) -> int | None:

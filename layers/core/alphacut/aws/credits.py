@@ -304,6 +304,27 @@ class CreditLedger:
             return None
         return int(answer["Attributes"]["crossings"]["N"])
 
+    def unclaim_low_balance(self, key_id: str, crossing: int) -> bool:
+        """Arm the threshold again for crossing ``crossing`` whose news could not be queued, where it
+        is still the last claim and nothing armed it since: the next charged call below the
+        threshold is told (as a new crossing, so no top-up bought under the old one's name twice).
+        False where another claim or a top-up came first."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=self._key(key_id),
+                UpdateExpression="SET low_armed = :on",
+                ConditionExpression="low_armed = :off AND crossings = :crossing",
+                ExpressionAttributeValues={
+                    ":on": {"BOOL": True},
+                    ":off": {"BOOL": False},
+                    ":crossing": {"N": str(crossing)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def rearm_low_balance(self, key_id: str) -> None:
         """A top-up landed: the next crossing of the threshold is news again."""
         try:
