@@ -27,6 +27,24 @@ from alphacut.errors import BillingUnavailable, InvalidOption, PaymentDeclined, 
 # a webhook older than this is refused (the SDK's default tolerance; replays past it are forgeries)
 SIGNATURE_TOLERANCE_SECONDS = 300
 TIMEOUT_SECONDS = 8  # a Stripe request on a request path: with a retry, well inside the functions' 29 s
+RETRY_WAIT_SECONDS = 0.5  # the SDK's first wait before a retry (stripe's HTTPClient.INITIAL_DELAY)
+
+
+def time_left_options() -> dict[str, Any]:
+    """A Stripe request's options inside the call's deadline (``alphacut.deadlines``): a request
+    that could outlive it is never started (a charge made after API Gateway answered 504, or after
+    the function timed out, is one the store never hears of), and its retry only where a second
+    timeout and the SDK's half-second wait before it fit."""
+    left = seconds_left()
+    if left is not None and left < TIMEOUT_SECONDS:
+        raise BillingUnavailable(
+            f"too little of the call's time is left to reach Stripe ({max(left, 0):.0f} s of "
+            f"{TIMEOUT_SECONDS} s): nothing was charged, try again",
+            limit=TIMEOUT_SECONDS,
+        )
+    if left is not None and left < 2 * TIMEOUT_SECONDS + RETRY_WAIT_SECONDS:
+        return {"max_network_retries": 0}
+    return {}
 
 
 @dataclass(frozen=True)
@@ -78,19 +96,9 @@ class StripeAccount:
         )
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The SDK's answer as a plain dict (nested objects too); its errors as ours. Inside the
-        call's deadline (``alphacut.deadlines``): a request that could outlive it is never started
-        (a charge made after API Gateway answered 504, or after the function timed out, is one the
-        store never hears of), and its retry only where a second timeout fits."""
-        left = seconds_left()
-        if left is not None and left < TIMEOUT_SECONDS:
-            raise BillingUnavailable(
-                f"too little of the call's time is left to reach Stripe ({max(left, 0):.0f} s of "
-                f"{TIMEOUT_SECONDS} s): nothing was charged, try again",
-                limit=TIMEOUT_SECONDS,
-            )
-        if left is not None and left < 2 * TIMEOUT_SECONDS:
-            kwargs["options"] = {**(kwargs.get("options") or {}), "max_network_retries": 0}
+        """The SDK's answer as a plain dict (nested objects too); its errors as ours; inside the
+        call's deadline (``time_left_options``)."""
+        kwargs["options"] = {**(kwargs.get("options") or {}), **time_left_options()}
         try:
             return dict(method(*args, **kwargs).to_dict())
         except stripe.CardError as error:
@@ -187,7 +195,8 @@ class StripeAccount:
         """The card a succeeded SetupIntent of ``customer`` saved (its PaymentMethod id), or "" when
         the SetupIntent is not this customer's or did not succeed."""
         try:
-            intent = dict(self.client.v1.setup_intents.retrieve(setup_intent_id).to_dict())
+            retrieve: Any = self.client.v1.setup_intents.retrieve  # its options: a TypedDict of the SDK's
+            intent = dict(retrieve(setup_intent_id, options=time_left_options()).to_dict())
         except stripe.InvalidRequestError:
             return ""  # no such SetupIntent in this account: not one set up for this key (a 400)
         except stripe.StripeError as error:
