@@ -272,17 +272,8 @@ class CreditLedger:
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":low": {"N": str(low_at)}, ":off": {"BOOL": False}},
         )
-        if low_at > 0:
-            try:
-                self._db.update_item(
-                    TableName=self.table_name,
-                    Key=self._key(key_id),
-                    UpdateExpression="SET low_armed = :on",
-                    ConditionExpression="low_at = :low AND balance >= :low",
-                    ExpressionAttributeValues={":low": {"N": str(low_at)}, ":on": {"BOOL": True}},
-                )
-            except self._db.exceptions.ConditionalCheckFailedException:
-                pass  # below it already: armed again by the next credited payment
+        if low_at > 0:  # below it already: armed again by the next credited payment
+            self._arm_if(key_id, "low_at = :low AND balance >= :low", {":low": {"N": str(low_at)}})
 
     def claim_low_balance(self, key_id: str) -> int | None:
         """Disarm the threshold for this crossing: the crossing's number to the one caller that
@@ -309,34 +300,29 @@ class CreditLedger:
         is still the last claim and nothing armed it since: the next charged call below the
         threshold is told (as a new crossing, so no top-up bought under the old one's name twice).
         False where another claim or a top-up came first."""
+        return self._arm_if(
+            key_id,
+            "low_armed = :off AND crossings = :crossing",
+            {":off": {"BOOL": False}, ":crossing": {"N": str(crossing)}},
+        )
+
+    def rearm_low_balance(self, key_id: str) -> None:
+        """A top-up landed: the next crossing of the threshold is news again (none set: nothing)."""
+        self._arm_if(key_id, "low_at > :zero", {":zero": {"N": "0"}})
+
+    def _arm_if(self, key_id: str, condition: str, values: dict[str, Any]) -> bool:
+        """Arm the low-balance threshold where ``condition`` holds; False where it does not."""
         try:
             self._db.update_item(
                 TableName=self.table_name,
                 Key=self._key(key_id),
                 UpdateExpression="SET low_armed = :on",
-                ConditionExpression="low_armed = :off AND crossings = :crossing",
-                ExpressionAttributeValues={
-                    ":on": {"BOOL": True},
-                    ":off": {"BOOL": False},
-                    ":crossing": {"N": str(crossing)},
-                },
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":on": {"BOOL": True}, **values},
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
         return True
-
-    def rearm_low_balance(self, key_id: str) -> None:
-        """A top-up landed: the next crossing of the threshold is news again."""
-        try:
-            self._db.update_item(
-                TableName=self.table_name,
-                Key=self._key(key_id),
-                UpdateExpression="SET low_armed = :on",
-                ConditionExpression="low_at > :zero",
-                ExpressionAttributeValues={":on": {"BOOL": True}, ":zero": {"N": "0"}},
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            pass  # no threshold set
 
     def take_back(
         self, key_id: str, amount: int, reference: str, note: str = "", also: Sequence[dict[str, Any]] = ()

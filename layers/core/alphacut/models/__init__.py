@@ -119,8 +119,9 @@ class ModelStore:
         a process done with these models, such as a test module, gives their memory back. A model
         asked for again is loaded again."""
         with self._lock:
-            for name in ("_isnet_weights", "isnet", "isnet_features", "selfie", "backbone", "costume"):
-                self.__dict__.pop(name, None)
+            for name, member in vars(ModelStore).items():  # every model and what it read
+                if isinstance(member, cached_property):
+                    self.__dict__.pop(name, None)
             self._matting.clear()
 
     @cached_property
