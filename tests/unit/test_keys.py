@@ -71,7 +71,7 @@ def test_the_authorizer_allows_a_known_key_on_the_whole_api_with_its_plan_in_the
     # API Gateway hands the context on stringified: the functions read the same caller back
     stringified = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in context.items()}
     caller = Caller.from_event({"requestContext": {"authorizer": stringified}})
-    assert caller == Caller(made.key.key_id, "acme-shoes", CREDITS)
+    assert caller == Caller(made.key.key_id, "acme-shoes", CREDITS, account=made.key.key_id)
     assert store.get(made.key.key_id).last_used == time.strftime("%Y-%m-%d", time.gmtime())
 
 

@@ -1,11 +1,15 @@
 """Who the work in this context is for (the API key id), for what must be kept apart per caller
-without knowing of keys: the memory of recent model runs (``alphacut.models.recent``). A plain
-context variable, so the light functions that set it import nothing heavy.
+without knowing of keys: the memory of recent model runs (``alphacut.models.recent``); whose account
+it is (a task stored in this context records it, ``alphacut.aws.task_service``); and whether the
+key is a test key (``alphacut.watermark``: its results are marked). A plain context variable, so the
+light functions that set it import nothing heavy.
 
 Usage::
 
     with caller_scope("k0123456789ab"):
         current_caller()                   # "k0123456789ab"; "" outside any scope
+    with caller_scope("k0123456789ab", account="k00000000000a", test=True):
+        current_account(), is_test()       # ("k00000000000a", True)
 """
 
 from __future__ import annotations
@@ -13,18 +17,43 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
-_caller: ContextVar[str] = ContextVar("alphacut_caller", default="")
+
+@dataclass(frozen=True)
+class _Scope:
+    caller: str = ""
+    account: str = ""
+    test: bool = False
+
+
+_scope: ContextVar[_Scope] = ContextVar("alphacut_caller", default=_Scope())
 
 
 @contextmanager
-def caller_scope(caller: str) -> Iterator[None]:
-    token = _caller.set(caller)
+def caller_scope(caller: str, account: str = "", test: bool = False) -> Iterator[None]:
+    token = _scope.set(_Scope(caller, account or caller, test))
     try:
         yield
     finally:
-        _caller.reset(token)
+        _scope.reset(token)
 
 
 def current_caller() -> str:
-    return _caller.get()
+    return _scope.get().caller
+
+
+def current_account() -> str:
+    """The account the caller's key spends from ("" outside any scope)."""
+    return _scope.get().account
+
+
+def is_test() -> bool:
+    """Whether the work is a test key's: never charged, its results marked."""
+    return _scope.get().test
+
+
+def test_payer(account: str) -> str:
+    """Whose count a test key's results go on: its account's own test count, apart from the
+    account's usage and balance (never charged)."""
+    return f"test.{account}"

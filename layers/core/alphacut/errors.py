@@ -101,6 +101,17 @@ class InsufficientCredits(AlphacutError):
     code = "insufficient_credits"
 
 
+class KeyBudgetSpent(InsufficientCredits):
+    """The key's own daily limit of credits is spent (the account's other keys go on): its paid
+    calls are refused until 00:00 UTC (``retry_after`` seconds from now)."""
+
+    code = "key_budget_spent"
+
+    def __init__(self, message: str, *, limit: Any, retry_after: int):
+        super().__init__(message, field="daily_credit_limit", limit=limit)
+        self.retry_after = max(1, retry_after)
+
+
 class TooManyInFlight(AlphacutError):
     """Too many of one key's reservations are between their writes at once (each is an entry on
     the key's balance item, whose size DynamoDB caps): nothing was taken; retry after
@@ -173,6 +184,18 @@ class Conflict(AlphacutError):
     """The request clashes with an earlier one (an Idempotency-Key reused or still in flight)."""
 
     code = "conflict"
+
+
+class LastKeysKey(Conflict):
+    """The key asked to be revoked is the account's last one that may manage keys."""
+
+    code = "last_keys_key"
+
+
+class TooManyKeys(AlphacutError):
+    """The account holds as many live keys as it may (revoke one first)."""
+
+    code = "too_many_keys"
 
 
 class RequestInProgress(Conflict):
@@ -281,6 +304,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     TooManyInFlight: 429,
     RateLimited: 429,
     QuotaExceeded: 429,
+    TooManyKeys: 409,
     TooManyCallbacks: 429,
     NotFound: 404,
     Conflict: 409,

@@ -225,6 +225,9 @@ SERVICE_VARIABLES = {
     "credit_hold_seconds": "CREDIT_HOLD_SECONDS",
     "price_per_credit": "PRICE_PER_CREDIT",
     "unpaid_runs_per_day": "UNPAID_RUNS_PER_DAY",
+    "test_results_per_day": "TEST_RESULTS_PER_DAY",
+    "keys_per_account": "KEYS_PER_ACCOUNT",
+    "key_cache_seconds": "KEY_CACHE_SECONDS",
 }
 
 
@@ -274,6 +277,12 @@ class ServiceSettings:
     # model runs a key may have in a day that nobody is charged for (no subject found, an answer
     # too large or too late to deliver) before its paid routes are refused until 00:00 UTC; 0: no cap
     unpaid_runs_per_day: int = 200
+    # results a UTC day an account's test keys may have, all together (never charged, watermarked)
+    test_results_per_day: int = 50
+    # live keys an account may hold (a store's own key management: bounded, one more write each)
+    keys_per_account: int = 25
+    # how long API Gateway keeps the authorizer's answer for a key value (template's KeyCacheSeconds)
+    key_cache_seconds: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -294,6 +303,9 @@ class ServiceSettings:
             "price_per_credit",
             "shared_callback_signature_until",
             "unpaid_runs_per_day",
+            "test_results_per_day",
+            "keys_per_account",
+            "key_cache_seconds",
         }
         return cls(
             **{name: env.text(SERVICE_VARIABLES[name]) for name in names},
@@ -311,6 +323,11 @@ class ServiceSettings:
             price_per_credit=env.number("PRICE_PER_CREDIT", defaults.price_per_credit),
             shared_callback_signature_until=env.date("SHARED_CALLBACK_SIGNATURE_UNTIL"),
             unpaid_runs_per_day=env.integer("UNPAID_RUNS_PER_DAY", defaults.unpaid_runs_per_day, minimum=0),
+            test_results_per_day=env.integer(
+                "TEST_RESULTS_PER_DAY", defaults.test_results_per_day, minimum=0
+            ),
+            keys_per_account=env.integer("KEYS_PER_ACCOUNT", defaults.keys_per_account, minimum=1),
+            key_cache_seconds=env.integer("KEY_CACHE_SECONDS", defaults.key_cache_seconds, minimum=0),
         )
 
     def require(self, name: str) -> str:

@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import billing, services, snapstart, web
+from alphacut.api import billing, keys, services, snapstart, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
@@ -370,9 +370,11 @@ def usage_route() -> Response[Any]:
     known = services.caller(app.current_event.raw_event)
     plan = known.plan if known is not None else None
     credit_based = plan is not None and plan.credit_based
-    report = meter.report(owner, first, last, with_credits=credit_based)
-    balance = meter.credits.balance(owner) if credit_based else None
+    payer = services.account_of(app.current_event.raw_event)  # the account's usage and balance
+    report = meter.report(payer, first, last, with_credits=credit_based)
+    balance = meter.credits.balance(payer) if credit_based else None
     account = {
+        "account_id": payer,
         "plan": plan.name if plan is not None else None,
         "daily_quota": plan.quota if plan is not None else None,
         "credit_based": credit_based,
@@ -411,7 +413,7 @@ def request_server() -> str | None:
 
 # what each keyless reference serves: (its routes, its title, whether it lists the models here)
 REFERENCES: dict[str, tuple[Callable[[], list[RouteDoc]], str, bool]] = {
-    "native": (lambda: ROUTES + VENDOR_ROUTES + billing.ROUTES, "alphacut", True),
+    "native": (lambda: ROUTES + VENDOR_ROUTES + billing.ROUTES + keys.ROUTES, "alphacut", True),
     "removebg": (lambda: REMOVEBG_ROUTES, "alphacut: remove.bg's API", False),
     "all": (lambda: ALL_ROUTES, "alphacut", False),  # /docs: remove.bg's routes too, one reference
 }
@@ -494,7 +496,7 @@ def error_answer(error: Exception) -> Response[Any]:
 
 
 # routes API Gateway serves without a key: neither metered nor kept for idempotency
-ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES + billing.ROUTES
+ALL_ROUTES: list[RouteDoc] = ROUTES + VENDOR_ROUTES + REMOVEBG_ROUTES + billing.ROUTES + keys.ROUTES
 KEYLESS = frozenset(route.path for route in ALL_ROUTES if not route.key_required)
 # the same with their methods: each has the stage throttle of keyless routes (template.yaml)
 KEYLESS_METHODS = frozenset(
@@ -506,7 +508,7 @@ KEYLESS_METHODS = frozenset(
 PAID = frozenset(
     route.path
     for route in ALL_ROUTES
-    if route.key_required and route.method == "post" and route.path not in billing.PATHS
+    if route.key_required and route.method == "post" and route.path not in billing.PATHS | keys.PATHS
 )
 
 # each keyed route's scopes, any one of which opens it (alphacut.scopes)
@@ -538,6 +540,7 @@ for vendor_router in ROUTERS:
     app.include_router(vendor_router)
 app.include_router(web.router)
 app.include_router(billing.router)
+app.include_router(keys.router)
 
 
 def make_handler() -> LambdaHandler:

@@ -256,7 +256,9 @@ def signups() -> Signups:
 
 
 def _key_id() -> str:
-    return services.api_key_owner(router.current_event.raw_event)
+    """Whose money a billing call reads or changes: the calling key's account (its balance,
+    saved card, settings and payments are the account's, whichever of its keys calls)."""
+    return services.account_of(router.current_event.raw_event)
 
 
 def _body() -> dict[str, Any]:

@@ -36,6 +36,7 @@ from alphacut.pricing import credits
 
 if TYPE_CHECKING:
     from alphacut.aws.credits import CreditLedger, Standing
+    from alphacut.aws.key_spend import KeySpend
     from alphacut.options import CutoutOptions
     from alphacut.settings import ServiceSettings
 
@@ -54,10 +55,11 @@ class CreditGate:
     """One call of a credit-based key: what it reserved (``amount`` millicredits under ``hold``)."""
 
     ledger: CreditLedger
-    key_id: str
+    key_id: str  # the account whose balance pays
     call_id: str
     route: str
     settings: ServiceSettings
+    spending: KeySpending | None = None  # the calling key's own count and daily limit
     amount: int = 0
     hold: str = ""
     task_amount: int = 0  # what a task submitted in this call reserved (its charge settles it)
@@ -100,9 +102,10 @@ class CreditGate:
             return
         amount = self.settings.credit_prices.for_options(options, costume)
         if amount:
-            self.left, finish = self.ledger.start_reservation(
-                self.key_id, self.call_id, amount, self.settings.credit_hold_seconds, self.route
-            )
+            with self._spent(amount):
+                self.left, finish = self.ledger.start_reservation(
+                    self.key_id, self.call_id, amount, self.settings.credit_hold_seconds, self.route
+                )
             self.hold, self.amount = self.call_id, amount
             if finish is not None:  # None: reserved already by a twin, whose entry is not ours to know
                 self._finishing = _Finishing(finish)
@@ -132,8 +135,27 @@ class CreditGate:
 
         amount = self.settings.credit_prices.for_options(options)
         if amount:
-            self.ledger.reserve(self.key_id, task_hold(task_id), amount, TASK_HOLD_SECONDS, self.route)
+            with self._spent(amount, task=True):
+                self.ledger.reserve(self.key_id, task_hold(task_id), amount, TASK_HOLD_SECONDS, self.route)
             self.task_amount = amount
+
+    @contextmanager
+    def _spent(self, amount: int, task: bool = False) -> Iterator[None]:
+        """The key's own spending counted (within its daily limit: ``KeyBudgetSpent``) before the
+        account's balance is debited, and given back if the debit is refused."""
+        if self.spending is None:
+            yield
+            return
+        day = self.spending.spend_now(amount)
+        try:
+            yield
+        except BaseException:
+            self.spending.give_back(day, amount)
+            raise
+        if task:
+            self.spending.task_day = day
+        else:
+            self.spending.call_day = day
 
     def release_task(self, task_id: str) -> None:
         """A task whose submission failed (never queued): its reservation comes back."""
@@ -141,14 +163,42 @@ class CreditGate:
 
         if self.task_amount:
             self.ledger.release(self.key_id, task_hold(task_id), self.task_amount)
+            if self.spending is not None and self.spending.task_day:
+                self.spending.give_back(self.spending.task_day, self.task_amount)
+                self.spending.task_day = ""
             self.task_amount = 0
 
     def release(self) -> bool:
         """The call delivered nothing billable: its reservation comes back."""
         entry_gone = self.finished()
         released = bool(self.hold) and self.ledger.release(self.key_id, self.hold, self.amount, entry_gone)
+        if self.spending is not None and self.spending.call_day and self.amount:
+            self.spending.give_back(self.spending.call_day, self.amount)
+            self.spending.call_day = ""
+            if self.spending.spent is not None:
+                self.spending.spent -= self.amount
         self.hold, self.amount, self.left = "", 0, None
         return released
+
+
+@dataclass
+class KeySpending:
+    """The calling key's side of a credit call: what it spent today, within its own daily limit
+    (``alphacut.aws.key_spend``), while the account's balance pays."""
+
+    spend: KeySpend
+    key_id: str
+    daily_limit: int | None
+    call_day: str = ""  # the day this call's price was counted on ("": none)
+    task_day: str = ""
+    spent: int | None = None  # the key's spending today with this call's (None: not known)
+
+    def spend_now(self, amount: int) -> str:
+        day, self.spent = self.spend.spend(self.key_id, amount, self.daily_limit)
+        return day
+
+    def give_back(self, day: str, amount: int) -> None:
+        self.spend.give_back(self.key_id, day, amount)
 
 
 @dataclass

@@ -4,8 +4,10 @@ draft-ietf-httpapi-ratelimit-headers: ``RateLimit-Policy`` lists the key's limit
 window: its plan's request rate (``"rate";q=2;w=1``; a rate under one a second as one call per
 ``w`` seconds) and its daily quota (``"day";q=500;w=86400``); ``RateLimit`` says what is left of a
 window where the service knows it: the calls left today of a quota plan (``"day";r=12;t=3600``, ``t``
-the seconds to 00:00 UTC). Both come from the authorizer's context and the call's own settling:
-no read. ``alphacut_client.pacing`` reads them.
+the seconds to 00:00 UTC); a key with its own daily limit of credits (``alphacut.aws.key_spend``)
+has ``"budget";q=<credits>;w=86400`` and, once a paid call counted on it, what is left
+(``"budget";r=<credits>;t=...``). Both come from the authorizer's context and the call's own
+settling: no read. ``alphacut_client.pacing`` reads them.
 
 Usage::
 
@@ -15,9 +17,11 @@ Usage::
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from alphacut.aws.limits import next_utc_midnight
+from alphacut.pricing import credits
 
 if TYPE_CHECKING:
     from alphacut.aws.plans import Plan
@@ -34,20 +38,41 @@ def rate_window(rate: float) -> tuple[int, int]:
     return max(1, math.floor(rate * window)), window
 
 
-def limit_fields(plan: Plan | None, remain: float | None, now: float) -> dict[str, str]:
+@dataclass(frozen=True)
+class KeyBudgetLeft:
+    """A key's own daily limit and what is left of it (millicredits; None: not known by this call)."""
+
+    limit: int
+    left: int | None = None
+
+
+def limit_fields(
+    plan: Plan | None, remain: float | None, now: float, budget: KeyBudgetLeft | None = None
+) -> dict[str, str]:
     """The fields for a call of ``plan``; ``remain``: what the call's settling says is left (a
-    quota plan's calls today; a credit plan's balance is not a window and is not said here)."""
+    quota plan's calls today; a credit plan's balance is not a window and is not said here);
+    ``budget``: the key's own daily limit of credits."""
     if plan is None:
         return {}
     policies, left = [], []
+    to_midnight = max(0, next_utc_midnight(now) - int(now))
     if plan.rate_limit:
         quota, window = rate_window(plan.rate_limit)
         policies.append(f'"rate";q={quota};w={window}')
     if plan.quota is not None and not plan.credit_based:
         policies.append(f'"day";q={plan.quota};w=86400')
         if remain is not None:
-            left.append(f'"day";r={int(remain)};t={max(0, next_utc_midnight(now) - int(now))}')
+            left.append(f'"day";r={int(remain)};t={to_midnight}')
+    if budget is not None:
+        policies.append(f'"budget";q={_whole(credits(budget.limit))};w=86400')
+        if budget.left is not None:
+            left.append(f'"budget";r={_whole(credits(budget.left))};t={to_midnight}')
     fields = {"RateLimit-Policy": ", ".join(policies)} if policies else {}
     if left:
         fields["RateLimit"] = ", ".join(left)
     return fields
+
+
+def _whole(amount: float) -> int:
+    """RateLimit's numbers are whole: credits left rounded down, never above what is left."""
+    return math.floor(amount)

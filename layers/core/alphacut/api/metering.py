@@ -48,11 +48,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from alphacut.api import services
-from alphacut.api.credits import CreditGate, QuotaGate, open_gate
-from alphacut.api.limit_fields import limit_fields
+from alphacut.api.credits import CreditGate, KeySpending, QuotaGate, open_gate
+from alphacut.api.limit_fields import KeyBudgetLeft, limit_fields
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
-from alphacut.caller_scope import caller_scope
+from alphacut.caller_scope import caller_scope, test_payer
 from alphacut.errors import InsufficientCredits, InsufficientScope, RateLimited, UnpaidRunsSpent
 from alphacut.pricing import credits
 from alphacut.scopes import ALL_SCOPES, admitted
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from alphacut.api.responses import Middleware
+    from alphacut.aws.authorizer import Caller
     from alphacut.aws.plans import Plan
     from alphacut.aws.usage import UsageMeter
 
@@ -130,13 +131,16 @@ def make_metering(
             return next_middleware(app)
         meter = services.usage_meter()
         caller = services.caller(event)
-        owner = caller.key_id if caller is not None else "anonymous"
+        owner = caller.key_id if caller is not None else "anonymous"  # rate, quota, unpaid runs
+        account = caller.account_id if caller is not None else owner  # balance, usage, statements
+        test = caller is not None and caller.test
         plan = caller.plan if caller is not None else None
         route = event.get("resource") or event.get("path") or "?"
         call_id = services.request_id(event, app.lambda_context)
 
         def refused(refusal: Exception) -> Response[Any]:
-            return refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
+            answer = refuse(route, refusal) if refuse is not None else error_response(refusal, call_id)
+            return _marked_test(answer) if test else answer
 
         if caller is not None and scopes is not None:
             method = str(event.get("httpMethod") or "").upper()
@@ -159,11 +163,11 @@ def make_metering(
                 answer = refused(refusal)
                 answer.headers = {**dict(answer.headers or {}), **limit_fields(plan, None, meter.clock())}
                 return answer
-        credit_based = plan is not None and plan.credit_based
-        gate = open_for(meter, plan, owner, call_id, route)
+        credit_based = plan is not None and plan.credit_based and not test
+        gate = gate_for(meter, caller, call_id, route)
         broke = _cannot_pay(meter, gate, owner, route, paid, route in submits)
         # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
-        with plan_model(plan.model if plan is not None else None), caller_scope(owner):
+        with plan_model(plan.model if plan is not None else None), caller_scope(owner, account, test):
             if broke is not None:
                 response = refused(broke)
             elif gate is None:
@@ -182,16 +186,19 @@ def make_metering(
         by_task = delivered and context.get("charge") == CHARGED_BY_TASK
         usage = Usage(charge_here or by_task)
         if meter is not None:
-            usage = settle_call(
-                meter, gate, CallOutcome(owner, route, call_id, credit_based, charge_here, by_task), plan
-            )
-            _count_unpaid_run(meter, gate, owner, usage.charged)
+            # a test key's calls are counted apart from the account's, never charged
+            payer = test_payer(account) if test else account
+            outcome = CallOutcome(payer, route, call_id, credit_based, charge_here, by_task)
+            usage = settle_call(meter, gate, outcome, None if test else plan)
+            if test:  # what is left is the account's test results of the day
+                usage = Usage(False, None, gate.left if isinstance(gate, QuotaGate) else None)
+            _count_unpaid_run(meter, gate, owner, usage.charged or test)
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         now = meter.clock() if meter is not None else time.time()
-        response.headers.update(limit_fields(plan, usage.remain, now))
+        response.headers.update(limit_fields(plan, usage.remain, now, _spending_left(gate, caller)))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
-        return response
+        return _marked_test(response) if test else response
 
     return metering
 
@@ -233,6 +240,36 @@ def _count_unpaid_run(
         logger.warning("an unpaid run could not be counted", extra={"key_id": owner})
 
 
+TEST_HEADER = "X-Alphacut-Test"
+
+
+def _marked_test(response: Response[Any]) -> Response[Any]:
+    response.headers = {**dict(response.headers or {}), TEST_HEADER: "true"}
+    return response
+
+
+def _spending_left(gate: CreditGate | QuotaGate | None, caller: Caller | None) -> KeyBudgetLeft | None:
+    """The key's own daily limit and what is left of it after this call (None: no limit)."""
+    if caller is None or caller.daily_limit is None or caller.test:
+        return None
+    spending = gate.spending if isinstance(gate, CreditGate) else None
+    spent = spending.spent if spending is not None else None
+    return KeyBudgetLeft(caller.daily_limit, None if spent is None else max(caller.daily_limit - spent, 0))
+
+
+def gate_for(meter: UsageMeter | None, caller: Caller | None, call_id: str, route: str) -> CreditGate | QuotaGate | None:
+    """The gate a keyed call goes through: a test key's day of test results (never credits), the
+    plan's credits (counted on the key's own daily spending too) or quota, or none."""
+    if meter is None or caller is None or caller.plan is None:
+        return None
+    if caller.test:
+        return QuotaGate(meter.limits, test_payer(caller.account_id), services.SETTINGS.test_results_per_day)
+    gate = open_for(meter, caller.plan, caller.account_id, call_id, route)
+    if isinstance(gate, CreditGate):
+        gate.spending = KeySpending(meter.key_spend, caller.key_id, caller.daily_limit)
+    return gate
+
+
 def open_for(
     meter: UsageMeter | None, plan: Plan | None, owner: str, call_id: str, route: str
 ) -> CreditGate | QuotaGate | None:
@@ -250,7 +287,7 @@ def open_for(
 class CallOutcome:
     """What the metering needs to know of one answered call."""
 
-    owner: str  # the API key id
+    owner: str  # whose usage and balance: the key's account
     route: str
     call_id: str
     credit_based: bool

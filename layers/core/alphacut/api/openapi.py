@@ -466,6 +466,10 @@ COMPONENTS: dict[str, Any] = {
             "properties": {
                 "request_id": STRING,
                 "key_id": STRING,
+                "account_id": {
+                    "type": "string",
+                    "description": "the account whose balance and usage these are (every key of it reads the same)",
+                },
                 "daily_quota": {"type": ["integer", "null"]},
                 "credit_based": {"type": "boolean"},
                 "balance": {"type": ["number", "null"], "description": "credits left (credit-based keys)"},

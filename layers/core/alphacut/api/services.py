@@ -5,6 +5,7 @@ Usage::
 
     engine = services.pipeline()
     owner = services.api_key_owner(event)      # the key id the key authorizer let in
+    account = services.account_of(event)       # the account it spends from (balance, payments)
     services.caller(event).plan                # and its plan, from the authorizer's context
 """
 
@@ -180,6 +181,13 @@ def api_key_owner(event: dict[str, Any]) -> str:
     identity, and it would be written into the usage table."""
     known = Caller.from_event(event)
     return known.key_id if known is not None else "anonymous"
+
+
+def account_of(event: dict[str, Any]) -> str:
+    """The account the caller's key spends from: whose balance, payments and statements a call
+    reads or changes (a key made before accounts is its own account's)."""
+    known = Caller.from_event(event)
+    return known.account_id if known is not None else "anonymous"
 
 
 def key_required(event: dict[str, Any], keyless: frozenset[str]) -> bool:

@@ -32,13 +32,21 @@ logger = Logger(child=True)
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a call is: the key's public id, its customer, its plan (None: outside a keyed call) and
-    what it may do (``alphacut.scopes``)."""
+    """Who a call is: the key's public id, its customer, its plan (None: outside a keyed call),
+    what it may do (``alphacut.scopes``), the account it spends from, whether it is a test key and
+    its own daily limit of credits (millicredits; None: the account's balance only)."""
 
     key_id: str
     customer: str = ""
     plan: Plan | None = None
     scopes: tuple[str, ...] = ALL_SCOPES
+    account: str = ""  # "": the key's own id (a key made before accounts owns its own)
+    test: bool = False
+    daily_limit: int | None = None
+
+    @property
+    def account_id(self) -> str:
+        return self.account or self.key_id
 
     def to_context(self) -> dict[str, str | int | float | bool]:
         """The authorizer's context: flat strings, numbers and booleans (no nulls), as API Gateway
@@ -55,6 +63,9 @@ class Caller:
             "credit_based": bool(plan and plan.credit_based),
             "model": (plan.model or "") if plan else "",
             "scopes": scopes_text(self.scopes),
+            "account": self.account_id,
+            "test": self.test,
+            "daily_limit": self.daily_limit if self.daily_limit is not None else -1,
         }
 
     @classmethod
@@ -83,7 +94,16 @@ class Caller:
                 str(context.get("model") or "") or None,
             )
         scopes = scopes_from_text(str(context.get("scopes") or ""))
-        return cls(str(key_id), str(context.get("customer", "")), plan, scopes)
+        limit = number("daily_limit")
+        return cls(
+            str(key_id),
+            str(context.get("customer", "")),
+            plan,
+            scopes,
+            str(context.get("account") or ""),
+            str(context.get("test")).lower() == "true",
+            int(limit) if limit is not None else None,
+        )
 
 
 class Authorizer:
@@ -116,7 +136,15 @@ class Authorizer:
             logger.info("key refused", extra={"known": credential is not None})
             return policy("anonymous", "Deny", event["methodArn"])
         self._mark_used(credential.key_id)
-        caller = Caller(credential.key_id, credential.customer, plan, credential.scopes)
+        caller = Caller(
+            credential.key_id,
+            credential.customer,
+            plan,
+            credential.scopes,
+            credential.account_id,
+            credential.test,
+            credential.daily_limit,
+        )
         return policy(credential.key_id, "Allow", event["methodArn"], caller.to_context())
 
     def _mark_used(self, key_id: str) -> None:

@@ -106,12 +106,12 @@ class TaskFinalizer(TaskAdapters):
         if record.state is not TaskState.DONE or self.meter is None:
             return "final_already"
         if not is_billable(record):
-            self.meter.release_task(record.owner, task_id)  # an empty picture: never charged
+            self.meter.release_task(record.payer, task_id)  # an empty picture: never charged
             return "final_already"
         try:
-            charged = self.meter.charge_task(record.owner, task_id, price=self.price_of(record))
+            charged = self.meter.charge_task(record.payer, task_id, price=self.price_of(record))
         except Exception as error:  # noqa: BLE001 - any failure: an operator bills it by hand
-            self.meter.record_unbilled(record.owner, task_id, f"execution {status.lower()}: {error}")
+            self.meter.record_unbilled(record.payer, task_id, f"execution {status.lower()}: {error}")
             logger.error("task delivered but not charged", extra={"task_id": task_id, "owner": record.owner})
             return "unbilled"
         logger.warning(
@@ -121,7 +121,7 @@ class TaskFinalizer(TaskAdapters):
 
     def _unbilled(self, task_id: str, cause: str) -> str:
         try:
-            owner = self.table.get(task_id).owner
+            owner = self.table.get(task_id).payer
         except NotFound:
             owner = ""
         if self.meter is not None:

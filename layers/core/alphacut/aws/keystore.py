@@ -5,17 +5,21 @@ that the usage, the statements and the logs name.
 Items (the usage table):
 
 - ``pk = "apikey#<hash>"``: what the authorizer reads for a key it is shown (one item read):
-  ``key_id``, ``customer``, ``plan``, ``scopes``, ``created`` and, for a value
+  ``key_id``, ``customer``, ``plan``, ``scopes``, ``created``, ``account``, ``test``,
+  ``daily_limit`` (the key's own fields, copied: the authorizer reads no more) and, for a value
   rotated out, ``valid_until`` (epoch seconds; past it the key is refused) and ``expires_at``
   (the table's TTL, later, to tidy it away)
 - ``pk = "key#<key id>"``: the key itself: ``customer``, ``plan``, ``scopes`` (space-separated,
   ``alphacut.scopes``; none stored: every scope, as keys made before scopes), ``status`` (active | revoked),
   ``created``, ``last_used`` (a UTC day), ``hash`` (its current value's) and ``hashes`` (every
-  value's still let in)
+  value's still let in); ``account`` (the account whose balance it spends: absent, its own id, so
+  a key made before accounts is the owner of its own), ``name``, ``test`` (a test key: never
+  charged), ``daily_limit`` (millicredits a UTC day it may spend; absent: no limit of its own)
 
 A rotation gives the key id a new value; the old one works until its grace ends, so the balance,
 usage, plan and statements (all by key id) carry over. A revocation deletes every value's item:
-the authorizer refuses it once API Gateway's cache of its last answer (``KeyCacheSeconds``) ends.
+the authorizer refuses it once API Gateway's cache of its last answer (``KeyCacheSeconds``) ends
+(the values' items are ended at once and TTL deletes them a day later).
 
 Usage::
 
@@ -35,7 +39,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alphacut.aws.clients import client
@@ -67,6 +71,13 @@ class Credential:
     plan: str
     valid_until: int | None = None  # a rotated-out value: refused after this
     scopes: tuple[str, ...] = ALL_SCOPES
+    account: str = ""  # the account it spends from ("": its own id)
+    test: bool = False
+    daily_limit: int | None = None  # millicredits a UTC day
+
+    @property
+    def account_id(self) -> str:
+        return self.account or self.key_id
 
 
 @dataclass
@@ -79,10 +90,18 @@ class StoredKey:
     hashes: list[str] = field(default_factory=list)
     last_used: str = ""
     scopes: tuple[str, ...] = ALL_SCOPES
+    account: str = ""  # "": its own id (the owner key of its own account)
+    name: str = ""
+    test: bool = False
+    daily_limit: int | None = None  # millicredits a UTC day (None: the account's balance only)
 
     @property
     def enabled(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def account_id(self) -> str:
+        return self.account or self.key_id
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,9 @@ class KeyStore:
             item["plan"]["S"],
             valid_until,
             scopes_from_text(item.get("scopes", {}).get("S")),
+            item.get("account", {}).get("S", ""),
+            item.get("test", {}).get("BOOL", False),
+            int(item["daily_limit"]["N"]) if "daily_limit" in item else None,
         )
 
     def mark_used(self, key_id: str, day: str) -> None:
@@ -158,9 +180,9 @@ class KeyStore:
                 raise InvalidOption("must name the customer", field="customer")
             value, key_id = new_value(), new_key_id()
             key = StoredKey(
-                key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)], scopes=scopes
+                key_id, customer, plan, ACTIVE, self.now(), [self.fingerprint(value)], scopes=scopes
             )
-            items = [*self._items(key, value), *(extra_items(key_id, plan) if extra_items else [])]
+            items = [*self.items(key, value), *(extra_items(key_id, plan) if extra_items else [])]
             if len(pending) + len(items) > BATCH_ITEMS:
                 self._write_batch(pending)
                 yield from made
@@ -179,7 +201,7 @@ class KeyStore:
         if not customer.strip():
             raise InvalidOption("must name the customer", field="customer")
         value, key_id = new_value(), new_key_id()
-        key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [self.fingerprint(value)])
+        key = StoredKey(key_id, customer, plan, ACTIVE, self.now(), [self.fingerprint(value)])
         self._db.transact_write_items(
             TransactItems=[
                 {
@@ -189,7 +211,7 @@ class KeyStore:
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 }
-                for item in [*self._items(key, value), *(extra_items(key_id) if extra_items else [])]
+                for item in [*self.items(key, value), *(extra_items(key_id) if extra_items else [])]
             ]
         )
         return MadeKey(key, value)
@@ -207,8 +229,8 @@ class KeyStore:
         fingerprint = self.fingerprint(value)
         if known is not None and fingerprint in known.hashes:
             return known
-        key = StoredKey(key_id, customer, plan, ACTIVE, self._now(), [fingerprint])
-        self._write_batch(self._items(key, value))
+        key = StoredKey(key_id, customer, plan, ACTIVE, self.now(), [fingerprint])
+        self._write_batch(self.items(key, value))
         return key
 
     def rotate(self, key_id: str, grace_seconds: int) -> MadeKey:
@@ -225,12 +247,20 @@ class KeyStore:
             if grace_seconds:
                 self._retire_value(old, until)
             else:
-                self._db.delete_item(TableName=self.table_name, Key=_key(f"apikey#{old}"))
+                self._end_value(old, until)
         kept = key.hashes if grace_seconds else []
-        rotated = StoredKey(
-            key.key_id, key.customer, key.plan, ACTIVE, key.created, [fingerprint, *kept], scopes=key.scopes
+        rotated = replace(key, status=ACTIVE, hashes=[fingerprint, *kept])
+        own_item, value_item = self.items(rotated, value)
+        self._write_batch([value_item])
+        # an update, not a put: the key's item keeps what others wrote on it (its callback
+        # secret's generation, its last use)
+        self._db.update_item(
+            TableName=self.table_name,
+            Key=_key(f"key#{key_id}"),
+            UpdateExpression="SET #hash = :hash, hashes = :hashes",
+            ExpressionAttributeNames={"#hash": "hash"},
+            ExpressionAttributeValues={":hash": own_item["hash"], ":hashes": own_item["hashes"]},
         )
-        self._write_batch(self._items(rotated, value))
         return MadeKey(rotated, value)
 
     def _retire_value(self, fingerprint: str, until: int) -> None:
@@ -250,12 +280,14 @@ class KeyStore:
             pass  # gone already (its grace ended and TTL took it)
 
     def revoke(self, key_id: str) -> StoredKey:
-        """Refuse every value of the key from now (once the authorizer's cache of it ends)."""
+        """Refuse every value of the key from now (once the authorizer's cache of it ends). The
+        values' items are ended, not deleted (no function may delete items), and TTL tidies them."""
         key = self.get(key_id)
         if key is None:
             raise NotFound(f"no API key {key_id}", field="key_id")
+        now = int(self.clock())
         for fingerprint in key.hashes:
-            self._db.delete_item(TableName=self.table_name, Key=_key(f"apikey#{fingerprint}"))
+            self._end_value(fingerprint, now)
         self._db.update_item(
             TableName=self.table_name,
             Key=_key(f"key#{key_id}"),
@@ -265,6 +297,22 @@ class KeyStore:
         )
         key.status, key.hashes = REVOKED, []
         return key
+
+    def _end_value(self, fingerprint: str, now: int) -> None:
+        """A value refused from ``now`` (a grace it had ends too)."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(f"apikey#{fingerprint}"),
+                UpdateExpression="SET valid_until = :now, expires_at = :tidy",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={
+                    ":now": {"N": str(now)},
+                    ":tidy": {"N": str(now + ROTATED_TIDY_SECONDS)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            pass  # gone already (TTL took it)
 
     def suspend(self, key_id: str, reason: str) -> StoredKey:
         """Refuse the key's values until ``reinstate`` (a card payment disputed: the operator decides);
@@ -335,28 +383,56 @@ class KeyStore:
             raise NotFound(f"no active API key {key_id}", field="key_id")
         return key
 
-    def _items(self, key: StoredKey, value: str) -> list[dict[str, Any]]:
+    def items(self, key: StoredKey, value: str) -> list[dict[str, Any]]:
         """The key's own item and its newest value's."""
+        shared = {
+            "customer": {"S": key.customer},
+            "plan": {"S": key.plan},
+            "scopes": {"S": scopes_text(key.scopes)},
+            "created": {"S": key.created},
+            **_account_fields(key),
+        }
         return [
             {
                 **_key(f"key#{key.key_id}"),
-                "customer": {"S": key.customer},
-                "plan": {"S": key.plan},
-                "scopes": {"S": scopes_text(key.scopes)},
+                **shared,
                 "status": {"S": key.status},
-                "created": {"S": key.created},
                 "hash": {"S": key.hashes[0]},
                 "hashes": {"L": [{"S": h} for h in key.hashes]},
+                **({"name": {"S": key.name}} if key.name else {}),
             },
-            {
-                **_key(f"apikey#{self.fingerprint(value)}"),
-                "key_id": {"S": key.key_id},
-                "customer": {"S": key.customer},
-                "plan": {"S": key.plan},
-                "scopes": {"S": scopes_text(key.scopes)},
-                "created": {"S": key.created},
-            },
+            {**_key(f"apikey#{self.fingerprint(value)}"), "key_id": {"S": key.key_id}, **shared},
         ]
+
+    @staticmethod
+    def stored(item: dict[str, Any]) -> StoredKey:
+        return _stored(item)
+
+    def mark_account(self, key: StoredKey) -> bool:
+        """Write the account a key made before accounts belongs to (its own id) on its items: False
+        when it had one already (safe to run twice)."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(f"key#{key.key_id}"),
+                UpdateExpression="SET account = :account",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(account)",
+                ExpressionAttributeValues={":account": {"S": key.key_id}},
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        for fingerprint in key.hashes:
+            try:
+                self._db.update_item(
+                    TableName=self.table_name,
+                    Key=_key(f"apikey#{fingerprint}"),
+                    UpdateExpression="SET account = if_not_exists(account, :account)",
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={":account": {"S": key.key_id}},
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                pass  # a rotated-out value TTL took
+        return True
 
     def _write_batch(self, items: list[dict[str, Any]]) -> None:
         """Put the items, 25 a request, again for any DynamoDB leaves unprocessed."""
@@ -375,12 +451,22 @@ class KeyStore:
             else:
                 raise RuntimeError("DynamoDB left key items unwritten after 8 attempts: run the import again")
 
-    def _now(self) -> str:
+    def now(self) -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
 
 
 def _key(pk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": "-"}}
+
+
+def _account_fields(key: StoredKey) -> dict[str, Any]:
+    """What both of a key's items say of its account (the authorizer reads the value's item only)."""
+    fields: dict[str, Any] = {"account": {"S": key.account_id}}
+    if key.test:
+        fields["test"] = {"BOOL": True}
+    if key.daily_limit is not None:
+        fields["daily_limit"] = {"N": str(key.daily_limit)}
+    return fields
 
 
 def _stored(item: dict[str, Any]) -> StoredKey:
@@ -393,4 +479,8 @@ def _stored(item: dict[str, Any]) -> StoredKey:
         [h["S"] for h in item.get("hashes", {}).get("L", [])],
         item.get("last_used", {}).get("S", ""),
         scopes_from_text(item.get("scopes", {}).get("S")),
+        item.get("account", {}).get("S", ""),
+        item.get("name", {}).get("S", ""),
+        item.get("test", {}).get("BOOL", False),
+        int(item["daily_limit"]["N"]) if "daily_limit" in item else None,
     )

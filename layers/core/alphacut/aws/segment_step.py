@@ -29,6 +29,7 @@ from PIL import Image
 
 from alphacut.aws.objects import refuse_oversized, s3_location
 from alphacut.aws.task_table import TaskTable
+from alphacut.caller_scope import caller_scope
 from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline
 from alphacut.matte import resize_matte
@@ -195,7 +196,8 @@ def _segment(
     # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
     alpha = resize_matte(alpha, image.width, image.height)
     segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
-    result = pipeline.compose(image, segmentation, options, timings)
+    with caller_scope("", test=bool(event.get("test"))):  # a test key's result is marked
+        result = pipeline.compose(image, segmentation, options, timings)
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):
         raise TaskNoLongerRunning(f"task {event.get('task_id')} is no longer in progress: result not stored")

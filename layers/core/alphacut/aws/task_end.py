@@ -66,13 +66,13 @@ class TaskAdapters:
 
     def price_of(self, record: TaskRecord) -> int:
         """What the task costs, in millicredits, by the options it was submitted with."""
-        return self.prices.for_options(record.cutout_options)
+        return 0 if record.test else self.prices.for_options(record.cutout_options)
 
     def release_and_call_back(self, record: TaskRecord) -> None:
         """A task that ended undelivered: the credits it reserved come back, and its callback goes
         out if it asked for one."""
         if self.meter is not None:
-            self.meter.release_task(record.owner, record.task_id)
+            self.meter.release_task(record.payer, record.task_id)
         self.call_back(record)
 
     def call_back(self, record: TaskRecord) -> None:
@@ -95,7 +95,7 @@ class TaskEnds(TaskAdapters):
         if self.meter is not None:
             price = self.price_of(record)
             try:
-                self.meter.settle_task(record.owner, task_id, is_billable(record), price)
+                self.meter.settle_task(record.payer, task_id, is_billable(record), price)
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
                 failure = error
             if not is_billable(record):

@@ -30,12 +30,25 @@ from alphacut.aws.objects import object_gone
 from alphacut.aws.results import ResultStore
 from alphacut.aws.task_table import TaskRecord, TaskTable
 from alphacut.callbacks import Signing
+from alphacut.caller_scope import current_account, is_test
 from alphacut.errors import ImageTooLarge, ResultExpired
 from alphacut.options import CutoutOptions, OutputKind
 from alphacut.result_links import LinkSigner
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from alphacut.urlfetch import check_callback_url
+
+
+def payer_fields(owner: str) -> dict[str, Any]:
+    """Who pays for a task the key ``owner`` submits in this call (``alphacut.caller_scope``): its
+    account, where that is not the key itself, and whether it is a test key's."""
+    fields: dict[str, Any] = {}
+    account = current_account()
+    if account and account != owner:
+        fields["account"] = account
+    if is_test():
+        fields["test"] = True
+    return fields
 
 
 class CreditHold(Protocol):
@@ -67,6 +80,8 @@ def step_input(record: TaskRecord, uploads_bucket: str, result_bucket: str) -> d
     }
     if record.extra.get("callback_url"):
         event["callback_url"] = record.extra["callback_url"]
+    if record.test:  # a test key's result is marked (alphacut.watermark)
+        event["test"] = True
     if record.source_key:  # an upload: its result is stored only while it is the newest put
         event["source_key"] = record.source_key
         event["put_order"] = record.extra.get("put_order", "")
@@ -135,6 +150,7 @@ class TaskService:
             )
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
+        record.extra.update(payer_fields(owner))
         slot = bool(callback_url) and self.callback_slots is not None
         if callback_url:
             check_callback_url(callback_url, self.allowed_hosts)

@@ -27,6 +27,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from alphacut.errors import NotFound
+from alphacut.caller_scope import test_payer
 from alphacut.options import CutoutOptions
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import TaskState
@@ -73,6 +74,22 @@ class TaskRecord:
     image_url: str | None = None
     source_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # what the state machine wrote
+
+    @property
+    def account(self) -> str:
+        """The account that pays for the task (its balance, usage): the submitting key's."""
+        return str(self.extra.get("account") or self.owner)
+
+    @property
+    def test(self) -> bool:
+        """A test key's task: never charged, its result marked."""
+        return bool(self.extra.get("test"))
+
+    @property
+    def payer(self) -> str:
+        """Whose usage and balance the task's settling touches: the account's (a test key's task:
+        the account's test count, which has no balance)."""
+        return test_payer(self.account) if self.test else self.account
 
     @property
     def cutout_options(self) -> CutoutOptions:

@@ -47,6 +47,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.aws.clients import client
 from alphacut.aws.credits import CreditLedger
+from alphacut.aws.key_spend import KeySpend
 from alphacut.aws.limits import KeyLimits, utc_day  # one UTC day for quotas and counters
 from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
@@ -80,6 +81,7 @@ class UsageMeter:
         self.table_name, self.queue_url, self.clock = table_name, queue_url, clock
         self.credits = CreditLedger(table_name, clock)
         self.limits = KeyLimits(table_name, clock)
+        self.key_spend = KeySpend(table_name, clock)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> UsageMeter | None:

@@ -381,7 +381,8 @@ def account_route() -> Response[Any]:
         payg: int | float = 0
         subscription: int = 0
         if meter is not None and credit_based:
-            payg = credits(meter.credits.balance(owner) or 0)  # prepaid: what may still be spent
+            # prepaid: what the key's account may still spend
+            payg = credits(meter.credits.balance(services.account_of(event)) or 0)
         elif meter is not None and quota is not None:
             subscription = max(quota - meter.limits.taken(owner), 0)  # the day's results left
         attributes = {

@@ -1,0 +1,237 @@
+"""The keys a store manages itself (scope ``keys``): make one (its value shown once), list them,
+rotate one with a grace, revoke one, read or rotate its callback secret. The rules (what one key
+may do to others, the account's limits) are ``alphacut.aws.account_keys``; these handlers read the
+request and answer.
+
+Usage (alphacut.api.app)::
+
+    app.include_router(keys.router)     # /v1/keys*
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from alphacut.api import services
+from alphacut.api.openapi import JSON, RouteDoc
+from alphacut.api.request import parse_json_object, raw_body
+from alphacut.api.responses import json_response
+from alphacut.errors import InvalidOption, NotFound
+from alphacut.pricing import credits, millicredits
+from alphacut.scopes import KEYS, checked_scopes
+
+if TYPE_CHECKING:
+    from alphacut.aws.account_keys import AccountKeys
+    from alphacut.aws.authorizer import Caller
+    from alphacut.aws.callback_secrets import CallbackSecrets
+    from alphacut.aws.keystore import StoredKey
+
+router = Router()
+MAX_DAILY_CREDITS = 10_000_000
+KEY_VIEW = {
+    "type": "object",
+    "properties": {
+        "key_id": {"type": "string"},
+        "name": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string", "enum": ["images", "usage", "billing", "keys"]}},
+        "test": {"type": "boolean"},
+        "daily_credit_limit": {"type": ["number", "null"]},
+        "status": {"type": "string"},
+        "created": {"type": "string"},
+        "last_used": {"type": ["string", "null"]},
+        "credits_today": {"type": "number"},
+    },
+}
+MADE = {JSON: {**KEY_VIEW, "properties": {**KEY_VIEW["properties"], "key": {"type": "string"}}}}
+GRACE = {"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 30 * 86400}}
+
+ROUTES = [
+    RouteDoc(
+        "/v1/keys",
+        "post",
+        "Make a key of this account (its value shown once)",
+        "name; scopes (any of images, usage, billing, keys; at most this key's own); test: a test key "
+        "(never charged, results watermarked, a few a day); daily_credit_limit: credits a UTC day it may "
+        "spend from the account's balance (a key with a limit makes keys with one no higher).",
+        body={
+            JSON: {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "scopes": KEY_VIEW["properties"]["scopes"],
+                    "test": {"type": "boolean"},
+                    "daily_credit_limit": {"type": ["number", "null"], "minimum": 0},
+                },
+            }
+        },
+        answer=MADE,
+        answer_status=201,
+        extra_responses={403: "a scope, test flag or limit beyond this key's own", 409: "the account's keys are at their limit"},
+        scopes=(KEYS,),
+    ),
+    RouteDoc(
+        "/v1/keys",
+        "get",
+        "This account's live keys: name, scopes, test, status, created, last used, credits today",
+        answer={JSON: {"type": "object", "properties": {"keys": {"type": "array", "items": KEY_VIEW}}}},
+        scopes=(KEYS,),
+    ),
+    RouteDoc(
+        "/v1/keys/{key_id}",
+        "delete",
+        "Revoke a key (refused by the API within KeyCacheSeconds; never the last key with scope keys)",
+        answer={JSON: KEY_VIEW},
+        extra_responses={404: "no live key of this account", 409: "the account's last key that manages keys"},
+        scopes=(KEYS,),
+    ),
+    RouteDoc(
+        "/v1/keys/{key_id}/rotate",
+        "post",
+        "A new value for a key; the old one works grace_seconds more (its value shown once)",
+        body={JSON: {"type": "object", "properties": GRACE}},
+        body_required=False,
+        answer=MADE,
+        extra_responses={404: "no live key of this account"},
+        scopes=(KEYS,),
+    ),
+    RouteDoc(
+        "/v1/keys/{key_id}/callback-secret",
+        "get",
+        "The secret this key's task callbacks are signed with (cbk_...)",
+        answer={JSON: {"type": "object", "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}}}},
+        extra_responses={404: "no live key of this account"},
+        scopes=(KEYS,),
+    ),
+    RouteDoc(
+        "/v1/keys/{key_id}/callback-secret/rotate",
+        "post",
+        "A new callback secret for the key; the old one signs grace_seconds more",
+        body={JSON: {"type": "object", "properties": GRACE}},
+        body_required=False,
+        answer={JSON: {"type": "object", "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}}}},
+        extra_responses={404: "no live key of this account"},
+        scopes=(KEYS,),
+    ),
+]
+PATHS = frozenset(route.path for route in ROUTES)
+
+
+def account_keys() -> AccountKeys:
+    def made() -> AccountKeys:
+        from alphacut.aws.account_keys import AccountKeys
+        from alphacut.aws.keystore import KeyStore
+        from alphacut.aws.secrets import secret_bytes
+
+        settings = services.SETTINGS
+        store = KeyStore(settings.require("usage_table"), secret_bytes(settings.require("key_hash_secret_arn")))
+        return AccountKeys(store, settings.keys_per_account)
+
+    return services.once("account_keys", made)
+
+
+def callback_secrets() -> CallbackSecrets:
+    def made() -> CallbackSecrets:
+        from alphacut.aws.callback_secrets import CallbackSecrets
+
+        return CallbackSecrets.from_settings(services.SETTINGS)
+
+    return services.once("callback_secrets", made)
+
+
+def _actor() -> Caller:
+    caller = services.caller(router.current_event.raw_event)
+    if caller is None:
+        raise NotFound("the keys routes need an API key", field="x-api-key")
+    return caller
+
+
+def _body() -> dict[str, Any]:
+    return parse_json_object(raw_body(router.current_event.raw_event))
+
+
+def _grace(body: dict[str, Any], default: int) -> int:
+    grace = body.get("grace_seconds", default)
+    if isinstance(grace, bool) or not isinstance(grace, int):
+        raise InvalidOption("must be a whole number of seconds", field="grace_seconds")
+    return grace
+
+
+def key_view(key: StoredKey, spent: int = 0) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "name": key.name or ("owner" if key.key_id == key.account_id else ""),
+        "scopes": list(key.scopes),
+        "test": key.test,
+        "daily_credit_limit": credits(key.daily_limit) if key.daily_limit is not None else None,
+        "status": key.status,
+        "created": key.created,
+        "last_used": key.last_used or None,
+        "credits_today": credits(spent),
+    }
+
+
+def _daily_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_DAILY_CREDITS:
+        raise InvalidOption(
+            f"must be a number of credits from 0 to {MAX_DAILY_CREDITS}, or null",
+            field="daily_credit_limit",
+            limit=MAX_DAILY_CREDITS,
+        )
+    try:
+        return millicredits(value)
+    except ValueError as error:
+        raise InvalidOption(str(error), field="daily_credit_limit") from None
+
+
+@router.post("/v1/keys")
+def create_key_route() -> Response[Any]:
+    from alphacut.aws.account_keys import KeyRequest
+
+    body, actor = _body(), _actor()
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise InvalidOption("must name the key (1 to 64 characters)", field="name")
+    test = body.get("test", False)
+    if not isinstance(test, bool):
+        raise InvalidOption("must be true or false", field="test")
+    scopes = checked_scopes(body["scopes"]) if "scopes" in body else actor.scopes
+    request = KeyRequest(name, scopes, test, _daily_limit(body.get("daily_credit_limit")))
+    made = account_keys().create(actor, request)
+    return json_response(201, {**key_view(made.key), "key": made.value})
+
+
+@router.get("/v1/keys")
+def list_keys_route() -> Response[Any]:
+    keys = account_keys().list(_actor().account_id)
+    spent = services.usage_meter().key_spend.today([key.key_id for key in keys]) if services.usage_meter() else {}
+    return json_response(200, {"keys": [key_view(key, spent.get(key.key_id, 0)) for key in keys]})
+
+
+@router.delete("/v1/keys/<key_id>")
+def revoke_key_route(key_id: str) -> Response[Any]:
+    return json_response(200, key_view(account_keys().revoke(_actor(), key_id)))
+
+
+@router.post("/v1/keys/<key_id>/rotate")
+def rotate_key_route(key_id: str) -> Response[Any]:
+    made = account_keys().rotate(_actor(), key_id, _grace(_body(), 0))
+    return json_response(200, {**key_view(made.key), "key": made.value})
+
+
+@router.get("/v1/keys/<key_id>/callback-secret")
+def callback_secret_route(key_id: str) -> Response[Any]:
+    account_keys().managed(_actor(), key_id)
+    return json_response(200, {"key_id": key_id, "callback_secret": callback_secrets().secret(key_id)})
+
+
+@router.post("/v1/keys/<key_id>/callback-secret/rotate")
+def rotate_callback_secret_route(key_id: str) -> Response[Any]:
+    account_keys().managed(_actor(), key_id)
+    secret = callback_secrets().rotate(key_id, _grace(_body(), 86400))
+    return json_response(200, {"key_id": key_id, "callback_secret": secret})

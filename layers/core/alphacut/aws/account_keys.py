@@ -1,0 +1,217 @@
+"""A store's own keys: an account (one balance, its payments and statements) holds many named keys,
+each with its scopes, its own daily limit of credits and a test flag; any key of the account with
+scope ``keys`` makes, lists, rotates and revokes them (``/v1/keys``), and the operator's CLI does the
+same for any account.
+
+What one key may do to the account's keys is bounded by what it may do itself: it makes, rotates,
+revokes or reads the callback secret of a key only when that key has no more power than its own
+(scopes within its own, a test key if it is one, a daily limit no higher than its own), so a leaked
+plugin key with scope ``keys`` cannot mint a key with ``billing`` or without its budget, nor revoke
+the owner's key. An account holds at most ``keys_per_account`` live keys (a counter written in the
+same transaction as the key), and keeps at least one live key with scope ``keys``.
+
+Items (the usage table): ``pk = "acctkeys#<account>"``, ``sk = "<key id>"`` (a key of the account:
+listing is one query, never a scan; a revoked one's is marked ``revoked`` and TTL'd a day later);
+``sk = "-"``: ``live`` (its live keys; absent: 1, the owner key
+an account starts with). An account's id is its first key's id, so a key made before accounts is
+already the owner of its own (``migrate`` writes what is implied: safe to run twice).
+
+Usage::
+
+    keys = AccountKeys(KeyStore(table, secret), keys_per_account=25)
+    made = keys.create(caller, KeyRequest("storefront plugin", ("images",), daily_limit=50_000))
+    keys.list(caller.account_id)                 # the account's live keys, oldest first
+    keys.rotate(caller, made.key.key_id, grace_seconds=3600)
+    keys.revoke(caller, made.key.key_id)         # LastKeysKey for the last one with scope keys
+    keys.migrate()                               # every key the owner of its own account
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Any
+
+from alphacut.aws.authorizer import Caller
+from alphacut.aws.keystore import ACTIVE, KeyStore, MadeKey, StoredKey, new_key_id, new_value
+from alphacut.errors import InsufficientScope, InvalidOption, LastKeysKey, NotFound, TooManyKeys
+from alphacut.scopes import KEYS
+
+MAX_NAME = 64
+MEMBER_TIDY_SECONDS = 86400  # a revoked key's member item: TTL'd a day later (functions delete nothing)
+BATCH_GET_KEYS = 100
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """What a new key is to be: its name, scopes, whether a test key, its daily limit (millicredits)."""
+
+    name: str
+    scopes: tuple[str, ...]
+    test: bool = False
+    daily_limit: int | None = None
+
+
+def _members(account: str) -> str:
+    return f"acctkeys#{account}"
+
+
+class AccountKeys:
+    def __init__(self, store: KeyStore, keys_per_account: int = 25):
+        self.store, self.keys_per_account = store, keys_per_account
+
+    @property
+    def _db(self) -> Any:
+        return self.store._db
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def list(self, account: str) -> builtins.list[StoredKey]:
+        """The account's live keys, oldest first: one query of its members and one batch read."""
+        ids = [account]
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self.store.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :k)",
+            FilterExpression="attribute_not_exists(revoked)",
+            ExpressionAttributeValues={":pk": {"S": _members(account)}, ":k": {"S": "k"}},
+            ProjectionExpression="sk",
+        )
+        for page in pages:
+            ids += [item["sk"]["S"] for item in page.get("Items", []) if item["sk"]["S"] != account]
+        keys = [key for key in self._read(ids) if key.enabled and key.account_id == account]
+        return sorted(keys, key=lambda key: (key.created, key.key_id))
+
+    def _read(self, ids: builtins.list[str]) -> builtins.list[StoredKey]:
+        found: builtins.list[StoredKey] = []
+        for start in range(0, len(ids), BATCH_GET_KEYS):
+            keys = [{"pk": {"S": f"key#{k}"}, "sk": {"S": "-"}} for k in ids[start : start + BATCH_GET_KEYS]]
+            request: dict[str, Any] = {self.store.table_name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._db.batch_get_item(RequestItems=request)
+                found += [self.store.stored(item) for item in answer.get("Responses", {}).get(self.store.table_name, [])]
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def owned(self, account: str, key_id: str) -> StoredKey:
+        """A live key of the account (NotFound for any other: another account's keys are not said
+        to exist)."""
+        key = self.store.get(key_id)
+        if key is None or key.account_id != account or not key.enabled:
+            raise NotFound(f"no live API key {key_id} in this account", field="key_id")
+        return key
+
+    # ---- changing --------------------------------------------------------------------------------
+    def create(self, actor: Caller, request: KeyRequest) -> MadeKey:
+        """A new key of the actor's account, on its plan, for its customer: the value shown once."""
+        name = request.name.strip()
+        if not name or len(name) > MAX_NAME:
+            raise InvalidOption(f"must be 1 to {MAX_NAME} characters", field="name", limit=MAX_NAME)
+        if actor.plan is None:
+            raise NotFound("this key has no plan to give a new key", field="x-api-key")
+        account = actor.account_id
+        key = StoredKey(
+            new_key_id(),
+            actor.customer,
+            actor.plan.name,
+            ACTIVE,
+            self.store.now(),
+            [],
+            scopes=request.scopes,
+            account=account,
+            name=name,
+            test=request.test,
+            daily_limit=request.daily_limit,
+        )
+        refuse_more_power(actor, key)
+        value = new_value()
+        key.hashes.append(self.store.fingerprint(value))
+        put = [{"Put": {"TableName": self.store.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}} for item in self.store.items(key, value)]
+        member = {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}, "created": {"S": key.created}}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    self._count(account, +1),
+                    *put,
+                    {"Put": {"TableName": self.store.table_name, "Item": member}},
+                ]
+            )
+        except self._db.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise TooManyKeys(
+                    f"this account holds {self.keys_per_account} live keys, as many as it may: revoke one first",
+                    field="key",
+                    limit=self.keys_per_account,
+                ) from None
+            raise
+        return MadeKey(key, value)
+
+    def _count(self, account: str, change: int) -> dict[str, Any]:
+        """The account's live keys, changed by ``change`` (a new one only below the limit)."""
+        update: dict[str, Any] = {
+            "TableName": self.store.table_name,
+            "Key": {"pk": {"S": _members(account)}, "sk": {"S": "-"}},
+            "UpdateExpression": "SET live = if_not_exists(live, :owner) + :change",
+            "ExpressionAttributeValues": {":owner": {"N": "1"}, ":change": {"N": str(change)}},
+        }
+        if change > 0:
+            update["ConditionExpression"] = "attribute_not_exists(live) OR live < :most"
+            update["ExpressionAttributeValues"][":most"] = {"N": str(self.keys_per_account)}
+        return {"Update": update}
+
+    def rotate(self, actor: Caller, key_id: str, grace_seconds: int) -> MadeKey:
+        refuse_more_power(actor, self.owned(actor.account_id, key_id))
+        return self.store.rotate(key_id, grace_seconds)
+
+    def managed(self, actor: Caller, key_id: str) -> StoredKey:
+        """A key of the actor's account that the actor may manage (its callback secret, say)."""
+        key = self.owned(actor.account_id, key_id)
+        refuse_more_power(actor, key)
+        return key
+
+    def revoke(self, actor: Caller, key_id: str) -> StoredKey:
+        """Revoke a key of the account: refused by the authorizer once API Gateway's cache of its
+        last answer ends. Never the account's last live key with scope ``keys``."""
+        key = self.managed(actor, key_id)
+        if KEYS in key.scopes and not key.test:
+            others = [k for k in self.list(actor.account_id) if k.key_id != key_id and KEYS in k.scopes and not k.test]
+            if not others:
+                raise LastKeysKey(
+                    "this is the account's last live key that may manage keys: make another first",
+                    field="key_id",
+                )
+        revoked = self.store.revoke(key_id)
+        now = int(self.store.clock())
+        member = {
+            "TableName": self.store.table_name,
+            "Key": {"pk": {"S": _members(actor.account_id)}, "sk": {"S": key_id}},
+            "UpdateExpression": "SET revoked = :now, expires_at = :tidy",
+            "ExpressionAttributeValues": {":now": {"N": str(now)}, ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)}},
+        }
+        self._db.transact_write_items(TransactItems=[self._count(actor.account_id, -1), {"Update": member}])
+        return revoked
+
+    def migrate(self) -> int:
+        """Every key made before accounts becomes the owner of its own account (its balance, usage,
+        payments and statements were kept by its id already): ``account`` written on its items.
+        Safe to run twice (a key with an account is left as it is): the keys changed."""
+        changed = 0
+        for key in self.store.all():
+            if self.store.mark_account(key):
+                changed += 1
+        return changed
+
+
+def refuse_more_power(actor: Caller, key: StoredKey) -> None:
+    """``InsufficientScope`` unless ``key`` has no more power than ``actor``: its scopes within the
+    actor's, a test key if the actor is one, a daily limit no higher than the actor's own."""
+    wider = [scope for scope in key.scopes if scope not in actor.scopes]
+    if wider:
+        raise InsufficientScope(
+            f"this key cannot manage a key with scope {wider[0]}, which it does not hold itself", scope=wider[0]
+        )
+    if actor.test and not key.test:
+        raise InsufficientScope("a test key manages test keys only", scope=KEYS)
+    if actor.daily_limit is not None and (key.daily_limit is None or key.daily_limit > actor.daily_limit):
+        raise InsufficientScope(
+            "this key has a daily limit of credits: the keys it manages need one no higher", scope=KEYS
+        )
