@@ -162,6 +162,7 @@ def stack(image_server, operator_models, tmp_path_factory):
             **LOCAL_PARAMETERS,
             "ModelEngine": os.environ["ALPHACUT_ENGINE"],
             "KeyCacheSeconds": "2",
+            "TestResultsPerDay": "3",  # an account's test keys: 3 results a day (tests/e2e/test_accounts.py)
             "KeylessRateLimit": "500",
             "KeylessBurstLimit": "1000",
         },

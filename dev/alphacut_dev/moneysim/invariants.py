@@ -244,3 +244,18 @@ def at_rest(
             raise Violation(f"{outcome.name} was stopped and charged {charged}")
     if unpaid > unbilled_metric:
         raise Violation(f"{unpaid} delivered and not paid, {unbilled_metric} counted in UnbilledCalls")
+
+
+def key_spending(items: dict[tuple[str, str], Item], key: str, limit: int, paid: int) -> None:
+    """A key with a daily limit: its count of the day never above the limit, never below what its
+    calls were charged (a call killed between the count and its debit may leave it higher: the key
+    spends less than its limit, never more)."""
+    counts = [int(item["spent"]["N"]) for (pk, _), item in items.items() if pk == f"spend#{key}"]
+    if paid > limit:
+        raise Violation(f"the key's calls were charged {paid}, over its daily limit of {limit}")
+    if not counts:
+        return  # not counted yet, or TTL took the day's count (the run's clock passed days)
+    if counts[0] > limit:
+        raise Violation(f"the key counted {counts[0]} spent today, over its limit of {limit}")
+    if paid > counts[0]:
+        raise Violation(f"the key's calls were charged {paid}, more than its count of {counts[0]}")

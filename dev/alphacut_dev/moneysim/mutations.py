@@ -1,5 +1,5 @@
 """Bugs put back on purpose, each one the simulator must find (tests/unit/test_money_simulator.py):
-the two interleavings that lost or created credits before they were fixed, and five mutations of
+the two interleavings that lost or created credits before they were fixed, and six mutations of
 the protocol (a condition dropped, two writes swapped, a TTL set too early). ``PLANTED`` maps
 each name to the scope that finds it and to what plants it; ``planted(names)`` applies them for
 the length of one run, as code changes (a method of the ledger swapped) or as a rewrite of a
@@ -113,6 +113,11 @@ def debit_without_cover() -> Undo:
     )
 
 
+def key_limit_unchecked() -> Undo:
+    """A key's daily count added to without its condition that the limit covers the price."""
+    return _rewrite(_replace_in("Update", "ADD spent :amount", "ConditionExpression", "spent <= :room", ":room = :room"))
+
+
 def refund_credit_unconditional() -> Undo:
     """The release's credit without its condition that the entry is not there yet: a retried
     write credits twice."""
@@ -212,4 +217,5 @@ PLANTED: dict[str, tuple[str, Callable[[], Undo]]] = {
     "metadata-trusted": ("payments", metadata_trusted),
     "payment-state-regresses": ("payment-order", payment_state_regresses),
     "crossing-claimed-twice": ("crossings", crossing_claimed_twice),
+    "key-limit-unchecked": ("key-limit", key_limit_unchecked),
 }

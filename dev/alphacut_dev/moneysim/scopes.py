@@ -105,6 +105,20 @@ SCOPES = {
         ttl=0,
         preemptions=2,
     ),
+    # three delivering calls of a key whose daily limit pays for two, a kill and a retried write:
+    # never more delivered than the limit, never a count below what was charged
+    "key-limit": Scope(
+        "key-limit",
+        calls=(True, True, True),
+        key_limit=2000,
+        funds=5000,
+        sweeps=1,
+        kills=1,
+        faults=1,
+        clock_moves=1,
+        ttl=0,
+        preemptions=1,
+    ),
     # walked at random: more of everything at once
     "wide": Scope(
         "wide",
@@ -139,6 +153,7 @@ CI_SLICE = {
     "payments": 3000,
     "payment-order": 2000,
     "crossings": 1000,
+    "key-limit": 1500,
 }
 CI_WALKS = 500  # random walks over "wide"
 PLANTED_RUNS = 20_000  # at most, to find a planted bug in its scope

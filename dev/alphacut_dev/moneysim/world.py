@@ -37,7 +37,8 @@ from alphacut_dev.moneysim.dynamodb import (
     ModelTable,
 )
 
-KEY = "store"
+KEY = "store"  # the account: its balance
+SPENDER = "plugin"  # the account's key the calls come from, where a scope gives it a daily limit
 ROUTE = "/v1/cutout"
 START = 1_800_000_000  # the clock at the start of every run (seconds)
 SWEEP_SHARDS = 2
@@ -62,6 +63,9 @@ class Scope:
     # order: succeeded, failed, refunded:<amount refunded so far>, dispute:<amount>, won, lost
     events: tuple[str, ...] = ()
     crossings: int = 0  # calls that took the balance below an armed threshold, each claiming it
+    # the calls' key is one of the account's with its own daily limit of credits (None: no limit;
+    # alphacut.aws.key_spend): whatever runs at once, its delivered calls never cost more
+    key_limit: int | None = None
     funds: int = 3000  # the balance before anything runs (a top-up)
     price: int = 1000
     sweeps: int = 2
@@ -367,6 +371,8 @@ class World:
         if self.stepped_wrong:
             raise invariants.Violation(self.stepped_wrong)
         invariants.during(self.table.items, self.table.tombstones, KEY)
+        if self.scope.key_limit is not None:
+            invariants.key_spending(self.table.items, SPENDER, self.scope.key_limit, self._paid_calls())
         # nothing re-arms it in a run but a claim given back untold: one crossing told, one top-up
         if len(self.claims) > 1:
             raise invariants.Violation(f"one crossing told {len(self.claims)} times: {self.claims}")
@@ -409,7 +415,7 @@ class World:
         self.spawn("consumer", f"consumer{number}", consume)
 
     def start_call(self, name: str, delivers: bool) -> None:
-        from alphacut.api.credits import CreditGate
+        from alphacut.api.credits import CreditGate, KeySpending
         from alphacut.api.metering import CallOutcome, settle_call
         from alphacut.aws.usage import UsageMeter
         from alphacut.errors import InsufficientCredits
@@ -420,6 +426,8 @@ class World:
         def call() -> None:
             meter = UsageMeter("usage", "queue", clock=self.clock)
             gate = CreditGate(meter.credits, KEY, name, ROUTE, self.settings)
+            if self.scope.key_limit is not None:
+                gate.spending = KeySpending(meter.key_spend, SPENDER, self.scope.key_limit)
             try:
                 gate.reserve_call(CutoutOptions())
                 billable = delivers
@@ -608,6 +616,8 @@ class World:
             self.move_clock(self.now + 3 * 86400)
             for key in self.table.expired(self.now):
                 self.expire(key)
+        if self.scope.key_limit is not None:
+            invariants.key_spending(self.table.items, SPENDER, self.scope.key_limit, self._paid_calls())
         invariants.at_rest(
             self.table.items,
             self.table.tombstones,
@@ -616,6 +626,10 @@ class World:
             self.table.paid,
             int(self.metrics.get("UnbilledCalls", 0)),
         )
+
+    def _paid_calls(self) -> int:
+        """What the calls' markers charged so far (millicredits)."""
+        return sum(self.table.paid.get(name, 0) for name in self.outcomes if name in self.table.paid)
 
     def _run_out(self) -> None:
         while True:
@@ -645,7 +659,7 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     one counter shard, and a silent logger; ``world_ref[0]`` is the world of the run under way."""
     import alphacut.api.credits as api_credits
     from alphacut.api import metering
-    from alphacut.aws import credits, payments, transactions, usage
+    from alphacut.aws import credits, key_spend, payments, transactions, usage
     from alphacut.billing import stripe_events
 
     quiet = SimpleNamespace(
@@ -664,6 +678,7 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     saved = {
         (credits, "client"): credits.client,
         (usage, "client"): usage.client,
+        (key_spend, "client"): key_spend.client,
         (payments, "client"): payments.client,
         (payments, "time"): payments.time,
         (stripe_events, "logger"): stripe_events.logger,
@@ -681,7 +696,9 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     if hasattr(usage, "metrics"):
         saved[(usage, "metrics")] = usage.metrics
     try:
-        credits.client = usage.client = payments.client = lambda service: world_ref[0].client(service)
+        credits.client = usage.client = key_spend.client = payments.client = lambda service: world_ref[0].client(
+            service
+        )
         payments.time = fake_time
         stripe_events.logger = quiet
         stripe_events.metrics = Recorder()

@@ -470,7 +470,7 @@ def _keys(args: argparse.Namespace) -> int:
         if args.action == "create":
             from alphacut.scopes import checked_scopes
 
-            key = admin.create(args.customer, args.plan, checked_scopes(args.scopes))
+            key = _create_key(admin, args, checked_scopes(args.scopes))
             print(
                 f"created key {key.id} for {key.customer} on plan {key.plan}, scopes "
                 f"{', '.join(key.scopes)} (shown once: keep it)"
@@ -490,6 +490,8 @@ def _keys(args: argparse.Namespace) -> int:
                 f"revoked key {key.id} ({key.customer}, plan {key.plan}): "
                 "refused once the authorizer's cache of it ends"
             )
+        elif args.action == "migrate" and args.accounts:
+            print(f"{admin.migrate_accounts()} keys made the owners of their own accounts (the rest had one)")
         elif args.action == "migrate":
             migrated = admin.migrate()
             for key in migrated:
@@ -511,6 +513,20 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"alphacut: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _create_key(admin: KeyAdmin, args: argparse.Namespace, scopes: tuple[str, ...]) -> Any:
+    """A key for a customer on a plan (its own account), or with --account one more key of an
+    account, named, maybe a test key or with a daily limit."""
+    if not args.account:
+        if not args.customer or not args.plan:
+            raise InvalidOption("a new account's key needs --customer and --plan", field="customer")
+        return admin.create(args.customer, args.plan, scopes)
+    from alphacut.aws.account_keys import KeyRequest
+    from alphacut.pricing import millicredits
+
+    limit = millicredits(args.daily_credits) if args.daily_credits is not None else None
+    return admin.create_in_account(args.account, KeyRequest(args.name or "", scopes, args.test, limit))
 
 
 def _callback_secret(admin: KeyAdmin, key_id: str, rotate: bool = False, grace: int = 86400) -> str:
@@ -752,8 +768,12 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_arguments(keys)
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="a new key for a customer on a plan (its value shown once)")
-    create.add_argument("--customer", required=True)
-    create.add_argument("--plan", required=True, help="free, starter, business or credits (template.yaml)")
+    create.add_argument("--customer", help="a new account's customer (not with --account)")
+    create.add_argument("--plan", help="free, starter, business or credits (template.yaml)")
+    create.add_argument("--account", help="one more key of this account (its owner key's id)")
+    create.add_argument("--name", help="with --account: the key's name, as the store sees it")
+    create.add_argument("--test", action="store_true", help="with --account: a test key (never charged)")
+    create.add_argument("--daily-credits", help="with --account: credits a UTC day the key may spend")
     create.add_argument(
         "--scopes",
         default="images,usage,billing,keys",
@@ -775,8 +795,11 @@ def build_parser() -> argparse.ArgumentParser:
         "revoke", help="refuse a key (within the authorizer's cache, KeyCacheSeconds)"
     )
     revoke.add_argument("key_id")
-    actions.add_parser(
+    migrate = actions.add_parser(
         "migrate", help="the stack's API Gateway keys into the key store (their values keep working)"
+    )
+    migrate.add_argument(
+        "--accounts", action="store_true", help="instead: every key made before accounts the owner of its own"
     )
     suspend = actions.add_parser(
         "suspend", help="refuse a key until it is reinstated (a disputed payment does this)"

@@ -122,7 +122,7 @@ class AccountKeys:
             daily_limit=request.daily_limit,
         )
         refuse_more_power(actor, key)
-        value = new_value()
+        value = new_value(request.test)
         key.hashes.append(self.store.fingerprint(value))
         put = [{"Put": {"TableName": self.store.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}} for item in self.store.items(key, value)]
         member = {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}, "created": {"S": key.created}}
@@ -179,16 +179,33 @@ class AccountKeys:
                     "this is the account's last live key that may manage keys: make another first",
                     field="key_id",
                 )
+        return self.revoke_any(key_id)
+
+    def revoke_any(self, key_id: str) -> StoredKey:
+        """Revoke a key and take it off its account's list and count (the operator's verb: no
+        rule about the account's last key that manages keys)."""
         revoked = self.store.revoke(key_id)
+        account = revoked.account_id
         now = int(self.store.clock())
         member = {
             "TableName": self.store.table_name,
-            "Key": {"pk": {"S": _members(actor.account_id)}, "sk": {"S": key_id}},
+            "Key": {"pk": {"S": _members(account)}, "sk": {"S": key_id}},
             "UpdateExpression": "SET revoked = :now, expires_at = :tidy",
             "ExpressionAttributeValues": {":now": {"N": str(now)}, ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)}},
         }
-        self._db.transact_write_items(TransactItems=[self._count(actor.account_id, -1), {"Update": member}])
+        self._db.transact_write_items(TransactItems=[self._count(account, -1), {"Update": member}])
         return revoked
+
+    def operator_for(self, account: str) -> Caller:
+        """The operator acting on ``account`` (every scope, no limit): its owner key's plan and
+        customer, for keys it makes there (NotFound: no such account)."""
+        from alphacut.aws.plans import Plan
+        from alphacut.scopes import ALL_SCOPES
+
+        owner = self.store.get(account)
+        if owner is None or owner.account_id != account:
+            raise NotFound(f"no account {account} (an account's id is its owner key's)", field="account")
+        return Caller("operator", owner.customer, Plan("", owner.plan), ALL_SCOPES, account)
 
     def migrate(self) -> int:
         """Every key made before accounts becomes the owner of its own account (its balance, usage,

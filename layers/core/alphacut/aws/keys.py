@@ -14,6 +14,8 @@ Usage::
     admin.create_many([("shop-1", "free"), ("shop-2", "credits")])   # an iterator of ApiKey
     admin.rotate(key.id, grace_seconds=86400); admin.revoke(key.id); admin.list()
     admin.migrate()                                  # the stack's API Gateway keys, into the store
+    admin.create_in_account(owner_id, KeyRequest("plugin", ("images",)))   # a store's account
+    admin.migrate_accounts()                         # every older key the owner of its own account
     admin.credit(key.id, 37_000, reference="invoke-17")   # millicredits; -> (TopUp, balance)
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import boto3
 
+from alphacut.aws.account_keys import AccountKeys, KeyRequest
 from alphacut.aws.credits import CreditLedger, TopUp
 from alphacut.aws.keystore import KeyStore, MadeKey, StoredKey
 from alphacut.aws.plans import Plan, PlanCatalogue, plan_keys, stack_plans
@@ -58,11 +61,13 @@ class KeyAdmin:
         client: Any = None,
         ledger: CreditLedger | None = None,
         store: KeyStore | None = None,
+        keys_per_account: int = 25,
     ):
         self.stack = stack
         self.client = client or boto3.client("apigateway")  # the plans (usage plans), and migrate
         self.ledger = ledger  # the usage table's credits (None: credit accounts not touched)
         self.store = store
+        self.keys_per_account = keys_per_account
         self._plans: dict[str, Plan] | None = None
 
     def plans(self) -> dict[str, Plan]:
@@ -113,7 +118,21 @@ class KeyAdmin:
         return ApiKey.of(made.key, made.value)
 
     def revoke(self, key_id: str) -> ApiKey:
-        return ApiKey.of(self._keys().revoke(key_id))
+        return ApiKey.of(self.accounts().revoke_any(key_id))
+
+    def accounts(self) -> AccountKeys:
+        return AccountKeys(self._keys(), self.keys_per_account)
+
+    def create_in_account(self, account: str, request: KeyRequest) -> ApiKey:
+        """A key of an existing account (its owner key's id), as the store's own /v1/keys makes
+        one: the operator may give it any scopes."""
+        accounts = self.accounts()
+        made = accounts.create(accounts.operator_for(account), request)
+        return ApiKey.of(made.key, made.value)
+
+    def migrate_accounts(self) -> int:
+        """Every key made before accounts, the owner of its own (safe twice): the keys changed."""
+        return self.accounts().migrate()
 
     def suspend(self, key_id: str, reason: str) -> ApiKey:
         return ApiKey.of(self._keys().suspend(key_id, reason))

@@ -47,6 +47,7 @@ from alphacut.errors import InvalidOption, NotFound
 from alphacut.scopes import ALL_SCOPES, scopes_from_text, scopes_text
 
 KEY_PREFIX = "ac_"  # a key's value: the prefix and 40 random characters (240 bits)
+TEST_KEY_PREFIX = "ac_test_"  # a test key's, so a store sees which one it pasted
 MIN_VALUE_LENGTH = 20  # an adopted value (API Gateway's own minimum, so every migrated key fits)
 ACTIVE, REVOKED, SUSPENDED = "active", "revoked", "suspended"
 BATCH_ITEMS = 25  # BatchWriteItem's limit
@@ -54,8 +55,8 @@ MAX_GRACE_SECONDS = 30 * 86400
 ROTATED_TIDY_SECONDS = 86400  # a rotated-out value's item is TTL'd a day after its grace ends
 
 
-def new_value() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(30)
+def new_value(test: bool = False) -> str:
+    return (TEST_KEY_PREFIX if test else KEY_PREFIX) + secrets.token_urlsafe(30)
 
 
 def new_key_id() -> str:
@@ -240,7 +241,7 @@ class KeyStore:
                 f"must be 0 to {MAX_GRACE_SECONDS} seconds", field="grace", limit=MAX_GRACE_SECONDS
             )
         key = self._active(key_id)
-        value = new_value()
+        value = new_value(key.test)
         fingerprint = self.fingerprint(value)
         until = int(self.clock()) + grace_seconds
         for old in key.hashes:
@@ -251,7 +252,7 @@ class KeyStore:
         kept = key.hashes if grace_seconds else []
         rotated = replace(key, status=ACTIVE, hashes=[fingerprint, *kept])
         own_item, value_item = self.items(rotated, value)
-        self._write_batch([value_item])
+        self._db.put_item(TableName=self.table_name, Item=value_item)
         # an update, not a put: the key's item keeps what others wrote on it (its callback
         # secret's generation, its last use)
         self._db.update_item(
