@@ -486,6 +486,10 @@ def operations() -> int:
         ("rate (every call: the key's token bucket)", lambda: meter.limits.admit(HOT_KEY, plans[HOT_KEY])),
         ("reserve", lambda: ledger.reserve(HOT_KEY, "call-1", 1000, 90, ROUTE)),
         (
+            "a key's daily spending counted under its limit (beside the reserve)",
+            lambda: meter.key_spend.spend("k-plugin", 1000, 50_000),
+        ),
+        (
             "commit with the count (the charge transaction)",
             lambda: meter.record(
                 MeteredCall(HOT_KEY, ROUTE, True, "call-1", credits=1000, hold="call-1", hold_finished=True)

@@ -145,3 +145,16 @@ def test_a_rotated_key_works_through_its_grace_a_revoked_one_is_refused_and_the_
     last = owner.request("DELETE", f"/v1/keys/{owner.key_id}")
     assert (last.status_code, last.json()["error"]["code"]) == (409, "last_keys_key")
     assert [key["key_id"] for key in owner.get("/v1/keys").json()["keys"]] == [owner.key_id]
+
+
+def test_a_key_made_on_v1_keys_is_let_in_at_once_while_reads_are_eventually_consistent(stack, admin):
+    owner = credit_key(admin, stack, "1")
+    assert let_in(owner)
+    with stack.eventual_reads.lagging(3.0):
+        made = owner.post("/v1/keys", json={"name": "at once", "scopes": ["images"]}).json()
+        answer = Api(stack.url, made["key"], made["key_id"]).get("/v1/usage")  # before 3 s have passed
+        eventual = stack.client("dynamodb").get_item(
+            TableName=stack.physical["UsageTable"], Key={"pk": {"S": f"key#{made['key_id']}"}, "sk": {"S": "-"}}
+        )
+    assert "Item" not in eventual  # the rule was on: a replica that had not caught up
+    assert answer.status_code == 200, answer.text  # the authorizer's read is a consistent one

@@ -170,3 +170,31 @@ def test_a_single_write_to_an_item_a_transaction_holds_is_refused(dynamodb, conf
     dynamodb.put_item(TableName=TABLE, Item=item("other", "balance"))  # an item it does not hold
     first.join()
     assert refused.value.response["Error"]["Code"] == "TransactionConflictException"
+
+
+def test_an_eventually_consistent_read_may_miss_a_write_of_the_last_moments_and_a_consistent_one_never():
+    from alphacut_dev.local.dynamodb_consistency import EventualReads
+
+    moments = [100.0]
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        db.create_table(**table_definition("UsageTable", TABLE))
+        reads = EventualReads(clock=lambda: moments[0])
+        reads.apply()
+        try:
+            key = {"pk": {"S": "key#k1"}, "sk": {"S": "-"}}
+            with reads.lagging(1.0):
+                db.put_item(TableName=TABLE, Item=item("key#k1", "-", plan="credits"))
+                assert "Item" not in db.get_item(TableName=TABLE, Key=key)  # a replica not caught up
+                assert db.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]["plan"]["S"] == "credits"
+                db.update_item(
+                    TableName=TABLE, Key=key, UpdateExpression="SET #p = :p", ExpressionAttributeNames={"#p": "plan"}, ExpressionAttributeValues={":p": {"S": "free"}}
+                )
+                assert "Item" not in db.get_item(TableName=TABLE, Key=key)  # still the window's oldest
+                moments[0] += 1.5
+                assert db.get_item(TableName=TABLE, Key=key)["Item"]["plan"]["S"] == "free"  # caught up
+            assert reads.missed == 2
+            db.put_item(TableName=TABLE, Item=item("key#k2", "-"))
+            assert "Item" in db.get_item(TableName=TABLE, Key={"pk": {"S": "key#k2"}, "sk": {"S": "-"}})  # off
+        finally:
+            reads.restore()

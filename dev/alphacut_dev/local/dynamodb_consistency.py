@@ -1,20 +1,28 @@
 """What the local stack changes in moto's DynamoDB so that it keeps DynamoDB's own guarantees: each
 write atomic (one lock around moto's writes and its request handling), a Query that reads one
-partition, a transaction rolled back from a journal instead of deep copies of whole tables.
+partition, a transaction rolled back from a journal instead of deep copies of whole tables; and,
+where a test turns it on, what DynamoDB does not guarantee: a ``GetItem`` without
+``ConsistentRead`` may not see the writes of the last moments (``EventualReads``).
 
 Usage::
 
     undo = serialise_dynamodb_writes(); undo_query = partition_queries()
-    ...
-    undo_query(); undo()
+    reads = EventualReads(); reads.apply()
+    with reads.lagging(1.0):      # an eventually consistent GetItem misses writes of the last second
+        ...
+    reads.restore(); undo_query(); undo()
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 HANDLED_UNDER_THE_LOCK = (
     "get_item",
@@ -146,3 +154,97 @@ def journalled_transaction(transact_write_items):
             raise
 
     return transact
+
+
+class EventualReads:
+    """DynamoDB's eventually consistent reads, which moto does not have: while ``lagging(seconds)``
+    is on, a ``GetItem`` without ``ConsistentRead`` answers an item as it was before its writes of
+    the last ``seconds`` (absent, if it was made then), as a read of a replica that has not caught up
+    may (DynamoDB: "might not reflect the results of a recently completed write operation"; a
+    consistent read always does). Off (the default), reads are as moto's, strongly consistent."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.lag = 0.0
+        self.missed = 0  # reads answered from before a recent write
+        self._before: dict[str, tuple[float, dict[str, Any] | None]] = {}  # item -> (first write, old)
+        self._saved: dict[tuple[object, str], object] = {}
+
+    @contextmanager
+    def lagging(self, seconds: float) -> Iterator[EventualReads]:
+        self.lag, self._before = seconds, {}
+        try:
+            yield self
+        finally:
+            self.lag, self._before = 0.0, {}
+
+    def apply(self) -> None:
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.responses import DynamoHandler
+
+        for name in ("put_item", "update_item", "delete_item"):
+            self._patch(DynamoDBBackend, name, self._remembering(getattr(DynamoDBBackend, name)))
+        self._patch(DynamoDBBackend, "transact_write_items", self._remembering_all(DynamoDBBackend.transact_write_items))
+        self._patch(DynamoHandler, "get_item", self._lagging_read(DynamoHandler.get_item))
+
+    def restore(self) -> None:
+        for (owner, name), original in self._saved.items():
+            setattr(owner, name, original)
+        self._saved = {}
+
+    def _patch(self, owner: object, name: str, replacement: Callable[..., Any]) -> None:
+        self._saved[(owner, name)] = getattr(owner, name)
+        setattr(owner, name, replacement)
+
+    @staticmethod
+    def _name(table: str, key: dict[str, Any]) -> str:
+        return table + json.dumps(key, sort_keys=True)
+
+    def _remember(self, backend: Any, table_name: str, attributes: dict[str, Any]) -> None:
+        """The item as it is before a write, kept for the lag from the first write of the window."""
+        table = backend.tables.get(table_name)
+        if table is None:
+            return
+        names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+        if not all(n in attributes for n in names):
+            return
+        key = {n: attributes[n] for n in names}
+        name, now = self._name(table_name, key), self.clock()
+        kept = self._before.get(name)
+        if kept is not None and now - kept[0] < self.lag:
+            return  # the window's oldest state stays what a lagging read sees
+        before = backend.get_item(table_name, key)
+        self._before[name] = (now, copy.deepcopy(before.to_json()["Attributes"]) if before else None)
+
+    def _remembering(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(backend: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+            if self.lag:
+                attributes = kwargs.get("item_attrs") or kwargs.get("key") or (args[0] if args else {})
+                self._remember(backend, table_name, attributes or {})
+            return original(backend, table_name, *args, **kwargs)
+
+        return functools.wraps(original)(write)
+
+    def _remembering_all(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def transact(backend: Any, transact_items: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            if self.lag:
+                for entry in transact_items:
+                    operation = next(iter(entry.values()))
+                    self._remember(backend, operation.get("TableName", ""), operation.get("Item") or operation.get("Key") or {})
+            return original(backend, transact_items, *args, **kwargs)
+
+        return functools.wraps(original)(transact)
+
+    def _lagging_read(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def get_item(handler: Any) -> Any:
+            if self.lag and not handler.body.get("ConsistentRead"):
+                name = self._name(handler.body.get("TableName", ""), handler.body.get("Key") or {})
+                kept = self._before.get(name)
+                if kept is not None and self.clock() - kept[0] < self.lag:
+                    from moto.dynamodb.responses import DynamoResult
+
+                    self.missed += 1
+                    return DynamoResult({"Item": kept[1]} if kept[1] is not None else {})
+            return original(handler)
+
+        return functools.wraps(original)(get_item)

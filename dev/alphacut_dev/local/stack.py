@@ -31,7 +31,7 @@ from alphacut_dev.local.apigateway_integrations import MockIntegration
 from alphacut_dev.local.authorizers import LambdaAuthorizers
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
-from alphacut_dev.local.dynamodb_consistency import partition_queries, serialise_dynamodb_writes
+from alphacut_dev.local.dynamodb_consistency import EventualReads, partition_queries, serialise_dynamodb_writes
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint, unpack_model_data, upload_model_data
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
@@ -130,6 +130,8 @@ class LocalStack:
         self._restore_dynamodb_writes: Callable[[], None] | None = None
         self._restore_partition_queries: Callable[[], None] | None = None
         self.aws_rules = AwsRules()  # S3 sequencers, Step Functions' 90-day name window
+        # eventually consistent GetItems, off until a test turns them on (stack.eventual_reads.lagging)
+        self.eventual_reads = EventualReads()
         # DynamoDB's capacity rules: units metered, partitions' limits, transaction conflicts
         self.capacity = DynamoDBCapacity()
         self.transaction_conflicts = TransactionConflicts()
@@ -194,6 +196,7 @@ class LocalStack:
         self.capacity.apply()
         self.transaction_conflicts.apply()
         self.aws_rules.apply()
+        self.eventual_reads.apply()
         self.iam.apply()
         self._enable_moto_execution()
         if self.model_data is not None:
@@ -230,6 +233,7 @@ class LocalStack:
             self._expiry_loop.stop()
             self._expiry_loop = None
         self.aws_rules.restore()
+        self.eventual_reads.restore()
         self.service_lookup.restore()
         self.transaction_conflicts.restore()
         self.capacity.restore()

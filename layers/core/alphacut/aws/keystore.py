@@ -131,9 +131,10 @@ class KeyStore:
     # ---- the request path ------------------------------------------------------------------------
     def find(self, value: str) -> Credential | None:
         """The key a value belongs to (None: unknown, revoked, or a rotated-out value past its
-        grace). One item read."""
+        grace). One item read, a consistent one: an eventually consistent read may miss a key made
+        a moment ago, and API Gateway would cache that Deny for ``KeyCacheSeconds``."""
         item = self._db.get_item(
-            TableName=self.table_name, Key=_key(f"apikey#{self.fingerprint(value)}")
+            TableName=self.table_name, Key=_key(f"apikey#{self.fingerprint(value)}"), ConsistentRead=True
         ).get("Item")
         if not item or "suspended" in item:
             return None
