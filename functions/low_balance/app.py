@@ -5,6 +5,7 @@ Partial batch failures go back to the queue; the purchase's idempotency key make
 import time
 
 from alphacut.aws.low_balance_queue import LowBalance
+from alphacut.billing.low_balance import metrics
 from alphacut.billing.service import low_balance_notices
 from alphacut.deadlines import ANSWER_MARGIN_SECONDS, deadline
 from aws_lambda_powertools import Logger
@@ -21,6 +22,7 @@ def tell(record) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics  # NoticeMailFailed (its alarm)
 def handler(event, context):
     # every Stripe call inside the function's own time: one that could outlive it is not started,
     # and its message comes back later (alphacut.billing.stripe_account)

@@ -553,3 +553,38 @@ def test_a_crossing_whose_news_could_not_be_queued_is_told_by_the_next_charged_c
     assert cutout()["statusCode"] == 200
     assert [(n.key_id, n.crossing, n.balance) for n in sent] == [(store_key, 2, 8 * MILLI)]
     assert not ledger.standing(store_key).armed
+
+
+def test_a_notice_mail_ses_refuses_leaves_one_top_up_and_one_webhook_and_is_not_retried(
+    handler, stripe_server, store_key, billing
+):
+    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.aws.mailbox import Mailbox
+    from alphacut.billing.low_balance import LowBalanceNotices
+    from alphacut.billing.service import low_balance_notices
+    from botocore.exceptions import ClientError
+
+    from tests.localstripe_server import WebhookReceiver
+
+    class RefusingSes(Mailbox):  # SES's answer for an address the sandbox does not mail
+        def send(self, to: str, subject: str, text: str) -> str:
+            raise ClientError({"Error": {"Code": "MessageRejected", "Message": "Email address is not verified"}}, "SendEmail")
+
+    hooks = WebhookReceiver()
+    try:
+        with_saved_card(stripe_server, store_key)
+        settings_call(handler, store_key, auto_top_up="starter", low_balance=20)
+        PaymentRecords(USAGE_TABLE).save_profile(store_key, email="owner@shop.example", notify_url=hooks.url)
+        made = low_balance_notices()
+        notices = LowBalanceNotices(made.settings, made.account, made.records, RefusingSes("billing@shop.example"),
+                                    made.signing_for, ("127.0.0.1",))  # fmt: skip
+        notice = LowBalance(store_key, 1, 10 * MILLI, 20 * MILLI)
+        first = notices.handle(notice)  # no exception: the queue does not bring it back
+        again = notices.handle(notice)  # and were it delivered twice, nothing more happens
+        assert first["auto_top_up"]["state"] != "failed" and again["auto_top_up"]["state"] == "bought already"
+        auto = [p for p in PaymentRecords(USAGE_TABLE).payments(store_key) if p.reason == "auto"]
+        assert len(auto) == 1 and len(hooks.wait_for(1)) == 1
+        time_left = hooks.wait_for(2, timeout=1.0)
+        assert len(time_left) == 1
+    finally:
+        hooks.close()

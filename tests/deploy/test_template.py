@@ -224,6 +224,7 @@ def test_the_task_functions_have_reserved_concurrency():
 WILDCARD_ALLOWED = {
     "ecr:GetAuthorizationToken",  # an account-wide login token: ECR has no resource for it
     "cloudwatch:PutMetricData",  # no resource-level permissions; conditioned on the namespace
+    "ses:GetAccount",  # whether SES's sandbox applies: an account setting, read-only, no resource
 }
 # AWS managed policies a role may carry (all write-only telemetry):
 MANAGED_ALLOWED = {

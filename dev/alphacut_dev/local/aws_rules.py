@@ -15,7 +15,12 @@
 - ``StopExecution`` ends a running execution ABORTED at once, whatever its running step does next
   (moto kept it RUNNING until the step returned, then FAILED when the step's interruption raised),
   so the status rule sees ABORTED; a closed execution's task token is refused ``TaskTimedOut``
-  by ``SendTaskFailure`` too (moto refused it for ``SendTaskSuccess`` only).
+  by ``SendTaskFailure`` too (moto refused it for ``SendTaskSuccess`` only);
+- SES as a new account has it: in the **sandbox** (``ses_sandbox``, on until a test turns it off, as
+  AWS's production access does), where a message is sent only to verified identities (an address or
+  its domain), else ``MessageRejected``; moto already refuses an unverified sender. ``GetAccount``
+  says ``ProductionAccessEnabled`` (moto lacks it) and ``GetEmailIdentity`` says an identity moto
+  sends from is ``VerifiedForSendingStatus`` (moto says false for every one).
 
 Usage::
 
@@ -26,6 +31,7 @@ Usage::
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC
@@ -57,6 +63,7 @@ class AwsRules(MotoPatches):
     def __init__(self, clock: Callable[[], float] = time.time):
         super().__init__()
         self.clock = clock
+        self.ses_sandbox = True  # a new account's SES: verified recipients only (tests turn it off)
         self._sequence = itertools.count(1)
         # the management API calls answered or refused: (operation, the caller's access key id)
         self.management_calls: list[tuple[str, str]] = []
@@ -102,6 +109,53 @@ class AwsRules(MotoPatches):
         self._patch(StateMachine, "_handle_name_input_idempotency", name_window)
         self._keep_task_failure_cause()
         self._abort_stopped_executions()
+        self._ses_sandbox()
+
+    def _ses_sandbox(self) -> None:
+        """SES's sandbox (a new account's): sends only to verified recipients; GetAccount says so."""
+        from moto.ses.exceptions import MessageRejectedError
+        from moto.sesv2.responses import SESV2Response
+
+        rules, send, identity = self, SESV2Response.send_email, SESV2Response.get_email_identity
+
+        def verified(response: Any, address: str) -> bool:
+            return bool(response.sesv2_backend.core_backend._is_verified_address(address))
+
+        def send_email(response: Any) -> Any:
+            params = json.loads(response.body or "{}")
+            destination = params.get("Destination") or {}
+            recipients = [a for k in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destination.get(k, [])]
+            refused = [a for a in recipients if not verified(response, a)] if rules.ses_sandbox else []
+            if refused:
+                raise MessageRejectedError(
+                    "Email address is not verified. The following identities failed the check in region "
+                    f"{response.region.upper()}: {', '.join(refused)}"
+                )
+            return send(response)
+
+        def get_email_identity(response: Any) -> Any:
+            answer = json.loads(identity(response))
+            answer["VerifiedForSendingStatus"] = verified(response, response._get_param("EmailIdentity"))
+            return json.dumps(answer)
+
+        def get_account(response: Any) -> Any:
+            return json.dumps(
+                {
+                    "ProductionAccessEnabled": not rules.ses_sandbox,
+                    "SendingEnabled": True,
+                    "EnforcementStatus": "HEALTHY",
+                    "DedicatedIpAutoWarmupEnabled": False,
+                    "SendQuota": {"Max24HourSend": 200.0 if rules.ses_sandbox else 50000.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0},
+                }
+            )
+
+        from moto.sesv2 import urls
+
+        # moto's server routes GetAccount's path nowhere (its app reads the paths at the first SES call)
+        self._patch(urls, "url_paths", {**urls.url_paths, "{0}/v2/email/account$": SESV2Response.dispatch})
+        self._patch(SESV2Response, "send_email", send_email)
+        self._patch(SESV2Response, "get_email_identity", get_email_identity)
+        self._patch(SESV2Response, "get_account", get_account)
 
     def _limit_api_keys(self) -> None:
         """CreateApiKey: 429 ``TooManyRequestsException`` past 5 a second, and

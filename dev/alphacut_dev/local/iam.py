@@ -185,11 +185,22 @@ def request_checks(response: Any, service: str, resource: str, region: str) -> l
         return [(f"states:{action}", states_resource(body, region), {})]
     if service == "secretsmanager":
         return [(f"secretsmanager:{action}", secret_arn(str(body.get("SecretId", "")), region), {})]
+    if service == "ses":  # SES v2: the identity sent from or read; the account's own settings: "*"
+        return [(f"ses:{action}", ses_resource(response, action, body, region), {})]
     if service == "apigateway":  # its management API's IAM actions are the HTTP methods
         path = response.uri.split("?", 1)[0].split("amazonaws.com", 1)[-1]
         path = "/" + path.split("/", 3)[-1] if path.startswith("http") else path
         return [(f"apigateway:{response.method}", f"arn:aws:apigateway:{region}::{path}", {})]
     return [(f"{service}:{action}", resource, {})]
+
+
+def ses_resource(response: Any, action: str, body: dict, region: str) -> str:
+    if action == "SendEmail":
+        return f"arn:aws:ses:{region}:{ACCOUNT}:identity/{body.get('FromEmailAddress', '')}"
+    if action == "GetEmailIdentity":
+        name = response.uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return f"arn:aws:ses:{region}:{ACCOUNT}:identity/{unquote(name)}"
+    return "*"
 
 
 def _json(response: Any) -> dict:

@@ -1,9 +1,17 @@
 """Email to stores (sign-up links, low-balance notices): Amazon SES, or on the local stack a file
 per message in a folder (``ALPHACUT_MAIL_DIR``, which ``make serve`` prints).
 
+SES sends only from a verified sender and, while the account is in SES's sandbox (every new
+account's), only to verified recipients; otherwise it refuses with ``MessageRejected``. So a caller
+asks ``check_ready(to)`` before it counts or stores anything: a ``BillingUnavailable`` (503) that
+says what the operator must do, read from SES (``GetEmailIdentity``, ``GetAccount``) at most once
+per ``READY_SECONDS`` a container once it said yes (a no is asked again at the next sign-up).
+
 Usage::
 
-    Mailbox("billing@store.example", "").send("owner@shop.example", "Your key", "Follow ...")
+    mailbox = Mailbox("billing@store.example", "")
+    mailbox.check_ready("owner@shop.example")       # BillingUnavailable when SES would refuse it
+    mailbox.send("owner@shop.example", "Your key", "Follow ...")
     Mailbox("", "/tmp/alphacut-mail").send(...)      # writes /tmp/alphacut-mail/<ns>-<id>.eml
 """
 
@@ -11,24 +19,81 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from alphacut.aws.clients import client
+from alphacut.errors import BillingUnavailable
+
+READY_SECONDS = 300  # how long a container trusts what SES said of an identity or the sandbox
 
 
 class Mailbox:
-    def __init__(self, sender: str, folder: str = ""):
+    def __init__(self, sender: str, folder: str = "", clock: Callable[[], float] = time.time):
         self.sender = sender or "alphacut@localhost"
         self.folder = folder
         self.configured = bool(sender or folder)  # SES sends only from a verified sender
+        self.clock = clock
+        self._known: dict[str, tuple[float, bool]] = {}  # identity or "sandbox" -> (read at, yes)
+
+    def check_ready(self, to: str) -> None:
+        """``BillingUnavailable`` (503) unless SES would take a message from the sender to ``to``:
+        the sender verified for sending, and ``to`` (or its domain) too while the account is in
+        the sandbox. A mail folder is always ready."""
+        if not self.configured:
+            raise BillingUnavailable("mail is not set up on this deployment: the operator sets MailFrom")
+        if self.folder:
+            return
+        if not self._verified(self.sender):
+            raise BillingUnavailable(
+                f"mail cannot be sent: the sender {self.sender} (MailFrom) is not verified in Amazon SES; "
+                "the operator verifies it (docs/api.md, Billing)"
+            )
+        if self._in_sandbox() and not self._verified(to):
+            raise BillingUnavailable(
+                "mail cannot be sent to this address: the deployment's Amazon SES account is in the sandbox, "
+                "which mails verified addresses only; the operator asks AWS for production access"
+            )
+
+    def _remembered(self, name: str, read: Callable[[], bool], good: bool = True) -> bool:
+        """What SES said of ``name``; a good answer kept ``READY_SECONDS`` (a bad one is read again
+        at the next ask, so a sender verified meanwhile is used at once)."""
+        kept = self._known.get(name)
+        if kept is not None and self.clock() - kept[0] < READY_SECONDS:
+            return kept[1]
+        try:
+            answer = read()
+        except (ClientError, BotoCoreError) as error:
+            raise BillingUnavailable(f"Amazon SES could not be asked whether mail can be sent: {error}") from None
+        if answer == good:
+            self._known[name] = (self.clock(), answer)
+        return answer
+
+    def _verified(self, address: str) -> bool:
+        """The address, or its domain, verified for sending in SES."""
+        identities = (address, address.rpartition("@")[2])
+        return any(self._remembered(f"identity:{name}", lambda name=name: self._identity_ok(name)) for name in identities)
+
+    @staticmethod
+    def _identity_ok(name: str) -> bool:
+        ses = client("sesv2")
+        try:
+            return bool(ses.get_email_identity(EmailIdentity=name).get("VerifiedForSendingStatus"))
+        except ses.exceptions.NotFoundException:
+            return False
+
+    def _in_sandbox(self) -> bool:
+        return self._remembered(
+            "sandbox", lambda: not client("sesv2").get_account().get("ProductionAccessEnabled"), good=False
+        )
 
     def send(self, to: str, subject: str, text: str) -> str:
         """Send one plain-text message; where it went (a file path, or SES's message id).
         BillingUnavailable (503) where no sender is set (MailFrom) and no folder: SES would refuse."""
         if not self.configured:
-            from alphacut.errors import BillingUnavailable
-
             raise BillingUnavailable("mail is not set up on this deployment: the operator sets MailFrom")
         if self.folder:
             message = EmailMessage()

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from alphacut.aws.low_balance_queue import LowBalance
 from alphacut.aws.mailbox import Mailbox
@@ -30,10 +32,11 @@ from alphacut.billing.notices import NoticeAddresses
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.callbacks import CallbackFailed, CallbackRefused, Signing, deliver
-from alphacut.errors import PaymentDeclined
+from alphacut.errors import BillingUnavailable, PaymentDeclined
 from alphacut.pricing import credits
 
 logger = Logger(child=True)
+metrics = Metrics()  # one set per process: the function's log_metrics flushes it
 EVENT = "balance.low"
 
 
@@ -138,4 +141,10 @@ class LowBalanceNotices:
                 lines.append(
                     f"{bought['credits']} credits are being bought with your saved card ({payment})."
                 )
-            self.mailbox.send(profile.email, "Your alphacut balance is low", "\n\n".join(lines))
+            try:
+                self.mailbox.send(profile.email, "Your alphacut balance is low", "\n\n".join(lines))
+            except (ClientError, BotoCoreError, BillingUnavailable) as error:
+                # told once per crossing: a mail SES refused is logged and counted, never retried by
+                # the queue (a retry would repeat nothing else, and would fail the same way)
+                logger.warning("low-balance mail not sent", extra={"key_id": profile.key_id, "error": str(error)})
+                metrics.add_metric(name="NoticeMailFailed", unit=MetricUnit.Count, value=1)

@@ -47,10 +47,12 @@ class NoticeAddresses:
         return client("dynamodb")
 
     def refuse_if_spent(self, key_id: str, email_value: Any) -> None:
-        """``NoticesLimited`` where a new address could not be mailed its link today: asked before any
-        other setting changes, so a refused request changes nothing."""
+        """``NoticesLimited`` where a new address could not be mailed its link today, and
+        ``BillingUnavailable`` where SES would refuse to mail it: asked before any other setting
+        changes, so a refused request changes nothing."""
         if email_value is None or email_value == "" or self.records.profile(key_id).email == email_value:
             return
+        self.mailbox.check_ready(str(email_value))  # 503 while SES would refuse its link: nothing changes
         day = time.strftime("%Y-%m-%d", time.gmtime(self.records.clock()))
         if self.records.counted(key_id, f"mails#{day}") >= self.settings.notices_per_day:
             raise self._limited()
@@ -77,6 +79,7 @@ class NoticeAddresses:
         profile = self.records.profile(key_id)
         if email == profile.email:
             return {"email": email, "email_pending": None}
+        self.mailbox.check_ready(email)  # before a mail is counted or a link stored
         if not self.may_mail(key_id):
             raise self._limited()
         token = secrets.token_urlsafe(32)

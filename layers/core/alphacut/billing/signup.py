@@ -199,6 +199,7 @@ class Signups:
         """Mail a one-time link to ``<base_url>/#signup=...`` (``base_url``: the deployment's own,
         never the request's Host); ``source``: the caller's address as API Gateway saw it."""
         email = signup_email(email_value)
+        self.mailbox.check_ready(email.address)  # a 503 before anything is counted or stored
         self.records.count_ask(
             email.mailbox,
             source_key(source),

@@ -1,0 +1,43 @@
+"""Mail on the local stack through Amazon SES's rules (moto's SES with the sandbox a new account is
+in): a sign-up the deployment cannot mail is a clear 503 before anything is counted or stored, and
+once the sender and the recipient are verified the link goes out."""
+
+from __future__ import annotations
+
+import requests
+
+SENDER = "billing@shop-mail.example"
+
+
+def signup_items(stack) -> list[dict]:
+    """Every sign-up count and link in the usage table (a scan: a test's view, never the service's)."""
+    pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.physical["UsageTable"])
+    return sorted(
+        (item for page in pages for item in page["Items"] if item["pk"]["S"].startswith(("signups#", "signup#"))),
+        key=lambda item: (item["pk"]["S"], item["sk"]["S"]),
+    )
+
+
+def sign_up(stack, address: str) -> requests.Response:
+    return requests.post(f"{stack.url}/v1/signup", json={"email": address}, timeout=30)
+
+
+def test_a_sign_up_ses_would_refuse_is_503_and_counts_nothing_and_once_verified_the_link_is_mailed(stack):
+    billing = stack.workers["BillingFunction"].spec.environment
+    kept = {name: billing.get(name, "") for name in ("ALPHACUT_MAIL_DIR", "MAIL_FROM")}
+    ses = stack.client("sesv2")
+    stack.set_function_env("BillingFunction", ALPHACUT_MAIL_DIR="", MAIL_FROM=SENDER)  # SES, as on AWS
+    try:
+        before = signup_items(stack)
+        unverified = sign_up(stack, "owner@store-mail.example")
+        assert unverified.status_code == 503 and "not verified" in unverified.json()["error"]["message"]
+        ses.create_email_identity(EmailIdentity=SENDER)  # the operator verifies the sender
+        sandboxed = sign_up(stack, "owner@store-mail.example")
+        assert sandboxed.status_code == 503 and "sandbox" in sandboxed.json()["error"]["message"]
+        assert signup_items(stack) == before  # neither refusal counted an ask nor stored a link
+        ses.create_email_identity(EmailIdentity="store-mail.example")  # a recipient the sandbox mails
+        sent = sign_up(stack, "owner@store-mail.example")
+        assert sent.status_code == 202, sent.text
+        assert signup_items(stack) != before
+    finally:
+        stack.set_function_env("BillingFunction", **kept)
