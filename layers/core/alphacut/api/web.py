@@ -4,7 +4,7 @@ page sends the key the person pastes only as ``x-api-key`` to this API.
 
 Usage (alphacut.api.app)::
 
-    app.include_router(web.router)          # GET /, GET /static/<name>
+    app.include_router(web.router)          # GET /, GET /static/<name>; the page carries public_prices()
     web.html_page(web.docs_html(build_openapi(routes)))   # GET /docs: the reference, the document inline
 """
 
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from alphacut.api import services
 from alphacut.errors import NotFound
 
 router = Router()
@@ -67,9 +68,35 @@ def _file(name: str, content_type: str) -> Response[Any]:
     )
 
 
+def public_prices() -> dict[str, Any]:
+    """What a first visit is told before it has a key (``GET /v1/billing/config`` needs one): the
+    price of a credit, of each kind of result (``CREDIT_PRICES``), the packs and the smallest
+    purchase. The page's function has the first two in its own environment; currency, packs and
+    minimum are the billing settings' (their defaults where this function is not given them), and
+    the page replaces them with ``/v1/billing/config``'s once a key is in it."""
+    from alphacut.billing.settings import BillingSettings
+
+    billing = BillingSettings.from_env()
+    return {
+        "price_per_credit": str(billing.price_per_credit),
+        "currency": billing.currency,
+        "results": services.SETTINGS.credit_prices.table(),
+        "packs": billing.packs,
+        "min_credits": billing.smallest_purchase,
+    }
+
+
 @router.get("/")
 def page() -> Response[Any]:
-    return _file("index.html", "text/html; charset=utf-8")
+    """index.html with the public prices inline (a JSON data block: no script runs from it); a
+    price setting the billing settings refuse leaves the block null (the page says to ask)."""
+    try:
+        known: dict[str, Any] | None = public_prices()
+    except (ValueError, ArithmeticError):
+        known = None
+    prices = json.dumps(known).replace("</", "<\\/")
+    html = read("index.html").decode("utf-8").replace("__PRICES__", prices)
+    return html_page(html)
 
 
 @router.get("/static/<name>")
