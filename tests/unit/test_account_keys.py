@@ -12,7 +12,7 @@ from alphacut.aws.callback_secrets import CallbackSecrets
 from alphacut.aws.credits import CreditLedger
 from alphacut.aws.keystore import KeyStore
 from alphacut.aws.plans import Plan, PlanCatalogue
-from alphacut.errors import InsufficientScope, LastKeysKey, NotFound, TooManyKeys
+from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
 from alphacut.scopes import ALL_SCOPES
 
 from tests.unit.moto_table import usage_table
@@ -100,3 +100,94 @@ def test_a_rotation_keeps_the_keys_callback_secret_and_account_and_its_value_its
     )["context"]
     assert (context["account"], context["test"], context["scopes"]) == (owner.key_id, True, "images")
     assert store.find(sandbox.value) is None  # no grace: the old value is refused at once
+
+
+class Interleaved:
+    """The key store's DynamoDB client, with ``before(operation, request)`` run before each call: a
+    second function's whole operation slipped in between two writes of the first."""
+
+    def __init__(self, before):
+        self.real, self.before = boto3.client("dynamodb"), before
+        self.exceptions = self.real.exceptions
+
+    def __getattr__(self, name):
+        call = getattr(self.real, name)
+
+        def slipped(**request):
+            self.before(name, request)
+            return call(**request)
+
+        return slipped
+
+
+def counts(account: str) -> dict:
+    item = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"pk": {"S": f"acctkeys#{account}"}, "sk": {"S": "-"}})
+    return {name: int(value["N"]) for name, value in item.get("Item", {}).items() if name in ("live", "managers")}
+
+
+def test_a_revocation_slipped_into_a_rotation_leaves_no_value_of_the_key_that_works(store):
+    owner = owner_of(store)
+    plugin = AccountKeys(store).create(owner, KeyRequest("plugin", ("images",)))
+    slipped = []
+
+    def revoke_first(operation, request):
+        if operation == "put_item" and request["Item"]["pk"]["S"].startswith("apikey#") and not slipped:
+            slipped.append(AccountKeys(KeyStore(TABLE, SECRET)).revoke(owner, plugin.key.key_id))
+
+    racing = AccountKeys(KeyStore(TABLE, SECRET, db=Interleaved(revoke_first)))
+    with pytest.raises(NotFound):
+        racing.rotate(owner, plugin.key.key_id, 0)
+    assert slipped and store.find(plugin.value) is None
+    assert store.get(plugin.key.key_id).status == "revoked" and counts(owner.key_id)["live"] == 1
+
+
+def test_a_rotation_slipped_into_a_revocation_has_its_new_value_ended_too(store):
+    owner = owner_of(store)
+    plugin = AccountKeys(store).create(owner, KeyRequest("plugin", ("images",)))
+    rotated = []
+
+    def rotate_first(operation, request):
+        if operation == "transact_write_items" and not rotated:
+            rotated.append(AccountKeys(KeyStore(TABLE, SECRET)).rotate(owner, plugin.key.key_id, 3600))
+
+    AccountKeys(KeyStore(TABLE, SECRET, db=Interleaved(rotate_first))).revoke(owner, plugin.key.key_id)
+    assert rotated and store.find(rotated[0].value) is None and store.find(plugin.value) is None
+
+
+def test_two_keys_that_manage_keys_revoking_each_other_leave_one_and_a_key_is_counted_down_once(store):
+    owner = owner_of(store)
+    keys = AccountKeys(store)
+    second = keys.create(owner, KeyRequest("second admin", ("images", "keys")))
+    assert counts(owner.key_id) == {"live": 2, "managers": 2}
+    keys.revoke_any(owner.key_id, keep_a_manager=True)  # as second revoking the owner
+    with pytest.raises(LastKeysKey):
+        keys.revoke_any(second.key.key_id, keep_a_manager=True)  # as the owner, at the same moment
+    with pytest.raises(NotFound):
+        keys.revoke_any(owner.key_id, keep_a_manager=True)  # revoked twice: counted down once
+    assert counts(owner.key_id) == {"live": 1, "managers": 1} and store.find(second.value) is not None
+
+
+def test_a_revoked_key_makes_rotates_and_revokes_no_keys_while_its_cached_answer_lets_it_in(store):
+    owner = owner_of(store)
+    keys = AccountKeys(store)
+    admin = keys.create(owner, KeyRequest("admin", ("images", "keys")))
+    plugin = keys.create(owner, KeyRequest("plugin", ("images",)))
+    keys.revoke(owner, admin.key.key_id)
+    actor = Caller(admin.key.key_id, "acme-shoes", CREDITS, ("images", "keys"), owner.key_id)
+    for act in (
+        lambda: keys.create(actor, KeyRequest("mine", ("images",))),
+        lambda: keys.rotate(actor, plugin.key.key_id, 0),
+        lambda: keys.revoke(actor, plugin.key.key_id),
+    ):
+        with pytest.raises(KeyRevoked):
+            act()
+
+
+def test_a_key_name_with_control_characters_and_a_test_key_with_billing_are_refused(store):
+    owner = owner_of(store)
+    keys = AccountKeys(store)
+    for name in ("plugin\\u202egnp.exe", "nul\\x00", " "):
+        with pytest.raises(InvalidOption):
+            keys.create(owner, KeyRequest(name.encode().decode("unicode_escape"), ("images",)))
+    with pytest.raises(InvalidOption):
+        keys.create(owner, KeyRequest("sandbox", ("images", "billing"), test=True))

@@ -192,6 +192,13 @@ class LastKeysKey(Conflict):
     code = "last_keys_key"
 
 
+class KeyRevoked(AlphacutError):
+    """The calling key was revoked (API Gateway still lets it in until its cached answer ends):
+    what needs a live key (managing keys) refuses it."""
+
+    code = "key_revoked"
+
+
 class TooManyKeys(AlphacutError):
     """The account holds as many live keys as it may (revoke one first)."""
 
@@ -314,6 +321,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     ResponseTooLarge: 413,
     LinkInvalid: 403,
     InsufficientScope: 403,
+    KeyRevoked: 403,
     LinkExpired: 410,
     ResultExpired: 410,
     DeadlineExceeded: 504,

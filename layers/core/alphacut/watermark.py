@@ -1,10 +1,12 @@
 """The mark on a test key's results: "TEST" written across the picture in rows, half opaque, so a
 result made before the store paid is usable to build an integration and plainly not for a shop's
-window. Drawn on the colours and on the alpha (a transparent corner shows it too, and a mask).
+window. Drawn on the colours and on the alpha (a transparent corner shows it too, and a mask);
+cut out of a costume's class map.
 
 Usage::
 
     rgb, alpha = watermarked(rgb, alpha)        # H x W x 3 and H x W uint8, new arrays
+    ids[watermark_mask(width, height)] = 0       # a class map: the text cut out of its labels
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def _mark(width: int, height: int) -> np.ndarray:
         for x in range(-(row % 2) * step_x // 2, width + step_x, step_x):
             draw.text((x, y), TEXT, fill=255, font=font)
     return np.asarray(canvas, dtype=np.float32) / 255.0
+
+
+def watermark_mask(width: int, height: int) -> np.ndarray:
+    """Where the mark lies, as a boolean H x W: for pictures whose values are labels, not colours
+    (a costume's class map), which the mark cuts out."""
+    return _mark(width, height) > 0.25
 
 
 def watermarked(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

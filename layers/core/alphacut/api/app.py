@@ -144,7 +144,7 @@ ROUTES = [
     RouteDoc(
         "/v1/usage",
         "get",
-        "Calls made and charged per day and route for this API key",
+        "Calls made and charged per day and route for this key's account, and its balance",
         "from, to: UTC days as YYYY-MM-DD (default: the last 30 days); at most 366 days.",
         query={name: empty_unset({"type": "string", "format": "date"}) for name in ("from", "to")},
         answer={JSON: {"$ref": "#/components/schemas/Usage"}},

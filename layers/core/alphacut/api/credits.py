@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from alphacut.aws.limits import KeyLimits, utc_day
-from alphacut.errors import InsufficientCredits
+from alphacut.errors import InsufficientCredits, KeyBudgetSpent
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
@@ -194,7 +194,11 @@ class KeySpending:
     spent: int | None = None  # the key's spending today with this call's (None: not known)
 
     def spend_now(self, amount: int) -> str:
-        day, self.spent = self.spend.spend(self.key_id, amount, self.daily_limit)
+        try:
+            day, self.spent = self.spend.spend(self.key_id, amount, self.daily_limit)
+        except KeyBudgetSpent:
+            self.spent = self.daily_limit  # the refusal's RateLimit says none is left
+            raise
         return day
 
     def give_back(self, day: str, amount: int) -> None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 router = Router()
 MAX_DAILY_CREDITS = 10_000_000
+MAX_GRACE_SECONDS = 30 * 86400  # a rotated value or callback secret kept at most 30 days
 KEY_VIEW = {
     "type": "object",
     "properties": {
@@ -155,8 +156,12 @@ def _body() -> dict[str, Any]:
 
 def _grace(body: dict[str, Any], default: int) -> int:
     grace = body.get("grace_seconds", default)
-    if isinstance(grace, bool) or not isinstance(grace, int):
-        raise InvalidOption("must be a whole number of seconds", field="grace_seconds")
+    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_SECONDS:
+        raise InvalidOption(
+            f"must be a whole number of seconds from 0 to {MAX_GRACE_SECONDS}",
+            field="grace_seconds",
+            limit=MAX_GRACE_SECONDS,
+        )
     return grace
 
 

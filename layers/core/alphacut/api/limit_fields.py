@@ -47,11 +47,16 @@ class KeyBudgetLeft:
 
 
 def limit_fields(
-    plan: Plan | None, remain: float | None, now: float, budget: KeyBudgetLeft | None = None
+    plan: Plan | None,
+    remain: float | None,
+    now: float,
+    budget: KeyBudgetLeft | None = None,
+    test_quota: int | None = None,
 ) -> dict[str, str]:
     """The fields for a call of ``plan``; ``remain``: what the call's settling says is left (a
     quota plan's calls today; a credit plan's balance is not a window and is not said here);
-    ``budget``: the key's own daily limit of credits."""
+    ``budget``: the key's own daily limit of credits; ``test_quota``: a test key's day (its
+    account's test results), in place of the plan's."""
     if plan is None:
         return {}
     policies, left = [], []
@@ -59,8 +64,9 @@ def limit_fields(
     if plan.rate_limit:
         quota, window = rate_window(plan.rate_limit)
         policies.append(f'"rate";q={quota};w={window}')
-    if plan.quota is not None and not plan.credit_based:
-        policies.append(f'"day";q={plan.quota};w=86400')
+    day_quota = test_quota if test_quota is not None else plan.quota if not plan.credit_based else None
+    if day_quota is not None:
+        policies.append(f'"day";q={day_quota};w=86400')
         if remain is not None:
             left.append(f'"day";r={int(remain)};t={to_midnight}')
     if budget is not None:

@@ -195,7 +195,8 @@ def make_metering(
             _count_unpaid_run(meter, gate, owner, usage.charged or test)
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         now = meter.clock() if meter is not None else time.time()
-        response.headers.update(limit_fields(plan, usage.remain, now, _spending_left(gate, caller)))
+        test_quota = services.SETTINGS.test_results_per_day if test else None
+        response.headers.update(limit_fields(plan, usage.remain, now, _spending_left(gate, caller), test_quota))
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
         return _marked_test(response) if test else response
@@ -378,3 +379,23 @@ def quota_left(meter: UsageMeter, owner: str, quota: int) -> int | None:
         return max(quota - meter.limits.taken(owner), 0)
     except ClientError:
         return None
+
+
+def spendable(meter: UsageMeter, caller: Caller) -> tuple[int | float, int]:
+    """What a key may still spend, as (credits, results today): a credit key's account balance,
+    within what is left of its own daily limit; a quota plan's results left today (the account's);
+    a test key's test results left today (never credits)."""
+    account = caller.account_id
+    if caller.test:
+        taken = meter.limits.taken(test_payer(account))
+        return 0, max(services.SETTINGS.test_results_per_day - taken, 0)
+    plan = caller.plan
+    if plan is not None and plan.credit_based:
+        balance = meter.credits.balance(account) or 0
+        if caller.daily_limit is not None:
+            spent = meter.key_spend.today([caller.key_id]).get(caller.key_id, 0)
+            balance = min(balance, max(caller.daily_limit - spent, 0))
+        return credits(balance), 0
+    if plan is not None and plan.quota is not None:
+        return 0, max(plan.quota - meter.limits.taken(account), 0)
+    return 0, 0

@@ -13,7 +13,7 @@ same transaction as the key), and keeps at least one live key with scope ``keys`
 Items (the usage table): ``pk = "acctkeys#<account>"``, ``sk = "<key id>"`` (a key of the account:
 listing is one query, never a scan; a revoked one's is marked ``revoked`` and TTL'd a day later);
 ``sk = "-"``: ``live`` (its live keys; absent: 1, the owner key
-an account starts with). An account's id is its first key's id, so a key made before accounts is
+an account starts with) and ``managers`` (its live keys with scope ``keys``; absent: its owner's). An account's id is its first key's id, so a key made before accounts is
 already the owner of its own (``migrate`` writes what is implied: safe to run twice).
 
 Usage::
@@ -29,15 +29,18 @@ Usage::
 from __future__ import annotations
 
 import builtins
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from alphacut.aws.authorizer import Caller
 from alphacut.aws.keystore import ACTIVE, KeyStore, MadeKey, StoredKey, new_key_id, new_value
-from alphacut.errors import InsufficientScope, InvalidOption, LastKeysKey, NotFound, TooManyKeys
-from alphacut.scopes import KEYS
+from alphacut.aws.transactions import transact
+from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
+from alphacut.scopes import BILLING, KEYS
 
 MAX_NAME = 64
+OPERATOR = "operator"  # the CLI's actor: no key of its own to check
 MEMBER_TIDY_SECONDS = 86400  # a revoked key's member item: TTL'd a day later (functions delete nothing)
 BATCH_GET_KEYS = 100
 
@@ -102,11 +105,12 @@ class AccountKeys:
     # ---- changing --------------------------------------------------------------------------------
     def create(self, actor: Caller, request: KeyRequest) -> MadeKey:
         """A new key of the actor's account, on its plan, for its customer: the value shown once."""
-        name = request.name.strip()
-        if not name or len(name) > MAX_NAME:
-            raise InvalidOption(f"must be 1 to {MAX_NAME} characters", field="name", limit=MAX_NAME)
+        name = checked_name(request.name)
         if actor.plan is None:
             raise NotFound("this key has no plan to give a new key", field="x-api-key")
+        if request.test and BILLING in request.scopes:
+            raise InvalidOption("a test key cannot hold scope billing (it would change the account's money)", field="scopes")
+        self.refuse_dead(actor)
         account = actor.account_id
         key = StoredKey(
             new_key_id(),
@@ -124,76 +128,109 @@ class AccountKeys:
         refuse_more_power(actor, key)
         value = new_value(request.test)
         key.hashes.append(self.store.fingerprint(value))
-        put = [{"Put": {"TableName": self.store.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}} for item in self.store.items(key, value)]
+        puts = [
+            {"Put": {"TableName": self.store.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+            for item in self.store.items(key, value)
+        ]
         member = {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}, "created": {"S": key.created}}
-        try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    self._count(account, +1),
-                    *put,
-                    {"Put": {"TableName": self.store.table_name, "Item": member}},
-                ]
+        base = self._managers_at_start(account)
+        refused = transact(
+            self._db,
+            [self._count(account, +1, manages(key), base), *puts, {"Put": {"TableName": self.store.table_name, "Item": member}}],
+        )
+        if refused is not None:
+            raise TooManyKeys(
+                f"this account holds {self.keys_per_account} live keys, as many as it may: revoke one first",
+                field="key",
+                limit=self.keys_per_account,
             )
-        except self._db.exceptions.TransactionCanceledException as error:
-            reasons = error.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                raise TooManyKeys(
-                    f"this account holds {self.keys_per_account} live keys, as many as it may: revoke one first",
-                    field="key",
-                    limit=self.keys_per_account,
-                ) from None
-            raise
         return MadeKey(key, value)
 
-    def _count(self, account: str, change: int) -> dict[str, Any]:
-        """The account's live keys, changed by ``change`` (a new one only below the limit)."""
+    def _managers_at_start(self, account: str) -> int:
+        """What an account's count of keys that manage keys starts from: its owner key's (one read,
+        only when a key is made)."""
+        owner = self.store.get(account)
+        return 1 if owner is not None and owner.enabled and manages(owner) else 0
+
+    def _count(self, account: str, change: int, manager: bool, base: int = 1) -> dict[str, Any]:
+        """The account's live keys (and those that manage keys, for a ``manager``), changed by
+        ``change``: a new one only below the limit, the last one that manages keys never removed.
+        An account without counts has one live key, its owner (``base``: whether it manages keys)."""
+        values: dict[str, Any] = {":owner": {"N": "1"}, ":change": {"N": str(change)}}
+        expression = "SET live = if_not_exists(live, :owner) + :change"
+        conditions = []
+        if change > 0:
+            conditions.append("(attribute_not_exists(live) OR live < :most)")
+            values[":most"] = {"N": str(self.keys_per_account)}
+        if manager:
+            expression += ", managers = if_not_exists(managers, :base) + :change"
+            values[":base"] = {"N": str(base)}
+            if change < 0:  # absent: the owner alone manages keys, and it is the last
+                conditions.append("managers > :one")
+                values[":one"] = {"N": "1"}
         update: dict[str, Any] = {
             "TableName": self.store.table_name,
             "Key": {"pk": {"S": _members(account)}, "sk": {"S": "-"}},
-            "UpdateExpression": "SET live = if_not_exists(live, :owner) + :change",
-            "ExpressionAttributeValues": {":owner": {"N": "1"}, ":change": {"N": str(change)}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": values,
         }
-        if change > 0:
-            update["ConditionExpression"] = "attribute_not_exists(live) OR live < :most"
-            update["ExpressionAttributeValues"][":most"] = {"N": str(self.keys_per_account)}
+        if conditions:
+            update["ConditionExpression"] = " AND ".join(conditions)
         return {"Update": update}
 
+    def refuse_dead(self, actor: Caller) -> None:
+        """The acting key must still be live (one read): API Gateway lets a revoked key in until its
+        cached answer ends, and a revoked key must not make, rotate or revoke keys meanwhile."""
+        if actor.key_id == OPERATOR:
+            return
+        key = self.store.get(actor.key_id)
+        if key is None or not key.enabled:
+            raise KeyRevoked("this API key was revoked: it manages no keys", field="x-api-key")
+
     def rotate(self, actor: Caller, key_id: str, grace_seconds: int) -> MadeKey:
-        refuse_more_power(actor, self.owned(actor.account_id, key_id))
+        self.managed(actor, key_id)
         return self.store.rotate(key_id, grace_seconds)
 
     def managed(self, actor: Caller, key_id: str) -> StoredKey:
         """A key of the actor's account that the actor may manage (its callback secret, say)."""
+        self.refuse_dead(actor)
         key = self.owned(actor.account_id, key_id)
         refuse_more_power(actor, key)
         return key
 
     def revoke(self, actor: Caller, key_id: str) -> StoredKey:
         """Revoke a key of the account: refused by the authorizer once API Gateway's cache of its
-        last answer ends. Never the account's last live key with scope ``keys``."""
-        key = self.managed(actor, key_id)
-        if KEYS in key.scopes and not key.test:
-            others = [k for k in self.list(actor.account_id) if k.key_id != key_id and KEYS in k.scopes and not k.test]
-            if not others:
-                raise LastKeysKey(
-                    "this is the account's last live key that may manage keys: make another first",
-                    field="key_id",
-                )
-        return self.revoke_any(key_id)
+        last answer ends. Never the account's last live key with scope ``keys``: the count of such
+        keys is in the same transaction as the revocation, so two revoking each other at once leave
+        one."""
+        self.managed(actor, key_id)
+        return self.revoke_any(key_id, keep_a_manager=True)
 
-    def revoke_any(self, key_id: str) -> StoredKey:
-        """Revoke a key and take it off its account's list and count (the operator's verb: no
-        rule about the account's last key that manages keys)."""
-        revoked = self.store.revoke(key_id)
-        account = revoked.account_id
+    def revoke_any(self, key_id: str, keep_a_manager: bool = False) -> StoredKey:
+        """Revoke a key and take it off its account's list and count, in one transaction (the
+        operator's verb: no rule about the account's last key that manages keys)."""
         now = int(self.store.clock())
-        member = {
-            "TableName": self.store.table_name,
-            "Key": {"pk": {"S": _members(account)}, "sk": {"S": key_id}},
-            "UpdateExpression": "SET revoked = :now, expires_at = :tidy",
-            "ExpressionAttributeValues": {":now": {"N": str(now)}, ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)}},
-        }
-        self._db.transact_write_items(TransactItems=[self._count(account, -1), {"Update": member}])
+
+        def account_writes(key: StoredKey) -> list[dict[str, Any]]:
+            account = key.account_id
+            member = {
+                "TableName": self.store.table_name,
+                "Key": {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}},
+                "UpdateExpression": "SET revoked = :now, expires_at = :tidy",
+                "ExpressionAttributeValues": {":now": {"N": str(now)}, ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)}},
+            }
+            count = self._count(account, -1, manages(key) and keep_a_manager)
+            if manages(key) and not keep_a_manager:  # the operator: counted down, never refused
+                count = self._count(account, -1, False)
+                count["Update"]["UpdateExpression"] += ", managers = if_not_exists(managers, :one) - :one"
+                count["Update"]["ExpressionAttributeValues"][":one"] = {"N": "1"}
+            return [count, {"Update": member}]
+
+        revoked, refused = self.store.revoke_with(key_id, account_writes)
+        if refused is not None:
+            raise LastKeysKey(
+                "this is the account's last live key that may manage keys: make another first", field="key_id"
+            )
         return revoked
 
     def operator_for(self, account: str) -> Caller:
@@ -205,7 +242,7 @@ class AccountKeys:
         owner = self.store.get(account)
         if owner is None or owner.account_id != account:
             raise NotFound(f"no account {account} (an account's id is its owner key's)", field="account")
-        return Caller("operator", owner.customer, Plan("", owner.plan), ALL_SCOPES, account)
+        return Caller(OPERATOR, owner.customer, Plan("", owner.plan, None, None), ALL_SCOPES, account)
 
     def migrate(self) -> int:
         """Every key made before accounts becomes the owner of its own account (its balance, usage,
@@ -216,6 +253,22 @@ class AccountKeys:
             if self.store.mark_account(key):
                 changed += 1
         return changed
+
+
+def manages(key: StoredKey) -> bool:
+    """Whether a key counts as one that manages the account's keys (a live key with scope keys)."""
+    return KEYS in key.scopes and not key.test
+
+
+def checked_name(value: str) -> str:
+    """A key's name as a store sees it: 1 to 64 characters, none of them control or format
+    characters (a right-to-left override would make a list lie)."""
+    name = value.strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidOption(f"must be 1 to {MAX_NAME} characters", field="name", limit=MAX_NAME)
+    if any(unicodedata.category(character) in ("Cc", "Cf", "Cs", "Co", "Cn") for character in name):
+        raise InvalidOption("must be printable text (no control or format characters)", field="name")
+    return name
 
 
 def refuse_more_power(actor: Caller, key: StoredKey) -> None:

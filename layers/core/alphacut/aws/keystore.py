@@ -136,8 +136,8 @@ class KeyStore:
         item = self._db.get_item(
             TableName=self.table_name, Key=_key(f"apikey#{self.fingerprint(value)}"), ConsistentRead=True
         ).get("Item")
-        if not item or "suspended" in item:
-            return None
+        if not item or "suspended" in item or "key_id" not in item:
+            return None  # unknown, suspended, or a value a revocation ended before its rotation wrote it
         valid_until = int(item["valid_until"]["N"]) if "valid_until" in item else None
         if valid_until is not None and valid_until <= self.clock():
             return None
@@ -236,7 +236,9 @@ class KeyStore:
         return key
 
     def rotate(self, key_id: str, grace_seconds: int) -> MadeKey:
-        """A new value for the key; its current ones keep working ``grace_seconds`` more."""
+        """A new value for the key; its current ones keep working ``grace_seconds`` more. Each write
+        is conditional, so a revocation at the same moment wins: the key's item only while it is
+        active and unchanged, the new value's item only where a revocation has not ended it first."""
         if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
             raise InvalidOption(
                 f"must be 0 to {MAX_GRACE_SECONDS} seconds", field="grace", limit=MAX_GRACE_SECONDS
@@ -245,24 +247,44 @@ class KeyStore:
         value = new_value(key.test)
         fingerprint = self.fingerprint(value)
         until = int(self.clock()) + grace_seconds
+        kept = key.hashes if grace_seconds else []
+        rotated = replace(key, status=ACTIVE, hashes=[fingerprint, *kept])
+        own_item, value_item = self.items(rotated, value)
+        try:
+            # an update, not a put: the key's item keeps what others wrote on it (its callback
+            # secret's generation, its last use)
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(f"key#{key_id}"),
+                UpdateExpression="SET #hash = :hash, hashes = :hashes",
+                ConditionExpression="#status = :active AND hashes = :seen",
+                ExpressionAttributeNames={"#hash": "hash", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":hash": own_item["hash"],
+                    ":hashes": {"L": [{"S": h} for h in [fingerprint, *key.hashes]]},
+                    ":active": {"S": ACTIVE},
+                    ":seen": {"L": [{"S": h} for h in key.hashes]},
+                },
+            )
+            self._db.put_item(
+                TableName=self.table_name, Item=value_item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise NotFound(f"API key {key_id} was revoked or rotated meanwhile", field="key_id") from None
         for old in key.hashes:
             if grace_seconds:
                 self._retire_value(old, until)
             else:
                 self._end_value(old, until)
-        kept = key.hashes if grace_seconds else []
-        rotated = replace(key, status=ACTIVE, hashes=[fingerprint, *kept])
-        own_item, value_item = self.items(rotated, value)
-        self._db.put_item(TableName=self.table_name, Item=value_item)
-        # an update, not a put: the key's item keeps what others wrote on it (its callback
-        # secret's generation, its last use)
-        self._db.update_item(
-            TableName=self.table_name,
-            Key=_key(f"key#{key_id}"),
-            UpdateExpression="SET #hash = :hash, hashes = :hashes",
-            ExpressionAttributeNames={"#hash": "hash"},
-            ExpressionAttributeValues={":hash": own_item["hash"], ":hashes": own_item["hashes"]},
-        )
+        if not grace_seconds:
+            self._db.update_item(  # the ended values off the key's list (a revocation ends them anyway)
+                TableName=self.table_name,
+                Key=_key(f"key#{key_id}"),
+                UpdateExpression="SET hashes = :hashes",
+                ConditionExpression="#status = :active",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":hashes": own_item["hashes"], ":active": {"S": ACTIVE}},
+            )
         return MadeKey(rotated, value)
 
     def _retire_value(self, fingerprint: str, until: int) -> None:
@@ -282,37 +304,68 @@ class KeyStore:
             pass  # gone already (its grace ended and TTL took it)
 
     def revoke(self, key_id: str) -> StoredKey:
-        """Refuse every value of the key from now (once the authorizer's cache of it ends). The
-        values' items are ended, not deleted (no function may delete items), and TTL tidies them."""
-        key = self.get(key_id)
-        if key is None:
-            raise NotFound(f"no API key {key_id}", field="key_id")
+        """Refuse every value of the key from now (``revoke_with``, nothing else written)."""
+        return self.revoke_with(key_id)[0]
+
+    def revoke_with(
+        self, key_id: str, also: Callable[[StoredKey], list[dict[str, Any]]] | None = None
+    ) -> tuple[StoredKey, list[str] | None]:
+        """Refuse every value of the key from now (once the authorizer's cache of it ends): the key
+        marked revoked in one transaction with ``also(key)`` (its account's count), on condition that
+        it is active and its values are the ones read (a rotation meanwhile: read again); then every
+        value's item ended (not deleted: no function may delete items; TTL tidies them). The key, and
+        None, or the cancellation codes when one of ``also``'s conditions refused (nothing written)."""
+        from alphacut.aws.transactions import CONDITION_FAILED, transact
+
+        for _ in range(4):
+            key = self.get(key_id)
+            if key is None or key.status == REVOKED:
+                raise NotFound(f"no API key {key_id} that is not revoked", field="key_id")
+            mark = {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": _key(f"key#{key_id}"),
+                    "UpdateExpression": "SET #status = :revoked, hashes = :none",
+                    "ConditionExpression": "#status = :seen_status AND hashes = :seen",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {
+                        ":revoked": {"S": REVOKED},
+                        ":none": {"L": []},
+                        ":seen_status": {"S": key.status},
+                        ":seen": {"L": [{"S": h} for h in key.hashes]},
+                    },
+                }
+            }
+            refused = transact(self._db, [mark, *(also(key) if also else [])])
+            if refused is None:
+                break
+            if refused[0] != CONDITION_FAILED:
+                return key, refused  # the account's rule refused: nothing was written
+        else:
+            raise NotFound(f"API key {key_id} kept changing: try again", field="key_id")
         now = int(self.clock())
         for fingerprint in key.hashes:
-            self._end_value(fingerprint, now)
-        self._db.update_item(
-            TableName=self.table_name,
-            Key=_key(f"key#{key_id}"),
-            UpdateExpression="SET #status = :revoked, hashes = :none",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":none": {"L": []}},
-        )
+            self._end_value(fingerprint, now, even_unwritten=True)
         key.status, key.hashes = REVOKED, []
-        return key
+        return key, None
 
-    def _end_value(self, fingerprint: str, now: int) -> None:
-        """A value refused from ``now`` (a grace it had ends too)."""
+    def _end_value(self, fingerprint: str, now: int, even_unwritten: bool = False) -> None:
+        """A value refused from ``now`` (a grace it had ends too). ``even_unwritten``: its item is
+        written ended even where it does not exist yet, so a rotation racing a revocation cannot
+        write it afterwards (``rotate`` puts a new value only where none is)."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _key(f"apikey#{fingerprint}"),
+            "UpdateExpression": "SET valid_until = :now, expires_at = :tidy",
+            "ExpressionAttributeValues": {
+                ":now": {"N": str(now)},
+                ":tidy": {"N": str(now + ROTATED_TIDY_SECONDS)},
+            },
+        }
+        if not even_unwritten:
+            request["ConditionExpression"] = "attribute_exists(pk)"
         try:
-            self._db.update_item(
-                TableName=self.table_name,
-                Key=_key(f"apikey#{fingerprint}"),
-                UpdateExpression="SET valid_until = :now, expires_at = :tidy",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={
-                    ":now": {"N": str(now)},
-                    ":tidy": {"N": str(now + ROTATED_TIDY_SECONDS)},
-                },
-            )
+            self._db.update_item(**request)
         except self._db.exceptions.ConditionalCheckFailedException:
             pass  # gone already (TTL took it)
 

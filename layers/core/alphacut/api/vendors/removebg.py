@@ -33,6 +33,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from alphacut.api import services
+from alphacut.api.metering import spendable
 from alphacut.api.openapi import BASE64_IMAGE, BINARY, INTEGER, JSON, OBJECT, STRING, RouteDoc
 from alphacut.api.request import decode_base64_image, header, read_body
 from alphacut.api.responses import json_response
@@ -72,7 +73,7 @@ from alphacut.scopes import IMAGES, USAGE
 from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:
-    from alphacut.api.metering import Usage
+    from alphacut.api.metering import spendable, Usage
     from alphacut.pipeline import CutoutResult
 
 router = Router()
@@ -372,19 +373,12 @@ def account_route() -> Response[Any]:
 
     def build(request_id: str) -> Response[Any]:
         event = router.current_event.raw_event
-        owner = services.api_key_owner(event)
         meter = services.usage_meter()
         known = services.caller(event)
         plan = known.plan if known is not None else None
         quota = plan.quota if plan is not None else None
         credit_based = plan is not None and plan.credit_based
-        payg: int | float = 0
-        subscription: int = 0
-        if meter is not None and credit_based:
-            # prepaid: what the key's account may still spend
-            payg = credits(meter.credits.balance(services.account_of(event)) or 0)
-        elif meter is not None and quota is not None:
-            subscription = max(quota - meter.limits.taken(owner), 0)  # the day's results left
+        payg, subscription = spendable(meter, known) if meter is not None and known is not None else (0, 0)
         attributes = {
             "credits": {
                 "total": payg + subscription,
