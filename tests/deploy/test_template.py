@@ -550,3 +550,16 @@ def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_
     )
     associated = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert len(associated) == 2 and all(r["Condition"] == "UseWaf" for r in associated)  # both APIs
+
+
+def test_the_waf_rule_is_scoped_to_every_keyless_route_but_stripes_webhook_and_the_page_itself():
+    from alphacut.api.app import KEYLESS_METHODS
+    from alphacut_dev.local.waf import WebAcl
+
+    rule = WebAcl()
+    rule.load(load_sam()["Resources"]["WebAcl"], limit=1)
+    uncovered = {
+        path for path, _ in KEYLESS_METHODS if not any(fragment in f"/Prod{path}" for fragment in rule.scope)
+    }
+    assert uncovered == {"/v1/billing/stripe", "/"}  # Stripe's own addresses; the page is cached static text
+    assert not any(fragment in "/Prod/v1/cutout" for fragment in rule.scope)  # keyed: the key's rate

@@ -43,6 +43,7 @@ from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
 from alphacut_dev.local.moto_dispatch import RememberedServiceLookup
 from alphacut_dev.local.routes import Route, path_pattern
+from alphacut_dev.local.waf import WebAcl
 from alphacut_dev.local.worker import FunctionSpec
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
@@ -108,6 +109,7 @@ class LocalStack:
         self.routes: list[Route] = []
         self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
         self.method_throttles = MethodThrottles()  # the stages' method throttling
+        self.waf = WebAcl()  # the template's web ACL: per-address limits on the keyless routes
         self.authorizers: dict[str, LambdaAuthorizers] = {}  # REST API logical id -> its Lambda authorizers
         # key value -> (read at, (its plan, the key's id))
         self.plans: dict[str, tuple[float, tuple[Plan, str] | None]] = {}
@@ -376,6 +378,7 @@ class LocalStack:
         }
         attributes: dict[tuple[str, str], str] = {}
         resolver = Resolver(refs, attributes, cfn.get("Conditions", {}), cfn.get("Mappings", {}))
+        self.waf.load(resources.get("WebAcl"), int(float(parameters.get("WebAclRateLimit") or 0)))
         resources = {
             k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])
         }

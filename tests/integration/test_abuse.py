@@ -1,0 +1,67 @@
+"""What one caller can do to everyone else on the local stack: a client address bursting on its
+result links (the template's WAF rule, emulated), and a flood of made-up keys (each one an
+authorizer call), beside a real key's calls."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import requests
+
+from tests.stack_fixtures import Api
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def get_from(source: str, url: str) -> int:
+    """GET ``url`` from the loopback address ``source`` (127.0.0.x: another client address)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
+    try:
+        connection.request("GET", parts.path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_an_address_bursting_on_result_links_is_blocked_and_another_addresss_link_answers(api, stack, small_photo):
+    first = api.post("/v1/cutout?return=url", data=small_photo, headers=JPEG).json()["image"]["url"]
+    second = api.post("/v1/cutout?return=url", data=small_photo, headers=JPEG).json()["image"]["url"]
+    stack.waf.limit, stack.waf.blocked = 10, 0
+    try:
+        burst = [get_from("127.0.0.2", first) for _ in range(30)]
+        assert burst.count(302) == 10 and burst.count(403) == 20
+        assert get_from("127.0.0.3", second) == 302  # another store's link
+        assert get_from("127.0.0.2", second) == 403  # the same address, any link: WAF counts the address
+        assert api.get("/v1/usage").status_code == 200  # keyed routes are outside the rule's scope
+    finally:
+        stack.waf.limit = 0
+        stack.waf.forget()
+
+
+def test_a_flood_of_made_up_keys_leaves_a_real_keys_calls_answered_in_time(api, stack):
+    real = [api.get("/v1/usage") for _ in range(5)]  # its authorizer answer cached
+    assert all(answer.status_code == 200 for answer in real)
+    quiet = []
+    for _ in range(10):
+        started = time.perf_counter()
+        assert api.get("/v1/usage").status_code == 200
+        quiet.append(time.perf_counter() - started)
+
+    def made_up(number: int) -> int:
+        return requests.get(f"{stack.url}/v1/usage", headers={"x-api-key": f"ac_made_up_{number:06d}_{time.time_ns()}"}, timeout=30).status_code
+
+    during = []
+    with ThreadPoolExecutor(8) as pool:
+        flood = pool.map(made_up, range(400))
+        for _ in range(10):
+            started = time.perf_counter()
+            answer = api.get("/v1/usage")
+            during.append(time.perf_counter() - started)
+            assert answer.status_code == 200, answer.text
+        refused = list(flood)
+    assert set(refused) <= {401, 403}  # each made-up key refused, none a 5xx
+    assert max(during) < max(1.0, 5 * max(quiet)), (quiet, during)
