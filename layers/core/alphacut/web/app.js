@@ -1,5 +1,6 @@
-// alphacut's page: try a cutout, watch tasks, see usage. Talks only to this API (relative URLs),
-// sends the key only as x-api-key, keeps it for this tab's session unless asked to remember it.
+// alphacut's page: the landing view with prices, a cutout, tasks in bulk, usage, billing, keys and
+// sign-up. Talks only to this API (relative URLs), sends the key only as x-api-key, keeps it for
+// this tab's session unless asked to remember it.
 // No data goes into innerHTML: file names, links, routes and dates become DOM text (el, svgEl).
 "use strict";
 
@@ -8,6 +9,7 @@ const CLASS_COLOURS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], 
   [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230], [170, 170, 170]];
 const CLASS_NAMES = ["background", ...GARMENTS, "person"];
 const FINAL_STATES = new Set([1, -1, -2, -3, -5, -7, -8]);
+const TASK_STATE_NAMES = { 0: "queued", 3: "waiting", 4: "processing", 1: "done" };
 const $ = (id) => document.getElementById(id);
 let photo = null;          // {blob, name} of the picked photo
 let objectUrls = [];
@@ -28,15 +30,42 @@ function svgEl(tag, attributes = {}, ...children) {
   node.append(...children);
   return node;
 }
+function say(id, text) { $(id).textContent = text; }
+function button(label, onClick, className = "small") {
+  const node = el("button", { type: "button", class: className }, label);
+  node.addEventListener("click", onClick);
+  return node;
+}
 
 // ---- key ------------------------------------------------------------------------------------------
-// kept in sessionStorage (gone with the tab) unless "remember" is ticked: then in localStorage
+// kept in sessionStorage (gone with the tab) unless "remember" is ticked: then in localStorage; its
+// id beside it when the page learnt it (sign-up, the usage report), to name it on Billing and Keys
 const KEY_ITEM = "alphacut.key";
+const KEY_ID_ITEM = "alphacut.key_id";
 function apiKey() { return sessionStorage.getItem(KEY_ITEM) || localStorage.getItem(KEY_ITEM) || ""; }
+function keyStorage() { return localStorage.getItem(KEY_ITEM) ? localStorage : sessionStorage; }
+function knownKeyId() { return keyStorage().getItem(KEY_ID_ITEM) || ""; }
 function showKey() {
   const remembered = Boolean(localStorage.getItem(KEY_ITEM));
   $("key-status").textContent = !apiKey() ? "no key yet"
     : remembered ? "key saved in this browser" : "key kept until this tab closes";
+  say("key-id", knownKeyId());
+  $("key-id-fact").hidden = !knownKeyId();
+}
+function keepKey(key, keyId, remember) {
+  for (const storage of [sessionStorage, localStorage]) {
+    storage.removeItem(KEY_ITEM);
+    storage.removeItem(KEY_ID_ITEM);
+  }
+  const storage = remember ? localStorage : sessionStorage;
+  storage.setItem(KEY_ITEM, key);
+  if (keyId) storage.setItem(KEY_ID_ITEM, keyId);
+  $("key").value = key;
+  showKey();
+}
+function learnKeyId(keyId) {
+  if (keyId && apiKey()) keyStorage().setItem(KEY_ID_ITEM, keyId);
+  showKey();
 }
 $("key").value = apiKey();
 $("remember-key").checked = Boolean(localStorage.getItem(KEY_ITEM));
@@ -44,11 +73,99 @@ showKey();
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const key = $("key").value.trim();
-  sessionStorage.removeItem(KEY_ITEM);
-  localStorage.removeItem(KEY_ITEM);
-  ($("remember-key").checked ? localStorage : sessionStorage).setItem(KEY_ITEM, key);
-  showKey();
+  const sameKey = key === apiKey();
+  keepKey(key, sameKey ? knownKeyId() : "", $("remember-key").checked);
+  if (openTab === "start" && key) openTabNamed("try");  // a key in hand: on to the work
+  loadModels();
+  loadConfig().catch(() => {});  // the deployment's own prices, said to keyed callers
 });
+
+// ---- calling the API: an error carries the answer's message and what to do next -------------------
+function nextStep(status, error, retryAfter) {
+  if (status === 401) return "Sign up on the Sign up tab for a key, or paste yours above and Save.";
+  if (status === 402 && error.code === "key_budget_spent") {
+    return "This key's daily credit limit is spent: wait until 00:00 UTC, or use a key with a higher limit (Keys tab).";
+  }
+  if (status === 402) return "Top the key up: buy credits on the Billing tab, then try again.";
+  if (status === 403 && error.code === "insufficient_scope") {
+    return `This key may not do this${error.scope ? ` (it needs the scope ${error.scope})` : ""}: use a key that may, or make one on the Keys tab.`;
+  }
+  if (status === 429) return `Too many calls for now: try again ${retryAfter ? `in ${retryAfter} s` : "in a minute"}.`;
+  if (status === 503 && error.code === "billing_unavailable") return "Ask the service's operator to set up card payments.";
+  if (status >= 500) return "Something failed on our side: try again in a minute.";
+  if (status === 400 && error.field) return `Correct ${error.field} and try again.`;
+  return "";
+}
+
+class ApiError extends Error {
+  constructor(status, error, message) {
+    super(message);
+    this.status = status;
+    this.code = error.code || "";
+  }
+}
+
+async function call(method, path, body, { keyed = true } = {}) {
+  const headers = keyed && apiKey() ? { "x-api-key": apiKey() } : {};
+  const response = await fetch(path, { method, body, headers });
+  let answer = null;
+  try { answer = await response.json(); } catch (_) { answer = null; }
+  if (!response.ok) {
+    const error = (answer && answer.error) || {};
+    const words = error.message || (answer && answer.message) || response.statusText;
+    // which of the form's fields it is about, unless the words begin with it
+    const field = error.field && !String(words).startsWith(`${error.field}:`) ? ` (${error.field})` : "";
+    const hint = nextStep(response.status, error, response.headers.get("Retry-After"));
+    const message = `${response.status} ${error.code || ""}${field}: ${words}`.replace(" : ", ": ");
+    throw new ApiError(response.status, error, hint ? `${message} ${hint}` : message);
+  }
+  return answer;
+}
+function postJson(path, body, options) {
+  return call("POST", path, new Blob([JSON.stringify(body)], { type: "application/json" }), options);
+}
+
+// ---- tabs, and each tab's own error line ------------------------------------------------------------
+// an error is said in the tab whose call failed: shown at once when it is open, kept (its tab button
+// marked) until it is opened otherwise
+let openTab = "try";
+const tabErrors = {};
+function showError(tab, message) {
+  tabErrors[tab] = message;
+  $(`tab-${tab}`).classList.toggle("has-error", Boolean(message) && tab !== openTab);
+  if (tab === openTab) renderError();
+}
+function renderError() {
+  const message = tabErrors[openTab] || "";
+  $("error").textContent = message;
+  $("error").hidden = !message;
+  if (message) $("error").scrollIntoView({ block: "nearest" });
+}
+function openTabNamed(name) {
+  openTab = name;
+  for (const tab of document.querySelectorAll("button.tab")) tab.classList.toggle("active", tab.dataset.tab === name);
+  for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `panel-${name}`;
+  $(`tab-${name}`).classList.remove("has-error");
+  if (name === "try" || name === "tasks") $(`${name}-options-slot`).append($("options"));
+  renderError();
+  if (name === "usage") loadUsage();
+  if (name === "billing") openBilling();
+  if (name === "keys") loadKeys();
+  if (name === "start") renderPrices("start-prices");
+}
+for (const tab of document.querySelectorAll("button.tab")) {
+  tab.addEventListener("click", () => openTabNamed(tab.dataset.tab));
+}
+$("start-signup").addEventListener("click", () => openTabNamed("signup"));
+
+async function copyText(text, noteId) {
+  try {
+    await navigator.clipboard.writeText(text);
+    say(noteId, "copied");
+  } catch (_) {
+    say(noteId, "the browser refused: select it and copy");
+  }
+}
 
 // the matting models this deployment has: the model option's values in its OpenAPI document
 async function loadModels() {
@@ -58,42 +175,49 @@ async function loadModels() {
     const parameters = spec.paths["/v1/cutout"].post.parameters || [];
     const model = parameters.find((parameter) => parameter.name === "model");
     const names = ((model && model.schema && model.schema.enum) || []).filter((name) => name !== "isnet");
-    $("model").replaceChildren(...["", ...names].map((name) => {
-      const option = document.createElement("option");
-      option.value = name;
-      option.textContent = name || "isnet (the default)";
-      return option;
-    }));
+    $("model").replaceChildren(...["", ...names].map((name) => el("option", { value: name }, name || "isnet (the default)")));
   } catch (_) { /* the default model only */ }
 }
-loadModels();
-$("key-form").addEventListener("submit", loadModels);
 
-async function call(method, path, body) {
-  const response = await fetch(path, { method, body, headers: { "x-api-key": apiKey() } });
-  let answer = null;
-  try { answer = await response.json(); } catch (_) { answer = null; }
-  if (!response.ok) {
-    const error = (answer && answer.error) || {};
-    const words = error.message || (answer && answer.message) || response.statusText;
-    // 402: a credit-based key's balance does not cover the call; say what to do about it
-    const hint = response.status === 402 ? " Top the key up: buy credits on the Billing tab, then try again." : "";
-    // which of the form's fields it is about, unless the words begin with it
-    const field = error.field && !String(words).startsWith(`${error.field}:`) ? ` (${error.field})` : "";
-    throw new Error(`${response.status} ${error.code || ""}${field}: ${words}${hint}`.replace(" : ", ": "));
-  }
-  return answer;
+// ---- prices: the page's own (public_prices) until a key reads the deployment's config ----------------
+let prices = readPublicPrices();
+let configLoaded = null;  // GET v1/billing/config, once per page
+function readPublicPrices() {
+  try { return JSON.parse($("public-prices").textContent); } catch (_) { return null; }
 }
-
-// ---- tabs -----------------------------------------------------------------------------------------
-for (const tab of document.querySelectorAll("button.tab")) {
-  tab.addEventListener("click", () => {
-    for (const other of document.querySelectorAll("button.tab")) other.classList.toggle("active", other === tab);
-    for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== `panel-${tab.dataset.tab}`;
-    showError("");  // one message for the whole page: an old one does not follow to another tab
-    if (tab.dataset.tab === "usage") loadUsage();
-    if (tab.dataset.tab === "billing") openBilling();
-  });
+async function loadConfig() {
+  if (!apiKey()) return null;
+  configLoaded = configLoaded || call("GET", "v1/billing/config").catch((error) => { configLoaded = null; throw error; });
+  const config = await configLoaded;
+  prices = { ...(prices || {}), ...config };  // the config has no result prices: the page's stay
+  renderPrices("start-prices");
+  renderPrices("billing-prices");
+  return config;
+}
+// what some credits cost, in the deployment's currency (two-decimal currencies only)
+function money(credits) {
+  if (!prices || !Number.isFinite(Number(credits))) return "";
+  return `${(Number(credits) * Number(prices.price_per_credit)).toFixed(2)} ${String(prices.currency).toUpperCase()}`;
+}
+function credits(count) { return `${count} credit${Number(count) === 1 ? "" : "s"}`; }
+function resultLabel(kind) {
+  const [base, model] = kind.split("@");
+  const names = { full: "a full-size cutout", preview: "a preview (up to 0.25 megapixels)", costume: "a clothing (costume) call" };
+  return `${names[base] || base}${model ? ` with the ${model} model` : ""}`;
+}
+function priceLines() {
+  if (!prices) return ["Prices: ask the service's operator."];
+  const lines = [`1 credit = ${money(1)}`];
+  for (const [kind, cost] of Object.entries(prices.results || {})) {
+    lines.push(`${resultLabel(kind)}: ${credits(cost)} (${money(cost)})`);
+  }
+  const packs = Object.entries(prices.packs || {});
+  if (packs.length) lines.push(`packs: ${packs.map(([name, count]) => `${name} ${count} credits for ${money(count)}`).join("; ")}`);
+  if (prices.min_credits) lines.push(`buy any number from ${credits(prices.min_credits)} (${money(prices.min_credits)})`);
+  return lines;
+}
+function renderPrices(listId) {
+  $(listId).replaceChildren(...priceLines().map((line) => el("li", {}, line)));
 }
 
 // ---- picking a photo ------------------------------------------------------------------------------
@@ -116,36 +240,13 @@ document.addEventListener("paste", (event) => {
   if (item) pick(item.getAsFile(), "pasted image");
 });
 for (const name of GARMENTS) {
-  const label = document.createElement("label");
-  label.className = "inline";
-  label.append(el("input", { type: "checkbox", value: name, checked: "" }), ` ${name}`);
+  const label = el("label", { class: "inline" }, el("input", { type: "checkbox", value: name, checked: "" }), ` ${name}`);
   $("classes").appendChild(label);
 }
 $("route").addEventListener("change", () => { $("classes").hidden = $("route").value !== "costume"; });
 
-// ---- running a cutout -----------------------------------------------------------------------------
-function b64Blob(entry) {
-  const bytes = Uint8Array.from(atob(entry.base64), (c) => c.charCodeAt(0));
-  return new Blob([bytes], { type: entry.content_type });
-}
-function objectUrl(blob) { const url = URL.createObjectURL(blob); objectUrls.push(url); return url; }
-
-// one error line for every tab, at the top of the page, brought into view
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = !message;
-  if (message) $("error").scrollIntoView({ block: "nearest" });
-}
-
-$("try-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  showError("");
-  const route = $("route").value;
-  const form = new FormData();
-  if (photo) form.append("image_file", photo.blob, photo.name);
-  else if ($("url").value.trim()) form.append("image_url", $("url").value.trim());
-  else { showError("Pick, drop or paste a photo, or give an image URL."); return; }
-  form.append("return", "base64");
+// ---- the options form: Try it and Tasks send the same fields --------------------------------------
+function appendOptions(form, route) {
   const preset = $("preset").value;
   if (preset) form.append("preset", preset);  // the preset's own format, size and background
   else form.append("format", $("format").value);
@@ -158,6 +259,23 @@ $("try-form").addEventListener("submit", async (event) => {
   if ($("bg-image").files[0]) form.append("bg_image_file", $("bg-image").files[0], $("bg-image").files[0].name);
   if ($("crop").checked) form.append("crop", "true");
   if ($("model").value && route !== "costume") form.append("model", $("model").value);
+}
+
+// ---- running a cutout -----------------------------------------------------------------------------
+function b64Bytes(base64) { return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)); }
+function b64Blob(entry) { return new Blob([b64Bytes(entry.base64)], { type: entry.content_type }); }
+function objectUrl(blob) { const url = URL.createObjectURL(blob); objectUrls.push(url); return url; }
+
+$("try-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showError("try", "");
+  const route = $("route").value;
+  const form = new FormData();
+  if (photo) form.append("image_file", photo.blob, photo.name);
+  else if ($("url").value.trim()) form.append("image_url", $("url").value.trim());
+  else { showError("try", "Pick, drop or paste a photo, or give an image URL."); return; }
+  form.append("return", "base64");
+  appendOptions(form, route);
   if (route === "costume") {
     const chosen = [...$("classes").querySelectorAll("input:checked")].map((box) => box.value);
     form.append("classes", chosen.join(",") || "all");
@@ -166,12 +284,11 @@ $("try-form").addEventListener("submit", async (event) => {
   $("result-status").textContent = "Working...";
   $("run").disabled = true;
   try {
-    const answer = await call("POST", `v1/${route}`, form);
-    showResult(route, answer);
+    showResult(route, await call("POST", `v1/${route}`, form));
   } catch (error) {
     $("result-status").textContent = "";
     $("result").hidden = true;
-    showError(error.message);
+    showError("try", error.message);
   } finally {
     $("run").disabled = false;
   }
@@ -211,6 +328,15 @@ function showResult(route, answer) {
   if (route === "costume") showCostume(answer);
 }
 
+// the before/after box takes the result's shape, at most 560 px wide and 480 px high: both pictures
+// fill it (object-fit: contain), so they line up for a portrait, a crop or a preset alike
+function fitCompare() {
+  const width = $("after").naturalWidth, height = $("after").naturalHeight;
+  if (!width || !height) return;
+  $("compare-frame").style.aspectRatio = `${width} / ${height}`;
+  $("compare").style.width = `min(560px, 100%, ${Math.round((480 * width) / height)}px)`;
+}
+$("after").addEventListener("load", fitCompare);
 $("view-bg").addEventListener("input", () => { $("on-bg").style.background = $("view-bg").value; });
 $("slider").addEventListener("input", () => {
   $("after-clip").style.clipPath = `inset(0 0 0 ${$("slider").value}%)`;
@@ -252,75 +378,236 @@ async function drawClassMap(blob) {
   context.putImageData(pixels, 0, 0);
 }
 
-// ---- tasks ---------------------------------------------------------------------------------------
+// ---- tasks: a batch of photos, watched together, saved under their own names ---------------------
+let batch = [];        // {file, row, taskId, state, reason, result: {blob, name}}
+let polling = false;
+
+function taskCell(row, name) { return row.querySelector(`.${name}`); }
+function addTaskRow(file) {
+  const row = el("tr", {}, el("td", { class: "name" }, file.name), el("td", { class: "id" }),
+    el("td", { class: "state" }, "submitting"), el("td", { class: "progress" }), el("td", { class: "result" }));
+  $("task-table").querySelector("tbody").appendChild(row);
+  return { file, row, taskId: "", state: null, reason: "", result: null };
+}
+
 $("tasks-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  for (const file of $("task-files").files) {
-    const row = el("tr", {}, el("td", { class: "name" }, file.name), el("td", { class: "id" }),
-      el("td", { class: "state" }, "submitting"), el("td", { class: "progress" }), el("td", { class: "link" }));
-    $("task-table").querySelector("tbody").appendChild(row);
-    const form = new FormData();
-    form.append("image_file", file, file.name);
-    try {
-      const answer = await call("POST", "v1/tasks", form);
-      row.dataset.task = answer.data.task_id;
-      row.querySelector(".id").textContent = answer.data.task_id.slice(0, 8);
-      watchTask(row);
-    } catch (error) {
-      row.querySelector(".state").textContent = error.message;
-    }
-  }
+  showError("tasks", "");
+  const files = [...$("task-files").files];
+  if (!files.length) { showError("tasks", "Pick the photos first (several at once)."); return; }
+  $("task-table").querySelector("tbody").replaceChildren();
+  batch = files.map(addTaskRow);
+  $("task-files").value = "";  // the batch holds its files: the next pick starts a new one
+  await submitTasks(batch);
 });
+$("retry-failed").addEventListener("click", () => submitTasks(batch.filter(taskFailed)));
+$("download-zip").addEventListener("click", downloadZip);
 
-async function watchTask(row) {
+async function submitTasks(items) {
+  for (const item of items) await submitTask(item);
+  showBatch();
+  watchTasks();
+}
+
+async function submitTask(item) {
+  Object.assign(item, { taskId: "", state: null, reason: "", result: null });
+  item.row.dataset.state = "";
+  showTask(item, "submitting");
+  const form = new FormData();
+  form.append("image_file", item.file, item.file.name);
+  appendOptions(form, "cutout");
   try {
-    const answer = await call("GET", `v1/tasks/${row.dataset.task}`);
-    const task = answer.data;
-    row.dataset.state = task.state;
-    row.querySelector(".state").textContent = `${task.state}${task.message ? " " + task.message : ""}`;
-    row.querySelector(".progress").textContent = `${task.progress} %`;
-    if (task.state === 1 && /^https?:/.test(String(task.image))) {  // a link, never a script: URL
-      row.querySelector(".link").replaceChildren(el("a", { href: task.image, target: "_blank", rel: "noopener" }, "image"));
-    }
-    if (!FINAL_STATES.has(task.state)) setTimeout(() => watchTask(row), 1000);
+    const answer = await call("POST", "v1/tasks", form);
+    item.taskId = answer.data.task_id;
+    item.row.dataset.task = item.taskId;
+    taskCell(item.row, "id").textContent = item.taskId.slice(0, 8);
+    showTask(item, "queued");
   } catch (error) {
-    row.querySelector(".state").textContent = error.message;
+    item.reason = error.message;  // refused at submission: never became a task
+    showError("tasks", error.message);
+    showTask(item);
+  }
+  showBatch();
+}
+
+function taskFailed(item) { return Boolean(item.reason); }
+function taskDone(item) { return item.state === 1; }
+function taskPending(item) { return !taskFailed(item) && !taskDone(item); }
+
+function showTask(item, words) {
+  const state = taskCell(item.row, "state");
+  state.classList.toggle("failed", taskFailed(item));
+  state.textContent = taskFailed(item) ? `failed: ${item.reason}` : words;
+  if (item.result) {
+    taskCell(item.row, "result").replaceChildren(el("a", { href: item.result.url, download: item.result.name }, item.result.name));
+  } else {
+    taskCell(item.row, "result").replaceChildren();
   }
 }
 
-// ---- usage: an SVG chart drawn here ----------------------------------------------------------------
+function showBatch() {
+  const done = batch.filter(taskDone).length, failed = batch.filter(taskFailed).length;
+  const running = batch.length - done - failed;
+  const parts = [`${done} of ${batch.length} done`];
+  if (failed) parts.push(`${failed} failed`);
+  if (running) parts.push(`${running} running`);
+  say("tasks-summary", batch.length ? parts.join(", ") : "");
+  $("retry-failed").hidden = !failed || running > 0;
+  $("download-zip").hidden = !done;
+}
+
+// one loop for the whole batch, a poll of each unfinished task a second; the done answer carries
+// the picture itself (return_type=base64): saved under the photo's own name, zipped in the page
+async function watchTasks() {
+  if (polling) return;
+  polling = true;
+  try {
+    while (batch.some((item) => item.taskId && taskPending(item))) {
+      for (const item of batch.filter((i) => i.taskId && taskPending(i))) await pollTask(item);
+      showBatch();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } finally {
+    polling = false;
+  }
+}
+
+async function pollTask(item) {
+  try {
+    const task = (await call("GET", `v1/tasks/${item.taskId}?return_type=base64`)).data;
+    item.state = task.state;
+    item.row.dataset.state = String(task.state);
+    taskCell(item.row, "progress").textContent = `${task.progress} %`;
+    if (task.state < 0) item.reason = (task.error && task.error.message) || `state ${task.state}`;
+    if (task.state === 1 && task.image) item.result = taskResult(item.file.name, task.image);
+    showTask(item, TASK_STATE_NAMES[task.state] || `state ${task.state}`);
+  } catch (error) {
+    // a refusal to read (too many polls, a fault on our side) is said and polled again
+    if (error.status === 429 || error.status >= 500 || !error.status) showTask(item, `waiting: ${error.message}`);
+    else { item.reason = error.message; showTask(item); }
+  }
+}
+
+// the file's own name, its extension the result's (sniffed: png, jpg or webp), once in the batch
+function taskResult(originalName, base64) {
+  const bytes = b64Bytes(base64);
+  const [type, extension] = sniffImage(bytes);
+  const stem = originalName.replace(/\.[^.]*$/, "") || "photo";
+  const taken = new Set(batch.filter((item) => item.result).map((item) => item.result.name));
+  let name = `${stem}.${extension}`;
+  for (let n = 2; taken.has(name); n += 1) name = `${stem} (${n}).${extension}`;
+  const blob = new Blob([bytes], { type });
+  return { blob, bytes, name, url: URL.createObjectURL(blob) };
+}
+function sniffImage(bytes) {
+  if (bytes[0] === 0x89 && bytes[1] === 0x50) return ["image/png", "png"];
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return ["image/jpeg", "jpg"];
+  if (bytes[8] === 0x57 && bytes[9] === 0x45) return ["image/webp", "webp"];
+  return ["application/octet-stream", "bin"];
+}
+
+function downloadZip() {
+  const files = batch.filter((item) => taskDone(item) && item.result).map((item) => ({ name: item.result.name, bytes: item.result.bytes }));
+  saveBlob(storedZip(files), "cutouts.zip");
+}
+function saveBlob(blob, name) {
+  const link = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+// ---- a zip of stored (uncompressed) entries: pictures are compressed already ------------------------
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const byte of bytes) c = CRC_TABLE[(c ^ byte) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+// little-endian fields of the given widths (2 or 4 bytes)
+function fields(...pairs) {
+  const size = pairs.reduce((sum, [width]) => sum + width, 0);
+  const view = new DataView(new ArrayBuffer(size));
+  let at = 0;
+  for (const [width, value] of pairs) {
+    if (width === 2) view.setUint16(at, value, true); else view.setUint32(at, value, true);
+    at += width;
+  }
+  return view;
+}
+function storedZip(files) {
+  const UTF8 = 0x0800, DOS_DATE = 0x21;  // names in UTF-8; every entry dated 1980-01-01
+  const parts = [], central = [];
+  let offset = 0;
+  for (const file of files) {
+    const name = new TextEncoder().encode(file.name);
+    const crc = crc32(file.bytes), size = file.bytes.length;
+    parts.push(fields([4, 0x04034b50], [2, 20], [2, UTF8], [2, 0], [2, 0], [2, DOS_DATE], [4, crc], [4, size],
+      [4, size], [2, name.length], [2, 0]), name, file.bytes);
+    central.push(fields([4, 0x02014b50], [2, 20], [2, 20], [2, UTF8], [2, 0], [2, 0], [2, DOS_DATE], [4, crc],
+      [4, size], [4, size], [2, name.length], [2, 0], [2, 0], [2, 0], [2, 0], [4, 0], [4, offset]), name);
+    offset += 30 + name.length + size;
+  }
+  const centralSize = central.reduce((sum, part) => sum + part.byteLength, 0);
+  const end = fields([4, 0x06054b50], [2, 0], [2, 0], [2, files.length], [2, files.length], [4, centralSize],
+    [4, offset], [2, 0]);
+  return new Blob([...parts, ...central, end], { type: "application/zip" });
+}
+
+// ---- usage: the store's own work apart from reads, an SVG chart drawn here ---------------------------
+// account calls: usage, billing, keys, the reference and task polls, this page's and any app's; the
+// rest is the store's work (cutouts, task submissions)
+const READ_ROUTES = [/^\/v1\/usage/, /^\/v1\/billing/, /^\/v1\/keys/, /^\/v1\/openapi/, /^\/v1\/tasks\/\{/, /^\/v1\.0\/account/];
+function isRead(route) { return READ_ROUTES.some((pattern) => pattern.test(route)); }
 $("load-usage").addEventListener("click", loadUsage);
+
+function routeTotals(report) {
+  const routes = {};
+  for (const day of report.days) {
+    for (const [route, counts] of Object.entries(day.routes)) {
+      routes[route] = routes[route] || { calls: 0, charged: 0 };
+      routes[route].calls += counts.calls;
+      routes[route].charged += counts.charged;
+    }
+  }
+  return routes;
+}
+function workCalls(day) {
+  return Object.entries(day.routes || {}).filter(([route]) => !isRead(route)).reduce((sum, [, c]) => sum + c.calls, 0);
+}
 
 async function loadUsage() {
   try {
-    showError("");
+    showError("usage", "");
     const report = await call("GET", "v1/usage");
-    $("usage-calls").textContent = report.total.calls;
-    $("usage-charged").textContent = report.total.charged;
-    $("usage-quota").textContent = report.daily_quota === null ? "none" : report.daily_quota;
+    learnKeyId(report.key_id);
+    const routes = routeTotals(report);
+    const reads = Object.entries(routes).filter(([route]) => isRead(route)).reduce((sum, [, c]) => sum + c.calls, 0);
+    say("usage-work", String(report.total.calls - reads));
+    say("usage-reads", String(reads));
+    say("usage-charged", String(report.total.charged));
+    say("usage-quota", report.daily_quota === null ? "none" : String(report.daily_quota));
     const today = new Date().toISOString().slice(0, 10);
     const todays = report.days.find((day) => day.date === today);
-    $("quota-left").textContent = report.daily_quota === null ? "unlimited"
-      : Math.max(report.daily_quota - (todays ? todays.calls : 0), 0);
+    say("quota-left", report.daily_quota === null ? "unlimited"
+      : String(Math.max(report.daily_quota - (todays ? todays.calls : 0), 0)));
     // a credit-based key: its balance and the credits the range used, in place of the quota
     $("credits-facts").hidden = !report.credit_based;
     $("quota-facts").hidden = report.credit_based;
-    $("usage-balance").textContent = report.credit_based ? String(report.balance) : "";
-    $("usage-credits").textContent = String(report.total.credits || 0);
+    say("usage-balance", report.credit_based ? String(report.balance) : "");
+    say("usage-credits", String(report.total.credits || 0));
+    say("usage-money", report.credit_based && prices ? `(${money(report.total.credits || 0)})` : "");
     drawChart(everyDay(report));
-    const routes = {};
-    for (const day of report.days) {
-      for (const [route, counts] of Object.entries(day.routes)) {
-        routes[route] = routes[route] || { calls: 0, charged: 0 };
-        routes[route].calls += counts.calls;
-        routes[route].charged += counts.charged;
-      }
-    }
     $("usage-routes").querySelector("tbody").replaceChildren(...Object.entries(routes).sort()
-      .map(([route, c]) => el("tr", { dataset: { route } }, el("td", {}, route), el("td", {}, String(c.calls)),
-        el("td", {}, String(c.charged)))));
+      .map(([route, c]) => el("tr", { dataset: { route } }, el("td", {}, route), el("td", {}, isRead(route) ? "account" : "work"),
+        el("td", {}, String(c.calls)), el("td", {}, String(c.charged)))));
   } catch (error) {
-    showError(error.message);
+    showError("usage", error.message);
   }
 }
 
@@ -330,7 +617,8 @@ function everyDay(report) {
   const days = [];
   for (let t = Date.parse(report.from); t <= Date.parse(report.to); t += 86400000) {
     const date = new Date(t).toISOString().slice(0, 10);
-    days.push(byDate[date] || { date, calls: 0, charged: 0 });
+    const day = byDate[date];
+    days.push({ date, calls: day ? workCalls(day) : 0, charged: day ? day.charged : 0 });
   }
   return days;
 }
@@ -365,10 +653,7 @@ function drawChart(days) {
 // ---- billing: Stripe.js from where the deployment says (Stripe's, or a stand-in such as localstripe's)
 let stripe = null;
 let card = null;
-let billing = null;   // the key's settings, as GET v1/billing/settings answers
-let prices = null;    // the deployment's price per credit, currency and packs (GET v1/billing/config)
-
-function say(id, text) { $(id).textContent = text; }
+let billing = null;   // the account's settings, as GET v1/billing/settings answers
 
 function loadScript(src) {
   return new Promise((resolve, reject) => {
@@ -380,43 +665,54 @@ function loadScript(src) {
 }
 
 async function openBilling() {
+  renderPrices("billing-prices");
+  say("billing-key-id", knownKeyId());
+  $("billing-key-fact").hidden = !knownKeyId();
   if (!apiKey()) {
-    showError("No key yet: paste your API key above and Save, or get one on the Sign up tab.");
+    showError("billing", "No key yet: sign up on the Sign up tab (your key is made there), or paste your key above and Save.");
     return;
   }
   try {
-    showError("");
-    if (!stripe) {
-      const config = await call("GET", "v1/billing/config");
-      prices = config;
-      await loadScript(config.stripe_js);
-      stripe = window.Stripe(config.publishable_key);
-      card = stripe.elements().create("card");
-      card.mount("#card-element");
-      $("auto-top-up").replaceChildren(el("option", { value: "" }, "nothing"),
-        ...Object.entries(config.packs).map(([name, credits]) => el("option", { value: name }, `${name}: ${credits} credits for ${money(credits)}`)));
-      $("buy-credits").min = String(config.min_credits);
-      $("buy-credits").max = String(config.max_credits);
-    }
+    showError("billing", "");
+    const config = await loadConfig();
+    if (!stripe) await mountCard(config);
     await loadBilling();
   } catch (error) {
-    showError(error.message);
+    showError("billing", error.message);
   }
 }
 
-// what some credits cost, in the deployment's currency (two-decimal currencies only)
-function money(credits) {
-  if (!prices || !Number.isFinite(credits)) return "";
-  return `${(credits * Number(prices.price_per_credit)).toFixed(2)} ${prices.currency.toUpperCase()}`;
+async function mountCard(config) {
+  await loadScript(config.stripe_js);
+  stripe = window.Stripe(config.publishable_key);
+  card = stripe.elements().create("card");
+  card.mount("#card-element");
+  $("auto-top-up").replaceChildren(el("option", { value: "" }, "nothing"),
+    ...Object.entries(config.packs).map(([name, count]) => el("option", { value: name }, `${name}: ${count} credits for ${money(count)}`)));
+  $("buy-credits").min = String(config.min_credits);
+  $("buy-credits").max = String(config.max_credits);
 }
+
 function savedCardChosen() { return Boolean(billing && billing.card_saved && $("use-saved").checked); }
+function creditsAsked() { return Number($("buy-credits").value); }
+// what is wrong with the credits asked, or "" when a card may buy them
+function purchaseProblem(count) {
+  if (!prices || !prices.max_credits) return "";
+  if (!Number.isInteger(count)) return "Credits are bought whole: give a whole number.";
+  if (count < prices.min_credits) {
+    return `${credits(count)} is below the smallest purchase, ${credits(prices.min_credits)} (${money(prices.min_credits)}): buy ${prices.min_credits} or more.`;
+  }
+  if (count > prices.max_credits) return `At most ${prices.max_credits} credits at once: buy fewer.`;
+  return "";
+}
 // the price is on the button: what a press charges, said before it does
 function showPrice() {
-  const credits = Number($("buy-credits").value);
-  const valid = prices && Number.isInteger(credits) && credits >= prices.min_credits && credits <= prices.max_credits;
-  say("buy-price", valid ? `= ${money(credits)}` : prices ? `${prices.min_credits} to ${prices.max_credits} credits` : "");
+  const count = creditsAsked();
+  const valid = prices && prices.max_credits && !purchaseProblem(count);
+  say("buy-price", valid ? `= ${money(count)}` : prices && prices.max_credits ? `${prices.min_credits} to ${prices.max_credits} credits` : "");
   const how = savedCardChosen() ? "with the saved card" : "with the card above";
-  $("buy").textContent = valid ? `Pay ${money(credits)} ${how}` : "Buy";
+  $("buy").textContent = valid ? `Pay ${money(count)} ${how}` : "Buy";
+  $("buy-confirm").hidden = true;  // a changed amount is confirmed again
 }
 $("buy-credits").addEventListener("input", showPrice);
 $("use-saved").addEventListener("change", showPrice);
@@ -440,75 +736,102 @@ async function loadBilling() {
     : billing.email ? "confirmed" : "");
   const listed = await call("GET", "v1/billing/payments");
   say("billing-balance", String(listed.balance));  // read after the settings: the newer balance
-  $("payments").querySelector("tbody").replaceChildren(...listed.payments.map((p) => el("tr", { dataset: { payment: p.payment } },
-    el("td", {}, p.at), el("td", {}, String(p.credits)), el("td", {}, `${(p.amount / 100).toFixed(2)} ${p.currency}`),
-    el("td", { class: "state" }, p.state),
-    el("td", {}, p.receipt_url ? el("a", { href: p.receipt_url, rel: "noopener" }, "receipt") : ""))));
+  $("payments").querySelector("tbody").replaceChildren(...listed.payments.map(paymentRow));
   return listed;
 }
 
-function postJson(path, body) {
-  return call("POST", path, new Blob([JSON.stringify(body)], { type: "application/json" }));
+const ABANDONED_AFTER_MS = 3600 * 1000;  // a payment still "created" an hour on was left unfinished
+function paymentRow(payment) {
+  const at = new Date(payment.at);
+  const abandoned = payment.state === "created" && Date.now() - at.getTime() > ABANDONED_AFTER_MS;
+  const why = payment.failure || (abandoned ? "never completed: nothing was charged" : "")
+    || (payment.refunded_credits ? `${payment.refunded_credits} credits refunded` : "");
+  return el("tr", { dataset: { payment: payment.payment } },
+    el("td", {}, Number.isNaN(at.getTime()) ? String(payment.at) : at.toLocaleString()),
+    el("td", { class: "kind" }, payment.reason === "auto" ? "automatic top-up" : "bought"),
+    el("td", {}, String(payment.credits)),
+    el("td", {}, `${(payment.amount / 100).toFixed(2)} ${String(payment.currency).toUpperCase()}`),
+    el("td", { class: `state${payment.state === "failed" ? " failed" : ""}` }, abandoned ? "not finished" : payment.state),
+    el("td", { class: "why" }, why),
+    el("td", {}, /^https:/.test(String(payment.receipt_url)) ? el("a", { href: payment.receipt_url, rel: "noopener", target: "_blank" }, "receipt") : ""));
 }
 
+// Stripe.js's own words for a refusal, as one sentence
+function stripeWords(error) { return `${String(error.message || "refused").replace(/\.$/, "")}.`; }
+
 // a button that starts a payment or a card's setup stays pressed until it is over: one click, one charge
-async function whileDisabled(button, work) {
-  if (button.disabled) return;
-  button.disabled = true;
-  try { await work(); } finally { button.disabled = false; }
+async function whileDisabled(node, work) {
+  if (node.disabled) return;
+  node.disabled = true;
+  try { await work(); } finally { node.disabled = false; }
 }
 
 $("save-card").addEventListener("click", () => whileDisabled($("save-card"), async () => {
   try {
-    showError("");
+    showError("billing", "");
     say("billing-status", "saving the card...");
     const setup = await postJson("v1/billing/card", {});
     const result = await stripe.confirmCardSetup(setup.client_secret, { payment_method: { card } });
-    if (result.error) throw new Error(result.error.message || "the card was not saved");
+    if (result.error) throw new Error(`The card was not saved: ${stripeWords(result.error)} Try another card.`);
     await postJson("v1/billing/card", { setup_intent: result.setupIntent.id });
     say("billing-status", "card saved");
     await loadBilling();
   } catch (error) {
     say("billing-status", "");
-    showError(error.message);
+    showError("billing", error.message);
   }
 }));
 
+// Buy says the total and waits for a confirmation; only that confirmation pays
+$("buy").addEventListener("click", () => {
+  showError("billing", "");
+  const count = creditsAsked();
+  const problem = purchaseProblem(count);
+  if (problem) { showError("billing", problem); return; }
+  const how = savedCardChosen() ? "with the saved card" : "with the card above";
+  say("buy-confirm-text", `Total: ${money(count)} for ${credits(count)}, paid ${how}.`);
+  $("buy-confirm").hidden = false;
+  $("buy-confirm").scrollIntoView({ block: "nearest" });
+});
+$("buy-confirm-no").addEventListener("click", () => { $("buy-confirm").hidden = true; });
+$("buy-confirm-yes").addEventListener("click", () => whileDisabled($("buy-confirm-yes"), pay));
+
 // the credits land when Stripe's webhook reaches the service: the balance is read until they show
-async function waitForCredits(before, credits) {
+async function waitForCredits(before, count) {
   for (let tries = 0; tries < 40; tries += 1) {
     const listed = await loadBilling();
-    if (listed.balance >= before + credits) return true;
+    if (listed.balance >= before + count) return true;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   return false;
 }
 
-$("buy").addEventListener("click", () => whileDisabled($("buy"), async () => {
+async function pay() {
   try {
-    showError("");
-    const credits = Number($("buy-credits").value);
+    showError("billing", "");
+    const count = creditsAsked();
     const before = billing ? billing.balance : 0;
-    say("billing-status", `paying ${money(credits)}...`);
+    say("billing-status", `paying ${money(count)}...`);
     const saved = savedCardChosen();
-    const intent = await postJson("v1/billing/credits", { credits, saved_card: saved });
+    const intent = await postJson("v1/billing/credits", { credits: count, saved_card: saved });
     if (!saved || intent.status === "requires_action") {
       const result = await stripe.confirmCardPayment(intent.client_secret, saved ? undefined : { payment_method: { card } });
-      if (result.error) throw new Error(result.error.message || "the payment failed");
+      if (result.error) throw new Error(`The payment failed: ${stripeWords(result.error)} Try another card.`);
     }
+    $("buy-confirm").hidden = true;
     say("billing-status", "paid: waiting for the credits...");
-    say("billing-status", (await waitForCredits(before, credits)) ? `${credits} credits added` : "paid: the credits come when Stripe confirms");
+    say("billing-status", (await waitForCredits(before, count)) ? `${count} credits added` : "paid: the credits come when Stripe confirms");
   } catch (error) {
     say("billing-status", "");
-    showError(error.message);
+    showError("billing", error.message);
     await loadBilling().catch(() => {});  // a payment left unconfirmed shows in the list as it is
   }
-}));
+}
 
 $("billing-settings").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    showError("");
+    showError("billing", "");
     say("settings-status", "");
     const low = $("low-balance").value;
     const settings = {
@@ -526,67 +849,186 @@ $("billing-settings").addEventListener("submit", async (event) => {
     say("settings-status", answer.email_pending && email === answer.email_pending
       ? `saved: a link is on its way to ${answer.email_pending}; notices go there once it is followed` : "saved");
   } catch (error) {
-    showError(error.message);
+    showError("billing", error.message);
   }
 });
 
-// ---- sign-up: a link by email, then the key shown once ---------------------------------------------
+// ---- keys: the account's keys, made, rotated and revoked here; a value is shown once ---------------
+$("load-keys").addEventListener("click", loadKeys);
+
+async function loadKeys() {
+  if (!apiKey()) {
+    showError("keys", "No key yet: sign up on the Sign up tab, or paste a key with the scope keys above and Save.");
+    return;
+  }
+  try {
+    showError("keys", "");
+    const listed = await call("GET", "v1/keys");
+    $("keys-table").querySelector("tbody").replaceChildren(...listed.keys.map(keyRow));
+  } catch (error) {
+    showError("keys", error.message);
+  }
+}
+
+function keyRow(key) {
+  const mine = key.key_id === knownKeyId();
+  return el("tr", { dataset: { key: key.key_id } },
+    el("td", {}, String(key.name || ""), mine ? el("span", { class: "muted" }, " (this page's)") : ""),
+    el("td", {}, el("code", {}, String(key.key_id))),
+    el("td", {}, key.scopes.join(", ")),
+    el("td", {}, key.test ? "test" : ""),
+    el("td", {}, key.daily_credit_limit === null ? "none" : String(key.daily_credit_limit)),
+    el("td", {}, String(key.credits_today)),
+    el("td", {}, String(key.created || "").slice(0, 10)),
+    el("td", {}, String(key.last_used || "never")),
+    el("td", { class: "actions" },
+      button("Rotate", () => keyAction(() => rotateKey(key.key_id)), "small secondary"), " ",
+      revokeButton(key.key_id, mine), " ",
+      button("Callback secret", () => keyAction(() => showSecret(key.key_id, "GET")), "small secondary")));
+}
+
+// revoking asks twice: the first press names what it does, the second does it
+function revokeButton(keyId, mine) {
+  const node = button("Revoke", () => {
+    if (!node.dataset.armed) {
+      node.dataset.armed = "1";
+      node.textContent = mine ? "Revoke this page's key?" : "Really revoke?";
+      return;
+    }
+    keyAction(async () => {
+      await call("DELETE", `v1/keys/${encodeURIComponent(keyId)}`);
+      say("keys-status", `key ${keyId} revoked: calls with it are refused within minutes`);
+    });
+  }, "small danger");
+  return node;
+}
+
+async function keyAction(work) {
+  try {
+    showError("keys", "");
+    say("keys-status", "");
+    await work();
+    await loadKeys();
+  } catch (error) {
+    showError("keys", error.message);
+  }
+}
+
+function showOnce(what, value) {
+  say("key-shown-what", what);
+  say("key-shown-value", value);
+  say("key-shown-copied", "");
+  $("key-shown").hidden = false;
+  $("key-shown").scrollIntoView({ block: "nearest" });
+}
+$("key-shown-copy").addEventListener("click", () => copyText($("key-shown-value").textContent, "key-shown-copied"));
+
+$("key-make").addEventListener("submit", (event) => {
+  event.preventDefault();
+  keyAction(async () => {
+    const limit = $("new-key-limit").value.trim();
+    const body = {
+      name: $("new-key-name").value.trim(),
+      scopes: [...$("new-key-scopes").querySelectorAll("input:checked")].map((box) => box.value),
+      test: $("new-key-test").checked,
+      daily_credit_limit: limit === "" ? null : Number(limit),
+    };
+    const made = await postJson("v1/keys", body);
+    showOnce(`New ${made.test ? "test " : ""}key "${made.name}" (${made.key_id})`, made.key);
+    $("key-make").reset();
+  });
+});
+
+async function rotateKey(keyId) {
+  const grace = Number($("rotate-grace").value);
+  const made = await postJson(`v1/keys/${encodeURIComponent(keyId)}/rotate`, { grace_seconds: grace });
+  // the page's own key: its new value replaces the old one here, which may stop at once
+  if (keyId === knownKeyId()) keepKey(made.key, keyId, Boolean(localStorage.getItem(KEY_ITEM)));
+  showOnce(`New value of "${made.name}" (${made.key_id})`, made.key);
+}
+
+async function showSecret(keyId, method) {
+  const path = `v1/keys/${encodeURIComponent(keyId)}/callback-secret${method === "POST" ? "/rotate" : ""}`;
+  const answer = method === "POST" ? await postJson(path, {}) : await call("GET", path);
+  const note = el("span", { id: "secret-copied", class: "muted" });
+  $("keys-status").replaceChildren(`callback secret of ${keyId}${method === "POST" ? " (new: the old one signs a day more)" : ""}: `,
+    el("code", { id: "secret-value" }, String(answer.callback_secret)), " ",
+    button("Copy", () => copyText(answer.callback_secret, "secret-copied"), "small secondary"), " ",
+    button("Rotate secret", () => keyAction(() => showSecret(keyId, "POST")), "small secondary"), " ", note);
+}
+
+// ---- sign-up: a link by email, then the key shown once and kept for this tab -----------------------
 $("signup-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    showError("");
-    const answer = await fetch("v1/signup", { method: "POST", body: JSON.stringify({ email: $("signup-email").value }) });
-    const body = await answer.json();
-    if (!answer.ok) throw new Error(`${answer.status} ${body.error.code}: ${body.error.message}`);
+    showError("signup", "");
+    const body = await postJson("v1/signup", { email: $("signup-email").value }, { keyed: false });
     say("signup-status", `a link is on its way to ${body.email}: it works for ${body.link_minutes} minutes`);
   } catch (error) {
     say("signup-status", "");
-    showError(error.message);
+    showError("signup", error.message);
   }
 });
 
-const signupLink = new URLSearchParams(location.hash.slice(1));
-if (signupLink.get("signup")) {
-  $("tab-signup").click();
+function showMadeKey(made) {
+  keepKey(made.api_key, made.key_id, false);  // as if pasted: kept until the tab closes
+  say("signup-value", made.api_key);
+  say("signup-key-id", made.key_id);
+  say("signup-status", made.credits ? `${made.credits} trial credits are on your key.` : "");
+  $("signup-key").hidden = false;
+  $("signup-form").hidden = true;
+  loadModels();
+  loadConfig().catch(() => {});
+}
+$("signup-copy").addEventListener("click", () => copyText($("signup-value").textContent, "signup-copied"));
+$("signup-buy").addEventListener("click", () => openTabNamed("billing"));
+$("signup-test-key").addEventListener("click", () => {
+  openTabNamed("keys");
+  $("new-key-test").checked = true;
+  $("new-key-name").value = "test key";
+  $("new-key-name").focus();
+});
+
+const pageLink = new URLSearchParams(location.hash.slice(1));
+function confirmSignup() {
   $("signup-confirm").hidden = false;
-  say("signup-for", signupLink.get("email") || "");
+  say("signup-for", pageLink.get("email") || "");
   $("signup-make").addEventListener("click", async () => {
     try {
-      showError("");
-      const answer = await fetch("v1/signup/confirm", { method: "POST",
-        body: JSON.stringify({ email: signupLink.get("email"), token: signupLink.get("signup") }) });
-      const body = await answer.json();
-      if (!answer.ok) throw new Error(`${answer.status} ${body.error.code}: ${body.error.message}`);
+      showError("signup", "");
+      const made = await postJson("v1/signup/confirm", { email: pageLink.get("email"), token: pageLink.get("signup") }, { keyed: false });
       history.replaceState(null, "", location.pathname);  // the link is spent: not kept in the address
       $("signup-confirm").hidden = true;
-      $("signup-key").hidden = false;
-      say("signup-value", body.api_key);
-      $("signup-form").hidden = true;
-      // kept for this tab at once (ticking "remember" and Save keeps it in the browser)
-      $("key").value = body.api_key;
-      sessionStorage.setItem(KEY_ITEM, body.api_key);
-      showKey();
-      loadModels();
+      showMadeKey(made);
     } catch (error) {
-      showError(error.message);
+      showError("signup", error.message);
     }
   });
 }
 
 // the link mailed to a new notice address: the address says yes here (no key needed)
-if (signupLink.get("notices")) {
-  $("tab-billing").click();
-  (async () => {
-    try {
-      const answer = await fetch("v1/billing/notices/confirm", { method: "POST",
-        body: JSON.stringify({ token: signupLink.get("notices") }) });
-      const body = await answer.json();
-      if (!answer.ok) throw new Error(body.error ? body.error.message : answer.statusText);
-      history.replaceState(null, "", location.pathname);  // spent: a reload does not post it again
-      showError("");
-      say("billing-status", `confirmed: the low-balance notices now go to ${body.email}`);
-    } catch (error) {
-      showError(`This address could not be confirmed: ${error.message}`);
-    }
-  })();
+async function confirmNotices() {
+  try {
+    const answer = await postJson("v1/billing/notices/confirm", { token: pageLink.get("notices") }, { keyed: false });
+    history.replaceState(null, "", location.pathname);  // spent: a reload does not post it again
+    showError("billing", "");
+    say("billing-status", `confirmed: the low-balance notices now go to ${answer.email}`);
+  } catch (error) {
+    showError("billing", `This address could not be confirmed: ${error.message}`);
+  }
 }
+
+// ---- the first view: a mailed link's step, Try it with a key, else what the service is and costs ----
+$("try-options-slot").append($("options"));
+renderPrices("start-prices");
+if (pageLink.get("signup")) {
+  openTabNamed("signup");
+  confirmSignup();
+} else if (pageLink.get("notices")) {
+  openTabNamed("billing");
+  confirmNotices();
+} else {
+  openTabNamed(apiKey() ? "try" : "start");
+}
+loadModels();
+loadConfig().catch(() => {});
