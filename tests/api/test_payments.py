@@ -588,3 +588,23 @@ def test_a_notice_mail_ses_refuses_leaves_one_top_up_and_one_webhook_and_is_not_
         assert len(time_left) == 1
     finally:
         hooks.close()
+
+
+def test_a_top_up_retried_a_day_after_an_attempt_that_noted_no_payment_is_never_sent_to_stripe_again(
+    handler, stripe_server, store_key, billing
+):
+    import time
+
+    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.billing.service import low_balance_notices
+
+    with_saved_card(stripe_server, store_key)
+    settings_call(handler, store_key, auto_top_up="starter", low_balance=20)
+    month = time.strftime("%Y-%m", time.gmtime())
+    a_day_ago = PaymentRecords(USAGE_TABLE, clock=lambda: time.time() - 25 * 3600)
+    assert a_day_ago.count(store_key, f"auto#{month}", 5, once_for="crossing#1")  # then the function died
+    done = low_balance_notices().handle(LowBalance(store_key, 1, 10 * MILLI, 20 * MILLI))  # the redrive
+    assert done["auto_top_up"]["state"] == "unsure"
+    assert [p for p in PaymentRecords(USAGE_TABLE).payments(store_key) if p.reason == "auto"] == []
+    fresh = low_balance_notices().handle(LowBalance(store_key, 2, 10 * MILLI, 20 * MILLI))  # a new crossing
+    assert fresh["auto_top_up"]["state"] not in ("unsure", "failed")

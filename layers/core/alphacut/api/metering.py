@@ -362,7 +362,7 @@ def _tell_if_low(gate: CreditGate, balance: int | None) -> None:
             return
         from alphacut.aws.low_balance_queue import LowBalance
 
-        queue.send(LowBalance(gate.key_id, crossing, balance, gate.standing.low_at))
+        queue.send(LowBalance(gate.key_id, crossing, balance, gate.standing.low_at, time.time()))
     except Exception:  # noqa: BLE001 - SQS refusing, or not reached (botocore's connection errors too)
         logger.warning("a low balance could not be queued", extra={"key_id": gate.key_id})
         metrics.add_metric(name="LowBalanceNotQueued", unit=MetricUnit.Count, value=1)

@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import builtins
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ MAX_NAME = 64
 OPERATOR = "operator"  # the CLI's actor: no key of its own to check
 MEMBER_TIDY_SECONDS = 86400  # a revoked key's member item: TTL'd a day later (functions delete nothing)
 BATCH_GET_KEYS = 100
+UNPROCESSED_WAIT_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class AccountKeys:
                 answer = self._db.batch_get_item(RequestItems=request)
                 found += [self.store.stored(item) for item in answer.get("Responses", {}).get(self.store.table_name, [])]
                 request = answer.get("UnprocessedKeys") or {}
+                if request:
+                    time.sleep(UNPROCESSED_WAIT_SECONDS)  # DynamoDB asks for a backoff
         return found
 
     def owned(self, account: str, key_id: str) -> StoredKey:
@@ -159,8 +163,8 @@ class AccountKeys:
         values: dict[str, Any] = {":owner": {"N": "1"}, ":change": {"N": str(change)}}
         expression = "SET live = if_not_exists(live, :owner) + :change"
         conditions = []
-        if change > 0:
-            conditions.append("(attribute_not_exists(live) OR live < :most)")
+        if change > 0:  # no counts yet: the owner alone, which a limit of 1 already fills
+            conditions.append("((attribute_not_exists(live) AND :owner < :most) OR live < :most)")
             values[":most"] = {"N": str(self.keys_per_account)}
         if manager:
             expression += ", managers = if_not_exists(managers, :base) + :change"

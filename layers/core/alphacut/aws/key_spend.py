@@ -97,6 +97,8 @@ class KeySpend:
                 for item in answer.get("Responses", {}).get(self.table_name, []):
                     spent[item["pk"]["S"].removeprefix("spend#")] = int(item["spent"]["N"])
                 request = answer.get("UnprocessedKeys") or {}
+                if request:
+                    time.sleep(0.05)  # DynamoDB asks for a backoff before the keys it left
         return spent
 
 

@@ -4,7 +4,7 @@ crossed it sends one message, the low-balance function tells the store and buys 
 
 Usage::
 
-    LowBalanceQueue(url).send(LowBalance("k123", crossing=3, balance=4000, low_at=5000))
+    LowBalanceQueue(url).send(LowBalance("k123", crossing=3, balance=4000, low_at=5000, at=time.time()))
     notice = LowBalance.from_json(record.body)
 """
 
@@ -22,6 +22,7 @@ class LowBalance:
     crossing: int  # the key's crossings so far: names this one (the top-up's idempotency key)
     balance: int  # millicredits, as the crossing call left it
     low_at: int  # millicredits
+    at: float = 0.0  # when the call crossed it (unix seconds; 0: a message from before this field)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -29,7 +30,13 @@ class LowBalance:
     @classmethod
     def from_json(cls, text: str) -> LowBalance:
         data = json.loads(text)
-        return cls(str(data["key_id"]), int(data["crossing"]), int(data["balance"]), int(data["low_at"]))
+        return cls(
+            str(data["key_id"]),
+            int(data["crossing"]),
+            int(data["balance"]),
+            int(data["low_at"]),
+            float(data.get("at") or 0.0),
+        )
 
 
 class LowBalanceQueue:

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,7 +29,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from alphacut.aws.clients import client
 from alphacut.errors import BillingUnavailable
 
-READY_SECONDS = 300  # how long a container trusts what SES said of an identity or the sandbox
+READY_SECONDS = 300  # how long a container trusts SES's yes of an identity or production access
+NOT_READY_SECONDS = 30  # and its no: SES's reads are 1 a second an account, whatever asks
 
 
 class Mailbox:
@@ -47,7 +49,7 @@ class Mailbox:
             raise BillingUnavailable("mail is not set up on this deployment: the operator sets MailFrom")
         if self.folder:
             return
-        if not self._verified(self.sender):
+        if not self._verified(parseaddr(self.sender)[1] or self.sender):  # "Shop <billing@...>" too
             raise BillingUnavailable(
                 f"mail cannot be sent: the sender {self.sender} (MailFrom) is not verified in Amazon SES; "
                 "the operator verifies it (docs/api.md, Billing)"
@@ -59,17 +61,17 @@ class Mailbox:
             )
 
     def _remembered(self, name: str, read: Callable[[], bool], good: bool = True) -> bool:
-        """What SES said of ``name``; a good answer kept ``READY_SECONDS`` (a bad one is read again
-        at the next ask, so a sender verified meanwhile is used at once)."""
+        """What SES said of ``name``; a good answer kept ``READY_SECONDS``, a bad one
+        ``NOT_READY_SECONDS`` (a sender verified meanwhile is used within half a minute, and a
+        stranger's sign-ups cannot spend SES's 1 read a second)."""
         kept = self._known.get(name)
-        if kept is not None and self.clock() - kept[0] < READY_SECONDS:
+        if kept is not None and self.clock() - kept[0] < (READY_SECONDS if kept[1] == good else NOT_READY_SECONDS):
             return kept[1]
         try:
             answer = read()
         except (ClientError, BotoCoreError) as error:
             raise BillingUnavailable(f"Amazon SES could not be asked whether mail can be sent: {error}") from None
-        if answer == good:
-            self._known[name] = (self.clock(), answer)
+        self._known[name] = (self.clock(), answer)
         return answer
 
     def _verified(self, address: str) -> bool:

@@ -45,6 +45,7 @@ PROFILE = "profile"
 STATE_RANK = {"created": 0, "failed": 1, "succeeded": 2, "refunded": 3, "disputed": 4, "won": 5, "lost": 5}
 COUNTERS = ("credited", "refund_taken", "dispute_taken")
 PAYMENTS_SHOWN = 100
+COUNTED_KEPT_SECONDS = 40 * 86400  # a window's count and its names, kept past their month
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,7 @@ class PaymentRecords:
         """One more of the key's ``window`` (``intents#<hour>``, ``auto#<month>``) if fewer than
         ``limit`` were counted: one conditional write; False when the window is full. ``once_for``:
         a name counted once in the window (a crossing whose message came twice: True again)."""
-        expires = {"N": str(int(self.clock()) + 40 * 86400)}
+        expires = {"N": str(int(self.clock()) + COUNTED_KEPT_SECONDS)}
         update = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": f"billing#{key_id}"}, "sk": {"S": window}},
@@ -361,14 +362,17 @@ class PaymentRecords:
         ).get("Item")
         return _number(item, "count") if item else 0
 
-    def counted_payment(self, key_id: str, window: str, once_for: str) -> str:
-        """The PaymentIntent noted on a name counted in a window (``note_counted``), or ""."""
+    def counted_for(self, key_id: str, window: str, once_for: str) -> tuple[str, float]:
+        """A counted name's PaymentIntent ("" : none noted yet) and the seconds since it was counted."""
         item = self._db.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"{window}#{once_for}"}},
             ConsistentRead=True,
         ).get("Item")
-        return _text(item, "payment") if item else ""
+        if not item:
+            return "", 0.0
+        counted_at = int(item["expires_at"]["N"]) - COUNTED_KEPT_SECONDS
+        return _text(item, "payment"), max(0.0, self.clock() - counted_at)
 
     def note_counted(self, key_id: str, window: str, once_for: str, payment_id: str) -> None:
         """The PaymentIntent a counted name (a crossing) made: a message delivered again buys nothing."""

@@ -38,6 +38,9 @@ from alphacut.pricing import credits
 logger = Logger(child=True)
 metrics = Metrics()  # one set per process: the function's log_metrics flushes it
 EVENT = "balance.low"
+# a retried top-up whose first attempt began longer ago than this is never sent to Stripe again:
+# Stripe keeps an idempotency key at least 24 hours, and the queue's redrive may come later
+IDEMPOTENCY_TRUSTED_SECONDS = 23 * 3600
 
 
 class LowBalanceNotices:
@@ -73,16 +76,26 @@ class LowBalanceNotices:
         pack = self.settings.packs.get(profile.auto_pack)
         if pack is None or not profile.card or not profile.customer:
             return None
-        month = time.strftime("%Y-%m", time.gmtime(self.records.clock()))
+        now = self.records.clock()
+        # the crossing's own month (a retry in the next month finds the same window and its note)
+        month = time.strftime("%Y-%m", time.gmtime(notice.at or now))
         cap = profile.cap_in(month, self.settings.auto_top_ups_per_month)
         # counted once per crossing: a message delivered twice finds its slot taken by itself, and
         # the PaymentIntent its first delivery made (Stripe's idempotency key would give it again)
         window, crossing = f"auto#{month}", f"crossing#{notice.crossing}"
         if not self.records.count(notice.key_id, window, cap, once_for=crossing):
             return {"pack": profile.auto_pack, "credits": pack, "state": "capped", "monthly_cap": cap}
-        made = self.records.counted_payment(notice.key_id, window, crossing)
+        made, age = self.records.counted_for(notice.key_id, window, crossing)
         if made:
             return {"pack": profile.auto_pack, "credits": pack, "payment": made, "state": "bought already"}
+        if max(age, now - notice.at if notice.at else 0.0) > IDEMPOTENCY_TRUSTED_SECONDS:
+            # a crossing this old (a redrive), or an attempt that began long ago and noted no
+            # PaymentIntent: Stripe may have charged it, and its idempotency key (kept at least
+            # 24 h) may be gone; the service's own record says "maybe", so it never charges:
+            # an operator looks (TopUpUnsure's alarm)
+            logger.error("automatic top-up not retried", extra={"key_id": notice.key_id, "crossing": notice.crossing})
+            metrics.add_metric(name="TopUpUnsure", unit=MetricUnit.Count, value=1)
+            return {"pack": profile.auto_pack, "credits": pack, "state": "unsure"}
         amount = self.settings.price_of(pack)
         try:
             intent = self.account.intent_for(
