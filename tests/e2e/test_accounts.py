@@ -4,6 +4,7 @@ authorizer and its cache."""
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,15 @@ def test_an_images_key_spends_the_credits_its_owner_bought_and_is_refused_everyt
     assert set(listed) == {owner.key_id, plugin.key_id}
     assert listed[plugin.key_id]["scopes"] == ["images"] and listed[plugin.key_id]["credits_today"] == 1
     assert listed[owner.key_id]["credits_today"] == 0
+    statement = owner.get("/v1/billing/statement")  # the store's own, as the operator's says it
+    assert statement.status_code == 200 and statement.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(statement.text)))
+    line, total = rows[0], rows[-1]
+    assert (line["key_id"], line["deliveries"], line["credits_used"], line["card_payments"]) == (
+        owner.key_id, "1", "1", "8.00"
+    )
+    assert total["customer"] == "TOTAL"
+    assert plugin.get("/v1/billing/statement").status_code == 403  # images only
 
 
 def test_a_key_with_a_daily_limit_of_3_delivers_3_of_10_calls_at_once_and_the_accounts_other_key_goes_on(

@@ -20,7 +20,7 @@ from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.errors import BillingUnavailable
-from alphacut.scopes import BILLING
+from alphacut.scopes import BILLING, USAGE
 
 if TYPE_CHECKING:
     from alphacut.billing.notices import NoticeAddresses
@@ -122,6 +122,16 @@ ROUTES = [
         "This key's card payments: amount, credits, state, receipt",
         answer=OBJECT,
         scopes=(BILLING,),
+    ),
+    RouteDoc(
+        "/v1/billing/statement",
+        "get",
+        "This account's statement for a month, as CSV: calls, deliveries, credits used and bought, the amount, card payments",
+        "month: YYYY-MM (UTC; default this month). The same columns as the operator's `alphacut usage statement`, "
+        "one line for the account and its total.",
+        query={"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
+        answer={"text/csv": {"type": "string"}},
+        scopes=(USAGE, BILLING),
     ),
     RouteDoc(
         "/v1/billing/stripe",
@@ -312,6 +322,41 @@ def confirm_notices_route() -> Response[Any]:
 @router.get("/v1/billing/payments")
 def payments_route() -> Response[Any]:
     return json_response(200, purchases().payments(_key_id()))
+
+
+@router.get("/v1/billing/statement")
+def statement_route() -> Response[Any]:
+    """The account's own statement: what the operator's statement says of it, and nothing of
+    anyone else's (one query of its usage, its top-ups and its payments)."""
+    import time
+
+    from alphacut.aws.keys import ApiKey
+    from alphacut.aws.payments import PaymentRecords
+    from alphacut.aws.statements import Statement
+
+    event = router.current_event.raw_event
+    caller, meter = services.caller(event), services.usage_meter()
+    if caller is None or meter is None:
+        raise BillingUnavailable("statements need the usage table")
+    month = (router.current_event.query_string_parameters or {}).get("month") or time.strftime(
+        "%Y-%m", time.gmtime()
+    )
+    account = ApiKey(caller.account_id, caller.customer, caller.plan.name if caller.plan else "", True)
+    table = services.SETTINGS.require("usage_table")
+    statement = Statement.build(
+        month,
+        [account],
+        meter,
+        services.SETTINGS.price_per_credit,
+        billing_settings().currency,
+        PaymentRecords(table),
+    )
+    return Response(
+        status_code=200,
+        content_type="text/csv; charset=utf-8",
+        body=statement.to_csv(),
+        headers={"Content-Disposition": f'attachment; filename="alphacut-statement-{statement.month}.csv"'},
+    )
 
 
 @router.post("/v1/billing/stripe")

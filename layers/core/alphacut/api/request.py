@@ -252,7 +252,7 @@ def parse_image_request(
     if not media_type and params.get("image_url"):
         return _from_fields(params, settings, max_bytes, accept, fetch_urls)
     raise UnsupportedMediaType(
-        f"Content-Type {content_type or '(none)'} is not accepted: send image/*, multipart/form-data "
+        f"{content_type or '(none)'} is not accepted: send image/*, multipart/form-data "
         "(image_file) or application/json (image_base64 or image_url)",
         field="Content-Type",
     )

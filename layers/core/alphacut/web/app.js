@@ -506,6 +506,25 @@ function sniffImage(bytes) {
   return ["application/octet-stream", "bin"];
 }
 
+// the month's statement: the account's own CSV, fetched with the key and saved under its name
+async function downloadStatement() {
+  const month = $("statement-month").value || new Date().toISOString().slice(0, 7);
+  showError("billing", "");
+  try {
+    const response = await fetch(`v1/billing/statement?month=${encodeURIComponent(month)}`, { headers: { "x-api-key": apiKey() } });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      const error = answer.error || {};
+      const hint = nextStep(response.status, error, response.headers.get("Retry-After"));
+      throw new Error(`${response.status} ${error.code || ""}: ${error.message || response.statusText} ${hint || ""}`.trim());
+    }
+    saveBlob(await response.blob(), `alphacut-statement-${month}.csv`);
+  } catch (error) {
+    showError("billing", `The statement could not be fetched: ${error.message}`);
+  }
+}
+$("download-statement").addEventListener("click", downloadStatement);
+
 function downloadZip() {
   const files = batch.filter((item) => taskDone(item) && item.result).map((item) => ({ name: item.result.name, bytes: item.result.bytes }));
   saveBlob(storedZip(files), "cutouts.zip");
