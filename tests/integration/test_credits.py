@@ -133,6 +133,8 @@ def test_a_task_reserves_at_submission_and_settles_at_its_end(admin, stack, smal
     assert refused.status_code == 402 and refused.json()["error"]["code"] == "insufficient_credits"
     assert wait_final(api, done)["state"] == 1
     assert balance(api) == 0 and api.get("/v1/usage").json()["total"]["credits"] == 1
+    poll = api.get(f"/v1/tasks/{done}").json()
+    assert (poll["data"]["cost"], poll["charge"]) == (1, 0)  # what the task cost; the poll itself is free
     admin.credit(api.key_id, 1000)
     failing = api.post("/v1/tasks", json={"image_url": image_server.url("missing.jpg")}).json()
     assert wait_final(api, failing["data"]["task_id"])["state"] < 0

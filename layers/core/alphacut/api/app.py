@@ -47,6 +47,7 @@ from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VEN
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
+from alphacut.task_states import TaskState
 from alphacut.scopes import IMAGES, USAGE
 from alphacut.settings import EngineSettings
 from alphacut.urlfetch import IMAGE_URL
@@ -314,7 +315,17 @@ def task_service() -> TaskService:
     return services.task_service()
 
 
-def _task_answer(data: dict[str, Any]) -> dict[str, Any]:
+def _task_answer(data: dict[str, Any], record: Any = None) -> dict[str, Any]:
+    """The task's answer; a done task of a credit key says what it cost (``cost``, credits): the
+    poll itself costs nothing (its ``charge`` is 0), the task was charged once, at its end."""
+    if record is not None:
+        from alphacut.aws.task_table import is_billable
+
+        caller = services.caller(app.current_event.raw_event)
+        paid = caller is not None and caller.plan is not None and caller.plan.credit_based
+        if paid and record.state is TaskState.DONE and not record.test:
+            price = services.SETTINGS.credit_prices.for_options(record.cutout_options) if is_billable(record) else 0
+            data = {**data, "cost": credits(price)}
     return {"status": 200, "message": "success", "data": data, "request_id": request_id()}
 
 
@@ -346,7 +357,7 @@ def create_task_route() -> Response[Any]:
     record = service.wait(task_id, api_key_owner(), left) if sync else service.table.get(task_id)
     if is_billable(record):
         app.append_context(charge=CHARGED_BY_TASK)
-    return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
+    return json_response(200, _task_answer(service.describe(record, return_type, result_store()), record))
 
 
 @app.get("/v1/tasks/<task_id>")
@@ -355,7 +366,7 @@ def get_task_route(task_id: str) -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
     record = service.table.get(task_id, api_key_owner())
     return_type = parse_return_type(query.get("return_type"))
-    return json_response(200, _task_answer(service.describe(record, return_type, result_store())))
+    return json_response(200, _task_answer(service.describe(record, return_type, result_store()), record))
 
 
 @app.get("/v1/usage")

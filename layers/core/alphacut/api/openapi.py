@@ -456,6 +456,10 @@ COMPONENTS: dict[str, Any] = {
                         "height": {"type": ["integer", "null"]},
                         "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
                         "check": {"$ref": "#/components/schemas/PresetCheck"},
+                        "cost": {
+                            "type": "number",
+                            "description": "a done task of a credit-based key: the credits it was charged, once",
+                        },
                     },
                 },
             },
