@@ -23,7 +23,9 @@ def made_key(owner: Api, stack, **asked) -> Api:
     answer = owner.post("/v1/keys", json=asked)
     assert answer.status_code == 201, answer.text
     made = answer.json()
-    assert made["key"].startswith("ac_test_" if asked.get("test") else "ac_") and made["name"] == asked["name"]
+    assert (
+        made["key"].startswith("ac_test_" if asked.get("test") else "ac_") and made["name"] == asked["name"]
+    )
     return Api(stack.url, made["key"], made["key_id"])
 
 
@@ -54,7 +56,9 @@ def test_an_images_key_spends_the_credits_its_owner_bought_and_is_refused_everyt
     bought = owner.post("/v1/billing/credits", json={"credits": 40})
     assert bought.status_code == 200, bought.text
     client = stripe_client(stripe_on_stack)
-    client.v1.payment_intents.update(bought.json()["payment_intent"], params={"payment_method": "pm_card_visa"})
+    client.v1.payment_intents.update(
+        bought.json()["payment_intent"], params={"payment_method": "pm_card_visa"}
+    )
     client.v1.payment_intents.confirm(bought.json()["payment_intent"])
     assert balance_reaches(owner, 40) == 40
     cut = plugin.post("/v1/cutout", data=small_photo, headers=JPEG)
@@ -82,7 +86,10 @@ def test_an_images_key_spends_the_credits_its_owner_bought_and_is_refused_everyt
     rows = list(csv.DictReader(io.StringIO(statement.text)))
     line, total = rows[0], rows[-1]
     assert (line["key_id"], line["deliveries"], line["credits_used"], line["card_payments"]) == (
-        owner.key_id, "1", "1", "8.00"
+        owner.key_id,
+        "1",
+        "1",
+        "8.00",
     )
     assert total["customer"] == "TOTAL"
     assert plugin.get("/v1/billing/statement").status_code == 403  # images only
@@ -94,7 +101,9 @@ def test_a_key_with_a_daily_limit_of_3_delivers_3_of_10_calls_at_once_and_the_ac
     owner = credit_key(admin, stack, "20")
     limited = made_key(owner, stack, name="back office", scopes=["images"], daily_credit_limit=3)
     with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(lambda _: limited.post("/v1/cutout", data=small_photo, headers=JPEG), range(10)))
+        answers = list(
+            pool.map(lambda _: limited.post("/v1/cutout", data=small_photo, headers=JPEG), range(10))
+        )
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [200] * 3 + [402] * 7, [answer.text[:200] for answer in answers]
     refusals = [answer.json()["error"] for answer in answers if answer.status_code == 402]
@@ -106,7 +115,9 @@ def test_a_key_with_a_daily_limit_of_3_delivers_3_of_10_calls_at_once_and_the_ac
     assert owner.post("/v1/cutout", data=small_photo, headers=JPEG).status_code == 200
     assert owner.get("/v1/usage").json()["balance"] == 20 - 3 - 1
     # a key with a limit cannot make itself a key without one
-    limited_keys = made_key(owner, stack, name="limited admin", scopes=["images", "keys"], daily_credit_limit=5)
+    limited_keys = made_key(
+        owner, stack, name="limited admin", scopes=["images", "keys"], daily_credit_limit=5
+    )
     escape = limited_keys.post("/v1/keys", json={"name": "no limit", "scopes": ["images"]})
     assert (escape.status_code, escape.json()["error"]["code"]) == (403, "insufficient_scope")
 
@@ -115,7 +126,9 @@ def test_a_test_keys_cutout_is_marked_and_free_and_past_its_daily_number_it_is_4
     owner = credit_key(admin, stack, "5")
     sandbox = made_key(owner, stack, name="sandbox", scopes=["images"], test=True)
     live = owner.post("/v1/cutout?return=binary&format=png", data=small_photo, headers=JPEG)
-    answers = [sandbox.post("/v1/cutout?return=binary&format=png", data=small_photo, headers=JPEG) for _ in range(3)]
+    answers = [
+        sandbox.post("/v1/cutout?return=binary&format=png", data=small_photo, headers=JPEG) for _ in range(3)
+    ]
     for answer in answers:
         assert answer.status_code == 200 and answer.headers["X-Alphacut-Test"] == "true"
         assert answer.headers["X-Alphacut-Charge"] in ("false", "0")
@@ -164,7 +177,8 @@ def test_a_key_made_on_v1_keys_is_let_in_at_once_while_reads_are_eventually_cons
         made = owner.post("/v1/keys", json={"name": "at once", "scopes": ["images"]}).json()
         answer = Api(stack.url, made["key"], made["key_id"]).get("/v1/usage")  # before 3 s have passed
         eventual = stack.client("dynamodb").get_item(
-            TableName=stack.physical["UsageTable"], Key={"pk": {"S": f"key#{made['key_id']}"}, "sk": {"S": "-"}}
+            TableName=stack.physical["UsageTable"],
+            Key={"pk": {"S": f"key#{made['key_id']}"}, "sk": {"S": "-"}},
         )
     assert "Item" not in eventual  # the rule was on: a replica that had not caught up
     assert answer.status_code == 200, answer.text  # the authorizer's read is a consistent one

@@ -13,7 +13,12 @@ def signup_items(stack) -> list[dict]:
     """Every sign-up count and link in the usage table (a scan: a test's view, never the service's)."""
     pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.physical["UsageTable"])
     return sorted(
-        (item for page in pages for item in page["Items"] if item["pk"]["S"].startswith(("signups#", "signup#"))),
+        (
+            item
+            for page in pages
+            for item in page["Items"]
+            if item["pk"]["S"].startswith(("signups#", "signup#"))
+        ),
         key=lambda item: (item["pk"]["S"], item["sk"]["S"]),
     )
 

@@ -11,15 +11,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.stack_fixtures import Api
-
 JPEG = {"Content-Type": "image/jpeg"}
 
 
 def get_from(source: str, url: str) -> int:
     """GET ``url`` from the loopback address ``source`` (127.0.0.x: another client address)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=30, source_address=(source, 0)
+    )
     try:
         connection.request("GET", parts.path)
         return connection.getresponse().status
@@ -27,7 +27,9 @@ def get_from(source: str, url: str) -> int:
         connection.close()
 
 
-def test_an_address_bursting_on_result_links_is_blocked_and_another_addresss_link_answers(api, stack, small_photo):
+def test_an_address_bursting_on_result_links_is_blocked_and_another_addresss_link_answers(
+    api, stack, small_photo
+):
     first = api.post("/v1/cutout?return=url", data=small_photo, headers=JPEG).json()["image"]["url"]
     second = api.post("/v1/cutout?return=url", data=small_photo, headers=JPEG).json()["image"]["url"]
     stack.waf.limit, stack.waf.blocked = 10, 0
@@ -52,7 +54,11 @@ def test_a_flood_of_made_up_keys_leaves_a_real_keys_calls_answered_in_time(api, 
         quiet.append(time.perf_counter() - started)
 
     def made_up(number: int) -> int:
-        return requests.get(f"{stack.url}/v1/usage", headers={"x-api-key": f"ac_made_up_{number:06d}_{time.time_ns()}"}, timeout=30).status_code
+        return requests.get(
+            f"{stack.url}/v1/usage",
+            headers={"x-api-key": f"ac_made_up_{number:06d}_{time.time_ns()}"},
+            timeout=30,
+        ).status_code
 
     during = []
     with ThreadPoolExecutor(8) as pool:

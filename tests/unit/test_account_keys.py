@@ -38,8 +38,13 @@ def owner_of(store: KeyStore) -> Caller:
 def test_keys_made_before_accounts_become_owners_of_their_own_and_a_second_migration_changes_nothing(store):
     old = store.create("old-shop", "credits")
     db = boto3.client("dynamodb")
-    for pk in (f"key#{old.key.key_id}", f"apikey#{store.fingerprint(old.value)}"):  # as written before accounts
-        db.update_item(TableName=TABLE, Key={"pk": {"S": pk}, "sk": {"S": "-"}}, UpdateExpression="REMOVE account")
+    for pk in (
+        f"key#{old.key.key_id}",
+        f"apikey#{store.fingerprint(old.value)}",
+    ):  # as written before accounts
+        db.update_item(
+            TableName=TABLE, Key={"pk": {"S": pk}, "sk": {"S": "-"}}, UpdateExpression="REMOVE account"
+        )
     ledger = CreditLedger(TABLE)
     ledger.open(old.key.key_id)
     ledger.top_up(old.key.key_id, 7000, reference="before")
@@ -48,7 +53,10 @@ def test_keys_made_before_accounts_become_owners_of_their_own_and_a_second_migra
     assert store.find(old.value).account_id == old.key.key_id  # absent: its own id, before migrating
     keys = AccountKeys(store)
     assert keys.migrate() == 1 and keys.migrate() == 0
-    assert store.get(old.key.key_id).account == old.key.key_id and store.find(old.value).account == old.key.key_id
+    assert (
+        store.get(old.key.key_id).account == old.key.key_id
+        and store.find(old.value).account == old.key.key_id
+    )
     assert ledger.balance(old.key.key_id) == 7000 and secrets.secret(old.key.key_id) == secret
     assert [key.key_id for key in keys.list(old.key.key_id)] == [old.key.key_id]
 
@@ -57,7 +65,9 @@ def test_a_key_makes_only_keys_with_no_more_power_than_its_own(store):
     owner = owner_of(store)
     keys = AccountKeys(store)
     plugin = keys.create(owner, KeyRequest("plugin admin", ("images", "keys"), daily_limit=5000))
-    actor = Caller(plugin.key.key_id, "acme-shoes", CREDITS, ("images", "keys"), owner.key_id, daily_limit=5000)
+    actor = Caller(
+        plugin.key.key_id, "acme-shoes", CREDITS, ("images", "keys"), owner.key_id, daily_limit=5000
+    )
     with pytest.raises(InsufficientScope):
         keys.create(actor, KeyRequest("billing", ("images", "billing"), daily_limit=1000))
     with pytest.raises(InsufficientScope):
@@ -67,7 +77,11 @@ def test_a_key_makes_only_keys_with_no_more_power_than_its_own(store):
     with pytest.raises(InsufficientScope):
         keys.revoke(actor, owner.key_id)
     kept = keys.create(actor, KeyRequest("small", ("images",), daily_limit=2000))
-    assert {key.key_id for key in keys.list(owner.key_id)} == {owner.key_id, plugin.key.key_id, kept.key.key_id}
+    assert {key.key_id for key in keys.list(owner.key_id)} == {
+        owner.key_id,
+        plugin.key.key_id,
+        kept.key.key_id,
+    }
     stranger = owner_of(store)
     with pytest.raises(NotFound):
         keys.revoke(stranger, kept.key.key_id)
@@ -121,8 +135,12 @@ class Interleaved:
 
 
 def counts(account: str) -> dict:
-    item = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"pk": {"S": f"acctkeys#{account}"}, "sk": {"S": "-"}})
-    return {name: int(value["N"]) for name, value in item.get("Item", {}).items() if name in ("live", "managers")}
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": f"acctkeys#{account}"}, "sk": {"S": "-"}}
+    )
+    return {
+        name: int(value["N"]) for name, value in item.get("Item", {}).items() if name in ("live", "managers")
+    }
 
 
 def test_a_revocation_slipped_into_a_rotation_leaves_no_value_of_the_key_that_works(store):

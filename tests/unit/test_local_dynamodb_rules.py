@@ -177,7 +177,9 @@ def test_an_eventually_consistent_read_may_miss_a_write_of_the_last_moments_and_
 
     moments = [100.0]
     with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+        db = boto3.client(
+            "dynamodb", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+        )
         db.create_table(**table_definition("UsageTable", TABLE))
         reads = EventualReads(clock=lambda: moments[0])
         reads.apply()
@@ -186,15 +188,24 @@ def test_an_eventually_consistent_read_may_miss_a_write_of_the_last_moments_and_
             with reads.lagging(1.0):
                 db.put_item(TableName=TABLE, Item=item("key#k1", "-", plan="credits"))
                 assert "Item" not in db.get_item(TableName=TABLE, Key=key)  # a replica not caught up
-                assert db.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]["plan"]["S"] == "credits"
+                assert (
+                    db.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]["plan"]["S"]
+                    == "credits"
+                )
                 db.update_item(
-                    TableName=TABLE, Key=key, UpdateExpression="SET #p = :p", ExpressionAttributeNames={"#p": "plan"}, ExpressionAttributeValues={":p": {"S": "free"}}
+                    TableName=TABLE,
+                    Key=key,
+                    UpdateExpression="SET #p = :p",
+                    ExpressionAttributeNames={"#p": "plan"},
+                    ExpressionAttributeValues={":p": {"S": "free"}},
                 )
                 assert "Item" not in db.get_item(TableName=TABLE, Key=key)  # still the window's oldest
                 moments[0] += 1.5
                 assert db.get_item(TableName=TABLE, Key=key)["Item"]["plan"]["S"] == "free"  # caught up
             assert reads.missed == 2
             db.put_item(TableName=TABLE, Item=item("key#k2", "-"))
-            assert "Item" in db.get_item(TableName=TABLE, Key={"pk": {"S": "key#k2"}, "sk": {"S": "-"}})  # off
+            assert "Item" in db.get_item(
+                TableName=TABLE, Key={"pk": {"S": "key#k2"}, "sk": {"S": "-"}}
+            )  # off
         finally:
             reads.restore()

@@ -124,7 +124,9 @@ class AwsRules(MotoPatches):
         def send_email(response: Any) -> Any:
             params = json.loads(response.body or "{}")
             destination = params.get("Destination") or {}
-            recipients = [a for k in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destination.get(k, [])]
+            recipients = [
+                a for k in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destination.get(k, [])
+            ]
             refused = [a for a in recipients if not verified(response, a)] if rules.ses_sandbox else []
             if refused:
                 raise MessageRejectedError(
@@ -145,7 +147,11 @@ class AwsRules(MotoPatches):
                     "SendingEnabled": True,
                     "EnforcementStatus": "HEALTHY",
                     "DedicatedIpAutoWarmupEnabled": False,
-                    "SendQuota": {"Max24HourSend": 200.0 if rules.ses_sandbox else 50000.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0},
+                    "SendQuota": {
+                        "Max24HourSend": 200.0 if rules.ses_sandbox else 50000.0,
+                        "MaxSendRate": 1.0,
+                        "SentLast24Hours": 0.0,
+                    },
                 }
             )
 

@@ -184,7 +184,11 @@ class EventualReads:
 
         for name in ("put_item", "update_item", "delete_item"):
             self._patch(DynamoDBBackend, name, self._remembering(getattr(DynamoDBBackend, name)))
-        self._patch(DynamoDBBackend, "transact_write_items", self._remembering_all(DynamoDBBackend.transact_write_items))
+        self._patch(
+            DynamoDBBackend,
+            "transact_write_items",
+            self._remembering_all(DynamoDBBackend.transact_write_items),
+        )
         self._patch(DynamoHandler, "get_item", self._lagging_read(DynamoHandler.get_item))
 
     def restore(self) -> None:
@@ -230,7 +234,11 @@ class EventualReads:
             if self.lag:
                 for entry in transact_items:
                     operation = next(iter(entry.values()))
-                    self._remember(backend, operation.get("TableName", ""), operation.get("Item") or operation.get("Key") or {})
+                    self._remember(
+                        backend,
+                        operation.get("TableName", ""),
+                        operation.get("Item") or operation.get("Key") or {},
+                    )
             return original(backend, transact_items, *args, **kwargs)
 
         return functools.wraps(original)(transact)

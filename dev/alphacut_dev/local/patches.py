@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 _MISSING = object()  # a method moto lacks, added by a rule (deleted again on restore)
 
 

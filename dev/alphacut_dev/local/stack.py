@@ -31,7 +31,11 @@ from alphacut_dev.local.apigateway_integrations import MockIntegration
 from alphacut_dev.local.authorizers import LambdaAuthorizers
 from alphacut_dev.local.aws_rules import GATEWAY_USER_AGENT, AwsRules
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
-from alphacut_dev.local.dynamodb_consistency import EventualReads, partition_queries, serialise_dynamodb_writes
+from alphacut_dev.local.dynamodb_consistency import (
+    EventualReads,
+    partition_queries,
+    serialise_dynamodb_writes,
+)
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.local.endpoint import LocalEndpoint, unpack_model_data, upload_model_data
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule

@@ -115,7 +115,9 @@ def debit_without_cover() -> Undo:
 
 def key_limit_unchecked() -> Undo:
     """A key's daily count added to without its condition that the limit covers the price."""
-    return _rewrite(_replace_in("Update", "ADD spent :amount", "ConditionExpression", "spent <= :room", ":room = :room"))
+    return _rewrite(
+        _replace_in("Update", "ADD spent :amount", "ConditionExpression", "spent <= :room", ":room = :room")
+    )
 
 
 def refund_credit_unconditional() -> Undo:

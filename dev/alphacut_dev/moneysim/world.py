@@ -696,9 +696,9 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     if hasattr(usage, "metrics"):
         saved[(usage, "metrics")] = usage.metrics
     try:
-        credits.client = usage.client = key_spend.client = payments.client = lambda service: world_ref[0].client(
-            service
-        )
+        credits.client = usage.client = key_spend.client = payments.client = lambda service: world_ref[
+            0
+        ].client(service)
         payments.time = fake_time
         stripe_events.logger = quiet
         stripe_events.metrics = Recorder()

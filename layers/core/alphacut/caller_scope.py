@@ -27,7 +27,12 @@ class _Scope:
     test: bool = False
 
 
-_scope: ContextVar[_Scope] = ContextVar("alphacut_caller", default=_Scope())
+_NOBODY = _Scope()
+_scope: ContextVar[_Scope | None] = ContextVar("alphacut_caller", default=None)
+
+
+def _current() -> _Scope:
+    return _scope.get() or _NOBODY
 
 
 @contextmanager
@@ -40,17 +45,17 @@ def caller_scope(caller: str, account: str = "", test: bool = False) -> Iterator
 
 
 def current_caller() -> str:
-    return _scope.get().caller
+    return _current().caller
 
 
 def current_account() -> str:
     """The account the caller's key spends from ("" outside any scope)."""
-    return _scope.get().account
+    return _current().account
 
 
 def is_test() -> bool:
     """Whether the work is a test key's: never charged, its results marked."""
-    return _scope.get().test
+    return _current().test
 
 
 def test_payer(account: str) -> str:

@@ -26,7 +26,7 @@ def _mark(width: int, height: int) -> np.ndarray:
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     left, top, right, bottom = draw.textbbox((0, 0), TEXT, font=font)
-    step_x, step_y = (right - left) + size, (bottom - top) * 3
+    step_x, step_y = int(right - left) + size, int(bottom - top) * 3
     for row, y in enumerate(range(0, height + step_y, step_y)):
         for x in range(-(row % 2) * step_x // 2, width + step_x, step_x):
             draw.text((x, y), TEXT, fill=255, font=font)

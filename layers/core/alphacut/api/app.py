@@ -47,9 +47,9 @@ from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VEN
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
-from alphacut.task_states import TaskState
 from alphacut.scopes import IMAGES, USAGE
 from alphacut.settings import EngineSettings
+from alphacut.task_states import TaskState
 from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipeline or boto3 here
@@ -324,7 +324,11 @@ def _task_answer(data: dict[str, Any], record: Any = None) -> dict[str, Any]:
         caller = services.caller(app.current_event.raw_event)
         paid = caller is not None and caller.plan is not None and caller.plan.credit_based
         if paid and record.state is TaskState.DONE and not record.test:
-            price = services.SETTINGS.credit_prices.for_options(record.cutout_options) if is_billable(record) else 0
+            price = (
+                services.SETTINGS.credit_prices.for_options(record.cutout_options)
+                if is_billable(record)
+                else 0
+            )
             data = {**data, "cost": credits(price)}
     return {"status": 200, "message": "success", "data": data, "request_id": request_id()}
 

@@ -126,9 +126,9 @@ ROUTES = [
     RouteDoc(
         "/v1/billing/statement",
         "get",
-        "This account's statement for a month, as CSV: calls, deliveries, credits used and bought, the amount, card payments",
-        "month: YYYY-MM (UTC; default this month). The same columns as the operator's `alphacut usage statement`, "
-        "one line for the account and its total.",
+        "This account's month statement, as CSV: calls, results, credits used and bought, card payments",
+        "month: YYYY-MM (UTC; default this month). The same columns as the operator's "
+        "`alphacut usage statement`, one line for the account and its total.",
         query={"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
         answer={"text/csv": {"type": "string"}},
         scopes=(USAGE, BILLING),

@@ -32,12 +32,15 @@ if TYPE_CHECKING:
 router = Router()
 MAX_DAILY_CREDITS = 10_000_000
 MAX_GRACE_SECONDS = 30 * 86400  # a rotated value or callback secret kept at most 30 days
-KEY_VIEW = {
+KEY_VIEW: dict[str, Any] = {
     "type": "object",
     "properties": {
         "key_id": {"type": "string"},
         "name": {"type": "string"},
-        "scopes": {"type": "array", "items": {"type": "string", "enum": ["images", "usage", "billing", "keys"]}},
+        "scopes": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["images", "usage", "billing", "keys"]},
+        },
         "test": {"type": "boolean"},
         "daily_credit_limit": {"type": ["number", "null"]},
         "status": {"type": "string"},
@@ -71,7 +74,10 @@ ROUTES = [
         },
         answer=MADE,
         answer_status=201,
-        extra_responses={403: "a scope, test flag or limit beyond this key's own", 409: "the account's keys are at their limit"},
+        extra_responses={
+            403: "a scope, test flag or limit beyond this key's own",
+            409: "the account's keys are at their limit",
+        },
         scopes=(KEYS,),
     ),
     RouteDoc(
@@ -103,7 +109,12 @@ ROUTES = [
         "/v1/keys/{key_id}/callback-secret",
         "get",
         "The secret this key's task callbacks are signed with (cbk_...)",
-        answer={JSON: {"type": "object", "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}}}},
+        answer={
+            JSON: {
+                "type": "object",
+                "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}},
+            }
+        },
         extra_responses={404: "no live key of this account"},
         scopes=(KEYS,),
     ),
@@ -113,7 +124,12 @@ ROUTES = [
         "A new callback secret for the key; the old one signs grace_seconds more",
         body={JSON: {"type": "object", "properties": GRACE}},
         body_required=False,
-        answer={JSON: {"type": "object", "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}}}},
+        answer={
+            JSON: {
+                "type": "object",
+                "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}},
+            }
+        },
         extra_responses={404: "no live key of this account"},
         scopes=(KEYS,),
     ),
@@ -128,7 +144,9 @@ def account_keys() -> AccountKeys:
         from alphacut.aws.secrets import secret_bytes
 
         settings = services.SETTINGS
-        store = KeyStore(settings.require("usage_table"), secret_bytes(settings.require("key_hash_secret_arn")))
+        store = KeyStore(
+            settings.require("usage_table"), secret_bytes(settings.require("key_hash_secret_arn"))
+        )
         return AccountKeys(store, settings.keys_per_account)
 
     return services.once("account_keys", made)
@@ -214,7 +232,8 @@ def create_key_route() -> Response[Any]:
 @router.get("/v1/keys")
 def list_keys_route() -> Response[Any]:
     keys = account_keys().list(_actor().account_id)
-    spent = services.usage_meter().key_spend.today([key.key_id for key in keys]) if services.usage_meter() else {}
+    meter = services.usage_meter()
+    spent = meter.key_spend.today([key.key_id for key in keys]) if meter is not None else {}
     return json_response(200, {"keys": [key_view(key, spent.get(key.key_id, 0)) for key in keys]})
 
 

@@ -196,7 +196,9 @@ def make_metering(
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         now = meter.clock() if meter is not None else time.time()
         test_quota = services.SETTINGS.test_results_per_day if test else None
-        response.headers.update(limit_fields(plan, usage.remain, now, _spending_left(gate, caller), test_quota))
+        response.headers.update(
+            limit_fields(plan, usage.remain, now, _spending_left(gate, caller), test_quota)
+        )
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))
         return _marked_test(response) if test else response
@@ -258,7 +260,9 @@ def _spending_left(gate: CreditGate | QuotaGate | None, caller: Caller | None) -
     return KeyBudgetLeft(caller.daily_limit, None if spent is None else max(caller.daily_limit - spent, 0))
 
 
-def gate_for(meter: UsageMeter | None, caller: Caller | None, call_id: str, route: str) -> CreditGate | QuotaGate | None:
+def gate_for(
+    meter: UsageMeter | None, caller: Caller | None, call_id: str, route: str
+) -> CreditGate | QuotaGate | None:
     """The gate a keyed call goes through: a test key's day of test results (never credits), the
     plan's credits (counted on the key's own daily spending too) or quota, or none."""
     if meter is None or caller is None or caller.plan is None:

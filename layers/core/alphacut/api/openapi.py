@@ -458,7 +458,7 @@ COMPONENTS: dict[str, Any] = {
                         "check": {"$ref": "#/components/schemas/PresetCheck"},
                         "cost": {
                             "type": "number",
-                            "description": "a done task of a credit-based key: the credits it was charged, once",
+                            "description": "a done task of a credit key: the credits it was charged, once",
                         },
                     },
                 },
@@ -472,7 +472,7 @@ COMPONENTS: dict[str, Any] = {
                 "key_id": STRING,
                 "account_id": {
                     "type": "string",
-                    "description": "the account whose balance and usage these are (every key of it reads the same)",
+                    "description": "the account whose balance and usage these are (its keys read the same)",
                 },
                 "daily_quota": {"type": ["integer", "null"]},
                 "credit_based": {"type": "boolean"},

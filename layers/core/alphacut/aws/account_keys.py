@@ -12,9 +12,10 @@ same transaction as the key), and keeps at least one live key with scope ``keys`
 
 Items (the usage table): ``pk = "acctkeys#<account>"``, ``sk = "<key id>"`` (a key of the account:
 listing is one query, never a scan; a revoked one's is marked ``revoked`` and TTL'd a day later);
-``sk = "-"``: ``live`` (its live keys; absent: 1, the owner key
-an account starts with) and ``managers`` (its live keys with scope ``keys``; absent: its owner's). An account's id is its first key's id, so a key made before accounts is
-already the owner of its own (``migrate`` writes what is implied: safe to run twice).
+``sk = "-"``: ``live`` (its live keys; absent: 1, the owner key an account starts with) and
+``managers`` (its live keys with scope ``keys``; absent: its owner's). An account's id is its first
+key's id, so a key made before accounts is already the owner of its own (``migrate`` writes what
+is implied: safe to run twice).
 
 Usage::
 
@@ -92,7 +93,10 @@ class AccountKeys:
             request: dict[str, Any] = {self.store.table_name: {"Keys": keys, "ConsistentRead": True}}
             while request:
                 answer = self._db.batch_get_item(RequestItems=request)
-                found += [self.store.stored(item) for item in answer.get("Responses", {}).get(self.store.table_name, [])]
+                found += [
+                    self.store.stored(item)
+                    for item in answer.get("Responses", {}).get(self.store.table_name, [])
+                ]
                 request = answer.get("UnprocessedKeys") or {}
                 if request:
                     time.sleep(UNPROCESSED_WAIT_SECONDS)  # DynamoDB asks for a backoff
@@ -113,7 +117,9 @@ class AccountKeys:
         if actor.plan is None:
             raise NotFound("this key has no plan to give a new key", field="x-api-key")
         if request.test and BILLING in request.scopes:
-            raise InvalidOption("a test key cannot hold scope billing (it would change the account's money)", field="scopes")
+            raise InvalidOption(
+                "a test key cannot hold scope billing (it would change the account's money)", field="scopes"
+            )
         self.refuse_dead(actor)
         account = actor.account_id
         key = StoredKey(
@@ -133,14 +139,24 @@ class AccountKeys:
         value = new_value(request.test)
         key.hashes.append(self.store.fingerprint(value))
         puts = [
-            {"Put": {"TableName": self.store.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+            {
+                "Put": {
+                    "TableName": self.store.table_name,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
             for item in self.store.items(key, value)
         ]
         member = {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}, "created": {"S": key.created}}
         base = self._managers_at_start(account)
         refused = transact(
             self._db,
-            [self._count(account, +1, manages(key), base), *puts, {"Put": {"TableName": self.store.table_name, "Item": member}}],
+            [
+                self._count(account, +1, manages(key), base),
+                *puts,
+                {"Put": {"TableName": self.store.table_name, "Item": member}},
+            ],
         )
         if refused is not None:
             raise TooManyKeys(
@@ -221,7 +237,10 @@ class AccountKeys:
                 "TableName": self.store.table_name,
                 "Key": {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}},
                 "UpdateExpression": "SET revoked = :now, expires_at = :tidy",
-                "ExpressionAttributeValues": {":now": {"N": str(now)}, ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)}},
+                "ExpressionAttributeValues": {
+                    ":now": {"N": str(now)},
+                    ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)},
+                },
             }
             count = self._count(account, -1, manages(key) and keep_a_manager)
             if manages(key) and not keep_a_manager:  # the operator: counted down, never refused
@@ -281,7 +300,8 @@ def refuse_more_power(actor: Caller, key: StoredKey) -> None:
     wider = [scope for scope in key.scopes if scope not in actor.scopes]
     if wider:
         raise InsufficientScope(
-            f"this key cannot manage a key with scope {wider[0]}, which it does not hold itself", scope=wider[0]
+            f"this key cannot manage a key with scope {wider[0]}, which it does not hold itself",
+            scope=wider[0],
         )
     if actor.test and not key.test:
         raise InsufficientScope("a test key manages test keys only", scope=KEYS)

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import parseaddr
+from functools import partial
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -65,19 +66,25 @@ class Mailbox:
         ``NOT_READY_SECONDS`` (a sender verified meanwhile is used within half a minute, and a
         stranger's sign-ups cannot spend SES's 1 read a second)."""
         kept = self._known.get(name)
-        if kept is not None and self.clock() - kept[0] < (READY_SECONDS if kept[1] == good else NOT_READY_SECONDS):
+        if kept is not None and self.clock() - kept[0] < (
+            READY_SECONDS if kept[1] == good else NOT_READY_SECONDS
+        ):
             return kept[1]
         try:
             answer = read()
         except (ClientError, BotoCoreError) as error:
-            raise BillingUnavailable(f"Amazon SES could not be asked whether mail can be sent: {error}") from None
+            raise BillingUnavailable(
+                f"Amazon SES could not be asked whether mail can be sent: {error}"
+            ) from None
         self._known[name] = (self.clock(), answer)
         return answer
 
     def _verified(self, address: str) -> bool:
         """The address, or its domain, verified for sending in SES."""
         identities = (address, address.rpartition("@")[2])
-        return any(self._remembered(f"identity:{name}", lambda name=name: self._identity_ok(name)) for name in identities)
+        return any(
+            self._remembered(f"identity:{name}", partial(self._identity_ok, name)) for name in identities
+        )
 
     @staticmethod
     def _identity_ok(name: str) -> bool:

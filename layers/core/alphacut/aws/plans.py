@@ -90,7 +90,10 @@ class PlanCatalogue:
         return self.db or client("dynamodb")
 
     def read(self) -> dict[str, Plan]:
-        item = self._db.get_item(TableName=self.table_name, Key=CATALOGUE_KEY, ConsistentRead=True).get("Item") or {}
+        item = (
+            self._db.get_item(TableName=self.table_name, Key=CATALOGUE_KEY, ConsistentRead=True).get("Item")
+            or {}
+        )
         return {name: _plan(value["M"]) for name, value in item.get("plans", {}).get("M", {}).items()}
 
     def write(self, plans: dict[str, Plan]) -> None:

@@ -26,8 +26,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from alphacut.errors import NotFound
 from alphacut.caller_scope import test_payer
+from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import TaskState

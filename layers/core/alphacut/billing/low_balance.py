@@ -93,7 +93,9 @@ class LowBalanceNotices:
             # PaymentIntent: Stripe may have charged it, and its idempotency key (kept at least
             # 24 h) may be gone; the service's own record says "maybe", so it never charges:
             # an operator looks (TopUpUnsure's alarm)
-            logger.error("automatic top-up not retried", extra={"key_id": notice.key_id, "crossing": notice.crossing})
+            logger.error(
+                "automatic top-up not retried", extra={"key_id": notice.key_id, "crossing": notice.crossing}
+            )
             metrics.add_metric(name="TopUpUnsure", unit=MetricUnit.Count, value=1)
             return {"pack": profile.auto_pack, "credits": pack, "state": "unsure"}
         amount = self.settings.price_of(pack)
@@ -159,5 +161,7 @@ class LowBalanceNotices:
             except (ClientError, BotoCoreError, BillingUnavailable) as error:
                 # told once per crossing: a mail SES refused is logged and counted, never retried by
                 # the queue (a retry would repeat nothing else, and would fail the same way)
-                logger.warning("low-balance mail not sent", extra={"key_id": profile.key_id, "error": str(error)})
+                logger.warning(
+                    "low-balance mail not sent", extra={"key_id": profile.key_id, "error": str(error)}
+                )
                 metrics.add_metric(name="NoticeMailFailed", unit=MetricUnit.Count, value=1)

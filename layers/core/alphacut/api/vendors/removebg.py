@@ -68,12 +68,11 @@ from alphacut.options import (
     parse_bool,
     parse_margin,
 )
-from alphacut.pricing import credits
 from alphacut.scopes import IMAGES, USAGE
 from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:
-    from alphacut.api.metering import spendable, Usage
+    from alphacut.api.metering import Usage
     from alphacut.pipeline import CutoutResult
 
 router = Router()
