@@ -50,6 +50,12 @@ KEY_VIEW: dict[str, Any] = {
     },
 }
 MADE = {JSON: {**KEY_VIEW, "properties": {**KEY_VIEW["properties"], "key": {"type": "string"}}}}
+SECRET_VIEW = {
+    JSON: {
+        "type": "object",
+        "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}},
+    }
+}
 GRACE = {"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 30 * 86400}}
 
 ROUTES = [
@@ -109,12 +115,7 @@ ROUTES = [
         "/v1/keys/{key_id}/callback-secret",
         "get",
         "The secret this key's task callbacks are signed with (cbk_...)",
-        answer={
-            JSON: {
-                "type": "object",
-                "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}},
-            }
-        },
+        answer=SECRET_VIEW,
         extra_responses={404: "no live key of this account"},
         scopes=(KEYS,),
     ),
@@ -124,12 +125,7 @@ ROUTES = [
         "A new callback secret for the key; the old one signs grace_seconds more",
         body={JSON: {"type": "object", "properties": GRACE}},
         body_required=False,
-        answer={
-            JSON: {
-                "type": "object",
-                "properties": {"key_id": {"type": "string"}, "callback_secret": {"type": "string"}},
-            }
-        },
+        answer=SECRET_VIEW,
         extra_responses={404: "no live key of this account"},
         scopes=(KEYS,),
     ),

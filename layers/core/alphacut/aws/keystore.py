@@ -466,27 +466,35 @@ class KeyStore:
     def mark_account(self, key: StoredKey) -> bool:
         """Write the account a key made before accounts belongs to (its own id) on its items: False
         when it had one already (safe to run twice)."""
+        account = {":account": {"S": key.key_id}}
+        if not self._update_if(
+            f"key#{key.key_id}",
+            "SET account = :account",
+            "attribute_exists(pk) AND attribute_not_exists(account)",
+            account,
+        ):
+            return False
+        for fingerprint in key.hashes:  # a rotated-out value TTL took is left as it is
+            self._update_if(
+                f"apikey#{fingerprint}",
+                "SET account = if_not_exists(account, :account)",
+                "attribute_exists(pk)",
+                account,
+            )
+        return True
+
+    def _update_if(self, pk: str, expression: str, condition: str, values: dict[str, Any]) -> bool:
+        """One conditional update of an item: whether its condition held."""
         try:
             self._db.update_item(
                 TableName=self.table_name,
-                Key=_key(f"key#{key.key_id}"),
-                UpdateExpression="SET account = :account",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(account)",
-                ExpressionAttributeValues={":account": {"S": key.key_id}},
+                Key=_key(pk),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return False
-        for fingerprint in key.hashes:
-            try:
-                self._db.update_item(
-                    TableName=self.table_name,
-                    Key=_key(f"apikey#{fingerprint}"),
-                    UpdateExpression="SET account = if_not_exists(account, :account)",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={":account": {"S": key.key_id}},
-                )
-            except self._db.exceptions.ConditionalCheckFailedException:
-                pass  # a rotated-out value TTL took
         return True
 
     def _write_batch(self, items: list[dict[str, Any]]) -> None:
