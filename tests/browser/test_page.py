@@ -469,7 +469,7 @@ def test_the_billing_tab_buys_credits_with_stripe_js_and_shows_the_balance_chang
     page.save_screenshot(str(SHOTS / "08_billing.png"))
     wait_for(page, lambda: page.find_element(By.ID, "billing-balance").text == "40", 10)
     row = page.find_element(By.CSS_SELECTOR, "#payments tbody tr")
-    assert row.find_element(By.CSS_SELECTOR, ".state").text == "succeeded"
+    assert row.find_element(By.CSS_SELECTOR, ".state").text == "paid"
     assert "8.00 USD" in row.text and row.find_element(By.CSS_SELECTOR, ".kind").text == "bought"
     assert (
         requests.get(stack.url + "/v1/billing/payments", headers={"x-api-key": key.key}, timeout=30).json()[
@@ -652,7 +652,7 @@ def test_a_store_signs_up_pays_makes_a_key_and_cuts_a_catalogue_out_on_the_page(
     wait_for(page, lambda: shown("billing-balance") == "40", 10)
     row = page.find_element(By.CSS_SELECTOR, "#payments tbody tr")
     assert row.find_element(By.CSS_SELECTOR, ".kind").text == "bought"
-    assert row.find_element(By.CSS_SELECTOR, ".state").text == "succeeded"
+    assert row.find_element(By.CSS_SELECTOR, ".state").text == "paid"
     page.execute_script("document.getElementById('payments').scrollIntoView()")
     journey_shot(page, "06_paid")
 

@@ -400,5 +400,12 @@ def signup_route() -> Response[Any]:
 
 @router.post("/v1/signup/confirm")
 def confirm_signup_route() -> Response[Any]:
+    """The key a sign-up link is for; the address the link reached becomes the account's notice
+    address at once (the link proved it: no second confirmation mail)."""
+    from alphacut.billing.signup import signup_email
+
     body = _body()
-    return json_response(200, signups().confirm(body.get("email"), body.get("token")))
+    made = signups().confirm(body.get("email"), body.get("token"))
+    address = signup_email(body.get("email")).address
+    purchases().records.save_profile(made["key_id"], email=address, email_pending="")
+    return json_response(200, {**made, "notices_email": address})

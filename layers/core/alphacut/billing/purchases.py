@@ -69,7 +69,8 @@ class Purchases:
         limit = self.settings.payment_asks_per_hour
         if not self.records.count(key_id, f"intents#{hour}", limit):
             raise PaymentsLimited(
-                f"this key asked for {limit} payments this hour: finish one, or try again later",
+                f"this account asked for {limit} payments or card saves this hour: finish one, "
+                "or try again later",
                 retry_after=3600 - now % 3600,
                 limit=limit,
             )

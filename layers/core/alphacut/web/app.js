@@ -90,7 +90,7 @@ function nextStep(status, error, retryAfter) {
   if (status === 403 && error.code === "insufficient_scope") {
     return `This key may not do this${error.scope ? ` (it needs the scope ${error.scope})` : ""}: use a key that may, or make one on the Keys tab.`;
   }
-  if (status === 429) return `Too many calls for now: try again ${retryAfter ? `in ${retryAfter} s` : "in a minute"}.`;
+  if (status === 429) return `Too many for now: try again ${waitWords(retryAfter)}.`;
   if (status === 503 && error.code === "billing_unavailable") return "Ask the service's operator to set up card payments.";
   if (status >= 500) return "Something failed on our side: try again in a minute.";
   if (status === 400 && error.field) return `Correct ${error.field} and try again.`;
@@ -324,6 +324,8 @@ function showResult(route, answer) {
   }
   $("result-status").textContent = answer.found ? "Done." : "Done: no subject was found in this photo.";
   $("result").hidden = false;
+  // on a phone the result is below the options: bring it into view
+  if (window.innerWidth < 700) $("result-status").scrollIntoView({ behavior: "smooth", block: "start" });
   $("costume").hidden = route !== "costume";
   if (route === "costume") showCostume(answer);
 }
@@ -507,6 +509,7 @@ function sniffImage(bytes) {
 }
 
 // the month's statement: the account's own CSV, fetched with the key and saved under its name
+$("statement-month").value = new Date().toISOString().slice(0, 7);  // this month, unless the store picks one
 async function downloadStatement() {
   const month = $("statement-month").value || new Date().toISOString().slice(0, 7);
   showError("billing", "");
@@ -760,17 +763,30 @@ async function loadBilling() {
 }
 
 const ABANDONED_AFTER_MS = 3600 * 1000;  // a payment still "created" an hour on was left unfinished
+// Retry-After as a person reads it: "in 40 seconds", "in about 31 minutes"
+function waitWords(retryAfter) {
+  const seconds = Number(retryAfter);
+  if (!seconds || Number.isNaN(seconds)) return "in a minute";
+  if (seconds < 90) return `in ${Math.ceil(seconds)} seconds`;
+  if (seconds < 5400) return `in about ${Math.ceil(seconds / 60)} minutes`;
+  return `in about ${Math.round(seconds / 3600)} hours`;
+}
+
+// what a payment's state means to the store: a PaymentIntent still "created" charged nothing
+const STATE_WORDS = { created: "not paid", failed: "failed", succeeded: "paid", refunded: "refunded", disputed: "disputed", won: "dispute won", lost: "dispute lost" };
 function paymentRow(payment) {
   const at = new Date(payment.at);
   const abandoned = payment.state === "created" && Date.now() - at.getTime() > ABANDONED_AFTER_MS;
+  const waiting = payment.state === "created" && !abandoned;
   const why = payment.failure || (abandoned ? "never completed: nothing was charged" : "")
+    || (waiting ? "waiting for the card to be confirmed: nothing charged yet" : "")
     || (payment.refunded_credits ? `${payment.refunded_credits} credits refunded` : "");
   return el("tr", { dataset: { payment: payment.payment } },
     el("td", {}, Number.isNaN(at.getTime()) ? String(payment.at) : at.toLocaleString()),
     el("td", { class: "kind" }, payment.reason === "auto" ? "automatic top-up" : "bought"),
     el("td", {}, String(payment.credits)),
     el("td", {}, `${(payment.amount / 100).toFixed(2)} ${String(payment.currency).toUpperCase()}`),
-    el("td", { class: `state${payment.state === "failed" ? " failed" : ""}` }, abandoned ? "not finished" : payment.state),
+    el("td", { class: `state${payment.state === "failed" ? " failed" : ""}` }, abandoned ? "not finished" : STATE_WORDS[payment.state] || payment.state),
     el("td", { class: "why" }, why),
     el("td", {}, /^https:/.test(String(payment.receipt_url)) ? el("a", { href: payment.receipt_url, rel: "noopener", target: "_blank" }, "receipt") : ""));
 }
