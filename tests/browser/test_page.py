@@ -295,6 +295,10 @@ def test_a_bad_key_shows_the_api_401_message(page, eval_dir):
     page.find_element(By.ID, "tab-try").click()
     field = page.find_element(By.ID, "key")
     field.clear()
+    page.find_element(By.ID, "save-key").click()
+    run_cutout(page, min((eval_dir / "general" / "images").iterdir()), "cutout")
+    no_key = page.find_element(By.ID, "error")  # no key at all: the page says so, no call made
+    assert no_key.is_displayed() and no_key.text.startswith("No key yet: sign up on the Sign up tab")
     field.send_keys("not-a-key-000000000000000")
     page.find_element(By.ID, "save-key").click()
     run_cutout(page, min((eval_dir / "general" / "images").iterdir()), "cutout")

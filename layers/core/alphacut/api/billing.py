@@ -19,7 +19,7 @@ from alphacut.api import services
 from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
-from alphacut.errors import BillingUnavailable
+from alphacut.errors import BillingUnavailable, InvalidOption
 from alphacut.scopes import BILLING, USAGE
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ ROUTES = [
         "This account's month statement, as CSV: calls, results, credits used and bought, card payments",
         "month: YYYY-MM (UTC; default this month). The same columns as the operator's "
         "`alphacut usage statement`, one line for the account and its total.",
-        query={"month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"}},
+        query={"month": {"type": "string", "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"}},
         answer={"text/csv": {"type": "string"}},
         scopes=(USAGE, BILLING),
     ),
@@ -338,9 +338,11 @@ def statement_route() -> Response[Any]:
     caller, meter = services.caller(event), services.usage_meter()
     if caller is None or meter is None:
         raise BillingUnavailable("statements need the usage table")
-    month = (router.current_event.query_string_parameters or {}).get("month") or time.strftime(
-        "%Y-%m", time.gmtime()
-    )
+    month = (router.current_event.query_string_parameters or {}).get("month")
+    if month is None:
+        month = time.strftime("%Y-%m", time.gmtime())
+    elif not MONTH.fullmatch(month):
+        raise InvalidOption(f"must be a month as YYYY-MM, not {month!r}", field="month")
     account = ApiKey(caller.account_id, caller.customer, caller.plan.name if caller.plan else "", True)
     table = services.SETTINGS.require("usage_table")
     statement = Statement.build(
@@ -366,6 +368,7 @@ def stripe_webhook_route() -> Response[Any]:
     return json_response(200, {"received": True, "done": done})
 
 
+MONTH = re.compile(r"(19|20)[0-9]{2}-(0[1-9]|1[0-2])")
 API_ID = re.compile(r"^[a-z0-9]{1,32}$")
 STAGE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -400,12 +403,7 @@ def signup_route() -> Response[Any]:
 
 @router.post("/v1/signup/confirm")
 def confirm_signup_route() -> Response[Any]:
-    """The key a sign-up link is for; the address the link reached becomes the account's notice
-    address at once (the link proved it: no second confirmation mail)."""
-    from alphacut.billing.signup import signup_email
-
+    """The key a sign-up link is for. Its address is kept only as a hash (docs/security.md): the
+    notice address is the store's own choice, confirmed by its own link."""
     body = _body()
-    made = signups().confirm(body.get("email"), body.get("token"))
-    address = signup_email(body.get("email")).address
-    purchases().records.save_profile(made["key_id"], email=address, email_pending="")
-    return json_response(200, {**made, "notices_email": address})
+    return json_response(200, signups().confirm(body.get("email"), body.get("token")))

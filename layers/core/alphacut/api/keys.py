@@ -20,6 +20,7 @@ from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.errors import InvalidOption, NotFound
+from alphacut.options import parse_bool
 from alphacut.pricing import credits, millicredits
 from alphacut.scopes import KEYS, checked_scopes
 
@@ -72,7 +73,7 @@ ROUTES = [
                 "required": ["name"],
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "scopes": KEY_VIEW["properties"]["scopes"],
+                    "scopes": {**KEY_VIEW["properties"]["scopes"], "minItems": 1},
                     "test": {"type": "boolean"},
                     "daily_credit_limit": {"type": ["number", "null"], "minimum": 0},
                 },
@@ -169,7 +170,9 @@ def _body() -> dict[str, Any]:
 
 
 def _grace(body: dict[str, Any], default: int) -> int:
-    grace = body.get("grace_seconds", default)
+    grace = body.get("grace_seconds")
+    if grace is None:  # not given (the document's null)
+        return default
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_SECONDS:
         raise InvalidOption(
             f"must be a whole number of seconds from 0 to {MAX_GRACE_SECONDS}",
@@ -214,12 +217,13 @@ def create_key_route() -> Response[Any]:
 
     body, actor = _body(), _actor()
     name = body.get("name")
+    if isinstance(name, int | float) and not isinstance(name, bool):
+        name = str(name)  # a number is read as its text, as every free-text member
     if not isinstance(name, str):
         raise InvalidOption("must name the key (1 to 64 characters)", field="name")
-    test = body.get("test", False)
-    if not isinstance(test, bool):
-        raise InvalidOption("must be true or false", field="test")
-    scopes = checked_scopes(body["scopes"]) if "scopes" in body else actor.scopes
+    # null is "not given", and a yes/no takes the words forms send (the document's reading)
+    test = parse_bool(body["test"], "test") if body.get("test") is not None else False
+    scopes = checked_scopes(body["scopes"]) if body.get("scopes") is not None else actor.scopes
     request = KeyRequest(name, scopes, test, _daily_limit(body.get("daily_credit_limit")))
     made = account_keys().create(actor, request)
     return json_response(201, {**key_view(made.key), "key": made.value})

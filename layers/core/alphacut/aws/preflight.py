@@ -31,7 +31,7 @@ NEW_ACCOUNT_MEMORY_MB = 3008
 ESTABLISHED_CONCURRENCY = 1000  # AWS's default quota once an account leaves the new-account profile
 SNAPSTART_CACHE_PER_GB_MONTH = 0.0000015046 * 730 * 3600  # https://aws.amazon.com/lambda/pricing/
 SMALL_RESERVATIONS = (
-    33  # Dispatch 5, Notify 5, Charge 5, Finalize 6, Meter 2, KeyAuthorizer 10 (template.yaml)
+    123  # Dispatch 5, Notify 5, Charge 5, Finalize 6, Meter 2, KeyAuthorizer 100 (template.yaml)
 )
 GPU_RESERVATIONS = 5  # InferenceDone, with SegmentBackend=sagemaker
 SYNC_HEADROOM = 10  # sync calls a store may make at once beside the queues

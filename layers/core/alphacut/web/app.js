@@ -266,9 +266,18 @@ function b64Bytes(base64) { return Uint8Array.from(atob(base64), (c) => c.charCo
 function b64Blob(entry) { return new Blob([b64Bytes(entry.base64)], { type: entry.content_type }); }
 function objectUrl(blob) { const url = URL.createObjectURL(blob); objectUrls.push(url); return url; }
 
+// every tab says the same when there is no key yet, before any call (not the API's bare 401)
+const NO_KEY = "No key yet: sign up on the Sign up tab (your key is made there), or paste your key above and Save.";
+function refusedWithoutKey(tab) {
+  if (apiKey()) return false;
+  showError(tab, NO_KEY);
+  return true;
+}
+
 $("try-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("try", "");
+  if (refusedWithoutKey("try")) return;
   const route = $("route").value;
   const form = new FormData();
   if (photo) form.append("image_file", photo.blob, photo.name);
@@ -395,6 +404,7 @@ function addTaskRow(file) {
 $("tasks-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("tasks", "");
+  if (refusedWithoutKey("tasks")) return;
   const files = [...$("task-files").files];
   if (!files.length) { showError("tasks", "Pick the photos first (several at once)."); return; }
   $("task-table").querySelector("tbody").replaceChildren();
@@ -604,6 +614,7 @@ function workCalls(day) {
 }
 
 async function loadUsage() {
+  if (refusedWithoutKey("usage")) return;
   try {
     showError("usage", "");
     const report = await call("GET", "v1/usage");
@@ -691,7 +702,7 @@ async function openBilling() {
   say("billing-key-id", knownKeyId());
   $("billing-key-fact").hidden = !knownKeyId();
   if (!apiKey()) {
-    showError("billing", "No key yet: sign up on the Sign up tab (your key is made there), or paste your key above and Save.");
+    showError("billing", NO_KEY);
     return;
   }
   try {
