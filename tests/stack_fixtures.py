@@ -235,6 +235,26 @@ class Api:
         return self.request("GET", path, **kwargs)
 
 
+def request_from(
+    source: str, method: str, url: str, body: bytes | None = None, headers=None
+) -> tuple[int, bytes]:
+    """One HTTP request from the loopback address ``source`` (127.0.0.x: another client address to
+    the gateway, as API Gateway's sourceIp and WAF see it): the status and the body."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        connection.request(method, parts.path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
 @pytest.fixture(scope="session")
 def small_photo() -> bytes:
     """A blue box on light grey, 160x120: a quick cutout for metering and credit tests."""

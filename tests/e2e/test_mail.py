@@ -4,9 +4,9 @@ once the sender and the recipient are verified the link goes out."""
 
 from __future__ import annotations
 
-import http.client
 import json
-from urllib.parse import urlsplit
+
+from tests.stack_fixtures import request_from
 
 SENDER = "billing@shop-mail.example"
 SOURCE = "127.0.0.9"
@@ -37,17 +37,10 @@ class Answer:
 def sign_up(stack, address: str) -> Answer:
     """A sign-up from a client address of its own (the suite's other sign-ups from 127.0.0.1 may
     have spent that address's asks of the hour)."""
-    parts = urlsplit(stack.url)
-    connection = http.client.HTTPConnection(
-        parts.hostname, parts.port, timeout=30, source_address=(SOURCE, 0)
+    body = json.dumps({"email": address}).encode()
+    return Answer(
+        *request_from(SOURCE, "POST", f"{stack.url}/v1/signup", body, {"Content-Type": "application/json"})
     )
-    try:
-        body = json.dumps({"email": address})
-        connection.request("POST", "/v1/signup", body=body, headers={"Content-Type": "application/json"})
-        answer = connection.getresponse()
-        return Answer(answer.status, answer.read())
-    finally:
-        connection.close()
 
 
 def fresh_container(stack) -> None:

@@ -4,27 +4,19 @@ authorizer call), beside a real key's calls."""
 
 from __future__ import annotations
 
-import http.client
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import requests
+
+from tests.stack_fixtures import request_from
 
 JPEG = {"Content-Type": "image/jpeg"}
 
 
 def get_from(source: str, url: str) -> int:
     """GET ``url`` from the loopback address ``source`` (127.0.0.x: another client address)."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(
-        parts.hostname, parts.port, timeout=30, source_address=(source, 0)
-    )
-    try:
-        connection.request("GET", parts.path)
-        return connection.getresponse().status
-    finally:
-        connection.close()
+    return request_from(source, "GET", url)[0]
 
 
 def test_an_address_bursting_on_result_links_is_blocked_and_another_addresss_link_answers(

@@ -30,12 +30,12 @@ Usage::
 from __future__ import annotations
 
 import builtins
-import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from alphacut.aws.authorizer import Caller
+from alphacut.aws.clients import batch_get
 from alphacut.aws.keystore import ACTIVE, KeyStore, MadeKey, StoredKey, new_key_id, new_value
 from alphacut.aws.transactions import transact
 from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
@@ -44,8 +44,6 @@ from alphacut.scopes import BILLING, KEYS
 MAX_NAME = 64
 OPERATOR = "operator"  # the CLI's actor: no key of its own to check
 MEMBER_TIDY_SECONDS = 86400  # a revoked key's member item: TTL'd a day later (functions delete nothing)
-BATCH_GET_KEYS = 100
-UNPROCESSED_WAIT_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -87,20 +85,11 @@ class AccountKeys:
         return sorted(keys, key=lambda key: (key.created, key.key_id))
 
     def _read(self, ids: builtins.list[str]) -> builtins.list[StoredKey]:
-        found: builtins.list[StoredKey] = []
-        for start in range(0, len(ids), BATCH_GET_KEYS):
-            keys = [{"pk": {"S": f"key#{k}"}, "sk": {"S": "-"}} for k in ids[start : start + BATCH_GET_KEYS]]
-            request: dict[str, Any] = {self.store.table_name: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                answer = self._db.batch_get_item(RequestItems=request)
-                found += [
-                    self.store.stored(item)
-                    for item in answer.get("Responses", {}).get(self.store.table_name, [])
-                ]
-                request = answer.get("UnprocessedKeys") or {}
-                if request:
-                    time.sleep(UNPROCESSED_WAIT_SECONDS)  # DynamoDB asks for a backoff
-        return found
+        keys = [{"pk": {"S": f"key#{k}"}, "sk": {"S": "-"}} for k in ids]
+        return [
+            self.store.stored(item)
+            for item in batch_get(self._db, self.store.table_name, keys, consistent=True)
+        ]
 
     def owned(self, account: str, key_id: str) -> StoredKey:
         """A live key of the account (NotFound for any other: another account's keys are not said

@@ -23,12 +23,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from alphacut.aws.clients import client
+from alphacut.aws.clients import batch_get, client
 from alphacut.aws.limits import QUOTA_ITEM_SECONDS, next_utc_midnight, utc_day
 from alphacut.errors import KeyBudgetSpent
 from alphacut.pricing import credits
-
-BATCH_GET_KEYS = 100  # BatchGetItem's limit
 
 
 class KeySpend:
@@ -90,15 +88,8 @@ class KeySpend:
         """Millicredits each key spent today (reserved for calls still running included)."""
         day, ids = utc_day(self.clock()), list(dict.fromkeys(key_ids))
         spent = dict.fromkeys(ids, 0)
-        for start in range(0, len(ids), BATCH_GET_KEYS):
-            request = {self.table_name: {"Keys": [_key(k, day) for k in ids[start : start + BATCH_GET_KEYS]]}}
-            while request:
-                answer = self._db.batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self.table_name, []):
-                    spent[item["pk"]["S"].removeprefix("spend#")] = int(item["spent"]["N"])
-                request = answer.get("UnprocessedKeys") or {}
-                if request:
-                    time.sleep(0.05)  # DynamoDB asks for a backoff before the keys it left
+        for item in batch_get(self._db, self.table_name, [_key(k, day) for k in ids]):
+            spent[item["pk"]["S"].removeprefix("spend#")] = int(item["spent"]["N"])
         return spent
 
 
