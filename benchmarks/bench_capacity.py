@@ -8,7 +8,7 @@ instance, the old design); the GPU endpoint scaled to zero; the GPU endpoint sca
 the CPU while it is cold. ``--segment-concurrency`` runs them all at another reservation.
 
 What a task does, as the stack does it: the task queue, five dispatchers (MaximumConcurrency) that
-start executions and choose the path (``alphacut.aws.dispatch.PathChooser``: the GPU when it has
+start executions and choose the path (``alphacut.aws.tasks.dispatch.PathChooser``: the GPU when it has
 an instance or when more than the threshold wait, else the CPU), then either the Segment function
 (CPU) or the endpoint's queue, an instance, and the Compose step (which shares the Segment
 function's concurrency). The endpoint scales as the template says: a step policy on

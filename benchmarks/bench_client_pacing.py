@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 import requests
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keys import KeyAdmin
+from alphacut.aws.keys.admin import KeyAdmin
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.models.engines import describe_cpu
 from alphacut_dev.data import EVAL
 from alphacut_dev.local.stack import STACK_NAME, LocalStack, free_port

@@ -108,8 +108,8 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
     logging.disable(logging.WARNING)
     from alphacut.api.credits import open_gate
     from alphacut.api.metering import CallOutcome, open_for, settle_call
-    from alphacut.aws import usage as usage_module
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.ledger import usage as usage_module
+    from alphacut.aws.ledger.usage import UsageMeter
     from alphacut.options import CutoutOptions
 
     if window.counter_shards:
@@ -117,8 +117,8 @@ def drive(moto_url: str, queue_url: str, window: Window, model_seconds: float, r
     # each Lambda instance has its own connection: one client here, with a connection per thread
     # (botocore's default pool of 10 would make the simulated instances queue for connections)
     import boto3
-    from alphacut.aws import credits as credits_module
-    from alphacut.aws import limits as limits_module
+    from alphacut.aws.ledger import balances as credits_module  # the ledger's client
+    from alphacut.aws.ledger import limits as limits_module
     from botocore.config import Config
 
     connections = int((window.rate + window.mix_rate) * (model_seconds + 0.5) * 1.5) + window.burst + 10
@@ -210,8 +210,8 @@ def provision(moto_url: str, mix: int) -> tuple[list[tuple[str, bool]], str, dic
         AWS_DEFAULT_REGION="us-east-1",
     )
     import boto3
-    from alphacut.aws.credits import CreditLedger
-    from alphacut.aws.plans import Plan
+    from alphacut.aws.ledger.credits import CreditLedger
+    from alphacut.aws.ledger.plans import Plan
     from alphacut_dev.template import table_definition
 
     boto3.client("dynamodb").create_table(**table_definition("UsageTable", TABLE))
@@ -237,7 +237,7 @@ def provision(moto_url: str, mix: int) -> tuple[list[tuple[str, bool]], str, dic
 
 def write_history(key: str, first: int, count: int, at: float) -> None:
     """``count`` calls' settled holds for ``key``, as the ledger leaves them, straight into moto."""
-    from alphacut.aws.credits import SETTLED_KEPT_SECONDS, due_shard
+    from alphacut.aws.ledger.credits import SETTLED_KEPT_SECONDS, due_shard
     from moto.dynamodb.models import dynamodb_backends
 
     backend = dynamodb_backends["123456789012"]["us-east-1"]
@@ -456,12 +456,12 @@ def operations() -> int:
     """Each money operation once, on a key with history, metered: items read and written, units."""
     moto_url, capacity, _ = start_moto(0.0)
     _, _, plans = provision(moto_url, 2)
-    from alphacut.aws.authorizer import Authorizer
-    from alphacut.aws.credits import STALE_SECONDS, CreditLedger
-    from alphacut.aws.keystore import KeyStore
-    from alphacut.aws.limits import utc_day
-    from alphacut.aws.plans import PlanCatalogue
-    from alphacut.aws.usage import MeteredCall, UsageMeter
+    from alphacut.aws.keys.authorizer import Authorizer
+    from alphacut.aws.keys.store import KeyStore
+    from alphacut.aws.ledger.credits import STALE_SECONDS, CreditLedger
+    from alphacut.aws.ledger.limits import utc_day
+    from alphacut.aws.ledger.plans import PlanCatalogue
+    from alphacut.aws.ledger.usage import MeteredCall, UsageMeter
 
     PlanCatalogue(TABLE).write({"store": plans[HOT_KEY]})
 
@@ -542,9 +542,9 @@ def operations() -> int:
 
 
 def statement_check(mix_keys: list[tuple[str, bool]], calls: list[CallResult]) -> None:
-    from alphacut.aws.keys import ApiKey
-    from alphacut.aws.statements import Statement
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.billing.statements import Statement
+    from alphacut.aws.keys.admin import ApiKey
+    from alphacut.aws.ledger.usage import UsageMeter
 
     month = time.strftime("%Y-%m", time.gmtime(DAY_START))
     keys = [ApiKey(HOT_KEY, "store", "store", True)] + [ApiKey(k, k, "", True) for k, _ in mix_keys]
@@ -587,7 +587,7 @@ def bulk_keys(store, count: int) -> list[str]:
     them; a sample of their values is kept to call with."""
     import random
 
-    from alphacut.aws.keystore import ACTIVE, StoredKey, new_key_id, new_value
+    from alphacut.aws.keys.store import ACTIVE, StoredKey, new_key_id, new_value
     from moto.dynamodb.models import dynamodb_backends
 
     backend = dynamodb_backends["123456789012"]["us-east-1"]
@@ -620,11 +620,11 @@ def keys_bench(count: int, import_count: int, samples: int) -> int:
     imported through DynamoDB's API (moto's HTTP server), timed."""
     moto_url, capacity, _ = start_moto(0.0)
     _, _, plans = provision(moto_url, 2)
-    from alphacut.aws.authorizer import Authorizer
-    from alphacut.aws.credits import CreditLedger
-    from alphacut.aws.keystore import KeyStore
-    from alphacut.aws.limits import KeyLimits
-    from alphacut.aws.plans import PlanCatalogue
+    from alphacut.aws.keys.authorizer import Authorizer
+    from alphacut.aws.keys.store import KeyStore
+    from alphacut.aws.ledger.credits import CreditLedger
+    from alphacut.aws.ledger.limits import KeyLimits
+    from alphacut.aws.ledger.plans import PlanCatalogue
     from alphacut_dev.local.authorizers import AuthorizerSpec, LambdaAuthorizers
 
     print(f"machine: {machine()}; moto in-process (its HTTP server), DynamoDB's capacity rules applied")

@@ -71,7 +71,7 @@ def mark_started(task_id: str | None) -> None:
     if not task_id or not table_name:
         return
     import boto3
-    from alphacut.aws.task_table import TaskTable
+    from alphacut.aws.tasks.table import TaskTable
 
     try:
         region = os.environ.get("TASKS_TABLE_REGION") or None  # None: boto3's own chain

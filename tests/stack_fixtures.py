@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keys import KeyAdmin
+from alphacut.aws.keys.admin import KeyAdmin
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.pricing import millicredits
 from alphacut_dev.local.stack import LOCAL_PARAMETERS, STACK_NAME, LocalStack, free_port
 

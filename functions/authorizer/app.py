@@ -1,10 +1,10 @@
 """Lambda REQUEST authorizer of every keyed route: the x-api-key header's key, found in the
 service's own key store, allowed with its key id, customer and plan in the context (API Gateway
-caches the answer per key value for KeyCacheSeconds), else denied (alphacut.aws.authorizer)."""
+caches the answer per key value for KeyCacheSeconds), else denied (alphacut.aws.keys.authorizer)."""
 
-from alphacut.aws.authorizer import Authorizer
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.plans import PlanCatalogue
+from alphacut.aws.keys.authorizer import Authorizer
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.plans import PlanCatalogue
 from alphacut.aws.secrets import secret_bytes
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger

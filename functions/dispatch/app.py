@@ -3,7 +3,7 @@ after the task id, so a duplicated message cannot process a task twice) on the G
 path, and returns. S3 upload notifications (incoming/) become tasks first. Partial batch
 failures go back to the queue."""
 
-from alphacut.aws.dispatch import Dispatcher
+from alphacut.aws.tasks.dispatch import Dispatcher
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit

@@ -1,11 +1,11 @@
-"""Lambda for the state machine's last step, Finish or FailTask (alphacut.aws.task_end): a task
+"""Lambda for the state machine's last step, Finish or FailTask (alphacut.aws.tasks.end): a task
 done is marked, charged once (with the credits it reserved at submission where the key is
 credit-based; an empty result is delivered and not charged, as on every route) and its callback
 queued; a task failed is marked in the state its error names, its reserved credits given back and
 its callback queued."""
 
-from alphacut.aws.task_end import TaskEnds
-from alphacut.aws.usage import task_hold
+from alphacut.aws.ledger.usage import task_hold
+from alphacut.aws.tasks.end import TaskEnds
 from alphacut.pricing import credits
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger, Metrics

@@ -3,7 +3,7 @@ and Step Functions executions that FAILED, TIMED_OUT or were ABORTED without end
 (an EventBridge rule). A delivered task whose execution ended before its charge is charged here,
 once; one whose charge failed for good is counted as unbilled."""
 
-from alphacut.aws.finalize import TaskFinalizer
+from alphacut.aws.tasks.finalize import TaskFinalizer
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit

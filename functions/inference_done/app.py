@@ -4,8 +4,8 @@ error. Partial batch failures go back to the queue."""
 
 import json
 
-from alphacut.aws.async_inference import InferenceNotifications
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.tasks.async_inference import InferenceNotifications
+from alphacut.aws.tasks.table import TaskTable
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response

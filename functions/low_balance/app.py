@@ -4,7 +4,7 @@ Partial batch failures go back to the queue; the purchase's idempotency key make
 
 import time
 
-from alphacut.aws.low_balance_queue import LowBalance
+from alphacut.aws.billing.low_balance_queue import LowBalance
 from alphacut.billing.low_balance import metrics
 from alphacut.billing.service import low_balance_notices
 from alphacut.deadlines import ANSWER_MARGIN_SECONDS, deadline

@@ -2,7 +2,7 @@
 (a DynamoDB fault) are counted here, each once (its marker refuses a second application).
 Partial batch failures go back to the queue; after its receives, to a dead-letter queue with an alarm."""
 
-from alphacut.aws.usage import MeteredCall, UsageMeter
+from alphacut.aws.ledger.usage import MeteredCall, UsageMeter
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response

@@ -1,14 +1,14 @@
-"""Lambda on the callback queue (``alphacut.aws.callback_queue``): POSTs each final task to its
-callback_url, signed with its key's callback secrets (``alphacut.aws.callback_secrets``), its result links
+"""Lambda on the callback queue (``alphacut.aws.callbacks.queue``): POSTs each final task to its
+callback_url, signed with its key's callback secrets (``alphacut.aws.callbacks.secrets``), its result links
 the API's own signed links (same address rules as image_url: no private, loopback or link-local
 targets, ports 80 and 443). A failure a retry
 may mend comes back later from the queue, with backoff; nothing else invokes this function."""
 
 from alphacut.api.services import SETTINGS, link_signer
 from alphacut.aws import clients
-from alphacut.aws.callback_queue import CallbackDelivery
-from alphacut.aws.callback_secrets import CallbackSecrets
-from alphacut.aws.task_service import TaskService
+from alphacut.aws.callbacks.queue import CallbackDelivery
+from alphacut.aws.callbacks.secrets import CallbackSecrets
+from alphacut.aws.tasks.service import TaskService
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 

@@ -1,14 +1,14 @@
 """Lambda for the state machine's Segment step (the CPU path: the pipeline here, fed by the Segment
-queue: ``alphacut.aws.segment_queue``) and Compose step (the GPU path: the matte the endpoint
+queue: ``alphacut.aws.tasks.segment_queue``) and Compose step (the GPU path: the matte the endpoint
 stored, invoked by the state machine): the cutout composed and stored while the task is still in
 progress. Errors end the step under their class names, the state machine's error names."""
 
 import json
 
 from alphacut.aws import clients
-from alphacut.aws.segment_queue import SegmentQueueWorker
-from alphacut.aws.segment_step import run_segment_step
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.tasks.segment_queue import SegmentQueueWorker
+from alphacut.aws.tasks.segment_step import run_segment_step
+from alphacut.aws.tasks.table import TaskTable
 from alphacut.pipeline import Pipeline
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger

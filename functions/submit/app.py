@@ -2,7 +2,7 @@
 its token and its input goes to the asynchronous GPU endpoint by S3 location. Errors propagate:
 their class names are the state machine's error names."""
 
-from alphacut.aws.async_inference import AsyncEndpoint
+from alphacut.aws.tasks.async_inference import AsyncEndpoint
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger
 

@@ -1,8 +1,8 @@
 """Lambda on a schedule (every minute): releases expired credit holds, finishes reservations a
 killed call left between their writes, and syncs each key's plan item with the usage plans
-(alphacut.aws.sweep), so that no call reads history or spends API Gateway's management API."""
+(alphacut.aws.ledger.schedule), so that no call reads history or spends API Gateway's management API."""
 
-from alphacut.aws.sweep import Sweep
+from alphacut.aws.ledger.schedule import Sweep
 from alphacut.settings import ServiceSettings
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit

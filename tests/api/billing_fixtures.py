@@ -11,8 +11,8 @@ import uuid
 import boto3
 import pytest
 import stripe
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.plans import PlanCatalogue
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.plans import PlanCatalogue
 from alphacut.settings import ServiceSettings
 
 from tests.api.conftest import CREDITS_PLAN, KEY_PLANS, USAGE_TABLE, answer_json, call

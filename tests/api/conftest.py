@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from alphacut.aws.authorizer import Caller
-from alphacut.aws.plans import Plan
+from alphacut.aws.keys.authorizer import Caller
+from alphacut.aws.ledger.plans import Plan
 from alphacut.scopes import ALL_SCOPES
 from alphacut.settings import ServiceSettings
 from alphacut_dev.template import load_sam, table_definition

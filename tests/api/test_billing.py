@@ -22,9 +22,9 @@ from urllib.parse import parse_qs
 import boto3
 import pytest
 import stripe
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.payments import PaymentRecords
+from alphacut.aws.billing.payments import PaymentRecords
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.settings import ServiceSettings
 
 from tests.api.billing_fixtures import (

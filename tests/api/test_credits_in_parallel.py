@@ -11,9 +11,9 @@ import threading
 import time
 
 import pytest
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.limits import utc_day
-from alphacut.aws.usage import UsageMeter
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.limits import utc_day
+from alphacut.aws.ledger.usage import UsageMeter
 from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 
 from tests.api.conftest import CREDITS_PLAN, KEY_PLANS, USAGE_TABLE

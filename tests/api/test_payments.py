@@ -8,9 +8,9 @@ import json
 import uuid
 
 import pytest
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.payments import PaymentRecords
+from alphacut.aws.billing.payments import PaymentRecords
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.errors import InsufficientCredits
 
 from tests.api.billing_fixtures import MILLI, balance, buy, signed, webhook
@@ -288,7 +288,7 @@ def test_a_raised_monthly_cap_applies_next_month_and_a_lowered_one_at_once(handl
 def test_automatic_top_ups_stop_at_the_monthly_cap_each_crossing_counted_once(
     handler, stripe_server, store_key, billing
 ):
-    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.aws.billing.low_balance_queue import LowBalance
     from alphacut.billing.service import low_balance_notices
 
     with_saved_card(stripe_server, store_key)
@@ -317,7 +317,7 @@ def mails_to(folder, address: str) -> list[str]:
 def test_an_unconfirmed_notice_address_gets_its_confirmation_and_nothing_else(
     handler, stripe_server, store_key, billing, monkeypatch
 ):
-    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.aws.billing.low_balance_queue import LowBalance
     from alphacut.billing.service import low_balance_notices
 
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.shop.test/prod")  # where mailed links point
@@ -558,8 +558,8 @@ def test_a_crossing_whose_news_could_not_be_queued_is_told_by_the_next_charged_c
 def test_a_notice_mail_ses_refuses_leaves_one_top_up_and_one_webhook_and_is_not_retried(
     handler, stripe_server, store_key, billing
 ):
-    from alphacut.aws.low_balance_queue import LowBalance
-    from alphacut.aws.mailbox import Mailbox
+    from alphacut.aws.billing.low_balance_queue import LowBalance
+    from alphacut.aws.billing.mailbox import Mailbox
     from alphacut.billing.low_balance import LowBalanceNotices
     from alphacut.billing.service import low_balance_notices
     from botocore.exceptions import ClientError
@@ -599,7 +599,7 @@ def test_a_top_up_retried_a_day_after_an_attempt_that_noted_no_payment_is_never_
 ):
     import time
 
-    from alphacut.aws.low_balance_queue import LowBalance
+    from alphacut.aws.billing.low_balance_queue import LowBalance
     from alphacut.billing.service import low_balance_notices
 
     with_saved_card(stripe_server, store_key)

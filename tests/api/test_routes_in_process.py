@@ -9,7 +9,7 @@ import time
 import uuid
 
 import boto3
-from alphacut.aws.limits import KeyLimits
+from alphacut.aws.ledger.limits import KeyLimits
 from alphacut_dev.template import ROOT
 from PIL import Image
 
@@ -39,8 +39,8 @@ def small_png() -> bytes:
 def usage_today(key_id: str, route: str | None = None) -> dict:
     """The key's counters for today (all routes, or ``route``), straight from the usage table: the
     counter's shards added up."""
-    from alphacut.aws.limits import utc_day
-    from alphacut.aws.usage import TOTAL_ROUTE, parse_counter_key
+    from alphacut.aws.ledger.limits import utc_day
+    from alphacut.aws.ledger.usage import TOTAL_ROUTE, parse_counter_key
 
     items = boto3.client("dynamodb").query(
         TableName=USAGE_TABLE,
@@ -279,7 +279,7 @@ def test_a_shadow_value_out_of_range_is_a_400_naming_the_field_and_limit(handler
 
 
 def test_a_plans_model_runs_where_a_call_names_none_and_a_named_model_wins(handler):
-    from alphacut.aws.plans import Plan
+    from alphacut.aws.ledger.plans import Plan
 
     from tests.api.conftest import KEY_PLANS
 
@@ -344,7 +344,7 @@ def test_a_task_submission_past_the_days_unpaid_runs_is_refused_whoever_counted_
     import dataclasses
 
     from alphacut.api import services
-    from alphacut.aws.limits import KeyLimits
+    from alphacut.aws.ledger.limits import KeyLimits
 
     from tests.api.conftest import KEY_PLANS, STARTER
 

@@ -8,7 +8,7 @@ import json
 import uuid
 
 import pytest
-from alphacut.aws.credits import CreditLedger
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.scopes import BILLING, IMAGES
 from PIL import Image
 

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import requests
-from alphacut.aws.task_table import TaskRecord, TaskTable
+from alphacut.aws.tasks.table import TaskRecord, TaskTable
 from alphacut.errors import NotFound
 from alphacut.task_states import TaskState
 

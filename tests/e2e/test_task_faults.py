@@ -17,13 +17,13 @@ import uuid
 
 import pytest
 from alphacut.api.credits import TASK_HOLD_SECONDS
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.dispatch import Upload, upload_task_id
-from alphacut.aws.finalize import TaskFinalizer
-from alphacut.aws.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
-from alphacut.aws.task_service import step_input
-from alphacut.aws.task_table import TaskRecord, TaskTable
-from alphacut.aws.usage import UsageMeter, task_hold
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.usage import UsageMeter, task_hold
+from alphacut.aws.tasks.dispatch import Upload, upload_task_id
+from alphacut.aws.tasks.finalize import TaskFinalizer
+from alphacut.aws.tasks.segment_step import LocalMatting, TaskNoLongerRunning, run_segment_step
+from alphacut.aws.tasks.service import step_input
+from alphacut.aws.tasks.table import TaskRecord, TaskTable
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
 from alphacut.task_states import TaskState

@@ -20,8 +20,8 @@ import boto3
 import numpy as np
 import pytest
 import requests
-from alphacut.aws.async_inference import INVOCATION_TIMEOUT_SECONDS
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.tasks.async_inference import INVOCATION_TIMEOUT_SECONDS
+from alphacut.aws.tasks.table import TaskTable
 from alphacut.errors import NotFound
 from alphacut.task_states import FAILURE_MESSAGES, TaskState
 from alphacut_dev.local.endpoint import REALTIME_PAYLOAD_LIMIT

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from alphacut.aws.usage import UsageMeter, parse_counter_key
+from alphacut.aws.ledger.usage import UsageMeter, parse_counter_key
 from alphacut_dev.local.stack import STACK_NAME
 from PIL import Image
 

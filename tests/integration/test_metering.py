@@ -88,7 +88,7 @@ def test_fifty_concurrent_calls_counted_exactly(admin, stack, small_photo):
 
 def test_meter_adds_are_atomic_under_fifty_threads(stack):
     """The same item updated from 50 threads at once (DynamoDB ADD through moto's real API)."""
-    from alphacut.aws.usage import MeteredCall, UsageMeter
+    from alphacut.aws.ledger.usage import MeteredCall, UsageMeter
 
     os.environ.update(stack.aws_env())
     table = stack.physical["UsageTable"]
@@ -257,7 +257,7 @@ def test_an_answer_over_lambdas_limit_is_refused_uncharged_and_replayed_as_refus
 def test_an_abandoned_idempotency_claim_is_taken_over_once_it_expires(stack):
     """A claim whose invocation died (timeout, crash) answers 'in progress' for a minute, then a
     retry may take it over, instead of a 409 for 24 hours."""
-    from alphacut.aws.idempotency import IN_PROGRESS_SECONDS, IdempotencyStore
+    from alphacut.aws.ledger.idempotency import IN_PROGRESS_SECONDS, IdempotencyStore
 
     os.environ.update(stack.aws_env())
     now = [1_900_000_000.0]
@@ -313,7 +313,7 @@ def test_a_flood_of_deferred_calls_is_never_throttled_and_each_is_counted(stack)
     Meter function reserves is throttled, each throttle a receive spent toward the dead-letter
     queue, i.e. a call left unmetered. The local stack throttles as Lambda does; the queue's
     visibility timeout is shortened so that throttled receives come around within the test."""
-    from alphacut.aws.usage import MeteredCall, UsageMeter
+    from alphacut.aws.ledger.usage import MeteredCall, UsageMeter
 
     os.environ.update(stack.aws_env())
     sqs = stack.client("sqs")

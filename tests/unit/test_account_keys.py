@@ -1,4 +1,4 @@
-"""A store's account and its keys (alphacut.aws.account_keys) against moto's DynamoDB: keys made
+"""A store's account and its keys (alphacut.aws.keys.accounts) against moto's DynamoDB: keys made
 before accounts become the owners of their own (twice is once), what one key may do to another,
 the account's limit of live keys, and a rotation that keeps what others wrote on the key."""
 
@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from alphacut.aws.account_keys import AccountKeys, KeyRequest
-from alphacut.aws.authorizer import Authorizer, Caller
-from alphacut.aws.callback_secrets import CallbackSecrets
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.plans import Plan, PlanCatalogue
+from alphacut.aws.callbacks.secrets import CallbackSecrets
+from alphacut.aws.keys.accounts import AccountKeys, KeyRequest
+from alphacut.aws.keys.authorizer import Authorizer, Caller
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.plans import Plan, PlanCatalogue
 from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
 from alphacut.scopes import ALL_SCOPES
 

@@ -8,8 +8,9 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from alphacut.aws import async_inference, clients
-from alphacut.aws.async_inference import (
+from alphacut.aws import clients
+from alphacut.aws.tasks import async_inference
+from alphacut.aws.tasks.async_inference import (
     EndpointCapacity,
     InferenceNotifications,
     ModelRequestRejected,
@@ -17,7 +18,7 @@ from alphacut.aws.async_inference import (
     endpoint_failure,
     failure_of,
 )
-from alphacut.aws.dispatch import CPU, GPU, PathChooser
+from alphacut.aws.tasks.dispatch import CPU, GPU, PathChooser
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
 from botocore.exceptions import ClientError

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from alphacut.api.vendors.ailab_costume import URL_SECONDS
-from alphacut.aws.idempotency import RECORD_TTL_SECONDS
-from alphacut.aws.task_table import TASK_TTL_SECONDS
+from alphacut.aws.ledger.idempotency import RECORD_TTL_SECONDS
+from alphacut.aws.tasks.table import TASK_TTL_SECONDS
 from alphacut_dev.local.expiry import LifecycleRule, lifecycle_rules
 from alphacut_dev.template import load_sam
 

@@ -210,7 +210,7 @@ class _Queue:
 
 def test_a_queued_callback_a_retry_may_mend_comes_back_later_with_backoff():
     import pytest
-    from alphacut.aws.callback_queue import CallbackDelivery, retry_delay
+    from alphacut.aws.callbacks.queue import CallbackDelivery, retry_delay
     from alphacut.callbacks import CallbackFailed
 
     def down(task_id, url):
@@ -227,7 +227,7 @@ def test_a_queued_callback_a_retry_may_mend_comes_back_later_with_backoff():
 
 
 def test_a_queued_callback_no_retry_can_deliver_is_dropped_and_a_delivered_one_done():
-    from alphacut.aws.callback_queue import CallbackDelivery
+    from alphacut.aws.callbacks.queue import CallbackDelivery
     from alphacut.callbacks import CallbackRefused
     from alphacut.errors import NotFound
 
@@ -256,14 +256,14 @@ def test_the_state_machine_queues_callbacks_instead_of_calling_the_receiver():
         s.get("Resource", "").startswith("arn:aws:states:::sqs:sendMessage") and "Callback" in json.dumps(s)
         for s in states.values()
     )
-    # the last step's function queues them (alphacut.aws.task_end), to the callback queue
+    # the last step's function queues them (alphacut.aws.tasks.end), to the callback queue
     charge = load_sam()["Resources"]["EndTaskFunction"]["Properties"]
     assert charge["Environment"]["Variables"]["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}
 
 
 def test_a_key_may_have_so_many_callbacks_in_flight_and_a_finished_or_expired_one_frees_its_slot(monkeypatch):
     import pytest
-    from alphacut.aws.callback_slots import SLOT_SECONDS, CallbackSlots
+    from alphacut.aws.callbacks.slots import SLOT_SECONDS, CallbackSlots
     from alphacut.errors import TooManyCallbacks
 
     from tests.unit.moto_table import usage_table
@@ -285,7 +285,7 @@ def test_a_key_may_have_so_many_callbacks_in_flight_and_a_finished_or_expired_on
 
 
 def test_a_callback_gives_its_slot_back_when_delivered_dropped_or_tried_the_last_time_only():
-    from alphacut.aws.callback_queue import MAX_RECEIVES, CallbackDelivery
+    from alphacut.aws.callbacks.queue import MAX_RECEIVES, CallbackDelivery
     from alphacut.callbacks import CallbackFailed, CallbackRefused
 
     def down(task_id, url):
@@ -311,7 +311,7 @@ def test_a_callback_gives_its_slot_back_when_delivered_dropped_or_tried_the_last
 
 
 def test_a_delivered_callback_whose_slot_cannot_be_given_back_is_not_sent_again():
-    from alphacut.aws.callback_queue import CallbackDelivery
+    from alphacut.aws.callbacks.queue import CallbackDelivery
 
     def broken(task_id):
         raise RuntimeError("the usage table is unreachable")
@@ -325,7 +325,7 @@ def test_a_delivered_callback_whose_slot_cannot_be_given_back_is_not_sent_again(
 
 def test_rotating_a_keys_secret_makes_a_new_one_and_keeps_the_old_for_its_grace():
     import boto3
-    from alphacut.aws.callback_secrets import CallbackSecrets
+    from alphacut.aws.callbacks.secrets import CallbackSecrets
 
     from tests.unit.moto_table import usage_table
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-from alphacut.aws.credits import RELEASE_STALE_SECONDS, STALE_SECONDS, CreditLedger, Reservation
-from alphacut.aws.usage import MeteredCall, UsageMeter, task_hold
+from alphacut.aws.ledger.credits import RELEASE_STALE_SECONDS, STALE_SECONDS, CreditLedger, Reservation
+from alphacut.aws.ledger.usage import MeteredCall, UsageMeter, task_hold
 from alphacut.errors import InsufficientCredits, InvalidOption
 from alphacut.options import CutoutOptions
 from alphacut.pricing import CreditPrices, credits, millicredits
@@ -491,7 +491,7 @@ def test_a_release_whose_first_write_landed_and_then_erred_goes_on_at_once(meter
 def test_a_delivery_the_balance_cannot_pay_is_kept_unbilled_in_its_charge_transaction_and_counted(
     meter, monkeypatch
 ):
-    from alphacut.aws import usage
+    from alphacut.aws.ledger import usage
 
     counted = []
     monkeypatch.setattr(usage.metrics, "add_metric", lambda name, unit, value: counted.append((name, value)))
@@ -530,7 +530,7 @@ def test_an_item_that_keeps_failing_is_counted_and_skipped_and_the_rest_are_swep
 
 
 def test_each_minutes_sweep_starts_at_another_shard(meter, monkeypatch):
-    from alphacut.aws import credits as credits_module
+    from alphacut.aws.ledger import balances as credits_module  # the ledger's client
 
     ledger, shards = funded(meter, 0), []
     real = credits_module.client
@@ -564,7 +564,7 @@ def test_each_minutes_sweep_starts_at_another_shard(meter, monkeypatch):
 
 def test_a_debit_past_the_in_flight_cap_is_a_429_that_takes_nothing(meter):
     from alphacut.api.responses import error_response
-    from alphacut.aws.credits import MAX_IN_FLIGHT
+    from alphacut.aws.ledger.credits import MAX_IN_FLIGHT
     from alphacut.errors import TooManyInFlight, http_status
 
     ledger = funded(meter, 3000)

@@ -133,18 +133,88 @@ def test_the_image_domain_imports_no_adapter_and_aws_nothing_of_the_api():
 
 def test_the_layering_check_names_a_domain_module_that_imports_an_adapter():
     graph = {
-        "alphacut.matte": {"alphacut.aws.usage"},
+        "alphacut.matte": {"alphacut.aws.ledger.usage"},
         "alphacut.pipeline": {"alphacut.billing.purchases"},
         "alphacut.aws.tasks": {"alphacut.api.app"},
-        "alphacut.aws.credits": {"alphacut.billing.settings"},
-        "alphacut.cli": {"alphacut.aws.keys"},
-        "alphacut.billing.purchases": {"alphacut.aws.credits"},
+        "alphacut.aws.ledger.credits": {"alphacut.billing.settings"},
+        "alphacut.cli": {"alphacut.aws.keys.admin"},
+        "alphacut.billing.purchases": {"alphacut.aws.ledger.credits"},
     }
     assert layering_faults(graph) == [
-        "alphacut.aws.credits (AWS adapter) imports alphacut.billing.settings",
+        "alphacut.aws.ledger.credits (AWS adapter) imports alphacut.billing.settings",
         "alphacut.aws.tasks (AWS adapter) imports alphacut.api.app",
-        "alphacut.matte (image domain) imports alphacut.aws.usage",
+        "alphacut.matte (image domain) imports alphacut.aws.ledger.usage",
         "alphacut.pipeline (image domain) imports alphacut.billing.purchases",
+    ]
+
+
+# alphacut.aws's packages, each with the packages it may import (besides itself and the shared modules
+# at alphacut.aws's top: clients, transactions, objects, secrets, preflight, which import no package)
+AWS_PACKAGES: dict[str, set[str]] = {
+    "ledger": set(),
+    "callbacks": set(),
+    "keys": {"ledger"},
+    "tasks": {"ledger", "callbacks"},
+    "billing": {"ledger", "keys"},
+}
+
+
+def aws_package(module: str) -> str | None:
+    """The alphacut.aws package a module is in ("" for the shared modules at its top; None: outside)."""
+    if not module.startswith("alphacut.aws."):
+        return None if module != "alphacut.aws" else ""
+    part = module.split(".")[2]
+    return part if part in AWS_PACKAGES else ""
+
+
+def aws_layering_faults(graph: dict[str, set[str]]) -> list[str]:
+    """Imports between alphacut.aws's packages against ``AWS_PACKAGES``: none runs back up a layer
+    (a shared module into a package, the ledger into keys, keys into tasks...) and none goes to a
+    package not named."""
+    faults = []
+    for module, targets in sorted(graph.items()):
+        source = aws_package(module)
+        if source is None:
+            continue
+        for target in sorted(targets):
+            into = aws_package(target)
+            if not into or into == source:  # outside alphacut.aws, a shared module, or its own package
+                continue
+            if source == "" or into not in AWS_PACKAGES[source]:
+                faults.append(f"{module} ({source or 'shared'}) imports {target} ({into})")
+    return faults
+
+
+def test_each_aws_package_imports_only_the_packages_below_it():
+    assert aws_layering_faults(import_graph()) == []
+
+
+def test_aws_has_no_package_of_more_than_a_dozen_modules_and_every_module_in_a_named_place():
+    known = package_modules()
+    by_package: dict[str, list[str]] = {}
+    for name in known:
+        if name.startswith("alphacut.aws.") and name.count(".") == 3:
+            by_package.setdefault(name.split(".")[2], []).append(name)
+    packages = {
+        name.split(".")[2] for name in known if name.startswith("alphacut.aws.") and name.count(".") >= 3
+    }
+    assert packages == set(AWS_PACKAGES)  # a new package is given its place in the layers above
+    assert max(len(modules) for modules in by_package.values()) <= 12
+    assert len([n for n in known if n.startswith("alphacut.aws.") and n.count(".") == 2]) <= 12
+
+
+def test_the_aws_layering_check_names_an_import_that_runs_back_up():
+    graph = {
+        "alphacut.aws.clients": {"alphacut.aws.ledger.usage"},
+        "alphacut.aws.ledger.usage": {"alphacut.aws.keys.store", "alphacut.aws.clients"},
+        "alphacut.aws.keys.store": {"alphacut.aws.ledger.plans", "alphacut.aws.keys.admin"},
+        "alphacut.aws.tasks.end": {"alphacut.aws.billing.mailbox", "alphacut.aws.callbacks.queue"},
+        "alphacut.api.app": {"alphacut.aws.tasks.end"},
+    }
+    assert aws_layering_faults(graph) == [
+        "alphacut.aws.clients (shared) imports alphacut.aws.ledger.usage (ledger)",
+        "alphacut.aws.ledger.usage (ledger) imports alphacut.aws.keys.store (keys)",
+        "alphacut.aws.tasks.end (tasks) imports alphacut.aws.billing.mailbox (billing)",
     ]
 
 

@@ -1,5 +1,5 @@
-"""The service's own keys (alphacut.aws.keystore), the key authorizer (alphacut.aws.authorizer),
-the limits it hands the functions (alphacut.aws.limits), and the keys admin (alphacut.aws.keys),
+"""The service's own keys (alphacut.aws.keys.store), the key authorizer (alphacut.aws.keys.authorizer),
+the limits it hands the functions (alphacut.aws.ledger.limits), and the keys admin (alphacut.aws.keys.admin),
 against moto's DynamoDB and API Gateway in this process."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
-from alphacut.aws.authorizer import Authorizer, Caller, whole_api
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keys import KeyAdmin
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.limits import KeyLimits, bucket
-from alphacut.aws.plans import Plan, PlanCatalogue, sync_plans
+from alphacut.aws.keys.admin import KeyAdmin
+from alphacut.aws.keys.authorizer import Authorizer, Caller, whole_api
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.limits import KeyLimits, bucket
+from alphacut.aws.ledger.plans import Plan, PlanCatalogue, sync_plans
 from alphacut.errors import InvalidOption, NotFound, QuotaExceeded, RateLimited
 
 from tests.unit.moto_table import usage_table

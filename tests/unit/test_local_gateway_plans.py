@@ -5,7 +5,7 @@ account's limits on making such keys."""
 from __future__ import annotations
 
 import pytest
-from alphacut.aws.plans import Plan
+from alphacut.aws.ledger.plans import Plan
 from alphacut_dev.local.gateway import ACCOUNT_BURST_LIMIT, ACCOUNT_RATE_LIMIT, UsageLimiter
 
 NOON = 1_795_780_800.0  # 2026-11-27 12:00 UTC

@@ -103,7 +103,7 @@ def test_the_document_offers_the_registrys_models_and_a_costume_isnet_alone():
 def test_a_tasks_gpu_only_model_goes_to_the_endpoint_from_the_cpu_path_or_is_refused_without_one():
     from types import SimpleNamespace
 
-    from alphacut.aws.segment_step import refuse_gpu_only
+    from alphacut.aws.tasks.segment_step import refuse_gpu_only
     from alphacut.settings import ServiceSettings
     from alphacut.task_states import ModelRunsOnTheGpu
 

@@ -61,8 +61,8 @@ def test_a_walk_that_fails_replays_from_its_seed():
 # ---- the model against moto -------------------------------------------------------------------------
 def _ledger_story(ledger, meter):
     """The money path's writes, each kind at least once, in one order: one step at a time."""
-    from alphacut.aws.credits import RELEASE_STALE_SECONDS
-    from alphacut.aws.usage import MeteredCall
+    from alphacut.aws.ledger.credits import RELEASE_STALE_SECONDS
+    from alphacut.aws.ledger.usage import MeteredCall
 
     now = ledger.clock()
     return [
@@ -86,8 +86,10 @@ def _ledger_story(ledger, meter):
 
 
 def test_the_model_leaves_the_table_as_moto_does_after_each_of_the_money_paths_writes(monkeypatch):
-    from alphacut.aws import clients, credits, usage
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws import clients
+    from alphacut.aws.ledger import balances as credits  # the ledger's clients and nonces
+    from alphacut.aws.ledger import usage
+    from alphacut.aws.ledger.usage import UsageMeter
 
     class Nonces:
         def __init__(self):

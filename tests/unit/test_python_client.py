@@ -285,7 +285,7 @@ def test_a_batch_item_not_sent_by_the_deadline_says_so(tmp_path):
 
 def test_the_service_states_each_plans_limits_in_the_fields_the_client_reads():
     from alphacut.api.limit_fields import limit_fields, rate_window
-    from alphacut.aws.plans import Plan
+    from alphacut.aws.ledger.plans import Plan
 
     midnight_minus_hour = 1_800_057_600 - 3600  # 2027-01-15 23:00 UTC
     quota_plan = Plan("p", "bulk", quota=500, rate_limit=2.5, burst=5)

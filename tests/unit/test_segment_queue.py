@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from alphacut.aws.segment_queue import LOST_ERROR, SegmentQueueWorker, end_lost_step
+from alphacut.aws.tasks.segment_queue import LOST_ERROR, SegmentQueueWorker, end_lost_step
 from alphacut.task_states import ResultUploadFailed
 from botocore.exceptions import ClientError
 
@@ -62,7 +62,7 @@ def test_a_lost_step_from_the_dead_letter_queue_fails_as_a_time_out():
 
 def test_the_finalizer_fails_a_segment_step_whose_message_reached_the_dead_letter_queue(monkeypatch):
     from alphacut.aws import clients
-    from alphacut.aws.finalize import TaskFinalizer
+    from alphacut.aws.tasks.finalize import TaskFinalizer
 
     sfn = FakeStepFunctions()
     monkeypatch.setattr(clients, "client", lambda service: sfn)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from alphacut.aws.callback_queue import CallbackQueue
-from alphacut.aws.task_end import ChargeFailed, TaskEnds
-from alphacut.aws.task_table import TaskRecord, TaskTable
-from alphacut.aws.usage import UsageMeter, task_hold
+from alphacut.aws.callbacks.queue import CallbackQueue
+from alphacut.aws.ledger.usage import UsageMeter, task_hold
+from alphacut.aws.tasks.end import ChargeFailed, TaskEnds
+from alphacut.aws.tasks.table import TaskRecord, TaskTable
 from alphacut.options import CutoutOptions
 from alphacut.task_states import TaskState
 from alphacut_dev.template import load_sam, table_definition
@@ -109,7 +109,7 @@ def test_fail_ends_in_the_state_its_error_names_gives_credits_back_and_never_ove
 
 
 def test_the_finalizer_ends_a_task_through_the_same_path_and_never_queues_its_callback_twice(ends):
-    from alphacut.aws.finalize import TaskFinalizer
+    from alphacut.aws.tasks.finalize import TaskFinalizer
 
     finalizer = TaskFinalizer(ends.table, ends.meter, ends.callbacks)
     queued(ends)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alphacut.aws.task_service import TaskService
+from alphacut.aws.tasks.service import TaskService
 from alphacut.task_states import TaskState
 
 

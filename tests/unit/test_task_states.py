@@ -96,8 +96,8 @@ def test_mark_processing_accepts_a_task_taken_by_its_own_execution():
 
 
 def test_done_and_failed_end_in_one_step_each_and_a_lasting_charge_failure_is_charge_failed():
-    from alphacut.aws.finalize import CHARGE_FAILED
-    from alphacut.aws.task_end import ChargeFailed
+    from alphacut.aws.tasks.end import ChargeFailed
+    from alphacut.aws.tasks.finalize import CHARGE_FAILED
 
     states = asl_states()
     finish = states["Finish"]
@@ -115,7 +115,7 @@ def test_done_and_failed_end_in_one_step_each_and_a_lasting_charge_failure_is_ch
 
 
 def test_an_s3_notification_for_a_folder_marker_names_no_upload():
-    from alphacut.aws.dispatch import uploads_in
+    from alphacut.aws.tasks.dispatch import uploads_in
 
     def record(key):
         return {"s3": {"bucket": {"name": "b"}, "object": {"key": key, "eTag": "e"}}}
@@ -125,7 +125,7 @@ def test_an_s3_notification_for_a_folder_marker_names_no_upload():
 
 
 def test_two_puts_of_the_same_bytes_are_two_tasks_and_one_put_notified_twice_is_one():
-    from alphacut.aws.dispatch import upload_task_id, uploads_in
+    from alphacut.aws.tasks.dispatch import upload_task_id, uploads_in
 
     def notification(sequencer):
         stored = {"key": "incoming/a.jpg", "eTag": "e", "sequencer": sequencer}
@@ -138,7 +138,7 @@ def test_two_puts_of_the_same_bytes_are_two_tasks_and_one_put_notified_twice_is_
 def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
     """Either path, every retry taken at its longest; the endpoint path waits at most the
     request's time to live in the endpoint's queue (AWS's largest, 6 h) and its processing."""
-    from alphacut.aws.async_inference import INVOCATION_TIMEOUT_SECONDS
+    from alphacut.aws.tasks.async_inference import INVOCATION_TIMEOUT_SECONDS
     from alphacut_dev.template import load_sam
 
     definition = json.loads(ASL.read_text())
@@ -172,7 +172,7 @@ def test_the_whole_execution_has_a_time_limit_above_its_slowest_path():
 
 
 def test_a_callback_is_retried_at_least_three_times_over_at_least_five_minutes():
-    from alphacut.aws.callback_queue import retry_delay
+    from alphacut.aws.callbacks.queue import retry_delay
     from alphacut_dev.template import load_sam
 
     receives = load_sam()["Resources"]["CallbackQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
@@ -183,7 +183,7 @@ def test_a_callback_is_retried_at_least_three_times_over_at_least_five_minutes()
 def test_a_done_task_with_no_subject_read_back_from_the_table_is_not_billable():
     from decimal import Decimal
 
-    from alphacut.aws.task_table import TaskRecord, is_billable
+    from alphacut.aws.tasks.table import TaskRecord, is_billable
 
     item = {"task_id": "t", "owner": "k", "state": Decimal(1), "created_at": Decimal(1), "options": "{}"}
     assert not is_billable(TaskRecord.from_item({**item, "found": False}))  # bool is an int: kept a bool

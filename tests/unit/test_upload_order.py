@@ -8,8 +8,8 @@ import json
 import boto3
 import pytest
 from alphacut.aws import clients
-from alphacut.aws.dispatch import Dispatcher, put_order, upload_task_id, uploads_in
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.tasks.dispatch import Dispatcher, put_order, upload_task_id, uploads_in
+from alphacut.aws.tasks.table import TaskTable
 from alphacut.task_states import TaskState
 from moto import mock_aws
 

@@ -5,8 +5,8 @@ read back whether sharded or written before shards."""
 from __future__ import annotations
 
 import pytest
+from alphacut.aws.ledger.usage import COUNTER_SHARDS, MeteredCall, UsageMeter, parse_counter_key
 from alphacut.aws.transactions import CONFLICT_ATTEMPTS
-from alphacut.aws.usage import COUNTER_SHARDS, MeteredCall, UsageMeter, parse_counter_key
 from botocore.exceptions import ClientError
 
 

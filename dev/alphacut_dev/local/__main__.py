@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-from alphacut.aws.keystore import MIN_VALUE_LENGTH
+from alphacut.aws.keys.store import MIN_VALUE_LENGTH
 
 from alphacut_dev.local.keys import STACK_FILE
 from alphacut_dev.local.stack import DEFAULT_API_KEY, STACK_NAME, LocalStack

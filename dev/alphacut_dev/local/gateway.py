@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from alphacut.api.request import declared_length
 from alphacut.api.responses import LAMBDA_ANSWER_LIMIT
-from alphacut.aws.plans import Plan
+from alphacut.aws.ledger.plans import Plan
 from alphacut.deadlines import GATEWAY_TIMEOUT_SECONDS
 from alphacut.errors import ImageTooLarge, InvalidOption
 

@@ -1,6 +1,6 @@
 """The gateway's routes as the local stack reads them from the template: the function behind each,
 and what guards it (a Lambda authorizer, ``alphacut_dev.local.authorizers``, or API Gateway's API
-key, whose usage plans are the service's own type ``alphacut.aws.plans.Plan``, read from moto).
+key, whose usage plans are the service's own type ``alphacut.aws.ledger.plans.Plan``, read from moto).
 
 Usage::
 

@@ -21,10 +21,10 @@ from secrets import token_urlsafe
 from typing import Self
 
 import boto3
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.keys import KeyAdmin
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.plans import Plan
+from alphacut.aws.keys.admin import KeyAdmin
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.plans import Plan
 
 from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.apigateway_integrations import MockIntegration

@@ -33,11 +33,16 @@ def planted(names: frozenset[str]) -> Iterator[None]:
 
 
 def _swap(name: str, value: Any) -> Undo:
-    from alphacut.aws.credits import CreditLedger
+    from alphacut.aws.ledger.credits import CreditLedger
 
-    saved = CreditLedger.__dict__[name]
+    # the method is one of the ledger's parts' (reservations, settlement, sweep): set on the ledger
+    # itself it shadows that for the run, and deleting it brings the part's back
+    if name in CreditLedger.__dict__:
+        saved = CreditLedger.__dict__[name]
+        setattr(CreditLedger, name, value)
+        return lambda: setattr(CreditLedger, name, saved)
     setattr(CreditLedger, name, value)
-    return lambda: setattr(CreditLedger, name, saved)
+    return lambda: delattr(CreditLedger, name)
 
 
 def _rewrite(rewrite: Callable[[str, dict[str, Any]], dict[str, Any]]) -> Undo:
@@ -147,9 +152,9 @@ def commit_of_a_settled_hold() -> Undo:
 def entry_removed_before_hold() -> Undo:
     """The reservation's last two writes swapped: the entry removed, then the hold put; stopped
     between, the debit is recorded nowhere."""
-    from alphacut.aws.credits import ENTRY, CreditLedger
+    from alphacut.aws.ledger.credits import ENTRY, CreditLedger
 
-    original = CreditLedger.__dict__["_finish"]
+    original = CreditLedger._finish
 
     def finish(self: Any, reservation: Any) -> None:
         self._remove_entry(reservation.key_id, f"{ENTRY}{reservation.hold_id}", reservation.nonce)

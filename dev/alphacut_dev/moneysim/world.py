@@ -1,5 +1,5 @@
-"""One run of the money protocol: the ledger's real code (``alphacut.aws.credits``,
-``alphacut.aws.usage``, ``alphacut.api.credits``, ``alphacut.api.metering.settle_call``) as actors,
+"""One run of the money protocol: the ledger's real code (``alphacut.aws.ledger.credits``,
+``alphacut.aws.ledger.usage``, ``alphacut.api.credits``, ``alphacut.api.metering.settle_call``) as actors,
 each a greenlet that stops at every DynamoDB or queue call, against the model in
 ``alphacut_dev.moneysim.dynamodb``. At each stop the run takes one choice from ``options()``: run
 an actor's call as DynamoDB would, or with a fault (landed then retried, landed then erred,
@@ -64,7 +64,7 @@ class Scope:
     events: tuple[str, ...] = ()
     crossings: int = 0  # calls that took the balance below an armed threshold, each claiming it
     # the calls' key is one of the account's with its own daily limit of credits (None: no limit;
-    # alphacut.aws.key_spend): whatever runs at once, its delivered calls never cost more
+    # alphacut.aws.ledger.key_spend): whatever runs at once, its delivered calls never cost more
     key_limit: int | None = None
     funds: int = 3000  # the balance before anything runs (a top-up)
     price: int = 1000
@@ -393,14 +393,14 @@ class World:
 
     # ---- the actors' bodies (the real code paths) -----------------------------------------------
     def start_sweep(self) -> None:
-        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.ledger.credits import CreditLedger
 
         number = self._count("sweep")
         ledger = CreditLedger("usage", clock=self.clock)
         self.spawn("sweep", f"sweep{number}", ledger.sweep)
 
     def start_consumer(self) -> None:
-        from alphacut.aws.usage import MeteredCall, UsageMeter
+        from alphacut.aws.ledger.usage import MeteredCall, UsageMeter
 
         number, (_, body_text) = self._count("consumer"), self.table.messages[0]
 
@@ -417,7 +417,7 @@ class World:
     def start_call(self, name: str, delivers: bool) -> None:
         from alphacut.api.credits import CreditGate, KeySpending
         from alphacut.api.metering import CallOutcome, settle_call
-        from alphacut.aws.usage import UsageMeter
+        from alphacut.aws.ledger.usage import UsageMeter
         from alphacut.errors import InsufficientCredits
         from alphacut.options import CutoutOptions
 
@@ -485,8 +485,8 @@ class World:
 
     def start_webhook(self, number: int, event: str) -> None:
         """One delivery of Stripe's ``event`` about the payment, to the webhook's real code."""
-        from alphacut.aws.credits import CreditLedger
-        from alphacut.aws.payments import PaymentRecords
+        from alphacut.aws.billing.payments import PaymentRecords
+        from alphacut.aws.ledger.credits import CreditLedger
         from alphacut.billing.stripe_events import StripeEvents
 
         kind, _, figure = event.partition(":")
@@ -527,7 +527,7 @@ class World:
         one that wins queues the top-up: ``alphacut.api.metering._tell_if_low``). The second
         claimer's queue is not reached: it gives the crossing back (``unclaim_low_balance``), between
         the others' writes, and tells nothing."""
-        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.ledger.credits import CreditLedger
 
         unreached = number == 1
 
@@ -544,7 +544,7 @@ class World:
         self.spawn("claim", f"claim{number}", claim)
 
     def _meter(self) -> Any:
-        from alphacut.aws.usage import UsageMeter
+        from alphacut.aws.ledger.usage import UsageMeter
 
         return UsageMeter("usage", "queue", clock=self.clock)
 
@@ -554,7 +554,7 @@ class World:
 
     # ---- a whole run ------------------------------------------------------------------------------
     def begin(self) -> None:
-        from alphacut.aws.credits import CreditLedger
+        from alphacut.aws.ledger.credits import CreditLedger
         from alphacut.settings import ServiceSettings
 
         self.settings = ServiceSettings.from_env({"CREDIT_PRICES": f"full={self.scope.price / 1000}"})
@@ -571,7 +571,7 @@ class World:
         for number, reference in enumerate(self.scope.top_ups):
             self.start_top_up(number, reference)
         if self.scope.events:
-            from alphacut.aws.payments import PaymentRecords
+            from alphacut.aws.billing.payments import PaymentRecords
 
             PaymentRecords("usage", clock=self.clock).created(
                 KEY, PAYMENT, PAYMENT_CREDITS, PAYMENT_AMOUNT, "usd"
@@ -659,7 +659,10 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     one counter shard, and a silent logger; ``world_ref[0]`` is the world of the run under way."""
     import alphacut.api.credits as api_credits
     from alphacut.api import metering
-    from alphacut.aws import credits, key_spend, payments, transactions, usage
+    from alphacut.aws import transactions
+    from alphacut.aws.billing import payments
+    from alphacut.aws.ledger import balances as credits  # the ledger's clients, clock and nonces
+    from alphacut.aws.ledger import key_spend, usage
     from alphacut.billing import stripe_events
 
     quiet = SimpleNamespace(

@@ -29,7 +29,7 @@ constant time, and refuses a timestamp more than 5 minutes away from its clock. 
 exactly that and is all a Python receiver needs; any malformed header is a plain False.
 
 A delivery that fails in a way a later try may mend (no connection, a 5xx, 408 or 429) raises
-``CallbackFailed``: the callback queue brings it back with backoff (``alphacut.aws.callback_queue``:
+``CallbackFailed``: the callback queue brings it back with backoff (``alphacut.aws.callbacks.queue``:
 45 s, doubling, about 6 h); the task never changes. One that no retry can mend (the URL now
 resolves to a private, loopback or link-local address, or names a port other than 80 and 443)
 raises ``CallbackRefused``, which is dropped, not tried again.

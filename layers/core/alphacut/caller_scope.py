@@ -1,6 +1,6 @@
 """Who the work in this context is for (the API key id), for what must be kept apart per caller
 without knowing of keys: the memory of recent model runs (``alphacut.models.recent``); whose account
-it is (a task stored in this context records it, ``alphacut.aws.task_service``); and whether the
+it is (a task stored in this context records it, ``alphacut.aws.tasks.service``); and whether the
 key is a test key (``alphacut.watermark``: its results are marked). A plain context variable, so the
 light functions that set it import nothing heavy.
 

@@ -35,7 +35,7 @@ from alphacut.settings import EngineSettings, ImageLimits, ServiceSettings, Sett
 if TYPE_CHECKING:
     from alphacut_client import BatchItem
 
-    from alphacut.aws.keys import KeyAdmin
+    from alphacut.aws.keys.admin import KeyAdmin
 
 
 class ProgressBar:
@@ -307,9 +307,9 @@ def _usage_table(stack: str, named: str | None) -> str | None:
 def _admin(args: argparse.Namespace, needs_table: bool = False) -> KeyAdmin:
     """The keys admin on the stack's usage table and key-hash secret (KEY_HASH_SECRET_ARN, else the
     stack's output), which ``needs_table`` requires."""
-    from alphacut.aws.credits import CreditLedger
-    from alphacut.aws.keys import KeyAdmin
-    from alphacut.aws.keystore import KeyStore
+    from alphacut.aws.keys.admin import KeyAdmin
+    from alphacut.aws.keys.store import KeyStore
+    from alphacut.aws.ledger.credits import CreditLedger
     from alphacut.aws.secrets import secret_bytes
 
     stack = args.stack or os.environ.get("ALPHACUT_STACK", "alphacut")
@@ -522,7 +522,7 @@ def _create_key(admin: KeyAdmin, args: argparse.Namespace, scopes: tuple[str, ..
         if not args.customer or not args.plan:
             raise InvalidOption("a new account's key needs --customer and --plan", field="customer")
         return admin.create(args.customer, args.plan, scopes)
-    from alphacut.aws.account_keys import KeyRequest
+    from alphacut.aws.keys.accounts import KeyRequest
     from alphacut.pricing import millicredits
 
     limit = millicredits(args.daily_credits) if args.daily_credits is not None else None
@@ -533,7 +533,7 @@ def _callback_secret(admin: KeyAdmin, key_id: str, rotate: bool = False, grace: 
     """The secret key ``key_id``'s callbacks are signed with (``cbk_…``, derived from the stack's
     key master, KEY_CALLBACK_SECRET_ARN else the stack's output): what its customer verifies with.
     ``rotate``: a new one, the old one signing ``grace`` seconds more."""
-    from alphacut.aws.callback_secrets import CallbackSecrets
+    from alphacut.aws.callbacks.secrets import CallbackSecrets
     from alphacut.aws.secrets import secret_bytes
 
     key = admin.get(key_id)  # NotFound for a key that is not the stack's
@@ -622,8 +622,8 @@ def _billing(args: argparse.Namespace) -> int:
     """Admin: a card payment refunded through Stripe, its credits taken back (never below zero:
     what was spent stays owed, on the statement). Stripe's keys: ALPHACUT_STRIPE_SECRET_KEY, else
     STRIPE_SECRET_ARN, else the stack's StripeKeysArn output."""
-    from alphacut.aws.credits import CreditLedger
-    from alphacut.aws.payments import PaymentRecords
+    from alphacut.aws.billing.payments import PaymentRecords
+    from alphacut.aws.ledger.credits import CreditLedger
     from alphacut.billing.settings import BillingSettings
     from alphacut.billing.stripe_account import StripeAccount
     from alphacut.billing.stripe_events import StripeEvents
@@ -651,9 +651,9 @@ def _billing(args: argparse.Namespace) -> int:
 
 def _usage(args: argparse.Namespace) -> int:
     """Admin: the month's statement, per customer, as CSV or JSON."""
-    from alphacut.aws.payments import PaymentRecords
-    from alphacut.aws.statements import Statement
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.billing.payments import PaymentRecords
+    from alphacut.aws.billing.statements import Statement
+    from alphacut.aws.ledger.usage import UsageMeter
 
     price = args.price_per_credit
     if price is None:

@@ -140,7 +140,7 @@ class UnpaidRunsSpent(RateLimited):
 
 
 class TooManyCallbacks(AlphacutError):
-    """The key has as many callbacks waiting to be delivered as it may (``alphacut.aws.callback_slots``)."""
+    """The key has as many callbacks waiting to be delivered as it may (``alphacut.aws.callbacks.slots``)."""
 
     code = "too_many_callbacks"
     retry_after = 60

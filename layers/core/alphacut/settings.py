@@ -253,7 +253,7 @@ class ServiceSettings:
     # until when (unix seconds) callbacks also carry the old signature with the one shared secret
     # (template's SharedCallbackSignatureUntil, a date; 0: no longer)
     shared_callback_signature_until: float = 0.0
-    key_hash_secret_arn: str = ""  # API keys are kept as HMAC-SHA-256 with it (alphacut.aws.keystore)
+    key_hash_secret_arn: str = ""  # API keys are kept as HMAC-SHA-256 with it (alphacut.aws.keys.store)
     callback_queue_url: str = ""  # final tasks' callbacks wait here until delivered (callback_queue)
     low_balance_queue_url: str = ""  # balances that crossed their threshold (alphacut.billing.low_balance)
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)

@@ -1,6 +1,6 @@
 """Async tasks: the states of PicWish-style tasks and which failure ends in which state.
 
-No AWS here: the task table adapter is ``alphacut.aws.task_table``, the flow is the state machine in
+No AWS here: the task table adapter is ``alphacut.aws.tasks.table``, the flow is the state machine in
 statemachine/task.asl.json, whose Catch clauses use ``FAILURE_STATES`` (the error names are the
 exception class names a Lambda step raises, which Step Functions reports as the error).
 

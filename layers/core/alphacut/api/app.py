@@ -56,8 +56,8 @@ if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipelin
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from alphacut.api.paid_pipeline import PaidPipeline
-    from alphacut.aws.results import ResultStore
-    from alphacut.aws.task_service import TaskService
+    from alphacut.aws.tasks.results import ResultStore
+    from alphacut.aws.tasks.service import TaskService
 
 type LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -319,7 +319,7 @@ def _task_answer(data: dict[str, Any], record: Any = None) -> dict[str, Any]:
     """The task's answer; a done task of a credit key says what it cost (``cost``, credits): the
     poll itself costs nothing (its ``charge`` is 0), the task was charged once, at its end."""
     if record is not None:
-        from alphacut.aws.task_table import is_billable
+        from alphacut.aws.tasks.table import is_billable
 
         caller = services.caller(app.current_event.raw_event)
         paid = caller is not None and caller.plan is not None and caller.plan.credit_based
@@ -335,7 +335,7 @@ def _task_answer(data: dict[str, Any], record: Any = None) -> dict[str, Any]:
 
 @app.post("/v1/tasks")
 def create_task_route() -> Response[Any]:
-    from alphacut.aws.task_table import is_billable
+    from alphacut.aws.tasks.table import is_billable
     from alphacut.options import parse_bool
 
     service = task_service()
@@ -375,7 +375,7 @@ def get_task_route(task_id: str) -> Response[Any]:
 
 @app.get("/v1/usage")
 def usage_route() -> Response[Any]:
-    from alphacut.aws.usage import default_range
+    from alphacut.aws.ledger.usage import default_range
 
     meter = services.usage_meter()
     if meter is None:

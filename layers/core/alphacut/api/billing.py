@@ -198,8 +198,8 @@ def billing_settings() -> BillingSettings:
 
 def purchases() -> Purchases:
     def made() -> Purchases:
-        from alphacut.aws.credits import CreditLedger
-        from alphacut.aws.payments import PaymentRecords
+        from alphacut.aws.billing.payments import PaymentRecords
+        from alphacut.aws.ledger.credits import CreditLedger
         from alphacut.billing.purchases import Purchases
         from alphacut.billing.stripe_account import StripeAccount
 
@@ -213,8 +213,8 @@ def purchases() -> Purchases:
 
 def notices() -> NoticeAddresses:
     def made() -> NoticeAddresses:
-        from alphacut.aws.mailbox import Mailbox
-        from alphacut.aws.payments import PaymentRecords
+        from alphacut.aws.billing.mailbox import Mailbox
+        from alphacut.aws.billing.payments import PaymentRecords
         from alphacut.billing.notices import NoticeAddresses
 
         settings = billing_settings()
@@ -228,9 +228,9 @@ def notices() -> NoticeAddresses:
 
 def stripe_events() -> StripeEvents:
     def made() -> StripeEvents:
-        from alphacut.aws.credits import CreditLedger
-        from alphacut.aws.keystore import KeyStore
-        from alphacut.aws.payments import PaymentRecords
+        from alphacut.aws.billing.payments import PaymentRecords
+        from alphacut.aws.keys.store import KeyStore
+        from alphacut.aws.ledger.credits import CreditLedger
         from alphacut.aws.secrets import secret_bytes
         from alphacut.billing.stripe_account import StripeAccount
         from alphacut.billing.stripe_events import StripeEvents
@@ -246,12 +246,12 @@ def stripe_events() -> StripeEvents:
 
 def signups() -> Signups:
     def made() -> Signups:
-        from alphacut.aws.credits import CreditLedger
-        from alphacut.aws.keystore import KeyStore
-        from alphacut.aws.mailbox import Mailbox
-        from alphacut.aws.plans import PlanCatalogue
+        from alphacut.aws.billing.mailbox import Mailbox
+        from alphacut.aws.keys.signups import SignupRecords
+        from alphacut.aws.keys.store import KeyStore
+        from alphacut.aws.ledger.credits import CreditLedger
+        from alphacut.aws.ledger.plans import PlanCatalogue
         from alphacut.aws.secrets import secret_bytes
-        from alphacut.aws.signups import SignupRecords
         from alphacut.billing.signup import Signups
 
         table = services.SETTINGS.require("usage_table")
@@ -330,9 +330,9 @@ def statement_route() -> Response[Any]:
     anyone else's (one query of its usage, its top-ups and its payments)."""
     import time
 
-    from alphacut.aws.keys import ApiKey
-    from alphacut.aws.payments import PaymentRecords
-    from alphacut.aws.statements import Statement
+    from alphacut.aws.billing.payments import PaymentRecords
+    from alphacut.aws.billing.statements import Statement
+    from alphacut.aws.keys.admin import ApiKey
 
     event = router.current_event.raw_event
     caller, meter = services.caller(event), services.usage_meter()

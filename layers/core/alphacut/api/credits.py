@@ -8,7 +8,7 @@ one), whose ``run`` / ``cut_out_garments`` first reserve the price of what was a
 (``alphacut.pricing``): a balance that does not cover it is a 402 ``insufficient_credits``
 before any model work. A task reserves at submission, under its own hold
 (``CreditGate.reserve_task``, which ``TaskService.submit`` calls), which its charge or its end
-settles (``alphacut.aws.usage``, ``alphacut.aws.finalize``). Where no gate is open (a
+settles (``alphacut.aws.ledger.usage``, ``alphacut.aws.tasks.finalize``). Where no gate is open (a
 key with neither credits nor a quota, the CLI, the workers) nothing is reserved. A key on a quota
 plan gets a ``QuotaGate`` instead: the same calls take one of the day's slots.
 
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from alphacut.aws.limits import KeyLimits, utc_day
+from alphacut.aws.ledger.limits import KeyLimits, utc_day
 from alphacut.errors import InsufficientCredits, KeyBudgetSpent
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
-    from alphacut.aws.credits import CreditLedger, Standing
-    from alphacut.aws.key_spend import KeySpend
+    from alphacut.aws.ledger.credits import CreditLedger, Standing
+    from alphacut.aws.ledger.key_spend import KeySpend
     from alphacut.options import CutoutOptions
     from alphacut.settings import ServiceSettings
 
@@ -130,8 +130,8 @@ class CreditGate:
 
     def reserve_task(self, task_id: str, options: CutoutOptions) -> None:
         """A task reserves its price at submission, under the task's own hold
-        (``alphacut.aws.usage.task_hold``) that its charge commits or its end releases."""
-        from alphacut.aws.usage import task_hold
+        (``alphacut.aws.ledger.usage.task_hold``) that its charge commits or its end releases."""
+        from alphacut.aws.ledger.usage import task_hold
 
         amount = self.settings.credit_prices.for_options(options)
         if amount:
@@ -159,7 +159,7 @@ class CreditGate:
 
     def release_task(self, task_id: str) -> None:
         """A task whose submission failed (never queued): its reservation comes back."""
-        from alphacut.aws.usage import task_hold
+        from alphacut.aws.ledger.usage import task_hold
 
         if self.task_amount:
             self.ledger.release(self.key_id, task_hold(task_id), self.task_amount)
@@ -184,7 +184,7 @@ class CreditGate:
 @dataclass
 class KeySpending:
     """The calling key's side of a credit call: what it spent today, within its own daily limit
-    (``alphacut.aws.key_spend``), while the account's balance pays."""
+    (``alphacut.aws.ledger.key_spend``), while the account's balance pays."""
 
     spend: KeySpend
     key_id: str
@@ -208,7 +208,7 @@ class KeySpending:
 @dataclass
 class QuotaGate:
     """One call of a key on a quota plan: a slot of the day taken before the model runs (at most
-    ``quota`` are, whatever arrives at once: ``alphacut.aws.limits``), kept when a result is
+    ``quota`` are, whatever arrives at once: ``alphacut.aws.ledger.limits``), kept when a result is
     delivered and given back when not. Opened where a ``CreditGate`` would be, with its surface."""
 
     limits: KeyLimits

@@ -1,7 +1,7 @@
 """``Idempotency-Key``: a retried request is answered with the first request's answer instead of
 being processed (and charged) again. A key reused for a different request is a 409; a key whose
 first request is still running is a 409 that says to retry; a claim left by an invocation that
-died is taken over once it is older than the function may run (``alphacut.aws.idempotency``).
+died is taken over once it is older than the function may run (``alphacut.aws.ledger.idempotency``).
 
 What is kept is the answer as delivered (after the size guard), so a retry never replays an
 answer the client could not have received. Answers of 5xx are not kept: the retry is processed.
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from alphacut.api.responses import Middleware
-    from alphacut.aws.idempotency import Claim, IdempotencyStore
+    from alphacut.aws.ledger.idempotency import Claim, IdempotencyStore
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255

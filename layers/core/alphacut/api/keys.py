@@ -1,6 +1,6 @@
 """The keys a store manages itself (scope ``keys``): make one (its value shown once), list them,
 rotate one with a grace, revoke one, read or rotate its callback secret. The rules (what one key
-may do to others, the account's limits) are ``alphacut.aws.account_keys``; these handlers read the
+may do to others, the account's limits) are ``alphacut.aws.keys.accounts``; these handlers read the
 request and answer.
 
 Usage (alphacut.api.app)::
@@ -25,10 +25,10 @@ from alphacut.pricing import credits, millicredits
 from alphacut.scopes import KEYS, checked_scopes
 
 if TYPE_CHECKING:
-    from alphacut.aws.account_keys import AccountKeys
-    from alphacut.aws.authorizer import Caller
-    from alphacut.aws.callback_secrets import CallbackSecrets
-    from alphacut.aws.keystore import StoredKey
+    from alphacut.aws.callbacks.secrets import CallbackSecrets
+    from alphacut.aws.keys.accounts import AccountKeys
+    from alphacut.aws.keys.authorizer import Caller
+    from alphacut.aws.keys.store import StoredKey
 
 router = Router()
 MAX_DAILY_CREDITS = 10_000_000
@@ -136,8 +136,8 @@ PATHS = frozenset(route.path for route in ROUTES)
 
 def account_keys() -> AccountKeys:
     def made() -> AccountKeys:
-        from alphacut.aws.account_keys import AccountKeys
-        from alphacut.aws.keystore import KeyStore
+        from alphacut.aws.keys.accounts import AccountKeys
+        from alphacut.aws.keys.store import KeyStore
         from alphacut.aws.secrets import secret_bytes
 
         settings = services.SETTINGS
@@ -151,7 +151,7 @@ def account_keys() -> AccountKeys:
 
 def callback_secrets() -> CallbackSecrets:
     def made() -> CallbackSecrets:
-        from alphacut.aws.callback_secrets import CallbackSecrets
+        from alphacut.aws.callbacks.secrets import CallbackSecrets
 
         return CallbackSecrets.from_settings(services.SETTINGS)
 
@@ -213,7 +213,7 @@ def _daily_limit(value: Any) -> int | None:
 
 @router.post("/v1/keys")
 def create_key_route() -> Response[Any]:
-    from alphacut.aws.account_keys import KeyRequest
+    from alphacut.aws.keys.accounts import KeyRequest
 
     body, actor = _body(), _actor()
     name = body.get("name")

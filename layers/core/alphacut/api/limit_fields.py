@@ -4,7 +4,7 @@ draft-ietf-httpapi-ratelimit-headers: ``RateLimit-Policy`` lists the key's limit
 window: its plan's request rate (``"rate";q=2;w=1``; a rate under one a second as one call per
 ``w`` seconds) and its daily quota (``"day";q=500;w=86400``); ``RateLimit`` says what is left of a
 window where the service knows it: the calls left today of a quota plan (``"day";r=12;t=3600``, ``t``
-the seconds to 00:00 UTC); a key with its own daily limit of credits (``alphacut.aws.key_spend``)
+the seconds to 00:00 UTC); a key with its own daily limit of credits (``alphacut.aws.ledger.key_spend``)
 has ``"budget";q=<credits>;w=86400`` and, once a paid call counted on it, what is left
 (``"budget";r=<credits>;t=...``). Both come from the authorizer's context and the call's own
 settling: no read. ``alphacut_client.pacing`` reads them.
@@ -20,11 +20,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from alphacut.aws.limits import next_utc_midnight
+from alphacut.aws.ledger.limits import next_utc_midnight
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
-    from alphacut.aws.plans import Plan
+    from alphacut.aws.ledger.plans import Plan
 
 
 def rate_window(rate: float) -> tuple[int, int]:

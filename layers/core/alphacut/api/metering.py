@@ -16,7 +16,7 @@ filled in). A vendor that says the same in its own headers names a function for 
 (``app.append_context(usage_headers=f)``, ``f(Usage) -> headers``).
 
 The key and its plan come from the key authorizer's context (``services.caller``): a call looks
-neither up. First the key's rate (``alphacut.aws.limits``: over it, a 429 with Retry-After in the
+neither up. First the key's rate (``alphacut.aws.ledger.limits``: over it, a 429 with Retry-After in the
 route's own contract, ``refuse``). For a key on a credit-based plan, ``charge`` is the credits the
 call cost (0 when nothing was charged) and ``remain`` the balance left; the call's price was
 reserved before its model ran (``alphacut.api.credits``), and here it is committed with the count,
@@ -62,9 +62,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
     from alphacut.api.responses import Middleware
-    from alphacut.aws.authorizer import Caller
-    from alphacut.aws.plans import Plan
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.keys.authorizer import Caller
+    from alphacut.aws.ledger.plans import Plan
+    from alphacut.aws.ledger.usage import UsageMeter
 
 logger = Logger(child=True)
 metrics = Metrics()  # Powertools' metrics are one set per process: the handler's log_metrics flushes
@@ -232,7 +232,7 @@ def _count_unpaid_run(
     meter: UsageMeter, gate: CreditGate | QuotaGate | None, owner: str, charged: bool
 ) -> None:
     """A model that ran for nothing charged (no subject, an answer too large or too late) is one
-    of the key's unpaid runs of the day (``alphacut.aws.limits``); a count that cannot be written is
+    of the key's unpaid runs of the day (``alphacut.aws.ledger.limits``); a count that cannot be written is
     logged, never the call's failure."""
     if gate is None or not gate.model_ran or charged:
         return
@@ -307,8 +307,8 @@ def settle_call(
     transaction) or released (a quota slot kept or given back), the call counted, and what the
     answer says it cost. The metering middleware runs this for every call; benchmarks/bench_money.py
     runs it under load."""
-    from alphacut.aws.limits import utc_day
-    from alphacut.aws.usage import MeteredCall
+    from alphacut.aws.ledger.limits import utc_day
+    from alphacut.aws.ledger.usage import MeteredCall
 
     credit_gate = gate if isinstance(gate, CreditGate) else None
     hold_finished = (
@@ -364,7 +364,7 @@ def _tell_if_low(gate: CreditGate, balance: int | None) -> None:
         crossing = gate.crossing(balance)
         if crossing is None or balance is None:
             return
-        from alphacut.aws.low_balance_queue import LowBalance
+        from alphacut.aws.billing.low_balance_queue import LowBalance
 
         queue.send(LowBalance(gate.key_id, crossing, balance, gate.standing.low_at, time.time()))
     except Exception:  # noqa: BLE001 - SQS refusing, or not reached (botocore's connection errors too)

@@ -1,5 +1,5 @@
 """The model a key's plan runs when a call names none (the usage plan's ``model`` tag, read with
-the plan: ``alphacut.aws.plans``). The metering middleware opens it for the call; the paid
+the plan: ``alphacut.aws.ledger.plans``). The metering middleware opens it for the call; the paid
 pipeline and the task routes apply it to options that name no model. A costume call keeps
 ISNet (the clothing head's own); a sync call whose plan names a model that cannot run here (a
 GPU-only one) runs the registry's default: the caller asked for nothing, so nothing is refused.

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the API's light functions (tasks, usage) never load the pip
     from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-    from alphacut.aws.results import ResultStore
+    from alphacut.aws.tasks.results import ResultStore
     from alphacut.pipeline import CostumeResult, CutoutResult
 
 # what app.use(middlewares=[...]) takes: the app and the rest of the stack in, the answer out

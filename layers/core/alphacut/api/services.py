@@ -15,18 +15,18 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from alphacut.aws.authorizer import Caller
+from alphacut.aws.keys.authorizer import Caller
 from alphacut.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from alphacut.api.paid_pipeline import PaidPipeline
-    from alphacut.aws.idempotency import IdempotencyStore
-    from alphacut.aws.low_balance_queue import LowBalanceQueue
-    from alphacut.aws.results import ResultStore
-    from alphacut.aws.task_service import TaskService
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.billing.low_balance_queue import LowBalanceQueue
+    from alphacut.aws.ledger.idempotency import IdempotencyStore
+    from alphacut.aws.ledger.usage import UsageMeter
+    from alphacut.aws.tasks.results import ResultStore
+    from alphacut.aws.tasks.service import TaskService
     from alphacut.result_links import LinkSigner
 
 SETTINGS = ServiceSettings.from_env()
@@ -111,7 +111,7 @@ def public_base_url(event: dict[str, Any] | None) -> str:
 def result_store(ttl_seconds: int | None = None, event: dict[str, Any] | None = None) -> ResultStore:
     """Where results go and how they are linked (``ttl_seconds``: a route's own lifetime, e.g.
     AILabTools' 24 hours; ``event``: the request, whose API base the links point back to)."""
-    from alphacut.aws.results import ResultStore  # boto3 only when a URL is asked for
+    from alphacut.aws.tasks.results import ResultStore  # boto3 only when a URL is asked for
 
     return ResultStore(
         SETTINGS.results_bucket,
@@ -122,21 +122,21 @@ def result_store(ttl_seconds: int | None = None, event: dict[str, Any] | None = 
 
 
 def task_service() -> TaskService:
-    from alphacut.aws.task_service import TaskService  # boto3 only in the functions that use tasks
+    from alphacut.aws.tasks.service import TaskService  # boto3 only in the functions that use tasks
 
     return once("tasks", lambda: TaskService.from_settings(SETTINGS))
 
 
 def usage_meter() -> UsageMeter | None:
     """The metering table's adapter, or None where no table is configured (metering off)."""
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.ledger.usage import UsageMeter
 
     return once("meter", lambda: UsageMeter.from_settings(SETTINGS))
 
 
 def low_balance_queue() -> LowBalanceQueue | None:
     """Where a balance that crossed its threshold is queued (None: no queue, the CLI and tests)."""
-    from alphacut.aws.low_balance_queue import LowBalanceQueue
+    from alphacut.aws.billing.low_balance_queue import LowBalanceQueue
 
     url = SETTINGS.low_balance_queue_url
     return once("low_balance", lambda: LowBalanceQueue(url)) if url else None
@@ -144,7 +144,7 @@ def low_balance_queue() -> LowBalanceQueue | None:
 
 def idempotency_store() -> IdempotencyStore | None:
     """Idempotency records, or None where no table is configured."""
-    from alphacut.aws.idempotency import IdempotencyStore
+    from alphacut.aws.ledger.idempotency import IdempotencyStore
 
     return once("idempotency", lambda: IdempotencyStore.from_settings(SETTINGS))
 

@@ -25,9 +25,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from alphacut.aws.low_balance_queue import LowBalance
-from alphacut.aws.mailbox import Mailbox
-from alphacut.aws.payments import PaymentRecords, Profile
+from alphacut.aws.billing.low_balance_queue import LowBalance
+from alphacut.aws.billing.mailbox import Mailbox
+from alphacut.aws.billing.payments import PaymentRecords, Profile
 from alphacut.billing.notices import NoticeAddresses
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount

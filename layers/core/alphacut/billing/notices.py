@@ -24,9 +24,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+from alphacut.aws.billing.mailbox import Mailbox
+from alphacut.aws.billing.payments import PaymentRecords
 from alphacut.aws.clients import client
-from alphacut.aws.mailbox import Mailbox
-from alphacut.aws.payments import PaymentRecords
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.signup import checked_email
 from alphacut.errors import InvalidOption, LinkInvalid, NoticesLimited

@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.payments import PaymentRecords, Profile
+from alphacut.aws.billing.payments import PaymentRecords, Profile
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.errors import InvalidOption, PaymentDeclined, PaymentsLimited

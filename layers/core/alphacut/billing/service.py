@@ -7,9 +7,9 @@ Usage (functions/low_balance/app.py)::
 
 from __future__ import annotations
 
-from alphacut.aws.callback_secrets import CallbackSecrets
-from alphacut.aws.mailbox import Mailbox
-from alphacut.aws.payments import PaymentRecords
+from alphacut.aws.billing.mailbox import Mailbox
+from alphacut.aws.billing.payments import PaymentRecords
+from alphacut.aws.callbacks.secrets import CallbackSecrets
 from alphacut.billing.low_balance import LowBalanceNotices
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import StripeAccount

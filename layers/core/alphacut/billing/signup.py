@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.mailbox import Mailbox
-from alphacut.aws.signups import SignupRecords, email_hash
+from alphacut.aws.billing.mailbox import Mailbox
+from alphacut.aws.keys.signups import SignupRecords, email_hash
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.billing.settings import BillingSettings
 from alphacut.errors import BillingUnavailable, Conflict, InvalidOption, LinkInvalid
 from alphacut.pricing import MILLI
 
 if TYPE_CHECKING:
-    from alphacut.aws.keystore import KeyStore
-    from alphacut.aws.plans import PlanCatalogue
+    from alphacut.aws.keys.store import KeyStore
+    from alphacut.aws.ledger.plans import PlanCatalogue
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 MAX_EMAIL = 254

@@ -49,15 +49,15 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.payments import Payment, PaymentRecords
+from alphacut.aws.billing.payments import Payment, PaymentRecords
+from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.billing.stripe_account import StripeAccount
 from alphacut.errors import BillingUnavailable, InvalidOption, NotFound
 from alphacut.pricing import MILLI
 from alphacut.pricing import credits as whole_credits
 
 if TYPE_CHECKING:
-    from alphacut.aws.keystore import KeyStore
+    from alphacut.aws.keys.store import KeyStore
 
 logger = Logger(child=True)
 metrics = Metrics()

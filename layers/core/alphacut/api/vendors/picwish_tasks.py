@@ -29,7 +29,7 @@ from alphacut.task_states import TaskState
 from alphacut.urlfetch import IMAGE_URL
 
 if TYPE_CHECKING:
-    from alphacut.aws.task_table import TaskRecord
+    from alphacut.aws.tasks.table import TaskRecord
 
 router = Router()
 RETURN_TYPES = {"1": "url", "2": "base64", "3": "binary"}

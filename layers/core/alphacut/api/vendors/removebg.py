@@ -38,7 +38,7 @@ from alphacut.api.openapi import BASE64_IMAGE, BINARY, INTEGER, JSON, OBJECT, ST
 from alphacut.api.request import decode_base64_image, header, read_body
 from alphacut.api.responses import json_response
 from alphacut.api.vendors.common import Envelope, error_message, vendor_answer
-from alphacut.aws.limits import next_utc_midnight
+from alphacut.aws.ledger.limits import next_utc_midnight
 from alphacut.errors import (
     AlphacutError,
     Conflict,

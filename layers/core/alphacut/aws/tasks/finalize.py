@@ -25,10 +25,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
-from alphacut.aws.dispatch import SqsRecord, message_body, upload_record, uploads_in
-from alphacut.aws.segment_queue import end_lost_step
-from alphacut.aws.task_end import TaskAdapters
-from alphacut.aws.task_table import is_billable
+from alphacut.aws.tasks.dispatch import SqsRecord, message_body, upload_record, uploads_in
+from alphacut.aws.tasks.end import TaskAdapters
+from alphacut.aws.tasks.segment_queue import end_lost_step
+from alphacut.aws.tasks.table import is_billable
 from alphacut.errors import NotFound
 from alphacut.task_states import TaskState
 

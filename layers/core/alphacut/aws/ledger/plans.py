@@ -1,7 +1,7 @@
 """Plans: the template's usage plans are the catalogue of what a key may be on (their names
 ``<stack>-<plan>``, daily quota, rate and burst, ``billing`` and ``model`` tags); keys are the
-service's own (``alphacut.aws.keystore``), on no usage plan: the service applies the limits itself
-(``alphacut.aws.limits``), since API Gateway's are best-effort and hold at most 10,000 keys.
+service's own (``alphacut.aws.keys.store``), on no usage plan: the service applies the limits itself
+(``alphacut.aws.ledger.limits``), since API Gateway's are best-effort and hold at most 10,000 keys.
 
 API Gateway's management API allows 10 requests a second per account and region, shared by
 every deploy and console of the account: a call never spends it. The plans are copied into one

@@ -25,10 +25,10 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from alphacut.aws import clients
-from alphacut.aws.callback_slots import CallbackSlots
+from alphacut.aws.callbacks.slots import CallbackSlots
 from alphacut.aws.objects import object_gone
-from alphacut.aws.results import ResultStore
-from alphacut.aws.task_table import TaskRecord, TaskTable
+from alphacut.aws.tasks.results import ResultStore
+from alphacut.aws.tasks.table import TaskRecord, TaskTable
 from alphacut.callbacks import Signing
 from alphacut.caller_scope import current_account, is_test
 from alphacut.errors import ImageTooLarge, ResultExpired

@@ -34,9 +34,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from alphacut.aws.authorizer import Caller
 from alphacut.aws.clients import batch_get
-from alphacut.aws.keystore import ACTIVE, KeyStore, MadeKey, StoredKey, new_key_id, new_value
+from alphacut.aws.keys.authorizer import Caller
+from alphacut.aws.keys.store import ACTIVE, KeyStore, MadeKey, StoredKey, new_key_id, new_value
 from alphacut.aws.transactions import transact
 from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
 from alphacut.scopes import BILLING, KEYS
@@ -248,7 +248,7 @@ class AccountKeys:
     def operator_for(self, account: str) -> Caller:
         """The operator acting on ``account`` (every scope, no limit): its owner key's plan and
         customer, for keys it makes there (NotFound: no such account)."""
-        from alphacut.aws.plans import Plan
+        from alphacut.aws.ledger.plans import Plan
         from alphacut.scopes import ALL_SCOPES
 
         owner = self.store.get(account)

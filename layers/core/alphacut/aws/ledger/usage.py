@@ -1,5 +1,5 @@
 """Metering (DynamoDB): calls made and calls charged, per API key, per UTC day, per route; task
-charges, exactly once. A key's limits are ``alphacut.aws.limits`` (``meter.limits``).
+charges, exactly once. A key's limits are ``alphacut.aws.ledger.limits`` (``meter.limits``).
 
 Items (one table, ``USAGE_TABLE``):
 
@@ -18,9 +18,10 @@ shards up (one query: the shards of a day are neighbours). Counters written befo
   delivered and not paid: written in the charge transaction itself when the balance could not
   cover it (counted in the ``UnbilledCalls`` metric, with an alarm), or by the finalizer for a task
   whose charge failed after every retry (``UnbilledTasks``)
-- ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.idempotency``)
-- ``pk = "key#..."``, ``"apikey#..."``, ``"plans"``: the keys and plans (``alphacut.aws.keystore``,
-  ``alphacut.aws.plans``); ``"rate#..."``, ``"quota#..."``: their limits (``alphacut.aws.limits``)
+- ``pk = "idem#<key id>"``: idempotency records (``alphacut.aws.ledger.idempotency``)
+- ``pk = "key#..."``, ``"apikey#..."``, ``"plans"``: the keys and plans (``alphacut.aws.keys.store``,
+  ``alphacut.aws.ledger.plans``); ``"rate#..."``, ``"quota#..."``: their limits
+  (``alphacut.aws.ledger.limits``)
 
 Every count is an atomic ``ADD``: concurrent calls never lose an update.
 
@@ -46,9 +47,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from alphacut.aws.clients import client
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.key_spend import KeySpend
-from alphacut.aws.limits import KeyLimits, utc_day  # one UTC day for quotas and counters
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.key_spend import KeySpend
+from alphacut.aws.ledger.limits import KeyLimits, utc_day  # one UTC day for quotas and counters
 from alphacut.aws.transactions import CONDITION_FAILED, transact
 from alphacut.errors import InvalidOption
 from alphacut.pricing import credits
@@ -97,7 +98,7 @@ class UsageMeter:
         """Count one call (and its charge): the route's counter, the day's totals and a marker
         for the call in one transaction, so the counters never disagree and a call applied
         twice (a retry, the metering queue) counts once. False when it was counted already.
-        A credit-based call's hold is committed in the same transaction (``alphacut.aws.credits``)."""
+        A credit-based call's hold is committed in the same transaction (``alphacut.aws.ledger.credits``)."""
         return self._add_once(
             f"call#{call.call_id}",
             CALL_MARKER_TTL_SECONDS,

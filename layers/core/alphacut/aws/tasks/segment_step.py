@@ -1,6 +1,6 @@
 """The state machine's Segment and Compose steps: input from S3 (or its image_url), the matte from
 the CPU pipeline in this Lambda (Segment, the CPU path) or from the one the GPU endpoint stored
-(Compose, the endpoint path: ``alphacut.aws.async_inference``), the cutout composed and stored in S3.
+(Compose, the endpoint path: ``alphacut.aws.tasks.async_inference``), the cutout composed and stored in S3.
 
 Errors leave as the exception classes the state machine's Catch table maps to the PicWish-style task states
 (``alphacut.task_states.FAILURE_STATES``). Every wait here shares one deadline that ends before the
@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
 from alphacut.aws.objects import refuse_oversized, s3_location
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.tasks.table import TaskTable
 from alphacut.caller_scope import caller_scope
 from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline

@@ -124,5 +124,5 @@ class CallbackSecrets:
 
 
 def _key_item(key_id: str) -> dict[str, Any]:
-    """The key's own item in the key store (``alphacut.aws.keystore``)."""
+    """The key's own item in the key store (``alphacut.aws.keys.store``)."""
     return {"pk": {"S": f"key#{key_id}"}, "sk": {"S": "-"}}

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from alphacut.aws.clients import client
-from alphacut.aws.plans import Plan
+from alphacut.aws.ledger.plans import Plan
 from alphacut.aws.transactions import once_marker, transact
 from alphacut.errors import QuotaExceeded, RateLimited, UnpaidRunsSpent
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from alphacut.aws.keystore import KeyStore
-from alphacut.aws.plans import Plan, PlanCatalogue
+from alphacut.aws.keys.store import KeyStore
+from alphacut.aws.ledger.plans import Plan, PlanCatalogue
 from alphacut.scopes import ALL_SCOPES, scopes_from_text, scopes_text
 
 API_KEY_HEADER = "x-api-key"

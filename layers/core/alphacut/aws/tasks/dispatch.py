@@ -20,7 +20,7 @@ throttled invocations are retried by the state machine with backoff and jitter).
 A message no retry can mend (not JSON, no such task, a task record that cannot become a step
 input) is logged and dropped, its task (if any) ended as failed; anything else raises, so the
 message comes back, and after the queue's maxReceiveCount reaches the dead-letter queue, whose
-consumer ends its task (``alphacut.aws.finalize``).
+consumer ends its task (``alphacut.aws.tasks.finalize``).
 
 Usage::
 
@@ -42,9 +42,9 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
-from alphacut.aws.async_inference import EndpointCapacity
-from alphacut.aws.task_service import step_input
-from alphacut.aws.task_table import TaskRecord, TaskTable
+from alphacut.aws.tasks.async_inference import EndpointCapacity
+from alphacut.aws.tasks.service import step_input
+from alphacut.aws.tasks.table import TaskRecord, TaskTable
 from alphacut.errors import AlphacutError, NotFound
 from alphacut.options import CutoutOptions, SubjectType
 from alphacut.settings import EngineSettings, ServiceSettings

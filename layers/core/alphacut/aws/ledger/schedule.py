@@ -1,7 +1,7 @@
 """The scheduled sweep (every minute, off every call's path): the credit ledger's due work
 (expired holds released, reservations a killed call left between their writes finished,
-``alphacut.aws.credits``) and the plan catalogue brought in line with the stack's usage plans
-(``alphacut.aws.plans``). Each part is safe to run twice at once: two overlapping runs (a slow
+``alphacut.aws.ledger.credits``) and the plan catalogue brought in line with the stack's usage plans
+(``alphacut.aws.ledger.plans``). Each part is safe to run twice at once: two overlapping runs (a slow
 minute) do the same work once.
 
 Usage::
@@ -20,8 +20,8 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from alphacut.aws.clients import client
-from alphacut.aws.credits import CreditLedger
-from alphacut.aws.plans import PlanCatalogue, sync_plans
+from alphacut.aws.ledger.credits import CreditLedger
+from alphacut.aws.ledger.plans import PlanCatalogue, sync_plans
 from alphacut.settings import ServiceSettings
 
 logger = Logger(child=True)

@@ -29,7 +29,7 @@ from alphacut.errors import TooManyCallbacks
 
 DEFAULT_LIMIT = 100
 # a task may wait 6 h in its queue and run 24,000 s; its callback is then tried for about 6.4 h
-# (alphacut.aws.callback_queue): a slot outlives all of it
+# (alphacut.aws.callbacks.queue): a slot outlives all of it
 SLOT_SECONDS = 3 * 86400
 
 

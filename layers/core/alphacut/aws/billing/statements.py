@@ -1,11 +1,11 @@
 """Monthly statements an operator invoices from: per customer (API key), the month's calls,
 deliveries (charged results), credits used and bought, and the amount at a price per credit;
-beside them the month's card payments (``alphacut.aws.payments``): what was paid, and of refunded
+beside them the month's card payments (``alphacut.aws.billing.payments``): what was paid, and of refunded
 payments the credits taken back and those already spent, which stay owed.
 
 Read from the usage table with one query per key (``usage#<key>`` between the month's first and
 last day, and the key's top-ups): no scan, so no other customer's items are read. The figures
-are the usage counters' own, which the one charge transaction writes (``alphacut.aws.usage``):
+are the usage counters' own, which the one charge transaction writes (``alphacut.aws.ledger.usage``):
 a statement says what the answers said.
 
 Usage::
@@ -28,9 +28,9 @@ from alphacut.errors import InvalidOption
 from alphacut.pricing import MILLI, credits
 
 if TYPE_CHECKING:
-    from alphacut.aws.keys import ApiKey
-    from alphacut.aws.payments import PaymentRecords
-    from alphacut.aws.usage import UsageMeter
+    from alphacut.aws.billing.payments import PaymentRecords
+    from alphacut.aws.keys.admin import ApiKey
+    from alphacut.aws.ledger.usage import UsageMeter
 
 COLUMNS = (
     "customer",

@@ -1,4 +1,4 @@
-"""The keys admin behind ``alphacut keys``: the service's own keys (``alphacut.aws.keystore``) on the
+"""The keys admin behind ``alphacut keys``: the service's own keys (``alphacut.aws.keys.store``) on the
 stack's plans (its usage plans, named ``<stack>-<plan>``, read as a catalogue: no key is put on
 one). A key is created for a customer on a plan (on a credit-based plan it gets a credit account
 at 0) and its value shown once; ``import`` makes many at once; ``rotate`` gives a key a new value
@@ -28,10 +28,10 @@ from typing import Any
 
 import boto3
 
-from alphacut.aws.account_keys import AccountKeys, KeyRequest
-from alphacut.aws.credits import CreditLedger, TopUp
-from alphacut.aws.keystore import KeyStore, MadeKey, StoredKey
-from alphacut.aws.plans import Plan, PlanCatalogue, plan_keys, stack_plans
+from alphacut.aws.keys.accounts import AccountKeys, KeyRequest
+from alphacut.aws.keys.store import KeyStore, MadeKey, StoredKey
+from alphacut.aws.ledger.credits import CreditLedger, TopUp
+from alphacut.aws.ledger.plans import Plan, PlanCatalogue, plan_keys, stack_plans
 from alphacut.errors import InvalidOption, NotFound
 from alphacut.scopes import ALL_SCOPES
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from alphacut.aws.clients import batch_get, client
-from alphacut.aws.limits import QUOTA_ITEM_SECONDS, next_utc_midnight, utc_day
+from alphacut.aws.ledger.limits import QUOTA_ITEM_SECONDS, next_utc_midnight, utc_day
 from alphacut.errors import KeyBudgetSpent
 from alphacut.pricing import credits
 

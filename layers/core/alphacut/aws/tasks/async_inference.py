@@ -10,7 +10,7 @@ token: success carries the matte's location (the Compose step cuts the image out
 error name the state machine's Catch table maps to a task state. Nothing polls.
 
 ``EndpointCapacity`` tells the dispatcher whether the endpoint has an instance (for the
-CPU-while-cold rule in ``alphacut.aws.dispatch``).
+CPU-while-cold rule in ``alphacut.aws.tasks.dispatch``).
 
 Usage::
 
@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from alphacut import errors
 from alphacut.aws import clients
 from alphacut.aws.objects import refuse_oversized, s3_location
-from alphacut.aws.task_table import TaskTable
+from alphacut.aws.tasks.table import TaskTable
 from alphacut.errors import NotFound
 from alphacut.options import DEFAULT_MODEL, CutoutOptions
 from alphacut.settings import EngineSettings, ServiceSettings

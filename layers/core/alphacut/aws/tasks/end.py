@@ -27,9 +27,9 @@ from typing import Any, Self
 from aws_lambda_powertools import Logger
 
 from alphacut.aws import clients
-from alphacut.aws.callback_queue import CallbackQueue
-from alphacut.aws.task_table import TaskRecord, TaskTable, is_billable
-from alphacut.aws.usage import UsageMeter
+from alphacut.aws.callbacks.queue import CallbackQueue
+from alphacut.aws.ledger.usage import UsageMeter
+from alphacut.aws.tasks.table import TaskRecord, TaskTable, is_billable
 from alphacut.pricing import CreditPrices
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import failure_state
@@ -107,7 +107,7 @@ class TaskEnds(TaskAdapters):
 
     def _count_unpaid_run(self, owner: str, task_id: str) -> None:
         """A task whose model ran for nothing charged (no subject) is one of the key's unpaid runs of
-        the day, which its task submissions are refused past (``alphacut.aws.limits``); a count
+        the day, which its task submissions are refused past (``alphacut.aws.ledger.limits``); a count
         that cannot be written is logged, never the task's failure."""
         try:
             self.meter.limits.count_unpaid_run(owner, 0, once_for=task_id)  # type: ignore[union-attr]
