@@ -254,7 +254,7 @@ class ServiceSettings:
     # (template's SharedCallbackSignatureUntil, a date; 0: no longer)
     shared_callback_signature_until: float = 0.0
     key_hash_secret_arn: str = ""  # API keys are kept as HMAC-SHA-256 with it (alphacut.aws.keys.store)
-    callback_queue_url: str = ""  # final tasks' callbacks wait here until delivered (callback_queue)
+    callback_queue_url: str = ""  # final tasks' callbacks wait here until delivered (aws.callbacks.queue)
     low_balance_queue_url: str = ""  # balances that crossed their threshold (alphacut.billing.low_balance)
     result_link_secret_arn: str = ""  # signs /v1/results links (empty: presigned S3 URLs)
     public_base_url: str = ""  # where links point (a custom domain); "" : as the request came in

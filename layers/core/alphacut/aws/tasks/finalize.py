@@ -34,7 +34,7 @@ from alphacut.task_states import TaskState
 
 logger = Logger(child=True)
 
-CHARGE_FAILED = "ChargeFailed"  # the Finish step's error when its charge never went through (task_end)
+CHARGE_FAILED = "ChargeFailed"  # the Finish step's error when its charge never went through (tasks.end)
 ENDED_BY_STATUS = {"TIMED_OUT": TaskState.TIMED_OUT, "FAILED": TaskState.FAILED, "ABORTED": TaskState.FAILED}
 
 
