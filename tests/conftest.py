@@ -112,10 +112,19 @@ def pytest_runtest_setup(item):
         os.environ["ALPHACUT_THREADS"] = "1"
 
 
+# Last in the stack's row: its two Schemathesis runs want both cores (their own cases and checks, and
+# the stack answering them), which the other worker has given back by then. Run in the middle of the
+# row, beside the other worker's model runs, they took 288 s; at its end the row is shorter by most
+# of what they wait there (docs/benchmarks.md, "The test suite's time").
+LAST_ON_THE_STACKS_WORKER = "tests/integration/test_openapi_tools.py"
+
+
 def pytest_collection_modifyitems(items):
     """Every test that uses the local stack (directly or through a fixture) is marked ``stack``:
     ``-m "not stack"`` runs what needs no stack. A stack test outside ``ON_THE_STACKS_WORKER``
-    would start a second stack on the other worker: it is refused here."""
+    would start a second stack on the other worker: it is refused here. The Schemathesis module
+    goes last (``LAST_ON_THE_STACKS_WORKER``), the others keep their order."""
+    items.sort(key=lambda item: item.nodeid.startswith(LAST_ON_THE_STACKS_WORKER))  # stable
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
