@@ -49,3 +49,29 @@ def test_s3_expires_at_the_midnight_after_the_days_have_passed():
     assert rule.expires_at(written) % DAY == 0
     assert DAY <= rule.expires_at(written) - written < 2 * DAY
     assert rule.expires_at(1_795_046_400) == 1_795_046_400 + DAY  # written at midnight: exactly a day
+
+
+def test_the_ttl_deletes_what_has_expired_reading_motos_table_as_its_api_would(monkeypatch):
+    import boto3
+    from alphacut_dev.local.expiry import Expiry, expired_keys
+
+    from tests.unit.moto_table import usage_table
+
+    with usage_table(monkeypatch, "ttl-tests"):
+        db = boto3.client("dynamodb")
+        for sk, expires in (("gone", 100), ("kept", 300), ("no-ttl", None)):
+            ttl = {"expires_at": {"N": str(expires)}} if expires else {}
+            db.put_item(TableName="ttl-tests", Item={"pk": {"S": "p"}, "sk": {"S": sk}, **ttl})
+        in_process = expired_keys(db, "ttl-tests", "expires_at", 200)
+        with monkeypatch.context() as through_the_api:
+            through_the_api.setattr("alphacut_dev.local.expiry._moto_items", lambda client, table: None)
+            assert expired_keys(db, "ttl-tests", "expires_at", 200) == in_process
+        assert in_process == [{"pk": {"S": "p"}, "sk": {"S": "gone"}}]
+        # an item whose TTL moved on after it was found expired stays, as on AWS
+        monkeypatch.setattr(
+            "alphacut_dev.local.expiry.expired_keys",
+            lambda client, table, attribute, now: [*in_process, {"pk": {"S": "p"}, "sk": {"S": "kept"}}],
+        )
+        assert Expiry(lambda service: db, [], {"ttl-tests": "expires_at"}).run(now=200).items == 1
+        left = sorted(i["sk"]["S"] for i in db.scan(TableName="ttl-tests")["Items"])
+        assert left == ["kept", "no-ttl"]
