@@ -578,6 +578,7 @@ def portrait_photo(eval_dir, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_store_signs_up_pays_makes_a_key_and_cuts_a_catalogue_out_on_the_page(
     browser, stack, eval_dir, stripe_on_stack, tmp_path
 ):

@@ -374,6 +374,7 @@ def test_storage_and_logs_are_kept_safe():
     assert "ManagedPolicyArns" not in role
 
 
+@pytest.mark.slow
 def test_checkov_finds_nothing_that_is_not_fixed_or_suppressed_with_a_reason(tmp_path):
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} is missing: `make setup` installs checkov there")

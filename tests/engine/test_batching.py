@@ -39,6 +39,7 @@ def test_a_cpu_session_runs_one_picture_at_a_time(pipeline):
     assert not pipeline.models.isnet.session.batches  # fixed at 1: faster on a CPU
 
 
+@pytest.mark.slow
 def test_pictures_that_arrive_together_run_as_one_batch_each_as_if_alone(batching, pipeline, images):
     assert batching.models.isnet.session.batches  # the built graphs leave the batch free
     batcher = MatteBatcher(batching, max_batch=4, window_seconds=2.0)
@@ -101,6 +102,7 @@ def test_a_picture_refused_before_its_models_never_joins_a_batch(pipeline, image
     assert batcher.batch_sizes == []
 
 
+@pytest.mark.slow
 def test_every_batch_runs_at_one_shape_padded_or_split_and_warmed_once(batching, images):
     # onnxruntime's CUDA kernels build their cuDNN plans again whenever the input shape changes:
     # batches of 1, 2, 4 and 8 in turn ran at a tenth of one shape's rate on an H200

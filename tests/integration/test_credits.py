@@ -92,6 +92,7 @@ def test_an_empty_picture_is_delivered_free_and_its_reservation_comes_back(admin
     assert answer.json()["charge"] == 0 and balance(api) == 1
 
 
+@pytest.mark.slow
 def test_a_killed_instance_gives_its_reservation_back_at_the_sweep_once_it_expires(admin, stack, small_photo):
     api = credit_key(admin, stack, "1")
     meter = UsageMeter(stack.physical["UsageTable"])
