@@ -53,15 +53,18 @@ def test_s3_expires_at_the_midnight_after_the_days_have_passed():
 
 def test_the_ttl_deletes_what_has_expired_reading_motos_table_as_its_api_would(monkeypatch):
     import boto3
-    from alphacut_dev.local.expiry import Expiry, expired_keys
+    from alphacut_dev.local.expiry import Expiry, _moto_items, expired_keys
 
     from tests.unit.moto_table import usage_table
 
     with usage_table(monkeypatch, "ttl-tests"):
         db = boto3.client("dynamodb")
-        for sk, expires in (("gone", 100), ("kept", 300), ("no-ttl", None)):
-            ttl = {"expires_at": {"N": str(expires)}} if expires else {}
+        # AWS's TTL: a Number below now is expired; now itself, later, another type or none is not
+        ttls = {"gone": {"N": "100"}, "now": {"N": "200"}, "kept": {"N": "300"}, "text": {"S": "100"}}
+        for sk in (*ttls, "no-ttl"):
+            ttl = {"expires_at": ttls[sk]} if sk in ttls else {}
             db.put_item(TableName="ttl-tests", Item={"pk": {"S": "p"}, "sk": {"S": sk}, **ttl})
+        assert _moto_items(db, "ttl-tests") is not None  # read in process, not through the API
         in_process = expired_keys(db, "ttl-tests", "expires_at", 200)
         with monkeypatch.context() as through_the_api:
             through_the_api.setattr("alphacut_dev.local.expiry._moto_items", lambda client, table: None)
@@ -74,4 +77,4 @@ def test_the_ttl_deletes_what_has_expired_reading_motos_table_as_its_api_would(m
         )
         assert Expiry(lambda service: db, [], {"ttl-tests": "expires_at"}).run(now=200).items == 1
         left = sorted(i["sk"]["S"] for i in db.scan(TableName="ttl-tests")["Items"])
-        assert left == ["kept", "no-ttl"]
+        assert left == ["kept", "no-ttl", "now", "text"]

@@ -135,7 +135,11 @@ def _moto_items(dynamodb: Any, table: str) -> _TableItems | None:
     except ImportError:
         return None
     moto_table = dynamodb_backends[ACCOUNT][dynamodb.meta.region_name].tables.get(table)
-    if moto_table is None:
+    if moto_table is None or any(
+        attribute.get("AttributeType") == "B"
+        for attribute in moto_table.attr
+        if attribute["AttributeName"] in (moto_table.hash_key_attr, moto_table.range_key_attr)
+    ):  # a binary key would come out base64 already, and the SDK would encode it again
         return None
     for _ in range(10):
         try:
