@@ -53,7 +53,7 @@ def test_s3_expires_at_the_midnight_after_the_days_have_passed():
 
 def test_the_ttl_deletes_what_has_expired_reading_motos_table_as_its_api_would(monkeypatch):
     import boto3
-    from alphacut_dev.local.expiry import Expiry, _moto_items, expired_keys
+    from alphacut_dev.local.expiry import Expiry, _moto_table, expired_keys
 
     from tests.unit.moto_table import usage_table
 
@@ -64,10 +64,10 @@ def test_the_ttl_deletes_what_has_expired_reading_motos_table_as_its_api_would(m
         for sk in (*ttls, "no-ttl"):
             ttl = {"expires_at": ttls[sk]} if sk in ttls else {}
             db.put_item(TableName="ttl-tests", Item={"pk": {"S": "p"}, "sk": {"S": sk}, **ttl})
-        assert _moto_items(db, "ttl-tests") is not None  # read in process, not through the API
+        assert _moto_table(db, "ttl-tests") is not None  # read in process, not through the API
         in_process = expired_keys(db, "ttl-tests", "expires_at", 200)
         with monkeypatch.context() as through_the_api:
-            through_the_api.setattr("alphacut_dev.local.expiry._moto_items", lambda client, table: None)
+            through_the_api.setattr("alphacut_dev.local.expiry._moto_table", lambda client, table: None)
             assert expired_keys(db, "ttl-tests", "expires_at", 200) == in_process
         assert in_process == [{"pk": {"S": "p"}, "sk": {"S": "gone"}}]
         # an item whose TTL moved on after it was found expired stays, as on AWS

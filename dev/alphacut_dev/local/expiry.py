@@ -99,8 +99,9 @@ def expired_keys(dynamodb: Any, table: str, attribute: str, now: float) -> list[
     5,000 items a suite's stack holds by its end, each minute, in the process that answers every
     request; docs/benchmarks.md, "The test suite's time"). Elsewhere (moto in another process),
     through the API."""
-    table_items = _moto_items(dynamodb, table)
-    if table_items is None:
+    moto_table = _moto_table(dynamodb, table)
+    items = _items_of(moto_table) if moto_table is not None else None
+    if items is None:
         keys = [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
         return [
             {k: item[k] for k in keys}
@@ -109,48 +110,43 @@ def expired_keys(dynamodb: Any, table: str, attribute: str, now: float) -> list[
             if float(item.get(attribute, {}).get("N", "inf")) < now
         ]
     found = []
-    for item in table_items:
+    for item in items:
         value = item.attrs.get(attribute)
         if value is None or value.type != "N" or float(value.value) >= now:
             continue
-        key = {table_items.hash_key_attr: item.hash_key.to_json()}
-        if table_items.range_key_attr:
-            key[table_items.range_key_attr] = item.range_key.to_json()
+        key = {moto_table.hash_key_attr: item.hash_key.to_json()}
+        if moto_table.range_key_attr:
+            key[moto_table.range_key_attr] = item.range_key.to_json()
         found.append(key)
     return found
 
 
-class _TableItems(list):
-    """A copy of a moto table's items, with the table's key attribute names."""
-
-    hash_key_attr: str = ""
-    range_key_attr: str | None = None
-
-
-def _moto_items(dynamodb: Any, table: str) -> _TableItems | None:
-    """The items of moto's ``table`` in this process (None: moto is not in this process, or has no
-    such table). Copied with retries: moto's writers change its dicts without a lock."""
+def _moto_table(dynamodb: Any, table: str) -> Any | None:
+    """moto's ``table`` in this process (None: moto is not in this process, has no such table, or
+    the table has a binary key: moto's B values come out base64 already and the SDK would encode
+    them again)."""
     try:
         from moto.dynamodb.models import dynamodb_backends
     except ImportError:
         return None
     moto_table = dynamodb_backends[ACCOUNT][dynamodb.meta.region_name].tables.get(table)
-    if moto_table is None or any(
-        attribute.get("AttributeType") == "B"
-        for attribute in moto_table.attr
-        if attribute["AttributeName"] in (moto_table.hash_key_attr, moto_table.range_key_attr)
-    ):  # a binary key would come out base64 already, and the SDK would encode it again
+    if moto_table is None:
         return None
+    key_names = (moto_table.hash_key_attr, moto_table.range_key_attr)
+    if any(a.get("AttributeType") == "B" for a in moto_table.attr if a["AttributeName"] in key_names):
+        return None
+    return moto_table
+
+
+def _items_of(moto_table: Any) -> list[Any] | None:
+    """A copy of a moto table's items (None: it kept changing). Copied with retries: moto's writers
+    change its dicts without a lock."""
     for _ in range(10):
         try:
-            items = _TableItems(moto_table.all_items())
-            break
+            return list(moto_table.all_items())
         except RuntimeError:  # a dict changed size while it was read: read again
             continue
-    else:
-        return None
-    items.hash_key_attr, items.range_key_attr = moto_table.hash_key_attr, moto_table.range_key_attr
-    return items
+    return None
 
 
 class ExpiryLoop(BackgroundLoop):

@@ -37,12 +37,11 @@ def _swap(name: str, value: Any) -> Undo:
 
     # the method is one of the ledger's parts' (reservations, settlement, sweep): set on the ledger
     # itself it shadows that for the run, and deleting it brings the part's back
-    if name in CreditLedger.__dict__:
-        saved = CreditLedger.__dict__[name]
-        setattr(CreditLedger, name, value)
-        return lambda: setattr(CreditLedger, name, saved)
+    saved = CreditLedger.__dict__.get(name)
     setattr(CreditLedger, name, value)
-    return lambda: delattr(CreditLedger, name)
+    if saved is None:
+        return lambda: delattr(CreditLedger, name)
+    return lambda: setattr(CreditLedger, name, saved)
 
 
 def _rewrite(rewrite: Callable[[str, dict[str, Any]], dict[str, Any]]) -> Undo:
