@@ -54,6 +54,7 @@ from alphacut.models import ModelStore, backbone, isnet, selfie
 from alphacut.models.costume_head import head_inputs
 from alphacut.models.registry import DEFAULT_MODEL, MattingSpec, check_model
 from alphacut.options import (
+    PREVIEW_MEGAPIXELS,
     CutoutOptions,
     ImageFormat,
     OutputKind,
@@ -65,7 +66,7 @@ from alphacut.options import (
 )
 from alphacut.presets import PRESETS, CanvasChoice, Delivered, PresetCheck, photo_edges, product_box
 from alphacut.settings import EngineSettings, ImageLimits, SettingError
-from alphacut.watermark import watermark_mask, watermarked
+from alphacut.watermark import Watermark
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "encode")
 
@@ -310,7 +311,11 @@ class Pipeline:
 
     @staticmethod
     def _at_size(image: DecodedImage, options: CutoutOptions) -> DecodedImage:
-        return downscale(image, *geometry.cap_megapixels(image.width, image.height, options.size.megapixels))
+        """At most as large as the options ask; a test key's result at most a preview's size."""
+        megapixels = options.size.megapixels
+        if is_test():
+            megapixels = min(megapixels or PREVIEW_MEGAPIXELS, PREVIEW_MEGAPIXELS)
+        return downscale(image, *geometry.cap_megapixels(image.width, image.height, megapixels))
 
     def matte(
         self,
@@ -643,13 +648,15 @@ class Pipeline:
             subject_box = geometry.subject_bbox(alpha) if bbox is not None else None
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
+            # a test key's result: one mark over its picture and its mask (alphacut.watermark)
+            mark = Watermark.drawn(alpha.shape[1], alpha.shape[0]) if is_test() else None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
                 background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
                 shown_rgb, shown_alpha = (
                     shadows.lay_under(rgb, alpha, shade, spec.color) if shade is not None else (rgb, alpha)
                 )
-                if is_test():  # a test key's result is marked
-                    shown_rgb, shown_alpha = watermarked(shown_rgb, shown_alpha)
+                if mark is not None:
+                    shown_rgb, shown_alpha = mark.on_picture(shown_rgb, shown_alpha)
                 picture = encode_cutout(
                     shown_rgb,
                     shown_alpha,
@@ -659,7 +666,7 @@ class Pipeline:
                 if options.preset is not None:
                     check = check_preset(options, picture, laid, shade, segmentation.alpha)
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
-                shown_mask = watermarked(rgb, alpha)[1] if is_test() else alpha
+                shown_mask = mark.on_mask(alpha) if mark is not None else alpha
                 mask = encode_mask(np.ascontiguousarray(shown_mask))
         return CutoutResult(
             image=picture,
@@ -737,6 +744,7 @@ class Pipeline:
                     box = geometry.expand_box(outfit.bbox, options.crop_margin, image.width, image.height)
                     ids = ids[box[1] : box[3], box[0] : box[2]]
                 if is_test():  # a test key's class map is marked too: the text cut out of it
-                    ids = np.where(watermark_mask(ids.shape[1], ids.shape[0]), 0, ids).astype(ids.dtype)
+                    marked = Watermark.drawn(ids.shape[1], ids.shape[0]).where
+                    ids = np.where(marked, 0, ids).astype(ids.dtype)
                 class_map = encode_mask(np.ascontiguousarray(ids))
         return CostumeResult(outfit, results, shares, class_map, timings)

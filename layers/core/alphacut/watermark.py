@@ -1,47 +1,69 @@
-"""The mark on a test key's results: "TEST" written across the picture in rows, half opaque, so a
-result made before the store paid is usable to build an integration and plainly not for a shop's
-window. Drawn on the colours and on the alpha (a transparent corner shows it too, and a mask);
-cut out of a costume's class map.
+"""The mark on a test key's results: "ALPHACUT TEST" in bold rows across the whole picture, over the
+subject as well as the background, whose pixels are destroyed, not blended: the colours and the alpha
+under the text are replaced by noise, and where the rows lie moves with every call. A result made
+before the store paid shows an integration working and is of no use in a shop's window: nothing of
+the pixels under the mark survives to be inverted, thresholding the alpha does not give the mask
+back, and no fixed pattern can be learnt and painted over (docs/security.md, "Test keys").
+
+One mark is drawn per result and laid on everything it delivers (its picture, its mask, a costume's
+class map), so no two outputs of one call fill each other's holes.
 
 Usage::
 
-    rgb, alpha = watermarked(rgb, alpha)        # H x W x 3 and H x W uint8, new arrays
-    ids[watermark_mask(width, height)] = 0       # a class map: the text cut out of its labels
+    mark = Watermark.drawn(width, height)          # a new place for the rows each call
+    rgb, alpha = mark.on_picture(rgb, alpha)      # H x W x 3 and H x W uint8, new arrays
+    mask = mark.on_mask(alpha)                    # the alpha alone (output=mask)
+    ids[mark.where] = 0                           # a class map: the text cut out of its labels
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 TEXT = "ALPHACUT TEST"
-INK = (128, 128, 128)
-STRENGTH = 0.5  # how much of the mark shows over the picture
 
 
-def _mark(width: int, height: int) -> np.ndarray:
-    """Where the text lies: an H x W mask in 0..1, the text in rows across the whole picture."""
-    size = max(10, min(width, height) // 12)
+def _rows(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Where the text lies: a boolean H x W, bold text in rows across the whole picture, the rows
+    shifted by a random offset (a quarter or more of the picture is covered)."""
+    size = max(10, min(width, height) // 9)
     font = ImageFont.load_default(size=size)
+    stroke = max(1, size // 9)
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
-    left, top, right, bottom = draw.textbbox((0, 0), TEXT, font=font)
-    step_x, step_y = int(right - left) + size, int(bottom - top) * 3
-    for row, y in enumerate(range(0, height + step_y, step_y)):
-        for x in range(-(row % 2) * step_x // 2, width + step_x, step_x):
-            draw.text((x, y), TEXT, fill=255, font=font)
-    return np.asarray(canvas, dtype=np.float32) / 255.0
+    left, top, right, bottom = draw.textbbox((0, 0), TEXT, font=font, stroke_width=stroke)
+    step_x, step_y = int(right - left) + size // 2, int((bottom - top) * 1.6)
+    shift_x, shift_y = int(rng.integers(0, step_x)), int(rng.integers(0, step_y))
+    for row, y in enumerate(range(shift_y - step_y, height + step_y, step_y)):
+        for x in range(shift_x - step_x - (row % 2) * step_x // 2, width + step_x, step_x):
+            draw.text((x, y), TEXT, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+    return np.asarray(canvas) > 127
 
 
-def watermark_mask(width: int, height: int) -> np.ndarray:
-    """Where the mark lies, as a boolean H x W: for pictures whose values are labels, not colours
-    (a costume's class map), which the mark cuts out."""
-    return _mark(width, height) > 0.25
+@dataclass(frozen=True)
+class Watermark:
+    """One result's mark: where it lies and the noise that replaces what is under it."""
 
+    where: np.ndarray  # H x W bool
+    rng: np.random.Generator
 
-def watermarked(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mark = _mark(alpha.shape[1], alpha.shape[0]) * STRENGTH
-    ink = np.asarray(INK, np.float32)
-    marked_rgb = rgb.astype(np.float32) * (1 - mark[..., None]) + ink * mark[..., None]
-    marked_alpha = np.maximum(alpha.astype(np.float32), mark * 255)
-    return marked_rgb.round().astype(np.uint8), marked_alpha.round().astype(np.uint8)
+    @classmethod
+    def drawn(cls, width: int, height: int, rng: np.random.Generator | None = None) -> Watermark:
+        rng = rng if rng is not None else np.random.default_rng()  # the system's entropy: a new place
+        return cls(_rows(width, height, rng), rng)
+
+    def on_picture(self, rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The colours and the alpha with noise in place of every marked pixel."""
+        count = int(self.where.sum())
+        marked_rgb, marked_alpha = rgb.copy(), alpha.copy()
+        marked_rgb[self.where] = self.rng.integers(0, 256, (count, 3), dtype=np.uint8)
+        marked_alpha[self.where] = self.rng.integers(0, 256, count, dtype=np.uint8)
+        return marked_rgb, marked_alpha
+
+    def on_mask(self, alpha: np.ndarray) -> np.ndarray:
+        marked = alpha.copy()
+        marked[self.where] = self.rng.integers(0, 256, int(self.where.sum()), dtype=np.uint8)
+        return marked

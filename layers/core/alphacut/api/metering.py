@@ -165,7 +165,8 @@ def make_metering(
                 return answer
         credit_based = plan is not None and plan.credit_based and not test
         gate = gate_for(meter, caller, call_id, route)
-        broke = _cannot_pay(meter, gate, owner, route, paid, route in submits)
+        # the unpaid-runs budget is the account's: every key of it, test and minted keys included
+        broke = _cannot_pay(meter, gate, account, route, paid, route in submits)
         # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
         with plan_model(plan.model if plan is not None else None), caller_scope(owner, account, test):
             if broke is not None:
@@ -190,9 +191,10 @@ def make_metering(
             payer = test_payer(account) if test else account
             outcome = CallOutcome(payer, route, call_id, credit_based, charge_here, by_task)
             usage = settle_call(meter, gate, outcome, None if test else plan)
+            # a run that delivered nothing billable (a test key's too: its slot was given back) is unpaid
+            _count_unpaid_run(meter, gate, account, usage.charged)
             if test:  # what is left is the account's test results of the day
                 usage = Usage(False, None, gate.left if isinstance(gate, QuotaGate) else None)
-            _count_unpaid_run(meter, gate, owner, usage.charged or test)
         response = _decorate(response, usage, bool(context.get("exact_envelope")))
         now = meter.clock() if meter is not None else time.time()
         test_quota = services.SETTINGS.test_results_per_day if test else None
@@ -231,16 +233,17 @@ def _cannot_pay(
 def _count_unpaid_run(
     meter: UsageMeter, gate: CreditGate | QuotaGate | None, owner: str, charged: bool
 ) -> None:
-    """A model that ran for nothing charged (no subject, an answer too large or too late) is one
-    of the key's unpaid runs of the day (``alphacut.aws.ledger.limits``); a count that cannot be written is
-    logged, never the call's failure."""
+    """A model that ran for nothing charged (no subject, an answer too large or too late; for a test
+    key, no test result kept) is one of the account's unpaid runs of the day
+    (``alphacut.aws.ledger.limits``); a count that cannot be written is logged, never the call's
+    failure."""
     if gate is None or not gate.model_ran or charged:
         return
     metrics.add_metric(name="UnpaidModelRuns", unit=MetricUnit.Count, value=1)
     try:
         meter.limits.count_unpaid_run(owner, services.SETTINGS.unpaid_runs_per_day)
     except ClientError:
-        logger.warning("an unpaid run could not be counted", extra={"key_id": owner})
+        logger.warning("an unpaid run could not be counted", extra={"account": owner})
 
 
 TEST_HEADER = "X-Alphacut-Test"

@@ -99,15 +99,15 @@ class TaskEnds(TaskAdapters):
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
                 failure = error
             if not is_billable(record):
-                self._count_unpaid_run(record.owner, task_id)
+                self._count_unpaid_run(record.account, task_id)
         self.call_back(record)
         if failure is not None:
             raise ChargeFailed(f"the task was delivered but its charge failed: {failure}") from failure
         return "done"
 
     def _count_unpaid_run(self, owner: str, task_id: str) -> None:
-        """A task whose model ran for nothing charged (no subject) is one of the key's unpaid runs of
-        the day, which its task submissions are refused past (``alphacut.aws.ledger.limits``); a count
+        """A task whose model ran for nothing charged (no subject) is one of its account's unpaid runs
+        of the day, which its task submissions are refused past (``alphacut.aws.ledger.limits``); a count
         that cannot be written is logged, never the task's failure."""
         try:
             self.meter.limits.count_unpaid_run(owner, 0, once_for=task_id)  # type: ignore[union-attr]
