@@ -209,3 +209,36 @@ def test_a_key_name_with_control_characters_and_a_test_key_with_billing_are_refu
             keys.create(owner, KeyRequest(name.encode().decode("unicode_escape"), ("images",)))
     with pytest.raises(InvalidOption):
         keys.create(owner, KeyRequest("sandbox", ("images", "billing"), test=True))
+
+
+def test_test_keys_have_a_cap_of_their_own_and_never_take_the_live_keys_slots(store):
+    owner = owner_of(store)
+    keys = AccountKeys(store, keys_per_account=2, test_keys_per_account=2)
+    sandboxes = [
+        keys.create(owner, KeyRequest(f"sandbox {n}", ("images", "keys"), test=True)) for n in (1, 2)
+    ]
+    with pytest.raises(TooManyKeys) as refused:
+        keys.create(owner, KeyRequest("sandbox 3", ("images",), test=True))
+    assert (refused.value.field, refused.value.limit) == ("test", 2)
+    keys.create(owner, KeyRequest("plugin", ("images",)))  # the owner's next live key still has its slot
+    keys.revoke(owner, sandboxes[0].key.key_id)
+    keys.create(owner, KeyRequest("sandbox 3", ("images",), test=True))  # a revoked one frees its place
+    tester = Caller(
+        sandboxes[1].key.key_id, "acme-shoes", CREDITS, ("images", "keys"), owner.key_id, test=True
+    )
+    with pytest.raises(TooManyKeys):  # a test key filling the slots fills only the test keys' own
+        keys.create(tester, KeyRequest("sandbox 4", ("images",), test=True))
+    with pytest.raises(TooManyKeys):
+        AccountKeys(store, test_keys_per_account=0).create(owner, KeyRequest("none", ("images",), test=True))
+
+
+def test_a_monthly_cap_of_zero_lets_no_charge_through_even_in_a_fresh_window(store):
+    from alphacut.aws.billing.payments import PaymentRecords
+
+    records = PaymentRecords(TABLE)
+    assert records.count("k-fresh", "auto#2026-11", 0) is False
+    assert records.count("k-fresh", "auto#2026-11", 0, once_for="crossing-1") is False
+    assert (
+        records.count("k-fresh", "auto#2026-11", 1) is True
+        and records.count("k-fresh", "auto#2026-11", 1) is False
+    )

@@ -227,6 +227,7 @@ SERVICE_VARIABLES = {
     "unpaid_runs_per_day": "UNPAID_RUNS_PER_DAY",
     "test_results_per_day": "TEST_RESULTS_PER_DAY",
     "keys_per_account": "KEYS_PER_ACCOUNT",
+    "test_keys_per_account": "TEST_KEYS_PER_ACCOUNT",
     "key_cache_seconds": "KEY_CACHE_SECONDS",
 }
 
@@ -281,6 +282,8 @@ class ServiceSettings:
     test_results_per_day: int = 50
     # live keys an account may hold (a store's own key management: bounded, one more write each)
     keys_per_account: int = 25
+    # live test keys an account may hold, apart from its live keys (test keys never take their slots)
+    test_keys_per_account: int = 5
     # how long API Gateway keeps the authorizer's answer for a key value (template's KeyCacheSeconds)
     key_cache_seconds: int = 300
 
@@ -305,6 +308,7 @@ class ServiceSettings:
             "unpaid_runs_per_day",
             "test_results_per_day",
             "keys_per_account",
+            "test_keys_per_account",
             "key_cache_seconds",
         }
         return cls(
@@ -327,6 +331,9 @@ class ServiceSettings:
                 "TEST_RESULTS_PER_DAY", defaults.test_results_per_day, minimum=0
             ),
             keys_per_account=env.integer("KEYS_PER_ACCOUNT", defaults.keys_per_account, minimum=1),
+            test_keys_per_account=env.integer(
+                "TEST_KEYS_PER_ACCOUNT", defaults.test_keys_per_account, minimum=0
+            ),
             key_cache_seconds=env.integer("KEY_CACHE_SECONDS", defaults.key_cache_seconds, minimum=0),
         )
 

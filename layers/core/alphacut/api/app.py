@@ -44,6 +44,7 @@ from alphacut.api.responses import (
     result_response,
 )
 from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VENDOR_ROUTES
+from alphacut.caller_scope import test_payer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
@@ -384,12 +385,15 @@ def usage_route() -> Response[Any]:
     owner = api_key_owner()
     known = services.caller(app.current_event.raw_event)
     plan = known.plan if known is not None else None
-    credit_based = plan is not None and plan.credit_based
-    payer = services.account_of(app.current_event.raw_event)  # the account's usage and balance
+    test = known is not None and known.test
+    credit_based = plan is not None and plan.credit_based and not test
+    account_id = services.account_of(app.current_event.raw_event)
+    # the account's usage and balance; a test key's: its account's test results, never its money
+    payer = test_payer(account_id) if test else account_id
     report = meter.report(payer, first, last, with_credits=credit_based)
     balance = meter.credits.balance(payer) if credit_based else None
     account = {
-        "account_id": payer,
+        "account_id": account_id,
         "plan": plan.name if plan is not None else None,
         "daily_quota": plan.quota if plan is not None else None,
         "credit_based": credit_based,

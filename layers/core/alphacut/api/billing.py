@@ -19,7 +19,7 @@ from alphacut.api import services
 from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
-from alphacut.errors import BillingUnavailable, InvalidOption
+from alphacut.errors import BillingUnavailable, InsufficientScope, InvalidOption
 from alphacut.scopes import BILLING, USAGE
 
 if TYPE_CHECKING:
@@ -267,7 +267,14 @@ def signups() -> Signups:
 
 def _key_id() -> str:
     """Whose money a billing call reads or changes: the calling key's account (its balance,
-    saved card, settings and payments are the account's, whichever of its keys calls)."""
+    saved card, settings and payments are the account's, whichever of its keys calls), once the
+    calling key is known to be live (one consistent read, as ``/v1/keys`` does): API Gateway lets a
+    revoked key in until its cached answer ends, and a revoked key changes and reads no money."""
+    from alphacut.api.keys import account_keys
+
+    caller = services.caller(router.current_event.raw_event)
+    if caller is not None:
+        account_keys().refuse_dead(caller, "it changes and reads no money")
     return services.account_of(router.current_event.raw_event)
 
 
@@ -335,9 +342,12 @@ def statement_route() -> Response[Any]:
     from alphacut.aws.keys.admin import ApiKey
 
     event = router.current_event.raw_event
+    _key_id()  # a live key
     caller, meter = services.caller(event), services.usage_meter()
     if caller is None or meter is None:
         raise BillingUnavailable("statements need the usage table")
+    if caller.test:
+        raise InsufficientScope("a test key reads no statement: its calls are never charged", scope=BILLING)
     month = (router.current_event.query_string_parameters or {}).get("month")
     if month is None:
         month = time.strftime("%Y-%m", time.gmtime())

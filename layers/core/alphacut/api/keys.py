@@ -144,7 +144,7 @@ def account_keys() -> AccountKeys:
         store = KeyStore(
             settings.require("usage_table"), secret_bytes(settings.require("key_hash_secret_arn"))
         )
-        return AccountKeys(store, settings.keys_per_account)
+        return AccountKeys(store, settings.keys_per_account, settings.test_keys_per_account)
 
     return services.once("account_keys", made)
 
@@ -231,7 +231,10 @@ def create_key_route() -> Response[Any]:
 
 @router.get("/v1/keys")
 def list_keys_route() -> Response[Any]:
-    keys = account_keys().list(_actor().account_id)
+    actor = _actor()
+    keys = account_keys().list(actor.account_id)
+    if actor.test:  # a test key sees test keys only: nothing of the account's live keys or spending
+        keys = [key for key in keys if key.test]
     meter = services.usage_meter()
     spent = meter.key_spend.today([key.key_id for key in keys]) if meter is not None else {}
     return json_response(200, {"keys": [key_view(key, spent.get(key.key_id, 0)) for key in keys]})

@@ -4,10 +4,12 @@ draft-ietf-httpapi-ratelimit-headers: ``RateLimit-Policy`` lists the key's limit
 window: its plan's request rate (``"rate";q=2;w=1``; a rate under one a second as one call per
 ``w`` seconds) and its daily quota (``"day";q=500;w=86400``); ``RateLimit`` says what is left of a
 window where the service knows it: the calls left today of a quota plan (``"day";r=12;t=3600``, ``t``
-the seconds to 00:00 UTC); a key with its own daily limit of credits (``alphacut.aws.ledger.key_spend``)
-has ``"budget";q=<credits>;w=86400`` and, once a paid call counted on it, what is left
-(``"budget";r=<credits>;t=...``). Both come from the authorizer's context and the call's own
-settling: no read. ``alphacut_client.pacing`` reads them.
+the seconds to 00:00 UTC), and of the rate (``"rate";r=4;t=1``: the calls that would pass at
+once and the seconds until the whole burst is back, from the limiter's own write); a key with its
+own daily limit of credits (``alphacut.aws.ledger.key_spend``) has ``"budget";q=<credits>;w=86400``
+and, once a paid call counted on it, what is left (``"budget";r=<credits>;t=...``). They come from
+the authorizer's context, the limiter's write and the call's own settling: no read.
+``alphacut_client.pacing`` reads them.
 
 Usage::
 
@@ -24,6 +26,7 @@ from alphacut.aws.ledger.limits import next_utc_midnight
 from alphacut.pricing import credits
 
 if TYPE_CHECKING:
+    from alphacut.aws.ledger.limits import RateLeft
     from alphacut.aws.ledger.plans import Plan
 
 
@@ -52,11 +55,13 @@ def limit_fields(
     now: float,
     budget: KeyBudgetLeft | None = None,
     test_quota: int | None = None,
+    rate: RateLeft | None = None,
 ) -> dict[str, str]:
     """The fields for a call of ``plan``; ``remain``: what the call's settling says is left (a
     quota plan's calls today; a credit plan's balance is not a window and is not said here);
     ``budget``: the key's own daily limit of credits; ``test_quota``: a test key's day (its
-    account's test results), in place of the plan's."""
+    account's test results), in place of the plan's; ``rate``: what is left of the plan's rate, as
+    the limiter's own write said it."""
     if plan is None:
         return {}
     policies, left = [], []
@@ -73,6 +78,8 @@ def limit_fields(
         policies.append(f'"budget";q={_whole(credits(budget.limit))};w=86400')
         if budget.left is not None:
             left.append(f'"budget";r={_whole(credits(budget.left))};t={to_midnight}')
+    if plan.rate_limit and rate is not None:
+        left.append(f'"rate";r={rate.calls};t={rate.reset_seconds}')
     fields = {"RateLimit-Policy": ", ".join(policies)} if policies else {}
     if left:
         fields["RateLimit"] = ", ".join(left)

@@ -52,6 +52,7 @@ from alphacut.api.credits import CreditGate, KeySpending, QuotaGate, open_gate
 from alphacut.api.limit_fields import KeyBudgetLeft, limit_fields
 from alphacut.api.plan_model import plan_model
 from alphacut.api.responses import error_response
+from alphacut.aws.ledger.limits import RateLeft
 from alphacut.caller_scope import caller_scope, test_payer
 from alphacut.errors import InsufficientCredits, InsufficientScope, RateLimited, UnpaidRunsSpent
 from alphacut.pricing import credits
@@ -155,13 +156,18 @@ def make_metering(
                     )
                 )
 
+        rate_left = None
         if meter is not None and plan is not None:
             try:
-                meter.limits.admit(owner, plan)
+                rate_left = meter.limits.admit(owner, plan)
             except RateLimited as refusal:  # not counted: API Gateway's own refusal never was either
                 metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
                 answer = refused(refusal)
-                answer.headers = {**dict(answer.headers or {}), **limit_fields(plan, None, meter.clock())}
+                none_left = RateLeft(0, refusal.retry_after or 0)
+                answer.headers = {
+                    **dict(answer.headers or {}),
+                    **limit_fields(plan, None, meter.clock(), rate=none_left),
+                }
                 return answer
         credit_based = plan is not None and plan.credit_based and not test
         gate = gate_for(meter, caller, call_id, route)
@@ -199,7 +205,7 @@ def make_metering(
         now = meter.clock() if meter is not None else time.time()
         test_quota = services.SETTINGS.test_results_per_day if test else None
         response.headers.update(
-            limit_fields(plan, usage.remain, now, _spending_left(gate, caller), test_quota)
+            limit_fields(plan, usage.remain, now, _spending_left(gate, caller), test_quota, rate_left)
         )
         if context.get("usage_headers"):
             response.headers.update(context["usage_headers"](usage))

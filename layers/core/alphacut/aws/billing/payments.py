@@ -314,6 +314,8 @@ class PaymentRecords:
         """One more of the key's ``window`` (``intents#<hour>``, ``auto#<month>``) if fewer than
         ``limit`` were counted: one conditional write; False when the window is full. ``once_for``:
         a name counted once in the window (a crossing whose message came twice: True again)."""
+        if limit <= 0:  # a window of none: nothing is counted in it (a fresh window too)
+            return False
         expires = {"N": str(int(self.clock()) + COUNTED_KEPT_SECONDS)}
         update = {
             "TableName": self.table_name,

@@ -61,8 +61,9 @@ def _members(account: str) -> str:
 
 
 class AccountKeys:
-    def __init__(self, store: KeyStore, keys_per_account: int = 25):
+    def __init__(self, store: KeyStore, keys_per_account: int = 25, test_keys_per_account: int = 5):
         self.store, self.keys_per_account = store, keys_per_account
+        self.test_keys_per_account = test_keys_per_account
 
     @property
     def _db(self) -> Any:
@@ -123,6 +124,7 @@ class AccountKeys:
             name=name,
             test=request.test,
             daily_limit=request.daily_limit,
+            counted_apart=request.test,
         )
         refuse_more_power(actor, key)
         value = new_value(request.test)
@@ -138,22 +140,44 @@ class AccountKeys:
             for item in self.store.items(key, value)
         ]
         member = {"pk": {"S": _members(account)}, "sk": {"S": key.key_id}, "created": {"S": key.created}}
-        base = self._managers_at_start(account)
+        count = (
+            self._count_test(account, +1)
+            if key.counted_apart
+            else self._count(account, +1, manages(key), self._managers_at_start(account))
+        )
         refused = transact(
-            self._db,
-            [
-                self._count(account, +1, manages(key), base),
-                *puts,
-                {"Put": {"TableName": self.store.table_name, "Item": member}},
-            ],
+            self._db, [count, *puts, {"Put": {"TableName": self.store.table_name, "Item": member}}]
         )
         if refused is not None:
+            most, kind = (
+                (self.test_keys_per_account, "live test keys")
+                if key.counted_apart
+                else (self.keys_per_account, "live keys")
+            )
             raise TooManyKeys(
-                f"this account holds {self.keys_per_account} live keys, as many as it may: revoke one first",
-                field="key",
-                limit=self.keys_per_account,
+                f"this account holds {most} {kind}, as many as it may: revoke one first",
+                field="test" if key.counted_apart else "key",
+                limit=most,
             )
         return MadeKey(key, value)
+
+    def _count_test(self, account: str, change: int) -> dict[str, Any]:
+        """The account's live test keys, changed by ``change``: counted apart from its live keys, so
+        test keys never take the slots the store's own keys need (a new one only below their cap)."""
+        values: dict[str, Any] = {":zero": {"N": "0"}, ":change": {"N": str(change)}}
+        update: dict[str, Any] = {
+            "TableName": self.store.table_name,
+            "Key": {"pk": {"S": _members(account)}, "sk": {"S": "-"}},
+            "UpdateExpression": "SET test_live = if_not_exists(test_live, :zero) + :change",
+            "ExpressionAttributeValues": values,
+        }
+        if change > 0:
+            # no count yet is 0 test keys (a cap of 0: no test key at all)
+            update["ConditionExpression"] = (
+                "(attribute_not_exists(test_live) AND :zero < :most) OR test_live < :most"
+            )
+            values[":most"] = {"N": str(self.test_keys_per_account)}
+        return {"Update": update}
 
     def _managers_at_start(self, account: str) -> int:
         """What an account's count of keys that manage keys starts from: its owner key's (one read,
@@ -187,14 +211,15 @@ class AccountKeys:
             update["ConditionExpression"] = " AND ".join(conditions)
         return {"Update": update}
 
-    def refuse_dead(self, actor: Caller) -> None:
-        """The acting key must still be live (one read): API Gateway lets a revoked key in until its
-        cached answer ends, and a revoked key must not make, rotate or revoke keys meanwhile."""
+    def refuse_dead(self, actor: Caller, what: str = "it manages no keys") -> None:
+        """The acting key must still be live (one consistent read): API Gateway lets a revoked key in
+        until its cached answer ends, and a revoked key must not make, rotate or revoke keys, nor
+        change money or notices (``what`` it may not do, for the refusal), meanwhile."""
         if actor.key_id == OPERATOR:
             return
         key = self.store.get(actor.key_id)
         if key is None or not key.enabled:
-            raise KeyRevoked("this API key was revoked: it manages no keys", field="x-api-key")
+            raise KeyRevoked(f"this API key was revoked: {what}", field="x-api-key")
 
     def rotate(self, actor: Caller, key_id: str, grace_seconds: int) -> MadeKey:
         self.managed(actor, key_id)
@@ -231,6 +256,8 @@ class AccountKeys:
                     ":tidy": {"N": str(now + MEMBER_TIDY_SECONDS)},
                 },
             }
+            if key.counted_apart:  # a test key made since test keys have their own count
+                return [self._count_test(account, -1), {"Update": member}]
             count = self._count(account, -1, manages(key) and keep_a_manager)
             if manages(key) and not keep_a_manager:  # the operator: counted down, never refused
                 count = self._count(account, -1, False)

@@ -95,6 +95,7 @@ class StoredKey:
     name: str = ""
     test: bool = False
     daily_limit: int | None = None  # millicredits a UTC day (None: the account's balance only)
+    counted_apart: bool = False  # a test key counted among the account's test keys, not its live keys
 
     @property
     def enabled(self) -> bool:
@@ -455,6 +456,7 @@ class KeyStore:
                 "hash": {"S": key.hashes[0]},
                 "hashes": {"L": [{"S": h} for h in key.hashes]},
                 **({"name": {"S": key.name}} if key.name else {}),
+                **({"counted_apart": {"BOOL": True}} if key.counted_apart else {}),
             },
             {**_key(f"apikey#{self.fingerprint(value)}"), "key_id": {"S": key.key_id}, **shared},
         ]
@@ -546,4 +548,5 @@ def _stored(item: dict[str, Any]) -> StoredKey:
         item.get("name", {}).get("S", ""),
         item.get("test", {}).get("BOOL", False),
         int(item["daily_limit"]["N"]) if "daily_limit" in item else None,
+        item.get("counted_apart", {}).get("BOOL", False),
     )

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from alphacut.aws.clients import client
@@ -65,6 +66,25 @@ def bucket(plan: Plan) -> tuple[int, int] | None:
     return interval, (burst - 1) * interval
 
 
+@dataclass(frozen=True)
+class RateLeft:
+    """What is left of a key's rate after a call: the calls that would pass at once, and the
+    seconds until the whole burst is back (none left: until the next call passes, rounded down, so a
+    client that waits for it never waits longer than it must)."""
+
+    calls: int
+    reset_seconds: int
+
+    @classmethod
+    def after(cls, tat: int, now: int, interval: int, tolerance: int) -> RateLeft:
+        """From the key's theoretical arrival time (ms) as the call's write left it: a call passes
+        while ``tat`` is at most ``tolerance`` ahead of now, and each moves it on by ``interval``."""
+        ahead = max(0, tat - now)
+        if ahead > tolerance:
+            return cls(0, (ahead - tolerance) // 1000)
+        return cls((tolerance - ahead) // interval + 1, math.ceil(ahead / 1000))
+
+
 class KeyLimits:
     def __init__(self, table_name: str, clock: Callable[[], float] = time.time):
         self.table_name, self.clock = table_name, clock
@@ -75,12 +95,13 @@ class KeyLimits:
     def _db(self) -> Any:
         return client("dynamodb")
 
-    def admit(self, key_id: str, plan: Plan) -> None:
-        """Let one call of the key in under its plan's rate, or raise RateLimited. One conditional
-        write (two when the key's state is not what this container last saw)."""
+    def admit(self, key_id: str, plan: Plan) -> RateLeft | None:
+        """Let one call of the key in under its plan's rate, or raise RateLimited; what is left of
+        the rate after it, from the write's own answer (None: the plan has no rate). One
+        conditional write (two when the key's state is not what this container last saw)."""
         shape = bucket(plan)
         if shape is None:
-            return
+            return None
         interval, tolerance = shape
         now = int(self.clock() * 1000)
         busy = self._busy.get(key_id, 0) > now
@@ -88,7 +109,7 @@ class KeyLimits:
             written, tat = self._arrive(key_id, now, interval, tolerance, busy)
             if written:
                 self._busy[key_id] = tat or 0
-                return
+                return RateLeft.after(tat or now, now, interval, tolerance)
             if tat is None or tat <= now:
                 busy = False  # idle since: the next arrival starts from now
             elif tat - now > tolerance:
