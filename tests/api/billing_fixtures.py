@@ -65,10 +65,17 @@ def billing(handler, stripe_server, tmp_path_factory):
 @pytest.fixture
 def store_key(billing) -> str:
     """A fresh key on the credits plan, at 0."""
-    key_id = f"store-{uuid.uuid4().hex[:8]}"
+    key_id = real_key(billing, "credits")
     KEY_PLANS[key_id] = CREDITS_PLAN
     CreditLedger(USAGE_TABLE).open(key_id)
     return key_id
+
+
+def real_key(billing, plan: str) -> str:
+    """A key in the key table (the billing routes read that the calling key is live), its owner's id."""
+    from alphacut.aws.keys.store import KeyStore
+
+    return KeyStore(USAGE_TABLE, billing["secret"]).create(f"store-{uuid.uuid4().hex[:8]}", plan).key.key_id
 
 
 def stripe_client(stripe_server) -> stripe.StripeClient:

@@ -269,10 +269,11 @@ def test_sixty_purchase_asks_make_a_handful_of_payment_intents(handler, store_ke
     assert len(PaymentRecords(USAGE_TABLE).payments(store_key)) == 5  # a PaymentIntent per ask let in
 
 
-def test_a_key_on_a_quota_plan_cannot_buy_credits(handler):
+def test_a_key_on_a_quota_plan_cannot_buy_credits(handler, billing):
+    from tests.api.billing_fixtures import real_key
     from tests.api.conftest import STARTER
 
-    key_id = f"quota-{uuid.uuid4().hex[:8]}"
+    key_id = real_key(billing, "starter")
     KEY_PLANS[key_id] = STARTER
     answer = call(handler, "POST", "/v1/billing/credits", body=json.dumps({"credits": 40}), key_id=key_id)
     assert answer["statusCode"] == 400 and answer_json(answer)["error"]["field"] == "plan"

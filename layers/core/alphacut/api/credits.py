@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from alphacut.aws.ledger.key_spend import SPENT, SPENT_DAY
 from alphacut.aws.ledger.limits import KeyLimits, utc_day
 from alphacut.errors import InsufficientCredits, KeyBudgetSpent
 from alphacut.pricing import credits
@@ -157,6 +158,13 @@ class CreditGate:
         else:
             self.spending.call_day = day
 
+    def task_spending(self) -> dict[str, Any]:
+        """What the task submitted in this call counted on the key's own spending (its day and
+        millicredits), for the task's record: a task that ends undelivered gives it back."""
+        if self.spending is None or not self.spending.task_day or not self.task_amount:
+            return {}
+        return {SPENT_DAY: self.spending.task_day, SPENT: self.task_amount}
+
     def release_task(self, task_id: str) -> None:
         """A task whose submission failed (never queued): its reservation comes back."""
         from alphacut.aws.ledger.usage import task_hold
@@ -238,6 +246,9 @@ class QuotaGate:
         now = self.limits.clock()
         self.left = self.limits.take_slot(self.key_id, self.quota, at=now)
         self._task_day = utc_day(now)
+
+    def task_spending(self) -> dict[str, Any]:
+        return {}  # a quota's slot is the account's: no key spending
 
     def release_task(self, task_id: str) -> None:
         if self._task_day:

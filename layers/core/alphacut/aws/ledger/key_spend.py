@@ -28,6 +28,9 @@ from alphacut.aws.ledger.limits import QUOTA_ITEM_SECONDS, next_utc_midnight, ut
 from alphacut.errors import KeyBudgetSpent
 from alphacut.pricing import credits
 
+# a task's record keeps what its submission counted on its key's spending (its day, millicredits)
+SPENT_DAY, SPENT = "spent_day", "spent"
+
 
 class KeySpend:
     def __init__(self, table_name: str, clock: Callable[[], float] = time.time):

@@ -77,6 +77,15 @@ def parse_day(value: str | None, field: str, default: str) -> str:
         raise InvalidOption(f"must be a date as YYYY-MM-DD, not {value!r}", field=field) from None
 
 
+@dataclass(frozen=True)
+class TaskSpent:
+    """What a task's submission counted on its key's own daily spending."""
+
+    key_id: str
+    day: str
+    amount: int
+
+
 class UsageMeter:
     def __init__(self, table_name: str, queue_url: str = "", clock: Callable[[], float] = time.time):
         self.table_name, self.queue_url, self.clock = table_name, queue_url, clock
@@ -217,17 +226,24 @@ class UsageMeter:
             task_hold(task_id) if hold else "",
         )
 
-    def settle_task(self, key_id: str, task_id: str, billable: bool, price: int = 0) -> bool:
+    def settle_task(
+        self, key_id: str, task_id: str, billable: bool, price: int = 0, spent: TaskSpent | None = None
+    ) -> bool:
         """A done task: charged once if billable (``charge_task``), else (an empty picture) its
         reserved credits come back. True when this call charged it."""
         if billable:
             return self.charge_task(key_id, task_id, price=price)
-        self.release_task(key_id, task_id)
+        self.release_task(key_id, task_id, spent)
         return False
 
-    def release_task(self, key_id: str, task_id: str) -> bool:
-        """A task that ended without a charge: the credits it reserved come back (False: none)."""
-        return self.credits.release(key_id, task_hold(task_id))
+    def release_task(self, key_id: str, task_id: str, spent: TaskSpent | None = None) -> bool:
+        """A task that ended without a charge: the credits it reserved come back (False: none), and
+        what it counted on its key's own spending with them (``spent``), once: only the ending that
+        released the hold gives it back."""
+        released = self.credits.release(key_id, task_hold(task_id))
+        if released and spent is not None:
+            self.key_spend.give_back(spent.key_id, spent.day, spent.amount)
+        return released
 
     def is_charged(self, task_id: str) -> bool:
         return "Item" in self._db.get_item(

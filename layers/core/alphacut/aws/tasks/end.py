@@ -72,7 +72,7 @@ class TaskAdapters:
         """A task that ended undelivered: the credits it reserved come back, and its callback goes
         out if it asked for one."""
         if self.meter is not None:
-            self.meter.release_task(record.payer, record.task_id)
+            self.meter.release_task(record.payer, record.task_id, record.spent)
         self.call_back(record)
 
     def call_back(self, record: TaskRecord) -> None:
@@ -95,7 +95,7 @@ class TaskEnds(TaskAdapters):
         if self.meter is not None:
             price = self.price_of(record)
             try:
-                self.meter.settle_task(record.payer, task_id, is_billable(record), price)
+                self.meter.settle_task(record.payer, task_id, is_billable(record), price, record.spent)
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
                 failure = error
             if not is_billable(record):

@@ -58,6 +58,8 @@ class CreditHold(Protocol):
 
     def release_task(self, task_id: str) -> None: ...
 
+    def task_spending(self) -> dict[str, Any]: ...
+
 
 # a callback's result links: a receiver may fetch them long after the callback (signed links,
 # not presigned URLs, so the sender's credentials do not bound them)
@@ -161,6 +163,7 @@ class TaskService:
         try:
             if credit_hold is not None:
                 credit_hold.reserve_task(task_id, options)
+                record.extra.update(credit_hold.task_spending())  # given back if the task delivers nothing
             try:
                 self._store_and_queue(record, image, options)
             except BaseException:

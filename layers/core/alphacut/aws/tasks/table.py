@@ -26,6 +26,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from alphacut.aws.ledger.key_spend import SPENT, SPENT_DAY
+from alphacut.aws.ledger.usage import TaskSpent
 from alphacut.caller_scope import test_payer
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
@@ -103,6 +105,12 @@ class TaskRecord:
     @property
     def completed_at(self) -> int | None:
         return _unix(self.extra.get("completed_at_iso"))
+
+    @property
+    def spent(self) -> TaskSpent | None:
+        """What the submission counted on the key's own daily spending (None: nothing)."""
+        day, amount = self.extra.get(SPENT_DAY), self.extra.get(SPENT)
+        return TaskSpent(self.owner, str(day), int(amount)) if day and amount else None
 
     def to_item(self) -> dict[str, Any]:
         item = {
