@@ -37,10 +37,17 @@ KEY_PLANS: dict[str, Plan] = {}
 KEY_SCOPES: dict[str, tuple[str, ...]] = {}
 
 
+# key id -> the whole caller, where a test needs an account or a test key (tests add theirs)
+KEY_CALLERS: dict[str, Caller] = {}
+
+
 def authorizer_context(key_id: str) -> dict[str, str]:
     """What API Gateway puts in ``requestContext.authorizer`` for a key the authorizer let in: the
     context's values stringified, and the principal."""
-    context = Caller(key_id, "tests", KEY_PLANS.get(key_id), KEY_SCOPES.get(key_id, ALL_SCOPES)).to_context()
+    caller = KEY_CALLERS.get(key_id) or Caller(
+        key_id, "tests", KEY_PLANS.get(key_id), KEY_SCOPES.get(key_id, ALL_SCOPES)
+    )
+    context = caller.to_context()
     values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in context.items()}
     return {"principalId": key_id, **values}
 

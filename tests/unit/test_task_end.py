@@ -128,3 +128,25 @@ def test_a_task_with_no_subject_is_one_unpaid_run_however_often_its_ending_runs(
     assert ends.finish(blank) == ends.finish(blank) == "done"  # a retried step
     assert ends.meter.limits.unpaid_runs("key") == 1  # what the key's next submissions are held to
     assert ends.meter.credits.balance("key") == 2000  # nothing charged
+
+
+def test_a_task_that_fails_or_finds_nothing_gives_its_keys_daily_spending_back_once(ends):
+    from alphacut.aws.ledger.key_spend import SPENT, SPENT_DAY
+
+    spend = ends.meter.key_spend
+    for task_id in ("t1", "t2"):
+        day, _ = spend.spend("key", 1000, limit=2000)  # what the submission counted on the key's limit
+        queued(ends, task_id)
+        ends.table.table.update_item(
+            Key={"task_id": task_id},
+            UpdateExpression="SET #d = :d, #s = :s",
+            ExpressionAttributeNames={"#d": SPENT_DAY, "#s": SPENT},
+            ExpressionAttributeValues={":d": day, ":s": 1000},
+        )
+    assert spend.today(["key"]) == {"key": 2000}
+    failure = {"task_id": "t1", "error": {"Error": "CorruptImage", "Cause": "not an image"}}
+    assert ends.fail(failure) == "failed" and ends.fail(failure) == "ended_elsewhere"
+    assert spend.today(["key"]) == {"key": 1000}  # given back once, however often the step runs
+    empty = {"task_id": "t2", "execution_id": ME, "result": {**RESULT, "found": False}}
+    assert ends.finish(empty) == ends.finish(empty) == "done"
+    assert spend.today(["key"]) == {"key": 0} and ends.meter.credits.balance("key") == 2000
