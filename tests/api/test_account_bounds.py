@@ -96,3 +96,27 @@ def test_a_credit_keys_answers_say_what_is_left_of_its_rate(handler):
     assert [left.split(";t=")[0] for left in lefts] == ['"rate";r=2', '"rate";r=1', '"rate";r=0']
     refused = call(handler, "GET", "/v1/usage", key_id=key)
     assert refused["statusCode"] == 429 and header(refused, "RateLimit").startswith('"rate";r=0;t=')
+
+
+def test_a_key_with_a_daily_limit_mints_no_keys_and_a_revoked_keys_spending_stays_in_the_list(
+    handler, billing
+):
+    from alphacut.aws.ledger.key_spend import KeySpend
+
+    keys, owner = _account(billing)
+    plugin = keys.create(owner, KeyRequest("plugin", ("images",), daily_limit=5000))
+    KeySpend(USAGE_TABLE).spend(plugin.key.key_id, 2000, limit=5000)  # two credits spent today
+    keys.revoke(owner, plugin.key.key_id)
+    listed = {
+        key["key_id"]: key
+        for key in answer_json(call(handler, "GET", "/v1/keys", key_id=owner.key_id))["keys"]
+    }
+    assert (listed[plugin.key.key_id]["status"], listed[plugin.key.key_id]["credits_today"]) == ("revoked", 2)
+    # a limited key that holds keys (made before the rule) mints nothing: its keys would spend beside it
+    old = f"limited-{uuid.uuid4().hex[:8]}"
+    KEY_CALLERS[old] = Caller(
+        old, owner.customer, CREDITS_PLAN, ("images", "keys"), owner.key_id, daily_limit=1000
+    )
+    minted = call(handler, "POST", "/v1/keys", body=json.dumps({"name": "sibling", "scopes": ["images"],
+                  "daily_credit_limit": 1}), headers=JSON, key_id=old)  # fmt: skip
+    assert minted["statusCode"] == 403 and answer_json(minted)["error"]["code"] == "insufficient_scope"

@@ -10,6 +10,7 @@ Usage (alphacut.api.app)::
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -19,7 +20,7 @@ from alphacut.api import services
 from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import parse_json_object, raw_body
 from alphacut.api.responses import json_response
-from alphacut.errors import InvalidOption, NotFound
+from alphacut.errors import InsufficientScope, InvalidOption, NotFound
 from alphacut.options import parse_bool
 from alphacut.pricing import credits, millicredits
 from alphacut.scopes import KEYS, checked_scopes
@@ -66,7 +67,7 @@ ROUTES = [
         "Make a key of this account (its value shown once)",
         "name; scopes (any of images, usage, billing, keys; at most this key's own); test: a test key "
         "(never charged, results watermarked, a few a day); daily_credit_limit: credits a UTC day it may "
-        "spend from the account's balance (a key with a limit makes keys with one no higher).",
+        "spend from the account's balance (a key with a limit cannot hold scope keys).",
         body={
             JSON: {
                 "type": "object",
@@ -90,7 +91,8 @@ ROUTES = [
     RouteDoc(
         "/v1/keys",
         "get",
-        "This account's live keys: name, scopes, test, status, created, last used, credits today",
+        "This account's live keys and those revoked today: name, scopes, test, status, created, last used, "
+        "credits today (a test key lists test keys only)",
         answer={JSON: {"type": "object", "properties": {"keys": {"type": "array", "items": KEY_VIEW}}}},
         scopes=(KEYS,),
     ),
@@ -162,6 +164,11 @@ def _actor() -> Caller:
     caller = services.caller(router.current_event.raw_event)
     if caller is None:
         raise NotFound("the keys routes need an API key", field="x-api-key")
+    if caller.daily_limit is not None:  # one made before the rule: its keys would spend beside its limit
+        raise InsufficientScope(
+            "a key with a daily limit manages no keys (the keys it made would spend beside its limit)",
+            scope=KEYS,
+        )
     return caller
 
 
@@ -231,11 +238,12 @@ def create_key_route() -> Response[Any]:
 
 @router.get("/v1/keys")
 def list_keys_route() -> Response[Any]:
-    actor = _actor()
-    keys = account_keys().list(actor.account_id)
+    actor, meter = _actor(), services.usage_meter()
+    now = int(meter.clock() if meter is not None else time.time())
+    # the keys revoked today too (00:00 UTC on): what they spent today stays in view
+    keys = account_keys().list(actor.account_id, revoked_since=now - now % 86400)
     if actor.test:  # a test key sees test keys only: nothing of the account's live keys or spending
         keys = [key for key in keys if key.test]
-    meter = services.usage_meter()
     spent = meter.key_spend.today([key.key_id for key in keys]) if meter is not None else {}
     return json_response(200, {"keys": [key_view(key, spent.get(key.key_id, 0)) for key in keys]})
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from alphacut.aws.clients import batch_get
 from alphacut.aws.keys.authorizer import Caller
-from alphacut.aws.keys.store import ACTIVE, KeyStore, MadeKey, StoredKey, new_key_id, new_value
+from alphacut.aws.keys.store import ACTIVE, REVOKED, KeyStore, MadeKey, StoredKey, new_key_id, new_value
 from alphacut.aws.transactions import transact
 from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
 from alphacut.scopes import BILLING, KEYS
@@ -70,19 +70,26 @@ class AccountKeys:
         return self.store._db
 
     # ---- reading ---------------------------------------------------------------------------------
-    def list(self, account: str) -> builtins.list[StoredKey]:
-        """The account's live keys, oldest first: one query of its members and one batch read."""
+    def list(self, account: str, revoked_since: int | None = None) -> builtins.list[StoredKey]:
+        """The account's live keys, oldest first (with ``revoked_since``, a Unix time, the keys
+        revoked since then too: what they spent today stays in view): one query of its members and
+        one batch read."""
         ids = [account]
+        since = {":since": {"N": str(revoked_since)}} if revoked_since is not None else {}
         pages = self._db.get_paginator("query").paginate(
             TableName=self.store.table_name,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :k)",
-            FilterExpression="attribute_not_exists(revoked)",
-            ExpressionAttributeValues={":pk": {"S": _members(account)}, ":k": {"S": "k"}},
+            FilterExpression="attribute_not_exists(revoked)" + (" OR revoked >= :since" if since else ""),
+            ExpressionAttributeValues={":pk": {"S": _members(account)}, ":k": {"S": "k"}, **since},
             ProjectionExpression="sk",
         )
         for page in pages:
             ids += [item["sk"]["S"] for item in page.get("Items", []) if item["sk"]["S"] != account]
-        keys = [key for key in self._read(ids) if key.enabled and key.account_id == account]
+        keys = [
+            key
+            for key in self._read(ids)
+            if key.account_id == account and (key.enabled or (since and key.status == REVOKED))
+        ]
         return sorted(keys, key=lambda key: (key.created, key.key_id))
 
     def _read(self, ids: builtins.list[str]) -> builtins.list[StoredKey]:
@@ -109,6 +116,12 @@ class AccountKeys:
         if request.test and BILLING in request.scopes:
             raise InvalidOption(
                 "a test key cannot hold scope billing (it would change the account's money)", field="scopes"
+            )
+        if request.daily_limit is not None and KEYS in request.scopes:
+            raise InvalidOption(
+                "a key with a daily limit cannot hold scope keys (the keys it made would spend beside "
+                "its limit)",
+                field="scopes",
             )
         self.refuse_dead(actor)
         account = actor.account_id
