@@ -135,7 +135,7 @@ def test_a_dispute_for_a_revoked_keys_payment_is_recorded_and_its_credits_taken(
     deliver(handler, "payment_intent.succeeded", success(intent))
     keys.revoke(key_id)
     done = deliver(handler, "charge.dispute.created", dispute(intent))
-    assert done["done"] == f"taken back 40; key {key_id} already revoked"
+    assert done["done"] == f"taken back 40; account {key_id} suspended (0 live keys)"
     assert state(key_id, intent) == "disputed" and balance(key_id) == 0
 
 

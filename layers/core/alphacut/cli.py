@@ -505,6 +505,12 @@ def _keys(args: argparse.Namespace) -> int:
         elif args.action == "reinstate":
             key = admin.reinstate(args.key_id)
             print(f"reinstated key {key.id} ({key.customer}, plan {key.plan})")
+        elif args.action == "suspend-account":
+            stopped = admin.suspend_account(args.account, args.reason)
+            print(f"suspended account {args.account} and its {len(stopped)} live keys ({args.reason})")
+        elif args.action == "reinstate-account":
+            back = admin.reinstate_account(args.account)
+            print(f"reinstated account {args.account} and {len(back)} of its keys")
         elif args.action == "callback-secret":
             print(_callback_secret(admin, args.key, args.rotate, args.grace))
         else:
@@ -808,6 +814,16 @@ def build_parser() -> argparse.ArgumentParser:
     suspend.add_argument("--reason", default="suspended by the operator")
     reinstate = actions.add_parser("reinstate", help="let a suspended key in again")
     reinstate.add_argument("key_id")
+    suspend_account = actions.add_parser(
+        "suspend-account",
+        help="refuse every key of an account until reinstated (a disputed payment does this)",
+    )
+    suspend_account.add_argument("account", help="the account's id (its owner key's)")
+    suspend_account.add_argument("--reason", default="suspended by the operator")
+    reinstate_account = actions.add_parser(
+        "reinstate-account", help="the operator's decision on a dispute: the account's keys let in again"
+    )
+    reinstate_account.add_argument("account")
     credit = actions.add_parser("credit", help="top a credit-based key up (kept as an audit item)")
     credit.add_argument("--key", required=True, help="the key's id")
     credit.add_argument("--add", required=True, help="credits to add (up to 3 decimals)")

@@ -199,6 +199,13 @@ class KeyRevoked(AlphacutError):
     code = "key_revoked"
 
 
+class AccountSuspended(AlphacutError):
+    """A card payment of the account was disputed: its keys are refused until the operator decides
+    (``alphacut keys reinstate-account``)."""
+
+    code = "account_suspended"
+
+
 class TooManyKeys(AlphacutError):
     """The account holds as many live keys as it may (revoke one first)."""
 
@@ -322,6 +329,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     LinkInvalid: 403,
     InsufficientScope: 403,
     KeyRevoked: 403,
+    AccountSuspended: 403,
     LinkExpired: 410,
     ResultExpired: 410,
     DeadlineExceeded: 504,

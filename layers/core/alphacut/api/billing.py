@@ -289,7 +289,10 @@ def config_route() -> Response[Any]:
 
 @router.post("/v1/billing/credits")
 def buy_route() -> Response[Any]:
-    return json_response(200, purchases().buy(_key_id(), _body()))
+    account = _key_id()
+    caller = services.caller(router.current_event.raw_event)
+    asked_by = caller.key_id if caller is not None else ""
+    return json_response(200, purchases().buy(account, _body(), asked_by))
 
 
 @router.post("/v1/billing/card")

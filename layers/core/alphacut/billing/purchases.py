@@ -97,9 +97,10 @@ class Purchases:
                 limit=cap,
             )
 
-    def buy(self, key_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """A PaymentIntent for the credits asked; ``saved_card: true`` charges the saved card now
-        (``status`` says whether Stripe.js must still act: ``requires_action``)."""
+    def buy(self, key_id: str, body: Mapping[str, Any], asked_by: str = "") -> dict[str, Any]:
+        """A PaymentIntent for the credits asked (``key_id``: the account; ``asked_by``: its key that
+        asked, kept on the record); ``saved_card: true`` charges the saved card now (``status`` says
+        whether Stripe.js must still act: ``requires_action``)."""
         asked = self.settings.credits_asked(body)
         saved = body.get("saved_card", False)
         if not isinstance(saved, bool):
@@ -128,7 +129,7 @@ class Purchases:
                     key_id, declined.payment_id, asked, amount, self.settings.currency, declined.message
                 )
             raise
-        self.records.created(key_id, intent.id, asked, amount, self.settings.currency)
+        self.records.created(key_id, intent.id, asked, amount, self.settings.currency, asked_by=asked_by)
         return {
             "payment_intent": intent.id,
             "client_secret": intent.client_secret,

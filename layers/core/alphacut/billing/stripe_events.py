@@ -20,7 +20,7 @@ counter still says what was read, so a repeat moves nothing:
 | ``charge.refunded`` | credited first if not yet; the refunded share taken back, up to the | refunded |
 | | cumulative ``amount_refunded`` (``refund_taken``) | |
 | ``charge.dispute.created`` | credited first if not yet; the disputed share taken back, what a | disputed |
-| | refund took not twice (``dispute_taken``); the key suspended (revoked: recorded the same) | |
+| | refund took not twice (``dispute_taken``); the account suspended, every key of it | |
 | ``charge.dispute.funds_withdrawn`` | as ``charge.dispute.created`` (once) | disputed |
 | an inquiry (status ``warning_*``) | none: no money has moved | |
 | ``charge.dispute.closed`` won | the disputed credits given back | won |
@@ -267,19 +267,18 @@ class StripeEvents:
         tag = f":{obj['id']}" if isinstance(obj.get("id"), str) else ""
         taken = self._take_back(payment, "dispute_taken", share(payment, amount), "disputed", tag)
         suspended = self._suspend(payment, obj)
-        return f"taken back {whole_credits(taken)}; key {payment.key_id} {suspended}"
+        return f"taken back {whole_credits(taken)}; account {payment.key_id} {suspended}"
 
     def _suspend(self, payment: Payment, obj: dict[str, Any]) -> str:
+        """Every key of the paying account refused until the operator decides (revoked keys too are
+        recorded the same: the dispute and its credits taken back stand)."""
         if self.keys is None:
             return "not suspended (no key store)"
-        try:
-            self.keys.suspend(
-                payment.key_id,
-                f"card payment {payment.payment_id} disputed ({obj.get('reason', 'no reason')})",
-            )
-        except NotFound:  # revoked since: the dispute is recorded and its credits taken all the same
-            return "already revoked"
-        return "suspended"
+        from alphacut.aws.keys.accounts import AccountKeys
+
+        reason = f"card payment {payment.payment_id} disputed ({obj.get('reason', 'no reason')})"
+        stopped = AccountKeys(self.keys).suspend_account(payment.key_id, reason)
+        return f"suspended ({len(stopped)} live keys)"
 
     def _dispute_closed(self, obj: dict[str, Any]) -> str:
         payment = self._ours(obj, "payment_intent")

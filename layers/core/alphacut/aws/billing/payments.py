@@ -64,6 +64,7 @@ class Payment:
     refund_taken: int = 0  # millicredits
     dispute_taken: int = 0  # millicredits
     owed_credits: int = 0
+    asked_by: str = ""  # the key that asked for the PaymentIntent ("": the account's, or not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class Payment:
             "state": self.state,
             "at": self.at,
             "reason": self.reason,
+            "asked_by": self.asked_by or None,
             "receipt_url": self.receipt_url or None,
             "failure": self.failure or None,
             "refunded_credits": self.refund_taken // 1000,
@@ -130,10 +132,17 @@ class PaymentRecords:
 
     # ---- payments -----------------------------------------------------------------------------------
     def created(
-        self, key_id: str, payment_id: str, credits: int, amount: int, currency: str, reason: str = "purchase"
+        self,
+        key_id: str,
+        payment_id: str,
+        credits: int,
+        amount: int,
+        currency: str,
+        reason: str = "purchase",
+        asked_by: str = "",
     ) -> None:
-        """The service's record of a PaymentIntent it made for the key: the one source of what a
-        payment of it is worth."""
+        """The service's record of a PaymentIntent it made for the key (the account): the one source
+        of what a payment of it is worth; ``asked_by``: the key of the account that asked for it."""
         self._db.transact_write_items(
             TransactItems=[
                 {
@@ -148,6 +157,7 @@ class PaymentRecords:
                             "at": {"S": self._now()},
                             "state": {"S": "created"},
                             "rank": {"N": "0"},
+                            **({"asked_by": {"S": asked_by}} if asked_by else {}),
                         },
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
@@ -425,4 +435,5 @@ def _payment(key_id: str, item: dict[str, Any]) -> Payment:
         _number(item, "refund_taken"),
         _number(item, "dispute_taken"),
         _number(item, "owed_credits"),
+        _text(item, "asked_by"),
     )

@@ -36,9 +36,26 @@ from typing import Any
 
 from alphacut.aws.clients import batch_get
 from alphacut.aws.keys.authorizer import Caller
-from alphacut.aws.keys.store import ACTIVE, REVOKED, KeyStore, MadeKey, StoredKey, new_key_id, new_value
+from alphacut.aws.keys.store import (
+    ACTIVE,
+    REVOKED,
+    SUSPENDED,
+    KeyStore,
+    MadeKey,
+    StoredKey,
+    new_key_id,
+    new_value,
+)
 from alphacut.aws.transactions import transact
-from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
+from alphacut.errors import (
+    AccountSuspended,
+    InsufficientScope,
+    InvalidOption,
+    KeyRevoked,
+    LastKeysKey,
+    NotFound,
+    TooManyKeys,
+)
 from alphacut.scopes import BILLING, KEYS
 
 MAX_NAME = 64
@@ -70,10 +87,12 @@ class AccountKeys:
         return self.store._db
 
     # ---- reading ---------------------------------------------------------------------------------
-    def list(self, account: str, revoked_since: int | None = None) -> builtins.list[StoredKey]:
+    def list(
+        self, account: str, revoked_since: int | None = None, statuses: tuple[str, ...] = (ACTIVE,)
+    ) -> builtins.list[StoredKey]:
         """The account's live keys, oldest first (with ``revoked_since``, a Unix time, the keys
-        revoked since then too: what they spent today stays in view): one query of its members and
-        one batch read."""
+        revoked since then too: what they spent today stays in view; ``statuses``: which keys not
+        revoked, suspended ones too): one query of its members and one batch read."""
         ids = [account]
         since = {":since": {"N": str(revoked_since)}} if revoked_since is not None else {}
         pages = self._db.get_paginator("query").paginate(
@@ -88,7 +107,7 @@ class AccountKeys:
         keys = [
             key
             for key in self._read(ids)
-            if key.account_id == account and (key.enabled or (since and key.status == REVOKED))
+            if key.account_id == account and (key.status in statuses or (since and key.status == REVOKED))
         ]
         return sorted(keys, key=lambda key: (key.created, key.key_id))
 
@@ -106,6 +125,58 @@ class AccountKeys:
         if key is None or key.account_id != account or not key.enabled:
             raise NotFound(f"no live API key {key_id} in this account", field="key_id")
         return key
+
+    # ---- an account stopped (a disputed card payment) ---------------------------------------------
+    def suspend_account(self, account: str, reason: str) -> builtins.list[str]:
+        """Refuse every key of the account until the operator decides (``reinstate_account``),
+        whichever of its keys paid and whatever order its keys were revoked in. The account is
+        marked first, so a key made meanwhile is refused (its transaction checks the mark), then
+        every live key of it is suspended: the keys suspended now."""
+        self._db.update_item(
+            TableName=self.store.table_name,
+            Key={"pk": {"S": _members(account)}, "sk": {"S": "-"}},
+            UpdateExpression="SET suspended = :why",
+            ExpressionAttributeValues={":why": {"S": reason[:500]}},
+        )
+        suspended = []
+        for key in self.list(account):
+            try:
+                self.store.suspend(key.key_id, reason)
+            except NotFound:  # revoked meanwhile
+                continue
+            suspended.append(key.key_id)
+        return suspended
+
+    def reinstate_account(self, account: str) -> builtins.list[str]:
+        """The operator's decision: the account's mark lifted and its suspended keys let in again
+        (the keys reinstated)."""
+        self._db.update_item(
+            TableName=self.store.table_name,
+            Key={"pk": {"S": _members(account)}, "sk": {"S": "-"}},
+            UpdateExpression="REMOVE suspended",
+        )
+        reinstated = []
+        for key in self.list(account, statuses=(SUSPENDED,)):
+            try:
+                self.store.reinstate(key.key_id)
+            except NotFound:
+                continue
+            reinstated.append(key.key_id)
+        return reinstated
+
+    def refuse_if_suspended(self, account: str) -> None:
+        """``AccountSuspended`` while a dispute stops the account (one consistent read)."""
+        item = self._db.get_item(
+            TableName=self.store.table_name,
+            Key={"pk": {"S": _members(account)}, "sk": {"S": "-"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item and "suspended" in item:
+            raise AccountSuspended(
+                "a card payment of this account was disputed: its keys are refused until the operator "
+                "decides",
+                field="x-api-key",
+            )
 
     # ---- changing --------------------------------------------------------------------------------
     def create(self, actor: Caller, request: KeyRequest) -> MadeKey:
@@ -158,10 +229,12 @@ class AccountKeys:
             if key.counted_apart
             else self._count(account, +1, manages(key), self._managers_at_start(account))
         )
+        _unless_suspended(count)
         refused = transact(
             self._db, [count, *puts, {"Put": {"TableName": self.store.table_name, "Item": member}}]
         )
         if refused is not None:
+            self.refuse_if_suspended(account)  # a dispute stopped the account meanwhile
             most, kind = (
                 (self.test_keys_per_account, "live test keys")
                 if key.counted_apart
@@ -187,7 +260,7 @@ class AccountKeys:
         if change > 0:
             # no count yet is 0 test keys (a cap of 0: no test key at all)
             update["ConditionExpression"] = (
-                "(attribute_not_exists(test_live) AND :zero < :most) OR test_live < :most"
+                "((attribute_not_exists(test_live) AND :zero < :most) OR test_live < :most)"
             )
             values[":most"] = {"N": str(self.test_keys_per_account)}
         return {"Update": update}
@@ -231,6 +304,10 @@ class AccountKeys:
         if actor.key_id == OPERATOR:
             return
         key = self.store.get(actor.key_id)
+        if key is not None and key.status == SUSPENDED:
+            raise AccountSuspended(
+                f"this API key is suspended (a disputed card payment): {what}", field="x-api-key"
+            )
         if key is None or not key.enabled:
             raise KeyRevoked(f"this API key was revoked: {what}", field="x-api-key")
 
@@ -305,6 +382,16 @@ class AccountKeys:
             if self.store.mark_account(key):
                 changed += 1
         return changed
+
+
+def _unless_suspended(count: dict[str, Any]) -> None:
+    """The account's count of keys moves only while no dispute stops the account."""
+    update = count["Update"]
+    condition = update.get("ConditionExpression")
+    # each condition the counts write is one parenthesised term (DynamoDB refuses redundant ones)
+    update["ConditionExpression"] = (
+        f"attribute_not_exists(suspended) AND {condition}" if condition else "attribute_not_exists(suspended)"
+    )
 
 
 def manages(key: StoredKey) -> bool:

@@ -140,6 +140,14 @@ class KeyAdmin:
     def reinstate(self, key_id: str) -> ApiKey:
         return ApiKey.of(self._keys().reinstate(key_id))
 
+    def suspend_account(self, account: str, reason: str) -> builtins.list[str]:
+        """Every key of the account refused until ``reinstate_account`` (a dispute does this)."""
+        return self.accounts().suspend_account(account, reason)
+
+    def reinstate_account(self, account: str) -> builtins.list[str]:
+        """The operator's decision on a dispute: the account and its suspended keys let in again."""
+        return self.accounts().reinstate_account(account)
+
     def list(self, customer: str = "", limit: int | None = None) -> builtins.list[ApiKey]:
         """Keys of the store, revoked ones included (``customer``: a prefix; ``limit``: at most so many)."""
         return [ApiKey.of(key) for key in self._keys().all(customer, limit)]
