@@ -221,14 +221,16 @@ def main() -> None:
                 process, url, banner = start_server(max_batch, args.window_ms, root, workers, sleeping)
                 banners.append(banner)
                 try:
-                    samples[(root.name, max_batch, workers)] = measure(
-                        args, process, url, photos, f"| {root.resolve().name} | {max_batch} | {workers} "
+                    samples[(root.absolute().name, max_batch, workers)] = measure(
+                        args, process, url, photos, f"| {root.absolute().name} | {max_batch} | {workers} "
                     )
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
     print("\nservers: " + "; ".join(dict.fromkeys(banners)))
     for (name, max_batch, workers), seen in samples.items():
+        if not seen:
+            continue
         total = sum(seen.values()) or 1
         print(
             f"\nthreads of one worker of {name} at concurrency {max(args.concurrency)}, max batch "
