@@ -16,10 +16,16 @@ where the work spreads. ``--samples N`` takes N thread dumps of one worker with 
 during the highest concurrency's run and prints where its threads were, most often first.
 
 ``--root DIR`` runs the server of another checkout (its sagemaker/serve.py and layers/core, this
-checkout's models): the code before a change, measured in the same run as the code after it.
+checkout's models): the code before a change, measured in the same run as the code after it;
+``--root`` twice or more runs each in turn, one table.
+
+``--sleep-model-ms MS`` replaces ISNet by a sleep of MS a batch run (``serve_sleeping_model.py``;
+real ISNet mattes of eval photos, made before the servers start, come back in turn): the server's
+own CPU work with a GPU's model time, measured on any machine. "CPU ms a photo" is the server's
+CPU seconds over the photos answered.
 
     .venv/bin/python benchmarks/bench_gpu_server.py [--batches 1 4 8 16] [--concurrency 1 8 32]
-        [--workers 1 2] [--samples 20]
+        [--workers 1 2] [--samples 20] [--sleep-model-ms 14 --root OLD_CHECKOUT --root .]
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -40,7 +45,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import requests
+from alphacut.models.engines import describe_cpu
 from alphacut_dev.data import EVAL
 from bench_gpu import gpu_memory_mb
 
@@ -55,11 +62,13 @@ def free_port() -> int:
 
 
 def start_server(
-    max_batch: int, window_ms: float, root: Path = ROOT, workers: int = 1
+    max_batch: int, window_ms: float, root: Path = ROOT, workers: int = 1, sleeping: dict | None = None
 ) -> tuple[subprocess.Popen, str, str]:
+    """``sleeping``: the environment of a sleeping ISNet (``serve_sleeping_model.py``); None: the real one."""
     port = free_port()
     env = {
         **os.environ,
+        **(sleeping or {}),
         "ALPHACUT_MAX_BATCH": str(max_batch),
         "ALPHACUT_BATCH_WINDOW_MS": str(window_ms),
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
@@ -67,8 +76,17 @@ def start_server(
     env.setdefault("ALPHACUT_MODELS_DIR", str(ROOT / "layers" / "models"))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "layers" / "core"), env.get("PYTHONPATH")]))
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-", suffix=".log")  # noqa: SIM115 - closed with the server
+    launcher = [str(Path(__file__).with_name("serve_sleeping_model.py"))] if sleeping else []
     process = subprocess.Popen(
-        [sys.executable, str(root / "sagemaker" / "serve.py"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            *launcher,
+            str(root / "sagemaker" / "serve.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -170,41 +188,67 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=32, help="per run (at least 2x the concurrency)")
     parser.add_argument("--window-ms", type=float, default=5.0)
-    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose server runs")
+    parser.add_argument(
+        "--root", type=Path, action="append", help="the checkout whose server runs (again: each in turn)"
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="server processes")
     parser.add_argument("--samples", type=int, default=0, help="py-spy thread dumps at the top concurrency")
+    parser.add_argument("--sleep-model-ms", type=float, help="ISNet replaced by a sleep this long a run")
     args = parser.parse_args()
+    roots = args.root or [ROOT]
     if args.samples and not shutil.which("py-spy"):
         print("no py-spy on PATH: no thread samples")
         args.samples = 0
-    photos = [path.read_bytes() for path in sorted((EVAL / "general" / "images").iterdir())]
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; photos 854x480 JPEG")
+    photo_paths = sorted((EVAL / "general" / "images").iterdir())
+    photos = [path.read_bytes() for path in photo_paths]
+    sleeping = None
+    if args.sleep_model_ms is not None:
+        mattes = tempfile.NamedTemporaryFile(prefix="mattes-", suffix=".npy")  # noqa: SIM115 - for the run
+        np.save(mattes, real_mattes(photo_paths[:: max(1, len(photo_paths) // 8)][:8]))
+        mattes.flush()
+        sleeping = {"ALPHACUT_SLEEP_MATTES": mattes.name, "ALPHACUT_SLEEP_MODEL_MS": str(args.sleep_model_ms)}
+        print(f"ISNet replaced by a sleep of {args.sleep_model_ms:g} ms a run (serve_sleeping_model.py)")
+    print(f"{describe_cpu()}; photos 854x480 JPEG")
     print(
-        "| max batch | workers | concurrency | images/s | p50 s | p99 s | memory MB | cores busy "
-        "| server ms p50: decode / matte / encode |"
+        "| server | max batch | workers | concurrency | images/s | p50 s | p99 s | memory MB | cores busy "
+        "| CPU ms a photo | server ms p50: decode / matte / encode |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     banners, samples = [], {}
-    for max_batch in args.batches:
-        for workers in args.workers:
-            process, url, banner = start_server(max_batch, args.window_ms, args.root, workers)
-            banners.append(banner)
-            try:
-                samples[(max_batch, workers)] = measure(
-                    args, process, url, photos, f"| {max_batch} | {workers} "
-                )
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+    for root in roots:
+        for max_batch in args.batches:
+            for workers in args.workers:
+                process, url, banner = start_server(max_batch, args.window_ms, root, workers, sleeping)
+                banners.append(banner)
+                try:
+                    samples[(root.absolute().name, max_batch, workers)] = measure(
+                        args, process, url, photos, f"| {root.absolute().name} | {max_batch} | {workers} "
+                    )
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
     print("\nservers: " + "; ".join(dict.fromkeys(banners)))
-    for (max_batch, workers), seen in samples.items():
+    for (name, max_batch, workers), seen in samples.items():
+        if not seen:
+            continue
         total = sum(seen.values()) or 1
         print(
-            f"\nthreads of one worker at concurrency {max(args.concurrency)}, max batch {max_batch}, "
-            f"{workers} worker(s) (share of thread samples):"
+            f"\nthreads of one worker of {name} at concurrency {max(args.concurrency)}, max batch "
+            f"{max_batch}, {workers} worker(s) (share of thread samples):"
         )
-        for (name, state, frames), n in seen.most_common(12):
-            print(f"  {n / total:6.1%}  {name} ({state}): {frames}")
+        for (thread, state, frames), n in seen.most_common(12):
+            print(f"  {n / total:6.1%}  {thread} ({state}): {frames}")
+
+
+def real_mattes(paths: list[Path]) -> np.ndarray:
+    """ISNet's 1024² mattes of these photos, as this checkout's pipeline makes them (any engine)."""
+    from alphacut.codec import decode_image
+    from alphacut.pipeline import Pipeline
+
+    pipeline = Pipeline.from_settings(place=None)
+    return np.stack(
+        [pipeline.models.isnet.predict(decode_image(path.read_bytes()).rgb) for path in paths]
+    ).astype(np.float32)
 
 
 def measure(
@@ -218,7 +262,8 @@ def measure(
         stages: list[dict] = []
         cpu_before, started = cpu_seconds(pids), time.perf_counter()
         rate, latencies = load(url, photos, concurrency, max(args.requests, 2 * concurrency), stages)
-        busy = (cpu_seconds(pids) - cpu_before) / (time.perf_counter() - started)
+        cpu = cpu_seconds(pids) - cpu_before
+        busy = cpu / (time.perf_counter() - started)
         split = " / ".join(
             f"{statistics.median(s.get(name, 0.0) for s in stages):.0f}"
             for name in ("decode", "inference", "encode")
@@ -227,7 +272,7 @@ def measure(
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         print(
             f"{row}| {concurrency} | {rate:.2f} | {statistics.median(latencies):.2f} | "
-            f"{p99:.2f} | {memory:.0f} | {busy:.1f} | {split} |",
+            f"{p99:.2f} | {memory:.0f} | {busy:.1f} | {1000 * cpu / len(latencies):.0f} | {split} |",
             flush=True,
         )
     if not args.samples:

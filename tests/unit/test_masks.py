@@ -47,3 +47,23 @@ def test_the_edge_of_a_rectangle_is_its_outline():
     mask[2:6, 1:7] = True
     outline = edge(mask)
     assert outline.sum() == 2 * 6 + 2 * 2 and not outline[3:5, 2:6].any()
+
+
+def test_reconstruction_keeps_a_row_end_and_the_next_row_start_apart_and_handles_empty_masks():
+    mask = np.zeros((3, 5), bool)
+    mask[0, 4] = mask[1, 0] = True  # consecutive in memory, not neighbours in the picture
+    seeds = np.zeros_like(mask)
+    seeds[0, 4] = True
+    assert np.array_equal(reconstruct(seeds, mask), seeds)
+    assert not reconstruct(seeds, np.zeros_like(mask)).any()
+    assert not reconstruct(np.zeros_like(mask), mask).any()
+    assert reconstruct(np.ones_like(mask), np.ones_like(mask)).all()
+
+
+def test_disk_dilation_of_a_mask_lower_than_its_radius_reaches_every_row_within_the_radius():
+    # the clean-up's reach is 1 % of the long side: a thin strip's rows are fewer than the radius
+    mask = np.zeros((3, 40), bool)
+    mask[1, 20] = True
+    grown = dilate_disk(mask, 5)
+    assert grown[:, 17:24].all() and grown[1, 15] and grown[1, 25] and not grown[:, :15].any()
+    assert not grown[0, 15] and grown[0, 16]  # (1, 5) from the pixel: 26 > 25

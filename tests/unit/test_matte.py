@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from alphacut.matte import (
     UNSURE_SHARE,
+    box_mean_mask,
     box_mean_planes,
     clean_matte,
     estimate_foreground,
@@ -25,6 +26,25 @@ def test_box_mean_matches_brute_force():
         )
         assert np.allclose(box_mean_planes(x[None], r)[0], expected, atol=1e-5)
         assert np.allclose(box_mean_planes(np.stack([x * 0, x]), r)[1], expected, atol=1e-5)
+
+
+def test_the_box_mean_of_a_mask_from_running_counts_is_the_brute_force_mean_cut_at_the_borders():
+    rng = np.random.default_rng(2)
+    for share, (height, width), r in [
+        (0.2, (23, 31), 1),
+        (0.01, (40, 17), 4),
+        (0.5, (5, 60), 9),
+        (0, (8, 8), 2),
+    ]:
+        mask = rng.random((height, width)) < share
+        expected = np.array(
+            [
+                [mask[max(i - r, 0) : i + r + 1, max(j - r, 0) : j + r + 1].mean() for j in range(width)]
+                for i in range(height)
+            ]
+        )
+        means = box_mean_mask(mask, r)
+        assert means.dtype == np.float32 and np.allclose(means, expected, atol=1e-6)
 
 
 def test_resize_matte_keeps_range():

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from alphacut.masks import dilate_disk, reconstruct
+from alphacut.masks import box_of, dilate_disk, reconstruct
 
 # Alpha below/above these counts as fully transparent/opaque: such pixels keep their own colour.
 _EDGE_LOW, _EDGE_HIGH = 1.0 / 255.0, 254.0 / 255.0
@@ -124,9 +124,44 @@ def clean_matte(alpha: np.ndarray) -> np.ndarray:
         return alpha
     kept = reconstruct(core, small >= CLEAN_LINK)
     reach = max(1, round(CLEAN_REACH * max(small.shape)))
-    gate = box_mean_planes(dilate_disk(kept, reach)[None].astype(np.float32), max(1, reach // 2))[0]
+    gate = box_mean_mask(dilate_disk(kept, reach), max(1, reach // 2))
     cleaned: np.ndarray = alpha * resize_matte(gate, width, height)
     return cleaned
+
+
+def box_mean_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``box_mean_planes`` of one boolean mask, from running counts in the box of the mask grown by
+    ``radius`` (zero outside it): exact, a few ms where the banded matrix products took 12 on a
+    854x480 gate (their cost grows with the width squared)."""
+    height, width = mask.shape
+    means = np.zeros(mask.shape, np.float32)
+    box = box_of(mask)
+    if box is None:
+        return means
+    x0, y0 = max(box[0] - radius, 0), max(box[1] - radius, 0)
+    x1, y1 = min(box[2] + radius, width), min(box[3] + radius, height)
+    across = _row_window_sums(mask[y0:y1, x0:x1].astype(np.int32), radius)
+    counts = _row_window_sums(np.ascontiguousarray(across.T), radius).T
+    sizes = np.outer(_window_sizes(height, radius)[y0:y1], _window_sizes(width, radius)[x0:x1])
+    means[y0:y1, x0:x1] = counts / sizes.astype(np.float32)
+    return means
+
+
+def _row_window_sums(values: np.ndarray, radius: int) -> np.ndarray:
+    """Sums over [x - r, x + r] along each row (the mask's box grown by r: every one it holds is
+    inside, so a window past the box's end sees zeros there, as in the whole picture)."""
+    width = values.shape[1]
+    # running sums with zeros before and the row's total after: each window is a slice
+    padded = np.pad(np.cumsum(values, axis=1, dtype=np.int32), ((0, 0), (radius + 1, radius)), mode="edge")
+    padded[:, : radius + 1] = 0
+    sums: np.ndarray = padded[:, 2 * radius + 1 : 2 * radius + 1 + width] - padded[:, :width]
+    return sums
+
+
+def _window_sizes(size: int, radius: int) -> np.ndarray:
+    index = np.arange(size)
+    sizes: np.ndarray = np.minimum(index + radius, size - 1) - np.maximum(index - radius, 0) + 1
+    return sizes
 
 
 # ---- stamps: coloured ink on paper ----------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 
 from alphacut.errors import ModelUnavailable
 from alphacut.models.engines import ONNXRUNTIME, Engine, Session, Weights
-from alphacut.models.inputs import in_runs, stretched_batch
+from alphacut.models.inputs import RunBuffer, stretched_batch
 
 INPUT_SIZE = 1024
 INT8_GRAPH = "graph_int8.onnx"  # graph.onnx in static int8, its weights inside (onnxruntime int8)
@@ -58,6 +58,7 @@ class IsnetModel:
     def __init__(self, session: Session, features: bool):
         self.session = session
         self.has_features = features
+        self._runs = RunBuffer()
 
     @classmethod
     def load(
@@ -89,12 +90,19 @@ class IsnetModel:
 
     def run_many(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """The mattes of several 1 x 3 x 1024 x 1024 inputs: in runs of the session's batch size
-        where it takes batches (``alphacut.models.inputs.in_runs``), else one run each."""
+        where it takes batches (the shape of ``alphacut.models.inputs.in_runs``, filled into one
+        ``RunBuffer``: one caller at a time), else one run each."""
         if not self.session.batches:
             return [self.run(batch).matte for batch in batches]
-        runs = in_runs(batches, self.session.batch_size)
-        results = [result for run in runs for result in self.session.run([MATTE_OUTPUT], {"input": run})[0]]
-        return [np.clip(result[0], 0.0, 1.0) for result in results[: len(batches)]]
+        size, mattes = self.session.batch_size, list[np.ndarray]()
+        with self._runs.lock:
+            for start in range(0, len(batches), size):
+                chunk = batches[start : start + size]
+                (out,) = self.session.run([MATTE_OUTPUT], {"input": self._runs.fill(chunk, size)})
+                used = out[: len(chunk)]  # the run's own array: its pictures clipped in place, no copies
+                np.clip(used, 0.0, 1.0, out=used)
+                mattes.extend(out[index, 0] for index in range(len(chunk)))
+        return mattes
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         """The 1024² matte for an RGB image of any size."""
