@@ -358,3 +358,24 @@ def test_a_task_submission_past_the_days_unpaid_runs_is_refused_whoever_counted_
                    headers={"Content-Type": "image/png"})  # fmt: skip
     error = answer_json(refused)["error"]
     assert refused["statusCode"] == 429 and (error["code"], error["limit"]) == ("unpaid_runs_spent", 2)
+
+
+def test_every_native_answer_says_its_confidence_whether_it_is_unsure_and_why(handler, key_id):
+    body = answer_json(post_cutout(handler, key_id, query={"return": "base64"}))
+    assert 0.0 <= body["confidence"] <= 1.0 and isinstance(body["unsure"], bool)
+    assert isinstance(body["reasons"], list)
+    binary = post_cutout(handler, key_id, query={"return": "binary"})
+    assert float(header(binary, "X-Alphacut-Confidence")) == body["confidence"]
+    assert header(binary, "X-Alphacut-Unsure").split(":")[0] == str(body["unsure"]).lower()
+    for route in ("/v1/selfie", "/v1/costume"):
+        answer = call(
+            handler,
+            "POST",
+            route,
+            body=small_png(),
+            headers={"Content-Type": "image/png"},
+            query={"return": "base64"},
+            key_id=key_id,
+        )
+        said = answer_json(answer)
+        assert answer["statusCode"] == 200 and {"confidence", "unsure", "reasons"} <= said.keys(), route

@@ -120,10 +120,12 @@ def test_a_task_takes_size_roi_and_a_background_file(api, photo):
     assert data["state"] == 1 and _image(base64.b64decode(data["image"])).format == "JPEG"
 
 
-def test_a_task_with_a_preset_and_a_shadow_ends_with_its_check(api, photo):
+def test_a_task_with_a_preset_and_a_shadow_ends_with_its_check_and_its_verdict(api, photo):
     data = wait_final(api, submit(api, photo, preset="ebay", shadow="contact"))
     assert data["state"] == 1 and (data["width"], data["height"]) == (1600, 1600)
     assert data["check"]["preset"] == "ebay" and data["check"]["passed"], data["check"]
+    assert 0 <= data["confidence"] <= 1 and isinstance(data["reasons"], list)
+    assert data["check"]["unsure"] is data["unsure"]
     assert _image(requests.get(data["image"], timeout=30).content).format == "JPEG"
     plain = wait_final(api, submit(api, photo, size="preview"))
     assert plain["state"] == 1 and "check" not in plain

@@ -106,6 +106,7 @@ def test_remove_with_a_preset_and_a_shadow_writes_the_marketplace_picture(tmp_pa
     assert np.asarray(picture)[:16, :16].min() == 255  # the preset's white, not the png default
     verdicts = [json.loads(line) for line in (tmp_path / "checks.jsonl").read_text().splitlines()]
     assert [(v["file"], v["preset"], v["passed"]) for v in verdicts] == [(str(photo), "amazon", True)]
+    assert 0 <= verdicts[0]["verdict"]["confidence"] <= 1 and verdicts[0]["unsure"] is False
     assert f"{photo}: amazon passed" in result.stderr
     refused = run("remove", "--shadow", "drop", "--shadow-opacity", "120", photo, "-o", tmp_path)
     assert refused.returncode == 2 and "shadow_opacity" in refused.stderr and "100" in refused.stderr

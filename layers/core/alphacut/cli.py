@@ -87,24 +87,32 @@ CHECK_FAILED = 3  # the exit status when a result failed its preset's check (1: 
 
 
 class CheckLog:
-    """With ``--preset``: each file's verdict on stderr (its failed rules, measured against
-    required) and in ``OUTDIR/checks.jsonl``, one JSON object per input (``file`` plus the check's
-    ``preset``, ``passed``, ``rules``). Without a preset it records nothing."""
+    """Each file's report. With ``--preset``: the check on stderr (its failed rules, measured
+    against required; a pass the verdict doubts says so) and in ``OUTDIR/checks.jsonl``, one JSON
+    object per input (``file``, the check's ``preset``, ``passed``, ``unsure``, ``rules``, and the
+    verdict's ``confidence``, ``unsure``, ``reasons`` as ``verdict``). Without a preset only the
+    results the verdict doubts are said on stderr (``unsure``, the confidence and the reasons)."""
 
     def __init__(self, outdir: Path, preset: str | None, stream: TextIO = sys.stderr):
         self.path = outdir / "checks.jsonl" if preset else None
-        self.stream, self.preset, self.passed, self.failed = stream, preset, 0, 0
+        self.stream, self.preset, self.passed, self.failed, self.unsure = stream, preset, 0, 0, 0
         if self.path is not None:
             self.path.write_text("")
 
-    def record(self, source: Path, check: dict[str, Any] | None) -> None:
+    def record(
+        self, source: Path, check: dict[str, Any] | None, verdict: dict[str, Any] | None = None
+    ) -> None:
+        doubt = _doubt(verdict)
+        self.unsure += bool(doubt)
         if self.path is None or check is None:
+            if doubt:
+                print(f"{source}: {doubt}", file=self.stream)
             return
         with self.path.open("a") as lines:
-            lines.write(json.dumps({"file": str(source), **check}) + "\n")
+            lines.write(json.dumps({"file": str(source), **check, "verdict": verdict}) + "\n")
         if check["passed"]:
             self.passed += 1
-            print(f"{source}: {check['preset']} passed", file=self.stream)
+            print(f"{source}: {check['preset']} passed{', ' + doubt if doubt else ''}", file=self.stream)
             return
         self.failed += 1
         failed = [rule for rule in check["rules"] if not rule["passed"]]
@@ -118,9 +126,18 @@ class CheckLog:
         return 1 if errors else CHECK_FAILED if self.failed else 0
 
     def summary(self) -> str:
+        unsure = f"; {self.unsure} unsure" if self.unsure else ""
         if self.path is None:
-            return ""
-        return f"; {self.preset} check: {self.passed} passed, {self.failed} failed ({self.path})"
+            return unsure
+        return f"; {self.preset} check: {self.passed} passed, {self.failed} failed ({self.path}){unsure}"
+
+
+def _doubt(verdict: dict[str, Any] | None) -> str:
+    """``unsure (confidence 0.41: little_contrast)`` for a doubted result, else ``""``."""
+    if not verdict or not verdict.get("unsure"):
+        return ""
+    reasons = ", ".join(verdict.get("reasons") or ())
+    return f"unsure (confidence {verdict['confidence']:.2f}{': ' + reasons if reasons else ''})"
 
 
 def _shown(value: Any) -> str:
@@ -176,7 +193,11 @@ def _remove(args: argparse.Namespace) -> int:
                 image_path.write_bytes(result.image)
             if result.mask is not None:
                 mask_path.write_bytes(result.mask)
-            checks.record(path, result.check.to_dict() if result.check is not None else None)
+            checks.record(
+                path,
+                result.check.to_dict() if result.check is not None else None,
+                result.verdict.to_dict() if result.verdict is not None else None,
+            )
         except AlphacutError as error:
             failed += 1
             bar.close() if bar.enabled else None

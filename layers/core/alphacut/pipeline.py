@@ -26,7 +26,7 @@ from typing import Self
 import numpy as np
 from PIL import Image
 
-from alphacut import geometry, shadows
+from alphacut import geometry, shadows, verdict
 from alphacut.caller_scope import is_test
 from alphacut.codec import (
     FORMAT_MAX_SIDE,
@@ -143,6 +143,7 @@ class CutoutResult:
     check: PresetCheck | None = None  # the result measured against its preset's rules
     enlargement: float | None = None  # the subject's scale from the photo as sent, where it was resized
     model: str | None = None  # the matting model that made the matte
+    verdict: verdict.Verdict | None = None  # how likely the matte is right (None: a garment's)
 
     @property
     def found(self) -> bool:
@@ -199,10 +200,17 @@ def _mirrored(batch: np.ndarray) -> np.ndarray:
 
 
 def check_preset(
-    options: CutoutOptions, picture: bytes, laid: Layout, shade: np.ndarray | None, matte: np.ndarray
+    options: CutoutOptions,
+    picture: bytes,
+    laid: Layout,
+    shade: np.ndarray | None,
+    matte: np.ndarray,
+    judged: verdict.Verdict | None = None,
 ) -> PresetCheck:
     """The preset's rules measured on the delivered bytes (decoded again: JPEG's own pixels), the
-    product as laid out, and the matte in the photo (``matte``: where the photo's frame cut it)."""
+    product as laid out, and the matte in the photo (``matte``: where the photo's frame cut it); the
+    verdict on the matte (``judged``) says how much of the product's inside is partly see-through,
+    and whether a pass is unsure."""
     fmt = options.format.value
     if options.format is ImageFormat.ZIP:
         pixels = np.zeros(laid.alpha.shape + (3,), np.uint8)  # no one picture to measure: format fails
@@ -212,10 +220,13 @@ def check_preset(
             pixels = np.repeat(pixels[..., None], 3, axis=2)
     shown = float(laid.alpha.sum(dtype=np.int64))
     cut = max(0.0, 1.0 - shown / laid.expected_mass) if laid.expected_mass else 0.0
+    see_through = judged.see_through if judged is not None else 0.0
     delivered = Delivered(
-        pixels, laid.alpha, shade, fmt, len(picture), laid.enlargement, photo_edges(matte), cut
+        pixels, laid.alpha, shade, fmt, len(picture), laid.enlargement, photo_edges(matte), cut, see_through
     )
-    return dataclasses.replace(PRESETS[options.preset or ""].check(delivered), canvas=laid.canvas)
+    unsure, reasons = (judged.unsure, judged.reasons) if judged is not None else (False, ())
+    check = PRESETS[options.preset or ""].check(delivered)
+    return dataclasses.replace(check, canvas=laid.canvas, unsure=unsure, reasons=reasons)
 
 
 # the models ``Pipeline.warm_up`` can load and run (ModelStore's names)
@@ -638,10 +649,17 @@ class Pipeline:
         segmentation: Segmentation,
         options: CutoutOptions,
         timings: Timings | None = None,
+        judge: bool = True,
     ) -> CutoutResult:
         """Lay out as the options ask, draw the shadow under the subject, encode the image and/or
-        mask (the mask is the subject's alone), and check the result against the preset's rules."""
+        mask (the mask is the subject's alone), judge the matte over the photo (``judge``: a
+        costume's garments are not judged, their outfit is), and check the result against the
+        preset's rules."""
         timings = timings if timings is not None else Timings()
+        judged = None
+        if judge:
+            with timings.stage("postprocess"):
+                judged = verdict.judge(segmentation.alpha, image.rgb)
         with timings.stage("encode"):
             laid = self.layout(image, segmentation.foreground, segmentation.alpha, options)
             rgb, alpha, bbox, spec = laid.rgb, laid.alpha, laid.bbox, laid.shadow
@@ -664,7 +682,7 @@ class Pipeline:
                     background if background is not None else options.background,
                 )
                 if options.preset is not None:
-                    check = check_preset(options, picture, laid, shade, segmentation.alpha)
+                    check = check_preset(options, picture, laid, shade, segmentation.alpha, judged)
             if options.output in (OutputKind.MASK, OutputKind.BOTH):
                 shown_mask = mark.on_mask(alpha) if mark is not None else alpha
                 mask = encode_mask(np.ascontiguousarray(shown_mask))
@@ -684,6 +702,7 @@ class Pipeline:
             check=check,
             enlargement=round(laid.enlargement, 3) if abs(laid.enlargement - 1.0) > 1e-3 else None,
             model=segmentation.model,
+            verdict=judged,
         )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
@@ -721,19 +740,20 @@ class Pipeline:
         present = [garment for garment in garments if parse.present(garment, shares)]
         alphas = [parse.outfit_alpha()] + [parse.garment_alpha(garment) for garment in present]
 
-        def compose_one(alpha: np.ndarray) -> CutoutResult:
-            result = self.compose(image, Segmentation(alpha, parse.foreground, SubjectType.COSTUME), options)
+        def compose_one(alpha: np.ndarray, judge: bool) -> CutoutResult:
+            segmentation = Segmentation(alpha, parse.foreground, SubjectType.COSTUME)
+            result = self.compose(image, segmentation, options, judge=judge)
             return dataclasses.replace(result, timings=timings)
 
         caller = contextvars.copy_context()  # the pool's threads work in the call's context (a test key)
 
-        def in_call(alpha: np.ndarray) -> CutoutResult:
-            return caller.copy().run(compose_one, alpha)
+        def in_call(alpha: np.ndarray, judge: bool) -> CutoutResult:
+            return caller.copy().run(compose_one, alpha, judge)
 
         # up to nine PNGs: zlib and Pillow's encoders release the GIL, so they run on every core
         # (measured: 8 cutouts at 1024², 2 cores: 572 ms one after another, 279 ms in two threads)
         with timings.stage("encode"), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            outfit, *composed = pool.map(in_call, alphas)
+            outfit, *composed = pool.map(in_call, alphas, [True] + [False] * (len(alphas) - 1))
         by_garment = dict(zip(present, composed))
         results = [GarmentResult(garment, shares[garment], by_garment.get(garment)) for garment in garments]
         class_map = None

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from alphacut.masks import box_of, grow_one
+from alphacut.verdict import SEE_THROUGH_LIMIT
 
 # JPEG and lossy WebP ring around an edge, within the 16 x 16 blocks that hold it (4:2:0 chroma)
 # and a pixel into the next ones: there a background pixel may be some levels under white (measured
@@ -102,6 +103,9 @@ class PresetCheck:
     preset: str
     rules: list[RuleResult]
     canvas: CanvasChoice | None = None  # where the preset chose the canvas (no target size given)
+    # the result's verdict doubts it (``alphacut.verdict``): a pass then says so, with the reasons
+    unsure: bool = False
+    reasons: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -112,12 +116,20 @@ class PresetCheck:
         return [rule.rule for rule in self.rules if not rule.passed and not rule.advice]
 
     def to_dict(self) -> dict[str, Any]:
-        said = {"preset": self.preset, "passed": self.passed, "rules": [r.to_dict() for r in self.rules]}
+        said: dict[str, Any] = {"preset": self.preset, "passed": self.passed, "unsure": self.unsure}
+        if self.unsure:
+            said["reasons"] = list(self.reasons)
+        said["rules"] = [r.to_dict() for r in self.rules]
         return {**said, "canvas": self.canvas.to_dict()} if self.canvas is not None else said
 
     def header(self) -> str:
-        """``X-Alphacut-Check``: ``amazon passed`` or ``amazon failed: fill_ratio,background_white``."""
-        return f"{self.preset} passed" if self.passed else f"{self.preset} failed: {','.join(self.failed)}"
+        """``X-Alphacut-Check``: ``amazon passed``, ``amazon passed, unsure: little_contrast`` or
+        ``amazon failed: fill_ratio,background_white`` (never a plain pass for an unsure result)."""
+        if not self.passed:
+            return f"{self.preset} failed: {','.join(self.failed)}"
+        if self.unsure:
+            return f"{self.preset} passed, unsure: {','.join(self.reasons) or 'low confidence'}"
+        return f"{self.preset} passed"
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,7 @@ class Delivered:
     enlargement: float = 1.0
     photo_edges: tuple[str, ...] = ()
     canvas_cut: float = 0.0
+    see_through: float = 0.0  # the share of the product's inside left partly see-through (verdict)
 
 
 @dataclass(frozen=True)
@@ -238,13 +251,19 @@ class Preset:
 
 
 def _product_rules(preset: Preset, delivered: Delivered) -> list[RuleResult]:
-    """The product whole (not cut by the photo's frame nor by the canvas), not blown up past the
-    limit, and filling the frame as the marketplace asks."""
+    """The product whole (not cut by the photo's frame nor by the canvas, its inside not left partly
+    see-through), not blown up past the limit, and filling the frame as the marketplace asks."""
     height, width = delivered.product.shape
     rules = [
         RuleResult("cut_by_photo", not delivered.photo_edges, list(delivered.photo_edges), []),
         RuleResult(
             "cut_by_canvas", delivered.canvas_cut <= CANVAS_CUT, round(delivered.canvas_cut, 4), CANVAS_CUT
+        ),
+        RuleResult(
+            "see_through_inside",
+            delivered.see_through <= SEE_THROUGH_LIMIT,
+            round(delivered.see_through, 4),
+            SEE_THROUGH_LIMIT,
         ),
         RuleResult(
             "enlargement",

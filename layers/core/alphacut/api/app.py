@@ -85,6 +85,8 @@ NATIVE_HEADERS = (
     "X-Alphacut-Bbox",
     "X-Alphacut-Timings",
     "X-Alphacut-Check",
+    "X-Alphacut-Confidence",
+    "X-Alphacut-Unsure",
     "X-Alphacut-Enlargement",
     "X-Alphacut-Model",
     "X-Alphacut-Charge",

@@ -24,7 +24,14 @@ ANSWER_HEADERS: dict[str, str] = {
     "X-Alphacut-Height": "the result's height in pixels",
     "X-Alphacut-Bbox": "the subject's box in the result: left,top,right,bottom",
     "X-Alphacut-Timings": "milliseconds per stage: name=ms,...",
-    "X-Alphacut-Check": "with a preset: '<preset> passed' or '<preset> failed: <rule>,...'",
+    "X-Alphacut-Check": (
+        "with a preset: '<preset> passed', '<preset> passed, unsure: <reason>,...' or "
+        "'<preset> failed: <rule>,...'"
+    ),
+    "X-Alphacut-Confidence": "0..1: how likely the matte is right (higher: more likely)",
+    "X-Alphacut-Unsure": (
+        "'false', or 'true' (a person should look at it); ': <reason>,...' follows when reasons are seen"
+    ),
     "X-Alphacut-Enlargement": "the subject's scale from the photo as sent, where it was resized",
     "X-Alphacut-Model": "the matting model that made the matte",
     "X-Alphacut-Charge": "true when this call is charged to the key",

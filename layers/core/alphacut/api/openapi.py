@@ -15,6 +15,7 @@ from alphacut.api.cors import ANSWER_HEADERS
 from alphacut.options import BOOLEAN_WORDS, DEFAULT_MODEL, SubjectType, empty_unset, option_rows
 from alphacut.scopes import IMAGES
 from alphacut.urlfetch import IMAGE_URL
+from alphacut.verdict import REASONS
 
 # what the function answers (the one error table's statuses) and what API Gateway answers itself
 ERROR_STATUSES = {
@@ -341,6 +342,24 @@ ERROR_DETAIL = {
     "required": ["code", "message"],
     "properties": {"code": STRING, "message": STRING, "field": STRING, "limit": {}},
 }
+# every native JSON answer and a done task's data: the verdict on the matte (alphacut.verdict)
+VERDICT: dict[str, Any] = {
+    "confidence": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 1,
+        "description": "how likely the matte is right (higher: more likely); fitted on the eval set",
+    },
+    "unsure": {"type": "boolean", "description": "true: a person should look at this result"},
+    "reasons": {
+        "type": "array",
+        "items": {
+            "type": "string",
+            "enum": list(REASONS),
+        },
+        "description": "what the verdict saw, the weightiest first (said whether or not it is unsure)",
+    },
+}
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {"api_key": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
     "schemas": {
@@ -402,15 +421,21 @@ COMPONENTS: dict[str, Any] = {
                     "description": "where the subject was resized: its scale from the photo as sent",
                 },
                 "model": {"type": "string", "description": "the matting model that made the matte"},
+                **VERDICT,
             },
         },
         "PresetCheck": {
             "type": "object",
             "description": "with a preset: its rules measured on the delivered result",
-            "required": ["preset", "passed", "rules"],
+            "required": ["preset", "passed", "unsure", "rules"],
             "properties": {
                 "preset": STRING,
                 "passed": {"type": "boolean"},
+                "unsure": {
+                    "type": "boolean",
+                    "description": "the verdict doubts the result: a pass is not to be taken as it is",
+                },
+                "reasons": {"type": "array", "items": STRING, "description": "when unsure: the verdict's"},
                 "rules": {
                     "type": "array",
                     "items": {
@@ -456,6 +481,7 @@ COMPONENTS: dict[str, Any] = {
                         "height": {"type": ["integer", "null"]},
                         "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
                         "check": {"$ref": "#/components/schemas/PresetCheck"},
+                        **VERDICT,
                         "cost": {
                             "type": "number",
                             "description": "a done task of a credit key: the credits it was charged, once",

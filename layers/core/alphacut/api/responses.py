@@ -101,6 +101,8 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
         headers["X-Alphacut-Bbox"] = ",".join(map(str, result.bbox))
     if result.check is not None:
         headers["X-Alphacut-Check"] = result.check.header()
+    if result.verdict is not None:
+        headers.update(result.verdict.headers())
     if result.enlargement is not None:
         headers["X-Alphacut-Enlargement"] = str(result.enlargement)
     if result.model is not None:
@@ -169,6 +171,8 @@ def result_response(
         "bbox": bbox_dict(result),
         "timings_ms": _timings(result),
     }
+    if result.verdict is not None:
+        body.update(result.verdict.to_dict())
     if result.check is not None:
         body["check"] = result.check.to_dict()
     if result.enlargement is not None:
@@ -253,6 +257,8 @@ def costume_response(
         "class_map": deliver(result.class_map, "image/png", delivery, store, f"{folder}/class_map"),
         "timings_ms": _timings(result.outfit),
     }
+    if outfit.verdict is not None:  # the outfit's: the garments are cut from its matte
+        body.update(outfit.verdict.to_dict())
     return json_response(200, body, {"X-Request-Id": request_id})
 
 

@@ -329,9 +329,14 @@ function showResult(route, answer) {
     // each failed rule with what was measured and what the marketplace needs; advice never fails
     const failed = answer.check.rules.filter((rule) => !rule.passed && !rule.advice)
       .map((rule) => `${rule.rule} (${JSON.stringify(rule.measured)}; needs ${JSON.stringify(rule.required)})`);
-    $("check").textContent = `${answer.check.preset} ${answer.check.passed ? "passed" : "failed: " + failed.join(", ")}`;
+    // a pass the verdict doubts is never shown as a plain pass
+    const passed = answer.check.unsure ? `passed, unsure: ${(answer.check.reasons || []).join(", ")}` : "passed";
+    $("check").textContent = `${answer.check.preset} ${answer.check.passed ? passed : "failed: " + failed.join(", ")}`;
   }
-  $("result-status").textContent = answer.found ? "Done." : "Done: no subject was found in this photo.";
+  const reasons = (answer.reasons || []).join(", ");
+  $("result-status").dataset.unsure = answer.unsure ? "true" : "false";
+  const doubt = answer.unsure ? ` Unsure (confidence ${Number(answer.confidence).toFixed(2)}${reasons ? ": " + reasons : ""}): look at it before you publish it.` : "";
+  $("result-status").textContent = (answer.found ? "Done." : "Done: no subject was found in this photo.") + doubt;
   $("result").hidden = false;
   // on a phone the result is below the options: bring it into view
   if (window.innerWidth < 700) $("result-status").scrollIntoView({ behavior: "smooth", block: "start" });

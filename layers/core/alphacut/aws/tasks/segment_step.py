@@ -233,5 +233,7 @@ def _segment(
         "found": result.found,
         # always there (the state machine's selectors need the key): a preset's check as JSON, or ""
         "check": json.dumps(result.check.to_dict(), separators=(",", ":")) if result.check else "",
+        # always there too: the verdict on the matte as JSON (confidence, unsure, reasons), or ""
+        "verdict": json.dumps(result.verdict.to_dict(), separators=(",", ":")) if result.verdict else "",
         "timings_ms": {k: round(v, 1) for k, v in timings.items()},
     }

@@ -263,6 +263,8 @@ class TaskService:
                     data[name] = store.sign(key)
             data["width"] = record.extra.get("result_width")
             data["height"] = record.extra.get("result_height")
+            if record.extra.get("result_verdict"):
+                data.update(json.loads(record.extra["result_verdict"]))
             if record.extra.get("result_check"):
                 data["check"] = json.loads(record.extra["result_check"])
         elif record.state.value < 0:

@@ -230,13 +230,14 @@ class TaskTable:
         )
 
     def mark_done(self, task_id: str, execution_id: str, result: dict[str, Any]) -> bool:
-        """The task done with ``result`` (the Segment or Compose step's: keys, size, found, check),
-        only while the execution ``execution_id`` holds it in progress, or has made it done already
-        (a retried step writes the same again). False: it ended elsewhere."""
+        """The task done with ``result`` (the Segment or Compose step's: keys, size, found, check,
+        verdict), only while the execution ``execution_id`` holds it in progress, or has made it done
+        already (a retried step writes the same again). False: it ended elsewhere."""
         return self._conditional_update(
             task_id,
             "SET #s = :done, progress = :progress, completed_at_iso = :now, image_key = :image, "
-            "mask_key = :mask, result_width = :w, result_height = :h, #found = :found, result_check = :check",
+            "mask_key = :mask, result_width = :w, result_height = :h, #found = :found, "
+            "result_check = :check, result_verdict = :verdict",
             "(#s IN (:waiting, :processing) OR #s = :done) AND execution_id = :me",
             {
                 ":done": int(TaskState.DONE),
@@ -248,6 +249,7 @@ class TaskTable:
                 ":h": int(result.get("height") or 0),
                 ":found": bool(result.get("found", True)),
                 ":check": str(result.get("check") or ""),
+                ":verdict": str(result.get("verdict") or ""),
                 ":me": execution_id,
                 ":waiting": int(TaskState.WAITING),
                 ":processing": int(TaskState.PROCESSING),
