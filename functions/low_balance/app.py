@@ -1,11 +1,12 @@
 """Lambda on the low-balance queue: one message per crossing of a key's threshold; the store is told
 (signed webhook, email) and, with automatic top-up on, its pack bought once (alphacut.billing.low_balance).
-Partial batch failures go back to the queue; the purchase's idempotency key makes a retry buy nothing more."""
+Partial batch failures go back to the queue; the purchase's idempotency key makes a retry buy nothing more.
+The queue's last delivery of a crossing (LAST_RECEIVE) tells the store of a top-up Stripe never answered."""
 
 import time
 
 from alphacut.aws.billing.low_balance_queue import LowBalance
-from alphacut.billing.low_balance import metrics
+from alphacut.billing.low_balance import LAST_RECEIVE, metrics
 from alphacut.billing.service import low_balance_notices
 from alphacut.deadlines import ANSWER_MARGIN_SECONDS, deadline
 from aws_lambda_powertools import Logger
@@ -17,7 +18,8 @@ notices = low_balance_notices()
 
 
 def tell(record) -> None:
-    sent = notices.handle(LowBalance.from_json(record.body))
+    receives = int(record.attributes.approximate_receive_count or 1)
+    sent = notices.handle(LowBalance.from_json(record.body), last_try=receives >= LAST_RECEIVE)
     logger.info("low balance told", extra={"notice": sent})
 
 

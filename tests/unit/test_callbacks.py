@@ -344,3 +344,42 @@ def test_rotating_a_keys_secret_makes_a_new_one_and_keeps_the_old_for_its_grace(
         after = signing.headers(BODY, now=now[0] + 3600)
         assert not verify(first.encode(), BODY, after, now=now[0] + 3600)
         assert verify(second.encode(), BODY, after, now=now[0] + 3600)
+
+
+def test_an_accounts_webhook_verifies_with_its_own_secret_and_the_owner_keys_only_while_given():
+    from alphacut.callbacks import WebhookSigning, account_secret
+
+    account = account_secret(MASTER, "k0123456789ab").encode()
+    owner = key_secret(MASTER, "k0123456789ab").encode()
+    assert account != owner and account.startswith(b"cba_")  # no key's secret is the account's
+    with_owner = WebhookSigning(MASTER, "k0123456789ab", owner=Signing(MASTER, "k0123456789ab"))
+    headers = with_owner.headers(BODY, now=1_000_000)
+    assert headers["X-Alphacut-Account"] == "k0123456789ab"
+    assert verify(account, BODY, headers, now=1_000_000) and verify(owner, BODY, headers, now=1_000_000)
+    alone = WebhookSigning(MASTER, "k0123456789ab").headers(BODY, now=1_000_000)
+    assert verify(account, BODY, alone, now=1_000_000) and not verify(owner, BODY, alone, now=1_000_000)
+
+
+def test_a_rotated_account_secret_signs_beside_the_old_one_for_its_grace_only():
+    from alphacut.callbacks import WebhookSigning, account_secret
+
+    old, new = (account_secret(MASTER, "acct", generation).encode() for generation in (0, 1))
+    signing = WebhookSigning(MASTER, "acct", generation=1, previous_until=2_000)
+    assert verify(old, BODY, signing.headers(BODY, now=1_999), now=1_999)
+    assert not verify(old, BODY, signing.headers(BODY, now=2_000), now=2_000)
+    assert verify(new, BODY, signing.headers(BODY, now=2_000), now=2_000)
+
+
+def test_the_revoked_status_the_secrets_read_is_the_key_stores():
+    from alphacut.aws.callbacks import secrets
+    from alphacut.aws.keys import store
+
+    assert secrets.REVOKED == store.REVOKED
+
+
+def test_the_low_balance_functions_last_receive_is_its_queues():
+    from alphacut.billing.low_balance import LAST_RECEIVE
+    from alphacut_dev.template import load_sam
+
+    queue = load_sam()["Resources"]["LowBalanceQueue"]["Properties"]
+    assert LAST_RECEIVE == queue["RedrivePolicy"]["maxReceiveCount"]

@@ -28,6 +28,15 @@ A receiver recomputes the HMAC over the raw body it received (before parsing it)
 constant time, and refuses a timestamp more than 5 minutes away from its clock. ``verify`` does
 exactly that and is all a Python receiver needs; any malformed header is a plain False.
 
+An account's own webhooks (``balance.low``: its money, not one key's task) are signed the same way
+with the ACCOUNT's secret (``cba_…``, ``account_secret``: derived from the key master, the account
+id and the account's generation, so it outlives any one key: every live key of the account with
+scope ``billing`` or ``keys`` reads it, ``GET /v1/billing/webhook-secret``). They carry
+``X-Alphacut-Account`` beside ``X-Alphacut-Key``, and ``verify`` checks them with that secret
+unchanged. While the owner key (whose id is the account's) is live and the account has never rotated
+its webhook secret, the owner key's own ``cbk_`` signature goes along too (``WebhookSigning``): a
+receiver set up before account secrets keeps verifying (docs/security.md).
+
 A delivery that fails in a way a later try may mend (no connection, a 5xx, 408 or 429) raises
 ``CallbackFailed``: the callback queue brings it back with backoff (``alphacut.aws.callbacks.queue``:
 45 s, doubling, about 6 h); the task never changes. One that no retry can mend (the URL now
@@ -39,6 +48,7 @@ Usage::
     secret = key_secret(key_master, "k0123456789ab", generation=0)   # what the customer is given (a str)
     headers = sign([secret.encode()], body, key_id="k0123456789ab")  # the sender (Notify)
     verify(secret.encode(), body, request.headers)      # a receiver: True or False
+    verify(account_secret(key_master, "k0123456789ab").encode(), webhook_body, request.headers)
     deliver(url, payload, Signing(key_master, key_id), allowed_hosts=())   # the status, or CallbackFailed
 """
 
@@ -53,6 +63,7 @@ from typing import Any
 
 TIMESTAMP_HEADER = "X-Alphacut-Timestamp"
 KEY_HEADER = "X-Alphacut-Key"
+ACCOUNT_HEADER = "X-Alphacut-Account"
 SIGNATURE_HEADER = "X-Alphacut-Key-Signature"
 SHARED_SIGNATURE_HEADER = "X-Alphacut-Signature"
 VERSION = "v2"
@@ -60,6 +71,7 @@ SHARED_VERSION = "v1"
 TOLERANCE_SECONDS = 300
 LEGACY_PREFIX = "cbs_"  # a key's first secret, derived from the old shared secret
 SECRET_PREFIX = "cbk_"
+ACCOUNT_SECRET_PREFIX = "cba_"  # an account's webhook secret (no key's: no key's revocation ends it)
 
 
 def key_secret(key_master: bytes, key_id: str, generation: int = 0) -> str:
@@ -68,6 +80,13 @@ def key_secret(key_master: bytes, key_id: str, generation: int = 0) -> str:
     another's, nor of the master, nor of its own next generation)."""
     message = f"callback:{key_id}:{generation}".encode()
     return SECRET_PREFIX + hmac.new(key_master, message, hashlib.sha256).hexdigest()
+
+
+def account_secret(key_master: bytes, account_id: str, generation: int = 0) -> str:
+    """The webhook secret of account ``account_id`` in ``generation``, derived as a key's is but in a
+    message of its own (no key's secret, the owner key's included, is ever an account's)."""
+    message = f"account-webhook:{account_id}:{generation}".encode()
+    return ACCOUNT_SECRET_PREFIX + hmac.new(key_master, message, hashlib.sha256).hexdigest()
 
 
 def legacy_key_secret(shared: bytes, key_id: str) -> str:
@@ -132,6 +151,41 @@ class Signing:
         return sign(self.secrets(moment), body, moment, self.key_id, shared)
 
 
+@dataclass(frozen=True)
+class WebhookSigning:
+    """How an account's webhooks are signed: its secret in ``generation`` (the previous one too
+    until ``previous_until``), and, while ``owner`` is given (the owner key is live and the account
+    never rotated its secret), the owner key's own signatures beside them, as they were before
+    account secrets."""
+
+    key_master: bytes
+    account_id: str
+    generation: int = 0
+    previous_until: float = 0.0
+    owner: Signing | None = None
+
+    @property
+    def key_id(self) -> str:
+        """The id a webhook's body names (``key_id``): the account's, its owner key's id."""
+        return self.account_id
+
+    def secrets(self, moment: float) -> list[bytes]:
+        found = [account_secret(self.key_master, self.account_id, self.generation)]
+        if self.generation > 0 and moment < self.previous_until:
+            found.append(account_secret(self.key_master, self.account_id, self.generation - 1))
+        owner = self.owner.secrets(moment) if self.owner is not None else []
+        return [secret.encode() for secret in found] + owner
+
+    def headers(self, body: bytes, now: float | None = None) -> dict[str, str]:
+        moment = time.time() if now is None else now
+        owner = self.owner
+        shared = owner.shared if owner is not None and moment < owner.shared_until else None
+        return {
+            **sign(self.secrets(moment), body, moment, self.account_id, shared),
+            ACCOUNT_HEADER: self.account_id,
+        }
+
+
 def _header(headers: Mapping[str, str], name: str) -> str:
     wanted = name.lower()
     return next((str(value) for key, value in headers.items() if str(key).lower() == wanted), "")
@@ -175,7 +229,10 @@ class CallbackRefused(Exception):
 
 
 def deliver(
-    url: str, payload: dict[str, Any], signing: Signing | None, allowed_hosts: Iterable[str] = ()
+    url: str,
+    payload: dict[str, Any],
+    signing: Signing | WebhookSigning | None,
+    allowed_hosts: Iterable[str] = (),
 ) -> int:
     """POST ``payload`` (with the key id in it) signed for its key to ``url`` once; its status, or
     ``CallbackFailed``."""

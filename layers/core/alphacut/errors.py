@@ -293,6 +293,12 @@ class BillingUnavailable(AlphacutError):
     code = "billing_unavailable"
 
 
+class PaymentRefused(BillingUnavailable):
+    """The payment provider refused the request itself (a 4xx other than a declined card: an
+    unknown card, an idempotency key reused with other parameters): sending it again cannot mend
+    it. A route answers it as ``BillingUnavailable``; the automatic top-up tells the store at once."""
+
+
 class PaymentDeclined(AlphacutError):
     """The card was declined (the provider's reason in the message); ``payment_id``: the
     PaymentIntent the declined charge belongs to, where the provider made one (recorded as failed)."""

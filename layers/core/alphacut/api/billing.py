@@ -20,9 +20,10 @@ from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.errors import BillingUnavailable, InsufficientScope, InvalidOption
-from alphacut.scopes import BILLING, USAGE
+from alphacut.scopes import BILLING, KEYS, USAGE
 
 if TYPE_CHECKING:
+    from alphacut.aws.callbacks.secrets import WebhookSecrets
     from alphacut.billing.notices import NoticeAddresses
     from alphacut.billing.purchases import Purchases
     from alphacut.billing.settings import BillingSettings
@@ -39,6 +40,8 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
         schema["required"] = list(required)
     return {JSON: schema}
 
+
+WEBHOOK_SECRET_VIEW = _object({"account": {"type": "string"}, "webhook_secret": {"type": "string"}})
 
 ROUTES = [
     RouteDoc(
@@ -132,6 +135,28 @@ ROUTES = [
         query={"month": {"type": "string", "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"}},
         answer={"text/csv": {"type": "string"}},
         scopes=(USAGE, BILLING),
+    ),
+    RouteDoc(
+        "/v1/billing/webhook-secret",
+        "get",
+        "The secret this account's webhooks (balance.low) are signed with (cba_...)",
+        "The account's, not one key's: any live key of the account with scope billing or keys reads the "
+        "same secret, whichever key was revoked. alphacut.callbacks.verify checks a webhook with it.",
+        answer=WEBHOOK_SECRET_VIEW,
+        extra_responses={403: "a test key, a revoked or a suspended key"},
+        scopes=(BILLING, KEYS),
+    ),
+    RouteDoc(
+        "/v1/billing/webhook-secret/rotate",
+        "post",
+        "A new webhook secret for the account; the old one signs grace_seconds more",
+        "grace_seconds: 0 to 2592000 (default 86400). From the first rotation on, the owner key's own "
+        "signature no longer goes along (docs/security.md).",
+        body=_object({"grace_seconds": {"type": "integer", "minimum": 0, "maximum": 30 * 86400}}),
+        body_required=False,
+        answer=WEBHOOK_SECRET_VIEW,
+        extra_responses={403: "a test key, a revoked or a suspended key"},
+        scopes=(BILLING, KEYS),
     ),
     RouteDoc(
         "/v1/billing/stripe",
@@ -265,6 +290,15 @@ def signups() -> Signups:
     return services.once("signups", made)
 
 
+def webhook_secrets() -> WebhookSecrets:
+    def made() -> WebhookSecrets:
+        from alphacut.aws.callbacks.secrets import CallbackSecrets, WebhookSecrets
+
+        return WebhookSecrets(CallbackSecrets.from_settings(services.SETTINGS))
+
+    return services.once("webhook_secrets", made)
+
+
 def _key_id() -> str:
     """Whose money a billing call reads or changes: the calling key's account (its balance,
     saved card, settings and payments are the account's, whichever of its keys calls), once the
@@ -372,6 +406,30 @@ def statement_route() -> Response[Any]:
         body=statement.to_csv(),
         headers={"Content-Disposition": f'attachment; filename="alphacut-statement-{statement.month}.csv"'},
     )
+
+
+def _webhook_account() -> str:
+    """The account whose webhook secret a live, non-test key of it reads or rotates."""
+    account = _key_id()
+    caller = services.caller(router.current_event.raw_event)
+    if caller is not None and caller.test:
+        raise InsufficientScope("a test key reads no webhook secret: it sees no money", scope=BILLING)
+    return account
+
+
+@router.get("/v1/billing/webhook-secret")
+def webhook_secret_route() -> Response[Any]:
+    account = _webhook_account()
+    return json_response(200, {"account": account, "webhook_secret": webhook_secrets().secret(account)})
+
+
+@router.post("/v1/billing/webhook-secret/rotate")
+def rotate_webhook_secret_route() -> Response[Any]:
+    from alphacut.api.keys import grace_seconds
+
+    account = _webhook_account()
+    secret = webhook_secrets().rotate(account, grace_seconds(_body(), 86400))
+    return json_response(200, {"account": account, "webhook_secret": secret})
 
 
 @router.post("/v1/billing/stripe")

@@ -176,7 +176,7 @@ def _body() -> dict[str, Any]:
     return parse_json_object(raw_body(router.current_event.raw_event))
 
 
-def _grace(body: dict[str, Any], default: int) -> int:
+def grace_seconds(body: dict[str, Any], default: int) -> int:
     grace = body.get("grace_seconds")
     if grace is None:  # not given (the document's null)
         return default
@@ -255,7 +255,7 @@ def revoke_key_route(key_id: str) -> Response[Any]:
 
 @router.post("/v1/keys/<key_id>/rotate")
 def rotate_key_route(key_id: str) -> Response[Any]:
-    made = account_keys().rotate(_actor(), key_id, _grace(_body(), 0))
+    made = account_keys().rotate(_actor(), key_id, grace_seconds(_body(), 0))
     return json_response(200, {**key_view(made.key), "key": made.value})
 
 
@@ -268,5 +268,5 @@ def callback_secret_route(key_id: str) -> Response[Any]:
 @router.post("/v1/keys/<key_id>/callback-secret/rotate")
 def rotate_callback_secret_route(key_id: str) -> Response[Any]:
     account_keys().managed(_actor(), key_id)
-    secret = callback_secrets().rotate(key_id, _grace(_body(), 86400))
+    secret = callback_secrets().rotate(key_id, grace_seconds(_body(), 86400))
     return json_response(200, {"key_id": key_id, "callback_secret": secret})

@@ -1,14 +1,19 @@
 """A balance that crossed its threshold (one queue message per crossing, ``alphacut.aws
-.low_balance_queue``): the store is told by a webhook signed with its key's callback secret (as
-task callbacks are) and by email, and with automatic top-up on the chosen pack is bought with the
-saved card, off-session, under an idempotency key named after the crossing, so a message delivered
-twice buys once. A declined card is told to the store and not tried again: the threshold stays
-disarmed until a top-up lands (``alphacut.billing.stripe_events`` arms it again), so at most one
-top-up is in flight. Only a delivered, charged call crosses the threshold (``alphacut.api.metering``),
-the threshold is below the pack (``alphacut.billing.purchases``), and an account buys at most its
-monthly cap of top-ups (a slot counted once per crossing; the store is told when it is spent). A
-crossing is told once, by mail only to an address that confirmed it, within the key's mails of the
-day (``alphacut.billing.notices``).
+.low_balance_queue``): the store is told by a webhook signed with its account's webhook secret
+(``cba_``, which any live key of the account with scope billing or keys reads: no key's
+revocation takes it away) and by email, and with automatic top-up on the chosen pack is bought
+with the saved card, off-session, under an idempotency key named after the crossing, so a message
+delivered twice buys once. What the first attempt sends (pack, amount, currency, card, customer) is
+noted on the crossing's item before it is sent, and a retry sends exactly that (Stripe refuses a
+key reused with other parameters). A declined card is told to the store and not tried again: the
+threshold stays disarmed until a top-up lands (``alphacut.billing.stripe_events`` arms it again),
+so at most one top-up is in flight. A top-up that fails for good (Stripe refuses the request, or
+never answers by the queue's last delivery) is told to the store too. Only a delivered, charged
+call crosses the threshold (``alphacut.api.metering``), the threshold is below the pack
+(``alphacut.billing.purchases``), and an account buys at most its monthly cap of top-ups (a slot
+counted once per crossing; the store is told when it is spent). A crossing is told once, by mail
+only to an address that confirmed it, within the key's mails of the day
+(``alphacut.billing.notices``).
 
 Usage::
 
@@ -27,12 +32,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from alphacut.aws.billing.low_balance_queue import LowBalance
 from alphacut.aws.billing.mailbox import Mailbox
-from alphacut.aws.billing.payments import PaymentRecords, Profile
+from alphacut.aws.billing.payments import PaymentRecords, Profile, TopUpAttempt
 from alphacut.billing.notices import NoticeAddresses
 from alphacut.billing.settings import BillingSettings
-from alphacut.billing.stripe_account import StripeAccount
-from alphacut.callbacks import CallbackFailed, CallbackRefused, Signing, deliver
-from alphacut.errors import BillingUnavailable, PaymentDeclined
+from alphacut.billing.stripe_account import Intent, StripeAccount
+from alphacut.callbacks import CallbackFailed, CallbackRefused, Signing, WebhookSigning, deliver
+from alphacut.errors import BillingUnavailable, PaymentDeclined, PaymentRefused
 from alphacut.pricing import credits
 
 logger = Logger(child=True)
@@ -41,6 +46,9 @@ EVENT = "balance.low"
 # a retried top-up whose first attempt began longer ago than this is never sent to Stripe again:
 # Stripe keeps an idempotency key at least 24 hours, and the queue's redrive may come later
 IDEMPOTENCY_TRUSTED_SECONDS = 23 * 3600
+# the low-balance queue's maxReceiveCount (template.yaml, LowBalanceQueue): its last delivery of a
+# crossing tells the store of a top-up Stripe did not answer, rather than leave it to the DLQ
+LAST_RECEIVE = 5
 
 
 class LowBalanceNotices:
@@ -50,83 +58,125 @@ class LowBalanceNotices:
         account: StripeAccount,
         records: PaymentRecords,
         mailbox: Mailbox,
-        signing_for: Callable[[str], Signing | None],
+        signing_for: Callable[[str], Signing | WebhookSigning | None],
         allowed_hosts: tuple[str, ...] = (),
     ):
         self.settings, self.account, self.records, self.mailbox = settings, account, records, mailbox
         self.signing_for, self.allowed_hosts = signing_for, allowed_hosts
         self.notices = NoticeAddresses(settings, records, mailbox)
 
-    def handle(self, notice: LowBalance) -> dict[str, Any]:
+    def handle(self, notice: LowBalance, last_try: bool = False) -> dict[str, Any]:
         """Buy (when asked) and tell, once per crossing (a message delivered twice buys and tells
-        nothing more); the notice, as a dict."""
+        nothing more); the notice, as a dict. ``last_try``: the queue's last delivery of it (its
+        dead-letter queue is next): a top-up Stripe did not answer is told to the store as unsure,
+        not raised (raised, the store would never hear of it)."""
         profile = self.records.profile(notice.key_id)
         body: dict[str, Any] = {
             "type": EVENT,
+            "account": notice.key_id,
             "crossing": notice.crossing,
             "balance": credits(notice.balance),
             "low_balance": credits(notice.low_at),
-            "auto_top_up": self._top_up(notice, profile),
+            "auto_top_up": self._top_up(notice, profile, last_try),
         }
         if self.records.first_time(notice.key_id, f"told#{notice.crossing}"):
             self._tell(profile, body)
         return body
 
-    def _top_up(self, notice: LowBalance, profile: Profile) -> dict[str, Any] | None:
+    def _wanted(self, profile: Profile) -> TopUpAttempt | None:
+        """What a first attempt would send now (the store's pack, card and customer)."""
         pack = self.settings.packs.get(profile.auto_pack)
         if pack is None or not profile.card or not profile.customer:
             return None
+        currency = self.settings.currency
+        price = self.settings.price_of(pack)
+        return TopUpAttempt(profile.auto_pack, pack, price, currency, profile.card, profile.customer)
+
+    def _top_up(self, notice: LowBalance, profile: Profile, last_try: bool) -> dict[str, Any] | None:
         now = self.records.clock()
         # the crossing's own month (a retry in the next month finds the same window and its note)
         month = time.strftime("%Y-%m", time.gmtime(notice.at or now))
+        window, crossing = f"auto#{month}", f"crossing#{notice.crossing}"
+        # a retry goes on with its first attempt whatever the store changed since (its pack, card,
+        # or automatic top-up turned off): that attempt may have charged already
+        wanted = self.records.counted_for(notice.key_id, window, crossing).attempt or self._wanted(profile)
+        if wanted is None:
+            return None
         cap = profile.cap_in(month, self.settings.auto_top_ups_per_month)
         # counted once per crossing: a message delivered twice finds its slot taken by itself, and
         # the PaymentIntent its first delivery made (Stripe's idempotency key would give it again)
-        window, crossing = f"auto#{month}", f"crossing#{notice.crossing}"
         if not self.records.count(notice.key_id, window, cap, once_for=crossing):
-            return {"pack": profile.auto_pack, "credits": pack, "state": "capped", "monthly_cap": cap}
-        made, age = self.records.counted_for(notice.key_id, window, crossing)
-        if made:
-            return {"pack": profile.auto_pack, "credits": pack, "payment": made, "state": "bought already"}
-        if max(age, now - notice.at if notice.at else 0.0) > IDEMPOTENCY_TRUSTED_SECONDS:
+            return {"pack": wanted.pack, "credits": wanted.credits, "state": "capped", "monthly_cap": cap}
+        counted = self.records.counted_for(notice.key_id, window, crossing)
+        shown = {"pack": wanted.pack, "credits": wanted.credits}
+        if counted.payment:
+            return {**shown, "payment": counted.payment, "state": "bought already"}
+        if max(counted.age, now - notice.at if notice.at else 0.0) > IDEMPOTENCY_TRUSTED_SECONDS:
             # a crossing this old (a redrive), or an attempt that began long ago and noted no
             # PaymentIntent: Stripe may have charged it, and its idempotency key (kept at least
             # 24 h) may be gone; the service's own record says "maybe", so it never charges:
             # an operator looks (TopUpUnsure's alarm)
-            logger.error(
-                "automatic top-up not retried", extra={"key_id": notice.key_id, "crossing": notice.crossing}
-            )
-            metrics.add_metric(name="TopUpUnsure", unit=MetricUnit.Count, value=1)
-            return {"pack": profile.auto_pack, "credits": pack, "state": "unsure"}
-        amount = self.settings.price_of(pack)
+            return self._unsure(notice, shown, "its first attempt is too old to send again")
+        # Stripe compares a reused idempotency key's parameters with the first request's and refuses
+        # others: a retry sends exactly what the first attempt sent, noted before it was sent
+        attempt = self.records.noted_attempt(notice.key_id, window, crossing, wanted)
+        shown = {"pack": attempt.pack, "credits": attempt.credits}
         try:
-            intent = self.account.intent_for(
-                notice.key_id,
-                pack,
-                amount,
-                customer=profile.customer,
-                payment_method=profile.card,
-                off_session=True,
-                idempotency_key=f"low-balance-{notice.key_id}-{notice.crossing}",
-                reason="auto",
-            )
-            self.records.recorded(
-                notice.key_id, intent.id, pack, amount, self.settings.currency, reason="auto"
-            )
+            intent = self._buy(notice, attempt)
             self.records.note_counted(notice.key_id, window, crossing, intent.id)
         except PaymentDeclined as error:  # told, never retried in a loop
             logger.warning("automatic top-up declined", extra={"key_id": notice.key_id, "error": str(error)})
             if error.payment_id:
-                currency = self.settings.currency
                 self.records.record_failed(
-                    notice.key_id, error.payment_id, pack, amount, currency, error.message, "auto"
+                    notice.key_id,
+                    error.payment_id,
+                    attempt.credits,
+                    attempt.amount,
+                    attempt.currency,
+                    error.message,
+                    "auto",
                 )
                 self.records.note_counted(notice.key_id, window, crossing, error.payment_id)
-            return {"pack": profile.auto_pack, "credits": pack, "state": "failed", "failure": error.message}
-        # BillingUnavailable (Stripe did not answer, or the record could not be written) is raised:
-        # the queue brings the message back, and the idempotency key makes the same PaymentIntent
+            return {**shown, "state": "failed", "failure": error.message}
+        except PaymentRefused as error:  # Stripe's own answer to this request: the same again
+            logger.error("automatic top-up refused", extra={"key_id": notice.key_id, "error": str(error)})
+            metrics.add_metric(name="TopUpUnsure", unit=MetricUnit.Count, value=1)
+            return {**shown, "state": "failed", "failure": error.message}
+        except BillingUnavailable as error:
+            # Stripe did not answer: the queue brings the message back and the idempotency key makes
+            # the same PaymentIntent; on its last delivery the store is told (an operator looks)
+            if not last_try:
+                raise
+            return self._unsure(notice, shown, str(error))
         state = "failed" if intent.status == "requires_payment_method" else intent.status
-        return {"pack": profile.auto_pack, "credits": pack, "payment": intent.id, "state": state}
+        return {**shown, "payment": intent.id, "state": state}
+
+    def _buy(self, notice: LowBalance, attempt: TopUpAttempt) -> Intent:
+        intent = self.account.intent_for(
+            notice.key_id,
+            attempt.credits,
+            attempt.amount,
+            customer=attempt.customer,
+            payment_method=attempt.card,
+            off_session=True,
+            idempotency_key=f"low-balance-{notice.key_id}-{notice.crossing}",
+            reason="auto",
+            currency=attempt.currency,
+        )
+        self.records.recorded(
+            notice.key_id, intent.id, attempt.credits, attempt.amount, attempt.currency, reason="auto"
+        )
+        return intent
+
+    def _unsure(self, notice: LowBalance, shown: dict[str, Any], why: str) -> dict[str, Any]:
+        """A top-up the service cannot tell was charged, never sent again: logged and counted
+        (TopUpUnsure's alarm: an operator looks in Stripe), and told to the store."""
+        logger.error(
+            "automatic top-up not retried",
+            extra={"key_id": notice.key_id, "crossing": notice.crossing, "why": why},
+        )
+        metrics.add_metric(name="TopUpUnsure", unit=MetricUnit.Count, value=1)
+        return {**shown, "state": "unsure", "failure": why}
 
     def _tell(self, profile: Profile, body: dict[str, Any]) -> None:
         if profile.notify_url:
@@ -151,6 +201,13 @@ class LowBalanceNotices:
             elif bought and bought["state"] == "failed":
                 failure = bought.get("failure", "")
                 lines.append(f"The automatic top-up of {bought['credits']} credits failed: {failure}.")
+            elif bought and bought["state"] == "unsure":
+                lines.append(
+                    f"The automatic top-up of {bought['credits']} credits could not be completed "
+                    "(the card processor did not answer) and will not be tried again for this "
+                    "crossing; we are checking whether your card was charged. Buy credits by hand "
+                    "if you need them now."
+                )
             elif bought:
                 payment = bought["payment"]
                 lines.append(

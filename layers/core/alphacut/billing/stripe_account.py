@@ -22,7 +22,13 @@ import stripe
 
 from alphacut.billing.settings import BillingSettings
 from alphacut.deadlines import seconds_left
-from alphacut.errors import BillingUnavailable, InvalidOption, PaymentDeclined, SignatureInvalid
+from alphacut.errors import (
+    BillingUnavailable,
+    InvalidOption,
+    PaymentDeclined,
+    PaymentRefused,
+    SignatureInvalid,
+)
 
 # a webhook older than this is refused (the SDK's default tolerance; replays past it are forgeries)
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -105,8 +111,9 @@ class StripeAccount:
             declined = PaymentDeclined(error.user_message or "the card was declined", field="card")
             declined.payment_id = self._declined_intent(error)
             raise declined from None
-        except stripe.InvalidRequestError as error:
-            raise BillingUnavailable(f"Stripe refused the request: {error.user_message or error}") from None
+        except (stripe.InvalidRequestError, stripe.IdempotencyError) as error:
+            # Stripe's answer to this very request: sending it again (the same key) gets it again
+            raise PaymentRefused(f"Stripe refused the request: {error.user_message or error}") from None
         except stripe.StripeError as error:
             raise BillingUnavailable(f"Stripe did not answer: {error.user_message or error}") from None
 
@@ -139,14 +146,16 @@ class StripeAccount:
         off_session: bool = False,
         idempotency_key: str = "",
         reason: str = "purchase",
+        currency: str = "",
     ) -> Intent:
         """A PaymentIntent for ``credits`` at ``amount`` minor units; with a saved ``payment_method``
         it is confirmed at once (``off_session`` for an automatic top-up, no customer present). The
         caller records it (``PaymentRecords.created``); its metadata is for people reading Stripe's
-        dashboard, and the webhook never trusts it for money (``alphacut.billing.stripe_events``)."""
+        dashboard, and the webhook never trusts it for money (``alphacut.billing.stripe_events``).
+        ``currency``: the operator's unless given (a retry sends its first attempt's)."""
         params: dict[str, Any] = {
             "amount": amount,
-            "currency": self.settings.currency,
+            "currency": currency or self.settings.currency,
             "payment_method_types": ["card"],  # a card, confirmed here or by Stripe.js: no redirect
             "metadata": {"key_id": key_id, "credits": str(credits), "reason": reason},
         }

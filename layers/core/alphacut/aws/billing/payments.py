@@ -18,6 +18,11 @@ Items:
 - ``pk = "billing#<key id>"``, ``sk = "intents#<UTC hour>" | "auto#<UTC month>"``: ``count``,
   ``expires_at``: the PaymentIntents and SetupIntents the key asked for in an hour, and the
   automatic top-ups of a month (``count``)
+- ``pk = "billing#<key id>"``, ``sk = "auto#<UTC month>#crossing#<n>"``: a crossing's automatic
+  top-up counted (``expires_at``), the PaymentIntent it made (``payment``) and what its first attempt
+  sent to Stripe (``attempt_pack``, ``attempt_credits``, ``attempt_amount``, ``attempt_currency``,
+  ``attempt_card``, ``attempt_customer``: ``TopUpAttempt``), so a retry sends exactly that under the
+  same idempotency key (Stripe refuses a key reused with other parameters)
 - ``pk = "payment#<PaymentIntent id>"``, ``sk = "key"``: ``key_id`` (a refund or dispute names only
   the payment; a payment with no such item is not the service's)
 
@@ -105,6 +110,41 @@ class Profile:
             before = default if self.auto_cap_before is None else self.auto_cap_before
             return min(cap, before)
         return cap
+
+
+@dataclass(frozen=True)
+class TopUpAttempt:
+    """What an automatic top-up sends to Stripe, as its first attempt sent it."""
+
+    pack: str
+    credits: int
+    amount: int  # minor units of ``currency``
+    currency: str
+    card: str  # the saved PaymentMethod
+    customer: str
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> TopUpAttempt | None:
+        if "attempt_credits" not in item:
+            return None  # none recorded (a crossing counted before attempts were)
+        return cls(
+            _text(item, "attempt_pack"),
+            _number(item, "attempt_credits"),
+            _number(item, "attempt_amount"),
+            _text(item, "attempt_currency"),
+            _text(item, "attempt_card"),
+            _text(item, "attempt_customer"),
+        )
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A name counted in a window (a crossing's top-up): its PaymentIntent ("": none noted yet),
+    the seconds since it was counted, and its first attempt (None: not recorded)."""
+
+    payment: str = ""
+    age: float = 0.0
+    attempt: TopUpAttempt | None = None
 
 
 def _text(item: dict[str, Any], name: str) -> str:
@@ -374,17 +414,41 @@ class PaymentRecords:
         ).get("Item")
         return _number(item, "count") if item else 0
 
-    def counted_for(self, key_id: str, window: str, once_for: str) -> tuple[str, float]:
-        """A counted name's PaymentIntent ("" : none noted yet) and the seconds since it was counted."""
+    def counted_for(self, key_id: str, window: str, once_for: str) -> Counted:
+        """What a counted name noted: its PaymentIntent, age and first attempt (``Counted()``: not
+        counted)."""
         item = self._db.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"{window}#{once_for}"}},
             ConsistentRead=True,
         ).get("Item")
         if not item:
-            return "", 0.0
+            return Counted()
         counted_at = int(item["expires_at"]["N"]) - COUNTED_KEPT_SECONDS
-        return _text(item, "payment"), max(0.0, self.clock() - counted_at)
+        age = max(0.0, self.clock() - counted_at)
+        return Counted(_text(item, "payment"), age, TopUpAttempt.from_item(item))
+
+    def noted_attempt(self, key_id: str, window: str, once_for: str, attempt: TopUpAttempt) -> TopUpAttempt:
+        """The first attempt of a counted name (a crossing's top-up): ``attempt`` when none was
+        noted, else the one noted first (each field written only where absent, in one write, so two
+        deliveries at once agree); the name must be counted already."""
+        fields = {
+            "attempt_pack": {"S": attempt.pack},
+            "attempt_credits": {"N": str(attempt.credits)},
+            "attempt_amount": {"N": str(attempt.amount)},
+            "attempt_currency": {"S": attempt.currency},
+            "attempt_card": {"S": attempt.card},
+            "attempt_customer": {"S": attempt.customer},
+        }
+        answer = self._db.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": f"{window}#{once_for}"}},
+            UpdateExpression="SET " + ", ".join(f"{n} = if_not_exists({n}, :{n})" for n in fields),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={f":{name}": value for name, value in fields.items()},
+            ReturnValues="ALL_NEW",
+        )
+        return TopUpAttempt.from_item(answer["Attributes"]) or attempt
 
     def note_counted(self, key_id: str, window: str, once_for: str, payment_id: str) -> None:
         """The PaymentIntent a counted name (a crossing) made: a message delivered again buys nothing."""

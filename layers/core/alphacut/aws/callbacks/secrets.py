@@ -1,6 +1,9 @@
 """Each key's callback secret (``alphacut.callbacks``): its generation on the key's own item
 (``key#<key id>``: ``callback_generation``, and ``callback_previous_until`` while the previous
 generation still signs), the masters in Secrets Manager. No secret is stored: each is derived.
+Each account's webhook secret likewise, its generation on the account's billing profile
+(``billing#<account id>``, ``profile``: ``webhook_generation``, ``webhook_previous_until``): no key's
+revocation touches it.
 
 Usage::
 
@@ -8,6 +11,10 @@ Usage::
     secrets.signing("k0123456789ab")                     # Signing for the key's callbacks (one item read)
     secrets.secret("k0123456789ab")                      # what its customer verifies with (cbk_...)
     secrets.rotate("k0123456789ab", grace_seconds=86400)  # a new generation; the old signs a day more
+    webhooks = WebhookSecrets(secrets)
+    webhooks.signing("k0123456789ab")                    # WebhookSigning for the account's webhooks
+    webhooks.secret("k0123456789ab")                     # what the account verifies them with (cba_...)
+    webhooks.rotate("k0123456789ab", grace_seconds=86400)
 """
 
 from __future__ import annotations
@@ -18,16 +25,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from alphacut.aws.clients import client
-from alphacut.callbacks import Signing, key_secret
+from alphacut.callbacks import Signing, WebhookSigning, account_secret, key_secret
 from alphacut.errors import InvalidOption, NotFound
 
 MAX_GRACE_SECONDS = 30 * 86400
+# a key's status once revoked (alphacut.aws.keys.store's REVOKED: callbacks sits below keys, which
+# it may not import; tests/unit/test_import_graph.py)
+REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
 class Generation:
     number: int = 0
     previous_until: float = 0.0
+    revoked: bool = False  # the key's own (an account's secret is never revoked)
 
 
 class CallbackSecrets:
@@ -70,13 +81,15 @@ class CallbackSecrets:
             TableName=self.table_name,
             Key=_key_item(key_id),
             ConsistentRead=True,
-            ProjectionExpression="pk, callback_generation, callback_previous_until",
+            ProjectionExpression="pk, callback_generation, callback_previous_until, #status",
+            ExpressionAttributeNames={"#status": "status"},
         ).get("Item")
         if item is None:
             raise NotFound(f"no API key {key_id}", field="key_id")
         return Generation(
             int(item.get("callback_generation", {}).get("N", "0")),
             float(item.get("callback_previous_until", {}).get("N", "0")),
+            item.get("status", {}).get("S") == REVOKED,
         )
 
     def signing(self, key_id: str) -> Signing:
@@ -85,6 +98,17 @@ class CallbackSecrets:
             generation = self.generation(key_id)
         except NotFound:
             generation = Generation()
+        return self._signing(key_id, generation)
+
+    def live_signing(self, key_id: str) -> Signing | None:
+        """``signing``, for a key that is there and not revoked (None otherwise)."""
+        try:
+            generation = self.generation(key_id)
+        except NotFound:
+            return None
+        return None if generation.revoked else self._signing(key_id, generation)
+
+    def _signing(self, key_id: str, generation: Generation) -> Signing:
         return Signing(
             self.key_master,
             key_id,
@@ -121,6 +145,72 @@ class CallbackSecrets:
         except self._db.exceptions.ConditionalCheckFailedException:
             raise NotFound(f"no API key {key_id}", field="key_id") from None
         return key_secret(self.key_master, key_id, int(answer["Attributes"]["callback_generation"]["N"]))
+
+
+class WebhookSecrets:
+    """The accounts' webhook secrets (``cba_``), from the same key master as the keys' secrets."""
+
+    def __init__(self, keys: CallbackSecrets):
+        self.keys = keys
+
+    @property
+    def _db(self) -> Any:
+        return client("dynamodb")
+
+    def generation(self, account_id: str) -> Generation:
+        item = (
+            self._db.get_item(
+                TableName=self.keys.table_name,
+                Key=_profile_item(account_id),
+                ConsistentRead=True,
+                ProjectionExpression="webhook_generation, webhook_previous_until",
+            ).get("Item")
+            or {}
+        )
+        return Generation(
+            int(item.get("webhook_generation", {}).get("N", "0")),
+            float(item.get("webhook_previous_until", {}).get("N", "0")),
+        )
+
+    def signing(self, account_id: str) -> WebhookSigning:
+        """How the account's webhooks are signed now: its secret, and, while its owner key (whose id
+        is the account's) is live and the account never rotated its secret, the owner key's too, as
+        before account secrets (docs/security.md)."""
+        generation = self.generation(account_id)
+        owner = self.keys.live_signing(account_id) if generation.number == 0 else None
+        return WebhookSigning(
+            self.keys.key_master, account_id, generation.number, generation.previous_until, owner
+        )
+
+    def secret(self, account_id: str) -> str:
+        return account_secret(self.keys.key_master, account_id, self.generation(account_id).number)
+
+    def rotate(self, account_id: str, grace_seconds: int) -> str:
+        """A new generation of the account's secret (returned); the old one signs ``grace_seconds``
+        more. The owner key's signature goes along no more from then (the account has switched)."""
+        if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+            raise InvalidOption(
+                f"must be from 0 to {MAX_GRACE_SECONDS} seconds",
+                field="grace_seconds",
+                limit=MAX_GRACE_SECONDS,
+            )
+        answer = self._db.update_item(
+            TableName=self.keys.table_name,
+            Key=_profile_item(account_id),
+            UpdateExpression="ADD webhook_generation :one SET webhook_previous_until = :until",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":until": {"N": str(int(self.keys.clock()) + grace_seconds)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        generation = int(answer["Attributes"]["webhook_generation"]["N"])
+        return account_secret(self.keys.key_master, account_id, generation)
+
+
+def _profile_item(account_id: str) -> dict[str, Any]:
+    """The account's billing profile (``alphacut.aws.billing.payments``)."""
+    return {"pk": {"S": f"billing#{account_id}"}, "sk": {"S": "profile"}}
 
 
 def _key_item(key_id: str) -> dict[str, Any]:
