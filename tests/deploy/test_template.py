@@ -541,7 +541,7 @@ def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_
     for setting in throttled.values():
         assert setting["ThrottlingRateLimit"] == {"Ref": "KeylessRateLimit"}
         assert setting["ThrottlingBurstLimit"] == {"Ref": "KeylessBurstLimit"}
-    assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == 0
+    assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == "0"
     acl = resources["WebAcl"]
     assert acl["Condition"] == "UseWaf"
     (rule,) = acl["Properties"]["Rules"]
