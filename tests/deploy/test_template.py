@@ -564,3 +564,23 @@ def test_the_waf_rule_is_scoped_to_every_keyless_route_but_stripes_webhook_and_t
     }
     assert uncovered == {"/v1/billing/stripe", "/"}  # Stripe's own addresses; the page is cached static text
     assert not any(fragment in "/Prod/v1/cutout" for fragment in rule.scope)  # keyed: the key's rate
+
+
+def test_the_key_authorizers_throttles_and_errors_and_each_apis_5xx_answers_raise_alarms():
+    """Both fail a keyed call before any function of the service runs: nothing else counts them."""
+    sam = load_sam()
+    alarms = [r["Properties"] for r in sam["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+    def watching(namespace: str, metric: str) -> list[dict]:
+        return [a for a in alarms if a["Namespace"] == namespace and a["MetricName"] == metric]
+
+    for metric in ("Throttles", "Errors"):
+        dimensions = [a["Dimensions"] for a in watching("AWS/Lambda", metric)]
+        assert [{"Name": "FunctionName", "Value": {"Ref": "KeyAuthorizerFunction"}}] in dimensions, metric
+    names = {sam["Resources"][api]["Properties"]["Name"]["Fn::Sub"] for api in ("Api", "RemoveBgApi")}
+    watched = {
+        (a["Dimensions"][0]["Value"]["Fn::Sub"], a["Dimensions"][1]["Value"]["Ref"], a["Statistic"])
+        for a in watching("AWS/ApiGateway", "5XXError")
+        if [d["Name"] for d in a["Dimensions"]] == ["ApiName", "Stage"]
+    }
+    assert watched == {(name, "StageName", "Average") for name in names}  # the share answered 5xx
