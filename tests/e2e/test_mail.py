@@ -70,3 +70,51 @@ def test_a_sign_up_ses_would_refuse_is_503_and_counts_nothing_and_once_verified_
         assert signup_items(stack) != before
     finally:
         stack.set_function_env("BillingFunction", **kept)
+
+
+def counts_and_links(stack) -> dict[tuple[str, str], str]:
+    """Each sign-up count (a count of 0 is none) and link, by its key."""
+    found = {}
+    for item in signup_items(stack):
+        value = item.get("count", {}).get("N", "link")
+        if value != "0":
+            found[(item["pk"]["S"], item["sk"]["S"])] = value
+    return found
+
+
+def sign_up_from(stack, source: str, address: str) -> tuple[int, str, dict]:
+    """A sign-up from the client address ``source``: the status, its Retry-After, its body."""
+    import http.client
+
+    connection = http.client.HTTPConnection(stack.host, stack.port, timeout=30, source_address=(source, 0))
+    try:
+        body = json.dumps({"email": address})
+        connection.request("POST", "/v1/signup", body=body, headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Retry-After") or "", json.loads(answer.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def test_a_sign_up_while_ses_throttles_answers_503_and_counts_nothing(stack):
+    billing = stack.workers["BillingFunction"].spec.environment
+    kept = {name: billing.get(name, "") for name in ("ALPHACUT_MAIL_DIR", "MAIL_FROM")}
+    ses = stack.client("sesv2")
+    rules = stack.aws_rules
+    for identity in (SENDER, "store-mail.example"):
+        ses.create_email_identity(EmailIdentity=identity)
+    stack.set_function_env("BillingFunction", ALPHACUT_MAIL_DIR="", MAIL_FROM=SENDER)  # SES, as on AWS
+    try:
+        rules.ses_daily_quota = len(rules._ses_last_day())  # the day's quota spent
+        before = counts_and_links(stack)
+        status, retry_after, body = sign_up_from(stack, "127.0.0.11", "throttled@store-mail.example")
+        assert status == 503 and body["error"]["code"] == "service_busy", body
+        assert retry_after == "600" and "daily quota" in body["error"]["message"]
+        assert counts_and_links(stack) == before  # its asks given back, no link kept
+        rules.ses_daily_quota = None  # a new day's quota
+        status, _, body = sign_up_from(stack, "127.0.0.11", "throttled@store-mail.example")
+        assert status == 202, body
+        assert counts_and_links(stack) != before
+    finally:
+        rules.ses_daily_quota = None
+        stack.set_function_env("BillingFunction", **kept)

@@ -20,7 +20,13 @@
   AWS's production access does), where a message is sent only to verified identities (an address or
   its domain), else ``MessageRejected``; moto already refuses an unverified sender. ``GetAccount``
   says ``ProductionAccessEnabled`` (moto lacks it) and ``GetEmailIdentity`` says an identity moto
-  sends from is ``VerifiedForSendingStatus`` (moto says false for every one).
+  sends from is ``VerifiedForSendingStatus`` (moto says false for every one);
+- SES's sending quotas as ``GetAccount`` reports them: at most ``MaxSendRate`` messages a second
+  (1) and ``Max24HourSend`` in any 24 hours (200 in the sandbox, 50,000 out of it; a test may set
+  ``ses_daily_quota``), past either ``ThrottlingException`` ("Maximum sending rate exceeded",
+  "Daily message quota exceeded"), and ``SentLast24Hours`` counted; ``ses_sending_paused`` (a
+  test's, as AWS pauses an account over its bounce or complaint rate) refuses every send
+  ``SendingPausedException`` and says ``SendingEnabled`` false.
 
 Usage::
 
@@ -41,6 +47,8 @@ from alphacut_dev.local.gateway import TokenBucket
 from alphacut_dev.local.iam import signed_by
 from alphacut_dev.local.patches import MotoPatches
 
+SES_SEND_RATE = 1.0  # messages a second: a new account's MaxSendRate
+SES_SANDBOX_QUOTA, SES_PRODUCTION_QUOTA = 200, 50_000  # Max24HourSend in the sandbox, and out of it
 NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's name, 90 days
 MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
 GATEWAY_USER_AGENT = "alphacut-local-gateway"  # the local gateway's own reads: not throttled
@@ -64,6 +72,10 @@ class AwsRules(MotoPatches):
         super().__init__()
         self.clock = clock
         self.ses_sandbox = True  # a new account's SES: verified recipients only (tests turn it off)
+        self.ses_daily_quota: int | None = None  # None: SES's for the sandbox or production access
+        self.ses_sending_paused = False
+        self.ses_sent: list[float] = []  # when each message of the last 24 hours was taken
+        self._ses_rate = TokenBucket(SES_SEND_RATE, 1, lambda: self.clock())  # a clock a test moves
         self._sequence = itertools.count(1)
         # the management API calls answered or refused: (operation, the caller's access key id)
         self.management_calls: list[tuple[str, str]] = []
@@ -133,6 +145,7 @@ class AwsRules(MotoPatches):
                     "Email address is not verified. The following identities failed the check in region "
                     f"{response.region.upper()}: {', '.join(refused)}"
                 )
+            rules._take_ses_send()
             return send(response)
 
         def get_email_identity(response: Any) -> Any:
@@ -144,13 +157,13 @@ class AwsRules(MotoPatches):
             return json.dumps(
                 {
                     "ProductionAccessEnabled": not rules.ses_sandbox,
-                    "SendingEnabled": True,
+                    "SendingEnabled": not rules.ses_sending_paused,
                     "EnforcementStatus": "HEALTHY",
                     "DedicatedIpAutoWarmupEnabled": False,
                     "SendQuota": {
-                        "Max24HourSend": 200.0 if rules.ses_sandbox else 50000.0,
-                        "MaxSendRate": 1.0,
-                        "SentLast24Hours": 0.0,
+                        "Max24HourSend": float(rules.ses_quota()),
+                        "MaxSendRate": SES_SEND_RATE,
+                        "SentLast24Hours": float(len(rules._ses_last_day())),
                     },
                 }
             )
@@ -162,6 +175,31 @@ class AwsRules(MotoPatches):
         self._patch(SESV2Response, "send_email", send_email)
         self._patch(SESV2Response, "get_email_identity", get_email_identity)
         self._patch(SESV2Response, "get_account", get_account)
+
+    def ses_quota(self) -> int:
+        if self.ses_daily_quota is not None:
+            return self.ses_daily_quota
+        return SES_SANDBOX_QUOTA if self.ses_sandbox else SES_PRODUCTION_QUOTA
+
+    def _ses_last_day(self) -> list[float]:
+        since = self.clock() - 86400
+        self.ses_sent = [at for at in self.ses_sent if at > since]
+        return self.ses_sent
+
+    def _take_ses_send(self) -> None:
+        """One message of the account's quotas, or SES's refusal: paused, the day's quota, the rate."""
+        from moto.core.exceptions import JsonRESTError
+
+        if self.ses_sending_paused:
+            raise JsonRESTError(
+                "SendingPausedException",
+                "The message can't be sent because the account's ability to send email is currently paused.",
+            )
+        if len(self._ses_last_day()) >= self.ses_quota():
+            raise JsonRESTError("ThrottlingException", "Daily message quota exceeded.")
+        if self._ses_rate.take():
+            raise JsonRESTError("ThrottlingException", "Maximum sending rate exceeded.")
+        self.ses_sent.append(self.clock())
 
     def _limit_api_keys(self) -> None:
         """CreateApiKey: 429 ``TooManyRequestsException`` past 5 a second, and

@@ -154,7 +154,11 @@ ROUTES = [
         answer=OBJECT,
         answer_status=202,
         extra_responses={
-            429: "too many sign-ups from this network address (field signup) or this mailbox (field email)"
+            429: "too many sign-ups from this network address (field signup) or this mailbox (field email)",
+            503: (
+                "mail is not set up, or service_busy: Amazon SES's sending rate or daily quota is spent "
+                "(nothing was counted; Retry-After)"
+            ),
         },
     ),
     RouteDoc(
