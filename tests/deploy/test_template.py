@@ -225,6 +225,7 @@ WILDCARD_ALLOWED = {
     "ecr:GetAuthorizationToken",  # an account-wide login token: ECR has no resource for it
     "cloudwatch:PutMetricData",  # no resource-level permissions; conditioned on the namespace
     "ses:GetAccount",  # whether SES's sandbox applies: an account setting, read-only, no resource
+    "ses:GetSuppressedDestination",  # whether an address bounced: the account's list, read-only, no resource
 }
 # AWS managed policies a role may carry (all write-only telemetry):
 MANAGED_ALLOWED = {
@@ -584,3 +585,29 @@ def test_the_key_authorizers_throttles_and_errors_and_each_apis_5xx_answers_rais
         if [d["Name"] for d in a["Dimensions"]] == ["ApiName", "Stage"]
     }
     assert watched == {(name, "StageName", "Average") for name in names}  # the share answered 5xx
+
+
+def test_every_mail_goes_through_a_configuration_set_that_suppresses_bounces_and_reports_reputation():
+    resources = load_sam()["Resources"]
+    (name,) = [n for n, r in resources.items() if r["Type"] == "AWS::SES::ConfigurationSet"]
+    props = resources[name]["Properties"]
+    assert props["ReputationOptions"] == {"ReputationMetricsEnabled": True}
+    assert sorted(props["SuppressionOptions"]["SuppressedReasons"]) == ["BOUNCE", "COMPLAINT"]
+    mailing = [
+        n
+        for n, r in resources.items()
+        if "MAIL_FROM" in r.get("Properties", {}).get("Environment", {}).get("Variables", {})
+    ]
+    assert sorted(mailing) == ["BillingFunction", "LowBalanceFunction"]
+    for function in mailing:
+        assert resources[function]["Properties"]["Environment"]["Variables"]["MAIL_CONFIGURATION_SET"] == {
+            "Ref": name
+        }
+    alarms = {
+        r["Properties"]["MetricName"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["Namespace"] == "AWS/SES"
+    }
+    # SES reviews an account at a 5% bounce rate or a 0.1% complaint rate
+    assert alarms["Reputation.BounceRate"]["Threshold"] == 0.05
+    assert alarms["Reputation.ComplaintRate"]["Threshold"] == 0.001

@@ -68,3 +68,26 @@ def test_a_paused_ses_account_refuses_every_send_and_says_so(ses):
     rules.ses_sending_paused = True
     assert client.get_account()["SendingEnabled"] is False
     assert send(client).startswith("SendingPausedException")
+
+
+def test_a_hard_bounce_lists_the_address_where_its_configuration_set_suppresses_bounces(ses):
+    client, rules, now = ses
+    rules.ses_sandbox = False  # production access: any recipient
+    client.create_configuration_set(
+        ConfigurationSetName="mail", SuppressionOptions={"SuppressedReasons": ["BOUNCE"]}
+    )
+    for name in ("mail", ""):
+        now[0] += 1.0
+        client.send_email(
+            FromEmailAddress=SENDER,
+            Destination={"ToAddresses": [TO if name else "other@shop.example"]},
+            Content={"Simple": {"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "t"}}}},
+            **({"ConfigurationSetName": name} if name else {}),
+        )
+    assert not rules.ses_feedback(TO, "COMPLAINT")  # not a reason this configuration set suppresses
+    with pytest.raises(ClientError) as unlisted:
+        client.get_suppressed_destination(EmailAddress=TO)
+    assert unlisted.value.response["Error"]["Code"] == "NotFoundException"
+    assert rules.ses_feedback(TO, "BOUNCE") and not rules.ses_feedback("other@shop.example", "BOUNCE")
+    listed = client.get_suppressed_destination(EmailAddress=TO)["SuppressedDestination"]
+    assert listed["EmailAddress"] == TO and listed["Reason"] == "BOUNCE"

@@ -26,7 +26,12 @@
   ``ses_daily_quota``), past either ``ThrottlingException`` ("Maximum sending rate exceeded",
   "Daily message quota exceeded"), and ``SentLast24Hours`` counted; ``ses_sending_paused`` (a
   test's, as AWS pauses an account over its bounce or complaint rate) refuses every send
-  ``SendingPausedException`` and says ``SendingEnabled`` false.
+  ``SendingPausedException`` and says ``SendingEnabled`` false;
+- SES's suppression list (moto has none): ``ses_feedback(address, "BOUNCE" | "COMPLAINT")`` is the
+  recipient's server bouncing the last message sent to it for good, or its user marking it as spam;
+  SES then lists the address when that message's configuration set has the reason in its
+  ``SuppressionOptions``, and ``GetSuppressedDestination`` answers it (``NotFoundException`` for an
+  address not listed).
 
 Usage::
 
@@ -42,7 +47,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
+from urllib.parse import unquote
 
+from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.gateway import TokenBucket
 from alphacut_dev.local.iam import signed_by
 from alphacut_dev.local.patches import MotoPatches
@@ -75,6 +82,8 @@ class AwsRules(MotoPatches):
         self.ses_daily_quota: int | None = None  # None: SES's for the sandbox or production access
         self.ses_sending_paused = False
         self.ses_sent: list[float] = []  # when each message of the last 24 hours was taken
+        self.ses_sent_with: dict[str, str] = {}  # recipient -> the configuration set of its last message
+        self.ses_suppressed: dict[str, str] = {}  # SES's suppression list: address -> reason
         self._ses_rate = TokenBucket(SES_SEND_RATE, 1, lambda: self.clock())  # a clock a test moves
         self._sequence = itertools.count(1)
         # the management API calls answered or refused: (operation, the caller's access key id)
@@ -146,7 +155,26 @@ class AwsRules(MotoPatches):
                     f"{response.region.upper()}: {', '.join(refused)}"
                 )
             rules._take_ses_send()
+            for address in recipients:
+                rules.ses_sent_with[address.lower()] = params.get("ConfigurationSetName", "")
             return send(response)
+
+        def get_suppressed_destination(response: Any) -> Any:
+            from moto.core.exceptions import JsonRESTError
+
+            address = unquote(response.uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]).lower()
+            if address not in rules.ses_suppressed:
+                error = JsonRESTError(
+                    "NotFoundException", f"Email address {address} does not exist on your suppression list."
+                )
+                error.code = 404
+                raise error
+            listed = {
+                "EmailAddress": address,
+                "Reason": rules.ses_suppressed[address],
+                "LastUpdateTime": rules.clock(),
+            }
+            return json.dumps({"SuppressedDestination": listed})
 
         def get_email_identity(response: Any) -> Any:
             answer = json.loads(identity(response))
@@ -171,7 +199,16 @@ class AwsRules(MotoPatches):
         from moto.sesv2 import urls
 
         # moto's server routes GetAccount's path nowhere (its app reads the paths at the first SES call)
-        self._patch(urls, "url_paths", {**urls.url_paths, "{0}/v2/email/account$": SESV2Response.dispatch})
+        self._patch(
+            urls,
+            "url_paths",
+            {
+                **urls.url_paths,
+                "{0}/v2/email/account$": SESV2Response.dispatch,
+                "{0}/v2/email/suppression/addresses/(?P<EmailAddress>[^/]+)$": SESV2Response.dispatch,
+            },
+        )
+        self._patch(SESV2Response, "get_suppressed_destination", get_suppressed_destination)
         self._patch(SESV2Response, "send_email", send_email)
         self._patch(SESV2Response, "get_email_identity", get_email_identity)
         self._patch(SESV2Response, "get_account", get_account)
@@ -185,6 +222,22 @@ class AwsRules(MotoPatches):
         since = self.clock() - 86400
         self.ses_sent = [at for at in self.ses_sent if at > since]
         return self.ses_sent
+
+    def ses_feedback(self, address: str, reason: str = "BOUNCE") -> bool:
+        """A hard bounce (``BOUNCE``) or a complaint (``COMPLAINT``) for the last message sent to
+        ``address``: listed for suppression where that message's configuration set says so.
+        Whether it was listed."""
+        from moto.sesv2.models import sesv2_backends
+
+        name = self.ses_sent_with.get(address.lower())
+        backend = sesv2_backends[ACCOUNT][REGION].core_backend
+        configuration = backend.config_sets.get(name) if name else None
+        if configuration is None or reason not in configuration.suppression_options.get(
+            "SuppressedReasons", []
+        ):
+            return False
+        self.ses_suppressed[address.lower()] = reason
+        return True
 
     def _take_ses_send(self) -> None:
         """One message of the account's quotas, or SES's refusal: paused, the day's quota, the rate."""

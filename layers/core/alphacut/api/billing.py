@@ -224,7 +224,9 @@ def notices() -> NoticeAddresses:
         settings = billing_settings()
         table = services.SETTINGS.require("usage_table")
         return NoticeAddresses(
-            settings, PaymentRecords(table), Mailbox(settings.mail_from, settings.mail_dir)
+            settings,
+            PaymentRecords(table),
+            Mailbox(settings.mail_from, settings.mail_dir, configuration_set=settings.mail_configuration_set),
         )
 
     return services.once("notices", made)
@@ -261,7 +263,9 @@ def signups() -> Signups:
         table = services.SETTINGS.require("usage_table")
         settings = billing_settings()
         keys = KeyStore(table, secret_bytes(services.SETTINGS.require("key_hash_secret_arn")))
-        mailbox = Mailbox(settings.mail_from, settings.mail_dir)
+        mailbox = Mailbox(
+            settings.mail_from, settings.mail_dir, configuration_set=settings.mail_configuration_set
+        )
         return Signups(
             settings, SignupRecords(table), keys, PlanCatalogue(table), CreditLedger(table), mailbox
         )

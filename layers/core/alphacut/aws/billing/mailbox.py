@@ -17,7 +17,8 @@ caller gives back what it counted and a queue brings its message back; the SDK d
 Usage::
 
     mailbox = Mailbox("billing@store.example", "")
-    mailbox.check_ready("owner@shop.example")       # BillingUnavailable when SES would refuse it
+    mailbox.check_ready("owner@shop.example")       # BillingUnavailable when SES would refuse it;
+                                                    # InvalidOption (email) once it bounced or complained
     mailbox.send("owner@shop.example", "Your key", "Follow ...")   # ServiceBusy while SES throttles
     Mailbox("", "/tmp/alphacut-mail").send(...)      # writes /tmp/alphacut-mail/<ns>-<id>.eml
 """
@@ -38,7 +39,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from alphacut.aws.clients import client
-from alphacut.errors import BillingUnavailable, ServiceBusy
+from alphacut.errors import BillingUnavailable, InvalidOption, ServiceBusy
 
 READY_SECONDS = 300  # how long a container trusts SES's yes of an identity or production access
 NOT_READY_SECONDS = 30  # and its no: SES's reads are 1 a second an account, whatever asks
@@ -70,9 +71,16 @@ def ses_busy(error: ClientError) -> ServiceBusy | None:
 
 
 class Mailbox:
-    def __init__(self, sender: str, folder: str = "", clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        sender: str,
+        folder: str = "",
+        clock: Callable[[], float] = time.time,
+        configuration_set: str = "",
+    ):
         self.sender = sender or "alphacut@localhost"
         self.folder = folder
+        self.configuration_set = configuration_set
         self.configured = bool(sender or folder)  # SES sends only from a verified sender
         self.clock = clock
         self._known: dict[str, tuple[float, bool]] = {}  # identity or "sandbox" -> (read at, yes)
@@ -95,6 +103,26 @@ class Mailbox:
                 "mail cannot be sent to this address: the deployment's Amazon SES account is in the sandbox, "
                 "which mails verified addresses only; the operator asks AWS for production access"
             )
+        if self._suppressed(to):
+            raise InvalidOption(
+                "mail to this address bounced or was marked as spam: Amazon SES sends it nothing more",
+                field="email",
+            )
+
+    @staticmethod
+    def _suppressed(to: str) -> bool:
+        """Whether SES's suppression list holds ``to`` (a hard bounce or a complaint put it there:
+        the configuration set's SuppressionOptions); read at each ask, as a bounce can come any time."""
+        ses = client("sesv2")
+        try:
+            ses.get_suppressed_destination(EmailAddress=to)
+        except ses.exceptions.NotFoundException:
+            return False
+        except (ClientError, BotoCoreError) as error:
+            raise BillingUnavailable(
+                f"Amazon SES could not be asked whether it mails {to}: {error}"
+            ) from None
+        return True
 
     def _remembered(self, name: str, read: Callable[[], bool], good: bool = True) -> bool:
         """What SES said of ``name``; a good answer kept ``READY_SECONDS``, a bad one
@@ -149,10 +177,12 @@ class Mailbox:
             path.write_bytes(bytes(message))
             return str(path)
         try:
+            configuration = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
             answer = _sender().send_email(
                 FromEmailAddress=self.sender,
                 Destination={"ToAddresses": [to]},
                 Content={"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}}},
+                **configuration,
             )
         except ClientError as error:
             busy = ses_busy(error)
