@@ -595,6 +595,58 @@ def test_a_notice_mail_ses_refuses_leaves_one_top_up_and_one_webhook_and_is_not_
         hooks.close()
 
 
+class ThrottlingSes:
+    """SES's client past the account's sending rate: every send refused ``ThrottlingException``."""
+
+    def send_email(self, **_: object) -> dict:
+        from botocore.exceptions import ClientError
+
+        error = {"Error": {"Code": "ThrottlingException", "Message": "Maximum sending rate exceeded."}}
+        raise ClientError(error, "SendEmail")  # type: ignore[arg-type]
+
+
+def test_a_notice_mail_while_ses_throttles_comes_back_with_its_message_and_goes_out_once(
+    handler, store_key, billing, monkeypatch
+):
+    import time
+
+    from alphacut.aws.billing import mailbox
+    from alphacut.aws.billing.low_balance_queue import LowBalance
+    from alphacut.billing.low_balance import LowBalanceNotices
+    from alphacut.billing.service import low_balance_notices
+    from alphacut.errors import ServiceBusy
+
+    from tests.localstripe_server import WebhookReceiver
+
+    hooks = WebhookReceiver()
+    try:
+        PaymentRecords(USAGE_TABLE).save_profile(store_key, email="owner@shop.example", notify_url=hooks.url)
+        made = low_balance_notices()
+
+        def notices(box: mailbox.Mailbox) -> LowBalanceNotices:
+            return LowBalanceNotices(
+                made.settings, made.account, made.records, box, made.signing_for, ("127.0.0.1",)
+            )
+
+        notice = LowBalance(store_key, 1, 10 * MILLI, 20 * MILLI)
+        before = set(billing["mail"].iterdir())
+        monkeypatch.setattr(mailbox, "_sender", ThrottlingSes)
+        ses = mailbox.Mailbox("billing@shop.example")  # SES, as on AWS
+        with pytest.raises(ServiceBusy) as busy:  # raised: the queue brings the message back
+            notices(ses).handle(notice)
+        assert busy.value.retry_after == 1
+        working = notices(made.mailbox)  # SES takes it now (the tests' mail folder)
+        working.handle(notice)
+        working.handle(notice)  # were it delivered once more, nothing more is sent
+        sent = set(billing["mail"].iterdir()) - before
+        assert len(sent) == 1 and "below the 20" in sent.pop().read_text()
+        assert len(hooks.wait_for(1)) == 1 and len(hooks.wait_for(2, timeout=1.0)) == 1  # one webhook
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        assert PaymentRecords(USAGE_TABLE).counted(store_key, f"mails#{day}") == 1  # one of the day's mails
+    finally:
+        hooks.close()
+
+
 def test_a_top_up_retried_a_day_after_an_attempt_that_noted_no_payment_is_never_sent_to_stripe_again(
     handler, stripe_server, store_key, billing
 ):

@@ -39,7 +39,7 @@ def test_at_its_defaults_no_function_reserves_concurrency_or_asks_for_more_than_
 
 def test_at_its_defaults_each_queue_mapping_runs_at_most_two_at_once():
     """Without reservations a mapping draws on the account's unreserved pool: at AWS's minimum
-    of 2 each (12 at most together on the CPU path), not SegmentConcurrency's 100."""
+    of 2 each (14 at most together on the CPU path, its 7 mappings), not SegmentConcurrency's 100."""
     resolve = defaults_resolver()
     mappings = [r for r in SAM["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert len(mappings) == len(mapped_queues())

@@ -225,6 +225,7 @@ WILDCARD_ALLOWED = {
     "ecr:GetAuthorizationToken",  # an account-wide login token: ECR has no resource for it
     "cloudwatch:PutMetricData",  # no resource-level permissions; conditioned on the namespace
     "ses:GetAccount",  # whether SES's sandbox applies: an account setting, read-only, no resource
+    "ses:GetSuppressedDestination",  # whether an address bounced: the account's list, read-only, no resource
 }
 # AWS managed policies a role may carry (all write-only telemetry):
 MANAGED_ALLOWED = {
@@ -541,7 +542,7 @@ def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_
     for setting in throttled.values():
         assert setting["ThrottlingRateLimit"] == {"Ref": "KeylessRateLimit"}
         assert setting["ThrottlingBurstLimit"] == {"Ref": "KeylessBurstLimit"}
-    assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == 0
+    assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == "0"
     acl = resources["WebAcl"]
     assert acl["Condition"] == "UseWaf"
     (rule,) = acl["Properties"]["Rules"]
@@ -564,3 +565,49 @@ def test_the_waf_rule_is_scoped_to_every_keyless_route_but_stripes_webhook_and_t
     }
     assert uncovered == {"/v1/billing/stripe", "/"}  # Stripe's own addresses; the page is cached static text
     assert not any(fragment in "/Prod/v1/cutout" for fragment in rule.scope)  # keyed: the key's rate
+
+
+def test_the_key_authorizers_throttles_and_errors_and_each_apis_5xx_answers_raise_alarms():
+    """Both fail a keyed call before any function of the service runs: nothing else counts them."""
+    sam = load_sam()
+    alarms = [r["Properties"] for r in sam["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+    def watching(namespace: str, metric: str) -> list[dict]:
+        return [a for a in alarms if a["Namespace"] == namespace and a["MetricName"] == metric]
+
+    for metric in ("Throttles", "Errors"):
+        dimensions = [a["Dimensions"] for a in watching("AWS/Lambda", metric)]
+        assert [{"Name": "FunctionName", "Value": {"Ref": "KeyAuthorizerFunction"}}] in dimensions, metric
+    names = {sam["Resources"][api]["Properties"]["Name"]["Fn::Sub"] for api in ("Api", "RemoveBgApi")}
+    watched = {
+        (a["Dimensions"][0]["Value"]["Fn::Sub"], a["Dimensions"][1]["Value"]["Ref"], a["Statistic"])
+        for a in watching("AWS/ApiGateway", "5XXError")
+        if [d["Name"] for d in a["Dimensions"]] == ["ApiName", "Stage"]
+    }
+    assert watched == {(name, "StageName", "Average") for name in names}  # the share answered 5xx
+
+
+def test_every_mail_goes_through_a_configuration_set_that_suppresses_bounces_and_reports_reputation():
+    resources = load_sam()["Resources"]
+    (name,) = [n for n, r in resources.items() if r["Type"] == "AWS::SES::ConfigurationSet"]
+    props = resources[name]["Properties"]
+    assert props["ReputationOptions"] == {"ReputationMetricsEnabled": True}
+    assert sorted(props["SuppressionOptions"]["SuppressedReasons"]) == ["BOUNCE", "COMPLAINT"]
+    mailing = [
+        n
+        for n, r in resources.items()
+        if "MAIL_FROM" in r.get("Properties", {}).get("Environment", {}).get("Variables", {})
+    ]
+    assert sorted(mailing) == ["BillingFunction", "LowBalanceFunction"]
+    for function in mailing:
+        assert resources[function]["Properties"]["Environment"]["Variables"]["MAIL_CONFIGURATION_SET"] == {
+            "Ref": name
+        }
+    alarms = {
+        r["Properties"]["MetricName"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["Namespace"] == "AWS/SES"
+    }
+    # SES reviews an account at a 5% bounce rate or a 0.1% complaint rate
+    assert alarms["Reputation.BounceRate"]["Threshold"] == 0.05
+    assert alarms["Reputation.ComplaintRate"]["Threshold"] == 0.001

@@ -3,6 +3,7 @@ for the names an operator may give (a stack name, an ECR image URI, an instance 
 
 from __future__ import annotations
 
+import json
 import re
 
 from alphacut_dev.local.intrinsics import Resolver
@@ -136,3 +137,17 @@ def test_every_queue_feeding_a_function_allows_five_receives():
         redrive = SAM["Resources"][queue]["Properties"].get("RedrivePolicy")
         if redrive is not None:  # a dead-letter queue itself keeps its messages for 14 days
             assert int(redrive["maxReceiveCount"]) >= 5, f"{queue} (feeding {function}) dead-letters too soon"
+
+
+def test_the_outputs_name_the_api_domain_of_the_partition_deployed_to():
+    """China's regions answer under amazonaws.com.cn: the URLs are built with AWS::URLSuffix."""
+    resolve = resolver(Api="abc123", RemoveBgApi="def456", StageName="prod")
+    resolve.refs.update(
+        {"AWS::Region": "cn-north-1", "AWS::Partition": "aws-cn", "AWS::URLSuffix": "amazonaws.com.cn"}
+    )
+    urls = ("ApiUrl", "RemoveBgUrl", "StripeWebhookUrl")
+    outputs = {name: resolve.resolve(SAM["Outputs"][name]["Value"]) for name in urls}
+    assert outputs["ApiUrl"] == "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/prod"
+    assert outputs["RemoveBgUrl"] == "https://def456.execute-api.cn-north-1.amazonaws.com.cn/prod"
+    assert outputs["StripeWebhookUrl"].startswith("https://abc123.execute-api.cn-north-1.amazonaws.com.cn/")
+    assert not [name for name, output in SAM["Outputs"].items() if ".amazonaws.com" in json.dumps(output)]

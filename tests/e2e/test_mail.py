@@ -5,6 +5,7 @@ once the sender and the recipient are verified the link goes out."""
 from __future__ import annotations
 
 import json
+import time
 
 from tests.stack_fixtures import request_from
 
@@ -68,5 +69,83 @@ def test_a_sign_up_ses_would_refuse_is_503_and_counts_nothing_and_once_verified_
         sent = sign_up(stack, "owner@store-mail.example")
         assert sent.status_code == 202, sent.text
         assert signup_items(stack) != before
+    finally:
+        stack.set_function_env("BillingFunction", **kept)
+
+
+def after_ses_rate() -> None:
+    """A second since any other send: SES takes 1 message a second (the local SES too)."""
+    time.sleep(1.05)
+
+
+def counts_and_links(stack) -> dict[tuple[str, str], str]:
+    """Each sign-up count (a count of 0 is none) and link, by its key."""
+    found = {}
+    for item in signup_items(stack):
+        value = item.get("count", {}).get("N", "link")
+        if value != "0":
+            found[(item["pk"]["S"], item["sk"]["S"])] = value
+    return found
+
+
+def sign_up_from(stack, source: str, address: str) -> tuple[int, str, dict]:
+    """A sign-up from the client address ``source``: the status, its Retry-After, its body."""
+    import http.client
+
+    connection = http.client.HTTPConnection(stack.host, stack.port, timeout=30, source_address=(source, 0))
+    try:
+        body = json.dumps({"email": address})
+        connection.request("POST", "/v1/signup", body=body, headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Retry-After") or "", json.loads(answer.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def test_a_sign_up_while_ses_throttles_answers_503_and_counts_nothing(stack):
+    billing = stack.workers["BillingFunction"].spec.environment
+    kept = {name: billing.get(name, "") for name in ("ALPHACUT_MAIL_DIR", "MAIL_FROM")}
+    ses = stack.client("sesv2")
+    rules = stack.aws_rules
+    for identity in (SENDER, "store-mail.example"):
+        ses.create_email_identity(EmailIdentity=identity)
+    stack.set_function_env("BillingFunction", ALPHACUT_MAIL_DIR="", MAIL_FROM=SENDER)  # SES, as on AWS
+    try:
+        rules.ses_daily_quota = len(rules._ses_last_day())  # the day's quota spent
+        before = counts_and_links(stack)
+        status, retry_after, body = sign_up_from(stack, "127.0.0.11", "throttled@store-mail.example")
+        assert status == 503 and body["error"]["code"] == "service_busy", body
+        assert retry_after == "600" and "daily quota" in body["error"]["message"]
+        assert counts_and_links(stack) == before  # its asks given back, no link kept
+        rules.ses_daily_quota = None  # a new day's quota
+        after_ses_rate()
+        status, _, body = sign_up_from(stack, "127.0.0.11", "throttled@store-mail.example")
+        assert status == 202, body
+        assert counts_and_links(stack) != before
+    finally:
+        rules.ses_daily_quota = None
+        stack.set_function_env("BillingFunction", **kept)
+
+
+def test_a_bounce_suppresses_the_address_for_sign_up_before_anything_is_counted(stack):
+    billing = stack.workers["BillingFunction"].spec.environment
+    kept = {name: billing.get(name, "") for name in ("ALPHACUT_MAIL_DIR", "MAIL_FROM")}
+    ses = stack.client("sesv2")
+    for identity in (SENDER, "store-mail.example"):
+        ses.create_email_identity(EmailIdentity=identity)
+    stack.set_function_env("BillingFunction", ALPHACUT_MAIL_DIR="", MAIL_FROM=SENDER)  # SES, as on AWS
+    address = "bounces@store-mail.example"
+    try:
+        after_ses_rate()
+        status, _, body = sign_up_from(stack, "127.0.0.12", address)
+        assert status == 202, body  # sent through the stack's configuration set
+        assert stack.aws_rules.ses_feedback(address, "BOUNCE")  # its server refused it for good
+        before = counts_and_links(stack)
+        status, _, body = sign_up_from(stack, "127.0.0.12", address)
+        assert status == 400 and body["error"]["field"] == "email" and "bounced" in body["error"]["message"]
+        assert counts_and_links(stack) == before  # refused before anything was counted or mailed
+        after_ses_rate()
+        status, _, body = sign_up_from(stack, "127.0.0.12", "another@store-mail.example")
+        assert status == 202, body  # another address of the domain is mailed as before
     finally:
         stack.set_function_env("BillingFunction", **kept)

@@ -53,3 +53,25 @@ def test_a_function_cannot_list_or_write_outside_its_prefixes(stack):
         s3.get_object(Bucket=bucket, Key="tasks/none/image.png")
     assert missing.value.response["Error"]["Code"] == "AccessDenied"
     stack.iam.refused.clear()
+
+
+def test_the_key_authorizer_may_write_a_keys_last_use_and_nothing_else_of_it(stack):
+    """dynamodb:Attributes: every attribute an update reads, writes or tests, the key's own too."""
+    dynamodb = client_as(stack, "KeyAuthorizerFunction", "dynamodb")
+    made = stack.key_store().create("iam-test", "starter")
+    key = {"pk": {"S": f"key#{made.key.key_id}"}, "sk": {"S": "-"}}
+
+    def update(expression: str, **extra):
+        return lambda: dynamodb.update_item(
+            TableName=stack.physical["UsageTable"],
+            Key=key,
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":v": {"S": "2026-11-29"}},
+            **extra,
+        )
+
+    assert not refused(stack, update("SET last_used = :v"))  # KeyStore.mark_used's write
+    assert refused(stack, update("SET #p = :v", ExpressionAttributeNames={"#p": "plan"}))
+    assert refused(stack, update("SET last_used = :v, enabled = :v"))
+    assert refused(stack, update("SET last_used = :v", ReturnValues="ALL_OLD"))

@@ -10,10 +10,15 @@ import pytest
 from alphacut import cli
 from alphacut.aws import preflight
 from alphacut.aws.preflight import StackShape, check, prune_versions
-from alphacut_dev.template import load_sam
+from alphacut_dev.template import translate_template
 from botocore.stub import Stubber
 
 ROLE = "arn:aws:iam::123456789012:role/other-stack-ApiGatewayLogRole"
+TEMPLATE = translate_template()
+
+
+def shape(**parameters: str) -> StackShape:
+    return StackShape.from_parameters(parameters, TEMPLATE)
 
 
 def clients(concurrency: int, unreserved: int, role: str = "", quota: float | None = None):
@@ -60,7 +65,7 @@ def verdicts(findings) -> dict[str, str]:
 
 
 def test_a_new_account_takes_the_defaults_and_is_told_what_it_lacks_with_the_fix():
-    findings = check(*clients(10, 10), StackShape())
+    findings = check(*clients(10, 10), shape())
     assert verdicts(findings) == {
         "reserved concurrency": "ok",
         "concurrency for queues and sync calls": "lacks",
@@ -72,8 +77,7 @@ def test_a_new_account_takes_the_defaults_and_is_told_what_it_lacks_with_the_fix
 
 
 def test_a_new_account_refuses_reservations_and_3538_mb_and_says_how_to_deploy_anyway():
-    shape = StackShape.from_parameters({"ReserveAsyncConcurrency": "true", "TaskMemorySize": "3538"})
-    findings = check(*clients(10, 10), shape)
+    findings = check(*clients(10, 10), shape(ReserveAsyncConcurrency="true", TaskMemorySize="3538"))
     blocking = {f.check: f.fix for f in findings if f.verdict == "blocks"}
     assert set(blocking) == {"reserved concurrency", "function memory"}
     assert "ReserveAsyncConcurrency=false" in blocking["reserved concurrency"]
@@ -81,7 +85,7 @@ def test_a_new_account_refuses_reservations_and_3538_mb_and_says_how_to_deploy_a
 
 
 def test_an_established_account_is_told_what_it_could_use():
-    findings = check(*clients(1000, 1000, ROLE, quota=1000.0), StackShape())
+    findings = check(*clients(1000, 1000, ROLE, quota=1000.0), shape())
     assert verdicts(findings) == {
         "reserved concurrency": "advice",
         "concurrency for queues and sync calls": "ok",
@@ -89,19 +93,20 @@ def test_an_established_account_is_told_what_it_could_use():
         "API Gateway logging role": "advice",
     }
     fixes = " ".join(f.fix for f in findings)
-    assert "ReserveAsyncConcurrency=true fits (223 reserved)" in fixes
+    assert "ReserveAsyncConcurrency=true fits (225 reserved)" in fixes
     assert "TaskMemorySize=3538" in fixes and "ApiGatewayLogRoleExists=true" in fixes
 
 
 def test_a_stage_without_the_accounts_logging_role_is_refused_before_deploying():
-    shape = StackShape.from_parameters({"ApiGatewayLogRoleExists": "true"})
-    assert verdicts(check(*clients(1000, 1000), shape))["API Gateway logging role"] == "blocks"
+    findings = check(*clients(1000, 1000), shape(ApiGatewayLogRoleExists="true"))
+    assert verdicts(findings)["API Gateway logging role"] == "blocks"
 
 
-def test_the_shapes_defaults_are_the_templates():
-    parameters = {name: str(spec.get("Default", "")) for name, spec in load_sam()["Parameters"].items()}
-    assert StackShape.from_parameters(parameters) == StackShape()
-    assert StackShape().reservations(reserve=True) == 223  # README: 100 + 123
+def test_an_account_one_short_of_the_reservations_is_refused_before_deploying():
+    """325 = 100 unreserved + Segment's 100 + 125 small reservations (LowBalance's 2 among them)."""
+    reserving = shape(ReserveAsyncConcurrency="true")
+    assert verdicts(check(*clients(324, 324), reserving))["reserved concurrency"] == "blocks"
+    assert verdicts(check(*clients(325, 325), reserving))["reserved concurrency"] == "ok"
 
 
 def test_the_command_exits_1_only_when_the_account_would_refuse_the_deploy(monkeypatch, capsys):

@@ -20,7 +20,18 @@
   AWS's production access does), where a message is sent only to verified identities (an address or
   its domain), else ``MessageRejected``; moto already refuses an unverified sender. ``GetAccount``
   says ``ProductionAccessEnabled`` (moto lacks it) and ``GetEmailIdentity`` says an identity moto
-  sends from is ``VerifiedForSendingStatus`` (moto says false for every one).
+  sends from is ``VerifiedForSendingStatus`` (moto says false for every one);
+- SES's sending quotas as ``GetAccount`` reports them: at most ``MaxSendRate`` messages a second
+  (1) and ``Max24HourSend`` in any 24 hours (200 in the sandbox, 50,000 out of it; a test may set
+  ``ses_daily_quota``), past either ``ThrottlingException`` ("Maximum sending rate exceeded",
+  "Daily message quota exceeded"), and ``SentLast24Hours`` counted; ``ses_sending_paused`` (a
+  test's, as AWS pauses an account over its bounce or complaint rate) refuses every send
+  ``SendingPausedException`` and says ``SendingEnabled`` false;
+- SES's suppression list (moto has none): ``ses_feedback(address, "BOUNCE" | "COMPLAINT")`` is the
+  recipient's server bouncing the last message sent to it for good, or its user marking it as spam;
+  SES then lists the address when that message's configuration set has the reason in its
+  ``SuppressionOptions``, and ``GetSuppressedDestination`` answers it (``NotFoundException`` for an
+  address not listed).
 
 Usage::
 
@@ -36,11 +47,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
+from urllib.parse import unquote
 
+from alphacut_dev.local.account import ACCOUNT, REGION
 from alphacut_dev.local.gateway import TokenBucket
 from alphacut_dev.local.iam import signed_by
 from alphacut_dev.local.patches import MotoPatches
 
+SES_SEND_RATE = 1.0  # messages a second: a new account's MaxSendRate
+SES_SANDBOX_QUOTA, SES_PRODUCTION_QUOTA = 200, 50_000  # Max24HourSend in the sandbox, and out of it
 NAME_REUSE_SECONDS = 90 * 86400  # Step Functions: a closed standard execution's name, 90 days
 MANAGEMENT_RATE, MANAGEMENT_BURST = 10.0, 40  # API Gateway's management API, per account
 GATEWAY_USER_AGENT = "alphacut-local-gateway"  # the local gateway's own reads: not throttled
@@ -64,6 +79,12 @@ class AwsRules(MotoPatches):
         super().__init__()
         self.clock = clock
         self.ses_sandbox = True  # a new account's SES: verified recipients only (tests turn it off)
+        self.ses_daily_quota: int | None = None  # None: SES's for the sandbox or production access
+        self.ses_sending_paused = False
+        self.ses_sent: list[float] = []  # when each message of the last 24 hours was taken
+        self.ses_sent_with: dict[str, str] = {}  # recipient -> the configuration set of its last message
+        self.ses_suppressed: dict[str, str] = {}  # SES's suppression list: address -> reason
+        self._ses_rate = TokenBucket(SES_SEND_RATE, 1, lambda: self.clock())  # a clock a test moves
         self._sequence = itertools.count(1)
         # the management API calls answered or refused: (operation, the caller's access key id)
         self.management_calls: list[tuple[str, str]] = []
@@ -133,7 +154,27 @@ class AwsRules(MotoPatches):
                     "Email address is not verified. The following identities failed the check in region "
                     f"{response.region.upper()}: {', '.join(refused)}"
                 )
+            rules._take_ses_send()
+            for address in recipients:
+                rules.ses_sent_with[address.lower()] = params.get("ConfigurationSetName", "")
             return send(response)
+
+        def get_suppressed_destination(response: Any) -> Any:
+            from moto.core.exceptions import JsonRESTError
+
+            address = unquote(response.uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]).lower()
+            if address not in rules.ses_suppressed:
+                error = JsonRESTError(
+                    "NotFoundException", f"Email address {address} does not exist on your suppression list."
+                )
+                error.code = 404
+                raise error
+            listed = {
+                "EmailAddress": address,
+                "Reason": rules.ses_suppressed[address],
+                "LastUpdateTime": rules.clock(),
+            }
+            return json.dumps({"SuppressedDestination": listed})
 
         def get_email_identity(response: Any) -> Any:
             answer = json.loads(identity(response))
@@ -144,13 +185,13 @@ class AwsRules(MotoPatches):
             return json.dumps(
                 {
                     "ProductionAccessEnabled": not rules.ses_sandbox,
-                    "SendingEnabled": True,
+                    "SendingEnabled": not rules.ses_sending_paused,
                     "EnforcementStatus": "HEALTHY",
                     "DedicatedIpAutoWarmupEnabled": False,
                     "SendQuota": {
-                        "Max24HourSend": 200.0 if rules.ses_sandbox else 50000.0,
-                        "MaxSendRate": 1.0,
-                        "SentLast24Hours": 0.0,
+                        "Max24HourSend": float(rules.ses_quota()),
+                        "MaxSendRate": SES_SEND_RATE,
+                        "SentLast24Hours": float(len(rules._ses_last_day())),
                     },
                 }
             )
@@ -158,10 +199,60 @@ class AwsRules(MotoPatches):
         from moto.sesv2 import urls
 
         # moto's server routes GetAccount's path nowhere (its app reads the paths at the first SES call)
-        self._patch(urls, "url_paths", {**urls.url_paths, "{0}/v2/email/account$": SESV2Response.dispatch})
+        self._patch(
+            urls,
+            "url_paths",
+            {
+                **urls.url_paths,
+                "{0}/v2/email/account$": SESV2Response.dispatch,
+                "{0}/v2/email/suppression/addresses/(?P<EmailAddress>[^/]+)$": SESV2Response.dispatch,
+            },
+        )
+        self._patch(SESV2Response, "get_suppressed_destination", get_suppressed_destination)
         self._patch(SESV2Response, "send_email", send_email)
         self._patch(SESV2Response, "get_email_identity", get_email_identity)
         self._patch(SESV2Response, "get_account", get_account)
+
+    def ses_quota(self) -> int:
+        if self.ses_daily_quota is not None:
+            return self.ses_daily_quota
+        return SES_SANDBOX_QUOTA if self.ses_sandbox else SES_PRODUCTION_QUOTA
+
+    def _ses_last_day(self) -> list[float]:
+        since = self.clock() - 86400
+        self.ses_sent = [at for at in self.ses_sent if at > since]
+        return self.ses_sent
+
+    def ses_feedback(self, address: str, reason: str = "BOUNCE") -> bool:
+        """A hard bounce (``BOUNCE``) or a complaint (``COMPLAINT``) for the last message sent to
+        ``address``: listed for suppression where that message's configuration set says so.
+        Whether it was listed."""
+        from moto.sesv2.models import sesv2_backends
+
+        name = self.ses_sent_with.get(address.lower())
+        backend = sesv2_backends[ACCOUNT][REGION].core_backend
+        configuration = backend.config_sets.get(name) if name else None
+        if configuration is None or reason not in configuration.suppression_options.get(
+            "SuppressedReasons", []
+        ):
+            return False
+        self.ses_suppressed[address.lower()] = reason
+        return True
+
+    def _take_ses_send(self) -> None:
+        """One message of the account's quotas, or SES's refusal: paused, the day's quota, the rate."""
+        from moto.core.exceptions import JsonRESTError
+
+        if self.ses_sending_paused:
+            raise JsonRESTError(
+                "SendingPausedException",
+                "The message can't be sent because the account's ability to send email is currently paused.",
+            )
+        if len(self._ses_last_day()) >= self.ses_quota():
+            raise JsonRESTError("ThrottlingException", "Daily message quota exceeded.")
+        if self._ses_rate.take():
+            raise JsonRESTError("ThrottlingException", "Maximum sending rate exceeded.")
+        self.ses_sent.append(self.clock())
 
     def _limit_api_keys(self) -> None:
         """CreateApiKey: 429 ``TooManyRequestsException`` past 5 a second, and

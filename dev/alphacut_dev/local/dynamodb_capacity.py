@@ -13,7 +13,9 @@ the way DynamoDB bills it, and each partition's throughput limit.
   partition key value of a table or an index (DynamoDB may split a busy key's items across
   partitions by sort key, never one item's writes: so this is what one item, or one key's
   neighbouring items, can take). Past it a request is refused
-  ``ProvisionedThroughputExceededException`` before it runs (the SDK retries it).
+  ``ProvisionedThroughputExceededException`` before it runs (the SDK retries it); a BatchGetItem
+  reads the keys it can and answers the others in ``UnprocessedKeys`` (refused only when it can
+  read none).
 
 ``ReturnConsumedCapacity`` answers with these figures, and ``requests`` keeps every request's
 consumption (tests and benchmarks read it with ``mark`` / ``since``).
@@ -244,6 +246,9 @@ class DynamoDBCapacity(MotoPatches):
         def metered(handler: Any) -> Any:
             body, backend = handler.body, handler.dynamodb_backend
             targets = _targets(name, body, backend)  # (table, key, transactional, kind)
+            unread: dict[str, list[Any]] = {}
+            if name == "batch_get_item":
+                targets, unread = capacity._leave_unread(body, backend, targets)
             table = body.get("TableName") or (targets[0][0] if targets else "")  # a transaction's: its first
             consumed = Consumed(name, table, at=capacity.clock())
             partitions = [(_partition(backend, t, k), kind) for t, k, _, kind in targets if k is not None]
@@ -265,9 +270,30 @@ class DynamoDBCapacity(MotoPatches):
                 capacity._settle(consumed, name, body, backend, targets, before)
                 capacity._record(consumed)
             _answer_capacity(result, body, consumed)
+            _answer_unread(result, body, unread)
             return result
 
         return metered
+
+    def _leave_unread(
+        self, body: dict[str, Any], backend: Any, targets: list[tuple[str, dict[str, Any] | None, bool, str]]
+    ) -> tuple[list[tuple[str, dict[str, Any] | None, bool, str]], dict[str, list[Any]]]:
+        """BatchGetItem over a partition past its rate: DynamoDB reads the other keys and answers
+        the refused ones in ``UnprocessedKeys``; only when it can read none is the call refused.
+        The request is cut to the keys read; returns their targets and the unread keys by table."""
+        read = []
+        unread: dict[str, list[Any]] = {}
+        for target in targets:
+            table, key = target[0], target[1]
+            if key is None or self._admit([(_partition(backend, table, key), "read")]):
+                read.append(target)
+            else:
+                unread.setdefault(table, []).append(key)
+        if not read or not unread:
+            return targets, {}  # all or nothing: as any other request
+        for table, request in body["RequestItems"].items():
+            request["Keys"] = [key for key in request["Keys"] if key not in unread.get(table, [])]
+        return read, unread
 
     def _settle(
         self,
@@ -444,6 +470,16 @@ def _index_writes(backend: Any, table_name: str, old: Any, new: Any) -> list[tup
                 partition = (table_name, index.name, _text(side.attrs[hash_name].to_json()))
                 found.append((partition, write_units(item_size(side), 0)))
     return found
+
+
+def _answer_unread(result: Any, body: dict[str, Any], unread: dict[str, list[Any]]) -> None:
+    """The keys left unread, each table's with the rest of its request (as DynamoDB answers them)."""
+    answer = getattr(result, "result", None)
+    if not unread or not isinstance(answer, dict):
+        return
+    left = answer.setdefault("UnprocessedKeys", {})
+    for table, keys in unread.items():
+        left[table] = {**body["RequestItems"][table], "Keys": keys}
 
 
 def _answer_capacity(result: Any, body: dict[str, Any], consumed: Consumed) -> None:

@@ -236,7 +236,35 @@ def _dynamodb_check(action: str, spec: dict, region: str) -> tuple[str, str, Con
     arn = name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}"
     index = f"/index/{spec['IndexName']}" if spec.get("IndexName") else ""
     leading = partition_values(arn.rsplit("/", 1)[-1], spec, region)
-    return f"dynamodb:{action}", arn + index, ({"dynamodb:LeadingKeys": leading} if leading else {})
+    context: Context = {"dynamodb:LeadingKeys": leading} if leading else {}
+    if action == "UpdateItem":
+        context["dynamodb:Attributes"] = updated_attributes(spec)
+        if spec.get("ReturnValues"):
+            context["dynamodb:ReturnValues"] = [str(spec["ReturnValues"])]
+    return f"dynamodb:{action}", arn + index, context
+
+
+# words of DynamoDB's expressions that are not attribute names (functions, operators, clauses)
+_EXPRESSION_WORDS = {
+    "SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN", "attribute_exists",
+    "attribute_not_exists", "attribute_type", "begins_with", "contains", "size", "if_not_exists",
+    "list_append",
+}  # fmt: skip
+_NAME = re.compile(r"(?<![.:#\w])(#?[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def updated_attributes(spec: dict) -> list[str]:
+    """``dynamodb:Attributes`` of an UpdateItem: its key's attribute names and the top-level names
+    its update and condition expressions read or write ("read, written, or evaluated in a
+    conditional write"), ``#placeholders`` resolved."""
+    names = spec.get("ExpressionAttributeNames", {})
+    found = list(spec.get("Key", {}))
+    for expression in (spec.get("UpdateExpression", ""), spec.get("ConditionExpression", "")):
+        for word in _NAME.findall(expression or ""):
+            name = names.get(word, word)
+            if name not in _EXPRESSION_WORDS and name not in found:
+                found.append(name)
+    return found
 
 
 def partition_values(table_name: str, spec: dict, region: str) -> list[str]:

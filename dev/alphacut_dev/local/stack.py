@@ -449,6 +449,19 @@ class LocalStack:
                 Attributes={"RawMessageDelivery": "true"} if raw else {},
             )
 
+        ses = self.client("sesv2")
+        for logical, resource in by_type("AWS::SES::ConfigurationSet"):  # SES's suppression: aws_rules.py
+            props = resolver.resolve(resource.get("Properties", {}))
+            ses.create_configuration_set(
+                ConfigurationSetName=props["Name"],
+                **{
+                    k: props[k]
+                    for k in ("ReputationOptions", "SendingOptions", "SuppressionOptions")
+                    if k in props
+                },
+            )
+            refs[logical] = props["Name"]
+
         secrets = self.client("secretsmanager")
         for logical, resource in by_type("AWS::SecretsManager::Secret"):  # generated, as CloudFormation does
             created = secrets.create_secret(Name=f"{STACK_NAME}-{logical}", SecretString=token_urlsafe(36))

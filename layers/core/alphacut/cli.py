@@ -898,6 +898,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a template parameter as you will deploy it (as sam deploy's --parameter-overrides)",
     )
+    check.add_argument(
+        "--template", default=None, help="the SAM template to deploy (default: the checkout's template.yaml)"
+    )
     prune = steps.add_parser(
         "prune", help="delete SnapStart versions no alias points at (each costs a month)"
     )
@@ -914,8 +917,12 @@ def _deploy(args: argparse.Namespace) -> int:
     from alphacut.aws import preflight
 
     if args.step == "check":
+        # the dev tools' translation (as sam deploy's): what it reserves is read from it, not restated
+        from alphacut_dev.template import TEMPLATE, translate_template
+
         parameters = dict(item.split("=", 1) for item in args.parameter if "=" in item)
-        shape = preflight.StackShape.from_parameters(parameters)
+        template = translate_template(Path(args.template) if args.template else TEMPLATE, parameters)
+        shape = preflight.StackShape.from_parameters(parameters, template)
         findings = preflight.check(
             boto3.client("lambda"), boto3.client("service-quotas"), boto3.client("apigateway"), shape
         )

@@ -307,6 +307,18 @@ class PaymentDeclined(AlphacutError):
     payment_id = ""
 
 
+class ServiceBusy(AlphacutError):
+    """A service behind the call kept asking it to slow down past the bound it is given (DynamoDB
+    leaving keys unread, SES throttling its sends): nothing was done; retry after ``retry_after``
+    seconds."""
+
+    code = "service_busy"
+
+    def __init__(self, message: str, *, retry_after: int, limit: Any = None, field: str | None = None):
+        super().__init__(message, field=field, limit=limit)
+        self.retry_after = max(1, retry_after)
+
+
 class ModelUnavailable(AlphacutError):
     """A model file is missing or fails to load: a deployment problem, not the client's."""
 
@@ -321,6 +333,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     PaymentDeclined: 402,
     SignatureInvalid: 400,
     BillingUnavailable: 503,
+    ServiceBusy: 503,
     TooManyInFlight: 429,
     RateLimited: 429,
     QuotaExceeded: 429,

@@ -179,7 +179,11 @@ ROUTES = [
         answer=OBJECT,
         answer_status=202,
         extra_responses={
-            429: "too many sign-ups from this network address (field signup) or this mailbox (field email)"
+            429: "too many sign-ups from this network address (field signup) or this mailbox (field email)",
+            503: (
+                "mail is not set up, or service_busy: Amazon SES's sending rate or daily quota is spent "
+                "(nothing was counted; Retry-After)"
+            ),
         },
     ),
     RouteDoc(
@@ -245,7 +249,9 @@ def notices() -> NoticeAddresses:
         settings = billing_settings()
         table = services.SETTINGS.require("usage_table")
         return NoticeAddresses(
-            settings, PaymentRecords(table), Mailbox(settings.mail_from, settings.mail_dir)
+            settings,
+            PaymentRecords(table),
+            Mailbox(settings.mail_from, settings.mail_dir, configuration_set=settings.mail_configuration_set),
         )
 
     return services.once("notices", made)
@@ -282,7 +288,9 @@ def signups() -> Signups:
         table = services.SETTINGS.require("usage_table")
         settings = billing_settings()
         keys = KeyStore(table, secret_bytes(services.SETTINGS.require("key_hash_secret_arn")))
-        mailbox = Mailbox(settings.mail_from, settings.mail_dir)
+        mailbox = Mailbox(
+            settings.mail_from, settings.mail_dir, configuration_set=settings.mail_configuration_set
+        )
         return Signups(
             settings, SignupRecords(table), keys, PlanCatalogue(table), CreditLedger(table), mailbox
         )

@@ -218,7 +218,7 @@ def _responses(route: RouteDoc, answer: dict[str, Any]) -> dict[str, Any]:
             schema = {"$ref": f"#/components/schemas/{ERROR_SCHEMA[route.api]}"}  # the gateway response
         else:
             schema = own
-        answer_headers = ("Retry-After",) if status == 429 else ()
+        answer_headers = ("Retry-After",) if status in (429, 503) else ()
         responses[str(status)] = {
             "description": text,
             "headers": _headers(answer_headers),

@@ -9,9 +9,13 @@ account allows fails and rolls back. API Gateway refuses a stage with access log
 account's CloudWatch role is set. Each published version of a SnapStart function keeps a cache
 billed by the month (about $3.90 per GB-month, $11.7 for a 3,008 MB function).
 
+What the stack reserves and how many queue mappings it runs are read from the translated template
+at the deploy's parameters (``read_template``), so no figure here falls out of step with it.
+
 Usage::
 
-    shape = StackShape.from_parameters({"ReserveAsyncConcurrency": "true"})
+    template = translate_template()           # alphacut_dev.template: template.yaml in CloudFormation
+    shape = StackShape.from_parameters({"ReserveAsyncConcurrency": "true"}, template)
     clients = [boto3.client(name) for name in ("lambda", "service-quotas", "apigateway")]
     findings = check(*clients, shape)
     print(render(findings))                   # check | account | stack | verdict | fix
@@ -30,10 +34,6 @@ UNRESERVED_MINIMUM = 100  # AWS keeps this many executions unreserved
 NEW_ACCOUNT_MEMORY_MB = 3008
 ESTABLISHED_CONCURRENCY = 1000  # AWS's default quota once an account leaves the new-account profile
 SNAPSTART_CACHE_PER_GB_MONTH = 0.0000015046 * 730 * 3600  # https://aws.amazon.com/lambda/pricing/
-SMALL_RESERVATIONS = (
-    123  # Dispatch 5, Notify 5, Charge 5, Finalize 6, Meter 2, KeyAuthorizer 100 (template.yaml)
-)
-GPU_RESERVATIONS = 5  # InferenceDone, with SegmentBackend=sagemaker
 SYNC_HEADROOM = 10  # sync calls a store may make at once beside the queues
 INCREASE = (
     "aws service-quotas request-service-quota-increase --service-code lambda "
@@ -42,40 +42,109 @@ INCREASE = (
 
 
 @dataclass(frozen=True)
+class TemplateNeeds:
+    """What the translated template asks of Lambda at a deploy's parameters."""
+
+    reserved: dict[str, int]  # function -> ReservedConcurrentExecutions with ReserveAsyncConcurrency=true
+    mappings: dict[str, int]  # queue mapping -> MaximumConcurrency with ReserveAsyncConcurrency=false
+
+
+def read_template(template: dict[str, Any], parameters: dict[str, str]) -> TemplateNeeds:
+    """Each function's reservation (as ``ReserveAsyncConcurrency=true`` would make it) and each queue
+    mapping's most at once (as ``false`` would), for the resources whose conditions hold."""
+    reserving = Conditions(template, {**parameters, "ReserveAsyncConcurrency": "true"})
+    pooled = Conditions(template, {**parameters, "ReserveAsyncConcurrency": "false"})
+    reserved, mappings = {}, {}
+    for logical, resource in template["Resources"].items():
+        props = resource.get("Properties") or {}
+        if "Condition" in resource and not reserving.holds(resource["Condition"]):
+            continue
+        if resource["Type"] == "AWS::Lambda::Function":
+            amount = reserving.value(props.get("ReservedConcurrentExecutions"))
+            if amount is not None:
+                reserved[logical] = int(amount)
+        elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
+            most = pooled.value((props.get("ScalingConfig") or {}).get("MaximumConcurrency"))
+            if most is None:  # SQS would scale it to the account's limit: the check has no figure
+                raise ValueError(f"{logical} sets no ScalingConfig.MaximumConcurrency")
+            mappings[logical] = int(most)
+    return TemplateNeeds(reserved, mappings)
+
+
+class Conditions:
+    """CloudFormation's condition functions (and ``Ref``, ``Fn::FindInMap``) over a template's
+    parameters: what ``Fn::If`` picks at a deploy's values. AWS::NoValue reads as None."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, str]):
+        declared = template.get("Parameters") or {}
+        self.template = template
+        self.refs = {
+            name: str(parameters.get(name, spec.get("Default", ""))) for name, spec in declared.items()
+        }
+
+    def holds(self, name: str) -> bool:
+        return bool(self.value(self.template["Conditions"][name]))
+
+    def value(self, node: Any) -> Any:
+        if not (isinstance(node, dict) and len(node) == 1):
+            return node
+        ((function, arg),) = node.items()
+        if function == "Ref":
+            return None if arg == "AWS::NoValue" else self.refs[arg]
+        if function == "Fn::If":
+            name, when_true, when_false = arg
+            return self.value(when_true if self.holds(name) else when_false)
+        if function == "Condition":
+            return self.holds(arg)
+        if function == "Fn::Equals":
+            return str(self.value(arg[0])) == str(self.value(arg[1]))
+        if function == "Fn::Not":
+            return not self.value(arg[0])
+        if function == "Fn::And":
+            return all(self.value(item) for item in arg)
+        if function == "Fn::Or":
+            return any(self.value(item) for item in arg)
+        if function == "Fn::FindInMap":
+            name, first, second = (self.value(item) for item in arg)
+            return self.template["Mappings"][name][first][second]
+        raise ValueError(f"{function} is not read by the deploy check")
+
+
+@dataclass(frozen=True)
 class StackShape:
-    """What the template asks of the account, from its parameters (defaults as in template.yaml)."""
+    """What the template asks of the account, from its parameters and the translated template."""
 
     reserve: bool = False  # ReserveAsyncConcurrency
     segment_concurrency: int = 100  # SegmentConcurrency
-    compose_concurrency: int = 10  # ComposeConcurrency
     sagemaker: bool = False  # SegmentBackend=sagemaker
     task_memory: int = 3008  # TaskMemorySize (Segment, Compose)
     model_memory: int = 3008  # the cutout, selfie and costume functions
     log_role_exists: bool = False  # ApiGatewayLogRoleExists
+    needs: TemplateNeeds = field(default_factory=lambda: TemplateNeeds({}, {}))
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, str]) -> StackShape:
-        base = cls()
+    def from_parameters(cls, parameters: dict[str, str], template: dict[str, Any]) -> StackShape:
+        """``parameters`` as the deploy will give them (the template's defaults for the others)."""
+        given = Conditions(template, parameters).refs
         return cls(
-            reserve=parameters.get("ReserveAsyncConcurrency", str(base.reserve).lower()) == "true",
-            segment_concurrency=int(parameters.get("SegmentConcurrency", base.segment_concurrency)),
-            compose_concurrency=int(parameters.get("ComposeConcurrency", base.compose_concurrency)),
-            sagemaker=parameters.get("SegmentBackend", "cpu") == "sagemaker",
-            task_memory=int(parameters.get("TaskMemorySize", base.task_memory)),
-            log_role_exists=parameters.get("ApiGatewayLogRoleExists", "false") == "true",
+            reserve=given["ReserveAsyncConcurrency"] == "true",
+            segment_concurrency=int(given["SegmentConcurrency"]),
+            sagemaker=given["SegmentBackend"] == "sagemaker",
+            task_memory=int(given["TaskMemorySize"]),
+            log_role_exists=given["ApiGatewayLogRoleExists"] == "true",
+            needs=read_template(template, parameters),
         )
 
     def reservations(self, reserve: bool | None = None) -> int:
         """Executions the stack reserves (with ``reserve``, or as it is set)."""
         if not (self.reserve if reserve is None else reserve):
             return 0
-        gpu = self.compose_concurrency + GPU_RESERVATIONS if self.sagemaker else 0
-        return self.segment_concurrency + SMALL_RESERVATIONS + gpu
+        return sum(self.needs.reserved.values())
 
     @property
     def queue_peak(self) -> int:
-        """Executions the queue mappings take at their busiest without reservations (2 each)."""
-        return 2 * (7 if self.sagemaker else 6)
+        """Executions the queue mappings take at their busiest without reservations."""
+        return sum(self.needs.mappings.values())
 
     @property
     def largest_memory(self) -> int:
@@ -152,7 +221,8 @@ def _concurrency(account: Account, shape: StackShape) -> list[Finding]:
             Finding(
                 "reserved concurrency",
                 has,
-                "reserves none (the queues take 2 at a time each)",
+                f"reserves none ({len(shape.needs.mappings)} queue mappings, "
+                f"{shape.queue_peak} at once at most)",
                 "advice" if fits else "ok",
                 f"ReserveAsyncConcurrency=true fits ({would} reserved): the CPU path then runs "
                 f"SegmentConcurrency={shape.segment_concurrency} at once and no sync burst starves it"

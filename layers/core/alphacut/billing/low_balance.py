@@ -37,7 +37,7 @@ from alphacut.billing.notices import NoticeAddresses
 from alphacut.billing.settings import BillingSettings
 from alphacut.billing.stripe_account import Intent, StripeAccount
 from alphacut.callbacks import CallbackFailed, CallbackRefused, Signing, WebhookSigning, deliver
-from alphacut.errors import BillingUnavailable, PaymentDeclined, PaymentRefused
+from alphacut.errors import BillingUnavailable, PaymentDeclined, PaymentRefused, ServiceBusy
 from alphacut.pricing import credits
 
 logger = Logger(child=True)
@@ -80,7 +80,8 @@ class LowBalanceNotices:
             "auto_top_up": self._top_up(notice, profile, last_try),
         }
         if self.records.first_time(notice.key_id, f"told#{notice.crossing}"):
-            self._tell(profile, body)
+            self._call_back(profile, body)
+        self._mail(profile, notice.crossing, body)
         return body
 
     def _wanted(self, profile: Profile) -> TopUpAttempt | None:
@@ -178,7 +179,7 @@ class LowBalanceNotices:
         metrics.add_metric(name="TopUpUnsure", unit=MetricUnit.Count, value=1)
         return {**shown, "state": "unsure", "failure": why}
 
-    def _tell(self, profile: Profile, body: dict[str, Any]) -> None:
+    def _call_back(self, profile: Profile, body: dict[str, Any]) -> None:
         if profile.notify_url:
             try:
                 deliver(profile.notify_url, body, self.signing_for(profile.key_id), self.allowed_hosts)
@@ -186,39 +187,55 @@ class LowBalanceNotices:
                 logger.warning(
                     "low-balance webhook not delivered", extra={"key_id": profile.key_id, "error": str(error)}
                 )
-        # only a confirmed address, within the key's mails of the day (alphacut.billing.notices)
-        if profile.email and self.notices.may_mail(profile.key_id):
-            bought = body["auto_top_up"]
-            balance, low = body["balance"], body["low_balance"]
-            lines = [
-                f"The balance of API key {profile.key_id} is {balance} credits, below the {low} you set."
-            ]
-            if bought and bought["state"] == "capped":
-                lines.append(
-                    f"No automatic top-up was bought: this month's {bought['monthly_cap']} are spent "
-                    "(POST /v1/billing/settings auto_top_up_monthly_cap sets how many)."
-                )
-            elif bought and bought["state"] == "failed":
-                failure = bought.get("failure", "")
-                lines.append(f"The automatic top-up of {bought['credits']} credits failed: {failure}.")
-            elif bought and bought["state"] == "unsure":
-                lines.append(
-                    f"The automatic top-up of {bought['credits']} credits could not be completed "
-                    "(the card processor did not answer) and will not be tried again for this "
-                    "crossing; we are checking whether your card was charged. Buy credits by hand "
-                    "if you need them now."
-                )
-            elif bought:
-                payment = bought["payment"]
-                lines.append(
-                    f"{bought['credits']} credits are being bought with your saved card ({payment})."
-                )
+
+    def _mail(self, profile: Profile, crossing: int, body: dict[str, Any]) -> None:
+        """The crossing's mail, once: only to a confirmed address, within the key's mails of the day
+        (alphacut.billing.notices; a message that comes back takes the slot it took before).
+        ServiceBusy (SES throttling, or the account's sending paused) is raised: the queue brings
+        the message back and the mail goes out later, where any other refusal is logged and counted."""
+        mailed = f"mailed#{crossing}"
+        if not profile.email or self.records.claimed(profile.key_id, mailed):
+            return
+        if self.notices.may_mail(profile.key_id, once_for=str(crossing)):
             try:
-                self.mailbox.send(profile.email, "Your alphacut balance is low", "\n\n".join(lines))
+                self.mailbox.send(
+                    profile.email, "Your alphacut balance is low", notice_text(profile.key_id, body)
+                )
+            except ServiceBusy:
+                raise  # SES will take it later: the queue brings the message back
             except (ClientError, BotoCoreError, BillingUnavailable) as error:
-                # told once per crossing: a mail SES refused is logged and counted, never retried by
-                # the queue (a retry would repeat nothing else, and would fail the same way)
+                # a mail SES refused for itself is logged and counted, never retried by the queue
+                # (it would fail the same way)
                 logger.warning(
                     "low-balance mail not sent", extra={"key_id": profile.key_id, "error": str(error)}
                 )
                 metrics.add_metric(name="NoticeMailFailed", unit=MetricUnit.Count, value=1)
+        self.records.first_time(profile.key_id, mailed)
+
+
+def notice_text(key_id: str, body: dict[str, Any]) -> str:
+    """The low-balance mail: the balance, and what became of the automatic top-up."""
+    bought = body["auto_top_up"]
+    balance, low = body["balance"], body["low_balance"]
+    lines = [f"The balance of API key {key_id} is {balance} credits, below the {low} you set."]
+    if bought and bought["state"] == "capped":
+        lines.append(
+            f"No automatic top-up was bought: this month's {bought['monthly_cap']} are spent "
+            "(POST /v1/billing/settings auto_top_up_monthly_cap sets how many)."
+        )
+    elif bought and bought["state"] == "failed":
+        lines.append(
+            f"The automatic top-up of {bought['credits']} credits failed: {bought.get('failure', '')}."
+        )
+    elif bought and bought["state"] == "unsure":
+        lines.append(
+            f"The automatic top-up of {bought['credits']} credits could not be completed "
+            "(the card processor did not answer) and will not be tried again for this "
+            "crossing; we are checking whether your card was charged. Buy credits by hand "
+            "if you need them now."
+        )
+    elif bought:
+        lines.append(
+            f"{bought['credits']} credits are being bought with your saved card ({bought['payment']})."
+        )
+    return "\n\n".join(lines)

@@ -64,10 +64,16 @@ class NoticeAddresses:
             limit=self.settings.notices_per_day,
         )
 
-    def may_mail(self, key_id: str) -> bool:
-        """One of the key's mails today (confirmation or notice), if any are left."""
+    def may_mail(self, key_id: str, once_for: str = "") -> bool:
+        """One of the key's mails today (confirmation or notice), if any are left; ``once_for``: a
+        name (a crossing) counted once, so its message coming back takes the slot it took before."""
         day = time.strftime("%Y-%m-%d", time.gmtime(self.records.clock()))
-        return self.records.count(key_id, f"mails#{day}", self.settings.notices_per_day)
+        return self.records.count(
+            key_id,
+            f"mails#{day}",
+            self.settings.notices_per_day,
+            once_for=f"crossing#{once_for}" if once_for else "",
+        )
 
     def ask(self, key_id: str, email_value: Any, base_url: str) -> dict[str, Any]:
         """Mail a confirmation link to a new notice address (its notices wait for the yes); ``""`` or

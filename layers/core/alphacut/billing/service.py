@@ -31,7 +31,7 @@ def low_balance_notices() -> LowBalanceNotices:
         settings,
         StripeAccount(settings),
         PaymentRecords(service.require("usage_table")),
-        Mailbox(settings.mail_from, settings.mail_dir),
+        Mailbox(settings.mail_from, settings.mail_dir, configuration_set=settings.mail_configuration_set),
         signing_for,
         service.url_allowed_hosts,
     )

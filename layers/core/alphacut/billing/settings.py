@@ -90,6 +90,7 @@ class BillingSettings:
     environment_keys: StripeKeys = StripeKeys()
     mail_from: str = ""
     mail_dir: str = ""  # the local stack writes each message here instead of sending it by SES
+    mail_configuration_set: str = ""  # SES's configuration set: reputation metrics, bounce suppression
     low_balance_queue_url: str = ""
 
     @classmethod
@@ -137,6 +138,7 @@ class BillingSettings:
             ),
             mail_from=env.get("MAIL_FROM", ""),
             mail_dir=env.get("ALPHACUT_MAIL_DIR", ""),
+            mail_configuration_set=env.get("MAIL_CONFIGURATION_SET", ""),
             low_balance_queue_url=env.get("LOW_BALANCE_QUEUE_URL", ""),
         )
 

@@ -30,7 +30,7 @@ from alphacut.aws.billing.mailbox import Mailbox
 from alphacut.aws.keys.signups import SignupRecords, email_hash
 from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.billing.settings import BillingSettings
-from alphacut.errors import BillingUnavailable, Conflict, InvalidOption, LinkInvalid
+from alphacut.errors import BillingUnavailable, Conflict, InvalidOption, LinkInvalid, ServiceBusy
 from alphacut.pricing import MILLI
 
 if TYPE_CHECKING:
@@ -200,22 +200,29 @@ class Signups:
         never the request's Host); ``source``: the caller's address as API Gateway saw it."""
         email = signup_email(email_value)
         self.mailbox.check_ready(email.address)  # a 503 before anything is counted or stored
+        counted_at = self.records.clock()
         self.records.count_ask(
             email.mailbox,
             source_key(source),
             per_source=self.settings.signups_per_source_per_hour,
             per_address=self.settings.signups_per_address_per_day,
             ceiling=self.settings.signups_per_hour,
+            now=counted_at,
         )
-        token = self.records.new_link(email.mailbox, self.settings.signup_link_seconds)
+        token = self.records.new_token()  # stored once mailed: a link SES refused is never kept
         link = f"{base_url.rstrip('/')}/#signup={quote(token)}&email={quote(email.address)}"
         minutes = self.settings.signup_link_seconds // 60
-        self.mailbox.send(
-            email.address,
-            "Your alphacut API key",
-            f"Follow this link within {minutes} minutes to make your API key (it is shown once):\n\n"
-            f"{link}\n\nIf you did not ask for it, do nothing: no key is made.",
-        )
+        try:
+            self.mailbox.send(
+                email.address,
+                "Your alphacut API key",
+                f"Follow this link within {minutes} minutes to make your API key (it is shown once):\n\n"
+                f"{link}\n\nIf you did not ask for it, do nothing: no key is made.",
+            )
+        except ServiceBusy:  # SES throttled or paused: the ask never happened (its link is never mailed)
+            self.records.give_back_ask(email.mailbox, source_key(source), counted_at)
+            raise
+        self.records.new_link(email.mailbox, self.settings.signup_link_seconds, token)
         return {"sent": True, "email": email.address, "link_minutes": minutes}
 
     def confirm(self, email_value: Any, token_value: Any) -> dict[str, Any]:

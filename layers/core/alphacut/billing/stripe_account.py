@@ -32,7 +32,13 @@ from alphacut.errors import (
 
 # a webhook older than this is refused (the SDK's default tolerance; replays past it are forgeries)
 SIGNATURE_TOLERANCE_SECONDS = 300
-TIMEOUT_SECONDS = 8  # a Stripe request on a request path: with a retry, well inside the functions' 29 s
+# One Stripe attempt as a whole, what the deadline reserves for it: with a retry, well inside the
+# functions' 29 s. requests' timeout is per socket operation (connect, then each read), so one 8 s
+# figure let an attempt take 8 s to connect and 8 more to answer; the two are split to sum to it. Each
+# read of the answer has the read share (Stripe's answers are a few KB, read in one or two); DNS has
+# no timeout in requests.
+TIMEOUT_SECONDS = 8
+CONNECT_SECONDS = 2  # TCP and the TLS handshake to api.stripe.com; the read has the rest
 RETRY_WAIT_SECONDS = 0.5  # the SDK's first wait before a retry (stripe's HTTPClient.INITIAL_DELAY)
 
 
@@ -51,6 +57,12 @@ def time_left_options() -> dict[str, Any]:
     if left is not None and left < 2 * TIMEOUT_SECONDS + RETRY_WAIT_SECONDS:
         return {"max_network_retries": 0}
     return {}
+
+
+def http_client() -> stripe.RequestsClient:
+    """The SDK's HTTP client (requests, as the SDK picks by default) with a connect and a read
+    timeout that sum to ``TIMEOUT_SECONDS``."""
+    return stripe.RequestsClient(timeout=(CONNECT_SECONDS, TIMEOUT_SECONDS - CONNECT_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -97,7 +109,7 @@ class StripeAccount:
         return stripe.StripeClient(
             self.settings.stripe_keys.secret_key,
             base_addresses={"api": self.settings.stripe_api_base},
-            http_client=stripe.new_default_http_client(timeout=TIMEOUT_SECONDS),
+            http_client=http_client(),
             max_network_retries=1,  # the SDK sends an idempotency key with each, so a retry charges once
         )
 

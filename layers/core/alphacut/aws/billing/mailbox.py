@@ -7,11 +7,19 @@ asks ``check_ready(to)`` before it counts or stores anything: a ``BillingUnavail
 says what the operator must do, read from SES (``GetEmailIdentity``, ``GetAccount``) at most once
 per ``READY_SECONDS`` a container once it said yes (a no is asked again at the next sign-up).
 
+Past the account's maximum send rate or daily quota SES refuses a message with
+``ThrottlingException`` ("Maximum sending rate exceeded", "Daily message quota exceeded": AWS asks
+for a wait "of up to 10 minutes"); a paused or suspended account with ``SendingPausedException`` /
+``AccountSuspendedException``. ``send`` answers those ``ServiceBusy`` (503, Retry-After), so a
+caller gives back what it counted and a queue brings its message back; the SDK does not retry them
+(a quota refusal retried five times is the same refusal, seconds later).
+
 Usage::
 
     mailbox = Mailbox("billing@store.example", "")
-    mailbox.check_ready("owner@shop.example")       # BillingUnavailable when SES would refuse it
-    mailbox.send("owner@shop.example", "Your key", "Follow ...")
+    mailbox.check_ready("owner@shop.example")       # BillingUnavailable when SES would refuse it;
+                                                    # InvalidOption (email) once it bounced or complained
+    mailbox.send("owner@shop.example", "Your key", "Follow ...")   # ServiceBusy while SES throttles
     Mailbox("", "/tmp/alphacut-mail").send(...)      # writes /tmp/alphacut-mail/<ns>-<id>.eml
 """
 
@@ -22,22 +30,57 @@ import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import parseaddr
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
+from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from alphacut.aws.clients import client
-from alphacut.errors import BillingUnavailable
+from alphacut.errors import BillingUnavailable, InvalidOption, ServiceBusy
 
 READY_SECONDS = 300  # how long a container trusts SES's yes of an identity or production access
 NOT_READY_SECONDS = 30  # and its no: SES's reads are 1 a second an account, whatever asks
+THROTTLED = ("ThrottlingException", "Throttling", "TooManyRequestsException", "LimitExceededException")
+PAUSED = ("SendingPausedException", "AccountSuspendedException")  # the operator must act
+RATE_RETRY_SECONDS, QUOTA_RETRY_SECONDS, PAUSED_RETRY_SECONDS = 1, 600, 3600
+
+
+def ses_busy(error: ClientError) -> ServiceBusy | None:
+    """SES's refusal of a send for its rate, its quota or a paused account, as a 503 that says when
+    to come back; None for any other error."""
+    code, message = error.response["Error"].get("Code", ""), str(error.response["Error"].get("Message", ""))
+    if code in PAUSED:
+        return ServiceBusy(
+            f"mail cannot be sent: the deployment's Amazon SES account is not sending ({code}); "
+            "the operator looks at its reputation",
+            retry_after=PAUSED_RETRY_SECONDS,
+            field="email",
+        )
+    if code not in THROTTLED:
+        return None
+    daily = "daily" in message.lower()
+    return ServiceBusy(
+        f"mail cannot be sent now: Amazon SES's {'daily quota' if daily else 'sending rate'} is spent "
+        "(nothing was counted): try again later",
+        retry_after=QUOTA_RETRY_SECONDS if daily else RATE_RETRY_SECONDS,
+        field="email",
+    )
 
 
 class Mailbox:
-    def __init__(self, sender: str, folder: str = "", clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        sender: str,
+        folder: str = "",
+        clock: Callable[[], float] = time.time,
+        configuration_set: str = "",
+    ):
         self.sender = sender or "alphacut@localhost"
         self.folder = folder
+        self.configuration_set = configuration_set
         self.configured = bool(sender or folder)  # SES sends only from a verified sender
         self.clock = clock
         self._known: dict[str, tuple[float, bool]] = {}  # identity or "sandbox" -> (read at, yes)
@@ -60,6 +103,26 @@ class Mailbox:
                 "mail cannot be sent to this address: the deployment's Amazon SES account is in the sandbox, "
                 "which mails verified addresses only; the operator asks AWS for production access"
             )
+        if self._suppressed(to):
+            raise InvalidOption(
+                "mail to this address bounced or was marked as spam: Amazon SES sends it nothing more",
+                field="email",
+            )
+
+    @staticmethod
+    def _suppressed(to: str) -> bool:
+        """Whether SES's suppression list holds ``to`` (a hard bounce or a complaint put it there:
+        the configuration set's SuppressionOptions); read at each ask, as a bounce can come any time."""
+        ses = client("sesv2")
+        try:
+            ses.get_suppressed_destination(EmailAddress=to)
+        except ses.exceptions.NotFoundException:
+            return False
+        except (ClientError, BotoCoreError) as error:
+            raise BillingUnavailable(
+                f"Amazon SES could not be asked whether it mails {to}: {error}"
+            ) from None
+        return True
 
     def _remembered(self, name: str, read: Callable[[], bool], good: bool = True) -> bool:
         """What SES said of ``name``; a good answer kept ``READY_SECONDS``, a bad one
@@ -101,7 +164,8 @@ class Mailbox:
 
     def send(self, to: str, subject: str, text: str) -> str:
         """Send one plain-text message; where it went (a file path, or SES's message id).
-        BillingUnavailable (503) where no sender is set (MailFrom) and no folder: SES would refuse."""
+        BillingUnavailable (503) where no sender is set (MailFrom) and no folder: SES would refuse;
+        ServiceBusy (503, Retry-After) while SES throttles or pauses the account's sending."""
         if not self.configured:
             raise BillingUnavailable("mail is not set up on this deployment: the operator sets MailFrom")
         if self.folder:
@@ -112,9 +176,23 @@ class Mailbox:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(bytes(message))
             return str(path)
-        answer = client("sesv2").send_email(
-            FromEmailAddress=self.sender,
-            Destination={"ToAddresses": [to]},
-            Content={"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}}},
-        )
+        try:
+            configuration = {"ConfigurationSetName": self.configuration_set} if self.configuration_set else {}
+            answer = _sender().send_email(
+                FromEmailAddress=self.sender,
+                Destination={"ToAddresses": [to]},
+                Content={"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}}},
+                **configuration,
+            )
+        except ClientError as error:
+            busy = ses_busy(error)
+            if busy is None:
+                raise
+            raise busy from None
         return str(answer.get("MessageId", ""))
+
+
+@cache
+def _sender() -> Any:
+    """SES's client for sends: one attempt each (its throttling is answered, not waited out)."""
+    return boto3.client("sesv2", config=Config(retries={"total_max_attempts": 1}))

@@ -405,6 +405,15 @@ class PaymentRecords:
             return False
         return True
 
+    def claimed(self, key_id: str, name: str) -> bool:
+        """Whether ``name`` was claimed for the key (``first_time``), read."""
+        item = self._db.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": name}},
+            ConsistentRead=True,
+        ).get("Item")
+        return item is not None
+
     def counted(self, key_id: str, window: str) -> int:
         """How many the key's ``window`` counted (``count``), read."""
         item = self._db.get_item(

@@ -17,7 +17,8 @@ Usage::
 
     signups = SignupRecords("usage-table")
     signups.count_ask(mailbox, source, per_source=5, per_address=3, ceiling=60)  # or SignupsLimited
-    token = signups.new_link(mailbox, seconds=3600)
+    signups.give_back_ask(mailbox, source, counted_at)   # the link could not be mailed
+    token = signups.new_link(mailbox, seconds=3600)       # or new_token(), mailed, then new_link(..., token)
     mailbox_hash = signups.use_link(mailbox, token)          # None: unknown, used or expired
 """
 
@@ -51,6 +52,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _windows(at: float) -> tuple[str, str]:
+    """The UTC day and hour an ask at ``at`` is counted in."""
+    return time.strftime("%Y-%m-%d", time.gmtime(at)), time.strftime("%Y-%m-%dT%H", time.gmtime(at))
+
+
 class SignupRecords:
     def __init__(self, table_name: str, clock: Callable[[], float] = time.time):
         self.table_name, self.clock = table_name, clock
@@ -81,17 +87,16 @@ class SignupRecords:
             return None
         return int(answer["Attributes"]["count"]["N"])
 
-    def count_ask(self, mailbox: str, source: str, *, per_source: int, per_address: int, ceiling: int) -> int:
+    def count_ask(
+        self, mailbox: str, source: str, *, per_source: int, per_address: int, ceiling: int, now: float = 0.0
+    ) -> int:
         """Count one ask for a link, or SignupsLimited: the source address's asks this hour (field
         ``signup``), then the mailbox's today (field ``email``); an ask refused for either spends
         nothing of the next. Then everyone's this hour, which never refuses: past ``ceiling`` each
         ask adds one to the ``SignupCeilingReached`` metric (the stack's alarm tells the operator).
-        Answers the service's asks this hour."""
-        now = self.clock()
-        day, hour = (
-            time.strftime("%Y-%m-%d", time.gmtime(now)),
-            time.strftime("%Y-%m-%dT%H", time.gmtime(now)),
-        )
+        Answers the service's asks this hour. ``now``: the moment counted (``give_back_ask``'s)."""
+        now = now or self.clock()
+        day, hour = _windows(now)
         kept = int(now) + WINDOW_KEPT_SECONDS
         if self._count(f"signups#{hour}", f"source#{source_hash(source)}", per_source, kept) is None:
             raise SignupsLimited(
@@ -112,9 +117,35 @@ class SignupRecords:
             metrics.add_metric(name="SignupCeilingReached", unit=MetricUnit.Count, value=1)
         return everyone
 
-    def new_link(self, email: str, seconds: int) -> str:
-        """A one-time token for the mailbox ``email``, valid ``seconds``."""
-        token = secrets.token_urlsafe(32)
+    def give_back_ask(self, mailbox: str, source: str, counted_at: float) -> None:
+        """An ask counted at ``counted_at`` whose link could not be mailed (SES throttled): the
+        source's, the mailbox's and everyone's counts of its windows, one less each."""
+        day, hour = _windows(counted_at)
+        for pk, sk in (
+            (f"signups#{hour}", f"source#{source_hash(source)}"),
+            (f"signups#{day}", email_hash(mailbox)),
+            (f"signups#{hour}", "all"),
+        ):
+            try:
+                self._db.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                    UpdateExpression="ADD #count :minus",
+                    ConditionExpression="#count > :zero",
+                    ExpressionAttributeNames={"#count": "count"},
+                    ExpressionAttributeValues={":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+                )
+            except self._db.exceptions.ConditionalCheckFailedException:
+                continue  # nothing there to give back (its window was kept no longer)
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    def new_link(self, email: str, seconds: int, token: str = "") -> str:
+        """A one-time token for the mailbox ``email``, valid ``seconds`` (``token``: one made with
+        ``new_token`` and mailed already)."""
+        token = token or self.new_token()
         self._db.put_item(
             TableName=self.table_name,
             Item={
