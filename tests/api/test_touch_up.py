@@ -164,19 +164,19 @@ def test_a_touch_up_redoes_the_compose_with_its_own_options_as_a_multipart_uploa
     assert usage_today(key_id)["charged"] == charged
 
 
-def test_another_accounts_result_id_answers_404(handler, delivered, no_model_runs):
-    first = delivered
-    stranger = f"stranger-{uuid.uuid4().hex[:8]}"
+def test_another_accounts_result_id_answers_404_and_so_does_a_test_key_of_the_same_account(
+    handler, credit_key, delivered, no_model_runs
+):
+    stranger, sandbox = f"stranger-{uuid.uuid4().hex[:8]}", f"sandbox-{uuid.uuid4().hex[:8]}"
     KEY_CALLERS[stranger] = Caller(stranger, "another shop", STARTER, account="another-account")
-    answer = post_json(
-        handler,
-        stranger,
-        result_id=first["result_id"],
-        refine_base64=base64.b64encode(strokes_png()).decode(),
-    )
-    assert answer["statusCode"] == 404
-    error = answer_json(answer)["error"]
-    assert error["code"] == "not_found" and error["field"] == "result_id"
+    # a test key's results are kept apart: the account's paid results are not its to make again
+    KEY_CALLERS[sandbox] = Caller(sandbox, "the same shop", CREDITS_PLAN, account=credit_key, test=True)
+    strokes = base64.b64encode(strokes_png()).decode()
+    for key in (stranger, sandbox):
+        answer = post_json(handler, key, result_id=delivered["result_id"], refine_base64=strokes)
+        assert answer["statusCode"] == 404, answer_json(answer)
+        error = answer_json(answer)["error"]
+        assert error["code"] == "not_found" and error["field"] == "result_id"
 
 
 def test_a_refine_without_result_id_is_charged_once_with_the_strokes_on_its_fresh_matte(handler, credit_key):

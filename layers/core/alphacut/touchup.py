@@ -31,17 +31,19 @@ from PIL import Image, UnidentifiedImageError
 
 from alphacut.errors import InvalidOption
 from alphacut.masks import dilate_disk
-from alphacut.matte import box_mean_planes
 from alphacut.options import SubjectType
 
 KEEP_SECONDS = 24 * 3600  # a result can be touched up for a day after it was made (then 410)
 # a pixel of the strokes is opaque from this alpha, white (keep) from this grey level, else black
 OPAQUE, WHITE = 128, 128
-# the ring outside a stroke refitted to the photo's edges: its width and the guided filter's
-# window radius in pixels per 1000 px of the picture's longer side, and the filter's regulariser
-EDGE_RING_PER_1000, GUIDE_RADIUS_PER_1000, GUIDE_EPS = 6, 4, 1e-3
-# the size of the box the guided filter works on at most (its box means are matrix products)
-GUIDE_SIDE = 1024
+# the ring outside a stroke refitted to the photo's edges: its width and the guided filter's window
+# radius in pixels per 1000 px of the picture's longer side (at least the second number), the
+# filter's regulariser, and its passes (each carries a stroke's value a window further along a
+# region of one colour, and stops at an edge). A dark square on white at 200 px, a keep stroke 4 px
+# short of its edge: 1 / 3 / 6 / 10 passes leave 0.14-0.44 / 0.50-0.71 / 0.79-0.88 / 0.93-0.96 in
+# the gap, and 0 past the edge (tests/unit/test_touchup.py).
+EDGE_RING, GUIDE_RADIUS, GUIDE_EPS, GUIDE_PASSES = (10, 4), (6, 3), 1e-3, 10
+GUIDE_SIDE = 512  # the passes' working size at most (a few ms each)
 
 
 def new_result_id() -> str:
@@ -107,35 +109,89 @@ def apply_strokes(alpha: np.ndarray, rgb: np.ndarray, strokes: bytes, field: str
     painted = keep | erase
     if not painted.any():
         return stroked
-    scale = max(width, height) / 1000
-    ring = dilate_disk(painted, max(2, round(EDGE_RING_PER_1000 * scale))) & ~painted
-    fitted = _guided_in_box(stroked, rgb, ring, max(1, round(GUIDE_RADIUS_PER_1000 * scale)))
-    return np.where(ring, fitted, stroked).clip(0.0, 1.0).astype(np.float32)
-
-
-def _guided_in_box(alpha: np.ndarray, rgb: np.ndarray, ring: np.ndarray, radius: int) -> np.ndarray:
-    """The guided filter of ``alpha`` with the photo's grey levels as guide, worked out in the box
-    of ``ring`` (grown by the window) and at most ``GUIDE_SIDE`` across; ``alpha`` elsewhere."""
+    ring = dilate_disk(painted, _pixels(EDGE_RING, width, height)) & ~painted
     rows, cols = np.nonzero(ring)
-    top, bottom = max(rows.min() - 2 * radius, 0), min(rows.max() + 2 * radius + 1, alpha.shape[0])
-    left, right = max(cols.min() - 2 * radius, 0), min(cols.max() + 2 * radius + 1, alpha.shape[1])
-    box_alpha = alpha[top:bottom, left:right]
-    grey = Image.fromarray(np.ascontiguousarray(rgb[top:bottom, left:right])).convert("L")
-    size = (right - left, bottom - top)
-    shrink = min(1.0, GUIDE_SIDE / max(size))
-    small = (max(1, round(size[0] * shrink)), max(1, round(size[1] * shrink)))
-    guide = np.asarray(grey.resize(small, Image.Resampling.BOX), np.float32) / 255.0
-    p = np.asarray(Image.fromarray(box_alpha, "F").resize(small, Image.Resampling.BILINEAR))
-    r = max(1, round(radius * shrink))
-    means = box_mean_planes(np.stack([guide, guide * guide, p, guide * p]), r)
-    mean_i, mean_ii, mean_p, mean_ip = means
+    radius = _pixels(GUIDE_RADIUS, width, height)
+    top, left = max(rows.min() - 2 * radius, 0), max(cols.min() - 2 * radius, 0)
+    bottom, right = min(rows.max() + 2 * radius + 1, height), min(cols.max() + 2 * radius + 1, width)
+    window = (slice(top, bottom), slice(left, right))
+    grey = Image.fromarray(np.ascontiguousarray(rgb[window])).convert("L")
+    fitted = fitted_to_edges(stroked[window], np.asarray(grey, np.float32) / 255.0, ring[window], radius)
+    stroked[window] = np.where(ring[window], fitted, stroked[window])
+    return stroked.clip(0.0, 1.0)
+
+
+def fitted_to_edges(values: np.ndarray, guide: np.ndarray, ring: np.ndarray, radius: int) -> np.ndarray:
+    """``values`` in ``ring`` carried along the guide's regions by guided-filter passes, worked out
+    at most ``GUIDE_SIDE`` across and applied to the guide at full size (He & Sun's fast guided
+    filter: the linear coefficients are smooth, the guide's edges are not)."""
+    height, width = values.shape
+    shrink = min(1.0, GUIDE_SIDE / max(height, width))
+    size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+    small_guide = _resized(guide, size)
+    small_values, small_ring = _resized(values, size), _resized(ring.astype(np.float32), size) > 0.5
+    small_radius = max(1, round(radius * shrink))
+    for _ in range(GUIDE_PASSES - 1):
+        filtered = _coefficients(small_values, small_guide, small_radius)
+        small_values = np.where(small_ring, filtered[0] * small_guide + filtered[1], small_values)
+    mean_a, mean_b = _coefficients(small_values, small_guide, small_radius)
+    fitted: np.ndarray = _resized(mean_a, (width, height)) * guide + _resized(mean_b, (width, height))
+    return fitted
+
+
+def _resized(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if plane.shape == (size[1], size[0]):
+        return plane.astype(np.float32, copy=False)
+    resized = Image.fromarray(plane.astype(np.float32, copy=False), "F").resize(
+        size, Image.Resampling.BILINEAR
+    )
+    return np.asarray(resized)
+
+
+def _pixels(rule: tuple[int, int], width: int, height: int) -> int:
+    per_1000, least = rule
+    return max(least, round(per_1000 * max(width, height) / 1000))
+
+
+def _coefficients(values: np.ndarray, guide: np.ndarray, radius: int) -> np.ndarray:
+    """He, Sun & Tang's guided filter of ``values`` by a grey ``guide``: the window means of its
+    linear coefficients (a, b); the filtered values are ``a * guide + b``, which change where
+    the guide does."""
+    mean_i, mean_ii, mean_p, mean_ip = box_mean(
+        np.stack([guide, guide * guide, values, guide * values]), radius
+    )
     a = (mean_ip - mean_i * mean_p) / (mean_ii - mean_i * mean_i + GUIDE_EPS)
     b = mean_p - a * mean_i
-    mean_a, mean_b = box_mean_planes(np.stack([a, b]), r)
-    if shrink < 1.0:  # the linear coefficients are smooth: scaled up, then applied to the full guide
-        mean_a = np.asarray(Image.fromarray(mean_a, "F").resize(size, Image.Resampling.BILINEAR))
-        mean_b = np.asarray(Image.fromarray(mean_b, "F").resize(size, Image.Resampling.BILINEAR))
-        guide = np.asarray(grey, np.float32) / 255.0
-    out = alpha.copy()
-    out[top:bottom, left:right] = mean_a * guide + mean_b
-    return out
+    return box_mean(np.stack([a, b]), radius)
+
+
+def box_mean(planes: np.ndarray, radius: int) -> np.ndarray:
+    """The mean over a (2r+1)^2 window, cut at the borders, of each C x H x W plane: running sums
+    along each axis, linear in the pixels (a large stroke's box is too wide for
+    ``matte.box_mean_planes``' matrices)."""
+    _, height, width = planes.shape
+    across = _window_sums(planes.astype(np.float32), radius, axis=2)
+    sums = _window_sums(across, radius, axis=1)
+    counts = np.outer(_window_sizes(height, radius), _window_sizes(width, radius))
+    means: np.ndarray = sums / counts
+    return means
+
+
+def _window_sums(values: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Sums over [i - r, i + r] along ``axis``: running sums, zeros before them and their total
+    after, each window a difference of two slices."""
+    size = values.shape[axis]
+    running = np.cumsum(values, axis=axis)
+    before = np.zeros_like(np.take(running, [0], axis=axis)).repeat(radius + 1, axis=axis)
+    after = np.take(running, [size - 1], axis=axis).repeat(radius, axis=axis)
+    padded = np.concatenate([before, running, after], axis=axis)
+    ends = np.take(padded, np.arange(2 * radius + 1, 2 * radius + 1 + size), axis=axis)
+    starts = np.take(padded, np.arange(size), axis=axis)
+    sums: np.ndarray = ends - starts
+    return sums
+
+
+def _window_sizes(size: int, radius: int) -> np.ndarray:
+    index = np.arange(size)
+    sizes: np.ndarray = np.minimum(index + radius, size - 1) - np.maximum(index - radius, 0) + 1
+    return sizes.astype(np.float32)
