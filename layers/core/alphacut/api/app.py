@@ -99,6 +99,10 @@ NATIVE_HEADERS = (
     "Idempotent-Replayed",
 )
 HTML = {"text/html": {"type": "string"}}
+TOUCH_UP_STATUSES = {
+    404: "no such thing: a result_id this account has not made (a touch-up), a page",
+    410: "result_expired: a touch-up's result_id past its 24 hours",
+}
 ROUTES = [
     RouteDoc(
         "/v1/cutout",
@@ -110,6 +114,7 @@ ROUTES = [
         "makes the result again from its kept matte, with no model run, charged 0 (24 h; then 410).",
         MATTE_TYPES,
         answer_headers=NATIVE_HEADERS,
+        extra_responses=TOUCH_UP_STATUSES,
     ),
     RouteDoc(
         "/v1/selfie",
@@ -118,6 +123,7 @@ ROUTES = [
         "The person pipeline (ISNet + selfie segmentation).",
         (SubjectType.PERSON,),
         answer_headers=NATIVE_HEADERS,
+        extra_responses=TOUCH_UP_STATUSES,
     ),
     RouteDoc(
         "/v1/openapi.json",
