@@ -211,3 +211,21 @@ def test_a_result_past_its_24_hours_answers_410_though_s3_still_holds_it(
     answer = post_json(handler, credit_key, result_id=late)
     assert answer["statusCode"] == 410
     assert answer_json(answer)["error"]["code"] == "result_expired"
+
+
+def test_tasks_and_the_costume_route_refuse_a_touch_up_naming_the_field(handler, delivered, credit_key):
+    touch_up = {
+        "result_id": delivered["result_id"],
+        "refine_base64": base64.b64encode(strokes_png()).decode(),
+    }
+    for route in ("/v1/tasks", "/v1/costume"):
+        answer = call(
+            handler,
+            "POST",
+            route,
+            body=json.dumps(touch_up),
+            headers={"Content-Type": "application/json"},
+            key_id=credit_key,
+        )
+        assert answer["statusCode"] == 400, (route, answer_json(answer))
+        assert answer_json(answer)["error"]["field"] == "result_id", route
