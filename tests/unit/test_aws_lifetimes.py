@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from alphacut.api.vendors.ailab_costume import URL_SECONDS
+from alphacut.aws.kept_mattes import PREFIX as KEPT_PREFIX
 from alphacut.aws.ledger.idempotency import RECORD_TTL_SECONDS
 from alphacut.aws.tasks.table import TASK_TTL_SECONDS
 from alphacut_dev.local.expiry import LifecycleRule, lifecycle_rules
@@ -41,6 +42,13 @@ def test_idempotency_answers_outlive_their_record(results_rules):
 
 def test_sync_results_outlive_the_longest_link_to_them(results_rules):
     assert results_rules["results/"] * DAY >= URL_SECONDS
+
+
+def test_results_kept_for_a_touch_up_are_under_a_rule_that_outlives_their_24_hours(results_rules):
+    from alphacut.touchup import KEEP_SECONDS
+
+    covering = [prefix for prefix in results_rules if KEPT_PREFIX.startswith(prefix)]
+    assert covering and all(results_rules[prefix] * DAY >= KEEP_SECONDS for prefix in covering)
 
 
 def test_s3_expires_at_the_midnight_after_the_days_have_passed():

@@ -88,4 +88,6 @@ def test_request_bodies_name_their_required_fields():
     assert selfie["required"] == ["image"]
     cutout = paths["/v1/cutout"]["post"]["requestBody"]["content"]
     assert {"image/jpeg", "multipart/form-data", "application/json"} <= set(cutout)
-    assert cutout["application/json"]["schema"]["description"] == "one of image_base64, image_url is required"
+    # a touch-up's result_id stands for the image (alphacut.touchup)
+    touch_up = "one of image_base64, image_url, result_id is required"
+    assert cutout["application/json"]["schema"]["description"] == touch_up

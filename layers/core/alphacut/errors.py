@@ -237,7 +237,8 @@ class LinkExpired(AlphacutError):
 
 
 class ResultExpired(AlphacutError):
-    """A finished task's (or a replayed request's) result is past its storage lifetime."""
+    """A finished task's (or a replayed request's) result, or one kept for a touch-up
+    (``alphacut.touchup``), is past its storage lifetime."""
 
     code = "result_expired"
 

@@ -481,6 +481,16 @@ def parse_model_name(value: Any, field: str = "model") -> str:
     return text
 
 
+RESULT_ID_PATTERN = "^r_[0-9a-f]{32}$"  # alphacut.touchup.new_result_id
+
+
+def parse_result_id(value: Any, field: str = "result_id") -> str:
+    text = str(value).strip()
+    if not re.fullmatch(RESULT_ID_PATTERN, text):
+        raise InvalidOption("is not a result id: use the result_id of an earlier answer", field=field)
+    return text
+
+
 def parse_preset(value: Any, field: str = "preset") -> str:
     text = str(value).strip().lower()
     if text not in PRESETS:
@@ -1017,12 +1027,30 @@ class CutoutOptions:
             removebg=RemoveBg.EXTENSION,
         ),
     )
+    result_id: str | None = field(
+        default=None,
+        metadata=row(
+            unless_none(parse_result_id),
+            {
+                "type": "string",
+                "pattern": RESULT_ID_PATTERN,
+                "description": "a touch-up of an earlier answer of this account (its result_id, kept 24 h; "
+                "then 410): no image, no model run, charged 0; the whole result is made again from its "
+                "matte with these options and the strokes in refine",
+            },
+            empty_unset=True,
+        ),
+    )
+    # brush strokes over the matte (a PNG: opaque white keeps, opaque black erases; alphacut.touchup),
+    # uploaded as ``refine`` or ``refine_base64`` like a background file
+    refine: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Normalise so that CutoutOptions(format="jpeg") and from_mapping agree.
         for row in OPTION_FIELDS:
             object.__setattr__(self, row.name, row.parse(getattr(self, row.name), row.name))
         object.__setattr__(self, "bg_image", self.bg_image or None)
+        object.__setattr__(self, "refine", self.refine or None)
         if self.bg_color is not None and self.has_background_image:
             raise InvalidOption(
                 "give one background: bg_color, bg_image_url or bg_image_file", field="bg_color"
@@ -1101,10 +1129,16 @@ class CutoutOptions:
 
     @classmethod
     def from_mapping(
-        cls, params: Mapping[str, Any], *, strict: bool = False, bg_image: bytes | None = None
+        cls,
+        params: Mapping[str, Any],
+        *,
+        strict: bool = False,
+        bg_image: bytes | None = None,
+        refine: bytes | None = None,
     ) -> CutoutOptions:
         """Options from request parameters (strings). ``strict`` refuses unknown names; ``bg_image``
-        is an uploaded background file (or the one ``bg_image_url`` names, already fetched)."""
+        is an uploaded background file (or the one ``bg_image_url`` names, already fetched);
+        ``refine`` the uploaded strokes (``alphacut.touchup``)."""
         known = set(cls.field_names())
         if strict:
             unknown = sorted(set(params) - known)
@@ -1129,7 +1163,7 @@ class CutoutOptions:
                     f"channels={channels} contradicts output={values['output']}", field="channels"
                 )
             values["output"] = output
-        return cls(**values, bg_image=bg_image)
+        return cls(**values, bg_image=bg_image, refine=refine)
 
     def with_changes(self, **changes: Any) -> CutoutOptions:
         return replace(self, **changes)

@@ -26,7 +26,7 @@ from typing import Self
 import numpy as np
 from PIL import Image
 
-from alphacut import geometry, shadows, verdict
+from alphacut import geometry, shadows, touchup, verdict
 from alphacut.caller_scope import is_test
 from alphacut.codec import (
     FORMAT_MAX_SIDE,
@@ -124,6 +124,12 @@ class Segmentation:
     foreground: np.ndarray  # H x W x 3 uint8 (edge colours de-contaminated)
     type: SubjectType  # the type that was run (auto resolved)
     model: str | None = None  # the matting model that made it (None: a stamp's ink, a costume)
+    model_alpha: np.ndarray | None = None  # the matte before strokes (``options.refine``), where drawn
+
+    @property
+    def kept_alpha(self) -> np.ndarray:
+        """The matte a touch-up starts from: the model's, never a stroke's."""
+        return self.model_alpha if self.model_alpha is not None else self.alpha
 
 
 @dataclass
@@ -144,6 +150,9 @@ class CutoutResult:
     enlargement: float | None = None  # the subject's scale from the photo as sent, where it was resized
     model: str | None = None  # the matting model that made the matte
     verdict: verdict.Verdict | None = None  # how likely the matte is right (None: a garment's)
+    # the model's matte at ``input_width`` x ``input_height`` (before layout), for a touch-up
+    matte: np.ndarray | None = field(default=None, repr=False, compare=False)
+    result_id: str | None = None  # where that matte is kept (``alphacut.touchup``), once it is
 
     @property
     def found(self) -> bool:
@@ -441,20 +450,26 @@ class Pipeline:
         timings: Timings | None = None,
         roi: Roi | None = None,
         model: str | None = None,
+        strokes: bytes | None = None,
     ) -> Segmentation:
         """Colours under the alpha: stamps get their ink colour, everything else Blur-Fusion.
-        With a ``roi`` only the subject inside that region is kept."""
+        With a ``roi`` only the subject inside that region is kept; ``strokes`` (a touch-up's PNG,
+        ``alphacut.touchup``) are laid over the matte, which is kept as it was beside."""
         timings = timings if timings is not None else Timings()
         subject = subject.resolved
         with timings.stage("postprocess"):
             if roi is not None:
                 alpha = geometry.keep_inside(alpha, roi.box(image.width, image.height))
+            model_alpha = None
+            if strokes is not None:
+                model_alpha = alpha_to_uint8(alpha)
+                alpha = touchup.apply_strokes(alpha, image.rgb, strokes)
             if subject is SubjectType.STAMP:
                 _, colours = stamp_matte(self._model_rgb(image))
             else:
                 colours = estimate_foreground(image.rgb, alpha)
             made_by = None if subject is SubjectType.STAMP else model
-            return Segmentation(alpha=alpha_to_uint8(alpha), foreground=colours, type=subject, model=made_by)
+            return Segmentation(alpha_to_uint8(alpha), colours, subject, made_by, model_alpha)
 
     def parse_costume(self, image: DecodedImage, timings: Timings | None = None) -> CostumeParse:
         """One ISNet forward pass gives the matte and the decoder features, EfficientNet-Lite0 what
@@ -501,7 +516,9 @@ class Pipeline:
         alpha = self.matte(view or image, options.type, timings, quality=options.quality, model=model)
         if view is not None and view is not image:
             alpha = resize_matte(alpha, image.width, image.height)
-        return self.segmentation_from_matte(image, alpha, options.type, timings, options.roi, model)
+        return self.segmentation_from_matte(
+            image, alpha, options.type, timings, options.roi, model, options.refine
+        )
 
     def background_picture(self, options: CutoutOptions, width: int, height: int) -> np.ndarray | None:
         """The background image scaled to cover the result, or None when there is none."""
@@ -703,6 +720,7 @@ class Pipeline:
             enlargement=round(laid.enlargement, 3) if abs(laid.enlargement - 1.0) > 1e-3 else None,
             model=segmentation.model,
             verdict=judged,
+            matte=segmentation.kept_alpha,
         )
 
     def run(self, data: bytes, options: CutoutOptions | None = None) -> CutoutResult:
@@ -716,6 +734,22 @@ class Pipeline:
         timings = Timings()
         image, view = self.decode_views(data, timings, options)
         segmentation = self.segment(image, options, timings, view)
+        return self.compose(image, segmentation, options, timings)
+
+    def retouch(self, kept: touchup.KeptMatte, options: CutoutOptions) -> CutoutResult:
+        """A kept result made again without a model run: its photo decoded at the size the options
+        ask (at most the kept matte's), its matte scaled to it with ``options.refine``'s strokes
+        laid over, then the whole compose (background, shadow, preset and its check, format, size,
+        verdict)."""
+        timings = Timings()
+        image = self.decode(kept.photo, timings, options)
+        height, width = kept.alpha.shape
+        if image.width * image.height > width * height:  # never more than was paid for (size=preview)
+            image = downscale(image, width, height)
+        alpha = resize_matte(kept.alpha.astype(np.float32) * (1.0 / 255.0), image.width, image.height)
+        segmentation = self.segmentation_from_matte(
+            image, alpha, kept.type, timings, options.roi, kept.model, options.refine
+        )
         return self.compose(image, segmentation, options, timings)
 
     def cut_out_garments(

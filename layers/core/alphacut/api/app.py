@@ -44,7 +44,7 @@ from alphacut.api.responses import (
     result_response,
 )
 from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VENDOR_ROUTES
-from alphacut.caller_scope import test_payer
+from alphacut.caller_scope import current_account, is_test, test_payer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
@@ -57,8 +57,10 @@ if TYPE_CHECKING:  # the light functions (tasks, usage) never import the pipelin
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from alphacut.api.paid_pipeline import PaidPipeline
+    from alphacut.api.request import ImageRequest
     from alphacut.aws.tasks.results import ResultStore
     from alphacut.aws.tasks.service import TaskService
+    from alphacut.pipeline import CutoutResult
 
 type LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -89,6 +91,7 @@ NATIVE_HEADERS = (
     "X-Alphacut-Unsure",
     "X-Alphacut-Enlargement",
     "X-Alphacut-Model",
+    "X-Alphacut-Result-Id",
     "X-Alphacut-Charge",
     "X-Alphacut-Remain",
     "RateLimit-Policy",
@@ -96,15 +99,22 @@ NATIVE_HEADERS = (
     "Idempotent-Replayed",
 )
 HTML = {"text/html": {"type": "string"}}
+TOUCH_UP_STATUSES = {
+    404: "no such thing: a result_id this account has not made (a touch-up), a page",
+    410: "result_expired: a touch-up's result_id past its 24 hours",
+}
 ROUTES = [
     RouteDoc(
         "/v1/cutout",
         "post",
         "Cut out the main subject",
         "Any image route option; type picks the model: auto/object (ISNet), person (ISNet regions "
-        "touching a person), stamp (red/blue seals on scans).",
+        "touching a person), stamp (red/blue seals on scans). Every answer has a result_id: a later "
+        "call of the account with result_id (and strokes in refine / refine_base64) and no image "
+        "makes the result again from its kept matte, with no model run, charged 0 (24 h; then 410).",
         MATTE_TYPES,
         answer_headers=NATIVE_HEADERS,
+        extra_responses=TOUCH_UP_STATUSES,
     ),
     RouteDoc(
         "/v1/selfie",
@@ -113,6 +123,7 @@ ROUTES = [
         "The person pipeline (ISNet + selfie segmentation).",
         (SubjectType.PERSON,),
         answer_headers=NATIVE_HEADERS,
+        extra_responses=TOUCH_UP_STATUSES,
     ),
     RouteDoc(
         "/v1/openapi.json",
@@ -167,7 +178,7 @@ ROUTES = [
             "callback_url": empty_unset(IMAGE_URL),
         },
         answer=TASK,
-        without_options=("return",),  # the task answer: return_type
+        without_options=("return", "result_id"),  # the task answer: return_type; no touch-up
         registry_models=False,  # the tasks function has no models layer
     ),
     RouteDoc(
@@ -181,6 +192,7 @@ ROUTES = [
         "9 rest of the person) when a mask is asked for.",
         (SubjectType.COSTUME,),
         answer={JSON: {"type": "object", "required": ["request_id"]}},
+        without_options=("result_id",),  # a costume is not kept for a touch-up
     ),
     RouteDoc(
         "/v1/tasks/{task_id}",
@@ -214,11 +226,12 @@ def options_from(
     route_type: SubjectType | None,
     known: set[str] = KNOWN_PARAMS,
     background: bytes | None = None,
+    refine: bytes | None = None,
 ) -> CutoutOptions:
     unknown = sorted(set(params) - known)
     if unknown:
         raise InvalidOption(f"unknown parameter; accepted: {', '.join(sorted(known))}", field=unknown[0])
-    options = CutoutOptions.from_mapping(params, bg_image=background)
+    options = CutoutOptions.from_mapping(params, bg_image=background, refine=refine)
     if options.type is SubjectType.COSTUME and route_type is not SubjectType.COSTUME:
         raise InvalidOption("costume is served by POST /v1/costume", field="type")
     if route_type is not None:
@@ -235,12 +248,14 @@ def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response
     engine = pipeline()
     max_bytes = engine.limits.max_bytes
     request = parse_image_request(app.current_event.raw_event, services.SETTINGS, max_bytes, fetch_urls=False)
+    if request.source == "result":
+        return touch_up_answer(route, route_type, request)
     engine.reserve(options_from(request.params, route_type))  # the price as asked, before any download
     request = downloaded(request, services.SETTINGS, max_bytes)
     background = background_image(request, services.SETTINGS, max_bytes)
-    options = options_from(request.params, route_type, background=background)
+    options = options_from(request.params, route_type, background=background, refine=request.refine)
     delivery = choose_delivery(request.params, request.accept, options)
-    result = engine.run(request.image, options)
+    result = kept_for_touch_up(engine.run(request.image, options), request.image)
     app.append_context(empty_result=not result.found)
     metrics.add_metric(name=f"{route}Delivered", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="PipelineMilliseconds", unit=MetricUnit.Milliseconds, value=result.timings.total)
@@ -261,6 +276,53 @@ def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response
     return answer
 
 
+def touch_up_owner() -> str:
+    """Whose kept results a call reads and writes: the account's; a test key's apart (its previews
+    are never made again as the account's full, paid results)."""
+    account = current_account()
+    return test_payer(account) if is_test() else account
+
+
+def kept_for_touch_up(result: CutoutResult, photo: bytes) -> CutoutResult:
+    """The result with its ``result_id``: its photo and matte kept 24 h for a touch-up (none where
+    no results bucket is configured)."""
+    import dataclasses
+
+    from alphacut.touchup import KeptMatte, new_result_id
+
+    store = services.kept_mattes()
+    if store is None or result.matte is None:
+        return result
+    result_id = new_result_id()
+    kept = KeptMatte(photo, result.matte, result.type, result.model)
+    store.put(result_id, touch_up_owner(), kept.to_bytes())
+    return dataclasses.replace(result, result_id=result_id)
+
+
+def touch_up_answer(route: str, route_type: SubjectType | None, request: ImageRequest) -> Response[Any]:
+    """A kept result made again from its matte with the strokes in ``refine``: no model runs, so
+    nothing is reserved and the route does not say ``CHARGE_HERE`` (the metering charges 0)."""
+    from alphacut.touchup import KeptMatte
+
+    max_bytes = pipeline().limits.max_bytes
+    background = background_image(request, services.SETTINGS, max_bytes)
+    options = options_from(request.params, route_type, background=background, refine=request.refine)
+    delivery = choose_delivery(request.params, request.accept, options)
+    store = services.kept_mattes()
+    if store is None or options.result_id is None:
+        raise NotFound("results are not kept in this deployment", field="result_id")
+    kept = KeptMatte.from_bytes(store.get(options.result_id, touch_up_owner()))
+    result = pipeline().retouch(kept, options)
+    result.result_id = options.result_id
+    metrics.add_metric(name=f"{route}TouchedUp", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "touch-up",
+        extra={"route": route, "options": options.to_dict(), "strokes": request.refine is not None},
+    )
+    store_for_url = result_store() if delivery.value == "url" else None
+    return result_response(result, delivery, request_id(), store_for_url)
+
+
 @app.post("/v1/cutout")
 def cutout_route() -> Response[Any]:
     return cutout_answer("Cutout")
@@ -278,6 +340,8 @@ def costume_route() -> Response[Any]:
     engine = pipeline()
     max_bytes = engine.limits.max_bytes
     request = parse_image_request(app.current_event.raw_event, services.SETTINGS, max_bytes, fetch_urls=False)
+    if request.source == "result":
+        raise InvalidOption("a costume is not kept for a touch-up: send the photo", field="result_id")
     params = apply_return_form(dict(request.params))
     garments = parse_garments(params.pop("classes", None))
     engine.reserve(options_from(params, SubjectType.COSTUME, COSTUME_PARAMS), costume=True)
@@ -345,6 +409,9 @@ def create_task_route() -> Response[Any]:
     request = parse_image_request(
         app.current_event.raw_event, services.SETTINGS, service.max_bytes, fetch_urls=False
     )
+    if request.source == "result" or request.refine is not None:
+        field = "result_id" if request.source == "result" else "refine"
+        raise InvalidOption("tasks take no touch-up: POST /v1/cutout does", field=field)
     params = dict(request.params)
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")

@@ -34,6 +34,7 @@ ANSWER_HEADERS: dict[str, str] = {
     ),
     "X-Alphacut-Enlargement": "the subject's scale from the photo as sent, where it was resized",
     "X-Alphacut-Model": "the matting model that made the matte",
+    "X-Alphacut-Result-Id": "the result's id: send it with refine strokes to touch it up (24 h, charged 0)",
     "X-Alphacut-Charge": "true when this call is charged to the key",
     "X-Alphacut-Remain": "calls left today on the key's plan",
     "X-Alphacut-Ignored": "parameters the vendor API does not have, ignored as it ignores them",

@@ -133,8 +133,15 @@ def _common_options(
     }
 
 
+BINARY = {"type": "string", "format": "binary"}
+
+
 def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The image routes' bodies: the raw image (options in the query), multipart, JSON."""
+    """The image routes' bodies: the raw image (options in the query), multipart, JSON; where the
+    route takes ``result_id`` (a touch-up, ``alphacut.touchup``), it stands for the image and the
+    strokes come in ``refine`` / ``refine_base64``."""
+    touch_up = "result_id" in options
+    strokes = "a PNG of the photo's size (or scaled to it): opaque white keeps, opaque black erases"
     multipart = {
         "type": "object",
         "properties": {
@@ -142,19 +149,23 @@ def image_bodies(options: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "image": {"type": "string", "format": "binary", "minLength": 1},
             "image_url": empty_unset(IMAGE_URL),
             "bg_image_file": {"type": "string", "format": "binary"},
+            **({"refine": {**BINARY, "description": strokes}} if touch_up else {}),
             **options,
         },
-        "anyOf": [{"required": ["image_file"]}, {"required": ["image"]}, {"required": ["image_url"]}],
+        "anyOf": [{"required": ["image_file"]}, {"required": ["image"]}, {"required": ["image_url"]}]
+        + ([{"required": ["result_id"]}] if touch_up else []),
     }
     as_json = {
         "type": "object",
         "properties": {
             "image_base64": {**BASE64_IMAGE, "description": "base64 or a data: URL"},
             "bg_image_base64": {**BASE64_IMAGE, "description": "a background picture, base64"},
+            **({"refine_base64": {**BASE64_IMAGE, "description": strokes + ", base64"}} if touch_up else {}),
             "image_url": empty_unset({**IMAGE_URL, "description": "http(s), public addresses only"}),
             **options,
         },
-        "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}],
+        "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}]
+        + ([{"required": ["result_id"]}] if touch_up else []),
     }
     raw = {"schema": {"type": "string", "format": "binary"}}
     return {
@@ -421,6 +432,11 @@ COMPONENTS: dict[str, Any] = {
                     "description": "where the subject was resized: its scale from the photo as sent",
                 },
                 "model": {"type": "string", "description": "the matting model that made the matte"},
+                "result_id": {
+                    "type": "string",
+                    "description": "this result's matte, kept 24 h: send it with refine strokes (and no "
+                    "image) to touch the result up, charged 0",
+                },
                 **VERDICT,
             },
         },

@@ -4,9 +4,12 @@ Accepted bodies (native API v1):
 
 - raw image: ``Content-Type: image/*`` (or application/octet-stream); options in the query string
 - multipart/form-data: the file in ``image_file`` (or ``image``), a background picture in
-  ``bg_image_file``; options as form fields
+  ``bg_image_file``, touch-up strokes in ``refine``; options as form fields
 - application/json: ``image_base64`` (plain or a data: URL) or ``image_url``, a background picture
-  in ``bg_image_base64``; options as keys
+  in ``bg_image_base64``, touch-up strokes in ``refine_base64``; options as keys
+
+A touch-up (``result_id``: ``alphacut.touchup``) sends no image: multipart or JSON, its source is
+``result``.
 
 Query-string options apply to every kind; body fields win over them.
 
@@ -34,6 +37,7 @@ from alphacut.urlfetch import parse_url
 FILE_FIELDS = ("image_file", "image")
 SOURCE_FIELDS = ("image_file", "image", "image_base64", "image_url")
 BACKGROUND_FIELDS = ("bg_image_file", "bg_image_base64")
+REFINE_FIELDS = ("refine", "refine_base64")
 
 
 @dataclass
@@ -43,6 +47,7 @@ class ImageRequest:
     source: str = "body"  # body | multipart | base64 | url
     accept: str = ""
     background: bytes | None = None  # an uploaded background picture (bg_image_file / bg_image_base64)
+    refine: bytes | None = None  # touch-up strokes (refine / refine_base64), a PNG
 
 
 def header(event: dict[str, Any], name: str, default: str = "") -> str:
@@ -222,31 +227,37 @@ def parse_image_request(
         image = raw_body(event)
         if not image:
             raise InvalidOption("the request body is empty: send the image bytes", field="body")
+        _no_image_with_result_id(params, "body")
         return ImageRequest(image, params, "body", accept)
 
     if media_type == "multipart/form-data":
         files = (body := read_body(event)).files
         params.update(body.fields)
         background = files.get("bg_image_file") or None
+        if params.get("result_id"):
+            return _touch_up(params, accept, background, files.get("refine") or None, files)
         for name in FILE_FIELDS:
             if name in files:
                 if not files[name]:
                     raise InvalidOption("is an empty file", field=name)
                 _check_unused_url(params, settings)
-                return ImageRequest(files[name], params, "multipart", accept, background)
+                return ImageRequest(files[name], params, "multipart", accept, background, files.get("refine"))
         if "image_url" in params or "image_base64" in params:
             request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
-            request.background = background
+            request.background, request.refine = background, files.get("refine") or None
             return request
         raise InvalidOption("no image: send the file in image_file (or image)", field="image_file")
 
     if media_type == "application/json":
         params.update(read_body(event).fields)
+        refine = params.pop("refine_base64", None)
+        strokes = decode_base64_image(refine, max_bytes, "refine_base64") if refine else None
+        encoded = params.pop("bg_image_base64", None)
+        pictured = decode_base64_image(encoded, max_bytes, "bg_image_base64") if encoded else None
+        if params.get("result_id"):
+            return _touch_up(params, accept, pictured, strokes, params)
         request = _from_fields(params, settings, max_bytes, accept, fetch_urls)
-        if params.get("bg_image_base64"):
-            request.background = decode_base64_image(
-                params.pop("bg_image_base64"), max_bytes, "bg_image_base64"
-            )
+        request.background, request.refine = pictured, strokes
         return request
 
     if not media_type and params.get("image_url"):
@@ -256,6 +267,25 @@ def parse_image_request(
         "(image_file) or application/json (image_base64 or image_url)",
         field="Content-Type",
     )
+
+
+def _no_image_with_result_id(params: dict[str, str], source: str) -> None:
+    if params.get("result_id"):
+        raise InvalidOption("a touch-up takes no image: result_id names the result to redo", field=source)
+
+
+def _touch_up(
+    params: dict[str, str],
+    accept: str,
+    background: bytes | None,
+    refine: bytes | None,
+    sent: dict[str, Any],
+) -> ImageRequest:
+    """A touch-up's request: no image (``sent``: the files or JSON members, none a source)."""
+    for name in SOURCE_FIELDS:
+        if sent.get(name):
+            _no_image_with_result_id(params, name)
+    return ImageRequest(b"", params, "result", accept, background, refine)
 
 
 def _from_fields(
@@ -280,7 +310,9 @@ def downloaded(request: ImageRequest, settings: ServiceSettings, max_bytes: int)
     if request.source != "url" or request.image:
         return request
     image = settings.fetch(request.params["image_url"], max_bytes)
-    return ImageRequest(image, request.params, request.source, request.accept, request.background)
+    return ImageRequest(
+        image, request.params, request.source, request.accept, request.background, request.refine
+    )
 
 
 def _check_unused_url(params: dict[str, str], settings: ServiceSettings) -> None:

@@ -107,6 +107,8 @@ def metadata_headers(result: CutoutResult, request_id: str) -> dict[str, str]:
         headers["X-Alphacut-Enlargement"] = str(result.enlargement)
     if result.model is not None:
         headers["X-Alphacut-Model"] = result.model
+    if result.result_id is not None:
+        headers["X-Alphacut-Result-Id"] = result.result_id
     return headers
 
 
@@ -179,6 +181,8 @@ def result_response(
         body["enlargement"] = result.enlargement
     if result.model is not None:
         body["model"] = result.model
+    if result.result_id is not None:
+        body["result_id"] = result.result_id
     folder = f"{key_prefix}/{time.strftime('%Y-%m-%d', time.gmtime())}/{request_id}"
     body.update(_images(result, delivery, store, folder))
     return json_response(200, body, {"X-Request-Id": request_id})

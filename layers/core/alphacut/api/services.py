@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from alphacut.api.paid_pipeline import PaidPipeline
     from alphacut.aws.billing.low_balance_queue import LowBalanceQueue
+    from alphacut.aws.kept_mattes import KeptMattes
     from alphacut.aws.ledger.idempotency import IdempotencyStore
     from alphacut.aws.ledger.usage import UsageMeter
     from alphacut.aws.tasks.results import ResultStore
@@ -119,6 +120,15 @@ def result_store(ttl_seconds: int | None = None, event: dict[str, Any] | None = 
         public_base_url(event),
         link_signer() if event else None,
     )
+
+
+def kept_mattes() -> KeptMattes | None:
+    """Where results are kept for a touch-up (``alphacut.touchup``), or None where no results
+    bucket is configured (then answers carry no ``result_id``)."""
+    from alphacut.aws.kept_mattes import KeptMattes  # boto3 only where a result is kept
+
+    bucket = SETTINGS.results_bucket
+    return once("kept-mattes", lambda: KeptMattes(bucket)) if bucket else None
 
 
 def task_service() -> TaskService:

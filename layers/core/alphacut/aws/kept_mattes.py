@@ -1,0 +1,76 @@
+"""Results kept for a touch-up (``alphacut.touchup``): one object per ``result_id`` in the results
+bucket, under ``results/kept/`` (the bucket's lifecycle deletes ``results/`` after a day, and the
+cutout function's role may put and get there), owned by the caller's account.
+
+S3's lifecycle deletes an object at the first midnight UTC after its day, so up to 48 hours after
+it was written: the 24 hours are the object's own ``expires-at`` metadata, checked on every read
+(410 past it), and the lifecycle is only the clean-up. Another account's id, or one never made or
+already deleted, is a 404 (whose it is, is not said).
+
+Usage::
+
+    kept = KeptMattes("bucket")
+    kept.put("r_0123...", "account-1", blob)        # -> expires_at (unix seconds)
+    kept.get("r_0123...", "account-1")              # the blob; NotFound (404), ResultExpired (410)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from alphacut.aws import clients
+from alphacut.aws.objects import object_gone
+from alphacut.errors import NotFound, ResultExpired
+from alphacut.touchup import KEEP_SECONDS
+
+PREFIX = "results/kept/"
+CONTENT_TYPE = "application/zip"
+
+
+class KeptMattes:
+    def __init__(self, bucket: str, clock: Callable[[], float] = time.time, lifetime: int = KEEP_SECONDS):
+        if not bucket:
+            raise ValueError("no results bucket configured (RESULTS_BUCKET)")
+        self.bucket, self.clock, self.lifetime = bucket, clock, lifetime
+
+    @property
+    def client(self) -> Any:
+        return clients.client("s3")
+
+    def put(self, result_id: str, account: str, blob: bytes) -> int:
+        """Keep ``blob`` for ``account`` for the lifetime; returns when it expires (unix seconds)."""
+        expires_at = int(self.clock()) + self.lifetime
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=PREFIX + result_id,
+            Body=blob,
+            ContentType=CONTENT_TYPE,
+            Metadata={"account": account, "expires-at": str(expires_at)},
+        )
+        return expires_at
+
+    def get(self, result_id: str, account: str) -> bytes:
+        """The kept blob, if it is ``account``'s and not past its expiry."""
+        try:
+            stored = self.client.get_object(Bucket=self.bucket, Key=PREFIX + result_id)
+        except ClientError as error:
+            if object_gone(error):
+                raise NotFound("no result of this account has this id", field="result_id") from None
+            raise
+        metadata = stored.get("Metadata") or {}
+        if metadata.get("account") != account:
+            stored["Body"].close()
+            raise NotFound("no result of this account has this id", field="result_id")
+        expires_at = int(metadata.get("expires-at") or 0)
+        if self.clock() > expires_at:
+            stored["Body"].close()
+            expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at))
+            raise ResultExpired(
+                f"was kept until {expired}: send the photo again", field="result_id", limit=self.lifetime
+            )
+        blob: bytes = stored["Body"].read()
+        return blob
