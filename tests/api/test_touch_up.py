@@ -229,3 +229,49 @@ def test_tasks_and_the_costume_route_refuse_a_touch_up_naming_the_field(handler,
         )
         assert answer["statusCode"] == 400, (route, answer_json(answer))
         assert answer_json(answer)["error"]["field"] == "result_id", route
+
+
+def _png(size: tuple[int, int], colour: tuple[int, int, int, int]) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, colour).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_a_call_whose_strokes_erase_everything_keeps_nothing_to_touch_up_for_free(handler, credit_key):
+    # a found-nothing result is not charged: had its model matte been kept, a touch-up without strokes
+    # would deliver the whole cutout for nothing (the attack: erase all, then touch up)
+    erased = cut_out(handler, credit_key, refine_base64=_png((96, 96), (0, 0, 0, 255)))
+    assert erased["found"] is False and erased["charge"] == 0 and erased.get("result_id") is None
+
+
+def test_strokes_over_the_whole_photo_or_a_bad_background_are_answered_without_a_free_model_run(
+    handler, credit_key, monkeypatch
+):
+    from alphacut.api import services
+
+    covered = cut_out(handler, credit_key, refine_base64=_png((1, 1), (255, 255, 255, 255)))  # scaled up
+    assert covered["found"] is True and covered["charge"] > 0  # kept whole: delivered and charged
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the model ran for a call refused afterwards")
+
+    monkeypatch.setattr(services.pipeline(), "infer_mattes", refused)
+    photo = base64.b64encode(small_png()).decode()
+    for extra, field in (
+        ({"refine_base64": base64.b64encode(small_png()[:40]).decode()}, "refine"),
+        ({"bg_image_base64": base64.b64encode(b"not a picture at all").decode()}, "bg_image_file"),
+    ):
+        answer = post_json(handler, credit_key, image_base64=photo, **extra)
+        assert 400 <= answer["statusCode"] < 500, answer_json(answer)
+        assert answer_json(answer)["error"]["field"] == field
+
+
+def test_a_test_keys_touch_ups_are_its_accounts_test_results(handler, credit_key):
+    sandbox = f"sandbox-{uuid.uuid4().hex[:8]}"
+    KEY_CALLERS[sandbox] = Caller(
+        sandbox, "a shop", CREDITS_PLAN, ("images",), account=f"acct-{sandbox}", test=True
+    )
+    made = cut_out(handler, sandbox)
+    left = int(header(post_json(handler, sandbox, result_id=made["result_id"]), "X-Alphacut-Remain"))
+    again = int(header(post_json(handler, sandbox, result_id=made["result_id"]), "X-Alphacut-Remain"))
+    assert again == left - 1  # each touch-up takes one of the day's test results

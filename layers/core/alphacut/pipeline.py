@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from alphacut import geometry, shadows, touchup, verdict
-from alphacut.caller_scope import is_test
+from alphacut.caller_scope import current_account, is_test
 from alphacut.codec import (
     FORMAT_MAX_SIDE,
     DecodedImage,
@@ -684,7 +684,7 @@ class Pipeline:
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
             # a test key's result: one mark over its picture and its mask (alphacut.watermark)
-            mark = Watermark.drawn(alpha.shape[1], alpha.shape[0]) if is_test() else None
+            mark = Watermark.drawn(alpha.shape[1], alpha.shape[0], current_account()) if is_test() else None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
                 background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
                 shown_rgb, shown_alpha = (
@@ -733,8 +733,17 @@ class Pipeline:
             return dataclasses.replace(costume.outfit, mask=costume.class_map)
         timings = Timings()
         image, view = self.decode_views(data, timings, options)
+        self.refuse_bad_extras(options)  # before the model: a refusal after it would be a free run
         segmentation = self.segment(image, options, timings, view)
         return self.compose(image, segmentation, options, timings)
+
+    def refuse_bad_extras(self, options: CutoutOptions) -> None:
+        """The pictures that come with a photo (the background, a touch-up's strokes) checked before
+        the model runs, with the error each would raise in the compose."""
+        if options.bg_image is not None:
+            self.background_picture(options, 1, 1)
+        if options.refine is not None:
+            touchup.read_strokes(options.refine, 1, 1)
 
     def retouch(self, kept: touchup.KeptMatte, options: CutoutOptions) -> CutoutResult:
         """A kept result made again without a model run: its photo decoded at the size the options
@@ -769,6 +778,7 @@ class Pipeline:
         wants_mask = options.output in (OutputKind.MASK, OutputKind.BOTH)
         timings = Timings()
         image = self.decode(data, timings, options)
+        self.refuse_bad_extras(options)
         parse = self.parse_costume(image, timings)
         shares = parse.shares()
         present = [garment for garment in garments if parse.present(garment, shares)]
@@ -798,7 +808,7 @@ class Pipeline:
                     box = geometry.expand_box(outfit.bbox, options.crop_margin, image.width, image.height)
                     ids = ids[box[1] : box[3], box[0] : box[2]]
                 if is_test():  # a test key's class map is marked too: the text cut out of it
-                    marked = Watermark.drawn(ids.shape[1], ids.shape[0]).where
+                    marked = Watermark.drawn(ids.shape[1], ids.shape[0], current_account()).where
                     ids = np.where(marked, 0, ids).astype(ids.dtype)
                 class_map = encode_mask(np.ascontiguousarray(ids))
         return CostumeResult(outfit, results, shares, class_map, timings)

@@ -110,6 +110,8 @@ def apply_strokes(alpha: np.ndarray, rgb: np.ndarray, strokes: bytes, field: str
     if not painted.any():
         return stroked
     ring = dilate_disk(painted, _pixels(EDGE_RING, width, height)) & ~painted
+    if not ring.any():  # strokes over the whole picture: nothing left to fit
+        return stroked
     rows, cols = np.nonzero(ring)
     radius = _pixels(GUIDE_RADIUS, width, height)
     top, left = max(rows.min() - 2 * radius, 0), max(cols.min() - 2 * radius, 0)

@@ -20,7 +20,7 @@ from alphacut.api.openapi import JSON, RouteDoc
 from alphacut.api.request import header, parse_json_object, raw_body
 from alphacut.api.responses import json_response
 from alphacut.errors import BillingUnavailable, InsufficientScope, InvalidOption
-from alphacut.scopes import BILLING, KEYS, USAGE
+from alphacut.scopes import BILLING, USAGE
 
 if TYPE_CHECKING:
     from alphacut.aws.callbacks.secrets import WebhookSecrets
@@ -140,11 +140,12 @@ ROUTES = [
         "/v1/billing/webhook-secret",
         "get",
         "The secret this account's webhooks (balance.low) are signed with (cba_...)",
-        "The account's, not one key's: any live key of the account with scope billing or keys reads the "
-        "same secret, whichever key was revoked. alphacut.callbacks.verify checks a webhook with it.",
+        "The account's, not one key's: any live key of the account with scope billing reads the same "
+        "secret, whichever key was revoked (not scope keys alone: the secret signs money notices). "
+        "alphacut.callbacks.verify checks a webhook with it.",
         answer=WEBHOOK_SECRET_VIEW,
         extra_responses={403: "a test key, a revoked or a suspended key"},
-        scopes=(BILLING, KEYS),
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/webhook-secret/rotate",
@@ -156,7 +157,7 @@ ROUTES = [
         body_required=False,
         answer=WEBHOOK_SECRET_VIEW,
         extra_responses={403: "a test key, a revoked or a suspended key"},
-        scopes=(BILLING, KEYS),
+        scopes=(BILLING,),
     ),
     RouteDoc(
         "/v1/billing/stripe",

@@ -239,6 +239,7 @@ def create_key_route() -> Response[Any]:
 @router.get("/v1/keys")
 def list_keys_route() -> Response[Any]:
     actor, meter = _actor(), services.usage_meter()
+    account_keys().refuse_dead(actor, "it reads no keys")
     now = int(meter.clock() if meter is not None else time.time())
     # the keys revoked today too (00:00 UTC on): what they spent today stays in view
     keys = account_keys().list(actor.account_id, revoked_since=now - now % 86400)

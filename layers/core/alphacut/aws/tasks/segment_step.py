@@ -183,20 +183,21 @@ def _segment(
                 s3, event["input_bucket"], event["background_key"], pipeline.limits.max_bytes
             )
         )
-    timings = Timings()
-    if subject is SubjectType.STAMP:
-        matting = LocalMatting()  # no model: the ink's colour, here
-    if matting.runs_model:
-        image, view = pipeline.decode_views(data, timings, options)
-        model = DEFAULT_MODEL if subject is SubjectType.STAMP else pipeline.model_spec(options).name
-    else:  # the endpoint checked the model and made the matte: no registry here (Compose)
-        image = view = pipeline.decode(data, timings, options)
-        model = options.model or DEFAULT_MODEL
-    alpha = matting.matte(data, subject, pipeline, view, options.quality, model)
-    # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
-    alpha = resize_matte(alpha, image.width, image.height)
-    segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
-    with caller_scope("", test=bool(event.get("test"))):  # a test key's result is marked
+    # a test key's result is a marked preview: its decoding (the preview's size) and its compose
+    with caller_scope("", test=bool(event.get("test"))):
+        timings = Timings()
+        if subject is SubjectType.STAMP:
+            matting = LocalMatting()  # no model: the ink's colour, here
+        if matting.runs_model:
+            image, view = pipeline.decode_views(data, timings, options)
+            model = DEFAULT_MODEL if subject is SubjectType.STAMP else pipeline.model_spec(options).name
+        else:  # the endpoint checked the model and made the matte: no registry here (Compose)
+            image = view = pipeline.decode(data, timings, options)
+            model = options.model or DEFAULT_MODEL
+        alpha = matting.matte(data, subject, pipeline, view, options.quality, model)
+        # the endpoint mattes the photo as sent; a smaller size (preview, medium, ...) is cut here
+        alpha = resize_matte(alpha, image.width, image.height)
+        segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
         result = pipeline.compose(image, segmentation, options, timings)
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):
