@@ -17,11 +17,11 @@ Items (the usage table):
   suspended | revoked), ``created``, ``last_used`` (a UTC day), ``hash`` (its current value's),
   ``hashes`` (every value's still let in: the current one, at most ``MAX_IN_GRACE`` in their grace,
   and those the last rotation ended) and ``graces`` (a map: each rotated-out value's
-  ``valid_until``, so a rotation drops those past their grace unread; absent on a key last rotated
-  before it, whose values' ends a rotation reads once from their items); ``account`` (the account
-  whose balance it spends: absent, its own id, so a key made before accounts is the owner of its
-  own), ``name``, ``test`` (a test key: never charged), ``daily_limit`` (millicredits a UTC day it
-  may spend; absent: no limit of its own)
+  ``valid_until``, so a rotation reads only the values it drops, to check each is refused by its
+  own; absent on a key last rotated before it, whose values' ends a rotation reads once);
+  ``account`` (the account whose balance it spends: absent, its own id, so a key made before
+  accounts is the owner of its own), ``name``, ``test`` (a test key: never charged),
+  ``daily_limit`` (millicredits a UTC day it may spend; absent: no limit of its own)
 
 A rotation gives the key id a new value; the old one works until its grace ends, so the balance,
 usage, plan and statements (all by key id) carry over. A rotation writes a bounded number of items
@@ -290,24 +290,23 @@ class KeyStore:
         return MadeKey(rotated, value)
 
     def _still_in_grace(self, key: StoredKey, now: int) -> tuple[dict[str, int], list[str]]:
-        """The key's rotated-out values still let in, with when each grace ends (those past it are
-        refused by their own ``valid_until`` and dropped), and those with no end at all (a rotation
-        that stopped between its writes). A key last rotated before ``graces`` was kept has its
-        values' ends read from their items, once: a value dropped unread would outlive a
-        revocation."""
-        ends = {old: key.graces[old] for old in key.hashes[1:] if old in key.graces}
-        unread = [old for old in key.hashes[1:] if old not in key.graces]
+        """The key's rotated-out values still let in, with when each grace ends, and those with no
+        end at all (a rotation that stopped between its writes). A value the key's ``graces`` says
+        is past its grace, or has no end for (a key last rotated before ``graces`` was kept), is
+        read once from its item before it is dropped: only its own ``valid_until`` refuses it, and
+        a value dropped from the list while it still works would outlive a revocation."""
+        ends = {old: key.graces[old] for old in key.hashes[1:] if key.graces.get(old, now) > now}
+        unread = [old for old in key.hashes[1:] if old not in ends]
         unended = []
-        if unread:
-            wanted = [_key(f"apikey#{old}") for old in unread]
-            for item in batch_get(self._db, self.table_name, wanted, consistent=True):
-                if "key_id" not in item:
-                    continue  # a stub a revocation or a suspension wrote: no value of the key
-                old = item["pk"]["S"].removeprefix("apikey#")
-                if "valid_until" in item:
-                    ends[old] = int(item["valid_until"]["N"])
-                else:
-                    unended.append(old)
+        wanted = [_key(f"apikey#{old}") for old in unread]
+        for item in batch_get(self._db, self.table_name, wanted, consistent=True) if wanted else []:
+            if "key_id" not in item:
+                continue  # a stub a revocation or a suspension wrote: no value of the key
+            old = item["pk"]["S"].removeprefix("apikey#")
+            if "valid_until" in item:
+                ends[old] = int(item["valid_until"]["N"])
+            else:
+                unended.append(old)
         return {old: end for old, end in ends.items() if end > now}, unended
 
     def _write_rotation(
