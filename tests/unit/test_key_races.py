@@ -171,6 +171,25 @@ def test_a_rotation_meeting_a_revocations_transaction_in_flight_answers_409_and_
     assert store.get(made.key.key_id).status == "revoked" and store.find(made.value) is None
 
 
+def test_a_suspension_meeting_a_revocations_transaction_in_flight_waits_for_it_and_finds_the_key_revoked(aws):
+    store = KeyStore(TABLE, SECRET)
+    made = store.create("acme-shoes", "credits")
+    conflicts = TransactionConflicts(seconds=0.1)
+    conflicts.apply()
+    try:
+        revoking = threading.Thread(target=store.revoke, args=(made.key.key_id,))
+        revoking.start()
+        while not conflicts._taken:
+            time.sleep(0.001)
+        with pytest.raises(NotFound):  # what a dispute's suspension of the account's keys passes over
+            store.suspend(made.key.key_id, "disputed")
+        revoking.join()
+    finally:
+        conflicts.restore()
+    assert conflicts.conflicts >= 1 and store.get(made.key.key_id).status == "revoked"
+    assert store.find(made.value) is None
+
+
 class Counted:
     """The key store's DynamoDB client, counting the calls made through it."""
 

@@ -69,6 +69,7 @@ ROTATED_TIDY_SECONDS = 86400  # a rotated-out value's item is TTL'd a day after 
 MAX_IN_GRACE = 4  # rotated-out values let in at once: a rotation beyond ends the soonest to end
 # what a conditional write meets when another changed the key first (a transaction in flight on it)
 CHANGED_MEANWHILE = ("ConditionalCheckFailedException", "TransactionConflictException")
+STATUS_ATTEMPTS = 5  # a suspension's write meeting a revocation's transaction: 0.02 to 0.16 s apart
 
 
 def new_value(test: bool = False) -> str:
@@ -483,25 +484,40 @@ class KeyStore:
         """The key's status first (a rotation after it fails its condition), then each value the
         key's item held at that moment: a suspension covers every value, a rotation's new one
         included, whatever the order of their writes."""
-        try:
-            item = self._db.update_item(
-                TableName=self.table_name,
-                Key=_key(f"key#{key_id}"),
-                UpdateExpression="SET #status = :status",
-                ConditionExpression="attribute_exists(pk) AND #status <> :revoked",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":status": {"S": status}, ":revoked": {"S": REVOKED}},
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise NotFound(f"no API key {key_id} that is not revoked", field="key_id") from None
-        key = _stored(item)
+        key = _stored(self._mark_status(key_id, status))
         for fingerprint in key.hashes:
             if status == SUSPENDED:
                 self._suspend_value(fingerprint, reason)
             else:
                 self._reinstate_value(fingerprint)
         return key
+
+    def _mark_status(self, key_id: str, status: str) -> dict[str, Any]:
+        """The key's item with its new status (``NotFound``: none, or revoked). A revocation's
+        transaction in flight on it refuses the write (``TransactionConflictException``): tried
+        again, shortly, until the revocation is done."""
+        attempt = 0
+        while True:
+            try:
+                return dict(
+                    self._db.update_item(
+                        TableName=self.table_name,
+                        Key=_key(f"key#{key_id}"),
+                        UpdateExpression="SET #status = :status",
+                        ConditionExpression="attribute_exists(pk) AND #status <> :revoked",
+                        ExpressionAttributeNames={"#status": "status"},
+                        ExpressionAttributeValues={":status": {"S": status}, ":revoked": {"S": REVOKED}},
+                        ReturnValues="ALL_NEW",
+                    )["Attributes"]
+                )
+            except ClientError as error:
+                code = _error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    raise NotFound(f"no API key {key_id} that is not revoked", field="key_id") from None
+                attempt += 1
+                if code != "TransactionConflictException" or attempt == STATUS_ATTEMPTS:
+                    raise
+                time.sleep(0.01 * 2**attempt)
 
     def _suspend_value(self, fingerprint: str, reason: str) -> None:
         """One value refused until reinstated. No item yet (a rotation between its two writes): a
