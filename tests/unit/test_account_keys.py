@@ -12,7 +12,15 @@ from alphacut.aws.keys.authorizer import Authorizer, Caller
 from alphacut.aws.keys.store import KeyStore
 from alphacut.aws.ledger.credits import CreditLedger
 from alphacut.aws.ledger.plans import Plan, PlanCatalogue
-from alphacut.errors import InsufficientScope, InvalidOption, KeyRevoked, LastKeysKey, NotFound, TooManyKeys
+from alphacut.errors import (
+    Conflict,
+    InsufficientScope,
+    InvalidOption,
+    KeyRevoked,
+    LastKeysKey,
+    NotFound,
+    TooManyKeys,
+)
 from alphacut.scopes import ALL_SCOPES
 
 from tests.unit.moto_table import usage_table
@@ -158,7 +166,7 @@ def test_a_revocation_slipped_into_a_rotation_leaves_no_value_of_the_key_that_wo
             slipped.append(AccountKeys(KeyStore(TABLE, SECRET)).revoke(owner, plugin.key.key_id))
 
     racing = AccountKeys(KeyStore(TABLE, SECRET, db=Interleaved(revoke_first)))
-    with pytest.raises(NotFound):
+    with pytest.raises(Conflict):  # 409: the key changed meanwhile
         racing.rotate(owner, plugin.key.key_id, 0)
     assert slipped and store.find(plugin.value) is None
     assert store.get(plugin.key.key_id).status == "revoked" and counts(owner.key_id)["live"] == 1

@@ -181,7 +181,8 @@ class InsufficientScope(AlphacutError):
 
 
 class Conflict(AlphacutError):
-    """The request clashes with an earlier one (an Idempotency-Key reused or still in flight)."""
+    """The request clashes with an earlier one (an Idempotency-Key reused or still in flight), or
+    with a change made meanwhile (a key rotated while revoked or suspended: retry)."""
 
     code = "conflict"
 

@@ -6,20 +6,31 @@ Items (the usage table):
 
 - ``pk = "apikey#<hash>"``: what the authorizer reads for a key it is shown (one item read):
   ``key_id``, ``customer``, ``plan``, ``scopes``, ``created``, ``account``, ``test``,
-  ``daily_limit`` (the key's own fields, copied: the authorizer reads no more) and, for a value
+  ``daily_limit`` (the key's own fields, copied: the authorizer reads no more); for a value
   rotated out, ``valid_until`` (epoch seconds; past it the key is refused) and ``expires_at``
-  (the table's TTL, later, to tidy it away)
+  (the table's TTL, later, to tidy it away); while its key is suspended, ``suspended`` (the
+  reason). A suspension that finds no item for a value (a rotation between its two writes) puts a
+  stub: ``suspended`` and ``expires_at`` only, no ``key_id`` (refused; the rotation's put of it
+  then fails, so the suspended key gains no new value)
 - ``pk = "key#<key id>"``: the key itself: ``customer``, ``plan``, ``scopes`` (space-separated,
-  ``alphacut.scopes``; none stored: every scope, as keys made before scopes), ``status`` (active | revoked),
-  ``created``, ``last_used`` (a UTC day), ``hash`` (its current value's) and ``hashes`` (every
-  value's still let in); ``account`` (the account whose balance it spends: absent, its own id, so
-  a key made before accounts is the owner of its own), ``name``, ``test`` (a test key: never
-  charged), ``daily_limit`` (millicredits a UTC day it may spend; absent: no limit of its own)
+  ``alphacut.scopes``; none stored: every scope, as keys made before scopes), ``status`` (active |
+  suspended | revoked), ``created``, ``last_used`` (a UTC day), ``hash`` (its current value's),
+  ``hashes`` (every value's still let in: the current one, at most ``MAX_IN_GRACE`` in their grace,
+  and those the last rotation ended) and ``graces`` (a map: each rotated-out value's
+  ``valid_until``, so a rotation reads only the values it drops, to check each is refused by its
+  own; absent on a key last rotated before it, whose values' ends a rotation reads once);
+  ``account`` (the account whose balance it spends: absent, its own id, so a key made before
+  accounts is the owner of its own), ``name``, ``test`` (a test key: never charged),
+  ``daily_limit`` (millicredits a UTC day it may spend; absent: no limit of its own)
 
 A rotation gives the key id a new value; the old one works until its grace ends, so the balance,
-usage, plan and statements (all by key id) carry over. A revocation deletes every value's item:
-the authorizer refuses it once API Gateway's cache of its last answer (``KeyCacheSeconds``) ends
-(the values' items are ended at once and TTL deletes them a day later).
+usage, plan and statements (all by key id) carry over. A rotation writes a bounded number of items
+however often the key rotated (the value it retires now, and beyond ``MAX_IN_GRACE`` the value in
+grace that ends soonest, ended now), and so do a revocation and a suspension. A revocation ends
+every value's item: the authorizer refuses it once API Gateway's cache of its last answer
+(``KeyCacheSeconds``) ends (TTL deletes the items a day later). A suspension marks the key first,
+then each value the key held at that moment: a rotation racing it answers ``Conflict`` or has its
+new value suspended too.
 
 Usage::
 
@@ -42,8 +53,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from alphacut.aws.clients import client
-from alphacut.errors import InvalidOption, NotFound
+from botocore.exceptions import ClientError
+
+from alphacut.aws.clients import batch_get, client
+from alphacut.errors import Conflict, InvalidOption, NotFound
 from alphacut.scopes import ALL_SCOPES, scopes_from_text, scopes_text
 
 KEY_PREFIX = "ac_"  # a key's value: the prefix and 40 random characters (240 bits)
@@ -53,6 +66,10 @@ ACTIVE, REVOKED, SUSPENDED = "active", "revoked", "suspended"
 BATCH_ITEMS = 25  # BatchWriteItem's limit
 MAX_GRACE_SECONDS = 30 * 86400
 ROTATED_TIDY_SECONDS = 86400  # a rotated-out value's item is TTL'd a day after its grace ends
+MAX_IN_GRACE = 4  # rotated-out values let in at once: a rotation beyond ends the soonest to end
+# what a conditional write meets when another changed the key first (a transaction in flight on it)
+CHANGED_MEANWHILE = ("ConditionalCheckFailedException", "TransactionConflictException")
+STATUS_ATTEMPTS = 5  # a suspension's write meeting a revocation's transaction: 0.02 to 0.16 s apart
 
 
 def new_value(test: bool = False) -> str:
@@ -96,6 +113,7 @@ class StoredKey:
     test: bool = False
     daily_limit: int | None = None  # millicredits a UTC day (None: the account's balance only)
     counted_apart: bool = False  # a test key counted among the account's test keys, not its live keys
+    graces: dict[str, int] = field(default_factory=dict)  # a rotated-out value's hash -> valid_until
 
     @property
     def enabled(self) -> bool:
@@ -237,9 +255,12 @@ class KeyStore:
         return key
 
     def rotate(self, key_id: str, grace_seconds: int) -> MadeKey:
-        """A new value for the key; its current ones keep working ``grace_seconds`` more. Each write
-        is conditional, so a revocation at the same moment wins: the key's item only while it is
-        active and unchanged, the new value's item only where a revocation has not ended it first."""
+        """A new value for the key; its current one keeps working ``grace_seconds`` more, beside
+        those still in an earlier grace, at most ``MAX_IN_GRACE`` of them (beyond, the soonest to
+        end is ended now; without a grace every old value is). Each write is conditional, so a
+        revocation or a suspension at the same moment wins and the rotation answers ``Conflict``
+        (the key changed meanwhile: retry): the key's item only while it is active and unchanged,
+        the new value's item only where a revocation or a suspension has not written it first."""
         if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
             raise InvalidOption(
                 f"must be 0 to {MAX_GRACE_SECONDS} seconds", field="grace", limit=MAX_GRACE_SECONDS
@@ -247,46 +268,127 @@ class KeyStore:
         key = self._active(key_id)
         value = new_value(key.test)
         fingerprint = self.fingerprint(value)
-        until = int(self.clock()) + grace_seconds
-        kept = key.hashes if grace_seconds else []
-        rotated = replace(key, status=ACTIVE, hashes=[fingerprint, *kept])
+        now = int(self.clock())
+        until = now + grace_seconds
+        ends, unended = self._still_in_grace(key, now)
+        retiring = [*key.hashes[:1], *unended]  # values with no end yet: this rotation gives them one
+        ends.update({old: until for old in retiring})
+        kept = sorted(ends, key=lambda old: -ends[old])[:MAX_IN_GRACE] if grace_seconds else []
+        ended = [old for old in ends if old not in kept]
+        graces = {**{old: ends[old] for old in kept}, **{old: now for old in ended}}
+        listed = [fingerprint, *[old for old in key.hashes if old in graces]]
+        rotated = replace(key, status=ACTIVE, hashes=listed, graces=graces)
         own_item, value_item = self.items(rotated, value)
+        self._write_rotation(key, rotated, own_item, value_item)
+        for old in retiring:
+            if old in kept:
+                self._retire_value(old, until)
+        for old in ended:  # listed on the key until its next rotation: a revocation ends them too
+            self._end_value(old, now)
+        if not grace_seconds:
+            self._list_only(key_id, fingerprint, own_item["hashes"])
+            rotated.hashes, rotated.graces = [fingerprint], {}
+        return MadeKey(rotated, value)
+
+    def _still_in_grace(self, key: StoredKey, now: int) -> tuple[dict[str, int], list[str]]:
+        """The key's rotated-out values still let in, with when each grace ends, and those with no
+        end at all (a rotation that stopped between its writes). A value the key's ``graces`` says
+        is past its grace, or has no end for (a key last rotated before ``graces`` was kept), is
+        read once from its item before it is dropped: only its own ``valid_until`` refuses it, and
+        a value dropped from the list while it still works would outlive a revocation."""
+        ends = {old: key.graces[old] for old in key.hashes[1:] if key.graces.get(old, now) > now}
+        unread = [old for old in key.hashes[1:] if old not in ends]
+        unended = []
+        wanted = [_key(f"apikey#{old}") for old in unread]
+        for item in batch_get(self._db, self.table_name, wanted, consistent=True) if wanted else []:
+            if "key_id" not in item:
+                continue  # a stub a revocation or a suspension wrote: no value of the key
+            old = item["pk"]["S"].removeprefix("apikey#")
+            if "valid_until" in item:
+                ends[old] = int(item["valid_until"]["N"])
+            else:
+                unended.append(old)
+        return {old: end for old, end in ends.items() if end > now}, unended
+
+    def _write_rotation(
+        self, key: StoredKey, rotated: StoredKey, own_item: dict[str, Any], value_item: dict[str, Any]
+    ) -> None:
+        """The key's item and its new value's, each on its condition; ``Conflict`` when a revocation,
+        a suspension or another rotation changed the key first (the key's item given back its
+        values when the new one could not be written)."""
+        listed = False
         try:
             # an update, not a put: the key's item keeps what others wrote on it (its callback
             # secret's generation, its last use)
             self._db.update_item(
                 TableName=self.table_name,
-                Key=_key(f"key#{key_id}"),
-                UpdateExpression="SET #hash = :hash, hashes = :hashes",
+                Key=_key(f"key#{key.key_id}"),
+                UpdateExpression="SET #hash = :hash, hashes = :hashes, graces = :graces",
                 ConditionExpression="#status = :active AND hashes = :seen",
                 ExpressionAttributeNames={"#hash": "hash", "#status": "status"},
                 ExpressionAttributeValues={
                     ":hash": own_item["hash"],
-                    ":hashes": {"L": [{"S": h} for h in [fingerprint, *key.hashes]]},
+                    ":hashes": own_item["hashes"],
+                    ":graces": _graces_map(rotated.graces),
                     ":active": {"S": ACTIVE},
-                    ":seen": {"L": [{"S": h} for h in key.hashes]},
+                    ":seen": _hash_list(key.hashes),
                 },
             )
+            listed = True
             self._db.put_item(
                 TableName=self.table_name, Item=value_item, ConditionExpression="attribute_not_exists(pk)"
             )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            raise NotFound(f"API key {key_id} was revoked or rotated meanwhile", field="key_id") from None
-        for old in key.hashes:
-            if grace_seconds:
-                self._retire_value(old, until)
-            else:
-                self._end_value(old, until)
-        if not grace_seconds:
-            self._db.update_item(  # the ended values off the key's list (a revocation ends them anyway)
+        except ClientError as error:
+            if _error_code(error) not in CHANGED_MEANWHILE:
+                raise
+            if listed:
+                self._unlist(key, own_item["hashes"])
+            raise Conflict(
+                f"API key {key.key_id} changed meanwhile (revoked, suspended or rotated): retry",
+                field="key_id",
+            ) from None
+
+    def _unlist(self, key: StoredKey, written: dict[str, Any]) -> None:
+        """A rotation whose new value a suspension ended first: the key's item as it was before it
+        (its values' graces unchanged), unless a revocation or another rotation changed it since."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(f"key#{key.key_id}"),
+                UpdateExpression="SET #hash = :hash, hashes = :hashes, graces = :graces",
+                ConditionExpression="hashes = :written",
+                ExpressionAttributeNames={"#hash": "hash"},
+                ExpressionAttributeValues={
+                    ":hash": {"S": key.hashes[0]},
+                    ":hashes": _hash_list(key.hashes),
+                    ":graces": _graces_map(key.graces),
+                    ":written": written,
+                },
+            )
+        except ClientError as error:
+            if _error_code(error) not in CHANGED_MEANWHILE:
+                raise
+
+    def _list_only(self, key_id: str, fingerprint: str, written: dict[str, Any]) -> None:
+        """The ended values off the key's list after a rotation without grace (a revocation meanwhile
+        ends them anyway, and a later rotation drops them: nothing to do when the key changed)."""
+        try:
+            self._db.update_item(
                 TableName=self.table_name,
                 Key=_key(f"key#{key_id}"),
-                UpdateExpression="SET hashes = :hashes",
-                ConditionExpression="#status = :active",
+                UpdateExpression="SET hashes = :hashes, graces = :none",
+                ConditionExpression="#status = :active AND hashes = :written",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":hashes": own_item["hashes"], ":active": {"S": ACTIVE}},
+                ExpressionAttributeValues={
+                    ":hashes": _hash_list([fingerprint]),
+                    ":none": {"M": {}},
+                    ":active": {"S": ACTIVE},
+                    ":written": written,
+                },
             )
-        return MadeKey(rotated, value)
+        except ClientError as error:
+            if _error_code(error) not in CHANGED_MEANWHILE:
+                raise
 
     def _retire_value(self, fingerprint: str, until: int) -> None:
         """A value rotated out: let in until ``until`` (a value already retiring keeps its own end)."""
@@ -326,14 +428,14 @@ class KeyStore:
                 "Update": {
                     "TableName": self.table_name,
                     "Key": _key(f"key#{key_id}"),
-                    "UpdateExpression": "SET #status = :revoked, hashes = :none",
+                    "UpdateExpression": "SET #status = :revoked, hashes = :none REMOVE graces",
                     "ConditionExpression": "#status = :seen_status AND hashes = :seen",
                     "ExpressionAttributeNames": {"#status": "status"},
                     "ExpressionAttributeValues": {
                         ":revoked": {"S": REVOKED},
                         ":none": {"L": []},
                         ":seen_status": {"S": key.status},
-                        ":seen": {"L": [{"S": h} for h in key.hashes]},
+                        ":seen": _hash_list(key.hashes),
                     },
                 }
             }
@@ -379,34 +481,80 @@ class KeyStore:
         return self._set_suspension(key_id, ACTIVE, "")
 
     def _set_suspension(self, key_id: str, status: str, reason: str) -> StoredKey:
-        key = self.get(key_id)
-        if key is None or key.status == REVOKED:
-            raise NotFound(f"no API key {key_id} that is not revoked", field="key_id")
+        """The key's status first (a rotation after it fails its condition), then each value the
+        key's item held at that moment: a suspension covers every value, a rotation's new one
+        included, whatever the order of their writes."""
+        key = _stored(self._mark_status(key_id, status))
         for fingerprint in key.hashes:
-            request: dict[str, Any] = {
-                "TableName": self.table_name,
-                "Key": _key(f"apikey#{fingerprint}"),
-                "ConditionExpression": "attribute_exists(pk)",
-            }
             if status == SUSPENDED:
-                request.update(
-                    UpdateExpression="SET suspended = :why", ExpressionAttributeValues={":why": {"S": reason}}
-                )
+                self._suspend_value(fingerprint, reason)
             else:
-                request["UpdateExpression"] = "REMOVE suspended"
-            try:
-                self._db.update_item(**request)
-            except self._db.exceptions.ConditionalCheckFailedException:
-                pass  # a rotated-out value TTL took
-        self._db.update_item(
-            TableName=self.table_name,
-            Key=_key(f"key#{key_id}"),
-            UpdateExpression="SET #status = :status",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": {"S": status}},
-        )
-        key.status = status
+                self._reinstate_value(fingerprint)
         return key
+
+    def _mark_status(self, key_id: str, status: str) -> dict[str, Any]:
+        """The key's item with its new status (``NotFound``: none, or revoked). A revocation's
+        transaction in flight on it refuses the write (``TransactionConflictException``): tried
+        again, shortly, until the revocation is done."""
+        attempt = 0
+        while True:
+            try:
+                return dict(
+                    self._db.update_item(
+                        TableName=self.table_name,
+                        Key=_key(f"key#{key_id}"),
+                        UpdateExpression="SET #status = :status",
+                        ConditionExpression="attribute_exists(pk) AND #status <> :revoked",
+                        ExpressionAttributeNames={"#status": "status"},
+                        ExpressionAttributeValues={":status": {"S": status}, ":revoked": {"S": REVOKED}},
+                        ReturnValues="ALL_NEW",
+                    )["Attributes"]
+                )
+            except ClientError as error:
+                code = _error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    raise NotFound(f"no API key {key_id} that is not revoked", field="key_id") from None
+                attempt += 1
+                if code != "TransactionConflictException" or attempt == STATUS_ATTEMPTS:
+                    raise
+                time.sleep(0.01 * 2**attempt)
+
+    def _suspend_value(self, fingerprint: str, reason: str) -> None:
+        """One value refused until reinstated. No item yet (a rotation between its two writes): a
+        stub, suspended and TTL'd, so the rotation's put of the value (only where none is) fails;
+        the rotation writing it meanwhile: suspended as it is then. A real value's item keeps its
+        own ``expires_at`` (none on a value in use)."""
+        why = {":why": {"S": reason}}
+        for _ in range(2):
+            if self._update_if(f"apikey#{fingerprint}", "SET suspended = :why", "attribute_exists(pk)", why):
+                return
+            tidy = int(self.clock()) + ROTATED_TIDY_SECONDS
+            try:
+                self._db.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        **_key(f"apikey#{fingerprint}"),
+                        "suspended": why[":why"],
+                        "expires_at": {"N": str(tidy)},
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+                return
+            except self._db.exceptions.ConditionalCheckFailedException:
+                continue  # the rotation wrote it meanwhile
+
+    def _reinstate_value(self, fingerprint: str) -> None:
+        """One value let in again: a real value's item only (a stub a suspension wrote stays refused
+        and TTL takes it)."""
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key=_key(f"apikey#{fingerprint}"),
+                UpdateExpression="REMOVE suspended",
+                ConditionExpression="attribute_exists(key_id)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            pass  # a stub, or a rotated-out value TTL took
 
     def get(self, key_id: str) -> StoredKey | None:
         item = self._db.get_item(
@@ -454,7 +602,8 @@ class KeyStore:
                 **shared,
                 "status": {"S": key.status},
                 "hash": {"S": key.hashes[0]},
-                "hashes": {"L": [{"S": h} for h in key.hashes]},
+                "hashes": _hash_list(key.hashes),
+                **({"graces": _graces_map(key.graces)} if key.graces else {}),
                 **({"name": {"S": key.name}} if key.name else {}),
                 **({"counted_apart": {"BOOL": True}} if key.counted_apart else {}),
             },
@@ -524,6 +673,18 @@ def _key(pk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": "-"}}
 
 
+def _hash_list(hashes: list[str]) -> dict[str, Any]:
+    return {"L": [{"S": h} for h in hashes]}
+
+
+def _graces_map(graces: dict[str, int]) -> dict[str, Any]:
+    return {"M": {h: {"N": str(until)} for h, until in graces.items()}}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def _account_fields(key: StoredKey) -> dict[str, Any]:
     """What both of a key's items say of its account (the authorizer reads the value's item only)."""
     fields: dict[str, Any] = {"account": {"S": key.account_id}}
@@ -549,4 +710,5 @@ def _stored(item: dict[str, Any]) -> StoredKey:
         item.get("test", {}).get("BOOL", False),
         int(item["daily_limit"]["N"]) if "daily_limit" in item else None,
         item.get("counted_apart", {}).get("BOOL", False),
+        {h: int(until["N"]) for h, until in item.get("graces", {}).get("M", {}).items()},
     )
