@@ -1,6 +1,8 @@
 """Bugs put back on purpose, each one the simulator must find (tests/unit/test_money_simulator.py):
-the two interleavings that lost or created credits before they were fixed, and six mutations of
-the protocol (a condition dropped, two writes swapped, a TTL set too early). ``PLANTED`` maps
+the two interleavings that lost or created credits before they were fixed, mutations of the
+protocol (a condition dropped, two writes swapped, a TTL set too early), and issue 90's ten money
+bugs, written against the production code by someone who had not written the simulator
+(``ISSUE_90``). ``PLANTED`` maps
 each name to the scope that finds it and to what plants it; ``planted(names)`` applies them for
 the length of one run, as code changes (a method of the ledger swapped) or as a rewrite of a
 write the code sends (``alphacut_dev.moneysim.dynamodb.REWRITERS``).
@@ -440,3 +442,19 @@ ISSUE_90: dict[str, Callable[[], Undo]] = {
     "top-up-reference-unchecked": top_up_reference_unchecked,
     "release-marked-before-credit": release_marked_before_credit,
 }
+
+# each of them in the scope that finds it (docs/benchmarks.md, "Issue 90: the simulator's new scopes")
+PLANTED.update(
+    {
+        "payment-state-read-then-written": ("payments", payment_state_read_then_written),
+        "unrecorded-payment-from-metadata": ("payment-order", unrecorded_payment_from_metadata),
+        "take-back-clamped": ("auto-top-up", take_back_clamped),
+        "monthly-cap-off-by-one": ("auto-top-up", monthly_cap_off_by_one),
+        "take-back-rearms": ("crossings", take_back_rearms),
+        "key-spend-never-given-back": ("key-midnight", key_spend_never_given_back),
+        "key-spend-given-back-today": ("key-midnight", key_spend_given_back_today),
+        "charge-on-the-key": ("key-limit", charge_on_the_key),
+        "top-up-reference-unchecked": ("top-ups", top_up_reference_unchecked),
+        "release-marked-before-credit": ("two-sweeps", release_marked_before_credit),
+    }
+)
