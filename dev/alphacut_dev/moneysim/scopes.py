@@ -182,8 +182,8 @@ SCOPES = {
 }
 
 # runs each scope explores in the suite (depth first from the start; the first two are explored
-# whole): 27,000 and more in all with the walks, about 40 s on the 2-core machine (key-midnight and
-# auto-top-up, issue 90: about 10 s more)
+# whole): 34,400 in all and 500 walks, about 40 s on the 2-core machine (key-midnight and
+# auto-top-up, issue 90: 4.8 % of the slice's time in a loaded run)
 CI_SLICE = {
     "two-sweeps": 6000,
     "two-calls": 7000,
