@@ -58,7 +58,6 @@ TIMEOUTS = {
     "claim": 29,
     "notice": 60,
 }
-IDEMPOTENCY_TRUSTED = 23 * 3600  # alphacut.billing.low_balance.IDEMPOTENCY_TRUSTED_SECONDS
 STRIPE_KEEPS_KEYS = 86400  # Stripe keeps an idempotency key at least a day: the fake, exactly that
 PAYMENT = "pi_sim"  # the one payment a scope's Stripe events are about
 STRANGER = "pi_elsewhere"  # a PaymentIntent this service never made (``stranger`` events)
@@ -340,8 +339,8 @@ class World:
             if "expires_at" in item:
                 moments.add(int(item["expires_at"]["N"]) + 1)
         moments |= {a.deadline + 1 for a in self.actors if a.state == "waiting"}
-        if self.budgets.redeliveries:  # a message delivered again a day after its crossing
-            moments |= {int(n.at) + IDEMPOTENCY_TRUSTED + 1 for n in self.notices}
+        if self.budgets.redeliveries:  # a message delivered again past 23 h, once Stripe forgot its key
+            moments |= {int(n.at) + STRIPE_KEEPS_KEYS + 1 for n in self.notices}
         midnight = self.now - self.now % DAY + DAY
         if midnight - self.now <= MIDNIGHT_NEAR:  # 00:00 UTC itself: the day changes under the calls
             moments.add(midnight)
