@@ -12,6 +12,8 @@ Usage::
     .venv/bin/python benchmarks/bench_money_sim.py                    # >= 1,000,000 schedules
     .venv/bin/python benchmarks/bench_money_sim.py --runs 20000 --walks 2000   # a quick look
     .venv/bin/python benchmarks/bench_money_sim.py --only payments payment-order crossings wide
+    .venv/bin/python benchmarks/bench_money_sim.py --issue-90       # the ten bugs against the slice
+    .venv/bin/python benchmarks/bench_money_sim.py --issue-90 --only key-midnight auto-top-up
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dev"))
 
 from alphacut_dev.moneysim.explore import exhaustive, random_walks
-from alphacut_dev.moneysim.mutations import PLANTED
-from alphacut_dev.moneysim.scopes import CI_SLICE, SCOPES
+from alphacut_dev.moneysim.mutations import ISSUE_90, PLANTED
+from alphacut_dev.moneysim.scopes import CI_SLICE, CI_WALKS, SCOPES
 from alphacut_dev.moneysim.world import Scope
 
 WIDER = {
@@ -74,13 +76,54 @@ def explore(job: tuple[str, Scope, str, int]) -> dict[str, object]:
     }
 
 
+def find(job: tuple[str, str, int]) -> tuple[str, str, int, str, float]:
+    """One of issue 90's bugs planted, one scope of the slice explored as the suite does: the
+    schedules it took to find it (or explored without), and the violation."""
+    bug, scope, runs = job
+    plant = frozenset({bug})
+    if scope == "wide":
+        report = random_walks(SCOPES[scope], range(runs), plant)
+    else:
+        report = exhaustive(SCOPES[scope], runs, planted=plant)
+    return bug, scope, report.schedules, report.violation, report.seconds
+
+
+def issue_90(workers: int, scale: float, only: list[str] | None) -> int:
+    """Each of issue 90's ten bugs against every scope of the suite's slice (``scale`` times its
+    runs; ``only``: these scopes): a table of the scopes that find each and the schedules it took."""
+    runs = {name: count for name, count in {**CI_SLICE, "wide": CI_WALKS}.items() if not only or name in only}
+    jobs = [(bug, scope, int(count * scale)) for bug in ISSUE_90 for scope, count in runs.items()]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(find, jobs))
+    wall = time.perf_counter() - started
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {workers} workers")
+    print(f"the slice's runs x{scale:g}, {wall:.0f} s wall\n")
+    print("| bug | found by (schedules) | first violation |")
+    print("|---|---|---|")
+    found = 0
+    for bug in ISSUE_90:
+        hits = [(scope, n, v) for b, scope, n, v, _ in rows if b == bug and v]
+        found += bool(hits)
+        where = ", ".join(f"{scope} ({n:,})" for scope, n, _ in hits) or "none"
+        print(f"| {bug} | {where} | {hits[0][2][:90] if hits else '-'} |")
+    print(f"\nfound: {found} of {len(ISSUE_90)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--issue-90", action="store_true", help="issue 90's ten bugs against the slice")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="with --issue-90: the slice's runs times this"
+    )
     parser.add_argument("--runs", type=int, default=250_000, help="schedules at most per scope")
     parser.add_argument("--walks", type=int, default=20_000, help="random walks over the wide scope")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--only", nargs="+", help="these scopes (and the bugs planted in them) alone")
     args = parser.parse_args()
+    if args.issue_90:
+        return issue_90(args.workers, args.scale, args.only)
     jobs: list[tuple[str, Scope, str, int]] = [
         ("depth first", SCOPES[name], "", args.runs) for name in CI_SLICE
     ]

@@ -2,7 +2,8 @@
 real code as functions stopped at every DynamoDB call, against a model of DynamoDB whose answers
 are checked against moto's; every run of the small scopes (within their preemption bound), random
 walks over a wide one, the invariants after every step. Each bug planted back (the two
-interleavings it found, five mutations) is reported, with choices that replay it."""
+interleavings it found, the protocol's mutations, issue 90's ten money bugs) is reported, with
+choices that replay it."""
 
 from __future__ import annotations
 

@@ -246,16 +246,134 @@ def at_rest(
         raise Violation(f"{unpaid} delivered and not paid, {unbilled_metric} counted in UnbilledCalls")
 
 
-def key_spending(items: dict[tuple[str, str], Item], key: str, limit: int, paid: int) -> None:
-    """A key with a daily limit: its count of the day never above the limit, never below what its
-    calls were charged (a call killed between the count and its debit may leave it higher: the key
-    spends less than its limit, never more)."""
-    counts = [int(item["spent"]["N"]) for (pk, _), item in items.items() if pk == f"spend#{key}"]
-    if paid > limit:
-        raise Violation(f"the key's calls were charged {paid}, over its daily limit of {limit}")
-    if not counts:
-        return  # not counted yet, or TTL took the day's count (the run's clock passed days)
-    if counts[0] > limit:
-        raise Violation(f"the key counted {counts[0]} spent today, over its limit of {limit}")
-    if paid > counts[0]:
-        raise Violation(f"the key's calls were charged {paid}, more than its count of {counts[0]}")
+@dataclass
+class KeySpent:
+    """One call's part in its key's spending, as the world saw it: what its marker charged, what
+    its own writes moved the key's count of each UTC day by, whether it ended by itself with no
+    fault answered (then its moves are exact), and the day it counted its price on."""
+
+    name: str
+    charged: int
+    moves: dict[str, int]
+    clean: bool
+    day: str
+
+
+def key_spending(
+    items: dict[tuple[str, str], Item],
+    key: str,
+    limit: int,
+    charged: dict[str, int],
+    spends: list[KeySpent] | None = None,
+) -> None:
+    """A key with a daily limit, each UTC day: its count never above the limit, never below what
+    its calls counted on that day were charged (``charged``: millicredits by day). At rest
+    (``spends``), exactly: a call that ended by itself moved the count by its charge on the day it
+    counted it and by nothing on any other day (an undelivered call gave its price back, on its
+    day); a call stopped or answered a fault may leave its price counted (the key spends less than
+    its limit, never more)."""
+    counts = {sk: int(item["spent"]["N"]) for (pk, sk), item in items.items() if pk == f"spend#{key}"}
+    if "?" in charged:
+        raise Violation(f"calls were charged {charged['?']} without counting it on their key's spending")
+    for day, paid in sorted(charged.items()):
+        if paid > limit:
+            raise Violation(
+                f"the key's calls counted on {day} were charged {paid}, over its limit of {limit}"
+            )
+        if day in counts and paid > counts[day]:
+            raise Violation(
+                f"the key's calls were charged {paid} on {day}, more than its count of {counts[day]}"
+            )
+    for day, count in sorted(counts.items()):
+        if count > limit:
+            raise Violation(f"the key counted {count} spent on {day}, over its limit of {limit}")
+    for spend in spends or ():
+        expected = {spend.day: spend.charged} if spend.charged else {}
+        moved = {day: n for day, n in spend.moves.items() if n}
+        if spend.clean and moved != expected:
+            raise Violation(
+                f"{spend.name} was charged {spend.charged} and moved its key's spending by {moved}"
+                f" (by day), not {expected}"
+            )
+        if not spend.clean and any(n < 0 for n in moved.values()):
+            raise Violation(f"{spend.name} took its key's spending below what it counted: {moved}")
+
+
+def untouched(items: dict[tuple[str, str], Item], key: str, funds: int) -> None:
+    """A key of an account spends the account's balance: its own (a balance from before it joined,
+    ``funds``) is never reserved from, charged or counted on."""
+    balance = items.get((f"credits#{key}", "balance"), {})
+    moved = int(balance.get("balance", {}).get("N", 0)) != funds or int(
+        balance.get("inflight", {}).get("N", 0)
+    )
+    own = [pk for pk, _ in items if pk in (f"hold#{key}", f"usage#{key}")]
+    if moved or own:
+        raise Violation(
+            f"key {key}'s own balance was used: {balance.get('balance')}, items {sorted(set(own))}"
+        )
+
+
+def paid_for(items: dict[tuple[str, str], Item], key: str, made: set[str]) -> None:
+    """Credits for card payments only for the PaymentIntents the world's Stripe made for the
+    service (a top-up's reference names its PaymentIntent: ``pi_...``)."""
+    for pk, sk in items:
+        if pk == f"credits#{key}" and sk.startswith("topup#pi_"):
+            payment = sk[6:].split(":")[0]
+            if payment not in made:
+                raise Violation(f"credits added for {payment}, a PaymentIntent the service never made")
+
+
+def arming(actor: str) -> None:
+    """The low-balance threshold is armed again only by a payment credited for the first time (a
+    ``succeeded`` webhook), by a claim that gives its crossing back untold, or at set-up (``""``):
+    never by a refund or a dispute, so a take-back never buys again."""
+    if actor and not actor.startswith("claim") and not actor.endswith("-succeeded"):
+        raise Violation(f"{actor} armed the low-balance threshold again")
+
+
+def auto_top_ups(made: list[tuple[str, int, str, int, int]], cap: int, notices: list[Any]) -> None:
+    """The automatic top-ups' PaymentIntents the world's Stripe made (id, at, idempotency key,
+    credits, amount): within the store's monthly cap, and one per crossing queued."""
+    import time
+
+    months: dict[str, int] = {}
+    for _, at, _, _, _ in made:
+        month = time.strftime("%Y-%m", time.gmtime(at))
+        months[month] = months.get(month, 0) + 1
+        if months[month] > cap:
+            raise Violation(f"{months[month]} automatic top-ups made in {month}, over the cap of {cap}")
+    crossings = [key for _, _, key, _, _ in made]
+    if len(set(crossings)) != len(crossings):
+        raise Violation(f"two PaymentIntents for one crossing: {crossings}")
+    if len(made) > len({n.crossing for n in notices}):
+        raise Violation(f"{len(made)} PaymentIntents for {len(notices)} crossings")
+
+
+def took_back(
+    items: dict[tuple[str, str], Item], key: str, settled: list[tuple[str, int, list[str]]]
+) -> None:
+    """At rest, each card payment whose events were all delivered: credited its credits once if it
+    succeeded, and each refund or dispute took back its share (whole here): what was spent of them
+    stays owed on the balance, never forgiven."""
+    for payment, credits, events in settled:
+        added = sum(
+            int(i["amount"]["N"])
+            for (pk, sk), i in items.items()
+            if pk == f"credits#{key}" and sk.split(":")[0] == f"topup#{payment}"
+        )
+        taken = sum(
+            int(i["taken"]["N"])
+            for (pk, sk), i in items.items()
+            if pk == f"credits#{key}" and sk.split(":")[0] == f"refund#{payment}"
+        )
+        expected = (
+            credits * 1000
+            if "succeeded" in events or any(e.startswith(("refunded", "dispute")) for e in events)
+            else 0
+        )
+        back = credits * 1000 if any(e.startswith(("refunded", "dispute")) for e in events) else 0
+        if added != expected or taken != back:
+            raise Violation(
+                f"payment {payment} ({events}): credited {added}, taken back {taken}; the world's"
+                f" events say {expected} and {back}"
+            )

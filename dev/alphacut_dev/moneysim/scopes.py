@@ -7,7 +7,7 @@ Amounts are millicredits: 3 credits on the balance, calls at 1 credit unless a s
 
 from __future__ import annotations
 
-from alphacut_dev.moneysim.world import Scope
+from alphacut_dev.moneysim.world import BEFORE_MIDNIGHT, Scope
 
 SCOPES = {
     # the issue's first interleaving: a release stopped after its credit, two sweeps at once
@@ -81,10 +81,11 @@ SCOPES = {
         ttl=0,
         preemptions=2,
     ),
-    # the dispute before the success, then won; a late failure; a refund of the rest
+    # the dispute before the success, then won; a late failure; a refund of the rest; the success
+    # of a PaymentIntent the service never made (its metadata names the store and a fortune)
     "payment-order": Scope(
         "payment-order",
-        events=("dispute:80", "won", "succeeded", "failed", "refunded:80"),
+        events=("dispute:80", "won", "succeeded", "failed", "refunded:80", "stranger"),
         funds=0,
         sweeps=0,
         kills=0,
@@ -93,10 +94,12 @@ SCOPES = {
         ttl=0,
         preemptions=2,
     ),
-    # calls that crossed the threshold at once, with a kill and a retried write: one claim wins
+    # calls that crossed the armed threshold at once, with a kill and a retried write: one claim
+    # wins; a refund of a card payment meanwhile never arms it again
     "crossings": Scope(
         "crossings",
         crossings=3,
+        events=("refunded:80",),
         funds=1000,
         sweeps=0,
         kills=1,
@@ -109,10 +112,50 @@ SCOPES = {
     # never more delivered than the limit, never a count below what was charged
     "key-limit": Scope(
         "key-limit",
-        calls=(True, True, True),
+        calls=(True, True, False),
         key_limit=2000,
+        account_keys=True,
         funds=5000,
         sweeps=1,
+        kills=1,
+        faults=1,
+        clock_moves=1,
+        ttl=0,
+        preemptions=1,
+    ),
+    # ten seconds before 00:00 UTC, an undelivered and a delivered call of an account's key through
+    # the metering's gate, the clock moved to midnight between any two writes: each day's count
+    # exact, a price given back on the day it was counted on
+    "key-midnight": Scope(
+        "key-midnight",
+        calls=(False, True),
+        key_limit=2000,
+        account_keys=True,
+        start=BEFORE_MIDNIGHT,
+        funds=3000,
+        sweeps=0,
+        kills=1,
+        faults=0,
+        clock_moves=1,
+        ttl=0,
+        preemptions=1,
+    ),
+    # the automatic top-up end to end, a cap of one a month: two crossings (the second once the
+    # first's payment armed the threshold again), each message handled by the real handler and
+    # delivered once more (maybe a day later), the fake Stripe's PaymentIntent succeeded, a call
+    # of 100 credits spending it, the payment refunded in whole and disputed: one PaymentIntent
+    # per crossing, within the cap, its credits taken back once (what was spent stays owed)
+    "auto-top-up": Scope(
+        "auto-top-up",
+        crossings=2,
+        unreached=-1,
+        auto_top_up=True,
+        auto_cap=1,
+        auto_events=("succeeded", "call", "refunded:all", "dispute:all"),
+        redeliveries=1,
+        funds=1000,
+        price=100_000,
+        sweeps=0,
         kills=1,
         faults=1,
         clock_moves=1,
@@ -139,7 +182,8 @@ SCOPES = {
 }
 
 # runs each scope explores in the suite (depth first from the start; the first two are explored
-# whole): 26,000 and more in all with the walks, about 40 s on the 2-core machine
+# whole): 33,650 in all and 500 walks, about 40 s on the 2-core machine (key-midnight and
+# auto-top-up, issue 90: docs/benchmarks.md measures what they add)
 CI_SLICE = {
     "two-sweeps": 6000,
     "two-calls": 7000,
@@ -152,8 +196,10 @@ CI_SLICE = {
     "lagging-index": 1000,
     "payments": 3000,
     "payment-order": 2000,
-    "crossings": 1000,
+    "crossings": 400,
     "key-limit": 1500,
+    "key-midnight": 500,
+    "auto-top-up": 250,
 }
 CI_WALKS = 500  # random walks over "wide"
 PLANTED_RUNS = 20_000  # at most, to find a planted bug in its scope

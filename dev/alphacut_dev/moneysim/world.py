@@ -40,12 +40,27 @@ from alphacut_dev.moneysim.dynamodb import (
 KEY = "store"  # the account: its balance
 SPENDER = "plugin"  # the account's key the calls come from, where a scope gives it a daily limit
 ROUTE = "/v1/cutout"
-START = 1_800_000_000  # the clock at the start of every run (seconds)
+START = 1_800_000_000  # the clock at the start of a run (seconds): 08:00 UTC
+DAY = 86400
+BEFORE_MIDNIGHT = START - START % DAY + DAY - 10  # ten seconds before 00:00 UTC
+# a run within this of 00:00 UTC may move its clock to midnight itself (a day boundary crossed)
+MIDNIGHT_NEAR = 3600
 SWEEP_SHARDS = 2
 METERING_RETENTION = 4 * 86400  # the metering queue keeps a message 4 days (SQS's default)
 EXECUTION_TIMEOUT = 24000  # a task's state machine (and so the retries of its end step) ends by then
-TIMEOUTS = {"call": 29, "task": 28, "sweep": 50, "consumer": 30, "topup": 29, "webhook": 29, "claim": 29}
+TIMEOUTS = {
+    "call": 29,
+    "task": 28,
+    "sweep": 50,
+    "consumer": 30,
+    "topup": 29,
+    "webhook": 29,
+    "claim": 29,
+    "notice": 60,
+}
+STRIPE_KEEPS_KEYS = 86400  # Stripe keeps an idempotency key at least a day: the fake, exactly that
 PAYMENT = "pi_sim"  # the one payment a scope's Stripe events are about
+STRANGER = "pi_elsewhere"  # a PaymentIntent this service never made (``stranger`` events)
 PAYMENT_CREDITS, PAYMENT_AMOUNT = 4, 80  # 4 credits for 80 cents
 FAULTS_SINGLE = (LANDED_RETRIED, LANDED_ERRED, REFUSED)
 FAULTS_TRANSACTION = (LANDED_ERRED, REFUSED, CONFLICT)
@@ -79,6 +94,19 @@ class Scope:
     # switches away from a function that could go on (CHESS's preemption bound: runs with more
     # are not explored; the scheduler's own moves and a function's end are no preemption)
     preemptions: int = 2
+    start: int = START  # the clock at the start (``BEFORE_MIDNIGHT``: runs cross 00:00 UTC)
+    # the calls come through the metering's ``gate_for`` as the account's key ``SPENDER``, a key
+    # that once had a balance of its own (``funds``), which nothing may move any more
+    account_keys: bool = False
+    # the automatic top-up end to end: each won claim's message handled by the real low-balance
+    # handler (``alphacut.billing.low_balance``) against a fake Stripe that makes one PaymentIntent
+    # per idempotency key (forgotten after a day) and delivers ``auto_events`` about each; a
+    # message may be delivered again (``redeliveries``), the clock may pass 23 h after a crossing
+    auto_top_up: bool = False
+    auto_cap: int = 1  # the store's automatic top-ups a month
+    auto_events: tuple[str, ...] = ("succeeded",)  # as ``events``; an amount of "all": the whole
+    redeliveries: int = 0
+    unreached: int = 1  # the claim whose queue is not reached (it gives its crossing back; -1: none)
 
     def smaller(self, **changes: Any) -> Scope:
         return replace(self, **changes)
@@ -95,6 +123,7 @@ class Actor:
     touches: frozenset[tuple[str, str]] | None = None  # the items its pending call reads or writes
     history: str = ""
     nonces: int = 0
+    faulted: bool = False  # one of its calls was answered with a fault (landed then erred, ...)
     green: Any = None
     outcome: Any = None
 
@@ -109,6 +138,7 @@ class Budgets:
     consumers: int
     task_retries: int
     preemptions: int
+    redeliveries: int = 0
 
 
 @dataclass
@@ -125,8 +155,10 @@ class World:
     def __init__(self, scope: Scope, planted: frozenset[str] = frozenset()):
         self.scope, self.planted = scope, planted
         self.table = ModelTable()
-        self.now = START
-        self.table.now = START
+        self.now = scope.start
+        self.table.now = scope.start
+        # what each actor's writes moved the key's spending by, per UTC day (the world's own record)
+        self.spend_moves: dict[tuple[str, str], int] = {}
         self.actors: list[Actor] = []
         self.budgets = Budgets(
             scope.sweeps,
@@ -137,6 +169,7 @@ class World:
             scope.consumers,
             scope.task_retries,
             scope.preemptions,
+            scope.redeliveries,
         )
         self.last = ""  # the function that took the last step
         self.spawned: dict[str, int] = {}
@@ -217,6 +250,13 @@ class World:
                 invariants.hold_step(history, before, after, self.expiring, key[1])
             elif key[0].startswith("billing#") and key[1].startswith("pay#"):
                 invariants.payment_step(before, after, key[1][4:])
+            elif key == (f"credits#{KEY}", "balance") and _armed(after) and not _armed(before):
+                invariants.arming(self.current.name if self.current else "")
+            elif key[0] == f"spend#{SPENDER}" and self.current is not None:
+                moved = _spent(after) - _spent(before)
+                if moved:
+                    mark = (self.current.name, key[1])
+                    self.spend_moves[mark] = self.spend_moves.get(mark, 0) + moved
         except invariants.Violation as violation:
             self.stepped_wrong = self.stepped_wrong or str(violation)
 
@@ -273,6 +313,8 @@ class World:
             found.append(("consume",))
         if budgets.task_retries:
             found += [("retry", name) for name in self._retryable()]
+        if budgets.redeliveries:
+            found += [("redeliver", number) for number in range(len(self.notices))]
         if budgets.clock_moves:
             found += [("clock", moment) for moment in self._moments()]
         if budgets.ttl:
@@ -297,6 +339,11 @@ class World:
             if "expires_at" in item:
                 moments.add(int(item["expires_at"]["N"]) + 1)
         moments |= {a.deadline + 1 for a in self.actors if a.state == "waiting"}
+        if self.budgets.redeliveries:  # a message delivered again past 23 h, once Stripe forgot its key
+            moments |= {int(n.at) + STRIPE_KEEPS_KEYS + 1 for n in self.notices}
+        midnight = self.now - self.now % DAY + DAY
+        if midnight - self.now <= MIDNIGHT_NEAR:  # 00:00 UTC itself: the day changes under the calls
+            moments.add(midnight)
         later = sorted(m for m in moments if m > self.now)
         if self.table.messages:  # the consumer takes a message within its retention
             later = [m for m in later if m <= self.table.messages[0][0] + METERING_RETENTION]
@@ -317,6 +364,7 @@ class World:
                 actor.state = "killed"
             elif option[2] != NORMAL:
                 self.budgets.faults -= 1
+                actor.faulted = True
             self._resume(actor, option[2])
         elif kind == "sweep":
             self.budgets.sweeps -= 1
@@ -327,6 +375,9 @@ class World:
         elif kind == "retry":
             self.budgets.task_retries -= 1
             self.start_task_end(option[1])
+        elif kind == "redeliver":
+            self.budgets.redeliveries -= 1
+            self.start_notice(option[1])
         elif kind == "clock":
             self.budgets.clock_moves -= 1
             self.move_clock(option[1])
@@ -340,8 +391,8 @@ class World:
         if option[0] == "step":
             actor = self._actor(option[1])
             operation = actor.pending[0] if actor.pending else "?"
-            return f"t+{self.now - START}s {option[1]}: {operation} [{option[2]}]"
-        return f"t+{self.now - START}s " + " ".join(str(part) for part in option)
+            return f"t+{self.now - self.scope.start}s {option[1]}: {operation} [{option[2]}]"
+        return f"t+{self.now - self.scope.start}s " + " ".join(str(part) for part in option)
 
     def _actor(self, name: str) -> Actor:
         return next(a for a in self.actors if a.name == name)
@@ -372,10 +423,21 @@ class World:
             raise invariants.Violation(self.stepped_wrong)
         invariants.during(self.table.items, self.table.tombstones, KEY)
         if self.scope.key_limit is not None:
-            invariants.key_spending(self.table.items, SPENDER, self.scope.key_limit, self._paid_calls())
-        # nothing re-arms it in a run but a claim given back untold: one crossing told, one top-up
-        if len(self.claims) > 1:
-            raise invariants.Violation(f"one crossing told {len(self.claims)} times: {self.claims}")
+            invariants.key_spending(self.table.items, SPENDER, self.scope.key_limit, self._charged_days())
+        if self.scope.account_keys:
+            invariants.untouched(self.table.items, SPENDER, self.scope.funds)
+        invariants.paid_for(self.table.items, KEY, self.payments_made)
+        if self.scope.auto_top_up:
+            invariants.auto_top_ups(self.auto_payments, self.scope.auto_cap, self.notices)
+        # nothing re-arms it in a run but a claim given back untold or a payment credited for the
+        # first time: one crossing told, and one more after each such payment
+        credited = sum(
+            1 for a in self.actors if a.kind == "webhook" and str(a.outcome).startswith("credited")
+        )
+        if len(self.claims) > 1 + credited:
+            raise invariants.Violation(
+                f"{len(self.claims)} crossings told ({self.claims}), {credited} payments credited"
+            )
 
     def fingerprint(self) -> int:
         actors = (self.last, *((a.name, a.state, a.history, a.pending) for a in self.actors))
@@ -414,29 +476,46 @@ class World:
 
         self.spawn("consumer", f"consumer{number}", consume)
 
-    def start_call(self, name: str, delivers: bool) -> None:
+    def start_call(self, name: str, delivers: bool, later: bool = False) -> None:
         from alphacut.api.credits import CreditGate, KeySpending
         from alphacut.api.metering import CallOutcome, settle_call
         from alphacut.aws.ledger.usage import UsageMeter
-        from alphacut.errors import InsufficientCredits
+        from alphacut.errors import InsufficientCredits, KeyBudgetSpent
         from alphacut.options import CutoutOptions
 
         outcome = self.outcomes[name] = invariants.Outcome(name, self.scope.price)
 
         def call() -> None:
             meter = UsageMeter("usage", "queue", clock=self.clock)
-            gate = CreditGate(meter.credits, KEY, name, ROUTE, self.settings)
-            if self.scope.key_limit is not None:
-                gate.spending = KeySpending(meter.key_spend, SPENDER, self.scope.key_limit)
+            if self.scope.account_keys:
+                gate = self._gate_of_account_key(meter, name)
+            else:
+                gate = CreditGate(meter.credits, KEY, name, ROUTE, self.settings)
+                if self.scope.key_limit is not None:
+                    gate.spending = KeySpending(meter.key_spend, SPENDER, self.scope.key_limit)
             try:
                 gate.reserve_call(CutoutOptions())
                 billable = delivers
-            except InsufficientCredits:
-                billable = False  # a 402 before any model work
+            except (InsufficientCredits, KeyBudgetSpent):
+                billable = False  # a 402 (or the key's 429) before any model work
             settle_call(meter, gate, CallOutcome(KEY, ROUTE, name, True, billable))
             outcome.delivered = billable
 
-        self.spawn("call", name, call)
+        if later:  # started by a function's step: once it is over
+            self.pending_spawns.append(("call", name, call))
+        else:
+            self.spawn("call", name, call)
+
+    def _gate_of_account_key(self, meter: Any, name: str) -> Any:
+        """The gate the metering opens for a call of the account's key ``SPENDER`` (its own daily
+        limit, the account's balance): ``alphacut.api.metering.gate_for``, as the middleware calls it."""
+        from alphacut.api import metering
+        from alphacut.aws.keys.authorizer import Caller
+        from alphacut.aws.ledger.plans import Plan
+
+        plan = Plan("credits", "credits", None, None, credit_based=True)
+        caller = Caller(SPENDER, plan=plan, account=KEY, daily_limit=self.scope.key_limit)
+        return metering.gate_for(meter, caller, name, ROUTE)
 
     def start_task(self, name: str, done: bool) -> None:
         from alphacut.api.credits import CreditGate
@@ -483,14 +562,21 @@ class World:
 
         self.spawn("topup", f"topup{number}", top_up)
 
-    def start_webhook(self, number: int, event: str) -> None:
-        """One delivery of Stripe's ``event`` about the payment, to the webhook's real code."""
+    def start_webhook(
+        self, number: int, event: str, payment: str = PAYMENT, amount: int = PAYMENT_AMOUNT
+    ) -> None:
+        """One delivery of Stripe's ``event`` about ``payment``, to the webhook's real code (one
+        about a payment the fake Stripe made may come before its record: Stripe delivers a 503
+        again, up to three times)."""
         from alphacut.aws.billing.payments import PaymentRecords
         from alphacut.aws.ledger.credits import CreditLedger
         from alphacut.billing.stripe_events import StripeEvents
 
         kind, _, figure = event.partition(":")
-        obj: dict[str, Any] = {"id": PAYMENT, "amount": PAYMENT_AMOUNT, "currency": "usd"}
+        figure = str(amount) if figure == "all" else figure
+        obj: dict[str, Any] = {"id": payment, "amount": amount, "currency": "usd"}
+        if kind == "stranger":  # a PaymentIntent made elsewhere (another service's, or forged)
+            kind, obj = "succeeded", {"id": STRANGER, "amount": PAYMENT_AMOUNT, "currency": "usd"}
         names = {
             "succeeded": "payment_intent.succeeded",
             "failed": "payment_intent.payment_failed",
@@ -500,36 +586,58 @@ class World:
             "lost": "charge.dispute.closed",
         }
         if kind == "succeeded":
-            obj["amount_received"] = PAYMENT_AMOUNT
+            obj["amount_received"] = amount
+            if payment != PAYMENT:
+                obj["created"] = self.now
         elif kind == "refunded":
             obj = {
                 "id": "ch_sim",
-                "payment_intent": PAYMENT,
-                "amount": PAYMENT_AMOUNT,
+                "payment_intent": payment,
+                "amount": amount,
                 "amount_refunded": int(figure),
             }
         elif kind in ("dispute", "won", "lost"):
-            amount = int(figure) if figure else PAYMENT_AMOUNT
+            disputed = int(figure) if figure else amount
             status = {"dispute": "needs_response", "won": "won", "lost": "lost"}[kind]
-            obj = {"id": "dp_sim", "payment_intent": PAYMENT, "amount": amount, "status": status}
+            obj = {"id": "dp_sim", "payment_intent": payment, "amount": disputed, "status": status}
         # a stranger's copy: the metadata names the key and a fortune; the record must decide
         obj["metadata"] = {"key_id": KEY, "credits": "100000"}
 
         def deliver() -> str:
+            from alphacut.errors import BillingUnavailable
+
             records = PaymentRecords("usage", clock=self.clock)
             events = StripeEvents(None, records, CreditLedger("usage", clock=self.clock))
-            return events.apply({"id": f"evt{number}", "type": names[kind], "data": {"object": obj}})
+            event = {"id": f"evt{number}", "type": names[kind], "data": {"object": obj}}
+            for _ in range(2):
+                try:
+                    done = events.apply(event)
+                    break
+                except BillingUnavailable:  # 503: Stripe delivers it again
+                    continue
+            else:
+                done = events.apply(event)
+            if (
+                payment != PAYMENT
+                and kind == "succeeded"
+                and self.spawned.get("claim", 0) < self.scope.crossings
+            ):
+                self.start_claim(self.spawned["claim"], later=True)  # calls spend below it again
+            return done
 
-        self.spawn("webhook", f"webhook{number}-{kind}", deliver)
+        if payment == PAYMENT:
+            self.spawn("webhook", f"webhook{number}-{kind}", deliver)
+        else:  # made by a function's call (the handler's): started after its step
+            self.pending_spawns.append(("webhook", f"webhook{number}@{payment}-{kind}", deliver))
 
-    def start_claim(self, number: int) -> None:
+    def start_claim(self, number: int, later: bool = False) -> None:
         """A call that crossed the armed threshold, claiming the crossing as the metering does (the
         one that wins queues the top-up: ``alphacut.api.metering._tell_if_low``). The second
         claimer's queue is not reached: it gives the crossing back (``unclaim_low_balance``), between
         the others' writes, and tells nothing."""
         from alphacut.aws.ledger.credits import CreditLedger
 
-        unreached = number == 1
+        unreached = number == self.scope.unreached
 
         def claim() -> int | None:
             ledger = CreditLedger("usage", clock=self.clock)
@@ -539,9 +647,52 @@ class World:
                 return None
             if won is not None:
                 self.claims.append(won)
+                if self.scope.auto_top_up:  # the message queued: its handler runs
+                    self._queue_notice(won)
             return won
 
-        self.spawn("claim", f"claim{number}", claim)
+        self._count("claim")
+        if later:  # once a function's step is over
+            self.pending_spawns.append(("claim", f"claim{number}", claim))
+        else:
+            self.spawn("claim", f"claim{number}", claim)
+
+    def _queue_notice(self, crossing: int) -> None:
+        from alphacut.aws.billing.low_balance_queue import LowBalance
+
+        self.notices.append(LowBalance(KEY, crossing, 0, self.scope.funds, float(self.now)))
+        self.start_notice(len(self.notices) - 1)
+
+    def start_notice(self, number: int) -> None:
+        """One delivery of a low-balance message to the real handler (it buys the pack)."""
+        from alphacut.aws.billing.payments import PaymentRecords
+        from alphacut.billing.low_balance import LowBalanceNotices
+
+        notice, count = self.notices[number], self._count(f"notice{number}")
+
+        def handle() -> Any:
+            records = PaymentRecords("usage", clock=self.clock)
+            stripe = _FakeStripe(self)
+            return LowBalanceNotices(self.billing, stripe, records, None, lambda _: None).handle(notice)
+
+        self.pending_spawns.append(("notice", f"notice{number}-{count}", handle))
+
+    def made_intent(self, idempotency_key: str, credits: int, amount: int) -> str:
+        """The fake Stripe's PaymentIntent for an idempotency key: the same one within a day, a new
+        one after (Stripe forgot the key); a new one's events delivered (``auto_events``)."""
+        made = self.intents.get(idempotency_key)
+        if made is not None and self.now - made[1] < STRIPE_KEEPS_KEYS:
+            return made[0]
+        payment = f"pi_auto{len(self.auto_payments)}"
+        self.intents[idempotency_key] = (payment, self.now)
+        self.auto_payments.append((payment, self.now, idempotency_key, credits, amount))
+        self.payments_made.add(payment)
+        for event in self.scope.auto_events:
+            if event == "call":  # the store spends the credits bought (a delivered call)
+                self.start_call(f"call-{payment}", True, later=True)
+            else:
+                self.start_webhook(self._count("webhook"), event, payment, amount)
+        return payment
 
     def _meter(self) -> Any:
         from alphacut.aws.ledger.usage import UsageMeter
@@ -559,10 +710,28 @@ class World:
 
         self.settings = ServiceSettings.from_env({"CREDIT_PRICES": f"full={self.scope.price / 1000}"})
         self.pending_spawns: list[tuple[str, str, Callable[[], Any]]] = []
+        self.payments_made: set[str] = set()  # the PaymentIntents the world's Stripe made for the service
+        self.notices: list[Any] = []  # the low-balance messages queued (LowBalance)
+        self.intents: dict[str, tuple[str, int]] = {}  # the fake Stripe's idempotency keys
+        self.auto_payments: list[tuple[str, int, str, int, int]] = []  # id, at, key, credits, amount
+        if self.scope.auto_top_up:
+            from alphacut.aws.billing.payments import PaymentRecords
+            from alphacut.billing.settings import BillingSettings
+
+            self.billing = BillingSettings()
+            PaymentRecords("usage", clock=self.clock).save_profile(
+                KEY, customer="cus_sim", card="pm_sim", auto_pack="starter", auto_cap=self.scope.auto_cap
+            )
         ledger = CreditLedger("usage", clock=self.clock)
         ledger.open(KEY)
         if self.scope.funds:
             ledger.top_up(KEY, self.scope.funds, reference="opening")
+        if self.scope.account_keys:  # the key's balance from before it joined the account: frozen
+            ledger.open(SPENDER)
+            ledger.top_up(SPENDER, self.scope.funds, reference="opening")
+            from alphacut.api import services
+
+            services.SETTINGS = self.settings
         self.table.lag = self.scope.lag
         for number, delivers in enumerate(self.scope.calls):
             self.start_call(f"call-{number}", delivers)
@@ -570,19 +739,23 @@ class World:
             self.start_task(f"job{number}", done)
         for number, reference in enumerate(self.scope.top_ups):
             self.start_top_up(number, reference)
+        self.claims: list[int] = []
+        if self.scope.crossings:
+            # the threshold at the balance: armed (a threshold set above the balance is disarmed,
+            # as it was told already), and every claim below crosses it
+            ledger.set_low_balance(KEY, self.scope.funds)
+        # the automatic top-up's second crossing comes once its first payment is credited
+        for number in range(1 if self.scope.auto_top_up else self.scope.crossings):
+            self.start_claim(number)
         if self.scope.events:
             from alphacut.aws.billing.payments import PaymentRecords
 
+            self.payments_made.add(PAYMENT)
             PaymentRecords("usage", clock=self.clock).created(
                 KEY, PAYMENT, PAYMENT_CREDITS, PAYMENT_AMOUNT, "usd"
             )
         for number, event in enumerate(self.scope.events):
             self.start_webhook(number, event)
-        self.claims: list[int] = []
-        if self.scope.crossings:
-            ledger.set_low_balance(KEY, self.scope.funds + 1000)  # below it already, armed
-        for number in range(self.scope.crossings):
-            self.start_claim(number)
         self._spawn_pending()
 
     def _spawn_pending(self) -> None:
@@ -613,11 +786,19 @@ class World:
                 self.move_clock(max([self.now, *due]) + 1 + 120)
                 self.start_sweep()
                 self._run_out()
+            if self.scope.key_limit is not None:  # before TTL takes the days' counts
+                invariants.key_spending(
+                    self.table.items,
+                    SPENDER,
+                    self.scope.key_limit,
+                    self._charged_days(),
+                    self._spends_at_rest(),
+                )
             self.move_clock(self.now + 3 * 86400)
             for key in self.table.expired(self.now):
                 self.expire(key)
-        if self.scope.key_limit is not None:
-            invariants.key_spending(self.table.items, SPENDER, self.scope.key_limit, self._paid_calls())
+        if self.scope.auto_top_up:
+            invariants.took_back(self.table.items, KEY, self._auto_settled())
         invariants.at_rest(
             self.table.items,
             self.table.tombstones,
@@ -627,9 +808,43 @@ class World:
             int(self.metrics.get("UnbilledCalls", 0)),
         )
 
-    def _paid_calls(self) -> int:
-        """What the calls' markers charged so far (millicredits)."""
-        return sum(self.table.paid.get(name, 0) for name in self.outcomes if name in self.table.paid)
+    def _auto_settled(self) -> list[tuple[str, int, list[str]]]:
+        """Each automatic top-up's PaymentIntent whose events were all delivered (their webhooks
+        ended by themselves, no fault answered): its credits and the events."""
+        settled = []
+        for payment, _, _, credits, _ in self.auto_payments:
+            hooks = [a for a in self.actors if a.kind == "webhook" and f"@{payment}-" in a.name]
+            if hooks and all(a.state == "done" and not a.faulted for a in hooks):
+                settled.append((payment, credits, [a.name.split("-", 1)[1] for a in hooks]))
+        return settled
+
+    def _charged_days(self) -> dict[str, int]:
+        """What the calls' markers charged so far (millicredits), by the UTC day each call's price
+        was counted on the key's spending (the day of its first count)."""
+        days: dict[str, int] = {}
+        for name in self.outcomes:
+            if self.table.paid.get(name):
+                day = self._first_day(name) or "?"
+                days[day] = days.get(day, 0) + self.table.paid[name]
+        return days
+
+    def _first_day(self, name: str) -> str:
+        return min((day for actor, day in self.spend_moves if actor == name), default="")
+
+    def _spends_at_rest(self) -> list[invariants.KeySpent]:
+        """Each call's own moves of the key's spending, with what it was charged and how it ended."""
+        spends = []
+        for actor in self.actors:
+            if actor.kind != "call":
+                continue
+            moves = {day: moved for (name, day), moved in self.spend_moves.items() if name == actor.name}
+            clean = actor.state == "done" and not actor.faulted
+            spends.append(
+                invariants.KeySpent(
+                    actor.name, self.table.paid.get(actor.name, 0), moves, clean, self._first_day(actor.name)
+                )
+            )
+        return spends
 
     def _run_out(self) -> None:
         while True:
@@ -639,6 +854,14 @@ class World:
                 return
             self.take(("step", waiting[0].name, NORMAL))
             self.check()
+
+
+def _armed(item: Any) -> bool:
+    return bool(item and item.get("low_armed", {}).get("BOOL"))
+
+
+def _spent(item: Any) -> int:
+    return int(item["spent"]["N"]) if item and "spent" in item else 0
 
 
 def _fold(history: str, text: str) -> str:
@@ -658,12 +881,12 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     """The ledger's modules see the current world's clients, deterministic nonces, no sleeps,
     one counter shard, and a silent logger; ``world_ref[0]`` is the world of the run under way."""
     import alphacut.api.credits as api_credits
-    from alphacut.api import metering
+    from alphacut.api import metering, services
     from alphacut.aws import transactions
     from alphacut.aws.billing import payments
     from alphacut.aws.ledger import balances as credits  # the ledger's clients, clock and nonces
     from alphacut.aws.ledger import key_spend, usage
-    from alphacut.billing import stripe_events
+    from alphacut.billing import low_balance, stripe_events
 
     quiet = SimpleNamespace(
         warning=_nothing, info=_nothing, exception=_nothing, error=_nothing, debug=_nothing
@@ -695,6 +918,9 @@ def patched(world_ref: list[World]) -> Iterator[None]:
         (api_credits, "logger"): api_credits.logger,
         (api_credits, "_Finishing"): api_credits._Finishing,
         (metering, "metrics"): metering.metrics,
+        (services, "SETTINGS"): services.SETTINGS,
+        (low_balance, "logger"): low_balance.logger,
+        (low_balance, "metrics"): low_balance.metrics,
     }
     if hasattr(usage, "metrics"):
         saved[(usage, "metrics")] = usage.metrics
@@ -714,6 +940,8 @@ def patched(world_ref: list[World]) -> Iterator[None]:
         usage.logger = api_credits.logger = quiet
         api_credits._Finishing = _Inline  # type: ignore[misc]
         metering.metrics = Recorder()
+        low_balance.logger = quiet
+        low_balance.metrics = Recorder()
         if hasattr(usage, "metrics"):
             usage.metrics = Recorder()
         yield
@@ -724,6 +952,20 @@ def patched(world_ref: list[World]) -> Iterator[None]:
 
 def _nothing(*_: Any, **__: Any) -> None:
     return None
+
+
+class _FakeStripe:
+    """Stripe as the low-balance handler sees it: ``intent_for`` makes (or, by its idempotency key,
+    finds) a PaymentIntent, confirmed at once, in the world's record."""
+
+    def __init__(self, world: World):
+        self.world = world
+
+    def intent_for(self, key_id: str, credits: int, amount: int, **asked: Any) -> Any:
+        from alphacut.billing.stripe_account import Intent
+
+        payment = self.world.made_intent(str(asked.get("idempotency_key")), credits, amount)
+        return Intent(payment, "", amount, "usd", "processing", key_id)
 
 
 class _Inline:
