@@ -407,21 +407,21 @@ class PaymentRecords:
 
     def claimed(self, key_id: str, name: str) -> bool:
         """Whether ``name`` was claimed for the key (``first_time``), read."""
-        item = self._db.get_item(
+        return self._billing_item(key_id, name) is not None
+
+    def counted(self, key_id: str, window: str) -> int:
+        """How many the key's ``window`` counted (``count``), read."""
+        item = self._billing_item(key_id, window)
+        return _number(item, "count") if item else 0
+
+    def _billing_item(self, key_id: str, name: str) -> dict[str, Any] | None:
+        """The key's ``billing#`` item ``name``, read consistently (None: none)."""
+        item: dict[str, Any] | None = self._db.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": name}},
             ConsistentRead=True,
         ).get("Item")
-        return item is not None
-
-    def counted(self, key_id: str, window: str) -> int:
-        """How many the key's ``window`` counted (``count``), read."""
-        item = self._db.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": f"billing#{key_id}"}, "sk": {"S": window}},
-            ConsistentRead=True,
-        ).get("Item")
-        return _number(item, "count") if item else 0
+        return item
 
     def counted_for(self, key_id: str, window: str, once_for: str) -> Counted:
         """What a counted name noted: its PaymentIntent, age and first attempt (``Counted()``: not
