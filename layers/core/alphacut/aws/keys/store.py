@@ -351,40 +351,48 @@ class KeyStore:
     def _unlist(self, key: StoredKey, written: dict[str, Any]) -> None:
         """A rotation whose new value a suspension ended first: the key's item as it was before it
         (its values' graces unchanged), unless a revocation or another rotation changed it since."""
-        try:
-            self._db.update_item(
-                TableName=self.table_name,
-                Key=_key(f"key#{key.key_id}"),
-                UpdateExpression="SET #hash = :hash, hashes = :hashes, graces = :graces",
-                ConditionExpression="hashes = :written",
-                ExpressionAttributeNames={"#hash": "hash"},
-                ExpressionAttributeValues={
-                    ":hash": {"S": key.hashes[0]},
-                    ":hashes": _hash_list(key.hashes),
-                    ":graces": _graces_map(key.graces),
-                    ":written": written,
-                },
-            )
-        except ClientError as error:
-            if _error_code(error) not in CHANGED_MEANWHILE:
-                raise
+        self._update_key_unless_changed(
+            key.key_id,
+            "SET #hash = :hash, hashes = :hashes, graces = :graces",
+            "hashes = :written",
+            {"#hash": "hash"},
+            {
+                ":hash": {"S": key.hashes[0]},
+                ":hashes": _hash_list(key.hashes),
+                ":graces": _graces_map(key.graces),
+                ":written": written,
+            },
+        )
 
     def _list_only(self, key_id: str, fingerprint: str, written: dict[str, Any]) -> None:
         """The ended values off the key's list after a rotation without grace (a revocation meanwhile
         ends them anyway, and a later rotation drops them: nothing to do when the key changed)."""
+        self._update_key_unless_changed(
+            key_id,
+            "SET hashes = :hashes, graces = :none",
+            "#status = :active AND hashes = :written",
+            {"#status": "status"},
+            {
+                ":hashes": _hash_list([fingerprint]),
+                ":none": {"M": {}},
+                ":active": {"S": ACTIVE},
+                ":written": written,
+            },
+        )
+
+    def _update_key_unless_changed(
+        self, key_id: str, expression: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
+        """One conditional update of the key's item that does nothing where the key changed meanwhile
+        (its condition failed, or a transaction held the item)."""
         try:
             self._db.update_item(
                 TableName=self.table_name,
                 Key=_key(f"key#{key_id}"),
-                UpdateExpression="SET hashes = :hashes, graces = :none",
-                ConditionExpression="#status = :active AND hashes = :written",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":hashes": _hash_list([fingerprint]),
-                    ":none": {"M": {}},
-                    ":active": {"S": ACTIVE},
-                    ":written": written,
-                },
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if _error_code(error) not in CHANGED_MEANWHILE:
