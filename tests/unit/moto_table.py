@@ -2,6 +2,9 @@
 
 Usage::
 
+    with unretried_table("tests-usage") as db:   # a client whose every refusal is seen, none retried
+        ...
+
     @pytest.fixture
     def meter(monkeypatch):
         with usage_table(monkeypatch, "tests-usage"):
@@ -17,6 +20,7 @@ import boto3
 import pytest
 from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 from alphacut_dev.template import table_definition
+from botocore.config import Config
 from moto import mock_aws
 
 
@@ -39,3 +43,19 @@ def usage_table(monkeypatch: pytest.MonkeyPatch, name: str) -> Iterator[None]:
     finally:
         undo()
         clients.client.cache_clear()
+
+
+@contextmanager
+def unretried_table(name: str) -> Iterator[object]:
+    """The usage table's definition under ``name`` in moto's in-process DynamoDB, and a client that
+    retries nothing (each refusal seen, none retried). The caller unsets AWS_ENDPOINT_URL."""
+    with mock_aws():
+        db = boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        db.create_table(**table_definition("UsageTable", name))
+        yield db

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import time
 
-import boto3
 import pytest
 from alphacut.aws import clients
 from alphacut.errors import ServiceBusy, http_status
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
-from alphacut_dev.template import table_definition
-from botocore.config import Config
-from moto import mock_aws
+
+from tests.unit.moto_table import unretried_table
 
 TABLE = "usage"
 
@@ -21,15 +19,7 @@ TABLE = "usage"
 @pytest.fixture
 def dynamodb(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        db = boto3.client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-        db.create_table(**table_definition("UsageTable", TABLE))
+    with unretried_table(TABLE) as db:
         for pk in ("hot", "cold"):
             db.put_item(TableName=TABLE, Item={"pk": {"S": pk}, "sk": {"S": "balance"}})
         yield db

@@ -12,9 +12,10 @@ import pytest
 from alphacut_dev.local.dynamodb_capacity import DynamoDBCapacity
 from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
 from alphacut_dev.template import table_definition
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
+from tests.unit.moto_table import unretried_table
 
 TABLE = "rules"
 
@@ -22,15 +23,7 @@ TABLE = "rules"
 @pytest.fixture
 def dynamodb(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        db = boto3.client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"total_max_attempts": 1}),  # each refusal seen, none retried
-        )
-        db.create_table(**table_definition("UsageTable", TABLE))  # keys and the sparse due index
+    with unretried_table(TABLE) as db:  # keys and the sparse due index; each refusal seen, none retried
         yield db
 
 
