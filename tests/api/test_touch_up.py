@@ -275,3 +275,25 @@ def test_a_test_keys_touch_ups_are_its_accounts_test_results(handler, credit_key
     left = int(header(post_json(handler, sandbox, result_id=made["result_id"]), "X-Alphacut-Remain"))
     again = int(header(post_json(handler, sandbox, result_id=made["result_id"]), "X-Alphacut-Remain"))
     assert again == left - 1  # each touch-up takes one of the day's test results
+
+
+def test_an_account_whose_last_credits_paid_for_the_result_may_still_touch_it_up(handler):
+    # a touch-up is charged 0: the refusal of a key that cannot pay waits until its body says the
+    # call is no touch-up, and a new photo of the same key is still refused (402) before any model runs
+    key_id = f"spent-{uuid.uuid4().hex[:8]}"
+    KEY_PLANS[key_id] = CREDITS_PLAN
+    ledger = CreditLedger(USAGE_TABLE)
+    ledger.open(key_id)
+    ledger.top_up(key_id, 1000, reference="exactly one cutout")  # the plain cutout's price: 1 credit
+    first = cut_out(handler, key_id)
+    assert first["charge"] == 1 and ledger.balance(key_id) == 0
+
+    touched = post_json(
+        handler, key_id, result_id=first["result_id"], refine_base64=base64.b64encode(strokes_png()).decode()
+    )
+
+    assert touched["statusCode"] == 200, answer_json(touched)
+    assert answer_json(touched)["charge"] == 0 and ledger.balance(key_id) == 0
+    again = post_json(handler, key_id, image_base64=base64.b64encode(small_png()).decode())
+    assert again["statusCode"] == 402, answer_json(again)
+    assert answer_json(again)["error"]["field"] == "credits"

@@ -22,7 +22,7 @@ from alphacut.api import billing, keys, services, snapstart, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
-from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering
+from alphacut.api.metering import CHARGE_HERE, CHARGED_BY_TASK, make_metering, refuse_unless_touch_up
 from alphacut.api.openapi import JSON, RouteDoc, build_openapi
 from alphacut.api.plan_model import with_plan_model
 from alphacut.api.request import (
@@ -250,6 +250,7 @@ def cutout_answer(route: str, route_type: SubjectType | None = None) -> Response
     request = parse_image_request(app.current_event.raw_event, services.SETTINGS, max_bytes, fetch_urls=False)
     if request.source == "result":
         return touch_up_answer(route, route_type, request)
+    refuse_unless_touch_up(app)
     engine.reserve(options_from(request.params, route_type))  # the price as asked, before any download
     request = downloaded(request, services.SETTINGS, max_bytes)
     background = background_image(request, services.SETTINGS, max_bytes)
@@ -612,6 +613,9 @@ ROUTE_SCOPES = {
 # the paid routes that submit tasks: their unpaid model runs happen in the task functions
 SUBMITS = frozenset(path for path in PAID if "/tasks" in path)
 
+# the paid routes that take a touch-up (``result_id``): charged 0, so open to a key at 0 credits
+TOUCH_UPS = frozenset({"/v1/cutout", "/v1/selfie"})
+
 
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the
 # deadline guard turns an answer ready after API Gateway's 29 s into an uncharged 504
@@ -623,7 +627,7 @@ def refusal_answer(resource: str, error: Exception) -> Response[Any]:
 
 app.use(
     middlewares=[
-        make_metering(KEYLESS, refusal_answer, PAID, SUBMITS, ROUTE_SCOPES),
+        make_metering(KEYLESS, refusal_answer, PAID, SUBMITS, ROUTE_SCOPES, TOUCH_UPS),
         make_idempotency(error_answer, KEYLESS),
         make_deadline_guard(error_answer),
         make_answer_guard(error_answer),

@@ -71,6 +71,9 @@ logger = Logger(child=True)
 metrics = Metrics()  # Powertools' metrics are one set per process: the handler's log_metrics flushes
 CHARGE_HERE = "here"
 CHARGED_BY_TASK = "task"
+# a paid route that also makes touch-ups (no model, charged 0) cannot tell one before its body is
+# read: a key that cannot pay is refused there instead, once the call is known to be no touch-up
+REFUSED_UNLESS_TOUCH_UP = "refused_unless_touch_up"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def make_metering(
     paid: frozenset[str] = frozenset(),
     submits: frozenset[str] = frozenset(),
     scopes: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
+    touch_ups: frozenset[str] = frozenset(),
 ) -> Middleware:
     """The middleware (outermost: it counts every answer, refusals included); ``keyless``: the
     routes served without a key (the page, the reference, result links), never counted; ``refuse``:
@@ -124,7 +128,8 @@ def make_metering(
     cheapest price is refused before the body is read or any URL fetched; ``submits``: the paid
     routes that submit tasks, whose unpaid runs (in the task functions) are read, not remembered;
     ``scopes``: (route, method) -> the key scopes that open it, before anything else is done (a
-    route not listed opens to a key holding every scope)."""
+    route not listed opens to a key holding every scope); ``touch_ups``: the paid routes that also
+    make touch-ups, where that refusal waits for the route to read the body (``refuse_unless_touch_up``)."""
 
     def metering(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
         event = app.current_event.raw_event
@@ -173,6 +178,9 @@ def make_metering(
         gate = gate_for(meter, caller, call_id, route)
         # the unpaid-runs budget is the account's: every key of it, test and minted keys included
         broke = _cannot_pay(meter, gate, account, route, paid, route in submits)
+        if broke is not None and route in touch_ups:
+            app.append_context(**{REFUSED_UNLESS_TOUCH_UP: broke})
+            broke = None
         # the process's memory of recent model runs is this key's alone (alphacut.models.recent)
         with plan_model(plan.model if plan is not None else None), caller_scope(owner, account, test):
             if broke is not None:
@@ -234,6 +242,14 @@ def _cannot_pay(
     except (InsufficientCredits, UnpaidRunsSpent) as refusal:
         return refusal
     return None
+
+
+def refuse_unless_touch_up(app: ApiGatewayResolver) -> None:
+    """In a route of ``touch_ups``, once its body says the call is no touch-up: the refusal the
+    middleware held back (a key that cannot pay), before any download or model reservation."""
+    refusal = app.context.get(REFUSED_UNLESS_TOUCH_UP)
+    if refusal is not None:
+        raise refusal
 
 
 def _count_unpaid_run(
