@@ -213,21 +213,26 @@ def test_a_result_past_its_24_hours_answers_410_though_s3_still_holds_it(
     assert answer_json(answer)["error"]["code"] == "result_expired"
 
 
-def test_tasks_and_the_costume_route_refuse_a_touch_up_naming_the_field(handler, delivered, credit_key):
+def test_the_costume_route_refuses_a_touch_up_naming_the_field_and_tasks_check_the_id_first(
+    handler, delivered, credit_key
+):
+    # a costume result is not kept; a task's touch-up of an id no result of this account has is a
+    # 404 when submitted, not a failed task later (tests/e2e/test_tasks.py runs one to its end)
     touch_up = {
         "result_id": delivered["result_id"],
         "refine_base64": base64.b64encode(strokes_png()).decode(),
     }
-    for route in ("/v1/tasks", "/v1/costume"):
+    unknown = {**touch_up, "result_id": "r_" + "0" * 32}
+    for route, body, status in (("/v1/costume", touch_up, 400), ("/v1/tasks", unknown, 404)):
         answer = call(
             handler,
             "POST",
             route,
-            body=json.dumps(touch_up),
+            body=json.dumps(body),
             headers={"Content-Type": "application/json"},
             key_id=credit_key,
         )
-        assert answer["statusCode"] == 400, (route, answer_json(answer))
+        assert answer["statusCode"] == status, (route, answer_json(answer))
         assert answer_json(answer)["error"]["field"] == "result_id", route
 
 

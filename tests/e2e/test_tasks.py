@@ -559,3 +559,45 @@ def test_each_kind_of_task_takes_the_transitions_the_cost_model_counts(api, stac
         events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         counted[kind] = sum(1 for e in events if e["type"].endswith("StateEntered"))
     assert counted == bench.TRANSITIONS[path]
+
+
+def test_a_task_touches_up_a_tasks_result_for_nothing_and_another_keys_id_is_a_404(admin, stack, photo):
+    """A done task's answer carries the ``result_id`` its matte is kept under (24 h); a task with that
+    id and strokes runs no model, is charged 0 (the balance unchanged, at 0 too) and applies them; a
+    key of another account gets 404 when it submits, not a failed task later."""
+    from tests.integration.test_credits import balance
+    from tests.stack_fixtures import credit_key, new_key
+
+    key_api = credit_key(admin, stack, "1")  # one plain task's price: the balance ends at 0
+    first = key_api.post(
+        "/v1/tasks",
+        files={"image_file": ("p.jpg", photo, "image/jpeg")},
+        data={"sync": "1", "return_type": "base64", "output": "mask"},
+    ).json()["data"]
+    assert first["state"] == 1 and first["result_id"].startswith("r_"), first
+    assert until(lambda: balance(key_api) == 0, 10)
+    mask = np.asarray(_image(base64.b64decode(first["mask"])).convert("L"), np.float32) / 255
+    rows, columns = np.nonzero(mask > 0.9)
+    y, x = int(np.median(rows)), int(np.median(columns))  # inside the subject: erased
+    erase, keep = (x - 30, y - 30, x + 30, y + 30), (0, 0, 60, 60)  # a corner of background: kept
+    assert mask[y - 30 : y + 30, x - 30 : x + 30].mean() > 0.8 and mask[:60, :60].mean() < 0.2
+    strokes = Image.new("RGBA", (mask.shape[1], mask.shape[0]), (0, 0, 0, 0))
+    strokes.paste((0, 0, 0, 255), erase)
+    strokes.paste((255, 255, 255, 255), keep)
+    refine = io.BytesIO()
+    strokes.save(refine, "PNG")
+
+    touched = key_api.post(
+        "/v1/tasks",
+        files={"refine": ("strokes.png", refine.getvalue(), "image/png")},
+        data={"result_id": first["result_id"], "sync": "1", "return_type": "base64", "output": "mask"},
+    )
+
+    assert touched.status_code == 200, touched.text
+    data = touched.json()["data"]
+    assert data["state"] == 1 and data["result_id"] == first["result_id"] and data.get("cost", 0) == 0, data
+    alpha = np.asarray(_image(base64.b64decode(data["mask"])).convert("L"), np.float32) / 255
+    assert alpha[y - 30 : y + 30, x - 30 : x + 30].max() <= 0.02 and alpha[:60, :60].min() >= 0.98
+    assert touched.headers["X-Alphacut-Charge"] == "0" and balance(key_api) == 0
+    stranger = new_key(admin, stack).post("/v1/tasks", json={"result_id": first["result_id"]})
+    assert stranger.status_code == 404 and stranger.json()["error"]["field"] == "result_id", stranger.text

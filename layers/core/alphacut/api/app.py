@@ -170,7 +170,9 @@ ROUTES = [
         "post",
         "Create an async cutout task (PicWish-style)",
         "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
-        "to wait for the result, callback_url to be POSTed the final task once.",
+        "to wait for the result, callback_url to be POSTed the final task once. A done task's result_id "
+        "(kept 24 h) with strokes in refine / refine_base64 and no image makes a touch-up task: no model "
+        "runs, charged 0.",
         MATTE_TYPES,
         query={
             "sync": {"type": "boolean", "default": False},
@@ -178,7 +180,7 @@ ROUTES = [
             "callback_url": empty_unset(IMAGE_URL),
         },
         answer=TASK,
-        without_options=("return", "result_id"),  # the task answer: return_type; no touch-up
+        without_options=("return",),  # the task answer: return_type
         registry_models=False,  # the tasks function has no models layer
     ),
     RouteDoc(
@@ -415,22 +417,27 @@ def create_task_route() -> Response[Any]:
     request = parse_image_request(
         app.current_event.raw_event, services.SETTINGS, service.max_bytes, fetch_urls=False
     )
-    if request.source == "result" or request.refine is not None:
-        field = "result_id" if request.source == "result" else "refine"
-        raise InvalidOption("tasks take no touch-up: POST /v1/cutout does", field=field)
+    touch_up = request.source == "result"
+    if not touch_up:
+        refuse_unless_touch_up(app)
     params = dict(request.params)
     return_type = parse_return_type(params.get("return_type"))
     sync = parse_bool(params.get("sync", "0"), "sync")
     background = background_image(request, services.SETTINGS, service.max_bytes, fetch_urls=False)
-    options = with_plan_model(options_from(params, None, TASK_PARAMS, background))
+    options = options_from(params, None, TASK_PARAMS, background, request.refine)
+    if touch_up:  # its result kept and this account's, or a 404 / 410 now rather than a failed task
+        store = services.kept_mattes()
+        if store is None or options.result_id is None:
+            raise NotFound("results are not kept in this deployment", field="result_id")
+        store.check(options.result_id, touch_up_owner())
     task_id = service.submit(
         request.image or None,
         params.get("image_url") if request.source == "url" else None,
-        options,
+        options if touch_up else with_plan_model(options),
         api_key_owner(),
         params.get("callback_url"),
         services.public_base_url(app.current_event.raw_event),
-        credit_hold=current_gate(),
+        credit_hold=None if touch_up else current_gate(),  # a touch-up reserves nothing: charged 0
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = services.seconds_left(app.lambda_context)
@@ -614,7 +621,7 @@ ROUTE_SCOPES = {
 SUBMITS = frozenset(path for path in PAID if "/tasks" in path)
 
 # the paid routes that take a touch-up (``result_id``): charged 0, so open to a key at 0 credits
-TOUCH_UPS = frozenset({"/v1/cutout", "/v1/selfie"})
+TOUCH_UPS = frozenset({"/v1/cutout", "/v1/selfie", "/v1/tasks"})
 
 
 # outermost first: metering counts every answer; idempotency keeps what the guards let out; the

@@ -498,6 +498,11 @@ COMPONENTS: dict[str, Any] = {
                         "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
                         "check": {"$ref": "#/components/schemas/PresetCheck"},
                         **VERDICT,
+                        "result_id": {
+                            "type": "string",
+                            "description": "a done task's matte, kept 24 h: a task with it and refine "
+                            "strokes (and no image) touches the result up, charged 0",
+                        },
                         "cost": {
                             "type": "number",
                             "description": "a done task of a credit key: the credits it was charged, once",

@@ -12,6 +12,7 @@ Usage::
     kept = KeptMattes("bucket")
     kept.put("r_0123...", "account-1", blob)        # -> expires_at (unix seconds)
     kept.get("r_0123...", "account-1")              # the blob; NotFound (404), ResultExpired (410)
+    kept.check("r_0123...", "account-1")            # the same refusals, from its metadata alone
 """
 
 from __future__ import annotations
@@ -55,22 +56,36 @@ class KeptMattes:
 
     def get(self, result_id: str, account: str) -> bytes:
         """The kept blob, if it is ``account``'s and not past its expiry."""
+        stored = self._read(self.client.get_object, result_id)
         try:
-            stored = self.client.get_object(Bucket=self.bucket, Key=PREFIX + result_id)
+            self._refuse_unless_usable(stored.get("Metadata") or {}, account)
+        except (NotFound, ResultExpired):
+            stored["Body"].close()
+            raise
+        blob: bytes = stored["Body"].read()
+        return blob
+
+    def check(self, result_id: str, account: str) -> None:
+        """What ``get`` refuses, from the object's metadata alone (a task's touch-up, checked when
+        it is submitted: a 404 or 410 then, not a failed task later)."""
+        self._refuse_unless_usable(
+            self._read(self.client.head_object, result_id).get("Metadata") or {}, account
+        )
+
+    def _read(self, operation: Callable[..., dict[str, Any]], result_id: str) -> dict[str, Any]:
+        try:
+            return operation(Bucket=self.bucket, Key=PREFIX + result_id)
         except ClientError as error:
             if object_gone(error):
                 raise NotFound("no result of this account has this id", field="result_id") from None
             raise
-        metadata = stored.get("Metadata") or {}
+
+    def _refuse_unless_usable(self, metadata: dict[str, str], account: str) -> None:
         if metadata.get("account") != account:
-            stored["Body"].close()
             raise NotFound("no result of this account has this id", field="result_id")
         expires_at = int(metadata.get("expires-at") or 0)
         if self.clock() > expires_at:
-            stored["Body"].close()
             expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at))
             raise ResultExpired(
                 f"was kept until {expired}: send the photo again", field="result_id", limit=self.lifetime
             )
-        blob: bytes = stored["Body"].read()
-        return blob

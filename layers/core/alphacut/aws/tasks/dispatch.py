@@ -139,7 +139,8 @@ BACKLOG_CACHE_SECONDS = 1.0
 class PathChooser:
     """Which path runs a task's model: the CPU while the endpoint is cold and the backlog is small
     (at most ``threshold`` tasks waiting in the task queue), else the GPU endpoint. No endpoint
-    (``capacity`` None): always the CPU. Stamps always run on the CPU (no network model)."""
+    (``capacity`` None): always the CPU. Stamps and touch-ups always run on the CPU (no network
+    model)."""
 
     capacity: EndpointCapacity | None
     queue_url: str = ""
@@ -167,7 +168,7 @@ class PathChooser:
         return self._backlog[1]
 
     def path(self, options: CutoutOptions) -> str:
-        if self.capacity is None or options.type.resolved is SubjectType.STAMP:
+        if self.capacity is None or options.type.resolved is SubjectType.STAMP or options.result_id:
             return CPU
         if self.capacity.instances() > 0:
             return GPU

@@ -29,7 +29,7 @@ from aws_lambda_powertools import Logger
 from alphacut.aws import clients
 from alphacut.aws.callbacks.queue import CallbackQueue
 from alphacut.aws.ledger.usage import UsageMeter
-from alphacut.aws.tasks.table import TaskRecord, TaskTable, is_billable
+from alphacut.aws.tasks.table import TaskRecord, TaskTable, is_billable, is_touch_up
 from alphacut.pricing import CreditPrices
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import failure_state
@@ -98,7 +98,7 @@ class TaskEnds(TaskAdapters):
                 self.meter.settle_task(record.payer, task_id, is_billable(record), price, record.spent)
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
                 failure = error
-            if not is_billable(record):
+            if not is_billable(record) and not is_touch_up(record):
                 self._count_unpaid_run(record.account, task_id)
         self.call_back(record)
         if failure is not None:

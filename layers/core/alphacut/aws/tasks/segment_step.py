@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import boto3
@@ -27,6 +28,7 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
+from alphacut.aws.kept_mattes import KeptMattes
 from alphacut.aws.objects import refuse_oversized, s3_location
 from alphacut.aws.tasks.table import TaskTable
 from alphacut.caller_scope import caller_scope
@@ -34,7 +36,7 @@ from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline
 from alphacut.matte import resize_matte
 from alphacut.options import DEFAULT_MODEL, CutoutOptions, Quality, SubjectType
-from alphacut.pipeline import Pipeline, Timings
+from alphacut.pipeline import CutoutResult, Pipeline, Timings
 from alphacut.settings import ServiceSettings
 from alphacut.task_states import (
     ModelRunsOnTheGpu,
@@ -43,6 +45,7 @@ from alphacut.task_states import (
     TaskNoLongerRunning,
     TaskState,
 )
+from alphacut.touchup import KeptMatte, new_result_id
 
 # The step runs under one deadline (``alphacut.deadlines``): the Segment function's remaining time
 # less this margin. Image URL, background URL and the result's storing share it.
@@ -167,9 +170,18 @@ def _segment(
     options = CutoutOptions.from_mapping(event.get("options") or {})
     subject = options.type.resolved
     settings = settings or ServiceSettings.from_env()
-    if matting.runs_model and subject is not SubjectType.STAMP:
+    kept = KeptMattes(event["result_bucket"]) if event.get("kept_owner") else None
+    touch_up = options.result_id is not None and kept is not None
+    if matting.runs_model and subject is not SubjectType.STAMP and not touch_up:
         refuse_gpu_only(pipeline, options, settings)
-    if event.get("image_url"):
+    if touch_up:  # no input to read, no model to run: the kept photo and matte, and the strokes
+        assert kept is not None and options.result_id is not None
+        touched_up = KeptMatte.from_bytes(kept.get(options.result_id, event["kept_owner"]))
+        data = touched_up.photo
+        if event.get("refine_key"):
+            strokes = read_capped(s3, event["input_bucket"], event["refine_key"], pipeline.limits.max_bytes)
+            options = options.with_changes(refine=strokes)
+    elif event.get("image_url"):
         data = settings.fetch(event["image_url"], pipeline.limits.max_bytes)
     else:
         data = read_capped(s3, event["input_bucket"], event["input_key"], pipeline.limits.max_bytes)
@@ -186,6 +198,8 @@ def _segment(
     # a test key's result is a marked preview: its decoding (the preview's size) and its compose
     with caller_scope("", test=bool(event.get("test"))):
         timings = Timings()
+        if touch_up:
+            return _store(event, s3, tasks, pipeline.retouch(touched_up, options), timings, options.result_id)
         if subject is SubjectType.STAMP:
             matting = LocalMatting()  # no model: the ink's colour, here
         if matting.runs_model:
@@ -199,6 +213,24 @@ def _segment(
         alpha = resize_matte(alpha, image.width, image.height)
         segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
         result = pipeline.compose(image, segmentation, options, timings)
+    if kept is None or not result.found or result.matte is None:  # nothing charged: nothing kept
+        return _store(event, s3, tasks, result, timings)
+    result_id, owner = new_result_id(), event["kept_owner"]
+    blob = KeptMatte(data, result.matte, result.type, result.model).to_bytes()
+    return _store(event, s3, tasks, result, timings, result_id, lambda: kept.put(result_id, owner, blob))
+
+
+def _store(
+    event: dict[str, Any],
+    s3: Any,
+    tasks: TaskTable | None,
+    result: CutoutResult,
+    timings: Timings,
+    result_id: str | None = None,
+    keep: Callable[[], object] | None = None,
+) -> dict[str, Any]:
+    """The result stored (and ``keep``: its matte kept for a touch-up under ``result_id``) while the
+    task is still running; the step's output."""
     stored = {"image_key": "", "mask_key": ""}
     if not still_processing(tasks, event.get("task_id")):
         raise TaskNoLongerRunning(f"task {event.get('task_id')} is no longer in progress: result not stored")
@@ -225,6 +257,8 @@ def _segment(
                 ContentType="image/png",
             )
             stored["mask_key"] = event["mask_key"]
+        if keep is not None:
+            keep()
     except (ClientError, BotoCoreError) as error:
         raise ResultUploadFailed(f"storing the result failed: {error}") from None
     return {
@@ -236,5 +270,6 @@ def _segment(
         "check": json.dumps(result.check.to_dict(), separators=(",", ":")) if result.check else "",
         # always there too: the verdict on the matte as JSON (confidence, unsure, reasons), or ""
         "verdict": json.dumps(result.verdict.to_dict(), separators=(",", ":")) if result.verdict else "",
+        "result_id": result_id or "",  # always there: a touch-up's id for this result, or ""
         "timings_ms": {k: round(v, 1) for k, v in timings.items()},
     }

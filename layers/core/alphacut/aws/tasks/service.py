@@ -84,6 +84,10 @@ def step_input(record: TaskRecord, uploads_bucket: str, result_bucket: str) -> d
         event["callback_url"] = record.extra["callback_url"]
     if record.test:  # a test key's result is marked (alphacut.watermark)
         event["test"] = True
+    if not record.source_key:  # a key's task: its matte kept for a touch-up, as the account's
+        event["kept_owner"] = record.payer
+    if record.extra.get("refine_key"):
+        event["refine_key"] = record.extra["refine_key"]
     if record.source_key:  # an upload: its result is stored only while it is the newest put
         event["source_key"] = record.source_key
         event["put_order"] = record.extra.get("put_order", "")
@@ -187,11 +191,11 @@ class TaskService:
         if image is not None:
             record.input_key = f"tasks/{task_id}/input"
             self.s3.put_object(Bucket=self.uploads_bucket, Key=record.input_key, Body=image)
-        if options.bg_image is not None:  # the picture waits beside the input; the record keeps its key
-            record.extra["background_key"] = f"tasks/{task_id}/background"
-            self.s3.put_object(
-                Bucket=self.uploads_bucket, Key=record.extra["background_key"], Body=options.bg_image
-            )
+        # the background and a touch-up's strokes wait beside the input; the record keeps their keys
+        for name, data in (("background", options.bg_image), ("refine", options.refine)):
+            if data is not None:
+                record.extra[f"{name}_key"] = f"tasks/{task_id}/{name}"
+                self.s3.put_object(Bucket=self.uploads_bucket, Key=record.extra[f"{name}_key"], Body=data)
         self.table.create(record)
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps({"task_id": task_id}))
 
@@ -263,6 +267,8 @@ class TaskService:
                     data[name] = store.sign(key)
             data["width"] = record.extra.get("result_width")
             data["height"] = record.extra.get("result_height")
+            if record.extra.get("kept_result_id"):
+                data["result_id"] = record.extra["kept_result_id"]
             if record.extra.get("result_verdict"):
                 data.update(json.loads(record.extra["result_verdict"]))
             if record.extra.get("result_check"):

@@ -55,8 +55,16 @@ def applied(write: Callable[[], Any]) -> bool:
 
 def is_billable(record: TaskRecord) -> bool:
     """A done task is charged unless its result is empty (no subject found): a store never pays
-    for an empty picture, on any route (docs/api.md, "Pay per use")."""
-    return record.state is TaskState.DONE and record.extra.get("found") is not False
+    for an empty picture, on any route (docs/api.md, "Pay per use"); nor for a touch-up."""
+    return (
+        record.state is TaskState.DONE and record.extra.get("found") is not False and not is_touch_up(record)
+    )
+
+
+def is_touch_up(record: TaskRecord) -> bool:
+    """A task that makes a kept result again (its ``result_id``, ``alphacut.touchup``): no model
+    runs, charged 0, never an unpaid run."""
+    return bool(record.options.get("result_id"))
 
 
 def _unix(iso: str | None) -> int | None:
@@ -231,13 +239,14 @@ class TaskTable:
 
     def mark_done(self, task_id: str, execution_id: str, result: dict[str, Any]) -> bool:
         """The task done with ``result`` (the Segment or Compose step's: keys, size, found, check,
-        verdict), only while the execution ``execution_id`` holds it in progress, or has made it done
-        already (a retried step writes the same again). False: it ended elsewhere."""
+        verdict, the result_id it is kept under for a touch-up), only while the execution
+        ``execution_id`` holds it in progress, or has made it done already (a retried step writes
+        the same again). False: it ended elsewhere."""
         return self._conditional_update(
             task_id,
             "SET #s = :done, progress = :progress, completed_at_iso = :now, image_key = :image, "
             "mask_key = :mask, result_width = :w, result_height = :h, #found = :found, "
-            "result_check = :check, result_verdict = :verdict",
+            "result_check = :check, result_verdict = :verdict, kept_result_id = :kept",
             "(#s IN (:waiting, :processing) OR #s = :done) AND execution_id = :me",
             {
                 ":done": int(TaskState.DONE),
@@ -250,6 +259,7 @@ class TaskTable:
                 ":found": bool(result.get("found", True)),
                 ":check": str(result.get("check") or ""),
                 ":verdict": str(result.get("verdict") or ""),
+                ":kept": str(result.get("result_id") or ""),
                 ":me": execution_id,
                 ":waiting": int(TaskState.WAITING),
                 ":processing": int(TaskState.PROCESSING),
