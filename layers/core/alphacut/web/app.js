@@ -229,11 +229,16 @@ function pick(blob, name) {
 $("file").addEventListener("change", () => { if ($("file").files[0]) pick($("file").files[0], $("file").files[0].name); });
 $("drop").addEventListener("dragover", (event) => { event.preventDefault(); $("drop").classList.add("over"); });
 $("drop").addEventListener("dragleave", () => $("drop").classList.remove("over"));
-$("drop").addEventListener("drop", (event) => {
+$("drop").addEventListener("drop", async (event) => {
   event.preventDefault();
   $("drop").classList.remove("over");
-  const file = event.dataTransfer.files[0];
-  if (file) pick(file, file.name);
+  const files = [...event.dataTransfer.files];
+  if (files.length > 1 || (event.dataTransfer.items[0] && event.dataTransfer.items[0].webkitGetAsEntry?.()?.isDirectory)) {
+    openTabNamed("tasks");  // a catalogue: each photo a task, none silently left out
+    stage(await droppedFiles(event.dataTransfer));
+    return;
+  }
+  if (files[0]) pick(files[0], files[0].name);
 });
 document.addEventListener("paste", (event) => {
   const item = [...(event.clipboardData || {}).items || []].find((i) => i.type.startsWith("image/"));
@@ -326,12 +331,9 @@ function showResult(route, answer) {
   $("model-used").textContent = answer.model || "";
   $("check-fact").hidden = !answer.check;
   if (answer.check) {
-    // each failed rule with what was measured and what the marketplace needs; advice never fails
-    const failed = answer.check.rules.filter((rule) => !rule.passed && !rule.advice)
-      .map((rule) => `${rule.rule} (${JSON.stringify(rule.measured)}; needs ${JSON.stringify(rule.required)})`);
-    // a pass the verdict doubts is never shown as a plain pass
-    const passed = answer.check.unsure ? `passed, unsure: ${(answer.check.reasons || []).join(", ")}` : "passed";
-    $("check").textContent = `${answer.check.preset} ${answer.check.passed ? passed : "failed: " + failed.join(", ")}`;
+    // each failed rule in words, with what was measured and what the marketplace needs; advice never
+    // fails; a pass the verdict doubts is never shown as a plain pass
+    $("check").textContent = verdictWords({ check: answer.check, unsure: answer.check.unsure, reasons: answer.check.reasons }).words;
   }
   const reasons = (answer.reasons || []).join(", ");
   $("result-status").dataset.unsure = answer.unsure ? "true" : "false";
@@ -398,25 +400,102 @@ async function drawClassMap(blob) {
 let batch = [];        // {file, row, taskId, state, reason, result: {blob, name}}
 let polling = false;
 
+let staged = [];       // the photos picked or dropped for the next batch, not yet submitted
+let thumbUrls = [];
+
 function taskCell(row, name) { return row.querySelector(`.${name}`); }
-function addTaskRow(file) {
-  const row = el("tr", {}, el("td", { class: "name" }, file.name), el("td", { class: "id" }),
-    el("td", { class: "state" }, "submitting"), el("td", { class: "progress" }), el("td", { class: "result" }));
+function addTaskRow(file, before) {
+  // the photo before, its state (progress and task id under it), the result after, its verdict
+  const row = el("tr", {}, el("td", { class: "name" }, el("img", { class: "thumb", src: before, alt: "" }), el("br"), file.name),
+    el("td", { class: "state" }, el("span", { class: "words" }, "submitting"), " ", el("span", { class: "progress" }),
+      el("br"), el("small", { class: "id muted" })),
+    el("td", { class: "result" }), el("td", { class: "verdict" }));
   $("task-table").querySelector("tbody").appendChild(row);
-  return { file, row, taskId: "", state: null, reason: "", result: null };
+  return { file, row, taskId: "", state: null, reason: "", result: null, task: null };
 }
+
+// ---- getting a catalogue in: files, folders (picked or dropped, nested ones too), a drop on Try it
+const PHOTO_NAME = /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|avif)$/i;
+function isPhoto(file) { return file.type.startsWith("image/") || PHOTO_NAME.test(file.name); }
+function stage(files) {
+  const photos = files.filter(isPhoto);
+  staged = staged.concat(photos);
+  showStaged(files.length - photos.length);
+}
+function showStaged(skipped = 0) {
+  thumbUrls.forEach(URL.revokeObjectURL);
+  thumbUrls = staged.map((file) => URL.createObjectURL(file));
+  $("task-thumbs").replaceChildren(...staged.map((file, n) => el("li", {}, el("img", { src: thumbUrls[n], alt: file.name, title: file.name }))));
+  const count = staged.length;
+  say("task-picked", count ? `${count} photo${count === 1 ? "" : "s"} ready${skipped ? ` (${skipped} other file${skipped === 1 ? "" : "s"} left out: not photos)` : ""}` : "no photos yet");
+  showBatchCost();
+}
+// every entry of a dropped folder, its sub-folders too (the browser reads a folder 100 entries at a time)
+async function filesIn(entry) {
+  if (!entry) return [];
+  if (entry.isFile) return [await new Promise((resolve, reject) => entry.file(resolve, reject))];
+  const reader = entry.createReader(), found = [];
+  for (;;) {
+    const entries = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+    if (!entries.length) return found;
+    for (const child of entries) found.push(...await filesIn(child));
+  }
+}
+async function droppedFiles(transfer) {
+  const entries = [...transfer.items || []].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry());
+  if (!entries.length || entries.some((entry) => !entry)) return [...transfer.files];
+  return (await Promise.all(entries.map(filesIn))).flat();
+}
+$("task-files").addEventListener("change", () => { stage([...$("task-files").files]); $("task-files").value = ""; });
+$("task-folder").addEventListener("change", () => { stage([...$("task-folder").files]); $("task-folder").value = ""; });
+$("task-drop").addEventListener("dragover", (event) => { event.preventDefault(); $("task-drop").classList.add("over"); });
+$("task-drop").addEventListener("dragleave", () => $("task-drop").classList.remove("over"));
+$("task-drop").addEventListener("drop", async (event) => {
+  event.preventDefault();
+  $("task-drop").classList.remove("over");
+  stage(await droppedFiles(event.dataTransfer));
+});
+
+// what the batch will cost, before it starts: its photos at the options' price, and the balance
+function photoPrice() {
+  const results = (prices && prices.results) || {};
+  const model = $("model").value;
+  return results[model ? `full@${model}` : "full"] ?? results.full;
+}
+async function showBatchCost() {
+  const count = staged.length, each = photoPrice();
+  if (!count) { say("tasks-cost", ""); return; }
+  let words = each === undefined ? `${count} photos.` : `${count} photo${count === 1 ? "" : "s"} x ${credits(each)} = ${credits(count * each)}${money(count * each) ? ` (${money(count * each)})` : ""}. A photo with no subject found is not charged.`;
+  say("tasks-cost", words);
+  if (!apiKey()) return;
+  try {
+    const usage = await call("GET", "v1/usage");
+    if (usage.balance !== null && usage.balance !== undefined) {
+      const short = each !== undefined && usage.balance < count * each;
+      words += ` Your balance: ${credits(usage.balance)}${short ? ": not enough for all of them, top it up on Billing first" : ""}.`;
+    } else if (usage.daily_quota) {
+      words += ` Your plan: ${usage.daily_quota} results a day.`;
+    }
+    if (staged.length === count) say("tasks-cost", words);
+  } catch (_) { /* the cost stands without the balance */ }
+}
+$("model").addEventListener("change", showBatchCost);
 
 $("tasks-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("tasks", "");
   if (refusedWithoutKey("tasks")) return;
-  const files = [...$("task-files").files];
-  if (!files.length) { showError("tasks", "Pick the photos first (several at once)."); return; }
+  if (!staged.length) { showError("tasks", "Pick or drop the photos first (several at once, or a folder)."); return; }
   $("task-table").querySelector("tbody").replaceChildren();
-  batch = files.map(addTaskRow);
-  $("task-files").value = "";  // the batch holds its files: the next pick starts a new one
+  batch = staged.map((file, n) => addTaskRow(file, thumbUrls[n]));
+  staged = [];  // the batch holds its files (and their thumbnails): the next pick starts a new one
+  thumbUrls = [];
+  $("task-thumbs").replaceChildren();
+  say("task-picked", "no photos yet");
+  say("tasks-cost", "");
   await submitTasks(batch);
 });
+$("only-bad").addEventListener("change", showBatch);
 $("retry-failed").addEventListener("click", () => submitTasks(batch.filter(taskFailed)));
 $("download-zip").addEventListener("click", downloadZip);
 
@@ -454,12 +533,16 @@ function taskPending(item) { return !taskFailed(item) && !taskDone(item); }
 function showTask(item, words) {
   const state = taskCell(item.row, "state");
   state.classList.toggle("failed", taskFailed(item));
-  state.textContent = taskFailed(item) ? `failed: ${item.reason}` : words;
+  taskCell(state, "words").textContent = taskFailed(item) ? `failed: ${item.reason}` : words;
   if (item.result) {
-    taskCell(item.row, "result").replaceChildren(el("a", { href: item.result.url, download: item.result.name }, item.result.name));
+    taskCell(item.row, "result").replaceChildren(el("a", { href: item.result.url, download: item.result.name },
+      el("img", { class: "thumb", src: item.result.url, alt: `result of ${item.file.name}` }), el("br"), item.result.name));
   } else {
     taskCell(item.row, "result").replaceChildren();
   }
+  const verdict = item.task && item.state === 1 ? verdictWords(item.task) : { bad: false, words: "" };
+  item.bad = taskFailed(item) || verdict.bad;
+  taskCell(item.row, "verdict").replaceChildren(el("span", { class: verdict.bad ? "bad" : "" }, verdict.words));
 }
 
 function showBatch() {
@@ -468,9 +551,65 @@ function showBatch() {
   const parts = [`${done} of ${batch.length} done`];
   if (failed) parts.push(`${failed} failed`);
   if (running) parts.push(`${running} running`);
+  const doubtful = batch.filter((item) => item.bad && !taskFailed(item)).length;
+  if (doubtful) parts.push(`${doubtful} to look at`);
   say("tasks-summary", batch.length ? parts.join(", ") : "");
   $("retry-failed").hidden = !failed || running > 0;
   $("download-zip").hidden = !done;
+  $("only-bad-label").hidden = !batch.length;
+  const onlyBad = $("only-bad").checked;
+  for (const item of batch) item.row.hidden = onlyBad && !item.bad;
+}
+
+// ---- a result's verdict in a store's words: the marketplace check, then the service's doubts -------
+const REASON_WORDS = {
+  see_through_inside: "part of the subject's inside was left see-through",
+  parts_apart: "parts apart from the subject were kept",
+  cut_by_frame: "the subject is cut by the photo's edge",
+  little_contrast: "little contrast between the subject and its background",
+  nothing_found: "no subject was found",
+};
+const MARKETPLACES = { amazon: "Amazon", ebay: "eBay", etsy: "Etsy", shopify: "Shopify", walmart: "Walmart", google: "Google Shopping", zalando: "Zalando" };
+function list(values) { return (Array.isArray(values) ? values : [values]).join(", "); }
+function percent(share) { return `${Math.round(Number(share) * 1000) / 10} %`; }
+function ruleWords(rule) {
+  const m = rule.measured, r = rule.required;
+  const said = {
+    format: () => `the file is ${m}; the marketplace takes ${list(r)}`,
+    background_white: () => `${m} background pixels are not pure white`,
+    long_side: () => `the long side is ${m} px; it needs at least ${r} px`,
+    min_size: () => `the picture is ${list(m).replace(", ", " x ")} px; it needs at least ${list(r).replace(", ", " x ")} px`,
+    max_size: () => `the picture is ${list(m).replace(", ", " x ")} px; it may be at most ${list(r).replace(", ", " x ")} px`,
+    file_size: () => `the file is ${Math.round(m / 1024)} KB; at most ${Math.round(r / 1024)} KB are taken`,
+    cut_by_photo: () => `the product is cut by the photo's ${list(m)} edge${m.length === 1 ? "" : "s"}: it must be whole`,
+    cut_by_canvas: () => `${percent(m)} of the product falls outside the picture`,
+    see_through_inside: () => `${percent(m)} of the product's inside is see-through (at most ${percent(r)})`,
+    enlargement: () => `the product was enlarged ${m} times (at most ${r})`,
+    fill_ratio: () => `the product fills ${percent(m)} of the picture; it needs ${percent(r)}`,
+    shadow_inside: () => "the shadow reaches the picture's edge",
+    shadow_minimal: () => `the shadow covers ${percent(m)} of the picture; at most ${percent(r)} is minimal`,
+    aspect: () => `the picture's shape is ${m}; ${r} is asked for`,
+  }[rule.rule];
+  return said ? said() : `${rule.rule.replaceAll("_", " ")}: ${list(m)} (needs ${list(r)})`;
+}
+function verdictWords(answer) {
+  const parts = [];
+  let bad = Boolean(answer.unsure);
+  if (answer.check) {
+    const preset = MARKETPLACES[answer.check.preset] || answer.check.preset;
+    const failed = answer.check.rules.filter((rule) => !rule.passed && !rule.advice);
+    parts.push(failed.length ? `${preset} check fails: ${failed.map(ruleWords).join("; ")}.` : `${preset} check passes.`);
+    bad = bad || failed.length > 0;
+  }
+  if (answer.unsure) {
+    const reasons = (answer.reasons || []).map((reason) => REASON_WORDS[reason] || reason.replaceAll("_", " "));
+    parts.push(`Look at it before you publish it${reasons.length ? `: ${reasons.join("; ")}` : ""}.`);
+  } else if (answer.found === false) {
+    parts.push("No subject was found (not charged).");
+  } else if (!answer.check) {
+    parts.push("Looks right.");
+  }
+  return { bad, words: parts.join(" ") };
 }
 
 // one loop for the whole batch, a poll of each unfinished task a second; the done answer carries
@@ -497,6 +636,7 @@ async function pollTask(item) {
     taskCell(item.row, "progress").textContent = `${task.progress} %`;
     if (task.state < 0) item.reason = (task.error && task.error.message) || `state ${task.state}`;
     if (task.state === 1 && task.image) item.result = taskResult(item.file.name, task.image);
+    if (task.state === 1) item.task = task;
     showTask(item, TASK_STATE_NAMES[task.state] || `state ${task.state}`);
   } catch (error) {
     // a refusal to read (too many polls, a fault on our side) is said and polled again

@@ -204,10 +204,12 @@ class KeyLimits:
         ).get("Item")
         return int(item["taken"]["N"]) if item else 0
 
-    def count_unpaid_run(self, key_id: str, budget: int, once_for: str = "") -> int:
+    def count_unpaid_run(self, key_id: str, budget: int, once_for: str = "") -> int | None:
         """One more of today's model runs the key was not charged for: today's count. From
         ``budget`` on (0: no budget), this container refuses the key's paid routes for the day.
-        ``once_for``: a task id, counted once however often its ending step is retried."""
+        ``once_for``: a task id, counted once however often its ending step is retried; then the
+        count is not read back (None): the task functions that count so never read it, and their
+        roles may not (a read the EndTask role was refused, every empty task)."""
         now = self.clock()
         day = utc_day(now)
         expires = {"N": str(int(now) + QUOTA_ITEM_SECONDS)}
@@ -220,7 +222,7 @@ class KeyLimits:
         if once_for:
             marker = once_marker(self.table_name, f"unpaid#{key_id}", f"task#{once_for}", expires)
             transact(self._db, [marker, {"Update": count}])  # counted before: nothing more
-            return self.unpaid_runs(key_id)
+            return None
         answer = self._db.update_item(**count, ReturnValues="UPDATED_NEW")
         runs = int(answer["Attributes"]["runs"]["N"])
         if budget and runs >= budget:
