@@ -139,6 +139,53 @@ def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloa
     assert downloaded == base64.b64decode(direct["image"]["base64"])
 
 
+def test_a_brush_stroke_erases_part_of_a_result_undo_takes_it_back_and_neither_is_charged(page, eval_dir):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    photo = sorted((eval_dir / "general" / "images").iterdir())[3]
+    run_cutout(page, photo, "cutout")
+    before = shown_alpha(page, "result-image")
+    rows, columns = np.nonzero(before >= 250)
+    y, x = int(np.median(rows)), int(np.median(columns))  # inside the subject
+    assert before[y - 4 : y + 4, x - 12 : x + 12].min() >= 200
+    page.find_element(By.CSS_SELECTOR, "#touch-up summary").click()
+    canvas = page.find_element(By.ID, "brush-canvas")
+    wait_for(page, lambda: int(canvas.get_attribute("width")) == before.shape[1], 10)
+    scale = canvas.rect["width"] / before.shape[1]  # photo pixels to the canvas's screen pixels
+    at = lambda px, py: (
+        round((px + 0.5) * scale - canvas.rect["width"] / 2),
+        round((py + 0.5) * scale - canvas.rect["height"] / 2),
+    )
+    page.find_element(By.ID, "brush-erase").click()
+    # a user's drag across the subject's middle: real pointer events, in the canvas's screen pixels
+    drag = ActionChains(page).move_to_element_with_offset(canvas, *at(x - 16, y)).click_and_hold()
+    drag.move_to_element_with_offset(canvas, *at(x, y)).move_to_element_with_offset(canvas, *at(x + 16, y))
+    drag.release().perform()
+
+    page.find_element(By.ID, "brush-apply").click()
+
+    wait_for(page, lambda: page.find_element(By.ID, "brush-status").text.startswith("Applied 1 stroke"), 60)
+    erased = shown_alpha(page, "result-image")
+    assert erased[y - 2 : y + 2, x - 10 : x + 10].max() <= 5  # under the stroke: gone
+    brush = 24 / scale  # the brush's default 24 screen pixels, in the photo's
+    near = np.zeros(before.shape, bool)
+    near[
+        max(0, int(y - 3 * brush)) : int(y + 3 * brush),
+        max(0, int(x - 16 - 3 * brush)) : int(x + 16 + 3 * brush),
+    ] = True
+    page.save_screenshot(str(SHOTS / "02_touch_up.png"))
+    assert (
+        erased[(before >= 250) & ~near] >= 250
+    ).mean() > 0.98  # away from the stroke: as the model made it
+    assert page.find_element(By.ID, "charge").text in ("0", "false")
+    page.find_element(By.ID, "brush-undo").click()
+    page.find_element(By.ID, "brush-apply").click()
+    wait_for(page, lambda: page.find_element(By.ID, "brush-status").text.startswith("Applied 0 strokes"), 60)
+    assert shown_alpha(page, "result-image")[y - 2 : y + 2, x - 10 : x + 10].min() >= 200
+    assert page.find_element(By.ID, "charge").text in ("0", "false")
+
+
 def test_the_readme_picture_is_a_store_photo_cut_out_as_shipped(page, eval_dir):
     """docs/page.png is this screenshot (readme_page.png): the first photo of the person set, not a
     chosen one, on the selfie route with the defaults, and it shows no ghost of the background."""

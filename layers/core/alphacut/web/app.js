@@ -344,7 +344,74 @@ function showResult(route, answer) {
   if (window.innerWidth < 700) $("result-status").scrollIntoView({ behavior: "smooth", block: "start" });
   $("costume").hidden = route !== "costume";
   if (route === "costume") showCostume(answer);
+  offerTouchUp(route, answer);
 }
+
+// ---- the touch-up brush: strokes at the photo's own size, sent as refine with the result's id ------
+// (the API applies them to the model's matte as kept: every stroke is sent each time; undo drops one)
+let brush = { resultId: "", route: "", strokes: [], drawing: null };
+function offerTouchUp(route, answer) {
+  $("touch-up").hidden = route === "costume" || !answer.result_id;
+  if ($("touch-up").hidden || answer.result_id === brush.resultId) return;  // a touch-up's answer keeps its strokes
+  brush = { resultId: answer.result_id, route, strokes: [], drawing: null };
+  say("brush-status", "");
+  $("brush-photo").onload = () => {
+    $("brush-canvas").width = $("brush-photo").naturalWidth;
+    $("brush-canvas").height = $("brush-photo").naturalHeight;
+    drawStrokes();
+  };
+  $("brush-photo").src = $("before").src;
+}
+function drawStrokes() {
+  const canvas = $("brush-canvas"), context = canvas.getContext("2d");
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  for (const stroke of brush.strokes) {
+    context.strokeStyle = context.fillStyle = stroke.mode === "keep" ? "#ffffff" : "#000000";
+    context.lineWidth = stroke.width;
+    context.lineCap = context.lineJoin = "round";
+    context.beginPath();
+    stroke.points.forEach(([x, y], n) => (n ? context.lineTo(x, y) : context.moveTo(x, y)));
+    if (stroke.points.length === 1) context.arc(stroke.points[0][0], stroke.points[0][1], stroke.width / 2, 0, 2 * Math.PI);
+    stroke.points.length === 1 ? context.fill() : context.stroke();
+  }
+}
+function photoPoint(event) {
+  const canvas = $("brush-canvas"), box = canvas.getBoundingClientRect();
+  return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+}
+$("brush-canvas").addEventListener("pointerdown", (event) => {
+  const canvas = $("brush-canvas");
+  const width = Number($("brush-size").value) * canvas.width / canvas.getBoundingClientRect().width;
+  brush.drawing = { mode: $("brush-keep").checked ? "keep" : "erase", width, points: [photoPoint(event)] };
+  brush.strokes.push(brush.drawing);
+  canvas.setPointerCapture(event.pointerId);
+  drawStrokes();
+});
+$("brush-canvas").addEventListener("pointermove", (event) => {
+  if (!brush.drawing) return;
+  brush.drawing.points.push(photoPoint(event));
+  drawStrokes();
+});
+for (const type of ["pointerup", "pointercancel"]) $("brush-canvas").addEventListener(type, () => { brush.drawing = null; });
+$("brush-undo").addEventListener("click", () => { brush.strokes.pop(); drawStrokes(); });
+$("brush-apply").addEventListener("click", () => whileDisabled($("brush-apply"), async () => {
+  showError("try", "");
+  const strokes = await new Promise((resolve) => $("brush-canvas").toBlob(resolve, "image/png"));
+  const form = new FormData();
+  form.append("result_id", brush.resultId);
+  form.append("refine", strokes, "strokes.png");
+  form.append("return", "base64");
+  appendOptions(form, brush.route);
+  say("brush-status", "Applying...");
+  try {
+    const answer = await call("POST", `v1/${brush.route}`, form);
+    showResult(brush.route, answer);
+    say("brush-status", `Applied ${brush.strokes.length} stroke${brush.strokes.length === 1 ? "" : "s"}: charged ${answer.charge}.`);
+  } catch (error) {
+    say("brush-status", "");
+    showError("try", error.message);
+  }
+}));
 
 // the before/after box takes the result's shape, at most 560 px wide and 480 px high: both pictures
 // fill it (object-fit: contain), so they line up for a portrait, a crop or a preset alike
