@@ -347,6 +347,22 @@ def test_six_photos_dropped_on_tasks_show_their_cost_first_then_each_result_and_
         visible = [r.find_element(By.CSS_SELECTOR, "td.name").text for r in rows() if r.is_displayed()]
         assert sorted(visible) == sorted(bad)
         page.save_screenshot(str(SHOTS / "04_tasks_only_bad.png"))
+        page.find_element(By.ID, "only-bad").click()
+
+        page.refresh()  # the batch comes back from the service, its names and options from this browser
+        page.find_element(By.ID, "tab-tasks").click()
+
+        wait_for(
+            page, lambda: len(rows()) >= 6 and all(r.get_attribute("data-state") == "1" for r in rows()), 60
+        )
+        listed = {r.find_element(By.CSS_SELECTOR, "td.name").text.split("\n")[0]: r for r in rows()[:6]}
+        assert set(listed) == set(names), listed.keys()
+        assert all(
+            "preset amazon" in r.find_element(By.CSS_SELECTOR, "td.name").text for r in listed.values()
+        )
+        assert "no subject" in listed["blank.png"].find_element(By.CSS_SELECTOR, "td.verdict").text
+        assert page.find_element(By.ID, "preset").get_attribute("value") == "amazon"  # the options as left
+        page.save_screenshot(str(SHOTS / "04_tasks_after_reload.png"))
     finally:
         if page.find_element(By.ID, "only-bad").is_selected():
             page.find_element(By.ID, "only-bad").click()

@@ -601,3 +601,40 @@ def test_a_task_touches_up_a_tasks_result_for_nothing_and_another_keys_id_is_a_4
     assert touched.headers["X-Alphacut-Charge"] == "0" and balance(key_api) == 0
     stranger = new_key(admin, stack).post("/v1/tasks", json={"result_id": first["result_id"]})
     assert stranger.status_code == 404 and stranger.json()["error"]["field"] == "result_id", stranger.text
+
+
+def test_a_keys_recent_tasks_come_back_newest_first_in_pages_and_no_other_key_reads_them(admin, stack, photo):
+    import base64 as b64
+
+    from tests.stack_fixtures import new_key
+
+    key_api, stranger = new_key(admin, stack), new_key(admin, stack)
+    sent = []
+    for size in ("preview", "medium", "preview"):
+        sent.append(submit(key_api, photo, size=size))
+        time.sleep(1.1)  # created_at is in seconds: the order is the index's
+    first = key_api.get("/v1/tasks/recent", params={"limit": 2})
+    assert first.status_code == 200, first.text
+    page = first.json()["data"]
+    assert [t["task_id"] for t in page["tasks"]] == sent[:0:-1] and page["next"]
+    assert (
+        page["tasks"][0]["options"]["size"] == "preview" and page["tasks"][1]["options"]["size"] == "medium"
+    )
+    rest = key_api.get("/v1/tasks/recent", params={"limit": 2, "cursor": page["next"]}).json()["data"]
+    assert [t["task_id"] for t in rest["tasks"]] == sent[:1] and rest["next"] is None
+    assert stranger.get("/v1/tasks/recent").json()["data"] == {"tasks": [], "next": None}
+    # another key's cursor (its owner swapped in) is refused, never a page of the other key's tasks
+    padded = page["next"] + "=" * (-len(page["next"]) % 4)
+    forged = json.loads(b64.urlsafe_b64decode(padded))
+    forged["listed_owner"] = stranger.key_id
+    token = b64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    refused = stranger.get("/v1/tasks/recent", params={"cursor": token})
+    assert refused.status_code == 200 and refused.json()["data"]["tasks"] == []  # its own part: nothing
+    stolen = stranger.get("/v1/tasks/recent", params={"cursor": page["next"]})
+    assert stolen.status_code == 400 and stolen.json()["error"]["field"] == "cursor", stolen.text
+    assert key_api.get("/v1/tasks/recent", params={"limit": 51}).json()["error"]["field"] == "limit"
+    done = wait_final(key_api, sent[-1])
+    listed = key_api.get("/v1/tasks/recent", params={"limit": 1}).json()["data"]["tasks"][0]
+    assert (
+        listed["state"] == done["state"] == 1 and requests.get(listed["image"], timeout=30).status_code == 200
+    )

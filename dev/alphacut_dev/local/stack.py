@@ -588,6 +588,9 @@ class LocalStack:
             self.gateway_responses[logical] = resolver.resolve(
                 body.get("x-amazon-apigateway-gateway-responses", {})
             )
+        # API Gateway matches a path's literal segments before a path parameter (/v1/tasks/recent
+        # before /v1/tasks/{task_id}), whatever the order the document lists them in
+        self.routes.sort(key=lambda route: route.resource.count("{"))
         for logical, resource in by_type("AWS::Lambda::EventSourceMapping"):
             props = resolver.resolve(resource["Properties"])
             function = next(name for name in self.workers if refs[name] == props["FunctionName"])

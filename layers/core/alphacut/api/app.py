@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from alphacut.api import billing, keys, services, snapstart, web
+from alphacut.api import billing, keys, services, snapstart, task_pages, web
 from alphacut.api.cors import answer_cors
 from alphacut.api.credits import current_gate
 from alphacut.api.idempotency import make_idempotency
@@ -195,6 +195,23 @@ ROUTES = [
         (SubjectType.COSTUME,),
         answer={JSON: {"type": "object", "required": ["request_id"]}},
         without_options=("result_id",),  # a costume is not kept for a touch-up
+    ),
+    RouteDoc(
+        "/v1/tasks/recent",
+        "get",
+        "This key's tasks, newest first",
+        "A page of the key's tasks (kept 7 days) with their options and, when done, their result links "
+        "(24 h) and verdict; next: the cursor of the following page, null after the last.",
+        query={
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": task_pages.PAGE,
+                "default": task_pages.DEFAULT_PAGE,
+            },
+            "cursor": {"type": "string", "maxLength": 1000, "description": "the next of the page before"},
+        },
+        answer={JSON: {"$ref": "#/components/schemas/TaskList"}},
     ),
     RouteDoc(
         "/v1/tasks/{task_id}",
@@ -445,6 +462,25 @@ def create_task_route() -> Response[Any]:
     if is_billable(record):
         app.append_context(charge=CHARGED_BY_TASK)
     return json_response(200, _task_answer(service.describe(record, return_type, result_store()), record))
+
+
+@app.get("/v1/tasks/recent")
+def recent_tasks_route() -> Response[Any]:
+    service = task_service()
+    query = app.current_event.query_string_parameters or {}
+    owner = api_key_owner()
+    limit, after = (
+        task_pages.read_limit(query.get("limit")),
+        task_pages.read_cursor(query.get("cursor"), owner),
+    )
+    records, last = service.table.recent(owner, limit, after)
+    store = result_store()
+    tasks = [
+        {**_task_answer(service.describe(r, "url", store, look=False), r)["data"], "options": r.options}
+        for r in records
+    ]
+    data = {"tasks": tasks, "next": task_pages.next_cursor(last)}
+    return json_response(200, {"status": 200, "message": "success", "data": data, "request_id": request_id()})
 
 
 @app.get("/v1/tasks/<task_id>")

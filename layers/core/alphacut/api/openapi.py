@@ -511,6 +511,28 @@ COMPONENTS: dict[str, Any] = {
                 },
             },
         },
+        "TaskList": {
+            "type": "object",
+            "required": ["status", "message", "data"],
+            "properties": {
+                "status": INTEGER,
+                "message": STRING,
+                "request_id": STRING,
+                "data": {
+                    "type": "object",
+                    "required": ["tasks", "next"],
+                    "properties": {
+                        "tasks": {
+                            "type": "array",
+                            "description": "newest first: each a task's data (GET /v1/tasks/{task_id}), "
+                            "its links unchecked, with the options it was sent with",
+                            "items": {"type": "object", "required": ["task_id", "state", "options"]},
+                        },
+                        "next": {"type": ["string", "null"], "description": "the following page's cursor"},
+                    },
+                },
+            },
+        },
         "Usage": {
             "type": "object",
             "required": ["request_id", "key_id"],

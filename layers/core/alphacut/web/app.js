@@ -151,6 +151,7 @@ function openTabNamed(name) {
   if (name === "usage") loadUsage();
   if (name === "billing") openBilling();
   if (name === "keys") loadKeys();
+  if (name === "tasks" && !batch.length) loadRecentTasks();
   if (name === "start") renderPrices("start-prices");
 }
 for (const tab of document.querySelectorAll("button.tab")) {
@@ -582,6 +583,7 @@ async function submitTask(item) {
   try {
     const answer = await call("POST", "v1/tasks", form);
     item.taskId = answer.data.task_id;
+    rememberName(item.taskId, item.file.name);
     item.row.dataset.task = item.taskId;
     taskCell(item.row, "id").textContent = item.taskId.slice(0, 8);
     showTask(item, "queued");
@@ -627,6 +629,72 @@ function showBatch() {
   const onlyBad = $("only-bad").checked;
   for (const item of batch) item.row.hidden = onlyBad && !item.bad;
 }
+
+// ---- work that stays: the key's recent tasks from the service (any device), their photos' names
+// from this browser (the service keeps no file names), the options form as last used
+const NAMES_ITEM = "alphacut.task_names", OPTIONS_ITEM = "alphacut.options";
+function taskNames() { try { return JSON.parse(localStorage.getItem(NAMES_ITEM)) || {}; } catch (_) { return {}; } }
+function rememberName(taskId, name) {
+  const names = taskNames();
+  names[taskId] = name;
+  const kept = Object.entries(names).slice(-500);  // the newest 500: tasks are kept 7 days anyway
+  localStorage.setItem(NAMES_ITEM, JSON.stringify(Object.fromEntries(kept)));
+}
+function optionWords(options) {
+  // what was chosen, not every default: a preset decides the format, size and background itself
+  const names = options.preset ? ["preset", "shadow", "crop", "model"] : ["format", "size", "bg_color", "shadow", "crop", "model"];
+  const said = names
+    .filter((name) => options[name] && !["false", "none", "auto"].includes(options[name]))
+    .map((name) => `${name.replace("_", " ")} ${options[name] === "true" ? "" : options[name]}`.trim());
+  return said.join(", ");
+}
+async function loadRecentTasks(cursor = "") {
+  if (!apiKey()) return;
+  try {
+    const page = (await call("GET", `v1/tasks/recent?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`)).data;
+    if (batch.length && !cursor) return;  // a batch started meanwhile
+    if (!cursor) $("task-table").querySelector("tbody").replaceChildren();
+    const names = taskNames();
+    for (const task of page.tasks) {
+      const name = names[task.task_id] || `task ${task.task_id.slice(0, 8)}`;
+      const item = addTaskRow({ name }, "");
+      item.row.querySelector("td.name img").remove();  // the photo itself is not kept: its result is
+      Object.assign(item, { taskId: task.task_id, state: task.state, task: task.state === 1 ? task : null });
+      item.row.dataset.task = task.task_id;
+      item.row.dataset.state = String(task.state);
+      const when = new Date(task.created_at * 1000).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+      taskCell(item.row, "id").textContent = `${when}, ${task.task_id.slice(0, 8)}`;
+      taskCell(item.row, "name").append(el("br"), el("small", { class: "muted" }, optionWords(task.options || {})));
+      if (task.state < 0) item.reason = (task.error && task.error.message) || `state ${task.state}`;
+      if (task.state === 1 && task.image) item.result = { url: task.image, name: name.replace(/\.[^.]*$/, "") || "result" };
+      batch.push(item);
+      showTask(item, TASK_STATE_NAMES[task.state] || `state ${task.state}`);
+    }
+    showBatch();
+    $("more-tasks").hidden = !page.next;
+    $("more-tasks").onclick = () => loadRecentTasks(page.next);
+    watchTasks();
+  } catch (error) {
+    showError("tasks", error.message);
+  }
+}
+// the options as last used, in this browser
+const OPTION_FIELDS = ["model", "format", "bg-color", "crop", "shadow", "shadow-opacity", "shadow-angle", "preset"];
+function saveOptions() {
+  const values = Object.fromEntries(OPTION_FIELDS.map((id) => [id, $(id).type === "checkbox" ? $(id).checked : $(id).value]));
+  localStorage.setItem(OPTIONS_ITEM, JSON.stringify(values));
+}
+function restoreOptions() {
+  let values = {};
+  try { values = JSON.parse(localStorage.getItem(OPTIONS_ITEM)) || {}; } catch (_) { return; }
+  for (const [id, value] of Object.entries(values)) {
+    if (!OPTION_FIELDS.includes(id) || !$(id)) continue;
+    if ($(id).type === "checkbox") $(id).checked = Boolean(value);
+    else if ($(id).tagName !== "SELECT" || [...$(id).options].some((option) => option.value === value)) $(id).value = value;
+  }
+}
+for (const id of OPTION_FIELDS) $(id).addEventListener("change", saveOptions);
+restoreOptions();
 
 // ---- a result's verdict in a store's words: the marketplace check, then the service's doubts -------
 const REASON_WORDS = {
@@ -750,9 +818,14 @@ async function downloadStatement() {
 }
 $("download-statement").addEventListener("click", downloadStatement);
 
-function downloadZip() {
-  const files = batch.filter((item) => taskDone(item) && item.result).map((item) => ({ name: item.result.name, bytes: item.result.bytes }));
-  saveBlob(storedZip(files), "cutouts.zip");
+async function downloadZip() {
+  const done = batch.filter((item) => taskDone(item) && item.result);
+  for (const item of done.filter((i) => !i.result.bytes)) {  // a listed task's result: fetched by its link
+    const bytes = new Uint8Array(await (await fetch(item.result.url)).arrayBuffer());
+    const [, extension] = sniffImage(bytes);
+    Object.assign(item.result, { bytes, name: `${item.result.name}.${extension}` });
+  }
+  saveBlob(storedZip(done.map((item) => ({ name: item.result.name, bytes: item.result.bytes }))), "cutouts.zip");
 }
 function saveBlob(blob, name) {
   const link = el("a", { href: URL.createObjectURL(blob), download: name });

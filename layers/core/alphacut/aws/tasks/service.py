@@ -28,7 +28,7 @@ from alphacut.aws import clients
 from alphacut.aws.callbacks.slots import CallbackSlots
 from alphacut.aws.objects import object_gone
 from alphacut.aws.tasks.results import ResultStore
-from alphacut.aws.tasks.table import TaskRecord, TaskTable
+from alphacut.aws.tasks.table import LISTED_OWNER, TaskRecord, TaskTable
 from alphacut.callbacks import Signing
 from alphacut.caller_scope import current_account, is_test
 from alphacut.errors import ImageTooLarge, ResultExpired
@@ -157,6 +157,7 @@ class TaskService:
         task_id = str(uuid.uuid4())
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
         record.extra.update(payer_fields(owner))
+        record.extra[LISTED_OWNER] = owner  # GET /v1/tasks/recent lists it
         slot = bool(callback_url) and self.callback_slots is not None
         if callback_url:
             check_callback_url(callback_url, self.allowed_hosts)
@@ -240,8 +241,12 @@ class TaskService:
         signing = signing_for(record.owner) if signing_for is not None else None
         return deliver(callback_url, answer, signing, allowed_hosts)
 
-    def describe(self, record: TaskRecord, return_type: str, store: ResultStore) -> dict[str, Any]:
-        """The PicWish-style task object, with the result as signed URLs or base64."""
+    def describe(
+        self, record: TaskRecord, return_type: str, store: ResultStore, look: bool = True
+    ) -> dict[str, Any]:
+        """The PicWish-style task object, with the result as signed URLs or base64; ``look=False``:
+        links signed without asking S3 whether the result is still there (a list of many tasks,
+        where an expired one's link answers 410 itself)."""
         options = record.cutout_options
         data: dict[str, Any] = {
             "task_id": record.task_id,
@@ -262,7 +267,7 @@ class TaskService:
                 if return_type == "base64":
                     data[name] = base64.b64encode(self._result(record, key)).decode("ascii")
                 else:
-                    if not store.exists(key):
+                    if look and not store.exists(key):
                         raise self._expired(record)
                     data[name] = store.sign(key)
             data["width"] = record.extra.get("result_width")

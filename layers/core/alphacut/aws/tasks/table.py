@@ -37,6 +37,9 @@ from alphacut.task_states import TaskState
 TASK_TTL_SECONDS = 7 * 24 * 3600
 IN_PROGRESS = (TaskState.QUEUED, TaskState.PREPARING, TaskState.WAITING, TaskState.PROCESSING)
 SOURCE_KEY_INDEX = "by_source_key"
+# a key's tasks, newest first: only the API's tasks carry ``listed_owner`` (a sparse index: S3
+# uploads, all under one owner, would make one hot partition of it and throttle the table's writes)
+OWNER_INDEX, LISTED_OWNER = "by_owner", "listed_owner"
 # one item per uploaded key: the order of its newest put (``note_put``), kept as long as an upload
 LATEST_PUT_PREFIX = "latest-put#"
 LATEST_PUT_TTL_SECONDS = 35 * 24 * 3600
@@ -199,6 +202,29 @@ class TaskTable:
                 f"no task {task_id}: tasks are kept {TASK_TTL_SECONDS // 86400} days", field="task_id"
             )
         return TaskRecord.from_item(item)
+
+    def recent(
+        self, owner: str, limit: int, after: dict[str, Any] | None = None
+    ) -> tuple[list[TaskRecord], dict[str, Any] | None]:
+        """The key's tasks, newest first, ``limit`` at most, after the page that ended at ``after``;
+        the key the next page starts after (None: no more). Past their TTL they are left out."""
+        query: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": f"{LISTED_OWNER} = :owner",
+            "ExpressionAttributeValues": {":owner": owner},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after:
+            query["ExclusiveStartKey"] = after
+        answer = self.table.query(**query)
+        now = time.time()
+        records = [
+            TaskRecord.from_item(item)
+            for item in answer.get("Items", [])
+            if not int(item.get("expires_at") or 0) or int(item["expires_at"]) >= now
+        ]
+        return records, answer.get("LastEvaluatedKey")
 
     def by_source_key(self, source_key: str) -> TaskRecord:
         items = self.table.query(

@@ -1,0 +1,67 @@
+"""Pages of a key's recent tasks (GET /v1/tasks/recent): the page size asked, and the opaque cursor
+that carries DynamoDB's LastEvaluatedKey to the next call.
+
+The cursor comes back from the caller: it is checked to be a key of the caller's own part of the
+index (the same owner, only the index's own attributes), so a crafted one is a 400, never another
+key's tasks nor DynamoDB's own error.
+
+Usage::
+
+    limit = read_limit(query.get("limit"))                   # 1..50, 20 by default
+    after = read_cursor(query.get("cursor"), owner)           # None on the first page
+    next_cursor(last_evaluated_key)                           # a string, or None after the last page
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from decimal import Decimal
+from typing import Any
+
+from alphacut.errors import InvalidOption
+
+PAGE, DEFAULT_PAGE = 50, 20
+
+
+def read_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_PAGE
+    try:
+        limit = int(value)
+    except ValueError:
+        raise InvalidOption(f"must be a whole number from 1 to {PAGE}", field="limit", limit=PAGE) from None
+    if not 1 <= limit <= PAGE:
+        raise InvalidOption(f"must be from 1 to {PAGE}", field="limit", limit=PAGE)
+    return limit
+
+
+def next_cursor(last: dict[str, Any] | None) -> str | None:
+    if not last:
+        return None
+    plain = {k: int(v) if isinstance(v, Decimal) else v for k, v in last.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def read_cursor(value: str | None, owner: str) -> dict[str, Any] | None:
+    from alphacut.aws.tasks.table import LISTED_OWNER  # boto3 only in the function that lists tasks
+
+    if not value:
+        return None
+    try:
+        after: Any = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        after = None
+    usable = (
+        isinstance(after, dict)
+        and set(after) == {"task_id", LISTED_OWNER, "created_at"}  # the table's key and the index's
+        and after[LISTED_OWNER] == owner
+        and isinstance(after["task_id"], str)
+        and isinstance(after["created_at"], int)
+    )
+    if not usable:
+        raise InvalidOption(
+            "is not a cursor this key was given: use the next of the page before", field="cursor"
+        )
+    return {str(name): part for name, part in after.items()}
