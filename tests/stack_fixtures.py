@@ -154,6 +154,9 @@ def stack(image_server, operator_models, tmp_path_factory):
         },
         log=lambda line: None,
         gpu_warm_up_seconds=3.0,
+        # WAF's detection delay (30 s, AWS's usual worst case): short, so that the WAF test waits
+        # it out and a burst of a dozen links still fits within it
+        waf_detection_seconds=3.0,
         # the suite's reference engine (tests/conftest.py), not the template's int8 default: the
         # routes' answers are compared with the in-process pipeline's, byte for byte
         # the keyless routes' stage throttle well above the tests' own bursts (the browser's page

@@ -545,11 +545,14 @@ def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_
     assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == "0"
     acl = resources["WebAcl"]
     assert acl["Condition"] == "UseWaf"
-    (rule,) = acl["Properties"]["Rules"]
-    assert (
-        rule["Action"] == {"Block": {}}
-        and rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
-    )
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    assert {name: rule["Statement"]["RateBasedStatement"]["Limit"] for name, rule in rules.items()} == {
+        "rate-per-address": {"Ref": "WebAclRateLimit"},
+        "result-links-per-address": {"Ref": "WebAclResultLinkRateLimit"},  # a bucket of their own
+    }
+    for rule in rules.values():
+        statement = rule["Statement"]["RateBasedStatement"]
+        assert rule["Action"] == {"Block": {}} and statement["AggregateKeyType"] == "IP"
     associated = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert len(associated) == 2 and all(r["Condition"] == "UseWaf" for r in associated)  # both APIs
 
@@ -558,13 +561,15 @@ def test_the_waf_rule_is_scoped_to_every_keyless_route_but_stripes_webhook_and_t
     from alphacut.api.app import KEYLESS_METHODS
     from alphacut_dev.local.waf import WebAcl
 
-    rule = WebAcl()
-    rule.load(load_sam()["Resources"]["WebAcl"], limit=1)
+    acl = WebAcl()
+    acl.load(load_sam()["Resources"]["WebAcl"], on=False)
     uncovered = {
-        path for path, _ in KEYLESS_METHODS if not any(fragment in f"/Prod{path}" for fragment in rule.scope)
+        path for path, _ in KEYLESS_METHODS if not any(fragment in f"/Prod{path}" for fragment in acl.scope)
     }
     assert uncovered == {"/v1/billing/stripe", "/"}  # Stripe's own addresses; the page is cached static text
-    assert not any(fragment in "/Prod/v1/cutout" for fragment in rule.scope)  # keyed: the key's rate
+    assert not any(fragment in "/Prod/v1/cutout" for fragment in acl.scope)  # keyed: the key's rate
+    assert acl.rule("result-links-per-address").scope == ("/v1/results/",)  # result links alone
+    assert not any("/v1/results/" in fragment for fragment in acl.rule("rate-per-address").scope)
 
 
 def test_the_key_authorizers_throttles_and_errors_and_each_apis_5xx_answers_raise_alarms():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import botocore.session
+import pytest
 from alphacut_dev.template import TEMPLATE, load_sam
 
 
@@ -38,12 +39,16 @@ def test_access_logs_name_the_key_the_authorizer_let_in_and_arns_follow_the_part
     assert "arn:aws:" not in text  # GovCloud and China regions have their own partitions
 
 
-def test_a_waf_rate_outside_what_waf_accepts_is_refused_before_anything_is_made():
+@pytest.mark.parametrize("parameter", ["WebAclRateLimit", "WebAclResultLinkRateLimit"])
+def test_a_waf_rate_outside_what_waf_accepts_is_refused_before_anything_is_made(parameter):
     """Read as a number: "05" is 5, which WAF refuses (its Limit's range from botocore's model), so
-    CloudFormation must refuse it at the parameter; any value it lets through, WAF takes."""
-    spec = load_sam()["Parameters"]["WebAclRateLimit"]
+    CloudFormation must refuse it at the parameter; any value it lets through, WAF takes. 0 turns
+    the web ACL off, which only WebAclRateLimit does."""
+    spec = load_sam()["Parameters"][parameter]
     limit = botocore.session.get_session().get_service_model("wafv2").shape_for("RateLimit").metadata
-    assert spec["Type"] == "String" and spec["Default"] == "0"
+    off = parameter == "WebAclRateLimit"
+    assert spec["Type"] == "String" and (spec["Default"] == "0") == off
+    assert re.fullmatch(spec["AllowedPattern"], spec["Default"])
     for text in (
         "0",
         "05",
@@ -61,5 +66,5 @@ def test_a_waf_rate_outside_what_waf_accepts_is_refused_before_anything_is_made(
     ):
         accepted = re.fullmatch(spec["AllowedPattern"], text) is not None
         whole = text.isdigit() and str(int(text)) == text
-        wanted = whole and (int(text) == 0 or limit["min"] <= int(text) <= limit["max"])
+        wanted = whole and ((off and int(text) == 0) or limit["min"] <= int(text) <= limit["max"])
         assert accepted == wanted, text

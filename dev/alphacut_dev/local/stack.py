@@ -47,7 +47,7 @@ from alphacut_dev.local.intrinsics import Resolver
 from alphacut_dev.local.lambda_event_sources import SqsPoller, mapping_pollers
 from alphacut_dev.local.moto_dispatch import RememberedServiceLookup
 from alphacut_dev.local.routes import Route, path_pattern
-from alphacut_dev.local.waf import WebAcl
+from alphacut_dev.local.waf import DETECTION_SECONDS, WebAcl
 from alphacut_dev.local.worker import FunctionSpec
 from alphacut_dev.template import ROOT, TEMPLATE, local_code_dir, translate_template
 
@@ -105,6 +105,9 @@ class LocalStack:
     # the GPU endpoint's own models (``alphacut models add``'s model data folder): packed and put
     # in a bucket of the account, as an operator does, and deployed with its GpuModelDataUrl
     model_data: Path | None = None
+    # how long the emulated WAF takes to see an address go over (or fall back under) a rate-based
+    # rule's limit: AWS's usual worst case by default (waf.py)
+    waf_detection_seconds: float = DETECTION_SECONDS
 
     def __post_init__(self):
         self.moto = None
@@ -113,7 +116,8 @@ class LocalStack:
         self.routes: list[Route] = []
         self.gateway_responses: dict[str, dict] = {}  # REST API logical id -> its declared gateway responses
         self.method_throttles = MethodThrottles()  # the stages' method throttling
-        self.waf = WebAcl()  # the template's web ACL: per-address limits on the keyless routes
+        # the template's web ACL: per-address limits on the keyless routes
+        self.waf = WebAcl(delay=self.waf_detection_seconds)
         self.authorizers: dict[str, LambdaAuthorizers] = {}  # REST API logical id -> its Lambda authorizers
         # key value -> (read at, (its plan, the key's id))
         self.plans: dict[str, tuple[float, tuple[Plan, str] | None]] = {}
@@ -382,7 +386,9 @@ class LocalStack:
         }
         attributes: dict[tuple[str, str], str] = {}
         resolver = Resolver(refs, attributes, cfn.get("Conditions", {}), cfn.get("Mappings", {}))
-        self.waf.load(resources.get("WebAcl"), int(float(parameters.get("WebAclRateLimit") or 0)))
+        acl = resources.get("WebAcl")  # where its condition fails, its rules read with limit 0
+        on = acl is not None and ("Condition" not in acl or resolver.condition(acl["Condition"]))
+        self.waf.load(resolver.resolve(acl) if on else acl, on)
         resources = {
             k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])
         }
