@@ -792,8 +792,17 @@ def test_a_store_signs_up_pays_makes_a_key_and_cuts_a_catalogue_out_on_the_page(
     page.find_element(By.ID, "new-key-limit").send_keys("5")
     page.find_element(By.CSS_SELECTOR, "#key-make button[type=submit]").click()
     wait_for(page, lambda: page.find_element(By.ID, "key-shown").is_displayed(), 30)
-    made = shown("key-shown-value")
+    cards = lambda: page.find_elements(By.CSS_SELECTOR, "#key-shown .shown-once")
+    made = cards()[0].find_element(By.CSS_SELECTOR, "code.value").text
     assert made.startswith("ac_") and made != key and "Shown once" in shown("key-shown")
+    # a second key in a row: both values stay on screen until each is dismissed
+    page.find_element(By.ID, "new-key-name").send_keys("second till")
+    page.find_element(By.CSS_SELECTOR, "#key-make button[type=submit]").click()
+    wait_for(page, lambda: len(cards()) == 2, 30)
+    values = [card.find_element(By.CSS_SELECTOR, "code.value").text for card in cards()]
+    assert values[1] == made and values[0].startswith("ac_") and values[0] != made
+    cards()[1].find_element(By.CSS_SELECTOR, "button.dismiss").click()
+    assert [card.find_element(By.CSS_SELECTOR, "code.value").text for card in cards()] == values[:1]
     listed = requests.get(stack.url + "/v1/keys", headers=store, timeout=30).json()["keys"]
     plugin = next(k for k in listed if k["name"] == "storefront plugin")
     assert plugin["scopes"] == ["images"] and plugin["daily_credit_limit"] == 5

@@ -1245,14 +1245,19 @@ async function keyAction(work) {
   }
 }
 
+let shownCards = 0;
 function showOnce(what, value) {
-  say("key-shown-what", what);
-  say("key-shown-value", value);
-  say("key-shown-copied", "");
+  shownCards += 1;
+  const copiedId = `key-shown-copied-${shownCards}`;
+  const card = el("div", { class: "shown-once" },
+    el("p", {}, el("b", {}, what), ": ", el("code", { class: "value" }, value), " ",
+      button("Copy", () => copyText(value, copiedId), "secondary"), " ", el("span", { id: copiedId, class: "muted" })),
+    el("p", { class: "muted" }, "Shown once: keep it now, it cannot be read again (rotate the key for a new value). ",
+      button("I have kept it", () => { card.remove(); $("key-shown").hidden = !$("key-shown").children.length; }, "small dismiss")));
+  $("key-shown").prepend(card);
   $("key-shown").hidden = false;
-  $("key-shown").scrollIntoView({ block: "nearest" });
+  card.scrollIntoView({ block: "nearest" });
 }
-$("key-shown-copy").addEventListener("click", () => copyText($("key-shown-value").textContent, "key-shown-copied"));
 
 $("key-make").addEventListener("submit", (event) => {
   event.preventDefault();
