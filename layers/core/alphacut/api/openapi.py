@@ -371,6 +371,50 @@ VERDICT: dict[str, Any] = {
         "description": "what the verdict saw, the weightiest first (said whether or not it is unsure)",
     },
 }
+
+
+def success_envelope(data: dict[str, Any]) -> dict[str, Any]:
+    """The PicWish-style answer the task routes give: status, message, request_id and ``data``."""
+    return {
+        "type": "object",
+        "required": ["status", "message", "data"],
+        "properties": {"status": INTEGER, "message": STRING, "request_id": STRING, "data": data},
+    }
+
+
+# a task as GET /v1/tasks/{task_id} answers it (the answer's data)
+TASK_DATA: dict[str, Any] = {
+    "type": "object",
+    "required": ["task_id", "state", "progress"],
+    "properties": {
+        "task_id": STRING,
+        "state": {"type": "integer", "description": "1 done, 0/2/3/4 under way, <0 failed"},
+        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+        "type": STRING,
+        "output_type": STRING,
+        "return_type": STRING,
+        "created_at": INTEGER,
+        "processed_at": {"type": ["integer", "null"]},
+        "completed_at": {"type": ["integer", "null"]},
+        "image": STRING,
+        "mask": STRING,
+        "width": {"type": ["integer", "null"]},
+        "height": {"type": ["integer", "null"]},
+        "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
+        "check": {"$ref": "#/components/schemas/PresetCheck"},
+        **VERDICT,
+        "result_id": {
+            "type": "string",
+            "description": "a done task's matte, kept 24 h: a task with it and refine "
+            "strokes (and no image) touches the result up, charged 0",
+        },
+        "cost": {
+            "type": "number",
+            "description": "a done task of a credit key: the credits it was charged, once",
+        },
+    },
+}
+
 COMPONENTS: dict[str, Any] = {
     "securitySchemes": {"api_key": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
     "schemas": {
@@ -471,68 +515,26 @@ COMPONENTS: dict[str, Any] = {
                 },
             },
         },
-        "Task": {
-            "type": "object",
-            "required": ["status", "message", "data"],
-            "properties": {
-                "status": INTEGER,
-                "message": STRING,
-                "request_id": STRING,
-                "data": {
-                    "type": "object",
-                    "required": ["task_id", "state", "progress"],
-                    "properties": {
-                        "task_id": STRING,
-                        "state": {"type": "integer", "description": "1 done, 0/2/3/4 under way, <0 failed"},
-                        "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-                        "type": STRING,
-                        "output_type": STRING,
-                        "return_type": STRING,
-                        "created_at": INTEGER,
-                        "processed_at": {"type": ["integer", "null"]},
-                        "completed_at": {"type": ["integer", "null"]},
-                        "image": STRING,
-                        "mask": STRING,
-                        "width": {"type": ["integer", "null"]},
-                        "height": {"type": ["integer", "null"]},
-                        "error": {"type": "object", "properties": {"name": STRING, "message": STRING}},
-                        "check": {"$ref": "#/components/schemas/PresetCheck"},
-                        **VERDICT,
-                        "result_id": {
-                            "type": "string",
-                            "description": "a done task's matte, kept 24 h: a task with it and refine "
-                            "strokes (and no image) touches the result up, charged 0",
-                        },
-                        "cost": {
-                            "type": "number",
-                            "description": "a done task of a credit key: the credits it was charged, once",
+        "Task": success_envelope(TASK_DATA),
+        "TaskList": success_envelope(
+            {
+                "type": "object",
+                "required": ["tasks", "next"],
+                "properties": {
+                    "tasks": {
+                        "type": "array",
+                        "description": "newest first: each as GET /v1/tasks/{task_id} answers it (its links "
+                        "unchecked), with the options it was sent with",
+                        "items": {
+                            **TASK_DATA,
+                            "required": [*TASK_DATA["required"], "options"],
+                            "properties": {**TASK_DATA["properties"], "options": {"type": "object"}},
                         },
                     },
+                    "next": {"type": ["string", "null"], "description": "the following page's cursor"},
                 },
-            },
-        },
-        "TaskList": {
-            "type": "object",
-            "required": ["status", "message", "data"],
-            "properties": {
-                "status": INTEGER,
-                "message": STRING,
-                "request_id": STRING,
-                "data": {
-                    "type": "object",
-                    "required": ["tasks", "next"],
-                    "properties": {
-                        "tasks": {
-                            "type": "array",
-                            "description": "newest first: each a task's data (GET /v1/tasks/{task_id}), "
-                            "its links unchecked, with the options it was sent with",
-                            "items": {"type": "object", "required": ["task_id", "state", "options"]},
-                        },
-                        "next": {"type": ["string", "null"], "description": "the following page's cursor"},
-                    },
-                },
-            },
-        },
+            }
+        ),
         "Usage": {
             "type": "object",
             "required": ["request_id", "key_id"],
