@@ -41,6 +41,10 @@ DEPTH = 0.5  # the floor seen from the front: depth shrinks to half on the pictu
 MIN_DEPTH = 0.08  # a light from the side still lays the shadow a little behind (no flat line)
 PENUMBRA_LEVELS = 4  # blurs the cast shadow blends between, from the contact line outwards
 FOOT_BAND = 0.1  # the contact shadow fades out a tenth of the subject's height above the floor
+# a floor rises at most this much a pixel across the picture (27 degrees): the hull's ends steeper
+# than that go from the ground up to what hangs at the subject's side (a model's hand or clutch bag,
+# a car's overhang), which stands on nothing
+MAX_FLOOR_SLOPE = 0.5
 SOLID = 128  # a pixel of the subject, for where it stands
 AMBIENT = 1.5  # the contact shadow's wide layer: this many times the dense one's blur
 FAR_FADE = 0.6  # the cast shadow's far end is this much lighter than its base
@@ -118,7 +122,8 @@ def _lowest_points(alpha: np.ndarray, box: Box) -> np.ndarray:
 def _ground_line(lowest: np.ndarray) -> np.ndarray:
     """The floor under each column: the lower hull of the silhouette's lowest points, what the
     subject would rest on (a car seen at an angle stands on both its wheels, the far one higher;
-    a cup seen from above on the curve of its saucer)."""
+    a cup seen from above on the curve of its saucer), its ends no steeper than a floor (NaN
+    past them)."""
     columns = np.flatnonzero(~np.isnan(lowest))
     hull: list[int] = []
     for c in columns:  # monotone chain: keep the points no segment passes under
@@ -129,8 +134,16 @@ def _ground_line(lowest: np.ndarray) -> np.ndarray:
             else:
                 break
         hull.append(int(c))
-    everywhere = np.arange(lowest.size)
-    return np.interp(everywhere, hull, lowest[hull]) if hull else np.full(lowest.size, np.nan)
+    while len(hull) >= 2 and abs(lowest[hull[1]] - lowest[hull[0]]) > MAX_FLOOR_SLOPE * (hull[1] - hull[0]):
+        hull.pop(0)
+    while len(hull) >= 2 and abs(lowest[hull[-1]] - lowest[hull[-2]]) > MAX_FLOOR_SLOPE * (
+        hull[-1] - hull[-2]
+    ):
+        hull.pop()
+    ground = np.full(lowest.size, np.nan)
+    if hull:  # no floor past the hull's ends: nothing there stands on one
+        ground[hull[0] : hull[-1] + 1] = np.interp(np.arange(hull[0], hull[-1] + 1), hull, lowest[hull])
+    return ground
 
 
 def _footprint(alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +155,7 @@ def _footprint(alpha: np.ndarray, box: Box) -> tuple[np.ndarray, np.ndarray]:
     if np.isnan(ground).all():
         return np.zeros(lowest.size), np.zeros(lowest.size, np.uint8)
     band = max(2.0, FOOT_BAND * (box[3] - box[1]))
-    above = np.where(np.isnan(lowest), np.inf, ground - lowest)
+    above = np.where(np.isnan(lowest) | np.isnan(ground), np.inf, ground - lowest)
     footprint = (np.clip(1.0 - above / band, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return ground, footprint
 
