@@ -400,6 +400,19 @@ def test_the_usage_chart_shows_the_numbers_of_v1_usage(page, stack):
     assert page.find_element(By.ID, "quota-left").text.isdigit()
 
 
+def test_a_mailed_sign_up_link_pasted_into_the_open_tab_shows_its_step(page):
+    from selenium.webdriver.common.by import By
+
+    page.execute_script("location.hash = 'signup=not-a-real-token&email=shop%40example.com'")
+    try:
+        wait_for(page, lambda: page.find_element(By.ID, "signup-confirm").is_displayed(), 10)
+        assert page.find_element(By.ID, "signup-for").text == "shop@example.com"
+        assert page.find_element(By.ID, "panel-signup").is_displayed()
+    finally:
+        page.execute_script("history.replaceState(null, '', location.pathname)")
+        page.find_element(By.ID, "tab-try").click()
+
+
 def test_a_key_is_remembered_in_the_browser_only_when_asked(page):
     from selenium.webdriver.common.by import By
 

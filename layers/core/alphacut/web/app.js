@@ -1325,22 +1325,41 @@ $("signup-test-key").addEventListener("click", () => {
   $("new-key-name").focus();
 });
 
-const pageLink = new URLSearchParams(location.hash.slice(1));
+// a mailed link's step: read at load and whenever the address's fragment changes (a link pasted
+// into the tab that is already open)
+let pageLink = new URLSearchParams(location.hash.slice(1));
 function confirmSignup() {
   $("signup-confirm").hidden = false;
   say("signup-for", pageLink.get("email") || "");
-  $("signup-make").addEventListener("click", async () => {
-    try {
-      showError("signup", "");
-      const made = await postJson("v1/signup/confirm", { email: pageLink.get("email"), token: pageLink.get("signup") }, { keyed: false });
-      history.replaceState(null, "", location.pathname);  // the link is spent: not kept in the address
-      $("signup-confirm").hidden = true;
-      showMadeKey(made);
-    } catch (error) {
-      showError("signup", error.message);
-    }
-  });
 }
+$("signup-make").addEventListener("click", async () => {
+  try {
+    showError("signup", "");
+    const made = await postJson("v1/signup/confirm", { email: pageLink.get("email"), token: pageLink.get("signup") }, { keyed: false });
+    history.replaceState(null, "", location.pathname);  // the link is spent: not kept in the address
+    $("signup-confirm").hidden = true;
+    showMadeKey(made);
+  } catch (error) {
+    showError("signup", error.message);
+  }
+});
+function followPageLink() {
+  if (pageLink.get("signup")) {
+    openTabNamed("signup");
+    confirmSignup();
+    return true;
+  }
+  if (pageLink.get("notices")) {
+    openTabNamed("billing");
+    confirmNotices();
+    return true;
+  }
+  return false;
+}
+window.addEventListener("hashchange", () => {
+  pageLink = new URLSearchParams(location.hash.slice(1));
+  followPageLink();
+});
 
 // the link mailed to a new notice address: the address says yes here (no key needed)
 async function confirmNotices() {
@@ -1357,14 +1376,6 @@ async function confirmNotices() {
 // ---- the first view: a mailed link's step, Try it with a key, else what the service is and costs ----
 $("try-options-slot").append($("options"));
 renderPrices("start-prices");
-if (pageLink.get("signup")) {
-  openTabNamed("signup");
-  confirmSignup();
-} else if (pageLink.get("notices")) {
-  openTabNamed("billing");
-  confirmNotices();
-} else {
-  openTabNamed(apiKey() ? "try" : "start");
-}
+if (!followPageLink()) openTabNamed(apiKey() ? "try" : "start");
 loadModels();
 loadConfig().catch(() => {});
