@@ -84,7 +84,9 @@ def main() -> None:
             wrong_parts[half].append(sum(1 for p in found[1:] if (truth[p] >= 128).mean() < 0.5))
             rows[half]["as is"].append(score(stem, alpha, truth).iou)
             for s in shares:
-                rows[half][f"drop < {s:g} of largest"].append(score(stem, dropped(alpha, found, s), truth).iou)
+                rows[half][f"drop < {s:g} of largest"].append(
+                    score(stem, dropped(alpha, found, s), truth).iou
+                )
     print(f"eval/general, type=object, {time.perf_counter() - started:.0f} s\n")
     print("| rule | dev half mean IoU | test half mean IoU | test photos better / worse |")
     print("|---|---|---|---|")
