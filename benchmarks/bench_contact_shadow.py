@@ -44,9 +44,7 @@ def main() -> None:
     streaked = [r for r in inked if r[2] > 0.05 * r[1]]
     total, beside = sum(r[1] for r in rows), sum(r[2] for r in rows)
     print(f"eval/person, contact shadow, {len(rows)} photos, {time.perf_counter() - started:.0f} s\n")
-    print(
-        "| photos with a contact shadow | with over 5 % of its ink beside the subject | ink beside, all photos |"
-    )
+    print("| photos with a contact shadow | over 5 % of its ink beside the subject | ink beside, all |")
     print("|---|---|---|")
     print(f"| {len(inked)} | {len(streaked)} | {100 * beside / max(total, 1):.1f} % |")
     for stem, ink, side in sorted(streaked, key=lambda r: -r[2] / r[1])[:5]:
