@@ -881,5 +881,14 @@ def test_a_store_signs_up_pays_makes_a_key_and_cuts_a_catalogue_out_on_the_page(
             fits = page.execute_script("return [document.documentElement.scrollWidth, innerWidth]")
             page.save_screenshot(str(JOURNEY / f"11_phone_{tab}_390.png"))
             assert fits[0] <= fits[1], (tab, fits)
+            # nor any table: each row's cells (a task's state and result, a payment's, a key's)
+            # lie within the viewport, each named by its column
+            outside = page.execute_script(
+                "return [...document.querySelectorAll('.panel:not([hidden]) .table-wrap tbody td')]"
+                ".filter(c => c.offsetParent && (c.getBoundingClientRect().right > innerWidth + 0.5"
+                " || (c.textContent.trim() && !c.dataset.label)))"
+                ".map(c => c.className + ':' + c.textContent.slice(0, 30))"
+            )
+            assert outside == [], (tab, outside)
     finally:
         page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -1373,6 +1373,18 @@ async function confirmNotices() {
   }
 }
 
+// ---- on a phone each table's row is a card (app.css): every cell says its column's name ----------
+function labelCells(table) {
+  const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, n) => { if (names[n]) cell.dataset.label = names[n]; });
+  }
+}
+for (const table of document.querySelectorAll(".table-wrap table")) {
+  const body = table.querySelector("tbody");
+  if (body) new MutationObserver(() => labelCells(table)).observe(body, { childList: true });
+}
+
 // ---- the first view: a mailed link's step, Try it with a key, else what the service is and costs ----
 $("try-options-slot").append($("options"));
 renderPrices("start-prices");
