@@ -223,7 +223,14 @@ def test_the_costume_route_refuses_a_touch_up_naming_the_field_and_tasks_check_t
         "refine_base64": base64.b64encode(strokes_png()).decode(),
     }
     unknown = {**touch_up, "result_id": "r_" + "0" * 32}
-    for route, body, status in (("/v1/costume", touch_up, 400), ("/v1/tasks", unknown, 404)):
+    jpeg = io.BytesIO()
+    Image.new("RGB", (96, 96)).save(jpeg, "JPEG")
+    not_png = {**touch_up, "refine_base64": base64.b64encode(jpeg.getvalue()).decode()}
+    for route, body, status, field in (
+        ("/v1/costume", touch_up, 400, "result_id"),
+        ("/v1/tasks", unknown, 404, "result_id"),
+        ("/v1/tasks", not_png, 400, "refine"),  # refused when submitted, as the sync route refuses it
+    ):
         answer = call(
             handler,
             "POST",
@@ -233,7 +240,7 @@ def test_the_costume_route_refuses_a_touch_up_naming_the_field_and_tasks_check_t
             key_id=credit_key,
         )
         assert answer["statusCode"] == status, (route, answer_json(answer))
-        assert answer_json(answer)["error"]["field"] == "result_id", route
+        assert answer_json(answer)["error"]["field"] == field, route
 
 
 def _png(size: tuple[int, int], colour: tuple[int, int, int, int]) -> str:
@@ -299,6 +306,44 @@ def test_an_account_whose_last_credits_paid_for_the_result_may_still_touch_it_up
 
     assert touched["statusCode"] == 200, answer_json(touched)
     assert answer_json(touched)["charge"] == 0 and ledger.balance(key_id) == 0
-    again = post_json(handler, key_id, image_base64=base64.b64encode(small_png()).decode())
+    photo = base64.b64encode(small_png()).decode()
+    again = post_json(handler, key_id, image_base64=photo)
     assert again["statusCode"] == 402, answer_json(again)
     assert answer_json(again)["error"]["field"] == "credits"
+    # nothing fetched for a result this key has not made: the 404 comes before any download
+    made_up = post_json(handler, key_id, result_id="r_" + "1" * 32, bg_image_url="http://10.0.0.1/bg.jpg")
+    assert made_up["statusCode"] == 404, answer_json(made_up)
+    # the 402 told once the body was read is not the answer an Idempotency-Key keeps: after a top-up
+    # the same request runs
+    retried = {"Content-Type": "application/json", "Idempotency-Key": f"top-up-then-{key_id}"}
+    body = json.dumps({"return": "base64", "image_base64": photo})
+    refused = call(handler, "POST", "/v1/cutout", body=body, headers=retried, key_id=key_id)
+    assert refused["statusCode"] == 402
+    ledger.top_up(key_id, 1000, reference="a top-up")
+    paid = call(handler, "POST", "/v1/cutout", body=body, headers=retried, key_id=key_id)
+    assert paid["statusCode"] == 200 and header(paid, "Idempotent-Replayed") is None, answer_json(paid)
+
+
+def test_one_result_opens_as_many_free_touch_ups_as_the_deployment_allows_then_a_409(
+    handler, credit_key, monkeypatch
+):
+    import dataclasses
+
+    from alphacut.api import services
+
+    monkeypatch.setattr(services, "SETTINGS", dataclasses.replace(services.SETTINGS, touch_ups_per_result=2))
+    result_id = cut_out(handler, credit_key)["result_id"]
+    strokes = base64.b64encode(strokes_png()).decode()
+    answers = [post_json(handler, credit_key, result_id=result_id, refine_base64=strokes) for _ in range(3)]
+    assert [a["statusCode"] for a in answers] == [200, 200, 409], answer_json(answers[-1])
+    error = answer_json(answers[-1])["error"]
+    assert error["code"] == "touch_ups_spent" and error["field"] == "result_id" and error["limit"] == 2
+    task = call(
+        handler,
+        "POST",
+        "/v1/tasks",
+        body=json.dumps({"result_id": result_id}),
+        headers={"Content-Type": "application/json"},
+        key_id=credit_key,
+    )
+    assert task["statusCode"] == 409, answer_json(task)  # a task's touch-up counts the same

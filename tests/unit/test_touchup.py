@@ -52,6 +52,14 @@ def test_strokes_that_are_no_png_are_a_400_naming_refine():
     assert refused.value.field == "refine"
 
 
+def test_strokes_claiming_more_pixels_than_a_photo_may_have_are_a_400_before_they_are_decoded():
+    bomb = png(Image.new("1", (20000, 20000)))  # a few kilobytes, 400 million pixels
+    assert len(bomb) < 100_000
+    with pytest.raises(InvalidOption) as refused:
+        apply_strokes(np.zeros((20, 20), np.float32), np.zeros((20, 20, 3), np.uint8), bomb)
+    assert refused.value.field == "refine" and refused.value.limit == 4096 * 4096
+
+
 def test_a_kept_matte_comes_back_as_it_was_kept_and_a_result_id_is_checked():
     alpha = (np.arange(48 * 64) % 256).astype(np.uint8).reshape(48, 64)
     kept = KeptMatte(b"the photo", alpha, SubjectType.STAMP, None)

@@ -259,7 +259,9 @@ def start_gateway(stack) -> ThreadingHTTPServer:
         server_version = "alphacut-local-gateway"
 
         def log_message(self, fmt, *args):  # one line per request, on the stack's log
-            stack.log(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else ''}")
+            # a request line too long to parse (414) has no command or path yet: said, not a crash
+            command, path = getattr(self, "command", None) or "-", getattr(self, "path", None) or "-"
+            stack.log(f"{command} {path} -> {args[1] if len(args) > 1 else ''}")
 
         def _send(
             self,

@@ -161,6 +161,13 @@ class QuotaExceeded(AlphacutError):
         return {**super().to_dict(), "resets_at": self.resets_at}
 
 
+class TouchUpsSpent(AlphacutError):
+    """The result was touched up as often as one result may be (``TOUCH_UPS_PER_RESULT``): a new
+    paid call makes a new result to touch up."""
+
+    code = "touch_ups_spent"
+
+
 class NotFound(AlphacutError):
     """No such resource (task, route) for this caller."""
 
@@ -340,6 +347,7 @@ HTTP_STATUS: dict[type[AlphacutError], int] = {
     RateLimited: 429,
     QuotaExceeded: 429,
     TooManyKeys: 409,
+    TouchUpsSpent: 409,
     TooManyCallbacks: 429,
     NotFound: 404,
     Conflict: 409,

@@ -226,6 +226,7 @@ SERVICE_VARIABLES = {
     "price_per_credit": "PRICE_PER_CREDIT",
     "unpaid_runs_per_day": "UNPAID_RUNS_PER_DAY",
     "test_results_per_day": "TEST_RESULTS_PER_DAY",
+    "touch_ups_per_result": "TOUCH_UPS_PER_RESULT",
     "keys_per_account": "KEYS_PER_ACCOUNT",
     "test_keys_per_account": "TEST_KEYS_PER_ACCOUNT",
     "key_cache_seconds": "KEY_CACHE_SECONDS",
@@ -280,6 +281,9 @@ class ServiceSettings:
     unpaid_runs_per_day: int = 200
     # results a UTC day an account's test keys may have, all together (never charged, watermarked)
     test_results_per_day: int = 50
+    # touch-ups one result may have (each runs no model and is charged 0, but costs a compose): a
+    # paid result bounds the free work it opens
+    touch_ups_per_result: int = 20
     # live keys an account may hold (a store's own key management: bounded, one more write each)
     keys_per_account: int = 25
     # live test keys an account may hold, apart from its live keys (test keys never take their slots)
@@ -307,6 +311,7 @@ class ServiceSettings:
             "shared_callback_signature_until",
             "unpaid_runs_per_day",
             "test_results_per_day",
+            "touch_ups_per_result",
             "keys_per_account",
             "test_keys_per_account",
             "key_cache_seconds",
@@ -329,6 +334,9 @@ class ServiceSettings:
             unpaid_runs_per_day=env.integer("UNPAID_RUNS_PER_DAY", defaults.unpaid_runs_per_day, minimum=0),
             test_results_per_day=env.integer(
                 "TEST_RESULTS_PER_DAY", defaults.test_results_per_day, minimum=0
+            ),
+            touch_ups_per_result=env.integer(
+                "TOUCH_UPS_PER_RESULT", defaults.touch_ups_per_result, minimum=0
             ),
             keys_per_account=env.integer("KEYS_PER_ACCOUNT", defaults.keys_per_account, minimum=1),
             test_keys_per_account=env.integer(

@@ -33,6 +33,9 @@ from alphacut.errors import InvalidOption
 from alphacut.masks import dilate_disk
 from alphacut.options import SubjectType
 
+# a strokes PNG may be no larger than the largest photo (its pixels are decoded, then scaled to the
+# photo's): a few kilobytes of PNG can claim billions of pixels
+MAX_STROKE_PIXELS = 4096 * 4096  # the default ImageLimits.max_pixels
 KEEP_SECONDS = 24 * 3600  # a result can be touched up for a day after it was made (then 410)
 # a pixel of the strokes is opaque from this alpha, white (keep) from this grey level, else black
 OPAQUE, WHITE = 128, 128
@@ -88,7 +91,20 @@ def read_strokes(
         with Image.open(io.BytesIO(data)) as picture:
             if picture.format != "PNG":
                 raise InvalidOption(f"must be a PNG, not {picture.format}", field=field)
+            if picture.width * picture.height > MAX_STROKE_PIXELS:  # before its pixels are decoded
+                raise InvalidOption(
+                    f"is {picture.width} x {picture.height}: strokes may have at most {MAX_STROKE_PIXELS} "
+                    "pixels (scale them to the photo's size)",
+                    field=field,
+                    limit=MAX_STROKE_PIXELS,
+                )
             rgba = picture.convert("RGBA")
+    except Image.DecompressionBombError:  # Pillow's own guard, at twice its pixel limit
+        raise InvalidOption(
+            f"has too many pixels: strokes may have at most {MAX_STROKE_PIXELS}",
+            field=field,
+            limit=MAX_STROKE_PIXELS,
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise InvalidOption("is not a PNG", field=field) from None
     if rgba.size != (width, height):

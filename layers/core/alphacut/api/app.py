@@ -320,19 +320,35 @@ def kept_for_touch_up(result: CutoutResult, photo: bytes) -> CutoutResult:
     return dataclasses.replace(result, result_id=result_id)
 
 
+def kept_results() -> Any:
+    """Where results are kept for touch-ups (``alphacut.aws.kept_mattes``), or a 404 naming
+    ``result_id`` where this deployment keeps none."""
+    store = services.kept_mattes()
+    if store is None:
+        raise NotFound("results are not kept in this deployment", field="result_id")
+    return store
+
+
+def count_touch_up(result_id: str | None) -> None:
+    """One more touch-up of the result: each is free, so one result opens at most
+    ``TOUCH_UPS_PER_RESULT`` of them (409 ``touch_ups_spent`` past them)."""
+    meter = services.usage_meter()
+    if meter is not None and result_id is not None:
+        meter.limits.count_touch_up(result_id, services.SETTINGS.touch_ups_per_result)
+
+
 def touch_up_answer(route: str, route_type: SubjectType | None, request: ImageRequest) -> Response[Any]:
     """A kept result made again from its matte with the strokes in ``refine``: no model runs, so
     nothing is reserved and the route does not say ``CHARGE_HERE`` (the metering charges 0)."""
     from alphacut.touchup import KeptMatte
 
     max_bytes = pipeline().limits.max_bytes
+    result_id = options_from(request.params, route_type).result_id
+    kept = KeptMatte.from_bytes(kept_results().get(result_id, touch_up_owner()))  # before any download
+    count_touch_up(result_id)
     background = background_image(request, services.SETTINGS, max_bytes)
     options = options_from(request.params, route_type, background=background, refine=request.refine)
     delivery = choose_delivery(request.params, request.accept, options)
-    store = services.kept_mattes()
-    if store is None or options.result_id is None:
-        raise NotFound("results are not kept in this deployment", field="result_id")
-    kept = KeptMatte.from_bytes(store.get(options.result_id, touch_up_owner()))
     gate = current_gate()
     if is_test() and gate is not None:  # a test key's touch-up is one of its account's test results
         gate.reserve_call(options)
@@ -443,10 +459,12 @@ def create_task_route() -> Response[Any]:
     background = background_image(request, services.SETTINGS, service.max_bytes, fetch_urls=False)
     options = options_from(params, None, TASK_PARAMS, background, request.refine)
     if touch_up:  # its result kept and this account's, or a 404 / 410 now rather than a failed task
-        store = services.kept_mattes()
-        if store is None or options.result_id is None:
-            raise NotFound("results are not kept in this deployment", field="result_id")
-        store.check(options.result_id, touch_up_owner())
+        kept_results().check(options.result_id, touch_up_owner())
+        if options.refine is not None:
+            from alphacut.touchup import read_strokes
+
+            read_strokes(options.refine, 1, 1)  # a 400 now, as the sync route answers it
+        count_touch_up(options.result_id)
     task_id = service.submit(
         request.image or None,
         params.get("image_url") if request.source == "url" else None,
@@ -454,7 +472,8 @@ def create_task_route() -> Response[Any]:
         api_key_owner(),
         params.get("callback_url"),
         services.public_base_url(app.current_event.raw_event),
-        credit_hold=None if touch_up else current_gate(),  # a touch-up reserves nothing: charged 0
+        # a live key's touch-up reserves nothing (charged 0); a test key's is one of its test results
+        credit_hold=None if touch_up and not is_test() else current_gate(),
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = services.seconds_left(app.lambda_context)

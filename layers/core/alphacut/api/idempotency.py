@@ -121,7 +121,9 @@ def make_idempotency(
         except Exception as error:  # noqa: BLE001 - a refusal is an answer (counted, never charged)
             return on_error(error)
         response = next_middleware(app)
-        if response.status_code < 500:
+        # a refusal before any work (a key that cannot pay, told once its body was read) is what the
+        # metering answers before this middleware elsewhere: never kept, a retry after a top-up runs
+        if response.status_code < 500 and not app.context.get("refused_before_work"):
             store.finish(owner, key, response.status_code, answer_record(response))
         else:
             store.release(owner, key)

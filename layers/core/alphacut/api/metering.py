@@ -249,6 +249,7 @@ def refuse_unless_touch_up(app: ApiGatewayResolver) -> None:
     middleware held back (a key that cannot pay), before any download or model reservation."""
     refusal = app.context.get(REFUSED_UNLESS_TOUCH_UP)
     if refusal is not None:
+        app.append_context(refused_before_work=True)  # not an answer to keep for a retry (idempotency)
         raise refusal
 
 

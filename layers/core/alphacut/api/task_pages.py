@@ -17,12 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
 from alphacut.errors import InvalidOption
 
 PAGE, DEFAULT_PAGE = 50, 20
+TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # uuid4, as made
 
 
 def read_limit(value: str | None) -> int:
@@ -58,7 +60,9 @@ def read_cursor(value: str | None, owner: str) -> dict[str, Any] | None:
         and set(after) == {"task_id", LISTED_OWNER, "created_at"}  # the table's key and the index's
         and after[LISTED_OWNER] == owner
         and isinstance(after["task_id"], str)
-        and isinstance(after["created_at"], int)
+        and TASK_ID.fullmatch(after["task_id"]) is not None
+        and type(after["created_at"]) is int  # not a bool, not a float
+        and 0 < after["created_at"] < 2**40
     )
     if not usable:
         raise InvalidOption(

@@ -43,10 +43,11 @@ from typing import Any
 from alphacut.aws.clients import client
 from alphacut.aws.ledger.plans import Plan
 from alphacut.aws.transactions import once_marker, transact
-from alphacut.errors import QuotaExceeded, RateLimited, UnpaidRunsSpent
+from alphacut.errors import QuotaExceeded, RateLimited, TouchUpsSpent, UnpaidRunsSpent
 
 RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops mattering by this (TTL)
 QUOTA_ITEM_SECONDS = 2 * 86400
+TOUCH_UP_ITEM_SECONDS = 2 * 86400  # a result's touch-up count outlives its 24 h (TTL deletes late)
 
 
 def utc_day(at: float | None = None) -> str:
@@ -203,6 +204,30 @@ class KeyLimits:
             TableName=self.table_name, Key=self._quota_key(key_id, utc_day(self.clock())), ConsistentRead=True
         ).get("Item")
         return int(item["taken"]["N"]) if item else 0
+
+    def count_touch_up(self, result_id: str, cap: int) -> None:
+        """One more touch-up of the result ``result_id``, or ``TouchUpsSpent`` once it had ``cap``
+        (0: none). One conditional write on ``touchup#<result id>``, kept as long as the result."""
+        expires = int(self.clock()) + TOUCH_UP_ITEM_SECONDS
+        try:
+            self._db.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"touchup#{result_id}"}, "sk": {"S": "-"}},
+                UpdateExpression="ADD touch_ups :one SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(touch_ups) OR touch_ups < :cap",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":cap": {"N": str(cap)},
+                    ":expires": {"N": str(expires)},
+                },
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise TouchUpsSpent(
+                f"this result was touched up {cap} times, as often as one result may be: cut the photo "
+                "out again (a paid call) for a new result to touch up",
+                field="result_id",
+                limit=cap,
+            ) from None
 
     def count_unpaid_run(self, key_id: str, budget: int, once_for: str = "") -> int | None:
         """One more of today's model runs the key was not charged for: today's count. From
