@@ -65,6 +65,9 @@ UNSAYABLE = (
     "a touch-up takes no image",
     # a key's daily limit and scope keys exclude each other: a rule between two members
     "a key with a daily limit cannot hold scope keys",
+    # a page's cursor is opaque: only the strings the service gave this key are cursors, which no
+    # schema of a string can list (a made-up one is a 400 naming it)
+    "is not a cursor this key was given",
 )
 ACCEPTED_BY_DOCUMENT = {"native": ACCEPTED_STATUSES, "remove.bg": ACCEPTED_STATUSES + ["400"]}
 RATE = "200/s"  # under the bulk plan's 1000 requests a second
