@@ -392,12 +392,19 @@ def test_the_usage_chart_shows_the_numbers_of_v1_usage(page, stack):
         assert charged[day["date"]] == day["charged"]
     assert int(page.find_element(By.ID, "usage-charged").text) == report["total"]["charged"]
     kinds = {
-        r.get_attribute("data-route"): r.find_elements(By.TAG_NAME, "td")[1].text
-        for r in page.find_elements(By.CSS_SELECTOR, "#usage-routes tbody tr")
+        r.get_attribute("data-route"): r.find_elements(By.TAG_NAME, "td")[1].get_attribute("textContent")
+        for r in page.find_elements(By.CSS_SELECTOR, "#usage-routes tbody tr")  # under "By route", folded
     }
     assert kinds["/v1/cutout"] == "work"
     assert kinds == {route: "account" if READS.match(route) else "work" for route in kinds}
     assert page.find_element(By.ID, "quota-left").text.isdigit()
+    # in a store's words first: this month's photos and what is left today
+    month = [day for day in report["days"] if day["date"] >= report["days"][-1]["date"][:8] + "01"]
+    photos = sum(day["charged"] for day in month)
+    summary = page.find_element(By.ID, "usage-summary").text
+    assert re.match(
+        rf"\w+: {photos} photos? cut out and charged\. Left today: \d+ results? of your plan's", summary
+    ), summary
 
 
 def test_a_mailed_sign_up_link_pasted_into_the_open_tab_shows_its_step(page):
@@ -461,6 +468,10 @@ def test_a_credit_key_sees_its_balance_and_a_spent_one_the_402_with_what_to_do(p
     page.find_element(By.ID, "tab-usage").click()
     wait_for(page, lambda: page.find_element(By.ID, "usage-balance").text == "0.5")
     assert page.find_element(By.ID, "usage-credits").text == "1"
+    summary = page.find_element(By.ID, "usage-summary").text  # the month's photos and money, what is left
+    assert re.match(
+        r"\w+: 1 photo cut out and charged, 1 credit \(\d+\.\d\d [A-Z]{3}\)\. Left: 0\.5 credits", summary
+    ), summary
     assert not page.find_element(By.ID, "quota-facts").is_displayed()
     page.save_screenshot(str(SHOTS / "06_credits.png"))
     page.find_element(By.ID, "tab-try").click()

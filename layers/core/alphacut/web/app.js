@@ -902,8 +902,12 @@ async function loadUsage() {
   if (refusedWithoutKey("usage")) return;
   try {
     showError("usage", "");
-    const report = await call("GET", "v1/usage");
+    // from this month's first day, or 30 days back if that is earlier (the chart's range)
+    const now = new Date(), monthStart = `${now.toISOString().slice(0, 7)}-01`;
+    const thirtyBack = new Date(now.getTime() - 29 * 86400000).toISOString().slice(0, 10);
+    const report = await call("GET", `v1/usage?from=${monthStart < thirtyBack ? monthStart : thirtyBack}`);
     learnKeyId(report.key_id);
+    say("usage-summary", usageWords(report, monthStart));
     const routes = routeTotals(report);
     const reads = Object.entries(routes).filter(([route]) => isRead(route)).reduce((sum, [, c]) => sum + c.calls, 0);
     say("usage-work", String(report.total.calls - reads));
@@ -927,6 +931,25 @@ async function loadUsage() {
   } catch (error) {
     showError("usage", error.message);
   }
+}
+
+// the month in a store's words: photos and money first, what is left and about how many photos
+function usageWords(report, monthStart) {
+  const month = report.days.filter((day) => day.date >= monthStart);
+  const photos = month.reduce((sum, day) => sum + day.charged, 0);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const name = new Date(`${monthStart}T00:00:00Z`).toLocaleString([], { month: "long", timeZone: "UTC" });
+  let words = `${name}: ${plural(photos, "photo")} cut out and charged`;
+  if (!report.credit_based) {
+    const today = report.days.find((day) => day.date === new Date().toISOString().slice(0, 10));
+    const left = report.daily_quota === null ? null : Math.max(report.daily_quota - (today ? today.calls : 0), 0);
+    return `${words}.${left === null ? "" : ` Left today: ${plural(left, "result")} of your plan's ${report.daily_quota}.`}`;
+  }
+  const spent = Math.round(month.reduce((sum, day) => sum + Number(day.credits || 0), 0) * 1000) / 1000;
+  words += `, ${credits(spent)}${money(spent) ? ` (${money(spent)})` : ""}.`;
+  const each = photoPrice();
+  const about = each ? `, about ${plural(Math.floor(report.balance / each), "photo")} at ${credits(each)} each` : "";
+  return `${words} Left: ${credits(report.balance)}${money(report.balance) ? ` (${money(report.balance)})` : ""}${about}.`;
 }
 
 function everyDay(report) {
