@@ -369,6 +369,40 @@ def test_six_photos_dropped_on_tasks_show_their_cost_first_then_each_result_and_
         choose(page, "preset", "")
 
 
+def use_key(browser, key: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = browser.find_element(By.ID, "key")
+    field.clear()
+    field.send_keys(key)
+    browser.find_element(By.ID, "save-key").click()
+    wait_for(
+        browser, lambda: browser.execute_script("return sessionStorage.getItem('alphacut.key')") == key, 10
+    )
+
+
+def test_a_batch_past_the_keys_burst_goes_at_its_rate_and_every_photo_becomes_a_task(
+    page, stack, admin, eval_dir
+):
+    from selenium.webdriver.common.by import By
+
+    starter = new_key(admin, stack, "starter")  # 2 calls a second, a burst of 4
+    use_key(page, starter.key)
+    try:
+        page.find_element(By.ID, "tab-tasks").click()
+        photos = sorted((eval_dir / "person" / "images").iterdir())[:8]
+        page.find_element(By.ID, "task-files").send_keys("\n".join(str(p) for p in photos))
+        page.find_element(By.ID, "submit-tasks").click()
+        rows = lambda: page.find_elements(By.CSS_SELECTOR, "#task-table tbody tr")
+        wait_for(page, lambda: len(rows()) == 8 and all(r.get_attribute("data-task") for r in rows()), 60)
+        # none refused for the rate: each waited its turn and became a task
+        assert not [
+            r for r in rows() if r.find_element(By.CSS_SELECTOR, "td.state").text.startswith("failed")
+        ]
+    finally:
+        use_key(page, page.key)
+
+
 def test_the_usage_chart_shows_the_numbers_of_v1_usage(page, stack):
     from selenium.webdriver.common.by import By
 

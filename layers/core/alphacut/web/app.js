@@ -98,10 +98,11 @@ function nextStep(status, error, retryAfter) {
 }
 
 class ApiError extends Error {
-  constructor(status, error, message) {
+  constructor(status, error, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = error.code || "";
+    this.retryAfter = retryAfter === null ? null : Number(retryAfter);
   }
 }
 
@@ -117,7 +118,7 @@ async function call(method, path, body, { keyed = true } = {}) {
     const field = error.field && !String(words).startsWith(`${error.field}:`) ? ` (${error.field})` : "";
     const hint = nextStep(response.status, error, response.headers.get("Retry-After"));
     const message = `${response.status} ${error.code || ""}${field}: ${words}`.replace(" : ", ": ");
-    throw new ApiError(response.status, error, hint ? `${message} ${hint}` : message);
+    throw new ApiError(response.status, error, hint ? `${message} ${hint}` : message, response.headers.get("Retry-After"));
   }
   return answer;
 }
@@ -580,20 +581,34 @@ async function submitTask(item) {
   const form = new FormData();
   form.append("image_file", item.file, item.file.name);
   appendOptions(form, "cutout");
-  try {
-    const answer = await call("POST", "v1/tasks", form);
-    item.taskId = answer.data.task_id;
-    rememberName(item.taskId, item.file.name);
-    item.row.dataset.task = item.taskId;
-    taskCell(item.row, "id").textContent = item.taskId.slice(0, 8);
-    showTask(item, "queued");
-  } catch (error) {
-    item.reason = error.message;  // refused at submission: never became a task
-    showError("tasks", error.message);
-    showTask(item);
+  for (let tries = 1; ; tries += 1) {
+    try {
+      const answer = await call("POST", "v1/tasks", form);
+      item.taskId = answer.data.task_id;
+      rememberName(item.taskId, item.file.name);
+      item.row.dataset.task = item.taskId;
+      taskCell(item.row, "id").textContent = item.taskId.slice(0, 8);
+      showTask(item, "queued");
+      break;
+    } catch (error) {
+      // a batch goes at the key's own rate: a 429 for the rate waits what it says and sends again
+      // (a day's quota or unpaid runs spent is said at once: waiting would take hours)
+      const wait = error.retryAfter || 1;
+      if (error.status === 429 && !SPENT_FOR_THE_DAY.has(error.code) && wait <= RATE_WAIT_MOST_S && tries < RATE_TRIES) {
+        showTask(item, `waiting for your key's rate: sent again in ${Math.ceil(wait)} s`);
+        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+        continue;
+      }
+      item.reason = error.message;  // refused at submission: never became a task
+      showError("tasks", error.message);
+      showTask(item);
+      break;
+    }
   }
   showBatch();
 }
+const SPENT_FOR_THE_DAY = new Set(["quota_exceeded", "unpaid_runs_spent"]);
+const RATE_WAIT_MOST_S = 60, RATE_TRIES = 30;
 
 function taskFailed(item) { return Boolean(item.reason); }
 function taskDone(item) { return item.state === 1; }
