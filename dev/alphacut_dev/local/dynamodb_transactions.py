@@ -6,7 +6,11 @@ a TransactWriteItems runs, its items are taken, and
 - a PutItem, UpdateItem or DeleteItem of one of them (or a BatchWriteItem's write) is refused
   ``TransactionConflictException``, which the SDK does not retry;
 
-as DynamoDB's guide describes transaction conflict handling. Here each transaction runs for
+as DynamoDB's guide describes transaction conflict handling. And a TransactWriteItems carrying a
+``ClientRequestToken`` is idempotent (``TransactionTokens``): the same token again within 10
+minutes of a success answers success and writes nothing (the SDK's retry of a transaction whose
+answer was lost); the same token with other items is ``IdempotentParameterMismatchException``.
+Here each transaction runs for
 ``seconds`` (how long one takes on DynamoDB: an assumption, 20 ms by default, which
 benchmarks/bench_money.py varies) before its writes are applied, so two calls of a busy key meet
 as they would on AWS. ``conflicts`` counts the refusals.
@@ -15,6 +19,7 @@ Usage::
 
     rule = TransactionConflicts(seconds=0.02)
     rule.apply() ... rule.conflicts ... rule.restore()
+    tokens = TransactionTokens(); tokens.apply() ... tokens.replays ... tokens.restore()
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from alphacut_dev.local.dynamodb_capacity import item_key
 from alphacut_dev.local.patches import MotoPatches
 
 TRANSACTION_SECONDS = 0.02
+TOKEN_SECONDS = 600  # a ClientRequestToken holds 10 minutes after the first request completes
 SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
 
 ItemId = tuple[str, str]  # table, key as JSON
@@ -97,6 +103,49 @@ class TransactionConflicts(MotoPatches):
         return single_write
 
 
+class TransactionTokens(MotoPatches):
+    """DynamoDB's idempotent transactions: a token seen on a success within ``TOKEN_SECONDS``
+    answers success again without writing (moto ignores the token and writes twice)."""
+
+    def __init__(self, clock: Any = time.time):
+        super().__init__()
+        self.clock = clock
+        self.replays = 0  # retries answered from a token, nothing written
+        self._seen: dict[str, tuple[float, str, Any]] = {}  # token -> (completed at, items, answer)
+        self._lock = threading.Lock()
+
+    def apply(self) -> None:
+        from moto.dynamodb.responses import DynamoHandler
+
+        self._patch(
+            DynamoHandler, "transact_write_items", self._idempotent(DynamoHandler.transact_write_items)
+        )
+
+    def _idempotent(self, original: Any) -> Any:
+        rule = self
+
+        def transaction(handler: Any) -> Any:
+            token = handler.body.get("ClientRequestToken")
+            if not token:
+                return original(handler)
+            items = json.dumps(handler.body.get("TransactItems", []), sort_keys=True)
+            with rule._lock:
+                now = rule.clock()
+                rule._seen = {t: seen for t, seen in rule._seen.items() if now - seen[0] < TOKEN_SECONDS}
+                seen = rule._seen.get(token)
+            if seen is not None:
+                if seen[1] != items:
+                    raise _mismatch()
+                rule.replays += 1
+                return seen[2]
+            answer = original(handler)
+            with rule._lock:
+                rule._seen[token] = (rule.clock(), items, answer)
+            return answer
+
+        return transaction
+
+
 def _item_id(backend: Any, entry: dict[str, Any]) -> ItemId:
     operation = next(iter(entry.values()))
     table = operation.get("TableName", "")
@@ -134,4 +183,13 @@ def _conflict() -> Exception:
     return DynamodbException(
         "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
         "Transaction is ongoing for the item",
+    )
+
+
+def _mismatch() -> Exception:
+    from moto.dynamodb.exceptions import DynamodbException
+
+    return DynamodbException(
+        "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+        "The request uses the same client token as a previous, but non-identical request",
     )

@@ -36,7 +36,7 @@ from alphacut_dev.local.dynamodb_consistency import (
     partition_queries,
     serialise_dynamodb_writes,
 )
-from alphacut_dev.local.dynamodb_transactions import TransactionConflicts
+from alphacut_dev.local.dynamodb_transactions import TransactionConflicts, TransactionTokens
 from alphacut_dev.local.endpoint import LocalEndpoint, unpack_model_data, upload_model_data
 from alphacut_dev.local.events import ExecutionStatusRule, ScheduleRule
 from alphacut_dev.local.expiry import Expiry, ExpiryLoop, lifecycle_rules
@@ -145,6 +145,7 @@ class LocalStack:
         # DynamoDB's capacity rules: units metered, partitions' limits, transaction conflicts
         self.capacity = DynamoDBCapacity()
         self.transaction_conflicts = TransactionConflicts()
+        self.transaction_tokens = TransactionTokens()  # a retried transaction's token writes once
         self.service_lookup = RememberedServiceLookup()  # moto's own speed, nothing AWS does
         self.iam = LocalIam(self.client, STACK_NAME)  # the functions' roles (alphacut_dev.local.iam)
 
@@ -205,6 +206,7 @@ class LocalStack:
         self._restore_partition_queries = partition_queries()
         self.capacity.apply()
         self.transaction_conflicts.apply()
+        self.transaction_tokens.apply()  # outside the conflicts: a replay takes no item
         self.aws_rules.apply()
         self.eventual_reads.apply()
         self.iam.apply()
@@ -245,6 +247,7 @@ class LocalStack:
         self.aws_rules.restore()
         self.eventual_reads.restore()
         self.service_lookup.restore()
+        self.transaction_tokens.restore()
         self.transaction_conflicts.restore()
         self.capacity.restore()
         if self._restore_partition_queries is not None:

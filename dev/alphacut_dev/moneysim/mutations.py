@@ -429,6 +429,36 @@ def release_marked_before_credit() -> Undo:
     return _swap("_refund", refund)
 
 
+def key_spend_plain_update() -> Undo:
+    """The key's spending counted by a plain ``UpdateItem`` ADD (as before issue 90's item 7): a
+    write that landed and whose answer was lost is sent again by the SDK and counted twice."""
+    from alphacut.aws.ledger.key_spend import KeySpend, _key
+    from alphacut.aws.ledger.limits import QUOTA_ITEM_SECONDS, utc_day
+
+    def spend(self: Any, key_id: str, amount: int, limit: int | None, at: float | None = None) -> Any:
+        now = self.clock() if at is None else at
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _key(key_id, utc_day(now)),
+            "UpdateExpression": "ADD spent :amount SET expires_at = :expires",
+            "ExpressionAttributeValues": {
+                ":amount": {"N": str(amount)},
+                ":expires": {"N": str(int(now) + QUOTA_ITEM_SECONDS)},
+            },
+            "ReturnValues": "UPDATED_NEW",
+        }
+        if limit is not None:
+            request["ConditionExpression"] = "attribute_not_exists(spent) OR spent <= :room"
+            request["ExpressionAttributeValues"][":room"] = {"N": str(limit - amount)}
+        try:
+            answer = self._db.update_item(**request)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            raise self._spent(limit or 0, now) from None
+        return utc_day(now), int(answer["Attributes"]["spent"]["N"])
+
+    return _swap_on(KeySpend, "spend", spend)
+
+
 # the ten bugs of issue 90, item 11 (``PLANTED`` names the scope of each the simulator finds)
 ISSUE_90: dict[str, Callable[[], Undo]] = {
     "payment-state-read-then-written": payment_state_read_then_written,
@@ -456,5 +486,6 @@ PLANTED.update(
         "charge-on-the-key": ("key-limit", charge_on_the_key),
         "top-up-reference-unchecked": ("top-ups", top_up_reference_unchecked),
         "release-marked-before-credit": ("two-sweeps", release_marked_before_credit),
+        "key-spend-plain-update": ("key-spend-retried", key_spend_plain_update),
     }
 )

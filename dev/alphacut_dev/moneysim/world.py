@@ -124,6 +124,9 @@ class Actor:
     history: str = ""
     nonces: int = 0
     faulted: bool = False  # one of its calls was answered with a fault (landed then erred, ...)
+    # one of its calls raised to the code (landed-retried is the SDK's own retry, never seen: a call
+    # that met only those must come out exact)
+    erred: bool = False
     green: Any = None
     outcome: Any = None
 
@@ -365,6 +368,7 @@ class World:
             elif option[2] != NORMAL:
                 self.budgets.faults -= 1
                 actor.faulted = True
+                actor.erred = actor.erred or option[2] != LANDED_RETRIED
             self._resume(actor, option[2])
         elif kind == "sweep":
             self.budgets.sweeps -= 1
@@ -838,7 +842,7 @@ class World:
             if actor.kind != "call":
                 continue
             moves = {day: moved for (name, day), moved in self.spend_moves.items() if name == actor.name}
-            clean = actor.state == "done" and not actor.faulted
+            clean = actor.state == "done" and not actor.erred
             spends.append(
                 invariants.KeySpent(
                     actor.name, self.table.paid.get(actor.name, 0), moves, clean, self._first_day(actor.name)
