@@ -526,7 +526,7 @@ def test_the_money_alarms_watch_unpaid_deliveries_and_the_sweeps_errors_lateness
     assert "log_metrics" in (ROOT / "functions" / "meter" / "app.py").read_text()  # UnbilledCalls flushed
 
 
-def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_default():
+def test_every_keyless_route_has_a_stage_throttle_and_the_waf_is_on_by_default_for_stripe_and_keyed_calls():
     from alphacut.api.app import KEYLESS_METHODS
 
     cfn = translate_template()
@@ -543,16 +543,38 @@ def test_every_keyless_route_has_a_stage_throttle_and_a_waf_is_an_option_off_by_
         assert setting["ThrottlingRateLimit"] == {"Ref": "KeylessRateLimit"}
         assert setting["ThrottlingBurstLimit"] == {"Ref": "KeylessBurstLimit"}
     assert parameters["KeylessRateLimit"]["Default"] == 20 and parameters["WebAclRateLimit"]["Default"] == "0"
+    assert parameters["WebAclKeyedRateLimit"]["Default"] == "30000"
+    assert len(parameters["StripeWebhookAddresses"]["Default"].split(",")) == 15  # Stripe's list, 2026-05
     acl = resources["WebAcl"]
     assert acl["Condition"] == "UseWaf"
-    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
-    assert {name: rule["Statement"]["RateBasedStatement"]["Limit"] for name, rule in rules.items()} == {
+    assert cfn["Conditions"]["UseWaf"] == {
+        "Fn::Or": [{"Condition": name} for name in ("UseRateRules", "UseKeyedRule", "GuardStripeWebhook")]
+    }
+    listed = {rule["Fn::If"][1]["Name"]: rule["Fn::If"] for rule in acl["Properties"]["Rules"]}
+    assert {name: entry[0] for name, entry in listed.items()} == {
+        "stripe-webhook-from-stripe": "GuardStripeWebhook",
+        "rate-per-address": "UseRateRules",
+        "result-links-per-address": "UseRateRules",
+        "keyed-per-address": "UseKeyedRule",
+    }
+    assert all(entry[2] == {"Ref": "AWS::NoValue"} for entry in listed.values())
+    rules = {name: entry[1] for name, entry in listed.items()}
+    rated = {name: rule for name, rule in rules.items() if "RateBasedStatement" in rule["Statement"]}
+    assert {name: rule["Statement"]["RateBasedStatement"]["Limit"] for name, rule in rated.items()} == {
         "rate-per-address": {"Ref": "WebAclRateLimit"},
         "result-links-per-address": {"Ref": "WebAclResultLinkRateLimit"},  # a bucket of their own
+        "keyed-per-address": {"Ref": "WebAclKeyedRateLimit"},
     }
-    for rule in rules.values():
+    for rule in rated.values():
         statement = rule["Statement"]["RateBasedStatement"]
         assert rule["Action"] == {"Block": {}} and statement["AggregateKeyType"] == "IP"
+    stripe = rules["stripe-webhook-from-stripe"]["Statement"]["AndStatement"]["Statements"]
+    assert stripe[1]["NotStatement"]["Statement"]["IPSetReferenceStatement"]["Arn"] == {
+        "Fn::GetAtt": ["StripeWebhookIpSet", "Arn"]
+    }
+    assert resources["StripeWebhookIpSet"]["Condition"] == "GuardStripeWebhook"
+    priorities = [rule["Priority"] for rule in rules.values()]
+    assert sorted(priorities) == list(range(4))  # WAF refuses two rules of one priority
     associated = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert len(associated) == 2 and all(r["Condition"] == "UseWaf" for r in associated)  # both APIs
 
@@ -563,13 +585,15 @@ def test_the_waf_rule_is_scoped_to_every_keyless_route_but_stripes_webhook_and_t
 
     acl = WebAcl()
     acl.load(load_sam()["Resources"]["WebAcl"], on=False)
+    keyless = acl.rule("rate-per-address").scope + acl.rule("result-links-per-address").scope
     uncovered = {
-        path for path, _ in KEYLESS_METHODS if not any(fragment in f"/Prod{path}" for fragment in acl.scope)
+        path for path, _ in KEYLESS_METHODS if not any(fragment in f"/Prod{path}" for fragment in keyless)
     }
     assert uncovered == {"/v1/billing/stripe", "/"}  # Stripe's own addresses; the page is cached static text
-    assert not any(fragment in "/Prod/v1/cutout" for fragment in acl.scope)  # keyed: the key's rate
+    assert not any(fragment in "/Prod/v1/cutout" for fragment in keyless)  # keyed: the keyed rule
     assert acl.rule("result-links-per-address").scope == ("/v1/results/",)  # result links alone
     assert not any("/v1/results/" in fragment for fragment in acl.rule("rate-per-address").scope)
+    assert acl.match_rule("stripe-webhook-from-stripe") is not None
 
 
 def test_the_key_authorizers_throttles_and_errors_and_each_apis_5xx_answers_raise_alarms():
@@ -616,3 +640,18 @@ def test_every_mail_goes_through_a_configuration_set_that_suppresses_bounces_and
     # SES reviews an account at a 5% bounce rate or a 0.1% complaint rate
     assert alarms["Reputation.BounceRate"]["Threshold"] == 0.05
     assert alarms["Reputation.ComplaintRate"]["Threshold"] == 0.001
+
+
+def test_stripes_addresses_default_is_what_the_refresh_script_writes_and_passes_the_parameters_pattern():
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("refresh", ROOT / "scripts" / "stripe_webhook_addresses.py")
+    refresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refresh)
+    declared = load_sam()["Parameters"]["StripeWebhookAddresses"]
+    default, pattern = declared["Default"], declared["AllowedPattern"]
+    listing = "\n".join(block.removesuffix("/32") for block in default.split(",")) + "\n"
+    assert refresh.parameter(listing) == default
+    assert re.fullmatch(pattern, default) and re.fullmatch(pattern, "none")
+    assert not re.fullmatch(pattern, "54.187.174.169")  # WAF's IP set takes CIDR blocks only

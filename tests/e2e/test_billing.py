@@ -96,6 +96,46 @@ def test_a_store_buys_40_credits_and_localstripes_webhook_credits_exactly_40(
     assert store.get("/v1/billing/payments").json()["balance"] == 0
 
 
+def test_junk_posts_to_the_webhook_from_other_addresses_never_spend_its_throttle_and_stripes_event_lands(
+    stack, admin, stripe_on_stack
+):
+    """WAF blocks the webhook's route from every address but Stripe's (here the stack's own machine,
+    127.0.0.1) before the route's method throttle, one bucket for every caller, is spent: with the
+    bucket at 1 a second, junk from 127.0.0.2 at 20 a second all the while, a purchase's event still
+    credits at once (without the rule the junk spent the bucket and Stripe's delivery met a 429)."""
+    from alphacut_dev.local.gateway import TokenBucket
+
+    from tests.stack_fixtures import request_from
+
+    route = ("Api", "POST", "/v1/billing/stripe")
+    saved = stack.method_throttles.buckets[route]
+    stack.method_throttles.buckets[route] = TokenBucket(1.0, 1)
+    answers: list[int] = []
+    stop = False
+
+    def junk() -> None:
+        while not stop:
+            body = b'{"type": "payment_intent.succeeded"}'
+            answers.append(request_from("127.0.0.2", "POST", f"{stack.url}/v1/billing/stripe", body)[0])
+            time.sleep(0.05)
+
+    store = credit_key(admin, stack, "0")
+    with ThreadPoolExecutor(1) as pool:
+        flooding = pool.submit(junk)
+        try:
+            time.sleep(0.5)
+            intent = store.post("/v1/billing/credits", json={"credits": 40}).json()["payment_intent"]
+            client = stripe_client(stripe_on_stack)
+            client.v1.payment_intents.update(intent, params={"payment_method": "pm_card_visa"})
+            client.v1.payment_intents.confirm(intent)
+            assert balance_reaches(store, 40, timeout=10) == 40
+        finally:
+            stop = True
+            flooding.result()
+            stack.method_throttles.buckets[route] = saved
+    assert len(answers) >= 10 and set(answers) == {403}, answers  # WAF's, none reached the route
+
+
 def stack_post_unsigned(stack):
     body = {"type": "payment_intent.succeeded", "data": {"object": {"id": "pi_forged", "metadata": {}}}}
     return requests.post(

@@ -1,7 +1,8 @@
-"""The local WAF applies the template's rate-based rules as AWS WAF does: per client address, each
-rule with counts of its own (result links apart from sign-up), blocking an address only some time
-after it went over (WAF estimates rates periodically) and until as long after it fell back, and
-starting a rule's counts again when its limit changes."""
+"""The local WAF applies the template's rules as AWS WAF does: rate-based rules per client address,
+each with counts of its own (result links apart from sign-up, keyed calls apart from both), blocking
+an address only some time after it went over (WAF estimates rates periodically) and until as long
+after it fell back, and starting a rule's counts again when its limit changes; Stripe's webhook
+refused at once to any address outside Stripe's IP set."""
 
 from __future__ import annotations
 
@@ -13,15 +14,20 @@ LINK = "/Prod/v1/results/abc"
 SIGNUP = "/Prod/v1/signup"
 
 
-def resolved(**parameters: str) -> tuple[dict, bool]:
-    """The template's web ACL with its parameters' defaults but ``parameters``, resolved as a
-    deploy does, and whether its condition holds."""
+IP_SET = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/StripeWebhookIpSet/local"
+STRIPE = "/Prod/v1/billing/stripe"
+
+
+def resolved(**parameters: str) -> tuple[dict, bool, Resolver, dict[str, list[str]]]:
+    """The template's web ACL with its parameters' defaults but ``parameters``, whether its
+    condition holds, the resolver a deploy would use, and Stripe's IP set."""
     sam = load_sam()
     refs = {name: str(spec.get("Default", "")) for name, spec in sam["Parameters"].items()}
-    refs.update(parameters, **{"AWS::StackName": "alphacut"})
+    refs.update(parameters, **{"AWS::StackName": "alphacut", "AWS::NoValue": None})
     acl = sam["Resources"]["WebAcl"]
-    resolver = Resolver(refs, {}, sam["Conditions"])
-    return resolver.resolve(acl), resolver.condition(acl["Condition"])
+    resolver = Resolver(refs, {("StripeWebhookIpSet", "Arn"): IP_SET}, sam["Conditions"])
+    addresses = resolver.resolve(sam["Resources"]["StripeWebhookIpSet"]["Properties"]["Addresses"])
+    return acl, resolver.condition(acl["Condition"]), resolver, {IP_SET: addresses}
 
 
 def template_acl(delay: float, **parameters: str) -> tuple[WebAcl, list[float]]:
@@ -81,10 +87,30 @@ def test_result_links_and_sign_up_are_counted_in_buckets_of_their_own():
 def test_with_waf_rate_limit_0_no_rule_blocks_whatever_the_result_link_limit():
     waf, _ = template_acl(0.0, WebAclRateLimit="0", WebAclResultLinkRateLimit="10")
     assert not any(waf.blocks("203.0.113.9", path) for path in [LINK, SIGNUP] * 50)
-    assert {rule.name: rule.limit for rule in waf.rules} == {
+    assert {rule.name: rule.limit for rule in waf.rules if hasattr(rule, "limit")} == {
         "rate-per-address": 0,
         "result-links-per-address": 0,
+        "keyed-per-address": 30000,  # the keyed rule and Stripe's are on by default
     }
+
+
+def test_stripes_webhook_is_refused_at_once_from_any_address_but_stripes_own():
+    waf, _ = template_acl(30.0)  # the defaults: Stripe's published addresses
+    assert waf.blocks("203.0.113.9", STRIPE)  # no delay: not a rate rule
+    assert waf.blocks("203.0.113.9", "/Prod/v1/billing/%73tripe")  # an escaped letter routes the same
+    assert not waf.blocks("54.187.174.169", STRIPE)  # one of Stripe's
+    assert not waf.blocks("203.0.113.9", "/Prod/v1/billing/credits")  # other routes: not this rule
+    off, _ = template_acl(30.0, StripeWebhookAddresses="none")
+    assert not off.blocks("203.0.113.9", STRIPE)
+
+
+def test_keyed_calls_are_counted_per_address_apart_from_the_keyless_rules():
+    waf, _ = template_acl(0.0, WebAclRateLimit="10", WebAclKeyedRateLimit="20")
+    keyed = [waf.blocks("203.0.113.9", "/Prod/v1/usage", {"X-Api-Key": f"ac_{n}"}) for n in range(25)]
+    assert keyed.count(False) == 20  # blocked past 20, whatever key each carried
+    assert not waf.blocks("203.0.113.10", "/Prod/v1/usage", {"x-api-key": "ac_real"})  # another address
+    assert not any(waf.blocks("203.0.113.9", SIGNUP) for _ in range(10))  # sign-up's count is its own
+    assert not waf.blocks("203.0.113.11", "/Prod/v1/usage")  # no key: the authorizer refuses it unrun
 
 
 def test_a_change_of_a_rules_limit_starts_its_counts_again_and_a_reload_unchanged_keeps_them():

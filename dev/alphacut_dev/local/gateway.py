@@ -323,7 +323,7 @@ def start_gateway(stack) -> ThreadingHTTPServer:
                 missing = "MISSING_AUTHENTICATION_TOKEN"
                 self._message(403, "Missing Authentication Token", missing, api_of(path))
                 return
-            if stack.waf.blocks(self.client_address[0], parts.path):  # WAF comes before API Gateway
+            if stack.waf.blocks(self.client_address[0], parts.path, self.headers):  # WAF before API Gateway
                 self._message(403, "Forbidden", "WAF_FILTERED", route.api)
                 return
             if stack.method_throttles.wait(route.api, self.command, route.resource):

@@ -81,6 +81,9 @@ LOCAL_PARAMETERS = {
     "SegmentBackend": "sagemaker",
     "SageMakerImageUri": "local",
     "ReserveAsyncConcurrency": "true",
+    # Stripe's webhook events come from this machine here (`stripe listen --forward-to`, the tests'
+    # signed events); WAF blocks the route from any other address, as it blocks all but Stripe's
+    "StripeWebhookAddresses": "127.0.0.1/32",
 }
 
 
@@ -279,7 +282,6 @@ class LocalStack:
             self.moto.stop()
             self.moto = None
 
-    # ---- resources from the translated template -----------------------------------------------
     def _enable_moto_execution(self) -> None:
         import requests
 
@@ -373,6 +375,20 @@ class LocalStack:
         self.endpoint.start(self.model_server_url)
 
     # ---- resources from the translated template -----------------------------------------------
+    @staticmethod
+    def _ip_sets(resources: dict, resolver: Resolver, attributes: dict) -> dict[str, list[str]]:
+        """The template's WAF IP sets in force: each one's ARN (given here) -> its addresses."""
+        found = {}
+        for logical, resource in resources.items():
+            if resource["Type"] != "AWS::WAFv2::IPSet":
+                continue
+            if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                continue
+            arn = f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/ipset/{logical}/local"
+            attributes[(logical, "Arn")] = arn
+            found[arn] = list(resolver.resolve(resource["Properties"]["Addresses"]))
+        return found
+
     def _create_resources(self, cfn: dict) -> None:
         resources = cfn["Resources"]
         parameters = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
@@ -391,7 +407,7 @@ class LocalStack:
         resolver = Resolver(refs, attributes, cfn.get("Conditions", {}), cfn.get("Mappings", {}))
         acl = resources.get("WebAcl")  # where its condition fails, its rules read with limit 0
         on = acl is not None and ("Condition" not in acl or resolver.condition(acl["Condition"]))
-        self.waf.load(resolver.resolve(acl) if on else acl, on)
+        self.waf.load(acl, on, resolver, self._ip_sets(resources, resolver, attributes))
         resources = {
             k: v for k, v in resources.items() if "Condition" not in v or resolver.condition(v["Condition"])
         }

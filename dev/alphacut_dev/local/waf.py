@@ -1,9 +1,12 @@
-"""AWS WAF's rate-based rules on the local stack, as the template declares them (``WebAcl``): each
-rule counts, per client address, the requests to the paths its scope-down names within its
-evaluation window (5 minutes), and blocks an address past the rule's ``limit`` (403,
+"""AWS WAF's rules on the local stack, as the template declares them (``WebAcl``): a rate-based
+rule counts, per client address, the requests its scope-down statement matches (paths, a header)
+within its evaluation window (5 minutes), and blocks an address past the rule's ``limit`` (403,
 ``WAF_FILTERED``); other addresses go on. Each rule keeps counts of its own: result links have a
-rule of their own, so a burst on them spends nothing of the sign-up rule's count. Rules run in
-priority order and a block ends the evaluation, as WAF's terminating actions do.
+rule of their own, so a burst on them spends nothing of the sign-up rule's count. A rule that is
+not rate-based blocks what its statement matches at once (Stripe's webhook from an address outside
+the IP set of Stripe's). Rules run in priority order and a block ends the evaluation, as WAF's
+terminating actions do. Statements read: ByteMatch on the URI path (CONTAINS, STARTS_WITH,
+ENDS_WITH, EXACTLY; NONE or URL_DECODE), SizeConstraint on one header, IPSetReference, And, Or, Not.
 
 WAF is not instant. AWS's "Rate-based rule caveats" say it estimates each address's rate
 periodically, so an address can send too fast "for up to several minutes" before WAF blocks it
@@ -22,40 +25,121 @@ read with limit 0, and a test may ``set_limit`` one.
 
 Usage::
 
-    waf = WebAcl(delay=2.0); waf.load(resolved_web_acl_resource, on=True)
-    if waf.blocks("203.0.113.9", "/Prod/v1/results/abc"): ...   # 403 Forbidden
+    waf = WebAcl(delay=2.0)
+    waf.load(template_web_acl, on=True, resolver=resolver, ip_sets={arn: ["54.187.174.169/32"]})
+    if waf.blocks("203.0.113.9", "/Prod/v1/results/abc", {"x-api-key": "..."}): ...   # 403 Forbidden
     waf.set_limit("result-links-per-address", 10)                 # its counts start again
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 WINDOW_SECONDS = 300  # a rule's EvaluationWindowSec when it names none
 DETECTION_SECONDS = 30.0  # AWS: "usually, this delay is below 30 seconds"
 
 
+@dataclass(frozen=True)
+class Request:
+    """What WAF's statements read of a request: its address, URI path and headers (lower-cased)."""
+
+    source: str
+    path: str
+    headers: Mapping[str, str]
+    ip_sets: Mapping[str, tuple[str, ...]]  # the web ACL's IP sets: ARN -> CIDR blocks
+
+
+def matches(statement: dict[str, Any] | None, request: Request) -> bool:
+    """Whether WAF's ``statement`` matches ``request`` (None: a rate rule without a scope-down)."""
+    if statement is None:
+        return True
+    ((kind, body),) = statement.items()
+    if kind == "OrStatement":
+        return any(matches(part, request) for part in body["Statements"])
+    if kind == "AndStatement":
+        return all(matches(part, request) for part in body["Statements"])
+    if kind == "NotStatement":
+        return not matches(body["Statement"], request)
+    if kind == "IPSetReferenceStatement":
+        source = ipaddress.ip_address(request.source)
+        return any(source in ipaddress.ip_network(block) for block in request.ip_sets.get(body["Arn"], ()))
+    if kind == "ByteMatchStatement":
+        path = request.path
+        if any(t.get("Type") == "URL_DECODE" for t in body.get("TextTransformations", [])):
+            path = unquote(path)
+        wanted, where = str(body["SearchString"]), body["PositionalConstraint"]
+        return {
+            "CONTAINS": wanted in path,
+            "STARTS_WITH": path.startswith(wanted),
+            "ENDS_WITH": path.endswith(wanted),
+            "EXACTLY": path == wanted,
+        }[where]
+    if kind == "SizeConstraintStatement":
+        header = body["FieldToMatch"]["SingleHeader"]["Name"].lower()
+        if header not in request.headers:  # WAF: a missing header does not match
+            return False
+        size, limit = len(request.headers[header].encode()), int(body["Size"])
+        return {"GT": size > limit, "GE": size >= limit, "EQ": size == limit, "LT": size < limit,
+                "LE": size <= limit, "NE": size != limit}[body["ComparisonOperator"]]  # fmt: skip
+    raise ValueError(f"WAF statement {kind} is not emulated locally")
+
+
+def path_fragments(statement: dict[str, Any] | None) -> tuple[str, ...]:
+    """The URI path fragments a statement's ByteMatches name (CONTAINS), anywhere within it."""
+    if not isinstance(statement, dict):
+        return ()
+    found: tuple[str, ...] = ()
+    for kind, body in statement.items():
+        if kind == "ByteMatchStatement" and body.get("PositionalConstraint") == "CONTAINS":
+            found += (str(body["SearchString"]),)
+        elif isinstance(body, dict):
+            parts = body.get("Statements") or [body.get("Statement")]
+            for part in parts:
+                found += path_fragments(part)
+    return found
+
+
+@dataclass
+class MatchRule:
+    """A rule that is not rate-based: it blocks, at once, every request its statement matches."""
+
+    name: str
+    on: bool
+    statement: dict[str, Any]
+
+    def blocks(self, request: Request) -> bool:
+        return self.on and matches(self.statement, request)
+
+
 @dataclass
 class RateRule:
-    """One rate-based rule: its name, its limit (0: off), its window and the URI path fragments its
-    scope-down matches (CONTAINS)."""
+    """One rate-based rule: its name, its limit (0: off), its window and its scope-down statement
+    (None: every request)."""
 
     name: str
     limit: int
     window: int
-    scope: tuple[str, ...]
+    scope_down: dict[str, Any] | None
     seen: dict[str, deque[float]] = field(default_factory=dict)  # address -> its requests' times
     # address -> (when it went over the limit, when its count falls back to the limit)
     over: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def covers(self, path: str) -> bool:
-        return bool(self.limit) and any(fragment in path for fragment in self.scope)
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The URI path fragments its scope-down names."""
+        return path_fragments(self.scope_down)
+
+    def covers(self, request: Request) -> bool:
+        return bool(self.limit) and matches(self.scope_down, request)
 
     def count(self, source: str, now: float, delay: float) -> bool:
         """Count one request of ``source``: whether WAF, ``delay`` behind the counts, blocks it."""
@@ -74,48 +158,60 @@ class RateRule:
             self.over.pop(source, None)
         return went + delay <= now < until + delay
 
-    def settings(self) -> tuple[int, int, tuple[str, ...]]:
-        return self.limit, self.window, self.scope
+    def settings(self) -> tuple[int, int, str]:
+        return self.limit, self.window, json.dumps(self.scope_down, sort_keys=True)
 
 
 class WebAcl:
     def __init__(self, clock: Callable[[], float] = time.monotonic, delay: float = DETECTION_SECONDS):
         self.clock, self.delay = clock, delay
-        self.rules: list[RateRule] = []  # in priority order
+        self.rules: list[RateRule | MatchRule] = []  # in priority order
+        self.ip_sets: dict[str, tuple[str, ...]] = {}
         self.blocked = 0
         self._lock = threading.Lock()
 
     @property
     def scope(self) -> tuple[str, ...]:
-        """Every path fragment some rule counts."""
-        return tuple(fragment for rule in self.rules for fragment in rule.scope)
+        """Every path fragment some rate rule counts."""
+        return tuple(fragment for rule in self.rules if isinstance(rule, RateRule) for fragment in rule.scope)
 
     def rule(self, name: str) -> RateRule:
-        return next(rule for rule in self.rules if rule.name == name)
+        return next(rule for rule in self.rules if rule.name == name and isinstance(rule, RateRule))
 
-    def load(self, resource: dict[str, Any] | None, on: bool) -> None:
-        """The rate-based rules of the template's web ACL resource, its intrinsics resolved where
-        ``on`` (its condition holds); limit 0 where not."""
-        rules = []
-        listed = ((resource or {}).get("Properties") or {}).get("Rules", [])
-        for declared in sorted(listed, key=lambda rule: rule.get("Priority", 0)):
-            statement = (declared.get("Statement") or {}).get("RateBasedStatement")
-            if statement is None:
+    def match_rule(self, name: str) -> MatchRule:
+        return next(rule for rule in self.rules if rule.name == name and isinstance(rule, MatchRule))
+
+    def load(
+        self,
+        resource: dict[str, Any] | None,
+        on: bool,
+        resolver: Any = None,
+        ip_sets: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        """The rules of the template's web ACL resource as declared: each resolved by ``resolver``
+        where ``on`` (the ACL's condition holds) and its own ``Fn::If`` condition holds; read as
+        declared and off (limit 0, no match) where not, so a test may still turn a rate rule on.
+        ``ip_sets``: the IP sets' addresses by the ARN the rules reference."""
+        rules: list[RateRule | MatchRule] = []
+        for listed in ((resource or {}).get("Properties") or {}).get("Rules", []):
+            declared, live = _declared(listed, on, resolver)
+            statement = declared.get("Statement") or {}
+            rate = statement.get("RateBasedStatement")
+            if rate is None:
+                rules.append(MatchRule(declared["Name"], live, statement))
                 continue
-            down = statement.get("ScopeDownStatement") or {}
-            parts = down["OrStatement"]["Statements"] if "OrStatement" in down else [down]
-            scope = tuple(
-                str(part["ByteMatchStatement"]["SearchString"])
-                for part in parts
-                if part.get("ByteMatchStatement", {}).get("PositionalConstraint") == "CONTAINS"
-            )
-            window = int(statement.get("EvaluationWindowSec", WINDOW_SECONDS))
-            rules.append(RateRule(declared["Name"], int(statement["Limit"]) if on else 0, window, scope))
+            window = int(rate.get("EvaluationWindowSec", WINDOW_SECONDS))
+            limit = int(rate["Limit"]) if live else 0
+            rules.append(RateRule(declared["Name"], limit, window, rate.get("ScopeDownStatement")))
+        rules.sort(key=lambda rule: _priority(resource, rule.name))
         with self._lock:
-            kept = {rule.name: rule for rule in self.rules}
+            self.ip_sets = {arn: tuple(blocks) for arn, blocks in (ip_sets or {}).items()}
+            kept = {rule.name: rule for rule in self.rules if isinstance(rule, RateRule)}
             self.rules = [
                 kept[rule.name]
-                if rule.name in kept and kept[rule.name].settings() == rule.settings()
+                if isinstance(rule, RateRule)
+                and rule.name in kept
+                and kept[rule.name].settings() == rule.settings()
                 else rule
                 for rule in rules
             ]
@@ -129,12 +225,17 @@ class WebAcl:
                 rule.seen.clear()
                 rule.over.clear()
 
-    def blocks(self, source: str, path: str) -> bool:
-        """Count one request of ``source`` to ``path``: whether a rule blocks it."""
+    def blocks(self, source: str, path: str, headers: Mapping[str, str] | None = None) -> bool:
+        """Count one request of ``source`` to ``path`` (with ``headers``): whether a rule blocks it."""
         now = self.clock()
         with self._lock:
+            request = Request(source, path, {k.lower(): v for k, v in (headers or {}).items()}, self.ip_sets)
             for rule in self.rules:
-                if rule.covers(path) and rule.count(source, now, self.delay):
+                if isinstance(rule, MatchRule):
+                    blocked = rule.blocks(request)
+                else:
+                    blocked = rule.covers(request) and rule.count(source, now, self.delay)
+                if blocked:
                     self.blocked += 1
                     return True
         return False
@@ -142,5 +243,23 @@ class WebAcl:
     def forget(self) -> None:
         with self._lock:
             for rule in self.rules:
-                rule.seen.clear()
-                rule.over.clear()
+                if isinstance(rule, RateRule):
+                    rule.seen.clear()
+                    rule.over.clear()
+
+
+def _declared(listed: dict[str, Any], on: bool, resolver: Any) -> tuple[dict[str, Any], bool]:
+    """A listed rule (the template's own, maybe under ``Fn::If``) and whether it is in force."""
+    condition, rule = None, listed
+    if "Fn::If" in listed:
+        condition, rule, _ = listed["Fn::If"]
+    live = on and resolver is not None and (condition is None or resolver.condition(condition))
+    return (resolver.resolve(rule) if live else rule), live
+
+
+def _priority(resource: dict[str, Any] | None, name: str) -> int:
+    for listed in ((resource or {}).get("Properties") or {}).get("Rules", []):
+        rule = listed["Fn::If"][1] if "Fn::If" in listed else listed
+        if rule.get("Name") == name:
+            return int(rule.get("Priority", 0))
+    return 0
