@@ -46,6 +46,36 @@ def test_a_test_keys_empty_runs_spend_its_accounts_unpaid_runs_and_close_every_k
         assert answer_json(refused)["error"]["code"] == "unpaid_runs_spent"
 
 
+def test_an_option_refused_after_the_model_ran_is_an_unpaid_run_and_a_roi_outside_the_photo_runs_none(
+    handler, monkeypatch
+):
+    """A roi off the photo is refused before the model; a padding the target size has no room for
+    is known only once the matte is (the canvas follows the subject): that 400 came after a model
+    run and spends the account's unpaid runs, so refused calls never run the model for free."""
+    from alphacut.api import services
+    from alphacut.pipeline import Pipeline
+
+    owner, sandbox = f"acct-{uuid.uuid4().hex[:8]}", f"sandbox-{uuid.uuid4().hex[:8]}"
+    KEY_PLANS[owner] = STARTER
+    KEY_CALLERS[sandbox] = Caller(sandbox, "tests", STARTER, ("images",), owner, test=True)
+    monkeypatch.setattr(services, "SETTINGS", dataclasses.replace(services.SETTINGS, unpaid_runs_per_day=2))
+    runs, mattes = [], Pipeline.mattes
+    monkeypatch.setattr(Pipeline, "mattes", lambda self, *a, **k: runs.append(1) or mattes(self, *a, **k))
+    off_photo = post_cutout(handler, sandbox, query={"roi": "5000px 5000px 6000px 6000px"})
+    assert off_photo["statusCode"] == 400 and answer_json(off_photo)["error"]["field"] == "roi"
+    assert runs == []  # refused before the model
+    for _ in range(2):
+        late = post_cutout(
+            handler, sandbox, query={"target_width": "40", "target_height": "40", "padding": "30px"}
+        )
+        assert late["statusCode"] == 400 and answer_json(late)["error"]["field"] == "padding", answer_json(
+            late
+        )
+    assert len(runs) == 2
+    refused = post_cutout(handler, owner)
+    assert refused["statusCode"] == 429 and answer_json(refused)["error"]["code"] == "unpaid_runs_spent"
+
+
 def _account(billing) -> tuple[AccountKeys, Caller]:
     store = KeyStore(USAGE_TABLE, billing["secret"])
     made = store.create(f"store-{uuid.uuid4().hex[:8]}", "credits")

@@ -489,7 +489,7 @@ def test_a_settings_write_refused_for_its_mails_changes_nothing(handler, store_k
         {"type": "charge.refunded", "data": "x"},
     ],
 )
-def test_a_signed_event_of_an_odd_shape_is_acknowledged_not_a_500(handler, event):
+def test_a_signed_event_of_an_odd_shape_is_acknowledged_not_a_500(handler, billing, event):
     payload = json.dumps(event)
     import stripe
 

@@ -78,4 +78,37 @@ def test_a_test_keys_task_result_is_a_marked_preview_too(pipeline, eval_dir, mon
             "mask_key": "out-mask.png",
         }
         done = _segment(event, pipeline, None, s3, None, ServiceSettings())
+        marks = {}
+        for account in ("k-task-a", "k-task-b"):  # each account's own mark, as its sync results carry
+            _segment({**event, "test_account": account, "image_key": f"{account}.png"}, pipeline, None, s3,
+                     None, ServiceSettings())  # fmt: skip
+            body = s3.get_object(Bucket="tasks", Key=f"{account}.png")["Body"].read()
+            marks[account] = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
     assert done["width"] * done["height"] <= 250_000  # at most a preview, as the sync routes answer
+    sync_rgba, _ = _cut(pipeline, photo.read_bytes(), test=True, account="k-task-a")
+    assert (marks["k-task-a"][..., 3] != marks["k-task-b"][..., 3]).mean() > 0.05  # not one mark for all
+    assert sync_rgba.shape == marks["k-task-a"].shape
+    assert (sync_rgba[..., 3] != marks["k-task-a"][..., 3]).mean() < 0.02  # the account's own
+
+
+def test_the_same_photo_moved_on_its_canvas_gives_no_more_of_its_subject_back(pipeline, eval_dir):
+    """The attack that took a mark fixed to the picture off (a photo padded at eight offsets, each
+    result shifted back; benchmarks/bench_test_mark.py): laid on the subject, the results of every
+    offset lose the same pixels of it, so together they give back what one does."""
+    photo = np.asarray(
+        Image.open(min((eval_dir / "general" / "images").iterdir())).convert("RGB").resize((280, 160))
+    )
+    offsets, room = [(0, 0), (17, 23), (40, 60)], (40, 60)
+    unmarked = []
+    for dx, dy in offsets:
+        canvas = np.pad(photo, ((dy, room[1] - dy), (dx, room[0] - dx), (0, 0)), mode="edge")
+        buffer = io.BytesIO()
+        Image.fromarray(canvas).save(buffer, "PNG")
+        live, _ = _cut(pipeline, buffer.getvalue(), test=False)
+        marked, _ = _cut(pipeline, buffer.getvalue(), test=True)
+        same = np.all(live == marked, axis=2)[dy : dy + 160, dx : dx + 280]
+        unmarked.append(same)
+        if (dx, dy) == (0, 0):
+            subject = live[:160, :280, 3] >= 128
+    one, together = unmarked[0][subject].mean(), np.logical_or.reduce(unmarked)[subject].mean()
+    assert one < 0.7 and together - one < 0.02, (one, together)

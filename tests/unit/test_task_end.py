@@ -150,3 +150,42 @@ def test_a_task_that_fails_or_finds_nothing_gives_its_keys_daily_spending_back_o
     empty = {"task_id": "t2", "execution_id": ME, "result": {**RESULT, "found": False}}
     assert ends.finish(empty) == ends.finish(empty) == "done"
     assert spend.today(["key"]) == {"key": 0} and ends.meter.credits.balance("key") == 2000
+
+
+def test_a_quota_tasks_slot_comes_back_once_when_it_fails_or_finds_nothing_however_often_it_ends(ends):
+    from alphacut.aws.ledger.limits import SLOT_DAY, SLOT_HOLDER, utc_day
+
+    limits, day = ends.meter.limits, utc_day(ends.meter.limits.clock())
+    ends.meter.credits.top_up("key", 1000)  # queued() holds credits too: room for a third
+    for task_id in ("t1", "t2", "t3"):
+        limits.take_slot("test#acct", 3)  # what the submission took of the day's test results
+        queued(ends, task_id)
+        ends.table.table.update_item(
+            Key={"task_id": task_id},
+            UpdateExpression="SET #h = :h, #d = :d",
+            ExpressionAttributeNames={"#h": SLOT_HOLDER, "#d": SLOT_DAY},
+            ExpressionAttributeValues={":h": "test#acct", ":d": day},
+        )
+    failure = {"task_id": "t1", "error": {"Error": "CorruptImage", "Cause": "not an image"}}
+    assert ends.fail(failure) == "failed" and ends.fail(failure) == "ended_elsewhere"
+    ends.release_and_call_back(ends.table.get("t1"))  # the finalizer after the step: nothing more
+    assert limits.taken("test#acct") == 2
+    empty = {"task_id": "t2", "execution_id": ME, "result": {**RESULT, "found": False}}
+    assert ends.finish(empty) == ends.finish(empty) == "done"
+    assert limits.taken("test#acct") == 1  # t3 still running keeps its slot
+
+
+def test_a_task_failing_once_its_model_could_have_run_is_one_unpaid_run_and_a_download_failure_none(ends):
+    for task_id in ("t1", "t2"):
+        queued(ends, task_id, callback=False)
+        ends.table.table.update_item(
+            Key={"task_id": task_id},
+            UpdateExpression="SET processed_at_iso = :now",
+            ExpressionAttributeValues={":now": "2026-11-29T10:00:00Z"},
+        )
+    late = {"task_id": "t1", "error": {"Error": "InvalidOption", "Cause": "padding leaves no room"}}
+    assert ends.fail(late) == "failed" and ends.fail(late) == "ended_elsewhere"
+    assert ends.meter.limits.unpaid_runs("key") == 1
+    download = {"task_id": "t2", "error": {"Error": "UrlFetchFailed", "Cause": "404"}}
+    assert ends.fail(download) == "failed"
+    assert ends.meter.limits.unpaid_runs("key") == 1  # no model ran: not counted

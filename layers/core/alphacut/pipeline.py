@@ -684,7 +684,7 @@ class Pipeline:
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
             # a test key's result: one mark over its picture and its mask (alphacut.watermark)
-            mark = Watermark.drawn(alpha.shape[1], alpha.shape[0], current_account()) if is_test() else None
+            mark = Watermark.on_subject(alpha, current_account()) if is_test() else None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
                 background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
                 shown_rgb, shown_alpha = (
@@ -734,6 +734,7 @@ class Pipeline:
         timings = Timings()
         image, view = self.decode_views(data, timings, options)
         self.refuse_bad_extras(options)  # before the model: a refusal after it would be a free run
+        self.refuse_what_the_photo_rules_out(image, options)
         segmentation = self.segment(image, options, timings, view)
         return self.compose(image, segmentation, options, timings)
 
@@ -744,6 +745,21 @@ class Pipeline:
             self.background_picture(options, 1, 1)
         if options.refine is not None:
             touchup.read_strokes(options.refine, 1, 1)
+
+    def refuse_what_the_photo_rules_out(self, image: DecodedImage, options: CutoutOptions) -> None:
+        """What the photo's size alone refuses, checked before the model with the error the compose
+        would raise after it: a ``roi`` holding none of its pixels, a ``padding`` that leaves no
+        room on its own canvas (no resize, no preset: the canvas is the photo's size)."""
+        if options.roi is not None:
+            options.roi.box(image.width, image.height)
+        if not options.resizes and options.preset is None:
+            padding = options.padding.sides_within(image.width, image.height)
+            if padding[1] + padding[3] >= image.width or padding[0] + padding[2] >= image.height:
+                raise InvalidOption(
+                    f"leaves no room on the {image.width}x{image.height} canvas",
+                    field="padding",
+                    limit=(image.width, image.height),
+                )
 
     def retouch(self, kept: touchup.KeptMatte, options: CutoutOptions) -> CutoutResult:
         """A kept result made again without a model run: its photo decoded at the size the options
@@ -808,7 +824,7 @@ class Pipeline:
                     box = geometry.expand_box(outfit.bbox, options.crop_margin, image.width, image.height)
                     ids = ids[box[1] : box[3], box[0] : box[2]]
                 if is_test():  # a test key's class map is marked too: the text cut out of it
-                    marked = Watermark.drawn(ids.shape[1], ids.shape[0], current_account()).where
+                    marked = Watermark.on_subject(np.where(ids > 0, 255, 0), current_account()).where
                     ids = np.where(marked, 0, ids).astype(ids.dtype)
                 class_map = encode_mask(np.ascontiguousarray(ids))
         return CostumeResult(outfit, results, shares, class_map, timings)

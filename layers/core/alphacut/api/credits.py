@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from alphacut.aws.ledger.key_spend import SPENT, SPENT_DAY
-from alphacut.aws.ledger.limits import KeyLimits, utc_day
+from alphacut.aws.ledger.limits import SLOT_DAY, SLOT_HOLDER, KeyLimits, utc_day
 from alphacut.errors import InsufficientCredits, KeyBudgetSpent
 from alphacut.pricing import credits
 
@@ -248,7 +248,8 @@ class QuotaGate:
         self._task_day = utc_day(now)
 
     def task_spending(self) -> dict[str, Any]:
-        return {}  # a quota's slot is the account's: no key spending
+        """The slot the task took (its holder and day): given back once if it delivers nothing."""
+        return {SLOT_HOLDER: self.key_id, SLOT_DAY: self._task_day} if self._task_day else {}
 
     def release_task(self, task_id: str) -> None:
         if self._task_day:

@@ -10,11 +10,14 @@ Usage::
 
 from __future__ import annotations
 
+import numpy as np
+
 from alphacut.api.credits import current_gate
 from alphacut.api.plan_model import with_plan_model
-from alphacut.costume import Garment
+from alphacut.codec import DecodedImage
+from alphacut.costume import CostumeParse, Garment
 from alphacut.options import CutoutOptions
-from alphacut.pipeline import CostumeResult, CutoutResult, Pipeline
+from alphacut.pipeline import CostumeResult, CutoutResult, MatteRequest, Pipeline, Timings
 
 
 class PaidPipeline(Pipeline):
@@ -35,10 +38,17 @@ class PaidPipeline(Pipeline):
         gate = current_gate()
         if gate is not None:
             gate.reserve_call(options)
-        result = super().run(data, options)
-        if gate is not None:
-            gate.model_ran = True  # charged if delivered; counted as an unpaid run if not
-        return result
+        return super().run(data, options)
+
+    def mattes(self, requests: list[MatteRequest], timings: Timings | None = None) -> list[np.ndarray]:
+        mattes = super().mattes(requests, timings)
+        _model_ran()
+        return mattes
+
+    def parse_costume(self, image: DecodedImage, timings: Timings | None = None) -> CostumeParse:
+        parse = super().parse_costume(image, timings)
+        _model_ran()
+        return parse
 
     def cut_out_garments(
         self,
@@ -49,7 +59,12 @@ class PaidPipeline(Pipeline):
         gate = current_gate()
         if gate is not None:
             gate.reserve_call(options or CutoutOptions(), costume=True)
-        result = super().cut_out_garments(data, options, garments)
-        if gate is not None:
-            gate.model_ran = True
-        return result
+        return super().cut_out_garments(data, options, garments)
+
+
+def _model_ran() -> None:
+    """The call's model has run: charged if it delivers, counted as an unpaid run if it does not,
+    whatever fails after it (an option the matte rules out refused after the model is no free run)."""
+    gate = current_gate()
+    if gate is not None:
+        gate.model_ran = True

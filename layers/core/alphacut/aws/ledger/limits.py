@@ -45,6 +45,9 @@ from alphacut.aws.ledger.plans import Plan
 from alphacut.aws.transactions import once_marker, transact
 from alphacut.errors import QuotaExceeded, RateLimited, TouchUpsSpent, UnpaidRunsSpent
 
+# a quota task's record keeps the slot its submission took (its holder, its UTC day)
+SLOT_HOLDER, SLOT_DAY = "slot_holder", "slot_day"
+
 RATE_ITEM_SECONDS = 60  # a key's rate item outlives the moment it stops mattering by this (TTL)
 QUOTA_ITEM_SECONDS = 2 * 86400
 TOUCH_UP_ITEM_SECONDS = 2 * 86400  # a result's touch-up count outlives its 24 h (TTL deletes late)
@@ -197,6 +200,22 @@ class KeyLimits:
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             pass
+
+    def give_back_task_slot(self, key_id: str, day: str, task_id: str) -> None:
+        """The slot a task took on ``day`` and never delivered in: given back once, however often
+        the task's ending runs (a marker ``quota#<key>``/``task#<id>`` in the same transaction)."""
+        expires = {"N": str(int(self.clock()) + QUOTA_ITEM_SECONDS)}
+        back = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._quota_key(key_id, day),
+                "UpdateExpression": "ADD taken :minus",
+                "ConditionExpression": "taken > :zero",
+                "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+            }
+        }
+        marker = once_marker(self.table_name, f"quota#{key_id}", f"task#{task_id}", expires)
+        transact(self._db, [marker, back])  # given back before, or nothing to give: nothing more
 
     def taken(self, key_id: str) -> int:
         """Today's slots taken (delivered results and calls still running)."""

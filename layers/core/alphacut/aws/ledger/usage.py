@@ -86,6 +86,15 @@ class TaskSpent:
     amount: int
 
 
+@dataclass(frozen=True)
+class TaskSlot:
+    """The quota slot a task's submission took: whose (a quota plan's account, a test key's
+    account's test results) and on which UTC day."""
+
+    holder: str
+    day: str
+
+
 class UsageMeter:
     def __init__(self, table_name: str, queue_url: str = "", clock: Callable[[], float] = time.time):
         self.table_name, self.queue_url, self.clock = table_name, queue_url, clock
@@ -227,22 +236,32 @@ class UsageMeter:
         )
 
     def settle_task(
-        self, key_id: str, task_id: str, billable: bool, price: int = 0, spent: TaskSpent | None = None
+        self,
+        key_id: str,
+        task_id: str,
+        billable: bool,
+        price: int = 0,
+        spent: TaskSpent | None = None,
+        slot: TaskSlot | None = None,
     ) -> bool:
         """A done task: charged once if billable (``charge_task``), else (an empty picture) its
-        reserved credits come back. True when this call charged it."""
+        reserved credits or its quota slot come back. True when this call charged it."""
         if billable:
             return self.charge_task(key_id, task_id, price=price)
-        self.release_task(key_id, task_id, spent)
+        self.release_task(key_id, task_id, spent, slot)
         return False
 
-    def release_task(self, key_id: str, task_id: str, spent: TaskSpent | None = None) -> bool:
+    def release_task(
+        self, key_id: str, task_id: str, spent: TaskSpent | None = None, slot: TaskSlot | None = None
+    ) -> bool:
         """A task that ended without a charge: the credits it reserved come back (False: none), and
         what it counted on its key's own spending with them (``spent``), once: only the ending that
-        released the hold gives it back."""
+        released the hold gives it back; a quota task's slot (``slot``) once too (its marker)."""
         released = self.credits.release(key_id, task_hold(task_id))
         if released and spent is not None:
             self.key_spend.give_back(spent.key_id, spent.day, spent.amount)
+        if slot is not None:
+            self.limits.give_back_task_slot(slot.holder, slot.day, task_id)
         return released
 
     def is_charged(self, task_id: str) -> bool:

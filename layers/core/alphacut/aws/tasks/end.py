@@ -32,9 +32,13 @@ from alphacut.aws.ledger.usage import UsageMeter
 from alphacut.aws.tasks.table import TaskRecord, TaskTable, is_billable, is_touch_up
 from alphacut.pricing import CreditPrices
 from alphacut.settings import ServiceSettings
-from alphacut.task_states import failure_state
+from alphacut.task_states import TaskState, failure_state
 
 logger = Logger(child=True)
+# failures before any model ran: the download, its size, the decoding (never an unpaid run)
+BEFORE_THE_MODEL = frozenset(
+    {TaskState.DOWNLOAD_FAILED, TaskState.DOWNLOAD_TOO_LARGE, TaskState.INVALID_IMAGE}
+)
 
 
 class ChargeFailed(Exception):
@@ -69,11 +73,26 @@ class TaskAdapters:
         return 0 if record.test else self.prices.for_options(record.cutout_options)
 
     def release_and_call_back(self, record: TaskRecord) -> None:
-        """A task that ended undelivered: the credits it reserved come back, and its callback goes
-        out if it asked for one."""
+        """A task that ended undelivered: the credits or the quota slot it reserved come back, and
+        its callback goes out if it asked for one. One that failed once its model may have run (not
+        in the download or the decoding) is one of its account's unpaid runs: failing tasks on
+        purpose (an option only the matte rules out) never runs the model for free."""
         if self.meter is not None:
-            self.meter.release_task(record.payer, record.task_id, record.spent)
+            self.meter.release_task(record.payer, record.task_id, record.spent, record.slot)
+            model_may_have_run = record.processed_at is not None and record.state not in BEFORE_THE_MODEL
+            if model_may_have_run and not is_touch_up(record):
+                self._count_unpaid_run(record.account, record.task_id)
         self.call_back(record)
+
+    def _count_unpaid_run(self, owner: str, task_id: str) -> None:
+        """A task whose model ran for nothing charged (no subject, a failure after it) is one of its
+        account's unpaid runs of the day, which its task submissions are refused past
+        (``alphacut.aws.ledger.limits``); a count that cannot be written is logged, never the task's
+        failure."""
+        try:
+            self.meter.limits.count_unpaid_run(owner, 0, once_for=task_id)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001
+            logger.warning("an unpaid task run could not be counted", extra={"owner": owner})
 
     def call_back(self, record: TaskRecord) -> None:
         """Queue the task's callback, once: a second ending (a retry, the finalizer after a step)
@@ -95,7 +114,9 @@ class TaskEnds(TaskAdapters):
         if self.meter is not None:
             price = self.price_of(record)
             try:
-                self.meter.settle_task(record.payer, task_id, is_billable(record), price, record.spent)
+                self.meter.settle_task(
+                    record.payer, task_id, is_billable(record), price, record.spent, record.slot
+                )
             except Exception as error:  # noqa: BLE001 - delivered: the callback goes out first
                 failure = error
             if not is_billable(record) and not is_touch_up(record):
@@ -104,15 +125,6 @@ class TaskEnds(TaskAdapters):
         if failure is not None:
             raise ChargeFailed(f"the task was delivered but its charge failed: {failure}") from failure
         return "done"
-
-    def _count_unpaid_run(self, owner: str, task_id: str) -> None:
-        """A task whose model ran for nothing charged (no subject) is one of its account's unpaid runs
-        of the day, which its task submissions are refused past (``alphacut.aws.ledger.limits``); a count
-        that cannot be written is logged, never the task's failure."""
-        try:
-            self.meter.limits.count_unpaid_run(owner, 0, once_for=task_id)  # type: ignore[union-attr]
-        except Exception:  # noqa: BLE001
-            logger.warning("an unpaid task run could not be counted", extra={"owner": owner})
 
     def fail(self, step: dict[str, Any]) -> str:
         task_id = str(step["task_id"])

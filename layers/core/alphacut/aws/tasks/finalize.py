@@ -106,7 +106,7 @@ class TaskFinalizer(TaskAdapters):
         if record.state is not TaskState.DONE or self.meter is None:
             return "final_already"
         if not is_billable(record):
-            self.meter.release_task(record.payer, task_id, record.spent)  # an empty picture: never charged
+            self.meter.release_task(record.payer, task_id, record.spent, record.slot)  # empty: never charged
             return "final_already"
         try:
             charged = self.meter.charge_task(record.payer, task_id, price=self.price_of(record))

@@ -195,8 +195,9 @@ def _segment(
                 s3, event["input_bucket"], event["background_key"], pipeline.limits.max_bytes
             )
         )
-    # a test key's result is a marked preview: its decoding (the preview's size) and its compose
-    with caller_scope("", test=bool(event.get("test"))):
+    # a test key's result is a marked preview: its decoding (the preview's size) and its compose,
+    # marked as its account's sync results are (one mark an account, never one for every account)
+    with caller_scope(str(event.get("test_account") or ""), test=bool(event.get("test"))):
         timings = Timings()
         if touch_up:
             return _store(event, s3, tasks, pipeline.retouch(touched_up, options), timings, options.result_id)

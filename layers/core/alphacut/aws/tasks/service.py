@@ -82,8 +82,9 @@ def step_input(record: TaskRecord, uploads_bucket: str, result_bucket: str) -> d
     }
     if record.extra.get("callback_url"):
         event["callback_url"] = record.extra["callback_url"]
-    if record.test:  # a test key's result is marked (alphacut.watermark)
+    if record.test:  # a test key's result is marked (alphacut.watermark), with its account's mark
         event["test"] = True
+        event["test_account"] = record.account
     if not record.source_key:  # a key's task: its matte kept for a touch-up, as the account's
         event["kept_owner"] = record.payer
     if record.extra.get("refine_key"):

@@ -27,7 +27,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from alphacut.aws.ledger.key_spend import SPENT, SPENT_DAY
-from alphacut.aws.ledger.usage import TaskSpent
+from alphacut.aws.ledger.limits import SLOT_DAY, SLOT_HOLDER
+from alphacut.aws.ledger.usage import TaskSlot, TaskSpent
 from alphacut.caller_scope import test_payer
 from alphacut.errors import NotFound
 from alphacut.options import CutoutOptions
@@ -122,6 +123,12 @@ class TaskRecord:
         """What the submission counted on the key's own daily spending (None: nothing)."""
         day, amount = self.extra.get(SPENT_DAY), self.extra.get(SPENT)
         return TaskSpent(self.owner, str(day), int(amount)) if day and amount else None
+
+    @property
+    def slot(self) -> TaskSlot | None:
+        """The quota slot the submission took (None: none; a credits task)."""
+        holder, day = self.extra.get(SLOT_HOLDER), self.extra.get(SLOT_DAY)
+        return TaskSlot(str(holder), str(day)) if holder and day else None
 
     def to_item(self) -> dict[str, Any]:
         item = {
