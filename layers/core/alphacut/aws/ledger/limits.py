@@ -203,19 +203,24 @@ class KeyLimits:
 
     def give_back_task_slot(self, key_id: str, day: str, task_id: str) -> None:
         """The slot a task took on ``day`` and never delivered in: given back once, however often
-        the task's ending runs (a marker ``quota#<key>``/``task#<id>`` in the same transaction)."""
-        expires = {"N": str(int(self.clock()) + QUOTA_ITEM_SECONDS)}
-        back = {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": self._quota_key(key_id, day),
-                "UpdateExpression": "ADD taken :minus",
-                "ConditionExpression": "taken > :zero",
-                "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
-            }
-        }
-        marker = once_marker(self.table_name, f"quota#{key_id}", f"task#{task_id}", expires)
-        transact(self._db, [marker, back])  # given back before, or nothing to give: nothing more
+        the task's ending runs. A marker ``quota#<key>``/``task#<id>`` is put first, then the slot
+        given back: two single writes, not a transaction, since a transaction on the day's counter
+        would refuse the key's other calls taking a slot meanwhile (``TransactionConflictException``).
+        Stopped between the two, or the marker's answer lost, the slot stays taken: a key may get
+        fewer results than its quota, never more."""
+        try:
+            self._db.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": f"quota#{key_id}"},
+                    "sk": {"S": f"task#{task_id}"},
+                    "expires_at": {"N": str(int(self.clock()) + QUOTA_ITEM_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return  # given back before
+        self.give_back_slot(key_id, day)
 
     def taken(self, key_id: str) -> int:
         """Today's slots taken (delivered results and calls still running)."""
