@@ -20,8 +20,9 @@ def parameter(listing: str) -> str:
     blocks = []
     for line in listing.split():
         address = ipaddress.ip_address(line.strip())
-        if address.version != 4:
-            raise SystemExit(f"{address}: the template's IP set is IPv4")
+        if address.version != 4:  # the template's IP set is IPv4: said, not fatal
+            print(f"left out {address}: the template's IP set holds IPv4 addresses", file=sys.stderr)
+            continue
         blocks.append(f"{address}/32")
     if not blocks:
         raise SystemExit("no addresses read: give Stripe's list on standard input")

@@ -552,6 +552,7 @@ def test_every_keyless_route_has_a_stage_throttle_and_the_waf_is_on_by_default_f
     }
     listed = {rule["Fn::If"][1]["Name"]: rule["Fn::If"] for rule in acl["Properties"]["Rules"]}
     assert {name: entry[0] for name, entry in listed.items()} == {
+        "stripe-agent-from-elsewhere": "GuardStripeWebhook",
         "stripe-webhook-from-stripe": "GuardStripeWebhook",
         "rate-per-address": "UseRateRules",
         "result-links-per-address": "UseRateRules",
@@ -565,16 +566,27 @@ def test_every_keyless_route_has_a_stage_throttle_and_the_waf_is_on_by_default_f
         "result-links-per-address": {"Ref": "WebAclResultLinkRateLimit"},  # a bucket of their own
         "keyed-per-address": {"Ref": "WebAclKeyedRateLimit"},
     }
-    for rule in rated.values():
+    for rule in rated.values():  # 429 and Retry-After, as API Gateway's throttle: a 403 reads as a bad key
         statement = rule["Statement"]["RateBasedStatement"]
-        assert rule["Action"] == {"Block": {}} and statement["AggregateKeyType"] == "IP"
+        custom = rule["Action"]["Block"]["CustomResponse"]
+        assert custom["ResponseCode"] == 429 and statement["AggregateKeyType"] == "IP"
+        assert custom["ResponseHeaders"] == [{"Name": "Retry-After", "Value": "60"}]
+        assert custom["CustomResponseBodyKey"] in acl["Properties"]["CustomResponseBodies"]
+    assert rules["stripe-agent-from-elsewhere"]["Action"] == {"Count": {}}  # the alarm's metric
+    stale = resources["StripeWebhookListStaleAlarm"]
+    assert (
+        stale["Condition"] == "GuardStripeWebhook" and stale["Properties"]["MetricName"] == "CountedRequests"
+    )
+    assert {"Name": "Rule", "Value": {"Fn::Sub": "${AWS::StackName}-stripe-agent-from-elsewhere"}} in stale[
+        "Properties"
+    ]["Dimensions"]
     stripe = rules["stripe-webhook-from-stripe"]["Statement"]["AndStatement"]["Statements"]
     assert stripe[1]["NotStatement"]["Statement"]["IPSetReferenceStatement"]["Arn"] == {
         "Fn::GetAtt": ["StripeWebhookIpSet", "Arn"]
     }
     assert resources["StripeWebhookIpSet"]["Condition"] == "GuardStripeWebhook"
     priorities = [rule["Priority"] for rule in rules.values()]
-    assert sorted(priorities) == list(range(4))  # WAF refuses two rules of one priority
+    assert sorted(priorities) == list(range(5))  # WAF refuses two rules of one priority
     associated = [r for r in resources.values() if r["Type"] == "AWS::WAFv2::WebACLAssociation"]
     assert len(associated) == 2 and all(r["Condition"] == "UseWaf" for r in associated)  # both APIs
 
@@ -655,3 +667,5 @@ def test_stripes_addresses_default_is_what_the_refresh_script_writes_and_passes_
     assert refresh.parameter(listing) == default
     assert re.fullmatch(pattern, default) and re.fullmatch(pattern, "none")
     assert not re.fullmatch(pattern, "54.187.174.169")  # WAF's IP set takes CIDR blocks only
+    assert not re.fullmatch(pattern, "0.0.0.0/0")  # and no /0
+    assert refresh.parameter(listing + "2600:1f18::1\n") == default  # an IPv6 line left out, said

@@ -100,14 +100,24 @@ def test_stripes_webhook_is_refused_at_once_from_any_address_but_stripes_own():
     assert waf.blocks("203.0.113.9", "/Prod/v1/billing/%73tripe")  # an escaped letter routes the same
     assert not waf.blocks("54.187.174.169", STRIPE)  # one of Stripe's
     assert not waf.blocks("203.0.113.9", "/Prod/v1/billing/credits")  # other routes: not this rule
+    assert waf.counted == {}
+    stripe_agent = {"User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
+    assert waf.answer("203.0.113.9", STRIPE, stripe_agent).status == 403  # blocked, and counted:
+    assert waf.counted == {"stripe-agent-from-elsewhere": 1}  # the list may be stale (an alarm)
+    assert (
+        waf.answer("54.187.174.169", STRIPE, stripe_agent) is None
+        and waf.counted["stripe-agent-from-elsewhere"] == 1
+    )
     off, _ = template_acl(30.0, StripeWebhookAddresses="none")
     assert not off.blocks("203.0.113.9", STRIPE)
 
 
 def test_keyed_calls_are_counted_per_address_apart_from_the_keyless_rules():
     waf, _ = template_acl(0.0, WebAclRateLimit="10", WebAclKeyedRateLimit="20")
-    keyed = [waf.blocks("203.0.113.9", "/Prod/v1/usage", {"X-Api-Key": f"ac_{n}"}) for n in range(25)]
-    assert keyed.count(False) == 20  # blocked past 20, whatever key each carried
+    keyed = [waf.answer("203.0.113.9", "/Prod/v1/usage", {"X-Api-Key": f"ac_{n}"}) for n in range(25)]
+    assert keyed.count(None) == 20  # blocked past 20, whatever key each carried
+    assert keyed[-1].status == 429 and ("Retry-After", "60") in keyed[-1].headers  # as a throttle answers
+    assert keyed[-1].body == '{"message":"Too Many Requests"}'
     assert not waf.blocks("203.0.113.10", "/Prod/v1/usage", {"x-api-key": "ac_real"})  # another address
     assert not any(waf.blocks("203.0.113.9", SIGNUP) for _ in range(10))  # sign-up's count is its own
     assert not waf.blocks("203.0.113.11", "/Prod/v1/usage")  # no key: the authorizer refuses it unrun

@@ -9,7 +9,9 @@ a TransactWriteItems runs, its items are taken, and
 as DynamoDB's guide describes transaction conflict handling. And a TransactWriteItems carrying a
 ``ClientRequestToken`` is idempotent (``TransactionTokens``): the same token again within 10
 minutes of a success answers success and writes nothing (the SDK's retry of a transaction whose
-answer was lost); the same token with other items is ``IdempotentParameterMismatchException``.
+answer was lost); the same token with other items is ``IdempotentParameterMismatchException``;
+the same token while the first is still under way is ``TransactionInProgressException``, which the
+SDK retries. A replay is not metered here (AWS bills it as a read of its items).
 Here each transaction runs for
 ``seconds`` (how long one takes on DynamoDB: an assumption, 20 ms by default, which
 benchmarks/bench_money.py varies) before its writes are applied, so two calls of a busy key meet
@@ -111,8 +113,18 @@ class TransactionTokens(MotoPatches):
         super().__init__()
         self.clock = clock
         self.replays = 0  # retries answered from a token, nothing written
-        self._seen: dict[str, tuple[float, str, Any]] = {}  # token -> (completed at, items, answer)
+        # token -> (completed at, items, answer), in the order they completed
+        self._seen: dict[str, tuple[float, str, Any]] = {}
+        self._running: set[str] = set()  # tokens of transactions under way
         self._lock = threading.Lock()
+
+    def _forget_expired(self, now: float) -> None:
+        """Tokens past their 10 minutes, oldest first (a cost flat in how many are kept)."""
+        while self._seen:
+            oldest = next(iter(self._seen))
+            if now - self._seen[oldest][0] < TOKEN_SECONDS:
+                return
+            del self._seen[oldest]
 
     def apply(self) -> None:
         from moto.dynamodb.responses import DynamoHandler
@@ -130,15 +142,22 @@ class TransactionTokens(MotoPatches):
                 return original(handler)
             items = json.dumps(handler.body.get("TransactItems", []), sort_keys=True)
             with rule._lock:
-                now = rule.clock()
-                rule._seen = {t: seen for t, seen in rule._seen.items() if now - seen[0] < TOKEN_SECONDS}
+                rule._forget_expired(rule.clock())
+                if token in rule._running:  # the SDK retries this one (TransactionInProgress)
+                    raise _in_progress()
                 seen = rule._seen.get(token)
+                if seen is None:
+                    rule._running.add(token)
             if seen is not None:
                 if seen[1] != items:
                     raise _mismatch()
                 rule.replays += 1
                 return seen[2]
-            answer = original(handler)
+            try:
+                answer = original(handler)
+            finally:
+                with rule._lock:
+                    rule._running.discard(token)
             with rule._lock:
                 rule._seen[token] = (rule.clock(), items, answer)
             return answer
@@ -183,6 +202,15 @@ def _conflict() -> Exception:
     return DynamodbException(
         "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
         "Transaction is ongoing for the item",
+    )
+
+
+def _in_progress() -> Exception:
+    from moto.dynamodb.exceptions import DynamodbException
+
+    return DynamodbException(
+        "com.amazonaws.dynamodb.v20120810#TransactionInProgressException",
+        "The transaction with the given request token is already in progress",
     )
 
 

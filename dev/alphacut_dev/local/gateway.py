@@ -303,6 +303,12 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             path = parts.path
             if path.startswith(f"/{stack.stage}/"):
                 path = path[len(stack.stage) + 1 :]
+            # WAF before anything of API Gateway's (its size check, its routes, throttles, authorizers)
+            blocked = stack.waf.answer(self.client_address[0], parts.path, self.headers)
+            if blocked is not None:
+                self.close_connection = True  # the body is never read
+                self._send(blocked.status, blocked.body.encode(), dict(blocked.headers))
+                return
             try:
                 length = declared_length(self.headers.get("Content-Length"), MAX_REQUEST_BYTES)
             except ImageTooLarge:
@@ -322,9 +328,6 @@ def start_gateway(stack) -> ThreadingHTTPServer:
             else:
                 missing = "MISSING_AUTHENTICATION_TOKEN"
                 self._message(403, "Missing Authentication Token", missing, api_of(path))
-                return
-            if stack.waf.blocks(self.client_address[0], parts.path, self.headers):  # WAF before API Gateway
-                self._message(403, "Forbidden", "WAF_FILTERED", route.api)
                 return
             if stack.method_throttles.wait(route.api, self.command, route.resource):
                 self._message(429, "Too Many Requests", "THROTTLED", route.api)

@@ -73,15 +73,22 @@ def matches(statement: dict[str, Any] | None, request: Request) -> bool:
         source = ipaddress.ip_address(request.source)
         return any(source in ipaddress.ip_network(block) for block in request.ip_sets.get(body["Arn"], ()))
     if kind == "ByteMatchStatement":
-        path = request.path
+        field_to_match = body["FieldToMatch"]
+        if "SingleHeader" in field_to_match:
+            name = field_to_match["SingleHeader"]["Name"].lower()
+            if name not in request.headers:  # WAF: a missing header does not match
+                return False
+            text = request.headers[name]
+        else:
+            text = request.path
         if any(t.get("Type") == "URL_DECODE" for t in body.get("TextTransformations", [])):
-            path = unquote(path)
+            text = unquote(text)
         wanted, where = str(body["SearchString"]), body["PositionalConstraint"]
         return {
-            "CONTAINS": wanted in path,
-            "STARTS_WITH": path.startswith(wanted),
-            "ENDS_WITH": path.endswith(wanted),
-            "EXACTLY": path == wanted,
+            "CONTAINS": wanted in text,
+            "STARTS_WITH": text.startswith(wanted),
+            "ENDS_WITH": text.endswith(wanted),
+            "EXACTLY": text == wanted,
         }[where]
     if kind == "SizeConstraintStatement":
         header = body["FieldToMatch"]["SingleHeader"]["Name"].lower()
@@ -108,13 +115,39 @@ def path_fragments(statement: dict[str, Any] | None) -> tuple[str, ...]:
     return found
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What WAF answers a request a rule blocks: 403 by default, or the rule's custom response."""
+
+    status: int = 403
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = '{"message":"Forbidden"}'  # WAF's own block page is HTML; API Gateway's is this
+
+
+def action_of(declared: dict[str, Any], bodies: Mapping[str, Any]) -> tuple[str, Answer]:
+    """A rule's action (Block or Count) and, for Block, the answer it gives (``bodies``: the web
+    ACL's CustomResponseBodies)."""
+    action = declared.get("Action") or {"Block": {}}
+    if "Count" in action:
+        return "Count", Answer()
+    custom = (action.get("Block") or {}).get("CustomResponse")
+    if not custom:
+        return "Block", Answer()
+    headers = tuple((str(h["Name"]), str(h["Value"])) for h in custom.get("ResponseHeaders", []))
+    body = (bodies.get(custom.get("CustomResponseBodyKey", "")) or {}).get("Content", "")
+    return "Block", Answer(int(custom["ResponseCode"]), headers, str(body))
+
+
 @dataclass
 class MatchRule:
-    """A rule that is not rate-based: it blocks, at once, every request its statement matches."""
+    """A rule that is not rate-based: it blocks (or counts), at once, every request its statement
+    matches."""
 
     name: str
     on: bool
     statement: dict[str, Any]
+    action: str = "Block"
+    answer: Answer = field(default_factory=Answer)
 
     def blocks(self, request: Request) -> bool:
         return self.on and matches(self.statement, request)
@@ -129,6 +162,7 @@ class RateRule:
     limit: int
     window: int
     scope_down: dict[str, Any] | None
+    answer: Answer = field(default_factory=Answer)
     seen: dict[str, deque[float]] = field(default_factory=dict)  # address -> its requests' times
     # address -> (when it went over the limit, when its count falls back to the limit)
     over: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -168,6 +202,7 @@ class WebAcl:
         self.rules: list[RateRule | MatchRule] = []  # in priority order
         self.ip_sets: dict[str, tuple[str, ...]] = {}
         self.blocked = 0
+        self.counted: dict[str, int] = {}  # a Count rule's matches (its CloudWatch CountedRequests)
         self._lock = threading.Lock()
 
     @property
@@ -193,16 +228,19 @@ class WebAcl:
         declared and off (limit 0, no match) where not, so a test may still turn a rate rule on.
         ``ip_sets``: the IP sets' addresses by the ARN the rules reference."""
         rules: list[RateRule | MatchRule] = []
-        for listed in ((resource or {}).get("Properties") or {}).get("Rules", []):
+        properties = (resource or {}).get("Properties") or {}
+        bodies = properties.get("CustomResponseBodies") or {}
+        for listed in properties.get("Rules", []):
             declared, live = _declared(listed, on, resolver)
             statement = declared.get("Statement") or {}
             rate = statement.get("RateBasedStatement")
+            action, answer = action_of(declared, bodies)
             if rate is None:
-                rules.append(MatchRule(declared["Name"], live, statement))
+                rules.append(MatchRule(declared["Name"], live, statement, action, answer))
                 continue
             window = int(rate.get("EvaluationWindowSec", WINDOW_SECONDS))
             limit = int(rate["Limit"]) if live else 0
-            rules.append(RateRule(declared["Name"], limit, window, rate.get("ScopeDownStatement")))
+            rules.append(RateRule(declared["Name"], limit, window, rate.get("ScopeDownStatement"), answer))
         rules.sort(key=lambda rule: _priority(resource, rule.name))
         with self._lock:
             self.ip_sets = {arn: tuple(blocks) for arn, blocks in (ip_sets or {}).items()}
@@ -227,18 +265,26 @@ class WebAcl:
 
     def blocks(self, source: str, path: str, headers: Mapping[str, str] | None = None) -> bool:
         """Count one request of ``source`` to ``path`` (with ``headers``): whether a rule blocks it."""
+        return self.answer(source, path, headers) is not None
+
+    def answer(self, source: str, path: str, headers: Mapping[str, str] | None = None) -> Answer | None:
+        """Count one request: the answer of the rule that blocks it (None: it goes on). Count
+        rules count their matches and evaluation goes on, as WAF's non-terminating actions do."""
         now = self.clock()
         with self._lock:
             request = Request(source, path, {k.lower(): v for k, v in (headers or {}).items()}, self.ip_sets)
             for rule in self.rules:
                 if isinstance(rule, MatchRule):
-                    blocked = rule.blocks(request)
+                    matched = rule.blocks(request)
+                    if matched and rule.action == "Count":
+                        self.counted[rule.name] = self.counted.get(rule.name, 0) + 1
+                        continue
                 else:
-                    blocked = rule.covers(request) and rule.count(source, now, self.delay)
-                if blocked:
+                    matched = rule.covers(request) and rule.count(source, now, self.delay)
+                if matched:
                     self.blocked += 1
-                    return True
-        return False
+                    return rule.answer
+        return None
 
     def forget(self) -> None:
         with self._lock:
