@@ -124,7 +124,7 @@ def test_a_cutout_shows_transparency_where_the_truth_says_background_and_downloa
     assert (alpha[truth >= 128] >= 128).mean() > 0.7  # and the subject is there
     for fact in ("size", "timings", "charge", "remain"):
         assert page.find_element(By.ID, fact).text
-    assert page.find_element(By.ID, "charge").text == "true"
+    assert page.find_element(By.ID, "charge").text == "yes"
     assert not page.find_element(By.ID, "download-mask").is_displayed()  # output=image: no mask to offer
     page.find_element(By.ID, "download").click()
     wait_for(page, lambda: any(p.suffix == ".png" for p in page.downloads.iterdir()), 30)
@@ -178,12 +178,12 @@ def test_a_brush_stroke_erases_part_of_a_result_undo_takes_it_back_and_neither_i
     assert (
         erased[(before >= 250) & ~near] >= 250
     ).mean() > 0.98  # away from the stroke: as the model made it
-    assert page.find_element(By.ID, "charge").text in ("0", "false")
+    assert page.find_element(By.ID, "charge").text == "nothing"
     page.find_element(By.ID, "brush-undo").click()
     page.find_element(By.ID, "brush-apply").click()
     wait_for(page, lambda: page.find_element(By.ID, "brush-status").text.startswith("Applied 0 strokes"), 60)
     assert shown_alpha(page, "result-image")[y - 2 : y + 2, x - 10 : x + 10].min() >= 200
-    assert page.find_element(By.ID, "charge").text in ("0", "false")
+    assert page.find_element(By.ID, "charge").text == "nothing"
 
 
 def test_the_readme_picture_is_a_store_photo_cut_out_as_shipped(page, eval_dir):
@@ -315,6 +315,9 @@ def test_six_photos_dropped_on_tasks_show_their_cost_first_then_each_result_and_
         wait_for(page, lambda: "6 photos ready" in page.find_element(By.ID, "task-picked").text, 10)
         assert "1 other file left out" in page.find_element(By.ID, "task-picked").text
         assert len(page.find_elements(By.CSS_SELECTOR, "#task-thumbs img")) == 6
+        drop_files(page, "task-drop", photos[:2])  # the same photos again: picked once
+        wait_for(page, lambda: "2 already picked" in page.find_element(By.ID, "task-picked").text, 10)
+        assert "6 photos ready" in page.find_element(By.ID, "task-picked").text
         cost = page.find_element(By.ID, "tasks-cost").text  # before anything starts
         assert cost.startswith("6 photos x ") and "credit" in cost, cost
         page.find_element(By.ID, "submit-tasks").click()
@@ -339,8 +342,12 @@ def test_six_photos_dropped_on_tasks_show_their_cost_first_then_each_result_and_
             assert verdict.text.startswith("Amazon check "), (name, verdict.text)
             assert "_" not in verdict.text and "[" not in verdict.text, (name, verdict.text)
         assert "no subject" in verdicts["blank.png"].text
-        bad = [name for name, v in verdicts.items() if v.find_elements(By.CSS_SELECTOR, ".bad")]
+        # a failed rule in red (.bad), a doubt in amber (.doubt): both are "to look at"
+        bad = [name for name, v in verdicts.items() if v.find_elements(By.CSS_SELECTOR, ".bad, .doubt")]
         assert "blank.png" in bad and len(bad) < 6
+        for name, verdict in verdicts.items():
+            if verdict.find_elements(By.CSS_SELECTOR, ".doubt"):
+                assert "Look at it before you publish it: " in verdict.text, (name, verdict.text)
 
         page.find_element(By.ID, "only-bad").click()
 
@@ -498,7 +505,7 @@ def test_a_credit_key_sees_its_balance_and_a_spent_one_the_402_with_what_to_do(p
     photo = min((eval_dir / "general" / "images").iterdir())
     run_cutout(page, photo, "cutout")
     wait_for(page, lambda: page.find_element(By.ID, "remain").text == "0.5")
-    assert page.find_element(By.ID, "charge").text == "1"
+    assert page.find_element(By.ID, "charge").text == "1 credit"
     page.find_element(By.ID, "tab-usage").click()
     wait_for(page, lambda: page.find_element(By.ID, "usage-balance").text == "0.5")
     assert page.find_element(By.ID, "usage-credits").text == "1"

@@ -328,14 +328,14 @@ function showResult(route, answer) {
   if (mask) $("download-mask").href = objectUrl(b64Blob(mask));
   $("size").textContent = `${answer.width} x ${answer.height}, ${Math.round(blob.size / 1024)} KB`;
   $("timings").textContent = `${Math.round(answer.timings_ms.total)} ms`;
-  $("charge").textContent = String(answer.charge);
+  $("charge").textContent = chargeWords(answer.charge);
   $("remain").textContent = answer.remain === null || answer.remain === undefined ? "unlimited" : String(answer.remain);
   $("model-used").textContent = answer.model || "";
   $("check-fact").hidden = !answer.check;
   if (answer.check) {
     // each failed rule in words, with what was measured and what the marketplace needs; advice never
     // fails; a pass the verdict doubts is never shown as a plain pass
-    $("check").textContent = verdictWords({ check: answer.check, unsure: answer.check.unsure, reasons: answer.check.reasons }).words;
+    $("check").textContent = verdictWords({ check: answer.check, unsure: answer.check.unsure, reasons: answer.check.reasons, confidence: answer.confidence }).words;
   }
   const reasons = (answer.reasons || []).join(", ");
   $("result-status").dataset.unsure = answer.unsure ? "true" : "false";
@@ -486,17 +486,24 @@ function addTaskRow(file, before) {
 // ---- getting a catalogue in: files, folders (picked or dropped, nested ones too), a drop on Try it
 const PHOTO_NAME = /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|avif)$/i;
 function isPhoto(file) { return file.type.startsWith("image/") || PHOTO_NAME.test(file.name); }
+// a photo is the same one picked again when its path, size and date are (the same folder twice)
+function photoKey(file) { return `${file.webkitRelativePath || file.name}|${file.size}|${file.lastModified}`; }
 function stage(files) {
   const photos = files.filter(isPhoto);
-  staged = staged.concat(photos);
-  showStaged(files.length - photos.length);
+  const known = new Set(staged.map(photoKey));
+  const fresh = photos.filter((file) => !known.has(photoKey(file)) && known.add(photoKey(file)));
+  staged = staged.concat(fresh);
+  showStaged(files.length - photos.length, photos.length - fresh.length);
 }
-function showStaged(skipped = 0) {
+function showStaged(skipped = 0, again = 0) {
   thumbUrls.forEach(URL.revokeObjectURL);
   thumbUrls = staged.map((file) => URL.createObjectURL(file));
   $("task-thumbs").replaceChildren(...staged.map((file, n) => el("li", {}, el("img", { src: thumbUrls[n], alt: file.name, title: file.name }))));
   const count = staged.length;
-  say("task-picked", count ? `${count} photo${count === 1 ? "" : "s"} ready${skipped ? ` (${skipped} other file${skipped === 1 ? "" : "s"} left out: not photos)` : ""}` : "no photos yet");
+  const notes = [];
+  if (skipped) notes.push(`${skipped} other file${skipped === 1 ? "" : "s"} left out: not photos`);
+  if (again) notes.push(`${again} already picked`);
+  say("task-picked", count ? `${count} photo${count === 1 ? "" : "s"} ready${notes.length ? ` (${notes.join("; ")})` : ""}` : "no photos yet");
   showBatchCost();
 }
 // every entry of a dropped folder, its sub-folders too (the browser reads a folder 100 entries at a time)
@@ -569,6 +576,7 @@ $("retry-failed").addEventListener("click", () => submitTasks(batch.filter(taskF
 $("download-zip").addEventListener("click", downloadZip);
 
 async function submitTasks(items) {
+  showError("tasks", "");  // the last run's refusal is not this one's
   for (const item of items) await submitTask(item);
   showBatch();
   watchTasks();
@@ -626,7 +634,8 @@ function showTask(item, words) {
   }
   const verdict = item.task && item.state === 1 ? verdictWords(item.task) : { bad: false, words: "" };
   item.bad = taskFailed(item) || verdict.bad;
-  taskCell(item.row, "verdict").replaceChildren(el("span", { class: verdict.bad ? "bad" : "" }, verdict.words));
+  // a failed rule in red, a doubt in amber: they ask different things of the store
+  taskCell(item.row, "verdict").replaceChildren(el("span", { class: { fail: "bad", doubt: "doubt" }[verdict.level] || "" }, verdict.words));
 }
 
 function showBatch() {
@@ -721,7 +730,13 @@ const REASON_WORDS = {
 };
 const MARKETPLACES = { amazon: "Amazon", ebay: "eBay", etsy: "Etsy", shopify: "Shopify", walmart: "Walmart", google: "Google Shopping", zalando: "Zalando" };
 function list(values) { return (Array.isArray(values) ? values : [values]).join(", "); }
-function percent(share) { return `${Math.round(Number(share) * 1000) / 10} %`; }
+function percent(share, digits = 1) { return `${(Number(share) * 100).toFixed(digits).replace(/\.0+$/, "")} %`; }
+// a measure and its need in as many decimals as tell them apart (84.94 % against 85 %, not "85 %")
+function percents(measured, required) {
+  let digits = 1;
+  while (digits < 4 && percent(measured, digits) === percent(required, digits) && Number(measured) !== Number(required)) digits += 1;
+  return [percent(measured, digits), percent(required, digits)];
+}
 function ruleWords(rule) {
   const m = rule.measured, r = rule.required;
   const said = {
@@ -733,33 +748,44 @@ function ruleWords(rule) {
     file_size: () => `the file is ${Math.round(m / 1024)} KB; at most ${Math.round(r / 1024)} KB are taken`,
     cut_by_photo: () => `the product is cut by the photo's ${list(m)} edge${m.length === 1 ? "" : "s"}: it must be whole`,
     cut_by_canvas: () => `${percent(m)} of the product falls outside the picture`,
-    see_through_inside: () => `${percent(m)} of the product's inside is see-through (at most ${percent(r)})`,
+    see_through_inside: () => { const [a, b] = percents(m, r); return `${a} of the product's inside is see-through (at most ${b})`; },
     enlargement: () => `the product was enlarged ${m} times (at most ${r})`,
-    fill_ratio: () => `the product fills ${percent(m)} of the picture; it needs ${percent(r)}`,
+    fill_ratio: () => { const [a, b] = percents(m, r); return `the product fills ${a} of the picture; it needs ${b}`; },
     shadow_inside: () => "the shadow reaches the picture's edge",
-    shadow_minimal: () => `the shadow covers ${percent(m)} of the picture; at most ${percent(r)} is minimal`,
+    shadow_minimal: () => { const [a, b] = percents(m, r); return `the shadow covers ${a} of the picture; at most ${b} is minimal`; },
     aspect: () => `the picture's shape is ${m}; ${r} is asked for`,
   }[rule.rule];
   return said ? said() : `${rule.rule.replaceAll("_", " ")}: ${list(m)} (needs ${list(r)})`;
 }
+// what a call was charged, in words: the answer's charge is true/false (a quota's result) or credits
+function chargeWords(charge) {
+  if (charge === true) return "yes";
+  if (!charge) return "nothing";
+  return credits(charge);
+}
+// a verdict's level: "fail" (a marketplace rule fails), "doubt" (the service is unsure: look at it),
+// "" (looks right); bad is either of the first two (the filter's "to look at")
 function verdictWords(answer) {
   const parts = [];
-  let bad = Boolean(answer.unsure);
+  let bad = Boolean(answer.unsure), level = answer.unsure ? "doubt" : "";
   if (answer.check) {
     const preset = MARKETPLACES[answer.check.preset] || answer.check.preset;
     const failed = answer.check.rules.filter((rule) => !rule.passed && !rule.advice);
     parts.push(failed.length ? `${preset} check fails: ${failed.map(ruleWords).join("; ")}.` : `${preset} check passes.`);
     bad = bad || failed.length > 0;
+    if (failed.length) level = "fail";
   }
   if (answer.unsure) {
     const reasons = (answer.reasons || []).map((reason) => REASON_WORDS[reason] || reason.replaceAll("_", " "));
-    parts.push(`Look at it before you publish it${reasons.length ? `: ${reasons.join("; ")}` : ""}.`);
+    const sure = Number.isFinite(Number(answer.confidence)) && answer.confidence !== undefined ? ` (confidence ${Number(answer.confidence).toFixed(2)})` : "";
+    const why = reasons.length ? reasons.join("; ") : `the service is unsure of its edges${sure}`;
+    parts.push(`Look at it before you publish it: ${why}.`);
   } else if (answer.found === false) {
     parts.push("No subject was found (not charged).");
   } else if (!answer.check) {
     parts.push("Looks right.");
   }
-  return { bad, words: parts.join(" ") };
+  return { bad, level, words: parts.join(" ") };
 }
 
 // one loop for the whole batch, a poll of each unfinished task a second; the done answer carries

@@ -117,10 +117,12 @@ class KeyLimits:
             if tat is None or tat <= now:
                 busy = False  # idle since: the next arrival starts from now
             elif tat - now > tolerance:
+                wait = max(1, math.ceil((tat - tolerance - now) / 1000))
                 raise RateLimited(
                     f"over this API key's request rate ({plan.rate_limit:g} a second, bursts of "
-                    f"{tolerance // interval + 1}): retry after Retry-After seconds",
-                    retry_after=math.ceil((tat - tolerance - now) / 1000),
+                    f"{tolerance // interval + 1}): retry in {wait} second{'s' if wait > 1 else ''} "
+                    "(the Retry-After header)",
+                    retry_after=wait,
                     limit=plan.rate_limit,
                 )
             else:
