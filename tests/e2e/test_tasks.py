@@ -610,13 +610,19 @@ def test_a_keys_recent_tasks_come_back_newest_first_in_pages_and_no_other_key_re
 
     key_api, stranger = new_key(admin, stack), new_key(admin, stack)
     sent = []
-    for size in ("preview", "medium", "preview"):
-        sent.append(submit(key_api, photo, size=size))
+    for n, size in enumerate(("preview", "medium", "preview")):
+        sent.append(submit(key_api, photo, size=size, name=f"  summer/dress-{n}.jpg "))
         time.sleep(1.1)  # created_at is in seconds: the order is the index's
     first = key_api.get("/v1/tasks/recent", params={"limit": 2})
     assert first.status_code == 200, first.text
     page = first.json()["data"]
     assert [t["task_id"] for t in page["tasks"]] == sent[:0:-1] and page["next"]
+    # listed by the names the store gave them, in any browser
+    assert [t["name"] for t in page["tasks"]] == ["summer/dress-2.jpg", "summer/dress-1.jpg"]
+    long_name = key_api.post(
+        "/v1/tasks", files={"image_file": ("p.jpg", photo, "image/jpeg")}, data={"name": "x" * 201}
+    )
+    assert long_name.status_code == 400 and long_name.json()["error"]["field"] == "name", long_name.text
     assert (
         page["tasks"][0]["options"]["size"] == "preview" and page["tasks"][1]["options"]["size"] == "medium"
     )

@@ -73,7 +73,7 @@ TASK_PARAMS = (
     set(CutoutOptions.field_names())
     | set(SOURCE_FIELDS)
     | set(BACKGROUND_FIELDS)
-    | {"sync", "return_type", "callback_url"}
+    | {"sync", "return_type", "callback_url", "name"}
 )
 COSTUME_PARAMS = KNOWN_PARAMS | {"classes", "return_form"}
 MATTE_TYPES = tuple(t for t in SubjectType if t is not SubjectType.COSTUME)
@@ -170,7 +170,8 @@ ROUTES = [
         "post",
         "Create an async cutout task (PicWish-style)",
         "image_file, image_base64 or image_url, every cutout option, return_type url|base64, sync=1 "
-        "to wait for the result, callback_url to be POSTed the final task once. A done task's result_id "
+        "to wait for the result, callback_url to be POSTed the final task once, name a label of the "
+        "task's own (the photo's file name) answered back with it. A done task's result_id "
         "(kept 24 h) with strokes in refine / refine_base64 and no image makes a touch-up task: no model "
         "runs, charged 0.",
         MATTE_TYPES,
@@ -178,6 +179,7 @@ ROUTES = [
             "sync": {"type": "boolean", "default": False},
             "return_type": RETURN_TYPE,
             "callback_url": empty_unset(IMAGE_URL),
+            "name": task_pages.TASK_NAME,
         },
         answer=TASK,
         without_options=("return",),  # the task answer: return_type
@@ -465,6 +467,7 @@ def create_task_route() -> Response[Any]:
 
             read_strokes(options.refine, 1, 1)  # a 400 now, as the sync route answers it
         count_touch_up(options.result_id)
+    name = task_pages.task_name(params.get("name"))
     task_id = service.submit(
         request.image or None,
         params.get("image_url") if request.source == "url" else None,
@@ -474,6 +477,7 @@ def create_task_route() -> Response[Any]:
         services.public_base_url(app.current_event.raw_event),
         # a live key's touch-up reserves nothing (charged 0); a test key's is one of its test results
         credit_hold=None if touch_up and not is_test() else current_gate(),
+        name=name,
     )
     metrics.add_metric(name="TasksCreated", unit=MetricUnit.Count, value=1)
     left = services.seconds_left(app.lambda_context)

@@ -388,6 +388,7 @@ TASK_DATA: dict[str, Any] = {
     "required": ["task_id", "state", "progress"],
     "properties": {
         "task_id": STRING,
+        "name": {"type": "string", "description": "the name the task was given (name on POST /v1/tasks)"},
         "state": {"type": "integer", "description": "1 done, 0/2/3/4 under way, <0 failed"},
         "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         "type": STRING,

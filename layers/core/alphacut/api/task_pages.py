@@ -1,5 +1,7 @@
-"""Pages of a key's recent tasks (GET /v1/tasks/recent): the page size asked, and the opaque cursor
-that carries DynamoDB's LastEvaluatedKey to the next call.
+"""Pages of a key's recent tasks (GET /v1/tasks/recent): the page size asked, the opaque cursor
+that carries DynamoDB's LastEvaluatedKey to the next call, and the name a task is listed by (a label
+of the store's own, the photo's file name: ``name`` on POST /v1/tasks, answered back with the task,
+so a list read in another browser still says which photo each task is).
 
 The cursor comes back from the caller: it is checked to be a key of the caller's own part of the
 index (the same owner, only the index's own attributes), so a crafted one is a 400, never another
@@ -10,6 +12,7 @@ Usage::
     limit = read_limit(query.get("limit"))                   # 1..50, 20 by default
     after = read_cursor(query.get("cursor"), owner)           # None on the first page
     next_cursor(last_evaluated_key)                           # a string, or None after the last page
+    task_name(params.get("name"))                             # "" when none; 400 past 200 characters
 """
 
 from __future__ import annotations
@@ -24,7 +27,26 @@ from typing import Any
 from alphacut.errors import InvalidOption
 
 PAGE, DEFAULT_PAGE = 50, 20
+NAME_MOST = 200  # a file name's length on most file systems is 255 bytes; a label, not a path
+# a task's name as the OpenAPI documents say it: printable text (no control characters)
+TASK_NAME: dict[str, Any] = {
+    "type": "string",
+    "maxLength": NAME_MOST,
+    "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+    "description": "a label of the task's own (the photo's file name), answered back with the task",
+}
 TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # uuid4, as made
+
+
+def task_name(value: str | None) -> str:
+    """A task's name as given (surrounding spaces dropped): at most ``NAME_MOST`` characters, no
+    control characters; "" when none."""
+    name = (value or "").strip()
+    if len(name) > NAME_MOST:
+        raise InvalidOption(f"is {len(name)} characters; at most {NAME_MOST}", field="name", limit=NAME_MOST)
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidOption("holds a control character: a file name's text only", field="name")
+    return name
 
 
 def read_limit(value: str | None) -> int:

@@ -588,6 +588,7 @@ async function submitTask(item) {
   showTask(item, "submitting");
   const form = new FormData();
   form.append("image_file", item.file, item.file.name);
+  form.append("name", (item.file.webkitRelativePath || item.file.name).slice(-200));  // listed by it anywhere
   appendOptions(form, "cutout");
   for (let tries = 1; ; tries += 1) {
     try {
@@ -680,7 +681,7 @@ async function loadRecentTasks(cursor = "") {
     if (!cursor) $("task-table").querySelector("tbody").replaceChildren();
     const names = taskNames();
     for (const task of page.tasks) {
-      const name = names[task.task_id] || `task ${task.task_id.slice(0, 8)}`;
+      const name = names[task.task_id] || task.name || `task ${task.task_id.slice(0, 8)}`;
       const item = addTaskRow({ name }, "");
       item.row.querySelector("td.name img").remove();  // the photo itself is not kept: its result is
       Object.assign(item, { taskId: task.task_id, state: task.state, task: task.state === 1 ? task : null });

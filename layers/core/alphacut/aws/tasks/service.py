@@ -146,9 +146,11 @@ class TaskService:
         callback_url: str | None = None,
         api_base_url: str = "",
         credit_hold: CreditHold | None = None,
+        name: str = "",
     ) -> str:
         """A new task, queued; its id. ``credit_hold``: a credit-based key's call, which reserves
-        the task's price before anything is stored and gets it back if the task is never queued."""
+        the task's price before anything is stored and gets it back if the task is never queued.
+        ``name``: the store's label for it (answered back)."""
         if image is not None and len(image) > self.max_bytes:
             raise ImageTooLarge(
                 f"is {len(image)} bytes; at most {self.max_bytes} are accepted",
@@ -159,6 +161,8 @@ class TaskService:
         record = TaskRecord(task_id=task_id, owner=owner, options=options.to_dict(), image_url=image_url)
         record.extra.update(payer_fields(owner))
         record.extra[LISTED_OWNER] = owner  # GET /v1/tasks/recent lists it
+        if name:
+            record.extra["name"] = name
         slot = bool(callback_url) and self.callback_slots is not None
         if callback_url:
             check_callback_url(callback_url, self.allowed_hosts)
@@ -260,6 +264,8 @@ class TaskService:
             "processed_at": record.processed_at,
             "completed_at": record.completed_at,
         }
+        if record.extra.get("name"):
+            data["name"] = record.extra["name"]
         if record.state is TaskState.DONE:
             for name in ("image", "mask"):
                 key = record.extra.get(f"{name}_key")
