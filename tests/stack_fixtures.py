@@ -111,7 +111,13 @@ def photo(eval_dir) -> bytes:
 
 @pytest.fixture(scope="session")
 def image_server(photo):
-    server = ImageServer({"photo.jpg": photo, "huge.jpg": b"\xff\xd8" + b"\x00" * (16 * 1024 * 1024)})
+    server = ImageServer(
+        {
+            "photo.jpg": photo,
+            "huge.jpg": b"\xff\xd8" + b"\x00" * (16 * 1024 * 1024),
+            "broken.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,  # a picture's signature and nothing
+        }
+    )
     yield server
     server.close()
 

@@ -118,6 +118,16 @@ def test_a_task_takes_size_roi_and_a_background_file(api, photo):
     )
     data = response.json()["data"]
     assert data["state"] == 1 and _image(base64.b64decode(data["image"])).format == "JPEG"
+    # a background that is no picture is refused when submitted, as the sync route refuses it (it
+    # used to become a task that failed)
+    refused = api.post(
+        "/v1/tasks",
+        files={
+            "image_file": ("p.jpg", photo, "image/jpeg"),
+            "bg_image_file": ("bg.jpg", b"not a picture", "image/jpeg"),
+        },
+    )
+    assert refused.status_code == 415 and refused.json()["error"]["field"] == "bg_image_file", refused.text
 
 
 def test_a_task_with_a_preset_and_a_shadow_ends_with_its_check_and_its_verdict(api, photo):
@@ -142,6 +152,10 @@ def test_a_task_fetches_its_background_url_and_a_dead_one_ends_in_minus_3(api, p
     )  # opaque over the picture
     failed = wait_final(api, submit(api, photo, bg_image_url=image_server.url("missing.jpg")))
     assert failed["state"] == -3
+    # one that downloads and is no picture fails as an option, never as the photo (-7): it is refused
+    # before this step's model, and where the endpoint ran the model before it, it counts as unpaid
+    broken = wait_final(api, submit(api, photo, bg_image_url=image_server.url("broken.png")))
+    assert broken["state"] == -1 and broken["error"]["name"] == "InvalidOption", broken
 
 
 def test_another_key_gets_404(api, default_key_api, photo):

@@ -40,6 +40,7 @@ from alphacut.codec import (
 )
 from alphacut.costume import CostumeParse, Garment, class_map_from_scores
 from alphacut.errors import AlphacutError, InvalidOption
+from alphacut.extras import refuse_bad_extras
 from alphacut.matte import (
     alpha_to_uint8,
     clean_matte,
@@ -739,12 +740,8 @@ class Pipeline:
         return self.compose(image, segmentation, options, timings)
 
     def refuse_bad_extras(self, options: CutoutOptions) -> None:
-        """The pictures that come with a photo (the background, a touch-up's strokes) checked before
-        the model runs, with the error each would raise in the compose."""
-        if options.bg_image is not None:
-            self.background_picture(options, 1, 1)
-        if options.refine is not None:
-            touchup.read_strokes(options.refine, 1, 1)
+        """The pictures that come with a photo checked before the model runs (``alphacut.extras``)."""
+        refuse_bad_extras(options, self.limits)
 
     def refuse_what_the_photo_rules_out(self, image: DecodedImage, options: CutoutOptions) -> None:
         """What the photo's size alone refuses, checked before the model with the error the compose

@@ -46,6 +46,7 @@ from alphacut.api.responses import (
 from alphacut.api.vendors import REMOVEBG_ROUTES, ROUTERS, VENDOR_ENVELOPES, VENDOR_ROUTES
 from alphacut.caller_scope import current_account, is_test, test_payer
 from alphacut.errors import AlphacutError, InvalidOption, ModelUnavailable, NotFound, ResultExpired
+from alphacut.extras import refuse_bad_extras
 from alphacut.options import CutoutOptions, SubjectType, empty_unset
 from alphacut.pricing import credits
 from alphacut.scopes import IMAGES, USAGE
@@ -311,14 +312,12 @@ def kept_for_touch_up(result: CutoutResult, photo: bytes) -> CutoutResult:
     touch-up of the model's matte would deliver for free what the call's strokes erased)."""
     import dataclasses
 
-    from alphacut.touchup import KeptMatte, new_result_id
-
     store = services.kept_mattes()
-    if store is None or result.matte is None or not result.found:
+    made = store.keep_later(photo, result, touch_up_owner()) if store is not None else None
+    if made is None:
         return result
-    result_id = new_result_id()
-    kept = KeptMatte(photo, result.matte, result.type, result.model)
-    store.put(result_id, touch_up_owner(), kept.to_bytes())
+    result_id, keep = made
+    keep()
     return dataclasses.replace(result, result_id=result_id)
 
 
@@ -460,12 +459,11 @@ def create_task_route() -> Response[Any]:
     sync = parse_bool(params.get("sync", "0"), "sync")
     background = background_image(request, services.SETTINGS, service.max_bytes, fetch_urls=False)
     options = options_from(params, None, TASK_PARAMS, background, request.refine)
+    # a background or strokes that cannot be used: a 400 now, as the sync route answers it, not a
+    # failed task
+    refuse_bad_extras(options, EngineSettings.from_env().limits)
     if touch_up:  # its result kept and this account's, or a 404 / 410 now rather than a failed task
         kept_results().check(options.result_id, touch_up_owner())
-        if options.refine is not None:
-            from alphacut.touchup import read_strokes
-
-            read_strokes(options.refine, 1, 1)  # a 400 now, as the sync route answers it
         count_touch_up(options.result_id)
     name = task_pages.task_name(params.get("name"))
     task_id = service.submit(

@@ -13,6 +13,7 @@ Usage::
     kept.put("r_0123...", "account-1", blob)        # -> expires_at (unix seconds)
     kept.get("r_0123...", "account-1")              # the blob; NotFound (404), ResultExpired (410)
     kept.check("r_0123...", "account-1")            # the same refusals, from its metadata alone
+    made = kept.keep_later(photo, result, "account-1")   # (result_id, put) or None: nothing to keep
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from botocore.exceptions import ClientError
 from alphacut.aws import clients
 from alphacut.aws.objects import object_gone
 from alphacut.errors import NotFound, ResultExpired
-from alphacut.touchup import KEEP_SECONDS
+from alphacut.touchup import KEEP_SECONDS, KeptMatte, new_result_id
 
 PREFIX = "results/kept/"
 CONTENT_TYPE = "application/zip"
@@ -41,6 +42,17 @@ class KeptMattes:
     @property
     def client(self) -> Any:
         return clients.client("s3")
+
+    def keep_later(self, photo: bytes, result: Any, account: str) -> tuple[str, Callable[[], int]] | None:
+        """A result's new ``result_id`` and what keeps its photo and matte under it for ``account``
+        (run by the caller when the result is known to be delivered); None for an empty result or
+        one without a matte: nothing was charged for it, and a touch-up of the model's matte would
+        deliver for free what the call's strokes erased."""
+        if result.matte is None or not result.found:
+            return None
+        result_id = new_result_id()
+        blob = KeptMatte(photo, result.matte, result.type, result.model).to_bytes()
+        return result_id, lambda: self.put(result_id, account, blob)
 
     def put(self, result_id: str, account: str, blob: bytes) -> int:
         """Keep ``blob`` for ``account`` for the lifetime; returns when it expires (unix seconds)."""

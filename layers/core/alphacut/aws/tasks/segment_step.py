@@ -34,6 +34,7 @@ from alphacut.aws.tasks.table import TaskTable
 from alphacut.caller_scope import caller_scope
 from alphacut.codec import DecodedImage
 from alphacut.deadlines import deadline
+from alphacut.errors import AlphacutError, InvalidOption
 from alphacut.matte import resize_matte
 from alphacut.options import DEFAULT_MODEL, CutoutOptions, Quality, SubjectType
 from alphacut.pipeline import CutoutResult, Pipeline, Timings
@@ -45,7 +46,7 @@ from alphacut.task_states import (
     TaskNoLongerRunning,
     TaskState,
 )
-from alphacut.touchup import KeptMatte, new_result_id
+from alphacut.touchup import KeptMatte
 
 # The step runs under one deadline (``alphacut.deadlines``): the Segment function's remaining time
 # less this margin. Image URL, background URL and the result's storing share it.
@@ -195,6 +196,7 @@ def _segment(
                 s3, event["input_bucket"], event["background_key"], pipeline.limits.max_bytes
             )
         )
+    refuse_unusable_background(pipeline, options)
     # a test key's result is a marked preview: its decoding (the preview's size) and its compose,
     # marked as its account's sync results are (one mark an account, never one for every account)
     with caller_scope(str(event.get("test_account") or ""), test=bool(event.get("test"))):
@@ -205,6 +207,7 @@ def _segment(
             matting = LocalMatting()  # no model: the ink's colour, here
         if matting.runs_model:
             image, view = pipeline.decode_views(data, timings, options)
+            pipeline.refuse_what_the_photo_rules_out(image, options)  # before the model, as the sync route
             model = DEFAULT_MODEL if subject is SubjectType.STAMP else pipeline.model_spec(options).name
         else:  # the endpoint checked the model and made the matte: no registry here (Compose)
             image = view = pipeline.decode(data, timings, options)
@@ -214,11 +217,24 @@ def _segment(
         alpha = resize_matte(alpha, image.width, image.height)
         segmentation = pipeline.segmentation_from_matte(image, alpha, subject, timings, options.roi, model)
         result = pipeline.compose(image, segmentation, options, timings)
-    if kept is None or not result.found or result.matte is None:  # nothing charged: nothing kept
+    made = kept.keep_later(data, result, event["kept_owner"]) if kept is not None else None
+    if made is None:  # nothing charged: nothing kept
         return _store(event, s3, tasks, result, timings)
-    result_id, owner = new_result_id(), event["kept_owner"]
-    blob = KeptMatte(data, result.matte, result.type, result.model).to_bytes()
-    return _store(event, s3, tasks, result, timings, result_id, lambda: kept.put(result_id, owner, blob))
+    result_id, keep = made
+    return _store(event, s3, tasks, result, timings, result_id, keep)
+
+
+def refuse_unusable_background(pipeline: Pipeline, options: CutoutOptions) -> None:
+    """A background (or touch-up strokes) that cannot be used, refused before this step's model
+    run, as an option (the task fails -1, naming the field): not as the photo's own decoding (-7),
+    which ends the task before any model, since on the GPU path the model ran before this step
+    and such a failure is one of the account's unpaid runs (``alphacut.aws.tasks.end``)."""
+    try:
+        pipeline.refuse_bad_extras(options)
+    except InvalidOption:
+        raise
+    except AlphacutError as error:
+        raise InvalidOption(error.message, field=error.field, limit=error.limit) from error
 
 
 def _store(
