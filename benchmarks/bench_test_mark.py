@@ -9,6 +9,9 @@ does better) and the mark laid as a test key's is (``alphacut.watermark``), agai
 to the picture as it was before (``Watermark.drawn`` over the whole canvas), in the same run.
 Printed: the share of the subject's pixels left unmarked in some result, the alpha's IoU against
 the live one (thresholded at 128) and the colours' PSNR under the subject, for 1 and 8 results.
+Then the third attack's: a red disk pasted beside the subject at five places (the model cuts it out
+too), six results, against a mark anchored on the whole alpha (as before it), judged on the subject
+alone.
 
     .venv/bin/python benchmarks/bench_test_mark.py [--photo PATH]
 """
@@ -86,6 +89,63 @@ def main() -> None:
         for count in (1, len(OFFSETS)):
             share, iou, psnr = recovered(live, lives, results[:count])
             print(f"| {name} | {count} | {share:.1%} | {iou:.3f} | {psnr:.1f} dB |")
+    objects_beside(pipeline, photo)
+
+
+DISKS = [None, (40, 40), (520, 40), (40, 300), (520, 300), (300, 40)]  # where a disk is pasted
+
+
+def with_disk(photo: np.ndarray, at: tuple[int, int] | None) -> np.ndarray:
+    from PIL import ImageDraw
+
+    canvas = Image.fromarray(np.pad(photo, ((0, ROOM[1]), (0, ROOM[0]), (0, 0)), mode="edge"))
+    if at is not None:
+        ImageDraw.Draw(canvas).ellipse((at[0] - 55, at[1] - 55, at[0] + 55, at[1] + 55), fill=(220, 20, 20))
+    return np.asarray(canvas)
+
+
+def whole_alpha_mark(result: np.ndarray) -> np.ndarray:
+    """The mark as it was anchored before: on the whole alpha's centre of mass and area."""
+    alpha = result[..., 3]
+    weight = alpha.astype(np.float64)
+    total = float(weight.sum())
+    cx = float((weight.sum(axis=0) * np.arange(alpha.shape[1])).sum()) / total
+    cy = float((weight.sum(axis=1) * np.arange(alpha.shape[0])).sum()) / total
+    half = max(8.0, (total / 255.0) ** 0.5 / 2)
+    box = (
+        round(cx - half),
+        round(cy - half),
+        round(cx - half) + round(2 * half),
+        round(cy - half) + round(2 * half),
+    )
+    mark = Watermark.drawn(alpha.shape[1], alpha.shape[0], ACCOUNT, box)
+    rgb, marked = mark.on_picture(result[..., :3], alpha)
+    return np.dstack([rgb, marked])
+
+
+def objects_beside(pipeline: Pipeline, photo: np.ndarray) -> None:
+    def png(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    canvases = [png(with_disk(photo, at)) for at in DISKS]
+    lives = [cut(pipeline, data, test=False) for data in canvases]
+    tests = [cut(pipeline, data, test=True) for data in canvases]
+    before = [whole_alpha_mark(live) for live in lives]
+    disks = np.zeros(lives[0].shape[:2], bool)
+    for at in DISKS[1:]:
+        yy, xx = np.ogrid[: disks.shape[0], : disks.shape[1]]
+        disks |= (xx - at[0]) ** 2 + (yy - at[1]) ** 2 <= 70**2
+    subject = (lives[0][..., 3] >= 128) & ~disks
+    print("\n| mark anchored on | results (a disk beside at 5 places) | subject unmarked somewhere |")
+    print("|---|---|---|")
+    for name, results in (("the whole alpha (before)", before), ("its largest part (now)", tests)):
+        for count in (1, len(DISKS)):
+            known = np.zeros(subject.shape, bool)
+            for result, live in zip(results[:count], lives):
+                known |= np.all(result == live, axis=2)
+            print(f"| {name} | {count} | {known[subject].mean():.1%} |")
 
 
 if __name__ == "__main__":

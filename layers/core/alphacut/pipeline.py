@@ -668,11 +668,13 @@ class Pipeline:
         options: CutoutOptions,
         timings: Timings | None = None,
         judge: bool = True,
+        mark_on: np.ndarray | None = None,
     ) -> CutoutResult:
         """Lay out as the options ask, draw the shadow under the subject, encode the image and/or
         mask (the mask is the subject's alone), judge the matte over the photo (``judge``: a
         costume's garments are not judged, their outfit is), and check the result against the
-        preset's rules."""
+        preset's rules. ``mark_on``: the alpha a test key's mark is laid on where it is not this
+        result's own (a costume's garments share their outfit's mark), in the result's frame."""
         timings = timings if timings is not None else Timings()
         judged = None
         if judge:
@@ -685,7 +687,8 @@ class Pipeline:
             shade = shadows.draw(alpha, spec) if spec.drawn and bbox is not None else None
             picture = mask = check = None
             # a test key's result: one mark over its picture and its mask (alphacut.watermark)
-            mark = Watermark.on_subject(alpha, current_account()) if is_test() else None
+            anchor = mark_on if mark_on is not None and mark_on.shape == alpha.shape else alpha
+            mark = Watermark.on_subject(anchor, current_account()) if is_test() else None
             if options.output in (OutputKind.IMAGE, OutputKind.BOTH):
                 background = self.background_picture(options, alpha.shape[1], alpha.shape[0])
                 shown_rgb, shown_alpha = (
@@ -797,9 +800,14 @@ class Pipeline:
         present = [garment for garment in garments if parse.present(garment, shares)]
         alphas = [parse.outfit_alpha()] + [parse.garment_alpha(garment) for garment in present]
 
+        # a test key's outputs of one call carry one mark, the outfit's, so they never fill each
+        # other's holes: where every output keeps the photo's frame (no crop, canvas or preset)
+        shared_frame = not options.crop and not options.has_canvas and options.preset is None
+        outfit_mark = alphas[0] if shared_frame else None
+
         def compose_one(alpha: np.ndarray, judge: bool) -> CutoutResult:
             segmentation = Segmentation(alpha, parse.foreground, SubjectType.COSTUME)
-            result = self.compose(image, segmentation, options, judge=judge)
+            result = self.compose(image, segmentation, options, judge=judge, mark_on=outfit_mark)
             return dataclasses.replace(result, timings=timings)
 
         caller = contextvars.copy_context()  # the pool's threads work in the call's context (a test key)
@@ -816,12 +824,13 @@ class Pipeline:
         class_map = None
         if wants_mask:
             with timings.stage("encode"):
-                ids = parse.class_map
+                ids, outfit_alpha = parse.class_map, alphas[0]
                 if options.crop and outfit.bbox is not None:
                     box = geometry.expand_box(outfit.bbox, options.crop_margin, image.width, image.height)
                     ids = ids[box[1] : box[3], box[0] : box[2]]
-                if is_test():  # a test key's class map is marked too: the text cut out of it
-                    marked = Watermark.on_subject(np.where(ids > 0, 255, 0), current_account()).where
+                    outfit_alpha = outfit_alpha[box[1] : box[3], box[0] : box[2]]
+                if is_test():  # a test key's class map is marked too, with its outfit's mark
+                    marked = Watermark.on_subject(outfit_alpha, current_account()).where
                     ids = np.where(marked, 0, ids).astype(ids.dtype)
                 class_map = encode_mask(np.ascontiguousarray(ids))
         return CostumeResult(outfit, results, shares, class_map, timings)

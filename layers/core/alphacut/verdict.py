@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from alphacut.masks import dilate_disk, edge, reconstruct
+from alphacut.masks import dilate_disk, edge, largest_part, reconstruct
 
 _SIDE = 384  # the matte and photo are judged at most this many pixels across
 HELD = 128  # alpha that is the subject
@@ -195,16 +195,7 @@ def see_through_share(alpha: np.ndarray, held: np.ndarray) -> float:
 def apart_share(held: np.ndarray) -> float:
     """The share of ``held`` outside its largest 8-connected part."""
     total = int(np.count_nonzero(held))
-    remaining, largest = held.copy(), 0
-    for _ in range(_MOST_PARTS):
-        if not remaining.any():
-            break
-        seed = np.zeros_like(held)
-        seed.flat[int(np.argmax(remaining))] = True
-        part = reconstruct(seed, remaining)
-        largest = max(largest, int(np.count_nonzero(part)))
-        remaining &= ~part
-    return 1.0 - largest / total
+    return 1.0 - int(np.count_nonzero(largest_part(held, _MOST_PARTS))) / total
 
 
 def frame_share(held: np.ndarray) -> float:

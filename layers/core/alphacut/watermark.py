@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from alphacut.masks import dilate_disk, largest_part
+
 TEXT = "ALPHACUT TEST"
 
 
@@ -93,12 +95,18 @@ class Watermark:
     @classmethod
     def on_subject(cls, alpha: np.ndarray, account: str) -> Watermark:
         """The account's mark laid on the subject ``alpha`` (H x W uint8) shows: on a square about
-        its centre of mass as wide as the root of its area (both weighed over every pixel, so a
-        matte a pixel different moves them by a fraction of one; a box's edges jump whole pixels);
-        the whole picture where there is no subject."""
-        weight = alpha.astype(np.float64)
-        total = float(weight.sum())
+        the centre of mass of its largest part, as wide as the root of that part's area (weighed
+        over every pixel of it, so a matte a pixel different moves them by a fraction of one; a
+        box's edges jump whole pixels; an object pasted beside the subject is another part and
+        moves nothing); the whole picture where there is no subject."""
         height, width = alpha.shape
+        held = alpha >= 128
+        # parts told apart with a gap of a few pixels bridged: a thin link the matte keeps in one
+        # call and breaks in the next must not split the subject (it moved the anchor)
+        bridge = max(4, round(0.02 * max(height, width)))
+        main = largest_part(dilate_disk(held, bridge))  # the part and the soft edge around it
+        weight = np.where(main, alpha, 0).astype(np.float64)
+        total = float(weight.sum())
         if total < 255.0 * 16:
             return cls.drawn(width, height, account)
         centre_x = float((weight.sum(axis=0) * np.arange(width)).sum()) / total
