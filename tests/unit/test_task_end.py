@@ -169,6 +169,7 @@ def test_a_quota_tasks_slot_comes_back_once_when_it_fails_or_finds_nothing_howev
     failure = {"task_id": "t1", "error": {"Error": "CorruptImage", "Cause": "not an image"}}
     assert ends.fail(failure) == "failed" and ends.fail(failure) == "ended_elsewhere"
     ends.release_and_call_back(ends.table.get("t1"))  # the finalizer after the step: nothing more
+    limits.give_back_task_slot("test#acct", day, "t1")  # the submission's own give-back: nothing more
     assert limits.taken("test#acct") == 2
     empty = {"task_id": "t2", "execution_id": ME, "result": {**RESULT, "found": False}}
     assert ends.finish(empty) == ends.finish(empty) == "done"

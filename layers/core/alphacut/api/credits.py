@@ -252,8 +252,10 @@ class QuotaGate:
         return {SLOT_HOLDER: self.key_id, SLOT_DAY: self._task_day} if self._task_day else {}
 
     def release_task(self, task_id: str) -> None:
+        """A task never queued: its slot back, once (the task's own ending, should its record have
+        been written, finds the marker and gives nothing more)."""
         if self._task_day:
-            self.limits.give_back_slot(self.key_id, self._task_day)
+            self.limits.give_back_task_slot(self.key_id, self._task_day, task_id)
             self._task_day = ""
 
     def finished(self) -> bool:

@@ -210,15 +210,13 @@ class KeyLimits:
         would refuse the key's other calls taking a slot meanwhile (``TransactionConflictException``).
         Stopped between the two, or the marker's answer lost, the slot stays taken: a key may get
         fewer results than its quota, never more."""
-        try:
-            self._db.put_item(
+        try:  # an update that makes the marker: the roles that take slots may update, never put
+            self._db.update_item(
                 TableName=self.table_name,
-                Item={
-                    "pk": {"S": f"quota#{key_id}"},
-                    "sk": {"S": f"task#{task_id}"},
-                    "expires_at": {"N": str(int(self.clock()) + QUOTA_ITEM_SECONDS)},
-                },
+                Key={"pk": {"S": f"quota#{key_id}"}, "sk": {"S": f"task#{task_id}"}},
+                UpdateExpression="SET expires_at = :expires",
                 ConditionExpression="attribute_not_exists(pk)",
+                ExpressionAttributeValues={":expires": {"N": str(int(self.clock()) + QUOTA_ITEM_SECONDS)}},
             )
         except self._db.exceptions.ConditionalCheckFailedException:
             return  # given back before
