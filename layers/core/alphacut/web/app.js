@@ -550,7 +550,11 @@ async function showBatchCost() {
       const short = each !== undefined && usage.balance < count * each;
       words += ` Your balance: ${credits(usage.balance)}${short ? ": not enough for all of them, top it up on Billing first" : ""}.`;
     } else if (usage.daily_quota) {
-      words += ` Your plan: ${usage.daily_quota} results a day.`;
+      // a quota plan pays in results, never credits: the batch said in its own unit
+      const today = new Date().toISOString().slice(0, 10);
+      const used = ((usage.days || []).find((day) => day.date === today) || {}).charged || 0;
+      const left = Math.max(usage.daily_quota - used, 0);
+      words = `${count} photo${count === 1 ? "" : "s"}: ${count} of your plan's ${usage.daily_quota} results a day (${left} left today${left < count ? ": the rest waits for 00:00 UTC" : ""}). A photo with no subject found is not counted.`;
     }
     if (staged.length === count) say("tasks-cost", words);
   } catch (_) { /* the cost stands without the balance */ }
@@ -958,8 +962,9 @@ async function loadUsage() {
     say("usage-quota", report.daily_quota === null ? "none" : String(report.daily_quota));
     const today = new Date().toISOString().slice(0, 10);
     const todays = report.days.find((day) => day.date === today);
+    // results charged today spend the quota; reads (this page's own among them) never do
     say("quota-left", report.daily_quota === null ? "unlimited"
-      : String(Math.max(report.daily_quota - (todays ? todays.calls : 0), 0)));
+      : String(Math.max(report.daily_quota - (todays ? todays.charged || 0 : 0), 0)));
     // a credit-based key: its balance and the credits the range used, in place of the quota
     $("credits-facts").hidden = !report.credit_based;
     $("quota-facts").hidden = report.credit_based;
@@ -984,7 +989,7 @@ function usageWords(report, monthStart) {
   let words = `${name}: ${plural(photos, "photo")} cut out and charged`;
   if (!report.credit_based) {
     const today = report.days.find((day) => day.date === new Date().toISOString().slice(0, 10));
-    const left = report.daily_quota === null ? null : Math.max(report.daily_quota - (today ? today.calls : 0), 0);
+    const left = report.daily_quota === null ? null : Math.max(report.daily_quota - (today ? today.charged : 0), 0);
     return `${words}.${left === null ? "" : ` Left today: ${plural(left, "result")} of your plan's ${report.daily_quota}.`}`;
   }
   const spent = Math.round(month.reduce((sum, day) => sum + Number(day.credits || 0), 0) * 1000) / 1000;
