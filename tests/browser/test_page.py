@@ -376,6 +376,29 @@ def test_six_photos_dropped_on_tasks_show_their_cost_first_then_each_result_and_
         choose(page, "preset", "")
 
 
+def test_a_photo_refused_when_sent_is_listed_again_after_a_reload_and_not_offered_for_retry(
+    page, eval_dir, tmp_path
+):
+    """A refused photo never became a task, so the service cannot list it: this browser keeps it
+    (it vanished after a reload before)."""
+    from selenium.webdriver.common.by import By
+
+    page.find_element(By.ID, "tab-tasks").click()
+    odd = tmp_path / "tab\there.jpg"  # a control character in its name: the service refuses the name
+    odd.write_bytes(min((eval_dir / "general" / "images").iterdir()).read_bytes())
+    drop_files(page, "task-drop", [odd])
+    wait_for(page, lambda: "1 photo ready" in page.find_element(By.ID, "task-picked").text, 10)
+    page.find_element(By.ID, "submit-tasks").click()
+    failed = lambda: [
+        r for r in page.find_elements(By.CSS_SELECTOR, "#task-table tbody tr") if "failed: " in r.text
+    ]
+    wait_for(page, lambda: failed() and "name" in failed()[0].text, 30)
+    page.refresh()
+    page.find_element(By.ID, "tab-tasks").click()
+    wait_for(page, lambda: any("refused when sent" in r.text for r in failed()), 30)
+    assert not page.find_element(By.ID, "retry-failed").is_displayed()  # its photo is not kept
+
+
 def use_key(browser, key: str) -> None:
     from selenium.webdriver.common.by import By
 

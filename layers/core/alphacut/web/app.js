@@ -576,7 +576,9 @@ $("tasks-form").addEventListener("submit", async (event) => {
   await submitTasks(batch);
 });
 $("only-bad").addEventListener("change", showBatch);
-$("retry-failed").addEventListener("click", () => submitTasks(batch.filter(taskFailed)));
+// only photos this page still holds can be sent again (a listed task's photo is not kept)
+function retriable(item) { return taskFailed(item) && item.file instanceof Blob; }
+$("retry-failed").addEventListener("click", () => submitTasks(batch.filter(retriable)));
 $("download-zip").addEventListener("click", downloadZip);
 
 async function submitTasks(items) {
@@ -599,6 +601,7 @@ async function submitTask(item) {
       const answer = await call("POST", "v1/tasks", form);
       item.taskId = answer.data.task_id;
       rememberName(item.taskId, item.file.name);
+      forgetRefused(item.file.name);
       item.row.dataset.task = item.taskId;
       taskCell(item.row, "id").textContent = item.taskId.slice(0, 8);
       showTask(item, "queued");
@@ -613,6 +616,7 @@ async function submitTask(item) {
         continue;
       }
       item.reason = error.message;  // refused at submission: never became a task
+      rememberRefused(item.file.name, error.message);
       showError("tasks", error.message);
       showTask(item);
       break;
@@ -652,7 +656,7 @@ function showBatch() {
   const doubtful = batch.filter((item) => item.bad && !taskFailed(item)).length;
   if (doubtful) parts.push(`${doubtful} to look at`);
   say("tasks-summary", batch.length ? parts.join(", ") : "");
-  $("retry-failed").hidden = !failed || running > 0;
+  $("retry-failed").hidden = !batch.some(retriable) || running > 0;
   $("download-zip").hidden = !done;
   $("only-bad-label").hidden = !batch.length;
   const onlyBad = $("only-bad").checked;
@@ -661,7 +665,24 @@ function showBatch() {
 
 // ---- work that stays: the key's recent tasks from the service (any device), their photos' names
 // from this browser (the service keeps no file names), the options form as last used
-const NAMES_ITEM = "alphacut.task_names", OPTIONS_ITEM = "alphacut.options";
+const NAMES_ITEM = "alphacut.task_names", OPTIONS_ITEM = "alphacut.options", REFUSED_ITEM = "alphacut.refused";
+// photos refused when submitted never became tasks, so the service cannot list them: this browser
+// keeps them (a week, the newest 100) and lists them after a reload, until one of that name is a task
+const REFUSED_KEPT_MS = 7 * 24 * 3600 * 1000;
+function refusedPhotos() {
+  try {
+    const kept = JSON.parse(localStorage.getItem(REFUSED_ITEM)) || [];
+    return kept.filter((entry) => Date.now() - entry.at < REFUSED_KEPT_MS);
+  } catch (_) { return []; }
+}
+function rememberRefused(name, reason) {
+  const kept = refusedPhotos().filter((entry) => entry.name !== name);
+  kept.push({ name, reason, at: Date.now() });
+  localStorage.setItem(REFUSED_ITEM, JSON.stringify(kept.slice(-100)));
+}
+function forgetRefused(name) {
+  localStorage.setItem(REFUSED_ITEM, JSON.stringify(refusedPhotos().filter((entry) => entry.name !== name)));
+}
 function taskNames() { try { return JSON.parse(localStorage.getItem(NAMES_ITEM)) || {}; } catch (_) { return {}; } }
 function rememberName(taskId, name) {
   const names = taskNames();
@@ -698,6 +719,17 @@ async function loadRecentTasks(cursor = "") {
       if (task.state === 1 && task.image) item.result = { url: task.image, name: name.replace(/\.[^.]*$/, "") || "result" };
       batch.push(item);
       showTask(item, TASK_STATE_NAMES[task.state] || `state ${task.state}`);
+    }
+    if (!cursor) {
+      for (const refused of refusedPhotos().reverse()) {  // newest first, after the tasks' first page
+        const item = addTaskRow({ name: refused.name }, "");
+        item.row.querySelector("td.name img").remove();
+        const when = new Date(refused.at).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+        taskCell(item.row, "id").textContent = `${when}, refused when sent: pick the photo again to retry`;
+        item.reason = refused.reason;
+        batch.push(item);
+        showTask(item);
+      }
     }
     showBatch();
     $("more-tasks").hidden = !page.next;
