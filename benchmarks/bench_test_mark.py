@@ -106,20 +106,8 @@ def with_disk(photo: np.ndarray, at: tuple[int, int] | None) -> np.ndarray:
 
 def whole_alpha_mark(result: np.ndarray) -> np.ndarray:
     """The mark as it was anchored before: on the whole alpha's centre of mass and area."""
-    alpha = result[..., 3]
-    weight = alpha.astype(np.float64)
-    total = float(weight.sum())
-    cx = float((weight.sum(axis=0) * np.arange(alpha.shape[1])).sum()) / total
-    cy = float((weight.sum(axis=1) * np.arange(alpha.shape[0])).sum()) / total
-    half = max(8.0, (total / 255.0) ** 0.5 / 2)
-    box = (
-        round(cx - half),
-        round(cy - half),
-        round(cx - half) + round(2 * half),
-        round(cy - half) + round(2 * half),
-    )
-    mark = Watermark.drawn(alpha.shape[1], alpha.shape[0], ACCOUNT, box)
-    rgb, marked = mark.on_picture(result[..., :3], alpha)
+    mark = Watermark.centred_on(result[..., 3], ACCOUNT)
+    rgb, marked = mark.on_picture(result[..., :3], result[..., 3])
     return np.dstack([rgb, marked])
 
 

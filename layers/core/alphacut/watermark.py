@@ -105,20 +105,22 @@ class Watermark:
         # call and breaks in the next must not split the subject (it moved the anchor)
         bridge = max(4, round(0.02 * max(height, width)))
         main = largest_part(dilate_disk(held, bridge))  # the part and the soft edge around it
-        weight = np.where(main, alpha, 0).astype(np.float64)
+        return cls.centred_on(np.where(main, alpha, 0), account)
+
+    @classmethod
+    def centred_on(cls, weight: np.ndarray, account: str) -> Watermark:
+        """The account's mark on a square about ``weight``'s centre of mass (H x W, alpha units),
+        as wide as the root of its area; the whole picture where it weighs next to nothing."""
+        height, width = weight.shape
+        weight = weight.astype(np.float64)
         total = float(weight.sum())
         if total < 255.0 * 16:
             return cls.drawn(width, height, account)
         centre_x = float((weight.sum(axis=0) * np.arange(width)).sum()) / total
         centre_y = float((weight.sum(axis=1) * np.arange(height)).sum()) / total
         half = max(8.0, (total / 255.0) ** 0.5 / 2)
-        box = (
-            round(centre_x - half),
-            round(centre_y - half),
-            round(centre_x - half) + round(2 * half),
-            round(centre_y - half) + round(2 * half),
-        )
-        return cls.drawn(width, height, account, box)
+        left, top = round(centre_x - half), round(centre_y - half)
+        return cls.drawn(width, height, account, (left, top, left + round(2 * half), top + round(2 * half)))
 
     def on_picture(self, rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The colours and the alpha with noise in place of every marked pixel."""
