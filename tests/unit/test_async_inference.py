@@ -238,3 +238,46 @@ def test_the_templates_cold_threshold_is_the_cost_models_break_even():
     )
     assert int(parameters["SegmentConcurrency"]["Default"]) == model.Capacity().segment_concurrency
     assert int(parameters["GpuMaxInstances"]["Default"]) == model.Capacity().max_instances
+
+
+def test_a_background_url_is_fetched_and_staged_before_the_endpoint_runs_and_a_dead_one_sends_nothing(
+    monkeypatch,
+):
+    """The Compose step after the endpoint reads what was staged: a second fetch after the model
+    could fail for free or answer another photo (the fourth attack)."""
+    import boto3
+    from alphacut.aws.tasks.async_inference import AsyncEndpoint, staged_key
+    from alphacut.errors import UrlFetchFailed
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    clients.client.cache_clear()
+    served = {"https://img.example.com/bg.png": b"background", "https://img.example.com/p.jpg": b"photo"}
+
+    def fetch(url: str, max_bytes: int, field: str = "image_url") -> bytes:
+        if url not in served:
+            raise UrlFetchFailed("answered 404", field=field)
+        return served[url]
+
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="uploads")
+        endpoint = AsyncEndpoint(
+            "alphacut-gpu", None, "uploads", max_bytes=1000, settings=SimpleNamespace(fetch=fetch)
+        )
+        step = {"task_id": "t1", "image_url": "https://img.example.com/p.jpg",
+                "options": {"bg_image_url": "https://img.example.com/bg.png"}}  # fmt: skip
+        assert endpoint.input_location(step) == f"s3://uploads/{staged_key('t1', 'fetched')}"
+        body = lambda what: (
+            boto3.client("s3").get_object(Bucket="uploads", Key=staged_key("t1", what))["Body"].read()
+        )
+        assert (body("fetched"), body("background")) == (b"photo", b"background")
+        dead = {**step, "task_id": "t2", "options": {"bg_image_url": "https://img.example.com/gone.png"}}
+        with pytest.raises(UrlFetchFailed, match="bg_image_url"):
+            endpoint.input_location(dead)  # before the endpoint: the task ends -3 with no model run
+    clients.client.cache_clear()

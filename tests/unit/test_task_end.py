@@ -190,3 +190,17 @@ def test_a_task_failing_once_its_model_could_have_run_is_one_unpaid_run_and_a_do
     download = {"task_id": "t2", "error": {"Error": "UrlFetchFailed", "Cause": "404"}}
     assert ends.fail(download) == "failed"
     assert ends.meter.limits.unpaid_runs("key") == 1  # no model ran: not counted
+
+
+def test_a_task_sent_to_the_endpoint_that_fails_on_a_download_after_it_is_one_unpaid_run(ends):
+    """On the GPU path the endpoint runs the model before the Compose step: a failure there, even a
+    download's (-3, a background URL), came after a model run and is counted (it was free)."""
+    queued(ends, "t1", callback=False)
+    ends.table.table.update_item(
+        Key={"task_id": "t1"},
+        UpdateExpression="SET processed_at_iso = :now, task_token = :token",
+        ExpressionAttributeValues={":now": "2026-11-29T10:00:00Z", ":token": "token-of-the-waiting-step"},
+    )
+    download = {"task_id": "t1", "error": {"Error": "UrlFetchFailed", "Cause": "404"}}
+    assert ends.fail(download) == "failed"
+    assert ends.meter.limits.unpaid_runs("key") == 1

@@ -27,25 +27,44 @@ from typing import Any
 from alphacut.errors import InvalidOption
 
 PAGE, DEFAULT_PAGE = 50, 20
+TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # uuid4, as made
 NAME_MOST = 200  # a file name's length on most file systems is 255 bytes; a label, not a path
-# a task's name as the OpenAPI documents say it: printable text (no control characters)
+# what a name may not hold: controls (C0, DEL, C1), lone surrogates (not text: they cannot be
+# stored), line and paragraph separators, zero-width and direction marks and overrides (a name
+# shown as "photo.jpg" that is "photo\u202egpj.exe"), the byte order mark; one list for the check
+# and the OpenAPI pattern, so the documents and the answers agree
+NAME_REFUSED = (
+    ("\u0000", "\u001f"),
+    ("\u007f", "\u009f"),
+    ("\u200b", "\u200f"),
+    ("\u2028", "\u202e"),
+    ("\u2066", "\u2069"),
+    ("\ud800", "\udfff"),
+    ("\ufeff", "\ufeff"),
+)
+_REFUSED = re.compile("[" + "".join(f"{low}-{high}" for low, high in NAME_REFUSED) + "]")
+# a task's name as the OpenAPI documents say it: printable text
 TASK_NAME: dict[str, Any] = {
     "type": "string",
     "maxLength": NAME_MOST,
-    "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+    "pattern": "^[^" + "".join(f"\\u{ord(low):04x}-\\u{ord(high):04x}" for low, high in NAME_REFUSED) + "]*$",
     "description": "a label of the task's own (the photo's file name), answered back with the task",
 }
-TASK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # uuid4, as made
 
 
 def task_name(value: str | None) -> str:
-    """A task's name as given (surrounding spaces dropped): at most ``NAME_MOST`` characters, no
-    control characters; "" when none."""
+    """A task's name as given (surrounding spaces dropped): at most ``NAME_MOST`` characters, none
+    of ``NAME_REFUSED``; "" when none."""
     name = (value or "").strip()
     if len(name) > NAME_MOST:
         raise InvalidOption(f"is {len(name)} characters; at most {NAME_MOST}", field="name", limit=NAME_MOST)
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InvalidOption("holds a control character: a file name's text only", field="name")
+    refused = _REFUSED.search(name)
+    if refused:
+        raise InvalidOption(
+            f"holds U+{ord(refused.group()):04X}, a control, separator or direction character: "
+            "a file name's printable text only",
+            field="name",
+        )
     return name
 
 

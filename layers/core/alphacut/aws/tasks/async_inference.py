@@ -59,6 +59,12 @@ _ERRORS_BY_CODE = {
 }
 
 
+def staged_key(task_id: str, what: str) -> str:
+    """Where the Submit step stages a task's fetched input (``fetched``) or background
+    (``background``) for the endpoint and the Compose step after it."""
+    return f"tasks/{task_id}/{what}"
+
+
 class ModelServerUnavailable(Exception):
     """The endpoint did not take the request (down, throttled, 5xx): worth a retry."""
 
@@ -109,11 +115,20 @@ class AsyncEndpoint:
 
     def input_location(self, step: dict[str, Any]) -> str:
         """The input's S3 URI, refused by size before the endpoint sees it; an image_url is
-        fetched (capped) and staged next to the task's other inputs."""
+        fetched (capped) and staged next to the task's other inputs, and so is a background URL:
+        both before the model runs, so a URL that fails ends the task before any model run, and
+        the Compose step after the endpoint reads what was staged, never fetching again (a second
+        fetch after the model could fail for free, or answer another photo than the one matted)."""
         s3 = clients.client("s3")
+        background = (step.get("options") or {}).get("bg_image_url")
+        if background:
+            data = self.settings.fetch(background, self.max_bytes, field="bg_image_url")
+            s3.put_object(
+                Bucket=self.staging_bucket, Key=staged_key(step["task_id"], "background"), Body=data
+            )
         if step.get("image_url"):
             data = self.settings.fetch(step["image_url"], self.max_bytes)
-            key = f"tasks/{step['task_id']}/fetched"
+            key = staged_key(step["task_id"], "fetched")
             s3.put_object(Bucket=self.staging_bucket, Key=key, Body=data)
             return f"s3://{self.staging_bucket}/{key}"
         head = s3.head_object(Bucket=step["input_bucket"], Key=step["input_key"])

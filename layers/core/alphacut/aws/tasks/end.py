@@ -79,7 +79,12 @@ class TaskAdapters:
         purpose (an option only the matte rules out) never runs the model for free."""
         if self.meter is not None:
             self.meter.release_task(record.payer, record.task_id, record.spent, record.slot)
-            model_may_have_run = record.processed_at is not None and record.state not in BEFORE_THE_MODEL
+            # sent to the endpoint (its waiting token written): the model may have run whatever
+            # failed after it; else only a failure past the download and the decoding
+            sent = bool(record.extra.get("task_token"))
+            model_may_have_run = record.processed_at is not None and (
+                sent or record.state not in BEFORE_THE_MODEL
+            )
             if model_may_have_run and not is_touch_up(record):
                 self._count_unpaid_run(record.account, record.task_id)
         self.call_back(record)

@@ -30,6 +30,7 @@ from PIL import Image
 
 from alphacut.aws.kept_mattes import KeptMattes
 from alphacut.aws.objects import refuse_oversized, s3_location
+from alphacut.aws.tasks.async_inference import staged_key
 from alphacut.aws.tasks.table import TaskTable
 from alphacut.caller_scope import caller_scope
 from alphacut.codec import DecodedImage
@@ -182,11 +183,20 @@ def _segment(
         if event.get("refine_key"):
             strokes = read_capped(s3, event["input_bucket"], event["refine_key"], pipeline.limits.max_bytes)
             options = options.with_changes(refine=strokes)
+    elif event.get("image_url") and not matting.runs_model:  # the endpoint's: what Submit staged
+        data = read_capped(
+            s3, event["input_bucket"], staged_key(event["task_id"], "fetched"), pipeline.limits.max_bytes
+        )
     elif event.get("image_url"):
         data = settings.fetch(event["image_url"], pipeline.limits.max_bytes)
     else:
         data = read_capped(s3, event["input_bucket"], event["input_key"], pipeline.limits.max_bytes)
-    if options.bg_image_url:
+    if options.bg_image_url and not matting.runs_model:
+        staged = staged_key(event["task_id"], "background")
+        options = options.with_changes(
+            bg_image=read_capped(s3, event["input_bucket"], staged, pipeline.limits.max_bytes)
+        )
+    elif options.bg_image_url:
         options = options.with_changes(
             bg_image=settings.fetch(options.bg_image_url, pipeline.limits.max_bytes, field="bg_image_url")
         )
