@@ -56,13 +56,9 @@ def test_a_test_keys_task_result_is_a_marked_preview_too(pipeline, eval_dir, mon
     from alphacut.settings import ServiceSettings
     from moto import mock_aws
 
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from tests.unit.moto_table import offline_aws
+
+    offline_aws(monkeypatch)
     photo = min((eval_dir / "person" / "images").iterdir())  # over a preview's size
     with mock_aws():
         s3 = boto3.client("s3")

@@ -2,6 +2,7 @@
 
 Usage::
 
+    offline_aws(monkeypatch)                     # the process's clients made for moto in-process
     with unretried_table("tests-usage") as db:   # a client whose every refusal is seen, none retried
         ...
 
@@ -22,6 +23,21 @@ from alphacut_dev.local.dynamodb_consistency import serialise_dynamodb_writes
 from alphacut_dev.template import table_definition
 from botocore.config import Config
 from moto import mock_aws
+
+
+def offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's AWS clients made afresh for moto in-process: a region, dummy credentials, no
+    endpoint of a running stack."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from alphacut.aws import clients
+
+    clients.client.cache_clear()
 
 
 @contextmanager

@@ -250,14 +250,9 @@ def test_a_background_url_is_fetched_and_staged_before_the_endpoint_runs_and_a_d
     from alphacut.errors import UrlFetchFailed
     from moto import mock_aws
 
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    clients.client.cache_clear()
+    from tests.unit.moto_table import offline_aws
+
+    offline_aws(monkeypatch)
     served = {"https://img.example.com/bg.png": b"background", "https://img.example.com/p.jpg": b"photo"}
 
     def fetch(url: str, max_bytes: int, field: str = "image_url") -> bytes:

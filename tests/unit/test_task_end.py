@@ -15,6 +15,8 @@ from alphacut.task_states import TaskState
 from alphacut_dev.template import load_sam, table_definition
 from moto import mock_aws
 
+from tests.unit.moto_table import offline_aws
+
 ME = "arn:aws:states:us-east-1:123456789012:execution:machine:t1"
 RESULT = {
     "image_key": "tasks/t1/image.png",
@@ -28,16 +30,9 @@ RESULT = {
 
 @pytest.fixture
 def ends(monkeypatch):
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     from alphacut.aws import clients
 
-    clients.client.cache_clear()
+    offline_aws(monkeypatch)
     with mock_aws():
         template = load_sam()
         dynamodb = boto3.client("dynamodb")
