@@ -1,5 +1,6 @@
-"""A key's daily spending against moto's DynamoDB with the local stack's transaction tokens: a
-write that lands and whose answer is lost is sent again by the SDK and counted once."""
+"""A key's daily spending against moto's DynamoDB: a write that lands and whose answer is lost is
+never sent again (the SDK's retry would count it twice), one refused unapplied is; and the local
+stack's transaction tokens (a retried transaction writes once)."""
 
 from __future__ import annotations
 
@@ -63,12 +64,12 @@ def answers_lost(count: int = 1) -> Iterator[list[str]]:
         rule.restore()
 
 
-def test_a_spending_write_whose_answer_was_lost_is_retried_by_the_sdk_and_counted_once(tokens):
+def test_a_spending_write_whose_answer_was_lost_is_never_sent_again_and_counts_once(tokens):
     spend = KeySpend(TABLE)
-    with answers_lost() as sent:
-        _, spent = spend.spend("plugin", 1000, limit=5000)
-    assert len(sent) == 2 and tokens.replays == 1  # the SDK sent it again and it wrote nothing
-    assert spent == 1000 and spend.today(["plugin"]) == {"plugin": 1000}
+    with answers_lost() as sent, pytest.raises(ClientError, match="InternalServerError"):
+        spend.spend("plugin", 1000, limit=5000)
+    assert len(sent) == 1  # the SDK did not send it again: the call fails, its price counted once
+    assert spend.today(["plugin"]) == {"plugin": 1000}
 
 
 def test_a_give_back_whose_answer_was_lost_gives_back_once(tokens):
@@ -76,8 +77,36 @@ def test_a_give_back_whose_answer_was_lost_gives_back_once(tokens):
     day, _ = spend.spend("plugin", 1000, limit=None)
     spend.spend("plugin", 1000, limit=None)
     with answers_lost() as sent:
-        spend.give_back("plugin", day, 1000)
-    assert len(sent) == 2 and spend.today(["plugin"]) == {"plugin": 1000}
+        spend.give_back("plugin", day, 1000)  # said in the log, not raised: the call has ended
+    assert len(sent) == 1 and spend.today(["plugin"]) == {"plugin": 1000}
+
+
+def test_a_spending_write_refused_unapplied_for_throughput_is_sent_again(tokens):
+    from moto.core.exceptions import JsonRESTError
+    from moto.dynamodb.responses import DynamoHandler
+
+    tries: list[int] = []
+
+    class ThrottledOnce(MotoPatches):  # undone before the fixture's rules are
+        def apply(self) -> None:
+            original = DynamoHandler.update_item
+
+            def update_item(handler):
+                tries.append(1)
+                if len(tries) == 1:  # refused before anything is written
+                    raise JsonRESTError(
+                        "ProvisionedThroughputExceededException", "the partition is over its rate"
+                    )
+                return original(handler)
+
+            self._patch(DynamoHandler, "update_item", update_item)
+
+    rule = ThrottledOnce()
+    rule.apply()
+    try:
+        assert KeySpend(TABLE).spend("plugin", 1000, limit=5000)[1] == 1000 and len(tries) == 2
+    finally:
+        rule.restore()
 
 
 def test_a_token_sent_with_other_items_is_refused_and_forgotten_after_ten_minutes(tokens):

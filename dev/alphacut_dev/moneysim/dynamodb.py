@@ -233,8 +233,16 @@ class ModelDynamoDB:
 
     exceptions = SimpleNamespace(ConditionalCheckFailedException=ConditionalCheckFailedException)
 
-    def __init__(self, table: ModelTable, decide: Callable[[str, bool, bool, frozenset[Key] | None], str]):
+    def __init__(
+        self,
+        table: ModelTable,
+        decide: Callable[[str, bool, bool, frozenset[Key] | None], str],
+        retries: bool = True,
+    ):
         self.table, self.decide = table, decide
+        # False: a client the SDK never retries (``clients.unretried``): a write that landed and
+        # lost its answer is raised to the code, never applied again
+        self.retries = retries
         self.observe: Callable[[Any], None] = lambda answer: None  # what the caller was answered
 
     # ---- what happens to a call -----------------------------------------------------------------
@@ -264,6 +272,8 @@ class ModelDynamoDB:
         keys: frozenset[Key] | None,
     ) -> Any:
         decision = self.decide(operation, writes, transaction, keys)
+        if decision == LANDED_RETRIED and not self.retries:
+            decision = LANDED_ERRED
         if decision == KILLED:
             raise Killed(operation)
         if decision == REFUSED:

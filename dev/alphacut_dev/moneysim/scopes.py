@@ -215,7 +215,7 @@ CI_SLICE = {
     "crossings": 400,
     "key-limit": 1500,
     "key-midnight": 500,
-    "key-spend-retried": 200,  # whole (144 schedules)
+    "key-spend-retried": 200,  # whole (140 schedules)
     "auto-top-up": 250,
 }
 CI_WALKS = 500  # random walks over "wide"

@@ -186,12 +186,17 @@ class World:
         self.stepped_wrong = ""  # a write that broke a step rule (hold or payment), for ``check``
         self.db = ModelDynamoDB(self.table, self._decide)
         self.db.observe = self._observe
+        self.db_once = ModelDynamoDB(self.table, self._decide, retries=False)  # clients.unretried's
+        self.db_once.observe = self._observe
         self.sqs = ModelSQS(self.table, self._decide)
         self.main = greenlet.getcurrent()
 
     # ---- the code's view: clients, clock, nonces ----------------------------------------------------
     def client(self, service: str) -> Any:
         return self.sqs if service == "sqs" else self.db
+
+    def unretried(self, service: str) -> Any:
+        return self.db_once
 
     def clock(self) -> float:
         if self.current is not None:
@@ -886,7 +891,7 @@ def patched(world_ref: list[World]) -> Iterator[None]:
     one counter shard, and a silent logger; ``world_ref[0]`` is the world of the run under way."""
     import alphacut.api.credits as api_credits
     from alphacut.api import metering, services
-    from alphacut.aws import transactions
+    from alphacut.aws import clients, transactions
     from alphacut.aws.billing import payments
     from alphacut.aws.ledger import balances as credits  # the ledger's clients, clock and nonces
     from alphacut.aws.ledger import key_spend, usage
@@ -909,6 +914,9 @@ def patched(world_ref: list[World]) -> Iterator[None]:
         (credits, "client"): credits.client,
         (usage, "client"): usage.client,
         (key_spend, "client"): key_spend.client,
+        (key_spend, "unretried"): key_spend.unretried,
+        (key_spend, "logger"): key_spend.logger,
+        (clients, "time"): clients.time,
         (payments, "client"): payments.client,
         (payments, "time"): payments.time,
         (stripe_events, "logger"): stripe_events.logger,
@@ -932,7 +940,9 @@ def patched(world_ref: list[World]) -> Iterator[None]:
         credits.client = usage.client = key_spend.client = payments.client = lambda service: world_ref[
             0
         ].client(service)
-        payments.time = fake_time
+        key_spend.unretried = lambda service: world_ref[0].unretried(service)
+        key_spend.logger = quiet
+        payments.time = clients.time = fake_time
         stripe_events.logger = quiet
         stripe_events.metrics = Recorder()
         credits.uuid = SimpleNamespace(uuid4=lambda: world_ref[0].uuid4())

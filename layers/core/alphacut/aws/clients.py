@@ -3,6 +3,7 @@
 Usage::
 
     clients.client("sqs").send_message(...)
+    write_once(unretried("dynamodb").update_item, **request)  # an ADD the SDK must not send twice
     for item in batch_get(client("dynamodb"), "usage-table", keys): ...   # any number of keys
     # ServiceBusy (503, Retry-After) when DynamoDB leaves keys unread past the bound
 """
@@ -16,6 +17,7 @@ from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from alphacut.errors import ServiceBusy
@@ -31,8 +33,38 @@ THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceededException"
 
 
 @cache
-def client(service: str) -> Any:  # boto3 ships no types: clients are Any
-    return boto3.client(service)
+def client(service: str, retried: bool = True) -> Any:  # boto3 ships no types: clients are Any
+    """The process's client of ``service``; ``retried=False``: one the SDK never retries
+    (``unretried``). One cache for both, so ``client.cache_clear()`` makes every client afresh."""
+    if retried:
+        return boto3.client(service)
+    return boto3.client(service, config=Config(retries={"total_max_attempts": 1}))
+
+
+# refusals that say the request was not applied: safe to send again, whatever it writes
+NOT_APPLIED = frozenset({THROUGHPUT_EXCEEDED, "ThrottlingException", "RequestLimitExceeded"})
+ONCE_TRIES = 5
+
+
+def unretried(service: str) -> Any:
+    """A client whose calls the SDK never sends twice: for a write that is not idempotent (an ADD),
+    which a retry after a lost answer would apply again. ``write_once`` sends such a write again
+    only when it was refused unapplied."""
+    return client(service, retried=False)
+
+
+def write_once(call: Any, **request: Any) -> Any:
+    """``call(**request)`` (an unretried client's method), sent again after a refusal that says it
+    was not applied (throughput, throttling: a growing jittered wait); any other error (a timeout,
+    a 500: it may have landed) raises at once."""
+    for attempt in range(ONCE_TRIES):
+        try:
+            return call(**request)
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in NOT_APPLIED or attempt == ONCE_TRIES - 1:
+                raise
+            time.sleep(unprocessed_wait(attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def batch_get(
