@@ -376,23 +376,23 @@ def test_six_photos_dropped_on_tasks_show_their_cost_first_then_each_result_and_
         choose(page, "preset", "")
 
 
-def test_a_photo_refused_when_sent_is_listed_again_after_a_reload_and_not_offered_for_retry(
-    page, eval_dir, tmp_path
-):
+def test_a_photo_refused_when_sent_is_listed_again_after_a_reload_and_not_offered_for_retry(page, tmp_path):
     """A refused photo never became a task, so the service cannot list it: this browser keeps it
-    (it vanished after a reload before)."""
+    (it vanished after a reload before). A name the service would refuse is sent cleaned, never
+    refused for its characters."""
     from selenium.webdriver.common.by import By
 
     page.find_element(By.ID, "tab-tasks").click()
-    odd = tmp_path / "tab\there.jpg"  # a control character in its name: the service refuses the name
-    odd.write_bytes(min((eval_dir / "general" / "images").iterdir()).read_bytes())
-    drop_files(page, "task-drop", [odd])
+    huge = tmp_path / "poster\tlarge.jpg"  # over API Gateway's 10 MB a request: refused when sent
+    huge.write_bytes(b"\xff\xd8" + bytes(11 * 1024 * 1024))
+    drop_files(page, "task-drop", [huge])
     wait_for(page, lambda: "1 photo ready" in page.find_element(By.ID, "task-picked").text, 10)
     page.find_element(By.ID, "submit-tasks").click()
     failed = lambda: [
         r for r in page.find_elements(By.CSS_SELECTOR, "#task-table tbody tr") if "failed: " in r.text
     ]
-    wait_for(page, lambda: failed() and "name" in failed()[0].text, 30)
+    wait_for(page, lambda: failed() and "413" in failed()[0].text, 60)
+    assert "name" not in failed()[0].text  # refused for its size, never for the tab in its name
     page.refresh()
     page.find_element(By.ID, "tab-tasks").click()
     wait_for(page, lambda: any("refused when sent" in r.text for r in failed()), 30)

@@ -90,6 +90,7 @@ function nextStep(status, error, retryAfter) {
   if (status === 403 && error.code === "insufficient_scope") {
     return `This key may not do this${error.scope ? ` (it needs the scope ${error.scope})` : ""}: use a key that may, or make one on the Keys tab.`;
   }
+  if (status === 429 && error.code === "rate_limited") return `This key sends faster than its plan allows: try again ${waitWords(retryAfter)}.`;
   if (status === 429) return `Too many for now: try again ${waitWords(retryAfter)}.`;
   if (status === 503 && error.code === "billing_unavailable") return "Ask the service's operator to set up card payments.";
   if (status >= 500) return "Something failed on our side: try again in a minute.";
@@ -118,7 +119,9 @@ async function call(method, path, body, { keyed = true } = {}) {
     const field = error.field && !String(words).startsWith(`${error.field}:`) ? ` (${error.field})` : "";
     const hint = nextStep(response.status, error, response.headers.get("Retry-After"));
     const message = `${response.status} ${error.code || ""}${field}: ${words}`.replace(" : ", ": ");
-    throw new ApiError(response.status, error, hint ? `${message} ${hint}` : message, response.headers.get("Retry-After"));
+    // a rate refusal is said once, in words (its message repeats the wait); others keep the service's
+    const said = response.status === 429 && error.code === "rate_limited" ? hint : hint ? `${message.replace(/\.?$/, ".")} ${hint}` : message;
+    throw new ApiError(response.status, error, said, response.headers.get("Retry-After"));
   }
   return answer;
 }
@@ -337,9 +340,9 @@ function showResult(route, answer) {
     // fails; a pass the verdict doubts is never shown as a plain pass
     $("check").textContent = verdictWords({ check: answer.check, unsure: answer.check.unsure, reasons: answer.check.reasons, confidence: answer.confidence }).words;
   }
-  const reasons = (answer.reasons || []).join(", ");
+  const reasons = (answer.reasons || []).map((reason) => REASON_WORDS[reason] || reason.replaceAll("_", " ")).join("; ");
   $("result-status").dataset.unsure = answer.unsure ? "true" : "false";
-  const doubt = answer.unsure ? ` Unsure (confidence ${Number(answer.confidence).toFixed(2)}${reasons ? ": " + reasons : ""}): look at it before you publish it.` : "";
+  const doubt = answer.unsure ? ` Look at it before you publish it: ${reasons || `the service is unsure of its edges (confidence ${Number(answer.confidence).toFixed(2)})`}.` : "";
   $("result-status").textContent = (answer.found ? "Done." : "Done: no subject was found in this photo.") + doubt;
   $("result").hidden = false;
   // on a phone the result is below the options: bring it into view
@@ -408,7 +411,7 @@ $("brush-apply").addEventListener("click", () => whileDisabled($("brush-apply"),
   try {
     const answer = await call("POST", `v1/${brush.route}`, form);
     showResult(brush.route, answer);
-    say("brush-status", `Applied ${brush.strokes.length} stroke${brush.strokes.length === 1 ? "" : "s"}: charged ${answer.charge}.`);
+    say("brush-status", `Applied ${brush.strokes.length} stroke${brush.strokes.length === 1 ? "" : "s"}: charged ${chargeWords(answer.charge)}.`);
   } catch (error) {
     say("brush-status", "");
     showError("try", error.message);
@@ -486,6 +489,10 @@ function addTaskRow(file, before) {
 // ---- getting a catalogue in: files, folders (picked or dropped, nested ones too), a drop on Try it
 const PHOTO_NAME = /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|avif)$/i;
 function isPhoto(file) { return file.type.startsWith("image/") || PHOTO_NAME.test(file.name); }
+// a photo's name as the service takes it (api/task_pages.py): controls, separators, direction and
+// zero-width marks and lone surrogates become spaces, at most 200 characters (the end kept)
+const NAME_REFUSED = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+function taskName(file) { return (file.webkitRelativePath || file.name).replace(NAME_REFUSED, " ").slice(-200).trim(); }
 // a photo is the same one picked again when its path, size and date are (the same folder twice)
 function photoKey(file) { return `${file.webkitRelativePath || file.name}|${file.size}|${file.lastModified}`; }
 function stage(files) {
@@ -594,7 +601,7 @@ async function submitTask(item) {
   showTask(item, "submitting");
   const form = new FormData();
   form.append("image_file", item.file, item.file.name);
-  form.append("name", (item.file.webkitRelativePath || item.file.name).slice(-200));  // listed by it anywhere
+  form.append("name", taskName(item.file));  // listed by it anywhere
   appendOptions(form, "cutout");
   for (let tries = 1; ; tries += 1) {
     try {
@@ -813,7 +820,9 @@ function verdictWords(answer) {
     if (failed.length) level = "fail";
   }
   if (answer.unsure) {
-    const reasons = (answer.reasons || []).map((reason) => REASON_WORDS[reason] || reason.replaceAll("_", " "));
+    // a reason a failed rule has just said in its own words is not said twice
+    const failedRules = new Set(answer.check ? answer.check.rules.filter((rule) => !rule.passed && !rule.advice).map((rule) => rule.rule) : []);
+    const reasons = (answer.reasons || []).filter((reason) => !failedRules.has(reason)).map((reason) => REASON_WORDS[reason] || reason.replaceAll("_", " "));
     const sure = Number.isFinite(Number(answer.confidence)) && answer.confidence !== undefined ? ` (confidence ${Number(answer.confidence).toFixed(2)})` : "";
     const why = reasons.length ? reasons.join("; ") : `the service is unsure of its edges${sure}`;
     parts.push(`Look at it before you publish it: ${why}.`);
@@ -853,7 +862,8 @@ async function pollTask(item) {
     showTask(item, TASK_STATE_NAMES[task.state] || `state ${task.state}`);
   } catch (error) {
     // a refusal to read (too many polls, a fault on our side) is said and polled again
-    if (error.status === 429 || error.status >= 500 || !error.status) showTask(item, `waiting: ${error.message}`);
+    if (error.status === 429) return;  // the key's rate: polled again next round, nothing to say
+    if (error.status >= 500 || !error.status) showTask(item, `waiting: ${error.message}`);
     else { item.reason = error.message; showTask(item); }
   }
 }
@@ -1165,7 +1175,7 @@ const ABANDONED_AFTER_MS = 3600 * 1000;  // a payment still "created" an hour on
 function waitWords(retryAfter) {
   const seconds = Number(retryAfter);
   if (!seconds || Number.isNaN(seconds)) return "in a minute";
-  if (seconds < 90) return `in ${Math.ceil(seconds)} seconds`;
+  if (seconds < 90) return `in ${Math.ceil(seconds)} second${Math.ceil(seconds) === 1 ? "" : "s"}`;
   if (seconds < 5400) return `in about ${Math.ceil(seconds / 60)} minutes`;
   return `in about ${Math.round(seconds / 3600)} hours`;
 }
