@@ -580,6 +580,7 @@ $("tasks-form").addEventListener("submit", async (event) => {
   $("task-thumbs").replaceChildren();
   say("task-picked", "no photos yet");
   say("tasks-cost", "");
+  $("tasks-summary").scrollIntoView({ block: "start" });  // on a phone the list is below the form
   await submitTasks(batch);
 });
 $("only-bad").addEventListener("change", showBatch);
