@@ -430,28 +430,15 @@ def release_marked_before_credit() -> Undo:
 
 
 def key_spend_plain_update() -> Undo:
-    """The key's spending counted by a plain ``UpdateItem`` ADD (as before issue 90's item 7): a
+    """The key's spending counted through the SDK's retried client (as before issue 90's item 7): a
     write that landed and whose answer was lost is sent again by the SDK and counted twice."""
-    from alphacut.aws.ledger.key_spend import KeySpend, _key
-    from alphacut.aws.ledger.limits import QUOTA_ITEM_SECONDS, utc_day
+    from alphacut.aws.ledger.key_spend import KeySpend
+    from alphacut.aws.ledger.limits import utc_day
 
     def spend(self: Any, key_id: str, amount: int, limit: int | None, at: float | None = None) -> Any:
         now = self.clock() if at is None else at
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": _key(key_id, utc_day(now)),
-            "UpdateExpression": "ADD spent :amount SET expires_at = :expires",
-            "ExpressionAttributeValues": {
-                ":amount": {"N": str(amount)},
-                ":expires": {"N": str(int(now) + QUOTA_ITEM_SECONDS)},
-            },
-            "ReturnValues": "UPDATED_NEW",
-        }
-        if limit is not None:
-            request["ConditionExpression"] = "attribute_not_exists(spent) OR spent <= :room"
-            request["ExpressionAttributeValues"][":room"] = {"N": str(limit - amount)}
         try:
-            answer = self._db.update_item(**request)
+            answer = self._db.update_item(**self.spend_request(key_id, amount, limit, now))
         except self._db.exceptions.ConditionalCheckFailedException:
             raise self._spent(limit or 0, now) from None
         return utc_day(now), int(answer["Attributes"]["spent"]["N"])

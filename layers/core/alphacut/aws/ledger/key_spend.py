@@ -60,6 +60,15 @@ class KeySpend:
         """Count ``amount`` millicredits spent by the key today, within ``limit`` (None: no limit of
         its own): the UTC day counted on and the day's spending with it, or ``KeyBudgetSpent``."""
         now = self.clock() if at is None else at
+        db = self._db_once
+        try:
+            answer = write_once(db.update_item, **self.spend_request(key_id, amount, limit, now))
+        except db.exceptions.ConditionalCheckFailedException:
+            raise self._spent(limit or 0, now) from None
+        return utc_day(now), int(answer["Attributes"]["spent"]["N"])
+
+    def spend_request(self, key_id: str, amount: int, limit: int | None, now: float) -> dict[str, Any]:
+        """The conditional ADD that counts a spend (``KeyBudgetSpent`` for an amount over the limit)."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": _key(key_id, utc_day(now)),
@@ -75,12 +84,7 @@ class KeySpend:
             request["ExpressionAttributeValues"][":room"] = {"N": str(limit - amount)}
             if amount > limit:
                 raise self._spent(limit, now)
-        db = self._db_once
-        try:
-            answer = write_once(db.update_item, **request)
-        except db.exceptions.ConditionalCheckFailedException:
-            raise self._spent(limit or 0, now) from None
-        return utc_day(now), int(answer["Attributes"]["spent"]["N"])
+        return request
 
     def _spent(self, limit: int, now: float) -> KeyBudgetSpent:
         reset = next_utc_midnight(now)
