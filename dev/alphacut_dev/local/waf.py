@@ -73,14 +73,9 @@ def matches(statement: dict[str, Any] | None, request: Request) -> bool:
         source = ipaddress.ip_address(request.source)
         return any(source in ipaddress.ip_network(block) for block in request.ip_sets.get(body["Arn"], ()))
     if kind == "ByteMatchStatement":
-        field_to_match = body["FieldToMatch"]
-        if "SingleHeader" in field_to_match:
-            name = field_to_match["SingleHeader"]["Name"].lower()
-            if name not in request.headers:  # WAF: a missing header does not match
-                return False
-            text = request.headers[name]
-        else:
-            text = request.path
+        text = _field(body["FieldToMatch"], request)
+        if text is None:
+            return False
         if any(t.get("Type") == "URL_DECODE" for t in body.get("TextTransformations", [])):
             text = unquote(text)
         wanted, where = str(body["SearchString"]), body["PositionalConstraint"]
@@ -91,13 +86,21 @@ def matches(statement: dict[str, Any] | None, request: Request) -> bool:
             "EXACTLY": text == wanted,
         }[where]
     if kind == "SizeConstraintStatement":
-        header = body["FieldToMatch"]["SingleHeader"]["Name"].lower()
-        if header not in request.headers:  # WAF: a missing header does not match
+        text = _field(body["FieldToMatch"], request)
+        if text is None:
             return False
-        size, limit = len(request.headers[header].encode()), int(body["Size"])
+        size, limit = len(text.encode()), int(body["Size"])
         return {"GT": size > limit, "GE": size >= limit, "EQ": size == limit, "LT": size < limit,
                 "LE": size <= limit, "NE": size != limit}[body["ComparisonOperator"]]  # fmt: skip
     raise ValueError(f"WAF statement {kind} is not emulated locally")
+
+
+def _field(field_to_match: dict[str, Any], request: Request) -> str | None:
+    """The part of the request a statement reads: one header (None where it is missing: WAF's
+    statements do not match a missing header) or the URI path."""
+    if "SingleHeader" in field_to_match:
+        return request.headers.get(field_to_match["SingleHeader"]["Name"].lower())
+    return request.path
 
 
 def path_fragments(statement: dict[str, Any] | None) -> tuple[str, ...]:
@@ -227,7 +230,7 @@ class WebAcl:
         where ``on`` (the ACL's condition holds) and its own ``Fn::If`` condition holds; read as
         declared and off (limit 0, no match) where not, so a test may still turn a rate rule on.
         ``ip_sets``: the IP sets' addresses by the ARN the rules reference."""
-        rules: list[RateRule | MatchRule] = []
+        rules: list[tuple[int, RateRule | MatchRule]] = []
         properties = (resource or {}).get("Properties") or {}
         bodies = properties.get("CustomResponseBodies") or {}
         for listed in properties.get("Rules", []):
@@ -235,13 +238,15 @@ class WebAcl:
             statement = declared.get("Statement") or {}
             rate = statement.get("RateBasedStatement")
             action, answer = action_of(declared, bodies)
+            priority = int(declared.get("Priority", 0))
             if rate is None:
-                rules.append(MatchRule(declared["Name"], live, statement, action, answer))
+                rules.append((priority, MatchRule(declared["Name"], live, statement, action, answer)))
                 continue
             window = int(rate.get("EvaluationWindowSec", WINDOW_SECONDS))
             limit = int(rate["Limit"]) if live else 0
-            rules.append(RateRule(declared["Name"], limit, window, rate.get("ScopeDownStatement"), answer))
-        rules.sort(key=lambda rule: _priority(resource, rule.name))
+            scope_down = rate.get("ScopeDownStatement")
+            rules.append((priority, RateRule(declared["Name"], limit, window, scope_down, answer)))
+        ordered = [rule for _, rule in sorted(rules, key=lambda pair: pair[0])]
         with self._lock:
             self.ip_sets = {arn: tuple(blocks) for arn, blocks in (ip_sets or {}).items()}
             kept = {rule.name: rule for rule in self.rules if isinstance(rule, RateRule)}
@@ -251,7 +256,7 @@ class WebAcl:
                 and rule.name in kept
                 and kept[rule.name].settings() == rule.settings()
                 else rule
-                for rule in rules
+                for rule in ordered
             ]
 
     def set_limit(self, name: str, limit: int) -> None:
@@ -301,11 +306,3 @@ def _declared(listed: dict[str, Any], on: bool, resolver: Any) -> tuple[dict[str
         condition, rule, _ = listed["Fn::If"]
     live = on and resolver is not None and (condition is None or resolver.condition(condition))
     return (resolver.resolve(rule) if live else rule), live
-
-
-def _priority(resource: dict[str, Any] | None, name: str) -> int:
-    for listed in ((resource or {}).get("Properties") or {}).get("Rules", []):
-        rule = listed["Fn::If"][1] if "Fn::If" in listed else listed
-        if rule.get("Name") == name:
-            return int(rule.get("Priority", 0))
-    return 0

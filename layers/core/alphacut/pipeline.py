@@ -243,6 +243,18 @@ def check_preset(
 WARMABLE = ("isnet", "selfie", "isnet_features", "backbone", "costume")
 
 
+def padding_with_room(options: CutoutOptions, canvas: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The options' padding in pixels on a ``canvas`` (width, height), or a 400 where it leaves no
+    room for the subject: checked before the model where the canvas is the photo's own size, and
+    in the layout where only the matte decides it."""
+    padding = options.padding.sides_within(*canvas)
+    if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
+        raise InvalidOption(
+            f"leaves no room on the {canvas[0]}x{canvas[1]} canvas", field="padding", limit=canvas
+        )
+    return padding
+
+
 class Pipeline:
     def __init__(self, models: ModelStore, limits: ImageLimits | None = None, place: str | None = "lambda"):
         self.models = models
@@ -601,11 +613,7 @@ class Pipeline:
         elif options.preset is not None:
             choice = self._preset_canvas(alpha, bbox, product, options, most)
             canvas = choice.size
-        padding = options.padding.sides_within(*canvas)
-        if padding[1] + padding[3] >= canvas[0] or padding[0] + padding[2] >= canvas[1]:
-            raise InvalidOption(
-                f"leaves no room on the {canvas[0]}x{canvas[1]} canvas", field="padding", limit=canvas
-            )
+        padding = padding_with_room(options, canvas)
         on = geometry.Canvas(*canvas, padding, options.fit, options.scale, options.position, most)
         spot = on.spot(width, height)
         scale, scale_y = (spot[2] - spot[0]) / width, (spot[3] - spot[1]) / height
@@ -753,13 +761,7 @@ class Pipeline:
         if options.roi is not None:
             options.roi.box(image.width, image.height)
         if not options.resizes and options.preset is None:
-            padding = options.padding.sides_within(image.width, image.height)
-            if padding[1] + padding[3] >= image.width or padding[0] + padding[2] >= image.height:
-                raise InvalidOption(
-                    f"leaves no room on the {image.width}x{image.height} canvas",
-                    field="padding",
-                    limit=(image.width, image.height),
-                )
+            padding_with_room(options, (image.width, image.height))
 
     def retouch(self, kept: touchup.KeptMatte, options: CutoutOptions) -> CutoutResult:
         """A kept result made again without a model run: its photo decoded at the size the options
